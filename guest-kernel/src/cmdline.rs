@@ -1,0 +1,177 @@
+//! The kernel command line, with Linux's conventions where Linux has one.
+//!
+//! `init=/path` names the first program, words after `--` are its arguments,
+//! `loglevel=N` (0-7, as Linux) or a level name sets the console log level,
+//! `virtio_mmio.device=SIZE@BASE:IRQ` announces a virtio-mmio device (as QEMU microvm
+//! and our VMM do), and `test=NAME[,NAME...]` runs built-in kernel tests (see `ktest`).
+//! Values may be double-quoted to hold spaces. Unknown words are kept for init, as Linux
+//! passes them on.
+
+pub const MAX_VIRTIO: usize = 8;
+pub const MAX_ARGS: usize = 16;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VirtioMmioDevice {
+    pub size: u64,
+    pub base: u64,
+    pub irq: u32,
+}
+
+pub struct Cmdline {
+    pub raw: &'static str,
+    pub init: Option<&'static str>,
+    pub loglevel: log::LevelFilter,
+    pub tests: Option<&'static str>,
+    virtio: [VirtioMmioDevice; MAX_VIRTIO],
+    nr_virtio: usize,
+    args: [&'static str; MAX_ARGS],
+    nr_args: usize,
+    /// Words the kernel could not understand (reported once at boot).
+    pub bad: Option<&'static str>,
+}
+
+impl Cmdline {
+    pub fn parse(raw: &'static str) -> Self {
+        let mut cmd = Self {
+            raw,
+            init: None,
+            loglevel: log::LevelFilter::Info,
+            tests: None,
+            virtio: [VirtioMmioDevice::default(); MAX_VIRTIO],
+            nr_virtio: 0,
+            args: [""; MAX_ARGS],
+            nr_args: 0,
+            bad: None,
+        };
+        let mut after_dashes = false;
+        for word in Words(raw) {
+            if after_dashes {
+                cmd.push_arg(word);
+                continue;
+            }
+            if word == "--" {
+                after_dashes = true;
+                continue;
+            }
+            let (key, value) = match word.split_once('=') {
+                Some((k, v)) => (k, unquote(v)),
+                None => (word, ""),
+            };
+            let ok = match key {
+                "init" => {
+                    cmd.init = Some(value);
+                    true
+                }
+                "loglevel" => parse_loglevel(value).map(|l| cmd.loglevel = l).is_some(),
+                "test" => {
+                    cmd.tests = Some(value);
+                    true
+                }
+                "virtio_mmio.device" => match parse_virtio(value) {
+                    Some(dev) if cmd.nr_virtio < MAX_VIRTIO => {
+                        cmd.virtio[cmd.nr_virtio] = dev;
+                        cmd.nr_virtio += 1;
+                        true
+                    }
+                    _ => false,
+                },
+                _ => true,
+            };
+            if !ok && cmd.bad.is_none() {
+                cmd.bad = Some(word);
+            }
+        }
+        cmd
+    }
+
+    fn push_arg(&mut self, word: &'static str) {
+        if self.nr_args < MAX_ARGS {
+            self.args[self.nr_args] = unquote(word);
+            self.nr_args += 1;
+        }
+    }
+
+    /// Arguments for init (the words after `--`).
+    pub fn init_args(&self) -> &[&'static str] {
+        &self.args[..self.nr_args]
+    }
+
+    /// virtio-mmio devices announced on the command line.
+    pub fn virtio_devices(&self) -> &[VirtioMmioDevice] {
+        &self.virtio[..self.nr_virtio]
+    }
+
+    /// Whether built-in test `name` was asked for; `Some(arg)` for `name` or `name:arg`.
+    pub fn test(&self, name: &str) -> Option<&'static str> {
+        self.tests?.split(',').find_map(|t| match t.split_once(':') {
+            Some((n, arg)) if n == name => Some(arg),
+            None if t == name => Some(""),
+            _ => None,
+        })
+    }
+}
+
+/// Splits on spaces, keeping double-quoted runs together.
+struct Words(&'static str);
+
+impl Iterator for Words {
+    type Item = &'static str;
+    fn next(&mut self) -> Option<&'static str> {
+        let s = self.0.trim_start_matches([' ', '\t', '\n']);
+        if s.is_empty() {
+            return None;
+        }
+        let mut quoted = false;
+        let end = s
+            .char_indices()
+            .find(|&(_, c)| {
+                if c == '"' {
+                    quoted = !quoted;
+                }
+                !quoted && (c == ' ' || c == '\t' || c == '\n')
+            })
+            .map_or(s.len(), |(i, _)| i);
+        self.0 = &s[end..];
+        Some(&s[..end])
+    }
+}
+
+fn unquote(s: &'static str) -> &'static str {
+    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
+}
+
+fn parse_loglevel(value: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match value {
+        "0" | "1" | "2" | "3" | "error" => Error,
+        "4" | "warn" => Warn,
+        "5" | "6" | "info" => Info,
+        "7" | "debug" => Debug,
+        "8" | "trace" => Trace,
+        "off" => Off,
+        _ => return None,
+    })
+}
+
+/// `SIZE@BASE:IRQ`, each number decimal or 0x-hex, SIZE with an optional K/M suffix.
+fn parse_virtio(value: &str) -> Option<VirtioMmioDevice> {
+    let (size, rest) = value.split_once('@')?;
+    let (base, irq) = rest.split_once(':')?;
+    let (size, mult) = match size.as_bytes().last()? {
+        b'K' | b'k' => (&size[..size.len() - 1], 1024),
+        b'M' | b'm' => (&size[..size.len() - 1], 1024 * 1024),
+        _ => (size, 1),
+    };
+    Some(VirtioMmioDevice {
+        size: parse_u64(size)?.checked_mul(mult)?,
+        base: parse_u64(base)?,
+        irq: u32::try_from(parse_u64(irq)?).ok()?,
+    })
+}
+
+pub fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
