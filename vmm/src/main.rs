@@ -1,1 +1,116 @@
-fn main() {}
+//! `vmm` command line: parse, build a [`VmConfig`], run, map the outcome to an exit code.
+//!
+//! Exit codes: the guest's own status when it writes to the exit device (port 0xf4);
+//! 124 when `--timeout` stops it; 2 for bad command-line input; 1 for everything else
+//! (KVM unavailable, the guest crashed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use vmm::config::{self, VmConfig};
+use vmm::vm::{self, VmExit};
+
+/// A KVM micro-VMM that boots PVH ELF kernels.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot IMAGE (a PVH ELF kernel) and run it until it exits.
+    ///
+    /// The guest console (COM1) is printed on stdout. vmm exits with the status the guest
+    /// writes to port 0xf4 (QEMU's isa-debug-exit gives (status << 1) | 1 instead), 124 on
+    /// --timeout, 2 on bad input, 1 on other errors.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The kernel: an x86-64 ELF with a PVH entry note.
+    image: PathBuf,
+    /// Guest memory: a number of MiB, or a size with K, M or G.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_mem)]
+    mem: u64,
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=i64::from(config::MAX_VCPUS)))]
+    vcpus: u8,
+    /// Kernel command line.
+    #[arg(long, value_name = "STR", default_value = "")]
+    cmdline: String,
+    /// A file to load as the initrd (PVH module 0).
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// Stop the guest after this many seconds and exit with 124.
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+    /// The KVM device to open.
+    #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
+    kvm_device: PathBuf,
+}
+
+fn parse_mem(s: &str) -> Result<u64, String> {
+    let bytes = config::parse_mem_size(s).map_err(|e| e.to_string())?;
+    if bytes < config::MIN_MEM {
+        return Err(format!("at least {} MiB are needed", config::MIN_MEM >> 20));
+    }
+    if bytes > config::MAX_MEM {
+        return Err(format!("at most {} GiB are supported", config::MAX_MEM >> 30));
+    }
+    Ok(bytes)
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print(); // --help, --version
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line, not clap's usage block: "vmm: invalid value '1x' for '--mem <SIZE>': ...".
+            let text = e.render().to_string();
+            let first = text.split("\n\n").next().unwrap_or("bad arguments");
+            let line = first.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("vmm: {} (see vmm --help)", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let Command::Run(args) = cli.command;
+    let config = VmConfig {
+        kernel: args.image,
+        mem_bytes: args.mem,
+        vcpus: args.vcpus,
+        cmdline: args.cmdline,
+        initrd: args.initrd,
+        timeout: args.timeout,
+        kvm_device: args.kvm_device,
+    };
+    match vm::run(&config) {
+        Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),
+        Ok(VmExit::TimedOut) => {
+            let secs = config.timeout.map_or(0.0, |t| t.as_secs_f64());
+            eprintln!("vmm: timeout: guest stopped after {secs} s");
+            ExitCode::from(124)
+        }
+        Err(e) => {
+            eprintln!("vmm: {e}");
+            ExitCode::from(if e.is_usage() { 2 } else { 1 })
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Emulated devices and the port-I/O bus that routes vCPU exits to them.
+
+pub mod debug_exit;
+pub mod serial;
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use debug_exit::DebugExit;
+use serial::SerialConsole;
+
+/// What a port write asks of the vCPU loop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IoAction {
+    Continue,
+    /// The guest asked to end the VM with this status.
+    Exit(u32),
+}
+
+/// The legacy I/O ports the VMM emulates (everything else is in KVM's irqchip or absent).
+pub struct IoBus {
+    serial: Mutex<SerialConsole>,
+    debug_exit: DebugExit,
+}
+
+impl IoBus {
+    pub fn new(serial: SerialConsole) -> Self {
+        Self { serial: Mutex::new(serial), debug_exit: DebugExit }
+    }
+
+    pub fn write(&self, port: u16, data: &[u8]) -> IoAction {
+        if let Some(offset) = serial::offset(port) {
+            let mut serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+            for &byte in data {
+                if let Err(e) = serial.write(offset, byte) {
+                    log::warn!("serial: {e:?}");
+                }
+            }
+            IoAction::Continue
+        } else if port == debug_exit::PORT {
+            self.debug_exit.write(data)
+        } else {
+            log::debug!("write to unemulated port {port:#x}: {data:x?}");
+            IoAction::Continue
+        }
+    }
+
+    pub fn read(&self, port: u16, data: &mut [u8]) {
+        if let Some(offset) = serial::offset(port) {
+            let mut serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+            for byte in data.iter_mut() {
+                *byte = serial.read(offset);
+            }
+        } else {
+            log::debug!("read from unemulated port {port:#x}");
+            data.fill(0xff);
+        }
+    }
+
+    /// Writes out whatever the console has buffered.
+    pub fn flush(&self) {
+        let _ = self.serial.lock().unwrap_or_else(|e| e.into_inner()).writer_mut().flush();
+    }
+}

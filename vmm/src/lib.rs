@@ -1,0 +1,11 @@
+//! `vmm`: a KVM micro-VMM that boots a PVH ELF kernel.
+//!
+//! `main.rs` parses the command line into a [`VmConfig`]; [`vm::run`] builds the VM
+//! (`boot` loads the kernel, `devices` emulate the console and exit port) and runs it.
+
+pub mod boot;
+pub mod config;
+pub mod devices;
+pub mod vm;
+
+pub use config::VmConfig;

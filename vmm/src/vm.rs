@@ -1,0 +1,212 @@
+//! The virtual machine: KVM, guest memory, the in-kernel irqchip, and the vCPU threads.
+//!
+//! The boot vCPU starts at the kernel's PVH entry in 32-bit protected mode (paging off,
+//! flat segments, `ebx` = `hvm_start_info`). Other vCPUs wait for INIT/SIPI from the guest,
+//! as on hardware. Each vCPU runs in its own thread and reports how it ended on a channel;
+//! the first report (or the timeout) ends the VM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+
+use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::EventFd;
+
+use crate::boot::{self, BootError, BOOT_GDT_ADDR, START_INFO_ADDR};
+use crate::config::VmConfig;
+use crate::devices::{serial, IoAction, IoBus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("cannot open {path}: {source} (is KVM available, and may this user use it?)")]
+    KvmOpen { path: PathBuf, source: kvm_ioctls::Error },
+    #[error("KVM {what} failed: {source}")]
+    Kvm { what: &'static str, source: kvm_ioctls::Error },
+    #[error("cannot allocate {0} bytes of guest memory: {1}")]
+    Memory(u64, String),
+    #[error("{0}")]
+    Boot(#[from] BootError),
+    #[error("cannot create an eventfd: {0}")]
+    EventFd(std::io::Error),
+    #[error("guest stopped: {reason} (vCPU {vcpu}, rip={rip:#x})")]
+    GuestCrashed { reason: String, vcpu: u8, rip: u64 },
+    #[error("cannot start a vCPU thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl VmError {
+    /// Whether the error is the user's input rather than the machine's state.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, VmError::Boot(e) if e.is_usage())
+    }
+}
+
+/// How a VM run ended, when it ended by the guest's own choice or the timeout.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VmExit {
+    /// The guest wrote this status to the exit device.
+    Exited(u32),
+    /// `--timeout` elapsed; the guest was stopped.
+    TimedOut,
+}
+
+fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
+    move |source| VmError::Kvm { what, source }
+}
+
+/// Boots the configured guest and runs it until it exits, crashes or times out.
+pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
+    let kvm = open_kvm(&config.kvm_device)?;
+    let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
+
+    let mem = GuestMemoryMmap::<()>::from_ranges(&boot::ram_ranges(config.mem_bytes))
+        .map_err(|e| VmError::Memory(config.mem_bytes, e.to_string()))?;
+    register_memory(&vm, &mem)?;
+    let entry = boot::load(&mem, config.mem_bytes, &config.kernel, config.initrd.as_deref(), &config.cmdline)?;
+
+    // Intel needs a TSS area for real-mode emulation; harmless elsewhere.
+    vm.set_tss_address(0xfffb_d000).map_err(kvm_err("SET_TSS_ADDR"))?;
+    vm.create_irq_chip().map_err(kvm_err("CREATE_IRQCHIP"))?;
+
+    let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
+    vm.register_irqfd(&serial_irq, serial::COM1_IRQ).map_err(kvm_err("IRQFD"))?;
+    let bus = Arc::new(IoBus::new(serial::new(serial_irq, Box::new(std::io::stdout()))));
+
+    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
+    let (tx, rx) = mpsc::channel();
+    for index in 0..config.vcpus {
+        let vcpu = vm.create_vcpu(u64::from(index)).map_err(kvm_err("CREATE_VCPU"))?;
+        let mut cpuid = cpuid.clone();
+        for e in cpuid.as_mut_slice() {
+            if e.function == 1 {
+                e.ebx = (e.ebx & 0x00ff_ffff) | (u32::from(index) << 24); // initial APIC ID
+            }
+        }
+        vcpu.set_cpuid2(&cpuid).map_err(kvm_err("SET_CPUID2"))?;
+        if index == 0 {
+            setup_boot_vcpu(&vcpu, entry.entry)?;
+        }
+        let (bus, tx) = (Arc::clone(&bus), tx.clone());
+        thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .spawn(move || {
+                let _ = tx.send(run_vcpu(index, vcpu, &bus));
+            })
+            .map_err(VmError::Thread)?;
+    }
+    drop(tx);
+
+    let result = match config.timeout {
+        Some(timeout) => match rx.recv_timeout(timeout) {
+            Ok(result) => result,
+            Err(_) => Ok(VmExit::TimedOut),
+        },
+        None => rx.recv().unwrap_or(Ok(VmExit::TimedOut)),
+    };
+    bus.flush();
+    // Returning ends the process, and with it the vCPU threads and the VM.
+    result
+}
+
+fn open_kvm(path: &Path) -> Result<Kvm, VmError> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| VmError::KvmOpen { path: path.to_owned(), source: kvm_ioctls::Error::new(libc::EINVAL) })?;
+    let kvm = Kvm::new_with_path(&c_path).map_err(|source| VmError::KvmOpen { path: path.to_owned(), source })?;
+    // A file that opens but is not KVM answers this ioctl with an error.
+    kvm.get_api_version();
+    kvm.check_extension_int(kvm_ioctls::Cap::Irqchip)
+        .gt(&0)
+        .then_some(kvm)
+        .ok_or_else(|| VmError::KvmOpen { path: path.to_owned(), source: kvm_ioctls::Error::new(libc::ENOTTY) })
+}
+
+fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), VmError> {
+    for (slot, region) in mem.iter().enumerate() {
+        let region_info = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: region.as_ptr() as u64,
+        };
+        // SAFETY: the region is a live mmap owned by `mem`, which outlives the VM: `run`
+        // keeps it until the process ends, and no two slots overlap.
+        unsafe { vm.set_user_memory_region(region_info) }.map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
+    }
+    Ok(())
+}
+
+/// Puts the boot vCPU where the PVH protocol says: 32-bit protected mode, paging off,
+/// flat 4 GiB segments, `ebx` pointing at `hvm_start_info`.
+fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
+    let mut sregs = vcpu.get_sregs().map_err(kvm_err("GET_SREGS"))?;
+    let flat = |selector: u16, type_: u8| kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_,
+        present: 1,
+        dpl: 0,
+        db: 1,
+        s: 1,
+        l: 0,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    sregs.cs = flat(0x08, 0xb);
+    let data = flat(0x10, 0x3);
+    (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss) = (data, data, data, data, data);
+    sregs.tr = kvm_segment { limit: 0x67, selector: 0x18, type_: 0xb, s: 0, db: 0, g: 0, ..flat(0x18, 0xb) };
+    sregs.gdt.base = BOOT_GDT_ADDR;
+    sregs.gdt.limit = 4 * 8 - 1;
+    sregs.cr0 = 0x11; // PE | ET
+    sregs.cr4 = 0;
+    sregs.efer = 0;
+    vcpu.set_sregs(&sregs).map_err(kvm_err("SET_SREGS"))?;
+
+    let regs = kvm_bindings::kvm_regs { rip: entry, rbx: START_INFO_ADDR, rflags: 0x2, ..Default::default() };
+    vcpu.set_regs(&regs).map_err(kvm_err("SET_REGS"))?;
+
+    let fpu = kvm_bindings::kvm_fpu { fcw: 0x37f, mxcsr: 0x1f80, ..Default::default() };
+    vcpu.set_fpu(&fpu).map_err(kvm_err("SET_FPU"))
+}
+
+/// Runs one vCPU until the guest exits or something goes wrong.
+fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus) -> Result<VmExit, VmError> {
+    loop {
+        let reason = match vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) => match bus.write(port, data) {
+                IoAction::Continue => continue,
+                IoAction::Exit(status) => return Ok(VmExit::Exited(status)),
+            },
+            Ok(VcpuExit::IoIn(port, data)) => {
+                bus.read(port, data);
+                continue;
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                log::debug!("vcpu{index}: read from unemulated MMIO {addr:#x}");
+                data.fill(0xff);
+                continue;
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                log::debug!("vcpu{index}: write to unemulated MMIO {addr:#x}: {data:x?}");
+                continue;
+            }
+            Ok(VcpuExit::Hlt) => "halted with interrupts off (HLT)".to_owned(),
+            Ok(VcpuExit::Shutdown) => "triple fault (shutdown)".to_owned(),
+            Ok(VcpuExit::InternalError) => "KVM internal error (emulation failure?)".to_owned(),
+            Ok(VcpuExit::FailEntry(reason, _)) => format!("VM entry failed (hardware reason {reason:#x})"),
+            Ok(VcpuExit::SystemEvent(kind, _)) => format!("system event {kind}"),
+            Ok(other) => format!("unexpected exit {other:?}"),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) => format!("KVM_RUN failed: {e}"),
+        };
+        let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
+        return Err(VmError::GuestCrashed { reason, vcpu: index, rip });
+    }
+}
