@@ -7,6 +7,7 @@
 //! | `panic`    | panics (the VM ends with `EXIT_PANIC`, message and location shown)  |
 //! | `fault`    | touches an unmapped kernel address (exception report, then panic)   |
 //! | `ud`       | executes `ud2` (invalid-opcode report, then panic)                  |
+//! | `triple`   | triple-faults (the VMM reports a shutdown)                          |
 //! | `spin`     | spins forever with interrupts on (for `vmm --timeout`)              |
 //! | `timer`    | waits for 10 timer ticks and reports them                           |
 
@@ -31,6 +32,11 @@ pub fn run(cmd: &Cmdline) {
         // SAFETY: deliberately reads an unmapped address; the #PF handler panics.
         let value = unsafe { bad.read_volatile() };
         kprintln!("ktest fault: read {value:#x}, expected a page fault");
+    }
+    if cmd.test("triple").is_some() {
+        kprintln!("ktest triple: triple-faulting");
+        crate::console::flush();
+        arch::interrupts::triple_fault();
     }
     if cmd.test("panic").is_some() {
         panic!("ktest panic: panic requested on the command line");

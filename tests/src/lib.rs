@@ -1,1 +1,190 @@
+//! Harness for host tests that boot the real guest kernel, under our `vmm` on KVM and
+//! under QEMU microvm with TCG, and look at the serial transcript and exit status.
+//!
+//! The binaries come from `make` (`target/release/vmm`, `images/guest.elf`). KVM tests
+//! need `/dev/kvm`: without it they fail, unless `NO_KVM=1` says to skip them (loudly).
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any one guest may run before the harness kills it.
+const HARNESS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the guest runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// `vmm run` on /dev/kvm.
+    Vmm,
+    /// `qemu-system-x86_64 -M microvm -accel tcg`.
+    QemuTcg,
+}
+
+/// What a finished VM left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The process's exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// The status the guest wrote to the exit port, decoded per platform.
+    pub guest_status: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Panics with the transcript unless stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout(&self, needle: &str) -> &Self {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n{self}");
+        self
+    }
+
+    /// Panics with the transcript unless the guest exited with `status`.
+    #[track_caller]
+    pub fn assert_status(&self, status: u32) -> &Self {
+        assert_eq!(self.guest_status, Some(status), "wrong guest exit status\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {:?}\n--- stdout ---\n{}--- stderr ---\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(path.exists(), "{} is missing: run `make` first (make test does)", path.display());
+    path
+}
+
+pub fn vmm_bin() -> PathBuf {
+    built(root().join("target/release/vmm"))
+}
+
+pub fn guest_elf() -> PathBuf {
+    built(root().join("images/guest.elf"))
+}
+
+/// Whether KVM tests should run: true with /dev/kvm; false (printed) with `NO_KVM=1`;
+/// otherwise a failure, so a machine without KVM never passes silently.
+pub fn kvm_available() -> bool {
+    if std::env::var("NO_KVM").is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED: KVM test not run because NO_KVM=1 is set");
+        return false;
+    }
+    assert!(
+        Path::new("/dev/kvm").exists(),
+        "/dev/kvm is missing: KVM tests cannot run. Set NO_KVM=1 to run only the QEMU tests."
+    );
+    true
+}
+
+/// Runs `cmd` to completion (or kills it after the harness timeout) and collects output.
+pub fn run(mut cmd: Command) -> (Option<i32>, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let out = drain(&mut child, true);
+    let err = drain(&mut child, false);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break status;
+        }
+        if start.elapsed() > HARNESS_TIMEOUT {
+            let _ = child.kill();
+            panic!("{cmd:?} still running after {HARNESS_TIMEOUT:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    (status.code(), out.join().expect("stdout reader"), err.join().expect("stderr reader"))
+}
+
+fn drain(child: &mut Child, stdout: bool) -> thread::JoinHandle<String> {
+    let mut pipe: Box<dyn Read + Send> = if stdout {
+        Box::new(child.stdout.take().expect("piped stdout"))
+    } else {
+        Box::new(child.stderr.take().expect("piped stderr"))
+    };
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// `vmm` with `args` (no guest-status decoding: the exit code is the status).
+pub fn vmm(args: &[&str]) -> Outcome {
+    let mut cmd = Command::new(vmm_bin());
+    cmd.args(args);
+    let (code, stdout, stderr) = run(cmd);
+    Outcome { code, guest_status: code.map(|c| c as u32), stdout, stderr }
+}
+
+/// The QEMU command line that matches `vmm run`'s machine.
+pub fn qemu_command(kernel: &Path, cmdline: &str, accel: &str) -> Command {
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-M", "microvm,acpi=off", "-accel", accel, "-m", "256M", "-smp", "1"])
+        .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(["-global", "virtio-mmio.force-legacy=false"])
+        .arg("-kernel")
+        .arg(kernel)
+        .args(["-append", cmdline]);
+    cmd
+}
+
+/// Boots the guest kernel on `platform` with `cmdline` and extra arguments for the
+/// platform (`vmm run` flags, or QEMU flags).
+pub fn boot(platform: Platform, cmdline: &str, extra: &[&str]) -> Outcome {
+    let kernel = guest_elf();
+    match platform {
+        Platform::Vmm => {
+            let mut args = vec!["run", kernel.to_str().expect("utf-8 path"), "--cmdline", cmdline];
+            args.extend_from_slice(extra);
+            vmm(&args)
+        }
+        Platform::QemuTcg => {
+            let mut cmd = qemu_command(&kernel, cmdline, "tcg");
+            cmd.args(extra);
+            let (code, stdout, stderr) = run(cmd);
+            // isa-debug-exit: QEMU exits with (status << 1) | 1.
+            let guest_status = code.filter(|c| c & 1 == 1).map(|c| (c >> 1) as u32);
+            Outcome { code, guest_status, stdout, stderr }
+        }
+    }
+}
+
+/// Defines one test per platform from a body that takes the `Platform`:
+/// `on_both_platforms!(name, |p| { ... })` gives `name::vmm_kvm` and `name::qemu_tcg`.
+#[macro_export]
+macro_rules! on_both_platforms {
+    ($name:ident, |$p:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn body($p: $crate::Platform) $body
+            #[test]
+            fn vmm_kvm() {
+                if $crate::kvm_available() {
+                    body($crate::Platform::Vmm);
+                }
+            }
+            #[test]
+            fn qemu_tcg() {
+                body($crate::Platform::QemuTcg);
+            }
+        }
+    };
+}

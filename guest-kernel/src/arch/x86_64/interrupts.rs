@@ -207,3 +207,11 @@ fn exception(frame: &TrapFrame) {
         frame.vector, frame.error_code, frame.rip, cr2, frame.rsp, frame.cs, frame.rflags
     );
 }
+
+/// Loads an empty IDT and faults: the CPU cannot deliver the exception, nor the double
+/// fault that follows, and shuts down (a triple fault). Used by `test=triple`.
+pub fn triple_fault() -> ! {
+    let ptr = DescriptorPointer { limit: 0, base: 0 };
+    // SAFETY: deliberately ends the VM; nothing runs after this.
+    unsafe { core::arch::asm!("lidt [{}]", "ud2", in(reg) &ptr, options(noreturn)) }
+}

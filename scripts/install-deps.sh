@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs when it is missing: QEMU (for the TCG guest tests and the
+# benchmarks). As root it runs apt-get; otherwise it prints the command and fails.
+set -euo pipefail
+
+packages=()
+command -v qemu-system-x86_64 >/dev/null || packages+=(qemu-system-x86)
+
+[ ${#packages[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${packages[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing: ${packages[*]}. Install with: sudo apt-get update && sudo $cmd" >&2
+    exit 1
+fi
+echo "installing: ${packages[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+$cmd

@@ -1,0 +1,140 @@
+//! `vmm` as a command: timeouts, guest crashes, and one-line errors for bad input.
+
+use std::process::Command;
+
+use tests::{guest_elf, kvm_available, run, vmm, vmm_bin, Outcome};
+
+fn guest() -> String {
+    guest_elf().to_str().expect("utf-8 path").to_owned()
+}
+
+/// Bad input: exactly one line on stderr, containing `needle`, the given exit code, no
+/// backtrace.
+#[track_caller]
+fn assert_one_line_error(out: &Outcome, code: i32, needle: &str) {
+    assert_eq!(out.code, Some(code), "wrong exit code\n{out}");
+    assert_eq!(out.stderr.lines().count(), 1, "not one line\n{out}");
+    assert!(out.stderr.starts_with("vmm: "), "no vmm: prefix\n{out}");
+    assert!(out.stderr.contains(needle), "stderr lacks {needle:?}\n{out}");
+    assert!(!out.stderr.contains("panicked"), "panic\n{out}");
+}
+
+#[test]
+fn timeout_stops_a_spinning_guest() {
+    if !kvm_available() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let out = vmm(&["run", &guest(), "--cmdline", "test=spin", "--timeout", "1"]);
+    assert_eq!(out.code, Some(124), "{out}");
+    assert!(out.stdout.contains("ktest spin: spinning forever"), "{out}");
+    assert!(out.stderr.contains("timeout"), "{out}");
+    assert!(start.elapsed().as_secs_f64() < 10.0, "took {:?}", start.elapsed());
+}
+
+#[test]
+fn triple_fault_is_reported_with_rip() {
+    if !kvm_available() {
+        return;
+    }
+    let out = vmm(&["run", &guest(), "--cmdline", "test=triple"]);
+    assert_one_line_error(&out, 1, "triple fault");
+    assert!(out.stderr.contains("rip=0x"), "{out}");
+}
+
+#[test]
+fn missing_image() {
+    assert_one_line_error(&vmm(&["run", "/nonexistent/guest.elf"]), 2, "/nonexistent/guest.elf");
+}
+
+#[test]
+fn not_an_elf() {
+    let path = tests::root().join("Cargo.toml");
+    assert_one_line_error(&vmm(&["run", path.to_str().unwrap()]), 2, "not an ELF file");
+}
+
+#[test]
+fn elf_for_another_machine() {
+    let mut bytes = std::fs::read(guest_elf()).expect("read guest");
+    bytes[18..20].copy_from_slice(&183u16.to_le_bytes()); // EM_AARCH64
+    let path = std::env::temp_dir().join(format!("aarch64-{}.elf", std::process::id()));
+    std::fs::write(&path, bytes).expect("write");
+    let out = vmm(&["run", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_one_line_error(&out, 2, "ELF for machine 183, expected x86-64");
+}
+
+#[test]
+fn elf_without_pvh_note() {
+    // The VMM binary itself is an x86-64 ELF without a PVH note.
+    assert_one_line_error(&vmm(&["run", vmm_bin().to_str().unwrap()]), 2, "no PVH entry point");
+}
+
+#[test]
+fn unparseable_mem() {
+    assert_one_line_error(&vmm(&["run", &guest(), "--mem", "lots"]), 2, "not a size");
+}
+
+#[test]
+fn mem_below_minimum() {
+    assert_one_line_error(&vmm(&["run", &guest(), "--mem", "1M"]), 2, "at least 2 MiB");
+}
+
+#[test]
+fn mem_too_small_for_initrd() {
+    let path = std::env::temp_dir().join(format!("big-initrd-{}", std::process::id()));
+    std::fs::write(&path, vec![0u8; 3 << 20]).expect("write");
+    let out = vmm(&["run", &guest(), "--mem", "2M", "--initrd", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_one_line_error(&out, 2, "too small");
+}
+
+#[test]
+fn bad_flag_and_missing_image() {
+    assert_one_line_error(&vmm(&["run", &guest(), "--bogus"]), 2, "--bogus");
+    assert_one_line_error(&vmm(&["run"]), 2, "<IMAGE>");
+    assert_one_line_error(&vmm(&["run", &guest(), "--vcpus", "0"]), 2, "--vcpus");
+    assert_one_line_error(&vmm(&["run", &guest(), "--timeout", "soon"]), 2, "--timeout");
+}
+
+#[test]
+fn kvm_device_missing() {
+    assert_one_line_error(&vmm(&["run", &guest(), "--kvm-device", "/nonexistent/kvm"]), 1, "cannot open /nonexistent/kvm");
+}
+
+#[test]
+fn kvm_device_not_kvm() {
+    assert_one_line_error(&vmm(&["run", &guest(), "--kvm-device", "/dev/null"]), 1, "cannot open /dev/null");
+}
+
+#[test]
+fn kvm_device_not_permitted() {
+    if !kvm_available() {
+        return;
+    }
+    // As root, drop to `nobody` to meet a /dev/kvm this user may not open; as any other
+    // user, run directly (the check then applies only where /dev/kvm is not ours).
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !is_root {
+        eprintln!("SKIPPED: kvm_device_not_permitted needs root to switch to an unprivileged user");
+        return;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(vmm_bin()).args(["run", &guest()]);
+    let (code, stdout, stderr) = run(cmd);
+    let out = Outcome { code, guest_status: None, stdout, stderr };
+    if out.code == Some(0) {
+        eprintln!("SKIPPED: user nobody may open /dev/kvm here");
+        return;
+    }
+    assert_one_line_error(&out, 1, "Permission denied");
+}
+
+#[test]
+fn help_describes_run() {
+    let out = vmm(&["run", "--help"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    for flag in ["--mem", "--vcpus", "--cmdline", "--initrd", "--timeout", "(status << 1) | 1"] {
+        assert!(out.stdout.contains(flag), "help lacks {flag}\n{out}");
+    }
+}
