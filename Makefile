@@ -38,7 +38,7 @@ deps:
 
 # Unit tests of the VMM, then host tests that boot the real guest under vmm (KVM) and QEMU (TCG).
 test: deps all
-	$(CARGO) test --release
+	scripts/run-tests.sh
 
 bench: deps all
 	$(CARGO) run --release -q -p tests --bin boot-bench
