@@ -22,6 +22,10 @@ pub struct Cmdline {
     pub init: Option<&'static str>,
     pub loglevel: log::LevelFilter,
     pub tests: Option<&'static str>,
+    /// `tsc_khz=`: the TSC frequency, instead of measuring it.
+    pub tsc_khz: Option<u64>,
+    /// `epoch=`: wall-clock seconds at boot, when there is no RTC.
+    pub epoch: Option<u64>,
     virtio: [VirtioMmioDevice; MAX_VIRTIO],
     nr_virtio: usize,
     args: [&'static str; MAX_ARGS],
@@ -37,6 +41,8 @@ impl Cmdline {
             init: None,
             loglevel: log::LevelFilter::Info,
             tests: None,
+            tsc_khz: None,
+            epoch: None,
             virtio: [VirtioMmioDevice::default(); MAX_VIRTIO],
             nr_virtio: 0,
             args: [""; MAX_ARGS],
@@ -63,6 +69,8 @@ impl Cmdline {
                     true
                 }
                 "loglevel" => parse_loglevel(value).map(|l| cmd.loglevel = l).is_some(),
+                "tsc_khz" => parse_u64(value).map(|v| cmd.tsc_khz = Some(v)).is_some(),
+                "epoch" => parse_u64(value).map(|v| cmd.epoch = Some(v)).is_some(),
                 "test" => {
                     cmd.tests = Some(value);
                     true

@@ -58,6 +58,15 @@ pub fn _print(args: fmt::Arguments) {
     let _ = serial.write_fmt(args);
 }
 
+/// Writes raw bytes (user output through the console device).
+pub fn write_bytes(bytes: &[u8]) {
+    let mut serial = SERIAL.lock();
+    serial.flush();
+    for chunk in bytes.chunks(serial.buf.len()) {
+        cpu::outsb(COM1, chunk);
+    }
+}
+
 /// Sends whatever is buffered (used before the VM exits).
 pub fn flush() {
     SERIAL.lock().flush();

@@ -5,14 +5,21 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
 mod boot_info;
 mod cmdline;
 mod console;
+mod errno;
 mod exit;
+mod fs;
 mod ktest;
 mod mm;
+mod random;
 mod sync;
+mod syscall;
+mod task;
 mod time;
 
 use boot_info::BootInfo;
@@ -30,7 +37,10 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     };
     let cmd = Cmdline::parse(info.cmdline());
     console::init_log(cmd.loglevel);
+    mm::paging::init();
+    mm::init(&info);
     arch::init();
+    time::init(cmd.tsc_khz, cmd.epoch);
 
     kprintln!("memory map ({} MiB usable):", info.ram_bytes() >> 20);
     for r in info.memory_map() {
@@ -49,12 +59,32 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
 
     ktest::run(&cmd);
 
-    match cmd.init {
-        Some(init) => log::warn!("init={init}: running programs is not supported yet"),
-        None => log::info!("no init= given"),
+    let initrd = info.modules().first().and_then(|m| {
+        let ptr = mm::phys_to_virt(m.paddr, m.size)?;
+        // SAFETY: the loader placed the module there, the frame allocator never hands out
+        // its frames, and nothing writes to it: it lives as long as the kernel.
+        Some(unsafe { core::slice::from_raw_parts(ptr as *const u8, m.size as usize) })
+    });
+    fs::init(initrd);
+
+    let init = cmd.init.or(initrd.map(|_| "/init"));
+    let Some(init) = init else {
+        log::info!("no init= and no initrd: nothing to run");
+        kprintln!("guest-kernel: done, exiting");
+        exit_vm(0)
+    };
+    let mut argv: alloc::vec::Vec<&[u8]> = alloc::vec![init.as_bytes()];
+    argv.extend(cmd.init_args().iter().map(|a| a.as_bytes()));
+    let envp: [&[u8]; 2] = [b"HOME=/", b"PATH=/bin:/sbin:/usr/bin"];
+    if let Err(e) = task::spawn_init(init, &argv, &envp) {
+        panic!("cannot run init {init}: error {}", e.0);
     }
-    kprintln!("guest-kernel: done, exiting");
-    exit_vm(0)
+    task::sched::idle_loop(|| task::INIT_EXIT.lock().is_some());
+    let status = task::INIT_EXIT.lock().unwrap_or(0);
+    // The status a shell would show: the exit code, or 128 + the signal that killed init.
+    let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
+    log::info!("init exited with status {code}");
+    exit_vm(code as u32)
 }
 
 #[panic_handler]

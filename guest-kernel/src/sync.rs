@@ -20,11 +20,14 @@ impl<T> SpinLock<T> {
         Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
+    #[track_caller]
     pub fn lock(&self) -> SpinGuard<'_, T> {
         let irq_was_on = cpu::disable_interrupts();
-        // Acquire pairs with the Release in `SpinGuard::drop` of the previous holder.
-        while self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            core::hint::spin_loop();
+        // Acquire pairs with the Release in `SpinGuard::drop` of the previous holder. With
+        // one CPU and interrupts off, a held lock can never be released while we spin: it
+        // is a re-entrant use, a kernel bug worth a clear panic rather than a hang.
+        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            panic!("spinlock taken twice (deadlock) at {}", core::panic::Location::caller());
         }
         SpinGuard { lock: self, irq_was_on }
     }

@@ -1,22 +1,100 @@
-//! Kernel time, counted in timer ticks (see `arch::x86_64::lapic`).
+//! Kernel time.
+//!
+//! - Ticks: the LAPIC timer interrupts `HZ` times a second; each tick wakes the tasks
+//!   whose timers expired and may end the running task's time slice.
+//! - Monotonic clock: the TSC, converted with a frequency taken from `tsc_khz=` on the
+//!   command line or measured at boot against the LAPIC timer (which counts at 1 GHz on
+//!   the platforms we run on).
+//! - Realtime clock: monotonic time plus the boot time in seconds since the epoch, read
+//!   from the CMOS RTC when one answers, else from `epoch=` on the command line, else 0.
 
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sync::SpinLock;
+use crate::task::{sched, Task};
 
 /// Timer interrupts per second.
 pub const HZ: u64 = 100;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
+static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
+static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
+static BOOT_EPOCH_NS: AtomicU64 = AtomicU64::new(0);
+static TIMERS: SpinLock<Vec<(u64, Arc<Task>)>> = SpinLock::new(Vec::new());
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
 
 /// Called from the timer interrupt.
 pub fn tick() {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    run_timers();
 }
 
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
-/// Milliseconds since the timer started (tick resolution).
+/// Milliseconds since the timer started (tick resolution; for log lines).
 pub fn uptime_ms() -> u64 {
     ticks() * (1000 / HZ)
+}
+
+/// Sets the TSC frequency (`tsc_khz` from the command line, or 0 to measure it) and the
+/// boot wall-clock time.
+pub fn init(tsc_khz: Option<u64>, epoch: Option<u64>) {
+    let khz = tsc_khz.filter(|&k| k > 0).unwrap_or_else(crate::arch::lapic::measure_tsc_khz);
+    TSC_KHZ.store(khz.max(1), Ordering::Relaxed);
+    TSC_BOOT.store(rdtsc(), Ordering::Relaxed);
+    let secs = crate::arch::rtc::read_epoch_seconds().or(epoch).unwrap_or(0);
+    BOOT_EPOCH_NS.store(secs * 1_000_000_000, Ordering::Relaxed);
+    log::debug!("time: TSC {khz} kHz, boot epoch {secs}");
+}
+
+/// Nanoseconds since boot.
+pub fn monotonic_ns() -> u64 {
+    let khz = TSC_KHZ.load(Ordering::Relaxed);
+    if khz == 0 {
+        return ticks() * (1_000_000_000 / HZ);
+    }
+    let cycles = rdtsc().wrapping_sub(TSC_BOOT.load(Ordering::Relaxed));
+    (u128::from(cycles) * 1_000_000 / u128::from(khz)) as u64
+}
+
+/// Nanoseconds since the epoch.
+pub fn realtime_ns() -> u64 {
+    BOOT_EPOCH_NS.load(Ordering::Relaxed) + monotonic_ns()
+}
+
+/// Wakes `task` at `deadline` (monotonic ns) unless it is woken earlier.
+pub fn add_timer(deadline: u64, task: Arc<Task>) {
+    TIMERS.lock().push((deadline, task));
+}
+
+/// Wakes every task whose timer expired.
+pub fn run_timers() {
+    let now = monotonic_ns();
+    let expired: Vec<Arc<Task>> = {
+        let mut timers = TIMERS.lock();
+        if timers.is_empty() {
+            return;
+        }
+        let mut expired = Vec::new();
+        timers.retain(|(d, t)| {
+            if *d <= now {
+                expired.push(Arc::clone(t));
+                false
+            } else {
+                true
+            }
+        });
+        expired
+    };
+    for t in &expired {
+        sched::wake(t);
+    }
 }

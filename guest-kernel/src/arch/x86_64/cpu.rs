@@ -77,10 +77,12 @@ pub fn disable_interrupts() -> bool {
     flags & (1 << 9) != 0
 }
 
-/// Enables interrupts and halts until the next one, atomically (`sti; hlt`).
+/// Waits for the next interrupt with interrupts enabled only while halted (`sti; hlt;
+/// cli`): the interrupt is handled, then the kernel goes on with interrupts off.
 pub fn wait_for_interrupt() {
-    // SAFETY: `sti` takes effect after the next instruction, so no wakeup is lost.
-    unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+    // SAFETY: `sti` takes effect after the next instruction, so no wakeup is lost between
+    // the caller's check and the halt.
+    unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
 
 /// Halts forever with interrupts off.

@@ -9,11 +9,11 @@ use core::arch::global_asm;
 use core::mem::size_of;
 use core::ptr::addr_of;
 
-use super::{cpu, gdt, lapic};
+use super::{cpu, gdt, lapic, syscall};
 
 /// Registers saved on interrupt entry, in stack order (lowest address first).
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Default)]
 pub struct TrapFrame {
     pub rax: u64,
     pub rbx: u64,
@@ -59,6 +59,7 @@ isr_stubs:
     .set vec, vec + 1
     .endr
 
+    .global isr_common
 isr_common:
     pushq %r15
     pushq %r14
@@ -78,6 +79,8 @@ isr_common:
     cld
     movq %rsp, %rdi
     call {dispatch}
+    .global isr_return
+isr_return:
     popq %rax
     popq %rbx
     popq %rcx
@@ -184,17 +187,29 @@ const EXCEPTION_NAMES: [&str; 32] = [
 ];
 
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
+    let from_user = frame.cs & 3 == 3;
+    if frame.vector == 14 && from_user && syscall::as_fault_syscall(frame, cpu::cr2()) {
+        // The workaround path of `syscall` (see arch::x86_64::syscall).
+        crate::syscall::dispatch(frame);
+        crate::task::return_to_user(frame);
+        return;
+    }
     match frame.vector {
+        syscall::SYSCALL_VECTOR => crate::syscall::dispatch(frame),
+        0..32 if from_user => crate::task::user_exception(frame, EXCEPTION_NAMES[frame.vector as usize], cpu::cr2()),
         0..32 => exception(frame),
         v if v == u64::from(lapic::TIMER_VECTOR) => {
-            crate::time::tick();
             lapic::eoi();
+            crate::time::tick();
         }
         v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
         v => {
             log::warn!("unexpected interrupt on vector {v}");
             lapic::eoi();
         }
+    }
+    if from_user {
+        crate::task::return_to_user(frame);
     }
 }
 

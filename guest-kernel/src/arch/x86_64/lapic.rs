@@ -38,3 +38,27 @@ pub fn init(hz: u64) {
 pub fn eoi() {
     write(REG_EOI, 0);
 }
+
+const REG_TIMER_CURRENT: usize = 0x390;
+
+fn read(offset: usize) -> u32 {
+    // SAFETY: as for `write`.
+    unsafe { reg(offset).read_volatile() }
+}
+
+/// Measures the TSC frequency in kHz against the running APIC timer (1 GHz): counts TSC
+/// cycles over 2 ms of APIC counts.
+pub fn measure_tsc_khz() -> u64 {
+    const SPAN: u64 = 2_000_000;
+    let period = APIC_TIMER_HZ / crate::time::HZ;
+    let start = u64::from(read(REG_TIMER_CURRENT));
+    let tsc0 = crate::time::rdtsc();
+    loop {
+        let now = u64::from(read(REG_TIMER_CURRENT));
+        // The counter runs down and reloads with `period` (at most one reload per read).
+        let elapsed = if now <= start { start - now } else { start + period - now };
+        if elapsed >= SPAN {
+            return (crate::time::rdtsc() - tsc0) * 1_000_000 / elapsed;
+        }
+    }
+}

@@ -2,17 +2,25 @@
 
 mod boot;
 pub mod cpu;
-mod gdt;
+pub mod gdt;
+pub mod switch;
+pub mod syscall;
 pub mod interrupts;
 pub mod lapic;
 mod pic;
+pub mod rtc;
 
-/// Sets up descriptor tables and interrupts, and starts the periodic timer.
-/// Interrupts are enabled on return.
+/// Sets up descriptor tables, interrupts, SSE for user space and the syscall entry, and
+/// starts the periodic timer.
+///
+/// The kernel runs with interrupts off: they arrive while user code runs and while the CPU
+/// waits in [`cpu::wait_for_interrupt`]. Kernel code is therefore never preempted; tasks
+/// switch only when they block or on their way back to user space.
 pub fn init() {
     gdt::init();
     interrupts::init();
+    switch::init_fpu();
+    syscall::init();
     pic::disable();
     lapic::init(crate::time::HZ);
-    cpu::enable_interrupts();
 }

@@ -1,0 +1,145 @@
+//! Character devices in `/dev`: null, zero, urandom, and the console (the serial port).
+
+use alloc::sync::Arc;
+use core::any::Any;
+
+use super::ramfs::RamDir;
+use super::{alloc_ino, FileType, IoBuf, Node, Stat};
+use crate::errno::*;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Zero,
+    Urandom,
+    Console,
+}
+
+pub struct CharDev {
+    ino: u64,
+    kind: Kind,
+    rdev: u64,
+}
+
+const TCGETS: u64 = 0x5401;
+const TIOCGWINSZ: u64 = 0x5413;
+const TIOCGPGRP: u64 = 0x540f;
+
+/// Linux's `makedev` for small numbers.
+const fn makedev(major: u64, minor: u64) -> u64 {
+    (major << 8) | minor
+}
+
+impl Node for CharDev {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::CharDevice.mode_bits() | 0o666, nlink: 1, rdev: self.rdev, ..Stat::default() }
+    }
+
+    fn read(&self, _offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        match self.kind {
+            Kind::Null | Kind::Console => Ok(0),
+            Kind::Zero | Kind::Urandom => {
+                let mut chunk = [0u8; 256];
+                let mut done = 0;
+                while done < buf.len() {
+                    let n = (buf.len() - done).min(chunk.len());
+                    if self.kind == Kind::Urandom {
+                        crate::random::fill(&mut chunk[..n]);
+                    }
+                    buf.put(done, &chunk[..n])?;
+                    done += n;
+                }
+                Ok(done)
+            }
+        }
+    }
+
+    fn write(&self, _offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        if self.kind == Kind::Console {
+            let mut chunk = [0u8; 256];
+            let mut done = 0;
+            while done < buf.len() {
+                let n = (buf.len() - done).min(chunk.len());
+                buf.get(done, &mut chunk[..n])?;
+                crate::console::write_bytes(&chunk[..n]);
+                done += n;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn seekable(&self) -> bool {
+        self.kind != Kind::Console
+    }
+
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Ok(())
+    }
+
+    fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
+        if self.kind != Kind::Console {
+            return Err(ENOTTY);
+        }
+        match cmd {
+            TIOCGWINSZ => {
+                let winsize: [u16; 4] = [24, 80, 0, 0];
+                crate::task::write_user(arg, &winsize)?;
+                Ok(0)
+            }
+            TCGETS => {
+                // A cooked terminal: ICRNL | IXON, OPOST | ONLCR, B38400 | CS8 | CREAD,
+                // ISIG | ICANON | ECHO...
+                let mut termios = [0u32; 15];
+                termios[0] = 0o2400;
+                termios[1] = 0o5;
+                termios[2] = 0o277;
+                termios[3] = 0o105073;
+                crate::task::write_user(arg, &termios)?;
+                Ok(0)
+            }
+            TIOCGPGRP => {
+                let pid = crate::task::current_process().pid;
+                crate::task::write_user(arg, &pid)?;
+                Ok(0)
+            }
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn dev(kind: Kind, rdev: u64) -> Arc<CharDev> {
+    Arc::new(CharDev { ino: alloc_ino(), kind, rdev })
+}
+
+static CONSOLE: crate::sync::SpinLock<Option<Arc<CharDev>>> = crate::sync::SpinLock::new(None);
+
+/// The console device (init's stdin, stdout and stderr).
+pub fn console() -> Arc<dyn Node> {
+    CONSOLE.lock().get_or_insert_with(|| dev(Kind::Console, makedev(5, 1))).clone()
+}
+
+/// Creates `/dev` with its device nodes.
+pub fn populate(root: &Arc<RamDir>) {
+    let dir: Arc<dyn Node> = match root.lookup("dev") {
+        Ok(d) => d,
+        Err(_) => match root.create("dev", FileType::Directory, 0o755) {
+            Ok(d) => d,
+            Err(e) => return log::error!("cannot create /dev: {e:?}"),
+        },
+    };
+    let Some(dir) = dir.as_any().downcast_ref::<RamDir>() else { return };
+    for (name, node) in [
+        ("null", dev(Kind::Null, makedev(1, 3)) as Arc<dyn Node>),
+        ("zero", dev(Kind::Zero, makedev(1, 5))),
+        ("urandom", dev(Kind::Urandom, makedev(1, 9))),
+        ("random", dev(Kind::Urandom, makedev(1, 8))),
+        ("console", console()),
+        ("tty", console()),
+    ] {
+        let _ = dir.add(name, node);
+    }
+}

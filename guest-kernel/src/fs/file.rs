@@ -1,0 +1,144 @@
+//! Open file descriptions (what `open` creates and `dup` shares) and descriptor tables.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::{dev, Node};
+use crate::errno::*;
+use crate::sync::SpinLock;
+
+pub const O_ACCMODE: u32 = 3;
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_NOCTTY: u32 = 0o400;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DSYNC: u32 = 0o10000;
+pub const O_DIRECT: u32 = 0o40000;
+pub const O_LARGEFILE: u32 = 0o100000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_PATH: u32 = 0o10000000;
+
+/// Most descriptors a process may have (RLIMIT_NOFILE).
+pub const FD_LIMIT: usize = 1024;
+
+pub struct OpenFile {
+    pub node: Arc<dyn Node>,
+    pub offset: SpinLock<u64>,
+    /// Access mode and status flags (O_APPEND, O_NONBLOCK, ...).
+    pub flags: AtomicU32,
+    /// The absolute path it was opened by (for `*at` calls relative to a directory fd).
+    pub path: String,
+}
+
+impl OpenFile {
+    pub fn new(node: Arc<dyn Node>, flags: u32, path: String) -> Arc<Self> {
+        Arc::new(Self { node, offset: SpinLock::new(0), flags: AtomicU32::new(flags), path })
+    }
+
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
+    pub fn readable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_WRONLY
+    }
+
+    pub fn writable(&self) -> bool {
+        self.flags() & O_PATH == 0 && matches!(self.flags() & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+
+    pub fn nonblock(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+}
+
+#[derive(Clone)]
+struct FdEntry {
+    file: Arc<OpenFile>,
+    cloexec: bool,
+}
+
+#[derive(Clone, Default)]
+pub struct FdTable {
+    fds: Vec<Option<FdEntry>>,
+}
+
+impl FdTable {
+    /// A table with the console on 0, 1 and 2 (for init).
+    pub fn with_console() -> Self {
+        let console = OpenFile::new(dev::console(), O_RDWR, String::from("/dev/console"));
+        let entry = Some(FdEntry { file: console, cloexec: false });
+        Self { fds: alloc::vec![entry.clone(), entry.clone(), entry] }
+    }
+
+    pub fn get(&self, fd: i32) -> KResult<Arc<OpenFile>> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        self.fds.get(i).and_then(|e| e.as_ref()).map(|e| Arc::clone(&e.file)).ok_or(EBADF)
+    }
+
+    /// Installs `file` at the lowest free descriptor >= `min`.
+    pub fn insert_from(&mut self, min: usize, file: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
+        if min >= FD_LIMIT {
+            return Err(EINVAL);
+        }
+        let slot = (min..FD_LIMIT).find(|&i| self.fds.get(i).is_none_or(|e| e.is_none())).ok_or(EMFILE)?;
+        if slot >= self.fds.len() {
+            self.fds.resize(slot + 1, None);
+        }
+        self.fds[slot] = Some(FdEntry { file, cloexec });
+        Ok(slot as i32)
+    }
+
+    pub fn insert(&mut self, file: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
+        self.insert_from(0, file, cloexec)
+    }
+
+    /// Puts `file` at `fd`, closing what was there (dup2).
+    pub fn insert_at(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> KResult<()> {
+        let i = usize::try_from(fd).ok().filter(|&i| i < FD_LIMIT).ok_or(EBADF)?;
+        if i >= self.fds.len() {
+            self.fds.resize(i + 1, None);
+        }
+        self.fds[i] = Some(FdEntry { file, cloexec });
+        Ok(())
+    }
+
+    pub fn remove(&mut self, fd: i32) -> KResult<Arc<OpenFile>> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        self.fds.get_mut(i).and_then(Option::take).map(|e| e.file).ok_or(EBADF)
+    }
+
+    pub fn cloexec(&self, fd: i32) -> KResult<bool> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        self.fds.get(i).and_then(|e| e.as_ref()).map(|e| e.cloexec).ok_or(EBADF)
+    }
+
+    pub fn set_cloexec(&mut self, fd: i32, on: bool) -> KResult<()> {
+        let i = usize::try_from(fd).map_err(|_| EBADF)?;
+        let e = self.fds.get_mut(i).and_then(|e| e.as_mut()).ok_or(EBADF)?;
+        e.cloexec = on;
+        Ok(())
+    }
+
+    /// Closes descriptors marked close-on-exec.
+    pub fn close_on_exec(&mut self) {
+        for e in self.fds.iter_mut() {
+            if e.as_ref().is_some_and(|e| e.cloexec) {
+                *e = None;
+            }
+        }
+    }
+
+    pub fn close_all(&mut self) {
+        self.fds.clear();
+    }
+}

@@ -1,0 +1,240 @@
+//! The virtual file system: nodes (files, directories, devices, pipes), open file
+//! descriptions and per-process descriptor tables, and path resolution.
+//!
+//! Everything lives in one tree whose root is a RAM filesystem filled from the initramfs;
+//! `/dev` is a directory of device nodes in it.
+
+pub mod cpio;
+pub mod dev;
+pub mod eventfd;
+pub mod file;
+pub mod path;
+pub mod pipe;
+pub mod ramfs;
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::errno::*;
+use crate::task;
+
+pub use file::{FdTable, OpenFile};
+pub use path::{lookup, lookup_parent};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    CharDevice,
+    Fifo,
+}
+
+impl FileType {
+    /// The `S_IFMT` bits of `st_mode`.
+    pub fn mode_bits(self) -> u32 {
+        match self {
+            FileType::Regular => 0o100000,
+            FileType::Directory => 0o040000,
+            FileType::Symlink => 0o120000,
+            FileType::CharDevice => 0o020000,
+            FileType::Fifo => 0o010000,
+        }
+    }
+
+    /// The `d_type` of `getdents64`.
+    pub fn dirent_type(self) -> u8 {
+        match self {
+            FileType::Regular => 8,
+            FileType::Directory => 4,
+            FileType::Symlink => 10,
+            FileType::CharDevice => 2,
+            FileType::Fifo => 1,
+        }
+    }
+}
+
+/// What `stat` reports, in one place for `stat`, `statx` and io_uring.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Stat {
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u32,
+    pub size: u64,
+    pub rdev: u64,
+    pub mtime_ns: u64,
+}
+
+/// A buffer a file reads into or writes from: user memory of the current process, or
+/// kernel memory. Files copy straight between their data and the buffer (one copy).
+pub enum IoBuf<'a> {
+    User { addr: u64, len: usize },
+    Kernel(&'a mut [u8]),
+}
+
+impl IoBuf<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            IoBuf::User { len, .. } => *len,
+            IoBuf::Kernel(b) => b.len(),
+        }
+    }
+
+    /// Copies `src` into the buffer at `at`.
+    pub fn put(&mut self, at: usize, src: &[u8]) -> KResult<()> {
+        match self {
+            IoBuf::User { addr, .. } => task::copy_to_user(*addr + at as u64, src),
+            IoBuf::Kernel(b) => {
+                b[at..at + src.len()].copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    /// Copies the buffer's bytes at `at` into `dst`.
+    pub fn get(&self, at: usize, dst: &mut [u8]) -> KResult<()> {
+        match self {
+            IoBuf::User { addr, .. } => task::copy_from_user(dst, *addr + at as u64),
+            IoBuf::Kernel(b) => {
+                dst.copy_from_slice(&b[at..at + dst.len()]);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A file's whole contents, borrowed from the initramfs when possible.
+pub enum FileBytes {
+    Static(&'static [u8]),
+    Owned(Vec<u8>),
+}
+
+impl core::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Static(s) => s,
+            FileBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A directory entry as `getdents64` lists it.
+pub struct DirEntry {
+    pub name: String,
+    pub ino: u64,
+    pub kind: FileType,
+}
+
+/// Anything that can be in the tree or behind a file descriptor. Defaults answer as
+/// Linux does for an operation the kind of file does not support.
+pub trait Node: Send + Sync + Any {
+    fn stat(&self) -> Stat;
+
+    fn file_type(&self) -> FileType {
+        match self.stat().mode & 0o170000 {
+            0o040000 => FileType::Directory,
+            0o120000 => FileType::Symlink,
+            0o020000 => FileType::CharDevice,
+            0o010000 => FileType::Fifo,
+            _ => FileType::Regular,
+        }
+    }
+
+    fn is_executable(&self) -> bool {
+        self.file_type() == FileType::Regular && self.stat().mode & 0o111 != 0
+    }
+
+    /// Reads at `offset` (ignored by streams). `nonblock`: O_NONBLOCK on the open file.
+    fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        Err(EINVAL)
+    }
+
+    fn write(&self, _offset: u64, _buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        Err(EINVAL)
+    }
+
+    /// False for pipes, sockets and the like: `lseek` and `pread` give ESPIPE.
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Err(EINVAL)
+    }
+
+    fn sync(&self) -> KResult<()> {
+        Ok(())
+    }
+
+    fn ioctl(&self, _cmd: u64, _arg: u64) -> KResult<u64> {
+        Err(ENOTTY)
+    }
+
+    /// The whole file (for exec).
+    fn contents(&self) -> KResult<FileBytes> {
+        let size = self.stat().size as usize;
+        let mut data = alloc::vec![0u8; size];
+        let n = self.read(0, &mut IoBuf::Kernel(&mut data), false)?;
+        data.truncate(n);
+        Ok(FileBytes::Owned(data))
+    }
+
+    fn lookup(&self, _name: &str) -> KResult<Arc<dyn Node>> {
+        Err(ENOTDIR)
+    }
+
+    fn create(&self, _name: &str, _kind: FileType, _mode: u32) -> KResult<Arc<dyn Node>> {
+        Err(ENOTDIR)
+    }
+
+    fn link(&self, _name: &str, _node: Arc<dyn Node>) -> KResult<()> {
+        Err(ENOTDIR)
+    }
+
+    /// Removes `name`; `dir` selects rmdir semantics (EISDIR/ENOTDIR as Linux).
+    fn unlink(&self, _name: &str, _dir: bool) -> KResult<()> {
+        Err(ENOTDIR)
+    }
+
+    fn entries(&self) -> KResult<Vec<DirEntry>> {
+        Err(ENOTDIR)
+    }
+
+    /// Takes `name` out of the directory without any check (the first half of rename).
+    fn detach(&self, _name: &str) -> KResult<Arc<dyn Node>> {
+        Err(ENOTDIR)
+    }
+
+    fn readlink(&self) -> KResult<String> {
+        Err(EINVAL)
+    }
+
+    fn set_mode(&self, _mode: u32) -> KResult<()> {
+        Err(EPERM)
+    }
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+static NEXT_INO: AtomicU64 = AtomicU64::new(1);
+
+pub fn alloc_ino() -> u64 {
+    NEXT_INO.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Builds the tree: the initramfs (if any) at `/`, then `/dev` and `/tmp`.
+pub fn init(initrd: Option<&'static [u8]>) {
+    let root = ramfs::root();
+    if let Some(archive) = initrd {
+        match cpio::unpack(archive, &root) {
+            Ok(n) => log::info!("initramfs: {n} entries"),
+            Err(e) => log::error!("initramfs: {e}"),
+        }
+    }
+    dev::populate(&root);
+    let _ = root.create("tmp", FileType::Directory, 0o1777);
+}

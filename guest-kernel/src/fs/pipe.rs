@@ -1,0 +1,154 @@
+//! Pipes: a 64 KiB ring buffer between a read end and a write end, with wait queues for
+//! blocked readers and writers. Writes of up to `PIPE_BUF` bytes are atomic.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+
+use super::{alloc_ino, FileType, IoBuf, Node, Stat};
+use crate::errno::*;
+use crate::sync::SpinLock;
+use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::{self, signal};
+
+const CAPACITY: usize = 64 * 1024;
+const PIPE_BUF: usize = 4096;
+
+struct Ring {
+    data: Vec<u8>,
+    head: usize,
+    len: usize,
+    readers: usize,
+    writers: usize,
+}
+
+pub struct Pipe {
+    ino: u64,
+    ring: SpinLock<Ring>,
+    readable: WaitQueue,
+    writable: WaitQueue,
+}
+
+pub struct PipeEnd {
+    pipe: Arc<Pipe>,
+    write_end: bool,
+}
+
+/// A new pipe: (read end, write end).
+pub fn new() -> (Arc<dyn Node>, Arc<dyn Node>) {
+    let pipe = Arc::new(Pipe {
+        ino: alloc_ino(),
+        ring: SpinLock::new(Ring { data: alloc::vec![0; CAPACITY], head: 0, len: 0, readers: 1, writers: 1 }),
+        readable: WaitQueue::new(),
+        writable: WaitQueue::new(),
+    });
+    (Arc::new(PipeEnd { pipe: Arc::clone(&pipe), write_end: false }), Arc::new(PipeEnd { pipe, write_end: true }))
+}
+
+fn wait_error(e: WaitError) -> Errno {
+    match e {
+        WaitError::Interrupted => EINTR,
+        WaitError::TimedOut => EAGAIN,
+    }
+}
+
+impl Node for PipeEnd {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.pipe.ino, mode: FileType::Fifo.mode_bits() | 0o600, nlink: 1, ..Stat::default() }
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn read(&self, _offset: u64, buf: &mut IoBuf, nonblock: bool) -> KResult<usize> {
+        if self.write_end {
+            return Err(EBADF);
+        }
+        if buf.len() == 0 {
+            return Ok(0);
+        }
+        let p = &self.pipe;
+        let ready = || {
+            let r = p.ring.lock();
+            r.len > 0 || r.writers == 0
+        };
+        if nonblock {
+            if !ready() {
+                return Err(EAGAIN);
+            }
+        } else {
+            p.readable.wait_until(None, ready).map_err(wait_error)?;
+        }
+        let n = {
+            let mut r = p.ring.lock();
+            let n = r.len.min(buf.len());
+            let first = n.min(CAPACITY - r.head);
+            buf.put(0, &r.data[r.head..r.head + first])?;
+            buf.put(first, &r.data[..n - first])?;
+            r.head = (r.head + n) % CAPACITY;
+            r.len -= n;
+            n
+        };
+        p.writable.wake_all();
+        Ok(n)
+    }
+
+    fn write(&self, _offset: u64, buf: &IoBuf, nonblock: bool) -> KResult<usize> {
+        if !self.write_end {
+            return Err(EBADF);
+        }
+        let p = &self.pipe;
+        let total = buf.len();
+        let mut done = 0;
+        while done < total {
+            let want = if total - done <= PIPE_BUF { total - done } else { 1 };
+            let ready = || {
+                let r = p.ring.lock();
+                r.readers == 0 || CAPACITY - r.len >= want
+            };
+            if !ready() {
+                if nonblock {
+                    return if done > 0 { Ok(done) } else { Err(EAGAIN) };
+                }
+                if let Err(e) = p.writable.wait_until(None, ready) {
+                    return if done > 0 { Ok(done) } else { Err(wait_error(e)) };
+                }
+            }
+            let mut r = p.ring.lock();
+            if r.readers == 0 {
+                drop(r);
+                signal::send(&task::current_process(), signal::SIGPIPE);
+                return if done > 0 { Ok(done) } else { Err(EPIPE) };
+            }
+            let n = (CAPACITY - r.len).min(total - done);
+            let tail = (r.head + r.len) % CAPACITY;
+            let first = n.min(CAPACITY - tail);
+            buf.get(done, &mut r.data[tail..tail + first])?;
+            buf.get(done + first, &mut r.data[..n - first])?;
+            r.len += n;
+            done += n;
+            drop(r);
+            p.readable.wake_all();
+        }
+        Ok(done)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        let mut r = self.pipe.ring.lock();
+        if self.write_end {
+            r.writers -= 1;
+        } else {
+            r.readers -= 1;
+        }
+        drop(r);
+        self.pipe.readable.wake_all();
+        self.pipe.writable.wake_all();
+    }
+}

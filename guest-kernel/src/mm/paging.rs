@@ -1,0 +1,229 @@
+//! 4-level x86-64 page tables.
+//!
+//! Every address space shares the kernel half (PML4 entries 256..511: the direct map and the
+//! kernel image), copied from the boot tables when the space is made; the user half
+//! (entries 0..255) is private. Table frames are reached through the direct map.
+//!
+//! Leaf entries carry a software bit, [`NOT_OWNED`]: the frame belongs to someone else (a
+//! shared mapping, an io_uring ring) and must not be freed when the page is unmapped.
+
+use crate::mm::{frame, frame_ptr, PAGE_SIZE, USER_END};
+
+pub const PRESENT: u64 = 1 << 0;
+pub const WRITABLE: u64 = 1 << 1;
+pub const USER: u64 = 1 << 2;
+pub const HUGE: u64 = 1 << 7;
+pub const NOT_OWNED: u64 = 1 << 9;
+pub const NO_EXECUTE: u64 = 1 << 63;
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// The physical frame a page-table entry points at.
+pub const fn pte_addr(pte: u64) -> u64 {
+    pte & ADDR_MASK
+}
+
+#[track_caller]
+fn table(phys: u64) -> *mut u64 {
+    frame_ptr(phys).cast()
+}
+
+fn index(va: u64, level: u32) -> usize {
+    ((va >> (12 + 9 * (level - 1))) & 0x1ff) as usize
+}
+
+fn read_cr3() -> u64 {
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    cr3 & ADDR_MASK
+}
+
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Remembers the boot tables as the kernel's own (call once, early).
+pub fn init() {
+    KERNEL_ROOT.store(read_cr3(), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Switches to the kernel's own tables (used before a user space is torn down).
+pub fn activate_kernel() {
+    let root = KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed);
+    if read_cr3() != root {
+        // SAFETY: the boot tables map the whole kernel.
+        unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+    }
+}
+
+#[derive(Debug)]
+pub struct OutOfMemory;
+
+/// A user address space's page tables (the kernel half shared).
+pub struct PageTable {
+    root: u64,
+}
+
+impl PageTable {
+    pub fn new() -> Result<Self, OutOfMemory> {
+        let root = frame::alloc().ok_or(OutOfMemory)?;
+        let kernel = KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: both tables are whole frames in the direct map; the new one is ours.
+        unsafe {
+            core::arch::asm!("rep stosq", inout("rdi") table(root) => _, inout("rcx") 256u64 => _, in("rax") 0u64,
+                             options(nostack, preserves_flags));
+            core::arch::asm!("rep movsq", inout("rdi") table(root).add(256) => _, inout("rsi") table(kernel).add(256) => _,
+                             inout("rcx") 256u64 => _, options(nostack, preserves_flags));
+        }
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Loads these tables into CR3.
+    pub fn activate(&self) {
+        if read_cr3() != self.root {
+            // SAFETY: the kernel half is identical in every address space, so the kernel
+            // keeps running across the switch.
+            unsafe { core::arch::asm!("mov cr3, {}", in(reg) self.root, options(nostack, preserves_flags)) };
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        read_cr3() == self.root
+    }
+
+    /// The leaf entry for `va`, creating missing tables when `create` is set.
+    fn leaf(&mut self, va: u64, create: bool) -> Result<Option<*mut u64>, OutOfMemory> {
+        debug_assert!(va < USER_END);
+        let mut table_phys = self.root;
+        for level in (2..=4).rev() {
+            // SAFETY: `table_phys` is a page-table frame of this address space.
+            let entry = unsafe { table(table_phys).add(index(va, level)) };
+            // SAFETY: as above; the entry is a plain u64.
+            let mut value = unsafe { entry.read() };
+            if value & PRESENT == 0 {
+                if !create {
+                    return Ok(None);
+                }
+                let new = frame::alloc_zeroed().ok_or(OutOfMemory)?;
+                value = new | PRESENT | WRITABLE | USER;
+                // SAFETY: as above.
+                unsafe { entry.write(value) };
+            }
+            table_phys = pte_addr(value);
+        }
+        // SAFETY: `table_phys` is now a level-1 table of this address space.
+        Ok(Some(unsafe { table(table_phys).add(index(va, 1)) }))
+    }
+
+    /// The leaf entry of `va` (0 if none).
+    pub fn lookup(&self, va: u64) -> u64 {
+        let mut table_phys = self.root;
+        for level in (1..=4).rev() {
+            // SAFETY: walking this address space's own tables.
+            let value = unsafe { table(table_phys).add(index(va, level)).read() };
+            if value & PRESENT == 0 || level == 1 {
+                return value;
+            }
+            table_phys = pte_addr(value);
+        }
+        0
+    }
+
+    /// Maps the page at `va` to frame `pa` with `flags` (PRESENT is added). Replaces (and
+    /// returns) an existing entry.
+    pub fn map(&mut self, va: u64, pa: u64, flags: u64) -> Result<u64, OutOfMemory> {
+        let entry = self.leaf(va, true)?.expect("created");
+        // SAFETY: `entry` points into a table of this address space.
+        let old = unsafe { entry.replace(pa | flags | PRESENT) };
+        if old & PRESENT != 0 {
+            self.flush(va);
+        }
+        Ok(old)
+    }
+
+    /// Removes the mapping of `va`; returns the old entry (0 if none).
+    pub fn unmap(&mut self, va: u64) -> u64 {
+        let Ok(Some(entry)) = self.leaf(va, false) else { return 0 };
+        // SAFETY: `entry` points into a table of this address space.
+        let old = unsafe { entry.replace(0) };
+        if old & PRESENT != 0 {
+            self.flush(va);
+        }
+        old
+    }
+
+    /// Changes the flags of a present page, keeping its frame and software bits.
+    pub fn protect(&mut self, va: u64, flags: u64) {
+        if let Ok(Some(entry)) = self.leaf(va, false) {
+            // SAFETY: `entry` points into a table of this address space.
+            let old = unsafe { entry.read() };
+            if old & PRESENT != 0 {
+                // SAFETY: as above.
+                unsafe { entry.write(pte_addr(old) | (old & NOT_OWNED) | flags | PRESENT) };
+                self.flush(va);
+            }
+        }
+    }
+
+    fn flush(&self, va: u64) {
+        if self.is_active() {
+            // SAFETY: invalidating a TLB entry is always safe.
+            unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+        }
+    }
+
+    /// Calls `f(va, pte)` for each present user page in `[start, end)`.
+    pub fn for_each_page(&self, start: u64, end: u64, f: &mut dyn FnMut(u64, u64)) {
+        walk(self.root, 4, 0, start, end, f);
+    }
+
+    /// Frees every user page-table frame (not the leaf frames: the caller did that).
+    fn free_tables(&mut self) {
+        free_level(self.root, 4);
+    }
+}
+
+fn walk(table_phys: u64, level: u32, base: u64, start: u64, end: u64, f: &mut dyn FnMut(u64, u64)) {
+    let span = PAGE_SIZE << (9 * (level - 1));
+    let limit: u64 = if level == 4 { 256 } else { 512 };
+    let first = start.saturating_sub(base) / span;
+    let last = end.saturating_sub(base).div_ceil(span).min(limit);
+    for i in first..last {
+        let va = base + i * span;
+        // SAFETY: walking a page-table frame of a live address space.
+        let value = unsafe { table(table_phys).add(i as usize).read() };
+        if value & PRESENT == 0 {
+            continue;
+        }
+        if level == 1 {
+            f(va, value);
+        } else {
+            walk(pte_addr(value), level - 1, va, start, end, f);
+        }
+    }
+}
+
+fn free_level(table_phys: u64, level: u32) {
+    if level > 1 {
+        let limit = if level == 4 { 256 } else { 512 };
+        for i in 0..limit {
+            // SAFETY: reading a page-table frame being torn down.
+            let value = unsafe { table(table_phys).add(i).read() };
+            if value & PRESENT != 0 {
+                free_level(pte_addr(value), level - 1);
+            }
+        }
+    }
+    frame::free(table_phys);
+}
+
+impl Drop for PageTable {
+    fn drop(&mut self) {
+        if self.is_active() {
+            activate_kernel();
+        }
+        self.free_tables();
+    }
+}

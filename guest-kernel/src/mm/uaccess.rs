@@ -1,0 +1,164 @@
+//! The one door to user memory.
+//!
+//! # Safety
+//! User pointers are never dereferenced directly. Every access checks that the range lies
+//! in the user half, then walks the current process's page tables page by page: a page
+//! that is absent but allowed by an area is faulted in (demand paging); a page that is
+//! absent, not user-accessible or not writable for a write gives `EFAULT`. The bytes are
+//! then copied through the kernel's direct map of the frame, so the kernel itself never
+//! takes a page fault on user memory, whatever user space passes (or unmaps concurrently
+//! from another thread: the address space lock is held across each page's copy).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::errno::{KResult, EFAULT, ENAMETOOLONG};
+use crate::mm::paging::{pte_addr, PRESENT, USER, WRITABLE};
+use crate::mm::user::UserSpace;
+use crate::mm::{frame_ptr, PAGE_SIZE, USER_END};
+
+/// Plain-data types that may be copied to and from user memory byte for byte.
+///
+/// # Safety
+/// Every bit pattern must be a valid value, and the type must have no padding that could
+/// leak kernel data (or the padding must be explicitly zeroed fields).
+pub unsafe trait Pod: Copy {}
+
+macro_rules! pod {
+    ($($t:ty),*) => { $(
+        // SAFETY: integers accept every bit pattern and have no padding.
+        unsafe impl Pod for $t {}
+    )* };
+}
+pod!(u8, u16, u32, u64, i32, i64, usize);
+
+// SAFETY: arrays of Pod are Pod.
+unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
+
+fn check_range(addr: u64, len: usize) -> KResult<()> {
+    match addr.checked_add(len as u64) {
+        Some(end) if end <= USER_END => Ok(()),
+        _ => Err(EFAULT),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    /// The program loader filling a new image: writes even read-only pages.
+    Load,
+}
+
+/// Runs `f(kernel_ptr, chunk_len, offset)` over the user range page by page.
+fn for_each_chunk(
+    mm: &mut UserSpace,
+    addr: u64,
+    len: usize,
+    access: Access,
+    f: &mut dyn FnMut(*mut u8, usize, usize),
+) -> KResult<()> {
+    let write = access == Access::Write;
+    check_range(addr, len)?;
+    let mut done = 0;
+    while done < len {
+        let va = addr + done as u64;
+        let page = va & !(PAGE_SIZE - 1);
+        let mut pte = mm.pt.lookup(page);
+        let ok = |pte: u64| pte & PRESENT != 0 && pte & USER != 0 && (!write || pte & WRITABLE != 0);
+        if !ok(pte) {
+            if !mm.fault(va, write, false) {
+                return Err(EFAULT);
+            }
+            pte = mm.pt.lookup(page);
+            if !ok(pte) {
+                return Err(EFAULT);
+            }
+        }
+        let offset = (va - page) as usize;
+        let chunk = (PAGE_SIZE as usize - offset).min(len - done);
+        f(frame_ptr(pte_addr(pte)).wrapping_add(offset), chunk, done);
+        done += chunk;
+    }
+    Ok(())
+}
+
+/// Copies `src` to user address `dst`.
+pub fn copy_to_user(mm: &mut UserSpace, dst: u64, src: &[u8]) -> KResult<()> {
+    for_each_chunk(mm, dst, src.len(), Access::Write, &mut |kptr, n, off| {
+        // SAFETY: `kptr..kptr+n` is within one user frame in the direct map (checked by
+        // `for_each_chunk`); `src[off..off+n]` is in bounds.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(off), kptr, n) };
+    })
+}
+
+/// Copies `src` into a new program image at `dst`, whatever the pages' protection.
+pub fn copy_to_new_image(mm: &mut UserSpace, dst: u64, src: &[u8]) -> KResult<()> {
+    for_each_chunk(mm, dst, src.len(), Access::Load, &mut |kptr, n, off| {
+        // SAFETY: as in `copy_to_user`.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(off), kptr, n) };
+    })
+}
+
+/// Copies from user address `src` into `dst`.
+pub fn copy_from_user(mm: &mut UserSpace, dst: &mut [u8], src: u64) -> KResult<()> {
+    let len = dst.len();
+    let out = dst.as_mut_ptr();
+    for_each_chunk(mm, src, len, Access::Read, &mut |kptr, n, off| {
+        // SAFETY: as in `copy_to_user`, with the directions swapped.
+        unsafe { core::ptr::copy_nonoverlapping(kptr, out.add(off), n) };
+    })
+}
+
+/// Fills `len` user bytes at `dst` with zeros.
+pub fn zero_user(mm: &mut UserSpace, dst: u64, len: usize) -> KResult<()> {
+    for_each_chunk(mm, dst, len, Access::Write, &mut |kptr, n, _| {
+        // SAFETY: as in `copy_to_user`.
+        unsafe { core::ptr::write_bytes(kptr, 0, n) };
+    })
+}
+
+/// Reads a `T` from user memory.
+pub fn read<T: Pod>(mm: &mut UserSpace, addr: u64) -> KResult<T> {
+    let mut value = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the slice covers exactly the bytes of `value`, which `copy_from_user` fills
+    // completely before `assume_init` (on error the value is dropped uninitialised).
+    let bytes = unsafe { core::slice::from_raw_parts_mut(value.as_mut_ptr().cast::<u8>(), size_of::<T>()) };
+    copy_from_user(mm, bytes, addr)?;
+    // SAFETY: fully initialised above, and `T: Pod` accepts any bytes.
+    Ok(unsafe { value.assume_init() })
+}
+
+/// Writes a `T` to user memory.
+pub fn write<T: Pod>(mm: &mut UserSpace, addr: u64, value: &T) -> KResult<()> {
+    // SAFETY: `T: Pod` has no uninitialised padding, so its bytes may be read.
+    let bytes = unsafe { core::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
+    copy_to_user(mm, addr, bytes)
+}
+
+/// Reads a NUL-terminated string of at most `max` bytes (not counting the NUL).
+pub fn read_cstring(mm: &mut UserSpace, addr: u64, max: usize) -> KResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = addr;
+    loop {
+        let page_left = (PAGE_SIZE - (at & (PAGE_SIZE - 1))) as usize;
+        let mut chunk = [0u8; 256];
+        let n = page_left.min(chunk.len());
+        copy_from_user(mm, &mut chunk[..n], at)?;
+        if let Some(nul) = chunk[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&chunk[..nul]);
+            return if out.len() > max { Err(ENAMETOOLONG) } else { Ok(out) };
+        }
+        out.extend_from_slice(&chunk[..n]);
+        if out.len() > max {
+            return Err(ENAMETOOLONG);
+        }
+        at += n as u64;
+    }
+}
+
+/// Reads a NUL-terminated string as UTF-8-ish text (invalid bytes replaced).
+pub fn read_path(mm: &mut UserSpace, addr: u64) -> KResult<String> {
+    let bytes = read_cstring(mm, addr, 4095)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}

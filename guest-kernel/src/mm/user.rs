@@ -1,0 +1,293 @@
+//! A process's user address space: page tables plus the areas (VMAs) that say what may be
+//! mapped where. Pages are filled on first touch (demand paging): a fault inside an area
+//! with the right permission gets a zeroed frame; anything else is a SIGSEGV.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::errno::{KResult, EINVAL, ENOMEM};
+use crate::mm::paging::{pte_addr, PageTable, NOT_OWNED, NO_EXECUTE, PRESENT, USER, WRITABLE};
+use crate::mm::{frame, page_up, PAGE_SIZE, USER_END};
+use crate::sync::SpinLock;
+
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+
+/// Lowest address `mmap` hands out without a hint, and where it starts looking (downward).
+const MMAP_MIN: u64 = 0x1000_0000;
+const MMAP_TOP: u64 = 0x7f00_0000_0000;
+/// Lowest address a fixed mapping may use (Linux's default `vm.mmap_min_addr`).
+pub const MIN_ADDR: u64 = 0x10000;
+
+/// Frames of a `MAP_SHARED` anonymous mapping, shared by every address space that maps it
+/// (after fork). Frames are allocated on first touch and freed with the last user.
+pub struct SharedPages {
+    frames: SpinLock<Vec<u64>>,
+}
+
+impl SharedPages {
+    pub fn new(pages: usize) -> Arc<Self> {
+        Arc::new(Self { frames: SpinLock::new(alloc::vec![0; pages]) })
+    }
+
+    /// The frame of page `index`, allocated and zeroed on first use.
+    fn frame(&self, index: usize) -> KResult<u64> {
+        let mut frames = self.frames.lock();
+        let slot = frames.get_mut(index).ok_or(EINVAL)?;
+        if *slot == 0 {
+            *slot = frame::alloc_zeroed().ok_or(ENOMEM)?;
+        }
+        Ok(*slot)
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        for &f in self.frames.lock().iter().filter(|&&f| f != 0) {
+            frame::free(f);
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Vma {
+    pub start: u64,
+    pub end: u64,
+    pub prot: u32,
+    /// For shared mappings: the pages, and the index of this area's first page in them.
+    pub shared: Option<(Arc<SharedPages>, usize)>,
+}
+
+impl Vma {
+    fn pte_flags(&self) -> u64 {
+        let mut flags = USER;
+        if self.prot & PROT_WRITE != 0 {
+            flags |= WRITABLE;
+        }
+        if self.prot & PROT_EXEC == 0 {
+            flags |= NO_EXECUTE;
+        }
+        flags
+    }
+}
+
+pub struct UserSpace {
+    pub pt: PageTable,
+    vmas: BTreeMap<u64, Vma>,
+    pub brk_start: u64,
+    pub brk: u64,
+}
+
+impl UserSpace {
+    pub fn new() -> KResult<Self> {
+        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0 })
+    }
+
+    /// The area containing `addr`.
+    pub fn vma(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| addr < v.end)
+    }
+
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// Splits the area that strictly contains `addr` in two at `addr`.
+    fn split(&mut self, addr: u64) {
+        let Some(v) = self.vma(addr).filter(|v| v.start < addr).cloned() else { return };
+        let mut high = v.clone();
+        high.start = addr;
+        if let Some((pages, first)) = &v.shared {
+            high.shared = Some((Arc::clone(pages), first + ((addr - v.start) / PAGE_SIZE) as usize));
+        }
+        self.vmas.get_mut(&v.start).expect("found above").end = addr;
+        self.vmas.insert(addr, high);
+    }
+
+    /// Unmaps `[start, end)` (page-aligned): areas are cut, pages freed.
+    pub fn unmap_range(&mut self, start: u64, end: u64) {
+        self.split(start);
+        self.split(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
+        for k in keys {
+            let v = self.vmas.remove(&k).expect("key from the map");
+            release_pages(&mut self.pt, v.start, v.end);
+        }
+    }
+
+    /// Adds an area at `[start, end)`, replacing whatever was there (MAP_FIXED semantics).
+    pub fn map_fixed(&mut self, start: u64, end: u64, prot: u32, shared: bool) -> KResult<u64> {
+        if start < MIN_ADDR || end > USER_END || start >= end {
+            return Err(EINVAL);
+        }
+        self.unmap_range(start, end);
+        let shared = shared.then(|| (SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0));
+        self.vmas.insert(start, Vma { start, end, prot, shared });
+        Ok(start)
+    }
+
+    /// A free range of `len` bytes: `hint` if it is free, else the highest free range below
+    /// the previous mappings.
+    pub fn find_free(&self, hint: u64, len: u64) -> KResult<u64> {
+        if hint >= MIN_ADDR && hint.checked_add(len).is_some_and(|e| e <= MMAP_TOP) && !self.overlaps(hint, hint + len) {
+            return Ok(hint);
+        }
+        let mut top = MMAP_TOP;
+        for (_, v) in self.vmas.range(..MMAP_TOP).rev() {
+            if v.end <= top && top - v.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(v.start);
+        }
+        top.checked_sub(len).filter(|&a| a >= MMAP_MIN).ok_or(ENOMEM)
+    }
+
+    /// Drops the private pages of `[start, end)` so they read as zeros again
+    /// (MADV_DONTNEED); shared pages keep their contents, as in Linux.
+    pub fn discard(&mut self, start: u64, end: u64) {
+        let mut pages = Vec::new();
+        self.pt.for_each_page(start, end, &mut |va, pte| {
+            if pte & NOT_OWNED == 0 {
+                pages.push(va);
+            }
+        });
+        for va in pages {
+            frame::free(pte_addr(self.pt.unmap(va)));
+        }
+    }
+
+    /// Changes protection of `[start, end)`; every page of it must be mapped.
+    pub fn protect(&mut self, start: u64, end: u64, prot: u32) -> KResult<()> {
+        let mut at = start;
+        while at < end {
+            let v = self.vma(at).ok_or(ENOMEM)?;
+            at = v.end;
+        }
+        self.split(start);
+        self.split(end);
+        let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
+        for k in keys {
+            let v = self.vmas.get_mut(&k).expect("key from the map");
+            v.prot = prot;
+            let (flags, vs, ve) = (v.pte_flags(), v.start, v.end);
+            let mut present = Vec::new();
+            self.pt.for_each_page(vs, ve, &mut |va, _| present.push(va));
+            for va in present {
+                if prot == 0 {
+                    // No access: keep the frame but drop USER, so user accesses fault and
+                    // `fault` refuses them.
+                    self.pt.protect(va, NO_EXECUTE);
+                } else {
+                    self.pt.protect(va, flags);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a user fault at `addr`; false means the access is not allowed (SIGSEGV).
+    pub fn fault(&mut self, addr: u64, write: bool, exec: bool) -> bool {
+        let Some(v) = self.vma(addr) else { return false };
+        let allowed = v.prot != 0
+            && (!write || v.prot & PROT_WRITE != 0)
+            && (!exec || v.prot & PROT_EXEC != 0);
+        if !allowed {
+            return false;
+        }
+        let page = addr & !(PAGE_SIZE - 1);
+        if self.pt.lookup(page) & PRESENT != 0 {
+            // Present and allowed: a stale TLB entry or a race; nothing to do.
+            return true;
+        }
+        let flags = v.pte_flags();
+        let frame = match &v.shared {
+            Some((pages, first)) => match pages.frame(first + ((page - v.start) / PAGE_SIZE) as usize) {
+                Ok(f) => (f, NOT_OWNED),
+                Err(_) => return false,
+            },
+            None => match frame::alloc_zeroed() {
+                Some(f) => (f, 0),
+                None => return false,
+            },
+        };
+        if self.pt.map(page, frame.0, flags | frame.1).is_err() {
+            if frame.1 == 0 {
+                frame::free(frame.0);
+            }
+            return false;
+        }
+        true
+    }
+
+    /// A copy of this address space for a forked child: private pages are copied, shared
+    /// pages are mapped to the same frames.
+    pub fn fork(&self) -> KResult<Self> {
+        let mut child = Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk };
+        let mut result = Ok(());
+        for v in self.vmas.values() {
+            self.pt.for_each_page(v.start, v.end, &mut |va, pte| {
+                if result.is_err() {
+                    return;
+                }
+                let flags = pte & !(0x000f_ffff_ffff_f000) & !PRESENT;
+                let frame = if pte & NOT_OWNED != 0 {
+                    pte_addr(pte)
+                } else {
+                    let Some(copy) = frame::alloc() else {
+                        result = Err(ENOMEM);
+                        return;
+                    };
+                    frame::copy(copy, pte_addr(pte));
+                    copy
+                };
+                if let Err(e) = child.pt.map(va, frame, flags) {
+                    if pte & NOT_OWNED == 0 {
+                        frame::free(frame);
+                    }
+                    result = Err(e.into());
+                }
+            });
+        }
+        result.map(|()| child)
+    }
+
+    /// Moves the program break; returns the new break (the old one on failure).
+    pub fn set_brk(&mut self, new: u64) -> u64 {
+        if new < self.brk_start || new > self.brk_start + (1 << 30) {
+            return self.brk;
+        }
+        let (old_end, new_end) = (page_up(self.brk), page_up(new));
+        if new_end > old_end {
+            if self.overlaps(old_end, new_end) || self.map_fixed(old_end, new_end, PROT_READ | PROT_WRITE, false).is_err() {
+                return self.brk;
+            }
+        } else if new_end < old_end {
+            self.unmap_range(new_end, old_end);
+        }
+        self.brk = new;
+        new
+    }
+}
+
+/// Unmaps the present pages of `[start, end)`, freeing the frames this space owns.
+fn release_pages(pt: &mut PageTable, start: u64, end: u64) {
+    let mut pages = Vec::new();
+    pt.for_each_page(start, end, &mut |va, _| pages.push(va));
+    for va in pages {
+        let pte = pt.unmap(va);
+        if pte & NOT_OWNED == 0 {
+            frame::free(pte_addr(pte));
+        }
+    }
+}
+
+impl Drop for UserSpace {
+    fn drop(&mut self) {
+        let areas: Vec<(u64, u64)> = self.vmas.values().map(|v| (v.start, v.end)).collect();
+        for (s, e) in areas {
+            release_pages(&mut self.pt, s, e);
+        }
+    }
+}

@@ -1,0 +1,813 @@
+//! File syscalls: descriptors, reads and writes, paths, directories, pipes and eventfds.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::Ctx;
+use crate::errno::*;
+use crate::fs::file::*;
+use crate::fs::{self, eventfd, path, pipe, FileType, IoBuf, Node, OpenFile, Stat};
+use crate::task::{self, current_process, with_mm};
+use crate::mm::uaccess;
+
+const AT_FDCWD: i32 = -100;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_REMOVEDIR: u64 = 0x200;
+const AT_SYMLINK_FOLLOW: u64 = 0x400;
+const AT_EMPTY_PATH: u64 = 0x1000;
+/// Linux caps one read or write at this many bytes.
+const MAX_RW: usize = 0x7fff_f000;
+const UIO_MAXIOV: u64 = 1024;
+
+static UMASK: AtomicU32 = AtomicU32::new(0o022);
+
+pub fn file(fd: i32) -> KResult<Arc<OpenFile>> {
+    current_process().files.lock().get(fd)
+}
+
+fn user_path(addr: u64) -> KResult<String> {
+    with_mm(|mm| uaccess::read_path(mm, addr))
+}
+
+fn cwd() -> String {
+    current_process().cwd.lock().clone()
+}
+
+/// The directory a `*at` path is relative to.
+fn at_dir(dirfd: i32, path: &str) -> KResult<String> {
+    if path.starts_with('/') || dirfd == AT_FDCWD {
+        return Ok(cwd());
+    }
+    let f = file(dirfd)?;
+    if f.node.file_type() != FileType::Directory {
+        return Err(ENOTDIR);
+    }
+    Ok(f.path.clone())
+}
+
+fn install(file: Arc<OpenFile>, cloexec: bool) -> KResult<u64> {
+    current_process().files.lock().insert(file, cloexec).map(|fd| fd as u64)
+}
+
+// --- reads and writes ---
+
+/// Reads from `f` at its offset (advancing it) or at `at` (pread).
+pub fn read_file(f: &OpenFile, buf: &mut IoBuf, at: Option<u64>) -> KResult<usize> {
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    let node = &f.node;
+    match at {
+        Some(off) => node.read(off, buf, f.nonblock()),
+        None if node.seekable() => {
+            let mut off = f.offset.lock();
+            let n = node.read(*off, buf, f.nonblock())?;
+            *off += n as u64;
+            Ok(n)
+        }
+        None => node.read(0, buf, f.nonblock()),
+    }
+}
+
+/// Writes to `f` at its offset (or the end with O_APPEND), or at `at` (pwrite).
+pub fn write_file(f: &OpenFile, buf: &IoBuf, at: Option<u64>) -> KResult<usize> {
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let node = &f.node;
+    match at {
+        Some(off) => node.write(off, buf, f.nonblock()),
+        None if node.seekable() => {
+            let mut off = f.offset.lock();
+            if f.flags() & O_APPEND != 0 {
+                *off = node.stat().size;
+            }
+            let n = node.write(*off, buf, f.nonblock())?;
+            *off += n as u64;
+            Ok(n)
+        }
+        None => node.write(0, buf, f.nonblock()),
+    }
+}
+
+fn positional(f: &OpenFile, off: u64) -> KResult<u64> {
+    if !f.node.seekable() {
+        return Err(ESPIPE);
+    }
+    if (off as i64) < 0 {
+        return Err(EINVAL);
+    }
+    Ok(off)
+}
+
+pub fn read(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    let len = (c.a[2] as usize).min(MAX_RW);
+    read_file(&f, &mut IoBuf::User { addr: c.a[1], len }, None).map(|n| n as u64)
+}
+
+pub fn write(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    let len = (c.a[2] as usize).min(MAX_RW);
+    write_file(&f, &IoBuf::User { addr: c.a[1], len }, None).map(|n| n as u64)
+}
+
+pub fn pread64(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    let off = positional(&f, c.a[3])?;
+    let len = (c.a[2] as usize).min(MAX_RW);
+    read_file(&f, &mut IoBuf::User { addr: c.a[1], len }, Some(off)).map(|n| n as u64)
+}
+
+pub fn pwrite64(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let off = positional(&f, c.a[3])?;
+    let len = (c.a[2] as usize).min(MAX_RW);
+    write_file(&f, &IoBuf::User { addr: c.a[1], len }, Some(off)).map(|n| n as u64)
+}
+
+/// Reads a user `iovec` array: (base, len) pairs, checked like Linux's `import_iovec`.
+pub fn read_iovecs(addr: u64, count: u64) -> KResult<Vec<(u64, usize)>> {
+    if count > UIO_MAXIOV {
+        return Err(EINVAL);
+    }
+    let mut raw = alloc::vec![0u8; count as usize * 16];
+    task::copy_from_user(&mut raw, addr)?;
+    let mut total: u64 = 0;
+    let mut out = Vec::with_capacity(count as usize);
+    for v in raw.chunks_exact(16) {
+        let base = u64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+        let len = u64::from_le_bytes(v[8..].try_into().expect("8 bytes"));
+        if (len as i64) < 0 {
+            return Err(EINVAL);
+        }
+        total = total.checked_add(len).filter(|&t| (t as i64) >= 0).ok_or(EINVAL)?;
+        out.push((base, len as usize));
+    }
+    Ok(out)
+}
+
+/// Runs `op` over each iovec until a short transfer; returns the total.
+fn vectored(iovs: &[(u64, usize)], mut op: impl FnMut(u64, usize) -> KResult<usize>) -> KResult<u64> {
+    let mut total = 0usize;
+    for &(base, len) in iovs {
+        if len == 0 {
+            continue;
+        }
+        match op(base, len.min(MAX_RW - total)) {
+            Ok(n) => {
+                total += n;
+                if n < len || total >= MAX_RW {
+                    break;
+                }
+            }
+            Err(e) if total == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(total as u64)
+}
+
+pub fn readv(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    let iovs = read_iovecs(c.a[1], c.a[2])?;
+    vectored(&iovs, |addr, len| read_file(&f, &mut IoBuf::User { addr, len }, None))
+}
+
+pub fn writev(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let iovs = read_iovecs(c.a[1], c.a[2])?;
+    vectored(&iovs, |addr, len| write_file(&f, &IoBuf::User { addr, len }, None))
+}
+
+pub fn lseek(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if !f.node.seekable() {
+        return Err(ESPIPE);
+    }
+    let (off, whence) = (c.a[1] as i64, c.int(2));
+    let mut cur = f.offset.lock();
+    let size = f.node.stat().size as i64;
+    let new = match whence {
+        0 => Some(off),
+        1 => (*cur as i64).checked_add(off),
+        2 => size.checked_add(off),
+        3 if off < size => Some(off),  // SEEK_DATA: all data
+        4 if off < size => Some(size), // SEEK_HOLE: the end
+        3 | 4 => return Err(ENXIO),
+        _ => return Err(EINVAL),
+    }
+    .ok_or(EOVERFLOW)?;
+    if new < 0 {
+        return Err(EINVAL);
+    }
+    *cur = new as u64;
+    Ok(new as u64)
+}
+
+// --- opening and closing ---
+
+pub fn open(c: &mut Ctx) -> KResult<u64> {
+    do_open(AT_FDCWD, c.a[0], c.a[1] as u32, c.a[2] as u32)
+}
+
+pub fn openat(c: &mut Ctx) -> KResult<u64> {
+    do_open(c.int(0), c.a[1], c.a[2] as u32, c.a[3] as u32)
+}
+
+fn do_open(dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> KResult<u64> {
+    let path = user_path(path_addr)?;
+    let base = at_dir(dirfd, &path)?;
+    let (node, canonical) = open_node(&base, &path, flags, mode)?;
+    let f = OpenFile::new(node, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), canonical);
+    install(f, flags & O_CLOEXEC != 0)
+}
+
+/// Resolves (and with O_CREAT creates) the file to open, applying O_EXCL, O_DIRECTORY,
+/// O_NOFOLLOW and O_TRUNC as Linux does.
+pub fn open_node(base: &str, path: &str, flags: u32, mode: u32) -> KResult<(Arc<dyn Node>, String)> {
+    let follow = flags & O_NOFOLLOW == 0;
+    let found = path::lookup_with_path(base, path, follow);
+    let (node, canonical) = match found {
+        Ok(found) => {
+            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+                return Err(EEXIST);
+            }
+            found
+        }
+        Err(ENOENT) if flags & O_CREAT != 0 => {
+            if path.ends_with('/') {
+                return Err(EISDIR);
+            }
+            let (dir, name, dir_path) = path::lookup_parent(base, path)?;
+            let node = dir.create(&name, FileType::Regular, mode & !UMASK.load(Ordering::Relaxed))?;
+            (node, path::normalize(&dir_path, &name))
+        }
+        Err(e) => return Err(e),
+    };
+    let kind = node.file_type();
+    let accmode = flags & O_ACCMODE;
+    if kind == FileType::Symlink && flags & O_PATH == 0 {
+        return Err(ELOOP);
+    }
+    if flags & O_DIRECTORY != 0 && kind != FileType::Directory {
+        return Err(ENOTDIR);
+    }
+    if kind == FileType::Directory && (accmode != O_RDONLY || flags & O_CREAT != 0) {
+        return Err(EISDIR);
+    }
+    if accmode == 3 {
+        return Err(EINVAL);
+    }
+    if flags & O_TRUNC != 0 && accmode != O_RDONLY && kind == FileType::Regular {
+        node.truncate(0)?;
+    }
+    Ok((node, canonical))
+}
+
+pub fn close(c: &mut Ctx) -> KResult<u64> {
+    current_process().files.lock().remove(c.int(0)).map(|_| 0)
+}
+
+// --- stat ---
+
+/// `struct stat` on x86-64.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct KStat {
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    pad0: u32,
+    rdev: u64,
+    size: i64,
+    blksize: i64,
+    blocks: i64,
+    times: [u64; 6],
+    unused: [i64; 3],
+}
+const _: () = assert!(size_of::<KStat>() == 144);
+// SAFETY: integers only, no implicit padding (pad0 is explicit).
+unsafe impl uaccess::Pod for KStat {}
+
+fn to_kstat(s: &Stat) -> KStat {
+    let (sec, nsec) = (s.mtime_ns / 1_000_000_000, s.mtime_ns % 1_000_000_000);
+    KStat {
+        dev: 1,
+        ino: s.ino,
+        nlink: u64::from(s.nlink),
+        mode: s.mode,
+        rdev: s.rdev,
+        size: s.size as i64,
+        blksize: 4096,
+        blocks: s.size.div_ceil(512) as i64,
+        times: [sec, nsec, sec, nsec, sec, nsec],
+        ..KStat::default()
+    }
+}
+
+fn stat_path(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
+    let path = user_path(path_addr)?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        return Ok(file(dirfd)?.node.stat());
+    }
+    let base = at_dir(dirfd, &path)?;
+    Ok(fs::lookup(&base, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?.stat())
+}
+
+pub fn stat(c: &mut Ctx) -> KResult<u64> {
+    let s = stat_path(AT_FDCWD, c.a[0], 0)?;
+    task::write_user(c.a[1], &to_kstat(&s)).map(|()| 0)
+}
+
+pub fn lstat(c: &mut Ctx) -> KResult<u64> {
+    let s = stat_path(AT_FDCWD, c.a[0], AT_SYMLINK_NOFOLLOW)?;
+    task::write_user(c.a[1], &to_kstat(&s)).map(|()| 0)
+}
+
+pub fn fstat(c: &mut Ctx) -> KResult<u64> {
+    let s = file(c.int(0))?.node.stat();
+    task::write_user(c.a[1], &to_kstat(&s)).map(|()| 0)
+}
+
+pub fn newfstatat(c: &mut Ctx) -> KResult<u64> {
+    if c.a[3] & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
+        return Err(EINVAL);
+    }
+    let s = stat_path(c.int(0), c.a[1], c.a[3])?;
+    task::write_user(c.a[2], &to_kstat(&s)).map(|()| 0)
+}
+
+pub fn statx(c: &mut Ctx) -> KResult<u64> {
+    let flags = c.a[2];
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000) != 0 || flags & 0x6000 == 0x6000 {
+        return Err(EINVAL);
+    }
+    if c.a[3] & 0x8000_0000 != 0 {
+        return Err(EINVAL); // STATX__RESERVED
+    }
+    let s = stat_path(c.int(0), c.a[1], flags)?;
+    let mut buf = [0u8; 256];
+    let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    let put64 = |b: &mut [u8; 256], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+    put32(&mut buf, 0, 0x7ff); // STATX_BASIC_STATS
+    put32(&mut buf, 4, 4096);
+    put32(&mut buf, 16, s.nlink);
+    buf[28..30].copy_from_slice(&(s.mode as u16).to_le_bytes());
+    put64(&mut buf, 32, s.ino);
+    put64(&mut buf, 40, s.size);
+    put64(&mut buf, 48, s.size.div_ceil(512));
+    for t in [64, 96, 112] {
+        put64(&mut buf, t, s.mtime_ns / 1_000_000_000);
+        put32(&mut buf, t + 8, (s.mtime_ns % 1_000_000_000) as u32);
+    }
+    put32(&mut buf, 128, (s.rdev >> 8) as u32);
+    put32(&mut buf, 132, (s.rdev & 0xff) as u32);
+    put32(&mut buf, 140, 1);
+    task::copy_to_user(c.a[4], &buf).map(|()| 0)
+}
+
+pub fn access(c: &mut Ctx) -> KResult<u64> {
+    faccess(AT_FDCWD, c.a[0], c.a[1])
+}
+
+pub fn faccessat(c: &mut Ctx) -> KResult<u64> {
+    faccess(c.int(0), c.a[1], c.a[2])
+}
+
+fn faccess(dirfd: i32, path_addr: u64, mode: u64) -> KResult<u64> {
+    if mode & !7 != 0 {
+        return Err(EINVAL);
+    }
+    let s = stat_path(dirfd, path_addr, 0)?;
+    // Everyone is root here: only execute needs an x bit somewhere (or a directory).
+    if mode & 1 != 0 && s.mode & 0o111 == 0 && s.mode & 0o170000 != 0o040000 {
+        return Err(EACCES);
+    }
+    Ok(0)
+}
+
+// --- directories ---
+
+pub fn getdents64(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if f.node.file_type() != FileType::Directory {
+        return Err(ENOTDIR);
+    }
+    let (addr, count) = (c.a[1], c.a[2] as usize);
+    let mut entries = f.node.entries()?;
+    let me = f.node.stat().ino;
+    entries.insert(0, fs::DirEntry { name: String::from(".."), ino: me, kind: FileType::Directory });
+    entries.insert(0, fs::DirEntry { name: String::from("."), ino: me, kind: FileType::Directory });
+    let mut off = f.offset.lock();
+    let mut out = Vec::new();
+    let mut index = *off as usize;
+    while let Some(e) = entries.get(index) {
+        let reclen = (19 + e.name.len() + 1).next_multiple_of(8);
+        if out.len() + reclen > count {
+            if out.is_empty() {
+                return Err(EINVAL);
+            }
+            break;
+        }
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&((index + 1) as i64).to_le_bytes());
+        out.extend_from_slice(&(reclen as u16).to_le_bytes());
+        out.push(e.kind.dirent_type());
+        out.extend_from_slice(e.name.as_bytes());
+        out.resize(out.len() + reclen - 19 - e.name.len(), 0);
+        index += 1;
+    }
+    task::copy_to_user(addr, &out)?;
+    *off = index as u64;
+    Ok(out.len() as u64)
+}
+
+pub fn mkdir(c: &mut Ctx) -> KResult<u64> {
+    do_mkdir(AT_FDCWD, c.a[0], c.a[1] as u32)
+}
+
+pub fn mkdirat(c: &mut Ctx) -> KResult<u64> {
+    do_mkdir(c.int(0), c.a[1], c.a[2] as u32)
+}
+
+fn do_mkdir(dirfd: i32, path_addr: u64, mode: u32) -> KResult<u64> {
+    let path = user_path(path_addr)?;
+    let base = at_dir(dirfd, &path)?;
+    let (dir, name, _) = path::lookup_parent(&base, &path)?;
+    if name == "." || name == ".." {
+        return Err(EEXIST);
+    }
+    dir.create(&name, FileType::Directory, mode & !UMASK.load(Ordering::Relaxed) & 0o7777).map(|_| 0)
+}
+
+fn do_unlink(dirfd: i32, path_addr: u64, dir: bool) -> KResult<u64> {
+    let path = user_path(path_addr)?;
+    let base = at_dir(dirfd, &path)?;
+    let (parent, name, _) = path::lookup_parent(&base, &path).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
+    match name.as_str() {
+        "." if dir => return Err(EINVAL),
+        ".." if dir => return Err(ENOTEMPTY),
+        _ => {}
+    }
+    if !dir && path.ends_with('/') {
+        let node = parent.lookup(&name)?;
+        return Err(if node.file_type() == FileType::Directory { EISDIR } else { ENOTDIR });
+    }
+    parent.unlink(&name, dir).map(|()| 0)
+}
+
+pub fn unlink(c: &mut Ctx) -> KResult<u64> {
+    do_unlink(AT_FDCWD, c.a[0], false)
+}
+
+pub fn rmdir(c: &mut Ctx) -> KResult<u64> {
+    do_unlink(AT_FDCWD, c.a[0], true)
+}
+
+pub fn unlinkat(c: &mut Ctx) -> KResult<u64> {
+    if c.a[2] & !AT_REMOVEDIR != 0 {
+        return Err(EINVAL);
+    }
+    do_unlink(c.int(0), c.a[1], c.a[2] & AT_REMOVEDIR != 0)
+}
+
+fn do_rename(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
+    const RENAME_NOREPLACE: u64 = 1;
+    if flags & !RENAME_NOREPLACE != 0 {
+        return Err(EINVAL);
+    }
+    let (old, new) = (user_path(old_addr)?, user_path(new_addr)?);
+    let (old_base, new_base) = (at_dir(olddirfd, &old)?, at_dir(newdirfd, &new)?);
+    let (odir, oname, opath) = path::lookup_parent(&old_base, &old).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
+    let (ndir, nname, npath) = path::lookup_parent(&new_base, &new).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
+    if [&oname, &nname].iter().any(|n| *n == "." || *n == "..") {
+        return Err(EBUSY);
+    }
+    let node = odir.lookup(&oname)?;
+    let src = path::normalize(&opath, &oname);
+    let dst = path::normalize(&npath, &nname);
+    if src == dst {
+        return Ok(0);
+    }
+    let is_dir = node.file_type() == FileType::Directory;
+    if is_dir && dst.starts_with(&src) && dst.as_bytes().get(src.len()) == Some(&b'/') {
+        return Err(EINVAL);
+    }
+    if let Ok(existing) = ndir.lookup(&nname) {
+        if flags & RENAME_NOREPLACE != 0 {
+            return Err(EEXIST);
+        }
+        match (is_dir, existing.file_type() == FileType::Directory) {
+            (true, false) => return Err(ENOTDIR),
+            (false, true) => return Err(EISDIR),
+            (true, true) if !existing.entries()?.is_empty() => return Err(ENOTEMPTY),
+            _ => {}
+        }
+        ndir.detach(&nname)?;
+    }
+    let node = odir.detach(&oname)?;
+    ndir.link(&nname, node).map(|()| 0)
+}
+
+pub fn rename(c: &mut Ctx) -> KResult<u64> {
+    do_rename(AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
+}
+
+pub fn renameat(c: &mut Ctx) -> KResult<u64> {
+    do_rename(c.int(0), c.a[1], c.int(2), c.a[3], 0)
+}
+
+pub fn renameat2(c: &mut Ctx) -> KResult<u64> {
+    do_rename(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
+}
+
+fn do_link(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let (old, new) = (user_path(old_addr)?, user_path(new_addr)?);
+    let node = fs::lookup(&at_dir(olddirfd, &old)?, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    if node.file_type() == FileType::Directory {
+        return Err(EPERM);
+    }
+    let (dir, name, _) = path::lookup_parent(&at_dir(newdirfd, &new)?, &new)?;
+    dir.link(&name, node).map(|()| 0)
+}
+
+pub fn link(c: &mut Ctx) -> KResult<u64> {
+    do_link(AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
+}
+
+pub fn linkat(c: &mut Ctx) -> KResult<u64> {
+    do_link(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
+}
+
+fn do_symlink(target_addr: u64, dirfd: i32, path_addr: u64) -> KResult<u64> {
+    let target = user_path(target_addr)?;
+    if target.is_empty() {
+        return Err(ENOENT);
+    }
+    let path = user_path(path_addr)?;
+    let (dir, name, _) = path::lookup_parent(&at_dir(dirfd, &path)?, &path)?;
+    let ram = dir.as_any().downcast_ref::<fs::ramfs::RamDir>().ok_or(EPERM)?;
+    ram.symlink(&name, &target).map(|()| 0)
+}
+
+pub fn symlink(c: &mut Ctx) -> KResult<u64> {
+    do_symlink(c.a[0], AT_FDCWD, c.a[1])
+}
+
+pub fn symlinkat(c: &mut Ctx) -> KResult<u64> {
+    do_symlink(c.a[0], c.int(1), c.a[2])
+}
+
+fn do_readlink(dirfd: i32, path_addr: u64, buf: u64, size: u64) -> KResult<u64> {
+    if (size as i64) <= 0 {
+        return Err(EINVAL);
+    }
+    let path = user_path(path_addr)?;
+    let node = fs::lookup(&at_dir(dirfd, &path)?, &path, false)?;
+    let target = node.readlink()?;
+    let n = target.len().min(size as usize);
+    task::copy_to_user(buf, &target.as_bytes()[..n]).map(|()| n as u64)
+}
+
+pub fn readlink(c: &mut Ctx) -> KResult<u64> {
+    do_readlink(AT_FDCWD, c.a[0], c.a[1], c.a[2])
+}
+
+pub fn readlinkat(c: &mut Ctx) -> KResult<u64> {
+    do_readlink(c.int(0), c.a[1], c.a[2], c.a[3])
+}
+
+pub fn chmod(c: &mut Ctx) -> KResult<u64> {
+    let path = user_path(c.a[0])?;
+    fs::lookup(&cwd(), &path, true)?.set_mode(c.a[1] as u32).map(|()| 0)
+}
+
+pub fn fchmodat(c: &mut Ctx) -> KResult<u64> {
+    let path = user_path(c.a[1])?;
+    fs::lookup(&at_dir(c.int(0), &path)?, &path, true)?.set_mode(c.a[2] as u32).map(|()| 0)
+}
+
+pub fn fchmod(c: &mut Ctx) -> KResult<u64> {
+    file(c.int(0))?.node.set_mode(c.a[1] as u32).map(|()| 0)
+}
+
+pub fn umask(c: &mut Ctx) -> KResult<u64> {
+    Ok(u64::from(UMASK.swap(c.a[0] as u32 & 0o777, Ordering::Relaxed)))
+}
+
+pub fn getcwd(c: &mut Ctx) -> KResult<u64> {
+    let mut path = cwd().into_bytes();
+    path.push(0);
+    if (c.a[1] as usize) < path.len() {
+        return Err(ERANGE);
+    }
+    task::copy_to_user(c.a[0], &path).map(|()| path.len() as u64)
+}
+
+fn set_cwd(node: &Arc<dyn Node>, path: String) -> KResult<u64> {
+    if node.file_type() != FileType::Directory {
+        return Err(ENOTDIR);
+    }
+    *current_process().cwd.lock() = path;
+    Ok(0)
+}
+
+pub fn chdir(c: &mut Ctx) -> KResult<u64> {
+    let path = user_path(c.a[0])?;
+    let (node, canonical) = path::lookup_with_path(&cwd(), &path, true)?;
+    set_cwd(&node, canonical)
+}
+
+pub fn fchdir(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    set_cwd(&f.node, f.path.clone())
+}
+
+// --- sizes and syncing ---
+
+pub fn ftruncate(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if (c.a[1] as i64) < 0 || !f.writable() || f.node.file_type() != FileType::Regular {
+        return Err(EINVAL);
+    }
+    f.node.truncate(c.a[1]).map(|()| 0)
+}
+
+pub fn truncate(c: &mut Ctx) -> KResult<u64> {
+    if (c.a[1] as i64) < 0 {
+        return Err(EINVAL);
+    }
+    let path = user_path(c.a[0])?;
+    let node = fs::lookup(&cwd(), &path, true)?;
+    if node.file_type() == FileType::Directory {
+        return Err(EISDIR);
+    }
+    node.truncate(c.a[1]).map(|()| 0)
+}
+
+pub fn fsync(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if !f.node.seekable() {
+        return Err(EINVAL);
+    }
+    f.node.sync().map(|()| 0)
+}
+
+// --- descriptors ---
+
+pub fn dup(c: &mut Ctx) -> KResult<u64> {
+    let p = current_process();
+    let mut files = p.files.lock();
+    let f = files.get(c.int(0))?;
+    files.insert(f, false).map(|fd| fd as u64)
+}
+
+fn do_dup3(old: i32, new: i32, flags: u64) -> KResult<u64> {
+    if flags & !u64::from(O_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let p = current_process();
+    let mut files = p.files.lock();
+    let f = files.get(old)?;
+    files.insert_at(new, f, flags != 0)?;
+    Ok(new as u64)
+}
+
+pub fn dup2(c: &mut Ctx) -> KResult<u64> {
+    let (old, new) = (c.int(0), c.int(1));
+    if old == new {
+        return file(old).map(|_| new as u64);
+    }
+    do_dup3(old, new, 0)
+}
+
+pub fn dup3(c: &mut Ctx) -> KResult<u64> {
+    if c.int(0) == c.int(1) {
+        return Err(EINVAL);
+    }
+    do_dup3(c.int(0), c.int(1), c.a[2])
+}
+
+pub fn fcntl(c: &mut Ctx) -> KResult<u64> {
+    const F_DUPFD: i32 = 0;
+    const F_GETFD: i32 = 1;
+    const F_SETFD: i32 = 2;
+    const F_GETFL: i32 = 3;
+    const F_SETFL: i32 = 4;
+    const F_DUPFD_CLOEXEC: i32 = 1030;
+    const SETTABLE: u32 = O_APPEND | O_NONBLOCK | O_DIRECT;
+    let (fd, cmd, arg) = (c.int(0), c.int(1), c.a[2]);
+    let p = current_process();
+    let mut files = p.files.lock();
+    let f = files.get(fd)?;
+    match cmd {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let min = usize::try_from(arg as i32).map_err(|_| EINVAL)?;
+            files.insert_from(min, f, cmd == F_DUPFD_CLOEXEC).map(|fd| fd as u64)
+        }
+        F_GETFD => Ok(u64::from(files.cloexec(fd)?)),
+        F_SETFD => files.set_cloexec(fd, arg & 1 != 0).map(|()| 0),
+        F_GETFL => Ok(u64::from(f.flags() | O_LARGEFILE)),
+        F_SETFL => {
+            let new = (f.flags() & !SETTABLE) | (arg as u32 & SETTABLE);
+            f.flags.store(new, Ordering::Relaxed);
+            Ok(0)
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+pub fn ioctl(c: &mut Ctx) -> KResult<u64> {
+    const FIONCLEX: u64 = 0x5450;
+    const FIOCLEX: u64 = 0x5451;
+    const FIONBIO: u64 = 0x5421;
+    let fd = c.int(0);
+    let f = file(fd)?;
+    match c.a[1] & 0xffff_ffff {
+        FIOCLEX | FIONCLEX => current_process().files.lock().set_cloexec(fd, c.a[1] == FIOCLEX).map(|()| 0),
+        FIONBIO => {
+            let on: u32 = task::read_user(c.a[2])?;
+            let flags = if on != 0 { f.flags() | O_NONBLOCK } else { f.flags() & !O_NONBLOCK };
+            f.flags.store(flags, Ordering::Relaxed);
+            Ok(0)
+        }
+        cmd => f.node.ioctl(cmd, c.a[2]),
+    }
+}
+
+// --- pipes and eventfds ---
+
+fn do_pipe(fds_addr: u64, flags: u64) -> KResult<u64> {
+    let allowed = u64::from(O_CLOEXEC | O_NONBLOCK | O_DIRECT);
+    if flags & !allowed != 0 {
+        return Err(EINVAL);
+    }
+    let (r, w) = pipe::new();
+    let status = flags as u32 & (O_NONBLOCK | O_DIRECT);
+    let cloexec = flags & u64::from(O_CLOEXEC) != 0;
+    let p = current_process();
+    let mut files = p.files.lock();
+    let rfd = files.insert(OpenFile::new(r, O_RDONLY | status, String::from("pipe:")), cloexec)?;
+    let wfd = match files.insert(OpenFile::new(w, O_WRONLY | status, String::from("pipe:")), cloexec) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = files.remove(rfd);
+            return Err(e);
+        }
+    };
+    drop(files);
+    if let Err(e) = task::write_user(fds_addr, &[rfd, wfd]) {
+        let mut files = p.files.lock();
+        let _ = files.remove(rfd);
+        let _ = files.remove(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+pub fn pipe(c: &mut Ctx) -> KResult<u64> {
+    do_pipe(c.a[0], 0)
+}
+
+pub fn pipe2(c: &mut Ctx) -> KResult<u64> {
+    do_pipe(c.a[0], c.a[1])
+}
+
+fn do_eventfd(initval: u64, flags: u64) -> KResult<u64> {
+    let allowed = u64::from(eventfd::EFD_SEMAPHORE | O_CLOEXEC | O_NONBLOCK);
+    if flags & !allowed != 0 {
+        return Err(EINVAL);
+    }
+    let node = eventfd::new(initval as u32, flags & u64::from(eventfd::EFD_SEMAPHORE) != 0);
+    let f = OpenFile::new(node, O_RDWR | (flags as u32 & O_NONBLOCK), String::from("anon_inode:[eventfd]"));
+    install(f, flags & u64::from(O_CLOEXEC) != 0)
+}
+
+pub fn eventfd(c: &mut Ctx) -> KResult<u64> {
+    do_eventfd(c.a[0], 0)
+}
+
+pub fn eventfd2(c: &mut Ctx) -> KResult<u64> {
+    do_eventfd(c.a[0], c.a[1])
+}

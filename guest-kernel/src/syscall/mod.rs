@@ -1,0 +1,162 @@
+//! System calls: the Linux x86-64 ABI (number in rax, arguments in rdi, rsi, rdx, r10, r8,
+//! r9; result or `-errno` in rax), dispatched through one table from number to handler.
+//! One file per family.
+
+mod fs;
+pub mod futex;
+mod mm;
+mod process;
+mod signal;
+mod sys;
+mod time;
+
+use crate::arch::interrupts::TrapFrame;
+use crate::errno::{KResult, ENOSYS};
+
+/// What a handler sees: the six arguments and the caller's saved registers (for the few
+/// calls that change them: fork, clone, execve).
+pub struct Ctx<'a> {
+    pub a: [u64; 6],
+    pub frame: &'a mut TrapFrame,
+}
+
+impl Ctx<'_> {
+    /// Argument `i` as a C `int` (the upper half ignored, as Linux does).
+    pub fn int(&self, i: usize) -> i32 {
+        self.a[i] as i32
+    }
+}
+
+type Handler = fn(&mut Ctx) -> KResult<u64>;
+
+macro_rules! syscall_table {
+    ($($nr:literal $name:ident => $handler:path,)*) => {
+        const TABLE: [Option<(&str, Handler)>; 512] = {
+            let mut t: [Option<(&str, Handler)>; 512] = [None; 512];
+            $(t[$nr] = Some((stringify!($name), $handler as Handler));)*
+            t
+        };
+    };
+}
+
+syscall_table! {
+    0 read => fs::read,
+    1 write => fs::write,
+    2 open => fs::open,
+    3 close => fs::close,
+    4 stat => fs::stat,
+    5 fstat => fs::fstat,
+    6 lstat => fs::lstat,
+    8 lseek => fs::lseek,
+    9 mmap => mm::mmap,
+    10 mprotect => mm::mprotect,
+    11 munmap => mm::munmap,
+    12 brk => mm::brk,
+    13 rt_sigaction => signal::rt_sigaction,
+    14 rt_sigprocmask => signal::rt_sigprocmask,
+    16 ioctl => fs::ioctl,
+    17 pread64 => fs::pread64,
+    18 pwrite64 => fs::pwrite64,
+    19 readv => fs::readv,
+    20 writev => fs::writev,
+    21 access => fs::access,
+    22 pipe => fs::pipe,
+    24 sched_yield => process::sched_yield,
+    28 madvise => mm::madvise,
+    32 dup => fs::dup,
+    33 dup2 => fs::dup2,
+    35 nanosleep => time::nanosleep,
+    39 getpid => process::getpid,
+    56 clone => process::clone,
+    57 fork => process::fork,
+    58 vfork => process::vfork,
+    59 execve => process::execve,
+    60 exit => process::exit,
+    61 wait4 => process::wait4,
+    62 kill => signal::kill,
+    63 uname => sys::uname,
+    72 fcntl => fs::fcntl,
+    74 fsync => fs::fsync,
+    75 fdatasync => fs::fsync,
+    76 truncate => fs::truncate,
+    77 ftruncate => fs::ftruncate,
+    79 getcwd => fs::getcwd,
+    80 chdir => fs::chdir,
+    81 fchdir => fs::fchdir,
+    82 rename => fs::rename,
+    83 mkdir => fs::mkdir,
+    84 rmdir => fs::rmdir,
+    86 link => fs::link,
+    87 unlink => fs::unlink,
+    88 symlink => fs::symlink,
+    89 readlink => fs::readlink,
+    90 chmod => fs::chmod,
+    91 fchmod => fs::fchmod,
+    95 umask => fs::umask,
+    96 gettimeofday => time::gettimeofday,
+    97 getrlimit => sys::getrlimit,
+    102 getuid => process::getid,
+    104 getgid => process::getid,
+    107 geteuid => process::getid,
+    108 getegid => process::getid,
+    109 setpgid => process::setpgid,
+    110 getppid => process::getppid,
+    111 getpgrp => process::getpid,
+    112 setsid => process::getpid,
+    121 getpgid => process::getpid,
+    124 getsid => process::getpid,
+    131 sigaltstack => signal::sigaltstack,
+    158 arch_prctl => process::arch_prctl,
+    186 gettid => process::gettid,
+    200 tkill => signal::tkill,
+    201 time => time::time,
+    202 futex => futex::futex,
+    204 sched_getaffinity => sys::sched_getaffinity,
+    217 getdents64 => fs::getdents64,
+    218 set_tid_address => process::set_tid_address,
+    228 clock_gettime => time::clock_gettime,
+    229 clock_getres => time::clock_getres,
+    230 clock_nanosleep => time::clock_nanosleep,
+    231 exit_group => process::exit_group,
+    234 tgkill => signal::tgkill,
+    257 openat => fs::openat,
+    258 mkdirat => fs::mkdirat,
+    262 newfstatat => fs::newfstatat,
+    263 unlinkat => fs::unlinkat,
+    264 renameat => fs::renameat,
+    265 linkat => fs::linkat,
+    266 symlinkat => fs::symlinkat,
+    267 readlinkat => fs::readlinkat,
+    268 fchmodat => fs::fchmodat,
+    269 faccessat => fs::faccessat,
+    273 set_robust_list => sys::set_robust_list,
+    284 eventfd => fs::eventfd,
+    290 eventfd2 => fs::eventfd2,
+    292 dup3 => fs::dup3,
+    293 pipe2 => fs::pipe2,
+    302 prlimit64 => sys::prlimit64,
+    316 renameat2 => fs::renameat2,
+    318 getrandom => sys::getrandom,
+    332 statx => fs::statx,
+    439 faccessat2 => fs::faccessat,
+}
+
+/// Runs the syscall in `frame` and stores its result in `frame.rax`.
+pub fn dispatch(frame: &mut TrapFrame) {
+    let nr = frame.rax;
+    let a = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let result = match TABLE.get(nr as usize).copied().flatten() {
+        Some((name, handler)) => {
+            log::trace!("syscall {name}({:#x}, {:#x}, {:#x})", a[0], a[1], a[2]);
+            handler(&mut Ctx { a, frame })
+        }
+        None => {
+            log::warn!("unknown syscall {nr}: -ENOSYS");
+            Err(ENOSYS)
+        }
+    };
+    frame.rax = match result {
+        Ok(v) => v,
+        Err(e) => (-i64::from(e.0)) as u64,
+    };
+}

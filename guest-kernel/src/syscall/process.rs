@@ -1,0 +1,223 @@
+//! Process syscalls: ids, clone/fork/vfork, execve, exit, wait4, TLS, yielding.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::Ctx;
+use crate::errno::*;
+use crate::mm::uaccess;
+use crate::mm::USER_END;
+use crate::task::{self, current_process, exec, sched, signal, with_mm, CloneArgs};
+use crate::task::{CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_THREAD, CLONE_VFORK, CLONE_VM};
+
+pub fn getpid(_: &mut Ctx) -> KResult<u64> {
+    Ok(u64::from(current_process().pid))
+}
+
+pub fn gettid(_: &mut Ctx) -> KResult<u64> {
+    Ok(u64::from(sched::current().tid))
+}
+
+pub fn getppid(_: &mut Ctx) -> KResult<u64> {
+    Ok(u64::from(current_process().ppid.load(Ordering::Relaxed)))
+}
+
+/// getuid, geteuid, getgid, getegid: everyone is root.
+pub fn getid(_: &mut Ctx) -> KResult<u64> {
+    Ok(0)
+}
+
+pub fn setpgid(c: &mut Ctx) -> KResult<u64> {
+    if (c.a[0] as i32) < 0 || (c.a[1] as i32) < 0 {
+        return Err(EINVAL);
+    }
+    Ok(0)
+}
+
+pub fn sched_yield(_: &mut Ctx) -> KResult<u64> {
+    sched::yield_now();
+    Ok(0)
+}
+
+pub fn set_tid_address(c: &mut Ctx) -> KResult<u64> {
+    let me = sched::current();
+    me.clear_child_tid.store(c.a[0], Ordering::Relaxed);
+    Ok(u64::from(me.tid))
+}
+
+pub fn arch_prctl(c: &mut Ctx) -> KResult<u64> {
+    const ARCH_SET_GS: u64 = 0x1001;
+    const ARCH_SET_FS: u64 = 0x1002;
+    const ARCH_GET_FS: u64 = 0x1003;
+    const ARCH_GET_GS: u64 = 0x1004;
+    let me = sched::current();
+    match c.a[0] {
+        ARCH_SET_FS => {
+            if c.a[1] >= USER_END {
+                return Err(EPERM);
+            }
+            me.fs_base.store(c.a[1], Ordering::Relaxed);
+            crate::arch::switch::set_fs_base(c.a[1]);
+            Ok(0)
+        }
+        ARCH_GET_FS => task::write_user(c.a[1], &me.fs_base.load(Ordering::Relaxed)).map(|()| 0),
+        ARCH_SET_GS | ARCH_GET_GS => Err(EINVAL),
+        _ => Err(EINVAL),
+    }
+}
+
+fn do_clone(c: &mut Ctx, flags: u64, stack: u64, parent_tid: u64, child_tid: u64, tls: u64) -> KResult<u64> {
+    const CSIGNAL: u64 = 0xff;
+    const CLONE_SIGHAND: u64 = 0x800;
+    if flags & CLONE_THREAD != 0 && (flags & CLONE_SIGHAND == 0 || flags & CLONE_VM == 0) {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+        return Err(EINVAL);
+    }
+    if flags & CSIGNAL > u64::from(signal::NSIG) {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_SETTLS != 0 && tls >= USER_END {
+        return Err(EPERM);
+    }
+    let args = CloneArgs {
+        flags,
+        stack,
+        tls: (flags & CLONE_SETTLS != 0).then_some(tls),
+        child_tid,
+    };
+    let (tid, child) = task::clone_current(c.frame, &args)?;
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = task::write_user(parent_tid, &tid);
+    }
+    if flags & CLONE_VFORK != 0 {
+        if let Some(child) = child {
+            // The parent waits until the child execs or exits, as vfork promises.
+            let _ = child.vfork_done.wait_until(None, || child.vfork_released.load(Ordering::Relaxed));
+        }
+    }
+    Ok(u64::from(tid))
+}
+
+pub fn clone(c: &mut Ctx) -> KResult<u64> {
+    let [flags, stack, parent_tid, child_tid, tls, _] = c.a;
+    do_clone(c, flags, stack, parent_tid, child_tid, tls)
+}
+
+pub fn fork(c: &mut Ctx) -> KResult<u64> {
+    do_clone(c, u64::from(signal::SIGCHLD), 0, 0, 0, 0)
+}
+
+pub fn vfork(c: &mut Ctx) -> KResult<u64> {
+    // The child gets a copy of the address space rather than a loan of it; programs that
+    // follow vfork's rules (only execve or _exit) cannot tell.
+    do_clone(c, CLONE_VFORK | u64::from(signal::SIGCHLD), 0, 0, 0, 0)
+}
+
+/// Reads a NULL-terminated array of string pointers (argv, envp).
+fn read_string_array(addr: u64) -> KResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if addr == 0 {
+        return Ok(out);
+    }
+    let mut total = 0;
+    for i in 0.. {
+        let ptr: u64 = task::read_user(addr + i * 8)?;
+        if ptr == 0 {
+            break;
+        }
+        let s = with_mm(|mm| uaccess::read_cstring(mm, ptr, 128 * 1024))?;
+        total += s.len() + 1;
+        if total > 128 * 1024 || i > 4096 {
+            return Err(E2BIG);
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+pub fn execve(c: &mut Ctx) -> KResult<u64> {
+    let path = with_mm(|mm| uaccess::read_path(mm, c.a[0]))?;
+    let argv = read_string_array(c.a[1])?;
+    let envp = read_string_array(c.a[2])?;
+    let argv_refs: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp_refs: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    let process = current_process();
+    let cwd = process.cwd.lock().clone();
+    let image = exec::load(&path, &cwd, &argv_refs, &envp_refs)?;
+    // Point of no return: the old image goes.
+    if process.thread_count() > 1 {
+        log::warn!("execve in a multi-threaded process: other threads are not stopped");
+    }
+    let new = Arc::new(crate::sync::SpinLock::new(image.mm));
+    new.lock().pt.activate();
+    process.set_mm(new);
+    process.files.lock().close_on_exec();
+    for a in process.sigactions.lock().iter_mut() {
+        if a.handler != signal::SIG_IGN {
+            *a = signal::SigAction::default();
+        }
+    }
+    *process.name.lock() = image.name;
+    let me = sched::current();
+    me.fs_base.store(0, Ordering::Relaxed);
+    crate::arch::switch::set_fs_base(0);
+    // SAFETY: the running task owns its FPU area; fresh state for the new program.
+    unsafe { *me.fpu.get() = crate::arch::switch::FpuState::initial() };
+    // SAFETY: as above.
+    unsafe { (*me.fpu.get()).restore() };
+    process.vfork_released.store(true, Ordering::Relaxed);
+    process.vfork_done.wake_all();
+    *c.frame = image.frame;
+    Ok(0)
+}
+
+pub fn exit(c: &mut Ctx) -> KResult<u64> {
+    task::exit_thread((c.int(0) & 0xff) << 8)
+}
+
+pub fn exit_group(c: &mut Ctx) -> KResult<u64> {
+    let status = (c.int(0) & 0xff) << 8;
+    current_process().begin_exit(status);
+    task::exit_thread(status)
+}
+
+pub fn wait4(c: &mut Ctx) -> KResult<u64> {
+    const WNOHANG: u64 = 1;
+    const VALID: u64 = 1 | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
+    let (pid, status_addr, options, rusage) = (c.int(0), c.a[1], c.a[2], c.a[3]);
+    if options & !VALID != 0 {
+        return Err(EINVAL);
+    }
+    let me = current_process();
+    let matches = |child: &task::Process| pid <= 0 && pid != i32::MIN || child.pid as i32 == pid;
+    let mut reaped = None;
+    let result = me.child_exited.wait_until(None, || {
+        let children = me.children.lock();
+        if let Some(child) = children.iter().find(|ch| matches(ch) && ch.zombie.lock().is_some()) {
+            reaped = Some(Arc::clone(child));
+            return true;
+        }
+        // Nothing to wait for (no such child), or WNOHANG: stop waiting.
+        !children.iter().any(|ch| matches(ch)) || options & WNOHANG != 0
+    });
+    if result.is_err() {
+        return Err(EINTR);
+    }
+    let Some(child) = reaped else {
+        let any = me.children.lock().iter().any(|ch| matches(ch));
+        return if any { Ok(0) } else { Err(ECHILD) };
+    };
+    let status = child.zombie.lock().expect("a zombie");
+    me.children.lock().retain(|ch| !Arc::ptr_eq(ch, &child));
+    task::release_process(child.pid);
+    if status_addr != 0 {
+        task::write_user(status_addr, &status)?;
+    }
+    if rusage != 0 {
+        task::copy_to_user(rusage, &[0u8; 144])?;
+    }
+    Ok(u64::from(child.pid))
+}

@@ -1,0 +1,424 @@
+//! Processes and threads.
+//!
+//! A [`Process`] owns what its threads share: the address space, the file table, the
+//! working directory, signal dispositions, and the bookkeeping its parent waits on. A
+//! [`Task`] is one thread: a kernel stack, saved registers, FPU state and TLS base.
+//! Exit happens in two steps, as in Linux: each thread exits ([`exit_thread`]); the last
+//! one makes the process a zombie with its wait status, and the parent reaps it (`wait4`).
+
+pub mod exec;
+pub mod sched;
+pub mod signal;
+pub mod wait;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+use crate::arch::interrupts::TrapFrame;
+use crate::arch::switch::{self, FpuState};
+use crate::errno::{KResult, ENOMEM};
+use crate::fs::FdTable;
+use crate::mm::user::UserSpace;
+use crate::mm::{paging, uaccess, USER_END};
+use crate::sync::SpinLock;
+use signal::{SigAction, SIGSEGV};
+use wait::WaitQueue;
+
+pub type Pid = u32;
+
+const KSTACK_SIZE: usize = 16 * 1024;
+/// Timer ticks a task may run in user mode before others get the CPU.
+const TIME_SLICE_TICKS: u64 = 2;
+
+#[repr(u8)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TaskState {
+    New = 0,
+    Runnable = 1,
+    Blocked = 2,
+    Dead = 3,
+}
+
+pub type Mm = Arc<SpinLock<UserSpace>>;
+
+pub struct Process {
+    pub pid: Pid,
+    pub ppid: AtomicU32,
+    mm: SpinLock<Option<Mm>>,
+    pub files: SpinLock<FdTable>,
+    pub cwd: SpinLock<String>,
+    pub name: SpinLock<String>,
+    threads: SpinLock<Vec<Arc<Task>>>,
+    /// Wait status the process exits with once its threads are gone; -1 while running.
+    group_exit: AtomicI32,
+    /// Set when the last thread has exited: the status `wait4` reports.
+    pub zombie: SpinLock<Option<i32>>,
+    pub children: SpinLock<Vec<Arc<Process>>>,
+    /// The parent sleeps here in `wait4`; children wake it when they exit.
+    pub child_exited: WaitQueue,
+    pub sigactions: SpinLock<[SigAction; 64]>,
+    /// The alternate signal stack (`stack_t`: sp, flags, size).
+    pub altstack: SpinLock<[u64; 3]>,
+    /// Woken when a vfork child execs or exits.
+    pub vfork_done: WaitQueue,
+    pub vfork_released: core::sync::atomic::AtomicBool,
+}
+
+pub struct Task {
+    pub tid: Pid,
+    pub process: Arc<Process>,
+    kstack: Box<[u8]>,
+    saved_rsp: UnsafeCell<u64>,
+    pub state: AtomicU8,
+    pub fpu: UnsafeCell<FpuState>,
+    pub fs_base: AtomicU64,
+    pub clear_child_tid: AtomicU64,
+    pub sigmask: AtomicU64,
+    slice_start: AtomicU64,
+}
+
+// SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
+// interrupts off, for a task that is not running (or is the one switching away).
+unsafe impl Sync for Task {}
+// SAFETY: as above.
+unsafe impl Send for Task {}
+
+static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+static PROCESSES: SpinLock<BTreeMap<Pid, Arc<Process>>> = SpinLock::new(BTreeMap::new());
+static TASKS: SpinLock<BTreeMap<Pid, Arc<Task>>> = SpinLock::new(BTreeMap::new());
+
+/// The status init exited with, once it has (the VM then ends with it).
+pub static INIT_EXIT: SpinLock<Option<i32>> = SpinLock::new(None);
+
+fn alloc_pid() -> Pid {
+    NEXT_PID.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Process {
+    fn new(pid: Pid, ppid: Pid, mm: Mm, files: FdTable, cwd: String, name: String) -> Arc<Self> {
+        let p = Arc::new(Self {
+            pid,
+            ppid: AtomicU32::new(ppid),
+            mm: SpinLock::new(Some(mm)),
+            files: SpinLock::new(files),
+            cwd: SpinLock::new(cwd),
+            name: SpinLock::new(name),
+            threads: SpinLock::new(Vec::new()),
+            group_exit: AtomicI32::new(-1),
+            zombie: SpinLock::new(None),
+            children: SpinLock::new(Vec::new()),
+            child_exited: WaitQueue::new(),
+            sigactions: SpinLock::new([SigAction::default(); 64]),
+            altstack: SpinLock::new([0, 2, 0]),
+            vfork_done: WaitQueue::new(),
+            vfork_released: core::sync::atomic::AtomicBool::new(false),
+        });
+        PROCESSES.lock().insert(pid, Arc::clone(&p));
+        p
+    }
+
+    pub fn mm(&self) -> Option<Mm> {
+        self.mm.lock().clone()
+    }
+
+    pub fn set_mm(&self, mm: Mm) -> Option<Mm> {
+        self.mm.lock().replace(mm)
+    }
+
+    /// Whether the process is dying (exit_group or a fatal signal).
+    pub fn exiting(&self) -> bool {
+        self.group_exit.load(Ordering::Relaxed) >= 0
+    }
+
+    /// Starts the exit of the whole process with wait status `status` (first one wins),
+    /// waking every thread so it notices on its way out of the kernel.
+    pub fn begin_exit(&self, status: i32) {
+        if self.group_exit.compare_exchange(-1, status, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            for t in self.threads.lock().iter() {
+                sched::wake(t);
+            }
+        }
+    }
+
+    pub fn thread_count(&self) -> usize {
+        self.threads.lock().len()
+    }
+
+    pub fn threads(&self) -> Vec<Arc<Task>> {
+        self.threads.lock().clone()
+    }
+}
+
+pub fn find_process(pid: Pid) -> Option<Arc<Process>> {
+    PROCESSES.lock().get(&pid).cloned()
+}
+
+pub fn find_task(tid: Pid) -> Option<Arc<Task>> {
+    TASKS.lock().get(&tid).cloned()
+}
+
+pub fn all_processes() -> Vec<Arc<Process>> {
+    PROCESSES.lock().values().cloned().collect()
+}
+
+impl Task {
+    fn new(tid: Pid, process: &Arc<Process>, frame: &TrapFrame, fpu: FpuState) -> KResult<Arc<Self>> {
+        let mut kstack = Vec::new();
+        kstack.try_reserve_exact(KSTACK_SIZE).map_err(|_| ENOMEM)?;
+        // SAFETY: capacity reserved above; a kernel stack needs no initial contents.
+        unsafe { kstack.set_len(KSTACK_SIZE) };
+        let task = Arc::new(Self {
+            tid,
+            process: Arc::clone(process),
+            kstack: kstack.into_boxed_slice(),
+            saved_rsp: UnsafeCell::new(0),
+            state: AtomicU8::new(TaskState::New as u8),
+            fpu: UnsafeCell::new(fpu),
+            fs_base: AtomicU64::new(0),
+            clear_child_tid: AtomicU64::new(0),
+            sigmask: AtomicU64::new(0),
+            slice_start: AtomicU64::new(crate::time::ticks()),
+        });
+        // SAFETY: the stack belongs to the new task, which has never run.
+        unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
+        process.threads.lock().push(Arc::clone(&task));
+        TASKS.lock().insert(tid, Arc::clone(&task));
+        Ok(task)
+    }
+
+    pub fn kstack_top(&self) -> u64 {
+        (self.kstack.as_ptr() as u64 + KSTACK_SIZE as u64) & !15
+    }
+
+    pub fn has_user(&self) -> bool {
+        true
+    }
+
+    /// Loads this task's page tables.
+    pub fn activate_memory(&self) {
+        match self.process.mm() {
+            Some(mm) => mm.lock().pt.activate(),
+            None => paging::activate_kernel(),
+        }
+    }
+
+    pub fn signal_pending(&self) -> bool {
+        self.process.exiting()
+    }
+}
+
+/// The current task's process.
+pub fn current_process() -> Arc<Process> {
+    Arc::clone(&sched::current().process)
+}
+
+/// Runs `f` on the current process's address space.
+pub fn with_mm<R>(f: impl FnOnce(&mut UserSpace) -> KResult<R>) -> KResult<R> {
+    let mm = current_process().mm().ok_or(crate::errno::EFAULT)?;
+    let mut guard = mm.lock();
+    f(&mut guard)
+}
+
+/// Copies to user memory of the current process.
+pub fn copy_to_user(dst: u64, src: &[u8]) -> KResult<()> {
+    with_mm(|mm| uaccess::copy_to_user(mm, dst, src))
+}
+
+/// Copies from user memory of the current process.
+pub fn copy_from_user(dst: &mut [u8], src: u64) -> KResult<()> {
+    with_mm(|mm| uaccess::copy_from_user(mm, dst, src))
+}
+
+pub fn read_user<T: uaccess::Pod>(addr: u64) -> KResult<T> {
+    with_mm(|mm| uaccess::read(mm, addr))
+}
+
+pub fn write_user<T: uaccess::Pod>(addr: u64, value: &T) -> KResult<()> {
+    with_mm(|mm| uaccess::write(mm, addr, value))
+}
+
+/// Starts the first process: `path` with `argv` and `envp`, console on fds 0-2.
+pub fn spawn_init(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<()> {
+    let pid = alloc_pid();
+    let image = exec::load(path, "/", argv, envp)?;
+    let files = FdTable::with_console();
+    let process = Process::new(pid, 0, Arc::new(SpinLock::new(image.mm)), files, String::from("/"), image.name);
+    let task = Task::new(pid, &process, &image.frame, FpuState::initial())?;
+    sched::spawn(task);
+    Ok(())
+}
+
+/// What `clone` asked for, already decoded.
+pub struct CloneArgs {
+    pub flags: u64,
+    pub stack: u64,
+    pub tls: Option<u64>,
+    pub child_tid: u64,
+}
+
+pub const CLONE_VM: u64 = 0x100;
+pub const CLONE_VFORK: u64 = 0x4000;
+pub const CLONE_THREAD: u64 = 0x10000;
+pub const CLONE_SETTLS: u64 = 0x80000;
+pub const CLONE_PARENT_SETTID: u64 = 0x100000;
+pub const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
+
+/// Creates a thread (CLONE_THREAD) or a process (fork, vfork, clone) from the current
+/// task, which is in a syscall with `frame`. Returns the child's id and, for a process,
+/// the child process (the caller may have to wait for a vfork child).
+pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Option<Arc<Process>>)> {
+    let me = sched::current();
+    let parent = &me.process;
+    let mut child_frame = frame.clone();
+    child_frame.rax = 0;
+    if args.stack != 0 {
+        child_frame.rsp = args.stack;
+    }
+    let mut fpu = FpuState::initial();
+    fpu.save();
+    let tid = alloc_pid();
+    let (task, process) = if args.flags & CLONE_THREAD != 0 {
+        (Task::new(tid, parent, &child_frame, fpu)?, None)
+    } else {
+        let parent_mm = parent.mm().ok_or(ENOMEM)?;
+        let mm = if args.flags & CLONE_VM != 0 {
+            parent_mm
+        } else {
+            let copy = parent_mm.lock().fork()?;
+            Arc::new(SpinLock::new(copy))
+        };
+        let files = parent.files.lock().clone();
+        let cwd = parent.cwd.lock().clone();
+        let name = parent.name.lock().clone();
+        let child = Process::new(tid, parent.pid, mm, files, cwd, name);
+        *child.sigactions.lock() = *parent.sigactions.lock();
+        parent.children.lock().push(Arc::clone(&child));
+        (Task::new(tid, &child, &child_frame, fpu)?, Some(child))
+    };
+    task.fs_base.store(args.tls.unwrap_or(me.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
+    task.sigmask.store(me.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
+    if args.flags & CLONE_CHILD_CLEARTID != 0 {
+        task.clear_child_tid.store(args.child_tid, Ordering::Relaxed);
+    }
+    if args.flags & CLONE_CHILD_SETTID != 0 {
+        if let Some(mm) = task.process.mm() {
+            let _ = uaccess::write(&mut mm.lock(), args.child_tid, &tid);
+        }
+    }
+    sched::spawn(task);
+    Ok((tid, process))
+}
+
+/// Ends the current thread; the last thread out ends the process with `status` (a wait
+/// status) unless an exit of the whole group already chose one.
+pub fn exit_thread(status: i32) -> ! {
+    let me = sched::current();
+    let process = Arc::clone(&me.process);
+    let ctid = me.clear_child_tid.load(Ordering::Relaxed);
+    if ctid != 0 {
+        if let Some(mm) = process.mm() {
+            let _ = uaccess::write(&mut mm.lock(), ctid, &0u32);
+        }
+        crate::syscall::futex::wake_address(ctid, 1);
+    }
+    TASKS.lock().remove(&me.tid);
+    let last = {
+        let mut threads = process.threads.lock();
+        threads.retain(|t| !Arc::ptr_eq(t, &me));
+        threads.is_empty()
+    };
+    drop(me);
+    if last {
+        let _ = process.group_exit.compare_exchange(-1, status, Ordering::Relaxed, Ordering::Relaxed);
+        exit_process(&process);
+    }
+    sched::exit_current()
+}
+
+/// The last thread has gone: free the process's resources and tell the parent.
+fn exit_process(process: &Arc<Process>) {
+    let status = process.group_exit.load(Ordering::Relaxed);
+    paging::activate_kernel();
+    process.mm.lock().take();
+    process.files.lock().close_all();
+    process.vfork_released.store(true, Ordering::Relaxed);
+    process.vfork_done.wake_all();
+    // Orphans go to init, which reaps them.
+    let orphans = core::mem::take(&mut *process.children.lock());
+    if let Some(init) = find_process(1).filter(|i| i.pid != process.pid) {
+        for c in orphans {
+            c.ppid.store(1, Ordering::Relaxed);
+            init.children.lock().push(c);
+        }
+        init.child_exited.wake_all();
+    }
+    *process.zombie.lock() = Some(status);
+    if process.pid == 1 {
+        *INIT_EXIT.lock() = Some(status);
+    }
+    match find_process(process.ppid.load(Ordering::Relaxed)) {
+        Some(parent) => parent.child_exited.wake_all(),
+        None => {
+            PROCESSES.lock().remove(&process.pid);
+        }
+    }
+}
+
+/// Forgets a reaped zombie.
+pub fn release_process(pid: Pid) {
+    PROCESSES.lock().remove(&pid);
+}
+
+/// Called for every exit to user mode: dies if the process is exiting, and gives up the
+/// CPU when the time slice is used up.
+pub fn return_to_user(frame: &mut TrapFrame) {
+    let Some(me) = sched::try_current() else { return };
+    if frame.rip >= USER_END {
+        // Only reachable through a forged return address (execve or the #PF syscall path).
+        log::warn!("pid {}: return to non-canonical rip {:#x}", me.process.pid, frame.rip);
+        me.process.begin_exit(SIGSEGV as i32);
+    }
+    let now = crate::time::ticks();
+    if now.wrapping_sub(me.slice_start.load(Ordering::Relaxed)) >= TIME_SLICE_TICKS {
+        me.slice_start.store(now, Ordering::Relaxed);
+        if sched::others_runnable() {
+            sched::yield_now();
+        }
+    }
+    if me.process.exiting() {
+        drop(me);
+        exit_thread(0);
+    }
+    // Only user-modifiable flags survive, with interrupts on.
+    frame.rflags = (frame.rflags & 0x24_0dd5) | 0x202;
+}
+
+/// An exception in user mode: resolve a page fault, or kill the process with a signal.
+pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
+    let me = sched::current();
+    if frame.vector == 14 {
+        let (write, exec) = (frame.error_code & 2 != 0, frame.error_code & 16 != 0);
+        if let Some(mm) = me.process.mm() {
+            if mm.lock().fault(cr2, write, exec) {
+                return;
+            }
+        }
+    }
+    let sig = signal::signal_for_exception(frame.vector);
+    crate::kprintln!(
+        "{}[{}]: {name} at {:#x} rip {:#x} sp {:#x} error {:#x}: killed by signal {sig}",
+        *me.process.name.lock(),
+        me.process.pid,
+        cr2,
+        frame.rip,
+        frame.rsp,
+        frame.error_code
+    );
+    me.process.begin_exit(sig as i32);
+}

@@ -1,0 +1,84 @@
+//! Wait queues: a task blocks until a condition holds, a signal arrives or a deadline
+//! passes; wakers (syscalls of other tasks, interrupt handlers) make it runnable again.
+//!
+//! The kernel runs with interrupts off and on one CPU, so "check the condition, then
+//! block" cannot miss a wakeup: nothing else runs between the two.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::sched;
+use super::Task;
+use crate::sync::SpinLock;
+use crate::time;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum WaitError {
+    /// A signal is pending for the task (the syscall returns -EINTR).
+    Interrupted,
+    /// The deadline passed (-ETIMEDOUT or a short sleep, per syscall).
+    TimedOut,
+}
+
+pub struct WaitQueue {
+    waiters: SpinLock<Vec<Arc<Task>>>,
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WaitQueue {
+    pub const fn new() -> Self {
+        Self { waiters: SpinLock::new(Vec::new()) }
+    }
+
+    /// Blocks the current task until `ready()` is true. `deadline` is in monotonic ns.
+    pub fn wait_until(&self, deadline: Option<u64>, mut ready: impl FnMut() -> bool) -> Result<(), WaitError> {
+        let me = sched::current();
+        loop {
+            if ready() {
+                return Ok(());
+            }
+            if me.signal_pending() {
+                return Err(WaitError::Interrupted);
+            }
+            if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
+                return Err(WaitError::TimedOut);
+            }
+            self.waiters.lock().push(Arc::clone(&me));
+            if let Some(d) = deadline {
+                time::add_timer(d, Arc::clone(&me));
+            }
+            sched::block_current();
+            self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+        }
+    }
+
+    /// Wakes every waiter.
+    pub fn wake_all(&self) {
+        let waiters = core::mem::take(&mut *self.waiters.lock());
+        for t in waiters {
+            sched::wake(&t);
+        }
+    }
+
+    /// Wakes up to `n` waiters (oldest first); returns how many were woken.
+    pub fn wake_n(&self, n: usize) -> usize {
+        let woken: Vec<Arc<Task>> = {
+            let mut waiters = self.waiters.lock();
+            let n = n.min(waiters.len());
+            waiters.drain(..n).collect()
+        };
+        for t in &woken {
+            sched::wake(t);
+        }
+        woken.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiters.lock().is_empty()
+    }
+}
