@@ -67,9 +67,11 @@ struct FdEntry {
     cloexec: bool,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FdTable {
     fds: Vec<Option<FdEntry>>,
+    /// RLIMIT_NOFILE's soft limit: descriptors must stay below it.
+    limit: usize,
 }
 
 impl FdTable {
@@ -77,7 +79,16 @@ impl FdTable {
     pub fn with_console() -> Self {
         let console = OpenFile::new(dev::console(), O_RDWR, String::from("/dev/console"));
         let entry = Some(FdEntry { file: console, cloexec: false });
-        Self { fds: alloc::vec![entry.clone(), entry.clone(), entry] }
+        Self { fds: alloc::vec![entry.clone(), entry.clone(), entry], limit: FD_LIMIT }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Sets RLIMIT_NOFILE (at most [`FD_LIMIT`]).
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(FD_LIMIT);
     }
 
     pub fn get(&self, fd: i32) -> KResult<Arc<OpenFile>> {
@@ -87,10 +98,10 @@ impl FdTable {
 
     /// Installs `file` at the lowest free descriptor >= `min`.
     pub fn insert_from(&mut self, min: usize, file: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
-        if min >= FD_LIMIT {
+        if min >= self.limit {
             return Err(EINVAL);
         }
-        let slot = (min..FD_LIMIT).find(|&i| self.fds.get(i).is_none_or(|e| e.is_none())).ok_or(EMFILE)?;
+        let slot = (min..self.limit).find(|&i| self.fds.get(i).is_none_or(|e| e.is_none())).ok_or(EMFILE)?;
         if slot >= self.fds.len() {
             self.fds.resize(slot + 1, None);
         }
@@ -104,7 +115,7 @@ impl FdTable {
 
     /// Puts `file` at `fd`, closing what was there (dup2).
     pub fn insert_at(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> KResult<()> {
-        let i = usize::try_from(fd).ok().filter(|&i| i < FD_LIMIT).ok_or(EBADF)?;
+        let i = usize::try_from(fd).ok().filter(|&i| i < self.limit).ok_or(EBADF)?;
         if i >= self.fds.len() {
             self.fds.resize(i + 1, None);
         }

@@ -217,6 +217,11 @@ pub trait Node: Send + Sync + Any {
         Err(EPERM)
     }
 
+    /// The file's pages, for a `MAP_SHARED` mapping (ENODEV: the file cannot be mapped).
+    fn shared_pages(&self) -> KResult<Arc<crate::mm::user::SharedPages>> {
+        Err(ENODEV)
+    }
+
     fn as_any(&self) -> &dyn Any;
 }
 

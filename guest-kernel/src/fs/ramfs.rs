@@ -10,33 +10,56 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{alloc_ino, DirEntry, FileBytes, FileType, IoBuf, Node, Stat};
 use crate::errno::*;
+use crate::mm::user::SharedPages;
+use crate::mm::{frame_ptr, PAGE_SIZE};
 use crate::sync::SpinLock;
 
-/// Largest file size accepted (keeps a runaway writer from eating the heap).
+/// Largest file size accepted (keeps a runaway writer from eating memory).
 const MAX_FILE: u64 = 64 << 20;
+const PAGE: usize = PAGE_SIZE as usize;
 
+/// A file's bytes: borrowed from the initramfs until first written or mapped shared, then
+/// in page frames (a page cache that `MAP_SHARED` mappings map directly).
 enum Data {
     Static(&'static [u8]),
-    Owned(Vec<u8>),
+    Paged { pages: Arc<SharedPages>, len: u64 },
 }
 
 impl Data {
-    fn bytes(&self) -> &[u8] {
+    fn len(&self) -> u64 {
         match self {
-            Data::Static(s) => s,
-            Data::Owned(v) => v,
+            Data::Static(s) => s.len() as u64,
+            Data::Paged { len, .. } => *len,
         }
     }
 
-    fn owned(&mut self) -> &mut Vec<u8> {
-        if let Data::Static(s) = self {
-            *self = Data::Owned(s.to_vec());
+    /// Moves static bytes into frames; returns the pages.
+    fn paged(&mut self) -> KResult<Arc<SharedPages>> {
+        if let Data::Static(bytes) = *self {
+            let pages = SharedPages::new(bytes.len().div_ceil(PAGE));
+            for (i, chunk) in bytes.chunks(PAGE).enumerate() {
+                let f = pages.frame(i)?;
+                // SAFETY: a frame we just allocated, in the direct map, one page long.
+                unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), frame_ptr(f), chunk.len()) };
+            }
+            *self = Data::Paged { pages, len: bytes.len() as u64 };
         }
         match self {
-            Data::Owned(v) => v,
+            Data::Paged { pages, .. } => Ok(Arc::clone(pages)),
             Data::Static(_) => unreachable!("converted above"),
         }
     }
+}
+
+/// The bytes of page `frame` (0: a hole, all zeros) from `from` to `to`.
+fn page_bytes(frame: u64, from: usize, to: usize) -> &'static [u8] {
+    static ZEROS: [u8; PAGE] = [0; PAGE];
+    if frame == 0 {
+        return &ZEROS[from..to];
+    }
+    // SAFETY: the frame belongs to the file's pages, which outlive this use (the caller
+    // holds the file's lock); the range is within one page.
+    unsafe { core::slice::from_raw_parts(frame_ptr(frame).add(from), to - from) }
 }
 
 pub struct RamFile {
@@ -48,54 +71,106 @@ pub struct RamFile {
 
 impl RamFile {
     pub fn new(mode: u32, data: &'static [u8]) -> Arc<Self> {
-        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), nlink: AtomicU32::new(1), data: SpinLock::new(Data::Static(data)) })
+        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), nlink: AtomicU32::new(0), data: SpinLock::new(Data::Static(data)) })
     }
 }
 
 impl Node for RamFile {
     fn stat(&self) -> Stat {
-        let size = self.data.lock().bytes().len() as u64;
+        let size = self.data.lock().len();
         Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() }
     }
 
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         let data = self.data.lock();
-        let bytes = data.bytes();
-        let start = (offset.min(bytes.len() as u64)) as usize;
-        let n = buf.len().min(bytes.len() - start);
-        buf.put(0, &bytes[start..start + n])?;
+        let len = data.len();
+        let n = (len.saturating_sub(offset)).min(buf.len() as u64) as usize;
+        match &*data {
+            Data::Static(bytes) => buf.put(0, &bytes[offset as usize..offset as usize + n])?,
+            Data::Paged { pages, .. } => {
+                let mut done = 0;
+                while done < n {
+                    let pos = offset as usize + done;
+                    let (index, from) = (pos / PAGE, pos % PAGE);
+                    let to = PAGE.min(from + n - done);
+                    buf.put(done, page_bytes(pages.existing(index), from, to))?;
+                    done += to - from;
+                }
+            }
+        }
         Ok(n)
     }
 
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
-        let len = buf.len();
-        let end = offset.checked_add(len as u64).filter(|&e| e <= MAX_FILE).ok_or(EFBIG)?;
+        let n = buf.len();
+        let end = offset.checked_add(n as u64).filter(|&e| e <= MAX_FILE).ok_or(EFBIG)?;
         let mut data = self.data.lock();
-        let v = data.owned();
-        let old_len = v.len();
-        if end as usize > v.len() {
-            v.resize(end as usize, 0);
+        let pages = data.paged()?;
+        pages.grow((end as usize).div_ceil(PAGE));
+        let mut done = 0;
+        while done < n {
+            let pos = offset as usize + done;
+            let (index, from) = (pos / PAGE, pos % PAGE);
+            let to = PAGE.min(from + n - done);
+            let frame = pages.frame(index)?;
+            // SAFETY: the frame is the file's, in the direct map; the range is in the page.
+            let dst = unsafe { core::slice::from_raw_parts_mut(frame_ptr(frame).add(from), to - from) };
+            if let Err(e) = buf.get(done, dst) {
+                if done == 0 {
+                    return Err(e);
+                }
+                break;
+            }
+            done += to - from;
         }
-        if let Err(e) = buf.get(0, &mut v[offset as usize..end as usize]) {
-            v.truncate(old_len.max(offset as usize));
-            return Err(e);
+        if let Data::Paged { len, .. } = &mut *data {
+            *len = (*len).max(offset + done as u64);
         }
-        Ok(len)
+        Ok(done)
     }
 
-    fn truncate(&self, len: u64) -> KResult<()> {
-        if len > MAX_FILE {
+    fn truncate(&self, new_len: u64) -> KResult<()> {
+        if new_len > MAX_FILE {
             return Err(EFBIG);
         }
-        self.data.lock().owned().resize(len as usize, 0);
+        let mut data = self.data.lock();
+        let pages = data.paged()?;
+        let Data::Paged { len, .. } = &mut *data else { unreachable!("paged above") };
+        if new_len < *len {
+            // Bytes past the new end must read as zeros if the file grows again. Frames
+            // stay with the file (a shared mapping may still map them).
+            let first = new_len as usize / PAGE;
+            for index in first..(*len as usize).div_ceil(PAGE) {
+                let frame = pages.existing(index);
+                if frame == 0 {
+                    continue;
+                }
+                let from = if index == first { new_len as usize % PAGE } else { 0 };
+                // SAFETY: the file's frame, in the direct map; the range is in the page.
+                unsafe { core::ptr::write_bytes(frame_ptr(frame).add(from), 0, PAGE - from) };
+            }
+        }
+        pages.grow((new_len as usize).div_ceil(PAGE));
+        *len = new_len;
         Ok(())
     }
 
     fn contents(&self) -> KResult<FileBytes> {
-        Ok(match &*self.data.lock() {
-            Data::Static(s) => FileBytes::Static(s),
-            Data::Owned(v) => FileBytes::Owned(v.clone()),
-        })
+        let data = self.data.lock();
+        match &*data {
+            Data::Static(s) => Ok(FileBytes::Static(s)),
+            Data::Paged { len, .. } => {
+                let mut bytes = alloc::vec![0u8; *len as usize];
+                drop(data);
+                let n = self.read(0, &mut IoBuf::Kernel(&mut bytes), false)?;
+                bytes.truncate(n);
+                Ok(FileBytes::Owned(bytes))
+            }
+        }
+    }
+
+    fn shared_pages(&self) -> KResult<Arc<SharedPages>> {
+        self.data.lock().paged()
     }
 
     fn set_mode(&self, mode: u32) -> KResult<()> {

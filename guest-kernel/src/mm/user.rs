@@ -21,8 +21,9 @@ const MMAP_TOP: u64 = 0x7f00_0000_0000;
 /// Lowest address a fixed mapping may use (Linux's default `vm.mmap_min_addr`).
 pub const MIN_ADDR: u64 = 0x10000;
 
-/// Frames of a `MAP_SHARED` anonymous mapping, shared by every address space that maps it
-/// (after fork). Frames are allocated on first touch and freed with the last user.
+/// Page frames shared by every mapping of them: a `MAP_SHARED` anonymous area (after
+/// fork), or a RAM file's contents (its page cache, mapped by `MAP_SHARED` file mappings).
+/// Frames are allocated zeroed on first use and freed with the last user.
 pub struct SharedPages {
     frames: SpinLock<Vec<u64>>,
 }
@@ -32,14 +33,31 @@ impl SharedPages {
         Arc::new(Self { frames: SpinLock::new(alloc::vec![0; pages]) })
     }
 
-    /// The frame of page `index`, allocated and zeroed on first use.
-    fn frame(&self, index: usize) -> KResult<u64> {
+    /// The frame of page `index`, allocated and zeroed on first use; EINVAL past the end.
+    pub fn frame(&self, index: usize) -> KResult<u64> {
         let mut frames = self.frames.lock();
         let slot = frames.get_mut(index).ok_or(EINVAL)?;
         if *slot == 0 {
             *slot = frame::alloc_zeroed().ok_or(ENOMEM)?;
         }
         Ok(*slot)
+    }
+
+    /// The frame of page `index` if it has one (0 otherwise: the page reads as zeros).
+    pub fn existing(&self, index: usize) -> u64 {
+        self.frames.lock().get(index).copied().unwrap_or(0)
+    }
+
+    /// Makes room for at least `pages` pages.
+    pub fn grow(&self, pages: usize) {
+        let mut frames = self.frames.lock();
+        if frames.len() < pages {
+            frames.resize(pages, 0);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.lock().len()
     }
 }
 
@@ -49,6 +67,16 @@ impl Drop for SharedPages {
             frame::free(f);
         }
     }
+}
+
+/// What backs a new area's pages.
+pub enum Backing {
+    /// Zero-filled pages of this address space alone (copied on fork).
+    Private,
+    /// New zero-filled pages shared with children after fork.
+    SharedAnonymous,
+    /// Existing shared pages (a file's), from page `.1` on.
+    Shared(Arc<SharedPages>, usize),
 }
 
 #[derive(Clone)]
@@ -118,12 +146,16 @@ impl UserSpace {
     }
 
     /// Adds an area at `[start, end)`, replacing whatever was there (MAP_FIXED semantics).
-    pub fn map_fixed(&mut self, start: u64, end: u64, prot: u32, shared: bool) -> KResult<u64> {
+    pub fn map_fixed(&mut self, start: u64, end: u64, prot: u32, backing: Backing) -> KResult<u64> {
         if start < MIN_ADDR || end > USER_END || start >= end {
             return Err(EINVAL);
         }
         self.unmap_range(start, end);
-        let shared = shared.then(|| (SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0));
+        let shared = match backing {
+            Backing::Private => None,
+            Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
+            Backing::Shared(pages, first) => Some((pages, first)),
+        };
         self.vmas.insert(start, Vma { start, end, prot, shared });
         Ok(start)
     }
@@ -260,7 +292,7 @@ impl UserSpace {
         }
         let (old_end, new_end) = (page_up(self.brk), page_up(new));
         if new_end > old_end {
-            if self.overlaps(old_end, new_end) || self.map_fixed(old_end, new_end, PROT_READ | PROT_WRITE, false).is_err() {
+            if self.overlaps(old_end, new_end) || self.map_fixed(old_end, new_end, PROT_READ | PROT_WRITE, Backing::Private).is_err() {
                 return self.brk;
             }
         } else if new_end < old_end {

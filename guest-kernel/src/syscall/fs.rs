@@ -37,6 +37,9 @@ fn cwd() -> String {
 
 /// The directory a `*at` path is relative to.
 fn at_dir(dirfd: i32, path: &str) -> KResult<String> {
+    if path.is_empty() {
+        return Err(ENOENT);
+    }
     if path.starts_with('/') || dirfd == AT_FDCWD {
         return Ok(cwd());
     }
@@ -742,9 +745,14 @@ pub fn ioctl(c: &mut Ctx) -> KResult<u64> {
     const FIONCLEX: u64 = 0x5450;
     const FIOCLEX: u64 = 0x5451;
     const FIONBIO: u64 = 0x5421;
+    const FIONREAD: u64 = 0x541b;
     let fd = c.int(0);
     let f = file(fd)?;
     match c.a[1] & 0xffff_ffff {
+        FIONREAD if f.node.file_type() == FileType::Regular => {
+            let left = f.node.stat().size.saturating_sub(*f.offset.lock());
+            task::write_user(c.a[2], &(left.min(i32::MAX as u64) as i32)).map(|()| 0)
+        }
         FIOCLEX | FIONCLEX => current_process().files.lock().set_cloexec(fd, c.a[1] == FIOCLEX).map(|()| 0),
         FIONBIO => {
             let on: u32 = task::read_user(c.a[2])?;

@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::errno::*;
 use crate::fs::{FileType, IoBuf};
-use crate::mm::user::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::mm::user::{Backing, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mm::{page_up, PAGE_SIZE, USER_END};
 use crate::task::with_mm;
 
@@ -39,26 +39,30 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         return Err(ENOMEM);
     }
     let shared = kind != MAP_PRIVATE;
-    // File mappings: private copies of regular files (the file's bytes at mmap time).
-    let file = if flags & MAP_ANONYMOUS == 0 {
+    // File mappings: shared ones map the file's own pages; private ones get a copy of the
+    // file's bytes at mmap time.
+    let mut backing = if shared { Backing::SharedAnonymous } else { Backing::Private };
+    let mut private_file = None;
+    if flags & MAP_ANONYMOUS == 0 {
         let f = super::fs::file(fd)?;
+        if !f.readable() || (shared && prot & PROT_WRITE != 0 && !f.writable()) {
+            return Err(EACCES);
+        }
         if f.node.file_type() != FileType::Regular {
             return Err(ENODEV);
         }
         if shared {
-            log::debug!("mmap: MAP_SHARED file mappings are not supported");
-            return Err(ENODEV);
+            backing = Backing::Shared(f.node.shared_pages()?, (off / PAGE_SIZE) as usize);
+        } else {
+            private_file = Some(f);
         }
-        if !f.readable() {
-            return Err(EACCES);
-        }
-        Some(f)
-    } else {
-        None
-    };
+    }
     let start = with_mm(|mm| {
         let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-            let (s, e) = range(addr, len)?;
+            if addr % PAGE_SIZE != 0 {
+                return Err(EINVAL);
+            }
+            let (s, e) = range(addr, len).map_err(|_| ENOMEM)?;
             if flags & MAP_FIXED_NOREPLACE != 0 && flags & MAP_FIXED == 0 && mm.find_free(s, len)? != s {
                 return Err(EEXIST);
             }
@@ -67,9 +71,9 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         } else {
             mm.find_free(addr & !(PAGE_SIZE - 1), len)?
         };
-        mm.map_fixed(start, start + len, prot, shared && file.is_none()).map_err(|_| ENOMEM)
+        mm.map_fixed(start, start + len, prot, backing).map_err(|_| ENOMEM)
     })?;
-    if let Some(f) = file {
+    if let Some(f) = private_file {
         // Fill the private copy through a temporarily writable mapping.
         let size = f.node.stat().size.saturating_sub(off).min(len) as usize;
         with_mm(|mm| mm.protect(start, start + len, PROT_READ | PROT_WRITE))?;

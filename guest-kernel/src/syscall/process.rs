@@ -111,9 +111,9 @@ pub fn fork(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn vfork(c: &mut Ctx) -> KResult<u64> {
-    // The child gets a copy of the address space rather than a loan of it; programs that
-    // follow vfork's rules (only execve or _exit) cannot tell.
-    do_clone(c, CLONE_VFORK | u64::from(signal::SIGCHLD), 0, 0, 0, 0)
+    // The child borrows the parent's address space (and stack) until it execs or exits;
+    // the parent sleeps meanwhile.
+    do_clone(c, CLONE_VM | CLONE_VFORK | u64::from(signal::SIGCHLD), 0, 0, 0, 0)
 }
 
 /// Reads a NULL-terminated array of string pointers (argv, envp).

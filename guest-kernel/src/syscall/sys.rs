@@ -43,7 +43,10 @@ const RLIM_NLIMITS: u64 = 16;
 fn limit(resource: u64) -> [u64; 2] {
     match resource {
         RLIMIT_STACK => [8 << 20, RLIM_INFINITY],
-        RLIMIT_NOFILE => [crate::fs::file::FD_LIMIT as u64, crate::fs::file::FD_LIMIT as u64],
+        RLIMIT_NOFILE => {
+            let soft = task::current_process().files.lock().limit() as u64;
+            [soft, crate::fs::file::FD_LIMIT as u64]
+        }
         _ => [RLIM_INFINITY, RLIM_INFINITY],
     }
 }
@@ -55,8 +58,8 @@ pub fn getrlimit(c: &mut Ctx) -> KResult<u64> {
     task::write_user(c.a[1], &limit(c.a[0])).map(|()| 0)
 }
 
-/// Limits are fixed: reading works, and setting one is accepted when it does not exceed
-/// the hard limit (it then has no further effect).
+/// Limits are fixed except RLIMIT_NOFILE's soft limit; setting another one is accepted
+/// when it does not exceed the hard limit, and has no further effect.
 pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
     let (pid, resource, new, old) = (c.int(0), c.a[1], c.a[2], c.a[3]);
     if resource >= RLIM_NLIMITS {
@@ -70,6 +73,14 @@ pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
         if soft > hard || hard > limit(resource)[1] {
             return Err(if soft > hard { EINVAL } else { EPERM });
         }
+        let old_value = limit(resource);
+        if resource == RLIMIT_NOFILE {
+            task::current_process().files.lock().set_limit(soft as usize);
+        }
+        if old != 0 {
+            task::write_user(old, &old_value)?;
+        }
+        return Ok(0);
     }
     if old != 0 {
         task::write_user(old, &limit(resource))?;

@@ -10,7 +10,7 @@ use crate::arch::interrupts::TrapFrame;
 use crate::errno::{KResult, E2BIG, EACCES, ENOEXEC};
 use crate::fs;
 use crate::mm::uaccess;
-use crate::mm::user::{UserSpace, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::mm::user::{Backing, UserSpace, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mm::{page_down, page_up};
 
 const STACK_TOP: u64 = 0x7fff_ffff_f000;
@@ -133,7 +133,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
             first_page = last_end;
         }
         if first_page < end_page {
-            mm.map_fixed(first_page, end_page, prot, false).map_err(|_| ENOEXEC)?;
+            mm.map_fixed(first_page, end_page, prot, Backing::Private).map_err(|_| ENOEXEC)?;
         }
         uaccess::copy_to_new_image(&mut mm, start, &elf[p.offset as usize..file_end as usize])?;
         if p.offset <= phoff as u64 && phdrs_end as u64 <= file_end {
@@ -151,7 +151,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
     mm.brk_start = page_up(image_end);
     mm.brk = mm.brk_start;
 
-    mm.map_fixed(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, false)?;
+    mm.map_fixed(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, Backing::Private)?;
     let auxv = [
         (AT_PHDR, phdr_addr),
         (AT_PHENT, 56),
@@ -191,7 +191,7 @@ fn build_stack(mm: &mut UserSpace, execfn: &[u8], argv: &[&[u8]], envp: &[&[u8]]
     // The string area, built in kernel memory and copied once.
     let mut area = Vec::with_capacity(strings + 16);
     let area_start = (STACK_TOP - 8 - (strings as u64 + 16)) & !15;
-    let mut place = |s: &[u8], area: &mut Vec<u8>| {
+    let place = |s: &[u8], area: &mut Vec<u8>| {
         let addr = area_start + area.len() as u64;
         area.extend_from_slice(s);
         area.push(0);

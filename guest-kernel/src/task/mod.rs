@@ -411,7 +411,7 @@ pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
         }
     }
     let sig = signal::signal_for_exception(frame.vector);
-    crate::kprintln!(
+    log::info!(
         "{}[{}]: {name} at {:#x} rip {:#x} sp {:#x} error {:#x}: killed by signal {sig}",
         *me.process.name.lock(),
         me.process.pid,
