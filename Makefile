@@ -6,11 +6,21 @@ KERNEL_TARGET = x86_64-unknown-none
 KERNEL_OUT    = target/$(KERNEL_TARGET)/release/guest-kernel
 VMM           = target/release/vmm
 GUEST         = images/guest.elf
-RUN_CMDLINE  ?= loglevel=info test=timer
+ROOTFS        = images/rootfs.cpio
+RUN_CMDLINE  ?= loglevel=info
 
-.PHONY: all kernel vmm run run-qemu test bench deps rust-target clean FORCE
+# Guest user programs are ordinary static Linux executables: Rust no_std programs (built
+# for the host's Linux target, without PIE) and C programs linked with musl.
+USER_TARGET   = x86_64-unknown-linux-gnu
+USER_OUT      = target/$(USER_TARGET)/release
+USER_BINS     = hello init segv spin systest
+C_OUT         = target/guest-c
+C_PROGS       = hello-musl
+ROOTFS_DIR    = target/rootfs
 
-all: vmm $(GUEST)
+.PHONY: all kernel vmm user rootfs run run-qemu test bench deps rust-target clean
+
+all: vmm $(GUEST) $(ROOTFS)
 
 # The kernel needs the bare-metal target: no SSE and no red zone in ring 0.
 rust-target:
@@ -26,12 +36,30 @@ $(GUEST): kernel
 vmm:
 	$(CARGO) build --release -p vmm
 
-run: all
-	$(VMM) run $(GUEST) --cmdline "$(RUN_CMDLINE)"
+user:
+	RUSTFLAGS="-C relocation-model=static -C target-feature=+crt-static" \
+		$(CARGO) build --release -p guest-user --target $(USER_TARGET)
 
-run-qemu: $(GUEST)
+$(C_OUT)/%: guest-user/c/%.c
 	@scripts/install-deps.sh
-	scripts/qemu.sh $(GUEST) "$(RUN_CMDLINE)"
+	@mkdir -p $(C_OUT)
+	musl-gcc -static -O2 -Wall -o $@ $< -lpthread
+
+# The initramfs: /init, and every test program in /bin.
+$(ROOTFS): user $(addprefix $(C_OUT)/,$(C_PROGS))
+	@rm -rf $(ROOTFS_DIR) && mkdir -p $(ROOTFS_DIR)/bin images
+	cp $(addprefix $(USER_OUT)/,$(USER_BINS)) $(addprefix $(C_OUT)/,$(C_PROGS)) $(ROOTFS_DIR)/bin/
+	cp $(USER_OUT)/init $(ROOTFS_DIR)/init
+	python3 scripts/mkcpio.py $(ROOTFS) $(ROOTFS_DIR)
+
+rootfs: $(ROOTFS)
+
+run: all
+	$(VMM) run $(GUEST) --initrd $(ROOTFS) --cmdline "$(RUN_CMDLINE)"
+
+run-qemu: all
+	@scripts/install-deps.sh
+	scripts/qemu.sh $(GUEST) "$(RUN_CMDLINE)" -initrd $(ROOTFS)
 
 deps:
 	@scripts/install-deps.sh
@@ -45,4 +73,4 @@ bench: deps all
 
 clean:
 	$(CARGO) clean
-	rm -f $(GUEST)
+	rm -f $(GUEST) $(ROOTFS)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what `make test` needs when it is missing: QEMU (for the TCG guest tests and the
-# benchmarks). As root it runs apt-get; otherwise it prints the command and fails.
+# Installs what the build and `make test` need when it is missing: QEMU (TCG guest tests,
+# benchmarks) and musl-gcc (C programs for the guest). As root it runs apt-get; otherwise
+# it prints the command and fails.
 set -euo pipefail
 
 packages=()
 command -v qemu-system-x86_64 >/dev/null || packages+=(qemu-system-x86)
+command -v musl-gcc >/dev/null || packages+=(musl-tools)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

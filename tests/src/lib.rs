@@ -73,6 +73,11 @@ pub fn guest_elf() -> PathBuf {
     built(root().join("images/guest.elf"))
 }
 
+/// The initramfs `make` packs: /init and the test programs in /bin.
+pub fn rootfs() -> PathBuf {
+    built(root().join("images/rootfs.cpio"))
+}
+
 /// Whether KVM tests should run: true with /dev/kvm; false (printed) with `NO_KVM=1`;
 /// otherwise a failure, so a machine without KVM never passes silently.
 pub fn kvm_available() -> bool {
@@ -163,6 +168,16 @@ pub fn boot(platform: Platform, cmdline: &str, extra: &[&str]) -> Outcome {
             let guest_status = code.filter(|c| c & 1 == 1).map(|c| (c >> 1) as u32);
             Outcome { code, guest_status, stdout, stderr }
         }
+    }
+}
+
+/// Boots the guest with the standard initramfs and `cmdline`.
+pub fn boot_rootfs(platform: Platform, cmdline: &str) -> Outcome {
+    let rootfs = rootfs();
+    let path = rootfs.to_str().expect("utf-8 path");
+    match platform {
+        Platform::Vmm => boot(platform, cmdline, &["--initrd", path, "--timeout", "100"]),
+        Platform::QemuTcg => boot(platform, cmdline, &["-initrd", path]),
     }
 }
 

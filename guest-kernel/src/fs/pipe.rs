@@ -134,6 +134,15 @@ impl Node for PipeEnd {
         Ok(done)
     }
 
+    fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
+        const FIONREAD: u64 = 0x541b;
+        if cmd != FIONREAD {
+            return Err(ENOTTY);
+        }
+        let n = self.pipe.ring.lock().len as i32;
+        task::write_user(arg, &n).map(|()| 0)
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -54,6 +54,7 @@ syscall_table! {
     12 brk => mm::brk,
     13 rt_sigaction => signal::rt_sigaction,
     14 rt_sigprocmask => signal::rt_sigprocmask,
+    15 rt_sigreturn => signal::rt_sigreturn,
     16 ioctl => fs::ioctl,
     17 pread64 => fs::pread64,
     18 pwrite64 => fs::pwrite64,

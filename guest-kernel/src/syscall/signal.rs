@@ -23,10 +23,15 @@ pub fn rt_sigaction(c: &mut Ctx) -> KResult<u64> {
     if oact != 0 {
         task::write_user(oact, &old)?;
     }
-    if let Some(new) = new {
+    if let Some(mut new) = new {
+        new.mask &= !signal::UNBLOCKABLE;
         p.sigactions.lock()[sig as usize - 1] = new;
     }
     Ok(0)
+}
+
+pub fn rt_sigreturn(c: &mut Ctx) -> KResult<u64> {
+    signal::sigreturn(c.frame)
 }
 
 pub fn rt_sigprocmask(c: &mut Ctx) -> KResult<u64> {
@@ -117,7 +122,7 @@ pub fn tgkill(c: &mut Ctx) -> KResult<u64> {
         return Err(EINVAL);
     }
     let t = task::find_task(tid as u32).filter(|t| t.process.pid == tgid as u32).ok_or(ESRCH)?;
-    signal::send(&t.process, sig);
+    signal::send_thread(&t, sig);
     Ok(0)
 }
 
@@ -127,6 +132,6 @@ pub fn tkill(c: &mut Ctx) -> KResult<u64> {
         return Err(EINVAL);
     }
     let t = task::find_task(tid as u32).ok_or(ESRCH)?;
-    signal::send(&t.process, sig);
+    signal::send_thread(&t, sig);
     Ok(0)
 }

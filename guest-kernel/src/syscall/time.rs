@@ -85,8 +85,8 @@ pub fn nanosleep(c: &mut Ctx) -> KResult<u64> {
 pub fn clock_nanosleep(c: &mut Ctx) -> KResult<u64> {
     const TIMER_ABSTIME: u64 = 1;
     let (clock, flags, req, rem) = (c.a[0], c.a[1], c.a[2], c.a[3]);
-    if matches!(clock, 2 | 3) {
-        return Err(if clock == 3 { EINVAL } else { EOPNOTSUPP });
+    if clock == 3 {
+        return Err(EOPNOTSUPP); // a thread's CPU clock cannot be slept on
     }
     let now = clock_ns(clock)?;
     let ns = read_timespec(req)?;

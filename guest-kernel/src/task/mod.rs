@@ -62,6 +62,8 @@ pub struct Process {
     /// The parent sleeps here in `wait4`; children wake it when they exit.
     pub child_exited: WaitQueue,
     pub sigactions: SpinLock<[SigAction; 64]>,
+    /// Signals sent to the process, not yet taken by a thread.
+    pub pending: AtomicU64,
     /// The alternate signal stack (`stack_t`: sp, flags, size).
     pub altstack: SpinLock<[u64; 3]>,
     /// Woken when a vfork child execs or exits.
@@ -79,6 +81,10 @@ pub struct Task {
     pub fs_base: AtomicU64,
     pub clear_child_tid: AtomicU64,
     pub sigmask: AtomicU64,
+    /// Signals sent to this thread alone, not yet delivered.
+    pub pending: AtomicU64,
+    /// Which of `pending` came from tgkill/tkill (for siginfo's si_code).
+    pub thread_directed: AtomicU64,
     slice_start: AtomicU64,
 }
 
@@ -115,6 +121,7 @@ impl Process {
             child_exited: WaitQueue::new(),
             sigactions: SpinLock::new([SigAction::default(); 64]),
             altstack: SpinLock::new([0, 2, 0]),
+            pending: AtomicU64::new(0),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
         });
@@ -182,6 +189,8 @@ impl Task {
             fs_base: AtomicU64::new(0),
             clear_child_tid: AtomicU64::new(0),
             sigmask: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
+            thread_directed: AtomicU64::new(0),
             slice_start: AtomicU64::new(crate::time::ticks()),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
@@ -207,8 +216,10 @@ impl Task {
         }
     }
 
+    /// Whether a signal should interrupt what the task waits for.
     pub fn signal_pending(&self) -> bool {
-        self.process.exiting()
+        let pending = self.pending.load(Ordering::Relaxed) | self.process.pending.load(Ordering::Relaxed);
+        self.process.exiting() || pending & !self.sigmask.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -363,7 +374,10 @@ fn exit_process(process: &Arc<Process>) {
         *INIT_EXIT.lock() = Some(status);
     }
     match find_process(process.ppid.load(Ordering::Relaxed)) {
-        Some(parent) => parent.child_exited.wake_all(),
+        Some(parent) => {
+            signal::send(&parent, signal::SIGCHLD);
+            parent.child_exited.wake_all();
+        }
         None => {
             PROCESSES.lock().remove(&process.pid);
         }
@@ -390,6 +404,9 @@ pub fn return_to_user(frame: &mut TrapFrame) {
         if sched::others_runnable() {
             sched::yield_now();
         }
+    }
+    if me.signal_pending() && !me.process.exiting() {
+        signal::deliver(frame);
     }
     if me.process.exiting() {
         drop(me);

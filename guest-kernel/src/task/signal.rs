@@ -1,13 +1,24 @@
-//! Signals, with default actions only: a signal whose action is "terminate" (or "core")
-//! ends the target process with that signal as its wait status, one whose default is to be
-//! ignored, or which the process ignores (SIG_IGN), is dropped. Handlers can be installed
-//! and read back (`rt_sigaction`), but are not run yet: a caught signal takes its default
-//! action.
+//! Signals.
+//!
+//! Sending marks the signal pending on the process (`kill`) or one thread (`tgkill`) and
+//! wakes its threads, so blocking syscalls return EINTR. On every return to user mode a
+//! thread takes its lowest pending, unblocked signal: a default "terminate" action ends
+//! the process with the signal as its wait status; an ignored one is dropped; a handler
+//! runs on a Linux-layout `rt_sigframe` (siginfo, ucontext with the saved registers and
+//! FPU state) built on the user stack or the alternate stack, and `rt_sigreturn` restores
+//! what the frame saved. SIGKILL ends the process at once. Stop and continue are not
+//! implemented (SIGSTOP is dropped).
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
-use super::Process;
+use super::{sched, with_mm, Process, Task};
+use crate::arch::interrupts::TrapFrame;
+use crate::arch::switch::FpuState;
 use crate::errno::{KResult, EINVAL};
+use crate::mm::uaccess;
+use crate::task;
 
 pub const SIGHUP: u32 = 1;
 pub const SIGINT: u32 = 2;
@@ -69,21 +80,198 @@ pub fn check(sig: u64) -> KResult<u32> {
     Ok(sig as u32)
 }
 
-/// Delivers `sig` to `process` with its default action (see the module docs).
-pub fn send(process: &Arc<Process>, sig: u32) {
-    if sig == 0 || process.exiting() {
-        return;
+const SA_ONSTACK: u64 = 0x0800_0000;
+const SA_NODEFER: u64 = 0x4000_0000;
+const SA_RESETHAND: u64 = 0x8000_0000;
+const SS_ONSTACK: u64 = 1;
+const SS_DISABLE: u64 = 2;
+const SI_USER: i32 = 0;
+const SI_TKILL: i32 = -6;
+
+/// The mask bit of `sig`.
+pub const fn bit(sig: u32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Signals that can be neither blocked nor caught.
+pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
+
+/// Whether sending `sig` to `process` can have any effect (not ignored).
+fn wanted(process: &Process, sig: u32) -> bool {
+    if sig == SIGSTOP || process.exiting() {
+        return false;
     }
     let action = process.sigactions.lock()[sig as usize - 1];
-    let catchable = sig != SIGKILL && sig != SIGSTOP;
-    if catchable && action.handler == SIG_IGN {
+    match action.handler {
+        SIG_IGN => sig == SIGKILL,
+        SIG_DFL => !ignored_by_default(sig),
+        _ => true,
+    }
+}
+
+/// Sends `sig` to `process` (kill): any of its threads may take it.
+pub fn send(process: &Arc<Process>, sig: u32) {
+    if sig == 0 || !wanted(process, sig) {
         return;
     }
-    if ignored_by_default(sig) || sig == SIGSTOP {
+    if sig == SIGKILL {
+        process.begin_exit(SIGKILL as i32);
         return;
     }
-    if catchable && action.handler != SIG_DFL {
-        log::debug!("pid {}: signal {sig} has a handler; handlers are not run yet, terminating", process.pid);
+    process.pending.fetch_or(bit(sig), Ordering::Relaxed);
+    for t in process.threads() {
+        sched::wake(&t);
     }
-    process.begin_exit(sig as i32);
+}
+
+/// Sends `sig` to one thread (tgkill, tkill).
+pub fn send_thread(task: &Arc<Task>, sig: u32) {
+    if sig == 0 || !wanted(&task.process, sig) {
+        return;
+    }
+    if sig == SIGKILL {
+        task.process.begin_exit(SIGKILL as i32);
+        return;
+    }
+    task.pending.fetch_or(bit(sig), Ordering::Relaxed);
+    task.thread_directed.fetch_or(bit(sig), Ordering::Relaxed);
+    sched::wake(task);
+}
+
+/// Takes the lowest pending signal `task` does not block.
+fn take_pending(task: &Task) -> Option<(u32, bool)> {
+    let mask = task.sigmask.load(Ordering::Relaxed);
+    let mine = task.pending.load(Ordering::Relaxed) & !mask;
+    if mine != 0 {
+        let sig = mine.trailing_zeros() + 1;
+        task.pending.fetch_and(!bit(sig), Ordering::Relaxed);
+        let thread = task.thread_directed.fetch_and(!bit(sig), Ordering::Relaxed) & bit(sig) != 0;
+        return Some((sig, thread));
+    }
+    let shared = task.process.pending.load(Ordering::Relaxed) & !mask;
+    if shared != 0 {
+        let sig = shared.trailing_zeros() + 1;
+        task.process.pending.fetch_and(!bit(sig), Ordering::Relaxed);
+        return Some((sig, false));
+    }
+    None
+}
+
+/// Delivers one pending signal to the current task on its way to user mode.
+pub fn deliver(frame: &mut TrapFrame) {
+    let me = sched::current();
+    let Some((sig, thread)) = take_pending(&me) else { return };
+    let action = me.process.sigactions.lock()[sig as usize - 1];
+    match action.handler {
+        SIG_IGN => {}
+        SIG_DFL if ignored_by_default(sig) => {}
+        SIG_DFL => me.process.begin_exit(sig as i32),
+        _ => {
+            if setup_frame(&me, frame, sig, &action, thread).is_err() {
+                log::info!("pid {}: cannot deliver signal {sig}: bad stack; SIGSEGV", me.process.pid);
+                me.process.begin_exit(SIGSEGV as i32);
+                return;
+            }
+            let mut mask = me.sigmask.load(Ordering::Relaxed) | action.mask;
+            if action.flags & SA_NODEFER == 0 {
+                mask |= bit(sig);
+            }
+            me.sigmask.store(mask & !UNBLOCKABLE, Ordering::Relaxed);
+            if action.flags & SA_RESETHAND != 0 {
+                me.process.sigactions.lock()[sig as usize - 1] = SigAction::default();
+            }
+        }
+    }
+}
+
+/// Size of `struct ucontext` (flags, link, stack_t, sigcontext, sigmask).
+const UCONTEXT_SIZE: usize = 8 + 8 + 24 + 256 + 8;
+const SIGINFO_SIZE: usize = 128;
+const FPSTATE_SIZE: u64 = 512;
+
+/// The 18 general registers of `struct sigcontext`, in its order.
+fn sigcontext_regs(f: &TrapFrame) -> [u64; 18] {
+    [
+        f.r8, f.r9, f.r10, f.r11, f.r12, f.r13, f.r14, f.r15, f.rdi, f.rsi, f.rbp, f.rbx, f.rdx, f.rax, f.rcx,
+        f.rsp, f.rip, f.rflags,
+    ]
+}
+
+/// Builds the `rt_sigframe` and points the frame at the handler.
+fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, sig: u32, action: &SigAction, thread: bool) -> KResult<()> {
+    let alt = *me.process.altstack.lock();
+    let on_alt_now = alt[1] & SS_DISABLE == 0 && frame.rsp > alt[0] && frame.rsp <= alt[0] + alt[2];
+    let use_alt = action.flags & SA_ONSTACK != 0 && alt[1] & SS_DISABLE == 0 && !on_alt_now;
+    let top = if use_alt { alt[0] + alt[2] } else { frame.rsp - 128 };
+    let fp_addr = (top - FPSTATE_SIZE) & !63;
+    let sp = ((fp_addr - (8 + UCONTEXT_SIZE + SIGINFO_SIZE) as u64) & !15) - 8;
+    let (uc_addr, info_addr) = (sp + 8, sp + 8 + UCONTEXT_SIZE as u64);
+
+    let mut fpu = FpuState::initial();
+    fpu.save();
+    let mut buf = Vec::with_capacity(8 + UCONTEXT_SIZE + SIGINFO_SIZE);
+    let mut put = |v: u64| buf.extend_from_slice(&v.to_le_bytes());
+    put(action.restorer); // the handler returns into sa_restorer, which calls rt_sigreturn
+    put(0); // uc_flags
+    put(0); // uc_link
+    put(alt[0]);
+    put(if on_alt_now { SS_ONSTACK } else { alt[1] });
+    put(alt[2]);
+    for r in sigcontext_regs(frame) {
+        put(r);
+    }
+    put(frame.cs | (frame.ss << 48)); // cs, gs, fs, ss (u16 each)
+    put(frame.error_code);
+    put(frame.vector);
+    put(me.sigmask.load(Ordering::Relaxed)); // oldmask
+    put(0); // cr2
+    put(fp_addr);
+    for _ in 0..8 {
+        put(0);
+    }
+    put(me.sigmask.load(Ordering::Relaxed)); // uc_sigmask
+    let mut info = [0u8; SIGINFO_SIZE];
+    info[..4].copy_from_slice(&(sig as i32).to_le_bytes());
+    info[8..12].copy_from_slice(&(if thread { SI_TKILL } else { SI_USER }).to_le_bytes());
+    info[16..20].copy_from_slice(&me.process.pid.to_le_bytes());
+    buf.extend_from_slice(&info);
+
+    with_mm(|mm| {
+        uaccess::copy_to_user(mm, fp_addr, fpu.as_bytes())?;
+        uaccess::copy_to_user(mm, sp, &buf)
+    })?;
+    frame.rsp = sp;
+    frame.rip = action.handler;
+    frame.rdi = u64::from(sig);
+    frame.rsi = info_addr;
+    frame.rdx = uc_addr;
+    frame.rax = 0;
+    frame.rflags &= !(0x400 | 0x100); // DF and TF clear in the handler
+    Ok(())
+}
+
+/// `rt_sigreturn`: restores the registers, mask and FPU state saved by `setup_frame`.
+/// Returns the restored rax (the syscall's "result").
+pub fn sigreturn(frame: &mut TrapFrame) -> KResult<u64> {
+    let me = sched::current();
+    let uc_addr = frame.rsp;
+    let mut uc = [0u8; UCONTEXT_SIZE];
+    task::copy_from_user(&mut uc, uc_addr)?;
+    let word = |i: usize| u64::from_le_bytes(uc[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    // sigcontext starts at word 5: r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags.
+    let r = |i: usize| word(5 + i);
+    (frame.r8, frame.r9, frame.r10, frame.r11, frame.r12, frame.r13, frame.r14, frame.r15) =
+        (r(0), r(1), r(2), r(3), r(4), r(5), r(6), r(7));
+    (frame.rdi, frame.rsi, frame.rbp, frame.rbx, frame.rdx, frame.rax, frame.rcx) = (r(8), r(9), r(10), r(11), r(12), r(13), r(14));
+    (frame.rsp, frame.rip, frame.rflags) = (r(15), r(16), r(17));
+    let fp_addr = word(5 + 23);
+    let mask = word(37);
+    me.sigmask.store(mask & !UNBLOCKABLE, Ordering::Relaxed);
+    if fp_addr != 0 {
+        let mut fpu = FpuState::initial();
+        task::copy_from_user(fpu.as_bytes_mut(), fp_addr)?;
+        fpu.sanitize();
+        fpu.restore();
+    }
+    Ok(frame.rax)
 }

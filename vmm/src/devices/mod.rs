@@ -1,12 +1,14 @@
 //! Emulated devices and the port-I/O bus that routes vCPU exits to them.
 
 pub mod debug_exit;
+pub mod rtc;
 pub mod serial;
 
 use std::io::Write;
 use std::sync::Mutex;
 
 use debug_exit::DebugExit;
+use rtc::Rtc;
 use serial::SerialConsole;
 
 /// What a port write asks of the vCPU loop.
@@ -21,11 +23,12 @@ pub enum IoAction {
 pub struct IoBus {
     serial: Mutex<SerialConsole>,
     debug_exit: DebugExit,
+    rtc: Mutex<Rtc>,
 }
 
 impl IoBus {
     pub fn new(serial: SerialConsole) -> Self {
-        Self { serial: Mutex::new(serial), debug_exit: DebugExit }
+        Self { serial: Mutex::new(serial), debug_exit: DebugExit, rtc: Mutex::new(Rtc::default()) }
     }
 
     pub fn write(&self, port: u16, data: &[u8]) -> IoAction {
@@ -39,6 +42,10 @@ impl IoBus {
             IoAction::Continue
         } else if port == debug_exit::PORT {
             self.debug_exit.write(data)
+        } else if port == rtc::INDEX_PORT || port == rtc::DATA_PORT {
+            let mut rtc = self.rtc.lock().unwrap_or_else(|e| e.into_inner());
+            data.iter().for_each(|&b| rtc.write(port, b));
+            IoAction::Continue
         } else {
             log::debug!("write to unemulated port {port:#x}: {data:x?}");
             IoAction::Continue
@@ -51,6 +58,9 @@ impl IoBus {
             for byte in data.iter_mut() {
                 *byte = serial.read(offset);
             }
+        } else if port == rtc::INDEX_PORT || port == rtc::DATA_PORT {
+            let rtc = self.rtc.lock().unwrap_or_else(|e| e.into_inner());
+            data.fill(rtc.read(port));
         } else {
             log::debug!("read from unemulated port {port:#x}");
             data.fill(0xff);

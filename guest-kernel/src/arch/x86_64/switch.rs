@@ -90,6 +90,21 @@ impl FpuState {
         Self(bytes)
     }
 
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// Clears what user space must not set (reserved MXCSR bits would make `fxrstor`
+    /// fault in the kernel).
+    pub fn sanitize(&mut self) {
+        let mxcsr = u32::from_le_bytes(self.0[24..28].try_into().expect("4 bytes")) & 0xffff;
+        self.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    }
+
     pub fn save(&mut self) {
         // SAFETY: 512 writable bytes, 16-byte aligned.
         unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) self.0.as_mut_ptr(), options(nostack, preserves_flags)) };

@@ -1,0 +1,89 @@
+//! The syscall conformance suite: one file per family of syscalls. Every test must pass
+//! on host Linux; our guest kernel must give the same answers.
+//!
+//! ```text
+//! systest [--dir DIR] [--exec PATH] [FILTER...]
+//! ```
+//!
+//! - `--dir DIR`: tests create their files in `DIR/systest-PID` (default `/tmp`).
+//! - `--exec PATH`: the program execve tests run, one that behaves like our `hello`
+//!   (default `/bin/hello`).
+//! - `FILTER`: a family (`fs`), a test (`fs::dup_returns_lowest_free_fd`) or a prefix
+//!   (`fs::dup`); default: everything.
+//!
+//! Output: `test NAME ... ok` or `test NAME ... FAILED: reason` per test, then
+//! `N passed, M failed`; the exit status is M (at most 255).
+#![no_std]
+#![no_main]
+// A Failure is its message, formatted on the stack (there is no allocator): ~330 bytes.
+#![allow(clippy::result_large_err)]
+
+mod fs;
+mod misc;
+mod mm;
+mod pipe;
+mod proc;
+mod time;
+mod util;
+
+use ulib::test::Runner;
+use ulib::uapi::*;
+use ulib::{Args, eprintln, sys};
+
+ulib::entry!(main);
+
+const FAMILIES: &[(&str, &[util::Test])] = &[
+    ("fs", fs::TESTS),
+    ("mm", mm::TESTS),
+    ("proc", proc::TESTS),
+    ("pipe", pipe::TESTS),
+    ("time", time::TESTS),
+    ("misc", misc::TESTS),
+];
+
+const USAGE: &str = "usage: systest [--dir DIR] [--exec PATH] [FAMILY|FAMILY::TEST...]";
+
+fn main(args: &Args) -> i32 {
+    let (mut dir, mut exec) = (None, None);
+    let mut filters = [""; 32];
+    let mut nfilters = 0;
+    let mut i = 1;
+    while i < args.len() {
+        match (args.str(i), args.get(i + 1)) {
+            (Some("--dir"), Some(value)) => (dir, i) = (Some(value), i + 1),
+            (Some("--exec"), Some(value)) => (exec, i) = (Some(value), i + 1),
+            (Some(f), _) if !f.starts_with('-') && nfilters < filters.len() => {
+                filters[nfilters] = f;
+                nfilters += 1;
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                return 2;
+            }
+        }
+        i += 1;
+    }
+
+    // The file modes the tests expect assume this mask.
+    let _ = sys::umask(0o022);
+    let pid = sys::getpid().unwrap_or(0) as u32;
+    util::configure(dir, exec, pid);
+    // DIR may not exist yet; the scratch directory must not.
+    let _ = sys::mkdir(
+        util::Path::from_fmt(format_args!("{}", util::base_dir())).as_cstr(),
+        0o755,
+    );
+    let work = util::work_dir();
+    if let Err(e) = sys::mkdir(work.as_cstr(), 0o755) {
+        eprintln!("systest: cannot create {work}: {e}");
+        return 2;
+    }
+
+    let mut runner = Runner::new(&filters[..nfilters]);
+    for (name, tests) in FAMILIES {
+        runner.group(name, tests);
+    }
+    // Passing tests remove what they create, so this succeeds unless one failed.
+    let _ = sys::unlinkat(AT_FDCWD, work.as_cstr(), AT_REMOVEDIR);
+    runner.finish().min(255)
+}

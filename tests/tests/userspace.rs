@@ -1,0 +1,55 @@
+//! Static Linux programs run unmodified in the guest, under `vmm run` (KVM) and QEMU (TCG):
+//! our no_std Rust programs (guest-user/) and a C program linked with musl.
+
+use tests::{boot_rootfs, on_both_platforms};
+
+on_both_platforms!(init_gets_its_arguments_and_its_status_reaches_the_host, |p| {
+    let out = boot_rootfs(p, "init=/bin/hello -- a 42");
+    out.assert_status(42)
+        .assert_stdout("hello from user space")
+        .assert_stdout("argv[0] = /bin/hello")
+        .assert_stdout("argv[1] = a")
+        .assert_stdout("argv[2] = 42");
+});
+
+on_both_platforms!(default_init_runs_from_the_initramfs, |p| {
+    let out = boot_rootfs(p, "");
+    out.assert_status(0).assert_stdout("init: running as pid 1");
+});
+
+on_both_platforms!(segfault_ends_only_that_process_with_139, |p| {
+    let out = boot_rootfs(p, "init=/bin/segv");
+    out.assert_status(139).assert_stdout("page fault at 0x10").assert_stdout("killed by signal 11");
+});
+
+on_both_platforms!(missing_init_is_a_clear_panic, |p| {
+    let out = boot_rootfs(p, "init=/bin/nonexistent");
+    out.assert_status(101).assert_stdout("cannot run init /bin/nonexistent: error 2");
+});
+
+on_both_platforms!(musl_c_program_with_printf_malloc_files_and_a_thread, |p| {
+    let out = boot_rootfs(p, "init=/bin/hello-musl -- /tmp");
+    out.assert_status(7).assert_stdout("musl: ok");
+});
+
+/// One boot per family of the syscall suite, so a failure names its family.
+macro_rules! systest_family {
+    ($($family:ident),*) => { $(
+        on_both_platforms!($family, |p| {
+            let family = stringify!($family);
+            let out = boot_rootfs(p, &format!("init=/bin/systest -- --exec /bin/hello {family}"));
+            out.assert_stdout(&format!("test {family}::")).assert_stdout(" passed, 0 failed").assert_status(0);
+            assert!(!out.stdout.contains("FAILED"), "{out}");
+        });
+    )* };
+}
+
+mod systest {
+    use super::*;
+    systest_family!(fs, mm, proc, pipe, time, misc);
+}
+
+on_both_platforms!(unknown_syscall_is_logged_with_its_number, |p| {
+    let out = boot_rootfs(p, "init=/bin/systest -- misc");
+    out.assert_status(0).assert_stdout("unknown syscall");
+});
