@@ -3,7 +3,7 @@
 set -uo pipefail
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --release "$@" 2>&1 | tee "$log"
+cargo test --release --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 sum() { grep -E '^test result:' "$log" | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
 echo "tests: $(sum passed) passed, $(sum failed) failed"

@@ -65,9 +65,9 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         // its frames, and nothing writes to it: it lives as long as the kernel.
         Some(unsafe { core::slice::from_raw_parts(ptr as *const u8, m.size as usize) })
     });
-    fs::init(initrd);
+    let have_rootfs = fs::init(initrd);
 
-    let init = cmd.init.or(initrd.map(|_| "/init"));
+    let init = cmd.init.or(have_rootfs.then_some("/init"));
     let Some(init) = init else {
         log::info!("no init= and no initrd: nothing to run");
         kprintln!("guest-kernel: done, exiting");

@@ -49,6 +49,18 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// Panics unless init exited with `code` (as a shell would show it: 139 for SIGSEGV):
+    /// the kernel says so, and the VM's status carries it (QEMU's exit code keeps only the
+    /// low 7 bits of the status, see `boot`).
+    #[track_caller]
+    pub fn assert_init_status(&self, platform: Platform, code: u32) -> &Self {
+        self.assert_stdout(&format!("init exited with status {code}\n"));
+        let carried = if platform == Platform::QemuTcg { code & 0x7f } else { code };
+        self.assert_status(carried)
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "exit code {:?}\n--- stdout ---\n{}--- stderr ---\n{}", self.code, self.stdout, self.stderr)

@@ -4,22 +4,22 @@
 use tests::{boot_rootfs, on_both_platforms};
 
 on_both_platforms!(init_gets_its_arguments_and_its_status_reaches_the_host, |p| {
-    let out = boot_rootfs(p, "init=/bin/hello -- a 42");
-    out.assert_status(42)
+    let out = boot_rootfs(p, "init=/bin/hello -- 42 b");
+    out.assert_init_status(p, 42)
         .assert_stdout("hello from user space")
         .assert_stdout("argv[0] = /bin/hello")
-        .assert_stdout("argv[1] = a")
-        .assert_stdout("argv[2] = 42");
+        .assert_stdout("argv[1] = 42")
+        .assert_stdout("argv[2] = b");
 });
 
 on_both_platforms!(default_init_runs_from_the_initramfs, |p| {
     let out = boot_rootfs(p, "");
-    out.assert_status(0).assert_stdout("init: running as pid 1");
+    out.assert_init_status(p, 0).assert_stdout("init: running as pid 1");
 });
 
 on_both_platforms!(segfault_ends_only_that_process_with_139, |p| {
     let out = boot_rootfs(p, "init=/bin/segv");
-    out.assert_status(139).assert_stdout("page fault at 0x10").assert_stdout("killed by signal 11");
+    out.assert_init_status(p, 139).assert_stdout("page fault at 0x10").assert_stdout("killed by signal 11");
 });
 
 on_both_platforms!(missing_init_is_a_clear_panic, |p| {
@@ -29,7 +29,7 @@ on_both_platforms!(missing_init_is_a_clear_panic, |p| {
 
 on_both_platforms!(musl_c_program_with_printf_malloc_files_and_a_thread, |p| {
     let out = boot_rootfs(p, "init=/bin/hello-musl -- /tmp");
-    out.assert_status(7).assert_stdout("musl: ok");
+    out.assert_init_status(p, 7).assert_stdout("musl: ok");
 });
 
 /// One boot per family of the syscall suite, so a failure names its family.

@@ -22,7 +22,7 @@ use crate::errno::*;
 use crate::task;
 
 pub use file::{FdTable, OpenFile};
-pub use path::{lookup, lookup_parent};
+pub use path::lookup;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FileType {
@@ -231,15 +231,22 @@ pub fn alloc_ino() -> u64 {
     NEXT_INO.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Builds the tree: the initramfs (if any) at `/`, then `/dev` and `/tmp`.
-pub fn init(initrd: Option<&'static [u8]>) {
+/// Builds the tree: the initramfs (if any) at `/`, then `/dev` and `/tmp`. Returns
+/// whether an initramfs was unpacked.
+pub fn init(initrd: Option<&'static [u8]>) -> bool {
     let root = ramfs::root();
-    if let Some(archive) = initrd {
-        match cpio::unpack(archive, &root) {
-            Ok(n) => log::info!("initramfs: {n} entries"),
-            Err(e) => log::error!("initramfs: {e}"),
+    let unpacked = match initrd.map(|archive| cpio::unpack(archive, &root)) {
+        Some(Ok(n)) => {
+            log::info!("initramfs: {n} entries");
+            true
         }
-    }
+        Some(Err(e)) => {
+            log::error!("initrd is not a usable initramfs: {e}");
+            false
+        }
+        None => false,
+    };
     dev::populate(&root);
     let _ = root.create("tmp", FileType::Directory, 0o1777);
+    unpacked
 }
