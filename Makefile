@@ -15,7 +15,7 @@ USER_TARGET   = x86_64-unknown-linux-gnu
 USER_OUT      = target/$(USER_TARGET)/release
 USER_BINS     = hello init segv spin systest
 C_OUT         = target/guest-c
-C_PROGS       = hello-musl
+C_PROGS       = hello-musl static-pie
 ROOTFS_DIR    = target/rootfs
 
 .PHONY: all kernel vmm user rootfs run run-qemu test bench deps rust-target clean
@@ -44,6 +44,11 @@ $(C_OUT)/%: guest-user/c/%.c
 	@scripts/install-deps.sh
 	@mkdir -p $(C_OUT)
 	musl-gcc -static -O2 -Wall -o $@ $< -lpthread
+
+# glibc, as a static-PIE executable (ET_DYN without an interpreter).
+$(C_OUT)/static-pie: guest-user/c/static-pie.c
+	@mkdir -p $(C_OUT)
+	gcc -static-pie -O2 -Wall -o $@ $<
 
 # The initramfs: /init, and every test program in /bin.
 $(ROOTFS): user $(addprefix $(C_OUT)/,$(C_PROGS))

@@ -32,6 +32,11 @@ on_both_platforms!(musl_c_program_with_printf_malloc_files_and_a_thread, |p| {
     out.assert_init_status(p, 7).assert_stdout("musl: ok");
 });
 
+on_both_platforms!(glibc_static_pie_program_runs, |p| {
+    let out = boot_rootfs(p, "init=/bin/static-pie -- x");
+    out.assert_init_status(p, 5).assert_stdout("static-pie: /bin/static-pie with 2 args");
+});
+
 /// One boot per family of the syscall suite, so a failure names its family.
 macro_rules! systest_family {
     ($($family:ident),*) => { $(

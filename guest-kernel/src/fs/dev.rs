@@ -87,14 +87,14 @@ impl Node for CharDev {
                 Ok(0)
             }
             TCGETS => {
-                // A cooked terminal: ICRNL | IXON, OPOST | ONLCR, B38400 | CS8 | CREAD,
-                // ISIG | ICANON | ECHO...
-                let mut termios = [0u32; 15];
-                termios[0] = 0o2400;
-                termios[1] = 0o5;
-                termios[2] = 0o277;
-                termios[3] = 0o105073;
-                crate::task::write_user(arg, &termios)?;
+                // The kernel's `struct termios` (36 bytes): a cooked terminal, ICRNL | IXON,
+                // OPOST | ONLCR, B38400 | CS8 | CREAD, ISIG | ICANON | ECHO..., line 0,
+                // 19 control characters left zero.
+                let mut termios = [0u8; 36];
+                for (i, flag) in [0o2400u32, 0o5, 0o277, 0o105073].iter().enumerate() {
+                    termios[i * 4..i * 4 + 4].copy_from_slice(&flag.to_le_bytes());
+                }
+                crate::task::copy_to_user(arg, &termios)?;
                 Ok(0)
             }
             TIOCGPGRP => {
