@@ -14,6 +14,7 @@ mod console;
 mod errno;
 mod exit;
 mod fs;
+mod io_uring;
 mod ktest;
 mod mm;
 mod random;

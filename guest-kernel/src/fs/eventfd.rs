@@ -99,6 +99,10 @@ impl Node for EventFd {
         Ok(8)
     }
 
+    fn poll_queue(&self, write: bool) -> Option<&WaitQueue> {
+        Some(if write { &self.writable } else { &self.readable })
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

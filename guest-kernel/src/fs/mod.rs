@@ -72,13 +72,15 @@ pub struct Stat {
 /// kernel memory. Files copy straight between their data and the buffer (one copy).
 pub enum IoBuf<'a> {
     User { addr: u64, len: usize },
+    /// User memory of a given address space (io_uring completing outside its submitter).
+    UserOf { mm: crate::task::Mm, addr: u64, len: usize },
     Kernel(&'a mut [u8]),
 }
 
 impl IoBuf<'_> {
     pub fn len(&self) -> usize {
         match self {
-            IoBuf::User { len, .. } => *len,
+            IoBuf::User { len, .. } | IoBuf::UserOf { len, .. } => *len,
             IoBuf::Kernel(b) => b.len(),
         }
     }
@@ -87,6 +89,7 @@ impl IoBuf<'_> {
     pub fn put(&mut self, at: usize, src: &[u8]) -> KResult<()> {
         match self {
             IoBuf::User { addr, .. } => task::copy_to_user(*addr + at as u64, src),
+            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_to_user(&mut mm.lock(), *addr + at as u64, src),
             IoBuf::Kernel(b) => {
                 b[at..at + src.len()].copy_from_slice(src);
                 Ok(())
@@ -98,6 +101,7 @@ impl IoBuf<'_> {
     pub fn get(&self, at: usize, dst: &mut [u8]) -> KResult<()> {
         match self {
             IoBuf::User { addr, .. } => task::copy_from_user(dst, *addr + at as u64),
+            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_from_user(&mut mm.lock(), dst, *addr + at as u64),
             IoBuf::Kernel(b) => {
                 dst.copy_from_slice(&b[at..at + dst.len()]);
                 Ok(())
@@ -217,9 +221,16 @@ pub trait Node: Send + Sync + Any {
         Err(EPERM)
     }
 
-    /// The file's pages, for a `MAP_SHARED` mapping (ENODEV: the file cannot be mapped).
-    fn shared_pages(&self) -> KResult<Arc<crate::mm::user::SharedPages>> {
+    /// The pages a `MAP_SHARED` mapping of `len` bytes at file offset `offset` maps, and
+    /// the index of the first one (ENODEV: the file cannot be mapped).
+    fn mmap_pages(&self, _offset: u64, _len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
         Err(ENODEV)
+    }
+
+    /// The wait queue that is woken when the file may have become readable (`write`
+    /// false) or writable: io_uring parks requests that would block there.
+    fn poll_queue(&self, _write: bool) -> Option<&crate::task::wait::WaitQueue> {
+        None
     }
 
     fn as_any(&self) -> &dyn Any;

@@ -134,6 +134,10 @@ impl Node for PipeEnd {
         Ok(done)
     }
 
+    fn poll_queue(&self, write: bool) -> Option<&WaitQueue> {
+        Some(if write { &self.pipe.writable } else { &self.pipe.readable })
+    }
+
     fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
         const FIONREAD: u64 = 0x541b;
         if cmd != FIONREAD {

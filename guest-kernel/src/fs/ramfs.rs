@@ -169,8 +169,8 @@ impl Node for RamFile {
         }
     }
 
-    fn shared_pages(&self) -> KResult<Arc<SharedPages>> {
-        self.data.lock().paged()
+    fn mmap_pages(&self, offset: u64, _len: u64) -> KResult<(Arc<SharedPages>, usize)> {
+        Ok((self.data.lock().paged()?, (offset / PAGE_SIZE) as usize))
     }
 
     fn set_mode(&self, mode: u32) -> KResult<()> {

@@ -48,11 +48,11 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         if !f.readable() || (shared && prot & PROT_WRITE != 0 && !f.writable()) {
             return Err(EACCES);
         }
-        if f.node.file_type() != FileType::Regular {
-            return Err(ENODEV);
-        }
         if shared {
-            backing = Backing::Shared(f.node.shared_pages()?, (off / PAGE_SIZE) as usize);
+            let (pages, first) = f.node.mmap_pages(off, len)?;
+            backing = Backing::Shared(pages, first);
+        } else if f.node.file_type() != FileType::Regular {
+            return Err(ENODEV);
         } else {
             private_file = Some(f);
         }

@@ -4,6 +4,7 @@
 
 mod fs;
 pub mod futex;
+mod io_uring;
 mod mm;
 mod process;
 mod signal;
@@ -12,6 +13,7 @@ mod time;
 
 use crate::arch::interrupts::TrapFrame;
 use crate::errno::{KResult, ENOSYS};
+pub use fs::read_iovecs;
 
 /// What a handler sees: the six arguments and the caller's saved registers (for the few
 /// calls that change them: fork, clone, execve).
@@ -139,6 +141,9 @@ syscall_table! {
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
     332 statx => fs::statx,
+    425 io_uring_setup => io_uring::setup,
+    426 io_uring_enter => io_uring::enter,
+    427 io_uring_register => io_uring::register,
     439 faccessat2 => fs::faccessat,
 }
 

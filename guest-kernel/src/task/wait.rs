@@ -20,8 +20,13 @@ pub enum WaitError {
     TimedOut,
 }
 
+/// A one-shot callback run on the next wakeup (io_uring's poll-driven retry of a request
+/// that would have blocked). It runs in the waker's context with interrupts off.
+pub type WakeCallback = alloc::boxed::Box<dyn FnOnce() + Send>;
+
 pub struct WaitQueue {
     waiters: SpinLock<Vec<Arc<Task>>>,
+    callbacks: SpinLock<Vec<WakeCallback>>,
 }
 
 impl Default for WaitQueue {
@@ -32,7 +37,7 @@ impl Default for WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        Self { waiters: SpinLock::new(Vec::new()) }
+        Self { waiters: SpinLock::new(Vec::new()), callbacks: SpinLock::new(Vec::new()) }
     }
 
     /// Blocks the current task until `ready()` is true. `deadline` is in monotonic ns.
@@ -57,11 +62,24 @@ impl WaitQueue {
         }
     }
 
-    /// Wakes every waiter.
+    /// Runs `callback` on the next wakeup of this queue.
+    pub fn add_callback(&self, callback: WakeCallback) {
+        self.callbacks.lock().push(callback);
+    }
+
+    /// Wakes every waiter and runs every callback.
     pub fn wake_all(&self) {
         let waiters = core::mem::take(&mut *self.waiters.lock());
         for t in waiters {
             sched::wake(&t);
+        }
+        self.run_callbacks();
+    }
+
+    fn run_callbacks(&self) {
+        let callbacks = core::mem::take(&mut *self.callbacks.lock());
+        for cb in callbacks {
+            cb();
         }
     }
 
@@ -75,6 +93,7 @@ impl WaitQueue {
         for t in &woken {
             sched::wake(t);
         }
+        self.run_callbacks();
         woken.len()
     }
 

@@ -1,0 +1,460 @@
+//! io_uring: Linux's asynchronous I/O interface, implemented natively.
+//!
+//! A ring is a file (`io_uring_setup` returns its fd). User space writes SQEs and pushes
+//! their indices on the submission queue; `io_uring_enter` makes the kernel consume them,
+//! and completions come back as CQEs on the completion queue (see `ring` for the memory
+//! layout and ordering rules). Per request:
+//! 1. **prep** (submission, in the submitter's context): the SQE is copied once, checked,
+//!    and turned into a [`Request`] the kernel owns (`opdef` maps each opcode to its prep
+//!    and issue functions; one file per opcode family: `nop`, `rw`, `fsync`).
+//! 2. **issue**: the operation runs. It finishes inline when the file cannot block, or is
+//!    parked on the file's wait queue when it would (a pipe with no data), to be retried
+//!    when the file wakes it: it then completes from whoever woke it.
+//! 3. **complete**: the CQE is posted (or kept on the overflow list while the CQ is full:
+//!    FEAT_NODROP), waiters and a registered eventfd are woken, and a linked request
+//!    starts (or is cancelled, when this one failed).
+//! IOSQE_IO_DRAIN holds a request (and everything after it) until all earlier ones are
+//! done.
+
+pub mod opdef;
+pub mod uapi;
+
+mod fsync;
+mod nop;
+mod register;
+mod ring;
+mod rsrc;
+mod rw;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::sync::{Arc, Weak};
+use core::any::Any;
+
+use crate::errno::*;
+use crate::fs::eventfd::EventFd;
+use crate::fs::{alloc_ino, FileType, Node, OpenFile, Stat};
+use crate::mm::user::SharedPages;
+use crate::sync::SpinLock;
+use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::{self, Mm};
+use ring::Rings;
+use uapi::*;
+
+/// A request the kernel owns, from prep to completion.
+pub struct Request {
+    pub user_data: u64,
+    pub opcode: u8,
+    pub flags: u8,
+    pub file: Option<Arc<OpenFile>>,
+    pub op: Op,
+    /// The result that counts as success for a link (a full read or write); None: any
+    /// non-negative result.
+    pub expected: Option<i32>,
+    /// The next request of a link chain, started when this one completes.
+    pub link: Option<Box<Request>>,
+    /// The submitter's address space (buffers are in it).
+    pub mm: Option<Mm>,
+}
+
+/// What prep decoded, per opcode family.
+pub enum Op {
+    Nop,
+    Rw(rw::Rw),
+    Fsync { datasync: bool },
+    /// A link member whose prep failed: it completes with this error.
+    Failed(Errno),
+}
+
+/// The outcome of issuing: done with a result, or parked (it completes later).
+pub type Issued = Option<(Box<Request>, i32)>;
+
+struct State {
+    /// CQEs that did not fit in the CQ ring, in order.
+    overflow: VecDeque<Cqe>,
+    /// Requests submitted and not yet completed.
+    inflight: usize,
+    /// Requests held back by IOSQE_IO_DRAIN, in submission order.
+    deferred: VecDeque<Box<Request>>,
+}
+
+pub struct IoUring {
+    me: Weak<IoUring>,
+    ino: u64,
+    pub rings: Rings,
+    setup_flags: u32,
+    state: SpinLock<State>,
+    cq_wait: WaitQueue,
+    pub rsrc: SpinLock<rsrc::Resources>,
+    /// Registered eventfd, and whether it is signalled only for completions that did not
+    /// happen inline (EVENTFD_ASYNC).
+    eventfd: SpinLock<Option<(Arc<EventFd>, bool)>>,
+}
+
+impl IoUring {
+    fn arc(&self) -> Arc<IoUring> {
+        self.me.upgrade().expect("a ring in use is alive")
+    }
+
+    /// Posts a CQE (to the overflow list if the CQ is full or already overflowing).
+    fn post(&self, cqe: Cqe, inline: bool) {
+        {
+            let mut st = self.state.lock();
+            if !st.overflow.is_empty() || !self.rings.push_cqe(&cqe) {
+                st.overflow.push_back(cqe);
+                self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, true);
+            }
+        }
+        self.cq_wait.wake_all();
+        let efd = self.eventfd.lock().clone();
+        if let Some((efd, async_only)) = efd {
+            if !(async_only && inline) {
+                efd.signal(1);
+            }
+        }
+    }
+
+    /// Moves overflowed CQEs into the CQ ring as room allows.
+    fn flush_overflow(&self) {
+        let mut st = self.state.lock();
+        while let Some(cqe) = st.overflow.front() {
+            if !self.rings.push_cqe(cqe) {
+                return;
+            }
+            st.overflow.pop_front();
+        }
+        self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, false);
+    }
+
+    /// Runs `req` and, when it finishes inline, completes it (and its link chain).
+    fn issue(&self, req: Box<Request>) {
+        let mut next = Some(req);
+        while let Some(req) = next.take() {
+            let issue = opdef::OPS[req.opcode as usize].issue;
+            if let Some((req, res)) = issue(&self.arc(), req) {
+                next = self.finish(req, res, true);
+            }
+        }
+    }
+
+    /// Completes a request that was parked (called from whoever woke it).
+    pub fn complete_async(&self, req: Box<Request>, res: i32) {
+        if let Some(next) = self.finish(req, res, false) {
+            self.issue(next);
+        }
+    }
+
+    /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
+    fn finish(&self, mut req: Box<Request>, res: i32, inline: bool) -> Option<Box<Request>> {
+        if !(req.flags & IOSQE_CQE_SKIP_SUCCESS != 0 && res >= 0) {
+            self.post(Cqe { user_data: req.user_data, res, flags: 0 }, inline);
+        }
+        self.state.lock().inflight -= 1;
+        let mut next = req.link.take();
+        let failed = res < 0 || req.expected.is_some_and(|e| e != res);
+        if failed && req.flags & IOSQE_IO_HARDLINK == 0 {
+            // A failed link cancels the rest of its chain.
+            while let Some(mut r) = next {
+                next = r.link.take();
+                self.post(Cqe { user_data: r.user_data, res: -ECANCELED.0, flags: 0 }, inline);
+                self.state.lock().inflight -= 1;
+            }
+        }
+        self.run_deferred();
+        next
+    }
+
+    /// Queues a submitted request: held back by a drain, or issued now.
+    fn queue(&self, req: Box<Request>) {
+        {
+            let mut st = self.state.lock();
+            if req.flags & IOSQE_IO_DRAIN != 0 || !st.deferred.is_empty() {
+                st.deferred.push_back(req);
+                drop(st);
+                self.run_deferred();
+                return;
+            }
+        }
+        self.issue(req);
+    }
+
+    /// Issues held-back requests once everything submitted before them has completed.
+    fn run_deferred(&self) {
+        loop {
+            let req = {
+                let mut st = self.state.lock();
+                let chain_len = |r: &Request| {
+                    let mut n = 1;
+                    let mut l = r.link.as_deref();
+                    while let Some(x) = l {
+                        n += 1;
+                        l = x.link.as_deref();
+                    }
+                    n
+                };
+                let held: usize = st.deferred.iter().map(|r| chain_len(r)).sum();
+                if st.deferred.is_empty() || st.inflight > held {
+                    return;
+                }
+                st.deferred.pop_front().expect("not empty")
+            };
+            let drain = req.flags & IOSQE_IO_DRAIN != 0;
+            self.issue(req);
+            if drain {
+                // Later requests wait for this one to complete.
+                let st = self.state.lock();
+                if !st.deferred.is_empty() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Consumes up to `to_submit` SQEs; returns how many were consumed.
+    fn submit(&self, to_submit: u32) -> u32 {
+        let rings = &self.rings;
+        let mut head = rings.sq_head();
+        let available = rings.sq_tail().wrapping_sub(head).min(rings.sq_entries);
+        let mut submitted = 0;
+        // The link chain being built: its head, and whether it already failed.
+        let mut chain: Option<(Box<Request>, bool)> = None;
+        for _ in 0..to_submit.min(available) {
+            let index = rings.sq_array(head);
+            head = head.wrapping_add(1);
+            if index >= rings.sq_entries {
+                rings.add_dropped();
+                continue;
+            }
+            let sqe = rings.read_sqe(index);
+            submitted += 1;
+            self.state.lock().inflight += 1;
+            let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
+            let (req, failed) = match opdef::prep(self, &sqe) {
+                Ok(req) => (req, false),
+                Err(e) => (opdef::failed(&sqe, e), true),
+            };
+            match chain.take() {
+                Some((mut head_req, chain_failed)) => {
+                    append(&mut head_req, req);
+                    if linked && !failed {
+                        chain = Some((head_req, chain_failed));
+                        continue;
+                    }
+                    self.queue_chain(head_req, chain_failed || failed);
+                }
+                None if linked && !failed => chain = Some((req, false)),
+                None => self.queue_chain(req, failed),
+            }
+            if failed && self.setup_flags & IORING_SETUP_SUBMIT_ALL == 0 {
+                break;
+            }
+        }
+        if let Some((head_req, failed)) = chain {
+            self.queue_chain(head_req, failed);
+        }
+        rings.set_sq_head(head);
+        submitted
+    }
+
+    /// Queues a whole chain; a chain with a member whose prep failed is not run: the
+    /// failed member reports its error and the others -ECANCELED, as in Linux.
+    fn queue_chain(&self, head: Box<Request>, failed: bool) {
+        if !failed {
+            return self.queue(head);
+        }
+        let mut next = Some(head);
+        while let Some(mut r) = next {
+            next = r.link.take();
+            let res = match r.op {
+                Op::Failed(e) => -e.0,
+                _ => -ECANCELED.0,
+            };
+            self.post(Cqe { user_data: r.user_data, res, flags: 0 }, true);
+            self.state.lock().inflight -= 1;
+        }
+        self.run_deferred();
+    }
+
+    /// Waits until `min` CQEs are ready, a signal arrives, or `deadline` passes.
+    fn wait_cqes(&self, min: u32, deadline: Option<u64>) -> KResult<()> {
+        let min = min.min(self.rings.cq_entries);
+        let result = self.cq_wait.wait_until(deadline, || {
+            self.flush_overflow();
+            self.rings.cq_ready() >= min
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(WaitError::Interrupted) => Err(EINTR),
+            Err(WaitError::TimedOut) => Err(ETIME),
+        }
+    }
+}
+
+fn append(chain: &mut Box<Request>, req: Box<Request>) {
+    let mut at = chain;
+    while at.link.is_some() {
+        at = at.link.as_mut().expect("checked");
+    }
+    at.link = Some(req);
+}
+
+impl Node for IoUring {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: 0o600, nlink: 1, ..Stat::default() }
+    }
+
+    fn file_type(&self) -> FileType {
+        FileType::Regular
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<SharedPages>, usize)> {
+        let (pages, size) = match offset {
+            IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => (&self.rings.ring_pages, self.rings.ring_bytes),
+            IORING_OFF_SQES => (&self.rings.sqe_pages, self.rings.sqe_bytes),
+            _ => return Err(EINVAL),
+        };
+        if len > (size as u64).next_multiple_of(4096) {
+            return Err(EINVAL);
+        }
+        Ok((Arc::clone(pages), 0))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The ring behind `fd`: EBADF for a bad fd, EOPNOTSUPP for another kind of file.
+pub fn ring_of(fd: i32) -> KResult<(Arc<OpenFile>, Arc<IoUring>)> {
+    let f = task::current_process().files.lock().get(fd)?;
+    let ring = f.node.as_any().downcast_ref::<IoUring>().ok_or(EOPNOTSUPP)?.arc();
+    Ok((f, ring))
+}
+
+const SUPPORTED_SETUP: u32 = IORING_SETUP_CQSIZE
+    | IORING_SETUP_CLAMP
+    | IORING_SETUP_SUBMIT_ALL
+    | IORING_SETUP_COOP_TASKRUN
+    | IORING_SETUP_TASKRUN_FLAG
+    | IORING_SETUP_SINGLE_ISSUER
+    | IORING_SETUP_DEFER_TASKRUN;
+
+/// Features advertised: exactly what this implementation honours.
+pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
+    | IORING_FEAT_NODROP
+    | IORING_FEAT_SUBMIT_STABLE
+    | IORING_FEAT_RW_CUR_POS
+    | IORING_FEAT_EXT_ARG
+    | IORING_FEAT_CQE_SKIP
+    | IORING_FEAT_LINKED_FILE;
+
+/// `io_uring_setup(entries, params)`.
+pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
+    let mut p: Params = task::read_user(params_addr)?;
+    if p.resv.iter().any(|&r| r != 0) {
+        return Err(EINVAL);
+    }
+    if p.flags & !SUPPORTED_SETUP != 0 {
+        return Err(EINVAL);
+    }
+    if p.flags & IORING_SETUP_DEFER_TASKRUN != 0 && p.flags & IORING_SETUP_SINGLE_ISSUER == 0 {
+        return Err(EINVAL);
+    }
+    let clamp = p.flags & IORING_SETUP_CLAMP != 0;
+    if entries == 0 || (entries > IORING_MAX_ENTRIES && !clamp) {
+        return Err(EINVAL);
+    }
+    let sq_entries = entries.min(IORING_MAX_ENTRIES).next_power_of_two();
+    let cq_entries = if p.flags & IORING_SETUP_CQSIZE != 0 {
+        if p.cq_entries == 0 || (p.cq_entries > IORING_MAX_CQ_ENTRIES && !clamp) {
+            return Err(EINVAL);
+        }
+        let cq = p.cq_entries.min(IORING_MAX_CQ_ENTRIES).next_power_of_two();
+        if cq < sq_entries {
+            return Err(EINVAL);
+        }
+        cq
+    } else {
+        2 * sq_entries
+    };
+    let rings = Rings::new(sq_entries, cq_entries)?;
+    p.sq_entries = sq_entries;
+    p.cq_entries = cq_entries;
+    p.features = FEATURES;
+    p.sq_off = rings.sq_offsets();
+    p.cq_off = rings.cq_offsets();
+    let ring = Arc::new_cyclic(|me| IoUring {
+        me: me.clone(),
+        ino: alloc_ino(),
+        rings,
+        setup_flags: p.flags,
+        state: SpinLock::new(State { overflow: VecDeque::new(), inflight: 0, deferred: VecDeque::new() }),
+        cq_wait: WaitQueue::new(),
+        rsrc: SpinLock::new(rsrc::Resources::default()),
+        eventfd: SpinLock::new(None),
+    });
+    task::write_user(params_addr, &p)?;
+    let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));
+    task::current_process().files.lock().insert(file, true).map(|fd| fd as u64)
+}
+
+/// `io_uring_enter(fd, to_submit, min_complete, flags, argp, argsz)`.
+pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, argsz: u64) -> KResult<u64> {
+    let known = IORING_ENTER_GETEVENTS | IORING_ENTER_SQ_WAKEUP | IORING_ENTER_SQ_WAIT | IORING_ENTER_EXT_ARG;
+    if flags & !known != 0 {
+        return Err(EINVAL);
+    }
+    let (_file, ring) = ring_of(fd)?;
+    let mut deadline = None;
+    let mut sigmask = None;
+    if flags & IORING_ENTER_EXT_ARG != 0 {
+        if argsz != size_of::<GeteventsArg>() as u64 {
+            return Err(EINVAL);
+        }
+        if argp != 0 {
+            let arg: GeteventsArg = task::read_user(argp)?;
+            if arg.ts != 0 {
+                let [sec, nsec]: [u64; 2] = task::read_user(arg.ts)?;
+                if (sec as i64) < 0 || nsec >= 1_000_000_000 {
+                    return Err(EINVAL);
+                }
+                deadline = Some(crate::time::monotonic_ns().saturating_add(sec.saturating_mul(1_000_000_000) + nsec));
+            }
+            if arg.sigmask != 0 {
+                if arg.sigmask_sz != 8 {
+                    return Err(EINVAL);
+                }
+                sigmask = Some(task::read_user::<u64>(arg.sigmask)?);
+            }
+        }
+    } else if argp != 0 {
+        if argsz != 8 {
+            return Err(EINVAL);
+        }
+        sigmask = Some(task::read_user::<u64>(argp)?);
+    }
+    let submitted = if to_submit > 0 { ring.submit(to_submit) } else { 0 };
+    ring.flush_overflow();
+    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 {
+        let me = crate::task::sched::current();
+        let old = me.sigmask.load(core::sync::atomic::Ordering::Relaxed);
+        if let Some(mask) = sigmask {
+            me.sigmask.store(mask & !crate::task::signal::UNBLOCKABLE, core::sync::atomic::Ordering::Relaxed);
+        }
+        let waited = ring.wait_cqes(min_complete, deadline);
+        me.sigmask.store(old, core::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = waited {
+            if submitted == 0 {
+                return Err(e);
+            }
+        }
+    }
+    Ok(u64::from(submitted))
+}
+
+pub use register::register;

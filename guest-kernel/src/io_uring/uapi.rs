@@ -1,0 +1,196 @@
+//! The io_uring ABI (include/uapi/linux/io_uring.h), pinned at compile time: every struct
+//! has its size and field offsets asserted, as Linux does with BUILD_BUG_SQE_ELEM.
+
+use core::mem::{offset_of, size_of};
+
+/// Submission queue entry, as user space writes it.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Sqe {
+    pub opcode: u8,
+    pub flags: u8,
+    pub ioprio: u16,
+    pub fd: i32,
+    /// `off` (or `addr2`).
+    pub off: u64,
+    /// `addr` (or `splice_off_in`).
+    pub addr: u64,
+    pub len: u32,
+    /// The per-opcode flags union (`rw_flags`, `fsync_flags`, `open_flags`, ...).
+    pub op_flags: u32,
+    pub user_data: u64,
+    /// `buf_index` (or `buf_group`).
+    pub buf_index: u16,
+    pub personality: u16,
+    /// `splice_fd_in` / `file_index` / `addr_len`.
+    pub file_index: u32,
+    pub addr3: u64,
+    pub pad2: u64,
+}
+
+/// Completion queue entry.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Cqe {
+    pub user_data: u64,
+    pub res: i32,
+    pub flags: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SqringOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub flags: u32,
+    pub dropped: u32,
+    pub array: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct CqringOffsets {
+    pub head: u32,
+    pub tail: u32,
+    pub ring_mask: u32,
+    pub ring_entries: u32,
+    pub overflow: u32,
+    pub cqes: u32,
+    pub flags: u32,
+    pub resv1: u32,
+    pub user_addr: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Params {
+    pub sq_entries: u32,
+    pub cq_entries: u32,
+    pub flags: u32,
+    pub sq_thread_cpu: u32,
+    pub sq_thread_idle: u32,
+    pub features: u32,
+    pub wq_fd: u32,
+    pub resv: [u32; 3],
+    pub sq_off: SqringOffsets,
+    pub cq_off: CqringOffsets,
+}
+
+/// `struct io_uring_getevents_arg` (IORING_ENTER_EXT_ARG).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct GeteventsArg {
+    pub sigmask: u64,
+    pub sigmask_sz: u32,
+    pub pad: u32,
+    pub ts: u64,
+}
+
+/// `struct io_uring_files_update` / `io_uring_rsrc_update`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct FilesUpdate {
+    pub offset: u32,
+    pub resv: u32,
+    pub fds: u64,
+}
+
+const _: () = {
+    assert!(size_of::<Sqe>() == 64);
+    assert!(offset_of!(Sqe, opcode) == 0);
+    assert!(offset_of!(Sqe, flags) == 1);
+    assert!(offset_of!(Sqe, ioprio) == 2);
+    assert!(offset_of!(Sqe, fd) == 4);
+    assert!(offset_of!(Sqe, off) == 8);
+    assert!(offset_of!(Sqe, addr) == 16);
+    assert!(offset_of!(Sqe, len) == 24);
+    assert!(offset_of!(Sqe, op_flags) == 28);
+    assert!(offset_of!(Sqe, user_data) == 32);
+    assert!(offset_of!(Sqe, buf_index) == 40);
+    assert!(offset_of!(Sqe, personality) == 42);
+    assert!(offset_of!(Sqe, file_index) == 44);
+    assert!(offset_of!(Sqe, addr3) == 48);
+    assert!(size_of::<Cqe>() == 16);
+    assert!(offset_of!(Cqe, res) == 8);
+    assert!(offset_of!(Cqe, flags) == 12);
+    assert!(size_of::<SqringOffsets>() == 40);
+    assert!(size_of::<CqringOffsets>() == 40);
+    assert!(size_of::<Params>() == 120);
+    assert!(offset_of!(Params, features) == 20);
+    assert!(offset_of!(Params, resv) == 28);
+    assert!(offset_of!(Params, sq_off) == 40);
+    assert!(offset_of!(Params, cq_off) == 80);
+    assert!(size_of::<GeteventsArg>() == 24);
+    assert!(size_of::<FilesUpdate>() == 16);
+};
+
+// SAFETY: plain integers, no padding (sizes asserted above).
+unsafe impl crate::mm::uaccess::Pod for Params {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for GeteventsArg {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for FilesUpdate {}
+
+// io_uring_setup flags.
+pub const IORING_SETUP_IOPOLL: u32 = 1 << 0;
+pub const IORING_SETUP_SQPOLL: u32 = 1 << 1;
+pub const IORING_SETUP_CQSIZE: u32 = 1 << 3;
+pub const IORING_SETUP_CLAMP: u32 = 1 << 4;
+pub const IORING_SETUP_SUBMIT_ALL: u32 = 1 << 7;
+pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
+pub const IORING_SETUP_TASKRUN_FLAG: u32 = 1 << 9;
+pub const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
+pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
+
+// Features this kernel honours (advertised in `params.features`).
+pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
+pub const IORING_FEAT_NODROP: u32 = 1 << 1;
+pub const IORING_FEAT_SUBMIT_STABLE: u32 = 1 << 2;
+pub const IORING_FEAT_RW_CUR_POS: u32 = 1 << 3;
+pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
+pub const IORING_FEAT_CQE_SKIP: u32 = 1 << 11;
+pub const IORING_FEAT_LINKED_FILE: u32 = 1 << 12;
+
+// io_uring_enter flags.
+pub const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
+pub const IORING_ENTER_SQ_WAKEUP: u32 = 1 << 1;
+pub const IORING_ENTER_SQ_WAIT: u32 = 1 << 2;
+pub const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+
+// SQE flags.
+pub const IOSQE_FIXED_FILE: u8 = 1 << 0;
+pub const IOSQE_IO_DRAIN: u8 = 1 << 1;
+pub const IOSQE_IO_LINK: u8 = 1 << 2;
+pub const IOSQE_IO_HARDLINK: u8 = 1 << 3;
+pub const IOSQE_ASYNC: u8 = 1 << 4;
+pub const IOSQE_BUFFER_SELECT: u8 = 1 << 5;
+pub const IOSQE_CQE_SKIP_SUCCESS: u8 = 1 << 6;
+
+// SQ ring flags (sq_off.flags).
+pub const IORING_SQ_CQ_OVERFLOW: u32 = 1 << 1;
+
+// mmap offsets.
+pub const IORING_OFF_SQ_RING: u64 = 0;
+pub const IORING_OFF_CQ_RING: u64 = 0x800_0000;
+pub const IORING_OFF_SQES: u64 = 0x1000_0000;
+
+// io_uring_register opcodes.
+pub const IORING_REGISTER_BUFFERS: u32 = 0;
+pub const IORING_UNREGISTER_BUFFERS: u32 = 1;
+pub const IORING_REGISTER_FILES: u32 = 2;
+pub const IORING_UNREGISTER_FILES: u32 = 3;
+pub const IORING_REGISTER_EVENTFD: u32 = 4;
+pub const IORING_UNREGISTER_EVENTFD: u32 = 5;
+pub const IORING_REGISTER_FILES_UPDATE: u32 = 6;
+pub const IORING_REGISTER_EVENTFD_ASYNC: u32 = 7;
+pub const IORING_REGISTER_PROBE: u32 = 8;
+
+pub const IORING_FSYNC_DATASYNC: u32 = 1;
+
+/// Ring size limits (Linux's IORING_MAX_ENTRIES and IORING_MAX_CQ_ENTRIES).
+pub const IORING_MAX_ENTRIES: u32 = 32768;
+pub const IORING_MAX_CQ_ENTRIES: u32 = 2 * IORING_MAX_ENTRIES;
