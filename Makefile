@@ -13,7 +13,7 @@ RUN_CMDLINE  ?= loglevel=info
 # for the host's Linux target, without PIE) and C programs linked with musl.
 USER_TARGET   = x86_64-unknown-linux-gnu
 USER_OUT      = target/$(USER_TARGET)/release
-USER_BINS     = hello init segv spin systest
+USER_BINS     = hello init demo segv spin systest
 C_OUT         = target/guest-c
 C_PROGS       = hello-musl static-pie
 ROOTFS_DIR    = target/rootfs
@@ -54,7 +54,7 @@ $(C_OUT)/static-pie: guest-user/c/static-pie.c
 $(ROOTFS): user $(addprefix $(C_OUT)/,$(C_PROGS))
 	@rm -rf $(ROOTFS_DIR) && mkdir -p $(ROOTFS_DIR)/bin images
 	cp $(addprefix $(USER_OUT)/,$(USER_BINS)) $(addprefix $(C_OUT)/,$(C_PROGS)) $(ROOTFS_DIR)/bin/
-	cp $(USER_OUT)/init $(ROOTFS_DIR)/init
+	cp $(USER_OUT)/demo $(ROOTFS_DIR)/init
 	python3 scripts/mkcpio.py $(ROOTFS) $(ROOTFS_DIR)
 
 rootfs: $(ROOTFS)

@@ -10,6 +10,7 @@ pub mod syscall;
 pub mod test;
 pub mod thread;
 pub mod uapi;
+pub mod uring;
 
 pub use errno::Errno;
 pub use rt::Args;

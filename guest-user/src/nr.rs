@@ -76,3 +76,6 @@ pub const PIPE2: usize = 293;
 pub const PRLIMIT64: usize = 302;
 pub const GETRANDOM: usize = 318;
 pub const STATX: usize = 332;
+pub const IO_URING_SETUP: usize = 425;
+pub const IO_URING_ENTER: usize = 426;
+pub const IO_URING_REGISTER: usize = 427;

@@ -12,9 +12,18 @@ on_both_platforms!(init_gets_its_arguments_and_its_status_reaches_the_host, |p| 
         .assert_stdout("argv[2] = b");
 });
 
-on_both_platforms!(default_init_runs_from_the_initramfs, |p| {
+on_both_platforms!(default_init_is_the_io_uring_demo, |p| {
     let out = boot_rootfs(p, "");
-    out.assert_init_status(p, 0).assert_stdout("init: running as pid 1");
+    out.assert_init_status(p, 0)
+        .assert_stdout("demo: pid 1, io_uring_setup(8)")
+        .assert_stdout("demo: cqe user_data=1 res=20")
+        .assert_stdout("demo: READV res=20: \"written by io_uring\\n\"")
+        .assert_stdout("demo: io_uring works");
+});
+
+on_both_platforms!(init_program_prints_its_pid_and_arguments, |p| {
+    let out = boot_rootfs(p, "init=/bin/init -- one two");
+    out.assert_init_status(p, 0).assert_stdout("init: running as pid 1").assert_stdout("init: argv[2] = two");
 });
 
 on_both_platforms!(segfault_ends_only_that_process_with_139, |p| {
