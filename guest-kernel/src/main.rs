@@ -11,6 +11,7 @@ mod arch;
 mod boot_info;
 mod cmdline;
 mod console;
+mod drivers;
 mod errno;
 mod exit;
 mod fs;
@@ -67,6 +68,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
         Some(unsafe { core::slice::from_raw_parts(ptr as *const u8, m.size as usize) })
     });
     let have_rootfs = fs::init(initrd);
+    drivers::virtio::probe_all(cmd.virtio_devices());
 
     let init = cmd.init.or(have_rootfs.then_some("/init"));
     let Some(init) = init else {

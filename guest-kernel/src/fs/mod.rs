@@ -30,6 +30,7 @@ pub enum FileType {
     Directory,
     Symlink,
     CharDevice,
+    BlockDevice,
     Fifo,
 }
 
@@ -41,6 +42,7 @@ impl FileType {
             FileType::Directory => 0o040000,
             FileType::Symlink => 0o120000,
             FileType::CharDevice => 0o020000,
+            FileType::BlockDevice => 0o060000,
             FileType::Fifo => 0o010000,
         }
     }
@@ -52,6 +54,7 @@ impl FileType {
             FileType::Directory => 4,
             FileType::Symlink => 10,
             FileType::CharDevice => 2,
+            FileType::BlockDevice => 6,
             FileType::Fifo => 1,
         }
     }
@@ -143,6 +146,7 @@ pub trait Node: Send + Sync + Any {
             0o040000 => FileType::Directory,
             0o120000 => FileType::Symlink,
             0o020000 => FileType::CharDevice,
+            0o060000 => FileType::BlockDevice,
             0o010000 => FileType::Fifo,
             _ => FileType::Regular,
         }

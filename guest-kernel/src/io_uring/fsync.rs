@@ -6,7 +6,9 @@ use alloc::sync::Arc;
 
 use super::uapi::{Sqe, IORING_FSYNC_DATASYNC};
 use super::{IoUring, Issued, Op, Request};
+use crate::drivers::virtio::blk::{BlockNode, T_FLUSH};
 use crate::errno::{KResult, EINVAL};
+use crate::sync::SpinLock;
 
 pub fn prep(sqe: &Sqe) -> KResult<Op> {
     if sqe.addr != 0 || sqe.buf_index != 0 || sqe.op_flags & !IORING_FSYNC_DATASYNC != 0 {
@@ -15,9 +17,24 @@ pub fn prep(sqe: &Sqe) -> KResult<Op> {
     Ok(Op::Fsync { datasync: sqe.op_flags & IORING_FSYNC_DATASYNC != 0 })
 }
 
-pub fn issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Fsync { datasync: _ } = req.op else { return Some((req, -EINVAL.0)) };
-    let file = req.file.as_ref().expect("opdef: FSYNC needs a file");
+    let file = req.file.clone().expect("opdef: FSYNC needs a file");
+    if let Some(disk) = file.node.as_any().downcast_ref::<BlockNode>() {
+        // A disk: a FLUSH request, completed from the interrupt handler.
+        let ring = Arc::clone(ring);
+        let slot = Arc::new(SpinLock::new(Some(req)));
+        let slot2 = Arc::clone(&slot);
+        let submitted = disk.dev.submit(T_FLUSH, 0, &[], Box::new(move |result| {
+            if let Some(req) = slot2.lock().take() {
+                ring.complete_async(req, match result { Ok(_) => 0, Err(e) => -e.0 });
+            }
+        }));
+        return match submitted {
+            Ok(()) => None,
+            Err(e) => slot.lock().take().map(|req| (req, -e.0)),
+        };
+    }
     let res = if !file.node.seekable() {
         -EINVAL.0
     } else {

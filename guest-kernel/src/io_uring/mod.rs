@@ -77,6 +77,9 @@ struct State {
     inflight: usize,
     /// Requests held back by IOSQE_IO_DRAIN, in submission order.
     deferred: VecDeque<Box<Request>>,
+    /// Requests ready to issue from the submitter's context (the next of a link whose
+    /// previous member completed from an interrupt, or drained ones whose turn came).
+    task_work: VecDeque<Box<Request>>,
 }
 
 pub struct IoUring {
@@ -138,10 +141,21 @@ impl IoUring {
         }
     }
 
-    /// Completes a request that was parked (called from whoever woke it).
+    /// Completes a request that was parked or sent to a device (called from whoever woke
+    /// it, or from the interrupt handler). What comes next in its chain is issued later
+    /// from the submitter's context, where issuing may sleep.
     pub fn complete_async(&self, req: Box<Request>, res: i32) {
         if let Some(next) = self.finish(req, res, false) {
-            self.issue(next);
+            self.state.lock().task_work.push_back(next);
+            self.cq_wait.wake_all();
+        }
+    }
+
+    /// Issues the requests queued for the submitter's context.
+    fn run_task_work(&self) {
+        loop {
+            let Some(req) = self.state.lock().task_work.pop_front() else { return };
+            self.issue(req);
         }
     }
 
@@ -173,42 +187,48 @@ impl IoUring {
                 st.deferred.push_back(req);
                 drop(st);
                 self.run_deferred();
+                self.run_task_work();
                 return;
             }
         }
         self.issue(req);
     }
 
-    /// Issues held-back requests once everything submitted before them has completed.
+    /// Releases held-back requests once everything submitted before them has completed
+    /// (they are issued from the submitter's context: see `run_task_work`).
     fn run_deferred(&self) {
-        loop {
-            let req = {
-                let mut st = self.state.lock();
-                let chain_len = |r: &Request| {
-                    let mut n = 1;
-                    let mut l = r.link.as_deref();
-                    while let Some(x) = l {
-                        n += 1;
-                        l = x.link.as_deref();
-                    }
-                    n
-                };
-                let held: usize = st.deferred.iter().map(|r| chain_len(r)).sum();
-                if st.deferred.is_empty() || st.inflight > held {
-                    return;
-                }
-                st.deferred.pop_front().expect("not empty")
-            };
+        let mut st = self.state.lock();
+        let chain_len = |r: &Request| {
+            let mut n = 1;
+            let mut l = r.link.as_deref();
+            while let Some(x) = l {
+                n += 1;
+                l = x.link.as_deref();
+            }
+            n
+        };
+        let held: usize = st.deferred.iter().map(|r| chain_len(r)).sum::<usize>()
+            + st.task_work.iter().map(|r| chain_len(r)).sum::<usize>();
+        if st.deferred.is_empty() || st.inflight > held {
+            return;
+        }
+        // Everything earlier is done: release the front drain request and whatever
+        // follows it up to the next drain request (which waits for those in turn).
+        let mut first = true;
+        while let Some(front) = st.deferred.front() {
+            if !first && front.flags & IOSQE_IO_DRAIN != 0 {
+                break;
+            }
+            let req = st.deferred.pop_front().expect("front exists");
             let drain = req.flags & IOSQE_IO_DRAIN != 0;
-            self.issue(req);
+            st.task_work.push_back(req);
+            first = false;
             if drain {
-                // Later requests wait for this one to complete.
-                let st = self.state.lock();
-                if !st.deferred.is_empty() {
-                    return;
-                }
+                break;
             }
         }
+        drop(st);
+        self.cq_wait.wake_all();
     }
 
     /// Consumes up to `to_submit` SQEs; returns how many were consumed.
@@ -279,14 +299,18 @@ impl IoUring {
     /// Waits until `min` CQEs are ready, a signal arrives, or `deadline` passes.
     fn wait_cqes(&self, min: u32, deadline: Option<u64>) -> KResult<()> {
         let min = min.min(self.rings.cq_entries);
-        let result = self.cq_wait.wait_until(deadline, || {
-            self.flush_overflow();
-            self.rings.cq_ready() >= min
-        });
-        match result {
-            Ok(()) => Ok(()),
-            Err(WaitError::Interrupted) => Err(EINTR),
-            Err(WaitError::TimedOut) => Err(ETIME),
+        loop {
+            self.run_task_work();
+            let result = self.cq_wait.wait_until(deadline, || {
+                self.flush_overflow();
+                self.rings.cq_ready() >= min || !self.state.lock().task_work.is_empty()
+            });
+            match result {
+                Ok(()) if self.rings.cq_ready() >= min => return Ok(()),
+                Ok(()) => continue,
+                Err(WaitError::Interrupted) => return Err(EINTR),
+                Err(WaitError::TimedOut) => return Err(ETIME),
+            }
         }
     }
 }
@@ -393,7 +417,12 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         ino: alloc_ino(),
         rings,
         setup_flags: p.flags,
-        state: SpinLock::new(State { overflow: VecDeque::new(), inflight: 0, deferred: VecDeque::new() }),
+        state: SpinLock::new(State {
+            overflow: VecDeque::new(),
+            inflight: 0,
+            deferred: VecDeque::new(),
+            task_work: VecDeque::new(),
+        }),
         cq_wait: WaitQueue::new(),
         rsrc: SpinLock::new(rsrc::Resources::default()),
         eventfd: SpinLock::new(None),
@@ -439,6 +468,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         sigmask = Some(task::read_user::<u64>(argp)?);
     }
     let submitted = if to_submit > 0 { ring.submit(to_submit) } else { 0 };
+    ring.run_task_work();
     ring.flush_overflow();
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 {
         let me = crate::task::sched::current();

@@ -6,6 +6,8 @@
 //! each region; freed frames go on a free list threaded through the frames themselves (via
 //! the direct map), so both allocation and release are O(1) and nothing is scanned at boot.
 
+use alloc::collections::BTreeMap;
+
 use crate::boot_info::{BootInfo, MEMORY_RAM};
 use crate::mm::{frame_ptr, page_down, page_up, DIRECT_MAP_SIZE, PAGE_SIZE};
 use crate::sync::SpinLock;
@@ -130,8 +132,40 @@ pub fn copy(dst: u64, src: u64) {
     }
 }
 
-/// Returns a frame to the allocator.
+/// Frames a device may be reading or writing (DMA in flight), with a count per frame,
+/// and whether each was freed meanwhile (then it is released at the last unpin).
+static PINNED: SpinLock<BTreeMap<u64, (u32, bool)>> = SpinLock::new(BTreeMap::new());
+
+/// Keeps `frame` from being reused until [`unpin`]: a process may unmap memory while a
+/// device still transfers into it.
+pub fn pin(frame: u64) {
+    PINNED.lock().entry(frame).or_insert((0, false)).0 += 1;
+}
+
+pub fn unpin(frame: u64) {
+    let release = {
+        let mut pinned = PINNED.lock();
+        let Some(entry) = pinned.get_mut(&frame) else { return };
+        entry.0 -= 1;
+        if entry.0 > 0 {
+            return;
+        }
+        pinned.remove(&frame).is_some_and(|(_, freed)| freed)
+    };
+    if release {
+        free(frame);
+    }
+}
+
+/// Returns a frame to the allocator (later, if it is pinned).
 pub fn free(frame: u64) {
+    {
+        let mut pinned = PINNED.lock();
+        if let Some(entry) = pinned.get_mut(&frame) {
+            entry.1 = true;
+            return;
+        }
+    }
     let mut frames = FRAMES.lock();
     // SAFETY: the caller gives up `frame`; we store the list link in its first word.
     unsafe { frame_ptr(frame).cast::<u64>().write(frames.free) };

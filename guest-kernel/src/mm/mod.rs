@@ -67,3 +67,15 @@ pub fn init(info: &crate::boot_info::BootInfo) {
     frame::init(info);
     heap::init();
 }
+
+/// The physical address of kernel memory at `ptr` (the heap and anything else in the
+/// direct map, or the kernel image). Device DMA addresses come from here.
+pub fn virt_to_phys(ptr: *const u8) -> u64 {
+    let v = ptr as u64;
+    if v >= KERNEL_VMA {
+        v - KERNEL_VMA
+    } else {
+        debug_assert!((PHYS_OFFSET..PHYS_OFFSET + DIRECT_MAP_SIZE).contains(&v));
+        v - PHYS_OFFSET
+    }
+}

@@ -162,3 +162,37 @@ pub fn read_path(mm: &mut UserSpace, addr: u64) -> KResult<String> {
     let bytes = read_cstring(mm, addr, 4095)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
+
+/// The physical segments behind user range `[addr, addr + len)`, faulting pages in and
+/// pinning each frame (the caller unpins them when the device is done): the zero-copy
+/// path for device I/O. `write`: the device will write the memory (a read request).
+pub fn pin_user_segments(mm: &mut UserSpace, addr: u64, len: usize, write: bool) -> KResult<Vec<(u64, u32)>> {
+    let access = if write { Access::Write } else { Access::Read };
+    let mut segments: Vec<(u64, u32)> = Vec::new();
+    for_each_chunk(mm, addr, len, access, &mut |kptr, n, _| {
+        let phys = crate::mm::virt_to_phys(kptr);
+        match segments.last_mut() {
+            Some((p, l)) if *p + u64::from(*l) == phys => *l += n as u32,
+            _ => segments.push((phys, n as u32)),
+        }
+    })?;
+    for &(p, l) in &segments {
+        let mut page = p & !(PAGE_SIZE - 1);
+        while page < p + u64::from(l) {
+            crate::mm::frame::pin(page);
+            page += PAGE_SIZE;
+        }
+    }
+    Ok(segments)
+}
+
+/// Unpins what [`pin_user_segments`] pinned.
+pub fn unpin_segments(segments: &[(u64, u32)]) {
+    for &(p, l) in segments {
+        let mut page = p & !(PAGE_SIZE - 1);
+        while page < p + u64::from(l) {
+            crate::mm::frame::unpin(page);
+            page += PAGE_SIZE;
+        }
+    }
+}

@@ -9,7 +9,7 @@ use core::arch::global_asm;
 use core::mem::size_of;
 use core::ptr::addr_of;
 
-use super::{cpu, gdt, lapic, syscall};
+use super::{cpu, gdt, ioapic, lapic, syscall};
 
 /// Registers saved on interrupt entry, in stack order (lowest address first).
 #[repr(C)]
@@ -203,6 +203,10 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
             crate::time::tick();
         }
         v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
+        v if (u64::from(ioapic::IRQ_VECTOR_BASE)..u64::from(ioapic::IRQ_VECTOR_BASE) + u64::from(ioapic::MAX_GSI)).contains(&v) => {
+            crate::drivers::irq((v - u64::from(ioapic::IRQ_VECTOR_BASE)) as u32);
+            lapic::eoi();
+        }
         v => {
             log::warn!("unexpected interrupt on vector {v}");
             lapic::eoi();

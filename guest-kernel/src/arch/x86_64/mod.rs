@@ -6,6 +6,7 @@ pub mod gdt;
 pub mod switch;
 pub mod syscall;
 pub mod interrupts;
+pub mod ioapic;
 pub mod lapic;
 mod pic;
 pub mod rtc;

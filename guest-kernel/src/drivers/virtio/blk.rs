@@ -1,0 +1,277 @@
+//! virtio-blk: disks as `/dev/vda`, `/dev/vdb`, ...
+//!
+//! Requests are (header, data buffers, status byte) chains on one queue. [`Blk::submit`] is
+//! asynchronous: many requests can be in flight, each completed from the interrupt
+//! handler through its callback; io_uring uses it directly. Synchronous reads and writes
+//! (the `/dev/vdX` file) submit and sleep until their callback wakes them.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use super::mmio::{Mmio, VIRTIO_RING_F_EVENT_IDX};
+use super::queue::{Buffer, VirtQueue};
+use crate::errno::*;
+use crate::fs::{alloc_ino, FileType, IoBuf, Node, Stat};
+use crate::mm::virt_to_phys;
+use crate::sync::SpinLock;
+use crate::task::wait::WaitQueue;
+
+const F_SEG_MAX: u64 = 1 << 2;
+const F_RO: u64 = 1 << 5;
+const F_BLK_SIZE: u64 = 1 << 6;
+const F_FLUSH: u64 = 1 << 9;
+
+pub const T_IN: u32 = 0;
+pub const T_OUT: u32 = 1;
+pub const T_FLUSH: u32 = 4;
+const S_OK: u8 = 0;
+const S_UNSUPP: u8 = 2;
+
+pub const SECTOR: u64 = 512;
+/// Largest transfer of one synchronous request.
+const MAX_SYNC: usize = 64 * 1024;
+
+pub struct Blk {
+    mmio: Mmio,
+    queue: SpinLock<VirtQueue>,
+    pub name: String,
+    pub sectors: u64,
+    pub read_only: bool,
+    flush: bool,
+    /// Woken when requests complete (sync waiters, and submitters waiting for room).
+    completions: WaitQueue,
+}
+
+/// The result of a request: bytes transferred, or the error.
+pub type BlkDone = Box<dyn FnOnce(KResult<u32>) + Send>;
+
+impl Blk {
+    /// Submits a request for `sector` with `data` (device-readable for OUT, writable for
+    /// IN); `done` runs when the device completes it. Waits while the queue is full.
+    pub fn submit(&self, kind: u32, sector: u64, data: &[Buffer], done: BlkDone) -> KResult<()> {
+        if kind == T_OUT && self.read_only {
+            return Err(EROFS);
+        }
+        if kind == T_FLUSH && !self.flush {
+            done(Ok(0));
+            return Ok(());
+        }
+        let bytes: u64 = data.iter().map(|b| u64::from(b.len)).sum();
+        if kind != T_FLUSH && (bytes % SECTOR != 0 || sector.checked_add(bytes / SECTOR).is_none_or(|e| e > self.sectors)) {
+            return Err(EINVAL);
+        }
+        // Header and status byte: kernel heap memory (physically contiguous), kept alive
+        // by the completion until the device is done with it.
+        let mut hdr = Box::new([0u8; 17]);
+        hdr[..4].copy_from_slice(&kind.to_le_bytes());
+        hdr[8..16].copy_from_slice(&sector.to_le_bytes());
+        hdr[16] = 0xff;
+        let hdr_phys = virt_to_phys(hdr.as_ptr());
+        let mut chain = Vec::with_capacity(data.len() + 2);
+        chain.push(Buffer { phys: hdr_phys, len: 16, device_writes: false });
+        chain.extend_from_slice(data);
+        chain.push(Buffer { phys: hdr_phys + 16, len: 1, device_writes: true });
+        let mut completion: super::queue::Completion = Box::new(move |_len| {
+            let status = hdr[16];
+            done(match status {
+                S_OK => Ok(bytes as u32),
+                S_UNSUPP => Err(EOPNOTSUPP),
+                _ => Err(EIO),
+            })
+        });
+        loop {
+            let added = self.queue.lock().add(&chain, completion);
+            match added {
+                Ok(notify) => {
+                    if notify {
+                        self.mmio.notify(0);
+                    }
+                    return Ok(());
+                }
+                Err(back) => {
+                    completion = back;
+                    // Full: wait for completions to free descriptors.
+                    let need = chain.len();
+                    if need > self.queue.lock().size() as usize {
+                        return Err(EINVAL);
+                    }
+                    self.completions
+                        .wait_until(None, || self.queue.lock().free_descriptors() >= need)
+                        .map_err(|_| EINTR)?;
+                }
+            }
+        }
+    }
+
+    /// Synchronous transfer of whole sectors to or from kernel memory.
+    pub fn transfer(&self, kind: u32, sector: u64, buf: &mut [u8]) -> KResult<()> {
+        let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
+        let s = Arc::clone(&state);
+        let data = if buf.is_empty() {
+            Vec::new()
+        } else {
+            alloc::vec![Buffer { phys: virt_to_phys(buf.as_ptr()), len: buf.len() as u32, device_writes: kind == T_IN }]
+        };
+        self.submit(
+            kind,
+            sector,
+            &data,
+            Box::new(move |r| {
+                s.1.store(match r { Ok(_) => 0, Err(e) => e.0 as u32 }, Ordering::Relaxed);
+                s.0.store(true, Ordering::Release);
+            }),
+        )?;
+        // Not interruptible: the device writes into `buf`, which must outlive the request.
+        while self.completions.wait_until(None, || state.0.load(Ordering::Acquire)).is_err() {}
+        match state.1.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            e => Err(Errno(e as i32)),
+        }
+    }
+}
+
+impl super::Interrupt for Blk {
+    fn interrupt(&self) {
+        self.mmio.ack_interrupt();
+        let done = self.queue.lock().take_used();
+        for (completion, len) in done {
+            completion(len);
+        }
+        self.completions.wake_all();
+    }
+}
+
+static DISKS: AtomicUsize = AtomicUsize::new(0);
+static BLOCK_DEVICES: SpinLock<Vec<Arc<Blk>>> = SpinLock::new(Vec::new());
+
+/// The disk named `name` ("vda").
+pub fn find(name: &str) -> Option<Arc<Blk>> {
+    BLOCK_DEVICES.lock().iter().find(|b| b.name == name).cloned()
+}
+
+pub fn probe(mmio: Mmio, irq: u32) {
+    let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | VIRTIO_RING_F_EVENT_IDX;
+    let Some(features) = mmio.negotiate(wanted) else {
+        return log::warn!("virtio-blk: feature negotiation failed");
+    };
+    let size = mmio.queue_max(0);
+    let Some(queue) = (size > 0).then(|| VirtQueue::new(0, size, features & VIRTIO_RING_F_EVENT_IDX != 0)).flatten() else {
+        return log::warn!("virtio-blk: no usable queue");
+    };
+    let (desc, driver, device) = queue.areas();
+    mmio.setup_queue(0, queue.size(), desc, driver, device);
+    let sectors = mmio.config_u64(0);
+    let n = DISKS.fetch_add(1, Ordering::Relaxed);
+    let name = format!("vd{}", (b'a' + n as u8) as char);
+    let blk = Arc::new(Blk {
+        mmio,
+        queue: SpinLock::new(queue),
+        name: name.clone(),
+        sectors,
+        read_only: features & F_RO != 0,
+        flush: features & F_FLUSH != 0,
+        completions: WaitQueue::new(),
+    });
+    blk.mmio.driver_ok();
+    super::register_irq(irq, blk.clone());
+    BLOCK_DEVICES.lock().push(Arc::clone(&blk));
+    crate::fs::dev::add(&name, Arc::new(BlockNode { ino: alloc_ino(), dev: Arc::clone(&blk) }));
+    log::info!(
+        "virtio-blk: /dev/{name}: {} MiB{}, queue {}, features {features:#x}",
+        sectors * SECTOR >> 20,
+        if blk.read_only { " (read-only)" } else { "" },
+        blk.queue.lock().size()
+    );
+}
+
+/// `/dev/vdX`: byte-addressed access to the disk, through sector-aligned bounce buffers.
+pub struct BlockNode {
+    ino: u64,
+    pub dev: Arc<Blk>,
+}
+
+impl Node for BlockNode {
+    fn stat(&self) -> Stat {
+        Stat {
+            ino: self.ino,
+            mode: FileType::BlockDevice.mode_bits() | if self.dev.read_only { 0o444 } else { 0o660 },
+            nlink: 1,
+            size: self.dev.sectors * SECTOR,
+            rdev: (254 << 8) | self.dev.name.as_bytes()[2].wrapping_sub(b'a') as u64 * 16,
+            ..Stat::default()
+        }
+    }
+
+    fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        let size = self.dev.sectors * SECTOR;
+        let total = (buf.len() as u64).min(size.saturating_sub(offset)) as usize;
+        let mut done = 0;
+        while done < total {
+            let pos = offset + done as u64;
+            let first = pos / SECTOR;
+            let skip = (pos % SECTOR) as usize;
+            let n = (total - done).min(MAX_SYNC - skip);
+            let span = (skip + n).div_ceil(SECTOR as usize) * SECTOR as usize;
+            let mut bounce = alloc::vec![0u8; span];
+            self.dev.transfer(T_IN, first, &mut bounce)?;
+            buf.put(done, &bounce[skip..skip + n])?;
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        if self.dev.read_only {
+            return Err(EROFS);
+        }
+        let size = self.dev.sectors * SECTOR;
+        if offset >= size && buf.len() > 0 {
+            return Err(ENOSPC);
+        }
+        let total = (buf.len() as u64).min(size - offset.min(size)) as usize;
+        let mut done = 0;
+        while done < total {
+            let pos = offset + done as u64;
+            let first = pos / SECTOR;
+            let skip = (pos % SECTOR) as usize;
+            let n = (total - done).min(MAX_SYNC - skip);
+            let span = (skip + n).div_ceil(SECTOR as usize) * SECTOR as usize;
+            let mut bounce = alloc::vec![0u8; span];
+            if skip != 0 || n % SECTOR as usize != 0 {
+                // Partial sectors: read-modify-write.
+                self.dev.transfer(T_IN, first, &mut bounce)?;
+            }
+            buf.get(done, &mut bounce[skip..skip + n])?;
+            self.dev.transfer(T_OUT, first, &mut bounce)?;
+            done += n;
+        }
+        Ok(done)
+    }
+
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Ok(())
+    }
+
+    fn sync(&self) -> KResult<()> {
+        self.dev.transfer(T_FLUSH, 0, &mut [])
+    }
+
+    fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
+        const BLKGETSIZE64: u64 = 0x8008_1272;
+        const BLKSSZGET: u64 = 0x1268;
+        match cmd {
+            BLKGETSIZE64 => crate::task::write_user(arg, &(self.dev.sectors * SECTOR)).map(|()| 0),
+            BLKSSZGET => crate::task::write_user(arg, &(SECTOR as u32)).map(|()| 0),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

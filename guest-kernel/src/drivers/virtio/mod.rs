@@ -1,0 +1,56 @@
+//! virtio over MMIO: device discovery from the kernel command line
+//! (`virtio_mmio.device=SIZE@BASE:IRQ`, as QEMU microvm and our VMM announce them), the
+//! split virtqueue, and the drivers (block; 9p).
+
+pub mod blk;
+pub mod mmio;
+pub mod queue;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use crate::cmdline::VirtioMmioDevice;
+use crate::sync::SpinLock;
+
+pub const DEVICE_ID_BLOCK: u32 = 2;
+pub const DEVICE_ID_9P: u32 = 9;
+
+/// A driver that handles its device's interrupt.
+pub trait Interrupt: Send + Sync {
+    fn interrupt(&self);
+}
+
+static HANDLERS: SpinLock<Vec<(u32, Arc<dyn Interrupt>)>> = SpinLock::new(Vec::new());
+
+/// Registers `handler` for interrupts on `gsi` and routes the line.
+pub fn register_irq(gsi: u32, handler: Arc<dyn Interrupt>) {
+    HANDLERS.lock().push((gsi, handler));
+    crate::arch::ioapic::route(gsi);
+}
+
+pub fn irq(gsi: u32) {
+    let handlers: Vec<Arc<dyn Interrupt>> =
+        HANDLERS.lock().iter().filter(|(g, _)| *g == gsi).map(|(_, h)| Arc::clone(h)).collect();
+    for h in handlers {
+        h.interrupt();
+    }
+}
+
+/// Probes every announced device and starts the drivers we have. Devices are listed in
+/// the order of the command line; QEMU and our VMM both fill slots from the top, so the
+/// first disk on their command line is the highest slot: we name disks in that order.
+pub fn probe_all(devices: &[VirtioMmioDevice]) {
+    let mut sorted: Vec<VirtioMmioDevice> = devices.to_vec();
+    sorted.sort_by_key(|d| core::cmp::Reverse(d.base));
+    for d in sorted {
+        let Some((transport, id)) = mmio::Mmio::probe(d.base, d.size) else {
+            log::warn!("virtio-mmio at {:#x}: no device", d.base);
+            continue;
+        };
+        match id {
+            0 => {}
+            DEVICE_ID_BLOCK => blk::probe(transport, d.irq),
+            other => log::info!("virtio-mmio at {:#x}: device type {other} has no driver", d.base),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+/*
+ * uring-test [--dir DIR] [FAMILY|FAMILY::TEST...]
+ *
+ * The io_uring conformance suite: one file per opcode family, each test gated on the
+ * probe. Prints `test FAMILY::NAME ... ok` (or `ok (unsupported: -EINVAL)`, or
+ * `FAILED: reason (file:line)`) per test, then `N passed, M failed`; exits with M.
+ */
+#include "ut.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
+	ut_family_fsync, ut_family_link, ut_family_overflow, ut_family_register,
+	ut_family_enter, ut_family_errors;
+
+static const struct ut_family *families[] = {
+	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
+	&ut_family_fsync,    &ut_family_link,	  &ut_family_overflow,
+	&ut_family_register, &ut_family_enter,	  &ut_family_errors,
+};
+#define NFAM (int)(sizeof families / sizeof families[0])
+
+/* Seconds a test may take before it is reported as hung (the guest is slow). */
+#define TEST_TIMEOUT 60
+
+static int passed, failed;
+static char current[128];
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	char buf[256];
+	int n = snprintf(buf, sizeof buf,
+			 "test %s ... FAILED: timed out after %d s (main.c)\n%d passed, %d failed\n",
+			 current, TEST_TIMEOUT, passed, failed + 1);
+	write(1, buf, (size_t)n);
+	_exit(failed + 1 > 255 ? 255 : failed + 1);
+}
+
+static int selected(const char *fam, const char *test, int argc, char **argv,
+		    int first)
+{
+	if (first >= argc)
+		return 1;
+	for (int i = first; i < argc; i++) {
+		const char *a = argv[i];
+		const char *sep = strstr(a, "::");
+		if (!sep) {
+			if (!strcmp(a, fam))
+				return 1;
+		} else if ((size_t)(sep - a) == strlen(fam) && !strncmp(a, fam, (size_t)(sep - a)) &&
+			   !strcmp(sep + 2, test)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: uring-test [--dir DIR] [FAMILY|FAMILY::TEST...]\nfamilies:");
+	for (int f = 0; f < NFAM; f++)
+		fprintf(stderr, " %s", families[f]->name);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	int first = 1;
+	while (first < argc && argv[first][0] == '-') {
+		if (!strcmp(argv[first], "--dir") && first + 1 < argc) {
+			ut_dir = argv[first + 1];
+			first += 2;
+		} else {
+			usage();
+		}
+	}
+	/* every selector must name something */
+	for (int i = first; i < argc; i++) {
+		int found = 0;
+		for (int f = 0; f < NFAM && !found; f++)
+			for (int t = 0; t < families[f]->count && !found; t++)
+				found = selected(families[f]->name, families[f]->tests[t].name,
+						 i + 1, argv, i);
+		if (!found) {
+			fprintf(stderr, "uring-test: no test matches '%s'\n", argv[i]);
+			usage();
+		}
+	}
+
+	int pr = ut_probe_init();
+	if (pr < 0)
+		printf("info probe: unavailable (%s): every opcode is assumed supported\n",
+		       ut_errname(-pr));
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm;
+	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (int f = 0; f < NFAM; f++) {
+		const struct ut_family *fam = families[f];
+		for (int t = 0; t < fam->count; t++) {
+			const struct ut_test *test = &fam->tests[t];
+			if (!selected(fam->name, test->name, argc, argv, first))
+				continue;
+			snprintf(current, sizeof current, "%s::%s", fam->name, test->name);
+			ut_current = current;
+			ut_msg[0] = 0;
+			alarm(TEST_TIMEOUT);
+			int r = test->fn();
+			alarm(0);
+			ut_cleanup_files();
+			if (r == UT_OK) {
+				passed++;
+				printf("test %s ... ok\n", current);
+			} else if (r == UT_UNSUP) {
+				passed++;
+				printf("test %s ... ok (unsupported: -EINVAL)\n", current);
+			} else {
+				failed++;
+				printf("test %s ... FAILED: %s\n", current,
+				       ut_msg[0] ? ut_msg : "(no reason given)");
+				/* a failed test may leak descriptors: close them */
+				for (int fd = 3; fd < 128; fd++)
+					close(fd);
+			}
+		}
+	}
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed > 255 ? 255 : failed;
+}

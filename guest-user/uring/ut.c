@@ -1,0 +1,331 @@
+/* Helpers shared by the families: raw syscalls, probe gating, files, rings. */
+#include "ut.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+char ut_msg[512];
+const char *ut_dir = "/tmp";
+const char *ut_current = "";
+unsigned ut_features;
+
+int ut_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+	char tmp[400];
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	snprintf(ut_msg, sizeof ut_msg, "%s (%s:%d)", tmp, file, line);
+	return UT_FAIL;
+}
+
+void ut_info(const char *fmt, ...)
+{
+	va_list ap;
+	printf("info %s: ", ut_current);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static const struct {
+	int e;
+	const char *name;
+} errnames[] = {
+	{ EPERM, "EPERM" },	  { ENOENT, "ENOENT" },	  { EINTR, "EINTR" },
+	{ EIO, "EIO" },		  { ENXIO, "ENXIO" },	  { E2BIG, "E2BIG" },
+	{ EBADF, "EBADF" },	  { EAGAIN, "EAGAIN" },	  { ENOMEM, "ENOMEM" },
+	{ EACCES, "EACCES" },	  { EFAULT, "EFAULT" },	  { EBUSY, "EBUSY" },
+	{ EEXIST, "EEXIST" },	  { ENODEV, "ENODEV" },	  { EINVAL, "EINVAL" },
+	{ EMFILE, "EMFILE" },	  { ENOSPC, "ENOSPC" },	  { ESPIPE, "ESPIPE" },
+	{ EPIPE, "EPIPE" },	  { ERANGE, "ERANGE" },	  { ENOSYS, "ENOSYS" },
+	{ ETIME, "ETIME" },	  { EOVERFLOW, "EOVERFLOW" }, { ENOBUFS, "ENOBUFS" },
+	{ EOPNOTSUPP, "EOPNOTSUPP" }, { ETIMEDOUT, "ETIMEDOUT" },
+	{ ECANCELED, "ECANCELED" }, { EALREADY, "EALREADY" }, { ENOTSUP, "ENOTSUP" },
+};
+
+const char *ut_errname(int e)
+{
+	static char buf[4][24];
+	static int i;
+	for (size_t k = 0; k < sizeof errnames / sizeof errnames[0]; k++)
+		if (errnames[k].e == e)
+			return errnames[k].name;
+	i = (i + 1) & 3;
+	snprintf(buf[i], sizeof buf[i], "errno %d", e);
+	return buf[i];
+}
+
+const char *ut_resname(int res)
+{
+	static char buf[4][24];
+	static int i;
+	if (res < 0 && res > -4096)
+		return ut_errname(-res);
+	i = (i + 1) & 3;
+	snprintf(buf[i], sizeof buf[i], "count");
+	return buf[i];
+}
+
+int sys_setup(unsigned entries, struct io_uring_params *p)
+{
+	return (int)syscall(__NR_io_uring_setup, entries, p);
+}
+
+int sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
+	      const void *arg, size_t argsz)
+{
+	return (int)syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags,
+			    arg, argsz);
+}
+
+int sys_register(int fd, unsigned op, const void *arg, unsigned nr)
+{
+	return (int)syscall(__NR_io_uring_register, fd, op, arg, nr);
+}
+
+/* ---- probe ---------------------------------------------------------------- */
+
+static struct {
+	struct io_uring_probe p;
+	struct io_uring_probe_op ops[256];
+} probe;
+static int probe_ok;
+
+int ut_probe_init(void)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	int fd = sys_setup(4, &p);
+	if (fd < 0)
+		return -errno;
+	ut_features = p.features;
+	memset(&probe, 0, sizeof probe);
+	int r = sys_register(fd, IORING_REGISTER_PROBE, &probe, 256);
+	int e = errno;
+	close(fd);
+	if (r < 0)
+		return -e;
+	probe_ok = 1;
+	return 0;
+}
+
+int ut_op_supported(int op)
+{
+	if (!probe_ok) /* no probe: assume supported, so the test runs and reports */
+		return 1;
+	if (op < 0 || op > probe.p.last_op || op >= probe.p.ops_len)
+		return 0;
+	return (probe.ops[op].flags & IO_URING_OP_SUPPORTED) != 0;
+}
+
+int ut_probe_last_op(void)
+{
+	return probe_ok ? probe.p.last_op : -1;
+}
+
+int ut_gate(int op, const char *file, int line)
+{
+	if (ut_op_supported(op))
+		return UT_OK;
+	struct io_uring r;
+	int ret = ut_ring(&r, 2);
+	if (ret < 0)
+		return ut_fail(file, line, "gate: ring setup: %s", ut_errname(-ret));
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+	memset(sqe, 0, sizeof *sqe);
+	sqe->opcode = (uint8_t)op;
+	sqe->fd = -1;
+	sqe->user_data = 0x9a7e;
+	uint64_t ud = 0;
+	int res = ut_run1(&r, &ud);
+	io_uring_queue_exit(&r);
+	if (res != -EINVAL || ud != 0x9a7e)
+		return ut_fail(file, line,
+			       "opcode %d unsupported by the probe, completed with %d (%s), expected -EINVAL",
+			       op, res, ut_resname(res));
+	return UT_UNSUP;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static char tmp_paths[8][256];
+static int tmp_count;
+
+int ut_tmpfile(const char *tag, int flags, char *path_out)
+{
+	char path[256];
+	char name[128];
+	snprintf(name, sizeof name, "%s", ut_current);
+	for (char *c = name; *c; c++)
+		if (*c == ':')
+			*c = '_';
+	snprintf(path, sizeof path, "%s/uring-test.%s.%s", ut_dir, name, tag);
+	int fd = open(path, flags | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (tmp_count < 8)
+		snprintf(tmp_paths[tmp_count++], sizeof tmp_paths[0], "%s", path);
+	if (path_out)
+		strcpy(path_out, path);
+	return fd;
+}
+
+void ut_cleanup_files(void)
+{
+	for (int i = 0; i < tmp_count; i++)
+		unlink(tmp_paths[i]);
+	tmp_count = 0;
+}
+
+void ut_pattern(void *buf, size_t n, unsigned seed)
+{
+	unsigned char *b = buf;
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		b[i] = (unsigned char)x;
+	}
+}
+
+/* ---- liburing helpers ----------------------------------------------------- */
+
+int ut_ring(struct io_uring *r, unsigned entries)
+{
+	return io_uring_queue_init(entries, r, 0);
+}
+
+struct io_uring_sqe *ut_sqe(struct io_uring *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	if (!sqe) {
+		io_uring_submit(r);
+		sqe = io_uring_get_sqe(r);
+	}
+	return sqe;
+}
+
+int ut_reap(struct io_uring *r, unsigned n, struct io_uring_cqe *out)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_wait_cqe(r, &cqe);
+		if (ret < 0)
+			return ret;
+		if (out)
+			out[i] = *cqe;
+		io_uring_cqe_seen(r, cqe);
+	}
+	return 0;
+}
+
+int ut_run1(struct io_uring *r, uint64_t *ud)
+{
+	int ret = io_uring_submit(r);
+	if (ret < 0)
+		return ret - 10000; /* not a CQE result: make it recognisable */
+	struct io_uring_cqe cqe;
+	ret = ut_reap(r, 1, &cqe);
+	if (ret < 0)
+		return ret - 10000;
+	if (ud)
+		*ud = cqe.user_data;
+	return cqe.res;
+}
+
+/* ---- raw ring ------------------------------------------------------------- */
+
+int rring_init(struct rring *r, unsigned entries, struct io_uring_params *pin)
+{
+	memset(r, 0, sizeof *r);
+	if (pin)
+		r->p = *pin;
+	r->fd = sys_setup(entries, &r->p);
+	if (r->fd < 0)
+		return -errno;
+	struct io_uring_params *p = &r->p;
+	r->sq_sz = p->sq_off.array + p->sq_entries * sizeof(unsigned);
+	r->cq_sz = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
+	if (p->features & IORING_FEAT_SINGLE_MMAP) {
+		if (r->cq_sz > r->sq_sz)
+			r->sq_sz = r->cq_sz;
+		r->cq_sz = r->sq_sz;
+	}
+	r->sq_ring = mmap(NULL, r->sq_sz, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+	if (r->sq_ring == MAP_FAILED)
+		goto fail;
+	if (p->features & IORING_FEAT_SINGLE_MMAP) {
+		r->cq_ring = r->sq_ring;
+	} else {
+		r->cq_ring = mmap(NULL, r->cq_sz, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+		if (r->cq_ring == MAP_FAILED)
+			goto fail;
+	}
+	r->sqes_sz = p->sq_entries * sizeof(struct io_uring_sqe);
+	r->sqes = mmap(NULL, r->sqes_sz, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	if (r->sqes == MAP_FAILED)
+		goto fail;
+	char *sq = r->sq_ring, *cq = r->cq_ring;
+	r->sq_head = (unsigned *)(sq + p->sq_off.head);
+	r->sq_tail = (unsigned *)(sq + p->sq_off.tail);
+	r->sq_mask = (unsigned *)(sq + p->sq_off.ring_mask);
+	r->sq_entries = (unsigned *)(sq + p->sq_off.ring_entries);
+	r->sq_flags = (unsigned *)(sq + p->sq_off.flags);
+	r->sq_dropped = (unsigned *)(sq + p->sq_off.dropped);
+	r->sq_array = (unsigned *)(sq + p->sq_off.array);
+	r->cq_head = (unsigned *)(cq + p->cq_off.head);
+	r->cq_tail = (unsigned *)(cq + p->cq_off.tail);
+	r->cq_mask = (unsigned *)(cq + p->cq_off.ring_mask);
+	r->cq_entries = (unsigned *)(cq + p->cq_off.ring_entries);
+	r->cq_overflow = (unsigned *)(cq + p->cq_off.overflow);
+	r->cqes = (struct io_uring_cqe *)(cq + p->cq_off.cqes);
+	return 0;
+fail:;
+	int e = errno;
+	rring_exit(r);
+	return -e;
+}
+
+void rring_exit(struct rring *r)
+{
+	if (r->sqes && r->sqes != MAP_FAILED)
+		munmap(r->sqes, r->sqes_sz);
+	if (r->cq_ring && r->cq_ring != MAP_FAILED && r->cq_ring != r->sq_ring)
+		munmap(r->cq_ring, r->cq_sz);
+	if (r->sq_ring && r->sq_ring != MAP_FAILED)
+		munmap(r->sq_ring, r->sq_sz);
+	if (r->fd >= 0)
+		close(r->fd);
+	memset(r, 0, sizeof *r);
+	r->fd = -1;
+}
+
+void rring_push(struct rring *r, const struct io_uring_sqe *sqe)
+{
+	unsigned tail = *r->sq_tail;
+	unsigned idx = tail & *r->sq_mask;
+	r->sqes[idx] = *sqe;
+	r->sq_array[idx] = idx;
+	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+int rring_pop(struct rring *r, struct io_uring_cqe *out)
+{
+	unsigned head = *r->cq_head;
+	unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
+	if (head == tail)
+		return 0;
+	*out = r->cqes[head & *r->cq_mask];
+	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	return 1;
+}

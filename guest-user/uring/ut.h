@@ -1,0 +1,152 @@
+/*
+ * uring-test: a tiny test framework shared by the io_uring conformance suite.
+ *
+ * A test is `static int name(void)` returning UT_OK, UT_UNSUP (the probe said the
+ * opcode is unsupported and it completed with -EINVAL), or UT_FAIL (ut_msg holds the
+ * reason and file:line). The same binary runs on host Linux and in the guest kernel.
+ */
+#ifndef UT_H
+#define UT_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <liburing.h>
+
+#define UT_OK 0
+#define UT_UNSUP 1
+#define UT_FAIL (-1)
+
+struct ut_test {
+	const char *name;
+	int (*fn)(void);
+};
+
+struct ut_family {
+	const char *name;
+	const struct ut_test *tests;
+	int count;
+};
+
+#define UT_FAMILY(fam, ...)                                                    \
+	static const struct ut_test fam##_tests[] = { __VA_ARGS__ };           \
+	const struct ut_family ut_family_##fam = {                             \
+		#fam, fam##_tests, sizeof(fam##_tests) / sizeof(fam##_tests[0]) }
+#define T(fn) { #fn, fn }
+
+extern char ut_msg[512];
+extern const char *ut_dir;
+extern const char *ut_current; /* "family::test" */
+
+int ut_fail(const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void ut_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define FAIL(...) return ut_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define CHECK(c)                                                               \
+	do {                                                                   \
+		if (!(c))                                                      \
+			FAIL("check failed: %s", #c);                          \
+	} while (0)
+#define CHECK_EQ(a, b)                                                         \
+	do {                                                                   \
+		long long _a = (long long)(a), _b = (long long)(b);            \
+		if (_a != _b)                                                  \
+			FAIL("%s == %lld, expected %lld", #a, _a, _b);        \
+	} while (0)
+/* a raw syscall `call` must fail with errno `e` */
+#define CHECK_ERR(call, e)                                                     \
+	do {                                                                   \
+		errno = 0;                                                     \
+		long _r = (long)(call);                                        \
+		int _e = errno;                                                \
+		if (_r != -1 || _e != (e))                                     \
+			FAIL("%s returned %ld errno %s, expected %s", #call,  \
+			     _r, _r == -1 ? ut_errname(_e) : "-",              \
+			     ut_errname(e));                                   \
+	} while (0)
+/* a call must return >= 0 (raw syscall, or liburing's -errno style) */
+#define CHECK_OK(call)                                                         \
+	do {                                                                   \
+		errno = 0;                                                     \
+		long _r = (long)(call);                                        \
+		if (_r < 0)                                                    \
+			FAIL("%s returned %ld (%s)", #call, _r,               \
+			     ut_errname(_r == -1 && errno ? errno : (int)-_r));  \
+	} while (0)
+/* a CQE result: res must equal `want` (a -errno or a count) */
+#define CHECK_RES(res, want)                                                   \
+	do {                                                                   \
+		int _g = (res), _w = (want);                                   \
+		if (_g != _w)                                                  \
+			FAIL("%s = %d (%s), expected %d (%s)", #res, _g,      \
+			     ut_resname(_g), _w, ut_resname(_w));              \
+	} while (0)
+
+/* Run `body` (an int expression); propagate anything that is not UT_OK. */
+#define TRY(body)                                                              \
+	do {                                                                   \
+		int _t = (body);                                               \
+		if (_t != UT_OK)                                               \
+			return _t;                                             \
+	} while (0)
+
+const char *ut_errname(int e);
+const char *ut_resname(int res);
+
+/* raw syscalls: return -1 and set errno like libc */
+int sys_setup(unsigned entries, struct io_uring_params *p);
+int sys_enter(int fd, unsigned to_submit, unsigned min_complete, unsigned flags,
+	      const void *arg, size_t argsz);
+int sys_register(int fd, unsigned op, const void *arg, unsigned nr);
+
+/* the probe, read once at start-up with a raw ring */
+int ut_probe_init(void);
+int ut_op_supported(int op);
+int ut_probe_last_op(void);
+/*
+ * Gate a test on the probe: returns UT_OK (0) when `op` is supported; when not, submits
+ * `op` on a fresh ring and returns UT_UNSUP if it completed with -EINVAL, else UT_FAIL.
+ */
+int ut_gate(int op, const char *file, int line);
+#define GATE(op) TRY(ut_gate((op), __FILE__, __LINE__))
+extern unsigned ut_features; /* io_uring_params.features of the probe ring */
+
+/* Files under ut_dir, named after the current test; removed after the test. */
+int ut_tmpfile(const char *tag, int flags, char *path_out);
+void ut_cleanup_files(void);
+/* Fill `n` bytes with a pattern that depends on `seed`. */
+void ut_pattern(void *buf, size_t n, unsigned seed);
+
+/* liburing helpers */
+int ut_ring(struct io_uring *r, unsigned entries); /* 0 or -errno */
+struct io_uring_sqe *ut_sqe(struct io_uring *r);  /* never NULL (submits if full) */
+/* Wait for `n` CQEs, copy them to out[] in arrival order; 0 or -errno. */
+int ut_reap(struct io_uring *r, unsigned n, struct io_uring_cqe *out);
+/* Submit what is queued and wait for one CQE: returns its res; stores user_data. */
+int ut_run1(struct io_uring *r, uint64_t *ud);
+
+/* A ring mapped by hand, for tests that play with ring memory directly. */
+struct rring {
+	int fd;
+	struct io_uring_params p;
+	void *sq_ring, *cq_ring;
+	size_t sq_sz, cq_sz, sqes_sz;
+	unsigned *sq_head, *sq_tail, *sq_mask, *sq_entries, *sq_flags, *sq_dropped,
+		*sq_array;
+	unsigned *cq_head, *cq_tail, *cq_mask, *cq_entries, *cq_overflow;
+	struct io_uring_cqe *cqes;
+	struct io_uring_sqe *sqes;
+};
+int rring_init(struct rring *r, unsigned entries, struct io_uring_params *p);
+void rring_exit(struct rring *r);
+/* Queue `sqe` at SQ slot (tail & mask), point the array at it, advance the tail. */
+void rring_push(struct rring *r, const struct io_uring_sqe *sqe);
+/* Pop one CQE if there is one (1), else 0. */
+int rring_pop(struct rring *r, struct io_uring_cqe *out);
+
+#endif
