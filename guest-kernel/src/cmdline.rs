@@ -4,8 +4,8 @@
 //! `loglevel=N` (0-7, as Linux) or a level name sets the console log level,
 //! `virtio_mmio.device=SIZE@BASE:IRQ` announces a virtio-mmio device (as QEMU microvm
 //! and our VMM do), and `test=NAME[,NAME...]` runs built-in kernel tests (see `ktest`).
-//! Values may be double-quoted to hold spaces. Unknown words are kept for init, as Linux
-//! passes them on.
+//! Values may be double-quoted to hold spaces. `virtio_mmio.device=` is taken even after
+//! `--`, because QEMU microvm appends it after the user's whole command line.
 
 pub const MAX_VIRTIO: usize = 8;
 pub const MAX_ARGS: usize = 16;
@@ -51,7 +51,9 @@ impl Cmdline {
         };
         let mut after_dashes = false;
         for word in Words(raw) {
-            if after_dashes {
+            // QEMU microvm appends its devices at the very end, after any `--`: take them
+            // wherever they are.
+            if after_dashes && !word.starts_with("virtio_mmio.device=") {
                 cmd.push_arg(word);
                 continue;
             }

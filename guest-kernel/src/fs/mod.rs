@@ -8,6 +8,7 @@ pub mod cpio;
 pub mod dev;
 pub mod eventfd;
 pub mod file;
+pub mod p9;
 pub mod path;
 pub mod pipe;
 pub mod ramfs;
@@ -215,6 +216,21 @@ pub trait Node: Send + Sync + Any {
     /// Takes `name` out of the directory without any check (the first half of rename).
     fn detach(&self, _name: &str) -> KResult<Arc<dyn Node>> {
         Err(ENOTDIR)
+    }
+
+    /// Moves entry `old` to `new` in `new_dir` (replacing it; the caller checked the
+    /// kinds). The default works for directories that can detach and link.
+    fn rename(&self, old: &str, new_dir: &Arc<dyn Node>, new: &str) -> KResult<()> {
+        if new_dir.lookup(new).is_ok() {
+            new_dir.detach(new)?;
+        }
+        let node = self.detach(old)?;
+        new_dir.link(new, node)
+    }
+
+    /// Adds a symbolic link `name` -> `target`.
+    fn symlink(&self, _name: &str, _target: &str) -> KResult<()> {
+        Err(EPERM)
     }
 
     fn readlink(&self) -> KResult<String> {

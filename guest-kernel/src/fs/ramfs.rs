@@ -213,11 +213,6 @@ impl RamDir {
         Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), entries: SpinLock::new(BTreeMap::new()) })
     }
 
-    /// Adds a symlink `name -> target`.
-    pub fn symlink(&self, name: &str, target: &str) -> KResult<()> {
-        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string() });
-        self.link(name, node)
-    }
 
     /// Adds a node (a device, a file from the archive) under `name`.
     pub fn add(&self, name: &str, node: Arc<dyn Node>) -> KResult<()> {
@@ -294,6 +289,11 @@ impl Node for RamDir {
         let node = entries.remove(name).expect("checked above");
         bump_links(&node, -1);
         Ok(())
+    }
+
+    fn symlink(&self, name: &str, target: &str) -> KResult<()> {
+        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string() });
+        self.link(name, node)
     }
 
     fn detach(&self, name: &str) -> KResult<Arc<dyn Node>> {

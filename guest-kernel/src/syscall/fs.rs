@@ -524,10 +524,8 @@ fn do_rename(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: 
             (true, true) if !existing.entries()?.is_empty() => return Err(ENOTEMPTY),
             _ => {}
         }
-        ndir.detach(&nname)?;
     }
-    let node = odir.detach(&oname)?;
-    ndir.link(&nname, node).map(|()| 0)
+    odir.rename(&oname, &ndir, &nname).map(|()| 0)
 }
 
 pub fn rename(c: &mut Ctx) -> KResult<u64> {
@@ -570,8 +568,10 @@ fn do_symlink(target_addr: u64, dirfd: i32, path_addr: u64) -> KResult<u64> {
     }
     let path = user_path(path_addr)?;
     let (dir, name, _) = path::lookup_parent(&at_dir(dirfd, &path)?, &path)?;
-    let ram = dir.as_any().downcast_ref::<fs::ramfs::RamDir>().ok_or(EPERM)?;
-    ram.symlink(&name, &target).map(|()| 0)
+    if dir.lookup(&name).is_ok() {
+        return Err(EEXIST);
+    }
+    dir.symlink(&name, &target).map(|()| 0)
 }
 
 pub fn symlink(c: &mut Ctx) -> KResult<u64> {

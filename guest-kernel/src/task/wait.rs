@@ -42,7 +42,16 @@ impl WaitQueue {
 
     /// Blocks the current task until `ready()` is true. `deadline` is in monotonic ns.
     pub fn wait_until(&self, deadline: Option<u64>, mut ready: impl FnMut() -> bool) -> Result<(), WaitError> {
-        let me = sched::current();
+        let Some(me) = sched::try_current() else {
+            // Boot, before any task exists: halt until an interrupt makes it true.
+            while !ready() {
+                if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
+                    return Err(WaitError::TimedOut);
+                }
+                crate::arch::cpu::wait_for_interrupt();
+            }
+            return Ok(());
+        };
         loop {
             if ready() {
                 return Ok(());

@@ -4,6 +4,7 @@
 
 pub mod blk;
 pub mod mmio;
+pub mod p9;
 pub mod queue;
 
 use alloc::sync::Arc;
@@ -50,7 +51,33 @@ pub fn probe_all(devices: &[VirtioMmioDevice]) {
         match id {
             0 => {}
             DEVICE_ID_BLOCK => blk::probe(transport, d.irq),
+            DEVICE_ID_9P => mount_9p(transport, d.irq),
             other => log::info!("virtio-mmio at {:#x}: device type {other} has no driver", d.base),
         }
+    }
+}
+
+/// Starts a 9p device and mounts its share at `/mnt/TAG`.
+fn mount_9p(transport: mmio::Mmio, irq: u32) {
+    let Some((p9, _)) = p9::probe(transport, irq) else {
+        return log::warn!("virtio-9p: device setup failed");
+    };
+    let qid = match p9::attach(&p9) {
+        Ok(q) => q,
+        Err(e) => return log::warn!("virtio-9p: attach to {:?} failed: error {}", p9.tag, e.0),
+    };
+    let root = crate::fs::ramfs::root();
+    use crate::fs::{FileType, Node};
+    let mnt = match root.lookup("mnt") {
+        Ok(m) => m,
+        Err(_) => match root.create("mnt", FileType::Directory, 0o755) {
+            Ok(m) => m,
+            Err(e) => return log::warn!("cannot create /mnt: error {}", e.0),
+        },
+    };
+    let tag = p9.tag.clone();
+    match mnt.link(&tag, crate::fs::p9::P9Node::root(Arc::clone(&p9), qid)) {
+        Ok(()) => log::info!("virtio-9p: share {tag:?} mounted at /mnt/{tag} (msize {})", p9.msize()),
+        Err(e) => log::warn!("virtio-9p: cannot mount /mnt/{tag}: error {}", e.0),
     }
 }

@@ -1,0 +1,274 @@
+//! A 9P2000.L share as part of the file tree (mounted at `/mnt/TAG`).
+//!
+//! Each node holds a fid walked to its file; reads and writes use a second fid opened
+//! with Tlopen on first use. The server (our VMM or QEMU) confines everything to the
+//! shared directory; paths are resolved here one component at a time (Twalk), so `..`
+//! is handled by the VFS walk and symlinks are read (Treadlink) and followed inside
+//! the guest's own tree.
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+
+use super::{DirEntry, FileType, IoBuf, Node, Stat};
+use crate::drivers::virtio::p9::*;
+use crate::errno::*;
+use crate::sync::SpinLock;
+
+const O_RDONLY: u32 = 0;
+const O_RDWR: u32 = 2;
+const O_DIRECTORY: u32 = 0o200000;
+const AT_REMOVEDIR: u32 = 0x200;
+const GETATTR_BASIC: u64 = 0x7ff;
+const SETATTR_MODE: u32 = 0x1;
+const SETATTR_SIZE: u32 = 0x8;
+
+pub struct P9Node {
+    p9: Arc<P9>,
+    fid: u32,
+    qid: Qid,
+    /// An opened fid for I/O, and whether it allows writing.
+    io: SpinLock<Option<(u32, bool)>>,
+}
+
+impl P9Node {
+    pub fn root(p9: Arc<P9>, qid: Qid) -> Arc<Self> {
+        Arc::new(Self { p9, fid: 0, qid: Qid { kind: qid.kind | QTDIR, ..qid }, io: SpinLock::new(None) })
+    }
+
+    fn child(&self, fid: u32, qid: Qid) -> Arc<Self> {
+        Arc::new(Self { p9: Arc::clone(&self.p9), fid, qid, io: SpinLock::new(None) })
+    }
+
+    /// The I/O fid, opened for writing when `write` is asked (read-only otherwise).
+    fn io_fid(&self, write: bool) -> KResult<u32> {
+        if let Some((fid, can_write)) = *self.io.lock() {
+            if can_write || !write {
+                return Ok(fid);
+            }
+        }
+        let (fid, _) = self.p9.walk(self.fid, &[])?;
+        let mode = if write { O_RDWR } else { O_RDONLY };
+        let flags = if self.qid.kind & QTDIR != 0 { O_DIRECTORY } else { mode };
+        if let Err(e) = self.p9.rpc(Msg::new(TLOPEN).u32(fid).u32(flags), 64) {
+            self.p9.clunk(fid);
+            return Err(e);
+        }
+        if let Some((old, _)) = self.io.lock().replace((fid, write)) {
+            self.p9.clunk(old);
+        }
+        Ok(fid)
+    }
+
+    fn getattr(&self) -> KResult<Stat> {
+        // The opened fid when there is one: it still answers after the file is unlinked.
+        let fid = self.io.lock().map_or(self.fid, |(fid, _)| fid);
+        let mut r = self.p9.rpc(Msg::new(TGETATTR).u32(fid).u64(GETATTR_BASIC), 256)?;
+        let _valid = r.u64()?;
+        let qid = r.qid()?;
+        let mode = r.u32()?;
+        let (_uid, _gid) = (r.u32()?, r.u32()?);
+        let nlink = r.u64()?;
+        let rdev = r.u64()?;
+        let size = r.u64()?;
+        let (_blksize, _blocks) = (r.u64()?, r.u64()?);
+        let (_atime, _atime_ns) = (r.u64()?, r.u64()?);
+        let (mtime, mtime_ns) = (r.u64()?, r.u64()?);
+        Ok(Stat { ino: qid.path, mode, nlink: nlink as u32, size, rdev, mtime_ns: mtime * 1_000_000_000 + mtime_ns })
+    }
+
+    fn setattr(&self, valid: u32, mode: u32, size: u64) -> KResult<()> {
+        let msg = Msg::new(TSETATTR).u32(self.fid).u32(valid).u32(mode).u32(0).u32(0).u64(size);
+        self.p9.rpc(msg.u64(0).u64(0).u64(0).u64(0), 64).map(|_| ())
+    }
+}
+
+impl Drop for P9Node {
+    fn drop(&mut self) {
+        if let Some((fid, _)) = self.io.lock().take() {
+            self.p9.clunk(fid);
+        }
+        if self.fid != 0 {
+            self.p9.clunk(self.fid);
+        }
+    }
+}
+
+impl Node for P9Node {
+    fn stat(&self) -> Stat {
+        // ENOENT: the file was removed while we hold it (an open, unlinked file).
+        self.getattr().unwrap_or(Stat { ino: self.qid.path, mode: self.file_type().mode_bits() | 0o644, nlink: 0, ..Stat::default() })
+    }
+
+    fn file_type(&self) -> FileType {
+        if self.qid.kind & QTDIR != 0 {
+            FileType::Directory
+        } else if self.qid.kind & QTSYMLINK != 0 {
+            FileType::Symlink
+        } else {
+            FileType::Regular
+        }
+    }
+
+    fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        if self.qid.kind & QTDIR != 0 {
+            return Err(EISDIR);
+        }
+        let fid = self.io_fid(false)?;
+        let chunk = (self.p9.msize() - 11) as usize;
+        let mut done = 0;
+        while done < buf.len() {
+            let want = (buf.len() - done).min(chunk);
+            let mut r = self.p9.rpc(Msg::new(TREAD).u32(fid).u64(offset + done as u64).u32(want as u32), want + 11)?;
+            let n = (r.u32()? as usize).min(want);
+            buf.put(done, r.bytes(n)?)?;
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        if self.qid.kind & QTDIR != 0 {
+            return Err(EISDIR);
+        }
+        let fid = self.io_fid(true)?;
+        let chunk = (self.p9.msize() - 23) as usize;
+        let mut done = 0;
+        let mut data = Vec::new();
+        while done < buf.len() {
+            let want = (buf.len() - done).min(chunk);
+            data.resize(want, 0);
+            buf.get(done, &mut data)?;
+            let msg = Msg::new(TWRITE).u32(fid).u64(offset + done as u64).u32(want as u32).bytes(&data);
+            let n = (self.p9.rpc(msg, 64)?.u32()? as usize).min(want);
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    fn truncate(&self, len: u64) -> KResult<()> {
+        if self.qid.kind & QTDIR != 0 {
+            return Err(EISDIR);
+        }
+        self.setattr(SETATTR_SIZE, 0, len)
+    }
+
+    fn sync(&self) -> KResult<()> {
+        let fid = match *self.io.lock() {
+            Some((fid, _)) => fid,
+            None => return Ok(()),
+        };
+        self.p9.rpc(Msg::new(TFSYNC).u32(fid).u32(0), 64).map(|_| ())
+    }
+
+    fn set_mode(&self, mode: u32) -> KResult<()> {
+        self.setattr(SETATTR_MODE, mode & 0o7777, 0)
+    }
+
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
+        if self.qid.kind & QTDIR == 0 {
+            return Err(ENOTDIR);
+        }
+        let (fid, qid) = self.p9.walk(self.fid, &[name])?;
+        Ok(self.child(fid, qid.unwrap_or_default()))
+    }
+
+    fn create(&self, name: &str, kind: FileType, mode: u32) -> KResult<Arc<dyn Node>> {
+        match kind {
+            FileType::Directory => {
+                self.p9.rpc(Msg::new(TMKDIR).u32(self.fid).str(name).u32(mode & 0o7777).u32(0), 64)?;
+            }
+            FileType::Regular => {
+                // Tlcreate turns the fid it is given into the new, open file.
+                let (fid, _) = self.p9.walk(self.fid, &[])?;
+                let msg = Msg::new(TLCREATE).u32(fid).str(name).u32(O_RDWR | 0o100 | 0o200).u32(mode & 0o7777).u32(0);
+                if let Err(e) = self.p9.rpc(msg, 64) {
+                    self.p9.clunk(fid);
+                    return Err(e);
+                }
+                let node = self.lookup(name)?;
+                if let Some(p) = node.as_any().downcast_ref::<P9Node>() {
+                    *p.io.lock() = Some((fid, true));
+                }
+                return Ok(node);
+            }
+            _ => return Err(EINVAL),
+        }
+        self.lookup(name)
+    }
+
+    fn link(&self, name: &str, node: Arc<dyn Node>) -> KResult<()> {
+        let target = node.as_any().downcast_ref::<P9Node>().filter(|n| Arc::ptr_eq(&n.p9, &self.p9)).ok_or(EXDEV)?;
+        self.p9.rpc(Msg::new(TLINK).u32(self.fid).u32(target.fid).str(name), 64).map(|_| ())
+    }
+
+    fn unlink(&self, name: &str, dir: bool) -> KResult<()> {
+        let flags = if dir { AT_REMOVEDIR } else { 0 };
+        self.p9.rpc(Msg::new(TUNLINKAT).u32(self.fid).str(name).u32(flags), 64).map(|_| ())
+    }
+
+    fn rename(&self, old: &str, new_dir: &Arc<dyn Node>, new: &str) -> KResult<()> {
+        let to = new_dir.as_any().downcast_ref::<P9Node>().filter(|n| Arc::ptr_eq(&n.p9, &self.p9)).ok_or(EXDEV)?;
+        self.p9.rpc(Msg::new(TRENAMEAT).u32(self.fid).str(old).u32(to.fid).str(new), 64).map(|_| ())
+    }
+
+    fn symlink(&self, name: &str, target: &str) -> KResult<()> {
+        self.p9.rpc(Msg::new(TSYMLINK).u32(self.fid).str(name).str(target).u32(0), 64).map(|_| ())
+    }
+
+    fn entries(&self) -> KResult<Vec<DirEntry>> {
+        if self.qid.kind & QTDIR == 0 {
+            return Err(ENOTDIR);
+        }
+        let fid = self.io_fid(false)?;
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        let count = self.p9.msize() - 11;
+        loop {
+            let mut r = self.p9.rpc(Msg::new(TREADDIR).u32(fid).u64(offset).u32(count), count as usize + 11)?;
+            let n = r.u32()? as usize;
+            if n == 0 {
+                break;
+            }
+            let mut used = 0;
+            while used < n {
+                let start = r.at;
+                let qid = r.qid()?;
+                offset = r.u64()?;
+                let dtype = r.u8()?;
+                let name = r.str()?;
+                used += r.at - start;
+                if name == "." || name == ".." {
+                    continue;
+                }
+                let kind = if dtype == 4 || qid.kind & QTDIR != 0 {
+                    FileType::Directory
+                } else if dtype == 10 || qid.kind & QTSYMLINK != 0 {
+                    FileType::Symlink
+                } else {
+                    FileType::Regular
+                };
+                out.push(DirEntry { name, ino: qid.path, kind });
+            }
+        }
+        Ok(out)
+    }
+
+    fn readlink(&self) -> KResult<String> {
+        if self.qid.kind & QTSYMLINK == 0 {
+            return Err(EINVAL);
+        }
+        self.p9.rpc(Msg::new(TREADLINK).u32(self.fid), 4200)?.str()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
