@@ -157,6 +157,12 @@ pub trait Node: Send + Sync + Any {
         self.file_type() == FileType::Regular && self.stat().mode & 0o111 != 0
     }
 
+    /// Called when the file is opened with `flags` (a remote file opens its handle now,
+    /// so the file stays usable if it is unlinked).
+    fn open(&self, _flags: u32) -> KResult<()> {
+        Ok(())
+    }
+
     /// Reads at `offset` (ignored by streams). `nonblock`: O_NONBLOCK on the open file.
     fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         Err(EINVAL)

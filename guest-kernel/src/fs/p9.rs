@@ -111,6 +111,13 @@ impl Node for P9Node {
         }
     }
 
+    fn open(&self, flags: u32) -> KResult<()> {
+        if self.qid.kind & (QTDIR | QTSYMLINK) == 0 {
+            self.io_fid(flags & 3 != 0)?;
+        }
+        Ok(())
+    }
+
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         if self.qid.kind & QTDIR != 0 {
             return Err(EISDIR);

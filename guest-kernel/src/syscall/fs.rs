@@ -276,6 +276,9 @@ pub fn open_node(base: &str, path: &str, flags: u32, mode: u32) -> KResult<(Arc<
     if accmode == 3 {
         return Err(EINVAL);
     }
+    if flags & O_PATH == 0 {
+        node.open(flags)?;
+    }
     if flags & O_TRUNC != 0 && accmode != O_RDONLY && kind == FileType::Regular {
         node.truncate(0)?;
     }
