@@ -21,6 +21,112 @@ pub struct VmConfig {
     pub initrd: Option<PathBuf>,
     pub timeout: Option<Duration>,
     pub kvm_device: PathBuf,
+    /// virtio-blk disks, in order: the first is /dev/vda in a Linux guest.
+    pub disks: Vec<DiskConfig>,
+    /// virtio-9p shares, tags resolved.
+    pub shares: Vec<ShareConfig>,
+}
+
+/// `--disk FILE[,ro]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskConfig {
+    pub path: PathBuf,
+    pub read_only: bool,
+}
+
+/// `--share DIR[,tag=NAME][,ro]`. `tag` is None until [`resolve_share_tags`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConfig {
+    pub path: PathBuf,
+    pub tag: Option<String>,
+    pub read_only: bool,
+}
+
+/// The tag of the first share when it names none.
+pub const DEFAULT_SHARE_TAG: &str = "share";
+/// Longest mount tag (QEMU's limit).
+pub const MAX_TAG_LEN: usize = 255;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("a file or directory name is needed before the options")]
+    NoPath,
+    #[error("unknown option {0:?} (accepted: {1})")]
+    Unknown(String, &'static str),
+    #[error("{0:?} is given twice")]
+    Twice(&'static str),
+    #[error("tag {0:?} is not 1 to 255 characters without commas, '=' or spaces")]
+    BadTag(String),
+    #[error("--share {0}: a second share needs tag=NAME")]
+    TagNeeded(String),
+    #[error("two shares have the tag {0:?}")]
+    DuplicateTag(String),
+}
+
+/// Splits `PATH[,opt]...`; a path cannot contain commas.
+fn split_options(text: &str) -> Result<(PathBuf, Vec<&str>), OptionError> {
+    let mut parts = text.split(',');
+    let path = parts.next().filter(|p| !p.is_empty()).ok_or(OptionError::NoPath)?;
+    Ok((PathBuf::from(path), parts.collect()))
+}
+
+pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
+    let (path, options) = split_options(text)?;
+    let mut read_only = false;
+    for opt in options {
+        match opt {
+            "ro" if read_only => return Err(OptionError::Twice("ro")),
+            "ro" => read_only = true,
+            other => return Err(OptionError::Unknown(other.to_owned(), "ro")),
+        }
+    }
+    Ok(DiskConfig { path, read_only })
+}
+
+fn valid_tag(tag: &str) -> bool {
+    !tag.is_empty() && tag.len() <= MAX_TAG_LEN && !tag.contains([',', '=', ' ', '\t', '\n', '\0'])
+}
+
+pub fn parse_share(text: &str) -> Result<ShareConfig, OptionError> {
+    let (path, options) = split_options(text)?;
+    let (mut tag, mut read_only) = (None, false);
+    for opt in options {
+        if let Some(name) = opt.strip_prefix("tag=") {
+            if tag.is_some() {
+                return Err(OptionError::Twice("tag"));
+            }
+            if !valid_tag(name) {
+                return Err(OptionError::BadTag(name.to_owned()));
+            }
+            tag = Some(name.to_owned());
+        } else if opt == "ro" {
+            if read_only {
+                return Err(OptionError::Twice("ro"));
+            }
+            read_only = true;
+        } else {
+            return Err(OptionError::Unknown(opt.to_owned(), "tag=NAME, ro"));
+        }
+    }
+    Ok(ShareConfig { path, tag, read_only })
+}
+
+/// Gives the first share without a tag the default one; any other share must name its
+/// own, and tags must differ.
+pub fn resolve_share_tags(shares: &mut [ShareConfig]) -> Result<(), OptionError> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, share) in shares.iter_mut().enumerate() {
+        let tag = match (&share.tag, i) {
+            (Some(tag), _) => tag.clone(),
+            (None, 0) => DEFAULT_SHARE_TAG.to_owned(),
+            (None, _) => return Err(OptionError::TagNeeded(share.path.display().to_string())),
+        };
+        if !seen.insert(tag.clone()) {
+            return Err(OptionError::DuplicateTag(tag));
+        }
+        share.tag = Some(tag);
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -71,5 +177,35 @@ mod tests {
         assert!(matches!(parse_mem_size("-1"), Err(SizeError::Invalid(_))));
         assert_eq!(parse_mem_size(""), Err(SizeError::Empty));
         assert!(matches!(parse_mem_size("99999999999T"), Err(SizeError::Overflow(_))));
+    }
+
+    #[test]
+    fn disks() {
+        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false }));
+        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true }));
+        assert_eq!(parse_disk(""), Err(OptionError::NoPath));
+        assert_eq!(parse_disk(",ro"), Err(OptionError::NoPath));
+        assert_eq!(parse_disk("d,ro,ro"), Err(OptionError::Twice("ro")));
+        assert!(matches!(parse_disk("d,rw"), Err(OptionError::Unknown(..))));
+        assert!(matches!(parse_disk("d,"), Err(OptionError::Unknown(..))));
+    }
+
+    #[test]
+    fn shares() {
+        let s = parse_share("/s,tag=data,ro").unwrap();
+        assert_eq!(s, ShareConfig { path: "/s".into(), tag: Some("data".into()), read_only: true });
+        assert_eq!(parse_share("/s").unwrap().tag, None);
+        assert_eq!(parse_share("/s,tag="), Err(OptionError::BadTag(String::new())));
+        assert_eq!(parse_share("/s,tag=a,tag=b"), Err(OptionError::Twice("tag")));
+        assert!(matches!(parse_share("/s,size=3"), Err(OptionError::Unknown(..))));
+        assert!(matches!(parse_share(&format!("/s,tag={}", "x".repeat(256))), Err(OptionError::BadTag(_))));
+
+        let mut v = vec![parse_share("/a").unwrap(), parse_share("/b,tag=b").unwrap()];
+        resolve_share_tags(&mut v).unwrap();
+        assert_eq!(v[0].tag.as_deref(), Some("share"));
+        let mut v = vec![parse_share("/a").unwrap(), parse_share("/b").unwrap()];
+        assert_eq!(resolve_share_tags(&mut v), Err(OptionError::TagNeeded("/b".into())));
+        let mut v = vec![parse_share("/a").unwrap(), parse_share("/b,tag=share").unwrap()];
+        assert_eq!(resolve_share_tags(&mut v), Err(OptionError::DuplicateTag("share".into())));
     }
 }

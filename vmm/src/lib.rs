@@ -1,7 +1,8 @@
 //! `vmm`: a KVM micro-VMM that boots a PVH ELF kernel.
 //!
 //! `main.rs` parses the command line into a [`VmConfig`]; [`vm::run`] builds the VM
-//! (`boot` loads the kernel, `devices` emulate the console and exit port) and runs it.
+//! (`boot` loads the kernel, `devices` emulate the console, the exit port, the RTC and the
+//! virtio-mmio disks and shares) and runs it.
 
 pub mod boot;
 pub mod config;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use vmm::config::{self, VmConfig};
+use vmm::config::{self, DiskConfig, ShareConfig, VmConfig};
 use vmm::vm::{self, VmExit};
 
 /// A KVM micro-VMM that boots PVH ELF kernels.
@@ -24,8 +24,10 @@ struct Cli {
 enum Command {
     /// Boot IMAGE (a PVH ELF kernel) and run it until it exits.
     ///
-    /// The guest console (COM1) is printed on stdout. vmm exits with the status the guest
-    /// writes to port 0xf4 (QEMU's isa-debug-exit gives (status << 1) | 1 instead), 124 on
+    /// The guest console (COM1) is printed on stdout. Each --disk and --share is a
+    /// virtio-mmio device in a QEMU-microvm slot (the first at 0xfeb00e00, GSI 12, then
+    /// downwards), announced on the kernel command line as virtio_mmio.device=512@BASE:GSI.
+    /// vmm exits with the status the guest writes to port 0xf4 (QEMU's isa-debug-exit gives (status << 1) | 1 instead), 124 on
     /// --timeout, 2 on bad input, 1 on other errors.
     Run(RunArgs),
 }
@@ -53,6 +55,14 @@ struct RunArgs {
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     kvm_device: PathBuf,
+    /// A virtio-blk disk backed by FILE (read-only with ,ro). Repeatable: the first is
+    /// /dev/vda in a Linux guest.
+    #[arg(long, value_name = "FILE[,ro]", value_parser = parse_disk)]
+    disk: Vec<DiskConfig>,
+    /// A virtio-9p share of host directory DIR (9P2000.L; read-only with ,ro). Repeatable;
+    /// the first share's tag defaults to "share", the others need tag=NAME.
+    #[arg(long, value_name = "DIR[,tag=NAME][,ro]", value_parser = parse_share)]
+    share: Vec<ShareConfig>,
 }
 
 fn parse_mem(s: &str) -> Result<u64, String> {
@@ -64,6 +74,14 @@ fn parse_mem(s: &str) -> Result<u64, String> {
         return Err(format!("at most {} GiB are supported", config::MAX_MEM >> 30));
     }
     Ok(bytes)
+}
+
+fn parse_disk(s: &str) -> Result<DiskConfig, String> {
+    config::parse_disk(s).map_err(|e| e.to_string())
+}
+
+fn parse_share(s: &str) -> Result<ShareConfig, String> {
+    config::parse_share(s).map_err(|e| e.to_string())
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
@@ -91,7 +109,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Command::Run(args) = cli.command;
+    let Command::Run(mut args) = cli.command;
+    if let Err(e) = config::resolve_share_tags(&mut args.share) {
+        eprintln!("vmm: {e}");
+        return ExitCode::from(2);
+    }
     let config = VmConfig {
         kernel: args.image,
         mem_bytes: args.mem,
@@ -100,6 +122,8 @@ fn main() -> ExitCode {
         initrd: args.initrd,
         timeout: args.timeout,
         kvm_device: args.kvm_device,
+        disks: args.disk,
+        shares: args.share,
     };
     match vm::run(&config) {
         Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),

@@ -11,13 +11,14 @@ use std::sync::mpsc;
 use std::thread;
 
 use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{IoEventAddress, Kvm, VcpuExit, VcpuFd, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::boot::{self, BootError, BOOT_GDT_ADDR, START_INFO_ADDR};
 use crate::config::VmConfig;
-use crate::devices::{serial, IoAction, IoBus};
+use crate::devices::virtio::{self, block, mmio::MmioTransport, p9, VirtioDevice};
+use crate::devices::{serial, IoAction, IoBus, MmioBus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -35,12 +36,24 @@ pub enum VmError {
     GuestCrashed { reason: String, vcpu: u8, rip: u64 },
     #[error("cannot start a vCPU thread: {0}")]
     Thread(std::io::Error),
+    #[error("--disk {path}: {source}")]
+    Disk { path: PathBuf, source: std::io::Error },
+    #[error("--share {path}: {source}")]
+    Share { path: PathBuf, source: std::io::Error },
+    #[error("too many devices: {0} (at most {max} disks and shares)", max = virtio::MMIO_SLOTS)]
+    TooManyDevices(usize),
+    #[error("cannot set up a virtio device: {0}")]
+    Device(std::io::Error),
 }
 
 impl VmError {
     /// Whether the error is the user's input rather than the machine's state.
     pub fn is_usage(&self) -> bool {
-        matches!(self, VmError::Boot(e) if e.is_usage())
+        match self {
+            VmError::Boot(e) => e.is_usage(),
+            VmError::Disk { .. } | VmError::Share { .. } | VmError::TooManyDevices(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -65,7 +78,9 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let mem = GuestMemoryMmap::<()>::from_ranges(&boot::ram_ranges(config.mem_bytes))
         .map_err(|e| VmError::Memory(config.mem_bytes, e.to_string()))?;
     register_memory(&vm, &mem)?;
-    let entry = boot::load(&mem, config.mem_bytes, &config.kernel, config.initrd.as_deref(), &config.cmdline)?;
+    let devices = build_devices(config)?;
+    let cmdline = announce_devices(&config.cmdline, devices.len());
+    let entry = boot::load(&mem, config.mem_bytes, &config.kernel, config.initrd.as_deref(), &cmdline)?;
 
     // Intel needs a TSS area for real-mode emulation; harmless elsewhere.
     vm.set_tss_address(0xfffb_d000).map_err(kvm_err("SET_TSS_ADDR"))?;
@@ -74,6 +89,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
     vm.register_irqfd(&serial_irq, serial::COM1_IRQ).map_err(kvm_err("IRQFD"))?;
     let bus = Arc::new(IoBus::new(serial::new(serial_irq, Box::new(std::io::stdout()))));
+    let mmio = Arc::new(attach_devices(&vm, &mem, devices)?);
 
     let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
     let (tx, rx) = mpsc::channel();
@@ -89,11 +105,11 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         if index == 0 {
             setup_boot_vcpu(&vcpu, entry.entry)?;
         }
-        let (bus, tx) = (Arc::clone(&bus), tx.clone());
+        let (bus, mmio, tx) = (Arc::clone(&bus), Arc::clone(&mmio), tx.clone());
         thread::Builder::new()
             .name(format!("vcpu{index}"))
             .spawn(move || {
-                let _ = tx.send(run_vcpu(index, vcpu, &bus));
+                let _ = tx.send(run_vcpu(index, vcpu, &bus, &mmio));
             })
             .map_err(VmError::Thread)?;
     }
@@ -109,6 +125,79 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     bus.flush();
     // Returning ends the process, and with it the vCPU threads and the VM.
     result
+}
+
+/// Opens every --disk and --share, in command-line order (disks first).
+fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmError> {
+    let count = config.disks.len() + config.shares.len();
+    if count > virtio::MMIO_SLOTS {
+        return Err(VmError::TooManyDevices(count));
+    }
+    let mut devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
+    for disk in &config.disks {
+        let err = |source| VmError::Disk { path: disk.path.clone(), source };
+        let engine = block::engine_sync::SyncEngine::open(&disk.path, disk.read_only).map_err(err)?;
+        // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
+        let id = disk.path.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
+        devices.push(Box::new(block::Block::new(Arc::new(engine), disk.read_only, &id)));
+    }
+    for share in &config.shares {
+        let err = |source| VmError::Share { path: share.path.clone(), source };
+        if !share.path.is_dir() {
+            let source = std::fs::metadata(&share.path)
+                .err()
+                .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"));
+            return Err(err(source));
+        }
+        let tag = share.tag.as_deref().unwrap_or(crate::config::DEFAULT_SHARE_TAG);
+        devices.push(Box::new(p9::P9Device::new(&share.path, tag, share.read_only).map_err(err)?));
+    }
+    Ok(devices)
+}
+
+/// The kernel command line with one `virtio_mmio.device=` entry per device, placed before
+/// a `--` (whatever follows it is init's), as QEMU microvm announces its slots.
+fn announce_devices(cmdline: &str, count: usize) -> String {
+    let entries: Vec<String> = (0..count)
+        .filter_map(virtio::mmio_slot)
+        .map(|(base, gsi)| virtio::cmdline_entry(base, gsi))
+        .collect();
+    if entries.is_empty() {
+        return cmdline.to_owned();
+    }
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    let split = words.iter().position(|w| *w == "--").unwrap_or(words.len());
+    let mut out: Vec<&str> = words[..split].to_vec();
+    out.extend(entries.iter().map(String::as_str));
+    out.extend_from_slice(&words[split..]);
+    out.join(" ")
+}
+
+/// Puts each device in its slot: an irqfd on its GSI (with a resample fd when KVM has
+/// them, for level-triggered semantics), an ioeventfd per queue on QueueNotify.
+fn attach_devices(vm: &VmFd, mem: &GuestMemoryMmap, devices: Vec<Box<dyn VirtioDevice>>) -> Result<MmioBus, VmError> {
+    let mut bus = MmioBus::default();
+    for (n, device) in devices.into_iter().enumerate() {
+        let (base, gsi) = virtio::mmio_slot(n).ok_or(VmError::TooManyDevices(n + 1))?;
+        let irqfd = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
+        let resample = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
+        let resample = match vm.register_irqfd_with_resample(&irqfd, &resample, gsi) {
+            Ok(()) => Some(resample),
+            Err(e) => {
+                log::debug!("irqfd resampling unavailable ({e}); edge interrupts on GSI {gsi}");
+                vm.register_irqfd(&irqfd, gsi).map_err(kvm_err("IRQFD"))?;
+                None
+            }
+        };
+        let name = format!("virtio-{}@{base:#x}", if device.device_type() == virtio::TYPE_BLOCK { "blk" } else { "9p" });
+        let transport = MmioTransport::new(name, device, mem.clone(), irqfd, resample).map_err(VmError::Device)?;
+        let notify = IoEventAddress::Mmio(base + virtio::mmio::reg::QUEUE_NOTIFY);
+        for (index, evt) in transport.queue_evts().iter().enumerate() {
+            vm.register_ioevent(evt, &notify, index as u32).map_err(kvm_err("IOEVENTFD"))?;
+        }
+        bus.add(base, transport);
+    }
+    Ok(bus)
 }
 
 fn open_kvm(path: &Path) -> Result<Kvm, VmError> {
@@ -177,7 +266,7 @@ fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
 }
 
 /// Runs one vCPU until the guest exits or something goes wrong.
-fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus) -> Result<VmExit, VmError> {
+fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus) -> Result<VmExit, VmError> {
     loop {
         let reason = match vcpu.run() {
             Ok(VcpuExit::IoOut(port, data)) => match bus.write(port, data) {
@@ -189,10 +278,13 @@ fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus) -> Result<VmExit, VmError>
                 continue;
             }
             Ok(VcpuExit::MmioRead(addr, data)) => {
-                log::debug!("vcpu{index}: read from unemulated MMIO {addr:#x}");
-                data.fill(0xff);
+                if !mmio.read(addr, data) {
+                    log::debug!("vcpu{index}: read from unemulated MMIO {addr:#x}");
+                    data.fill(0xff);
+                }
                 continue;
             }
+            Ok(VcpuExit::MmioWrite(addr, data)) if mmio.write(addr, data) => continue,
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 log::debug!("vcpu{index}: write to unemulated MMIO {addr:#x}: {data:x?}");
                 continue;
@@ -208,5 +300,20 @@ fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus) -> Result<VmExit, VmError>
         };
         let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
         return Err(VmError::GuestCrashed { reason, vcpu: index, rip });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announce_devices;
+
+    #[test]
+    fn devices_are_announced_before_init_args() {
+        assert_eq!(announce_devices("loglevel=info", 0), "loglevel=info");
+        assert_eq!(
+            announce_devices("init=/bin/x -- a b", 2),
+            "init=/bin/x virtio_mmio.device=512@0xfeb00e00:12 virtio_mmio.device=512@0xfeb00c00:11 -- a b"
+        );
+        assert_eq!(announce_devices("", 1), "virtio_mmio.device=512@0xfeb00e00:12");
     }
 }

@@ -1,8 +1,10 @@
-//! Emulated devices and the port-I/O bus that routes vCPU exits to them.
+//! Emulated devices and the buses that route vCPU exits to them: port I/O ([`IoBus`]) and
+//! MMIO ([`MmioBus`]: the virtio-mmio slots).
 
 pub mod debug_exit;
 pub mod rtc;
 pub mod serial;
+pub mod virtio;
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -10,6 +12,7 @@ use std::sync::Mutex;
 use debug_exit::DebugExit;
 use rtc::Rtc;
 use serial::SerialConsole;
+use virtio::mmio::MmioTransport;
 
 /// What a port write asks of the vCPU loop.
 #[derive(Debug, PartialEq, Eq)]
@@ -70,5 +73,38 @@ impl IoBus {
     /// Writes out whatever the console has buffered.
     pub fn flush(&self) {
         let _ = self.serial.lock().unwrap_or_else(|e| e.into_inner()).writer_mut().flush();
+    }
+}
+
+/// The virtio-mmio devices, each at its slot's base address.
+#[derive(Default)]
+pub struct MmioBus {
+    devices: Vec<(u64, Mutex<MmioTransport>)>,
+}
+
+impl MmioBus {
+    pub fn add(&mut self, base: u64, transport: MmioTransport) {
+        self.devices.push((base, Mutex::new(transport)));
+    }
+
+    fn find(&self, addr: u64, len: usize) -> Option<(&Mutex<MmioTransport>, u64)> {
+        self.devices.iter().find_map(|(base, dev)| {
+            let offset = addr.checked_sub(*base)?;
+            (offset + len as u64 <= virtio::MMIO_SLOT_SIZE).then_some((dev, offset))
+        })
+    }
+
+    /// Handles a read; false when no device is at `addr`.
+    pub fn read(&self, addr: u64, data: &mut [u8]) -> bool {
+        let Some((dev, offset)) = self.find(addr, data.len()) else { return false };
+        dev.lock().unwrap_or_else(|e| e.into_inner()).read(offset, data);
+        true
+    }
+
+    /// Handles a write; false when no device is at `addr`.
+    pub fn write(&self, addr: u64, data: &[u8]) -> bool {
+        let Some((dev, offset)) = self.find(addr, data.len()) else { return false };
+        dev.lock().unwrap_or_else(|e| e.into_inner()).write(offset, data);
+        true
     }
 }

@@ -1,0 +1,182 @@
+//! virtio-blk (device id 2): spec types, features and config space, and the host I/O
+//! backend trait. Request processing is in [`device`]; one file per host I/O engine
+//! ([`engine_sync`]: pread/pwrite/fdatasync), each behind [`BlockBackend`].
+
+pub mod device;
+pub mod engine_sync;
+
+use std::io;
+use std::mem::offset_of;
+use std::sync::Arc;
+
+use super::{QueueHandler, VirtioDevice, TYPE_BLOCK, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
+
+pub const SECTOR_SIZE: u64 = 512;
+/// Requests queue size (QEMU's default for virtio-blk).
+pub const QUEUE_SIZE: u16 = 256;
+/// Most data segments in a request: the queue size less the header and the status.
+pub const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
+/// Bytes of a GET_ID answer.
+pub const ID_BYTES: usize = 20;
+
+/// Feature bits (section 5.2.3).
+pub const VIRTIO_BLK_F_SEG_MAX: u32 = 2;
+pub const VIRTIO_BLK_F_RO: u32 = 5;
+pub const VIRTIO_BLK_F_BLK_SIZE: u32 = 6;
+pub const VIRTIO_BLK_F_FLUSH: u32 = 9;
+
+/// Request types.
+pub const VIRTIO_BLK_T_IN: u32 = 0;
+pub const VIRTIO_BLK_T_OUT: u32 = 1;
+pub const VIRTIO_BLK_T_FLUSH: u32 = 4;
+pub const VIRTIO_BLK_T_GET_ID: u32 = 8;
+
+/// Request status (the last byte of every request).
+pub const VIRTIO_BLK_S_OK: u8 = 0;
+pub const VIRTIO_BLK_S_IOERR: u8 = 1;
+pub const VIRTIO_BLK_S_UNSUPP: u8 = 2;
+
+/// The request header, the first 16 device-readable bytes of every request.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHeader {
+    pub type_: u32,
+    pub reserved: u32,
+    pub sector: u64,
+}
+
+const _: () = assert!(size_of::<RequestHeader>() == 16);
+const _: () = assert!(offset_of!(RequestHeader, type_) == 0);
+const _: () = assert!(offset_of!(RequestHeader, reserved) == 4);
+const _: () = assert!(offset_of!(RequestHeader, sector) == 8);
+
+impl RequestHeader {
+    pub fn from_bytes(b: &[u8; 16]) -> Self {
+        let word = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        Self { type_: word(0), reserved: word(4), sector: u64::from_le_bytes(b[8..16].try_into().expect("8 bytes")) }
+    }
+}
+
+/// `struct virtio_blk_config` up to `num_queues` (packed, as in Linux's uapi header).
+#[repr(C, packed)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BlockConfig {
+    pub capacity: u64,
+    pub size_max: u32,
+    pub seg_max: u32,
+    pub cylinders: u16,
+    pub heads: u8,
+    pub sectors: u8,
+    pub blk_size: u32,
+    pub physical_block_exp: u8,
+    pub alignment_offset: u8,
+    pub min_io_size: u16,
+    pub opt_io_size: u32,
+    pub writeback: u8,
+    pub unused0: u8,
+    pub num_queues: u16,
+}
+
+const _: () = assert!(size_of::<BlockConfig>() == 36);
+const _: () = assert!(offset_of!(BlockConfig, capacity) == 0);
+const _: () = assert!(offset_of!(BlockConfig, size_max) == 8);
+const _: () = assert!(offset_of!(BlockConfig, seg_max) == 12);
+const _: () = assert!(offset_of!(BlockConfig, cylinders) == 16);
+const _: () = assert!(offset_of!(BlockConfig, heads) == 18);
+const _: () = assert!(offset_of!(BlockConfig, sectors) == 19);
+const _: () = assert!(offset_of!(BlockConfig, blk_size) == 20);
+const _: () = assert!(offset_of!(BlockConfig, physical_block_exp) == 24);
+const _: () = assert!(offset_of!(BlockConfig, alignment_offset) == 25);
+const _: () = assert!(offset_of!(BlockConfig, min_io_size) == 26);
+const _: () = assert!(offset_of!(BlockConfig, opt_io_size) == 28);
+const _: () = assert!(offset_of!(BlockConfig, writeback) == 32);
+const _: () = assert!(offset_of!(BlockConfig, num_queues) == 34);
+
+impl BlockConfig {
+    /// The little-endian bytes of the config space.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = vec![0u8; size_of::<Self>()];
+        let mut put = |at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
+        put(offset_of!(Self, capacity), &self.capacity.to_le_bytes());
+        put(offset_of!(Self, size_max), &self.size_max.to_le_bytes());
+        put(offset_of!(Self, seg_max), &self.seg_max.to_le_bytes());
+        put(offset_of!(Self, cylinders), &self.cylinders.to_le_bytes());
+        put(offset_of!(Self, heads), &[self.heads]);
+        put(offset_of!(Self, sectors), &[self.sectors]);
+        put(offset_of!(Self, blk_size), &self.blk_size.to_le_bytes());
+        put(offset_of!(Self, physical_block_exp), &[self.physical_block_exp]);
+        put(offset_of!(Self, alignment_offset), &[self.alignment_offset]);
+        put(offset_of!(Self, min_io_size), &self.min_io_size.to_le_bytes());
+        put(offset_of!(Self, opt_io_size), &self.opt_io_size.to_le_bytes());
+        put(offset_of!(Self, writeback), &[self.writeback]);
+        put(offset_of!(Self, num_queues), &self.num_queues.to_le_bytes());
+        b
+    }
+}
+
+/// Host storage behind a virtio-blk device. One implementation per I/O engine.
+pub trait BlockBackend: Send + Sync {
+    /// Fills `buf` from byte `offset` (all of it, or an error).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Writes all of `buf` at byte `offset`.
+    fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
+    /// Makes completed writes durable (fdatasync).
+    fn flush(&self) -> io::Result<()>;
+    /// Size in bytes.
+    fn size(&self) -> u64;
+}
+
+/// A virtio-blk device: what the transport needs before DRIVER_OK.
+pub struct Block {
+    backend: Arc<dyn BlockBackend>,
+    read_only: bool,
+    id: [u8; ID_BYTES],
+    config: Vec<u8>,
+}
+
+impl Block {
+    /// `id` is the GET_ID answer (at most 20 bytes are kept).
+    pub fn new(backend: Arc<dyn BlockBackend>, read_only: bool, id: &[u8]) -> Self {
+        let config = BlockConfig {
+            capacity: backend.size() / SECTOR_SIZE,
+            seg_max: SEG_MAX,
+            blk_size: SECTOR_SIZE as u32,
+            num_queues: 1,
+            ..Default::default()
+        };
+        let mut id_bytes = [0u8; ID_BYTES];
+        let n = id.len().min(ID_BYTES);
+        id_bytes[..n].copy_from_slice(&id[..n]);
+        Self { backend, read_only, id: id_bytes, config: config.to_bytes() }
+    }
+}
+
+impl VirtioDevice for Block {
+    fn device_type(&self) -> u32 {
+        TYPE_BLOCK
+    }
+
+    fn features(&self) -> u64 {
+        let mut f = 1 << VIRTIO_F_VERSION_1
+            | 1 << VIRTIO_RING_F_EVENT_IDX
+            | 1 << VIRTIO_BLK_F_FLUSH
+            | 1 << VIRTIO_BLK_F_BLK_SIZE
+            | 1 << VIRTIO_BLK_F_SEG_MAX;
+        if self.read_only {
+            f |= 1 << VIRTIO_BLK_F_RO;
+        }
+        f
+    }
+
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[QUEUE_SIZE]
+    }
+
+    fn config(&self) -> &[u8] {
+        &self.config
+    }
+
+    fn activate(&mut self, _features: u64) -> Box<dyn QueueHandler> {
+        Box::new(device::BlockHandler::new(Arc::clone(&self.backend), self.read_only, self.id))
+    }
+}

@@ -1,0 +1,843 @@
+//! A 9P2000.L file server confined to one host directory.
+//!
+//! Confinement: every fid holds an `O_PATH | O_NOFOLLOW` fd of its file, opened relative
+//! to its parent directory's fd, one name at a time. The guest's names are checked before
+//! any system call ([`check_name`]: no `/`, no NUL, not empty, not `.` or `..`), so a
+//! lookup can never cross more than one directory level, and it never follows a symlink
+//! (`O_NOFOLLOW`; a walk *through* a symlink fails with ENOTDIR because the O_PATH fd of a
+//! link is not a directory). `..` in a walk is handled here: at the root it stays at the
+//! root, below it `openat(fd, "..")` can only reach a directory that was walked through.
+//! Creation uses `O_CREAT | O_NOFOLLOW` (a dangling link is not followed out of the
+//! share). Files are reopened for I/O through `/proc/self/fd/N`, which names exactly the
+//! fid's inode, and only regular files and directories are opened at all. Symlink targets
+//! are the guest's to interpret: the server stores and returns them, never follows them.
+//! `read_only` refuses every change with EROFS.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::sys;
+use super::wire::{self, Qid, Reply, SetAttr, Tmessage, HEADER, NOTAG, QID_SIZE};
+
+/// The largest msize offered: 128 KiB of payload plus headers.
+pub const MAX_MSIZE: u32 = (128 << 10) + 4096;
+const MIN_MSIZE: u32 = 4096;
+
+const QTDIR: u8 = 0x80;
+const QTSYMLINK: u8 = 0x02;
+const QTFILE: u8 = 0x00;
+
+/// Tgetattr: the basic fields (mode .. blocks) are always valid.
+const GETATTR_BASIC: u64 = 0x7ff;
+
+/// Tsetattr valid bits.
+const SETATTR_MODE: u32 = 0x1;
+const SETATTR_UID: u32 = 0x2;
+const SETATTR_GID: u32 = 0x4;
+const SETATTR_SIZE: u32 = 0x8;
+const SETATTR_ATIME: u32 = 0x10;
+const SETATTR_MTIME: u32 = 0x20;
+const SETATTR_ATIME_SET: u32 = 0x80;
+const SETATTR_MTIME_SET: u32 = 0x100;
+
+/// Tunlinkat flag (same value as Linux's AT_REMOVEDIR).
+const AT_REMOVEDIR: u32 = 0x200;
+
+/// Open flags (9P2000.L uses Linux's x86 values) the server passes on to the host.
+const OPEN_FLAGS_KEPT: i32 = libc::O_ACCMODE | libc::O_TRUNC | libc::O_APPEND | libc::O_DSYNC | libc::O_SYNC;
+
+fn err(errno: i32) -> io::Error {
+    io::Error::from_raw_os_error(errno)
+}
+
+fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// A guest-supplied name: one path component, never `.` or `..`.
+fn check_name(name: &[u8]) -> io::Result<CString> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.len() > 255 {
+        return Err(err(libc::EINVAL));
+    }
+    CString::new(name).map_err(|_| err(libc::EINVAL))
+}
+
+fn qid_of(st: &libc::stat) -> Qid {
+    let ty = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => QTDIR,
+        libc::S_IFLNK => QTSYMLINK,
+        _ => QTFILE,
+    };
+    Qid { ty, version: 0, path: st.st_ino }
+}
+
+fn is(st: &libc::stat, fmt: libc::mode_t) -> bool {
+    st.st_mode & libc::S_IFMT == fmt
+}
+
+/// One file of the share: an O_PATH fd, and where it was found (for remove, rename, and
+/// operations on symlinks, which cannot be reached through /proc).
+#[derive(Clone)]
+struct Node {
+    fd: Arc<OwnedFd>,
+    parent: Option<(Arc<OwnedFd>, CString)>,
+}
+
+struct Fid {
+    node: Node,
+    open: Option<File>,
+}
+
+pub struct Server {
+    root: Arc<OwnedFd>,
+    root_id: (u64, u64),
+    read_only: bool,
+    msize: u32,
+    fids: HashMap<u32, Fid>,
+}
+
+impl Server {
+    pub fn new(root: &Path, read_only: bool) -> io::Result<Self> {
+        let path = CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| err(libc::EINVAL))?;
+        // The root path is the host's choice (--share), so it may cross symlinks.
+        let fd = sys::openat(cwd(), &path, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let st = sys::stat(fd.as_fd())?;
+        Ok(Self { root: Arc::new(fd), root_id: (st.st_dev, st.st_ino), read_only, msize: MAX_MSIZE, fids: HashMap::new() })
+    }
+
+    /// The msize agreed with Tversion.
+    pub fn msize(&self) -> u32 {
+        self.msize
+    }
+
+    /// Handles one T-message; the reply is at most `max_reply` bytes (at least an Rlerror:
+    /// 11 bytes).
+    pub fn handle(&mut self, msg: &[u8], max_reply: usize) -> Vec<u8> {
+        let (ty, tag) = match wire::header(msg) {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("9p: bad message: {e}");
+                return Reply::error(NOTAG, libc::EINVAL);
+            }
+        };
+        let max_reply = max_reply.min(self.msize as usize);
+        let reply = match wire::parse(msg) {
+            Ok(m) => self.dispatch(ty + 1, tag, m, max_reply),
+            Err(e @ wire::WireError::Unknown(_)) => {
+                log::warn!("9p: {e}");
+                Err(err(libc::EOPNOTSUPP))
+            }
+            Err(e) => {
+                log::warn!("9p: bad message of type {ty}: {e}");
+                Err(err(libc::EINVAL))
+            }
+        };
+        match reply {
+            Ok(r) if r.len() <= max_reply => r,
+            Ok(_) => Reply::error(tag, libc::ERANGE),
+            Err(e) => Reply::error(tag, errno_of(&e)),
+        }
+    }
+
+    fn fid(&self, fid: u32) -> io::Result<&Fid> {
+        self.fids.get(&fid).ok_or_else(|| err(libc::EBADF))
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        if self.read_only { Err(err(libc::EROFS)) } else { Ok(()) }
+    }
+
+    fn dispatch(&mut self, rty: u8, tag: u16, m: Tmessage<'_>, max_reply: usize) -> io::Result<Vec<u8>> {
+        let r = Reply::new(rty, tag);
+        Ok(match m {
+            Tmessage::Version { msize, version } => {
+                if msize < MIN_MSIZE {
+                    return Err(err(libc::EINVAL));
+                }
+                self.fids.clear();
+                self.msize = msize.min(MAX_MSIZE);
+                let version: &[u8] = if version == b"9P2000.L" { version } else { b"unknown" };
+                r.u32(self.msize).string(version).finish()
+            }
+            Tmessage::Auth => return Err(err(libc::EOPNOTSUPP)),
+            Tmessage::Attach { fid } => {
+                if self.fids.contains_key(&fid) {
+                    return Err(err(libc::EBADF));
+                }
+                let st = sys::stat(self.root.as_fd())?;
+                let node = Node { fd: Arc::clone(&self.root), parent: None };
+                self.fids.insert(fid, Fid { node, open: None });
+                r.qid(qid_of(&st)).finish()
+            }
+            Tmessage::Flush => r.finish(), // every request completes before the next
+            Tmessage::Walk { fid, newfid, names } => {
+                if newfid != fid && self.fids.contains_key(&newfid) {
+                    return Err(err(libc::EBADF));
+                }
+                let mut node = self.fid(fid)?.node.clone();
+                let mut qids = Vec::new();
+                for name in &names {
+                    match self.lookup(&node, name) {
+                        Ok((next, st)) => {
+                            qids.push(qid_of(&st));
+                            node = next;
+                        }
+                        Err(e) if qids.is_empty() => return Err(e),
+                        Err(_) => break,
+                    }
+                }
+                if qids.len() == names.len() {
+                    self.fids.insert(newfid, Fid { node, open: None });
+                }
+                qids.iter().fold(r.u16(qids.len() as u16), |r, &q| r.qid(q)).finish()
+            }
+            Tmessage::Read { fid, offset, count } => {
+                let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
+                let room = max_reply.saturating_sub(HEADER + 4);
+                let mut buf = vec![0u8; (count as usize).min(room)];
+                let n = file.read_at(&mut buf, offset)?;
+                r.u32(n as u32).bytes(&buf[..n]).finish()
+            }
+            Tmessage::Write { fid, offset, data } => {
+                self.writable()?;
+                let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
+                let n = file.write_at(data, offset)?;
+                r.u32(n as u32).finish()
+            }
+            Tmessage::Clunk { fid } => {
+                self.fids.remove(&fid).ok_or_else(|| err(libc::EBADF))?;
+                r.finish()
+            }
+            Tmessage::Remove { fid } => {
+                let f = self.fids.remove(&fid).ok_or_else(|| err(libc::EBADF))?;
+                self.writable()?;
+                let (parent, name) = f.node.parent.as_ref().ok_or_else(|| err(libc::EBUSY))?;
+                let st = sys::stat(f.node.fd.as_fd())?;
+                let now = sys::statat(parent.as_fd(), name)?;
+                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+                    return Err(err(libc::ESTALE));
+                }
+                let flags = if is(&st, libc::S_IFDIR) { libc::AT_REMOVEDIR } else { 0 };
+                sys::unlinkat(parent.as_fd(), name, flags)?;
+                r.finish()
+            }
+            Tmessage::Statfs { fid } => {
+                let s = sys::statfs(self.fid(fid)?.node.fd.as_fd())?;
+                let [a, b] = fsid_words(&s.f_fsid);
+                let fsid = u64::from(a as u32) | (u64::from(b as u32) << 32);
+                r.u32(s.f_type as u32)
+                    .u32(s.f_bsize as u32)
+                    .u64(s.f_blocks)
+                    .u64(s.f_bfree)
+                    .u64(s.f_bavail)
+                    .u64(s.f_files)
+                    .u64(s.f_ffree)
+                    .u64(fsid)
+                    .u32(s.f_namelen as u32)
+                    .finish()
+            }
+            Tmessage::Lopen { fid, flags } => {
+                let (file, st) = self.open(fid, flags)?;
+                self.fids.get_mut(&fid).ok_or_else(|| err(libc::EBADF))?.open = Some(file);
+                r.qid(qid_of(&st)).u32(0).finish()
+            }
+            Tmessage::Lcreate { fid, name, flags, mode } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                let dir = Arc::clone(&self.fid(fid)?.node.fd);
+                let oflags = (flags as i32 & OPEN_FLAGS_KEPT) | (flags as i32 & libc::O_EXCL) | libc::O_CREAT | libc::O_NOFOLLOW;
+                let file = File::from(sys::openat(dir.as_fd(), &name, oflags, mode & 0o7777)?);
+                let fd = sys::openat(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+                let st = sys::stat(fd.as_fd())?;
+                let node = Node { fd: Arc::new(fd), parent: Some((dir, name)) };
+                self.fids.insert(fid, Fid { node, open: Some(file) });
+                r.qid(qid_of(&st)).u32(0).finish()
+            }
+            Tmessage::Symlink { fid, name, target } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                let target = CString::new(target).map_err(|_| err(libc::EINVAL))?;
+                let dir = self.fid(fid)?.node.fd.as_fd();
+                sys::symlinkat(&target, dir, &name)?;
+                r.qid(qid_of(&sys::statat(dir, &name)?)).finish()
+            }
+            Tmessage::Mknod { dfid, name, mode } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                if !matches!(mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG) {
+                    return Err(err(libc::EPERM)); // no device nodes in a share
+                }
+                let dir = self.fid(dfid)?.node.fd.as_fd();
+                sys::mknodat(dir, &name, mode)?;
+                r.qid(qid_of(&sys::statat(dir, &name)?)).finish()
+            }
+            Tmessage::Rename { fid, dfid, name } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                let newdir = Arc::clone(&self.fid(dfid)?.node.fd);
+                let f = self.fids.get_mut(&fid).ok_or_else(|| err(libc::EBADF))?;
+                let (olddir, oldname) = f.node.parent.as_ref().ok_or_else(|| err(libc::EBUSY))?;
+                sys::renameat(olddir.as_fd(), oldname, newdir.as_fd(), &name)?;
+                f.node.parent = Some((newdir, name));
+                r.finish()
+            }
+            Tmessage::Readlink { fid } => {
+                let target = sys::readlink(self.fid(fid)?.node.fd.as_fd())?;
+                r.string(&target).finish()
+            }
+            Tmessage::Getattr { fid } => {
+                let st = sys::stat(self.fid(fid)?.node.fd.as_fd())?;
+                r.u64(GETATTR_BASIC)
+                    .qid(qid_of(&st))
+                    .u32(st.st_mode)
+                    .u32(st.st_uid)
+                    .u32(st.st_gid)
+                    .u64(st.st_nlink)
+                    .u64(st.st_rdev)
+                    .u64(st.st_size as u64)
+                    .u64(st.st_blksize as u64)
+                    .u64(st.st_blocks as u64)
+                    .u64(st.st_atime as u64)
+                    .u64(st.st_atime_nsec as u64)
+                    .u64(st.st_mtime as u64)
+                    .u64(st.st_mtime_nsec as u64)
+                    .u64(st.st_ctime as u64)
+                    .u64(st.st_ctime_nsec as u64)
+                    .u64(0) // btime
+                    .u64(0)
+                    .u64(0) // gen
+                    .u64(0) // data_version
+                    .finish()
+            }
+            Tmessage::Setattr { fid, attr } => {
+                self.writable()?;
+                self.setattr(fid, &attr)?;
+                r.finish()
+            }
+            Tmessage::XattrWalk | Tmessage::XattrCreate => return Err(err(libc::EOPNOTSUPP)),
+            Tmessage::Readdir { fid, offset, count } => {
+                let dir = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
+                let room = (count as usize).min(max_reply.saturating_sub(HEADER + 4));
+                let mut data = Vec::new();
+                'fill: for entry in sys::read_dir(dir, offset, room)? {
+                    let size = QID_SIZE + 8 + 1 + 2 + entry.name.len();
+                    if data.len() + size > room {
+                        break 'fill;
+                    }
+                    let ty = match entry.ty {
+                        libc::DT_DIR => QTDIR,
+                        libc::DT_LNK => QTSYMLINK,
+                        _ => QTFILE,
+                    };
+                    let qid = Qid { ty, version: 0, path: entry.ino };
+                    let e = Reply::new(0, 0).qid(qid).u64(entry.off).u8(entry.ty).string(&entry.name).finish();
+                    data.extend_from_slice(&e[HEADER..]);
+                }
+                r.u32(data.len() as u32).bytes(&data).finish()
+            }
+            Tmessage::Fsync { fid, datasync } => {
+                let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
+                if datasync { file.sync_data()? } else { file.sync_all()? }
+                r.finish()
+            }
+            Tmessage::Lock { fid } => {
+                self.fid(fid)?;
+                r.u8(0).finish() // P9_LOCK_SUCCESS: locks are advisory and local to the guest
+            }
+            Tmessage::GetLock { fid, ty: _, start, length, proc_id, client_id } => {
+                self.fid(fid)?;
+                r.u8(libc::F_UNLCK as u8).u64(start).u64(length).u32(proc_id).string(client_id).finish()
+            }
+            Tmessage::Link { dfid, fid, name } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                let dir = self.fid(dfid)?.node.fd.as_fd();
+                let node = &self.fid(fid)?.node;
+                let st = sys::stat(node.fd.as_fd())?;
+                if is(&st, libc::S_IFDIR) {
+                    return Err(err(libc::EPERM));
+                }
+                if is(&st, libc::S_IFLNK) {
+                    // Link the symlink itself (flags 0: never follow it).
+                    let (parent, pname) = node.parent.as_ref().ok_or_else(|| err(libc::EPERM))?;
+                    sys::linkat(Some(parent.as_fd()), pname, dir, &name, 0)?;
+                } else {
+                    let path = sys::proc_path(node.fd.as_fd());
+                    sys::linkat(None, &path, dir, &name, libc::AT_SYMLINK_FOLLOW)?;
+                }
+                r.finish()
+            }
+            Tmessage::Mkdir { dfid, name, mode } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                let dir = self.fid(dfid)?.node.fd.as_fd();
+                sys::mkdirat(dir, &name, mode & 0o7777)?;
+                r.qid(qid_of(&sys::statat(dir, &name)?)).finish()
+            }
+            Tmessage::Renameat { olddirfid, oldname, newdirfid, newname } => {
+                self.writable()?;
+                let (oldname, newname) = (check_name(oldname)?, check_name(newname)?);
+                let olddir = Arc::clone(&self.fid(olddirfid)?.node.fd);
+                let newdir = Arc::clone(&self.fid(newdirfid)?.node.fd);
+                sys::renameat(olddir.as_fd(), &oldname, newdir.as_fd(), &newname)?;
+                self.renamed(&olddir, &oldname, &newdir, &newname);
+                r.finish()
+            }
+            Tmessage::Unlinkat { dirfid, name, flags } => {
+                self.writable()?;
+                let name = check_name(name)?;
+                let dir = self.fid(dirfid)?.node.fd.as_fd();
+                let flags = if flags & AT_REMOVEDIR != 0 { libc::AT_REMOVEDIR } else { 0 };
+                sys::unlinkat(dir, &name, flags)?;
+                r.finish()
+            }
+        })
+    }
+
+    /// One step of a walk from `node`.
+    fn lookup(&self, node: &Node, name: &[u8]) -> io::Result<(Node, libc::stat)> {
+        let st = sys::stat(node.fd.as_fd())?;
+        if !is(&st, libc::S_IFDIR) {
+            return Err(err(libc::ENOTDIR));
+        }
+        if name == b".." {
+            if (st.st_dev, st.st_ino) == self.root_id {
+                return Ok((Node { fd: Arc::clone(&self.root), parent: None }, st));
+            }
+            let fd = sys::openat(node.fd.as_fd(), c"..", libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY, 0)?;
+            let st = sys::stat(fd.as_fd())?;
+            return Ok((Node { fd: Arc::new(fd), parent: None }, st));
+        }
+        if name == b"." {
+            return Ok((node.clone(), st));
+        }
+        let name = check_name(name)?;
+        let fd = sys::openat(node.fd.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        let st = sys::stat(fd.as_fd())?;
+        Ok((Node { fd: Arc::new(fd), parent: Some((Arc::clone(&node.fd), name)) }, st))
+    }
+
+    /// Tlopen: a regular file through /proc/self/fd, a directory through openat(".").
+    fn open(&self, fid: u32, flags: u32) -> io::Result<(File, libc::stat)> {
+        let node = &self.fid(fid)?.node;
+        let st = sys::stat(node.fd.as_fd())?;
+        let flags = flags as i32 & OPEN_FLAGS_KEPT;
+        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        if writes {
+            self.writable()?;
+        }
+        let file = match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR if writes => return Err(err(libc::EISDIR)),
+            libc::S_IFDIR => File::from(sys::openat(node.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?),
+            libc::S_IFREG => sys::open(&sys::proc_path(node.fd.as_fd()), flags)?,
+            libc::S_IFLNK => return Err(err(libc::ELOOP)),
+            _ => return Err(err(libc::EOPNOTSUPP)), // fifos and devices are not opened here
+        };
+        Ok((file, st))
+    }
+
+    fn setattr(&self, fid: u32, a: &SetAttr) -> io::Result<()> {
+        let node = &self.fid(fid)?.node;
+        let st = sys::stat(node.fd.as_fd())?;
+        let link = is(&st, libc::S_IFLNK);
+        let path = sys::proc_path(node.fd.as_fd());
+        if a.valid & SETATTR_MODE != 0 {
+            if link {
+                return Err(err(libc::EOPNOTSUPP));
+            }
+            sys::chmod(&path, a.mode & 0o7777)?;
+        }
+        if a.valid & (SETATTR_UID | SETATTR_GID) != 0 {
+            let uid = if a.valid & SETATTR_UID != 0 { a.uid } else { u32::MAX };
+            let gid = if a.valid & SETATTR_GID != 0 { a.gid } else { u32::MAX };
+            // Like QEMU's security_model=none: ownership changes the host refuses are ignored.
+            match sys::chown(node.fd.as_fd(), uid, gid) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+                other => other?,
+            }
+        }
+        if a.valid & SETATTR_SIZE != 0 {
+            if !is(&st, libc::S_IFREG) {
+                return Err(err(if is(&st, libc::S_IFDIR) { libc::EISDIR } else { libc::EINVAL }));
+            }
+            sys::truncate(&path, a.size)?;
+        }
+        if a.valid & (SETATTR_ATIME | SETATTR_MTIME) != 0 {
+            let time = |valid: u32, set: u32, (sec, nsec): (u64, u64)| {
+                if a.valid & valid == 0 {
+                    libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT }
+                } else if a.valid & set == 0 {
+                    libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW }
+                } else {
+                    libc::timespec { tv_sec: sec as libc::time_t, tv_nsec: (nsec % 1_000_000_000) as libc::c_long }
+                }
+            };
+            let times = [time(SETATTR_ATIME, SETATTR_ATIME_SET, a.atime), time(SETATTR_MTIME, SETATTR_MTIME_SET, a.mtime)];
+            if link {
+                let (parent, name) = node.parent.as_ref().ok_or_else(|| err(libc::EOPNOTSUPP))?;
+                sys::utimensat(Some(parent.as_fd()), name, &times, libc::AT_SYMLINK_NOFOLLOW)?;
+            } else {
+                sys::utimensat(None, &path, &times, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a renameat, fids that were found as `olddir/oldname` are `newdir/newname`.
+    fn renamed(&mut self, olddir: &OwnedFd, oldname: &CStr, newdir: &Arc<OwnedFd>, newname: &CString) {
+        let Ok(old) = sys::stat(olddir.as_fd()) else { return };
+        for f in self.fids.values_mut() {
+            let Some((dir, name)) = &f.node.parent else { continue };
+            if name.as_c_str() != oldname {
+                continue;
+            }
+            if sys::stat(dir.as_fd()).is_ok_and(|s| (s.st_dev, s.st_ino) == (old.st_dev, old.st_ino)) {
+                f.node.parent = Some((Arc::clone(newdir), newname.clone()));
+            }
+        }
+    }
+}
+
+fn cwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a valid "fd" for the *at calls for the whole process lifetime;
+    // it is never closed (it is not a real descriptor).
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
+
+/// The two words of an fsid_t.
+fn fsid_words(fsid: &libc::fsid_t) -> [i32; 2] {
+    // fsid_t's fields are private in libc.
+    const _: () = assert!(size_of::<libc::fsid_t>() == 8);
+    // SAFETY: fsid_t is a plain 8-byte C struct (two ints) with no padding or invalid
+    // bit patterns, so reading it as [i32; 2] is sound.
+    unsafe { std::mem::transmute_copy(fsid) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::virtio::p9::wire::{op, tmsg};
+    use crate::devices::virtio::test_util::TempDir;
+
+    /// A 9P client driving a server in-process: each call returns the reply body or the
+    /// Rlerror errno.
+    struct Client {
+        server: Server,
+        _dir: TempDir,
+        outside: std::path::PathBuf,
+        root: std::path::PathBuf,
+    }
+
+    fn s(text: &str) -> Vec<u8> {
+        let mut v = (text.len() as u16).to_le_bytes().to_vec();
+        v.extend_from_slice(text.as_bytes());
+        v
+    }
+
+    fn u32s(v: &[u32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    const ROOT: u32 = 0;
+
+    impl Client {
+        /// A share at `<tmp>/root` beside `<tmp>/secret` (a file) and `<tmp>/outside/`
+        /// (a directory with a file): the guest must reach neither.
+        fn new(read_only: bool) -> Self {
+            let dir = TempDir::new("9p");
+            let root = dir.path().join("root");
+            let outside = dir.path().join("outside");
+            std::fs::create_dir(&root).unwrap();
+            std::fs::create_dir(&outside).unwrap();
+            std::fs::write(dir.path().join("secret"), b"host secret").unwrap();
+            std::fs::write(outside.join("file"), b"outside file").unwrap();
+            std::fs::write(root.join("hello"), b"hello world").unwrap();
+            std::fs::create_dir(root.join("sub")).unwrap();
+            let server = Server::new(&root, read_only).unwrap();
+            let mut c = Client { server, _dir: dir, outside, root };
+            let mut body = 65536u32.to_le_bytes().to_vec();
+            body.extend(s("9P2000.L"));
+            c.call(op::TVERSION, &body).unwrap();
+            let body = [u32s(&[ROOT, u32::MAX]), s("root"), s(""), u32s(&[0])].concat();
+            c.call(op::TATTACH, &body).unwrap();
+            c
+        }
+
+        fn call(&mut self, ty: u8, body: &[u8]) -> Result<Vec<u8>, i32> {
+            let reply = self.server.handle(&tmsg(ty, 1, body), 1 << 20);
+            assert_eq!(u32::from_le_bytes(reply[..4].try_into().unwrap()) as usize, reply.len());
+            if reply[4] == op::RLERROR {
+                return Err(i32::from_le_bytes(reply[7..11].try_into().unwrap()));
+            }
+            assert_eq!(reply[4], ty + 1);
+            Ok(reply[7..].to_vec())
+        }
+
+        /// Twalk from `fid` to `newfid`; Ok(number of qids).
+        fn walk(&mut self, fid: u32, newfid: u32, names: &[&str]) -> Result<usize, i32> {
+            let mut body = [u32s(&[fid, newfid]), (names.len() as u16).to_le_bytes().to_vec()].concat();
+            for n in names {
+                body.extend(s(n));
+            }
+            let r = self.call(op::TWALK, &body)?;
+            Ok(usize::from(u16::from_le_bytes([r[0], r[1]])))
+        }
+
+        fn lopen(&mut self, fid: u32, flags: i32) -> Result<Vec<u8>, i32> {
+            self.call(op::TLOPEN, &u32s(&[fid, flags as u32]))
+        }
+
+        fn read(&mut self, fid: u32) -> Result<Vec<u8>, i32> {
+            let body = [u32s(&[fid]), 0u64.to_le_bytes().to_vec(), u32s(&[4096])].concat();
+            self.call(op::TREAD, &body).map(|r| r[4..].to_vec())
+        }
+
+        fn clunk(&mut self, fid: u32) {
+            self.call(op::TCLUNK, &u32s(&[fid])).unwrap();
+        }
+
+        fn lcreate(&mut self, fid: u32, name: &str) -> Result<Vec<u8>, i32> {
+            let body = [u32s(&[fid]), s(name), u32s(&[libc::O_RDWR as u32, 0o644, 0])].concat();
+            self.call(op::TLCREATE, &body)
+        }
+
+        fn mkdir(&mut self, dfid: u32, name: &str) -> Result<Vec<u8>, i32> {
+            self.call(op::TMKDIR, &[u32s(&[dfid]), s(name), u32s(&[0o755, 0])].concat())
+        }
+
+        fn symlink(&mut self, dfid: u32, name: &str, target: &str) -> Result<Vec<u8>, i32> {
+            self.call(op::TSYMLINK, &[u32s(&[dfid]), s(name), s(target), u32s(&[0])].concat())
+        }
+
+        fn readdir(&mut self, fid: u32) -> Vec<String> {
+            let mut names = Vec::new();
+            let mut offset = 0u64;
+            loop {
+                let body = [u32s(&[fid]), offset.to_le_bytes().to_vec(), u32s(&[100])].concat();
+                let r = self.call(op::TREADDIR, &body).unwrap();
+                let mut d = &r[4..];
+                if d.is_empty() {
+                    return names;
+                }
+                while !d.is_empty() {
+                    offset = u64::from_le_bytes(d[13..21].try_into().unwrap());
+                    let n = usize::from(u16::from_le_bytes([d[22], d[23]]));
+                    names.push(String::from_utf8(d[24..24 + n].to_vec()).unwrap());
+                    d = &d[24 + n..];
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn files_and_directories() {
+        let mut c = Client::new(false);
+        assert_eq!(c.walk(ROOT, 1, &["hello"]), Ok(1));
+        c.lopen(1, libc::O_RDONLY).unwrap();
+        assert_eq!(c.read(1).unwrap(), b"hello world");
+        c.clunk(1);
+
+        // Create, write, read back, getattr.
+        c.walk(ROOT, 2, &["sub"]).unwrap();
+        c.lcreate(2, "new").unwrap();
+        let body = [u32s(&[2]), 0u64.to_le_bytes().to_vec(), u32s(&[5]), b"12345".to_vec()].concat();
+        assert_eq!(c.call(op::TWRITE, &body).unwrap(), u32s(&[5]));
+        c.call(op::TFSYNC, &u32s(&[2, 0])).unwrap();
+        assert_eq!(std::fs::read(c.root.join("sub/new")).unwrap(), b"12345");
+        let attr = c.call(op::TGETATTR, &[u32s(&[2]), 0x7ffu64.to_le_bytes().to_vec()].concat()).unwrap();
+        let size = u64::from_le_bytes(attr[8 + 13 + 12 + 16..8 + 13 + 12 + 24].try_into().unwrap());
+        assert_eq!(size, 5);
+        c.clunk(2);
+
+        // Truncate through setattr.
+        c.walk(ROOT, 3, &["sub", "new"]).unwrap();
+        let mut body = u32s(&[3, SETATTR_SIZE, 0, 0, 0]);
+        body.extend(2u64.to_le_bytes());
+        body.extend([0u8; 32]);
+        c.call(op::TSETATTR, &body).unwrap();
+        assert_eq!(std::fs::read(c.root.join("sub/new")).unwrap(), b"12");
+
+        // mkdir, renameat, link, unlinkat, readdir.
+        c.mkdir(ROOT, "d").unwrap();
+        c.walk(ROOT, 4, &["d"]).unwrap();
+        c.call(op::TRENAMEAT, &[u32s(&[ROOT]), s("hello"), u32s(&[4]), s("moved")].concat()).unwrap();
+        assert!(c.root.join("d/moved").exists());
+        c.call(op::TLINK, &[u32s(&[4, 3]), s("hard")].concat()).unwrap();
+        assert_eq!(std::fs::read(c.root.join("d/hard")).unwrap(), b"12");
+        c.symlink(4, "sym", "moved").unwrap();
+        c.walk(4, 5, &["sym"]).unwrap();
+        assert_eq!(c.call(op::TREADLINK, &u32s(&[5])).unwrap(), s("moved"));
+        c.walk(ROOT, 6, &["d"]).unwrap();
+        c.lopen(6, libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+        let mut names = c.readdir(6);
+        names.sort();
+        assert_eq!(names, [".", "..", "hard", "moved", "sym"]);
+        c.call(op::TUNLINKAT, &[u32s(&[4]), s("hard"), u32s(&[0])].concat()).unwrap();
+        assert!(!c.root.join("d/hard").exists());
+        // Tremove of a fid found by walking.
+        c.walk(4, 7, &["moved"]).unwrap();
+        c.call(op::TREMOVE, &u32s(&[7])).unwrap();
+        assert!(!c.root.join("d/moved").exists());
+        c.call(op::TSTATFS, &u32s(&[ROOT])).unwrap();
+        // Unknown fids and unknown messages are errors, not crashes.
+        assert_eq!(c.lopen(99, 0), Err(libc::EBADF));
+        assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[ROOT, 8]), s("user.x")].concat()), Err(libc::EOPNOTSUPP));
+        assert_eq!(c.call(200, &[]), Err(libc::EOPNOTSUPP));
+    }
+
+    #[test]
+    fn dotdot_stays_inside() {
+        let mut c = Client::new(false);
+        // ".." from the root is the root (same qid as getattr on the root).
+        let up = c.call(op::TWALK, &[u32s(&[ROOT, 2]), 1u16.to_le_bytes().to_vec(), s("..")].concat()).unwrap();
+        let attr = c.call(op::TGETATTR, &[u32s(&[ROOT]), 0u64.to_le_bytes().to_vec()].concat()).unwrap();
+        assert_eq!(up[2..], attr[8..21]);
+        // The host files beside the share cannot be reached by any number of "..": the
+        // walk stops at the root (fewer qids than names, and no new fid).
+        assert_eq!(c.walk(ROOT, 4, &["..", "secret"]), Ok(1));
+        assert_eq!(c.walk(ROOT, 4, &["..", "..", "..", "outside", "file"]), Ok(3));
+        assert_eq!(c.walk(ROOT, 4, &["sub", "..", "..", "secret"]), Ok(3));
+        assert_eq!(c.lopen(4, 0), Err(libc::EBADF), "a partial walk creates no fid");
+        assert_eq!(c.walk(ROOT, 4, &["secret"]), Err(libc::ENOENT));
+        // Names with slashes are refused outright.
+        assert_eq!(c.walk(ROOT, 4, &["../secret"]), Err(libc::EINVAL));
+        assert_eq!(c.walk(ROOT, 4, &["sub/../../secret"]), Err(libc::EINVAL));
+        assert_eq!(c.walk(ROOT, 4, &["/etc"]), Err(libc::EINVAL));
+        assert_eq!(c.walk(ROOT, 4, &["a\0b"]), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn symlinks_are_not_followed_out() {
+        let mut c = Client::new(false);
+        let secret = c.root.parent().unwrap().join("secret");
+        std::os::unix::fs::symlink(&secret, c.root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../secret", c.root.join("rel")).unwrap();
+        std::os::unix::fs::symlink(&c.outside, c.root.join("dir")).unwrap();
+        std::os::unix::fs::symlink(c.outside.join("created"), c.root.join("dangling")).unwrap();
+        for link in ["abs", "rel"] {
+            // The link itself can be found and read as a link...
+            assert_eq!(c.walk(ROOT, 1, &[link]), Ok(1));
+            assert!(c.call(op::TREADLINK, &u32s(&[1])).is_ok());
+            // ...but never opened, read or truncated through.
+            assert_eq!(c.lopen(1, libc::O_RDONLY), Err(libc::ELOOP));
+            assert_eq!(c.read(1), Err(libc::EBADF));
+            let mut body = u32s(&[1, SETATTR_SIZE, 0, 0, 0]);
+            body.extend([0u8; 40]);
+            assert!(c.call(op::TSETATTR, &body).is_err());
+            c.clunk(1);
+        }
+        assert_eq!(std::fs::read(&secret).unwrap(), b"host secret");
+        // A walk through a link to an outside directory fails.
+        assert_eq!(c.walk(ROOT, 2, &["dir", "file"]), Ok(1));
+        assert_eq!(c.walk(ROOT, 2, &["abs", "x"]), Ok(1));
+        c.walk(ROOT, 2, &["dir"]).unwrap();
+        assert_eq!(c.lcreate(2, "x"), Err(libc::ENOTDIR));
+        assert_eq!(c.mkdir(2, "x"), Err(libc::ENOTDIR));
+        assert!(c.lopen(2, libc::O_RDONLY | libc::O_DIRECTORY).is_err());
+        // Creating over a dangling link does not create its target outside.
+        let e = c.lcreate(ROOT, "dangling").unwrap_err();
+        assert!(e == libc::ELOOP || e == libc::EEXIST, "errno {e}");
+        assert!(!c.outside.join("created").exists());
+        // A hard link of a link to a secret is only another link, not the secret's data.
+        c.walk(ROOT, 3, &["abs"]).unwrap();
+        c.call(op::TLINK, &[u32s(&[ROOT, 3]), s("hard")].concat()).unwrap();
+        assert!(std::fs::symlink_metadata(c.root.join("hard")).unwrap().file_type().is_symlink());
+        c.walk(ROOT, 4, &["hard"]).unwrap();
+        assert_eq!(c.lopen(4, libc::O_RDONLY), Err(libc::ELOOP));
+        // Names that would leave the directory are refused by every creating call.
+        for name in ["..", ".", "../evil", "a/b", ""] {
+            assert_eq!(c.lcreate(ROOT, name), Err(libc::EINVAL), "lcreate {name:?}");
+            assert_eq!(c.mkdir(ROOT, name), Err(libc::EINVAL), "mkdir {name:?}");
+            assert_eq!(c.symlink(ROOT, name, "x"), Err(libc::EINVAL), "symlink {name:?}");
+            assert_eq!(c.call(op::TLINK, &[u32s(&[ROOT, 3]), s(name)].concat()), Err(libc::EINVAL));
+            let rn = [u32s(&[ROOT]), s("sub"), u32s(&[ROOT]), s(name)].concat();
+            assert_eq!(c.call(op::TRENAMEAT, &rn), Err(libc::EINVAL), "renameat to {name:?}");
+            let rn = [u32s(&[ROOT]), s(name), u32s(&[ROOT]), s("x")].concat();
+            assert_eq!(c.call(op::TRENAMEAT, &rn), Err(libc::EINVAL), "renameat from {name:?}");
+            assert_eq!(c.call(op::TUNLINKAT, &[u32s(&[ROOT]), s(name), u32s(&[0])].concat()), Err(libc::EINVAL));
+        }
+        assert!(c.root.parent().unwrap().join("secret").exists());
+        assert!(c.outside.join("file").exists());
+    }
+
+    #[test]
+    fn read_only_refuses_changes() {
+        let mut c = Client::new(true);
+        c.walk(ROOT, 1, &["hello"]).unwrap();
+        assert_eq!(c.lopen(1, libc::O_RDWR), Err(libc::EROFS));
+        assert_eq!(c.lopen(1, libc::O_RDONLY | libc::O_TRUNC), Err(libc::EROFS));
+        c.lopen(1, libc::O_RDONLY).unwrap();
+        assert_eq!(c.read(1).unwrap(), b"hello world");
+        let body = [u32s(&[1]), 0u64.to_le_bytes().to_vec(), u32s(&[1]), b"x".to_vec()].concat();
+        assert_eq!(c.call(op::TWRITE, &body), Err(libc::EROFS));
+        assert_eq!(c.lcreate(ROOT, "new"), Err(libc::EROFS));
+        assert_eq!(c.mkdir(ROOT, "new"), Err(libc::EROFS));
+        assert_eq!(c.symlink(ROOT, "new", "x"), Err(libc::EROFS));
+        assert_eq!(c.call(op::TUNLINKAT, &[u32s(&[ROOT]), s("hello"), u32s(&[0])].concat()), Err(libc::EROFS));
+        let rn = [u32s(&[ROOT]), s("hello"), u32s(&[ROOT]), s("x")].concat();
+        assert_eq!(c.call(op::TRENAMEAT, &rn), Err(libc::EROFS));
+        let mut body = u32s(&[1, SETATTR_MODE, 0o777, 0, 0]);
+        body.extend([0u8; 40]);
+        assert_eq!(c.call(op::TSETATTR, &body), Err(libc::EROFS));
+        c.walk(ROOT, 2, &["hello"]).unwrap();
+        assert_eq!(c.call(op::TREMOVE, &u32s(&[2])), Err(libc::EROFS));
+        assert_eq!(std::fs::read(c.root.join("hello")).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn replies_fit_the_buffer() {
+        let mut c = Client::new(false);
+        std::fs::write(c.root.join("big"), vec![1u8; 10000]).unwrap();
+        c.walk(ROOT, 1, &["big"]).unwrap();
+        c.lopen(1, 0).unwrap();
+        let body = [u32s(&[1]), 0u64.to_le_bytes().to_vec(), u32s(&[10000])].concat();
+        let reply = c.server.handle(&tmsg(op::TREAD, 9, &body), 1000);
+        assert_eq!(reply.len(), 1000);
+        assert_eq!(u32::from_le_bytes(reply[7..11].try_into().unwrap()), 1000 - 11);
+        // A malformed message gets an error with its tag, or NOTAG without a header.
+        let reply = c.server.handle(&tmsg(op::TREAD, 9, &[1, 2]), 1000);
+        assert_eq!((reply[4], u16::from_le_bytes([reply[5], reply[6]])), (op::RLERROR, 9));
+        let reply = c.server.handle(&[1, 2, 3], 1000);
+        assert_eq!((reply[4], u16::from_le_bytes([reply[5], reply[6]])), (op::RLERROR, NOTAG));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            /// Any sequence of arbitrary messages to a live server never panics, every
+            /// reply is a well-formed message within the buffer, and nothing outside the
+            /// share changes.
+            #[test]
+            fn arbitrary_messages(msgs in proptest::collection::vec(
+                    (proptest::sample::select(vec![
+                        op::TWALK, op::TLOPEN, op::TLCREATE, op::TREAD, op::TWRITE, op::TCLUNK,
+                        op::TMKDIR, op::TSYMLINK, op::TLINK, op::TRENAMEAT, op::TUNLINKAT,
+                        op::TREADDIR, op::TGETATTR, op::TSETATTR, op::TREMOVE, op::TRENAME]),
+                     proptest::collection::vec(prop_oneof![Just(0u8), Just(1), Just(b'.'), Just(b'/'), any::<u8>()], 0..40)),
+                    1..12),
+                    room in 11usize..300) {
+                let mut c = Client::new(false);
+                c.walk(ROOT, 1, &["sub"]).unwrap();
+                for (ty, body) in msgs {
+                    let reply = c.server.handle(&tmsg(ty, 3, &body), room);
+                    prop_assert!(reply.len() <= room && reply.len() >= HEADER);
+                    prop_assert_eq!(u32::from_le_bytes(reply[..4].try_into().unwrap()) as usize, reply.len());
+                }
+                let parent = c.root.parent().unwrap();
+                let mut outside: Vec<_> = std::fs::read_dir(parent).unwrap().map(|e| e.unwrap().file_name()).collect();
+                outside.sort();
+                prop_assert_eq!(outside, ["outside", "root", "secret"]);
+                prop_assert_eq!(std::fs::read_dir(&c.outside).unwrap().count(), 1);
+            }
+        }
+    }
+}
