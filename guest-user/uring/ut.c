@@ -138,6 +138,10 @@ int ut_gate(int op, const char *file, int line)
 	if (ret < 0)
 		return ut_fail(file, line, "gate: ring setup: %s", ut_errname(-ret));
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+	if (!sqe) {
+		io_uring_queue_exit(&r);
+		return ut_fail(file, line, "gate: no SQE");
+	}
 	memset(sqe, 0, sizeof *sqe);
 	sqe->opcode = (uint8_t)op;
 	sqe->fd = -1;

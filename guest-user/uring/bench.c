@@ -1,0 +1,330 @@
+/*
+ * uring-bench PATH [--size BYTES] [--ops N] [--direct]
+ *
+ * 4 KiB random-offset reads of PATH (created with BYTES of data if missing; default
+ * 8 MiB) by pread, io_uring at queue depth 1 and 32, and at depth 32 with a registered
+ * file and buffers; then NOP throughput in batches of 1 and 32, and a null syscall.
+ * One line per benchmark on stdout:
+ *   bench NAME ops=N total_ns=T ns_per_op=X
+ * Exit 0, or 1 with a message on stderr on any failure (a failed CQE included).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <liburing.h>
+
+#define BS 4096
+#define QD 32
+
+static uint64_t nops = 2000;
+static uint64_t nblocks;
+static uint64_t rng;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "uring-bench: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts))
+		die("clock_gettime: %s", strerror(errno));
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*, reseeded before each read benchmark: all read the same offsets */
+static void seed(void)
+{
+	rng = 0x2545f4914f6cdd1dull;
+}
+static uint64_t next_off(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return ((rng * 0x2545f4914f6cdd1dull) >> 11) % nblocks * BS;
+}
+
+static void report(const char *name, uint64_t ops, uint64_t t0, uint64_t t1)
+{
+	uint64_t total = t1 - t0;
+	printf("bench %s ops=%llu total_ns=%llu ns_per_op=%llu\n", name, (unsigned long long)ops,
+	       (unsigned long long)total, (unsigned long long)(ops ? total / ops : 0));
+	fflush(stdout);
+}
+
+static void check_cqe(const char *what, struct io_uring_cqe *cqe, int want)
+{
+	if (cqe->res != want)
+		die("%s: CQE res %d (%s), expected %d", what, cqe->res,
+		    cqe->res < 0 ? strerror(-cqe->res) : "short", want);
+}
+
+static void ring_init(struct io_uring *r, unsigned entries)
+{
+	int ret = io_uring_queue_init(entries, r, 0);
+	if (ret < 0)
+		die("io_uring_queue_init(%u): %s", entries, strerror(-ret));
+}
+
+static struct io_uring_sqe *get_sqe(struct io_uring *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	if (!sqe)
+		die("SQ ring full");
+	return sqe;
+}
+
+static void bench_pread(int fd, char *buf)
+{
+	seed();
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < nops; i++) {
+		uint64_t off = next_off();
+		ssize_t n = pread(fd, buf, BS, (off_t)off);
+		if (n != BS)
+			die("pread at %llu: %zd (%s)", (unsigned long long)off, n,
+			    n < 0 ? strerror(errno) : "short");
+	}
+	report("pread", nops, t0, now_ns());
+}
+
+static void bench_qd1(int fd, char *buf)
+{
+	struct io_uring r;
+	ring_init(&r, QD);
+	seed();
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < nops; i++) {
+		struct io_uring_sqe *sqe = get_sqe(&r);
+		io_uring_prep_read(sqe, fd, buf, BS, next_off());
+		int ret = io_uring_submit_and_wait(&r, 1);
+		if (ret != 1)
+			die("uring_qd1: submit_and_wait: %d (%s)", ret, ret < 0 ? strerror(-ret) : "");
+		struct io_uring_cqe *cqe;
+		ret = io_uring_peek_cqe(&r, &cqe);
+		if (ret < 0)
+			die("uring_qd1: no CQE after waiting: %s", strerror(-ret));
+		check_cqe("uring_qd1", cqe, BS);
+		io_uring_cqe_seen(&r, cqe);
+	}
+	report("uring_qd1", nops, t0, now_ns());
+	io_uring_queue_exit(&r);
+}
+
+/* keep QD reads in flight; with `fixed`, READ_FIXED on registered file 0 and buffers */
+static void bench_qd32(int fd, char *bufs, int fixed)
+{
+	const char *name = fixed ? "uring_qd32_fixed" : "uring_qd32";
+	struct io_uring r;
+	ring_init(&r, QD);
+	if (fixed) {
+		int ret = io_uring_register_files(&r, &fd, 1);
+		if (ret < 0)
+			die("%s: register files: %s", name, strerror(-ret));
+		struct iovec iov[QD];
+		for (int i = 0; i < QD; i++)
+			iov[i] = (struct iovec){ bufs + i * BS, BS };
+		ret = io_uring_register_buffers(&r, iov, QD);
+		if (ret < 0)
+			die("%s: register buffers: %s", name, strerror(-ret));
+	}
+	int free_slots[QD], nfree = QD;
+	for (int i = 0; i < QD; i++)
+		free_slots[i] = QD - 1 - i;
+	uint64_t issued = 0, done = 0;
+	seed();
+	uint64_t t0 = now_ns();
+	while (done < nops) {
+		while (nfree > 0 && issued < nops) {
+			int slot = free_slots[--nfree];
+			struct io_uring_sqe *sqe = get_sqe(&r);
+			char *buf = bufs + (size_t)slot * BS;
+			if (fixed) {
+				io_uring_prep_read_fixed(sqe, 0, buf, BS, next_off(), slot);
+				sqe->flags |= IOSQE_FIXED_FILE;
+			} else {
+				io_uring_prep_read(sqe, fd, buf, BS, next_off());
+			}
+			sqe->user_data = (uint64_t)slot;
+			issued++;
+		}
+		int ret = io_uring_submit_and_wait(&r, 1);
+		if (ret < 0)
+			die("%s: submit_and_wait: %s", name, strerror(-ret));
+		struct io_uring_cqe *cqe;
+		while (io_uring_peek_cqe(&r, &cqe) == 0) {
+			check_cqe(name, cqe, BS);
+			if (cqe->user_data >= QD)
+				die("%s: CQE with user_data %llu", name,
+				    (unsigned long long)cqe->user_data);
+			free_slots[nfree++] = (int)cqe->user_data;
+			io_uring_cqe_seen(&r, cqe);
+			done++;
+		}
+	}
+	report(name, nops, t0, now_ns());
+	io_uring_queue_exit(&r);
+}
+
+static void bench_nop(unsigned batch)
+{
+	struct io_uring r;
+	ring_init(&r, QD);
+	uint64_t t0 = now_ns();
+	for (uint64_t left = nops; left > 0;) {
+		unsigned n = left < batch ? (unsigned)left : batch;
+		for (unsigned k = 0; k < n; k++) {
+			struct io_uring_sqe *sqe = get_sqe(&r);
+			io_uring_prep_nop(sqe);
+			sqe->user_data = k;
+		}
+		int ret = io_uring_submit_and_wait(&r, n);
+		if (ret != (int)n)
+			die("nop_batch%u: submit_and_wait: %d (%s)", batch, ret,
+			    ret < 0 ? strerror(-ret) : "");
+		struct io_uring_cqe *cqe;
+		for (unsigned seen = 0; seen < n; seen++) {
+			ret = io_uring_wait_cqe(&r, &cqe);
+			if (ret < 0)
+				die("nop_batch%u: wait: %s", batch, strerror(-ret));
+			check_cqe("nop", cqe, 0);
+			io_uring_cqe_seen(&r, cqe);
+		}
+		left -= n;
+	}
+	char name[32];
+	snprintf(name, sizeof name, "nop_batch%u", batch);
+	report(name, nops, t0, now_ns());
+	io_uring_queue_exit(&r);
+}
+
+static void bench_getppid(void)
+{
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < nops; i++)
+		syscall(SYS_getppid);
+	report("getppid", nops, t0, now_ns());
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		die("bad number '%s'", s);
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end)
+		die("bad number '%s'", s);
+	return v;
+}
+
+/* create PATH holding `size` bytes of data */
+static void create_file(const char *path, uint64_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die("create %s: %s", path, strerror(errno));
+	static char chunk[65536];
+	for (size_t i = 0; i < sizeof chunk; i++)
+		chunk[i] = (char)(i * 131 + 7);
+	for (uint64_t off = 0; off < size;) {
+		size_t n = size - off < sizeof chunk ? (size_t)(size - off) : sizeof chunk;
+		ssize_t w = write(fd, chunk, n);
+		if (w <= 0)
+			die("write %s: %s", path, w < 0 ? strerror(errno) : "short");
+		off += (uint64_t)w;
+	}
+	if (close(fd))
+		die("close %s: %s", path, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	uint64_t size = 8 << 20;
+	int size_given = 0, direct = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--size") && i + 1 < argc) {
+			size = parse_size(argv[++i]);
+			size_given = 1;
+		} else if (!strcmp(argv[i], "--ops") && i + 1 < argc) {
+			nops = parse_size(argv[++i]);
+		} else if (!strcmp(argv[i], "--direct")) {
+			direct = 1;
+		} else if (argv[i][0] != '-' && !path) {
+			path = argv[i];
+		} else {
+			fprintf(stderr,
+				"usage: uring-bench PATH [--size BYTES] [--ops N] [--direct]\n");
+			return 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--direct]\n");
+		return 2;
+	}
+	if (nops == 0)
+		die("--ops must be at least 1");
+
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			die("stat %s: %s", path, strerror(errno));
+		if (size < BS)
+			die("--size must be at least %d", BS);
+		create_file(path, size);
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	if (fd < 0)
+		die("open %s%s: %s", path, direct ? " with O_DIRECT" : "", strerror(errno));
+	off_t end = lseek(fd, 0, SEEK_END); /* works for regular files and block devices */
+	if (end < 0)
+		die("lseek %s: %s", path, strerror(errno));
+	uint64_t len = (uint64_t)end;
+	if (size_given && size < len)
+		len = size;
+	nblocks = len / BS;
+	if (nblocks == 0)
+		die("%s holds %llu bytes: less than one %d-byte block", path,
+		    (unsigned long long)len, BS);
+
+	char *bufs;
+	int err = posix_memalign((void **)&bufs, BS, (size_t)QD * BS);
+	if (err)
+		die("posix_memalign: %s", strerror(err));
+	memset(bufs, 0, (size_t)QD * BS);
+
+	bench_pread(fd, bufs);
+	bench_qd1(fd, bufs);
+	bench_qd32(fd, bufs, 0);
+	bench_qd32(fd, bufs, 1);
+	bench_nop(1);
+	bench_nop(32);
+	bench_getppid();
+	close(fd);
+	return 0;
+}
