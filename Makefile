@@ -16,9 +16,11 @@ USER_OUT      = target/$(USER_TARGET)/release
 USER_BINS     = blktest demo hello init segv spin systest
 C_OUT         = target/guest-c
 C_PROGS       = hello-musl static-pie
+URING_PROGS   = uring-test uring-bench
 ROOTFS_DIR    = target/rootfs
 
-.PHONY: all kernel vmm user rootfs run run-qemu test bench deps rust-target clean
+
+.PHONY: all kernel vmm user uring rootfs run run-qemu test bench deps rust-target clean
 
 all: vmm $(GUEST) $(ROOTFS)
 
@@ -50,10 +52,15 @@ $(C_OUT)/static-pie: guest-user/c/static-pie.c
 	@mkdir -p $(C_OUT)
 	gcc -static-pie -O2 -Wall -o $@ $<
 
+# C programs with liburing (musl, static): the io_uring conformance suite and benchmark.
+uring:
+	@scripts/install-deps.sh
+	$(MAKE) -C guest-user/uring OUT=$(CURDIR)/$(C_OUT)
+
 # The initramfs: /init, and every test program in /bin.
-$(ROOTFS): user $(addprefix $(C_OUT)/,$(C_PROGS))
+$(ROOTFS): user uring $(addprefix $(C_OUT)/,$(C_PROGS))
 	@rm -rf $(ROOTFS_DIR) && mkdir -p $(ROOTFS_DIR)/bin images
-	cp $(addprefix $(USER_OUT)/,$(USER_BINS)) $(addprefix $(C_OUT)/,$(C_PROGS)) $(ROOTFS_DIR)/bin/
+	cp $(addprefix $(USER_OUT)/,$(USER_BINS)) $(addprefix $(C_OUT)/,$(C_PROGS) $(URING_PROGS)) $(ROOTFS_DIR)/bin/
 	cp $(USER_OUT)/demo $(ROOTFS_DIR)/init
 	python3 scripts/mkcpio.py $(ROOTFS) $(ROOTFS_DIR)
 

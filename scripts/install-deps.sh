@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the build and `make test` need when it is missing: QEMU (TCG guest tests,
-# benchmarks) and musl-gcc (C programs for the guest). As root it runs apt-get; otherwise
+# benchmarks), musl-gcc and liburing (C programs for the guest). As root it runs apt-get; otherwise
 # it prints the command and fails.
 set -euo pipefail
 
 packages=()
 command -v qemu-system-x86_64 >/dev/null || packages+=(qemu-system-x86)
 command -v musl-gcc >/dev/null || packages+=(musl-tools)
+[ -f /usr/lib/x86_64-linux-gnu/liburing.a ] || packages+=(liburing-dev)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

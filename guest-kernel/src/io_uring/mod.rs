@@ -47,6 +47,8 @@ pub struct Request {
     pub user_data: u64,
     pub opcode: u8,
     pub flags: u8,
+    /// The SQE's fd (or fixed-file index), looked up at issue into `file`.
+    pub fd: i32,
     pub file: Option<Arc<OpenFile>>,
     pub op: Op,
     /// The result that counts as success for a link (a full read or write); None: any
@@ -133,7 +135,11 @@ impl IoUring {
     /// Runs `req` and, when it finishes inline, completes it (and its link chain).
     fn issue(&self, req: Box<Request>) {
         let mut next = Some(req);
-        while let Some(req) = next.take() {
+        while let Some(mut req) = next.take() {
+            if let Err(e) = opdef::resolve_file(self, &mut req) {
+                next = self.finish(req, -e.0, true);
+                continue;
+            }
             let issue = opdef::OPS[req.opcode as usize].issue;
             if let Some((req, res)) = issue(&self.arc(), req) {
                 next = self.finish(req, res, true);
@@ -254,19 +260,22 @@ impl IoUring {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),
             };
+            // As Linux: a member that fails prep does not break up its link; the chain is
+            // assembled to its end and then fails as a whole. Submission stops after a
+            // failed SQE that ends a chain (or stands alone), unless SUBMIT_ALL.
             match chain.take() {
                 Some((mut head_req, chain_failed)) => {
                     append(&mut head_req, req);
-                    if linked && !failed {
-                        chain = Some((head_req, chain_failed));
-                        continue;
+                    if linked {
+                        chain = Some((head_req, chain_failed || failed));
+                    } else {
+                        self.queue_chain(head_req, chain_failed || failed);
                     }
-                    self.queue_chain(head_req, chain_failed || failed);
                 }
-                None if linked && !failed => chain = Some((req, false)),
+                None if linked => chain = Some((req, failed)),
                 None => self.queue_chain(req, failed),
             }
-            if failed && self.setup_flags & IORING_SETUP_SUBMIT_ALL == 0 {
+            if failed && !linked && self.setup_flags & IORING_SETUP_SUBMIT_ALL == 0 {
                 break;
             }
         }
@@ -309,6 +318,8 @@ impl IoUring {
                 Ok(()) if self.rings.cq_ready() >= min => return Ok(()),
                 Ok(()) => continue,
                 Err(WaitError::Interrupted) => return Err(EINTR),
+                // Linux reports ETIME only when nothing at all is ready.
+                Err(WaitError::TimedOut) if self.rings.cq_ready() > 0 => return Ok(()),
                 Err(WaitError::TimedOut) => return Err(ETIME),
             }
         }

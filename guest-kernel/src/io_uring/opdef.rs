@@ -110,8 +110,9 @@ const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
     | IOSQE_ASYNC
     | IOSQE_CQE_SKIP_SUCCESS;
 
-/// Turns a copied SQE into a request: checks flags and the opcode, resolves the file,
-/// then runs the opcode's own prep.
+/// Turns a copied SQE into a request: checks flags and the opcode, then runs the
+/// opcode's own prep. The file is looked up at issue, as Linux does: a bad fd fails that
+/// request, not the submission.
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Box<Request>> {
     // IOSQE_BUFFER_SELECT needs provided buffers, which are not implemented.
     if sqe.flags & !KNOWN_FLAGS != 0 {
@@ -122,22 +123,14 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Box<Request>> {
     if sqe.personality != 0 {
         return Err(EINVAL);
     }
-    let file = if def.needs_file {
-        Some(if sqe.flags & IOSQE_FIXED_FILE != 0 {
-            ring.rsrc.lock().file(sqe.fd as u32)?
-        } else {
-            task::current_process().files.lock().get(sqe.fd)?
-        })
-    } else {
-        None
-    };
     let op = prep(ring, sqe)?;
     let expected = rw::expected(&op);
     Ok(Box::new(Request {
         user_data: sqe.user_data,
         opcode: sqe.opcode,
         flags: sqe.flags,
-        file,
+        fd: sqe.fd,
+        file: None,
         op,
         expected,
         link: None,
@@ -151,10 +144,24 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         user_data: sqe.user_data,
         opcode: 0,
         flags: sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK),
+        fd: -1,
         file: None,
         op: Op::Failed(e),
         expected: None,
         link: None,
         mm: None,
     })
+}
+
+/// Looks up the request's file (a fixed file with IOSQE_FIXED_FILE), if its op needs one.
+pub fn resolve_file(ring: &IoUring, req: &mut Request) -> KResult<()> {
+    if req.file.is_some() || !OPS[req.opcode as usize].needs_file || matches!(req.op, Op::Failed(_)) {
+        return Ok(());
+    }
+    req.file = Some(if req.flags & IOSQE_FIXED_FILE != 0 {
+        ring.rsrc.lock().file(req.fd as u32)?
+    } else {
+        task::current_process().files.lock().get(req.fd)?
+    });
+    Ok(())
 }

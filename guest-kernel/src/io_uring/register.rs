@@ -94,8 +94,17 @@ fn register_buffers(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     Ok(0)
 }
 
-/// Reads `nr` fds from user memory into files (-1: an empty slot).
-fn read_fds(arg: u64, nr: u32, ring: &IoUring) -> KResult<Vec<Option<Arc<crate::fs::OpenFile>>>> {
+/// IORING_REGISTER_FILES_SKIP: leave this slot as it is (FILES_UPDATE).
+const FILES_SKIP: i32 = -2;
+
+/// What one fd of a registration array asks for a slot.
+enum Slot {
+    Set(Option<Arc<crate::fs::OpenFile>>),
+    Skip,
+}
+
+/// Reads `nr` fds from user memory into files (-1: an empty slot; -2: skip).
+fn read_fds(arg: u64, nr: u32, ring: &IoUring) -> KResult<Vec<Slot>> {
     let mut raw = alloc::vec![0u8; nr as usize * 4];
     task::copy_from_user(&mut raw, arg)?;
     let files = task::current_process().files.lock().clone();
@@ -103,14 +112,17 @@ fn read_fds(arg: u64, nr: u32, ring: &IoUring) -> KResult<Vec<Option<Arc<crate::
         .map(|c| {
             let fd = i32::from_le_bytes(c.try_into().expect("4 bytes"));
             if fd == -1 {
-                return Ok(None);
+                return Ok(Slot::Set(None));
+            }
+            if fd == FILES_SKIP {
+                return Ok(Slot::Skip);
             }
             let f = files.get(fd)?;
             // A ring cannot hold itself (that would keep it alive forever).
             if f.node.as_any().downcast_ref::<IoUring>().is_some_and(|r| core::ptr::eq(r, ring)) {
                 return Err(EBADF);
             }
-            Ok(Some(f))
+            Ok(Slot::Set(Some(f)))
         })
         .collect()
 }
@@ -125,7 +137,13 @@ fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     if ring.rsrc.lock().files.is_some() {
         return Err(EBUSY);
     }
-    let files = read_fds(arg, nr, ring)?;
+    let files = read_fds(arg, nr, ring)?
+        .into_iter()
+        .map(|s| match s {
+            Slot::Set(f) => f,
+            Slot::Skip => None,
+        })
+        .collect();
     ring.rsrc.lock().files = Some(files);
     Ok(0)
 }
@@ -146,8 +164,10 @@ fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
         return Err(EINVAL);
     }
     let n = new.len();
-    for (i, f) in new.into_iter().enumerate() {
-        table[start + i] = f;
+    for (i, slot) in new.into_iter().enumerate() {
+        if let Slot::Set(f) = slot {
+            table[start + i] = f;
+        }
     }
     Ok(n as u64)
 }
