@@ -10,6 +10,7 @@
 //! | `triple`   | triple-faults (the VMM reports a shutdown)                          |
 //! | `spin`     | spins forever with interrupts on (for `vmm --timeout`)              |
 //! | `timer`    | waits for 10 timer ticks and reports them                           |
+//! | `virtio-bad` | sends the first disk a malformed request (after device probing)   |
 
 use crate::cmdline::{parse_u64, Cmdline};
 use crate::exit::exit_vm;
@@ -54,6 +55,19 @@ pub fn run(cmd: &Cmdline) {
                 exit_vm(status);
             }
             None => log::error!("test=exit:N needs a number, got {arg:?}"),
+        }
+    }
+}
+
+/// Tests that need the devices (run after driver probing).
+pub fn run_with_devices(cmd: &Cmdline) {
+    if cmd.test("virtio-bad").is_some() {
+        match crate::drivers::virtio::blk::send_malformed_request() {
+            Some(status) => kprintln!(
+                "ktest virtio-bad: device status {status:#x}{}",
+                if status & 0x40 != 0 { " (needs reset)" } else { "" }
+            ),
+            None => kprintln!("ktest virtio-bad: no disk"),
         }
     }
 }

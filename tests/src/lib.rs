@@ -193,6 +193,59 @@ pub fn boot_rootfs(platform: Platform, cmdline: &str) -> Outcome {
     }
 }
 
+/// A virtio device to attach to a test VM.
+pub enum Device<'a> {
+    Disk { path: &'a Path, read_only: bool },
+    Share { dir: &'a Path, tag: &'a str },
+}
+
+/// Boots the guest with the standard initramfs, `cmdline` and `devices`, attached the
+/// platform's way (`--disk`/`--share`, or QEMU's `-drive`/`-fsdev` with virtio-mmio).
+pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) -> Outcome {
+    let mut extra: Vec<String> = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        match (platform, d) {
+            (Platform::Vmm, Device::Disk { path, read_only }) => {
+                extra.push("--disk".into());
+                extra.push(format!("{}{}", path.display(), if *read_only { ",ro" } else { "" }));
+            }
+            (Platform::Vmm, Device::Share { dir, tag }) => {
+                extra.push("--share".into());
+                extra.push(format!("{},tag={tag}", dir.display()));
+            }
+            (Platform::QemuTcg, Device::Disk { path, read_only }) => {
+                extra.push("-drive".into());
+                let ro = if *read_only { ",readonly=on" } else { "" };
+                extra.push(format!("id=d{i},file={},format=raw,if=none{ro}", path.display()));
+                extra.push("-device".into());
+                extra.push(format!("virtio-blk-device,drive=d{i}"));
+            }
+            (Platform::QemuTcg, Device::Share { dir, tag }) => {
+                extra.push("-fsdev".into());
+                extra.push(format!("local,id=fs{i},path={},security_model=none", dir.display()));
+                extra.push("-device".into());
+                extra.push(format!("virtio-9p-device,fsdev=fs{i},mount_tag={tag}"));
+            }
+        }
+    }
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
+    match platform {
+        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into()]),
+        Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
+    }
+    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    boot(platform, cmdline, &refs)
+}
+
+/// A fresh scratch directory for one test (under the system temp dir).
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("uring-vmm-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
 /// Defines one test per platform from a body that takes the `Platform`:
 /// `on_both_platforms!(name, |p| { ... })` gives `name::vmm_kvm` and `name::qemu_tcg`.
 #[macro_export]

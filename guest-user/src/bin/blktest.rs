@@ -2,7 +2,8 @@
 //! `blktest [DEVICE]`: reads what the host put at offset 0 and prints it, writes a pattern
 //! at 4 KiB with write+fsync and reads it back, then reads 8 blocks at once through
 //! io_uring (8 in flight), writes one with WRITE_FIXED and FSYNCs through the ring.
-//! Prints `blktest: ok` and exits 0 when every check passes.
+//! Prints `blktest: ok` and exits 0 when every check passes. `blktest DEVICE spin` stops
+//! after the fsync, prints `blktest: synced` and spins (a test then kills the VMM).
 #![no_std]
 #![no_main]
 
@@ -19,7 +20,8 @@ fn pattern(block: usize, i: usize) -> u8 {
 
 fn main(args: &Args) -> i32 {
     let dev = args.iter().nth(1).unwrap_or("/dev/vda");
-    match run(dev) {
+    let spin = args.iter().nth(2) == Some("spin");
+    match run(dev, spin) {
         Ok(()) => {
             println!("blktest: ok");
             0
@@ -36,7 +38,7 @@ struct Page([u8; BLOCK]);
 
 static mut BUFS: [Page; 9] = [const { Page([0; BLOCK]) }; 9];
 
-fn run(dev: &str) -> Result<(), (&'static str, Errno)> {
+fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
     let mut path = [0u8; 64];
     path[..dev.len()].copy_from_slice(dev.as_bytes());
     let cpath = core::ffi::CStr::from_bytes_until_nul(&path).map_err(|_| ("path", Errno::EINVAL))?;
@@ -60,6 +62,12 @@ fn run(dev: &str) -> Result<(), (&'static str, Errno)> {
         return Err(("write/read back mismatch", Errno::EIO));
     }
     println!("blktest: write + fsync + read back ok");
+    if spin {
+        println!("blktest: synced");
+        loop {
+            core::hint::spin_loop();
+        }
+    }
 
     // Blocks 2..10 through io_uring, all in flight at once.
     for blk in 2..10 {

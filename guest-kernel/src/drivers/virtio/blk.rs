@@ -275,3 +275,24 @@ impl Node for BlockNode {
         self
     }
 }
+
+/// Built-in test (`test=virtio-bad`): sends the first disk a request whose data buffer
+/// lies outside guest memory, as a buggy or hostile driver might, and returns the device
+/// status once the device reacts (a conforming device sets DEVICE_NEEDS_RESET, 0x40).
+pub fn send_malformed_request() -> Option<u32> {
+    let blk = BLOCK_DEVICES.lock().first().cloned()?;
+    let hdr = Box::new([0u8; 17]);
+    let phys = virt_to_phys(hdr.as_ptr());
+    let chain = [
+        Buffer { phys, len: 16, device_writes: false },
+        Buffer { phys: 0xdead_0000_0000, len: 512, device_writes: true },
+        Buffer { phys: phys + 16, len: 1, device_writes: true },
+    ];
+    let added = blk.queue.lock().add(&chain, Box::new(move |_| drop(hdr)));
+    if added.is_ok() {
+        blk.mmio.notify(0);
+    }
+    let deadline = crate::time::monotonic_ns() + 500_000_000;
+    let _ = blk.completions.wait_until(Some(deadline), || blk.mmio.status() & 0x40 != 0);
+    Some(blk.mmio.status())
+}

@@ -1,0 +1,56 @@
+//! The io_uring conformance suite (guest-user/uring, C with liburing) answers the same in
+//! our guest, under `vmm run` and QEMU, as on the host's Linux.
+
+use std::process::Command;
+
+use tests::{boot_rootfs, on_both_platforms, root, run, scratch_dir};
+
+fn suite() -> std::path::PathBuf {
+    let path = root().join("target/guest-c/uring-test");
+    assert!(path.exists(), "{} is missing: run `make` first", path.display());
+    path
+}
+
+/// One boot per family, so a failure names its family.
+macro_rules! uring_family {
+    ($($family:ident),*) => { $(
+        on_both_platforms!($family, |p| {
+            let family = stringify!($family);
+            let out = boot_rootfs(p, &format!("init=/bin/uring-test -- {family}"));
+            out.assert_stdout(&format!("test {family}::")).assert_stdout(" passed, 0 failed");
+            assert!(!out.stdout.contains("FAILED"), "{out}");
+            out.assert_init_status(p, 0);
+        });
+    )* };
+}
+
+mod guest {
+    use super::*;
+    uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors);
+}
+
+/// The same binary on the host's Linux: the questions are the same, and so must the
+/// answers be.
+#[test]
+fn host_linux_passes_the_same_suite() {
+    let dir = scratch_dir("uring-host");
+    let mut cmd = Command::new(suite());
+    cmd.arg("--dir").arg(&dir);
+    let (code, stdout, stderr) = run(cmd);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+}
+
+/// Every test the guest runs is one the host ran too, with the same verdict.
+#[test]
+fn guest_and_host_run_the_same_tests() {
+    let dir = scratch_dir("uring-names");
+    let mut cmd = Command::new(suite());
+    cmd.arg("--dir").arg(&dir);
+    let (_, host, _) = run(cmd);
+    let _ = std::fs::remove_dir_all(&dir);
+    let guest = tests::boot(tests::Platform::QemuTcg, "init=/bin/uring-test", &["-initrd", tests::rootfs().to_str().unwrap()]);
+    let lines = |s: &str| s.lines().filter(|l| l.starts_with("test ")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(lines(&guest.stdout), lines(&host), "guest and host differ\n{guest}");
+}

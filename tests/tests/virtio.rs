@@ -1,0 +1,143 @@
+//! Disks and shares: what the guest writes and syncs is on the host, what the host put
+//! there is what the guest reads, read-only means read-only, and a misbehaving driver
+//! does not bring the VMM down. Under `vmm run` (KVM) and QEMU (TCG).
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::{boot_with_devices, guest_elf, kvm_available, on_both_platforms, rootfs, scratch_dir, vmm_bin, Device, Platform};
+
+const BLOCK: usize = 4096;
+
+/// The pattern blktest writes to block `block` (see guest-user/src/bin/blktest.rs).
+fn pattern(block: usize, i: usize) -> u8 {
+    (block * 31 + i * 7) as u8
+}
+
+fn disk(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("disk.img");
+    let mut bytes = vec![0u8; 8 << 20];
+    bytes[..10].copy_from_slice(b"HELLO-DISK");
+    std::fs::write(&path, bytes).expect("write disk image");
+    path
+}
+
+#[track_caller]
+fn assert_block(path: &Path, block: usize) {
+    let bytes = std::fs::read(path).expect("read disk image");
+    let data = &bytes[block * BLOCK..(block + 1) * BLOCK];
+    let bad = data.iter().enumerate().find(|&(i, &b)| b != pattern(block, i));
+    assert!(bad.is_none(), "block {block} on the host differs at {bad:?}");
+}
+
+on_both_platforms!(disk_round_trip_with_syscalls_and_io_uring, |p| {
+    let dir = scratch_dir(&format!("disk-{p:?}"));
+    let img = disk(&dir);
+    let out = boot_with_devices(p, "init=/bin/blktest", &[Device::Disk { path: &img, read_only: false }]);
+    out.assert_stdout("virtio-blk: /dev/vda: 8 MiB")
+        .assert_stdout("blktest: host wrote \"HELLO-DISK\"")
+        .assert_stdout("blktest: 8 io_uring reads in flight ok")
+        .assert_stdout("blktest: WRITE_FIXED + FSYNC ok")
+        .assert_stdout("blktest: ok")
+        .assert_init_status(p, 0);
+    assert_block(&img, 1); // write + fsync
+    assert_block(&img, 12); // io_uring WRITE_FIXED + FSYNC
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+on_both_platforms!(read_only_disk_refuses_writes, |p| {
+    let dir = scratch_dir(&format!("disk-ro-{p:?}"));
+    let img = disk(&dir);
+    let out = boot_with_devices(p, "init=/bin/blktest", &[Device::Disk { path: &img, read_only: true }]);
+    out.assert_stdout("(read-only)").assert_stdout("blktest: pwrite: EROFS").assert_init_status(p, 1);
+    let bytes = std::fs::read(&img).expect("read image");
+    assert!(bytes[BLOCK..2 * BLOCK].iter().all(|&b| b == 0), "a read-only disk was written");
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+on_both_platforms!(share_round_trip_visible_on_the_host, |p| {
+    let dir = scratch_dir(&format!("share-{p:?}"));
+    let share = dir.join("share");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::write(share.join("hostfile"), "put there by the host").unwrap();
+    std::fs::write(share.join("old.txt"), "to be moved").unwrap();
+    std::fs::write(share.join("doomed"), "to be removed").unwrap();
+    let out = boot_with_devices(p, "init=/bin/sharetest -- /mnt/share", &[Device::Share { dir: &share, tag: "share" }]);
+    out.assert_stdout("mounted at /mnt/share")
+        .assert_stdout("sharetest: hostfile says \"put there by the host\"")
+        .assert_stdout("sharetest: entry from-guest.txt")
+        .assert_stdout("sharetest: entry newdir")
+        .assert_stdout("sharetest: ok")
+        .assert_init_status(p, 0);
+    assert_eq!(std::fs::read_to_string(share.join("from-guest.txt")).unwrap(), "written in the guest\n");
+    assert_eq!(std::fs::read_to_string(share.join("newdir/moved.txt")).unwrap(), "to be moved");
+    assert!(!share.join("old.txt").exists() && !share.join("doomed").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+on_both_platforms!(file_syscalls_on_a_share, |p| {
+    let dir = scratch_dir(&format!("share-sys-{p:?}"));
+    let out = boot_with_devices(
+        p,
+        "init=/bin/systest -- --dir /mnt/share --exec /bin/hello fs pipe",
+        &[Device::Share { dir: &dir, tag: "share" }],
+    );
+    out.assert_stdout(" passed, 0 failed").assert_init_status(p, 0);
+    assert!(!out.stdout.contains("FAILED"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+on_both_platforms!(io_uring_suite_on_a_share, |p| {
+    let dir = scratch_dir(&format!("share-uring-{p:?}"));
+    let out = boot_with_devices(p, "init=/bin/uring-test -- --dir /mnt/share rw fsync link", &[Device::Share { dir: &dir, tag: "share" }]);
+    out.assert_stdout(" passed, 0 failed").assert_init_status(p, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+on_both_platforms!(malformed_request_leaves_the_vmm_running, |p| {
+    let dir = scratch_dir(&format!("bad-{p:?}"));
+    let img = disk(&dir);
+    let out = boot_with_devices(p, "test=virtio-bad init=/bin/hello -- 3", &[Device::Disk { path: &img, read_only: false }]);
+    // The guest goes on and exits normally: the VMM survived the bad descriptor.
+    out.assert_stdout("ktest virtio-bad: device status").assert_stdout("hello from user space").assert_init_status(p, 3);
+    if p == Platform::Vmm {
+        out.assert_stdout("(needs reset)");
+        assert!(out.stderr.contains("WARN"), "no log line for the bad descriptor\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+/// fsync returned in the guest, then the VMM is killed with SIGKILL: the data is on disk.
+#[test]
+fn fsynced_data_survives_kill_9_of_the_vmm() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = scratch_dir("kill9");
+    let img = disk(&dir);
+    let mut child = Command::new(vmm_bin())
+        .args(["run", guest_elf().to_str().unwrap(), "--initrd", rootfs().to_str().unwrap()])
+        .args(["--disk", img.to_str().unwrap(), "--cmdline", "init=/bin/blktest -- /dev/vda spin"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vmm");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let start = Instant::now();
+    let mut synced = false;
+    for line in stdout.lines() {
+        let line = line.expect("read guest console");
+        if line.contains("blktest: synced") {
+            synced = true;
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "no sync within 60 s");
+    }
+    child.kill().expect("SIGKILL the vmm");
+    let _ = child.wait();
+    assert!(synced, "the guest never reported its fsync");
+    assert_block(&img, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
