@@ -81,7 +81,7 @@ test: deps all
 	scripts/run-tests.sh
 
 bench: deps all
-	$(CARGO) run --release -q -p tests --bin boot-bench
+	$(CARGO) run --release -q -p tests --bin bench
 
 clean:
 	$(CARGO) clean

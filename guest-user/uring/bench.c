@@ -1,5 +1,5 @@
 /*
- * uring-bench PATH [--size BYTES] [--ops N] [--direct]
+ * uring-bench PATH [--size BYTES] [--ops N] [--direct] [--only NAME,...]
  *
  * 4 KiB random-offset reads of PATH (created with BYTES of data if missing; default
  * 8 MiB) by pread, io_uring at queue depth 1 and 32, and at depth 32 with a registered
@@ -262,6 +262,20 @@ static void create_file(const char *path, uint64_t size)
 		die("close %s: %s", path, strerror(errno));
 }
 
+/* --only NAME[,NAME...]: run just these benchmarks (an unknown name runs none). */
+static const char *only;
+
+static int want(const char *name)
+{
+	if (!only)
+		return 1;
+	size_t n = strlen(name);
+	for (const char *p = only; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -275,16 +289,18 @@ int main(int argc, char **argv)
 			nops = parse_size(argv[++i]);
 		} else if (!strcmp(argv[i], "--direct")) {
 			direct = 1;
+		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
 		} else if (argv[i][0] != '-' && !path) {
 			path = argv[i];
 		} else {
 			fprintf(stderr,
-				"usage: uring-bench PATH [--size BYTES] [--ops N] [--direct]\n");
+				"usage: uring-bench PATH [--size BYTES] [--ops N] [--direct] [--only NAME,...]\n");
 			return 2;
 		}
 	}
 	if (!path) {
-		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--direct]\n");
+		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--direct] [--only NAME,...]\n");
 		return 2;
 	}
 	if (nops == 0)
@@ -318,13 +334,20 @@ int main(int argc, char **argv)
 		die("posix_memalign: %s", strerror(err));
 	memset(bufs, 0, (size_t)QD * BS);
 
-	bench_pread(fd, bufs);
-	bench_qd1(fd, bufs);
-	bench_qd32(fd, bufs, 0);
-	bench_qd32(fd, bufs, 1);
-	bench_nop(1);
-	bench_nop(32);
-	bench_getppid();
+	if (want("pread"))
+		bench_pread(fd, bufs);
+	if (want("uring_qd1"))
+		bench_qd1(fd, bufs);
+	if (want("uring_qd32"))
+		bench_qd32(fd, bufs, 0);
+	if (want("uring_qd32_fixed"))
+		bench_qd32(fd, bufs, 1);
+	if (want("nop_batch1"))
+		bench_nop(1);
+	if (want("nop_batch32"))
+		bench_nop(32);
+	if (want("getppid"))
+		bench_getppid();
 	close(fd);
 	return 0;
 }

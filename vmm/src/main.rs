@@ -52,6 +52,9 @@ struct RunArgs {
     /// Stop the guest after this many seconds and exit with 124.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// Print the number of VM exits by kind (port I/O, MMIO, other) on stderr at the end.
+    #[arg(long)]
+    stats: bool,
     /// The KVM device to open.
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     kvm_device: PathBuf,
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         eprintln!("vmm: {e}");
         return ExitCode::from(2);
     }
+    let args_stats = args.stats;
     let config = VmConfig {
         kernel: args.image,
         mem_bytes: args.mem,
@@ -125,7 +129,15 @@ fn main() -> ExitCode {
         disks: args.disk,
         shares: args.share,
     };
-    match vm::run(&config) {
+    let stats = args_stats;
+    let result = vm::run(&config);
+    if stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = &vm::EXITS;
+        let (io, mmio, other) = (e.io.load(Relaxed), e.mmio.load(Relaxed), e.other.load(Relaxed));
+        eprintln!("vmm: exits: {} total, {io} port I/O, {mmio} MMIO, {other} other", io + mmio + other);
+    }
+    match result {
         Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),
         Ok(VmExit::TimedOut) => {
             let secs = config.timeout.map_or(0.0, |t| t.as_secs_f64());

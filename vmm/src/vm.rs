@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
@@ -266,9 +267,29 @@ fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
 }
 
 /// Runs one vCPU until the guest exits or something goes wrong.
+/// VM exits seen by all vCPUs, by kind (`vmm run --stats` prints them).
+pub struct ExitCounts {
+    pub io: AtomicU64,
+    pub mmio: AtomicU64,
+    pub other: AtomicU64,
+}
+
+pub static EXITS: ExitCounts = ExitCounts { io: AtomicU64::new(0), mmio: AtomicU64::new(0), other: AtomicU64::new(0) };
+
+fn count_exit(exit: &Result<VcpuExit, kvm_ioctls::Error>) {
+    let counter = match exit {
+        Ok(VcpuExit::IoIn(..) | VcpuExit::IoOut(..)) => &EXITS.io,
+        Ok(VcpuExit::MmioRead(..) | VcpuExit::MmioWrite(..)) => &EXITS.mmio,
+        _ => &EXITS.other,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus) -> Result<VmExit, VmError> {
     loop {
-        let reason = match vcpu.run() {
+        let exit = vcpu.run();
+        count_exit(&exit);
+        let reason = match exit {
             Ok(VcpuExit::IoOut(port, data)) => match bus.write(port, data) {
                 IoAction::Continue => continue,
                 IoAction::Exit(status) => return Ok(VmExit::Exited(status)),
