@@ -31,6 +31,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use core::any::Any;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::errno::*;
 use crate::fs::eventfd::EventFd;
@@ -75,17 +76,28 @@ pub type Issued = Option<(Box<Request>, i32)>;
 struct State {
     /// CQEs that did not fit in the CQ ring, in order.
     overflow: VecDeque<Cqe>,
-    /// Requests submitted and not yet completed.
-    inflight: usize,
     /// Requests held back by IOSQE_IO_DRAIN, in submission order.
     deferred: VecDeque<Box<Request>>,
     /// Requests ready to issue from the submitter's context (the next of a link whose
     /// previous member completed from an interrupt, or drained ones whose turn came).
     task_work: VecDeque<Box<Request>>,
+    /// Inside a submission batch: wakeups wait for its end, one for the whole batch.
+    batching: bool,
+    wake_pending: bool,
+    /// CQEs posted since the registered eventfd was last signalled.
+    eventfd_pending: u64,
 }
+
+/// Finished requests kept for reuse, so the hot path does not allocate.
+const REQUEST_CACHE: usize = 64;
 
 pub struct IoUring {
     me: Weak<IoUring>,
+    /// Requests submitted and not yet completed (for IOSQE_IO_DRAIN).
+    inflight: AtomicUsize,
+    /// Requests held back in `State::deferred` (checked without the lock on the hot path).
+    deferred_count: AtomicUsize,
+    cache: SpinLock<alloc::vec::Vec<Box<Request>>>,
     ino: u64,
     pub rings: Rings,
     setup_flags: u32,
@@ -95,6 +107,8 @@ pub struct IoUring {
     /// Registered eventfd, and whether it is signalled only for completions that did not
     /// happen inline (EVENTFD_ASYNC).
     eventfd: SpinLock<Option<(Arc<EventFd>, bool)>>,
+    /// 0: no eventfd; 1: every completion; 2: completions that did not happen inline.
+    eventfd_mode: core::sync::atomic::AtomicU8,
 }
 
 impl IoUring {
@@ -102,20 +116,42 @@ impl IoUring {
         self.me.upgrade().expect("a ring in use is alive")
     }
 
-    /// Posts a CQE (to the overflow list if the CQ is full or already overflowing).
+    /// Posts a CQE (to the overflow list if the CQ is full or already overflowing) and
+    /// wakes waiters, or leaves that to the end of the current submission batch.
     fn post(&self, cqe: Cqe, inline: bool) {
-        {
+        let wake_now = {
             let mut st = self.state.lock();
             if !st.overflow.is_empty() || !self.rings.push_cqe(&cqe) {
                 st.overflow.push_back(cqe);
                 self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, true);
             }
+            match self.eventfd_mode.load(Relaxed) {
+                1 => st.eventfd_pending += 1,
+                2 if !inline => st.eventfd_pending += 1,
+                _ => {}
+            }
+            st.wake_pending = true;
+            !st.batching
+        };
+        if wake_now {
+            self.wake();
         }
+    }
+
+    /// Wakes CQ waiters and signals the eventfd for what was posted.
+    fn wake(&self) {
+        let signals = {
+            let mut st = self.state.lock();
+            if !st.wake_pending {
+                return;
+            }
+            st.wake_pending = false;
+            core::mem::take(&mut st.eventfd_pending)
+        };
         self.cq_wait.wake_all();
-        let efd = self.eventfd.lock().clone();
-        if let Some((efd, async_only)) = efd {
-            if !(async_only && inline) {
-                efd.signal(1);
+        if signals > 0 {
+            if let Some((efd, _)) = self.eventfd.lock().clone() {
+                efd.signal(signals);
             }
         }
     }
@@ -133,7 +169,7 @@ impl IoUring {
     }
 
     /// Runs `req` and, when it finishes inline, completes it (and its link chain).
-    fn issue(&self, req: Box<Request>) {
+    fn issue(self: &Arc<Self>, req: Box<Request>) {
         let mut next = Some(req);
         while let Some(mut req) = next.take() {
             if let Err(e) = opdef::resolve_file(self, &mut req) {
@@ -141,7 +177,7 @@ impl IoUring {
                 continue;
             }
             let issue = opdef::OPS[req.opcode as usize].issue;
-            if let Some((req, res)) = issue(&self.arc(), req) {
+            if let Some((req, res)) = issue(self, req) {
                 next = self.finish(req, res, true);
             }
         }
@@ -150,7 +186,7 @@ impl IoUring {
     /// Completes a request that was parked or sent to a device (called from whoever woke
     /// it, or from the interrupt handler). What comes next in its chain is issued later
     /// from the submitter's context, where issuing may sleep.
-    pub fn complete_async(&self, req: Box<Request>, res: i32) {
+    pub fn complete_async(self: &Arc<Self>, req: Box<Request>, res: i32) {
         if let Some(next) = self.finish(req, res, false) {
             self.state.lock().task_work.push_back(next);
             self.cq_wait.wake_all();
@@ -158,10 +194,32 @@ impl IoUring {
     }
 
     /// Issues the requests queued for the submitter's context.
-    fn run_task_work(&self) {
+    fn run_task_work(self: &Arc<Self>) {
         loop {
             let Some(req) = self.state.lock().task_work.pop_front() else { return };
             self.issue(req);
+        }
+    }
+
+    /// A request box, reused if one is cached.
+    pub fn new_request(&self, req: Request) -> Box<Request> {
+        match self.cache.lock().pop() {
+            Some(mut b) => {
+                *b = req;
+                b
+            }
+            None => Box::new(req),
+        }
+    }
+
+    /// Keeps a finished request's box for reuse (dropping what it holds).
+    fn recycle(&self, mut req: Box<Request>) {
+        req.file = None;
+        req.mm = None;
+        req.op = Op::Nop;
+        let mut cache = self.cache.lock();
+        if cache.len() < REQUEST_CACHE {
+            cache.push(req);
         }
     }
 
@@ -170,15 +228,18 @@ impl IoUring {
         if !(req.flags & IOSQE_CQE_SKIP_SUCCESS != 0 && res >= 0) {
             self.post(Cqe { user_data: req.user_data, res, flags: 0 }, inline);
         }
-        self.state.lock().inflight -= 1;
+        self.inflight.fetch_sub(1, Relaxed);
         let mut next = req.link.take();
         let failed = res < 0 || req.expected.is_some_and(|e| e != res);
-        if failed && req.flags & IOSQE_IO_HARDLINK == 0 {
+        let hard = req.flags & IOSQE_IO_HARDLINK != 0;
+        self.recycle(req);
+        if failed && !hard {
             // A failed link cancels the rest of its chain.
             while let Some(mut r) = next {
                 next = r.link.take();
                 self.post(Cqe { user_data: r.user_data, res: -ECANCELED.0, flags: 0 }, inline);
-                self.state.lock().inflight -= 1;
+                self.inflight.fetch_sub(1, Relaxed);
+                self.recycle(r);
             }
         }
         self.run_deferred();
@@ -186,16 +247,13 @@ impl IoUring {
     }
 
     /// Queues a submitted request: held back by a drain, or issued now.
-    fn queue(&self, req: Box<Request>) {
-        {
-            let mut st = self.state.lock();
-            if req.flags & IOSQE_IO_DRAIN != 0 || !st.deferred.is_empty() {
-                st.deferred.push_back(req);
-                drop(st);
-                self.run_deferred();
-                self.run_task_work();
-                return;
-            }
+    fn queue(self: &Arc<Self>, req: Box<Request>) {
+        if req.flags & IOSQE_IO_DRAIN != 0 || self.deferred_count.load(Relaxed) != 0 {
+            self.deferred_count.fetch_add(1, Relaxed);
+            self.state.lock().deferred.push_back(req);
+            self.run_deferred();
+            self.run_task_work();
+            return;
         }
         self.issue(req);
     }
@@ -203,6 +261,9 @@ impl IoUring {
     /// Releases held-back requests once everything submitted before them has completed
     /// (they are issued from the submitter's context: see `run_task_work`).
     fn run_deferred(&self) {
+        if self.deferred_count.load(Relaxed) == 0 {
+            return;
+        }
         let mut st = self.state.lock();
         let chain_len = |r: &Request| {
             let mut n = 1;
@@ -215,7 +276,7 @@ impl IoUring {
         };
         let held: usize = st.deferred.iter().map(|r| chain_len(r)).sum::<usize>()
             + st.task_work.iter().map(|r| chain_len(r)).sum::<usize>();
-        if st.deferred.is_empty() || st.inflight > held {
+        if st.deferred.is_empty() || self.inflight.load(Relaxed) > held {
             return;
         }
         // Everything earlier is done: release the front drain request and whatever
@@ -226,6 +287,7 @@ impl IoUring {
                 break;
             }
             let req = st.deferred.pop_front().expect("front exists");
+            self.deferred_count.fetch_sub(1, Relaxed);
             let drain = req.flags & IOSQE_IO_DRAIN != 0;
             st.task_work.push_back(req);
             first = false;
@@ -238,8 +300,18 @@ impl IoUring {
     }
 
     /// Consumes up to `to_submit` SQEs; returns how many were consumed.
-    fn submit(&self, to_submit: u32) -> u32 {
+    fn submit(self: &Arc<Self>, to_submit: u32) -> u32 {
+        self.state.lock().batching = true;
+        let submitted = self.submit_batch(to_submit);
+        self.state.lock().batching = false;
+        self.wake();
+        submitted
+    }
+
+    fn submit_batch(self: &Arc<Self>, to_submit: u32) -> u32 {
         let rings = &self.rings;
+        // Looked up once per batch: every request of it is the same process's.
+        let mm = task::current_process().mm();
         let mut head = rings.sq_head();
         let available = rings.sq_tail().wrapping_sub(head).min(rings.sq_entries);
         let mut submitted = 0;
@@ -254,9 +326,9 @@ impl IoUring {
             }
             let sqe = rings.read_sqe(index);
             submitted += 1;
-            self.state.lock().inflight += 1;
+            self.inflight.fetch_add(1, Relaxed);
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
-            let (req, failed) = match opdef::prep(self, &sqe) {
+            let (req, failed) = match opdef::prep(self, &sqe, &mm) {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),
             };
@@ -288,7 +360,7 @@ impl IoUring {
 
     /// Queues a whole chain; a chain with a member whose prep failed is not run: the
     /// failed member reports its error and the others -ECANCELED, as in Linux.
-    fn queue_chain(&self, head: Box<Request>, failed: bool) {
+    fn queue_chain(self: &Arc<Self>, head: Box<Request>, failed: bool) {
         if !failed {
             return self.queue(head);
         }
@@ -300,13 +372,13 @@ impl IoUring {
                 _ => -ECANCELED.0,
             };
             self.post(Cqe { user_data: r.user_data, res, flags: 0 }, true);
-            self.state.lock().inflight -= 1;
+            self.inflight.fetch_sub(1, Relaxed);
         }
         self.run_deferred();
     }
 
     /// Waits until `min` CQEs are ready, a signal arrives, or `deadline` passes.
-    fn wait_cqes(&self, min: u32, deadline: Option<u64>) -> KResult<()> {
+    fn wait_cqes(self: &Arc<Self>, min: u32, deadline: Option<u64>) -> KResult<()> {
         let min = min.min(self.rings.cq_entries);
         loop {
             self.run_task_work();
@@ -425,18 +497,24 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     p.cq_off = rings.cq_offsets();
     let ring = Arc::new_cyclic(|me| IoUring {
         me: me.clone(),
+        inflight: AtomicUsize::new(0),
+        deferred_count: AtomicUsize::new(0),
+        cache: SpinLock::new(alloc::vec::Vec::with_capacity(REQUEST_CACHE)),
         ino: alloc_ino(),
         rings,
         setup_flags: p.flags,
         state: SpinLock::new(State {
             overflow: VecDeque::new(),
-            inflight: 0,
             deferred: VecDeque::new(),
             task_work: VecDeque::new(),
+            batching: false,
+            wake_pending: false,
+            eventfd_pending: 0,
         }),
         cq_wait: WaitQueue::new(),
         rsrc: SpinLock::new(rsrc::Resources::default()),
         eventfd: SpinLock::new(None),
+        eventfd_mode: core::sync::atomic::AtomicU8::new(0),
     });
     task::write_user(params_addr, &p)?;
     let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));

@@ -113,7 +113,7 @@ const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
 /// Turns a copied SQE into a request: checks flags and the opcode, then runs the
 /// opcode's own prep. The file is looked up at issue, as Linux does: a bad fd fails that
 /// request, not the submission.
-pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Box<Request>> {
+pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<Box<Request>> {
     // IOSQE_BUFFER_SELECT needs provided buffers, which are not implemented.
     if sqe.flags & !KNOWN_FLAGS != 0 {
         return Err(EINVAL);
@@ -125,7 +125,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Box<Request>> {
     }
     let op = prep(ring, sqe)?;
     let expected = rw::expected(&op);
-    Ok(Box::new(Request {
+    Ok(ring.new_request(Request {
         user_data: sqe.user_data,
         opcode: sqe.opcode,
         flags: sqe.flags,
@@ -134,8 +134,13 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Box<Request>> {
         op,
         expected,
         link: None,
-        mm: task::current_process().mm(),
+        mm: if op_mm_needed(sqe.opcode) { mm.clone() } else { None },
     }))
+}
+
+/// Whether the opcode touches user buffers (and so keeps the submitter's address space).
+fn op_mm_needed(opcode: u8) -> bool {
+    OPS[opcode as usize].needs_file
 }
 
 /// A request standing for an SQE whose prep failed with `e`.

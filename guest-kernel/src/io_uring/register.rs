@@ -46,13 +46,16 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
                 return Err(EBUSY);
             }
             let efd = arc_downcast::<EventFd>(node).ok_or(EINVAL)?;
-            *slot = Some((efd, opcode == IORING_REGISTER_EVENTFD_ASYNC));
+            let async_only = opcode == IORING_REGISTER_EVENTFD_ASYNC;
+            *slot = Some((efd, async_only));
+            ring.eventfd_mode.store(if async_only { 2 } else { 1 }, core::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
         IORING_UNREGISTER_EVENTFD => {
             if arg != 0 || nr_args != 0 {
                 return Err(EINVAL);
             }
+            ring.eventfd_mode.store(0, core::sync::atomic::Ordering::Relaxed);
             ring.eventfd.lock().take().map(|_| 0).ok_or(ENXIO)
         }
         IORING_REGISTER_PROBE => probe(arg, nr_args),

@@ -23,6 +23,7 @@
 //! against the SQ size (bad ones counted in `sq_dropped`), and an SQE is copied before use.
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets};
@@ -48,6 +49,10 @@ pub struct Rings {
     /// SQ and CQ rings, CQEs and the SQ index array.
     pub ring_pages: Arc<SharedPages>,
     pub sqe_pages: Arc<SharedPages>,
+    /// Kernel addresses of each page of the two regions (their frames never change, so
+    /// they are looked up once).
+    ring_va: Vec<usize>,
+    sqe_va: Vec<usize>,
     pub sq_entries: u32,
     pub cq_entries: u32,
     array: usize,
@@ -68,9 +73,13 @@ impl Rings {
         let array = (CQES + cq_entries as usize * size_of::<Cqe>()).next_multiple_of(64);
         let ring_bytes = array + sq_entries as usize * 4;
         let sqe_bytes = sq_entries as usize * size_of::<Sqe>();
+        let (ring_pages, sqe_pages) = (allocate(ring_bytes)?, allocate(sqe_bytes)?);
+        let va = |p: &SharedPages| (0..p.len()).map(|i| frame_ptr(p.existing(i)) as usize).collect();
         let rings = Self {
-            ring_pages: allocate(ring_bytes)?,
-            sqe_pages: allocate(sqe_bytes)?,
+            ring_va: va(&ring_pages),
+            sqe_va: va(&sqe_pages),
+            ring_pages,
+            sqe_pages,
             sq_entries,
             cq_entries,
             array,
@@ -110,17 +119,16 @@ impl Rings {
         }
     }
 
-    /// Kernel pointer to byte `offset` of `pages` (never straddles a page for the aligned
-    /// items accessed here).
-    fn ptr(pages: &SharedPages, offset: usize) -> *mut u8 {
-        let frame = pages.existing(offset / PAGE_SIZE as usize);
-        frame_ptr(frame).wrapping_add(offset % PAGE_SIZE as usize)
+    /// Kernel pointer to byte `offset` of a region given by its page addresses (never
+    /// straddles a page for the aligned items accessed here).
+    fn ptr(pages: &[usize], offset: usize) -> *mut u8 {
+        (pages[offset / PAGE_SIZE as usize] + offset % PAGE_SIZE as usize) as *mut u8
     }
 
     fn word(&self, offset: usize) -> &AtomicU32 {
         // SAFETY: the ring frames live as long as `self` (the Arc), the offset is 4-aligned
         // and inside the region, and user space may only race with us through atomics.
-        unsafe { &*Self::ptr(&self.ring_pages, offset).cast::<AtomicU32>() }
+        unsafe { &*Self::ptr(&self.ring_va, offset).cast::<AtomicU32>() }
     }
 
     /// The SQ tail user space published (Acquire: see the module docs).
@@ -146,7 +154,7 @@ impl Rings {
 
     /// Copies SQE `index` (< sq_entries) out of shared memory, once.
     pub fn read_sqe(&self, index: u32) -> Sqe {
-        let p = Self::ptr(&self.sqe_pages, index as usize * size_of::<Sqe>());
+        let p = Self::ptr(&self.sqe_va, index as usize * size_of::<Sqe>());
         // SAFETY: an SQE slot inside the SQE frames; user space may be writing it, but a
         // plain byte copy of integers has no invalid values, and we use only the copy.
         unsafe { p.cast::<Sqe>().read_volatile() }
@@ -177,7 +185,7 @@ impl Rings {
             return false;
         }
         let slot = (tail & (self.cq_entries - 1)) as usize;
-        let p = Self::ptr(&self.ring_pages, CQES + slot * size_of::<Cqe>());
+        let p = Self::ptr(&self.ring_va, CQES + slot * size_of::<Cqe>());
         // SAFETY: a CQE slot in the ring frames that user space is not reading (it is
         // between tail and head + entries).
         unsafe { p.cast::<Cqe>().write_volatile(*cqe) };

@@ -78,7 +78,13 @@ impl WaitQueue {
 
     /// Wakes every waiter and runs every callback.
     pub fn wake_all(&self) {
-        let waiters = core::mem::take(&mut *self.waiters.lock());
+        let waiters = {
+            let mut w = self.waiters.lock();
+            if w.is_empty() {
+                return self.run_callbacks();
+            }
+            core::mem::take(&mut *w)
+        };
         for t in waiters {
             sched::wake(&t);
         }
@@ -86,7 +92,13 @@ impl WaitQueue {
     }
 
     fn run_callbacks(&self) {
-        let callbacks = core::mem::take(&mut *self.callbacks.lock());
+        let callbacks = {
+            let mut c = self.callbacks.lock();
+            if c.is_empty() {
+                return;
+            }
+            core::mem::take(&mut *c)
+        };
         for cb in callbacks {
             cb();
         }
