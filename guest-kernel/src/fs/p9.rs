@@ -6,6 +6,7 @@
 //! is handled by the VFS walk and symlinks are read (Treadlink) and followed inside
 //! the guest's own tree.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -277,5 +278,43 @@ impl Node for P9Node {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+impl P9Node {
+    /// Reads or writes one message's worth at `offset` without waiting: `done` gets the
+    /// result from the interrupt handler (io_uring's asynchronous path). None when the
+    /// transfer does not fit one message or the file is not open: take the sync path.
+    pub fn rw_async(&self, write: bool, offset: u64, buf: crate::fs::IoBuf<'static>, done: Box<dyn FnOnce(KResult<usize>) + Send>)
+        -> Option<Box<dyn FnOnce(KResult<usize>) + Send>> {
+        let len = buf.len();
+        let limit = (self.p9.msize() - 23) as usize;
+        let fid = match *self.io.lock() {
+            Some((fid, can_write)) if can_write || !write => fid,
+            _ => return Some(done),
+        };
+        if len == 0 || len > limit || self.qid.kind & QTDIR != 0 {
+            return Some(done);
+        }
+        if write {
+            let mut data = alloc::vec![0u8; len];
+            if let Err(e) = buf.get(0, &mut data) {
+                done(Err(e));
+                return None;
+            }
+            let msg = Msg::new(TWRITE).u32(fid).u64(offset).u32(len as u32).bytes(&data);
+            self.p9.rpc_async(msg, 64, Box::new(move |r| done(r.and_then(|mut r| Ok((r.u32()? as usize).min(len))))));
+        } else {
+            let mut buf = buf;
+            let msg = Msg::new(TREAD).u32(fid).u64(offset).u32(len as u32);
+            self.p9.rpc_async(msg, len + 11, Box::new(move |r| {
+                done(r.and_then(|mut r| {
+                    let n = (r.u32()? as usize).min(len);
+                    buf.put(0, r.bytes(n)?)?;
+                    Ok(n)
+                }))
+            }));
+        }
+        None
     }
 }

@@ -15,6 +15,7 @@ use super::{IoUring, Issued, Op, Request};
 use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
 use crate::drivers::virtio::queue::Buffer;
 use crate::errno::*;
+use crate::fs::p9::P9Node;
 use crate::fs::IoBuf;
 use crate::mm::uaccess::{pin_user_segments, unpin_segments};
 use crate::sync::SpinLock;
@@ -182,8 +183,39 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
     }
 }
 
+/// The asynchronous path for a 9p file: one Tread/Twrite, completed from the interrupt
+/// handler. Err(req): not a 9p file, or not one message's worth (take the sync path).
+fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<Request>> {
+    let Op::Rw(rw) = &req.op else { return Err(req) };
+    let file = req.file.clone().expect("opdef: rw needs a file");
+    let Some(node) = file.node.as_any().downcast_ref::<P9Node>() else { return Err(req) };
+    let (Some(offset), [(addr, len)]) = (rw.offset, rw.iovecs.as_slice()) else { return Err(req) };
+    if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
+        return Ok(Some((req, -EBADF.0)));
+    }
+    let Some(mm) = req.mm.clone() else { return Ok(Some((req, -EFAULT.0))) };
+    let buf = IoBuf::UserOf { mm, addr: *addr, len: *len };
+    let write = rw.write;
+    let ring2 = Arc::clone(ring);
+    let slot = Arc::new(SpinLock::new(Some(req)));
+    let slot2 = Arc::clone(&slot);
+    let done: Box<dyn FnOnce(KResult<usize>) + Send> = Box::new(move |result| {
+        if let Some(req) = slot2.lock().take() {
+            ring2.complete_async(req, match result { Ok(n) => n as i32, Err(e) => -e.0 });
+        }
+    });
+    match node.rw_async(write, offset, buf, done) {
+        None => Ok(None),
+        Some(_) => Err(slot.lock().take().expect("not submitted")),
+    }
+}
+
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let req = match issue_to_disk(ring, req) {
+        Ok(issued) => return issued,
+        Err(req) => req,
+    };
+    let req = match issue_to_share(ring, req) {
         Ok(issued) => return issued,
         Err(req) => req,
     };

@@ -154,8 +154,43 @@ impl P9 {
         self.exchange(t, reply_max.min(self.msize() as usize), kind)
     }
 
+    /// Sends `msg` without waiting: `done` gets the reply (or the error) from the
+    /// interrupt handler. Waits only while the queue is full.
+    pub fn rpc_async(&self, msg: Msg, reply_max: usize, done: Box<dyn FnOnce(KResult<Reply>) + Send>) {
+        let mut t = msg.0;
+        let tag = self.next_tag.fetch_add(1, Ordering::Relaxed) % 0xfffe;
+        let size = t.len() as u32;
+        t[..4].copy_from_slice(&size.to_le_bytes());
+        t[5..7].copy_from_slice(&tag.to_le_bytes());
+        let kind = t[4];
+        let r = alloc::vec![0u8; reply_max.min(self.msize() as usize).max(11)];
+        let chain = [
+            Buffer { phys: virt_to_phys(t.as_ptr()), len: t.len() as u32, device_writes: false },
+            Buffer { phys: virt_to_phys(r.as_ptr()), len: r.len() as u32, device_writes: true },
+        ];
+        let mut completion: super::queue::Completion = Box::new(move |_| {
+            drop(t);
+            done(parse_reply(r, kind));
+        });
+        loop {
+            let added = self.queue.lock().add(&chain, completion);
+            match added {
+                Ok(notify) => {
+                    if notify {
+                        self.mmio.notify(0);
+                    }
+                    return;
+                }
+                Err(back) => {
+                    completion = back;
+                    let _ = self.completions.wait_until(None, || self.queue.lock().free_descriptors() >= 2);
+                }
+            }
+        }
+    }
+
     fn exchange(&self, t: Vec<u8>, reply_max: usize, kind: u8) -> KResult<Reply> {
-        let mut r = alloc::vec![0u8; reply_max.max(11)];
+        let r = alloc::vec![0u8; reply_max.max(11)];
         let chain = [
             Buffer { phys: virt_to_phys(t.as_ptr()), len: t.len() as u32, device_writes: false },
             Buffer { phys: virt_to_phys(r.as_ptr()), len: r.len() as u32, device_writes: true },
@@ -181,22 +216,7 @@ impl P9 {
         // Not interruptible: the device writes into `r`, which must outlive the request.
         while self.completions.wait_until(None, || done.load(Ordering::Acquire)).is_err() {}
         drop(t);
-        let size = u32::from_le_bytes(r[..4].try_into().expect("4 bytes")) as usize;
-        if size < 7 || size > r.len() {
-            return Err(EIO);
-        }
-        r.truncate(size);
-        let rkind = r[4];
-        let mut reply = Reply { buf: r, at: 7 };
-        if rkind == TLERROR + 1 {
-            let code = reply.u32()? as i32;
-            log::debug!("9p: T{kind} failed: error {code}");
-            return Err(Errno(if code > 0 { code } else { EIO.0 }));
-        }
-        if rkind != kind + 1 {
-            return Err(EIO);
-        }
-        Ok(reply)
+        parse_reply(r, kind)
     }
 
     /// The negotiated maximum message size.
@@ -244,6 +264,26 @@ impl P9 {
             }
         }
     }
+}
+
+/// Checks an R-message's header: the reply to `kind`, or Rlerror's errno.
+fn parse_reply(mut r: Vec<u8>, kind: u8) -> KResult<Reply> {
+    let size = u32::from_le_bytes(r[..4].try_into().expect("4 bytes")) as usize;
+    if size < 7 || size > r.len() {
+        return Err(EIO);
+    }
+    r.truncate(size);
+    let rkind = r[4];
+    let mut reply = Reply { buf: r, at: 7 };
+    if rkind == TLERROR + 1 {
+        let code = reply.u32()? as i32;
+        log::debug!("9p: T{kind} failed: error {code}");
+        return Err(Errno(if code > 0 { code } else { EIO.0 }));
+    }
+    if rkind != kind + 1 {
+        return Err(EIO);
+    }
+    Ok(reply)
 }
 
 impl super::Interrupt for P9 {
