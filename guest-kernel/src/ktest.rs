@@ -11,6 +11,7 @@
 //! | `spin`     | spins forever with interrupts on (for `vmm --timeout`)              |
 //! | `timer`    | waits for 10 timer ticks and reports them                           |
 //! | `virtio-bad` | sends the first disk a malformed request (after device probing)   |
+//! | `kthread`  | two kernel threads take turns through a wait queue, 5 times each     |
 
 use crate::cmdline::{parse_u64, Cmdline};
 use crate::exit::exit_vm;
@@ -69,5 +70,33 @@ pub fn run_with_devices(cmd: &Cmdline) {
             ),
             None => kprintln!("ktest virtio-bad: no disk"),
         }
+    }
+}
+
+static TURN: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+static TURNS: crate::task::wait::WaitQueue = crate::task::wait::WaitQueue::new();
+
+/// Kernel thread `me` (0 or 1): waits for its turn, takes it, passes it on; 5 times.
+extern "C" fn ping_pong(me: usize) {
+    use core::sync::atomic::Ordering;
+    for round in 0..5 {
+        let _ = TURNS.wait_until(None, || TURN.load(Ordering::Relaxed) % 2 == me);
+        kprintln!("ktest kthread: thread {me} round {round}");
+        TURN.fetch_add(1, Ordering::Relaxed);
+        TURNS.wake_all();
+    }
+}
+
+/// Tests that run kernel threads (needs the scheduler: runs the idle loop until done).
+pub fn run_threads(cmd: &Cmdline) {
+    if cmd.test("kthread").is_some() {
+        for me in 0..2 {
+            if let Err(e) = crate::task::spawn_kernel_thread(ping_pong, me) {
+                kprintln!("ktest kthread: spawn failed: {e:?}");
+                return;
+            }
+        }
+        crate::task::sched::idle_loop(|| TURN.load(core::sync::atomic::Ordering::Relaxed) >= 10 && !crate::task::sched::others_runnable());
+        kprintln!("ktest kthread: {} turns", TURN.load(core::sync::atomic::Ordering::Relaxed));
     }
 }

@@ -70,6 +70,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     let have_rootfs = fs::init(initrd);
     drivers::virtio::probe_all(cmd.virtio_devices());
     ktest::run_with_devices(&cmd);
+    ktest::run_threads(&cmd);
 
     let init = cmd.init.or(have_rootfs.then_some("/init"));
     let Some(init) = init else {

@@ -78,3 +78,16 @@ on_both_platforms!(two_vcpus_boot, |p| {
     };
     boot(p, "test=timer", extra).assert_status(0).assert_stdout("ktest timer: 10 ticks");
 });
+
+on_both_platforms!(kernel_threads_take_turns_through_a_wait_queue, |p| {
+    let out = boot(p, "test=kthread", &[]);
+    out.assert_status(0)
+        .assert_stdout("ktest kthread: thread 0 round 0")
+        .assert_stdout("ktest kthread: thread 1 round 4")
+        .assert_stdout("ktest kthread: 10 turns");
+    let order: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("ktest kthread: thread")).collect();
+    assert_eq!(order.len(), 10, "{out}");
+    for (i, line) in order.iter().enumerate() {
+        assert!(line.contains(&format!("thread {} round {}", i % 2, i / 2)), "out of turn: {line}\n{out}");
+    }
+});

@@ -204,8 +204,9 @@ impl Task {
         (self.kstack.as_ptr() as u64 + KSTACK_SIZE as u64) & !15
     }
 
+    /// Whether the task runs user code (kernel threads have no FPU state to switch).
     pub fn has_user(&self) -> bool {
-        true
+        self.process.pid != KERNEL_PID
     }
 
     /// Loads this task's page tables.
@@ -251,6 +252,54 @@ pub fn read_user<T: uaccess::Pod>(addr: u64) -> KResult<T> {
 
 pub fn write_user<T: uaccess::Pod>(addr: u64, value: &T) -> KResult<()> {
     with_mm(|mm| uaccess::write(mm, addr, value))
+}
+
+/// The process kernel threads belong to (no address space, no files).
+pub const KERNEL_PID: Pid = 0;
+
+static KERNEL_PROCESS: SpinLock<Option<Arc<Process>>> = SpinLock::new(None);
+
+/// Starts a kernel thread running `entry(arg)`; it ends when `entry` returns.
+pub fn spawn_kernel_thread(entry: extern "C" fn(usize), arg: usize) -> KResult<Pid> {
+    let process = KERNEL_PROCESS
+        .lock()
+        .get_or_insert_with(|| {
+            let p = Arc::new(Process {
+                pid: KERNEL_PID,
+                ppid: AtomicU32::new(0),
+                mm: SpinLock::new(None),
+                files: SpinLock::new(FdTable::with_console()),
+                cwd: SpinLock::new(String::from("/")),
+                name: SpinLock::new(String::from("kthreadd")),
+                threads: SpinLock::new(Vec::new()),
+                group_exit: AtomicI32::new(-1),
+                zombie: SpinLock::new(None),
+                children: SpinLock::new(Vec::new()),
+                child_exited: WaitQueue::new(),
+                sigactions: SpinLock::new([SigAction::default(); 64]),
+                pending: AtomicU64::new(0),
+                altstack: SpinLock::new([0, 2, 0]),
+                vfork_done: WaitQueue::new(),
+                vfork_released: core::sync::atomic::AtomicBool::new(false),
+            });
+            p
+        })
+        .clone();
+    let tid = alloc_pid();
+    let task = Task::new(tid, &process, &TrapFrame::default(), FpuState::initial())?;
+    // SAFETY: the task has never run; its stack is its own.
+    unsafe { *task.saved_rsp.get() = switch::prepare_kernel_stack(task.kstack_top(), entry, arg) };
+    sched::spawn(task);
+    Ok(tid)
+}
+
+/// Where a kernel thread goes when its function returns.
+pub extern "C" fn kthread_exit() -> ! {
+    let me = sched::current();
+    me.process.threads.lock().retain(|t| !Arc::ptr_eq(t, &me));
+    TASKS.lock().remove(&me.tid);
+    drop(me);
+    sched::exit_current()
 }
 
 /// Starts the first process: `path` with `argv` and `envp`, console on fds 0-2.

@@ -35,13 +35,25 @@ context_switch:
 new_task_entry:
     call {finish}
     jmp isr_return
+
+    /* A kernel thread's first switch lands here with its function and argument in
+       r12 and r13 (restored by context_switch from the prepared stack). */
+    .global kthread_entry
+kthread_entry:
+    call {finish}
+    mov rdi, r13
+    call r12
+    call {exit}
+    ud2
     "#,
     finish = sym crate::task::sched::finish_switch,
+    exit = sym crate::task::kthread_exit,
 );
 
 unsafe extern "C" {
     fn context_switch(save_rsp: *mut u64, new_rsp: u64);
     static new_task_entry: u8;
+    static kthread_entry: u8;
 }
 
 /// Saves the current kernel context into `*save_rsp` and resumes the one at `new_rsp`.
@@ -71,6 +83,24 @@ pub unsafe fn prepare_stack(top: u64, frame: &TrapFrame) -> u64 {
     }
     // SAFETY: ...and the return address of `context_switch`.
     unsafe { words.add(6).write(core::ptr::addr_of!(new_task_entry) as u64) };
+    sp
+}
+
+/// Lays out a new kernel stack ending at `top` so that switching to it calls
+/// `entry(arg)` in kernel mode (then `task::kthread_exit`). Returns the stack pointer.
+///
+/// # Safety
+/// As for [`prepare_stack`].
+pub unsafe fn prepare_kernel_stack(top: u64, entry: extern "C" fn(usize), arg: usize) -> u64 {
+    // Popped by context_switch in this order: r15, r14, r13, r12, rbx, rbp, then `ret`;
+    // two words of padding leave rsp 16-byte aligned at `kthread_entry`'s calls.
+    let sp = top - 9 * 8;
+    let words = sp as *mut u64;
+    let values = [0, 0, arg as u64, entry as usize as u64, 0, 0, core::ptr::addr_of!(kthread_entry) as u64, 0, 0];
+    for (i, v) in values.iter().enumerate() {
+        // SAFETY: within the caller's stack.
+        unsafe { words.add(i).write(*v) };
+    }
     sp
 }
 
