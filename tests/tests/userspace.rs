@@ -1,7 +1,7 @@
 //! Static Linux programs run unmodified in the guest, under `vmm run` (KVM) and QEMU (TCG):
 //! our no_std Rust programs (guest-user/) and a C program linked with musl.
 
-use tests::{boot_rootfs, on_both_platforms};
+use tests::{boot_rootfs, on_both_platforms, Platform};
 
 on_both_platforms!(init_gets_its_arguments_and_its_status_reaches_the_host, |p| {
     let out = boot_rootfs(p, "init=/bin/hello -- 42 b");
@@ -66,4 +66,15 @@ mod systest {
 on_both_platforms!(unknown_syscall_is_logged_with_its_number, |p| {
     let out = boot_rootfs(p, "init=/bin/systest -- misc");
     out.assert_status(0).assert_stdout("unknown syscall");
+});
+
+on_both_platforms!(random_syscalls_with_hostile_arguments_do_not_crash_the_kernel, |p| {
+    // QEMU's instructions are cheap enough for more rounds.
+    let cmdline = match p {
+        Platform::Vmm => "loglevel=error init=/bin/fuzz -- 30 50 11",
+        Platform::QemuTcg => "loglevel=error init=/bin/fuzz -- 200 100 12",
+    };
+    let out = boot_rootfs(p, cmdline);
+    out.assert_stdout("fuzz: kernel ok").assert_init_status(p, 0);
+    assert!(!out.stdout.contains("kernel panic"), "{out}");
 });
