@@ -80,7 +80,9 @@ pub struct BootInfo {
     cmdline: &'static str,
 }
 
+/// Why `hvm_start_info` could not be read (the fields show in the panic message).
 #[derive(Debug)]
+#[allow(dead_code)]
 pub enum BootInfoError {
     Unmapped(u64),
     BadMagic(u32),

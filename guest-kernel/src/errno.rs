@@ -1,4 +1,6 @@
 //! Linux error numbers. Syscalls return `-errno` exactly as Linux would.
+//! The table is Linux's, whole: not every value has a use yet.
+#![allow(dead_code)]
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub i32);

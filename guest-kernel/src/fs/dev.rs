@@ -147,9 +147,8 @@ pub fn populate(root: &Arc<RamDir>) {
 /// Adds a device node to `/dev` (drivers call this as they find devices).
 pub fn add(name: &str, node: Arc<dyn Node>) {
     let root = super::ramfs::root();
-    if let Ok(dir) = root.lookup("dev") {
-        if let Some(dir) = dir.as_any().downcast_ref::<RamDir>() {
+    if let Ok(dir) = root.lookup("dev")
+        && let Some(dir) = dir.as_any().downcast_ref::<RamDir>() {
             let _ = dir.add(name, node);
         }
-    }
 }

@@ -44,11 +44,10 @@ impl P9Node {
 
     /// The I/O fid, opened for writing when `write` is asked (read-only otherwise).
     fn io_fid(&self, write: bool) -> KResult<u32> {
-        if let Some((fid, can_write)) = *self.io.lock() {
-            if can_write || !write {
+        if let Some((fid, can_write)) = *self.io.lock()
+            && (can_write || !write) {
                 return Ok(fid);
             }
-        }
         let (fid, _) = self.p9.walk(self.fid, &[])?;
         let mode = if write { O_RDWR } else { O_RDONLY };
         let flags = if self.qid.kind & QTDIR != 0 { O_DIRECTORY } else { mode };

@@ -14,11 +14,11 @@ pub fn prep(sqe: &Sqe) -> KResult<Op> {
     if sqe.addr != 0 || sqe.buf_index != 0 || sqe.op_flags & !IORING_FSYNC_DATASYNC != 0 {
         return Err(EINVAL);
     }
-    Ok(Op::Fsync { datasync: sqe.op_flags & IORING_FSYNC_DATASYNC != 0 })
+    Ok(Op::Fsync)
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
-    let Op::Fsync { datasync: _ } = req.op else { return Some((req, -EINVAL.0)) };
+    let Op::Fsync = req.op else { return Some((req, -EINVAL.0)) };
     let file = req.file.clone().expect("opdef: FSYNC needs a file");
     if let Some(disk) = file.node.as_any().downcast_ref::<BlockNode>() {
         // A disk: a FLUSH request, completed from the interrupt handler.

@@ -13,6 +13,7 @@
 //! 3. **complete**: the CQE is posted (or kept on the overflow list while the CQ is full:
 //!    FEAT_NODROP), waiters and a registered eventfd are woken, and a linked request
 //!    starts (or is cancelled, when this one failed).
+//!
 //! IOSQE_IO_DRAIN holds a request (and everything after it) until all earlier ones are
 //! done.
 
@@ -65,7 +66,8 @@ pub struct Request {
 pub enum Op {
     Nop,
     Rw(rw::Rw),
-    Fsync { datasync: bool },
+    /// fsync and fdatasync do the same here: devices flush everything.
+    Fsync,
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }
@@ -97,6 +99,7 @@ pub struct IoUring {
     inflight: AtomicUsize,
     /// Requests held back in `State::deferred` (checked without the lock on the hot path).
     deferred_count: AtomicUsize,
+    #[allow(clippy::vec_box)] // the boxes themselves are what is reused
     cache: SpinLock<alloc::vec::Vec<Box<Request>>>,
     ino: u64,
     pub rings: Rings,
@@ -149,11 +152,10 @@ impl IoUring {
             core::mem::take(&mut st.eventfd_pending)
         };
         self.cq_wait.wake_all();
-        if signals > 0 {
-            if let Some((efd, _)) = self.eventfd.lock().clone() {
+        if signals > 0
+            && let Some((efd, _)) = self.eventfd.lock().clone() {
                 efd.signal(signals);
             }
-        }
     }
 
     /// Moves overflowed CQEs into the CQ ring as room allows.
@@ -567,11 +569,10 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         }
         let waited = ring.wait_cqes(min_complete, deadline);
         me.sigmask.store(old, core::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = waited {
-            if submitted == 0 {
+        if let Err(e) = waited
+            && submitted == 0 {
                 return Err(e);
             }
-        }
     }
     Ok(u64::from(submitted))
 }

@@ -120,6 +120,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
     }
     let def = OPS.get(sqe.opcode as usize).ok_or(EINVAL)?;
     let prep = def.prep.ok_or(EINVAL)?;
+    log::trace!("io_uring: {} user_data={:#x}", def.name, sqe.user_data);
     if sqe.personality != 0 {
         return Err(EINVAL);
     }

@@ -19,6 +19,7 @@
 //!   with Release, pairing with user space's Acquire load of the tail before reading CQEs.
 //!   It loads `cq.head` with Acquire, pairing with user space's Release store of the head
 //!   after it has read the CQEs, so a slot is never overwritten while being read.
+//!
 //! Everything user space writes is hostile: indices are masked, array entries are checked
 //! against the SQ size (bad ones counted in `sq_dropped`), and an SQE is copied before use.
 
@@ -191,9 +192,5 @@ impl Rings {
         unsafe { p.cast::<Cqe>().write_volatile(*cqe) };
         self.word(CQ_TAIL).store(tail.wrapping_add(1), Ordering::Release);
         true
-    }
-
-    pub fn add_overflow(&self) {
-        self.word(CQ_OVERFLOW).fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -25,7 +25,6 @@ pub const IORING_OP_READV: u8 = 1;
 pub const IORING_OP_WRITEV: u8 = 2;
 pub const IORING_OP_READ_FIXED: u8 = 4;
 pub const IORING_OP_WRITE_FIXED: u8 = 5;
-pub const IORING_OP_READ: u8 = 22;
 pub const IORING_OP_WRITE: u8 = 23;
 
 /// RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_APPEND: accepted (the RAM and device
@@ -129,7 +128,7 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
     let Some(disk) = file.node.as_any().downcast_ref::<BlockNode>() else { return Err(req) };
     let Some(offset) = rw.offset else { return Err(req) };
     let len: usize = rw.iovecs.iter().map(|v| v.1).sum();
-    if offset % SECTOR != 0 || len as u64 % SECTOR != 0 || len == 0 || rw.iovecs.len() > 64 {
+    if offset % SECTOR != 0 || !(len as u64).is_multiple_of(SECTOR) || len == 0 || rw.iovecs.len() > 64 {
         return Err(req);
     }
     if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {

@@ -12,7 +12,6 @@ use crate::mm::{frame, frame_ptr, PAGE_SIZE, USER_END};
 pub const PRESENT: u64 = 1 << 0;
 pub const WRITABLE: u64 = 1 << 1;
 pub const USER: u64 = 1 << 2;
-pub const HUGE: u64 = 1 << 7;
 pub const NOT_OWNED: u64 = 1 << 9;
 pub const NO_EXECUTE: u64 = 1 << 63;
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -74,10 +73,6 @@ impl PageTable {
                              inout("rcx") 256u64 => _, options(nostack, preserves_flags));
         }
         Ok(Self { root })
-    }
-
-    pub fn root(&self) -> u64 {
-        self.root
     }
 
     /// Loads these tables into CR3.

@@ -110,14 +110,6 @@ pub fn copy_from_user(mm: &mut UserSpace, dst: &mut [u8], src: u64) -> KResult<(
     })
 }
 
-/// Fills `len` user bytes at `dst` with zeros.
-pub fn zero_user(mm: &mut UserSpace, dst: u64, len: usize) -> KResult<()> {
-    for_each_chunk(mm, dst, len, Access::Write, &mut |kptr, n, _| {
-        // SAFETY: as in `copy_to_user`.
-        unsafe { core::ptr::write_bytes(kptr, 0, n) };
-    })
-}
-
 /// Reads a `T` from user memory.
 pub fn read<T: Pod>(mm: &mut UserSpace, addr: u64) -> KResult<T> {
     let mut value = core::mem::MaybeUninit::<T>::uninit();

@@ -34,7 +34,7 @@ static WAITERS: SpinLock<BTreeMap<u64, Vec<Waiter>>> = SpinLock::new(BTreeMap::n
 
 /// The key of the futex word at `uaddr` (its physical address), faulting it in.
 fn key(uaddr: u64) -> KResult<u64> {
-    if uaddr % 4 != 0 {
+    if !uaddr.is_multiple_of(4) {
         return Err(EINVAL);
     }
     with_mm(|mm| {

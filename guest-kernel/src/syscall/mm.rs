@@ -7,7 +7,6 @@ use crate::mm::user::{Backing, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mm::{page_up, PAGE_SIZE, USER_END};
 use crate::task::with_mm;
 
-const MAP_SHARED: u64 = 0x01;
 const MAP_PRIVATE: u64 = 0x02;
 const MAP_SHARED_VALIDATE: u64 = 0x03;
 const MAP_FIXED: u64 = 0x10;
@@ -17,7 +16,7 @@ const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 const MAP_IGNORED: u64 = 0x0100 | 0x0800 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x1_0000 | 0x2_0000 | 0x4_0000 | 0x8_0000;
 
 fn range(addr: u64, len: u64) -> KResult<(u64, u64)> {
-    if addr % PAGE_SIZE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(EINVAL);
     }
     let end = addr.checked_add(page_up(len)).filter(|&e| e <= USER_END).ok_or(EINVAL)?;
@@ -98,16 +97,16 @@ pub fn mprotect(c: &mut Ctx) -> KResult<u64> {
         return Err(EINVAL);
     }
     if c.a[1] == 0 {
-        return if c.a[0] % PAGE_SIZE == 0 { Ok(0) } else { Err(EINVAL) };
+        return if c.a[0].is_multiple_of(PAGE_SIZE) { Ok(0) } else { Err(EINVAL) };
     }
-    let (s, e) = range(c.a[0], c.a[1]).map_err(|e| if c.a[0] % PAGE_SIZE == 0 { ENOMEM } else { e })?;
+    let (s, e) = range(c.a[0], c.a[1]).map_err(|e| if c.a[0].is_multiple_of(PAGE_SIZE) { ENOMEM } else { e })?;
     with_mm(|mm| mm.protect(s, e, prot)).map(|()| 0)
 }
 
 pub fn madvise(c: &mut Ctx) -> KResult<u64> {
     const MADV_DONTNEED: u64 = 4;
     let advice = c.a[2];
-    if c.a[0] % PAGE_SIZE != 0 || !matches!(advice, 0..=4 | 8..=25 | 100..=101) {
+    if !c.a[0].is_multiple_of(PAGE_SIZE) || !matches!(advice, 0..=4 | 8..=25 | 100..=101) {
         return Err(EINVAL);
     }
     if c.a[1] == 0 {

@@ -92,12 +92,11 @@ fn do_clone(c: &mut Ctx, flags: u64, stack: u64, parent_tid: u64, child_tid: u64
     if flags & CLONE_PARENT_SETTID != 0 {
         let _ = task::write_user(parent_tid, &tid);
     }
-    if flags & CLONE_VFORK != 0 {
-        if let Some(child) = child {
+    if flags & CLONE_VFORK != 0
+        && let Some(child) = child {
             // The parent waits until the child execs or exits, as vfork promises.
             let _ = child.vfork_done.wait_until(None, || child.vfork_released.load(Ordering::Relaxed));
         }
-    }
     Ok(u64::from(tid))
 }
 

@@ -264,7 +264,8 @@ pub fn spawn_kernel_thread(entry: extern "C" fn(usize), arg: usize) -> KResult<P
     let process = KERNEL_PROCESS
         .lock()
         .get_or_insert_with(|| {
-            let p = Arc::new(Process {
+            
+            Arc::new(Process {
                 pid: KERNEL_PID,
                 ppid: AtomicU32::new(0),
                 mm: SpinLock::new(None),
@@ -281,8 +282,7 @@ pub fn spawn_kernel_thread(entry: extern "C" fn(usize), arg: usize) -> KResult<P
                 altstack: SpinLock::new([0, 2, 0]),
                 vfork_done: WaitQueue::new(),
                 vfork_released: core::sync::atomic::AtomicBool::new(false),
-            });
-            p
+            })
         })
         .clone();
     let tid = alloc_pid();
@@ -366,11 +366,10 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
     if args.flags & CLONE_CHILD_CLEARTID != 0 {
         task.clear_child_tid.store(args.child_tid, Ordering::Relaxed);
     }
-    if args.flags & CLONE_CHILD_SETTID != 0 {
-        if let Some(mm) = task.process.mm() {
+    if args.flags & CLONE_CHILD_SETTID != 0
+        && let Some(mm) = task.process.mm() {
             let _ = uaccess::write(&mut mm.lock(), args.child_tid, &tid);
         }
-    }
     sched::spawn(task);
     Ok((tid, process))
 }
@@ -470,11 +469,10 @@ pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
     let me = sched::current();
     if frame.vector == 14 {
         let (write, exec) = (frame.error_code & 2 != 0, frame.error_code & 16 != 0);
-        if let Some(mm) = me.process.mm() {
-            if mm.lock().fault(cr2, write, exec) {
+        if let Some(mm) = me.process.mm()
+            && mm.lock().fault(cr2, write, exec) {
                 return;
             }
-        }
     }
     let sig = signal::signal_for_exception(frame.vector);
     log::info!(

@@ -107,12 +107,11 @@ pub fn schedule() {
             (None, None) => return,
             _ => {}
         }
-        if let Some(p) = &prev {
-            if p.has_user() {
+        if let Some(p) = &prev
+            && p.has_user() {
                 // SAFETY: single CPU; nobody else touches the running task's FPU area.
                 unsafe { (*p.fpu.get()).save() };
             }
-        }
         let save: *mut u64 = match &prev {
             // SAFETY: the saved rsp slot lives as long as the task (kept alive by the
             // run queue, a wait queue, or the dead list until after the switch).

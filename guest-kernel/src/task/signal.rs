@@ -20,17 +20,22 @@ use crate::errno::{KResult, EINVAL};
 use crate::mm::uaccess;
 use crate::task;
 
+#[allow(dead_code)] // listed for completeness
 pub const SIGHUP: u32 = 1;
+#[allow(dead_code)] // listed for completeness
 pub const SIGINT: u32 = 2;
+#[allow(dead_code)] // listed for completeness
 pub const SIGQUIT: u32 = 3;
 pub const SIGILL: u32 = 4;
 pub const SIGTRAP: u32 = 5;
+#[allow(dead_code)] // listed for completeness
 pub const SIGABRT: u32 = 6;
 pub const SIGBUS: u32 = 7;
 pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
 pub const SIGSEGV: u32 = 11;
 pub const SIGPIPE: u32 = 13;
+#[allow(dead_code)] // listed for completeness
 pub const SIGTERM: u32 = 15;
 pub const SIGCHLD: u32 = 17;
 pub const SIGCONT: u32 = 18;

@@ -103,22 +103,4 @@ impl WaitQueue {
             cb();
         }
     }
-
-    /// Wakes up to `n` waiters (oldest first); returns how many were woken.
-    pub fn wake_n(&self, n: usize) -> usize {
-        let woken: Vec<Arc<Task>> = {
-            let mut waiters = self.waiters.lock();
-            let n = n.min(waiters.len());
-            waiters.drain(..n).collect()
-        };
-        for t in &woken {
-            sched::wake(t);
-        }
-        self.run_callbacks();
-        woken.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.waiters.lock().is_empty()
-    }
 }

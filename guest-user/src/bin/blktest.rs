@@ -50,7 +50,7 @@ fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
     println!("blktest: host wrote {:?}", core::str::from_utf8(&head[..end]).unwrap_or("?"));
 
     // SAFETY: single-threaded program; these buffers are only used here.
-    let bufs = unsafe { &mut *(&raw mut BUFS) };
+    let bufs = unsafe { (&raw mut BUFS).as_mut() }.expect("a static is never null");
     for (i, b) in bufs[0].0.iter_mut().enumerate() {
         *b = pattern(1, i);
     }

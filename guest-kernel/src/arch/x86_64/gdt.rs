@@ -66,9 +66,9 @@ pub fn init() {
     let low = (limit & 0xffff) | ((tss & 0xff_ffff) << 16) | (0x89 << 40) | ((tss >> 24 & 0xff) << 56);
     // SAFETY: runs once at boot on the only CPU, before anything else reads these tables.
     unsafe {
-        (*(&raw mut TSS)).ist[usize::from(IST_DOUBLE_FAULT) - 1] = ist;
-        (*(&raw mut GDT))[5] = low;
-        (*(&raw mut GDT))[6] = tss >> 32;
+        TSS.ist[usize::from(IST_DOUBLE_FAULT) - 1] = ist;
+        GDT[5] = low;
+        GDT[6] = tss >> 32;
     }
     let ptr = DescriptorPointer { limit: (size_of::<[u64; 7]>() - 1) as u16, base: addr_of!(GDT) as u64 };
     // SAFETY: the GDT is static and its code/data descriptors match the boot GDT's, so
@@ -97,5 +97,5 @@ pub fn init() {
 /// Sets the stack the CPU switches to on an interrupt from user mode.
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: one CPU; the CPU reads rsp0 only when entering ring 0 from ring 3.
-    unsafe { (*(&raw mut TSS)).rsp[0] = top };
+    unsafe { TSS.rsp[0] = top };
 }

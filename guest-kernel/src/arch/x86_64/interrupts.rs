@@ -131,6 +131,7 @@ struct DescriptorPointer {
 
 pub fn init() {
     let stubs = addr_of!(isr_stubs) as u64;
+    #[allow(clippy::needless_range_loop)] // the vector number is also the stub's index
     for vector in 0..256 {
         let handler = stubs + 16 * vector as u64;
         let ist = if vector == 8 { gdt::IST_DOUBLE_FAULT } else { 0 };
@@ -144,7 +145,7 @@ pub fn init() {
             reserved: 0,
         };
         // SAFETY: boot-time initialisation on the only CPU, before interrupts are enabled.
-        unsafe { (*(&raw mut IDT))[vector] = entry };
+        unsafe { IDT[vector] = entry };
     }
     let ptr = DescriptorPointer { limit: (size_of::<[IdtEntry; 256]>() - 1) as u16, base: addr_of!(IDT) as u64 };
     // SAFETY: the IDT is static and every entry points at a stub above.

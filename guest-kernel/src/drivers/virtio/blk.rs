@@ -62,7 +62,7 @@ impl Blk {
             return Ok(());
         }
         let bytes: u64 = data.iter().map(|b| u64::from(b.len)).sum();
-        if kind != T_FLUSH && (bytes % SECTOR != 0 || sector.checked_add(bytes / SECTOR).is_none_or(|e| e > self.sectors)) {
+        if kind != T_FLUSH && (!bytes.is_multiple_of(SECTOR) || sector.checked_add(bytes / SECTOR).is_none_or(|e| e > self.sectors)) {
             return Err(EINVAL);
         }
         // Header and status byte: kernel heap memory (physically contiguous), kept alive
@@ -149,11 +149,6 @@ impl super::Interrupt for Blk {
 static DISKS: AtomicUsize = AtomicUsize::new(0);
 static BLOCK_DEVICES: SpinLock<Vec<Arc<Blk>>> = SpinLock::new(Vec::new());
 
-/// The disk named `name` ("vda").
-pub fn find(name: &str) -> Option<Arc<Blk>> {
-    BLOCK_DEVICES.lock().iter().find(|b| b.name == name).cloned()
-}
-
 pub fn probe(mmio: Mmio, irq: u32) {
     let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | VIRTIO_RING_F_EVENT_IDX;
     let Some(features) = mmio.negotiate(wanted) else {
@@ -183,7 +178,7 @@ pub fn probe(mmio: Mmio, irq: u32) {
     crate::fs::dev::add(&name, Arc::new(BlockNode { ino: alloc_ino(), dev: Arc::clone(&blk) }));
     log::info!(
         "virtio-blk: /dev/{name}: {} MiB{}, queue {}, features {features:#x}",
-        sectors * SECTOR >> 20,
+        (sectors * SECTOR) >> 20,
         if blk.read_only { " (read-only)" } else { "" },
         blk.queue.lock().size()
     );
@@ -202,7 +197,7 @@ impl Node for BlockNode {
             mode: FileType::BlockDevice.mode_bits() | if self.dev.read_only { 0o444 } else { 0o660 },
             nlink: 1,
             size: self.dev.sectors * SECTOR,
-            rdev: (254 << 8) | self.dev.name.as_bytes()[2].wrapping_sub(b'a') as u64 * 16,
+            rdev: (254 << 8) | (self.dev.name.as_bytes()[2].wrapping_sub(b'a') as u64 * 16),
             ..Stat::default()
         }
     }
@@ -242,7 +237,7 @@ impl Node for BlockNode {
             let n = (total - done).min(MAX_SYNC - skip);
             let span = (skip + n).div_ceil(SECTOR as usize) * SECTOR as usize;
             let mut bounce = alloc::vec![0u8; span];
-            if skip != 0 || n % SECTOR as usize != 0 {
+            if skip != 0 || !n.is_multiple_of(SECTOR as usize) {
                 // Partial sectors: read-modify-write.
                 self.dev.transfer(T_IN, first, &mut bounce)?;
             }

@@ -25,7 +25,6 @@ const NOTAG: u16 = !0;
 
 // Message types (T = request, R = T + 1).
 pub const TLERROR: u8 = 6;
-pub const TSTATFS: u8 = 8;
 pub const TLOPEN: u8 = 12;
 pub const TLCREATE: u8 = 14;
 pub const TSYMLINK: u8 = 16;
@@ -55,10 +54,6 @@ impl Msg {
         v.push(kind);
         v.extend_from_slice(&[0; 2]);
         Self(v)
-    }
-    pub fn u8(mut self, v: u8) -> Self {
-        self.0.push(v);
-        self
     }
     pub fn u16(mut self, v: u16) -> Self {
         self.0.extend_from_slice(&v.to_le_bytes());
@@ -123,6 +118,8 @@ impl Reply {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Qid {
     pub kind: u8,
+    /// On the wire; unused here (no caching).
+    #[allow(dead_code)]
     pub version: u32,
     pub path: u64,
 }

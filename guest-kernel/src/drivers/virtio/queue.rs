@@ -8,6 +8,7 @@
 //!   `sq.tail`.
 //! - The **used ring** (device -> driver) carries (head, bytes written) pairs, like the CQ
 //!   ring: the device writes entries, then publishes `used.idx`, as the kernel does `cq.tail`.
+//!
 //! Indices are free-running `u16`s, masked on use. The device is told to look by a write to
 //! the notify register (io_uring_enter's job) unless it said it is already looking, and
 //! tells us by an interrupt (an eventfd, for io_uring) unless we said we are.
