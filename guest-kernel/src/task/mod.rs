@@ -106,11 +106,18 @@ fn alloc_pid() -> Pid {
 }
 
 impl Process {
+    /// A new process, findable by pid (for kill and wait4).
     fn new(pid: Pid, ppid: Pid, mm: Mm, files: FdTable, cwd: String, name: String) -> Arc<Self> {
-        let p = Arc::new(Self {
+        let p = Self::build(pid, ppid, Some(mm), files, cwd, name);
+        PROCESSES.lock().insert(pid, Arc::clone(&p));
+        p
+    }
+
+    fn build(pid: Pid, ppid: Pid, mm: Option<Mm>, files: FdTable, cwd: String, name: String) -> Arc<Self> {
+        Arc::new(Self {
             pid,
             ppid: AtomicU32::new(ppid),
-            mm: SpinLock::new(Some(mm)),
+            mm: SpinLock::new(mm),
             files: SpinLock::new(files),
             cwd: SpinLock::new(cwd),
             name: SpinLock::new(name),
@@ -124,9 +131,7 @@ impl Process {
             pending: AtomicU64::new(0),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
-        });
-        PROCESSES.lock().insert(pid, Arc::clone(&p));
-        p
+        })
     }
 
     pub fn mm(&self) -> Option<Mm> {

@@ -19,7 +19,6 @@ use crate::errno::*;
 use crate::fs::{alloc_ino, FileType, IoBuf, Node, Stat};
 use crate::mm::virt_to_phys;
 use crate::sync::SpinLock;
-use crate::task::wait::WaitQueue;
 
 const F_SEG_MAX: u64 = 1 << 2;
 const F_RO: u64 = 1 << 5;
@@ -37,14 +36,11 @@ pub const SECTOR: u64 = 512;
 const MAX_SYNC: usize = 64 * 1024;
 
 pub struct Blk {
-    mmio: Mmio,
-    queue: SpinLock<VirtQueue>,
+    dev: super::Device,
     pub name: String,
     pub sectors: u64,
     pub read_only: bool,
     flush: bool,
-    /// Woken when requests complete (sync waiters, and submitters waiting for room).
-    completions: WaitQueue,
 }
 
 /// The result of a request: bytes transferred, or the error.
@@ -76,36 +72,18 @@ impl Blk {
         chain.push(Buffer { phys: hdr_phys, len: 16, device_writes: false });
         chain.extend_from_slice(data);
         chain.push(Buffer { phys: hdr_phys + 16, len: 1, device_writes: true });
-        let mut completion: super::queue::Completion = Box::new(move |_len| {
-            let status = hdr[16];
-            done(match status {
-                S_OK => Ok(bytes as u32),
-                S_UNSUPP => Err(EOPNOTSUPP),
-                _ => Err(EIO),
-            })
-        });
-        loop {
-            let added = self.queue.lock().add(&chain, completion);
-            match added {
-                Ok(notify) => {
-                    if notify {
-                        self.mmio.notify(0);
-                    }
-                    return Ok(());
-                }
-                Err(back) => {
-                    completion = back;
-                    // Full: wait for completions to free descriptors.
-                    let need = chain.len();
-                    if need > self.queue.lock().size() as usize {
-                        return Err(EINVAL);
-                    }
-                    self.completions
-                        .wait_until(None, || self.queue.lock().free_descriptors() >= need)
-                        .map_err(|_| EINTR)?;
-                }
-            }
-        }
+        self.dev.add(
+            &chain,
+            Box::new(move |_len| {
+                let status = hdr[16];
+                done(match status {
+                    S_OK => Ok(bytes as u32),
+                    S_UNSUPP => Err(EOPNOTSUPP),
+                    _ => Err(EIO),
+                })
+            }),
+        )
+        .map_err(|(e, _)| e)
     }
 
     /// Synchronous transfer of whole sectors to or from kernel memory.
@@ -127,7 +105,7 @@ impl Blk {
             }),
         )?;
         // Not interruptible: the device writes into `buf`, which must outlive the request.
-        while self.completions.wait_until(None, || state.0.load(Ordering::Acquire)).is_err() {}
+        while self.dev.completions.wait_until(None, || state.0.load(Ordering::Acquire)).is_err() {}
         match state.1.load(Ordering::Relaxed) {
             0 => Ok(()),
             e => Err(Errno(e as i32)),
@@ -137,12 +115,7 @@ impl Blk {
 
 impl super::Interrupt for Blk {
     fn interrupt(&self) {
-        self.mmio.ack_interrupt();
-        let done = self.queue.lock().take_used();
-        for (completion, len) in done {
-            completion(len);
-        }
-        self.completions.wake_all();
+        self.dev.service();
     }
 }
 
@@ -164,15 +137,13 @@ pub fn probe(mmio: Mmio, irq: u32) {
     let n = DISKS.fetch_add(1, Ordering::Relaxed);
     let name = format!("vd{}", (b'a' + n as u8) as char);
     let blk = Arc::new(Blk {
-        mmio,
-        queue: SpinLock::new(queue),
+        dev: super::Device::new(mmio, queue),
         name: name.clone(),
         sectors,
         read_only: features & F_RO != 0,
         flush: features & F_FLUSH != 0,
-        completions: WaitQueue::new(),
     });
-    blk.mmio.driver_ok();
+    blk.dev.mmio.driver_ok();
     super::register_irq(irq, blk.clone());
     BLOCK_DEVICES.lock().push(Arc::clone(&blk));
     crate::fs::dev::add(&name, Arc::new(BlockNode { ino: alloc_ino(), dev: Arc::clone(&blk) }));
@@ -180,8 +151,29 @@ pub fn probe(mmio: Mmio, irq: u32) {
         "virtio-blk: /dev/{name}: {} MiB{}, queue {}, features {features:#x}",
         (sectors * SECTOR) >> 20,
         if blk.read_only { " (read-only)" } else { "" },
-        blk.queue.lock().size()
+        blk.dev.queue.lock().size()
     );
+}
+
+/// Splits the byte range `offset .. offset + total` into sector-aligned spans of at most
+/// `MAX_SYNC` bytes and calls `f(first_sector, skip, n, done, bounce)` for each: `bounce`
+/// covers whole sectors from `first_sector`; the caller's bytes are `bounce[skip..skip+n]`,
+/// at `done` in its buffer. Returns `total`.
+fn for_each_span(
+    offset: u64,
+    total: usize,
+    mut f: impl FnMut(u64, usize, usize, usize, &mut [u8]) -> KResult<()>,
+) -> KResult<usize> {
+    let mut done = 0;
+    while done < total {
+        let pos = offset + done as u64;
+        let skip = (pos % SECTOR) as usize;
+        let n = (total - done).min(MAX_SYNC - skip);
+        let mut bounce = alloc::vec![0u8; (skip + n).div_ceil(SECTOR as usize) * SECTOR as usize];
+        f(pos / SECTOR, skip, n, done, &mut bounce)?;
+        done += n;
+    }
+    Ok(done)
 }
 
 /// `/dev/vdX`: byte-addressed access to the disk, through sector-aligned bounce buffers.
@@ -205,19 +197,10 @@ impl Node for BlockNode {
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         let size = self.dev.sectors * SECTOR;
         let total = (buf.len() as u64).min(size.saturating_sub(offset)) as usize;
-        let mut done = 0;
-        while done < total {
-            let pos = offset + done as u64;
-            let first = pos / SECTOR;
-            let skip = (pos % SECTOR) as usize;
-            let n = (total - done).min(MAX_SYNC - skip);
-            let span = (skip + n).div_ceil(SECTOR as usize) * SECTOR as usize;
-            let mut bounce = alloc::vec![0u8; span];
-            self.dev.transfer(T_IN, first, &mut bounce)?;
-            buf.put(done, &bounce[skip..skip + n])?;
-            done += n;
-        }
-        Ok(done)
+        for_each_span(offset, total, |first, skip, n, done, bounce| {
+            self.dev.transfer(T_IN, first, bounce)?;
+            buf.put(done, &bounce[skip..skip + n])
+        })
     }
 
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
@@ -229,23 +212,14 @@ impl Node for BlockNode {
             return Err(ENOSPC);
         }
         let total = (buf.len() as u64).min(size - offset.min(size)) as usize;
-        let mut done = 0;
-        while done < total {
-            let pos = offset + done as u64;
-            let first = pos / SECTOR;
-            let skip = (pos % SECTOR) as usize;
-            let n = (total - done).min(MAX_SYNC - skip);
-            let span = (skip + n).div_ceil(SECTOR as usize) * SECTOR as usize;
-            let mut bounce = alloc::vec![0u8; span];
+        for_each_span(offset, total, |first, skip, n, done, bounce| {
             if skip != 0 || !n.is_multiple_of(SECTOR as usize) {
                 // Partial sectors: read-modify-write.
-                self.dev.transfer(T_IN, first, &mut bounce)?;
+                self.dev.transfer(T_IN, first, bounce)?;
             }
             buf.get(done, &mut bounce[skip..skip + n])?;
-            self.dev.transfer(T_OUT, first, &mut bounce)?;
-            done += n;
-        }
-        Ok(done)
+            self.dev.transfer(T_OUT, first, bounce)
+        })
     }
 
     fn truncate(&self, _len: u64) -> KResult<()> {
@@ -278,16 +252,17 @@ pub fn send_malformed_request() -> Option<u32> {
     let blk = BLOCK_DEVICES.lock().first().cloned()?;
     let hdr = Box::new([0u8; 17]);
     let phys = virt_to_phys(hdr.as_ptr());
+    let (mmio, queue) = (&blk.dev.mmio, &blk.dev.queue);
     let chain = [
         Buffer { phys, len: 16, device_writes: false },
         Buffer { phys: 0xdead_0000_0000, len: 512, device_writes: true },
         Buffer { phys: phys + 16, len: 1, device_writes: true },
     ];
-    let added = blk.queue.lock().add(&chain, Box::new(move |_| drop(hdr)));
+    let added = queue.lock().add(&chain, Box::new(move |_| drop(hdr)));
     if added.is_ok() {
-        blk.mmio.notify(0);
+        mmio.notify(0);
     }
     let deadline = crate::time::monotonic_ns() + 500_000_000;
-    let _ = blk.completions.wait_until(Some(deadline), || blk.mmio.status() & 0x40 != 0);
-    Some(blk.mmio.status())
+    let _ = blk.dev.completions.wait_until(Some(deadline), || mmio.status() & 0x40 != 0);
+    Some(mmio.status())
 }

@@ -16,6 +16,57 @@ use crate::sync::SpinLock;
 pub const DEVICE_ID_BLOCK: u32 = 2;
 pub const DEVICE_ID_9P: u32 = 9;
 
+/// What every driver here shares: the transport, its one queue, and a wait queue woken
+/// when requests complete (synchronous callers and submitters waiting for room).
+pub struct Device {
+    pub mmio: mmio::Mmio,
+    pub queue: SpinLock<queue::VirtQueue>,
+    pub completions: crate::task::wait::WaitQueue,
+}
+
+impl Device {
+    pub fn new(mmio: mmio::Mmio, queue: queue::VirtQueue) -> Self {
+        Self { mmio, queue: SpinLock::new(queue), completions: crate::task::wait::WaitQueue::new() }
+    }
+
+    /// Adds a chain to the queue (waiting while it is full) and notifies the device if it
+    /// asks for it. On failure (EINVAL: the chain can never fit; EINTR) the completion is
+    /// given back, not run.
+    pub fn add(&self, chain: &[queue::Buffer], mut completion: queue::Completion) -> Result<(), (crate::errno::Errno, queue::Completion)> {
+        if chain.len() > usize::from(self.queue.lock().size()) {
+            return Err((crate::errno::EINVAL, completion));
+        }
+        loop {
+            let added = self.queue.lock().add(chain, completion);
+            match added {
+                Ok(notify) => {
+                    if notify {
+                        self.mmio.notify(0);
+                    }
+                    return Ok(());
+                }
+                Err(back) => {
+                    completion = back;
+                    let need = chain.len();
+                    if self.completions.wait_until(None, || self.queue.lock().free_descriptors() >= need).is_err() {
+                        return Err((crate::errno::EINTR, completion));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The interrupt: acknowledge, run the completions of the returned chains, wake.
+    pub fn service(&self) {
+        self.mmio.ack_interrupt();
+        let done = self.queue.lock().take_used();
+        for (completion, len) in done {
+            completion(len);
+        }
+        self.completions.wake_all();
+    }
+}
+
 /// A driver that handles its device's interrupt.
 pub trait Interrupt: Send + Sync {
     fn interrupt(&self);

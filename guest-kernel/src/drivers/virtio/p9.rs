@@ -15,7 +15,6 @@ use super::queue::{Buffer, VirtQueue};
 use crate::errno::*;
 use crate::mm::virt_to_phys;
 use crate::sync::SpinLock;
-use crate::task::wait::WaitQueue;
 
 const F_MOUNT_TAG: u64 = 1;
 /// Our maximum message size (the server may lower it in Rversion).
@@ -128,11 +127,9 @@ pub const QTDIR: u8 = 0x80;
 pub const QTSYMLINK: u8 = 0x02;
 
 pub struct P9 {
-    mmio: Mmio,
-    queue: SpinLock<VirtQueue>,
+    dev: super::Device,
     pub tag: String,
     msize: AtomicU32,
-    completions: WaitQueue,
     next_tag: AtomicU16,
     next_fid: AtomicU32,
     free_fids: SpinLock<Vec<u32>>,
@@ -165,24 +162,16 @@ impl P9 {
             Buffer { phys: virt_to_phys(t.as_ptr()), len: t.len() as u32, device_writes: false },
             Buffer { phys: virt_to_phys(r.as_ptr()), len: r.len() as u32, device_writes: true },
         ];
-        let mut completion: super::queue::Completion = Box::new(move |_| {
-            drop(t);
-            done(parse_reply(r, kind));
-        });
-        loop {
-            let added = self.queue.lock().add(&chain, completion);
-            match added {
-                Ok(notify) => {
-                    if notify {
-                        self.mmio.notify(0);
-                    }
-                    return;
-                }
-                Err(back) => {
-                    completion = back;
-                    let _ = self.completions.wait_until(None, || self.queue.lock().free_descriptors() >= 2);
-                }
-            }
+        let added = self.dev.add(
+            &chain,
+            Box::new(move |_| {
+                drop(t);
+                done(parse_reply(r, kind));
+            }),
+        );
+        if let Err((_, completion)) = added {
+            // Not queued: complete at once, as a device error (the reply buffer is empty).
+            completion(0);
         }
     }
 
@@ -194,24 +183,9 @@ impl P9 {
         ];
         let done = Arc::new(AtomicBool::new(false));
         let d = Arc::clone(&done);
-        let mut completion: super::queue::Completion = Box::new(move |_| d.store(true, Ordering::Release));
-        loop {
-            let added = self.queue.lock().add(&chain, completion);
-            match added {
-                Ok(notify) => {
-                    if notify {
-                        self.mmio.notify(0);
-                    }
-                    break;
-                }
-                Err(back) => {
-                    completion = back;
-                    let _ = self.completions.wait_until(None, || self.queue.lock().free_descriptors() >= 2);
-                }
-            }
-        }
+        self.dev.add(&chain, Box::new(move |_| d.store(true, Ordering::Release))).map_err(|(e, _)| e)?;
         // Not interruptible: the device writes into `r`, which must outlive the request.
-        while self.completions.wait_until(None, || done.load(Ordering::Acquire)).is_err() {}
+        while self.dev.completions.wait_until(None, || done.load(Ordering::Acquire)).is_err() {}
         drop(t);
         parse_reply(r, kind)
     }
@@ -285,12 +259,7 @@ fn parse_reply(mut r: Vec<u8>, kind: u8) -> KResult<Reply> {
 
 impl super::Interrupt for P9 {
     fn interrupt(&self) {
-        self.mmio.ack_interrupt();
-        let done = self.queue.lock().take_used();
-        for (completion, len) in done {
-            completion(len);
-        }
-        self.completions.wake_all();
+        self.dev.service();
     }
 }
 
@@ -310,11 +279,9 @@ pub fn probe(mmio: Mmio, irq: u32) -> Option<(Arc<P9>, Qid)> {
     };
     mmio.driver_ok();
     let p9 = Arc::new(P9 {
-        mmio,
-        queue: SpinLock::new(queue),
+        dev: super::Device::new(mmio, queue),
         tag,
         msize: AtomicU32::new(MSIZE),
-        completions: WaitQueue::new(),
         next_tag: AtomicU16::new(0),
         next_fid: AtomicU32::new(1),
         free_fids: SpinLock::new(Vec::new()),
