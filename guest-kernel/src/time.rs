@@ -8,6 +8,7 @@
 //! - Realtime clock: monotonic time plus the boot time in seconds since the epoch, read
 //!   from the CMOS RTC when one answers, else from `epoch=` on the command line, else 0.
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,14 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 static TSC_KHZ: AtomicU64 = AtomicU64::new(0);
 static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 static BOOT_EPOCH_NS: AtomicU64 = AtomicU64::new(0);
-static TIMERS: SpinLock<Vec<(u64, Arc<Task>)>> = SpinLock::new(Vec::new());
+/// What happens when a timer expires.
+enum Expiry {
+    Wake(Arc<Task>),
+    /// Runs in the timer interrupt (io_uring timeouts).
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+static TIMERS: SpinLock<Vec<(u64, Expiry)>> = SpinLock::new(Vec::new());
 
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC only reads the time-stamp counter.
@@ -72,29 +80,30 @@ pub fn realtime_ns() -> u64 {
 
 /// Wakes `task` at `deadline` (monotonic ns) unless it is woken earlier.
 pub fn add_timer(deadline: u64, task: Arc<Task>) {
-    TIMERS.lock().push((deadline, task));
+    TIMERS.lock().push((deadline, Expiry::Wake(task)));
+}
+
+/// Runs `f` from the timer interrupt at `deadline` (monotonic ns).
+pub fn call_at(deadline: u64, f: Box<dyn FnOnce() + Send>) {
+    TIMERS.lock().push((deadline, Expiry::Call(f)));
 }
 
 /// Wakes every task whose timer expired.
 pub fn run_timers() {
     let now = monotonic_ns();
-    let expired: Vec<Arc<Task>> = {
+    let expired: Vec<Expiry> = {
         let mut timers = TIMERS.lock();
-        if timers.is_empty() {
+        if timers.iter().all(|(d, _)| *d > now) {
             return;
         }
-        let mut expired = Vec::new();
-        timers.retain(|(d, t)| {
-            if *d <= now {
-                expired.push(Arc::clone(t));
-                false
-            } else {
-                true
-            }
-        });
-        expired
+        let (due, later): (Vec<_>, Vec<_>) = core::mem::take(&mut *timers).into_iter().partition(|(d, _)| *d <= now);
+        *timers = later;
+        due.into_iter().map(|(_, e)| e).collect()
     };
-    for t in &expired {
-        sched::wake(t);
+    for e in expired {
+        match e {
+            Expiry::Wake(t) => sched::wake(&t),
+            Expiry::Call(f) => f(),
+        }
     }
 }

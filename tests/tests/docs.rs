@@ -6,13 +6,17 @@ use tests::root;
 #[test]
 fn design_doc_opcode_table_matches_opdef() {
     let opdef = std::fs::read_to_string(root().join("guest-kernel/src/io_uring/opdef.rs")).unwrap();
-    // Supported entries are written `OpDef { name: "NOP", ...` or `rw_op("READ")`;
+    // Supported entries are written `OpDef { name: "NOP", ...` or `family_op("READ")`;
     // the others `unsupported("...")`.
+    let table = opdef.split("pub static OPS").nth(1).expect("the OPS table");
+    let table = table.split("];").next().expect("its end");
     let mut supported: Vec<String> = Vec::new();
-    for line in opdef.lines().map(str::trim) {
+    for line in table.lines().map(str::trim) {
         let name = if let Some(rest) = line.strip_prefix("OpDef { name: \"") {
             rest.split('"').next()
-        } else if let Some(rest) = line.strip_prefix("rw_op(\"") {
+        } else if line.starts_with("unsupported(") {
+            None
+        } else if let Some((_, rest)) = line.split_once("_op(\"") {
             rest.split('"').next()
         } else {
             None

@@ -20,12 +20,15 @@
 pub mod opdef;
 pub mod uapi;
 
+mod advise;
+mod fs;
 mod fsync;
 mod nop;
 mod register;
 mod ring;
 mod rsrc;
 mod rw;
+mod timeout;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -68,6 +71,12 @@ pub enum Op {
     Rw(rw::Rw),
     /// fsync and fdatasync do the same here: devices flush everything.
     Fsync,
+    Fs(fs::FsOp),
+    Fadvise { advice: u32 },
+    Madvise { addr: u64, len: u64, advice: u32 },
+    /// Absolute monotonic deadline, and completions that fire it early (0: none).
+    Timeout { deadline: u64, count: u32 },
+    TimeoutRemove { target: u64 },
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }
@@ -112,6 +121,7 @@ pub struct IoUring {
     eventfd: SpinLock<Option<(Arc<EventFd>, bool)>>,
     /// 0: no eventfd; 1: every completion; 2: completions that did not happen inline.
     eventfd_mode: core::sync::atomic::AtomicU8,
+    pub timeouts: SpinLock<timeout::Timeouts>,
 }
 
 impl IoUring {
@@ -226,9 +236,12 @@ impl IoUring {
     }
 
     /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
-    fn finish(&self, mut req: Box<Request>, res: i32, inline: bool) -> Option<Box<Request>> {
+    fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, inline: bool) -> Option<Box<Request>> {
         if !(req.flags & IOSQE_CQE_SKIP_SUCCESS != 0 && res >= 0) {
             self.post(Cqe { user_data: req.user_data, res, flags: 0 }, inline);
+            if req.opcode != timeout::IORING_OP_TIMEOUT {
+                timeout::count_completion(self);
+            }
         }
         self.inflight.fetch_sub(1, Relaxed);
         let mut next = req.link.take();
@@ -517,6 +530,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         rsrc: SpinLock::new(rsrc::Resources::default()),
         eventfd: SpinLock::new(None),
         eventfd_mode: core::sync::atomic::AtomicU8::new(0),
+        timeouts: SpinLock::new(timeout::Timeouts::default()),
     });
     task::write_user(params_addr, &p)?;
     let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{fsync, nop, rw, IoUring, Issued, Op, Request};
+use super::{advise, fs, fsync, nop, rw, timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -15,6 +15,9 @@ pub struct OpDef {
     pub name: &'static str,
     /// The SQE's `fd` names a file the op works on.
     pub needs_file: bool,
+    /// The op may touch the submitter's memory after submission (its buffers), so the
+    /// request keeps a reference to the address space.
+    pub user_buffers: bool,
     pub prep: Option<fn(&IoUring, &Sqe) -> KResult<Op>>,
     pub issue: fn(&Arc<IoUring>, Box<Request>) -> Issued,
 }
@@ -23,7 +26,7 @@ pub struct OpDef {
 pub const IORING_OP_LAST: usize = 49;
 
 const fn unsupported(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: false, prep: None, issue: fail_issue }
+    OpDef { name, needs_file: false, user_buffers: false, prep: None, issue: fail_issue }
 }
 
 fn fail_issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
@@ -43,14 +46,22 @@ fn fsync_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 }
 
 const fn rw_op(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: true, prep: Some(rw::prep), issue: rw::issue }
+    OpDef { name, needs_file: true, user_buffers: true, prep: Some(rw::prep), issue: rw::issue }
+}
+
+const fn fs_op(name: &'static str) -> OpDef {
+    OpDef { name, needs_file: false, user_buffers: false, prep: Some(fs::prep), issue: fs::issue }
+}
+
+const fn timeout_op(name: &'static str) -> OpDef {
+    OpDef { name, needs_file: false, user_buffers: false, prep: Some(timeout::prep), issue: timeout::issue }
 }
 
 pub static OPS: [OpDef; IORING_OP_LAST] = [
-    OpDef { name: "NOP", needs_file: false, prep: Some(nop_prep), issue: nop::issue },
+    OpDef { name: "NOP", needs_file: false, user_buffers: false, prep: Some(nop_prep), issue: nop::issue },
     rw_op("READV"),
     rw_op("WRITEV"),
-    OpDef { name: "FSYNC", needs_file: true, prep: Some(fsync_prep), issue: fsync::issue },
+    OpDef { name: "FSYNC", needs_file: true, user_buffers: false, prep: Some(fsync_prep), issue: fsync::issue },
     rw_op("READ_FIXED"),
     rw_op("WRITE_FIXED"),
     unsupported("POLL_ADD"),
@@ -58,21 +69,21 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("SYNC_FILE_RANGE"),
     unsupported("SENDMSG"),
     unsupported("RECVMSG"),
-    unsupported("TIMEOUT"),
-    unsupported("TIMEOUT_REMOVE"),
+    timeout_op("TIMEOUT"),
+    timeout_op("TIMEOUT_REMOVE"),
     unsupported("ACCEPT"),
     unsupported("ASYNC_CANCEL"),
     unsupported("LINK_TIMEOUT"),
     unsupported("CONNECT"),
     unsupported("FALLOCATE"),
-    unsupported("OPENAT"),
-    unsupported("CLOSE"),
+    fs_op("OPENAT"),
+    fs_op("CLOSE"),
     unsupported("FILES_UPDATE"),
-    unsupported("STATX"),
+    fs_op("STATX"),
     rw_op("READ"),
     rw_op("WRITE"),
-    unsupported("FADVISE"),
-    unsupported("MADVISE"),
+    OpDef { name: "FADVISE", needs_file: true, user_buffers: false, prep: Some(advise::prep), issue: advise::issue },
+    OpDef { name: "MADVISE", needs_file: false, user_buffers: false, prep: Some(advise::prep), issue: advise::issue },
     unsupported("SEND"),
     unsupported("RECV"),
     unsupported("OPENAT2"),
@@ -82,11 +93,11 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("REMOVE_BUFFERS"),
     unsupported("TEE"),
     unsupported("SHUTDOWN"),
-    unsupported("RENAMEAT"),
-    unsupported("UNLINKAT"),
-    unsupported("MKDIRAT"),
-    unsupported("SYMLINKAT"),
-    unsupported("LINKAT"),
+    fs_op("RENAMEAT"),
+    fs_op("UNLINKAT"),
+    fs_op("MKDIRAT"),
+    fs_op("SYMLINKAT"),
+    fs_op("LINKAT"),
     unsupported("MSG_RING"),
     unsupported("FSETXATTR"),
     unsupported("SETXATTR"),
@@ -135,13 +146,8 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         op,
         expected,
         link: None,
-        mm: if op_mm_needed(sqe.opcode) { mm.clone() } else { None },
+        mm: if def.user_buffers { mm.clone() } else { None },
     }))
-}
-
-/// Whether the opcode touches user buffers (and so keeps the submitter's address space).
-fn op_mm_needed(opcode: u8) -> bool {
-    OPS[opcode as usize].needs_file
 }
 
 /// A request standing for an SQE whose prep failed with `e`.

@@ -232,7 +232,7 @@ pub fn openat(c: &mut Ctx) -> KResult<u64> {
     do_open(c.int(0), c.a[1], c.a[2] as u32, c.a[3] as u32)
 }
 
-fn do_open(dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> KResult<u64> {
+pub fn do_open(dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> KResult<u64> {
     let path = user_path(path_addr)?;
     let base = at_dir(dirfd, &path)?;
     let (node, canonical) = open_node(&base, &path, flags, mode)?;
@@ -286,7 +286,11 @@ pub fn open_node(base: &str, path: &str, flags: u32, mode: u32) -> KResult<(Arc<
 }
 
 pub fn close(c: &mut Ctx) -> KResult<u64> {
-    current_process().files.lock().remove(c.int(0)).map(|_| 0)
+    do_close(c.int(0))
+}
+
+pub fn do_close(fd: i32) -> KResult<u64> {
+    current_process().files.lock().remove(fd).map(|_| 0)
 }
 
 // --- stat ---
@@ -362,14 +366,18 @@ pub fn newfstatat(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn statx(c: &mut Ctx) -> KResult<u64> {
-    let flags = c.a[2];
+    do_statx(c.int(0), c.a[1], c.a[2], c.a[3], c.a[4])
+}
+
+/// statx(dirfd, path, flags, mask, buf): the basic statistics, whatever the mask asks.
+pub fn do_statx(dirfd: i32, path_addr: u64, flags: u64, mask: u64, buf_addr: u64) -> KResult<u64> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000) != 0 || flags & 0x6000 == 0x6000 {
         return Err(EINVAL);
     }
-    if c.a[3] & 0x8000_0000 != 0 {
+    if mask & 0x8000_0000 != 0 {
         return Err(EINVAL); // STATX__RESERVED
     }
-    let s = stat_path(c.int(0), c.a[1], flags)?;
+    let s = stat_path(dirfd, path_addr, flags)?;
     let mut buf = [0u8; 256];
     let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
     let put64 = |b: &mut [u8; 256], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
@@ -387,7 +395,7 @@ pub fn statx(c: &mut Ctx) -> KResult<u64> {
     put32(&mut buf, 128, (s.rdev >> 8) as u32);
     put32(&mut buf, 132, (s.rdev & 0xff) as u32);
     put32(&mut buf, 140, 1);
-    task::copy_to_user(c.a[4], &buf).map(|()| 0)
+    task::copy_to_user(buf_addr, &buf).map(|()| 0)
 }
 
 pub fn access(c: &mut Ctx) -> KResult<u64> {
@@ -454,7 +462,7 @@ pub fn mkdirat(c: &mut Ctx) -> KResult<u64> {
     do_mkdir(c.int(0), c.a[1], c.a[2] as u32)
 }
 
-fn do_mkdir(dirfd: i32, path_addr: u64, mode: u32) -> KResult<u64> {
+pub fn do_mkdir(dirfd: i32, path_addr: u64, mode: u32) -> KResult<u64> {
     let path = user_path(path_addr)?;
     let base = at_dir(dirfd, &path)?;
     let (dir, name, _) = path::lookup_parent(&base, &path)?;
@@ -464,7 +472,7 @@ fn do_mkdir(dirfd: i32, path_addr: u64, mode: u32) -> KResult<u64> {
     dir.create(&name, FileType::Directory, mode & !UMASK.load(Ordering::Relaxed) & 0o7777).map(|_| 0)
 }
 
-fn do_unlink(dirfd: i32, path_addr: u64, dir: bool) -> KResult<u64> {
+pub fn do_unlink(dirfd: i32, path_addr: u64, dir: bool) -> KResult<u64> {
     let path = user_path(path_addr)?;
     let base = at_dir(dirfd, &path)?;
     let (parent, name, _) = path::lookup_parent(&base, &path).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
@@ -495,7 +503,7 @@ pub fn unlinkat(c: &mut Ctx) -> KResult<u64> {
     do_unlink(c.int(0), c.a[1], c.a[2] & AT_REMOVEDIR != 0)
 }
 
-fn do_rename(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
+pub fn do_rename(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
     const RENAME_NOREPLACE: u64 = 1;
     if flags & !RENAME_NOREPLACE != 0 {
         return Err(EINVAL);
@@ -543,7 +551,7 @@ pub fn renameat2(c: &mut Ctx) -> KResult<u64> {
     do_rename(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
 }
 
-fn do_link(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
+pub fn do_link(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
@@ -564,7 +572,7 @@ pub fn linkat(c: &mut Ctx) -> KResult<u64> {
     do_link(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
 }
 
-fn do_symlink(target_addr: u64, dirfd: i32, path_addr: u64) -> KResult<u64> {
+pub fn do_symlink(target_addr: u64, dirfd: i32, path_addr: u64) -> KResult<u64> {
     let target = user_path(target_addr)?;
     if target.is_empty() {
         return Err(ENOENT);

@@ -104,15 +104,18 @@ pub fn mprotect(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn madvise(c: &mut Ctx) -> KResult<u64> {
+    do_madvise(c.a[0], c.a[1], c.a[2])
+}
+
+pub fn do_madvise(addr: u64, len: u64, advice: u64) -> KResult<u64> {
     const MADV_DONTNEED: u64 = 4;
-    let advice = c.a[2];
-    if !c.a[0].is_multiple_of(PAGE_SIZE) || !matches!(advice, 0..=4 | 8..=25 | 100..=101) {
+    if !addr.is_multiple_of(PAGE_SIZE) || !matches!(advice, 0..=4 | 8..=25 | 100..=101) {
         return Err(EINVAL);
     }
-    if c.a[1] == 0 {
+    if len == 0 {
         return Ok(0);
     }
-    let (s, e) = range(c.a[0], c.a[1])?;
+    let (s, e) = range(addr, len)?;
     with_mm(|mm| {
         let mut at = s;
         while at < e {

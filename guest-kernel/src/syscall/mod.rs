@@ -2,10 +2,10 @@
 //! r9; result or `-errno` in rax), dispatched through one table from number to handler.
 //! One file per family.
 
-mod fs;
+pub mod fs;
 pub mod futex;
 mod io_uring;
-mod mm;
+pub mod mm;
 mod process;
 mod signal;
 mod sys;
@@ -14,6 +14,7 @@ mod time;
 use crate::arch::interrupts::TrapFrame;
 use crate::errno::{KResult, ENOSYS};
 pub use fs::read_iovecs;
+
 
 /// What a handler sees: the six arguments and the caller's saved registers (for the few
 /// calls that change them: fork, clone, execve).

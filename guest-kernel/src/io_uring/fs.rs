@@ -1,0 +1,99 @@
+//! File-system operations: IORING_OP_OPENAT, CLOSE, STATX, MKDIRAT, UNLINKAT, RENAMEAT,
+//! SYMLINKAT, LINKAT. Each runs the matching syscall's code inline, in the submitter's
+//! context; path pointers are read at issue.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+
+use super::uapi::{Sqe, IOSQE_FIXED_FILE};
+use super::{IoUring, Issued, Op, Request};
+use crate::errno::*;
+use crate::syscall::fs as sys;
+
+pub const IORING_OP_OPENAT: u8 = 18;
+pub const IORING_OP_CLOSE: u8 = 19;
+pub const IORING_OP_STATX: u8 = 21;
+pub const IORING_OP_RENAMEAT: u8 = 35;
+pub const IORING_OP_UNLINKAT: u8 = 36;
+pub const IORING_OP_MKDIRAT: u8 = 37;
+pub const IORING_OP_SYMLINKAT: u8 = 38;
+pub const IORING_OP_LINKAT: u8 = 39;
+
+const O_LARGEFILE: u32 = 0o100000;
+const AT_REMOVEDIR: u32 = 0x200;
+
+pub enum FsOp {
+    OpenAt { dirfd: i32, path: u64, flags: u32, mode: u32 },
+    Close { fd: i32 },
+    Statx { dirfd: i32, path: u64, flags: u32, mask: u32, buf: u64 },
+    MkdirAt { dirfd: i32, path: u64, mode: u32 },
+    UnlinkAt { dirfd: i32, path: u64, flags: u32 },
+    RenameAt { olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: u32 },
+    SymlinkAt { target: u64, dirfd: i32, path: u64 },
+    LinkAt { olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: u32 },
+}
+
+pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.buf_index != 0 || sqe.file_index != 0 {
+        return Err(EINVAL); // no provided buffers, no direct (fixed) descriptors
+    }
+    let (dirfd, path) = (sqe.fd, sqe.addr);
+    let op = match sqe.opcode {
+        IORING_OP_OPENAT => FsOp::OpenAt { dirfd, path, flags: sqe.op_flags | O_LARGEFILE, mode: sqe.len },
+        IORING_OP_CLOSE => {
+            if sqe.flags & IOSQE_FIXED_FILE != 0 {
+                return Err(EBADF);
+            }
+            if sqe.off != 0 || sqe.addr != 0 || sqe.len != 0 || sqe.op_flags != 0 {
+                return Err(EINVAL);
+            }
+            FsOp::Close { fd: sqe.fd }
+        }
+        IORING_OP_STATX => FsOp::Statx { dirfd, path, flags: sqe.op_flags, mask: sqe.len, buf: sqe.off },
+        IORING_OP_MKDIRAT => {
+            if sqe.off != 0 || sqe.op_flags != 0 {
+                return Err(EINVAL);
+            }
+            FsOp::MkdirAt { dirfd, path, mode: sqe.len }
+        }
+        IORING_OP_UNLINKAT => {
+            if sqe.off != 0 || sqe.len != 0 || sqe.op_flags & !AT_REMOVEDIR != 0 {
+                return Err(EINVAL);
+            }
+            FsOp::UnlinkAt { dirfd, path, flags: sqe.op_flags }
+        }
+        IORING_OP_RENAMEAT => {
+            FsOp::RenameAt { olddirfd: dirfd, old: path, newdirfd: sqe.len as i32, new: sqe.off, flags: sqe.op_flags }
+        }
+        IORING_OP_SYMLINKAT => {
+            if sqe.len != 0 || sqe.op_flags != 0 {
+                return Err(EINVAL);
+            }
+            FsOp::SymlinkAt { target: path, dirfd, path: sqe.off }
+        }
+        IORING_OP_LINKAT => {
+            FsOp::LinkAt { olddirfd: dirfd, old: path, newdirfd: sqe.len as i32, new: sqe.off, flags: sqe.op_flags }
+        }
+        _ => return Err(EINVAL),
+    };
+    Ok(Op::Fs(op))
+}
+
+pub fn issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+    let Op::Fs(op) = &req.op else { return Some((req, -EINVAL.0)) };
+    let result = match *op {
+        FsOp::OpenAt { dirfd, path, flags, mode } => sys::do_open(dirfd, path, flags, mode),
+        FsOp::Close { fd } => sys::do_close(fd),
+        FsOp::Statx { dirfd, path, flags, mask, buf } => sys::do_statx(dirfd, path, u64::from(flags), u64::from(mask), buf),
+        FsOp::MkdirAt { dirfd, path, mode } => sys::do_mkdir(dirfd, path, mode),
+        FsOp::UnlinkAt { dirfd, path, flags } => sys::do_unlink(dirfd, path, flags & AT_REMOVEDIR != 0),
+        FsOp::RenameAt { olddirfd, old, newdirfd, new, flags } => sys::do_rename(olddirfd, old, newdirfd, new, u64::from(flags)),
+        FsOp::SymlinkAt { target, dirfd, path } => sys::do_symlink(target, dirfd, path),
+        FsOp::LinkAt { olddirfd, old, newdirfd, new, flags } => sys::do_link(olddirfd, old, newdirfd, new, u64::from(flags)),
+    };
+    let res = match result {
+        Ok(v) => v as i32,
+        Err(e) => -e.0,
+    };
+    Some((req, res))
+}

@@ -1,0 +1,127 @@
+//! IORING_OP_TIMEOUT and IORING_OP_TIMEOUT_REMOVE.
+//!
+//! A timeout completes with -ETIME when its time comes, or with 0 once `count` other
+//! completions have been posted after it was submitted (count 0: only the time counts).
+//! TIMEOUT_REMOVE cancels a pending timeout by its user_data: the timeout completes with
+//! -ECANCELED, the remove with 0 (or -ENOENT when no such timeout is pending).
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::uapi::Sqe;
+use super::{IoUring, Issued, Op, Request};
+use crate::errno::*;
+use crate::sync::SpinLock;
+use crate::task;
+use crate::time;
+
+pub const IORING_OP_TIMEOUT: u8 = 11;
+pub const IORING_OP_TIMEOUT_REMOVE: u8 = 12;
+const IORING_TIMEOUT_ABS: u32 = 1;
+const IORING_TIMEOUT_REALTIME: u32 = 1 << 3;
+const IORING_TIMEOUT_BOOTTIME: u32 = 1 << 2;
+
+/// A timeout waiting for its time or its count.
+pub struct Pending {
+    user_data: u64,
+    /// Completions (posted, not counting timeouts) after which it fires with 0.
+    target: Option<u64>,
+    req: Arc<SpinLock<Option<Box<Request>>>>,
+}
+
+/// The ring's pending timeouts and its completion count.
+#[derive(Default)]
+pub struct Timeouts {
+    pending: Vec<Pending>,
+    completions: u64,
+}
+
+pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.buf_index != 0 || sqe.file_index != 0 {
+        return Err(EINVAL);
+    }
+    if sqe.opcode == IORING_OP_TIMEOUT_REMOVE {
+        if sqe.len != 0 || sqe.op_flags != 0 || sqe.off != 0 {
+            return Err(EINVAL);
+        }
+        return Ok(Op::TimeoutRemove { target: sqe.addr });
+    }
+    let flags = sqe.op_flags;
+    if sqe.len != 1 || flags & !(IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME | IORING_TIMEOUT_BOOTTIME) != 0 {
+        return Err(EINVAL);
+    }
+    if flags & IORING_TIMEOUT_REALTIME != 0 && flags & IORING_TIMEOUT_BOOTTIME != 0 {
+        return Err(EINVAL);
+    }
+    let [sec, nsec]: [u64; 2] = task::read_user(sqe.addr)?;
+    if (sec as i64) < 0 || nsec >= 1_000_000_000 {
+        return Err(EINVAL);
+    }
+    let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+    let now = time::monotonic_ns();
+    let deadline = if flags & IORING_TIMEOUT_ABS == 0 {
+        now.saturating_add(ns)
+    } else if flags & IORING_TIMEOUT_REALTIME != 0 {
+        now.saturating_add(ns.saturating_sub(time::realtime_ns()))
+    } else {
+        ns
+    };
+    Ok(Op::Timeout { deadline, count: sqe.off as u32 })
+}
+
+pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+    match req.op {
+        Op::Timeout { deadline, count } => {
+            let user_data = req.user_data;
+            let slot = Arc::new(SpinLock::new(Some(req)));
+            {
+                let mut t = ring.timeouts.lock();
+                let target = (count > 0).then(|| t.completions + u64::from(count));
+                t.pending.push(Pending { user_data, target, req: Arc::clone(&slot) });
+            }
+            let ring = Arc::clone(ring);
+            time::call_at(deadline, Box::new(move || {
+                fire(&ring, &slot, -ETIME.0);
+            }));
+            None
+        }
+        Op::TimeoutRemove { target } => {
+            let found = {
+                let t = ring.timeouts.lock();
+                t.pending.iter().find(|p| p.user_data == target).map(|p| Arc::clone(&p.req))
+            };
+            let res = match found {
+                Some(slot) if fire(ring, &slot, -ECANCELED.0) => 0,
+                _ => -ENOENT.0,
+            };
+            Some((req, res))
+        }
+        _ => Some((req, -EINVAL.0)),
+    }
+}
+
+/// Completes the timeout in `slot` with `res` unless it already completed; true if it did.
+fn fire(ring: &Arc<IoUring>, slot: &Arc<SpinLock<Option<Box<Request>>>>, res: i32) -> bool {
+    let Some(req) = slot.lock().take() else { return false };
+    ring.timeouts.lock().pending.retain(|p| !Arc::ptr_eq(&p.req, slot));
+    ring.complete_async(req, res);
+    true
+}
+
+/// Called for every posted completion that is not a timeout's: fires the timeouts whose
+/// count is reached.
+pub fn count_completion(ring: &Arc<IoUring>) {
+    let due: Vec<Arc<SpinLock<Option<Box<Request>>>>> = {
+        let mut t = ring.timeouts.lock();
+        t.completions += 1;
+        if t.pending.is_empty() {
+            return;
+        }
+        let now = t.completions;
+        t.pending.iter().filter(|p| p.target.is_some_and(|g| g <= now)).map(|p| Arc::clone(&p.req)).collect()
+    };
+    for slot in due {
+        fire(ring, &slot, 0);
+    }
+}
