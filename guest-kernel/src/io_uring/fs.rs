@@ -83,6 +83,8 @@ pub fn issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Fs(op) = &req.op else { return Some((req, -EINVAL.0)) };
     let result = match *op {
         FsOp::OpenAt { dirfd, path, flags, mode } => sys::do_open(dirfd, path, flags, mode),
+        // A ring cannot close itself through itself (Linux: EBADF).
+        FsOp::Close { fd } if is_ring(fd) => Err(EBADF),
         FsOp::Close { fd } => sys::do_close(fd),
         FsOp::Statx { dirfd, path, flags, mask, buf } => sys::do_statx(dirfd, path, u64::from(flags), u64::from(mask), buf),
         FsOp::MkdirAt { dirfd, path, mode } => sys::do_mkdir(dirfd, path, mode),
@@ -96,4 +98,8 @@ pub fn issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         Err(e) => -e.0,
     };
     Some((req, res))
+}
+
+fn is_ring(fd: i32) -> bool {
+    crate::task::current_process().files.lock().get(fd).is_ok_and(|f| f.node.as_any().is::<IoUring>())
 }

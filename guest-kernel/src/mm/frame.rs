@@ -6,8 +6,6 @@
 //! each region; freed frames go on a free list threaded through the frames themselves (via
 //! the direct map), so both allocation and release are O(1) and nothing is scanned at boot.
 
-use alloc::collections::BTreeMap;
-
 use crate::boot_info::{BootInfo, MEMORY_RAM};
 use crate::mm::{frame_ptr, page_down, page_up, DIRECT_MAP_SIZE, PAGE_SIZE};
 use crate::sync::SpinLock;
@@ -132,37 +130,78 @@ pub fn copy(dst: u64, src: u64) {
     }
 }
 
-/// Frames a device may be reading or writing (DMA in flight), with a count per frame,
-/// and whether each was freed meanwhile (then it is released at the last unpin).
-static PINNED: SpinLock<BTreeMap<u64, (u32, bool)>> = SpinLock::new(BTreeMap::new());
+/// Frames a device may be reading or writing (DMA in flight): a small open-addressing
+/// table (frame, pin count, freed meanwhile), so pinning allocates nothing. A frame freed
+/// while pinned is released at its last unpin.
+const PIN_SLOTS: usize = 1024;
+
+#[derive(Clone, Copy)]
+struct Pin {
+    frame: u64,
+    count: u32,
+    freed: bool,
+}
+
+static PINNED: SpinLock<[Pin; PIN_SLOTS]> = SpinLock::new([Pin { frame: 0, count: 0, freed: false }; PIN_SLOTS]);
+
+/// The slot of `frame`, or the free slot where it would go.
+fn pin_slot(table: &[Pin; PIN_SLOTS], frame: u64) -> Option<usize> {
+    let start = (frame / PAGE_SIZE) as usize % PIN_SLOTS;
+    (0..PIN_SLOTS).map(|i| (start + i) % PIN_SLOTS).find(|&i| table[i].count == 0 || table[i].frame == frame)
+}
 
 /// Keeps `frame` from being reused until [`unpin`]: a process may unmap memory while a
-/// device still transfers into it.
-pub fn pin(frame: u64) {
-    PINNED.lock().entry(frame).or_insert((0, false)).0 += 1;
+/// device still transfers into it. False when the table is full (the caller then takes a
+/// path without DMA into user pages).
+pub fn pin(frame: u64) -> bool {
+    let mut table = PINNED.lock();
+    let Some(i) = pin_slot(&table, frame) else { return false };
+    if table[i].count == 0 {
+        table[i] = Pin { frame, count: 0, freed: false };
+    }
+    table[i].count += 1;
+    true
 }
 
 pub fn unpin(frame: u64) {
     let release = {
-        let mut pinned = PINNED.lock();
-        let Some(entry) = pinned.get_mut(&frame) else { return };
-        entry.0 -= 1;
-        if entry.0 > 0 {
-            return;
+        let mut table = PINNED.lock();
+        let Some(i) = pin_slot(&table, frame).filter(|&i| table[i].count > 0 && table[i].frame == frame) else { return };
+        table[i].count -= 1;
+        let release = table[i].count == 0 && table[i].freed;
+        if table[i].count == 0 {
+            // Keep probe chains intact: later entries may have probed past this slot.
+            rehash_after(&mut table, i);
         }
-        pinned.remove(&frame).is_some_and(|(_, freed)| freed)
+        release
     };
     if release {
         free(frame);
     }
 }
 
+/// After emptying slot `hole`, moves later entries of its probe chain back into it.
+fn rehash_after(table: &mut [Pin; PIN_SLOTS], mut hole: usize) {
+    let mut i = (hole + 1) % PIN_SLOTS;
+    while table[i].count != 0 {
+        let home = (table[i].frame / PAGE_SIZE) as usize % PIN_SLOTS;
+        // Move it if its home is not cyclically within (hole, i].
+        let within = if hole <= i { home > hole && home <= i } else { home > hole || home <= i };
+        if !within {
+            table[hole] = table[i];
+            table[i].count = 0;
+            hole = i;
+        }
+        i = (i + 1) % PIN_SLOTS;
+    }
+}
+
 /// Returns a frame to the allocator (later, if it is pinned).
 pub fn free(frame: u64) {
     {
-        let mut pinned = PINNED.lock();
-        if let Some(entry) = pinned.get_mut(&frame) {
-            entry.1 = true;
+        let mut table = PINNED.lock();
+        if let Some(i) = pin_slot(&table, frame).filter(|&i| table[i].count > 0 && table[i].frame == frame) {
+            table[i].freed = true;
             return;
         }
     }

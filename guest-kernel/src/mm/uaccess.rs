@@ -158,6 +158,7 @@ pub fn read_path(mm: &mut UserSpace, addr: u64) -> KResult<String> {
 /// The physical segments behind user range `[addr, addr + len)`, faulting pages in and
 /// pinning each frame (the caller unpins them when the device is done): the zero-copy
 /// path for device I/O. `write`: the device will write the memory (a read request).
+/// EAGAIN when the pin table is full.
 pub fn pin_user_segments(mm: &mut UserSpace, addr: u64, len: usize, write: bool) -> KResult<Vec<(u64, u32)>> {
     let access = if write { Access::Write } else { Access::Read };
     let mut segments: Vec<(u64, u32)> = Vec::new();
@@ -168,10 +169,19 @@ pub fn pin_user_segments(mm: &mut UserSpace, addr: u64, len: usize, write: bool)
             _ => segments.push((phys, n as u32)),
         }
     })?;
-    for &(p, l) in &segments {
+    for (n, &(p, l)) in segments.iter().enumerate() {
         let mut page = p & !(PAGE_SIZE - 1);
         while page < p + u64::from(l) {
-            crate::mm::frame::pin(page);
+            if !crate::mm::frame::pin(page) {
+                // Undo: the pages pinned so far.
+                let mut undo = p & !(PAGE_SIZE - 1);
+                while undo < page {
+                    crate::mm::frame::unpin(undo);
+                    undo += PAGE_SIZE;
+                }
+                unpin_segments(&segments[..n]);
+                return Err(crate::errno::EAGAIN);
+            }
             page += PAGE_SIZE;
         }
     }
