@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use super::uapi::*;
 use super::{IoUring, Issued, Op, Request};
 use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
-use crate::drivers::virtio::queue::Buffer;
 use crate::errno::*;
 use crate::fs::p9::P9Node;
 use crate::fs::IoBuf;
@@ -155,8 +154,16 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
             }
         }
     }
-    let buffers: Vec<Buffer> =
-        segments.iter().map(|&(phys, len)| Buffer { phys, len, device_writes: !rw.write }).collect();
+    // The device gets a copy of the segment list; the completion keeps the list to unpin.
+    let mut small = [(0u64, 0u32); 4];
+    let long: Vec<(u64, u32)>;
+    let copy: &[(u64, u32)] = if segments.len() <= small.len() {
+        small[..segments.len()].copy_from_slice(&segments);
+        &small[..segments.len()]
+    } else {
+        long = segments.clone();
+        &long
+    };
     let kind = if rw.write { T_OUT } else { T_IN };
     let dev = Arc::clone(&disk.dev);
     let ring2 = Arc::clone(ring);
@@ -165,7 +172,7 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
     let submitted = dev.submit(
         kind,
         offset / SECTOR,
-        &buffers,
+        copy,
         Box::new(move |result| {
             unpin_segments(&segments);
             if let Some(req) = slot2.lock().take() {

@@ -46,10 +46,32 @@ pub struct Blk {
 /// The result of a request: bytes transferred, or the error.
 pub type BlkDone = Box<dyn FnOnce(KResult<u32>) + Send>;
 
+/// Most buffers in one request chain (header, data segments, status).
+const MAX_CHAIN: usize = 130;
+
+/// A request in flight: its header and status byte, and what to do when it completes.
+struct BlkRequest {
+    header: [u8; 17],
+    bytes: u64,
+    done: BlkDone,
+}
+
+impl super::queue::Complete for BlkRequest {
+    fn complete(self: Box<Self>, _len: u32) {
+        let result = match self.header[16] {
+            S_OK => Ok(self.bytes as u32),
+            S_UNSUPP => Err(EOPNOTSUPP),
+            _ => Err(EIO),
+        };
+        (self.done)(result)
+    }
+}
+
 impl Blk {
-    /// Submits a request for `sector` with `data` (device-readable for OUT, writable for
-    /// IN); `done` runs when the device completes it. Waits while the queue is full.
-    pub fn submit(&self, kind: u32, sector: u64, data: &[Buffer], done: BlkDone) -> KResult<()> {
+    /// Submits a request for `sector` with data in the physical `segments` (device-writable
+    /// for IN, readable for OUT); `done` runs when the device completes it. Waits while the
+    /// queue is full.
+    pub fn submit(&self, kind: u32, sector: u64, segments: &[(u64, u32)], done: BlkDone) -> KResult<()> {
         if kind == T_OUT && self.read_only {
             return Err(EROFS);
         }
@@ -57,48 +79,51 @@ impl Blk {
             done(Ok(0));
             return Ok(());
         }
-        let bytes: u64 = data.iter().map(|b| u64::from(b.len)).sum();
+        let bytes: u64 = segments.iter().map(|s| u64::from(s.1)).sum();
         if kind != T_FLUSH && (!bytes.is_multiple_of(SECTOR) || sector.checked_add(bytes / SECTOR).is_none_or(|e| e > self.sectors)) {
             return Err(EINVAL);
         }
-        // Header and status byte: kernel heap memory (physically contiguous), kept alive
-        // by the completion until the device is done with it.
-        let mut hdr = Box::new([0u8; 17]);
-        hdr[..4].copy_from_slice(&kind.to_le_bytes());
-        hdr[8..16].copy_from_slice(&sector.to_le_bytes());
-        hdr[16] = 0xff;
-        let hdr_phys = virt_to_phys(hdr.as_ptr());
-        let mut chain = Vec::with_capacity(data.len() + 2);
-        chain.push(Buffer { phys: hdr_phys, len: 16, device_writes: false });
-        chain.extend_from_slice(data);
-        chain.push(Buffer { phys: hdr_phys + 16, len: 1, device_writes: true });
-        self.dev.add(
-            &chain,
-            Box::new(move |_len| {
-                let status = hdr[16];
-                done(match status {
-                    S_OK => Ok(bytes as u32),
-                    S_UNSUPP => Err(EOPNOTSUPP),
-                    _ => Err(EIO),
-                })
-            }),
-        )
-        .map_err(|(e, _)| e)
+        if segments.len() + 2 > MAX_CHAIN {
+            return Err(EINVAL);
+        }
+        // Header and status byte live in the request itself (kernel heap: physically
+        // contiguous), which the queue keeps until the device is done with it.
+        let mut req = Box::new(BlkRequest { header: [0; 17], bytes, done });
+        req.header[..4].copy_from_slice(&kind.to_le_bytes());
+        req.header[8..16].copy_from_slice(&sector.to_le_bytes());
+        req.header[16] = 0xff;
+        let hdr = virt_to_phys(req.header.as_ptr());
+        let buffer = |i: usize| match i {
+            0 => Buffer { phys: hdr, len: 16, device_writes: false },
+            i if i <= segments.len() => Buffer { phys: segments[i - 1].0, len: segments[i - 1].1, device_writes: kind == T_IN },
+            _ => Buffer { phys: hdr + 16, len: 1, device_writes: true },
+        };
+        let n = segments.len() + 2;
+        // Short chains (the common case) are built on the stack.
+        let mut small = [Buffer { phys: 0, len: 0, device_writes: false }; 8];
+        let long: Vec<Buffer>;
+        let chain: &[Buffer] = if n <= small.len() {
+            for (i, b) in small[..n].iter_mut().enumerate() {
+                *b = buffer(i);
+            }
+            &small[..n]
+        } else {
+            long = (0..n).map(buffer).collect();
+            &long
+        };
+        self.dev.add(chain, req).map_err(|(e, _)| e)
     }
 
     /// Synchronous transfer of whole sectors to or from kernel memory.
     pub fn transfer(&self, kind: u32, sector: u64, buf: &mut [u8]) -> KResult<()> {
         let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
         let s = Arc::clone(&state);
-        let data = if buf.is_empty() {
-            Vec::new()
-        } else {
-            alloc::vec![Buffer { phys: virt_to_phys(buf.as_ptr()), len: buf.len() as u32, device_writes: kind == T_IN }]
-        };
+        let segment = [(virt_to_phys(buf.as_ptr()), buf.len() as u32)];
+        let data: &[(u64, u32)] = if buf.is_empty() { &[] } else { &segment };
         self.submit(
             kind,
             sector,
-            &data,
+            data,
             Box::new(move |r| {
                 s.1.store(match r { Ok(_) => 0, Err(e) => e.0 as u32 }, Ordering::Relaxed);
                 s.0.store(true, Ordering::Release);

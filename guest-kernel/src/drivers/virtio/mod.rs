@@ -59,9 +59,10 @@ impl Device {
     /// The interrupt: acknowledge, run the completions of the returned chains, wake.
     pub fn service(&self) {
         self.mmio.ack_interrupt();
-        let done = self.queue.lock().take_used();
-        for (completion, len) in done {
-            completion(len);
+        loop {
+            let used = self.queue.lock().pop_used();
+            let Some((completion, len)) = used else { break };
+            completion.complete(len);
         }
         self.completions.wake_all();
     }

@@ -171,7 +171,7 @@ impl P9 {
         );
         if let Err((_, completion)) = added {
             // Not queued: complete at once, as a device error (the reply buffer is empty).
-            completion(0);
+            completion.complete(0);
         }
     }
 

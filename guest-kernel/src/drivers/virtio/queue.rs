@@ -44,8 +44,20 @@ pub struct Buffer {
     pub device_writes: bool,
 }
 
-/// Called with the number of bytes the device wrote, when the chain comes back.
-pub type Completion = Box<dyn FnOnce(u32) + Send>;
+/// What runs when a chain comes back, with the number of bytes the device wrote. A
+/// closure will do; a driver can also implement it on the request it already allocated
+/// (one allocation per request).
+pub trait Complete: Send {
+    fn complete(self: Box<Self>, len: u32);
+}
+
+impl<F: FnOnce(u32) + Send> Complete for F {
+    fn complete(self: Box<Self>, len: u32) {
+        (*self)(len)
+    }
+}
+
+pub type Completion = Box<dyn Complete>;
 
 pub struct VirtQueue {
     pub index: u16,
@@ -54,8 +66,10 @@ pub struct VirtQueue {
     avail: u64,
     used: u64,
     free: Vec<u16>,
-    /// Per head descriptor: the chain's descriptor ids and its completion.
-    chains: Vec<Option<(Vec<u16>, Completion)>>,
+    /// Per head descriptor: the chain's completion and length.
+    chains: Vec<Option<(Completion, u16)>>,
+    /// Our own copy of each descriptor's `next` (the device may scribble on the table).
+    next: Vec<u16>,
     avail_idx: u16,
     last_used: u16,
     event_idx: bool,
@@ -80,6 +94,7 @@ impl VirtQueue {
             used,
             free: (0..size).rev().collect(),
             chains: (0..size).map(|_| None).collect(),
+            next: alloc::vec![0; usize::from(size)],
             avail_idx: 0,
             last_used: 0,
             event_idx,
@@ -115,11 +130,15 @@ impl VirtQueue {
         if buffers.is_empty() || buffers.len() > self.free.len() {
             return Err(done);
         }
-        let ids: Vec<u16> = (0..buffers.len()).map(|_| self.free.pop().expect("checked")).collect();
-        for (i, (b, &id)) in buffers.iter().zip(&ids).enumerate() {
+        // Take the chain's descriptors from the free stack: ids[i] = free[top - 1 - i].
+        let top = self.free.len();
+        let id_at = |free: &[u16], i: usize| free[top - 1 - i];
+        for (i, b) in buffers.iter().enumerate() {
+            let id = id_at(&self.free, i);
             let last = i + 1 == buffers.len();
             let flags = if b.device_writes { DESC_F_WRITE } else { 0 } | if last { 0 } else { DESC_F_NEXT };
-            let next = if last { 0 } else { ids[i + 1] };
+            let next = if last { 0 } else { id_at(&self.free, i + 1) };
+            self.next[usize::from(id)] = next;
             let d = ptr::<u8>(self.desc, usize::from(id) * 16);
             // SAFETY: descriptor `id` (< size <= 256) lies inside the 4 KiB table; it is
             // free, so the device is not reading it.
@@ -130,8 +149,9 @@ impl VirtQueue {
                 d.add(14).cast::<u16>().write_volatile(next);
             }
         }
-        let head = ids[0];
-        self.chains[usize::from(head)] = Some((ids, done));
+        let head = id_at(&self.free, 0);
+        self.free.truncate(top - buffers.len());
+        self.chains[usize::from(head)] = Some((done, buffers.len() as u16));
         let slot = usize::from(self.avail_idx % self.size);
         self.avail_word(2 + slot).store(head, Ordering::Relaxed);
         let old = self.avail_idx;
@@ -149,14 +169,15 @@ impl VirtQueue {
         })
     }
 
-    /// Takes every chain the device returned, with the bytes written, freeing their
-    /// descriptors. The caller runs the completions (outside its lock).
-    pub fn take_used(&mut self) -> Vec<(Completion, u32)> {
-        let mut done = Vec::new();
+    /// Takes the next chain the device returned, with the bytes written, freeing its
+    /// descriptors; None when there is none (and, with EVENT_IDX, the device has been
+    /// asked to interrupt at the next one). The caller runs the completion after
+    /// releasing its lock.
+    pub fn pop_used(&mut self) -> Option<(Completion, u32)> {
         loop {
             // Acquire: pairs with the device's Release store of used.idx.
             let used_idx = self.used_word(2).load(Ordering::Acquire);
-            while self.last_used != used_idx {
+            if self.last_used != used_idx {
                 let slot = usize::from(self.last_used % self.size);
                 let elem = ptr::<u32>(self.used, 4 + slot * 8);
                 // SAFETY: a used element inside the used frame, published by the device.
@@ -164,22 +185,29 @@ impl VirtQueue {
                 self.last_used = self.last_used.wrapping_add(1);
                 // Never trust the id: it must name a chain we handed out.
                 match self.chains.get_mut(id as usize).and_then(Option::take) {
-                    Some((ids, completion)) => {
-                        self.free.extend(ids);
-                        done.push((completion, len));
+                    Some((completion, n)) => {
+                        let mut d = id as u16;
+                        for _ in 0..n {
+                            self.free.push(d);
+                            d = self.next[usize::from(d)];
+                        }
+                        return Some((completion, len));
                     }
-                    None => log::warn!("virtqueue {}: device returned unknown descriptor {id}", self.index),
+                    None => {
+                        log::warn!("virtqueue {}: device returned unknown descriptor {id}", self.index);
+                        continue;
+                    }
                 }
             }
             if !self.event_idx {
-                return done;
+                return None;
             }
             // Ask for an interrupt at the next used entry, then re-check we did not miss
             // one published meanwhile (SeqCst pairs with the device's fence).
             self.avail_word(2 + usize::from(self.size)).store(self.last_used, Ordering::Relaxed);
             fence(Ordering::SeqCst);
             if self.used_word(2).load(Ordering::Acquire) == self.last_used {
-                return done;
+                return None;
             }
         }
     }
