@@ -69,6 +69,7 @@ on_both_platforms!(share_round_trip_visible_on_the_host, |p| {
         .assert_stdout("sharetest: hostfile says \"put there by the host\"")
         .assert_stdout("sharetest: entry from-guest.txt")
         .assert_stdout("sharetest: entry newdir")
+        .assert_stdout("sharetest: statfs ok")
         .assert_stdout("sharetest: ok")
         .assert_init_status(p, 0);
     assert_eq!(std::fs::read_to_string(share.join("from-guest.txt")).unwrap(), "written in the guest\n");

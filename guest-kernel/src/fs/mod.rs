@@ -259,7 +259,26 @@ pub trait Node: Send + Sync + Any {
         None
     }
 
+    /// File-system statistics (`statfs`): type, block size, blocks, free blocks, available
+    /// blocks, files, free files, name length. The default describes the RAM filesystem.
+    fn statfs(&self) -> KResult<StatFs> {
+        Ok(StatFs { kind: 0x0102_1994, bsize: 4096, namelen: 255, ..StatFs::default() })
+    }
+
     fn as_any(&self) -> &dyn Any;
+}
+
+/// What `statfs` reports.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct StatFs {
+    pub kind: u64,
+    pub bsize: u64,
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub namelen: u64,
 }
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);

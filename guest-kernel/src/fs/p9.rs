@@ -275,6 +275,15 @@ impl Node for P9Node {
         self.p9.rpc(Msg::new(TREADLINK).u32(self.fid), 4200)?.str()
     }
 
+    fn statfs(&self) -> KResult<super::StatFs> {
+        let mut r = self.p9.rpc(Msg::new(TSTATFS).u32(self.fid), 128)?;
+        let (kind, bsize) = (r.u32()?, r.u32()?);
+        let (blocks, bfree, bavail, files, ffree) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+        let (_fsid, namelen) = (r.u64()?, r.u32()?);
+        let kind = if kind == 0 { 0x0102_1997 } else { u64::from(kind) }; // V9FS_MAGIC
+        Ok(super::StatFs { kind, bsize: u64::from(bsize), blocks, bfree, bavail, files, ffree, namelen: u64::from(namelen) })
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

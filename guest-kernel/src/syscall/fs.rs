@@ -830,3 +830,22 @@ pub fn eventfd(c: &mut Ctx) -> KResult<u64> {
 pub fn eventfd2(c: &mut Ctx) -> KResult<u64> {
     do_eventfd(c.a[0], c.a[1])
 }
+
+// --- file-system statistics ---
+
+/// `struct statfs` on x86-64 (120 bytes).
+fn write_statfs(addr: u64, s: &fs::StatFs) -> KResult<u64> {
+    let words: [u64; 15] = [s.kind, s.bsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, 0, s.namelen, s.bsize, 0, 0, 0, 0, 0];
+    task::write_user(addr, &words).map(|()| 0)
+}
+
+pub fn statfs(c: &mut Ctx) -> KResult<u64> {
+    let path = user_path(c.a[0])?;
+    let node = fs::lookup(&cwd(), &path, true)?;
+    write_statfs(c.a[1], &node.statfs()?)
+}
+
+pub fn fstatfs(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    write_statfs(c.a[1], &f.node.statfs()?)
+}

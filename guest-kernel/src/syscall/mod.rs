@@ -110,6 +110,8 @@ syscall_table! {
     121 getpgid => process::getpid,
     124 getsid => process::getpid,
     131 sigaltstack => signal::sigaltstack,
+    137 statfs => fs::statfs,
+    138 fstatfs => fs::fstatfs,
     158 arch_prctl => process::arch_prctl,
     186 gettid => process::gettid,
     200 tkill => signal::tkill,

@@ -1,7 +1,7 @@
 //! File operations on a 9p share whose effects the host checks afterwards.
 //! `sharetest DIR`: prints DIR/hostfile, writes DIR/from-guest.txt and fsyncs it, makes
 //! DIR/newdir, renames DIR/old.txt to DIR/newdir/moved.txt, removes DIR/doomed, lists
-//! DIR, and prints `sharetest: ok`.
+//! DIR, reads its statfs, and prints `sharetest: ok`.
 #![no_std]
 #![no_main]
 
@@ -69,5 +69,15 @@ fn run(dir: &str) -> Result<(), (&'static str, Errno)> {
         at += reclen;
     }
     sys::close(fd).map_err(|e| ("close dir", e))?;
+
+    let mut st = [0u64; 15];
+    let dir_path = Path::new(dir, ".");
+    // SAFETY: a NUL-terminated path and a 120-byte buffer for `struct statfs`.
+    let r = unsafe { sys::syscall2(137, dir_path.c().as_ptr() as usize, st.as_mut_ptr() as usize) };
+    sys::ret(r).map_err(|e| ("statfs", e))?;
+    if st[1] == 0 || st[8] == 0 {
+        return Err(("statfs: zero block size or name length", Errno::EIO));
+    }
+    println!("sharetest: statfs ok (type {:#x}, block size {}, name length {})", st[0], st[1], st[8]);
     Ok(())
 }

@@ -24,6 +24,7 @@ const NOTAG: u16 = !0;
 
 // Message types (T = request, R = T + 1).
 pub const TLERROR: u8 = 6;
+pub const TSTATFS: u8 = 8;
 pub const TLOPEN: u8 = 12;
 pub const TLCREATE: u8 = 14;
 pub const TSYMLINK: u8 = 16;
