@@ -37,6 +37,9 @@ pub struct Timeouts {
     completions: u64,
 }
 
+/// Whether any timeout is pending on some ring (saves the lock on the completion path).
+static ANY_PENDING: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if sqe.buf_index != 0 || sqe.file_index != 0 {
         return Err(EINVAL);
@@ -79,6 +82,7 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
                 let mut t = ring.timeouts.lock();
                 let target = (count > 0).then(|| t.completions + u64::from(count));
                 t.pending.push(Pending { user_data, target, req: Arc::clone(&slot) });
+                ANY_PENDING.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             }
             let ring = Arc::clone(ring);
             time::call_at(deadline, Box::new(move || {
@@ -105,13 +109,18 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
 fn fire(ring: &Arc<IoUring>, slot: &Arc<SpinLock<Option<Box<Request>>>>, res: i32) -> bool {
     let Some(req) = slot.lock().take() else { return false };
     ring.timeouts.lock().pending.retain(|p| !Arc::ptr_eq(&p.req, slot));
+    ANY_PENDING.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
     ring.complete_async(req, res);
     true
 }
 
 /// Called for every posted completion that is not a timeout's: fires the timeouts whose
-/// count is reached.
+/// count is reached. (With no timeout pending anywhere the count is not needed: a new
+/// timeout counts from the completions posted after it.)
 pub fn count_completion(ring: &Arc<IoUring>) {
+    if ANY_PENDING.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+        return;
+    }
     let due: Vec<Arc<SpinLock<Option<Box<Request>>>>> = {
         let mut t = ring.timeouts.lock();
         t.completions += 1;
