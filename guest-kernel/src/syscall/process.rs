@@ -146,9 +146,9 @@ pub fn execve(c: &mut Ctx) -> KResult<u64> {
     let process = current_process();
     let cwd = process.cwd.lock().clone();
     let image = exec::load(&path, &cwd, &argv_refs, &envp_refs)?;
-    // Point of no return: the old image goes.
+    // Point of no return: the other threads and the old image go.
     if process.thread_count() > 1 {
-        log::warn!("execve in a multi-threaded process: other threads are not stopped");
+        process.kill_other_threads();
     }
     let new = Arc::new(crate::sync::SpinLock::new(image.mm));
     new.lock().pt.activate();

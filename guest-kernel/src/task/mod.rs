@@ -85,6 +85,8 @@ pub struct Task {
     pub pending: AtomicU64,
     /// Which of `pending` came from tgkill/tkill (for siginfo's si_code).
     pub thread_directed: AtomicU64,
+    /// Set when another thread execs: this thread ends on its way back to user mode.
+    pub killed: core::sync::atomic::AtomicBool,
     slice_start: AtomicU64,
 }
 
@@ -164,6 +166,22 @@ impl Process {
     pub fn threads(&self) -> Vec<Arc<Task>> {
         self.threads.lock().clone()
     }
+
+    /// Ends every thread but the caller and waits until they are gone (execve, as
+    /// Linux's de_thread).
+    pub fn kill_other_threads(&self) {
+        let me = sched::current();
+        for t in self.threads().iter().filter(|t| !Arc::ptr_eq(t, &me)) {
+            t.killed.store(true, Ordering::Relaxed);
+            sched::wake(t);
+        }
+        while self.thread_count() > 1 {
+            sched::yield_now();
+            if !sched::others_runnable() && self.thread_count() > 1 {
+                crate::arch::cpu::wait_for_interrupt();
+            }
+        }
+    }
 }
 
 pub fn find_process(pid: Pid) -> Option<Arc<Process>> {
@@ -196,6 +214,7 @@ impl Task {
             sigmask: AtomicU64::new(0),
             pending: AtomicU64::new(0),
             thread_directed: AtomicU64::new(0),
+            killed: core::sync::atomic::AtomicBool::new(false),
             slice_start: AtomicU64::new(crate::time::ticks()),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
@@ -225,7 +244,7 @@ impl Task {
     /// Whether a signal should interrupt what the task waits for.
     pub fn signal_pending(&self) -> bool {
         let pending = self.pending.load(Ordering::Relaxed) | self.process.pending.load(Ordering::Relaxed);
-        self.process.exiting() || pending & !self.sigmask.load(Ordering::Relaxed) != 0
+        self.process.exiting() || self.killed.load(Ordering::Relaxed) || pending & !self.sigmask.load(Ordering::Relaxed) != 0
     }
 }
 
@@ -460,6 +479,10 @@ pub fn return_to_user(frame: &mut TrapFrame) {
     }
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
+    }
+    if me.killed.load(Ordering::Relaxed) {
+        drop(me);
+        exit_thread(0);
     }
     if me.process.exiting() {
         drop(me);

@@ -12,6 +12,7 @@ use ulib::{check, check_eq, check_err, check_ok, nr, thread};
 use crate::util::*;
 
 pub const TESTS: &[Test] = tests![
+    execve_ends_the_other_threads,
     getpid_equals_gettid_in_main_thread,
     getppid_in_child_is_the_parent,
     fork_child_exit_status_reaches_wait4,
@@ -178,6 +179,30 @@ fn vfork_then_execve() -> TestResult {
         sys::exit_group(127);
     }
     check_eq!(wait_child(pid as i32)?.exit_code(), Some(5));
+    check_ok!(sys::close(null));
+    Ok(())
+}
+
+/// execve from a thread group: the other threads end (Linux's de_thread), even one
+/// sleeping in the kernel, and the new program runs.
+fn execve_ends_the_other_threads() -> TestResult {
+    let exec = Path::from_fmt(format_args!("{}", exec_path()));
+    let null = check_ok!(sys::open(c"/dev/null", O_WRONLY, 0)) as i32;
+    let pid = fork_child(|| {
+        let sleeper = ulib::thread::spawn(|| {
+            loop {
+                let _ = sys::nanosleep(&ulib::uapi::Timespec { tv_sec: 100, tv_nsec: 0 }, None);
+            }
+        });
+        if sleeper.is_err() {
+            return 125;
+        }
+        let _ = sys::dup2(null, 1);
+        let argv = [c"hello".as_ptr(), c"6".as_ptr(), ptr::null()];
+        let _ = sys::execve(exec.as_cstr(), &argv, &[ptr::null()]);
+        127
+    })?;
+    check_eq!(wait_child(pid)?.exit_code(), Some(6));
     check_ok!(sys::close(null));
     Ok(())
 }
