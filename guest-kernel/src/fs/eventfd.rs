@@ -103,6 +103,12 @@ impl Node for EventFd {
         Some(if write { &self.writable } else { &self.readable })
     }
 
+    fn poll_mask(&self) -> u32 {
+        use super::{POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        let c = *self.count.lock();
+        (if c > 0 { POLLIN | POLLRDNORM } else { 0 }) | (if c < MAX { POLLOUT | POLLWRNORM } else { 0 })
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

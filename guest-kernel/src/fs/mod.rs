@@ -253,6 +253,12 @@ pub trait Node: Send + Sync + Any {
         Err(ENODEV)
     }
 
+    /// What the file is ready for now (POLLIN, POLLOUT, POLLHUP, POLLERR bits). Files
+    /// that never block are always ready.
+    fn poll_mask(&self) -> u32 {
+        POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM
+    }
+
     /// The wait queue that is woken when the file may have become readable (`write`
     /// false) or writable: io_uring parks requests that would block there.
     fn poll_queue(&self, _write: bool) -> Option<&crate::task::wait::WaitQueue> {
@@ -280,6 +286,14 @@ pub struct StatFs {
     pub ffree: u64,
     pub namelen: u64,
 }
+
+pub const POLLIN: u32 = 0x1;
+pub const POLLPRI: u32 = 0x2;
+pub const POLLOUT: u32 = 0x4;
+pub const POLLERR: u32 = 0x8;
+pub const POLLHUP: u32 = 0x10;
+pub const POLLRDNORM: u32 = 0x40;
+pub const POLLWRNORM: u32 = 0x100;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 

@@ -138,6 +138,24 @@ impl Node for PipeEnd {
         Some(if write { &self.pipe.writable } else { &self.pipe.readable })
     }
 
+    fn poll_mask(&self) -> u32 {
+        use super::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+        let r = self.pipe.ring.lock();
+        if self.write_end {
+            let mut m = if CAPACITY - r.len >= PIPE_BUF { POLLOUT | POLLWRNORM } else { 0 };
+            if r.readers == 0 {
+                m |= POLLERR;
+            }
+            m
+        } else {
+            let mut m = if r.len > 0 { POLLIN | POLLRDNORM } else { 0 };
+            if r.writers == 0 {
+                m |= POLLHUP;
+            }
+            m
+        }
+    }
+
     fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
         const FIONREAD: u64 = 0x541b;
         if cmd != FIONREAD {

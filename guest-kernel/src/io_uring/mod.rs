@@ -21,9 +21,11 @@ pub mod opdef;
 pub mod uapi;
 
 mod advise;
+mod cancel;
 mod fs;
 mod fsync;
 mod nop;
+mod poll;
 mod register;
 mod ring;
 mod rsrc;
@@ -77,6 +79,9 @@ pub enum Op {
     /// Absolute monotonic deadline, and completions that fire it early (0: none).
     Timeout { deadline: u64, count: u32 },
     TimeoutRemove { target: u64 },
+    Poll { events: u32, multishot: bool },
+    PollRemove { target: u64 },
+    Cancel { target: u64 },
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }
@@ -122,6 +127,9 @@ pub struct IoUring {
     /// 0: no eventfd; 1: every completion; 2: completions that did not happen inline.
     eventfd_mode: core::sync::atomic::AtomicU8,
     pub timeouts: SpinLock<timeout::Timeouts>,
+    /// Requests parked on a file's wait queue (polls, reads and writes that would
+    /// block), by user_data: what IORING_OP_ASYNC_CANCEL and POLL_REMOVE can reach.
+    pub parked: SpinLock<alloc::vec::Vec<cancel::Parked>>,
 }
 
 impl IoUring {
@@ -149,6 +157,12 @@ impl IoUring {
         if wake_now {
             self.wake();
         }
+    }
+
+    /// Posts a CQE for a request that goes on (a multishot poll): IORING_CQE_F_MORE.
+    pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32) {
+        self.post(Cqe { user_data, res, flags: uapi::IORING_CQE_F_MORE }, false);
+        timeout::count_completion(self);
     }
 
     /// Wakes CQ waiters and signals the eventfd for what was posted.
@@ -531,6 +545,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         eventfd: SpinLock::new(None),
         eventfd_mode: core::sync::atomic::AtomicU8::new(0),
         timeouts: SpinLock::new(timeout::Timeouts::default()),
+        parked: SpinLock::new(alloc::vec::Vec::new()),
     });
     task::write_user(params_addr, &p)?;
     let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, fs, fsync, nop, rw, timeout, IoUring, Issued, Op, Request};
+use super::{advise, cancel, fs, fsync, nop, poll, rw, timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -64,15 +64,15 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     OpDef { name: "FSYNC", needs_file: true, user_buffers: false, prep: Some(fsync_prep), issue: fsync::issue },
     rw_op("READ_FIXED"),
     rw_op("WRITE_FIXED"),
-    unsupported("POLL_ADD"),
-    unsupported("POLL_REMOVE"),
+    OpDef { name: "POLL_ADD", needs_file: true, user_buffers: false, prep: Some(poll::prep), issue: poll::issue },
+    OpDef { name: "POLL_REMOVE", needs_file: false, user_buffers: false, prep: Some(poll::prep), issue: poll::issue },
     unsupported("SYNC_FILE_RANGE"),
     unsupported("SENDMSG"),
     unsupported("RECVMSG"),
     timeout_op("TIMEOUT"),
     timeout_op("TIMEOUT_REMOVE"),
     unsupported("ACCEPT"),
-    unsupported("ASYNC_CANCEL"),
+    OpDef { name: "ASYNC_CANCEL", needs_file: false, user_buffers: false, prep: Some(cancel::prep), issue: cancel::issue },
     unsupported("LINK_TIMEOUT"),
     unsupported("CONNECT"),
     unsupported("FALLOCATE"),

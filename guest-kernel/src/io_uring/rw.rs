@@ -232,12 +232,15 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         Err(EAGAIN) if pollable => {
             // Would block: retry when the file wakes its readers (writers).
             let write = rw.write;
+            let slot = super::cancel::park(ring, req, false);
             let queue = file.node.poll_queue(write).expect("pollable");
             let ring = Arc::clone(ring);
             queue.add_callback(Box::new(move || {
-                let again = issue(&ring, req);
-                if let Some((req, res)) = again {
-                    ring.complete_async(req, res);
+                // Still parked (not cancelled)? Then try again.
+                if let Some(req) = super::cancel::unpark(&ring, &slot) {
+                    if let Some((req, res)) = issue(&ring, req) {
+                        ring.complete_async(req, res);
+                    }
                 }
             }));
             None

@@ -134,3 +134,13 @@ pub fn count_completion(ring: &Arc<IoUring>) {
         fire(ring, &slot, 0);
     }
 }
+
+/// Cancels the pending timeout with `user_data` (ASYNC_CANCEL): it completes with
+/// -ECANCELED. False if there is none.
+pub fn cancel(ring: &Arc<IoUring>, user_data: u64) -> bool {
+    let slot = {
+        let t = ring.timeouts.lock();
+        t.pending.iter().find(|p| p.user_data == user_data).map(|p| Arc::clone(&p.req))
+    };
+    slot.is_some_and(|s| fire(ring, &s, -ECANCELED.0))
+}

@@ -172,6 +172,9 @@ pub const IOSQE_ASYNC: u8 = 1 << 4;
 pub const IOSQE_BUFFER_SELECT: u8 = 1 << 5;
 pub const IOSQE_CQE_SKIP_SUCCESS: u8 = 1 << 6;
 
+// CQE flags.
+pub const IORING_CQE_F_MORE: u32 = 1 << 1;
+
 // SQ ring flags (sq_off.flags).
 pub const IORING_SQ_CQ_OVERFLOW: u32 = 1 << 1;
 
