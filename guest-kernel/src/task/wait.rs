@@ -80,11 +80,10 @@ impl WaitQueue {
     pub fn wake_all(&self) {
         let waiters = {
             let mut w = self.waiters.lock();
-            if w.is_empty() {
-                return self.run_callbacks();
-            }
-            core::mem::take(&mut *w)
+            if w.is_empty() { None } else { Some(core::mem::take(&mut *w)) }
         };
+        // No lock is held from here on: a callback may wake this queue again.
+        let Some(waiters) = waiters else { return self.run_callbacks() };
         for t in waiters {
             sched::wake(&t);
         }

@@ -1,0 +1,232 @@
+/* IORING_OP_POLL_ADD (one-shot and IORING_POLL_ADD_MULTI) and IORING_OP_POLL_REMOVE. */
+#include "ut.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+
+static struct io_uring_sqe *q_poll(struct io_uring *r, int fd, unsigned events, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_poll_add(sqe, fd, events);
+	sqe->user_data = ud;
+	return sqe;
+}
+
+/* Submit what is queued, then enter with a 0-wait: no CQE may be there. */
+static int submit_expect_none(struct io_uring *r, int n, const char *file, int line)
+{
+	int ret = io_uring_submit(r);
+	if (ret != n)
+		return ut_fail(file, line, "io_uring_submit = %d, expected %d", ret, n);
+	if (sys_enter(r->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return ut_fail(file, line, "0-wait io_uring_enter: %s", ut_errname(errno));
+	struct io_uring_cqe *cqe;
+	if (io_uring_peek_cqe(r, &cqe) == 0)
+		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d",
+			       (unsigned long long)cqe->user_data, cqe->res);
+	return UT_OK;
+}
+#define SUBMIT_NONE(r, n) TRY(submit_expect_none((r), (n), __FILE__, __LINE__))
+
+static int ready_in(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int p[2];
+	CHECK_OK(pipe(p));
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	q_poll(&r, p[0], POLLIN, 0x11);
+	uint64_t ud = 0;
+	int res = ut_run1(&r, &ud);
+	ut_info("POLLIN on a pipe with data: res 0x%x", res);
+	CHECK_EQ(ud, 0x11);
+	CHECK(res > 0 && (res & POLLIN));
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int pending_in(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int p[2];
+	CHECK_OK(pipe(p));
+	q_poll(&r, p[0], POLLIN, 0x12);
+	SUBMIT_NONE(&r, 1);
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_reap(&r, 1, &c));
+	ut_info("POLLIN after write(2): res 0x%x", c.res);
+	CHECK_EQ(c.user_data, 0x12);
+	CHECK(c.res > 0 && (c.res & POLLIN));
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int ready_out(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int p[2];
+	CHECK_OK(pipe(p));
+	q_poll(&r, p[1], POLLOUT, 0x13);
+	uint64_t ud = 0;
+	int res = ut_run1(&r, &ud);
+	ut_info("POLLOUT on a pipe write end: res 0x%x", res);
+	CHECK_EQ(ud, 0x13);
+	CHECK(res > 0 && (res & POLLOUT));
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int hup(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int p[2];
+	CHECK_OK(pipe(p));
+	close(p[1]);
+	q_poll(&r, p[0], POLLIN, 0x14);
+	uint64_t ud = 0;
+	int res = ut_run1(&r, &ud);
+	ut_info("POLLIN on a pipe whose writer is closed: res 0x%x", res);
+	CHECK_EQ(ud, 0x14);
+	CHECK(res > 0 && (res & POLLHUP));
+	close(p[0]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int eventfd_in(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int efd = eventfd(0, EFD_CLOEXEC);
+	CHECK_OK(efd);
+	q_poll(&r, efd, POLLIN, 0x15);
+	SUBMIT_NONE(&r, 1);
+	uint64_t one = 1;
+	CHECK_EQ(write(efd, &one, sizeof one), sizeof one);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_reap(&r, 1, &c));
+	ut_info("POLLIN on an eventfd after write(2) of 1: res 0x%x", c.res);
+	CHECK_EQ(c.user_data, 0x15);
+	CHECK(c.res > 0 && (c.res & POLLIN));
+	close(efd);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int multishot(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	GATE(IORING_OP_POLL_REMOVE);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 8));
+	int p[2];
+	CHECK_OK(pipe(p));
+	q_poll(&r, p[0], POLLIN, 0x16)->len = IORING_POLL_ADD_MULTI;
+	SUBMIT_NONE(&r, 1);
+	char buf[8];
+	struct io_uring_cqe c;
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(write(p[1], "x", 1), 1);
+		CHECK_OK(ut_reap(&r, 1, &c));
+		ut_info("shot %d: res 0x%x flags 0x%x", i, c.res, c.flags);
+		CHECK_EQ(c.user_data, 0x16);
+		CHECK(c.res > 0 && (c.res & POLLIN));
+		CHECK(c.flags & IORING_CQE_F_MORE);
+		CHECK_EQ(read(p[0], buf, sizeof buf), 1);
+	}
+	/* drained: nothing more until the remove */
+	SUBMIT_NONE(&r, 0);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+	io_uring_prep_poll_remove(sqe, 0x16);
+	sqe->user_data = 0x17;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	struct io_uring_cqe cc[2];
+	CHECK_OK(ut_reap(&r, 2, cc));
+	int pres = 12345, rres = 12345;
+	unsigned pflags = 0;
+	for (int i = 0; i < 2; i++) {
+		if (cc[i].user_data == 0x16) {
+			pres = cc[i].res;
+			pflags = cc[i].flags;
+		} else if (cc[i].user_data == 0x17) {
+			rres = cc[i].res;
+		} else {
+			FAIL("unexpected CQE user_data 0x%llx", (unsigned long long)cc[i].user_data);
+		}
+	}
+	CHECK_RES(pres, -ECANCELED);
+	CHECK(!(pflags & IORING_CQE_F_MORE));
+	CHECK_RES(rres, 0);
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int remove_unknown(void)
+{
+	GATE(IORING_OP_POLL_REMOVE);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+	io_uring_prep_poll_remove(sqe, 0xdead);
+	sqe->user_data = 0x18;
+	uint64_t ud = 0;
+	CHECK_RES(ut_run1(&r, &ud), -ENOENT);
+	CHECK_EQ(ud, 0x18);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int bad_fd(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int p[2];
+	CHECK_OK(pipe(p));
+	close(p[0]);
+	close(p[1]);
+	q_poll(&r, p[0], POLLIN, 0x19); /* just closed */
+	uint64_t ud = 0;
+	CHECK_RES(ut_run1(&r, &ud), -EBADF);
+	CHECK_EQ(ud, 0x19);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int bad_flags(void)
+{
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int p[2];
+	CHECK_OK(pipe(p));
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	q_poll(&r, p[0], POLLIN, 0x1a)->len = 0x80000000u;
+	uint64_t ud = 0;
+	CHECK_RES(ut_run1(&r, &ud), -EINVAL);
+	CHECK_EQ(ud, 0x1a);
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+UT_FAMILY(poll, T(ready_in), T(pending_in), T(ready_out), T(hup), T(eventfd_in),
+	  T(multishot), T(remove_unknown), T(bad_fd), T(bad_flags));
