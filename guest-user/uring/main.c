@@ -13,14 +13,14 @@
 extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_fsync, ut_family_link, ut_family_overflow, ut_family_register,
 	ut_family_enter, ut_family_errors, ut_family_fs, ut_family_advise,
-	ut_family_timeout, ut_family_poll, ut_family_cancel;
+	ut_family_timeout, ut_family_poll, ut_family_cancel, ut_family_sqpoll;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
 	&ut_family_fsync,    &ut_family_link,	  &ut_family_overflow,
 	&ut_family_register, &ut_family_enter,	  &ut_family_errors,
 	&ut_family_fs,	     &ut_family_advise,	  &ut_family_timeout,
-	&ut_family_poll,     &ut_family_cancel,
+	&ut_family_poll,     &ut_family_cancel,    &ut_family_sqpoll,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 

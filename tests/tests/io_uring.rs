@@ -26,7 +26,7 @@ macro_rules! uring_family {
 
 mod guest {
     use super::*;
-    uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel);
+    uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel, sqpoll);
 }
 
 /// The same binary on the host's Linux: the questions are the same, and so must the

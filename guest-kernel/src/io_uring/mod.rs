@@ -30,6 +30,7 @@ mod register;
 mod ring;
 mod rsrc;
 mod rw;
+mod sqpoll;
 mod timeout;
 
 use alloc::boxed::Box;
@@ -130,6 +131,17 @@ pub struct IoUring {
     /// Requests parked on a file's wait queue (polls, reads and writes that would
     /// block), by user_data: what IORING_OP_ASYNC_CANCEL and POLL_REMOVE can reach.
     pub parked: SpinLock<alloc::vec::Vec<cancel::Parked>>,
+    /// The SQ poller's state, with IORING_SETUP_SQPOLL.
+    pub sqpoll: Option<Arc<sqpoll::SqPoll>>,
+}
+
+impl Drop for IoUring {
+    fn drop(&mut self) {
+        // A sleeping poller wakes up, finds the ring gone and ends.
+        if let Some(sq) = &self.sqpoll {
+            sqpoll::wake(sq);
+        }
+    }
 }
 
 impl IoUring {
@@ -328,6 +340,11 @@ impl IoUring {
         self.cq_wait.wake_all();
     }
 
+    /// SQEs user space has published and the kernel not yet consumed.
+    fn sq_pending(&self) -> u32 {
+        self.rings.sq_tail().wrapping_sub(self.rings.sq_head()).min(self.rings.sq_entries)
+    }
+
     /// Consumes up to `to_submit` SQEs; returns how many were consumed.
     fn submit(self: &Arc<Self>, to_submit: u32) -> u32 {
         self.state.lock().batching = true;
@@ -472,7 +489,9 @@ pub fn ring_of(fd: i32) -> KResult<(Arc<OpenFile>, Arc<IoUring>)> {
     Ok((f, ring))
 }
 
-const SUPPORTED_SETUP: u32 = IORING_SETUP_CQSIZE
+const SUPPORTED_SETUP: u32 = IORING_SETUP_SQPOLL
+    | IORING_SETUP_SQ_AFF
+    | IORING_SETUP_CQSIZE
     | IORING_SETUP_CLAMP
     | IORING_SETUP_SUBMIT_ALL
     | IORING_SETUP_COOP_TASKRUN
@@ -487,7 +506,8 @@ pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
     | IORING_FEAT_RW_CUR_POS
     | IORING_FEAT_EXT_ARG
     | IORING_FEAT_CQE_SKIP
-    | IORING_FEAT_LINKED_FILE;
+    | IORING_FEAT_LINKED_FILE
+    | IORING_FEAT_SQPOLL_NONFIXED;
 
 /// `io_uring_setup(entries, params)`.
 pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
@@ -499,6 +519,13 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         return Err(EINVAL);
     }
     if p.flags & IORING_SETUP_DEFER_TASKRUN != 0 && p.flags & IORING_SETUP_SINGLE_ISSUER == 0 {
+        return Err(EINVAL);
+    }
+    // One CPU here: CPU 0 is the only one an SQ poller can be bound to.
+    if p.flags & IORING_SETUP_SQ_AFF != 0 && (p.flags & IORING_SETUP_SQPOLL == 0 || p.sq_thread_cpu != 0) {
+        return Err(EINVAL);
+    }
+    if p.flags & IORING_SETUP_SQPOLL != 0 && p.flags & IORING_SETUP_DEFER_TASKRUN != 0 {
         return Err(EINVAL);
     }
     let clamp = p.flags & IORING_SETUP_CLAMP != 0;
@@ -546,7 +573,11 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         eventfd_mode: core::sync::atomic::AtomicU8::new(0),
         timeouts: SpinLock::new(timeout::Timeouts::default()),
         parked: SpinLock::new(alloc::vec::Vec::new()),
+        sqpoll: (p.flags & IORING_SETUP_SQPOLL != 0).then(|| Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))),
     });
+    if let Some(sq) = &ring.sqpoll {
+        sqpoll::start(&ring, sq)?;
+    }
     task::write_user(params_addr, &p)?;
     let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));
     task::current_process().files.lock().insert(file, true).map(|fd| fd as u64)
@@ -587,7 +618,17 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         }
         sigmask = Some(task::read_user::<u64>(argp)?);
     }
-    let submitted = if to_submit > 0 { ring.submit(to_submit) } else { 0 };
+    let submitted = match &ring.sqpoll {
+        // The poller submits; enter only wakes it (and reports to_submit, as Linux).
+        Some(sq) => {
+            if flags & IORING_ENTER_SQ_WAKEUP != 0 {
+                sqpoll::wake(sq);
+            }
+            to_submit
+        }
+        None if to_submit > 0 => ring.submit(to_submit),
+        None => 0,
+    };
     ring.run_task_work();
     ring.flush_overflow();
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 {

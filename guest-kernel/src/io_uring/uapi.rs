@@ -140,6 +140,7 @@ unsafe impl crate::mm::uaccess::Pod for FilesUpdate {}
 // io_uring_setup flags.
 pub const IORING_SETUP_IOPOLL: u32 = 1 << 0;
 pub const IORING_SETUP_SQPOLL: u32 = 1 << 1;
+pub const IORING_SETUP_SQ_AFF: u32 = 1 << 2;
 pub const IORING_SETUP_CQSIZE: u32 = 1 << 3;
 pub const IORING_SETUP_CLAMP: u32 = 1 << 4;
 pub const IORING_SETUP_SUBMIT_ALL: u32 = 1 << 7;
@@ -155,6 +156,7 @@ pub const IORING_FEAT_SUBMIT_STABLE: u32 = 1 << 2;
 pub const IORING_FEAT_RW_CUR_POS: u32 = 1 << 3;
 pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
 pub const IORING_FEAT_CQE_SKIP: u32 = 1 << 11;
+pub const IORING_FEAT_SQPOLL_NONFIXED: u32 = 1 << 7;
 pub const IORING_FEAT_LINKED_FILE: u32 = 1 << 12;
 
 // io_uring_enter flags.

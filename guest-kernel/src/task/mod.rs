@@ -87,6 +87,8 @@ pub struct Task {
     pub thread_directed: AtomicU64,
     /// Set when another thread execs: this thread ends on its way back to user mode.
     pub killed: core::sync::atomic::AtomicBool,
+    /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller).
+    kernel_only: bool,
     slice_start: AtomicU64,
 }
 
@@ -198,6 +200,12 @@ pub fn all_processes() -> Vec<Arc<Process>> {
 
 impl Task {
     fn new(tid: Pid, process: &Arc<Process>, frame: &TrapFrame, fpu: FpuState) -> KResult<Arc<Self>> {
+        Self::create(tid, process, frame, fpu, false)
+    }
+
+    /// A task of `process`; `kernel_only` ones are not counted among its threads (they
+    /// neither keep it alive nor receive its signals).
+    fn create(tid: Pid, process: &Arc<Process>, frame: &TrapFrame, fpu: FpuState, kernel_only: bool) -> KResult<Arc<Self>> {
         let mut kstack = Vec::new();
         kstack.try_reserve_exact(KSTACK_SIZE).map_err(|_| ENOMEM)?;
         // SAFETY: capacity reserved above; a kernel stack needs no initial contents.
@@ -215,11 +223,14 @@ impl Task {
             pending: AtomicU64::new(0),
             thread_directed: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
+            kernel_only,
             slice_start: AtomicU64::new(crate::time::ticks()),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
-        process.threads.lock().push(Arc::clone(&task));
+        if !kernel_only {
+            process.threads.lock().push(Arc::clone(&task));
+        }
         TASKS.lock().insert(tid, Arc::clone(&task));
         Ok(task)
     }
@@ -230,7 +241,7 @@ impl Task {
 
     /// Whether the task runs user code (kernel threads have no FPU state to switch).
     pub fn has_user(&self) -> bool {
-        self.process.pid != KERNEL_PID
+        !self.kernel_only
     }
 
     /// Loads this task's page tables.
@@ -288,29 +299,18 @@ pub fn spawn_kernel_thread(entry: extern "C" fn(usize), arg: usize) -> KResult<P
     let process = KERNEL_PROCESS
         .lock()
         .get_or_insert_with(|| {
-            
-            Arc::new(Process {
-                pid: KERNEL_PID,
-                ppid: AtomicU32::new(0),
-                mm: SpinLock::new(None),
-                files: SpinLock::new(FdTable::with_console()),
-                cwd: SpinLock::new(String::from("/")),
-                name: SpinLock::new(String::from("kthreadd")),
-                threads: SpinLock::new(Vec::new()),
-                group_exit: AtomicI32::new(-1),
-                zombie: SpinLock::new(None),
-                children: SpinLock::new(Vec::new()),
-                child_exited: WaitQueue::new(),
-                sigactions: SpinLock::new([SigAction::default(); 64]),
-                pending: AtomicU64::new(0),
-                altstack: SpinLock::new([0, 2, 0]),
-                vfork_done: WaitQueue::new(),
-                vfork_released: core::sync::atomic::AtomicBool::new(false),
-            })
+            // Not in the process table: no signal or wait4 can reach kernel threads.
+            Process::build(KERNEL_PID, 0, None, FdTable::with_console(), String::from("/"), String::from("kthreadd"))
         })
         .clone();
+    spawn_worker(&process, entry, arg)
+}
+
+/// Starts a kernel-mode task of `process` running `entry(arg)`: it sees the process's
+/// files and memory (as an io_uring SQ poller must) but is not one of its threads.
+pub fn spawn_worker(process: &Arc<Process>, entry: extern "C" fn(usize), arg: usize) -> KResult<Pid> {
     let tid = alloc_pid();
-    let task = Task::new(tid, &process, &TrapFrame::default(), FpuState::initial())?;
+    let task = Task::create(tid, process, &TrapFrame::default(), FpuState::initial(), true)?;
     // SAFETY: the task has never run; its stack is its own.
     unsafe { *task.saved_rsp.get() = switch::prepare_kernel_stack(task.kstack_top(), entry, arg) };
     sched::spawn(task);

@@ -1,0 +1,81 @@
+//! IORING_SETUP_SQPOLL: a kernel task of the ring's process consumes the SQ on its own,
+//! so user space submits by writing SQEs and the tail, without `io_uring_enter`.
+//!
+//! The poller submits whatever appears; after `sq_thread_idle` ms with nothing to do it
+//! sets IORING_SQ_NEED_WAKEUP and sleeps until `io_uring_enter(IORING_ENTER_SQ_WAKEUP)`.
+//! It holds the ring only weakly between rounds, and ends when the ring is gone.
+
+use alloc::boxed::Box;
+use alloc::sync::{Arc, Weak};
+use core::sync::atomic::{fence, AtomicBool, Ordering};
+
+use super::IoUring;
+use crate::errno::KResult;
+use crate::task::{self, sched, wait::WaitQueue};
+use crate::time;
+
+pub const IORING_SQ_NEED_WAKEUP: u32 = 1 << 0;
+
+pub struct SqPoll {
+    /// The poller sleeps here while idle.
+    pub wake: WaitQueue,
+    pub idle_ns: u64,
+    pub sleeping: AtomicBool,
+}
+
+impl SqPoll {
+    pub fn new(idle_ms: u32) -> Self {
+        // Linux: 0 means one second.
+        let ms = if idle_ms == 0 { 1000 } else { u64::from(idle_ms) };
+        Self { wake: WaitQueue::new(), idle_ns: ms * 1_000_000, sleeping: AtomicBool::new(false) }
+    }
+}
+
+/// Starts the poller for `ring` in the current process.
+pub fn start(ring: &Arc<IoUring>, sq: &Arc<SqPoll>) -> KResult<()> {
+    let arg = Box::into_raw(Box::new((Arc::downgrade(ring), Arc::clone(sq)))) as usize;
+    task::spawn_worker(&task::current_process(), poller, arg).map(|_| ())
+}
+
+extern "C" fn poller(arg: usize) {
+    // SAFETY: `arg` is the Box made by `start`, handed to this task alone.
+    let state: Box<(Weak<IoUring>, Arc<SqPoll>)> = unsafe { Box::from_raw(arg as *mut (Weak<IoUring>, Arc<SqPoll>)) };
+    let (weak, sq) = *state;
+    let mut last_work = time::monotonic_ns();
+    loop {
+        let Some(ring) = weak.upgrade() else { return };
+        if ring.sq_pending() > 0 {
+            ring.submit(u32::MAX);
+            last_work = time::monotonic_ns();
+        }
+        ring.run_task_work();
+        if time::monotonic_ns().saturating_sub(last_work) < sq.idle_ns {
+            drop(ring);
+            sched::yield_now();
+            continue;
+        }
+        // Idle: ask to be woken, then check once more that nothing arrived meanwhile
+        // (SeqCst: our flag store before the tail load; pairs with user space's tail
+        // store before its load of the flags).
+        ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, true);
+        fence(Ordering::SeqCst);
+        if ring.sq_pending() == 0 {
+            sq.sleeping.store(true, Ordering::Relaxed);
+            // Sleep without holding the ring, so closing it can end us.
+            drop(ring);
+            let _ = sq.wake.wait_until(None, || !sq.sleeping.load(Ordering::Relaxed) || weak.strong_count() == 0);
+            sq.sleeping.store(false, Ordering::Relaxed);
+            let Some(ring) = weak.upgrade() else { return };
+            ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, false);
+        } else {
+            ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, false);
+        }
+        last_work = time::monotonic_ns();
+    }
+}
+
+/// Wakes a sleeping poller (IORING_ENTER_SQ_WAKEUP, and when the ring closes).
+pub fn wake(sq: &SqPoll) {
+    sq.sleeping.store(false, Ordering::Relaxed);
+    sq.wake.wake_all();
+}
