@@ -27,11 +27,22 @@ pub struct VmConfig {
     pub shares: Vec<ShareConfig>,
 }
 
-/// `--disk FILE[,ro]`.
+/// `--disk FILE[,ro][,engine=sync|uring]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
     pub path: PathBuf,
     pub read_only: bool,
+    /// The host I/O engine; `None`: io_uring when the host has it, else sync.
+    pub engine: Option<DiskEngine>,
+}
+
+/// How a disk's host I/O is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskEngine {
+    /// pread/pwrite/fdatasync on the device thread, one request at a time.
+    Sync,
+    /// The host's io_uring, many requests in flight.
+    Uring,
 }
 
 /// `--share DIR[,tag=NAME][,ro]`. `tag` is None until [`resolve_share_tags`].
@@ -55,6 +66,8 @@ pub enum OptionError {
     Unknown(String, &'static str),
     #[error("{0:?} is given twice")]
     Twice(&'static str),
+    #[error("engine {0:?} is not sync or uring")]
+    BadEngine(String),
     #[error("tag {0:?} is not 1 to 255 characters without commas, '=' or spaces")]
     BadTag(String),
     #[error("--share {0}: a second share needs tag=NAME")]
@@ -72,15 +85,26 @@ fn split_options(text: &str) -> Result<(PathBuf, Vec<&str>), OptionError> {
 
 pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
     let (path, options) = split_options(text)?;
-    let mut read_only = false;
+    let (mut read_only, mut engine) = (false, None);
     for opt in options {
+        if let Some(name) = opt.strip_prefix("engine=") {
+            if engine.is_some() {
+                return Err(OptionError::Twice("engine"));
+            }
+            engine = Some(match name {
+                "sync" => DiskEngine::Sync,
+                "uring" => DiskEngine::Uring,
+                _ => return Err(OptionError::BadEngine(name.to_owned())),
+            });
+            continue;
+        }
         match opt {
             "ro" if read_only => return Err(OptionError::Twice("ro")),
             "ro" => read_only = true,
-            other => return Err(OptionError::Unknown(other.to_owned(), "ro")),
+            other => return Err(OptionError::Unknown(other.to_owned(), "ro, engine=sync|uring")),
         }
     }
-    Ok(DiskConfig { path, read_only })
+    Ok(DiskConfig { path, read_only, engine })
 }
 
 fn valid_tag(tag: &str) -> bool {
@@ -181,8 +205,14 @@ mod tests {
 
     #[test]
     fn disks() {
-        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false }));
-        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true }));
+        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false, engine: None }));
+        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true, engine: None }));
+        let d = parse_disk("d,engine=uring,ro").unwrap();
+        assert_eq!((d.read_only, d.engine), (true, Some(DiskEngine::Uring)));
+        assert_eq!(parse_disk("d,engine=sync").unwrap().engine, Some(DiskEngine::Sync));
+        assert_eq!(parse_disk("d,engine=aio"), Err(OptionError::BadEngine("aio".into())));
+        assert_eq!(parse_disk("d,engine="), Err(OptionError::BadEngine(String::new())));
+        assert_eq!(parse_disk("d,engine=sync,engine=uring"), Err(OptionError::Twice("engine")));
         assert_eq!(parse_disk(""), Err(OptionError::NoPath));
         assert_eq!(parse_disk(",ro"), Err(OptionError::NoPath));
         assert_eq!(parse_disk("d,ro,ro"), Err(OptionError::Twice("ro")));

@@ -59,8 +59,10 @@ struct RunArgs {
     #[arg(long, value_name = "PATH", default_value = "/dev/kvm")]
     kvm_device: PathBuf,
     /// A virtio-blk disk backed by FILE (read-only with ,ro). Repeatable: the first is
-    /// /dev/vda in a Linux guest.
-    #[arg(long, value_name = "FILE[,ro]", value_parser = parse_disk)]
+    /// /dev/vda in a Linux guest. engine= picks the host I/O: uring (the host's io_uring,
+    /// the guest's requests in flight together; the default when the host allows
+    /// io_uring) or sync (pread/pwrite/fdatasync, one request at a time; the fallback).
+    #[arg(long, value_name = "FILE[,ro][,engine=sync|uring]", value_parser = parse_disk)]
     disk: Vec<DiskConfig>,
     /// A virtio-9p share of host directory DIR (9P2000.L; read-only with ,ro). Repeatable;
     /// the first share's tag defaults to "share", the others need tag=NAME.

@@ -17,7 +17,7 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::boot::{self, BootError, BOOT_GDT_ADDR, START_INFO_ADDR};
-use crate::config::VmConfig;
+use crate::config::{DiskEngine, VmConfig};
 use crate::devices::virtio::{self, block, mmio::MmioTransport, p9, VirtioDevice};
 use crate::devices::{serial, IoAction, IoBus, MmioBus};
 
@@ -137,10 +137,13 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
     let mut devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
     for disk in &config.disks {
         let err = |source| VmError::Disk { path: disk.path.clone(), source };
-        let engine = block::engine_sync::SyncEngine::open(&disk.path, disk.read_only).map_err(err)?;
+        let engine: Arc<dyn block::BlockBackend> = match disk.engine.unwrap_or_else(default_engine) {
+            DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open(&disk.path, disk.read_only).map_err(err)?),
+            DiskEngine::Uring => Arc::new(block::engine_uring::UringEngine::open(&disk.path, disk.read_only).map_err(err)?),
+        };
         // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
         let id = disk.path.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
-        devices.push(Box::new(block::Block::new(Arc::new(engine), disk.read_only, &id)));
+        devices.push(Box::new(block::Block::new(engine, disk.read_only, &id)));
     }
     for share in &config.shares {
         let err = |source| VmError::Share { path: share.path.clone(), source };
@@ -154,6 +157,18 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         devices.push(Box::new(p9::P9Device::new(&share.path, tag, share.read_only).map_err(err)?));
     }
     Ok(devices)
+}
+
+/// io_uring when the host allows it (probed once), else the synchronous engine.
+fn default_engine() -> DiskEngine {
+    match block::engine_uring::probe() {
+        Ok(()) => DiskEngine::Uring,
+        Err(e) => {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| log::info!("io_uring unavailable ({e}): disks use the sync engine"));
+            DiskEngine::Sync
+        }
+    }
 }
 
 /// The kernel command line with one `virtio_mmio.device=` entry per device, placed before

@@ -121,7 +121,7 @@ impl Chain {
 }
 
 /// The (address, length) pieces of `segments` that cover `len` bytes from `offset`.
-fn pieces(segments: &[Segment], mut offset: u64, mut len: usize) -> impl Iterator<Item = (GuestAddress, usize)> + '_ {
+pub(crate) fn pieces(segments: &[Segment], mut offset: u64, mut len: usize) -> impl Iterator<Item = (GuestAddress, usize)> + '_ {
     segments.iter().filter_map(move |seg| {
         let seg_len = u64::from(seg.len);
         if len == 0 {

@@ -166,12 +166,49 @@ pub trait VirtioDevice: Send {
 }
 
 /// Serves the requests of a device, one descriptor chain at a time, with no knowledge of
-/// the transport.
+/// the transport. A handler whose host I/O is asynchronous (virtio-blk on io_uring)
+/// overrides [`QueueHandler::start`] and the calls after it; the others only `process`.
 pub trait QueueHandler: Send {
     /// Handles one request of queue `queue`. Returns the number of bytes written into
     /// the chain's device-writable buffers (the used element's `len`), or an error that
     /// puts the device in DEVICE_NEEDS_RESET.
     fn process(&mut self, queue: usize, mem: &GuestMemoryMmap, chain: &Chain) -> Result<u32, DeviceError>;
+
+    /// Starts one request of queue `queue`: `Some(len)` when it is done (as [`process`]),
+    /// `None` when its host I/O is still in flight: its used entry then comes from
+    /// [`complete`] once that I/O is done. The default serves it synchronously.
+    ///
+    /// [`process`]: QueueHandler::process
+    /// [`complete`]: QueueHandler::complete
+    fn start(&mut self, queue: usize, mem: &GuestMemoryMmap, chain: Chain) -> Result<Option<u32>, DeviceError> {
+        self.process(queue, mem, &chain).map(Some)
+    }
+
+    /// False while no further request can be started (too many in flight): the worker
+    /// leaves the avail ring alone until [`QueueHandler::complete`] has freed room.
+    fn has_room(&self) -> bool {
+        true
+    }
+
+    /// Hands the requests started since the last call to the host, in one batch.
+    fn submit(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+
+    /// A file descriptor that becomes readable when started requests may have finished.
+    fn completion_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
+    /// Finishes the started requests whose host I/O is done (status written), appending
+    /// (queue, head, used len) for each, for the used ring.
+    fn complete(&mut self, _mem: &GuestMemoryMmap, _done: &mut Vec<(usize, u16, u32)>) -> Result<(), DeviceError> {
+        Ok(())
+    }
+
+    /// Waits for the host I/O of the requests in flight and forgets them (the device is
+    /// reset or broken: their used entries are never published).
+    fn quiesce(&mut self) {}
 }
 
 /// Reads little-endian bytes `offset..offset + data.len()` of `config` into `data`;

@@ -26,6 +26,11 @@ impl SyncEngine {
         let size = file.seek(SeekFrom::End(0))?;
         Ok(Self { file, size })
     }
+
+    /// The open disk file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl BlockBackend for SyncEngine {

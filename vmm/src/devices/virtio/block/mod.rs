@@ -1,9 +1,11 @@
 //! virtio-blk (device id 2): spec types, features and config space, and the host I/O
 //! backend trait. Request processing is in [`device`]; one file per host I/O engine
-//! ([`engine_sync`]: pread/pwrite/fdatasync), each behind [`BlockBackend`].
+//! ([`engine_sync`]: pread/pwrite/fdatasync; [`engine_uring`]: the host's io_uring, many
+//! requests in flight), each behind [`BlockBackend`].
 
 pub mod device;
 pub mod engine_sync;
+pub mod engine_uring;
 
 use std::io;
 use std::mem::offset_of;
@@ -115,6 +117,14 @@ impl BlockConfig {
 }
 
 /// Host storage behind a virtio-blk device. One implementation per I/O engine.
+///
+/// The three blocking calls are the synchronous shape: each returns when its I/O is done
+/// and borrows its buffer for the call only, so the worker serves one request at a time.
+/// That shape cannot keep requests in flight, so an engine that can also returns an
+/// [`AsyncQueue`] from [`BlockBackend::async_queue`] (one per activated device): the
+/// device then pushes each request's I/O with a token and iovecs on guest memory, submits
+/// a batch, and finishes each request when its completion is reaped. Engines without one
+/// (the default) are served through the blocking calls, as before.
 pub trait BlockBackend: Send + Sync {
     /// Fills `buf` from byte `offset` (all of it, or an error).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
@@ -124,6 +134,59 @@ pub trait BlockBackend: Send + Sync {
     fn flush(&self) -> io::Result<()>;
     /// Size in bytes.
     fn size(&self) -> u64;
+    /// A queue for asynchronous I/O on this disk, for one device worker; `None` for a
+    /// synchronous engine. `Some(Err(_))` when the engine cannot make one now (the device
+    /// then falls back to the blocking calls).
+    fn async_queue(&self) -> Option<io::Result<Box<dyn AsyncQueue>>> {
+        None
+    }
+}
+
+/// One host I/O of a virtio-blk request, for an [`AsyncQueue`].
+#[derive(Debug)]
+pub enum AsyncOp {
+    /// Fill the buffers (in order) from byte `offset`: all of them, or an error.
+    Read { offset: u64, iovecs: Vec<libc::iovec> },
+    /// Write all the buffers (in order) at byte `offset`.
+    Write { offset: u64, iovecs: Vec<libc::iovec> },
+    /// fdatasync, started only once every op pushed before it has completed, and before
+    /// any op pushed after it starts (a barrier, as the synchronous engine's order gives).
+    Flush,
+}
+
+/// The final result of an [`AsyncOp`].
+#[derive(Debug)]
+pub struct AsyncDone {
+    pub token: u64,
+    pub result: io::Result<()>,
+    /// Bytes transferred (for a failed read: those that reached the buffers).
+    pub transferred: u64,
+}
+
+/// Asynchronous host I/O: ops are pushed, submitted in batches, and reaped when done, in
+/// whatever order the host finishes them.
+pub trait AsyncQueue: Send {
+    /// Most ops in flight at once; [`AsyncQueue::push`] fails beyond it.
+    fn capacity(&self) -> usize;
+    /// Ops pushed and not yet reaped.
+    fn in_flight(&self) -> usize;
+    /// Queues `op` under `token`; it starts at the next [`AsyncQueue::submit`].
+    ///
+    /// # Safety
+    ///
+    /// Every iovec of `op` must stay valid (mapped, and writable for a read) until the op
+    /// is reaped or the queue is drained or dropped; the engine reads or writes it at any
+    /// time until then, so no Rust reference may cover that memory meanwhile.
+    unsafe fn push(&mut self, token: u64, op: AsyncOp) -> io::Result<()>;
+    /// Hands the pushed ops to the host.
+    fn submit(&mut self) -> io::Result<()>;
+    /// A file descriptor that becomes readable when completions may be waiting.
+    fn completion_fd(&self) -> std::os::fd::RawFd;
+    /// Appends the ops that finished (without blocking). A result is final: the engine
+    /// itself continues short transfers and retries EINTR/EAGAIN.
+    fn reap(&mut self, done: &mut Vec<AsyncDone>) -> io::Result<()>;
+    /// Blocks until no op is in flight; appends their results.
+    fn drain(&mut self, done: &mut Vec<AsyncDone>);
 }
 
 /// A virtio-blk device: what the transport needs before DRIVER_OK.
