@@ -9,7 +9,7 @@
 //!   from the CMOS RTC when one answers, else from `epoch=` on the command line, else 0.
 
 use alloc::boxed::Box;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,7 +25,8 @@ static TSC_BOOT: AtomicU64 = AtomicU64::new(0);
 static BOOT_EPOCH_NS: AtomicU64 = AtomicU64::new(0);
 /// What happens when a timer expires.
 enum Expiry {
-    Wake(Arc<Task>),
+    /// Weak: a task woken early and gone meanwhile is not kept alive by its old timer.
+    Wake(Weak<Task>),
     /// Runs in the timer interrupt (io_uring timeouts).
     Call(Box<dyn FnOnce() + Send>),
 }
@@ -79,8 +80,8 @@ pub fn realtime_ns() -> u64 {
 }
 
 /// Wakes `task` at `deadline` (monotonic ns) unless it is woken earlier.
-pub fn add_timer(deadline: u64, task: Arc<Task>) {
-    TIMERS.lock().push((deadline, Expiry::Wake(task)));
+pub fn add_timer(deadline: u64, task: &Arc<Task>) {
+    TIMERS.lock().push((deadline, Expiry::Wake(Arc::downgrade(task))));
 }
 
 /// Runs `f` from the timer interrupt at `deadline` (monotonic ns).
@@ -102,7 +103,11 @@ pub fn run_timers() {
     };
     for e in expired {
         match e {
-            Expiry::Wake(t) => sched::wake(&t),
+            Expiry::Wake(t) => {
+                if let Some(t) = t.upgrade() {
+                    sched::wake(&t);
+                }
+            }
             Expiry::Call(f) => f(),
         }
     }

@@ -289,6 +289,33 @@ static int not_a_ring(void)
 	return UT_OK;
 }
 
-UT_FAMILY(register, T(probe), T(probe_small), T(probe_nonzero_input), T(buffers), T(files),
+/* The registered eventfd's own wakeup may complete a request parked on that eventfd. */
+static int eventfd_with_a_parked_read_on_it(void)
+{
+	GATE(IORING_OP_READ);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 8));
+	int efd = eventfd(0, 0);
+	CHECK(efd >= 0);
+	CHECK_OK(io_uring_register_eventfd(&r, efd));
+	uint64_t v = 0;
+	struct io_uring_sqe *sqe = ut_sqe(&r);
+	io_uring_prep_read(sqe, efd, &v, 8, 0);
+	sqe->user_data = 1;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	sqe = ut_sqe(&r);
+	io_uring_prep_nop(sqe);
+	sqe->user_data = 2;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	struct io_uring_cqe c[2];
+	CHECK_OK(ut_reap(&r, 2, c));
+	int read_res = c[0].user_data == 1 ? c[0].res : c[1].res;
+	CHECK_RES(read_res, 8);
+	close(efd);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+UT_FAMILY(register, T(eventfd_with_a_parked_read_on_it), T(probe), T(probe_small), T(probe_nonzero_input), T(buffers), T(files),
 	  T(files_update), T(eventfd_counts), T(eventfd_bad), T(unknown_opcode),
 	  T(not_a_ring));

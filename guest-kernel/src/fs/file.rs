@@ -61,7 +61,7 @@ impl OpenFile {
 }
 
 #[derive(Clone)]
-struct FdEntry {
+pub struct FdEntry {
     file: Arc<OpenFile>,
     cloexec: bool,
 }
@@ -112,14 +112,14 @@ impl FdTable {
         self.insert_from(0, file, cloexec)
     }
 
-    /// Puts `file` at `fd`, closing what was there (dup2).
-    pub fn insert_at(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> KResult<()> {
+    /// Puts `file` at `fd`, returning what was there for the caller to drop after
+    /// releasing the table's lock (dup2).
+    pub fn insert_at(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool) -> KResult<Option<Arc<OpenFile>>> {
         let i = usize::try_from(fd).ok().filter(|&i| i < self.limit).ok_or(EBADF)?;
         if i >= self.fds.len() {
             self.fds.resize(i + 1, None);
         }
-        self.fds[i] = Some(FdEntry { file, cloexec });
-        Ok(())
+        Ok(self.fds[i].replace(FdEntry { file, cloexec }).map(|e| e.file))
     }
 
     pub fn remove(&mut self, fd: i32) -> KResult<Arc<OpenFile>> {
@@ -139,16 +139,20 @@ impl FdTable {
         Ok(())
     }
 
-    /// Closes descriptors marked close-on-exec.
-    pub fn close_on_exec(&mut self) {
+    /// Takes out the descriptors marked close-on-exec (the caller drops them after
+    /// releasing the table's lock).
+    pub fn close_on_exec(&mut self) -> Vec<Arc<OpenFile>> {
+        let mut closed = Vec::new();
         for e in self.fds.iter_mut() {
             if e.as_ref().is_some_and(|e| e.cloexec) {
-                *e = None;
+                closed.extend(e.take().map(|e| e.file));
             }
         }
+        closed
     }
 
-    pub fn close_all(&mut self) {
-        self.fds.clear();
+    /// Takes out every descriptor (the caller drops them after releasing the lock).
+    pub fn close_all(&mut self) -> Vec<Option<FdEntry>> {
+        core::mem::take(&mut self.fds)
     }
 }

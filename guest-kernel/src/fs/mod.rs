@@ -192,7 +192,12 @@ pub trait Node: Send + Sync + Any {
     /// The whole file (for exec).
     fn contents(&self) -> KResult<FileBytes> {
         let size = self.stat().size as usize;
-        let mut data = alloc::vec![0u8; size];
+        if size > MAX_CONTENTS {
+            return Err(ENOMEM);
+        }
+        let mut data = Vec::new();
+        data.try_reserve_exact(size).map_err(|_| ENOMEM)?;
+        data.resize(size, 0);
         let n = self.read(0, &mut IoBuf::Kernel(&mut data), false)?;
         data.truncate(n);
         Ok(FileBytes::Owned(data))
@@ -286,6 +291,9 @@ pub struct StatFs {
     pub ffree: u64,
     pub namelen: u64,
 }
+
+/// Largest file read whole into kernel memory (an executable being loaded).
+const MAX_CONTENTS: usize = 16 << 20;
 
 pub const POLLIN: u32 = 0x1;
 pub const POLLPRI: u32 = 0x2;

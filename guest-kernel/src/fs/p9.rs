@@ -55,7 +55,8 @@ impl P9Node {
             self.p9.clunk(fid);
             return Err(e);
         }
-        if let Some((old, _)) = self.io.lock().replace((fid, write)) {
+        let old = self.io.lock().replace((fid, write));
+        if let Some((old, _)) = old {
             self.p9.clunk(old);
         }
         Ok(fid)
@@ -86,7 +87,8 @@ impl P9Node {
 
 impl Drop for P9Node {
     fn drop(&mut self) {
-        if let Some((fid, _)) = self.io.lock().take() {
+        let io = self.io.lock().take();
+        if let Some((fid, _)) = io {
             self.p9.clunk(fid);
         }
         if self.fid != 0 {

@@ -118,7 +118,12 @@ impl Node for PipeEnd {
             let mut r = p.ring.lock();
             if r.readers == 0 {
                 drop(r);
-                signal::send(&task::current_process(), signal::SIGPIPE);
+                // SIGPIPE goes to the writer: the caller of write(2). An io_uring write
+                // (a buffer of a given address space) may be retried from whichever task
+                // woke the pipe; it gets EPIPE only.
+                if matches!(buf, IoBuf::User { .. }) {
+                    signal::send(&task::current_process(), signal::SIGPIPE);
+                }
                 return if done > 0 { Ok(done) } else { Err(EPIPE) };
             }
             let n = (CAPACITY - r.len).min(total - done);

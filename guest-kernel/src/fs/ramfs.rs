@@ -84,7 +84,8 @@ impl Node for RamFile {
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         let data = self.data.lock();
         let len = data.len();
-        let n = (len.saturating_sub(offset)).min(buf.len() as u64) as usize;
+        let offset = offset.min(len);
+        let n = (len - offset).min(buf.len() as u64) as usize;
         match &*data {
             Data::Static(bytes) => buf.put(0, &bytes[offset as usize..offset as usize + n])?,
             Data::Paged { pages, .. } => {
@@ -160,7 +161,12 @@ impl Node for RamFile {
         match &*data {
             Data::Static(s) => Ok(FileBytes::Static(s)),
             Data::Paged { len, .. } => {
-                let mut bytes = alloc::vec![0u8; *len as usize];
+                if *len > 16 << 20 {
+                    return Err(ENOMEM);
+                }
+                let mut bytes = Vec::new();
+                bytes.try_reserve_exact(*len as usize).map_err(|_| ENOMEM)?;
+                bytes.resize(*len as usize, 0);
                 drop(data);
                 let n = self.read(0, &mut IoBuf::Kernel(&mut bytes), false)?;
                 bytes.truncate(n);

@@ -26,7 +26,9 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         let slot = Arc::new(SpinLock::new(Some(req)));
         let slot2 = Arc::clone(&slot);
         let submitted = disk.dev.submit(T_FLUSH, 0, &[], Box::new(move |result| {
-            if let Some(req) = slot2.lock().take() {
+            // The slot lock ends here, before completing (which may take other locks).
+            let taken = slot2.lock().take();
+            if let Some(req) = taken {
                 ring.complete_async(req, match result { Ok(_) => 0, Err(e) => -e.0 });
             }
         }));

@@ -105,6 +105,10 @@ struct State {
     eventfd_pending: u64,
 }
 
+/// Most CQEs kept on the overflow list (beyond, they are dropped and counted in
+/// `cq_overflow`), so a program that never reaps cannot exhaust kernel memory.
+const MAX_OVERFLOW: usize = 65536;
+
 /// Finished requests kept for reuse, so the hot path does not allocate.
 const REQUEST_CACHE: usize = 64;
 
@@ -155,7 +159,12 @@ impl IoUring {
         let wake_now = {
             let mut st = self.state.lock();
             if !st.overflow.is_empty() || !self.rings.push_cqe(&cqe) {
-                st.overflow.push_back(cqe);
+                if st.overflow.len() < MAX_OVERFLOW {
+                    st.overflow.push_back(cqe);
+                } else {
+                    // Kept back as far as memory allows, then counted, as Linux does.
+                    self.rings.add_overflow();
+                }
                 self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, true);
             }
             match self.eventfd_mode.load(Relaxed) {
@@ -188,10 +197,14 @@ impl IoUring {
             core::mem::take(&mut st.eventfd_pending)
         };
         self.cq_wait.wake_all();
-        if signals > 0
-            && let Some((efd, _)) = self.eventfd.lock().clone() {
+        if signals > 0 {
+            // A statement of its own, so the lock ends before signalling: the eventfd's
+            // wakeup may complete a parked request of this very ring.
+            let efd = self.eventfd.lock().clone();
+            if let Some((efd, _)) = efd {
                 efd.signal(signals);
             }
+        }
     }
 
     /// Moves overflowed CQEs into the CQ ring as room allows.
@@ -603,7 +616,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
                 if (sec as i64) < 0 || nsec >= 1_000_000_000 {
                     return Err(EINVAL);
                 }
-                deadline = Some(crate::time::monotonic_ns().saturating_add(sec.saturating_mul(1_000_000_000) + nsec));
+                deadline = Some(crate::time::monotonic_ns().saturating_add(sec.saturating_mul(1_000_000_000).saturating_add(nsec)));
             }
             if arg.sigmask != 0 {
                 if arg.sigmask_sz != 8 {

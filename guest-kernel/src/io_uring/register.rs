@@ -153,7 +153,7 @@ fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
 
 fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     let update: FilesUpdate = task::read_user(arg)?;
-    if update.resv != 0 || nr == 0 {
+    if update.resv != 0 || nr == 0 || nr as usize > MAX_FIXED_FILES {
         return Err(EINVAL);
     }
     if ring.rsrc.lock().files.is_none() {

@@ -173,6 +173,11 @@ impl Rings {
         }
     }
 
+    /// Counts a CQE that had to be dropped.
+    pub fn add_overflow(&self) {
+        self.word(CQ_OVERFLOW).fetch_add(1, Ordering::Relaxed);
+    }
+
     /// CQEs posted and not yet consumed by user space.
     pub fn cq_ready(&self) -> u32 {
         self.word(CQ_TAIL).load(Ordering::Relaxed).wrapping_sub(self.word(CQ_HEAD).load(Ordering::Acquire))

@@ -149,7 +149,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
                 Ok(s) => segments.extend(s),
                 Err(e) => {
                     unpin_segments(&segments);
-                    return Ok(Some((req, -e.0)));
+                    drop(space);
+                    // The pin table is full: the synchronous path needs no pins.
+                    return if e == EAGAIN { Err(req) } else { Ok(Some((req, -e.0))) };
                 }
             }
         }
@@ -175,7 +177,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
         copy,
         Box::new(move |result| {
             unpin_segments(&segments);
-            if let Some(req) = slot2.lock().take() {
+            // The slot lock ends here, before completing (which may take other locks).
+            let taken = slot2.lock().take();
+            if let Some(req) = taken {
                 ring2.complete_async(req, match result { Ok(n) => n as i32, Err(e) => -e.0 });
             }
         }),
@@ -183,7 +187,13 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
     match submitted {
         Ok(()) => Ok(None),
         Err(e) => {
+            // Not queued: the completion (which owned the list) was dropped unrun.
+            unpin_segments(copy);
             let req = slot.lock().take().expect("not completed: submission failed");
+            // Too many segments for one chain: the synchronous path splits the transfer.
+            if e == EINVAL {
+                return Err(req);
+            }
             Ok(Some((req, -e.0)))
         }
     }
@@ -206,7 +216,9 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<
     let slot = Arc::new(SpinLock::new(Some(req)));
     let slot2 = Arc::clone(&slot);
     let done: Box<dyn FnOnce(KResult<usize>) + Send> = Box::new(move |result| {
-        if let Some(req) = slot2.lock().take() {
+        // The slot lock ends here, before completing (which may take other locks).
+        let taken = slot2.lock().take();
+        if let Some(req) = taken {
             ring2.complete_async(req, match result { Ok(n) => n as i32, Err(e) => -e.0 });
         }
     });

@@ -51,7 +51,13 @@ extern "C" fn poller(arg: usize) {
         ring.run_task_work();
         if time::monotonic_ns().saturating_sub(last_work) < sq.idle_ns {
             drop(ring);
-            sched::yield_now();
+            if sched::others_runnable() {
+                sched::yield_now();
+            } else {
+                // Nothing else to run: let interrupts in (the kernel runs with them off)
+                // until the next one, then look at the SQ again.
+                crate::arch::cpu::wait_for_interrupt();
+            }
             continue;
         }
         // Idle: ask to be woken, then check once more that nothing arrived meanwhile

@@ -84,9 +84,12 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
                 t.pending.push(Pending { user_data, target, req: Arc::clone(&slot) });
                 ANY_PENDING.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
             }
-            let ring = Arc::clone(ring);
+            // Weak: a removed or cancelled timeout does not keep its ring alive.
+            let ring = Arc::downgrade(ring);
             time::call_at(deadline, Box::new(move || {
-                fire(&ring, &slot, -ETIME.0);
+                if let Some(ring) = ring.upgrade() {
+                    fire(&ring, &slot, -ETIME.0);
+                }
             }));
             None
         }

@@ -290,7 +290,9 @@ pub fn close(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn do_close(fd: i32) -> KResult<u64> {
-    current_process().files.lock().remove(fd).map(|_| 0)
+    // The file is dropped after the table's lock is released (closing may do I/O).
+    let file = current_process().files.lock().remove(fd);
+    file.map(|f| drop(f)).map(|()| 0)
 }
 
 // --- stat ---
@@ -704,7 +706,9 @@ fn do_dup3(old: i32, new: i32, flags: u64) -> KResult<u64> {
     let p = current_process();
     let mut files = p.files.lock();
     let f = files.get(old)?;
-    files.insert_at(new, f, flags != 0)?;
+    let replaced = files.insert_at(new, f, flags != 0)?;
+    drop(files);
+    drop(replaced); // outside the lock, as in close
     Ok(new as u64)
 }
 

@@ -89,7 +89,7 @@ fn wait(uaddr: u64, expected: u32, deadline: Option<u64>) -> KResult<u64> {
             break Err(ETIMEDOUT);
         }
         if let Some(d) = deadline {
-            time::add_timer(d, Arc::clone(&me));
+            time::add_timer(d, &me);
         }
         sched::block_current();
     };

@@ -153,7 +153,8 @@ pub fn execve(c: &mut Ctx) -> KResult<u64> {
     let new = Arc::new(crate::sync::SpinLock::new(image.mm));
     new.lock().pt.activate();
     process.set_mm(new);
-    process.files.lock().close_on_exec();
+    let closed = process.files.lock().close_on_exec();
+    drop(closed);
     for a in process.sigactions.lock().iter_mut() {
         if a.handler != signal::SIG_IGN {
             *a = signal::SigAction::default();

@@ -429,7 +429,8 @@ fn exit_process(process: &Arc<Process>) {
     let status = process.group_exit.load(Ordering::Relaxed);
     paging::activate_kernel();
     process.mm.lock().take();
-    process.files.lock().close_all();
+    let closed = process.files.lock().close_all();
+    drop(closed);
     process.vfork_released.store(true, Ordering::Relaxed);
     process.vfork_done.wake_all();
     // Orphans go to init, which reaps them.

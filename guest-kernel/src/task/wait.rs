@@ -64,8 +64,24 @@ impl WaitQueue {
             }
             self.waiters.lock().push(Arc::clone(&me));
             if let Some(d) = deadline {
-                time::add_timer(d, Arc::clone(&me));
+                time::add_timer(d, &me);
             }
+            sched::block_current();
+            self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+        }
+    }
+
+    /// Blocks until `ready()` is true, whatever signals are pending: for waits that must
+    /// see a device finish (it writes into memory the waiter owns).
+    pub fn wait_uninterruptible(&self, mut ready: impl FnMut() -> bool) {
+        let Some(me) = sched::try_current() else {
+            while !ready() {
+                crate::arch::cpu::wait_for_interrupt();
+            }
+            return;
+        };
+        while !ready() {
+            self.waiters.lock().push(Arc::clone(&me));
             sched::block_current();
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
         }

@@ -1,7 +1,8 @@
 //! File operations on a 9p share whose effects the host checks afterwards.
 //! `sharetest DIR`: prints DIR/hostfile, writes DIR/from-guest.txt and fsyncs it, makes
 //! DIR/newdir, renames DIR/old.txt to DIR/newdir/moved.txt, removes DIR/doomed, lists
-//! DIR, reads its statfs, and prints `sharetest: ok`.
+//! DIR, reads its statfs, leaves a file open for the exit to close, and prints
+//! `sharetest: ok`.
 #![no_std]
 #![no_main]
 
@@ -79,5 +80,8 @@ fn run(dir: &str) -> Result<(), (&'static str, Errno)> {
         return Err(("statfs: zero block size or name length", Errno::EIO));
     }
     println!("sharetest: statfs ok (type {:#x}, block size {}, name length {})", st[0], st[1], st[8]);
+
+    // Left open on purpose: the exit closes it (the kernel's clunk must not wait).
+    sys::open(Path::new(dir, "from-guest.txt").c(), O_RDONLY, 0).map_err(|e| ("reopen", e))?;
     Ok(())
 }

@@ -130,7 +130,7 @@ impl Blk {
             }),
         )?;
         // Not interruptible: the device writes into `buf`, which must outlive the request.
-        while self.dev.completions.wait_until(None, || state.0.load(Ordering::Acquire)).is_err() {}
+        self.dev.completions.wait_uninterruptible(|| state.0.load(Ordering::Acquire));
         match state.1.load(Ordering::Relaxed) {
             0 => Ok(()),
             e => Err(Errno(e as i32)),

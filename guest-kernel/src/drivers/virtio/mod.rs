@@ -56,6 +56,21 @@ impl Device {
         }
     }
 
+    /// Adds a chain if there is room now (never waits: usable from interrupt handlers and
+    /// under locks). False when the queue is full.
+    pub fn try_add(&self, chain: &[queue::Buffer], completion: queue::Completion) -> bool {
+        let added = self.queue.lock().add(chain, completion);
+        match added {
+            Ok(notify) => {
+                if notify {
+                    self.mmio.notify(0);
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The interrupt: acknowledge, run the completions of the returned chains, wake.
     pub fn service(&self) {
         self.mmio.ack_interrupt();

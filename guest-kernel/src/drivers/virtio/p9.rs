@@ -186,7 +186,7 @@ impl P9 {
         let d = Arc::clone(&done);
         self.dev.add(&chain, Box::new(move |_| d.store(true, Ordering::Release))).map_err(|(e, _)| e)?;
         // Not interruptible: the device writes into `r`, which must outlive the request.
-        while self.dev.completions.wait_until(None, || done.load(Ordering::Acquire)).is_err() {}
+        self.dev.completions.wait_uninterruptible(|| done.load(Ordering::Acquire));
         drop(t);
         parse_reply(r, kind)
     }
@@ -200,14 +200,30 @@ impl P9 {
         self.free_fids.lock().pop().unwrap_or_else(|| self.next_fid.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Clunks `fid` and recycles it.
-    pub fn clunk(&self, fid: u32) {
-        let _ = self.rpc(Msg::new(TCLUNK).u32(fid), 64);
-        self.free_fids.lock().push(fid);
+    /// Clunks `fid` without waiting for the reply (it runs where files are dropped: under
+    /// locks, in interrupt handlers); the fid is reused once the server has answered. When
+    /// the queue is full the fid is not reused.
+    pub fn clunk(self: &Arc<Self>, fid: u32) {
+        let mut t = Msg::new(TCLUNK).u32(fid).0;
+        let size = t.len() as u32;
+        t[..4].copy_from_slice(&size.to_le_bytes());
+        let r = alloc::vec![0u8; 16];
+        let chain = [
+            Buffer { phys: virt_to_phys(t.as_ptr()), len: t.len() as u32, device_writes: false },
+            Buffer { phys: virt_to_phys(r.as_ptr()), len: r.len() as u32, device_writes: true },
+        ];
+        let me = Arc::clone(self);
+        let queued = self.dev.try_add(&chain, Box::new(move |_| {
+            drop((t, r));
+            me.free_fids.lock().push(fid);
+        }));
+        if !queued {
+            log::debug!("9p: queue full, fid {fid} not clunked");
+        }
     }
 
     /// Walks from `fid` through `names` to a new fid (no names: a clone of `fid`).
-    pub fn walk(&self, fid: u32, names: &[&str]) -> KResult<(u32, Option<Qid>)> {
+    pub fn walk(self: &Arc<Self>, fid: u32, names: &[&str]) -> KResult<(u32, Option<Qid>)> {
         let newfid = self.alloc_fid();
         let mut msg = Msg::new(TWALK).u32(fid).u32(newfid).u16(names.len() as u16);
         for n in names {

@@ -11,6 +11,7 @@ use crate::util::*;
 
 pub const TESTS: &[Test] = tests![
     write_then_read_back,
+    read_far_past_the_end_of_an_unwritten_file,
     open_missing_file_is_enoent,
     open_creat_excl_on_existing_file_is_eexist,
     open_directory_for_writing_is_eisdir,
@@ -372,6 +373,19 @@ fn pread_pwrite_leave_file_offset_alone() -> TestResult {
     check_eq!(sys::lseek(fd, 0, SEEK_CUR), Ok(2));
     check_ok!(sys::close(fd));
     check_ok!(sys::unlink(path.as_cstr()));
+    Ok(())
+}
+
+/// Far past the end of a file that nobody wrote since boot (in our guest: an initramfs
+/// file, still the archive's bytes): nothing to read, no error.
+fn read_far_past_the_end_of_an_unwritten_file() -> TestResult {
+    let exec = Path::from_fmt(format_args!("{}", exec_path()));
+    let fd = check_ok!(sys::open(exec.as_cstr(), O_RDONLY, 0)) as i32;
+    let mut buf = [0u8; 4];
+    check_eq!(sys::pread64(fd, &mut buf, 1 << 30), Ok(0));
+    check_eq!(sys::lseek(fd, 1 << 30, SEEK_SET), Ok(1 << 30));
+    check_eq!(sys::read(fd, &mut buf), Ok(0));
+    check_ok!(sys::close(fd));
     Ok(())
 }
 

@@ -50,6 +50,10 @@ const SETATTR_MTIME_SET: u32 = 0x100;
 const AT_REMOVEDIR: u32 = 0x200;
 
 /// Open flags (9P2000.L uses Linux's x86 values) the server passes on to the host.
+/// Permission bits a guest may set on host files: no setuid or setgid (the files belong
+/// to the VMM's user, which may be root).
+const SAFE_MODE: u32 = 0o1777;
+
 const OPEN_FLAGS_KEPT: i32 = libc::O_ACCMODE | libc::O_TRUNC | libc::O_APPEND | libc::O_DSYNC | libc::O_SYNC;
 
 fn err(errno: i32) -> io::Error {
@@ -251,8 +255,18 @@ impl Server {
                 self.writable()?;
                 let name = check_name(name)?;
                 let dir = Arc::clone(&self.fid(fid)?.node.fd);
-                let oflags = (flags as i32 & OPEN_FLAGS_KEPT) | (flags as i32 & libc::O_EXCL) | libc::O_CREAT | libc::O_NOFOLLOW;
-                let file = File::from(sys::openat(dir.as_fd(), &name, oflags, mode & 0o7777)?);
+                // O_NONBLOCK: an existing FIFO must not block the worker; then anything
+                // but a regular file is refused (no FIFOs or device nodes opened here).
+                let oflags = (flags as i32 & OPEN_FLAGS_KEPT)
+                    | (flags as i32 & libc::O_EXCL)
+                    | libc::O_CREAT
+                    | libc::O_NOFOLLOW
+                    | libc::O_NONBLOCK;
+                let file = File::from(sys::openat(dir.as_fd(), &name, oflags, mode & SAFE_MODE)?);
+                if !is(&sys::stat(file.as_fd())?, libc::S_IFREG) {
+                    return Err(err(libc::EOPNOTSUPP));
+                }
+                sys::clear_nonblock(file.as_fd())?;
                 let fd = sys::openat(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
                 let st = sys::stat(fd.as_fd())?;
                 let node = Node { fd: Arc::new(fd), parent: Some((dir, name)) };
@@ -274,7 +288,7 @@ impl Server {
                     return Err(err(libc::EPERM)); // no device nodes in a share
                 }
                 let dir = self.fid(dfid)?.node.fd.as_fd();
-                sys::mknodat(dir, &name, mode)?;
+                sys::mknodat(dir, &name, (mode & libc::S_IFMT) | (mode & SAFE_MODE))?;
                 r.qid(qid_of(&sys::statat(dir, &name)?)).finish()
             }
             Tmessage::Rename { fid, dfid, name } => {
@@ -377,7 +391,7 @@ impl Server {
                 self.writable()?;
                 let name = check_name(name)?;
                 let dir = self.fid(dfid)?.node.fd.as_fd();
-                sys::mkdirat(dir, &name, mode & 0o7777)?;
+                sys::mkdirat(dir, &name, mode & SAFE_MODE)?;
                 r.qid(qid_of(&sys::statat(dir, &name)?)).finish()
             }
             Tmessage::Renameat { olddirfid, oldname, newdirfid, newname } => {
@@ -451,7 +465,7 @@ impl Server {
             if link {
                 return Err(err(libc::EOPNOTSUPP));
             }
-            sys::chmod(&path, a.mode & 0o7777)?;
+            sys::chmod(&path, a.mode & SAFE_MODE)?;
         }
         if a.valid & (SETATTR_UID | SETATTR_GID) != 0 {
             let uid = if a.valid & SETATTR_UID != 0 { a.uid } else { u32::MAX };
@@ -635,6 +649,8 @@ mod tests {
         }
     }
 
+    use std::os::unix::fs::PermissionsExt;
+
     #[test]
     fn files_and_directories() {
         let mut c = Client::new(false);
@@ -689,6 +705,24 @@ mod tests {
         assert_eq!(c.lopen(99, 0), Err(libc::EBADF));
         assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[ROOT, 8]), s("user.x")].concat()), Err(libc::EOPNOTSUPP));
         assert_eq!(c.call(200, &[]), Err(libc::EOPNOTSUPP));
+    }
+
+    #[test]
+    fn lcreate_does_not_open_an_existing_fifo_or_set_setuid() {
+        let mut c = Client::new(false);
+        let fifo = c.root.join("fifo");
+        let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+        // Over an existing FIFO: refused at once (a blocking open would hang the worker).
+        c.walk(ROOT, 1, &[]).unwrap();
+        assert_eq!(c.lcreate(1, "fifo"), Err(libc::EOPNOTSUPP));
+        // setuid and setgid bits asked by the guest are dropped.
+        c.walk(ROOT, 2, &[]).unwrap();
+        let body = [u32s(&[2]), s("suid"), u32s(&[libc::O_RDWR as u32, 0o6755, 0])].concat();
+        c.call(op::TLCREATE, &body).unwrap();
+        let mode = std::fs::metadata(c.root.join("suid")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o6000, 0, "mode {mode:o}");
     }
 
     #[test]

@@ -176,3 +176,17 @@ pub fn read_dir(dir: &File, offset: u64, bytes: usize) -> io::Result<Vec<Dirent>
     }
     Ok(out)
 }
+
+/// Clears O_NONBLOCK on an open file.
+pub fn clear_nonblock(fd: BorrowedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a valid descriptor with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
