@@ -12,22 +12,6 @@ static struct io_uring_sqe *q_poll(struct io_uring *r, int fd, unsigned events, 
 	return sqe;
 }
 
-/* Submit what is queued, then enter with a 0-wait: no CQE may be there. */
-static int submit_expect_none(struct io_uring *r, int n, const char *file, int line)
-{
-	int ret = io_uring_submit(r);
-	if (ret != n)
-		return ut_fail(file, line, "io_uring_submit = %d, expected %d", ret, n);
-	if (sys_enter(r->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
-		return ut_fail(file, line, "0-wait io_uring_enter: %s", ut_errname(errno));
-	struct io_uring_cqe *cqe;
-	if (io_uring_peek_cqe(r, &cqe) == 0)
-		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d",
-			       (unsigned long long)cqe->user_data, cqe->res);
-	return UT_OK;
-}
-#define SUBMIT_NONE(r, n) TRY(submit_expect_none((r), (n), __FILE__, __LINE__))
-
 static int ready_in(void)
 {
 	GATE(IORING_OP_POLL_ADD);

@@ -333,3 +333,17 @@ int rring_pop(struct rring *r, struct io_uring_cqe *out)
 	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
 	return 1;
 }
+
+int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line)
+{
+	int ret = io_uring_submit(r);
+	if (ret != n)
+		return ut_fail(file, line, "io_uring_submit = %d, expected %d", ret, n);
+	if (sys_enter(r->ring_fd, 0, 0, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return ut_fail(file, line, "0-wait io_uring_enter: %s", ut_errname(errno));
+	struct io_uring_cqe *cqe;
+	if (io_uring_peek_cqe(r, &cqe) == 0)
+		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d",
+			       (unsigned long long)cqe->user_data, cqe->res);
+	return UT_OK;
+}

@@ -129,6 +129,9 @@ struct io_uring_sqe *ut_sqe(struct io_uring *r);  /* never NULL (submits if full
 int ut_reap(struct io_uring *r, unsigned n, struct io_uring_cqe *out);
 /* Submit what is queued and wait for one CQE: returns its res; stores user_data. */
 int ut_run1(struct io_uring *r, uint64_t *ud);
+/* Submit what is queued (expecting n), then enter with a 0-wait: no CQE may be there. */
+int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line);
+#define SUBMIT_NONE(r, n) TRY(ut_submit_expect_none((r), (n), __FILE__, __LINE__))
 
 /* A ring mapped by hand, for tests that play with ring memory directly. */
 struct rring {
