@@ -18,154 +18,7 @@ use crate::errno::{Errno, Result};
 use crate::nr;
 use crate::uapi::*;
 
-/// A syscall without arguments.
-///
-/// # Safety
-/// The arguments must be valid for syscall `nr`: memory it reads or writes through them
-/// must be the caller's to lend for that use.
-#[inline(always)]
-pub unsafe fn syscall0(nr: usize) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` changes rax, rcx, r11 and the memory the caller lent the kernel
-    // (the caller's obligation); it does not touch our stack.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A syscall with one argument.
-///
-/// # Safety
-/// The arguments must be valid for syscall `nr`: memory it reads or writes through them
-/// must be the caller's to lend for that use.
-#[inline(always)]
-pub unsafe fn syscall1(nr: usize, a1: usize) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` changes rax, rcx, r11 and the memory the caller lent the kernel
-    // (the caller's obligation); it does not touch our stack.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a1,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A syscall with two arguments.
-///
-/// # Safety
-/// The arguments must be valid for syscall `nr`: memory it reads or writes through them
-/// must be the caller's to lend for that use.
-#[inline(always)]
-pub unsafe fn syscall2(nr: usize, a1: usize, a2: usize) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` changes rax, rcx, r11 and the memory the caller lent the kernel
-    // (the caller's obligation); it does not touch our stack.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A syscall with three arguments.
-///
-/// # Safety
-/// The arguments must be valid for syscall `nr`: memory it reads or writes through them
-/// must be the caller's to lend for that use.
-#[inline(always)]
-pub unsafe fn syscall3(nr: usize, a1: usize, a2: usize, a3: usize) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` changes rax, rcx, r11 and the memory the caller lent the kernel
-    // (the caller's obligation); it does not touch our stack.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A syscall with four arguments (the fourth goes in r10: `syscall` overwrites rcx).
-///
-/// # Safety
-/// The arguments must be valid for syscall `nr`: memory it reads or writes through them
-/// must be the caller's to lend for that use.
-#[inline(always)]
-pub unsafe fn syscall4(nr: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` changes rax, rcx, r11 and the memory the caller lent the kernel
-    // (the caller's obligation); it does not touch our stack.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            in("r10") a4,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A syscall with five arguments.
-///
-/// # Safety
-/// The arguments must be valid for syscall `nr`: memory it reads or writes through them
-/// must be the caller's to lend for that use.
-#[inline(always)]
-pub unsafe fn syscall5(nr: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` changes rax, rcx, r11 and the memory the caller lent the kernel
-    // (the caller's obligation); it does not touch our stack.
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            in("r10") a4,
-            in("r8") a5,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// A syscall with six arguments.
+/// A syscall with six arguments: the one `syscall` instruction the library issues.
 ///
 /// # Safety
 /// The arguments must be valid for syscall `nr`: memory it reads or writes through them
@@ -199,6 +52,69 @@ pub unsafe fn syscall6(
         );
     }
     ret
+}
+
+// Fewer arguments: the kernel ignores the registers a syscall does not take, so these
+// pass zeros through `syscall6`. Same safety contract.
+
+/// A syscall without arguments.
+///
+/// # Safety
+/// As [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall0(nr: usize) -> isize {
+    // SAFETY: the caller's obligation.
+    unsafe { syscall6(nr, 0, 0, 0, 0, 0, 0) }
+}
+
+/// A syscall with one argument.
+///
+/// # Safety
+/// As [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall1(nr: usize, a1: usize) -> isize {
+    // SAFETY: the caller's obligation.
+    unsafe { syscall6(nr, a1, 0, 0, 0, 0, 0) }
+}
+
+/// A syscall with two arguments.
+///
+/// # Safety
+/// As [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall2(nr: usize, a1: usize, a2: usize) -> isize {
+    // SAFETY: the caller's obligation.
+    unsafe { syscall6(nr, a1, a2, 0, 0, 0, 0) }
+}
+
+/// A syscall with three arguments.
+///
+/// # Safety
+/// As [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall3(nr: usize, a1: usize, a2: usize, a3: usize) -> isize {
+    // SAFETY: the caller's obligation.
+    unsafe { syscall6(nr, a1, a2, a3, 0, 0, 0) }
+}
+
+/// A syscall with four arguments.
+///
+/// # Safety
+/// As [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall4(nr: usize, a1: usize, a2: usize, a3: usize, a4: usize) -> isize {
+    // SAFETY: the caller's obligation.
+    unsafe { syscall6(nr, a1, a2, a3, a4, 0, 0) }
+}
+
+/// A syscall with five arguments.
+///
+/// # Safety
+/// As [`syscall6`].
+#[inline(always)]
+pub unsafe fn syscall5(nr: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize) -> isize {
+    // SAFETY: the caller's obligation.
+    unsafe { syscall6(nr, a1, a2, a3, a4, a5, 0) }
 }
 
 /// Converts a raw return value: shorthand for [`Errno::from_ret`].

@@ -12,104 +12,93 @@ static struct io_uring_sqe *q_poll(struct io_uring *r, int fd, unsigned events, 
 	return sqe;
 }
 
+/* One POLL_ADD for `events` on `fd`, which is ready already: its CQE must carry `want`. */
+static int poll_ready(int fd, unsigned events, uint64_t ud, unsigned want, const char *what)
+{
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	q_poll(&r, fd, events, ud);
+	uint64_t got = 0;
+	int res = ut_run1(&r, &got);
+	io_uring_queue_exit(&r);
+	ut_info("%s: res 0x%x", what, res);
+	CHECK_EQ(got, ud);
+	CHECK(res > 0 && (res & want));
+	return UT_OK;
+}
+
 static int ready_in(void)
 {
 	GATE(IORING_OP_POLL_ADD);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
 	CHECK_OK(pipe(p));
 	CHECK_EQ(write(p[1], "x", 1), 1);
-	q_poll(&r, p[0], POLLIN, 0x11);
-	uint64_t ud = 0;
-	int res = ut_run1(&r, &ud);
-	ut_info("POLLIN on a pipe with data: res 0x%x", res);
-	CHECK_EQ(ud, 0x11);
-	CHECK(res > 0 && (res & POLLIN));
+	int ret = poll_ready(p[0], POLLIN, 0x11, POLLIN, "POLLIN on a pipe with data");
 	close(p[0]);
 	close(p[1]);
+	return ret;
+}
+
+/* A POLLIN on `fd`, which is not ready: it stays pending until write(2) to `wfd`. */
+static int poll_woken(int fd, uint64_t ud, int wfd, const void *buf, size_t len, const char *what)
+{
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	q_poll(&r, fd, POLLIN, ud);
+	SUBMIT_NONE(&r, 1);
+	CHECK_EQ(write(wfd, buf, len), (ssize_t)len);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_reap(&r, 1, &c));
 	io_uring_queue_exit(&r);
+	ut_info("%s: res 0x%x", what, c.res);
+	CHECK_EQ(c.user_data, ud);
+	CHECK(c.res > 0 && (c.res & POLLIN));
 	return UT_OK;
 }
 
 static int pending_in(void)
 {
 	GATE(IORING_OP_POLL_ADD);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
 	CHECK_OK(pipe(p));
-	q_poll(&r, p[0], POLLIN, 0x12);
-	SUBMIT_NONE(&r, 1);
-	CHECK_EQ(write(p[1], "x", 1), 1);
-	struct io_uring_cqe c;
-	CHECK_OK(ut_reap(&r, 1, &c));
-	ut_info("POLLIN after write(2): res 0x%x", c.res);
-	CHECK_EQ(c.user_data, 0x12);
-	CHECK(c.res > 0 && (c.res & POLLIN));
+	int ret = poll_woken(p[0], 0x12, p[1], "x", 1, "POLLIN after write(2)");
 	close(p[0]);
 	close(p[1]);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return ret;
 }
 
 static int ready_out(void)
 {
 	GATE(IORING_OP_POLL_ADD);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
 	CHECK_OK(pipe(p));
-	q_poll(&r, p[1], POLLOUT, 0x13);
-	uint64_t ud = 0;
-	int res = ut_run1(&r, &ud);
-	ut_info("POLLOUT on a pipe write end: res 0x%x", res);
-	CHECK_EQ(ud, 0x13);
-	CHECK(res > 0 && (res & POLLOUT));
+	int ret = poll_ready(p[1], POLLOUT, 0x13, POLLOUT, "POLLOUT on a pipe write end");
 	close(p[0]);
 	close(p[1]);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return ret;
 }
 
 static int hup(void)
 {
 	GATE(IORING_OP_POLL_ADD);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
 	CHECK_OK(pipe(p));
 	close(p[1]);
-	q_poll(&r, p[0], POLLIN, 0x14);
-	uint64_t ud = 0;
-	int res = ut_run1(&r, &ud);
-	ut_info("POLLIN on a pipe whose writer is closed: res 0x%x", res);
-	CHECK_EQ(ud, 0x14);
-	CHECK(res > 0 && (res & POLLHUP));
+	int ret = poll_ready(p[0], POLLIN, 0x14, POLLHUP, "POLLIN on a pipe whose writer is closed");
 	close(p[0]);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return ret;
 }
 
 static int eventfd_in(void)
 {
 	GATE(IORING_OP_POLL_ADD);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int efd = eventfd(0, EFD_CLOEXEC);
 	CHECK_OK(efd);
-	q_poll(&r, efd, POLLIN, 0x15);
-	SUBMIT_NONE(&r, 1);
 	uint64_t one = 1;
-	CHECK_EQ(write(efd, &one, sizeof one), sizeof one);
-	struct io_uring_cqe c;
-	CHECK_OK(ut_reap(&r, 1, &c));
-	ut_info("POLLIN on an eventfd after write(2) of 1: res 0x%x", c.res);
-	CHECK_EQ(c.user_data, 0x15);
-	CHECK(c.res > 0 && (c.res & POLLIN));
+	int ret = poll_woken(efd, 0x15, efd, &one, sizeof one,
+			     "POLLIN on an eventfd after write(2) of 1");
 	close(efd);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return ret;
 }
 
 static int multishot(void)

@@ -319,17 +319,7 @@ fn blocked_signal_is_delivered_when_unblocked() -> TestResult {
 
 fn handler_with_sa_onstack_runs_on_the_alternate_stack() -> TestResult {
     const SIZE: usize = 4 * PAGE_SIZE;
-    // SAFETY: not MAP_FIXED.
-    let stack = check_ok!(unsafe {
-        sys::mmap(
-            0,
-            SIZE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    });
+    let stack = map_anon(SIZE, PROT_READ | PROT_WRITE)?;
     let ss = SigStack {
         ss_sp: stack,
         ss_flags: 0,
@@ -344,8 +334,7 @@ fn handler_with_sa_onstack_runs_on_the_alternate_stack() -> TestResult {
     set_action(SIGUSR1, &old)?;
     // SAFETY: restores the previous (disabled) state; the mapping is then unused.
     check_ok!(unsafe { sys::sigaltstack(Some(&old_ss), None) });
-    // SAFETY: no longer the alternate stack.
-    check_ok!(unsafe { sys::munmap(stack, SIZE) });
+    unmap(stack, SIZE)?; // no longer the alternate stack
     check!(
         (stack..stack + SIZE).contains(&sp),
         "handler stack {sp:#x} outside {stack:#x}+{SIZE:#x}"
@@ -399,17 +388,7 @@ fn sigaltstack_set_query_and_disable() -> TestResult {
     // SAFETY: a query.
     check_ok!(unsafe { sys::sigaltstack(None, Some(&mut old)) });
     check_eq!(old.ss_flags, SS_DISABLE); // none yet
-    // SAFETY: not MAP_FIXED.
-    let stack = check_ok!(unsafe {
-        sys::mmap(
-            0,
-            SIZE,
-            PROT_READ | PROT_WRITE,
-            MAP_PRIVATE | MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    });
+    let stack = map_anon(SIZE, PROT_READ | PROT_WRITE)?;
     let ss = SigStack {
         ss_sp: stack,
         ss_flags: 0,
@@ -427,9 +406,7 @@ fn sigaltstack_set_query_and_disable() -> TestResult {
     };
     // SAFETY: disables the alternate stack.
     check_ok!(unsafe { sys::sigaltstack(Some(&off), None) });
-    // SAFETY: no longer the alternate stack.
-    check_ok!(unsafe { sys::munmap(stack, SIZE) });
-    Ok(())
+    unmap(stack, SIZE) // no longer the alternate stack
 }
 
 fn sigaltstack_smaller_than_minsigstksz_is_enomem() -> TestResult {

@@ -40,21 +40,6 @@ pub const TESTS: &[Test] = tests![
     read_into_prot_none_page_is_efault,
 ];
 
-/// A new private anonymous mapping.
-fn map_anon(len: usize, prot: usize) -> Result<usize, Failure> {
-    // SAFETY: not MAP_FIXED: the kernel picks free addresses.
-    Ok(check_ok!(unsafe {
-        sys::mmap(0, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    }))
-}
-
-/// Unmaps what `map_anon` returned.
-fn unmap(addr: usize, len: usize) -> TestResult {
-    // SAFETY: only the test that mapped the range uses it, and it is done.
-    check_eq!(unsafe { sys::munmap(addr, len) }, Ok(0));
-    Ok(())
-}
-
 /// Reads the byte at `addr`.
 ///
 /// # Safety

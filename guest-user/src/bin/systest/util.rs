@@ -109,6 +109,21 @@ pub fn run_child(f: impl FnOnce() -> i32) -> Result<WaitStatus, Failure> {
     wait_child(pid)
 }
 
+/// A new private anonymous mapping.
+pub fn map_anon(len: usize, prot: usize) -> Result<usize, Failure> {
+    // SAFETY: not MAP_FIXED: the kernel picks free addresses.
+    Ok(check_ok!(unsafe {
+        sys::mmap(0, len, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    }))
+}
+
+/// Unmaps what `map_anon` returned.
+pub fn unmap(addr: usize, len: usize) -> TestResult {
+    // SAFETY: only the test that mapped the range uses it, and it is done.
+    check_eq!(unsafe { sys::munmap(addr, len) }, Ok(0));
+    Ok(())
+}
+
 /// `nanosleep` for `ms` milliseconds.
 pub fn sleep_ms(ms: i64) {
     let _ = sys::nanosleep(&Timespec::from_nanos(ms * 1_000_000), None);
