@@ -210,6 +210,9 @@ impl IoUring {
     /// Moves overflowed CQEs into the CQ ring as room allows.
     fn flush_overflow(&self) {
         let mut st = self.state.lock();
+        if st.overflow.is_empty() {
+            return; // and IORING_SQ_CQ_OVERFLOW is clear: it is set only with a backlog
+        }
         while let Some(cqe) = st.overflow.front() {
             if !self.rings.push_cqe(cqe) {
                 return;
@@ -289,15 +292,25 @@ impl IoUring {
         self.recycle(req);
         if failed && !hard {
             // A failed link cancels the rest of its chain.
-            while let Some(mut r) = next {
-                next = r.link.take();
-                self.post(Cqe { user_data: r.user_data, res: -ECANCELED.0, flags: 0 }, inline);
-                self.inflight.fetch_sub(1, Relaxed);
-                self.recycle(r);
-            }
+            self.fail_chain(next.take(), inline);
         }
         self.run_deferred();
         next
+    }
+
+    /// Completes a chain without running it: a member whose prep failed reports its
+    /// error, the others -ECANCELED.
+    fn fail_chain(&self, mut next: Option<Box<Request>>, inline: bool) {
+        while let Some(mut r) = next {
+            next = r.link.take();
+            let res = match r.op {
+                Op::Failed(e) => -e.0,
+                _ => -ECANCELED.0,
+            };
+            self.post(Cqe { user_data: r.user_data, res, flags: 0 }, inline);
+            self.inflight.fetch_sub(1, Relaxed);
+            self.recycle(r);
+        }
     }
 
     /// Queues a submitted request: held back by a drain, or issued now.
@@ -417,22 +430,13 @@ impl IoUring {
         submitted
     }
 
-    /// Queues a whole chain; a chain with a member whose prep failed is not run: the
-    /// failed member reports its error and the others -ECANCELED, as in Linux.
+    /// Queues a whole chain; a chain with a member whose prep failed is not run, as in
+    /// Linux (see `fail_chain`).
     fn queue_chain(self: &Arc<Self>, head: Box<Request>, failed: bool) {
         if !failed {
             return self.queue(head);
         }
-        let mut next = Some(head);
-        while let Some(mut r) = next {
-            next = r.link.take();
-            let res = match r.op {
-                Op::Failed(e) => -e.0,
-                _ => -ECANCELED.0,
-            };
-            self.post(Cqe { user_data: r.user_data, res, flags: 0 }, true);
-            self.inflight.fetch_sub(1, Relaxed);
-        }
+        self.fail_chain(Some(head), true);
         self.run_deferred();
     }
 

@@ -249,10 +249,10 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             let ring = Arc::clone(ring);
             queue.add_callback(Box::new(move || {
                 // Still parked (not cancelled)? Then try again.
-                if let Some(req) = super::cancel::unpark(&ring, &slot) {
-                    if let Some((req, res)) = issue(&ring, req) {
-                        ring.complete_async(req, res);
-                    }
+                if let Some(req) = super::cancel::unpark(&ring, &slot)
+                    && let Some((req, res)) = issue(&ring, req)
+                {
+                    ring.complete_async(req, res);
                 }
             }));
             None

@@ -292,7 +292,7 @@ pub fn close(c: &mut Ctx) -> KResult<u64> {
 pub fn do_close(fd: i32) -> KResult<u64> {
     // The file is dropped after the table's lock is released (closing may do I/O).
     let file = current_process().files.lock().remove(fd);
-    file.map(|f| drop(f)).map(|()| 0)
+    file.map(drop).map(|()| 0)
 }
 
 // --- stat ---
