@@ -62,3 +62,68 @@ impl<T> Drop for SpinGuard<'_, T> {
         }
     }
 }
+
+/// A sleeping lock (Linux's `struct mutex`): a holder may block while holding it, and
+/// other tasks wanting it sleep until it is released. Never taken in interrupt handlers.
+/// Used where a lock must span a sleep, such as a file position across a device read
+/// (Linux's `f_pos_lock`); a [`SpinLock`] held across a sleep is a bug.
+pub struct Mutex<T> {
+    locked: SpinLock<bool>,
+    waiters: crate::task::wait::WaitQueue,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock serialises all access to `value`.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    pub const fn new(value: T) -> Self {
+        Self { locked: SpinLock::new(false), waiters: crate::task::wait::WaitQueue::new(), value: UnsafeCell::new(value) }
+    }
+
+    /// Takes the lock, sleeping (uninterruptibly) while another task holds it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        loop {
+            if let Some(g) = self.try_lock() {
+                return g;
+            }
+            self.waiters.wait_uninterruptible(|| !*self.locked.lock());
+        }
+    }
+
+    /// Takes the lock if it is free now (the nonblocking path of io_uring's issue).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        let mut locked = self.locked.lock();
+        if *locked {
+            return None;
+        }
+        *locked = true;
+        Some(MutexGuard { lock: self })
+    }
+}
+
+pub struct MutexGuard<'a, T> {
+    lock: &'a Mutex<T>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        *self.lock.locked.lock() = false;
+        self.lock.waiters.wake_all();
+    }
+}

@@ -72,6 +72,11 @@ impl Node for CharDev {
         self.kind != Kind::Console
     }
 
+    /// None of these devices ever sleeps.
+    fn nowait(&self) -> bool {
+        true
+    }
+
     fn truncate(&self, _len: u64) -> KResult<()> {
         Ok(())
     }

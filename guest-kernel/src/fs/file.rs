@@ -7,7 +7,6 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{dev, Node};
 use crate::errno::*;
-use crate::sync::SpinLock;
 
 pub const O_ACCMODE: u32 = 3;
 pub const O_RDONLY: u32 = 0;
@@ -19,6 +18,7 @@ pub const O_NOCTTY: u32 = 0o400;
 pub const O_TRUNC: u32 = 0o1000;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DSYNC: u32 = 0o10000;
 pub const O_DIRECT: u32 = 0o40000;
 pub const O_LARGEFILE: u32 = 0o100000;
 pub const O_DIRECTORY: u32 = 0o200000;
@@ -31,7 +31,8 @@ pub const FD_LIMIT: usize = 1024;
 
 pub struct OpenFile {
     pub node: Arc<dyn Node>,
-    pub offset: SpinLock<u64>,
+    /// The file position: a sleeping lock, held across the read or write that moves it.
+    pub offset: crate::sync::Mutex<u64>,
     /// Access mode and status flags (O_APPEND, O_NONBLOCK, ...).
     pub flags: AtomicU32,
     /// The absolute path it was opened by (for `*at` calls relative to a directory fd).
@@ -40,7 +41,7 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(node: Arc<dyn Node>, flags: u32, path: String) -> Arc<Self> {
-        Arc::new(Self { node, offset: SpinLock::new(0), flags: AtomicU32::new(flags), path })
+        Arc::new(Self { node, offset: crate::sync::Mutex::new(0), flags: AtomicU32::new(flags), path })
     }
 
     pub fn flags(&self) -> u32 {
@@ -57,6 +58,12 @@ impl OpenFile {
 
     pub fn nonblock(&self) -> bool {
         self.flags() & O_NONBLOCK != 0
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.node.release();
     }
 }
 

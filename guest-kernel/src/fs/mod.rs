@@ -272,6 +272,17 @@ pub trait Node: Send + Sync + Any {
 
     /// File-system statistics (`statfs`): type, block size, blocks, free blocks, available
     /// blocks, files, free files, name length. The default describes the RAM filesystem.
+    /// The last open file description of this node went away (`close` of the last
+    /// descriptor): io_uring cancels its requests here, as Linux's `release` does.
+    fn release(&self) {}
+
+    /// Whether reads and writes can be tried without sleeping (Linux's FMODE_NOWAIT):
+    /// with `nonblock` they answer EAGAIN rather than wait. io_uring tries such files
+    /// inline and sends the others to io-wq.
+    fn nowait(&self) -> bool {
+        self.poll_queue(false).is_some() || self.poll_queue(true).is_some()
+    }
+
     fn statfs(&self) -> KResult<StatFs> {
         Ok(StatFs { kind: 0x0102_1994, bsize: 4096, namelen: 255, ..StatFs::default() })
     }

@@ -293,27 +293,29 @@ impl Node for P9Node {
 
 impl P9Node {
     /// Reads or writes one message's worth at `offset` without waiting: `done` gets the
-    /// result from the interrupt handler (io_uring's asynchronous path). None when the
-    /// transfer does not fit one message or the file is not open: take the sync path.
-    pub fn rw_async(&self, write: bool, offset: u64, buf: crate::fs::IoBuf<'static>, done: Box<dyn FnOnce(KResult<usize>) + Send>)
-        -> Option<Box<dyn FnOnce(KResult<usize>) + Send>> {
+    /// result from the interrupt handler (io_uring's asynchronous path). Err(Some(done)):
+    /// the transfer does not fit one message or the file is not open (take the sync path);
+    /// Err(None): the queue is full, `done` was dropped unrun (try again where waiting is
+    /// allowed).
+    pub fn rw_async(&self, write: bool, offset: u64, buf: crate::fs::IoBuf<'static>, done: Box<dyn FnOnce(KResult<usize>) + Send>, wait: bool)
+        -> Result<(), Option<Box<dyn FnOnce(KResult<usize>) + Send>>> {
         let len = buf.len();
         let limit = (self.p9.msize() - 23) as usize;
         let fid = match *self.io.lock() {
             Some((fid, can_write)) if can_write || !write => fid,
-            _ => return Some(done),
+            _ => return Err(Some(done)),
         };
         if len == 0 || len > limit || self.qid.kind & QTDIR != 0 {
-            return Some(done);
+            return Err(Some(done));
         }
-        if write {
+        let queued = if write {
             let mut data = alloc::vec![0u8; len];
             if let Err(e) = buf.get(0, &mut data) {
                 done(Err(e));
-                return None;
+                return Ok(());
             }
             let msg = Msg::new(TWRITE).u32(fid).u64(offset).u32(len as u32).bytes(&data);
-            self.p9.rpc_async(msg, 64, Box::new(move |r| done(r.and_then(|mut r| Ok((r.u32()? as usize).min(len))))));
+            self.p9.rpc_async(msg, 64, Box::new(move |r| done(r.and_then(|mut r| Ok((r.u32()? as usize).min(len))))), wait)
         } else {
             let mut buf = buf;
             let msg = Msg::new(TREAD).u32(fid).u64(offset).u32(len as u32);
@@ -323,8 +325,8 @@ impl P9Node {
                     buf.put(0, r.bytes(n)?)?;
                     Ok(n)
                 }))
-            }));
-        }
-        None
+            }), wait)
+        };
+        if queued { Ok(()) } else { Err(None) }
     }
 }

@@ -76,6 +76,11 @@ impl RamFile {
 }
 
 impl Node for RamFile {
+    /// File data is in memory: reads and writes never sleep.
+    fn nowait(&self) -> bool {
+        true
+    }
+
     fn stat(&self) -> Stat {
         let size = self.data.lock().len();
         Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() }

@@ -1,67 +1,275 @@
-//! Parked requests and IORING_OP_ASYNC_CANCEL.
+//! Cancellation (Linux's io_uring/cancel.c): IORING_OP_ASYNC_CANCEL,
+//! IORING_REGISTER_SYNC_CANCEL, and the teardown of a ring or a task.
 //!
-//! A request that waits on a file (a poll, a read of an empty pipe) is parked: its box sits
-//! in a shared slot that both the file's wakeup and a cancellation can take. Whoever takes
-//! it completes it; the other finds the slot empty.
+//! A request that waits on a file (a poll, a read of an empty pipe) is *parked*: its box
+//! sits in a shared slot that both the file's wakeup and a cancellation can take, and the
+//! wake callbacks that would retry it are on the file's wait queues. Whoever takes the box
+//! completes it (and removes the callbacks); the other finds the slot empty.
+//!
+//! A cancellation matches requests by user_data, or with flags by file (FD, FD_FIXED), by
+//! opcode (OP), or all of them (ANY); ALL cancels every match rather than the first. It
+//! looks, in Linux's order, at io-wq (queued work is cancelled, running work is
+//! interrupted: -EALREADY), at parked requests, and at timeouts.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 
-use super::uapi::Sqe;
+use super::tctx::Tctx;
+use super::uapi::{Sqe, IOSQE_FIXED_FILE};
 use super::{timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
+use crate::fs::OpenFile;
 use crate::sync::SpinLock;
 
+pub const IORING_ASYNC_CANCEL_ALL: u32 = 1 << 0;
+pub const IORING_ASYNC_CANCEL_FD: u32 = 1 << 1;
+pub const IORING_ASYNC_CANCEL_ANY: u32 = 1 << 2;
+pub const IORING_ASYNC_CANCEL_FD_FIXED: u32 = 1 << 3;
+pub const IORING_ASYNC_CANCEL_USERDATA: u32 = 1 << 4;
+pub const IORING_ASYNC_CANCEL_OP: u32 = 1 << 5;
+const CANCEL_FLAGS: u32 = IORING_ASYNC_CANCEL_ALL
+    | IORING_ASYNC_CANCEL_FD
+    | IORING_ASYNC_CANCEL_ANY
+    | IORING_ASYNC_CANCEL_FD_FIXED
+    | IORING_ASYNC_CANCEL_USERDATA
+    | IORING_ASYNC_CANCEL_OP;
 
-pub type Slot = Arc<SpinLock<Option<Box<Request>>>>;
+/// A parked request and the wake callbacks that would retry it.
+pub struct Armed {
+    pub req: Box<Request>,
+    /// Callback ids on the file's read and write wait queues.
+    pub waits: [Option<u64>; 2],
+}
 
+pub type Slot = Arc<SpinLock<Option<Armed>>>;
+
+/// What cancellation can see of a parked request without taking its slot.
 pub struct Parked {
     pub user_data: u64,
+    pub opcode: u8,
+    pub file: Option<Arc<OpenFile>>,
+    /// The submitter's context (compared by address, for a task's teardown).
+    pub tctx: usize,
     pub poll: bool,
     pub slot: Slot,
 }
 
+/// What to cancel.
+#[derive(Clone)]
+pub struct CancelData {
+    pub user_data: u64,
+    pub flags: u32,
+    pub fd: i32,
+    pub opcode: u8,
+    /// The file FD or FD_FIXED named, looked up at issue.
+    pub file: Option<Arc<OpenFile>>,
+}
+
+impl CancelData {
+    /// Linux's io_cancel_req_match.
+    pub fn matches(&self, user_data: u64, opcode: u8, file: Option<&Arc<OpenFile>>) -> bool {
+        if self.flags & IORING_ASYNC_CANCEL_ANY != 0 {
+            return true;
+        }
+        if self.flags & IORING_ASYNC_CANCEL_FD != 0 {
+            let same = matches!((file, &self.file), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+            if !same {
+                return false;
+            }
+        }
+        if self.flags & IORING_ASYNC_CANCEL_OP != 0 && opcode != self.opcode {
+            return false;
+        }
+        let by_user_data = self.flags & IORING_ASYNC_CANCEL_USERDATA != 0
+            || self.flags & (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_OP) == 0;
+        !by_user_data || user_data == self.user_data
+    }
+
+    fn all(&self) -> bool {
+        self.flags & (IORING_ASYNC_CANCEL_ALL | IORING_ASYNC_CANCEL_ANY) != 0
+    }
+
+    /// Looks up the file FD or FD_FIXED names (in the current task).
+    pub fn resolve(&mut self, ring: &IoUring) -> KResult<()> {
+        if self.flags & IORING_ASYNC_CANCEL_FD == 0 {
+            return Ok(());
+        }
+        self.file = Some(if self.flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 {
+            ring.rsrc.lock().file(self.fd as u32)?
+        } else {
+            crate::task::current_process().files.lock().get(self.fd)?
+        });
+        Ok(())
+    }
+}
+
 /// Parks `req` and returns its slot (registered for cancellation).
 pub fn park(ring: &IoUring, req: Box<Request>, poll: bool) -> Slot {
-    let user_data = req.user_data;
-    let slot = Arc::new(SpinLock::new(Some(req)));
-    ring.parked.lock().push(Parked { user_data, poll, slot: Arc::clone(&slot) });
+    let entry = Parked {
+        user_data: req.user_data,
+        opcode: req.opcode,
+        file: req.file.clone(),
+        tctx: req.tctx.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize),
+        poll,
+        slot: Arc::new(SpinLock::new(None)),
+    };
+    let slot = Arc::clone(&entry.slot);
+    *slot.lock() = Some(Armed { req, waits: [None, None] });
+    ring.parked.lock().push(entry);
     slot
 }
 
-/// Takes the request back out of its slot for good (None: someone else did).
+/// Takes the request back out of its slot for good (None: someone else did), and takes
+/// its remaining wake callbacks off the file's queues.
 pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
-    let req = slot.lock().take()?;
+    let armed = slot.lock().take()?;
     ring.parked.lock().retain(|p| !Arc::ptr_eq(&p.slot, slot));
-    Some(req)
+    if let Some(file) = &armed.req.file {
+        for (write, id) in armed.waits.iter().enumerate() {
+            if let (Some(id), Some(queue)) = (id, file.node.poll_queue(write == 1)) {
+                queue.remove_callback(*id);
+            }
+        }
+    }
+    Some(armed.req)
 }
 
-/// Cancels the parked request with `user_data` (polls only with `polls_only`): it
-/// completes with -ECANCELED. False if there is none.
-pub fn cancel_parked(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> bool {
-    let slot = {
+/// Cancels parked requests that `matches` (polls only with `polls_only`): each completes
+/// with -ECANCELED. Returns how many; stops after the first unless `all`.
+fn cancel_parked(ring: &Arc<IoUring>, matches: &dyn Fn(&Parked) -> bool, polls_only: bool, all: bool) -> usize {
+    let slots: Vec<Slot> = {
         let parked = ring.parked.lock();
-        parked.iter().find(|p| p.user_data == user_data && (p.poll || !polls_only)).map(|p| Arc::clone(&p.slot))
+        parked.iter().filter(|p| (p.poll || !polls_only) && matches(p)).map(|p| Arc::clone(&p.slot)).collect()
     };
-    match slot.and_then(|s| unpark(ring, &s)) {
-        Some(req) => {
+    let mut n = 0;
+    for slot in slots {
+        if let Some(req) = unpark(ring, &slot) {
             ring.complete_async(req, -ECANCELED.0);
-            true
+            n += 1;
+            if !all {
+                break;
+            }
         }
-        None => false,
+    }
+    n
+}
+
+/// POLL_REMOVE: cancels the armed poll with `user_data`.
+pub fn remove_poll(ring: &Arc<IoUring>, user_data: u64) -> bool {
+    cancel_parked(ring, &|p| p.user_data == user_data, true, false) > 0
+}
+
+/// Tries every place a request can wait; returns how many were cancelled, or
+/// -EALREADY/-ENOENT as Linux's io_try_cancel.
+pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
+    let all = cd.all();
+    let ring_ptr = Arc::as_ptr(ring);
+    let mut n = 0;
+    let mut running = 0;
+    for tctx in ring.submitters() {
+        let (queued, busy) = tctx.iowq.cancel(&|r, user_data, opcode, file| core::ptr::eq(Arc::as_ptr(r), ring_ptr) && cd.matches(user_data, opcode, file), all);
+        running += busy;
+        for (r, req) in queued {
+            r.complete_async(req, -ECANCELED.0);
+            n += 1;
+        }
+        if !all && n + running > 0 {
+            break;
+        }
+    }
+    if all || n + running == 0 {
+        n += cancel_parked(ring, &|p| cd.matches(p.user_data, p.opcode, p.file.as_ref()), false, all);
+    }
+    if (all || n + running == 0) && cd.flags & IORING_ASYNC_CANCEL_FD == 0 {
+        n += timeout::cancel_where(ring, &|req| cd.matches(req.user_data, req.opcode, None), all);
+    }
+    match (n, running) {
+        (0, 0) if !all => Err(ENOENT),
+        (0, _) if !all => Err(EALREADY),
+        (n, r) => Ok(n + r),
+    }
+}
+
+/// Cancels every request of `ring`, or only those `tctx` submitted (ring release, task
+/// exit and exec). Requests at a device cannot be recalled: they complete on their own.
+pub fn cancel_all(ring: &Arc<IoUring>, tctx: Option<&Arc<Tctx>>) {
+    let who = tctx.map(|t| Arc::as_ptr(t) as usize);
+    let mine = |t: usize| who.is_none_or(|w| w == t);
+    cancel_parked(ring, &|p| mine(p.tctx), false, true);
+    timeout::cancel_where(ring, &|req| mine(req.tctx.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize)), true);
+    let ring_ptr = Arc::as_ptr(ring);
+    for t in ring.submitters() {
+        if !mine(Arc::as_ptr(&t) as usize) {
+            continue;
+        }
+        let (queued, _) = t.iowq.cancel(&|r, _, _, _| core::ptr::eq(Arc::as_ptr(r), ring_ptr), true);
+        for (r, req) in queued {
+            r.complete_async(req, -ECANCELED.0);
+        }
     }
 }
 
 pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
-    // The ALL, FD and ANY flags of newer kernels are not supported.
-    if sqe.off != 0 || sqe.len != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 || sqe.file_index != 0 {
+    let flags = sqe.op_flags;
+    if sqe.off != 0 || sqe.buf_index != 0 || sqe.file_index != 0 || flags & !CANCEL_FLAGS != 0 {
         return Err(EINVAL);
     }
-    Ok(Op::Cancel { target: sqe.addr })
+    if flags & IORING_ASYNC_CANCEL_ANY != 0 && flags & (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_OP) != 0 {
+        return Err(EINVAL);
+    }
+    if flags & IORING_ASYNC_CANCEL_OP == 0 && sqe.len != 0 {
+        return Err(EINVAL);
+    }
+    let mut flags = flags;
+    // The SQE's IOSQE_FIXED_FILE names a fixed file for FD, as FD_FIXED does.
+    if flags & IORING_ASYNC_CANCEL_FD != 0 && sqe.flags & IOSQE_FIXED_FILE != 0 {
+        flags |= IORING_ASYNC_CANCEL_FD_FIXED;
+    }
+    Ok(Op::Cancel(CancelData { user_data: sqe.addr, flags, fd: sqe.fd, opcode: sqe.len as u8, file: None }))
 }
 
-pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
-    let Op::Cancel { target } = req.op else { return Some((req, -EINVAL.0)) };
-    let found = cancel_parked(ring, target, false) || timeout::cancel(ring, target);
-    Some((req, if found { 0 } else { -ENOENT.0 }))
+pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    let Op::Cancel(cd) = &mut req.op else { return Some((req, -EINVAL.0)) };
+    if let Err(e) = cd.resolve(ring) {
+        return Some((req, -e.0));
+    }
+    let cd = cd.clone();
+    let res = match try_cancel(ring, &cd) {
+        Ok(n) if cd.all() => n as i32,
+        Ok(_) => 0,
+        Err(e) => -e.0,
+    };
+    Some((req, res))
+}
+
+/// IORING_REGISTER_SYNC_CANCEL: cancels, and while a match is still running in io-wq
+/// waits for it (until `deadline`: -ETIME). As Linux: the first try's answer is returned
+/// as is; after waiting, 0.
+pub fn sync_cancel(ring: &Arc<IoUring>, mut cd: CancelData, deadline: Option<u64>) -> KResult<u64> {
+    cd.resolve(ring)?;
+    match try_cancel(ring, &cd) {
+        Ok(n) if cd.all() => return Ok(n as u64),
+        Ok(_) => return Ok(0),
+        Err(e) if e == ENOENT && cd.all() => return Ok(0),
+        Err(e) if e != EALREADY => return Err(e),
+        Err(_) => {}
+    }
+    loop {
+        if deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+            return Err(ETIME);
+        }
+        // Completions wake the CQ waiters: look again then (or after a millisecond).
+        let step = crate::time::monotonic_ns().saturating_add(1_000_000);
+        let until = deadline.map_or(step, |d| d.min(step));
+        if ring.cq_wait.wait_until(Some(until), || false) == Err(crate::task::wait::WaitError::Interrupted) {
+            return Err(EINTR);
+        }
+        match try_cancel(ring, &cd) {
+            Err(e) if e == EALREADY => continue,
+            Ok(_) => return Ok(0),
+            Err(e) if e == ENOENT => return Ok(0),
+            Err(e) => return Err(e),
+        }
+    }
 }

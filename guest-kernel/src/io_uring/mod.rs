@@ -3,27 +3,37 @@
 //! A ring is a file (`io_uring_setup` returns its fd). User space writes SQEs and pushes
 //! their indices on the submission queue; `io_uring_enter` makes the kernel consume them,
 //! and completions come back as CQEs on the completion queue (see `ring` for the memory
-//! layout and ordering rules). Per request:
-//! 1. **prep** (submission, in the submitter's context): the SQE is copied once, checked,
-//!    and turned into a [`Request`] the kernel owns (`opdef` maps each opcode to its prep
-//!    and issue functions; one file per opcode family: `nop`, `rw`, `fsync`).
-//! 2. **issue**: the operation runs. It finishes inline when the file cannot block, or is
-//!    parked on the file's wait queue when it would (a pipe with no data), to be retried
-//!    when the file wakes it: it then completes from whoever woke it.
+//! layout and ordering rules). This file holds setup, submission and completion; the
+//! execution model has files of its own, named as in Linux's io_uring/:
+//! 1. **prep** (`opdef`, one file per opcode family): under the ring's submission lock,
+//!    the SQE is copied once, checked, and turned into a [`Request`] the kernel owns;
+//!    every user argument (paths, iovecs, timespecs) is copied here (FEAT_SUBMIT_STABLE).
+//! 2. **issue**, first with nonblocking semantics, in the submitter's context. What
+//!    would block goes one of three ways: a pollable file (pipe, eventfd) arms an
+//!    internal poll and is retried when it wakes (`poll`); disk and 9p transfers go to
+//!    their device and complete from its interrupt; anything else that must sleep is
+//!    punted to the submitting task's **io-wq** workers (`io_wq`), as is IOSQE_ASYNC.
+//!    The submitter never sleeps in submission.
 //! 3. **complete**: the CQE is posted (or kept on the overflow list while the CQ is full:
-//!    FEAT_NODROP), waiters and a registered eventfd are woken, and a linked request
-//!    starts (or is cancelled, when this one failed).
+//!    FEAT_NODROP), waiters and a registered eventfd are woken. Whatever must then run in
+//!    the submitter's context (the next request of a link, a poll-armed retry, a drained
+//!    request) becomes **task work** (`tctx`), run on the task's way back to user mode,
+//!    in `io_uring_enter`, or in the SQ poller: links and drains progress however the
+//!    program reaps.
 //!
-//! IOSQE_IO_DRAIN holds a request (and everything after it) until all earlier ones are
-//! done.
+//! IOSQE_IO_DRAIN holds a request (and everything after it) until every request
+//! submitted before it has completed. Closing the ring, and the exit or exec of a task,
+//! cancel its requests (`cancel`).
 
 pub mod opdef;
+pub mod tctx;
 pub mod uapi;
 
 mod advise;
 mod cancel;
 mod fs;
 mod fsync;
+mod io_wq;
 mod nop;
 mod poll;
 mod register;
@@ -37,17 +47,19 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 use crate::errno::*;
 use crate::fs::eventfd::EventFd;
-use crate::fs::{alloc_ino, FileType, Node, OpenFile, Stat};
+use crate::fs::{alloc_ino, FileType, Node, OpenFile, Stat, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use crate::mm::user::SharedPages;
-use crate::sync::SpinLock;
+use crate::sync::{Mutex, SpinLock};
 use crate::task::wait::{WaitError, WaitQueue};
 use crate::task::{self, Mm};
 use ring::Rings;
+use tctx::Tctx;
 use uapi::*;
 
 /// A request the kernel owns, from prep to completion.
@@ -66,13 +78,20 @@ pub struct Request {
     pub link: Option<Box<Request>>,
     /// The submitter's address space (buffers are in it).
     pub mm: Option<Mm>,
+    /// The submitting task's io_uring context: where its task work runs, whose io-wq
+    /// serves it, and whose exit or exec cancels it.
+    pub tctx: Option<Arc<Tctx>>,
+    /// How many requests were submitted on the ring before this one (IO_DRAIN waits
+    /// until that many have completed).
+    pub seq: u64,
+    /// Issued by an io-wq worker, which may sleep (Linux: no IO_URING_F_NONBLOCK).
+    pub in_iowq: bool,
 }
 
 /// What prep decoded, per opcode family.
 pub enum Op {
     Nop,
     Rw(rw::Rw),
-    /// fsync and fdatasync do the same here: devices flush everything.
     Fsync,
     Fs(fs::FsOp),
     Fadvise { advice: u32 },
@@ -82,27 +101,48 @@ pub enum Op {
     TimeoutRemove { target: u64 },
     Poll { events: u32, multishot: bool },
     PollRemove { target: u64 },
-    Cancel { target: u64 },
+    Cancel(cancel::CancelData),
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }
 
-/// The outcome of issuing: done with a result, or parked (it completes later).
+/// The outcome of issuing: done with a result, or None: it completes later (parked on a
+/// file, at a device, in io-wq).
 pub type Issued = Option<(Box<Request>, i32)>;
+
+/// Work that must run in the submitter's context.
+pub enum Work {
+    /// Issue (or retry) a request: a link's next member, a poll-armed retry, a drained one.
+    Issue(Box<Request>),
+    /// Complete a request (DEFER_TASKRUN rings post completions only from task work).
+    Complete(Box<Request>, i32),
+}
 
 struct State {
     /// CQEs that did not fit in the CQ ring, in order.
     overflow: VecDeque<Cqe>,
     /// Requests held back by IOSQE_IO_DRAIN, in submission order.
     deferred: VecDeque<Box<Request>>,
-    /// Requests ready to issue from the submitter's context (the next of a link whose
-    /// previous member completed from an interrupt, or drained ones whose turn came).
-    task_work: VecDeque<Box<Request>>,
+    /// DEFER_TASKRUN: work run only by the issuer in `io_uring_enter` with GETEVENTS.
+    local_work: VecDeque<Work>,
     /// Inside a submission batch: wakeups wait for its end, one for the whole batch.
     batching: bool,
     wake_pending: bool,
     /// CQEs posted since the registered eventfd was last signalled.
     eventfd_pending: u64,
+}
+
+/// The submission side, under the ring's submission lock (Linux's `uring_lock`).
+struct Submit {
+    /// The kernel's own SQ head: user space may scribble on the shared one, never on this.
+    head: u32,
+    /// Requests submitted so far (each request's `seq`).
+    seq: u64,
+    /// A chain member asked for IO_DRAIN: the request after the chain drains too.
+    drain_next: bool,
+    /// A request with CQE_SKIP_SUCCESS was seen: IO_DRAIN is refused from then on, as
+    /// Linux does (skipped CQEs make the drain count unreliable).
+    drain_disabled: bool,
 }
 
 /// Most CQEs kept on the overflow list (beyond, they are dropped and counted in
@@ -114,15 +154,16 @@ const REQUEST_CACHE: usize = 64;
 
 pub struct IoUring {
     me: Weak<IoUring>,
-    /// Requests submitted and not yet completed (for IOSQE_IO_DRAIN).
-    inflight: AtomicUsize,
+    /// Requests completed (the counterpart of `Request::seq`, for IO_DRAIN).
+    completed: AtomicU64,
     /// Requests held back in `State::deferred` (checked without the lock on the hot path).
     deferred_count: AtomicUsize,
     #[allow(clippy::vec_box)] // the boxes themselves are what is reused
-    cache: SpinLock<alloc::vec::Vec<Box<Request>>>,
+    cache: SpinLock<Vec<Box<Request>>>,
     ino: u64,
     pub rings: Rings,
-    setup_flags: u32,
+    pub setup_flags: u32,
+    submit: Mutex<Submit>,
     state: SpinLock<State>,
     cq_wait: WaitQueue,
     pub rsrc: SpinLock<rsrc::Resources>,
@@ -130,13 +171,20 @@ pub struct IoUring {
     /// happen inline (EVENTFD_ASYNC).
     eventfd: SpinLock<Option<(Arc<EventFd>, bool)>>,
     /// 0: no eventfd; 1: every completion; 2: completions that did not happen inline.
-    eventfd_mode: core::sync::atomic::AtomicU8,
+    eventfd_mode: AtomicU8,
     pub timeouts: SpinLock<timeout::Timeouts>,
     /// Requests parked on a file's wait queue (polls, reads and writes that would
-    /// block), by user_data: what IORING_OP_ASYNC_CANCEL and POLL_REMOVE can reach.
-    pub parked: SpinLock<alloc::vec::Vec<cancel::Parked>>,
+    /// block): what cancellation can reach.
+    pub parked: SpinLock<Vec<cancel::Parked>>,
     /// The SQ poller's state, with IORING_SETUP_SQPOLL.
     pub sqpoll: Option<Arc<sqpoll::SqPoll>>,
+    /// The task contexts that submitted here (Linux: `ctx->tctx_list`): their io-wq
+    /// queues are searched by cancellation.
+    tctxs: SpinLock<Vec<Weak<Tctx>>>,
+    /// SINGLE_ISSUER: the only task (tid) that may submit.
+    issuer: AtomicU32,
+    /// The ring's file was released: nothing new is accepted, everything is cancelled.
+    dead: AtomicBool,
 }
 
 impl Drop for IoUring {
@@ -151,6 +199,10 @@ impl Drop for IoUring {
 impl IoUring {
     fn arc(&self) -> Arc<IoUring> {
         self.me.upgrade().expect("a ring in use is alive")
+    }
+
+    fn flag(&self, flag: u32) -> bool {
+        self.setup_flags & flag != 0
     }
 
     /// Posts a CQE (to the overflow list if the CQ is full or already overflowing) and
@@ -197,7 +249,8 @@ impl IoUring {
             core::mem::take(&mut st.eventfd_pending)
         };
         self.cq_wait.wake_all();
-        if signals > 0 {
+        // IORING_CQ_EVENTFD_DISABLED: user space turned eventfd notification off.
+        if signals > 0 && self.rings.cq_flags() & IORING_CQ_EVENTFD_DISABLED == 0 {
             // A statement of its own, so the lock ends before signalling: the eventfd's
             // wakeup may complete a parked request of this very ring.
             let efd = self.eventfd.lock().clone();
@@ -222,36 +275,73 @@ impl IoUring {
         self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, false);
     }
 
-    /// Runs `req` and, when it finishes inline, completes it (and its link chain).
-    fn issue(self: &Arc<Self>, req: Box<Request>) {
+    /// Issues `req` in the current (submitter's or io-wq worker's) context and, when it
+    /// finishes at once, completes it and issues the rest of its chain.
+    pub fn issue(self: &Arc<Self>, req: Box<Request>) {
         let mut next = Some(req);
         while let Some(mut req) = next.take() {
+            if self.dead.load(Relaxed) {
+                next = self.finish(req, -ECANCELED.0, true);
+                continue;
+            }
             if let Err(e) = opdef::resolve_file(self, &mut req) {
                 next = self.finish(req, -e.0, true);
                 continue;
             }
-            let issue = opdef::OPS[req.opcode as usize].issue;
-            if let Some((req, res)) = issue(self, req) {
-                next = self.finish(req, res, true);
+            let def = &opdef::OPS[req.opcode as usize];
+            // IOSQE_ASYNC, and ops that always sleep, go straight to io-wq.
+            if !req.in_iowq && (req.flags & IOSQE_ASYNC != 0 || def.force_async) && !matches!(req.op, Op::Failed(_)) {
+                io_wq::enqueue(self, req);
+                continue;
+            }
+            let inline = !req.in_iowq;
+            if let Some((req, res)) = (def.issue)(self, req) {
+                next = self.finish(req, res, inline);
             }
         }
     }
 
-    /// Completes a request that was parked or sent to a device (called from whoever woke
-    /// it, or from the interrupt handler). What comes next in its chain is issued later
-    /// from the submitter's context, where issuing may sleep.
+    /// Completes a request that was parked, sent to a device or run by io-wq (called
+    /// from whoever finished it: an interrupt handler, a waker, a worker). What comes
+    /// next in its chain becomes task work of its submitter.
     pub fn complete_async(self: &Arc<Self>, req: Box<Request>, res: i32) {
+        if self.flag(IORING_SETUP_DEFER_TASKRUN) && !self.dead.load(Relaxed) {
+            return self.queue_local(Work::Complete(req, res));
+        }
         if let Some(next) = self.finish(req, res, false) {
-            self.state.lock().task_work.push_back(next);
-            self.cq_wait.wake_all();
+            tctx::queue(self, next);
         }
     }
 
-    /// Issues the requests queued for the submitter's context.
-    fn run_task_work(self: &Arc<Self>) {
+    /// DEFER_TASKRUN: keeps work for the issuer's next `io_uring_enter` with GETEVENTS.
+    fn queue_local(&self, work: Work) {
+        self.state.lock().local_work.push_back(work);
+        if self.flag(IORING_SETUP_TASKRUN_FLAG) {
+            self.rings.set_sq_flag(IORING_SQ_TASKRUN, true);
+        }
+        self.cq_wait.wake_all();
+    }
+
+    /// Runs a DEFER_TASKRUN ring's local work (in the issuer's `io_uring_enter`).
+    fn run_local_work(self: &Arc<Self>) {
         loop {
-            let Some(req) = self.state.lock().task_work.pop_front() else { return };
-            self.issue(req);
+            let work = self.state.lock().local_work.pop_front();
+            let Some(work) = work else { break };
+            self.run_work(work);
+        }
+        if self.flag(IORING_SETUP_TASKRUN_FLAG) {
+            self.rings.set_sq_flag(IORING_SQ_TASKRUN, false);
+        }
+    }
+
+    pub fn run_work(self: &Arc<Self>, work: Work) {
+        match work {
+            Work::Issue(req) => self.issue(req),
+            Work::Complete(req, res) => {
+                if let Some(next) = self.finish(req, res, false) {
+                    self.issue(next);
+                }
+            }
         }
     }
 
@@ -270,6 +360,7 @@ impl IoUring {
     fn recycle(&self, mut req: Box<Request>) {
         req.file = None;
         req.mm = None;
+        req.tctx = None;
         req.op = Op::Nop;
         let mut cache = self.cache.lock();
         if cache.len() < REQUEST_CACHE {
@@ -279,36 +370,41 @@ impl IoUring {
 
     /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
     fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, inline: bool) -> Option<Box<Request>> {
-        if !(req.flags & IOSQE_CQE_SKIP_SUCCESS != 0 && res >= 0) {
+        let failed = res < 0 || req.expected.is_some_and(|e| e != res);
+        let skip = req.flags & IOSQE_CQE_SKIP_SUCCESS != 0;
+        // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
+        // req_set_fail); the CQEs of the links it cancels are then skipped instead.
+        if !skip || failed {
             self.post(Cqe { user_data: req.user_data, res, flags: 0 }, inline);
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);
             }
         }
-        self.inflight.fetch_sub(1, Relaxed);
+        self.completed.fetch_add(1, Relaxed);
         let mut next = req.link.take();
-        let failed = res < 0 || req.expected.is_some_and(|e| e != res);
         let hard = req.flags & IOSQE_IO_HARDLINK != 0;
         self.recycle(req);
         if failed && !hard {
             // A failed link cancels the rest of its chain.
-            self.fail_chain(next.take(), inline);
+            self.fail_chain(next.take(), skip, inline);
         }
         self.run_deferred();
         next
     }
 
     /// Completes a chain without running it: a member whose prep failed reports its
-    /// error, the others -ECANCELED.
-    fn fail_chain(&self, mut next: Option<Box<Request>>, inline: bool) {
+    /// error, the others -ECANCELED; with `skip_cqes` none is posted.
+    fn fail_chain(&self, mut next: Option<Box<Request>>, skip_cqes: bool, inline: bool) {
         while let Some(mut r) = next {
             next = r.link.take();
             let res = match r.op {
                 Op::Failed(e) => -e.0,
                 _ => -ECANCELED.0,
             };
-            self.post(Cqe { user_data: r.user_data, res, flags: 0 }, inline);
-            self.inflight.fetch_sub(1, Relaxed);
+            if !skip_cqes {
+                self.post(Cqe { user_data: r.user_data, res, flags: 0 }, inline);
+            }
+            self.completed.fetch_add(1, Relaxed);
             self.recycle(r);
         }
     }
@@ -319,91 +415,98 @@ impl IoUring {
             self.deferred_count.fetch_add(1, Relaxed);
             self.state.lock().deferred.push_back(req);
             self.run_deferred();
-            self.run_task_work();
             return;
         }
         self.issue(req);
     }
 
-    /// Releases held-back requests once everything submitted before them has completed
-    /// (they are issued from the submitter's context: see `run_task_work`).
-    fn run_deferred(&self) {
+    /// Releases held-back requests once every request submitted before them has
+    /// completed; they are issued as task work of their submitter.
+    fn run_deferred(self: &Arc<Self>) {
         if self.deferred_count.load(Relaxed) == 0 {
             return;
         }
-        let mut st = self.state.lock();
-        let chain_len = |r: &Request| {
-            let mut n = 1;
-            let mut l = r.link.as_deref();
-            while let Some(x) = l {
-                n += 1;
-                l = x.link.as_deref();
-            }
-            n
-        };
-        let held: usize = st.deferred.iter().map(|r| chain_len(r)).sum::<usize>()
-            + st.task_work.iter().map(|r| chain_len(r)).sum::<usize>();
-        if st.deferred.is_empty() || self.inflight.load(Relaxed) > held {
-            return;
-        }
-        // Everything earlier is done: release the front drain request and whatever
-        // follows it up to the next drain request (which waits for those in turn).
-        let mut first = true;
-        while let Some(front) = st.deferred.front() {
-            if !first && front.flags & IOSQE_IO_DRAIN != 0 {
-                break;
-            }
-            let req = st.deferred.pop_front().expect("front exists");
-            self.deferred_count.fetch_sub(1, Relaxed);
-            let drain = req.flags & IOSQE_IO_DRAIN != 0;
-            st.task_work.push_back(req);
-            first = false;
-            if drain {
-                break;
+        let mut released = Vec::new();
+        {
+            let mut st = self.state.lock();
+            // The front drain request goes once all before it are done; the requests after
+            // it go with it, up to the next drain request (which waits in turn).
+            let mut first = true;
+            while let Some(front) = st.deferred.front() {
+                let drain = front.flags & IOSQE_IO_DRAIN != 0;
+                if drain && (!first || self.completed.load(Relaxed) < front.seq) {
+                    break;
+                }
+                let req = st.deferred.pop_front().expect("front exists");
+                self.deferred_count.fetch_sub(1, Relaxed);
+                released.push(req);
+                first = false;
             }
         }
-        drop(st);
-        self.cq_wait.wake_all();
+        for req in released {
+            tctx::queue(self, req);
+        }
     }
 
     /// SQEs user space has published and the kernel not yet consumed.
     fn sq_pending(&self) -> u32 {
-        self.rings.sq_tail().wrapping_sub(self.rings.sq_head()).min(self.rings.sq_entries)
+        let head = self.rings.sq_head();
+        self.rings.sq_tail().wrapping_sub(head).min(self.rings.sq_entries)
     }
 
     /// Consumes up to `to_submit` SQEs; returns how many were consumed.
-    fn submit(self: &Arc<Self>, to_submit: u32) -> u32 {
+    fn submit(self: &Arc<Self>, to_submit: u32) -> KResult<u32> {
+        let tctx = tctx::current(self)?;
+        let mut sub = self.submit.lock();
         self.state.lock().batching = true;
-        let submitted = self.submit_batch(to_submit);
+        let submitted = self.submit_batch(&mut sub, to_submit, &tctx);
         self.state.lock().batching = false;
+        drop(sub);
         self.wake();
-        submitted
+        Ok(submitted)
     }
 
-    fn submit_batch(self: &Arc<Self>, to_submit: u32) -> u32 {
+    fn submit_batch(self: &Arc<Self>, sub: &mut Submit, to_submit: u32, tctx: &Arc<Tctx>) -> u32 {
         let rings = &self.rings;
         // Looked up once per batch: every request of it is the same process's.
         let mm = task::current_process().mm();
-        let mut head = rings.sq_head();
-        let available = rings.sq_tail().wrapping_sub(head).min(rings.sq_entries);
+        let available = rings.sq_tail().wrapping_sub(sub.head).min(rings.sq_entries);
         let mut submitted = 0;
         // The link chain being built: its head, and whether it already failed.
         let mut chain: Option<(Box<Request>, bool)> = None;
         for _ in 0..to_submit.min(available) {
-            let index = rings.sq_array(head);
-            head = head.wrapping_add(1);
+            let index = rings.sq_array(sub.head);
+            sub.head = sub.head.wrapping_add(1);
             if index >= rings.sq_entries {
+                // A bad index is consumed, counted in sq_dropped, and ends the batch
+                // (Linux 6.x).
                 rings.add_dropped();
-                continue;
+                break;
             }
             let sqe = rings.read_sqe(index);
             submitted += 1;
-            self.inflight.fetch_add(1, Relaxed);
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
-            let (req, failed) = match opdef::prep(self, &sqe, &mm) {
+            let seq = sub.seq;
+            sub.seq += 1;
+            let prepped = check_flags(sub, &sqe).and_then(|()| opdef::prep(self, &sqe, &mm));
+            let (mut req, failed) = match prepped {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),
             };
+            req.seq = seq;
+            req.tctx = Some(Arc::clone(tctx));
+            // IO_DRAIN on a chain member drains the chain's head, and the request after
+            // the chain (Linux's drain_next).
+            if let Some((head, _)) = chain.as_mut()
+                && sqe.flags & IOSQE_IO_DRAIN != 0
+            {
+                head.flags |= IOSQE_IO_DRAIN;
+                sub.drain_next = true;
+            }
+            if chain.is_none() && sub.drain_next && !linked {
+                req.flags |= IOSQE_IO_DRAIN;
+                sub.drain_next = false;
+            }
             // As Linux: a member that fails prep does not break up its link; the chain is
             // assembled to its end and then fails as a whole. Submission stops after a
             // failed SQE that ends a chain (or stands alone), unless SUBMIT_ALL.
@@ -419,14 +522,17 @@ impl IoUring {
                 None if linked => chain = Some((req, failed)),
                 None => self.queue_chain(req, failed),
             }
-            if failed && !linked && self.setup_flags & IORING_SETUP_SUBMIT_ALL == 0 {
+            if failed && !linked && !self.flag(IORING_SETUP_SUBMIT_ALL) {
                 break;
             }
         }
         if let Some((head_req, failed)) = chain {
             self.queue_chain(head_req, failed);
         }
-        rings.set_sq_head(head);
+        if sub.drain_next && self.deferred_count.load(Relaxed) == 0 && submitted == 0 {
+            sub.drain_next = false;
+        }
+        rings.set_sq_head(sub.head);
         submitted
     }
 
@@ -436,18 +542,21 @@ impl IoUring {
         if !failed {
             return self.queue(head);
         }
-        self.fail_chain(Some(head), true);
+        self.fail_chain(Some(head), false, true);
         self.run_deferred();
     }
 
-    /// Waits until `min` CQEs are ready, a signal arrives, or `deadline` passes.
-    fn wait_cqes(self: &Arc<Self>, min: u32, deadline: Option<u64>) -> KResult<()> {
+    /// Waits until `min` CQEs are ready, a signal arrives, or `deadline` passes, running
+    /// the caller's task work (and a DEFER_TASKRUN ring's local work) meanwhile.
+    fn wait_cqes(self: &Arc<Self>, min: u32, deadline: Option<u64>, local: bool) -> KResult<()> {
         let min = min.min(self.rings.cq_entries);
         loop {
-            self.run_task_work();
+            if local {
+                self.run_local_work();
+            }
             let result = self.cq_wait.wait_until(deadline, || {
                 self.flush_overflow();
-                self.rings.cq_ready() >= min || !self.state.lock().task_work.is_empty()
+                self.rings.cq_ready() >= min || (local && !self.state.lock().local_work.is_empty())
             });
             match result {
                 Ok(()) if self.rings.cq_ready() >= min => return Ok(()),
@@ -459,6 +568,62 @@ impl IoUring {
             }
         }
     }
+
+    /// The task contexts that submitted here and still exist.
+    fn submitters(&self) -> Vec<Arc<Tctx>> {
+        self.tctxs.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Registers `tctx` as a submitter of this ring (for cancellation).
+    fn add_tctx(&self, tctx: &Arc<Tctx>) {
+        let mut list = self.tctxs.lock();
+        list.retain(|t| t.strong_count() > 0);
+        if !list.iter().any(|t| core::ptr::eq(t.as_ptr(), Arc::as_ptr(tctx))) {
+            list.push(Arc::downgrade(tctx));
+        }
+    }
+
+    /// The ring's file was closed for the last time: cancel everything, drop registered
+    /// resources (which may hold files whose wait queues hold this ring), end the poller.
+    fn release_ring(self: &Arc<Self>) {
+        self.dead.store(true, Relaxed);
+        cancel::cancel_all(self, None);
+        let deferred: Vec<Box<Request>> = self.state.lock().deferred.drain(..).collect();
+        self.deferred_count.store(0, Relaxed);
+        for req in deferred {
+            self.fail_chain(Some(req), false, false);
+        }
+        let local: Vec<Work> = self.state.lock().local_work.drain(..).collect();
+        for work in local {
+            match work {
+                Work::Issue(req) => self.fail_chain(Some(req), false, false),
+                Work::Complete(req, res) => {
+                    if let Some(next) = self.finish(req, res, false) {
+                        self.fail_chain(Some(next), false, false);
+                    }
+                }
+            }
+        }
+        let rsrc = core::mem::take(&mut *self.rsrc.lock());
+        drop(rsrc);
+        let efd = self.eventfd.lock().take();
+        drop(efd);
+        if let Some(sq) = &self.sqpoll {
+            sqpoll::wake(sq);
+        }
+    }
+}
+
+/// The submission-time flag rules that need the ring's history: after a request with
+/// CQE_SKIP_SUCCESS, IO_DRAIN is refused (Linux's `drain_disabled`).
+fn check_flags(sub: &mut Submit, sqe: &Sqe) -> KResult<()> {
+    if sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
+        sub.drain_disabled = true;
+    }
+    if sqe.flags & IOSQE_IO_DRAIN != 0 && sub.drain_disabled {
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
 }
 
 fn append(chain: &mut Box<Request>, req: Box<Request>) {
@@ -494,6 +659,33 @@ impl Node for IoUring {
         Ok((Arc::clone(pages), 0))
     }
 
+    /// Readable when CQEs wait (or overflowed), writable while the SQ has room (Linux's
+    /// io_uring_poll).
+    fn poll_mask(&self) -> u32 {
+        let mut mask = 0;
+        if self.rings.sq_tail().wrapping_sub(self.rings.sq_head()) < self.rings.sq_entries {
+            mask |= POLLOUT | POLLWRNORM;
+        }
+        if self.rings.cq_ready() > 0 || !self.state.lock().overflow.is_empty() {
+            mask |= POLLIN | POLLRDNORM;
+        }
+        mask
+    }
+
+    fn poll_queue(&self, _write: bool) -> Option<&WaitQueue> {
+        Some(&self.cq_wait)
+    }
+
+    fn nowait(&self) -> bool {
+        false
+    }
+
+    fn release(&self) {
+        if let Some(ring) = self.me.upgrade() {
+            ring.release_ring();
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -504,6 +696,11 @@ pub fn ring_of(fd: i32) -> KResult<(Arc<OpenFile>, Arc<IoUring>)> {
     let f = task::current_process().files.lock().get(fd)?;
     let ring = f.node.as_any().downcast_ref::<IoUring>().ok_or(EOPNOTSUPP)?.arc();
     Ok((f, ring))
+}
+
+/// Whether `file` is an io_uring instance (they cannot be registered as fixed files).
+pub fn is_ring(file: &OpenFile) -> bool {
+    file.node.as_any().downcast_ref::<IoUring>().is_some()
 }
 
 const SUPPORTED_SETUP: u32 = IORING_SETUP_SQPOLL
@@ -535,14 +732,20 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     if p.flags & !SUPPORTED_SETUP != 0 {
         return Err(EINVAL);
     }
+    // Linux's rules (io_uring_create): DEFER_TASKRUN needs SINGLE_ISSUER and no SQPOLL;
+    // TASKRUN_FLAG needs COOP_TASKRUN or DEFER_TASKRUN; SQPOLL takes neither COOP_TASKRUN
+    // nor TASKRUN_FLAG (the poller runs all task work itself).
     if p.flags & IORING_SETUP_DEFER_TASKRUN != 0 && p.flags & IORING_SETUP_SINGLE_ISSUER == 0 {
+        return Err(EINVAL);
+    }
+    if p.flags & IORING_SETUP_SQPOLL != 0 && p.flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG) != 0 {
+        return Err(EINVAL);
+    }
+    if p.flags & IORING_SETUP_TASKRUN_FLAG != 0 && p.flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN) == 0 {
         return Err(EINVAL);
     }
     // One CPU here: CPU 0 is the only one an SQ poller can be bound to.
     if p.flags & IORING_SETUP_SQ_AFF != 0 && (p.flags & IORING_SETUP_SQPOLL == 0 || p.sq_thread_cpu != 0) {
-        return Err(EINVAL);
-    }
-    if p.flags & IORING_SETUP_SQPOLL != 0 && p.flags & IORING_SETUP_DEFER_TASKRUN != 0 {
         return Err(EINVAL);
     }
     let clamp = p.flags & IORING_SETUP_CLAMP != 0;
@@ -568,18 +771,20 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     p.features = FEATURES;
     p.sq_off = rings.sq_offsets();
     p.cq_off = rings.cq_offsets();
+    let single_issuer = p.flags & IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & IORING_SETUP_SQPOLL == 0;
     let ring = Arc::new_cyclic(|me| IoUring {
         me: me.clone(),
-        inflight: AtomicUsize::new(0),
+        completed: AtomicU64::new(0),
         deferred_count: AtomicUsize::new(0),
-        cache: SpinLock::new(alloc::vec::Vec::with_capacity(REQUEST_CACHE)),
+        cache: SpinLock::new(Vec::with_capacity(REQUEST_CACHE)),
         ino: alloc_ino(),
         rings,
         setup_flags: p.flags,
+        submit: Mutex::new(Submit { head: 0, seq: 0, drain_next: false, drain_disabled: false }),
         state: SpinLock::new(State {
             overflow: VecDeque::new(),
             deferred: VecDeque::new(),
-            task_work: VecDeque::new(),
+            local_work: VecDeque::new(),
             batching: false,
             wake_pending: false,
             eventfd_pending: 0,
@@ -587,17 +792,32 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         cq_wait: WaitQueue::new(),
         rsrc: SpinLock::new(rsrc::Resources::default()),
         eventfd: SpinLock::new(None),
-        eventfd_mode: core::sync::atomic::AtomicU8::new(0),
+        eventfd_mode: AtomicU8::new(0),
         timeouts: SpinLock::new(timeout::Timeouts::default()),
-        parked: SpinLock::new(alloc::vec::Vec::new()),
+        parked: SpinLock::new(Vec::new()),
         sqpoll: (p.flags & IORING_SETUP_SQPOLL != 0).then(|| Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))),
+        tctxs: SpinLock::new(Vec::new()),
+        issuer: AtomicU32::new(if single_issuer { crate::task::sched::current().tid } else { 0 }),
+        dead: AtomicBool::new(false),
     });
-    if let Some(sq) = &ring.sqpoll {
-        sqpoll::start(&ring, sq)?;
+    match &ring.sqpoll {
+        Some(sq) => sqpoll::start(&ring, sq)?,
+        // The creator's context exists from now on (Linux: __io_uring_add_tctx_node at
+        // creation), so its io-wq can be configured before the first submission.
+        None => drop(tctx::current(&ring)?),
     }
     task::write_user(params_addr, &p)?;
     let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));
     task::current_process().files.lock().insert(file, true).map(|fd| fd as u64)
+}
+
+/// SINGLE_ISSUER: only the ring's creator may submit or register (-EEXIST).
+fn check_issuer(ring: &IoUring) -> KResult<()> {
+    let issuer = ring.issuer.load(Relaxed);
+    if issuer != 0 && issuer != crate::task::sched::current().tid {
+        return Err(EEXIST);
+    }
+    Ok(())
 }
 
 /// `io_uring_enter(fd, to_submit, min_complete, flags, argp, argsz)`.
@@ -635,31 +855,55 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         }
         sigmask = Some(task::read_user::<u64>(argp)?);
     }
-    let submitted = match &ring.sqpoll {
+    let mut submitted = 0;
+    match &ring.sqpoll {
         // The poller submits; enter only wakes it (and reports to_submit, as Linux).
         Some(sq) => {
             if flags & IORING_ENTER_SQ_WAKEUP != 0 {
                 sqpoll::wake(sq);
             }
-            to_submit
-        }
-        None if to_submit > 0 => ring.submit(to_submit),
-        None => 0,
-    };
-    ring.run_task_work();
-    ring.flush_overflow();
-    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 {
-        let me = crate::task::sched::current();
-        let old = me.sigmask.load(core::sync::atomic::Ordering::Relaxed);
-        if let Some(mask) = sigmask {
-            me.sigmask.store(mask & !crate::task::signal::UNBLOCKABLE, core::sync::atomic::Ordering::Relaxed);
-        }
-        let waited = ring.wait_cqes(min_complete, deadline);
-        me.sigmask.store(old, core::sync::atomic::Ordering::Relaxed);
-        if let Err(e) = waited
-            && submitted == 0 {
-                return Err(e);
+            if flags & IORING_ENTER_SQ_WAIT != 0 {
+                sqpoll::wait_for_room(&ring, sq)?;
             }
+            submitted = to_submit;
+        }
+        None if to_submit > 0 => {
+            check_issuer(&ring)?;
+            submitted = ring.submit(to_submit)?;
+        }
+        None => {}
+    }
+    let me = crate::task::sched::current();
+    if me.task_work_pending() {
+        crate::task::run_task_work(&me);
+    }
+    // DEFER_TASKRUN: the issuer runs the ring's work only when it asks for completions.
+    let local = ring.flag(IORING_SETUP_DEFER_TASKRUN) && flags & IORING_ENTER_GETEVENTS != 0 && check_issuer(&ring).is_ok();
+    if local {
+        ring.run_local_work();
+    }
+    ring.flush_overflow();
+    // Linux waits only when every SQE asked for was submitted.
+    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 && submitted == to_submit {
+        let old = me.sigmask.load(Relaxed);
+        if let Some(mask) = sigmask {
+            me.sigmask.store(mask & !crate::task::signal::UNBLOCKABLE, Relaxed);
+        }
+        let waited = ring.wait_cqes(min_complete, deadline, local);
+        if sigmask.is_some() {
+            if waited == Err(EINTR) {
+                // The signal that interrupted us is delivered under the temporary mask;
+                // the old one comes back after it (as ppoll does).
+                *me.saved_sigmask.lock() = Some(old);
+            } else {
+                me.sigmask.store(old, Relaxed);
+            }
+        }
+        if let Err(e) = waited
+            && submitted == 0
+        {
+            return Err(e);
+        }
     }
     Ok(u64::from(submitted))
 }

@@ -18,6 +18,9 @@ pub struct OpDef {
     /// The op may touch the submitter's memory after submission (its buffers), so the
     /// request keeps a reference to the address space.
     pub user_buffers: bool,
+    /// The op always sleeps: it is issued by an io-wq worker, never inline (Linux's
+    /// REQ_F_FORCE_ASYNC from prep).
+    pub force_async: bool,
     pub prep: Option<fn(&IoUring, &Sqe) -> KResult<Op>>,
     pub issue: fn(&Arc<IoUring>, Box<Request>) -> Issued,
 }
@@ -26,7 +29,7 @@ pub struct OpDef {
 pub const IORING_OP_LAST: usize = 49;
 
 const fn unsupported(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: false, user_buffers: false, prep: None, issue: fail_issue }
+    OpDef { name, needs_file: false, user_buffers: false, force_async: false, prep: None, issue: fail_issue }
 }
 
 fn fail_issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
@@ -46,44 +49,45 @@ fn fsync_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 }
 
 const fn rw_op(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: true, user_buffers: true, prep: Some(rw::prep), issue: rw::issue }
+    OpDef { name, needs_file: true, user_buffers: true, force_async: false, prep: Some(rw::prep), issue: rw::issue }
 }
 
+/// Path operations walk directories that may be remote (9p): always in io-wq, as Linux.
 const fn fs_op(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: false, user_buffers: false, prep: Some(fs::prep), issue: fs::issue }
+    OpDef { name, needs_file: false, user_buffers: false, force_async: true, prep: Some(fs::prep), issue: fs::issue }
 }
 
 const fn timeout_op(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: false, user_buffers: false, prep: Some(timeout::prep), issue: timeout::issue }
+    OpDef { name, needs_file: false, user_buffers: false, force_async: false, prep: Some(timeout::prep), issue: timeout::issue }
 }
 
 pub static OPS: [OpDef; IORING_OP_LAST] = [
-    OpDef { name: "NOP", needs_file: false, user_buffers: false, prep: Some(nop_prep), issue: nop::issue },
+    OpDef { name: "NOP", needs_file: false, user_buffers: false, force_async: false, prep: Some(nop_prep), issue: nop::issue },
     rw_op("READV"),
     rw_op("WRITEV"),
-    OpDef { name: "FSYNC", needs_file: true, user_buffers: false, prep: Some(fsync_prep), issue: fsync::issue },
+    OpDef { name: "FSYNC", needs_file: true, user_buffers: false, force_async: false, prep: Some(fsync_prep), issue: fsync::issue },
     rw_op("READ_FIXED"),
     rw_op("WRITE_FIXED"),
-    OpDef { name: "POLL_ADD", needs_file: true, user_buffers: false, prep: Some(poll::prep), issue: poll::issue },
-    OpDef { name: "POLL_REMOVE", needs_file: false, user_buffers: false, prep: Some(poll::prep), issue: poll::issue },
+    OpDef { name: "POLL_ADD", needs_file: true, user_buffers: false, force_async: false, prep: Some(poll::prep), issue: poll::issue },
+    OpDef { name: "POLL_REMOVE", needs_file: false, user_buffers: false, force_async: false, prep: Some(poll::prep), issue: poll::issue },
     unsupported("SYNC_FILE_RANGE"),
     unsupported("SENDMSG"),
     unsupported("RECVMSG"),
     timeout_op("TIMEOUT"),
     timeout_op("TIMEOUT_REMOVE"),
     unsupported("ACCEPT"),
-    OpDef { name: "ASYNC_CANCEL", needs_file: false, user_buffers: false, prep: Some(cancel::prep), issue: cancel::issue },
+    OpDef { name: "ASYNC_CANCEL", needs_file: false, user_buffers: false, force_async: false, prep: Some(cancel::prep), issue: cancel::issue },
     unsupported("LINK_TIMEOUT"),
     unsupported("CONNECT"),
     unsupported("FALLOCATE"),
     fs_op("OPENAT"),
-    fs_op("CLOSE"),
+    OpDef { name: "CLOSE", needs_file: false, user_buffers: false, force_async: false, prep: Some(fs::prep), issue: fs::issue },
     unsupported("FILES_UPDATE"),
     fs_op("STATX"),
     rw_op("READ"),
     rw_op("WRITE"),
-    OpDef { name: "FADVISE", needs_file: true, user_buffers: false, prep: Some(advise::prep), issue: advise::issue },
-    OpDef { name: "MADVISE", needs_file: false, user_buffers: false, prep: Some(advise::prep), issue: advise::issue },
+    OpDef { name: "FADVISE", needs_file: true, user_buffers: false, force_async: false, prep: Some(advise::prep), issue: advise::issue },
+    OpDef { name: "MADVISE", needs_file: false, user_buffers: false, force_async: false, prep: Some(advise::prep), issue: advise::issue },
     unsupported("SEND"),
     unsupported("RECV"),
     unsupported("OPENAT2"),
@@ -147,6 +151,9 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         expected,
         link: None,
         mm: if def.user_buffers { mm.clone() } else { None },
+        tctx: None,
+        seq: 0,
+        in_iowq: false,
     }))
 }
 
@@ -162,6 +169,9 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         expected: None,
         link: None,
         mm: None,
+        tctx: None,
+        seq: 0,
+        in_iowq: false,
     })
 }
 

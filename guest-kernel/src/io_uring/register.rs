@@ -6,15 +6,21 @@ use alloc::vec::Vec;
 use super::opdef::{self, IORING_OP_LAST};
 use super::rsrc::{MAX_BUFFERS, MAX_BUFFER_LEN, MAX_FIXED_FILES};
 use super::uapi::*;
-use super::{ring_of, IoUring};
+use super::{cancel, ring_of, IoUring};
 use crate::errno::*;
 use crate::fs::eventfd::EventFd;
 use crate::mm::PAGE_SIZE;
 use crate::task;
 
+const IORING_REGISTER_IOWQ_AFF: u32 = 17;
+const IORING_UNREGISTER_IOWQ_AFF: u32 = 18;
+const IORING_REGISTER_IOWQ_MAX_WORKERS: u32 = 19;
+const IORING_REGISTER_SYNC_CANCEL: u32 = 24;
+
 /// `io_uring_register(fd, opcode, arg, nr_args)`.
 pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
     let (_file, ring) = ring_of(fd)?;
+    super::check_issuer(&ring)?;
     match opcode {
         IORING_REGISTER_BUFFERS => register_buffers(&ring, arg, nr_args),
         IORING_UNREGISTER_BUFFERS => {
@@ -59,8 +65,100 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             ring.eventfd.lock().take().map(|_| 0).ok_or(ENXIO)
         }
         IORING_REGISTER_PROBE => probe(arg, nr_args),
+        IORING_REGISTER_IOWQ_AFF => {
+            if arg == 0 || nr_args == 0 {
+                return Err(EINVAL);
+            }
+            // A CPU mask of nr_args bytes; only CPU 0 exists here.
+            let mut mask = alloc::vec![0u8; (nr_args as usize).min(128)];
+            task::copy_from_user(&mut mask, arg)?;
+            if mask.iter().enumerate().any(|(i, &b)| b & if i == 0 { !1 } else { 0xff } != 0) {
+                return Err(EINVAL);
+            }
+            iowq_of(&ring)?.set_affinity(Some(mask));
+            Ok(0)
+        }
+        IORING_UNREGISTER_IOWQ_AFF => {
+            if arg != 0 || nr_args != 0 {
+                return Err(EINVAL);
+            }
+            iowq_of(&ring)?.set_affinity(None);
+            Ok(0)
+        }
+        IORING_REGISTER_IOWQ_MAX_WORKERS => {
+            if arg == 0 || nr_args != 2 {
+                return Err(EINVAL);
+            }
+            let new: [u32; 2] = task::read_user(arg)?;
+            if new.iter().any(|&n| n > i32::MAX as u32) {
+                return Err(EINVAL);
+            }
+            let old = match iowq_of(&ring) {
+                Ok(wq) => wq.set_max(new),
+                Err(_) => [0, 0],
+            };
+            task::write_user(arg, &old).map(|()| 0)
+        }
+        IORING_REGISTER_SYNC_CANCEL => {
+            if arg == 0 || nr_args != 1 {
+                return Err(EINVAL);
+            }
+            sync_cancel(&ring, arg)
+        }
         _ => Err(EINVAL),
     }
+}
+
+/// The io-wq a registration acts on: the SQ poller's for an SQPOLL ring, else the
+/// caller's (EINVAL if it has none yet).
+fn iowq_of(ring: &Arc<IoUring>) -> KResult<Arc<super::io_wq::IoWq>> {
+    let tctx = match &ring.sqpoll {
+        Some(sq) => sq.tctx.lock().clone(),
+        None => super::tctx::of(&crate::task::sched::current()),
+    };
+    tctx.map(|t| Arc::clone(&t.iowq)).ok_or(EINVAL)
+}
+
+/// `struct io_uring_sync_cancel_reg`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SyncCancelReg {
+    addr: u64,
+    fd: i32,
+    flags: u32,
+    timeout: [i64; 2],
+    opcode: u8,
+    pad: [u8; 7],
+    pad2: [u64; 3],
+}
+const _: () = assert!(size_of::<SyncCancelReg>() == 64);
+// SAFETY: plain integers, every bit pattern valid.
+unsafe impl crate::mm::uaccess::Pod for SyncCancelReg {}
+
+fn sync_cancel(ring: &Arc<IoUring>, arg: u64) -> KResult<u64> {
+    let sc: SyncCancelReg = task::read_user(arg)?;
+    if sc.pad.iter().any(|&b| b != 0) || sc.pad2.iter().any(|&w| w != 0) {
+        return Err(EINVAL);
+    }
+    let known = cancel::IORING_ASYNC_CANCEL_ALL
+        | cancel::IORING_ASYNC_CANCEL_FD
+        | cancel::IORING_ASYNC_CANCEL_ANY
+        | cancel::IORING_ASYNC_CANCEL_FD_FIXED
+        | cancel::IORING_ASYNC_CANCEL_USERDATA
+        | cancel::IORING_ASYNC_CANCEL_OP;
+    if sc.flags & !known != 0 {
+        return Err(EINVAL);
+    }
+    // A timeout of {-1, -1} means none; else it is relative.
+    let deadline = match sc.timeout {
+        [-1, -1] => None,
+        [sec, nsec] if sec >= 0 && (0..1_000_000_000).contains(&nsec) => {
+            Some(crate::time::monotonic_ns().saturating_add((sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64)))
+        }
+        _ => return Err(EINVAL),
+    };
+    let cd = cancel::CancelData { user_data: sc.addr, flags: sc.flags, fd: sc.fd, opcode: sc.opcode, file: None };
+    cancel::sync_cancel(ring, cd, deadline)
 }
 
 /// Converts `Arc<dyn Node>` into `Arc<T>` when the node is a `T`.
@@ -106,28 +204,29 @@ enum Slot {
     Skip,
 }
 
-/// Reads `nr` fds from user memory into files (-1: an empty slot; -2: skip).
-fn read_fds(arg: u64, nr: u32, ring: &IoUring) -> KResult<Vec<Slot>> {
+/// Reads `nr` fds from user memory and resolves each into a slot (-1: an empty slot;
+/// -2: skip). Returns the slots resolved before the first bad fd, and its error.
+fn read_fds(arg: u64, nr: u32) -> KResult<(Vec<Slot>, Option<Errno>)> {
     let mut raw = alloc::vec![0u8; nr as usize * 4];
     task::copy_from_user(&mut raw, arg)?;
     let files = task::current_process().files.lock().clone();
-    raw.chunks_exact(4)
-        .map(|c| {
-            let fd = i32::from_le_bytes(c.try_into().expect("4 bytes"));
-            if fd == -1 {
-                return Ok(Slot::Set(None));
-            }
-            if fd == FILES_SKIP {
-                return Ok(Slot::Skip);
-            }
-            let f = files.get(fd)?;
-            // A ring cannot hold itself (that would keep it alive forever).
-            if f.node.as_any().downcast_ref::<IoUring>().is_some_and(|r| core::ptr::eq(r, ring)) {
-                return Err(EBADF);
-            }
-            Ok(Slot::Set(Some(f)))
-        })
-        .collect()
+    let mut slots = Vec::with_capacity(nr as usize);
+    for c in raw.chunks_exact(4) {
+        let fd = i32::from_le_bytes(c.try_into().expect("4 bytes"));
+        let slot = match fd {
+            -1 => Slot::Set(None),
+            FILES_SKIP => Slot::Skip,
+            // No io_uring fd can be a fixed file (Linux: EBADF): rings holding each
+            // other would never be released.
+            _ => match files.get(fd) {
+                Ok(f) if !super::is_ring(&f) => Slot::Set(Some(f)),
+                Ok(_) => return Ok((slots, Some(EBADF))),
+                Err(e) => return Ok((slots, Some(e))),
+            },
+        };
+        slots.push(slot);
+    }
+    Ok((slots, None))
 }
 
 fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
@@ -140,7 +239,11 @@ fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     if ring.rsrc.lock().files.is_some() {
         return Err(EBUSY);
     }
-    let files = read_fds(arg, nr, ring)?
+    let (slots, err) = read_fds(arg, nr)?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let files = slots
         .into_iter()
         .map(|s| match s {
             Slot::Set(f) => f,
@@ -151,28 +254,41 @@ fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     Ok(0)
 }
 
+/// FILES_UPDATE: as Linux, slots are updated in order up to the first bad fd; the answer
+/// is how many were updated, or that fd's error if none was.
 fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     let update: FilesUpdate = task::read_user(arg)?;
     if update.resv != 0 || nr == 0 || nr as usize > MAX_FIXED_FILES {
         return Err(EINVAL);
     }
-    if ring.rsrc.lock().files.is_none() {
-        return Err(ENXIO);
-    }
-    let new = read_fds(update.fds, nr, ring)?;
-    let mut rsrc = ring.rsrc.lock();
-    let table = rsrc.files.as_mut().expect("checked above");
+    let len = match ring.rsrc.lock().files.as_ref() {
+        Some(t) => t.len(),
+        None => return Err(ENXIO),
+    };
     let start = update.offset as usize;
-    if start.checked_add(new.len()).is_none_or(|end| end > table.len()) {
+    if start.checked_add(nr as usize).is_none_or(|end| end > len) {
         return Err(EINVAL);
     }
-    let n = new.len();
-    for (i, slot) in new.into_iter().enumerate() {
-        if let Slot::Set(f) = slot {
-            table[start + i] = f;
-        }
+    let (slots, err) = read_fds(update.fds, nr)?;
+    let n = slots.len();
+    let old: Vec<_> = {
+        let mut rsrc = ring.rsrc.lock();
+        let table = rsrc.files.as_mut().ok_or(ENXIO)?;
+        slots
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, slot)| match slot {
+                Slot::Set(f) => Some(core::mem::replace(&mut table[start + i], f)),
+                Slot::Skip => None,
+            })
+            .collect()
+    };
+    // The replaced files are dropped here, outside the lock.
+    drop(old);
+    match err {
+        Some(e) if n == 0 => Err(e),
+        _ => Ok(n as u64),
     }
-    Ok(n as u64)
 }
 
 /// `struct io_uring_probe` (16 bytes) followed by `io_uring_probe_op`s (8 bytes each).

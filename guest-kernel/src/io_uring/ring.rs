@@ -173,6 +173,11 @@ impl Rings {
         }
     }
 
+    /// The CQ flags word, which user space writes (IORING_CQ_EVENTFD_DISABLED).
+    pub fn cq_flags(&self) -> u32 {
+        self.word(CQ_FLAGS).load(Ordering::Relaxed)
+    }
+
     /// Counts a CQE that had to be dropped.
     pub fn add_overflow(&self) {
         self.word(CQ_OVERFLOW).fetch_add(1, Ordering::Relaxed);

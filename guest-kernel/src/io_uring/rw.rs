@@ -2,18 +2,25 @@
 //!
 //! `off` is the file offset, or -1 for the file's current position (FEAT_RW_CUR_POS,
 //! which advances it, as read(2) does). Buffers are in the submitter's address space; the
-//! iovec array of READV/WRITEV is copied at prep (FEAT_SUBMIT_STABLE). A read or write
-//! that would block (a pipe, an eventfd) is parked on the file's wait queue and retried
-//! when the file wakes it.
+//! iovec array of READV/WRITEV is copied at prep (FEAT_SUBMIT_STABLE). Issue, in order:
+//! 1. a disk or 9p transfer that fits the device goes to it and completes from its
+//!    interrupt (disk: zero copy from the user's pinned pages);
+//! 2. a file that can answer without sleeping (memory, pipes, eventfds) is tried with
+//!    nonblocking semantics; if a pipe or eventfd would block, an internal poll is armed
+//!    and the request is retried when it is ready (even for an O_NONBLOCK file, as Linux);
+//! 3. anything else is punted to io-wq, where it may sleep.
+//! RWF_NOWAIT turns every "would block" into -EAGAIN. O_APPEND and RWF_APPEND write at
+//! the end of the file; RWF_DSYNC, RWF_SYNC, O_DSYNC and O_SYNC flush after writing.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::uapi::*;
-use super::{IoUring, Issued, Op, Request};
+use super::{io_wq, poll, IoUring, Issued, Op, Request};
 use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
 use crate::errno::*;
+use crate::fs::file::{O_APPEND, O_DSYNC};
 use crate::fs::p9::P9Node;
 use crate::fs::IoBuf;
 use crate::mm::uaccess::{pin_user_segments, unpin_segments};
@@ -26,15 +33,22 @@ pub const IORING_OP_READ_FIXED: u8 = 4;
 pub const IORING_OP_WRITE_FIXED: u8 = 5;
 pub const IORING_OP_WRITE: u8 = 23;
 
-/// RWF_HIPRI, RWF_DSYNC, RWF_SYNC, RWF_NOWAIT, RWF_APPEND: accepted (the RAM and device
-/// files here are synchronous underneath, so each is already satisfied).
-const RWF_SUPPORTED: u32 = 0x1f;
+const RWF_HIPRI: u32 = 0x1;
+const RWF_DSYNC: u32 = 0x2;
+const RWF_SYNC: u32 = 0x4;
+const RWF_NOWAIT: u32 = 0x8;
+const RWF_APPEND: u32 = 0x10;
+/// RWF_HIPRI asks for polled completion, which only IOPOLL rings do; elsewhere Linux
+/// ignores it too.
+const RWF_SUPPORTED: u32 = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND;
 
 pub struct Rw {
     write: bool,
     /// Offset, or None for the file position.
     offset: Option<u64>,
     iovecs: Vec<(u64, usize)>,
+    /// RWF_* flags.
+    rwf: u32,
 }
 
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -64,7 +78,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             alloc::vec![(sqe.addr, sqe.len as usize)]
         }
     };
-    Ok(Op::Rw(Rw { write, offset, iovecs }))
+    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags }))
 }
 
 /// Expected result of a full transfer (a shorter one breaks a link, as in Linux).
@@ -75,16 +89,31 @@ pub fn expected(op: &Op) -> Option<i32> {
     }
 }
 
-/// One attempt; `nonblock` makes a pipe answer EAGAIN instead of sleeping.
+impl Rw {
+    /// Whether the write goes to the end of the file (O_APPEND or RWF_APPEND).
+    fn appends(&self, file: &crate::fs::OpenFile) -> bool {
+        self.write && file.node.seekable() && (self.rwf & RWF_APPEND != 0 || file.flags() & O_APPEND != 0)
+    }
+
+    /// Whether the data must be on the device before completion.
+    fn syncs(&self, file: &crate::fs::OpenFile) -> bool {
+        self.write && (self.rwf & (RWF_DSYNC | RWF_SYNC) != 0 || file.flags() & O_DSYNC != 0)
+    }
+}
+
+/// One attempt. With `nonblock`, a pipe or eventfd answers EAGAIN rather than sleep, and
+/// so does a file position held by another task.
 fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
     let file = req.file.as_ref().expect("opdef: rw needs a file");
-    if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
-        return Err(EBADF);
-    }
     let node = &file.node;
     let mm = req.mm.clone().ok_or(EFAULT)?;
-    let mut pos_guard = (rw.offset.is_none() && node.seekable()).then(|| file.offset.lock());
+    let mut pos_guard = match (rw.offset.is_none() && node.seekable(), nonblock) {
+        (false, _) => None,
+        (true, true) => Some(file.offset.try_lock().ok_or(EAGAIN)?),
+        (true, false) => Some(file.offset.lock()),
+    };
     let mut pos = match (&pos_guard, rw.offset) {
+        _ if rw.appends(file) => node.stat().size,
         (Some(g), _) => **g,
         (None, Some(o)) => o,
         (None, None) => 0,
@@ -114,14 +143,17 @@ fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
     if let Some(g) = pos_guard.as_mut() {
         **g = pos;
     }
+    if total > 0 && rw.syncs(file) {
+        node.sync()?;
+    }
     Ok(total)
 }
 
 /// The asynchronous path for a virtio disk: the request goes to the device with the
 /// user's own pages as its buffers (zero copy, pinned until it completes), and completes
-/// from the interrupt handler. None: not a disk, or not sector-aligned (take the
-/// synchronous path).
-fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<Request>> {
+/// from the interrupt handler. Err: not a disk, not sector-aligned, or (without `wait`)
+/// the queue is full: take another path.
+fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<Issued, Box<Request>> {
     let Op::Rw(rw) = &req.op else { return Err(req) };
     let file = req.file.clone().expect("opdef: rw needs a file");
     let Some(disk) = file.node.as_any().downcast_ref::<BlockNode>() else { return Err(req) };
@@ -129,9 +161,6 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
     let len: usize = rw.iovecs.iter().map(|v| v.1).sum();
     if offset % SECTOR != 0 || !(len as u64).is_multiple_of(SECTOR) || len == 0 || rw.iovecs.len() > 64 {
         return Err(req);
-    }
-    if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
-        return Ok(Some((req, -EBADF.0)));
     }
     let size = disk.dev.sectors * SECTOR;
     if offset >= size {
@@ -183,6 +212,7 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
                 ring2.complete_async(req, match result { Ok(n) => n as i32, Err(e) => -e.0 });
             }
         }),
+        wait,
     );
     match submitted {
         Ok(()) => Ok(None),
@@ -190,8 +220,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
             // Not queued: the completion (which owned the list) was dropped unrun.
             unpin_segments(copy);
             let req = slot.lock().take().expect("not completed: submission failed");
-            // Too many segments for one chain: the synchronous path splits the transfer.
-            if e == EINVAL {
+            // Too many segments for one chain (the synchronous path splits the transfer),
+            // or a full queue: another path.
+            if e == EINVAL || e == EAGAIN {
                 return Err(req);
             }
             Ok(Some((req, -e.0)))
@@ -200,15 +231,13 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<R
 }
 
 /// The asynchronous path for a 9p file: one Tread/Twrite, completed from the interrupt
-/// handler. Err(req): not a 9p file, or not one message's worth (take the sync path).
-fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<Request>> {
+/// handler. Err(req): not a 9p file, not one message's worth, or (without `wait`) the
+/// queue is full: take another path.
+fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<Issued, Box<Request>> {
     let Op::Rw(rw) = &req.op else { return Err(req) };
     let file = req.file.clone().expect("opdef: rw needs a file");
     let Some(node) = file.node.as_any().downcast_ref::<P9Node>() else { return Err(req) };
     let (Some(offset), [(addr, len)]) = (rw.offset, rw.iovecs.as_slice()) else { return Err(req) };
-    if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
-        return Ok(Some((req, -EBADF.0)));
-    }
     let Some(mm) = req.mm.clone() else { return Ok(Some((req, -EFAULT.0))) };
     let buf = IoBuf::UserOf { mm, addr: *addr, len: *len };
     let write = rw.write;
@@ -222,42 +251,60 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>) -> Result<Issued, Box<
             ring2.complete_async(req, match result { Ok(n) => n as i32, Err(e) => -e.0 });
         }
     });
-    match node.rw_async(write, offset, buf, done) {
-        None => Ok(None),
-        Some(_) => Err(slot.lock().take().expect("not submitted")),
+    match node.rw_async(write, offset, buf, done, wait) {
+        Ok(()) => Ok(None),
+        Err(_) => Err(slot.lock().take().expect("not submitted")),
     }
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
-    let req = match issue_to_disk(ring, req) {
-        Ok(issued) => return issued,
-        Err(req) => req,
-    };
-    let req = match issue_to_share(ring, req) {
-        Ok(issued) => return issued,
-        Err(req) => req,
-    };
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
     let file = req.file.clone().expect("opdef: rw needs a file");
-    let pollable = file.node.poll_queue(rw.write).is_some() && !file.nonblock();
-    match attempt(&req, rw, pollable) {
-        Err(EAGAIN) if pollable => {
-            // Would block: retry when the file wakes its readers (writers).
-            let write = rw.write;
-            let slot = super::cancel::park(ring, req, false);
-            let queue = file.node.poll_queue(write).expect("pollable");
-            let ring = Arc::clone(ring);
-            queue.add_callback(Box::new(move || {
-                // Still parked (not cancelled)? Then try again.
-                if let Some(req) = super::cancel::unpark(&ring, &slot)
-                    && let Some((req, res)) = issue(&ring, req)
-                {
-                    ring.complete_async(req, res);
-                }
-            }));
-            None
-        }
-        Ok(n) => Some((req, n as i32)),
-        Err(e) => Some((req, -e.0)),
+    if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
+        return Some((req, -EBADF.0));
     }
+    let may_sleep = req.in_iowq;
+    let nowait = rw.rwf & RWF_NOWAIT != 0;
+    let (appends, syncs, write) = (rw.appends(&file), rw.syncs(&file), rw.write);
+    let mut req = req;
+    if !appends && !syncs {
+        req = match issue_to_disk(ring, req, may_sleep) {
+            Ok(issued) => return issued,
+            Err(req) => req,
+        };
+        req = match issue_to_share(ring, req, may_sleep) {
+            Ok(issued) => return issued,
+            Err(req) => req,
+        };
+    }
+    let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
+    let pollable = file.node.poll_queue(write).is_some();
+    if file.node.nowait() && !(syncs && !may_sleep) {
+        return match attempt(&req, rw, !may_sleep || pollable) {
+            Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
+            Err(EAGAIN) if pollable => {
+                poll::arm_retry(ring, req, write);
+                None
+            }
+            // The file position is held by another task: wait for it in io-wq.
+            Err(EAGAIN) if !may_sleep => {
+                io_wq::enqueue(ring, req);
+                None
+            }
+            Ok(n) => Some((req, n as i32)),
+            Err(e) => Some((req, -e.0)),
+        };
+    }
+    if may_sleep {
+        let res = match attempt(&req, rw, false) {
+            Ok(n) => n as i32,
+            Err(e) => -e.0,
+        };
+        return Some((req, res));
+    }
+    if nowait {
+        return Some((req, -EAGAIN.0));
+    }
+    io_wq::enqueue(ring, req);
+    None
 }

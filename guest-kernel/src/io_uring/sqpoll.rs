@@ -9,8 +9,10 @@ use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
 use core::sync::atomic::{fence, AtomicBool, Ordering};
 
+use super::tctx::{self, Tctx};
 use super::IoUring;
 use crate::errno::KResult;
+use crate::sync::SpinLock;
 use crate::task::{self, sched, wait::WaitQueue};
 use crate::time;
 
@@ -21,13 +23,23 @@ pub struct SqPoll {
     pub wake: WaitQueue,
     pub idle_ns: u64,
     pub sleeping: AtomicBool,
+    /// The poller's own io_uring context (its io-wq serves the ring's punted requests).
+    pub tctx: SpinLock<Option<Arc<Tctx>>>,
+    /// Woken when the poller consumed SQEs (IORING_ENTER_SQ_WAIT waits here).
+    pub consumed: WaitQueue,
 }
 
 impl SqPoll {
     pub fn new(idle_ms: u32) -> Self {
         // Linux: 0 means one second.
         let ms = if idle_ms == 0 { 1000 } else { u64::from(idle_ms) };
-        Self { wake: WaitQueue::new(), idle_ns: ms * 1_000_000, sleeping: AtomicBool::new(false) }
+        Self {
+            wake: WaitQueue::new(),
+            idle_ns: ms * 1_000_000,
+            sleeping: AtomicBool::new(false),
+            tctx: SpinLock::new(None),
+            consumed: WaitQueue::new(),
+        }
     }
 }
 
@@ -41,14 +53,31 @@ extern "C" fn poller(arg: usize) {
     // SAFETY: `arg` is the Box made by `start`, handed to this task alone.
     let state: Box<(Weak<IoUring>, Arc<SqPoll>)> = unsafe { Box::from_raw(arg as *mut (Weak<IoUring>, Arc<SqPoll>)) };
     let (weak, sq) = *state;
+    let me = sched::current();
+    poll_loop(&weak, &sq, &me);
+    // The ring is gone: the poller's requests are cancelled and its io-wq ends.
+    sq.tctx.lock().take();
+    tctx::task_exit(&me);
+}
+
+fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>) {
     let mut last_work = time::monotonic_ns();
     loop {
         let Some(ring) = weak.upgrade() else { return };
+        if ring.dead.load(Ordering::Relaxed) {
+            return;
+        }
+        if sq.tctx.lock().is_none() {
+            *sq.tctx.lock() = tctx::current(&ring).ok();
+        }
         if ring.sq_pending() > 0 {
-            ring.submit(u32::MAX);
+            let _ = ring.submit(u32::MAX);
+            sq.consumed.wake_all();
             last_work = time::monotonic_ns();
         }
-        ring.run_task_work();
+        if me.task_work_pending() {
+            crate::task::run_task_work(me);
+        }
         if time::monotonic_ns().saturating_sub(last_work) < sq.idle_ns {
             drop(ring);
             if sched::others_runnable() {
@@ -71,6 +100,8 @@ extern "C" fn poller(arg: usize) {
             drop(ring);
             let _ = sq.wake.wait_until(None, || !sq.sleeping.load(Ordering::Relaxed) || weak.strong_count() == 0);
             sq.sleeping.store(false, Ordering::Relaxed);
+            // Interrupted waits (a cancellation aimed at it) are over.
+            me.killed.store(false, Ordering::Relaxed);
             let Some(ring) = weak.upgrade() else { return };
             ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, false);
         } else {
@@ -78,6 +109,19 @@ extern "C" fn poller(arg: usize) {
         }
         last_work = time::monotonic_ns();
     }
+}
+
+/// IORING_ENTER_SQ_WAIT: waits until the poller has made room in a full SQ.
+pub fn wait_for_room(ring: &Arc<IoUring>, sq: &SqPoll) -> KResult<()> {
+    let full = || ring.rings.sq_tail().wrapping_sub(ring.rings.sq_head()) >= ring.rings.sq_entries;
+    while full() {
+        wake(sq);
+        let deadline = time::monotonic_ns().saturating_add(1_000_000);
+        if sq.consumed.wait_until(Some(deadline), || !full()) == Err(crate::task::wait::WaitError::Interrupted) {
+            return Err(crate::errno::EINTR);
+        }
+    }
+    Ok(())
 }
 
 /// Wakes a sleeping poller (IORING_ENTER_SQ_WAKEUP, and when the ring closes).

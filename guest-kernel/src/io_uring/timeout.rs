@@ -138,12 +138,26 @@ pub fn count_completion(ring: &Arc<IoUring>) {
     }
 }
 
-/// Cancels the pending timeout with `user_data` (ASYNC_CANCEL): it completes with
-/// -ECANCELED. False if there is none.
-pub fn cancel(ring: &Arc<IoUring>, user_data: u64) -> bool {
-    let slot = {
+
+/// Cancels the pending timeouts whose request `matches` (each completes with
+/// -ECANCELED); returns how many. Stops after the first unless `all`.
+pub fn cancel_where(ring: &Arc<IoUring>, matches: &dyn Fn(&Request) -> bool, all: bool) -> usize {
+    let slots: Vec<Arc<SpinLock<Option<Box<Request>>>>> = {
         let t = ring.timeouts.lock();
-        t.pending.iter().find(|p| p.user_data == user_data).map(|p| Arc::clone(&p.req))
+        t.pending
+            .iter()
+            .filter(|p| p.req.lock().as_ref().is_some_and(|r| matches(r)))
+            .map(|p| Arc::clone(&p.req))
+            .collect()
     };
-    slot.is_some_and(|s| fire(ring, &s, -ECANCELED.0))
+    let mut n = 0;
+    for slot in slots {
+        if fire(ring, &slot, -ECANCELED.0) {
+            n += 1;
+            if !all {
+                break;
+            }
+        }
+    }
+    n
 }

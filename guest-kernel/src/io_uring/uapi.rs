@@ -179,6 +179,12 @@ pub const IORING_CQE_F_MORE: u32 = 1 << 1;
 
 // SQ ring flags (sq_off.flags).
 pub const IORING_SQ_CQ_OVERFLOW: u32 = 1 << 1;
+/// Task work is pending: enter the kernel (GETEVENTS) to run it (TASKRUN_FLAG).
+pub const IORING_SQ_TASKRUN: u32 = 1 << 2;
+
+// cq_flags
+/// Set by user space: do not signal the registered eventfd.
+pub const IORING_CQ_EVENTFD_DISABLED: u32 = 1 << 0;
 
 // mmap offsets.
 pub const IORING_OFF_SQ_RING: u64 = 0;

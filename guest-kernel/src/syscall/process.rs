@@ -146,10 +146,12 @@ pub fn execve(c: &mut Ctx) -> KResult<u64> {
     let process = current_process();
     let cwd = process.cwd.lock().clone();
     let image = exec::load(&path, &cwd, &argv_refs, &envp_refs)?;
-    // Point of no return: the other threads and the old image go.
+    // Point of no return: the other threads and the old image go, and with them every
+    // io_uring request this task submitted (Linux: begin_new_exec's io_uring_task_cancel).
     if process.thread_count() > 1 {
         process.kill_other_threads();
     }
+    crate::io_uring::tctx::task_cancel(&sched::current());
     let new = Arc::new(crate::sync::SpinLock::new(image.mm));
     new.lock().pt.activate();
     process.set_mm(new);

@@ -87,9 +87,22 @@ pub struct Task {
     pub thread_directed: AtomicU64,
     /// Set when another thread execs: this thread ends on its way back to user mode.
     pub killed: core::sync::atomic::AtomicBool,
-    /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller).
+    /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller or
+    /// io-wq worker).
     kernel_only: bool,
     slice_start: AtomicU64,
+    /// Blocked in an interruptible wait (`WaitQueue::wait_until`): queued task work may
+    /// wake it.
+    pub interruptible: core::sync::atomic::AtomicBool,
+    /// io_uring work is queued for this task (Linux: TIF_NOTIFY_SIGNAL with task_work).
+    pub task_work: core::sync::atomic::AtomicBool,
+    /// The task's io_uring context (Linux: `task_struct::io_uring`): its task work list,
+    /// its io-wq and the rings it submitted to. Made on first use.
+    pub io_uring: SpinLock<Option<Arc<crate::io_uring::tctx::Tctx>>>,
+    /// The mask to restore once a signal unblocked by a syscall's temporary mask has been
+    /// delivered (Linux: TIF_RESTORE_SIGMASK with `saved_sigmask`; `io_uring_enter`'s
+    /// EXT_ARG sigmask, as ppoll's).
+    pub saved_sigmask: SpinLock<Option<u64>>,
 }
 
 // SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
@@ -225,6 +238,10 @@ impl Task {
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
             slice_start: AtomicU64::new(crate::time::ticks()),
+            interruptible: core::sync::atomic::AtomicBool::new(false),
+            task_work: core::sync::atomic::AtomicBool::new(false),
+            io_uring: SpinLock::new(None),
+            saved_sigmask: SpinLock::new(None),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
@@ -252,11 +269,28 @@ impl Task {
         }
     }
 
-    /// Whether a signal should interrupt what the task waits for.
+    /// Whether a signal should interrupt what the task waits for. A kernel-mode task
+    /// (SQ poller, io-wq worker) takes no signals: only being told to stop wakes it.
     pub fn signal_pending(&self) -> bool {
+        if self.kernel_only {
+            return self.killed.load(Ordering::Relaxed);
+        }
         let pending = self.pending.load(Ordering::Relaxed) | self.process.pending.load(Ordering::Relaxed);
         self.process.exiting() || self.killed.load(Ordering::Relaxed) || pending & !self.sigmask.load(Ordering::Relaxed) != 0
     }
+}
+
+impl Task {
+    /// Whether io_uring work waits to run in this task's context.
+    pub fn task_work_pending(&self) -> bool {
+        self.task_work.load(Ordering::Acquire)
+    }
+
+}
+
+/// Runs the io_uring work queued for `me` (the current task).
+pub fn run_task_work(me: &Arc<Task>) {
+    crate::io_uring::tctx::run(me);
 }
 
 /// The current task's process.
@@ -402,6 +436,9 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
 /// status) unless an exit of the whole group already chose one.
 pub fn exit_thread(status: i32) -> ! {
     let me = sched::current();
+    // Its io_uring requests are cancelled and its io-wq stopped (Linux: do_exit's
+    // io_uring_files_cancel); rings shared with others go on.
+    crate::io_uring::tctx::task_exit(&me);
     let process = Arc::clone(&me.process);
     let ctid = me.clear_child_tid.load(Ordering::Relaxed);
     if ctid != 0 {
@@ -478,8 +515,18 @@ pub fn return_to_user(frame: &mut TrapFrame) {
             sched::yield_now();
         }
     }
+    // Task work first (Linux's exit_to_user_mode_loop runs it before signals): links,
+    // drains and retries of this task's io_uring requests move on however it reaps.
+    if me.task_work_pending() {
+        run_task_work(&me);
+    }
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
+    }
+    // The handler's frame saved the mask from before the syscall's temporary one.
+    let saved = me.saved_sigmask.lock().take();
+    if let Some(mask) = saved {
+        me.sigmask.store(mask, Ordering::Relaxed);
     }
     if me.killed.load(Ordering::Relaxed) {
         drop(me);

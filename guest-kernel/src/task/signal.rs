@@ -212,6 +212,9 @@ fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, sig: u32, action: &SigActi
     let sp = ((fp_addr - (8 + UCONTEXT_SIZE + SIGINFO_SIZE) as u64) & !15) - 8;
     let (uc_addr, info_addr) = (sp + 8, sp + 8 + UCONTEXT_SIZE as u64);
 
+    // The mask the handler's return restores: the one from before a syscall's temporary
+    // mask, if one is in force.
+    let old_mask = me.saved_sigmask.lock().unwrap_or(me.sigmask.load(Ordering::Relaxed));
     let mut fpu = FpuState::initial();
     fpu.save();
     let mut buf = Vec::with_capacity(8 + UCONTEXT_SIZE + SIGINFO_SIZE);
@@ -228,13 +231,13 @@ fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, sig: u32, action: &SigActi
     put(frame.cs | (frame.ss << 48)); // cs, gs, fs, ss (u16 each)
     put(frame.error_code);
     put(frame.vector);
-    put(me.sigmask.load(Ordering::Relaxed)); // oldmask
+    put(old_mask); // oldmask
     put(0); // cr2
     put(fp_addr);
     for _ in 0..8 {
         put(0);
     }
-    put(me.sigmask.load(Ordering::Relaxed)); // uc_sigmask
+    put(old_mask); // uc_sigmask
     let mut info = [0u8; SIGINFO_SIZE];
     info[..4].copy_from_slice(&(sig as i32).to_le_bytes());
     info[8..12].copy_from_slice(&(if thread { SI_TKILL } else { SI_USER }).to_le_bytes());

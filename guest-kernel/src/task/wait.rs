@@ -26,8 +26,12 @@ pub type WakeCallback = alloc::boxed::Box<dyn FnOnce() + Send>;
 
 pub struct WaitQueue {
     waiters: SpinLock<Vec<Arc<Task>>>,
-    callbacks: SpinLock<Vec<WakeCallback>>,
+    /// One-shot callbacks, each with the id `add_callback` returned (to remove it).
+    callbacks: SpinLock<Vec<(u64, WakeCallback)>>,
 }
+
+/// Ids of wake callbacks, unique for the kernel's lifetime.
+static NEXT_CALLBACK: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
 
 impl Default for WaitQueue {
     fn default() -> Self {
@@ -62,11 +66,21 @@ impl WaitQueue {
             if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
                 return Err(WaitError::TimedOut);
             }
+            // io_uring work queued for this task runs here, in its own context, and the
+            // wait goes on (Linux: TWA_SIGNAL task_work, then the syscall restarts).
+            if me.task_work_pending() {
+                super::run_task_work(&me);
+                continue;
+            }
             self.waiters.lock().push(Arc::clone(&me));
             if let Some(d) = deadline {
                 time::add_timer(d, &me);
             }
-            sched::block_current();
+            me.interruptible.store(true, core::sync::atomic::Ordering::Relaxed);
+            if !me.task_work_pending() {
+                sched::block_current();
+            }
+            me.interruptible.store(false, core::sync::atomic::Ordering::Relaxed);
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
         }
     }
@@ -87,9 +101,21 @@ impl WaitQueue {
         }
     }
 
-    /// Runs `callback` on the next wakeup of this queue.
-    pub fn add_callback(&self, callback: WakeCallback) {
-        self.callbacks.lock().push(callback);
+    /// Runs `callback` on the next wakeup of this queue; returns its id.
+    pub fn add_callback(&self, callback: WakeCallback) -> u64 {
+        let id = NEXT_CALLBACK.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.callbacks.lock().push((id, callback));
+        id
+    }
+
+    /// Removes a callback that has not run yet (false: it ran, or is running).
+    pub fn remove_callback(&self, id: u64) -> bool {
+        let removed = {
+            let mut c = self.callbacks.lock();
+            c.iter().position(|(i, _)| *i == id).map(|at| c.remove(at))
+        };
+        // Dropped outside the lock: what the callback holds may take it again.
+        removed.is_some()
     }
 
     /// Wakes every waiter and runs every callback.
@@ -114,7 +140,7 @@ impl WaitQueue {
             }
             core::mem::take(&mut *c)
         };
-        for cb in callbacks {
+        for (_, cb) in callbacks {
             cb();
         }
     }

@@ -69,9 +69,10 @@ impl super::queue::Complete for BlkRequest {
 
 impl Blk {
     /// Submits a request for `sector` with data in the physical `segments` (device-writable
-    /// for IN, readable for OUT); `done` runs when the device completes it. Waits while the
-    /// queue is full.
-    pub fn submit(&self, kind: u32, sector: u64, segments: &[(u64, u32)], done: BlkDone) -> KResult<()> {
+    /// for IN, readable for OUT); `done` runs when the device completes it. While the
+    /// queue is full it waits, or with `wait` false fails with EAGAIN. On failure `done`
+    /// is dropped unrun.
+    pub fn submit(&self, kind: u32, sector: u64, segments: &[(u64, u32)], done: BlkDone, wait: bool) -> KResult<()> {
         if kind == T_OUT && self.read_only {
             return Err(EROFS);
         }
@@ -111,7 +112,7 @@ impl Blk {
             long = (0..n).map(buffer).collect();
             &long
         };
-        self.dev.add(chain, req).map_err(|(e, _)| e)
+        self.dev.add(chain, req, wait).map_err(|(e, _)| e)
     }
 
     /// Synchronous transfer of whole sectors to or from kernel memory.
@@ -128,6 +129,7 @@ impl Blk {
                 s.1.store(match r { Ok(_) => 0, Err(e) => e.0 as u32 }, Ordering::Relaxed);
                 s.0.store(true, Ordering::Release);
             }),
+            true,
         )?;
         // Not interruptible: the device writes into `buf`, which must outlive the request.
         self.dev.completions.wait_uninterruptible(|| state.0.load(Ordering::Acquire));

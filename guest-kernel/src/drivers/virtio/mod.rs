@@ -29,10 +29,11 @@ impl Device {
         Self { mmio, queue: SpinLock::new(queue), completions: crate::task::wait::WaitQueue::new() }
     }
 
-    /// Adds a chain to the queue (waiting while it is full) and notifies the device if it
-    /// asks for it. On failure (EINVAL: the chain can never fit; EINTR) the completion is
-    /// given back, not run.
-    pub fn add(&self, chain: &[queue::Buffer], mut completion: queue::Completion) -> Result<(), (crate::errno::Errno, queue::Completion)> {
+    /// Adds a chain to the queue and notifies the device if it asks for it. While the
+    /// queue is full it waits, or with `wait` false fails with EAGAIN (io_uring's
+    /// nonblocking issue). On failure (EAGAIN; EINVAL: the chain can never fit; EINTR) the
+    /// completion is given back, not run.
+    pub fn add(&self, chain: &[queue::Buffer], mut completion: queue::Completion, wait: bool) -> Result<(), (crate::errno::Errno, queue::Completion)> {
         if chain.len() > usize::from(self.queue.lock().size()) {
             return Err((crate::errno::EINVAL, completion));
         }
@@ -45,6 +46,7 @@ impl Device {
                     }
                     return Ok(());
                 }
+                Err(back) if !wait => return Err((crate::errno::EAGAIN, back)),
                 Err(back) => {
                     completion = back;
                     let need = chain.len();

@@ -149,9 +149,10 @@ impl P9 {
         self.exchange(t, reply_max.min(self.msize() as usize), kind)
     }
 
-    /// Sends `msg` without waiting: `done` gets the reply (or the error) from the
-    /// interrupt handler. Waits only while the queue is full.
-    pub fn rpc_async(&self, msg: Msg, reply_max: usize, done: Box<dyn FnOnce(KResult<Reply>) + Send>) {
+    /// Sends `msg` without waiting for the reply: `done` gets it (or the error) from the
+    /// interrupt handler. While the queue is full it waits, or with `wait` false returns
+    /// false at once with `done` dropped unrun.
+    pub fn rpc_async(&self, msg: Msg, reply_max: usize, done: Box<dyn FnOnce(KResult<Reply>) + Send>, wait: bool) -> bool {
         let mut t = msg.0;
         let tag = self.next_tag.fetch_add(1, Ordering::Relaxed) % 0xfffe;
         let size = t.len() as u32;
@@ -169,10 +170,16 @@ impl P9 {
                 drop(t);
                 done(parse_reply(r, kind));
             }),
+            wait,
         );
-        if let Err((_, completion)) = added {
-            // Not queued: complete at once, as a device error (the reply buffer is empty).
-            completion.complete(0);
+        match added {
+            Ok(()) => true,
+            Err((crate::errno::EAGAIN, _)) => false,
+            Err((_, completion)) => {
+                // Not queued: complete at once, as a device error (the reply buffer is empty).
+                completion.complete(0);
+                true
+            }
         }
     }
 
@@ -184,7 +191,7 @@ impl P9 {
         ];
         let done = Arc::new(AtomicBool::new(false));
         let d = Arc::clone(&done);
-        self.dev.add(&chain, Box::new(move |_| d.store(true, Ordering::Release))).map_err(|(e, _)| e)?;
+        self.dev.add(&chain, Box::new(move |_| d.store(true, Ordering::Release)), true).map_err(|(e, _)| e)?;
         // Not interruptible: the device writes into `r`, which must outlive the request.
         self.dev.completions.wait_uninterruptible(|| done.load(Ordering::Acquire));
         drop(t);
