@@ -11,6 +11,7 @@ pub mod file;
 pub mod p9;
 pub mod path;
 pub mod pipe;
+pub mod proc;
 pub mod ramfs;
 
 use alloc::string::String;
@@ -79,6 +80,9 @@ pub enum IoBuf<'a> {
     /// User memory of a given address space (io_uring completing outside its submitter).
     UserOf { mm: crate::task::Mm, addr: u64, len: usize },
     Kernel(&'a mut [u8]),
+    /// Pinned physical memory (an io_uring registered buffer), as (address, length)
+    /// segments; whoever made it keeps the frames pinned while it is in use.
+    Frames(Vec<(u64, u32)>),
 }
 
 impl IoBuf<'_> {
@@ -86,6 +90,27 @@ impl IoBuf<'_> {
         match self {
             IoBuf::User { len, .. } | IoBuf::UserOf { len, .. } => *len,
             IoBuf::Kernel(b) => b.len(),
+            IoBuf::Frames(segs) => segs.iter().map(|s| s.1 as usize).sum(),
+        }
+    }
+
+    /// Calls `f(kernel pointer, length, offset in the range)` for each piece of pinned
+    /// memory covering `[at, at + len)` of a `Frames` buffer.
+    fn frames_chunks(segs: &[(u64, u32)], at: usize, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) {
+        let (mut skip, mut done) = (at, 0);
+        for &(phys, n) in segs {
+            let n = n as usize;
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+            let take = (n - skip).min(len - done);
+            f(crate::mm::frame_ptr(phys + skip as u64), take, done);
+            done += take;
+            skip = 0;
+            if done == len {
+                break;
+            }
         }
     }
 
@@ -98,6 +123,14 @@ impl IoBuf<'_> {
                 b[at..at + src.len()].copy_from_slice(src);
                 Ok(())
             }
+            IoBuf::Frames(segs) => {
+                Self::frames_chunks(segs, at, src.len(), |kptr, n, off| {
+                    // SAFETY: pinned frames of the buffer, reached through the kernel's
+                    // direct map; `n` bytes fit in the segment and in `src`.
+                    unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(off), kptr, n) }
+                });
+                Ok(())
+            }
         }
     }
 
@@ -108,6 +141,14 @@ impl IoBuf<'_> {
             IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_from_user(&mut mm.lock(), dst, *addr + at as u64),
             IoBuf::Kernel(b) => {
                 dst.copy_from_slice(&b[at..at + dst.len()]);
+                Ok(())
+            }
+            IoBuf::Frames(segs) => {
+                let out = dst.as_mut_ptr();
+                Self::frames_chunks(segs, at, dst.len(), |kptr, n, off| {
+                    // SAFETY: as in `put`, in the other direction.
+                    unsafe { core::ptr::copy_nonoverlapping(kptr, out.add(off), n) }
+                });
                 Ok(())
             }
         }
@@ -336,6 +377,7 @@ pub fn init(initrd: Option<&'static [u8]>) -> bool {
         None => false,
     };
     dev::populate(&root);
+    proc::populate(&root);
     let _ = root.create("tmp", FileType::Directory, 0o1777);
     unpacked
 }

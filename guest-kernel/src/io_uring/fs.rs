@@ -1,8 +1,10 @@
 //! File-system operations: IORING_OP_OPENAT, CLOSE, STATX, MKDIRAT, UNLINKAT, RENAMEAT,
-//! SYMLINKAT, LINKAT. Each runs the matching syscall's code inline, in the submitter's
-//! context; path pointers are read at issue.
+//! SYMLINKAT, LINKAT. Paths are copied at prep (FEAT_SUBMIT_STABLE); each op runs the
+//! matching syscall's code in an io-wq worker of the submitter (path walks may wait for
+//! 9p), except CLOSE, which never sleeps and runs inline.
 
 use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::uapi::{Sqe, IOSQE_FIXED_FILE};
@@ -23,23 +25,24 @@ const O_LARGEFILE: u32 = 0o100000;
 const AT_REMOVEDIR: u32 = 0x200;
 
 pub enum FsOp {
-    OpenAt { dirfd: i32, path: u64, flags: u32, mode: u32 },
+    OpenAt { dirfd: i32, path: String, flags: u32, mode: u32 },
     Close { fd: i32 },
-    Statx { dirfd: i32, path: u64, flags: u32, mask: u32, buf: u64 },
-    MkdirAt { dirfd: i32, path: u64, mode: u32 },
-    UnlinkAt { dirfd: i32, path: u64, flags: u32 },
-    RenameAt { olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: u32 },
-    SymlinkAt { target: u64, dirfd: i32, path: u64 },
-    LinkAt { olddirfd: i32, old: u64, newdirfd: i32, new: u64, flags: u32 },
+    Statx { dirfd: i32, path: String, flags: u32, mask: u32, buf: u64 },
+    MkdirAt { dirfd: i32, path: String, mode: u32 },
+    UnlinkAt { dirfd: i32, path: String, flags: u32 },
+    RenameAt { olddirfd: i32, old: String, newdirfd: i32, new: String, flags: u32 },
+    SymlinkAt { target: String, dirfd: i32, path: String },
+    LinkAt { olddirfd: i32, old: String, newdirfd: i32, new: String, flags: u32 },
 }
 
 pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if sqe.buf_index != 0 || sqe.file_index != 0 {
         return Err(EINVAL); // no provided buffers, no direct (fixed) descriptors
     }
-    let (dirfd, path) = (sqe.fd, sqe.addr);
+    let dirfd = sqe.fd;
+    let path = || sys::user_path(sqe.addr);
     let op = match sqe.opcode {
-        IORING_OP_OPENAT => FsOp::OpenAt { dirfd, path, flags: sqe.op_flags | O_LARGEFILE, mode: sqe.len },
+        IORING_OP_OPENAT => FsOp::OpenAt { dirfd, path: path()?, flags: sqe.op_flags | O_LARGEFILE, mode: sqe.len },
         IORING_OP_CLOSE => {
             if sqe.flags & IOSQE_FIXED_FILE != 0 {
                 return Err(EBADF);
@@ -49,30 +52,30 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             }
             FsOp::Close { fd: sqe.fd }
         }
-        IORING_OP_STATX => FsOp::Statx { dirfd, path, flags: sqe.op_flags, mask: sqe.len, buf: sqe.off },
+        IORING_OP_STATX => FsOp::Statx { dirfd, path: path()?, flags: sqe.op_flags, mask: sqe.len, buf: sqe.off },
         IORING_OP_MKDIRAT => {
             if sqe.off != 0 || sqe.op_flags != 0 {
                 return Err(EINVAL);
             }
-            FsOp::MkdirAt { dirfd, path, mode: sqe.len }
+            FsOp::MkdirAt { dirfd, path: path()?, mode: sqe.len }
         }
         IORING_OP_UNLINKAT => {
             if sqe.off != 0 || sqe.len != 0 || sqe.op_flags & !AT_REMOVEDIR != 0 {
                 return Err(EINVAL);
             }
-            FsOp::UnlinkAt { dirfd, path, flags: sqe.op_flags }
+            FsOp::UnlinkAt { dirfd, path: path()?, flags: sqe.op_flags }
         }
         IORING_OP_RENAMEAT => {
-            FsOp::RenameAt { olddirfd: dirfd, old: path, newdirfd: sqe.len as i32, new: sqe.off, flags: sqe.op_flags }
+            FsOp::RenameAt { olddirfd: dirfd, old: path()?, newdirfd: sqe.len as i32, new: sys::user_path(sqe.off)?, flags: sqe.op_flags }
         }
         IORING_OP_SYMLINKAT => {
             if sqe.len != 0 || sqe.op_flags != 0 {
                 return Err(EINVAL);
             }
-            FsOp::SymlinkAt { target: path, dirfd, path: sqe.off }
+            FsOp::SymlinkAt { target: path()?, dirfd, path: sys::user_path(sqe.off)? }
         }
         IORING_OP_LINKAT => {
-            FsOp::LinkAt { olddirfd: dirfd, old: path, newdirfd: sqe.len as i32, new: sqe.off, flags: sqe.op_flags }
+            FsOp::LinkAt { olddirfd: dirfd, old: path()?, newdirfd: sqe.len as i32, new: sys::user_path(sqe.off)?, flags: sqe.op_flags }
         }
         _ => return Err(EINVAL),
     };
@@ -81,17 +84,17 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 
 pub fn issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Fs(op) = &req.op else { return Some((req, -EINVAL.0)) };
-    let result = match *op {
-        FsOp::OpenAt { dirfd, path, flags, mode } => sys::do_open(dirfd, path, flags, mode),
+    let result = match op {
+        FsOp::OpenAt { dirfd, path, flags, mode } => sys::do_open(*dirfd, path, *flags, *mode),
         // A ring cannot close itself through itself (Linux: EBADF).
-        FsOp::Close { fd } if is_ring(fd) => Err(EBADF),
-        FsOp::Close { fd } => sys::do_close(fd),
-        FsOp::Statx { dirfd, path, flags, mask, buf } => sys::do_statx(dirfd, path, u64::from(flags), u64::from(mask), buf),
-        FsOp::MkdirAt { dirfd, path, mode } => sys::do_mkdir(dirfd, path, mode),
-        FsOp::UnlinkAt { dirfd, path, flags } => sys::do_unlink(dirfd, path, flags & AT_REMOVEDIR != 0),
-        FsOp::RenameAt { olddirfd, old, newdirfd, new, flags } => sys::do_rename(olddirfd, old, newdirfd, new, u64::from(flags)),
-        FsOp::SymlinkAt { target, dirfd, path } => sys::do_symlink(target, dirfd, path),
-        FsOp::LinkAt { olddirfd, old, newdirfd, new, flags } => sys::do_link(olddirfd, old, newdirfd, new, u64::from(flags)),
+        FsOp::Close { fd } if is_ring(*fd) => Err(EBADF),
+        FsOp::Close { fd } => sys::do_close(*fd),
+        FsOp::Statx { dirfd, path, flags, mask, buf } => sys::do_statx(*dirfd, path, u64::from(*flags), u64::from(*mask), *buf),
+        FsOp::MkdirAt { dirfd, path, mode } => sys::do_mkdir(*dirfd, path, *mode),
+        FsOp::UnlinkAt { dirfd, path, flags } => sys::do_unlink(*dirfd, path, flags & AT_REMOVEDIR != 0),
+        FsOp::RenameAt { olddirfd, old, newdirfd, new, flags } => sys::do_rename(*olddirfd, old, *newdirfd, new, u64::from(*flags)),
+        FsOp::SymlinkAt { target, dirfd, path } => sys::do_symlink(target, *dirfd, path),
+        FsOp::LinkAt { olddirfd, old, newdirfd, new, flags } => sys::do_link(*olddirfd, old, *newdirfd, new, u64::from(*flags)),
     };
     let res = match result {
         Ok(v) => v as i32,

@@ -4,12 +4,11 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::opdef::{self, IORING_OP_LAST};
-use super::rsrc::{MAX_BUFFERS, MAX_BUFFER_LEN, MAX_FIXED_FILES};
+use super::rsrc::{FixedBuf, MAX_BUFFERS, MAX_BUFFER_LEN, MAX_FIXED_FILES};
 use super::uapi::*;
 use super::{cancel, ring_of, IoUring};
 use crate::errno::*;
 use crate::fs::eventfd::EventFd;
-use crate::mm::PAGE_SIZE;
 use crate::task;
 
 const IORING_REGISTER_IOWQ_AFF: u32 = 17;
@@ -181,15 +180,10 @@ fn register_buffers(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
         if len > MAX_BUFFER_LEN || (base == 0 && len != 0) {
             return Err(EFAULT);
         }
-        // Fault every page in now, checking the whole range is writable user memory.
-        let mut page = base & !(PAGE_SIZE - 1);
-        while page < base + len {
-            let mut byte = [0u8];
-            task::copy_from_user(&mut byte, page.max(base))?;
-            task::copy_to_user(page.max(base), &byte)?;
-            page += PAGE_SIZE;
-        }
-        buffers.push((base, len));
+        // Faults every page in (writable user memory, or EFAULT) and pins its frame.
+        let segments = task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, base, len as usize, true))
+            .map_err(|e| if e == EAGAIN { ENOMEM } else { e })?;
+        buffers.push(Arc::new(FixedBuf { addr: base, len, segments }));
     }
     ring.rsrc.lock().buffers = Some(buffers);
     Ok(0)

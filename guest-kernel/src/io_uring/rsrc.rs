@@ -2,8 +2,11 @@
 //! (IORING_REGISTER_BUFFERS).
 //!
 //! A fixed file is an open file the ring holds, named by its index (IOSQE_FIXED_FILE).
-//! A fixed buffer is a range of the registering process's memory, faulted in at
-//! registration; READ_FIXED and WRITE_FIXED must stay inside it.
+//! A fixed buffer is a range of the registering process's memory whose frames are pinned
+//! at registration, as Linux's FOLL_LONGTERM pin: READ_FIXED and WRITE_FIXED (which must
+//! stay inside it) transfer to and from those frames, whatever is mapped at the address
+//! later (munmap, a new mapping, fork), until the buffer is unregistered. Disk I/O uses
+//! them directly, with no page walk or pinning per request.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -18,10 +21,47 @@ pub const MAX_BUFFERS: usize = 1 << 14;
 /// Largest fixed buffer (Linux: SZ_1G).
 pub const MAX_BUFFER_LEN: u64 = 1 << 30;
 
+/// A registered buffer: its user address and length, and its pinned frames.
+pub struct FixedBuf {
+    pub addr: u64,
+    pub len: u64,
+    /// Physical (address, length) segments covering the buffer, in order.
+    pub segments: Vec<(u64, u32)>,
+}
+
+impl Drop for FixedBuf {
+    fn drop(&mut self) {
+        crate::mm::uaccess::unpin_segments(&self.segments);
+    }
+}
+
+impl FixedBuf {
+    /// The segments covering `[addr, addr + len)`, which lies inside the buffer.
+    pub fn slice(&self, addr: u64, len: usize) -> Vec<(u64, u32)> {
+        let (mut skip, mut left) = ((addr - self.addr) as usize, len);
+        let mut out = Vec::new();
+        for &(phys, n) in &self.segments {
+            let n = n as usize;
+            if left == 0 {
+                break;
+            }
+            if skip >= n {
+                skip -= n;
+                continue;
+            }
+            let take = (n - skip).min(left);
+            out.push((phys + skip as u64, take as u32));
+            left -= take;
+            skip = 0;
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 pub struct Resources {
     pub files: Option<Vec<Option<Arc<OpenFile>>>>,
-    pub buffers: Option<Vec<(u64, u64)>>,
+    pub buffers: Option<Vec<Arc<FixedBuf>>>,
 }
 
 impl Resources {
@@ -30,13 +70,13 @@ impl Resources {
         self.files.as_ref().and_then(|f| f.get(index as usize)).and_then(Option::clone).ok_or(EBADF)
     }
 
-    /// Checks that `[addr, addr + len)` lies in fixed buffer `index` (EFAULT otherwise).
-    pub fn check_fixed(&self, index: u16, addr: u64, len: u64) -> KResult<()> {
-        let &(base, size) = self.buffers.as_ref().and_then(|b| b.get(usize::from(index))).ok_or(EFAULT)?;
+    /// Fixed buffer `index`, if `[addr, addr + len)` lies in it (EFAULT otherwise).
+    pub fn fixed(&self, index: u16, addr: u64, len: u64) -> KResult<Arc<FixedBuf>> {
+        let buf = self.buffers.as_ref().and_then(|b| b.get(usize::from(index))).ok_or(EFAULT)?;
         let end = addr.checked_add(len).ok_or(EFAULT)?;
-        if addr < base || end > base + size {
+        if addr < buf.addr || end > buf.addr + buf.len {
             return Err(EFAULT);
         }
-        Ok(())
+        Ok(Arc::clone(buf))
     }
 }

@@ -17,6 +17,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::uapi::*;
+use super::rsrc::FixedBuf;
 use super::{io_wq, poll, IoUring, Issued, Op, Request};
 use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
 use crate::errno::*;
@@ -49,6 +50,9 @@ pub struct Rw {
     iovecs: Vec<(u64, usize)>,
     /// RWF_* flags.
     rwf: u32,
+    /// READ_FIXED/WRITE_FIXED: the registered buffer (its pinned frames are the memory
+    /// transferred, and stay pinned while the request holds it).
+    fixed: Option<Arc<FixedBuf>>,
 }
 
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -60,6 +64,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if offset.is_some_and(|o| (o as i64) < 0) {
         return Err(EINVAL);
     }
+    let mut fixed = None;
     let iovecs = match sqe.opcode {
         IORING_OP_READV | IORING_OP_WRITEV => {
             if sqe.buf_index != 0 {
@@ -68,7 +73,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             syscall::read_iovecs(sqe.addr, u64::from(sqe.len))?
         }
         IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => {
-            ring.rsrc.lock().check_fixed(sqe.buf_index, sqe.addr, u64::from(sqe.len))?;
+            fixed = Some(ring.rsrc.lock().fixed(sqe.buf_index, sqe.addr, u64::from(sqe.len))?);
             alloc::vec![(sqe.addr, sqe.len as usize)]
         }
         _ => {
@@ -78,7 +83,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             alloc::vec![(sqe.addr, sqe.len as usize)]
         }
     };
-    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags }))
+    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags, fixed }))
 }
 
 /// Expected result of a full transfer (a shorter one breaks a link, as in Linux).
@@ -95,6 +100,14 @@ impl Rw {
         self.write && file.node.seekable() && (self.rwf & RWF_APPEND != 0 || file.flags() & O_APPEND != 0)
     }
 
+    /// The memory of iovec `(addr, len)`: the registered buffer's frames, or user memory.
+    fn buf(&self, mm: &Option<crate::task::Mm>, addr: u64, len: usize) -> KResult<IoBuf<'static>> {
+        Ok(match &self.fixed {
+            Some(f) => IoBuf::Frames(f.slice(addr, len)),
+            None => IoBuf::UserOf { mm: mm.clone().ok_or(EFAULT)?, addr, len },
+        })
+    }
+
     /// Whether the data must be on the device before completion.
     fn syncs(&self, file: &crate::fs::OpenFile) -> bool {
         self.write && (self.rwf & (RWF_DSYNC | RWF_SYNC) != 0 || file.flags() & O_DSYNC != 0)
@@ -106,7 +119,6 @@ impl Rw {
 fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
     let file = req.file.as_ref().expect("opdef: rw needs a file");
     let node = &file.node;
-    let mm = req.mm.clone().ok_or(EFAULT)?;
     let mut pos_guard = match (rw.offset.is_none() && node.seekable(), nonblock) {
         (false, _) => None,
         (true, true) => Some(file.offset.try_lock().ok_or(EAGAIN)?),
@@ -123,11 +135,8 @@ fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
         if len == 0 {
             continue;
         }
-        let result = if rw.write {
-            node.write(pos, &IoBuf::UserOf { mm: mm.clone(), addr, len }, nonblock)
-        } else {
-            node.read(pos, &mut IoBuf::UserOf { mm: mm.clone(), addr, len }, nonblock)
-        };
+        let mut buf = rw.buf(&req.mm, addr, len)?;
+        let result = if rw.write { node.write(pos, &buf, nonblock) } else { node.read(pos, &mut buf, nonblock) };
         match result {
             Ok(n) => {
                 total += n;
@@ -169,9 +178,13 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
     if offset + len as u64 > size {
         return Err(req); // a short transfer at the end: the synchronous path trims it
     }
-    let Some(mm) = req.mm.clone() else { return Ok(Some((req, -EFAULT.0))) };
+    // A registered buffer's frames are pinned already; user pages are pinned here.
+    let pinned = rw.fixed.is_none();
     let mut segments = Vec::new();
-    {
+    if let Some(f) = &rw.fixed {
+        segments = f.slice(rw.iovecs[0].0, rw.iovecs[0].1);
+    } else {
+        let Some(mm) = req.mm.clone() else { return Ok(Some((req, -EFAULT.0))) };
         let mut space = mm.lock();
         for &(addr, n) in &rw.iovecs {
             match pin_user_segments(&mut space, addr, n, !rw.write) {
@@ -205,7 +218,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
         offset / SECTOR,
         copy,
         Box::new(move |result| {
-            unpin_segments(&segments);
+            if pinned {
+                unpin_segments(&segments);
+            }
             // The slot lock ends here, before completing (which may take other locks).
             let taken = slot2.lock().take();
             if let Some(req) = taken {
@@ -218,7 +233,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
         Ok(()) => Ok(None),
         Err(e) => {
             // Not queued: the completion (which owned the list) was dropped unrun.
-            unpin_segments(copy);
+            if pinned {
+                unpin_segments(copy);
+            }
             let req = slot.lock().take().expect("not completed: submission failed");
             // Too many segments for one chain (the synchronous path splits the transfer),
             // or a full queue: another path.
@@ -238,8 +255,10 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
     let file = req.file.clone().expect("opdef: rw needs a file");
     let Some(node) = file.node.as_any().downcast_ref::<P9Node>() else { return Err(req) };
     let (Some(offset), [(addr, len)]) = (rw.offset, rw.iovecs.as_slice()) else { return Err(req) };
-    let Some(mm) = req.mm.clone() else { return Ok(Some((req, -EFAULT.0))) };
-    let buf = IoBuf::UserOf { mm, addr: *addr, len: *len };
+    let buf = match rw.buf(&req.mm, *addr, *len) {
+        Ok(buf) => buf,
+        Err(e) => return Ok(Some((req, -e.0))),
+    };
     let write = rw.write;
     let ring2 = Arc::clone(ring);
     let slot = Arc::new(SpinLock::new(Some(req)));

@@ -133,7 +133,7 @@ pub fn copy(dst: u64, src: u64) {
 /// Frames a device may be reading or writing (DMA in flight): a small open-addressing
 /// table (frame, pin count, freed meanwhile), so pinning allocates nothing. A frame freed
 /// while pinned is released at its last unpin.
-const PIN_SLOTS: usize = 1024;
+const PIN_SLOTS: usize = 8192;
 
 #[derive(Clone, Copy)]
 struct Pin {

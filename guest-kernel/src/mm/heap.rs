@@ -28,12 +28,27 @@ struct Heap2 {
     buddy: Heap<32>,
     /// Head of each class's free list (0: empty); a free object's first word links on.
     free: [usize; CLASSES],
+    /// Bytes handed out and not yet given back (slab objects at their class size).
+    in_use: usize,
 }
 
 struct KernelHeap(SpinLock<Heap2>);
 
 #[global_allocator]
-static HEAP: KernelHeap = KernelHeap(SpinLock::new(Heap2 { buddy: Heap::empty(), free: [0; CLASSES] }));
+static HEAP: KernelHeap = KernelHeap(SpinLock::new(Heap2 { buddy: Heap::empty(), free: [0; CLASSES], in_use: 0 }));
+
+/// Bytes of kernel heap in use (`/proc/meminfo`'s KernelHeap: leak tests watch it).
+pub fn in_use() -> usize {
+    HEAP.0.lock().in_use
+}
+
+/// The bytes a block of `layout` takes from the heap.
+fn charge(layout: &Layout) -> usize {
+    match class_of(layout) {
+        Some(class) => 1 << (class + MIN_CLASS_SHIFT),
+        None => layout.size(),
+    }
+}
 
 /// The slab class for `layout`, if small enough (size and alignment up to 2 KiB).
 fn class_of(layout: &Layout) -> Option<usize> {
@@ -73,14 +88,22 @@ unsafe impl GlobalAlloc for KernelHeap {
                 let obj = heap.free[class];
                 // SAFETY: a free object of this class: its first word is the next link.
                 heap.free[class] = unsafe { (obj as *const usize).read() };
+                heap.in_use += charge(&layout);
                 obj as *mut u8
             }
-            None => heap.buddy.alloc(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr),
+            None => match heap.buddy.alloc(layout) {
+                Ok(p) => {
+                    heap.in_use += charge(&layout);
+                    p.as_ptr()
+                }
+                Err(()) => core::ptr::null_mut(),
+            },
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let mut heap = self.0.lock();
+        heap.in_use -= charge(&layout);
         match class_of(&layout) {
             Some(class) => {
                 // SAFETY: the caller gives back an object of this class; we store the link.

@@ -27,7 +27,7 @@ pub fn file(fd: i32) -> KResult<Arc<OpenFile>> {
     current_process().files.lock().get(fd)
 }
 
-fn user_path(addr: u64) -> KResult<String> {
+pub fn user_path(addr: u64) -> KResult<String> {
     with_mm(|mm| uaccess::read_path(mm, addr))
 }
 
@@ -225,17 +225,18 @@ pub fn lseek(c: &mut Ctx) -> KResult<u64> {
 // --- opening and closing ---
 
 pub fn open(c: &mut Ctx) -> KResult<u64> {
-    do_open(AT_FDCWD, c.a[0], c.a[1] as u32, c.a[2] as u32)
+    do_open(AT_FDCWD, &user_path(c.a[0])?, c.a[1] as u32, c.a[2] as u32)
 }
 
 pub fn openat(c: &mut Ctx) -> KResult<u64> {
-    do_open(c.int(0), c.a[1], c.a[2] as u32, c.a[3] as u32)
+    do_open(c.int(0), &user_path(c.a[1])?, c.a[2] as u32, c.a[3] as u32)
 }
 
-pub fn do_open(dirfd: i32, path_addr: u64, flags: u32, mode: u32) -> KResult<u64> {
-    let path = user_path(path_addr)?;
-    let base = at_dir(dirfd, &path)?;
-    let (node, canonical) = open_node(&base, &path, flags, mode)?;
+/// The `*at` calls below take paths already copied from user memory (io_uring copies
+/// them at prep).
+pub fn do_open(dirfd: i32, path: &str, flags: u32, mode: u32) -> KResult<u64> {
+    let base = at_dir(dirfd, path)?;
+    let (node, canonical) = open_node(&base, path, flags, mode)?;
     let f = OpenFile::new(node, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), canonical);
     install(f, flags & O_CLOEXEC != 0)
 }
@@ -336,12 +337,15 @@ fn to_kstat(s: &Stat) -> KStat {
 }
 
 fn stat_path(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
-    let path = user_path(path_addr)?;
+    stat_at(dirfd, &user_path(path_addr)?, flags)
+}
+
+fn stat_at(dirfd: i32, path: &str, flags: u64) -> KResult<Stat> {
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         return Ok(file(dirfd)?.node.stat());
     }
-    let base = at_dir(dirfd, &path)?;
-    Ok(fs::lookup(&base, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?.stat())
+    let base = at_dir(dirfd, path)?;
+    Ok(fs::lookup(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)?.stat())
 }
 
 pub fn stat(c: &mut Ctx) -> KResult<u64> {
@@ -368,18 +372,24 @@ pub fn newfstatat(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn statx(c: &mut Ctx) -> KResult<u64> {
-    do_statx(c.int(0), c.a[1], c.a[2], c.a[3], c.a[4])
+    check_statx(c.a[2], c.a[3])?;
+    do_statx(c.int(0), &user_path(c.a[1])?, c.a[2], c.a[3], c.a[4])
 }
 
-/// statx(dirfd, path, flags, mask, buf): the basic statistics, whatever the mask asks.
-pub fn do_statx(dirfd: i32, path_addr: u64, flags: u64, mask: u64, buf_addr: u64) -> KResult<u64> {
+pub fn check_statx(flags: u64, mask: u64) -> KResult<()> {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000) != 0 || flags & 0x6000 == 0x6000 {
         return Err(EINVAL);
     }
     if mask & 0x8000_0000 != 0 {
         return Err(EINVAL); // STATX__RESERVED
     }
-    let s = stat_path(dirfd, path_addr, flags)?;
+    Ok(())
+}
+
+/// statx(dirfd, path, flags, mask, buf): the basic statistics, whatever the mask asks.
+pub fn do_statx(dirfd: i32, path: &str, flags: u64, mask: u64, buf_addr: u64) -> KResult<u64> {
+    check_statx(flags, mask)?;
+    let s = stat_at(dirfd, path, flags)?;
     let mut buf = [0u8; 256];
     let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
     let put64 = |b: &mut [u8; 256], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
@@ -457,27 +467,25 @@ pub fn getdents64(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn mkdir(c: &mut Ctx) -> KResult<u64> {
-    do_mkdir(AT_FDCWD, c.a[0], c.a[1] as u32)
+    do_mkdir(AT_FDCWD, &user_path(c.a[0])?, c.a[1] as u32)
 }
 
 pub fn mkdirat(c: &mut Ctx) -> KResult<u64> {
-    do_mkdir(c.int(0), c.a[1], c.a[2] as u32)
+    do_mkdir(c.int(0), &user_path(c.a[1])?, c.a[2] as u32)
 }
 
-pub fn do_mkdir(dirfd: i32, path_addr: u64, mode: u32) -> KResult<u64> {
-    let path = user_path(path_addr)?;
-    let base = at_dir(dirfd, &path)?;
-    let (dir, name, _) = path::lookup_parent(&base, &path)?;
+pub fn do_mkdir(dirfd: i32, path: &str, mode: u32) -> KResult<u64> {
+    let base = at_dir(dirfd, path)?;
+    let (dir, name, _) = path::lookup_parent(&base, path)?;
     if name == "." || name == ".." {
         return Err(EEXIST);
     }
     dir.create(&name, FileType::Directory, mode & !UMASK.load(Ordering::Relaxed) & 0o7777).map(|_| 0)
 }
 
-pub fn do_unlink(dirfd: i32, path_addr: u64, dir: bool) -> KResult<u64> {
-    let path = user_path(path_addr)?;
-    let base = at_dir(dirfd, &path)?;
-    let (parent, name, _) = path::lookup_parent(&base, &path).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
+pub fn do_unlink(dirfd: i32, path: &str, dir: bool) -> KResult<u64> {
+    let base = at_dir(dirfd, path)?;
+    let (parent, name, _) = path::lookup_parent(&base, path).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
     match name.as_str() {
         "." if dir => return Err(EINVAL),
         ".." if dir => return Err(ENOTEMPTY),
@@ -491,29 +499,36 @@ pub fn do_unlink(dirfd: i32, path_addr: u64, dir: bool) -> KResult<u64> {
 }
 
 pub fn unlink(c: &mut Ctx) -> KResult<u64> {
-    do_unlink(AT_FDCWD, c.a[0], false)
+    do_unlink(AT_FDCWD, &user_path(c.a[0])?, false)
 }
 
 pub fn rmdir(c: &mut Ctx) -> KResult<u64> {
-    do_unlink(AT_FDCWD, c.a[0], true)
+    do_unlink(AT_FDCWD, &user_path(c.a[0])?, true)
 }
 
 pub fn unlinkat(c: &mut Ctx) -> KResult<u64> {
     if c.a[2] & !AT_REMOVEDIR != 0 {
         return Err(EINVAL);
     }
-    do_unlink(c.int(0), c.a[1], c.a[2] & AT_REMOVEDIR != 0)
+    do_unlink(c.int(0), &user_path(c.a[1])?, c.a[2] & AT_REMOVEDIR != 0)
 }
 
-pub fn do_rename(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
-    const RENAME_NOREPLACE: u64 = 1;
+const RENAME_NOREPLACE: u64 = 1;
+
+fn rename_user(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
     if flags & !RENAME_NOREPLACE != 0 {
         return Err(EINVAL);
     }
-    let (old, new) = (user_path(old_addr)?, user_path(new_addr)?);
-    let (old_base, new_base) = (at_dir(olddirfd, &old)?, at_dir(newdirfd, &new)?);
-    let (odir, oname, opath) = path::lookup_parent(&old_base, &old).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
-    let (ndir, nname, npath) = path::lookup_parent(&new_base, &new).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
+    do_rename(olddirfd, &user_path(old_addr)?, newdirfd, &user_path(new_addr)?, flags)
+}
+
+pub fn do_rename(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64) -> KResult<u64> {
+    if flags & !RENAME_NOREPLACE != 0 {
+        return Err(EINVAL);
+    }
+    let (old_base, new_base) = (at_dir(olddirfd, old)?, at_dir(newdirfd, new)?);
+    let (odir, oname, opath) = path::lookup_parent(&old_base, old).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
+    let (ndir, nname, npath) = path::lookup_parent(&new_base, new).map_err(|e| if e == EEXIST { EBUSY } else { e })?;
     if [&oname, &nname].iter().any(|n| *n == "." || *n == "..") {
         return Err(EBUSY);
     }
@@ -542,57 +557,69 @@ pub fn do_rename(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, fla
 }
 
 pub fn rename(c: &mut Ctx) -> KResult<u64> {
-    do_rename(AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
+    rename_user(AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
 }
 
 pub fn renameat(c: &mut Ctx) -> KResult<u64> {
-    do_rename(c.int(0), c.a[1], c.int(2), c.a[3], 0)
+    rename_user(c.int(0), c.a[1], c.int(2), c.a[3], 0)
 }
 
 pub fn renameat2(c: &mut Ctx) -> KResult<u64> {
-    do_rename(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
+    rename_user(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
 }
 
-pub fn do_link(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
+fn link_user(olddirfd: i32, old_addr: u64, newdirfd: i32, new_addr: u64, flags: u64) -> KResult<u64> {
     if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    let (old, new) = (user_path(old_addr)?, user_path(new_addr)?);
-    let node = fs::lookup(&at_dir(olddirfd, &old)?, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    do_link(olddirfd, &user_path(old_addr)?, newdirfd, &user_path(new_addr)?, flags)
+}
+
+pub fn do_link(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64) -> KResult<u64> {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let node = fs::lookup(&at_dir(olddirfd, old)?, old, flags & AT_SYMLINK_FOLLOW != 0)?;
     if node.file_type() == FileType::Directory {
         return Err(EPERM);
     }
-    let (dir, name, _) = path::lookup_parent(&at_dir(newdirfd, &new)?, &new)?;
+    let (dir, name, _) = path::lookup_parent(&at_dir(newdirfd, new)?, new)?;
     dir.link(&name, node).map(|()| 0)
 }
 
 pub fn link(c: &mut Ctx) -> KResult<u64> {
-    do_link(AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
+    link_user(AT_FDCWD, c.a[0], AT_FDCWD, c.a[1], 0)
 }
 
 pub fn linkat(c: &mut Ctx) -> KResult<u64> {
-    do_link(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
+    link_user(c.int(0), c.a[1], c.int(2), c.a[3], c.a[4])
 }
 
-pub fn do_symlink(target_addr: u64, dirfd: i32, path_addr: u64) -> KResult<u64> {
+fn symlink_user(target_addr: u64, dirfd: i32, path_addr: u64) -> KResult<u64> {
     let target = user_path(target_addr)?;
     if target.is_empty() {
         return Err(ENOENT);
     }
-    let path = user_path(path_addr)?;
-    let (dir, name, _) = path::lookup_parent(&at_dir(dirfd, &path)?, &path)?;
+    do_symlink(&target, dirfd, &user_path(path_addr)?)
+}
+
+pub fn do_symlink(target: &str, dirfd: i32, path: &str) -> KResult<u64> {
+    if target.is_empty() {
+        return Err(ENOENT);
+    }
+    let (dir, name, _) = path::lookup_parent(&at_dir(dirfd, path)?, path)?;
     if dir.lookup(&name).is_ok() {
         return Err(EEXIST);
     }
-    dir.symlink(&name, &target).map(|()| 0)
+    dir.symlink(&name, target).map(|()| 0)
 }
 
 pub fn symlink(c: &mut Ctx) -> KResult<u64> {
-    do_symlink(c.a[0], AT_FDCWD, c.a[1])
+    symlink_user(c.a[0], AT_FDCWD, c.a[1])
 }
 
 pub fn symlinkat(c: &mut Ctx) -> KResult<u64> {
-    do_symlink(c.a[0], c.int(1), c.a[2])
+    symlink_user(c.a[0], c.int(1), c.a[2])
 }
 
 fn do_readlink(dirfd: i32, path_addr: u64, buf: u64, size: u64) -> KResult<u64> {
