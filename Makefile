@@ -16,7 +16,7 @@ USER_OUT      = target/$(USER_TARGET)/release
 USER_BINS     = blktest demo fuzz hello init segv sharetest spin systest
 C_OUT         = target/guest-c
 C_PROGS       = hello-musl static-pie
-URING_PROGS   = uring-test uring-bench
+URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 

@@ -69,6 +69,7 @@ syscall_table! {
     28 madvise => mm::madvise,
     32 dup => fs::dup,
     33 dup2 => fs::dup2,
+    34 pause => time::pause,
     35 nanosleep => time::nanosleep,
     39 getpid => process::getpid,
     56 clone => process::clone,

@@ -77,6 +77,13 @@ fn sleep_until(deadline: u64, rem: u64) -> KResult<u64> {
     }
 }
 
+/// `pause()`: sleeps until a signal is delivered (always -EINTR).
+pub fn pause(_c: &mut Ctx) -> KResult<u64> {
+    static PAUSED: WaitQueue = WaitQueue::new();
+    PAUSED.wait_until(None, || false).map_err(|_| EINTR)?;
+    Err(EINTR)
+}
+
 pub fn nanosleep(c: &mut Ctx) -> KResult<u64> {
     let ns = read_timespec(c.a[0])?;
     sleep_until(monotonic_ns().saturating_add(ns), c.a[1])

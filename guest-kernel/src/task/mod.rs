@@ -458,6 +458,8 @@ pub fn exit_thread(status: i32) -> ! {
         let _ = process.group_exit.compare_exchange(-1, status, Ordering::Relaxed, Ordering::Relaxed);
         exit_process(&process);
     }
+    // Nothing on this stack is dropped after the switch away: let go of the process here.
+    drop(process);
     sched::exit_current()
 }
 
