@@ -32,8 +32,8 @@ use wait::WaitQueue;
 pub type Pid = u32;
 
 const KSTACK_SIZE: usize = 16 * 1024;
-/// Timer ticks a task may run in user mode before others get the CPU.
-const TIME_SLICE_TICKS: u64 = 2;
+/// How long a task may run in user mode before other runnable tasks get the CPU.
+pub const TIME_SLICE_NS: u64 = 20_000_000;
 
 #[repr(u8)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -89,7 +89,6 @@ pub struct Task {
     pub killed: core::sync::atomic::AtomicBool,
     /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller).
     kernel_only: bool,
-    slice_start: AtomicU64,
 }
 
 // SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
@@ -224,7 +223,6 @@ impl Task {
             thread_directed: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
-            slice_start: AtomicU64::new(crate::time::ticks()),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
@@ -427,6 +425,7 @@ pub fn exit_thread(status: i32) -> ! {
 /// The last thread has gone: free the process's resources and tell the parent.
 fn exit_process(process: &Arc<Process>) {
     let status = process.group_exit.load(Ordering::Relaxed);
+    crate::ktest::process_exiting(process.pid);
     paging::activate_kernel();
     process.mm.lock().take();
     let closed = process.files.lock().close_all();
@@ -471,12 +470,8 @@ pub fn return_to_user(frame: &mut TrapFrame) {
         log::warn!("pid {}: return to non-canonical rip {:#x}", me.process.pid, frame.rip);
         me.process.begin_exit(SIGSEGV as i32);
     }
-    let now = crate::time::ticks();
-    if now.wrapping_sub(me.slice_start.load(Ordering::Relaxed)) >= TIME_SLICE_TICKS {
-        me.slice_start.store(now, Ordering::Relaxed);
-        if sched::others_runnable() {
-            sched::yield_now();
-        }
+    if crate::time::take_resched() && sched::others_runnable() {
+        sched::yield_now();
     }
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
