@@ -43,6 +43,7 @@ static FIRED_COUNT: AtomicUsize = AtomicUsize::new(0);
 static LATE_AT: AtomicU64 = AtomicU64::new(0);
 
 fn timers_test(rounds_of: usize) {
+    kprintln!("ktest timers: LAPIC timer in {} mode", if arch::lapic::tsc_deadline_mode() { "TSC-deadline" } else { "one-shot" });
     let start = time::pending();
     let hour = time::monotonic_ns() + 3_600_000_000_000;
     let mut ids = Vec::with_capacity(rounds_of);

@@ -80,6 +80,11 @@ pub fn start_timer(allow_tsc_deadline: bool) -> bool {
     deadline
 }
 
+/// Whether the timer runs in TSC-deadline mode (else one-shot).
+pub fn tsc_deadline_mode() -> bool {
+    TSC_DEADLINE.load(Ordering::Relaxed)
+}
+
 /// Arms this CPU's timer to interrupt once, `delta_ns` from now (one-shot mode) or when
 /// the TSC reaches `tsc` (TSC-deadline mode); replaces any earlier arming. The one-shot
 /// count is 32 bits (4.29 s): a later deadline interrupts early and is armed again.
