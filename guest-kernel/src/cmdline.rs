@@ -26,6 +26,9 @@ pub struct Cmdline {
     pub tsc_khz: Option<u64>,
     /// `epoch=`: wall-clock seconds at boot, when there is no RTC.
     pub epoch: Option<u64>,
+    /// False with `lapic=notscdeadline` (Linux's name): the LAPIC timer stays in one-shot
+    /// mode even where the CPU offers TSC-deadline.
+    pub tsc_deadline: bool,
     virtio: [VirtioMmioDevice; MAX_VIRTIO],
     nr_virtio: usize,
     args: [&'static str; MAX_ARGS],
@@ -43,6 +46,7 @@ impl Cmdline {
             tests: None,
             tsc_khz: None,
             epoch: None,
+            tsc_deadline: true,
             virtio: [VirtioMmioDevice::default(); MAX_VIRTIO],
             nr_virtio: 0,
             args: [""; MAX_ARGS],
@@ -73,6 +77,10 @@ impl Cmdline {
                 "loglevel" => parse_loglevel(value).map(|l| cmd.loglevel = l).is_some(),
                 "tsc_khz" => parse_u64(value).map(|v| cmd.tsc_khz = Some(v)).is_some(),
                 "epoch" => parse_u64(value).map(|v| cmd.epoch = Some(v)).is_some(),
+                "lapic" if value == "notscdeadline" => {
+                    cmd.tsc_deadline = false;
+                    true
+                }
                 "test" => {
                     cmd.tests = Some(value);
                     true

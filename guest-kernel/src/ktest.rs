@@ -9,21 +9,107 @@
 //! | `ud`       | executes `ud2` (invalid-opcode report, then panic)                  |
 //! | `triple`   | triple-faults (the VMM reports a shutdown)                          |
 //! | `spin`     | spins forever with interrupts on (for `vmm --timeout`)              |
-//! | `timer`    | waits for 10 timer ticks and reports them                           |
+//! | `timer`    | chains 10 one-shot timers 10 ms apart and reports them              |
+//! | `timers:N` | arms and cancels N one-hour timers 10 times (N=4096), checks that  |
+//! |            | the timer count comes back, that timers fire in deadline order and |
+//! |            | how late a 100 us timer fires; then prints the count before init   |
+//! |            | runs and as each process exits (before its files close)            |
 //! | `virtio-bad` | sends the first disk a malformed request (after device probing)   |
 //! | `kthread`  | two kernel threads take turns through a wait queue, 5 times each     |
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::cmdline::{parse_u64, Cmdline};
 use crate::exit::exit_vm;
 use crate::{arch, kprintln, time};
 
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// One tick of `test=timer`: counts itself and arms the next, 10 ms later.
+fn tick() {
+    if TICKS.fetch_add(1, Ordering::Relaxed) + 1 < 10 {
+        time::call_at(time::monotonic_ns() + 10_000_000, Box::new(tick));
+    }
+}
+
+/// Whether `test=timers` asked for the timer count as processes exit.
+static REPORT_TIMERS: AtomicBool = AtomicBool::new(false);
+
+/// Deadline order seen by `test=timers` (each fired timer appends its tag).
+static FIRED: AtomicU64 = AtomicU64::new(0);
+static FIRED_COUNT: AtomicUsize = AtomicUsize::new(0);
+static LATE_AT: AtomicU64 = AtomicU64::new(0);
+
+fn timers_test(rounds_of: usize) {
+    kprintln!("ktest timers: LAPIC timer in {} mode", if arch::lapic::tsc_deadline_mode() { "TSC-deadline" } else { "one-shot" });
+    let start = time::pending();
+    let hour = time::monotonic_ns() + 3_600_000_000_000;
+    let mut ids = Vec::with_capacity(rounds_of);
+    for round in 0..10 {
+        for i in 0..rounds_of as u64 {
+            // Some deadlines repeat: the structure must keep them apart.
+            ids.push(time::call_at(hour + i % 7, Box::new(|| panic!("a cancelled timer ran"))));
+        }
+        let armed = time::pending();
+        let cancelled = ids.drain(..).rev().filter(|&id| time::cancel(id)).count();
+        if armed != start + rounds_of || cancelled != rounds_of || time::pending() != start {
+            kprintln!("ktest timers: round {round}: {armed} armed, {cancelled} cancelled, {} left (FAILED)", time::pending());
+            return;
+        }
+    }
+    kprintln!("ktest timers: 10 rounds of {rounds_of} armed and cancelled, count back to {start}");
+
+    // Five timers armed out of order, one cancelled: the other four fire in deadline order.
+    let now = time::monotonic_ns();
+    let mut cancel_me = None;
+    for tag in [5u64, 1, 3, 2, 4] {
+        let id = time::call_at(now + tag * 1_000_000, Box::new(move || {
+            let n = FIRED_COUNT.fetch_add(1, Ordering::Relaxed);
+            FIRED.fetch_or(tag << (8 * n), Ordering::Relaxed);
+        }));
+        if tag == 3 {
+            cancel_me = Some(id);
+        }
+    }
+    let cancelled = cancel_me.is_some_and(time::cancel);
+    while FIRED_COUNT.load(Ordering::Relaxed) < 4 {
+        arch::cpu::wait_for_interrupt();
+    }
+    let order = FIRED.load(Ordering::Relaxed).to_le_bytes();
+    kprintln!("ktest timers: fired in order {:?}, cancelled one {}", &order[..4], if cancelled { "removed" } else { "NOT removed" });
+
+    // Resolution: how late does a timer 100 us away fire?
+    let armed_at = time::monotonic_ns();
+    time::call_at(armed_at + 100_000, Box::new(|| LATE_AT.store(time::monotonic_ns(), Ordering::Relaxed)));
+    while LATE_AT.load(Ordering::Relaxed) == 0 {
+        arch::cpu::wait_for_interrupt();
+    }
+    kprintln!("ktest timers: a 100 us timer fired after {} us", (LATE_AT.load(Ordering::Relaxed) - armed_at) / 1000);
+    kprintln!("ktest timers: {} pending before init", time::pending());
+    REPORT_TIMERS.store(true, Ordering::Relaxed);
+}
+
+/// A process is exiting, its files still open: reports the timer count for `test=timers`.
+pub fn process_exiting(pid: u32) {
+    if REPORT_TIMERS.load(Ordering::Relaxed) {
+        kprintln!("ktest timers: pid {pid} exits with {} timers pending", time::pending());
+    }
+}
+
 pub fn run(cmd: &Cmdline) {
     if cmd.test("timer").is_some() {
-        let start = time::ticks();
-        while time::ticks() < start + 10 {
+        let start = time::monotonic_ns();
+        time::call_at(start + 10_000_000, Box::new(tick));
+        while TICKS.load(Ordering::Relaxed) < 10 {
             arch::cpu::wait_for_interrupt();
         }
-        kprintln!("ktest timer: {} ticks, uptime {} ms", time::ticks() - start, time::uptime_ms());
+        let ms = (time::monotonic_ns() - start) / 1_000_000;
+        kprintln!("ktest timer: {} ticks in {ms} ms, uptime {} ms", TICKS.load(Ordering::Relaxed), time::uptime_ms());
+    }
+    if let Some(arg) = cmd.test("timers") {
+        timers_test(parse_u64(arg).map_or(4096, |n| n as usize));
     }
     if cmd.test("ud").is_some() {
         // SAFETY: deliberately raises #UD; the handler reports it and panics.

@@ -42,7 +42,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     mm::paging::init();
     mm::init(&info);
     arch::init();
-    time::init(cmd.tsc_khz, cmd.epoch);
+    time::init(cmd.tsc_khz, cmd.epoch, cmd.tsc_deadline);
 
     kprintln!("memory map ({} MiB usable):", info.ram_bytes() >> 20);
     for r in info.memory_map() {

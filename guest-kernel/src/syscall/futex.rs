@@ -78,6 +78,7 @@ fn wait(uaddr: u64, expected: u32, deadline: Option<u64>) -> KResult<u64> {
     let me = sched::current();
     let woken = Arc::new(AtomicBool::new(false));
     WAITERS.lock().entry(k).or_default().push(Waiter { task: Arc::clone(&me), woken: Arc::clone(&woken) });
+    let mut timer = None;
     let result = loop {
         if woken.load(Ordering::Relaxed) {
             break Ok(0);
@@ -88,11 +89,15 @@ fn wait(uaddr: u64, expected: u32, deadline: Option<u64>) -> KResult<u64> {
         if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
             break Err(ETIMEDOUT);
         }
-        if let Some(d) = deadline {
-            time::add_timer(d, &me);
+        if let (Some(d), None) = (deadline, timer) {
+            timer = Some(time::wake_at(d, &me));
         }
         sched::block_current();
     };
+    // However the wait ended, its deadline leaves the timer structure.
+    if let Some(t) = timer {
+        time::cancel(t);
+    }
     if result.is_err() {
         // Still queued (not woken): take ourselves out, wherever a requeue put us.
         let mut map = WAITERS.lock();

@@ -32,8 +32,8 @@ use wait::WaitQueue;
 pub type Pid = u32;
 
 const KSTACK_SIZE: usize = 16 * 1024;
-/// Timer ticks a task may run in user mode before others get the CPU.
-const TIME_SLICE_TICKS: u64 = 2;
+/// How long a task may run in user mode before other runnable tasks get the CPU.
+pub const TIME_SLICE_NS: u64 = 20_000_000;
 
 #[repr(u8)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -90,7 +90,6 @@ pub struct Task {
     /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller or
     /// io-wq worker).
     kernel_only: bool,
-    slice_start: AtomicU64,
     /// Blocked in an interruptible wait (`WaitQueue::wait_until`): queued task work may
     /// wake it.
     pub interruptible: core::sync::atomic::AtomicBool,
@@ -237,7 +236,6 @@ impl Task {
             thread_directed: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
-            slice_start: AtomicU64::new(crate::time::ticks()),
             interruptible: core::sync::atomic::AtomicBool::new(false),
             task_work: core::sync::atomic::AtomicBool::new(false),
             io_uring: SpinLock::new(None),
@@ -466,6 +464,7 @@ pub fn exit_thread(status: i32) -> ! {
 /// The last thread has gone: free the process's resources and tell the parent.
 fn exit_process(process: &Arc<Process>) {
     let status = process.group_exit.load(Ordering::Relaxed);
+    crate::ktest::process_exiting(process.pid);
     paging::activate_kernel();
     process.mm.lock().take();
     let closed = process.files.lock().close_all();
@@ -510,12 +509,8 @@ pub fn return_to_user(frame: &mut TrapFrame) {
         log::warn!("pid {}: return to non-canonical rip {:#x}", me.process.pid, frame.rip);
         me.process.begin_exit(SIGSEGV as i32);
     }
-    let now = crate::time::ticks();
-    if now.wrapping_sub(me.slice_start.load(Ordering::Relaxed)) >= TIME_SLICE_TICKS {
-        me.slice_start.store(now, Ordering::Relaxed);
-        if sched::others_runnable() {
-            sched::yield_now();
-        }
+    if crate::time::take_resched() && sched::others_runnable() {
+        sched::yield_now();
     }
     // Task work first (Linux's exit_to_user_mode_loop runs it before signals): links,
     // drains and retries of this task's io_uring requests move on however it reaps.

@@ -2,17 +2,19 @@
 //! that halts when nothing can run.
 //!
 //! Tasks switch only at well-defined points: when they block, exit or yield, and on the
-//! way back to user space when their time slice is used up (see `task::return_to_user`).
+//! way back to user space when their time slice is used up (see `task::return_to_user`):
+//! the timer interrupt marks the slice's end (`time::take_resched`).
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use super::{Task, TaskState};
+use super::{Task, TaskState, TIME_SLICE_NS};
 use crate::arch::{cpu, switch, syscall};
 use crate::mm::paging;
 use crate::sync::SpinLock;
+use crate::time;
 
 struct Scheduler {
     run_queue: VecDeque<Arc<Task>>,
@@ -89,7 +91,7 @@ pub fn others_runnable() -> bool {
 /// Switches to the next runnable task, or to the idle context if none. Returns when the
 /// current task is scheduled again.
 pub fn schedule() {
-    let (save, next_rsp) = {
+    let (save, next_rsp, running) = {
         let mut s = SCHED.lock();
         let prev = s.current.take();
         let next = loop {
@@ -135,9 +137,17 @@ pub fn schedule() {
                 s.idle_rsp
             }
         };
+        let running = next.is_some();
         s.current = next;
-        (save, next_rsp)
+        (save, next_rsp, running)
     };
+    // The next task's slice starts now (the idle context has none: no interrupt is
+    // armed for it, so an idle CPU sleeps until a deadline or a device needs it).
+    if running {
+        time::start_slice(TIME_SLICE_NS);
+    } else {
+        time::stop_slice();
+    }
     // SAFETY: `next_rsp` was saved by `context_switch` or made by `prepare_stack`, and its
     // task is alive (it is `current` now); `save` stays valid as argued above.
     unsafe { switch::switch(save, next_rsp) };

@@ -3,6 +3,10 @@
 //!
 //! The kernel runs with interrupts off and on one CPU, so "check the condition, then
 //! block" cannot miss a wakeup: nothing else runs between the two.
+//!
+//! A wait with a deadline arms one timer (`time::wake_at`) the first time it blocks and
+//! cancels it when the wait ends, however it ends: the timer structure holds only the
+//! deadlines of tasks still waiting.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -47,24 +51,33 @@ impl WaitQueue {
     /// Blocks the current task until `ready()` is true. `deadline` is in monotonic ns.
     pub fn wait_until(&self, deadline: Option<u64>, mut ready: impl FnMut() -> bool) -> Result<(), WaitError> {
         let Some(me) = sched::try_current() else {
-            // Boot, before any task exists: halt until an interrupt makes it true.
-            while !ready() {
+            // Boot, before any task exists: halt until an interrupt makes it true (an empty
+            // timer makes sure one comes at the deadline).
+            let timer = deadline.map(|d| time::call_at(d, alloc::boxed::Box::new(|| {})));
+            let result = loop {
+                if ready() {
+                    break Ok(());
+                }
                 if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
-                    return Err(WaitError::TimedOut);
+                    break Err(WaitError::TimedOut);
                 }
                 crate::arch::cpu::wait_for_interrupt();
+            };
+            if let Some(t) = timer {
+                time::cancel(t);
             }
-            return Ok(());
+            return result;
         };
-        loop {
+        let mut timer = None;
+        let result = loop {
             if ready() {
-                return Ok(());
+                break Ok(());
             }
             if me.signal_pending() {
-                return Err(WaitError::Interrupted);
+                break Err(WaitError::Interrupted);
             }
             if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
-                return Err(WaitError::TimedOut);
+                break Err(WaitError::TimedOut);
             }
             // io_uring work queued for this task runs here, in its own context, and the
             // wait goes on (Linux: TWA_SIGNAL task_work, then the syscall restarts).
@@ -73,8 +86,8 @@ impl WaitQueue {
                 continue;
             }
             self.waiters.lock().push(Arc::clone(&me));
-            if let Some(d) = deadline {
-                time::add_timer(d, &me);
+            if let (Some(d), None) = (deadline, timer) {
+                timer = Some(time::wake_at(d, &me));
             }
             me.interruptible.store(true, core::sync::atomic::Ordering::Relaxed);
             if !me.task_work_pending() {
@@ -82,7 +95,12 @@ impl WaitQueue {
             }
             me.interruptible.store(false, core::sync::atomic::Ordering::Relaxed);
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+        };
+        // Woken early (or the timer already ran: then this finds nothing).
+        if let Some(t) = timer {
+            time::cancel(t);
         }
+        result
     }
 
     /// Blocks until `ready()` is true, whatever signals are pending: for waits that must

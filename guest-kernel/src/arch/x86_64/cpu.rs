@@ -99,3 +99,15 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
     [r.eax, r.ebx, r.ecx, r.edx]
 }
+
+/// How many CPUs per-CPU tables have room for.
+pub const MAX_CPUS: usize = 8;
+
+/// The index (0..MAX_CPUS) of the CPU running this code, for per-CPU tables.
+///
+/// Only the boot CPU runs the kernel today (secondary vCPUs are never started), so it is
+/// 0; bringing up more CPUs means giving each its own index here (its GS base, say), and
+/// code that keeps per-CPU state already goes through this function.
+pub fn index() -> usize {
+    0
+}

@@ -201,7 +201,7 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
         0..32 => exception(frame),
         v if v == u64::from(lapic::TIMER_VECTOR) => {
             lapic::eoi();
-            crate::time::tick();
+            crate::time::interrupt();
         }
         v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
         v if (u64::from(ioapic::IRQ_VECTOR_BASE)..u64::from(ioapic::IRQ_VECTOR_BASE) + u64::from(ioapic::MAX_GSI)).contains(&v) => {

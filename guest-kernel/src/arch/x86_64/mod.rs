@@ -12,7 +12,7 @@ mod pic;
 pub mod rtc;
 
 /// Sets up descriptor tables, interrupts, SSE for user space and the syscall entry, and
-/// starts the periodic timer.
+/// enables the local APIC (`time::init` starts its timer).
 ///
 /// The kernel runs with interrupts off: they arrive while user code runs and while the CPU
 /// waits in [`cpu::wait_for_interrupt`]. Kernel code is therefore never preempted; tasks
@@ -23,5 +23,5 @@ pub fn init() {
     switch::init_fpu();
     syscall::init();
     pic::disable();
-    lapic::init(crate::time::HZ);
+    lapic::init();
 }
