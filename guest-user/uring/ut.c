@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 
 char ut_msg[512];
 const char *ut_dir = "/tmp";
 const char *ut_current = "";
 unsigned ut_features;
+const char *ut_argv0 = "uring-test";
 
 int ut_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -346,4 +348,58 @@ int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line)
 		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d",
 			       (unsigned long long)cqe->user_data, cqe->res);
 	return UT_OK;
+}
+
+/* ---- waiting, time, writer threads ---------------------------------------- */
+
+int ut_wait_cqe_ms(struct io_uring *r, struct io_uring_cqe *out, int ms)
+{
+	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct io_uring_cqe *cqe;
+	int ret = io_uring_wait_cqe_timeout(r, &cqe, &ts);
+	if (ret < 0)
+		return ret;
+	if (out)
+		*out = *cqe;
+	io_uring_cqe_seen(r, cqe);
+	return 0;
+}
+
+long long ut_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void ut_sleep_ms(int ms)
+{
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+static void *writer_main(void *arg)
+{
+	struct ut_writer *w = arg;
+	if (w->delay_ms)
+		ut_sleep_ms(w->delay_ms);
+	w->ret = write(w->fd, w->buf, w->len);
+	return NULL;
+}
+
+int ut_writer_start(struct ut_writer *w, int fd, const void *buf, size_t len, int delay_ms)
+{
+	w->fd = fd;
+	w->buf = buf;
+	w->len = len;
+	w->delay_ms = delay_ms;
+	w->ret = -2;
+	return -pthread_create(&w->th, NULL, writer_main, w);
+}
+
+ssize_t ut_writer_join(struct ut_writer *w)
+{
+	pthread_join(w->th, NULL);
+	return w->ret;
 }

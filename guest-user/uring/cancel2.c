@@ -1,0 +1,3 @@
+#include "ut.h"
+static int stub(void) { return UT_OK; }
+UT_FAMILY(cancel2, T(stub));
