@@ -6,7 +6,6 @@
 #include "ut.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/eventfd.h>
 
 static struct io_uring_sqe *q_nop(struct io_uring *r, uint64_t ud, unsigned flags)
@@ -30,7 +29,7 @@ static struct io_uring_sqe *q_read(struct io_uring *r, int fd, void *buf, unsign
 
 /*
  * Collect `n` CQEs with user_data 1..n without io_uring_enter: peek, else sleep 1 ms
- * (or, with `efd` >= 0, poll(2) the eventfd and read it), for at most 5 s. order[]
+ * (or, with `efd` >= 0, wait up to 100 ms for the eventfd and read it), for at most 5 s. order[]
  * gets the user_data in arrival order, res[ud] the result.
  */
 static int collect_quietly(struct io_uring *r, int efd, unsigned n, int *res,
@@ -56,12 +55,9 @@ static int collect_quietly(struct io_uring *r, int efd, unsigned n, int *res,
 			return ut_fail(file, line, "%u of %u CQEs after 5 s of %s", got, n,
 				       efd >= 0 ? "eventfd reads" : "peeking");
 		if (efd >= 0) {
-			struct pollfd pf = { .fd = efd, .events = POLLIN };
-			if (poll(&pf, 1, 100) == 1) {
-				uint64_t v;
-				if (read(efd, &v, 8) != 8)
-					return ut_fail(file, line, "eventfd read failed");
-			}
+			uint64_t v;
+			if (ut_read_within(efd, &v, 8, 100) != 8 && errno != EAGAIN)
+				return ut_fail(file, line, "eventfd read: %s", ut_errname(errno));
 		} else {
 			ut_sleep_ms(1);
 		}
@@ -94,7 +90,8 @@ static int link_chain_quiet(int use_eventfd, const char *file, int line)
 	if (io_uring_submit(&r) != 3)
 		return ut_fail(file, line, "submit");
 	struct ut_writer w;
-	ut_writer_start(&w, p[1], "ok", 2, 20);
+	if (ut_writer_start(&w, p[1], "ok", 2, 20) < 0)
+		return ut_fail(file, line, "pthread_create failed");
 	int res[4];
 	uint64_t order[3];
 	int t = collect_quietly(&r, efd, 3, res, order, file, line);

@@ -121,9 +121,9 @@ static int child_cycle(enum child_end how, const char *file, int line)
 	}
 	close(ready[1]);
 	if (how == END_KILL) {
-		struct pollfd pf = { .fd = ready[0], .events = POLLIN };
 		char c;
-		if (poll(&pf, 1, 10000) != 1 || read(ready[0], &c, 1) != 1) {
+		if (fcntl(ready[0], F_SETFL, O_NONBLOCK) < 0 ||
+		    ut_read_within(ready[0], &c, 1, 10000) != 1) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			close(ready[0]);

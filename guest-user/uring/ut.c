@@ -403,3 +403,16 @@ ssize_t ut_writer_join(struct ut_writer *w)
 	pthread_join(w->th, NULL);
 	return w->ret;
 }
+
+ssize_t ut_read_within(int fd, void *buf, size_t n, int ms)
+{
+	long long end = ut_now_ms() + ms;
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r >= 0 || errno != EAGAIN)
+			return r;
+		if (ut_now_ms() > end)
+			return -1; /* errno is EAGAIN */
+		ut_sleep_ms(1);
+	}
+}

@@ -149,6 +149,9 @@ struct ut_writer {
 };
 int ut_writer_start(struct ut_writer *w, int fd, const void *buf, size_t len, int delay_ms);
 ssize_t ut_writer_join(struct ut_writer *w); /* the write's return value */
+/* read(2) from `fd`, which must be O_NONBLOCK, retrying every 1 ms for at most `ms`
+ * (no poll(2): the suite needs nothing beyond io_uring and basic syscalls) */
+ssize_t ut_read_within(int fd, void *buf, size_t n, int ms);
 /* argv[0] of uring-test, for tests that exec it again */
 extern const char *ut_argv0;
 
