@@ -239,7 +239,8 @@ static int memlock_limit(void)
 	GATE(IORING_OP_READ_FIXED);
 	int cap = has_ipc_lock();
 	ut_info("CAP_IPC_LOCK: %d", cap);
-	CHECK(cap >= 0);
+	if (cap < 0) /* no capget: a kernel without capabilities, so none to skip accounting */
+		cap = 0;
 	pid_t pid = fork();
 	CHECK_OK(pid);
 	if (pid == 0) {
