@@ -236,7 +236,7 @@ static int bad_index_first(void)
 	CHECK_EQ(ret, 0);
 	CHECK_EQ(*r.sq_head, 1);
 	CHECK_EQ(*r.sq_dropped, 1);
-	CHECK_EQ(sys_enter(r.fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0), 1);
+	CHECK_EQ(ut_enter_ms(r.fd, 1, 1, 5000), 1);
 	struct io_uring_cqe c;
 	CHECK_EQ(rring_pop(&r, &c), 1);
 	CHECK_EQ(c.user_data, 2);
@@ -264,11 +264,11 @@ static int bad_index_in_chain(void)
 	CHECK_EQ(*r.sq_dropped, 1);
 	/* (Linux runs the cut chain from a worker: its CQE may come after enter returns) */
 	struct io_uring_cqe c;
-	CHECK_EQ(sys_enter(r.fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0), 0);
+	CHECK_EQ(ut_enter_ms(r.fd, 0, 1, 5000), 0);
 	CHECK_EQ(rring_pop(&r, &c), 1);
 	CHECK_EQ(c.user_data, 1);
 	CHECK_RES(c.res, 0);
-	CHECK_EQ(sys_enter(r.fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0), 1);
+	CHECK_EQ(ut_enter_ms(r.fd, 1, 1, 5000), 1);
 	CHECK_EQ(rring_pop(&r, &c), 1);
 	CHECK_EQ(c.user_data, 3);
 	CHECK_RES(c.res, 0);
@@ -287,7 +287,7 @@ static int to_submit_more_getevents(void)
 		struct io_uring_sqe s = nop_sqe(i + 1, 0);
 		rring_push(&r, &s);
 	}
-	CHECK_EQ(sys_enter(r.fd, 16, 3, IORING_ENTER_GETEVENTS, NULL, 0), 3);
+	CHECK_EQ(ut_enter_ms(r.fd, 16, 3, 5000), 3);
 	CHECK_EQ(*r.cq_tail - *r.cq_head, 3);
 	/* nothing queued, min_complete 0: returns 0 at once */
 	CHECK_EQ(sys_enter(r.fd, 16, 0, IORING_ENTER_GETEVENTS, NULL, 0), 0);
@@ -332,6 +332,10 @@ static int sigmask_lets_signal_in(int ext, const char *file, int line)
 	}
 	sigemptyset(&open_mask);
 	struct __kernel_timespec ts = { .tv_sec = 5, .tv_nsec = 0 };
+	/* a 5 s TIMEOUT bounds the wait should the signal never get in */
+	io_uring_prep_timeout(io_uring_get_sqe(&r), &ts, 0, 0);
+	if (io_uring_submit(&r) != 1)
+		return ut_fail(file, line, "submit of the TIMEOUT failed");
 	struct io_uring_getevents_arg ga;
 	memset(&ga, 0, sizeof ga);
 	ga.sigmask = (uintptr_t)&open_mask;

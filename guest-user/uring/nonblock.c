@@ -227,7 +227,7 @@ static int write_at0(int oflags, int rw_flags, const char *want, const char *fil
 	sqe->rw_flags = rw_flags;
 	sqe->user_data = 0x55;
 	uint64_t ud;
-	int res = ut_run1(&r, &ud);
+	int res = ut_run1_ms(&r, &ud, 5000);
 	io_uring_queue_exit(&r);
 	char got[16] = { 0 };
 	ssize_t n = pread(fd, got, sizeof got - 1, 0);
@@ -267,7 +267,7 @@ static int poll_in_out_write_end(void)
 	io_uring_prep_poll_add(sqe, p[1], POLLIN | POLLOUT);
 	sqe->user_data = 0x56;
 	uint64_t ud;
-	int res = ut_run1(&r, &ud);
+	int res = ut_run1_ms(&r, &ud, 5000);
 	ut_info("POLLIN|POLLOUT on a pipe write end: 0x%x", res);
 	CHECK_EQ(ud, 0x56);
 	CHECK(res > 0);
@@ -291,7 +291,7 @@ static int poll_other_ring(void)
 	io_uring_prep_poll_add(sqe, r2.ring_fd, POLLOUT);
 	sqe->user_data = 0x57;
 	uint64_t ud;
-	int res = ut_run1(&r, &ud);
+	int res = ut_run1_ms(&r, &ud, 5000);
 	CHECK_EQ(ud, 0x57);
 	CHECK(res > 0 && (res & POLLOUT) && !(res & POLLIN));
 	sqe = io_uring_get_sqe(&r);
@@ -324,7 +324,7 @@ static int poll_own_ring(void)
 	io_uring_prep_poll_add(sqe, r.ring_fd, POLLOUT);
 	sqe->user_data = 0x59;
 	uint64_t ud;
-	int res = ut_run1(&r, &ud);
+	int res = ut_run1_ms(&r, &ud, 5000);
 	ut_info("POLLOUT on the ring's own fd: 0x%x", res);
 	CHECK_EQ(ud, 0x59);
 	CHECK(res > 0 && (res & POLLOUT));
@@ -381,7 +381,7 @@ static int poll32_upper_bits(void)
 	io_uring_prep_poll_add(sqe, p[0], POLLIN | EPOLLET);
 	sqe->user_data = 0x5d;
 	uint64_t ud;
-	int res = ut_run1(&r, &ud);
+	int res = ut_run1_ms(&r, &ud, 5000);
 	ut_info("POLLIN|EPOLLET, ready: res 0x%x", res);
 	CHECK_EQ(ud, 0x5d);
 	CHECK_EQ((unsigned)res, POLLIN);
@@ -406,7 +406,7 @@ static int multishot_skip_success(void)
 	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
 	sqe->user_data = 0x5e;
 	uint64_t ud;
-	CHECK_RES(ut_run1(&r, &ud), -EINVAL);
+	CHECK_RES(ut_run1_ms(&r, &ud, 5000), -EINVAL);
 	CHECK_EQ(ud, 0x5e);
 	/* one-shot with CQE_SKIP_SUCCESS: accepted, and its success CQE is skipped */
 	CHECK_EQ(write(p[1], "x", 1), 1);

@@ -32,7 +32,7 @@ static int read_fixed(struct io_uring *r, int fd, void *addr, unsigned len, uint
 	io_uring_prep_read_fixed(sqe, fd, addr, len, 0, 0);
 	sqe->user_data = ud;
 	uint64_t got = 0;
-	int res = ut_run1(r, &got);
+	int res = ut_run1_ms(r, &got, 5000);
 	return got == ud ? res : -10000;
 }
 
@@ -73,7 +73,7 @@ static int remapped_buffer(void)
 	io_uring_prep_write_fixed(sqe, fd, buf, PAGE, PAGE, 0);
 	sqe->user_data = 2;
 	uint64_t ud;
-	CHECK_RES(ut_run1(&r, &ud), PAGE);
+	CHECK_RES(ut_run1_ms(&r, &ud, 5000), PAGE);
 	static unsigned char back[PAGE];
 	CHECK_EQ(pread(fd, back, PAGE, PAGE), PAGE);
 	CHECK(memcmp(back, data, PAGE) == 0);
@@ -175,13 +175,13 @@ static int files_update_partial(void)
 	io_uring_prep_read(sqe, 0, &c, 1, 0);
 	sqe->flags = IOSQE_FIXED_FILE;
 	uint64_t ud;
-	CHECK_RES(ut_run1(&r, &ud), 1);
+	CHECK_RES(ut_run1_ms(&r, &ud, 5000), 1);
 	CHECK_EQ(c, 'q');
 	/* slots 1 and 2 are still empty */
 	sqe = io_uring_get_sqe(&r);
 	io_uring_prep_write(sqe, 2, "w", 1, 0);
 	sqe->flags = IOSQE_FIXED_FILE;
-	CHECK_RES(ut_run1(&r, &ud), -EBADF);
+	CHECK_RES(ut_run1_ms(&r, &ud, 5000), -EBADF);
 	close(p[0]);
 	close(p[1]);
 	io_uring_queue_exit(&r);

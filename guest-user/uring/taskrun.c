@@ -341,7 +341,7 @@ static int defer_taskrun_needs_enter(void)
 	struct io_uring_cqe c;
 	CHECK_EQ(rring_pop(&r, &c), 0);
 	CHECK(fl & IORING_SQ_TASKRUN);
-	CHECK_EQ(sys_enter(r.fd, 0, 1, IORING_ENTER_GETEVENTS, NULL, 0), 0);
+	CHECK_EQ(ut_enter_ms(r.fd, 0, 1, 5000), 0);
 	CHECK_EQ(__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN, 0);
 	CHECK_EQ(rring_pop(&r, &c), 1);
 	CHECK_EQ(c.user_data, 0x77);
@@ -406,7 +406,7 @@ static int single_issuer_other_thread(void)
 	ret = enter_from_thread(r.fd, 0, 0, IORING_ENTER_GETEVENTS, &err);
 	CHECK_EQ(ret, 0);
 	/* the owner submits it */
-	CHECK_EQ(sys_enter(r.fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0), 1);
+	CHECK_EQ(ut_enter_ms(r.fd, 1, 1, 5000), 1);
 	struct io_uring_cqe c;
 	CHECK_EQ(rring_pop(&r, &c), 1);
 	CHECK_EQ(c.user_data, 0x78);
@@ -450,7 +450,7 @@ static int drain_after_skip_success(void)
 	CHECK_OK(ut_ring(&r, 8));
 	q_nop(&r, 1, IOSQE_IO_DRAIN);
 	uint64_t ud;
-	CHECK_RES(ut_run1(&r, &ud), 0);
+	CHECK_RES(ut_run1_ms(&r, &ud, 5000), 0);
 	q_nop(&r, 2, IOSQE_CQE_SKIP_SUCCESS);
 	q_nop(&r, 3, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
@@ -458,7 +458,7 @@ static int drain_after_skip_success(void)
 	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
 	CHECK_EQ(c.user_data, 3);
 	q_nop(&r, 4, IOSQE_IO_DRAIN);
-	CHECK_RES(ut_run1(&r, &ud), -EOPNOTSUPP);
+	CHECK_RES(ut_run1_ms(&r, &ud, 5000), -EOPNOTSUPP);
 	CHECK_EQ(ud, 4);
 	/* in one submission: the skip first, then the drain */
 	struct io_uring r2;

@@ -416,3 +416,25 @@ ssize_t ut_read_within(int fd, void *buf, size_t n, int ms)
 		ut_sleep_ms(1);
 	}
 }
+
+int ut_run1_ms(struct io_uring *r, uint64_t *ud, int ms)
+{
+	int ret = io_uring_submit(r);
+	if (ret < 0)
+		return ret - 10000;
+	struct io_uring_cqe cqe;
+	ret = ut_wait_cqe_ms(r, &cqe, ms);
+	if (ret < 0)
+		return ret - 10000;
+	if (ud)
+		*ud = cqe.user_data;
+	return cqe.res;
+}
+
+int ut_enter_ms(int fd, unsigned to_submit, unsigned min_complete, int ms)
+{
+	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct io_uring_getevents_arg ga = { .ts = (uintptr_t)&ts };
+	return sys_enter(fd, to_submit, min_complete,
+			 IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ga, sizeof ga);
+}

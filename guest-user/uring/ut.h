@@ -136,6 +136,10 @@ int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line)
 
 /* Wait at most `ms` for one CQE: copy it to *out and mark it seen; 0, -ETIME or -errno. */
 int ut_wait_cqe_ms(struct io_uring *r, struct io_uring_cqe *out, int ms);
+/* ut_run1 that gives up after `ms` (then returns -10000 - ETIME) */
+int ut_run1_ms(struct io_uring *r, uint64_t *ud, int ms);
+/* io_uring_enter(GETEVENTS) that waits at most `ms` (EXT_ARG timeout) */
+int ut_enter_ms(int fd, unsigned to_submit, unsigned min_complete, int ms);
 /* CLOCK_MONOTONIC in milliseconds */
 long long ut_now_ms(void);
 void ut_sleep_ms(int ms);
