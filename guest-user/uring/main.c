@@ -13,7 +13,9 @@
 extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_fsync, ut_family_link, ut_family_overflow, ut_family_register,
 	ut_family_enter, ut_family_errors, ut_family_fs, ut_family_advise,
-	ut_family_timeout, ut_family_poll, ut_family_cancel, ut_family_sqpoll;
+	ut_family_timeout, ut_family_poll, ut_family_cancel, ut_family_sqpoll,
+	ut_family_nonblock, ut_family_taskrun, ut_family_linkfail, ut_family_teardown,
+	ut_family_threads, ut_family_cancel2, ut_family_eventfd2, ut_family_rsrc;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
@@ -21,6 +23,9 @@ static const struct ut_family *families[] = {
 	&ut_family_register, &ut_family_enter,	  &ut_family_errors,
 	&ut_family_fs,	     &ut_family_advise,	  &ut_family_timeout,
 	&ut_family_poll,     &ut_family_cancel,    &ut_family_sqpoll,
+	&ut_family_nonblock, &ut_family_taskrun,  &ut_family_linkfail,
+	&ut_family_teardown, &ut_family_threads,  &ut_family_cancel2,
+	&ut_family_eventfd2, &ut_family_rsrc,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 
@@ -72,6 +77,11 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 0)
+		ut_argv0 = argv[0];
+	/* hidden: `uring-test --exit N` exits at once with N (teardown execs it) */
+	if (argc == 3 && !strcmp(argv[1], "--exit"))
+		return atoi(argv[2]);
 	int first = 1;
 	while (first < argc && argv[first][0] == '-') {
 		if (!strcmp(argv[first], "--dir") && first + 1 < argc) {

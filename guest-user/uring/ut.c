@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 
 char ut_msg[512];
 const char *ut_dir = "/tmp";
 const char *ut_current = "";
 unsigned ut_features;
+const char *ut_argv0 = "uring-test";
 
 int ut_fail(const char *file, int line, const char *fmt, ...)
 {
@@ -346,4 +348,93 @@ int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line)
 		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d",
 			       (unsigned long long)cqe->user_data, cqe->res);
 	return UT_OK;
+}
+
+/* ---- waiting, time, writer threads ---------------------------------------- */
+
+int ut_wait_cqe_ms(struct io_uring *r, struct io_uring_cqe *out, int ms)
+{
+	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct io_uring_cqe *cqe;
+	int ret = io_uring_wait_cqe_timeout(r, &cqe, &ts);
+	if (ret < 0)
+		return ret;
+	if (out)
+		*out = *cqe;
+	io_uring_cqe_seen(r, cqe);
+	return 0;
+}
+
+long long ut_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void ut_sleep_ms(int ms)
+{
+	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+static void *writer_main(void *arg)
+{
+	struct ut_writer *w = arg;
+	if (w->delay_ms)
+		ut_sleep_ms(w->delay_ms);
+	w->ret = write(w->fd, w->buf, w->len);
+	return NULL;
+}
+
+int ut_writer_start(struct ut_writer *w, int fd, const void *buf, size_t len, int delay_ms)
+{
+	w->fd = fd;
+	w->buf = buf;
+	w->len = len;
+	w->delay_ms = delay_ms;
+	w->ret = -2;
+	return -pthread_create(&w->th, NULL, writer_main, w);
+}
+
+ssize_t ut_writer_join(struct ut_writer *w)
+{
+	pthread_join(w->th, NULL);
+	return w->ret;
+}
+
+ssize_t ut_read_within(int fd, void *buf, size_t n, int ms)
+{
+	long long end = ut_now_ms() + ms;
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r >= 0 || errno != EAGAIN)
+			return r;
+		if (ut_now_ms() > end)
+			return -1; /* errno is EAGAIN */
+		ut_sleep_ms(1);
+	}
+}
+
+int ut_run1_ms(struct io_uring *r, uint64_t *ud, int ms)
+{
+	int ret = io_uring_submit(r);
+	if (ret < 0)
+		return ret - 10000;
+	struct io_uring_cqe cqe;
+	ret = ut_wait_cqe_ms(r, &cqe, ms);
+	if (ret < 0)
+		return ret - 10000;
+	if (ud)
+		*ud = cqe.user_data;
+	return cqe.res;
+}
+
+int ut_enter_ms(int fd, unsigned to_submit, unsigned min_complete, int ms)
+{
+	struct __kernel_timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+	struct io_uring_getevents_arg ga = { .ts = (uintptr_t)&ts };
+	return sys_enter(fd, to_submit, min_complete,
+			 IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ga, sizeof ga);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <liburing.h>
 
@@ -132,6 +133,31 @@ int ut_run1(struct io_uring *r, uint64_t *ud);
 /* Submit what is queued (expecting n), then enter with a 0-wait: no CQE may be there. */
 int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line);
 #define SUBMIT_NONE(r, n) TRY(ut_submit_expect_none((r), (n), __FILE__, __LINE__))
+
+/* Wait at most `ms` for one CQE: copy it to *out and mark it seen; 0, -ETIME or -errno. */
+int ut_wait_cqe_ms(struct io_uring *r, struct io_uring_cqe *out, int ms);
+/* ut_run1 that gives up after `ms` (then returns -10000 - ETIME) */
+int ut_run1_ms(struct io_uring *r, uint64_t *ud, int ms);
+/* io_uring_enter(GETEVENTS) that waits at most `ms` (EXT_ARG timeout) */
+int ut_enter_ms(int fd, unsigned to_submit, unsigned min_complete, int ms);
+/* CLOCK_MONOTONIC in milliseconds */
+long long ut_now_ms(void);
+void ut_sleep_ms(int ms);
+/* A thread that sleeps `delay_ms`, then writes `len` bytes of `buf` to `fd`. */
+struct ut_writer {
+	pthread_t th;
+	int fd, delay_ms;
+	const void *buf;
+	size_t len;
+	ssize_t ret;
+};
+int ut_writer_start(struct ut_writer *w, int fd, const void *buf, size_t len, int delay_ms);
+ssize_t ut_writer_join(struct ut_writer *w); /* the write's return value */
+/* read(2) from `fd`, which must be O_NONBLOCK, retrying every 1 ms for at most `ms`
+ * (no poll(2): the suite needs nothing beyond io_uring and basic syscalls) */
+ssize_t ut_read_within(int fd, void *buf, size_t n, int ms);
+/* argv[0] of uring-test, for tests that exec it again */
+extern const char *ut_argv0;
 
 /* A ring mapped by hand, for tests that play with ring memory directly. */
 struct rring {
