@@ -877,8 +877,12 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     if me.task_work_pending() {
         crate::task::run_task_work(&me);
     }
-    // DEFER_TASKRUN: the issuer runs the ring's work only when it asks for completions.
-    let local = ring.flag(IORING_SETUP_DEFER_TASKRUN) && flags & IORING_ENTER_GETEVENTS != 0 && check_issuer(&ring).is_ok();
+    // DEFER_TASKRUN: the issuer runs the ring's work only when it asks for completions;
+    // no other task may wait on such a ring (Linux: -EEXIST).
+    let local = ring.flag(IORING_SETUP_DEFER_TASKRUN) && flags & IORING_ENTER_GETEVENTS != 0;
+    if local {
+        check_issuer(&ring)?;
+    }
     if local {
         ring.run_local_work();
     }

@@ -181,9 +181,7 @@ fn register_buffers(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
             return Err(EFAULT);
         }
         // Faults every page in (writable user memory, or EFAULT) and pins its frame.
-        let segments = task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, base, len as usize, true))
-            .map_err(|e| if e == EAGAIN { ENOMEM } else { e })?;
-        buffers.push(Arc::new(FixedBuf { addr: base, len, segments }));
+        buffers.push(Arc::new(FixedBuf::pin(base, len)?));
     }
     ring.rsrc.lock().buffers = Some(buffers);
     Ok(0)

@@ -10,9 +10,11 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::errno::*;
 use crate::fs::OpenFile;
+use crate::mm::PAGE_SIZE;
 
 /// Most fixed files (Linux: IORING_MAX_FIXED_FILES).
 pub const MAX_FIXED_FILES: usize = 1 << 15;
@@ -21,17 +23,45 @@ pub const MAX_BUFFERS: usize = 1 << 14;
 /// Largest fixed buffer (Linux: SZ_1G).
 pub const MAX_BUFFER_LEN: u64 = 1 << 30;
 
+/// Pages pinned by registered buffers, counted against RLIMIT_MEMLOCK as Linux counts
+/// them per user (everyone is one user here, and has no CAP_IPC_LOCK to skip it).
+static LOCKED_PAGES: AtomicU64 = AtomicU64::new(0);
+
 /// A registered buffer: its user address and length, and its pinned frames.
 pub struct FixedBuf {
     pub addr: u64,
     pub len: u64,
     /// Physical (address, length) segments covering the buffer, in order.
     pub segments: Vec<(u64, u32)>,
+    /// Pages charged to RLIMIT_MEMLOCK.
+    pages: u64,
 }
 
 impl Drop for FixedBuf {
     fn drop(&mut self) {
         crate::mm::uaccess::unpin_segments(&self.segments);
+        LOCKED_PAGES.fetch_sub(self.pages, Ordering::Relaxed);
+    }
+}
+
+impl FixedBuf {
+    /// Pins user memory `[addr, addr + len)` of the current process, charging its pages
+    /// to RLIMIT_MEMLOCK (ENOMEM past it, or when the pin table is full).
+    pub fn pin(addr: u64, len: u64) -> KResult<Self> {
+        let pages = if len == 0 { 0 } else { (addr + len).div_ceil(PAGE_SIZE) - addr / PAGE_SIZE };
+        let limit = crate::task::current_process().memlock.lock()[0] / PAGE_SIZE;
+        LOCKED_PAGES
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n + pages <= limit).then_some(n + pages))
+            .map_err(|_| ENOMEM)?;
+        let pinned = crate::task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, addr, len as usize, true))
+            .map_err(|e| if e == EAGAIN { ENOMEM } else { e });
+        match pinned {
+            Ok(segments) => Ok(Self { addr, len, segments, pages }),
+            Err(e) => {
+                LOCKED_PAGES.fetch_sub(pages, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 }
 

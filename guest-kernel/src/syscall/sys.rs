@@ -38,6 +38,7 @@ pub fn getrandom(c: &mut Ctx) -> KResult<u64> {
 const RLIM_INFINITY: u64 = u64::MAX;
 const RLIMIT_STACK: u64 = 3;
 const RLIMIT_NOFILE: u64 = 7;
+const RLIMIT_MEMLOCK: u64 = 8;
 const RLIM_NLIMITS: u64 = 16;
 
 fn limit(resource: u64) -> [u64; 2] {
@@ -47,6 +48,7 @@ fn limit(resource: u64) -> [u64; 2] {
             let soft = task::current_process().files.lock().limit() as u64;
             [soft, crate::fs::file::FD_LIMIT as u64]
         }
+        RLIMIT_MEMLOCK => *task::current_process().memlock.lock(),
         _ => [RLIM_INFINITY, RLIM_INFINITY],
     }
 }
@@ -58,8 +60,9 @@ pub fn getrlimit(c: &mut Ctx) -> KResult<u64> {
     task::write_user(c.a[1], &limit(c.a[0])).map(|()| 0)
 }
 
-/// Limits are fixed except RLIMIT_NOFILE's soft limit; setting another one is accepted
-/// when it does not exceed the hard limit, and has no further effect.
+/// Limits are fixed except RLIMIT_NOFILE's soft limit and RLIMIT_MEMLOCK (io_uring's
+/// registered buffers); setting another one is accepted when it does not exceed the hard
+/// limit, and has no further effect.
 pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
     let (pid, resource, new, old) = (c.int(0), c.a[1], c.a[2], c.a[3]);
     if resource >= RLIM_NLIMITS {
@@ -76,6 +79,9 @@ pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
         let old_value = limit(resource);
         if resource == RLIMIT_NOFILE {
             task::current_process().files.lock().set_limit(soft as usize);
+        }
+        if resource == RLIMIT_MEMLOCK {
+            *task::current_process().memlock.lock() = [soft, hard];
         }
         if old != 0 {
             task::write_user(old, &old_value)?;

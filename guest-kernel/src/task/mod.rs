@@ -69,7 +69,12 @@ pub struct Process {
     /// Woken when a vfork child execs or exits.
     pub vfork_done: WaitQueue,
     pub vfork_released: core::sync::atomic::AtomicBool,
+    /// RLIMIT_MEMLOCK (soft, hard): what io_uring's registered buffers may pin.
+    pub memlock: SpinLock<[u64; 2]>,
 }
+
+/// Linux's default RLIMIT_MEMLOCK (8 MiB since 5.16).
+pub const MEMLOCK_DEFAULT: u64 = 8 << 20;
 
 pub struct Task {
     pub tid: Pid,
@@ -147,6 +152,7 @@ impl Process {
             pending: AtomicU64::new(0),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
+            memlock: SpinLock::new([MEMLOCK_DEFAULT, MEMLOCK_DEFAULT]),
         })
     }
 
@@ -414,6 +420,7 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         let name = parent.name.lock().clone();
         let child = Process::new(tid, parent.pid, mm, files, cwd, name);
         *child.sigactions.lock() = *parent.sigactions.lock();
+        *child.memlock.lock() = *parent.memlock.lock();
         parent.children.lock().push(Arc::clone(&child));
         (Task::new(tid, &child, &child_frame, fpu)?, Some(child))
     };
