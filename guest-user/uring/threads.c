@@ -304,5 +304,140 @@ static int racing_enters(void)
 	return UT_OK;
 }
 
+/*
+ * One open file shared by four threads: the file position is shared state the kernel
+ * must keep consistent while a read of it sleeps (on a 9p share each read waits for the
+ * server). read(2) takes the position lock (Linux's f_pos_lock, as the fd is shared), so
+ * the threads read every 8-byte record exactly once between them; lseek + read and
+ * io_uring READs at offset -1 race by design, so only their data is checked (each record
+ * holds its own offset). Our kernel once panicked here ("spinlock taken twice").
+ */
+#define POS_FILE (256 << 10)
+#define POS_CHUNK (16 << 10)
+
+struct pos_thread {
+	pthread_t th;
+	int fd, mode; /* 0: read(2) to EOF, 1: lseek + read, 2: io_uring READ at -1 */
+	unsigned id;
+	unsigned char *seen;
+	int err;
+	long bytes;
+};
+
+static int check_records(const unsigned char *buf, long n, unsigned char *seen)
+{
+	for (long i = 0; i + 8 <= n; i += 8) {
+		uint64_t v;
+		memcpy(&v, buf + i, 8);
+		if (v % 8 || v >= POS_FILE)
+			return -1;
+		if (seen)
+			__atomic_add_fetch(&seen[v / 8], 1, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+static void *pos_main(void *arg)
+{
+	struct pos_thread *t = arg;
+	unsigned char *buf = malloc(POS_CHUNK);
+	struct io_uring ring;
+	if (!buf || (t->mode == 2 && io_uring_queue_init(4, &ring, 0) < 0)) {
+		t->err = ENOMEM;
+		return NULL;
+	}
+	for (int i = 0; i < 64; i++) {
+		long n;
+		if (t->mode == 1 && lseek(t->fd, ((t->id * 7 + i) % (POS_FILE / POS_CHUNK)) * POS_CHUNK, SEEK_SET) < 0) {
+			t->err = errno;
+			break;
+		}
+		if (t->mode == 2) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			struct io_uring_cqe *cqe;
+			io_uring_prep_read(sqe, t->fd, buf, POS_CHUNK, -1);
+			if (io_uring_submit_and_wait(&ring, 1) < 0 || io_uring_peek_cqe(&ring, &cqe) < 0) {
+				t->err = EIO;
+				break;
+			}
+			n = cqe->res;
+			io_uring_cqe_seen(&ring, cqe);
+			if (n < 0) {
+				t->err = -n;
+				break;
+			}
+		} else {
+			n = read(t->fd, buf, POS_CHUNK);
+			if (n < 0) {
+				t->err = errno;
+				break;
+			}
+		}
+		if (n == 0)
+			break;
+		if (n % 8 || check_records(buf, n, t->mode == 0 ? t->seen : NULL) < 0) {
+			t->err = EILSEQ;
+			break;
+		}
+		t->bytes += n;
+	}
+	if (t->mode == 2)
+		io_uring_queue_exit(&ring);
+	free(buf);
+	return NULL;
+}
+
+static int shared_position(int mode)
+{
+	if (mode == 2)
+		GATE(IORING_OP_READ);
+	static uint64_t data[POS_FILE / 8];
+	for (unsigned i = 0; i < POS_FILE / 8; i++)
+		data[i] = i * 8;
+	int fd = ut_tmpfile("pos", O_RDWR, NULL);
+	CHECK_OK(fd);
+	CHECK_EQ(write(fd, data, sizeof data), sizeof data);
+	CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+	unsigned char *seen = calloc(POS_FILE / 8, 1);
+	CHECK(seen);
+	struct pos_thread t[4];
+	for (unsigned i = 0; i < 4; i++) {
+		t[i] = (struct pos_thread){ .fd = fd, .mode = mode, .id = i, .seen = seen };
+		CHECK_EQ(pthread_create(&t[i].th, NULL, pos_main, &t[i]), 0);
+	}
+	long total = 0;
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(t[i].th, NULL);
+		if (t[i].err)
+			FAIL("thread %u: %s", i, ut_errname(t[i].err));
+		total += t[i].bytes;
+	}
+	close(fd);
+	if (mode == 0) {
+		CHECK_EQ(total, POS_FILE);
+		for (unsigned i = 0; i < POS_FILE / 8; i++)
+			if (seen[i] != 1)
+				FAIL("record %u read %u times", i, seen[i]);
+	}
+	free(seen);
+	return UT_OK;
+}
+
+static int shared_position_read(void)
+{
+	return shared_position(0);
+}
+
+static int shared_position_lseek(void)
+{
+	return shared_position(1);
+}
+
+static int shared_position_uring(void)
+{
+	return shared_position(2);
+}
+
 UT_FAMILY(threads, T(two_threads_nop), T(eight_threads_nop), T(two_threads_read),
-	  T(eight_threads_read), T(racing_enters));
+	  T(eight_threads_read), T(racing_enters), T(shared_position_read), T(shared_position_lseek),
+	  T(shared_position_uring));
