@@ -1,5 +1,6 @@
 //! Static Linux programs run unmodified in the guest, under `vmm run` (KVM) and QEMU (TCG):
-//! our no_std Rust programs (guest-user/) and a C program linked with musl.
+//! our no_std Rust programs (guest-user/) and a C program linked with musl. The syscall
+//! suite `systest` also runs natively on the host's Linux, which must give the same answers.
 
 use tests::{boot_rootfs, on_both_platforms, Platform};
 
@@ -59,8 +60,52 @@ macro_rules! systest_family {
 }
 
 mod systest {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use tests::{root, run, scratch_dir};
+
     use super::*;
     systest_family!(fs, mm, proc, pipe, time, misc);
+
+    /// A program as `make` built it for the host (the same file the rootfs holds in /bin).
+    fn built_for_host(name: &str) -> PathBuf {
+        let path = root().join("target/x86_64-unknown-linux-gnu/release").join(name);
+        assert!(path.exists(), "{} is missing: run `make` first", path.display());
+        path
+    }
+
+    /// Runs the whole suite natively, its scratch files in a fresh directory and its execve
+    /// tests running the host's build of `hello`: (exit code, stdout, stderr).
+    fn run_on_host(scratch: &str) -> (Option<i32>, String, String) {
+        let dir = scratch_dir(scratch);
+        let mut cmd = Command::new(built_for_host("systest"));
+        cmd.arg("--dir").arg(&dir).arg("--exec").arg(built_for_host("hello"));
+        let out = run(cmd);
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    /// The same binary on the host's Linux, the reference: every test passes there.
+    #[test]
+    fn host_linux_passes_the_same_suite() {
+        let (code, stdout, stderr) = run_on_host("systest-host");
+        assert!(stdout.contains(" passed, 0 failed"), "{stdout}\n{stderr}");
+        assert!(!stdout.contains("FAILED"), "{stdout}\n{stderr}");
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    }
+
+    /// Every test the guest runs is one the host ran too, with the same verdict.
+    #[test]
+    fn guest_and_host_run_the_same_tests() {
+        let (_, host, _) = run_on_host("systest-names");
+        // loglevel=error keeps kernel log lines (a child's page fault, an unknown syscall)
+        // out of the middle of a test's line.
+        let guest = boot_rootfs(Platform::QemuTcg, "loglevel=error init=/bin/systest -- --exec /bin/hello");
+        let lines = |s: &str| s.lines().filter(|l| l.starts_with("test ")).map(str::to_owned).collect::<Vec<_>>();
+        assert!(lines(&host).len() > 100, "the host ran too few tests\n{host}");
+        assert_eq!(lines(&guest.stdout), lines(&host), "guest and host differ\n{guest}");
+    }
 }
 
 on_both_platforms!(unknown_syscall_is_logged_with_its_number, |p| {

@@ -64,8 +64,10 @@ fn main(args: &Args) -> i32 {
         i += 1;
     }
 
-    // The file modes the tests expect assume this mask.
+    // The file modes the tests expect assume this mask, and the signal tests a process
+    // that inherited no blocked or ignored signals.
     let _ = sys::umask(0o022);
+    util::reset_inherited_signals();
     let pid = sys::getpid().unwrap_or(0) as u32;
     util::configure(dir, exec, pid);
     // DIR may not exist yet; the scratch directory must not.

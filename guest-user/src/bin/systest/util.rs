@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use ulib::io::StackStr;
 use ulib::sys;
 use ulib::uapi::*;
-use ulib::{check_eq, check_ok};
+use ulib::{Errno, check_eq, check_ok};
 
 pub use ulib::test::{Failure, Test, TestResult};
 
@@ -122,6 +122,34 @@ pub fn unmap(addr: usize, len: usize) -> TestResult {
     // SAFETY: only the test that mapped the range uses it, and it is done.
     check_eq!(unsafe { sys::munmap(addr, len) }, Ok(0));
     Ok(())
+}
+
+/// The lowest fd at or above `from` that is not open. Tests ask rather than assume: on the
+/// host, systest may inherit open fds (make's jobserver pipes, a CI runner's), which our
+/// guest's init never has.
+pub fn lowest_free_fd(from: i32) -> i32 {
+    let mut fd = from;
+    while sys::fcntl(fd, F_GETFD, 0) != Err(Errno::EBADF) {
+        fd += 1;
+    }
+    fd
+}
+
+/// Undoes the signal state a parent can hand down through execve: blocked signals and
+/// ignored ones (a SIGCHLD set to SIG_IGN would even make every child reap itself). The
+/// tests assume what our guest's init starts with: nothing blocked, every action SIG_DFL.
+pub fn reset_inherited_signals() {
+    let _ = sys::rt_sigprocmask(SIG_SETMASK, Some(&0), None);
+    for sig in (1..=64).filter(|&s| s != SIGKILL && s != SIGSTOP) {
+        let mut act = SigAction::default();
+        // SAFETY: only reads the action.
+        let ignored = unsafe { sys::rt_sigaction(sig, None, Some(&mut act)) }.is_ok()
+            && act.handler == SIG_IGN;
+        if ignored {
+            // SAFETY: SIG_DFL runs no code of ours.
+            let _ = unsafe { sys::rt_sigaction(sig, Some(&SigAction::default()), None) };
+        }
+    }
 }
 
 /// `nanosleep` for `ms` milliseconds.
