@@ -12,6 +12,7 @@
 //! interrupted: -EALREADY), at parked requests, and at timeouts.
 
 use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -40,6 +41,8 @@ pub struct Armed {
     pub req: Box<Request>,
     /// Callback ids on the file's read and write wait queues.
     pub waits: [Option<u64>; 2],
+    /// Its key in the ring's `ParkedSet`.
+    id: u64,
 }
 
 pub type Slot = Arc<SpinLock<Option<Armed>>>;
@@ -53,6 +56,31 @@ pub struct Parked {
     pub tctx: usize,
     pub poll: bool,
     pub slot: Slot,
+}
+
+/// A ring's parked requests, by id and by user_data (so that unparking and cancelling
+/// by user_data are O(log n), however many wait).
+#[derive(Default)]
+pub struct ParkedSet {
+    by_id: BTreeMap<u64, Parked>,
+    by_user_data: BTreeSet<(u64, u64)>,
+    next_id: u64,
+}
+
+impl ParkedSet {
+    fn insert(&mut self, p: Parked) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_user_data.insert((p.user_data, id));
+        self.by_id.insert(id, p);
+        id
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Parked> {
+        let p = self.by_id.remove(&id)?;
+        self.by_user_data.remove(&(p.user_data, id));
+        Some(p)
+    }
 }
 
 /// What to cancel.
@@ -115,8 +143,8 @@ pub fn park(ring: &IoUring, req: Box<Request>, poll: bool) -> Slot {
         slot: Arc::new(SpinLock::new(None)),
     };
     let slot = Arc::clone(&entry.slot);
-    *slot.lock() = Some(Armed { req, waits: [None, None] });
-    ring.parked.lock().push(entry);
+    let id = ring.parked.lock().insert(entry);
+    *slot.lock() = Some(Armed { req, waits: [None, None], id });
     slot
 }
 
@@ -124,7 +152,8 @@ pub fn park(ring: &IoUring, req: Box<Request>, poll: bool) -> Slot {
 /// its remaining wake callbacks off the file's queues.
 pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
     let armed = slot.lock().take()?;
-    ring.parked.lock().retain(|p| !Arc::ptr_eq(&p.slot, slot));
+    let entry = ring.parked.lock().remove(armed.id);
+    drop(entry);
     if let Some(file) = &armed.req.file {
         for (write, id) in armed.waits.iter().enumerate() {
             if let (Some(id), Some(queue)) = (id, file.node.poll_queue(write == 1)) {
@@ -140,7 +169,7 @@ pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
 fn cancel_parked(ring: &Arc<IoUring>, matches: &dyn Fn(&Parked) -> bool, polls_only: bool, all: bool) -> usize {
     let slots: Vec<Slot> = {
         let parked = ring.parked.lock();
-        parked.iter().filter(|p| (p.poll || !polls_only) && matches(p)).map(|p| Arc::clone(&p.slot)).collect()
+        parked.by_id.values().filter(|p| (p.poll || !polls_only) && matches(p)).map(|p| Arc::clone(&p.slot)).collect()
     };
     let mut n = 0;
     for slot in slots {
@@ -155,9 +184,30 @@ fn cancel_parked(ring: &Arc<IoUring>, matches: &dyn Fn(&Parked) -> bool, polls_o
     n
 }
 
+/// Cancels the first parked request with `user_data` (polls only with `polls_only`),
+/// found through the index.
+fn cancel_parked_user_data(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> bool {
+    let slot = {
+        let parked = ring.parked.lock();
+        parked
+            .by_user_data
+            .range((user_data, 0)..=(user_data, u64::MAX))
+            .filter_map(|(_, id)| parked.by_id.get(id))
+            .find(|p| p.poll || !polls_only)
+            .map(|p| Arc::clone(&p.slot))
+    };
+    match slot.and_then(|s| unpark(ring, &s)) {
+        Some(req) => {
+            ring.complete_async(req, -ECANCELED.0);
+            true
+        }
+        None => false,
+    }
+}
+
 /// POLL_REMOVE: cancels the armed poll with `user_data`.
 pub fn remove_poll(ring: &Arc<IoUring>, user_data: u64) -> bool {
-    cancel_parked(ring, &|p| p.user_data == user_data, true, false) > 0
+    cancel_parked_user_data(ring, user_data, true)
 }
 
 /// Tries every place a request can wait; returns how many were cancelled, or
@@ -179,10 +229,21 @@ pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
         }
     }
     if all || n + running == 0 {
-        n += cancel_parked(ring, &|p| cd.matches(p.user_data, p.opcode, p.file.as_ref()), false, all);
+        let by_user_data_only =
+            cd.flags & (IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_FD) == 0;
+        if by_user_data_only && !all {
+            n += usize::from(cancel_parked_user_data(ring, cd.user_data, false));
+        } else {
+            n += cancel_parked(ring, &|p| cd.matches(p.user_data, p.opcode, p.file.as_ref()), false, all);
+        }
     }
     if (all || n + running == 0) && cd.flags & IORING_ASYNC_CANCEL_FD == 0 {
-        n += timeout::cancel_where(ring, &|req| cd.matches(req.user_data, req.opcode, None), all);
+        let by_user_data_only = cd.flags & (IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_OP) == 0;
+        if by_user_data_only && !all {
+            n += usize::from(timeout::cancel_user_data(ring, cd.user_data));
+        } else {
+            n += timeout::cancel_where(ring, &|req| cd.matches(req.user_data, req.opcode, None), all);
+        }
     }
     match (n, running) {
         (0, 0) if !all => Err(ENOENT),

@@ -175,7 +175,7 @@ pub struct IoUring {
     pub timeouts: SpinLock<timeout::Timeouts>,
     /// Requests parked on a file's wait queue (polls, reads and writes that would
     /// block): what cancellation can reach.
-    pub parked: SpinLock<Vec<cancel::Parked>>,
+    pub parked: SpinLock<cancel::ParkedSet>,
     /// The SQ poller's state, with IORING_SETUP_SQPOLL.
     pub sqpoll: Option<Arc<sqpoll::SqPoll>>,
     /// The task contexts that submitted here (Linux: `ctx->tctx_list`): their io-wq
@@ -794,7 +794,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         eventfd: SpinLock::new(None),
         eventfd_mode: AtomicU8::new(0),
         timeouts: SpinLock::new(timeout::Timeouts::default()),
-        parked: SpinLock::new(Vec::new()),
+        parked: SpinLock::new(cancel::ParkedSet::default()),
         sqpoll: (p.flags & IORING_SETUP_SQPOLL != 0).then(|| Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))),
         tctxs: SpinLock::new(Vec::new()),
         issuer: AtomicU32::new(if single_issuer { crate::task::sched::current().tid } else { 0 }),

@@ -6,11 +6,12 @@
 //! -ECANCELED, the remove with 0 (or -ENOENT when no such timeout is pending).
 //!
 //! Each pending timeout has one entry in the kernel's timer structure (`time::call_at`).
-//! However the timeout ends (its time, its count, TIMEOUT_REMOVE, ASYNC_CANCEL,
-//! [`cancel_all`], or its ring freed), it leaves the ring's pending list exactly once,
-//! and whoever takes it out of the list also removes its timer and lowers `ANY_PENDING`.
+//! However the timeout ends (its time, its count, TIMEOUT_REMOVE, ASYNC_CANCEL, a
+//! teardown, or its ring freed), it leaves the ring's pending list exactly once, and
+//! whoever takes it out of the list also removes its timer and lowers `ANY_PENDING`.
 
 use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +19,6 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::uapi::Sqe;
 use super::{IoUring, Issued, Op, Request};
 use crate::errno::*;
-use crate::sync::SpinLock;
 use crate::task;
 use crate::time::{self, TimerId};
 
@@ -28,32 +28,43 @@ const IORING_TIMEOUT_ABS: u32 = 1;
 const IORING_TIMEOUT_REALTIME: u32 = 1 << 3;
 const IORING_TIMEOUT_BOOTTIME: u32 = 1 << 2;
 
-/// The request of a pending timeout, shared by the pending list and its timer callback:
-/// whoever takes the request out completes it (once).
-type Slot = Arc<SpinLock<Option<Box<Request>>>>;
-
 /// A timeout waiting for its time or its count.
 pub struct Pending {
-    user_data: u64,
+    req: Box<Request>,
     /// Completions (posted, not counting timeouts) after which it fires with 0.
     target: Option<u64>,
-    req: Slot,
     /// Its entry in the timer structure.
     timer: TimerId,
 }
 
-/// The ring's pending timeouts and its completion count.
+/// The ring's pending timeouts, indexed so that each way of ending one is O(log n): by
+/// id (the timer's callback), by user_data (TIMEOUT_REMOVE, ASYNC_CANCEL), by completion
+/// count (count_completion). Whoever removes a timeout from `pending` ends it.
 #[derive(Default)]
 pub struct Timeouts {
-    pending: Vec<Pending>,
+    pending: BTreeMap<u64, Pending>,
+    by_user_data: BTreeSet<(u64, u64)>,
+    by_target: BTreeSet<(u64, u64)>,
+    next_id: u64,
     completions: u64,
+}
+
+impl Timeouts {
+    fn take(&mut self, id: u64) -> Option<Pending> {
+        let p = self.pending.remove(&id)?;
+        self.by_user_data.remove(&(p.req.user_data, id));
+        if let Some(t) = p.target {
+            self.by_target.remove(&(t, id));
+        }
+        Some(p)
+    }
 }
 
 impl Drop for Timeouts {
     /// A ring freed with timeouts still pending (no CQ is left to complete them on):
     /// their timers go, and so do their requests and their share of `ANY_PENDING`.
     fn drop(&mut self) {
-        for p in core::mem::take(&mut self.pending) {
+        for (_, p) in core::mem::take(&mut self.pending) {
             forget(p);
         }
     }
@@ -65,8 +76,8 @@ impl Drop for Timeouts {
 static ANY_PENDING: AtomicUsize = AtomicUsize::new(0);
 
 /// The end of a pending timeout that has just left its ring's list: removes its timer
-/// (nothing if the timer is what ended it) and its count. Returns its request slot.
-fn forget(p: Pending) -> Slot {
+/// (nothing if the timer is what ended it) and its count. Returns its request.
+fn forget(p: Pending) -> Box<Request> {
     time::cancel(p.timer);
     ANY_PENDING.fetch_sub(1, Ordering::Relaxed);
     p.req
@@ -108,54 +119,50 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     match req.op {
         Op::Timeout { deadline, count } => {
-            let user_data = req.user_data;
-            let slot: Slot = Arc::new(SpinLock::new(Some(req)));
-            // Weak: a timeout does not keep its ring alive (a freed ring drops its list,
-            // which removes the timer).
-            let weak = Arc::downgrade(ring);
-            let theirs = Arc::clone(&slot);
-            let on_time: Box<dyn FnOnce() + Send> = Box::new(move || {
-                if let Some(ring) = weak.upgrade() {
-                    fire(&ring, &theirs, -ETIME.0);
-                }
-            });
             // The timer is armed under the list's lock (lock order: ring timeouts, then
             // the timer structure), so the timeout is listed before its timer can run.
             let mut t = ring.timeouts.lock();
+            let id = t.next_id;
+            t.next_id += 1;
+            // Weak: a timeout does not keep its ring alive (a freed ring drops its list,
+            // which removes the timer).
+            let weak = Arc::downgrade(ring);
+            let on_time: Box<dyn FnOnce() + Send> = Box::new(move || {
+                if let Some(ring) = weak.upgrade() {
+                    fire(&ring, id, -ETIME.0);
+                }
+            });
             let target = (count > 0).then(|| t.completions + u64::from(count));
             let timer = time::call_at(deadline, on_time);
-            t.pending.push(Pending { user_data, target, req: slot, timer });
+            t.by_user_data.insert((req.user_data, id));
+            if let Some(g) = target {
+                t.by_target.insert((g, id));
+            }
+            t.pending.insert(id, Pending { req, target, timer });
             ANY_PENDING.fetch_add(1, Ordering::Relaxed);
             None
         }
         Op::TimeoutRemove { target } => {
-            let found = {
-                let t = ring.timeouts.lock();
-                t.pending.iter().find(|p| p.user_data == target).map(|p| Arc::clone(&p.req))
-            };
-            let res = match found {
-                Some(slot) if fire(ring, &slot, -ECANCELED.0) => 0,
-                _ => -ENOENT.0,
-            };
+            let res = if cancel_user_data(ring, target) { 0 } else { -ENOENT.0 };
             Some((req, res))
         }
         _ => Some((req, -EINVAL.0)),
     }
 }
 
-/// Completes the timeout in `slot` with `res` unless it already completed; true if it did.
-fn fire(ring: &Arc<IoUring>, slot: &Slot, res: i32) -> bool {
-    let Some(req) = slot.lock().take() else { return false };
-    let left = {
-        let mut t = ring.timeouts.lock();
-        t.pending.iter().position(|p| Arc::ptr_eq(&p.req, slot)).map(|i| t.pending.remove(i))
-    };
+/// Completes pending timeout `id` with `res` unless it already ended; true if it did.
+fn fire(ring: &Arc<IoUring>, id: u64, res: i32) -> bool {
+    let left = ring.timeouts.lock().take(id);
     // Outside the ring's lock: removing the timer takes the timer structure's lock.
-    if let Some(p) = left {
-        forget(p);
-    }
-    ring.complete_async(req, res);
+    let Some(p) = left else { return false };
+    ring.complete_async(forget(p), res);
     true
+}
+
+/// Cancels the oldest pending timeout with `user_data` (-ECANCELED); false if none.
+pub fn cancel_user_data(ring: &Arc<IoUring>, user_data: u64) -> bool {
+    let id = ring.timeouts.lock().by_user_data.range((user_data, 0)..=(user_data, u64::MAX)).next().map(|&(_, id)| id);
+    id.is_some_and(|id| fire(ring, id, -ECANCELED.0))
 }
 
 /// Called for every posted completion that is not a timeout's: fires the timeouts whose
@@ -165,35 +172,30 @@ pub fn count_completion(ring: &Arc<IoUring>) {
     if ANY_PENDING.load(Ordering::Relaxed) == 0 {
         return;
     }
-    let due: Vec<Slot> = {
+    let now = {
         let mut t = ring.timeouts.lock();
         t.completions += 1;
-        if t.pending.is_empty() {
-            return;
-        }
-        let now = t.completions;
-        t.pending.iter().filter(|p| p.target.is_some_and(|g| g <= now)).map(|p| Arc::clone(&p.req)).collect()
+        t.completions
     };
-    for slot in due {
-        fire(ring, &slot, 0);
+    loop {
+        let due = ring.timeouts.lock().by_target.first().copied().filter(|&(g, _)| g <= now);
+        let Some((_, id)) = due else { return };
+        fire(ring, id, 0);
     }
 }
 
 /// Cancels the pending timeouts whose request `matches` (each completes with -ECANCELED
 /// and its timer is removed); returns how many. Stops after the first unless `all`.
-/// ASYNC_CANCEL, and the teardown of a ring or a task (Linux's io_kill_timeouts).
+/// ASYNC_CANCEL with flags, and the teardown of a ring or a task (Linux's
+/// io_kill_timeouts).
 pub fn cancel_where(ring: &Arc<IoUring>, matches: &dyn Fn(&Request) -> bool, all: bool) -> usize {
-    let slots: Vec<Arc<SpinLock<Option<Box<Request>>>>> = {
+    let ids: Vec<u64> = {
         let t = ring.timeouts.lock();
-        t.pending
-            .iter()
-            .filter(|p| p.req.lock().as_ref().is_some_and(|r| matches(r)))
-            .map(|p| Arc::clone(&p.req))
-            .collect()
+        t.pending.iter().filter(|(_, p)| matches(&p.req)).map(|(&id, _)| id).collect()
     };
     let mut n = 0;
-    for slot in slots {
-        if fire(ring, &slot, -ECANCELED.0) {
+    for id in ids {
+        if fire(ring, id, -ECANCELED.0) {
             n += 1;
             if !all {
                 break;
