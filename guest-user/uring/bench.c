@@ -1,10 +1,11 @@
 /*
- * uring-bench PATH [--size BYTES] [--ops N] [--direct] [--only NAME,...]
+ * uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--only NAME,...]
  *
  * 4 KiB random-offset reads of PATH (created with BYTES of data if missing; default
  * 8 MiB) by pread, io_uring at queue depth 1 and 32, and at depth 32 with a registered
- * file and buffers; then NOP throughput in batches of 1 and 32, and a null syscall.
- * One line per benchmark on stdout:
+ * file and buffers (READ_FIXED); then NOP throughput in batches of 1 and 32, and a null
+ * syscall. With --warmup N, each benchmark first runs N operations untimed and
+ * unreported (same code, its own ring). One line per benchmark on stdout:
  *   bench NAME ops=N total_ns=T ns_per_op=X
  * Exit 0, or 1 with a message on stderr on any failure (a failed CQE included).
  */
@@ -27,6 +28,8 @@
 #define QD 32
 
 static uint64_t nops = 2000;
+static uint64_t nwarmup;
+static int quiet; /* a warm-up run: report nothing */
 static uint64_t nblocks;
 static uint64_t rng;
 
@@ -66,6 +69,8 @@ static uint64_t next_off(void)
 static void report(const char *name, uint64_t ops, uint64_t t0, uint64_t t1)
 {
 	uint64_t total = t1 - t0;
+	if (quiet)
+		return;
 	printf("bench %s ops=%llu total_ns=%llu ns_per_op=%llu\n", name, (unsigned long long)ops,
 	       (unsigned long long)total, (unsigned long long)(ops ? total / ops : 0));
 	fflush(stdout);
@@ -287,6 +292,8 @@ int main(int argc, char **argv)
 			size_given = 1;
 		} else if (!strcmp(argv[i], "--ops") && i + 1 < argc) {
 			nops = parse_size(argv[++i]);
+		} else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+			nwarmup = parse_size(argv[++i]);
 		} else if (!strcmp(argv[i], "--direct")) {
 			direct = 1;
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
@@ -295,12 +302,12 @@ int main(int argc, char **argv)
 			path = argv[i];
 		} else {
 			fprintf(stderr,
-				"usage: uring-bench PATH [--size BYTES] [--ops N] [--direct] [--only NAME,...]\n");
+				"usage: uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--only NAME,...]\n");
 			return 2;
 		}
 	}
 	if (!path) {
-		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--direct] [--only NAME,...]\n");
+		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--only NAME,...]\n");
 		return 2;
 	}
 	if (nops == 0)
@@ -334,20 +341,28 @@ int main(int argc, char **argv)
 		die("posix_memalign: %s", strerror(err));
 	memset(bufs, 0, (size_t)QD * BS);
 
-	if (want("pread"))
-		bench_pread(fd, bufs);
-	if (want("uring_qd1"))
-		bench_qd1(fd, bufs);
-	if (want("uring_qd32"))
-		bench_qd32(fd, bufs, 0);
-	if (want("uring_qd32_fixed"))
-		bench_qd32(fd, bufs, 1);
-	if (want("nop_batch1"))
-		bench_nop(1);
-	if (want("nop_batch32"))
-		bench_nop(32);
-	if (want("getppid"))
-		bench_getppid();
+	/* each selected benchmark: its warm-up (if any), then the timed run */
+#define RUN(name, call)                           \
+	do {                                      \
+		if (!want(name))                  \
+			break;                    \
+		if (nwarmup) {                    \
+			uint64_t timed = nops;    \
+			nops = nwarmup;           \
+			quiet = 1;                \
+			call;                     \
+			nops = timed;             \
+			quiet = 0;                \
+		}                                 \
+		call;                             \
+	} while (0)
+	RUN("pread", bench_pread(fd, bufs));
+	RUN("uring_qd1", bench_qd1(fd, bufs));
+	RUN("uring_qd32", bench_qd32(fd, bufs, 0));
+	RUN("uring_qd32_fixed", bench_qd32(fd, bufs, 1));
+	RUN("nop_batch1", bench_nop(1));
+	RUN("nop_batch32", bench_nop(32));
+	RUN("getppid", bench_getppid());
 	close(fd);
 	return 0;
 }

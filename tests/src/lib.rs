@@ -105,27 +105,34 @@ pub fn kvm_available() -> bool {
 }
 
 /// Runs `cmd` to completion (or kills it after the harness timeout) and collects output.
-pub fn run(mut cmd: Command) -> (Option<i32>, String, String) {
+pub fn run(cmd: Command) -> (Option<i32>, String, String) {
+    try_run(cmd, HARNESS_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `cmd` to completion and collects output: (exit code, stdout, stderr), or why not
+/// (it could not start, or was still running after `timeout` and was killed).
+pub fn try_run(mut cmd: Command, timeout: Duration) -> Result<(Option<i32>, String, String), String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     let out = drain(&mut child, true);
     let err = drain(&mut child, false);
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
+        if let Some(status) = child.try_wait().map_err(|e| format!("wait for {cmd:?}: {e}"))? {
             break status;
         }
-        if start.elapsed() > HARNESS_TIMEOUT {
+        if start.elapsed() > timeout {
             let _ = child.kill();
-            panic!("{cmd:?} still running after {HARNESS_TIMEOUT:?}: killed");
+            let _ = child.wait();
+            return Err(format!("{cmd:?} still running after {timeout:?}: killed"));
         }
         thread::sleep(Duration::from_millis(5));
     };
-    (status.code(), out.join().expect("stdout reader"), err.join().expect("stderr reader"))
+    Ok((status.code(), out.join().expect("stdout reader"), err.join().expect("stderr reader")))
 }
 
 fn drain(child: &mut Child, stdout: bool) -> thread::JoinHandle<String> {

@@ -27,13 +27,15 @@ pub struct VmConfig {
     pub shares: Vec<ShareConfig>,
 }
 
-/// `--disk FILE[,ro][,engine=sync|uring]`.
+/// `--disk FILE[,ro][,engine=sync|uring][,direct=on|off]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
     pub path: PathBuf,
     pub read_only: bool,
     /// The host I/O engine; `None`: io_uring when the host has it, else sync.
     pub engine: Option<DiskEngine>,
+    /// `direct=on`: the file is opened with O_DIRECT (the host's page cache is bypassed).
+    pub direct: bool,
 }
 
 /// How a disk's host I/O is done.
@@ -68,6 +70,8 @@ pub enum OptionError {
     Twice(&'static str),
     #[error("engine {0:?} is not sync or uring")]
     BadEngine(String),
+    #[error("direct {0:?} is not on or off")]
+    BadDirect(String),
     #[error("tag {0:?} is not 1 to 255 characters without commas, '=' or spaces")]
     BadTag(String),
     #[error("--share {0}: a second share needs tag=NAME")]
@@ -85,8 +89,19 @@ fn split_options(text: &str) -> Result<(PathBuf, Vec<&str>), OptionError> {
 
 pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
     let (path, options) = split_options(text)?;
-    let (mut read_only, mut engine) = (false, None);
+    let (mut read_only, mut engine, mut direct) = (false, None, None);
     for opt in options {
+        if let Some(value) = opt.strip_prefix("direct=") {
+            if direct.is_some() {
+                return Err(OptionError::Twice("direct"));
+            }
+            direct = Some(match value {
+                "on" => true,
+                "off" => false,
+                _ => return Err(OptionError::BadDirect(value.to_owned())),
+            });
+            continue;
+        }
         if let Some(name) = opt.strip_prefix("engine=") {
             if engine.is_some() {
                 return Err(OptionError::Twice("engine"));
@@ -101,10 +116,10 @@ pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
         match opt {
             "ro" if read_only => return Err(OptionError::Twice("ro")),
             "ro" => read_only = true,
-            other => return Err(OptionError::Unknown(other.to_owned(), "ro, engine=sync|uring")),
+            other => return Err(OptionError::Unknown(other.to_owned(), "ro, engine=sync|uring, direct=on|off")),
         }
     }
-    Ok(DiskConfig { path, read_only, engine })
+    Ok(DiskConfig { path, read_only, engine, direct: direct.unwrap_or(false) })
 }
 
 fn valid_tag(tag: &str) -> bool {
@@ -205,8 +220,8 @@ mod tests {
 
     #[test]
     fn disks() {
-        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false, engine: None }));
-        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true, engine: None }));
+        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false, engine: None, direct: false }));
+        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true, engine: None, direct: false }));
         let d = parse_disk("d,engine=uring,ro").unwrap();
         assert_eq!((d.read_only, d.engine), (true, Some(DiskEngine::Uring)));
         assert_eq!(parse_disk("d,engine=sync").unwrap().engine, Some(DiskEngine::Sync));
@@ -218,6 +233,13 @@ mod tests {
         assert_eq!(parse_disk("d,ro,ro"), Err(OptionError::Twice("ro")));
         assert!(matches!(parse_disk("d,rw"), Err(OptionError::Unknown(..))));
         assert!(matches!(parse_disk("d,"), Err(OptionError::Unknown(..))));
+        let d = parse_disk("d,direct=on,engine=sync").unwrap();
+        assert_eq!((d.direct, d.engine, d.read_only), (true, Some(DiskEngine::Sync), false));
+        assert!(!parse_disk("d,ro,direct=off").unwrap().direct);
+        assert_eq!(parse_disk("d,direct=yes"), Err(OptionError::BadDirect("yes".into())));
+        assert_eq!(parse_disk("d,direct="), Err(OptionError::BadDirect(String::new())));
+        assert_eq!(parse_disk("d,direct=on,direct=off"), Err(OptionError::Twice("direct")));
+        assert!(matches!(parse_disk("d,direct"), Err(OptionError::Unknown(..))));
     }
 
     #[test]

@@ -52,7 +52,8 @@ struct RunArgs {
     /// Stop the guest after this many seconds and exit with 124.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
-    /// Print the number of VM exits by kind (port I/O, MMIO, other) on stderr at the end.
+    /// Print the number of VM exits by kind (port I/O, MMIO, other) on stderr at the end,
+    /// and with direct=on disks how many requests needed a bounce buffer.
     #[arg(long)]
     stats: bool,
     /// The KVM device to open.
@@ -62,7 +63,10 @@ struct RunArgs {
     /// /dev/vda in a Linux guest. engine= picks the host I/O: uring (the host's io_uring,
     /// the guest's requests in flight together; the default when the host allows
     /// io_uring) or sync (pread/pwrite/fdatasync, one request at a time; the fallback).
-    #[arg(long, value_name = "FILE[,ro][,engine=sync|uring]", value_parser = parse_disk)]
+    /// direct=on opens FILE with O_DIRECT, bypassing the host's page cache (QEMU's
+    /// cache=none), with either engine; requests whose guest buffers O_DIRECT cannot take
+    /// are copied through aligned buffers. direct=off (the default) uses the page cache.
+    #[arg(long, value_name = "FILE[,ro][,engine=sync|uring][,direct=on|off]", value_parser = parse_disk)]
     disk: Vec<DiskConfig>,
     /// A virtio-9p share of host directory DIR (9P2000.L; read-only with ,ro). Repeatable;
     /// the first share's tag defaults to "share", the others need tag=NAME.
@@ -138,6 +142,11 @@ fn main() -> ExitCode {
         let e = &vm::EXITS;
         let (io, mmio, other) = (e.io.load(Relaxed), e.mmio.load(Relaxed), e.other.load(Relaxed));
         eprintln!("vmm: exits: {} total, {io} port I/O, {mmio} MMIO, {other} other", io + mmio + other);
+        if config.disks.iter().any(|d| d.direct) {
+            let d = &vmm::devices::virtio::block::direct::STATS;
+            let (n, bounced, buffered) = (d.requests.load(Relaxed), d.bounced.load(Relaxed), d.buffered.load(Relaxed));
+            eprintln!("vmm: direct I/O: {n} requests, {bounced} through a bounce buffer, {buffered} without O_DIRECT (misaligned range)");
+        }
     }
     match result {
         Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),

@@ -138,8 +138,10 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
     for disk in &config.disks {
         let err = |source| VmError::Disk { path: disk.path.clone(), source };
         let engine: Arc<dyn block::BlockBackend> = match disk.engine.unwrap_or_else(default_engine) {
-            DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open(&disk.path, disk.read_only).map_err(err)?),
-            DiskEngine::Uring => Arc::new(block::engine_uring::UringEngine::open(&disk.path, disk.read_only).map_err(err)?),
+            DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
+            DiskEngine::Uring => {
+                Arc::new(block::engine_uring::UringEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?)
+            }
         };
         // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
         let id = disk.path.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();

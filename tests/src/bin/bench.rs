@@ -1,164 +1,407 @@
 //! `make bench`: figures side by side with their baselines, measured in one run.
 //!
 //! 1. Boot: launch-to-exit of a guest that exits at once, under `vmm run` (KVM), QEMU
-//!    microvm with KVM and with TCG (median of `BOOT_RUNS`).
-//! 2. I/O: `uring-bench` (guest-user/uring/bench.c), the same static binary, on the host's
-//!    Linux and in our guest under `vmm run` and QEMU TCG: 4 KiB random reads by sync
-//!    pread, io_uring QD1, QD32, QD32 with registered file and buffers, on a disk
-//!    (guest: virtio-blk; host: the same image with O_DIRECT) and on a file of a 9p share
-//!    (host: the same file); NOPs in batches of 1 and 32; a null syscall. Each kernel's
-//!    io_uring/sync ratio is printed next to the others.
-//! 3. VM exits per I/O under `vmm run` (KVM_RUN returns to the VMM, by `--stats`).
+//!    microvm with KVM and with TCG: one warm-up round, then `BOOT_ROUNDS` rounds that
+//!    launch each platform in turn.
+//! 2. I/O: `uring-bench` (guest-user/uring/bench.c), the same static binary with the same
+//!    arguments, on the host's Linux and in our guest under `vmm run` and QEMU TCG: 4 KiB
+//!    random reads by sync pread, io_uring QD1, QD32, and QD32 with READ_FIXED on a
+//!    registered file and buffers; on a disk (the same image file everywhere, read with
+//!    O_DIRECT everywhere: `--direct` on the host, `--disk ...,direct=on` under vmm with
+//!    each of its engines, `cache=none` under QEMU) and on a file of a 9p share (page
+//!    cache everywhere); NOPs in batches of 1 and 32; a null syscall.
+//! 3. VM exits per operation under `vmm run` (KVM_RUN returns, by `--stats`), from the
+//!    same runs, less those of a run that does no operation.
+//!
+//! Method: every figure is measured in `ROUNDS` rounds after a warm-up run of each
+//! platform (and inside each run, `--warmup` untimed operations first). One run is one
+//! process (one VM) measuring one figure; a round runs every figure of a platform in
+//! turn, so sync and io_uring alternate (pread, QD1, QD32, fixed, pread, ...). Each figure
+//! shows the median and the range of its rounds; each ratio is taken within a round (the
+//! figure and its baseline measured back to back) and shows the median and range of
+//! those. Every guest boots with `tsc_khz=` set to the host's TSC rate
+//! ([`host_tsc_khz`]), so that all boots keep the same time.
+//!
+//! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
+//! is reported and fails `make bench` (exit 1) after the tables.
 //!
 //! Our KVM hosts emulate guest ring 0 (~2 us an instruction): guest figures there are
 //! dominated by kernel instructions; compare ratios, not absolute times, across platforms.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tests::{guest_elf, qemu_command, root, rootfs, run, scratch_dir, vmm_bin};
+use tests::{guest_elf, qemu_command, root, rootfs, scratch_dir, try_run, vmm_bin};
 
-const BOOT_RUNS: usize = 15;
+/// Measured rounds of every figure (`BENCH_ROUNDS=N` overrides it, for a quick look).
+const ROUNDS: usize = 5;
+const BOOT_ROUNDS: usize = 11;
 const BOOT_CMDLINE: &str = "loglevel=warn test=exit:0";
 const IMAGE_BYTES: usize = 8 << 20;
+/// Longest any one run may take; `vmm run --timeout` stops a guest a little earlier.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const VMM_TIMEOUT_SECS: &str = "100";
 const READS: [&str; 4] = ["pread", "uring_qd1", "uring_qd32", "uring_qd32_fixed"];
+const CALLS: [&str; 3] = ["getppid", "nop_batch1", "nop_batch32"];
 
-/// Median wall time of `BOOT_RUNS` launches, or why it could not be measured.
-fn measure(make: impl Fn() -> Command, expect: i32) -> Result<Duration, String> {
-    let mut times = Vec::with_capacity(BOOT_RUNS);
-    for _ in 0..BOOT_RUNS {
-        let start = Instant::now();
-        let (code, _, stderr) = run(make());
-        let elapsed = start.elapsed();
-        if code != Some(expect) {
-            let why = stderr.lines().next().unwrap_or("").to_owned();
-            return Err(format!("exit code {code:?}, expected {expect}: {why}"));
-        }
-        times.push(elapsed);
-    }
-    times.sort();
-    Ok(times[BOOT_RUNS / 2])
-}
-
-fn boot_section() {
-    let kernel = guest_elf();
-    let vmm = || {
-        let mut cmd = Command::new(vmm_bin());
-        cmd.arg("run").arg(&kernel).args(["--cmdline", BOOT_CMDLINE]);
-        cmd
-    };
-    // QEMU's isa-debug-exit turns status 0 into exit code 1.
-    let rows = [
-        ("vmm run (KVM)", measure(vmm, 0)),
-        ("qemu microvm (KVM)", measure(|| qemu_command(&kernel, BOOT_CMDLINE, "kvm"), 1)),
-        ("qemu microvm (TCG)", measure(|| qemu_command(&kernel, BOOT_CMDLINE, "tcg"), 1)),
-    ];
-    let base = rows[0].1.as_ref().ok().copied();
-    println!("boot: launch to exit of a guest that exits at once, median of {BOOT_RUNS} runs");
-    println!("  {:<22} {:>12} {:>14}", "platform", "median", "ratio to vmm");
-    for (name, result) in &rows {
-        match (result, base) {
-            (Ok(t), Some(b)) => {
-                println!("  {name:<22} {:>9.1} ms {:>13.2}x", t.as_secs_f64() * 1e3, t.as_secs_f64() / b.as_secs_f64())
-            }
-            (Ok(t), None) => println!("  {name:<22} {:>9.1} ms {:>14}", t.as_secs_f64() * 1e3, "n/a"),
-            (Err(e), _) => println!("  {name:<22} {:>12} ({e})", "failed"),
-        }
-    }
-}
-
-/// `bench NAME ... ns_per_op=X` lines -> NAME: X.
-fn parse(stdout: &str) -> BTreeMap<String, f64> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("bench "))
-        .filter_map(|l| {
-            let name = l.split_whitespace().next()?;
-            let ns = l.split_whitespace().find_map(|w| w.strip_prefix("ns_per_op="))?.parse().ok()?;
-            Some((name.to_owned(), ns))
-        })
-        .collect()
-}
-
-#[derive(Clone, Copy)]
+/// Where uring-bench runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Where {
     Host,
-    Vmm,
+    /// Our guest under `vmm run`, disks with this host engine.
+    Vmm(&'static str),
     Qemu,
 }
 
-/// Runs uring-bench on `target` (`disk` or `share`) and returns its figures, and for the
-/// VMM the number of VM exits.
-fn uring_bench(at: Where, target: &str, dir: &Path, ops: u32, only: Option<&str>) -> (BTreeMap<String, f64>, Option<u64>) {
-    let image = dir.join("disk.img");
-    let share = dir.join("share");
-    let mut args = vec!["--ops".to_owned(), ops.to_string()];
-    if let Some(o) = only {
-        args.extend(["--only".to_owned(), o.to_owned()]);
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Disk,
+    Share,
+}
+
+struct Platform {
+    name: &'static str,
+    at: Where,
+    /// Timed operations per run (the guest's kernel is emulated on our KVM hosts: fewer
+    /// there); a tenth as many untimed first.
+    ops: u32,
+}
+
+/// What one run gave.
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    ns_per_op: f64,
+    /// VM exits of the whole run (`vmm run --stats`).
+    exits: Option<u64>,
+    /// Direct-I/O requests and those of them that went through a bounce buffer.
+    direct: Option<(u64, u64)>,
+}
+
+struct Bench {
+    dir: PathBuf,
+    rounds: usize,
+    /// The host's TSC rate, given to every guest (`tsc_khz=`).
+    tsc_khz: u64,
+    failures: Vec<String>,
+}
+
+/// The first and last lines of a transcript, for an error message.
+fn excerpt(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let pick: Vec<&str> = if lines.len() <= 12 { lines } else { [&lines[..4], &["..."], &lines[lines.len() - 8..]].concat() };
+    pick.iter().map(|l| format!("      | {l}\n")).collect()
+}
+
+/// `bench NAME ops=N total_ns=T ns_per_op=X` -> (N, X) for `name`, if exactly one line.
+fn bench_line(stdout: &str, name: &str) -> Result<(u64, f64), String> {
+    let lines: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("bench ")).filter(|l| l.split_whitespace().next() == Some(name)).collect();
+    let [line] = lines[..] else {
+        return Err(format!("{} `bench {name}` lines, expected 1", lines.len()));
+    };
+    let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key));
+    let ops = field("ops=").and_then(|v| v.parse().ok());
+    let ns = field("ns_per_op=").and_then(|v| v.parse().ok());
+    match (ops, ns) {
+        (Some(ops), Some(ns)) => Ok((ops, ns)),
+        _ => Err(format!("unreadable line `bench {line}`")),
     }
-    match at {
-        Where::Host => {
-            let mut cmd = Command::new(root().join("target/guest-c/uring-bench"));
-            match target {
-                "disk" => cmd.arg(&image).arg("--direct"),
-                _ => cmd.arg(share.join("bench.dat")),
-            };
-            cmd.args(&args);
-            let (_, stdout, stderr) = run(cmd);
-            if !stderr.is_empty() {
-                eprintln!("host uring-bench: {stderr}");
+}
+
+impl Bench {
+    fn image(&self) -> PathBuf {
+        self.dir.join("disk.img")
+    }
+
+    fn share(&self) -> PathBuf {
+        self.dir.join("share")
+    }
+
+    /// The command that runs uring-bench with `args` on `target` at `at`, and the exit
+    /// code that means success.
+    fn command(&self, at: Where, target: Target, args: &[String]) -> (Command, i32) {
+        let direct = target == Target::Disk;
+        match at {
+            Where::Host => {
+                let mut cmd = Command::new(root().join("target/guest-c/uring-bench"));
+                match target {
+                    Target::Disk => cmd.arg(self.image()),
+                    Target::Share => cmd.arg(self.share().join("bench.dat")),
+                };
+                if direct {
+                    cmd.arg("--direct");
+                }
+                cmd.args(args);
+                (cmd, 0)
             }
-            (parse(&stdout), None)
-        }
-        Where::Vmm | Where::Qemu => {
-            let path = if target == "disk" { "/dev/vda" } else { "/mnt/share/bench.dat" };
-            let cmdline = format!("loglevel=warn init=/bin/uring-bench -- {path} {}", args.join(" "));
-            let (code, stdout, stderr) = if let Where::Vmm = at {
-                let mut cmd = Command::new(vmm_bin());
-                cmd.arg("run").arg(guest_elf()).arg("--initrd").arg(rootfs()).arg("--stats");
-                cmd.arg("--disk").arg(&image).arg("--share").arg(&share).args(["--cmdline", &cmdline, "--timeout", "600"]);
-                run(cmd)
-            } else {
-                let mut cmd = qemu_command(&guest_elf(), &cmdline, "tcg");
-                cmd.arg("-initrd").arg(rootfs());
-                cmd.arg("-drive").arg(format!("id=d0,file={},format=raw,if=none", image.display()));
-                cmd.args(["-device", "virtio-blk-device,drive=d0"]);
-                cmd.arg("-fsdev").arg(format!("local,id=fs0,path={},security_model=none", share.display()));
-                cmd.args(["-device", "virtio-9p-device,fsdev=fs0,mount_tag=share"]);
-                run(cmd)
-            };
-            let exits = stderr
-                .lines()
-                .find_map(|l| l.strip_prefix("vmm: exits: "))
-                .and_then(|l| l.split_whitespace().next()?.parse().ok());
-            if !stdout.contains("bench ") && only != Some("none") {
-                eprintln!("guest uring-bench failed (exit {code:?}):\n{stdout}\n{stderr}");
+            Where::Vmm(_) | Where::Qemu => {
+                let path = if direct { "/dev/vda --direct" } else { "/mnt/share/bench.dat" };
+                let cmdline = format!("loglevel=warn tsc_khz={} init=/bin/uring-bench -- {path} {}", self.tsc_khz, args.join(" "));
+                if let Where::Vmm(engine) = at {
+                    let mut cmd = Command::new(vmm_bin());
+                    cmd.arg("run").arg(guest_elf()).arg("--initrd").arg(rootfs()).arg("--stats");
+                    match target {
+                        Target::Disk => cmd.arg("--disk").arg(format!("{},ro,engine={engine},direct=on", self.image().display())),
+                        Target::Share => cmd.arg("--share").arg(self.share()),
+                    };
+                    cmd.args(["--cmdline", &cmdline, "--timeout", VMM_TIMEOUT_SECS]);
+                    (cmd, 0)
+                } else {
+                    let mut cmd = qemu_command(&guest_elf(), &cmdline, "tcg");
+                    cmd.arg("-initrd").arg(rootfs());
+                    match target {
+                        Target::Disk => {
+                            let drive = format!("id=d0,file={},format=raw,if=none,readonly=on,cache=none", self.image().display());
+                            cmd.arg("-drive").arg(drive).args(["-device", "virtio-blk-device,drive=d0"])
+                        }
+                        Target::Share => {
+                            let fsdev = format!("local,id=fs0,path={},security_model=none", self.share().display());
+                            cmd.arg("-fsdev").arg(fsdev).args(["-device", "virtio-9p-device,fsdev=fs0,mount_tag=share"])
+                        }
+                    };
+                    // isa-debug-exit: status 0 is exit code (0 << 1) | 1.
+                    (cmd, 1)
+                }
             }
-            (parse(&stdout), exits)
+        }
+    }
+
+    /// One run of uring-bench measuring the figures `only` (`none`: a run without
+    /// operations, a baseline for VM exits) with `ops` timed and `warmup` untimed
+    /// operations each: the sample of `only`'s first figure, or why the run failed.
+    fn run(&self, p: &Platform, target: Target, only: &[&str], ops: u32, warmup: u32) -> Result<Sample, String> {
+        let list = if only.is_empty() { "none".to_owned() } else { only.join(",") };
+        let args = ["--ops".to_owned(), ops.to_string(), "--warmup".to_owned(), warmup.to_string(), "--only".to_owned(), list];
+        let (cmd, expect) = self.command(p.at, target, &args);
+        let (code, stdout, stderr) = try_run(cmd, RUN_TIMEOUT)?;
+        let transcript = || format!("    stdout:\n{}    stderr:\n{}", excerpt(&stdout), excerpt(&stderr));
+        if code != Some(expect) {
+            let why = match (p.at, code) {
+                (Where::Vmm(_), Some(124)) => "the guest did not finish (vmm --timeout)".to_owned(),
+                (_, Some(c)) => format!("exit code {c}, expected {expect}"),
+                (_, None) => "killed by a signal".to_owned(),
+            };
+            return Err(format!("{why}\n{}", transcript()));
+        }
+        let mut sample = Sample::default();
+        for (k, name) in only.iter().enumerate() {
+            let (n, ns) = bench_line(&stdout, name).map_err(|e| format!("{e}\n{}", transcript()))?;
+            if n != u64::from(ops) {
+                return Err(format!("`bench {name}` reports {n} ops, expected {ops}\n{}", transcript()));
+            }
+            if k == 0 {
+                sample.ns_per_op = ns;
+            }
+        }
+        if let Where::Vmm(_) = p.at {
+            let exits = stderr.lines().find_map(|l| l.strip_prefix("vmm: exits: ")).and_then(|l| l.split_whitespace().next()?.parse().ok());
+            sample.exits = Some(exits.ok_or_else(|| format!("no `vmm: exits:` line (--stats)\n{}", transcript()))?);
+            sample.direct = stderr.lines().find_map(|l| l.strip_prefix("vmm: direct I/O: ")).and_then(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                Some((words.first()?.parse().ok()?, words.get(2)?.parse().ok()?))
+            });
+        }
+        Ok(sample)
+    }
+
+    /// Runs every figure of every platform on `target` for `self.rounds` rounds (after one
+    /// warm-up run of each platform) and prints the table.
+    fn section(&mut self, short: &str, title: &str, target: Target, platforms: &[Platform], figures: &[&str], ratios: &[(&str, &str, &str)]) {
+        // samples[platform][figure] = one per round; None for a platform once it failed.
+        let mut samples: Vec<Option<BTreeMap<Option<&str>, Vec<Sample>>>> = platforms.iter().map(|_| Some(BTreeMap::new())).collect();
+        let vmm_baseline = |p: &Platform| matches!(p.at, Where::Vmm(_));
+        for (i, p) in platforms.iter().enumerate() {
+            if let Err(e) = self.run(p, target, figures, p.ops / 10, 0) {
+                self.fail(short, p.name, "warm-up", &e);
+                samples[i] = None;
+            }
+        }
+        for _round in 0..self.rounds {
+            for (i, p) in platforms.iter().enumerate() {
+                let mut runs: Vec<Option<&str>> = figures.iter().map(|&f| Some(f)).collect();
+                if vmm_baseline(p) {
+                    runs.push(None);
+                }
+                for figure in runs {
+                    let Some(series) = samples[i].as_mut() else { break };
+                    match self.run(p, target, figure.as_slice(), p.ops, p.ops / 10) {
+                        Ok(s) => series.entry(figure).or_default().push(s),
+                        Err(e) => {
+                            self.fail(short, p.name, figure.unwrap_or("run without operations"), &e);
+                            samples[i] = None;
+                        }
+                    }
+                }
+            }
+        }
+
+        println!("\n{title}");
+        let ops: Vec<String> = platforms.iter().map(|p| format!("{} {}", p.name, p.ops)).collect();
+        println!(
+            "  {} round{} after a warm-up run; operations per run (each after a tenth as many untimed): {}",
+            self.rounds,
+            if self.rounds == 1 { "" } else { "s" },
+            ops.join(", ")
+        );
+        println!(
+            "  {:<18} {:<17} {:>28} {:>9}   ratios within each round: median [min-max]",
+            "where", "figure", "per op: median [min-max]", "exits/op"
+        );
+        let mut direct = (0u64, 0u64);
+        for (p, series) in platforms.iter().zip(&samples) {
+            let Some(series) = series else {
+                println!("  {:<18} FAILED (see the end)", p.name);
+                continue;
+            };
+            for (k, &figure) in figures.iter().enumerate() {
+                let runs = &series[&Some(figure)];
+                let ns: Vec<f64> = runs.iter().map(|s| s.ns_per_op).collect();
+                let exits = match series.get(&None) {
+                    Some(base) => {
+                        let per: Vec<f64> = runs
+                            .iter()
+                            .zip(base)
+                            .filter_map(|(r, b)| Some(r.exits?.saturating_sub(b.exits?) as f64 / f64::from(p.ops + p.ops / 10)))
+                            .collect();
+                        if per.is_empty() { "-".to_owned() } else { format!("{:.2}", median(&per)) }
+                    }
+                    None => String::new(),
+                };
+                let mut cells = Vec::new();
+                for &(_, base, label) in ratios.iter().filter(|r| r.0 == figure) {
+                    let per_round: Vec<f64> = series[&Some(base)].iter().zip(runs).map(|(b, r)| b.ns_per_op / r.ns_per_op).collect();
+                    cells.push(format!("{label} {}", spread(&per_round, |x| format!("{x:.2}"), "x")));
+                }
+                for s in runs {
+                    if let Some((n, b)) = s.direct {
+                        direct = (direct.0 + n, direct.1 + b);
+                    }
+                }
+                let name = if k == 0 { p.name } else { "" };
+                let line = format!("  {name:<18} {figure:<17} {:>28} {exits:>9}   {}", fmt_ns_spread(&ns), cells.join("   "));
+                println!("{}", line.trim_end());
+            }
+        }
+        if target == Target::Disk && direct.0 > 0 {
+            println!("  (vmm, direct=on: {} of {} requests went through a bounce buffer)", direct.1, direct.0);
+        }
+    }
+
+    fn fail(&mut self, section: &str, platform: &str, what: &str, why: &str) {
+        let msg = format!("{section}, {platform}, {what}: {why}");
+        eprintln!("make bench: FAILED run: {msg}");
+        self.failures.push(msg);
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+/// `median [min-max]unit`, each number by `fmt`.
+fn spread(v: &[f64], fmt: impl Fn(f64) -> String, unit: &str) -> String {
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{}{unit} [{}-{}]", fmt(median(v)), fmt(min), fmt(max))
+}
+
+/// Nanoseconds in the unit of their median.
+fn fmt_ns_spread(ns: &[f64]) -> String {
+    let m = median(ns);
+    let (div, unit) = if m >= 1e6 { (1e6, "ms") } else if m >= 1e3 { (1e3, "us") } else { (1.0, "ns") };
+    let digits = |x: f64| if x / div >= 100.0 { 0 } else if x / div >= 10.0 { 1 } else { 2 };
+    let d = digits(m);
+    let min = ns.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = ns.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.d$} {unit} [{:.d$}-{:.d$}]", m / div, min / div, max / div)
+}
+
+fn boot_section(bench: &mut Bench) {
+    let kernel = guest_elf();
+    let vmm = || {
+        let mut cmd = Command::new(vmm_bin());
+        cmd.arg("run").arg(&kernel).args(["--cmdline", BOOT_CMDLINE, "--timeout", VMM_TIMEOUT_SECS]);
+        cmd
+    };
+    // QEMU's isa-debug-exit turns status 0 into exit code 1.
+    type Launcher<'a> = Box<dyn Fn() -> Command + 'a>;
+    let platforms: [(&str, Launcher, i32); 3] = [
+        ("vmm run (KVM)", Box::new(vmm), 0),
+        ("qemu microvm (KVM)", Box::new(|| qemu_command(&kernel, BOOT_CMDLINE, "kvm")), 1),
+        ("qemu microvm (TCG)", Box::new(|| qemu_command(&kernel, BOOT_CMDLINE, "tcg")), 1),
+    ];
+    let mut times: Vec<Option<Vec<f64>>> = platforms.iter().map(|_| Some(Vec::new())).collect();
+    // Round 0 is the warm-up.
+    for round in 0..=BOOT_ROUNDS {
+        for (i, (name, make, expect)) in platforms.iter().enumerate() {
+            if times[i].is_none() {
+                continue;
+            }
+            let start = Instant::now();
+            let result = try_run(make(), RUN_TIMEOUT);
+            let elapsed = start.elapsed().as_secs_f64() * 1e9;
+            let error = match result {
+                Ok((code, _, _)) if code == Some(*expect) => None,
+                Ok((code, stdout, stderr)) => Some(format!(
+                    "exit code {code:?}, expected {expect}\n    stdout:\n{}    stderr:\n{}",
+                    excerpt(&stdout),
+                    excerpt(&stderr)
+                )),
+                Err(e) => Some(e),
+            };
+            match error {
+                None if round > 0 => times[i].as_mut().expect("not failed").push(elapsed),
+                None => {}
+                Some(e) => {
+                    bench.fail("boot", name, "launch", &e);
+                    times[i] = None;
+                }
+            }
+        }
+    }
+    println!("boot: launch to exit of a guest that exits at once; a warm-up round, then {BOOT_ROUNDS} rounds, platforms in turn");
+    println!("  {:<22} {:>28}   ratio to vmm within each round: median [min-max]", "platform", "median [min-max]");
+    for (i, (name, _, _)) in platforms.iter().enumerate() {
+        match (&times[i], &times[0]) {
+            (Some(t), Some(base)) => {
+                let ratio: Vec<f64> = t.iter().zip(base).map(|(a, b)| a / b).collect();
+                println!("  {name:<22} {:>28}   {}", fmt_ns_spread(t), spread(&ratio, |x| format!("{x:.2}"), "x"));
+            }
+            (Some(t), None) => println!("  {name:<22} {:>28}   -", fmt_ns_spread(t)),
+            (None, _) => println!("  {name:<22} {:>28}", "FAILED (see the end)"),
         }
     }
 }
 
-fn fmt_ns(ns: Option<&f64>) -> String {
-    match ns {
-        Some(&ns) if ns >= 100_000.0 => format!("{:.2} ms", ns / 1e6),
-        Some(&ns) if ns >= 1000.0 => format!("{:.1} us", ns / 1e3),
-        Some(&ns) => format!("{ns:.0} ns"),
-        None => "-".to_owned(),
-    }
+/// The host's TSC rate in kHz: the median of three 50 ms measurements against the
+/// monotonic clock.
+///
+/// The guest kernel otherwise measures its TSC at boot against the LAPIC timer over 2 ms;
+/// on a busy host a preempted vCPU can skew that by any factor, differently at each boot,
+/// and one run here is one boot. The guest's TSC is the host's under KVM (the VMM sets no
+/// TSC scaling) and under QEMU TCG (without -icount).
+fn host_tsc_khz() -> u64 {
+    let mut khz: Vec<u64> = (0..3)
+        .map(|_| {
+            // SAFETY: rdtsc only reads the time-stamp counter.
+            let c0 = unsafe { std::arch::x86_64::_rdtsc() };
+            let t0 = Instant::now();
+            std::thread::sleep(Duration::from_millis(50));
+            // SAFETY: as above.
+            let c1 = unsafe { std::arch::x86_64::_rdtsc() };
+            let ns = t0.elapsed().as_nanos().max(1);
+            (u128::from(c1.wrapping_sub(c0)) * 1_000_000 / ns) as u64
+        })
+        .collect();
+    khz.sort();
+    khz[1]
 }
 
-fn ratio(a: Option<&f64>, b: Option<&f64>) -> String {
-    match (a, b) {
-        (Some(a), Some(b)) if *b > 0.0 => format!("{:.2}x", a / b),
-        _ => "-".to_owned(),
-    }
-}
-
-fn io_section() {
-    let dir = scratch_dir("bench");
+fn make_files(dir: &Path) {
     let mut bytes = vec![0u8; IMAGE_BYTES];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for b in bytes.iter_mut() {
@@ -170,65 +413,79 @@ fn io_section() {
     std::fs::write(dir.join("disk.img"), &bytes).expect("write image");
     std::fs::create_dir(dir.join("share")).expect("share dir");
     std::fs::write(dir.join("share/bench.dat"), &bytes).expect("write share file");
-
-    // Guest kernel code is emulated on our KVM hosts: fewer operations there.
-    let platforms = [("host Linux", Where::Host, 2000), ("guest, vmm (KVM)", Where::Vmm, 200), ("guest, QEMU (TCG)", Where::Qemu, 2000)];
-    for target in ["disk", "share"] {
-        let what = if target == "disk" {
-            "disk (guest: virtio-blk /dev/vda; host: the image file, O_DIRECT)"
-        } else {
-            "9p file (guest: /mnt/share/bench.dat; host: the same file)"
-        };
-        println!("\nio: 4 KiB random reads from a {what}");
-        println!(
-            "  {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            "kernel", "pread", "qd1", "qd32", "qd32 fixed", "qd1/sync", "qd32/sync", "fixed/sync"
-        );
-        for (name, at, ops) in platforms {
-            let (r, _) = uring_bench(at, target, &dir, ops, Some("pread,uring_qd1,uring_qd32,uring_qd32_fixed"));
-            let p = r.get("pread");
-            println!(
-                "  {name:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                fmt_ns(p),
-                fmt_ns(r.get("uring_qd1")),
-                fmt_ns(r.get("uring_qd32")),
-                fmt_ns(r.get("uring_qd32_fixed")),
-                ratio(p, r.get("uring_qd1")),
-                ratio(p, r.get("uring_qd32")),
-                ratio(p, r.get("uring_qd32_fixed")),
-            );
-        }
-    }
-    println!("  (ratios: sync time per read / io_uring time per read; higher is better)");
-
-    println!("\nsyscalls and the rings (per operation)");
-    println!("  {:<20} {:>10} {:>10} {:>10} {:>14}", "kernel", "getppid", "nop x1", "nop x32", "getppid/nop32");
-    for (name, at, ops) in platforms {
-        let (r, _) = uring_bench(at, "disk", &dir, ops, Some("nop_batch1,nop_batch32,getppid"));
-        println!(
-            "  {name:<20} {:>10} {:>10} {:>10} {:>14}",
-            fmt_ns(r.get("getppid")),
-            fmt_ns(r.get("nop_batch1")),
-            fmt_ns(r.get("nop_batch32")),
-            ratio(r.get("getppid"), r.get("nop_batch32"))
-        );
-    }
-
-    println!("\nVM exits to the VMM per read under vmm run (KVM_RUN returns; notifications use ioeventfd)");
-    let ops = 200;
-    let (_, base) = uring_bench(Where::Vmm, "disk", &dir, ops, Some("none"));
-    for mode in READS {
-        let (_, exits) = uring_bench(Where::Vmm, "disk", &dir, ops, Some(mode));
-        let per = match (exits, base) {
-            (Some(e), Some(b)) => format!("{:.2}", e.saturating_sub(b) as f64 / f64::from(ops)),
-            _ => "-".to_owned(),
-        };
-        println!("  {mode:<20} {per:>10}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
-    boot_section();
-    io_section();
+    let rounds = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROUNDS).max(1);
+    let start = Instant::now();
+    let load = || std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_owned)).unwrap_or_default();
+    let load_before = load();
+    let dir = scratch_dir("bench");
+    make_files(&dir);
+    let mut bench = Bench { dir, rounds, tsc_khz: host_tsc_khz(), failures: Vec::new() };
+    if rounds < ROUNDS {
+        println!("(BENCH_ROUNDS={rounds}: fewer than {ROUNDS} rounds, a quick look rather than figures to quote)\n");
+    }
+
+    boot_section(&mut bench);
+
+    println!(
+        "\nEvery guest below boots with tsc_khz={} (the host's TSC rate, measured now), so that each boot's clock counts alike.",
+        bench.tsc_khz
+    );
+    let host = Platform { name: "host Linux", at: Where::Host, ops: 2000 };
+    let qemu = Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 };
+    let read_ratios = [
+        ("uring_qd1", "pread", "pread/this"),
+        ("uring_qd32", "pread", "pread/this"),
+        ("uring_qd32_fixed", "pread", "pread/this"),
+        ("uring_qd32_fixed", "uring_qd32", "uring_qd32/this"),
+    ];
+    let disk_platforms = [
+        host,
+        Platform { name: "vmm engine=sync", at: Where::Vmm("sync"), ops: 200 },
+        Platform { name: "vmm engine=uring", at: Where::Vmm("uring"), ops: 200 },
+        qemu,
+    ];
+    bench.section(
+        "disk",
+        "io: 4 KiB random reads from a disk, O_DIRECT on the host everywhere\n  (host Linux: the image file, uring-bench --direct; \
+         our guest on vmm and QEMU: virtio-blk /dev/vda, vmm --disk IMAGE,ro,engine=sync|uring,direct=on, QEMU cache=none)",
+        Target::Disk,
+        &disk_platforms,
+        &READS,
+        &read_ratios,
+    );
+    let share_platforms = [
+        Platform { name: "host Linux", at: Where::Host, ops: 2000 },
+        Platform { name: "vmm (KVM)", at: Where::Vmm("uring"), ops: 200 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
+    ];
+    bench.section(
+        "9p file",
+        "io: 4 KiB random reads from a 9p file\n  (host Linux: the file; our guest on vmm and QEMU: /mnt/share/bench.dat; the host's page cache everywhere)",
+        Target::Share,
+        &share_platforms,
+        &READS,
+        &read_ratios,
+    );
+    bench.section(
+        "syscalls",
+        "syscalls and the rings, per operation (host Linux, and our guest on vmm and QEMU)",
+        Target::Disk,
+        &share_platforms,
+        &CALLS,
+        &[("nop_batch1", "getppid", "getppid/this"), ("nop_batch32", "getppid", "getppid/this"), ("nop_batch32", "nop_batch1", "nop_batch1/this")],
+    );
+    println!("\n(a ratio a/this above 1: this is faster than a. exits/op: VM exits per operation under vmm, less those of a run");
+    println!(" without operations. The host's other load shows in the ranges.)");
+    println!("make bench: {:.0} s; host load average (1 min) {load_before} before, {} after", start.elapsed().as_secs_f64(), load());
+    let _ = std::fs::remove_dir_all(&bench.dir);
+    if !bench.failures.is_empty() {
+        eprintln!("\nmake bench: {} run(s) FAILED:", bench.failures.len());
+        for f in &bench.failures {
+            eprintln!("  - {}", f.lines().next().unwrap_or(f));
+        }
+        std::process::exit(1);
+    }
 }

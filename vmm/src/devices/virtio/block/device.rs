@@ -20,12 +20,16 @@ use std::sync::Arc;
 
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap};
 
+use super::direct::AlignedBuf;
 use super::*;
 use crate::devices::virtio::chain::{self, Chain, ChainError, Segment};
 use crate::devices::virtio::{DeviceError, QueueHandler};
 
 /// Largest bounce buffer between the backing file and guest memory.
 const CHUNK: usize = 128 << 10;
+/// Alignment of that buffer: a page, enough for O_DIRECT on any common host device (see
+/// [`super::direct`]), so that a synchronous engine never copies it again.
+const CHUNK_ALIGN: usize = 4096;
 
 /// What a request asks, after all checks that need no I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,28 +171,30 @@ impl BlockHandler {
 
     /// Carries out a checked request; returns the status and the data bytes written.
     fn execute(&self, mem: &GuestMemoryMmap, chain: &Chain, req: Request) -> Result<(u8, u64), DeviceError> {
-        let mut buf = Vec::new();
+        let bounce = |len: u64| AlignedBuf::new(len.min(CHUNK as u64) as usize, CHUNK_ALIGN);
         match req {
             Request::Read { offset, len } => {
+                let mut buf = bounce(len);
                 let mut done = 0u64;
                 while done < len {
                     let n = (len - done).min(CHUNK as u64) as usize;
-                    buf.resize(n, 0);
-                    if let Err(e) = self.backend.read_at(offset + done, &mut buf) {
+                    let buf = &mut buf[..n];
+                    if let Err(e) = self.backend.read_at(offset + done, buf) {
                         return Ok((io_err(e), done));
                     }
-                    chain.write_at(mem, done, &buf)?;
+                    chain.write_at(mem, done, buf)?;
                     done += n as u64;
                 }
                 Ok((VIRTIO_BLK_S_OK, len))
             }
             Request::Write { offset, len } => {
+                let mut buf = bounce(len);
                 let mut done = 0u64;
                 while done < len {
                     let n = (len - done).min(CHUNK as u64) as usize;
-                    buf.resize(n, 0);
-                    chain.read_at(mem, 16 + done, &mut buf)?;
-                    if let Err(e) = self.backend.write_at(offset + done, &buf) {
+                    let buf = &mut buf[..n];
+                    chain.read_at(mem, 16 + done, buf)?;
+                    if let Err(e) = self.backend.write_at(offset + done, buf) {
                         return Ok((io_err(e), 0));
                     }
                     done += n as u64;
@@ -343,6 +349,7 @@ impl QueueHandler for BlockHandler {
 pub(crate) mod tests {
     use super::*;
     use crate::devices::virtio::block::engine_sync::SyncEngine;
+    use crate::devices::virtio::block::direct::DioAlign;
     use crate::devices::virtio::block::engine_uring::UringEngine;
     use crate::devices::virtio::chain::tests::TestQueue;
     use crate::devices::virtio::test_util::TempDir;
@@ -395,15 +402,47 @@ pub(crate) mod tests {
     const STATUS: u64 = 0x30000;
 
     /// The backends the device tests run over: a disk in memory (the synchronous path,
-    /// with failure injection), and a temp file through each engine.
+    /// with failure injection), and a temp file through each engine, buffered or with
+    /// O_DIRECT (`direct=on`): at the file's own alignment, and as if the host needed
+    /// 4 KiB (so that sector-sized requests are misaligned).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub(crate) enum Engine {
         Mem,
         Sync,
         Uring,
+        SyncDirect,
+        UringDirect,
+        SyncDirect4k,
+        UringDirect4k,
     }
 
-    const ENGINES: [Engine; 3] = [Engine::Mem, Engine::Sync, Engine::Uring];
+    impl Engine {
+        fn is_uring(self) -> bool {
+            matches!(self, Engine::Uring | Engine::UringDirect | Engine::UringDirect4k)
+        }
+
+        /// `None`: buffered; `Some(None)`: O_DIRECT at the file's alignment; `Some(Some(a))`:
+        /// O_DIRECT as if the file needed `a`.
+        fn direct(self) -> Option<Option<DioAlign>> {
+            match self {
+                Engine::SyncDirect | Engine::UringDirect => Some(None),
+                Engine::SyncDirect4k | Engine::UringDirect4k => Some(Some(DioAlign::new(4096, 4096))),
+                _ => None,
+            }
+        }
+    }
+
+    const ENGINES: [Engine; 7] = [
+        Engine::Mem,
+        Engine::Sync,
+        Engine::Uring,
+        Engine::SyncDirect,
+        Engine::UringDirect,
+        Engine::SyncDirect4k,
+        Engine::UringDirect4k,
+    ];
+    const FILE_ENGINES: [Engine; 6] =
+        [Engine::Sync, Engine::Uring, Engine::SyncDirect, Engine::UringDirect, Engine::SyncDirect4k, Engine::UringDirect4k];
 
     /// A backend of `sectors` zero sectors and the means to look at it.
     pub(crate) struct TestDisk {
@@ -422,9 +461,10 @@ pub(crate) mod tests {
             let dir = TempDir::new("blkdev");
             let path = dir.path().join("disk.img");
             std::fs::write(&path, vec![0; sectors * 512]).unwrap();
-            let backend: Arc<dyn BlockBackend> = match engine {
-                Engine::Sync => Arc::new(SyncEngine::open(&path, open_ro).unwrap()),
-                _ => Arc::new(UringEngine::open(&path, open_ro).unwrap()),
+            let backend: Arc<dyn BlockBackend> = if engine.is_uring() {
+                Arc::new(UringEngine::open_aligned(&path, open_ro, engine.direct()).unwrap())
+            } else {
+                Arc::new(SyncEngine::open_aligned(&path, open_ro, engine.direct()).unwrap())
             };
             Self { backend, mem: None, file: Some((dir, path)) }
         }
@@ -454,7 +494,7 @@ pub(crate) mod tests {
         let mut id = [0u8; ID_BYTES];
         id[..8].copy_from_slice(b"disk-id!");
         let handler = BlockHandler::new(disk.backend.clone(), read_only, id);
-        assert_eq!(handler.is_async(), engine == Engine::Uring);
+        assert_eq!(handler.is_async(), engine.is_uring());
         Setup { t, q, disk, handler, next: 0 }
     }
 
@@ -610,7 +650,7 @@ pub(crate) mod tests {
 
     #[test]
     fn host_errors_on_files_are_ioerr() {
-        for engine in [Engine::Sync, Engine::Uring] {
+        for engine in FILE_ENGINES {
             // The device believes the disk writable, the host file is not: EBADF.
             let mut s = setup_with(engine, 8, false, true, 16);
             header(&s.t, HDR, VIRTIO_BLK_T_OUT, 0);
@@ -643,11 +683,60 @@ pub(crate) mod tests {
         }
     }
 
+    /// With O_DIRECT, guest buffers at odd addresses and of odd lengths (as a guest
+    /// kernel's heap buffer, or a buffer split over descriptors) are served, through a
+    /// bounce buffer, with the same result as buffered I/O; aligned ones directly.
+    #[test]
+    fn direct_io_any_guest_buffer() {
+        for engine in [Engine::SyncDirect, Engine::UringDirect, Engine::SyncDirect4k, Engine::UringDirect4k] {
+            let mut s = setup(engine, 64, false);
+            let pattern: Vec<u8> = (0..8192u32).map(|i| (i * 7 + i / 512) as u8).collect();
+            // Written from 3 bytes past a page, in pieces of 100, 924 and 7168 bytes.
+            let at = DATA + 3;
+            s.t.mem.write_slice(&pattern, GuestAddress(at)).unwrap();
+            header(&s.t, HDR, VIRTIO_BLK_T_OUT, 8);
+            let w = [(HDR, 16, false), (at, 100, false), (at + 100, 924, false), (at + 1024, 7168, false), (STATUS, 1, true)];
+            assert_eq!(s.run(&w), Ok((VIRTIO_BLK_S_OK, 1)), "{engine:?}");
+            assert_eq!(&s.disk.data()[4096..4096 + 8192], &pattern[..], "{engine:?}");
+            // Read back into a buffer 8 bytes past a page, in one piece, then page-aligned
+            // in two (the direct path, at the file's own alignment).
+            for (at, split) in [(0x40008u64, 8192u32), (0x40000, 512)] {
+                s.t.mem.write_slice(&[0; 8192], GuestAddress(at)).unwrap();
+                header(&s.t, HDR, VIRTIO_BLK_T_IN, 8);
+                let r = [(HDR, 16, false), (at, split, true), (at + u64::from(split), 8192 - split, true), (STATUS, 1, true)];
+                let r = if split == 8192 { vec![r[0], r[1], r[3]] } else { r.to_vec() };
+                assert_eq!(s.run(&r), Ok((VIRTIO_BLK_S_OK, 8193)), "{engine:?}");
+                let mut back = vec![0u8; 8192];
+                s.t.mem.read_slice(&mut back, GuestAddress(at)).unwrap();
+                assert_eq!(back, pattern, "{engine:?}");
+            }
+            // One sector at sector 3: misaligned for a 4 KiB host (the buffered descriptor).
+            s.t.mem.write_slice(&[0x5a; 512], GuestAddress(DATA)).unwrap();
+            header(&s.t, HDR, VIRTIO_BLK_T_OUT, 3);
+            assert_eq!(s.run(&[(HDR, 16, false), (DATA, 512, false), (STATUS, 1, true)]), Ok((VIRTIO_BLK_S_OK, 1)));
+            header(&s.t, HDR, VIRTIO_BLK_T_IN, 3);
+            s.t.mem.write_slice(&[0; 1024], GuestAddress(DATA + 1)).unwrap();
+            assert_eq!(s.run(&[(HDR, 16, false), (DATA + 1, 1024, true), (STATUS, 1, true)]), Ok((VIRTIO_BLK_S_OK, 1025)));
+            let mut back = [0u8; 1024];
+            s.t.mem.read_slice(&mut back, GuestAddress(DATA + 1)).unwrap();
+            assert_eq!(&back[..512], &[0x5a; 512]);
+            assert_eq!(&back[512..], &[0; 512]);
+            header(&s.t, HDR, VIRTIO_BLK_T_FLUSH, 0);
+            assert_eq!(s.run(&[(HDR, 16, false), (STATUS, 1, true)]), Ok((VIRTIO_BLK_S_OK, 1)));
+        }
+    }
+
     /// 32 requests started before any completes, as a guest at QD32: all in flight on
     /// the host at once, each finished by its own completion.
     #[test]
     fn many_requests_in_flight() {
-        let mut s = setup_with(Engine::Uring, 64, false, false, 128);
+        for engine in [Engine::Uring, Engine::UringDirect, Engine::UringDirect4k] {
+            many_requests_in_flight_on(engine);
+        }
+    }
+
+    fn many_requests_in_flight_on(engine: Engine) {
+        let mut s = setup_with(engine, 64, false, false, 128);
         let data = |i: u64| 0x40000 + i * 0x1000;
         let hdr = |i: u64| HDR + i * 16;
         let status = |i: u64| STATUS + i;

@@ -15,6 +15,12 @@
 //! that meets the end of the file is an error, as `read_exact_at`/`write_all_at` do;
 //! EINTR and EAGAIN are retried. The blocking [`BlockBackend`] calls stay those of
 //! [`SyncEngine`] on the same file.
+//!
+//! With direct I/O ([`super::direct`]) the ring's ops use the O_DIRECT descriptor, and an
+//! op whose guest buffers O_DIRECT cannot take gets an aligned bounce buffer of its own
+//! for its lifetime: a write's data is copied into it when pushed, a read's copied out to
+//! the guest's buffers when it completes. An op whose range is misaligned (a host that
+//! needs more than 512 bytes) uses the buffered descriptor.
 
 use std::fs::File;
 use std::io;
@@ -26,6 +32,7 @@ use std::time::Duration;
 use io_uring::{opcode, squeue, types, IoUring};
 use vmm_sys_util::eventfd::EventFd;
 
+use super::direct::{AlignedBuf, DioAlign, Route};
 use super::engine_sync::SyncEngine;
 use super::{AsyncDone, AsyncOp, AsyncQueue, BlockBackend};
 
@@ -64,8 +71,18 @@ pub struct UringEngine {
 impl UringEngine {
     /// Opens `path` as [`SyncEngine::open`] does; fails when io_uring is unavailable.
     pub fn open(path: &Path, read_only: bool) -> io::Result<Self> {
+        Self::open_with(path, read_only, false)
+    }
+
+    /// As [`UringEngine::open`]; with O_DIRECT when `direct`.
+    pub fn open_with(path: &Path, read_only: bool, direct: bool) -> io::Result<Self> {
+        Self::open_aligned(path, read_only, direct.then_some(None))
+    }
+
+    /// As [`SyncEngine::open_aligned`].
+    pub(crate) fn open_aligned(path: &Path, read_only: bool, direct: Option<Option<DioAlign>>) -> io::Result<Self> {
         probe().map_err(|e| io::Error::other(format!("io_uring unavailable: {e}")))?;
-        Ok(Self { sync: SyncEngine::open(path, read_only)?, entries: RING_ENTRIES })
+        Ok(Self { sync: SyncEngine::open_aligned(path, read_only, direct)?, entries: RING_ENTRIES })
     }
 
     /// Rings of `entries` (a power of 2) instead of [`RING_ENTRIES`]: fewer ops in flight.
@@ -93,7 +110,15 @@ impl BlockBackend for UringEngine {
     }
 
     fn async_queue(&self) -> Option<io::Result<Box<dyn AsyncQueue>>> {
-        Some(self.sync.file().try_clone().and_then(|file| Ok(Box::new(UringQueue::new(file, self.entries)?) as _)))
+        let queue = || -> io::Result<Box<dyn AsyncQueue>> {
+            let mut q = UringQueue::new(self.sync.file().try_clone()?, self.entries)?;
+            if let Some(d) = self.sync.direct() {
+                let buffered = d.buffered.as_ref().map(File::try_clone).transpose()?;
+                q.direct = Some(QueueDirect { align: d.align, buffered });
+            }
+            Ok(Box::new(q))
+        };
+        Some(queue())
     }
 }
 
@@ -112,17 +137,31 @@ struct Slot {
     offset: u64,
     iovecs: Vec<libc::iovec>,
     transferred: u64,
+    /// The op goes through the buffered descriptor (direct I/O, misaligned range).
+    buffered: bool,
+    /// The op's aligned buffer (direct I/O, misaligned buffers), which `iovecs` points
+    /// into, and the caller's buffers.
+    bounce: Option<(AlignedBuf, Vec<libc::iovec>)>,
 }
 
 // SAFETY: the raw pointers in `iovecs` point into guest memory, which every thread of the
 // VMM may access (through vm-memory); a slot is only used by the thread owning its queue.
 unsafe impl Send for Slot {}
 
+/// What a queue on an O_DIRECT file needs.
+struct QueueDirect {
+    align: DioAlign,
+    /// A duplicate of the buffered descriptor, if the engine has one.
+    buffered: Option<File>,
+}
+
 /// One io_uring for one device worker.
 pub struct UringQueue {
     ring: IoUring,
     /// A duplicate of the disk's descriptor: the ring's ops use it.
     file: File,
+    /// Set when `file` has O_DIRECT.
+    direct: Option<QueueDirect>,
     /// Registered with the ring: written on every CQE.
     eventfd: EventFd,
     slots: Vec<Option<Slot>>,
@@ -148,6 +187,7 @@ impl UringQueue {
         Ok(Self {
             ring,
             file,
+            direct: None,
             eventfd,
             slots: (0..capacity).map(|_| None).collect(),
             free: (0..capacity).rev().collect(),
@@ -159,7 +199,8 @@ impl UringQueue {
     /// Puts slot `index`'s next SQE in the submission queue.
     fn queue_sqe(&mut self, index: usize) -> io::Result<()> {
         let slot = self.slots[index].as_ref().expect("a slot in use");
-        let fd = types::Fd(self.file.as_raw_fd());
+        let buffered = self.direct.as_ref().and_then(|d| d.buffered.as_ref()).filter(|_| slot.buffered);
+        let fd = types::Fd(buffered.unwrap_or(&self.file).as_raw_fd());
         let entry = match slot.kind {
             Kind::Read => opcode::Readv::new(fd, slot.iovecs.as_ptr(), slot.iovecs.len() as u32).offset(slot.offset).build(),
             Kind::Write => opcode::Writev::new(fd, slot.iovecs.as_ptr(), slot.iovecs.len() as u32).offset(slot.offset).build(),
@@ -206,8 +247,42 @@ impl UringQueue {
         };
         let slot = self.slots[index].take().expect("a slot in use");
         self.free.push(index);
+        if let (Kind::Read, Some((bounce, guest))) = (slot.kind, &slot.bounce) {
+            // SAFETY: `guest` are the buffers the op was pushed with, valid and writable
+            // until it is reaped (push's contract), and disjoint from the bounce buffer.
+            unsafe { scatter(&bounce[..slot.transferred as usize], guest) };
+        }
         done.push(AsyncDone { token: slot.token, result, transferred: slot.transferred });
         Ok(())
+    }
+}
+
+/// Copies `from` into the buffers of `iovecs`, in order, until either ends.
+///
+/// # Safety
+///
+/// Each iovec must be valid for writes of its length, and not overlap `from`.
+unsafe fn scatter(mut from: &[u8], iovecs: &[libc::iovec]) {
+    for iov in iovecs {
+        let n = iov.iov_len.min(from.len());
+        // SAFETY: the caller's promise for `iov`; `from` holds `n` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), iov.iov_base.cast::<u8>(), n) };
+        from = &from[n..];
+    }
+}
+
+/// Copies the buffers of `iovecs`, in order, into `to` (as many bytes as it holds).
+///
+/// # Safety
+///
+/// Each iovec must be valid for reads of its length, and not overlap `to`.
+unsafe fn gather(to: &mut [u8], iovecs: &[libc::iovec]) {
+    let mut at = 0;
+    for iov in iovecs {
+        let n = iov.iov_len.min(to.len() - at);
+        // SAFETY: the caller's promise for `iov`; `to` has room for `n` bytes at `at`.
+        unsafe { std::ptr::copy_nonoverlapping(iov.iov_base.cast::<u8>(), to[at..].as_mut_ptr(), n) };
+        at += n;
     }
 }
 
@@ -243,7 +318,31 @@ impl AsyncQueue for UringQueue {
             AsyncOp::Flush => (Kind::Flush, 0, Vec::new()),
         };
         iovecs.retain(|iov| iov.iov_len > 0);
-        self.slots[index] = Some(Slot { token, kind, offset, iovecs, transferred: 0 });
+        let (mut buffered, mut bounce) = (false, None);
+        if let Some(d) = &self.direct
+            && kind != Kind::Flush
+            && !iovecs.is_empty()
+        {
+            let len: usize = iovecs.iter().map(|iov| iov.iov_len).sum();
+            let bufs = iovecs.iter().map(|iov| (iov.iov_base as usize, iov.iov_len));
+            let route = d.align.route(offset, len as u64, bufs, d.buffered.is_some());
+            route.count();
+            match route {
+                Route::Direct => {}
+                Route::Buffered => buffered = true,
+                Route::Bounce => {
+                    let mut buf = AlignedBuf::new(len, d.align.mem);
+                    if kind == Kind::Write {
+                        // SAFETY: the caller keeps the iovecs valid for reads until the op
+                        // is reaped (this function's contract); `buf` is our own memory.
+                        unsafe { gather(&mut buf, &iovecs) };
+                    }
+                    let inner = vec![libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: len }];
+                    bounce = Some((buf, std::mem::replace(&mut iovecs, inner)));
+                }
+            }
+        }
+        self.slots[index] = Some(Slot { token, kind, offset, iovecs, transferred: 0, buffered, bounce });
         if kind != Kind::Flush && self.slots[index].as_ref().is_some_and(|s| s.iovecs.is_empty()) {
             // Nothing to transfer: the op is done now, announced as any other.
             let mut done = Vec::new();
@@ -447,6 +546,58 @@ mod tests {
         assert_eq!(done[0].result.as_ref().unwrap_err().raw_os_error(), Some(libc::EBADF));
         assert_eq!(std::fs::read(&path).unwrap(), vec![7u8; 4096]);
         assert!(UringEngine::open(dir.path(), true).is_err(), "a directory is not a disk");
+    }
+
+    /// O_DIRECT: ops on aligned buffers go straight to the file, others through a
+    /// bounce buffer of their own (also when a short transfer is continued); a range that
+    /// is misaligned for the host goes through the buffered descriptor.
+    #[test]
+    fn direct_io() {
+        let dir = TempDir::new("uring-direct");
+        let path = disk(&dir, 64 * 1024);
+        for align in [None, Some(DioAlign::new(4096, 4096))] {
+            let e = UringEngine::open_aligned(&path, false, Some(align)).unwrap();
+            assert!(crate::devices::virtio::block::direct::is_direct(e.sync.file()));
+            let mut q = e.async_queue().unwrap().unwrap();
+            let mut aligned = AlignedBuf::new(8192, 4096);
+            aligned.fill(1);
+            let mut odd = vec![2u8; 8193];
+            let (a, b) = odd[1..].split_at_mut(100);
+            let mut sector = vec![3u8; 513];
+            let done = run(
+                &mut *q,
+                vec![
+                    AsyncOp::Write { offset: 0, iovecs: vec![iov(&mut aligned)] },
+                    AsyncOp::Write { offset: 8192, iovecs: vec![iov(a), iov(b)] },
+                    AsyncOp::Write { offset: 16384 + 512, iovecs: vec![iov(&mut sector[1..])] },
+                    AsyncOp::Flush,
+                ],
+            );
+            assert!(done.iter().all(|d| d.result.is_ok()), "{align:?}: {done:?}");
+            assert_eq!(done[1].transferred, 8192);
+            let file = std::fs::read(&path).unwrap();
+            assert!(file[..8192].iter().all(|&x| x == 1) && file[8192..16384].iter().all(|&x| x == 2));
+            assert_eq!((file[16383 + 512], file[16384 + 512], file[16384 + 1023], file[16384 + 1024]), (7, 3, 3, 7));
+
+            let mut back = vec![0u8; 16385];
+            let (lo, hi) = back[1..].split_at_mut(4096);
+            let mut tail = vec![0u8; 1025];
+            let done = run(
+                &mut *q,
+                vec![
+                    AsyncOp::Read { offset: 4096, iovecs: vec![iov(lo), iov(hi)] },
+                    AsyncOp::Read { offset: 16384 + 512, iovecs: vec![iov(&mut tail[1..])] },
+                    // Meets the end of the file after 512 bytes: an error, with those bytes.
+                    AsyncOp::Read { offset: 64 * 1024 - 512, iovecs: vec![iov(&mut aligned[..1024])] },
+                ],
+            );
+            assert!(done[0].result.is_ok() && done[1].result.is_ok(), "{align:?}: {done:?}");
+            assert_eq!(&back[1..], &file[4096..20480]);
+            assert!(tail[1..513].iter().all(|&x| x == 3) && tail[513..].iter().all(|&x| x == 7));
+            assert!(done[2].result.is_err());
+            assert_eq!(done[2].transferred, 512);
+            assert!(aligned[..512].iter().all(|&x| x == 7));
+        }
     }
 
     #[test]

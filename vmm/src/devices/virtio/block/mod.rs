@@ -1,9 +1,11 @@
 //! virtio-blk (device id 2): spec types, features and config space, and the host I/O
 //! backend trait. Request processing is in [`device`]; one file per host I/O engine
 //! ([`engine_sync`]: pread/pwrite/fdatasync; [`engine_uring`]: the host's io_uring, many
-//! requests in flight), each behind [`BlockBackend`].
+//! requests in flight), each behind [`BlockBackend`]. Both can open the disk with
+//! O_DIRECT ([`direct`]: alignment checks and bounce buffers).
 
 pub mod device;
+pub mod direct;
 pub mod engine_sync;
 pub mod engine_uring;
 
