@@ -167,10 +167,11 @@ pub struct IoUring {
     state: SpinLock<State>,
     cq_wait: WaitQueue,
     pub rsrc: SpinLock<rsrc::Resources>,
-    /// Registered eventfd, and whether it is signalled only for completions that did not
-    /// happen inline (EVENTFD_ASYNC).
+    /// Registered eventfd, and whether it is signalled only for completions posted by
+    /// io-wq workers (EVENTFD_ASYNC).
     eventfd: SpinLock<Option<(Arc<EventFd>, bool)>>,
-    /// 0: no eventfd; 1: every completion; 2: completions that did not happen inline.
+    /// 0: no eventfd; 1: every completion; 2: completions posted by io-wq workers (as
+    /// Linux, whose EVENTFD_ASYNC tests `io_wq_current_is_worker()`).
     eventfd_mode: AtomicU8,
     pub timeouts: SpinLock<timeout::Timeouts>,
     /// Requests parked on a file's wait queue (polls, reads and writes that would
@@ -207,7 +208,8 @@ impl IoUring {
 
     /// Posts a CQE (to the overflow list if the CQ is full or already overflowing) and
     /// wakes waiters, or leaves that to the end of the current submission batch.
-    fn post(&self, cqe: Cqe, inline: bool) {
+    /// `worker`: posted by an io-wq worker.
+    fn post(&self, cqe: Cqe, worker: bool) {
         let wake_now = {
             let mut st = self.state.lock();
             if !st.overflow.is_empty() || !self.rings.push_cqe(&cqe) {
@@ -221,7 +223,7 @@ impl IoUring {
             }
             match self.eventfd_mode.load(Relaxed) {
                 1 => st.eventfd_pending += 1,
-                2 if !inline => st.eventfd_pending += 1,
+                2 if worker => st.eventfd_pending += 1,
                 _ => {}
             }
             st.wake_pending = true;
@@ -281,11 +283,12 @@ impl IoUring {
         let mut next = Some(req);
         while let Some(mut req) = next.take() {
             if self.dead.load(Relaxed) {
-                next = self.finish(req, -ECANCELED.0, true);
+                next = self.finish(req, -ECANCELED.0, false);
                 continue;
             }
             if let Err(e) = opdef::resolve_file(self, &mut req) {
-                next = self.finish(req, -e.0, true);
+                let worker = req.in_iowq;
+                next = self.finish(req, -e.0, worker);
                 continue;
             }
             let def = &opdef::OPS[req.opcode as usize];
@@ -294,9 +297,9 @@ impl IoUring {
                 io_wq::enqueue(self, req);
                 continue;
             }
-            let inline = !req.in_iowq;
+            let worker = req.in_iowq;
             if let Some((req, res)) = (def.issue)(self, req) {
-                next = self.finish(req, res, inline);
+                next = self.finish(req, res, worker);
             }
         }
     }
@@ -369,13 +372,13 @@ impl IoUring {
     }
 
     /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
-    fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, inline: bool) -> Option<Box<Request>> {
+    fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, worker: bool) -> Option<Box<Request>> {
         let failed = res < 0 || req.expected.is_some_and(|e| e != res);
         let skip = req.flags & IOSQE_CQE_SKIP_SUCCESS != 0;
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
         if !skip || failed {
-            self.post(Cqe { user_data: req.user_data, res, flags: 0 }, inline);
+            self.post(Cqe { user_data: req.user_data, res, flags: 0 }, worker);
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);
             }
@@ -386,7 +389,7 @@ impl IoUring {
         self.recycle(req);
         if failed && !hard {
             // A failed link cancels the rest of its chain.
-            self.fail_chain(next.take(), skip, inline);
+            self.fail_chain(next.take(), skip, worker);
         }
         self.run_deferred();
         next
@@ -394,7 +397,7 @@ impl IoUring {
 
     /// Completes a chain without running it: a member whose prep failed reports its
     /// error, the others -ECANCELED; with `skip_cqes` none is posted.
-    fn fail_chain(&self, mut next: Option<Box<Request>>, skip_cqes: bool, inline: bool) {
+    fn fail_chain(&self, mut next: Option<Box<Request>>, skip_cqes: bool, worker: bool) {
         while let Some(mut r) = next {
             next = r.link.take();
             let res = match r.op {
@@ -402,7 +405,7 @@ impl IoUring {
                 _ => -ECANCELED.0,
             };
             if !skip_cqes {
-                self.post(Cqe { user_data: r.user_data, res, flags: 0 }, inline);
+                self.post(Cqe { user_data: r.user_data, res, flags: 0 }, worker);
             }
             self.completed.fetch_add(1, Relaxed);
             self.recycle(r);
@@ -542,7 +545,7 @@ impl IoUring {
         if !failed {
             return self.queue(head);
         }
-        self.fail_chain(Some(head), false, true);
+        self.fail_chain(Some(head), false, false);
         self.run_deferred();
     }
 
@@ -721,7 +724,10 @@ pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
     | IORING_FEAT_EXT_ARG
     | IORING_FEAT_CQE_SKIP
     | IORING_FEAT_LINKED_FILE
-    | IORING_FEAT_SQPOLL_NONFIXED;
+    | IORING_FEAT_SQPOLL_NONFIXED
+    | IORING_FEAT_FAST_POLL
+    | IORING_FEAT_POLL_32BITS
+    | IORING_FEAT_NATIVE_WORKERS;
 
 /// `io_uring_setup(entries, params)`.
 pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {

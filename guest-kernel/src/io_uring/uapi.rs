@@ -154,7 +154,13 @@ pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 pub const IORING_FEAT_NODROP: u32 = 1 << 1;
 pub const IORING_FEAT_SUBMIT_STABLE: u32 = 1 << 2;
 pub const IORING_FEAT_RW_CUR_POS: u32 = 1 << 3;
+/// Pollable files are polled internally rather than handed to a worker.
+pub const IORING_FEAT_FAST_POLL: u32 = 1 << 5;
+/// POLL_ADD takes the full 32-bit poll32_events.
+pub const IORING_FEAT_POLL_32BITS: u32 = 1 << 6;
 pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
+/// io-wq workers are tasks of the submitting process (its files, memory, credentials).
+pub const IORING_FEAT_NATIVE_WORKERS: u32 = 1 << 9;
 pub const IORING_FEAT_CQE_SKIP: u32 = 1 << 11;
 pub const IORING_FEAT_SQPOLL_NONFIXED: u32 = 1 << 7;
 pub const IORING_FEAT_LINKED_FILE: u32 = 1 << 12;
