@@ -66,9 +66,12 @@ impl<T> Drop for SpinGuard<'_, T> {
 /// A sleeping lock (Linux's `struct mutex`): a holder may block while holding it, and
 /// other tasks wanting it sleep until it is released. Never taken in interrupt handlers.
 /// Used where a lock must span a sleep, such as a file position across a device read
-/// (Linux's `f_pos_lock`); a [`SpinLock`] held across a sleep is a bug.
+/// (Linux's `f_pos_lock`); a [`SpinLock`] held across a sleep is a bug. Uncontended, it
+/// is one compare-and-swap to take and one store to release.
 pub struct Mutex<T> {
-    locked: SpinLock<bool>,
+    locked: AtomicBool,
+    /// Tasks waiting for it (the releaser wakes them only if there are any).
+    sleepers: core::sync::atomic::AtomicUsize,
     waiters: crate::task::wait::WaitQueue,
     value: UnsafeCell<T>,
 }
@@ -78,7 +81,12 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Self { locked: SpinLock::new(false), waiters: crate::task::wait::WaitQueue::new(), value: UnsafeCell::new(value) }
+        Self {
+            locked: AtomicBool::new(false),
+            sleepers: core::sync::atomic::AtomicUsize::new(0),
+            waiters: crate::task::wait::WaitQueue::new(),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// Takes the lock, sleeping (uninterruptibly) while another task holds it.
@@ -87,17 +95,18 @@ impl<T> Mutex<T> {
             if let Some(g) = self.try_lock() {
                 return g;
             }
-            self.waiters.wait_uninterruptible(|| !*self.locked.lock());
+            // SeqCst with the release path: either the releaser sees us counted and
+            // wakes us, or we see the lock free in our wait condition.
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            self.waiters.wait_uninterruptible(|| !self.locked.load(Ordering::SeqCst));
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     /// Takes the lock if it is free now (the nonblocking path of io_uring's issue).
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        let mut locked = self.locked.lock();
-        if *locked {
-            return None;
-        }
-        *locked = true;
+        // Acquire pairs with the Release (SeqCst) store in `MutexGuard::drop`.
+        self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok()?;
         Some(MutexGuard { lock: self })
     }
 }
@@ -123,7 +132,9 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 
 impl<T> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        *self.lock.locked.lock() = false;
-        self.lock.waiters.wake_all();
+        self.lock.locked.store(false, Ordering::SeqCst);
+        if self.lock.sleepers.load(Ordering::SeqCst) != 0 {
+            self.lock.waiters.wake_all();
+        }
     }
 }

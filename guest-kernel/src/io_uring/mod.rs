@@ -158,8 +158,8 @@ pub struct IoUring {
     completed: AtomicU64,
     /// Requests held back in `State::deferred` (checked without the lock on the hot path).
     deferred_count: AtomicUsize,
-    #[allow(clippy::vec_box)] // the boxes themselves are what is reused
-    cache: SpinLock<Vec<Box<Request>>>,
+    /// Emptied request boxes (their contents dropped), reused without allocating.
+    cache: SpinLock<Vec<Box<core::mem::MaybeUninit<Request>>>>,
     ino: u64,
     pub rings: Rings,
     pub setup_flags: u32,
@@ -350,24 +350,29 @@ impl IoUring {
 
     /// A request box, reused if one is cached.
     pub fn new_request(&self, req: Request) -> Box<Request> {
-        match self.cache.lock().pop() {
+        let cached = self.cache.lock().pop();
+        match cached {
             Some(mut b) => {
-                *b = req;
-                b
+                b.write(req);
+                // SAFETY: initialised by the write just above.
+                unsafe { b.assume_init() }
             }
             None => Box::new(req),
         }
     }
 
-    /// Keeps a finished request's box for reuse (dropping what it holds).
-    fn recycle(&self, mut req: Box<Request>) {
-        req.file = None;
-        req.mm = None;
-        req.tctx = None;
-        req.op = Op::Nop;
+    /// Drops what a finished request holds and keeps its box for reuse.
+    fn recycle(&self, req: Box<Request>) {
+        let raw = Box::into_raw(req);
+        // SAFETY: `raw` is the live request of a box we own; its contents are dropped
+        // once here, and the box is kept as uninitialised memory from now on.
+        let empty = unsafe {
+            core::ptr::drop_in_place(raw);
+            Box::from_raw(raw.cast::<core::mem::MaybeUninit<Request>>())
+        };
         let mut cache = self.cache.lock();
         if cache.len() < REQUEST_CACHE {
-            cache.push(req);
+            cache.push(empty);
         }
     }
 
@@ -425,10 +430,14 @@ impl IoUring {
 
     /// Releases held-back requests once every request submitted before them has
     /// completed; they are issued as task work of their submitter.
+    #[inline]
     fn run_deferred(self: &Arc<Self>) {
-        if self.deferred_count.load(Relaxed) == 0 {
-            return;
+        if self.deferred_count.load(Relaxed) != 0 {
+            self.release_deferred();
         }
+    }
+
+    fn release_deferred(self: &Arc<Self>) {
         let mut released = Vec::new();
         {
             let mut st = self.state.lock();
@@ -457,22 +466,23 @@ impl IoUring {
         self.rings.sq_tail().wrapping_sub(head).min(self.rings.sq_entries)
     }
 
-    /// Consumes up to `to_submit` SQEs; returns how many were consumed.
-    fn submit(self: &Arc<Self>, to_submit: u32) -> KResult<u32> {
-        let tctx = tctx::current(self)?;
+    /// Consumes up to `to_submit` SQEs for task `me` (the current one); returns how many
+    /// were consumed.
+    fn submit(self: &Arc<Self>, to_submit: u32, me: &Arc<crate::task::Task>) -> KResult<u32> {
+        let tctx = tctx::of_task(me, self)?;
         let mut sub = self.submit.lock();
         self.state.lock().batching = true;
-        let submitted = self.submit_batch(&mut sub, to_submit, &tctx);
+        let submitted = self.submit_batch(&mut sub, to_submit, &tctx, me);
         self.state.lock().batching = false;
         drop(sub);
         self.wake();
         Ok(submitted)
     }
 
-    fn submit_batch(self: &Arc<Self>, sub: &mut Submit, to_submit: u32, tctx: &Arc<Tctx>) -> u32 {
+    fn submit_batch(self: &Arc<Self>, sub: &mut Submit, to_submit: u32, tctx: &Arc<Tctx>, me: &crate::task::Task) -> u32 {
         let rings = &self.rings;
         // Looked up once per batch: every request of it is the same process's.
-        let mm = task::current_process().mm();
+        let mm = me.process.mm();
         let available = rings.sq_tail().wrapping_sub(sub.head).min(rings.sq_entries);
         let mut submitted = 0;
         // The link chain being built: its head, and whether it already failed.
@@ -826,6 +836,15 @@ fn check_issuer(ring: &IoUring) -> KResult<()> {
     Ok(())
 }
 
+/// [`check_issuer`] for task `me`.
+fn check_issuer_is(ring: &IoUring, me: &crate::task::Task) -> KResult<()> {
+    let issuer = ring.issuer.load(Relaxed);
+    if issuer != 0 && issuer != me.tid {
+        return Err(EEXIST);
+    }
+    Ok(())
+}
+
 /// `io_uring_enter(fd, to_submit, min_complete, flags, argp, argsz)`.
 pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, argsz: u64) -> KResult<u64> {
     let known = IORING_ENTER_GETEVENTS | IORING_ENTER_SQ_WAKEUP | IORING_ENTER_SQ_WAIT | IORING_ENTER_EXT_ARG;
@@ -861,6 +880,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         }
         sigmask = Some(task::read_user::<u64>(argp)?);
     }
+    let me = crate::task::sched::current();
     let mut submitted = 0;
     match &ring.sqpoll {
         // The poller submits; enter only wakes it (and reports to_submit, as Linux).
@@ -874,12 +894,11 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             submitted = to_submit;
         }
         None if to_submit > 0 => {
-            check_issuer(&ring)?;
-            submitted = ring.submit(to_submit)?;
+            check_issuer_is(&ring, &me)?;
+            submitted = ring.submit(to_submit, &me)?;
         }
         None => {}
     }
-    let me = crate::task::sched::current();
     if me.task_work_pending() {
         crate::task::run_task_work(&me);
     }
@@ -887,7 +906,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     // no other task may wait on such a ring (Linux: -EEXIST).
     let local = ring.flag(IORING_SETUP_DEFER_TASKRUN) && flags & IORING_ENTER_GETEVENTS != 0;
     if local {
-        check_issuer(&ring)?;
+        check_issuer_is(&ring, &me)?;
     }
     if local {
         ring.run_local_work();
@@ -905,6 +924,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
                 // The signal that interrupted us is delivered under the temporary mask;
                 // the old one comes back after it (as ppoll does).
                 *me.saved_sigmask.lock() = Some(old);
+                me.restore_sigmask.store(true, Relaxed);
             } else {
                 me.sigmask.store(old, Relaxed);
             }

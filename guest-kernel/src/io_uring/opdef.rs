@@ -176,6 +176,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
 }
 
 /// Looks up the request's file (a fixed file with IOSQE_FIXED_FILE), if its op needs one.
+#[inline]
 pub fn resolve_file(ring: &IoUring, req: &mut Request) -> KResult<()> {
     if req.file.is_some() || !OPS[req.opcode as usize].needs_file || matches!(req.op, Op::Failed(_)) {
         return Ok(());

@@ -71,7 +71,7 @@ fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>
             *sq.tctx.lock() = tctx::current(&ring).ok();
         }
         if ring.sq_pending() > 0 {
-            let _ = ring.submit(u32::MAX);
+            let _ = ring.submit(u32::MAX, me);
             sq.consumed.wake_all();
             last_work = time::monotonic_ns();
         }

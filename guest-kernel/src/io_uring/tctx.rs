@@ -37,6 +37,8 @@ pub struct Tctx {
     rings: SpinLock<Vec<Weak<IoUring>>>,
     /// The task has exited: new work for it is cancelled.
     dead: AtomicBool,
+    /// Address of the ring it submitted to last (already in `rings`).
+    last_ring: core::sync::atomic::AtomicUsize,
 }
 
 /// Bounded io-wq workers: Linux's min(SQ entries, 4 x CPUs), with one CPU here.
@@ -50,6 +52,7 @@ impl Tctx {
             iowq: IoWq::new(&task.process, ring.rings.sq_entries.min(BOUNDED_PER_CPU)),
             rings: SpinLock::new(Vec::new()),
             dead: AtomicBool::new(false),
+            last_ring: core::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -61,21 +64,31 @@ impl Tctx {
 /// The current task's context, made on its first submission, with `ring` recorded as one
 /// it submits to.
 pub fn current(ring: &Arc<IoUring>) -> KResult<Arc<Tctx>> {
-    let me = sched::current();
+    of_task(&sched::current(), ring)
+}
+
+/// `me`'s context (`me` is the current task), as [`current`].
+pub fn of_task(me: &Arc<Task>, ring: &Arc<IoUring>) -> KResult<Arc<Tctx>> {
     let existing = me.io_uring.lock().clone();
     let tctx = match existing {
         Some(t) => t,
         None => {
-            let t = Tctx::new(&me, ring);
+            let t = Tctx::new(me, ring);
             *me.io_uring.lock() = Some(Arc::clone(&t));
             t
         }
     };
-    let known = tctx.rings.lock().iter().any(|r| core::ptr::eq(r.as_ptr(), Arc::as_ptr(ring)));
-    if !known {
-        tctx.rings.lock().retain(|r| r.strong_count() > 0);
-        tctx.rings.lock().push(Arc::downgrade(ring));
-        ring.add_tctx(&tctx);
+    // The ring it used last is known: no need to look through the list.
+    let ring_addr = Arc::as_ptr(ring) as usize;
+    if tctx.last_ring.load(Ordering::Relaxed) != ring_addr {
+        let mut rings = tctx.rings.lock();
+        if !rings.iter().any(|r| r.as_ptr() as usize == ring_addr) {
+            rings.retain(|r| r.strong_count() > 0);
+            rings.push(Arc::downgrade(ring));
+            drop(rings);
+            ring.add_tctx(&tctx);
+        }
+        tctx.last_ring.store(ring_addr, Ordering::Relaxed);
     }
     Ok(tctx)
 }

@@ -168,10 +168,14 @@ pub fn cancel_user_data(ring: &Arc<IoUring>, user_data: u64) -> bool {
 /// Called for every posted completion that is not a timeout's: fires the timeouts whose
 /// count is reached. (With no timeout pending anywhere the count is not needed: a new
 /// timeout counts from the completions posted after it.)
+#[inline]
 pub fn count_completion(ring: &Arc<IoUring>) {
-    if ANY_PENDING.load(Ordering::Relaxed) == 0 {
-        return;
+    if ANY_PENDING.load(Ordering::Relaxed) != 0 {
+        count_slow(ring);
     }
+}
+
+fn count_slow(ring: &Arc<IoUring>) {
     let now = {
         let mut t = ring.timeouts.lock();
         t.completions += 1;

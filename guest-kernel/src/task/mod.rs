@@ -107,6 +107,8 @@ pub struct Task {
     /// delivered (Linux: TIF_RESTORE_SIGMASK with `saved_sigmask`; `io_uring_enter`'s
     /// EXT_ARG sigmask, as ppoll's).
     pub saved_sigmask: SpinLock<Option<u64>>,
+    /// `saved_sigmask` holds a mask (checked without the lock on every return).
+    pub restore_sigmask: core::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
@@ -246,6 +248,7 @@ impl Task {
             task_work: core::sync::atomic::AtomicBool::new(false),
             io_uring: SpinLock::new(None),
             saved_sigmask: SpinLock::new(None),
+            restore_sigmask: core::sync::atomic::AtomicBool::new(false),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
@@ -528,9 +531,11 @@ pub fn return_to_user(frame: &mut TrapFrame) {
         signal::deliver(frame);
     }
     // The handler's frame saved the mask from before the syscall's temporary one.
-    let saved = me.saved_sigmask.lock().take();
-    if let Some(mask) = saved {
-        me.sigmask.store(mask, Ordering::Relaxed);
+    if me.restore_sigmask.load(Ordering::Relaxed) {
+        me.restore_sigmask.store(false, Ordering::Relaxed);
+        if let Some(mask) = me.saved_sigmask.lock().take() {
+            me.sigmask.store(mask, Ordering::Relaxed);
+        }
     }
     if me.killed.load(Ordering::Relaxed) {
         drop(me);
