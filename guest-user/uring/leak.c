@@ -3,6 +3,7 @@
  * own accounting in /proc/meminfo, KernelHeapBytes and MemFree).
  *
  *   uring-leak [CYCLES] [DISKFILE|-] [KIND] [WHAT]
+ *   uring-leak --pressure
  *
  * Each cycle builds a ring with requests pending on it (a read of an empty pipe, a poll,
  * a far timeout, a linked chain behind the read, and with DISKFILE a read of it) and
@@ -12,8 +13,13 @@
  * exits 0 or 1. KIND (to look for a leak) picks one ending: 0 close, 1 exit, 2 SIGKILL,
  * 3 exec; WHAT the pending requests: R (read and link), P (poll), T (timeout), N (no
  * ring at all); default all of them.
+ *
+ * --pressure parks polls until the kernel refuses more (io_uring_enter: -EAGAIN, as
+ * Linux when it cannot allocate a request) rather than run out of memory, then closes
+ * the ring and checks the memory comes back.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
@@ -123,6 +129,46 @@ static int run(int n)
 	return 0;
 }
 
+/* Parks POLL_ADDs on a pipe that never becomes ready until enter says -EAGAIN. */
+static int pressure(void)
+{
+	struct io_uring ring;
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 8192 };
+	int fds[2];
+	long heap0 = meminfo("KernelHeapBytes:"), parked = 0, ret = 0;
+	if (heap0 < 0 || io_uring_queue_init_params(4096, &ring, &p) < 0 || pipe(fds) < 0) {
+		printf("pressure: FAILED: setup\n");
+		return 1;
+	}
+	while (parked < 4000000) {
+		struct io_uring_sqe *sqe;
+		while ((sqe = io_uring_get_sqe(&ring)))
+			io_uring_prep_poll_add(sqe, fds[0], POLLIN);
+		ret = io_uring_submit(&ring);
+		if (ret < 0)
+			break;
+		parked += ret;
+		if (ret == 0)
+			break;
+	}
+	long heap1 = meminfo("KernelHeapBytes:");
+	printf("pressure: %ld polls parked, then %ld; kernel heap %ld -> %ld bytes\n", parked, ret, heap0, heap1);
+	if (ret != -EAGAIN) {
+		printf("pressure: FAILED: expected -EAGAIN\n");
+		return 1;
+	}
+	io_uring_queue_exit(&ring);
+	close(fds[0]), close(fds[1]);
+	long heap2 = meminfo("KernelHeapBytes:");
+	printf("pressure: after close: %ld bytes\n", heap2);
+	if (heap2 - heap0 > 65536) {
+		printf("pressure: FAILED: memory not given back\n");
+		return 1;
+	}
+	printf("pressure: ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int cycles = argc > 1 ? atoi(argv[1]) : 1000;
@@ -130,6 +176,8 @@ int main(int argc, char **argv)
 	self = argv[0];
 	if (argc > 1 && !strcmp(argv[1], "--exit"))
 		return 0;
+	if (argc > 1 && !strcmp(argv[1], "--pressure"))
+		return pressure();
 	disk = argc > 2 && strcmp(argv[2], "-") ? argv[2] : NULL;
 	only = argc > 3 ? atoi(argv[3]) : -1;
 	if (argc > 4) what = argv[4];

@@ -213,7 +213,7 @@ impl IoUring {
         let wake_now = {
             let mut st = self.state.lock();
             if !st.overflow.is_empty() || !self.rings.push_cqe(&cqe) {
-                if st.overflow.len() < MAX_OVERFLOW {
+                if st.overflow.len() < MAX_OVERFLOW && !crate::mm::heap::under_pressure() {
                     st.overflow.push_back(cqe);
                 } else {
                     // Kept back as far as memory allows, then counted, as Linux does.
@@ -476,6 +476,9 @@ impl IoUring {
         self.state.lock().batching = false;
         drop(sub);
         self.wake();
+        if submitted == 0 && self.sq_pending() > 0 && crate::mm::heap::under_pressure() {
+            return Err(EAGAIN);
+        }
         Ok(submitted)
     }
 
@@ -488,6 +491,11 @@ impl IoUring {
         // The link chain being built: its head, and whether it already failed.
         let mut chain: Option<(Box<Request>, bool)> = None;
         for _ in 0..to_submit.min(available) {
+            // Out of kernel memory: stop here, as Linux does when it cannot allocate a
+            // request (the caller sees -EAGAIN if nothing was submitted).
+            if submitted % 16 == 0 && crate::mm::heap::under_pressure() {
+                break;
+            }
             let index = rings.sq_array(sub.head);
             sub.head = sub.head.wrapping_add(1);
             if index >= rings.sq_entries {

@@ -42,6 +42,17 @@ pub fn in_use() -> usize {
     HEAP.0.lock().in_use
 }
 
+/// The heap's size, set once at boot.
+static SIZE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Whether the heap is nearly full (under an eighth free): callers that let user space
+/// grow kernel memory (io_uring requests) refuse more work then, with Linux's errors,
+/// rather than let an allocation fail (which would end the kernel).
+pub fn under_pressure() -> bool {
+    let size = SIZE.load(core::sync::atomic::Ordering::Relaxed);
+    in_use() > size - size / 8
+}
+
 /// The bytes a block of `layout` takes from the heap.
 fn charge(layout: &Layout) -> usize {
     match class_of(layout) {
@@ -123,5 +134,6 @@ pub fn init() {
     // SAFETY: the frames were just taken from the frame allocator for good and are mapped
     // contiguously by the direct map.
     unsafe { HEAP.0.lock().buddy.init(frame_ptr(start) as usize, bytes as usize) };
+    SIZE.store(bytes as usize, core::sync::atomic::Ordering::Relaxed);
     log::debug!("heap: {} MiB at {start:#x}", bytes >> 20);
 }

@@ -8,6 +8,7 @@
 //! cancels it when the wait ends, however it ends: the timer structure holds only the
 //! deadlines of tasks still waiting.
 
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -30,8 +31,9 @@ pub type WakeCallback = alloc::boxed::Box<dyn FnOnce() + Send>;
 
 pub struct WaitQueue {
     waiters: SpinLock<Vec<Arc<Task>>>,
-    /// One-shot callbacks, each with the id `add_callback` returned (to remove it).
-    callbacks: SpinLock<Vec<(u64, WakeCallback)>>,
+    /// One-shot callbacks by the id `add_callback` returned (ids grow, so this is also
+    /// the order they were added in; removal is O(log n) however many wait).
+    callbacks: SpinLock<BTreeMap<u64, WakeCallback>>,
 }
 
 /// Ids of wake callbacks, unique for the kernel's lifetime.
@@ -45,7 +47,7 @@ impl Default for WaitQueue {
 
 impl WaitQueue {
     pub const fn new() -> Self {
-        Self { waiters: SpinLock::new(Vec::new()), callbacks: SpinLock::new(Vec::new()) }
+        Self { waiters: SpinLock::new(Vec::new()), callbacks: SpinLock::new(BTreeMap::new()) }
     }
 
     /// Blocks the current task until `ready()` is true. `deadline` is in monotonic ns.
@@ -122,16 +124,13 @@ impl WaitQueue {
     /// Runs `callback` on the next wakeup of this queue; returns its id.
     pub fn add_callback(&self, callback: WakeCallback) -> u64 {
         let id = NEXT_CALLBACK.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        self.callbacks.lock().push((id, callback));
+        self.callbacks.lock().insert(id, callback);
         id
     }
 
     /// Removes a callback that has not run yet (false: it ran, or is running).
     pub fn remove_callback(&self, id: u64) -> bool {
-        let removed = {
-            let mut c = self.callbacks.lock();
-            c.iter().position(|(i, _)| *i == id).map(|at| c.remove(at))
-        };
+        let removed = self.callbacks.lock().remove(&id);
         // Dropped outside the lock: what the callback holds may take it again.
         removed.is_some()
     }
