@@ -429,7 +429,132 @@ static int multishot_skip_success(void)
 	return UT_OK;
 }
 
+static int rwf_hipri_einval(void)
+{
+	/* RWF_HIPRI asks for polled I/O: a ring without IOPOLL says -EINVAL at issue */
+	GATE(IORING_OP_READ);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	char path[256], buf[8];
+	int fd = ut_tmpfile("hipri", O_RDWR, path);
+	CHECK_OK(fd);
+	CHECK_EQ(write(fd, "12345678", 8), 8);
+	int p[2];
+	CHECK_OK(pipe2(p, O_CLOEXEC));
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	q_read(&r, fd, buf, sizeof buf, 0, 0x61)->rw_flags = 1; /* RWF_HIPRI */
+	q_read(&r, p[0], buf, sizeof buf, 0, 0x62)->rw_flags = 1;
+	CHECK_EQ(io_uring_submit(&r), 2);
+	for (int i = 0; i < 2; i++) {
+		struct io_uring_cqe c;
+		CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
+		CHECK_RES(c.res, -EINVAL);
+	}
+	close(fd);
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int eventfd_write_waits_for_room(void)
+{
+	/*
+	 * An eventfd with count 1 cannot take 0xfffffffffffffffe (the sum would pass the
+	 * maximum) although it polls writable: the WRITE waits, never spins, and completes
+	 * once a read(2) empties the counter.
+	 */
+	GATE(IORING_OP_WRITE);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int efd = eventfd(1, EFD_CLOEXEC);
+	CHECK_OK(efd);
+	static uint64_t big = 0xfffffffffffffffeULL;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+	io_uring_prep_write(sqe, efd, &big, 8, 0);
+	sqe->user_data = 0x63;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ut_sleep_ms(50);
+	struct io_uring_cqe *cp;
+	CHECK_EQ(io_uring_peek_cqe(&r, &cp), -EAGAIN);
+	uint64_t v = 0;
+	CHECK_EQ(read(efd, &v, 8), 8);
+	CHECK_EQ(v, 1);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
+	CHECK_EQ(c.user_data, 0x63);
+	CHECK_RES(c.res, 8);
+	CHECK_EQ(read(efd, &v, 8), 8);
+	CHECK(v == big);
+	close(efd);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int exclusive_polls_wake_one(void)
+{
+	/* four EPOLLEXCLUSIVE polls on one pipe: a write wakes one of them */
+	GATE(IORING_OP_POLL_ADD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 8));
+	int p[2];
+	CHECK_OK(pipe2(p, O_CLOEXEC));
+	for (int i = 0; i < 4; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+		io_uring_prep_poll_add(sqe, p[0], POLLIN | EPOLLEXCLUSIVE);
+		sqe->user_data = 0x70 + i;
+	}
+	CHECK_EQ(io_uring_submit(&r), 4);
+	ut_sleep_ms(20);
+	CHECK_EQ(write(p[1], "x", 1), 1);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
+	CHECK_RES(c.res, POLLIN);
+	ut_sleep_ms(50);
+	CHECK_EQ(io_uring_cq_ready(&r), 0);
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int poll_chain_of_rings(void)
+{
+	/*
+	 * 40 rings, each polling the next one's fd for POLLIN: one NOP on the last makes
+	 * every ring ready in turn (each wakeup is handled as task work, not by recursing
+	 * through 40 rings' wake-ups inside the first).
+	 */
+	GATE(IORING_OP_POLL_ADD);
+	GATE(IORING_OP_NOP);
+	enum { N = 40 };
+	static struct io_uring r[N];
+	for (int i = 0; i < N; i++)
+		CHECK_OK(ut_ring(&r[i], 4));
+	for (int i = 0; i < N - 1; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r[i]);
+		io_uring_prep_poll_add(sqe, r[i + 1].ring_fd, POLLIN);
+		sqe->user_data = 0x100 + i;
+		CHECK_EQ(io_uring_submit(&r[i]), 1);
+	}
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r[N - 1]);
+	io_uring_prep_nop(sqe);
+	sqe->user_data = 0x200;
+	CHECK_EQ(io_uring_submit(&r[N - 1]), 1);
+	for (int i = N - 1; i >= 0; i--) {
+		struct io_uring_cqe c;
+		CHECK_OK(ut_wait_cqe_ms(&r[i], &c, 5000));
+		CHECK_EQ(c.user_data, i == N - 1 ? 0x200 : 0x100 + i);
+		if (i < N - 1)
+			CHECK(c.res & POLLIN);
+	}
+	for (int i = 0; i < N; i++)
+		io_uring_queue_exit(&r[i]);
+	return UT_OK;
+}
+
 UT_FAMILY(nonblock, T(pipe_nonblock), T(pipe_blocking), T(eventfd_nonblock),
 	  T(eventfd_blocking), T(async_pipe), T(rwf_nowait), T(submit_while_worker_blocks),
 	  T(o_append), T(rwf_append), T(poll_in_out_write_end), T(poll_other_ring),
-	  T(poll_own_ring), T(poll32_upper_bits), T(multishot_skip_success));
+	  T(poll_own_ring), T(poll32_upper_bits), T(multishot_skip_success), T(rwf_hipri_einval),
+	  T(eventfd_write_waits_for_room), T(exclusive_polls_wake_one), T(poll_chain_of_rings));

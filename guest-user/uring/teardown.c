@@ -288,5 +288,28 @@ static int close_with_4096_timeouts(void)
 	return UT_OK;
 }
 
+static int close_while_worker_reads_the_ring(void)
+{
+	/*
+	 * An IOSQE_ASYNC READ of the ring's own fd goes to a worker; the ring's fd is closed
+	 * before the worker runs, so the worker's request holds the last reference to the
+	 * ring: ending it releases the ring from inside the worker. Nothing may break.
+	 */
+	GATE(IORING_OP_READ);
+	for (int round = 0; round < 20; round++) {
+		struct io_uring r;
+		CHECK_OK(ut_ring(&r, 4));
+		static char buf[16];
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+		io_uring_prep_read(sqe, r.ring_fd, buf, sizeof buf, 0);
+		sqe->flags |= IOSQE_ASYNC;
+		CHECK_EQ(io_uring_submit(&r), 1);
+		io_uring_queue_exit(&r);
+		ut_sleep_ms(5);
+	}
+	return UT_OK;
+}
+
 UT_FAMILY(teardown, T(close_with_pending), T(child_exit), T(child_exec), T(child_sigkill),
-	  T(child_cycles_200), T(timeouts_4096), T(close_with_4096_timeouts));
+	  T(child_cycles_200), T(timeouts_4096), T(close_with_4096_timeouts),
+	  T(close_while_worker_reads_the_ring));

@@ -65,6 +65,8 @@ pub struct IoWq {
     state: SpinLock<State>,
     /// Idle workers sleep here.
     more: WaitQueue,
+    /// Woken when a running request ends (`wait_running` sleeps here).
+    idle_wait: WaitQueue,
 }
 
 impl IoWq {
@@ -83,30 +85,38 @@ impl IoWq {
                 exiting: false,
             }),
             more: WaitQueue::new(),
+            idle_wait: WaitQueue::new(),
         })
     }
 
-    /// Queues work, waking an idle worker or starting one. False: the io-wq has exited
-    /// or no worker can be had (the caller cancels the request).
+    /// Queues work, waking an idle worker, or starting one when more work waits than
+    /// idle workers can take (up to the class's limit, and never with the kernel heap
+    /// nearly full: a worker's stack comes from it). Err: the io-wq has exited, or there
+    /// is no worker at all and none can be had (the caller cancels the request).
     fn push(self: &Arc<Self>, ring: &Arc<IoUring>, req: Box<Request>, class: usize) -> Result<(), Box<Request>> {
-        let spawn = {
+        let (spawn, wake) = {
             let mut st = self.state.lock();
             if st.exiting {
                 return Err(req);
             }
             st.queue[class].push_back((Arc::clone(ring), req));
-            if st.idle[class] > 0 {
-                false
-            } else if st.workers[class] < st.max[class] {
+            let short = st.queue[class].len() > st.idle[class] as usize;
+            let room = st.workers[class] < st.max[class] && !crate::mm::heap::under_pressure();
+            if short && room {
                 st.workers[class] += 1;
-                true
-            } else {
-                return Ok(()); // a busy worker takes it when it is done
+            } else if short && st.workers[class] == 0 {
+                // No worker exists and none can be made: give the work back.
+                let back = st.queue[class].pop_back().map(|(_, r)| r);
+                drop(st);
+                return back.map_or(Ok(()), Err);
             }
+            (short && room, st.idle[class] > 0)
         };
-        if !spawn {
+        if wake {
             self.more.wake_all();
-            return Ok(());
+        }
+        if !spawn {
+            return Ok(()); // an idle or busy worker takes it
         }
         let started = self.process.upgrade().ok_or(ESRCH).and_then(|p| {
             let arg = Box::into_raw(Box::new((Arc::clone(self), class))) as usize;
@@ -176,6 +186,12 @@ impl IoWq {
         };
         self.more.wake_all();
         queued
+    }
+
+    /// Waits until no request is running here (after a cancellation interrupted them):
+    /// exec and exit must not leave a worker writing into what comes after.
+    pub fn wait_running(&self) {
+        self.idle_wait.wait_uninterruptible(|| self.state.lock().running.is_empty());
     }
 
     /// IORING_REGISTER_IOWQ_MAX_WORKERS: sets the limits that are not 0 (unbounded at
@@ -253,12 +269,18 @@ extern "C" fn worker(arg: usize) {
             Some((ring, req, id)) => {
                 ring.issue(req);
                 drop(ring);
-                let mut st = wq.state.lock();
-                st.running.retain(|r| r.id != id);
-                // A cancellation aimed at that request is over; exiting keeps the flag.
-                if !st.exiting {
-                    me.killed.store(false, Relaxed);
-                }
+                let done = {
+                    let mut st = wq.state.lock();
+                    // A cancellation aimed at that request is over; exiting keeps the flag.
+                    if !st.exiting {
+                        me.killed.store(false, Relaxed);
+                    }
+                    st.running.iter().position(|r| r.id == id).map(|i| st.running.swap_remove(i))
+                };
+                // Dropped outside the lock: its file may be a ring's last reference,
+                // whose release cancels work here.
+                drop(done);
+                wq.idle_wait.wake_all();
             }
             None => {
                 let deadline = crate::time::monotonic_ns().saturating_add(IDLE_NS);

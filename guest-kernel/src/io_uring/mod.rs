@@ -86,6 +86,8 @@ pub struct Request {
     pub seq: u64,
     /// Issued by an io-wq worker, which may sleep (Linux: no IO_URING_F_NONBLOCK).
     pub in_iowq: bool,
+    /// Times a read or write was poll-armed (see `poll::arm_retry`).
+    pub poll_retries: u8,
 }
 
 /// What prep decoded, per opcode family.
@@ -99,7 +101,7 @@ pub enum Op {
     /// Absolute monotonic deadline, and completions that fire it early (0: none).
     Timeout { deadline: u64, count: u32 },
     TimeoutRemove { target: u64 },
-    Poll { events: u32, multishot: bool },
+    Poll { events: u32, multishot: bool, exclusive: bool },
     PollRemove { target: u64 },
     Cancel(cancel::CancelData),
     /// A link member whose prep failed: it completes with this error.
@@ -143,6 +145,9 @@ struct Submit {
     /// A request with CQE_SKIP_SUCCESS was seen: IO_DRAIN is refused from then on, as
     /// Linux does (skipped CQEs make the drain count unreliable).
     drain_disabled: bool,
+    /// Room for the members of a link chain being assembled (kept to reuse).
+    #[allow(clippy::vec_box)]
+    chain: Vec<Box<Request>>,
 }
 
 /// Most CQEs kept on the overflow list (beyond, they are dropped and counted in
@@ -235,9 +240,18 @@ impl IoUring {
     }
 
     /// Posts a CQE for a request that goes on (a multishot poll): IORING_CQE_F_MORE.
-    pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32) {
+    /// False, with nothing posted, when the CQ is full or overflowing: the request must
+    /// end instead (Linux's io_aux_cqe).
+    pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32) -> bool {
+        {
+            let st = self.state.lock();
+            if !st.overflow.is_empty() || self.rings.cq_space() == 0 {
+                return false;
+            }
+        }
         self.post(Cqe { user_data, res, flags: uapi::IORING_CQE_F_MORE }, false);
         timeout::count_completion(self);
+        true
     }
 
     /// Wakes CQ waiters and signals the eventfd for what was posted.
@@ -349,6 +363,7 @@ impl IoUring {
     }
 
     /// A request box, reused if one is cached.
+    #[inline]
     pub fn new_request(&self, req: Request) -> Box<Request> {
         let cached = self.cache.lock().pop();
         match cached {
@@ -402,7 +417,7 @@ impl IoUring {
 
     /// Completes a chain without running it: a member whose prep failed reports its
     /// error, the others -ECANCELED; with `skip_cqes` none is posted.
-    fn fail_chain(&self, mut next: Option<Box<Request>>, skip_cqes: bool, worker: bool) {
+    fn fail_chain(self: &Arc<Self>, mut next: Option<Box<Request>>, skip_cqes: bool, worker: bool) {
         while let Some(mut r) = next {
             next = r.link.take();
             let res = match r.op {
@@ -411,6 +426,7 @@ impl IoUring {
             };
             if !skip_cqes {
                 self.post(Cqe { user_data: r.user_data, res, flags: 0 }, worker);
+                timeout::count_completion(self);
             }
             self.completed.fetch_add(1, Relaxed);
             self.recycle(r);
@@ -488,8 +504,10 @@ impl IoUring {
         let mm = me.process.mm();
         let available = rings.sq_tail().wrapping_sub(sub.head).min(rings.sq_entries);
         let mut submitted = 0;
-        // The link chain being built: its head, and whether it already failed.
-        let mut chain: Option<(Box<Request>, bool)> = None;
+        // The link chain being built (its members in order: appending stays O(1)), and
+        // whether a member already failed.
+        let mut chain = core::mem::take(&mut sub.chain);
+        let mut chain_failed = false;
         for _ in 0..to_submit.min(available) {
             // Out of kernel memory: stop here, as Linux does when it cannot allocate a
             // request (the caller sees -EAGAIN if nothing was submitted).
@@ -516,43 +534,40 @@ impl IoUring {
             };
             req.seq = seq;
             req.tctx = Some(Arc::clone(tctx));
-            // IO_DRAIN on a chain member drains the chain's head, and the request after
-            // the chain (Linux's drain_next).
-            if let Some((head, _)) = chain.as_mut()
+            // IO_DRAIN on a chain member drains the chain's head, and the next request
+            // outside a chain (Linux's drain_next).
+            if let Some(head) = chain.first_mut()
                 && sqe.flags & IOSQE_IO_DRAIN != 0
             {
                 head.flags |= IOSQE_IO_DRAIN;
                 sub.drain_next = true;
             }
-            if chain.is_none() && sub.drain_next && !linked {
+            if chain.is_empty() && sub.drain_next {
                 req.flags |= IOSQE_IO_DRAIN;
                 sub.drain_next = false;
             }
             // As Linux: a member that fails prep does not break up its link; the chain is
             // assembled to its end and then fails as a whole. Submission stops after a
             // failed SQE that ends a chain (or stands alone), unless SUBMIT_ALL.
-            match chain.take() {
-                Some((mut head_req, chain_failed)) => {
-                    append(&mut head_req, req);
-                    if linked {
-                        chain = Some((head_req, chain_failed || failed));
-                    } else {
-                        self.queue_chain(head_req, chain_failed || failed);
-                    }
+            if linked || !chain.is_empty() {
+                chain_failed |= failed;
+                chain.push(req);
+                if !linked {
+                    self.queue_chain(link_up(&mut chain), chain_failed);
+                    chain_failed = false;
                 }
-                None if linked => chain = Some((req, failed)),
-                None => self.queue_chain(req, failed),
+            } else {
+                self.queue_chain(req, failed);
             }
             if failed && !linked && !self.flag(IORING_SETUP_SUBMIT_ALL) {
                 break;
             }
         }
-        if let Some((head_req, failed)) = chain {
-            self.queue_chain(head_req, failed);
+        // A chain left open at the end of the batch goes as it is (Linux too).
+        if !chain.is_empty() {
+            self.queue_chain(link_up(&mut chain), chain_failed);
         }
-        if sub.drain_next && self.deferred_count.load(Relaxed) == 0 && submitted == 0 {
-            sub.drain_next = false;
-        }
+        sub.chain = chain;
         rings.set_sq_head(sub.head);
         submitted
     }
@@ -647,12 +662,15 @@ fn check_flags(sub: &mut Submit, sqe: &Sqe) -> KResult<()> {
     Ok(())
 }
 
-fn append(chain: &mut Box<Request>, req: Box<Request>) {
-    let mut at = chain;
-    while at.link.is_some() {
-        at = at.link.as_mut().expect("checked");
+/// Links a chain's members, in order, and returns its head (the Vec is left empty).
+#[allow(clippy::vec_box)] // the members are boxes already; the Vec only orders them
+fn link_up(chain: &mut Vec<Box<Request>>) -> Box<Request> {
+    let mut next = None;
+    while let Some(mut r) = chain.pop() {
+        r.link = next;
+        next = Some(r);
     }
-    at.link = Some(req);
+    next.expect("a chain has a member")
 }
 
 impl Node for IoUring {
@@ -804,7 +822,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         ino: alloc_ino(),
         rings,
         setup_flags: p.flags,
-        submit: Mutex::new(Submit { head: 0, seq: 0, drain_next: false, drain_disabled: false }),
+        submit: Mutex::new(Submit { head: 0, seq: 0, drain_next: false, drain_disabled: false, chain: Vec::new() }),
         state: SpinLock::new(State {
             overflow: VecDeque::new(),
             deferred: VecDeque::new(),
@@ -862,11 +880,15 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     let (_file, ring) = ring_of(fd)?;
     let mut deadline = None;
     let mut sigmask = None;
+    let mut sigmask_arg = None;
     if flags & IORING_ENTER_EXT_ARG != 0 {
         if argsz != size_of::<GeteventsArg>() as u64 {
             return Err(EINVAL);
         }
-        if argp != 0 {
+        if argp == 0 {
+            return Err(EFAULT);
+        }
+        {
             let arg: GeteventsArg = task::read_user(argp)?;
             if arg.ts != 0 {
                 let [sec, nsec]: [u64; 2] = task::read_user(arg.ts)?;
@@ -883,10 +905,9 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             }
         }
     } else if argp != 0 {
-        if argsz != 8 {
-            return Err(EINVAL);
-        }
-        sigmask = Some(task::read_user::<u64>(argp)?);
+        // The old form: a sigset_t, checked only when enter goes on to wait (Linux's
+        // set_user_sigmask in io_cqring_wait).
+        sigmask_arg = Some((argp, argsz));
     }
     let me = crate::task::sched::current();
     let mut submitted = 0;
@@ -922,6 +943,12 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     ring.flush_overflow();
     // Linux waits only when every SQE asked for was submitted.
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 && submitted == to_submit {
+        if let Some((addr, size)) = sigmask_arg {
+            if size != 8 {
+                return if submitted > 0 { Ok(u64::from(submitted)) } else { Err(EINVAL) };
+            }
+            sigmask = Some(task::read_user::<u64>(addr)?);
+        }
         let old = me.sigmask.load(Relaxed);
         if let Some(mask) = sigmask {
             me.sigmask.store(mask & !crate::task::signal::UNBLOCKABLE, Relaxed);

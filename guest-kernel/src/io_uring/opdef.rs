@@ -128,6 +128,7 @@ const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
 /// Turns a copied SQE into a request: checks flags and the opcode, then runs the
 /// opcode's own prep. The file is looked up at issue, as Linux does: a bad fd fails that
 /// request, not the submission.
+#[inline]
 pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<Box<Request>> {
     // IOSQE_BUFFER_SELECT needs provided buffers, which are not implemented.
     if sqe.flags & !KNOWN_FLAGS != 0 {
@@ -154,6 +155,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         tctx: None,
         seq: 0,
         in_iowq: false,
+        poll_retries: 0,
     }))
 }
 
@@ -172,6 +174,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         tctx: None,
         seq: 0,
         in_iowq: false,
+        poll_retries: 0,
     })
 }
 

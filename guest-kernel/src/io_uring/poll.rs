@@ -4,12 +4,17 @@
 //! A request that must wait for a file is parked (see `cancel`) with one-shot callbacks
 //! on the file's wait queues: the read queue for POLLIN-like events, the write queue for
 //! POLLOUT-like ones, both when both are asked. A wakeup runs the callback in the
-//! waker's context; it only looks at the file's readiness and posts or queues:
+//! waker's context, which may be an interrupt handler or the middle of another ring's
+//! completion: it only takes the request back and hands it to its submitter as task
+//! work (Linux's `io_poll_wake`), so no chain of wakeups can recurse through rings.
+//! There it is issued again (`io_poll_task_func`):
 //! - POLL_ADD completes with the ready events (res), or waits again. With
 //!   IORING_POLL_ADD_MULTI it stays armed and posts a CQE with IORING_CQE_F_MORE at each
-//!   readiness, until removed or cancelled.
-//! - A parked read or write is handed back to its submitter as task work, to be issued
-//!   again there (`io_arm_poll_handler` and `io_poll_task_func` in Linux).
+//!   readiness, until removed, cancelled, or the CQ is full (then a last CQE without
+//!   F_MORE ends it, as Linux).
+//! - A parked read or write is tried again; a file that keeps saying "ready" but cannot
+//!   take the request (an eventfd write too large for its room) goes to io-wq after a
+//!   few tries (Linux's APOLL_MAX_RETRY), so it never spins.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -52,10 +57,12 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if multishot && (sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 || raw & EPOLLEXCLUSIVE != 0) {
         return Err(EINVAL);
     }
-    // Errors and hangups are always reported, as poll(2) does; the epoll behaviour bits
-    // (one-shot, edge-triggered, exclusive) describe what io_uring already does.
+    // Errors and hangups are always reported, as poll(2) does. Of the epoll behaviour
+    // bits, one-shot and edge-triggered describe what io_uring does anyway (EPOLLWAKEUP
+    // is about suspend, which there is none of); EPOLLEXCLUSIVE makes a wakeup wake one
+    // of the exclusive polls on a file, not all.
     let events = (raw & !(EPOLLEXCLUSIVE | EPOLLONESHOT | EPOLLET | (1 << 29))) | POLLERR | POLLHUP;
-    Ok(Op::Poll { events, multishot })
+    Ok(Op::Poll { events, multishot, exclusive: raw & EPOLLEXCLUSIVE != 0 })
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
@@ -64,57 +71,65 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             let found = cancel::remove_poll(ring, target);
             Some((req, if found { 0 } else { -ENOENT.0 }))
         }
-        Op::Poll { events, multishot } => {
+        Op::Poll { events, multishot, exclusive } => {
             let file = req.file.clone().expect("opdef: POLL_ADD needs a file");
             let ready = file.node.poll_mask() & events;
             if ready != 0 {
-                if !multishot {
+                // A multishot poll ends, with this last CQE, when the CQ is full.
+                if !multishot || !ring.post_more(req.user_data, ready as i32) {
                     return Some((req, ready as i32));
                 }
-                ring.post_more(req.user_data, ready as i32);
             }
             let slot = cancel::park(ring, req, true);
-            arm(ring, &file, &slot, events, Mode::Poll { multishot }, [true, true]);
+            arm(ring, &file, &slot, events, exclusive);
             None
         }
         _ => Some((req, -EINVAL.0)),
     }
 }
 
+/// How often a read or write may be poll-armed and find the file still unable to take
+/// it before it goes to io-wq (Linux: APOLL_MAX_RETRY).
+const MAX_RETRIES: u8 = 16;
+
 /// Parks a read or write that would block until `file` is ready for it, then hands it
-/// back to its submitter to be issued again.
-pub fn arm_retry(ring: &Arc<IoUring>, req: Box<Request>, write: bool) {
+/// back to its submitter to be issued again. Returns it if it should go to io-wq.
+pub fn arm_retry(ring: &Arc<IoUring>, mut req: Box<Request>, write: bool) -> Option<Box<Request>> {
+    if req.poll_retries >= MAX_RETRIES {
+        return Some(req);
+    }
+    req.poll_retries += 1;
     let file = req.file.clone().expect("rw needs a file");
     let slot = cancel::park(ring, req, false);
     let events = if write { WRITE_EVENTS } else { READ_EVENTS } | POLLERR | POLLHUP;
-    arm(ring, &file, &slot, events, Mode::Retry, [true, true]);
+    arm(ring, &file, &slot, events, false);
     // It may have become ready between the failed attempt and the arming.
     if file.node.poll_mask() & events != 0
         && let Some(req) = cancel::unpark(ring, &slot)
     {
         tctx::queue(ring, req);
     }
+    None
 }
 
-#[derive(Clone, Copy)]
-enum Mode {
-    Poll { multishot: bool },
-    Retry,
-}
-
-/// Adds callbacks on the queues (read, write) that `events` needs and `which` allows.
-fn arm(ring: &Arc<IoUring>, file: &Arc<OpenFile>, slot: &Slot, events: u32, mode: Mode, which: [bool; 2]) {
-    let mut queues = [false, false];
-    queues[0] = which[0] && events & READ_EVENTS != 0;
-    queues[1] = which[1] && events & WRITE_EVENTS != 0;
+/// Adds callbacks on the queues (read, write) that `events` needs.
+fn arm(ring: &Arc<IoUring>, file: &Arc<OpenFile>, slot: &Slot, events: u32, exclusive: bool) {
+    let mut queues = [events & READ_EVENTS != 0, events & WRITE_EVENTS != 0];
     if !queues[0] && !queues[1] {
-        queues[0] = which[0]; // only errors and hangups: those wake the read side
+        queues[0] = true; // only errors and hangups: those wake the read side
+    }
+    // A file with one queue for both directions gets one callback.
+    if queues[0] && queues[1]
+        && let (Some(r), Some(w)) = (file.node.poll_queue(false), file.node.poll_queue(true))
+        && core::ptr::eq(r, w)
+    {
+        queues[1] = false;
     }
     let mut armed_any = false;
     for (i, want) in queues.into_iter().enumerate() {
         let Some(queue) = want.then(|| file.node.poll_queue(i == 1)).flatten() else { continue };
-        let (ring2, file2, slot2) = (Arc::clone(ring), Arc::clone(file), Arc::clone(slot));
-        let id = queue.add_callback(Box::new(move || check(&ring2, &file2, &slot2, events, mode, i)));
+        let (ring2, slot2) = (Arc::clone(ring), Arc::clone(slot));
+        let id = queue.add_callback_as(Box::new(move || woken(&ring2, &slot2)), exclusive);
         let mut s = slot.lock();
         match s.as_mut() {
             Some(armed) => armed.waits[i] = Some(id),
@@ -128,44 +143,19 @@ fn arm(ring: &Arc<IoUring>, file: &Arc<OpenFile>, slot: &Slot, events: u32, mode
         armed_any = true;
     }
     if !armed_any {
-        // A file that never blocks was ready above; nothing would ever wake this one.
+        // A file that never blocks has no queue: nothing would ever wake this one, so it
+        // completes with what the file is ready for now (a regular file asked for
+        // POLLPRI only: 0).
         if let Some(req) = cancel::unpark(ring, slot) {
-            match mode {
-                Mode::Poll { .. } => ring.complete_async(req, (file.node.poll_mask() & events) as i32),
-                Mode::Retry => tctx::queue(ring, req),
-            }
+            ring.complete_async(req, (file.node.poll_mask() & events) as i32);
         }
     }
 }
 
-/// A wakeup of queue `i` (0 read, 1 write): act if ready, else wait again on that queue.
-fn check(ring: &Arc<IoUring>, file: &Arc<OpenFile>, slot: &Slot, events: u32, mode: Mode, i: usize) {
-    let user_data = {
-        let mut s = slot.lock();
-        let Some(armed) = s.as_mut() else { return }; // completed or cancelled meanwhile
-        armed.waits[i] = None; // this callback has run
-        armed.req.user_data
-    };
-    let ready = file.node.poll_mask() & events;
-    let only_this = [i == 0, i == 1];
-    if ready == 0 {
-        return arm(ring, file, slot, events, mode, only_this);
-    }
-    match mode {
-        Mode::Poll { multishot: true } => {
-            ring.post_more(user_data, ready as i32);
-            // Re-armed: a later wakeup posts again.
-            arm(ring, file, slot, events, mode, only_this);
-        }
-        Mode::Poll { multishot: false } => {
-            if let Some(req) = cancel::unpark(ring, slot) {
-                ring.complete_async(req, ready as i32);
-            }
-        }
-        Mode::Retry => {
-            if let Some(req) = cancel::unpark(ring, slot) {
-                tctx::queue(ring, req);
-            }
-        }
+/// A wakeup (in the waker's context): the request goes back to its submitter, whose
+/// task work issues it again (and finds out whether the file is ready).
+fn woken(ring: &Arc<IoUring>, slot: &Slot) {
+    if let Some(req) = cancel::unpark(ring, slot) {
+        tctx::queue(ring, req);
     }
 }

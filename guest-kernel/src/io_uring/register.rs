@@ -285,7 +285,7 @@ fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
 
 /// `struct io_uring_probe` (16 bytes) followed by `io_uring_probe_op`s (8 bytes each).
 fn probe(arg: u64, nr: u32) -> KResult<u64> {
-    let nr = (nr as usize).min(256);
+    let nr = (nr as usize).min(IORING_OP_LAST);
     let size = 16 + nr * 8;
     let mut buf = alloc::vec![0u8; size];
     task::copy_from_user(&mut buf, arg)?;

@@ -188,6 +188,11 @@ impl Rings {
         self.word(CQ_TAIL).load(Ordering::Relaxed).wrapping_sub(self.word(CQ_HEAD).load(Ordering::Acquire))
     }
 
+    /// Free CQE slots.
+    pub fn cq_space(&self) -> u32 {
+        self.cq_entries - self.cq_ready().min(self.cq_entries)
+    }
+
     /// Writes a CQE if there is room; false when the CQ is full.
     pub fn push_cqe(&self, cqe: &Cqe) -> bool {
         let tail = self.word(CQ_TAIL).load(Ordering::Relaxed);

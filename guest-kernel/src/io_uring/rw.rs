@@ -39,8 +39,8 @@ const RWF_DSYNC: u32 = 0x2;
 const RWF_SYNC: u32 = 0x4;
 const RWF_NOWAIT: u32 = 0x8;
 const RWF_APPEND: u32 = 0x10;
-/// RWF_HIPRI asks for polled completion, which only IOPOLL rings do; elsewhere Linux
-/// ignores it too.
+/// RWF_HIPRI asks for polled completion, which only IOPOLL rings do: elsewhere it is
+/// -EINVAL at issue, as Linux's io_rw_init_file answers.
 const RWF_SUPPORTED: u32 = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND;
 
 pub struct Rw {
@@ -282,6 +282,9 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
         return Some((req, -EBADF.0));
     }
+    if rw.rwf & RWF_HIPRI != 0 {
+        return Some((req, -EINVAL.0));
+    }
     let may_sleep = req.in_iowq;
     let nowait = rw.rwf & RWF_NOWAIT != 0;
     let (appends, syncs, write) = (rw.appends(&file), rw.syncs(&file), rw.write);
@@ -302,7 +305,18 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         return match attempt(&req, rw, !may_sleep || pollable) {
             Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
             Err(EAGAIN) if pollable => {
-                poll::arm_retry(ring, req, write);
+                // Armed, or (after too many tries) to io-wq, where it may wait.
+                if let Some(req) = poll::arm_retry(ring, req, write) {
+                    if may_sleep {
+                        let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
+                        let res = match attempt(&req, rw, false) {
+                            Ok(n) => n as i32,
+                            Err(e) => -e.0,
+                        };
+                        return Some((req, res));
+                    }
+                    io_wq::enqueue(ring, req);
+                }
                 None
             }
             // The file position is held by another task: wait for it in io-wq.

@@ -64,7 +64,9 @@ fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>
     let mut last_work = time::monotonic_ns();
     loop {
         let Some(ring) = weak.upgrade() else { return };
-        if ring.dead.load(Ordering::Relaxed) {
+        // The ring is closed, or its process is ending (the poller goes with it, as
+        // Linux's SQ thread with its thread group; its requests are cancelled then).
+        if ring.dead.load(Ordering::Relaxed) || me.process.exiting() {
             return;
         }
         if sq.tctx.lock().is_none() {
@@ -98,7 +100,13 @@ fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>
             sq.sleeping.store(true, Ordering::Relaxed);
             // Sleep without holding the ring, so closing it can end us.
             drop(ring);
-            let _ = sq.wake.wait_until(None, || !sq.sleeping.load(Ordering::Relaxed) || weak.strong_count() == 0);
+            // Woken by SQ_WAKEUP or the ring's end; every second it also looks whether
+            // its process is ending (nothing else would wake it for that).
+            let woken = || !sq.sleeping.load(Ordering::Relaxed) || weak.strong_count() == 0 || me.process.exiting();
+            while !woken() {
+                let _ = sq.wake.wait_until(Some(time::monotonic_ns().saturating_add(1_000_000_000)), woken);
+                me.killed.store(false, Ordering::Relaxed);
+            }
             sq.sleeping.store(false, Ordering::Relaxed);
             // Interrupted waits (a cancellation aimed at it) are over.
             me.killed.store(false, Ordering::Relaxed);

@@ -148,26 +148,43 @@ pub fn run(me: &Arc<Task>) {
     }
 }
 
-/// Cancels every request `me` submitted, on every ring (exec; and exit, below).
+/// Cancels every request `me` submitted, on every ring, and waits for those running in
+/// its io-wq to end (exec; and exit, below). Cancelling can release more work for the
+/// task (a hard link's next member, a drained request): it goes round until none is left
+/// (Linux's io_uring_cancel_generic).
 pub fn task_cancel(me: &Arc<Task>) {
     let Some(tctx) = of(me) else { return };
-    let work: Vec<_> = tctx.work.lock().drain(..).collect();
-    for (ring, req) in work {
-        ring.fail_chain(Some(req), false, false);
-        ring.run_deferred();
+    loop {
+        let work: Vec<_> = tctx.work.lock().drain(..).collect();
+        let had_work = !work.is_empty();
+        for (ring, req) in work {
+            ring.fail_chain(Some(req), false, false);
+            ring.run_deferred();
+        }
+        for ring in tctx.rings() {
+            cancel::cancel_all(&ring, Some(&tctx));
+        }
+        let (queued, _) = tctx.iowq.cancel(&|_, _, _, _| true, true);
+        let had_queued = !queued.is_empty();
+        for (ring, req) in queued {
+            ring.complete_async(req, -ECANCELED.0);
+        }
+        tctx.iowq.wait_running();
+        if !had_work && !had_queued && tctx.work.lock().is_empty() {
+            break;
+        }
     }
-    for ring in tctx.rings() {
-        cancel::cancel_all(&ring, Some(&tctx));
-    }
+    me.task_work.store(false, Ordering::Relaxed);
 }
 
-/// The task exits: its requests are cancelled and its io-wq ends.
+/// The task exits: no new work is taken for it, its requests are cancelled, and its
+/// io-wq ends.
 pub fn task_exit(me: &Arc<Task>) {
-    task_cancel(me);
-    let Some(tctx) = me.io_uring.lock().take() else { return };
+    let Some(tctx) = of(me) else { return };
     tctx.dead.store(true, Ordering::Relaxed);
+    task_cancel(me);
+    me.io_uring.lock().take();
     for (ring, req) in tctx.iowq.exit() {
         ring.complete_async(req, -ECANCELED.0);
     }
-    me.task_work.store(false, Ordering::Relaxed);
 }

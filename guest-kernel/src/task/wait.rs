@@ -33,7 +33,7 @@ pub struct WaitQueue {
     waiters: SpinLock<Vec<Arc<Task>>>,
     /// One-shot callbacks by the id `add_callback` returned (ids grow, so this is also
     /// the order they were added in; removal is O(log n) however many wait).
-    callbacks: SpinLock<BTreeMap<u64, WakeCallback>>,
+    callbacks: SpinLock<BTreeMap<u64, (bool, WakeCallback)>>,
 }
 
 /// Ids of wake callbacks, unique for the kernel's lifetime.
@@ -121,10 +121,12 @@ impl WaitQueue {
         }
     }
 
-    /// Runs `callback` on the next wakeup of this queue; returns its id.
-    pub fn add_callback(&self, callback: WakeCallback) -> u64 {
+    /// Runs `callback` on the next wakeup of this queue; returns its id. Of the
+    /// `exclusive` callbacks, a wakeup runs only the oldest (epoll's EPOLLEXCLUSIVE), the
+    /// others stay.
+    pub fn add_callback_as(&self, callback: WakeCallback, exclusive: bool) -> u64 {
         let id = NEXT_CALLBACK.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        self.callbacks.lock().insert(id, callback);
+        self.callbacks.lock().insert(id, (exclusive, callback));
         id
     }
 
@@ -155,9 +157,17 @@ impl WaitQueue {
             if c.is_empty() {
                 return;
             }
-            core::mem::take(&mut *c)
+            let mut all = core::mem::take(&mut *c);
+            // Of the exclusive callbacks only the oldest runs; the others stay queued.
+            let stay: Vec<u64> = all.iter().filter(|(_, (exclusive, _))| *exclusive).skip(1).map(|(&id, _)| id).collect();
+            for id in stay {
+                if let Some(cb) = all.remove(&id) {
+                    c.insert(id, cb);
+                }
+            }
+            all
         };
-        for (_, cb) in callbacks {
+        for (_, (_, cb)) in callbacks {
             cb();
         }
     }
