@@ -438,6 +438,42 @@ static int shared_position_uring(void)
 	return shared_position(2);
 }
 
+static int iowq_limits(void)
+{
+	/*
+	 * IORING_REGISTER_IOWQ_MAX_WORKERS acts on the caller's io-wq: [0, 0] reads the
+	 * limits (bounded, unbounded), a non-zero entry sets one, and the answer is always
+	 * the limits before the call. IOWQ_AFF takes a CPU mask (CPU 0 exists everywhere).
+	 */
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 8));
+	unsigned v[2] = { 0, 0 };
+	int ret = sys_register(r.ring_fd, IORING_REGISTER_IOWQ_MAX_WORKERS, v, 2);
+	if (ret < 0 && errno == EINVAL) {
+		io_uring_queue_exit(&r);
+		return UT_UNSUP; /* before 5.15 */
+	}
+	CHECK_OK(ret);
+	CHECK(v[0] > 0 && v[1] > 0);
+	v[0] = 2, v[1] = 3;
+	CHECK_OK(sys_register(r.ring_fd, IORING_REGISTER_IOWQ_MAX_WORKERS, v, 2));
+	v[0] = 0, v[1] = 5;
+	CHECK_OK(sys_register(r.ring_fd, IORING_REGISTER_IOWQ_MAX_WORKERS, v, 2));
+	CHECK_EQ(v[0], 2);
+	CHECK_EQ(v[1], 3);
+	v[0] = 0, v[1] = 0;
+	CHECK_OK(sys_register(r.ring_fd, IORING_REGISTER_IOWQ_MAX_WORKERS, v, 2));
+	CHECK_EQ(v[0], 2);
+	CHECK_EQ(v[1], 5);
+	CHECK_ERR(sys_register(r.ring_fd, IORING_REGISTER_IOWQ_MAX_WORKERS, v, 1), EINVAL);
+	unsigned char mask = 1;
+	CHECK_OK(sys_register(r.ring_fd, IORING_REGISTER_IOWQ_AFF, &mask, 1));
+	CHECK_OK(sys_register(r.ring_fd, IORING_UNREGISTER_IOWQ_AFF, NULL, 0));
+	CHECK_ERR(sys_register(r.ring_fd, IORING_REGISTER_IOWQ_AFF, &mask, 0), EINVAL);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 UT_FAMILY(threads, T(two_threads_nop), T(eight_threads_nop), T(two_threads_read),
 	  T(eight_threads_read), T(racing_enters), T(shared_position_read), T(shared_position_lseek),
-	  T(shared_position_uring));
+	  T(shared_position_uring), T(iowq_limits));
