@@ -56,10 +56,10 @@ fn guest_and_host_run_the_same_tests() {
     assert_eq!(lines(&guest.stdout), lines(&host), "guest and host differ\n{guest}");
 }
 
-/// Guest only (it reads our kernel's own accounting): rings torn down with requests
-/// pending on pipes, polls, timeouts and the disk, by close, exit, SIGKILL and exec,
-/// leave no kernel heap or memory behind. 10^4 cycles under QEMU, fewer under the slow
-/// ring 0 of this host's KVM.
+// Guest only (it reads our kernel's own accounting): rings torn down with requests
+// pending on pipes, polls, timeouts and the disk, by close, exit, SIGKILL and exec,
+// leave no kernel heap or memory behind. 10^4 cycles under QEMU, fewer under the slow
+// ring 0 of this host's KVM.
 on_both_platforms!(ring_teardown_leaks_nothing, |p| {
     let dir = scratch_dir(&format!("leak-{p:?}"));
     let img = dir.join("disk.img");

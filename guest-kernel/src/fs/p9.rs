@@ -291,14 +291,16 @@ impl Node for P9Node {
     }
 }
 
+/// What `P9Node::rw_async` calls with the transfer's result.
+pub type RwDone = Box<dyn FnOnce(KResult<usize>) + Send>;
+
 impl P9Node {
     /// Reads or writes one message's worth at `offset` without waiting: `done` gets the
     /// result from the interrupt handler (io_uring's asynchronous path). Err(Some(done)):
     /// the transfer does not fit one message or the file is not open (take the sync path);
     /// Err(None): the queue is full, `done` was dropped unrun (try again where waiting is
     /// allowed).
-    pub fn rw_async(&self, write: bool, offset: u64, buf: crate::fs::IoBuf<'static>, done: Box<dyn FnOnce(KResult<usize>) + Send>, wait: bool)
-        -> Result<(), Option<Box<dyn FnOnce(KResult<usize>) + Send>>> {
+    pub fn rw_async(&self, write: bool, offset: u64, buf: crate::fs::IoBuf<'static>, done: RwDone, wait: bool) -> Result<(), Option<RwDone>> {
         let len = buf.len();
         let limit = (self.p9.msize() - 23) as usize;
         let fid = match *self.io.lock() {

@@ -164,6 +164,7 @@ pub struct IoUring {
     /// Requests held back in `State::deferred` (checked without the lock on the hot path).
     deferred_count: AtomicUsize,
     /// Emptied request boxes (their contents dropped), reused without allocating.
+    #[allow(clippy::vec_box)] // the boxes themselves are what is reused
     cache: SpinLock<Vec<Box<core::mem::MaybeUninit<Request>>>>,
     ino: u64,
     pub rings: Rings,

@@ -9,6 +9,7 @@
 //!    nonblocking semantics; if a pipe or eventfd would block, an internal poll is armed
 //!    and the request is retried when it is ready (even for an O_NONBLOCK file, as Linux);
 //! 3. anything else is punted to io-wq, where it may sleep.
+//!
 //! RWF_NOWAIT turns every "would block" into -EAGAIN. O_APPEND and RWF_APPEND write at
 //! the end of the file; RWF_DSYNC, RWF_SYNC, O_DSYNC and O_SYNC flush after writing.
 
@@ -263,7 +264,7 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
     let ring2 = Arc::clone(ring);
     let slot = Arc::new(SpinLock::new(Some(req)));
     let slot2 = Arc::clone(&slot);
-    let done: Box<dyn FnOnce(KResult<usize>) + Send> = Box::new(move |result| {
+    let done: crate::fs::p9::RwDone = Box::new(move |result| {
         // The slot lock ends here, before completing (which may take other locks).
         let taken = slot2.lock().take();
         if let Some(req) = taken {
@@ -301,7 +302,8 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     }
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
     let pollable = file.node.poll_queue(write).is_some();
-    if file.node.nowait() && !(syncs && !may_sleep) {
+    // (A write that must flush waits for the device: in io-wq.)
+    if file.node.nowait() && (may_sleep || !syncs) {
         return match attempt(&req, rw, !may_sleep || pollable) {
             Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
             Err(EAGAIN) if pollable => {
