@@ -222,6 +222,12 @@ pub trait Node: Send + Sync + Any {
         Err(EINVAL)
     }
 
+    /// fallocate(2) after the generic checks (`syscall::fs::fallocate_file`): a file
+    /// system without it answers EOPNOTSUPP, as Linux's 9p client does.
+    fn fallocate(&self, _mode: u32, _offset: u64, _len: u64) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+
     fn sync(&self) -> KResult<()> {
         Ok(())
     }

@@ -161,6 +161,41 @@ impl Node for RamFile {
         Ok(())
     }
 
+    /// As tmpfs: allocating (mode 0 grows the file, KEEP_SIZE changes nothing a program
+    /// can see) and punching holes (the range reads as zeros); other modes EOPNOTSUPP.
+    fn fallocate(&self, mode: u32, offset: u64, len: u64) -> KResult<()> {
+        use crate::syscall::fs::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
+        let end = offset.checked_add(len).filter(|&e| e <= MAX_FILE).ok_or(EFBIG)?;
+        match mode {
+            0 => {
+                if end > self.stat().size {
+                    self.truncate(end)?;
+                }
+                Ok(())
+            }
+            FALLOC_FL_KEEP_SIZE => Ok(()),
+            m if m == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE => {
+                let mut data = self.data.lock();
+                let pages = data.paged()?;
+                let Data::Paged { len: size, .. } = &*data else { unreachable!("paged above") };
+                let end = end.min(*size) as usize;
+                let mut pos = offset as usize;
+                while pos < end {
+                    let (index, from) = (pos / PAGE, pos % PAGE);
+                    let to = PAGE.min(from + end - pos);
+                    let frame = pages.existing(index);
+                    if frame != 0 {
+                        // SAFETY: the file's frame, in the direct map; the range is in the page.
+                        unsafe { core::ptr::write_bytes(frame_ptr(frame).add(from), 0, to - from) };
+                    }
+                    pos += to - from;
+                }
+                Ok(())
+            }
+            _ => Err(EOPNOTSUPP),
+        }
+    }
+
     fn contents(&self) -> KResult<FileBytes> {
         let data = self.data.lock();
         match &*data {

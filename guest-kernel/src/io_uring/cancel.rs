@@ -258,7 +258,9 @@ pub fn cancel_all(ring: &Arc<IoUring>, tctx: Option<&Arc<Tctx>>) {
     let who = tctx.map(|t| Arc::as_ptr(t) as usize);
     let mine = |t: usize| who.is_none_or(|w| w == t);
     cancel_parked(ring, &|p| mine(p.tctx), false, true);
-    timeout::cancel_where(ring, &|req| mine(req.tctx.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize)), true);
+    let of_mine = |req: &Request| mine(req.tctx.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize));
+    timeout::cancel_where(ring, &of_mine, true);
+    timeout::cancel_links_where(ring, &of_mine);
     let ring_ptr = Arc::as_ptr(ring);
     for t in ring.submitters() {
         if !mine(Arc::as_ptr(&t) as usize) {

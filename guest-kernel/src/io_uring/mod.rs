@@ -32,8 +32,8 @@ pub mod uapi;
 mod advise;
 mod cancel;
 mod fs;
-mod fsync;
 mod io_wq;
+mod kbuf;
 mod nop;
 mod poll;
 mod register;
@@ -41,6 +41,7 @@ mod ring;
 mod rsrc;
 mod rw;
 mod sqpoll;
+mod sync;
 mod timeout;
 
 use alloc::boxed::Box;
@@ -88,22 +89,29 @@ pub struct Request {
     pub in_iowq: bool,
     /// Times a read or write was poll-armed (see `poll::arm_retry`).
     pub poll_retries: u8,
+    /// The armed LINK_TIMEOUT that times this request, ended when it completes.
+    pub link_timeout: Option<u64>,
+    /// Flags for its CQE (IORING_CQE_F_BUFFER and the id of a provided buffer).
+    pub cqe_flags: u32,
 }
 
 /// What prep decoded, per opcode family.
 pub enum Op {
     Nop,
     Rw(rw::Rw),
-    Fsync,
+    Sync(sync::SyncOp),
     Fs(fs::FsOp),
     Fadvise { advice: u32 },
     Madvise { addr: u64, len: u64, advice: u32 },
-    /// Absolute monotonic deadline, and completions that fire it early (0: none).
-    Timeout { deadline: u64, count: u32 },
+    /// When it fires, and completions that fire it early (0: none).
+    Timeout { when: timeout::When, count: u32 },
+    /// Times the request linked before it.
+    LinkTimeout(timeout::When),
     TimeoutRemove { target: u64 },
     Poll { events: u32, multishot: bool, exclusive: bool },
     PollRemove { target: u64 },
     Cancel(cancel::CancelData),
+    Kbuf(kbuf::KbufOp),
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }
@@ -180,6 +188,8 @@ pub struct IoUring {
     /// Linux, whose EVENTFD_ASYNC tests `io_wq_current_is_worker()`).
     eventfd_mode: AtomicU8,
     pub timeouts: SpinLock<timeout::Timeouts>,
+    /// Provided buffers, by group.
+    pub kbufs: SpinLock<kbuf::Groups>,
     /// Requests parked on a file's wait queue (polls, reads and writes that would
     /// block): what cancellation can reach.
     pub parked: SpinLock<cancel::ParkedSet>,
@@ -306,6 +316,12 @@ impl IoUring {
                 next = self.finish(req, -e.0, worker);
                 continue;
             }
+            // A LINK_TIMEOUT linked after this request starts timing it now.
+            if req.link_timeout.is_none() && req.link.as_ref().is_some_and(|l| l.opcode == timeout::IORING_OP_LINK_TIMEOUT) {
+                let mut lt = req.link.take().expect("checked");
+                req.link = lt.link.take();
+                req.link_timeout = Some(timeout::arm_link(self, lt, req.user_data));
+            }
             let def = &opdef::OPS[req.opcode as usize];
             // IOSQE_ASYNC, and ops that always sleep, go straight to io-wq.
             if !req.in_iowq && (req.flags & IOSQE_ASYNC != 0 || def.force_async) && !matches!(req.op, Op::Failed(_)) {
@@ -399,7 +415,7 @@ impl IoUring {
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
         if !skip || failed {
-            self.post(Cqe { user_data: req.user_data, res, flags: 0 }, worker);
+            self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags }, worker);
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);
             }
@@ -407,7 +423,11 @@ impl IoUring {
         self.completed.fetch_add(1, Relaxed);
         let mut next = req.link.take();
         let hard = req.flags & IOSQE_IO_HARDLINK != 0;
+        let link_timeout = req.link_timeout.take();
         self.recycle(req);
+        if let Some(id) = link_timeout {
+            timeout::disarm_link(self, id);
+        }
         if failed && !hard {
             // A failed link cancels the rest of its chain.
             self.fail_chain(next.take(), skip, worker);
@@ -528,7 +548,9 @@ impl IoUring {
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
             let seq = sub.seq;
             sub.seq += 1;
-            let prepped = check_flags(sub, &sqe).and_then(|()| opdef::prep(self, &sqe, &mm));
+            let prepped = check_flags(sub, &sqe)
+                .and_then(|()| check_link_timeout(&sqe, chain.last().map(|r| r.opcode)))
+                .and_then(|()| opdef::prep(self, &sqe, &mm));
             let (mut req, failed) = match prepped {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),
@@ -653,6 +675,15 @@ impl IoUring {
 
 /// The submission-time flag rules that need the ring's history: after a request with
 /// CQE_SKIP_SUCCESS, IO_DRAIN is refused (Linux's `drain_disabled`).
+/// A LINK_TIMEOUT must follow a linked request that is not a LINK_TIMEOUT itself
+/// (`prev`: the opcode of the chain's last member, if a chain is being built).
+fn check_link_timeout(sqe: &Sqe, prev: Option<u8>) -> KResult<()> {
+    if sqe.opcode == timeout::IORING_OP_LINK_TIMEOUT && prev.is_none_or(|p| p == timeout::IORING_OP_LINK_TIMEOUT) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
 fn check_flags(sub: &mut Submit, sqe: &Sqe) -> KResult<()> {
     if sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 {
         sub.drain_disabled = true;
@@ -837,6 +868,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         eventfd: SpinLock::new(None),
         eventfd_mode: AtomicU8::new(0),
         timeouts: SpinLock::new(timeout::Timeouts::default()),
+        kbufs: SpinLock::new(kbuf::Groups::default()),
         parked: SpinLock::new(cancel::ParkedSet::default()),
         sqpoll: (p.flags & IORING_SETUP_SQPOLL != 0).then(|| Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))),
         tctxs: SpinLock::new(Vec::new()),

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, fs, fsync, nop, poll, rw, timeout, IoUring, Issued, Op, Request};
+use super::{advise, cancel, fs, kbuf, nop, poll, rw, sync, timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -25,8 +25,8 @@ pub struct OpDef {
     pub issue: fn(&Arc<IoUring>, Box<Request>) -> Issued,
 }
 
-/// Number of opcodes Linux 6.1 defines (IORING_OP_LAST).
-pub const IORING_OP_LAST: usize = 49;
+/// Number of opcodes Linux defines today (IORING_OP_LAST: URING_CMD128 is the last).
+pub const IORING_OP_LAST: usize = 65;
 
 const fn unsupported(name: &'static str) -> OpDef {
     OpDef { name, needs_file: false, user_buffers: false, force_async: false, prep: None, issue: fail_issue }
@@ -45,7 +45,7 @@ fn nop_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 }
 
 fn fsync_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
-    fsync::prep(sqe)
+    sync::prep(sqe)
 }
 
 const fn rw_op(name: &'static str) -> OpDef {
@@ -65,21 +65,21 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     OpDef { name: "NOP", needs_file: false, user_buffers: false, force_async: false, prep: Some(nop_prep), issue: nop::issue },
     rw_op("READV"),
     rw_op("WRITEV"),
-    OpDef { name: "FSYNC", needs_file: true, user_buffers: false, force_async: false, prep: Some(fsync_prep), issue: fsync::issue },
+    OpDef { name: "FSYNC", needs_file: true, user_buffers: false, force_async: false, prep: Some(fsync_prep), issue: sync::issue },
     rw_op("READ_FIXED"),
     rw_op("WRITE_FIXED"),
     OpDef { name: "POLL_ADD", needs_file: true, user_buffers: false, force_async: false, prep: Some(poll::prep), issue: poll::issue },
     OpDef { name: "POLL_REMOVE", needs_file: false, user_buffers: false, force_async: false, prep: Some(poll::prep), issue: poll::issue },
-    unsupported("SYNC_FILE_RANGE"),
+    OpDef { name: "SYNC_FILE_RANGE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::sync_range_prep), issue: sync::issue },
     unsupported("SENDMSG"),
     unsupported("RECVMSG"),
     timeout_op("TIMEOUT"),
     timeout_op("TIMEOUT_REMOVE"),
     unsupported("ACCEPT"),
     OpDef { name: "ASYNC_CANCEL", needs_file: false, user_buffers: false, force_async: false, prep: Some(cancel::prep), issue: cancel::issue },
-    unsupported("LINK_TIMEOUT"),
+    timeout_op("LINK_TIMEOUT"),
     unsupported("CONNECT"),
-    unsupported("FALLOCATE"),
+    OpDef { name: "FALLOCATE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::fallocate_prep), issue: sync::issue },
     fs_op("OPENAT"),
     OpDef { name: "CLOSE", needs_file: false, user_buffers: false, force_async: false, prep: Some(fs::prep), issue: fs::issue },
     unsupported("FILES_UPDATE"),
@@ -93,8 +93,8 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("OPENAT2"),
     unsupported("EPOLL_CTL"),
     unsupported("SPLICE"),
-    unsupported("PROVIDE_BUFFERS"),
-    unsupported("REMOVE_BUFFERS"),
+    OpDef { name: "PROVIDE_BUFFERS", needs_file: false, user_buffers: false, force_async: false, prep: Some(kbuf::prep), issue: kbuf::issue },
+    OpDef { name: "REMOVE_BUFFERS", needs_file: false, user_buffers: false, force_async: false, prep: Some(kbuf::prep), issue: kbuf::issue },
     unsupported("TEE"),
     unsupported("SHUTDOWN"),
     fs_op("RENAMEAT"),
@@ -111,6 +111,22 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("URING_CMD"),
     unsupported("SEND_ZC"),
     unsupported("SENDMSG_ZC"),
+    unsupported("READ_MULTISHOT"),
+    unsupported("WAITID"),
+    unsupported("FUTEX_WAIT"),
+    unsupported("FUTEX_WAKE"),
+    unsupported("FUTEX_WAITV"),
+    unsupported("FIXED_FD_INSTALL"),
+    OpDef { name: "FTRUNCATE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::truncate_prep), issue: sync::issue },
+    unsupported("BIND"),
+    unsupported("LISTEN"),
+    unsupported("RECV_ZC"),
+    unsupported("EPOLL_WAIT"),
+    unsupported("READV_FIXED"),
+    unsupported("WRITEV_FIXED"),
+    unsupported("PIPE"),
+    unsupported("NOP128"),
+    unsupported("URING_CMD128"),
 ];
 
 /// Whether `opcode` is implemented.
@@ -119,6 +135,7 @@ pub fn supported(opcode: usize) -> bool {
 }
 
 const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
+    | IOSQE_BUFFER_SELECT
     | IOSQE_IO_DRAIN
     | IOSQE_IO_LINK
     | IOSQE_IO_HARDLINK
@@ -130,12 +147,15 @@ const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
 /// request, not the submission.
 #[inline]
 pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<Box<Request>> {
-    // IOSQE_BUFFER_SELECT needs provided buffers, which are not implemented.
     if sqe.flags & !KNOWN_FLAGS != 0 {
         return Err(EINVAL);
     }
     let def = OPS.get(sqe.opcode as usize).ok_or(EINVAL)?;
     let prep = def.prep.ok_or(EINVAL)?;
+    // Provided buffers serve reads only (Linux's opdef `buffer_select`).
+    if sqe.flags & IOSQE_BUFFER_SELECT != 0 && !rw::selects_buffer(sqe.opcode) {
+        return Err(EINVAL);
+    }
     log::trace!("io_uring: {} user_data={:#x}", def.name, sqe.user_data);
     if sqe.personality != 0 {
         return Err(EINVAL);
@@ -156,6 +176,8 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         seq: 0,
         in_iowq: false,
         poll_retries: 0,
+        link_timeout: None,
+        cqe_flags: 0,
     }))
 }
 
@@ -175,6 +197,8 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         seq: 0,
         in_iowq: false,
         poll_retries: 0,
+        link_timeout: None,
+        cqe_flags: 0,
     })
 }
 

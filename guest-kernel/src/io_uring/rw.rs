@@ -18,6 +18,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use super::uapi::*;
+use super::kbuf::Buf;
 use super::rsrc::FixedBuf;
 use super::{io_wq, poll, IoUring, Issued, Op, Request};
 use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
@@ -33,6 +34,7 @@ pub const IORING_OP_READV: u8 = 1;
 pub const IORING_OP_WRITEV: u8 = 2;
 pub const IORING_OP_READ_FIXED: u8 = 4;
 pub const IORING_OP_WRITE_FIXED: u8 = 5;
+pub const IORING_OP_READ: u8 = 22;
 pub const IORING_OP_WRITE: u8 = 23;
 
 const RWF_HIPRI: u32 = 0x1;
@@ -54,6 +56,14 @@ pub struct Rw {
     /// READ_FIXED/WRITE_FIXED: the registered buffer (its pinned frames are the memory
     /// transferred, and stay pinned while the request holds it).
     fixed: Option<Arc<FixedBuf>>,
+    /// IOSQE_BUFFER_SELECT: the group to take a buffer from, the most to read (0: the
+    /// buffer's size), and the buffer taken while the read is under way.
+    select: Option<(u16, u32, Option<Buf>)>,
+}
+
+/// Whether `opcode` may take a provided buffer (IOSQE_BUFFER_SELECT).
+pub fn selects_buffer(opcode: u8) -> bool {
+    matches!(opcode, IORING_OP_READ | IORING_OP_READV)
 }
 
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -66,6 +76,20 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         return Err(EINVAL);
     }
     let mut fixed = None;
+    if sqe.flags & IOSQE_BUFFER_SELECT != 0 {
+        // The buffer comes from group `buf_index` when the read happens. READV names
+        // one iovec, whose length is the most to read.
+        let max = if sqe.opcode == IORING_OP_READV {
+            if sqe.len != 1 {
+                return Err(EINVAL);
+            }
+            syscall::read_iovecs(sqe.addr, 1)?[0].1 as u32
+        } else {
+            sqe.len
+        };
+        let select = Some((sqe.buf_index, max, None));
+        return Ok(Op::Rw(Rw { write, offset, iovecs: alloc::vec::Vec::new(), rwf: sqe.op_flags, fixed, select }));
+    }
     let iovecs = match sqe.opcode {
         IORING_OP_READV | IORING_OP_WRITEV => {
             if sqe.buf_index != 0 {
@@ -84,14 +108,43 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             alloc::vec![(sqe.addr, sqe.len as usize)]
         }
     };
-    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags, fixed }))
+    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags, fixed, select: None }))
 }
 
 /// Expected result of a full transfer (a shorter one breaks a link, as in Linux).
 pub fn expected(op: &Op) -> Option<i32> {
     match op {
-        Op::Rw(rw) => i32::try_from(rw.iovecs.iter().map(|v| v.1).sum::<usize>()).ok(),
+        Op::Rw(rw) if rw.select.is_none() => i32::try_from(rw.iovecs.iter().map(|v| v.1).sum::<usize>()).ok(),
         _ => None,
+    }
+}
+
+/// IOSQE_BUFFER_SELECT: takes a buffer from the group for the attempt about to be made
+/// (ENOBUFS when the group is empty).
+fn select_buffer(ring: &IoUring, req: &mut Request) -> KResult<()> {
+    let Op::Rw(rw) = &mut req.op else { return Ok(()) };
+    let Some((bgid, max, held)) = &mut rw.select else { return Ok(()) };
+    if held.is_none() {
+        let buf = ring.kbufs.lock().select(*bgid)?;
+        let len = if *max == 0 { buf.len } else { (*max).min(buf.len) };
+        rw.iovecs.clear();
+        rw.iovecs.push((buf.addr, len as usize));
+        *held = Some(buf);
+    }
+    Ok(())
+}
+
+/// After the attempt: a read that took data keeps its buffer (the CQE names it); one
+/// that failed or has to wait gives it back.
+fn settle_buffer(ring: &IoUring, req: &mut Request, used: bool) {
+    let Op::Rw(rw) = &mut req.op else { return };
+    let Some((bgid, _, held)) = &mut rw.select else { return };
+    if let Some(buf) = held.take() {
+        if used {
+            req.cqe_flags = super::kbuf::IORING_CQE_F_BUFFER | (u32::from(buf.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT);
+        } else {
+            ring.kbufs.lock().recycle(*bgid, buf);
+        }
     }
 }
 
@@ -277,6 +330,41 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
     }
 }
 
+/// A read into a provided buffer: the buffer is taken for each attempt and given back
+/// when the read has to wait (poll-armed or sent to io-wq), so a waiting read holds none.
+fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, nowait: bool) -> Issued {
+    let file = req.file.clone().expect("opdef: rw needs a file");
+    let pollable = file.node.poll_queue(false).is_some();
+    if !file.node.nowait() && !may_sleep {
+        if nowait {
+            return Some((req, -EAGAIN.0));
+        }
+        io_wq::enqueue(ring, req);
+        return None;
+    }
+    if let Err(e) = select_buffer(ring, &mut req) {
+        return Some((req, -e.0));
+    }
+    let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
+    let result = attempt(&req, rw, !may_sleep || pollable);
+    settle_buffer(ring, &mut req, matches!(result, Ok(_)));
+    match result {
+        Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
+        Err(EAGAIN) if pollable => {
+            if let Some(req) = poll::arm_retry(ring, req, false) {
+                io_wq::enqueue(ring, req);
+            }
+            None
+        }
+        Err(EAGAIN) if !may_sleep => {
+            io_wq::enqueue(ring, req);
+            None
+        }
+        Ok(n) => Some((req, n as i32)),
+        Err(e) => Some((req, -e.0)),
+    }
+}
+
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
     let file = req.file.clone().expect("opdef: rw needs a file");
@@ -289,7 +377,11 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let may_sleep = req.in_iowq;
     let nowait = rw.rwf & RWF_NOWAIT != 0;
     let (appends, syncs, write) = (rw.appends(&file), rw.syncs(&file), rw.write);
+    let selects = rw.select.is_some();
     let mut req = req;
+    if selects {
+        return issue_selected(ring, req, may_sleep, nowait);
+    }
     if !appends && !syncs {
         req = match issue_to_disk(ring, req, may_sleep) {
             Ok(issued) => return issued,

@@ -24,6 +24,7 @@ use crate::time::{self, TimerId};
 
 pub const IORING_OP_TIMEOUT: u8 = 11;
 pub const IORING_OP_TIMEOUT_REMOVE: u8 = 12;
+pub const IORING_OP_LINK_TIMEOUT: u8 = 15;
 const IORING_TIMEOUT_ABS: u32 = 1;
 const IORING_TIMEOUT_REALTIME: u32 = 1 << 3;
 const IORING_TIMEOUT_BOOTTIME: u32 = 1 << 2;
@@ -43,6 +44,9 @@ pub struct Pending {
 #[derive(Default)]
 pub struct Timeouts {
     pending: BTreeMap<u64, Pending>,
+    /// Armed link timeouts, with the user_data of the request each times. Neither
+    /// TIMEOUT_REMOVE nor ASYNC_CANCEL reaches them (Linux keeps them apart too).
+    links: BTreeMap<u64, (Pending, u64)>,
     by_user_data: BTreeSet<(u64, u64)>,
     by_target: BTreeSet<(u64, u64)>,
     next_id: u64,
@@ -65,6 +69,9 @@ impl Drop for Timeouts {
     /// their timers go, and so do their requests and their share of `ANY_PENDING`.
     fn drop(&mut self) {
         for (_, p) in core::mem::take(&mut self.pending) {
+            forget(p);
+        }
+        for (_, (p, _)) in core::mem::take(&mut self.links) {
             forget(p);
         }
     }
@@ -104,21 +111,84 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if (sec as i64) < 0 || nsec >= 1_000_000_000 {
         return Err(EINVAL);
     }
-    let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
-    let now = time::monotonic_ns();
-    let deadline = if flags & IORING_TIMEOUT_ABS == 0 {
-        now.saturating_add(ns)
-    } else if flags & IORING_TIMEOUT_REALTIME != 0 {
-        now.saturating_add(ns.saturating_sub(time::realtime_ns()))
-    } else {
-        ns
+    let when = When { ns: sec.saturating_mul(1_000_000_000).saturating_add(nsec), flags };
+    if sqe.opcode == IORING_OP_LINK_TIMEOUT {
+        // It times the request linked before it (checked at submission); no count.
+        if sqe.off != 0 {
+            return Err(EINVAL);
+        }
+        return Ok(Op::LinkTimeout(when));
+    }
+    Ok(Op::Timeout { when, count: sqe.off as u32 })
+}
+
+/// A timeout's time as the SQE gave it; the timer starts when the request is issued
+/// (or, for a link timeout, when the request it times is), as Linux's hrtimer does.
+#[derive(Clone, Copy)]
+pub struct When {
+    ns: u64,
+    flags: u32,
+}
+
+impl When {
+    /// The monotonic deadline, counted from now for a relative timeout.
+    fn deadline(self) -> u64 {
+        let now = time::monotonic_ns();
+        if self.flags & IORING_TIMEOUT_ABS == 0 {
+            now.saturating_add(self.ns)
+        } else if self.flags & IORING_TIMEOUT_REALTIME != 0 {
+            now.saturating_add(self.ns.saturating_sub(time::realtime_ns()))
+        } else {
+            self.ns
+        }
+    }
+}
+
+/// Arms link timeout `lt` for `target` (just being issued): if the time comes first, the
+/// target is cancelled by its user_data (as Linux does) and the timeout completes with
+/// -ETIME, or with the cancellation's error. Returns the id that [`disarm_link`] takes
+/// when the target completes first.
+pub fn arm_link(ring: &Arc<IoUring>, lt: Box<Request>, target: u64) -> u64 {
+    let Op::LinkTimeout(when) = lt.op else { unreachable!("a LINK_TIMEOUT request") };
+    let mut t = ring.timeouts.lock();
+    let id = t.next_id;
+    t.next_id += 1;
+    let weak = Arc::downgrade(ring);
+    let on_time: Box<dyn FnOnce() + Send> = Box::new(move || {
+        if let Some(ring) = weak.upgrade() {
+            fire_link(&ring, id);
+        }
+    });
+    let timer = time::call_at(when.deadline(), on_time);
+    t.links.insert(id, (Pending { req: lt, target: None, timer }, target));
+    ANY_PENDING.fetch_add(1, Ordering::Relaxed);
+    id
+}
+
+/// The timed request completed first: its link timeout ends with -ECANCELED.
+pub fn disarm_link(ring: &Arc<IoUring>, id: u64) {
+    let left = ring.timeouts.lock().links.remove(&id);
+    if let Some((p, _)) = left {
+        ring.complete_async(forget(p), -ECANCELED.0);
+    }
+}
+
+fn fire_link(ring: &Arc<IoUring>, id: u64) {
+    let left = ring.timeouts.lock().links.remove(&id);
+    let Some((p, target)) = left else { return };
+    let lt = forget(p);
+    let cd = super::cancel::CancelData { user_data: target, flags: 0, fd: -1, opcode: 0, file: None };
+    let res = match super::cancel::try_cancel(ring, &cd) {
+        Ok(_) => -ETIME.0,
+        Err(e) => -e.0,
     };
-    Ok(Op::Timeout { deadline, count: sqe.off as u32 })
+    ring.complete_async(lt, res);
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     match req.op {
-        Op::Timeout { deadline, count } => {
+        Op::Timeout { when, count } => {
+            let deadline = when.deadline();
             // The timer is armed under the list's lock (lock order: ring timeouts, then
             // the timer structure), so the timeout is listed before its timer can run.
             let mut t = ring.timeouts.lock();
@@ -185,6 +255,15 @@ fn count_slow(ring: &Arc<IoUring>) {
         let due = ring.timeouts.lock().by_target.first().copied().filter(|&(g, _)| g <= now);
         let Some((_, id)) = due else { return };
         fire(ring, id, 0);
+    }
+}
+
+/// Ends the armed link timeouts whose request `matches` with -ECANCELED (the teardown of
+/// a ring or a task).
+pub fn cancel_links_where(ring: &Arc<IoUring>, matches: &dyn Fn(&Request) -> bool) {
+    let ids: Vec<u64> = ring.timeouts.lock().links.iter().filter(|(_, (p, _))| matches(&p.req)).map(|(&id, _)| id).collect();
+    for id in ids {
+        disarm_link(ring, id);
     }
 }
 

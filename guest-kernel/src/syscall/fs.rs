@@ -690,11 +690,70 @@ pub fn fchdir(c: &mut Ctx) -> KResult<u64> {
 // --- sizes and syncing ---
 
 pub fn ftruncate(c: &mut Ctx) -> KResult<u64> {
-    let f = file(c.int(0))?;
-    if (c.a[1] as i64) < 0 || !f.writable() || f.node.file_type() != FileType::Regular {
+    truncate_file(&*file(c.int(0))?, c.a[1]).map(|()| 0)
+}
+
+/// ftruncate(2) on an open file (also io_uring's FTRUNCATE).
+pub fn truncate_file(f: &OpenFile, len: u64) -> KResult<()> {
+    if (len as i64) < 0 || !f.writable() || f.node.file_type() != FileType::Regular {
         return Err(EINVAL);
     }
-    f.node.truncate(c.a[1]).map(|()| 0)
+    f.node.truncate(len)
+}
+
+pub fn fallocate(c: &mut Ctx) -> KResult<u64> {
+    fallocate_file(&*file(c.int(0))?, c.a[1] as u32, c.a[2], c.a[3]).map(|()| 0)
+}
+
+pub const FALLOC_FL_KEEP_SIZE: u32 = 0x01;
+pub const FALLOC_FL_PUNCH_HOLE: u32 = 0x02;
+const FALLOC_FL_ALL: u32 = 0x01 | 0x02 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
+
+/// fallocate(2), with Linux's checks in Linux's order (vfs_fallocate); the file system
+/// does the rest (or answers EOPNOTSUPP).
+pub fn fallocate_file(f: &OpenFile, mode: u32, off: u64, len: u64) -> KResult<()> {
+    if (off as i64) < 0 || (len as i64) <= 0 {
+        return Err(EINVAL);
+    }
+    if mode & !FALLOC_FL_ALL != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if mode & FALLOC_FL_PUNCH_HOLE != 0 && mode & FALLOC_FL_KEEP_SIZE == 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    match f.node.file_type() {
+        FileType::Fifo => return Err(ESPIPE),
+        FileType::Directory => return Err(EISDIR),
+        FileType::Regular | FileType::BlockDevice => {}
+        _ => return Err(ENODEV),
+    }
+    if off.checked_add(len).is_none_or(|end| end as i64 <= 0) {
+        return Err(EFBIG);
+    }
+    f.node.fallocate(mode, off, len)
+}
+
+pub fn sync_file_range(c: &mut Ctx) -> KResult<u64> {
+    sync_range(&*file(c.int(0))?, c.a[1], c.a[2], c.a[3] as u32).map(|()| 0)
+}
+
+/// sync_file_range(2): Linux's checks; then nothing to do, as no file here keeps dirty
+/// data in memory that a device has not seen (fsync still flushes the devices).
+pub fn sync_range(f: &OpenFile, off: u64, len: u64, flags: u32) -> KResult<()> {
+    const VALID: u32 = 1 | 2 | 4; // WAIT_BEFORE, WRITE, WAIT_AFTER
+    if flags & !VALID != 0 || (off as i64) < 0 || (len as i64) < 0 {
+        return Err(EINVAL);
+    }
+    if len != 0 && off.checked_add(len).is_none_or(|end| (end as i64) < 0) {
+        return Err(EINVAL);
+    }
+    match f.node.file_type() {
+        FileType::Regular | FileType::BlockDevice | FileType::Directory | FileType::Symlink => Ok(()),
+        _ => Err(ESPIPE),
+    }
 }
 
 pub fn truncate(c: &mut Ctx) -> KResult<u64> {
