@@ -77,6 +77,32 @@ static int run_cancel(struct io_uring *r, int *cres, int *cancelled, uint64_t *w
 #define RUN_CANCEL(r, cres, n, which)                                                   \
 	TRY(run_cancel((r), (cres), (n), (which), __FILE__, __LINE__))
 
+/*
+ * Submit the queued cancel (RUN_CANCEL), then check its res, the number of -ECANCELED
+ * CQEs (unless `want_n` is ANY_N) and their user_data mask (unless `want_which` is
+ * ANY_WHICH), in that order.
+ */
+#define ANY_N (-1)
+#define ANY_WHICH (~0ull)
+static int expect_cancel(struct io_uring *r, int want_res, int want_n, uint64_t want_which,
+			 const char *file, int line)
+{
+	int cres, n;
+	uint64_t which;
+	TRY(run_cancel(r, &cres, &n, &which, file, line));
+	if (cres != want_res)
+		return ut_fail(file, line, "cancel res %d (%s), expected %d (%s)", cres,
+			       ut_resname(cres), want_res, ut_resname(want_res));
+	if (want_n != ANY_N && n != want_n)
+		return ut_fail(file, line, "%d requests cancelled, expected %d", n, want_n);
+	if (want_which != ANY_WHICH && which != want_which)
+		return ut_fail(file, line, "cancelled mask 0x%llx, expected 0x%llx",
+			       (unsigned long long)which, (unsigned long long)want_which);
+	return UT_OK;
+}
+#define CANCEL_EXPECT(r, res, n, which)                                                 \
+	TRY(expect_cancel((r), (res), (n), (which), __FILE__, __LINE__))
+
 struct env {
 	struct io_uring r;
 	int a[2], b[2];
@@ -101,32 +127,38 @@ static void env_exit(struct env *e)
 	io_uring_queue_exit(&e->r);
 }
 
+/* the gates of the tests that cancel reads (and polls, with `poll`), then env_init */
+static int env_start(struct env *e, int poll, const char *file, int line)
+{
+	TRY(ut_gate(IORING_OP_ASYNC_CANCEL, file, line));
+	TRY(ut_gate(IORING_OP_READ, file, line));
+	if (poll)
+		TRY(ut_gate(IORING_OP_POLL_ADD, file, line));
+	int ret = env_init(e);
+	if (ret < 0)
+		return ut_fail(file, line, "env_init: %s", ut_errname(-ret));
+	return UT_OK;
+}
+#define ENV_START(e, poll) TRY(env_start((e), (poll), __FILE__, __LINE__))
+
 static int cancel_all_userdata(void)
 {
 	/* three reads share user_data 7: CANCEL_ALL cancels them all and counts them */
-	GATE(IORING_OP_ASYNC_CANCEL);
-	GATE(IORING_OP_READ);
-	GATE(IORING_OP_POLL_ADD);
 	struct env e;
-	CHECK_OK(env_init(&e));
+	ENV_START(&e, 1);
 	q_read(&e.r, e.a[0], 7, 0);
 	q_read(&e.r, e.a[0], 7, 0);
 	q_read(&e.r, e.b[0], 7, 0);
 	q_poll(&e.r, e.a[0], 8);
 	SUBMIT_NONE(&e.r, 4);
-	int cres, n;
-	uint64_t which;
 	q_cancel(&e.r, 7, -1, IORING_ASYNC_CANCEL_ALL);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 3);
-	CHECK_EQ(n, 3);
+	CANCEL_EXPECT(&e.r, 3, 3, ANY_WHICH);
 	/* the poll is still there: a plain cancel finds it */
 	q_cancel(&e.r, 8, -1, 0);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
-	CHECK_EQ(n, 1);
-	CHECK_EQ(which, 1ull << 8);
+	CANCEL_EXPECT(&e.r, 0, 1, 1ull << 8);
 	/* CANCEL_ALL that matches nothing: 0, not -ENOENT */
+	int cres, n;
+	uint64_t which;
 	q_cancel(&e.r, 7, -1, IORING_ASYNC_CANCEL_ALL);
 	RUN_CANCEL(&e.r, &cres, &n, &which);
 	ut_info("CANCEL_ALL matching nothing: %d", cres);
@@ -138,42 +170,29 @@ static int cancel_all_userdata(void)
 
 static int cancel_by_fd(void)
 {
-	GATE(IORING_OP_ASYNC_CANCEL);
-	GATE(IORING_OP_READ);
-	GATE(IORING_OP_POLL_ADD);
 	struct env e;
-	CHECK_OK(env_init(&e));
+	ENV_START(&e, 1);
 	q_read(&e.r, e.a[0], 1, 0);
 	q_read(&e.r, e.a[0], 2, 0);
 	q_poll(&e.r, e.a[0], 3);
 	q_read(&e.r, e.b[0], 4, 0);
 	SUBMIT_NONE(&e.r, 4);
-	int cres, n;
-	uint64_t which;
 	/* FD|ALL: everything on pipe a, nothing on b */
 	q_cancel(&e.r, 0, e.a[0], IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 3);
-	CHECK_EQ(which, (1u << 1) | (1u << 2) | (1u << 3));
+	CANCEL_EXPECT(&e.r, 3, ANY_N, (1u << 1) | (1u << 2) | (1u << 3));
 	/* FD alone: the one on b, res 0; then nothing is left: -ENOENT */
 	q_cancel(&e.r, 0, e.b[0], IORING_ASYNC_CANCEL_FD);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
-	CHECK_EQ(which, 1u << 4);
+	CANCEL_EXPECT(&e.r, 0, ANY_N, 1u << 4);
 	q_cancel(&e.r, 0, e.b[0], IORING_ASYNC_CANCEL_FD);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, -ENOENT);
+	CANCEL_EXPECT(&e.r, -ENOENT, ANY_N, ANY_WHICH);
 	/* the key is the fd: user_data is ignored */
 	q_read(&e.r, e.a[0], 5, 0);
 	SUBMIT_NONE(&e.r, 1);
 	q_cancel(&e.r, 0xdead, e.a[0], IORING_ASYNC_CANCEL_FD);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
-	CHECK_EQ(which, 1u << 5);
+	CANCEL_EXPECT(&e.r, 0, ANY_N, 1u << 5);
 	/* an fd that is not open */
 	q_cancel(&e.r, 0, 999, IORING_ASYNC_CANCEL_FD);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, -EBADF);
+	CANCEL_EXPECT(&e.r, -EBADF, ANY_N, ANY_WHICH);
 	env_exit(&e);
 	return UT_OK;
 }
@@ -184,10 +203,8 @@ static int cancel_by_fixed_fd(void)
 	 * FD|FD_FIXED keys on the registered file at that index. Linux matches the file
 	 * itself, so a plain read of the same pipe is cancelled too.
 	 */
-	GATE(IORING_OP_ASYNC_CANCEL);
-	GATE(IORING_OP_READ);
 	struct env e;
-	CHECK_OK(env_init(&e));
+	ENV_START(&e, 0);
 	int files[2] = { e.b[0], e.a[0] };
 	CHECK_OK(io_uring_register_files(&e.r, files, 2));
 	q_read(&e.r, 1, 1, 1); /* fixed index 1: pipe a */
@@ -206,46 +223,31 @@ static int cancel_by_fixed_fd(void)
 	CHECK_EQ(which, (1u << 1) | (1u << 2) | (1u << 3));
 	/* an index past the table: -EBADF */
 	q_cancel(&e.r, 0, 5, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, -EBADF);
-	CHECK_EQ(n, 0);
+	CANCEL_EXPECT(&e.r, -EBADF, 0, ANY_WHICH);
 	q_cancel(&e.r, 0, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_FD_FIXED);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
-	CHECK_EQ(which, 1u << 4);
+	CANCEL_EXPECT(&e.r, 0, ANY_N, 1u << 4);
 	env_exit(&e);
 	return UT_OK;
 }
 
 static int cancel_any(void)
 {
-	GATE(IORING_OP_ASYNC_CANCEL);
-	GATE(IORING_OP_READ);
-	GATE(IORING_OP_POLL_ADD);
 	struct env e;
-	CHECK_OK(env_init(&e));
+	ENV_START(&e, 1);
 	q_read(&e.r, e.a[0], 1, 0);
 	q_poll(&e.r, e.b[0], 2);
 	q_read(&e.r, e.b[0], 3, 0);
 	SUBMIT_NONE(&e.r, 3);
-	int cres, n;
-	uint64_t which;
 	/* Linux: ANY implies ALL; it cancels every pending request and counts them */
 	q_cancel(&e.r, 0, -1, IORING_ASYNC_CANCEL_ANY);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 3);
-	CHECK_EQ(n, 3);
-	CHECK_EQ(which, (1u << 1) | (1u << 2) | (1u << 3));
+	CANCEL_EXPECT(&e.r, 3, 3, (1u << 1) | (1u << 2) | (1u << 3));
 	/* nothing left: 0, not -ENOENT */
 	q_cancel(&e.r, 0, -1, IORING_ASYNC_CANCEL_ANY);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
+	CANCEL_EXPECT(&e.r, 0, ANY_N, ANY_WHICH);
 	q_read(&e.r, e.a[0], 4, 0);
 	SUBMIT_NONE(&e.r, 1);
 	q_cancel(&e.r, 0, -1, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 1);
-	CHECK_EQ(which, 1u << 4);
+	CANCEL_EXPECT(&e.r, 1, ANY_N, 1u << 4);
 	env_exit(&e);
 	return UT_OK;
 }
@@ -255,12 +257,11 @@ static int bad_flags(void)
 	GATE(IORING_OP_ASYNC_CANCEL);
 	struct env e;
 	CHECK_OK(env_init(&e));
+	q_cancel(&e.r, 1, -1, 1u << 30);
+	CANCEL_EXPECT(&e.r, -EINVAL, ANY_N, ANY_WHICH);
+	/* ANY with a key (FD) makes no sense: -EINVAL */
 	int cres, n;
 	uint64_t which;
-	q_cancel(&e.r, 1, -1, 1u << 30);
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, -EINVAL);
-	/* ANY with a key (FD) makes no sense: -EINVAL */
 	q_cancel(&e.r, 0, e.a[0], IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_FD);
 	RUN_CANCEL(&e.r, &cres, &n, &which);
 	ut_info("ANY|FD: %d", cres);
@@ -272,11 +273,8 @@ static int bad_flags(void)
 static int cancel_by_opcode(void)
 {
 	/* IORING_ASYNC_CANCEL_OP (Linux 6.6): key on sqe->len as an opcode */
-	GATE(IORING_OP_ASYNC_CANCEL);
-	GATE(IORING_OP_READ);
-	GATE(IORING_OP_POLL_ADD);
 	struct env e;
-	CHECK_OK(env_init(&e));
+	ENV_START(&e, 1);
 	int cres, n;
 	uint64_t which;
 	q_cancel(&e.r, 0, -1, IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_ALL)->len =
@@ -294,25 +292,18 @@ static int cancel_by_opcode(void)
 	SUBMIT_NONE(&e.r, 4);
 	q_cancel(&e.r, 0, -1, IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_ALL)->len =
 		IORING_OP_POLL_ADD;
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 2);
-	CHECK_EQ(which, (1u << 2) | (1u << 3));
+	CANCEL_EXPECT(&e.r, 2, ANY_N, (1u << 2) | (1u << 3));
 	/* OP and USERDATA together: both must match */
 	q_cancel(&e.r, 4, -1, IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_USERDATA)->len =
 		IORING_OP_POLL_ADD;
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, -ENOENT);
+	CANCEL_EXPECT(&e.r, -ENOENT, ANY_N, ANY_WHICH);
 	q_cancel(&e.r, 4, -1, IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_USERDATA)->len =
 		IORING_OP_READ;
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
-	CHECK_EQ(which, 1u << 4);
+	CANCEL_EXPECT(&e.r, 0, ANY_N, 1u << 4);
 	/* OP and FD together */
 	q_cancel(&e.r, 0, e.a[0], IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_FD)->len =
 		IORING_OP_READ;
-	RUN_CANCEL(&e.r, &cres, &n, &which);
-	CHECK_RES(cres, 0);
-	CHECK_EQ(which, 1u << 1);
+	CANCEL_EXPECT(&e.r, 0, ANY_N, 1u << 1);
 	env_exit(&e);
 	return UT_OK;
 }
@@ -354,8 +345,7 @@ static int sync_cancel(void)
 	CHECK_RES(sync_cancel_reg(&e.r, 2, -1, 0, 0), 0);
 	CHECK_EQ(io_uring_cq_ready(&e.r), 1);
 	struct io_uring_cqe c;
-	CHECK_OK(ut_wait_cqe_ms(&e.r, &c, 1000));
-	CHECK_EQ(c.user_data, 2);
+	WAIT_UD(&e.r, 2, 1000, &c);
 	CHECK_RES(c.res, -ECANCELED);
 	/* reserved fields must be zero */
 	CHECK_RES(sync_cancel_reg(&e.r, 1, -1, 0, 1), -EINVAL);
@@ -363,12 +353,10 @@ static int sync_cancel(void)
 	ret = sync_cancel_reg(&e.r, 0, e.a[0], IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL, 0);
 	ut_info("sync cancel FD|ALL with one match: %d", ret);
 	CHECK_RES(ret, 1);
-	CHECK_OK(ut_wait_cqe_ms(&e.r, &c, 1000));
-	CHECK_EQ(c.user_data, 1);
+	WAIT_UD(&e.r, 1, 1000, &c);
 	CHECK_RES(c.res, -ECANCELED);
 	CHECK_RES(sync_cancel_reg(&e.r, 0, -1, IORING_ASYNC_CANCEL_ANY, 0), 1);
-	CHECK_OK(ut_wait_cqe_ms(&e.r, &c, 1000));
-	CHECK_EQ(c.user_data, 3);
+	WAIT_UD(&e.r, 3, 1000, &c);
 	CHECK_RES(c.res, -ECANCELED);
 	CHECK_EQ(io_uring_cq_ready(&e.r), 0);
 	env_exit(&e);

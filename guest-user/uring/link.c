@@ -3,15 +3,6 @@
 
 #include <fcntl.h>
 
-static struct io_uring_sqe *q_nop(struct io_uring *r, uint64_t ud, unsigned flags)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	io_uring_prep_nop(sqe);
-	sqe->flags = (uint8_t)flags;
-	sqe->user_data = ud;
-	return sqe;
-}
-
 static struct io_uring_sqe *q_rw(struct io_uring *r, int op, int fd, const void *buf,
 				 unsigned len, uint64_t off, uint64_t ud, unsigned flags)
 {
@@ -111,11 +102,11 @@ static int failure_cancels_rest(void)
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 8));
 	char b[8];
-	q_nop(&r, 1, IOSQE_IO_LINK);
+	ut_q_nop(&r, 1, IOSQE_IO_LINK);
 	q_rw(&r, IORING_OP_READ, 1000, b, 8, 0, 2, IOSQE_IO_LINK);
-	q_nop(&r, 3, IOSQE_IO_LINK);
-	q_nop(&r, 4, 0); /* last member */
-	q_nop(&r, 5, 0); /* not in the chain */
+	ut_q_nop(&r, 3, IOSQE_IO_LINK);
+	ut_q_nop(&r, 4, 0); /* last member */
+	ut_q_nop(&r, 5, 0); /* not in the chain */
 	CHECK_EQ(io_uring_submit(&r), 5);
 	int res[6];
 	uint64_t order[5];
@@ -138,11 +129,11 @@ static int init_failure_cancels_head(void)
 	GATE(IORING_OP_NOP);
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 8));
-	q_nop(&r, 1, IOSQE_IO_LINK);
-	struct io_uring_sqe *sqe = q_nop(&r, 2, IOSQE_IO_LINK);
+	ut_q_nop(&r, 1, IOSQE_IO_LINK);
+	struct io_uring_sqe *sqe = ut_q_nop(&r, 2, IOSQE_IO_LINK);
 	sqe->opcode = 250;
-	q_nop(&r, 3, 0);
-	q_nop(&r, 4, 0);
+	ut_q_nop(&r, 3, 0);
+	ut_q_nop(&r, 4, 0);
 	CHECK_EQ(io_uring_submit(&r), 4);
 	int res[5];
 	TRY(reap_by_ud(&r, 4, res, NULL));
@@ -161,10 +152,10 @@ static int hardlink_continues(void)
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 8));
 	char b[8];
-	q_nop(&r, 1, IOSQE_IO_HARDLINK);
+	ut_q_nop(&r, 1, IOSQE_IO_HARDLINK);
 	q_rw(&r, IORING_OP_READ, 1000, b, 8, 0, 2, IOSQE_IO_HARDLINK);
-	q_nop(&r, 3, IOSQE_IO_HARDLINK);
-	q_nop(&r, 4, 0);
+	ut_q_nop(&r, 3, IOSQE_IO_HARDLINK);
+	ut_q_nop(&r, 4, 0);
 	CHECK_EQ(io_uring_submit(&r), 4);
 	int res[5];
 	uint64_t order[4];
@@ -191,7 +182,7 @@ static int short_read_breaks_link(void)
 	char b[100];
 	/* a full read keeps the chain going */
 	q_rw(&r, IORING_OP_READ, fd, b, 10, 0, 1, IOSQE_IO_LINK);
-	q_nop(&r, 2, 0);
+	ut_q_nop(&r, 2, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	int res[3];
 	TRY(reap_by_ud(&r, 2, res, NULL));
@@ -199,14 +190,14 @@ static int short_read_breaks_link(void)
 	CHECK_RES(res[2], 0);
 	/* a short one breaks it */
 	q_rw(&r, IORING_OP_READ, fd, b, 100, 0, 1, IOSQE_IO_LINK);
-	q_nop(&r, 2, 0);
+	ut_q_nop(&r, 2, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	TRY(reap_by_ud(&r, 2, res, NULL));
 	CHECK_RES(res[1], 10);
 	CHECK_RES(res[2], -ECANCELED);
 	/* a hard link does not care */
 	q_rw(&r, IORING_OP_READ, fd, b, 100, 0, 1, IOSQE_IO_HARDLINK);
-	q_nop(&r, 2, 0);
+	ut_q_nop(&r, 2, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	TRY(reap_by_ud(&r, 2, res, NULL));
 	CHECK_RES(res[1], 10);
@@ -222,13 +213,13 @@ static int link_at_end_of_submit(void)
 	GATE(IORING_OP_NOP);
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 4));
-	q_nop(&r, 1, IOSQE_IO_LINK);
+	ut_q_nop(&r, 1, IOSQE_IO_LINK);
 	CHECK_EQ(io_uring_submit(&r), 1);
 	int res[2];
 	TRY(reap_by_ud(&r, 1, res, NULL));
 	CHECK_RES(res[1], 0);
 	/* and the next submission is not part of it */
-	q_nop(&r, 1, 0);
+	ut_q_nop(&r, 1, 0);
 	CHECK_EQ(io_uring_submit(&r), 1);
 	TRY(reap_by_ud(&r, 1, res, NULL));
 	CHECK_RES(res[1], 0);
@@ -247,8 +238,8 @@ static int drain(void)
 	CHECK_OK(pipe2(p, O_CLOEXEC));
 	char b[8];
 	q_rw(&r, IORING_OP_READ, p[0], b, 8, 0, 1, 0);
-	q_nop(&r, 2, IOSQE_IO_DRAIN);
-	q_nop(&r, 3, 0);
+	ut_q_nop(&r, 2, IOSQE_IO_DRAIN);
+	ut_q_nop(&r, 3, 0);
 	CHECK_EQ(io_uring_submit(&r), 3);
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
 	CHECK_EQ(write(p[1], "x", 1), 1);
@@ -261,7 +252,7 @@ static int drain(void)
 	for (int i = 0; i < 3; i++)
 		CHECK_EQ(order[i], i + 1);
 	/* with nothing in flight, a drained request runs at once */
-	q_nop(&r, 1, IOSQE_IO_DRAIN);
+	ut_q_nop(&r, 1, IOSQE_IO_DRAIN);
 	CHECK_EQ(io_uring_submit(&r), 1);
 	TRY(reap_by_ud(&r, 1, res, NULL));
 	CHECK_RES(res[1], 0);
@@ -279,17 +270,17 @@ static int cqe_skip_success(void)
 	CHECK_OK(ut_ring(&r, 8));
 	if (!(ut_features & IORING_FEAT_CQE_SKIP)) {
 		/* not supported: the flag is an unknown SQE flag */
-		q_nop(&r, 1, IOSQE_CQE_SKIP_SUCCESS);
+		ut_q_nop(&r, 1, IOSQE_CQE_SKIP_SUCCESS);
 		uint64_t ud;
 		CHECK_RES(ut_run1(&r, &ud), -EINVAL);
 		io_uring_queue_exit(&r);
 		return UT_UNSUP;
 	}
 	char b[8];
-	q_nop(&r, 1, IOSQE_CQE_SKIP_SUCCESS);
-	q_nop(&r, 2, 0);
+	ut_q_nop(&r, 1, IOSQE_CQE_SKIP_SUCCESS);
+	ut_q_nop(&r, 2, 0);
 	q_rw(&r, IORING_OP_READ, 1000, b, 8, 0, 3, IOSQE_CQE_SKIP_SUCCESS);
-	q_nop(&r, 4, IOSQE_CQE_SKIP_SUCCESS);
+	ut_q_nop(&r, 4, IOSQE_CQE_SKIP_SUCCESS);
 	CHECK_EQ(io_uring_submit(&r), 4);
 	struct io_uring_cqe c[2];
 	CHECK_OK(ut_reap(&r, 2, c));
@@ -298,7 +289,7 @@ static int cqe_skip_success(void)
 	CHECK_EQ(c[1].user_data, 3);
 	CHECK_RES(c[1].res, -EBADF);
 	/* nothing else arrives: a NOP after it is the very next CQE */
-	q_nop(&r, 9, 0);
+	ut_q_nop(&r, 9, 0);
 	CHECK_EQ(io_uring_submit_and_wait(&r, 1), 1);
 	CHECK_EQ(io_uring_cq_ready(&r), 1);
 	CHECK_OK(ut_reap(&r, 1, c));

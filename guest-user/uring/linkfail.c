@@ -7,15 +7,6 @@
 
 #include <signal.h>
 
-static struct io_uring_sqe *q_nop(struct io_uring *r, uint64_t ud, unsigned flags)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	io_uring_prep_nop(sqe);
-	sqe->flags = (uint8_t)flags;
-	sqe->user_data = ud;
-	return sqe;
-}
-
 static struct io_uring_sqe *q_badread(struct io_uring *r, uint64_t ud, unsigned flags)
 {
 	static char buf[8];
@@ -31,7 +22,7 @@ static struct io_uring_sqe *q_badread(struct io_uring *r, uint64_t ud, unsigned 
 static int drain_all(struct io_uring *r, int n, struct io_uring_cqe *out, int max,
 		     const char *file, int line)
 {
-	q_nop(r, 0xff, 0);
+	ut_q_nop(r, 0xff, 0);
 	int ret = io_uring_submit(r);
 	if (ret != n + 1)
 		return ut_fail(file, line, "io_uring_submit = %d, expected %d", ret, n + 1);
@@ -67,10 +58,56 @@ static int chain(struct io_uring *r, int n, int bad, const unsigned *flags,
 		if (i == bad)
 			q_badread(r, i + 1, f);
 		else
-			q_nop(r, i + 1, f);
+			ut_q_nop(r, i + 1, f);
 	}
 	return drain_all(r, n, c, 8, file, line);
 }
+
+/* the CQE_SKIP_SUCCESS tests' gates (NOP, READ, the feature), then their 16-entry ring */
+static int skip_ring(struct io_uring *r, const char *file, int line)
+{
+	TRY(ut_gate(IORING_OP_NOP, file, line));
+	TRY(ut_gate(IORING_OP_READ, file, line));
+	if (!(ut_features & IORING_FEAT_CQE_SKIP))
+		return UT_UNSUP;
+	int ret = ut_ring(r, 16);
+	if (ret < 0)
+		return ut_fail(file, line, "ring: %s", ut_errname(-ret));
+	return UT_OK;
+}
+#define SKIP_RING(r) TRY(skip_ring((r), __FILE__, __LINE__))
+
+struct want {
+	uint64_t ud;
+	int res;
+};
+
+/* `n` (a count from drain_all, or its error) CQEs c[] must be w[0..nw), in that order */
+static int expect_cqes(int n, const struct io_uring_cqe *c, const struct want *w, int nw,
+		       const char *file, int line)
+{
+	if (n < 0)
+		return n;
+	if (n != nw)
+		return ut_fail(file, line, "%d CQEs, expected %d", n, nw);
+	for (int i = 0; i < nw; i++) {
+		if (c[i].user_data != w[i].ud)
+			return ut_fail(file, line, "CQE %d: user_data %llu, expected %llu", i,
+				       (unsigned long long)c[i].user_data,
+				       (unsigned long long)w[i].ud);
+		if (c[i].res != w[i].res)
+			return ut_fail(file, line, "CQE %d: res %d (%s), expected %d (%s)", i,
+				       c[i].res, ut_resname(c[i].res), w[i].res,
+				       ut_resname(w[i].res));
+	}
+	return UT_OK;
+}
+#define EXPECT_CQES(n, c, ...)                                                          \
+	do {                                                                            \
+		static const struct want _w[] = { __VA_ARGS__ };                        \
+		TRY(expect_cqes((n), (c), _w, (int)(sizeof _w / sizeof _w[0]), __FILE__, \
+				__LINE__));                                             \
+	} while (0)
 
 static int skip_success_failed_link(void)
 {
@@ -79,35 +116,15 @@ static int skip_success_failed_link(void)
 	 * skipped; the READ posts -EBADF; the cancelled followers post -ECANCELED, their
 	 * own CQE_SKIP_SUCCESS notwithstanding (it skips successes only).
 	 */
-	GATE(IORING_OP_NOP);
-	GATE(IORING_OP_READ);
-	if (!(ut_features & IORING_FEAT_CQE_SKIP))
-		return UT_UNSUP;
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 16));
+	SKIP_RING(&r);
 	const unsigned S = IOSQE_CQE_SKIP_SUCCESS;
 	struct io_uring_cqe c[8];
 	int n = chain(&r, 4, 1, (const unsigned[]){ S, 0, S, 0 }, c, __FILE__, __LINE__);
-	if (n < 0)
-		return n;
-	CHECK_EQ(n, 3);
-	CHECK_EQ(c[0].user_data, 2);
-	CHECK_RES(c[0].res, -EBADF);
-	CHECK_EQ(c[1].user_data, 3);
-	CHECK_RES(c[1].res, -ECANCELED);
-	CHECK_EQ(c[2].user_data, 4);
-	CHECK_RES(c[2].res, -ECANCELED);
+	EXPECT_CQES(n, c, { 2, -EBADF }, { 3, -ECANCELED }, { 4, -ECANCELED });
 	/* the same with the bad READ at the head */
 	n = chain(&r, 3, 0, (const unsigned[]){ 0, S, S }, c, __FILE__, __LINE__);
-	if (n < 0)
-		return n;
-	CHECK_EQ(n, 3);
-	CHECK_EQ(c[0].user_data, 1);
-	CHECK_RES(c[0].res, -EBADF);
-	CHECK_EQ(c[1].user_data, 2);
-	CHECK_RES(c[1].res, -ECANCELED);
-	CHECK_EQ(c[2].user_data, 3);
-	CHECK_RES(c[2].res, -ECANCELED);
+	EXPECT_CQES(n, c, { 1, -EBADF }, { 2, -ECANCELED }, { 3, -ECANCELED });
 	io_uring_queue_exit(&r);
 	return UT_OK;
 }
@@ -118,12 +135,8 @@ static int skip_flag_on_failed_member(void)
 	 * Linux: when the member that fails carries CQE_SKIP_SUCCESS, its own error CQE is
 	 * posted but the followers' -ECANCELED CQEs are all skipped, whatever their flags.
 	 */
-	GATE(IORING_OP_NOP);
-	GATE(IORING_OP_READ);
-	if (!(ut_features & IORING_FEAT_CQE_SKIP))
-		return UT_UNSUP;
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 16));
+	SKIP_RING(&r);
 	const unsigned S = IOSQE_CQE_SKIP_SUCCESS;
 	struct io_uring_cqe c[8];
 	int n = chain(&r, 4, 1, (const unsigned[]){ 0, S, 0, 0 }, c, __FILE__, __LINE__);
@@ -131,17 +144,9 @@ static int skip_flag_on_failed_member(void)
 		return n;
 	for (int i = 0; i < n; i++)
 		ut_info("cqe %d: ud %llu res %d", i, (unsigned long long)c[i].user_data, c[i].res);
-	CHECK_EQ(n, 2);
-	CHECK_EQ(c[0].user_data, 1);
-	CHECK_RES(c[0].res, 0);
-	CHECK_EQ(c[1].user_data, 2);
-	CHECK_RES(c[1].res, -EBADF);
+	EXPECT_CQES(n, c, { 1, 0 }, { 2, -EBADF });
 	n = chain(&r, 3, 0, (const unsigned[]){ S, 0, 0 }, c, __FILE__, __LINE__);
-	if (n < 0)
-		return n;
-	CHECK_EQ(n, 1);
-	CHECK_EQ(c[0].user_data, 1);
-	CHECK_RES(c[0].res, -EBADF);
+	EXPECT_CQES(n, c, { 1, -EBADF });
 	io_uring_queue_exit(&r);
 	return UT_OK;
 }
@@ -149,37 +154,17 @@ static int skip_flag_on_failed_member(void)
 static int skip_success_hardlink(void)
 {
 	/* a hard link goes on past the failure; successes with the flag stay skipped */
-	GATE(IORING_OP_NOP);
-	GATE(IORING_OP_READ);
-	if (!(ut_features & IORING_FEAT_CQE_SKIP))
-		return UT_UNSUP;
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 16));
-	q_nop(&r, 1, IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
+	SKIP_RING(&r);
+	ut_q_nop(&r, 1, IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
 	q_badread(&r, 2, IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
-	q_nop(&r, 3, IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
-	q_nop(&r, 4, 0);
+	ut_q_nop(&r, 3, IOSQE_IO_HARDLINK | IOSQE_CQE_SKIP_SUCCESS);
+	ut_q_nop(&r, 4, 0);
 	struct io_uring_cqe c[8];
 	int n = drain_all(&r, 4, c, 8, __FILE__, __LINE__);
-	if (n < 0)
-		return n;
-	CHECK_EQ(n, 2);
-	CHECK_EQ(c[0].user_data, 2);
-	CHECK_RES(c[0].res, -EBADF);
-	CHECK_EQ(c[1].user_data, 4);
-	CHECK_RES(c[1].res, 0);
+	EXPECT_CQES(n, c, { 2, -EBADF }, { 4, 0 });
 	io_uring_queue_exit(&r);
 	return UT_OK;
-}
-
-static struct io_uring_sqe nop_sqe(uint64_t ud, unsigned flags)
-{
-	struct io_uring_sqe s;
-	memset(&s, 0, sizeof s);
-	s.opcode = IORING_OP_NOP;
-	s.flags = (uint8_t)flags;
-	s.user_data = ud;
-	return s;
 }
 
 static int bad_index_stops_batch(void)
@@ -193,7 +178,7 @@ static int bad_index_stops_batch(void)
 	struct rring r;
 	CHECK_OK(rring_init(&r, 8, NULL));
 	for (int i = 0; i < 5; i++)
-		r.sqes[i] = nop_sqe(i + 1, 0);
+		r.sqes[i] = ut_nop_sqe(i + 1, 0);
 	r.sq_array[0] = 0;
 	r.sq_array[1] = 1;
 	r.sq_array[2] = 8; /* == sq_entries */
@@ -212,8 +197,7 @@ static int bad_index_stops_batch(void)
 	for (unsigned ud = 1; ud <= 5; ud++) {
 		if (ud == 3)
 			continue;
-		CHECK_EQ(rring_pop(&r, &c), 1);
-		CHECK_EQ(c.user_data, ud);
+		RRING_POP_UD(&r, ud, &c);
 	}
 	CHECK_EQ(rring_pop(&r, &c), 0);
 	rring_exit(&r);
@@ -226,7 +210,7 @@ static int bad_index_first(void)
 	GATE(IORING_OP_NOP);
 	struct rring r;
 	CHECK_OK(rring_init(&r, 4, NULL));
-	r.sqes[1] = nop_sqe(2, 0);
+	r.sqes[1] = ut_nop_sqe(2, 0);
 	r.sq_array[0] = 1000;
 	r.sq_array[1] = 1;
 	__atomic_store_n(r.sq_tail, 2, __ATOMIC_RELEASE);
@@ -238,8 +222,7 @@ static int bad_index_first(void)
 	CHECK_EQ(*r.sq_dropped, 1);
 	CHECK_EQ(ut_enter_ms(r.fd, 1, 1, 5000), 1);
 	struct io_uring_cqe c;
-	CHECK_EQ(rring_pop(&r, &c), 1);
-	CHECK_EQ(c.user_data, 2);
+	RRING_POP_UD(&r, 2, &c);
 	rring_exit(&r);
 	return UT_OK;
 }
@@ -253,8 +236,8 @@ static int bad_index_in_chain(void)
 	GATE(IORING_OP_NOP);
 	struct rring r;
 	CHECK_OK(rring_init(&r, 4, NULL));
-	r.sqes[0] = nop_sqe(1, IOSQE_IO_LINK);
-	r.sqes[2] = nop_sqe(3, 0);
+	r.sqes[0] = ut_nop_sqe(1, IOSQE_IO_LINK);
+	r.sqes[2] = ut_nop_sqe(3, 0);
 	r.sq_array[0] = 0;
 	r.sq_array[1] = 4;
 	r.sq_array[2] = 2;
@@ -265,12 +248,10 @@ static int bad_index_in_chain(void)
 	/* (Linux runs the cut chain from a worker: its CQE may come after enter returns) */
 	struct io_uring_cqe c;
 	CHECK_EQ(ut_enter_ms(r.fd, 0, 1, 5000), 0);
-	CHECK_EQ(rring_pop(&r, &c), 1);
-	CHECK_EQ(c.user_data, 1);
+	RRING_POP_UD(&r, 1, &c);
 	CHECK_RES(c.res, 0);
 	CHECK_EQ(ut_enter_ms(r.fd, 1, 1, 5000), 1);
-	CHECK_EQ(rring_pop(&r, &c), 1);
-	CHECK_EQ(c.user_data, 3);
+	RRING_POP_UD(&r, 3, &c);
 	CHECK_RES(c.res, 0);
 	CHECK_EQ(rring_pop(&r, &c), 0);
 	rring_exit(&r);
@@ -284,7 +265,7 @@ static int to_submit_more_getevents(void)
 	struct rring r;
 	CHECK_OK(rring_init(&r, 8, NULL));
 	for (int i = 0; i < 3; i++) {
-		struct io_uring_sqe s = nop_sqe(i + 1, 0);
+		struct io_uring_sqe s = ut_nop_sqe(i + 1, 0);
 		rring_push(&r, &s);
 	}
 	CHECK_EQ(ut_enter_ms(r.fd, 16, 3, 5000), 3);
@@ -292,10 +273,8 @@ static int to_submit_more_getevents(void)
 	/* nothing queued, min_complete 0: returns 0 at once */
 	CHECK_EQ(sys_enter(r.fd, 16, 0, IORING_ENTER_GETEVENTS, NULL, 0), 0);
 	struct io_uring_cqe c;
-	for (unsigned ud = 1; ud <= 3; ud++) {
-		CHECK_EQ(rring_pop(&r, &c), 1);
-		CHECK_EQ(c.user_data, ud);
-	}
+	for (unsigned ud = 1; ud <= 3; ud++)
+		RRING_POP_UD(&r, ud, &c);
 	rring_exit(&r);
 	return UT_OK;
 }

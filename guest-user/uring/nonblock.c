@@ -25,6 +25,30 @@ static struct io_uring_sqe *q_read(struct io_uring *r, int fd, void *buf, unsign
 	return sqe;
 }
 
+static struct io_uring_sqe *q_poll(struct io_uring *r, int fd, unsigned events, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_poll_add(sqe, fd, events);
+	sqe->user_data = ud;
+	return sqe;
+}
+
+/* A ring of `entries` and a pipe (O_CLOEXEC): 0 or -errno. */
+static int ring_pipe(struct io_uring *r, unsigned entries, int p[2])
+{
+	int ret = ut_ring(r, entries);
+	if (ret < 0)
+		return ret;
+	return pipe2(p, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+static void ring_pipe_exit(struct io_uring *r, int p[2])
+{
+	close(p[0]);
+	close(p[1]);
+	io_uring_queue_exit(r);
+}
+
 /*
  * A READ of `rfd` (empty) is submitted: the submit returns within 1 s and posts no CQE;
  * then a thread writes `len` bytes of `data` to `wfd` and the read completes with them.
@@ -138,27 +162,22 @@ static int rwf_nowait(void)
 {
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	CHECK_OK(ring_pipe(&r, 4, p));
 	char buf[8];
 	q_read(&r, p[0], buf, sizeof buf, 0, 0x52)->rw_flags = RWF_NOWAIT;
 	struct io_uring_cqe c;
 	CHECK_EQ(io_uring_submit(&r), 1);
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 0x52);
+	WAIT_UD(&r, 0x52, 5000, &c);
 	CHECK_RES(c.res, -EAGAIN);
 	/* with data there, RWF_NOWAIT reads it */
 	CHECK_EQ(write(p[1], "abc", 3), 3);
 	q_read(&r, p[0], buf, sizeof buf, 0, 0x53)->rw_flags = RWF_NOWAIT;
 	CHECK_EQ(io_uring_submit(&r), 1);
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 0x53);
+	WAIT_UD(&r, 0x53, 5000, &c);
 	CHECK_RES(c.res, 3);
 	CHECK(memcmp(buf, "abc", 3) == 0);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -168,19 +187,15 @@ static int submit_while_worker_blocks(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_NOP);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 16));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	CHECK_OK(ring_pipe(&r, 16, p));
 	char buf[8];
 	q_read(&r, p[0], buf, 4, 0, 0x54)->flags = IOSQE_ASYNC;
 	CHECK_EQ(io_uring_submit(&r), 1);
 	long long t0 = ut_now_ms();
 	for (int i = 0; i < 100; i += 10) {
-		for (int k = 0; k < 10; k++) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-			io_uring_prep_nop(sqe);
-			sqe->user_data = 1000 + i + k;
-		}
+		for (int k = 0; k < 10; k++)
+			ut_q_nop(&r, 1000 + i + k, 0);
 		CHECK_EQ(io_uring_submit(&r), 10);
 		for (int k = 0; k < 10; k++) {
 			struct io_uring_cqe c;
@@ -193,13 +208,10 @@ static int submit_while_worker_blocks(void)
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
 	CHECK_EQ(write(p[1], "done", 4), 4);
 	struct io_uring_cqe c;
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 0x54);
+	WAIT_UD(&r, 0x54, 5000, &c);
 	CHECK_RES(c.res, 4);
 	CHECK(memcmp(buf, "done", 4) == 0);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -260,12 +272,9 @@ static int poll_in_out_write_end(void)
 	/* the write end of an empty pipe: POLLOUT, not POLLIN */
 	GATE(IORING_OP_POLL_ADD);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, p[1], POLLIN | POLLOUT);
-	sqe->user_data = 0x56;
+	CHECK_OK(ring_pipe(&r, 4, p));
+	q_poll(&r, p[1], POLLIN | POLLOUT, 0x56);
 	uint64_t ud;
 	int res = ut_run1_ms(&r, &ud, 5000);
 	ut_info("POLLIN|POLLOUT on a pipe write end: 0x%x", res);
@@ -273,9 +282,7 @@ static int poll_in_out_write_end(void)
 	CHECK(res > 0);
 	CHECK(res & POLLOUT);
 	CHECK(!(res & POLLIN));
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -287,23 +294,18 @@ static int poll_other_ring(void)
 	struct io_uring r, r2;
 	CHECK_OK(ut_ring(&r, 4));
 	CHECK_OK(ut_ring(&r2, 4));
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, r2.ring_fd, POLLOUT);
-	sqe->user_data = 0x57;
+	q_poll(&r, r2.ring_fd, POLLOUT, 0x57);
 	uint64_t ud;
 	int res = ut_run1_ms(&r, &ud, 5000);
 	CHECK_EQ(ud, 0x57);
 	CHECK(res > 0 && (res & POLLOUT) && !(res & POLLIN));
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, r2.ring_fd, POLLIN);
-	sqe->user_data = 0x58;
+	q_poll(&r, r2.ring_fd, POLLIN, 0x58);
 	SUBMIT_NONE(&r, 1);
-	sqe = io_uring_get_sqe(&r2);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r2);
 	io_uring_prep_nop(sqe);
 	CHECK_EQ(io_uring_submit(&r2), 1);
 	struct io_uring_cqe c;
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 0x58);
+	WAIT_UD(&r, 0x58, 5000, &c);
 	CHECK(c.res > 0 && (c.res & POLLIN));
 	io_uring_queue_exit(&r2);
 	io_uring_queue_exit(&r);
@@ -320,21 +322,15 @@ static int poll_own_ring(void)
 	GATE(IORING_OP_NOP);
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 4));
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, r.ring_fd, POLLOUT);
-	sqe->user_data = 0x59;
+	q_poll(&r, r.ring_fd, POLLOUT, 0x59);
 	uint64_t ud;
 	int res = ut_run1_ms(&r, &ud, 5000);
 	ut_info("POLLOUT on the ring's own fd: 0x%x", res);
 	CHECK_EQ(ud, 0x59);
 	CHECK(res > 0 && (res & POLLOUT));
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, r.ring_fd, POLLIN);
-	sqe->user_data = 0x5a;
+	q_poll(&r, r.ring_fd, POLLIN, 0x5a);
 	SUBMIT_NONE(&r, 1);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_nop(sqe);
-	sqe->user_data = 0x5b;
+	ut_q_nop(&r, 0x5b, 0);
 	CHECK_EQ(io_uring_submit(&r), 1);
 	int seen_nop = 0, pres = 12345;
 	for (int i = 0; i < 2; i++) {
@@ -362,12 +358,9 @@ static int poll32_upper_bits(void)
 	 */
 	GATE(IORING_OP_POLL_ADD);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, p[0], POLLIN | EPOLLEXCLUSIVE);
-	sqe->user_data = 0x5c;
+	CHECK_OK(ring_pipe(&r, 4, p));
+	q_poll(&r, p[0], POLLIN | EPOLLEXCLUSIVE, 0x5c);
 	SUBMIT_NONE(&r, 1);
 	CHECK_EQ(write(p[1], "x", 1), 1);
 	struct io_uring_cqe c;
@@ -377,17 +370,13 @@ static int poll32_upper_bits(void)
 	CHECK(c.res > 0);
 	CHECK_EQ((unsigned)c.res, POLLIN);
 	/* ready at once, with EPOLLET: the same */
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, p[0], POLLIN | EPOLLET);
-	sqe->user_data = 0x5d;
+	q_poll(&r, p[0], POLLIN | EPOLLET, 0x5d);
 	uint64_t ud;
 	int res = ut_run1_ms(&r, &ud, 5000);
 	ut_info("POLLIN|EPOLLET, ready: res 0x%x", res);
 	CHECK_EQ(ud, 0x5d);
 	CHECK_EQ((unsigned)res, POLLIN);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -398,9 +387,8 @@ static int multishot_skip_success(void)
 	if (!(ut_features & IORING_FEAT_CQE_SKIP))
 		return UT_UNSUP;
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	CHECK_OK(ring_pipe(&r, 4, p));
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
 	io_uring_prep_poll_multishot(sqe, p[0], POLLIN);
 	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
@@ -410,22 +398,14 @@ static int multishot_skip_success(void)
 	CHECK_EQ(ud, 0x5e);
 	/* one-shot with CQE_SKIP_SUCCESS: accepted, and its success CQE is skipped */
 	CHECK_EQ(write(p[1], "x", 1), 1);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_poll_add(sqe, p[0], POLLIN);
-	sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
-	sqe->user_data = 0x5f;
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_nop(sqe);
-	sqe->user_data = 0x60;
+	q_poll(&r, p[0], POLLIN, 0x5f)->flags = IOSQE_CQE_SKIP_SUCCESS;
+	ut_q_nop(&r, 0x60, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	struct io_uring_cqe c;
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 0x60);
+	WAIT_UD(&r, 0x60, 5000, &c);
 	ut_sleep_ms(20);
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -451,9 +431,7 @@ static int rwf_hipri_einval(void)
 		CHECK_RES(c.res, -EINVAL);
 	}
 	close(fd);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -481,8 +459,7 @@ static int eventfd_write_waits_for_room(void)
 	CHECK_EQ(read(efd, &v, 8), 8);
 	CHECK_EQ(v, 1);
 	struct io_uring_cqe c;
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 0x63);
+	WAIT_UD(&r, 0x63, 5000, &c);
 	CHECK_RES(c.res, 8);
 	CHECK_EQ(read(efd, &v, 8), 8);
 	CHECK(v == big);
@@ -496,14 +473,10 @@ static int exclusive_polls_wake_one(void)
 	/* four EPOLLEXCLUSIVE polls on one pipe: a write wakes one of them */
 	GATE(IORING_OP_POLL_ADD);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
-	for (int i = 0; i < 4; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-		io_uring_prep_poll_add(sqe, p[0], POLLIN | EPOLLEXCLUSIVE);
-		sqe->user_data = 0x70 + i;
-	}
+	CHECK_OK(ring_pipe(&r, 8, p));
+	for (int i = 0; i < 4; i++)
+		q_poll(&r, p[0], POLLIN | EPOLLEXCLUSIVE, 0x70 + i);
 	CHECK_EQ(io_uring_submit(&r), 4);
 	ut_sleep_ms(20);
 	CHECK_EQ(write(p[1], "x", 1), 1);
@@ -512,9 +485,7 @@ static int exclusive_polls_wake_one(void)
 	CHECK_RES(c.res, POLLIN);
 	ut_sleep_ms(50);
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	ring_pipe_exit(&r, p);
 	return UT_OK;
 }
 
@@ -532,14 +503,10 @@ static int poll_chain_of_rings(void)
 	for (int i = 0; i < N; i++)
 		CHECK_OK(ut_ring(&r[i], 4));
 	for (int i = 0; i < N - 1; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&r[i]);
-		io_uring_prep_poll_add(sqe, r[i + 1].ring_fd, POLLIN);
-		sqe->user_data = 0x100 + i;
+		q_poll(&r[i], r[i + 1].ring_fd, POLLIN, 0x100 + i);
 		CHECK_EQ(io_uring_submit(&r[i]), 1);
 	}
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r[N - 1]);
-	io_uring_prep_nop(sqe);
-	sqe->user_data = 0x200;
+	ut_q_nop(&r[N - 1], 0x200, 0);
 	CHECK_EQ(io_uring_submit(&r[N - 1]), 1);
 	for (int i = N - 1; i >= 0; i--) {
 		struct io_uring_cqe c;

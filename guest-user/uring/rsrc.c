@@ -44,6 +44,39 @@ static int all_zero(const unsigned char *p, size_t n)
 	return 1;
 }
 
+/*
+ * A 4-entry ring, the data file (data_file(seed, data)) and an anonymous page filled
+ * with `fill` and registered as buffer 0.
+ */
+static int page_setup(struct io_uring *r, unsigned seed, unsigned char *data, int fill,
+		      int *fd, unsigned char **buf, const char *file, int line)
+{
+	int ret = ut_ring(r, 4);
+	if (ret < 0)
+		return ut_fail(file, line, "ring: %s", ut_errname(-ret));
+	*fd = data_file(seed, data);
+	if (*fd < 0)
+		return ut_fail(file, line, "data file: %s", ut_errname(-*fd));
+	*buf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*buf == MAP_FAILED)
+		return ut_fail(file, line, "mmap: %s", ut_errname(errno));
+	memset(*buf, fill, PAGE);
+	struct iovec iov = { *buf, PAGE };
+	ret = io_uring_register_buffers(r, &iov, 1);
+	if (ret < 0)
+		return ut_fail(file, line, "register_buffers: %s", ut_errname(-ret));
+	return UT_OK;
+}
+#define PAGE_SETUP(r, seed, data, fill, fd, buf)                                        \
+	TRY(page_setup((r), (seed), (data), (fill), (fd), (buf), __FILE__, __LINE__))
+
+static void page_teardown(struct io_uring *r, int fd, unsigned char *buf)
+{
+	munmap(buf, PAGE);
+	close(fd);
+	io_uring_queue_exit(r);
+}
+
 static int remapped_buffer(void)
 {
 	/*
@@ -52,16 +85,10 @@ static int remapped_buffer(void)
 	 */
 	GATE(IORING_OP_READ_FIXED);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	static unsigned char data[PAGE];
-	int fd = data_file(7, data);
-	CHECK_OK(fd);
-	unsigned char *buf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(buf != MAP_FAILED);
-	memset(buf, 0x5a, PAGE);
-	struct iovec iov = { buf, PAGE };
-	CHECK_OK(io_uring_register_buffers(&r, &iov, 1));
+	int fd;
+	unsigned char *buf;
+	PAGE_SETUP(&r, 7, data, 0x5a, &fd, &buf);
 	CHECK_OK(munmap(buf, PAGE));
 	unsigned char *again = mmap(buf, PAGE, PROT_READ | PROT_WRITE,
 				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -77,9 +104,7 @@ static int remapped_buffer(void)
 	static unsigned char back[PAGE];
 	CHECK_EQ(pread(fd, back, PAGE, PAGE), PAGE);
 	CHECK(memcmp(back, data, PAGE) == 0);
-	munmap(buf, PAGE);
-	close(fd);
-	io_uring_queue_exit(&r);
+	page_teardown(&r, fd, buf);
 	return UT_OK;
 }
 
@@ -93,16 +118,10 @@ static int fork_registered(void)
 	 */
 	GATE(IORING_OP_READ_FIXED);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
 	static unsigned char data[PAGE];
-	int fd = data_file(9, data);
-	CHECK_OK(fd);
-	unsigned char *buf = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(buf != MAP_FAILED);
-	memset(buf, 0, PAGE);
-	struct iovec iov = { buf, PAGE };
-	CHECK_OK(io_uring_register_buffers(&r, &iov, 1));
+	int fd;
+	unsigned char *buf;
+	PAGE_SETUP(&r, 9, data, 0, &fd, &buf);
 	pid_t pid = fork();
 	CHECK_OK(pid);
 	if (pid == 0) {
@@ -127,9 +146,7 @@ static int fork_registered(void)
 	CHECK(WIFEXITED(status));
 	CHECK_EQ(WEXITSTATUS(status), 0);
 	CHECK(memcmp(buf, data, PAGE) == 0);
-	munmap(buf, PAGE);
-	close(fd);
-	io_uring_queue_exit(&r);
+	page_teardown(&r, fd, buf);
 	return UT_OK;
 }
 
@@ -188,23 +205,32 @@ static int files_update_partial(void)
 	return UT_OK;
 }
 
+/* this thread's capabilities (capget, version 3): 0 or -errno */
+static int caps_get(struct __user_cap_header_struct *h, struct __user_cap_data_struct d[2])
+{
+	h->version = _LINUX_CAPABILITY_VERSION_3;
+	h->pid = 0;
+	memset(d, 0, 2 * sizeof d[0]);
+	return syscall(SYS_capget, h, d) < 0 ? -errno : 0;
+}
+
 static int has_ipc_lock(void)
 {
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct h;
 	struct __user_cap_data_struct d[2];
-	memset(d, 0, sizeof d);
-	if (syscall(SYS_capget, &h, d) < 0)
-		return -errno;
+	int ret = caps_get(&h, d);
+	if (ret < 0)
+		return ret;
 	return (d[0].effective >> CAP_IPC_LOCK) & 1;
 }
 
 static int drop_ipc_lock(void)
 {
-	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_header_struct h;
 	struct __user_cap_data_struct d[2];
-	memset(d, 0, sizeof d);
-	if (syscall(SYS_capget, &h, d) < 0)
-		return -errno;
+	int ret = caps_get(&h, d);
+	if (ret < 0)
+		return ret;
 	d[0].effective &= ~(1u << CAP_IPC_LOCK);
 	if (syscall(SYS_capset, &h, d) < 0)
 		return -errno;

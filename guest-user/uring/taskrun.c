@@ -8,15 +8,6 @@
 #include <fcntl.h>
 #include <sys/eventfd.h>
 
-static struct io_uring_sqe *q_nop(struct io_uring *r, uint64_t ud, unsigned flags)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	io_uring_prep_nop(sqe);
-	sqe->flags = (uint8_t)flags;
-	sqe->user_data = ud;
-	return sqe;
-}
-
 static struct io_uring_sqe *q_read(struct io_uring *r, int fd, void *buf, unsigned len,
 				   uint64_t ud, unsigned flags)
 {
@@ -28,22 +19,27 @@ static struct io_uring_sqe *q_read(struct io_uring *r, int fd, void *buf, unsign
 }
 
 /*
- * Collect `n` CQEs with user_data 1..n without io_uring_enter: peek, else sleep 1 ms
- * (or, with `efd` >= 0, wait up to 100 ms for the eventfd and read it), for at most 5 s. order[]
- * gets the user_data in arrival order, res[ud] the result.
+ * Collect the CQEs with user_data 1..n, but for those whose bit (1 << ud) is set in
+ * `done` (reaped already: res[ud] is left alone), without io_uring_enter: peek, else
+ * sleep 1 ms (or, with `efd` >= 0, wait up to 100 ms for the eventfd and read it), for
+ * at most 5 s. order[] gets the user_data in arrival order, res[ud] the result.
  */
-static int collect_quietly(struct io_uring *r, int efd, unsigned n, int *res,
+static int collect_quietly(struct io_uring *r, int efd, unsigned n, unsigned done, int *res,
 			   uint64_t *order, const char *file, int line)
 {
+	unsigned want = 0;
 	for (unsigned i = 1; i <= n; i++)
-		res[i] = 12345;
+		if (!(done & (1u << i))) {
+			res[i] = 12345;
+			want++;
+		}
 	unsigned got = 0;
 	long long end = ut_now_ms() + 5000;
-	while (got < n) {
+	while (got < want) {
 		struct io_uring_cqe *cqe;
 		if (io_uring_peek_cqe(r, &cqe) == 0) {
 			uint64_t ud = cqe->user_data;
-			if (ud < 1 || ud > n || res[ud] != 12345)
+			if (ud < 1 || ud > n || (done & (1u << ud)) || res[ud] != 12345)
 				return ut_fail(file, line, "unexpected CQE user_data %llu",
 					       (unsigned long long)ud);
 			res[ud] = cqe->res;
@@ -52,7 +48,7 @@ static int collect_quietly(struct io_uring *r, int efd, unsigned n, int *res,
 			continue;
 		}
 		if (ut_now_ms() > end)
-			return ut_fail(file, line, "%u of %u CQEs after 5 s of %s", got, n,
+			return ut_fail(file, line, "%u of %u CQEs after 5 s of %s", got, want,
 				       efd >= 0 ? "eventfd reads" : "peeking");
 		if (efd >= 0) {
 			uint64_t v;
@@ -64,8 +60,57 @@ static int collect_quietly(struct io_uring *r, int efd, unsigned n, int *res,
 	}
 	return UT_OK;
 }
-#define COLLECT(r, efd, n, res, order)                                                  \
-	TRY(collect_quietly((r), (efd), (n), (res), (order), __FILE__, __LINE__))
+
+/*
+ * A thread writes `byte` (1 byte) to `wfd` after 10 ms while collect_quietly(r, -1, n,
+ * done) peeks; the write must have written 1 byte.
+ */
+static int write_and_collect(struct io_uring *r, int wfd, const char *byte, unsigned n,
+			     unsigned done, int *res, uint64_t *order, const char *file, int line)
+{
+	struct ut_writer w;
+	if (ut_writer_start(&w, wfd, byte, 1, 10) < 0)
+		return ut_fail(file, line, "pthread_create failed");
+	int t = collect_quietly(r, -1, n, done, res, order, file, line);
+	ssize_t wr = ut_writer_join(&w);
+	if (wr != 1)
+		return ut_fail(file, line, "the writer wrote %zd, expected 1", wr);
+	return t;
+}
+#define WRITE_AND_COLLECT(r, wfd, byte, n, done, res, order)                            \
+	TRY(write_and_collect((r), (wfd), (byte), (n), (done), (res), (order), __FILE__, \
+			      __LINE__))
+
+struct want {
+	uint64_t ud;
+	int res;
+};
+
+/*
+ * What collect_quietly gathered must be w[0..nw): first each res[w[i].ud] == w[i].res,
+ * then the arrival order order[i] == w[i].ud.
+ */
+static int expect_collected(const int *res, const uint64_t *order, const struct want *w,
+			    int nw, const char *file, int line)
+{
+	for (int i = 0; i < nw; i++)
+		if (res[w[i].ud] != w[i].res)
+			return ut_fail(file, line, "res[%llu] = %d (%s), expected %d (%s)",
+				       (unsigned long long)w[i].ud, res[w[i].ud],
+				       ut_resname(res[w[i].ud]), w[i].res, ut_resname(w[i].res));
+	for (int i = 0; i < nw; i++)
+		if (order[i] != w[i].ud)
+			return ut_fail(file, line, "CQE %d of %d: user_data %llu, expected %llu", i,
+				       nw, (unsigned long long)order[i],
+				       (unsigned long long)w[i].ud);
+	return UT_OK;
+}
+#define EXPECT_COLLECTED(res, order, ...)                                               \
+	do {                                                                            \
+		static const struct want _w[] = { __VA_ARGS__ };                        \
+		TRY(expect_collected((res), (order), _w, (int)(sizeof _w / sizeof _w[0]), \
+				     __FILE__, __LINE__));                              \
+	} while (0)
 
 /* head READ from a pipe written by a thread, then two NOPs: reaped without enter */
 static int link_chain_quiet(int use_eventfd, const char *file, int line)
@@ -85,8 +130,8 @@ static int link_chain_quiet(int use_eventfd, const char *file, int line)
 		return ut_fail(file, line, "pipe");
 	char buf[4];
 	q_read(&r, p[0], buf, 2, 1, IOSQE_IO_LINK);
-	q_nop(&r, 2, IOSQE_IO_LINK);
-	q_nop(&r, 3, 0);
+	ut_q_nop(&r, 2, IOSQE_IO_LINK);
+	ut_q_nop(&r, 3, 0);
 	if (io_uring_submit(&r) != 3)
 		return ut_fail(file, line, "submit");
 	struct ut_writer w;
@@ -94,16 +139,12 @@ static int link_chain_quiet(int use_eventfd, const char *file, int line)
 		return ut_fail(file, line, "pthread_create failed");
 	int res[4];
 	uint64_t order[3];
-	int t = collect_quietly(&r, efd, 3, res, order, file, line);
+	int t = collect_quietly(&r, efd, 3, 0, res, order, file, line);
 	ut_writer_join(&w);
 	if (t != UT_OK)
 		return t;
-	if (res[1] != 2 || res[2] != 0 || res[3] != 0)
-		return ut_fail(file, line, "results %d %d %d, expected 2 0 0", res[1], res[2],
-			       res[3]);
-	if (order[0] != 1 || order[1] != 2 || order[2] != 3)
-		return ut_fail(file, line, "order %llu %llu %llu", (unsigned long long)order[0],
-			       (unsigned long long)order[1], (unsigned long long)order[2]);
+	static const struct want want[] = { { 1, 2 }, { 2, 0 }, { 3, 0 } };
+	TRY(expect_collected(res, order, want, 3, file, line));
 	close(p[0]);
 	close(p[1]);
 	if (efd >= 0)
@@ -141,8 +182,8 @@ static int drain_by_peek(void)
 	char ba[4], bb[4];
 	q_read(&r, a[0], ba, 4, 1, 0);
 	q_read(&r, b[0], bb, 4, 2, 0);
-	q_nop(&r, 3, IOSQE_IO_DRAIN);
-	q_nop(&r, 4, 0);
+	ut_q_nop(&r, 3, IOSQE_IO_DRAIN);
+	ut_q_nop(&r, 4, 0);
 	SUBMIT_NONE(&r, 4);
 	CHECK_EQ(write(b[1], "b", 1), 1);
 	ut_sleep_ms(20);
@@ -153,41 +194,11 @@ static int drain_by_peek(void)
 	CHECK_RES(cqe->res, 1);
 	io_uring_cqe_seen(&r, cqe);
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, a[1], "a", 1, 10));
 	int res[5];
 	uint64_t order[3];
-	res[2] = 0;
-	/* collect_quietly wants 1..n: ud 2 is done, so accept 1, 3, 4 */
-	int t = UT_OK;
-	{
-		unsigned got = 0;
-		long long end = ut_now_ms() + 5000;
-		res[1] = res[3] = res[4] = 12345;
-		while (got < 3 && t == UT_OK) {
-			if (io_uring_peek_cqe(&r, &cqe) == 0) {
-				uint64_t ud = cqe->user_data;
-				if (ud != 1 && ud != 3 && ud != 4)
-					t = ut_fail(__FILE__, __LINE__, "unexpected CQE %llu",
-						    (unsigned long long)ud);
-				else
-					res[ud] = cqe->res, order[got++] = ud;
-				io_uring_cqe_seen(&r, cqe);
-			} else if (ut_now_ms() > end) {
-				t = ut_fail(__FILE__, __LINE__, "%u of 3 CQEs after 5 s", got);
-			} else {
-				ut_sleep_ms(1);
-			}
-		}
-	}
-	CHECK_EQ(ut_writer_join(&w), 1);
-	TRY(t);
-	CHECK_RES(res[1], 1);
-	CHECK_RES(res[3], 0);
-	CHECK_RES(res[4], 0);
-	CHECK_EQ(order[0], 1);
-	CHECK_EQ(order[1], 3);
-	CHECK_EQ(order[2], 4);
+	/* ud 2 is done: collect 1, 3 and 4 */
+	WRITE_AND_COLLECT(&r, a[1], "a", 4, 1u << 2, res, order);
+	EXPECT_COLLECTED(res, order, { 1, 1 }, { 3, 0 }, { 4, 0 });
 	close(a[0]);
 	close(a[1]);
 	close(b[0]);
@@ -210,25 +221,16 @@ static int drain_on_member(void)
 	CHECK_OK(pipe2(p, O_CLOEXEC));
 	char buf[4];
 	q_read(&r, p[0], buf, 4, 1, 0);
-	q_nop(&r, 2, IOSQE_IO_LINK);
-	q_nop(&r, 3, IOSQE_IO_DRAIN);
-	q_nop(&r, 4, 0);
+	ut_q_nop(&r, 2, IOSQE_IO_LINK);
+	ut_q_nop(&r, 3, IOSQE_IO_DRAIN);
+	ut_q_nop(&r, 4, 0);
 	SUBMIT_NONE(&r, 4);
 	ut_sleep_ms(20);
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, p[1], "z", 1, 10));
 	int res[5];
 	uint64_t order[4];
-	int t = collect_quietly(&r, -1, 4, res, order, __FILE__, __LINE__);
-	CHECK_EQ(ut_writer_join(&w), 1);
-	TRY(t);
-	CHECK_RES(res[1], 1);
-	CHECK_RES(res[2], 0);
-	CHECK_RES(res[3], 0);
-	CHECK_RES(res[4], 0);
-	for (int i = 0; i < 4; i++)
-		CHECK_EQ(order[i], i + 1);
+	WRITE_AND_COLLECT(&r, p[1], "z", 4, 0, res, order);
+	EXPECT_COLLECTED(res, order, { 1, 1 }, { 2, 0 }, { 3, 0 }, { 4, 0 });
 	close(p[0]);
 	close(p[1]);
 	io_uring_queue_exit(&r);
@@ -303,6 +305,15 @@ static int coop_taskrun_completes(void)
 	return UT_OK;
 }
 
+/* a 4-entry rring with setup `flags` (rring_init's result: 0 or -errno) */
+static int rring_flags(struct rring *r, unsigned flags)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = flags;
+	return rring_init(r, 4, &p);
+}
+
 static int defer_taskrun_needs_enter(void)
 {
 	/*
@@ -312,11 +323,8 @@ static int defer_taskrun_needs_enter(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct rring r;
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	p.flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
-		  IORING_SETUP_TASKRUN_FLAG;
-	int ret = rring_init(&r, 4, &p);
+	int ret = rring_flags(&r, IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+					  IORING_SETUP_TASKRUN_FLAG);
 	if (ret == -EINVAL) /* before Linux 6.1 */
 		return UT_UNSUP;
 	CHECK_OK(ret);
@@ -343,8 +351,7 @@ static int defer_taskrun_needs_enter(void)
 	CHECK(fl & IORING_SQ_TASKRUN);
 	CHECK_EQ(ut_enter_ms(r.fd, 0, 1, 5000), 0);
 	CHECK_EQ(__atomic_load_n(r.sq_flags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN, 0);
-	CHECK_EQ(rring_pop(&r, &c), 1);
-	CHECK_EQ(c.user_data, 0x77);
+	RRING_POP_UD(&r, 0x77, &c);
 	CHECK_RES(c.res, 2);
 	CHECK(memcmp(buf, "hi", 2) == 0);
 	close(pp[0]);
@@ -385,17 +392,11 @@ static int single_issuer_other_thread(void)
 	/* another thread may not submit to a SINGLE_ISSUER ring: -EEXIST, SQE left queued */
 	GATE(IORING_OP_NOP);
 	struct rring r;
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	p.flags = IORING_SETUP_SINGLE_ISSUER;
-	int ret = rring_init(&r, 4, &p);
+	int ret = rring_flags(&r, IORING_SETUP_SINGLE_ISSUER);
 	if (ret == -EINVAL) /* before Linux 6.0 */
 		return UT_UNSUP;
 	CHECK_OK(ret);
-	struct io_uring_sqe sqe;
-	memset(&sqe, 0, sizeof sqe);
-	sqe.opcode = IORING_OP_NOP;
-	sqe.user_data = 0x78;
+	struct io_uring_sqe sqe = ut_nop_sqe(0x78, 0);
 	rring_push(&r, &sqe);
 	int err = 0;
 	ret = enter_from_thread(r.fd, 1, 0, 0, &err);
@@ -408,8 +409,7 @@ static int single_issuer_other_thread(void)
 	/* the owner submits it */
 	CHECK_EQ(ut_enter_ms(r.fd, 1, 1, 5000), 1);
 	struct io_uring_cqe c;
-	CHECK_EQ(rring_pop(&r, &c), 1);
-	CHECK_EQ(c.user_data, 0x78);
+	RRING_POP_UD(&r, 0x78, &c);
 	CHECK_RES(c.res, 0);
 	rring_exit(&r);
 	return UT_OK;
@@ -420,10 +420,7 @@ static int defer_taskrun_other_waiter(void)
 	/* DEFER_TASKRUN: only the submitter may wait for (and so run) completions: -EEXIST */
 	GATE(IORING_OP_NOP);
 	struct rring r;
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	p.flags = IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER;
-	int ret = rring_init(&r, 4, &p);
+	int ret = rring_flags(&r, IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SINGLE_ISSUER);
 	if (ret == -EINVAL)
 		return UT_UNSUP;
 	CHECK_OK(ret);
@@ -448,26 +445,24 @@ static int drain_after_skip_success(void)
 		return UT_UNSUP;
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 8));
-	q_nop(&r, 1, IOSQE_IO_DRAIN);
+	ut_q_nop(&r, 1, IOSQE_IO_DRAIN);
 	uint64_t ud;
 	CHECK_RES(ut_run1_ms(&r, &ud, 5000), 0);
-	q_nop(&r, 2, IOSQE_CQE_SKIP_SUCCESS);
-	q_nop(&r, 3, 0);
+	ut_q_nop(&r, 2, IOSQE_CQE_SKIP_SUCCESS);
+	ut_q_nop(&r, 3, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	struct io_uring_cqe c;
-	CHECK_OK(ut_wait_cqe_ms(&r, &c, 5000));
-	CHECK_EQ(c.user_data, 3);
-	q_nop(&r, 4, IOSQE_IO_DRAIN);
+	WAIT_UD(&r, 3, 5000, &c);
+	ut_q_nop(&r, 4, IOSQE_IO_DRAIN);
 	CHECK_RES(ut_run1_ms(&r, &ud, 5000), -EOPNOTSUPP);
 	CHECK_EQ(ud, 4);
 	/* in one submission: the skip first, then the drain */
 	struct io_uring r2;
 	CHECK_OK(ut_ring(&r2, 8));
-	q_nop(&r2, 5, IOSQE_CQE_SKIP_SUCCESS);
-	q_nop(&r2, 6, IOSQE_IO_DRAIN);
+	ut_q_nop(&r2, 5, IOSQE_CQE_SKIP_SUCCESS);
+	ut_q_nop(&r2, 6, IOSQE_IO_DRAIN);
 	CHECK_EQ(io_uring_submit(&r2), 2);
-	CHECK_OK(ut_wait_cqe_ms(&r2, &c, 5000));
-	CHECK_EQ(c.user_data, 6);
+	WAIT_UD(&r2, 6, 5000, &c);
 	CHECK_RES(c.res, -EOPNOTSUPP);
 	io_uring_queue_exit(&r2);
 	io_uring_queue_exit(&r);

@@ -438,3 +438,47 @@ int ut_enter_ms(int fd, unsigned to_submit, unsigned min_complete, int ms)
 	return sys_enter(fd, to_submit, min_complete,
 			 IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &ga, sizeof ga);
 }
+
+int ut_wait_ud(struct io_uring *r, uint64_t ud, int ms, struct io_uring_cqe *out,
+	       const char *file, int line)
+{
+	int ret = ut_wait_cqe_ms(r, out, ms);
+	if (ret < 0)
+		return ut_fail(file, line, "no CQE (user_data 0x%llx) within %d ms: %s",
+			       (unsigned long long)ud, ms, ut_errname(-ret));
+	if (out->user_data != ud)
+		return ut_fail(file, line, "CQE user_data 0x%llx res %d, expected user_data 0x%llx",
+			       (unsigned long long)out->user_data, out->res, (unsigned long long)ud);
+	return UT_OK;
+}
+
+struct io_uring_sqe *ut_q_nop(struct io_uring *r, uint64_t ud, unsigned flags)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_nop(sqe);
+	sqe->flags = (uint8_t)flags;
+	sqe->user_data = ud;
+	return sqe;
+}
+
+int rring_pop_ud(struct rring *r, uint64_t ud, struct io_uring_cqe *out, const char *file,
+		 int line)
+{
+	if (!rring_pop(r, out))
+		return ut_fail(file, line, "no CQE (user_data 0x%llx expected)",
+			       (unsigned long long)ud);
+	if (out->user_data != ud)
+		return ut_fail(file, line, "CQE user_data 0x%llx res %d, expected user_data 0x%llx",
+			       (unsigned long long)out->user_data, out->res, (unsigned long long)ud);
+	return UT_OK;
+}
+
+struct io_uring_sqe ut_nop_sqe(uint64_t ud, unsigned flags)
+{
+	struct io_uring_sqe s;
+	memset(&s, 0, sizeof s);
+	s.opcode = IORING_OP_NOP;
+	s.flags = (uint8_t)flags;
+	s.user_data = ud;
+	return s;
+}

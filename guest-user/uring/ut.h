@@ -136,6 +136,12 @@ int ut_submit_expect_none(struct io_uring *r, int n, const char *file, int line)
 
 /* Wait at most `ms` for one CQE: copy it to *out and mark it seen; 0, -ETIME or -errno. */
 int ut_wait_cqe_ms(struct io_uring *r, struct io_uring_cqe *out, int ms);
+/* ut_wait_cqe_ms that must succeed with a CQE whose user_data is `ud` (copied to *out) */
+int ut_wait_ud(struct io_uring *r, uint64_t ud, int ms, struct io_uring_cqe *out,
+	       const char *file, int line);
+#define WAIT_UD(r, ud, ms, out) TRY(ut_wait_ud((r), (ud), (ms), (out), __FILE__, __LINE__))
+/* Queue a NOP (io_uring_get_sqe) with sqe->flags `flags` and `ud`; returns the SQE. */
+struct io_uring_sqe *ut_q_nop(struct io_uring *r, uint64_t ud, unsigned flags);
 /* ut_run1 that gives up after `ms` (then returns -10000 - ETIME) */
 int ut_run1_ms(struct io_uring *r, uint64_t *ud, int ms);
 /* io_uring_enter(GETEVENTS) that waits at most `ms` (EXT_ARG timeout) */
@@ -177,5 +183,11 @@ void rring_exit(struct rring *r);
 void rring_push(struct rring *r, const struct io_uring_sqe *sqe);
 /* Pop one CQE if there is one (1), else 0. */
 int rring_pop(struct rring *r, struct io_uring_cqe *out);
+/* rring_pop that must find a CQE, with user_data `ud` (copied to *out) */
+int rring_pop_ud(struct rring *r, uint64_t ud, struct io_uring_cqe *out, const char *file,
+		 int line);
+#define RRING_POP_UD(r, ud, out) TRY(rring_pop_ud((r), (ud), (out), __FILE__, __LINE__))
+/* A NOP SQE by value (for rring_push or r->sqes[i]), with `flags` and `ud`. */
+struct io_uring_sqe ut_nop_sqe(uint64_t ud, unsigned flags);
 
 #endif
