@@ -93,11 +93,15 @@ pub struct Request {
     pub link_timeout: Option<u64>,
     /// Flags for its CQE (IORING_CQE_F_BUFFER and the id of a provided buffer).
     pub cqe_flags: u32,
+    /// It failed (for its links) whatever its result says (a NOP's failed lookup).
+    pub force_fail: bool,
 }
 
 /// What prep decoded, per opcode family.
 pub enum Op {
     Nop,
+    /// A NOP with flags (see `nop`).
+    NopFlags(nop::Nop),
     Rw(rw::Rw),
     Sync(sync::SyncOp),
     Fs(fs::FsOp),
@@ -410,7 +414,7 @@ impl IoUring {
 
     /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
     fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, worker: bool) -> Option<Box<Request>> {
-        let failed = res < 0 || req.expected.is_some_and(|e| e != res);
+        let failed = res < 0 || req.expected.is_some_and(|e| e != res) || req.force_fail;
         let skip = req.flags & IOSQE_CQE_SKIP_SUCCESS != 0;
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.

@@ -1,19 +1,68 @@
 //! IORING_OP_NOP: completes at once with 0. The smallest round trip through the rings.
+//!
+//! Its flags (`nop_flags`) exercise the engine's paths for tests: INJECT_RESULT posts
+//! `len` as the result; FILE (with FIXED_FILE) looks up `fd`, FIXED_BUFFER registered
+//! buffer `buf_index` (a failed lookup fails the request for its links, while the CQE
+//! still carries the result, as Linux's io_nop); TW completes from task work. CQE32
+//! needs 32-byte CQEs, which rings here do not have: -EINVAL, as Linux for such a ring.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
-use super::uapi::Sqe;
-use super::{IoUring, Issued, Op, Request};
+use super::uapi::{Sqe, IOSQE_FIXED_FILE};
+use super::{tctx, IoUring, Issued, Op, Request};
 use crate::errno::{KResult, EINVAL};
 
-pub fn prep(sqe: &Sqe) -> KResult<Op> {
-    if sqe.op_flags != 0 || sqe.buf_index != 0 {
-        return Err(EINVAL);
-    }
-    Ok(Op::Nop)
+const IORING_NOP_INJECT_RESULT: u32 = 1 << 0;
+const IORING_NOP_FILE: u32 = 1 << 1;
+const IORING_NOP_FIXED_FILE: u32 = 1 << 2;
+const IORING_NOP_FIXED_BUFFER: u32 = 1 << 3;
+const IORING_NOP_TW: u32 = 1 << 4;
+const IORING_NOP_CQE32: u32 = 1 << 5;
+const NOP_FLAGS: u32 =
+    IORING_NOP_INJECT_RESULT | IORING_NOP_FILE | IORING_NOP_FIXED_FILE | IORING_NOP_FIXED_BUFFER | IORING_NOP_TW | IORING_NOP_CQE32;
+
+#[derive(Clone, Copy)]
+pub struct Nop {
+    flags: u32,
+    result: i32,
+    fd: i32,
+    buf_index: u16,
 }
 
-pub fn issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
-    Some((req, 0))
+pub fn prep(sqe: &Sqe) -> KResult<Op> {
+    let flags = sqe.op_flags;
+    if flags & !NOP_FLAGS != 0 || flags & IORING_NOP_CQE32 != 0 {
+        return Err(EINVAL);
+    }
+    if flags == 0 {
+        return Ok(Op::Nop);
+    }
+    let result = if flags & IORING_NOP_INJECT_RESULT != 0 { sqe.len as i32 } else { 0 };
+    Ok(Op::NopFlags(Nop { flags, result, fd: sqe.fd, buf_index: sqe.buf_index }))
+}
+
+pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    let Op::NopFlags(nop) = req.op else { return Some((req, 0)) };
+    if nop.flags & IORING_NOP_TW != 0 {
+        // Completed from the submitter's task work: issued again there, without the flag.
+        req.op = Op::NopFlags(Nop { flags: nop.flags & !IORING_NOP_TW, ..nop });
+        tctx::queue(ring, req);
+        return None;
+    }
+    let mut failed = false;
+    if nop.flags & IORING_NOP_FILE != 0 {
+        let found = if nop.flags & IORING_NOP_FIXED_FILE != 0 || req.flags & IOSQE_FIXED_FILE != 0 {
+            ring.rsrc.lock().file(nop.fd as u32).is_ok()
+        } else {
+            crate::task::current_process().files.lock().get(nop.fd).is_ok()
+        };
+        failed = !found;
+    }
+    if !failed && nop.flags & IORING_NOP_FIXED_BUFFER != 0 {
+        let buffers = ring.rsrc.lock().buffers.as_ref().map_or(0, alloc::vec::Vec::len);
+        failed = usize::from(nop.buf_index) >= buffers;
+    }
+    req.force_fail = failed;
+    Some((req, nop.result))
 }

@@ -178,6 +178,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         poll_retries: 0,
         link_timeout: None,
         cqe_flags: 0,
+        force_fail: false,
     }))
 }
 
@@ -199,6 +200,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         poll_retries: 0,
         link_timeout: None,
         cqe_flags: 0,
+        force_fail: false,
     })
 }
 
