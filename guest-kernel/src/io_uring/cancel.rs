@@ -187,6 +187,17 @@ fn cancel_parked(ring: &Arc<IoUring>, matches: &dyn Fn(&Parked) -> bool, polls_o
 /// Cancels the first parked request with `user_data` (polls only with `polls_only`),
 /// found through the index.
 fn cancel_parked_user_data(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> bool {
+    match take_parked(ring, user_data, polls_only) {
+        Some(req) => {
+            ring.complete_async(req, -ECANCELED.0);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Takes the first parked request with `user_data` out, not completing it yet.
+fn take_parked(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> Option<Box<Request>> {
     let slot = {
         let parked = ring.parked.lock();
         parked
@@ -196,13 +207,28 @@ fn cancel_parked_user_data(ring: &Arc<IoUring>, user_data: u64, polls_only: bool
             .find(|p| p.poll || !polls_only)
             .map(|p| Arc::clone(&p.slot))
     };
-    match slot.and_then(|s| unpark(ring, &s)) {
-        Some(req) => {
-            ring.complete_async(req, -ECANCELED.0);
-            true
+    slot.and_then(|s| unpark(ring, &s))
+}
+
+/// A LINK_TIMEOUT's cancellation of the request it times (by user_data, as Linux): the
+/// request is taken out of io-wq's queue or its file's wait queue but not completed, so
+/// the caller can post the timeout's CQE first. Err: EALREADY (running in io-wq, now
+/// interrupted) or ENOENT.
+pub fn take_for_link_timeout(ring: &Arc<IoUring>, user_data: u64) -> KResult<Box<Request>> {
+    let ring_ptr = Arc::as_ptr(ring);
+    let mut running = 0;
+    for tctx in ring.submitters() {
+        let (mut queued, busy) =
+            tctx.iowq.cancel(&|r, ud, _, _| core::ptr::eq(Arc::as_ptr(r), ring_ptr) && ud == user_data, false);
+        running += busy;
+        if let Some((_, req)) = queued.pop() {
+            return Ok(req);
         }
-        None => false,
     }
+    if running > 0 {
+        return Err(EALREADY);
+    }
+    take_parked(ring, user_data, false).ok_or(ENOENT)
 }
 
 /// POLL_REMOVE: cancels the armed poll with `user_data`.

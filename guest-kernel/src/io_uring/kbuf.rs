@@ -16,8 +16,10 @@ use crate::errno::*;
 pub const IORING_OP_PROVIDE_BUFFERS: u8 = 31;
 pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
 pub const IORING_CQE_BUFFER_SHIFT: u32 = 16;
-/// Most buffers a group may hold (ids are 16 bits).
+/// Most buffers one PROVIDE_BUFFERS may name (ids are 16 bits).
 const MAX_BIDS_PER_BGID: u64 = 1 << 16;
+/// Most buffers a group holds (Linux counts them in a u16).
+const MAX_GROUP_BUFFERS: usize = u16::MAX as usize;
 
 /// One provided buffer.
 #[derive(Clone, Copy)]
@@ -53,10 +55,11 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         return Err(EINVAL);
     }
     let nbufs = sqe.fd as u32;
-    if nbufs == 0 || u64::from(nbufs) > MAX_BIDS_PER_BGID {
-        return Err(EINVAL);
-    }
     let bgid = sqe.buf_index;
+    if nbufs == 0 || u64::from(nbufs) > MAX_BIDS_PER_BGID {
+        // Linux: too many (or none) to provide is E2BIG, to remove EINVAL.
+        return Err(if sqe.opcode == IORING_OP_PROVIDE_BUFFERS { E2BIG } else { EINVAL });
+    }
     if sqe.opcode != IORING_OP_PROVIDE_BUFFERS {
         if sqe.addr != 0 || sqe.len != 0 || sqe.off != 0 {
             return Err(EINVAL);
@@ -86,22 +89,22 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         let mut groups = ring.kbufs.lock();
         match *op {
             KbufOp::Provide { addr, len, nbufs, bgid, bid } => {
+                // A full group takes no more: EOVERFLOW if none of these fit.
                 let list = groups.0.entry(bgid).or_default();
-                for i in 0..nbufs {
+                let room = MAX_GROUP_BUFFERS - list.len();
+                for i in 0..nbufs.min(room as u32) {
                     list.push_back(Buf { addr: addr + u64::from(i) * u64::from(len), len, bid: bid.wrapping_add(i as u16) });
                 }
-                0
+                if room == 0 { -EOVERFLOW.0 } else { 0 }
             }
+            // An emptied group still exists (0); one never provided is ENOENT.
             KbufOp::Remove { nbufs, bgid } => match groups.0.get_mut(&bgid) {
-                Some(list) if !list.is_empty() => {
+                Some(list) => {
                     let n = (nbufs as usize).min(list.len());
                     list.drain(..n);
-                    if list.is_empty() {
-                        groups.0.remove(&bgid);
-                    }
                     n as i32
                 }
-                _ => -ENOENT.0,
+                None => -ENOENT.0,
             },
         }
     };

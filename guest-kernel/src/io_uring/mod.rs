@@ -93,8 +93,6 @@ pub struct Request {
     pub link_timeout: Option<u64>,
     /// Flags for its CQE (IORING_CQE_F_BUFFER and the id of a provided buffer).
     pub cqe_flags: u32,
-    /// It failed (for its links) whatever its result says (a NOP's failed lookup).
-    pub force_fail: bool,
 }
 
 /// What prep decoded, per opcode family.
@@ -111,7 +109,8 @@ pub enum Op {
     Timeout { when: timeout::When, count: u32 },
     /// Times the request linked before it.
     LinkTimeout(timeout::When),
-    TimeoutRemove { target: u64 },
+    /// TIMEOUT_REMOVE, or with `update` (new time; link timeout?) IORING_TIMEOUT_UPDATE.
+    TimeoutRemove { target: u64, update: Option<(timeout::When, bool)> },
     Poll { events: u32, multishot: bool, exclusive: bool },
     PollRemove { target: u64 },
     Cancel(cancel::CancelData),
@@ -414,7 +413,12 @@ impl IoUring {
 
     /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
     fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, worker: bool) -> Option<Box<Request>> {
-        let failed = res < 0 || req.expected.is_some_and(|e| e != res) || req.force_fail;
+        let failed = res < 0 || req.expected.is_some_and(|e| e != res);
+        // A read into a provided buffer names it, whatever its result (the buffer is the
+        // program's again).
+        if req.flags & IOSQE_BUFFER_SELECT != 0 {
+            req.cqe_flags |= rw::selected_flags(&req);
+        }
         let skip = req.flags & IOSQE_CQE_SKIP_SUCCESS != 0;
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
@@ -438,6 +442,14 @@ impl IoUring {
         }
         self.run_deferred();
         next
+    }
+
+    /// Ends a request without a CQE (a LINK_TIMEOUT with CQE_SKIP_SUCCESS posts none once
+    /// armed, as Linux), accounted as completed for drains.
+    fn end_silently(self: &Arc<Self>, req: Box<Request>) {
+        self.completed.fetch_add(1, Relaxed);
+        self.recycle(req);
+        self.run_deferred();
     }
 
     /// Completes a chain without running it: a member whose prep failed reports its

@@ -1,17 +1,17 @@
 //! IORING_OP_NOP: completes at once with 0. The smallest round trip through the rings.
 //!
 //! Its flags (`nop_flags`) exercise the engine's paths for tests: INJECT_RESULT posts
-//! `len` as the result; FILE (with FIXED_FILE) looks up `fd`, FIXED_BUFFER registered
-//! buffer `buf_index` (a failed lookup fails the request for its links, while the CQE
-//! still carries the result, as Linux's io_nop); TW completes from task work. CQE32
-//! needs 32-byte CQEs, which rings here do not have: -EINVAL, as Linux for such a ring.
+//! `len` as the result (a negative one fails the request for its links); FILE (with
+//! FIXED_FILE) looks up `fd` (-EBADF), FIXED_BUFFER registered buffer `buf_index`
+//! (-EFAULT); TW completes from task work. CQE32 needs 32-byte CQEs, which rings here do
+//! not have: -EINVAL, as Linux answers for such a ring.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::{Sqe, IOSQE_FIXED_FILE};
 use super::{tctx, IoUring, Issued, Op, Request};
-use crate::errno::{KResult, EINVAL};
+use crate::errno::{KResult, EBADF, EFAULT, EINVAL};
 
 const IORING_NOP_INJECT_RESULT: u32 = 1 << 0;
 const IORING_NOP_FILE: u32 = 1 << 1;
@@ -50,19 +50,21 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         tctx::queue(ring, req);
         return None;
     }
-    let mut failed = false;
     if nop.flags & IORING_NOP_FILE != 0 {
         let found = if nop.flags & IORING_NOP_FIXED_FILE != 0 || req.flags & IOSQE_FIXED_FILE != 0 {
             ring.rsrc.lock().file(nop.fd as u32).is_ok()
         } else {
             crate::task::current_process().files.lock().get(nop.fd).is_ok()
         };
-        failed = !found;
+        if !found {
+            return Some((req, -EBADF.0));
+        }
     }
-    if !failed && nop.flags & IORING_NOP_FIXED_BUFFER != 0 {
+    if nop.flags & IORING_NOP_FIXED_BUFFER != 0 {
         let buffers = ring.rsrc.lock().buffers.as_ref().map_or(0, alloc::vec::Vec::len);
-        failed = usize::from(nop.buf_index) >= buffers;
+        if usize::from(nop.buf_index) >= buffers {
+            return Some((req, -EFAULT.0));
+        }
     }
-    req.force_fail = failed;
     Some((req, nop.result))
 }

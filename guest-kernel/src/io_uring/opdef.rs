@@ -154,7 +154,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
     let prep = def.prep.ok_or(EINVAL)?;
     // Provided buffers serve reads only (Linux's opdef `buffer_select`).
     if sqe.flags & IOSQE_BUFFER_SELECT != 0 && !rw::selects_buffer(sqe.opcode) {
-        return Err(EINVAL);
+        return Err(EOPNOTSUPP);
     }
     log::trace!("io_uring: {} user_data={:#x}", def.name, sqe.user_data);
     if sqe.personality != 0 {
@@ -178,7 +178,6 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         poll_retries: 0,
         link_timeout: None,
         cqe_flags: 0,
-        force_fail: false,
     }))
 }
 
@@ -200,7 +199,6 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         poll_retries: 0,
         link_timeout: None,
         cqe_flags: 0,
-        force_fail: false,
     })
 }
 

@@ -134,17 +134,24 @@ fn select_buffer(ring: &IoUring, req: &mut Request) -> KResult<()> {
     Ok(())
 }
 
-/// After the attempt: a read that took data keeps its buffer (the CQE names it); one
-/// that failed or has to wait gives it back.
-fn settle_buffer(ring: &IoUring, req: &mut Request, used: bool) {
+/// A read sent to io-wq gives its buffer back (it takes one again there); one that waits
+/// for a pipe keeps it, as Linux.
+fn recycle_buffer(ring: &IoUring, req: &mut Request) {
     let Op::Rw(rw) = &mut req.op else { return };
     let Some((bgid, _, held)) = &mut rw.select else { return };
     if let Some(buf) = held.take() {
-        if used {
-            req.cqe_flags = super::kbuf::IORING_CQE_F_BUFFER | (u32::from(buf.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT);
-        } else {
-            ring.kbufs.lock().recycle(*bgid, buf);
+        ring.kbufs.lock().recycle(*bgid, buf);
+    }
+}
+
+/// The CQE flags of a finished read that holds a provided buffer: IORING_CQE_F_BUFFER
+/// and the buffer's id (the buffer is the program's from then on).
+pub fn selected_flags(req: &Request) -> u32 {
+    match &req.op {
+        Op::Rw(Rw { select: Some((_, _, Some(buf))), .. }) => {
+            super::kbuf::IORING_CQE_F_BUFFER | (u32::from(buf.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT)
         }
+        _ => 0,
     }
 }
 
@@ -330,8 +337,8 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
     }
 }
 
-/// A read into a provided buffer: the buffer is taken for each attempt and given back
-/// when the read has to wait (poll-armed or sent to io-wq), so a waiting read holds none.
+/// A read into a provided buffer: the buffer is taken at issue and kept while the read
+/// waits for a pipe (Linux too); it is given back only if the read goes to io-wq.
 fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, nowait: bool) -> Issued {
     let file = req.file.clone().expect("opdef: rw needs a file");
     let pollable = file.node.poll_queue(false).is_some();
@@ -346,17 +353,17 @@ fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, n
         return Some((req, -e.0));
     }
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
-    let result = attempt(&req, rw, !may_sleep || pollable);
-    settle_buffer(ring, &mut req, matches!(result, Ok(_)));
-    match result {
+    match attempt(&req, rw, !may_sleep || pollable) {
         Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
         Err(EAGAIN) if pollable => {
-            if let Some(req) = poll::arm_retry(ring, req, false) {
+            if let Some(mut req) = poll::arm_retry(ring, req, false) {
+                recycle_buffer(ring, &mut req);
                 io_wq::enqueue(ring, req);
             }
             None
         }
         Err(EAGAIN) if !may_sleep => {
+            recycle_buffer(ring, &mut req);
             io_wq::enqueue(ring, req);
             None
         }

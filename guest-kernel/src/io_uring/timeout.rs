@@ -26,6 +26,8 @@ pub const IORING_OP_TIMEOUT: u8 = 11;
 pub const IORING_OP_TIMEOUT_REMOVE: u8 = 12;
 pub const IORING_OP_LINK_TIMEOUT: u8 = 15;
 const IORING_TIMEOUT_ABS: u32 = 1;
+const IORING_TIMEOUT_UPDATE: u32 = 1 << 1;
+const IORING_LINK_TIMEOUT_UPDATE: u32 = 1 << 4;
 const IORING_TIMEOUT_REALTIME: u32 = 1 << 3;
 const IORING_TIMEOUT_BOOTTIME: u32 = 1 << 2;
 
@@ -95,10 +97,31 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         return Err(EINVAL);
     }
     if sqe.opcode == IORING_OP_TIMEOUT_REMOVE {
-        if sqe.len != 0 || sqe.op_flags != 0 || sqe.off != 0 {
+        if sqe.len != 0 {
             return Err(EINVAL);
         }
-        return Ok(Op::TimeoutRemove { target: sqe.addr });
+        let flags = sqe.op_flags;
+        if flags & (IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE) == 0 {
+            if flags != 0 {
+                return Err(EINVAL);
+            }
+            return Ok(Op::TimeoutRemove { target: sqe.addr, update: None });
+        }
+        let clocks = flags & (IORING_TIMEOUT_REALTIME | IORING_TIMEOUT_BOOTTIME);
+        let known = IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE | IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME | IORING_TIMEOUT_BOOTTIME;
+        if clocks.count_ones() > 1 || flags & !known != 0 {
+            return Err(EINVAL);
+        }
+        // The new time is in `addr2`.
+        let [sec, nsec]: [u64; 2] = task::read_user(sqe.off)?;
+        if (sec as i64) < 0 || (nsec as i64) < 0 {
+            return Err(EINVAL);
+        }
+        let when = When { ns: sec.saturating_mul(1_000_000_000).saturating_add(nsec), flags };
+        // LINK_TIMEOUT_UPDATE without UPDATE is a plain remove (which never finds a link
+        // timeout): Linux's reading of the flags.
+        let update = (flags & IORING_TIMEOUT_UPDATE != 0).then_some((when, flags & IORING_LINK_TIMEOUT_UPDATE != 0));
+        return Ok(Op::TimeoutRemove { target: sqe.addr, update });
     }
     let flags = sqe.op_flags;
     if sqe.len != 1 || flags & !(IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME | IORING_TIMEOUT_BOOTTIME) != 0 {
@@ -169,20 +192,36 @@ pub fn arm_link(ring: &Arc<IoUring>, lt: Box<Request>, target: u64) -> u64 {
 pub fn disarm_link(ring: &Arc<IoUring>, id: u64) {
     let left = ring.timeouts.lock().links.remove(&id);
     if let Some((p, _)) = left {
-        ring.complete_async(forget(p), -ECANCELED.0);
+        end_link(ring, forget(p), -ECANCELED.0);
     }
 }
 
+/// A link timeout's end: its CQE, except that one armed with CQE_SKIP_SUCCESS posts
+/// none at all (Linux: neither -ETIME nor -ECANCELED).
+fn end_link(ring: &Arc<IoUring>, lt: Box<Request>, res: i32) {
+    if lt.flags & super::uapi::IOSQE_CQE_SKIP_SUCCESS != 0 {
+        ring.end_silently(lt);
+    } else {
+        ring.complete_async(lt, res);
+    }
+}
+
+/// The time came first: the timed request is cancelled, and (as Linux orders them) the
+/// timeout's CQE (-ETIME, or why the request could not be cancelled) comes before the
+/// request's -ECANCELED.
 fn fire_link(ring: &Arc<IoUring>, id: u64) {
     let left = ring.timeouts.lock().links.remove(&id);
     let Some((p, target)) = left else { return };
     let lt = forget(p);
-    let cd = super::cancel::CancelData { user_data: target, flags: 0, fd: -1, opcode: 0, file: None };
-    let res = match super::cancel::try_cancel(ring, &cd) {
-        Ok(_) => -ETIME.0,
-        Err(e) => -e.0,
-    };
-    ring.complete_async(lt, res);
+    match super::cancel::take_for_link_timeout(ring, target) {
+        Ok(req) => {
+            end_link(ring, lt, -ETIME.0);
+            ring.complete_async(req, -ECANCELED.0);
+        }
+        // A timed TIMEOUT, or a request at a device (it completes on its own).
+        Err(e) if e == ENOENT && cancel_user_data(ring, target) => end_link(ring, lt, -ETIME.0),
+        Err(e) => end_link(ring, lt, -e.0),
+    }
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
@@ -212,12 +251,48 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             ANY_PENDING.fetch_add(1, Ordering::Relaxed);
             None
         }
-        Op::TimeoutRemove { target } => {
+        Op::TimeoutRemove { target, update: None } => {
             let res = if cancel_user_data(ring, target) { 0 } else { -ENOENT.0 };
+            Some((req, res))
+        }
+        Op::TimeoutRemove { target, update: Some((when, link)) } => {
+            let res = if update(ring, target, when, link) { 0 } else { -ENOENT.0 };
             Some((req, res))
         }
         _ => Some((req, -EINVAL.0)),
     }
+}
+
+/// IORING_TIMEOUT_UPDATE: gives the pending timeout (or, with `link`, the armed link
+/// timeout) whose user_data is `user_data` a new time; false if there is none.
+fn update(ring: &Arc<IoUring>, user_data: u64, when: When, link: bool) -> bool {
+    let weak = Arc::downgrade(ring);
+    let mut t = ring.timeouts.lock();
+    let id = if link {
+        t.links.iter().find(|(_, (p, _))| p.req.user_data == user_data).map(|(&id, _)| id)
+    } else {
+        t.by_user_data.range((user_data, 0)..=(user_data, u64::MAX)).next().map(|&(_, id)| id)
+    };
+    let Some(id) = id else { return false };
+    let on_time: Box<dyn FnOnce() + Send> = if link {
+        Box::new(move || {
+            if let Some(ring) = weak.upgrade() {
+                fire_link(&ring, id);
+            }
+        })
+    } else {
+        Box::new(move || {
+            if let Some(ring) = weak.upgrade() {
+                fire(&ring, id, -ETIME.0);
+            }
+        })
+    };
+    let new = time::call_at(when.deadline(), on_time);
+    let p = if link { t.links.get_mut(&id).map(|(p, _)| p) } else { t.pending.get_mut(&id) };
+    let old = core::mem::replace(&mut p.expect("found above").timer, new);
+    drop(t);
+    time::cancel(old);
+    true
 }
 
 /// Completes pending timeout `id` with `res` unless it already ended; true if it did.
