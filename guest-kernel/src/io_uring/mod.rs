@@ -34,7 +34,9 @@ mod cancel;
 mod fs;
 mod io_wq;
 mod kbuf;
+mod msg_ring;
 mod nop;
+mod openclose;
 mod poll;
 mod register;
 mod ring;
@@ -115,6 +117,10 @@ pub enum Op {
     PollRemove { target: u64 },
     Cancel(cancel::CancelData),
     Kbuf(kbuf::KbufOp),
+    MsgRing(msg_ring::MsgRing),
+    OpenClose(openclose::OpenCloseOp),
+    /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
+    FilesUpdate { addr: u64, nr: u32, offset: u32 },
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }
@@ -266,6 +272,12 @@ impl IoUring {
         self.post(Cqe { user_data, res, flags: uapi::IORING_CQE_F_MORE }, false);
         timeout::count_completion(self);
         true
+    }
+
+    /// Posts a CQE that no request of this ring asked for (MSG_RING from another ring).
+    pub fn post_remote(self: &Arc<Self>, cqe: Cqe) {
+        self.post(cqe, false);
+        timeout::count_completion(self);
     }
 
     /// Wakes CQ waiters and signals the eventfd for what was posted.

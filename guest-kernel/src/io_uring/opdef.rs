@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, fs, kbuf, nop, poll, rw, sync, timeout, IoUring, Issued, Op, Request};
+use super::{advise, cancel, fs, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, sync, timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -82,7 +82,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     OpDef { name: "FALLOCATE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::fallocate_prep), issue: sync::issue },
     fs_op("OPENAT"),
     OpDef { name: "CLOSE", needs_file: false, user_buffers: false, force_async: false, prep: Some(fs::prep), issue: fs::issue },
-    unsupported("FILES_UPDATE"),
+    OpDef { name: "FILES_UPDATE", needs_file: false, user_buffers: false, force_async: false, prep: Some(rsrc::update_prep), issue: rsrc::update_issue },
     fs_op("STATX"),
     rw_op("READ"),
     rw_op("WRITE"),
@@ -102,7 +102,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     fs_op("MKDIRAT"),
     fs_op("SYMLINKAT"),
     fs_op("LINKAT"),
-    unsupported("MSG_RING"),
+    OpDef { name: "MSG_RING", needs_file: true, user_buffers: false, force_async: false, prep: Some(msg_ring::prep), issue: msg_ring::issue },
     unsupported("FSETXATTR"),
     unsupported("SETXATTR"),
     unsupported("FGETXATTR"),
@@ -116,15 +116,15 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("FUTEX_WAIT"),
     unsupported("FUTEX_WAKE"),
     unsupported("FUTEX_WAITV"),
-    unsupported("FIXED_FD_INSTALL"),
+    OpDef { name: "FIXED_FD_INSTALL", needs_file: true, user_buffers: false, force_async: false, prep: Some(openclose::prep), issue: openclose::issue },
     OpDef { name: "FTRUNCATE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::truncate_prep), issue: sync::issue },
     unsupported("BIND"),
     unsupported("LISTEN"),
     unsupported("RECV_ZC"),
     unsupported("EPOLL_WAIT"),
-    unsupported("READV_FIXED"),
-    unsupported("WRITEV_FIXED"),
-    unsupported("PIPE"),
+    rw_op("READV_FIXED"),
+    rw_op("WRITEV_FIXED"),
+    OpDef { name: "PIPE", needs_file: false, user_buffers: false, force_async: false, prep: Some(openclose::prep), issue: openclose::issue },
     unsupported("NOP128"),
     unsupported("URING_CMD128"),
 ];

@@ -253,15 +253,25 @@ fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     if update.resv != 0 || nr == 0 || nr as usize > MAX_FIXED_FILES {
         return Err(EINVAL);
     }
+    files_update(ring, update.fds, nr, update.offset)
+}
+
+/// Puts the `nr` fds at user address `fds` into the fixed table from slot `offset`
+/// (FILES_UPDATE, the registration and the op); with IORING_FILE_INDEX_ALLOC, into free
+/// slots, whose indices are written back over the fds.
+pub fn files_update(ring: &IoUring, fds: u64, nr: u32, offset: u32) -> KResult<u64> {
     let len = match ring.rsrc.lock().files.as_ref() {
         Some(t) => t.len(),
         None => return Err(ENXIO),
     };
-    let start = update.offset as usize;
+    if offset == super::openclose::IORING_FILE_INDEX_ALLOC {
+        return files_alloc(ring, fds, nr);
+    }
+    let start = offset as usize;
     if start.checked_add(nr as usize).is_none_or(|end| end > len) {
         return Err(EINVAL);
     }
-    let (slots, err) = read_fds(update.fds, nr)?;
+    let (slots, err) = read_fds(fds, nr)?;
     let n = slots.len();
     let old: Vec<_> = {
         let mut rsrc = ring.rsrc.lock();
@@ -280,6 +290,30 @@ fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
     match err {
         Some(e) if n == 0 => Err(e),
         _ => Ok(n as u64),
+    }
+}
+
+/// IORING_FILE_INDEX_ALLOC: each fd into the lowest free slot, its index written back.
+fn files_alloc(ring: &IoUring, fds: u64, nr: u32) -> KResult<u64> {
+    let (slots, err) = read_fds(fds, nr)?;
+    let mut done = 0u64;
+    for (i, slot) in slots.into_iter().enumerate() {
+        let Slot::Set(Some(file)) = slot else { return Err(EINVAL) };
+        let index = {
+            let mut rsrc = ring.rsrc.lock();
+            let table = rsrc.files.as_mut().ok_or(ENXIO)?;
+            let Some(index) = (0..table.len()).find(|&s| table[s].is_none()) else {
+                return if done > 0 { Ok(done) } else { Err(ENFILE) };
+            };
+            table[index] = Some(file);
+            index
+        };
+        task::write_user(fds + 4 * i as u64, &(index as i32))?;
+        done += 1;
+    }
+    match err {
+        Some(e) if done == 0 => Err(e),
+        _ => Ok(done),
     }
 }
 

@@ -88,6 +88,24 @@ impl FixedBuf {
     }
 }
 
+/// IORING_OP_FILES_UPDATE's prep: the op form of the FILES_UPDATE registration.
+pub fn update_prep(_ring: &super::IoUring, sqe: &super::uapi::Sqe) -> KResult<super::Op> {
+    use super::uapi::{IOSQE_BUFFER_SELECT, IOSQE_FIXED_FILE};
+    if sqe.flags & (IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT) != 0 || sqe.op_flags != 0 || sqe.file_index != 0 {
+        return Err(EINVAL);
+    }
+    if sqe.len == 0 {
+        return Err(EINVAL);
+    }
+    Ok(super::Op::FilesUpdate { addr: sqe.addr, nr: sqe.len, offset: sqe.off as u32 })
+}
+
+pub fn update_issue(ring: &Arc<super::IoUring>, req: alloc::boxed::Box<super::Request>) -> super::Issued {
+    let super::Op::FilesUpdate { addr, nr, offset } = req.op else { return Some((req, -EINVAL.0)) };
+    let res = super::register::files_update(ring, addr, nr, offset).map_or_else(|e| -e.0, |n| n as i32);
+    Some((req, res))
+}
+
 #[derive(Default)]
 pub struct Resources {
     pub files: Option<Vec<Option<Arc<OpenFile>>>>,
@@ -98,6 +116,11 @@ impl Resources {
     /// The fixed file at `index`: EBADF if the slot is empty or out of range.
     pub fn file(&self, index: u32) -> KResult<Arc<OpenFile>> {
         self.files.as_ref().and_then(|f| f.get(index as usize)).and_then(Option::clone).ok_or(EBADF)
+    }
+
+    /// Fixed buffer `index` (EFAULT if there is none).
+    pub fn fixed_at(&self, index: u16) -> KResult<Arc<FixedBuf>> {
+        self.buffers.as_ref().and_then(|b| b.get(usize::from(index))).cloned().ok_or(EFAULT)
     }
 
     /// Fixed buffer `index`, if `[addr, addr + len)` lies in it (EFAULT otherwise).

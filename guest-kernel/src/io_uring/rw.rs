@@ -36,6 +36,8 @@ pub const IORING_OP_READ_FIXED: u8 = 4;
 pub const IORING_OP_WRITE_FIXED: u8 = 5;
 pub const IORING_OP_READ: u8 = 22;
 pub const IORING_OP_WRITE: u8 = 23;
+pub const IORING_OP_READV_FIXED: u8 = 60;
+pub const IORING_OP_WRITEV_FIXED: u8 = 61;
 
 const RWF_HIPRI: u32 = 0x1;
 const RWF_DSYNC: u32 = 0x2;
@@ -70,7 +72,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if sqe.op_flags & !RWF_SUPPORTED != 0 {
         return Err(EOPNOTSUPP);
     }
-    let write = matches!(sqe.opcode, IORING_OP_WRITEV | IORING_OP_WRITE_FIXED | IORING_OP_WRITE);
+    let write = matches!(sqe.opcode, IORING_OP_WRITEV | IORING_OP_WRITE_FIXED | IORING_OP_WRITE | IORING_OP_WRITEV_FIXED);
     let offset = (sqe.off != u64::MAX).then_some(sqe.off);
     if offset.is_some_and(|o| (o as i64) < 0) {
         return Err(EINVAL);
@@ -100,6 +102,18 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED => {
             fixed = Some(ring.rsrc.lock().fixed(sqe.buf_index, sqe.addr, u64::from(sqe.len))?);
             alloc::vec![(sqe.addr, sqe.len as usize)]
+        }
+        // Every iovec must lie in the registered buffer.
+        IORING_OP_READV_FIXED | IORING_OP_WRITEV_FIXED => {
+            let iovecs = syscall::read_iovecs(sqe.addr, u64::from(sqe.len))?;
+            let rsrc = ring.rsrc.lock();
+            for &(addr, len) in &iovecs {
+                fixed = Some(rsrc.fixed(sqe.buf_index, addr, len as u64)?);
+            }
+            if fixed.is_none() {
+                fixed = Some(rsrc.fixed_at(sqe.buf_index)?);
+            }
+            iovecs
         }
         _ => {
             if sqe.buf_index != 0 {
@@ -243,7 +257,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
     let pinned = rw.fixed.is_none();
     let mut segments = Vec::new();
     if let Some(f) = &rw.fixed {
-        segments = f.slice(rw.iovecs[0].0, rw.iovecs[0].1);
+        for &(addr, n) in &rw.iovecs {
+            segments.extend(f.slice(addr, n));
+        }
     } else {
         let Some(mm) = req.mm.clone() else { return Ok(Some((req, -EFAULT.0))) };
         let mut space = mm.lock();

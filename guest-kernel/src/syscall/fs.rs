@@ -867,7 +867,7 @@ pub fn ioctl(c: &mut Ctx) -> KResult<u64> {
 
 // --- pipes and eventfds ---
 
-fn do_pipe(fds_addr: u64, flags: u64) -> KResult<u64> {
+pub fn do_pipe(fds_addr: u64, flags: u64) -> KResult<u64> {
     let allowed = u64::from(O_CLOEXEC | O_NONBLOCK | O_DIRECT);
     if flags & !allowed != 0 {
         return Err(EINVAL);

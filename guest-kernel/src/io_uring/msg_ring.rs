@@ -1,0 +1,98 @@
+//! IORING_OP_MSG_RING (Linux's io_uring/msg_ring.c): one ring posts a CQE on another
+//! (MSG_DATA), or hands it one of its fixed files (MSG_SEND_FD).
+//!
+//! MSG_DATA: the target gets a CQE with user_data `off` and res `len` (its flags are
+//! `file_index` with IORING_MSG_RING_FLAGS_PASS, else 0); the sender's res is 0.
+//! MSG_SEND_FD: the sender's fixed file `addr3` goes into the target's fixed table at
+//! `file_index` (slot + 1, or IORING_FILE_INDEX_ALLOC); the target gets a CQE with the
+//! slot unless IORING_MSG_RING_CQE_SKIP.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+
+use super::openclose::IORING_FILE_INDEX_ALLOC;
+use super::uapi::{Cqe, Sqe};
+use super::{IoUring, Issued, Op, Request};
+use crate::errno::*;
+
+const IORING_MSG_DATA: u64 = 0;
+const IORING_MSG_SEND_FD: u64 = 1;
+const IORING_MSG_RING_CQE_SKIP: u32 = 1 << 0;
+const IORING_MSG_RING_FLAGS_PASS: u32 = 1 << 1;
+
+#[derive(Clone, Copy)]
+pub struct MsgRing {
+    cmd: u64,
+    user_data: u64,
+    len: u32,
+    src: u64,
+    dst: u32,
+    flags: u32,
+}
+
+pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.buf_index != 0 || sqe.personality != 0 {
+        return Err(EINVAL);
+    }
+    let flags = sqe.op_flags;
+    if flags & !(IORING_MSG_RING_CQE_SKIP | IORING_MSG_RING_FLAGS_PASS) != 0 {
+        return Err(EINVAL);
+    }
+    Ok(Op::MsgRing(MsgRing { cmd: sqe.addr, user_data: sqe.off, len: sqe.len, src: sqe.addr3, dst: sqe.file_index, flags }))
+}
+
+pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+    let Op::MsgRing(m) = req.op else { return Some((req, -EINVAL.0)) };
+    let file = req.file.clone().expect("opdef: MSG_RING names a ring");
+    let Some(target) = file.node.as_any().downcast_ref::<IoUring>().map(IoUring::arc) else {
+        return Some((req, -EBADFD.0));
+    };
+    let res = match m.cmd {
+        IORING_MSG_DATA => send_data(&target, m),
+        IORING_MSG_SEND_FD => send_fd(ring, &target, m),
+        _ => Err(EINVAL),
+    };
+    Some((req, res.map_or_else(|e| -e.0, |v| v)))
+}
+
+fn send_data(target: &Arc<IoUring>, m: MsgRing) -> KResult<i32> {
+    if m.src != 0 || m.flags & IORING_MSG_RING_CQE_SKIP != 0 {
+        return Err(EINVAL);
+    }
+    if m.flags & IORING_MSG_RING_FLAGS_PASS == 0 && m.dst != 0 {
+        return Err(EINVAL);
+    }
+    let flags = if m.flags & IORING_MSG_RING_FLAGS_PASS != 0 { m.dst } else { 0 };
+    target.post_remote(Cqe { user_data: m.user_data, res: m.len as i32, flags });
+    Ok(0)
+}
+
+fn send_fd(ring: &Arc<IoUring>, target: &Arc<IoUring>, m: MsgRing) -> KResult<i32> {
+    if m.len != 0 || Arc::ptr_eq(ring, target) || m.flags & IORING_MSG_RING_FLAGS_PASS != 0 {
+        return Err(EINVAL);
+    }
+    let src = u32::try_from(m.src).map_err(|_| EBADF)?;
+    let file = ring.rsrc.lock().file(src)?;
+    let slot = {
+        let mut rsrc = target.rsrc.lock();
+        let table = rsrc.files.as_mut().ok_or(ENXIO)?;
+        let slot = if m.dst == IORING_FILE_INDEX_ALLOC {
+            (0..table.len()).find(|&i| table[i].is_none()).ok_or(ENFILE)?
+        } else {
+            let slot = (m.dst as usize).checked_sub(1).ok_or(EINVAL)?;
+            if slot >= table.len() {
+                return Err(EINVAL);
+            }
+            slot
+        };
+        let old = table[slot].replace(file);
+        drop(rsrc);
+        drop(old);
+        slot
+    };
+    let res = if m.dst == IORING_FILE_INDEX_ALLOC { slot as i32 } else { 0 };
+    if m.flags & IORING_MSG_RING_CQE_SKIP == 0 {
+        target.post_remote(Cqe { user_data: m.user_data, res, flags: 0 });
+    }
+    Ok(res)
+}
