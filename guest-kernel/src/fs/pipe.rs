@@ -1,6 +1,10 @@
 //! Pipes: a 64 KiB ring buffer between a read end and a write end, with wait queues for
-//! blocked readers and writers. Writes of up to `PIPE_BUF` bytes are atomic.
+//! blocked readers and writers. Writes of up to `PIPE_BUF` bytes are atomic. A pipe made
+//! with O_DIRECT is in packet mode (Linux's): each write is a packet of at most PIPE_BUF
+//! bytes, and a read takes at most one packet (a packet larger than the read loses the
+//! rest).
 
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
@@ -20,6 +24,8 @@ struct Ring {
     len: usize,
     readers: usize,
     writers: usize,
+    /// Packet mode: the sizes of the packets in the buffer, oldest first.
+    packets: Option<VecDeque<usize>>,
 }
 
 pub struct Pipe {
@@ -34,11 +40,12 @@ pub struct PipeEnd {
     write_end: bool,
 }
 
-/// A new pipe: (read end, write end).
-pub fn new() -> (Arc<dyn Node>, Arc<dyn Node>) {
+/// A new pipe: (read end, write end); `packet`: packet mode (pipe2's O_DIRECT).
+pub fn new(packet: bool) -> (Arc<dyn Node>, Arc<dyn Node>) {
+    let packets = packet.then(VecDeque::new);
     let pipe = Arc::new(Pipe {
         ino: alloc_ino(),
-        ring: SpinLock::new(Ring { data: alloc::vec![0; CAPACITY], head: 0, len: 0, readers: 1, writers: 1 }),
+        ring: SpinLock::new(Ring { data: alloc::vec![0; CAPACITY], head: 0, len: 0, readers: 1, writers: 1, packets }),
         readable: WaitQueue::new(),
         writable: WaitQueue::new(),
     });
@@ -82,12 +89,15 @@ impl Node for PipeEnd {
         }
         let n = {
             let mut r = p.ring.lock();
-            let n = r.len.min(buf.len());
+            // Packet mode: one packet at most; what the buffer cannot take is dropped.
+            let packet = r.packets.as_mut().and_then(VecDeque::pop_front);
+            let n = r.len.min(buf.len()).min(packet.unwrap_or(usize::MAX));
             let first = n.min(CAPACITY - r.head);
             buf.put(0, &r.data[r.head..r.head + first])?;
             buf.put(first, &r.data[..n - first])?;
-            r.head = (r.head + n) % CAPACITY;
-            r.len -= n;
+            let consumed = packet.map_or(n, |size| size.min(r.len));
+            r.head = (r.head + consumed) % CAPACITY;
+            r.len -= consumed;
             n
         };
         p.writable.wake_all();
@@ -132,6 +142,13 @@ impl Node for PipeEnd {
             buf.get(done, &mut r.data[tail..tail + first])?;
             buf.get(done + first, &mut r.data[..n - first])?;
             r.len += n;
+            if let Some(packets) = r.packets.as_mut() {
+                let mut left = n;
+                while left > 0 {
+                    packets.push_back(left.min(PIPE_BUF));
+                    left -= left.min(PIPE_BUF);
+                }
+            }
             done += n;
             drop(r);
             p.readable.wake_all();

@@ -135,6 +135,8 @@ pub enum Work {
     Issue(Box<Request>),
     /// Complete a request (DEFER_TASKRUN rings post completions only from task work).
     Complete(Box<Request>, i32),
+    /// Post a CQE from another ring (MSG_RING to a DEFER_TASKRUN ring).
+    Post(Cqe),
 }
 
 struct State {
@@ -274,8 +276,12 @@ impl IoUring {
         true
     }
 
-    /// Posts a CQE that no request of this ring asked for (MSG_RING from another ring).
+    /// Posts a CQE that no request of this ring asked for (MSG_RING from another ring);
+    /// a DEFER_TASKRUN ring shows it only when its issuer enters with GETEVENTS.
     pub fn post_remote(self: &Arc<Self>, cqe: Cqe) {
+        if self.flag(IORING_SETUP_DEFER_TASKRUN) && !self.dead.load(Relaxed) {
+            return self.queue_local(Work::Post(cqe));
+        }
         self.post(cqe, false);
         timeout::count_completion(self);
     }
@@ -390,6 +396,10 @@ impl IoUring {
                 if let Some(next) = self.finish(req, res, false) {
                     self.issue(next);
                 }
+            }
+            Work::Post(cqe) => {
+                self.post(cqe, false);
+                timeout::count_completion(self);
             }
         }
     }
@@ -689,6 +699,7 @@ impl IoUring {
                         self.fail_chain(Some(next), false, false);
                     }
                 }
+                Work::Post(_) => {}
             }
         }
         let rsrc = core::mem::take(&mut *self.rsrc.lock());

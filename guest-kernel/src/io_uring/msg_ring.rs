@@ -38,7 +38,8 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if flags & !(IORING_MSG_RING_CQE_SKIP | IORING_MSG_RING_FLAGS_PASS) != 0 {
         return Err(EINVAL);
     }
-    Ok(Op::MsgRing(MsgRing { cmd: sqe.addr, user_data: sqe.off, len: sqe.len, src: sqe.addr3, dst: sqe.file_index, flags }))
+    // Only the low 32 bits of `addr` are the command.
+    Ok(Op::MsgRing(MsgRing { cmd: sqe.addr & 0xffff_ffff, user_data: sqe.off, len: sqe.len, src: sqe.addr3, dst: sqe.file_index, flags }))
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
@@ -75,17 +76,15 @@ fn send_fd(ring: &Arc<IoUring>, target: &Arc<IoUring>, m: MsgRing) -> KResult<i3
     let file = ring.rsrc.lock().file(src)?;
     let slot = {
         let mut rsrc = target.rsrc.lock();
-        let table = rsrc.files.as_mut().ok_or(ENXIO)?;
+        if rsrc.files.is_none() {
+            return Err(ENXIO);
+        }
         let slot = if m.dst == IORING_FILE_INDEX_ALLOC {
-            (0..table.len()).find(|&i| table[i].is_none()).ok_or(ENFILE)?
+            rsrc.free_file_slot()?
         } else {
-            let slot = (m.dst as usize).checked_sub(1).ok_or(EINVAL)?;
-            if slot >= table.len() {
-                return Err(EINVAL);
-            }
-            slot
+            (m.dst as usize).checked_sub(1).ok_or(EINVAL)?
         };
-        let old = table[slot].replace(file);
+        let old = rsrc.set_file(slot, Some(file))?;
         drop(rsrc);
         drop(old);
         slot

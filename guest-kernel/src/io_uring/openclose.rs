@@ -60,39 +60,47 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
 }
 
 /// A pipe whose ends go to the ring's fixed table: two free slots (ALLOC), or slots
-/// `slot - 1` and `slot`; their indices are written where fds would be.
+/// `slot - 1` and `slot`; their indices are written where fds would be. On any failure
+/// the slots are as they were.
 fn pipe_fixed(ring: &IoUring, fds: u64, flags: u32, slot: u32) -> KResult<u64> {
-    let (r, w) = pipe::new();
-    let status = flags & (O_NONBLOCK | O_DIRECT);
+    if flags & O_CLOEXEC != 0 {
+        return Err(EINVAL); // a fixed slot has no close-on-exec
+    }
+    let (r, w) = pipe::new(flags & O_DIRECT != 0);
     let ends = [
-        OpenFile::new(r, O_RDONLY | status, String::from("pipe:")),
-        OpenFile::new(w, O_WRONLY | status, String::from("pipe:")),
+        OpenFile::new(r, O_RDONLY | (flags & O_NONBLOCK), String::from("pipe:")),
+        OpenFile::new(w, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), String::from("pipe:")),
     ];
-    let slots = {
-        let mut rsrc = ring.rsrc.lock();
-        let table = rsrc.files.as_mut().ok_or(ENXIO)?;
-        let slots = if slot == IORING_FILE_INDEX_ALLOC {
-            let mut free = (0..table.len()).filter(|&i| table[i].is_none());
-            match (free.next(), free.next()) {
-                (Some(a), Some(b)) => [a, b],
-                _ => return Err(ENFILE),
+    let mut rsrc = ring.rsrc.lock();
+    let len = rsrc.files.as_ref().ok_or(ENXIO)?.len();
+    let [a, b] = ends;
+    let (slots, old) = if slot == IORING_FILE_INDEX_ALLOC {
+        let first = rsrc.free_file_slot()?;
+        let old_a = rsrc.set_file(first, Some(a))?;
+        match rsrc.free_file_slot() {
+            Ok(second) => ([first, second], [old_a, rsrc.set_file(second, Some(b))?]),
+            Err(e) => {
+                let mine = rsrc.set_file(first, None)?;
+                drop(rsrc);
+                drop((mine, old_a));
+                return Err(e);
             }
-        } else {
-            let first = slot as usize - 1;
-            if first + 1 >= table.len() {
-                return Err(EINVAL);
-            }
-            [first, first + 1]
-        };
-        slots
+        }
+    } else {
+        let first = (slot as usize).checked_sub(1).ok_or(EINVAL)?;
+        if first + 1 >= len {
+            return Err(EINVAL);
+        }
+        ([first, first + 1], [rsrc.set_file(first, Some(a))?, rsrc.set_file(first + 1, Some(b))?])
     };
-    task::write_user(fds, &[slots[0] as i32, slots[1] as i32])?;
-    let old = {
-        let mut rsrc = ring.rsrc.lock();
-        let table = rsrc.files.as_mut().ok_or(ENXIO)?;
-        let [a, b] = ends;
-        [table[slots[0]].replace(a), table[slots[1]].replace(b)]
-    };
+    drop(rsrc);
     drop(old);
+    if let Err(e) = task::write_user(fds, &[slots[0] as i32, slots[1] as i32]) {
+        let mut rsrc = ring.rsrc.lock();
+        let gone = [rsrc.set_file(slots[0], None), rsrc.set_file(slots[1], None)];
+        drop(rsrc);
+        drop(gone);
+        return Err(e);
+    }
     Ok(0)
 }

@@ -242,7 +242,7 @@ fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
             Slot::Skip => None,
         })
         .collect();
-    ring.rsrc.lock().files = Some(files);
+    ring.rsrc.lock().set_files(files);
     Ok(0)
 }
 
@@ -275,15 +275,13 @@ pub fn files_update(ring: &IoUring, fds: u64, nr: u32, offset: u32) -> KResult<u
     let n = slots.len();
     let old: Vec<_> = {
         let mut rsrc = ring.rsrc.lock();
-        let table = rsrc.files.as_mut().ok_or(ENXIO)?;
-        slots
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, slot)| match slot {
-                Slot::Set(f) => Some(core::mem::replace(&mut table[start + i], f)),
-                Slot::Skip => None,
-            })
-            .collect()
+        let mut old = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.into_iter().enumerate() {
+            if let Slot::Set(f) = slot {
+                old.push(rsrc.set_file(start + i, f)?);
+            }
+        }
+        old
     };
     // The replaced files are dropped here, outside the lock.
     drop(old);
@@ -298,14 +296,17 @@ fn files_alloc(ring: &IoUring, fds: u64, nr: u32) -> KResult<u64> {
     let (slots, err) = read_fds(fds, nr)?;
     let mut done = 0u64;
     for (i, slot) in slots.into_iter().enumerate() {
-        let Slot::Set(Some(file)) = slot else { return Err(EINVAL) };
+        // -1 and -2 name no file to place: a bad fd here.
+        let Slot::Set(Some(file)) = slot else {
+            return if done > 0 { Ok(done) } else { Err(EBADF) };
+        };
         let index = {
             let mut rsrc = ring.rsrc.lock();
-            let table = rsrc.files.as_mut().ok_or(ENXIO)?;
-            let Some(index) = (0..table.len()).find(|&s| table[s].is_none()) else {
-                return if done > 0 { Ok(done) } else { Err(ENFILE) };
+            let index = match rsrc.free_file_slot() {
+                Ok(index) => index,
+                Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
             };
-            table[index] = Some(file);
+            rsrc.set_file(index, Some(file))?;
             index
         };
         task::write_user(fds + 4 * i as u64, &(index as i32))?;

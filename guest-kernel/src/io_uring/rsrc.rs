@@ -109,10 +109,36 @@ pub fn update_issue(ring: &Arc<super::IoUring>, req: alloc::boxed::Box<super::Re
 #[derive(Default)]
 pub struct Resources {
     pub files: Option<Vec<Option<Arc<OpenFile>>>>,
+    /// Where the search for a free slot starts (Linux's `alloc_hint`): just past the
+    /// slot filled last, or on the slot emptied last.
+    file_hint: usize,
     pub buffers: Option<Vec<Arc<FixedBuf>>>,
 }
 
 impl Resources {
+    /// Registers a fixed-file table.
+    pub fn set_files(&mut self, files: Vec<Option<Arc<OpenFile>>>) {
+        self.file_hint = files.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+        self.files = Some(files);
+    }
+
+    /// Puts `file` in slot `index` (None empties it) and returns what was there, for the
+    /// caller to drop outside the lock. ENXIO without a table, EINVAL past its end.
+    pub fn set_file(&mut self, index: usize, file: Option<Arc<OpenFile>>) -> KResult<Option<Arc<OpenFile>>> {
+        let table = self.files.as_mut().ok_or(ENXIO)?;
+        let slot = table.get_mut(index).ok_or(EINVAL)?;
+        self.file_hint = if file.is_some() { index + 1 } else { index };
+        Ok(core::mem::replace(slot, file))
+    }
+
+    /// A free slot, searched as Linux does: from the hint to the end, then from the
+    /// start (ENFILE when the table is full, ENXIO without one).
+    pub fn free_file_slot(&self) -> KResult<usize> {
+        let table = self.files.as_ref().ok_or(ENXIO)?;
+        let hint = self.file_hint.min(table.len());
+        (hint..table.len()).chain(0..hint).find(|&i| table[i].is_none()).ok_or(ENFILE)
+    }
+
     /// The fixed file at `index`: EBADF if the slot is empty or out of range.
     pub fn file(&self, index: u32) -> KResult<Arc<OpenFile>> {
         self.files.as_ref().and_then(|f| f.get(index as usize)).and_then(Option::clone).ok_or(EBADF)

@@ -108,6 +108,10 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             let iovecs = syscall::read_iovecs(sqe.addr, u64::from(sqe.len))?;
             let rsrc = ring.rsrc.lock();
             for &(addr, len) in &iovecs {
+                // Linux refuses even an empty iovec here.
+                if len == 0 {
+                    return Err(EFAULT);
+                }
                 fixed = Some(rsrc.fixed(sqe.buf_index, addr, len as u64)?);
             }
             if fixed.is_none() {
