@@ -57,44 +57,59 @@ const fn fs_op(name: &'static str) -> OpDef {
     OpDef { name, needs_file: false, user_buffers: false, force_async: true, prep: Some(fs::prep), issue: fs::issue }
 }
 
+/// An op on no file that runs inline (it never sleeps).
+const fn inline_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, issue: fn(&Arc<IoUring>, Box<Request>) -> Issued) -> OpDef {
+    OpDef { name, needs_file: false, user_buffers: false, force_async: false, prep: Some(prep), issue }
+}
+
+/// An op on the SQE's file that runs inline (it never sleeps, or sends itself where it may).
+const fn file_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, issue: fn(&Arc<IoUring>, Box<Request>) -> Issued) -> OpDef {
+    OpDef { name, needs_file: true, user_buffers: false, force_async: false, prep: Some(prep), issue }
+}
+
+/// An op on the SQE's file that always sleeps: issued by io-wq.
+const fn iowq_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, issue: fn(&Arc<IoUring>, Box<Request>) -> Issued) -> OpDef {
+    OpDef { name, needs_file: true, user_buffers: false, force_async: true, prep: Some(prep), issue }
+}
+
 const fn timeout_op(name: &'static str) -> OpDef {
     OpDef { name, needs_file: false, user_buffers: false, force_async: false, prep: Some(timeout::prep), issue: timeout::issue }
 }
 
 pub static OPS: [OpDef; IORING_OP_LAST] = [
-    OpDef { name: "NOP", needs_file: false, user_buffers: false, force_async: false, prep: Some(nop_prep), issue: nop::issue },
+    inline_op("NOP", nop_prep, nop::issue),
     rw_op("READV"),
     rw_op("WRITEV"),
-    OpDef { name: "FSYNC", needs_file: true, user_buffers: false, force_async: false, prep: Some(fsync_prep), issue: sync::issue },
+    file_op("FSYNC", fsync_prep, sync::issue),
     rw_op("READ_FIXED"),
     rw_op("WRITE_FIXED"),
-    OpDef { name: "POLL_ADD", needs_file: true, user_buffers: false, force_async: false, prep: Some(poll::prep), issue: poll::issue },
-    OpDef { name: "POLL_REMOVE", needs_file: false, user_buffers: false, force_async: false, prep: Some(poll::prep), issue: poll::issue },
-    OpDef { name: "SYNC_FILE_RANGE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::sync_range_prep), issue: sync::issue },
+    file_op("POLL_ADD", poll::prep, poll::issue),
+    inline_op("POLL_REMOVE", poll::prep, poll::issue),
+    iowq_op("SYNC_FILE_RANGE", sync::sync_range_prep, sync::issue),
     unsupported("SENDMSG"),
     unsupported("RECVMSG"),
     timeout_op("TIMEOUT"),
     timeout_op("TIMEOUT_REMOVE"),
     unsupported("ACCEPT"),
-    OpDef { name: "ASYNC_CANCEL", needs_file: false, user_buffers: false, force_async: false, prep: Some(cancel::prep), issue: cancel::issue },
+    inline_op("ASYNC_CANCEL", cancel::prep, cancel::issue),
     timeout_op("LINK_TIMEOUT"),
     unsupported("CONNECT"),
-    OpDef { name: "FALLOCATE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::fallocate_prep), issue: sync::issue },
+    iowq_op("FALLOCATE", sync::fallocate_prep, sync::issue),
     fs_op("OPENAT"),
-    OpDef { name: "CLOSE", needs_file: false, user_buffers: false, force_async: false, prep: Some(fs::prep), issue: fs::issue },
-    OpDef { name: "FILES_UPDATE", needs_file: false, user_buffers: false, force_async: false, prep: Some(rsrc::update_prep), issue: rsrc::update_issue },
+    inline_op("CLOSE", fs::prep, fs::issue),
+    inline_op("FILES_UPDATE", rsrc::update_prep, rsrc::update_issue),
     fs_op("STATX"),
     rw_op("READ"),
     rw_op("WRITE"),
-    OpDef { name: "FADVISE", needs_file: true, user_buffers: false, force_async: false, prep: Some(advise::prep), issue: advise::issue },
-    OpDef { name: "MADVISE", needs_file: false, user_buffers: false, force_async: false, prep: Some(advise::prep), issue: advise::issue },
+    file_op("FADVISE", advise::prep, advise::issue),
+    inline_op("MADVISE", advise::prep, advise::issue),
     unsupported("SEND"),
     unsupported("RECV"),
     unsupported("OPENAT2"),
     unsupported("EPOLL_CTL"),
     unsupported("SPLICE"),
-    OpDef { name: "PROVIDE_BUFFERS", needs_file: false, user_buffers: false, force_async: false, prep: Some(kbuf::prep), issue: kbuf::issue },
-    OpDef { name: "REMOVE_BUFFERS", needs_file: false, user_buffers: false, force_async: false, prep: Some(kbuf::prep), issue: kbuf::issue },
+    inline_op("PROVIDE_BUFFERS", kbuf::prep, kbuf::issue),
+    inline_op("REMOVE_BUFFERS", kbuf::prep, kbuf::issue),
     unsupported("TEE"),
     unsupported("SHUTDOWN"),
     fs_op("RENAMEAT"),
@@ -102,7 +117,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     fs_op("MKDIRAT"),
     fs_op("SYMLINKAT"),
     fs_op("LINKAT"),
-    OpDef { name: "MSG_RING", needs_file: true, user_buffers: false, force_async: false, prep: Some(msg_ring::prep), issue: msg_ring::issue },
+    file_op("MSG_RING", msg_ring::prep, msg_ring::issue),
     unsupported("FSETXATTR"),
     unsupported("SETXATTR"),
     unsupported("FGETXATTR"),
@@ -116,15 +131,15 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("FUTEX_WAIT"),
     unsupported("FUTEX_WAKE"),
     unsupported("FUTEX_WAITV"),
-    OpDef { name: "FIXED_FD_INSTALL", needs_file: true, user_buffers: false, force_async: false, prep: Some(openclose::prep), issue: openclose::issue },
-    OpDef { name: "FTRUNCATE", needs_file: true, user_buffers: false, force_async: true, prep: Some(sync::truncate_prep), issue: sync::issue },
+    file_op("FIXED_FD_INSTALL", openclose::prep, openclose::issue),
+    iowq_op("FTRUNCATE", sync::truncate_prep, sync::issue),
     unsupported("BIND"),
     unsupported("LISTEN"),
     unsupported("RECV_ZC"),
     unsupported("EPOLL_WAIT"),
     rw_op("READV_FIXED"),
     rw_op("WRITEV_FIXED"),
-    OpDef { name: "PIPE", needs_file: false, user_buffers: false, force_async: false, prep: Some(openclose::prep), issue: openclose::issue },
+    inline_op("PIPE", openclose::prep, openclose::issue),
     unsupported("NOP128"),
     unsupported("URING_CMD128"),
 ];

@@ -167,6 +167,21 @@ impl When {
     }
 }
 
+/// The callback a timer of timeout `id` runs: it fires the timeout (a link timeout with
+/// `link`). It holds the ring weakly: a freed ring drops its list, which removes the timer.
+fn on_time(ring: &Arc<IoUring>, id: u64, link: bool) -> Box<dyn FnOnce() + Send> {
+    let weak = Arc::downgrade(ring);
+    Box::new(move || {
+        if let Some(ring) = weak.upgrade() {
+            if link {
+                fire_link(&ring, id);
+            } else {
+                fire(&ring, id, -ETIME.0);
+            }
+        }
+    })
+}
+
 /// Arms link timeout `lt` for `target` (just being issued): if the time comes first, the
 /// target is cancelled by its user_data (as Linux does) and the timeout completes with
 /// -ETIME, or with the cancellation's error. Returns the id that [`disarm_link`] takes
@@ -176,13 +191,7 @@ pub fn arm_link(ring: &Arc<IoUring>, lt: Box<Request>, target: u64) -> u64 {
     let mut t = ring.timeouts.lock();
     let id = t.next_id;
     t.next_id += 1;
-    let weak = Arc::downgrade(ring);
-    let on_time: Box<dyn FnOnce() + Send> = Box::new(move || {
-        if let Some(ring) = weak.upgrade() {
-            fire_link(&ring, id);
-        }
-    });
-    let timer = time::call_at(when.deadline(), on_time);
+    let timer = time::call_at(when.deadline(), on_time(ring, id, true));
     t.links.insert(id, (Pending { req: lt, target: None, timer }, target));
     ANY_PENDING.fetch_add(1, Ordering::Relaxed);
     id
@@ -233,16 +242,8 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             let mut t = ring.timeouts.lock();
             let id = t.next_id;
             t.next_id += 1;
-            // Weak: a timeout does not keep its ring alive (a freed ring drops its list,
-            // which removes the timer).
-            let weak = Arc::downgrade(ring);
-            let on_time: Box<dyn FnOnce() + Send> = Box::new(move || {
-                if let Some(ring) = weak.upgrade() {
-                    fire(&ring, id, -ETIME.0);
-                }
-            });
             let target = (count > 0).then(|| t.completions + u64::from(count));
-            let timer = time::call_at(deadline, on_time);
+            let timer = time::call_at(deadline, on_time(ring, id, false));
             t.by_user_data.insert((req.user_data, id));
             if let Some(g) = target {
                 t.by_target.insert((g, id));
@@ -266,7 +267,6 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
 /// IORING_TIMEOUT_UPDATE: gives the pending timeout (or, with `link`, the armed link
 /// timeout) whose user_data is `user_data` a new time; false if there is none.
 fn update(ring: &Arc<IoUring>, user_data: u64, when: When, link: bool) -> bool {
-    let weak = Arc::downgrade(ring);
     let mut t = ring.timeouts.lock();
     let id = if link {
         t.links.iter().find(|(_, (p, _))| p.req.user_data == user_data).map(|(&id, _)| id)
@@ -274,20 +274,7 @@ fn update(ring: &Arc<IoUring>, user_data: u64, when: When, link: bool) -> bool {
         t.by_user_data.range((user_data, 0)..=(user_data, u64::MAX)).next().map(|&(_, id)| id)
     };
     let Some(id) = id else { return false };
-    let on_time: Box<dyn FnOnce() + Send> = if link {
-        Box::new(move || {
-            if let Some(ring) = weak.upgrade() {
-                fire_link(&ring, id);
-            }
-        })
-    } else {
-        Box::new(move || {
-            if let Some(ring) = weak.upgrade() {
-                fire(&ring, id, -ETIME.0);
-            }
-        })
-    };
-    let new = time::call_at(when.deadline(), on_time);
+    let new = time::call_at(when.deadline(), on_time(ring, id, link));
     let p = if link { t.links.get_mut(&id).map(|(p, _)| p) } else { t.pending.get_mut(&id) };
     let old = core::mem::replace(&mut p.expect("found above").timer, new);
     drop(t);
