@@ -21,16 +21,24 @@ impl<T> SpinLock<T> {
     }
 
     #[track_caller]
+    #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
         let irq_was_on = cpu::disable_interrupts();
         // Acquire pairs with the Release in `SpinGuard::drop` of the previous holder. With
         // one CPU and interrupts off, a held lock can never be released while we spin: it
         // is a re-entrant use, a kernel bug worth a clear panic rather than a hang.
         if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            panic!("spinlock taken twice (deadlock) at {}", core::panic::Location::caller());
+            taken_twice(core::panic::Location::caller());
         }
         SpinGuard { lock: self, irq_was_on }
     }
+}
+
+/// Out of line, so `lock` stays small enough to inline.
+#[cold]
+#[inline(never)]
+fn taken_twice(at: &core::panic::Location) -> ! {
+    panic!("spinlock taken twice (deadlock) at {at}");
 }
 
 pub struct SpinGuard<'a, T> {
@@ -54,6 +62,7 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 }
 
 impl<T> Drop for SpinGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         // Release pairs with the Acquire in `SpinLock::lock` of the next holder.
         self.lock.locked.store(false, Ordering::Release);

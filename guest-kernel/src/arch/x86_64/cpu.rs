@@ -64,12 +64,14 @@ pub fn cr2() -> u64 {
 }
 
 /// Enables interrupts.
+#[inline]
 pub fn enable_interrupts() {
     // SAFETY: the IDT is loaded before the kernel ever enables interrupts.
     unsafe { asm!("sti", options(nomem, nostack)) };
 }
 
 /// Disables interrupts and returns whether they were enabled.
+#[inline]
 pub fn disable_interrupts() -> bool {
     let flags: u64;
     // SAFETY: reads RFLAGS and clears IF; no memory is touched.
