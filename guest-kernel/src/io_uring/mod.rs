@@ -213,6 +213,11 @@ pub struct IoUring {
     issuer: AtomicU32,
     /// The ring's file was released: nothing new is accepted, everything is cancelled.
     dead: AtomicBool,
+    /// IORING_SETUP_R_DISABLED until IORING_REGISTER_ENABLE_RINGS: no submission.
+    pub disabled: AtomicBool,
+    /// IORING_REGISTER_RESTRICTIONS: what submissions and registrations may use once
+    /// the ring is enabled.
+    pub restrictions: SpinLock<Option<register::Restrictions>>,
 }
 
 impl Drop for IoUring {
@@ -587,6 +592,7 @@ impl IoUring {
             let seq = sub.seq;
             sub.seq += 1;
             let prepped = check_flags(sub, &sqe)
+                .and_then(|()| self.check_restrictions(&sqe))
                 .and_then(|()| check_link_timeout(&sqe, chain.last().map(|r| r.opcode)))
                 .and_then(|()| opdef::prep(self, &sqe, &mm));
             let (mut req, failed) = match prepped {
@@ -663,6 +669,18 @@ impl IoUring {
                 Err(WaitError::TimedOut) if self.rings.cq_ready() > 0 => return Ok(()),
                 Err(WaitError::TimedOut) => return Err(ETIME),
             }
+        }
+    }
+
+    /// IORING_REGISTER_RESTRICTIONS on an enabled ring: an SQE outside them is -EACCES.
+    #[inline]
+    fn check_restrictions(&self, sqe: &Sqe) -> KResult<()> {
+        if self.setup_flags & IORING_SETUP_R_DISABLED == 0 {
+            return Ok(());
+        }
+        match self.restrictions.lock().as_ref() {
+            Some(r) if !r.allows_sqe(sqe.opcode, sqe.flags) => Err(EACCES),
+            _ => Ok(()),
         }
     }
 
@@ -815,6 +833,8 @@ pub fn is_ring(file: &OpenFile) -> bool {
 
 const SUPPORTED_SETUP: u32 = IORING_SETUP_SQPOLL
     | IORING_SETUP_SQ_AFF
+    | IORING_SETUP_R_DISABLED
+    | IORING_SETUP_NO_SQARRAY
     | IORING_SETUP_CQSIZE
     | IORING_SETUP_CLAMP
     | IORING_SETUP_SUBMIT_ALL
@@ -878,13 +898,14 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     } else {
         2 * sq_entries
     };
-    let rings = Rings::new(sq_entries, cq_entries)?;
+    let rings = Rings::new(sq_entries, cq_entries, p.flags & IORING_SETUP_NO_SQARRAY == 0)?;
     p.sq_entries = sq_entries;
     p.cq_entries = cq_entries;
     p.features = FEATURES;
     p.sq_off = rings.sq_offsets();
     p.cq_off = rings.cq_offsets();
-    let single_issuer = p.flags & IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & IORING_SETUP_SQPOLL == 0;
+    // A disabled ring gets its single issuer when it is enabled.
+    let single_issuer = p.flags & IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & (IORING_SETUP_SQPOLL | IORING_SETUP_R_DISABLED) == 0;
     let ring = Arc::new_cyclic(|me| IoUring {
         me: me.clone(),
         completed: AtomicU64::new(0),
@@ -913,6 +934,8 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         tctxs: SpinLock::new(Vec::new()),
         issuer: AtomicU32::new(if single_issuer { crate::task::sched::current().tid } else { 0 }),
         dead: AtomicBool::new(false),
+        disabled: AtomicBool::new(p.flags & IORING_SETUP_R_DISABLED != 0),
+        restrictions: SpinLock::new(None),
     });
     match &ring.sqpoll {
         Some(sq) => sqpoll::start(&ring, sq)?,
@@ -945,11 +968,18 @@ fn check_issuer_is(ring: &IoUring, me: &crate::task::Task) -> KResult<()> {
 
 /// `io_uring_enter(fd, to_submit, min_complete, flags, argp, argsz)`.
 pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, argsz: u64) -> KResult<u64> {
-    let known = IORING_ENTER_GETEVENTS | IORING_ENTER_SQ_WAKEUP | IORING_ENTER_SQ_WAIT | IORING_ENTER_EXT_ARG;
+    let known = IORING_ENTER_GETEVENTS
+        | IORING_ENTER_SQ_WAKEUP
+        | IORING_ENTER_SQ_WAIT
+        | IORING_ENTER_EXT_ARG
+        | IORING_ENTER_REGISTERED_RING;
     if flags & !known != 0 {
         return Err(EINVAL);
     }
-    let (_file, ring) = ring_of(fd)?;
+    let (_file, ring) = if flags & IORING_ENTER_REGISTERED_RING != 0 { tctx::registered_ring(fd)? } else { ring_of(fd)? };
+    if ring.disabled.load(Relaxed) {
+        return Err(EBADFD);
+    }
     let mut deadline = None;
     let mut sigmask = None;
     let mut sigmask_arg = None;

@@ -11,16 +11,81 @@ use crate::errno::*;
 use crate::fs::eventfd::EventFd;
 use crate::task;
 
+const IORING_REGISTER_RESTRICTIONS: u32 = 11;
+const IORING_REGISTER_ENABLE_RINGS: u32 = 12;
 const IORING_REGISTER_IOWQ_AFF: u32 = 17;
 const IORING_UNREGISTER_IOWQ_AFF: u32 = 18;
 const IORING_REGISTER_IOWQ_MAX_WORKERS: u32 = 19;
+const IORING_REGISTER_RING_FDS: u32 = 20;
+const IORING_UNREGISTER_RING_FDS: u32 = 21;
 const IORING_REGISTER_SYNC_CANCEL: u32 = 24;
+/// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
+const IORING_REGISTER_LAST: u32 = 36;
+/// In the opcode: `fd` is an index into the task's registered rings.
+const IORING_REGISTER_USE_REGISTERED_RING: u32 = 1 << 31;
+
+/// What IORING_REGISTER_RESTRICTIONS allows once the ring is enabled.
+pub struct Restrictions {
+    register_ops: [bool; IORING_REGISTER_LAST as usize],
+    sqe_ops: [bool; IORING_OP_LAST],
+    sqe_flags_allowed: u8,
+    sqe_flags_required: u8,
+}
+
+impl Restrictions {
+    /// Linux's io_check_restriction.
+    pub fn allows_sqe(&self, opcode: u8, flags: u8) -> bool {
+        self.sqe_ops.get(usize::from(opcode)).copied().unwrap_or(false)
+            && flags & self.sqe_flags_required == self.sqe_flags_required
+            && flags & !(self.sqe_flags_allowed | self.sqe_flags_required) == 0
+    }
+}
 
 /// `io_uring_register(fd, opcode, arg, nr_args)`.
 pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
-    let (_file, ring) = ring_of(fd)?;
-    super::check_issuer(&ring)?;
+    // The ring-fd table belongs to the task, not to a ring.
+    let use_registered = opcode & IORING_REGISTER_USE_REGISTERED_RING != 0;
+    let opcode = opcode & !IORING_REGISTER_USE_REGISTERED_RING;
+    if fd == -1 && !use_registered {
+        match opcode {
+            IORING_REGISTER_RING_FDS | IORING_UNREGISTER_RING_FDS => {}
+            _ => return Err(EBADF),
+        }
+    }
     match opcode {
+        IORING_REGISTER_RING_FDS => return super::tctx::register_ring_fds(arg, nr_args),
+        IORING_UNREGISTER_RING_FDS => return super::tctx::unregister_ring_fds(arg, nr_args),
+        _ => {}
+    }
+    let (_file, ring) = if use_registered { super::tctx::registered_ring(fd)? } else { ring_of(fd)? };
+    super::check_issuer(&ring)?;
+    // A restricted ring (enabled after IORING_REGISTER_RESTRICTIONS) allows only the
+    // registrations it listed.
+    if !ring.disabled.load(core::sync::atomic::Ordering::Relaxed)
+        && let Some(r) = ring.restrictions.lock().as_ref()
+        && !r.register_ops.get(opcode as usize).copied().unwrap_or(false)
+    {
+        return Err(EACCES);
+    }
+    match opcode {
+        IORING_REGISTER_RESTRICTIONS => restrict(&ring, arg, nr_args),
+        IORING_REGISTER_ENABLE_RINGS => {
+            if arg != 0 || nr_args != 0 {
+                return Err(EINVAL);
+            }
+            if !ring.disabled.load(core::sync::atomic::Ordering::Relaxed) {
+                return Err(EBADFD);
+            }
+            // The enabler becomes the single issuer (Linux: set at enable for R_DISABLED).
+            if ring.setup_flags & IORING_SETUP_SINGLE_ISSUER != 0 && ring.sqpoll.is_none() {
+                ring.issuer.store(crate::task::sched::current().tid, core::sync::atomic::Ordering::Relaxed);
+            }
+            ring.disabled.store(false, core::sync::atomic::Ordering::Release);
+            if let Some(sq) = &ring.sqpoll {
+                super::sqpoll::wake(sq);
+            }
+            Ok(0)
+        }
         IORING_REGISTER_BUFFERS => register_buffers(&ring, arg, nr_args),
         IORING_UNREGISTER_BUFFERS => {
             if arg != 0 || nr_args != 0 {
@@ -106,6 +171,54 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
         }
         _ => Err(EINVAL),
     }
+}
+
+/// `struct io_uring_restriction`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RestrictionReg {
+    opcode: u16,
+    /// register_op, sqe_op or sqe_flags, per `opcode`.
+    value: u8,
+    resv: u8,
+    resv2: [u32; 3],
+}
+const _: () = assert!(size_of::<RestrictionReg>() == 16);
+// SAFETY: plain integers, every bit pattern valid.
+unsafe impl crate::mm::uaccess::Pod for RestrictionReg {}
+
+/// IORING_REGISTER_RESTRICTIONS: only on a disabled ring, once; an unknown kind or a
+/// value out of range leaves no restrictions and is -EINVAL.
+fn restrict(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
+    if !ring.disabled.load(core::sync::atomic::Ordering::Relaxed) {
+        return Err(EBADFD);
+    }
+    if ring.restrictions.lock().is_some() {
+        return Err(EBUSY);
+    }
+    // Linux: IORING_RESTRICTION_LAST + IORING_REGISTER_LAST + IORING_OP_LAST at most.
+    if arg == 0 || nr as usize > 4 + IORING_REGISTER_LAST as usize + IORING_OP_LAST {
+        return Err(EINVAL);
+    }
+    let mut r = Restrictions {
+        register_ops: [false; IORING_REGISTER_LAST as usize],
+        sqe_ops: [false; IORING_OP_LAST],
+        sqe_flags_allowed: 0,
+        sqe_flags_required: 0,
+    };
+    for i in 0..u64::from(nr) {
+        let reg: RestrictionReg = task::read_user(arg + i * 16)?;
+        let v = usize::from(reg.value);
+        match reg.opcode {
+            0 if v < IORING_REGISTER_LAST as usize => r.register_ops[v] = true,
+            1 if v < IORING_OP_LAST => r.sqe_ops[v] = true,
+            2 => r.sqe_flags_allowed = reg.value,
+            3 => r.sqe_flags_required = reg.value,
+            _ => return Err(EINVAL),
+        }
+    }
+    *ring.restrictions.lock() = Some(r);
+    Ok(0)
 }
 
 /// The io-wq a registration acts on: the SQ poller's for an SQPOLL ring, else the

@@ -56,6 +56,8 @@ pub struct Rings {
     sqe_va: Vec<usize>,
     pub sq_entries: u32,
     pub cq_entries: u32,
+    /// Offset of the SQ index array; 0 with IORING_SETUP_NO_SQARRAY (SQEs are taken in
+    /// ring order then).
     array: usize,
     pub ring_bytes: usize,
     pub sqe_bytes: usize,
@@ -70,9 +72,14 @@ fn allocate(bytes: usize) -> KResult<Arc<SharedPages>> {
 }
 
 impl Rings {
-    pub fn new(sq_entries: u32, cq_entries: u32) -> KResult<Self> {
-        let array = (CQES + cq_entries as usize * size_of::<Cqe>()).next_multiple_of(64);
-        let ring_bytes = array + sq_entries as usize * 4;
+    pub fn new(sq_entries: u32, cq_entries: u32, sq_array: bool) -> KResult<Self> {
+        let cqes_end = CQES + cq_entries as usize * size_of::<Cqe>();
+        let (array, ring_bytes) = if sq_array {
+            let array = cqes_end.next_multiple_of(64);
+            (array, array + sq_entries as usize * 4)
+        } else {
+            (0, cqes_end)
+        };
         let sqe_bytes = sq_entries as usize * size_of::<Sqe>();
         let (ring_pages, sqe_pages) = (allocate(ring_bytes)?, allocate(sqe_bytes)?);
         let va = |p: &SharedPages| (0..p.len()).map(|i| frame_ptr(p.existing(i)) as usize).collect();
@@ -147,10 +154,14 @@ impl Rings {
         self.word(SQ_HEAD).store(head, Ordering::Release);
     }
 
-    /// The SQE index user space put in array slot `pos` (masked).
+    /// The SQE index user space put in array slot `pos` (masked); without the array,
+    /// the slot itself.
     pub fn sq_array(&self, pos: u32) -> u32 {
-        let slot = (pos & (self.sq_entries - 1)) as usize;
-        self.word(self.array + slot * 4).load(Ordering::Relaxed)
+        let slot = pos & (self.sq_entries - 1);
+        if self.array == 0 {
+            return slot;
+        }
+        self.word(self.array + slot as usize * 4).load(Ordering::Relaxed)
     }
 
     /// Copies SQE `index` (< sq_entries) out of shared memory, once.

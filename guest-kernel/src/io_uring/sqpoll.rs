@@ -72,7 +72,8 @@ fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>
         if sq.tctx.lock().is_none() {
             *sq.tctx.lock() = tctx::current(&ring).ok();
         }
-        if ring.sq_pending() > 0 {
+        // A disabled ring (R_DISABLED) is not polled until it is enabled.
+        if ring.sq_pending() > 0 && !ring.disabled.load(Ordering::Acquire) {
             let _ = ring.submit(u32::MAX, me);
             sq.consumed.wake_all();
             last_work = time::monotonic_ns();
@@ -96,7 +97,7 @@ fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>
         // store before its load of the flags).
         ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, true);
         fence(Ordering::SeqCst);
-        if ring.sq_pending() == 0 {
+        if ring.sq_pending() == 0 || ring.disabled.load(Ordering::Acquire) {
             sq.sleeping.store(true, Ordering::Relaxed);
             // Sleep without holding the ring, so closing it can end us.
             drop(ring);

@@ -25,6 +25,7 @@ use super::io_wq::IoWq;
 use super::uapi::*;
 use super::{cancel, IoUring, Request, Work};
 use crate::errno::*;
+use crate::fs::OpenFile;
 use crate::sync::SpinLock;
 use crate::task::{sched, Task};
 
@@ -39,20 +40,27 @@ pub struct Tctx {
     dead: AtomicBool,
     /// Address of the ring it submitted to last (already in `rings`).
     last_ring: core::sync::atomic::AtomicUsize,
+    /// IORING_REGISTER_RING_FDS: rings this task names by index (Linux: 16 of them).
+    registered: SpinLock<[Option<Arc<OpenFile>>; RINGFD_MAX]>,
 }
+
+/// Registered ring fds per task (Linux's IO_RINGFD_REG_MAX).
+const RINGFD_MAX: usize = 16;
 
 /// Bounded io-wq workers: Linux's min(SQ entries, 4 x CPUs), with one CPU here.
 const BOUNDED_PER_CPU: u32 = 4;
 
 impl Tctx {
-    fn new(task: &Arc<Task>, ring: &IoUring) -> Arc<Self> {
+    /// A task's context; its io-wq has at most `bounded` bounded workers.
+    fn new(task: &Arc<Task>, bounded: u32) -> Arc<Self> {
         Arc::new(Self {
             task: Arc::downgrade(task),
             work: SpinLock::new(VecDeque::new()),
-            iowq: IoWq::new(&task.process, ring.rings.sq_entries.min(BOUNDED_PER_CPU)),
+            iowq: IoWq::new(&task.process, bounded),
             rings: SpinLock::new(Vec::new()),
             dead: AtomicBool::new(false),
             last_ring: core::sync::atomic::AtomicUsize::new(0),
+            registered: SpinLock::new([const { None }; RINGFD_MAX]),
         })
     }
 
@@ -73,7 +81,7 @@ pub fn of_task(me: &Arc<Task>, ring: &Arc<IoUring>) -> KResult<Arc<Tctx>> {
     let tctx = match existing {
         Some(t) => t,
         None => {
-            let t = Tctx::new(me, ring);
+            let t = Tctx::new(me, ring.rings.sq_entries.min(BOUNDED_PER_CPU));
             *me.io_uring.lock() = Some(Arc::clone(&t));
             t
         }
@@ -177,14 +185,116 @@ pub fn task_cancel(me: &Arc<Task>) {
     me.task_work.store(false, Ordering::Relaxed);
 }
 
-/// The task exits: no new work is taken for it, its requests are cancelled, and its
-/// io-wq ends.
+/// The task exits: no new work is taken for it, its requests are cancelled, its
+/// registered ring fds let go, and its io-wq ends.
 pub fn task_exit(me: &Arc<Task>) {
     let Some(tctx) = of(me) else { return };
     tctx.dead.store(true, Ordering::Relaxed);
     task_cancel(me);
+    let rings = core::mem::replace(&mut *tctx.registered.lock(), [const { None }; RINGFD_MAX]);
+    drop(rings);
     me.io_uring.lock().take();
     for (ring, req) in tctx.iowq.exit() {
         ring.complete_async(req, -ECANCELED.0);
     }
+}
+
+/// `struct io_uring_rsrc_update`: a slot (or -1: any free one) and a ring fd.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RingFdReg {
+    offset: u32,
+    resv: u32,
+    data: u64,
+}
+// SAFETY: plain integers, every bit pattern valid.
+unsafe impl crate::mm::uaccess::Pod for RingFdReg {}
+
+/// The current task's context, made if it has none yet (registration needs one).
+fn current_any() -> Arc<Tctx> {
+    let me = sched::current();
+    let existing = me.io_uring.lock().clone();
+    existing.unwrap_or_else(|| {
+        let t = Tctx::new(&me, BOUNDED_PER_CPU);
+        *me.io_uring.lock() = Some(Arc::clone(&t));
+        t
+    })
+}
+
+/// IORING_REGISTER_RING_FDS: `nr` entries at `arg`, each a ring fd to name by a slot
+/// (its `offset`, or -1: the lowest free one, written back). Returns how many were
+/// registered (or the first entry's error).
+pub fn register_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
+    if nr as usize > RINGFD_MAX {
+        return Err(EINVAL);
+    }
+    let tctx = current_any();
+    let mut done = 0u64;
+    for i in 0..u64::from(nr) {
+        let at = arg + i * 16;
+        let step = (|| {
+            let mut reg: RingFdReg = crate::task::read_user(at)?;
+            if reg.resv != 0 {
+                return Err(EINVAL);
+            }
+            let (start, end) = match reg.offset {
+                u32::MAX => (0, RINGFD_MAX),
+                o if (o as usize) < RINGFD_MAX => (o as usize, o as usize + 1),
+                _ => return Err(EINVAL),
+            };
+            let file = crate::task::current_process().files.lock().get(reg.data as i32)?;
+            if !super::is_ring(&file) {
+                return Err(EOPNOTSUPP);
+            }
+            let slot = {
+                let mut table = tctx.registered.lock();
+                let slot = (start..end).find(|&s| table[s].is_none()).ok_or(EBUSY)?;
+                table[slot] = Some(file);
+                slot
+            };
+            if reg.offset == u32::MAX {
+                reg.offset = slot as u32;
+                if let Err(e) = crate::task::write_user(at, &reg) {
+                    let gone = tctx.registered.lock()[slot].take();
+                    drop(gone);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })();
+        match step {
+            Ok(()) => done += 1,
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
+}
+
+/// IORING_UNREGISTER_RING_FDS: `nr` entries naming slots to empty.
+pub fn unregister_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
+    if nr as usize > RINGFD_MAX {
+        return Err(EINVAL);
+    }
+    let Some(tctx) = of(&sched::current()) else { return Ok(0) };
+    let mut done = 0u64;
+    for i in 0..u64::from(nr) {
+        let reg: RingFdReg = crate::task::read_user(arg + i * 16)?;
+        if reg.resv != 0 || reg.data != 0 || reg.offset as usize >= RINGFD_MAX {
+            return if done > 0 { Ok(done) } else { Err(EINVAL) };
+        }
+        let gone = tctx.registered.lock()[reg.offset as usize].take();
+        drop(gone);
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// The ring registered at `index` by the current task (IORING_ENTER_REGISTERED_RING).
+pub fn registered_ring(index: i32) -> KResult<(Arc<OpenFile>, Arc<IoUring>)> {
+    let index = usize::try_from(index).ok().filter(|&i| i < RINGFD_MAX).ok_or(EINVAL)?;
+    let tctx = of(&sched::current()).ok_or(EBADF)?;
+    let file = tctx.registered.lock()[index].clone().ok_or(EBADF)?;
+    let ring = file.node.as_any().downcast_ref::<IoUring>().ok_or(EBADF)?.arc();
+    Ok((file, ring))
 }

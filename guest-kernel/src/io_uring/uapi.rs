@@ -143,11 +143,13 @@ pub const IORING_SETUP_SQPOLL: u32 = 1 << 1;
 pub const IORING_SETUP_SQ_AFF: u32 = 1 << 2;
 pub const IORING_SETUP_CQSIZE: u32 = 1 << 3;
 pub const IORING_SETUP_CLAMP: u32 = 1 << 4;
+pub const IORING_SETUP_R_DISABLED: u32 = 1 << 6;
 pub const IORING_SETUP_SUBMIT_ALL: u32 = 1 << 7;
 pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
 pub const IORING_SETUP_TASKRUN_FLAG: u32 = 1 << 9;
 pub const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
 pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
+pub const IORING_SETUP_NO_SQARRAY: u32 = 1 << 16;
 
 // Features this kernel honours (advertised in `params.features`).
 pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
@@ -170,6 +172,8 @@ pub const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
 pub const IORING_ENTER_SQ_WAKEUP: u32 = 1 << 1;
 pub const IORING_ENTER_SQ_WAIT: u32 = 1 << 2;
 pub const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+/// `fd` is an index into the task's registered rings (IORING_REGISTER_RING_FDS).
+pub const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
 
 // SQE flags.
 pub const IOSQE_FIXED_FILE: u8 = 1 << 0;
