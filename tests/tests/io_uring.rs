@@ -54,7 +54,26 @@ fn guest_and_host_run_the_same_tests() {
     let _ = std::fs::remove_dir_all(&dir);
     let guest = tests::boot(tests::Platform::QemuTcg, "init=/bin/uring-test", &["-initrd", tests::rootfs().to_str().unwrap()]);
     let lines = |s: &str| s.lines().filter(|l| l.starts_with("test ")).map(str::to_owned).collect::<Vec<_>>();
-    assert_eq!(lines(&guest.stdout), lines(&host), "guest and host differ\n{guest}");
+    let (guest_lines, host_lines) = (lines(&guest.stdout), lines(&host));
+    // Features the host's Linux has and our kernel does not yet, which the guest must
+    // report as unsupported, the way a program finds out (the io_uring breadth issue
+    // tracks them). Anything else must match to the letter.
+    let gaps = ["regring::fd_only"];
+    let known_gap = |g: &str, h: &str| {
+        gaps.iter().any(|name| {
+            let head = format!("test {name} ...");
+            g.starts_with(&head) && g.contains("ok (unsupported") && h == format!("{head} ok")
+        })
+    };
+    assert_eq!(guest_lines.len(), host_lines.len(), "guest and host differ\n{guest}");
+    for (g, h) in guest_lines.iter().zip(&host_lines) {
+        assert!(g == h || known_gap(g, h), "guest and host differ:\n  guest: {g}\n  host:  {h}\n{guest}");
+    }
+    // A gap that is gone must leave the list.
+    for name in gaps {
+        let unsupported = guest_lines.iter().any(|g| g.starts_with(&format!("test {name} ...")) && g.contains("unsupported"));
+        assert!(unsupported, "{name} now works in the guest: take it off the list");
+    }
 }
 
 // Guest only (it reads our kernel's own accounting): rings torn down with requests

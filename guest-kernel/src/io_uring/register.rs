@@ -43,30 +43,31 @@ impl Restrictions {
 
 /// `io_uring_register(fd, opcode, arg, nr_args)`.
 pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
-    // The ring-fd table belongs to the task, not to a ring.
     let use_registered = opcode & IORING_REGISTER_USE_REGISTERED_RING != 0;
     let opcode = opcode & !IORING_REGISTER_USE_REGISTERED_RING;
+    // Linux's "blind" registrations (fd -1) are not here (SEND_MSG_RING, QUERY).
     if fd == -1 && !use_registered {
-        match opcode {
-            IORING_REGISTER_RING_FDS | IORING_UNREGISTER_RING_FDS => {}
-            _ => return Err(EBADF),
-        }
-    }
-    match opcode {
-        IORING_REGISTER_RING_FDS => return super::tctx::register_ring_fds(arg, nr_args),
-        IORING_UNREGISTER_RING_FDS => return super::tctx::unregister_ring_fds(arg, nr_args),
-        _ => {}
+        return Err(EINVAL);
     }
     let (_file, ring) = if use_registered { super::tctx::registered_ring(fd)? } else { ring_of(fd)? };
-    super::check_issuer(&ring)?;
+    if opcode >= IORING_REGISTER_LAST {
+        return Err(EINVAL);
+    }
     // A restricted ring (enabled after IORING_REGISTER_RESTRICTIONS) allows only the
     // registrations it listed.
     if !ring.disabled.load(core::sync::atomic::Ordering::Relaxed)
         && let Some(r) = ring.restrictions.lock().as_ref()
-        && !r.register_ops.get(opcode as usize).copied().unwrap_or(false)
+        && !r.register_ops[opcode as usize]
     {
         return Err(EACCES);
     }
+    match opcode {
+        // The ring-fd table belongs to the calling task, whichever ring names it.
+        IORING_REGISTER_RING_FDS => return super::tctx::register_ring_fds(arg, nr_args),
+        IORING_UNREGISTER_RING_FDS => return super::tctx::unregister_ring_fds(arg, nr_args),
+        _ => {}
+    }
+    super::check_issuer(&ring)?;
     match opcode {
         IORING_REGISTER_RESTRICTIONS => restrict(&ring, arg, nr_args),
         IORING_REGISTER_ENABLE_RINGS => {

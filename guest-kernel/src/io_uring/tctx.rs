@@ -225,7 +225,7 @@ fn current_any() -> Arc<Tctx> {
 /// (its `offset`, or -1: the lowest free one, written back). Returns how many were
 /// registered (or the first entry's error).
 pub fn register_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
-    if nr as usize > RINGFD_MAX {
+    if nr == 0 || nr as usize > RINGFD_MAX {
         return Err(EINVAL);
     }
     let tctx = current_any();
@@ -273,7 +273,7 @@ pub fn register_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
 
 /// IORING_UNREGISTER_RING_FDS: `nr` entries naming slots to empty.
 pub fn unregister_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
-    if nr as usize > RINGFD_MAX {
+    if nr == 0 || nr as usize > RINGFD_MAX {
         return Err(EINVAL);
     }
     let Some(tctx) = of(&sched::current()) else { return Ok(0) };
@@ -293,7 +293,8 @@ pub fn unregister_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
 /// The ring registered at `index` by the current task (IORING_ENTER_REGISTERED_RING).
 pub fn registered_ring(index: i32) -> KResult<(Arc<OpenFile>, Arc<IoUring>)> {
     let index = usize::try_from(index).ok().filter(|&i| i < RINGFD_MAX).ok_or(EINVAL)?;
-    let tctx = of(&sched::current()).ok_or(EBADF)?;
+    // A task that never used io_uring has no table at all: EINVAL, as Linux.
+    let tctx = of(&sched::current()).ok_or(EINVAL)?;
     let file = tctx.registered.lock()[index].clone().ok_or(EBADF)?;
     let ring = file.node.as_any().downcast_ref::<IoUring>().ok_or(EBADF)?.arc();
     Ok((file, ring))
