@@ -53,7 +53,7 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         IORING_MSG_SEND_FD => send_fd(ring, &target, m),
         _ => Err(EINVAL),
     };
-    Some((req, res.map_or_else(|e| -e.0, |v| v)))
+    Some((req, res.unwrap_or_else(|e| -e.0)))
 }
 
 fn send_data(target: &Arc<IoUring>, m: MsgRing) -> KResult<i32> {
