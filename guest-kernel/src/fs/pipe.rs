@@ -59,6 +59,55 @@ fn wait_error(e: WaitError) -> Errno {
     }
 }
 
+impl PipeEnd {
+    /// Whether `other` is an end of the same pipe.
+    pub fn same_pipe(&self, other: &PipeEnd) -> bool {
+        Arc::ptr_eq(&self.pipe, &other.pipe)
+    }
+
+    /// Free room for a write end, waiting (unless `nonblock`) while there is none and a
+    /// reader remains (splice into a pipe takes no more than fits).
+    pub fn wait_room(&self, nonblock: bool) -> KResult<usize> {
+        let p = &self.pipe;
+        let room = || {
+            let r = p.ring.lock();
+            if r.readers == 0 { usize::MAX } else { CAPACITY - r.len }
+        };
+        if room() == 0 {
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            p.writable.wait_until(None, || room() > 0).map_err(wait_error)?;
+        }
+        match room() {
+            usize::MAX => Err(EPIPE),
+            n => Ok(n),
+        }
+    }
+
+    /// Copies up to `buf.len()` bytes from a read end without consuming them (tee),
+    /// waiting (unless `nonblock`) for data; 0 when empty with no writer left.
+    pub fn peek(&self, buf: &mut [u8], nonblock: bool) -> KResult<usize> {
+        let p = &self.pipe;
+        let ready = || {
+            let r = p.ring.lock();
+            r.len > 0 || r.writers == 0
+        };
+        if !ready() {
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            p.readable.wait_until(None, ready).map_err(wait_error)?;
+        }
+        let r = p.ring.lock();
+        let n = r.len.min(buf.len());
+        let first = n.min(CAPACITY - r.head);
+        buf[..first].copy_from_slice(&r.data[r.head..r.head + first]);
+        buf[first..n].copy_from_slice(&r.data[..n - first]);
+        Ok(n)
+    }
+}
+
 impl Node for PipeEnd {
     fn stat(&self) -> Stat {
         Stat { ino: self.pipe.ino, mode: FileType::Fifo.mode_bits() | 0o600, nlink: 1, ..Stat::default() }

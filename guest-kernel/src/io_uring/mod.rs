@@ -42,6 +42,7 @@ mod register;
 mod ring;
 mod rsrc;
 mod rw;
+mod splice;
 mod sqpoll;
 mod sync;
 mod timeout;
@@ -118,6 +119,7 @@ pub enum Op {
     Cancel(cancel::CancelData),
     Kbuf(kbuf::KbufOp),
     MsgRing(msg_ring::MsgRing),
+    Splice(splice::Splice),
     OpenClose(openclose::OpenCloseOp),
     /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
     FilesUpdate { addr: u64, nr: u32, offset: u32 },

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, fs, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, sync, timeout, IoUring, Issued, Op, Request};
+use super::{advise, cancel, fs, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -107,10 +107,10 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("RECV"),
     unsupported("OPENAT2"),
     unsupported("EPOLL_CTL"),
-    unsupported("SPLICE"),
+    iowq_op("SPLICE", splice::prep, splice::issue),
     inline_op("PROVIDE_BUFFERS", kbuf::prep, kbuf::issue),
     inline_op("REMOVE_BUFFERS", kbuf::prep, kbuf::issue),
-    unsupported("TEE"),
+    iowq_op("TEE", splice::prep, splice::issue),
     unsupported("SHUTDOWN"),
     fs_op("RENAMEAT"),
     fs_op("UNLINKAT"),

@@ -940,3 +940,114 @@ pub fn fstatfs(c: &mut Ctx) -> KResult<u64> {
     let f = file(c.int(0))?;
     write_statfs(c.a[1], &f.node.statfs()?)
 }
+
+// --- splice and tee ---
+
+pub const SPLICE_F_NONBLOCK: u32 = 2;
+/// MOVE, NONBLOCK, MORE, GIFT.
+pub const SPLICE_F_ALL: u32 = 0xf;
+/// The most one splice or tee moves (a pipe's capacity).
+const SPLICE_MAX: usize = 64 * 1024;
+
+fn as_pipe(f: &OpenFile) -> Option<&pipe::PipeEnd> {
+    f.node.as_any().downcast_ref::<pipe::PipeEnd>()
+}
+
+/// splice(2) (also io_uring's SPLICE): moves up to `len` bytes from `fin` to `fout`, one
+/// of which is a pipe; a file side reads or writes at its offset, or at (and advancing)
+/// its position when the offset is None. The bytes go through a kernel buffer here,
+/// where Linux moves pipe pages: the same results, one copy more.
+pub fn splice_files(fin: &OpenFile, off_in: Option<u64>, fout: &OpenFile, off_out: Option<u64>, len: usize, flags: u32) -> KResult<usize> {
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(EINVAL);
+    }
+    if !fin.readable() || !fout.writable() {
+        return Err(EBADF);
+    }
+    let (pin, pout) = (as_pipe(fin), as_pipe(fout));
+    match (pin, pout) {
+        (None, None) => return Err(EINVAL),
+        (Some(a), Some(b)) if a.same_pipe(b) => return Err(EINVAL),
+        _ => {}
+    }
+    if (pin.is_some() && off_in.is_some()) || (pout.is_some() && off_out.is_some()) {
+        return Err(ESPIPE);
+    }
+    if pout.is_none() && fout.flags() & O_APPEND != 0 {
+        return Err(EINVAL);
+    }
+    if off_in.is_some_and(|o| (o as i64) < 0) || off_out.is_some_and(|o| (o as i64) < 0) {
+        return Err(EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    // O_NONBLOCK on either file makes the splice nonblocking, as SPLICE_F_NONBLOCK.
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || (fin.flags() | fout.flags()) & O_NONBLOCK != 0;
+    let room = match pout {
+        Some(p) => p.wait_room(nonblock)?,
+        None => SPLICE_MAX,
+    };
+    let mut buf = alloc::vec![0u8; len.min(room).min(SPLICE_MAX)];
+    let n = match pin {
+        Some(_) => fin.node.read(0, &mut IoBuf::Kernel(&mut buf), nonblock)?,
+        None => read_file(fin, &mut IoBuf::Kernel(&mut buf), off_in)?,
+    };
+    if n == 0 {
+        return Ok(0);
+    }
+    write_file(fout, &IoBuf::Kernel(&mut buf[..n]), off_out)
+}
+
+/// tee(2) (also io_uring's TEE): copies up to `len` bytes from one pipe to another
+/// without consuming them.
+pub fn tee_files(fin: &OpenFile, fout: &OpenFile, len: usize, flags: u32) -> KResult<usize> {
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(EINVAL);
+    }
+    let (Some(pin), Some(pout)) = (as_pipe(fin), as_pipe(fout)) else { return Err(EINVAL) };
+    if !fin.readable() || !fout.writable() {
+        return Err(EBADF);
+    }
+    if pin.same_pipe(pout) {
+        return Err(EINVAL);
+    }
+    if len == 0 {
+        return Ok(0);
+    }
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || (fin.flags() | fout.flags()) & O_NONBLOCK != 0;
+    let room = pout.wait_room(nonblock)?;
+    let mut buf = alloc::vec![0u8; len.min(room).min(SPLICE_MAX)];
+    let n = pin.peek(&mut buf, nonblock)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    fout.node.write(0, &IoBuf::Kernel(&mut buf[..n]), nonblock)
+}
+
+/// Reads an optional `loff_t *` argument.
+fn user_offset(addr: u64) -> KResult<Option<u64>> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    Ok(Some(task::read_user::<u64>(addr)?))
+}
+
+pub fn splice(c: &mut Ctx) -> KResult<u64> {
+    let (fin, fout) = (file(c.int(0))?, file(c.int(2))?);
+    let (off_in, off_out) = (user_offset(c.a[1])?, user_offset(c.a[3])?);
+    let n = splice_files(&fin, off_in, &fout, off_out, c.a[4] as usize, c.a[5] as u32)?;
+    // The offsets given move past what was moved.
+    if let Some(o) = off_in {
+        task::write_user(c.a[1], &(o + n as u64))?;
+    }
+    if let Some(o) = off_out {
+        task::write_user(c.a[3], &(o + n as u64))?;
+    }
+    Ok(n as u64)
+}
+
+pub fn tee(c: &mut Ctx) -> KResult<u64> {
+    let (fin, fout) = (file(c.int(0))?, file(c.int(1))?);
+    tee_files(&fin, &fout, c.a[2] as usize, c.a[3] as u32).map(|n| n as u64)
+}

@@ -137,6 +137,8 @@ syscall_table! {
     268 fchmodat => fs::fchmodat,
     269 faccessat => fs::faccessat,
     273 set_robust_list => sys::set_robust_list,
+    275 splice => fs::splice,
+    276 tee => fs::tee,
     277 sync_file_range => fs::sync_file_range,
     284 eventfd => fs::eventfd,
     285 fallocate => fs::fallocate,
