@@ -49,6 +49,10 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
         crate::task::current_process().files.lock().get(s.fd_in)
     };
     let Ok(fin) = fin else { return Some((req, -EBADF.0)) };
+    // Nothing to move: 0, whatever the two files are (Linux checks nothing more).
+    if s.len == 0 {
+        return Some((req, 0));
+    }
     let flags = s.flags & !SPLICE_F_FD_IN_FIXED;
     let res = if s.tee {
         sys::tee_files(&fin, &fout, s.len as usize, flags)

@@ -1034,6 +1034,10 @@ fn user_offset(addr: u64) -> KResult<Option<u64>> {
 }
 
 pub fn splice(c: &mut Ctx) -> KResult<u64> {
+    // Linux answers a zero length before looking at anything else.
+    if c.a[4] == 0 {
+        return Ok(0);
+    }
     let (fin, fout) = (file(c.int(0))?, file(c.int(2))?);
     let (off_in, off_out) = (user_offset(c.a[1])?, user_offset(c.a[3])?);
     let n = splice_files(&fin, off_in, &fout, off_out, c.a[4] as usize, c.a[5] as u32)?;
@@ -1048,6 +1052,13 @@ pub fn splice(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn tee(c: &mut Ctx) -> KResult<u64> {
+    // The flags are checked first, then a zero length is 0 before the files.
+    if c.a[3] as u32 & !SPLICE_F_ALL != 0 {
+        return Err(EINVAL);
+    }
+    if c.a[2] == 0 {
+        return Ok(0);
+    }
     let (fin, fout) = (file(c.int(0))?, file(c.int(1))?);
     tee_files(&fin, &fout, c.a[2] as usize, c.a[3] as u32).map(|n| n as u64)
 }
