@@ -1,17 +1,26 @@
-//! Provided buffers (Linux's io_uring/kbuf.c), the classic kind: IORING_OP_PROVIDE_BUFFERS
-//! hands the ring a group of buffers (`nbufs` of `len` bytes from `addr`, ids from
-//! `bid`), IORING_OP_REMOVE_BUFFERS takes some back. A READ or READV with
-//! IOSQE_BUFFER_SELECT names a group instead of a buffer: the kernel picks one when the
-//! read happens, and the CQE says which (IORING_CQE_F_BUFFER, the id in the upper 16
-//! bits of `flags`). A read that has to wait gives its buffer back until it retries.
+//! Provided buffers (Linux's io_uring/kbuf.c). A READ or READV with IOSQE_BUFFER_SELECT
+//! names a group instead of a buffer: the kernel picks one when the read happens, and the
+//! CQE says which (IORING_CQE_F_BUFFER, the id in the upper 16 bits of `flags`).
+//! Groups come in two kinds:
+//! - classic: IORING_OP_PROVIDE_BUFFERS hands the ring `nbufs` buffers of `len` bytes
+//!   from `addr` (ids from `bid`), REMOVE_BUFFERS takes some back; a read waiting for a
+//!   pipe keeps the buffer it took;
+//! - ring-mapped (IORING_REGISTER_PBUF_RING): a ring of `struct io_uring_buf` in user
+//!   memory (pinned) or kernel memory the program maps (IOU_PBUF_RING_MMAP); the program
+//!   adds buffers and publishes the tail, the kernel consumes from its own head. A buffer
+//!   is consumed when the read takes data; a read that has to wait leaves it in the ring.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU16, Ordering};
 
 use super::uapi::Sqe;
 use super::{IoUring, Issued, Op, Request};
 use crate::errno::*;
+use crate::mm::user::SharedPages;
+use crate::mm::{frame_ptr, PAGE_SIZE};
 
 pub const IORING_OP_PROVIDE_BUFFERS: u8 = 31;
 pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
@@ -29,20 +38,212 @@ pub struct Buf {
     pub bid: u16,
 }
 
-/// The ring's buffer groups by id, each in the order its buffers are handed out.
+/// A ring-mapped buffer group.
+pub struct BufRing {
+    /// The ring's frames, one per page (pinned user pages, or `shared`'s).
+    frames: Vec<u64>,
+    /// IOU_PBUF_RING_MMAP: the kernel's pages, which the program maps.
+    pub shared: Option<Arc<SharedPages>>,
+    entries: u32,
+    /// The kernel's head (free-running u16, as the tail).
+    head: u16,
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        if self.shared.is_none() {
+            for &f in &self.frames {
+                crate::mm::frame::unpin(f);
+            }
+        }
+    }
+}
+
+impl BufRing {
+    /// Kernel pointer to byte `offset` of the ring (16-byte entries never straddle pages).
+    fn at(&self, offset: usize) -> *mut u8 {
+        frame_ptr(self.frames[offset / PAGE_SIZE as usize]).wrapping_add(offset % PAGE_SIZE as usize)
+    }
+
+    /// The tail the program published (in the first entry's last two bytes). Acquire
+    /// pairs with the program's release store of the tail after it filled the entries.
+    fn tail(&self) -> u16 {
+        // SAFETY: offset 14 of the ring's first page, 2-aligned; the program races with
+        // us only through this atomic.
+        unsafe { &*self.at(14).cast::<AtomicU16>() }.load(Ordering::Acquire)
+    }
+
+    /// The entry at the head, if the ring is not empty.
+    fn peek(&self) -> Option<Buf> {
+        if self.tail() == self.head {
+            return None;
+        }
+        let slot = (u32::from(self.head) & (self.entries - 1)) as usize * 16;
+        // SAFETY: an entry inside the ring's frames; a plain copy of integers the program
+        // may be writing (a torn value is its own error, never ours).
+        let (addr, len, bid) = unsafe {
+            let p = self.at(slot);
+            (p.cast::<u64>().read_volatile(), p.add(8).cast::<u32>().read_volatile(), p.add(12).cast::<u16>().read_volatile())
+        };
+        Some(Buf { addr, len, bid })
+    }
+}
+
+/// One group of provided buffers.
+pub enum Group {
+    Classic(VecDeque<Buf>),
+    Ring(BufRing),
+}
+
+/// The ring's buffer groups by id.
 #[derive(Default)]
-pub struct Groups(BTreeMap<u16, VecDeque<Buf>>);
+pub struct Groups(BTreeMap<u16, Group>);
 
 impl Groups {
-    /// Takes the next buffer of group `bgid` (ENOBUFS if there is none).
+    /// Takes the next buffer of group `bgid` (ENOBUFS if there is none). From a ring it
+    /// is consumed by [`commit`](Self::commit), once the read took data.
     pub fn select(&mut self, bgid: u16) -> KResult<Buf> {
-        self.0.get_mut(&bgid).and_then(VecDeque::pop_front).ok_or(ENOBUFS)
+        match self.0.get_mut(&bgid) {
+            Some(Group::Classic(list)) => list.pop_front().ok_or(ENOBUFS),
+            Some(Group::Ring(ring)) => ring.peek().ok_or(ENOBUFS),
+            None => Err(ENOBUFS),
+        }
     }
 
-    /// Gives back a buffer a request did not use; it is the next one handed out.
-    pub fn recycle(&mut self, bgid: u16, buf: Buf) {
-        self.0.entry(bgid).or_default().push_front(buf);
+    /// Whether group `bgid` is ring-mapped.
+    pub fn is_ring(&self, bgid: u16) -> bool {
+        matches!(self.0.get(&bgid), Some(Group::Ring(_)))
     }
+
+    /// A ring-mapped buffer was used: the ring's head moves past it.
+    pub fn commit(&mut self, bgid: u16) {
+        if let Some(Group::Ring(ring)) = self.0.get_mut(&bgid) {
+            ring.head = ring.head.wrapping_add(1);
+        }
+    }
+
+    /// Gives back a classic buffer a request did not use; it is the next one handed out.
+    /// (A ring-mapped one was never taken off its ring.)
+    pub fn recycle(&mut self, bgid: u16, buf: Buf) {
+        if let Group::Classic(list) = self.0.entry(bgid).or_insert_with(|| Group::Classic(VecDeque::new())) {
+            list.push_front(buf);
+        }
+    }
+
+    /// The kernel pages of ring-mapped group `bgid` (IOU_PBUF_RING_MMAP), for mmap.
+    pub fn mmap_pages(&self, bgid: u16) -> KResult<Arc<SharedPages>> {
+        match self.0.get(&bgid) {
+            Some(Group::Ring(BufRing { shared: Some(p), .. })) => Ok(Arc::clone(p)),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
+/// `struct io_uring_buf_reg`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct BufReg {
+    ring_addr: u64,
+    ring_entries: u32,
+    bgid: u16,
+    flags: u16,
+    resv: [u64; 3],
+}
+const _: () = assert!(size_of::<BufReg>() == 40);
+// SAFETY: plain integers, every bit pattern valid.
+unsafe impl crate::mm::uaccess::Pod for BufReg {}
+
+const IOU_PBUF_RING_MMAP: u16 = 1;
+
+/// IORING_REGISTER_PBUF_RING.
+pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
+    if nr != 1 {
+        return Err(EINVAL);
+    }
+    let reg: BufReg = crate::task::read_user(arg)?;
+    // IOU_PBUF_RING_INC (incremental consumption) is not here yet: an unknown flag.
+    if reg.resv.iter().any(|&r| r != 0) || reg.flags & !IOU_PBUF_RING_MMAP != 0 {
+        return Err(EINVAL);
+    }
+    if !reg.ring_entries.is_power_of_two() || reg.ring_entries > 32768 {
+        return Err(EINVAL);
+    }
+    let groups = ring.kbufs.lock();
+    match groups.0.get(&reg.bgid) {
+        Some(Group::Ring(_)) => return Err(EEXIST),
+        Some(Group::Classic(list)) if !list.is_empty() => return Err(EEXIST),
+        _ => {}
+    }
+    drop(groups);
+    let bytes = reg.ring_entries as usize * 16;
+    let pages = bytes.div_ceil(PAGE_SIZE as usize);
+    let (frames, shared) = if reg.flags & IOU_PBUF_RING_MMAP != 0 {
+        if reg.ring_addr != 0 {
+            return Err(EINVAL);
+        }
+        let shared = SharedPages::new(pages);
+        let frames = (0..pages).map(|i| shared.frame(i)).collect::<KResult<Vec<u64>>>()?;
+        (frames, Some(shared))
+    } else {
+        if reg.ring_addr == 0 || reg.ring_addr % PAGE_SIZE != 0 {
+            return Err(EINVAL);
+        }
+        let segments = crate::task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, reg.ring_addr, pages * PAGE_SIZE as usize, true))
+            .map_err(|e| if e == EAGAIN { ENOMEM } else { e })?;
+        // One pin per page; keep the page frames in order.
+        let mut frames = Vec::with_capacity(pages);
+        for (phys, len) in segments {
+            let mut p = phys;
+            while p < phys + u64::from(len) {
+                frames.push(p & !(PAGE_SIZE - 1));
+                p = (p & !(PAGE_SIZE - 1)) + PAGE_SIZE;
+            }
+        }
+        (frames, None)
+    };
+    let bufring = BufRing { frames, shared, entries: reg.ring_entries, head: 0 };
+    ring.kbufs.lock().0.insert(reg.bgid, Group::Ring(bufring));
+    Ok(0)
+}
+
+/// IORING_UNREGISTER_PBUF_RING.
+pub fn unregister_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
+    if nr != 1 {
+        return Err(EINVAL);
+    }
+    let reg: BufReg = crate::task::read_user(arg)?;
+    if reg.resv.iter().any(|&r| r != 0) || reg.flags != 0 {
+        return Err(EINVAL);
+    }
+    let gone = {
+        let mut groups = ring.kbufs.lock();
+        match groups.0.get(&reg.bgid) {
+            None => return Err(ENOENT),
+            Some(Group::Classic(_)) => return Err(EINVAL),
+            Some(Group::Ring(_)) => groups.0.remove(&reg.bgid),
+        }
+    };
+    // Unpinned outside the lock.
+    drop(gone);
+    Ok(0)
+}
+
+/// IORING_REGISTER_PBUF_STATUS: the kernel's head of a ring-mapped group.
+pub fn ring_status(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
+    if nr != 1 {
+        return Err(EINVAL);
+    }
+    let mut status: [u32; 10] = crate::task::read_user(arg)?;
+    if status[2..].iter().any(|&r| r != 0) {
+        return Err(EINVAL);
+    }
+    let head = match ring.kbufs.lock().0.get(&(status[0] as u16)) {
+        None => return Err(ENOENT),
+        Some(Group::Classic(_)) => return Err(EINVAL),
+        Some(Group::Ring(r)) => r.head,
+    };
+    status[1] = u32::from(head);
+    crate::task::write_user(arg, &status).map(|()| 0)
 }
 
 pub enum KbufOp {
@@ -88,9 +289,11 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let res = {
         let mut groups = ring.kbufs.lock();
         match *op {
-            KbufOp::Provide { addr, len, nbufs, bgid, bid } => {
-                // A full group takes no more: EOVERFLOW if none of these fit.
-                let list = groups.0.entry(bgid).or_default();
+            KbufOp::Provide { addr, len, nbufs, bgid, bid } => 'provide: {
+                // A full group takes no more: EOVERFLOW if none of these fit. A ring-mapped
+                // group takes none (its buffers come through its ring): EINVAL.
+                let group = groups.0.entry(bgid).or_insert_with(|| Group::Classic(VecDeque::new()));
+                let Group::Classic(list) = group else { break 'provide -EINVAL.0 };
                 let room = MAX_GROUP_BUFFERS - list.len();
                 for i in 0..nbufs.min(room as u32) {
                     list.push_back(Buf { addr: addr + u64::from(i) * u64::from(len), len, bid: bid.wrapping_add(i as u16) });
@@ -99,7 +302,8 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             }
             // An emptied group still exists (0); one never provided is ENOENT.
             KbufOp::Remove { nbufs, bgid } => match groups.0.get_mut(&bgid) {
-                Some(list) => {
+                Some(Group::Ring(_)) => -EINVAL.0,
+                Some(Group::Classic(list)) => {
                     let n = (nbufs as usize).min(list.len());
                     list.drain(..n);
                     n as i32

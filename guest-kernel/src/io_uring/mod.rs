@@ -782,6 +782,14 @@ impl Node for IoUring {
     }
 
     fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<SharedPages>, usize)> {
+        // IORING_OFF_PBUF_RING | bgid << 16: an IOU_PBUF_RING_MMAP buffer ring.
+        if offset & 0xf800_0000 == 0x8000_0000 {
+            let pages = self.kbufs.lock().mmap_pages(((offset >> 16) & 0xffff) as u16)?;
+            if len > (pages.len() as u64) * 4096 {
+                return Err(EINVAL);
+            }
+            return Ok((pages, 0));
+        }
         let (pages, size) = match offset {
             IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => (&self.rings.ring_pages, self.rings.ring_bytes),
             IORING_OFF_SQES => (&self.rings.sqe_pages, self.rings.sqe_bytes),

@@ -18,7 +18,10 @@ const IORING_UNREGISTER_IOWQ_AFF: u32 = 18;
 const IORING_REGISTER_IOWQ_MAX_WORKERS: u32 = 19;
 const IORING_REGISTER_RING_FDS: u32 = 20;
 const IORING_UNREGISTER_RING_FDS: u32 = 21;
+const IORING_REGISTER_PBUF_RING: u32 = 22;
+const IORING_UNREGISTER_PBUF_RING: u32 = 23;
 const IORING_REGISTER_SYNC_CANCEL: u32 = 24;
+const IORING_REGISTER_PBUF_STATUS: u32 = 26;
 /// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
 const IORING_REGISTER_LAST: u32 = 36;
 /// In the opcode: `fd` is an index into the task's registered rings.
@@ -164,6 +167,9 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             };
             task::write_user(arg, &old).map(|()| 0)
         }
+        IORING_REGISTER_PBUF_RING => super::kbuf::register_ring(&ring, arg, nr_args),
+        IORING_UNREGISTER_PBUF_RING => super::kbuf::unregister_ring(&ring, arg, nr_args),
+        IORING_REGISTER_PBUF_STATUS => super::kbuf::ring_status(&ring, arg, nr_args),
         IORING_REGISTER_SYNC_CANCEL => {
             if arg == 0 || nr_args != 1 {
                 return Err(EINVAL);

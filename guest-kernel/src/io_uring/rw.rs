@@ -138,18 +138,40 @@ pub fn expected(op: &Op) -> Option<i32> {
 }
 
 /// IOSQE_BUFFER_SELECT: takes a buffer from the group for the attempt about to be made
-/// (ENOBUFS when the group is empty).
-fn select_buffer(ring: &IoUring, req: &mut Request) -> KResult<()> {
+/// (ENOBUFS when the group is empty). From a ring-mapped group, a read that may sleep
+/// (not a pipe) consumes it at once, as Linux, so no other read can take it meanwhile.
+fn select_buffer(ring: &IoUring, req: &mut Request, pollable: bool) -> KResult<()> {
     let Op::Rw(rw) = &mut req.op else { return Ok(()) };
     let Some((bgid, max, held)) = &mut rw.select else { return Ok(()) };
     if held.is_none() {
-        let buf = ring.kbufs.lock().select(*bgid)?;
+        let mut groups = ring.kbufs.lock();
+        let buf = groups.select(*bgid)?;
+        if !pollable {
+            groups.commit(*bgid);
+        }
+        drop(groups);
         let len = if *max == 0 { buf.len } else { (*max).min(buf.len) };
         rw.iovecs.clear();
         rw.iovecs.push((buf.addr, len as usize));
         *held = Some(buf);
     }
     Ok(())
+}
+
+/// A pipe read's attempt is over. A ring-mapped buffer that the read used leaves its
+/// ring; one it did not use stays there (it was never taken off). A classic one stays
+/// with the read.
+fn settle_ring_buffer(ring: &IoUring, req: &mut Request, used: bool) {
+    let Op::Rw(rw) = &mut req.op else { return };
+    let Some((bgid, _, held)) = &mut rw.select else { return };
+    let mut groups = ring.kbufs.lock();
+    if held.is_some() && groups.is_ring(*bgid) {
+        if used {
+            groups.commit(*bgid);
+        } else {
+            *held = None;
+        }
+    }
 }
 
 /// A read sent to io-wq gives its buffer back (it takes one again there); one that waits
@@ -369,11 +391,15 @@ fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, n
         io_wq::enqueue(ring, req);
         return None;
     }
-    if let Err(e) = select_buffer(ring, &mut req) {
+    if let Err(e) = select_buffer(ring, &mut req, pollable) {
         return Some((req, -e.0));
     }
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
-    match attempt(&req, rw, !may_sleep || pollable) {
+    let result = attempt(&req, rw, !may_sleep || pollable);
+    if pollable {
+        settle_ring_buffer(ring, &mut req, !matches!(result, Err(EAGAIN)));
+    }
+    match result {
         Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
         Err(EAGAIN) if pollable => {
             if let Some(mut req) = poll::arm_retry(ring, req, false) {
