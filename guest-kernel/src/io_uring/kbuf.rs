@@ -130,11 +130,12 @@ impl Groups {
         }
     }
 
-    /// The kernel pages of ring-mapped group `bgid` (IOU_PBUF_RING_MMAP), for mmap.
+    /// The kernel pages of ring-mapped group `bgid` (IOU_PBUF_RING_MMAP), for mmap
+    /// (ENOMEM when there are none, as Linux answers).
     pub fn mmap_pages(&self, bgid: u16) -> KResult<Arc<SharedPages>> {
         match self.0.get(&bgid) {
             Some(Group::Ring(BufRing { shared: Some(p), .. })) => Ok(Arc::clone(p)),
-            _ => Err(EINVAL),
+            _ => Err(ENOMEM),
         }
     }
 }
@@ -157,7 +158,7 @@ const IOU_PBUF_RING_MMAP: u16 = 1;
 
 /// IORING_REGISTER_PBUF_RING.
 pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
-    if nr != 1 {
+    if nr != 1 || arg == 0 {
         return Err(EINVAL);
     }
     let reg: BufReg = crate::task::read_user(arg)?;
@@ -208,7 +209,7 @@ pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
 
 /// IORING_UNREGISTER_PBUF_RING.
 pub fn unregister_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
-    if nr != 1 {
+    if nr != 1 || arg == 0 {
         return Err(EINVAL);
     }
     let reg: BufReg = crate::task::read_user(arg)?;

@@ -784,7 +784,7 @@ impl Node for IoUring {
     fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<SharedPages>, usize)> {
         // IORING_OFF_PBUF_RING | bgid << 16: an IOU_PBUF_RING_MMAP buffer ring.
         if offset & 0xf800_0000 == 0x8000_0000 {
-            let pages = self.kbufs.lock().mmap_pages(((offset >> 16) & 0xffff) as u16)?;
+            let pages = self.kbufs.lock().mmap_pages(((offset & 0x07ff_ffff) >> 16) as u16)?;
             if len > (pages.len() as u64) * 4096 {
                 return Err(EINVAL);
             }

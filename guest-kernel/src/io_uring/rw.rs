@@ -139,14 +139,15 @@ pub fn expected(op: &Op) -> Option<i32> {
 
 /// IOSQE_BUFFER_SELECT: takes a buffer from the group for the attempt about to be made
 /// (ENOBUFS when the group is empty). From a ring-mapped group, a read that may sleep
-/// (not a pipe) consumes it at once, as Linux, so no other read can take it meanwhile.
-fn select_buffer(ring: &IoUring, req: &mut Request, pollable: bool) -> KResult<()> {
+/// (not a pipe, or any read in io-wq) consumes it at once, as Linux, so no other read can
+/// take it meanwhile; a pipe read issued inline consumes it only when it takes data.
+fn select_buffer(ring: &IoUring, req: &mut Request, commit_later: bool) -> KResult<()> {
     let Op::Rw(rw) = &mut req.op else { return Ok(()) };
     let Some((bgid, max, held)) = &mut rw.select else { return Ok(()) };
     if held.is_none() {
         let mut groups = ring.kbufs.lock();
         let buf = groups.select(*bgid)?;
-        if !pollable {
+        if !commit_later {
             groups.commit(*bgid);
         }
         drop(groups);
@@ -391,12 +392,13 @@ fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, n
         io_wq::enqueue(ring, req);
         return None;
     }
-    if let Err(e) = select_buffer(ring, &mut req, pollable) {
+    let commit_later = pollable && !may_sleep;
+    if let Err(e) = select_buffer(ring, &mut req, commit_later) {
         return Some((req, -e.0));
     }
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
     let result = attempt(&req, rw, !may_sleep || pollable);
-    if pollable {
+    if commit_later {
         settle_ring_buffer(ring, &mut req, !matches!(result, Err(EAGAIN)));
     }
     match result {
