@@ -186,7 +186,7 @@ pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
         let frames = (0..pages).map(|i| shared.frame(i)).collect::<KResult<Vec<u64>>>()?;
         (frames, Some(shared))
     } else {
-        if reg.ring_addr == 0 || reg.ring_addr % PAGE_SIZE != 0 {
+        if reg.ring_addr == 0 || !reg.ring_addr.is_multiple_of(PAGE_SIZE) {
             return Err(EINVAL);
         }
         let segments = crate::task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, reg.ring_addr, pages * PAGE_SIZE as usize, true))
