@@ -58,7 +58,7 @@ fn guest_and_host_run_the_same_tests() {
     // Features the host's Linux has and our kernel does not yet, which the guest must
     // report as unsupported, the way a program finds out (the io_uring breadth issue
     // tracks them). Anything else must match to the letter.
-    let gaps = ["regring::fd_only", "pbuf::ring_inc"];
+    let gaps = ["regring::fd_only"];
     let known_gap = |g: &str, h: &str| {
         gaps.iter().any(|name| {
             let head = format!("test {name} ...");

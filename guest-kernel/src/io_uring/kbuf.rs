@@ -47,6 +47,8 @@ pub struct BufRing {
     entries: u32,
     /// The kernel's head (free-running u16, as the tail).
     head: u16,
+    /// IOU_PBUF_RING_INC: buffers are consumed a part at a time.
+    inc: bool,
 }
 
 impl Drop for BufRing {
@@ -73,12 +75,41 @@ impl BufRing {
         unsafe { &*self.at(14).cast::<AtomicU16>() }.load(Ordering::Acquire)
     }
 
+    /// Byte offset of the head's entry.
+    fn head_slot(&self) -> usize {
+        (u32::from(self.head) & (self.entries - 1)) as usize * 16
+    }
+
+    /// Consumes `used` bytes of the head's buffer: all of it moves the head on; with
+    /// IOU_PBUF_RING_INC a part of it rewrites the entry (address forward, length down)
+    /// and keeps the head there. Returns whether part of the buffer is left
+    /// (IORING_CQE_F_BUF_MORE).
+    fn consume(&mut self, used: u32) -> bool {
+        if self.inc
+            && let Some(buf) = self.peek()
+        {
+            let used = used.min(buf.len);
+            let p = self.at(self.head_slot());
+            // SAFETY: the head's entry inside the ring's frames; with INC the kernel owns
+            // its address and length until the head moves past it (Linux's contract).
+            unsafe {
+                p.cast::<u64>().write_volatile(buf.addr + u64::from(used));
+                p.add(8).cast::<u32>().write_volatile(buf.len - used);
+            }
+            if used < buf.len {
+                return true;
+            }
+        }
+        self.head = self.head.wrapping_add(1);
+        false
+    }
+
     /// The entry at the head, if the ring is not empty.
     fn peek(&self) -> Option<Buf> {
         if self.tail() == self.head {
             return None;
         }
-        let slot = (u32::from(self.head) & (self.entries - 1)) as usize * 16;
+        let slot = self.head_slot();
         // SAFETY: an entry inside the ring's frames; a plain copy of integers the program
         // may be writing (a torn value is its own error, never ours).
         let (addr, len, bid) = unsafe {
@@ -115,10 +146,12 @@ impl Groups {
         matches!(self.0.get(&bgid), Some(Group::Ring(_)))
     }
 
-    /// A ring-mapped buffer was used: the ring's head moves past it.
-    pub fn commit(&mut self, bgid: u16) {
-        if let Some(Group::Ring(ring)) = self.0.get_mut(&bgid) {
-            ring.head = ring.head.wrapping_add(1);
+    /// `used` bytes of the head's ring-mapped buffer were taken (see
+    /// [`BufRing::consume`]); true when part of it is left for the next read.
+    pub fn commit(&mut self, bgid: u16, used: u32) -> bool {
+        match self.0.get_mut(&bgid) {
+            Some(Group::Ring(ring)) => ring.consume(used),
+            _ => false,
         }
     }
 
@@ -155,6 +188,9 @@ const _: () = assert!(size_of::<BufReg>() == 40);
 unsafe impl crate::mm::uaccess::Pod for BufReg {}
 
 const IOU_PBUF_RING_MMAP: u16 = 1;
+const IOU_PBUF_RING_INC: u16 = 2;
+/// CQE flag: the buffer named has room left and stays at the head (INC rings).
+pub const IORING_CQE_F_BUF_MORE: u32 = 1 << 4;
 
 /// IORING_REGISTER_PBUF_RING.
 pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
@@ -162,8 +198,7 @@ pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
         return Err(EINVAL);
     }
     let reg: BufReg = crate::task::read_user(arg)?;
-    // IOU_PBUF_RING_INC (incremental consumption) is not here yet: an unknown flag.
-    if reg.resv.iter().any(|&r| r != 0) || reg.flags & !IOU_PBUF_RING_MMAP != 0 {
+    if reg.resv.iter().any(|&r| r != 0) || reg.flags & !(IOU_PBUF_RING_MMAP | IOU_PBUF_RING_INC) != 0 {
         return Err(EINVAL);
     }
     if !reg.ring_entries.is_power_of_two() || reg.ring_entries > 32768 {
@@ -202,7 +237,7 @@ pub fn register_ring(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
         }
         (frames, None)
     };
-    let bufring = BufRing { frames, shared, entries: reg.ring_entries, head: 0 };
+    let bufring = BufRing { frames, shared, entries: reg.ring_entries, head: 0, inc: reg.flags & IOU_PBUF_RING_INC != 0 };
     ring.kbufs.lock().0.insert(reg.bgid, Group::Ring(bufring));
     Ok(0)
 }

@@ -61,6 +61,8 @@ pub struct Rw {
     /// IOSQE_BUFFER_SELECT: the group to take a buffer from, the most to read (0: the
     /// buffer's size), and the buffer taken while the read is under way.
     select: Option<(u16, u32, Option<Buf>)>,
+    /// The buffer taken is part-used and stays at its ring's head (IORING_CQE_F_BUF_MORE).
+    buf_more: bool,
 }
 
 /// Whether `opcode` may take a provided buffer (IOSQE_BUFFER_SELECT).
@@ -90,7 +92,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             sqe.len
         };
         let select = Some((sqe.buf_index, max, None));
-        return Ok(Op::Rw(Rw { write, offset, iovecs: alloc::vec::Vec::new(), rwf: sqe.op_flags, fixed, select }));
+        return Ok(Op::Rw(Rw { write, offset, iovecs: alloc::vec::Vec::new(), rwf: sqe.op_flags, fixed, select, buf_more: false }));
     }
     let iovecs = match sqe.opcode {
         IORING_OP_READV | IORING_OP_WRITEV => {
@@ -126,7 +128,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
             alloc::vec![(sqe.addr, sqe.len as usize)]
         }
     };
-    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags, fixed, select: None }))
+    Ok(Op::Rw(Rw { write, offset, iovecs, rwf: sqe.op_flags, fixed, select: None, buf_more: false }))
 }
 
 /// Expected result of a full transfer (a shorter one breaks a link, as in Linux).
@@ -147,11 +149,12 @@ fn select_buffer(ring: &IoUring, req: &mut Request, commit_later: bool) -> KResu
     if held.is_none() {
         let mut groups = ring.kbufs.lock();
         let buf = groups.select(*bgid)?;
+        let len = if *max == 0 { buf.len } else { (*max).min(buf.len) };
+        // Consumed now by the length asked (Linux's commit at selection).
         if !commit_later {
-            groups.commit(*bgid);
+            rw.buf_more = groups.commit(*bgid, len);
         }
         drop(groups);
-        let len = if *max == 0 { buf.len } else { (*max).min(buf.len) };
         rw.iovecs.clear();
         rw.iovecs.push((buf.addr, len as usize));
         *held = Some(buf);
@@ -160,17 +163,16 @@ fn select_buffer(ring: &IoUring, req: &mut Request, commit_later: bool) -> KResu
 }
 
 /// A pipe read's attempt is over. A ring-mapped buffer that the read used leaves its
-/// ring; one it did not use stays there (it was never taken off). A classic one stays
-/// with the read.
-fn settle_ring_buffer(ring: &IoUring, req: &mut Request, used: bool) {
+/// ring (with INC, the bytes read of it); one it did not use (None) stays there: it was
+/// never taken off. A classic one stays with the read.
+fn settle_ring_buffer(ring: &IoUring, req: &mut Request, used: Option<usize>) {
     let Op::Rw(rw) = &mut req.op else { return };
     let Some((bgid, _, held)) = &mut rw.select else { return };
     let mut groups = ring.kbufs.lock();
     if held.is_some() && groups.is_ring(*bgid) {
-        if used {
-            groups.commit(*bgid);
-        } else {
-            *held = None;
+        match used {
+            Some(n) => rw.buf_more = groups.commit(*bgid, n as u32),
+            None => *held = None,
         }
     }
 }
@@ -189,8 +191,9 @@ fn recycle_buffer(ring: &IoUring, req: &mut Request) {
 /// and the buffer's id (the buffer is the program's from then on).
 pub fn selected_flags(req: &Request) -> u32 {
     match &req.op {
-        Op::Rw(Rw { select: Some((_, _, Some(buf))), .. }) => {
-            super::kbuf::IORING_CQE_F_BUFFER | (u32::from(buf.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT)
+        Op::Rw(Rw { select: Some((_, _, Some(buf))), buf_more, .. }) => {
+            let more = if *buf_more { super::kbuf::IORING_CQE_F_BUF_MORE } else { 0 };
+            super::kbuf::IORING_CQE_F_BUFFER | more | (u32::from(buf.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT)
         }
         _ => 0,
     }
@@ -399,7 +402,12 @@ fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, n
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
     let result = attempt(&req, rw, !may_sleep || pollable);
     if commit_later {
-        settle_ring_buffer(ring, &mut req, !matches!(result, Err(EAGAIN)));
+        let used = match result {
+            Err(EAGAIN) => None,
+            Ok(n) => Some(n),
+            Err(_) => Some(0),
+        };
+        settle_ring_buffer(ring, &mut req, used);
     }
     match result {
         Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
