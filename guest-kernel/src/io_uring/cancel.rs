@@ -210,20 +210,35 @@ fn take_parked(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> Option<
     slot.and_then(|s| unpark(ring, &s))
 }
 
+/// Whether a request matches: (user_data, opcode, file).
+type ReqMatcher<'a> = dyn Fn(u64, u8, Option<&Arc<OpenFile>>) -> bool + 'a;
+
+/// Cancels this ring's work that `matches` (user_data, opcode, file) in the io-wq of
+/// every task that submitted here: queued work is taken out (returned, not completed),
+/// running work is interrupted (counted). Stops after the first match unless `all`.
+#[allow(clippy::vec_box)] // the requests are boxes already
+fn cancel_in_iowq(ring: &Arc<IoUring>, matches: &ReqMatcher, all: bool) -> (Vec<Box<Request>>, usize) {
+    let ring_ptr = Arc::as_ptr(ring);
+    let (mut taken, mut running) = (Vec::new(), 0);
+    for tctx in ring.submitters() {
+        let (queued, busy) = tctx.iowq.cancel(&|r, ud, op, f| core::ptr::eq(Arc::as_ptr(r), ring_ptr) && matches(ud, op, f), all);
+        running += busy;
+        taken.extend(queued.into_iter().map(|(_, req)| req));
+        if !all && (!taken.is_empty() || running > 0) {
+            break;
+        }
+    }
+    (taken, running)
+}
+
 /// A LINK_TIMEOUT's cancellation of the request it times (by user_data, as Linux): the
 /// request is taken out of io-wq's queue or its file's wait queue but not completed, so
 /// the caller can post the timeout's CQE first. Err: EALREADY (running in io-wq, now
 /// interrupted) or ENOENT.
 pub fn take_for_link_timeout(ring: &Arc<IoUring>, user_data: u64) -> KResult<Box<Request>> {
-    let ring_ptr = Arc::as_ptr(ring);
-    let mut running = 0;
-    for tctx in ring.submitters() {
-        let (mut queued, busy) =
-            tctx.iowq.cancel(&|r, ud, _, _| core::ptr::eq(Arc::as_ptr(r), ring_ptr) && ud == user_data, false);
-        running += busy;
-        if let Some((_, req)) = queued.pop() {
-            return Ok(req);
-        }
+    let (mut taken, running) = cancel_in_iowq(ring, &|ud, _, _| ud == user_data, false);
+    if let Some(req) = taken.pop() {
+        return Ok(req);
     }
     if running > 0 {
         return Err(EALREADY);
@@ -240,19 +255,10 @@ pub fn remove_poll(ring: &Arc<IoUring>, user_data: u64) -> bool {
 /// -EALREADY/-ENOENT as Linux's io_try_cancel.
 pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
     let all = cd.all();
-    let ring_ptr = Arc::as_ptr(ring);
-    let mut n = 0;
-    let mut running = 0;
-    for tctx in ring.submitters() {
-        let (queued, busy) = tctx.iowq.cancel(&|r, user_data, opcode, file| core::ptr::eq(Arc::as_ptr(r), ring_ptr) && cd.matches(user_data, opcode, file), all);
-        running += busy;
-        for (r, req) in queued {
-            r.complete_async(req, -ECANCELED.0);
-            n += 1;
-        }
-        if !all && n + running > 0 {
-            break;
-        }
+    let (taken, running) = cancel_in_iowq(ring, &|user_data, opcode, file| cd.matches(user_data, opcode, file), all);
+    let mut n = taken.len();
+    for req in taken {
+        ring.complete_async(req, -ECANCELED.0);
     }
     if all || n + running == 0 {
         let by_user_data_only =
@@ -287,14 +293,12 @@ pub fn cancel_all(ring: &Arc<IoUring>, tctx: Option<&Arc<Tctx>>) {
     let of_mine = |req: &Request| mine(req.tctx.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize));
     timeout::cancel_where(ring, &of_mine, true);
     timeout::cancel_links_where(ring, &of_mine);
-    let ring_ptr = Arc::as_ptr(ring);
-    for t in ring.submitters() {
-        if !mine(Arc::as_ptr(&t) as usize) {
-            continue;
-        }
-        let (queued, _) = t.iowq.cancel(&|r, _, _, _| core::ptr::eq(Arc::as_ptr(r), ring_ptr), true);
-        for (r, req) in queued {
-            r.complete_async(req, -ECANCELED.0);
+    // io-wq queues hold only their own task's work; a task's teardown cancels the rest
+    // of its own queue itself (`tctx::task_cancel`).
+    if who.is_none() {
+        let (taken, _) = cancel_in_iowq(ring, &|_, _, _| true, true);
+        for req in taken {
+            ring.complete_async(req, -ECANCELED.0);
         }
     }
 }

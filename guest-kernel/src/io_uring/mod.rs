@@ -962,19 +962,10 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     task::current_process().files.lock().insert(file, true).map(|fd| fd as u64)
 }
 
-/// SINGLE_ISSUER: only the ring's creator may submit or register (-EEXIST).
-fn check_issuer(ring: &IoUring) -> KResult<()> {
+/// SINGLE_ISSUER: only the ring's issuer may submit or register (-EEXIST for task `tid`).
+fn check_issuer(ring: &IoUring, tid: u32) -> KResult<()> {
     let issuer = ring.issuer.load(Relaxed);
-    if issuer != 0 && issuer != crate::task::sched::current().tid {
-        return Err(EEXIST);
-    }
-    Ok(())
-}
-
-/// [`check_issuer`] for task `me`.
-fn check_issuer_is(ring: &IoUring, me: &crate::task::Task) -> KResult<()> {
-    let issuer = ring.issuer.load(Relaxed);
-    if issuer != 0 && issuer != me.tid {
+    if issuer != 0 && issuer != tid {
         return Err(EEXIST);
     }
     Ok(())
@@ -1039,7 +1030,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             submitted = to_submit;
         }
         None if to_submit > 0 => {
-            check_issuer_is(&ring, &me)?;
+            check_issuer(&ring, me.tid)?;
             submitted = ring.submit(to_submit, &me)?;
         }
         None => {}
@@ -1051,7 +1042,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     // no other task may wait on such a ring (Linux: -EEXIST).
     let local = ring.flag(IORING_SETUP_DEFER_TASKRUN) && flags & IORING_ENTER_GETEVENTS != 0;
     if local {
-        check_issuer_is(&ring, &me)?;
+        check_issuer(&ring, me.tid)?;
     }
     if local {
         ring.run_local_work();

@@ -70,7 +70,7 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
         IORING_UNREGISTER_RING_FDS => return super::tctx::unregister_ring_fds(arg, nr_args),
         _ => {}
     }
-    super::check_issuer(&ring)?;
+    super::check_issuer(&ring, crate::task::sched::current().tid)?;
     match opcode {
         IORING_REGISTER_RESTRICTIONS => restrict(&ring, arg, nr_args),
         IORING_REGISTER_ENABLE_RINGS => {

@@ -410,22 +410,34 @@ fn issue_selected(ring: &Arc<IoUring>, mut req: Box<Request>, may_sleep: bool, n
         settle_ring_buffer(ring, &mut req, used);
     }
     match result {
-        Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
-        Err(EAGAIN) if pollable => {
-            if let Some(mut req) = poll::arm_retry(ring, req, false) {
-                recycle_buffer(ring, &mut req);
-                io_wq::enqueue(ring, req);
-            }
-            None
-        }
-        Err(EAGAIN) if !may_sleep => {
-            recycle_buffer(ring, &mut req);
-            io_wq::enqueue(ring, req);
-            None
-        }
-        Ok(n) => Some((req, n as i32)),
-        Err(e) => Some((req, -e.0)),
+        Err(EAGAIN) => would_block(ring, req, false, may_sleep, nowait, pollable),
+        result => Some((req, result_code(result))),
     }
+}
+
+/// A transfer's result as a CQE's res.
+fn result_code(result: KResult<usize>) -> i32 {
+    result.map_or_else(|e| -e.0, |n| n as i32)
+}
+
+/// An attempt that would have blocked (EAGAIN): RWF_NOWAIT answers so; a pipe or eventfd
+/// is poll-armed (after too many useless wakeups it is waited for like anything else);
+/// anything else waits, right here in an io-wq worker, or in one.
+fn would_block(ring: &Arc<IoUring>, mut req: Box<Request>, write: bool, may_sleep: bool, nowait: bool, pollable: bool) -> Issued {
+    if nowait {
+        return Some((req, -EAGAIN.0));
+    }
+    if pollable {
+        req = poll::arm_retry(ring, req, write)?;
+    }
+    if may_sleep {
+        let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
+        let res = result_code(attempt(&req, rw, false));
+        return Some((req, res));
+    }
+    recycle_buffer(ring, &mut req);
+    io_wq::enqueue(ring, req);
+    None
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
@@ -458,43 +470,17 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
     let pollable = file.node.poll_queue(write).is_some();
     // (A write that must flush waits for the device: in io-wq.)
-    if file.node.nowait() && (may_sleep || !syncs) {
-        return match attempt(&req, rw, !may_sleep || pollable) {
-            Err(EAGAIN) if nowait => Some((req, -EAGAIN.0)),
-            Err(EAGAIN) if pollable => {
-                // Armed, or (after too many tries) to io-wq, where it may wait.
-                if let Some(req) = poll::arm_retry(ring, req, write) {
-                    if may_sleep {
-                        let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
-                        let res = match attempt(&req, rw, false) {
-                            Ok(n) => n as i32,
-                            Err(e) => -e.0,
-                        };
-                        return Some((req, res));
-                    }
-                    io_wq::enqueue(ring, req);
-                }
-                None
-            }
-            // The file position is held by another task: wait for it in io-wq.
-            Err(EAGAIN) if !may_sleep => {
-                io_wq::enqueue(ring, req);
-                None
-            }
-            Ok(n) => Some((req, n as i32)),
-            Err(e) => Some((req, -e.0)),
-        };
+    // A file that can answer without sleeping is tried (a contended file position is
+    // EAGAIN too); the rest, and a write that must flush, would block.
+    if !(file.node.nowait() && (may_sleep || !syncs)) {
+        if may_sleep {
+            let res = result_code(attempt(&req, rw, false));
+            return Some((req, res));
+        }
+        return would_block(ring, req, write, false, nowait, false);
     }
-    if may_sleep {
-        let res = match attempt(&req, rw, false) {
-            Ok(n) => n as i32,
-            Err(e) => -e.0,
-        };
-        return Some((req, res));
+    match attempt(&req, rw, !may_sleep || pollable) {
+        Err(EAGAIN) => would_block(ring, req, write, may_sleep, nowait, pollable),
+        result => Some((req, result_code(result))),
     }
-    if nowait {
-        return Some((req, -EAGAIN.0));
-    }
-    io_wq::enqueue(ring, req);
-    None
 }
