@@ -9,7 +9,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 
-use super::{alloc_ino, FileType, IoBuf, Node, Stat};
+use super::{alloc_ino, FileType, IoBuf, Node, OpenFile, Stat};
+use alloc::string::String;
 use crate::errno::*;
 use crate::sync::SpinLock;
 use crate::task::wait::{WaitError, WaitQueue};
@@ -50,6 +51,18 @@ pub fn new(packet: bool) -> (Arc<dyn Node>, Arc<dyn Node>) {
         writable: WaitQueue::new(),
     });
     (Arc::new(PipeEnd { pipe: Arc::clone(&pipe), write_end: false }), Arc::new(PipeEnd { pipe, write_end: true }))
+}
+
+/// A new pipe's two open files, read end first, with pipe2's `flags` (O_NONBLOCK on
+/// both; O_DIRECT, packet mode, shows on the write end only, as Linux's
+/// create_pipe_files).
+pub fn open_pair(flags: u32) -> [Arc<OpenFile>; 2] {
+    use super::file::{O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY};
+    let (r, w) = new(flags & O_DIRECT != 0);
+    [
+        OpenFile::new(r, O_RDONLY | (flags & O_NONBLOCK), String::from("pipe:")),
+        OpenFile::new(w, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), String::from("pipe:")),
+    ]
 }
 
 fn wait_error(e: WaitError) -> Errno {

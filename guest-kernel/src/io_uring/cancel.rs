@@ -123,11 +123,7 @@ impl CancelData {
         if self.flags & IORING_ASYNC_CANCEL_FD == 0 {
             return Ok(());
         }
-        self.file = Some(if self.flags & IORING_ASYNC_CANCEL_FD_FIXED != 0 {
-            ring.rsrc.lock().file(self.fd as u32)?
-        } else {
-            crate::task::current_process().files.lock().get(self.fd)?
-        });
+        self.file = Some(super::opdef::lookup_file(ring, self.fd, self.flags & IORING_ASYNC_CANCEL_FD_FIXED != 0)?);
         Ok(())
     }
 }

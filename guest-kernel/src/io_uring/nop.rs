@@ -51,12 +51,8 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         return None;
     }
     if nop.flags & IORING_NOP_FILE != 0 {
-        let found = if nop.flags & IORING_NOP_FIXED_FILE != 0 || req.flags & IOSQE_FIXED_FILE != 0 {
-            ring.rsrc.lock().file(nop.fd as u32).is_ok()
-        } else {
-            crate::task::current_process().files.lock().get(nop.fd).is_ok()
-        };
-        if !found {
+        let fixed = nop.flags & IORING_NOP_FIXED_FILE != 0 || req.flags & IOSQE_FIXED_FILE != 0;
+        if super::opdef::lookup_file(ring, nop.fd, fixed).is_err() {
             return Some((req, -EBADF.0));
         }
     }

@@ -223,10 +223,16 @@ pub fn resolve_file(ring: &IoUring, req: &mut Request) -> KResult<()> {
     if req.file.is_some() || !OPS[req.opcode as usize].needs_file || matches!(req.op, Op::Failed(_)) {
         return Ok(());
     }
-    req.file = Some(if req.flags & IOSQE_FIXED_FILE != 0 {
-        ring.rsrc.lock().file(req.fd as u32)?
-    } else {
-        task::current_process().files.lock().get(req.fd)?
-    });
+    req.file = Some(lookup_file(ring, req.fd, req.flags & IOSQE_FIXED_FILE != 0)?);
     Ok(())
+}
+
+/// The file `fd` names: a slot of the ring's fixed table when `fixed`, else a
+/// descriptor of the current process (EBADF for neither).
+pub fn lookup_file(ring: &IoUring, fd: i32, fixed: bool) -> KResult<Arc<crate::fs::OpenFile>> {
+    if fixed {
+        ring.rsrc.lock().file(fd as u32)
+    } else {
+        task::current_process().files.lock().get(fd)
+    }
 }

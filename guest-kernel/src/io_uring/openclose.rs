@@ -3,14 +3,13 @@
 //! direct (fixed-table) slots they may use.
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::sync::Arc;
 
 use super::uapi::{Sqe, IOSQE_FIXED_FILE};
 use super::{IoUring, Issued, Op, Request};
 use crate::errno::*;
-use crate::fs::file::{O_CLOEXEC, O_DIRECT, O_NONBLOCK, O_RDONLY, O_WRONLY};
-use crate::fs::{pipe, OpenFile};
+use crate::fs::file::{O_CLOEXEC, O_DIRECT, O_NONBLOCK};
+use crate::fs::pipe;
 use crate::task;
 
 pub const IORING_OP_PIPE: u8 = 62;
@@ -66,14 +65,9 @@ fn pipe_fixed(ring: &IoUring, fds: u64, flags: u32, slot: u32) -> KResult<u64> {
     if flags & O_CLOEXEC != 0 {
         return Err(EINVAL); // a fixed slot has no close-on-exec
     }
-    let (r, w) = pipe::new(flags & O_DIRECT != 0);
-    let ends = [
-        OpenFile::new(r, O_RDONLY | (flags & O_NONBLOCK), String::from("pipe:")),
-        OpenFile::new(w, O_WRONLY | (flags & (O_NONBLOCK | O_DIRECT)), String::from("pipe:")),
-    ];
+    let [a, b] = pipe::open_pair(flags);
     let mut rsrc = ring.rsrc.lock();
     let len = rsrc.files.as_ref().ok_or(ENXIO)?.len();
-    let [a, b] = ends;
     let (slots, old) = if slot == IORING_FILE_INDEX_ALLOC {
         let first = rsrc.free_file_slot()?;
         let old_a = rsrc.set_file(first, Some(a))?;

@@ -43,12 +43,9 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Splice(s) = req.op else { return Some((req, -EINVAL.0)) };
     let fout = req.file.clone().expect("opdef: splice needs a file");
-    let fin = if s.flags & SPLICE_F_FD_IN_FIXED != 0 {
-        ring.rsrc.lock().file(s.fd_in as u32)
-    } else {
-        crate::task::current_process().files.lock().get(s.fd_in)
+    let Ok(fin) = super::opdef::lookup_file(ring, s.fd_in, s.flags & SPLICE_F_FD_IN_FIXED != 0) else {
+        return Some((req, -EBADF.0));
     };
-    let Ok(fin) = fin else { return Some((req, -EBADF.0)) };
     // Nothing to move: 0, whatever the two files are (Linux checks nothing more).
     if s.len == 0 {
         return Some((req, 0));

@@ -872,14 +872,12 @@ pub fn do_pipe(fds_addr: u64, flags: u64) -> KResult<u64> {
     if flags & !allowed != 0 {
         return Err(EINVAL);
     }
-    let (r, w) = pipe::new(flags & u64::from(O_DIRECT) != 0);
-    // O_DIRECT (packet mode) shows on the write end only, as Linux's create_pipe_files.
-    let status = flags as u32 & (O_NONBLOCK | O_DIRECT);
+    let [r, w] = pipe::open_pair(flags as u32);
     let cloexec = flags & u64::from(O_CLOEXEC) != 0;
     let p = current_process();
     let mut files = p.files.lock();
-    let rfd = files.insert(OpenFile::new(r, O_RDONLY | (status & O_NONBLOCK), String::from("pipe:")), cloexec)?;
-    let wfd = match files.insert(OpenFile::new(w, O_WRONLY | status, String::from("pipe:")), cloexec) {
+    let rfd = files.insert(r, cloexec)?;
+    let wfd = match files.insert(w, cloexec) {
         Ok(fd) => fd,
         Err(e) => {
             let _ = files.remove(rfd);
