@@ -482,3 +482,59 @@ struct io_uring_sqe ut_nop_sqe(uint64_t ud, unsigned flags)
 	s.user_data = ud;
 	return s;
 }
+
+/* ---- shared by several families ------------------------------------------- */
+
+int ut_data_file(void *data, size_t n, unsigned seed)
+{
+	int fd = ut_tmpfile("f", O_RDWR, NULL);
+	if (fd < 0)
+		return fd;
+	ut_pattern(data, n, seed);
+	if (write(fd, data, n) != (ssize_t)n)
+		return -EIO;
+	return fd;
+}
+
+int ut_run_sqe(struct io_uring *r, struct io_uring_sqe *sqe, uint64_t ud,
+	       struct io_uring_cqe *out)
+{
+	sqe->user_data = ud;
+	int ret = io_uring_submit(r);
+	if (ret != 1)
+		return -10000 + (ret < 0 ? ret : 0);
+	struct io_uring_cqe c;
+	ret = ut_wait_cqe_ms(r, &c, 5000);
+	if (ret < 0)
+		return ret - 10000;
+	if (c.user_data != ud)
+		return -9999;
+	if (out)
+		*out = c;
+	return c.res;
+}
+
+struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
+				   int group)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_read(sqe, fd, NULL, len, off);
+	sqe->flags = IOSQE_BUFFER_SELECT;
+	sqe->buf_group = (uint16_t)group;
+	return sqe;
+}
+
+int ut_run_ud(struct io_uring *r, uint64_t ud)
+{
+	uint64_t got = 0;
+	int res = ut_run1_ms(r, &got, 5000);
+	return got == ud ? res : (res < -9000 ? res : -9999);
+}
+
+int ut_lowest_free_fd(void)
+{
+	int fd = dup(0);
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}

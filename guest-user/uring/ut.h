@@ -190,4 +190,18 @@ int rring_pop_ud(struct rring *r, uint64_t ud, struct io_uring_cqe *out, const c
 /* A NOP SQE by value (for rring_push or r->sqes[i]), with `flags` and `ud`. */
 struct io_uring_sqe ut_nop_sqe(uint64_t ud, unsigned flags);
 
+/* A file "f" holding `n` pattern bytes of `seed` (also left in data[]); fd or -errno. */
+int ut_data_file(void *data, size_t n, unsigned seed);
+/* Give the queued `sqe` user_data `ud`, submit it alone and wait at most 5 s for its CQE
+ * (copied to *out if out): its res; below -9000 when no CQE or a stray one came. */
+int ut_run_sqe(struct io_uring *r, struct io_uring_sqe *sqe, uint64_t ud,
+	       struct io_uring_cqe *out);
+/* Queue a READ of up to `len` bytes at `off` into a buffer selected from `group`. */
+struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
+				   int group);
+/* ut_run1_ms(5000) whose CQE must carry user_data `ud`: its res, else below -9000. */
+int ut_run_ud(struct io_uring *r, uint64_t ud);
+/* The descriptor the next open/dup/pipe would get (the lowest free one). */
+int ut_lowest_free_fd(void);
+
 #endif
