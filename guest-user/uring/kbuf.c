@@ -45,6 +45,15 @@ static int cqe_bid(const struct io_uring_cqe *c)
 	return (int)(c->flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
+/* A ring of 8 and the data file. */
+static int ring_file(struct io_uring *r, int *fd)
+{
+	CHECK_OK(ut_ring(r, 8));
+	*fd = data_file();
+	CHECK_OK(*fd);
+	return UT_OK;
+}
+
 #define PROVIDE(r, addr, len, nr, group, bid)                                  \
 	CHECK_RES(run((r), q_provide((r), (addr), (len), (nr), (group), (bid)), NULL), 0)
 
@@ -59,9 +68,8 @@ static int select_order(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[4][64];
 	memset(bufs, 0xee, sizeof bufs);
 	PROVIDE(&r, bufs, 64, 4, 7, 10);
@@ -99,9 +107,8 @@ static int two_batches(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char a[2][32], b[2][32];
 	PROVIDE(&r, a, 32, 2, 3, 0);
 	PROVIDE(&r, b, 32, 2, 3, 5);
@@ -137,9 +144,8 @@ static int lengths(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[3][64];
 	memset(bufs, 0xee, sizeof bufs);
 	PROVIDE(&r, bufs, 64, 3, 1, 0);
@@ -168,9 +174,8 @@ static int remove_buffers(void)
 	GATE(IORING_OP_REMOVE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[5][16];
 	PROVIDE(&r, bufs, 16, 5, 9, 0);
 	CHECK_RES(run(&r, q_remove(&r, 2, 9), NULL), 2);
@@ -205,28 +210,24 @@ static int select_unsupported(void)
 	GATE(IORING_OP_WRITE);
 	GATE(IORING_OP_FSYNC);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[2][16];
 	PROVIDE(&r, bufs, 16, 2, 4, 0);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
 	io_uring_prep_write(sqe, fd, NULL, 16, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 4;
+	ut_sel(sqe, 4);
 	struct io_uring_cqe c;
 	CHECK_RES(run(&r, sqe, &c), -EOPNOTSUPP);
 	CHECK_EQ(c.flags, 0);
 	sqe = io_uring_get_sqe(&r);
 	io_uring_prep_fsync(sqe, fd, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 4;
+	ut_sel(sqe, 4);
 	CHECK_RES(run(&r, sqe, &c), -EOPNOTSUPP);
 	/* READ_FIXED neither */
 	sqe = io_uring_get_sqe(&r);
 	io_uring_prep_read_fixed(sqe, fd, NULL, 16, 0, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 4;
+	ut_sel(sqe, 4);
 	CHECK_RES(run(&r, sqe, &c), -EOPNOTSUPP);
 	/* both buffers are still there */
 	CHECK_RES(run(&r, q_remove(&r, 10, 4), NULL), 2);
@@ -244,32 +245,22 @@ static int readv_select(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READV);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[2][128];
 	PROVIDE(&r, bufs, 128, 2, 5, 20);
 	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 300);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 5;
+	struct io_uring_sqe *sqe = ut_q_sel_readv(&r, fd, iov, 1, 300, 5);
 	struct io_uring_cqe c;
 	CHECK_RES(run(&r, sqe, &c), 100);
 	CHECK_EQ(cqe_bid(&c), 20);
 	CHECK(memcmp(bufs[0], data + 300, 100) == 0);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 2, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 5;
+	sqe = ut_q_sel_readv(&r, fd, iov, 2, 0, 5);
 	CHECK_RES(run(&r, sqe, &c), -EINVAL);
 	CHECK_EQ(c.flags, 0);
 	/* iov_len larger than the buffer: the buffer's size wins */
 	iov[0].iov_len = 4096;
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 5;
+	sqe = ut_q_sel_readv(&r, fd, iov, 1, 0, 5);
 	CHECK_RES(run(&r, sqe, &c), 128);
 	CHECK_EQ(cqe_bid(&c), 21);
 	CHECK(memcmp(bufs[1], data, 128) == 0);
@@ -363,9 +354,8 @@ static int pipe_waits(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	int p[2];
 	CHECK_OK(pipe2(p, O_CLOEXEC));
 	static unsigned char bufs[2][64];
@@ -378,11 +368,7 @@ static int pipe_waits(void)
 	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 12), &c), -ENOBUFS);
 	/* a buffer provided now goes to the next reader, not to the waiting one */
 	PROVIDE(&r, bufs[1], 64, 1, 12, 8);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, p[1], "pipe data", 9, 10));
-	int ret = ut_wait_cqe_ms(&r, &c, 5000);
-	CHECK_EQ(ut_writer_join(&w), 9);
-	CHECK_OK(ret);
+	FEED_WAIT(&r, p[1], "pipe data", 9, &c);
 	CHECK_EQ(c.user_data, 0x91);
 	CHECK_RES(c.res, 9);
 	CHECK_EQ(cqe_bid(&c), 7);
@@ -435,9 +421,8 @@ static int cancel_waiting_read(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_ASYNC_CANCEL);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	int p[2];
 	CHECK_OK(pipe2(p, O_CLOEXEC));
 	static unsigned char buf[64];
@@ -445,24 +430,7 @@ static int cancel_waiting_read(void)
 	struct io_uring_sqe *sqe = ut_q_sel_read(&r, p[0], 64, 0, 14);
 	sqe->user_data = 0x93;
 	SUBMIT_NONE(&r, 1);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_cancel64(sqe, 0x93, 0);
-	sqe->user_data = 0x94;
-	CHECK_EQ(io_uring_submit(&r), 1);
-	struct io_uring_cqe c[2];
-	for (int i = 0; i < 2; i++)
-		CHECK_OK(ut_wait_cqe_ms(&r, &c[i], 5000));
-	for (int i = 0; i < 2; i++) {
-		ut_info("CQE 0x%llx res %d flags 0x%x", (unsigned long long)c[i].user_data,
-			c[i].res, c[i].flags);
-		if (c[i].user_data == 0x93) {
-			CHECK_RES(c[i].res, -ECANCELED);
-			CHECK_EQ(c[i].flags, IORING_CQE_F_BUFFER | (3u << IORING_CQE_BUFFER_SHIFT));
-		} else {
-			CHECK_EQ(c[i].user_data, 0x94);
-			CHECK_RES(c[i].res, 0);
-		}
-	}
+	CANCEL_WAITING(&r, 0x93, 0x94, IORING_CQE_F_BUFFER | (3u << IORING_CQE_BUFFER_SHIFT));
 	struct io_uring_cqe c1;
 	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 14), &c1), -ENOBUFS);
 	PROVIDE(&r, buf, 64, 1, 14, 3);

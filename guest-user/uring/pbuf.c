@@ -709,12 +709,7 @@ static int pw_feed(struct pw *t, void *buf, unsigned bid, const char *msg, size_
 {
 	pbr_add(&t->p, buf, 64, bid);
 	pbr_publish(&t->p);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, t->pp[1], msg, len, 10));
-	int ret = ut_wait_cqe_ms(&t->r, c, 5000);
-	CHECK_EQ(ut_writer_join(&w), len);
-	CHECK_OK(ret);
-	return UT_OK;
+	return ut_feed_wait(&t->r, t->pp[1], msg, len, c, __FILE__, __LINE__);
 }
 
 static int pipe_wait(void)
@@ -843,26 +838,9 @@ static int cancel_waiting(void)
 	struct pw t;
 	TRY(pw_setup(&t, 14, O_CLOEXEC));
 	static unsigned char buf[64];
-	struct io_uring_sqe *sqe = pw_arm(&t, buf, 3, 0x93);
+	pw_arm(&t, buf, 3, 0x93);
 	SUBMIT_NONE(&t.r, 1);
-	sqe = io_uring_get_sqe(&t.r);
-	io_uring_prep_cancel64(sqe, 0x93, 0);
-	sqe->user_data = 0x94;
-	CHECK_EQ(io_uring_submit(&t.r), 1);
-	struct io_uring_cqe c[2];
-	for (int i = 0; i < 2; i++)
-		CHECK_OK(ut_wait_cqe_ms(&t.r, &c[i], 5000));
-	for (int i = 0; i < 2; i++) {
-		ut_info("CQE 0x%llx res %d flags 0x%x", (unsigned long long)c[i].user_data,
-			c[i].res, c[i].flags);
-		if (c[i].user_data == 0x93) {
-			CHECK_RES(c[i].res, -ECANCELED);
-			CHECK_EQ(c[i].flags, 0);
-		} else {
-			CHECK_EQ(c[i].user_data, 0x94);
-			CHECK_RES(c[i].res, 0);
-		}
-	}
+	CANCEL_WAITING(&t.r, 0x93, 0x94, 0);
 	struct io_uring_cqe c1;
 	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 14), &c1), 64);
 	CHECK_BID(c1, 3);
@@ -889,32 +867,20 @@ static int readv_ring(void)
 	pbr_add(&p, bufs[1], 128, 21);
 	pbr_publish(&p);
 	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 300);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
+	struct io_uring_sqe *sqe = ut_q_sel_readv(&r, fd, iov, 1, 300, 15);
 	struct io_uring_cqe c;
 	CHECK_RES(run(&r, sqe, &c), 100);
 	CHECK_BID(c, 20);
 	CHECK(memcmp(bufs[0], data + 300, 100) == 0);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 2, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
+	sqe = ut_q_sel_readv(&r, fd, iov, 2, 0, 15);
 	CHECK_RES(run(&r, sqe, &c), -EINVAL);
 	CHECK_EQ(c.flags, 0);
 	iov[0].iov_len = 4096;
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
+	sqe = ut_q_sel_readv(&r, fd, iov, 1, 0, 15);
 	CHECK_RES(run(&r, sqe, &c), 128);
 	CHECK_BID(c, 21);
 	CHECK(memcmp(bufs[1], data, 128) == 0);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
+	sqe = ut_q_sel_readv(&r, fd, iov, 1, 0, 15);
 	CHECK_RES(run(&r, sqe, &c), -ENOBUFS);
 	close(fd);
 	io_uring_queue_exit(&r);

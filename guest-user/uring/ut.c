@@ -519,9 +519,7 @@ struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uin
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
 	io_uring_prep_read(sqe, fd, NULL, len, off);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = (uint16_t)group;
-	return sqe;
+	return ut_sel(sqe, group);
 }
 
 int ut_run_ud(struct io_uring *r, uint64_t ud)
@@ -537,4 +535,74 @@ int ut_lowest_free_fd(void)
 	if (fd >= 0)
 		close(fd);
 	return fd;
+}
+
+struct io_uring_sqe *ut_sel(struct io_uring_sqe *sqe, int group)
+{
+	sqe->flags = IOSQE_BUFFER_SELECT;
+	sqe->buf_group = (uint16_t)group;
+	return sqe;
+}
+
+struct io_uring_sqe *ut_q_sel_readv(struct io_uring *r, int fd, const struct iovec *iov,
+				    unsigned n, uint64_t off, int group)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_readv(sqe, fd, iov, n, off);
+	return ut_sel(sqe, group);
+}
+
+int ut_feed_wait(struct io_uring *r, int fd, const void *msg, size_t len,
+		 struct io_uring_cqe *c, const char *file, int line)
+{
+	struct ut_writer w;
+	int ret = ut_writer_start(&w, fd, msg, len, 10);
+	if (ret < 0)
+		return ut_fail(file, line, "ut_writer_start: %s", ut_errname(-ret));
+	ret = ut_wait_cqe_ms(r, c, 5000);
+	ssize_t wr = ut_writer_join(&w);
+	if (wr != (ssize_t)len)
+		return ut_fail(file, line, "the writer's write returned %zd, expected %zu", wr, len);
+	if (ret < 0)
+		return ut_fail(file, line, "no CQE within 5000 ms: %s", ut_errname(-ret));
+	return UT_OK;
+}
+
+int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned want_flags,
+		      const char *file, int line)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_cancel64(sqe, target, 0);
+	sqe->user_data = ud;
+	int ret = io_uring_submit(r);
+	if (ret != 1)
+		return ut_fail(file, line, "io_uring_submit = %d, expected 1", ret);
+	struct io_uring_cqe c[2];
+	for (int i = 0; i < 2; i++) {
+		ret = ut_wait_cqe_ms(r, &c[i], 5000);
+		if (ret < 0)
+			return ut_fail(file, line, "CQE %d: none within 5000 ms: %s", i,
+				       ut_errname(-ret));
+	}
+	for (int i = 0; i < 2; i++) {
+		ut_info("CQE 0x%llx res %d flags 0x%x", (unsigned long long)c[i].user_data,
+			c[i].res, c[i].flags);
+		if (c[i].user_data == target) {
+			if (c[i].res != -ECANCELED)
+				return ut_fail(file, line, "cancelled request: res %d (%s), expected -ECANCELED",
+					       c[i].res, ut_resname(c[i].res));
+			if (c[i].flags != want_flags)
+				return ut_fail(file, line, "cancelled request: flags 0x%x, expected 0x%x",
+					       c[i].flags, want_flags);
+		} else {
+			if (c[i].user_data != ud)
+				return ut_fail(file, line, "CQE user_data 0x%llx, expected 0x%llx",
+					       (unsigned long long)c[i].user_data,
+					       (unsigned long long)ud);
+			if (c[i].res != 0)
+				return ut_fail(file, line, "ASYNC_CANCEL: res %d (%s), expected 0",
+					       c[i].res, ut_resname(c[i].res));
+		}
+	}
+	return UT_OK;
 }

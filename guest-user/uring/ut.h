@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <liburing.h>
@@ -203,5 +204,24 @@ struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uin
 int ut_run_ud(struct io_uring *r, uint64_t ud);
 /* The descriptor the next open/dup/pipe would get (the lowest free one). */
 int ut_lowest_free_fd(void);
+
+/* Set IOSQE_BUFFER_SELECT and buf_group `group` on `sqe` (other flags cleared); returns it. */
+struct io_uring_sqe *ut_sel(struct io_uring_sqe *sqe, int group);
+/* Queue a READV of `n` iovecs at `off` with a buffer selected from `group`. */
+struct io_uring_sqe *ut_q_sel_readv(struct io_uring *r, int fd, const struct iovec *iov,
+				    unsigned n, uint64_t off, int group);
+/* A thread writes `len` bytes of `msg` to `fd` 10 ms from now; wait at most 5 s for the next
+ * CQE (into *c); the write must have written them all. */
+int ut_feed_wait(struct io_uring *r, int fd, const void *msg, size_t len,
+		 struct io_uring_cqe *c, const char *file, int line);
+#define FEED_WAIT(r, fd, msg, len, c)                                          \
+	TRY(ut_feed_wait((r), (fd), (msg), (len), (c), __FILE__, __LINE__))
+/* ASYNC_CANCEL (user_data `ud`) the waiting request `target`, submitted alone; of the two
+ * CQEs (each shown by ut_info), target's must be -ECANCELED with flags `want_flags`, the
+ * cancel's res 0. */
+int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned want_flags,
+		      const char *file, int line);
+#define CANCEL_WAITING(r, target, ud, want_flags)                              \
+	TRY(ut_cancel_waiting((r), (target), (ud), (want_flags), __FILE__, __LINE__))
 
 #endif
