@@ -158,6 +158,26 @@ static int pbr_setup(int ring_fd, struct pbr *p, unsigned entries, unsigned bgid
 
 #define SETUP(fd, p, entries, bgid, flags) TRY(pbr_setup((fd), (p), (entries), (bgid), (flags)))
 
+/* A ring of 8, a buffer ring (pbr_setup's entries, bgid, flags) and, if fd, the data file. */
+static int ring_pbr(struct io_uring *r, struct pbr *p, unsigned entries, unsigned bgid,
+		    unsigned flags, int *fd)
+{
+	CHECK_OK(ut_ring(r, 8));
+	SETUP(r->ring_fd, p, entries, bgid, flags);
+	if (fd) {
+		*fd = data_file();
+		CHECK_OK(*fd);
+	}
+	return UT_OK;
+}
+
+static void close_pbr(struct io_uring *r, struct pbr *p, int fd)
+{
+	close(fd);
+	io_uring_queue_exit(r);
+	pbr_free(p);
+}
+
 /* ---- requests ------------------------------------------------------------------ */
 
 static int run(struct io_uring *r, struct io_uring_sqe *sqe, struct io_uring_cqe *out)
@@ -189,11 +209,9 @@ static int ring_select(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 8, 3, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 8, 3, 0, &fd));
 	static unsigned char bufs[4][64];
 	memset(bufs, 0xee, sizeof bufs);
 	for (int i = 0; i < 4; i++)
@@ -226,9 +244,7 @@ static int ring_select(void)
 	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
 	/* a group nobody registered */
 	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 4), &c), -ENOBUFS);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -241,11 +257,9 @@ static int ring_lengths(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 8, 1, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 8, 1, 0, &fd));
 	static unsigned char bufs[5][128];
 	memset(bufs, 0xee, sizeof bufs);
 	for (int i = 0; i < 5; i++)
@@ -271,9 +285,7 @@ static int ring_lengths(void)
 	CHECK_BID(c, 4);
 	CHECK(memcmp(bufs[4], data, 10) == 0);
 	CHECK_EQ(bufs[4][10], 0xee);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -288,9 +300,8 @@ static int ring_status(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 6, 0);
+	TRY(ring_pbr(&r, &p, 4, 6, 0, NULL));
 	unsigned h;
 	int ret = ring_head(r.ring_fd, 6, &h);
 	if (ret == -EINVAL) { /* before Linux 6.8: no PBUF_STATUS */
@@ -337,9 +348,7 @@ static int ring_status(void)
 	CHECK_ERR(sys_register(r.ring_fd, PB_STATUS, &st, 2), EINVAL);
 	CHECK_ERR(sys_register(r.ring_fd, PB_STATUS, &st, 0), EINVAL);
 	CHECK_ERR(sys_register(r.ring_fd, PB_STATUS, (void *)8, 1), EFAULT);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -354,11 +363,9 @@ static int ring_unregister(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 2, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 4, 2, 0, &fd));
 	static unsigned char bufs[2][32];
 	pbr_add(&p, bufs[0], 32, 40);
 	pbr_add(&p, bufs[1], 32, 41);
@@ -394,9 +401,7 @@ static int ring_unregister(void)
 	CHECK_ERR(sys_register(r.ring_fd, PB_UNREGISTER_RING, NULL, 1), EINVAL);
 	/* still registered after all that */
 	CHECK_RES(unreg_ring(r.ring_fd, 2), 0);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -413,9 +418,8 @@ static int register_errors(void)
 	GATE(IORING_OP_REMOVE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 8, 1, 0);
+	TRY(ring_pbr(&r, &p, 8, 1, 0, NULL));
 	size_t big_sz = 65536 * sizeof(struct io_uring_buf);
 	unsigned char *big = mmap(NULL, big_sz, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -589,9 +593,8 @@ static int ring_inc(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 5, 0);
+	TRY(ring_pbr(&r, &p, 4, 5, 0, NULL));
 	CHECK_RES(unreg_ring(r.ring_fd, 5), 0);
 	int ret = reg_ring(r.ring_fd, (uintptr_t)p.br, 4, 5, PB_FLAG_INC);
 	if (ret == -EINVAL) { /* before Linux 6.12 */
@@ -675,10 +678,7 @@ struct pw {
 static int pw_setup(struct pw *t, unsigned bgid, int pipe_flags)
 {
 	t->bgid = bgid;
-	CHECK_OK(ut_ring(&t->r, 8));
-	SETUP(t->r.ring_fd, &t->p, 4, bgid, 0);
-	t->fd = data_file();
-	CHECK_OK(t->fd);
+	TRY(ring_pbr(&t->r, &t->p, 4, bgid, 0, &t->fd));
 	CHECK_OK(pipe2(t->pp, pipe_flags));
 	return UT_OK;
 }
@@ -857,11 +857,9 @@ static int readv_ring(void)
 	 */
 	GATE(IORING_OP_READV);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 15, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 4, 15, 0, &fd));
 	static unsigned char bufs[2][128];
 	pbr_add(&p, bufs[0], 128, 20);
 	pbr_add(&p, bufs[1], 128, 21);
@@ -882,9 +880,7 @@ static int readv_ring(void)
 	CHECK(memcmp(bufs[1], data, 128) == 0);
 	sqe = ut_q_sel_readv(&r, fd, iov, 1, 0, 15);
 	CHECK_RES(run(&r, sqe, &c), -ENOBUFS);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 

@@ -500,6 +500,11 @@ int ut_run_sqe(struct io_uring *r, struct io_uring_sqe *sqe, uint64_t ud,
 	       struct io_uring_cqe *out)
 {
 	sqe->user_data = ud;
+	return ut_submit1_ud(r, ud, out);
+}
+
+int ut_submit1_ud(struct io_uring *r, uint64_t ud, struct io_uring_cqe *out)
+{
 	int ret = io_uring_submit(r);
 	if (ret != 1)
 		return -10000 + (ret < 0 ? ret : 0);

@@ -197,6 +197,8 @@ int ut_data_file(void *data, size_t n, unsigned seed);
  * (copied to *out if out): its res; below -9000 when no CQE or a stray one came. */
 int ut_run_sqe(struct io_uring *r, struct io_uring_sqe *sqe, uint64_t ud,
 	       struct io_uring_cqe *out);
+/* ut_run_sqe for what is already queued (one SQE, user_data `ud` set by the caller). */
+int ut_submit1_ud(struct io_uring *r, uint64_t ud, struct io_uring_cqe *out);
 /* Queue a READ of up to `len` bytes at `off` into a buffer selected from `group`. */
 struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
 				   int group);
