@@ -111,10 +111,13 @@ static int ring_pipe(struct io_uring *r, int p[2])
 	return UT_OK;
 }
 
-static void close_ring_pipe(struct io_uring *r, int p[2])
+/* Close the pipe, then `fd` if it is one, then the ring. */
+static void close_ring_pipe(struct io_uring *r, int p[2], int fd)
 {
 	close(p[0]);
 	close(p[1]);
+	if (fd >= 0)
+		close(fd);
 	io_uring_queue_exit(r);
 }
 
@@ -157,7 +160,7 @@ static int pipe_timeout(void)
 	CHECK_EQ(write(p[1], "xy", 2), 2);
 	QUIET(&r, 20);
 	CHECK_EQ(read(p[0], b, sizeof b), 2);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -203,10 +206,7 @@ static int read_beats_timeout(void)
 	CHECK(memcmp(b, "hello", 5) == 0);
 	if (now_ns() - t0 > 2000 * MS)
 		FAIL("a 5 s link timeout was not cancelled early (%lld us)", (now_ns() - t0) / 1000);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, fd);
 	return UT_OK;
 }
 
@@ -276,7 +276,7 @@ static int two_in_a_row(void)
 	CHECK_RES(by_ud(c, 3, 3)->res, -EINVAL);
 	if (now_ns() - t0 > 2000 * MS)
 		FAIL("the failed chain took %lld us", (now_ns() - t0) / 1000);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -316,7 +316,7 @@ static int abs_deadline(void)
 	CHECK_RES(by_ud(c, 2, 4)->res, -ETIME);
 	if (now_ns() - t0 > 2000 * MS)
 		FAIL("a past deadline took %lld us", (now_ns() - t0) / 1000);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -408,7 +408,7 @@ static int chain_after_timeout(void)
 	CQE_IS(c, 0, 7, 4);
 	CQE_IS(c, 1, 8, -ECANCELED);
 	CQE_IS(c, 2, 9, 0);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -457,10 +457,7 @@ static int skip_success(void)
 	REAP_SHOW(&r, 1, c);
 	CQE_IS(c, 0, 5, -ECANCELED);
 	QUIET(&r, 20);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, fd);
 	return UT_OK;
 }
 
@@ -578,7 +575,7 @@ static int cancel_by_user_data(void)
 	CHECK_RES(by_ud(c, 3, 2)->res, -ECANCELED);
 	if (now_ns() - t0 > 2000 * MS)
 		FAIL("cancelling took %lld us", (now_ns() - t0) / 1000);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -637,7 +634,7 @@ static int update_link_timeout(void)
 	q_update(&r, 2, &ts20, IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE, 0xd3);
 	CHECK_RES(ut_run1_ms(&r, &ud, 5000), -ENOENT);
 	CHECK_EQ(ud, 0xd3);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -675,7 +672,7 @@ static int update_flag_alone(void)
 	CQE_IS(c, 1, 1, -ECANCELED);
 	if (dt < 290 * MS)
 		FAIL("the link timeout fired after %lld us: it was updated", dt / 1000);
-	close_ring_pipe(&r, p);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 

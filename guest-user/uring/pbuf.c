@@ -864,22 +864,9 @@ static int readv_ring(void)
 	pbr_add(&p, bufs[0], 128, 20);
 	pbr_add(&p, bufs[1], 128, 21);
 	pbr_publish(&p);
-	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
-	struct io_uring_sqe *sqe = ut_q_sel_readv(&r, fd, iov, 1, 300, 15);
-	struct io_uring_cqe c;
-	CHECK_RES(run(&r, sqe, &c), 100);
-	CHECK_BID(c, 20);
-	CHECK(memcmp(bufs[0], data + 300, 100) == 0);
-	sqe = ut_q_sel_readv(&r, fd, iov, 2, 0, 15);
-	CHECK_RES(run(&r, sqe, &c), -EINVAL);
-	CHECK_EQ(c.flags, 0);
-	iov[0].iov_len = 4096;
-	sqe = ut_q_sel_readv(&r, fd, iov, 1, 0, 15);
-	CHECK_RES(run(&r, sqe, &c), 128);
-	CHECK_BID(c, 21);
-	CHECK(memcmp(bufs[1], data, 128) == 0);
-	sqe = ut_q_sel_readv(&r, fd, iov, 1, 0, 15);
-	CHECK_RES(run(&r, sqe, &c), -ENOBUFS);
+	TRY(ut_sel_readv_cases(&r, fd, 15, 0xb1, data, bufs[0], bufs[1], 20, 1));
+	struct iovec iov[1] = { { NULL, 4096 } };
+	CHECK_RES(run(&r, ut_q_sel_readv(&r, fd, iov, 1, 0, 15), NULL), -ENOBUFS);
 	close_pbr(&r, &p, fd);
 	return UT_OK;
 }

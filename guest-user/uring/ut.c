@@ -611,3 +611,29 @@ int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned
 	}
 	return UT_OK;
 }
+
+int ut_sel_readv_cases(struct io_uring *r, int fd, int group, uint64_t ud, const void *data,
+		       const void *b0, const void *b1, unsigned bid, int exact_flags)
+{
+	const unsigned char *d = data;
+	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
+	struct io_uring_cqe c;
+	CHECK_RES(ut_run_sqe(r, ut_q_sel_readv(r, fd, iov, 1, 300, group), ud, &c), 100);
+	if (exact_flags)
+		CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | (bid << IORING_CQE_BUFFER_SHIFT));
+	else
+		CHECK_EQ(c.flags & IORING_CQE_F_BUFFER ? (int)(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1,
+			 bid);
+	CHECK(memcmp(b0, d + 300, 100) == 0);
+	CHECK_RES(ut_run_sqe(r, ut_q_sel_readv(r, fd, iov, 2, 0, group), ud, &c), -EINVAL);
+	CHECK_EQ(c.flags, 0);
+	iov[0].iov_len = 4096;
+	CHECK_RES(ut_run_sqe(r, ut_q_sel_readv(r, fd, iov, 1, 0, group), ud, &c), 128);
+	if (exact_flags)
+		CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | ((bid + 1) << IORING_CQE_BUFFER_SHIFT));
+	else
+		CHECK_EQ(c.flags & IORING_CQE_F_BUFFER ? (int)(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1,
+			 bid + 1);
+	CHECK(memcmp(b1, d, 128) == 0);
+	return UT_OK;
+}

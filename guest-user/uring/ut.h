@@ -225,5 +225,14 @@ int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned
 		      const char *file, int line);
 #define CANCEL_WAITING(r, target, ud, want_flags)                              \
 	TRY(ut_cancel_waiting((r), (target), (ud), (want_flags), __FILE__, __LINE__))
+/*
+ * READV with BUFFER_SELECT from `group` (user_data `ud`) of a file holding data[], whose next
+ * buffers are b0 (id bid, >= 100 bytes) and b1 (id bid + 1, 128 bytes): one iovec of 100 at
+ * 300 reads 100 into b0; two iovecs are -EINVAL with flags 0 (no buffer used); one iovec of
+ * 4096 at 0 reads 128 (the buffer's size) into b1. exact_flags: CQE flags must be exactly
+ * F_BUFFER and the id; else the id must be there.
+ */
+int ut_sel_readv_cases(struct io_uring *r, int fd, int group, uint64_t ud, const void *data,
+		       const void *b0, const void *b1, unsigned bid, int exact_flags);
 
 #endif
