@@ -93,6 +93,35 @@ static void info_order(const struct io_uring_cqe *c, unsigned n)
 	ut_info("CQE order %s", s);
 }
 
+/* c[0..n) holds a CQE for each of ud[0..n), and their res are want[0..n), checked in order. */
+static int cqes_are(const struct io_uring_cqe *c, unsigned n, const uint64_t *ud,
+		    const int *want, const char *file, int line)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!by_ud(c, n, ud[i]))
+			return ut_fail(file, line, "no CQE with user_data 0x%llx",
+				       (unsigned long long)ud[i]);
+	for (unsigned i = 0; i < n; i++) {
+		int res = by_ud(c, n, ud[i])->res;
+		if (res != want[i])
+			return ut_fail(file, line, "CQE 0x%llx: res %d (%s), expected %d (%s)",
+				       (unsigned long long)ud[i], res, ut_resname(res), want[i],
+				       ut_resname(want[i]));
+	}
+	return UT_OK;
+}
+#define CQES_ARE(c, n, uds, wants) TRY(cqes_are((c), (n), (uds), (wants), __FILE__, __LINE__))
+
+/* At most 2 s went by since t0. */
+static int within_2s(long long t0, const char *what, const char *file, int line)
+{
+	long long dt = now_ns() - t0;
+	if (dt > 2000 * MS)
+		return ut_fail(file, line, "%s took %lld us", what, dt / 1000);
+	return UT_OK;
+}
+#define WITHIN_2S(t0, what) TRY(within_2s((t0), (what), __FILE__, __LINE__))
+
 /* REAP with 5 s for each CQE, then show their order (info_order). */
 static int reap_show(struct io_uring *r, unsigned n, struct io_uring_cqe *out, const char *file,
 		     int line)
@@ -245,9 +274,7 @@ static int no_link_head(void)
 	q_nop(&r, 7, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	REAP_SHOW(&r, 2, c);
-	CHECK(by_ud(c, 2, 6) && by_ud(c, 2, 7));
-	CHECK_RES(by_ud(c, 2, 6)->res, -EINVAL);
-	CHECK_RES(by_ud(c, 2, 7)->res, -ECANCELED);
+	CQES_ARE(c, 2, ((const uint64_t[]){ 6, 7 }), ((const int[]){ -EINVAL, -ECANCELED }));
 	QUIET(&r, 10);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -270,12 +297,9 @@ static int two_in_a_row(void)
 	CHECK_EQ(io_uring_submit(&r), 3);
 	struct io_uring_cqe c[3];
 	REAP_SHOW(&r, 3, c);
-	CHECK(by_ud(c, 3, 1) && by_ud(c, 3, 2) && by_ud(c, 3, 3));
-	CHECK_RES(by_ud(c, 3, 1)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 3, 2)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 3, 3)->res, -EINVAL);
-	if (now_ns() - t0 > 2000 * MS)
-		FAIL("the failed chain took %lld us", (now_ns() - t0) / 1000);
+	CQES_ARE(c, 3, ((const uint64_t[]){ 1, 2, 3 }),
+		 ((const int[]){ -ECANCELED, -ECANCELED, -EINVAL }));
+	WITHIN_2S(t0, "the failed chain");
 	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
@@ -311,11 +335,8 @@ static int abs_deadline(void)
 	q_lt(&r, &ts, IORING_TIMEOUT_ABS, 4, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
 	REAP_SHOW(&r, 2, c);
-	CHECK(by_ud(c, 2, 3) && by_ud(c, 2, 4));
-	CHECK_RES(by_ud(c, 2, 3)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 2, 4)->res, -ETIME);
-	if (now_ns() - t0 > 2000 * MS)
-		FAIL("a past deadline took %lld us", (now_ns() - t0) / 1000);
+	CQES_ARE(c, 2, ((const uint64_t[]){ 3, 4 }), ((const int[]){ -ECANCELED, -ETIME }));
+	WITHIN_2S(t0, "a past deadline");
 	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
@@ -569,12 +590,9 @@ static int cancel_by_user_data(void)
 	CHECK_EQ(io_uring_submit(&r), 1);
 	struct io_uring_cqe c[3];
 	REAP_SHOW(&r, 3, c);
-	CHECK(by_ud(c, 3, 1) && by_ud(c, 3, 2) && by_ud(c, 3, 0xc3));
-	CHECK_RES(by_ud(c, 3, 0xc3)->res, 0);
-	CHECK_RES(by_ud(c, 3, 1)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 3, 2)->res, -ECANCELED);
-	if (now_ns() - t0 > 2000 * MS)
-		FAIL("cancelling took %lld us", (now_ns() - t0) / 1000);
+	CQES_ARE(c, 3, ((const uint64_t[]){ 0xc3, 1, 2 }),
+		 ((const int[]){ 0, -ECANCELED, -ECANCELED }));
+	WITHIN_2S(t0, "cancelling");
 	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
