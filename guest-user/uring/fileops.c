@@ -90,14 +90,22 @@ static int ro_file(size_t n)
 
 /* ---- FALLOCATE ------------------------------------------------------------- */
 
+/* A ring of 4 and an empty file "f", read-write. */
+static int ring_file(struct io_uring *r, int *fd)
+{
+	CHECK_OK(ut_ring(r, 4));
+	*fd = ut_tmpfile("f", O_RDWR, NULL);
+	CHECK_OK(*fd);
+	return UT_OK;
+}
+
 static int fallocate_extends(void)
 {
 	/* mode 0 allocates and extends the size; the new bytes read as zeroes */
 	GATE(IORING_OP_FALLOCATE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	CHECK_EQ(write(fd, "head", 4), 4);
 	CHECK_RES(run(&r, q_falloc(&r, fd, 0, 0, 8192)), 0);
 	CHECK_EQ(fsize(fd), 8192);
@@ -120,9 +128,8 @@ static int fallocate_keep_size(void)
 	/* FALLOC_FL_KEEP_SIZE: space beyond EOF, size unchanged */
 	GATE(IORING_OP_FALLOCATE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	CHECK_EQ(write(fd, "0123456789", 10), 10);
 	struct stat st0, st1;
 	CHECK_OK(fstat(fd, &st0));
@@ -146,9 +153,8 @@ static int punch_hole(void)
 	 */
 	GATE(IORING_OP_FALLOCATE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char want[3 * 4096], got[3 * 4096];
 	ut_pattern(want, sizeof want, 7);
 	CHECK_EQ(write(fd, want, sizeof want), (ssize_t)sizeof want);
@@ -185,9 +191,8 @@ static int fallocate_errors(void)
 {
 	GATE(IORING_OP_FALLOCATE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	/* a mode bit Linux does not know: -EOPNOTSUPP, not -EINVAL */
 	CHECK_RES(run(&r, q_falloc(&r, fd, 0x40000000, 0, 4096)), -EOPNOTSUPP);
 	/* len 0, a negative offset or length */
@@ -249,9 +254,8 @@ static int ftruncate_grow_shrink(void)
 {
 	GATE(OP_FTRUNCATE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	CHECK_EQ(write(fd, "abcdef", 6), 6);
 	CHECK_RES(run(&r, q_ftrunc(&r, fd, 10000)), 0);
 	CHECK_EQ(fsize(fd), 10000);
@@ -287,9 +291,8 @@ static int ftruncate_errors(void)
 	 */
 	GATE(OP_FTRUNCATE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	CHECK_EQ(write(fd, "abcdef", 6), 6);
 	CHECK_RES(run(&r, q_ftrunc(&r, fd, (uint64_t)-1)), -EINVAL);
 	CHECK_EQ(fsize(fd), 6);
@@ -328,9 +331,8 @@ static int sync_file_range_ok(void)
 {
 	GATE(IORING_OP_SYNC_FILE_RANGE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char b[8192];
 	ut_pattern(b, sizeof b, 1);
 	CHECK_EQ(write(fd, b, sizeof b), (ssize_t)sizeof b);
@@ -355,9 +357,8 @@ static int sync_file_range_errors(void)
 {
 	GATE(IORING_OP_SYNC_FILE_RANGE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	CHECK_RES(run(&r, q_sfr(&r, fd, 0, 0, 8)), -EINVAL);
 	CHECK_RES(run(&r, q_sfr(&r, fd, 0, 0, 0x80000000u)), -EINVAL);
 	/* a negative offset */
@@ -388,9 +389,8 @@ static int fsync_range(void)
 	 */
 	GATE(IORING_OP_FSYNC);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char b[3 * 4096];
 	ut_pattern(b, sizeof b, 2);
 	CHECK_EQ(write(fd, b, sizeof b), (ssize_t)sizeof b);

@@ -13,21 +13,6 @@
 #define OP_FIXED_FD_INSTALL 54
 #define FIXED_FD_NO_CLOEXEC (1U << 0)
 
-static int run(struct io_uring *r, uint64_t ud)
-{
-	uint64_t got = 0;
-	int res = ut_run1_ms(r, &got, 5000);
-	return got == ud ? res : (res < -9000 ? res : -9999);
-}
-
-static int lowest_free_fd(void)
-{
-	int fd = dup(0);
-	if (fd >= 0)
-		close(fd);
-	return fd;
-}
-
 /* A file holding 16 bytes: `text` (8 bytes) twice. */
 static int text_file(const char *tag, const char *text)
 {
@@ -47,7 +32,7 @@ static int read_slot(struct io_uring *r, int slot, char *buf)
 	io_uring_prep_read(sqe, slot, buf, 8, 0);
 	sqe->flags = IOSQE_FIXED_FILE;
 	sqe->user_data = 0x7ead;
-	return run(r, 0x7ead);
+	return ut_run_ud(r, 0x7ead);
 }
 /* slot `slot` reads `text` */
 #define SLOT_IS(r, slot, text)                                                 \
@@ -91,14 +76,14 @@ static int install(void)
 	CHECK_OK(f);
 	CHECK_OK(io_uring_register_files(&r, &f, 1));
 	close(f);
-	int want = lowest_free_fd();
+	int want = ut_lowest_free_fd();
 	q_install(&r, 0, 0, 0x10);
-	int fd1 = run(&r, 0x10);
+	int fd1 = ut_run_ud(&r, 0x10);
 	CHECK_EQ(fd1, want);
 	CHECK_EQ(fcntl(fd1, F_GETFD), FD_CLOEXEC);
 	CHECK_EQ(fcntl(fd1, F_GETFL) & O_ACCMODE, O_RDWR);
 	q_install(&r, 0, FIXED_FD_NO_CLOEXEC, 0x11);
-	int fd2 = run(&r, 0x11);
+	int fd2 = ut_run_ud(&r, 0x11);
 	CHECK(fd2 >= 0 && fd2 != fd1);
 	CHECK_EQ(fcntl(fd2, F_GETFD), 0);
 	/* one open file: a read through one descriptor moves the other's offset */
@@ -130,7 +115,7 @@ static int install_errors(void)
 	CHECK_OK(f);
 	int table[2] = { f, -1 };
 	CHECK_OK(io_uring_register_files(&r, table, 2));
-	int before = lowest_free_fd();
+	int before = ut_lowest_free_fd();
 	for (int k = 0; k < 11; k++) {
 		struct io_uring_sqe *sqe = q_install(&r, 0, 0, 0x20 + k);
 		int want = -EINVAL;
@@ -148,14 +133,14 @@ static int install_errors(void)
 		case 9: sqe->splice_fd_in = 1; what = "splice_fd_in"; break;
 		case 10: sqe->addr3 = 1; what = "addr3"; break;
 		}
-		int res = run(&r, 0x20 + k);
+		int res = ut_run_ud(&r, 0x20 + k);
 		if (res != want)
 			FAIL("%s: %d (%s), expected %d (%s)", what, res, ut_resname(res), want,
 			     ut_resname(want));
 	}
 	q_install(&none, 0, 0, 0x2f);
-	CHECK_RES(run(&none, 0x2f), -EBADF);
-	CHECK_EQ(lowest_free_fd(), before);
+	CHECK_RES(ut_run_ud(&none, 0x2f), -EBADF);
+	CHECK_EQ(ut_lowest_free_fd(), before);
 	close(f);
 	io_uring_queue_exit(&r);
 	io_uring_queue_exit(&none);
@@ -194,7 +179,7 @@ static int update(void)
 	CHECK_OK(io_uring_register_files(&r, table, 4));
 	int fds[2] = { f1, f2 };
 	q_update(&r, fds, 2, 1, 0x30);
-	CHECK_RES(run(&r, 0x30), 2);
+	CHECK_RES(ut_run_ud(&r, 0x30), 2);
 	CHECK_EQ(fds[0], f1);
 	CHECK_EQ(fds[1], f2);
 	SLOT_EMPTY(&r, 0);
@@ -207,13 +192,13 @@ static int update(void)
 	SLOT_IS(&r, 2, "update-2");
 	int clr[3] = { -1, IORING_REGISTER_FILES_SKIP, -1 };
 	q_update(&r, clr, 3, 1, 0x31);
-	CHECK_RES(run(&r, 0x31), 3);
+	CHECK_RES(ut_run_ud(&r, 0x31), 3);
 	SLOT_EMPTY(&r, 1);
 	SLOT_IS(&r, 2, "update-2");
 	SLOT_EMPTY(&r, 3);
 	/* -1 on an empty slot counts too */
 	q_update(&r, clr, 1, 0, 0x32);
-	CHECK_RES(run(&r, 0x32), 1);
+	CHECK_RES(ut_run_ud(&r, 0x32), 1);
 	io_uring_queue_exit(&r);
 	return UT_OK;
 }
@@ -235,7 +220,7 @@ static int update_alloc(void)
 	CHECK_OK(io_uring_register_files(&r, table, 4));
 	int fds[2] = { f2, f1 };
 	q_update(&r, fds, 2, IORING_FILE_INDEX_ALLOC, 0x40);
-	CHECK_RES(run(&r, 0x40), 2);
+	CHECK_RES(ut_run_ud(&r, 0x40), 2);
 	CHECK_EQ(fds[0], 1);
 	CHECK_EQ(fds[1], 2);
 	SLOT_IS(&r, 1, "alloc--2");
@@ -243,13 +228,13 @@ static int update_alloc(void)
 	/* one slot left for two */
 	int more[2] = { f2, f2 };
 	q_update(&r, more, 2, IORING_FILE_INDEX_ALLOC, 0x41);
-	CHECK_RES(run(&r, 0x41), 1);
+	CHECK_RES(ut_run_ud(&r, 0x41), 1);
 	CHECK_EQ(more[0], 3);
 	CHECK_EQ(more[1], f2);
 	SLOT_IS(&r, 3, "alloc--2");
 	more[0] = f2;
 	q_update(&r, more, 1, IORING_FILE_INDEX_ALLOC, 0x42);
-	CHECK_RES(run(&r, 0x42), -ENFILE);
+	CHECK_RES(ut_run_ud(&r, 0x42), -ENFILE);
 	CHECK_EQ(more[0], f2);
 	close(f1);
 	close(f2);
@@ -273,22 +258,22 @@ static int alloc_hint(void)
 	CHECK_OK(io_uring_register_files(&r, table, 4));
 	int one[1] = { f };
 	q_update(&r, one, 1, 2, 0x70); /* slot 2: the hint moves to 3 */
-	CHECK_RES(run(&r, 0x70), 1);
+	CHECK_RES(ut_run_ud(&r, 0x70), 1);
 	static const int want[] = { 3, 0 }; /* then it wraps */
 	for (int i = 0; i < 2; i++) {
 		one[0] = f;
 		q_update(&r, one, 1, IORING_FILE_INDEX_ALLOC, 0x71 + i);
-		CHECK_RES(run(&r, 0x71 + i), 1);
+		CHECK_RES(ut_run_ud(&r, 0x71 + i), 1);
 		CHECK_EQ(one[0], want[i]);
 	}
 	one[0] = -1;
 	q_update(&r, one, 1, 2, 0x73); /* empty slot 2: the hint moves to 2 */
-	CHECK_RES(run(&r, 0x73), 1);
+	CHECK_RES(ut_run_ud(&r, 0x73), 1);
 	static const int want2[] = { 2, 1 };
 	for (int i = 0; i < 2; i++) {
 		one[0] = f;
 		q_update(&r, one, 1, IORING_FILE_INDEX_ALLOC, 0x74 + i);
-		CHECK_RES(run(&r, 0x74 + i), 1);
+		CHECK_RES(ut_run_ud(&r, 0x74 + i), 1);
 		CHECK_EQ(one[0], want2[i]);
 	}
 	for (int s = 0; s < 4; s++)
@@ -314,28 +299,28 @@ static int update_partial(void)
 	CHECK_OK(io_uring_register_files(&r, table, 4));
 	int fds[3] = { f1, 999, f2 };
 	q_update(&r, fds, 3, 0, 0x50);
-	CHECK_RES(run(&r, 0x50), 1);
+	CHECK_RES(ut_run_ud(&r, 0x50), 1);
 	SLOT_IS(&r, 0, "partial1");
 	SLOT_EMPTY(&r, 1);
 	SLOT_EMPTY(&r, 2);
 	q_update(&r, fds + 1, 2, 2, 0x51);
-	CHECK_RES(run(&r, 0x51), -EBADF);
+	CHECK_RES(ut_run_ud(&r, 0x51), -EBADF);
 	SLOT_EMPTY(&r, 2);
 	SLOT_EMPTY(&r, 3);
 	int ringfd[2] = { f2, r.ring_fd };
 	q_update(&r, ringfd, 2, 2, 0x52);
-	CHECK_RES(run(&r, 0x52), 1);
+	CHECK_RES(ut_run_ud(&r, 0x52), 1);
 	SLOT_IS(&r, 2, "partial2");
 	SLOT_EMPTY(&r, 3);
 	q_update(&r, ringfd + 1, 1, 3, 0x53);
-	CHECK_RES(run(&r, 0x53), -EBADF);
+	CHECK_RES(ut_run_ud(&r, 0x53), -EBADF);
 	/*
 	 * with ALLOC: the same, and the entries after the bad one are left alone (the
 	 * free slot taken is 3, after slot 2 filled last: see alloc_hint)
 	 */
 	int al[3] = { f1, 999, f2 };
 	q_update(&r, al, 3, IORING_FILE_INDEX_ALLOC, 0x54);
-	CHECK_RES(run(&r, 0x54), 1);
+	CHECK_RES(ut_run_ud(&r, 0x54), 1);
 	CHECK_EQ(al[0], 3);
 	CHECK_EQ(al[1], 999);
 	CHECK_EQ(al[2], f2);
@@ -363,30 +348,30 @@ static int update_errors(void)
 	CHECK_OK(io_uring_register_files(&r, table, 2));
 	int fds[3] = { f1, f1, f1 };
 	q_update(&none, fds, 1, 0, 0x60);
-	CHECK_RES(run(&none, 0x60), -ENXIO);
+	CHECK_RES(ut_run_ud(&none, 0x60), -ENXIO);
 	q_update(&none, fds, 1, IORING_FILE_INDEX_ALLOC, 0x61);
-	CHECK_RES(run(&none, 0x61), -ENXIO);
+	CHECK_RES(ut_run_ud(&none, 0x61), -ENXIO);
 	CHECK_EQ(fds[0], f1);
 	q_update(&r, fds, 0, 0, 0x62);
-	CHECK_RES(run(&r, 0x62), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x62), -EINVAL);
 	q_update(&r, fds, 3, 0, 0x63);
-	CHECK_RES(run(&r, 0x63), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x63), -EINVAL);
 	q_update(&r, fds, 1, 2, 0x64);
-	CHECK_RES(run(&r, 0x64), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x64), -EINVAL);
 	q_update(&r, fds, 1, 0xfffffffe, 0x65);
-	CHECK_RES(run(&r, 0x65), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x65), -EINVAL);
 	struct io_uring_sqe *sqe = q_update(&r, fds, 1, 0, 0x66);
 	sqe->rw_flags = 1;
-	CHECK_RES(run(&r, 0x66), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x66), -EINVAL);
 	sqe = q_update(&r, fds, 1, 0, 0x67);
 	sqe->splice_fd_in = 1;
-	CHECK_RES(run(&r, 0x67), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x67), -EINVAL);
 	SLOT_EMPTY(&r, 0);
 	SLOT_EMPTY(&r, 1);
 	q_update(&r, (int *)8, 1, 0, 0x68);
-	CHECK_RES(run(&r, 0x68), -EFAULT);
+	CHECK_RES(ut_run_ud(&r, 0x68), -EFAULT);
 	q_update(&r, (int *)8, 1, IORING_FILE_INDEX_ALLOC, 0x69);
-	CHECK_RES(run(&r, 0x69), -EFAULT);
+	CHECK_RES(ut_run_ud(&r, 0x69), -EFAULT);
 	SLOT_EMPTY(&r, 0);
 	SLOT_EMPTY(&r, 1);
 	close(f1);

@@ -14,30 +14,12 @@ static unsigned char data[DATA_LEN];
 /* A file holding DATA_LEN pattern bytes (also left in data[]). */
 static int data_file(void)
 {
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	if (fd < 0)
-		return fd;
-	ut_pattern(data, sizeof data, 11);
-	if (write(fd, data, sizeof data) != (ssize_t)sizeof data)
-		return -EIO;
-	return fd;
+	return ut_data_file(data, sizeof data, 11);
 }
 
 static int run(struct io_uring *r, struct io_uring_sqe *sqe, struct io_uring_cqe *out)
 {
-	sqe->user_data = 0xb0;
-	int ret = io_uring_submit(r);
-	if (ret != 1)
-		return -10000 + (ret < 0 ? ret : 0);
-	struct io_uring_cqe c;
-	ret = ut_wait_cqe_ms(r, &c, 5000);
-	if (ret < 0)
-		return ret - 10000;
-	if (c.user_data != 0xb0)
-		return -9999;
-	if (out)
-		*out = c;
-	return c.res;
+	return ut_run_sqe(r, sqe, 0xb0, out);
 }
 
 static struct io_uring_sqe *q_provide(struct io_uring *r, void *addr, int len, int nr,
@@ -55,23 +37,21 @@ static struct io_uring_sqe *q_remove(struct io_uring *r, int nr, int group)
 	return sqe;
 }
 
-/* READ of up to len bytes at off into a buffer of `group` */
-static struct io_uring_sqe *q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
-				       int group)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	io_uring_prep_read(sqe, fd, NULL, len, off);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = (uint16_t)group;
-	return sqe;
-}
-
 /* The CQE must carry IORING_CQE_F_BUFFER; returns the buffer id, or -1. */
 static int cqe_bid(const struct io_uring_cqe *c)
 {
 	if (!(c->flags & IORING_CQE_F_BUFFER))
 		return -1;
 	return (int)(c->flags >> IORING_CQE_BUFFER_SHIFT);
+}
+
+/* A ring of 8 and the data file. */
+static int ring_file(struct io_uring *r, int *fd)
+{
+	CHECK_OK(ut_ring(r, 8));
+	*fd = data_file();
+	CHECK_OK(*fd);
+	return UT_OK;
 }
 
 #define PROVIDE(r, addr, len, nr, group, bid)                                  \
@@ -88,9 +68,8 @@ static int select_order(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[4][64];
 	memset(bufs, 0xee, sizeof bufs);
 	PROVIDE(&r, bufs, 64, 4, 7, 10);
@@ -98,7 +77,7 @@ static int select_order(void)
 	int k = 0;
 	for (int i = 0; i < 4; i++) {
 		struct io_uring_cqe c;
-		CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 64 * i, 7), &c), 64);
+		CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 64 * i, 7), &c), 64);
 		int bid = cqe_bid(&c);
 		k += snprintf(order + k, sizeof order - k, " %d", bid);
 		if (bid < 10 || bid > 13)
@@ -109,10 +88,10 @@ static int select_order(void)
 	}
 	ut_info("buffer ids in order of use:%s", order);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 7), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 7), &c), -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	/* a group nobody provided */
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 8), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 8), &c), -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	close(fd);
 	io_uring_queue_exit(&r);
@@ -128,9 +107,8 @@ static int two_batches(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char a[2][32], b[2][32];
 	PROVIDE(&r, a, 32, 2, 3, 0);
 	PROVIDE(&r, b, 32, 2, 3, 5);
@@ -139,7 +117,7 @@ static int two_batches(void)
 	int k = 0;
 	for (int i = 0; i < 4; i++) {
 		struct io_uring_cqe c;
-		CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 32 * i, 3), &c), 32);
+		CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 32 * i, 3), &c), 32);
 		k += snprintf(order + k, sizeof order - k, " %d", cqe_bid(&c));
 		CHECK_EQ(cqe_bid(&c), want[i]);
 	}
@@ -149,7 +127,7 @@ static int two_batches(void)
 	/* give id 1 back: it is the only one, so the next read gets it */
 	PROVIDE(&r, a[1], 32, 1, 3, 1);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 512, 3), &c), 32);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 512, 3), &c), 32);
 	CHECK_EQ(cqe_bid(&c), 1);
 	CHECK(memcmp(a[1], data + 512, 32) == 0);
 	close(fd);
@@ -166,25 +144,24 @@ static int lengths(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[3][64];
 	memset(bufs, 0xee, sizeof bufs);
 	PROVIDE(&r, bufs, 64, 3, 1, 0);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 16, 100, 1), &c), 16);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 16, 100, 1), &c), 16);
 	CHECK_EQ(cqe_bid(&c), 0);
 	CHECK(memcmp(bufs[0], data + 100, 16) == 0);
 	CHECK_EQ(bufs[0][16], 0xee);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 200, 200, 1), &c), 64);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 200, 200, 1), &c), 64);
 	CHECK_EQ(cqe_bid(&c), 1);
 	CHECK(memcmp(bufs[1], data + 200, 64) == 0);
 	CHECK_EQ(bufs[2][0], 0xee);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, DATA_LEN, 1), &c), 0);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, DATA_LEN, 1), &c), 0);
 	ut_info("read at EOF: flags 0x%x", c.flags);
 	CHECK_EQ(cqe_bid(&c), 2);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 1), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 1), &c), -ENOBUFS);
 	close(fd);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -197,15 +174,14 @@ static int remove_buffers(void)
 	GATE(IORING_OP_REMOVE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[5][16];
 	PROVIDE(&r, bufs, 16, 5, 9, 0);
 	CHECK_RES(run(&r, q_remove(&r, 2, 9), NULL), 2);
 	/* the first two provided went first: the next read gets id 2 */
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 16, 0, 9), &c), 16);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 16, 0, 9), &c), 16);
 	CHECK_EQ(cqe_bid(&c), 2);
 	CHECK_RES(run(&r, q_remove(&r, 10, 9), NULL), 2);
 	/*
@@ -213,11 +189,11 @@ static int remove_buffers(void)
 	 * an emptied group and answered -ENOENT). A group never provided is -ENOENT.
 	 */
 	CHECK_RES(run(&r, q_remove(&r, 1, 9), NULL), 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 16, 0, 9), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 16, 0, 9), &c), -ENOBUFS);
 	CHECK_RES(run(&r, q_remove(&r, 1, 1234), NULL), -ENOENT);
 	/* the group can be filled again */
 	PROVIDE(&r, bufs, 16, 1, 9, 42);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 16, 0, 9), &c), 16);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 16, 0, 9), &c), 16);
 	CHECK_EQ(cqe_bid(&c), 42);
 	close(fd);
 	io_uring_queue_exit(&r);
@@ -234,28 +210,24 @@ static int select_unsupported(void)
 	GATE(IORING_OP_WRITE);
 	GATE(IORING_OP_FSYNC);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[2][16];
 	PROVIDE(&r, bufs, 16, 2, 4, 0);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
 	io_uring_prep_write(sqe, fd, NULL, 16, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 4;
+	ut_sel(sqe, 4);
 	struct io_uring_cqe c;
 	CHECK_RES(run(&r, sqe, &c), -EOPNOTSUPP);
 	CHECK_EQ(c.flags, 0);
 	sqe = io_uring_get_sqe(&r);
 	io_uring_prep_fsync(sqe, fd, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 4;
+	ut_sel(sqe, 4);
 	CHECK_RES(run(&r, sqe, &c), -EOPNOTSUPP);
 	/* READ_FIXED neither */
 	sqe = io_uring_get_sqe(&r);
 	io_uring_prep_read_fixed(sqe, fd, NULL, 16, 0, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 4;
+	ut_sel(sqe, 4);
 	CHECK_RES(run(&r, sqe, &c), -EOPNOTSUPP);
 	/* both buffers are still there */
 	CHECK_RES(run(&r, q_remove(&r, 10, 4), NULL), 2);
@@ -273,35 +245,12 @@ static int readv_select(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READV);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	static unsigned char bufs[2][128];
 	PROVIDE(&r, bufs, 128, 2, 5, 20);
-	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 300);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 5;
-	struct io_uring_cqe c;
-	CHECK_RES(run(&r, sqe, &c), 100);
-	CHECK_EQ(cqe_bid(&c), 20);
-	CHECK(memcmp(bufs[0], data + 300, 100) == 0);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 2, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 5;
-	CHECK_RES(run(&r, sqe, &c), -EINVAL);
-	CHECK_EQ(c.flags, 0);
-	/* iov_len larger than the buffer: the buffer's size wins */
-	iov[0].iov_len = 4096;
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 5;
-	CHECK_RES(run(&r, sqe, &c), 128);
-	CHECK_EQ(cqe_bid(&c), 21);
-	CHECK(memcmp(bufs[1], data, 128) == 0);
+	/* one iovec caps the read, two are -EINVAL; iov_len above the buffer: its size wins */
+	TRY(ut_sel_readv_cases(&r, fd, 5, 0xb0, data, bufs[0], bufs[1], 20, 0));
 	close(fd);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -392,31 +341,26 @@ static int pipe_waits(void)
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	int p[2];
 	CHECK_OK(pipe2(p, O_CLOEXEC));
 	static unsigned char bufs[2][64];
 	memset(bufs, 0, sizeof bufs);
 	PROVIDE(&r, bufs[0], 64, 1, 12, 7);
-	struct io_uring_sqe *sqe = q_sel_read(&r, p[0], 64, 0, 12);
+	struct io_uring_sqe *sqe = ut_q_sel_read(&r, p[0], 64, 0, 12);
 	sqe->user_data = 0x91;
 	SUBMIT_NONE(&r, 1);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 12), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 12), &c), -ENOBUFS);
 	/* a buffer provided now goes to the next reader, not to the waiting one */
 	PROVIDE(&r, bufs[1], 64, 1, 12, 8);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, p[1], "pipe data", 9, 10));
-	int ret = ut_wait_cqe_ms(&r, &c, 5000);
-	CHECK_EQ(ut_writer_join(&w), 9);
-	CHECK_OK(ret);
+	FEED_WAIT(&r, p[1], "pipe data", 9, &c);
 	CHECK_EQ(c.user_data, 0x91);
 	CHECK_RES(c.res, 9);
 	CHECK_EQ(cqe_bid(&c), 7);
 	CHECK(memcmp(bufs[0], "pipe data", 9) == 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 64, 12), &c), 64);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 64, 12), &c), 64);
 	CHECK_EQ(cqe_bid(&c), 8);
 	CHECK(memcmp(bufs[1], data + 64, 64) == 0);
 	close(p[0]);
@@ -442,7 +386,7 @@ static int pipe_empty_group(void)
 	PROVIDE(&r, buf, 64, 1, 13, 0);
 	CHECK_RES(run(&r, q_remove(&r, 1, 13), NULL), 1);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, p[0], 64, 0, 13), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, p[0], 64, 0, 13), &c), -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	CHECK_EQ(write(p[1], "late", 4), 4);
 	char b[8];
@@ -464,38 +408,20 @@ static int cancel_waiting_read(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_ASYNC_CANCEL);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_file(&r, &fd));
 	int p[2];
 	CHECK_OK(pipe2(p, O_CLOEXEC));
 	static unsigned char buf[64];
 	PROVIDE(&r, buf, 64, 1, 14, 3);
-	struct io_uring_sqe *sqe = q_sel_read(&r, p[0], 64, 0, 14);
+	struct io_uring_sqe *sqe = ut_q_sel_read(&r, p[0], 64, 0, 14);
 	sqe->user_data = 0x93;
 	SUBMIT_NONE(&r, 1);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_cancel64(sqe, 0x93, 0);
-	sqe->user_data = 0x94;
-	CHECK_EQ(io_uring_submit(&r), 1);
-	struct io_uring_cqe c[2];
-	for (int i = 0; i < 2; i++)
-		CHECK_OK(ut_wait_cqe_ms(&r, &c[i], 5000));
-	for (int i = 0; i < 2; i++) {
-		ut_info("CQE 0x%llx res %d flags 0x%x", (unsigned long long)c[i].user_data,
-			c[i].res, c[i].flags);
-		if (c[i].user_data == 0x93) {
-			CHECK_RES(c[i].res, -ECANCELED);
-			CHECK_EQ(c[i].flags, IORING_CQE_F_BUFFER | (3u << IORING_CQE_BUFFER_SHIFT));
-		} else {
-			CHECK_EQ(c[i].user_data, 0x94);
-			CHECK_RES(c[i].res, 0);
-		}
-	}
+	CANCEL_WAITING(&r, 0x93, 0x94, IORING_CQE_F_BUFFER | (3u << IORING_CQE_BUFFER_SHIFT));
 	struct io_uring_cqe c1;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 14), &c1), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 14), &c1), -ENOBUFS);
 	PROVIDE(&r, buf, 64, 1, 14, 3);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 14), &c1), 64);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 14), &c1), 64);
 	CHECK_EQ(cqe_bid(&c1), 3);
 	close(p[0]);
 	close(p[1]);

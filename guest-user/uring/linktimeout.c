@@ -93,6 +93,63 @@ static void info_order(const struct io_uring_cqe *c, unsigned n)
 	ut_info("CQE order %s", s);
 }
 
+/* c[0..n) holds a CQE for each of ud[0..n), and their res are want[0..n), checked in order. */
+static int cqes_are(const struct io_uring_cqe *c, unsigned n, const uint64_t *ud,
+		    const int *want, const char *file, int line)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!by_ud(c, n, ud[i]))
+			return ut_fail(file, line, "no CQE with user_data 0x%llx",
+				       (unsigned long long)ud[i]);
+	for (unsigned i = 0; i < n; i++) {
+		int res = by_ud(c, n, ud[i])->res;
+		if (res != want[i])
+			return ut_fail(file, line, "CQE 0x%llx: res %d (%s), expected %d (%s)",
+				       (unsigned long long)ud[i], res, ut_resname(res), want[i],
+				       ut_resname(want[i]));
+	}
+	return UT_OK;
+}
+#define CQES_ARE(c, n, uds, wants) TRY(cqes_are((c), (n), (uds), (wants), __FILE__, __LINE__))
+
+/* At most 2 s went by since t0. */
+static int within_2s(long long t0, const char *what, const char *file, int line)
+{
+	long long dt = now_ns() - t0;
+	if (dt > 2000 * MS)
+		return ut_fail(file, line, "%s took %lld us", what, dt / 1000);
+	return UT_OK;
+}
+#define WITHIN_2S(t0, what) TRY(within_2s((t0), (what), __FILE__, __LINE__))
+
+/* REAP with 5 s for each CQE, then show their order (info_order). */
+static int reap_show(struct io_uring *r, unsigned n, struct io_uring_cqe *out, const char *file,
+		     int line)
+{
+	TRY(reap_ms(r, n, out, 5000, file, line));
+	info_order(out, n);
+	return UT_OK;
+}
+#define REAP_SHOW(r, n, out) TRY(reap_show((r), (n), (out), __FILE__, __LINE__))
+
+/* A ring of 8 and an O_CLOEXEC pipe. */
+static int ring_pipe(struct io_uring *r, int p[2])
+{
+	CHECK_OK(ut_ring(r, 8));
+	CHECK_OK(pipe2(p, O_CLOEXEC));
+	return UT_OK;
+}
+
+/* Close the pipe, then `fd` if it is one, then the ring. */
+static void close_ring_pipe(struct io_uring *r, int p[2], int fd)
+{
+	close(p[0]);
+	close(p[1]);
+	if (fd >= 0)
+		close(fd);
+	io_uring_queue_exit(r);
+}
+
 /* CQE i has user_data ud, res `res` and flags 0 */
 #define CQE_IS(c, i, want_ud, want_res)                                        \
 	do {                                                                   \
@@ -111,9 +168,8 @@ static int pipe_timeout(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_LINK_TIMEOUT);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 20 * MS };
 	q_read(&r, p[0], b, sizeof b, 1, IOSQE_IO_LINK);
@@ -133,9 +189,7 @@ static int pipe_timeout(void)
 	CHECK_EQ(write(p[1], "xy", 2), 2);
 	QUIET(&r, 20);
 	CHECK_EQ(read(p[0], b, sizeof b), 2);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -159,8 +213,7 @@ static int read_beats_timeout(void)
 	long long t0 = now_ns();
 	CHECK_EQ(io_uring_submit(&r), 2);
 	struct io_uring_cqe c[2];
-	REAP(&r, 2, c, 5000);
-	info_order(c, 2);
+	REAP_SHOW(&r, 2, c);
 	CQE_IS(c, 0, 1, 6);
 	CQE_IS(c, 1, 2, -ECANCELED);
 	CHECK(memcmp(b, "abcdef", 6) == 0);
@@ -182,10 +235,7 @@ static int read_beats_timeout(void)
 	CHECK(memcmp(b, "hello", 5) == 0);
 	if (now_ns() - t0 > 2000 * MS)
 		FAIL("a 5 s link timeout was not cancelled early (%lld us)", (now_ns() - t0) / 1000);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, fd);
 	return UT_OK;
 }
 
@@ -223,11 +273,8 @@ static int no_link_head(void)
 	q_lt(&r, &ts, 0, 6, IOSQE_IO_LINK);
 	q_nop(&r, 7, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
-	REAP(&r, 2, c, 5000);
-	info_order(c, 2);
-	CHECK(by_ud(c, 2, 6) && by_ud(c, 2, 7));
-	CHECK_RES(by_ud(c, 2, 6)->res, -EINVAL);
-	CHECK_RES(by_ud(c, 2, 7)->res, -ECANCELED);
+	REAP_SHOW(&r, 2, c);
+	CQES_ARE(c, 2, ((const uint64_t[]){ 6, 7 }), ((const int[]){ -EINVAL, -ECANCELED }));
 	QUIET(&r, 10);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -239,9 +286,8 @@ static int two_in_a_row(void)
 	GATE(IORING_OP_LINK_TIMEOUT);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	struct __kernel_timespec ts = { .tv_sec = 5, .tv_nsec = 0 };
 	q_read(&r, p[0], b, sizeof b, 1, IOSQE_IO_LINK);
@@ -250,17 +296,11 @@ static int two_in_a_row(void)
 	long long t0 = now_ns();
 	CHECK_EQ(io_uring_submit(&r), 3);
 	struct io_uring_cqe c[3];
-	REAP(&r, 3, c, 5000);
-	info_order(c, 3);
-	CHECK(by_ud(c, 3, 1) && by_ud(c, 3, 2) && by_ud(c, 3, 3));
-	CHECK_RES(by_ud(c, 3, 1)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 3, 2)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 3, 3)->res, -EINVAL);
-	if (now_ns() - t0 > 2000 * MS)
-		FAIL("the failed chain took %lld us", (now_ns() - t0) / 1000);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	REAP_SHOW(&r, 3, c);
+	CQES_ARE(c, 3, ((const uint64_t[]){ 1, 2, 3 }),
+		 ((const int[]){ -ECANCELED, -ECANCELED, -EINVAL }));
+	WITHIN_2S(t0, "the failed chain");
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -270,9 +310,8 @@ static int abs_deadline(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_LINK_TIMEOUT);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	long long t0 = now_ns(), deadline = t0 + 20 * MS;
 	struct __kernel_timespec ts = { .tv_sec = deadline / 1000000000LL,
@@ -295,16 +334,10 @@ static int abs_deadline(void)
 	q_read(&r, p[0], b, sizeof b, 3, IOSQE_IO_LINK);
 	q_lt(&r, &ts, IORING_TIMEOUT_ABS, 4, 0);
 	CHECK_EQ(io_uring_submit(&r), 2);
-	REAP(&r, 2, c, 5000);
-	info_order(c, 2);
-	CHECK(by_ud(c, 2, 3) && by_ud(c, 2, 4));
-	CHECK_RES(by_ud(c, 2, 3)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 2, 4)->res, -ETIME);
-	if (now_ns() - t0 > 2000 * MS)
-		FAIL("a past deadline took %lld us", (now_ns() - t0) / 1000);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	REAP_SHOW(&r, 2, c);
+	CQES_ARE(c, 2, ((const uint64_t[]){ 3, 4 }), ((const int[]){ -ECANCELED, -ETIME }));
+	WITHIN_2S(t0, "a past deadline");
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -363,9 +396,8 @@ static int chain_after_timeout(void)
 	GATE(IORING_OP_LINK_TIMEOUT);
 	GATE(IORING_OP_NOP);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 20 * MS };
 	q_read(&r, p[0], b, sizeof b, 1, IOSQE_IO_LINK);
@@ -373,8 +405,7 @@ static int chain_after_timeout(void)
 	q_nop(&r, 3, 0);
 	CHECK_EQ(io_uring_submit(&r), 3);
 	struct io_uring_cqe c[3];
-	REAP(&r, 3, c, 5000);
-	info_order(c, 3);
+	REAP_SHOW(&r, 3, c);
 	CQE_IS(c, 0, 2, -ETIME);
 	CQE_IS(c, 1, 1, -ECANCELED);
 	CQE_IS(c, 2, 3, -ECANCELED);
@@ -383,8 +414,7 @@ static int chain_after_timeout(void)
 	q_lt(&r, &ts, 0, 5, IOSQE_IO_HARDLINK);
 	q_nop(&r, 6, 0);
 	CHECK_EQ(io_uring_submit(&r), 3);
-	REAP(&r, 3, c, 5000);
-	info_order(c, 3);
+	REAP_SHOW(&r, 3, c);
 	CQE_IS(c, 0, 5, -ETIME);
 	CQE_IS(c, 1, 4, -ECANCELED);
 	CQE_IS(c, 2, 6, 0);
@@ -395,14 +425,11 @@ static int chain_after_timeout(void)
 	q_lt(&r, &ts, 0, 8, IOSQE_IO_LINK);
 	q_nop(&r, 9, 0);
 	CHECK_EQ(io_uring_submit(&r), 3);
-	REAP(&r, 3, c, 5000);
-	info_order(c, 3);
+	REAP_SHOW(&r, 3, c);
 	CQE_IS(c, 0, 7, 4);
 	CQE_IS(c, 1, 8, -ECANCELED);
 	CQE_IS(c, 2, 9, 0);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -448,14 +475,10 @@ static int skip_success(void)
 	q_read(&r, p[0], b, sizeof b, 5, IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS);
 	q_lt(&r, &ts20, 0, 6, IOSQE_CQE_SKIP_SUCCESS);
 	CHECK_EQ(io_uring_submit(&r), 2);
-	REAP(&r, 1, c, 5000);
-	info_order(c, 1);
+	REAP_SHOW(&r, 1, c);
 	CQE_IS(c, 0, 5, -ECANCELED);
 	QUIET(&r, 20);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, fd);
 	return UT_OK;
 }
 
@@ -541,9 +564,8 @@ static int cancel_by_user_data(void)
 	GATE(IORING_OP_ASYNC_CANCEL);
 	GATE(IORING_OP_TIMEOUT_REMOVE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	struct __kernel_timespec ts = { .tv_sec = 5, .tv_nsec = 0 };
 	q_read(&r, p[0], b, sizeof b, 1, IOSQE_IO_LINK);
@@ -567,17 +589,11 @@ static int cancel_by_user_data(void)
 	sqe->user_data = 0xc3;
 	CHECK_EQ(io_uring_submit(&r), 1);
 	struct io_uring_cqe c[3];
-	REAP(&r, 3, c, 5000);
-	info_order(c, 3);
-	CHECK(by_ud(c, 3, 1) && by_ud(c, 3, 2) && by_ud(c, 3, 0xc3));
-	CHECK_RES(by_ud(c, 3, 0xc3)->res, 0);
-	CHECK_RES(by_ud(c, 3, 1)->res, -ECANCELED);
-	CHECK_RES(by_ud(c, 3, 2)->res, -ECANCELED);
-	if (now_ns() - t0 > 2000 * MS)
-		FAIL("cancelling took %lld us", (now_ns() - t0) / 1000);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	REAP_SHOW(&r, 3, c);
+	CQES_ARE(c, 3, ((const uint64_t[]){ 0xc3, 1, 2 }),
+		 ((const int[]){ 0, -ECANCELED, -ECANCELED }));
+	WITHIN_2S(t0, "cancelling");
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -604,9 +620,8 @@ static int update_link_timeout(void)
 	GATE(IORING_OP_LINK_TIMEOUT);
 	GATE(IORING_OP_TIMEOUT_REMOVE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	struct __kernel_timespec ts = { .tv_sec = 5, .tv_nsec = 0 };
 	struct __kernel_timespec ts20 = { .tv_sec = 0, .tv_nsec = 20 * MS };
@@ -637,9 +652,7 @@ static int update_link_timeout(void)
 	q_update(&r, 2, &ts20, IORING_TIMEOUT_UPDATE | IORING_LINK_TIMEOUT_UPDATE, 0xd3);
 	CHECK_RES(ut_run1_ms(&r, &ud, 5000), -ENOENT);
 	CHECK_EQ(ud, 0xd3);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 
@@ -655,9 +668,8 @@ static int update_flag_alone(void)
 	GATE(IORING_OP_LINK_TIMEOUT);
 	GATE(IORING_OP_TIMEOUT_REMOVE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	int p[2];
-	CHECK_OK(pipe2(p, O_CLOEXEC));
+	TRY(ring_pipe(&r, p));
 	char b[8];
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 300 * MS };
 	struct __kernel_timespec ts1 = { .tv_sec = 0, .tv_nsec = 1 * MS };
@@ -678,9 +690,7 @@ static int update_flag_alone(void)
 	CQE_IS(c, 1, 1, -ECANCELED);
 	if (dt < 290 * MS)
 		FAIL("the link timeout fired after %lld us: it was updated", dt / 1000);
-	close(p[0]);
-	close(p[1]);
-	io_uring_queue_exit(&r);
+	close_ring_pipe(&r, p, -1);
 	return UT_OK;
 }
 

@@ -34,18 +34,7 @@ static struct io_uring_sqe *q_msg(struct io_uring *r, int target, uint64_t cmd, 
 /* Submit what is queued and wait for the sender's CQE (user_data `ud`): its res. */
 static int send1(struct io_uring *r, uint64_t ud, struct io_uring_cqe *out)
 {
-	int ret = io_uring_submit(r);
-	if (ret != 1)
-		return ret < 0 ? ret - 10000 : -10000;
-	struct io_uring_cqe c;
-	ret = ut_wait_cqe_ms(r, &c, 5000);
-	if (ret < 0)
-		return ret - 10000;
-	if (c.user_data != ud)
-		return -9999;
-	if (out)
-		*out = c;
-	return c.res;
+	return ut_submit1_ud(r, ud, out);
 }
 
 /* No CQE may be waiting on `r` (nor arrive within 20 ms). */

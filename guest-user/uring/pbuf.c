@@ -47,13 +47,7 @@ static unsigned char data[DATA_LEN];
 
 static int data_file(void)
 {
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	if (fd < 0)
-		return fd;
-	ut_pattern(data, sizeof data, 23);
-	if (write(fd, data, sizeof data) != (ssize_t)sizeof data)
-		return -EIO;
-	return fd;
+	return ut_data_file(data, sizeof data, 23);
 }
 
 static size_t page_size(void)
@@ -164,33 +158,31 @@ static int pbr_setup(int ring_fd, struct pbr *p, unsigned entries, unsigned bgid
 
 #define SETUP(fd, p, entries, bgid, flags) TRY(pbr_setup((fd), (p), (entries), (bgid), (flags)))
 
+/* A ring of 8, a buffer ring (pbr_setup's entries, bgid, flags) and, if fd, the data file. */
+static int ring_pbr(struct io_uring *r, struct pbr *p, unsigned entries, unsigned bgid,
+		    unsigned flags, int *fd)
+{
+	CHECK_OK(ut_ring(r, 8));
+	SETUP(r->ring_fd, p, entries, bgid, flags);
+	if (fd) {
+		*fd = data_file();
+		CHECK_OK(*fd);
+	}
+	return UT_OK;
+}
+
+static void close_pbr(struct io_uring *r, struct pbr *p, int fd)
+{
+	close(fd);
+	io_uring_queue_exit(r);
+	pbr_free(p);
+}
+
 /* ---- requests ------------------------------------------------------------------ */
 
 static int run(struct io_uring *r, struct io_uring_sqe *sqe, struct io_uring_cqe *out)
 {
-	sqe->user_data = 0xb1;
-	int ret = io_uring_submit(r);
-	if (ret != 1)
-		return -10000 + (ret < 0 ? ret : 0);
-	struct io_uring_cqe c;
-	ret = ut_wait_cqe_ms(r, &c, 5000);
-	if (ret < 0)
-		return ret - 10000;
-	if (c.user_data != 0xb1)
-		return -9999;
-	if (out)
-		*out = c;
-	return c.res;
-}
-
-static struct io_uring_sqe *q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
-				       int group)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	io_uring_prep_read(sqe, fd, NULL, len, off);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = (uint16_t)group;
-	return sqe;
+	return ut_run_sqe(r, sqe, 0xb1, out);
 }
 
 /* the CQE's flags must be exactly F_BUFFER with buffer id `bid` */
@@ -217,11 +209,9 @@ static int ring_select(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 8, 3, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 8, 3, 0, &fd));
 	static unsigned char bufs[4][64];
 	memset(bufs, 0xee, sizeof bufs);
 	for (int i = 0; i < 4; i++)
@@ -231,32 +221,30 @@ static int ring_select(void)
 	memcpy(before, p.br, p.size < sizeof before ? p.size : sizeof before);
 	for (int i = 0; i < 4; i++) {
 		struct io_uring_cqe c;
-		CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 64 * i, 3), &c), 64);
+		CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 64 * i, 3), &c), 64);
 		CHECK_BID(c, 100 + i);
 		CHECK(memcmp(bufs[3 - i], data + 64 * i, 64) == 0);
 	}
 	CHECK(memcmp(before, p.br, p.size < sizeof before ? p.size : sizeof before) == 0);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	/* filled but not published: still empty */
 	pbr_add(&p, bufs[0], 64, 7);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
 	/* publish 6 (slots 4..7, then 0 and 1 again): ids 7, 8, ..., 12 in that order */
 	for (int i = 1; i < 6; i++)
 		pbr_add(&p, bufs[i % 4], 64, 7 + i);
 	pbr_publish(&p);
 	for (int i = 0; i < 6; i++) {
-		CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 512 + 64 * i, 3), &c), 64);
+		CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 512 + 64 * i, 3), &c), 64);
 		CHECK_BID(c, 7 + i);
 		CHECK(memcmp(bufs[i % 4], data + 512 + 64 * i, 64) == 0);
 	}
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 3), &c), -ENOBUFS);
 	/* a group nobody registered */
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 4), &c), -ENOBUFS);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 4), &c), -ENOBUFS);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -269,39 +257,35 @@ static int ring_lengths(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 8, 1, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 8, 1, 0, &fd));
 	static unsigned char bufs[5][128];
 	memset(bufs, 0xee, sizeof bufs);
 	for (int i = 0; i < 5; i++)
 		pbr_add(&p, bufs[i], 128, i);
 	pbr_publish(&p);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 16, 100, 1), &c), 16);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 16, 100, 1), &c), 16);
 	CHECK_BID(c, 0);
 	CHECK(memcmp(bufs[0], data + 100, 16) == 0);
 	CHECK_EQ(bufs[0][16], 0xee);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 1000, 200, 1), &c), 128);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 1000, 200, 1), &c), 128);
 	CHECK_BID(c, 1);
 	CHECK(memcmp(bufs[1], data + 200, 128) == 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 0, 300, 1), &c), 128);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 0, 300, 1), &c), 128);
 	CHECK_BID(c, 2);
 	CHECK(memcmp(bufs[2], data + 300, 128) == 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, DATA_LEN, 1), &c), 0);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, DATA_LEN, 1), &c), 0);
 	CHECK_BID(c, 3);
 	HEAD_IS(r.ring_fd, 1, 4);
 	/* slot 4 rewritten in place before any READ reaches it: the new length counts */
 	p.br->bufs[4].len = 10;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 0, 0, 1), &c), 10);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 0, 0, 1), &c), 10);
 	CHECK_BID(c, 4);
 	CHECK(memcmp(bufs[4], data, 10) == 0);
 	CHECK_EQ(bufs[4][10], 0xee);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -316,9 +300,8 @@ static int ring_status(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 6, 0);
+	TRY(ring_pbr(&r, &p, 4, 6, 0, NULL));
 	unsigned h;
 	int ret = ring_head(r.ring_fd, 6, &h);
 	if (ret == -EINVAL) { /* before Linux 6.8: no PBUF_STATUS */
@@ -337,16 +320,16 @@ static int ring_status(void)
 	HEAD_IS(r.ring_fd, 6, 0); /* publishing moves the tail, not the head */
 	struct io_uring_cqe c;
 	for (int i = 0; i < 4; i++) {
-		CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 0, 6), &c), 32);
+		CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 0, 6), &c), 32);
 		HEAD_IS(r.ring_fd, 6, i + 1);
 	}
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 0, 6), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 0, 6), &c), -ENOBUFS);
 	HEAD_IS(r.ring_fd, 6, 4);
 	pbr_add(&p, bufs[0], 32, 10);
 	pbr_add(&p, bufs[1], 32, 11);
 	pbr_publish(&p);
 	for (int i = 0; i < 2; i++) {
-		CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 0, 6), &c), 32);
+		CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 0, 6), &c), 32);
 		CHECK_BID(c, 10 + i);
 	}
 	HEAD_IS(r.ring_fd, 6, 6);
@@ -365,9 +348,7 @@ static int ring_status(void)
 	CHECK_ERR(sys_register(r.ring_fd, PB_STATUS, &st, 2), EINVAL);
 	CHECK_ERR(sys_register(r.ring_fd, PB_STATUS, &st, 0), EINVAL);
 	CHECK_ERR(sys_register(r.ring_fd, PB_STATUS, (void *)8, 1), EFAULT);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -382,25 +363,23 @@ static int ring_unregister(void)
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_PROVIDE_BUFFERS);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 2, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 4, 2, 0, &fd));
 	static unsigned char bufs[2][32];
 	pbr_add(&p, bufs[0], 32, 40);
 	pbr_add(&p, bufs[1], 32, 41);
 	pbr_publish(&p);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 0, 2), &c), 32);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 0, 2), &c), 32);
 	CHECK_BID(c, 40);
 	CHECK_RES(unreg_ring(r.ring_fd, 2), 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 0, 2), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 0, 2), &c), -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	CHECK_RES(unreg_ring(r.ring_fd, 2), -ENOENT);
 	CHECK_RES(unreg_ring(r.ring_fd, 999), -ENOENT);
 	CHECK_RES(reg_ring(r.ring_fd, (uintptr_t)p.br, 4, 2, 0), 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 32, 32, 2), &c), 32);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 32, 32, 2), &c), 32);
 	CHECK_BID(c, 40);
 	CHECK(memcmp(bufs[0], data + 32, 32) == 0);
 	/* a classic group */
@@ -422,9 +401,7 @@ static int ring_unregister(void)
 	CHECK_ERR(sys_register(r.ring_fd, PB_UNREGISTER_RING, NULL, 1), EINVAL);
 	/* still registered after all that */
 	CHECK_RES(unreg_ring(r.ring_fd, 2), 0);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 
@@ -441,9 +418,8 @@ static int register_errors(void)
 	GATE(IORING_OP_REMOVE_BUFFERS);
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 8, 1, 0);
+	TRY(ring_pbr(&r, &p, 8, 1, 0, NULL));
 	size_t big_sz = 65536 * sizeof(struct io_uring_buf);
 	unsigned char *big = mmap(NULL, big_sz, PROT_READ | PROT_WRITE,
 				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -565,16 +541,16 @@ static int ring_mmap(void)
 	pbr_add(&p8, bufs[2], 64, 80);
 	pbr_publish(&p8);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 8), &c), 64);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 8), &c), 64);
 	CHECK_BID(c, 80);
 	CHECK(memcmp(bufs[2], data, 64) == 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 64, 7), &c), 64);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 64, 7), &c), 64);
 	CHECK_BID(c, 70);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 128, 7), &c), 64);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 128, 7), &c), 64);
 	CHECK_BID(c, 71);
 	CHECK(memcmp(bufs[0], data + 64, 64) == 0 && memcmp(bufs[1], data + 128, 64) == 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 7), &c), -ENOBUFS);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 8), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 7), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 64, 0, 8), &c), -ENOBUFS);
 	/* no kernel ring behind these offsets */
 	CHECK(mmap(NULL, ps, PROT_READ, MAP_SHARED, r.ring_fd,
 		   (off_t)(PB_OFF_RING | (9ull << PB_OFF_SHIFT))) == MAP_FAILED);
@@ -617,9 +593,8 @@ static int ring_inc(void)
 	 */
 	GATE(IORING_OP_READ);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 5, 0);
+	TRY(ring_pbr(&r, &p, 4, 5, 0, NULL));
 	CHECK_RES(unreg_ring(r.ring_fd, 5), 0);
 	int ret = reg_ring(r.ring_fd, (uintptr_t)p.br, 4, 5, PB_FLAG_INC);
 	if (ret == -EINVAL) { /* before Linux 6.12 */
@@ -640,7 +615,7 @@ static int ring_inc(void)
 	ut_pattern(msg, sizeof msg, 5);
 	struct io_uring_cqe c;
 	CHECK_EQ(write(pp[1], msg, 100), 100);
-	CHECK_RES(run(&r, q_sel_read(&r, pp[0], 0, 0, 5), &c), 100);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, pp[0], 0, 0, 5), &c), 100);
 	ut_info("pipe READ 100 of 256: flags 0x%x", c.flags);
 	CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | PB_CQE_BUF_MORE | (9u << IORING_CQE_BUFFER_SHIFT));
 	CHECK(memcmp(buf, msg, 100) == 0);
@@ -650,10 +625,10 @@ static int ring_inc(void)
 	CHECK_EQ(p.br->bufs[0].bid, 9);
 	HEAD_IS(r.ring_fd, 5, 0);
 	CHECK_EQ(write(pp[1], msg + 100, 156), 156);
-	CHECK_RES(run(&r, q_sel_read(&r, pp[0], 100, 0, 5), &c), 100);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, pp[0], 100, 0, 5), &c), 100);
 	CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | PB_CQE_BUF_MORE | (9u << IORING_CQE_BUFFER_SHIFT));
 	CHECK_EQ(p.br->bufs[0].len, 56);
-	CHECK_RES(run(&r, q_sel_read(&r, pp[0], 0, 0, 5), &c), 56);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, pp[0], 0, 0, 5), &c), 56);
 	ut_info("pipe READ of the last 56: flags 0x%x, entry len %u", c.flags,
 		p.br->bufs[0].len);
 	CHECK_BID(c, 9);
@@ -661,33 +636,80 @@ static int ring_inc(void)
 	HEAD_IS(r.ring_fd, 5, 1);
 	/* a pipe READ of fewer bytes than asked: commits what it got */
 	CHECK_EQ(write(pp[1], msg, 10), 10);
-	CHECK_RES(run(&r, q_sel_read(&r, pp[0], 64, 0, 5), &c), 10);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, pp[0], 64, 0, 5), &c), 10);
 	CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | PB_CQE_BUF_MORE | (10u << IORING_CQE_BUFFER_SHIFT));
 	CHECK_EQ(p.br->bufs[1].len, 54);
 	HEAD_IS(r.ring_fd, 5, 1);
 	/* a file READ: committed at selection, by the length asked */
 	int fd = data_file();
 	CHECK_OK(fd);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 20, DATA_LEN - 4, 5), &c), 4);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 20, DATA_LEN - 4, 5), &c), 4);
 	ut_info("file READ of 4 (asked 20) in a 54-byte remainder: flags 0x%x, entry len %u",
 		c.flags, p.br->bufs[1].len);
 	CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | PB_CQE_BUF_MORE | (10u << IORING_CQE_BUFFER_SHIFT));
 	CHECK_EQ(p.br->bufs[1].len, 34);
 	CHECK_EQ(p.br->bufs[1].addr, (uintptr_t)(buf2 + 30));
 	CHECK(memcmp(buf2 + 10, data + DATA_LEN - 4, 4) == 0);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 0, 0, 5), &c), 34);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 0, 0, 5), &c), 34);
 	ut_info("file READ of the last 34: flags 0x%x, entry len %u", c.flags, p.br->bufs[1].len);
 	CHECK_BID(c, 10);
 	CHECK_EQ(p.br->bufs[1].len, 0);
 	CHECK(memcmp(buf2 + 30, data, 34) == 0);
 	HEAD_IS(r.ring_fd, 5, 2);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 0, 0, 5), &c), -ENOBUFS);
+	CHECK_RES(run(&r, ut_q_sel_read(&r, fd, 0, 0, 5), &c), -ENOBUFS);
 	close(fd);
 	close(pp[0]);
 	close(pp[1]);
 	io_uring_queue_exit(&r);
 	pbr_free(&p);
 	return UT_OK;
+}
+
+/* ---- pipe READs that wait ------------------------------------------------------ */
+
+/* A ring, a buffer ring of 4 entries in group `bgid`, the data file and a pipe. */
+struct pw {
+	struct io_uring r;
+	struct pbr p;
+	unsigned bgid;
+	int fd, pp[2];
+};
+
+static int pw_setup(struct pw *t, unsigned bgid, int pipe_flags)
+{
+	t->bgid = bgid;
+	TRY(ring_pbr(&t->r, &t->p, 4, bgid, 0, &t->fd));
+	CHECK_OK(pipe2(t->pp, pipe_flags));
+	return UT_OK;
+}
+
+static void pw_close(struct pw *t)
+{
+	close(t->pp[0]);
+	close(t->pp[1]);
+	close(t->fd);
+	io_uring_queue_exit(&t->r);
+	pbr_free(&t->p);
+}
+
+/* Publish `buf` (64 bytes, id `bid`), then queue a 64-byte READ of the pipe, user_data `ud`. */
+static struct io_uring_sqe *pw_arm(struct pw *t, void *buf, unsigned bid, uint64_t ud)
+{
+	pbr_add(&t->p, buf, 64, bid);
+	pbr_publish(&t->p);
+	struct io_uring_sqe *sqe = ut_q_sel_read(&t->r, t->pp[0], 64, 0, t->bgid);
+	sqe->user_data = ud;
+	return sqe;
+}
+
+/* Publish `buf` (64 bytes, id `bid`), have a thread write `msg` to the pipe 10 ms later,
+ * and wait for the next CQE (into *c). */
+static int pw_feed(struct pw *t, void *buf, unsigned bid, const char *msg, size_t len,
+		   struct io_uring_cqe *c)
+{
+	pbr_add(&t->p, buf, 64, bid);
+	pbr_publish(&t->p);
+	return ut_feed_wait(&t->r, t->pp[1], msg, len, c, __FILE__, __LINE__);
 }
 
 static int pipe_wait(void)
@@ -699,51 +721,32 @@ static int pipe_wait(void)
 	 * selects when the data comes: its CQE names the entry at the head then.
 	 */
 	GATE(IORING_OP_READ);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 12, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
-	int pp[2];
-	CHECK_OK(pipe2(pp, O_CLOEXEC));
+	struct pw t;
+	TRY(pw_setup(&t, 12, O_CLOEXEC));
 	static unsigned char bufs[2][64];
 	memset(bufs, 0, sizeof bufs);
-	pbr_add(&p, bufs[0], 64, 7);
-	pbr_publish(&p);
-	struct io_uring_sqe *sqe = q_sel_read(&r, pp[0], 64, 0, 12);
-	sqe->user_data = 0x91;
-	SUBMIT_NONE(&r, 1);
+	pw_arm(&t, bufs[0], 7, 0x91);
+	SUBMIT_NONE(&t.r, 1);
 	unsigned h;
-	int sret = ring_head(r.ring_fd, 12, &h);
+	int sret = ring_head(t.r.ring_fd, 12, &h);
 	CHECK(sret == 0 || sret == -EINVAL); /* -EINVAL: no PBUF_STATUS (before 6.8) */
 	if (sret == 0)
 		ut_info("head while the pipe READ waits: %u", h);
 	if (sret == 0)
 		CHECK_EQ(h, 0);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 12), &c), 64);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 12), &c), 64);
 	CHECK_BID(c, 7);
 	CHECK(memcmp(bufs[0], data, 64) == 0);
-	pbr_add(&p, bufs[1], 64, 8);
-	pbr_publish(&p);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, pp[1], "pipe data", 9, 10));
-	int ret = ut_wait_cqe_ms(&r, &c, 5000);
-	CHECK_EQ(ut_writer_join(&w), 9);
-	CHECK_OK(ret);
+	TRY(pw_feed(&t, bufs[1], 8, "pipe data", 9, &c));
 	CHECK_EQ(c.user_data, 0x91);
 	CHECK_RES(c.res, 9);
 	CHECK_BID(c, 8);
 	CHECK(memcmp(bufs[1], "pipe data", 9) == 0);
 	if (sret == 0)
-		HEAD_IS(r.ring_fd, 12, 2);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 12), &c), -ENOBUFS);
-	close(pp[0]);
-	close(pp[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+		HEAD_IS(t.r.ring_fd, 12, 2);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 12), &c), -ENOBUFS);
+	pw_close(&t);
 	return UT_OK;
 }
 
@@ -756,27 +759,18 @@ static int pipe_wait_async(void)
 	 * CQE names the entry selected at arming.
 	 */
 	GATE(IORING_OP_READ);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 16, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
-	int pp[2];
-	CHECK_OK(pipe2(pp, O_CLOEXEC));
+	struct pw t;
+	TRY(pw_setup(&t, 16, O_CLOEXEC));
 	static unsigned char bufs[2][64];
 	memset(bufs, 0, sizeof bufs);
-	pbr_add(&p, bufs[0], 64, 17);
-	pbr_publish(&p);
-	struct io_uring_sqe *sqe = q_sel_read(&r, pp[0], 64, 0, 16);
+	struct io_uring_sqe *sqe = pw_arm(&t, bufs[0], 17, 0x95);
 	sqe->flags |= IOSQE_ASYNC;
-	sqe->user_data = 0x95;
-	SUBMIT_NONE(&r, 1);
+	SUBMIT_NONE(&t.r, 1);
 	/* the worker may need a moment to pick the request up */
 	unsigned h = 0;
 	int sret = 0;
 	for (int i = 0; i < 500; i++) {
-		sret = ring_head(r.ring_fd, 16, &h);
+		sret = ring_head(t.r.ring_fd, 16, &h);
 		if (sret < 0 || h != 0)
 			break;
 		ut_sleep_ms(1);
@@ -787,28 +781,18 @@ static int pipe_wait_async(void)
 	if (sret == 0)
 		CHECK_EQ(h, 1);
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 16), &c), -ENOBUFS);
-	pbr_add(&p, bufs[1], 64, 18);
-	pbr_publish(&p);
-	struct ut_writer w;
-	CHECK_OK(ut_writer_start(&w, pp[1], "async data", 10, 10));
-	int ret = ut_wait_cqe_ms(&r, &c, 5000);
-	CHECK_EQ(ut_writer_join(&w), 10);
-	CHECK_OK(ret);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 16), &c), -ENOBUFS);
+	TRY(pw_feed(&t, bufs[1], 18, "async data", 10, &c));
 	ut_info("IOSQE_ASYNC pipe READ: res %d flags 0x%x", c.res, c.flags);
 	CHECK_EQ(c.user_data, 0x95);
 	CHECK_RES(c.res, 10);
 	CHECK_BID(c, 17);
 	CHECK(memcmp(bufs[0], "async data", 10) == 0);
 	if (sret == 0)
-		HEAD_IS(r.ring_fd, 16, 1);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 16), &c), 64);
+		HEAD_IS(t.r.ring_fd, 16, 1);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 16), &c), 64);
 	CHECK_BID(c, 18);
-	close(pp[0]);
-	close(pp[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	pw_close(&t);
 	return UT_OK;
 }
 
@@ -821,38 +805,25 @@ static int pipe_wait_empty(void)
 	 * data stays in the pipe.
 	 */
 	GATE(IORING_OP_READ);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 13, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
-	int pp[2];
-	CHECK_OK(pipe2(pp, O_CLOEXEC | O_NONBLOCK));
+	struct pw t;
+	TRY(pw_setup(&t, 13, O_CLOEXEC | O_NONBLOCK));
 	struct io_uring_cqe c;
-	CHECK_RES(run(&r, q_sel_read(&r, pp[0], 64, 0, 13), &c), -ENOBUFS);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.pp[0], 64, 0, 13), &c), -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	static unsigned char buf[64];
-	pbr_add(&p, buf, 64, 1);
-	pbr_publish(&p);
-	struct io_uring_sqe *sqe = q_sel_read(&r, pp[0], 64, 0, 13);
-	sqe->user_data = 0x92;
-	SUBMIT_NONE(&r, 1);
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 13), &c), 64);
+	pw_arm(&t, buf, 1, 0x92);
+	SUBMIT_NONE(&t.r, 1);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 13), &c), 64);
 	CHECK_BID(c, 1);
-	CHECK_EQ(write(pp[1], "late", 4), 4);
-	WAIT_UD(&r, 0x92, 5000, &c);
+	CHECK_EQ(write(t.pp[1], "late", 4), 4);
+	WAIT_UD(&t.r, 0x92, 5000, &c);
 	ut_info("armed pipe READ, ring emptied, then data: res %d flags 0x%x", c.res, c.flags);
 	CHECK_RES(c.res, -ENOBUFS);
 	CHECK_EQ(c.flags, 0);
 	char b[8];
-	CHECK_EQ(ut_read_within(pp[0], b, sizeof b, 1000), 4);
+	CHECK_EQ(ut_read_within(t.pp[0], b, sizeof b, 1000), 4);
 	CHECK(memcmp(b, "late", 4) == 0);
-	close(pp[0]);
-	close(pp[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	pw_close(&t);
 	return UT_OK;
 }
 
@@ -864,46 +835,16 @@ static int cancel_waiting(void)
 	 */
 	GATE(IORING_OP_READ);
 	GATE(IORING_OP_ASYNC_CANCEL);
-	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
-	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 14, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
-	int pp[2];
-	CHECK_OK(pipe2(pp, O_CLOEXEC));
+	struct pw t;
+	TRY(pw_setup(&t, 14, O_CLOEXEC));
 	static unsigned char buf[64];
-	pbr_add(&p, buf, 64, 3);
-	pbr_publish(&p);
-	struct io_uring_sqe *sqe = q_sel_read(&r, pp[0], 64, 0, 14);
-	sqe->user_data = 0x93;
-	SUBMIT_NONE(&r, 1);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_cancel64(sqe, 0x93, 0);
-	sqe->user_data = 0x94;
-	CHECK_EQ(io_uring_submit(&r), 1);
-	struct io_uring_cqe c[2];
-	for (int i = 0; i < 2; i++)
-		CHECK_OK(ut_wait_cqe_ms(&r, &c[i], 5000));
-	for (int i = 0; i < 2; i++) {
-		ut_info("CQE 0x%llx res %d flags 0x%x", (unsigned long long)c[i].user_data,
-			c[i].res, c[i].flags);
-		if (c[i].user_data == 0x93) {
-			CHECK_RES(c[i].res, -ECANCELED);
-			CHECK_EQ(c[i].flags, 0);
-		} else {
-			CHECK_EQ(c[i].user_data, 0x94);
-			CHECK_RES(c[i].res, 0);
-		}
-	}
+	pw_arm(&t, buf, 3, 0x93);
+	SUBMIT_NONE(&t.r, 1);
+	CANCEL_WAITING(&t.r, 0x93, 0x94, 0);
 	struct io_uring_cqe c1;
-	CHECK_RES(run(&r, q_sel_read(&r, fd, 64, 0, 14), &c1), 64);
+	CHECK_RES(run(&t.r, ut_q_sel_read(&t.r, t.fd, 64, 0, 14), &c1), 64);
 	CHECK_BID(c1, 3);
-	close(pp[0]);
-	close(pp[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	pw_close(&t);
 	return UT_OK;
 }
 
@@ -916,46 +857,17 @@ static int readv_ring(void)
 	 */
 	GATE(IORING_OP_READV);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 8));
 	struct pbr p;
-	SETUP(r.ring_fd, &p, 4, 15, 0);
-	int fd = data_file();
-	CHECK_OK(fd);
+	int fd;
+	TRY(ring_pbr(&r, &p, 4, 15, 0, &fd));
 	static unsigned char bufs[2][128];
 	pbr_add(&p, bufs[0], 128, 20);
 	pbr_add(&p, bufs[1], 128, 21);
 	pbr_publish(&p);
-	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 300);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
-	struct io_uring_cqe c;
-	CHECK_RES(run(&r, sqe, &c), 100);
-	CHECK_BID(c, 20);
-	CHECK(memcmp(bufs[0], data + 300, 100) == 0);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 2, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
-	CHECK_RES(run(&r, sqe, &c), -EINVAL);
-	CHECK_EQ(c.flags, 0);
-	iov[0].iov_len = 4096;
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
-	CHECK_RES(run(&r, sqe, &c), 128);
-	CHECK_BID(c, 21);
-	CHECK(memcmp(bufs[1], data, 128) == 0);
-	sqe = io_uring_get_sqe(&r);
-	io_uring_prep_readv(sqe, fd, iov, 1, 0);
-	sqe->flags = IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 15;
-	CHECK_RES(run(&r, sqe, &c), -ENOBUFS);
-	close(fd);
-	io_uring_queue_exit(&r);
-	pbr_free(&p);
+	TRY(ut_sel_readv_cases(&r, fd, 15, 0xb1, data, bufs[0], bufs[1], 20, 1));
+	struct iovec iov[1] = { { NULL, 4096 } };
+	CHECK_RES(run(&r, ut_q_sel_readv(&r, fd, iov, 1, 0, 15), NULL), -ENOBUFS);
+	close_pbr(&r, &p, fd);
 	return UT_OK;
 }
 

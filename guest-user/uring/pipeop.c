@@ -26,22 +26,6 @@ static struct io_uring_sqe *q_pipe(struct io_uring *r, int *fds, unsigned flags,
 	return sqe;
 }
 
-static int run(struct io_uring *r, uint64_t ud)
-{
-	uint64_t got = 0;
-	int res = ut_run1_ms(r, &got, 5000);
-	return got == ud ? res : (res < -9000 ? res : -9999);
-}
-
-/* The descriptor pipe(2) would hand out next (the lowest free one). */
-static int lowest_free_fd(void)
-{
-	int fd = dup(0);
-	if (fd >= 0)
-		close(fd);
-	return fd;
-}
-
 /* Write 5 bytes into w, read them back from r (both normal descriptors). */
 static int pipe_works(int rd, int wr, const char *file, int line)
 {
@@ -65,7 +49,7 @@ static int plain(void)
 	close(want[1]);
 	int fds[2] = { -7, -7 };
 	q_pipe(&r, fds, 0, 0, 0x10);
-	CHECK_RES(run(&r, 0x10), 0);
+	CHECK_RES(ut_run_ud(&r, 0x10), 0);
 	CHECK_EQ(fds[0], want[0]);
 	CHECK_EQ(fds[1], want[1]);
 	TRY(pipe_works(fds[0], fds[1], __FILE__, __LINE__));
@@ -99,7 +83,7 @@ static int flags(void)
 		unsigned f = sets[k];
 		int fds[2] = { -1, -1 };
 		q_pipe(&r, fds, f, 0, 0x20 + k);
-		CHECK_RES(run(&r, 0x20 + k), 0);
+		CHECK_RES(ut_run_ud(&r, 0x20 + k), 0);
 		CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[0] != fds[1]);
 		for (int i = 0; i < 2; i++) {
 			CHECK_EQ(fcntl(fds[i], F_GETFD), (f & O_CLOEXEC) ? FD_CLOEXEC : 0);
@@ -137,7 +121,7 @@ static int bad_input(void)
 	GATE(OP_PIPE);
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 4));
-	int before = lowest_free_fd();
+	int before = ut_lowest_free_fd();
 	int fds[2] = { -1, -1 };
 	for (int k = 0; k < 7; k++) {
 		struct io_uring_sqe *sqe = q_pipe(&r, fds, 0, 0, 0x30 + k);
@@ -152,7 +136,7 @@ static int bad_input(void)
 		case 5: sqe->addr3 = 1; what = "addr3 1"; break;
 		case 6: sqe->addr = 8; want = -EFAULT; what = "addr 8"; break;
 		}
-		int res = run(&r, 0x30 + k);
+		int res = ut_run_ud(&r, 0x30 + k);
 		if (res != want)
 			FAIL("%s: %d (%s), expected %d (%s)", what, res, ut_resname(res), want,
 			     ut_resname(want));
@@ -161,8 +145,8 @@ static int bad_input(void)
 	}
 	/* addr 8 with O_CLOEXEC too: the half-made pipe is undone */
 	q_pipe(&r, (int *)8, O_CLOEXEC, 0, 0x3f);
-	CHECK_RES(run(&r, 0x3f), -EFAULT);
-	CHECK_EQ(lowest_free_fd(), before);
+	CHECK_RES(ut_run_ud(&r, 0x3f), -EFAULT);
+	CHECK_EQ(ut_lowest_free_fd(), before);
 	io_uring_queue_exit(&r);
 	return UT_OK;
 }
@@ -177,7 +161,7 @@ static int rw_slot(struct io_uring *r, int write_op, int slot, void *buf, unsign
 		io_uring_prep_read(sqe, slot, buf, n, 0);
 	sqe->flags = IOSQE_FIXED_FILE;
 	sqe->user_data = 0x7a;
-	return run(r, 0x7a);
+	return ut_run_ud(r, 0x7a);
 }
 
 /* Slots rd and wr of `r` are the two ends of one pipe. */
@@ -210,20 +194,20 @@ static int fixed_slots(void)
 	CHECK_OK(ut_ring(&r, 4));
 	int table[4] = { -1, -1, -1, -1 };
 	CHECK_OK(io_uring_register_files(&r, table, 4));
-	int before = lowest_free_fd();
+	int before = ut_lowest_free_fd();
 	int fds[2] = { -7, -7 };
 	q_pipe(&r, fds, 0, 2, 0x40);
-	CHECK_RES(run(&r, 0x40), 0);
+	CHECK_RES(ut_run_ud(&r, 0x40), 0);
 	CHECK_EQ(fds[0], 1);
 	CHECK_EQ(fds[1], 2);
-	CHECK_EQ(lowest_free_fd(), before);
+	CHECK_EQ(ut_lowest_free_fd(), before);
 	TRY(fixed_pipe_works(&r, 1, 2, __FILE__, __LINE__));
 	char c;
 	CHECK_RES(rw_slot(&r, 0, 0, &c, 1), -EBADF);
 	CHECK_RES(rw_slot(&r, 0, 3, &c, 1), -EBADF);
 	/* again over slots 2 and 3: slot 2 (the old write end) is replaced */
 	q_pipe(&r, fds, O_NONBLOCK, 3, 0x41);
-	CHECK_RES(run(&r, 0x41), 0);
+	CHECK_RES(ut_run_ud(&r, 0x41), 0);
 	CHECK_EQ(fds[0], 2);
 	CHECK_EQ(fds[1], 3);
 	TRY(fixed_pipe_works(&r, 2, 3, __FILE__, __LINE__));
@@ -266,14 +250,14 @@ static int fixed_alloc(void)
 	CHECK_OK(io_uring_register_files(&r, table, 4));
 	int fds[2] = { -7, -7 };
 	q_pipe(&r, fds, 0, IORING_FILE_INDEX_ALLOC, 0x50);
-	CHECK_RES(run(&r, 0x50), 0);
+	CHECK_RES(ut_run_ud(&r, 0x50), 0);
 	CHECK_EQ(fds[0], 1);
 	CHECK_EQ(fds[1], 2);
 	TRY(fixed_pipe_works(&r, 1, 2, __FILE__, __LINE__));
 	/* one slot left: -ENFILE, and the slot it took for the read end is free again */
 	fds[0] = fds[1] = -7;
 	q_pipe(&r, fds, 0, IORING_FILE_INDEX_ALLOC, 0x51);
-	CHECK_RES(run(&r, 0x51), -ENFILE);
+	CHECK_RES(ut_run_ud(&r, 0x51), -ENFILE);
 	CHECK_EQ(fds[0], -7);
 	char c;
 	CHECK_RES(rw_slot(&r, 0, 3, &c, 1), -EBADF);
@@ -294,18 +278,18 @@ static int fixed_errors(void)
 	CHECK_OK(ut_ring(&none, 4));
 	int fds[2] = { -7, -7 };
 	q_pipe(&none, fds, 0, 1, 0x60);
-	CHECK_RES(run(&none, 0x60), -ENXIO);
+	CHECK_RES(ut_run_ud(&none, 0x60), -ENXIO);
 	int table[3] = { -1, -1, -1 };
 	CHECK_OK(io_uring_register_files(&r, table, 3));
 	q_pipe(&r, fds, O_CLOEXEC, 1, 0x61);
-	CHECK_RES(run(&r, 0x61), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x61), -EINVAL);
 	q_pipe(&r, fds, 0, 3, 0x62); /* slots 2 and 3; 3 is past the end */
-	CHECK_RES(run(&r, 0x62), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x62), -EINVAL);
 	q_pipe(&r, fds, 0, 4, 0x63); /* slots 3 and 4 */
-	CHECK_RES(run(&r, 0x63), -EINVAL);
+	CHECK_RES(ut_run_ud(&r, 0x63), -EINVAL);
 	CHECK_EQ(fds[0], -7);
 	q_pipe(&r, (int *)8, 0, 1, 0x64);
-	CHECK_RES(run(&r, 0x64), -EFAULT);
+	CHECK_RES(ut_run_ud(&r, 0x64), -EFAULT);
 	char c;
 	for (int s = 0; s < 3; s++)
 		CHECK_RES(rw_slot(&r, 0, s, &c, 1), -EBADF);

@@ -141,6 +141,40 @@ static long sys_tee(int in, int out, size_t len, unsigned flags)
 	return syscall(__NR_tee, in, out, len, flags);
 }
 
+/* A ring of 4, a file from mkfile(tag, O_RDWR, n, seed) and a pipe. */
+static int ring_file_pipe(struct io_uring *r, int *fd, const char *tag, size_t n, unsigned seed,
+			  int p[2])
+{
+	CHECK_OK(ut_ring(r, 4));
+	*fd = mkfile(tag, O_RDWR, n, seed);
+	CHECK_OK(*fd);
+	CHECK_OK(pipe(p));
+	return UT_OK;
+}
+
+static void close_file_pipe(struct io_uring *r, int fd, int p[2])
+{
+	close(p[0]);
+	close(p[1]);
+	close(fd);
+	io_uring_queue_exit(r);
+}
+
+static int two_pipes(int a[2], int b[2])
+{
+	CHECK_OK(pipe(a));
+	CHECK_OK(pipe(b));
+	return UT_OK;
+}
+
+static void close_pipes(int a[2], int b[2])
+{
+	for (int i = 0; i < 2; i++) {
+		close(a[i]);
+		close(b[i]);
+	}
+}
+
 /* ---- io_uring SPLICE ------------------------------------------------------- */
 
 static int file_to_pipe_off(void)
@@ -151,11 +185,8 @@ static int file_to_pipe_off(void)
 	 */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("src", O_RDWR, 1000, 1);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "src", 1000, 1, p));
 	CHECK_EQ(lseek(fd, 7, SEEK_SET), 7);
 	q_splice(&r, fd, 100, p[1], -1, 300, 0);
 	CHECK_RES(run(&r), 300);
@@ -166,10 +197,7 @@ static int file_to_pipe_off(void)
 	CHECK_RES(run(&r), 5);
 	PIPE_HOLDS(p[0], src, 5);
 	CHECK_EQ(pos(fd), 7);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -178,11 +206,8 @@ static int file_to_pipe_pos(void)
 	/* splice_off_in -1: reads at the file position and advances it by res */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("src", O_RDWR, 1000, 2);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "src", 1000, 2, p));
 	CHECK_EQ(lseek(fd, 50, SEEK_SET), 50);
 	q_splice(&r, fd, -1, p[1], -1, 200, 0);
 	CHECK_RES(run(&r), 200);
@@ -192,10 +217,7 @@ static int file_to_pipe_pos(void)
 	CHECK_RES(run(&r), 200);
 	PIPE_HOLDS(p[0], src + 250, 200);
 	CHECK_EQ(pos(fd), 450);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -207,11 +229,8 @@ static int pipe_to_file_off(void)
 	 */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("dst", O_RDWR, 0, 3);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "dst", 0, 3, p));
 	CHECK_EQ(write(p[1], src, 256), 256);
 	q_splice(&r, p[0], -1, fd, 10, 256, 0);
 	CHECK_RES(run(&r), 256);
@@ -221,10 +240,7 @@ static int pipe_to_file_off(void)
 	CHECK_EQ(st.st_size, 266);
 	CHECK_EQ(pos(fd), 0);
 	PIPE_HOLDS(p[0], src, 0);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -233,11 +249,8 @@ static int pipe_to_file_pos(void)
 	/* off -1: writes at the file position (5) and advances it by res */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("dst", O_RDWR, 0, 4);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "dst", 0, 4, p));
 	CHECK_EQ(lseek(fd, 5, SEEK_SET), 5);
 	CHECK_EQ(write(p[1], src, 100), 100);
 	q_splice(&r, p[0], -1, fd, -1, 100, 0);
@@ -248,10 +261,7 @@ static int pipe_to_file_pos(void)
 	CHECK_RES(run(&r), 30);
 	CHECK_EQ(pos(fd), 135);
 	FILE_HOLDS(fd, 5, src, 130);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -262,8 +272,7 @@ static int pipe_to_pipe(void)
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 4));
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	ut_pattern(src, 100, 5);
 	CHECK_EQ(write(a[1], src, 100), 100);
 	q_splice(&r, a[0], -1, b[1], -1, 40, 0);
@@ -273,10 +282,7 @@ static int pipe_to_pipe(void)
 	CHECK_RES(run(&r), 60);
 	PIPE_HOLDS(b[0], src + 40, 60);
 	PIPE_HOLDS(a[0], src, 0);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	io_uring_queue_exit(&r);
 	return UT_OK;
 }
@@ -296,8 +302,7 @@ static int short_count(void)
 	int out = mkfile("dst", O_RDWR, 0, 6);
 	CHECK_OK(out);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	q_splice(&r, fd, 0, a[1], -1, 4096, 0);
 	CHECK_RES(run(&r), 100);
 	PIPE_HOLDS(a[0], src, 100);
@@ -312,10 +317,7 @@ static int short_count(void)
 	q_splice(&r, a[0], -1, out, 0, 1000, 0);
 	CHECK_RES(run(&r), 30);
 	FILE_HOLDS(out, 0, src, 30);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	close(fd);
 	close(out);
 	io_uring_queue_exit(&r);
@@ -417,8 +419,7 @@ static int empty_pipe_waits(void)
 	int out = mkfile("dst", O_RDWR, 0, 9);
 	CHECK_OK(out);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	struct io_uring_cqe cqe;
 	for (int k = 0; k < 2; k++) {
 		q_splice(&r, a[0], -1, k ? out : b[1], -1, 100, 0);
@@ -457,11 +458,8 @@ static int full_pipe(void)
 	 */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("src", O_RDWR, sizeof src, 10);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "src", sizeof src, 10, p));
 	q_splice(&r, fd, 0, p[1], -1, sizeof src, 0);
 	CHECK_RES(run(&r), PIPE_CAP);
 	q_splice(&r, fd, 0, p[1], -1, 1000, SPLICE_F_NONBLOCK);
@@ -481,10 +479,7 @@ static int full_pipe(void)
 	WAIT_UD(&r, 0x5b, 5000, &cqe);
 	CHECK_RES(cqe.res, 1000);
 	PIPE_HOLDS(p[0], src + PIPE_CAP, 1000);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -497,8 +492,7 @@ static int espipe(void)
 	int fd = mkfile("file", O_RDWR, 100, 11);
 	CHECK_OK(fd);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	CHECK_EQ(write(a[1], src, 10), 10);
 	q_splice(&r, fd, 0, a[1], 0, 10, 0);
 	CHECK_RES(run(&r), -ESPIPE);
@@ -511,10 +505,7 @@ static int espipe(void)
 	/* nothing moved */
 	PIPE_HOLDS(a[0], src, 10);
 	PIPE_HOLDS(b[0], src, 0);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	close(fd);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -611,11 +602,8 @@ static int fixed_in(void)
 	 */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("src", O_RDWR, 1000, 14);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "src", 1000, 14, p));
 	q_splice(&r, 0, 0, p[1], -1, 10, F_IN_FIXED);
 	CHECK_RES(run(&r), -EBADF);
 	int table[4] = { fd, -1, p[1], p[0] };
@@ -647,10 +635,7 @@ static int fixed_in(void)
 	q_splice(&r, fd, 0, p[1], -1, 4, 0);
 	CHECK_RES(run(&r), 4);
 	PIPE_HOLDS(p[0], src, 4);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -662,11 +647,8 @@ static int bad_flags(void)
 	 */
 	GATE(IORING_OP_SPLICE);
 	struct io_uring r;
-	CHECK_OK(ut_ring(&r, 4));
-	int fd = mkfile("src", O_RDWR, 100, 15);
-	CHECK_OK(fd);
-	int p[2];
-	CHECK_OK(pipe(p));
+	int fd, p[2];
+	TRY(ring_file_pipe(&r, &fd, "src", 100, 15, p));
 	static const unsigned bad[] = { 0x10, 0x100, 1U << 30, 0x7fffffff };
 	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
 		q_splice(&r, fd, 0, p[1], -1, 10, bad[k]);
@@ -682,10 +664,7 @@ static int bad_flags(void)
 		 SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE | SPLICE_F_GIFT);
 	CHECK_RES(run(&r), 10);
 	PIPE_HOLDS(p[0], src, 10);
-	close(p[0]);
-	close(p[1]);
-	close(fd);
-	io_uring_queue_exit(&r);
+	close_file_pipe(&r, fd, p);
 	return UT_OK;
 }
 
@@ -704,8 +683,7 @@ static int len_zero(void)
 	int fd2 = mkfile("dst", O_RDWR, 0, 16);
 	CHECK_OK(fd2);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	q_splice(&r, fd, 0, a[1], -1, 0, 0);
 	CHECK_RES(run(&r), 0);
 	q_splice(&r, a[0], -1, b[1], -1, 0, 0);
@@ -720,10 +698,7 @@ static int len_zero(void)
 	CHECK_RES(run(&r), -EBADF);
 	PIPE_HOLDS(a[0], src, 0);
 	CHECK_EQ(pos(fd), 0);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	close(fd);
 	close(fd2);
 	io_uring_queue_exit(&r);
@@ -742,8 +717,7 @@ static int tee_dup(void)
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 4));
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	ut_pattern(src, 100, 17);
 	CHECK_EQ(write(a[1], src, 100), 100);
 	q_tee(&r, a[0], b[1], 40, 0);
@@ -756,10 +730,7 @@ static int tee_dup(void)
 	/* len 0: 0 */
 	q_tee(&r, a[0], b[1], 0, 0);
 	CHECK_RES(run(&r), 0);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	io_uring_queue_exit(&r);
 	return UT_OK;
 }
@@ -818,8 +789,7 @@ static int tee_bad(void)
 	int fd = mkfile("file", O_RDWR, 100, 18);
 	CHECK_OK(fd);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	CHECK_EQ(write(a[1], src, 10), 10);
 	q_tee(&r, fd, b[1], 10, 0);
 	CHECK_RES(run(&r), -EINVAL);
@@ -852,10 +822,7 @@ static int tee_bad(void)
 	q_tee(&r, 1, b[1], 10, F_IN_FIXED);
 	CHECK_RES(run(&r), -EBADF);
 	PIPE_HOLDS(a[0], src, 10);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	close(fd);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -908,8 +875,7 @@ static int sys_pipe_file(void)
 	int fd = mkfile("dst", O_RDWR, 0, 20);
 	CHECK_OK(fd);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	CHECK_EQ(write(a[1], src, 256), 256);
 	int64_t off = 10;
 	CHECK_EQ(sys_splice(a[0], NULL, fd, &off, 256, 0), 256);
@@ -925,10 +891,7 @@ static int sys_pipe_file(void)
 	CHECK_EQ(sys_splice(a[0], NULL, b[1], NULL, 1000, 0), 30);
 	PIPE_HOLDS(b[0], src, 30);
 	PIPE_HOLDS(a[0], src, 0);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	close(fd);
 	return UT_OK;
 }
@@ -979,8 +942,7 @@ static int sys_errors(void)
 	int fd2 = mkfile("b", O_RDWR, 0, 21);
 	CHECK_OK(fd2);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	CHECK_EQ(write(a[1], src, 10), 10);
 	int64_t off = 0;
 	CHECK_ERR(sys_splice(a[0], &off, b[1], NULL, 10, 0), ESPIPE);
@@ -1001,10 +963,7 @@ static int sys_errors(void)
 	CHECK_EQ(sys_splice(fd, NULL, fd2, NULL, 0, 0), 0);
 	PIPE_HOLDS(b[0], src, 0);
 	PIPE_HOLDS(a[0], src, 10);
-	for (int i = 0; i < 2; i++) {
-		close(a[i]);
-		close(b[i]);
-	}
+	close_pipes(a, b);
 	close(fd);
 	close(fd2);
 	return UT_OK;
@@ -1021,8 +980,7 @@ static int sys_tee_cases(void)
 	int fd = mkfile("file", O_RDWR, 100, 22);
 	CHECK_OK(fd);
 	int a[2], b[2];
-	CHECK_OK(pipe(a));
-	CHECK_OK(pipe(b));
+	TRY(two_pipes(a, b));
 	CHECK_ERR(sys_tee(a[0], b[1], 10, SPLICE_F_NONBLOCK), EAGAIN);
 	ut_pattern(src, 100, 22);
 	CHECK_EQ(write(a[1], src, 100), 100);

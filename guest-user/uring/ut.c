@@ -482,3 +482,158 @@ struct io_uring_sqe ut_nop_sqe(uint64_t ud, unsigned flags)
 	s.user_data = ud;
 	return s;
 }
+
+/* ---- shared by several families ------------------------------------------- */
+
+int ut_data_file(void *data, size_t n, unsigned seed)
+{
+	int fd = ut_tmpfile("f", O_RDWR, NULL);
+	if (fd < 0)
+		return fd;
+	ut_pattern(data, n, seed);
+	if (write(fd, data, n) != (ssize_t)n)
+		return -EIO;
+	return fd;
+}
+
+int ut_run_sqe(struct io_uring *r, struct io_uring_sqe *sqe, uint64_t ud,
+	       struct io_uring_cqe *out)
+{
+	sqe->user_data = ud;
+	return ut_submit1_ud(r, ud, out);
+}
+
+int ut_submit1_ud(struct io_uring *r, uint64_t ud, struct io_uring_cqe *out)
+{
+	int ret = io_uring_submit(r);
+	if (ret != 1)
+		return -10000 + (ret < 0 ? ret : 0);
+	struct io_uring_cqe c;
+	ret = ut_wait_cqe_ms(r, &c, 5000);
+	if (ret < 0)
+		return ret - 10000;
+	if (c.user_data != ud)
+		return -9999;
+	if (out)
+		*out = c;
+	return c.res;
+}
+
+struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
+				   int group)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_read(sqe, fd, NULL, len, off);
+	return ut_sel(sqe, group);
+}
+
+int ut_run_ud(struct io_uring *r, uint64_t ud)
+{
+	uint64_t got = 0;
+	int res = ut_run1_ms(r, &got, 5000);
+	return got == ud ? res : (res < -9000 ? res : -9999);
+}
+
+int ut_lowest_free_fd(void)
+{
+	int fd = dup(0);
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+struct io_uring_sqe *ut_sel(struct io_uring_sqe *sqe, int group)
+{
+	sqe->flags = IOSQE_BUFFER_SELECT;
+	sqe->buf_group = (uint16_t)group;
+	return sqe;
+}
+
+struct io_uring_sqe *ut_q_sel_readv(struct io_uring *r, int fd, const struct iovec *iov,
+				    unsigned n, uint64_t off, int group)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_readv(sqe, fd, iov, n, off);
+	return ut_sel(sqe, group);
+}
+
+int ut_feed_wait(struct io_uring *r, int fd, const void *msg, size_t len,
+		 struct io_uring_cqe *c, const char *file, int line)
+{
+	struct ut_writer w;
+	int ret = ut_writer_start(&w, fd, msg, len, 10);
+	if (ret < 0)
+		return ut_fail(file, line, "ut_writer_start: %s", ut_errname(-ret));
+	ret = ut_wait_cqe_ms(r, c, 5000);
+	ssize_t wr = ut_writer_join(&w);
+	if (wr != (ssize_t)len)
+		return ut_fail(file, line, "the writer's write returned %zd, expected %zu", wr, len);
+	if (ret < 0)
+		return ut_fail(file, line, "no CQE within 5000 ms: %s", ut_errname(-ret));
+	return UT_OK;
+}
+
+int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned want_flags,
+		      const char *file, int line)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+	io_uring_prep_cancel64(sqe, target, 0);
+	sqe->user_data = ud;
+	int ret = io_uring_submit(r);
+	if (ret != 1)
+		return ut_fail(file, line, "io_uring_submit = %d, expected 1", ret);
+	struct io_uring_cqe c[2];
+	for (int i = 0; i < 2; i++) {
+		ret = ut_wait_cqe_ms(r, &c[i], 5000);
+		if (ret < 0)
+			return ut_fail(file, line, "CQE %d: none within 5000 ms: %s", i,
+				       ut_errname(-ret));
+	}
+	for (int i = 0; i < 2; i++) {
+		ut_info("CQE 0x%llx res %d flags 0x%x", (unsigned long long)c[i].user_data,
+			c[i].res, c[i].flags);
+		if (c[i].user_data == target) {
+			if (c[i].res != -ECANCELED)
+				return ut_fail(file, line, "cancelled request: res %d (%s), expected -ECANCELED",
+					       c[i].res, ut_resname(c[i].res));
+			if (c[i].flags != want_flags)
+				return ut_fail(file, line, "cancelled request: flags 0x%x, expected 0x%x",
+					       c[i].flags, want_flags);
+		} else {
+			if (c[i].user_data != ud)
+				return ut_fail(file, line, "CQE user_data 0x%llx, expected 0x%llx",
+					       (unsigned long long)c[i].user_data,
+					       (unsigned long long)ud);
+			if (c[i].res != 0)
+				return ut_fail(file, line, "ASYNC_CANCEL: res %d (%s), expected 0",
+					       c[i].res, ut_resname(c[i].res));
+		}
+	}
+	return UT_OK;
+}
+
+int ut_sel_readv_cases(struct io_uring *r, int fd, int group, uint64_t ud, const void *data,
+		       const void *b0, const void *b1, unsigned bid, int exact_flags)
+{
+	const unsigned char *d = data;
+	struct iovec iov[2] = { { NULL, 100 }, { NULL, 100 } };
+	struct io_uring_cqe c;
+	CHECK_RES(ut_run_sqe(r, ut_q_sel_readv(r, fd, iov, 1, 300, group), ud, &c), 100);
+	if (exact_flags)
+		CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | (bid << IORING_CQE_BUFFER_SHIFT));
+	else
+		CHECK_EQ(c.flags & IORING_CQE_F_BUFFER ? (int)(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1,
+			 bid);
+	CHECK(memcmp(b0, d + 300, 100) == 0);
+	CHECK_RES(ut_run_sqe(r, ut_q_sel_readv(r, fd, iov, 2, 0, group), ud, &c), -EINVAL);
+	CHECK_EQ(c.flags, 0);
+	iov[0].iov_len = 4096;
+	CHECK_RES(ut_run_sqe(r, ut_q_sel_readv(r, fd, iov, 1, 0, group), ud, &c), 128);
+	if (exact_flags)
+		CHECK_EQ(c.flags, IORING_CQE_F_BUFFER | ((bid + 1) << IORING_CQE_BUFFER_SHIFT));
+	else
+		CHECK_EQ(c.flags & IORING_CQE_F_BUFFER ? (int)(c.flags >> IORING_CQE_BUFFER_SHIFT) : -1,
+			 bid + 1);
+	CHECK(memcmp(b1, d, 128) == 0);
+	return UT_OK;
+}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <liburing.h>
@@ -189,5 +190,49 @@ int rring_pop_ud(struct rring *r, uint64_t ud, struct io_uring_cqe *out, const c
 #define RRING_POP_UD(r, ud, out) TRY(rring_pop_ud((r), (ud), (out), __FILE__, __LINE__))
 /* A NOP SQE by value (for rring_push or r->sqes[i]), with `flags` and `ud`. */
 struct io_uring_sqe ut_nop_sqe(uint64_t ud, unsigned flags);
+
+/* A file "f" holding `n` pattern bytes of `seed` (also left in data[]); fd or -errno. */
+int ut_data_file(void *data, size_t n, unsigned seed);
+/* Give the queued `sqe` user_data `ud`, submit it alone and wait at most 5 s for its CQE
+ * (copied to *out if out): its res; below -9000 when no CQE or a stray one came. */
+int ut_run_sqe(struct io_uring *r, struct io_uring_sqe *sqe, uint64_t ud,
+	       struct io_uring_cqe *out);
+/* ut_run_sqe for what is already queued (one SQE, user_data `ud` set by the caller). */
+int ut_submit1_ud(struct io_uring *r, uint64_t ud, struct io_uring_cqe *out);
+/* Queue a READ of up to `len` bytes at `off` into a buffer selected from `group`. */
+struct io_uring_sqe *ut_q_sel_read(struct io_uring *r, int fd, unsigned len, uint64_t off,
+				   int group);
+/* ut_run1_ms(5000) whose CQE must carry user_data `ud`: its res, else below -9000. */
+int ut_run_ud(struct io_uring *r, uint64_t ud);
+/* The descriptor the next open/dup/pipe would get (the lowest free one). */
+int ut_lowest_free_fd(void);
+
+/* Set IOSQE_BUFFER_SELECT and buf_group `group` on `sqe` (other flags cleared); returns it. */
+struct io_uring_sqe *ut_sel(struct io_uring_sqe *sqe, int group);
+/* Queue a READV of `n` iovecs at `off` with a buffer selected from `group`. */
+struct io_uring_sqe *ut_q_sel_readv(struct io_uring *r, int fd, const struct iovec *iov,
+				    unsigned n, uint64_t off, int group);
+/* A thread writes `len` bytes of `msg` to `fd` 10 ms from now; wait at most 5 s for the next
+ * CQE (into *c); the write must have written them all. */
+int ut_feed_wait(struct io_uring *r, int fd, const void *msg, size_t len,
+		 struct io_uring_cqe *c, const char *file, int line);
+#define FEED_WAIT(r, fd, msg, len, c)                                          \
+	TRY(ut_feed_wait((r), (fd), (msg), (len), (c), __FILE__, __LINE__))
+/* ASYNC_CANCEL (user_data `ud`) the waiting request `target`, submitted alone; of the two
+ * CQEs (each shown by ut_info), target's must be -ECANCELED with flags `want_flags`, the
+ * cancel's res 0. */
+int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned want_flags,
+		      const char *file, int line);
+#define CANCEL_WAITING(r, target, ud, want_flags)                              \
+	TRY(ut_cancel_waiting((r), (target), (ud), (want_flags), __FILE__, __LINE__))
+/*
+ * READV with BUFFER_SELECT from `group` (user_data `ud`) of a file holding data[], whose next
+ * buffers are b0 (id bid, >= 100 bytes) and b1 (id bid + 1, 128 bytes): one iovec of 100 at
+ * 300 reads 100 into b0; two iovecs are -EINVAL with flags 0 (no buffer used); one iovec of
+ * 4096 at 0 reads 128 (the buffer's size) into b1. exact_flags: CQE flags must be exactly
+ * F_BUFFER and the id; else the id must be there.
+ */
+int ut_sel_readv_cases(struct io_uring *r, int fd, int group, uint64_t ud, const void *data,
+		       const void *b0, const void *b1, unsigned bid, int exact_flags);
 
 #endif

@@ -28,13 +28,7 @@ static int ring_bufs(struct io_uring *r)
 /* A file holding filedata[] (a pattern). */
 static int data_file(void)
 {
-	int fd = ut_tmpfile("f", O_RDWR, NULL);
-	if (fd < 0)
-		return fd;
-	ut_pattern(filedata, sizeof filedata, 60);
-	if (write(fd, filedata, sizeof filedata) != (ssize_t)sizeof filedata)
-		return -EIO;
-	return fd;
+	return ut_data_file(filedata, sizeof filedata, 60);
 }
 
 static int run_v(struct io_uring *r, int op, int fd, const struct iovec *iov, unsigned n,
@@ -49,9 +43,7 @@ static int run_v(struct io_uring *r, int op, int fd, const struct iovec *iov, un
 	sqe->off = off;
 	sqe->buf_index = (uint16_t)buf_index;
 	sqe->user_data = ud;
-	uint64_t got = 0;
-	int res = ut_run1_ms(r, &got, 5000);
-	return got == ud ? res : (res < -9000 ? res : -9999);
+	return ut_run_ud(r, ud);
 }
 
 static int readv_fixed(void)
