@@ -19,12 +19,18 @@ pub const O_TRUNC: u32 = 0o1000;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_DSYNC: u32 = 0o10000;
+pub const FASYNC: u32 = 0o20000;
 pub const O_DIRECT: u32 = 0o40000;
 pub const O_LARGEFILE: u32 = 0o100000;
 pub const O_DIRECTORY: u32 = 0o200000;
 pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_NOATIME: u32 = 0o1000000;
 pub const O_CLOEXEC: u32 = 0o2000000;
+/// O_SYNC is `__O_SYNC | O_DSYNC`.
+pub const __O_SYNC: u32 = 0o4000000;
 pub const O_PATH: u32 = 0o10000000;
+/// O_TMPFILE is `__O_TMPFILE | O_DIRECTORY`.
+pub const __O_TMPFILE: u32 = 0o20000000;
 
 /// Most descriptors a process may have (RLIMIT_NOFILE).
 pub const FD_LIMIT: usize = 1024;

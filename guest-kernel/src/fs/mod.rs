@@ -254,6 +254,17 @@ pub trait Node: Send + Sync + Any {
         Err(ENOTDIR)
     }
 
+    /// The mounted file system the node belongs to (RESOLVE_NO_XDEV compares them): 0 for
+    /// the in-memory tree (the root, `/dev`, `/tmp`, `/proc`).
+    fn mount_id(&self) -> usize {
+        0
+    }
+
+    /// Whether `lookup` answers from memory without I/O (RESOLVE_CACHED).
+    fn lookup_cached(&self) -> bool {
+        true
+    }
+
     fn create(&self, _name: &str, _kind: FileType, _mode: u32) -> KResult<Arc<dyn Node>> {
         Err(ENOTDIR)
     }

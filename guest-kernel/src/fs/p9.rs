@@ -181,6 +181,15 @@ impl Node for P9Node {
         self.setattr(SETATTR_MODE, mode & 0o7777, 0)
     }
 
+    fn mount_id(&self) -> usize {
+        Arc::as_ptr(&self.p9) as usize
+    }
+
+    /// Every walk is a message to the host.
+    fn lookup_cached(&self) -> bool {
+        false
+    }
+
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
         if self.qid.kind & QTDIR == 0 {
             return Err(ENOTDIR);

@@ -74,6 +74,9 @@ pub struct Request {
     /// The SQE's fd (or fixed-file index), looked up at issue into `file`.
     pub fd: i32,
     pub file: Option<Arc<OpenFile>>,
+    /// The tag of the fixed-file slot `file` came from: posted only once the request is
+    /// done with the file.
+    pub file_tag: Option<Arc<rsrc::Tag>>,
     pub op: Op,
     /// The result that counts as success for a link (a full read or write); None: any
     /// non-negative result.
@@ -290,6 +293,12 @@ impl IoUring {
             return self.queue_local(Work::Post(cqe));
         }
         self.post(cqe, false);
+        timeout::count_completion(self);
+    }
+
+    /// Posts a CQE no request asked for (a resource's tag: Linux's io_post_aux_cqe).
+    pub fn post_aux(self: &Arc<Self>, user_data: u64) {
+        self.post(Cqe { user_data, res: 0, flags: 0 }, false);
         timeout::count_completion(self);
     }
 

@@ -10,7 +10,6 @@
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
-use super::openclose::IORING_FILE_INDEX_ALLOC;
 use super::uapi::{Cqe, Sqe};
 use super::{IoUring, Issued, Op, Request};
 use crate::errno::*;
@@ -74,22 +73,16 @@ fn send_fd(ring: &Arc<IoUring>, target: &Arc<IoUring>, m: MsgRing) -> KResult<i3
     }
     let src = u32::try_from(m.src).map_err(|_| EBADF)?;
     let file = ring.rsrc.lock().file(src)?;
-    let slot = {
+    let res = {
         let mut rsrc = target.rsrc.lock();
-        if rsrc.files.is_none() {
+        if rsrc.files_len() == 0 {
             return Err(ENXIO);
         }
-        let slot = if m.dst == IORING_FILE_INDEX_ALLOC {
-            rsrc.free_file_slot()?
-        } else {
-            (m.dst as usize).checked_sub(1).ok_or(EINVAL)?
-        };
-        let old = rsrc.set_file(slot, Some(file))?;
+        let (res, old) = rsrc.install(file, m.dst)?;
         drop(rsrc);
         drop(old);
-        slot
+        res as i32
     };
-    let res = if m.dst == IORING_FILE_INDEX_ALLOC { slot as i32 } else { 0 };
     if m.flags & IORING_MSG_RING_CQE_SKIP == 0 {
         target.post_remote(Cqe { user_data: m.user_data, res, flags: 0 });
     }

@@ -57,8 +57,7 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         }
     }
     if nop.flags & IORING_NOP_FIXED_BUFFER != 0 {
-        let buffers = ring.rsrc.lock().buffers.as_ref().map_or(0, alloc::vec::Vec::len);
-        if usize::from(nop.buf_index) >= buffers {
+        if ring.rsrc.lock().fixed_at(nop.buf_index).is_err() {
             return Some((req, -EFAULT.0));
         }
     }

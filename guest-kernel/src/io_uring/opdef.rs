@@ -105,7 +105,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     inline_op("MADVISE", advise::prep, advise::issue),
     unsupported("SEND"),
     unsupported("RECV"),
-    unsupported("OPENAT2"),
+    fs_op("OPENAT2"),
     unsupported("EPOLL_CTL"),
     iowq_op("SPLICE", splice::prep, splice::issue),
     inline_op("PROVIDE_BUFFERS", kbuf::prep, kbuf::issue),
@@ -193,6 +193,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         poll_retries: 0,
         link_timeout: None,
         cqe_flags: 0,
+        file_tag: None,
     }))
 }
 
@@ -204,6 +205,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         flags: sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK),
         fd: -1,
         file: None,
+        file_tag: None,
         op: Op::Failed(e),
         expected: None,
         link: None,
@@ -223,7 +225,13 @@ pub fn resolve_file(ring: &IoUring, req: &mut Request) -> KResult<()> {
     if req.file.is_some() || !OPS[req.opcode as usize].needs_file || matches!(req.op, Op::Failed(_)) {
         return Ok(());
     }
-    req.file = Some(lookup_file(ring, req.fd, req.flags & IOSQE_FIXED_FILE != 0)?);
+    if req.flags & IOSQE_FIXED_FILE != 0 {
+        let fixed = ring.rsrc.lock().fixed_file(req.fd as u32)?;
+        req.file = Some(fixed.file);
+        req.file_tag = fixed.tag;
+    } else {
+        req.file = Some(task::current_process().files.lock().get(req.fd)?);
+    }
     Ok(())
 }
 

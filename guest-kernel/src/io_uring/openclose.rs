@@ -67,7 +67,10 @@ fn pipe_fixed(ring: &IoUring, fds: u64, flags: u32, slot: u32) -> KResult<u64> {
     }
     let [a, b] = pipe::open_pair(flags);
     let mut rsrc = ring.rsrc.lock();
-    let len = rsrc.files.as_ref().ok_or(ENXIO)?.len();
+    let len = rsrc.files_len();
+    if len == 0 {
+        return Err(ENXIO);
+    }
     let (slots, old) = if slot == IORING_FILE_INDEX_ALLOC {
         let first = rsrc.free_file_slot()?;
         let old_a = rsrc.set_file(first, Some(a))?;

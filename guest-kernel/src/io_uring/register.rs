@@ -1,10 +1,10 @@
-//! io_uring_register: fixed buffers and files, an eventfd for completions, and the probe.
+//! io_uring_register: what each registration opcode does (the resource tables are
+//! `rsrc`'s), an eventfd for completions, restrictions, io-wq limits, and the probe.
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 
 use super::opdef::{self, IORING_OP_LAST};
-use super::rsrc::{FixedBuf, MAX_BUFFERS, MAX_BUFFER_LEN, MAX_FIXED_FILES};
+use super::rsrc::{self, Kind};
 use super::uapi::*;
 use super::{cancel, ring_of, IoUring};
 use crate::errno::*;
@@ -12,6 +12,10 @@ use crate::fs::eventfd::EventFd;
 use crate::task;
 
 const IORING_REGISTER_RESTRICTIONS: u32 = 11;
+const IORING_REGISTER_FILES2: u32 = 13;
+const IORING_REGISTER_FILES_UPDATE2: u32 = 14;
+const IORING_REGISTER_BUFFERS2: u32 = 15;
+const IORING_REGISTER_BUFFERS_UPDATE: u32 = 16;
 const IORING_REGISTER_ENABLE_RINGS: u32 = 12;
 const IORING_REGISTER_IOWQ_AFF: u32 = 17;
 const IORING_UNREGISTER_IOWQ_AFF: u32 = 18;
@@ -21,7 +25,9 @@ const IORING_UNREGISTER_RING_FDS: u32 = 21;
 const IORING_REGISTER_PBUF_RING: u32 = 22;
 const IORING_UNREGISTER_PBUF_RING: u32 = 23;
 const IORING_REGISTER_SYNC_CANCEL: u32 = 24;
+const IORING_REGISTER_FILE_ALLOC_RANGE: u32 = 25;
 const IORING_REGISTER_PBUF_STATUS: u32 = 26;
+const IORING_REGISTER_CLONE_BUFFERS: u32 = 30;
 /// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
 const IORING_REGISTER_LAST: u32 = 36;
 /// In the opcode: `fd` is an index into the task's registered rings.
@@ -90,21 +96,22 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             }
             Ok(0)
         }
-        IORING_REGISTER_BUFFERS => register_buffers(&ring, arg, nr_args),
-        IORING_UNREGISTER_BUFFERS => {
-            if arg != 0 || nr_args != 0 {
+        IORING_REGISTER_BUFFERS => rsrc::register_buffers(&ring, arg, nr_args, 0),
+        IORING_UNREGISTER_BUFFERS => rsrc::unregister(&ring, arg, nr_args, Kind::Buffers),
+        IORING_REGISTER_FILES => rsrc::register_files(&ring, arg, nr_args, 0),
+        IORING_UNREGISTER_FILES => rsrc::unregister(&ring, arg, nr_args, Kind::Files),
+        IORING_REGISTER_FILES_UPDATE => rsrc::register_files_update(&ring, arg, nr_args),
+        IORING_REGISTER_FILES2 => rsrc::register2(&ring, arg, nr_args, Kind::Files),
+        IORING_REGISTER_BUFFERS2 => rsrc::register2(&ring, arg, nr_args, Kind::Buffers),
+        IORING_REGISTER_FILES_UPDATE2 => rsrc::register_update2(&ring, arg, nr_args, Kind::Files),
+        IORING_REGISTER_BUFFERS_UPDATE => rsrc::register_update2(&ring, arg, nr_args, Kind::Buffers),
+        IORING_REGISTER_FILE_ALLOC_RANGE => rsrc::register_alloc_range(&ring, arg, nr_args),
+        IORING_REGISTER_CLONE_BUFFERS => {
+            if arg == 0 || nr_args != 1 {
                 return Err(EINVAL);
             }
-            ring.rsrc.lock().buffers.take().map(|_| 0).ok_or(ENXIO)
+            rsrc::clone_buffers(&ring, arg)
         }
-        IORING_REGISTER_FILES => register_files(&ring, arg, nr_args),
-        IORING_UNREGISTER_FILES => {
-            if arg != 0 || nr_args != 0 {
-                return Err(EINVAL);
-            }
-            ring.rsrc.lock().files.take().map(|_| 0).ok_or(ENXIO)
-        }
-        IORING_REGISTER_FILES_UPDATE => update_files(&ring, arg, nr_args),
         IORING_REGISTER_EVENTFD | IORING_REGISTER_EVENTFD_ASYNC => {
             if nr_args != 1 {
                 return Err(EINVAL);
@@ -284,158 +291,6 @@ fn sync_cancel(ring: &Arc<IoUring>, arg: u64) -> KResult<u64> {
 fn arc_downcast<T: crate::fs::Node>(node: Arc<dyn crate::fs::Node>) -> Option<Arc<T>> {
     let any: Arc<dyn core::any::Any + Send + Sync> = node;
     any.downcast::<T>().ok()
-}
-
-fn register_buffers(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
-    if nr == 0 || nr as usize > MAX_BUFFERS {
-        return Err(EINVAL);
-    }
-    if ring.rsrc.lock().buffers.is_some() {
-        return Err(EBUSY);
-    }
-    let iovecs = crate::syscall::read_iovecs(arg, u64::from(nr)).map_err(|e| if e == EINVAL { EFAULT } else { e })?;
-    let mut buffers = Vec::with_capacity(iovecs.len());
-    for (base, len) in iovecs {
-        let len = len as u64;
-        if len > MAX_BUFFER_LEN || (base == 0 && len != 0) {
-            return Err(EFAULT);
-        }
-        // Faults every page in (writable user memory, or EFAULT) and pins its frame.
-        buffers.push(Arc::new(FixedBuf::pin(base, len)?));
-    }
-    ring.rsrc.lock().buffers = Some(buffers);
-    Ok(0)
-}
-
-/// IORING_REGISTER_FILES_SKIP: leave this slot as it is (FILES_UPDATE).
-const FILES_SKIP: i32 = -2;
-
-/// What one fd of a registration array asks for a slot.
-enum Slot {
-    Set(Option<Arc<crate::fs::OpenFile>>),
-    Skip,
-}
-
-/// Reads `nr` fds from user memory and resolves each into a slot (-1: an empty slot;
-/// -2: skip). Returns the slots resolved before the first bad fd, and its error.
-fn read_fds(arg: u64, nr: u32) -> KResult<(Vec<Slot>, Option<Errno>)> {
-    let mut raw = alloc::vec![0u8; nr as usize * 4];
-    task::copy_from_user(&mut raw, arg)?;
-    let files = task::current_process().files.lock().clone();
-    let mut slots = Vec::with_capacity(nr as usize);
-    for c in raw.chunks_exact(4) {
-        let fd = i32::from_le_bytes(c.try_into().expect("4 bytes"));
-        let slot = match fd {
-            -1 => Slot::Set(None),
-            FILES_SKIP => Slot::Skip,
-            // No io_uring fd can be a fixed file (Linux: EBADF): rings holding each
-            // other would never be released.
-            _ => match files.get(fd) {
-                Ok(f) if !super::is_ring(&f) => Slot::Set(Some(f)),
-                Ok(_) => return Ok((slots, Some(EBADF))),
-                Err(e) => return Ok((slots, Some(e))),
-            },
-        };
-        slots.push(slot);
-    }
-    Ok((slots, None))
-}
-
-fn register_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
-    if nr == 0 {
-        return Err(EINVAL);
-    }
-    if nr as usize > MAX_FIXED_FILES {
-        return Err(EMFILE);
-    }
-    if ring.rsrc.lock().files.is_some() {
-        return Err(EBUSY);
-    }
-    let (slots, err) = read_fds(arg, nr)?;
-    if let Some(e) = err {
-        return Err(e);
-    }
-    let files = slots
-        .into_iter()
-        .map(|s| match s {
-            Slot::Set(f) => f,
-            Slot::Skip => None,
-        })
-        .collect();
-    ring.rsrc.lock().set_files(files);
-    Ok(0)
-}
-
-/// FILES_UPDATE: as Linux, slots are updated in order up to the first bad fd; the answer
-/// is how many were updated, or that fd's error if none was.
-fn update_files(ring: &IoUring, arg: u64, nr: u32) -> KResult<u64> {
-    let update: FilesUpdate = task::read_user(arg)?;
-    if update.resv != 0 || nr == 0 || nr as usize > MAX_FIXED_FILES {
-        return Err(EINVAL);
-    }
-    files_update(ring, update.fds, nr, update.offset)
-}
-
-/// Puts the `nr` fds at user address `fds` into the fixed table from slot `offset`
-/// (FILES_UPDATE, the registration and the op); with IORING_FILE_INDEX_ALLOC, into free
-/// slots, whose indices are written back over the fds.
-pub fn files_update(ring: &IoUring, fds: u64, nr: u32, offset: u32) -> KResult<u64> {
-    let len = match ring.rsrc.lock().files.as_ref() {
-        Some(t) => t.len(),
-        None => return Err(ENXIO),
-    };
-    if offset == super::openclose::IORING_FILE_INDEX_ALLOC {
-        return files_alloc(ring, fds, nr);
-    }
-    let start = offset as usize;
-    if start.checked_add(nr as usize).is_none_or(|end| end > len) {
-        return Err(EINVAL);
-    }
-    let (slots, err) = read_fds(fds, nr)?;
-    let n = slots.len();
-    let old: Vec<_> = {
-        let mut rsrc = ring.rsrc.lock();
-        let mut old = Vec::with_capacity(slots.len());
-        for (i, slot) in slots.into_iter().enumerate() {
-            if let Slot::Set(f) = slot {
-                old.push(rsrc.set_file(start + i, f)?);
-            }
-        }
-        old
-    };
-    // The replaced files are dropped here, outside the lock.
-    drop(old);
-    match err {
-        Some(e) if n == 0 => Err(e),
-        _ => Ok(n as u64),
-    }
-}
-
-/// IORING_FILE_INDEX_ALLOC: each fd into the lowest free slot, its index written back.
-fn files_alloc(ring: &IoUring, fds: u64, nr: u32) -> KResult<u64> {
-    let (slots, err) = read_fds(fds, nr)?;
-    let mut done = 0u64;
-    for (i, slot) in slots.into_iter().enumerate() {
-        // -1 and -2 name no file to place: a bad fd here.
-        let Slot::Set(Some(file)) = slot else {
-            return if done > 0 { Ok(done) } else { Err(EBADF) };
-        };
-        let index = {
-            let mut rsrc = ring.rsrc.lock();
-            let index = match rsrc.free_file_slot() {
-                Ok(index) => index,
-                Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
-            };
-            rsrc.set_file(index, Some(file))?;
-            index
-        };
-        task::write_user(fds + 4 * i as u64, &(index as i32))?;
-        done += 1;
-    }
-    match err {
-        Some(e) if done == 0 => Err(e),
-        _ => Ok(done),
-    }
 }
 
 /// `struct io_uring_probe` (16 bytes) followed by `io_uring_probe_op`s (8 bytes each).

@@ -40,7 +40,15 @@ fn at_dir(dirfd: i32, path: &str) -> KResult<String> {
     if path.is_empty() {
         return Err(ENOENT);
     }
-    if path.starts_with('/') || dirfd == AT_FDCWD {
+    if path.starts_with('/') {
+        return Ok(cwd());
+    }
+    dir_path(dirfd)
+}
+
+/// The canonical path of directory `dirfd` (AT_FDCWD: the working directory).
+fn dir_path(dirfd: i32) -> KResult<String> {
+    if dirfd == AT_FDCWD {
         return Ok(cwd());
     }
     let f = file(dirfd)?;
@@ -50,7 +58,7 @@ fn at_dir(dirfd: i32, path: &str) -> KResult<String> {
     Ok(f.path.clone())
 }
 
-fn install(file: Arc<OpenFile>, cloexec: bool) -> KResult<u64> {
+pub fn install(file: Arc<OpenFile>, cloexec: bool) -> KResult<u64> {
     current_process().files.lock().insert(file, cloexec).map(|fd| fd as u64)
 }
 
@@ -232,20 +240,132 @@ pub fn openat(c: &mut Ctx) -> KResult<u64> {
     do_open(c.int(0), &user_path(c.a[1])?, c.a[2] as u32, c.a[3] as u32)
 }
 
+/// openat2(dirfd, path, how, size): the flags are checked before the path is read.
+pub fn openat2(c: &mut Ctx) -> KResult<u64> {
+    if c.a[3] > crate::mm::PAGE_SIZE {
+        return Err(E2BIG);
+    }
+    let mut how = OpenHow::from_user(c.a[2], c.a[3])?;
+    if how.flags & u64::from(O_PATH) == 0 {
+        how.flags |= u64::from(O_LARGEFILE);
+    }
+    how.check()?;
+    let file = open_file(c.int(0), &user_path(c.a[1])?, &how)?;
+    install(file, how.flags & u64::from(O_CLOEXEC) != 0)
+}
+
+/// `struct open_how` of openat2 (its first version; later ones only grow it).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct OpenHow {
+    pub flags: u64,
+    pub mode: u64,
+    pub resolve: u64,
+}
+// SAFETY: integers only, no padding.
+unsafe impl uaccess::Pod for OpenHow {}
+
+/// Flags open(2) knows (Linux's VALID_OPEN_FLAGS).
+const VALID_OPEN_FLAGS: u32 = O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC
+    | FASYNC | O_DIRECT | O_LARGEFILE | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | __O_SYNC | __O_TMPFILE;
+/// The flags O_PATH keeps.
+const O_PATH_FLAGS: u32 = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
+
+impl OpenHow {
+    /// What open(2) and openat(2) ask: unknown flags dropped, the mode only with O_CREAT.
+    pub fn legacy(flags: u32, mode: u32) -> Self {
+        let mut flags = flags & VALID_OPEN_FLAGS;
+        if flags & O_PATH != 0 {
+            flags &= O_PATH_FLAGS;
+        }
+        let mode = if flags & (O_CREAT | __O_TMPFILE) != 0 { mode & 0o7777 } else { 0 };
+        Self { flags: u64::from(flags), mode: u64::from(mode), resolve: 0 }
+    }
+
+    /// Reads a `struct open_how` of `size` bytes: EINVAL below the first version's size,
+    /// E2BIG when a larger one sets fields this kernel does not know.
+    pub fn from_user(addr: u64, size: u64) -> KResult<Self> {
+        const KNOWN: u64 = size_of::<OpenHow>() as u64;
+        if size < KNOWN {
+            return Err(EINVAL);
+        }
+        let how: OpenHow = task::read_user(addr)?;
+        let mut rest = [0u8; 64];
+        let mut at = addr + KNOWN;
+        let end = addr.checked_add(size).ok_or(EFAULT)?;
+        while at < end {
+            let n = ((end - at) as usize).min(rest.len());
+            task::copy_from_user(&mut rest[..n], at)?;
+            if rest[..n].iter().any(|&b| b != 0) {
+                return Err(E2BIG);
+            }
+            at += n as u64;
+        }
+        Ok(how)
+    }
+
+    /// openat2's checks of its arguments (Linux's build_open_flags).
+    pub fn check(&self) -> KResult<()> {
+        let flags = self.flags & !u64::from(O_CLOEXEC);
+        if flags & !u64::from(VALID_OPEN_FLAGS) != 0 || self.resolve & !path::RESOLVE_ALL != 0 {
+            return Err(EINVAL);
+        }
+        let scoped = path::RESOLVE_BENEATH | path::RESOLVE_IN_ROOT;
+        if self.resolve & scoped == scoped {
+            return Err(EINVAL);
+        }
+        let flags = flags as u32;
+        let creates = flags & (O_CREAT | __O_TMPFILE) != 0;
+        if (creates && self.mode & !0o7777 != 0) || (!creates && self.mode != 0) {
+            return Err(EINVAL);
+        }
+        if flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT {
+            return Err(EINVAL);
+        }
+        if flags & __O_TMPFILE != 0 && (flags & O_DIRECTORY == 0 || flags & O_ACCMODE == O_RDONLY) {
+            return Err(EINVAL);
+        }
+        if flags & O_PATH != 0 && flags & !O_PATH_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        if self.resolve & path::RESOLVE_CACHED != 0 && flags & (O_TRUNC | O_CREAT | __O_TMPFILE) != 0 {
+            return Err(EAGAIN);
+        }
+        Ok(())
+    }
+}
+
 /// The `*at` calls below take paths already copied from user memory (io_uring copies
 /// them at prep).
 pub fn do_open(dirfd: i32, path: &str, flags: u32, mode: u32) -> KResult<u64> {
-    let base = at_dir(dirfd, path)?;
-    let (node, canonical) = open_node(&base, path, flags, mode)?;
-    let f = OpenFile::new(node, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), canonical);
-    install(f, flags & O_CLOEXEC != 0)
+    let how = OpenHow::legacy(flags, mode);
+    how.check()?;
+    install(open_file(dirfd, path, &how)?, flags & O_CLOEXEC != 0)
 }
 
-/// Resolves (and with O_CREAT creates) the file to open, applying O_EXCL, O_DIRECTORY,
-/// O_NOFOLLOW and O_TRUNC as Linux does.
-pub fn open_node(base: &str, path: &str, flags: u32, mode: u32) -> KResult<(Arc<dyn Node>, String)> {
-    let follow = flags & O_NOFOLLOW == 0;
-    let found = path::lookup_with_path(base, path, follow);
+/// Opens `path` from `dirfd` as `how` asks (already checked), without giving it a
+/// descriptor.
+pub fn open_file(dirfd: i32, path: &str, how: &OpenHow) -> KResult<Arc<OpenFile>> {
+    // BENEATH and IN_ROOT hold even an absolute path to the directory.
+    let base = if how.resolve & (path::RESOLVE_BENEATH | path::RESOLVE_IN_ROOT) != 0 && !path.is_empty() {
+        dir_path(dirfd)?
+    } else {
+        at_dir(dirfd, path)?
+    };
+    let flags = how.flags as u32;
+    if flags & __O_TMPFILE != 0 {
+        return Err(EOPNOTSUPP); // no file system here makes unnamed files
+    }
+    let (node, canonical) = open_node(&base, path, flags, how.mode as u32, how.resolve)?;
+    Ok(OpenFile::new(node, flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC), canonical))
+}
+
+/// Resolves (and with O_CREAT creates) the file to open within the limits of `resolve`,
+/// applying O_EXCL, O_DIRECTORY, O_NOFOLLOW and O_TRUNC as Linux does.
+pub fn open_node(base: &str, path: &str, flags: u32, mode: u32, resolve: u64) -> KResult<(Arc<dyn Node>, String)> {
+    // O_CREAT | O_EXCL never follows a final symlink.
+    let follow = flags & O_NOFOLLOW == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL;
+    let found = path::resolve(base, path, follow, resolve);
     let (node, canonical) = match found {
         Ok(found) => {
             if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
@@ -257,7 +377,7 @@ pub fn open_node(base: &str, path: &str, flags: u32, mode: u32) -> KResult<(Arc<
             if path.ends_with('/') {
                 return Err(EISDIR);
             }
-            let (dir, name, dir_path) = path::lookup_parent(base, path)?;
+            let (dir, name, dir_path) = path::resolve_parent(base, path, resolve)?;
             let node = dir.create(&name, FileType::Regular, mode & !UMASK.load(Ordering::Relaxed))?;
             (node, path::normalize(&dir_path, &name))
         }

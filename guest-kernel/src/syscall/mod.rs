@@ -152,6 +152,7 @@ syscall_table! {
     425 io_uring_setup => io_uring::setup,
     426 io_uring_enter => io_uring::enter,
     427 io_uring_register => io_uring::register,
+    437 openat2 => fs::openat2,
     439 faccessat2 => fs::faccessat,
 }
 
