@@ -274,14 +274,14 @@ impl IoUring {
     /// Posts a CQE for a request that goes on (a multishot poll): IORING_CQE_F_MORE.
     /// False, with nothing posted, when the CQ is full or overflowing: the request must
     /// end instead (Linux's io_aux_cqe).
-    pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32) -> bool {
+    pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32, flags: u32) -> bool {
         {
             let st = self.state.lock();
             if !st.overflow.is_empty() || self.rings.cq_space() == 0 {
                 return false;
             }
         }
-        self.post(Cqe { user_data, res, flags: uapi::IORING_CQE_F_MORE }, false);
+        self.post(Cqe { user_data, res, flags: flags | uapi::IORING_CQE_F_MORE }, false);
         timeout::count_completion(self);
         true
     }

@@ -126,7 +126,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("URING_CMD"),
     unsupported("SEND_ZC"),
     unsupported("SENDMSG_ZC"),
-    unsupported("READ_MULTISHOT"),
+    OpDef { name: "READ_MULTISHOT", needs_file: true, user_buffers: true, force_async: false, prep: Some(rw::prep_mshot), issue: rw::issue_mshot },
     unsupported("WAITID"),
     unsupported("FUTEX_WAIT"),
     unsupported("FUTEX_WAKE"),

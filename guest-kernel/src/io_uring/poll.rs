@@ -76,7 +76,7 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             let ready = file.node.poll_mask() & events;
             if ready != 0 {
                 // A multishot poll ends, with this last CQE, when the CQ is full.
-                if !multishot || !ring.post_more(req.user_data, ready as i32) {
+                if !multishot || !ring.post_more(req.user_data, ready as i32, 0) {
                     return Some((req, ready as i32));
                 }
             }

@@ -36,6 +36,7 @@ pub const IORING_OP_READ_FIXED: u8 = 4;
 pub const IORING_OP_WRITE_FIXED: u8 = 5;
 pub const IORING_OP_READ: u8 = 22;
 pub const IORING_OP_WRITE: u8 = 23;
+pub const IORING_OP_READ_MULTISHOT: u8 = 49;
 pub const IORING_OP_READV_FIXED: u8 = 60;
 pub const IORING_OP_WRITEV_FIXED: u8 = 61;
 
@@ -67,7 +68,7 @@ pub struct Rw {
 
 /// Whether `opcode` may take a provided buffer (IOSQE_BUFFER_SELECT).
 pub fn selects_buffer(opcode: u8) -> bool {
-    matches!(opcode, IORING_OP_READ | IORING_OP_READV)
+    matches!(opcode, IORING_OP_READ | IORING_OP_READV | IORING_OP_READ_MULTISHOT)
 }
 
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -482,5 +483,65 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     match attempt(&req, rw, !may_sleep || pollable) {
         Err(EAGAIN) => would_block(ring, req, write, may_sleep, nowait, pollable),
         result => Some((req, result_code(result))),
+    }
+}
+
+/// IORING_OP_READ_MULTISHOT: a READ that must take provided buffers, with no address or
+/// length of its own.
+pub fn prep_mshot(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.flags & IOSQE_BUFFER_SELECT == 0 {
+        return Err(EINVAL);
+    }
+    let op = prep(ring, sqe)?;
+    if sqe.addr != 0 || sqe.len != 0 {
+        return Err(EINVAL);
+    }
+    Ok(op)
+}
+
+/// IORING_OP_READ_MULTISHOT on a pollable file: each read that finds data fills one
+/// provided buffer and posts a CQE with IORING_CQE_F_MORE, then the next read is tried
+/// at once; when the file is empty the request waits on its poll queue. It ends, with a
+/// CQE without F_MORE, at end of file (res 0), an error (-ENOBUFS when the group is
+/// empty), a cancellation, or a full CQ ring (res is then that last read's count).
+pub fn issue_mshot(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    let file = req.file.clone().expect("opdef: READ_MULTISHOT needs a file");
+    if !file.readable() {
+        return Some((req, -EBADF.0));
+    }
+    if file.node.poll_queue(false).is_none() {
+        return Some((req, -EBADFD.0));
+    }
+    loop {
+        if let Err(e) = select_buffer(ring, &mut req, true) {
+            return Some((req, -e.0));
+        }
+        let Op::Rw(rw) = &req.op else { return Some((req, -EINVAL.0)) };
+        match attempt(&req, rw, true) {
+            Ok(n) if n > 0 => {
+                settle_ring_buffer(ring, &mut req, Some(n));
+                if !ring.post_more(req.user_data, n as i32, selected_flags(&req)) {
+                    return Some((req, n as i32)); // the CQ is full: this is the last CQE
+                }
+                // The buffer is the program's now.
+                if let Op::Rw(Rw { select: Some((_, _, held)), buf_more, .. }) = &mut req.op {
+                    *held = None;
+                    *buf_more = false;
+                }
+                req.poll_retries = 0;
+            }
+            Err(EAGAIN) => {
+                settle_ring_buffer(ring, &mut req, None);
+                recycle_buffer(ring, &mut req);
+                // Woken, it is issued here again; it never goes to io-wq.
+                req.poll_retries = 0;
+                return poll::arm_retry(ring, req, false).map(|req| (req, -EAGAIN.0));
+            }
+            result => {
+                settle_ring_buffer(ring, &mut req, None);
+                recycle_buffer(ring, &mut req);
+                return Some((req, result_code(result)));
+            }
+        }
     }
 }
