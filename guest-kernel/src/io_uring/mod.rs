@@ -78,8 +78,8 @@ pub struct Request {
     /// done with the file.
     pub file_tag: Option<Arc<rsrc::Tag>>,
     pub op: Op,
-    /// The result that counts as success for a link (a full read or write); None: any
-    /// non-negative result.
+    /// The one result that counts as success for a link (a full read or write, -ETIME for
+    /// a timeout with ETIME_SUCCESS); None: any non-negative result.
     pub expected: Option<i32>,
     /// The next request of a link chain, started when this one completes.
     pub link: Option<Box<Request>>,
@@ -451,7 +451,7 @@ impl IoUring {
 
     /// Posts `req`'s CQE and returns the next request of its chain to run, if any.
     fn finish(self: &Arc<Self>, mut req: Box<Request>, res: i32, worker: bool) -> Option<Box<Request>> {
-        let failed = res < 0 || req.expected.is_some_and(|e| e != res);
+        let failed = req.expected.map_or(res < 0, |e| e != res);
         // A read into a provided buffer names it, whatever its result (the buffer is the
         // program's again).
         if req.flags & IOSQE_BUFFER_SELECT != 0 {

@@ -2,6 +2,10 @@
 //!
 //! A timeout completes with -ETIME when its time comes, or with 0 once `count` other
 //! completions have been posted after it was submitted (count 0: only the time counts).
+//! IORING_TIMEOUT_ETIME_SUCCESS makes -ETIME a success for its link chain.
+//! IORING_TIMEOUT_MULTISHOT (relative times only) posts -ETIME with IORING_CQE_F_MORE
+//! each time its period ends and starts the next, `count` times (0: until removed); the
+//! last CQE has no F_MORE, nor has one that finds the CQ full (which ends it).
 //! TIMEOUT_REMOVE cancels a pending timeout by its user_data: the timeout completes with
 //! -ECANCELED, the remove with 0 (or -ENOENT when no such timeout is pending).
 //!
@@ -30,6 +34,8 @@ const IORING_TIMEOUT_UPDATE: u32 = 1 << 1;
 const IORING_LINK_TIMEOUT_UPDATE: u32 = 1 << 4;
 const IORING_TIMEOUT_REALTIME: u32 = 1 << 3;
 const IORING_TIMEOUT_BOOTTIME: u32 = 1 << 2;
+const IORING_TIMEOUT_ETIME_SUCCESS: u32 = 1 << 5;
+const IORING_TIMEOUT_MULTISHOT: u32 = 1 << 6;
 
 /// A timeout waiting for its time or its count.
 pub struct Pending {
@@ -124,10 +130,15 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         return Ok(Op::TimeoutRemove { target: sqe.addr, update });
     }
     let flags = sqe.op_flags;
-    if sqe.len != 1 || flags & !(IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME | IORING_TIMEOUT_BOOTTIME) != 0 {
+    let known = IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME | IORING_TIMEOUT_BOOTTIME | IORING_TIMEOUT_ETIME_SUCCESS | IORING_TIMEOUT_MULTISHOT;
+    if sqe.len != 1 || flags & !known != 0 {
         return Err(EINVAL);
     }
     if flags & IORING_TIMEOUT_REALTIME != 0 && flags & IORING_TIMEOUT_BOOTTIME != 0 {
+        return Err(EINVAL);
+    }
+    // A period repeats from when it ends: only a relative time has one.
+    if flags & IORING_TIMEOUT_MULTISHOT != 0 && flags & IORING_TIMEOUT_ABS != 0 {
         return Err(EINVAL);
     }
     let [sec, nsec]: [u64; 2] = task::read_user(sqe.addr)?;
@@ -176,7 +187,7 @@ fn on_time(ring: &Arc<IoUring>, id: u64, link: bool) -> Box<dyn FnOnce() + Send>
             if link {
                 fire_link(&ring, id);
             } else {
-                fire(&ring, id, -ETIME.0);
+                expire(&ring, id);
             }
         }
     })
@@ -242,7 +253,9 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             let mut t = ring.timeouts.lock();
             let id = t.next_id;
             t.next_id += 1;
-            let target = (count > 0).then(|| t.completions + u64::from(count));
+            // A multishot timeout's count is its number of periods, not completions.
+            let counts = count > 0 && when.flags & IORING_TIMEOUT_MULTISHOT == 0;
+            let target = counts.then(|| t.completions + u64::from(count));
             let timer = time::call_at(deadline, on_time(ring, id, false));
             t.by_user_data.insert((req.user_data, id));
             if let Some(g) = target {
@@ -280,6 +293,42 @@ fn update(ring: &Arc<IoUring>, user_data: u64, when: When, link: bool) -> bool {
     drop(t);
     time::cancel(old);
     true
+}
+
+/// Timeout `id`'s time came. A multishot one with periods left posts -ETIME with
+/// F_MORE and starts its next period (unless it ended meanwhile or the CQ is full);
+/// otherwise it completes with -ETIME, a success for its chain with ETIME_SUCCESS.
+fn expire(ring: &Arc<IoUring>, id: u64) {
+    let repeat = {
+        let mut t = ring.timeouts.lock();
+        let Some(p) = t.pending.get_mut(&id) else { return };
+        let user_data = p.req.user_data;
+        match &mut p.req.op {
+            Op::Timeout { when, count } if when.flags & IORING_TIMEOUT_MULTISHOT != 0 => {
+                // count 0: forever; else this period was one of `count`.
+                let last = *count == 1;
+                *count = count.saturating_sub(1);
+                (!last).then_some((user_data, *when))
+            }
+            Op::Timeout { when, .. } if when.flags & IORING_TIMEOUT_ETIME_SUCCESS != 0 => {
+                p.req.expected = Some(-ETIME.0);
+                None
+            }
+            _ => None,
+        }
+    };
+    // Posted outside the list's lock (posting counts completions, which takes it).
+    if let Some((user_data, when)) = repeat
+        && ring.post_more(user_data, -ETIME.0, 0)
+    {
+        let mut t = ring.timeouts.lock();
+        if let Some(p) = t.pending.get_mut(&id) {
+            // The timer that just ran is spent: the new one replaces it.
+            p.timer = time::call_at(when.deadline(), on_time(ring, id, false));
+        }
+        return;
+    }
+    fire(ring, id, -ETIME.0);
 }
 
 /// Completes pending timeout `id` with `res` unless it already ended; true if it did.
