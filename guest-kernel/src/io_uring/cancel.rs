@@ -193,7 +193,7 @@ fn cancel_parked_user_data(ring: &Arc<IoUring>, user_data: u64, polls_only: bool
 }
 
 /// Takes the first parked request with `user_data` out, not completing it yet.
-fn take_parked(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> Option<Box<Request>> {
+pub fn take_parked(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> Option<Box<Request>> {
     let slot = {
         let parked = ring.parked.lock();
         parked

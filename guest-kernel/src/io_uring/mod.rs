@@ -118,7 +118,8 @@ pub enum Op {
     /// TIMEOUT_REMOVE, or with `update` (new time; link timeout?) IORING_TIMEOUT_UPDATE.
     TimeoutRemove { target: u64, update: Option<(timeout::When, bool)> },
     Poll { events: u32, multishot: bool, exclusive: bool },
-    PollRemove { target: u64 },
+    /// POLL_REMOVE, or with `update` (new events, new user_data) a poll update.
+    PollRemove { target: u64, update: Option<(Option<u32>, Option<u64>)> },
     Cancel(cancel::CancelData),
     Kbuf(kbuf::KbufOp),
     MsgRing(msg_ring::MsgRing),

@@ -1,5 +1,7 @@
-//! Polling (Linux's io_uring/poll.c): IORING_OP_POLL_ADD and POLL_REMOVE, and the
-//! internal poll that io_uring arms for a read or write that would block.
+//! Polling (Linux's io_uring/poll.c): IORING_OP_POLL_ADD and POLL_REMOVE (which, with
+//! IORING_POLL_UPDATE_EVENTS or _USER_DATA, re-arms a pending poll with new events or a
+//! new user_data instead), and the internal poll that io_uring arms for a read or write
+//! that would block.
 //!
 //! A request that must wait for a file is parked (see `cancel`) with one-shot callbacks
 //! on the file's wait queues: the read queue for POLLIN-like events, the write queue for
@@ -27,6 +29,8 @@ use crate::fs::{OpenFile, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDNORM
 
 pub const IORING_OP_POLL_REMOVE: u8 = 7;
 const IORING_POLL_ADD_MULTI: u32 = 1;
+const IORING_POLL_UPDATE_EVENTS: u32 = 1 << 1;
+const IORING_POLL_UPDATE_USER_DATA: u32 = 1 << 2;
 /// epoll's behaviour bits in the upper half of poll32_events: not events, never reported.
 const EPOLLEXCLUSIVE: u32 = 1 << 28;
 const EPOLLONESHOT: u32 = 1 << 30;
@@ -37,17 +41,31 @@ const READ_EVENTS: u32 = POLLIN | POLLRDNORM | POLLPRI | 0x80 /* POLLRDBAND */ |
 const WRITE_EVENTS: u32 = POLLOUT | POLLWRNORM | 0x200 /* POLLWRBAND */;
 
 pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
-    if sqe.buf_index != 0 || sqe.off != 0 || sqe.file_index != 0 {
+    if sqe.buf_index != 0 || sqe.file_index != 0 {
         return Err(EINVAL);
     }
     if sqe.opcode == IORING_OP_POLL_REMOVE {
-        // Updating a poll in place (the update flags in len) is not supported.
-        if sqe.len != 0 || sqe.op_flags != 0 {
+        let flags = sqe.len;
+        let known = IORING_POLL_UPDATE_EVENTS | IORING_POLL_UPDATE_USER_DATA | IORING_POLL_ADD_MULTI;
+        // ADD_MULTI only qualifies new events.
+        if flags & !known != 0 || flags == IORING_POLL_ADD_MULTI {
             return Err(EINVAL);
         }
-        return Ok(Op::PollRemove { target: sqe.addr });
+        let user_data = (flags & IORING_POLL_UPDATE_USER_DATA != 0).then_some(sqe.off);
+        if user_data.is_none() && sqe.off != 0 {
+            return Err(EINVAL);
+        }
+        let events = if flags & IORING_POLL_UPDATE_EVENTS != 0 {
+            Some(events_of(sqe.op_flags))
+        } else if sqe.op_flags != 0 {
+            return Err(EINVAL);
+        } else {
+            None
+        };
+        let update = (events.is_some() || user_data.is_some()).then_some((events, user_data));
+        return Ok(Op::PollRemove { target: sqe.addr, update });
     }
-    if sqe.addr != 0 || sqe.len & !IORING_POLL_ADD_MULTI != 0 {
+    if sqe.off != 0 || sqe.addr != 0 || sqe.len & !IORING_POLL_ADD_MULTI != 0 {
         return Err(EINVAL);
     }
     let multishot = sqe.len & IORING_POLL_ADD_MULTI != 0;
@@ -57,19 +75,38 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if multishot && (sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0 || raw & EPOLLEXCLUSIVE != 0) {
         return Err(EINVAL);
     }
-    // Errors and hangups are always reported, as poll(2) does. Of the epoll behaviour
-    // bits, one-shot and edge-triggered describe what io_uring does anyway (EPOLLWAKEUP
-    // is about suspend, which there is none of); EPOLLEXCLUSIVE makes a wakeup wake one
-    // of the exclusive polls on a file, not all.
-    let events = (raw & !(EPOLLEXCLUSIVE | EPOLLONESHOT | EPOLLET | (1 << 29))) | POLLERR | POLLHUP;
-    Ok(Op::Poll { events, multishot, exclusive: raw & EPOLLEXCLUSIVE != 0 })
+    Ok(Op::Poll { events: events_of(raw), multishot, exclusive: raw & EPOLLEXCLUSIVE != 0 })
+}
+
+/// The events a poll waits for: errors and hangups are always reported, as poll(2)
+/// does. Of the epoll behaviour bits, one-shot and edge-triggered describe what io_uring
+/// does anyway (EPOLLWAKEUP is about suspend, which there is none of); EPOLLEXCLUSIVE
+/// (kept apart) makes a wakeup wake one of the exclusive polls on a file, not all.
+fn events_of(raw: u32) -> u32 {
+    (raw & !(EPOLLEXCLUSIVE | EPOLLONESHOT | EPOLLET | (1 << 29))) | POLLERR | POLLHUP
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     match req.op {
-        Op::PollRemove { target } => {
+        Op::PollRemove { target, update: None } => {
             let found = cancel::remove_poll(ring, target);
             Some((req, if found { 0 } else { -ENOENT.0 }))
+        }
+        Op::PollRemove { target, update: Some((events, user_data)) } => {
+            let Some(mut poll) = cancel::take_parked(ring, target, true) else { return Some((req, -ENOENT.0)) };
+            // Its kind (one-shot or multishot, exclusive) stays; the new events replace
+            // the old ones.
+            if let (Op::Poll { events: old, .. }, Some(new)) = (&mut poll.op, events) {
+                *old = new;
+            }
+            if let Some(user_data) = user_data {
+                poll.user_data = user_data;
+            }
+            // Armed again, or done now if the file is ready for the new events.
+            if let Some((poll, res)) = issue(ring, poll) {
+                ring.complete_async(poll, res);
+            }
+            Some((req, 0))
         }
         Op::Poll { events, multishot, exclusive } => {
             let file = req.file.clone().expect("opdef: POLL_ADD needs a file");
