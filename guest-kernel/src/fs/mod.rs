@@ -6,6 +6,7 @@
 
 pub mod cpio;
 pub mod dev;
+pub mod epoll;
 pub mod eventfd;
 pub mod file;
 pub mod p9;
@@ -328,8 +329,6 @@ pub trait Node: Send + Sync + Any {
         None
     }
 
-    /// File-system statistics (`statfs`): type, block size, blocks, free blocks, available
-    /// blocks, files, free files, name length. The default describes the RAM filesystem.
     /// The last open file description of this node went away (`close` of the last
     /// descriptor): io_uring cancels its requests here, as Linux's `release` does.
     fn release(&self) {}
@@ -341,6 +340,8 @@ pub trait Node: Send + Sync + Any {
         self.poll_queue(false).is_some() || self.poll_queue(true).is_some()
     }
 
+    /// File-system statistics (`statfs`): type, block size, blocks, free blocks, available
+    /// blocks, files, free files, name length. The default describes the RAM filesystem.
     fn statfs(&self) -> KResult<StatFs> {
         Ok(StatFs { kind: 0x0102_1994, bsize: 4096, namelen: 255, ..StatFs::default() })
     }

@@ -31,6 +31,7 @@ pub mod uapi;
 
 mod advise;
 mod cancel;
+mod epoll;
 mod fs;
 mod io_wq;
 mod kbuf;
@@ -125,6 +126,7 @@ pub enum Op {
     MsgRing(msg_ring::MsgRing),
     Splice(splice::Splice),
     OpenClose(openclose::OpenCloseOp),
+    Epoll(epoll::EpollOp),
     /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
     FilesUpdate { addr: u64, nr: u32, offset: u32 },
     /// A link member whose prep failed: it completes with this error.
@@ -1066,21 +1068,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             }
             sigmask = Some(task::read_user::<u64>(addr)?);
         }
-        let old = me.sigmask.load(Relaxed);
-        if let Some(mask) = sigmask {
-            me.sigmask.store(mask & !crate::task::signal::UNBLOCKABLE, Relaxed);
-        }
-        let waited = ring.wait_cqes(min_complete, deadline, local);
-        if sigmask.is_some() {
-            if waited == Err(EINTR) {
-                // The signal that interrupted us is delivered under the temporary mask;
-                // the old one comes back after it (as ppoll does).
-                *me.saved_sigmask.lock() = Some(old);
-                me.restore_sigmask.store(true, Relaxed);
-            } else {
-                me.sigmask.store(old, Relaxed);
-            }
-        }
+        let waited = crate::task::signal::with_sigmask(sigmask, || ring.wait_cqes(min_complete, deadline, local));
         if let Err(e) = waited
             && submitted == 0
         {

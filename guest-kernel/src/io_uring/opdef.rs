@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, fs, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, IoUring, Issued, Op, Request};
+use super::{advise, cancel, epoll, fs, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -106,7 +106,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("SEND"),
     unsupported("RECV"),
     fs_op("OPENAT2"),
-    unsupported("EPOLL_CTL"),
+    inline_op("EPOLL_CTL", epoll::prep, epoll::issue),
     iowq_op("SPLICE", splice::prep, splice::issue),
     inline_op("PROVIDE_BUFFERS", kbuf::prep, kbuf::issue),
     inline_op("REMOVE_BUFFERS", kbuf::prep, kbuf::issue),
@@ -136,7 +136,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("BIND"),
     unsupported("LISTEN"),
     unsupported("RECV_ZC"),
-    unsupported("EPOLL_WAIT"),
+    file_op("EPOLL_WAIT", epoll::prep, epoll::issue),
     rw_op("READV_FIXED"),
     rw_op("WRITEV_FIXED"),
     inline_op("PIPE", openclose::prep, openclose::issue),

@@ -2,6 +2,7 @@
 //! r9; result or `-errno` in rax), dispatched through one table from number to handler.
 //! One file per family.
 
+pub mod epoll;
 pub mod fs;
 pub mod futex;
 mod io_uring;
@@ -119,12 +120,15 @@ syscall_table! {
     201 time => time::time,
     202 futex => futex::futex,
     204 sched_getaffinity => sys::sched_getaffinity,
+    213 epoll_create => epoll::epoll_create,
     217 getdents64 => fs::getdents64,
     218 set_tid_address => process::set_tid_address,
     228 clock_gettime => time::clock_gettime,
     229 clock_getres => time::clock_getres,
     230 clock_nanosleep => time::clock_nanosleep,
     231 exit_group => process::exit_group,
+    232 epoll_wait => epoll::epoll_wait,
+    233 epoll_ctl => epoll::epoll_ctl,
     234 tgkill => signal::tgkill,
     257 openat => fs::openat,
     258 mkdirat => fs::mkdirat,
@@ -140,9 +144,11 @@ syscall_table! {
     275 splice => fs::splice,
     276 tee => fs::tee,
     277 sync_file_range => fs::sync_file_range,
+    281 epoll_pwait => epoll::epoll_pwait,
     284 eventfd => fs::eventfd,
     285 fallocate => fs::fallocate,
     290 eventfd2 => fs::eventfd2,
+    291 epoll_create1 => epoll::epoll_create1,
     292 dup3 => fs::dup3,
     293 pipe2 => fs::pipe2,
     302 prlimit64 => sys::prlimit64,
@@ -154,6 +160,7 @@ syscall_table! {
     427 io_uring_register => io_uring::register,
     437 openat2 => fs::openat2,
     439 faccessat2 => fs::faccessat,
+    441 epoll_pwait2 => epoll::epoll_pwait2,
 }
 
 /// Runs the syscall in `frame` and stores its result in `frame.rax`.

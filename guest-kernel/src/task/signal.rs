@@ -16,7 +16,7 @@ use core::sync::atomic::Ordering;
 use super::{sched, with_mm, Process, Task};
 use crate::arch::interrupts::TrapFrame;
 use crate::arch::switch::FpuState;
-use crate::errno::{KResult, EINVAL};
+use crate::errno::{KResult, EINTR, EINVAL};
 use crate::mm::uaccess;
 use crate::task;
 
@@ -282,4 +282,23 @@ pub fn sigreturn(frame: &mut TrapFrame) -> KResult<u64> {
         fpu.restore();
     }
     Ok(frame.rax)
+}
+
+/// Runs `wait` under the temporary signal mask `mask`, if any (ppoll, epoll_pwait,
+/// io_uring_enter's EXT_ARG). When a signal interrupts it (EINTR), that signal is
+/// delivered under the temporary mask and the old one comes back after it, as Linux's
+/// TIF_RESTORE_SIGMASK does.
+pub fn with_sigmask<T>(mask: Option<u64>, wait: impl FnOnce() -> KResult<T>) -> KResult<T> {
+    let Some(mask) = mask else { return wait() };
+    let me = sched::current();
+    let old = me.sigmask.load(Ordering::Relaxed);
+    me.sigmask.store(mask & !UNBLOCKABLE, Ordering::Relaxed);
+    let result = wait();
+    if matches!(result, Err(e) if e == EINTR) {
+        *me.saved_sigmask.lock() = Some(old);
+        me.restore_sigmask.store(true, Ordering::Relaxed);
+    } else {
+        me.sigmask.store(old, Ordering::Relaxed);
+    }
+    result
 }
