@@ -665,7 +665,18 @@ impl IoUring {
 
     /// Waits until `min` CQEs are ready, a signal arrives, or `deadline` passes, running
     /// the caller's task work (and a DEFER_TASKRUN ring's local work) meanwhile.
-    fn wait_cqes(self: &Arc<Self>, min: u32, deadline: Option<u64>, local: bool) -> KResult<()> {
+    /// Waits for `min` CQEs until `deadline`. With `min_wait` (EXT_ARG's min_wait_usec,
+    /// as a deadline) the wait has two phases, as Linux's: until `min_wait`, for `min`
+    /// CQEs; then, if none at all is there, until `deadline` for any one.
+    fn wait_cqes(self: &Arc<Self>, min: u32, deadline: Option<u64>, min_wait: Option<u64>, local: bool) -> KResult<()> {
+        let Some(first) = min_wait else { return self.wait_phase(min, deadline, local) };
+        match self.wait_phase(min, Some(deadline.map_or(first, |d| d.min(first))), local) {
+            Err(e) if e == ETIME && deadline.is_some_and(|d| d > first) => self.wait_phase(1, deadline, local),
+            result => result,
+        }
+    }
+
+    fn wait_phase(self: &Arc<Self>, min: u32, deadline: Option<u64>, local: bool) -> KResult<()> {
         let min = min.min(self.rings.cq_entries);
         loop {
             if local {
@@ -880,7 +891,11 @@ pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
     | IORING_FEAT_SQPOLL_NONFIXED
     | IORING_FEAT_FAST_POLL
     | IORING_FEAT_POLL_32BITS
-    | IORING_FEAT_NATIVE_WORKERS;
+    | IORING_FEAT_NATIVE_WORKERS
+    | IORING_FEAT_RSRC_TAGS
+    | IORING_FEAT_REG_REG_RING
+    | IORING_FEAT_MIN_TIMEOUT
+    | IORING_FEAT_NO_IOWAIT;
 
 /// `io_uring_setup(entries, params)`.
 pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
@@ -989,7 +1004,10 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         | IORING_ENTER_SQ_WAKEUP
         | IORING_ENTER_SQ_WAIT
         | IORING_ENTER_EXT_ARG
-        | IORING_ENTER_REGISTERED_RING;
+        | IORING_ENTER_REGISTERED_RING
+        | IORING_ENTER_ABS_TIMER
+        | IORING_ENTER_EXT_ARG_REG
+        | IORING_ENTER_NO_IOWAIT;
     if flags & !known != 0 {
         return Err(EINVAL);
     }
@@ -998,8 +1016,12 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         return Err(EBADFD);
     }
     let mut deadline = None;
+    let mut min_wait = None;
     let mut sigmask = None;
     let mut sigmask_arg = None;
+    if flags & IORING_ENTER_EXT_ARG != 0 && flags & IORING_ENTER_EXT_ARG_REG != 0 {
+        return Err(if argsz != REG_WAIT_SIZE { EINVAL } else { EFAULT });
+    }
     if flags & IORING_ENTER_EXT_ARG != 0 {
         if argsz != size_of::<GeteventsArg>() as u64 {
             return Err(EINVAL);
@@ -1014,7 +1036,12 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
                 if (sec as i64) < 0 || nsec >= 1_000_000_000 {
                     return Err(EINVAL);
                 }
-                deadline = Some(crate::time::monotonic_ns().saturating_add(sec.saturating_mul(1_000_000_000).saturating_add(nsec)));
+                let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
+                let abs = flags & IORING_ENTER_ABS_TIMER != 0;
+                deadline = Some(if abs { ns } else { crate::time::monotonic_ns().saturating_add(ns) });
+            }
+            if arg.min_wait_usec != 0 {
+                min_wait = Some(crate::time::monotonic_ns().saturating_add(u64::from(arg.min_wait_usec) * 1000));
             }
             if arg.sigmask != 0 {
                 if arg.sigmask_sz != 8 {
@@ -1068,7 +1095,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             }
             sigmask = Some(task::read_user::<u64>(addr)?);
         }
-        let waited = crate::task::signal::with_sigmask(sigmask, || ring.wait_cqes(min_complete, deadline, local));
+        let waited = crate::task::signal::with_sigmask(sigmask, || ring.wait_cqes(min_complete, deadline, min_wait, local));
         if let Err(e) = waited
             && submitted == 0
         {

@@ -88,7 +88,8 @@ pub struct Params {
 pub struct GeteventsArg {
     pub sigmask: u64,
     pub sigmask_sz: u32,
-    pub pad: u32,
+    /// The first phase of the wait (see `IoUring::wait_cqes`), in microseconds.
+    pub min_wait_usec: u32,
     pub ts: u64,
 }
 
@@ -165,7 +166,13 @@ pub const IORING_FEAT_EXT_ARG: u32 = 1 << 8;
 pub const IORING_FEAT_NATIVE_WORKERS: u32 = 1 << 9;
 pub const IORING_FEAT_CQE_SKIP: u32 = 1 << 11;
 pub const IORING_FEAT_SQPOLL_NONFIXED: u32 = 1 << 7;
+pub const IORING_FEAT_RSRC_TAGS: u32 = 1 << 10;
 pub const IORING_FEAT_LINKED_FILE: u32 = 1 << 12;
+/// io_uring_register takes IORING_REGISTER_USE_REGISTERED_RING.
+pub const IORING_FEAT_REG_REG_RING: u32 = 1 << 13;
+/// EXT_ARG's min_wait_usec.
+pub const IORING_FEAT_MIN_TIMEOUT: u32 = 1 << 15;
+pub const IORING_FEAT_NO_IOWAIT: u32 = 1 << 17;
 
 // io_uring_enter flags.
 pub const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
@@ -174,6 +181,16 @@ pub const IORING_ENTER_SQ_WAIT: u32 = 1 << 2;
 pub const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
 /// `fd` is an index into the task's registered rings (IORING_REGISTER_RING_FDS).
 pub const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
+/// EXT_ARG's timeout is an absolute time of the ring's clock (CLOCK_MONOTONIC).
+pub const IORING_ENTER_ABS_TIMER: u32 = 1 << 5;
+/// EXT_ARG's argument is an offset into a registered wait region (of which there are
+/// none: IORING_REGISTER_MEM_REGION is not supported, so it is -EFAULT, as Linux without
+/// a region).
+pub const IORING_ENTER_EXT_ARG_REG: u32 = 1 << 6;
+/// The wait does not count as I/O wait: no wait here ever does.
+pub const IORING_ENTER_NO_IOWAIT: u32 = 1 << 7;
+/// `struct io_uring_reg_wait`, what EXT_ARG_REG names.
+pub const REG_WAIT_SIZE: u64 = 64;
 
 // SQE flags.
 pub const IOSQE_FIXED_FILE: u8 = 1 << 0;
