@@ -814,14 +814,14 @@ impl Node for IoUring {
             return Ok((pages, 0));
         }
         let (pages, size) = match offset {
-            IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => (&self.rings.ring_pages, self.rings.ring_bytes),
-            IORING_OFF_SQES => (&self.rings.sqe_pages, self.rings.sqe_bytes),
+            IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => self.rings.mmap_pages(false)?,
+            IORING_OFF_SQES => self.rings.mmap_pages(true)?,
             _ => return Err(EINVAL),
         };
         if len > (size as u64).next_multiple_of(4096) {
             return Err(EINVAL);
         }
-        Ok((Arc::clone(pages), 0))
+        Ok((pages, 0))
     }
 
     /// Readable when CQEs wait (or overflowed), writable while the SQ has room (Linux's
@@ -878,7 +878,9 @@ const SUPPORTED_SETUP: u32 = IORING_SETUP_SQPOLL
     | IORING_SETUP_COOP_TASKRUN
     | IORING_SETUP_TASKRUN_FLAG
     | IORING_SETUP_SINGLE_ISSUER
-    | IORING_SETUP_DEFER_TASKRUN;
+    | IORING_SETUP_DEFER_TASKRUN
+    | IORING_SETUP_NO_MMAP
+    | IORING_SETUP_REGISTERED_FD_ONLY;
 
 /// Features advertised: exactly what this implementation honours.
 pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
@@ -904,6 +906,10 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         return Err(EINVAL);
     }
     if p.flags & !SUPPORTED_SETUP != 0 {
+        return Err(EINVAL);
+    }
+    // Without NO_MMAP the rings could not be reached through a registered index alone.
+    if p.flags & IORING_SETUP_REGISTERED_FD_ONLY != 0 && p.flags & IORING_SETUP_NO_MMAP == 0 {
         return Err(EINVAL);
     }
     // Linux's rules (io_uring_create): DEFER_TASKRUN needs SINGLE_ISSUER and no SQPOLL;
@@ -939,12 +945,15 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     } else {
         2 * sq_entries
     };
-    let rings = Rings::new(sq_entries, cq_entries, p.flags & IORING_SETUP_NO_SQARRAY == 0)?;
+    // NO_MMAP: the rings in the program's memory at cq_off.user_addr, the SQEs at
+    // sq_off.user_addr (both given back as they came).
+    let user_mem = (p.flags & IORING_SETUP_NO_MMAP != 0).then_some((p.cq_off.user_addr, p.sq_off.user_addr));
+    let rings = Rings::new(sq_entries, cq_entries, p.flags & IORING_SETUP_NO_SQARRAY == 0, user_mem)?;
     p.sq_entries = sq_entries;
     p.cq_entries = cq_entries;
     p.features = FEATURES;
-    p.sq_off = rings.sq_offsets();
-    p.cq_off = rings.cq_offsets();
+    p.sq_off = SqringOffsets { user_addr: user_mem.map_or(0, |m| m.1), ..rings.sq_offsets() };
+    p.cq_off = CqringOffsets { user_addr: user_mem.map_or(0, |m| m.0), ..rings.cq_offsets() };
     // A disabled ring gets its single issuer when it is enabled.
     let single_issuer = p.flags & IORING_SETUP_SINGLE_ISSUER != 0 && p.flags & (IORING_SETUP_SQPOLL | IORING_SETUP_R_DISABLED) == 0;
     let ring = Arc::new_cyclic(|me| IoUring {
@@ -986,6 +995,9 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     }
     task::write_user(params_addr, &p)?;
     let file = OpenFile::new(ring, crate::fs::file::O_RDWR, String::from("anon_inode:[io_uring]"));
+    if p.flags & IORING_SETUP_REGISTERED_FD_ONLY != 0 {
+        return tctx::register_new(file);
+    }
     task::current_process().files.lock().insert(file, true).map(|fd| fd as u64)
 }
 

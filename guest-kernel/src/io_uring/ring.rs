@@ -1,12 +1,13 @@
 //! The shared rings: memory the kernel and user space both write, and the ordering rules
 //! that make that safe.
 //!
-//! # Layout (as Linux's `struct io_rings`, so `sq_off`/`cq_off` match Linux exactly)
-//! One region holds both rings: SQ head at 0 and tail at 64, CQ head at 128 and tail at 192
-//! (each on its own cache line), then the masks, entry counts, `sq_dropped`, `sq_flags`,
-//! `cq_flags`, `cq_overflow`, the CQE array at 320, and after it the SQ index array. The
-//! SQE array is a second region. Both are page frames owned by the ring and mapped into
-//! the process by `mmap` on the ring fd (with FEAT_SINGLE_MMAP one mapping serves SQ and CQ).
+//! # Layout (Linux's current `struct io_rings`, so `sq_off`/`cq_off` match Linux exactly)
+//! One region holds both rings: SQ head and tail at 0 and 4, CQ head and tail at 8 and 12,
+//! then the masks, entry counts, `sq_dropped`, `sq_flags`, `cq_flags`, `cq_overflow`, the
+//! CQE array at 64, and after it (64-aligned) the SQ index array. The SQE array is a
+//! second region. Both are page frames owned by the ring and mapped into the process by
+//! `mmap` on the ring fd (with FEAT_SINGLE_MMAP one mapping serves SQ and CQ), or, with
+//! IORING_SETUP_NO_MMAP, pages of the program's own memory that the ring pins.
 //!
 //! # Ordering
 //! Indices are free-running `u32`s, masked on use; `tail - head` (wrapping) is the fill.
@@ -28,28 +29,44 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets};
-use crate::errno::KResult;
+use crate::errno::*;
 use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
 
 const SQ_HEAD: usize = 0;
-const SQ_TAIL: usize = 64;
-const CQ_HEAD: usize = 128;
-const CQ_TAIL: usize = 192;
-const SQ_RING_MASK: usize = 256;
-const CQ_RING_MASK: usize = 260;
-const SQ_RING_ENTRIES: usize = 264;
-const CQ_RING_ENTRIES: usize = 268;
-const SQ_DROPPED: usize = 272;
-const SQ_FLAGS: usize = 276;
-const CQ_FLAGS: usize = 280;
-const CQ_OVERFLOW: usize = 284;
-const CQES: usize = 320;
+const SQ_TAIL: usize = 4;
+const CQ_HEAD: usize = 8;
+const CQ_TAIL: usize = 12;
+const SQ_RING_MASK: usize = 16;
+const CQ_RING_MASK: usize = 20;
+const SQ_RING_ENTRIES: usize = 24;
+const CQ_RING_ENTRIES: usize = 28;
+const SQ_DROPPED: usize = 32;
+const SQ_FLAGS: usize = 36;
+const CQ_FLAGS: usize = 40;
+const CQ_OVERFLOW: usize = 44;
+const CQES: usize = 64;
+
+/// Where a region's memory comes from.
+enum Memory {
+    /// Frames of the ring, which `mmap` on the ring fd maps.
+    Kernel(Arc<SharedPages>),
+    /// The program's pages (IORING_SETUP_NO_MMAP), pinned while the ring lives.
+    User(Vec<(u64, u32)>),
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        if let Memory::User(segments) = self {
+            crate::mm::uaccess::unpin_segments(segments);
+        }
+    }
+}
 
 pub struct Rings {
     /// SQ and CQ rings, CQEs and the SQ index array.
-    pub ring_pages: Arc<SharedPages>,
-    pub sqe_pages: Arc<SharedPages>,
+    ring_mem: Memory,
+    sqe_mem: Memory,
     /// Kernel addresses of each page of the two regions (their frames never change, so
     /// they are looked up once).
     ring_va: Vec<usize>,
@@ -63,16 +80,40 @@ pub struct Rings {
     pub sqe_bytes: usize,
 }
 
-fn allocate(bytes: usize) -> KResult<Arc<SharedPages>> {
+fn allocate(bytes: usize) -> KResult<(Memory, Vec<usize>)> {
     let pages = SharedPages::new(bytes.div_ceil(PAGE_SIZE as usize));
     for i in 0..pages.len() {
         pages.frame(i)?;
     }
-    Ok(pages)
+    let va = (0..pages.len()).map(|i| frame_ptr(pages.existing(i)) as usize).collect();
+    Ok((Memory::Kernel(pages), va))
+}
+
+/// Pins the program's pages `[addr, addr + bytes rounded up to pages)` for a region
+/// (Linux's io_create_region for user memory): the address must be page-aligned (EINVAL)
+/// and not 0 (EFAULT), the pages mapped and writable (EFAULT).
+fn pin_user(addr: u64, bytes: usize) -> KResult<(Memory, Vec<usize>)> {
+    if addr == 0 {
+        return Err(EFAULT);
+    }
+    if !addr.is_multiple_of(PAGE_SIZE) {
+        return Err(EINVAL);
+    }
+    let len = bytes.next_multiple_of(PAGE_SIZE as usize);
+    addr.checked_add(len as u64).ok_or(EOVERFLOW)?;
+    let segments = crate::task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, addr, len, true))
+        .map_err(|e| if e == EAGAIN { ENOMEM } else { e })?;
+    let va = segments
+        .iter()
+        .flat_map(|&(phys, n)| (0..u64::from(n) / PAGE_SIZE).map(move |i| frame_ptr(phys + i * PAGE_SIZE) as usize))
+        .collect();
+    Ok((Memory::User(segments), va))
 }
 
 impl Rings {
-    pub fn new(sq_entries: u32, cq_entries: u32, sq_array: bool) -> KResult<Self> {
+    /// The rings of `sq_entries` SQEs and `cq_entries` CQEs, in new frames, or with
+    /// `user` (IORING_SETUP_NO_MMAP) in the program's memory at (rings, SQEs).
+    pub fn new(sq_entries: u32, cq_entries: u32, sq_array: bool, user: Option<(u64, u64)>) -> KResult<Self> {
         let cqes_end = CQES + cq_entries as usize * size_of::<Cqe>();
         let (array, ring_bytes) = if sq_array {
             let array = cqes_end.next_multiple_of(64);
@@ -81,24 +122,27 @@ impl Rings {
             (0, cqes_end)
         };
         let sqe_bytes = sq_entries as usize * size_of::<Sqe>();
-        let (ring_pages, sqe_pages) = (allocate(ring_bytes)?, allocate(sqe_bytes)?);
-        let va = |p: &SharedPages| (0..p.len()).map(|i| frame_ptr(p.existing(i)) as usize).collect();
-        let rings = Self {
-            ring_va: va(&ring_pages),
-            sqe_va: va(&sqe_pages),
-            ring_pages,
-            sqe_pages,
-            sq_entries,
-            cq_entries,
-            array,
-            ring_bytes,
-            sqe_bytes,
+        let ((ring_mem, ring_va), (sqe_mem, sqe_va)) = match user {
+            None => (allocate(ring_bytes)?, allocate(sqe_bytes)?),
+            Some((rings, sqes)) => (pin_user(rings, ring_bytes)?, pin_user(sqes, sqe_bytes)?),
         };
+        let rings = Self { ring_va, sqe_va, ring_mem, sqe_mem, sq_entries, cq_entries, array, ring_bytes, sqe_bytes };
         rings.word(SQ_RING_MASK).store(sq_entries - 1, Ordering::Relaxed);
         rings.word(CQ_RING_MASK).store(cq_entries - 1, Ordering::Relaxed);
         rings.word(SQ_RING_ENTRIES).store(sq_entries, Ordering::Relaxed);
         rings.word(CQ_RING_ENTRIES).store(cq_entries, Ordering::Relaxed);
         Ok(rings)
+    }
+
+    /// The frames `mmap` of IORING_OFF_SQ_RING/CQ_RING (`sqes` false) or IORING_OFF_SQES
+    /// maps, and the region's size. Rings in the program's memory cannot be mapped:
+    /// ENOMEM, what Linux's io_uring_get_unmapped_area answers for them.
+    pub fn mmap_pages(&self, sqes: bool) -> KResult<(Arc<SharedPages>, usize)> {
+        let (mem, size) = if sqes { (&self.sqe_mem, self.sqe_bytes) } else { (&self.ring_mem, self.ring_bytes) };
+        match mem {
+            Memory::Kernel(pages) => Ok((Arc::clone(pages), size)),
+            Memory::User(_) => Err(ENOMEM),
+        }
     }
 
     pub fn sq_offsets(&self) -> SqringOffsets {

@@ -224,6 +224,21 @@ fn current_any() -> Arc<Tctx> {
 /// IORING_REGISTER_RING_FDS: `nr` entries at `arg`, each a ring fd to name by a slot
 /// (its `offset`, or -1: the lowest free one, written back). Returns how many were
 /// registered (or the first entry's error).
+/// Puts `file` in the lowest free slot of `start..end` of the task's ring table (EBUSY
+/// when there is none); returns the slot.
+fn install(tctx: &Tctx, file: Arc<OpenFile>, start: usize, end: usize) -> KResult<usize> {
+    let mut table = tctx.registered.lock();
+    let slot = (start..end).find(|&s| table[s].is_none()).ok_or(EBUSY)?;
+    table[slot] = Some(file);
+    Ok(slot)
+}
+
+/// IORING_SETUP_REGISTERED_FD_ONLY: the new ring goes straight into the calling task's
+/// ring table; its index is what setup answers.
+pub fn register_new(file: Arc<OpenFile>) -> KResult<u64> {
+    install(&current_any(), file, 0, RINGFD_MAX).map(|slot| slot as u64)
+}
+
 pub fn register_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
     if nr == 0 || nr as usize > RINGFD_MAX {
         return Err(EINVAL);
@@ -246,12 +261,7 @@ pub fn register_ring_fds(arg: u64, nr: u32) -> KResult<u64> {
             if !super::is_ring(&file) {
                 return Err(EOPNOTSUPP);
             }
-            let slot = {
-                let mut table = tctx.registered.lock();
-                let slot = (start..end).find(|&s| table[s].is_none()).ok_or(EBUSY)?;
-                table[slot] = Some(file);
-                slot
-            };
+            let slot = install(&tctx, file, start, end)?;
             if reg.offset == u32::MAX {
                 reg.offset = slot as u32;
                 if let Err(e) = crate::task::write_user(at, &reg) {

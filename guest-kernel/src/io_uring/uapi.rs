@@ -150,6 +150,10 @@ pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
 pub const IORING_SETUP_TASKRUN_FLAG: u32 = 1 << 9;
 pub const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
 pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
+/// The rings are in memory the program gives (sq_off/cq_off.user_addr), not mmap'd.
+pub const IORING_SETUP_NO_MMAP: u32 = 1 << 14;
+/// Setup answers a registered-ring index, not a descriptor (needs NO_MMAP).
+pub const IORING_SETUP_REGISTERED_FD_ONLY: u32 = 1 << 15;
 pub const IORING_SETUP_NO_SQARRAY: u32 = 1 << 16;
 
 // Features this kernel honours (advertised in `params.features`).
