@@ -100,6 +100,8 @@ pub struct Request {
     pub link_timeout: Option<u64>,
     /// Flags for its CQE (IORING_CQE_F_BUFFER and the id of a provided buffer).
     pub cqe_flags: u32,
+    /// The extra words of its CQE on a CQE32 ring.
+    pub extra: [u64; 2],
 }
 
 /// What prep decoded, per opcode family.
@@ -284,7 +286,7 @@ impl IoUring {
                 return false;
             }
         }
-        self.post(Cqe { user_data, res, flags: flags | uapi::IORING_CQE_F_MORE }, false);
+        self.post(Cqe::new(user_data, res, flags | uapi::IORING_CQE_F_MORE), false);
         timeout::count_completion(self);
         true
     }
@@ -301,7 +303,7 @@ impl IoUring {
 
     /// Posts a CQE no request asked for (a resource's tag: Linux's io_post_aux_cqe).
     pub fn post_aux(self: &Arc<Self>, user_data: u64) {
-        self.post(Cqe { user_data, res: 0, flags: 0 }, false);
+        self.post(Cqe::new(user_data, 0, 0), false);
         timeout::count_completion(self);
     }
 
@@ -464,7 +466,7 @@ impl IoUring {
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
         if !skip || failed {
-            self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags }, worker);
+            self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags, extra: req.extra }, worker);
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);
             }
@@ -503,7 +505,7 @@ impl IoUring {
                 _ => -ECANCELED.0,
             };
             if !skip_cqes {
-                self.post(Cqe { user_data: r.user_data, res, flags: 0 }, worker);
+                self.post(Cqe::new(r.user_data, res, 0), worker);
                 timeout::count_completion(self);
             }
             self.completed.fetch_add(1, Relaxed);
@@ -880,7 +882,9 @@ const SUPPORTED_SETUP: u32 = IORING_SETUP_SQPOLL
     | IORING_SETUP_SINGLE_ISSUER
     | IORING_SETUP_DEFER_TASKRUN
     | IORING_SETUP_NO_MMAP
-    | IORING_SETUP_REGISTERED_FD_ONLY;
+    | IORING_SETUP_REGISTERED_FD_ONLY
+    | IORING_SETUP_SQE128
+    | IORING_SETUP_CQE32;
 
 /// Features advertised: exactly what this implementation honours.
 pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
@@ -948,7 +952,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     // NO_MMAP: the rings in the program's memory at cq_off.user_addr, the SQEs at
     // sq_off.user_addr (both given back as they came).
     let user_mem = (p.flags & IORING_SETUP_NO_MMAP != 0).then_some((p.cq_off.user_addr, p.sq_off.user_addr));
-    let rings = Rings::new(sq_entries, cq_entries, p.flags & IORING_SETUP_NO_SQARRAY == 0, user_mem)?;
+    let rings = Rings::new(sq_entries, cq_entries, p.flags, user_mem)?;
     p.sq_entries = sq_entries;
     p.cq_entries = cq_entries;
     p.features = FEATURES;

@@ -63,7 +63,7 @@ fn send_data(target: &Arc<IoUring>, m: MsgRing) -> KResult<i32> {
         return Err(EINVAL);
     }
     let flags = if m.flags & IORING_MSG_RING_FLAGS_PASS != 0 { m.dst } else { 0 };
-    target.post_remote(Cqe { user_data: m.user_data, res: m.len as i32, flags });
+    target.post_remote(Cqe::new(m.user_data, m.len as i32, flags));
     Ok(0)
 }
 
@@ -84,7 +84,7 @@ fn send_fd(ring: &Arc<IoUring>, target: &Arc<IoUring>, m: MsgRing) -> KResult<i3
         res as i32
     };
     if m.flags & IORING_MSG_RING_CQE_SKIP == 0 {
-        target.post_remote(Cqe { user_data: m.user_data, res, flags: 0 });
+        target.post_remote(Cqe::new(m.user_data, res, 0));
     }
     Ok(res)
 }

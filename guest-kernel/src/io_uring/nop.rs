@@ -3,13 +3,13 @@
 //! Its flags (`nop_flags`) exercise the engine's paths for tests: INJECT_RESULT posts
 //! `len` as the result (a negative one fails the request for its links); FILE (with
 //! FIXED_FILE) looks up `fd` (-EBADF), FIXED_BUFFER registered buffer `buf_index`
-//! (-EFAULT); TW completes from task work. CQE32 needs 32-byte CQEs, which rings here do
-//! not have: -EINVAL, as Linux answers for such a ring.
+//! (-EFAULT); TW completes from task work; CQE32 (on a ring with 32-byte CQEs, else
+//! -EINVAL) puts `off` and `addr` in the CQE's two extra words.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
-use super::uapi::{Sqe, IOSQE_FIXED_FILE};
+use super::uapi::{Sqe, IORING_SETUP_CQE32, IOSQE_FIXED_FILE};
 use super::{tctx, IoUring, Issued, Op, Request};
 use crate::errno::{KResult, EBADF, EFAULT, EINVAL};
 
@@ -28,18 +28,20 @@ pub struct Nop {
     result: i32,
     fd: i32,
     buf_index: u16,
+    extra: [u64; 2],
 }
 
-pub fn prep(sqe: &Sqe) -> KResult<Op> {
+pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     let flags = sqe.op_flags;
-    if flags & !NOP_FLAGS != 0 || flags & IORING_NOP_CQE32 != 0 {
+    if flags & !NOP_FLAGS != 0 || (flags & IORING_NOP_CQE32 != 0 && ring.setup_flags & IORING_SETUP_CQE32 == 0) {
         return Err(EINVAL);
     }
     if flags == 0 {
         return Ok(Op::Nop);
     }
     let result = if flags & IORING_NOP_INJECT_RESULT != 0 { sqe.len as i32 } else { 0 };
-    Ok(Op::NopFlags(Nop { flags, result, fd: sqe.fd, buf_index: sqe.buf_index }))
+    let extra = if flags & IORING_NOP_CQE32 != 0 { [sqe.off, sqe.addr] } else { [0; 2] };
+    Ok(Op::NopFlags(Nop { flags, result, fd: sqe.fd, buf_index: sqe.buf_index, extra }))
 }
 
 pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
@@ -61,5 +63,6 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             return Some((req, -EFAULT.0));
         }
     }
+    req.extra = nop.extra;
     Some((req, nop.result))
 }

@@ -40,8 +40,8 @@ fn fail_issue(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     Some((req, res))
 }
 
-fn nop_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
-    nop::prep(sqe)
+fn nop_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    nop::prep(ring, sqe)
 }
 
 fn fsync_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -194,6 +194,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         link_timeout: None,
         cqe_flags: 0,
         file_tag: None,
+        extra: [0; 2],
     }))
 }
 
@@ -206,6 +207,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         fd: -1,
         file: None,
         file_tag: None,
+        extra: [0; 2],
         op: Op::Failed(e),
         expected: None,
         link: None,

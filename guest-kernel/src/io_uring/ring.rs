@@ -28,7 +28,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets};
+use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets, IORING_SETUP_CQE32, IORING_SETUP_NO_SQARRAY, IORING_SETUP_SQE128};
 use crate::errno::*;
 use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
@@ -73,6 +73,9 @@ pub struct Rings {
     sqe_va: Vec<usize>,
     pub sq_entries: u32,
     pub cq_entries: u32,
+    /// Bytes per SQE (128 with IORING_SETUP_SQE128) and per CQE (32 with CQE32).
+    sqe_size: usize,
+    cqe_size: usize,
     /// Offset of the SQ index array; 0 with IORING_SETUP_NO_SQARRAY (SQEs are taken in
     /// ring order then).
     array: usize,
@@ -113,20 +116,23 @@ fn pin_user(addr: u64, bytes: usize) -> KResult<(Memory, Vec<usize>)> {
 impl Rings {
     /// The rings of `sq_entries` SQEs and `cq_entries` CQEs, in new frames, or with
     /// `user` (IORING_SETUP_NO_MMAP) in the program's memory at (rings, SQEs).
-    pub fn new(sq_entries: u32, cq_entries: u32, sq_array: bool, user: Option<(u64, u64)>) -> KResult<Self> {
-        let cqes_end = CQES + cq_entries as usize * size_of::<Cqe>();
+    pub fn new(sq_entries: u32, cq_entries: u32, setup_flags: u32, user: Option<(u64, u64)>) -> KResult<Self> {
+        let sq_array = setup_flags & IORING_SETUP_NO_SQARRAY == 0;
+        let sqe_size = if setup_flags & IORING_SETUP_SQE128 != 0 { 128 } else { 64 };
+        let cqe_size = if setup_flags & IORING_SETUP_CQE32 != 0 { 32 } else { 16 };
+        let cqes_end = CQES + cq_entries as usize * cqe_size;
         let (array, ring_bytes) = if sq_array {
             let array = cqes_end.next_multiple_of(64);
             (array, array + sq_entries as usize * 4)
         } else {
             (0, cqes_end)
         };
-        let sqe_bytes = sq_entries as usize * size_of::<Sqe>();
+        let sqe_bytes = sq_entries as usize * sqe_size;
         let ((ring_mem, ring_va), (sqe_mem, sqe_va)) = match user {
             None => (allocate(ring_bytes)?, allocate(sqe_bytes)?),
             Some((rings, sqes)) => (pin_user(rings, ring_bytes)?, pin_user(sqes, sqe_bytes)?),
         };
-        let rings = Self { ring_va, sqe_va, ring_mem, sqe_mem, sq_entries, cq_entries, array, ring_bytes, sqe_bytes };
+        let rings = Self { ring_va, sqe_va, ring_mem, sqe_mem, sq_entries, cq_entries, sqe_size, cqe_size, array, ring_bytes, sqe_bytes };
         rings.word(SQ_RING_MASK).store(sq_entries - 1, Ordering::Relaxed);
         rings.word(CQ_RING_MASK).store(cq_entries - 1, Ordering::Relaxed);
         rings.word(SQ_RING_ENTRIES).store(sq_entries, Ordering::Relaxed);
@@ -208,9 +214,10 @@ impl Rings {
         self.word(self.array + slot as usize * 4).load(Ordering::Relaxed)
     }
 
-    /// Copies SQE `index` (< sq_entries) out of shared memory, once.
+    /// Copies SQE `index` (< sq_entries) out of shared memory, once: its first 64 bytes
+    /// (the second half of a 128-byte SQE is URING_CMD's, which no op here reads).
     pub fn read_sqe(&self, index: u32) -> Sqe {
-        let p = Self::ptr(&self.sqe_va, index as usize * size_of::<Sqe>());
+        let p = Self::ptr(&self.sqe_va, index as usize * self.sqe_size);
         // SAFETY: an SQE slot inside the SQE frames; user space may be writing it, but a
         // plain byte copy of integers has no invalid values, and we use only the copy.
         unsafe { p.cast::<Sqe>().read_volatile() }
@@ -256,10 +263,17 @@ impl Rings {
             return false;
         }
         let slot = (tail & (self.cq_entries - 1)) as usize;
-        let p = Self::ptr(&self.ring_va, CQES + slot * size_of::<Cqe>());
-        // SAFETY: a CQE slot in the ring frames that user space is not reading (it is
-        // between tail and head + entries).
-        unsafe { p.cast::<Cqe>().write_volatile(*cqe) };
+        let p = Self::ptr(&self.ring_va, CQES + slot * self.cqe_size);
+        // SAFETY: a CQE slot (16 or 32 bytes, 16-aligned, never straddling a page) in the
+        // ring frames that user space is not reading (it is between tail and head +
+        // entries); a 16-byte CQE is the first half of `Cqe`.
+        unsafe {
+            if self.cqe_size == size_of::<Cqe>() {
+                p.cast::<Cqe>().write_volatile(*cqe);
+            } else {
+                p.cast::<[u64; 2]>().write_volatile([cqe.user_data, u64::from(cqe.res as u32) | u64::from(cqe.flags) << 32]);
+            }
+        }
         self.word(CQ_TAIL).store(tail.wrapping_add(1), Ordering::Release);
         true
     }

@@ -30,13 +30,21 @@ pub struct Sqe {
     pub pad2: u64,
 }
 
-/// Completion queue entry.
+/// Completion queue entry: the 16 bytes every CQE has, and the two words a 32-byte CQE
+/// (IORING_SETUP_CQE32) adds (zero unless the op fills them).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Cqe {
     pub user_data: u64,
     pub res: i32,
     pub flags: u32,
+    pub extra: [u64; 2],
+}
+
+impl Cqe {
+    pub fn new(user_data: u64, res: i32, flags: u32) -> Self {
+        Self { user_data, res, flags, extra: [0; 2] }
+    }
 }
 
 #[repr(C)]
@@ -117,7 +125,7 @@ const _: () = {
     assert!(offset_of!(Sqe, personality) == 42);
     assert!(offset_of!(Sqe, file_index) == 44);
     assert!(offset_of!(Sqe, addr3) == 48);
-    assert!(size_of::<Cqe>() == 16);
+    assert!(size_of::<Cqe>() == 32);
     assert!(offset_of!(Cqe, res) == 8);
     assert!(offset_of!(Cqe, flags) == 12);
     assert!(size_of::<SqringOffsets>() == 40);
@@ -147,6 +155,10 @@ pub const IORING_SETUP_CLAMP: u32 = 1 << 4;
 pub const IORING_SETUP_R_DISABLED: u32 = 1 << 6;
 pub const IORING_SETUP_SUBMIT_ALL: u32 = 1 << 7;
 pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
+/// 128-byte SQEs (the second half is for URING_CMD's payload).
+pub const IORING_SETUP_SQE128: u32 = 1 << 10;
+/// 32-byte CQEs.
+pub const IORING_SETUP_CQE32: u32 = 1 << 11;
 pub const IORING_SETUP_TASKRUN_FLAG: u32 = 1 << 9;
 pub const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
 pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
