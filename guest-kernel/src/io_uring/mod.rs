@@ -228,6 +228,9 @@ pub struct IoUring {
     /// IORING_REGISTER_RESTRICTIONS: what submissions and registrations may use once
     /// the ring is enabled.
     pub restrictions: SpinLock<Option<register::Restrictions>>,
+    /// IORING_REGISTER_CLOCK's clock id (CLOCK_MONOTONIC or CLOCK_BOOTTIME: the same time
+    /// here, so waits read the monotonic clock either way).
+    pub clock: AtomicU32,
 }
 
 impl Drop for IoUring {
@@ -990,6 +993,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         dead: AtomicBool::new(false),
         disabled: AtomicBool::new(p.flags & IORING_SETUP_R_DISABLED != 0),
         restrictions: SpinLock::new(None),
+        clock: AtomicU32::new(1),
     });
     match &ring.sqpoll {
         Some(sq) => sqpoll::start(&ring, sq)?,

@@ -14,6 +14,7 @@ use super::uapi::{Cqe, Sqe};
 use super::{IoUring, Issued, Op, Request};
 use crate::errno::*;
 
+const IORING_OP_MSG_RING: u8 = 40;
 const IORING_MSG_DATA: u64 = 0;
 const IORING_MSG_SEND_FD: u64 = 1;
 const IORING_MSG_RING_CQE_SKIP: u32 = 1 << 0;
@@ -30,6 +31,10 @@ pub struct MsgRing {
 }
 
 pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    prep_sqe(sqe)
+}
+
+fn prep_sqe(sqe: &Sqe) -> KResult<Op> {
     if sqe.buf_index != 0 || sqe.personality != 0 {
         return Err(EINVAL);
     }
@@ -62,6 +67,9 @@ fn send_data(target: &Arc<IoUring>, m: MsgRing) -> KResult<i32> {
     if m.flags & IORING_MSG_RING_FLAGS_PASS == 0 && m.dst != 0 {
         return Err(EINVAL);
     }
+    if target.disabled.load(core::sync::atomic::Ordering::Acquire) {
+        return Err(EBADFD);
+    }
     let flags = if m.flags & IORING_MSG_RING_FLAGS_PASS != 0 { m.dst } else { 0 };
     target.post_remote(Cqe::new(m.user_data, m.len as i32, flags));
     Ok(0)
@@ -87,4 +95,24 @@ fn send_fd(ring: &Arc<IoUring>, target: &Arc<IoUring>, m: MsgRing) -> KResult<i3
         target.post_remote(Cqe::new(m.user_data, res, 0));
     }
     Ok(res)
+}
+
+/// IORING_REGISTER_SEND_MSG_RING (io_uring_register with fd -1): a MSG_DATA described by
+/// the SQE at `arg`, sent with no ring of the caller's; only MSG_DATA makes sense
+/// without a source ring.
+pub fn send_blind(arg: u64, nr: u32) -> KResult<u64> {
+    if arg == 0 || nr != 1 {
+        return Err(EINVAL);
+    }
+    let sqe: Sqe = crate::task::read_user(arg)?;
+    if sqe.flags != 0 || sqe.opcode != IORING_OP_MSG_RING {
+        return Err(EINVAL);
+    }
+    let Op::MsgRing(m) = prep_sqe(&sqe)? else { return Err(EINVAL) };
+    if m.cmd != IORING_MSG_DATA {
+        return Err(EINVAL);
+    }
+    let file = crate::task::current_process().files.lock().get(sqe.fd)?;
+    let target = file.node.as_any().downcast_ref::<IoUring>().map(IoUring::arc).ok_or(EBADFD)?;
+    send_data(&target, m).map(|_| 0)
 }

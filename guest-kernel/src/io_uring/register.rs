@@ -28,6 +28,8 @@ const IORING_REGISTER_SYNC_CANCEL: u32 = 24;
 const IORING_REGISTER_FILE_ALLOC_RANGE: u32 = 25;
 const IORING_REGISTER_PBUF_STATUS: u32 = 26;
 const IORING_REGISTER_CLONE_BUFFERS: u32 = 30;
+const IORING_REGISTER_CLOCK: u32 = 29;
+const IORING_REGISTER_SEND_MSG_RING: u32 = 31;
 /// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
 const IORING_REGISTER_LAST: u32 = 36;
 /// In the opcode: `fd` is an index into the task's registered rings.
@@ -54,9 +56,12 @@ impl Restrictions {
 pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
     let use_registered = opcode & IORING_REGISTER_USE_REGISTERED_RING != 0;
     let opcode = opcode & !IORING_REGISTER_USE_REGISTERED_RING;
-    // Linux's "blind" registrations (fd -1) are not here (SEND_MSG_RING, QUERY).
+    // Linux's "blind" registrations (fd -1): SEND_MSG_RING (QUERY is not here).
     if fd == -1 && !use_registered {
-        return Err(EINVAL);
+        return match opcode {
+            IORING_REGISTER_SEND_MSG_RING => super::msg_ring::send_blind(arg, nr_args),
+            _ => Err(EINVAL),
+        };
     }
     let (_file, ring) = if use_registered { super::tctx::registered_ring(fd)? } else { ring_of(fd)? };
     if opcode >= IORING_REGISTER_LAST {
@@ -106,6 +111,12 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
         IORING_REGISTER_FILES_UPDATE2 => rsrc::register_update2(&ring, arg, nr_args, Kind::Files),
         IORING_REGISTER_BUFFERS_UPDATE => rsrc::register_update2(&ring, arg, nr_args, Kind::Buffers),
         IORING_REGISTER_FILE_ALLOC_RANGE => rsrc::register_alloc_range(&ring, arg, nr_args),
+        IORING_REGISTER_CLOCK => {
+            if arg == 0 || nr_args != 0 {
+                return Err(EINVAL);
+            }
+            register_clock(&ring, arg)
+        }
         IORING_REGISTER_CLONE_BUFFERS => {
             if arg == 0 || nr_args != 1 {
                 return Err(EINVAL);
@@ -291,6 +302,19 @@ fn sync_cancel(ring: &Arc<IoUring>, arg: u64) -> KResult<u64> {
 fn arc_downcast<T: crate::fs::Node>(node: Arc<dyn crate::fs::Node>) -> Option<Arc<T>> {
     let any: Arc<dyn core::any::Any + Send + Sync> = node;
     any.downcast::<T>().ok()
+}
+
+/// IORING_REGISTER_CLOCK: the clock of the ring's waits (EXT_ARG timeouts, ABS_TIMER):
+/// CLOCK_MONOTONIC or CLOCK_BOOTTIME, which read the same here (there is no suspend).
+fn register_clock(ring: &IoUring, arg: u64) -> KResult<u64> {
+    const CLOCK_MONOTONIC: u32 = 1;
+    const CLOCK_BOOTTIME: u32 = 7;
+    let [clockid, resv @ ..]: [u32; 4] = task::read_user(arg)?;
+    if resv != [0; 3] || !matches!(clockid, CLOCK_MONOTONIC | CLOCK_BOOTTIME) {
+        return Err(EINVAL);
+    }
+    ring.clock.store(clockid, core::sync::atomic::Ordering::Relaxed);
+    Ok(0)
 }
 
 /// `struct io_uring_probe` (16 bytes) followed by `io_uring_probe_op`s (8 bytes each).

@@ -141,6 +141,8 @@ const _: () = {
 
 // SAFETY: plain integers, no padding (sizes asserted above).
 unsafe impl crate::mm::uaccess::Pod for Params {}
+// SAFETY: integers only, laid out without padding (size asserted above).
+unsafe impl crate::mm::uaccess::Pod for Sqe {}
 // SAFETY: as above.
 unsafe impl crate::mm::uaccess::Pod for GeteventsArg {}
 // SAFETY: as above.
