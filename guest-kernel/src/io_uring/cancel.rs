@@ -145,11 +145,18 @@ pub fn park(ring: &IoUring, req: Box<Request>, poll: bool) -> Slot {
 }
 
 /// Takes the request back out of its slot for good (None: someone else did), and takes
-/// its remaining wake callbacks off the file's queues.
+/// its remaining wake callbacks off the file's queues (or the futex table, or the
+/// child-exit queue).
 pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
     let armed = slot.lock().take()?;
     let entry = ring.parked.lock().remove(armed.id);
     drop(entry);
+    // What else may still wake it: a futex's queue entries, a child-exit callback.
+    match &armed.req.op {
+        Op::Futex(op) => super::futex::cancelled(op),
+        Op::Waitid(op) => super::waitid::unparked(op, armed.waits[0]),
+        _ => {}
+    }
     if let Some(file) = &armed.req.file {
         for (write, id) in armed.waits.iter().enumerate() {
             if let (Some(id), Some(queue)) = (id, file.node.poll_queue(write == 1)) {

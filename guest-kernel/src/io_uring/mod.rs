@@ -32,6 +32,7 @@ pub mod uapi;
 mod advise;
 mod cancel;
 mod fs;
+mod futex;
 mod io_wq;
 mod kbuf;
 mod msg_ring;
@@ -46,6 +47,7 @@ mod splice;
 mod sqpoll;
 mod sync;
 mod timeout;
+mod waitid;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -123,6 +125,9 @@ pub enum Op {
     OpenClose(openclose::OpenCloseOp),
     /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
     FilesUpdate { addr: u64, nr: u32, offset: u32 },
+    /// FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAITV.
+    Futex(futex::FutexOp),
+    Waitid(waitid::WaitidOp),
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }

@@ -106,9 +106,9 @@ syscall_table! {
     108 getegid => process::getid,
     109 setpgid => process::setpgid,
     110 getppid => process::getppid,
-    111 getpgrp => process::getpid,
-    112 setsid => process::getpid,
-    121 getpgid => process::getpid,
+    111 getpgrp => process::getpgrp,
+    112 setsid => process::setsid,
+    121 getpgid => process::getpgid,
     124 getsid => process::getpid,
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
@@ -126,6 +126,7 @@ syscall_table! {
     230 clock_nanosleep => time::clock_nanosleep,
     231 exit_group => process::exit_group,
     234 tgkill => signal::tgkill,
+    247 waitid => process::waitid,
     257 openat => fs::openat,
     258 mkdirat => fs::mkdirat,
     262 newfstatat => fs::newfstatat,
@@ -153,6 +154,9 @@ syscall_table! {
     426 io_uring_enter => io_uring::enter,
     427 io_uring_register => io_uring::register,
     439 faccessat2 => fs::faccessat,
+    449 futex_waitv => futex::futex_waitv,
+    454 futex_wake => futex::futex_wake,
+    455 futex_wait => futex::futex_wait,
 }
 
 /// Runs the syscall in `frame` and stores its result in `frame.rax`.
