@@ -18,7 +18,8 @@ extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_threads, ut_family_cancel2, ut_family_eventfd2, ut_family_rsrc, ut_family_linktimeout,
 	ut_family_fileops, ut_family_kbuf, ut_family_nopflags, ut_family_msgring,
 	ut_family_pipeop, ut_family_fixedfd, ut_family_vfixed, ut_family_disabled,
-	ut_family_nosqarray, ut_family_regring, ut_family_splice, ut_family_pbuf;
+	ut_family_nosqarray, ut_family_regring, ut_family_splice, ut_family_pbuf,
+	ut_family_futex, ut_family_waitid;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
@@ -33,6 +34,7 @@ static const struct ut_family *families[] = {
 	&ut_family_msgring,  &ut_family_pipeop,   &ut_family_fixedfd,
 	&ut_family_vfixed,   &ut_family_disabled, &ut_family_nosqarray,
 	&ut_family_regring,  &ut_family_splice,   &ut_family_pbuf,
+	&ut_family_futex,    &ut_family_waitid,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 

@@ -17,6 +17,8 @@ use crate::errno::*;
 use crate::task::exit::{self, ChildInfo};
 use crate::task::{signal, Process};
 
+pub const IORING_OP_WAITID: u8 = 50;
+
 pub struct WaitidOp {
     which: u32,
     upid: i32,
