@@ -278,10 +278,20 @@ pub fn wait_multiple(entries: &[WaitEntry], deadline: Option<u64>) -> KResult<us
         if deadline.is_some_and(|d| time::monotonic_ns() >= d) {
             break Err(ETIMEDOUT);
         }
+        // io_uring work queued for this task runs here and the wait goes on (Linux:
+        // TWA_SIGNAL task_work, then the futex syscall restarts).
+        if me.task_work_pending() {
+            crate::task::run_task_work(&me);
+            continue;
+        }
         if let (Some(d), None) = (deadline, timer) {
             timer = Some(time::wake_at(d, &me));
         }
-        sched::block_current();
+        me.interruptible.store(true, Ordering::Relaxed);
+        if !me.task_work_pending() {
+            sched::block_current();
+        }
+        me.interruptible.store(false, Ordering::Relaxed);
     };
     if let Some(t) = timer {
         time::cancel(t);

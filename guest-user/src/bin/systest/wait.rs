@@ -25,6 +25,8 @@ pub const TESTS: &[Test] = tests![
     futex2_wait_and_wake,
     futex2_argument_errors,
     futex2_private_and_shared_are_different_futexes,
+    futex_wake_of_zero_wakes_one,
+    futex_wait_with_clock_realtime_is_enosys,
 ];
 
 const U32: u32 = FUTEX2_SIZE_U32;
@@ -303,5 +305,31 @@ fn futex2_private_and_shared_are_different_futexes() -> TestResult {
         sleep_ms(1);
     }
     check_eq!(t.join(), 0);
+    Ok(())
+}
+
+fn futex_wake_of_zero_wakes_one() -> TestResult {
+    // futex(2)'s FUTEX_WAKE counts after waking: nr 0 (or negative) still wakes one.
+    // (futex_wake(2) and io_uring's FUTEX_WAKE are strict: 0 wakes none.)
+    static WORD: AtomicU32 = AtomicU32::new(0);
+    let t = check_ok!(thread::spawn(|| match sys::futex_wait(&WORD, 0, None) {
+        Ok(_) => 0,
+        Err(e) => e.0,
+    }));
+    let start = now_ns();
+    while check_ok!(sys::futex(&WORD, FUTEX_WAKE, 0, None)) == 0 {
+        check!(now_ns() - start < 10_000_000_000, "the thread never slept");
+        sleep_ms(1);
+    }
+    check_eq!(t.join(), 0);
+    Ok(())
+}
+
+fn futex_wait_with_clock_realtime_is_enosys() -> TestResult {
+    // FUTEX_CLOCK_REALTIME goes with FUTEX_WAIT_BITSET (and the PI ops), not FUTEX_WAIT.
+    let word = AtomicU32::new(0);
+    let ts = Timespec::from_nanos(1_000_000);
+    check_err!(sys::futex(&word, FUTEX_WAIT | 256, 0, Some(&ts)), ENOSYS);
+    check_err!(sys::futex(&word, FUTEX_WAKE | 256, 1, None), ENOSYS);
     Ok(())
 }
