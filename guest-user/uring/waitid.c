@@ -174,6 +174,24 @@ static int wnowait_leaves_zombie(void)
 	return UT_OK;
 }
 
+static int bad_siginfo(void)
+{
+	/* a siginfo that cannot be written: -EFAULT, and the child is reaped all the same */
+	GATE(OP_WAITID);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int go;
+	pid_t pid = child_on_cue(2, &go);
+	CHECK_OK(pid);
+	CHECK_EQ(write(go, "g", 1), 1);
+	q_waitid(&r, ID_PID, pid, WEXITED, (siginfo_t *)8, 1);
+	CHECK_RES(ut_run_ud(&r, 1), -EFAULT);
+	CHECK_ERR(waitpid(pid, NULL, WNOHANG), ECHILD);
+	close(go);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 static int wnohang(void)
 {
 	/* WNOHANG with a live child: 0 at once, and a zeroed siginfo (si_signo 0) */
@@ -199,14 +217,18 @@ static int wnohang(void)
 
 static int no_children(void)
 {
-	/* nothing to wait for: -ECHILD, also for a pid that is not a child */
+	/* nothing to wait for: -ECHILD (the siginfo zeroed), also for a pid that is not a child */
 	GATE(OP_WAITID);
 	struct io_uring r;
 	CHECK_OK(ut_ring(&r, 4));
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
-	struct io_uring_sqe *sqe = q_waitid(&r, ID_ALL, 0, WEXITED, NULL, 1);
+	siginfo_t si;
+	memset(&si, 0xa5, sizeof si);
+	struct io_uring_sqe *sqe = q_waitid(&r, ID_ALL, 0, WEXITED, &si, 1);
 	CHECK_RES(ut_run_sqe(&r, sqe, 1, NULL), -ECHILD);
+	CHECK_EQ(si.si_signo, 0); /* written even on failure */
+	CHECK_EQ(si.si_errno, 0);
 	sqe = q_waitid(&r, ID_PID, getpid(), WEXITED | WNOHANG, NULL, 2);
 	CHECK_RES(ut_run_sqe(&r, sqe, 2, NULL), -ECHILD);
 	io_uring_queue_exit(&r);
@@ -375,6 +397,6 @@ static int process_group(void)
 	return UT_OK;
 }
 
-UT_FAMILY(waitid, T(exited_child), T(killed_child), T(wnowait_leaves_zombie), T(wnohang),
+UT_FAMILY(waitid, T(exited_child), T(killed_child), T(wnowait_leaves_zombie), T(bad_siginfo), T(wnohang),
 	  T(no_children), T(bad_arguments), T(pidfd_of_other_file), T(cancel_parked),
 	  T(zombie_needs_wexited), T(process_group));

@@ -36,7 +36,7 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 }
 
 /// Linux's io_waitid_finish: a found child gives 0 and si_signo SIGCHLD, nothing found
-/// (WNOHANG) 0 and zeroes; a siginfo that cannot be written, -EFAULT.
+/// (WNOHANG, or an error) zeroes; a siginfo that cannot be written, -EFAULT.
 fn finish(infop: u64, found: Option<ChildInfo>) -> i32 {
     if infop == 0 {
         return 0;
@@ -65,7 +65,11 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             let res = finish(op.infop, None);
             Some((req, res))
         }
-        Err(e) => Some((req, -e.0)),
+        Err(e) => {
+            // As Linux's io_waitid_finish: the siginfo is zeroed (signo 0) on failure too.
+            let res = finish(op.infop, None);
+            Some((req, if res < 0 { res } else { -e.0 }))
+        }
         Ok(None) => {
             op.parent = Some(Arc::clone(&parent));
             let slot = cancel::park(ring, req, false);

@@ -1,4 +1,5 @@
-//! Process syscalls: ids, clone/fork/vfork, execve, exit, wait4, TLS, yielding.
+//! Process syscalls: ids, process groups, clone/fork/vfork, execve, exit, wait4 and
+//! waitid, TLS, yielding.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
