@@ -453,6 +453,32 @@ static int cancel_all_counts_list_once(void)
 	return UT_OK;
 }
 
+static int link_timeout_ends_wait(void)
+{
+	/*
+	 * A LINK_TIMEOUT after a wait ends it (-ECANCELED) and leaves the futex; the timeout
+	 * answers what its cancellation answered: 1 for the futex list (Linux), not -ETIME.
+	 */
+	GATE(OP_FUTEX_WAIT);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	words[0] = 0;
+	struct io_uring_sqe *sqe = q_futex(&r, OP_FUTEX_WAIT, &words[0], 0, ANY, F2_U32, 1);
+	sqe->flags |= IOSQE_IO_LINK;
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 20 * 1000000 };
+	sqe = ut_sqe(&r);
+	io_uring_prep_link_timeout(sqe, &ts, 0);
+	sqe->user_data = 2;
+	CHECK_EQ(io_uring_submit(&r), 2);
+	struct io_uring_cqe cs[2];
+	CHECK_OK(ut_reap(&r, 2, cs));
+	for (int i = 0; i < 2; i++)
+		CHECK_RES(cs[i].res, cs[i].user_data == 1 ? -ECANCELED : 1);
+	CHECK_RES(wake(&r, &words[0], 1, ANY, F2_U32, 3), 0);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 static int waitv_index(void)
 {
 	/* FUTEX_WAITV completes with the index of the futex woken; the others leave */
@@ -645,6 +671,6 @@ static int cross_process_and_exit(void)
 UT_FAMILY(futex, T(wait_value_mismatch), T(wait_woken_by_wake_op), T(wait_woken_by_futex_syscall),
 	  T(wake_op_wakes_futex_syscall), T(private_and_shared_differ), T(bitsets), T(wake_counts),
 	  T(prep_errors), T(address_errors), T(numa_node_word), T(cancel_wait),
-	  T(cancel_all_counts_list_once), T(waitv_index),
+	  T(cancel_all_counts_list_once), T(link_timeout_ends_wait), T(waitv_index),
 	  T(waitv_mismatch), T(waitv_prep_errors), T(waitv_claimed_entry_still_counts),
 	  T(cross_process_and_exit));

@@ -323,6 +323,36 @@ static int cancel_parked(void)
 	return UT_OK;
 }
 
+static int link_timeout(void)
+{
+	/* a LINK_TIMEOUT ends a parked WAITID; it answers 1 (Linux's waitid list count) */
+	GATE(OP_WAITID);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int go;
+	pid_t pid = child_on_cue(6, &go);
+	CHECK_OK(pid);
+	struct io_uring_sqe *sqe = q_waitid(&r, ID_PID, pid, WEXITED, NULL, 1);
+	sqe->flags |= IOSQE_IO_LINK;
+	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 20 * 1000000 };
+	sqe = ut_sqe(&r);
+	io_uring_prep_link_timeout(sqe, &ts, 0);
+	sqe->user_data = 2;
+	CHECK_EQ(io_uring_submit(&r), 2);
+	struct io_uring_cqe cs[2];
+	CHECK_OK(ut_reap(&r, 2, cs));
+	for (int i = 0; i < 2; i++)
+		CHECK_RES(cs[i].res, cs[i].user_data == 1 ? -ECANCELED : 1);
+	CHECK_EQ(write(go, "g", 1), 1);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK_EQ(WEXITSTATUS(status), 6);
+	EMPTY(&r);
+	close(go);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 static int zombie_needs_wexited(void)
 {
 	/*
@@ -398,5 +428,5 @@ static int process_group(void)
 }
 
 UT_FAMILY(waitid, T(exited_child), T(killed_child), T(wnowait_leaves_zombie), T(bad_siginfo), T(wnohang),
-	  T(no_children), T(bad_arguments), T(pidfd_of_other_file), T(cancel_parked),
+	  T(no_children), T(bad_arguments), T(pidfd_of_other_file), T(cancel_parked), T(link_timeout),
 	  T(zombie_needs_wexited), T(process_group));

@@ -169,7 +169,7 @@ pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
 
 /// Whether a parked request is one Linux keeps on a list of its own (futex, waitid),
 /// whose cancellation answers with a count rather than 0.
-fn own_list(opcode: u8) -> Option<usize> {
+pub fn own_list(opcode: u8) -> Option<usize> {
     match opcode {
         super::futex::IORING_OP_FUTEX_WAIT..=super::futex::IORING_OP_FUTEX_WAITV => Some(0),
         super::waitid::IORING_OP_WAITID => Some(1),
