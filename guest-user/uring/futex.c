@@ -479,6 +479,50 @@ static int link_timeout_ends_wait(void)
 	return UT_OK;
 }
 
+static int sqpoll_and_defer_taskrun(void)
+{
+	/*
+	 * A wait issued by an SQ poller names the same private futex as the program's
+	 * futex(2); on a DEFER_TASKRUN ring the woken wait's CQE appears only once the
+	 * issuer enters to wait for completions.
+	 */
+	GATE(OP_FUTEX_WAIT);
+	struct io_uring r;
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_SQPOLL;
+	p.sq_thread_idle = 1000;
+	CHECK_OK(io_uring_queue_init_params(4, &r, &p));
+	words[0] = 0;
+	q_futex(&r, OP_FUTEX_WAIT, &words[0], 0, ANY, F2_U32 | F2_PRIVATE, 1);
+	CHECK_EQ(io_uring_submit(&r), 1);
+	long long end = ut_now_ms() + 10000;
+	long woke = 0;
+	while (woke == 0 && ut_now_ms() < end) {
+		woke = sys_futex(&words[0], FUTEX_WAKE_PRIVATE, 1);
+		if (woke == 0)
+			ut_sleep_ms(1);
+	}
+	CHECK_EQ(woke, 1);
+	struct io_uring_cqe c;
+	WAIT_UD(&r, 1, 5000, &c);
+	CHECK_RES(c.res, 0);
+	io_uring_queue_exit(&r);
+
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	CHECK_OK(io_uring_queue_init_params(4, &r, &p));
+	q_futex(&r, OP_FUTEX_WAIT, &words[0], 0, ANY, F2_U32, 2);
+	CHECK_EQ(io_uring_submit(&r), 1);
+	CHECK_EQ(sys_futex(&words[0], FUTEX_WAKE, 1), 1);
+	struct io_uring_cqe *cqe;
+	CHECK_EQ(io_uring_peek_cqe(&r, &cqe), -EAGAIN);
+	WAIT_UD(&r, 2, 5000, &c);
+	CHECK_RES(c.res, 0);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 static int waitv_index(void)
 {
 	/* FUTEX_WAITV completes with the index of the futex woken; the others leave */
@@ -671,6 +715,7 @@ static int cross_process_and_exit(void)
 UT_FAMILY(futex, T(wait_value_mismatch), T(wait_woken_by_wake_op), T(wait_woken_by_futex_syscall),
 	  T(wake_op_wakes_futex_syscall), T(private_and_shared_differ), T(bitsets), T(wake_counts),
 	  T(prep_errors), T(address_errors), T(numa_node_word), T(cancel_wait),
-	  T(cancel_all_counts_list_once), T(link_timeout_ends_wait), T(waitv_index),
+	  T(cancel_all_counts_list_once), T(link_timeout_ends_wait),
+	  T(sqpoll_and_defer_taskrun), T(waitv_index),
 	  T(waitv_mismatch), T(waitv_prep_errors), T(waitv_claimed_entry_still_counts),
 	  T(cross_process_and_exit));
