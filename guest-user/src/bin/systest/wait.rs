@@ -18,6 +18,7 @@ pub const TESTS: &[Test] = tests![
     waitid_without_children_is_echild_and_zeroes_the_siginfo,
     waitid_bad_siginfo_is_efault_but_reaps,
     waitid_by_process_group,
+    kill_reaches_a_process_group,
     futex_waitv_value_changed_is_eagain,
     futex_waitv_returns_the_index_woken,
     futex_waitv_argument_errors,
@@ -149,6 +150,19 @@ fn waitid_by_process_group() -> TestResult {
     let mut si = blank();
     check_eq!(sys::waitid(P_PGID, pid, Some(&mut si), WEXITED), Ok(0));
     check_eq!((si.pid(), si.status()), (pid, 4));
+    Ok(())
+}
+
+fn kill_reaches_a_process_group() -> TestResult {
+    // kill(-pgid) signals the group; a group with nobody in it is -ESRCH.
+    let (pid, cue) = child_on_cue(0)?;
+    check_ok!(sys::setpgid(pid, pid));
+    check_ok!(sys::kill(-pid, SIGKILL));
+    let mut si = blank();
+    check_eq!(sys::waitid(P_PID, pid, Some(&mut si), WEXITED), Ok(0));
+    check_eq!((si.code(), si.status()), (CLD_KILLED, SIGKILL));
+    check_err!(sys::kill(-pid, 0), ESRCH);
+    check_ok!(sys::close(cue));
     Ok(())
 }
 
