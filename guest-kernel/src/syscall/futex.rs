@@ -3,9 +3,10 @@
 //! and io_uring's FUTEX_* ops all queue on the one table here.
 //!
 //! A futex is named by a key, as in Linux's get_futex_key: a shared futex (the default)
-//! by the physical address of the word, so memory shared between processes is one
-//! futex; a private one (FUTEX_PRIVATE_FLAG, FUTEX2_PRIVATE) by its address space and
-//! virtual address. A private and a shared futex on the same word are different futexes.
+//! in a MAP_SHARED mapping by the physical address of the word, so memory shared between
+//! processes is one futex; in a private mapping, and a private futex (FUTEX_PRIVATE_FLAG,
+//! FUTEX2_PRIVATE) anywhere, by its address space and virtual address. A private and a
+//! shared futex on the same word are different futexes.
 //!
 //! A waiter is a [`Notify`]: a sleeping task, or a parked io_uring request. Each queued
 //! entry carries a wake bitset and its index in the waiter's vector (futex_waitv).
@@ -63,10 +64,19 @@ pub fn check_flags2(flags: u32, values: &[u64]) -> KResult<()> {
 /// The name of a futex.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct Key {
-    /// The address space of a private futex; 0 for a shared one.
+    kind: KeyKind,
+    /// The address space (0 for a shared mapping).
     mm: usize,
-    /// The virtual address of a private futex, the physical one of a shared futex.
+    /// The virtual address (the physical one in a shared mapping).
     addr: u64,
+}
+
+/// Linux tells the three apart (FUT_OFF_MMSHARED, FUT_OFF_INODE).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum KeyKind {
+    Private,
+    SharedInPrivateMapping,
+    SharedMapping,
 }
 
 /// Something waiting on futexes.
@@ -91,8 +101,8 @@ static WAITERS: SpinLock<BTreeMap<Key, Vec<Waiter>>> = SpinLock::new(BTreeMap::n
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The key of the futex at `uaddr` with futex2 `flags` (Linux's get_futex_key): the word
-/// must be naturally aligned (-EINVAL) and in user space (-EFAULT); a shared one is
-/// faulted in to find its page. A FUTEX2_NUMA futex is followed by its node word: -1 is
+/// must be naturally aligned (-EINVAL) and in user space (-EFAULT); a shared one must be
+/// mapped (it is faulted in). A FUTEX2_NUMA futex is followed by its node word: -1 is
 /// replaced by the node (0, the only one), any other node but 0 is -EINVAL.
 pub fn key(uaddr: u64, flags: u32) -> KResult<Key> {
     let size = if flags & FUTEX2_NUMA != 0 { 8 } else { 4 };
@@ -113,14 +123,18 @@ pub fn key(uaddr: u64, flags: u32) -> KResult<Key> {
         }
         Ok(())
     })?;
+    let space = crate::task::current_process().mm().ok_or(EFAULT)?;
+    let me = Arc::as_ptr(&space) as usize;
     if flags & FUTEX2_PRIVATE != 0 {
-        let mm = crate::task::current_process().mm().ok_or(EFAULT)?;
-        return Ok(Key { mm: Arc::as_ptr(&mm) as usize, addr: uaddr });
+        return Ok(Key { kind: KeyKind::Private, mm: me, addr: uaddr });
     }
-    with_mm(|mm| {
-        let _: u32 = uaccess::read(mm, uaddr)?;
-        Ok(Key { mm: 0, addr: pte_addr(mm.pt.lookup(uaddr & !0xfff)) | (uaddr & 0xfff) })
-    })
+    let mut mm = space.lock();
+    let _: u32 = uaccess::read(&mut mm, uaddr)?;
+    if mm.vma(uaddr).is_some_and(|v| v.shared.is_some()) {
+        let phys = pte_addr(mm.pt.lookup(uaddr & !0xfff)) | (uaddr & 0xfff);
+        return Ok(Key { kind: KeyKind::SharedMapping, mm: 0, addr: phys });
+    }
+    Ok(Key { kind: KeyKind::SharedInPrivateMapping, mm: me, addr: uaddr })
 }
 
 fn read_word(uaddr: u64) -> KResult<u32> {
