@@ -94,15 +94,17 @@ pub fn wait4_opts(pid: i32, options: u32) -> KResult<WaitOpts> {
 }
 
 impl WaitOpts {
-    /// Linux's eligible_child: the id matches, and (all children here being ordinary
-    /// SIGCHLD ones) __WCLONE without __WALL wants none of them.
+    /// Linux's eligible_child: the id matches, and a "clone" child (one that does not
+    /// signal SIGCHLD at exit) is waited for with __WCLONE, the others without; __WALL
+    /// waits for both.
     fn eligible(&self, child: &Process) -> bool {
         let id = match self.which {
             Which::All => true,
             Which::Pid(p) => child.pid == p,
             Which::Pgid(g) => child.pgid.load(Ordering::Relaxed) == g,
         };
-        id && (self.options & WCLONE == 0 || self.options & WALL != 0)
+        let clone_child = child.exit_signal.load(Ordering::Relaxed) != super::signal::SIGCHLD;
+        id && (clone_child == (self.options & WCLONE != 0) || self.options & WALL != 0)
     }
 }
 

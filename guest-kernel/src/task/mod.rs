@@ -52,6 +52,8 @@ pub struct Process {
     pub ppid: AtomicU32,
     /// Process group (inherited at fork; setpgid, setsid).
     pub pgid: AtomicU32,
+    /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
+    pub exit_signal: AtomicU32,
     mm: SpinLock<Option<Mm>>,
     pub files: SpinLock<FdTable>,
     pub cwd: SpinLock<String>,
@@ -144,6 +146,7 @@ impl Process {
             pid,
             ppid: AtomicU32::new(ppid),
             pgid: AtomicU32::new(pid),
+            exit_signal: AtomicU32::new(signal::SIGCHLD),
             mm: SpinLock::new(mm),
             files: SpinLock::new(files),
             cwd: SpinLock::new(cwd),
@@ -427,6 +430,7 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         let name = parent.name.lock().clone();
         let child = Process::new(tid, parent.pid, mm, files, cwd, name);
         child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+        child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
         *child.memlock.lock() = *parent.memlock.lock();
         parent.children.lock().push(Arc::clone(&child));
@@ -501,7 +505,10 @@ fn exit_process(process: &Arc<Process>) {
     }
     match find_process(process.ppid.load(Ordering::Relaxed)) {
         Some(parent) => {
-            signal::send(&parent, signal::SIGCHLD);
+            let sig = process.exit_signal.load(Ordering::Relaxed);
+            if sig != 0 {
+                signal::send(&parent, sig);
+            }
             parent.child_exited.wake_all();
         }
         None => {

@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = tests![
     waitid_bad_siginfo_is_efault_but_reaps,
     waitid_by_process_group,
     kill_reaches_a_process_group,
+    clone_child_without_exit_signal_needs_wclone,
     futex_waitv_value_changed_is_eagain,
     futex_waitv_returns_the_index_woken,
     futex_waitv_argument_errors,
@@ -163,6 +164,33 @@ fn kill_reaches_a_process_group() -> TestResult {
     check_eq!((si.code(), si.status()), (CLD_KILLED, SIGKILL));
     check_err!(sys::kill(-pid, 0), ESRCH);
     check_ok!(sys::close(cue));
+    Ok(())
+}
+
+fn clone_child_without_exit_signal_needs_wclone() -> TestResult {
+    // A child whose exit signals nothing (clone's CSIGNAL 0) is a "clone" child: only
+    // __WCLONE or __WALL wait for it.
+    const WCLONE: i32 = 0x8000_0000u32 as i32;
+    const WALL: i32 = 0x4000_0000;
+    let mut fds = [0; 2];
+    check_ok!(sys::pipe(&mut fds));
+    // SAFETY: without CLONE_VM the child runs on a copy of our memory, as after fork.
+    let pid = unsafe { syscall5(nr::CLONE, 0, 0, 0, 0, 0) };
+    if pid == 0 {
+        let _ = sys::close(fds[1]);
+        let _ = sys::read(fds[0], &mut [0u8; 1]);
+        sys::exit_group(5);
+    }
+    check!(pid > 0, "clone: {pid}");
+    let pid = pid as i32;
+    check_ok!(sys::close(fds[0]));
+    check_err!(sys::waitid(P_PID, pid, None, WEXITED | WNOHANG), ECHILD);
+    check_err!(sys::wait4(pid, None, WNOHANG), ECHILD);
+    check_eq!(sys::waitid(P_PID, pid, None, WEXITED | WNOHANG | WALL), Ok(0));
+    check_ok!(sys::close(fds[1]));
+    let mut si = blank();
+    check_eq!(sys::waitid(P_PID, pid, Some(&mut si), WEXITED | WCLONE), Ok(0));
+    check_eq!((si.signo(), si.pid(), si.status()), (SIGCHLD, pid, 5));
     Ok(())
 }
 
