@@ -531,6 +531,12 @@ id_syscall! {
     sched_yield => SCHED_YIELD,
 }
 
+/// setpgid(2).
+pub fn setpgid(pid: i32, pgid: i32) -> Result {
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall2(nr::SETPGID, pid as usize, pgid as usize) })
+}
+
 /// fork(2): returns 0 in the child and the child's pid in the parent.
 pub fn fork() -> Result {
     // SAFETY: the child runs on a copy of our memory, so both sides may continue here.
@@ -624,6 +630,45 @@ pub unsafe fn set_tid_address(tidptr: *mut u32) -> Result {
 pub unsafe fn arch_prctl(code: usize, addr: usize) -> Result {
     // SAFETY: the caller's obligation.
     ret(unsafe { syscall2(nr::ARCH_PRCTL, code, addr) })
+}
+
+/// `waitid(idtype, id, infop, options, NULL)`.
+pub fn waitid(idtype: i32, id: i32, infop: Option<&mut Siginfo>, options: i32) -> Result {
+    // SAFETY: the kernel writes at most one siginfo_t into infop.
+    ret(unsafe { syscall5(nr::WAITID, idtype as usize, id as usize, opt_mut(infop), options as usize, 0) })
+}
+
+/// `futex_waitv(waiters, nr, flags, timeout, clockid)`: the index of a woken futex.
+pub fn futex_waitv(waiters: &[FutexWaitv], flags: u32, timeout: Option<&Timespec>, clockid: i32) -> Result {
+    // SAFETY: the kernel reads the array and the timeout, and reads the words the entries
+    // name, whatever addresses they hold (it writes only the node word of a FUTEX2_NUMA
+    // entry, which the caller then owns).
+    ret(unsafe {
+        syscall5(
+            nr::FUTEX_WAITV,
+            waiters.as_ptr() as usize,
+            waiters.len(),
+            flags as usize,
+            opt(timeout),
+            clockid as usize,
+        )
+    })
+}
+
+/// futex2's `futex_wake(uaddr, mask, nr, flags)`; `uaddr` may be any address (the
+/// kernel only names the futex with it). Not for FUTEX2_NUMA, which writes the node word.
+pub fn futex2_wake(uaddr: usize, mask: u64, nr: i32, flags: u32) -> Result {
+    // SAFETY: without FUTEX2_NUMA no memory is written; the kernel checks the address.
+    ret(unsafe { syscall4(nr::FUTEX_WAKE, uaddr, mask as usize, nr as usize, flags as usize) })
+}
+
+/// futex2's `futex_wait(uaddr, val, mask, flags, timeout, clockid)`. Not for
+/// FUTEX2_NUMA, which writes the node word.
+pub fn futex2_wait(uaddr: usize, val: u64, mask: u64, flags: u32, timeout: Option<&Timespec>, clockid: i32) -> Result {
+    // SAFETY: the kernel reads the word (checking the address) and the timeout.
+    ret(unsafe {
+        syscall6(nr::FUTEX_WAIT, uaddr, val as usize, mask as usize, flags as usize, opt(timeout), clockid as usize)
+    })
 }
 
 /// futex(2) with `uaddr2 = val3 = 0`: enough for `FUTEX_WAIT` and `FUTEX_WAKE`.

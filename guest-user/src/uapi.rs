@@ -262,6 +262,63 @@ pub const CLONE_CHILD_SETTID: u64 = 0x1000000;
 
 pub const WNOHANG: i32 = 1;
 pub const WUNTRACED: i32 = 2;
+pub const WSTOPPED: i32 = 2;
+pub const WEXITED: i32 = 4;
+pub const WCONTINUED: i32 = 8;
+pub const WNOWAIT: i32 = 0x0100_0000;
+
+/// waitid's id types.
+pub const P_ALL: i32 = 0;
+pub const P_PID: i32 = 1;
+pub const P_PGID: i32 = 2;
+pub const P_PIDFD: i32 = 3;
+/// SIGCHLD's si_code.
+pub const CLD_EXITED: i32 = 1;
+pub const CLD_KILLED: i32 = 2;
+
+/// A `siginfo_t` (128 bytes); waitid fills the fields below.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+pub struct Siginfo(pub [u8; 128]);
+
+impl Siginfo {
+    fn int(&self, off: usize) -> i32 {
+        i32::from_ne_bytes([self.0[off], self.0[off + 1], self.0[off + 2], self.0[off + 3]])
+    }
+    pub fn signo(&self) -> i32 {
+        self.int(0)
+    }
+    pub fn errno(&self) -> i32 {
+        self.int(4)
+    }
+    pub fn code(&self) -> i32 {
+        self.int(8)
+    }
+    pub fn pid(&self) -> i32 {
+        self.int(16)
+    }
+    pub fn uid(&self) -> i32 {
+        self.int(20)
+    }
+    pub fn status(&self) -> i32 {
+        self.int(24)
+    }
+}
+
+/// futex2 flags and `struct futex_waitv`.
+pub const FUTEX2_SIZE_U8: u32 = 0x00;
+pub const FUTEX2_SIZE_U32: u32 = 0x02;
+pub const FUTEX2_PRIVATE: u32 = 0x80;
+pub const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct FutexWaitv {
+    pub val: u64,
+    pub uaddr: u64,
+    pub flags: u32,
+    pub reserved: u32,
+}
 
 pub const FUTEX_WAIT: i32 = 0;
 pub const FUTEX_WAKE: i32 = 1;

@@ -28,7 +28,8 @@ mod guest {
     use super::*;
     uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel, sqpoll,
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
-        fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc);
+        fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
+        futex, waitid);
 }
 
 /// The same binary on the host's Linux: the questions are the same, and so must the

@@ -145,11 +145,18 @@ pub fn park(ring: &IoUring, req: Box<Request>, poll: bool) -> Slot {
 }
 
 /// Takes the request back out of its slot for good (None: someone else did), and takes
-/// its remaining wake callbacks off the file's queues.
+/// its remaining wake callbacks off the file's queues (or the futex table, or the
+/// child-exit queue).
 pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
     let armed = slot.lock().take()?;
     let entry = ring.parked.lock().remove(armed.id);
     drop(entry);
+    // What else may still wake it: a futex's queue entries, a child-exit callback.
+    match &armed.req.op {
+        Op::Futex(op) => super::futex::cancelled(op),
+        Op::Waitid(op) => super::waitid::unparked(op, armed.waits[0]),
+        _ => {}
+    }
     if let Some(file) = &armed.req.file {
         for (write, id) in armed.waits.iter().enumerate() {
             if let (Some(id), Some(queue)) = (id, file.node.poll_queue(write == 1)) {
@@ -160,36 +167,55 @@ pub fn unpark(ring: &IoUring, slot: &Slot) -> Option<Box<Request>> {
     Some(armed.req)
 }
 
+/// Whether a parked request is one Linux keeps on a list of its own (futex, waitid),
+/// whose cancellation answers with a count rather than 0.
+pub fn own_list(opcode: u8) -> Option<usize> {
+    match opcode {
+        super::futex::IORING_OP_FUTEX_WAIT..=super::futex::IORING_OP_FUTEX_WAITV => Some(0),
+        super::waitid::IORING_OP_WAITID => Some(1),
+        _ => None,
+    }
+}
+
 /// Cancels parked requests that `matches` (polls only with `polls_only`): each completes
-/// with -ECANCELED. Returns how many; stops after the first unless `all`.
-fn cancel_parked(ring: &Arc<IoUring>, matches: &dyn Fn(&Parked) -> bool, polls_only: bool, all: bool) -> usize {
-    let slots: Vec<Slot> = {
+/// with -ECANCELED. Returns how many, except that with `collapse` all the futex
+/// requests count as one, and so do all the waitid ones (Linux's IORING_ASYNC_CANCEL_ALL
+/// cancels each of those lists in one step, counted once). Stops after the first
+/// unless `all`. Also returns the opcode of the first one cancelled.
+fn cancel_parked(ring: &Arc<IoUring>, matches: &dyn Fn(&Parked) -> bool, polls_only: bool, all: bool, collapse: bool) -> (usize, Option<u8>) {
+    let slots: Vec<(Slot, u8)> = {
         let parked = ring.parked.lock();
-        parked.by_id.values().filter(|p| (p.poll || !polls_only) && matches(p)).map(|p| Arc::clone(&p.slot)).collect()
+        parked
+            .by_id
+            .values()
+            .filter(|p| (p.poll || !polls_only) && matches(p))
+            .map(|p| (Arc::clone(&p.slot), p.opcode))
+            .collect()
     };
-    let mut n = 0;
-    for slot in slots {
+    let (mut n, mut lists, mut first) = (0, [false; 2], None);
+    for (slot, opcode) in slots {
         if let Some(req) = unpark(ring, &slot) {
             ring.complete_async(req, -ECANCELED.0);
-            n += 1;
+            first.get_or_insert(opcode);
+            match own_list(opcode) {
+                Some(l) if collapse => lists[l] = true,
+                _ => n += 1,
+            }
             if !all {
                 break;
             }
         }
     }
-    n
+    (n + lists.iter().filter(|&&hit| hit).count(), first)
 }
 
 /// Cancels the first parked request with `user_data` (polls only with `polls_only`),
-/// found through the index.
-fn cancel_parked_user_data(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> bool {
-    match take_parked(ring, user_data, polls_only) {
-        Some(req) => {
-            ring.complete_async(req, -ECANCELED.0);
-            true
-        }
-        None => false,
-    }
+/// found through the index; returns its opcode.
+fn cancel_parked_user_data(ring: &Arc<IoUring>, user_data: u64, polls_only: bool) -> Option<u8> {
+    let req = take_parked(ring, user_data, polls_only)?;
+    let opcode = req.opcode;
+    ring.complete_async(req, -ECANCELED.0);
+    Some(opcode)
 }
 
 /// Takes the first parked request with `user_data` out, not completing it yet.
@@ -244,11 +270,12 @@ pub fn take_for_link_timeout(ring: &Arc<IoUring>, user_data: u64) -> KResult<Box
 
 /// POLL_REMOVE: cancels the armed poll with `user_data`.
 pub fn remove_poll(ring: &Arc<IoUring>, user_data: u64) -> bool {
-    cancel_parked_user_data(ring, user_data, true)
+    cancel_parked_user_data(ring, user_data, true).is_some()
 }
 
-/// Tries every place a request can wait; returns how many were cancelled, or
-/// -EALREADY/-ENOENT as Linux's io_try_cancel.
+/// Tries every place a request can wait, as Linux's __io_async_cancel: without ALL or
+/// ANY the answer of the first match (0; 1 for a futex or waitid request, whose lists
+/// answer with a count); with them how many were cancelled. Or -EALREADY/-ENOENT.
 pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
     let all = cd.all();
     let (taken, running) = cancel_in_iowq(ring, &|user_data, opcode, file| cd.matches(user_data, opcode, file), all);
@@ -256,13 +283,24 @@ pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
     for req in taken {
         ring.complete_async(req, -ECANCELED.0);
     }
-    if all || n + running == 0 {
+    if !all && n > 0 {
+        return Ok(0);
+    }
+    if all || running == 0 {
         let by_user_data_only =
             cd.flags & (IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_OP | IORING_ASYNC_CANCEL_FD) == 0;
-        if by_user_data_only && !all {
-            n += usize::from(cancel_parked_user_data(ring, cd.user_data, false));
+        let collapse = cd.flags & IORING_ASYNC_CANCEL_ALL != 0;
+        if !all {
+            let found = if by_user_data_only {
+                cancel_parked_user_data(ring, cd.user_data, false)
+            } else {
+                cancel_parked(ring, &|p| cd.matches(p.user_data, p.opcode, p.file.as_ref()), false, false, false).1
+            };
+            if let Some(op) = found {
+                return Ok(usize::from(own_list(op).is_some()));
+            }
         } else {
-            n += cancel_parked(ring, &|p| cd.matches(p.user_data, p.opcode, p.file.as_ref()), false, all);
+            n += cancel_parked(ring, &|p| cd.matches(p.user_data, p.opcode, p.file.as_ref()), false, true, collapse).0;
         }
     }
     if (all || n + running == 0) && cd.flags & IORING_ASYNC_CANCEL_FD == 0 {
@@ -276,6 +314,7 @@ pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
     match (n, running) {
         (0, 0) if !all => Err(ENOENT),
         (0, _) if !all => Err(EALREADY),
+        (_, _) if !all => Ok(0),
         (n, r) => Ok(n + r),
     }
 }
@@ -285,7 +324,7 @@ pub fn try_cancel(ring: &Arc<IoUring>, cd: &CancelData) -> KResult<usize> {
 pub fn cancel_all(ring: &Arc<IoUring>, tctx: Option<&Arc<Tctx>>) {
     let who = tctx.map(|t| Arc::as_ptr(t) as usize);
     let mine = |t: usize| who.is_none_or(|w| w == t);
-    cancel_parked(ring, &|p| mine(p.tctx), false, true);
+    cancel_parked(ring, &|p| mine(p.tctx), false, true, false);
     let of_mine = |req: &Request| mine(req.tctx.as_ref().map_or(0, |t| Arc::as_ptr(t) as usize));
     timeout::cancel_where(ring, &of_mine, true);
     timeout::cancel_links_where(ring, &of_mine);
@@ -325,8 +364,7 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
     }
     let cd = cd.clone();
     let res = match try_cancel(ring, &cd) {
-        Ok(n) if cd.all() => n as i32,
-        Ok(_) => 0,
+        Ok(n) => n as i32,
         Err(e) => -e.0,
     };
     Some((req, res))
@@ -338,8 +376,7 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
 pub fn sync_cancel(ring: &Arc<IoUring>, mut cd: CancelData, deadline: Option<u64>) -> KResult<u64> {
     cd.resolve(ring)?;
     match try_cancel(ring, &cd) {
-        Ok(n) if cd.all() => return Ok(n as u64),
-        Ok(_) => return Ok(0),
+        Ok(n) => return Ok(n as u64),
         Err(e) if e == ENOENT && cd.all() => return Ok(0),
         Err(e) if e != EALREADY => return Err(e),
         Err(_) => {}

@@ -33,6 +33,7 @@ mod advise;
 mod cancel;
 mod epoll;
 mod fs;
+mod futex;
 mod io_wq;
 mod kbuf;
 mod msg_ring;
@@ -47,6 +48,7 @@ mod splice;
 mod sqpoll;
 mod sync;
 mod timeout;
+mod waitid;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -131,6 +133,9 @@ pub enum Op {
     Epoll(epoll::EpollOp),
     /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
     FilesUpdate { addr: u64, nr: u32, offset: u32 },
+    /// FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAITV.
+    Futex(futex::FutexOp),
+    Waitid(waitid::WaitidOp),
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, epoll, fs, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, IoUring, Issued, Op, Request};
+use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, waitid, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -127,10 +127,10 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     unsupported("SEND_ZC"),
     unsupported("SENDMSG_ZC"),
     OpDef { name: "READ_MULTISHOT", needs_file: true, user_buffers: true, force_async: false, prep: Some(rw::prep_mshot), issue: rw::issue_mshot },
-    unsupported("WAITID"),
-    unsupported("FUTEX_WAIT"),
-    unsupported("FUTEX_WAKE"),
-    unsupported("FUTEX_WAITV"),
+    inline_op("WAITID", waitid::prep, waitid::issue),
+    inline_op("FUTEX_WAIT", futex::prep, futex::issue),
+    inline_op("FUTEX_WAKE", futex::prep, futex::issue),
+    inline_op("FUTEX_WAITV", futex::prep, futex::issue),
     file_op("FIXED_FD_INSTALL", openclose::prep, openclose::issue),
     iowq_op("FTRUNCATE", sync::truncate_prep, sync::issue),
     unsupported("BIND"),

@@ -227,15 +227,18 @@ fn end_link(ring: &Arc<IoUring>, lt: Box<Request>, res: i32) {
 }
 
 /// The time came first: the timed request is cancelled, and (as Linux orders them) the
-/// timeout's CQE (-ETIME, or why the request could not be cancelled) comes before the
-/// request's -ECANCELED.
+/// timeout's CQE (-ETIME, 1 for a futex or waitid request, or why the request could not
+/// be cancelled) comes before the request's -ECANCELED.
 fn fire_link(ring: &Arc<IoUring>, id: u64) {
     let left = ring.timeouts.lock().links.remove(&id);
     let Some((p, target)) = left else { return };
     let lt = forget(p);
     match super::cancel::take_for_link_timeout(ring, target) {
         Ok(req) => {
-            end_link(ring, lt, -ETIME.0);
+            // Linux answers with what the cancellation answered, -ETIME for 0: a
+            // futex or waitid request's list answers 1.
+            let res = if super::cancel::own_list(req.opcode).is_some() { 1 } else { -ETIME.0 };
+            end_link(ring, lt, res);
             ring.complete_async(req, -ECANCELED.0);
         }
         // A timed TIMEOUT, or a request at a device (it completes on its own).

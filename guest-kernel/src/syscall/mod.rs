@@ -107,9 +107,9 @@ syscall_table! {
     108 getegid => process::getid,
     109 setpgid => process::setpgid,
     110 getppid => process::getppid,
-    111 getpgrp => process::getpid,
-    112 setsid => process::getpid,
-    121 getpgid => process::getpid,
+    111 getpgrp => process::getpgrp,
+    112 setsid => process::setsid,
+    121 getpgid => process::getpgid,
     124 getsid => process::getpid,
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
@@ -130,6 +130,7 @@ syscall_table! {
     232 epoll_wait => epoll::epoll_wait,
     233 epoll_ctl => epoll::epoll_ctl,
     234 tgkill => signal::tgkill,
+    247 waitid => process::waitid,
     257 openat => fs::openat,
     258 mkdirat => fs::mkdirat,
     262 newfstatat => fs::newfstatat,
@@ -161,6 +162,9 @@ syscall_table! {
     437 openat2 => fs::openat2,
     439 faccessat2 => fs::faccessat,
     441 epoll_pwait2 => epoll::epoll_pwait2,
+    449 futex_waitv => futex::futex_waitv,
+    454 futex_wake => futex::futex_wake,
+    455 futex_wait => futex::futex_wait,
 }
 
 /// Runs the syscall in `frame` and stores its result in `frame.rax`.

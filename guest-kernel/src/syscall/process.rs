@@ -1,4 +1,5 @@
-//! Process syscalls: ids, clone/fork/vfork, execve, exit, wait4, TLS, yielding.
+//! Process syscalls: ids, process groups, clone/fork/vfork, execve, exit, wait4 and
+//! waitid, TLS, yielding.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -8,7 +9,7 @@ use super::Ctx;
 use crate::errno::*;
 use crate::mm::uaccess;
 use crate::mm::USER_END;
-use crate::task::{self, current_process, exec, sched, signal, with_mm, CloneArgs};
+use crate::task::{self, current_process, exec, exit, sched, signal, with_mm, CloneArgs};
 use crate::task::{CLONE_PARENT_SETTID, CLONE_SETTLS, CLONE_THREAD, CLONE_VFORK, CLONE_VM};
 
 pub fn getpid(_: &mut Ctx) -> KResult<u64> {
@@ -25,13 +26,6 @@ pub fn getppid(_: &mut Ctx) -> KResult<u64> {
 
 /// getuid, geteuid, getgid, getegid: everyone is root.
 pub fn getid(_: &mut Ctx) -> KResult<u64> {
-    Ok(0)
-}
-
-pub fn setpgid(c: &mut Ctx) -> KResult<u64> {
-    if (c.a[0] as i32) < 0 || (c.a[1] as i32) < 0 {
-        return Err(EINVAL);
-    }
     Ok(0)
 }
 
@@ -187,39 +181,77 @@ pub fn exit_group(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn wait4(c: &mut Ctx) -> KResult<u64> {
-    const WNOHANG: u64 = 1;
-    const VALID: u64 = 1 | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000;
-    let (pid, status_addr, options, rusage) = (c.int(0), c.a[1], c.a[2], c.a[3]);
+    const VALID: u32 = exit::WNOHANG | exit::WSTOPPED | exit::WCONTINUED | exit::WNOTHREAD | exit::WALL | exit::WCLONE;
+    let (pid, status_addr, options, rusage) = (c.int(0), c.a[1], c.a[2] as u32, c.a[3]);
     if options & !VALID != 0 {
         return Err(EINVAL);
     }
-    let me = current_process();
-    let matches = |child: &task::Process| pid <= 0 && pid != i32::MIN || child.pid as i32 == pid;
-    let mut reaped = None;
-    let result = me.child_exited.wait_until(None, || {
-        let children = me.children.lock();
-        if let Some(child) = children.iter().find(|ch| matches(ch) && ch.zombie.lock().is_some()) {
-            reaped = Some(Arc::clone(child));
-            return true;
-        }
-        // Nothing to wait for (no such child), or WNOHANG: stop waiting.
-        !children.iter().any(|ch| matches(ch)) || options & WNOHANG != 0
-    });
-    if result.is_err() {
-        return Err(EINTR);
-    }
-    let Some(child) = reaped else {
-        let any = me.children.lock().iter().any(|ch| matches(ch));
-        return if any { Ok(0) } else { Err(ECHILD) };
-    };
-    let status = child.zombie.lock().expect("a zombie");
-    me.children.lock().retain(|ch| !Arc::ptr_eq(ch, &child));
-    task::release_process(child.pid);
+    let wo = exit::wait4_opts(pid, options)?;
+    let Some(info) = exit::do_wait(&wo)? else { return Ok(0) };
     if status_addr != 0 {
-        task::write_user(status_addr, &status)?;
+        task::write_user(status_addr, &info.wstatus)?;
     }
     if rusage != 0 {
         task::copy_to_user(rusage, &[0u8; 144])?;
     }
-    Ok(u64::from(child.pid))
+    Ok(u64::from(info.pid))
+}
+
+/// `waitid(idtype, id, infop, options, rusage)`. As Linux, the siginfo is written even
+/// when nothing was found (zeroes) or the wait failed.
+pub fn waitid(c: &mut Ctx) -> KResult<u64> {
+    let (which, upid, infop, options, rusage) = (c.a[0] as u32, c.int(1), c.a[2], c.a[3] as u32, c.a[4]);
+    let result = exit::waitid_prepare(which, upid, options).and_then(|wo| exit::do_wait(&wo));
+    let (signo, info) = match &result {
+        Ok(Some(info)) => {
+            if rusage != 0 {
+                task::copy_to_user(rusage, &[0u8; 144])?;
+            }
+            (signal::SIGCHLD as i32, *info)
+        }
+        _ => (0, exit::ChildInfo::default()),
+    };
+    if infop != 0 {
+        exit::write_info(infop, signo, &info)?;
+    }
+    result.map(|_| 0)
+}
+
+/// `setpgid(pid, pgid)`: the caller or one of its children joins (or makes) a group.
+pub fn setpgid(c: &mut Ctx) -> KResult<u64> {
+    let (pid, pgid) = (c.int(0), c.int(1));
+    if pgid < 0 {
+        return Err(EINVAL);
+    }
+    let me = current_process();
+    let target = if pid == 0 || pid as u32 == me.pid {
+        Arc::clone(&me)
+    } else {
+        me.children.lock().iter().find(|ch| ch.pid as i32 == pid).cloned().ok_or(ESRCH)?
+    };
+    let pgid = if pgid == 0 { target.pid } else { pgid as u32 };
+    // Joining a group that exists (a process of it), unless making its own.
+    if pgid != target.pid && !task::all_processes().iter().any(|p| p.pgid.load(Ordering::Relaxed) == pgid) {
+        return Err(EPERM);
+    }
+    target.pgid.store(pgid, Ordering::Relaxed);
+    Ok(0)
+}
+
+/// `getpgid(pid)` (0: the caller).
+pub fn getpgid(c: &mut Ctx) -> KResult<u64> {
+    let pid = c.int(0);
+    let p = if pid == 0 { current_process() } else { task::find_process(pid as u32).ok_or(ESRCH)? };
+    Ok(u64::from(p.pgid.load(Ordering::Relaxed)))
+}
+
+pub fn getpgrp(_: &mut Ctx) -> KResult<u64> {
+    Ok(u64::from(current_process().pgid.load(Ordering::Relaxed)))
+}
+
+/// `setsid()`: sessions are not modelled; the caller leads a new process group.
+pub fn setsid(_: &mut Ctx) -> KResult<u64> {
+    let me = current_process();
+    me.pgid.store(me.pid, Ordering::Relaxed);
+    Ok(u64::from(me.pid))
 }

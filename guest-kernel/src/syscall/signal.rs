@@ -98,8 +98,20 @@ pub fn sigaltstack(c: &mut Ctx) -> KResult<u64> {
 pub fn kill(c: &mut Ctx) -> KResult<u64> {
     let (pid, sig) = (c.int(0), signal::check(c.a[1])?);
     let me = current_process();
+    // A process group: every live process in it (none: -ESRCH).
+    let group = |pgid: u32| {
+        let members: alloc::vec::Vec<_> = task::all_processes()
+            .into_iter()
+            .filter(|p| p.pgid.load(Ordering::Relaxed) == pgid && p.zombie.lock().is_none())
+            .collect();
+        for p in &members {
+            signal::send(p, sig);
+        }
+        if members.is_empty() { Err(ESRCH) } else { Ok(0) }
+    };
     let target = match pid {
-        0 => Some(me),
+        0 => return group(me.pgid.load(Ordering::Relaxed)),
+        p if p < -1 => return group(p.unsigned_abs()),
         -1 => {
             // Every process but init and the caller.
             for p in task::all_processes() {
@@ -109,7 +121,7 @@ pub fn kill(c: &mut Ctx) -> KResult<u64> {
             }
             return Ok(0);
         }
-        p => task::find_process(p.unsigned_abs()),
+        p => task::find_process(p as u32),
     };
     let target = target.filter(|p| p.zombie.lock().is_none()).ok_or(ESRCH)?;
     signal::send(&target, sig);

@@ -7,6 +7,7 @@
 //! one makes the process a zombie with its wait status, and the parent reaps it (`wait4`).
 
 pub mod exec;
+pub mod exit;
 pub mod sched;
 pub mod signal;
 pub mod wait;
@@ -49,6 +50,10 @@ pub type Mm = Arc<SpinLock<UserSpace>>;
 pub struct Process {
     pub pid: Pid,
     pub ppid: AtomicU32,
+    /// Process group (inherited at fork; setpgid, setsid).
+    pub pgid: AtomicU32,
+    /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
+    pub exit_signal: AtomicU32,
     mm: SpinLock<Option<Mm>>,
     pub files: SpinLock<FdTable>,
     pub cwd: SpinLock<String>,
@@ -140,6 +145,8 @@ impl Process {
         Arc::new(Self {
             pid,
             ppid: AtomicU32::new(ppid),
+            pgid: AtomicU32::new(pid),
+            exit_signal: AtomicU32::new(signal::SIGCHLD),
             mm: SpinLock::new(mm),
             files: SpinLock::new(files),
             cwd: SpinLock::new(cwd),
@@ -422,6 +429,8 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         let cwd = parent.cwd.lock().clone();
         let name = parent.name.lock().clone();
         let child = Process::new(tid, parent.pid, mm, files, cwd, name);
+        child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+        child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
         *child.memlock.lock() = *parent.memlock.lock();
         parent.children.lock().push(Arc::clone(&child));
@@ -496,7 +505,10 @@ fn exit_process(process: &Arc<Process>) {
     }
     match find_process(process.ppid.load(Ordering::Relaxed)) {
         Some(parent) => {
-            signal::send(&parent, signal::SIGCHLD);
+            let sig = process.exit_signal.load(Ordering::Relaxed);
+            if sig != 0 {
+                signal::send(&parent, sig);
+            }
             parent.child_exited.wake_all();
         }
         None => {

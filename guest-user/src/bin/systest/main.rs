@@ -25,6 +25,7 @@ mod pipe;
 mod proc;
 mod time;
 mod util;
+mod wait;
 
 use ulib::test::Runner;
 use ulib::uapi::*;
@@ -39,6 +40,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("pipe", pipe::TESTS),
     ("time", time::TESTS),
     ("misc", misc::TESTS),
+    ("wait", wait::TESTS),
 ];
 
 const USAGE: &str = "usage: systest [--dir DIR] [--exec PATH] [FAMILY|FAMILY::TEST...]";
