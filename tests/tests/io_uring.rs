@@ -29,8 +29,23 @@ mod guest {
     uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel, sqpoll,
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
-        futex, waitid);
+        futex, waitid, xattr);
 }
+
+// The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to
+// the host file (and the user. namespace), with the same answers as on the RAM file
+// system and the host.
+on_both_platforms!(xattr_on_a_9p_share, |p| {
+    let share = scratch_dir(&format!("xattr-share-{p:?}"));
+    let out = tests::boot_with_devices(
+        p,
+        "init=/bin/uring-test -- --dir /mnt/share xattr",
+        &[tests::Device::Share { dir: &share, tag: "share" }],
+    );
+    let _ = std::fs::remove_dir_all(&share);
+    out.assert_stdout("test xattr::roundtrip ... ok\n").assert_stdout("test xattr::ops ... ok\n").assert_stdout(" passed, 0 failed");
+    out.assert_init_status(p, 0);
+});
 
 /// The same binary on the host's Linux: the questions are the same, and so must the
 /// answers be.

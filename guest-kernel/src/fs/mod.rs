@@ -14,6 +14,7 @@ pub mod path;
 pub mod pipe;
 pub mod proc;
 pub mod ramfs;
+pub mod xattr;
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -253,6 +254,22 @@ pub trait Node: Send + Sync + Any {
 
     fn lookup(&self, _name: &str) -> KResult<Arc<dyn Node>> {
         Err(ENOTDIR)
+    }
+
+    /// Extended attribute `name` (checked by `xattr::check`): its value (ENODATA: none).
+    fn getxattr(&self, _name: &str) -> KResult<Vec<u8>> {
+        Err(EOPNOTSUPP)
+    }
+
+    /// Sets (`Some`) or removes (`None`) extended attribute `name`; `flags` holds
+    /// XATTR_CREATE or XATTR_REPLACE.
+    fn setxattr(&self, _name: &str, _value: Option<&[u8]>, _flags: u32) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+
+    /// The names of the node's extended attributes, each NUL-terminated.
+    fn listxattr(&self) -> KResult<Vec<u8>> {
+        Ok(Vec::new())
     }
 
     /// The mounted file system the node belongs to (RESOLVE_NO_XDEV compares them): 0 for

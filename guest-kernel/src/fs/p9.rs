@@ -62,6 +62,38 @@ impl P9Node {
         Ok(fid)
     }
 
+    /// Attribute `name`'s value (an empty name: the name list) through an xattr fid
+    /// (Txattrwalk, then Tread).
+    fn xattr_read(&self, name: &str) -> KResult<Vec<u8>> {
+        let fid = self.p9.alloc_fid();
+        let size = match self.p9.rpc(Msg::new(TXATTRWALK).u32(self.fid).u32(fid).str(name), 19).and_then(|mut r| r.u64()) {
+            Ok(size) => size as usize,
+            Err(e) => {
+                self.p9.release_fid(fid);
+                return Err(e);
+            }
+        };
+        let read = (|| {
+            if size > crate::fs::xattr::SIZE_MAX {
+                return Err(E2BIG);
+            }
+            let chunk = (self.p9.msize() - 11) as usize;
+            let mut out = Vec::with_capacity(size);
+            while out.len() < size {
+                let want = (size - out.len()).min(chunk);
+                let mut r = self.p9.rpc(Msg::new(TREAD).u32(fid).u64(out.len() as u64).u32(want as u32), want + 11)?;
+                let n = (r.u32()? as usize).min(want);
+                out.extend_from_slice(r.bytes(n)?);
+                if n == 0 {
+                    break;
+                }
+            }
+            Ok(out)
+        })();
+        let _ = self.p9.clunk_sync(fid);
+        read
+    }
+
     fn getattr(&self) -> KResult<Stat> {
         // The opened fid when there is one: it still answers after the file is unlinked.
         let fid = self.io.lock().map_or(self.fid, |(fid, _)| fid);
@@ -179,6 +211,32 @@ impl Node for P9Node {
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
         self.setattr(SETATTR_MODE, mode & 0o7777, 0)
+    }
+
+    fn getxattr(&self, name: &str) -> KResult<Vec<u8>> {
+        self.xattr_read(name)
+    }
+
+    fn listxattr(&self) -> KResult<Vec<u8>> {
+        self.xattr_read("")
+    }
+
+    /// A clone of the fid becomes the attribute (Txattrcreate), takes the value (Twrite)
+    /// and sets it when clunked; 9P2000.L removes with an empty value, so an empty value
+    /// cannot be set on a share.
+    fn setxattr(&self, name: &str, value: Option<&[u8]>, flags: u32) -> KResult<()> {
+        let value = value.unwrap_or_default();
+        let (fid, _) = self.p9.walk(self.fid, &[])?;
+        let sent = self.p9.rpc(Msg::new(TXATTRCREATE).u32(fid).str(name).u64(value.len() as u64).u32(flags), 16).and_then(|_| {
+            let chunk = (self.p9.msize() - 23) as usize;
+            for (i, part) in value.chunks(chunk).enumerate() {
+                let msg = Msg::new(TWRITE).u32(fid).u64((i * chunk) as u64).u32(part.len() as u32).bytes(part);
+                self.p9.rpc(msg, 64)?;
+            }
+            Ok(())
+        });
+        let committed = self.p9.clunk_sync(fid);
+        sent.and(committed)
     }
 
     fn mount_id(&self) -> usize {

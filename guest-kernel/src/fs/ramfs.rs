@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use super::xattr::{stored_xattrs, Xattrs};
 use super::{alloc_ino, DirEntry, FileBytes, FileType, IoBuf, Node, Stat};
 use crate::errno::*;
 use crate::mm::user::SharedPages;
@@ -67,15 +68,18 @@ pub struct RamFile {
     mode: AtomicU32,
     nlink: AtomicU32,
     data: SpinLock<Data>,
+    xattrs: Xattrs,
 }
 
 impl RamFile {
     pub fn new(mode: u32, data: &'static [u8]) -> Arc<Self> {
-        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), nlink: AtomicU32::new(0), data: SpinLock::new(Data::Static(data)) })
+        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), nlink: AtomicU32::new(0), data: SpinLock::new(Data::Static(data)), xattrs: Xattrs::default() })
     }
 }
 
 impl Node for RamFile {
+    stored_xattrs!();
+
     /// File data is in memory: reads and writes never sleep.
     fn nowait(&self) -> bool {
         true
@@ -232,9 +236,12 @@ impl Node for RamFile {
 pub struct RamSymlink {
     ino: u64,
     target: String,
+    xattrs: Xattrs,
 }
 
 impl Node for RamSymlink {
+    stored_xattrs!();
+
     fn stat(&self) -> Stat {
         Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, size: self.target.len() as u64, ..Stat::default() }
     }
@@ -252,11 +259,12 @@ pub struct RamDir {
     ino: u64,
     mode: AtomicU32,
     entries: SpinLock<BTreeMap<String, Arc<dyn Node>>>,
+    xattrs: Xattrs,
 }
 
 impl RamDir {
     pub fn new(mode: u32) -> Arc<Self> {
-        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), entries: SpinLock::new(BTreeMap::new()) })
+        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), entries: SpinLock::new(BTreeMap::new()), xattrs: Xattrs::default() })
     }
 
 
@@ -281,6 +289,8 @@ fn bump_links(node: &Arc<dyn Node>, delta: i32) {
 }
 
 impl Node for RamDir {
+    stored_xattrs!();
+
     fn stat(&self) -> Stat {
         let subdirs = self.entries.lock().values().filter(|n| n.file_type() == FileType::Directory).count();
         Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: 2 + subdirs as u32, size: 4096, ..Stat::default() }
@@ -338,7 +348,7 @@ impl Node for RamDir {
     }
 
     fn symlink(&self, name: &str, target: &str) -> KResult<()> {
-        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string() });
+        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string(), xattrs: Xattrs::default() });
         self.link(name, node)
     }
 

@@ -48,6 +48,7 @@ mod splice;
 mod sqpoll;
 mod sync;
 mod timeout;
+mod xattr;
 mod waitid;
 
 use alloc::boxed::Box;
@@ -131,6 +132,7 @@ pub enum Op {
     Splice(splice::Splice),
     OpenClose(openclose::OpenCloseOp),
     Epoll(epoll::EpollOp),
+    Xattr(xattr::XattrOp),
     /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
     FilesUpdate { addr: u64, nr: u32, offset: u32 },
     /// FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAITV.

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, waitid, IoUring, Issued, Op, Request};
+use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, waitid, xattr, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -54,7 +54,7 @@ const fn rw_op(name: &'static str) -> OpDef {
 
 /// Path operations walk directories that may be remote (9p): always in io-wq, as Linux.
 const fn fs_op(name: &'static str) -> OpDef {
-    OpDef { name, needs_file: false, user_buffers: false, force_async: true, prep: Some(fs::prep), issue: fs::issue }
+    path_op(name, fs::prep, fs::issue)
 }
 
 /// An op on no file that runs inline (it never sleeps).
@@ -70,6 +70,11 @@ const fn file_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, is
 /// An op on the SQE's file that always sleeps: issued by io-wq.
 const fn iowq_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, issue: fn(&Arc<IoUring>, Box<Request>) -> Issued) -> OpDef {
     OpDef { name, needs_file: true, user_buffers: false, force_async: true, prep: Some(prep), issue }
+}
+
+/// An op on a path that always sleeps (the walk may wait for 9p): issued by io-wq.
+const fn path_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, issue: fn(&Arc<IoUring>, Box<Request>) -> Issued) -> OpDef {
+    OpDef { name, needs_file: false, user_buffers: false, force_async: true, prep: Some(prep), issue }
 }
 
 const fn timeout_op(name: &'static str) -> OpDef {
@@ -118,10 +123,10 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     fs_op("SYMLINKAT"),
     fs_op("LINKAT"),
     file_op("MSG_RING", msg_ring::prep, msg_ring::issue),
-    unsupported("FSETXATTR"),
-    unsupported("SETXATTR"),
-    unsupported("FGETXATTR"),
-    unsupported("GETXATTR"),
+    iowq_op("FSETXATTR", xattr::prep, xattr::issue),
+    path_op("SETXATTR", xattr::prep, xattr::issue),
+    iowq_op("FGETXATTR", xattr::prep, xattr::issue),
+    path_op("GETXATTR", xattr::prep, xattr::issue),
     unsupported("SOCKET"),
     unsupported("URING_CMD"),
     unsupported("SEND_ZC"),

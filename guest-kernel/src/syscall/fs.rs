@@ -31,6 +31,11 @@ pub fn user_path(addr: u64) -> KResult<String> {
     with_mm(|mm| uaccess::read_path(mm, addr))
 }
 
+/// The node at `path` from the working directory (`follow`: a final symlink too).
+pub fn cwd_lookup(path: &str, follow: bool) -> KResult<Arc<dyn Node>> {
+    fs::lookup(&cwd(), path, follow)
+}
+
 fn cwd() -> String {
     current_process().cwd.lock().clone()
 }

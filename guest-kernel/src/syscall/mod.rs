@@ -11,6 +11,7 @@ mod process;
 mod signal;
 mod sys;
 mod time;
+pub mod xattr;
 
 use crate::arch::interrupts::TrapFrame;
 use crate::errno::{KResult, ENOSYS};
@@ -116,6 +117,18 @@ syscall_table! {
     138 fstatfs => fs::fstatfs,
     158 arch_prctl => process::arch_prctl,
     186 gettid => process::gettid,
+    188 setxattr => xattr::setxattr,
+    189 lsetxattr => xattr::lsetxattr,
+    190 fsetxattr => xattr::fsetxattr,
+    191 getxattr => xattr::getxattr,
+    192 lgetxattr => xattr::lgetxattr,
+    193 fgetxattr => xattr::fgetxattr,
+    194 listxattr => xattr::listxattr,
+    195 llistxattr => xattr::llistxattr,
+    196 flistxattr => xattr::flistxattr,
+    197 removexattr => xattr::removexattr,
+    198 lremovexattr => xattr::lremovexattr,
+    199 fremovexattr => xattr::fremovexattr,
     200 tkill => signal::tkill,
     201 time => time::time,
     202 futex => futex::futex,

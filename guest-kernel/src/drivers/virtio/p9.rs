@@ -31,6 +31,8 @@ pub const TSYMLINK: u8 = 16;
 pub const TREADLINK: u8 = 22;
 pub const TGETATTR: u8 = 24;
 pub const TSETATTR: u8 = 26;
+pub const TXATTRWALK: u8 = 30;
+pub const TXATTRCREATE: u8 = 32;
 pub const TREADDIR: u8 = 40;
 pub const TFSYNC: u8 = 50;
 pub const TLINK: u8 = 70;
@@ -227,6 +229,19 @@ impl P9 {
         if !queued {
             log::debug!("9p: queue full, fid {fid} not clunked");
         }
+    }
+
+    /// Clunks `fid` and waits for the answer: for a fid whose clunk does the work (an
+    /// xattr fid of Txattrcreate sets the attribute then).
+    pub fn clunk_sync(&self, fid: u32) -> KResult<()> {
+        let result = self.rpc(Msg::new(TCLUNK).u32(fid), 16).map(drop);
+        self.free_fids.lock().push(fid);
+        result
+    }
+
+    /// Gives back a fid number the server never took (its Twalk or Txattrwalk failed).
+    pub fn release_fid(&self, fid: u32) {
+        self.free_fids.lock().push(fid);
     }
 
     /// Walks from `fid` through `names` to a new fid (no names: a clone of `fid`).

@@ -81,6 +81,39 @@ fn qid_of(st: &libc::stat) -> Qid {
     Qid { ty, version: 0, path: st.st_ino }
 }
 
+/// Extended attributes are served for regular files and directories only, and only in
+/// the `user.` namespace: the others (`trusted.`, `security.`: file capabilities, LSM
+/// labels) would let the guest change what the host trusts.
+fn xattr_target(node: &Node) -> io::Result<()> {
+    let st = sys::stat(node.fd.as_fd())?;
+    if is(&st, libc::S_IFREG) || is(&st, libc::S_IFDIR) { Ok(()) } else { Err(err(libc::EPERM)) }
+}
+
+/// A guest's attribute name, if it is one the server serves (EOPNOTSUPP otherwise).
+fn xattr_name(name: &[u8]) -> io::Result<CString> {
+    if !name.starts_with(b"user.") || name.len() == 5 || name.len() > 255 {
+        return Err(err(libc::EOPNOTSUPP));
+    }
+    CString::new(name).map_err(|_| err(libc::EINVAL))
+}
+
+/// Txattrwalk's data: attribute `name`'s value, or with an empty name the list of the
+/// `user.` names (NUL-terminated).
+fn xattr_get(node: &Node, name: &[u8]) -> io::Result<Vec<u8>> {
+    let path = sys::proc_path(node.fd.as_fd());
+    if name.is_empty() {
+        if xattr_target(node).is_err() {
+            return Ok(Vec::new());
+        }
+        let all = sys::getxattr(&path, None)?;
+        let user = all.split(|&b| b == 0).filter(|n| n.starts_with(b"user.")).flat_map(|n| n.iter().copied().chain([0]));
+        return Ok(user.collect());
+    }
+    let name = xattr_name(name)?;
+    xattr_target(node).map_err(|_| err(libc::ENODATA))?;
+    sys::getxattr(&path, Some(&name)).map_err(|e| if e.raw_os_error() == Some(libc::ERANGE) { err(libc::E2BIG) } else { e })
+}
+
 fn is(st: &libc::stat, fmt: libc::mode_t) -> bool {
     st.st_mode & libc::S_IFMT == fmt
 }
@@ -96,6 +129,15 @@ struct Node {
 struct Fid {
     node: Node,
     open: Option<File>,
+    xattr: Option<XattrFid>,
+}
+
+/// A fid turned into an extended attribute: by Txattrwalk (its value, or the name list,
+/// read with Tread) or by Txattrcreate (a value written with Twrite, set at Tclunk; size
+/// 0 removes it, as 9P2000.L has no other way to).
+enum XattrFid {
+    Read(Vec<u8>),
+    Write { name: CString, size: usize, flags: libc::c_int, data: Vec<u8> },
 }
 
 pub struct Server {
@@ -176,7 +218,7 @@ impl Server {
                 }
                 let st = sys::stat(self.root.as_fd())?;
                 let node = Node { fd: Arc::clone(&self.root), parent: None };
-                self.fids.insert(fid, Fid { node, open: None });
+                self.fids.insert(fid, Fid { node, open: None, xattr: None });
                 r.qid(qid_of(&st)).finish()
             }
             Tmessage::Flush => r.finish(), // every request completes before the next
@@ -197,25 +239,47 @@ impl Server {
                     }
                 }
                 if qids.len() == names.len() {
-                    self.fids.insert(newfid, Fid { node, open: None });
+                    self.fids.insert(newfid, Fid { node, open: None, xattr: None });
                 }
                 qids.iter().fold(r.u16(qids.len() as u16), |r, &q| r.qid(q)).finish()
             }
             Tmessage::Read { fid, offset, count } => {
-                let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
                 let room = max_reply.saturating_sub(HEADER + 4);
+                if let Some(XattrFid::Read(data)) = &self.fid(fid)?.xattr {
+                    let from = (offset as usize).min(data.len());
+                    let n = (count as usize).min(room).min(data.len() - from);
+                    return Ok(r.u32(n as u32).bytes(&data[from..from + n]).finish());
+                }
+                let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
                 let mut buf = vec![0u8; (count as usize).min(room)];
                 let n = file.read_at(&mut buf, offset)?;
                 r.u32(n as u32).bytes(&buf[..n]).finish()
             }
             Tmessage::Write { fid, offset, data } => {
                 self.writable()?;
+                let f = self.fids.get_mut(&fid).ok_or_else(|| err(libc::EBADF))?;
+                if let Some(XattrFid::Write { size, data: value, .. }) = &mut f.xattr {
+                    // The value comes in order and no longer than announced.
+                    if offset != value.len() as u64 || value.len() + data.len() > *size {
+                        return Err(err(libc::EINVAL));
+                    }
+                    value.extend_from_slice(data);
+                    return Ok(r.u32(data.len() as u32).finish());
+                }
                 let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
                 let n = file.write_at(data, offset)?;
                 r.u32(n as u32).finish()
             }
             Tmessage::Clunk { fid } => {
-                self.fids.remove(&fid).ok_or_else(|| err(libc::EBADF))?;
+                let f = self.fids.remove(&fid).ok_or_else(|| err(libc::EBADF))?;
+                if let Some(XattrFid::Write { name, size, flags, data }) = f.xattr {
+                    let path = sys::proc_path(f.node.fd.as_fd());
+                    match size {
+                        0 => sys::setxattr(&path, &name, None, 0)?,
+                        _ if data.len() != size => return Err(err(libc::EINVAL)),
+                        _ => sys::setxattr(&path, &name, Some(&data), flags)?,
+                    }
+                }
                 r.finish()
             }
             Tmessage::Remove { fid } => {
@@ -270,7 +334,7 @@ impl Server {
                 let fd = sys::openat(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
                 let st = sys::stat(fd.as_fd())?;
                 let node = Node { fd: Arc::new(fd), parent: Some((dir, name)) };
-                self.fids.insert(fid, Fid { node, open: Some(file) });
+                self.fids.insert(fid, Fid { node, open: Some(file), xattr: None });
                 r.qid(qid_of(&st)).u32(0).finish()
             }
             Tmessage::Symlink { fid, name, target } => {
@@ -334,7 +398,31 @@ impl Server {
                 self.setattr(fid, &attr)?;
                 r.finish()
             }
-            Tmessage::XattrWalk | Tmessage::XattrCreate => return Err(err(libc::EOPNOTSUPP)),
+            Tmessage::XattrWalk { fid, newfid, name } => {
+                if newfid != fid && self.fids.contains_key(&newfid) {
+                    return Err(err(libc::EBADF));
+                }
+                let node = self.fid(fid)?.node.clone();
+                let data = xattr_get(&node, name)?;
+                let size = data.len() as u64;
+                self.fids.insert(newfid, Fid { node, open: None, xattr: Some(XattrFid::Read(data)) });
+                r.u64(size).finish()
+            }
+            Tmessage::XattrCreate { fid, name, size, flags } => {
+                self.writable()?;
+                let name = xattr_name(name)?;
+                if size > sys::XATTR_MAX as u64 {
+                    return Err(err(libc::E2BIG));
+                }
+                if flags & !((libc::XATTR_CREATE | libc::XATTR_REPLACE) as u32) != 0 {
+                    return Err(err(libc::EINVAL));
+                }
+                let f = self.fids.get_mut(&fid).ok_or_else(|| err(libc::EBADF))?;
+                xattr_target(&f.node)?;
+                f.open = None;
+                f.xattr = Some(XattrFid::Write { name, size: size as usize, flags: flags as libc::c_int, data: Vec::new() });
+                r.finish()
+            }
             Tmessage::Readdir { fid, offset, count } => {
                 let dir = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
                 let room = (count as usize).min(max_reply.saturating_sub(HEADER + 4));
@@ -703,8 +791,44 @@ mod tests {
         c.call(op::TSTATFS, &u32s(&[ROOT])).unwrap();
         // Unknown fids and unknown messages are errors, not crashes.
         assert_eq!(c.lopen(99, 0), Err(libc::EBADF));
-        assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[ROOT, 8]), s("user.x")].concat()), Err(libc::EOPNOTSUPP));
+        assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[ROOT, 8]), s("trusted.x")].concat()), Err(libc::EOPNOTSUPP));
         assert_eq!(c.call(200, &[]), Err(libc::EOPNOTSUPP));
+    }
+
+    #[test]
+    fn user_xattrs_round_trip_and_others_are_refused() {
+        let mut c = Client::new(false);
+        // A fid turned into an attribute: value announced, written, set at clunk.
+        c.walk(ROOT, 2, &["hello"]).unwrap();
+        let create = |name: &str, size: u64| [u32s(&[2]), s(name), size.to_le_bytes().to_vec(), u32s(&[0])].concat();
+        if c.call(op::TXATTRCREATE, &create("user.k", 3)) == Err(libc::EOPNOTSUPP) {
+            return; // the host file system keeps no user attributes (tmpfs before 6.6)
+        }
+        let write = [u32s(&[2]), 0u64.to_le_bytes().to_vec(), u32s(&[3]), b"v1!".to_vec()].concat();
+        c.call(op::TWRITE, &write).unwrap();
+        c.call(op::TCLUNK, &u32s(&[2])).unwrap();
+        // Read back through an xattr walk, and in the name list.
+        let walk = |name: &str| [u32s(&[ROOT, 3]), s(name)].concat();
+        c.walk(ROOT, 4, &["hello"]).unwrap();
+        let r = c.call(op::TXATTRWALK, &[u32s(&[4, 5]), s("user.k")].concat()).unwrap();
+        assert_eq!(u64::from_le_bytes(r[..8].try_into().unwrap()), 3);
+        assert_eq!(c.read(5).unwrap(), b"v1!");
+        let r = c.call(op::TXATTRWALK, &[u32s(&[4, 6]), s("")].concat()).unwrap();
+        assert!(u64::from_le_bytes(r[..8].try_into().unwrap()) >= 7);
+        assert!(c.read(6).unwrap().windows(7).any(|w| w == b"user.k\0"));
+        // A value longer than announced, privileged namespaces, a missing name.
+        c.walk(ROOT, 7, &["hello"]).unwrap();
+        c.call(op::TXATTRCREATE, &[u32s(&[7]), s("user.j"), 1u64.to_le_bytes().to_vec(), u32s(&[0])].concat()).unwrap();
+        assert_eq!(c.call(op::TWRITE, &[u32s(&[7]), 0u64.to_le_bytes().to_vec(), u32s(&[2]), b"xy".to_vec()].concat()), Err(libc::EINVAL));
+        c.call(op::TCLUNK, &u32s(&[7])).unwrap_err();
+        assert_eq!(c.call(op::TXATTRWALK, &walk("security.capability")), Err(libc::EOPNOTSUPP));
+        assert_eq!(c.call(op::TXATTRWALK, &walk("trusted.x")), Err(libc::EOPNOTSUPP));
+        assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[4, 8]), s("user.none")].concat()), Err(libc::ENODATA));
+        // Size 0 removes.
+        c.walk(ROOT, 9, &["hello"]).unwrap();
+        c.call(op::TXATTRCREATE, &[u32s(&[9]), s("user.k"), 0u64.to_le_bytes().to_vec(), u32s(&[0])].concat()).unwrap();
+        c.call(op::TCLUNK, &u32s(&[9])).unwrap();
+        assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[4, 10]), s("user.k")].concat()), Err(libc::ENODATA));
     }
 
     #[test]

@@ -190,3 +190,37 @@ pub fn clear_nonblock(fd: BorrowedFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The size a getxattr/listxattr answer may have (Linux's XATTR_SIZE_MAX and
+/// XATTR_LIST_MAX).
+pub const XATTR_MAX: usize = 65536;
+
+/// `getxattr(path, name)` (`name` None: `listxattr(path)`): the value or the name list.
+pub fn getxattr(path: &CStr, name: Option<&CStr>) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; XATTR_MAX];
+    // SAFETY: valid C strings and a buffer of the length given, which the kernel writes.
+    let n = unsafe {
+        match name {
+            Some(name) => libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
+            None => libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
+        }
+    };
+    buf.truncate(usize::try_from(check_size(n)?).unwrap_or(0));
+    Ok(buf)
+}
+
+/// `setxattr(path, name, value, flags)`, or with `value` None `removexattr(path, name)`.
+pub fn setxattr(path: &CStr, name: &CStr, value: Option<&[u8]>, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid C strings and a value buffer of the length given, only read.
+    let r = unsafe {
+        match value {
+            Some(v) => libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), flags),
+            None => libc::removexattr(path.as_ptr(), name.as_ptr()),
+        }
+    };
+    check(r).map(drop)
+}
+
+fn check_size(n: libc::ssize_t) -> io::Result<libc::ssize_t> {
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n) }
+}

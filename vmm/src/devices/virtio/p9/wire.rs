@@ -85,8 +85,8 @@ pub enum Tmessage<'a> {
     Readlink { fid: u32 },
     Getattr { fid: u32 },
     Setattr { fid: u32, attr: SetAttr },
-    XattrWalk,
-    XattrCreate,
+    XattrWalk { fid: u32, newfid: u32, name: &'a [u8] },
+    XattrCreate { fid: u32, name: &'a [u8], size: u64, flags: u32 },
     Readdir { fid: u32, offset: u64, count: u32 },
     Fsync { fid: u32, datasync: bool },
     Lock { fid: u32 },
@@ -249,19 +249,8 @@ pub fn parse(msg: &[u8]) -> Result<Tmessage<'_>, WireError> {
                 mtime: (r.u64()?, r.u64()?),
             },
         },
-        op::TXATTRWALK => {
-            r.u32()?;
-            r.u32()?;
-            r.string()?;
-            Tmessage::XattrWalk
-        }
-        op::TXATTRCREATE => {
-            r.u32()?;
-            r.string()?;
-            r.u64()?;
-            r.u32()?;
-            Tmessage::XattrCreate
-        }
+        op::TXATTRWALK => Tmessage::XattrWalk { fid: r.u32()?, newfid: r.u32()?, name: r.string()? },
+        op::TXATTRCREATE => Tmessage::XattrCreate { fid: r.u32()?, name: r.string()?, size: r.u64()?, flags: r.u32()? },
         op::TREADDIR => Tmessage::Readdir { fid: r.u32()?, offset: r.u64()?, count: r.u32()? },
         op::TFSYNC => Tmessage::Fsync { fid: r.u32()?, datasync: r.u32()? != 0 },
         op::TLOCK => {
