@@ -23,7 +23,7 @@ extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_mtimeout, ut_family_pollupd, ut_family_epoll,
 	ut_family_enter2, ut_family_nommap, ut_family_bigring,
 	ut_family_regmisc, ut_family_futex, ut_family_waitid,
-	ut_family_xattr;
+	ut_family_xattr, ut_family_iopoll;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
@@ -42,7 +42,7 @@ static const struct ut_family *families[] = {
 	&ut_family_mtimeout, &ut_family_pollupd, &ut_family_epoll,
 	&ut_family_enter2, &ut_family_nommap, &ut_family_bigring,
 	&ut_family_regmisc, &ut_family_futex,    &ut_family_waitid,
-	&ut_family_xattr,
+	&ut_family_xattr, &ut_family_iopoll,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 
@@ -84,7 +84,7 @@ static int selected(const char *fam, const char *test, int argc, char **argv,
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: uring-test [--dir DIR] [FAMILY|FAMILY::TEST...]\nfamilies:");
+	fprintf(stderr, "usage: uring-test [--dir DIR] [--disk BLOCKDEV] [FAMILY|FAMILY::TEST...]\nfamilies:");
 	for (int f = 0; f < NFAM; f++)
 		fprintf(stderr, " %s", families[f]->name);
 	fprintf(stderr, "\n");
@@ -103,6 +103,9 @@ int main(int argc, char **argv)
 	while (first < argc && argv[first][0] == '-') {
 		if (!strcmp(argv[first], "--dir") && first + 1 < argc) {
 			ut_dir = argv[first + 1];
+			first += 2;
+		} else if (!strcmp(argv[first], "--disk") && first + 1 < argc) {
+			ut_disk = argv[first + 1];
 			first += 2;
 		} else {
 			usage();

@@ -10,6 +10,7 @@
 
 char ut_msg[512];
 const char *ut_dir = "/tmp";
+const char *ut_disk;
 const char *ut_current = "";
 unsigned ut_features;
 const char *ut_argv0 = "uring-test";

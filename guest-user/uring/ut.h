@@ -42,6 +42,8 @@ struct ut_family {
 
 extern char ut_msg[512];
 extern const char *ut_dir;
+/* A scratch block device (--disk) for tests that need one (IOPOLL); NULL without. */
+extern const char *ut_disk;
 extern const char *ut_current; /* "family::test" */
 
 int ut_fail(const char *file, int line, const char *fmt, ...)

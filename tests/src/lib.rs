@@ -225,7 +225,7 @@ pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) 
                 let ro = if *read_only { ",readonly=on" } else { "" };
                 extra.push(format!("id=d{i},file={},format=raw,if=none{ro}", path.display()));
                 extra.push("-device".into());
-                extra.push(format!("virtio-blk-device,drive=d{i}"));
+                extra.push(format!("virtio-blk-device,drive=d{i},num-queues=2"));
             }
             (Platform::QemuTcg, Device::Share { dir, tag }) => {
                 extra.push("-fsdev".into());

@@ -29,7 +29,7 @@ mod guest {
     uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel, sqpoll,
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
-        futex, waitid, xattr);
+        futex, waitid, xattr, iopoll);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to
@@ -44,6 +44,25 @@ on_both_platforms!(xattr_on_a_9p_share, |p| {
     );
     let _ = std::fs::remove_dir_all(&share);
     out.assert_stdout("test xattr::roundtrip ... ok\n").assert_stdout("test xattr::ops ... ok\n").assert_stdout(" passed, 0 failed");
+    out.assert_init_status(p, 0);
+});
+
+// IOPOLL on a disk with a polled queue (our VMM offers two queues, QEMU is given
+// num-queues=2): O_DIRECT reads and writes reaped by GETEVENTS and by the SQ poller.
+on_both_platforms!(iopoll_on_a_disk, |p| {
+    let dir = scratch_dir(&format!("iopoll-{p:?}"));
+    let img = dir.join("disk.img");
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    let out = tests::boot_with_devices(
+        p,
+        "init=/bin/uring-test -- --disk /dev/vda iopoll",
+        &[tests::Device::Disk { path: &img, read_only: false }],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    for t in ["opcodes", "disk_rw", "disk_sqpoll", "disk_buffered"] {
+        out.assert_stdout(&format!("test iopoll::{t} ... ok\n"));
+    }
+    out.assert_stdout(" passed, 0 failed");
     out.assert_init_status(p, 0);
 });
 

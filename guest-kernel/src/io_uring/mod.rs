@@ -35,6 +35,7 @@ mod epoll;
 mod fs;
 mod futex;
 mod io_wq;
+mod iopoll;
 mod kbuf;
 mod msg_ring;
 mod nop;
@@ -235,6 +236,8 @@ pub struct IoUring {
     /// IORING_REGISTER_RESTRICTIONS: what submissions and registrations may use once
     /// the ring is enabled.
     pub restrictions: SpinLock<Option<register::Restrictions>>,
+    /// IORING_SETUP_IOPOLL: reads and writes at the device, or done and not yet reaped.
+    pub iopoll: SpinLock<iopoll::Iopoll>,
     /// IORING_REGISTER_CLOCK's clock id (CLOCK_MONOTONIC or CLOCK_BOOTTIME: the same time
     /// here, so waits read the monotonic clock either way).
     pub clock: AtomicU32,
@@ -254,7 +257,7 @@ impl IoUring {
         self.me.upgrade().expect("a ring in use is alive")
     }
 
-    fn flag(&self, flag: u32) -> bool {
+    pub fn flag(&self, flag: u32) -> bool {
         self.setup_flags & flag != 0
     }
 
@@ -340,7 +343,7 @@ impl IoUring {
     }
 
     /// Moves overflowed CQEs into the CQ ring as room allows.
-    fn flush_overflow(&self) {
+    pub fn flush_overflow(&self) {
         let mut st = self.state.lock();
         if st.overflow.is_empty() {
             return; // and IORING_SQ_CQ_OVERFLOW is clear: it is set only with a backlog
@@ -409,7 +412,7 @@ impl IoUring {
     }
 
     /// Runs a DEFER_TASKRUN ring's local work (in the issuer's `io_uring_enter`).
-    fn run_local_work(self: &Arc<Self>) {
+    pub fn run_local_work(self: &Arc<Self>) {
         loop {
             let work = self.state.lock().local_work.pop_front();
             let Some(work) = work else { break };
@@ -743,6 +746,8 @@ impl IoUring {
     /// resources (which may hold files whose wait queues hold this ring), end the poller.
     fn release_ring(self: &Arc<Self>) {
         self.dead.store(true, Relaxed);
+        // Polled requests complete only when polled: reap them all now.
+        iopoll::drain(self);
         cancel::cancel_all(self, None);
         let deferred: Vec<Box<Request>> = self.state.lock().deferred.drain(..).collect();
         self.deferred_count.store(0, Relaxed);
@@ -880,7 +885,8 @@ pub fn is_ring(file: &OpenFile) -> bool {
     file.node.as_any().downcast_ref::<IoUring>().is_some()
 }
 
-const SUPPORTED_SETUP: u32 = IORING_SETUP_SQPOLL
+const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
+    | IORING_SETUP_SQPOLL
     | IORING_SETUP_SQ_AFF
     | IORING_SETUP_R_DISABLED
     | IORING_SETUP_NO_SQARRAY
@@ -1001,6 +1007,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         disabled: AtomicBool::new(p.flags & IORING_SETUP_R_DISABLED != 0),
         restrictions: SpinLock::new(None),
         clock: AtomicU32::new(1),
+        iopoll: SpinLock::new(iopoll::Iopoll::default()),
     });
     match &ring.sqpoll {
         Some(sq) => sqpoll::start(&ring, sq)?,
@@ -1115,6 +1122,10 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     }
     ring.flush_overflow();
     // Linux waits only when every SQE asked for was submitted.
+    // IOPOLL: GETEVENTS reaps what is done even when it waits for nothing.
+    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete == 0 && ring.flag(IORING_SETUP_IOPOLL) {
+        iopoll::reap(&ring);
+    }
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 && submitted == to_submit {
         if let Some((addr, size)) = sigmask_arg {
             if size != 8 {
@@ -1122,7 +1133,12 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             }
             sigmask = Some(task::read_user::<u64>(addr)?);
         }
-        let waited = crate::task::signal::with_sigmask(sigmask, || ring.wait_cqes(min_complete, deadline, min_wait, local));
+        let waited = crate::task::signal::with_sigmask(sigmask, || {
+            if ring.flag(IORING_SETUP_IOPOLL) {
+                return iopoll::wait(&ring, min_complete);
+            }
+            ring.wait_cqes(min_complete, deadline, min_wait, local)
+        });
         if let Err(e) = waited
             && submitted == 0
         {

@@ -176,6 +176,9 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
     if sqe.flags & IOSQE_BUFFER_SELECT != 0 && !rw::selects_buffer(sqe.opcode) {
         return Err(EOPNOTSUPP);
     }
+    if ring.setup_flags & IORING_SETUP_IOPOLL != 0 && !super::iopoll::allowed(sqe.opcode) {
+        return Err(EINVAL);
+    }
     log::trace!("io_uring: {} user_data={:#x}", def.name, sqe.user_data);
     if sqe.personality != 0 {
         return Err(EINVAL);

@@ -23,7 +23,7 @@ use super::rsrc::FixedBuf;
 use super::{io_wq, poll, IoUring, Issued, Op, Request};
 use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
 use crate::errno::*;
-use crate::fs::file::{O_APPEND, O_DSYNC};
+use crate::fs::file::{O_APPEND, O_DIRECT, O_DSYNC};
 use crate::fs::p9::P9Node;
 use crate::fs::IoBuf;
 use crate::mm::uaccess::{pin_user_segments, unpin_segments};
@@ -321,7 +321,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
     let ring2 = Arc::clone(ring);
     let slot = Arc::new(SpinLock::new(Some(req)));
     let slot2 = Arc::clone(&slot);
-    let submitted = dev.submit(
+    // IOPOLL: to the polled queue, and reaped by polling.
+    let polled = ring.flag(IORING_SETUP_IOPOLL);
+    let submitted = dev.submit_to(
         kind,
         offset / SECTOR,
         copy,
@@ -332,13 +334,24 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
             // The slot lock ends here, before completing (which may take other locks).
             let taken = slot2.lock().take();
             if let Some(req) = taken {
-                ring2.complete_async(req, match result { Ok(n) => n as i32, Err(e) => -e.0 });
+                let res = match result { Ok(n) => n as i32, Err(e) => -e.0 };
+                if polled {
+                    super::iopoll::finished(&ring2, req, res);
+                } else {
+                    ring2.complete_async(req, res);
+                }
             }
         }),
         wait,
+        polled,
     );
     match submitted {
-        Ok(()) => Ok(None),
+        Ok(()) => {
+            if polled {
+                super::iopoll::submitted(ring);
+            }
+            Ok(None)
+        }
         Err(e) => {
             // Not queued: the completion (which owned the list) was dropped unrun.
             if pinned {
@@ -447,8 +460,15 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     if (rw.write && !file.writable()) || (!rw.write && !file.readable()) {
         return Some((req, -EBADF.0));
     }
-    if rw.rwf & RWF_HIPRI != 0 {
+    let iopoll = ring.flag(IORING_SETUP_IOPOLL);
+    if rw.rwf & RWF_HIPRI != 0 && !iopoll {
         return Some((req, -EINVAL.0));
+    }
+    // IOPOLL takes a block device opened O_DIRECT (Linux: files without ->iopoll) that
+    // has a polled queue (Linux: a queue without QUEUE_FLAG_POLL fails the bio).
+    let polls = file.node.as_any().downcast_ref::<BlockNode>().is_some_and(|d| d.dev.polls());
+    if iopoll && !(polls && file.flags() & O_DIRECT != 0) {
+        return Some((req, -EOPNOTSUPP.0));
     }
     let may_sleep = req.in_iowq;
     let nowait = rw.rwf & RWF_NOWAIT != 0;

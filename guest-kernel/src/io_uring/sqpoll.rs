@@ -81,6 +81,10 @@ fn poll_loop(weak: &Weak<IoUring>, sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>
         if me.task_work_pending() {
             crate::task::run_task_work(me);
         }
+        // IOPOLL: the poller reaps the device too, and is busy while anything is there.
+        if ring.flag(super::uapi::IORING_SETUP_IOPOLL) && (super::iopoll::reap(&ring) > 0 || ring.iopoll.lock().in_flight > 0) {
+            last_work = time::monotonic_ns();
+        }
         if time::monotonic_ns().saturating_sub(last_work) < sq.idle_ns {
             drop(ring);
             if sched::others_runnable() {

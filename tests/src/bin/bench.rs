@@ -153,7 +153,7 @@ impl Bench {
                     match target {
                         Target::Disk => {
                             let drive = format!("id=d0,file={},format=raw,if=none,readonly=on,cache=none", self.image().display());
-                            cmd.arg("-drive").arg(drive).args(["-device", "virtio-blk-device,drive=d0"])
+                            cmd.arg("-drive").arg(drive).args(["-device", "virtio-blk-device,drive=d0,num-queues=2"])
                         }
                         Target::Share => {
                             let fsdev = format!("local,id=fs0,path={},security_model=none", self.share().display());

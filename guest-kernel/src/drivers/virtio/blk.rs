@@ -3,7 +3,9 @@
 //! Requests are (header, data buffers, status byte) chains on one queue. [`Blk::submit`] is
 //! asynchronous: many requests can be in flight, each completed from the interrupt
 //! handler through its callback; io_uring uses it directly. Synchronous reads and writes
-//! (the `/dev/vdX` file) submit and sleep until their callback wakes them.
+//! (the `/dev/vdX` file) submit and sleep until their callback wakes them. A device with
+//! several queues (VIRTIO_BLK_F_MQ) gives its second one to polled I/O (io_uring's IOPOLL,
+//! as Linux's `poll_queues`): no interrupts there; [`Blk::poll`] reaps it.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -24,6 +26,7 @@ const F_SEG_MAX: u64 = 1 << 2;
 const F_RO: u64 = 1 << 5;
 const F_BLK_SIZE: u64 = 1 << 6;
 const F_FLUSH: u64 = 1 << 9;
+const F_MQ: u64 = 1 << 12;
 
 pub const T_IN: u32 = 0;
 pub const T_OUT: u32 = 1;
@@ -37,6 +40,8 @@ const MAX_SYNC: usize = 64 * 1024;
 
 pub struct Blk {
     dev: super::Device,
+    /// A second request queue without interrupts (VIRTIO_BLK_F_MQ), for polled I/O.
+    poll: Option<SpinLock<VirtQueue>>,
     pub name: String,
     pub sectors: u64,
     pub read_only: bool,
@@ -73,6 +78,12 @@ impl Blk {
     /// queue is full it waits, or with `wait` false fails with EAGAIN. On failure `done`
     /// is dropped unrun.
     pub fn submit(&self, kind: u32, sector: u64, segments: &[(u64, u32)], done: BlkDone, wait: bool) -> KResult<()> {
+        self.submit_to(kind, sector, segments, done, wait, false)
+    }
+
+    /// `submit` on the polled queue when there is one (`polled`), where `done` runs when
+    /// [`Blk::poll`] finds the request complete; never waits for room (EAGAIN).
+    pub fn submit_to(&self, kind: u32, sector: u64, segments: &[(u64, u32)], done: BlkDone, wait: bool, polled: bool) -> KResult<()> {
         if kind == T_OUT && self.read_only {
             return Err(EROFS);
         }
@@ -112,7 +123,38 @@ impl Blk {
             long = (0..n).map(buffer).collect();
             &long
         };
-        self.dev.add(chain, req, wait).map_err(|(e, _)| e)
+        match (&self.poll, polled) {
+            (Some(queue), true) => {
+                let added = queue.lock().add(chain, req);
+                match added {
+                    Ok(notify) => {
+                        if notify {
+                            self.dev.mmio.notify(1);
+                        }
+                        Ok(())
+                    }
+                    Err(_) => Err(EAGAIN),
+                }
+            }
+            _ => self.dev.add(chain, req, wait).map_err(|(e, _)| e),
+        }
+    }
+
+    /// Whether polled requests have a queue of their own (else they complete by interrupt).
+    pub fn polls(&self) -> bool {
+        self.poll.is_some()
+    }
+
+    /// Runs the completions of the polled queue's finished requests; how many.
+    pub fn poll(&self) -> usize {
+        let Some(queue) = &self.poll else { return 0 };
+        let mut n = 0;
+        loop {
+            let used = queue.lock().pop_used();
+            let Some((completion, len)) = used else { return n };
+            completion.complete(len);
+            n += 1;
+        }
     }
 
     /// Synchronous transfer of whole sectors to or from kernel memory.
@@ -149,8 +191,14 @@ impl super::Interrupt for Blk {
 static DISKS: AtomicUsize = AtomicUsize::new(0);
 static BLOCK_DEVICES: SpinLock<Vec<Arc<Blk>>> = SpinLock::new(Vec::new());
 
+/// Reaps every disk's polled queue (io_uring IOPOLL); how many requests completed.
+pub fn poll_all() -> usize {
+    let disks: Vec<Arc<Blk>> = BLOCK_DEVICES.lock().iter().filter(|d| d.polls()).cloned().collect();
+    disks.iter().map(|d| d.poll()).sum()
+}
+
 pub fn probe(mmio: Mmio, irq: u32) {
-    let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | VIRTIO_RING_F_EVENT_IDX;
+    let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_MQ | VIRTIO_RING_F_EVENT_IDX;
     let Some(features) = mmio.negotiate(wanted) else {
         return log::warn!("virtio-blk: feature negotiation failed");
     };
@@ -160,11 +208,23 @@ pub fn probe(mmio: Mmio, irq: u32) {
     };
     let (desc, driver, device) = queue.areas();
     mmio.setup_queue(0, queue.size(), desc, driver, device);
+    // num_queues (a u16 at 34, read as part of the aligned word at 32).
+    let queues = if features & F_MQ != 0 { mmio.config_u32(32) >> 16 } else { 1 };
+    let poll = (queues >= 2 && mmio.queue_max(1) > 0)
+        .then(|| VirtQueue::new(1, mmio.queue_max(1), features & VIRTIO_RING_F_EVENT_IDX != 0))
+        .flatten()
+        .map(|mut q| {
+            q.set_polled();
+            let (desc, driver, device) = q.areas();
+            mmio.setup_queue(1, q.size(), desc, driver, device);
+            SpinLock::new(q)
+        });
     let sectors = mmio.config_u64(0);
     let n = DISKS.fetch_add(1, Ordering::Relaxed);
     let name = format!("vd{}", (b'a' + n as u8) as char);
     let blk = Arc::new(Blk {
         dev: super::Device::new(mmio, queue),
+        poll,
         name: name.clone(),
         sectors,
         read_only: features & F_RO != 0,
@@ -175,10 +235,11 @@ pub fn probe(mmio: Mmio, irq: u32) {
     BLOCK_DEVICES.lock().push(Arc::clone(&blk));
     crate::fs::dev::add(&name, Arc::new(BlockNode { ino: alloc_ino(), dev: Arc::clone(&blk) }));
     log::info!(
-        "virtio-blk: /dev/{name}: {} MiB{}, queue {}, features {features:#x}",
+        "virtio-blk: /dev/{name}: {} MiB{}, queue {}{}, features {features:#x}",
         (sectors * SECTOR) >> 20,
         if blk.read_only { " (read-only)" } else { "" },
-        blk.dev.queue.lock().size()
+        blk.dev.queue.lock().size(),
+        if blk.polls() { " + a polled queue" } else { "" }
     );
 }
 

@@ -73,6 +73,8 @@ pub struct VirtQueue {
     avail_idx: u16,
     last_used: u16,
     event_idx: bool,
+    /// Reaped by polling, never by interrupt (io_uring IOPOLL's queue).
+    polled: bool,
 }
 
 fn ptr<T>(phys: u64, offset: usize) -> *mut T {
@@ -98,7 +100,17 @@ impl VirtQueue {
             avail_idx: 0,
             last_used: 0,
             event_idx,
+            polled: false,
         })
+    }
+
+    /// Asks the device never to interrupt for this queue (VRING_AVAIL_F_NO_INTERRUPT, and
+    /// with EVENT_IDX a `used_event` kept just behind the used index): its completions are
+    /// found by `pop_used` alone.
+    pub fn set_polled(&mut self) {
+        self.polled = true;
+        self.avail_word(0).store(1, Ordering::Relaxed);
+        self.avail_word(2 + usize::from(self.size)).store(self.last_used.wrapping_sub(1), Ordering::Relaxed);
     }
 
     pub fn size(&self) -> u16 {
@@ -200,6 +212,12 @@ impl VirtQueue {
                 }
             }
             if !self.event_idx {
+                return None;
+            }
+            if self.polled {
+                // Still no interrupt: used_event stays behind every index the device
+                // will publish.
+                self.avail_word(2 + usize::from(self.size)).store(self.last_used.wrapping_sub(1), Ordering::Relaxed);
                 return None;
             }
             // Ask for an interrupt at the next used entry, then re-check we did not miss

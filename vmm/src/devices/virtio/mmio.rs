@@ -562,7 +562,9 @@ mod tests {
         assert_ne!(low & 1 << VIRTIO_RING_F_EVENT_IDX, 0);
         assert_eq!(d.r(reg::QUEUE_NUM_MAX), u32::from(block::QUEUE_SIZE));
         d.w(reg::QUEUE_SEL, 1);
-        assert_eq!(d.r(reg::QUEUE_NUM_MAX), 0, "no queue 1");
+        assert_eq!(d.r(reg::QUEUE_NUM_MAX), u32::from(block::QUEUE_SIZE), "queue 1: for polled I/O");
+        d.w(reg::QUEUE_SEL, 2);
+        assert_eq!(d.r(reg::QUEUE_NUM_MAX), 0, "no queue 2");
         // Config space: capacity (u64 at 0) in any width.
         let mut cap = [0u8; 8];
         d.t.read(reg::CONFIG, &mut cap);

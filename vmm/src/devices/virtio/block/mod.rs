@@ -28,6 +28,11 @@ pub const VIRTIO_BLK_F_SEG_MAX: u32 = 2;
 pub const VIRTIO_BLK_F_RO: u32 = 5;
 pub const VIRTIO_BLK_F_BLK_SIZE: u32 = 6;
 pub const VIRTIO_BLK_F_FLUSH: u32 = 9;
+/// Several request queues (`num_queues` in the config): the driver may use one without
+/// interrupts, for polled I/O (io_uring's IOPOLL).
+pub const VIRTIO_BLK_F_MQ: u32 = 12;
+/// Request queues offered.
+pub const NUM_QUEUES: u16 = 2;
 
 /// Request types.
 pub const VIRTIO_BLK_T_IN: u32 = 0;
@@ -206,7 +211,7 @@ impl Block {
             capacity: backend.size() / SECTOR_SIZE,
             seg_max: SEG_MAX,
             blk_size: SECTOR_SIZE as u32,
-            num_queues: 1,
+            num_queues: NUM_QUEUES,
             ..Default::default()
         };
         let mut id_bytes = [0u8; ID_BYTES];
@@ -226,7 +231,8 @@ impl VirtioDevice for Block {
             | 1 << VIRTIO_RING_F_EVENT_IDX
             | 1 << VIRTIO_BLK_F_FLUSH
             | 1 << VIRTIO_BLK_F_BLK_SIZE
-            | 1 << VIRTIO_BLK_F_SEG_MAX;
+            | 1 << VIRTIO_BLK_F_SEG_MAX
+            | 1 << VIRTIO_BLK_F_MQ;
         if self.read_only {
             f |= 1 << VIRTIO_BLK_F_RO;
         }
@@ -234,7 +240,7 @@ impl VirtioDevice for Block {
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
-        &[QUEUE_SIZE]
+        &[QUEUE_SIZE; NUM_QUEUES as usize]
     }
 
     fn config(&self) -> &[u8] {

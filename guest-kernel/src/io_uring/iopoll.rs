@@ -1,0 +1,99 @@
+//! IORING_SETUP_IOPOLL (Linux's io_do_iopoll in io_uring/rw.c): reads and writes of a
+//! block device opened O_DIRECT go to its polled virtqueue, which never interrupts; their
+//! completions are found by polling it, from `io_uring_enter` with GETEVENTS (which spins
+//! until `min_complete` CQEs are there or nothing is in flight) and from the SQ poller.
+//! Other files, and disks without a polled queue, are -EOPNOTSUPP (as Linux for a queue
+//! without QUEUE_FLAG_POLL); opcodes without IOPOLL support -EINVAL.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::{IoUring, Request};
+use crate::errno::*;
+
+/// Opcodes an IOPOLL ring takes (Linux's opdef `iopoll`).
+pub fn allowed(opcode: u8) -> bool {
+    use super::rw::*;
+    matches!(
+        opcode,
+        0 /* NOP */ | IORING_OP_READV | IORING_OP_WRITEV | IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED | IORING_OP_READ
+            | IORING_OP_WRITE | IORING_OP_READV_FIXED | IORING_OP_WRITEV_FIXED
+    )
+}
+
+/// Reads and writes to be reaped by polling (`IoUring::iopoll`).
+#[derive(Default)]
+pub struct Iopoll {
+    /// Requests at the device.
+    pub in_flight: usize,
+    /// Requests the device finished, with their results, not reaped yet.
+    #[allow(clippy::vec_box)]
+    done: Vec<(Box<Request>, i32)>,
+}
+
+/// Counts a request sent to the device for polled completion.
+pub fn submitted(ring: &IoUring) {
+    ring.iopoll.lock().in_flight += 1;
+}
+
+/// A polled request finished (in `reap`'s device poll, or from an interrupt): it waits to
+/// be reaped. A ring that is gone completes it at once (nobody reaps it any more).
+pub fn finished(ring: &Arc<IoUring>, req: Box<Request>, res: i32) {
+    if ring.dead.load(Ordering::Relaxed) {
+        ring.iopoll.lock().in_flight -= 1;
+        return ring.complete_async(req, res);
+    }
+    ring.iopoll.lock().done.push((req, res));
+}
+
+/// Polls the disks and completes what finished; how many completed.
+pub fn reap(ring: &Arc<IoUring>) -> usize {
+    crate::drivers::virtio::blk::poll_all();
+    let done = {
+        let mut p = ring.iopoll.lock();
+        p.in_flight -= p.done.len();
+        core::mem::take(&mut p.done)
+    };
+    let n = done.len();
+    for (req, res) in done {
+        ring.complete_async(req, res);
+    }
+    n
+}
+
+/// io_uring_enter's GETEVENTS on an IOPOLL ring: reaps until `min` CQEs are ready or
+/// nothing is in flight (then it returns with fewer, as Linux). EINTR for a signal.
+pub fn wait(ring: &Arc<IoUring>, min: u32) -> KResult<()> {
+    let me = crate::task::sched::current();
+    let local = ring.flag(super::uapi::IORING_SETUP_DEFER_TASKRUN);
+    loop {
+        reap(ring);
+        if local {
+            ring.run_local_work();
+        }
+        ring.flush_overflow();
+        if ring.rings.cq_ready() >= min.min(ring.rings.cq_entries) || ring.iopoll.lock().in_flight == 0 {
+            return Ok(());
+        }
+        if me.signal_pending() {
+            return Err(EINTR);
+        }
+        if me.task_work_pending() {
+            crate::task::run_task_work(&me);
+        }
+        // Others may run meanwhile (the device is another thread of the host).
+        if crate::task::sched::others_runnable() {
+            crate::task::sched::yield_now();
+        }
+    }
+}
+
+/// A closing ring waits for what it has at the device.
+pub fn drain(ring: &Arc<IoUring>) {
+    while ring.iopoll.lock().in_flight > 0 {
+        reap(ring);
+        crate::task::sched::yield_now();
+    }
+}
