@@ -3,7 +3,9 @@
  *
  * 4 KiB random-offset reads of PATH (created with BYTES of data if missing; default
  * 8 MiB) by pread, io_uring at queue depth 1 and 32, and at depth 32 with a registered
- * file and buffers (READ_FIXED); then NOP throughput in batches of 1 and 32, and a null
+ * file and buffers (READ_FIXED), with a ring of provided buffers, on an IOPOLL ring and on
+ * an IOPOLL+SQPOLL ring (those two need --direct on a disk with a polled queue, and run
+ * only when --only names them); then NOP throughput in batches of 1 and 32, and a null
  * syscall. With --warmup N, each benchmark first runs N operations untimed and
  * unreported (same code, its own ring). One line per benchmark on stdout:
  *   bench NAME ops=N total_ns=T ns_per_op=X
@@ -83,11 +85,20 @@ static void check_cqe(const char *what, struct io_uring_cqe *cqe, int want)
 		    cqe->res < 0 ? strerror(-cqe->res) : "short", want);
 }
 
+static void ring_init_flags(struct io_uring *r, unsigned entries, unsigned flags)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = flags;
+	p.sq_thread_idle = 1000;
+	int ret = io_uring_queue_init_params(entries, r, &p);
+	if (ret < 0)
+		die("io_uring_queue_init(%u, flags %#x): %s", entries, flags, strerror(-ret));
+}
+
 static void ring_init(struct io_uring *r, unsigned entries)
 {
-	int ret = io_uring_queue_init(entries, r, 0);
-	if (ret < 0)
-		die("io_uring_queue_init(%u): %s", entries, strerror(-ret));
+	ring_init_flags(r, entries, 0);
 }
 
 static struct io_uring_sqe *get_sqe(struct io_uring *r)
@@ -135,13 +146,29 @@ static void bench_qd1(int fd, char *buf)
 	io_uring_queue_exit(&r);
 }
 
-/* keep QD reads in flight; with `fixed`, READ_FIXED on registered file 0 and buffers */
-static void bench_qd32(int fd, char *bufs, int fixed)
+/* How the QD32 reads are issued. */
+enum qd32 {
+	PLAIN,
+	FIXED,	       /* READ_FIXED on registered file 0 and buffers */
+	PBUF,	       /* READ with IOSQE_BUFFER_SELECT from a ring of provided buffers */
+	IOPOLL,	       /* on an IOPOLL ring (O_DIRECT disk with a polled queue) */
+	IOPOLL_SQPOLL, /* IOPOLL and SQPOLL: no syscall, CQEs awaited in user space */
+};
+
+static const char *qd32_names[] = { "uring_qd32", "uring_qd32_fixed", "uring_qd32_pbuf", "uring_qd32_iopoll",
+				     "uring_qd32_iopoll_sqpoll" };
+
+#define PBUF_GROUP 1
+
+/* keep QD reads in flight */
+static void bench_qd32(int fd, char *bufs, enum qd32 mode)
 {
-	const char *name = fixed ? "uring_qd32_fixed" : "uring_qd32";
+	const char *name = qd32_names[mode];
+	unsigned flags = mode == IOPOLL ? IORING_SETUP_IOPOLL
+		       : mode == IOPOLL_SQPOLL ? IORING_SETUP_IOPOLL | IORING_SETUP_SQPOLL : 0;
 	struct io_uring r;
-	ring_init(&r, QD);
-	if (fixed) {
+	ring_init_flags(&r, QD, flags);
+	if (mode == FIXED) {
 		int ret = io_uring_register_files(&r, &fd, 1);
 		if (ret < 0)
 			die("%s: register files: %s", name, strerror(-ret));
@@ -151,6 +178,19 @@ static void bench_qd32(int fd, char *bufs, int fixed)
 		ret = io_uring_register_buffers(&r, iov, QD);
 		if (ret < 0)
 			die("%s: register buffers: %s", name, strerror(-ret));
+	}
+	struct io_uring_buf_ring *br = NULL;
+	if (mode == PBUF) {
+		if (posix_memalign((void **)&br, 4096, QD * sizeof(struct io_uring_buf)))
+			die("%s: posix_memalign", name);
+		memset(br, 0, QD * sizeof(struct io_uring_buf));
+		struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br, .ring_entries = QD, .bgid = PBUF_GROUP };
+		int ret = io_uring_register_buf_ring(&r, &reg, 0);
+		if (ret < 0)
+			die("%s: register buffer ring: %s", name, strerror(-ret));
+		for (int i = 0; i < QD; i++)
+			io_uring_buf_ring_add(br, bufs + i * BS, BS, i, QD - 1, i);
+		io_uring_buf_ring_advance(br, QD);
 	}
 	int free_slots[QD], nfree = QD;
 	for (int i = 0; i < QD; i++)
@@ -163,24 +203,45 @@ static void bench_qd32(int fd, char *bufs, int fixed)
 			int slot = free_slots[--nfree];
 			struct io_uring_sqe *sqe = get_sqe(&r);
 			char *buf = bufs + (size_t)slot * BS;
-			if (fixed) {
+			if (mode == FIXED) {
 				io_uring_prep_read_fixed(sqe, 0, buf, BS, next_off(), slot);
 				sqe->flags |= IOSQE_FIXED_FILE;
+			} else if (mode == PBUF) {
+				io_uring_prep_read(sqe, fd, NULL, BS, next_off());
+				sqe->flags |= IOSQE_BUFFER_SELECT;
+				sqe->buf_group = PBUF_GROUP;
 			} else {
 				io_uring_prep_read(sqe, fd, buf, BS, next_off());
 			}
 			sqe->user_data = (uint64_t)slot;
 			issued++;
 		}
-		int ret = io_uring_submit_and_wait(&r, 1);
+		int ret;
+		if (mode == IOPOLL_SQPOLL) {
+			/* the poller submits and reaps: wait for a CQE here, in user space */
+			ret = io_uring_submit(&r);
+			struct io_uring_cqe *cqe;
+			while (io_uring_peek_cqe(&r, &cqe) != 0)
+				;
+		} else {
+			ret = io_uring_submit_and_wait(&r, 1);
+		}
 		if (ret < 0)
-			die("%s: submit_and_wait: %s", name, strerror(-ret));
+			die("%s: submit: %s", name, strerror(-ret));
 		struct io_uring_cqe *cqe;
 		while (io_uring_peek_cqe(&r, &cqe) == 0) {
 			check_cqe(name, cqe, BS);
 			if (cqe->user_data >= QD)
 				die("%s: CQE with user_data %llu", name,
 				    (unsigned long long)cqe->user_data);
+			if (mode == PBUF) {
+				/* the buffer read into goes back to the ring */
+				int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+				if (!(cqe->flags & IORING_CQE_F_BUFFER) || bid >= QD)
+					die("%s: CQE without a provided buffer", name);
+				io_uring_buf_ring_add(br, bufs + bid * BS, BS, bid, QD - 1, 0);
+				io_uring_buf_ring_advance(br, 1);
+			}
 			free_slots[nfree++] = (int)cqe->user_data;
 			io_uring_cqe_seen(&r, cqe);
 			done++;
@@ -188,6 +249,7 @@ static void bench_qd32(int fd, char *bufs, int fixed)
 	}
 	report(name, nops, t0, now_ns());
 	io_uring_queue_exit(&r);
+	free(br);
 }
 
 static void bench_nop(unsigned batch)
@@ -273,7 +335,7 @@ static const char *only;
 static int want(const char *name)
 {
 	if (!only)
-		return 1;
+		return strncmp(name, "uring_qd32_iopoll", 17) != 0;
 	size_t n = strlen(name);
 	for (const char *p = only; (p = strstr(p, name)) != NULL; p += n)
 		if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
@@ -358,8 +420,11 @@ int main(int argc, char **argv)
 	} while (0)
 	RUN("pread", bench_pread(fd, bufs));
 	RUN("uring_qd1", bench_qd1(fd, bufs));
-	RUN("uring_qd32", bench_qd32(fd, bufs, 0));
-	RUN("uring_qd32_fixed", bench_qd32(fd, bufs, 1));
+	RUN("uring_qd32", bench_qd32(fd, bufs, PLAIN));
+	RUN("uring_qd32_fixed", bench_qd32(fd, bufs, FIXED));
+	RUN("uring_qd32_pbuf", bench_qd32(fd, bufs, PBUF));
+	RUN("uring_qd32_iopoll", bench_qd32(fd, bufs, IOPOLL));
+	RUN("uring_qd32_iopoll_sqpoll", bench_qd32(fd, bufs, IOPOLL_SQPOLL));
 	RUN("nop_batch1", bench_nop(1));
 	RUN("nop_batch32", bench_nop(32));
 	RUN("getppid", bench_getppid());

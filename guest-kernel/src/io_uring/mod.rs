@@ -1123,7 +1123,9 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     ring.flush_overflow();
     // Linux waits only when every SQE asked for was submitted.
     // IOPOLL: GETEVENTS reaps what is done even when it waits for nothing.
-    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete == 0 && ring.flag(IORING_SETUP_IOPOLL) {
+    // (With SQPOLL the poller reaps, and enter waits for CQEs as on any ring.)
+    let syscall_iopoll = ring.flag(IORING_SETUP_IOPOLL) && ring.sqpoll.is_none();
+    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete == 0 && syscall_iopoll {
         iopoll::reap(&ring);
     }
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 && submitted == to_submit {
@@ -1134,7 +1136,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
             sigmask = Some(task::read_user::<u64>(addr)?);
         }
         let waited = crate::task::signal::with_sigmask(sigmask, || {
-            if ring.flag(IORING_SETUP_IOPOLL) {
+            if syscall_iopoll {
                 return iopoll::wait(&ring, min_complete);
             }
             ring.wait_cqes(min_complete, deadline, min_wait, local)

@@ -43,7 +43,9 @@ const IMAGE_BYTES: usize = 8 << 20;
 /// Longest any one run may take; `vmm run --timeout` stops a guest a little earlier.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const VMM_TIMEOUT_SECS: &str = "100";
-const READS: [&str; 4] = ["pread", "uring_qd1", "uring_qd32", "uring_qd32_fixed"];
+const READS: [&str; 5] = ["pread", "uring_qd1", "uring_qd32", "uring_qd32_fixed", "uring_qd32_pbuf"];
+/// Polled reads need a disk with a polled queue: our guest's (the host's has none).
+const POLLED: [&str; 4] = ["pread", "uring_qd32", "uring_qd32_iopoll", "uring_qd32_iopoll_sqpoll"];
 const CALLS: [&str; 3] = ["getppid", "nop_batch1", "nop_batch32"];
 
 /// Where uring-bench runs.
@@ -440,6 +442,7 @@ fn main() {
         ("uring_qd32", "pread", "pread/this"),
         ("uring_qd32_fixed", "pread", "pread/this"),
         ("uring_qd32_fixed", "uring_qd32", "uring_qd32/this"),
+        ("uring_qd32_pbuf", "uring_qd32_fixed", "fixed/this"),
     ];
     let disk_platforms = [
         host,
@@ -455,6 +458,26 @@ fn main() {
         &disk_platforms,
         &READS,
         &read_ratios,
+    );
+    let polled_platforms = [
+        Platform { name: "vmm engine=sync", at: Where::Vmm("sync"), ops: 200 },
+        Platform { name: "vmm engine=uring", at: Where::Vmm("uring"), ops: 200 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
+    ];
+    bench.section(
+        "polled disk",
+        "io: 4 KiB random reads from a disk, QD32, IOPOLL (the polled virtqueue, no interrupts) and IOPOLL+SQPOLL (no syscalls\n  \
+         either: the SQ poller submits and reaps, the program waits for CQEs in user space), beside interrupt-driven io_uring and pread\n  \
+         (our guest only: the host's disk has no poll queues; devices as above)",
+        Target::Disk,
+        &polled_platforms,
+        &POLLED,
+        &[
+            ("uring_qd32_iopoll", "uring_qd32", "uring_qd32/this"),
+            ("uring_qd32_iopoll_sqpoll", "uring_qd32", "uring_qd32/this"),
+            ("uring_qd32_iopoll", "pread", "pread/this"),
+            ("uring_qd32_iopoll_sqpoll", "pread", "pread/this"),
+        ],
     );
     let share_platforms = [
         Platform { name: "host Linux", at: Where::Host, ops: 2000 },
