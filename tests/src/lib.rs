@@ -223,7 +223,7 @@ pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) 
             (Platform::QemuTcg, Device::Disk { path, read_only }) => {
                 extra.push("-drive".into());
                 let ro = if *read_only { ",readonly=on" } else { "" };
-                extra.push(format!("id=d{i},file={},format=raw,if=none{ro}", path.display()));
+                extra.push(format!("id=d{i},file={},format=raw,if=none,discard=unmap{ro}", path.display()));
                 extra.push("-device".into());
                 extra.push(format!("virtio-blk-device,drive=d{i},num-queues=2"));
             }

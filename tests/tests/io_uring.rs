@@ -29,7 +29,7 @@ mod guest {
     uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel, sqpoll,
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
-        futex, waitid, xattr, iopoll);
+        futex, waitid, xattr, iopoll, blkcmd);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to
@@ -48,19 +48,20 @@ on_both_platforms!(xattr_on_a_9p_share, |p| {
 });
 
 // IOPOLL on a disk with a polled queue (our VMM offers two queues, QEMU is given
-// num-queues=2): O_DIRECT reads and writes reaped by GETEVENTS and by the SQ poller.
-on_both_platforms!(iopoll_on_a_disk, |p| {
+// num-queues=2): O_DIRECT reads and writes reaped by GETEVENTS and by the SQ poller; and
+// discards (URING_CMD, BLKDISCARD) that the host serves with a hole punch.
+on_both_platforms!(iopoll_and_discard_on_a_disk, |p| {
     let dir = scratch_dir(&format!("iopoll-{p:?}"));
     let img = dir.join("disk.img");
     std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
     let out = tests::boot_with_devices(
         p,
-        "init=/bin/uring-test -- --disk /dev/vda iopoll",
+        "init=/bin/uring-test -- --disk /dev/vda iopoll blkcmd",
         &[tests::Device::Disk { path: &img, read_only: false }],
     );
     let _ = std::fs::remove_dir_all(&dir);
-    for t in ["opcodes", "disk_rw", "disk_sqpoll", "disk_buffered"] {
-        out.assert_stdout(&format!("test iopoll::{t} ... ok\n"));
+    for t in ["iopoll::opcodes", "iopoll::disk_rw", "iopoll::disk_sqpoll", "iopoll::disk_buffered", "blkcmd::discard_cmd", "blkcmd::blkdiscard"] {
+        out.assert_stdout(&format!("test {t} ... ok\n"));
     }
     out.assert_stdout(" passed, 0 failed");
     out.assert_init_status(p, 0);

@@ -81,7 +81,7 @@ impl Node for CharDev {
         Ok(())
     }
 
-    fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
+    fn ioctl(&self, _file: &super::OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
         if self.kind != Kind::Console {
             return Err(ENOTTY);
         }

@@ -234,7 +234,8 @@ pub trait Node: Send + Sync + Any {
         Ok(())
     }
 
-    fn ioctl(&self, _cmd: u64, _arg: u64) -> KResult<u64> {
+    /// An ioctl on `file` (an open file of this node).
+    fn ioctl(&self, _file: &OpenFile, _cmd: u64, _arg: u64) -> KResult<u64> {
         Err(ENOTTY)
     }
 

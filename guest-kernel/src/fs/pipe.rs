@@ -240,7 +240,7 @@ impl Node for PipeEnd {
         }
     }
 
-    fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
+    fn ioctl(&self, _file: &super::OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
         const FIONREAD: u64 = 0x541b;
         if cmd != FIONREAD {
             return Err(ENOTTY);

@@ -49,6 +49,7 @@ mod splice;
 mod sqpoll;
 mod sync;
 mod timeout;
+mod uring_cmd;
 mod xattr;
 mod waitid;
 
@@ -134,6 +135,7 @@ pub enum Op {
     OpenClose(openclose::OpenCloseOp),
     Epoll(epoll::EpollOp),
     Xattr(xattr::XattrOp),
+    UringCmd(uring_cmd::UringCmd),
     /// IORING_OP_FILES_UPDATE: fds at `addr`, `nr` of them, from slot `offset`.
     FilesUpdate { addr: u64, nr: u32, offset: u32 },
     /// FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAITV.

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, waitid, xattr, IoUring, Issued, Op, Request};
+use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, uring_cmd, waitid, xattr, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -128,7 +128,7 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     iowq_op("FGETXATTR", xattr::prep, xattr::issue),
     path_op("GETXATTR", xattr::prep, xattr::issue),
     unsupported("SOCKET"),
-    unsupported("URING_CMD"),
+    file_op("URING_CMD", uring_cmd::prep, uring_cmd::issue),
     unsupported("SEND_ZC"),
     unsupported("SENDMSG_ZC"),
     OpDef { name: "READ_MULTISHOT", needs_file: true, user_buffers: true, force_async: false, prep: Some(rw::prep_mshot), issue: rw::issue_mshot },

@@ -986,7 +986,7 @@ pub fn ioctl(c: &mut Ctx) -> KResult<u64> {
             f.flags.store(flags, Ordering::Relaxed);
             Ok(0)
         }
-        cmd => f.node.ioctl(cmd, c.a[2]),
+        cmd => f.node.ioctl(&f, cmd, c.a[2]),
     }
 }
 

@@ -27,10 +27,12 @@ const F_RO: u64 = 1 << 5;
 const F_BLK_SIZE: u64 = 1 << 6;
 const F_FLUSH: u64 = 1 << 9;
 const F_MQ: u64 = 1 << 12;
+const F_DISCARD: u64 = 1 << 13;
 
 pub const T_IN: u32 = 0;
 pub const T_OUT: u32 = 1;
 pub const T_FLUSH: u32 = 4;
+const T_DISCARD: u32 = 11;
 const S_OK: u8 = 0;
 const S_UNSUPP: u8 = 2;
 
@@ -46,10 +48,34 @@ pub struct Blk {
     pub sectors: u64,
     pub read_only: bool,
     flush: bool,
+    /// Most sectors one discard may cover (0: the device cannot discard).
+    pub max_discard: u64,
 }
 
 /// The result of a request: bytes transferred, or the error.
 pub type BlkDone = Box<dyn FnOnce(KResult<u32>) + Send>;
+
+/// A discard sent as several requests: the last part to finish runs `done` with the
+/// first error.
+struct DiscardParts {
+    left: AtomicU32,
+    result: SpinLock<(KResult<u32>, Option<BlkDone>)>,
+}
+
+impl DiscardParts {
+    fn part_done(&self, r: KResult<u32>) {
+        let finished = {
+            let mut s = self.result.lock();
+            if r.is_err() && s.0.is_ok() {
+                s.0 = r;
+            }
+            if self.left.fetch_sub(1, Ordering::AcqRel) == 1 { s.1.take().map(|done| (done, s.0)) } else { None }
+        };
+        if let Some((done, r)) = finished {
+            done(r);
+        }
+    }
+}
 
 /// Most buffers in one request chain (header, data segments, status).
 const MAX_CHAIN: usize = 130;
@@ -57,6 +83,8 @@ const MAX_CHAIN: usize = 130;
 /// A request in flight: its header and status byte, and what to do when it completes.
 struct BlkRequest {
     header: [u8; 17],
+    /// A discard's segment (sector, sectors, flags).
+    segment: [u8; 16],
     bytes: u64,
     done: BlkDone,
 }
@@ -100,7 +128,7 @@ impl Blk {
         }
         // Header and status byte live in the request itself (kernel heap: physically
         // contiguous), which the queue keeps until the device is done with it.
-        let mut req = Box::new(BlkRequest { header: [0; 17], bytes, done });
+        let mut req = Box::new(BlkRequest { header: [0; 17], segment: [0; 16], bytes, done });
         req.header[..4].copy_from_slice(&kind.to_le_bytes());
         req.header[8..16].copy_from_slice(&sector.to_le_bytes());
         req.header[16] = 0xff;
@@ -138,6 +166,64 @@ impl Blk {
             }
             _ => self.dev.add(chain, req, wait).map_err(|(e, _)| e),
         }
+    }
+
+    /// Checks a byte range to discard (whole sectors, inside the disk: EINVAL otherwise)
+    /// and gives it in sectors.
+    pub fn discard_range(&self, start: u64, len: u64) -> KResult<(u64, u64)> {
+        if !start.is_multiple_of(SECTOR) || !len.is_multiple_of(SECTOR) {
+            return Err(EINVAL);
+        }
+        let end = start.checked_add(len).ok_or(EINVAL)?;
+        if end > self.sectors * SECTOR {
+            return Err(EINVAL);
+        }
+        Ok((start / SECTOR, len / SECTOR))
+    }
+
+    /// Deallocates `sectors` sectors from `sector` (VIRTIO_BLK_T_DISCARD, one request per
+    /// `max_discard` sectors); `done` runs once all are done, with the first error.
+    /// EOPNOTSUPP when the device cannot discard.
+    pub fn discard(&self, sector: u64, sectors: u64, done: BlkDone, wait: bool) -> KResult<()> {
+        if self.max_discard == 0 {
+            return Err(EOPNOTSUPP);
+        }
+        if self.read_only {
+            return Err(EROFS);
+        }
+        if sectors <= self.max_discard {
+            return self.discard_one(sector, sectors, done, wait);
+        }
+        // Several requests: the last to finish reports.
+        let parts = sectors.div_ceil(self.max_discard);
+        let state = Arc::new(DiscardParts { left: AtomicU32::new(parts as u32), result: SpinLock::new((Ok(0), Some(done))) });
+        for i in 0..parts {
+            let at = i * self.max_discard;
+            let s = Arc::clone(&state);
+            if let Err(e) = self.discard_one(sector + at, self.max_discard.min(sectors - at), Box::new(move |r| s.part_done(r)), wait) {
+                // The parts not sent fail with it.
+                for _ in i..parts {
+                    state.part_done(Err(e));
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn discard_one(&self, sector: u64, sectors: u64, done: BlkDone, wait: bool) -> KResult<()> {
+        let mut req = Box::new(BlkRequest { header: [0; 17], segment: [0; 16], bytes: 0, done });
+        req.header[..4].copy_from_slice(&T_DISCARD.to_le_bytes());
+        req.header[16] = 0xff;
+        req.segment[..8].copy_from_slice(&sector.to_le_bytes());
+        req.segment[8..12].copy_from_slice(&(sectors as u32).to_le_bytes());
+        let (hdr, seg) = (virt_to_phys(req.header.as_ptr()), virt_to_phys(req.segment.as_ptr()));
+        let chain = [
+            Buffer { phys: hdr, len: 16, device_writes: false },
+            Buffer { phys: seg, len: 16, device_writes: false },
+            Buffer { phys: hdr + 16, len: 1, device_writes: true },
+        ];
+        self.dev.add(&chain, req, wait).map_err(|(e, _)| e)
     }
 
     /// Whether polled requests have a queue of their own (else they complete by interrupt).
@@ -198,7 +284,7 @@ pub fn poll_all() -> usize {
 }
 
 pub fn probe(mmio: Mmio, irq: u32) {
-    let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_MQ | VIRTIO_RING_F_EVENT_IDX;
+    let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_MQ | F_DISCARD | VIRTIO_RING_F_EVENT_IDX;
     let Some(features) = mmio.negotiate(wanted) else {
         return log::warn!("virtio-blk: feature negotiation failed");
     };
@@ -220,6 +306,8 @@ pub fn probe(mmio: Mmio, irq: u32) {
             SpinLock::new(q)
         });
     let sectors = mmio.config_u64(0);
+    // max_discard_sectors (a u32 at 36).
+    let max_discard = if features & F_DISCARD != 0 { u64::from(mmio.config_u32(36)) } else { 0 };
     let n = DISKS.fetch_add(1, Ordering::Relaxed);
     let name = format!("vd{}", (b'a' + n as u8) as char);
     let blk = Arc::new(Blk {
@@ -229,6 +317,7 @@ pub fn probe(mmio: Mmio, irq: u32) {
         sectors,
         read_only: features & F_RO != 0,
         flush: features & F_FLUSH != 0,
+        max_discard,
     });
     blk.dev.mmio.driver_ok();
     super::register_irq(irq, blk.clone());
@@ -318,12 +407,41 @@ impl Node for BlockNode {
         self.dev.transfer(T_FLUSH, 0, &mut [])
     }
 
-    fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
+    fn ioctl(&self, file: &crate::fs::OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
         const BLKGETSIZE64: u64 = 0x8008_1272;
         const BLKSSZGET: u64 = 0x1268;
+        const BLKDISCARD: u64 = 0x1277;
         match cmd {
             BLKGETSIZE64 => crate::task::write_user(arg, &(self.dev.sectors * SECTOR)).map(|()| 0),
             BLKSSZGET => crate::task::write_user(arg, &(SECTOR as u32)).map(|()| 0),
+            // {start, len} in bytes, as Linux's blk_ioctl_discard checks them.
+            BLKDISCARD => {
+                if !file.writable() {
+                    return Err(EBADF);
+                }
+                if self.dev.max_discard == 0 {
+                    return Err(EOPNOTSUPP);
+                }
+                if self.dev.read_only {
+                    return Err(EPERM);
+                }
+                let [start, len]: [u64; 2] = crate::task::read_user(arg)?;
+                if len == 0 {
+                    return Err(EINVAL);
+                }
+                let (sector, sectors) = self.dev.discard_range(start, len)?;
+                let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
+                let s = Arc::clone(&state);
+                self.dev.discard(sector, sectors, Box::new(move |r| {
+                    s.1.store(match r { Ok(_) => 0, Err(e) => e.0 as u32 }, Ordering::Relaxed);
+                    s.0.store(true, Ordering::Release);
+                }), true)?;
+                self.dev.dev.completions.wait_uninterruptible(|| state.0.load(Ordering::Acquire));
+                match state.1.load(Ordering::Relaxed) {
+                    0 => Ok(0),
+                    e => Err(Errno(e as i32)),
+                }
+            }
             _ => Err(ENOTTY),
         }
     }

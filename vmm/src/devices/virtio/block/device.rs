@@ -41,6 +41,8 @@ pub enum Request {
     Flush,
     /// Write the id (at most `len` bytes of it).
     GetId { len: u64 },
+    /// Deallocate `len` bytes at byte `offset` (one segment).
+    Discard { offset: u64, len: u64 },
 }
 
 /// Checks a request from its header and the sizes of its buffers: `readable` bytes
@@ -88,11 +90,40 @@ pub fn parse_request(header: &RequestHeader, readable: u64, writable: u64, capac
             }
             Ok(Request::GetId { len: in_data.min(ID_BYTES as u64) })
         }
+        // The segment itself is read by the caller (it is data, not header): here only
+        // its shape is checked.
+        // Not offered on a read-only disk.
+        VIRTIO_BLK_T_DISCARD if read_only => Err(VIRTIO_BLK_S_UNSUPP),
+        VIRTIO_BLK_T_DISCARD if out_data != DISCARD_SEGMENT || in_data != 0 => {
+            log::warn!("virtio-blk: discard with {out_data} bytes of segments and {in_data} to write");
+            Err(VIRTIO_BLK_S_UNSUPP)
+        }
+        VIRTIO_BLK_T_DISCARD => Ok(Request::Discard { offset: 0, len: 0 }),
         other => {
             log::warn!("virtio-blk: unsupported request type {other}");
             Err(VIRTIO_BLK_S_UNSUPP)
         }
     }
+}
+
+/// One `struct virtio_blk_discard_write_zeroes` (a single segment per request).
+const DISCARD_SEGMENT: u64 = 16;
+
+/// Checks a discard segment (sector, num_sectors, flags) against the disk: the bytes it
+/// covers, or the status to answer (flags, including unmap, are not ours to honour:
+/// UNSUPP; beyond the end or the limit: IOERR).
+pub fn parse_discard(seg: &[u8; 16], capacity: u64) -> Result<Request, u8> {
+    let sector = u64::from_le_bytes(seg[..8].try_into().expect("8 bytes"));
+    let sectors = u32::from_le_bytes(seg[8..12].try_into().expect("4 bytes"));
+    let flags = u32::from_le_bytes(seg[12..16].try_into().expect("4 bytes"));
+    if flags != 0 {
+        return Err(VIRTIO_BLK_S_UNSUPP);
+    }
+    if sectors > super::MAX_DISCARD_SECTORS || sector.checked_add(u64::from(sectors)).is_none_or(|end| end > capacity) {
+        log::warn!("virtio-blk: discard of sectors {sector}+{sectors} beyond the end ({capacity}) or the limit");
+        return Err(VIRTIO_BLK_S_IOERR);
+    }
+    Ok(Request::Discard { offset: sector * SECTOR_SIZE, len: u64::from(sectors) * SECTOR_SIZE })
 }
 
 /// A request whose host I/O is on the asynchronous queue.
@@ -160,7 +191,13 @@ impl BlockHandler {
             )));
         }
         let header = RequestHeader::from_bytes(&header);
-        Ok(parse_request(&header, chain.readable_len(), writable, self.capacity, self.read_only))
+        let req = parse_request(&header, chain.readable_len(), writable, self.capacity, self.read_only);
+        if let Ok(Request::Discard { .. }) = req {
+            let mut seg = [0u8; 16];
+            chain.read_at(mem, 16, &mut seg)?;
+            return Ok(parse_discard(&seg, self.capacity));
+        }
+        Ok(req)
     }
 
     /// Writes the status byte; returns the used length (data bytes written + the status).
@@ -209,6 +246,10 @@ impl BlockHandler {
                 chain.write_at(mem, 0, &self.id[..len as usize])?;
                 Ok((VIRTIO_BLK_S_OK, len))
             }
+            Request::Discard { offset, len } => match self.backend.discard(offset, len) {
+                Ok(()) => Ok((VIRTIO_BLK_S_OK, 0)),
+                Err(e) => Ok((io_err(e), 0)),
+            },
         }
     }
 }
@@ -571,6 +612,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn discard_punches_a_hole() {
+        for engine in ENGINES {
+            let mut s = setup(engine, 8, false);
+            s.t.mem.write_slice(&[0xcd; 4096], GuestAddress(DATA)).unwrap();
+            header(&s.t, HDR, VIRTIO_BLK_T_OUT, 0);
+            assert_eq!(s.run(&[(HDR, 16, false), (DATA, 4096, false), (STATUS, 1, true)]), Ok((VIRTIO_BLK_S_OK, 1)));
+            // Sectors 2..4 (one segment: sector, num_sectors, flags).
+            let seg = [2u64.to_le_bytes().to_vec(), 2u32.to_le_bytes().to_vec(), 0u32.to_le_bytes().to_vec()].concat();
+            s.t.mem.write_slice(&seg, GuestAddress(DATA)).unwrap();
+            header(&s.t, HDR, VIRTIO_BLK_T_DISCARD, 0);
+            let r = s.run(&[(HDR, 16, false), (DATA, 16, false), (STATUS, 1, true)]);
+            if engine == Engine::Mem {
+                assert_eq!(r.unwrap().0, VIRTIO_BLK_S_IOERR, "a backend without discard");
+                continue;
+            }
+            assert_eq!(r, Ok((VIRTIO_BLK_S_OK, 1)), "{engine:?}");
+            let data = s.disk.data();
+            assert_eq!(&data[1024..2048], &[0; 1024], "{engine:?}");
+            assert_eq!(&data[..1024], &[0xcd; 1024]);
+            assert_eq!(&data[2048..4096], &[0xcd; 2048]);
+            // Beyond the end, unknown flags (unmap), a short segment.
+            for (sector, n, flags, status) in [(7u64, 2u32, 0u32, VIRTIO_BLK_S_IOERR), (0, 1, 1, VIRTIO_BLK_S_UNSUPP)] {
+                let seg = [sector.to_le_bytes().to_vec(), n.to_le_bytes().to_vec(), flags.to_le_bytes().to_vec()].concat();
+                s.t.mem.write_slice(&seg, GuestAddress(DATA)).unwrap();
+                assert_eq!(s.run(&[(HDR, 16, false), (DATA, 16, false), (STATUS, 1, true)]).unwrap().0, status);
+            }
+            assert_eq!(s.run(&[(HDR, 16, false), (DATA, 8, false), (STATUS, 1, true)]).unwrap().0, VIRTIO_BLK_S_UNSUPP);
+        }
+    }
+
+    #[test]
     fn flush_and_get_id() {
         for engine in ENGINES {
             let mut s = setup(engine, 8, false);
@@ -603,9 +675,11 @@ pub(crate) mod tests {
             // Write to a read-only disk.
             header(&s.t, HDR, VIRTIO_BLK_T_OUT, 0);
             assert_eq!(s.run(&[(HDR, 16, false), (DATA, 512, false), (STATUS, 1, true)]).unwrap().0, VIRTIO_BLK_S_IOERR);
-            // Unknown type (DISCARD is not offered).
-            header(&s.t, HDR, 11, 0);
-            assert_eq!(s.run(&[(HDR, 16, false), (STATUS, 1, true)]).unwrap().0, VIRTIO_BLK_S_UNSUPP);
+            // DISCARD (not offered on a read-only disk), and an unknown type.
+            for type_ in [VIRTIO_BLK_T_DISCARD, 99] {
+                header(&s.t, HDR, type_, 0);
+                assert_eq!(s.run(&[(HDR, 16, false), (STATUS, 1, true)]).unwrap().0, VIRTIO_BLK_S_UNSUPP);
+            }
             // A read of the last sector is fine; an empty read too.
             header(&s.t, HDR, VIRTIO_BLK_T_IN, 7);
             assert_eq!(s.run(&[(HDR, 16, false), (DATA, 512, true), (STATUS, 1, true)]), Ok((VIRTIO_BLK_S_OK, 513)));
@@ -803,6 +877,22 @@ pub(crate) mod tests {
                     }
                     Ok(Request::GetId { len }) => prop_assert!(len <= ID_BYTES as u64 && len < writable),
                     Ok(Request::Flush) => prop_assert_eq!(type_, VIRTIO_BLK_T_FLUSH),
+                    // The segment is checked apart (parse_discard), the shape here.
+                    Ok(Request::Discard { .. }) => prop_assert!(type_ == VIRTIO_BLK_T_DISCARD && !ro && readable == 32 && writable == 1),
+                    Err(status) => prop_assert!(status == VIRTIO_BLK_S_IOERR || status == VIRTIO_BLK_S_UNSUPP),
+                }
+            }
+
+            /// A discard segment is inside the disk and the limit, or refused.
+            #[test]
+            fn discard_segments_are_checked(sector in prop_oneof![0u64..64, any::<u64>()], n: u32, flags in 0u32..3, capacity in 0u64..128) {
+                let seg: [u8; 16] = [sector.to_le_bytes().to_vec(), n.to_le_bytes().to_vec(), flags.to_le_bytes().to_vec()].concat().try_into().unwrap();
+                match parse_discard(&seg, capacity) {
+                    Ok(Request::Discard { offset, len }) => {
+                        prop_assert_eq!(flags, 0);
+                        prop_assert!(offset + len <= capacity * SECTOR_SIZE);
+                    }
+                    Ok(other) => prop_assert!(false, "{:?}", other),
                     Err(status) => prop_assert!(status == VIRTIO_BLK_S_IOERR || status == VIRTIO_BLK_S_UNSUPP),
                 }
             }

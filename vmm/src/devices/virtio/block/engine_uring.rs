@@ -105,6 +105,10 @@ impl BlockBackend for UringEngine {
         self.sync.flush()
     }
 
+    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.sync.discard(offset, len)
+    }
+
     fn size(&self) -> u64 {
         self.sync.size()
     }

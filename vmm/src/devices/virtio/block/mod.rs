@@ -33,12 +33,17 @@ pub const VIRTIO_BLK_F_FLUSH: u32 = 9;
 pub const VIRTIO_BLK_F_MQ: u32 = 12;
 /// Request queues offered.
 pub const NUM_QUEUES: u16 = 2;
+/// VIRTIO_BLK_T_DISCARD: the host punches a hole (the range then reads as zeros).
+pub const VIRTIO_BLK_F_DISCARD: u32 = 13;
+/// Most sectors one discard segment may name (the config's `max_discard_sectors`).
+pub const MAX_DISCARD_SECTORS: u32 = 1 << 22;
 
 /// Request types.
 pub const VIRTIO_BLK_T_IN: u32 = 0;
 pub const VIRTIO_BLK_T_OUT: u32 = 1;
 pub const VIRTIO_BLK_T_FLUSH: u32 = 4;
 pub const VIRTIO_BLK_T_GET_ID: u32 = 8;
+pub const VIRTIO_BLK_T_DISCARD: u32 = 11;
 
 /// Request status (the last byte of every request).
 pub const VIRTIO_BLK_S_OK: u8 = 0;
@@ -66,7 +71,8 @@ impl RequestHeader {
     }
 }
 
-/// `struct virtio_blk_config` up to `num_queues` (packed, as in Linux's uapi header).
+/// `struct virtio_blk_config` up to the discard fields (packed, as in Linux's uapi
+/// header).
 #[repr(C, packed)]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BlockConfig {
@@ -84,9 +90,13 @@ pub struct BlockConfig {
     pub writeback: u8,
     pub unused0: u8,
     pub num_queues: u16,
+    pub max_discard_sectors: u32,
+    pub max_discard_seg: u32,
+    pub discard_sector_alignment: u32,
 }
 
-const _: () = assert!(size_of::<BlockConfig>() == 36);
+const _: () = assert!(size_of::<BlockConfig>() == 48);
+const _: () = assert!(offset_of!(BlockConfig, max_discard_sectors) == 36);
 const _: () = assert!(offset_of!(BlockConfig, capacity) == 0);
 const _: () = assert!(offset_of!(BlockConfig, size_max) == 8);
 const _: () = assert!(offset_of!(BlockConfig, seg_max) == 12);
@@ -119,6 +129,9 @@ impl BlockConfig {
         put(offset_of!(Self, opt_io_size), &self.opt_io_size.to_le_bytes());
         put(offset_of!(Self, writeback), &[self.writeback]);
         put(offset_of!(Self, num_queues), &self.num_queues.to_le_bytes());
+        put(offset_of!(Self, max_discard_sectors), &self.max_discard_sectors.to_le_bytes());
+        put(offset_of!(Self, max_discard_seg), &self.max_discard_seg.to_le_bytes());
+        put(offset_of!(Self, discard_sector_alignment), &self.discard_sector_alignment.to_le_bytes());
         b
     }
 }
@@ -139,6 +152,10 @@ pub trait BlockBackend: Send + Sync {
     fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// Makes completed writes durable (fdatasync).
     fn flush(&self) -> io::Result<()>;
+    /// Deallocates `len` bytes at `offset`, which then read as zeros (a hole punch).
+    fn discard(&self, _offset: u64, _len: u64) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+    }
     /// Size in bytes.
     fn size(&self) -> u64;
     /// A queue for asynchronous I/O on this disk, for one device worker; `None` for a
@@ -212,6 +229,9 @@ impl Block {
             seg_max: SEG_MAX,
             blk_size: SECTOR_SIZE as u32,
             num_queues: NUM_QUEUES,
+            max_discard_sectors: MAX_DISCARD_SECTORS,
+            max_discard_seg: 1,
+            discard_sector_alignment: 1,
             ..Default::default()
         };
         let mut id_bytes = [0u8; ID_BYTES];
@@ -235,6 +255,8 @@ impl VirtioDevice for Block {
             | 1 << VIRTIO_BLK_F_MQ;
         if self.read_only {
             f |= 1 << VIRTIO_BLK_F_RO;
+        } else {
+            f |= 1 << VIRTIO_BLK_F_DISCARD;
         }
         f
     }
