@@ -23,7 +23,8 @@ extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_mtimeout, ut_family_pollupd, ut_family_epoll,
 	ut_family_enter2, ut_family_nommap, ut_family_bigring,
 	ut_family_regmisc, ut_family_futex, ut_family_waitid,
-	ut_family_xattr, ut_family_iopoll, ut_family_blkcmd;
+	ut_family_xattr, ut_family_iopoll, ut_family_blkcmd,
+	ut_family_attachwq;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
@@ -43,6 +44,7 @@ static const struct ut_family *families[] = {
 	&ut_family_enter2, &ut_family_nommap, &ut_family_bigring,
 	&ut_family_regmisc, &ut_family_futex,    &ut_family_waitid,
 	&ut_family_xattr, &ut_family_iopoll, &ut_family_blkcmd,
+	&ut_family_attachwq,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 

@@ -889,6 +889,7 @@ pub fn is_ring(file: &OpenFile) -> bool {
 
 const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
     | IORING_SETUP_SQPOLL
+    | IORING_SETUP_ATTACH_WQ
     | IORING_SETUP_SQ_AFF
     | IORING_SETUP_R_DISABLED
     | IORING_SETUP_NO_SQARRAY
@@ -970,6 +971,21 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     // NO_MMAP: the rings in the program's memory at cq_off.user_addr, the SQEs at
     // sq_off.user_addr (both given back as they came).
     let user_mem = (p.flags & IORING_SETUP_NO_MMAP != 0).then_some((p.cq_off.user_addr, p.sq_off.user_addr));
+    // SQPOLL: a poller of its own, or with ATTACH_WQ wq_fd's (one of another process
+    // cannot be shared: then its own); without SQPOLL, wq_fd is only checked.
+    let (sqpoll, attached) = match (p.flags & IORING_SETUP_SQPOLL != 0, p.flags & IORING_SETUP_ATTACH_WQ != 0) {
+        (true, true) => match sqpoll::shared(p.wq_fd, p.sq_thread_idle) {
+            Ok(sq) => (Some(sq), true),
+            Err(e) if e == EPERM => (Some(Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))), false),
+            Err(e) => return Err(e),
+        },
+        (true, false) => (Some(Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))), false),
+        (false, true) => {
+            sqpoll::other_ring(p.wq_fd)?;
+            (None, false)
+        }
+        (false, false) => (None, false),
+    };
     let rings = Rings::new(sq_entries, cq_entries, p.flags, user_mem)?;
     p.sq_entries = sq_entries;
     p.cq_entries = cq_entries;
@@ -1002,7 +1018,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         timeouts: SpinLock::new(timeout::Timeouts::default()),
         kbufs: SpinLock::new(kbuf::Groups::default()),
         parked: SpinLock::new(cancel::ParkedSet::default()),
-        sqpoll: (p.flags & IORING_SETUP_SQPOLL != 0).then(|| Arc::new(sqpoll::SqPoll::new(p.sq_thread_idle))),
+        sqpoll: sqpoll.clone(),
         tctxs: SpinLock::new(Vec::new()),
         issuer: AtomicU32::new(if single_issuer { crate::task::sched::current().tid } else { 0 }),
         dead: AtomicBool::new(false),
@@ -1012,6 +1028,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         iopoll: SpinLock::new(iopoll::Iopoll::default()),
     });
     match &ring.sqpoll {
+        Some(sq) if attached => sqpoll::attach(&ring, sq),
         Some(sq) => sqpoll::start(&ring, sq)?,
         // The creator's context exists from now on (Linux: __io_uring_add_tctx_node at
         // creation), so its io-wq can be configured before the first submission.

@@ -154,6 +154,8 @@ pub const IORING_SETUP_SQPOLL: u32 = 1 << 1;
 pub const IORING_SETUP_SQ_AFF: u32 = 1 << 2;
 pub const IORING_SETUP_CQSIZE: u32 = 1 << 3;
 pub const IORING_SETUP_CLAMP: u32 = 1 << 4;
+/// With SQPOLL: share the SQ poller of the ring `wq_fd` names.
+pub const IORING_SETUP_ATTACH_WQ: u32 = 1 << 5;
 pub const IORING_SETUP_R_DISABLED: u32 = 1 << 6;
 pub const IORING_SETUP_SUBMIT_ALL: u32 = 1 << 7;
 pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
