@@ -903,7 +903,8 @@ const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
     | IORING_SETUP_NO_MMAP
     | IORING_SETUP_REGISTERED_FD_ONLY
     | IORING_SETUP_SQE128
-    | IORING_SETUP_CQE32;
+    | IORING_SETUP_CQE32
+    | IORING_SETUP_CQE_MIXED;
 
 /// Features advertised: exactly what this implementation honours.
 pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
@@ -929,6 +930,10 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         return Err(EINVAL);
     }
     if p.flags & !SUPPORTED_SETUP != 0 {
+        return Err(EINVAL);
+    }
+    // Every CQE is 32 bytes, or some are.
+    if p.flags & IORING_SETUP_CQE32 != 0 && p.flags & IORING_SETUP_CQE_MIXED != 0 {
         return Err(EINVAL);
     }
     // Without NO_MMAP the rings could not be reached through a registered index alone.

@@ -3,13 +3,14 @@
 //! Its flags (`nop_flags`) exercise the engine's paths for tests: INJECT_RESULT posts
 //! `len` as the result (a negative one fails the request for its links); FILE (with
 //! FIXED_FILE) looks up `fd` (-EBADF), FIXED_BUFFER registered buffer `buf_index`
-//! (-EFAULT); TW completes from task work; CQE32 (on a ring with 32-byte CQEs, else
-//! -EINVAL) puts `off` and `addr` in the CQE's two extra words.
+//! (-EFAULT); TW completes from task work; CQE32 (on a ring with 32-byte CQEs, or a
+//! CQE_MIXED one where this CQE is then 32 bytes; else -EINVAL) puts `off` and `addr` in
+//! the CQE's two extra words.
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 
-use super::uapi::{Sqe, IORING_SETUP_CQE32, IOSQE_FIXED_FILE};
+use super::uapi::{Sqe, IORING_CQE_F_32, IORING_SETUP_CQE32, IORING_SETUP_CQE_MIXED, IOSQE_FIXED_FILE};
 use super::{tctx, IoUring, Issued, Op, Request};
 use crate::errno::{KResult, EBADF, EFAULT, EINVAL};
 
@@ -33,7 +34,7 @@ pub struct Nop {
 
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     let flags = sqe.op_flags;
-    if flags & !NOP_FLAGS != 0 || (flags & IORING_NOP_CQE32 != 0 && ring.setup_flags & IORING_SETUP_CQE32 == 0) {
+    if flags & !NOP_FLAGS != 0 || (flags & IORING_NOP_CQE32 != 0 && ring.setup_flags & (IORING_SETUP_CQE32 | IORING_SETUP_CQE_MIXED) == 0) {
         return Err(EINVAL);
     }
     if flags == 0 {
@@ -64,5 +65,9 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         }
     }
     req.extra = nop.extra;
+    // On a CQE_MIXED ring this one CQE is a 32-byte one.
+    if nop.flags & IORING_NOP_CQE32 != 0 && ring.setup_flags & IORING_SETUP_CQE_MIXED != 0 {
+        req.cqe_flags |= IORING_CQE_F_32;
+    }
     Some((req, nop.result))
 }

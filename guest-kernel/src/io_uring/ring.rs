@@ -28,7 +28,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets, IORING_SETUP_CQE32, IORING_SETUP_NO_SQARRAY, IORING_SETUP_SQE128};
+use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets, IORING_CQE_F_32, IORING_CQE_F_SKIP, IORING_SETUP_CQE32, IORING_SETUP_CQE_MIXED, IORING_SETUP_NO_SQARRAY, IORING_SETUP_SQE128};
 use crate::errno::*;
 use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
@@ -76,6 +76,8 @@ pub struct Rings {
     /// Bytes per SQE (128 with IORING_SETUP_SQE128) and per CQE (32 with CQE32).
     sqe_size: usize,
     cqe_size: usize,
+    /// IORING_SETUP_CQE_MIXED: CQEs flagged IORING_CQE_F_32 take two slots.
+    mixed: bool,
     /// Offset of the SQ index array; 0 with IORING_SETUP_NO_SQARRAY (SQEs are taken in
     /// ring order then).
     array: usize,
@@ -132,7 +134,8 @@ impl Rings {
             None => (allocate(ring_bytes)?, allocate(sqe_bytes)?),
             Some((rings, sqes)) => (pin_user(rings, ring_bytes)?, pin_user(sqes, sqe_bytes)?),
         };
-        let rings = Self { ring_va, sqe_va, ring_mem, sqe_mem, sq_entries, cq_entries, sqe_size, cqe_size, array, ring_bytes, sqe_bytes };
+        let mixed = setup_flags & IORING_SETUP_CQE_MIXED != 0;
+        let rings = Self { ring_va, sqe_va, ring_mem, sqe_mem, sq_entries, cq_entries, sqe_size, cqe_size, mixed, array, ring_bytes, sqe_bytes };
         rings.word(SQ_RING_MASK).store(sq_entries - 1, Ordering::Relaxed);
         rings.word(CQ_RING_MASK).store(cq_entries - 1, Ordering::Relaxed);
         rings.word(SQ_RING_ENTRIES).store(sq_entries, Ordering::Relaxed);
@@ -255,26 +258,45 @@ impl Rings {
         self.cq_entries - self.cq_ready().min(self.cq_entries)
     }
 
-    /// Writes a CQE if there is room; false when the CQ is full.
+    /// Writes a CQE if there is room; false when the CQ is full. On a CQE_MIXED ring a
+    /// CQE flagged IORING_CQE_F_32 takes two slots, after a IORING_CQE_F_SKIP filler in
+    /// the last slot when it would wrap (all three, or nothing).
     pub fn push_cqe(&self, cqe: &Cqe) -> bool {
-        let tail = self.word(CQ_TAIL).load(Ordering::Relaxed);
+        let mut tail = self.word(CQ_TAIL).load(Ordering::Relaxed);
         let head = self.word(CQ_HEAD).load(Ordering::Acquire);
-        if tail.wrapping_sub(head) >= self.cq_entries {
+        let big = self.mixed && cqe.flags & IORING_CQE_F_32 != 0;
+        let at_end = (tail & (self.cq_entries - 1)) == self.cq_entries - 1;
+        let need = match (big, at_end) {
+            (false, _) => 1,
+            (true, false) => 2,
+            (true, true) => 3,
+        };
+        if tail.wrapping_sub(head) + need > self.cq_entries {
             return false;
         }
+        if big && at_end {
+            self.write_cqe(tail, &Cqe::new(0, 0, IORING_CQE_F_SKIP), false);
+            tail = tail.wrapping_add(1);
+        }
+        self.write_cqe(tail, cqe, big || self.cqe_size == size_of::<Cqe>());
+        self.word(CQ_TAIL).store(tail.wrapping_add(if big { 2 } else { 1 }), Ordering::Release);
+        true
+    }
+
+    /// Writes `cqe` at CQ index `tail`: all 32 bytes (`full`), or its first 16.
+    fn write_cqe(&self, tail: u32, cqe: &Cqe, full: bool) {
         let slot = (tail & (self.cq_entries - 1)) as usize;
         let p = Self::ptr(&self.ring_va, CQES + slot * self.cqe_size);
-        // SAFETY: a CQE slot (16 or 32 bytes, 16-aligned, never straddling a page) in the
-        // ring frames that user space is not reading (it is between tail and head +
-        // entries); a 16-byte CQE is the first half of `Cqe`.
+        // SAFETY: a CQE slot (a 32-byte one is two 16-byte slots, never the last one, so
+        // never straddling the ring's end or a page) in the ring frames that user space is
+        // not reading (between tail and head + entries); a 16-byte CQE is the first half
+        // of `Cqe`.
         unsafe {
-            if self.cqe_size == size_of::<Cqe>() {
+            if full {
                 p.cast::<Cqe>().write_volatile(*cqe);
             } else {
                 p.cast::<[u64; 2]>().write_volatile([cqe.user_data, u64::from(cqe.res as u32) | u64::from(cqe.flags) << 32]);
             }
         }
-        self.word(CQ_TAIL).store(tail.wrapping_add(1), Ordering::Release);
-        true
     }
 }

@@ -163,6 +163,12 @@ pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
 pub const IORING_SETUP_SQE128: u32 = 1 << 10;
 /// 32-byte CQEs.
 pub const IORING_SETUP_CQE32: u32 = 1 << 11;
+/// 16-byte CQE slots, and 32-byte CQEs (IORING_CQE_F_32, two slots) where an op asks.
+pub const IORING_SETUP_CQE_MIXED: u32 = 1 << 18;
+/// A filler CQE in the last slot, before a 32-byte CQE that would wrap (CQE_MIXED).
+pub const IORING_CQE_F_SKIP: u32 = 1 << 5;
+/// A 32-byte CQE on a CQE_MIXED ring.
+pub const IORING_CQE_F_32: u32 = 1 << 15;
 pub const IORING_SETUP_TASKRUN_FLAG: u32 = 1 << 9;
 pub const IORING_SETUP_SINGLE_ISSUER: u32 = 1 << 12;
 pub const IORING_SETUP_DEFER_TASKRUN: u32 = 1 << 13;
