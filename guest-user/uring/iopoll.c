@@ -12,6 +12,8 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#define IORING_SETUP_HYBRID_IOPOLL_ (1U << 17)
+
 static int iopoll_ring(struct io_uring *r, unsigned entries, unsigned flags)
 {
 	struct io_uring_params p;
@@ -197,4 +199,42 @@ static int disk_buffered(void)
 	return UT_OK;
 }
 
-UT_FAMILY(iopoll, T(opcodes), T(disk_rw), T(disk_sqpoll), T(disk_buffered));
+static int hybrid(void)
+{
+	/*
+	 * HYBRID_IOPOLL needs IOPOLL (EINVAL alone); on a disk its reads complete as with
+	 * IOPOLL (a wait sleeps part of the expected time, then polls).
+	 */
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_HYBRID_IOPOLL_;
+	struct io_uring r;
+	CHECK_RES(io_uring_queue_init_params(4, &r, &p), -EINVAL);
+	int fd = open_disk(0);
+	if (fd < 0)
+		return UT_UNSUP;
+	CHECK_OK(iopoll_ring(&r, 8, IORING_SETUP_HYBRID_IOPOLL_));
+	char *buf = NULL;
+	CHECK_OK(posix_memalign((void **)&buf, 4096, 4096));
+	for (int i = 0; i < 8; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+		io_uring_prep_read(sqe, fd, buf, 4096, (uint64_t)i * 4096);
+		sqe->user_data = i;
+		CHECK_EQ(io_uring_submit(&r), 1);
+		struct io_uring_cqe c;
+		CHECK_OK(ut_reap(&r, 1, &c));
+		if (c.res == -EOPNOTSUPP) {
+			free(buf);
+			io_uring_queue_exit(&r);
+			close(fd);
+			return UT_UNSUP;
+		}
+		CHECK_RES(c.res, 4096);
+	}
+	free(buf);
+	io_uring_queue_exit(&r);
+	close(fd);
+	return UT_OK;
+}
+
+UT_FAMILY(iopoll, T(opcodes), T(disk_rw), T(disk_sqpoll), T(disk_buffered), T(hybrid));

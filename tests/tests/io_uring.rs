@@ -60,7 +60,7 @@ on_both_platforms!(iopoll_and_discard_on_a_disk, |p| {
         &[tests::Device::Disk { path: &img, read_only: false }],
     );
     let _ = std::fs::remove_dir_all(&dir);
-    for t in ["iopoll::opcodes", "iopoll::disk_rw", "iopoll::disk_sqpoll", "iopoll::disk_buffered", "blkcmd::discard_cmd", "blkcmd::blkdiscard"] {
+    for t in ["iopoll::opcodes", "iopoll::disk_rw", "iopoll::disk_sqpoll", "iopoll::disk_buffered", "iopoll::hybrid", "blkcmd::discard_cmd", "blkcmd::blkdiscard"] {
         out.assert_stdout(&format!("test {t} ... ok\n"));
     }
     out.assert_stdout(" passed, 0 failed");

@@ -3,7 +3,9 @@
 //! completions are found by polling it, from `io_uring_enter` with GETEVENTS (which spins
 //! until `min_complete` CQEs are there or nothing is in flight) and from the SQ poller.
 //! Other files, and disks without a polled queue, are -EOPNOTSUPP (as Linux for a queue
-//! without QUEUE_FLAG_POLL); opcodes without IOPOLL support -EINVAL.
+//! without QUEUE_FLAG_POLL); opcodes without IOPOLL support -EINVAL. With
+//! IORING_SETUP_HYBRID_IOPOLL a wait first sleeps half the shortest completion time seen,
+//! then polls (less spinning for slow devices).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -24,13 +26,21 @@ pub fn allowed(opcode: u8) -> bool {
 }
 
 /// Reads and writes to be reaped by polling (`IoUring::iopoll`).
-#[derive(Default)]
 pub struct Iopoll {
     /// Requests at the device.
     pub in_flight: usize,
     /// Requests the device finished, with their results, not reaped yet.
     #[allow(clippy::vec_box)]
     done: Vec<(Box<Request>, i32)>,
+    /// IORING_SETUP_HYBRID_IOPOLL: the shortest wait yet seen for a completion (ns);
+    /// a wait first sleeps half of it, then polls (Linux's hybrid_poll_time).
+    hybrid_ns: u64,
+}
+
+impl Default for Iopoll {
+    fn default() -> Self {
+        Self { in_flight: 0, done: Vec::new(), hybrid_ns: u64::MAX }
+    }
 }
 
 /// Counts a request sent to the device for polled completion.
@@ -68,8 +78,30 @@ pub fn reap(ring: &Arc<IoUring>) -> usize {
 pub fn wait(ring: &Arc<IoUring>, min: u32) -> KResult<()> {
     let me = crate::task::sched::current();
     let local = ring.flag(super::uapi::IORING_SETUP_DEFER_TASKRUN);
+    let hybrid = ring.flag(super::uapi::IORING_SETUP_HYBRID_IOPOLL);
+    let start = crate::time::monotonic_ns();
+    let mut slept = 0;
+    let mut first = true;
     loop {
-        reap(ring);
+        let reaped = reap(ring);
+        if hybrid && reaped == 0 && first {
+            // Nothing done yet: sleep half the shortest completion time seen, then poll.
+            let half = ring.iopoll.lock().hybrid_ns / 2;
+            if half != u64::MAX / 2 && half > 0 && ring.iopoll.lock().in_flight > 0 {
+                let until = crate::time::monotonic_ns().saturating_add(half);
+                let nap = crate::task::wait::WaitQueue::new();
+                if nap.wait_until(Some(until), || false) == Err(crate::task::wait::WaitError::Interrupted) {
+                    return Err(EINTR);
+                }
+                slept = half;
+            }
+        }
+        if hybrid && reaped > 0 && first {
+            let runtime = crate::time::monotonic_ns().saturating_sub(start).saturating_sub(slept);
+            let mut p = ring.iopoll.lock();
+            p.hybrid_ns = p.hybrid_ns.min(runtime.max(1));
+        }
+        first &= reaped == 0;
         if local {
             ring.run_local_work();
         }

@@ -904,7 +904,8 @@ const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
     | IORING_SETUP_REGISTERED_FD_ONLY
     | IORING_SETUP_SQE128
     | IORING_SETUP_CQE32
-    | IORING_SETUP_CQE_MIXED;
+    | IORING_SETUP_CQE_MIXED
+    | IORING_SETUP_HYBRID_IOPOLL;
 
 /// Features advertised: exactly what this implementation honours.
 pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
@@ -930,6 +931,10 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         return Err(EINVAL);
     }
     if p.flags & !SUPPORTED_SETUP != 0 {
+        return Err(EINVAL);
+    }
+    // Hybrid polling is a kind of polling.
+    if p.flags & IORING_SETUP_HYBRID_IOPOLL != 0 && p.flags & IORING_SETUP_IOPOLL == 0 {
         return Err(EINVAL);
     }
     // Every CQE is 32 bytes, or some are.

@@ -163,6 +163,8 @@ pub const IORING_SETUP_COOP_TASKRUN: u32 = 1 << 8;
 pub const IORING_SETUP_SQE128: u32 = 1 << 10;
 /// 32-byte CQEs.
 pub const IORING_SETUP_CQE32: u32 = 1 << 11;
+/// IOPOLL that sleeps part of the expected completion time before polling.
+pub const IORING_SETUP_HYBRID_IOPOLL: u32 = 1 << 17;
 /// 16-byte CQE slots, and 32-byte CQEs (IORING_CQE_F_32, two slots) where an op asks.
 pub const IORING_SETUP_CQE_MIXED: u32 = 1 << 18;
 /// A filler CQE in the last slot, before a 32-byte CQE that would wrap (CQE_MIXED).
