@@ -53,6 +53,7 @@ impl Ctx {
 type Test = (&'static str, fn(&Ctx) -> TestResult);
 
 const TESTS: &[Test] = &[
+    ("probe", probe),
     ("nop", nop),
     ("write_read", write_read),
     ("readv_writev", readv_writev),
@@ -174,6 +175,30 @@ fn size_of_file(ctx: &Ctx, name: &str) -> Result<u64, Failure> {
     let mut stx = Statx::default();
     check_ok!(sys::statx(AT_FDCWD, ctx.path(name).as_cstr(), 0, STATX_SIZE, &mut stx));
     Ok(stx.stx_size)
+}
+
+/// Every builder's opcode is one the kernel says it implements.
+fn probe(_: &Ctx) -> TestResult {
+    use opcode::*;
+    let r = ring(2)?;
+    let p = check_ok!(r.probe());
+    let codes = [
+        Nop::CODE, Readv::CODE, Writev::CODE, Fsync::CODE, ReadFixed::CODE, WriteFixed::CODE, PollAdd::CODE,
+        PollRemove::CODE, SyncFileRange::CODE, Timeout::CODE, TimeoutRemove::CODE, AsyncCancel::CODE,
+        LinkTimeout::CODE, Fallocate::CODE, OpenAt::CODE, Close::CODE, FilesUpdate::CODE, Statx::CODE, Read::CODE,
+        Write::CODE, Fadvise::CODE, Madvise::CODE, OpenAt2::CODE, EpollCtl::CODE, Splice::CODE,
+        ProvideBuffers::CODE, RemoveBuffers::CODE, Tee::CODE, RenameAt::CODE, UnlinkAt::CODE, MkDirAt::CODE,
+        SymlinkAt::CODE, LinkAt::CODE, MsgRingData::CODE, FSetXattr::CODE, SetXattr::CODE, FGetXattr::CODE,
+        GetXattr::CODE, ReadMulti::CODE, WaitId::CODE, FutexWait::CODE, FutexWake::CODE, FutexWaitV::CODE,
+        FixedFdInstall::CODE, Ftruncate::CODE, EpollWait::CODE, ReadvFixed::CODE, WritevFixed::CODE, Pipe::CODE,
+    ];
+    check_eq!(codes.len(), 49);
+    for code in codes {
+        check!(p.is_supported(code), "opcode {code} not supported");
+    }
+    // SENDMSG (9) is one our guest leaves out; beyond the table nothing is supported.
+    check!(!p.is_supported(200), "opcode 200");
+    Ok(())
 }
 
 fn nop(_: &Ctx) -> TestResult {
@@ -368,6 +393,17 @@ fn timeout(_: &Ctx) -> TestResult {
     let cqes = run::<2>(&mut r, &[opcode::TimeoutRemove::new(3).build().user_data(4)])?;
     check_eq!((by_ud(&cqes, 3)?.res, by_ud(&cqes, 4)?.res), (-ECANCELED, 0));
     check_eq!(res(&mut r, opcode::TimeoutRemove::new(3).build())?, -ENOENT);
+    // An update restarts a pending timeout with a new time.
+    check!(r.push(&opcode::Timeout::new(&long).build().user_data(5)));
+    check_ok!(r.submit());
+    let cqes = run::<2>(&mut r, &[opcode::TimeoutRemove::new(5).update(Some(&short)).build().user_data(6)])?;
+    check_eq!((by_ud(&cqes, 5)?.res, by_ud(&cqes, 6)?.res), (-ETIME, 0));
+    // Multishot: three expiries, F_MORE on all but the last.
+    let tick = Timespec::from_millis(2);
+    let multi = opcode::Timeout::new(&tick).count(3).flags(opcode::TIMEOUT_MULTISHOT);
+    let cqes = run::<3>(&mut r, &[multi.build().user_data(7)])?;
+    let seen = cqes.map(|c| (c.user_data, c.res, c.more()));
+    check_eq!(seen, [(7, -ETIME, true), (7, -ETIME, true), (7, -ETIME, false)]);
     Ok(())
 }
 
@@ -409,6 +445,14 @@ fn poll(_: &Ctx) -> TestResult {
     check_ok!(r.submit());
     let cqes = run::<2>(&mut r, &[opcode::PollRemove::new(2).build().user_data(3)])?;
     check_eq!((by_ud(&cqes, 2)?.res, by_ud(&cqes, 3)?.res), (-ECANCELED, 0));
+    // An update gives a pending poll a new user_data; it goes on waiting.
+    check!(r.push(&opcode::PollAdd::new(Fd(rd), POLLIN).build().user_data(10)));
+    check_ok!(r.submit());
+    check_eq!(res(&mut r, opcode::PollRemove::new(10).new_user_data(Some(11)).build().user_data(12))?, 0);
+    check_ok!(sys::write(wr, b"u"));
+    let [c] = reap::<1>(&mut r)?;
+    check_eq!((c.user_data, c.res as u32 & POLLIN), (11, POLLIN));
+    check_ok!(sys::read(rd, &mut b));
     // Multishot: one CQE per wakeup, with F_MORE, until removed.
     check!(r.push(&opcode::PollAdd::new(Fd(rd), POLLIN).multi(true).build().user_data(4)));
     check_ok!(r.submit());

@@ -39,6 +39,9 @@ pub const IOSQE_IO_LINK: u8 = 4;
 pub const IORING_ENTER_GETEVENTS: u32 = 1;
 pub const IORING_REGISTER_BUFFERS: u32 = 0;
 pub const IORING_REGISTER_FILES: u32 = 2;
+pub const IORING_REGISTER_PROBE: u32 = 8;
+/// `IO_URING_OP_SUPPORTED` in a probe entry's flags.
+pub const IO_URING_OP_SUPPORTED: u16 = 1;
 pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
 pub const IORING_CQE_F_MORE: u32 = 1 << 1;
 /// The buffer id sits above this bit in a CQE's flags (with `IORING_CQE_F_BUFFER`).
@@ -90,6 +93,36 @@ pub struct Params {
     pub cq_off: [u32; 10],
 }
 
+/// One `struct io_uring_probe_op`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ProbeOp {
+    pub op: u8,
+    pub resv: u8,
+    pub flags: u16,
+    pub resv2: u32,
+}
+
+/// `struct io_uring_probe` with room for every opcode a u8 can name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    pub last_op: u8,
+    pub ops_len: u8,
+    pub resv: u16,
+    pub resv2: [u32; 3],
+    pub ops: [ProbeOp; 256],
+}
+
+impl Probe {
+    /// Whether the kernel implements `opcode`.
+    pub fn is_supported(&self, opcode: u8) -> bool {
+        opcode < self.ops_len && self.ops[opcode as usize].flags & IO_URING_OP_SUPPORTED != 0
+    }
+}
+
+const _: () = assert!(size_of::<ProbeOp>() == 8 && size_of::<Probe>() == 16 + 256 * 8);
+
 impl Cqe {
     /// `IORING_CQE_F_MORE`: a multishot request will post more CQEs.
     pub fn more(&self) -> bool {
@@ -101,6 +134,13 @@ impl Cqe {
         (self.flags & IORING_CQE_F_BUFFER != 0).then_some((self.flags >> IORING_CQE_BUFFER_SHIFT) as u16)
     }
 }
+
+// `struct io_uring_sqe` field offsets, as Linux's BUILD_BUG_SQE_ELEM pins them.
+const _: () = assert!(core::mem::offset_of!(Sqe, fd) == 4 && core::mem::offset_of!(Sqe, off) == 8);
+const _: () = assert!(core::mem::offset_of!(Sqe, addr) == 16 && core::mem::offset_of!(Sqe, len) == 24);
+const _: () = assert!(core::mem::offset_of!(Sqe, op_flags) == 28 && core::mem::offset_of!(Sqe, user_data) == 32);
+const _: () = assert!(core::mem::offset_of!(Sqe, buf_index) == 40 && core::mem::offset_of!(Sqe, personality) == 42);
+const _: () = assert!(core::mem::offset_of!(Sqe, file_index) == 44 && core::mem::offset_of!(Sqe, addr3) == 48);
 
 const _: () = assert!(size_of::<Sqe>() == 64 && size_of::<Cqe>() == 16 && size_of::<Params>() == 120);
 
@@ -240,6 +280,14 @@ impl Ring {
     pub fn register_files(&self, fds: &[i32]) -> Result {
         // SAFETY: the kernel copies `fds.len()` ints from a live slice.
         unsafe { self.register(IORING_REGISTER_FILES, fds.as_ptr() as usize, fds.len() as u32) }
+    }
+
+    /// `IORING_REGISTER_PROBE`: which opcodes the kernel implements.
+    pub fn probe(&self) -> Result<Probe> {
+        let mut probe = Probe { last_op: 0, ops_len: 0, resv: 0, resv2: [0; 3], ops: [ProbeOp::default(); 256] };
+        // SAFETY: `probe` is zeroed (as Linux requires) and has room for 256 entries.
+        unsafe { self.register(IORING_REGISTER_PROBE, (&raw mut probe) as usize, 256) }?;
+        Ok(probe)
     }
 
     /// `IORING_REGISTER_BUFFERS`.

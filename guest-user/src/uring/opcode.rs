@@ -240,14 +240,32 @@ opcode! {
     }
 }
 
+/// `IORING_POLL_UPDATE_EVENTS`: POLL_REMOVE updates the poll's events instead.
+pub const POLL_UPDATE_EVENTS: u32 = 1 << 1;
+/// `IORING_POLL_UPDATE_USER_DATA`: POLL_REMOVE updates the poll's user_data instead.
+pub const POLL_UPDATE_USER_DATA: u32 = 1 << 2;
+
 opcode! {
-    /// Removes the poll whose `user_data` is `target_user_data`.
+    /// Removes the poll whose `user_data` is `target_user_data`, or with a setter below
+    /// updates it in place (a poll update, Linux's `io_poll_remove`).
     PollRemove = 7 {
         target_user_data: u64,
         ;;
+        /// Update the poll's events (`POLL_UPDATE_EVENTS`).
+        new_events: Option<u32> = None,
+        /// Update the poll's user_data (`POLL_UPDATE_USER_DATA`).
+        new_user_data: Option<u64> = None,
     }
     fn build(op, sqe) {
         sqe.addr = op.target_user_data;
+        if let Some(events) = op.new_events {
+            sqe.len |= POLL_UPDATE_EVENTS;
+            sqe.op_flags = events;
+        }
+        if let Some(user_data) = op.new_user_data {
+            sqe.len |= POLL_UPDATE_USER_DATA;
+            sqe.off = user_data;
+        }
     }
 }
 
@@ -269,6 +287,16 @@ opcode! {
 
 /// `IORING_TIMEOUT_ABS`: the timespec is an absolute time.
 pub const TIMEOUT_ABS: u32 = 1 << 0;
+/// `IORING_TIMEOUT_UPDATE`: TIMEOUT_REMOVE changes the time (set by `update`).
+pub const TIMEOUT_UPDATE: u32 = 1 << 1;
+/// `IORING_TIMEOUT_BOOTTIME`: measured on CLOCK_BOOTTIME.
+pub const TIMEOUT_BOOTTIME: u32 = 1 << 2;
+/// `IORING_TIMEOUT_REALTIME`: measured on CLOCK_REALTIME.
+pub const TIMEOUT_REALTIME: u32 = 1 << 3;
+/// `IORING_TIMEOUT_ETIME_SUCCESS`: expiry is not an error (links go on).
+pub const TIMEOUT_ETIME_SUCCESS: u32 = 1 << 5;
+/// `IORING_TIMEOUT_MULTISHOT`: fire `count` times (0: until removed), with F_MORE.
+pub const TIMEOUT_MULTISHOT: u32 = 1 << 6;
 
 opcode! {
     /// Completes with -ETIME after `timespec`, or with 0 once `count` other CQEs came.
@@ -289,15 +317,23 @@ opcode! {
 }
 
 opcode! {
-    /// Removes the timeout whose `user_data` is `target_user_data`.
+    /// Removes the timeout whose `user_data` is `target_user_data`, or with `update`
+    /// restarts it with a new time.
     TimeoutRemove = 12 {
         target_user_data: u64,
         ;;
+        /// `IORING_TIMEOUT_*` (`timeout_flags`).
         flags: u32 = 0,
+        /// The new time (`TIMEOUT_UPDATE`).
+        update: Option<*const Timespec> = None,
     }
     fn build(op, sqe) {
         sqe.addr = op.target_user_data;
         sqe.op_flags = op.flags;
+        if let Some(ts) = op.update {
+            sqe.op_flags |= TIMEOUT_UPDATE;
+            sqe.off = ts as u64;
+        }
     }
 }
 
