@@ -7,7 +7,7 @@
 //! Pointers are stored as addresses: the memory must stay valid until the CQE arrives.
 
 use super::Sqe;
-use super::types::{EpollEvent, Flags, FutexWaitv, Iovec, OpenHow, Target, Timespec};
+use super::types::{EpollEvent, Fixed, Flags, FutexWaitv, Iovec, OpenHow, Target, Timespec};
 
 /// A filled SQE, ready to push.
 #[derive(Debug, Clone, Copy)]
@@ -972,13 +972,13 @@ pub const FIXED_FD_NO_CLOEXEC: u32 = 1 << 0;
 opcode! {
     /// Installs fixed file `fd` as a normal fd of the process; the result is the fd.
     FixedFdInstall = 54 {
-        fd: u32,
+        fd: Fixed,
         ;;
         /// `FIXED_FD_NO_CLOEXEC` (`install_fd_flags`).
         flags: u32 = 0,
     }
     fn build(op, sqe) {
-        sqe.fd = op.fd as i32;
+        sqe.fd = op.fd.0 as i32;
         sqe.flags = Flags::FIXED_FILE.0;
         sqe.op_flags = op.flags;
     }
