@@ -1,10 +1,13 @@
 //! The demo init of the default image: io_uring at work, in a few lines of output.
 //! A file is written with one linked WRITE -> FSYNC chain, read back with READV, and a
-//! batch of NOPs goes around the rings; each step prints what the kernel answered.
+//! batch of NOPs goes around the rings; each step prints what the kernel answered. The
+//! SQEs come from the `ulib::uring::opcode` builders.
 #![no_std]
 #![no_main]
 
-use ulib::uring::{self, Ring};
+use ulib::uring::Ring;
+use ulib::uring::opcode::{Fsync, Nop, Readv, Write};
+use ulib::uring::types::{Fd, Flags, Iovec};
 use ulib::{Args, println, sys};
 
 ulib::entry!(main);
@@ -32,14 +35,11 @@ fn run() -> Result<(), ulib::Errno> {
 
     let fd = sys::open(c"/tmp/demo.txt", ulib::uapi::O_CREAT | ulib::uapi::O_RDWR, 0o644)? as i32;
     let text = b"written by io_uring\n";
-    let sqe = ring.get_sqe().ok_or(ulib::Errno::EBUSY)?;
-    uring::prep_rw(sqe, uring::IORING_OP_WRITE, fd, text.as_ptr() as usize, text.len() as u32, 0);
-    sqe.flags = uring::IOSQE_IO_LINK;
-    sqe.user_data = 1;
-    let sqe = ring.get_sqe().ok_or(ulib::Errno::EBUSY)?;
-    sqe.opcode = uring::IORING_OP_FSYNC;
-    sqe.fd = fd;
-    sqe.user_data = 2;
+    let write = Write::new(Fd(fd), text.as_ptr(), text.len() as u32).build().flags(Flags::IO_LINK).user_data(1);
+    let fsync = Fsync::new(Fd(fd)).build().user_data(2);
+    if !(ring.push(&write) && ring.push(&fsync)) {
+        return Err(ulib::Errno::EBUSY);
+    }
     println!("demo: submitted {} (WRITE linked to FSYNC)", ring.submit_and_wait(2)?);
     for _ in 0..2 {
         let cqe = ring.wait_cqe()?;
@@ -47,19 +47,19 @@ fn run() -> Result<(), ulib::Errno> {
     }
 
     let mut buf = [0u8; 64];
-    let iov = [buf.as_mut_ptr() as u64, buf.len() as u64];
-    let sqe = ring.get_sqe().ok_or(ulib::Errno::EBUSY)?;
-    uring::prep_rw(sqe, uring::IORING_OP_READV, fd, iov.as_ptr() as usize, 1, 0);
-    sqe.user_data = 3;
+    let iov = [Iovec::from_slice(&mut buf)];
+    if !ring.push(&Readv::new(Fd(fd), iov.as_ptr(), 1).build().user_data(3)) {
+        return Err(ulib::Errno::EBUSY);
+    }
     ring.submit_and_wait(1)?;
     let cqe = ring.wait_cqe()?;
     let n = cqe.res.max(0) as usize;
     println!("demo: READV res={}: {:?}", cqe.res, core::str::from_utf8(&buf[..n]).unwrap_or("?"));
 
     for i in 0..8 {
-        let sqe = ring.get_sqe().ok_or(ulib::Errno::EBUSY)?;
-        sqe.opcode = uring::IORING_OP_NOP;
-        sqe.user_data = 100 + i;
+        if !ring.push(&Nop::new().build().user_data(100 + i)) {
+            return Err(ulib::Errno::EBUSY);
+        }
     }
     ring.submit_and_wait(8)?;
     let mut sum = 0;

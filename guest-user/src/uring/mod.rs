@@ -1,6 +1,15 @@
 //! A small io_uring library for our no_std programs, in the spirit of liburing: set up a
 //! ring, map it, fill SQEs, submit, reap CQEs.
 //!
+//! SQEs are filled by hand (`get_sqe`, `prep_rw`) or built with the typed builders of
+//! [`opcode`] and queued with [`Ring::push`], as with the `io-uring` crate:
+//!
+//! ```ignore
+//! let entry = opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), 64).offset(0).build().user_data(7);
+//! ring.push(&entry);
+//! ring.submit_and_wait(1)?;
+//! ```
+//!
 //! The ring memory is shared with the kernel, so every index access says who it pairs
 //! with: the SQ tail is stored with Release after the SQEs are written (the kernel loads
 //! it with Acquire); the CQ tail is loaded with Acquire before CQEs are read (the kernel
@@ -13,6 +22,9 @@ use crate::errno::{Errno, Result};
 use crate::nr;
 use crate::syscall::{self, ret, syscall2, syscall4, syscall6};
 use crate::uapi::{MAP_SHARED, PROT_READ, PROT_WRITE};
+
+pub mod opcode;
+pub mod types;
 
 pub const IORING_OP_NOP: u8 = 0;
 pub const IORING_OP_READV: u8 = 1;
@@ -27,6 +39,13 @@ pub const IOSQE_IO_LINK: u8 = 4;
 pub const IORING_ENTER_GETEVENTS: u32 = 1;
 pub const IORING_REGISTER_BUFFERS: u32 = 0;
 pub const IORING_REGISTER_FILES: u32 = 2;
+pub const IORING_REGISTER_PROBE: u32 = 8;
+/// `IO_URING_OP_SUPPORTED` in a probe entry's flags.
+pub const IO_URING_OP_SUPPORTED: u16 = 1;
+pub const IORING_CQE_F_BUFFER: u32 = 1 << 0;
+pub const IORING_CQE_F_MORE: u32 = 1 << 1;
+/// The buffer id sits above this bit in a CQE's flags (with `IORING_CQE_F_BUFFER`).
+pub const IORING_CQE_BUFFER_SHIFT: u32 = 16;
 const IORING_OFF_SQ_RING: i64 = 0;
 const IORING_OFF_SQES: i64 = 0x1000_0000;
 
@@ -73,6 +92,55 @@ pub struct Params {
     /// head, tail, ring_mask, ring_entries, overflow, cqes, flags, resv1, user_addr (2)
     pub cq_off: [u32; 10],
 }
+
+/// One `struct io_uring_probe_op`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct ProbeOp {
+    pub op: u8,
+    pub resv: u8,
+    pub flags: u16,
+    pub resv2: u32,
+}
+
+/// `struct io_uring_probe` with room for every opcode a u8 can name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Probe {
+    pub last_op: u8,
+    pub ops_len: u8,
+    pub resv: u16,
+    pub resv2: [u32; 3],
+    pub ops: [ProbeOp; 256],
+}
+
+impl Probe {
+    /// Whether the kernel implements `opcode`.
+    pub fn is_supported(&self, opcode: u8) -> bool {
+        opcode < self.ops_len && self.ops[opcode as usize].flags & IO_URING_OP_SUPPORTED != 0
+    }
+}
+
+const _: () = assert!(size_of::<ProbeOp>() == 8 && size_of::<Probe>() == 16 + 256 * 8);
+
+impl Cqe {
+    /// `IORING_CQE_F_MORE`: a multishot request will post more CQEs.
+    pub fn more(&self) -> bool {
+        self.flags & IORING_CQE_F_MORE != 0
+    }
+
+    /// The id of the provided buffer the op used, if it took one.
+    pub fn buffer_id(&self) -> Option<u16> {
+        (self.flags & IORING_CQE_F_BUFFER != 0).then_some((self.flags >> IORING_CQE_BUFFER_SHIFT) as u16)
+    }
+}
+
+// `struct io_uring_sqe` field offsets, as Linux's BUILD_BUG_SQE_ELEM pins them.
+const _: () = assert!(core::mem::offset_of!(Sqe, fd) == 4 && core::mem::offset_of!(Sqe, off) == 8);
+const _: () = assert!(core::mem::offset_of!(Sqe, addr) == 16 && core::mem::offset_of!(Sqe, len) == 24);
+const _: () = assert!(core::mem::offset_of!(Sqe, op_flags) == 28 && core::mem::offset_of!(Sqe, user_data) == 32);
+const _: () = assert!(core::mem::offset_of!(Sqe, buf_index) == 40 && core::mem::offset_of!(Sqe, personality) == 42);
+const _: () = assert!(core::mem::offset_of!(Sqe, file_index) == 44 && core::mem::offset_of!(Sqe, addr3) == 48);
 
 const _: () = assert!(size_of::<Sqe>() == 64 && size_of::<Cqe>() == 16 && size_of::<Params>() == 120);
 
@@ -138,6 +206,17 @@ impl Ring {
         Some(sqe)
     }
 
+    /// Queues a built entry; false when the SQ is full.
+    pub fn push(&mut self, entry: &opcode::Entry) -> bool {
+        match self.get_sqe() {
+            Some(sqe) => {
+                *sqe = entry.0;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Publishes filled SQEs; returns how many are waiting for the kernel.
     fn flush(&self) -> u32 {
         let tail = self.word(self.params.sq_off[1]);
@@ -193,6 +272,32 @@ impl Ring {
     pub unsafe fn register(&self, opcode: u32, arg: usize, nr_args: u32) -> Result {
         // SAFETY: the caller's obligation.
         ret(unsafe { syscall4(nr::IO_URING_REGISTER, self.fd as usize, opcode as usize, arg, nr_args as usize) })
+    }
+}
+
+impl Ring {
+    /// `IORING_REGISTER_FILES`: `fds` become fixed slots 0.. (-1: an empty slot).
+    pub fn register_files(&self, fds: &[i32]) -> Result {
+        // SAFETY: the kernel copies `fds.len()` ints from a live slice.
+        unsafe { self.register(IORING_REGISTER_FILES, fds.as_ptr() as usize, fds.len() as u32) }
+    }
+
+    /// `IORING_REGISTER_PROBE`: which opcodes the kernel implements.
+    pub fn probe(&self) -> Result<Probe> {
+        let mut probe = Probe { last_op: 0, ops_len: 0, resv: 0, resv2: [0; 3], ops: [ProbeOp::default(); 256] };
+        // SAFETY: `probe` is zeroed (as Linux requires) and has room for 256 entries.
+        unsafe { self.register(IORING_REGISTER_PROBE, (&raw mut probe) as usize, 256) }?;
+        Ok(probe)
+    }
+
+    /// `IORING_REGISTER_BUFFERS`.
+    ///
+    /// # Safety
+    /// Each iovec's memory must stay valid (and not be reused) while the ring may use
+    /// it: until the buffers are unregistered or the ring is dropped.
+    pub unsafe fn register_buffers(&self, iovecs: &[types::Iovec]) -> Result {
+        // SAFETY: the caller keeps the buffers alive; the kernel copies the iovecs.
+        unsafe { self.register(IORING_REGISTER_BUFFERS, iovecs.as_ptr() as usize, iovecs.len() as u32) }
     }
 }
 
