@@ -121,10 +121,10 @@ impl Epoll {
         }
         match op {
             EPOLL_CTL_ADD => {
-                if let Some(inner) = of(file) {
-                    if self.reaches(inner, 0)? {
-                        return Err(ELOOP);
-                    }
+                if let Some(inner) = of(file)
+                    && self.reaches(inner, 0)?
+                {
+                    return Err(ELOOP);
                 }
                 let mut st = self.state.lock();
                 if st.items.get(&key).is_some_and(|i| i.file.strong_count() > 0) {

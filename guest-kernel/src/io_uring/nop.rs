@@ -59,10 +59,8 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             return Some((req, -EBADF.0));
         }
     }
-    if nop.flags & IORING_NOP_FIXED_BUFFER != 0 {
-        if ring.rsrc.lock().fixed_at(nop.buf_index).is_err() {
-            return Some((req, -EFAULT.0));
-        }
+    if nop.flags & IORING_NOP_FIXED_BUFFER != 0 && ring.rsrc.lock().fixed_at(nop.buf_index).is_err() {
+        return Some((req, -EFAULT.0));
     }
     req.extra = nop.extra;
     // On a CQE_MIXED ring this one CQE is a 32-byte one.

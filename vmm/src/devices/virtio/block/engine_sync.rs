@@ -120,6 +120,16 @@ impl BlockBackend for SyncEngine {
     }
 }
 
+/// `fallocate(PUNCH_HOLE | KEEP_SIZE)`: the range is deallocated and reads as zeros.
+pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (offset, len) = (libc::off_t::try_from(offset), libc::off_t::try_from(len));
+    let (Ok(offset), Ok(len)) = (offset, len) else { return Err(io::Error::from_raw_os_error(libc::EINVAL)) };
+    // SAFETY: a valid descriptor; fallocate reads only its integer arguments.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len) };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,14 +189,4 @@ mod tests {
             assert!(e.read_at(16384 - 512, &mut odd[1..1025]).is_err(), "a short read is an error");
         }
     }
-}
-
-/// `fallocate(PUNCH_HOLE | KEEP_SIZE)`: the range is deallocated and reads as zeros.
-pub(crate) fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let (offset, len) = (libc::off_t::try_from(offset), libc::off_t::try_from(len));
-    let (Ok(offset), Ok(len)) = (offset, len) else { return Err(io::Error::from_raw_os_error(libc::EINVAL)) };
-    // SAFETY: a valid descriptor; fallocate reads only its integer arguments.
-    let r = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len) };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
