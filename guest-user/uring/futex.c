@@ -73,43 +73,6 @@ static long sys_futex(void *addr, int op, uint32_t val)
 }
 
 /* No CQE may be waiting on `r` (nor arrive within 20 ms). */
-static int expect_empty(struct io_uring *r, const char *file, int line)
-{
-	struct io_uring_cqe c;
-	int ret = ut_wait_cqe_ms(r, &c, 20);
-	if (ret == 0)
-		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d",
-			       (unsigned long long)c.user_data, c.res);
-	if (ret != -ETIME)
-		return ut_fail(file, line, "waiting for no CQE: %s", ut_errname(-ret));
-	return UT_OK;
-}
-#define EMPTY(r) TRY(expect_empty((r), __FILE__, __LINE__))
-
-/*
- * ASYNC_CANCEL (user_data `ud`) the parked request `target`: it ends with -ECANCELED and
- * the cancel answers 1 (Linux's futex and waitid lists answer with a count, not 0).
- */
-static int cancel_one(struct io_uring *r, uint64_t target, uint64_t ud, const char *file, int line)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_cancel64(sqe, target, 0);
-	sqe->user_data = ud;
-	if (io_uring_submit(r) != 1)
-		return ut_fail(file, line, "io_uring_submit != 1");
-	struct io_uring_cqe c[2];
-	if (ut_reap(r, 2, c) < 0)
-		return ut_fail(file, line, "no 2 CQEs");
-	for (int i = 0; i < 2; i++) {
-		int want = c[i].user_data == target ? -ECANCELED : 1;
-		if ((c[i].user_data != target && c[i].user_data != ud) || c[i].res != want)
-			return ut_fail(file, line, "CQE 0x%llx res %d (%s), expected %d",
-				       (unsigned long long)c[i].user_data, c[i].res,
-				       ut_resname(c[i].res), want);
-	}
-	return UT_OK;
-}
-#define CANCEL_ONE(r, target, ud) TRY(cancel_one((r), (target), (ud), __FILE__, __LINE__))
 
 static int wait_value_mismatch(void)
 {

@@ -37,19 +37,6 @@ static int send1(struct io_uring *r, uint64_t ud, struct io_uring_cqe *out)
 	return ut_submit1_ud(r, ud, out);
 }
 
-/* No CQE may be waiting on `r` (nor arrive within 20 ms). */
-static int expect_empty(struct io_uring *r, const char *file, int line)
-{
-	struct io_uring_cqe c;
-	int ret = ut_wait_cqe_ms(r, &c, 20);
-	if (ret == 0)
-		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d flags 0x%x",
-			       (unsigned long long)c.user_data, c.res, c.flags);
-	if (ret != -ETIME)
-		return ut_fail(file, line, "waiting for no CQE: %s", ut_errname(-ret));
-	return UT_OK;
-}
-#define EMPTY(r) TRY(expect_empty((r), __FILE__, __LINE__))
 
 static int data_to_other_ring(void)
 {

@@ -18,22 +18,6 @@ static struct io_uring_sqe *q_timeout(struct io_uring *r, struct __kernel_timesp
 	return sqe;
 }
 
-/* The next CQE: `ud`, `res`, F_MORE as `more`. */
-static int expect(struct io_uring *r, uint64_t ud, int res, int more)
-{
-	struct io_uring_cqe c;
-	int ret = ut_wait_cqe_ms(r, &c, 2000);
-	if (ret)
-		FAIL("no CQE (wanted %#llx res %d): %s", (unsigned long long)ud, res, ut_resname(ret));
-	if (c.user_data != ud)
-		FAIL("CQE user_data %#llx res %d, expected %#llx", (unsigned long long)c.user_data, c.res,
-		     (unsigned long long)ud);
-	CHECK_RES(c.res, res);
-	if (!!(c.flags & IORING_CQE_F_MORE) != more)
-		FAIL("res %d: F_MORE is %s", c.res, more ? "clear" : "set");
-	return UT_OK;
-}
-
 static int periods(void)
 {
 	/*
@@ -47,7 +31,7 @@ static int periods(void)
 	long long t0 = ut_now_ms();
 	CHECK_EQ(io_uring_submit(&r), 1);
 	for (int i = 0; i < 3; i++)
-		TRY(expect(&r, 1, -ETIME, i < 2));
+		EXPECT_CQE(&r, 1, -ETIME, i < 2, NULL);
 	long long took = ut_now_ms() - t0;
 	if (took < 55)
 		FAIL("three 20 ms periods took %lld ms", took);
@@ -67,7 +51,7 @@ static int forever(void)
 	q_timeout(&r, &ts, 0, TIMEOUT_MULTISHOT, 2);
 	CHECK_EQ(io_uring_submit(&r), 1);
 	for (int i = 0; i < 4; i++)
-		TRY(expect(&r, 2, -ETIME, 1));
+		EXPECT_CQE(&r, 2, -ETIME, 1, NULL);
 	struct io_uring_sqe *sqe = ut_sqe(&r);
 	io_uring_prep_timeout_remove(sqe, 2, 0);
 	sqe->user_data = 3;
@@ -121,8 +105,8 @@ static int etime_success(void)
 		q_timeout(&r, &ts, 0, flags, 10)->flags |= IOSQE_IO_LINK;
 		ut_q_nop(&r, 11, 0);
 		CHECK_EQ(io_uring_submit(&r), 2);
-		TRY(expect(&r, 10, -ETIME, 0));
-		TRY(expect(&r, 11, pass ? 0 : -ECANCELED, 0));
+		EXPECT_CQE(&r, 10, -ETIME, 0, NULL);
+		EXPECT_CQE(&r, 11, pass ? 0 : -ECANCELED, 0, NULL);
 	}
 	io_uring_queue_exit(&r);
 	return UT_OK;

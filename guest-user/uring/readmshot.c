@@ -42,15 +42,7 @@ static struct io_uring_sqe *q_mshot(struct io_uring *r, int fd, uint64_t ud)
 static int expect(struct io_uring *r, uint64_t ud, int res, int more, const char *text)
 {
 	struct io_uring_cqe c;
-	int ret = ut_wait_cqe_ms(r, &c, 2000);
-	if (ret)
-		FAIL("no CQE (wanted res %d): %s", res, ut_resname(ret));
-	if (c.user_data != ud)
-		FAIL("CQE user_data %#llx res %d, expected %#llx", (unsigned long long)c.user_data, c.res,
-		     (unsigned long long)ud);
-	CHECK_RES(c.res, res);
-	if (!!(c.flags & IORING_CQE_F_MORE) != more)
-		FAIL("res %d: F_MORE is %s", c.res, more ? "clear" : "set");
+	EXPECT_CQE(r, ud, res, more, &c);
 	if (res > 0) {
 		if (!(c.flags & IORING_CQE_F_BUFFER))
 			FAIL("res %d without IORING_CQE_F_BUFFER", res);
@@ -61,14 +53,6 @@ static int expect(struct io_uring *r, uint64_t ud, int res, int more, const char
 	} else if (c.flags & IORING_CQE_F_BUFFER) {
 		FAIL("res %d names buffer %u", res, c.flags >> IORING_CQE_BUFFER_SHIFT);
 	}
-	return UT_OK;
-}
-
-static int none_waiting(struct io_uring *r)
-{
-	struct io_uring_cqe *cqe;
-	if (io_uring_peek_cqe(r, &cqe) == 0)
-		FAIL("unexpected CQE user_data %#llx res %d", (unsigned long long)cqe->user_data, cqe->res);
 	return UT_OK;
 }
 
@@ -90,7 +74,7 @@ static int reads(void)
 	TRY(expect(&r, 1, 5, 1, "hello"));
 	CHECK_EQ(write(p[1], "again!", 6), 6);
 	TRY(expect(&r, 1, 6, 1, "again!"));
-	TRY(none_waiting(&r));
+	EMPTY(&r);
 	close(p[1]);
 	TRY(expect(&r, 1, 0, 0, NULL));
 	close(p[0]);
@@ -117,7 +101,7 @@ static int split(void)
 	TRY(expect(&r, 2, 16, 1, "ghijklmnopqrstuv"));
 	TRY(expect(&r, 2, 8, 1, "WXYZ!@#$"));
 	ut_sleep_ms(10);
-	TRY(none_waiting(&r));
+	EMPTY(&r);
 	CHECK_EQ(write(p[1], "last", 4), 4);
 	TRY(expect(&r, 2, 4, 1, "last"));
 	CHECK_EQ(write(p[1], "none", 4), 4);
@@ -200,7 +184,7 @@ static int cq_full(void)
 			FAIL("CQE %d: F_MORE %s", i, i < 4 ? "clear" : "set");
 	}
 	ut_sleep_ms(10);
-	TRY(none_waiting(&r));
+	EMPTY(&r);
 	close(fds[0]);
 	close(fds[1]);
 	io_uring_queue_exit(&r);

@@ -638,3 +638,54 @@ int ut_sel_readv_cases(struct io_uring *r, int fd, int group, uint64_t ud, const
 	CHECK(memcmp(b1, d, 128) == 0);
 	return UT_OK;
 }
+
+int ut_expect_empty(struct io_uring *r, const char *file, int line)
+{
+	struct io_uring_cqe c;
+	int ret = ut_wait_cqe_ms(r, &c, 20);
+	if (ret == 0)
+		return ut_fail(file, line, "unexpected CQE user_data 0x%llx res %d flags 0x%x",
+			       (unsigned long long)c.user_data, c.res, c.flags);
+	if (ret != -ETIME)
+		return ut_fail(file, line, "waiting for no CQE: %s", ut_errname(-ret));
+	return UT_OK;
+}
+
+int ut_cancel_one(struct io_uring *r, uint64_t target, uint64_t ud, const char *file, int line)
+{
+	struct io_uring_sqe *sqe = ut_sqe(r);
+	io_uring_prep_cancel64(sqe, target, 0);
+	sqe->user_data = ud;
+	if (io_uring_submit(r) != 1)
+		return ut_fail(file, line, "io_uring_submit != 1");
+	struct io_uring_cqe c[2];
+	if (ut_reap(r, 2, c) < 0)
+		return ut_fail(file, line, "no 2 CQEs");
+	for (int i = 0; i < 2; i++) {
+		int want = c[i].user_data == target ? -ECANCELED : 1;
+		if ((c[i].user_data != target && c[i].user_data != ud) || c[i].res != want)
+			return ut_fail(file, line, "CQE 0x%llx res %d (%s), expected %d",
+				       (unsigned long long)c[i].user_data, c[i].res,
+				       ut_resname(c[i].res), want);
+	}
+	return UT_OK;
+}
+
+int ut_expect_cqe(struct io_uring *r, uint64_t ud, int res, int more, struct io_uring_cqe *out,
+		  const char *file, int line)
+{
+	struct io_uring_cqe c;
+	int ret = ut_wait_cqe_ms(r, &c, 2000);
+	if (ret)
+		return ut_fail(file, line, "no CQE (wanted 0x%llx res %d): %s", (unsigned long long)ud, res,
+			       ut_resname(ret));
+	if (c.user_data != ud || c.res != res)
+		return ut_fail(file, line, "CQE 0x%llx res %d (%s), expected 0x%llx res %d (%s)",
+			       (unsigned long long)c.user_data, c.res, ut_resname(c.res), (unsigned long long)ud, res,
+			       ut_resname(res));
+	if (!!(c.flags & IORING_CQE_F_MORE) != more)
+		return ut_fail(file, line, "res %d: F_MORE is %s", c.res, more ? "clear" : "set");
+	if (out)
+		*out = c;
+	return UT_OK;
+}

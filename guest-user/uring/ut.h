@@ -237,4 +237,18 @@ int ut_cancel_waiting(struct io_uring *r, uint64_t target, uint64_t ud, unsigned
 int ut_sel_readv_cases(struct io_uring *r, int fd, int group, uint64_t ud, const void *data,
 		       const void *b0, const void *b1, unsigned bid, int exact_flags);
 
+/* No CQE may come within 20 ms. */
+int ut_expect_empty(struct io_uring *r, const char *file, int line);
+#define EMPTY(r) TRY(ut_expect_empty((r), __FILE__, __LINE__))
+/*
+ * ASYNC_CANCEL (user_data `ud`) the parked request `target`: it ends with -ECANCELED and
+ * the cancel answers 1 (Linux's futex and waitid lists answer with a count, not 0).
+ */
+int ut_cancel_one(struct io_uring *r, uint64_t target, uint64_t ud, const char *file, int line);
+#define CANCEL_ONE(r, target, ud) TRY(ut_cancel_one((r), (target), (ud), __FILE__, __LINE__))
+/* The next CQE (within 2 s) must be `ud` with `res` and F_MORE as `more`; copied to *out. */
+int ut_expect_cqe(struct io_uring *r, uint64_t ud, int res, int more, struct io_uring_cqe *out,
+		  const char *file, int line);
+#define EXPECT_CQE(r, ud, res, more, out) TRY(ut_expect_cqe((r), (ud), (res), (more), (out), __FILE__, __LINE__))
+
 #endif
