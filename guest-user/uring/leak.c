@@ -183,6 +183,9 @@ int main(int argc, char **argv)
 	if (argc > 4) what = argv[4];
 	if (run(cycles / 10 + 8) < 0) /* warm-up: caches and workers settle */
 		return 1;
+	/* io-wq workers idle for 5 s end: let the ones of each run go before measuring, so
+	 * that a worker alive at one measurement and not the other is not counted */
+	sleep(6);
 	heap0 = meminfo("KernelHeapBytes:"), free0 = meminfo("MemFree:");
 	if (heap0 < 0 || free0 < 0) {
 		printf("leak: FAILED: no KernelHeapBytes/MemFree in /proc/meminfo\n");
@@ -190,6 +193,7 @@ int main(int argc, char **argv)
 	}
 	if (run(cycles) < 0)
 		return 1;
+	sleep(6);
 	heap1 = meminfo("KernelHeapBytes:"), free1 = meminfo("MemFree:");
 	printf("leak: %d cycles: kernel heap %ld -> %ld bytes, free memory %ld -> %ld kB\n", cycles, heap0, heap1,
 	       free0, free1);

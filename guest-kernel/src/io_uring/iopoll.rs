@@ -20,7 +20,7 @@ pub fn allowed(opcode: u8) -> bool {
     use super::rw::*;
     matches!(
         opcode,
-        0 /* NOP */ | IORING_OP_READV | IORING_OP_WRITEV | IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED | IORING_OP_READ
+        0 /* NOP */ | 63 /* NOP128 */ | IORING_OP_READV | IORING_OP_WRITEV | IORING_OP_READ_FIXED | IORING_OP_WRITE_FIXED | IORING_OP_READ
             | IORING_OP_WRITE | IORING_OP_READV_FIXED | IORING_OP_WRITEV_FIXED
     )
 }

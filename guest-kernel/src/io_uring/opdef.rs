@@ -44,6 +44,25 @@ fn nop_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     nop::prep(ring, sqe)
 }
 
+/// The 128-byte forms (NOP128, URING_CMD128, Linux 6.19) need 128-byte SQEs: on a ring
+/// without them -EINVAL (there are no SQE_MIXED rings here).
+fn needs_sqe128(ring: &IoUring) -> KResult<()> {
+    if ring.setup_flags & super::uapi::IORING_SETUP_SQE128 == 0 {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+fn nop128_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    needs_sqe128(ring)?;
+    nop::prep(ring, sqe)
+}
+
+fn uring_cmd128_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    needs_sqe128(ring)?;
+    uring_cmd::prep(ring, sqe)
+}
+
 fn fsync_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     sync::prep(sqe)
 }
@@ -145,8 +164,8 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     rw_op("READV_FIXED"),
     rw_op("WRITEV_FIXED"),
     inline_op("PIPE", openclose::prep, openclose::issue),
-    unsupported("NOP128"),
-    unsupported("URING_CMD128"),
+    inline_op("NOP128", nop128_prep, nop::issue),
+    file_op("URING_CMD128", uring_cmd128_prep, uring_cmd::issue),
 ];
 
 /// Whether `opcode` is implemented.
