@@ -37,6 +37,7 @@ mod futex;
 mod io_wq;
 mod iopoll;
 mod kbuf;
+mod memmap;
 mod msg_ring;
 mod nop;
 mod openclose;
@@ -243,6 +244,9 @@ pub struct IoUring {
     /// IORING_REGISTER_CLOCK's clock id (CLOCK_MONOTONIC or CLOCK_BOOTTIME: the same time
     /// here, so waits read the monotonic clock either way).
     pub clock: AtomicU32,
+    /// IORING_REGISTER_MEM_REGION's region (one per ring), and whether it is the ring's
+    /// wait-argument area (IORING_MEM_REGION_REG_WAIT_ARG) that EXT_ARG_REG reads.
+    pub param_region: SpinLock<Option<(Arc<memmap::Region>, bool)>>,
 }
 
 impl Drop for IoUring {
@@ -832,6 +836,16 @@ impl Node for IoUring {
             }
             return Ok((pages, 0));
         }
+        // IORING_MAP_OFF_PARAM_REGION: the registered region, when in kernel memory
+        // (ENOMEM otherwise, Linux's io_uring_get_unmapped_area).
+        if offset & IORING_OFF_MMAP_MASK == IORING_MAP_OFF_PARAM_REGION {
+            let region = self.param_region.lock().as_ref().map(|(r, _)| Arc::clone(r)).ok_or(ENOMEM)?;
+            let pages = region.mmap_pages()?;
+            if len > region.size as u64 {
+                return Err(EINVAL);
+            }
+            return Ok((pages, 0));
+        }
         let (pages, size) = match offset {
             IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => self.rings.mmap_pages(false)?,
             IORING_OFF_SQES => self.rings.mmap_pages(true)?,
@@ -1036,6 +1050,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         restrictions: SpinLock::new(None),
         clock: AtomicU32::new(1),
         iopoll: SpinLock::new(iopoll::Iopoll::default()),
+        param_region: SpinLock::new(None),
     });
     match &ring.sqpoll {
         Some(sq) if attached => sqpoll::attach(&ring, sq),
@@ -1082,36 +1097,28 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     let mut min_wait = None;
     let mut sigmask = None;
     let mut sigmask_arg = None;
-    if flags & IORING_ENTER_EXT_ARG != 0 && flags & IORING_ENTER_EXT_ARG_REG != 0 {
-        return Err(if argsz != REG_WAIT_SIZE { EINVAL } else { EFAULT });
-    }
     if flags & IORING_ENTER_EXT_ARG != 0 {
-        if argsz != size_of::<GeteventsArg>() as u64 {
-            return Err(EINVAL);
+        let wait = if flags & IORING_ENTER_EXT_ARG_REG != 0 {
+            reg_wait_arg(&ring, argp, argsz)?
+        } else {
+            ext_arg(argp, argsz)?
+        };
+        if let Some([sec, nsec]) = wait.ts {
+            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+                return Err(EINVAL);
+            }
+            let ns = (sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64);
+            let abs = flags & IORING_ENTER_ABS_TIMER != 0;
+            deadline = Some(if abs { ns } else { crate::time::monotonic_ns().saturating_add(ns) });
         }
-        if argp == 0 {
-            return Err(EFAULT);
+        if wait.min_wait_usec != 0 {
+            min_wait = Some(crate::time::monotonic_ns().saturating_add(u64::from(wait.min_wait_usec) * 1000));
         }
-        {
-            let arg: GeteventsArg = task::read_user(argp)?;
-            if arg.ts != 0 {
-                let [sec, nsec]: [u64; 2] = task::read_user(arg.ts)?;
-                if (sec as i64) < 0 || nsec >= 1_000_000_000 {
-                    return Err(EINVAL);
-                }
-                let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
-                let abs = flags & IORING_ENTER_ABS_TIMER != 0;
-                deadline = Some(if abs { ns } else { crate::time::monotonic_ns().saturating_add(ns) });
+        if wait.sigmask != 0 {
+            if wait.sigmask_sz != 8 {
+                return Err(EINVAL);
             }
-            if arg.min_wait_usec != 0 {
-                min_wait = Some(crate::time::monotonic_ns().saturating_add(u64::from(arg.min_wait_usec) * 1000));
-            }
-            if arg.sigmask != 0 {
-                if arg.sigmask_sz != 8 {
-                    return Err(EINVAL);
-                }
-                sigmask = Some(task::read_user::<u64>(arg.sigmask)?);
-            }
+            sigmask = Some(task::read_user::<u64>(wait.sigmask)?);
         }
     } else if argp != 0 {
         // The old form: a sigset_t, checked only when enter goes on to wait (Linux's
@@ -1177,6 +1184,52 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         }
     }
     Ok(u64::from(submitted))
+}
+
+/// A wait's arguments, from either form of IORING_ENTER_EXT_ARG.
+struct WaitArg {
+    /// The timeout (seconds, nanoseconds), if any.
+    ts: Option<[i64; 2]>,
+    min_wait_usec: u32,
+    sigmask: u64,
+    sigmask_sz: u32,
+}
+
+/// EXT_ARG: `argp` points at a `struct io_uring_getevents_arg` of `argsz` bytes.
+fn ext_arg(argp: u64, argsz: u64) -> KResult<WaitArg> {
+    if argsz != size_of::<GeteventsArg>() as u64 {
+        return Err(EINVAL);
+    }
+    if argp == 0 {
+        return Err(EFAULT);
+    }
+    let arg: GeteventsArg = task::read_user(argp)?;
+    let ts = if arg.ts != 0 { Some(task::read_user::<[i64; 2]>(arg.ts)?) } else { None };
+    Ok(WaitArg { ts, min_wait_usec: arg.min_wait_usec, sigmask: arg.sigmask, sigmask_sz: arg.sigmask_sz })
+}
+
+/// EXT_ARG | EXT_ARG_REG: `argp` is the byte offset of a `struct io_uring_reg_wait` in the
+/// ring's wait region (Linux's io_get_ext_arg_reg): 8-aligned and wholly inside, else
+/// EFAULT (also when there is no wait region). The entry is read once.
+fn reg_wait_arg(ring: &IoUring, argp: u64, argsz: u64) -> KResult<WaitArg> {
+    if argsz != REG_WAIT_SIZE {
+        return Err(EINVAL);
+    }
+    let region = match ring.param_region.lock().as_ref() {
+        Some((r, true)) => Some(Arc::clone(r)),
+        _ => None,
+    };
+    let size = region.as_ref().map_or(0, |r| r.size as u64);
+    if !argp.is_multiple_of(8) || argp.checked_add(REG_WAIT_SIZE).is_none_or(|end| end > size) {
+        return Err(EFAULT);
+    }
+    let Some(region) = region else { return Err(EFAULT) };
+    let w: RegWait = region.read(argp as usize);
+    if w.flags & !IORING_REG_WAIT_TS != 0 {
+        return Err(EINVAL);
+    }
+    let ts = if w.flags & IORING_REG_WAIT_TS != 0 { Some(w.ts) } else { None };
+    Ok(WaitArg { ts, min_wait_usec: w.min_wait_usec, sigmask: w.sigmask, sigmask_sz: w.sigmask_sz })
 }
 
 pub use register::register;
