@@ -837,12 +837,14 @@ impl Node for IoUring {
             return Ok((pages, 0));
         }
         // IORING_MAP_OFF_PARAM_REGION: the registered region, when in kernel memory
-        // (ENOMEM otherwise, Linux's io_uring_get_unmapped_area).
+        // (ENOMEM otherwise, Linux's io_uring_get_unmapped_area). As Linux's
+        // vm_insert_pages, a mapping must hold every page of the region (EFAULT); pages
+        // past the region's end are left unbacked (touching one faults).
         if offset & IORING_OFF_MMAP_MASK == IORING_MAP_OFF_PARAM_REGION {
             let region = self.param_region.lock().as_ref().map(|(r, _)| Arc::clone(r)).ok_or(ENOMEM)?;
             let pages = region.mmap_pages()?;
-            if len > region.size as u64 {
-                return Err(EINVAL);
+            if len < region.size as u64 {
+                return Err(EFAULT);
             }
             return Ok((pages, 0));
         }
