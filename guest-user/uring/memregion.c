@@ -284,6 +284,59 @@ static int enter_errors(void)
 	return UT_OK;
 }
 
+static int wait_rules(void)
+{
+	/*
+	 * As Linux, the entry is read only when enter goes on to wait (GETEVENTS, after
+	 * submission): without GETEVENTS a bad offset is not looked at (0); with an SQE
+	 * submitted the count is the answer (1). With min_complete 0 the entry is still
+	 * read (bad entry flags: EINVAL). The timeout is not checked: a negative one has
+	 * passed (-ETIME at once), nanoseconds past a second add up (1.05 s). The sigmask is
+	 * checked only when the CQEs asked for are not there yet.
+	 */
+	struct io_uring r;
+	char *mem;
+	TRY(user_wait_ring(&r, &mem));
+	int fd = r.ring_fd;
+	CHECK_EQ(sys_enter(fd, 0, 1, IORING_ENTER_EXT_ARG | ENTER_EXT_ARG_REG, (void *)4, 64), 0);
+	ut_q_nop(&r, 9, 0);
+	io_uring_smp_store_release(r.sq.ktail, r.sq.sqe_tail);
+	r.sq.sqe_head = r.sq.sqe_tail;
+	CHECK_EQ(sys_enter(fd, 1, 1, IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG | ENTER_EXT_ARG_REG, (void *)4, 64),
+		 1);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_wait_cqe_ms(&r, &c, 1000));
+	CHECK_EQ(c.user_data, 9);
+	struct reg_wait *w = (struct reg_wait *)(mem + 1024);
+	set_wait(w, 0, 1, 0);
+	w->flags = 4;
+	CHECK_RES(wait_reg(&r, 0, 1024, 64, NULL), -EINVAL);
+	set_wait(w, 0, 1, 0);
+	w->ts.tv_sec = -1;
+	long long ms;
+	CHECK_RES(wait_reg(&r, 1, 1024, 64, &ms), -ETIME);
+	if (ms > 500)
+		FAIL("a negative timeout took %lld ms", ms);
+	set_wait(w, 0, 1, 0);
+	w->ts.tv_nsec = 1050000000LL;
+	CHECK_RES(wait_reg(&r, 1, 1024, 64, &ms), -ETIME);
+	if (ms < 900 || ms > 3000)
+		FAIL("a 1.05e9 ns timeout took %lld ms", ms);
+	uint64_t mask = 0;
+	set_wait(w, 1000000LL, 1, 0);
+	w->sigmask = (uintptr_t)&mask;
+	w->sigmask_sz = 4;
+	ut_q_nop(&r, 10, 0);
+	CHECK_EQ(io_uring_submit(&r), 1);
+	CHECK_RES(wait_reg(&r, 1, 1024, 64, NULL), 0);
+	CHECK_OK(ut_wait_cqe_ms(&r, &c, 0));
+	CHECK_EQ(c.user_data, 10);
+	CHECK_RES(wait_reg(&r, 1, 1024, 64, NULL), -EINVAL);
+	io_uring_queue_exit(&r);
+	munmap(mem, 8192);
+	return UT_OK;
+}
+
 static int register_errors(void)
 {
 	/*
@@ -473,5 +526,5 @@ static int kernel_region(void)
 	return UT_OK;
 }
 
-UT_FAMILY(memregion, T(user_timeouts), T(min_wait), T(sigmask), T(enter_errors), T(register_errors),
+UT_FAMILY(memregion, T(user_timeouts), T(min_wait), T(sigmask), T(enter_errors), T(wait_rules), T(register_errors),
 	  T(not_disabled), T(kernel_region));

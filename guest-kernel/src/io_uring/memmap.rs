@@ -85,7 +85,7 @@ impl Region {
         if desc.size / PAGE_SIZE > i32::MAX as u64 {
             return Err(E2BIG);
         }
-        if (desc.user_addr | desc.size) % PAGE_SIZE != 0 {
+        if !(desc.user_addr | desc.size).is_multiple_of(PAGE_SIZE) {
             return Err(EINVAL);
         }
         desc.user_addr.checked_add(desc.size).ok_or(EOVERFLOW)?;

@@ -1095,38 +1095,6 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     if ring.disabled.load(Relaxed) {
         return Err(EBADFD);
     }
-    let mut deadline = None;
-    let mut min_wait = None;
-    let mut sigmask = None;
-    let mut sigmask_arg = None;
-    if flags & IORING_ENTER_EXT_ARG != 0 {
-        let wait = if flags & IORING_ENTER_EXT_ARG_REG != 0 {
-            reg_wait_arg(&ring, argp, argsz)?
-        } else {
-            ext_arg(argp, argsz)?
-        };
-        if let Some([sec, nsec]) = wait.ts {
-            if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
-                return Err(EINVAL);
-            }
-            let ns = (sec as u64).saturating_mul(1_000_000_000).saturating_add(nsec as u64);
-            let abs = flags & IORING_ENTER_ABS_TIMER != 0;
-            deadline = Some(if abs { ns } else { crate::time::monotonic_ns().saturating_add(ns) });
-        }
-        if wait.min_wait_usec != 0 {
-            min_wait = Some(crate::time::monotonic_ns().saturating_add(u64::from(wait.min_wait_usec) * 1000));
-        }
-        if wait.sigmask != 0 {
-            if wait.sigmask_sz != 8 {
-                return Err(EINVAL);
-            }
-            sigmask = Some(task::read_user::<u64>(wait.sigmask)?);
-        }
-    } else if argp != 0 {
-        // The old form: a sigset_t, checked only when enter goes on to wait (Linux's
-        // set_user_sigmask in io_cqring_wait).
-        sigmask_arg = Some((argp, argsz));
-    }
     let me = crate::task::sched::current();
     let mut submitted = 0;
     match &ring.sqpoll {
@@ -1166,26 +1134,69 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete == 0 && syscall_iopoll {
         iopoll::reap(&ring);
     }
-    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 && submitted == to_submit {
-        if let Some((addr, size)) = sigmask_arg {
-            if size != 8 {
-                return if submitted > 0 { Ok(u64::from(submitted)) } else { Err(EINVAL) };
-            }
-            sigmask = Some(task::read_user::<u64>(addr)?);
+    if flags & IORING_ENTER_GETEVENTS == 0 || submitted != to_submit {
+        return Ok(u64::from(submitted));
+    }
+    // The wait's arguments are read only now (Linux's io_get_ext_arg, after submission):
+    // their errors are enter's result only when nothing was submitted.
+    let waited = wait_arg(&ring, flags, argp, argsz, syscall_iopoll).and_then(|wait| {
+        if min_complete == 0 {
+            return Ok(());
         }
-        let waited = crate::task::signal::with_sigmask(sigmask, || {
+        // The sigmask is checked only when there is something to wait for (Linux's
+        // io_cqring_wait returns before set_user_sigmask when enough CQEs are there).
+        // (An IOPOLL wait honours the old form's sigset_t.)
+        let mut sigmask = None;
+        if wait.sigmask != 0 && (syscall_iopoll || ring.rings.cq_ready() < min_complete) {
+            if wait.sigmask_sz != 8 {
+                return Err(EINVAL);
+            }
+            sigmask = Some(task::read_user::<u64>(wait.sigmask)?);
+        }
+        let now = crate::time::monotonic_ns();
+        let deadline = wait.ts.and_then(|ts| deadline_of(ts, flags & IORING_ENTER_ABS_TIMER != 0, now));
+        let min_wait = (wait.min_wait_usec != 0).then(|| now.saturating_add(u64::from(wait.min_wait_usec) * 1000));
+        crate::task::signal::with_sigmask(sigmask, || {
             if syscall_iopoll {
                 return iopoll::wait(&ring, min_complete);
             }
             ring.wait_cqes(min_complete, deadline, min_wait, local)
-        });
-        if let Err(e) = waited
-            && submitted == 0
-        {
-            return Err(e);
-        }
+        })
+    });
+    match waited {
+        Err(e) if submitted == 0 => Err(e),
+        _ => Ok(u64::from(submitted)),
     }
-    Ok(u64::from(submitted))
+}
+
+/// The deadline (monotonic ns) of a wait's timeout `[sec, nsec]`, unchecked as Linux's
+/// ktime_set: seconds past ktime's range mean no deadline, and a time before the clock's
+/// start (a negative one) has passed already.
+fn deadline_of([sec, nsec]: [i64; 2], abs: bool, now: u64) -> Option<u64> {
+    const KTIME_SEC_MAX: i64 = i64::MAX / 1_000_000_000;
+    if sec >= KTIME_SEC_MAX {
+        return None;
+    }
+    let ns = sec.wrapping_mul(1_000_000_000).wrapping_add(nsec);
+    let at = if abs { ns } else { ns.wrapping_add(now as i64) };
+    Some(at.max(0) as u64)
+}
+
+/// The wait's arguments: EXT_ARG's structure (or, with EXT_ARG_REG, the wait region's
+/// entry), else the old form's sigset_t at `argp`. IOPOLL waits take no timeout: there
+/// EXT_ARG is only checked (Linux's io_validate_ext_arg; EXT_ARG_REG is EINVAL).
+fn wait_arg(ring: &IoUring, flags: u32, argp: u64, argsz: u64, iopoll: bool) -> KResult<WaitArg> {
+    if flags & IORING_ENTER_EXT_ARG == 0 {
+        return Ok(WaitArg { ts: None, min_wait_usec: 0, sigmask: argp, sigmask_sz: argsz });
+    }
+    if iopoll {
+        if flags & IORING_ENTER_EXT_ARG_REG != 0 {
+            return Err(EINVAL);
+        }
+        ext_arg(argp, argsz)?;
+        return Ok(WaitArg { ts: None, min_wait_usec: 0, sigmask: 0, sigmask_sz: 0 });
+    }
+    if flags & IORING_ENTER_EXT_ARG_REG != 0 { reg_wait_arg(ring, argp, argsz) } else { ext_arg(argp, argsz) }
 }
 
 /// A wait's arguments, from either form of IORING_ENTER_EXT_ARG.
@@ -1194,7 +1205,7 @@ struct WaitArg {
     ts: Option<[i64; 2]>,
     min_wait_usec: u32,
     sigmask: u64,
-    sigmask_sz: u32,
+    sigmask_sz: u64,
 }
 
 /// EXT_ARG: `argp` points at a `struct io_uring_getevents_arg` of `argsz` bytes.
@@ -1207,7 +1218,7 @@ fn ext_arg(argp: u64, argsz: u64) -> KResult<WaitArg> {
     }
     let arg: GeteventsArg = task::read_user(argp)?;
     let ts = if arg.ts != 0 { Some(task::read_user::<[i64; 2]>(arg.ts)?) } else { None };
-    Ok(WaitArg { ts, min_wait_usec: arg.min_wait_usec, sigmask: arg.sigmask, sigmask_sz: arg.sigmask_sz })
+    Ok(WaitArg { ts, min_wait_usec: arg.min_wait_usec, sigmask: arg.sigmask, sigmask_sz: u64::from(arg.sigmask_sz) })
 }
 
 /// EXT_ARG | EXT_ARG_REG: `argp` is the byte offset of a `struct io_uring_reg_wait` in the
@@ -1231,7 +1242,7 @@ fn reg_wait_arg(ring: &IoUring, argp: u64, argsz: u64) -> KResult<WaitArg> {
         return Err(EINVAL);
     }
     let ts = if w.flags & IORING_REG_WAIT_TS != 0 { Some(w.ts) } else { None };
-    Ok(WaitArg { ts, min_wait_usec: w.min_wait_usec, sigmask: w.sigmask, sigmask_sz: w.sigmask_sz })
+    Ok(WaitArg { ts, min_wait_usec: w.min_wait_usec, sigmask: w.sigmask, sigmask_sz: u64::from(w.sigmask_sz) })
 }
 
 pub use register::register;
