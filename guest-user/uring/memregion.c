@@ -342,9 +342,10 @@ static int register_errors(void)
 	/*
 	 * On a disabled ring, each of these fails and registers nothing: unknown reg flags
 	 * or reg reserved words, unknown desc flags, desc reserved words, an id, an
-	 * mmap_offset, a zero or unaligned size, an unaligned address (EINVAL); a user
-	 * region at address 0, a kernel one with an address, unmapped or read-only memory,
-	 * an unreadable reg or desc (EFAULT); arg NULL or nr_args 2 (EINVAL). Then one
+	 * mmap_offset, a zero or unaligned size, an unaligned address (EINVAL); an end past
+	 * 2^64 (EOVERFLOW), 2^31 pages (E2BIG); a user region at address 0, a kernel one
+	 * with an address, unmapped or read-only memory, an unreadable reg or desc (EFAULT);
+	 * arg NULL or nr_args 2 (EINVAL). Then one
 	 * registration works, and any second is EBUSY, checked before anything else.
 	 */
 	struct io_uring r;
@@ -388,6 +389,11 @@ static int register_errors(void)
 	CHECK_RES(reg_region(fd, &desc, 0), -EINVAL);
 	desc = user_desc(NULL, 4096);
 	CHECK_RES(reg_region(fd, &desc, 0), -EFAULT);
+	desc = user_desc((void *)(uintptr_t)0xfffffffffffff000ULL, 8192);
+	CHECK_RES(reg_region(fd, &desc, 0), -EOVERFLOW);
+	memset(&desc, 0, sizeof desc);
+	desc.size = 1ULL << 43; /* 2^31 pages */
+	CHECK_RES(reg_region(fd, &desc, 0), -E2BIG);
 	desc = user_desc(mem, 4096);
 	desc.flags = 0;
 	CHECK_RES(reg_region(fd, &desc, 0), -EFAULT);

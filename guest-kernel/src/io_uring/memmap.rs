@@ -93,6 +93,11 @@ impl Region {
         let (mem, va) = if desc.flags & IORING_MEM_REGION_TYPE_USER != 0 {
             pin_user(desc.user_addr, size)?
         } else {
+            // More pages than are free cannot be had (and the page list alone could
+            // exhaust the heap).
+            if desc.size / PAGE_SIZE > crate::mm::frame::stats().1 {
+                return Err(ENOMEM);
+            }
             let made = allocate(size)?;
             desc.mmap_offset = mmap_offset;
             made
