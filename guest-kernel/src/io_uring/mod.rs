@@ -37,6 +37,7 @@ mod futex;
 mod io_wq;
 mod iopoll;
 mod kbuf;
+mod memmap;
 mod msg_ring;
 mod nop;
 mod openclose;
@@ -243,6 +244,9 @@ pub struct IoUring {
     /// IORING_REGISTER_CLOCK's clock id (CLOCK_MONOTONIC or CLOCK_BOOTTIME: the same time
     /// here, so waits read the monotonic clock either way).
     pub clock: AtomicU32,
+    /// IORING_REGISTER_MEM_REGION's region (one per ring), and whether it is the ring's
+    /// wait-argument area (IORING_MEM_REGION_REG_WAIT_ARG) that EXT_ARG_REG reads.
+    pub param_region: SpinLock<Option<(Arc<memmap::Region>, bool)>>,
 }
 
 impl Drop for IoUring {
@@ -832,6 +836,18 @@ impl Node for IoUring {
             }
             return Ok((pages, 0));
         }
+        // IORING_MAP_OFF_PARAM_REGION: the registered region, when in kernel memory
+        // (ENOMEM otherwise, Linux's io_uring_get_unmapped_area). As Linux's
+        // vm_insert_pages, a mapping must hold every page of the region (EFAULT); pages
+        // past the region's end are left unbacked (touching one faults).
+        if offset & IORING_OFF_MMAP_MASK == IORING_MAP_OFF_PARAM_REGION {
+            let region = self.param_region.lock().as_ref().map(|(r, _)| Arc::clone(r)).ok_or(ENOMEM)?;
+            let pages = region.mmap_pages()?;
+            if len < region.size as u64 {
+                return Err(EFAULT);
+            }
+            return Ok((pages, 0));
+        }
         let (pages, size) = match offset {
             IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => self.rings.mmap_pages(false)?,
             IORING_OFF_SQES => self.rings.mmap_pages(true)?,
@@ -1036,6 +1052,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         restrictions: SpinLock::new(None),
         clock: AtomicU32::new(1),
         iopoll: SpinLock::new(iopoll::Iopoll::default()),
+        param_region: SpinLock::new(None),
     });
     match &ring.sqpoll {
         Some(sq) if attached => sqpoll::attach(&ring, sq),
@@ -1078,46 +1095,6 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     if ring.disabled.load(Relaxed) {
         return Err(EBADFD);
     }
-    let mut deadline = None;
-    let mut min_wait = None;
-    let mut sigmask = None;
-    let mut sigmask_arg = None;
-    if flags & IORING_ENTER_EXT_ARG != 0 && flags & IORING_ENTER_EXT_ARG_REG != 0 {
-        return Err(if argsz != REG_WAIT_SIZE { EINVAL } else { EFAULT });
-    }
-    if flags & IORING_ENTER_EXT_ARG != 0 {
-        if argsz != size_of::<GeteventsArg>() as u64 {
-            return Err(EINVAL);
-        }
-        if argp == 0 {
-            return Err(EFAULT);
-        }
-        {
-            let arg: GeteventsArg = task::read_user(argp)?;
-            if arg.ts != 0 {
-                let [sec, nsec]: [u64; 2] = task::read_user(arg.ts)?;
-                if (sec as i64) < 0 || nsec >= 1_000_000_000 {
-                    return Err(EINVAL);
-                }
-                let ns = sec.saturating_mul(1_000_000_000).saturating_add(nsec);
-                let abs = flags & IORING_ENTER_ABS_TIMER != 0;
-                deadline = Some(if abs { ns } else { crate::time::monotonic_ns().saturating_add(ns) });
-            }
-            if arg.min_wait_usec != 0 {
-                min_wait = Some(crate::time::monotonic_ns().saturating_add(u64::from(arg.min_wait_usec) * 1000));
-            }
-            if arg.sigmask != 0 {
-                if arg.sigmask_sz != 8 {
-                    return Err(EINVAL);
-                }
-                sigmask = Some(task::read_user::<u64>(arg.sigmask)?);
-            }
-        }
-    } else if argp != 0 {
-        // The old form: a sigset_t, checked only when enter goes on to wait (Linux's
-        // set_user_sigmask in io_cqring_wait).
-        sigmask_arg = Some((argp, argsz));
-    }
     let me = crate::task::sched::current();
     let mut submitted = 0;
     match &ring.sqpoll {
@@ -1157,26 +1134,115 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     if flags & IORING_ENTER_GETEVENTS != 0 && min_complete == 0 && syscall_iopoll {
         iopoll::reap(&ring);
     }
-    if flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0 && submitted == to_submit {
-        if let Some((addr, size)) = sigmask_arg {
-            if size != 8 {
-                return if submitted > 0 { Ok(u64::from(submitted)) } else { Err(EINVAL) };
-            }
-            sigmask = Some(task::read_user::<u64>(addr)?);
+    if flags & IORING_ENTER_GETEVENTS == 0 || submitted != to_submit {
+        return Ok(u64::from(submitted));
+    }
+    // The wait's arguments are read only now (Linux's io_get_ext_arg, after submission):
+    // their errors are enter's result only when nothing was submitted.
+    let waited = wait_arg(&ring, flags, argp, argsz, syscall_iopoll).and_then(|wait| {
+        if min_complete == 0 {
+            return Ok(());
         }
-        let waited = crate::task::signal::with_sigmask(sigmask, || {
+        // The sigmask is checked only when there is something to wait for (Linux's
+        // io_cqring_wait returns before set_user_sigmask when enough CQEs are there).
+        // (An IOPOLL wait honours the old form's sigset_t.)
+        let mut sigmask = None;
+        if wait.sigmask != 0 && (syscall_iopoll || ring.rings.cq_ready() < min_complete) {
+            if wait.sigmask_sz != 8 {
+                return Err(EINVAL);
+            }
+            sigmask = Some(task::read_user::<u64>(wait.sigmask)?);
+        }
+        let now = crate::time::monotonic_ns();
+        let deadline = wait.ts.and_then(|ts| deadline_of(ts, flags & IORING_ENTER_ABS_TIMER != 0, now));
+        let min_wait = (wait.min_wait_usec != 0).then(|| now.saturating_add(u64::from(wait.min_wait_usec) * 1000));
+        crate::task::signal::with_sigmask(sigmask, || {
             if syscall_iopoll {
                 return iopoll::wait(&ring, min_complete);
             }
             ring.wait_cqes(min_complete, deadline, min_wait, local)
-        });
-        if let Err(e) = waited
-            && submitted == 0
-        {
-            return Err(e);
-        }
+        })
+    });
+    match waited {
+        Err(e) if submitted == 0 => Err(e),
+        _ => Ok(u64::from(submitted)),
     }
-    Ok(u64::from(submitted))
+}
+
+/// The deadline (monotonic ns) of a wait's timeout `[sec, nsec]`, unchecked as Linux's
+/// ktime_set: seconds past ktime's range mean no deadline, and a time before the clock's
+/// start (a negative one) has passed already.
+fn deadline_of([sec, nsec]: [i64; 2], abs: bool, now: u64) -> Option<u64> {
+    const KTIME_SEC_MAX: i64 = i64::MAX / 1_000_000_000;
+    if sec >= KTIME_SEC_MAX {
+        return None;
+    }
+    let ns = sec.wrapping_mul(1_000_000_000).wrapping_add(nsec);
+    let at = if abs { ns } else { ns.wrapping_add(now as i64) };
+    Some(at.max(0) as u64)
+}
+
+/// The wait's arguments: EXT_ARG's structure (or, with EXT_ARG_REG, the wait region's
+/// entry), else the old form's sigset_t at `argp`. IOPOLL waits take no timeout: there
+/// EXT_ARG is only checked (Linux's io_validate_ext_arg; EXT_ARG_REG is EINVAL).
+fn wait_arg(ring: &IoUring, flags: u32, argp: u64, argsz: u64, iopoll: bool) -> KResult<WaitArg> {
+    if flags & IORING_ENTER_EXT_ARG == 0 {
+        return Ok(WaitArg { ts: None, min_wait_usec: 0, sigmask: argp, sigmask_sz: argsz });
+    }
+    if iopoll {
+        if flags & IORING_ENTER_EXT_ARG_REG != 0 {
+            return Err(EINVAL);
+        }
+        ext_arg(argp, argsz)?;
+        return Ok(WaitArg { ts: None, min_wait_usec: 0, sigmask: 0, sigmask_sz: 0 });
+    }
+    if flags & IORING_ENTER_EXT_ARG_REG != 0 { reg_wait_arg(ring, argp, argsz) } else { ext_arg(argp, argsz) }
+}
+
+/// A wait's arguments, from either form of IORING_ENTER_EXT_ARG.
+struct WaitArg {
+    /// The timeout (seconds, nanoseconds), if any.
+    ts: Option<[i64; 2]>,
+    min_wait_usec: u32,
+    sigmask: u64,
+    sigmask_sz: u64,
+}
+
+/// EXT_ARG: `argp` points at a `struct io_uring_getevents_arg` of `argsz` bytes.
+fn ext_arg(argp: u64, argsz: u64) -> KResult<WaitArg> {
+    if argsz != size_of::<GeteventsArg>() as u64 {
+        return Err(EINVAL);
+    }
+    if argp == 0 {
+        return Err(EFAULT);
+    }
+    let arg: GeteventsArg = task::read_user(argp)?;
+    let ts = if arg.ts != 0 { Some(task::read_user::<[i64; 2]>(arg.ts)?) } else { None };
+    Ok(WaitArg { ts, min_wait_usec: arg.min_wait_usec, sigmask: arg.sigmask, sigmask_sz: u64::from(arg.sigmask_sz) })
+}
+
+/// EXT_ARG | EXT_ARG_REG: `argp` is the byte offset of a `struct io_uring_reg_wait` in the
+/// ring's wait region (Linux's io_get_ext_arg_reg): 8-aligned and wholly inside, else
+/// EFAULT (also when there is no wait region). The entry is read once.
+fn reg_wait_arg(ring: &IoUring, argp: u64, argsz: u64) -> KResult<WaitArg> {
+    if argsz != REG_WAIT_SIZE {
+        return Err(EINVAL);
+    }
+    let region = match ring.param_region.lock().as_ref() {
+        Some((r, true)) => Some(Arc::clone(r)),
+        _ => None,
+    };
+    let size = region.as_ref().map_or(0, |r| r.size as u64);
+    if !argp.is_multiple_of(8) || argp.checked_add(REG_WAIT_SIZE).is_none_or(|end| end > size) {
+        return Err(EFAULT);
+    }
+    let Some(region) = region else { return Err(EFAULT) };
+    let w: RegWait = region.read(argp as usize);
+    if w.flags & !IORING_REG_WAIT_TS != 0 {
+        return Err(EINVAL);
+    }
+    let ts = if w.flags & IORING_REG_WAIT_TS != 0 { Some(w.ts) } else { None };
+    Ok(WaitArg { ts, min_wait_usec: w.min_wait_usec, sigmask: w.sigmask, sigmask_sz: u64::from(w.sigmask_sz) })
 }
 
 pub use register::register;

@@ -30,6 +30,7 @@ const IORING_REGISTER_PBUF_STATUS: u32 = 26;
 const IORING_REGISTER_CLONE_BUFFERS: u32 = 30;
 const IORING_REGISTER_CLOCK: u32 = 29;
 const IORING_REGISTER_SEND_MSG_RING: u32 = 31;
+const IORING_REGISTER_MEM_REGION: u32 = 34;
 /// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
 const IORING_REGISTER_LAST: u32 = 36;
 /// In the opcode: `fd` is an index into the task's registered rings.
@@ -188,6 +189,12 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
         IORING_REGISTER_PBUF_RING => super::kbuf::register_ring(&ring, arg, nr_args),
         IORING_UNREGISTER_PBUF_RING => super::kbuf::unregister_ring(&ring, arg, nr_args),
         IORING_REGISTER_PBUF_STATUS => super::kbuf::ring_status(&ring, arg, nr_args),
+        IORING_REGISTER_MEM_REGION => {
+            if arg == 0 || nr_args != 1 {
+                return Err(EINVAL);
+            }
+            mem_region(&ring, arg)
+        }
         IORING_REGISTER_SYNC_CANCEL => {
             if arg == 0 || nr_args != 1 {
                 return Err(EINVAL);
@@ -314,6 +321,37 @@ fn register_clock(ring: &IoUring, arg: u64) -> KResult<u64> {
         return Err(EINVAL);
     }
     ring.clock.store(clockid, core::sync::atomic::Ordering::Relaxed);
+    Ok(0)
+}
+
+/// IORING_REGISTER_MEM_REGION (Linux's io_register_mem_region): the ring's one parameter
+/// region (EBUSY for a second), in the program's memory or in kernel memory it maps at the
+/// offset written back into the descriptor. With IORING_MEM_REGION_REG_WAIT_ARG it holds
+/// the ring's wait arguments, which may be set only while the ring is disabled (no
+/// waiter can be reading them).
+fn mem_region(ring: &IoUring, arg: u64) -> KResult<u64> {
+    if ring.param_region.lock().is_some() {
+        return Err(EBUSY);
+    }
+    let reg: MemRegionReg = task::read_user(arg)?;
+    let mut desc: RegionDesc = task::read_user(reg.region_uptr)?;
+    if reg.resv != [0; 2] || reg.flags & !IORING_MEM_REGION_REG_WAIT_ARG != 0 {
+        return Err(EINVAL);
+    }
+    let wait = reg.flags & IORING_MEM_REGION_REG_WAIT_ARG != 0;
+    if wait && !ring.disabled.load(core::sync::atomic::Ordering::Relaxed) {
+        return Err(EINVAL);
+    }
+    let region = super::memmap::Region::create(&mut desc, IORING_MAP_OFF_PARAM_REGION)?;
+    // A descriptor that cannot be written back frees the region again.
+    task::write_user(reg.region_uptr, &desc)?;
+    // (The lock is not held across user memory accesses, which may sleep: a racing
+    // registration that got there first wins.)
+    let mut slot = ring.param_region.lock();
+    if slot.is_some() {
+        return Err(EBUSY);
+    }
+    *slot = Some((Arc::new(region), wait));
     Ok(0)
 }
 

@@ -31,7 +31,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::uapi::{Cqe, CqringOffsets, Sqe, SqringOffsets, IORING_CQE_F_32, IORING_CQE_F_SKIP, IORING_SETUP_CQE32, IORING_SETUP_CQE_MIXED, IORING_SETUP_NO_SQARRAY, IORING_SETUP_SQE128};
 use crate::errno::*;
 use crate::mm::user::SharedPages;
-use crate::mm::{frame_ptr, PAGE_SIZE};
+use super::memmap::{allocate, pin_user, Memory};
+use crate::mm::PAGE_SIZE;
 
 const SQ_HEAD: usize = 0;
 const SQ_TAIL: usize = 4;
@@ -46,22 +47,6 @@ const SQ_FLAGS: usize = 36;
 const CQ_FLAGS: usize = 40;
 const CQ_OVERFLOW: usize = 44;
 const CQES: usize = 64;
-
-/// Where a region's memory comes from.
-enum Memory {
-    /// Frames of the ring, which `mmap` on the ring fd maps.
-    Kernel(Arc<SharedPages>),
-    /// The program's pages (IORING_SETUP_NO_MMAP), pinned while the ring lives.
-    User(Vec<(u64, u32)>),
-}
-
-impl Drop for Memory {
-    fn drop(&mut self) {
-        if let Memory::User(segments) = self {
-            crate::mm::uaccess::unpin_segments(segments);
-        }
-    }
-}
 
 pub struct Rings {
     /// SQ and CQ rings, CQEs and the SQ index array.
@@ -83,36 +68,6 @@ pub struct Rings {
     array: usize,
     pub ring_bytes: usize,
     pub sqe_bytes: usize,
-}
-
-fn allocate(bytes: usize) -> KResult<(Memory, Vec<usize>)> {
-    let pages = SharedPages::new(bytes.div_ceil(PAGE_SIZE as usize));
-    for i in 0..pages.len() {
-        pages.frame(i)?;
-    }
-    let va = (0..pages.len()).map(|i| frame_ptr(pages.existing(i)) as usize).collect();
-    Ok((Memory::Kernel(pages), va))
-}
-
-/// Pins the program's pages `[addr, addr + bytes rounded up to pages)` for a region
-/// (Linux's io_create_region for user memory): the address must be page-aligned (EINVAL)
-/// and not 0 (EFAULT), the pages mapped and writable (EFAULT).
-fn pin_user(addr: u64, bytes: usize) -> KResult<(Memory, Vec<usize>)> {
-    if addr == 0 {
-        return Err(EFAULT);
-    }
-    if !addr.is_multiple_of(PAGE_SIZE) {
-        return Err(EINVAL);
-    }
-    let len = bytes.next_multiple_of(PAGE_SIZE as usize);
-    addr.checked_add(len as u64).ok_or(EOVERFLOW)?;
-    let segments = crate::task::with_mm(|mm| crate::mm::uaccess::pin_user_segments(mm, addr, len, true))
-        .map_err(|e| if e == EAGAIN { ENOMEM } else { e })?;
-    let va = segments
-        .iter()
-        .flat_map(|&(phys, n)| (0..u64::from(n) / PAGE_SIZE).map(move |i| frame_ptr(phys + i * PAGE_SIZE) as usize))
-        .collect();
-    Ok((Memory::User(segments), va))
 }
 
 impl Rings {

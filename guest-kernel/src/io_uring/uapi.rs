@@ -101,6 +101,44 @@ pub struct GeteventsArg {
     pub ts: u64,
 }
 
+/// `struct io_uring_region_desc`: a memory region (IORING_REGISTER_MEM_REGION).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RegionDesc {
+    /// IORING_MEM_REGION_TYPE_USER: the program's memory (page-aligned), else 0.
+    pub user_addr: u64,
+    pub size: u64,
+    pub flags: u32,
+    pub id: u32,
+    /// Written back: where the program maps a kernel-memory region.
+    pub mmap_offset: u64,
+    pub resv: [u64; 4],
+}
+
+/// `struct io_uring_mem_region_reg`: IORING_REGISTER_MEM_REGION's argument.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct MemRegionReg {
+    /// A `struct io_uring_region_desc *`.
+    pub region_uptr: u64,
+    pub flags: u64,
+    pub resv: [u64; 2],
+}
+
+/// `struct io_uring_reg_wait`: one wait's arguments in the wait region (EXT_ARG_REG).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RegWait {
+    /// `struct __kernel_timespec`, used only with IORING_REG_WAIT_TS.
+    pub ts: [i64; 2],
+    pub min_wait_usec: u32,
+    pub flags: u32,
+    pub sigmask: u64,
+    pub sigmask_sz: u32,
+    pub pad: [u32; 3],
+    pub pad2: [u64; 2],
+}
+
 /// `struct io_uring_files_update` / `io_uring_rsrc_update`.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug)]
@@ -137,6 +175,22 @@ const _: () = {
     assert!(offset_of!(Params, cq_off) == 80);
     assert!(size_of::<GeteventsArg>() == 24);
     assert!(size_of::<FilesUpdate>() == 16);
+    assert!(size_of::<RegionDesc>() == 64);
+    assert!(offset_of!(RegionDesc, size) == 8);
+    assert!(offset_of!(RegionDesc, flags) == 16);
+    assert!(offset_of!(RegionDesc, id) == 20);
+    assert!(offset_of!(RegionDesc, mmap_offset) == 24);
+    assert!(offset_of!(RegionDesc, resv) == 32);
+    assert!(size_of::<MemRegionReg>() == 32);
+    assert!(offset_of!(MemRegionReg, flags) == 8);
+    assert!(offset_of!(MemRegionReg, resv) == 16);
+    assert!(size_of::<RegWait>() == REG_WAIT_SIZE as usize);
+    assert!(offset_of!(RegWait, min_wait_usec) == 16);
+    assert!(offset_of!(RegWait, flags) == 20);
+    assert!(offset_of!(RegWait, sigmask) == 24);
+    assert!(offset_of!(RegWait, sigmask_sz) == 32);
+    assert!(offset_of!(RegWait, pad) == 36);
+    assert!(offset_of!(RegWait, pad2) == 48);
 };
 
 // SAFETY: plain integers, no padding (sizes asserted above).
@@ -147,6 +201,12 @@ unsafe impl crate::mm::uaccess::Pod for Sqe {}
 unsafe impl crate::mm::uaccess::Pod for GeteventsArg {}
 // SAFETY: as above.
 unsafe impl crate::mm::uaccess::Pod for FilesUpdate {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for RegionDesc {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for MemRegionReg {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for RegWait {}
 
 // io_uring_setup flags.
 pub const IORING_SETUP_IOPOLL: u32 = 1 << 0;
@@ -211,14 +271,21 @@ pub const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
 pub const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
 /// EXT_ARG's timeout is an absolute time of the ring's clock (CLOCK_MONOTONIC).
 pub const IORING_ENTER_ABS_TIMER: u32 = 1 << 5;
-/// EXT_ARG's argument is an offset into a registered wait region (of which there are
-/// none: IORING_REGISTER_MEM_REGION is not supported, so it is -EFAULT, as Linux without
-/// a region).
+/// EXT_ARG's argument is a byte offset into the ring's wait region (a region registered
+/// with IORING_MEM_REGION_REG_WAIT_ARG), where a `struct io_uring_reg_wait` lies.
 pub const IORING_ENTER_EXT_ARG_REG: u32 = 1 << 6;
 /// The wait does not count as I/O wait: no wait here ever does.
 pub const IORING_ENTER_NO_IOWAIT: u32 = 1 << 7;
 /// `struct io_uring_reg_wait`, what EXT_ARG_REG names.
 pub const REG_WAIT_SIZE: u64 = 64;
+/// `io_uring_reg_wait.flags`: `ts` holds a timeout.
+pub const IORING_REG_WAIT_TS: u32 = 1 << 0;
+
+// Memory regions (IORING_REGISTER_MEM_REGION).
+/// `io_uring_region_desc.flags`: the memory is the program's, at `user_addr`.
+pub const IORING_MEM_REGION_TYPE_USER: u32 = 1;
+/// `io_uring_mem_region_reg.flags`: the region holds the ring's wait arguments.
+pub const IORING_MEM_REGION_REG_WAIT_ARG: u64 = 1;
 
 // SQE flags.
 pub const IOSQE_FIXED_FILE: u8 = 1 << 0;
@@ -245,6 +312,10 @@ pub const IORING_CQ_EVENTFD_DISABLED: u32 = 1 << 0;
 pub const IORING_OFF_SQ_RING: u64 = 0;
 pub const IORING_OFF_CQ_RING: u64 = 0x800_0000;
 pub const IORING_OFF_SQES: u64 = 0x1000_0000;
+/// The ring's parameter region (IORING_REGISTER_MEM_REGION, kernel memory).
+pub const IORING_MAP_OFF_PARAM_REGION: u64 = 0x2000_0000;
+/// The bits of an mmap offset that say which region it names.
+pub const IORING_OFF_MMAP_MASK: u64 = 0xf800_0000;
 
 // io_uring_register opcodes.
 pub const IORING_REGISTER_BUFFERS: u32 = 0;
