@@ -257,9 +257,19 @@ int rring_init(struct rring *r, unsigned entries, struct io_uring_params *pin)
 	r->fd = sys_setup(entries, &r->p);
 	if (r->fd < 0)
 		return -errno;
+	int ret = rring_map(r);
+	if (ret < 0)
+		rring_exit(r);
+	return ret;
+}
+
+int rring_map(struct rring *r)
+{
 	struct io_uring_params *p = &r->p;
-	r->sq_sz = p->sq_off.array + p->sq_entries * sizeof(unsigned);
-	r->cq_sz = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
+	size_t cqe = p->flags & IORING_SETUP_CQE32 ? 32 : 16;
+	r->cq_sz = p->cq_off.cqes + p->cq_entries * cqe;
+	/* Without the SQ index array (NO_SQARRAY, sq_off.array 0) the ring ends at the CQEs. */
+	r->sq_sz = p->sq_off.array ? p->sq_off.array + p->sq_entries * sizeof(unsigned) : r->cq_sz;
 	if (p->features & IORING_FEAT_SINGLE_MMAP) {
 		if (r->cq_sz > r->sq_sz)
 			r->sq_sz = r->cq_sz;
@@ -268,20 +278,20 @@ int rring_init(struct rring *r, unsigned entries, struct io_uring_params *pin)
 	r->sq_ring = mmap(NULL, r->sq_sz, PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
 	if (r->sq_ring == MAP_FAILED)
-		goto fail;
+		return -errno;
 	if (p->features & IORING_FEAT_SINGLE_MMAP) {
 		r->cq_ring = r->sq_ring;
 	} else {
 		r->cq_ring = mmap(NULL, r->cq_sz, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
 		if (r->cq_ring == MAP_FAILED)
-			goto fail;
+			return -errno;
 	}
-	r->sqes_sz = p->sq_entries * sizeof(struct io_uring_sqe);
+	r->sqes_sz = p->sq_entries * sizeof(struct io_uring_sqe) * (p->flags & IORING_SETUP_SQE128 ? 2 : 1);
 	r->sqes = mmap(NULL, r->sqes_sz, PROT_READ | PROT_WRITE,
 		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
 	if (r->sqes == MAP_FAILED)
-		goto fail;
+		return -errno;
 	char *sq = r->sq_ring, *cq = r->cq_ring;
 	r->sq_head = (unsigned *)(sq + p->sq_off.head);
 	r->sq_tail = (unsigned *)(sq + p->sq_off.tail);
@@ -289,7 +299,7 @@ int rring_init(struct rring *r, unsigned entries, struct io_uring_params *pin)
 	r->sq_entries = (unsigned *)(sq + p->sq_off.ring_entries);
 	r->sq_flags = (unsigned *)(sq + p->sq_off.flags);
 	r->sq_dropped = (unsigned *)(sq + p->sq_off.dropped);
-	r->sq_array = (unsigned *)(sq + p->sq_off.array);
+	r->sq_array = p->sq_off.array ? (unsigned *)(sq + p->sq_off.array) : NULL;
 	r->cq_head = (unsigned *)(cq + p->cq_off.head);
 	r->cq_tail = (unsigned *)(cq + p->cq_off.tail);
 	r->cq_mask = (unsigned *)(cq + p->cq_off.ring_mask);
@@ -297,13 +307,9 @@ int rring_init(struct rring *r, unsigned entries, struct io_uring_params *pin)
 	r->cq_overflow = (unsigned *)(cq + p->cq_off.overflow);
 	r->cqes = (struct io_uring_cqe *)(cq + p->cq_off.cqes);
 	return 0;
-fail:;
-	int e = errno;
-	rring_exit(r);
-	return -e;
 }
 
-void rring_exit(struct rring *r)
+void rring_unmap(struct rring *r)
 {
 	if (r->sqes && r->sqes != MAP_FAILED)
 		munmap(r->sqes, r->sqes_sz);
@@ -311,6 +317,13 @@ void rring_exit(struct rring *r)
 		munmap(r->cq_ring, r->cq_sz);
 	if (r->sq_ring && r->sq_ring != MAP_FAILED)
 		munmap(r->sq_ring, r->sq_sz);
+	r->sqes = NULL;
+	r->sq_ring = r->cq_ring = NULL;
+}
+
+void rring_exit(struct rring *r)
+{
+	rring_unmap(r);
 	if (r->fd >= 0)
 		close(r->fd);
 	memset(r, 0, sizeof *r);
@@ -322,7 +335,8 @@ void rring_push(struct rring *r, const struct io_uring_sqe *sqe)
 	unsigned tail = *r->sq_tail;
 	unsigned idx = tail & *r->sq_mask;
 	r->sqes[idx] = *sqe;
-	r->sq_array[idx] = idx;
+	if (r->sq_array)
+		r->sq_array[idx] = idx;
 	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
 }
 

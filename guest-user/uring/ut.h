@@ -182,6 +182,9 @@ struct rring {
 };
 int rring_init(struct rring *r, unsigned entries, struct io_uring_params *p);
 void rring_exit(struct rring *r);
+/* Map the rings of r->fd as r->p describes them (again after a resize), or unmap them. */
+int rring_map(struct rring *r);
+void rring_unmap(struct rring *r);
 /* Queue `sqe` at SQ slot (tail & mask), point the array at it, advance the tail. */
 void rring_push(struct rring *r, const struct io_uring_sqe *sqe);
 /* Pop one CQE if there is one (1), else 0. */

@@ -30,7 +30,7 @@ mod guest {
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
         futex, waitid, xattr, iopoll, blkcmd, attachwq, cqemixed, sqe128ops,
-        memregion);
+        memregion, resize);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to

@@ -106,7 +106,8 @@ pub fn wait(ring: &Arc<IoUring>, min: u32) -> KResult<()> {
             ring.run_local_work();
         }
         ring.flush_overflow();
-        if ring.rings.cq_ready() >= min.min(ring.rings.cq_entries) || ring.iopoll.lock().in_flight == 0 {
+        let rings = ring.rings();
+        if rings.cq_ready() >= min.min(rings.cq_entries) || ring.iopoll.lock().in_flight == 0 {
             return Ok(());
         }
         if me.signal_pending() {

@@ -207,7 +207,10 @@ pub struct IoUring {
     #[allow(clippy::vec_box)] // the boxes themselves are what is reused
     cache: SpinLock<Vec<Box<core::mem::MaybeUninit<Request>>>>,
     ino: u64,
-    pub rings: Rings,
+    /// The shared rings. IORING_REGISTER_RESIZE_RINGS replaces them (holding the
+    /// submission lock and `state`, under which CQEs are posted): anyone else takes a
+    /// reference for what they do (`rings()`), so old rings live until their last use.
+    rings: SpinLock<Arc<Rings>>,
     pub setup_flags: u32,
     submit: Mutex<Submit>,
     state: SpinLock<State>,
@@ -263,6 +266,11 @@ impl IoUring {
         self.me.upgrade().expect("a ring in use is alive")
     }
 
+    /// The rings as they are now (see `rings`).
+    pub fn rings(&self) -> Arc<Rings> {
+        Arc::clone(&self.rings.lock())
+    }
+
     pub fn flag(&self, flag: u32) -> bool {
         self.setup_flags & flag != 0
     }
@@ -273,14 +281,15 @@ impl IoUring {
     fn post(&self, cqe: Cqe, worker: bool) {
         let wake_now = {
             let mut st = self.state.lock();
-            if !st.overflow.is_empty() || !self.rings.push_cqe(&cqe) {
+            let rings = self.rings();
+            if !st.overflow.is_empty() || !rings.push_cqe(&cqe) {
                 if st.overflow.len() < MAX_OVERFLOW && !crate::mm::heap::under_pressure() {
                     st.overflow.push_back(cqe);
                 } else {
                     // Kept back as far as memory allows, then counted, as Linux does.
-                    self.rings.add_overflow();
+                    rings.add_overflow();
                 }
-                self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, true);
+                rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, true);
             }
             match self.eventfd_mode.load(Relaxed) {
                 1 => st.eventfd_pending += 1,
@@ -301,7 +310,7 @@ impl IoUring {
     pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32, flags: u32) -> bool {
         {
             let st = self.state.lock();
-            if !st.overflow.is_empty() || self.rings.cq_space() == 0 {
+            if !st.overflow.is_empty() || self.rings().cq_space() == 0 {
                 return false;
             }
         }
@@ -338,7 +347,7 @@ impl IoUring {
         };
         self.cq_wait.wake_all();
         // IORING_CQ_EVENTFD_DISABLED: user space turned eventfd notification off.
-        if signals > 0 && self.rings.cq_flags() & IORING_CQ_EVENTFD_DISABLED == 0 {
+        if signals > 0 && self.rings().cq_flags() & IORING_CQ_EVENTFD_DISABLED == 0 {
             // A statement of its own, so the lock ends before signalling: the eventfd's
             // wakeup may complete a parked request of this very ring.
             let efd = self.eventfd.lock().clone();
@@ -354,13 +363,14 @@ impl IoUring {
         if st.overflow.is_empty() {
             return; // and IORING_SQ_CQ_OVERFLOW is clear: it is set only with a backlog
         }
+        let rings = self.rings();
         while let Some(cqe) = st.overflow.front() {
-            if !self.rings.push_cqe(cqe) {
+            if !rings.push_cqe(cqe) {
                 return;
             }
             st.overflow.pop_front();
         }
-        self.rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, false);
+        rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, false);
     }
 
     /// Issues `req` in the current (submitter's or io-wq worker's) context and, when it
@@ -412,7 +422,7 @@ impl IoUring {
     fn queue_local(&self, work: Work) {
         self.state.lock().local_work.push_back(work);
         if self.flag(IORING_SETUP_TASKRUN_FLAG) {
-            self.rings.set_sq_flag(IORING_SQ_TASKRUN, true);
+            self.rings().set_sq_flag(IORING_SQ_TASKRUN, true);
         }
         self.cq_wait.wake_all();
     }
@@ -425,7 +435,7 @@ impl IoUring {
             self.run_work(work);
         }
         if self.flag(IORING_SETUP_TASKRUN_FLAG) {
-            self.rings.set_sq_flag(IORING_SQ_TASKRUN, false);
+            self.rings().set_sq_flag(IORING_SQ_TASKRUN, false);
         }
     }
 
@@ -577,8 +587,8 @@ impl IoUring {
 
     /// SQEs user space has published and the kernel not yet consumed.
     fn sq_pending(&self) -> u32 {
-        let head = self.rings.sq_head();
-        self.rings.sq_tail().wrapping_sub(head).min(self.rings.sq_entries)
+        let rings = self.rings();
+        rings.sq_tail().wrapping_sub(rings.sq_head()).min(rings.sq_entries)
     }
 
     /// Consumes up to `to_submit` SQEs for task `me` (the current one); returns how many
@@ -598,16 +608,22 @@ impl IoUring {
     }
 
     fn submit_batch(self: &Arc<Self>, sub: &mut Submit, to_submit: u32, tctx: &Arc<Tctx>, me: &crate::task::Task) -> u32 {
-        let rings = &self.rings;
+        let rings = self.rings();
         // Looked up once per batch: every request of it is the same process's.
         let mm = me.process.mm();
-        let available = rings.sq_tail().wrapping_sub(sub.head).min(rings.sq_entries);
+        // SQ_REWIND: the batch is the first `to_submit` slots, whatever head and tail say.
+        let rewind = self.flag(IORING_SETUP_SQ_REWIND);
+        if rewind {
+            sub.head = 0;
+        }
+        let available = if rewind { rings.sq_entries } else { rings.sq_tail().wrapping_sub(sub.head).min(rings.sq_entries) };
         let mut submitted = 0;
         // The link chain being built (its members in order: appending stays O(1)), and
         // whether a member already failed.
         let mut chain = core::mem::take(&mut sub.chain);
         let mut chain_failed = false;
-        for _ in 0..to_submit.min(available) {
+        let mut left = to_submit.min(available);
+        while left > 0 {
             // Out of kernel memory: stop here, as Linux does when it cannot allocate a
             // request (the caller sees -EAGAIN if nothing was submitted).
             if submitted % 16 == 0 && crate::mm::heap::under_pressure() {
@@ -623,10 +639,25 @@ impl IoUring {
             }
             let sqe = rings.read_sqe(index);
             submitted += 1;
+            left -= 1;
+            // A 128-byte op outside an SQE128 ring: on an SQE_MIXED ring it takes this
+            // slot and the next, which must be in the batch and not past the SQE array's
+            // end; anything else is -EINVAL (Linux's io_init_req).
+            let mut big = Ok(());
+            if opdef::is_128(sqe.opcode) && !self.flag(IORING_SETUP_SQE128) {
+                if self.flag(IORING_SETUP_SQE_MIXED) && left >= 1 && index < rings.sq_entries - 1 {
+                    sub.head = sub.head.wrapping_add(1);
+                    submitted += 1;
+                    left -= 1;
+                } else {
+                    big = Err(EINVAL);
+                }
+            }
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
             let seq = sub.seq;
             sub.seq += 1;
-            let prepped = check_flags(sub, &sqe)
+            let prepped = big
+                .and_then(|()| check_flags(sub, &sqe))
                 .and_then(|()| self.check_restrictions(&sqe))
                 .and_then(|()| check_link_timeout(&sqe, chain.last().map(|r| r.opcode)))
                 .and_then(|()| opdef::prep(self, &sqe, &mm));
@@ -670,7 +701,10 @@ impl IoUring {
             self.queue_chain(link_up(&mut chain), chain_failed);
         }
         sub.chain = chain;
-        rings.set_sq_head(sub.head);
+        // (SQ_REWIND leaves the SQ head at 0: the next batch starts at slot 0 again.)
+        if !rewind {
+            rings.set_sq_head(sub.head);
+        }
         submitted
     }
 
@@ -698,21 +732,21 @@ impl IoUring {
     }
 
     fn wait_phase(self: &Arc<Self>, min: u32, deadline: Option<u64>, local: bool) -> KResult<()> {
-        let min = min.min(self.rings.cq_entries);
+        let min = min.min(self.rings().cq_entries);
         loop {
             if local {
                 self.run_local_work();
             }
             let result = self.cq_wait.wait_until(deadline, || {
                 self.flush_overflow();
-                self.rings.cq_ready() >= min || (local && !self.state.lock().local_work.is_empty())
+                self.rings().cq_ready() >= min || (local && !self.state.lock().local_work.is_empty())
             });
             match result {
-                Ok(()) if self.rings.cq_ready() >= min => return Ok(()),
+                Ok(()) if self.rings().cq_ready() >= min => return Ok(()),
                 Ok(()) => continue,
                 Err(WaitError::Interrupted) => return Err(EINTR),
                 // Linux reports ETIME only when nothing at all is ready.
-                Err(WaitError::TimedOut) if self.rings.cq_ready() > 0 => return Ok(()),
+                Err(WaitError::TimedOut) if self.rings().cq_ready() > 0 => return Ok(()),
                 Err(WaitError::TimedOut) => return Err(ETIME),
             }
         }
@@ -849,8 +883,8 @@ impl Node for IoUring {
             return Ok((pages, 0));
         }
         let (pages, size) = match offset {
-            IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => self.rings.mmap_pages(false)?,
-            IORING_OFF_SQES => self.rings.mmap_pages(true)?,
+            IORING_OFF_SQ_RING | IORING_OFF_CQ_RING => self.rings().mmap_pages(false)?,
+            IORING_OFF_SQES => self.rings().mmap_pages(true)?,
             _ => return Err(EINVAL),
         };
         if len > (size as u64).next_multiple_of(4096) {
@@ -863,10 +897,10 @@ impl Node for IoUring {
     /// io_uring_poll).
     fn poll_mask(&self) -> u32 {
         let mut mask = 0;
-        if self.rings.sq_tail().wrapping_sub(self.rings.sq_head()) < self.rings.sq_entries {
+        if self.sq_pending() < self.rings().sq_entries {
             mask |= POLLOUT | POLLWRNORM;
         }
-        if self.rings.cq_ready() > 0 || !self.state.lock().overflow.is_empty() {
+        if self.rings().cq_ready() > 0 || !self.state.lock().overflow.is_empty() {
             mask |= POLLIN | POLLRDNORM;
         }
         mask
@@ -921,6 +955,8 @@ const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
     | IORING_SETUP_SQE128
     | IORING_SETUP_CQE32
     | IORING_SETUP_CQE_MIXED
+    | IORING_SETUP_SQE_MIXED
+    | IORING_SETUP_SQ_REWIND
     | IORING_SETUP_HYBRID_IOPOLL;
 
 /// Features advertised: exactly what this implementation honours.
@@ -939,6 +975,34 @@ pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
     | IORING_FEAT_REG_REG_RING
     | IORING_FEAT_MIN_TIMEOUT
     | IORING_FEAT_NO_IOWAIT;
+
+/// The SQ and CQ sizes `p` asks for (`sq_entries`, CQSIZE's `cq_entries`, CLAMP), as
+/// setup and IORING_REGISTER_RESIZE_RINGS round them (Linux's io_uring_fill_params and
+/// rings_size): powers of two, twice as many CQEs by default, never fewer CQEs than SQEs.
+/// A mixed ring needs two slots for its big entries (EOVERFLOW).
+fn ring_sizes(p: &Params) -> KResult<(u32, u32)> {
+    let clamp = p.flags & IORING_SETUP_CLAMP != 0;
+    if p.sq_entries == 0 || (p.sq_entries > IORING_MAX_ENTRIES && !clamp) {
+        return Err(EINVAL);
+    }
+    let sq_entries = p.sq_entries.min(IORING_MAX_ENTRIES).next_power_of_two();
+    let cq_entries = if p.flags & IORING_SETUP_CQSIZE != 0 {
+        if p.cq_entries == 0 || (p.cq_entries > IORING_MAX_CQ_ENTRIES && !clamp) {
+            return Err(EINVAL);
+        }
+        let cq = p.cq_entries.min(IORING_MAX_CQ_ENTRIES).next_power_of_two();
+        if cq < sq_entries {
+            return Err(EINVAL);
+        }
+        cq
+    } else {
+        2 * sq_entries
+    };
+    if (p.flags & IORING_SETUP_CQE_MIXED != 0 && cq_entries < 2) || (p.flags & IORING_SETUP_SQE_MIXED != 0 && sq_entries < 2) {
+        return Err(EOVERFLOW);
+    }
+    Ok((sq_entries, cq_entries))
+}
 
 /// `io_uring_setup(entries, params)`.
 pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
@@ -977,23 +1041,16 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     if p.flags & IORING_SETUP_SQ_AFF != 0 && (p.flags & IORING_SETUP_SQPOLL == 0 || p.sq_thread_cpu != 0) {
         return Err(EINVAL);
     }
-    let clamp = p.flags & IORING_SETUP_CLAMP != 0;
-    if entries == 0 || (entries > IORING_MAX_ENTRIES && !clamp) {
+    // Nonsensical with 128-byte SQEs throughout (Linux too); SQ_REWIND indexes SQEs
+    // directly and cannot race a poller.
+    if p.flags & IORING_SETUP_SQE128 != 0 && p.flags & IORING_SETUP_SQE_MIXED != 0 {
         return Err(EINVAL);
     }
-    let sq_entries = entries.min(IORING_MAX_ENTRIES).next_power_of_two();
-    let cq_entries = if p.flags & IORING_SETUP_CQSIZE != 0 {
-        if p.cq_entries == 0 || (p.cq_entries > IORING_MAX_CQ_ENTRIES && !clamp) {
-            return Err(EINVAL);
-        }
-        let cq = p.cq_entries.min(IORING_MAX_CQ_ENTRIES).next_power_of_two();
-        if cq < sq_entries {
-            return Err(EINVAL);
-        }
-        cq
-    } else {
-        2 * sq_entries
-    };
+    if p.flags & IORING_SETUP_SQ_REWIND != 0 && (p.flags & IORING_SETUP_SQPOLL != 0 || p.flags & IORING_SETUP_NO_SQARRAY == 0) {
+        return Err(EINVAL);
+    }
+    p.sq_entries = entries;
+    let (sq_entries, cq_entries) = ring_sizes(&p)?;
     // NO_MMAP: the rings in the program's memory at cq_off.user_addr, the SQEs at
     // sq_off.user_addr (both given back as they came).
     let user_mem = (p.flags & IORING_SETUP_NO_MMAP != 0).then_some((p.cq_off.user_addr, p.sq_off.user_addr));
@@ -1026,7 +1083,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         deferred_count: AtomicUsize::new(0),
         cache: SpinLock::new(Vec::with_capacity(REQUEST_CACHE)),
         ino: alloc_ino(),
-        rings,
+        rings: SpinLock::new(Arc::new(rings)),
         setup_flags: p.flags,
         submit: Mutex::new(Submit { head: 0, seq: 0, drain_next: false, drain_disabled: false, chain: Vec::new() }),
         state: SpinLock::new(State {
@@ -1147,7 +1204,7 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
         // io_cqring_wait returns before set_user_sigmask when enough CQEs are there).
         // (An IOPOLL wait honours the old form's sigset_t.)
         let mut sigmask = None;
-        if wait.sigmask != 0 && (syscall_iopoll || ring.rings.cq_ready() < min_complete) {
+        if wait.sigmask != 0 && (syscall_iopoll || ring.rings().cq_ready() < min_complete) {
             if wait.sigmask_sz != 8 {
                 return Err(EINVAL);
             }

@@ -44,24 +44,14 @@ fn nop_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     nop::prep(ring, sqe)
 }
 
-/// The 128-byte forms (NOP128, URING_CMD128, Linux 6.19) need 128-byte SQEs: on a ring
-/// without them -EINVAL (there are no SQE_MIXED rings here).
-fn needs_sqe128(ring: &IoUring) -> KResult<()> {
-    if ring.setup_flags & super::uapi::IORING_SETUP_SQE128 == 0 {
-        return Err(EINVAL);
-    }
-    Ok(())
+/// The 128-byte ops (NOP128, URING_CMD128, Linux 6.19): a whole SQE on an SQE128 ring,
+/// two consecutive slots on an SQE_MIXED one, -EINVAL elsewhere (see `submit_batch`).
+pub fn is_128(opcode: u8) -> bool {
+    matches!(opcode, IORING_OP_NOP128 | IORING_OP_URING_CMD128)
 }
 
-fn nop128_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
-    needs_sqe128(ring)?;
-    nop::prep(ring, sqe)
-}
-
-fn uring_cmd128_prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
-    needs_sqe128(ring)?;
-    uring_cmd::prep(ring, sqe)
-}
+pub const IORING_OP_NOP128: u8 = 63;
+pub const IORING_OP_URING_CMD128: u8 = 64;
 
 fn fsync_prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     sync::prep(sqe)
@@ -164,8 +154,8 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     rw_op("READV_FIXED"),
     rw_op("WRITEV_FIXED"),
     inline_op("PIPE", openclose::prep, openclose::issue),
-    inline_op("NOP128", nop128_prep, nop::issue),
-    file_op("URING_CMD128", uring_cmd128_prep, uring_cmd::issue),
+    inline_op("NOP128", nop_prep, nop::issue),
+    file_op("URING_CMD128", uring_cmd::prep, uring_cmd::issue),
 ];
 
 /// Whether `opcode` is implemented.

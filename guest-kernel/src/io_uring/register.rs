@@ -30,6 +30,7 @@ const IORING_REGISTER_PBUF_STATUS: u32 = 26;
 const IORING_REGISTER_CLONE_BUFFERS: u32 = 30;
 const IORING_REGISTER_CLOCK: u32 = 29;
 const IORING_REGISTER_SEND_MSG_RING: u32 = 31;
+const IORING_REGISTER_RESIZE_RINGS: u32 = 33;
 const IORING_REGISTER_MEM_REGION: u32 = 34;
 /// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
 const IORING_REGISTER_LAST: u32 = 36;
@@ -195,6 +196,12 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             }
             mem_region(&ring, arg)
         }
+        IORING_REGISTER_RESIZE_RINGS => {
+            if arg == 0 || nr_args != 1 {
+                return Err(EINVAL);
+            }
+            resize_rings(&ring, arg)
+        }
         IORING_REGISTER_SYNC_CANCEL => {
             if arg == 0 || nr_args != 1 {
                 return Err(EINVAL);
@@ -352,6 +359,51 @@ fn mem_region(ring: &IoUring, arg: u64) -> KResult<u64> {
         return Err(EBUSY);
     }
     *slot = Some((Arc::new(region), wait));
+    Ok(0)
+}
+
+/// IORING_REGISTER_RESIZE_RINGS (Linux's io_register_resize_rings): new rings of the sizes
+/// the params ask for (only CQSIZE and CLAMP may be given; the ring's NO_SQARRAY, SQE128,
+/// CQE32, NO_MMAP, CQE_MIXED and SQE_MIXED carry over), for DEFER_TASKRUN rings only: there
+/// completions are posted by the one issuer, which is here, so nothing else writes the CQ.
+/// The params go back with the sizes and ring offsets filled in (not the SQ array's, nor
+/// the features: as Linux). What is pending moves over (`Rings::take_over`).
+fn resize_rings(ring: &IoUring, arg: u64) -> KResult<u64> {
+    const RESIZE_FLAGS: u32 = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    const COPY_FLAGS: u32 = IORING_SETUP_NO_SQARRAY
+        | IORING_SETUP_SQE128
+        | IORING_SETUP_CQE32
+        | IORING_SETUP_NO_MMAP
+        | IORING_SETUP_CQE_MIXED
+        | IORING_SETUP_SQE_MIXED;
+    if !ring.flag(IORING_SETUP_DEFER_TASKRUN) {
+        return Err(EINVAL);
+    }
+    let mut p: Params = task::read_user(arg)?;
+    if p.flags & !RESIZE_FLAGS != 0 {
+        return Err(EINVAL);
+    }
+    p.flags |= ring.setup_flags & COPY_FLAGS;
+    let (sq_entries, cq_entries) = super::ring_sizes(&p)?;
+    let no_mmap = p.flags & IORING_SETUP_NO_MMAP != 0;
+    let user_mem = no_mmap.then_some((p.cq_off.user_addr, p.sq_off.user_addr));
+    let new = super::ring::Rings::new(sq_entries, cq_entries, p.flags, user_mem)?;
+    p.sq_entries = sq_entries;
+    p.cq_entries = cq_entries;
+    p.sq_off = SqringOffsets { array: p.sq_off.array, user_addr: if no_mmap { p.sq_off.user_addr } else { 0 }, ..new.sq_offsets() };
+    p.cq_off = CqringOffsets { user_addr: if no_mmap { p.cq_off.user_addr } else { 0 }, ..new.cq_offsets() };
+    task::write_user(arg, &p)?;
+    // No submission (the submission lock) and no completion (`state`) while the rings
+    // change hands.
+    let old = {
+        let _submit = ring.submit.lock();
+        let _state = ring.state.lock();
+        let mut rings = ring.rings.lock();
+        new.take_over(&rings)?;
+        core::mem::replace(&mut *rings, Arc::new(new))
+    };
+    // The old rings go with their last user (freed or unpinned outside the locks).
+    drop(old);
     Ok(0)
 }
 

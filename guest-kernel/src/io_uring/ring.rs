@@ -238,6 +238,50 @@ impl Rings {
         true
     }
 
+    /// IORING_REGISTER_RESIZE_RINGS: takes over what user space sees of `old` (Linux's
+    /// io_register_resize_rings): the SQEs between its SQ head and tail and the CQEs
+    /// between its CQ head and tail, each to the same free-running index here, the four
+    /// indices themselves, `sq_dropped`, both flag words and `cq_overflow`. The SQ index
+    /// array is not carried over, as on Linux. EOVERFLOW, with `self` unused, when the
+    /// entries do not fit.
+    pub fn take_over(&self, old: &Rings) -> KResult<()> {
+        let (sq_head, sq_tail) = (old.word(SQ_HEAD).load(Ordering::Acquire), old.word(SQ_TAIL).load(Ordering::Acquire));
+        let (cq_head, cq_tail) = (old.word(CQ_HEAD).load(Ordering::Acquire), old.word(CQ_TAIL).load(Ordering::Acquire));
+        if sq_tail.wrapping_sub(sq_head) > self.sq_entries || cq_tail.wrapping_sub(cq_head) > self.cq_entries {
+            return Err(EOVERFLOW);
+        }
+        let mut i = sq_head;
+        while i != sq_tail {
+            let from = Self::ptr(&old.sqe_va, (i & (old.sq_entries - 1)) as usize * old.sqe_size);
+            let to = Self::ptr(&self.sqe_va, (i & (self.sq_entries - 1)) as usize * self.sqe_size);
+            Self::copy_slot(from, to, self.sqe_size);
+            i = i.wrapping_add(1);
+        }
+        let mut i = cq_head;
+        while i != cq_tail {
+            let from = Self::ptr(&old.ring_va, CQES + (i & (old.cq_entries - 1)) as usize * old.cqe_size);
+            let to = Self::ptr(&self.ring_va, CQES + (i & (self.cq_entries - 1)) as usize * self.cqe_size);
+            Self::copy_slot(from, to, self.cqe_size);
+            i = i.wrapping_add(1);
+        }
+        for word in [SQ_HEAD, SQ_TAIL, CQ_HEAD, CQ_TAIL, SQ_DROPPED, SQ_FLAGS, CQ_FLAGS, CQ_OVERFLOW] {
+            self.word(word).store(old.word(word).load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        // Release: the entries are in place before another CPU can find these rings.
+        core::sync::atomic::fence(Ordering::Release);
+        Ok(())
+    }
+
+    /// Copies one SQE or CQE slot (`bytes`, a multiple of 8 that divides the page size,
+    /// so a slot never straddles a page).
+    fn copy_slot(from: *const u8, to: *mut u8, bytes: usize) {
+        for k in 0..bytes / 8 {
+            // SAFETY: both are slots inside ring frames (see `ptr`), 8-aligned; user space
+            // may write the source meanwhile, which only changes the integers copied.
+            unsafe { to.cast::<u64>().add(k).write_volatile(from.cast::<u64>().add(k).read_volatile()) }
+        }
+    }
+
     /// Writes `cqe` at CQ index `tail`: all 32 bytes (`full`), or its first 16.
     fn write_cqe(&self, tail: u32, cqe: &Cqe, full: bool) {
         let slot = (tail & (self.cq_entries - 1)) as usize;

@@ -155,7 +155,7 @@ fn poll_loop(sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>) {
         // (SeqCst: our flag store before the tail load; pairs with user space's tail
         // store before its load of the flags).
         for ring in &rings {
-            ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, true);
+            ring.rings().set_sq_flag(IORING_SQ_NEED_WAKEUP, true);
         }
         fence(Ordering::SeqCst);
         let pending = rings.iter().any(|r| r.sq_pending() > 0 && !r.disabled.load(Ordering::Acquire));
@@ -176,7 +176,7 @@ fn poll_loop(sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>) {
             me.killed.store(false, Ordering::Relaxed);
         }
         for ring in live_rings(sq) {
-            ring.rings.set_sq_flag(IORING_SQ_NEED_WAKEUP, false);
+            ring.rings().set_sq_flag(IORING_SQ_NEED_WAKEUP, false);
         }
         last_work = time::monotonic_ns();
     }
@@ -184,7 +184,8 @@ fn poll_loop(sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>) {
 
 /// IORING_ENTER_SQ_WAIT: waits until the poller has made room in a full SQ.
 pub fn wait_for_room(ring: &Arc<IoUring>, sq: &SqPoll) -> KResult<()> {
-    let full = || ring.rings.sq_tail().wrapping_sub(ring.rings.sq_head()) >= ring.rings.sq_entries;
+    let rings = ring.rings();
+    let full = || rings.sq_tail().wrapping_sub(rings.sq_head()) >= rings.sq_entries;
     while full() {
         wake(sq);
         let deadline = time::monotonic_ns().saturating_add(1_000_000);

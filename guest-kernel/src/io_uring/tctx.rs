@@ -81,7 +81,7 @@ pub fn of_task(me: &Arc<Task>, ring: &Arc<IoUring>) -> KResult<Arc<Tctx>> {
     let tctx = match existing {
         Some(t) => t,
         None => {
-            let t = Tctx::new(me, ring.rings.sq_entries.min(BOUNDED_PER_CPU));
+            let t = Tctx::new(me, ring.rings().sq_entries.min(BOUNDED_PER_CPU));
             *me.io_uring.lock() = Some(Arc::clone(&t));
             t
         }
@@ -121,7 +121,7 @@ pub fn queue(ring: &Arc<IoUring>, req: Box<Request>) {
     };
     tctx.work.lock().push_back((Arc::clone(ring), req));
     if ring.flag(IORING_SETUP_TASKRUN_FLAG) {
-        ring.rings.set_sq_flag(IORING_SQ_TASKRUN, true);
+        ring.rings().set_sq_flag(IORING_SQ_TASKRUN, true);
     }
     // Release: the queued work is visible to whoever sees the flag (Acquire in
     // `Task::task_work_pending`).
@@ -146,7 +146,7 @@ pub fn run(me: &Arc<Task>) {
     let Some(tctx) = of(me) else { return };
     for ring in tctx.rings() {
         if ring.flag(IORING_SETUP_TASKRUN_FLAG) && !ring.flag(IORING_SETUP_DEFER_TASKRUN) {
-            ring.rings.set_sq_flag(IORING_SQ_TASKRUN, false);
+            ring.rings().set_sq_flag(IORING_SQ_TASKRUN, false);
         }
     }
     loop {

@@ -239,6 +239,11 @@ pub const IORING_SETUP_NO_MMAP: u32 = 1 << 14;
 /// Setup answers a registered-ring index, not a descriptor (needs NO_MMAP).
 pub const IORING_SETUP_REGISTERED_FD_ONLY: u32 = 1 << 15;
 pub const IORING_SETUP_NO_SQARRAY: u32 = 1 << 16;
+/// 64-byte SQE slots, and 128-byte ops (NOP128, URING_CMD128) in two of them (6.19).
+pub const IORING_SETUP_SQE_MIXED: u32 = 1 << 19;
+/// Every submission takes SQEs from slot 0 on; the SQ head and tail stay 0 (7.0; needs
+/// NO_SQARRAY, not with SQPOLL).
+pub const IORING_SETUP_SQ_REWIND: u32 = 1 << 20;
 
 // Features this kernel honours (advertised in `params.features`).
 pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
