@@ -172,10 +172,14 @@ struct State {
     wake_pending: bool,
     /// CQEs posted since the registered eventfd was last signalled.
     eventfd_pending: u64,
+    /// The rings (see `IoUring::rings`).
+    rings: Arc<Rings>,
 }
 
 /// The submission side, under the ring's submission lock (Linux's `uring_lock`).
 struct Submit {
+    /// The rings (see `IoUring::rings`).
+    rings: Arc<Rings>,
     /// The kernel's own SQ head: user space may scribble on the shared one, never on this.
     head: u32,
     /// Requests submitted so far (each request's `seq`).
@@ -207,9 +211,10 @@ pub struct IoUring {
     #[allow(clippy::vec_box)] // the boxes themselves are what is reused
     cache: SpinLock<Vec<Box<core::mem::MaybeUninit<Request>>>>,
     ino: u64,
-    /// The shared rings. IORING_REGISTER_RESIZE_RINGS replaces them (holding the
-    /// submission lock and `state`, under which CQEs are posted): anyone else takes a
-    /// reference for what they do (`rings()`), so old rings live until their last use.
+    /// The shared rings, also in `State` (for posting CQEs) and `Submit` (for taking
+    /// SQEs), so the hot paths find them under the lock they hold anyway. Only
+    /// IORING_REGISTER_RESIZE_RINGS replaces them, holding all three locks; everyone
+    /// else holds a reference while using them, so old rings live until their last use.
     rings: SpinLock<Arc<Rings>>,
     pub setup_flags: u32,
     submit: Mutex<Submit>,
@@ -281,10 +286,10 @@ impl IoUring {
     fn post(&self, cqe: Cqe, worker: bool) {
         let wake_now = {
             let mut st = self.state.lock();
-            let rings = self.rings();
-            if !st.overflow.is_empty() || !rings.push_cqe(&cqe) {
-                if st.overflow.len() < MAX_OVERFLOW && !crate::mm::heap::under_pressure() {
-                    st.overflow.push_back(cqe);
+            let State { overflow, rings, .. } = &mut *st;
+            if !overflow.is_empty() || !rings.push_cqe(&cqe) {
+                if overflow.len() < MAX_OVERFLOW && !crate::mm::heap::under_pressure() {
+                    overflow.push_back(cqe);
                 } else {
                     // Kept back as far as memory allows, then counted, as Linux does.
                     rings.add_overflow();
@@ -310,7 +315,7 @@ impl IoUring {
     pub fn post_more(self: &Arc<Self>, user_data: u64, res: i32, flags: u32) -> bool {
         {
             let st = self.state.lock();
-            if !st.overflow.is_empty() || self.rings().cq_space() == 0 {
+            if !st.overflow.is_empty() || st.rings.cq_space() == 0 {
                 return false;
             }
         }
@@ -337,17 +342,17 @@ impl IoUring {
 
     /// Wakes CQ waiters and signals the eventfd for what was posted.
     fn wake(&self) {
-        let signals = {
+        let (signals, cq_flags) = {
             let mut st = self.state.lock();
             if !st.wake_pending {
                 return;
             }
             st.wake_pending = false;
-            core::mem::take(&mut st.eventfd_pending)
+            (core::mem::take(&mut st.eventfd_pending), st.rings.cq_flags())
         };
         self.cq_wait.wake_all();
         // IORING_CQ_EVENTFD_DISABLED: user space turned eventfd notification off.
-        if signals > 0 && self.rings().cq_flags() & IORING_CQ_EVENTFD_DISABLED == 0 {
+        if signals > 0 && cq_flags & IORING_CQ_EVENTFD_DISABLED == 0 {
             // A statement of its own, so the lock ends before signalling: the eventfd's
             // wakeup may complete a parked request of this very ring.
             let efd = self.eventfd.lock().clone();
@@ -363,12 +368,12 @@ impl IoUring {
         if st.overflow.is_empty() {
             return; // and IORING_SQ_CQ_OVERFLOW is clear: it is set only with a backlog
         }
-        let rings = self.rings();
-        while let Some(cqe) = st.overflow.front() {
+        let State { overflow, rings, .. } = &mut *st;
+        while let Some(cqe) = overflow.front() {
             if !rings.push_cqe(cqe) {
                 return;
             }
-            st.overflow.pop_front();
+            overflow.pop_front();
         }
         rings.set_sq_flag(IORING_SQ_CQ_OVERFLOW, false);
     }
@@ -420,10 +425,12 @@ impl IoUring {
 
     /// DEFER_TASKRUN: keeps work for the issuer's next `io_uring_enter` with GETEVENTS.
     fn queue_local(&self, work: Work) {
-        self.state.lock().local_work.push_back(work);
+        let mut st = self.state.lock();
+        st.local_work.push_back(work);
         if self.flag(IORING_SETUP_TASKRUN_FLAG) {
-            self.rings().set_sq_flag(IORING_SQ_TASKRUN, true);
+            st.rings.set_sq_flag(IORING_SQ_TASKRUN, true);
         }
+        drop(st);
         self.cq_wait.wake_all();
     }
 
@@ -608,7 +615,7 @@ impl IoUring {
     }
 
     fn submit_batch(self: &Arc<Self>, sub: &mut Submit, to_submit: u32, tctx: &Arc<Tctx>, me: &crate::task::Task) -> u32 {
-        let rings = self.rings();
+        let rings = Arc::clone(&sub.rings);
         // Looked up once per batch: every request of it is the same process's.
         let mm = me.process.mm();
         // SQ_REWIND: the batch is the first `to_submit` slots, whatever head and tail say.
@@ -640,24 +647,15 @@ impl IoUring {
             let sqe = rings.read_sqe(index);
             submitted += 1;
             left -= 1;
-            // A 128-byte op outside an SQE128 ring: on an SQE_MIXED ring it takes this
-            // slot and the next, which must be in the batch and not past the SQE array's
-            // end; anything else is -EINVAL (Linux's io_init_req).
-            let mut big = Ok(());
-            if opdef::is_128(sqe.opcode) && !self.flag(IORING_SETUP_SQE128) {
-                if self.flag(IORING_SETUP_SQE_MIXED) && left >= 1 && index < rings.sq_entries - 1 {
-                    sub.head = sub.head.wrapping_add(1);
-                    submitted += 1;
-                    left -= 1;
-                } else {
-                    big = Err(EINVAL);
-                }
-            }
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
             let seq = sub.seq;
             sub.seq += 1;
-            let prepped = big
-                .and_then(|()| check_flags(sub, &sqe))
+            let checked = if opdef::is_128(sqe.opcode) {
+                self.big_sqe(sub, index, &mut left, &mut submitted).and_then(|()| check_flags(sub, &sqe))
+            } else {
+                check_flags(sub, &sqe)
+            };
+            let prepped = checked
                 .and_then(|()| self.check_restrictions(&sqe))
                 .and_then(|()| check_link_timeout(&sqe, chain.last().map(|r| r.opcode)))
                 .and_then(|()| opdef::prep(self, &sqe, &mm));
@@ -708,6 +706,24 @@ impl IoUring {
         submitted
     }
 
+    /// A 128-byte op outside an SQE128 ring (at SQ slot `index`, `left` slots left in the
+    /// batch after it): on an SQE_MIXED ring it takes this slot and the next, which must
+    /// be in the batch and not past the SQE array's end; anything else is -EINVAL (Linux's
+    /// io_init_req).
+    #[cold]
+    fn big_sqe(&self, sub: &mut Submit, index: u32, left: &mut u32, submitted: &mut u32) -> KResult<()> {
+        if self.flag(IORING_SETUP_SQE128) {
+            return Ok(());
+        }
+        if !self.flag(IORING_SETUP_SQE_MIXED) || *left == 0 || index >= sub.rings.sq_entries - 1 {
+            return Err(EINVAL);
+        }
+        sub.head = sub.head.wrapping_add(1);
+        *left -= 1;
+        *submitted += 1;
+        Ok(())
+    }
+
     /// Queues a whole chain; a chain with a member whose prep failed is not run, as in
     /// Linux (see `fail_chain`).
     fn queue_chain(self: &Arc<Self>, head: Box<Request>, failed: bool) {
@@ -732,21 +748,24 @@ impl IoUring {
     }
 
     fn wait_phase(self: &Arc<Self>, min: u32, deadline: Option<u64>, local: bool) -> KResult<()> {
-        let min = min.min(self.rings().cq_entries);
+        // (The rings cannot be resized meanwhile: only a DEFER_TASKRUN ring's issuer can
+        // resize it, and it is the one waiting.)
+        let rings = self.rings();
+        let min = min.min(rings.cq_entries);
         loop {
             if local {
                 self.run_local_work();
             }
             let result = self.cq_wait.wait_until(deadline, || {
                 self.flush_overflow();
-                self.rings().cq_ready() >= min || (local && !self.state.lock().local_work.is_empty())
+                rings.cq_ready() >= min || (local && !self.state.lock().local_work.is_empty())
             });
             match result {
-                Ok(()) if self.rings().cq_ready() >= min => return Ok(()),
+                Ok(()) if rings.cq_ready() >= min => return Ok(()),
                 Ok(()) => continue,
                 Err(WaitError::Interrupted) => return Err(EINTR),
                 // Linux reports ETIME only when nothing at all is ready.
-                Err(WaitError::TimedOut) if self.rings().cq_ready() > 0 => return Ok(()),
+                Err(WaitError::TimedOut) if rings.cq_ready() > 0 => return Ok(()),
                 Err(WaitError::TimedOut) => return Err(ETIME),
             }
         }
@@ -1069,7 +1088,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         }
         (false, false) => (None, false),
     };
-    let rings = Rings::new(sq_entries, cq_entries, p.flags, user_mem)?;
+    let rings = Arc::new(Rings::new(sq_entries, cq_entries, p.flags, user_mem)?);
     p.sq_entries = sq_entries;
     p.cq_entries = cq_entries;
     p.features = FEATURES;
@@ -1083,9 +1102,9 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         deferred_count: AtomicUsize::new(0),
         cache: SpinLock::new(Vec::with_capacity(REQUEST_CACHE)),
         ino: alloc_ino(),
-        rings: SpinLock::new(Arc::new(rings)),
+        rings: SpinLock::new(Arc::clone(&rings)),
         setup_flags: p.flags,
-        submit: Mutex::new(Submit { head: 0, seq: 0, drain_next: false, drain_disabled: false, chain: Vec::new() }),
+        submit: Mutex::new(Submit { rings: Arc::clone(&rings), head: 0, seq: 0, drain_next: false, drain_disabled: false, chain: Vec::new() }),
         state: SpinLock::new(State {
             overflow: VecDeque::new(),
             deferred: VecDeque::new(),
@@ -1093,6 +1112,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
             batching: false,
             wake_pending: false,
             eventfd_pending: 0,
+            rings: Arc::clone(&rings),
         }),
         cq_wait: WaitQueue::new(),
         rsrc: SpinLock::new(rsrc::Resources::default()),

@@ -394,13 +394,16 @@ fn resize_rings(ring: &IoUring, arg: u64) -> KResult<u64> {
     p.cq_off = CqringOffsets { user_addr: if no_mmap { p.cq_off.user_addr } else { 0 }, ..new.cq_offsets() };
     task::write_user(arg, &p)?;
     // No submission (the submission lock) and no completion (`state`) while the rings
-    // change hands.
+    // change hands; all three references to them change together.
     let old = {
-        let _submit = ring.submit.lock();
-        let _state = ring.state.lock();
+        let mut submit = ring.submit.lock();
+        let mut state = ring.state.lock();
         let mut rings = ring.rings.lock();
         new.take_over(&rings)?;
-        core::mem::replace(&mut *rings, Arc::new(new))
+        let new = Arc::new(new);
+        submit.rings = Arc::clone(&new);
+        state.rings = Arc::clone(&new);
+        core::mem::replace(&mut *rings, new)
     };
     // The old rings go with their last user (freed or unpinned outside the locks).
     drop(old);
