@@ -739,6 +739,34 @@ pub unsafe fn sigaltstack(ss: Option<&SigStack>, old: Option<&mut SigStack>) -> 
     ret(unsafe { syscall2(nr::SIGALTSTACK, opt(ss), opt_mut(old)) })
 }
 
+/// poll(2).
+pub fn poll(fds: &mut [PollFd], timeout_ms: i32) -> Result {
+    // SAFETY: the kernel reads and writes `fds` only.
+    ret(unsafe { syscall3(nr::POLL, fds.as_mut_ptr() as usize, fds.len(), timeout_ms as usize) })
+}
+
+/// ppoll(2) with the kernel's 8-byte signal set; the kernel writes the time left back
+/// into `timeout`.
+pub fn ppoll(fds: &mut [PollFd], timeout: Option<&mut Timespec>, mask: Option<&u64>) -> Result {
+    // SAFETY: the kernel reads and writes `fds` and `timeout`, reads `mask`.
+    ret(unsafe { syscall5(nr::PPOLL, fds.as_mut_ptr() as usize, fds.len(), opt_mut(timeout), opt(mask), 8) })
+}
+
+/// select(2); the kernel writes the ready fds back into the sets and the time left into
+/// `timeout`.
+pub fn select(
+    nfds: i32,
+    read: Option<&mut FdSet>,
+    write: Option<&mut FdSet>,
+    except: Option<&mut FdSet>,
+    timeout: Option<&mut Timeval>,
+) -> Result {
+    // SAFETY: the kernel reads and writes the sets and the timeout only.
+    ret(unsafe {
+        syscall5(nr::SELECT, nfds as usize, opt_mut(read), opt_mut(write), opt_mut(except), opt_mut(timeout))
+    })
+}
+
 /// kill(2).
 pub fn kill(pid: i32, sig: i32) -> Result {
     // SAFETY: no memory is passed.

@@ -511,3 +511,36 @@ pub const GRND_RANDOM: u32 = 2;
 /// Auxiliary vector keys (see [`crate::Args::aux`]).
 pub const AT_PAGESZ: usize = 6;
 pub const AT_RANDOM: usize = 25;
+
+// ---- poll and select ----------------------------------------------------------------
+
+pub const POLLIN: i16 = 0x1;
+pub const POLLPRI: i16 = 0x2;
+pub const POLLOUT: i16 = 0x4;
+pub const POLLERR: i16 = 0x8;
+pub const POLLHUP: i16 = 0x10;
+pub const POLLNVAL: i16 = 0x20;
+
+/// `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollFd {
+    pub fd: i32,
+    pub events: i16,
+    pub revents: i16,
+}
+const _: () = assert!(size_of::<PollFd>() == 8);
+
+/// `fd_set` for select: 1024 bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdSet(pub [u64; 16]);
+
+impl FdSet {
+    pub fn set(&mut self, fd: i32) {
+        self.0[fd as usize / 64] |= 1 << (fd as usize % 64);
+    }
+    pub fn is_set(&self, fd: i32) -> bool {
+        self.0[fd as usize / 64] >> (fd as usize % 64) & 1 != 0
+    }
+}

@@ -3,6 +3,7 @@
 //! One file per family.
 
 pub mod epoll;
+pub mod poll;
 pub mod fs;
 pub mod futex;
 mod io_uring;
@@ -52,6 +53,7 @@ syscall_table! {
     4 stat => fs::stat,
     5 fstat => fs::fstat,
     6 lstat => fs::lstat,
+    7 poll => poll::poll,
     8 lseek => fs::lseek,
     9 mmap => mm::mmap,
     10 mprotect => mm::mprotect,
@@ -67,6 +69,7 @@ syscall_table! {
     20 writev => fs::writev,
     21 access => fs::access,
     22 pipe => fs::pipe,
+    23 select => poll::select,
     24 sched_yield => process::sched_yield,
     28 madvise => mm::madvise,
     32 dup => fs::dup,
@@ -154,6 +157,8 @@ syscall_table! {
     267 readlinkat => fs::readlinkat,
     268 fchmodat => fs::fchmodat,
     269 faccessat => fs::faccessat,
+    270 pselect6 => poll::pselect6,
+    271 ppoll => poll::ppoll,
     273 set_robust_list => sys::set_robust_list,
     275 splice => fs::splice,
     276 tee => fs::tee,

@@ -22,6 +22,7 @@ mod fs;
 mod misc;
 mod mm;
 mod pipe;
+mod poll;
 mod proc;
 mod time;
 mod util;
@@ -38,6 +39,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("mm", mm::TESTS),
     ("proc", proc::TESTS),
     ("pipe", pipe::TESTS),
+    ("poll", poll::TESTS),
     ("time", time::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
