@@ -88,3 +88,6 @@ pub const IO_URING_ENTER: usize = 426;
 pub const IO_URING_REGISTER: usize = 427;
 pub const PSELECT6: usize = 270;
 pub const PPOLL: usize = 271;
+pub const TIMERFD_CREATE: usize = 283;
+pub const TIMERFD_SETTIME: usize = 286;
+pub const TIMERFD_GETTIME: usize = 287;

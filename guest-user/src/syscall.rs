@@ -767,6 +767,24 @@ pub fn select(
     })
 }
 
+/// timerfd_create(2).
+pub fn timerfd_create(clock: i32, flags: i32) -> Result {
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall2(nr::TIMERFD_CREATE, clock as usize, flags as usize) })
+}
+
+/// timerfd_settime(2).
+pub fn timerfd_settime(fd: i32, flags: i32, new: &Itimerspec, old: Option<&mut Itimerspec>) -> Result {
+    // SAFETY: the kernel reads `new` and writes `old`.
+    ret(unsafe { syscall4(nr::TIMERFD_SETTIME, fd as usize, flags as usize, new as *const _ as usize, opt_mut(old)) })
+}
+
+/// timerfd_gettime(2).
+pub fn timerfd_gettime(fd: i32, cur: &mut Itimerspec) -> Result {
+    // SAFETY: the kernel writes `cur`.
+    ret(unsafe { syscall2(nr::TIMERFD_GETTIME, fd as usize, cur as *mut _ as usize) })
+}
+
 /// kill(2).
 pub fn kill(pid: i32, sig: i32) -> Result {
     // SAFETY: no memory is passed.

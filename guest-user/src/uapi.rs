@@ -544,3 +544,18 @@ impl FdSet {
         self.0[fd as usize / 64] >> (fd as usize % 64) & 1 != 0
     }
 }
+
+// ---- timerfd ----------------------------------------------------------------------------
+
+pub const TFD_TIMER_ABSTIME: i32 = 1;
+pub const TFD_NONBLOCK: i32 = O_NONBLOCK;
+pub const TFD_CLOEXEC: i32 = O_CLOEXEC;
+
+/// `struct itimerspec`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Itimerspec {
+    pub it_interval: Timespec,
+    pub it_value: Timespec,
+}
+const _: () = assert!(size_of::<Itimerspec>() == 32);

@@ -101,3 +101,62 @@ pub fn clock_nanosleep(c: &mut Ctx) -> KResult<u64> {
     let rem = if flags & TIMER_ABSTIME != 0 { 0 } else { rem };
     sleep_until(monotonic_ns().saturating_add(wait), rem)
 }
+
+// --- timerfd ---
+
+const TFD_TIMER_ABSTIME: u64 = 1;
+/// Cancels an absolute REALTIME timer when the clock is set; the clock is never set here,
+/// so such a timer simply runs (Linux ignores the flag on other timers too).
+const TFD_TIMER_CANCEL_ON_SET: u64 = 2;
+
+pub fn timerfd_create(c: &mut Ctx) -> KResult<u64> {
+    use crate::fs::file::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
+    let flags = c.a[1];
+    if flags & !u64::from(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(EINVAL);
+    }
+    let node = crate::fs::timerfd::new(c.a[0] as u32)?;
+    let f = crate::fs::OpenFile::new(node, O_RDWR | (flags as u32 & O_NONBLOCK), alloc::string::String::from("anon_inode:[timerfd]"));
+    super::fs::install(f, flags & u64::from(O_CLOEXEC) != 0)
+}
+
+/// The timerfd behind `fd` (EBADF: no file; EINVAL: not a timerfd).
+fn timerfd(fd: i32) -> KResult<alloc::sync::Arc<crate::fs::OpenFile>> {
+    let f = super::fs::file(fd)?;
+    if f.node.as_any().downcast_ref::<crate::fs::timerfd::TimerFd>().is_none() {
+        return Err(EINVAL);
+    }
+    Ok(f)
+}
+
+fn as_timerfd(f: &crate::fs::OpenFile) -> &crate::fs::timerfd::TimerFd {
+    f.node.as_any().downcast_ref().expect("checked by timerfd()")
+}
+
+/// Writes a `struct itimerspec` { it_interval, it_value }.
+fn write_itimerspec(addr: u64, (value, interval): (u64, u64)) -> KResult<()> {
+    task::write_user(addr, &[interval / NSEC, interval % NSEC, value / NSEC, value % NSEC])
+}
+
+pub fn timerfd_settime(c: &mut Ctx) -> KResult<u64> {
+    // Linux's order: the itimerspec is copied (EFAULT), then flags and times are checked
+    // (EINVAL), then the descriptor.
+    let [isec, insec, vsec, vnsec]: [u64; 4] = task::read_user(c.a[2])?;
+    let valid = |sec: u64, nsec: u64| (sec as i64) >= 0 && nsec < NSEC;
+    if c.a[1] & !(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET) != 0 || !valid(isec, insec) || !valid(vsec, vnsec) {
+        return Err(EINVAL);
+    }
+    let (interval, value) = (isec.saturating_mul(NSEC) + insec, vsec.saturating_mul(NSEC) + vnsec);
+    let flags = c.a[1];
+    let f = timerfd(c.int(0))?;
+    let old = as_timerfd(&f).set(value, interval, flags & TFD_TIMER_ABSTIME != 0);
+    if c.a[3] != 0 {
+        write_itimerspec(c.a[3], old)?;
+    }
+    Ok(0)
+}
+
+pub fn timerfd_gettime(c: &mut Ctx) -> KResult<u64> {
+    let f = timerfd(c.int(0))?;
+    write_itimerspec(c.a[1], as_timerfd(&f).get()).map(|()| 0)
+}

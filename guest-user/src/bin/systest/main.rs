@@ -25,6 +25,7 @@ mod pipe;
 mod poll;
 mod proc;
 mod time;
+mod timerfd;
 mod util;
 mod wait;
 
@@ -41,6 +42,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("pipe", pipe::TESTS),
     ("poll", poll::TESTS),
     ("time", time::TESTS),
+    ("timerfd", timerfd::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
 ];
