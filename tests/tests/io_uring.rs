@@ -30,7 +30,7 @@ mod guest {
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
         futex, waitid, xattr, iopoll, blkcmd, attachwq, cqemixed, sqe128ops,
-        memregion);
+        memregion, query, personality);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to
@@ -98,7 +98,7 @@ fn guest_and_host_run_the_same_tests() {
     let gaps: [&str; 0] = [];
     // Features newer than the host's Linux (6.18), which the guest has: the host's probe
     // says unsupported, and the test says so; the guest runs it.
-    let newer = ["sqe128ops::nop128", "sqe128ops::uring_cmd128"];
+    let newer = ["sqe128ops::nop128", "sqe128ops::uring_cmd128", "query::scq"];
     let differs_as_named = |names: &[&str], with: &str, without: &str| {
         names.iter().any(|name| {
             let head = format!("test {name} ...");
