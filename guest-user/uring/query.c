@@ -274,6 +274,12 @@ static int errors(void)
 	struct qhdr h = hdr_for(Q_OPCODES, buf, 48);
 	CHECK_ERR(sys_register(-1, REG_QUERY, &h, 1), EINVAL);
 	CHECK_EQ(h.size, 48);
+	/* fd -1 is the blind form even with USE_REGISTERED_RING. */
+	memset(buf, 0xaa, sizeof buf);
+	h = hdr_for(Q_OPCODES, buf, 48);
+	CHECK_EQ(sys_register(-1, REG_QUERY | USE_REGISTERED_RING, &h, 0), 0);
+	CHECK_EQ(h.result, 0);
+	CHECK(!memcmp(buf, &ref, 48));
 	/* No header at all: nothing to answer. */
 	CHECK_EQ(sys_register(-1, REG_QUERY, NULL, 0), 0);
 	/* Headers and buffers that cannot be read or written. */

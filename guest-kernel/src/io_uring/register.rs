@@ -62,8 +62,9 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
     if opcode >= IORING_REGISTER_LAST {
         return Err(EINVAL);
     }
-    // Linux's "blind" registrations (fd -1): SEND_MSG_RING and QUERY.
-    if fd == -1 && !use_registered {
+    // Linux's "blind" registrations (fd -1, whether or not the opcode says the fd is a
+    // registered ring's index): SEND_MSG_RING and QUERY.
+    if fd == -1 {
         return match opcode {
             IORING_REGISTER_SEND_MSG_RING => super::msg_ring::send_blind(arg, nr_args),
             IORING_REGISTER_QUERY => super::query::query(arg, nr_args),
