@@ -231,9 +231,13 @@ static int sizes(void)
 	CHECK_EQ(h.size, sizeof ref);
 	CHECK(all_bytes(m, 100, 0xaa));
 	CHECK(all_bytes(m + 100 + sizeof ref, 8192 - 100 - sizeof ref, 0));
-	/* One byte more than the mapping: -EFAULT. */
+	/* One byte more than the mapping: -EFAULT, and the answer is not written (the tail
+	 * is zeroed first). */
+	memset(m, 0xaa, 8192);
 	h = hdr_for(Q_OPCODES, m + 100, 8192 - 99);
 	CHECK_EQ(query1(-1, &h), -EFAULT);
+	CHECK(all_bytes(m + 100, sizeof ref, 0xaa));
+	CHECK_EQ(h.size, 8192 - 99);
 	munmap(m, 8192);
 	return UT_OK;
 }

@@ -66,8 +66,9 @@ fn entry(uhdr: u64) -> KResult<u64> {
     };
     hdr.result = answer.map_or_else(|e| -e.0, |_| 0);
     hdr.size = len as u32;
-    task::copy_to_user(hdr.query_data, &data[..len])?;
+    // The tail first, then the answer (Linux's copy_struct_to_user).
     clear_user(hdr.query_data + len as u64, usize_ - len)?;
+    task::copy_to_user(hdr.query_data, &data[..len])?;
     task::write_user(uhdr, &hdr)?;
     Ok(hdr.next_entry)
 }
