@@ -36,6 +36,8 @@ pub fn query(arg: u64, nr_args: u32) -> KResult<u64> {
     }
     let mut uhdr = arg;
     let mut nr = 0;
+    // (Linux also stops with -EINTR for a fatal signal between entries; the limit
+    // bounds the work here.)
     while uhdr != 0 {
         uhdr = entry(uhdr)?;
         nr += 1;
@@ -49,25 +51,25 @@ pub fn query(arg: u64, nr_args: u32) -> KResult<u64> {
 /// Answers the entry at `uhdr`; returns the next one's address.
 fn entry(uhdr: u64) -> KResult<u64> {
     let mut hdr: QueryHdr = task::read_user(uhdr)?;
-    let usize_ = hdr.size as usize;
+    let user_size = hdr.size as usize;
     let mut data = [0u8; MAX_QUERY_SIZE];
     let answer = if hdr.query_op >= IO_URING_QUERY_MAX {
         Err(EOPNOTSUPP)
-    } else if hdr.resv != [0; 3] || hdr.result != 0 || usize_ == 0 {
+    } else if hdr.resv != [0; 3] || hdr.result != 0 || user_size == 0 {
         Err(EINVAL)
     } else {
         // Read first, as Linux does (an unreadable buffer is -EFAULT for the call).
-        task::copy_from_user(&mut data[..usize_.min(MAX_QUERY_SIZE)], hdr.query_data)?;
+        task::copy_from_user(&mut data[..user_size.min(MAX_QUERY_SIZE)], hdr.query_data)?;
         answer(hdr.query_op, &mut data)
     };
     let len = match answer {
-        Ok(len) => len.min(usize_),
+        Ok(len) => len.min(user_size),
         Err(_) => 0,
     };
     hdr.result = answer.map_or_else(|e| -e.0, |_| 0);
     hdr.size = len as u32;
     // The tail first, then the answer (Linux's copy_struct_to_user).
-    clear_user(hdr.query_data + len as u64, usize_ - len)?;
+    clear_user(hdr.query_data.wrapping_add(len as u64), user_size - len)?;
     task::copy_to_user(hdr.query_data, &data[..len])?;
     task::write_user(uhdr, &hdr)?;
     Ok(hdr.next_entry)
@@ -86,7 +88,9 @@ fn answer(op: u32, data: &mut [u8; MAX_QUERY_SIZE]) -> KResult<usize> {
         // Zero-copy receive does not exist here: Linux's answer for a query it does not
         // have, rather than its flags (which it reports even when built without ZCRX).
         IO_URING_QUERY_ZCRX | IO_URING_QUERY_ZCRX_NOTIF => Err(EOPNOTSUPP),
-        _ => Err(EOPNOTSUPP),
+        // (None: ops past IO_URING_QUERY_MAX were refused before; Linux's switch would
+        // leave -EINVAL.)
+        _ => Err(EINVAL),
     }
 }
 
@@ -111,7 +115,7 @@ fn clear_user(addr: u64, len: usize) -> KResult<()> {
     let mut done = 0;
     while done < len {
         let n = (len - done).min(ZEROS.len());
-        task::copy_to_user(addr + done as u64, &ZEROS[..n])?;
+        task::copy_to_user(addr.wrapping_add(done as u64), &ZEROS[..n])?;
         done += n;
     }
     Ok(())
