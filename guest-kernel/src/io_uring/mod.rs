@@ -94,9 +94,8 @@ pub struct Request {
     /// The submitter's address space (buffers are in it).
     pub mm: Option<Mm>,
     /// The credentials it runs with when the SQE named a registered personality (None:
-    /// the submitter's own). Nothing reads them yet: every task is root
-    /// (`task::cred`).
-    #[allow(dead_code)]
+    /// the submitter's own). Nothing reads them yet: every task is root (`task::cred`).
+    #[expect(dead_code, reason = "read once tasks have credentials of their own")]
     pub creds: Option<Arc<crate::task::cred::Cred>>,
     /// The submitting task's io_uring context: where its task work runs, whose io-wq
     /// serves it, and whose exit or exec cancels it.
