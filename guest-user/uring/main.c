@@ -25,7 +25,8 @@ extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_regmisc, ut_family_futex, ut_family_waitid,
 	ut_family_xattr, ut_family_iopoll, ut_family_blkcmd,
 	ut_family_attachwq, ut_family_cqemixed, ut_family_sqe128ops,
-	ut_family_memregion, ut_family_resize, ut_family_sqemixed;
+	ut_family_memregion, ut_family_resize, ut_family_sqemixed,
+	ut_family_query, ut_family_personality;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
@@ -47,6 +48,7 @@ static const struct ut_family *families[] = {
 	&ut_family_xattr, &ut_family_iopoll, &ut_family_blkcmd,
 	&ut_family_attachwq, &ut_family_cqemixed, &ut_family_sqe128ops,
 	&ut_family_memregion, &ut_family_resize, &ut_family_sqemixed,
+	&ut_family_query, &ut_family_personality,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 
@@ -148,6 +150,7 @@ int main(int argc, char **argv)
 			snprintf(current, sizeof current, "%s::%s", fam->name, test->name);
 			ut_current = current;
 			ut_msg[0] = 0;
+			ut_unsup_reason = "-EINVAL";
 			alarm(TEST_TIMEOUT);
 			int r = test->fn();
 			alarm(0);
@@ -157,7 +160,7 @@ int main(int argc, char **argv)
 				printf("test %s ... ok\n", current);
 			} else if (r == UT_UNSUP) {
 				passed++;
-				printf("test %s ... ok (unsupported: -EINVAL)\n", current);
+				printf("test %s ... ok (unsupported: %s)\n", current, ut_unsup_reason);
 			} else {
 				failed++;
 				printf("test %s ... FAILED: %s\n", current,

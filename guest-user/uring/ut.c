@@ -12,6 +12,7 @@ char ut_msg[512];
 const char *ut_dir = "/tmp";
 const char *ut_disk;
 const char *ut_current = "";
+const char *ut_unsup_reason = "-EINVAL";
 unsigned ut_features;
 const char *ut_argv0 = "uring-test";
 

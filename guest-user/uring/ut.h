@@ -45,6 +45,8 @@ extern const char *ut_dir;
 /* A scratch block device (--disk) for tests that need one (IOPOLL); NULL without. */
 extern const char *ut_disk;
 extern const char *ut_current; /* "family::test" */
+/* What `ok (unsupported: ...)` names for a test returning UT_UNSUP (default "-EINVAL"). */
+extern const char *ut_unsup_reason;
 
 int ut_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -30,7 +30,7 @@ mod guest {
         nonblock, taskrun, linkfail, teardown, threads, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
         futex, waitid, xattr, iopoll, blkcmd, attachwq, cqemixed, sqe128ops,
-        memregion, resize, sqemixed);
+        memregion, resize, sqemixed, query, personality);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to
@@ -106,6 +106,7 @@ fn guest_and_host_run_the_same_tests() {
         "sqemixed::mixed_setup",
         "sqemixed::rewind_nops",
         "sqemixed::rewind_setup",
+        "query::scq",
     ];
     let differs_as_named = |names: &[&str], with: &str, without: &str| {
         names.iter().any(|name| {

@@ -42,6 +42,7 @@ mod msg_ring;
 mod nop;
 mod openclose;
 mod poll;
+mod query;
 mod register;
 mod ring;
 mod rsrc;
@@ -92,6 +93,10 @@ pub struct Request {
     pub link: Option<Box<Request>>,
     /// The submitter's address space (buffers are in it).
     pub mm: Option<Mm>,
+    /// The credentials it runs with when the SQE named a registered personality (None:
+    /// the submitter's own). Nothing reads them yet: every task is root (`task::cred`).
+    #[expect(dead_code, reason = "read once tasks have credentials of their own")]
+    pub creds: Option<Arc<crate::task::cred::Cred>>,
     /// The submitting task's io_uring context: where its task work runs, whose io-wq
     /// serves it, and whose exit or exec cancels it.
     pub tctx: Option<Arc<Tctx>>,
@@ -247,6 +252,8 @@ pub struct IoUring {
     /// IORING_REGISTER_RESTRICTIONS: what submissions and registrations may use once
     /// the ring is enabled.
     pub restrictions: SpinLock<Option<register::Restrictions>>,
+    /// IORING_REGISTER_PERSONALITY's credentials, by id.
+    pub personalities: SpinLock<register::Personalities>,
     /// IORING_SETUP_IOPOLL: reads and writes at the device, or done and not yet reaped.
     pub iopoll: SpinLock<iopoll::Iopoll>,
     /// IORING_REGISTER_CLOCK's clock id (CLOCK_MONOTONIC or CLOCK_BOOTTIME: the same time
@@ -956,7 +963,8 @@ pub fn is_ring(file: &OpenFile) -> bool {
     file.node.as_any().downcast_ref::<IoUring>().is_some()
 }
 
-const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
+/// The setup flags this kernel takes (IO_URING_QUERY_OPCODES reports them too).
+pub const SUPPORTED_SETUP: u32 = IORING_SETUP_IOPOLL
     | IORING_SETUP_SQPOLL
     | IORING_SETUP_ATTACH_WQ
     | IORING_SETUP_SQ_AFF
@@ -983,6 +991,7 @@ pub const FEATURES: u32 = IORING_FEAT_SINGLE_MMAP
     | IORING_FEAT_NODROP
     | IORING_FEAT_SUBMIT_STABLE
     | IORING_FEAT_RW_CUR_POS
+    | IORING_FEAT_CUR_PERSONALITY
     | IORING_FEAT_EXT_ARG
     | IORING_FEAT_CQE_SKIP
     | IORING_FEAT_LINKED_FILE
@@ -1022,6 +1031,16 @@ fn ring_sizes(p: &Params) -> KResult<(u32, u32)> {
     }
     Ok((sq_entries, cq_entries))
 }
+
+/// The io_uring_enter flags this kernel takes (IO_URING_QUERY_OPCODES reports them too).
+pub const ENTER_FLAGS: u32 = IORING_ENTER_GETEVENTS
+    | IORING_ENTER_SQ_WAKEUP
+    | IORING_ENTER_SQ_WAIT
+    | IORING_ENTER_EXT_ARG
+    | IORING_ENTER_REGISTERED_RING
+    | IORING_ENTER_ABS_TIMER
+    | IORING_ENTER_EXT_ARG_REG
+    | IORING_ENTER_NO_IOWAIT;
 
 /// `io_uring_setup(entries, params)`.
 pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
@@ -1127,6 +1146,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         dead: AtomicBool::new(false),
         disabled: AtomicBool::new(p.flags & IORING_SETUP_R_DISABLED != 0),
         restrictions: SpinLock::new(None),
+        personalities: SpinLock::new(register::Personalities::default()),
         clock: AtomicU32::new(1),
         iopoll: SpinLock::new(iopoll::Iopoll::default()),
         param_region: SpinLock::new(None),
@@ -1157,15 +1177,7 @@ fn check_issuer(ring: &IoUring, tid: u32) -> KResult<()> {
 
 /// `io_uring_enter(fd, to_submit, min_complete, flags, argp, argsz)`.
 pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, argsz: u64) -> KResult<u64> {
-    let known = IORING_ENTER_GETEVENTS
-        | IORING_ENTER_SQ_WAKEUP
-        | IORING_ENTER_SQ_WAIT
-        | IORING_ENTER_EXT_ARG
-        | IORING_ENTER_REGISTERED_RING
-        | IORING_ENTER_ABS_TIMER
-        | IORING_ENTER_EXT_ARG_REG
-        | IORING_ENTER_NO_IOWAIT;
-    if flags & !known != 0 {
+    if flags & !ENTER_FLAGS != 0 {
         return Err(EINVAL);
     }
     let (_file, ring) = if flags & IORING_ENTER_REGISTERED_RING != 0 { tctx::registered_ring(fd)? } else { ring_of(fd)? };

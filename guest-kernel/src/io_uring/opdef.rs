@@ -163,7 +163,9 @@ pub fn supported(opcode: usize) -> bool {
     OPS.get(opcode).is_some_and(|d| d.prep.is_some())
 }
 
-const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
+/// The SQE flags this kernel takes (Linux's SQE_VALID_FLAGS; IO_URING_QUERY_OPCODES
+/// reports them too).
+pub const SQE_VALID_FLAGS: u8 = IOSQE_FIXED_FILE
     | IOSQE_BUFFER_SELECT
     | IOSQE_IO_DRAIN
     | IOSQE_IO_LINK
@@ -176,7 +178,7 @@ const KNOWN_FLAGS: u8 = IOSQE_FIXED_FILE
 /// request, not the submission.
 #[inline]
 pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<Box<Request>> {
-    if sqe.flags & !KNOWN_FLAGS != 0 {
+    if sqe.flags & !SQE_VALID_FLAGS != 0 {
         return Err(EINVAL);
     }
     let def = OPS.get(sqe.opcode as usize).ok_or(EINVAL)?;
@@ -189,9 +191,12 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         return Err(EINVAL);
     }
     log::trace!("io_uring: {} user_data={:#x}", def.name, sqe.user_data);
-    if sqe.personality != 0 {
-        return Err(EINVAL);
-    }
+    // A personality must be registered on this ring (Linux checks it before the op's
+    // prep; MSG_RING's prep then refuses any).
+    let creds = match sqe.personality {
+        0 => None,
+        id => Some(ring.personalities.lock().get(id).ok_or(EINVAL)?),
+    };
     let op = prep(ring, sqe)?;
     let expected = rw::expected(&op);
     Ok(ring.new_request(Request {
@@ -204,6 +209,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         expected,
         link: None,
         mm: if def.user_buffers { mm.clone() } else { None },
+        creds,
         tctx: None,
         seq: 0,
         in_iowq: false,
@@ -229,6 +235,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         expected: None,
         link: None,
         mm: None,
+        creds: None,
         tctx: None,
         seq: 0,
         in_iowq: false,

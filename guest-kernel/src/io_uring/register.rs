@@ -1,6 +1,7 @@
 //! io_uring_register: what each registration opcode does (the resource tables are
 //! `rsrc`'s), an eventfd for completions, restrictions, io-wq limits, and the probe.
 
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
 use super::opdef::{self, IORING_OP_LAST};
@@ -10,6 +11,7 @@ use super::{cancel, ring_of, IoUring};
 use crate::errno::*;
 use crate::fs::eventfd::EventFd;
 use crate::task;
+use crate::task::cred::Cred;
 
 const IORING_REGISTER_RESTRICTIONS: u32 = 11;
 const IORING_REGISTER_FILES2: u32 = 13;
@@ -33,7 +35,7 @@ const IORING_REGISTER_SEND_MSG_RING: u32 = 31;
 const IORING_REGISTER_RESIZE_RINGS: u32 = 33;
 const IORING_REGISTER_MEM_REGION: u32 = 34;
 /// Register opcodes Linux 6.18 knows (IORING_REGISTER_LAST).
-const IORING_REGISTER_LAST: u32 = 36;
+pub const IORING_REGISTER_LAST: u32 = 36;
 /// In the opcode: `fd` is an index into the task's registered rings.
 const IORING_REGISTER_USE_REGISTERED_RING: u32 = 1 << 31;
 
@@ -58,17 +60,19 @@ impl Restrictions {
 pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
     let use_registered = opcode & IORING_REGISTER_USE_REGISTERED_RING != 0;
     let opcode = opcode & !IORING_REGISTER_USE_REGISTERED_RING;
-    // Linux's "blind" registrations (fd -1): SEND_MSG_RING (QUERY is not here).
-    if fd == -1 && !use_registered {
+    if opcode >= IORING_REGISTER_LAST {
+        return Err(EINVAL);
+    }
+    // Linux's "blind" registrations (fd -1, whether or not the opcode says the fd is a
+    // registered ring's index): SEND_MSG_RING and QUERY.
+    if fd == -1 {
         return match opcode {
             IORING_REGISTER_SEND_MSG_RING => super::msg_ring::send_blind(arg, nr_args),
+            IORING_REGISTER_QUERY => super::query::query(arg, nr_args),
             _ => Err(EINVAL),
         };
     }
     let (_file, ring) = if use_registered { super::tctx::registered_ring(fd)? } else { ring_of(fd)? };
-    if opcode >= IORING_REGISTER_LAST {
-        return Err(EINVAL);
-    }
     // A restricted ring (enabled after IORING_REGISTER_RESTRICTIONS) allows only the
     // registrations it listed.
     if !ring.disabled.load(core::sync::atomic::Ordering::Relaxed)
@@ -153,6 +157,20 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             ring.eventfd.lock().take().map(|_| 0).ok_or(ENXIO)
         }
         IORING_REGISTER_PROBE => probe(arg, nr_args),
+        IORING_REGISTER_PERSONALITY => {
+            if arg != 0 || nr_args != 0 {
+                return Err(EINVAL);
+            }
+            ring.personalities.lock().register(crate::task::cred::current())
+        }
+        IORING_UNREGISTER_PERSONALITY => {
+            if arg != 0 {
+                return Err(EINVAL);
+            }
+            // nr_args is the id.
+            ring.personalities.lock().unregister(nr_args)
+        }
+        IORING_REGISTER_QUERY => super::query::query(arg, nr_args),
         IORING_REGISTER_IOWQ_AFF => {
             if arg == 0 || nr_args == 0 {
                 return Err(EINVAL);
@@ -209,6 +227,49 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             sync_cancel(&ring, arg)
         }
         _ => Err(EINVAL),
+    }
+}
+
+/// IORING_REGISTER_PERSONALITY: credentials snapshots, by id (Linux's
+/// `ctx->personalities`, an xarray allocating 1..=USHRT_MAX cyclically).
+#[derive(Default)]
+pub struct Personalities {
+    creds: BTreeMap<u16, Arc<Cred>>,
+    /// Where the next search for a free id starts (Linux's `pers_next`).
+    next: u32,
+}
+
+impl Personalities {
+    /// Stores `cred` under the first free id from the last one given plus one, wrapping
+    /// to 1 (id 0 means "none" in an SQE); -EBUSY when all are taken.
+    fn register(&mut self, cred: Cred) -> KResult<u64> {
+        let free_from = |start: u32| {
+            let mut id = start;
+            for &k in self.creds.range(start as u16..).map(|(k, _)| k) {
+                if u32::from(k) != id {
+                    break;
+                }
+                id += 1;
+            }
+            (id <= u32::from(u16::MAX)).then_some(id as u16)
+        };
+        let start = self.next.max(1);
+        let id = if start <= u32::from(u16::MAX) { free_from(start) } else { None };
+        let id = id.or_else(|| free_from(1)).ok_or(EBUSY)?;
+        self.creds.insert(id, Arc::new(cred));
+        self.next = u32::from(id) + 1;
+        Ok(u64::from(id))
+    }
+
+    /// IORING_UNREGISTER_PERSONALITY: -EINVAL for an id not registered.
+    fn unregister(&mut self, id: u32) -> KResult<u64> {
+        let id = u16::try_from(id).map_err(|_| EINVAL)?;
+        self.creds.remove(&id).map(|_| 0).ok_or(EINVAL)
+    }
+
+    /// The credentials registered as `id`.
+    pub fn get(&self, id: u16) -> Option<Arc<Cred>> {
+        self.creds.get(&id).cloned()
     }
 }
 

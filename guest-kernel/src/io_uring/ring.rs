@@ -46,7 +46,10 @@ const SQ_DROPPED: usize = 32;
 const SQ_FLAGS: usize = 36;
 const CQ_FLAGS: usize = 40;
 const CQ_OVERFLOW: usize = 44;
-const CQES: usize = 64;
+/// The CQE array, after the header (Linux's `sizeof(struct io_rings)`).
+pub const CQES: usize = 64;
+/// The header's alignment (a cache line: Linux's SMP_CACHE_BYTES on x86-64).
+pub const HDR_ALIGN: usize = 64;
 
 pub struct Rings {
     /// SQ and CQ rings, CQEs and the SQ index array.

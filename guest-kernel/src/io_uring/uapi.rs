@@ -148,6 +148,49 @@ pub struct FilesUpdate {
     pub fds: u64,
 }
 
+/// `struct io_uring_query_hdr` (IORING_REGISTER_QUERY): one entry of a chain of queries.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct QueryHdr {
+    /// The next header's address (0: the last).
+    pub next_entry: u64,
+    /// Where the answer goes, `size` bytes.
+    pub query_data: u64,
+    pub query_op: u32,
+    /// In: the caller's buffer size; out: how many bytes the answer holds.
+    pub size: u32,
+    /// In: must be 0; out: 0 or -errno for this entry.
+    pub result: i32,
+    pub resv: [u32; 3],
+}
+
+/// `struct io_uring_query_opcode` (IO_URING_QUERY_OPCODES).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct QueryOpcode {
+    pub nr_request_opcodes: u32,
+    pub nr_register_opcodes: u32,
+    pub feature_flags: u64,
+    pub ring_setup_flags: u64,
+    pub enter_flags: u64,
+    pub sqe_flags: u64,
+    pub nr_query_opcodes: u32,
+    pub pad: u32,
+}
+
+/// `struct io_uring_query_scq` (IO_URING_QUERY_SCQ): the SQ/CQ rings' header.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct QueryScq {
+    pub hdr_size: u64,
+    pub hdr_alignment: u64,
+}
+
+/// `struct io_uring_query_zcrx` (IO_URING_QUERY_ZCRX; only its size matters here).
+pub const QUERY_ZCRX_SIZE: usize = 40;
+/// `struct io_uring_query_zcrx_notif` (IO_URING_QUERY_ZCRX_NOTIF; likewise).
+pub const QUERY_ZCRX_NOTIF_SIZE: usize = 48;
+
 const _: () = {
     assert!(size_of::<Sqe>() == 64);
     assert!(offset_of!(Sqe, opcode) == 0);
@@ -191,6 +234,22 @@ const _: () = {
     assert!(offset_of!(RegWait, sigmask_sz) == 32);
     assert!(offset_of!(RegWait, pad) == 36);
     assert!(offset_of!(RegWait, pad2) == 48);
+    assert!(size_of::<QueryHdr>() == 40);
+    assert!(offset_of!(QueryHdr, query_data) == 8);
+    assert!(offset_of!(QueryHdr, query_op) == 16);
+    assert!(offset_of!(QueryHdr, size) == 20);
+    assert!(offset_of!(QueryHdr, result) == 24);
+    assert!(offset_of!(QueryHdr, resv) == 28);
+    assert!(size_of::<QueryOpcode>() == 48);
+    assert!(offset_of!(QueryOpcode, nr_register_opcodes) == 4);
+    assert!(offset_of!(QueryOpcode, feature_flags) == 8);
+    assert!(offset_of!(QueryOpcode, ring_setup_flags) == 16);
+    assert!(offset_of!(QueryOpcode, enter_flags) == 24);
+    assert!(offset_of!(QueryOpcode, sqe_flags) == 32);
+    assert!(offset_of!(QueryOpcode, nr_query_opcodes) == 40);
+    assert!(offset_of!(QueryOpcode, pad) == 44);
+    assert!(size_of::<QueryScq>() == 16);
+    assert!(offset_of!(QueryScq, hdr_alignment) == 8);
 };
 
 // SAFETY: plain integers, no padding (sizes asserted above).
@@ -207,6 +266,12 @@ unsafe impl crate::mm::uaccess::Pod for RegionDesc {}
 unsafe impl crate::mm::uaccess::Pod for MemRegionReg {}
 // SAFETY: as above.
 unsafe impl crate::mm::uaccess::Pod for RegWait {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for QueryHdr {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for QueryOpcode {}
+// SAFETY: as above.
+unsafe impl crate::mm::uaccess::Pod for QueryScq {}
 
 // io_uring_setup flags.
 pub const IORING_SETUP_IOPOLL: u32 = 1 << 0;
@@ -250,6 +315,8 @@ pub const IORING_FEAT_SINGLE_MMAP: u32 = 1 << 0;
 pub const IORING_FEAT_NODROP: u32 = 1 << 1;
 pub const IORING_FEAT_SUBMIT_STABLE: u32 = 1 << 2;
 pub const IORING_FEAT_RW_CUR_POS: u32 = 1 << 3;
+/// Requests run with the submitting task's credentials (or a registered personality's).
+pub const IORING_FEAT_CUR_PERSONALITY: u32 = 1 << 4;
 /// Pollable files are polled internally rather than handed to a worker.
 pub const IORING_FEAT_FAST_POLL: u32 = 1 << 5;
 /// POLL_ADD takes the full 32-bit poll32_events.
@@ -332,6 +399,9 @@ pub const IORING_UNREGISTER_EVENTFD: u32 = 5;
 pub const IORING_REGISTER_FILES_UPDATE: u32 = 6;
 pub const IORING_REGISTER_EVENTFD_ASYNC: u32 = 7;
 pub const IORING_REGISTER_PROBE: u32 = 8;
+pub const IORING_REGISTER_PERSONALITY: u32 = 9;
+pub const IORING_UNREGISTER_PERSONALITY: u32 = 10;
+pub const IORING_REGISTER_QUERY: u32 = 35;
 
 pub const IORING_FSYNC_DATASYNC: u32 = 1;
 

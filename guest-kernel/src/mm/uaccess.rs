@@ -123,9 +123,14 @@ pub fn read<T: Pod>(mm: &mut UserSpace, addr: u64) -> KResult<T> {
 
 /// Writes a `T` to user memory.
 pub fn write<T: Pod>(mm: &mut UserSpace, addr: u64, value: &T) -> KResult<()> {
-    // SAFETY: `T: Pod` has no uninitialised padding, so its bytes may be read.
-    let bytes = unsafe { core::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
-    copy_to_user(mm, addr, bytes)
+    copy_to_user(mm, addr, bytes_of(value))
+}
+
+/// The bytes of a `T`, as user space sees them.
+pub fn bytes_of<T: Pod>(value: &T) -> &[u8] {
+    // SAFETY: `T: Pod` has no uninitialised padding, so its bytes may be read; the slice
+    // borrows `value`.
+    unsafe { core::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
 }
 
 /// Reads a NUL-terminated string of at most `max` bytes (not counting the NUL).

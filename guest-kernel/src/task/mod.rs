@@ -6,6 +6,7 @@
 //! Exit happens in two steps, as in Linux: each thread exits ([`exit_thread`]); the last
 //! one makes the process a zombie with its wait status, and the parent reaps it (`wait4`).
 
+pub mod cred;
 pub mod exec;
 pub mod exit;
 pub mod sched;
