@@ -18,7 +18,7 @@ const AT_REMOVEDIR: u64 = 0x200;
 const AT_SYMLINK_FOLLOW: u64 = 0x400;
 const AT_EMPTY_PATH: u64 = 0x1000;
 /// Linux caps one read or write at this many bytes.
-const MAX_RW: usize = 0x7fff_f000;
+pub const MAX_RW: usize = 0x7fff_f000;
 const UIO_MAXIOV: u64 = 1024;
 
 static UMASK: AtomicU32 = AtomicU32::new(0o022);
@@ -87,13 +87,15 @@ pub fn read_file(f: &OpenFile, buf: &mut IoBuf, at: Option<u64>) -> KResult<usiz
     }
 }
 
-/// Writes to `f` at its offset (or the end with O_APPEND), or at `at` (pwrite).
+/// Writes to `f` at its offset, or at `at` (pwrite); with O_APPEND at the end either way.
 pub fn write_file(f: &OpenFile, buf: &IoBuf, at: Option<u64>) -> KResult<usize> {
     if !f.writable() {
         return Err(EBADF);
     }
     let node = &f.node;
     match at {
+        // As on Linux, an O_APPEND file is written at its end even by pwrite.
+        Some(_) if f.flags() & O_APPEND != 0 && node.seekable() => node.write(node.stat().size, buf, f.nonblock()),
         Some(off) => node.write(off, buf, f.nonblock()),
         None if node.seekable() => {
             let mut off = f.offset.lock();

@@ -4,6 +4,7 @@
 
 pub mod epoll;
 pub mod poll;
+pub mod rw;
 pub mod fs;
 pub mod futex;
 mod io_uring;
@@ -77,6 +78,7 @@ syscall_table! {
     34 pause => time::pause,
     35 nanosleep => time::nanosleep,
     39 getpid => process::getpid,
+    40 sendfile => rw::sendfile,
     56 clone => process::clone,
     57 fork => process::fork,
     58 vfork => process::vfork,
@@ -120,6 +122,7 @@ syscall_table! {
     138 fstatfs => fs::fstatfs,
     158 arch_prctl => process::arch_prctl,
     186 gettid => process::gettid,
+    187 readahead => rw::readahead,
     188 setxattr => xattr::setxattr,
     189 lsetxattr => xattr::lsetxattr,
     190 fsetxattr => xattr::fsetxattr,
@@ -139,6 +142,7 @@ syscall_table! {
     213 epoll_create => epoll::epoll_create,
     217 getdents64 => fs::getdents64,
     218 set_tid_address => process::set_tid_address,
+    221 fadvise64 => rw::fadvise64,
     228 clock_gettime => time::clock_gettime,
     229 clock_getres => time::clock_getres,
     230 clock_nanosleep => time::clock_nanosleep,
@@ -173,9 +177,14 @@ syscall_table! {
     291 epoll_create1 => epoll::epoll_create1,
     292 dup3 => fs::dup3,
     293 pipe2 => fs::pipe2,
+    295 preadv => rw::preadv,
+    296 pwritev => rw::pwritev,
     302 prlimit64 => sys::prlimit64,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
+    326 copy_file_range => rw::copy_file_range,
+    327 preadv2 => rw::preadv2,
+    328 pwritev2 => rw::pwritev2,
     332 statx => fs::statx,
     425 io_uring_setup => io_uring::setup,
     426 io_uring_enter => io_uring::enter,

@@ -24,6 +24,7 @@ mod mm;
 mod pipe;
 mod poll;
 mod proc;
+mod rw;
 mod time;
 mod timerfd;
 mod util;
@@ -39,6 +40,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("fs", fs::TESTS),
     ("mm", mm::TESTS),
     ("proc", proc::TESTS),
+    ("rw", rw::TESTS),
     ("pipe", pipe::TESTS),
     ("poll", poll::TESTS),
     ("time", time::TESTS),
