@@ -145,7 +145,7 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         };
         // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
         let id = disk.path.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
-        devices.push(Box::new(block::Block::new(engine, disk.read_only, &id)));
+        devices.push(Box::new(block::Block::new(engine, disk.read_only, &id).with_poll(config.blk_poll)));
     }
     for share in &config.shares {
         let err = |source| VmError::Share { path: share.path.clone(), source };

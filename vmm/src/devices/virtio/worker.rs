@@ -16,9 +16,16 @@
 //! then, followed by the same interrupt decision. When the handler has no room for more
 //! requests, the worker stops popping chains until completions free some. On stop (reset)
 //! or a device error, the worker waits for the host I/O in flight before it exits.
+//!
+//! With a polling window (virtio-blk's `--blk-poll-us`), a queue whose driver reaps by
+//! polling is also busy-polled after it had work: the worker suppresses its kicks and,
+//! instead of sleeping, looks at its avail ring (and, with `epoll_wait(0)`, at every other
+//! event) until no work has come for the window, then re-arms notifications with a fence
+//! and a last look before it sleeps again. The rules are in [`super::poll`].
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use std::sync::atomic::Ordering;
@@ -28,6 +35,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::Chain;
+use super::poll::{self, PollStats, Window, VRING_AVAIL_F_NO_INTERRUPT};
 use super::{DeviceError, Interrupt, QueueHandler, INT_USED_BUFFER};
 
 /// Everything a worker owns.
@@ -40,10 +48,46 @@ pub struct Worker {
     pub interrupt: Arc<Interrupt>,
     pub resample: Option<EventFd>,
     pub stop: EventFd,
+    /// Busy polling of the queues whose driver polls (zero length: none).
+    pub window: Window,
+    /// Where kicks and polling are counted (`vmm run --stats`).
+    pub stats: Option<&'static PollStats>,
+    /// Per queue slot: kicks suppressed, the queue polled (a round is under way).
+    pub polling: Vec<bool>,
+    /// Per queue slot: chains popped or requests completed since the last poll step.
+    pub worked: Vec<bool>,
 }
 
-/// avail->flags bit 0: the driver asks for no interrupts (without EVENT_IDX).
-const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+impl Worker {
+    /// A worker for `queues`, polling for `window` (zero: never).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: String,
+        mem: GuestMemoryMmap,
+        queues: Vec<(usize, Queue, EventFd)>,
+        handler: Box<dyn QueueHandler>,
+        interrupt: Arc<Interrupt>,
+        resample: Option<EventFd>,
+        stop: EventFd,
+        window: std::time::Duration,
+        stats: Option<&'static PollStats>,
+    ) -> Self {
+        let n = queues.len();
+        Self {
+            name,
+            mem,
+            queues,
+            handler,
+            interrupt,
+            resample,
+            stop,
+            window: Window::new(window),
+            stats,
+            polling: vec![false; n],
+            worked: vec![false; n],
+        }
+    }
+}
 
 const STOP_TOKEN: u64 = u64::MAX;
 const RESAMPLE_TOKEN: u64 = u64::MAX - 1;
@@ -90,7 +134,10 @@ impl Worker {
         let mut events = vec![EpollEvent::default(); self.queues.len() + 3];
         let mut done = Vec::new();
         loop {
-            let n = match epoll.wait(-1, &mut events) {
+            // While a polling round is open (until `poll_step` has ended it and re-armed
+            // the notifications), look without sleeping.
+            let timeout = if self.window.open() { 0 } else { -1 };
+            let n = match epoll.wait(timeout, &mut events) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(DeviceError::Queue(format!("epoll_wait: {e}"))),
@@ -107,12 +154,75 @@ impl Worker {
                     COMPLETION_TOKEN => self.complete(&mut done)?,
                     slot => {
                         let slot = slot as usize;
-                        let _ = self.queues[slot].2.read();
+                        // An eventfd reads as the number of writes since the last read.
+                        let kicks = self.queues[slot].2.read().unwrap_or(0);
+                        if let Some(stats) = self.stats {
+                            stats.kicks.fetch_add(kicks, Ordering::Relaxed);
+                        }
                         self.process_queue(slot)?;
                     }
                 }
             }
+            if self.window.enabled() {
+                self.poll_step()?;
+            } else {
+                self.worked.fill(false);
+            }
         }
+    }
+
+    /// One step of busy polling: serve what the polled queues' drivers published, end the
+    /// round when the window has passed without work (re-arming notifications, with the
+    /// last look that finds what came meanwhile), and start or extend a round for each
+    /// queue that had work and whose driver polls.
+    fn poll_step(&mut self) -> Result<(), DeviceError> {
+        let qerr = |e: virtio_queue::Error| DeviceError::Queue(e.to_string());
+        for slot in 0..self.queues.len() {
+            if !self.polling[slot] || !self.handler.has_room() {
+                continue;
+            }
+            let queue = &self.queues[slot].1;
+            if poll::has_new(queue, &self.mem).map_err(qerr)? {
+                self.process_queue(slot)?;
+            }
+        }
+        let now = Instant::now();
+        if self.window.expired(now) {
+            for slot in 0..self.queues.len() {
+                if std::mem::take(&mut self.polling[slot]) && poll::rearm(&mut self.queues[slot].1, &self.mem).map_err(qerr)? {
+                    // Published before the driver could see the re-arming: serve it now
+                    // (the drain ends armed, with the same fence and re-check).
+                    self.process_queue(slot)?;
+                }
+            }
+        }
+        let mut work = false;
+        for slot in 0..self.queues.len() {
+            if !std::mem::take(&mut self.worked[slot]) {
+                continue;
+            }
+            let (_, queue, _) = &self.queues[slot];
+            if !poll::driver_polls(queue, &self.mem).map_err(qerr)? {
+                continue;
+            }
+            work = true;
+            if !self.polling[slot] {
+                self.polling[slot] = true;
+                poll::suppress(queue, &self.mem).map_err(qerr)?;
+            }
+        }
+        if work {
+            if !self.window.open() {
+                if let Some(stats) = self.stats {
+                    stats.rounds.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            self.window.work(now);
+        } else if self.window.open() {
+            // Nothing this time: let a thread that shares this core (a vCPU) run first.
+            std::thread::yield_now();
+        }
+        Ok(())
     }
 
     /// Publishes the used entries of the requests whose host I/O finished, interrupts
@@ -128,6 +238,7 @@ impl Worker {
             };
             self.queues[slot].1.add_used(&self.mem, head, len).map_err(qerr)?;
             touched[slot] = true;
+            self.worked[slot] = true;
         }
         for (slot, touched) in touched.into_iter().enumerate() {
             // One interrupt decision for the completed requests and those served now.
@@ -152,6 +263,8 @@ impl Worker {
         let (index, queue, _) = &mut self.queues[slot];
         let qerr = |e: virtio_queue::Error| DeviceError::Queue(e.to_string());
         let max_descriptors = usize::from(queue.size());
+        let polling = self.polling[slot];
+        let first = queue.next_avail();
         let mut used = 0usize;
         'drain: loop {
             queue.disable_notification(&self.mem).map_err(qerr)?;
@@ -173,8 +286,21 @@ impl Worker {
                     used += 1;
                 }
             }
+            if polling {
+                // A polling round: kicks stay suppressed (avail_event follows next_avail).
+                poll::suppress(queue, &self.mem).map_err(qerr)?;
+                break;
+            }
             if !queue.enable_notification(&self.mem).map_err(qerr)? {
                 break;
+            }
+        }
+        let popped = queue.next_avail().wrapping_sub(first);
+        if popped != 0 {
+            self.worked[slot] = true;
+            if let (true, Some(stats)) = (polling, self.stats) {
+                // Served while the driver was told not to kick.
+                stats.polled.fetch_add(u64::from(popped), Ordering::Relaxed);
             }
         }
         self.handler.submit()?;
