@@ -212,10 +212,8 @@ impl Worker {
             }
         }
         if work {
-            if !self.window.open() {
-                if let Some(stats) = self.stats {
-                    stats.rounds.fetch_add(1, Ordering::Relaxed);
-                }
+            if let (false, Some(stats)) = (self.window.open(), self.stats) {
+                stats.rounds.fetch_add(1, Ordering::Relaxed);
             }
             self.window.work(now);
         } else if self.window.open() {
@@ -325,5 +323,186 @@ impl Worker {
             self.interrupt.raise(INT_USED_BUFFER);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::virtio::chain::tests::{TestQueue, AVAIL, USED};
+    use crate::devices::virtio::poll::{AVAIL_EVENT_BEHIND, VRING_USED_F_NO_NOTIFY};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Answers every request at once and records its head.
+    struct Recorder(Arc<Mutex<Vec<u16>>>);
+
+    impl QueueHandler for Recorder {
+        fn process(&mut self, _queue: usize, _mem: &GuestMemoryMmap, chain: &Chain) -> Result<u32, DeviceError> {
+            self.0.lock().unwrap().push(chain.head);
+            Ok(0)
+        }
+    }
+
+    struct Running {
+        t: TestQueue,
+        kick: EventFd,
+        stop: EventFd,
+        served: Arc<Mutex<Vec<u16>>>,
+        thread: Option<JoinHandle<()>>,
+        event_idx: bool,
+    }
+
+    impl Running {
+        /// A worker on one queue whose driver polls (or not), with a polling window.
+        fn start(event_idx: bool, driver_polls: bool, window: Duration) -> Self {
+            let t = TestQueue::new(16);
+            let mut q = t.queue();
+            q.set_event_idx(event_idx);
+            if driver_polls {
+                t.mem.write_obj(VRING_AVAIL_F_NO_INTERRUPT.to_le(), GuestAddress(AVAIL)).unwrap();
+            }
+            for i in 0..16 {
+                t.chain(i, &[(0x10000, 16, false)]);
+            }
+            let kick = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+            let stop = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+            let served = Arc::new(Mutex::new(Vec::new()));
+            let worker = Worker::new(
+                "test".into(),
+                t.mem.clone(),
+                vec![(1, q, kick.try_clone().unwrap())],
+                Box::new(Recorder(Arc::clone(&served))),
+                Arc::new(Interrupt::new(EventFd::new(libc::EFD_NONBLOCK).unwrap())),
+                None,
+                stop.try_clone().unwrap(),
+                window,
+                None,
+            );
+            let thread = Some(worker.spawn().unwrap());
+            Self { t, kick, stop, served, thread, event_idx }
+        }
+
+        fn served(&self) -> usize {
+            self.served.lock().unwrap().len()
+        }
+
+        /// Waits (up to 10 s) until `f` holds.
+        fn wait_for(&self, what: &str, f: impl Fn(&Self) -> bool) {
+            let until = Instant::now() + Duration::from_secs(10);
+            while !f(self) {
+                assert!(Instant::now() < until, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+
+        /// Whether the device asks for no kicks now (after `published` requests).
+        fn suppressed(&self, published: u16) -> bool {
+            if self.event_idx {
+                let event: u16 = self.t.mem.read_obj(GuestAddress(USED + 4 + 8 * 16)).unwrap();
+                event == published.wrapping_sub(AVAIL_EVENT_BEHIND)
+            } else {
+                let flags: u16 = self.t.mem.read_obj(GuestAddress(USED)).unwrap();
+                flags & VRING_USED_F_NO_NOTIFY != 0
+            }
+        }
+
+        /// Whether notifications are armed for the next request (after `published`).
+        fn armed(&self, published: u16) -> bool {
+            if self.event_idx {
+                let event: u16 = self.t.mem.read_obj(GuestAddress(USED + 4 + 8 * 16)).unwrap();
+                event == published
+            } else {
+                let flags: u16 = self.t.mem.read_obj(GuestAddress(USED)).unwrap();
+                flags & VRING_USED_F_NO_NOTIFY == 0
+            }
+        }
+
+        fn finish(mut self) {
+            self.stop.write(1).unwrap();
+            self.thread.take().unwrap().join().unwrap();
+        }
+    }
+
+    /// A polling driver's request published during a round is served without a kick; when
+    /// the window has passed without work, notifications are armed again and the device
+    /// stops looking (a request without a kick then waits for its kick).
+    #[test]
+    fn polled_queue_is_served_without_kicks_for_a_window() {
+        for event_idx in [false, true] {
+            let mut r = Running::start(event_idx, true, Duration::from_millis(1500));
+            r.t.publish(0);
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 1);
+            r.wait_for("kicks suppressed", |r| r.suppressed(1));
+            // No kicks now: the device finds these by looking.
+            for n in 2..=5u16 {
+                r.t.publish(n - 1);
+                r.wait_for("a request found by polling", |r| r.served() == usize::from(n));
+                assert!(r.suppressed(n), "event_idx {event_idx}");
+            }
+            // The round ends 1.5 s after the last request: notifications are armed again.
+            let start = Instant::now();
+            r.wait_for("notifications armed again", |r| r.armed(5));
+            assert!(start.elapsed() >= Duration::from_millis(1000), "the window lasts: {:?}", start.elapsed());
+            // The device no longer looks: a request without a kick waits for it.
+            r.t.publish(5);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(r.served(), 5, "served without a kick after the window, event_idx {event_idx}");
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 6);
+            r.finish();
+        }
+    }
+
+    /// A queue whose driver takes interrupts is never polled, whatever the window.
+    #[test]
+    fn interrupt_driven_queue_is_not_polled() {
+        for event_idx in [false, true] {
+            let mut r = Running::start(event_idx, false, Duration::from_secs(5));
+            r.t.publish(0);
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 1);
+            assert!(r.armed(1), "event_idx {event_idx}");
+            r.t.publish(1);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(r.served(), 1, "polled although the driver takes interrupts");
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 2);
+            r.finish();
+        }
+    }
+
+    /// A reset stops the worker in the middle of a round, and a driver that never stops
+    /// publishing keeps neither the worker from stopping nor memory growing.
+    #[test]
+    fn stop_ends_a_round_at_once() {
+        let mut r = Running::start(true, true, Duration::from_secs(60));
+        r.t.publish(0);
+        r.kick.write(1).unwrap();
+        r.wait_for("the kicked request", |r| r.served() == 1);
+        for i in 1..2000u16 {
+            // At most a ring's worth ahead of the device.
+            r.wait_for("polled requests", |r| r.served() + 16 > usize::from(i));
+            r.t.publish(i % 16);
+        }
+        r.wait_for("every request, without a kick", |r| r.served() == 2000);
+        let start = Instant::now();
+        r.finish();
+        assert!(start.elapsed() < Duration::from_secs(5), "stop took {:?}", start.elapsed());
+    }
+
+    /// With polling off the worker is the plain eventfd loop: nothing without a kick.
+    #[test]
+    fn zero_window_never_polls() {
+        let mut r = Running::start(true, true, Duration::ZERO);
+        r.t.publish(0);
+        r.kick.write(1).unwrap();
+        r.wait_for("the kicked request", |r| r.served() == 1);
+        assert!(r.armed(1));
+        r.t.publish(1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(r.served(), 1);
+        r.finish();
     }
 }
