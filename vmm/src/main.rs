@@ -52,8 +52,10 @@ struct RunArgs {
     /// Stop the guest after this many seconds and exit with 124.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
-    /// Print the number of VM exits by kind (port I/O, MMIO, other) on stderr at the end,
-    /// and with direct=on disks how many requests needed a bounce buffer.
+    /// Print the number of VM exits by kind (port I/O, of which the console's, MMIO, other)
+    /// on stderr at the end; with disks, their queue notifications (kicks, which KVM
+    /// serves through ioeventfds: not in the exits above) and busy-polling rounds; with
+    /// direct=on disks, how many requests needed a bounce buffer.
     #[arg(long)]
     stats: bool,
     /// The KVM device to open.
@@ -153,7 +155,8 @@ fn main() -> ExitCode {
         use std::sync::atomic::Ordering::Relaxed;
         let e = &vm::EXITS;
         let (io, mmio, other) = (e.io.load(Relaxed), e.mmio.load(Relaxed), e.other.load(Relaxed));
-        eprintln!("vmm: exits: {} total, {io} port I/O, {mmio} MMIO, {other} other", io + mmio + other);
+        let console = e.console.load(Relaxed);
+        eprintln!("vmm: exits: {} total, {io} port I/O ({console} of them the console), {mmio} MMIO, {other} other", io + mmio + other);
         if !config.disks.is_empty() {
             let p = &vmm::devices::virtio::poll::BLK_STATS;
             let (kicks, by_mmio) = (p.kicks.load(Relaxed), p.kicks_by_mmio.load(Relaxed));

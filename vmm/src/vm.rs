@@ -287,13 +287,21 @@ fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
 /// VM exits seen by all vCPUs, by kind (`vmm run --stats` prints them).
 pub struct ExitCounts {
     pub io: AtomicU64,
+    /// Of the port I/O exits, those to the console (COM1): output, not I/O work.
+    pub console: AtomicU64,
     pub mmio: AtomicU64,
     pub other: AtomicU64,
 }
 
-pub static EXITS: ExitCounts = ExitCounts { io: AtomicU64::new(0), mmio: AtomicU64::new(0), other: AtomicU64::new(0) };
+pub static EXITS: ExitCounts =
+    ExitCounts { io: AtomicU64::new(0), console: AtomicU64::new(0), mmio: AtomicU64::new(0), other: AtomicU64::new(0) };
 
 fn count_exit(exit: &Result<VcpuExit, kvm_ioctls::Error>) {
+    if let Ok(VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _)) = exit {
+        if crate::devices::serial::offset(*port).is_some() {
+            EXITS.console.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let counter = match exit {
         Ok(VcpuExit::IoIn(..) | VcpuExit::IoOut(..)) => &EXITS.io,
         Ok(VcpuExit::MmioRead(..) | VcpuExit::MmioWrite(..)) => &EXITS.mmio,
