@@ -297,10 +297,10 @@ pub static EXITS: ExitCounts =
     ExitCounts { io: AtomicU64::new(0), console: AtomicU64::new(0), mmio: AtomicU64::new(0), other: AtomicU64::new(0) };
 
 fn count_exit(exit: &Result<VcpuExit, kvm_ioctls::Error>) {
-    if let Ok(VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _)) = exit {
-        if crate::devices::serial::offset(*port).is_some() {
-            EXITS.console.fetch_add(1, Ordering::Relaxed);
-        }
+    if let Ok(VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _)) = exit
+        && crate::devices::serial::offset(*port).is_some()
+    {
+        EXITS.console.fetch_add(1, Ordering::Relaxed);
     }
     let counter = match exit {
         Ok(VcpuExit::IoIn(..) | VcpuExit::IoOut(..)) => &EXITS.io,
