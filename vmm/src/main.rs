@@ -53,8 +53,9 @@ struct RunArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
     /// Print the number of VM exits by kind (port I/O, of which the console's, MMIO, other)
-    /// on stderr at the end; with disks, their queue notifications (kicks, which KVM
-    /// serves through ioeventfds: not in the exits above) and busy-polling rounds; with
+    /// on stderr at the end; with disks and shares, their queue notifications (kicks, which
+    /// KVM serves through ioeventfds: not in the exits above), with disks busy-polling
+    /// rounds; with
     /// direct=on disks, how many requests needed a bounce buffer.
     #[arg(long)]
     stats: bool,
@@ -165,6 +166,11 @@ fn main() -> ExitCode {
                 "vmm: virtio-blk: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above); {rounds} polling rounds, {polled} requests taken while polling",
                 kicks.saturating_sub(by_mmio)
             );
+        }
+        if !config.shares.is_empty() {
+            let p = &vmm::devices::virtio::poll::P9_STATS;
+            let (kicks, by_mmio) = (p.kicks.load(Relaxed), p.kicks_by_mmio.load(Relaxed));
+            eprintln!("vmm: virtio-9p: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above)", kicks.saturating_sub(by_mmio));
         }
         if config.disks.iter().any(|d| d.direct) {
             let d = &vmm::devices::virtio::block::direct::STATS;

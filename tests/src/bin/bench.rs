@@ -87,7 +87,7 @@ struct Sample {
     /// VM exits of the whole run (`vmm run --stats`): those the VMM saw and the kicks KVM
     /// served through an ioeventfd.
     exits: Option<u64>,
-    /// Kicks of the whole run (queue notifications of the disks).
+    /// Kicks of the whole run (queue notifications of the disks and shares).
     kicks: Option<u64>,
     /// Direct-I/O requests and those of them that went through a bounce buffer.
     direct: Option<(u64, u64)>,
@@ -222,12 +222,16 @@ impl Bench {
                 Some(n.first()?.saturating_sub(*n.get(2)?))
             });
             let exits = exits.ok_or_else(|| format!("no readable `vmm: exits:` line (--stats)\n{}", transcript()))?;
-            // "vmm: virtio-blk: K kicks, I by ioeventfd (...); ..." when there is a disk.
-            let kicks = stderr.lines().find_map(|l| l.strip_prefix("vmm: virtio-blk: ")).map(|l| {
-                let n: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
-                (n.first().copied().unwrap_or(0), n.get(1).copied().unwrap_or(0))
-            });
-            let (kicks, by_ioeventfd) = kicks.unwrap_or((0, 0));
+            // "vmm: virtio-blk: K kicks, I by ioeventfd (...); ..." when there is a disk, and
+            // "vmm: virtio-9p: K kicks, I by ioeventfd (...)" when there is a share.
+            let (kicks, by_ioeventfd) = stderr
+                .lines()
+                .filter_map(|l| l.strip_prefix("vmm: virtio-blk: ").or_else(|| l.strip_prefix("vmm: virtio-9p: ")))
+                .map(|l| {
+                    let n: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+                    (n.first().copied().unwrap_or(0), n.get(1).copied().unwrap_or(0))
+                })
+                .fold((0, 0), |(k, i), (k2, i2)| (k + k2, i + i2));
             sample.exits = Some(exits + by_ioeventfd);
             sample.kicks = Some(kicks);
             sample.direct = stderr.lines().find_map(|l| l.strip_prefix("vmm: direct I/O: ")).and_then(|l| {
@@ -309,7 +313,7 @@ impl Bench {
                     None => String::new(),
                 };
                 let exits = per_op(|s| s.exits);
-                let kicks = if target == Target::Disk { per_op(|s| s.kicks) } else { String::new() };
+                let kicks = per_op(|s| s.kicks);
                 let mut cells = Vec::new();
                 for &(_, base, label) in ratios.iter().filter(|r| r.0 == figure) {
                     let per_round: Vec<f64> = series[&Some(base)].iter().zip(runs).map(|(b, r)| b.ns_per_op / r.ns_per_op).collect();
@@ -561,7 +565,7 @@ fn main() {
         &[("nop_batch1", "getppid", "getppid/this"), ("nop_batch32", "getppid", "getppid/this"), ("nop_batch32", "nop_batch1", "nop_batch1/this")],
     );
     println!("\n(a ratio a/this above 1: this is faster than a. exits/op: VM exits per operation under vmm, less those of a run");
-    println!(" without operations: those KVM_RUN returned to vmm but the console's output, and the disk's queue notifications");
+    println!(" without operations: those KVM_RUN returned to vmm but the console's output, and the virtqueue notifications");
     println!(" (kicks) KVM served through an ioeventfd; kicks/op: the kicks alone. The host's other load shows in the ranges.)");
     println!("make bench: {:.0} s; host load average (1 min) {load_before} before, {} after", start.elapsed().as_secs_f64(), load());
     let _ = std::fs::remove_dir_all(&bench.dir);

@@ -161,13 +161,17 @@ pub struct PollStats {
     pub polled: std::sync::atomic::AtomicU64,
 }
 
+impl PollStats {
+    const fn new() -> Self {
+        use std::sync::atomic::AtomicU64;
+        Self { kicks: AtomicU64::new(0), kicks_by_mmio: AtomicU64::new(0), rounds: AtomicU64::new(0), polled: AtomicU64::new(0) }
+    }
+}
+
 /// The counters of every virtio-blk device (all queues).
-pub static BLK_STATS: PollStats = PollStats {
-    kicks: std::sync::atomic::AtomicU64::new(0),
-    kicks_by_mmio: std::sync::atomic::AtomicU64::new(0),
-    rounds: std::sync::atomic::AtomicU64::new(0),
-    polled: std::sync::atomic::AtomicU64::new(0),
-};
+pub static BLK_STATS: PollStats = PollStats::new();
+/// The counters of every virtio-9p device (kicks only).
+pub static P9_STATS: PollStats = PollStats::new();
 
 #[cfg(test)]
 mod tests {
