@@ -492,6 +492,35 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(5), "stop took {:?}", start.elapsed());
     }
 
+    /// The guest owns the ring memory: scribbling on the fields the device uses to
+    /// suppress kicks, or dropping VRING_AVAIL_F_NO_INTERRUPT mid-round, changes only
+    /// whether it kicks. The round still serves what comes and ends on time, the device
+    /// re-arms notifications over the scribbles, and a queue no longer flagged is not
+    /// polled again.
+    #[test]
+    fn odd_flags_from_the_guest() {
+        for event_idx in [false, true] {
+            let mut r = Running::start(event_idx, true, Duration::from_millis(1000));
+            r.t.publish(0);
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 1);
+            r.wait_for("kicks suppressed", |r| r.suppressed(1));
+            r.t.mem.write_obj(0xffffu16, GuestAddress(USED)).unwrap();
+            r.t.mem.write_obj(0x1234u16, GuestAddress(USED + 4 + 8 * 16)).unwrap();
+            r.t.mem.write_obj(0xfffeu16, GuestAddress(AVAIL)).unwrap(); // NO_INTERRUPT off, other bits on
+            r.t.publish(1);
+            r.wait_for("a request found by polling", |r| r.served() == 2);
+            r.wait_for("notifications armed again", |r| r.armed(2));
+            r.t.publish(2);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(r.served(), 2, "polled again although the driver takes interrupts now");
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 3);
+            assert!(r.armed(3), "event_idx {event_idx}");
+            r.finish();
+        }
+    }
+
     /// With polling off the worker is the plain eventfd loop: nothing without a kick.
     #[test]
     fn zero_window_never_polls() {
