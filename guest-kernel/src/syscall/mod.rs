@@ -4,7 +4,9 @@
 
 pub mod epoll;
 pub mod poll;
+pub mod prctl;
 pub mod rw;
+pub mod sched;
 pub mod fs;
 pub mod futex;
 mod io_uring;
@@ -72,6 +74,8 @@ syscall_table! {
     22 pipe => fs::pipe,
     23 select => poll::select,
     24 sched_yield => process::sched_yield,
+    26 msync => mm::msync,
+    27 mincore => mm::mincore,
     28 madvise => mm::madvise,
     32 dup => fs::dup,
     33 dup2 => fs::dup2,
@@ -107,6 +111,7 @@ syscall_table! {
     95 umask => fs::umask,
     96 gettimeofday => time::gettimeofday,
     97 getrlimit => sys::getrlimit,
+    99 sysinfo => sys::sysinfo,
     102 getuid => process::getid,
     104 getgid => process::getid,
     107 geteuid => process::getid,
@@ -120,6 +125,20 @@ syscall_table! {
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
     138 fstatfs => fs::fstatfs,
+    140 getpriority => sched::getpriority,
+    141 setpriority => sched::setpriority,
+    142 sched_setparam => sched::sched_setparam,
+    143 sched_getparam => sched::sched_getparam,
+    144 sched_setscheduler => sched::sched_setscheduler,
+    145 sched_getscheduler => sched::sched_getscheduler,
+    146 sched_get_priority_max => sched::sched_get_priority_max,
+    147 sched_get_priority_min => sched::sched_get_priority_min,
+    148 sched_rr_get_interval => sched::sched_rr_get_interval,
+    149 mlock => mm::mlock,
+    150 munlock => mm::munlock,
+    151 mlockall => mm::mlockall,
+    152 munlockall => mm::munlockall,
+    157 prctl => prctl::prctl,
     158 arch_prctl => process::arch_prctl,
     186 gettid => process::gettid,
     187 readahead => rw::readahead,
@@ -182,6 +201,8 @@ syscall_table! {
     302 prlimit64 => sys::prlimit64,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
+    324 membarrier => sys::membarrier,
+    325 mlock2 => mm::mlock2,
     326 copy_file_range => rw::copy_file_range,
     327 preadv2 => rw::preadv2,
     328 pwritev2 => rw::pwritev2,
@@ -189,6 +210,7 @@ syscall_table! {
     425 io_uring_setup => io_uring::setup,
     426 io_uring_enter => io_uring::enter,
     427 io_uring_register => io_uring::register,
+    436 close_range => fs::close_range,
     437 openat2 => fs::openat2,
     439 faccessat2 => fs::faccessat,
     441 epoll_pwait2 => epoll::epoll_pwait2,

@@ -23,6 +23,7 @@ mod misc;
 mod mm;
 mod pipe;
 mod poll;
+mod prctl;
 mod proc;
 mod rw;
 mod time;
@@ -43,6 +44,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("rw", rw::TESTS),
     ("pipe", pipe::TESTS),
     ("poll", poll::TESTS),
+    ("prctl", prctl::TESTS),
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
     ("misc", misc::TESTS),
