@@ -25,7 +25,7 @@ const SCHED_RR: u32 = 2;
 const SCHED_BATCH: u32 = 3;
 const SCHED_IDLE: u32 = 5;
 const SCHED_DEADLINE: u32 = 6;
-/// Or'ed into a policy: new tasks start as SCHED_OTHER with a nice value of at least 0.
+/// Or'ed into a policy: new tasks start without it, with a nice value of at least 0.
 pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
 
 /// The threads `which`/`who` names (PRIO_PROCESS: a thread id; PRIO_PGRP: a process

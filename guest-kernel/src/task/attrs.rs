@@ -24,16 +24,16 @@ impl ThreadAttrs {
         a
     }
 
-    /// A new thread (clone) or a child's main thread (fork) starts as its creator, but
-    /// as SCHED_OTHER and not below nice 0 when the creator's policy has
-    /// SCHED_RESET_ON_FORK.
+    /// A new thread (clone) or a child's main thread (fork) starts as its creator; when
+    /// the creator's policy has SCHED_RESET_ON_FORK, without that flag and not below nice
+    /// 0 (Linux's sched_fork; the real-time policies it would also reset are not used).
     pub fn inherit(&self, creator: &ThreadAttrs) {
         const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
         *self.comm.lock() = creator.comm();
         let (policy, nice) = (creator.policy.load(Relaxed), creator.nice.load(Relaxed));
         let reset = policy & SCHED_RESET_ON_FORK != 0;
         self.nice.store(if reset { nice.max(0) } else { nice }, Relaxed);
-        self.policy.store(if reset { 0 } else { policy }, Relaxed);
+        self.policy.store(policy & !SCHED_RESET_ON_FORK, Relaxed);
         self.timer_slack.store(creator.timer_slack.load(Relaxed), Relaxed);
     }
 
@@ -50,14 +50,17 @@ impl ThreadAttrs {
     }
 
     /// The time slice for a nice value, from Linux's weights (nice 0: 1024, each step
-    /// about 1.25 times the next): a CPU-bound task gets CPU in proportion.
+    /// about 1.25 times the next): a CPU-bound task gets CPU in proportion. Kept within
+    /// a quarter and 8 times `base`: a slice must stay well above what the timer
+    /// interrupt and a switch cost (about a millisecond where ring 0 is emulated), or
+    /// the task would never get past the interrupt.
     pub fn slice(&self, base: u64) -> u64 {
         const WEIGHTS: [u64; 40] = [
             88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904, 3906, 3121, 2501, 1991, 1586, 1277, 1024, 820, 655, 526,
             423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
         ];
         let w = WEIGHTS[(self.nice.load(Relaxed).clamp(-20, 19) + 20) as usize];
-        (base * w / 1024).max(base / 64)
+        (base * w / 1024).clamp(base / 4, base * 8)
     }
 }
 
