@@ -119,3 +119,6 @@ pub const PRCTL: usize = 157;
 pub const MEMBARRIER: usize = 324;
 pub const MLOCK2: usize = 325;
 pub const CLOSE_RANGE: usize = 436;
+pub const PIDFD_SEND_SIGNAL: usize = 424;
+pub const PIDFD_OPEN: usize = 434;
+pub const CLONE3: usize = 435;

@@ -11,6 +11,7 @@ pub mod eventfd;
 pub mod file;
 pub mod p9;
 pub mod path;
+pub mod pidfd;
 pub mod pipe;
 pub mod proc;
 pub mod ramfs;

@@ -71,9 +71,12 @@ pub const MEMBARRIER_SYNC_CORE: u32 = 1 << 2;
 
 /// A process's: the signal it gets when its parent dies (PR_SET_PDEATHSIG), whether it
 /// may dump core, no_new_privs, whether it reaps orphaned descendants
-/// (PR_SET_CHILD_SUBREAPER), keepcaps, and its membarrier registrations.
+/// (PR_SET_CHILD_SUBREAPER), keepcaps, its membarrier registrations, and the queue its
+/// pidfds wait on.
 #[derive(Default)]
 pub struct ProcessAttrs {
+    /// Woken when the process has exited (pidfds poll it).
+    pub exited: crate::task::wait::WaitQueue,
     pub pdeath_signal: AtomicU32,
     pub dumpable: AtomicU8,
     pub no_new_privs: AtomicBool,

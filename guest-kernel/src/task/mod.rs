@@ -517,6 +517,7 @@ fn exit_process(process: &Arc<Process>) {
         reaper.child_exited.wake_all();
     }
     *process.zombie.lock() = Some(status);
+    process.attrs.exited.wake_all();
     if process.pid == 1 {
         *INIT_EXIT.lock() = Some(status);
     }

@@ -22,6 +22,7 @@ mod fs;
 mod misc;
 mod mlock;
 mod mm;
+mod pidfd;
 mod pipe;
 mod poll;
 mod prctl;
@@ -47,6 +48,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("proc", proc::TESTS),
     ("rw", rw::TESTS),
     ("pipe", pipe::TESTS),
+    ("pidfd", pidfd::TESTS),
     ("poll", poll::TESTS),
     ("prctl", prctl::TESTS),
     ("sched", sched::TESTS),
