@@ -14,6 +14,7 @@ pub mod path;
 pub mod pipe;
 pub mod proc;
 pub mod ramfs;
+pub mod signalfd;
 pub mod timerfd;
 pub mod xattr;
 

@@ -19,11 +19,15 @@
 #![allow(clippy::result_large_err)]
 
 mod fs;
+mod itimer;
 mod misc;
 mod mm;
 mod pipe;
 mod poll;
 mod proc;
+mod sigutil;
+mod signalfd;
+mod sigwait;
 mod time;
 mod timerfd;
 mod util;
@@ -45,6 +49,9 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("timerfd", timerfd::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
+    ("itimer", itimer::TESTS),
+    ("sigwait", sigwait::TESTS),
+    ("signalfd", signalfd::TESTS),
 ];
 
 const USAGE: &str = "usage: systest [--dir DIR] [--exec PATH] [FAMILY|FAMILY::TEST...]";
