@@ -117,7 +117,7 @@ impl SigInfo {
 
     /// The `siginfo_t` (128 bytes) user space sees: in a handler's frame, from
     /// rt_sigtimedwait.
-    pub fn to_siginfo(&self) -> [u8; 128] {
+    pub fn to_siginfo(self) -> [u8; 128] {
         let mut out = [0u8; 128];
         out[0..4].copy_from_slice(&self.signo.to_le_bytes());
         out[4..8].copy_from_slice(&self.errno.to_le_bytes());
@@ -130,7 +130,7 @@ impl SigInfo {
 
     /// The `struct signalfd_siginfo` (128 bytes) a signalfd read returns: the fields of
     /// the siginfo's layout, as Linux's signalfd_copyinfo picks them.
-    pub fn to_signalfd(&self) -> [u8; 128] {
+    pub fn to_signalfd(self) -> [u8; 128] {
         let mut out = [0u8; 128];
         let mut put32 = |off: usize, v: u32| out[off..off + 4].copy_from_slice(&v.to_le_bytes());
         put32(0, self.signo);
