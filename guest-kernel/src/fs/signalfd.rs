@@ -25,7 +25,14 @@ pub struct SignalFd {
 }
 
 pub fn new(mask: u64) -> Arc<SignalFd> {
+    signal::SIGNALFDS.fetch_add(1, Ordering::Relaxed);
     Arc::new(SignalFd { ino: alloc_ino(), mask: AtomicU64::new(mask & !signal::UNBLOCKABLE) })
+}
+
+impl Drop for SignalFd {
+    fn drop(&mut self) {
+        signal::SIGNALFDS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl SignalFd {

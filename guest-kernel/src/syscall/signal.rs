@@ -237,8 +237,11 @@ pub fn rt_sigqueueinfo(c: &mut Ctx) -> KResult<u64> {
     let (pid, sig, uinfo) = (c.int(0), c.int(1), c.a[2]);
     let raw = read_siginfo(uinfo)?;
     check_forged(&raw, pid, current_process().pid)?;
-    let target = (pid > 0).then(|| task::find_process(pid as u32)).flatten();
-    let target = target.filter(|p| p.zombie.lock().is_none()).ok_or(ESRCH)?;
+    // Any thread's id names its process; a zombie takes (and drops) the signal.
+    let target = (pid > 0)
+        .then(|| task::find_process(pid as u32).or_else(|| task::find_task(pid as u32).map(|t| alloc::sync::Arc::clone(&t.process))))
+        .flatten()
+        .ok_or(ESRCH)?;
     let sig = signal::check(sig as u32 as u64)?;
     if sig == 0 {
         return Ok(0);

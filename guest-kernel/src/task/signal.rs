@@ -123,10 +123,18 @@ pub fn action_ignores(sig: u32, action: &SigAction) -> bool {
     action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig))
 }
 
-/// Tasks sleeping in a signalfd read or poll wait here; every queued signal wakes them.
-/// One queue for all: a signalfd reads the signals of whoever reads it (as on Linux), so
-/// it has no process of its own whose queue it could use.
+/// Tasks sleeping in a signalfd read or poll wait here; every queued signal wakes them
+/// while a signalfd exists. One queue for all: a signalfd reads the signals of whoever
+/// reads it (as on Linux), so it has no process of its own whose queue it could use.
 pub static SIGNALFD_WAIT: super::wait::WaitQueue = super::wait::WaitQueue::new();
+/// How many signalfds exist (none: sending skips `SIGNALFD_WAIT`).
+pub static SIGNALFDS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+fn wake_signalfds() {
+    if SIGNALFDS.load(Ordering::Relaxed) != 0 {
+        SIGNALFD_WAIT.wake_all();
+    }
+}
 
 /// The siginfo of a signal the current task sends (kill, tgkill, SIGPIPE) with `code`.
 pub fn from_current(sig: u32, code: i32) -> SigInfo {
@@ -158,7 +166,7 @@ pub fn send_info(process: &Arc<Process>, info: SigInfo, must_queue: bool) -> KRe
     for t in &threads {
         sched::wake(t);
     }
-    SIGNALFD_WAIT.wake_all();
+    wake_signalfds();
     Ok(())
 }
 
@@ -181,7 +189,7 @@ pub fn send_thread_info(task: &Arc<Task>, info: SigInfo, must_queue: bool) -> KR
     }
     task.pending.push(info, must_queue)?;
     sched::wake(task);
-    SIGNALFD_WAIT.wake_all();
+    wake_signalfds();
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = tests![
     poll_reports_a_pending_signal,
     new_mask_for_an_existing_signalfd,
     sigchld_and_sigalrm_through_a_signalfd,
+    inherited_signalfd_reads_the_readers_signals,
     flags_cloexec_and_nonblock,
     bad_size_flags_or_fd_are_refused,
     short_read_and_any_write_are_einval,
@@ -156,6 +157,25 @@ fn sigchld_and_sigalrm_through_a_signalfd() -> TestResult {
     check_eq!((info.ssi_signo, info.ssi_code, info.ssi_pid), (SIGALRM as u32, SI_KERNEL, 0));
     check_ok!(sys::close(fd));
     drain_and_restore(set, old)
+}
+
+fn inherited_signalfd_reads_the_readers_signals() -> TestResult {
+    // After fork the child's reads take the child's signals, not the parent's.
+    let old = block(sigbit(SIGUSR1))?;
+    let fd = sfd(sigbit(SIGUSR1), SFD_NONBLOCK)?;
+    check_ok!(sys::kill(me()?, SIGUSR1));
+    let status = run_child(move || {
+        let none = read_one(fd).map(|i| i.ssi_signo);
+        let me = sys::getpid().unwrap_or(0) as i32;
+        let _ = sys::kill(me, SIGUSR1);
+        let mine = read_one(fd).map(|i| (i.ssi_signo, i.ssi_pid as i32));
+        status_if((none, mine), (Err(ulib::Errno::EAGAIN), Ok((SIGUSR1 as u32, me))))
+    })?;
+    check_eq!(status.exit_code(), Some(0));
+    // The parent's is still there.
+    check_eq!(check_ok!(read_one(fd)).ssi_pid as i32, me()?);
+    check_ok!(sys::close(fd));
+    drain_and_restore(sigbit(SIGUSR1), old)
 }
 
 fn flags_cloexec_and_nonblock() -> TestResult {
