@@ -3,17 +3,20 @@
 use super::Ctx;
 use crate::errno::*;
 use crate::task::wait::{WaitError, WaitQueue};
-use crate::task::{self, itimer};
+use crate::task::{self, itimer, sched};
 use crate::time::{monotonic_ns, realtime_ns};
 
 const NSEC: u64 = 1_000_000_000;
 
-/// The time of clock `id` in ns, or EINVAL for an unknown clock.
+/// The time of clock `id` in ns, or EINVAL for an unknown clock. The CPU-time clocks
+/// count the time the caller's process (thread) was on the CPU, user and system time
+/// alike (`sched` accounts it at each switch).
 fn clock_ns(id: u64) -> KResult<u64> {
     match id {
         0 | 5 | 8 | 11 => Ok(realtime_ns()),      // REALTIME, _COARSE, _ALARM, TAI
         1 | 4 | 6 | 7 | 9 => Ok(monotonic_ns()), // MONOTONIC, _RAW, _COARSE, BOOTTIME, _ALARM
-        2 | 3 => Ok(monotonic_ns()),             // process and thread CPU time (approximated)
+        2 => Ok(sched::process_cpu_ns(&task::current_process())),
+        3 => Ok(sched::task_cpu_ns(&sched::current())),
         _ => Err(EINVAL),
     }
 }
@@ -95,6 +98,8 @@ pub fn clock_nanosleep(c: &mut Ctx) -> KResult<u64> {
     if clock == 3 {
         return Err(EOPNOTSUPP); // a thread's CPU clock cannot be slept on
     }
+    // A sleep on the process's CPU clock waits as long in monotonic time (only other
+    // threads could use CPU time meanwhile).
     let now = clock_ns(clock)?;
     let ns = read_timespec(req)?;
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now) } else { ns };

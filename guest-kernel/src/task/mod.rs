@@ -100,6 +100,8 @@ pub struct Task {
     pub sigmask: AtomicU64,
     /// Signals sent to this thread alone, not yet delivered.
     pub pending: sigqueue::SigQueue,
+    /// CPU time this task has used, up to its last switch away (`sched`).
+    pub cpu_ns: AtomicU64,
     /// The mask from before rt_sigtimedwait unblocked the signals it waits for (Linux's
     /// `real_blocked`); 0 otherwise.
     pub real_blocked: AtomicU64,
@@ -259,6 +261,7 @@ impl Task {
             sigmask: AtomicU64::new(0),
             pending: sigqueue::SigQueue::new(),
             real_blocked: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
             interruptible: core::sync::atomic::AtomicBool::new(false),

@@ -26,7 +26,7 @@ struct Scheduler {
 }
 
 /// When the running task was switched in (monotonic ns): CPU time it has used since then
-/// is not yet in its process's `cpu_ns`.
+/// is not yet in its `cpu_ns` and its process's.
 static RUN_START: AtomicU64 = AtomicU64::new(0);
 
 static SCHED: SpinLock<Scheduler> =
@@ -98,6 +98,15 @@ pub fn process_cpu_ns(process: &super::Process) -> u64 {
     }
 }
 
+/// The CPU time `task` has used, up to now if it is running.
+pub fn task_cpu_ns(task: &Task) -> u64 {
+    let used = task.cpu_ns.load(Ordering::Relaxed);
+    match &SCHED.lock().current {
+        Some(t) if core::ptr::eq(&**t, task) => used + time::monotonic_ns().saturating_sub(RUN_START.load(Ordering::Relaxed)),
+        _ => used,
+    }
+}
+
 /// Whether another task is waiting to run.
 pub fn others_runnable() -> bool {
     !SCHED.lock().run_queue.is_empty()
@@ -124,10 +133,12 @@ pub fn schedule() {
             (None, None) => return,
             _ => {}
         }
-        // The CPU time `prev` used goes to its process; `next`'s starts now.
+        // The CPU time `prev` used goes to it and its process; `next`'s starts now.
         let now = time::monotonic_ns();
         if let Some(p) = &prev {
-            p.process.cpu_ns.fetch_add(now.saturating_sub(RUN_START.load(Ordering::Relaxed)), Ordering::Relaxed);
+            let used = now.saturating_sub(RUN_START.load(Ordering::Relaxed));
+            p.cpu_ns.fetch_add(used, Ordering::Relaxed);
+            p.process.cpu_ns.fetch_add(used, Ordering::Relaxed);
         }
         RUN_START.store(now, Ordering::Relaxed);
         if let Some(p) = &prev

@@ -19,6 +19,7 @@ pub const TESTS: &[Test] = tests![
     pending_sigalrm_holds_the_periodic_timer_back,
     prof_and_virtual_timers_count_cpu_time,
     cpu_timers_do_not_run_while_sleeping,
+    cpu_clocks_stand_still_while_sleeping,
     fork_does_not_inherit_the_timers,
     bad_timer_or_times_are_einval,
     bad_pointer_is_efault,
@@ -200,6 +201,22 @@ fn cpu_timers_do_not_run_while_sleeping() -> TestResult {
     set(ITIMER_VIRTUAL, 0, 0)?;
     check!(us(prof.it_value) > 450 * MS, "ITIMER_PROF went on while asleep: {prof:?}");
     check!(us(virt.it_value) > 450 * MS, "ITIMER_VIRTUAL went on while asleep: {virt:?}");
+    Ok(())
+}
+
+fn cpu_clocks_stand_still_while_sleeping() -> TestResult {
+    // What the CPU timers count, clock_gettime reports: not the time spent asleep.
+    let cpu = |clock| {
+        let mut ts = Timespec::default();
+        sys::clock_gettime(clock, &mut ts).map(|_| ts.as_nanos())
+    };
+    let (p0, t0) = (check_ok!(cpu(CLOCK_PROCESS_CPUTIME_ID)), check_ok!(cpu(CLOCK_THREAD_CPUTIME_ID)));
+    sleep_ms(60);
+    let t1 = check_ok!(cpu(CLOCK_THREAD_CPUTIME_ID));
+    let p1 = check_ok!(cpu(CLOCK_PROCESS_CPUTIME_ID));
+    check!(p1 >= p0 && p1 - p0 < 30_000_000, "process CPU clock went {} ns in a 60 ms sleep", p1 - p0);
+    check!(t1 >= t0 && t1 - t0 < 30_000_000, "thread CPU clock went {} ns in a 60 ms sleep", t1 - t0);
+    check!(t1 <= p1, "thread {t1} ns > process {p1} ns (read after it)");
     Ok(())
 }
 
