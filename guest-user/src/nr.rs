@@ -102,3 +102,6 @@ pub const RT_SIGSUSPEND: usize = 130;
 pub const SIGNALFD: usize = 282;
 pub const SIGNALFD4: usize = 289;
 pub const RT_TGSIGQUEUEINFO: usize = 297;
+pub const EPOLL_CREATE1: usize = 291;
+pub const EPOLL_CTL: usize = 233;
+pub const EPOLL_WAIT: usize = 232;

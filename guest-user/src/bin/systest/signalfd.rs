@@ -2,7 +2,8 @@
 //! (one or many, blocking or not), poll readiness, a new mask for an existing signalfd,
 //! SIGCHLD and SIGALRM through it, the flags, and the errors.
 
-use ulib::sys::{self, syscall4};
+use ulib::sys::{self, syscall1, syscall4};
+use ulib::uring::{Ring, opcode, types::Fd};
 use ulib::uapi::*;
 use ulib::{check, check_eq, check_err, check_ok, nr};
 
@@ -14,6 +15,7 @@ pub const TESTS: &[Test] = tests![
     read_takes_as_many_as_fit,
     blocking_read_waits_for_a_signal,
     poll_reports_a_pending_signal,
+    select_epoll_and_io_uring_see_a_pending_signal,
     new_mask_for_an_existing_signalfd,
     sigchld_and_sigalrm_through_a_signalfd,
     inherited_signalfd_reads_the_readers_signals,
@@ -123,6 +125,50 @@ fn poll_reports_a_pending_signal() -> TestResult {
     check_eq!(sys::poll(&mut fds, 0), Ok(0));
     check_ok!(sys::close(fd));
     drain_and_restore(sigbit(SIGUSR2), old)
+}
+
+fn select_epoll_and_io_uring_see_a_pending_signal() -> TestResult {
+    const EPOLL_CTL_ADD: usize = 1;
+    let old = block(sigbit(SIGUSR1))?;
+    let fd = sfd(sigbit(SIGUSR1), SFD_NONBLOCK)?;
+    // SAFETY: no memory is passed.
+    let ep = check_ok!(sys::ret(unsafe { syscall1(nr::EPOLL_CREATE1, 0) })) as i32;
+    // struct epoll_event { u32 events; u64 data } (packed on x86-64): 12 bytes.
+    let mut ev = [0u32; 3];
+    ev[0] = POLLIN as u32;
+    ev[1] = 77;
+    // SAFETY: the kernel reads the 12-byte event.
+    check_ok!(sys::ret(unsafe { syscall4(nr::EPOLL_CTL, ep as usize, EPOLL_CTL_ADD, fd as usize, ev.as_ptr() as usize) }));
+    let epoll_wait = |ev: &mut [u32; 3], ms: i32| {
+        // SAFETY: the kernel writes at most one 12-byte event.
+        sys::ret(unsafe { syscall4(nr::EPOLL_WAIT, ep as usize, ev.as_mut_ptr() as usize, 1, ms as usize) })
+    };
+    let mut set = FdSet::default();
+    set.set(fd);
+    check_eq!(sys::select(fd + 1, Some(&mut set), None, None, Some(&mut Timeval::default())), Ok(0));
+    check_eq!(epoll_wait(&mut ev, 0), Ok(0));
+    let mut ring = check_ok!(Ring::new(4));
+    check!(ring.push(&opcode::PollAdd::new(Fd(fd), POLLIN as u32).build().user_data(5)));
+    check_ok!(ring.submit());
+    check!(ring.peek_cqe().is_none(), "POLL_ADD completed with no signal pending");
+    // A child's signal completes the poll.
+    let child = signal_me_after(SIGUSR1, 20)?;
+    let cqe = ring.wait_cqe();
+    check_eq!(wait_child(child)?.exit_code(), Some(0));
+    let cqe = check_ok!(cqe);
+    check_eq!((cqe.user_data, cqe.res as u32 & POLLIN as u32), (5, POLLIN as u32));
+    let mut set = FdSet::default();
+    set.set(fd);
+    check_eq!(sys::select(fd + 1, Some(&mut set), None, None, Some(&mut Timeval::default())), Ok(1));
+    check!(set.is_set(fd), "select did not report the signalfd");
+    check_eq!(epoll_wait(&mut ev, 0), Ok(1));
+    check_eq!((ev[0], ev[1]), (POLLIN as u32, 77));
+    check_eq!(check_ok!(read_one(fd)).ssi_signo, SIGUSR1 as u32);
+    check_eq!(epoll_wait(&mut ev, 0), Ok(0));
+    drop(ring);
+    check_ok!(sys::close(ep));
+    check_ok!(sys::close(fd));
+    drain_and_restore(sigbit(SIGUSR1), old)
 }
 
 fn new_mask_for_an_existing_signalfd() -> TestResult {
