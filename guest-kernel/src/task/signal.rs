@@ -1,13 +1,15 @@
 //! Signals.
 //!
-//! Sending marks the signal pending on the process (`kill`) or one thread (`tgkill`) and
+//! Sending queues the signal with its siginfo on the process (`kill`, sigqueue, timers)
+//! or one thread (`tgkill`; see `sigqueue`), unless it is ignored and not blocked, and
 //! wakes its threads, so blocking syscalls return EINTR. On every return to user mode a
 //! thread takes its lowest pending, unblocked signal: a default "terminate" action ends
 //! the process with the signal as its wait status; an ignored one is dropped; a handler
 //! runs on a Linux-layout `rt_sigframe` (siginfo, ucontext with the saved registers and
 //! FPU state) built on the user stack or the alternate stack, and `rt_sigreturn` restores
-//! what the frame saved. SIGKILL ends the process at once. Stop and continue are not
-//! implemented (SIGSTOP is dropped).
+//! what the frame saved. rt_sigtimedwait and signalfd take pending signals the same way
+//! ([`dequeue`]) without running a handler. SIGKILL ends the process at once. Stop and
+//! continue are not implemented (SIGSTOP is dropped).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -34,17 +36,17 @@ pub const SIGABRT: u32 = 6;
 pub const SIGBUS: u32 = 7;
 pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
-pub const SIGALRM: u32 = 14;
-pub const SIGVTALRM: u32 = 26;
-pub const SIGPROF: u32 = 27;
 pub const SIGSEGV: u32 = 11;
 pub const SIGPIPE: u32 = 13;
+pub const SIGALRM: u32 = 14;
 #[allow(dead_code)] // listed for completeness
 pub const SIGTERM: u32 = 15;
 pub const SIGCHLD: u32 = 17;
 pub const SIGCONT: u32 = 18;
 pub const SIGSTOP: u32 = 19;
 pub const SIGURG: u32 = 23;
+pub const SIGVTALRM: u32 = 26;
+pub const SIGPROF: u32 = 27;
 pub const SIGWINCH: u32 = 28;
 pub const NSIG: u32 = 64;
 
