@@ -161,10 +161,10 @@ fn sigsuspend_waits_and_restores_the_mask() -> TestResult {
     let old_action = catch(SIGUSR1, false)?;
     let old = block(sigbit(SIGUSR1))?;
     let before = hits(SIGUSR1);
-    let child = signal_me_after(SIGUSR1, 20)?;
     let start = now_ns();
+    let child = signal_me_after(SIGUSR1, 20)?;
     check_err!(sys::rt_sigsuspend(&(old & !sigbit(SIGUSR1))), EINTR);
-    check!(now_ns() - start >= 15_000_000, "sigsuspend returned before the signal");
+    check!(now_ns() - start >= 20_000_000, "sigsuspend returned before the signal");
     check_eq!(hits(SIGUSR1), before + 1);
     check_eq!(mask()?, old | sigbit(SIGUSR1));
     check_eq!(wait_child(child)?.exit_code(), Some(0));
