@@ -12,6 +12,7 @@ use crate::util::*;
 pub const TESTS: &[Test] = tests![
     real_timer_sends_sigalrm_once,
     periodic_real_timer_keeps_sending,
+    pause_ends_with_the_alarm,
     getitimer_reports_time_left_and_interval,
     zero_value_disarms_real_but_cpu_timers_keep_the_interval,
     alarm_returns_the_seconds_left,
@@ -90,6 +91,24 @@ fn periodic_real_timer_keeps_sending() -> TestResult {
     sleep_ms(30);
     check_eq!(hits(SIGALRM), stopped);
     set_action(SIGALRM, &old)?;
+    Ok(())
+}
+
+fn pause_ends_with_the_alarm() -> TestResult {
+    // Handled, SIGALRM ends pause with EINTR; unhandled, it ends the process.
+    let old = catch(SIGALRM, false)?;
+    let before = hits(SIGALRM);
+    set(ITIMER_REAL, 20 * MS, 0)?;
+    check_err!(sys::pause(), EINTR);
+    check_eq!(hits(SIGALRM), before + 1);
+    set_action(SIGALRM, &old)?;
+    let status = run_child(|| {
+        let _ = sys::setitimer(ITIMER_REAL, Some(&itv(20 * MS, 0)), None);
+        loop {
+            let _ = sys::pause();
+        }
+    })?;
+    check_eq!(status.term_signal(), Some(SIGALRM));
     Ok(())
 }
 
