@@ -163,6 +163,42 @@ pub fn writev(fd: i32, iov: &[IoVec<'_>]) -> Result {
     ret(unsafe { syscall3(nr::WRITEV, fd as usize, iov.as_ptr() as usize, iov.len()) })
 }
 
+/// preadv2(2) (preadv when `flags` is 0 and `offset` is not -1): read at `offset`, or at
+/// the file position when it is -1, with RWF_* `flags`.
+pub fn preadv2(fd: i32, iov: &mut [IoVecMut<'_>], offset: i64, flags: i32) -> Result {
+    // SAFETY: each IoVecMut lends one writable buffer; the array itself is only read.
+    ret(unsafe {
+        syscall6(nr::PREADV2, fd as usize, iov.as_mut_ptr() as usize, iov.len(), offset as usize, 0, flags as usize)
+    })
+}
+
+/// pwritev2(2), as [`preadv2`].
+pub fn pwritev2(fd: i32, iov: &[IoVec<'_>], offset: i64, flags: i32) -> Result {
+    // SAFETY: the kernel only reads the array and the buffers it describes.
+    ret(unsafe { syscall6(nr::PWRITEV2, fd as usize, iov.as_ptr() as usize, iov.len(), offset as usize, 0, flags as usize) })
+}
+
+/// sendfile(2); `offset` (if any) is read and advanced by the kernel.
+pub fn sendfile(out_fd: i32, in_fd: i32, offset: Option<&mut i64>, count: usize) -> Result {
+    // SAFETY: the kernel reads and writes `offset` only.
+    ret(unsafe { syscall4(nr::SENDFILE, out_fd as usize, in_fd as usize, opt_mut(offset), count) })
+}
+
+/// copy_file_range(2); the offsets (if any) are read and advanced by the kernel.
+pub fn copy_file_range(
+    fd_in: i32,
+    off_in: Option<&mut i64>,
+    fd_out: i32,
+    off_out: Option<&mut i64>,
+    len: usize,
+    flags: u32,
+) -> Result {
+    // SAFETY: the kernel reads and writes the offsets only.
+    ret(unsafe {
+        syscall6(nr::COPY_FILE_RANGE, fd_in as usize, opt_mut(off_in), fd_out as usize, opt_mut(off_out), len, flags as usize)
+    })
+}
+
 /// pread64(2): read at `offset` without moving the file offset.
 pub fn pread64(fd: i32, buf: &mut [u8], offset: i64) -> Result {
     // SAFETY: the kernel writes at most buf.len() bytes into buf.

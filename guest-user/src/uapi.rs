@@ -586,6 +586,15 @@ pub struct Itimerspec {
 }
 const _: () = assert!(size_of::<Itimerspec>() == 32);
 
+// ---- preadv2 and pwritev2 ---------------------------------------------------------------
+
+pub const RWF_HIPRI: i32 = 0x1;
+pub const RWF_DSYNC: i32 = 0x2;
+pub const RWF_SYNC: i32 = 0x4;
+pub const RWF_NOWAIT: i32 = 0x8;
+pub const RWF_APPEND: i32 = 0x10;
+pub const RWF_NOAPPEND: i32 = 0x20;
+pub const RWF_ATOMIC: i32 = 0x40;
 // ---- interval timers, signalfd ----------------------------------------------------------
 
 pub const ITIMER_REAL: i32 = 0;

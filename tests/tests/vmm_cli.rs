@@ -134,7 +134,14 @@ fn kvm_device_not_permitted() {
 fn help_describes_run() {
     let out = vmm(&["run", "--help"]);
     assert_eq!(out.code, Some(0), "{out}");
-    for flag in ["--mem", "--vcpus", "--cmdline", "--initrd", "--timeout", "(status << 1) | 1"] {
+    for flag in ["--mem", "--vcpus", "--cmdline", "--initrd", "--timeout", "--blk-poll-us", "(status << 1) | 1"] {
         assert!(out.stdout.contains(flag), "help lacks {flag}\n{out}");
+    }
+}
+
+#[test]
+fn bad_blk_poll_us() {
+    for (value, needle) in [("abc", "invalid digit"), ("1000001", "not in 0..=1000000"), ("", "empty string"), ("-1", "'-1'")] {
+        assert_one_line_error(&vmm(&["run", &guest(), "--blk-poll-us", value]), 2, needle);
     }
 }

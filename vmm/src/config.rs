@@ -11,6 +11,16 @@ pub const MIN_MEM: u64 = 2 << 20;
 pub const MAX_MEM: u64 = 64 << 30;
 /// Most vCPUs accepted.
 pub const MAX_VCPUS: u8 = 32;
+/// Default `--blk-poll-us`: how long a virtio-blk device busy-polls a polled queue (the
+/// guest's IOPOLL queue) after its last work, in microseconds. Measured on our KVM host
+/// (docs/DESIGN.md, "Busy polling"): the guest's kernel takes ~1-4 ms between two
+/// batches of an IOPOLL+SQPOLL ring there, so a window under that catches nothing; 5 ms
+/// catches nearly all of them. It costs one host thread spinning for at most that long
+/// after the guest's last polled request, and nothing for interrupt-driven queues.
+pub const DEFAULT_BLK_POLL_US: u32 = 5000;
+/// Largest `--blk-poll-us` accepted (1 s): a bound on the host CPU a polled queue can take
+/// after the guest's last request.
+pub const MAX_BLK_POLL_US: u32 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct VmConfig {
@@ -25,6 +35,9 @@ pub struct VmConfig {
     pub disks: Vec<DiskConfig>,
     /// virtio-9p shares, tags resolved.
     pub shares: Vec<ShareConfig>,
+    /// How long virtio-blk devices busy-poll a polled queue after its last work (zero:
+    /// never; `--blk-poll-us`).
+    pub blk_poll: Duration,
 }
 
 /// `--disk FILE[,ro][,engine=sync|uring][,direct=on|off]`.

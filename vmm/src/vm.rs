@@ -145,7 +145,7 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         };
         // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
         let id = disk.path.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
-        devices.push(Box::new(block::Block::new(engine, disk.read_only, &id)));
+        devices.push(Box::new(block::Block::new(engine, disk.read_only, &id).with_poll(config.blk_poll)));
     }
     for share in &config.shares {
         let err = |source| VmError::Share { path: share.path.clone(), source };
@@ -287,13 +287,21 @@ fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
 /// VM exits seen by all vCPUs, by kind (`vmm run --stats` prints them).
 pub struct ExitCounts {
     pub io: AtomicU64,
+    /// Of the port I/O exits, those to the console (COM1): output, not I/O work.
+    pub console: AtomicU64,
     pub mmio: AtomicU64,
     pub other: AtomicU64,
 }
 
-pub static EXITS: ExitCounts = ExitCounts { io: AtomicU64::new(0), mmio: AtomicU64::new(0), other: AtomicU64::new(0) };
+pub static EXITS: ExitCounts =
+    ExitCounts { io: AtomicU64::new(0), console: AtomicU64::new(0), mmio: AtomicU64::new(0), other: AtomicU64::new(0) };
 
 fn count_exit(exit: &Result<VcpuExit, kvm_ioctls::Error>) {
+    if let Ok(VcpuExit::IoIn(port, _) | VcpuExit::IoOut(port, _)) = exit
+        && crate::devices::serial::offset(*port).is_some()
+    {
+        EXITS.console.fetch_add(1, Ordering::Relaxed);
+    }
     let counter = match exit {
         Ok(VcpuExit::IoIn(..) | VcpuExit::IoOut(..)) => &EXITS.io,
         Ok(VcpuExit::MmioRead(..) | VcpuExit::MmioWrite(..)) => &EXITS.mmio,

@@ -176,6 +176,55 @@ impl UserSpace {
         top.checked_sub(len).filter(|&a| a >= MMAP_MIN).ok_or(ENOMEM)
     }
 
+    /// Whether every page of `[start, end)` is in some area.
+    pub fn covered(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.vma(at) {
+                Some(v) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether the page at `page` is in memory: mapped, or a shared page that has its
+    /// frame (mincore).
+    pub fn resident(&self, page: u64) -> bool {
+        if self.pt.lookup(page) & PRESENT != 0 {
+            return true;
+        }
+        match self.vma(page) {
+            Some(Vma { shared: Some((pages, first)), start, .. }) => pages.existing(first + ((page - start) / PAGE_SIZE) as usize) != 0,
+            _ => false,
+        }
+    }
+
+    /// Brings in the pages of `[start, end)` that are not yet in memory, as an access
+    /// the area allows would (mlock's populate); stops at the first that cannot be.
+    pub fn populate(&mut self, start: u64, end: u64) -> KResult<()> {
+        let mut page = start;
+        while page < end {
+            let Some(v) = self.vma(page) else { return Err(ENOMEM) };
+            let (prot, vend) = (v.prot, v.end);
+            if prot != 0 {
+                while page < vend.min(end) {
+                    if !self.resident(page) && !self.fault(page, prot & PROT_WRITE != 0, false) {
+                        return Err(ENOMEM);
+                    }
+                    page += PAGE_SIZE;
+                }
+            }
+            page = vend.max(page);
+        }
+        Ok(())
+    }
+
+    /// The areas' extents, in order (mlockall).
+    pub fn extents(&self) -> Vec<(u64, u64)> {
+        self.vmas.values().map(|v| (v.start, v.end)).collect()
+    }
+
     /// Drops the private pages of `[start, end)` so they read as zeros again
     /// (MADV_DONTNEED); shared pages keep their contents, as in Linux.
     pub fn discard(&mut self, start: u64, end: u64) {

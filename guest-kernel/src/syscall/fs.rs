@@ -18,7 +18,7 @@ const AT_REMOVEDIR: u64 = 0x200;
 const AT_SYMLINK_FOLLOW: u64 = 0x400;
 const AT_EMPTY_PATH: u64 = 0x1000;
 /// Linux caps one read or write at this many bytes.
-const MAX_RW: usize = 0x7fff_f000;
+pub const MAX_RW: usize = 0x7fff_f000;
 const UIO_MAXIOV: u64 = 1024;
 
 static UMASK: AtomicU32 = AtomicU32::new(0o022);
@@ -87,13 +87,15 @@ pub fn read_file(f: &OpenFile, buf: &mut IoBuf, at: Option<u64>) -> KResult<usiz
     }
 }
 
-/// Writes to `f` at its offset (or the end with O_APPEND), or at `at` (pwrite).
+/// Writes to `f` at its offset, or at `at` (pwrite); with O_APPEND at the end either way.
 pub fn write_file(f: &OpenFile, buf: &IoBuf, at: Option<u64>) -> KResult<usize> {
     if !f.writable() {
         return Err(EBADF);
     }
     let node = &f.node;
     match at {
+        // As on Linux, an O_APPEND file is written at its end even by pwrite.
+        Some(_) if f.flags() & O_APPEND != 0 && node.seekable() => node.write(node.stat().size, buf, f.nonblock()),
         Some(off) => node.write(off, buf, f.nonblock()),
         None if node.seekable() => {
             let mut off = f.offset.lock();
@@ -419,6 +421,38 @@ pub fn do_close(fd: i32) -> KResult<u64> {
     // The file is dropped after the table's lock is released (closing may do I/O).
     let file = current_process().files.lock().remove(fd);
     file.map(drop).map(|()| 0)
+}
+
+/// close_range(first, last, flags): closes (or, with CLOSE_RANGE_CLOEXEC, marks
+/// close-on-exec) every open descriptor in `first..=last`. CLOSE_RANGE_UNSHARE asks for a
+/// private descriptor table, which a process whose only thread is the caller already
+/// has; the threads of a process here always share theirs (EINVAL otherwise).
+pub fn close_range(c: &mut Ctx) -> KResult<u64> {
+    const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+    const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+    let (first, last, flags) = (c.a[0] as u32, c.a[1] as u32, c.a[2]);
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(EINVAL);
+    }
+    let p = current_process();
+    if flags & CLOSE_RANGE_UNSHARE != 0 && p.thread_count() > 1 {
+        return Err(EINVAL);
+    }
+    let mut closed = Vec::new();
+    {
+        let mut files = p.files.lock();
+        let end = (last as usize).min(files.len().saturating_sub(1));
+        for fd in first as usize..=end {
+            if flags & CLOSE_RANGE_CLOEXEC != 0 {
+                let _ = files.set_cloexec(fd as i32, true);
+            } else if let Ok(f) = files.remove(fd as i32) {
+                closed.push(f);
+            }
+        }
+    }
+    // The files are dropped after the table's lock is released (closing may do I/O).
+    drop(closed);
+    Ok(0)
 }
 
 // --- stat ---

@@ -156,8 +156,10 @@ pub fn execve(c: &mut Ctx) -> KResult<u64> {
             *a = signal::SigAction::default();
         }
     }
-    *process.name.lock() = image.name;
     let me = sched::current();
+    me.attrs.set_comm(image.name.as_bytes());
+    process.attrs.exec();
+    *process.name.lock() = image.name;
     me.fs_base.store(0, Ordering::Relaxed);
     crate::arch::switch::set_fs_base(0);
     // SAFETY: the running task owns its FPU area; fresh state for the new program.

@@ -6,6 +6,7 @@
 //! Exit happens in two steps, as in Linux: each thread exits ([`exit_thread`]); the last
 //! one makes the process a zombie with its wait status, and the parent reaps it (`wait4`).
 
+pub mod attrs;
 pub mod cred;
 pub mod exec;
 pub mod exit;
@@ -83,6 +84,8 @@ pub struct Process {
     pub vfork_released: core::sync::atomic::AtomicBool,
     /// RLIMIT_MEMLOCK (soft, hard): what io_uring's registered buffers may pin.
     pub memlock: SpinLock<[u64; 2]>,
+    /// prctl's and membarrier's settings.
+    pub attrs: attrs::ProcessAttrs,
 }
 
 /// Linux's default RLIMIT_MEMLOCK (8 MiB since 5.16).
@@ -124,6 +127,8 @@ pub struct Task {
     pub saved_sigmask: SpinLock<Option<u64>>,
     /// `saved_sigmask` holds a mask (checked without the lock on every return).
     pub restore_sigmask: core::sync::atomic::AtomicBool,
+    /// Name, nice value, scheduling policy, timer slack.
+    pub attrs: attrs::ThreadAttrs,
 }
 
 // SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
@@ -174,6 +179,7 @@ impl Process {
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
             memlock: SpinLock::new([MEMLOCK_DEFAULT, MEMLOCK_DEFAULT]),
+            attrs: attrs::ProcessAttrs::new(),
         })
     }
 
@@ -269,6 +275,7 @@ impl Task {
             io_uring: SpinLock::new(None),
             saved_sigmask: SpinLock::new(None),
             restore_sigmask: core::sync::atomic::AtomicBool::new(false),
+            attrs: attrs::ThreadAttrs::new(&process.name.lock()),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
@@ -446,11 +453,13 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
         *child.memlock.lock() = *parent.memlock.lock();
+        child.attrs.inherit(&parent.attrs);
         parent.children.lock().push(Arc::clone(&child));
         (Task::new(tid, &child, &child_frame, fpu)?, Some(child))
     };
     task.fs_base.store(args.tls.unwrap_or(me.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
     task.sigmask.store(me.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
+    task.attrs.inherit(&me.attrs);
     if args.flags & CLONE_CHILD_CLEARTID != 0 {
         task.clear_child_tid.store(args.child_tid, Ordering::Relaxed);
     }
@@ -504,14 +513,21 @@ fn exit_process(process: &Arc<Process>) {
     drop(closed);
     process.vfork_released.store(true, Ordering::Relaxed);
     process.vfork_done.wake_all();
-    // Orphans go to init, which reaps them.
+    // Orphans get their parent-death signal (PR_SET_PDEATHSIG) and go to the nearest
+    // living ancestor that is a subreaper (PR_SET_CHILD_SUBREAPER), else to init.
     let orphans = core::mem::take(&mut *process.children.lock());
-    if let Some(init) = find_process(1).filter(|i| i.pid != process.pid) {
-        for c in orphans {
-            c.ppid.store(1, Ordering::Relaxed);
-            init.children.lock().push(c);
+    for c in &orphans {
+        let sig = c.attrs.pdeath_signal.load(Ordering::Relaxed);
+        if sig != 0 && c.zombie.lock().is_none() {
+            signal::send(c, sig);
         }
-        init.child_exited.wake_all();
+    }
+    if let Some(reaper) = reaper_for(process) {
+        for c in orphans {
+            c.ppid.store(reaper.pid, Ordering::Relaxed);
+            reaper.children.lock().push(c);
+        }
+        reaper.child_exited.wake_all();
     }
     *process.zombie.lock() = Some(status);
     if process.pid == 1 {
@@ -531,6 +547,20 @@ fn exit_process(process: &Arc<Process>) {
             PROCESSES.lock().remove(&process.pid);
         }
     }
+}
+
+/// Who adopts the children of `process` as it exits: its nearest living ancestor that
+/// asked to be a subreaper, else init (none when init itself is exiting).
+fn reaper_for(process: &Process) -> Option<Arc<Process>> {
+    let mut pid = process.ppid.load(Ordering::Relaxed);
+    while pid > 1 {
+        let Some(p) = find_process(pid) else { break };
+        if p.attrs.subreaper.load(Ordering::Relaxed) && !p.exiting() {
+            return Some(p);
+        }
+        pid = p.ppid.load(Ordering::Relaxed);
+    }
+    find_process(1).filter(|i| i.pid != process.pid)
 }
 
 /// Forgets a reaped zombie.

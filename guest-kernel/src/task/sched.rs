@@ -115,7 +115,7 @@ pub fn others_runnable() -> bool {
 /// Switches to the next runnable task, or to the idle context if none. Returns when the
 /// current task is scheduled again.
 pub fn schedule() {
-    let (save, next_rsp, running) = {
+    let (save, next_rsp, slice) = {
         let mut s = SCHED.lock();
         let prev = s.current.take();
         let next = loop {
@@ -169,16 +169,16 @@ pub fn schedule() {
                 s.idle_rsp
             }
         };
-        let running = next.is_some();
+        // A task's slice follows its nice value (`attrs::ThreadAttrs::slice`).
+        let slice = next.as_ref().map(|n| n.attrs.slice(TIME_SLICE_NS));
         s.current = next;
-        (save, next_rsp, running)
+        (save, next_rsp, slice)
     };
     // The next task's slice starts now (the idle context has none: no interrupt is
     // armed for it, so an idle CPU sleeps until a deadline or a device needs it).
-    if running {
-        time::start_slice(TIME_SLICE_NS);
-    } else {
-        time::stop_slice();
+    match slice {
+        Some(len) => time::start_slice(len),
+        None => time::stop_slice(),
     }
     // SAFETY: `next_rsp` was saved by `context_switch` or made by `prepare_stack`, and its
     // task is alive (it is `current` now); `save` stays valid as argued above.

@@ -10,8 +10,13 @@
 //!    O_DIRECT everywhere: `--direct` on the host, `--disk ...,direct=on` under vmm with
 //!    each of its engines, `cache=none` under QEMU) and on a file of a 9p share (page
 //!    cache everywhere); NOPs in batches of 1 and 32; a null syscall.
-//! 3. VM exits per operation under `vmm run` (KVM_RUN returns, by `--stats`), from the
-//!    same runs, less those of a run that does no operation.
+//! 3. VM exits per operation under `vmm run`, from the same runs, less those of a run that
+//!    does no operation: the exits KVM_RUN returns to the VMM (but the console's output:
+//!    the result line alone takes ~100) and the queue notifications
+//!    (kicks) KVM serves itself through an ioeventfd, both from `--stats`; kicks also on
+//!    their own. The polled-disk section adds our guest under `vmm run` with the VMM's
+//!    busy polling of the polled queue (`--blk-poll-us`, its default) beside the runs
+//!    without it (`--blk-poll-us 0`).
 //!
 //! Method: every figure is measured in `ROUNDS` rounds after a warm-up run of each
 //! platform (and inside each run, `--warmup` untimed operations first). One run is one
@@ -21,6 +26,9 @@
 //! figure and its baseline measured back to back) and shows the median and range of
 //! those. Every guest boots with `tsc_khz=` set to the host's TSC rate
 //! ([`host_tsc_khz`]), so that all boots keep the same time.
+//!
+//! `BENCH_ROUNDS=N` changes the number of rounds; `BENCH_ONLY=SECTION[,SECTION]` runs only
+//! those sections (`boot`, `disk`, `polled disk`, `9p file`, `syscalls`), for a quick look.
 //!
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
 //! is reported and fails `make bench` (exit 1) after the tables.
@@ -52,8 +60,9 @@ const CALLS: [&str; 3] = ["getppid", "nop_batch1", "nop_batch32"];
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Where {
     Host,
-    /// Our guest under `vmm run`, disks with this host engine.
-    Vmm(&'static str),
+    /// Our guest under `vmm run`, disks with this host engine; `--blk-poll-us` if given
+    /// (else vmm's default).
+    Vmm(&'static str, Option<u32>),
     Qemu,
 }
 
@@ -75,8 +84,11 @@ struct Platform {
 #[derive(Default, Clone, Copy)]
 struct Sample {
     ns_per_op: f64,
-    /// VM exits of the whole run (`vmm run --stats`).
+    /// VM exits of the whole run (`vmm run --stats`): those the VMM saw and the kicks KVM
+    /// served through an ioeventfd.
     exits: Option<u64>,
+    /// Kicks of the whole run (queue notifications of the disks and shares).
+    kicks: Option<u64>,
     /// Direct-I/O requests and those of them that went through a bounce buffer.
     direct: Option<(u64, u64)>,
 }
@@ -84,6 +96,8 @@ struct Sample {
 struct Bench {
     dir: PathBuf,
     rounds: usize,
+    /// `BENCH_ONLY=boot,disk,...`: the sections to run (all when unset).
+    only: Option<Vec<String>>,
     /// The host's TSC rate, given to every guest (`tsc_khz=`).
     tsc_khz: u64,
     failures: Vec<String>,
@@ -137,12 +151,15 @@ impl Bench {
                 cmd.args(args);
                 (cmd, 0)
             }
-            Where::Vmm(_) | Where::Qemu => {
+            Where::Vmm(..) | Where::Qemu => {
                 let path = if direct { "/dev/vda --direct" } else { "/mnt/share/bench.dat" };
                 let cmdline = format!("loglevel=warn tsc_khz={} init=/bin/uring-bench -- {path} {}", self.tsc_khz, args.join(" "));
-                if let Where::Vmm(engine) = at {
+                if let Where::Vmm(engine, poll) = at {
                     let mut cmd = Command::new(vmm_bin());
                     cmd.arg("run").arg(guest_elf()).arg("--initrd").arg(rootfs()).arg("--stats");
+                    if let Some(us) = poll {
+                        cmd.arg("--blk-poll-us").arg(us.to_string());
+                    }
                     match target {
                         Target::Disk => cmd.arg("--disk").arg(format!("{},ro,engine={engine},direct=on", self.image().display())),
                         Target::Share => cmd.arg("--share").arg(self.share()),
@@ -180,7 +197,7 @@ impl Bench {
         let transcript = || format!("    stdout:\n{}    stderr:\n{}", excerpt(&stdout), excerpt(&stderr));
         if code != Some(expect) {
             let why = match (p.at, code) {
-                (Where::Vmm(_), Some(124)) => "the guest did not finish (vmm --timeout)".to_owned(),
+                (Where::Vmm(..), Some(124)) => "the guest did not finish (vmm --timeout)".to_owned(),
                 (_, Some(c)) => format!("exit code {c}, expected {expect}"),
                 (_, None) => "killed by a signal".to_owned(),
             };
@@ -196,9 +213,27 @@ impl Bench {
                 sample.ns_per_op = ns;
             }
         }
-        if let Where::Vmm(_) = p.at {
-            let exits = stderr.lines().find_map(|l| l.strip_prefix("vmm: exits: ")).and_then(|l| l.split_whitespace().next()?.parse().ok());
-            sample.exits = Some(exits.ok_or_else(|| format!("no `vmm: exits:` line (--stats)\n{}", transcript()))?);
+        if let Where::Vmm(..) = p.at {
+            // "vmm: exits: T total, P port I/O (C of them the console), M MMIO, O other":
+            // T less C (the console's output is not I/O work; the result line alone is
+            // ~100 exits).
+            let exits = stderr.lines().find_map(|l| l.strip_prefix("vmm: exits: ")).and_then(|l| {
+                let n: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+                Some(n.first()?.saturating_sub(*n.get(2)?))
+            });
+            let exits = exits.ok_or_else(|| format!("no readable `vmm: exits:` line (--stats)\n{}", transcript()))?;
+            // "vmm: virtio-blk: K kicks, I by ioeventfd (...); ..." when there is a disk, and
+            // "vmm: virtio-9p: K kicks, I by ioeventfd (...)" when there is a share.
+            let (kicks, by_ioeventfd) = stderr
+                .lines()
+                .filter_map(|l| l.strip_prefix("vmm: virtio-blk: ").or_else(|| l.strip_prefix("vmm: virtio-9p: ")))
+                .map(|l| {
+                    let n: Vec<u64> = l.split(|c: char| !c.is_ascii_digit()).filter_map(|w| w.parse().ok()).collect();
+                    (n.first().copied().unwrap_or(0), n.get(1).copied().unwrap_or(0))
+                })
+                .fold((0, 0), |(k, i), (k2, i2)| (k + k2, i + i2));
+            sample.exits = Some(exits + by_ioeventfd);
+            sample.kicks = Some(kicks);
             sample.direct = stderr.lines().find_map(|l| l.strip_prefix("vmm: direct I/O: ")).and_then(|l| {
                 let words: Vec<&str> = l.split_whitespace().collect();
                 Some((words.first()?.parse().ok()?, words.get(2)?.parse().ok()?))
@@ -209,10 +244,17 @@ impl Bench {
 
     /// Runs every figure of every platform on `target` for `self.rounds` rounds (after one
     /// warm-up run of each platform) and prints the table.
+    fn wanted(&self, short: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.iter().any(|s| s == short))
+    }
+
     fn section(&mut self, short: &str, title: &str, target: Target, platforms: &[Platform], figures: &[&str], ratios: &[(&str, &str, &str)]) {
+        if !self.wanted(short) {
+            return;
+        }
         // samples[platform][figure] = one per round; None for a platform once it failed.
         let mut samples: Vec<Option<BTreeMap<Option<&str>, Vec<Sample>>>> = platforms.iter().map(|_| Some(BTreeMap::new())).collect();
-        let vmm_baseline = |p: &Platform| matches!(p.at, Where::Vmm(_));
+        let vmm_baseline = |p: &Platform| matches!(p.at, Where::Vmm(..));
         for (i, p) in platforms.iter().enumerate() {
             if let Err(e) = self.run(p, target, figures, p.ops / 10, 0) {
                 self.fail(short, p.name, "warm-up", &e);
@@ -247,29 +289,31 @@ impl Bench {
             ops.join(", ")
         );
         println!(
-            "  {:<18} {:<17} {:>28} {:>9}   ratios within each round: median [min-max]",
-            "where", "figure", "per op: median [min-max]", "exits/op"
+            "  {:<20} {:<24} {:>28} {:>9} {:>9}   ratios within each round: median [min-max]",
+            "where", "figure", "per op: median [min-max]", "exits/op", "kicks/op"
         );
         let mut direct = (0u64, 0u64);
         for (p, series) in platforms.iter().zip(&samples) {
             let Some(series) = series else {
-                println!("  {:<18} FAILED (see the end)", p.name);
+                println!("  {:<20} FAILED (see the end)", p.name);
                 continue;
             };
             for (k, &figure) in figures.iter().enumerate() {
                 let runs = &series[&Some(figure)];
                 let ns: Vec<f64> = runs.iter().map(|s| s.ns_per_op).collect();
-                let exits = match series.get(&None) {
+                let per_op = |count: fn(&Sample) -> Option<u64>| match series.get(&None) {
                     Some(base) => {
                         let per: Vec<f64> = runs
                             .iter()
                             .zip(base)
-                            .filter_map(|(r, b)| Some(r.exits?.saturating_sub(b.exits?) as f64 / f64::from(p.ops + p.ops / 10)))
+                            .filter_map(|(r, b)| Some(count(r)?.saturating_sub(count(b)?) as f64 / f64::from(p.ops + p.ops / 10)))
                             .collect();
                         if per.is_empty() { "-".to_owned() } else { format!("{:.2}", median(&per)) }
                     }
                     None => String::new(),
                 };
+                let exits = per_op(|s| s.exits);
+                let kicks = per_op(|s| s.kicks);
                 let mut cells = Vec::new();
                 for &(_, base, label) in ratios.iter().filter(|r| r.0 == figure) {
                     let per_round: Vec<f64> = series[&Some(base)].iter().zip(runs).map(|(b, r)| b.ns_per_op / r.ns_per_op).collect();
@@ -281,7 +325,7 @@ impl Bench {
                     }
                 }
                 let name = if k == 0 { p.name } else { "" };
-                let line = format!("  {name:<18} {figure:<17} {:>28} {exits:>9}   {}", fmt_ns_spread(&ns), cells.join("   "));
+                let line = format!("  {name:<20} {figure:<24} {:>28} {exits:>9} {kicks:>9}   {}", fmt_ns_spread(&ns), cells.join("   "));
                 println!("{}", line.trim_end());
             }
         }
@@ -379,6 +423,17 @@ fn boot_section(bench: &mut Bench) {
     }
 }
 
+/// vmm's default `--blk-poll-us`, as `vmm run --help` gives it ("[default: N]").
+fn vmm_default_poll_us() -> String {
+    let help = Command::new(vmm_bin()).args(["run", "--help"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    help.split("--blk-poll-us")
+        .nth(1)
+        .and_then(|rest| rest.split("[default: ").nth(1))
+        .and_then(|rest| rest.split(']').next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
 /// The host's TSC rate in kHz: the median of three 50 ms measurements against the
 /// monotonic clock.
 ///
@@ -424,12 +479,15 @@ fn main() {
     let load_before = load();
     let dir = scratch_dir("bench");
     make_files(&dir);
-    let mut bench = Bench { dir, rounds, tsc_khz: host_tsc_khz(), failures: Vec::new() };
+    let only = std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(str::to_owned).collect());
+    let mut bench = Bench { dir, rounds, only, tsc_khz: host_tsc_khz(), failures: Vec::new() };
     if rounds < ROUNDS {
         println!("(BENCH_ROUNDS={rounds}: fewer than {ROUNDS} rounds, a quick look rather than figures to quote)\n");
     }
 
-    boot_section(&mut bench);
+    if bench.wanted("boot") {
+        boot_section(&mut bench);
+    }
 
     println!(
         "\nEvery guest below boots with tsc_khz={} (the host's TSC rate, measured now), so that each boot's clock counts alike.",
@@ -446,8 +504,8 @@ fn main() {
     ];
     let disk_platforms = [
         host,
-        Platform { name: "vmm engine=sync", at: Where::Vmm("sync"), ops: 200 },
-        Platform { name: "vmm engine=uring", at: Where::Vmm("uring"), ops: 200 },
+        Platform { name: "vmm engine=sync", at: Where::Vmm("sync", None), ops: 200 },
+        Platform { name: "vmm engine=uring", at: Where::Vmm("uring", None), ops: 200 },
         qemu,
     ];
     bench.section(
@@ -460,15 +518,21 @@ fn main() {
         &read_ratios,
     );
     let polled_platforms = [
-        Platform { name: "vmm engine=sync", at: Where::Vmm("sync"), ops: 200 },
-        Platform { name: "vmm engine=uring", at: Where::Vmm("uring"), ops: 200 },
+        Platform { name: "vmm sync, no poll", at: Where::Vmm("sync", Some(0)), ops: 200 },
+        Platform { name: "vmm uring, no poll", at: Where::Vmm("uring", Some(0)), ops: 200 },
+        Platform { name: "vmm uring, busy poll", at: Where::Vmm("uring", None), ops: 200 },
         Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
     ];
-    bench.section(
-        "polled disk",
+    let poll_us = vmm_default_poll_us();
+    let polled_title = format!(
         "io: 4 KiB random reads from a disk, QD32, IOPOLL (the polled virtqueue, no interrupts) and IOPOLL+SQPOLL (no syscalls\n  \
          either: the SQ poller submits and reaps, the program waits for CQEs in user space), beside interrupt-driven io_uring and pread\n  \
-         (our guest only: the host's disk has no poll queues; devices as above)",
+         (our guest only: the host's disk has no poll queues; devices as above). vmm without busy polling (--blk-poll-us 0), and with\n  \
+         it (vmm's default, --blk-poll-us {poll_us}): the VMM watches the polled queue, kicks suppressed, so IOPOLL+SQPOLL needs no exit",
+    );
+    bench.section(
+        "polled disk",
+        &polled_title,
         Target::Disk,
         &polled_platforms,
         &POLLED,
@@ -481,7 +545,7 @@ fn main() {
     );
     let share_platforms = [
         Platform { name: "host Linux", at: Where::Host, ops: 2000 },
-        Platform { name: "vmm (KVM)", at: Where::Vmm("uring"), ops: 200 },
+        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), ops: 200 },
         Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
     ];
     bench.section(
@@ -501,7 +565,8 @@ fn main() {
         &[("nop_batch1", "getppid", "getppid/this"), ("nop_batch32", "getppid", "getppid/this"), ("nop_batch32", "nop_batch1", "nop_batch1/this")],
     );
     println!("\n(a ratio a/this above 1: this is faster than a. exits/op: VM exits per operation under vmm, less those of a run");
-    println!(" without operations. The host's other load shows in the ranges.)");
+    println!(" without operations: those KVM_RUN returned to vmm but the console's output, and the virtqueue notifications");
+    println!(" (kicks) KVM served through an ioeventfd; kicks/op: the kicks alone. The host's other load shows in the ranges.)");
     println!("make bench: {:.0} s; host load average (1 min) {load_before} before, {} after", start.elapsed().as_secs_f64(), load());
     let _ = std::fs::remove_dir_all(&bench.dir);
     if !bench.failures.is_empty() {

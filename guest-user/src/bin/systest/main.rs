@@ -21,10 +21,14 @@
 mod fs;
 mod itimer;
 mod misc;
+mod mlock;
 mod mm;
 mod pipe;
 mod poll;
+mod prctl;
 mod proc;
+mod rw;
+mod sched;
 mod sigutil;
 mod signalfd;
 mod sigwait;
@@ -42,9 +46,13 @@ ulib::entry!(main);
 const FAMILIES: &[(&str, &[util::Test])] = &[
     ("fs", fs::TESTS),
     ("mm", mm::TESTS),
+    ("mlock", mlock::TESTS),
     ("proc", proc::TESTS),
+    ("rw", rw::TESTS),
     ("pipe", pipe::TESTS),
     ("poll", poll::TESTS),
+    ("prctl", prctl::TESTS),
+    ("sched", sched::TESTS),
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
     ("misc", misc::TESTS),

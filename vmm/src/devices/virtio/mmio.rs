@@ -227,6 +227,9 @@ impl MmioTransport {
             | reg::QUEUE_DEVICE_HIGH => self.write_queue(offset, value),
             reg::QUEUE_NOTIFY => match self.queue_evts.get(value as usize) {
                 Some(evt) => {
+                    if let Some(stats) = self.device.poll_stats() {
+                        stats.kicks_by_mmio.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if let Err(e) = evt.write(1) {
                         log::warn!("{}: cannot notify queue {value}: {e}", self.name);
                     }
@@ -341,15 +344,17 @@ impl MmioTransport {
             self.interrupt.needs_reset();
             return;
         };
-        let worker = Worker {
-            name: self.name.clone(),
-            mem: self.mem.clone(),
+        let worker = Worker::new(
+            self.name.clone(),
+            self.mem.clone(),
             queues,
             handler,
-            interrupt: Arc::clone(&self.interrupt),
-            resample: self.resample.as_ref().and_then(|e| e.try_clone().ok()),
-            stop: stop_for_worker,
-        };
+            Arc::clone(&self.interrupt),
+            self.resample.as_ref().and_then(|e| e.try_clone().ok()),
+            stop_for_worker,
+            self.device.poll_window(),
+            self.device.poll_stats(),
+        );
         match worker.spawn() {
             Ok(handle) => self.worker = Some((stop, handle)),
             Err(e) => {

@@ -5,8 +5,9 @@
 //! - request processing that knows nothing of the transport (`block/device.rs`,
 //!   `p9/server.rs`): it gets a validated [`chain::Chain`] and guest memory;
 //! - the glue: [`mmio::MmioTransport`] (registers, feature negotiation, status),
-//!   [`worker`] (one thread per device that serves the queues and raises interrupts) and
-//!   [`chain`] (descriptor chains checked against guest memory before anyone reads them).
+//!   [`worker`] (one thread per device that serves the queues and raises interrupts, and
+//!   busy-polls the queues of polling drivers: [`poll`]) and [`chain`] (descriptor chains
+//!   checked against guest memory before anyone reads them).
 //!
 //! The guest is untrusted: every guest-memory access goes through vm-memory's checked
 //! accessors, and a malformed descriptor chain puts the device in DEVICE_NEEDS_RESET
@@ -16,6 +17,7 @@ pub mod block;
 pub mod chain;
 pub mod mmio;
 pub mod p9;
+pub mod poll;
 pub mod worker;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -163,6 +165,15 @@ pub trait VirtioDevice: Send {
     fn config(&self) -> &[u8];
     /// Builds the request handler for the negotiated `features`.
     fn activate(&mut self, features: u64) -> Box<dyn QueueHandler>;
+    /// How long the worker busy-polls a queue whose driver polls, after its last work
+    /// ([`poll`]); zero (the default): never.
+    fn poll_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    /// Where the worker counts kicks and polling, if anywhere.
+    fn poll_stats(&self) -> Option<&'static poll::PollStats> {
+        None
+    }
 }
 
 /// Serves the requests of a device, one descriptor chain at a time, with no knowledge of

@@ -16,9 +16,16 @@
 //! then, followed by the same interrupt decision. When the handler has no room for more
 //! requests, the worker stops popping chains until completions free some. On stop (reset)
 //! or a device error, the worker waits for the host I/O in flight before it exits.
+//!
+//! With a polling window (virtio-blk's `--blk-poll-us`), a queue whose driver reaps by
+//! polling is also busy-polled after it had work: the worker suppresses its kicks and,
+//! instead of sleeping, looks at its avail ring (and, with `epoll_wait(0)`, at every other
+//! event) until no work has come for the window, then re-arms notifications with a fence
+//! and a last look before it sleeps again. The rules are in [`super::poll`].
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use virtio_queue::{Queue, QueueOwnedT, QueueT};
 use std::sync::atomic::Ordering;
@@ -28,6 +35,7 @@ use vmm_sys_util::epoll::{ControlOperation, Epoll, EpollEvent, EventSet};
 use vmm_sys_util::eventfd::EventFd;
 
 use super::chain::Chain;
+use super::poll::{self, PollStats, Window, VRING_AVAIL_F_NO_INTERRUPT};
 use super::{DeviceError, Interrupt, QueueHandler, INT_USED_BUFFER};
 
 /// Everything a worker owns.
@@ -40,10 +48,46 @@ pub struct Worker {
     pub interrupt: Arc<Interrupt>,
     pub resample: Option<EventFd>,
     pub stop: EventFd,
+    /// Busy polling of the queues whose driver polls (zero length: none).
+    pub window: Window,
+    /// Where kicks and polling are counted (`vmm run --stats`).
+    pub stats: Option<&'static PollStats>,
+    /// Per queue slot: kicks suppressed, the queue polled (a round is under way).
+    pub polling: Vec<bool>,
+    /// Per queue slot: chains popped or requests completed since the last poll step.
+    pub worked: Vec<bool>,
 }
 
-/// avail->flags bit 0: the driver asks for no interrupts (without EVENT_IDX).
-const VRING_AVAIL_F_NO_INTERRUPT: u16 = 1;
+impl Worker {
+    /// A worker for `queues`, polling for `window` (zero: never).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: String,
+        mem: GuestMemoryMmap,
+        queues: Vec<(usize, Queue, EventFd)>,
+        handler: Box<dyn QueueHandler>,
+        interrupt: Arc<Interrupt>,
+        resample: Option<EventFd>,
+        stop: EventFd,
+        window: std::time::Duration,
+        stats: Option<&'static PollStats>,
+    ) -> Self {
+        let n = queues.len();
+        Self {
+            name,
+            mem,
+            queues,
+            handler,
+            interrupt,
+            resample,
+            stop,
+            window: Window::new(window),
+            stats,
+            polling: vec![false; n],
+            worked: vec![false; n],
+        }
+    }
+}
 
 const STOP_TOKEN: u64 = u64::MAX;
 const RESAMPLE_TOKEN: u64 = u64::MAX - 1;
@@ -90,7 +134,10 @@ impl Worker {
         let mut events = vec![EpollEvent::default(); self.queues.len() + 3];
         let mut done = Vec::new();
         loop {
-            let n = match epoll.wait(-1, &mut events) {
+            // While a polling round is open (until `poll_step` has ended it and re-armed
+            // the notifications), look without sleeping.
+            let timeout = if self.window.open() { 0 } else { -1 };
+            let n = match epoll.wait(timeout, &mut events) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(DeviceError::Queue(format!("epoll_wait: {e}"))),
@@ -107,12 +154,73 @@ impl Worker {
                     COMPLETION_TOKEN => self.complete(&mut done)?,
                     slot => {
                         let slot = slot as usize;
-                        let _ = self.queues[slot].2.read();
+                        // An eventfd reads as the number of writes since the last read.
+                        let kicks = self.queues[slot].2.read().unwrap_or(0);
+                        if let Some(stats) = self.stats {
+                            stats.kicks.fetch_add(kicks, Ordering::Relaxed);
+                        }
                         self.process_queue(slot)?;
                     }
                 }
             }
+            if self.window.enabled() {
+                self.poll_step()?;
+            } else {
+                self.worked.fill(false);
+            }
         }
+    }
+
+    /// One step of busy polling: serve what the polled queues' drivers published, end the
+    /// round when the window has passed without work (re-arming notifications, with the
+    /// last look that finds what came meanwhile), and start or extend a round for each
+    /// queue that had work and whose driver polls.
+    fn poll_step(&mut self) -> Result<(), DeviceError> {
+        let qerr = |e: virtio_queue::Error| DeviceError::Queue(e.to_string());
+        for slot in 0..self.queues.len() {
+            if !self.polling[slot] || !self.handler.has_room() {
+                continue;
+            }
+            let queue = &self.queues[slot].1;
+            if poll::has_new(queue, &self.mem).map_err(qerr)? {
+                self.process_queue(slot)?;
+            }
+        }
+        let now = Instant::now();
+        if self.window.expired(now) {
+            for slot in 0..self.queues.len() {
+                if std::mem::take(&mut self.polling[slot]) && poll::rearm(&mut self.queues[slot].1, &self.mem).map_err(qerr)? {
+                    // Published before the driver could see the re-arming: serve it now
+                    // (the drain ends armed, with the same fence and re-check).
+                    self.process_queue(slot)?;
+                }
+            }
+        }
+        let mut work = false;
+        for slot in 0..self.queues.len() {
+            if !std::mem::take(&mut self.worked[slot]) {
+                continue;
+            }
+            let (_, queue, _) = &self.queues[slot];
+            if !poll::driver_polls(queue, &self.mem).map_err(qerr)? {
+                continue;
+            }
+            work = true;
+            if !self.polling[slot] {
+                self.polling[slot] = true;
+                poll::suppress(queue, &self.mem).map_err(qerr)?;
+            }
+        }
+        if work {
+            if let (false, Some(stats)) = (self.window.open(), self.stats) {
+                stats.rounds.fetch_add(1, Ordering::Relaxed);
+            }
+            self.window.work(now);
+        } else if self.window.open() {
+            // Nothing this time: let a thread that shares this core (a vCPU) run first.
+            std::thread::yield_now();
+        }
+        Ok(())
     }
 
     /// Publishes the used entries of the requests whose host I/O finished, interrupts
@@ -128,6 +236,7 @@ impl Worker {
             };
             self.queues[slot].1.add_used(&self.mem, head, len).map_err(qerr)?;
             touched[slot] = true;
+            self.worked[slot] = true;
         }
         for (slot, touched) in touched.into_iter().enumerate() {
             // One interrupt decision for the completed requests and those served now.
@@ -152,6 +261,8 @@ impl Worker {
         let (index, queue, _) = &mut self.queues[slot];
         let qerr = |e: virtio_queue::Error| DeviceError::Queue(e.to_string());
         let max_descriptors = usize::from(queue.size());
+        let polling = self.polling[slot];
+        let first = queue.next_avail();
         let mut used = 0usize;
         'drain: loop {
             queue.disable_notification(&self.mem).map_err(qerr)?;
@@ -173,8 +284,21 @@ impl Worker {
                     used += 1;
                 }
             }
+            if polling {
+                // A polling round: kicks stay suppressed (avail_event follows next_avail).
+                poll::suppress(queue, &self.mem).map_err(qerr)?;
+                break;
+            }
             if !queue.enable_notification(&self.mem).map_err(qerr)? {
                 break;
+            }
+        }
+        let popped = queue.next_avail().wrapping_sub(first);
+        if popped != 0 {
+            self.worked[slot] = true;
+            if let (true, Some(stats)) = (polling, self.stats) {
+                // Served while the driver was told not to kick.
+                stats.polled.fetch_add(u64::from(popped), Ordering::Relaxed);
             }
         }
         self.handler.submit()?;
@@ -199,5 +323,215 @@ impl Worker {
             self.interrupt.raise(INT_USED_BUFFER);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::virtio::chain::tests::{TestQueue, AVAIL, USED};
+    use crate::devices::virtio::poll::{AVAIL_EVENT_BEHIND, VRING_USED_F_NO_NOTIFY};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Answers every request at once and records its head.
+    struct Recorder(Arc<Mutex<Vec<u16>>>);
+
+    impl QueueHandler for Recorder {
+        fn process(&mut self, _queue: usize, _mem: &GuestMemoryMmap, chain: &Chain) -> Result<u32, DeviceError> {
+            self.0.lock().unwrap().push(chain.head);
+            Ok(0)
+        }
+    }
+
+    struct Running {
+        t: TestQueue,
+        kick: EventFd,
+        stop: EventFd,
+        served: Arc<Mutex<Vec<u16>>>,
+        thread: Option<JoinHandle<()>>,
+        event_idx: bool,
+    }
+
+    impl Running {
+        /// A worker on one queue whose driver polls (or not), with a polling window.
+        fn start(event_idx: bool, driver_polls: bool, window: Duration) -> Self {
+            let t = TestQueue::new(16);
+            let mut q = t.queue();
+            q.set_event_idx(event_idx);
+            if driver_polls {
+                t.mem.write_obj(VRING_AVAIL_F_NO_INTERRUPT.to_le(), GuestAddress(AVAIL)).unwrap();
+            }
+            for i in 0..16 {
+                t.chain(i, &[(0x10000, 16, false)]);
+            }
+            let kick = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+            let stop = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+            let served = Arc::new(Mutex::new(Vec::new()));
+            let worker = Worker::new(
+                "test".into(),
+                t.mem.clone(),
+                vec![(1, q, kick.try_clone().unwrap())],
+                Box::new(Recorder(Arc::clone(&served))),
+                Arc::new(Interrupt::new(EventFd::new(libc::EFD_NONBLOCK).unwrap())),
+                None,
+                stop.try_clone().unwrap(),
+                window,
+                None,
+            );
+            let thread = Some(worker.spawn().unwrap());
+            Self { t, kick, stop, served, thread, event_idx }
+        }
+
+        fn served(&self) -> usize {
+            self.served.lock().unwrap().len()
+        }
+
+        /// Waits (up to 10 s) until `f` holds.
+        fn wait_for(&self, what: &str, f: impl Fn(&Self) -> bool) {
+            let until = Instant::now() + Duration::from_secs(10);
+            while !f(self) {
+                assert!(Instant::now() < until, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+
+        /// Whether the device asks for no kicks now (after `published` requests).
+        fn suppressed(&self, published: u16) -> bool {
+            if self.event_idx {
+                let event: u16 = self.t.mem.read_obj(GuestAddress(USED + 4 + 8 * 16)).unwrap();
+                event == published.wrapping_sub(AVAIL_EVENT_BEHIND)
+            } else {
+                let flags: u16 = self.t.mem.read_obj(GuestAddress(USED)).unwrap();
+                flags & VRING_USED_F_NO_NOTIFY != 0
+            }
+        }
+
+        /// Whether notifications are armed for the next request (after `published`).
+        fn armed(&self, published: u16) -> bool {
+            if self.event_idx {
+                let event: u16 = self.t.mem.read_obj(GuestAddress(USED + 4 + 8 * 16)).unwrap();
+                event == published
+            } else {
+                let flags: u16 = self.t.mem.read_obj(GuestAddress(USED)).unwrap();
+                flags & VRING_USED_F_NO_NOTIFY == 0
+            }
+        }
+
+        fn finish(mut self) {
+            self.stop.write(1).unwrap();
+            self.thread.take().unwrap().join().unwrap();
+        }
+    }
+
+    /// A polling driver's request published during a round is served without a kick; when
+    /// the window has passed without work, notifications are armed again and the device
+    /// stops looking (a request without a kick then waits for its kick).
+    #[test]
+    fn polled_queue_is_served_without_kicks_for_a_window() {
+        for event_idx in [false, true] {
+            let mut r = Running::start(event_idx, true, Duration::from_millis(1500));
+            r.t.publish(0);
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 1);
+            r.wait_for("kicks suppressed", |r| r.suppressed(1));
+            // No kicks now: the device finds these by looking.
+            for n in 2..=5u16 {
+                r.t.publish(n - 1);
+                r.wait_for("a request found by polling", |r| r.served() == usize::from(n));
+                assert!(r.suppressed(n), "event_idx {event_idx}");
+            }
+            // The round ends 1.5 s after the last request: notifications are armed again.
+            let start = Instant::now();
+            r.wait_for("notifications armed again", |r| r.armed(5));
+            assert!(start.elapsed() >= Duration::from_millis(1000), "the window lasts: {:?}", start.elapsed());
+            // The device no longer looks: a request without a kick waits for it.
+            r.t.publish(5);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(r.served(), 5, "served without a kick after the window, event_idx {event_idx}");
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 6);
+            r.finish();
+        }
+    }
+
+    /// A queue whose driver takes interrupts is never polled, whatever the window.
+    #[test]
+    fn interrupt_driven_queue_is_not_polled() {
+        for event_idx in [false, true] {
+            let mut r = Running::start(event_idx, false, Duration::from_secs(5));
+            r.t.publish(0);
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 1);
+            assert!(r.armed(1), "event_idx {event_idx}");
+            r.t.publish(1);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(r.served(), 1, "polled although the driver takes interrupts");
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 2);
+            r.finish();
+        }
+    }
+
+    /// A reset stops the worker in the middle of a round, and a driver that never stops
+    /// publishing keeps neither the worker from stopping nor memory growing.
+    #[test]
+    fn stop_ends_a_round_at_once() {
+        let mut r = Running::start(true, true, Duration::from_secs(60));
+        r.t.publish(0);
+        r.kick.write(1).unwrap();
+        r.wait_for("the kicked request", |r| r.served() == 1);
+        for i in 1..2000u16 {
+            // At most a ring's worth ahead of the device.
+            r.wait_for("polled requests", |r| r.served() + 16 > usize::from(i));
+            r.t.publish(i % 16);
+        }
+        r.wait_for("every request, without a kick", |r| r.served() == 2000);
+        let start = Instant::now();
+        r.finish();
+        assert!(start.elapsed() < Duration::from_secs(5), "stop took {:?}", start.elapsed());
+    }
+
+    /// The guest owns the ring memory: scribbling on the fields the device uses to
+    /// suppress kicks, or dropping VRING_AVAIL_F_NO_INTERRUPT mid-round, changes only
+    /// whether it kicks. The round still serves what comes and ends on time, the device
+    /// re-arms notifications over the scribbles, and a queue no longer flagged is not
+    /// polled again.
+    #[test]
+    fn odd_flags_from_the_guest() {
+        for event_idx in [false, true] {
+            let mut r = Running::start(event_idx, true, Duration::from_millis(1000));
+            r.t.publish(0);
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 1);
+            r.wait_for("kicks suppressed", |r| r.suppressed(1));
+            r.t.mem.write_obj(0xffffu16, GuestAddress(USED)).unwrap();
+            r.t.mem.write_obj(0x1234u16, GuestAddress(USED + 4 + 8 * 16)).unwrap();
+            r.t.mem.write_obj(0xfffeu16, GuestAddress(AVAIL)).unwrap(); // NO_INTERRUPT off, other bits on
+            r.t.publish(1);
+            r.wait_for("a request found by polling", |r| r.served() == 2);
+            r.wait_for("notifications armed again", |r| r.armed(2));
+            r.t.publish(2);
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(r.served(), 2, "polled again although the driver takes interrupts now");
+            r.kick.write(1).unwrap();
+            r.wait_for("the kicked request", |r| r.served() == 3);
+            assert!(r.armed(3), "event_idx {event_idx}");
+            r.finish();
+        }
+    }
+
+    /// With polling off the worker is the plain eventfd loop: nothing without a kick.
+    #[test]
+    fn zero_window_never_polls() {
+        let mut r = Running::start(true, true, Duration::ZERO);
+        r.t.publish(0);
+        r.kick.write(1).unwrap();
+        r.wait_for("the kicked request", |r| r.served() == 1);
+        assert!(r.armed(1));
+        r.t.publish(1);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(r.served(), 1);
+        r.finish();
     }
 }

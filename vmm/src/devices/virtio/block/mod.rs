@@ -219,6 +219,7 @@ pub struct Block {
     read_only: bool,
     id: [u8; ID_BYTES],
     config: Vec<u8>,
+    poll: std::time::Duration,
 }
 
 impl Block {
@@ -237,7 +238,15 @@ impl Block {
         let mut id_bytes = [0u8; ID_BYTES];
         let n = id.len().min(ID_BYTES);
         id_bytes[..n].copy_from_slice(&id[..n]);
-        Self { backend, read_only, id: id_bytes, config: config.to_bytes() }
+        Self { backend, read_only, id: id_bytes, config: config.to_bytes(), poll: std::time::Duration::ZERO }
+    }
+
+    /// Busy-polls the queues whose driver polls (the IOPOLL queue) for `window` after
+    /// their last work, with their kicks suppressed (`vmm run --blk-poll-us`; see
+    /// [`super::poll`]). Zero: never.
+    pub fn with_poll(mut self, window: std::time::Duration) -> Self {
+        self.poll = window;
+        self
     }
 }
 
@@ -271,5 +280,13 @@ impl VirtioDevice for Block {
 
     fn activate(&mut self, _features: u64) -> Box<dyn QueueHandler> {
         Box::new(device::BlockHandler::new(Arc::clone(&self.backend), self.read_only, self.id))
+    }
+
+    fn poll_window(&self) -> std::time::Duration {
+        self.poll
+    }
+
+    fn poll_stats(&self) -> Option<&'static super::poll::PollStats> {
+        Some(&super::poll::BLK_STATS)
     }
 }

@@ -72,6 +72,11 @@ impl VirtioDevice for P9Device {
             }
         }
     }
+
+    fn poll_stats(&self) -> Option<&'static crate::devices::virtio::poll::PollStats> {
+        // Kicks only: a 9p share is never busy-polled (no polling window).
+        Some(&crate::devices::virtio::poll::P9_STATS)
+    }
 }
 
 pub struct P9Handler {
