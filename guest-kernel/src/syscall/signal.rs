@@ -131,11 +131,19 @@ pub fn kill(c: &mut Ctx) -> KResult<u64> {
             }
             return Ok(0);
         }
-        p => task::find_process(p as u32),
+        p => find_target(p as u32),
     };
-    let target = target.filter(|p| p.zombie.lock().is_none()).ok_or(ESRCH)?;
+    // A zombie (not yet reaped) takes the signal and drops it, as on Linux.
+    let target = target.ok_or(ESRCH)?;
     signal::send(&target, sig);
     Ok(0)
+}
+
+/// The process a pid names: its own, or that of the thread with that id (never the
+/// kernel threads' process).
+fn find_target(pid: u32) -> Option<alloc::sync::Arc<task::Process>> {
+    let via_thread = || task::find_task(pid).map(|t| alloc::sync::Arc::clone(&t.process));
+    task::find_process(pid).or_else(via_thread).filter(|p| p.pid != task::KERNEL_PID)
 }
 
 pub fn tgkill(c: &mut Ctx) -> KResult<u64> {
@@ -238,10 +246,7 @@ pub fn rt_sigqueueinfo(c: &mut Ctx) -> KResult<u64> {
     let raw = read_siginfo(uinfo)?;
     check_forged(&raw, pid, current_process().pid)?;
     // Any thread's id names its process; a zombie takes (and drops) the signal.
-    let target = (pid > 0)
-        .then(|| task::find_process(pid as u32).or_else(|| task::find_task(pid as u32).map(|t| alloc::sync::Arc::clone(&t.process))))
-        .flatten()
-        .ok_or(ESRCH)?;
+    let target = (pid > 0).then(|| find_target(pid as u32)).flatten().ok_or(ESRCH)?;
     let sig = signal::check(sig as u32 as u64)?;
     if sig == 0 {
         return Ok(0);

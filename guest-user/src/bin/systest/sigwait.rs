@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = tests![
     sigsuspend_returns_at_once_for_a_pending_signal,
     sigqueueinfo_handler_sees_the_value,
     sigqueueinfo_refuses_forged_kill_codes,
+    a_zombie_takes_signals_until_it_is_reaped,
     tgsigqueueinfo_targets_a_thread,
     blocked_signal_queues_even_when_ignored,
     ignoring_a_signal_discards_it_when_pending,
@@ -214,6 +215,21 @@ fn sigqueueinfo_refuses_forged_kill_codes() -> TestResult {
     check_eq!(sys::rt_sigtimedwait(&sigbit(SIGUSR1), Some(&mut info), None), Ok(SIGUSR1 as usize));
     check_eq!((info.code(), info.pid()), (SI_USER, 4242));
     drain_and_restore(sigbit(SIGUSR1), old)
+}
+
+fn a_zombie_takes_signals_until_it_is_reaped() -> TestResult {
+    // Its pid exists until the parent reaps it: kill and sigqueue succeed (and do
+    // nothing); then ESRCH.
+    let child = fork_child(|| 0)?;
+    let mut si = Siginfo([0; 128]);
+    check_ok!(sys::waitid(P_PID, child, Some(&mut si), WEXITED | WNOWAIT));
+    check_eq!(sys::kill(child, 0), Ok(0));
+    check_eq!(sys::kill(child, SIGUSR1), Ok(0));
+    check_eq!(sys::rt_sigqueueinfo(child, SIGUSR1, &Siginfo::queued(0, SI_QUEUE, me()?, 0, 1)), Ok(0));
+    check_eq!(wait_child(child)?.exit_code(), Some(0));
+    check_err!(sys::kill(child, 0), ESRCH);
+    check_err!(sys::rt_sigqueueinfo(child, SIGUSR1, &Siginfo::queued(0, SI_QUEUE, me()?, 0, 1)), ESRCH);
+    Ok(())
 }
 
 fn tgsigqueueinfo_targets_a_thread() -> TestResult {
