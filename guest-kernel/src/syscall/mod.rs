@@ -12,13 +12,14 @@ pub mod futex;
 mod io_uring;
 pub mod mm;
 mod process;
+pub mod restart;
 mod signal;
 mod sys;
 mod time;
 pub mod xattr;
 
 use crate::arch::interrupts::TrapFrame;
-use crate::errno::{KResult, ENOSYS};
+use crate::errno::{KResult, EINTR, ENOSYS};
 pub use fs::read_iovecs;
 
 
@@ -243,6 +244,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Err(ENOSYS)
         }
     };
+    if matches!(result, Err(e) if e == EINTR) {
+        restart::interrupted(nr, &a);
+    }
     frame.rax = match result {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,

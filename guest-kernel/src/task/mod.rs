@@ -105,6 +105,9 @@ pub struct Task {
     pub pending: sigqueue::SigQueue,
     /// CPU time this task has used, up to its last switch away (`sched`).
     pub cpu_ns: AtomicU64,
+    /// A syscall a signal interrupted, and how it may start again (`syscall::restart`);
+    /// 0: none. Set on its way out, taken on the same return to user mode.
+    pub restart: AtomicU64,
     /// The mask from before rt_sigtimedwait unblocked the signals it waits for (Linux's
     /// `real_blocked`); 0 otherwise.
     pub real_blocked: AtomicU64,
@@ -268,6 +271,7 @@ impl Task {
             pending: sigqueue::SigQueue::new(),
             real_blocked: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
+            restart: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
             interruptible: core::sync::atomic::AtomicBool::new(false),
@@ -590,6 +594,10 @@ pub fn return_to_user(frame: &mut TrapFrame) {
     }
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
+    }
+    // An interrupted syscall that no handler took (the signal was ignored) starts again.
+    if me.restart.load(Ordering::Relaxed) != 0 {
+        crate::syscall::restart::without_handler(frame, me.restart.swap(0, Ordering::Relaxed));
     }
     // The handler's frame saved the mask from before the syscall's temporary one.
     if me.restore_sigmask.load(Ordering::Relaxed) {

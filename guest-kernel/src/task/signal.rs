@@ -222,6 +222,7 @@ pub fn deliver(frame: &mut TrapFrame) {
         SIG_DFL if ignored_by_default(sig) => {}
         SIG_DFL => me.process.begin_exit(sig as i32),
         _ => {
+            crate::syscall::restart::before_handler(frame, me.restart.swap(0, Ordering::Relaxed), action.flags);
             if setup_frame(&me, frame, &info, &action).is_err() {
                 log::info!("pid {}: cannot deliver signal {sig}: bad stack; SIGSEGV", me.process.pid);
                 me.process.begin_exit(SIGSEGV as i32);

@@ -29,6 +29,7 @@ mod prctl;
 mod proc;
 mod rw;
 mod sched;
+mod sigrestart;
 mod sigutil;
 mod signalfd;
 mod sigwait;
@@ -60,6 +61,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("itimer", itimer::TESTS),
     ("sigwait", sigwait::TESTS),
     ("signalfd", signalfd::TESTS),
+    ("sigrestart", sigrestart::TESTS),
 ];
 
 const USAGE: &str = "usage: systest [--dir DIR] [--exec PATH] [FAMILY|FAMILY::TEST...]";
