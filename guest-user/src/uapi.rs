@@ -537,6 +537,7 @@ pub const GRND_RANDOM: u32 = 2;
 /// Auxiliary vector keys (see [`crate::Args::aux`]).
 pub const AT_PAGESZ: usize = 6;
 pub const AT_RANDOM: usize = 25;
+pub const AT_SYSINFO_EHDR: usize = 33;
 
 // ---- poll and select ----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::errno::{KResult, EINVAL, ENOMEM};
+use crate::errno::{KResult, EACCES, EINVAL, ENOMEM};
 use crate::mm::paging::{pte_addr, PageTable, NOT_OWNED, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use crate::mm::{frame, page_up, PAGE_SIZE, USER_END};
 use crate::sync::SpinLock;
@@ -77,6 +77,9 @@ pub enum Backing {
     SharedAnonymous,
     /// Existing shared pages (a file's), from page `.1` on.
     Shared(Arc<SharedPages>, usize),
+    /// Pages every process shares and none may write (the vDSO and its vvar page):
+    /// mprotect cannot make them writable.
+    Sealed(Arc<SharedPages>, usize),
 }
 
 #[derive(Clone)]
@@ -86,6 +89,8 @@ pub struct Vma {
     pub prot: u32,
     /// For shared mappings: the pages, and the index of this area's first page in them.
     pub shared: Option<(Arc<SharedPages>, usize)>,
+    /// Never writable (`Backing::Sealed`).
+    pub sealed: bool,
 }
 
 impl Vma {
@@ -151,12 +156,13 @@ impl UserSpace {
             return Err(EINVAL);
         }
         self.unmap_range(start, end);
+        let sealed = matches!(backing, Backing::Sealed(..));
         let shared = match backing {
             Backing::Private => None,
             Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
-            Backing::Shared(pages, first) => Some((pages, first)),
+            Backing::Shared(pages, first) | Backing::Sealed(pages, first) => Some((pages, first)),
         };
-        self.vmas.insert(start, Vma { start, end, prot, shared });
+        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed });
         Ok(start)
     }
 
@@ -239,11 +245,15 @@ impl UserSpace {
         }
     }
 
-    /// Changes protection of `[start, end)`; every page of it must be mapped.
+    /// Changes protection of `[start, end)`; every page of it must be mapped, and a
+    /// sealed area cannot become writable (EACCES).
     pub fn protect(&mut self, start: u64, end: u64, prot: u32) -> KResult<()> {
         let mut at = start;
         while at < end {
             let v = self.vma(at).ok_or(ENOMEM)?;
+            if v.sealed && prot & PROT_WRITE != 0 {
+                return Err(EACCES);
+            }
             at = v.end;
         }
         self.split(start);

@@ -36,6 +36,7 @@ mod sigwait;
 mod time;
 mod timerfd;
 mod util;
+mod vdso;
 mod wait;
 
 use ulib::test::Runner;
@@ -56,6 +57,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("sched", sched::TESTS),
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
+    ("vdso", vdso::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
     ("itimer", itimer::TESTS),
@@ -93,6 +95,7 @@ fn main(args: &Args) -> i32 {
     util::reset_inherited_signals();
     let pid = sys::getpid().unwrap_or(0) as u32;
     util::configure(dir, exec, pid);
+    util::VDSO.store(args.aux(AT_SYSINFO_EHDR).unwrap_or(0), core::sync::atomic::Ordering::Relaxed);
     // DIR may not exist yet; the scratch directory must not.
     let _ = sys::mkdir(
         util::Path::from_fmt(format_args!("{}", util::base_dir())).as_cstr(),

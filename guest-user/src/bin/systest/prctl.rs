@@ -160,40 +160,49 @@ fn prctl_unknown_option_is_einval() -> TestResult {
 }
 
 fn pdeathsig_is_sent_when_the_parent_exits() -> TestResult {
-    // A child forks a grandchild that asks for SIGUSR1 (whose default action kills) on
-    // its parent's death, says so through a pipe, and waits. The child exits once told;
-    // the grandchild dies, so the pipe reaches EOF without its "timed out" ('t').
-    let mut p = [-1; 2];
-    check_eq!(sys::pipe(&mut p), Ok(0));
-    let (r, w) = (p[0], p[1]);
-    let child = run_child(move || {
-        let grandchild = fork_child(move || {
-            let _ = sys::close(r);
-            let mut sig = 0i32;
-            if prctl(PR_SET_PDEATHSIG, SIGUSR1 as usize) != Ok(0)
-                || prctl(PR_GET_PDEATHSIG, &raw mut sig as usize) != Ok(0)
-                || sig != SIGUSR1
-            {
-                let _ = sys::write(w, b"e");
-                return 1;
-            }
-            let _ = sys::write(w, b"r");
-            sleep_ms(5000);
-            let _ = sys::write(w, b"t");
-            0
-        });
-        let _ = sys::close(w);
-        let mut b = [0u8; 1];
-        match (grandchild, sys::read(r, &mut b)) {
-            (Ok(_), Ok(1)) if b[0] == b'r' => 0,
-            _ => 1,
+    // A subreaper child forks a middle process, which forks a grandchild that asks for
+    // SIGUSR1 (whose default action kills) on its parent's death. The middle one exits
+    // once the grandchild is ready; the grandchild dies of SIGUSR1, and the subreaper,
+    // which adopted it, reaps it (so no orphan reaches whoever runs this test).
+    let status = run_child(|| {
+        if prctl(PR_SET_CHILD_SUBREAPER, 1) != Ok(0) {
+            return 1;
         }
+        let mut p = [-1; 2];
+        if sys::pipe(&mut p) != Ok(0) {
+            return 2;
+        }
+        let (r, w) = (p[0], p[1]);
+        let middle = fork_child(move || {
+            let grandchild = fork_child(move || {
+                let mut sig = 0i32;
+                if prctl(PR_SET_PDEATHSIG, SIGUSR1 as usize) != Ok(0)
+                    || prctl(PR_GET_PDEATHSIG, &raw mut sig as usize) != Ok(0)
+                    || sig != SIGUSR1
+                {
+                    return 1;
+                }
+                let _ = sys::write(w, b"r");
+                sleep_ms(5000);
+                7
+            });
+            let mut b = [0u8; 1];
+            match (grandchild, sys::read(r, &mut b)) {
+                (Ok(_), Ok(1)) => 0,
+                _ => 1,
+            }
+        });
+        let Ok(middle) = middle else { return 3 };
+        if !matches!(wait_child(middle), Ok(s) if s.exit_code() == Some(0)) {
+            return 4;
+        }
+        let mut st = 0;
+        if sys::wait4(-1, Some(&mut st), 0).is_err() {
+            return 5;
+        }
+        status_if(WaitStatus(st).term_signal(), Some(SIGUSR1))
     })?;
-    check_ok!(sys::close(w));
-    check_eq!(child.exit_code(), Some(0));
-    let mut rest = [0u8; 4];
-    check_eq!(sys::read(r, &mut rest), Ok(0));
-    check_ok!(sys::close(r));
+    check_eq!(status.exit_code(), Some(0));
     Ok(())
 }
 
