@@ -27,6 +27,7 @@ pub const TESTS: &[Test] = tests![
     sigqueueinfo_refuses_forged_kill_codes,
     a_zombie_takes_signals_until_it_is_reaped,
     tgsigqueueinfo_targets_a_thread,
+    a_thread_takes_the_process_signals_not_another_threads,
     blocked_signal_queues_even_when_ignored,
     ignoring_a_signal_discards_it_when_pending,
     argument_errors,
@@ -245,6 +246,24 @@ fn tgsigqueueinfo_targets_a_thread() -> TestResult {
     check_err!(sys::rt_tgsigqueueinfo(pid, tid, 65, &q), EINVAL);
     check_eq!(sys::rt_tgsigqueueinfo(pid, tid, 0, &q), Ok(0));
     drain_and_restore(sigbit(RT), old)
+}
+
+fn a_thread_takes_the_process_signals_not_another_threads() -> TestResult {
+    // A signal sent to the process may be taken by any thread; one sent to the main
+    // thread stays with it.
+    let set = sigbit(SIGUSR1) | sigbit(SIGUSR2);
+    let old = block(set)?;
+    let (pid, tid) = (me()?, check_ok!(sys::gettid()) as i32);
+    check_ok!(sys::tgkill(pid, tid, SIGUSR2));
+    check_ok!(sys::kill(pid, SIGUSR1));
+    let t = check_ok!(ulib::thread::spawn(move || {
+        let first = sys::rt_sigtimedwait(&set, None, Some(&ts_ms(WAIT_MS)));
+        let second = sys::rt_sigtimedwait(&set, None, Some(&ts_ms(20)));
+        status_if((first, second), (Ok(SIGUSR1 as usize), Err(ulib::Errno::EAGAIN)))
+    }));
+    check_eq!(t.join(), 0);
+    check_eq!(pending()? & set, sigbit(SIGUSR2));
+    drain_and_restore(set, old)
 }
 
 fn blocked_signal_queues_even_when_ignored() -> TestResult {
