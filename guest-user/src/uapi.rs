@@ -304,6 +304,11 @@ impl Siginfo {
     pub fn status(&self) -> i32 {
         self.int(24)
     }
+    /// SIGCHLD's si_utime and si_stime, in clock ticks.
+    pub fn times(&self) -> (u64, u64) {
+        let word = |off: usize| u64::from_ne_bytes(self.0[off..off + 8].try_into().unwrap_or([0; 8]));
+        (word(32), word(40))
+    }
     /// si_value (sigqueue's), as a pointer-sized word.
     pub fn value(&self) -> u64 {
         u64::from_ne_bytes(self.0[24..32].try_into().unwrap_or([0; 8]))

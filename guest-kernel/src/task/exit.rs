@@ -149,10 +149,13 @@ fn cld_code(status: i32) -> (i32, i32) {
     }
 }
 
-/// The siginfo of the SIGCHLD a child `pid` that ended with wait status `status` sends.
-pub fn child_info(pid: Pid, status: i32) -> super::sigqueue::SigInfo {
+/// The siginfo of the SIGCHLD a child `pid` that ended with wait status `status`
+/// after `cpu_ns` of CPU time sends. Its times are in clock ticks (USER_HZ, 100 a
+/// second); user and system time are not told apart, so all of it counts as user time.
+pub fn child_info(pid: Pid, status: i32, cpu_ns: u64) -> super::sigqueue::SigInfo {
+    const NS_PER_TICK: u64 = 10_000_000;
     let (code, st) = cld_code(status);
-    super::sigqueue::SigInfo::child(pid, 0, code, st)
+    super::sigqueue::SigInfo::child(pid, 0, code, st, (cpu_ns / NS_PER_TICK, 0))
 }
 
 /// Waits for a child of the current process (Linux's do_wait): Ok(None) only with

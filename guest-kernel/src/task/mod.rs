@@ -541,7 +541,7 @@ fn exit_process(process: &Arc<Process>) {
         Some(parent) => {
             let sig = process.exit_signal.load(Ordering::Relaxed);
             if sig != 0 {
-                let mut info = exit::child_info(process.pid, status);
+                let mut info = exit::child_info(process.pid, status, sched::process_cpu_ns(process));
                 info.signo = sig;
                 let _ = signal::send_info(&parent, info, false);
             }

@@ -73,10 +73,13 @@ impl SigInfo {
         Self { signo, errno: 0, code: SI_KERNEL, fields: [0; 4] }
     }
 
-    /// SIGCHLD for a child that ended: `code` is CLD_EXITED, CLD_KILLED or CLD_DUMPED.
-    pub fn child(pid: u32, uid: u32, code: i32, status: i32) -> Self {
+    /// SIGCHLD for a child that ended: `code` is CLD_EXITED, CLD_KILLED or CLD_DUMPED;
+    /// the CPU times in clock ticks.
+    pub fn child(pid: u32, uid: u32, code: i32, status: i32, (utime, stime): (u64, u64)) -> Self {
         let mut info = Self::user(SIGCHLD, code, pid, uid);
         info.fields[1] = u64::from(status as u32);
+        info.fields[2] = utime;
+        info.fields[3] = stime;
         info
     }
 

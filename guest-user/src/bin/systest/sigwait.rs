@@ -149,13 +149,22 @@ fn sigtimedwait_is_interrupted_by_a_handled_signal() -> TestResult {
 
 fn sigtimedwait_reports_a_child_exit_as_sigchld() -> TestResult {
     // SIGCHLD is ignored by default, but a blocked one is kept for sigtimedwait.
+    // Its CPU time comes along, in clock ticks (100 a second).
     let old = block(sigbit(SIGCHLD))?;
-    let child = fork_child(|| 7)?;
+    let child = fork_child(|| {
+        let mut ts = Timespec::default();
+        while sys::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts).is_ok() && ts.as_nanos() < 60_000_000 {
+            core::hint::spin_loop();
+        }
+        7
+    })?;
     let mut info = Siginfo([0; 128]);
     let got = sys::rt_sigtimedwait(&sigbit(SIGCHLD), Some(&mut info), Some(&ts_ms(WAIT_MS)));
     check_eq!(wait_child(child)?.exit_code(), Some(7));
     check_eq!(got, Ok(SIGCHLD as usize));
     check_eq!((info.signo(), info.code(), info.pid(), info.status()), (SIGCHLD, CLD_EXITED, child, 7));
+    let (utime, stime) = info.times();
+    check!((4..=100).contains(&(utime + stime)), "utime {utime} + stime {stime} ticks for 60 ms of CPU time");
     drain_and_restore(sigbit(SIGCHLD), old)
 }
 
