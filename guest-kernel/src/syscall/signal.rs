@@ -178,8 +178,9 @@ pub fn rt_sigpending(c: &mut Ctx) -> KResult<u64> {
     task::copy_to_user(set, &pending.to_le_bytes()[..size as usize]).map(|()| 0)
 }
 
-/// `rt_sigsuspend(mask, sigsetsize)`: waits under `mask` until a signal is delivered;
-/// always -EINTR, and the old mask comes back after the handler (`with_sigmask`).
+/// `rt_sigsuspend(mask, sigsetsize)`: waits under `mask` until a signal is delivered:
+/// -EINTR once a handler has run, and the old mask comes back after it (`with_sigmask`);
+/// a signal taken without a handler starts the wait again (`syscall::restart`).
 pub fn rt_sigsuspend(c: &mut Ctx) -> KResult<u64> {
     static SUSPENDED: WaitQueue = WaitQueue::new();
     if c.a[1] != 8 {
