@@ -15,6 +15,7 @@ pub mod pidfd;
 pub mod pipe;
 pub mod proc;
 pub mod ramfs;
+pub mod signalfd;
 pub mod timerfd;
 pub mod xattr;
 

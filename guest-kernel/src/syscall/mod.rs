@@ -12,13 +12,14 @@ pub mod futex;
 mod io_uring;
 pub mod mm;
 mod process;
+pub mod restart;
 mod signal;
 mod sys;
 mod time;
 pub mod xattr;
 
 use crate::arch::interrupts::TrapFrame;
-use crate::errno::{KResult, ENOSYS};
+use crate::errno::{KResult, EINTR, ENOSYS};
 pub use fs::read_iovecs;
 
 
@@ -81,6 +82,9 @@ syscall_table! {
     33 dup2 => fs::dup2,
     34 pause => time::pause,
     35 nanosleep => time::nanosleep,
+    36 getitimer => time::getitimer,
+    37 alarm => time::alarm,
+    38 setitimer => time::setitimer,
     39 getpid => process::getpid,
     40 sendfile => rw::sendfile,
     56 clone => process::clone,
@@ -122,6 +126,10 @@ syscall_table! {
     112 setsid => process::setsid,
     121 getpgid => process::getpgid,
     124 getsid => process::getpid,
+    127 rt_sigpending => signal::rt_sigpending,
+    128 rt_sigtimedwait => signal::rt_sigtimedwait,
+    129 rt_sigqueueinfo => signal::rt_sigqueueinfo,
+    130 rt_sigsuspend => signal::rt_sigsuspend,
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
     138 fstatfs => fs::fstatfs,
@@ -187,17 +195,20 @@ syscall_table! {
     276 tee => fs::tee,
     277 sync_file_range => fs::sync_file_range,
     281 epoll_pwait => epoll::epoll_pwait,
+    282 signalfd => signal::signalfd,
     283 timerfd_create => time::timerfd_create,
     284 eventfd => fs::eventfd,
     285 fallocate => fs::fallocate,
     286 timerfd_settime => time::timerfd_settime,
     287 timerfd_gettime => time::timerfd_gettime,
+    289 signalfd4 => signal::signalfd4,
     290 eventfd2 => fs::eventfd2,
     291 epoll_create1 => epoll::epoll_create1,
     292 dup3 => fs::dup3,
     293 pipe2 => fs::pipe2,
     295 preadv => rw::preadv,
     296 pwritev => rw::pwritev,
+    297 rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo,
     302 prlimit64 => sys::prlimit64,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
@@ -236,6 +247,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Err(ENOSYS)
         }
     };
+    if matches!(result, Err(e) if e == EINTR) {
+        restart::interrupted(nr, &a);
+    }
     frame.rax = match result {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,

@@ -147,12 +147,26 @@ pub fn try_wait(parent: &Arc<Process>, wo: &WaitOpts) -> KResult<Option<ChildInf
         parent.children.lock().retain(|c| !Arc::ptr_eq(c, &child));
         release_process(child.pid);
     }
-    let (code, st) = if status & 0x7f == 0 {
+    let (code, st) = cld_code(status);
+    Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status }))
+}
+
+/// A wait status as SIGCHLD's si_code and si_status.
+fn cld_code(status: i32) -> (i32, i32) {
+    if status & 0x7f == 0 {
         (CLD_EXITED, (status >> 8) & 0xff)
     } else {
         (if status & 0x80 != 0 { CLD_DUMPED } else { CLD_KILLED }, status & 0x7f)
-    };
-    Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status }))
+    }
+}
+
+/// The siginfo of the SIGCHLD a child `pid` that ended with wait status `status`
+/// after `cpu_ns` of CPU time sends. Its times are in clock ticks (USER_HZ, 100 a
+/// second); user and system time are not told apart, so all of it counts as user time.
+pub fn child_info(pid: Pid, status: i32, cpu_ns: u64) -> super::sigqueue::SigInfo {
+    const NS_PER_TICK: u64 = 10_000_000;
+    let (code, st) = cld_code(status);
+    super::sigqueue::SigInfo::child(pid, 0, code, st, (cpu_ns / NS_PER_TICK, 0))
 }
 
 /// Waits for a child of the current process (Linux's do_wait): Ok(None) only with

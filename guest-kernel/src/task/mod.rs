@@ -10,8 +10,10 @@ pub mod attrs;
 pub mod cred;
 pub mod exec;
 pub mod exit;
+pub mod itimer;
 pub mod sched;
 pub mod signal;
+pub mod sigqueue;
 pub mod wait;
 
 use alloc::boxed::Box;
@@ -70,7 +72,11 @@ pub struct Process {
     pub child_exited: WaitQueue,
     pub sigactions: SpinLock<[SigAction; 64]>,
     /// Signals sent to the process, not yet taken by a thread.
-    pub pending: AtomicU64,
+    pub pending: sigqueue::SigQueue,
+    /// setitimer's three timers (not inherited by fork; kept across execve).
+    pub itimers: itimer::ITimers,
+    /// CPU time its tasks have used, up to their last switch away (`sched`).
+    pub cpu_ns: AtomicU64,
     /// The alternate signal stack (`stack_t`: sp, flags, size).
     pub altstack: SpinLock<[u64; 3]>,
     /// Woken when a vfork child execs or exits.
@@ -96,9 +102,15 @@ pub struct Task {
     pub clear_child_tid: AtomicU64,
     pub sigmask: AtomicU64,
     /// Signals sent to this thread alone, not yet delivered.
-    pub pending: AtomicU64,
-    /// Which of `pending` came from tgkill/tkill (for siginfo's si_code).
-    pub thread_directed: AtomicU64,
+    pub pending: sigqueue::SigQueue,
+    /// CPU time this task has used, up to its last switch away (`sched`).
+    pub cpu_ns: AtomicU64,
+    /// A syscall a signal interrupted, and how it may start again (`syscall::restart`);
+    /// 0: none. Set on its way out, taken on the same return to user mode.
+    pub restart: AtomicU64,
+    /// The mask from before rt_sigtimedwait unblocked the signals it waits for (Linux's
+    /// `real_blocked`); 0 otherwise.
+    pub real_blocked: AtomicU64,
     /// Set when another thread execs: this thread ends on its way back to user mode.
     pub killed: core::sync::atomic::AtomicBool,
     /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller or
@@ -164,7 +176,9 @@ impl Process {
             child_exited: WaitQueue::new(),
             sigactions: SpinLock::new([SigAction::default(); 64]),
             altstack: SpinLock::new([0, 2, 0]),
-            pending: AtomicU64::new(0),
+            pending: sigqueue::SigQueue::new(),
+            itimers: itimer::ITimers::default(),
+            cpu_ns: AtomicU64::new(0),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
             memlock: SpinLock::new([MEMLOCK_DEFAULT, MEMLOCK_DEFAULT]),
@@ -254,8 +268,10 @@ impl Task {
             fs_base: AtomicU64::new(0),
             clear_child_tid: AtomicU64::new(0),
             sigmask: AtomicU64::new(0),
-            pending: AtomicU64::new(0),
-            thread_directed: AtomicU64::new(0),
+            pending: sigqueue::SigQueue::new(),
+            real_blocked: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
+            restart: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
             interruptible: core::sync::atomic::AtomicBool::new(false),
@@ -297,7 +313,7 @@ impl Task {
         if self.kernel_only {
             return self.killed.load(Ordering::Relaxed);
         }
-        let pending = self.pending.load(Ordering::Relaxed) | self.process.pending.load(Ordering::Relaxed);
+        let pending = signal::pending_for(self);
         self.process.exiting() || self.killed.load(Ordering::Relaxed) || pending & !self.sigmask.load(Ordering::Relaxed) != 0
     }
 }
@@ -494,6 +510,7 @@ pub fn exit_thread(status: i32) -> ! {
 fn exit_process(process: &Arc<Process>) {
     let status = process.group_exit.load(Ordering::Relaxed);
     crate::ktest::process_exiting(process.pid);
+    process.itimers.cancel_real();
     paging::activate_kernel();
     process.mm.lock().take();
     let closed = process.files.lock().close_all();
@@ -525,7 +542,9 @@ fn exit_process(process: &Arc<Process>) {
         Some(parent) => {
             let sig = process.exit_signal.load(Ordering::Relaxed);
             if sig != 0 {
-                signal::send(&parent, sig);
+                let mut info = exit::child_info(process.pid, status, sched::process_cpu_ns(process));
+                info.signo = sig;
+                let _ = signal::send_info(&parent, info, false);
             }
             parent.child_exited.wake_all();
         }
@@ -571,8 +590,15 @@ pub fn return_to_user(frame: &mut TrapFrame) {
     if me.task_work_pending() {
         run_task_work(&me);
     }
+    if me.process.itimers.cpu_armed() {
+        itimer::check_cpu(&me.process);
+    }
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
+    }
+    // An interrupted syscall that no handler took (the signal was ignored) starts again.
+    if me.restart.load(Ordering::Relaxed) != 0 {
+        crate::syscall::restart::without_handler(frame, me.restart.swap(0, Ordering::Relaxed));
     }
     // The handler's frame saved the mask from before the syscall's temporary one.
     if me.restore_sigmask.load(Ordering::Relaxed) {

@@ -19,6 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 mod fs;
+mod itimer;
 mod misc;
 mod mlock;
 mod mm;
@@ -29,6 +30,10 @@ mod prctl;
 mod proc;
 mod rw;
 mod sched;
+mod sigrestart;
+mod sigutil;
+mod signalfd;
+mod sigwait;
 mod time;
 mod timerfd;
 mod util;
@@ -57,6 +62,10 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("vdso", vdso::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
+    ("itimer", itimer::TESTS),
+    ("sigwait", sigwait::TESTS),
+    ("signalfd", signalfd::TESTS),
+    ("sigrestart", sigrestart::TESTS),
 ];
 
 const USAGE: &str = "usage: systest [--dir DIR] [--exec PATH] [FAMILY|FAMILY::TEST...]";
