@@ -668,6 +668,8 @@ static int cross_process_and_exit(void)
 	CHECK_EQ(waitpid(pid, &status, 0), pid);
 	CHECK(WIFEXITED(status));
 	CHECK_EQ(WEXITSTATUS(status), 0);
+	/* Linux ends an exited task's rings asynchronously (io_ring_exit_work): give it time. */
+	ut_sleep_ms(200);
 	CHECK_EQ(sys_futex(&w[0], FUTEX_WAKE, 1), 0);
 	close(ready[0]);
 	close(go[1]);

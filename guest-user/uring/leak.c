@@ -193,11 +193,17 @@ int main(int argc, char **argv)
 	}
 	if (run(cycles) < 0)
 		return 1;
-	sleep(6);
-	heap1 = meminfo("KernelHeapBytes:"), free1 = meminfo("MemFree:");
-	printf("leak: %d cycles: kernel heap %ld -> %ld bytes, free memory %ld -> %ld kB\n", cycles, heap0, heap1,
-	       free0, free1);
-	/* Growth per cycle would show as thousands of bytes; allow a few stray objects. */
+	/* Growth per cycle would show as thousands of bytes; allow a few stray objects. What
+	 * is still being torn down on a loaded host (a worker about to end its idle time)
+	 * gets two more chances; a leak stays. */
+	for (int tries = 0; tries < 3; tries++) {
+		sleep(6);
+		heap1 = meminfo("KernelHeapBytes:"), free1 = meminfo("MemFree:");
+		printf("leak: %d cycles: kernel heap %ld -> %ld bytes, free memory %ld -> %ld kB\n", cycles, heap0,
+		       heap1, free0, free1);
+		if (heap1 - heap0 <= 4096 && free0 - free1 <= 64)
+			break;
+	}
 	if (heap1 - heap0 > 4096 || free0 - free1 > 64) {
 		printf("leak: FAILED: memory grew\n");
 		return 1;
