@@ -136,3 +136,5 @@ pub const RT_TGSIGQUEUEINFO: usize = 297;
 pub const EPOLL_CREATE1: usize = 291;
 pub const EPOLL_CTL: usize = 233;
 pub const EPOLL_WAIT: usize = 232;
+pub const GETRUSAGE: usize = 98;
+pub const TIMES: usize = 100;

@@ -207,7 +207,7 @@ pub fn wait4(c: &mut Ctx) -> KResult<u64> {
         task::write_user(status_addr, &info.wstatus)?;
     }
     if rusage != 0 {
-        task::copy_to_user(rusage, &[0u8; 144])?;
+        write_rusage(rusage, info.cpu_ns)?;
     }
     Ok(u64::from(info.pid))
 }
@@ -223,7 +223,7 @@ pub fn waitid(c: &mut Ctx) -> KResult<u64> {
     let (signo, info) = match &result {
         Ok(Some(info)) => {
             if rusage != 0 {
-                task::copy_to_user(rusage, &[0u8; 144])?;
+                write_rusage(rusage, info.cpu_ns)?;
             }
             (signal::SIGCHLD as i32, *info)
         }
@@ -377,4 +377,44 @@ pub fn clone3(c: &mut Ctx) -> KResult<u64> {
         task::write_user(pidfd, &(fd as i32))?;
     }
     Ok(tid)
+}
+
+// --- resource usage ---
+
+/// Writes a `struct rusage` (144 bytes) holding `cpu_ns` of CPU time. The kernel does not
+/// split CPU time into user and system time: all of it is reported as ru_utime. The
+/// other fields (memory, faults, I/O counts) are not kept: 0.
+fn write_rusage(addr: u64, cpu_ns: u64) -> KResult<()> {
+    let mut words = [0u64; 18];
+    words[0] = cpu_ns / 1_000_000_000;
+    words[1] = cpu_ns % 1_000_000_000 / 1000;
+    task::write_user(addr, &words)
+}
+
+/// getrusage(who, usage): RUSAGE_SELF (the process), RUSAGE_CHILDREN (the reaped
+/// children, and theirs), RUSAGE_THREAD (the caller).
+pub fn getrusage(c: &mut Ctx) -> KResult<u64> {
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_CHILDREN: i32 = -1;
+    const RUSAGE_THREAD: i32 = 1;
+    let me = sched::current();
+    let cpu = match c.int(0) {
+        RUSAGE_SELF => sched::process_cpu_ns(&me.process),
+        RUSAGE_CHILDREN => me.process.attrs.reaped_cpu_ns.load(Ordering::Relaxed),
+        RUSAGE_THREAD => sched::task_cpu_ns(&me),
+        _ => return Err(EINVAL),
+    };
+    write_rusage(c.a[1], cpu).map(|()| 0)
+}
+
+/// times(buf): the process's and its reaped children's CPU time in clock ticks (100 a
+/// second; all of it as user time, see `write_rusage`); returns the ticks since boot.
+pub fn times(c: &mut Ctx) -> KResult<u64> {
+    const NS_PER_TICK: u64 = 10_000_000;
+    if c.a[0] != 0 {
+        let p = current_process();
+        let (own, children) = (sched::process_cpu_ns(&p), p.attrs.reaped_cpu_ns.load(Ordering::Relaxed));
+        task::write_user(c.a[0], &[own / NS_PER_TICK, 0, children / NS_PER_TICK, 0])?;
+    }
+    Ok(crate::time::monotonic_ns() / NS_PER_TICK)
 }

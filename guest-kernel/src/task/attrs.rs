@@ -77,6 +77,8 @@ pub const MEMBARRIER_SYNC_CORE: u32 = 1 << 2;
 pub struct ProcessAttrs {
     /// Woken when the process has exited (pidfds poll it).
     pub exited: crate::task::wait::WaitQueue,
+    /// CPU time (ns) of the children it has reaped, and of theirs (RUSAGE_CHILDREN).
+    pub reaped_cpu_ns: AtomicU64,
     pub pdeath_signal: AtomicU32,
     pub dumpable: AtomicU8,
     pub no_new_privs: AtomicBool,

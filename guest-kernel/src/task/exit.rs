@@ -55,6 +55,8 @@ pub struct ChildInfo {
     pub status: i32,
     /// The wait status (wait4's).
     pub wstatus: i32,
+    /// CPU time used (ns), for the rusage wait4 and waitid fill in.
+    pub cpu_ns: u64,
 }
 
 /// Linux's kernel_waitid_prepare: checks options and the id type; a P_PIDFD id must be a
@@ -145,10 +147,14 @@ pub fn try_wait(parent: &Arc<Process>, wo: &WaitOpts) -> KResult<Option<ChildInf
     };
     if wo.options & WNOWAIT == 0 {
         parent.children.lock().retain(|c| !Arc::ptr_eq(c, &child));
+        // Its CPU time, and its reaped children's, now count for the parent's children.
+        let cpu = child.cpu_ns.load(Ordering::Relaxed) + child.attrs.reaped_cpu_ns.load(Ordering::Relaxed);
+        parent.attrs.reaped_cpu_ns.fetch_add(cpu, Ordering::Relaxed);
         release_process(child.pid);
     }
     let (code, st) = cld_code(status);
-    Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status }))
+    let cpu_ns = child.cpu_ns.load(Ordering::Relaxed) + child.attrs.reaped_cpu_ns.load(Ordering::Relaxed);
+    Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status, cpu_ns }))
 }
 
 /// A wait status as SIGCHLD's si_code and si_status.

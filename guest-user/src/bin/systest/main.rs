@@ -28,6 +28,7 @@ mod pipe;
 mod poll;
 mod prctl;
 mod proc;
+mod rusage;
 mod rw;
 mod sched;
 mod sigrestart;
@@ -57,6 +58,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("poll", poll::TESTS),
     ("prctl", prctl::TESTS),
     ("sched", sched::TESTS),
+    ("rusage", rusage::TESTS),
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
     ("vdso", vdso::TESTS),
