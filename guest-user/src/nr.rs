@@ -138,3 +138,4 @@ pub const EPOLL_CTL: usize = 233;
 pub const EPOLL_WAIT: usize = 232;
 pub const GETRUSAGE: usize = 98;
 pub const TIMES: usize = 100;
+pub const FLOCK: usize = 73;

@@ -69,6 +69,7 @@ impl OpenFile {
 
 impl Drop for OpenFile {
     fn drop(&mut self) {
+        super::flock::release(self);
         self.node.release();
     }
 }

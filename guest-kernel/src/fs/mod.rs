@@ -9,6 +9,7 @@ pub mod dev;
 pub mod epoll;
 pub mod eventfd;
 pub mod file;
+pub mod flock;
 pub mod p9;
 pub mod path;
 pub mod pidfd;

@@ -455,6 +455,15 @@ pub fn close_range(c: &mut Ctx) -> KResult<u64> {
     Ok(0)
 }
 
+/// flock(fd, op): see `fs::flock`. O_PATH descriptors cannot lock (EBADF).
+pub fn flock(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    if f.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    fs::flock::flock(&f, c.a[1] as u32).map(|()| 0)
+}
+
 // --- stat ---
 
 /// `struct stat` on x86-64.

@@ -96,6 +96,7 @@ syscall_table! {
     62 kill => signal::kill,
     63 uname => sys::uname,
     72 fcntl => fs::fcntl,
+    73 flock => fs::flock,
     74 fsync => fs::fsync,
     75 fdatasync => fs::fsync,
     76 truncate => fs::truncate,

@@ -18,6 +18,7 @@
 // A Failure is its message, formatted on the stack (there is no allocator): ~330 bytes.
 #![allow(clippy::result_large_err)]
 
+mod flock;
 mod fs;
 mod itimer;
 mod misc;
@@ -49,6 +50,7 @@ ulib::entry!(main);
 
 const FAMILIES: &[(&str, &[util::Test])] = &[
     ("fs", fs::TESTS),
+    ("flock", flock::TESTS),
     ("mm", mm::TESTS),
     ("mlock", mlock::TESTS),
     ("proc", proc::TESTS),
