@@ -139,3 +139,5 @@ pub const EPOLL_WAIT: usize = 232;
 pub const GETRUSAGE: usize = 98;
 pub const TIMES: usize = 100;
 pub const FLOCK: usize = 73;
+pub const UTIMES: usize = 235;
+pub const UTIMENSAT: usize = 280;

@@ -76,7 +76,65 @@ pub struct Stat {
     pub nlink: u32,
     pub size: u64,
     pub rdev: u64,
+    /// Last access, modification and status change, in ns since the epoch.
+    pub atime_ns: u64,
     pub mtime_ns: u64,
+    pub ctime_ns: u64,
+}
+
+/// A timestamp to set (utimensat): leave it, the current time, or a given one (ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeSet {
+    Keep,
+    Now,
+    At(u64),
+}
+
+/// A node's timestamps, kept by memory file systems (ns since the epoch).
+pub struct Times {
+    atime: AtomicU64,
+    mtime: AtomicU64,
+    ctime: AtomicU64,
+}
+
+impl Times {
+    /// All three at the current time (a new node).
+    pub fn now() -> Self {
+        let t = crate::time::realtime_ns();
+        Self { atime: AtomicU64::new(t), mtime: AtomicU64::new(t), ctime: AtomicU64::new(t) }
+    }
+
+    /// Writes `stat`'s three times.
+    pub fn fill(&self, stat: &mut Stat) {
+        stat.atime_ns = self.atime.load(Ordering::Relaxed);
+        stat.mtime_ns = self.mtime.load(Ordering::Relaxed);
+        stat.ctime_ns = self.ctime.load(Ordering::Relaxed);
+    }
+
+    /// The contents changed: modification and change time are now.
+    pub fn modified(&self) {
+        let t = crate::time::realtime_ns();
+        self.mtime.store(t, Ordering::Relaxed);
+        self.ctime.store(t, Ordering::Relaxed);
+    }
+
+    /// The attributes changed (mode, links, xattrs): change time is now.
+    pub fn changed(&self) {
+        self.ctime.store(crate::time::realtime_ns(), Ordering::Relaxed);
+    }
+
+    /// utimensat: access and modification time as asked; the change time is now.
+    pub fn set(&self, atime: TimeSet, mtime: TimeSet) {
+        let now = crate::time::realtime_ns();
+        for (slot, t) in [(&self.atime, atime), (&self.mtime, mtime)] {
+            match t {
+                TimeSet::Keep => {}
+                TimeSet::Now => slot.store(now, Ordering::Relaxed),
+                TimeSet::At(ns) => slot.store(ns, Ordering::Relaxed),
+            }
+        }
+        self.ctime.store(now, Ordering::Relaxed);
+    }
 }
 
 /// A buffer a file reads into or writes from: user memory of the current process, or
@@ -327,6 +385,12 @@ pub trait Node: Send + Sync + Any {
 
     fn readlink(&self) -> KResult<String> {
         Err(EINVAL)
+    }
+
+    /// utimensat: the access and modification times (EPERM where the file system keeps
+    /// none).
+    fn set_times(&self, _atime: TimeSet, _mtime: TimeSet) -> KResult<()> {
+        Err(EPERM)
     }
 
     fn set_mode(&self, _mode: u32) -> KResult<()> {

@@ -12,7 +12,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 
-use super::{DirEntry, FileType, IoBuf, Node, Stat};
+use super::{DirEntry, FileType, IoBuf, Node, Stat, TimeSet};
 use crate::drivers::virtio::p9::*;
 use crate::errno::*;
 use crate::sync::SpinLock;
@@ -24,6 +24,10 @@ const AT_REMOVEDIR: u32 = 0x200;
 const GETATTR_BASIC: u64 = 0x7ff;
 const SETATTR_MODE: u32 = 0x1;
 const SETATTR_SIZE: u32 = 0x8;
+const SETATTR_ATIME: u32 = 0x10;
+const SETATTR_MTIME: u32 = 0x20;
+const SETATTR_ATIME_SET: u32 = 0x80;
+const SETATTR_MTIME_SET: u32 = 0x100;
 
 pub struct P9Node {
     p9: Arc<P9>,
@@ -106,14 +110,19 @@ impl P9Node {
         let rdev = r.u64()?;
         let size = r.u64()?;
         let (_blksize, _blocks) = (r.u64()?, r.u64()?);
-        let (_atime, _atime_ns) = (r.u64()?, r.u64()?);
-        let (mtime, mtime_ns) = (r.u64()?, r.u64()?);
-        Ok(Stat { ino: qid.path, mode, nlink: nlink as u32, size, rdev, mtime_ns: mtime * 1_000_000_000 + mtime_ns })
+        let mut time = || -> KResult<u64> { Ok(r.u64()? * 1_000_000_000 + r.u64()?) };
+        let (atime_ns, mtime_ns, ctime_ns) = (time()?, time()?, time()?);
+        Ok(Stat { ino: qid.path, mode, nlink: nlink as u32, size, rdev, atime_ns, mtime_ns, ctime_ns })
     }
 
     fn setattr(&self, valid: u32, mode: u32, size: u64) -> KResult<()> {
+        self.setattr_times(valid, mode, size, [0; 4])
+    }
+
+    /// Tsetattr with the access and modification times (seconds, nanoseconds each).
+    fn setattr_times(&self, valid: u32, mode: u32, size: u64, t: [u64; 4]) -> KResult<()> {
         let msg = Msg::new(TSETATTR).u32(self.fid).u32(valid).u32(mode).u32(0).u32(0).u64(size);
-        self.p9.rpc(msg.u64(0).u64(0).u64(0).u64(0), 64).map(|_| ())
+        self.p9.rpc(msg.u64(t[0]).u64(t[1]).u64(t[2]).u64(t[3]), 64).map(|_| ())
     }
 }
 
@@ -211,6 +220,24 @@ impl Node for P9Node {
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
         self.setattr(SETATTR_MODE, mode & 0o7777, 0)
+    }
+
+    /// The host sets the times (and the change time), as Linux's v9fs asks it to.
+    fn set_times(&self, atime: TimeSet, mtime: TimeSet) -> KResult<()> {
+        let mut valid = 0;
+        let mut t = [0u64; 4];
+        for (i, (ts, flag, set)) in [(atime, SETATTR_ATIME, SETATTR_ATIME_SET), (mtime, SETATTR_MTIME, SETATTR_MTIME_SET)].into_iter().enumerate() {
+            match ts {
+                TimeSet::Keep => {}
+                TimeSet::Now => valid |= flag,
+                TimeSet::At(ns) => {
+                    valid |= flag | set;
+                    t[2 * i] = ns / 1_000_000_000;
+                    t[2 * i + 1] = ns % 1_000_000_000;
+                }
+            }
+        }
+        self.setattr_times(valid, 0, 0, t)
     }
 
     fn getxattr(&self, name: &str) -> KResult<Vec<u8>> {

@@ -9,7 +9,7 @@ use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::xattr::{stored_xattrs, Xattrs};
-use super::{alloc_ino, DirEntry, FileBytes, FileType, IoBuf, Node, Stat};
+use super::{alloc_ino, DirEntry, FileBytes, FileType, IoBuf, Node, Stat, TimeSet, Times};
 use crate::errno::*;
 use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
@@ -79,11 +79,19 @@ pub struct RamFile {
     nlink: AtomicU32,
     data: SpinLock<Data>,
     xattrs: Xattrs,
+    times: Times,
 }
 
 impl RamFile {
     pub fn new(mode: u32, data: &'static [u8]) -> Arc<Self> {
-        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), nlink: AtomicU32::new(0), data: SpinLock::new(Data::Static(data)), xattrs: Xattrs::default() })
+        Arc::new(Self {
+            ino: alloc_ino(),
+            mode: AtomicU32::new(mode),
+            nlink: AtomicU32::new(0),
+            data: SpinLock::new(Data::Static(data)),
+            xattrs: Xattrs::default(),
+            times: Times::now(),
+        })
     }
 }
 
@@ -97,7 +105,9 @@ impl Node for RamFile {
 
     fn stat(&self) -> Stat {
         let size = self.data.lock().len();
-        Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() }
+        let mut st = Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() };
+        self.times.fill(&mut st);
+        st
     }
 
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
@@ -151,6 +161,7 @@ impl Node for RamFile {
         if let Data::Paged { len, .. } = &mut *data {
             *len = (*len).max(offset + done as u64);
         }
+        self.times.modified();
         Ok(done)
     }
 
@@ -177,6 +188,7 @@ impl Node for RamFile {
         }
         pages.grow((new_len as usize).div_ceil(PAGE));
         *len = new_len;
+        self.times.modified();
         Ok(())
     }
 
@@ -240,6 +252,12 @@ impl Node for RamFile {
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
         self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        self.times.changed();
+        Ok(())
+    }
+
+    fn set_times(&self, atime: TimeSet, mtime: TimeSet) -> KResult<()> {
+        self.times.set(atime, mtime);
         Ok(())
     }
 
@@ -252,13 +270,21 @@ pub struct RamSymlink {
     ino: u64,
     target: String,
     xattrs: Xattrs,
+    times: Times,
 }
 
 impl Node for RamSymlink {
     stored_xattrs!();
 
     fn stat(&self) -> Stat {
-        Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, size: self.target.len() as u64, ..Stat::default() }
+        let mut st = Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, size: self.target.len() as u64, ..Stat::default() };
+        self.times.fill(&mut st);
+        st
+    }
+
+    fn set_times(&self, atime: TimeSet, mtime: TimeSet) -> KResult<()> {
+        self.times.set(atime, mtime);
+        Ok(())
     }
 
     fn readlink(&self) -> KResult<String> {
@@ -275,11 +301,12 @@ pub struct RamDir {
     mode: AtomicU32,
     entries: SpinLock<BTreeMap<String, Arc<dyn Node>>>,
     xattrs: Xattrs,
+    times: Times,
 }
 
 impl RamDir {
     pub fn new(mode: u32) -> Arc<Self> {
-        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), entries: SpinLock::new(BTreeMap::new()), xattrs: Xattrs::default() })
+        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), entries: SpinLock::new(BTreeMap::new()), xattrs: Xattrs::default(), times: Times::now() })
     }
 
 
@@ -300,6 +327,7 @@ fn bump_links(node: &Arc<dyn Node>, delta: i32) {
     if let Some(f) = node.as_any().downcast_ref::<RamFile>() {
         let n = f.nlink.load(Ordering::Relaxed) as i32 + delta;
         f.nlink.store(n.max(0) as u32, Ordering::Relaxed);
+        f.times.changed();
     }
 }
 
@@ -308,7 +336,9 @@ impl Node for RamDir {
 
     fn stat(&self) -> Stat {
         let subdirs = self.entries.lock().values().filter(|n| n.file_type() == FileType::Directory).count();
-        Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: 2 + subdirs as u32, size: 4096, ..Stat::default() }
+        let mut st = Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: 2 + subdirs as u32, size: 4096, ..Stat::default() };
+        self.times.fill(&mut st);
+        st
     }
 
     fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
@@ -344,6 +374,7 @@ impl Node for RamDir {
         }
         bump_links(&node, 1);
         entries.insert(name.to_string(), node);
+        self.times.modified();
         Ok(())
     }
 
@@ -359,17 +390,19 @@ impl Node for RamDir {
         }
         let node = entries.remove(name).expect("checked above");
         bump_links(&node, -1);
+        self.times.modified();
         Ok(())
     }
 
     fn symlink(&self, name: &str, target: &str) -> KResult<()> {
-        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string(), xattrs: Xattrs::default() });
+        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string(), xattrs: Xattrs::default(), times: Times::now() });
         self.link(name, node)
     }
 
     fn detach(&self, name: &str) -> KResult<Arc<dyn Node>> {
         let node = self.entries.lock().remove(name).ok_or(ENOENT)?;
         bump_links(&node, -1);
+        self.times.modified();
         Ok(node)
     }
 
@@ -384,6 +417,12 @@ impl Node for RamDir {
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
         self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        self.times.changed();
+        Ok(())
+    }
+
+    fn set_times(&self, atime: TimeSet, mtime: TimeSet) -> KResult<()> {
+        self.times.set(atime, mtime);
         Ok(())
     }
 

@@ -489,7 +489,8 @@ const _: () = assert!(size_of::<KStat>() == 144);
 unsafe impl uaccess::Pod for KStat {}
 
 fn to_kstat(s: &Stat) -> KStat {
-    let (sec, nsec) = (s.mtime_ns / 1_000_000_000, s.mtime_ns % 1_000_000_000);
+    let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
+    let ((asec, ansec), (msec, mnsec), (csec, cnsec)) = (split(s.atime_ns), split(s.mtime_ns), split(s.ctime_ns));
     KStat {
         dev: 1,
         ino: s.ino,
@@ -499,7 +500,7 @@ fn to_kstat(s: &Stat) -> KStat {
         size: s.size as i64,
         blksize: 4096,
         blocks: s.size.div_ceil(512) as i64,
-        times: [sec, nsec, sec, nsec, sec, nsec],
+        times: [asec, ansec, msec, mnsec, csec, cnsec],
         ..KStat::default()
     }
 }
@@ -514,6 +515,84 @@ fn stat_at(dirfd: i32, path: &str, flags: u64) -> KResult<Stat> {
     }
     let base = at_dir(dirfd, path)?;
     Ok(fs::lookup(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)?.stat())
+}
+
+// --- timestamps ---
+
+const UTIME_NOW: u64 = (1 << 30) - 1;
+const UTIME_OMIT: u64 = (1 << 30) - 2;
+
+/// One timestamp of utimensat's array (UTIME_NOW, UTIME_OMIT, or a time: EINVAL when
+/// its nanoseconds are out of range).
+fn time_set([sec, nsec]: [u64; 2]) -> KResult<fs::TimeSet> {
+    match nsec {
+        UTIME_NOW => Ok(fs::TimeSet::Now),
+        UTIME_OMIT => Ok(fs::TimeSet::Keep),
+        n if n < 1_000_000_000 && (sec as i64) >= 0 => Ok(fs::TimeSet::At(sec * 1_000_000_000 + n)),
+        _ => Err(EINVAL),
+    }
+}
+
+/// Sets the times of `path` from `dirfd` (a null path: `dirfd` itself, as Linux's
+/// futimens does).
+fn set_times(dirfd: i32, path: Option<&str>, flags: u64, atime: fs::TimeSet, mtime: fs::TimeSet) -> KResult<u64> {
+    let node = match path {
+        None => file(dirfd)?.node.clone(),
+        Some(p) => stat_node(dirfd, p, flags)?,
+    };
+    if atime == fs::TimeSet::Keep && mtime == fs::TimeSet::Keep {
+        return Ok(0);
+    }
+    node.set_times(atime, mtime).map(|()| 0)
+}
+
+/// The node `path` names from `dirfd`, as stat resolves it.
+fn stat_node(dirfd: i32, path: &str, flags: u64) -> KResult<Arc<dyn Node>> {
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        return Ok(file(dirfd)?.node.clone());
+    }
+    let base = at_dir(dirfd, path)?;
+    fs::lookup(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)
+}
+
+/// utimensat(dirfd, path, times, flags): times[0] is the access time, times[1] the
+/// modification time; null times: both now.
+pub fn utimensat(c: &mut Ctx) -> KResult<u64> {
+    let (dirfd, path, times, flags) = (c.int(0), c.a[1], c.a[2], c.a[3]);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let (atime, mtime) = if times == 0 {
+        (fs::TimeSet::Now, fs::TimeSet::Now)
+    } else {
+        let t: [[u64; 2]; 2] = task::read_user(times)?;
+        (time_set(t[0])?, time_set(t[1])?)
+    };
+    let path = if path == 0 { None } else { Some(user_path(path)?) };
+    if path.is_none() && flags & AT_SYMLINK_NOFOLLOW != 0 {
+        return Err(EINVAL);
+    }
+    set_times(dirfd, path.as_deref(), flags, atime, mtime)
+}
+
+/// utimes(path, times) and futimesat(dirfd, path, times): `struct timeval` pairs.
+fn utimes_at(dirfd: i32, path: u64, times: u64) -> KResult<u64> {
+    let (atime, mtime) = if times == 0 {
+        (fs::TimeSet::Now, fs::TimeSet::Now)
+    } else {
+        let t: [[u64; 2]; 2] = task::read_user(times)?;
+        let tv = |[sec, usec]: [u64; 2]| if usec < 1_000_000 && (sec as i64) >= 0 { Ok(fs::TimeSet::At(sec * 1_000_000_000 + usec * 1000)) } else { Err(EINVAL) };
+        (tv(t[0])?, tv(t[1])?)
+    };
+    set_times(dirfd, Some(&user_path(path)?), 0, atime, mtime)
+}
+
+pub fn utimes(c: &mut Ctx) -> KResult<u64> {
+    utimes_at(AT_FDCWD, c.a[0], c.a[1])
+}
+
+pub fn futimesat(c: &mut Ctx) -> KResult<u64> {
+    utimes_at(c.int(0), c.a[1], c.a[2])
 }
 
 pub fn stat(c: &mut Ctx) -> KResult<u64> {
@@ -568,9 +647,10 @@ pub fn do_statx(dirfd: i32, path: &str, flags: u64, mask: u64, buf_addr: u64) ->
     put64(&mut buf, 32, s.ino);
     put64(&mut buf, 40, s.size);
     put64(&mut buf, 48, s.size.div_ceil(512));
-    for t in [64, 96, 112] {
-        put64(&mut buf, t, s.mtime_ns / 1_000_000_000);
-        put32(&mut buf, t + 8, (s.mtime_ns % 1_000_000_000) as u32);
+    // stx_atime, stx_btime (not kept: 0), stx_ctime, stx_mtime.
+    for (t, ns) in [(64, s.atime_ns), (96, s.ctime_ns), (112, s.mtime_ns)] {
+        put64(&mut buf, t, ns / 1_000_000_000);
+        put32(&mut buf, t + 8, (ns % 1_000_000_000) as u32);
     }
     put32(&mut buf, 128, (s.rdev >> 8) as u32);
     put32(&mut buf, 132, (s.rdev & 0xff) as u32);

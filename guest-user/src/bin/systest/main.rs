@@ -39,6 +39,7 @@ mod sigwait;
 mod time;
 mod timerfd;
 mod util;
+mod utime;
 mod vdso;
 mod wait;
 
@@ -64,6 +65,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
     ("vdso", vdso::TESTS),
+    ("utime", utime::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
     ("itimer", itimer::TESTS),
