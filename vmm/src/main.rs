@@ -180,6 +180,10 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),
+        Ok(VmExit::Quit) => {
+            eprintln!("vmm: quit (C-a x)");
+            ExitCode::SUCCESS
+        }
         Ok(VmExit::TimedOut) => {
             let secs = config.timeout.map_or(0.0, |t| t.as_secs_f64());
             eprintln!("vmm: timeout: guest stopped after {secs} s");
