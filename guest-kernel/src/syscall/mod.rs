@@ -116,7 +116,7 @@ syscall_table! {
     111 getpgrp => process::getpgrp,
     112 setsid => process::setsid,
     121 getpgid => process::getpgid,
-    124 getsid => process::getpid,
+    124 getsid => process::getsid,
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
     138 fstatfs => fs::fstatfs,

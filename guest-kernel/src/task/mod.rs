@@ -53,6 +53,8 @@ pub struct Process {
     pub ppid: AtomicU32,
     /// Process group (inherited at fork; setpgid, setsid).
     pub pgid: AtomicU32,
+    /// Session (inherited at fork; setsid). Init leads session 1.
+    pub sid: AtomicU32,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     pub exit_signal: AtomicU32,
     mm: SpinLock<Option<Mm>>,
@@ -147,6 +149,7 @@ impl Process {
             pid,
             ppid: AtomicU32::new(ppid),
             pgid: AtomicU32::new(pid),
+            sid: AtomicU32::new(pid),
             exit_signal: AtomicU32::new(signal::SIGCHLD),
             mm: SpinLock::new(mm),
             files: SpinLock::new(files),
@@ -382,6 +385,7 @@ pub fn spawn_init(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<()> {
     let files = FdTable::with_console();
     let process = Process::new(pid, 0, Arc::new(SpinLock::new(image.mm)), files, String::from("/"), image.name);
     let task = Task::new(pid, &process, &image.frame, FpuState::initial())?;
+    crate::tty::console().set_controlling(&process);
     sched::spawn(task);
     Ok(())
 }
@@ -431,6 +435,7 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         let name = parent.name.lock().clone();
         let child = Process::new(tid, parent.pid, mm, files, cwd, name);
         child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+        child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
         child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
         *child.memlock.lock() = *parent.memlock.lock();
