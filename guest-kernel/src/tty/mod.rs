@@ -102,6 +102,12 @@ impl Tty {
         s.pgrp = process.pgid.load(Ordering::Relaxed);
     }
 
+    /// The session the tty controls and its foreground group (0s: none).
+    pub fn owner(&self) -> (u32, u32) {
+        let s = self.state.lock();
+        (s.session, s.pgrp)
+    }
+
     /// Whether the tty is `process`'s controlling terminal.
     pub fn controls(&self, process: &Process) -> bool {
         let s = self.state.lock();
