@@ -4,6 +4,8 @@
 //! The binaries come from `make` (`target/release/vmm`, `images/guest.elf`). KVM tests
 //! need `/dev/kvm`: without it they fail, unless `NO_KVM=1` says to skip them (loudly).
 
+pub mod console;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -209,6 +211,20 @@ pub enum Device<'a> {
 /// Boots the guest with the standard initramfs, `cmdline` and `devices`, attached the
 /// platform's way (`--disk`/`--share`, or QEMU's `-drive`/`-fsdev` with virtio-mmio).
 pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) -> Outcome {
+    let mut extra = device_args(platform, devices);
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
+    match platform {
+        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into()]),
+        Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
+    }
+    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    boot(platform, cmdline, &refs)
+}
+
+/// The arguments that attach `devices` on `platform` (`--disk`/`--share`, or QEMU's
+/// `-drive`/`-fsdev` with virtio-mmio).
+pub fn device_args(platform: Platform, devices: &[Device]) -> Vec<String> {
     let mut extra: Vec<String> = Vec::new();
     for (i, d) in devices.iter().enumerate() {
         match (platform, d) {
@@ -235,14 +251,7 @@ pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) 
             }
         }
     }
-    let rootfs = rootfs();
-    let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
-    match platform {
-        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into()]),
-        Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
-    }
-    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-    boot(platform, cmdline, &refs)
+    extra
 }
 
 /// A fresh scratch directory for one test (under the system temp dir).
