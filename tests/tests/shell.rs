@@ -80,3 +80,104 @@ on_both_platforms!(busybox_shell_over_the_console, |p| {
     let bytes = std::fs::read(&img).unwrap();
     assert_eq!(&bytes[..17], b"guest-wrote-this\n", "{p:?}: the guest's block on the host");
 });
+
+/// A pseudo-terminal: (master, slave).
+fn openpty() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; the name, termios and winsize are optional.
+    let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are new and ours alone.
+    unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) }
+}
+
+fn termios(fd: &std::fs::File) -> libc::termios {
+    use std::os::fd::AsRawFd;
+    // SAFETY: termios is plain data; tcgetattr fills it from a valid descriptor.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(fd.as_raw_fd(), &mut t), 0);
+        t
+    }
+}
+
+/// `vmm run` with the busybox shell on a fresh terminal it controls: (vmm, the terminal's
+/// master side, a channel of what the terminal shows, the slave side).
+fn vmm_on_a_terminal() -> (std::process::Child, std::fs::File, std::sync::mpsc::Receiver<u8>, std::fs::File) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let (master, slave) = openpty();
+    let mut cmd = std::process::Command::new(tests::vmm_bin());
+    cmd.arg("run").arg(tests::guest_elf()).arg("--initrd").arg(busybox_image());
+    cmd.args(["--cmdline", "init=/bin/sh loglevel=error", "--timeout", "100"]);
+    cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec: a new session whose
+    // controlling terminal is the pty (stdin), so vmm is its foreground.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("start vmm");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = reader.read(&mut buf) {
+            buf[..n].iter().for_each(|&b| { let _ = tx.send(b); });
+        }
+    });
+    (child, master, rx, slave)
+}
+
+#[track_caller]
+fn expect_bytes(rx: &std::sync::mpsc::Receiver<u8>, seen: &mut String, needle: &str) {
+    let deadline = Instant::now() + STEP;
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(b) => seen.push(b as char),
+            Err(_) => panic!("no {needle:?} on the terminal; it shows:\n{seen}"),
+        }
+    }
+}
+
+#[test]
+fn vmm_terminal_raw_mode_ctrl_a_x_and_restore() {
+    use std::io::Write;
+    if !tests::kvm_available() {
+        return;
+    }
+    let (mut child, mut master, rx, slave) = vmm_on_a_terminal();
+    let cooked = termios(&slave);
+    assert_ne!(cooked.c_lflag & libc::ICANON, 0, "a new pty starts cooked");
+    let mut seen = String::new();
+    expect_bytes(&rx, &mut seen, PROMPT);
+    let raw = termios(&slave);
+    assert_eq!(raw.c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG), 0, "vmm put the terminal in raw mode");
+    // Enter is \r from a terminal: the guest's tty maps it to \n (ICRNL).
+    master.write_all(b"echo pty-$((2*3))\r").unwrap();
+    expect_bytes(&rx, &mut seen, "pty-6");
+    // Ctrl-A Ctrl-A is one Ctrl-A for the guest; Ctrl-A x quits.
+    master.write_all(b"\x01\x01\x01x").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "C-a x exits 0\n{seen}");
+    let after = termios(&slave);
+    assert_eq!((after.c_lflag, after.c_iflag, after.c_oflag), (cooked.c_lflag, cooked.c_iflag, cooked.c_oflag), "restored");
+
+    // Killed by SIGTERM: the terminal is restored all the same.
+    let (mut child, _master, rx, slave) = vmm_on_a_terminal();
+    let mut seen = String::new();
+    expect_bytes(&rx, &mut seen, PROMPT);
+    assert_eq!(termios(&slave).c_lflag & libc::ICANON, 0);
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    let after = termios(&slave);
+    assert_eq!((after.c_lflag, after.c_iflag), (cooked.c_lflag, cooked.c_iflag), "restored after SIGTERM");
+}

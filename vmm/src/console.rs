@@ -90,6 +90,12 @@ impl Drop for RawTerminal {
     }
 }
 
+/// Whether stdin is a terminal.
+pub fn stdin_is_a_terminal() -> bool {
+    // SAFETY: a plain query of fd 0.
+    unsafe { libc::isatty(libc::STDIN_FILENO) == 1 }
+}
+
 /// Whether stdin is a terminal whose foreground is this process's group.
 fn stdin_is_our_terminal() -> bool {
     // SAFETY: plain queries of fd 0 and of this process.

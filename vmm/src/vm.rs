@@ -119,11 +119,15 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     }
     // Raw mode (a terminal on stdin) until this function returns.
     let terminal = crate::console::raw_mode();
-    let quit = tx.clone();
-    crate::console::spawn_input(Arc::clone(&bus), rx_space, terminal.is_some(), move || {
-        let _ = quit.send(Ok(VmExit::Quit));
-    })
-    .map_err(VmError::Thread)?;
+    // A terminal we do not have the foreground of is left alone (reading it would stop
+    // vmm with SIGTTIN).
+    if terminal.is_some() || !crate::console::stdin_is_a_terminal() {
+        let quit = tx.clone();
+        crate::console::spawn_input(Arc::clone(&bus), rx_space, terminal.is_some(), move || {
+            let _ = quit.send(Ok(VmExit::Quit));
+        })
+        .map_err(VmError::Thread)?;
+    }
     drop(tx);
 
     let result = match config.timeout {

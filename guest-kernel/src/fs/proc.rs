@@ -6,7 +6,7 @@
 //! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (CPU times are not
 //!   accounted: zeros), `self` (a link to the caller's directory);
 //! - `PID/`: `stat`, `status`, `cmdline`, `comm`, `maps` (areas without file names:
-//!   mappings do not remember their file), as `ps` and `top` read them.
+//!   mappings do not remember their file), as `ps` and `top` read them; `exe`, a link to the executable.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -73,6 +73,28 @@ impl Node for SelfLink {
 
     fn readlink(&self) -> KResult<String> {
         Ok(task::current_process().pid.to_string())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `/proc/PID/exe`: a link to the process's executable.
+struct ExeLink {
+    ino: u64,
+    pid: u32,
+}
+
+impl Node for ExeLink {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, ..Stat::default() }
+    }
+
+    fn readlink(&self) -> KResult<String> {
+        let mm = process(self.pid)?.mm().ok_or(ENOENT)?;
+        let exe = mm.lock().exe.clone();
+        Ok(exe)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -234,7 +256,7 @@ fn pid_maps(pid: u32) -> KResult<String> {
     Ok(s)
 }
 
-const PID_FILES: [&str; 6] = ["cmdline", "comm", "maps", "mounts", "stat", "status"];
+const PID_FILES: [&str; 7] = ["cmdline", "comm", "exe", "maps", "mounts", "stat", "status"];
 
 /// `/proc/PID`.
 struct PidDir {
@@ -257,12 +279,14 @@ impl Node for PidDir {
             "comm" => text_file(move || Ok(format!("{}\n", process(pid)?.name.lock().as_str()))),
             "maps" => text_file(move || pid_maps(pid)),
             "mounts" => text_file(mounts),
+            "exe" => Arc::new(ExeLink { ino: alloc_ino(), pid }),
             _ => return Err(ENOENT),
         })
     }
 
     fn entries(&self) -> KResult<Vec<DirEntry>> {
-        Ok(PID_FILES.iter().map(|n| DirEntry { name: String::from(*n), ino: alloc_ino(), kind: FileType::Regular }).collect())
+        let kind = |n: &str| if n == "exe" { FileType::Symlink } else { FileType::Regular };
+        Ok(PID_FILES.iter().map(|n| DirEntry { name: String::from(*n), ino: alloc_ino(), kind: kind(n) }).collect())
     }
 
     fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {

@@ -108,11 +108,13 @@ pub struct UserSpace {
     pub brk: u64,
     /// Where exec put argv's strings (`/proc/PID/cmdline` reads them).
     pub args: (u64, u64),
+    /// The executable's path as exec was given it, made absolute (`/proc/PID/exe`).
+    pub exe: alloc::string::String,
 }
 
 impl UserSpace {
     pub fn new() -> KResult<Self> {
-        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0, args: (0, 0) })
+        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0, args: (0, 0), exe: alloc::string::String::new() })
     }
 
     /// Every area, lowest first.
@@ -264,7 +266,7 @@ impl UserSpace {
     /// pages are mapped to the same frames.
     pub fn fork(&self) -> KResult<Self> {
         let mut child =
-            Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk, args: self.args };
+            Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk, args: self.args, exe: self.exe.clone() };
         let mut result = Ok(());
         for v in self.vmas.values() {
             self.pt.for_each_page(v.start, v.end, &mut |va, pte| {

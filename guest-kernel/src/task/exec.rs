@@ -148,6 +148,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
     if image_end == 0 {
         return Err(ENOEXEC);
     }
+    mm.exe = if path.starts_with('/') { String::from(path) } else { alloc::format!("{}/{path}", cwd.trim_end_matches('/')) };
     mm.brk_start = page_up(image_end);
     mm.brk = mm.brk_start;
 

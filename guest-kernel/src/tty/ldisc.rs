@@ -176,10 +176,8 @@ impl Ldisc {
             return; // room is kept for the newline that ends the line
         }
         self.line.push(c);
-        if c == b'\n' {
-            if t.lflag & ECHO == 0 && t.lflag & ECHONL != 0 {
-                fx.echo.extend_from_slice(b"\r\n");
-            }
+        if c == b'\n' && t.lflag & ECHO == 0 && t.lflag & ECHONL != 0 {
+            fx.echo.extend_from_slice(b"\r\n");
         }
         self.echo_char(c, fx);
         if c == b'\n' || (c == t.cc[VEOL] && c != 0) || (c == t.cc[VEOL2] && c != 0) {
