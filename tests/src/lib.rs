@@ -146,7 +146,9 @@ fn drain(child: &mut Child, stdout: bool) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        // The guest's console is a terminal that writes "\r\n" for "\n" (ONLCR), as
+        // Linux's: transcripts are compared as text.
+        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
     })
 }
 
