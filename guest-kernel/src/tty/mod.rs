@@ -18,7 +18,6 @@ pub mod termios;
 pub mod uart;
 
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::Ordering;
 
@@ -200,16 +199,18 @@ impl Tty {
     }
 
     fn write(&self, buf: &IoBuf) -> KResult<usize> {
-        let t = self.state.lock().ldisc.termios;
+        let oflag = self.state.lock().ldisc.termios.oflag;
+        let onlcr = oflag & (termios::OPOST | termios::ONLCR) == termios::OPOST | termios::ONLCR;
         let mut chunk = [0u8; 256];
-        let mut cooked = Vec::with_capacity(chunk.len() + 32);
         let mut done = 0;
         while done < buf.len() {
             let n = (buf.len() - done).min(chunk.len());
             buf.get(done, &mut chunk[..n])?;
-            cooked.clear();
-            ldisc::cook_output(&t, &chunk[..n], &mut cooked);
-            crate::console::write_bytes(&cooked);
+            if onlcr {
+                crate::console::write_bytes_onlcr(&chunk[..n]);
+            } else {
+                crate::console::write_bytes(&chunk[..n]);
+            }
             done += n;
         }
         Ok(done)
