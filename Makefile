@@ -89,7 +89,7 @@ run-shell: all
 
 run-shell-qemu: all
 	@scripts/install-deps.sh
-	scripts/qemu.sh $(GUEST) "$(SHELL_CMDLINE)" -initrd $(BUSYBOX)
+	QEMU_SERIAL=mon:stdio scripts/qemu.sh $(GUEST) "$(SHELL_CMDLINE)" -initrd $(BUSYBOX)
 
 deps:
 	@scripts/install-deps.sh
