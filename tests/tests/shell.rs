@@ -15,10 +15,22 @@ const STEP: Duration = Duration::from_secs(60);
 /// Runs `command` at the prompt and returns what it printed (up to the next prompt).
 fn run(c: &mut Console, command: &str) -> String {
     c.send(format!("{command}\n").as_bytes());
-    // The shell echoes the line itself (line editing), then runs it.
+    // The shell echoes the line itself (line editing), then runs it. Lines are kept
+    // shorter than the 80 columns the shell wraps at (with escape sequences).
+    assert!(command.len() < 70, "{command:?} would wrap");
     c.expect(command, STEP);
     let out = c.expect(PROMPT, STEP);
-    out.trim_end_matches(PROMPT).to_owned()
+    // The kernel's log ("[   1.234] WARN  unknown syscall ...") shares the console.
+    let lines: Vec<&str> = out.trim_end_matches(PROMPT).lines().filter(|l| !is_kernel_log(l)).collect();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Whether `line` is one of the kernel's log lines: `[ seconds.millis] LEVEL ...`.
+fn is_kernel_log(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else { return false };
+    let Some((stamp, _)) = rest.split_once("] ") else { return false };
+    let stamp = stamp.trim_start();
+    !stamp.is_empty() && stamp.chars().all(|ch| ch.is_ascii_digit() || ch == '.')
 }
 
 fn disk(dir: &Path) -> std::path::PathBuf {
@@ -49,6 +61,12 @@ on_both_platforms!(busybox_shell_over_the_console, |p| {
     assert!(out.contains("guest-wrote-this"), "{p:?}: dd from /dev/vda:\n{out}");
     let out = run(&mut c, "dd if=/dev/vda bs=4096 skip=1 count=1 2>/dev/null | head -c 11; echo");
     assert!(out.contains("host-marker"), "{p:?}: dd of the host's block:\n{out}");
+
+    run(&mut c, "mkdir /mnt/t && mount -t tmpfs none /mnt/t");
+    let out = run(&mut c, "echo in-tmpfs > /mnt/t/f; mount");
+    assert!(out.contains("share on /mnt/share type 9p") && out.contains("none on /mnt/t type tmpfs"), "{p:?}: mount:\n{out}");
+    let out = run(&mut c, "cat /mnt/t/f && umount /mnt/t && ls /mnt/t | wc -l");
+    assert!(out.contains("in-tmpfs\n0\n"), "{p:?}: tmpfs and umount:\n{out}");
 
     let maps = run(&mut c, "cat /proc/self/maps");
     assert!(maps.contains("r-xp") && maps.contains("[stack]"), "{p:?}: /proc/self/maps:\n{maps}");
@@ -103,11 +121,14 @@ fn termios(fd: &std::fs::File) -> libc::termios {
 }
 
 /// `vmm run` with the busybox shell on a fresh terminal it controls: (vmm, the terminal's
-/// master side, a channel of what the terminal shows, the slave side).
-fn vmm_on_a_terminal() -> (std::process::Child, std::fs::File, std::sync::mpsc::Receiver<u8>, std::fs::File) {
+/// master side, a channel of what the terminal shows, the slave side, the terminal's
+/// settings before vmm started).
+fn vmm_on_a_terminal() -> (std::process::Child, std::fs::File, std::sync::mpsc::Receiver<u8>, std::fs::File, libc::termios) {
     use std::io::Read;
     use std::os::unix::process::CommandExt;
     let (master, slave) = openpty();
+    let cooked = termios(&slave);
+    assert_ne!(cooked.c_lflag & libc::ICANON, 0, "a new pty starts cooked");
     let mut cmd = std::process::Command::new(tests::vmm_bin());
     cmd.arg("run").arg(tests::guest_elf()).arg("--initrd").arg(busybox_image());
     cmd.args(["--cmdline", "init=/bin/sh loglevel=error", "--timeout", "100"]);
@@ -130,7 +151,7 @@ fn vmm_on_a_terminal() -> (std::process::Child, std::fs::File, std::sync::mpsc::
             buf[..n].iter().for_each(|&b| { let _ = tx.send(b); });
         }
     });
-    (child, master, rx, slave)
+    (child, master, rx, slave, cooked)
 }
 
 #[track_caller]
@@ -151,9 +172,7 @@ fn vmm_terminal_raw_mode_ctrl_a_x_and_restore() {
     if !tests::kvm_available() {
         return;
     }
-    let (mut child, mut master, rx, slave) = vmm_on_a_terminal();
-    let cooked = termios(&slave);
-    assert_ne!(cooked.c_lflag & libc::ICANON, 0, "a new pty starts cooked");
+    let (mut child, mut master, rx, slave, cooked) = vmm_on_a_terminal();
     let mut seen = String::new();
     expect_bytes(&rx, &mut seen, PROMPT);
     let raw = termios(&slave);
@@ -169,7 +188,7 @@ fn vmm_terminal_raw_mode_ctrl_a_x_and_restore() {
     assert_eq!((after.c_lflag, after.c_iflag, after.c_oflag), (cooked.c_lflag, cooked.c_iflag, cooked.c_oflag), "restored");
 
     // Killed by SIGTERM: the terminal is restored all the same.
-    let (mut child, _master, rx, slave) = vmm_on_a_terminal();
+    let (mut child, _master, rx, slave, cooked) = vmm_on_a_terminal();
     let mut seen = String::new();
     expect_bytes(&rx, &mut seen, PROMPT);
     assert_eq!(termios(&slave).c_lflag & libc::ICANON, 0);

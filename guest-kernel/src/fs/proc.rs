@@ -110,6 +110,19 @@ pub fn add_mount(device: &str, path: &str, kind: &'static str, options: &'static
     MOUNTS.lock().push((String::from(device), String::from(path), kind, options));
 }
 
+/// Whether `/proc/mounts` lists `path` as a mount point.
+pub fn is_mount_point(path: &str) -> bool {
+    path == "/" || path == "/proc" || MOUNTS.lock().iter().any(|m| m.1 == path)
+}
+
+/// Forgets the latest mount at `path` (umount).
+pub fn remove_mount(path: &str) {
+    let mut mounts = MOUNTS.lock();
+    if let Some(i) = mounts.iter().rposition(|m| m.1 == path) {
+        mounts.remove(i);
+    }
+}
+
 fn mounts() -> KResult<String> {
     let mut s = String::from("rootfs / rootfs rw 0 0\nproc /proc proc rw,nosuid,nodev,noexec 0 0\n");
     for (dev, path, kind, opts) in MOUNTS.lock().iter() {
@@ -341,8 +354,8 @@ impl Node for ProcRoot {
     }
 }
 
-/// Makes `/proc` (replacing a directory of that name from the initramfs).
-pub fn populate(root: &RamDir) {
+/// A `/proc` (boot makes one; `mount -t proc` another).
+pub fn new_root() -> Arc<dyn Node> {
     let files: Vec<(&'static str, Arc<dyn Node>)> = alloc::vec![
         ("meminfo", text_file(meminfo)),
         ("mounts", text_file(mounts)),
@@ -351,6 +364,11 @@ pub fn populate(root: &RamDir) {
         ("stat", text_file(stat)),
         ("self", Arc::new(SelfLink { ino: alloc_ino() }) as Arc<dyn Node>),
     ];
+    Arc::new(ProcRoot { ino: alloc_ino(), files })
+}
+
+/// Makes `/proc` (replacing a directory of that name from the initramfs).
+pub fn populate(root: &RamDir) {
     let _ = root.detach("proc");
-    let _ = root.add("proc", Arc::new(ProcRoot { ino: alloc_ino(), files }));
+    let _ = root.add("proc", new_root());
 }

@@ -9,6 +9,7 @@ pub mod fs;
 pub mod futex;
 mod io_uring;
 pub mod mm;
+mod mount;
 mod process;
 mod signal;
 mod sys;
@@ -115,12 +116,15 @@ syscall_table! {
     110 getppid => process::getppid,
     111 getpgrp => process::getpgrp,
     112 setsid => process::setsid,
+    115 getgroups => process::getgroups,
     121 getpgid => process::getpgid,
     124 getsid => process::getsid,
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
     138 fstatfs => fs::fstatfs,
     158 arch_prctl => process::arch_prctl,
+    165 mount => mount::mount,
+    166 umount2 => mount::umount2,
     186 gettid => process::gettid,
     187 readahead => rw::readahead,
     188 setxattr => xattr::setxattr,

@@ -261,6 +261,14 @@ pub fn setsid(_: &mut Ctx) -> KResult<u64> {
     Ok(u64::from(me.pid))
 }
 
+/// `getgroups(size, list)`: no supplementary groups (init's, on Linux, are none either).
+pub fn getgroups(c: &mut Ctx) -> KResult<u64> {
+    if c.int(0) < 0 {
+        return Err(EINVAL);
+    }
+    Ok(0)
+}
+
 /// `getsid(pid)` (0: the caller).
 pub fn getsid(c: &mut Ctx) -> KResult<u64> {
     let pid = c.int(0);
