@@ -1,6 +1,7 @@
 //! The line discipline (Linux's `n_tty`): what received bytes become (editing, echo,
 //! signals, readable input) and how output is cooked. Pure data: no locks, no devices;
-//! `tty/mod.rs` holds it under its lock and does the I/O it asks for.
+//! `tty/mod.rs` holds it under its lock and does the I/O it asks for. Host tests compile
+//! this file as it is (`tests/tests/ldisc.rs`).
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;

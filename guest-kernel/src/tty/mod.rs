@@ -49,6 +49,9 @@ const TCSBRKP: u64 = 0x5425;
 
 const SIGTTIN: u32 = 21;
 
+// SAFETY: integers and bytes only; every bit pattern is a value, no padding (36 = 4*4+1+19).
+unsafe impl crate::mm::uaccess::Pod for Termios {}
+
 struct State {
     ldisc: Ldisc,
     winsize: WinSize,

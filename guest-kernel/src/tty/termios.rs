@@ -1,5 +1,7 @@
 //! The kernel's `struct termios` (TCGETS/TCSETS: 36 bytes, no speed fields) and the flag
 //! and control-character constants the line discipline uses (Linux's asm-generic values).
+//! Plain data with no kernel imports, like `ldisc.rs`: host tests compile both
+//! (`tests/tests/ldisc.rs`).
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -14,9 +16,6 @@ pub struct Termios {
 pub const NCCS: usize = 19;
 const _: () = assert!(size_of::<Termios>() == 36);
 const _: () = assert!(core::mem::offset_of!(Termios, cc) == 17);
-
-// SAFETY: integers and bytes only; every bit pattern is a value, no padding (36 = 4*4+1+19).
-unsafe impl crate::mm::uaccess::Pod for Termios {}
 
 /// `struct winsize`: rows, columns, x pixels, y pixels.
 pub type WinSize = [u16; 4];
