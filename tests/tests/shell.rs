@@ -200,3 +200,20 @@ fn vmm_terminal_raw_mode_ctrl_a_x_and_restore() {
     let after = termios(&slave);
     assert_eq!((after.c_lflag, after.c_iflag), (cooked.c_lflag, cooked.c_iflag), "restored after SIGTERM");
 }
+
+on_both_platforms!(console_reads_poll_io_uring_and_vtime, |p| {
+    // guest-user/src/bin/ttytest.rs: poll, then an io_uring READ, wait on the console.
+    let mut c = Console::boot(p, "init=/bin/ttytest", &tests::rootfs(), &[]);
+    c.expect("ttytest: polling", STEP);
+    c.send(b"line one\n");
+    let out = c.expect("uring armed", STEP);
+    assert!(out.contains("line one\n"), "{p:?}: canonical echo:\n{out}");
+    assert!(out.contains("poll Ok(1) revents 0x1, read \"line one\""), "{p:?}: poll:\n{out}");
+    c.send(b"line two\n");
+    let out = c.expect("ttytest: done", STEP);
+    assert!(out.contains("uring read 9 \"line two\""), "{p:?}: io_uring read:\n{out}");
+    assert!(out.contains("vtime read Ok(0)"), "{p:?}: VTIME:\n{out}");
+    let (status, transcript, _) = c.finish(STEP);
+    assert_eq!(status, Some(0), "{transcript}");
+    assert!(transcript.contains("poll before input: Ok(0)"), "{transcript}");
+});
