@@ -145,6 +145,12 @@ pub fn realtime_ns() -> u64 {
     BOOT_EPOCH_NS.load(Ordering::Relaxed) + monotonic_ns()
 }
 
+/// What the vDSO's vvar page holds (its `Vvar`): the TSC at boot, ns per cycle (32.32
+/// fixed point), and CLOCK_REALTIME at boot in ns.
+pub fn vdso_data() -> [u64; 3] {
+    [TSC_BOOT.load(Ordering::Relaxed), NS_PER_CYCLE.load(Ordering::Relaxed), BOOT_EPOCH_NS.load(Ordering::Relaxed)]
+}
+
 /// The TSC value at monotonic time `ns`.
 fn tsc_at(ns: u64) -> u64 {
     let cycles = (u128::from(ns) * u128::from(CYCLES_PER_NS.load(Ordering::Relaxed))) >> 32;

@@ -833,7 +833,73 @@ pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> Result {
     ret(unsafe { syscall3(nr::TGKILL, tgid as usize, tid as usize, sig as usize) })
 }
 
+/// rt_sigpending(2): the blocked signals that are pending.
+pub fn rt_sigpending(set: &mut u64) -> Result {
+    // SAFETY: the kernel writes 8 bytes into set.
+    ret(unsafe { syscall2(nr::RT_SIGPENDING, set as *mut u64 as usize, 8) })
+}
+
+/// rt_sigsuspend(2): waits under `mask` for a signal (always `EINTR`).
+pub fn rt_sigsuspend(mask: &u64) -> Result {
+    // SAFETY: the kernel reads mask.
+    ret(unsafe { syscall2(nr::RT_SIGSUSPEND, mask as *const u64 as usize, 8) })
+}
+
+/// rt_sigtimedwait(2): takes a pending signal of `set`; returns its number.
+pub fn rt_sigtimedwait(set: &u64, info: Option<&mut Siginfo>, timeout: Option<&Timespec>) -> Result {
+    // SAFETY: the kernel reads set and timeout, writes one siginfo_t into info.
+    ret(unsafe { syscall4(nr::RT_SIGTIMEDWAIT, set as *const u64 as usize, opt_mut(info), opt(timeout), 8) })
+}
+
+/// rt_sigqueueinfo(2): sends `sig` to process `pid` with `info`.
+pub fn rt_sigqueueinfo(pid: i32, sig: i32, info: &Siginfo) -> Result {
+    // SAFETY: the kernel reads info.
+    ret(unsafe { syscall3(nr::RT_SIGQUEUEINFO, pid as usize, sig as usize, info as *const Siginfo as usize) })
+}
+
+/// rt_tgsigqueueinfo(2): sends `sig` to thread `tid` of `tgid` with `info`.
+pub fn rt_tgsigqueueinfo(tgid: i32, tid: i32, sig: i32, info: &Siginfo) -> Result {
+    // SAFETY: the kernel reads info.
+    ret(unsafe { syscall4(nr::RT_TGSIGQUEUEINFO, tgid as usize, tid as usize, sig as usize, info as *const Siginfo as usize) })
+}
+
+/// signalfd4(2): a new signalfd (`fd` -1) or a new mask for signalfd `fd`.
+pub fn signalfd4(fd: i32, mask: &u64, flags: i32) -> Result {
+    // SAFETY: the kernel reads mask.
+    ret(unsafe { syscall4(nr::SIGNALFD4, fd as usize, mask as *const u64 as usize, 8, flags as usize) })
+}
+
+/// signalfd(2): signalfd4 without flags.
+pub fn signalfd(fd: i32, mask: &u64) -> Result {
+    // SAFETY: the kernel reads mask.
+    ret(unsafe { syscall3(nr::SIGNALFD, fd as usize, mask as *const u64 as usize, 8) })
+}
+
+/// pause(2): sleeps until a signal is delivered (always `EINTR`).
+pub fn pause() -> Result {
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall0(nr::PAUSE) })
+}
+
 // ---- time -----------------------------------------------------------------------------
+
+/// setitimer(2).
+pub fn setitimer(which: i32, new: Option<&Itimerval>, old: Option<&mut Itimerval>) -> Result {
+    // SAFETY: the kernel reads new and writes old.
+    ret(unsafe { syscall3(nr::SETITIMER, which as usize, opt(new), opt_mut(old)) })
+}
+
+/// getitimer(2).
+pub fn getitimer(which: i32, cur: &mut Itimerval) -> Result {
+    // SAFETY: the kernel writes cur.
+    ret(unsafe { syscall2(nr::GETITIMER, which as usize, cur as *mut Itimerval as usize) })
+}
+
+/// alarm(2): the seconds the previous alarm had left.
+pub fn alarm(seconds: u32) -> Result {
+    // SAFETY: no memory is passed.
+    ret(unsafe { syscall1(nr::ALARM, seconds as usize) })
+}
 
 /// clock_gettime(2).
 pub fn clock_gettime(clock: i32, ts: &mut Timespec) -> Result {

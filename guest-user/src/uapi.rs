@@ -11,6 +11,7 @@ use core::mem::{offset_of, size_of};
 pub const O_RDONLY: i32 = 0;
 pub const O_WRONLY: i32 = 0o1;
 pub const O_RDWR: i32 = 0o2;
+pub const O_ACCMODE: i32 = 0o3;
 pub const O_CREAT: i32 = 0o100;
 pub const O_EXCL: i32 = 0o200;
 pub const O_TRUNC: i32 = 0o1000;
@@ -303,6 +304,25 @@ impl Siginfo {
     pub fn status(&self) -> i32 {
         self.int(24)
     }
+    /// SIGCHLD's si_utime and si_stime, in clock ticks.
+    pub fn times(&self) -> (u64, u64) {
+        let word = |off: usize| u64::from_ne_bytes(self.0[off..off + 8].try_into().unwrap_or([0; 8]));
+        (word(32), word(40))
+    }
+    /// si_value (sigqueue's), as a pointer-sized word.
+    pub fn value(&self) -> u64 {
+        u64::from_ne_bytes(self.0[24..32].try_into().unwrap_or([0; 8]))
+    }
+    /// A siginfo for rt_sigqueueinfo: signo, code, pid, uid and value; the rest zero.
+    pub fn queued(signo: i32, code: i32, pid: i32, uid: u32, value: u64) -> Self {
+        let mut s = Siginfo([0; 128]);
+        s.0[0..4].copy_from_slice(&signo.to_ne_bytes());
+        s.0[8..12].copy_from_slice(&code.to_ne_bytes());
+        s.0[16..20].copy_from_slice(&pid.to_ne_bytes());
+        s.0[20..24].copy_from_slice(&uid.to_ne_bytes());
+        s.0[24..32].copy_from_slice(&value.to_ne_bytes());
+        s
+    }
 }
 
 /// futex2 flags and `struct futex_waitv`.
@@ -369,6 +389,17 @@ pub const SIGTERM: i32 = 15;
 pub const SIGCHLD: i32 = 17;
 pub const SIGCONT: i32 = 18;
 pub const SIGSTOP: i32 = 19;
+pub const SIGVTALRM: i32 = 26;
+pub const SIGPROF: i32 = 27;
+/// The kernel's first real-time signal (C libraries keep 32 and 33 for themselves).
+pub const SIGRTMIN_KERNEL: i32 = 32;
+pub const SIGRTMAX: i32 = 64;
+
+/// si_code values.
+pub const SI_USER: i32 = 0;
+pub const SI_KERNEL: i32 = 0x80;
+pub const SI_QUEUE: i32 = -1;
+pub const SI_TKILL: i32 = -6;
 
 pub const SIG_DFL: usize = 0;
 pub const SIG_IGN: usize = 1;
@@ -511,6 +542,7 @@ pub const GRND_RANDOM: u32 = 2;
 /// Auxiliary vector keys (see [`crate::Args::aux`]).
 pub const AT_PAGESZ: usize = 6;
 pub const AT_RANDOM: usize = 25;
+pub const AT_SYSINFO_EHDR: usize = 33;
 
 // ---- poll and select ----------------------------------------------------------------
 
@@ -569,3 +601,55 @@ pub const RWF_NOWAIT: i32 = 0x8;
 pub const RWF_APPEND: i32 = 0x10;
 pub const RWF_NOAPPEND: i32 = 0x20;
 pub const RWF_ATOMIC: i32 = 0x40;
+// ---- interval timers, signalfd ----------------------------------------------------------
+
+pub const ITIMER_REAL: i32 = 0;
+pub const ITIMER_VIRTUAL: i32 = 1;
+pub const ITIMER_PROF: i32 = 2;
+
+/// `struct itimerval`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Itimerval {
+    pub it_interval: Timeval,
+    pub it_value: Timeval,
+}
+const _: () = assert!(size_of::<Itimerval>() == 32);
+
+pub const SFD_NONBLOCK: i32 = O_NONBLOCK;
+pub const SFD_CLOEXEC: i32 = O_CLOEXEC;
+
+/// `struct signalfd_siginfo` (128 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalfdSiginfo {
+    pub ssi_signo: u32,
+    pub ssi_errno: i32,
+    pub ssi_code: i32,
+    pub ssi_pid: u32,
+    pub ssi_uid: u32,
+    pub ssi_fd: i32,
+    pub ssi_tid: u32,
+    pub ssi_band: u32,
+    pub ssi_overrun: u32,
+    pub ssi_trapno: u32,
+    pub ssi_status: i32,
+    pub ssi_int: i32,
+    pub ssi_ptr: u64,
+    pub ssi_utime: u64,
+    pub ssi_stime: u64,
+    pub ssi_addr: u64,
+    pub ssi_addr_lsb: u16,
+    pub pad2: u16,
+    pub ssi_syscall: i32,
+    pub ssi_call_addr: u64,
+    pub ssi_arch: u32,
+    pub pad: [u8; 28],
+}
+const _: () = assert!(
+    size_of::<SignalfdSiginfo>() == 128
+        && offset_of!(SignalfdSiginfo, ssi_ptr) == 48
+        && offset_of!(SignalfdSiginfo, ssi_addr_lsb) == 80
+        && offset_of!(SignalfdSiginfo, ssi_call_addr) == 88
+        && offset_of!(SignalfdSiginfo, ssi_arch) == 96
+);

@@ -292,6 +292,21 @@ static void bench_getppid(void)
 	report("getppid", nops, t0, now_ns());
 }
 
+/* clock_gettime(CLOCK_MONOTONIC) through the C library (the vDSO where there is one)
+ * and as a plain system call. */
+static void bench_clock(int vdso)
+{
+	struct timespec ts;
+	uint64_t t0 = now_ns();
+	for (uint64_t i = 0; i < nops; i++) {
+		if (vdso)
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+		else
+			syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	}
+	report(vdso ? "clock_vdso" : "clock_syscall", nops, t0, now_ns());
+}
+
 static uint64_t parse_size(const char *s)
 {
 	char *end;
@@ -428,6 +443,8 @@ int main(int argc, char **argv)
 	RUN("nop_batch1", bench_nop(1));
 	RUN("nop_batch32", bench_nop(32));
 	RUN("getppid", bench_getppid());
+	RUN("clock_syscall", bench_clock(0));
+	RUN("clock_vdso", bench_clock(1));
 	close(fd);
 	return 0;
 }

@@ -164,6 +164,11 @@ impl FdTable {
         closed
     }
 
+    /// One past the highest descriptor the table has room for now.
+    pub fn len(&self) -> usize {
+        self.fds.len()
+    }
+
     /// Takes out every descriptor (the caller drops them after releasing the lock).
     pub fn close_all(&mut self) -> Vec<Option<FdEntry>> {
         core::mem::take(&mut self.fds)

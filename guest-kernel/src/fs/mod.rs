@@ -11,9 +11,11 @@ pub mod eventfd;
 pub mod file;
 pub mod p9;
 pub mod path;
+pub mod pidfd;
 pub mod pipe;
 pub mod proc;
 pub mod ramfs;
+pub mod signalfd;
 pub mod timerfd;
 pub mod xattr;
 

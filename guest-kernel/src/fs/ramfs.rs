@@ -15,8 +15,18 @@ use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
 use crate::sync::SpinLock;
 
-/// Largest file size accepted (keeps a runaway writer from eating memory).
-const MAX_FILE: u64 = 64 << 20;
+/// Largest file size accepted: the guest's memory (a sparse file may be that large; its
+/// pages come from free memory, and a write finding none is ENOSPC, as on a full tmpfs).
+fn max_file() -> u64 {
+    crate::mm::frame::stats().0 * PAGE_SIZE
+}
+
+/// Whether a file may take another page: files leave a sixteenth of memory to the
+/// kernel and to programs' own pages.
+fn room() -> bool {
+    let (total, free) = crate::mm::frame::stats();
+    free > total / 16
+}
 const PAGE: usize = PAGE_SIZE as usize;
 
 /// A file's bytes: borrowed from the initramfs until first written or mapped shared, then
@@ -113,7 +123,7 @@ impl Node for RamFile {
 
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
         let n = buf.len();
-        let end = offset.checked_add(n as u64).filter(|&e| e <= MAX_FILE).ok_or(EFBIG)?;
+        let end = offset.checked_add(n as u64).filter(|&e| e <= max_file()).ok_or(EFBIG)?;
         let mut data = self.data.lock();
         let pages = data.paged()?;
         pages.grow((end as usize).div_ceil(PAGE));
@@ -122,7 +132,12 @@ impl Node for RamFile {
             let pos = offset as usize + done;
             let (index, from) = (pos / PAGE, pos % PAGE);
             let to = PAGE.min(from + n - done);
-            let frame = pages.frame(index)?;
+            let new_page = pages.existing(index) == 0;
+            let frame = match if new_page && !room() { Err(ENOSPC) } else { pages.frame(index) } {
+                Ok(f) => f,
+                Err(_) if done > 0 => break,
+                Err(_) => return Err(ENOSPC),
+            };
             // SAFETY: the frame is the file's, in the direct map; the range is in the page.
             let dst = unsafe { core::slice::from_raw_parts_mut(frame_ptr(frame).add(from), to - from) };
             if let Err(e) = buf.get(done, dst) {
@@ -140,7 +155,7 @@ impl Node for RamFile {
     }
 
     fn truncate(&self, new_len: u64) -> KResult<()> {
-        if new_len > MAX_FILE {
+        if new_len > max_file() {
             return Err(EFBIG);
         }
         let mut data = self.data.lock();
@@ -169,7 +184,7 @@ impl Node for RamFile {
     /// can see) and punching holes (the range reads as zeros); other modes EOPNOTSUPP.
     fn fallocate(&self, mode: u32, offset: u64, len: u64) -> KResult<()> {
         use crate::syscall::fs::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
-        let end = offset.checked_add(len).filter(|&e| e <= MAX_FILE).ok_or(EFBIG)?;
+        let end = offset.checked_add(len).filter(|&e| e <= max_file()).ok_or(EFBIG)?;
         match mode {
             0 => {
                 if end > self.stat().size {

@@ -107,16 +107,15 @@ impl TimerFd {
         }
         st.timer = None;
         st.ticks += 1;
-        if st.interval == 0 {
-            st.next = None;
-        } else {
-            // Periods that passed while this one waited count too.
-            let now = time::monotonic_ns();
-            let missed = now.saturating_sub(at) / st.interval;
-            st.ticks += missed;
-            let next = at + (missed + 1) * st.interval;
-            st.next = Some(next);
-            st.timer = Some(self.arm(next));
+        // Periods that passed while this one waited count too (no period: one-shot).
+        match time::monotonic_ns().saturating_sub(at).checked_div(st.interval) {
+            Some(missed) => {
+                st.ticks += missed;
+                let next = at + (missed + 1) * st.interval;
+                st.next = Some(next);
+                st.timer = Some(self.arm(next));
+            }
+            None => st.next = None,
         }
         drop(st);
         self.readable.wake_all();

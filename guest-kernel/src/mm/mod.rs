@@ -25,6 +25,7 @@ pub mod heap;
 pub mod paging;
 pub mod uaccess;
 pub mod user;
+pub mod vdso;
 
 pub const PAGE_SIZE: u64 = 4096;
 

@@ -6,7 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::errno::{KResult, EINVAL, ENOMEM};
+use crate::errno::{KResult, EACCES, EINVAL, ENOMEM};
 use crate::mm::paging::{pte_addr, PageTable, NOT_OWNED, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use crate::mm::{frame, page_up, PAGE_SIZE, USER_END};
 use crate::sync::SpinLock;
@@ -77,6 +77,9 @@ pub enum Backing {
     SharedAnonymous,
     /// Existing shared pages (a file's), from page `.1` on.
     Shared(Arc<SharedPages>, usize),
+    /// Pages every process shares and none may write (the vDSO and its vvar page):
+    /// mprotect cannot make them writable.
+    Sealed(Arc<SharedPages>, usize),
 }
 
 #[derive(Clone)]
@@ -86,6 +89,8 @@ pub struct Vma {
     pub prot: u32,
     /// For shared mappings: the pages, and the index of this area's first page in them.
     pub shared: Option<(Arc<SharedPages>, usize)>,
+    /// Never writable (`Backing::Sealed`).
+    pub sealed: bool,
 }
 
 impl Vma {
@@ -160,12 +165,13 @@ impl UserSpace {
             return Err(EINVAL);
         }
         self.unmap_range(start, end);
+        let sealed = matches!(backing, Backing::Sealed(..));
         let shared = match backing {
             Backing::Private => None,
             Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
-            Backing::Shared(pages, first) => Some((pages, first)),
+            Backing::Shared(pages, first) | Backing::Sealed(pages, first) => Some((pages, first)),
         };
-        self.vmas.insert(start, Vma { start, end, prot, shared });
+        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed });
         Ok(start)
     }
 
@@ -185,6 +191,55 @@ impl UserSpace {
         top.checked_sub(len).filter(|&a| a >= MMAP_MIN).ok_or(ENOMEM)
     }
 
+    /// Whether every page of `[start, end)` is in some area.
+    pub fn covered(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.vma(at) {
+                Some(v) => at = v.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Whether the page at `page` is in memory: mapped, or a shared page that has its
+    /// frame (mincore).
+    pub fn resident(&self, page: u64) -> bool {
+        if self.pt.lookup(page) & PRESENT != 0 {
+            return true;
+        }
+        match self.vma(page) {
+            Some(Vma { shared: Some((pages, first)), start, .. }) => pages.existing(first + ((page - start) / PAGE_SIZE) as usize) != 0,
+            _ => false,
+        }
+    }
+
+    /// Brings in the pages of `[start, end)` that are not yet in memory, as an access
+    /// the area allows would (mlock's populate); stops at the first that cannot be.
+    pub fn populate(&mut self, start: u64, end: u64) -> KResult<()> {
+        let mut page = start;
+        while page < end {
+            let Some(v) = self.vma(page) else { return Err(ENOMEM) };
+            let (prot, vend) = (v.prot, v.end);
+            if prot != 0 {
+                while page < vend.min(end) {
+                    if !self.resident(page) && !self.fault(page, prot & PROT_WRITE != 0, false) {
+                        return Err(ENOMEM);
+                    }
+                    page += PAGE_SIZE;
+                }
+            }
+            page = vend.max(page);
+        }
+        Ok(())
+    }
+
+    /// The areas' extents, in order (mlockall).
+    pub fn extents(&self) -> Vec<(u64, u64)> {
+        self.vmas.values().map(|v| (v.start, v.end)).collect()
+    }
+
     /// Drops the private pages of `[start, end)` so they read as zeros again
     /// (MADV_DONTNEED); shared pages keep their contents, as in Linux.
     pub fn discard(&mut self, start: u64, end: u64) {
@@ -199,11 +254,15 @@ impl UserSpace {
         }
     }
 
-    /// Changes protection of `[start, end)`; every page of it must be mapped.
+    /// Changes protection of `[start, end)`; every page of it must be mapped, and a
+    /// sealed area cannot become writable (EACCES).
     pub fn protect(&mut self, start: u64, end: u64, prot: u32) -> KResult<()> {
         let mut at = start;
         while at < end {
             let v = self.vma(at).ok_or(ENOMEM)?;
+            if v.sealed && prot & PROT_WRITE != 0 {
+                return Err(EACCES);
+            }
             at = v.end;
         }
         self.split(start);

@@ -423,6 +423,38 @@ pub fn do_close(fd: i32) -> KResult<u64> {
     file.map(drop).map(|()| 0)
 }
 
+/// close_range(first, last, flags): closes (or, with CLOSE_RANGE_CLOEXEC, marks
+/// close-on-exec) every open descriptor in `first..=last`. CLOSE_RANGE_UNSHARE asks for a
+/// private descriptor table, which a process whose only thread is the caller already
+/// has; the threads of a process here always share theirs (EINVAL otherwise).
+pub fn close_range(c: &mut Ctx) -> KResult<u64> {
+    const CLOSE_RANGE_UNSHARE: u64 = 1 << 1;
+    const CLOSE_RANGE_CLOEXEC: u64 = 1 << 2;
+    let (first, last, flags) = (c.a[0] as u32, c.a[1] as u32, c.a[2]);
+    if flags & !(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) != 0 || first > last {
+        return Err(EINVAL);
+    }
+    let p = current_process();
+    if flags & CLOSE_RANGE_UNSHARE != 0 && p.thread_count() > 1 {
+        return Err(EINVAL);
+    }
+    let mut closed = Vec::new();
+    {
+        let mut files = p.files.lock();
+        let end = (last as usize).min(files.len().saturating_sub(1));
+        for fd in first as usize..=end {
+            if flags & CLOSE_RANGE_CLOEXEC != 0 {
+                let _ = files.set_cloexec(fd as i32, true);
+            } else if let Ok(f) = files.remove(fd as i32) {
+                closed.push(f);
+            }
+        }
+    }
+    // The files are dropped after the table's lock is released (closing may do I/O).
+    drop(closed);
+    Ok(0)
+}
+
 // --- stat ---
 
 /// `struct stat` on x86-64.

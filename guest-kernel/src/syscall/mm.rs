@@ -132,3 +132,115 @@ pub fn brk(c: &mut Ctx) -> KResult<u64> {
     let new = c.a[0];
     with_mm(|mm| Ok(if new == 0 { mm.brk } else { mm.set_brk(new) }))
 }
+
+// --- locking, syncing and residency ---
+//
+// There is no swap: pages once in memory stay there, so a locked range is one whose
+// pages have been brought in. mlock and friends check their ranges as Linux does and
+// populate them; munlock has nothing to undo.
+
+const MLOCK_ONFAULT: u64 = 1;
+const MCL_CURRENT: u64 = 1;
+const MCL_FUTURE: u64 = 2;
+const MCL_ONFAULT: u64 = 4;
+
+/// The whole pages covering `[addr, addr + len)` (mlock takes any address); None when
+/// empty, EINVAL when it wraps.
+fn lock_range(addr: u64, len: u64) -> KResult<Option<(u64, u64)>> {
+    let start = addr & !(PAGE_SIZE - 1);
+    let end = addr.checked_add(len).map(page_up).ok_or(EINVAL)?;
+    Ok((end > start).then_some((start, end)))
+}
+
+fn lock(addr: u64, len: u64, populate: bool) -> KResult<u64> {
+    let Some((start, end)) = lock_range(addr, len)? else { return Ok(0) };
+    with_mm(|mm| {
+        if !mm.covered(start, end) {
+            return Err(ENOMEM);
+        }
+        if populate {
+            mm.populate(start, end)?;
+        }
+        Ok(0)
+    })
+}
+
+pub fn mlock(c: &mut Ctx) -> KResult<u64> {
+    lock(c.a[0], c.a[1], true)
+}
+
+pub fn mlock2(c: &mut Ctx) -> KResult<u64> {
+    if c.a[2] & !MLOCK_ONFAULT != 0 {
+        return Err(EINVAL);
+    }
+    // MLOCK_ONFAULT: pages are locked as they are touched, which they are here anyway.
+    lock(c.a[0], c.a[1], c.a[2] & MLOCK_ONFAULT == 0)
+}
+
+pub fn munlock(c: &mut Ctx) -> KResult<u64> {
+    lock(c.a[0], c.a[1], false)
+}
+
+pub fn mlockall(c: &mut Ctx) -> KResult<u64> {
+    let flags = c.a[0];
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+        return Err(EINVAL);
+    }
+    if flags & MCL_CURRENT != 0 && flags & MCL_ONFAULT == 0 {
+        // As Linux's mlockall, what cannot be brought in now is left to fault in later.
+        with_mm(|mm| {
+            for (s, e) in mm.extents() {
+                let _ = mm.populate(s, e);
+            }
+            Ok(0)
+        })?;
+    }
+    Ok(0)
+}
+
+pub fn munlockall(_c: &mut Ctx) -> KResult<u64> {
+    Ok(0)
+}
+
+/// msync: flags checked as Linux does; every page must be mapped (ENOMEM). Shared
+/// mappings are of memory files whose pages they are: nothing to write back.
+pub fn msync(c: &mut Ctx) -> KResult<u64> {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let (start, len, flags) = (c.a[0], c.a[1], c.a[2]);
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0 || !start.is_multiple_of(PAGE_SIZE) || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC {
+        return Err(EINVAL);
+    }
+    let end = start.checked_add(page_up(len)).ok_or(ENOMEM)?;
+    if end == start {
+        return Ok(0);
+    }
+    with_mm(|mm| if mm.covered(start, end) { Ok(0) } else { Err(ENOMEM) })
+}
+
+/// mincore: one byte per page, 1 when the page is in memory.
+pub fn mincore(c: &mut Ctx) -> KResult<u64> {
+    let (start, len, vec) = (c.a[0], c.a[1], c.a[2]);
+    if !start.is_multiple_of(PAGE_SIZE) {
+        return Err(EINVAL);
+    }
+    let end = start.checked_add(len).filter(|&e| e <= USER_END).ok_or(ENOMEM)?;
+    let pages = len.div_ceil(PAGE_SIZE) as usize;
+    if vec.checked_add(pages as u64).is_none_or(|e| e > USER_END) {
+        return Err(EFAULT);
+    }
+    let end = page_up(end);
+    let mut out = alloc::vec![0u8; pages];
+    with_mm(|mm| {
+        for (i, b) in out.iter_mut().enumerate() {
+            let page = start + i as u64 * PAGE_SIZE;
+            if page >= end || mm.vma(page).is_none() {
+                return Err(ENOMEM);
+            }
+            *b = u8::from(mm.resident(page));
+        }
+        Ok(())
+    })?;
+    crate::task::copy_to_user(vec, &out).map(|()| 0)
+}

@@ -4,20 +4,23 @@
 
 pub mod epoll;
 pub mod poll;
+pub mod prctl;
 pub mod rw;
+pub mod sched;
 pub mod fs;
 pub mod futex;
 mod io_uring;
 pub mod mm;
 mod mount;
 mod process;
+pub mod restart;
 mod signal;
 mod sys;
 mod time;
 pub mod xattr;
 
 use crate::arch::interrupts::TrapFrame;
-use crate::errno::{KResult, ENOSYS};
+use crate::errno::{KResult, EINTR, ENOSYS};
 pub use fs::read_iovecs;
 
 
@@ -73,11 +76,16 @@ syscall_table! {
     22 pipe => fs::pipe,
     23 select => poll::select,
     24 sched_yield => process::sched_yield,
+    26 msync => mm::msync,
+    27 mincore => mm::mincore,
     28 madvise => mm::madvise,
     32 dup => fs::dup,
     33 dup2 => fs::dup2,
     34 pause => time::pause,
     35 nanosleep => time::nanosleep,
+    36 getitimer => time::getitimer,
+    37 alarm => time::alarm,
+    38 setitimer => time::setitimer,
     39 getpid => process::getpid,
     40 sendfile => rw::sendfile,
     56 clone => process::clone,
@@ -108,6 +116,7 @@ syscall_table! {
     95 umask => fs::umask,
     96 gettimeofday => time::gettimeofday,
     97 getrlimit => sys::getrlimit,
+    99 sysinfo => sys::sysinfo,
     102 getuid => process::getid,
     104 getgid => process::getid,
     107 geteuid => process::getid,
@@ -119,9 +128,27 @@ syscall_table! {
     115 getgroups => process::getgroups,
     121 getpgid => process::getpgid,
     124 getsid => process::getsid,
+    127 rt_sigpending => signal::rt_sigpending,
+    128 rt_sigtimedwait => signal::rt_sigtimedwait,
+    129 rt_sigqueueinfo => signal::rt_sigqueueinfo,
+    130 rt_sigsuspend => signal::rt_sigsuspend,
     131 sigaltstack => signal::sigaltstack,
     137 statfs => fs::statfs,
     138 fstatfs => fs::fstatfs,
+    140 getpriority => sched::getpriority,
+    141 setpriority => sched::setpriority,
+    142 sched_setparam => sched::sched_setparam,
+    143 sched_getparam => sched::sched_getparam,
+    144 sched_setscheduler => sched::sched_setscheduler,
+    145 sched_getscheduler => sched::sched_getscheduler,
+    146 sched_get_priority_max => sched::sched_get_priority_max,
+    147 sched_get_priority_min => sched::sched_get_priority_min,
+    148 sched_rr_get_interval => sched::sched_rr_get_interval,
+    149 mlock => mm::mlock,
+    150 munlock => mm::munlock,
+    151 mlockall => mm::mlockall,
+    152 munlockall => mm::munlockall,
+    157 prctl => prctl::prctl,
     158 arch_prctl => process::arch_prctl,
     165 mount => mount::mount,
     166 umount2 => mount::umount2,
@@ -172,27 +199,36 @@ syscall_table! {
     276 tee => fs::tee,
     277 sync_file_range => fs::sync_file_range,
     281 epoll_pwait => epoll::epoll_pwait,
+    282 signalfd => signal::signalfd,
     283 timerfd_create => time::timerfd_create,
     284 eventfd => fs::eventfd,
     285 fallocate => fs::fallocate,
     286 timerfd_settime => time::timerfd_settime,
     287 timerfd_gettime => time::timerfd_gettime,
+    289 signalfd4 => signal::signalfd4,
     290 eventfd2 => fs::eventfd2,
     291 epoll_create1 => epoll::epoll_create1,
     292 dup3 => fs::dup3,
     293 pipe2 => fs::pipe2,
     295 preadv => rw::preadv,
     296 pwritev => rw::pwritev,
+    297 rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo,
     302 prlimit64 => sys::prlimit64,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
+    324 membarrier => sys::membarrier,
+    325 mlock2 => mm::mlock2,
     326 copy_file_range => rw::copy_file_range,
     327 preadv2 => rw::preadv2,
     328 pwritev2 => rw::pwritev2,
     332 statx => fs::statx,
+    424 pidfd_send_signal => process::pidfd_send_signal,
     425 io_uring_setup => io_uring::setup,
     426 io_uring_enter => io_uring::enter,
     427 io_uring_register => io_uring::register,
+    434 pidfd_open => process::pidfd_open,
+    435 clone3 => process::clone3,
+    436 close_range => fs::close_range,
     437 openat2 => fs::openat2,
     439 faccessat2 => fs::faccessat,
     441 epoll_pwait2 => epoll::epoll_pwait2,
@@ -215,6 +251,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
             Err(ENOSYS)
         }
     };
+    if matches!(result, Err(e) if e == EINTR) {
+        restart::interrupted(nr, &a);
+    }
     frame.rax = match result {
         Ok(v) => v,
         Err(e) => (-i64::from(e.0)) as u64,

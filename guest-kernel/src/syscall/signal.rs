@@ -1,11 +1,13 @@
-//! Signal syscalls. Dispositions and masks are kept; delivery uses default actions (see
-//! `task::signal`).
+//! Signal syscalls: dispositions, masks, sending (kill, tgkill, sigqueue), and waiting
+//! (sigsuspend, sigtimedwait). Delivery is in `task::signal`, pending signals and their
+//! siginfo in `task::sigqueue`.
 
 use core::sync::atomic::Ordering;
 
 use super::Ctx;
 use crate::errno::*;
-use crate::task::signal::{self, SigAction, SIGKILL, SIGSTOP};
+use crate::task::signal::{self, SigAction, SigInfo, SIGKILL, SIGSTOP, SI_TKILL};
+use crate::task::wait::{WaitError, WaitQueue};
 use crate::task::{self, current_process, sched};
 
 pub fn rt_sigaction(c: &mut Ctx) -> KResult<u64> {
@@ -26,6 +28,14 @@ pub fn rt_sigaction(c: &mut Ctx) -> KResult<u64> {
     if let Some(mut new) = new {
         new.mask &= !signal::UNBLOCKABLE;
         p.sigactions.lock()[sig as usize - 1] = new;
+        // An ignored signal is no longer pending anywhere in the process (POSIX; Linux's
+        // do_sigaction).
+        if signal::action_ignores(sig, &new) {
+            p.pending.discard(signal::bit(sig));
+            for t in p.threads() {
+                t.pending.discard(signal::bit(sig));
+            }
+        }
     }
     Ok(0)
 }
@@ -121,11 +131,19 @@ pub fn kill(c: &mut Ctx) -> KResult<u64> {
             }
             return Ok(0);
         }
-        p => task::find_process(p as u32),
+        p => find_target(p as u32),
     };
-    let target = target.filter(|p| p.zombie.lock().is_none()).ok_or(ESRCH)?;
+    // A zombie (not yet reaped) takes the signal and drops it, as on Linux.
+    let target = target.ok_or(ESRCH)?;
     signal::send(&target, sig);
     Ok(0)
+}
+
+/// The process a pid names: its own, or that of the thread with that id (never the
+/// kernel threads' process).
+fn find_target(pid: u32) -> Option<alloc::sync::Arc<task::Process>> {
+    let via_thread = || task::find_task(pid).map(|t| alloc::sync::Arc::clone(&t.process));
+    task::find_process(pid).or_else(via_thread).filter(|p| p.pid != task::KERNEL_PID)
 }
 
 pub fn tgkill(c: &mut Ctx) -> KResult<u64> {
@@ -146,4 +164,142 @@ pub fn tkill(c: &mut Ctx) -> KResult<u64> {
     let t = task::find_task(tid as u32).ok_or(ESRCH)?;
     signal::send_thread(&t, sig);
     Ok(0)
+}
+
+/// `rt_sigpending(set, sigsetsize)`: the blocked signals that are pending. As Linux, a
+/// smaller set size is allowed (that many bytes are written).
+pub fn rt_sigpending(c: &mut Ctx) -> KResult<u64> {
+    let (set, size) = (c.a[0], c.a[1]);
+    if size > 8 {
+        return Err(EINVAL);
+    }
+    let me = sched::current();
+    let pending = signal::pending_for(&me) & me.sigmask.load(Ordering::Relaxed);
+    task::copy_to_user(set, &pending.to_le_bytes()[..size as usize]).map(|()| 0)
+}
+
+/// `rt_sigsuspend(mask, sigsetsize)`: waits under `mask` until a signal is delivered:
+/// -EINTR once a handler has run, and the old mask comes back after it (`with_sigmask`);
+/// a signal taken without a handler starts the wait again (`syscall::restart`).
+pub fn rt_sigsuspend(c: &mut Ctx) -> KResult<u64> {
+    static SUSPENDED: WaitQueue = WaitQueue::new();
+    if c.a[1] != 8 {
+        return Err(EINVAL);
+    }
+    let mask: u64 = task::read_user(c.a[0])?;
+    signal::with_sigmask(Some(mask), || SUSPENDED.wait_until(None, || false).map_err(|_| EINTR))?;
+    Err(EINTR)
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)`: takes a pending signal of `set`
+/// (waiting up to `timeout`, for ever without one) and returns its number, its siginfo
+/// in `info`. -EAGAIN when the time runs out, -EINTR when another signal is delivered.
+/// While waiting, the signals of `set` are unblocked so that their arrival wakes the
+/// task, and counted as blocked (`real_blocked`) so that ignored ones still queue.
+pub fn rt_sigtimedwait(c: &mut Ctx) -> KResult<u64> {
+    static WAITING: WaitQueue = WaitQueue::new();
+    let (uset, uinfo, uts, size) = (c.a[0], c.a[1], c.a[2], c.a[3]);
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let set = task::read_user::<u64>(uset)? & !signal::UNBLOCKABLE;
+    let timeout = if uts != 0 { Some(super::time::read_timespec(uts)?) } else { None };
+    let me = sched::current();
+    let mut info = signal::dequeue(&me, set);
+    if info.is_none() && timeout != Some(0) {
+        let deadline = timeout.map(|t| crate::time::monotonic_ns().saturating_add(t));
+        let blocked = me.sigmask.load(Ordering::Relaxed);
+        me.real_blocked.store(blocked, Ordering::Relaxed);
+        me.sigmask.store(blocked & !set, Ordering::Relaxed);
+        let waited = WAITING.wait_until(deadline, || signal::pending_for(&me) & set != 0);
+        me.sigmask.store(blocked, Ordering::Relaxed);
+        me.real_blocked.store(0, Ordering::Relaxed);
+        info = signal::dequeue(&me, set);
+        if info.is_none() {
+            return Err(if waited == Err(WaitError::TimedOut) { EAGAIN } else { EINTR });
+        }
+    }
+    let info = info.ok_or(EAGAIN)?;
+    if uinfo != 0 {
+        task::copy_to_user(uinfo, &info.to_siginfo())?;
+    }
+    Ok(u64::from(info.signo))
+}
+
+/// The first 48 bytes of a user `siginfo_t` (Linux copies `kernel_siginfo`).
+fn read_siginfo(addr: u64) -> KResult<[u64; 6]> {
+    task::read_user(addr)
+}
+
+/// Linux's rule for queued siginfo: only the sender itself may claim to be kill (si_code
+/// >= 0) or tgkill (SI_TKILL).
+fn check_forged(raw: &[u64; 6], target: i32, me: u32) -> KResult<()> {
+    let code = raw[1] as i32;
+    if (code >= 0 || code == SI_TKILL) && target as u32 != me {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
+/// `rt_sigqueueinfo(tgid, sig, info)`: sends `sig` with the caller's siginfo (sigqueue).
+pub fn rt_sigqueueinfo(c: &mut Ctx) -> KResult<u64> {
+    let (pid, sig, uinfo) = (c.int(0), c.int(1), c.a[2]);
+    let raw = read_siginfo(uinfo)?;
+    check_forged(&raw, pid, current_process().pid)?;
+    // Any thread's id names its process; a zombie takes (and drops) the signal.
+    let target = (pid > 0).then(|| find_target(pid as u32)).flatten().ok_or(ESRCH)?;
+    let sig = signal::check(sig as u32 as u64)?;
+    if sig == 0 {
+        return Ok(0);
+    }
+    signal::send_info(&target, SigInfo::from_user(sig, &raw), true).map(|()| 0)
+}
+
+/// `rt_tgsigqueueinfo(tgid, tid, sig, info)`: the same for one thread.
+pub fn rt_tgsigqueueinfo(c: &mut Ctx) -> KResult<u64> {
+    let (tgid, tid, sig, uinfo) = (c.int(0), c.int(1), c.int(2), c.a[3]);
+    let raw = read_siginfo(uinfo)?;
+    if tgid <= 0 || tid <= 0 {
+        return Err(EINVAL);
+    }
+    check_forged(&raw, tid, sched::current().tid)?;
+    let t = task::find_task(tid as u32).filter(|t| t.process.pid == tgid as u32).ok_or(ESRCH)?;
+    let sig = signal::check(sig as u32 as u64)?;
+    if sig == 0 {
+        return Ok(0);
+    }
+    signal::send_thread_info(&t, SigInfo::from_user(sig, &raw), true).map(|()| 0)
+}
+
+// --- signalfd (fs::signalfd) ---
+
+/// `signalfd4(fd, mask, sizemask, flags)`: a new signalfd reading `mask` (fd -1), or a
+/// new mask for signalfd `fd`, which is returned.
+pub fn signalfd4(c: &mut Ctx) -> KResult<u64> {
+    do_signalfd(c.int(0), c.a[1], c.a[2], c.a[3])
+}
+
+/// `signalfd(fd, mask, sizemask)`: signalfd4 without flags.
+pub fn signalfd(c: &mut Ctx) -> KResult<u64> {
+    do_signalfd(c.int(0), c.a[1], c.a[2], 0)
+}
+
+fn do_signalfd(fd: i32, umask: u64, size: u64, flags: u64) -> KResult<u64> {
+    use crate::fs::file::{O_CLOEXEC, O_NONBLOCK, O_RDWR};
+    use crate::fs::signalfd::{self as sfd, SignalFd};
+    // Linux's order: the size, the mask's copy, the flags, then the descriptor.
+    if size != 8 {
+        return Err(EINVAL);
+    }
+    let mask: u64 = task::read_user(umask)?;
+    if flags & !u64::from(O_CLOEXEC | O_NONBLOCK) != 0 {
+        return Err(EINVAL);
+    }
+    if fd == -1 {
+        let f = crate::fs::OpenFile::new(sfd::new(mask), O_RDWR | (flags as u32 & O_NONBLOCK), alloc::string::String::from("anon_inode:[signalfd]"));
+        return super::fs::install(f, flags & u64::from(O_CLOEXEC) != 0);
+    }
+    let f = super::fs::file(fd)?;
+    f.node.as_any().downcast_ref::<SignalFd>().ok_or(EINVAL)?.set_mask(mask);
+    Ok(fd as u32 as u64)
 }

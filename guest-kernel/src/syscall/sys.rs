@@ -111,3 +111,94 @@ pub fn set_robust_list(c: &mut Ctx) -> KResult<u64> {
     }
     Ok(0)
 }
+
+/// sysinfo: uptime, memory (in bytes: mem_unit 1), no swap, the number of tasks. The
+/// load averages are 0: the kernel keeps none.
+pub fn sysinfo(c: &mut Ctx) -> KResult<u64> {
+    let (total, free) = crate::mm::frame::stats();
+    let page = crate::mm::PAGE_SIZE;
+    let procs = task::all_processes().iter().map(|p| p.thread_count()).sum::<usize>().min(usize::from(u16::MAX)) as u64;
+    let mut words = [0u64; 14];
+    // Seconds, rounded up as Linux does.
+    words[0] = crate::time::monotonic_ns().div_ceil(1_000_000_000);
+    words[4] = total * page;
+    words[5] = free * page;
+    words[10] = procs;
+    words[13] = 1; // mem_unit
+    task::write_user(c.a[0], &words).map(|()| 0)
+}
+
+const MEMBARRIER_CMD_QUERY: u64 = 0;
+const MEMBARRIER_CMD_GLOBAL: u64 = 1 << 0;
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: u64 = 1 << 1;
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: u64 = 1 << 2;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: u64 = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: u64 = 1 << 4;
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE: u64 = 1 << 5;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE: u64 = 1 << 6;
+const MEMBARRIER_CMD_GET_REGISTRATIONS: u64 = 1 << 9;
+/// What QUERY reports: everything but the rseq commands (there is no rseq).
+const MEMBARRIER_SUPPORTED: u64 = MEMBARRIER_CMD_GLOBAL
+    | MEMBARRIER_CMD_GLOBAL_EXPEDITED
+    | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+    | MEMBARRIER_CMD_PRIVATE_EXPEDITED
+    | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED
+    | MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE
+    | MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE
+    | MEMBARRIER_CMD_GET_REGISTRATIONS;
+
+/// membarrier(cmd, flags, cpu_id). On one CPU every other thread is off the CPU, and a
+/// context switch is a full barrier (and serializes the core): the barrier itself is a
+/// fence on the caller's side. The private commands need their registration (EPERM).
+pub fn membarrier(c: &mut Ctx) -> KResult<u64> {
+    use crate::task::attrs::{MEMBARRIER_GLOBAL_EXPEDITED, MEMBARRIER_PRIVATE_EXPEDITED, MEMBARRIER_SYNC_CORE};
+    use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+    let (cmd, flags) = (c.a[0] as u32 as u64, c.a[1] as u32);
+    if flags != 0 {
+        return Err(EINVAL);
+    }
+    let regs = &task::current_process().attrs.membarrier;
+    let registered = |bit: u32| -> KResult<u64> {
+        if regs.load(Relaxed) & bit == 0 {
+            return Err(EPERM);
+        }
+        core::sync::atomic::fence(SeqCst);
+        Ok(0)
+    };
+    match cmd {
+        MEMBARRIER_CMD_QUERY => Ok(MEMBARRIER_SUPPORTED),
+        MEMBARRIER_CMD_GLOBAL | MEMBARRIER_CMD_GLOBAL_EXPEDITED => {
+            core::sync::atomic::fence(SeqCst);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED => {
+            regs.fetch_or(MEMBARRIER_GLOBAL_EXPEDITED, Relaxed);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED => {
+            regs.fetch_or(MEMBARRIER_PRIVATE_EXPEDITED, Relaxed);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE => {
+            regs.fetch_or(MEMBARRIER_SYNC_CORE, Relaxed);
+            Ok(0)
+        }
+        MEMBARRIER_CMD_PRIVATE_EXPEDITED => registered(MEMBARRIER_PRIVATE_EXPEDITED),
+        MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE => registered(MEMBARRIER_SYNC_CORE),
+        MEMBARRIER_CMD_GET_REGISTRATIONS => {
+            let r = regs.load(Relaxed);
+            let mut out = 0;
+            for (bit, cmd) in [
+                (MEMBARRIER_GLOBAL_EXPEDITED, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED),
+                (MEMBARRIER_PRIVATE_EXPEDITED, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED),
+                (MEMBARRIER_SYNC_CORE, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE),
+            ] {
+                if r & bit != 0 {
+                    out |= cmd;
+                }
+            }
+            Ok(out)
+        }
+        _ => Err(EINVAL),
+    }
+}

@@ -3,17 +3,20 @@
 use super::Ctx;
 use crate::errno::*;
 use crate::task::wait::{WaitError, WaitQueue};
-use crate::task;
+use crate::task::{self, itimer, sched};
 use crate::time::{monotonic_ns, realtime_ns};
 
 const NSEC: u64 = 1_000_000_000;
 
-/// The time of clock `id` in ns, or EINVAL for an unknown clock.
+/// The time of clock `id` in ns, or EINVAL for an unknown clock. The CPU-time clocks
+/// count the time the caller's process (thread) was on the CPU, user and system time
+/// alike (`sched` accounts it at each switch).
 fn clock_ns(id: u64) -> KResult<u64> {
     match id {
         0 | 5 | 8 | 11 => Ok(realtime_ns()),      // REALTIME, _COARSE, _ALARM, TAI
         1 | 4 | 6 | 7 | 9 => Ok(monotonic_ns()), // MONOTONIC, _RAW, _COARSE, BOOTTIME, _ALARM
-        2 | 3 => Ok(monotonic_ns()),             // process and thread CPU time (approximated)
+        2 => Ok(sched::process_cpu_ns(&task::current_process())),
+        3 => Ok(sched::task_cpu_ns(&sched::current())),
         _ => Err(EINVAL),
     }
 }
@@ -95,6 +98,8 @@ pub fn clock_nanosleep(c: &mut Ctx) -> KResult<u64> {
     if clock == 3 {
         return Err(EOPNOTSUPP); // a thread's CPU clock cannot be slept on
     }
+    // A sleep on the process's CPU clock waits as long in monotonic time (only other
+    // threads could use CPU time meanwhile).
     let now = clock_ns(clock)?;
     let ns = read_timespec(req)?;
     let wait = if flags & TIMER_ABSTIME != 0 { ns.saturating_sub(now) } else { ns };
@@ -159,4 +164,51 @@ pub fn timerfd_settime(c: &mut Ctx) -> KResult<u64> {
 pub fn timerfd_gettime(c: &mut Ctx) -> KResult<u64> {
     let f = timerfd(c.int(0))?;
     write_itimerspec(c.a[1], as_timerfd(&f).get()).map(|()| 0)
+}
+
+// --- interval timers (task::itimer) ---
+
+/// Reads a `struct itimerval` { it_interval, it_value } of timevals, checked as Linux's
+/// get_itimerval does: (value, interval) in ns.
+fn read_itimerval(addr: u64) -> KResult<(u64, u64)> {
+    let [isec, iusec, vsec, vusec]: [u64; 4] = task::read_user(addr)?;
+    let valid = |sec: u64, usec: u64| (sec as i64) >= 0 && usec < 1_000_000;
+    if !valid(isec, iusec) || !valid(vsec, vusec) {
+        return Err(EINVAL);
+    }
+    let ns = |sec: u64, usec: u64| sec.saturating_mul(NSEC).saturating_add(usec * 1000);
+    Ok((ns(vsec, vusec), ns(isec, iusec)))
+}
+
+/// Writes a `struct itimerval` (microseconds, truncated).
+fn write_itimerval(addr: u64, (value, interval): (u64, u64)) -> KResult<()> {
+    task::write_user(addr, &[interval / NSEC, interval % NSEC / 1000, value / NSEC, value % NSEC / 1000])
+}
+
+pub fn getitimer(c: &mut Ctx) -> KResult<u64> {
+    let cur = itimer::get(&task::current_process(), c.a[0] as u32)?;
+    write_itimerval(c.a[1], cur).map(|()| 0)
+}
+
+/// `setitimer(which, new, old)`: a null `new` disarms, as Linux still allows.
+pub fn setitimer(c: &mut Ctx) -> KResult<u64> {
+    let (value, interval) = if c.a[1] != 0 { read_itimerval(c.a[1])? } else { (0, 0) };
+    let old = itimer::set(&task::current_process(), c.a[0] as u32, value, interval)?;
+    if c.a[2] != 0 {
+        write_itimerval(c.a[2], old)?;
+    }
+    Ok(0)
+}
+
+/// `alarm(seconds)`: ITIMER_REAL once in `seconds` (0: cancels it); returns the seconds
+/// that were left, rounded to the nearest and never 0 for a pending alarm (Linux's
+/// alarm_setitimer).
+pub fn alarm(c: &mut Ctx) -> KResult<u64> {
+    let secs = u64::from(c.a[0] as u32);
+    let (left, _) = itimer::set(&task::current_process(), itimer::ITIMER_REAL, secs * NSEC, 0)?;
+    let (mut sec, nsec) = (left / NSEC, left % NSEC);
+    if (sec == 0 && nsec != 0) || nsec >= NSEC / 2 {
+        sec += 1;
+    }
+    Ok(sec)
 }

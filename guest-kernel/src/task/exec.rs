@@ -43,6 +43,7 @@ const AT_CLKTCK: u64 = 17;
 const AT_SECURE: u64 = 23;
 const AT_RANDOM: u64 = 25;
 const AT_EXECFN: u64 = 31;
+const AT_SYSINFO_EHDR: u64 = 33;
 
 /// A loaded program, ready to run.
 pub struct Image {
@@ -153,7 +154,9 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
     mm.brk = mm.brk_start;
 
     mm.map_fixed(STACK_TOP - STACK_SIZE, STACK_TOP, PROT_READ | PROT_WRITE, Backing::Private)?;
+    let vdso = crate::mm::vdso::map(&mut mm)?;
     let auxv = [
+        (AT_SYSINFO_EHDR, vdso),
         (AT_PHDR, phdr_addr),
         (AT_PHENT, 56),
         (AT_PHNUM, phnum as u64),

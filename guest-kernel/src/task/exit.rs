@@ -40,6 +40,8 @@ pub enum Which {
 pub struct WaitOpts {
     pub which: Which,
     pub options: u32,
+    /// A nonblocking pidfd made the wait WNOHANG: finding nothing is EAGAIN.
+    pub eagain: bool,
 }
 
 /// A child's state change, as waitid reports it (Linux's `struct waitid_info`).
@@ -55,8 +57,8 @@ pub struct ChildInfo {
     pub wstatus: i32,
 }
 
-/// Linux's kernel_waitid_prepare: checks options and the id type. No pidfds exist, so
-/// every P_PIDFD id names a file that is not one: -EBADF, as Linux answers for those.
+/// Linux's kernel_waitid_prepare: checks options and the id type; a P_PIDFD id must be a
+/// pidfd (EBADF), and names its process's pid.
 pub fn waitid_prepare(which: u32, upid: i32, options: u32) -> KResult<WaitOpts> {
     if options & !(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | WNOTHREAD | WCLONE | WALL) != 0 {
         return Err(EINVAL);
@@ -64,6 +66,7 @@ pub fn waitid_prepare(which: u32, upid: i32, options: u32) -> KResult<WaitOpts> 
     if options & (WEXITED | WSTOPPED | WCONTINUED) == 0 {
         return Err(EINVAL);
     }
+    let (mut options, mut eagain) = (options, false);
     let which = match which {
         P_ALL => Which::All,
         P_PID if upid <= 0 => return Err(EINVAL),
@@ -72,10 +75,18 @@ pub fn waitid_prepare(which: u32, upid: i32, options: u32) -> KResult<WaitOpts> 
         P_PGID if upid == 0 => Which::Pgid(super::current_process().pgid.load(Ordering::Relaxed)),
         P_PGID => Which::Pgid(upid as Pid),
         P_PIDFD if upid < 0 => return Err(EINVAL),
-        P_PIDFD => return Err(EBADF),
+        P_PIDFD => {
+            let file = crate::syscall::fs::file(upid).map_err(|_| EBADF)?;
+            // A nonblocking pidfd makes the wait WNOHANG (Linux's pidfd_get_pid).
+            if file.nonblock() && options & WNOHANG == 0 {
+                options |= WNOHANG;
+                eagain = true;
+            }
+            Which::Pid(crate::fs::pidfd::process_of(&file).ok_or(EBADF)?.pid)
+        }
         _ => return Err(EINVAL),
     };
-    Ok(WaitOpts { which, options })
+    Ok(WaitOpts { which, options, eagain })
 }
 
 /// wait4's pid argument as a wait (Linux's kernel_wait4): < -1 a process group, -1 any
@@ -90,7 +101,7 @@ pub fn wait4_opts(pid: i32, options: u32) -> KResult<WaitOpts> {
         0 => Which::Pgid(super::current_process().pgid.load(Ordering::Relaxed)),
         p => Which::Pid(p as Pid),
     };
-    Ok(WaitOpts { which, options: options | WEXITED })
+    Ok(WaitOpts { which, options: options | WEXITED, eagain: false })
 }
 
 impl WaitOpts {
@@ -136,12 +147,26 @@ pub fn try_wait(parent: &Arc<Process>, wo: &WaitOpts) -> KResult<Option<ChildInf
         parent.children.lock().retain(|c| !Arc::ptr_eq(c, &child));
         release_process(child.pid);
     }
-    let (code, st) = if status & 0x7f == 0 {
+    let (code, st) = cld_code(status);
+    Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status }))
+}
+
+/// A wait status as SIGCHLD's si_code and si_status.
+fn cld_code(status: i32) -> (i32, i32) {
+    if status & 0x7f == 0 {
         (CLD_EXITED, (status >> 8) & 0xff)
     } else {
         (if status & 0x80 != 0 { CLD_DUMPED } else { CLD_KILLED }, status & 0x7f)
-    };
-    Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status }))
+    }
+}
+
+/// The siginfo of the SIGCHLD a child `pid` that ended with wait status `status`
+/// after `cpu_ns` of CPU time sends. Its times are in clock ticks (USER_HZ, 100 a
+/// second); user and system time are not told apart, so all of it counts as user time.
+pub fn child_info(pid: Pid, status: i32, cpu_ns: u64) -> super::sigqueue::SigInfo {
+    const NS_PER_TICK: u64 = 10_000_000;
+    let (code, st) = cld_code(status);
+    super::sigqueue::SigInfo::child(pid, 0, code, st, (cpu_ns / NS_PER_TICK, 0))
 }
 
 /// Waits for a child of the current process (Linux's do_wait): Ok(None) only with

@@ -6,11 +6,14 @@
 //! Exit happens in two steps, as in Linux: each thread exits ([`exit_thread`]); the last
 //! one makes the process a zombie with its wait status, and the parent reaps it (`wait4`).
 
+pub mod attrs;
 pub mod cred;
 pub mod exec;
 pub mod exit;
+pub mod itimer;
 pub mod sched;
 pub mod signal;
+pub mod sigqueue;
 pub mod wait;
 
 use alloc::boxed::Box;
@@ -71,7 +74,11 @@ pub struct Process {
     pub child_exited: WaitQueue,
     pub sigactions: SpinLock<[SigAction; 64]>,
     /// Signals sent to the process, not yet taken by a thread.
-    pub pending: AtomicU64,
+    pub pending: sigqueue::SigQueue,
+    /// setitimer's three timers (not inherited by fork; kept across execve).
+    pub itimers: itimer::ITimers,
+    /// CPU time its tasks have used, up to their last switch away (`sched`).
+    pub cpu_ns: AtomicU64,
     /// The alternate signal stack (`stack_t`: sp, flags, size).
     pub altstack: SpinLock<[u64; 3]>,
     /// Woken when a vfork child execs or exits.
@@ -79,6 +86,8 @@ pub struct Process {
     pub vfork_released: core::sync::atomic::AtomicBool,
     /// RLIMIT_MEMLOCK (soft, hard): what io_uring's registered buffers may pin.
     pub memlock: SpinLock<[u64; 2]>,
+    /// prctl's and membarrier's settings.
+    pub attrs: attrs::ProcessAttrs,
 }
 
 /// Linux's default RLIMIT_MEMLOCK (8 MiB since 5.16).
@@ -95,9 +104,15 @@ pub struct Task {
     pub clear_child_tid: AtomicU64,
     pub sigmask: AtomicU64,
     /// Signals sent to this thread alone, not yet delivered.
-    pub pending: AtomicU64,
-    /// Which of `pending` came from tgkill/tkill (for siginfo's si_code).
-    pub thread_directed: AtomicU64,
+    pub pending: sigqueue::SigQueue,
+    /// CPU time this task has used, up to its last switch away (`sched`).
+    pub cpu_ns: AtomicU64,
+    /// A syscall a signal interrupted, and how it may start again (`syscall::restart`);
+    /// 0: none. Set on its way out, taken on the same return to user mode.
+    pub restart: AtomicU64,
+    /// The mask from before rt_sigtimedwait unblocked the signals it waits for (Linux's
+    /// `real_blocked`); 0 otherwise.
+    pub real_blocked: AtomicU64,
     /// Set when another thread execs: this thread ends on its way back to user mode.
     pub killed: core::sync::atomic::AtomicBool,
     /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller or
@@ -117,6 +132,8 @@ pub struct Task {
     pub saved_sigmask: SpinLock<Option<u64>>,
     /// `saved_sigmask` holds a mask (checked without the lock on every return).
     pub restore_sigmask: core::sync::atomic::AtomicBool,
+    /// Name, nice value, scheduling policy, timer slack.
+    pub attrs: attrs::ThreadAttrs,
 }
 
 // SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
@@ -162,10 +179,13 @@ impl Process {
             child_exited: WaitQueue::new(),
             sigactions: SpinLock::new([SigAction::default(); 64]),
             altstack: SpinLock::new([0, 2, 0]),
-            pending: AtomicU64::new(0),
+            pending: sigqueue::SigQueue::new(),
+            itimers: itimer::ITimers::default(),
+            cpu_ns: AtomicU64::new(0),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
             memlock: SpinLock::new([MEMLOCK_DEFAULT, MEMLOCK_DEFAULT]),
+            attrs: attrs::ProcessAttrs::new(),
         })
     }
 
@@ -251,8 +271,10 @@ impl Task {
             fs_base: AtomicU64::new(0),
             clear_child_tid: AtomicU64::new(0),
             sigmask: AtomicU64::new(0),
-            pending: AtomicU64::new(0),
-            thread_directed: AtomicU64::new(0),
+            pending: sigqueue::SigQueue::new(),
+            real_blocked: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
+            restart: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
             kernel_only,
             interruptible: core::sync::atomic::AtomicBool::new(false),
@@ -260,6 +282,7 @@ impl Task {
             io_uring: SpinLock::new(None),
             saved_sigmask: SpinLock::new(None),
             restore_sigmask: core::sync::atomic::AtomicBool::new(false),
+            attrs: attrs::ThreadAttrs::new(&process.name.lock()),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };
@@ -293,7 +316,7 @@ impl Task {
         if self.kernel_only {
             return self.killed.load(Ordering::Relaxed);
         }
-        let pending = self.pending.load(Ordering::Relaxed) | self.process.pending.load(Ordering::Relaxed);
+        let pending = signal::pending_for(self);
         self.process.exiting() || self.killed.load(Ordering::Relaxed) || pending & !self.sigmask.load(Ordering::Relaxed) != 0
     }
 }
@@ -439,11 +462,13 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
         *child.memlock.lock() = *parent.memlock.lock();
+        child.attrs.inherit(&parent.attrs);
         parent.children.lock().push(Arc::clone(&child));
         (Task::new(tid, &child, &child_frame, fpu)?, Some(child))
     };
     task.fs_base.store(args.tls.unwrap_or(me.fs_base.load(Ordering::Relaxed)), Ordering::Relaxed);
     task.sigmask.store(me.sigmask.load(Ordering::Relaxed), Ordering::Relaxed);
+    task.attrs.inherit(&me.attrs);
     if args.flags & CLONE_CHILD_CLEARTID != 0 {
         task.clear_child_tid.store(args.child_tid, Ordering::Relaxed);
     }
@@ -490,22 +515,31 @@ pub fn exit_thread(status: i32) -> ! {
 fn exit_process(process: &Arc<Process>) {
     let status = process.group_exit.load(Ordering::Relaxed);
     crate::ktest::process_exiting(process.pid);
+    process.itimers.cancel_real();
     paging::activate_kernel();
     process.mm.lock().take();
     let closed = process.files.lock().close_all();
     drop(closed);
     process.vfork_released.store(true, Ordering::Relaxed);
     process.vfork_done.wake_all();
-    // Orphans go to init, which reaps them.
+    // Orphans get their parent-death signal (PR_SET_PDEATHSIG) and go to the nearest
+    // living ancestor that is a subreaper (PR_SET_CHILD_SUBREAPER), else to init.
     let orphans = core::mem::take(&mut *process.children.lock());
-    if let Some(init) = find_process(1).filter(|i| i.pid != process.pid) {
-        for c in orphans {
-            c.ppid.store(1, Ordering::Relaxed);
-            init.children.lock().push(c);
+    for c in &orphans {
+        let sig = c.attrs.pdeath_signal.load(Ordering::Relaxed);
+        if sig != 0 && c.zombie.lock().is_none() {
+            signal::send(c, sig);
         }
-        init.child_exited.wake_all();
+    }
+    if let Some(reaper) = reaper_for(process) {
+        for c in orphans {
+            c.ppid.store(reaper.pid, Ordering::Relaxed);
+            reaper.children.lock().push(c);
+        }
+        reaper.child_exited.wake_all();
     }
     *process.zombie.lock() = Some(status);
+    process.attrs.exited.wake_all();
     if process.pid == 1 {
         *INIT_EXIT.lock() = Some(status);
     }
@@ -513,7 +547,9 @@ fn exit_process(process: &Arc<Process>) {
         Some(parent) => {
             let sig = process.exit_signal.load(Ordering::Relaxed);
             if sig != 0 {
-                signal::send(&parent, sig);
+                let mut info = exit::child_info(process.pid, status, sched::process_cpu_ns(process));
+                info.signo = sig;
+                let _ = signal::send_info(&parent, info, false);
             }
             parent.child_exited.wake_all();
         }
@@ -521,6 +557,20 @@ fn exit_process(process: &Arc<Process>) {
             PROCESSES.lock().remove(&process.pid);
         }
     }
+}
+
+/// Who adopts the children of `process` as it exits: its nearest living ancestor that
+/// asked to be a subreaper, else init (none when init itself is exiting).
+fn reaper_for(process: &Process) -> Option<Arc<Process>> {
+    let mut pid = process.ppid.load(Ordering::Relaxed);
+    while pid > 1 {
+        let Some(p) = find_process(pid) else { break };
+        if p.attrs.subreaper.load(Ordering::Relaxed) && !p.exiting() {
+            return Some(p);
+        }
+        pid = p.ppid.load(Ordering::Relaxed);
+    }
+    find_process(1).filter(|i| i.pid != process.pid)
 }
 
 /// Forgets a reaped zombie.
@@ -545,8 +595,15 @@ pub fn return_to_user(frame: &mut TrapFrame) {
     if me.task_work_pending() {
         run_task_work(&me);
     }
+    if me.process.itimers.cpu_armed() {
+        itimer::check_cpu(&me.process);
+    }
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
+    }
+    // An interrupted syscall that no handler took (the signal was ignored) starts again.
+    if me.restart.load(Ordering::Relaxed) != 0 {
+        crate::syscall::restart::without_handler(frame, me.restart.swap(0, Ordering::Relaxed));
     }
     // The handler's frame saved the mask from before the syscall's temporary one.
     if me.restore_sigmask.load(Ordering::Relaxed) {

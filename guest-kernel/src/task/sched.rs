@@ -8,7 +8,7 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Task, TaskState, TIME_SLICE_NS};
 use crate::arch::{cpu, switch, syscall};
@@ -24,6 +24,10 @@ struct Scheduler {
     /// Saved stack pointer of the idle context.
     idle_rsp: u64,
 }
+
+/// When the running task was switched in (monotonic ns): CPU time it has used since then
+/// is not yet in its `cpu_ns` and its process's.
+static RUN_START: AtomicU64 = AtomicU64::new(0);
 
 static SCHED: SpinLock<Scheduler> =
     SpinLock::new(Scheduler { run_queue: VecDeque::new(), current: None, dead: Vec::new(), idle_rsp: 0 });
@@ -83,6 +87,26 @@ pub fn exit_current() -> ! {
     unreachable!("a dead task was resumed");
 }
 
+/// The CPU time `process`'s tasks have used, the running one's up to now.
+pub fn process_cpu_ns(process: &super::Process) -> u64 {
+    let used = process.cpu_ns.load(Ordering::Relaxed);
+    match &SCHED.lock().current {
+        Some(t) if core::ptr::eq(&*t.process, process) => {
+            used + time::monotonic_ns().saturating_sub(RUN_START.load(Ordering::Relaxed))
+        }
+        _ => used,
+    }
+}
+
+/// The CPU time `task` has used, up to now if it is running.
+pub fn task_cpu_ns(task: &Task) -> u64 {
+    let used = task.cpu_ns.load(Ordering::Relaxed);
+    match &SCHED.lock().current {
+        Some(t) if core::ptr::eq(&**t, task) => used + time::monotonic_ns().saturating_sub(RUN_START.load(Ordering::Relaxed)),
+        _ => used,
+    }
+}
+
 /// Whether another task is waiting to run.
 pub fn others_runnable() -> bool {
     !SCHED.lock().run_queue.is_empty()
@@ -91,7 +115,7 @@ pub fn others_runnable() -> bool {
 /// Switches to the next runnable task, or to the idle context if none. Returns when the
 /// current task is scheduled again.
 pub fn schedule() {
-    let (save, next_rsp, running) = {
+    let (save, next_rsp, slice) = {
         let mut s = SCHED.lock();
         let prev = s.current.take();
         let next = loop {
@@ -109,6 +133,14 @@ pub fn schedule() {
             (None, None) => return,
             _ => {}
         }
+        // The CPU time `prev` used goes to it and its process; `next`'s starts now.
+        let now = time::monotonic_ns();
+        if let Some(p) = &prev {
+            let used = now.saturating_sub(RUN_START.load(Ordering::Relaxed));
+            p.cpu_ns.fetch_add(used, Ordering::Relaxed);
+            p.process.cpu_ns.fetch_add(used, Ordering::Relaxed);
+        }
+        RUN_START.store(now, Ordering::Relaxed);
         if let Some(p) = &prev
             && p.has_user() {
                 // SAFETY: single CPU; nobody else touches the running task's FPU area.
@@ -137,16 +169,16 @@ pub fn schedule() {
                 s.idle_rsp
             }
         };
-        let running = next.is_some();
+        // A task's slice follows its nice value (`attrs::ThreadAttrs::slice`).
+        let slice = next.as_ref().map(|n| n.attrs.slice(TIME_SLICE_NS));
         s.current = next;
-        (save, next_rsp, running)
+        (save, next_rsp, slice)
     };
     // The next task's slice starts now (the idle context has none: no interrupt is
     // armed for it, so an idle CPU sleeps until a deadline or a device needs it).
-    if running {
-        time::start_slice(TIME_SLICE_NS);
-    } else {
-        time::stop_slice();
+    match slice {
+        Some(len) => time::start_slice(len),
+        None => time::stop_slice(),
     }
     // SAFETY: `next_rsp` was saved by `context_switch` or made by `prepare_stack`, and its
     // task is alive (it is `current` now); `save` stays valid as argued above.

@@ -1,18 +1,21 @@
 //! Signals.
 //!
-//! Sending marks the signal pending on the process (`kill`) or one thread (`tgkill`) and
+//! Sending queues the signal with its siginfo on the process (`kill`, sigqueue, timers)
+//! or one thread (`tgkill`; see `sigqueue`), unless it is ignored and not blocked, and
 //! wakes its threads, so blocking syscalls return EINTR. On every return to user mode a
 //! thread takes its lowest pending, unblocked signal: a default "terminate" action ends
 //! the process with the signal as its wait status; an ignored one is dropped; a handler
 //! runs on a Linux-layout `rt_sigframe` (siginfo, ucontext with the saved registers and
 //! FPU state) built on the user stack or the alternate stack, and `rt_sigreturn` restores
-//! what the frame saved. SIGKILL ends the process at once. Stop and continue are not
-//! implemented (SIGSTOP is dropped).
+//! what the frame saved. rt_sigtimedwait and signalfd take pending signals the same way
+//! ([`dequeue`]) without running a handler. SIGKILL ends the process at once. Stop and
+//! continue are not implemented (SIGSTOP is dropped).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
+pub use super::sigqueue::{SigInfo, SI_TKILL, SI_USER};
 use super::{sched, with_mm, Process, Task};
 use crate::arch::interrupts::TrapFrame;
 use crate::arch::switch::FpuState;
@@ -35,12 +38,15 @@ pub const SIGFPE: u32 = 8;
 pub const SIGKILL: u32 = 9;
 pub const SIGSEGV: u32 = 11;
 pub const SIGPIPE: u32 = 13;
+pub const SIGALRM: u32 = 14;
 #[allow(dead_code)] // listed for completeness
 pub const SIGTERM: u32 = 15;
 pub const SIGCHLD: u32 = 17;
 pub const SIGCONT: u32 = 18;
 pub const SIGSTOP: u32 = 19;
 pub const SIGURG: u32 = 23;
+pub const SIGVTALRM: u32 = 26;
+pub const SIGPROF: u32 = 27;
 pub const SIGWINCH: u32 = 28;
 pub const NSIG: u32 = 64;
 
@@ -92,8 +98,6 @@ const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 const SS_ONSTACK: u64 = 1;
 const SS_DISABLE: u64 = 2;
-const SI_USER: i32 = 0;
-const SI_TKILL: i32 = -6;
 
 /// The mask bit of `sig`.
 pub const fn bit(sig: u32) -> u64 {
@@ -103,78 +107,125 @@ pub const fn bit(sig: u32) -> u64 {
 /// Signals that can be neither blocked nor caught.
 pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
 
-/// Whether sending `sig` to `process` can have any effect (not ignored).
-fn wanted(process: &Process, sig: u32) -> bool {
-    if sig == SIGSTOP || process.exiting() {
+/// Whether `sig` is ignored (Linux's sig_ignored): its action ignores it and no thread in
+/// `threads` (the target thread, or all of the process's) blocks it. A blocked signal
+/// stays pending: the action may change before it is unblocked, or sigwaitinfo or a
+/// signalfd may take it.
+fn ignored(process: &Process, sig: u32, threads: &[Arc<Task>]) -> bool {
+    if sig == SIGKILL {
         return false;
     }
-    let action = process.sigactions.lock()[sig as usize - 1];
-    match action.handler {
-        SIG_IGN => sig == SIGKILL,
-        SIG_DFL => !ignored_by_default(sig),
-        _ => true,
+    let blocked = |t: &Arc<Task>| (t.sigmask.load(Ordering::Relaxed) | t.real_blocked.load(Ordering::Relaxed)) & bit(sig) != 0;
+    if threads.iter().any(blocked) {
+        return false;
+    }
+    action_ignores(sig, &process.sigactions.lock()[sig as usize - 1])
+}
+
+/// Whether `action` ignores `sig` (then `rt_sigaction` drops it where pending).
+pub fn action_ignores(sig: u32, action: &SigAction) -> bool {
+    action.handler == SIG_IGN || (action.handler == SIG_DFL && ignored_by_default(sig))
+}
+
+/// Tasks sleeping in a signalfd read or poll wait here; every queued signal wakes them
+/// while a signalfd exists. One queue for all: a signalfd reads the signals of whoever
+/// reads it (as on Linux), so it has no process of its own whose queue it could use.
+pub static SIGNALFD_WAIT: super::wait::WaitQueue = super::wait::WaitQueue::new();
+/// How many signalfds exist (none: sending skips `SIGNALFD_WAIT`).
+pub static SIGNALFDS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+fn wake_signalfds() {
+    if SIGNALFDS.load(Ordering::Relaxed) != 0 {
+        SIGNALFD_WAIT.wake_all();
+    }
+}
+
+/// The siginfo of a signal the current task sends (kill, tgkill, SIGPIPE) with `code`.
+pub fn from_current(sig: u32, code: i32) -> SigInfo {
+    match sched::try_current() {
+        Some(me) => SigInfo::user(sig, code, me.process.pid, task::cred::current().uid),
+        None => SigInfo::kernel(sig),
     }
 }
 
 /// Sends `sig` to `process` (kill): any of its threads may take it.
 pub fn send(process: &Arc<Process>, sig: u32) {
-    if sig == 0 || !wanted(process, sig) {
-        return;
+    if sig != 0 {
+        let _ = send_info(process, from_current(sig, SI_USER), false);
+    }
+}
+
+/// Sends `info` to `process`; `must_queue`: see [`SigQueue::push`] (EAGAIN).
+pub fn send_info(process: &Arc<Process>, info: SigInfo, must_queue: bool) -> KResult<()> {
+    let sig = info.signo;
+    let threads = process.threads();
+    if sig == SIGSTOP || process.exiting() || ignored(process, sig, &threads) {
+        return Ok(());
     }
     if sig == SIGKILL {
         process.begin_exit(SIGKILL as i32);
-        return;
+        return Ok(());
     }
-    process.pending.fetch_or(bit(sig), Ordering::Relaxed);
-    for t in process.threads() {
-        sched::wake(&t);
+    process.pending.push(info, must_queue)?;
+    for t in &threads {
+        sched::wake(t);
     }
+    wake_signalfds();
+    Ok(())
 }
 
 /// Sends `sig` to one thread (tgkill, tkill).
 pub fn send_thread(task: &Arc<Task>, sig: u32) {
-    if sig == 0 || !wanted(&task.process, sig) {
-        return;
+    if sig != 0 {
+        let _ = send_thread_info(task, from_current(sig, SI_TKILL), false);
+    }
+}
+
+/// Sends `info` to one thread.
+pub fn send_thread_info(task: &Arc<Task>, info: SigInfo, must_queue: bool) -> KResult<()> {
+    let sig = info.signo;
+    if sig == SIGSTOP || task.process.exiting() || ignored(&task.process, sig, core::slice::from_ref(task)) {
+        return Ok(());
     }
     if sig == SIGKILL {
         task.process.begin_exit(SIGKILL as i32);
-        return;
+        return Ok(());
     }
-    task.pending.fetch_or(bit(sig), Ordering::Relaxed);
-    task.thread_directed.fetch_or(bit(sig), Ordering::Relaxed);
+    task.pending.push(info, must_queue)?;
     sched::wake(task);
+    wake_signalfds();
+    Ok(())
 }
 
-/// Takes the lowest pending signal `task` does not block.
-fn take_pending(task: &Task) -> Option<(u32, bool)> {
-    let mask = task.sigmask.load(Ordering::Relaxed);
-    let mine = task.pending.load(Ordering::Relaxed) & !mask;
-    if mine != 0 {
-        let sig = mine.trailing_zeros() + 1;
-        task.pending.fetch_and(!bit(sig), Ordering::Relaxed);
-        let thread = task.thread_directed.fetch_and(!bit(sig), Ordering::Relaxed) & bit(sig) != 0;
-        return Some((sig, thread));
+/// Takes `task`'s lowest pending signal in `allowed`: its own first, then its
+/// process's (Linux's dequeue_signal). Taking SIGALRM re-arms a periodic ITIMER_REAL, as
+/// Linux does there.
+pub fn dequeue(task: &Task, allowed: u64) -> Option<SigInfo> {
+    let info = task.pending.take(allowed).or_else(|| task.process.pending.take(allowed))?;
+    if info.signo == SIGALRM {
+        super::itimer::rearm_real(&task.process);
     }
-    let shared = task.process.pending.load(Ordering::Relaxed) & !mask;
-    if shared != 0 {
-        let sig = shared.trailing_zeros() + 1;
-        task.process.pending.fetch_and(!bit(sig), Ordering::Relaxed);
-        return Some((sig, false));
-    }
-    None
+    Some(info)
+}
+
+/// The signals pending for `task`: its own and its process's.
+pub fn pending_for(task: &Task) -> u64 {
+    task.pending.set() | task.process.pending.set()
 }
 
 /// Delivers one pending signal to the current task on its way to user mode.
 pub fn deliver(frame: &mut TrapFrame) {
     let me = sched::current();
-    let Some((sig, thread)) = take_pending(&me) else { return };
+    let Some(info) = dequeue(&me, !me.sigmask.load(Ordering::Relaxed)) else { return };
+    let sig = info.signo;
     let action = me.process.sigactions.lock()[sig as usize - 1];
     match action.handler {
         SIG_IGN => {}
         SIG_DFL if ignored_by_default(sig) => {}
         SIG_DFL => me.process.begin_exit(sig as i32),
         _ => {
-            if setup_frame(&me, frame, sig, &action, thread).is_err() {
+            crate::syscall::restart::before_handler(frame, me.restart.swap(0, Ordering::Relaxed), action.flags);
+            if setup_frame(&me, frame, &info, &action).is_err() {
                 log::info!("pid {}: cannot deliver signal {sig}: bad stack; SIGSEGV", me.process.pid);
                 me.process.begin_exit(SIGSEGV as i32);
                 return;
@@ -205,7 +256,7 @@ fn sigcontext_regs(f: &TrapFrame) -> [u64; 18] {
 }
 
 /// Builds the `rt_sigframe` and points the frame at the handler.
-fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, sig: u32, action: &SigAction, thread: bool) -> KResult<()> {
+fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, info: &SigInfo, action: &SigAction) -> KResult<()> {
     let alt = *me.process.altstack.lock();
     let on_alt_now = alt[1] & SS_DISABLE == 0 && frame.rsp > alt[0] && frame.rsp <= alt[0] + alt[2];
     let use_alt = action.flags & SA_ONSTACK != 0 && alt[1] & SS_DISABLE == 0 && !on_alt_now;
@@ -240,11 +291,7 @@ fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, sig: u32, action: &SigActi
         put(0);
     }
     put(old_mask); // uc_sigmask
-    let mut info = [0u8; SIGINFO_SIZE];
-    info[..4].copy_from_slice(&(sig as i32).to_le_bytes());
-    info[8..12].copy_from_slice(&(if thread { SI_TKILL } else { SI_USER }).to_le_bytes());
-    info[16..20].copy_from_slice(&me.process.pid.to_le_bytes());
-    buf.extend_from_slice(&info);
+    buf.extend_from_slice(&info.to_siginfo());
 
     with_mm(|mm| {
         uaccess::copy_to_user(mm, fp_addr, fpu.as_bytes())?;
@@ -252,7 +299,7 @@ fn setup_frame(me: &Arc<Task>, frame: &mut TrapFrame, sig: u32, action: &SigActi
     })?;
     frame.rsp = sp;
     frame.rip = action.handler;
-    frame.rdi = u64::from(sig);
+    frame.rdi = u64::from(info.signo);
     frame.rsi = info_addr;
     frame.rdx = uc_addr;
     frame.rax = 0;

@@ -54,7 +54,7 @@ const VMM_TIMEOUT_SECS: &str = "100";
 const READS: [&str; 5] = ["pread", "uring_qd1", "uring_qd32", "uring_qd32_fixed", "uring_qd32_pbuf"];
 /// Polled reads need a disk with a polled queue: our guest's (the host's has none).
 const POLLED: [&str; 4] = ["pread", "uring_qd32", "uring_qd32_iopoll", "uring_qd32_iopoll_sqpoll"];
-const CALLS: [&str; 3] = ["getppid", "nop_batch1", "nop_batch32"];
+const CALLS: [&str; 5] = ["getppid", "nop_batch1", "nop_batch32", "clock_syscall", "clock_vdso"];
 
 /// Where uring-bench runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -558,11 +558,16 @@ fn main() {
     );
     bench.section(
         "syscalls",
-        "syscalls and the rings, per operation (host Linux, and our guest on vmm and QEMU)",
+        "syscalls, the rings and the vDSO, per operation (host Linux, and our guest on vmm and QEMU)",
         Target::Disk,
         &share_platforms,
         &CALLS,
-        &[("nop_batch1", "getppid", "getppid/this"), ("nop_batch32", "getppid", "getppid/this"), ("nop_batch32", "nop_batch1", "nop_batch1/this")],
+        &[
+            ("nop_batch1", "getppid", "getppid/this"),
+            ("nop_batch32", "getppid", "getppid/this"),
+            ("nop_batch32", "nop_batch1", "nop_batch1/this"),
+            ("clock_vdso", "clock_syscall", "syscall/this"),
+        ],
     );
     println!("\n(a ratio a/this above 1: this is faster than a. exits/op: VM exits per operation under vmm, less those of a run");
     println!(" without operations: those KVM_RUN returned to vmm but the console's output, and the virtqueue notifications");

@@ -73,6 +73,7 @@ pub const TESTS: &[Test] = tests![
     rename_directory_into_itself_is_einval,
     renameat_moves_between_directories,
     ftruncate_grows_with_zeros_and_shrinks,
+    a_file_may_be_larger_than_64_mib,
     ftruncate_read_only_fd_is_einval,
     ftruncate_negative_length_is_einval,
     fsync_and_fdatasync_on_a_file_succeed,
@@ -795,6 +796,28 @@ fn renameat_moves_between_directories() -> TestResult {
     check_ok!(sys::close(fd2));
     check_ok!(sys::rmdir(d1.as_cstr()));
     check_ok!(sys::rmdir(d2.as_cstr()));
+    Ok(())
+}
+
+fn a_file_may_be_larger_than_64_mib() -> TestResult {
+    // A sparse 100 MiB file with a MiB written near its end (the RAM file system's size
+    // limit follows the guest's memory, as tmpfs's does).
+    const MIB: usize = 1 << 20;
+    let path = make_file("large", b"")?;
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDWR, 0)) as i32;
+    check_eq!(sys::ftruncate(fd, 100 * MIB as i64), Ok(0));
+    let chunk = [0x5au8; 4096];
+    for i in 0..256 {
+        check_eq!(sys::pwrite64(fd, &chunk, (90 * MIB + i * 4096) as i64), Ok(4096));
+    }
+    let mut st = Stat::default();
+    check_eq!(sys::fstat(fd, &mut st), Ok(0));
+    check_eq!(st.st_size, 100 * MIB as i64);
+    let mut b = [0u8; 2];
+    check_eq!(sys::pread64(fd, &mut b, (91 * MIB - 1) as i64), Ok(2));
+    check_eq!(b, [0x5a, 0]);
+    check_ok!(sys::close(fd));
+    check_ok!(sys::unlink(path.as_cstr()));
     Ok(())
 }
 

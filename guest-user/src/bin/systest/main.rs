@@ -19,15 +19,25 @@
 #![allow(clippy::result_large_err)]
 
 mod fs;
+mod itimer;
 mod misc;
+mod mlock;
 mod mm;
+mod pidfd;
 mod pipe;
 mod poll;
+mod prctl;
 mod proc;
 mod rw;
+mod sched;
+mod sigrestart;
+mod sigutil;
+mod signalfd;
+mod sigwait;
 mod time;
 mod timerfd;
 mod util;
+mod vdso;
 mod wait;
 
 use ulib::test::Runner;
@@ -39,14 +49,23 @@ ulib::entry!(main);
 const FAMILIES: &[(&str, &[util::Test])] = &[
     ("fs", fs::TESTS),
     ("mm", mm::TESTS),
+    ("mlock", mlock::TESTS),
     ("proc", proc::TESTS),
     ("rw", rw::TESTS),
     ("pipe", pipe::TESTS),
+    ("pidfd", pidfd::TESTS),
     ("poll", poll::TESTS),
+    ("prctl", prctl::TESTS),
+    ("sched", sched::TESTS),
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
+    ("vdso", vdso::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
+    ("itimer", itimer::TESTS),
+    ("sigwait", sigwait::TESTS),
+    ("signalfd", signalfd::TESTS),
+    ("sigrestart", sigrestart::TESTS),
 ];
 
 const USAGE: &str = "usage: systest [--dir DIR] [--exec PATH] [FAMILY|FAMILY::TEST...]";
@@ -78,6 +97,7 @@ fn main(args: &Args) -> i32 {
     util::reset_inherited_signals();
     let pid = sys::getpid().unwrap_or(0) as u32;
     util::configure(dir, exec, pid);
+    util::VDSO.store(args.aux(AT_SYSINFO_EHDR).unwrap_or(0), core::sync::atomic::Ordering::Relaxed);
     // DIR may not exist yet; the scratch directory must not.
     let _ = sys::mkdir(
         util::Path::from_fmt(format_args!("{}", util::base_dir())).as_cstr(),

@@ -173,3 +173,6 @@ pub fn status_if<T: PartialEq>(actual: T, expected: T) -> i32 {
 pub const UNMAPPED_ADDR: usize = 0x1;
 /// An address in the kernel half: user copies must refuse it before touching it.
 pub const KERNEL_ADDR: usize = 0xffff_8000_0000_0000;
+
+/// The vDSO's address (AT_SYSINFO_EHDR; 0 if none), read at start-up.
+pub static VDSO: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
