@@ -3,8 +3,8 @@
 //! - `meminfo`: Linux's first lines (MemTotal, MemFree, MemAvailable) and our own
 //!   `KernelHeap` (bytes of kernel heap in use), which leak tests compare before and after
 //!   a workload;
-//! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (CPU times are not
-//!   accounted: zeros), `self` (a link to the caller's directory);
+//! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (the live processes' CPU
+//!   time as user time, the rest idle), `self` (a link to the caller's directory);
 //! - `PID/`: `stat`, `status`, `cmdline`, `comm`, `maps` (areas without file names:
 //!   mappings do not remember their file), as `ps` and `top` read them; `exe`, a link to the executable.
 
@@ -165,8 +165,13 @@ fn loadavg() -> KResult<String> {
 fn stat() -> KResult<String> {
     let (running, total) = running_counts();
     let boot = crate::time::realtime_ns() / 1_000_000_000 - crate::time::uptime_ms() / 1000;
+    // Ticks (USER_HZ 100): the processes' CPU time as user time (exited ones are not
+    // counted), the rest of the uptime as idle.
+    let busy: u64 = task::all_processes().iter().map(|p| crate::task::sched::process_cpu_ns(p)).sum::<u64>() / 10_000_000;
+    let idle = (crate::time::uptime_ms() / 10).saturating_sub(busy);
+    let cpu = format!("{busy} 0 0 {idle} 0 0 0 0 0 0");
     Ok(format!(
-        "cpu  0 0 0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt 0\nbtime {boot}\nprocesses {total}\nprocs_running {running}\nprocs_blocked 0\n"
+        "cpu  {cpu}\ncpu0 {cpu}\nintr 0\nctxt 0\nbtime {boot}\nprocesses {total}\nprocs_running {running}\nprocs_blocked 0\n"
     ))
 }
 
@@ -199,8 +204,10 @@ fn pid_stat(pid: u32) -> KResult<String> {
     let sid = p.sid.load(Ordering::Relaxed);
     let (tty_nr, tpgid) = if session != 0 && session == sid { ((4 << 8) | 64, fg as i64) } else { (0, -1) };
     let (vsize, rss) = sizes(&p);
+    // CPU time in clock ticks (USER_HZ 100), all of it counted as user time.
+    let utime = crate::task::sched::process_cpu_ns(&p) / 10_000_000;
     Ok(format!(
-        "{pid} ({}) {} {} {} {sid} {tty_nr} {tpgid} 4194560 0 0 0 0 0 0 0 0 20 0 {} 0 0 {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        "{pid} ({}) {} {} {} {sid} {tty_nr} {tpgid} 4194560 0 0 0 0 {utime} 0 0 0 20 0 {} 0 0 {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
         p.name.lock().as_str(),
         state_char(&p),
         p.ppid.load(Ordering::Relaxed),
