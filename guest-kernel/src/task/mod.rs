@@ -520,6 +520,7 @@ fn exit_process(process: &Arc<Process>) {
     process.mm.lock().take();
     let closed = process.files.lock().close_all();
     drop(closed);
+    crate::tty::console().session_leader_exited(process);
     process.vfork_released.store(true, Ordering::Relaxed);
     process.vfork_done.wake_all();
     // Orphans get their parent-death signal (PR_SET_PDEATHSIG) and go to the nearest

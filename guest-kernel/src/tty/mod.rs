@@ -104,6 +104,25 @@ impl Tty {
         s.pgrp = process.pgid.load(Ordering::Relaxed);
     }
 
+    /// A process ended: if it led the session the tty controls, the tty is free again and
+    /// the foreground group gets SIGHUP, as Linux's `disassociate_ctty(1)`.
+    pub fn session_leader_exited(&self, process: &Process) {
+        if let Some(pgrp) = self.disassociate(process) {
+            signal_group(pgrp, signal::SIGHUP);
+        }
+    }
+
+    /// Frees the tty if `process` leads the session it controls; returns the foreground
+    /// group it had.
+    fn disassociate(&self, process: &Process) -> Option<u32> {
+        let mut s = self.state.lock();
+        if s.session == 0 || s.session != process.pid || process.sid.load(Ordering::Relaxed) != process.pid {
+            return None;
+        }
+        s.session = 0;
+        Some(core::mem::take(&mut s.pgrp))
+    }
+
     /// The session the tty controls and its foreground group (0s: none).
     pub fn owner(&self) -> (u32, u32) {
         let s = self.state.lock();
@@ -325,10 +344,11 @@ impl Tty {
                 if !self.controls(&me) {
                     return Err(ENOTTY);
                 }
-                if me.sid.load(Ordering::Relaxed) == me.pid {
-                    let mut s = self.state.lock();
-                    s.session = 0;
-                    s.pgrp = 0;
+                // The session leader gives it up: its foreground group is hung up and
+                // continued (Linux's disassociate_ctty(0)); others just lose it.
+                if let Some(pgrp) = self.disassociate(&me) {
+                    signal_group(pgrp, signal::SIGHUP);
+                    signal_group(pgrp, signal::SIGCONT);
                 }
                 Ok(0)
             }
