@@ -7,22 +7,23 @@ KERNEL_OUT    = target/$(KERNEL_TARGET)/release/guest-kernel
 VMM           = target/release/vmm
 GUEST         = images/guest.elf
 ROOTFS        = images/rootfs.cpio
+BUSYBOX       = images/busybox.cpio
 RUN_CMDLINE  ?= loglevel=info
 
 # Guest user programs are ordinary static Linux executables: Rust no_std programs (built
 # for the host's Linux target, without PIE) and C programs linked with musl.
 USER_TARGET   = x86_64-unknown-linux-gnu
 USER_OUT      = target/$(USER_TARGET)/release
-USER_BINS     = blktest demo fuzz hello init segv sharetest spin systest timertest uringrs
+USER_BINS     = blktest demo fuzz hello init segv sharetest spin systest timertest ttytest uringrs
 C_OUT         = target/guest-c
 C_PROGS       = hello-musl static-pie
 URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 
-.PHONY: all kernel vmm user uring rootfs run run-qemu test bench deps rust-target clean
+.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test bench deps rust-target clean
 
-all: vmm $(GUEST) $(ROOTFS)
+all: vmm $(GUEST) $(ROOTFS) $(BUSYBOX)
 
 # The kernel needs the bare-metal target: no SSE and no red zone in ring 0.
 rust-target:
@@ -66,12 +67,29 @@ $(ROOTFS): user uring $(addprefix $(C_OUT)/,$(C_PROGS))
 
 rootfs: $(ROOTFS)
 
+# The shell image: Debian's busybox-static with its applet links; /init is busybox.
+$(BUSYBOX): scripts/mkbusybox.sh
+	@scripts/install-deps.sh
+	@mkdir -p images
+	scripts/mkbusybox.sh $(BUSYBOX) target/busybox-root
+
+busybox: $(BUSYBOX)
+
 run: all
 	$(VMM) run $(GUEST) --initrd $(ROOTFS) --cmdline "$(RUN_CMDLINE)"
 
 run-qemu: all
 	@scripts/install-deps.sh
 	scripts/qemu.sh $(GUEST) "$(RUN_CMDLINE)" -initrd $(ROOTFS)
+
+# An interactive shell on the console (C-a x quits).
+SHELL_CMDLINE ?= init=/bin/sh
+run-shell: all
+	$(VMM) run $(GUEST) --initrd $(BUSYBOX) --cmdline "$(SHELL_CMDLINE)"
+
+run-shell-qemu: all
+	@scripts/install-deps.sh
+	QEMU_SERIAL=mon:stdio scripts/qemu.sh $(GUEST) "$(SHELL_CMDLINE)" -initrd $(BUSYBOX)
 
 deps:
 	@scripts/install-deps.sh
@@ -85,4 +103,4 @@ bench: deps all
 
 clean:
 	$(CARGO) clean
-	rm -f $(GUEST) $(ROOTFS)
+	rm -f $(GUEST) $(ROOTFS) $(BUSYBOX)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and `make test` need when it is missing: QEMU (TCG guest tests,
-# benchmarks), musl-gcc and liburing (C programs for the guest). As root it runs apt-get; otherwise
+# benchmarks), musl-gcc and liburing (C programs for the guest), busybox-static (the shell image). As root it runs apt-get; otherwise
 # it prints the command and fails.
 set -euo pipefail
 
@@ -8,6 +8,8 @@ packages=()
 command -v qemu-system-x86_64 >/dev/null || packages+=(qemu-system-x86)
 command -v musl-gcc >/dev/null || packages+=(musl-tools)
 [ -f /usr/lib/x86_64-linux-gnu/liburing.a ] || packages+=(liburing-dev)
+# The static build (the dynamic `busybox` package also installs /bin/busybox).
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || packages+=(busybox-static)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

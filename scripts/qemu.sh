@@ -2,17 +2,20 @@
 # Boots a guest ELF under QEMU microvm with TCG, the way the tests do:
 #   scripts/qemu.sh KERNEL.elf [CMDLINE] [extra QEMU args...]
 # QEMU exits with (status << 1) | 1 when the guest writes status to port 0xf4; this script
-# turns that back into the guest's status, as `vmm run` reports it.
+# turns that back into the guest's status, as `vmm run` reports it. QEMU_SERIAL picks the
+# console's backend (default stdio; mon:stdio gives Ctrl-A x and raw mode on a terminal).
 set -uo pipefail
 kernel=$1
 cmdline=${2:-}
 shift $(( $# < 2 ? $# : 2 ))
 qemu-system-x86_64 -M microvm,acpi=off -accel "${QEMU_ACCEL:-tcg}" -m 256M -smp 1 \
-    -nodefaults -no-user-config -nographic -no-reboot -serial stdio \
+    -nodefaults -no-user-config -nographic -no-reboot -serial "${QEMU_SERIAL:-stdio}" \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -global virtio-mmio.force-legacy=false \
     -kernel "$kernel" -append "$cmdline" "$@"
 rc=$?
 if [ $((rc & 1)) -eq 1 ]; then exit $((rc >> 1)); fi
+# Quit from the monitor (Ctrl-A x with mon:stdio): QEMU's own 0.
+if [ $rc -eq 0 ] && [ "${QEMU_SERIAL:-}" = mon:stdio ]; then exit 0; fi
 echo "qemu exited with $rc without the guest writing an exit status" >&2
 exit $(( rc == 0 ? 1 : rc ))

@@ -23,6 +23,7 @@ mod sync;
 mod syscall;
 mod task;
 mod time;
+mod tty;
 
 use boot_info::BootInfo;
 use cmdline::Cmdline;
@@ -69,6 +70,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     });
     let have_rootfs = fs::init(initrd);
     drivers::virtio::probe_all(cmd.virtio_devices());
+    tty::uart::init();
     ktest::run_with_devices(&cmd);
     ktest::run_threads(&cmd);
 

@@ -4,6 +4,8 @@
 //! The binaries come from `make` (`target/release/vmm`, `images/guest.elf`). KVM tests
 //! need `/dev/kvm`: without it they fail, unless `NO_KVM=1` says to skip them (loudly).
 
+pub mod console;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -144,7 +146,9 @@ fn drain(child: &mut Child, stdout: bool) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        // The guest's console is a terminal that writes "\r\n" for "\n" (ONLCR), as
+        // Linux's: transcripts are compared as text.
+        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
     })
 }
 
@@ -209,6 +213,20 @@ pub enum Device<'a> {
 /// Boots the guest with the standard initramfs, `cmdline` and `devices`, attached the
 /// platform's way (`--disk`/`--share`, or QEMU's `-drive`/`-fsdev` with virtio-mmio).
 pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) -> Outcome {
+    let mut extra = device_args(platform, devices);
+    let rootfs = rootfs();
+    let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
+    match platform {
+        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into()]),
+        Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
+    }
+    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
+    boot(platform, cmdline, &refs)
+}
+
+/// The arguments that attach `devices` on `platform` (`--disk`/`--share`, or QEMU's
+/// `-drive`/`-fsdev` with virtio-mmio).
+pub fn device_args(platform: Platform, devices: &[Device]) -> Vec<String> {
     let mut extra: Vec<String> = Vec::new();
     for (i, d) in devices.iter().enumerate() {
         match (platform, d) {
@@ -235,14 +253,7 @@ pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) 
             }
         }
     }
-    let rootfs = rootfs();
-    let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
-    match platform {
-        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into()]),
-        Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
-    }
-    let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-    boot(platform, cmdline, &refs)
+    extra
 }
 
 /// A fresh scratch directory for one test (under the system temp dir).

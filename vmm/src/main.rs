@@ -1,7 +1,7 @@
 //! `vmm` command line: parse, build a [`VmConfig`], run, map the outcome to an exit code.
 //!
 //! Exit codes: the guest's own status when it writes to the exit device (port 0xf4);
-//! 124 when `--timeout` stops it; 2 for bad command-line input; 1 for everything else
+//! 0 after Ctrl-A x; 124 when `--timeout` stops it; 2 for bad command-line input; 1 for everything else
 //! (KVM unavailable, the guest crashed).
 
 use std::path::PathBuf;
@@ -24,7 +24,8 @@ struct Cli {
 enum Command {
     /// Boot IMAGE (a PVH ELF kernel) and run it until it exits.
     ///
-    /// The guest console (COM1) is printed on stdout. Each --disk and --share is a
+    /// The guest console (COM1) is printed on stdout and reads stdin (a terminal in raw
+    /// mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A). Each --disk and --share is a
     /// virtio-mmio device in a QEMU-microvm slot (the first at 0xfeb00e00, GSI 12, then
     /// downwards), announced on the kernel command line as virtio_mmio.device=512@BASE:GSI.
     /// vmm exits with the status the guest writes to port 0xf4 (QEMU's isa-debug-exit gives (status << 1) | 1 instead), 124 on
@@ -180,6 +181,10 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),
+        Ok(VmExit::Quit) => {
+            eprintln!("vmm: quit (C-a x)");
+            ExitCode::SUCCESS
+        }
         Ok(VmExit::TimedOut) => {
             let secs = config.timeout.map_or(0.0, |t| t.as_secs_f64());
             eprintln!("vmm: timeout: guest stopped after {secs} s");

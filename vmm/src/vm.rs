@@ -65,6 +65,8 @@ pub enum VmExit {
     Exited(u32),
     /// `--timeout` elapsed; the guest was stopped.
     TimedOut,
+    /// The user typed Ctrl-A x on the console.
+    Quit,
 }
 
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
@@ -89,7 +91,8 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
 
     let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
     vm.register_irqfd(&serial_irq, serial::COM1_IRQ).map_err(kvm_err("IRQFD"))?;
-    let bus = Arc::new(IoBus::new(serial::new(serial_irq, Box::new(std::io::stdout()))));
+    let rx_space = serial::RxSpace::new().map_err(VmError::EventFd)?;
+    let bus = Arc::new(IoBus::new(serial::new(serial_irq, Arc::clone(&rx_space), Box::new(std::io::stdout()))));
     let mmio = Arc::new(attach_devices(&vm, &mem, devices)?);
 
     let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
@@ -114,6 +117,17 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
             })
             .map_err(VmError::Thread)?;
     }
+    // Raw mode (a terminal on stdin) until this function returns.
+    let terminal = crate::console::raw_mode();
+    // A terminal we do not have the foreground of is left alone (reading it would stop
+    // vmm with SIGTTIN).
+    if terminal.is_some() || !crate::console::stdin_is_a_terminal() {
+        let quit = tx.clone();
+        crate::console::spawn_input(Arc::clone(&bus), rx_space, terminal.is_some(), move || {
+            let _ = quit.send(Ok(VmExit::Quit));
+        })
+        .map_err(VmError::Thread)?;
+    }
     drop(tx);
 
     let result = match config.timeout {
@@ -124,6 +138,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         None => rx.recv().unwrap_or(Ok(VmExit::TimedOut)),
     };
     bus.flush();
+    drop(terminal);
     // Returning ends the process, and with it the vCPU threads and the VM.
     result
 }

@@ -1,4 +1,5 @@
-//! Character devices in `/dev`: null, zero, urandom, and the console (the serial port).
+//! Character devices in `/dev`: null, zero, urandom, and the console's tty (`crate::tty`)
+//! as `console`, `tty` and `ttyS0`.
 
 use alloc::sync::Arc;
 use core::any::Any;
@@ -6,13 +7,13 @@ use core::any::Any;
 use super::ramfs::RamDir;
 use super::{alloc_ino, FileType, IoBuf, Node, Stat};
 use crate::errno::*;
+use crate::tty::{TtyName, TtyNode};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Null,
     Zero,
     Urandom,
-    Console,
 }
 
 pub struct CharDev {
@@ -20,10 +21,6 @@ pub struct CharDev {
     kind: Kind,
     rdev: u64,
 }
-
-const TCGETS: u64 = 0x5401;
-const TIOCGWINSZ: u64 = 0x5413;
-const TIOCGPGRP: u64 = 0x540f;
 
 /// Linux's `makedev` for small numbers.
 const fn makedev(major: u64, minor: u64) -> u64 {
@@ -37,7 +34,7 @@ impl Node for CharDev {
 
     fn read(&self, _offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         match self.kind {
-            Kind::Null | Kind::Console => Ok(0),
+            Kind::Null => Ok(0),
             Kind::Zero | Kind::Urandom => {
                 let mut chunk = [0u8; 256];
                 let mut done = 0;
@@ -55,21 +52,7 @@ impl Node for CharDev {
     }
 
     fn write(&self, _offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
-        if self.kind == Kind::Console {
-            let mut chunk = [0u8; 256];
-            let mut done = 0;
-            while done < buf.len() {
-                let n = (buf.len() - done).min(chunk.len());
-                buf.get(done, &mut chunk[..n])?;
-                crate::console::write_bytes(&chunk[..n]);
-                done += n;
-            }
-        }
         Ok(buf.len())
-    }
-
-    fn seekable(&self) -> bool {
-        self.kind != Kind::Console
     }
 
     /// None of these devices ever sleeps.
@@ -81,36 +64,6 @@ impl Node for CharDev {
         Ok(())
     }
 
-    fn ioctl(&self, _file: &super::OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
-        if self.kind != Kind::Console {
-            return Err(ENOTTY);
-        }
-        match cmd {
-            TIOCGWINSZ => {
-                let winsize: [u16; 4] = [24, 80, 0, 0];
-                crate::task::write_user(arg, &winsize)?;
-                Ok(0)
-            }
-            TCGETS => {
-                // The kernel's `struct termios` (36 bytes): a cooked terminal, ICRNL | IXON,
-                // OPOST | ONLCR, B38400 | CS8 | CREAD, ISIG | ICANON | ECHO..., line 0,
-                // 19 control characters left zero.
-                let mut termios = [0u8; 36];
-                for (i, flag) in [0o2400u32, 0o5, 0o277, 0o105073].iter().enumerate() {
-                    termios[i * 4..i * 4 + 4].copy_from_slice(&flag.to_le_bytes());
-                }
-                crate::task::copy_to_user(arg, &termios)?;
-                Ok(0)
-            }
-            TIOCGPGRP => {
-                let pid = crate::task::current_process().pid;
-                crate::task::write_user(arg, &pid)?;
-                Ok(0)
-            }
-            _ => Err(ENOTTY),
-        }
-    }
-
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -120,11 +73,11 @@ fn dev(kind: Kind, rdev: u64) -> Arc<CharDev> {
     Arc::new(CharDev { ino: alloc_ino(), kind, rdev })
 }
 
-static CONSOLE: crate::sync::SpinLock<Option<Arc<CharDev>>> = crate::sync::SpinLock::new(None);
+static CONSOLE: crate::sync::SpinLock<Option<Arc<TtyNode>>> = crate::sync::SpinLock::new(None);
 
 /// The console device (init's stdin, stdout and stderr).
 pub fn console() -> Arc<dyn Node> {
-    CONSOLE.lock().get_or_insert_with(|| dev(Kind::Console, makedev(5, 1))).clone()
+    CONSOLE.lock().get_or_insert_with(|| TtyNode::new(TtyName::Console)).clone()
 }
 
 /// Creates `/dev` with its device nodes.
@@ -143,7 +96,8 @@ pub fn populate(root: &Arc<RamDir>) {
         ("urandom", dev(Kind::Urandom, makedev(1, 9))),
         ("random", dev(Kind::Urandom, makedev(1, 8))),
         ("console", console()),
-        ("tty", console()),
+        ("tty", TtyNode::new(TtyName::CurrentTty)),
+        ("ttyS0", TtyNode::new(TtyName::TtyS0)),
     ] {
         let _ = dir.add(name, node);
     }

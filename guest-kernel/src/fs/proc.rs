@@ -1,41 +1,55 @@
-//! `/proc`: what the kernel tells about itself. Only `/proc/meminfo` so far, with
-//! Linux's first lines (MemTotal, MemFree, MemAvailable) and our own `KernelHeap` (bytes
-//! of kernel heap in use), which leak tests compare before and after a workload.
+//! `/proc`: what the kernel tells about itself and its processes, as text made at each read.
+//!
+//! - `meminfo`: Linux's first lines (MemTotal, MemFree, MemAvailable) and our own
+//!   `KernelHeap` (bytes of kernel heap in use), which leak tests compare before and after
+//!   a workload;
+//! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (the live processes' CPU
+//!   time as user time, the rest idle), `self` (a link to the caller's directory);
+//! - `PID/`: `stat`, `status`, `cmdline`, `comm`, `maps` (areas without file names:
+//!   mappings do not remember their file), as `ps` and `top` read them; `exe`, a link to the executable.
 
+use alloc::boxed::Box;
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::any::Any;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
 
 use super::ramfs::RamDir;
-use super::{alloc_ino, FileType, IoBuf, Node, Stat};
+use super::{alloc_ino, DirEntry, FileType, IoBuf, Node, Stat};
 use crate::errno::*;
 use crate::mm::{frame, heap, PAGE_SIZE};
+use crate::sync::SpinLock;
+use crate::task::{self, Process, TaskState};
 
-struct MemInfo {
+/// A read-only file whose text is made when read.
+struct TextFile {
     ino: u64,
+    text: Box<dyn Fn() -> KResult<String> + Send + Sync>,
 }
 
-impl Node for MemInfo {
+fn text_file(text: impl Fn() -> KResult<String> + Send + Sync + 'static) -> Arc<dyn Node> {
+    Arc::new(TextFile { ino: alloc_ino(), text: Box::new(text) })
+}
+
+impl Node for TextFile {
     fn stat(&self) -> Stat {
         Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | 0o444, nlink: 1, ..Stat::default() }
     }
 
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
-        let (total, free) = frame::stats();
-        let kib = |frames: u64| frames * PAGE_SIZE / 1024;
-        let text = format!(
-            "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nKernelHeap:     {:8} kB\nKernelHeapBytes: {}\n",
-            kib(total),
-            kib(free),
-            kib(free),
-            heap::in_use() / 1024,
-            heap::in_use()
-        );
+        let text = (self.text)()?;
         let bytes = text.as_bytes();
         let start = (offset as usize).min(bytes.len());
         let n = (bytes.len() - start).min(buf.len());
         buf.put(0, &bytes[start..start + n])?;
         Ok(n)
+    }
+
+    fn write(&self, _offset: u64, _buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        Err(EACCES)
     }
 
     fn nowait(&self) -> bool {
@@ -47,10 +61,321 @@ impl Node for MemInfo {
     }
 }
 
-/// Makes `/proc` and its files.
-pub fn populate(root: &RamDir) {
-    let Ok(dir) = root.lookup("proc").or_else(|_| root.create("proc", FileType::Directory, 0o555)) else { return };
-    if let Some(dir) = dir.as_any().downcast_ref::<RamDir>() {
-        let _ = dir.add("meminfo", Arc::new(MemInfo { ino: alloc_ino() }));
+/// `/proc/self`: a link to the caller's `/proc/PID`.
+struct SelfLink {
+    ino: u64,
+}
+
+impl Node for SelfLink {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, ..Stat::default() }
     }
+
+    fn readlink(&self) -> KResult<String> {
+        Ok(task::current_process().pid.to_string())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `/proc/PID/exe`: a link to the process's executable.
+struct ExeLink {
+    ino: u64,
+    pid: u32,
+}
+
+impl Node for ExeLink {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, ..Stat::default() }
+    }
+
+    fn readlink(&self) -> KResult<String> {
+        let mm = process(self.pid)?.mm().ok_or(ENOENT)?;
+        let exe = mm.lock().exe.clone();
+        Ok(exe)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Mounted file systems as `/proc/mounts` lists them (device, mount point, type, options).
+static MOUNTS: SpinLock<Vec<(String, String, &'static str, &'static str)>> = SpinLock::new(Vec::new());
+
+/// Records a mount for `/proc/mounts`.
+pub fn add_mount(device: &str, path: &str, kind: &'static str, options: &'static str) {
+    MOUNTS.lock().push((String::from(device), String::from(path), kind, options));
+}
+
+/// Whether `/proc/mounts` lists `path` as a mount point.
+pub fn is_mount_point(path: &str) -> bool {
+    path == "/" || path == "/proc" || MOUNTS.lock().iter().any(|m| m.1 == path)
+}
+
+/// Forgets the latest mount at `path` (umount).
+pub fn remove_mount(path: &str) {
+    let mut mounts = MOUNTS.lock();
+    if let Some(i) = mounts.iter().rposition(|m| m.1 == path) {
+        mounts.remove(i);
+    }
+}
+
+fn mounts() -> KResult<String> {
+    let mut s = String::from("rootfs / rootfs rw 0 0\nproc /proc proc rw,nosuid,nodev,noexec 0 0\n");
+    for (dev, path, kind, opts) in MOUNTS.lock().iter() {
+        let _ = writeln!(s, "{dev} {path} {kind} {opts} 0 0");
+    }
+    Ok(s)
+}
+
+fn meminfo() -> KResult<String> {
+    let (total, free) = frame::stats();
+    let kib = |frames: u64| frames * PAGE_SIZE / 1024;
+    Ok(format!(
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nKernelHeap:     {:8} kB\nKernelHeapBytes: {}\n",
+        kib(total),
+        kib(free),
+        kib(free),
+        0,
+        0,
+        heap::in_use() / 1024,
+        heap::in_use()
+    ))
+}
+
+fn uptime() -> KResult<String> {
+    let ms = crate::time::uptime_ms();
+    Ok(format!("{}.{:02} 0.00\n", ms / 1000, ms % 1000 / 10))
+}
+
+fn running_counts() -> (usize, usize) {
+    let all = task::all_processes();
+    let running = all.iter().filter(|p| state_char(p) == 'R').count();
+    (running, all.len())
+}
+
+fn loadavg() -> KResult<String> {
+    let (running, total) = running_counts();
+    Ok(format!("0.00 0.00 0.00 {running}/{total} {}\n", task::all_processes().iter().map(|p| p.pid).max().unwrap_or(0)))
+}
+
+fn stat() -> KResult<String> {
+    let (running, total) = running_counts();
+    let boot = crate::time::realtime_ns() / 1_000_000_000 - crate::time::uptime_ms() / 1000;
+    // Ticks (USER_HZ 100): the processes' CPU time as user time (exited ones are not
+    // counted), the rest of the uptime as idle.
+    let busy: u64 = task::all_processes().iter().map(|p| crate::task::sched::process_cpu_ns(p)).sum::<u64>() / 10_000_000;
+    let idle = (crate::time::uptime_ms() / 10).saturating_sub(busy);
+    let cpu = format!("{busy} 0 0 {idle} 0 0 0 0 0 0");
+    Ok(format!(
+        "cpu  {cpu}\ncpu0 {cpu}\nintr 0\nctxt 0\nbtime {boot}\nprocesses {total}\nprocs_running {running}\nprocs_blocked 0\n"
+    ))
+}
+
+/// R (running or runnable), S (sleeping) or Z (zombie), as `ps` shows it.
+fn state_char(p: &Process) -> char {
+    if p.zombie.lock().is_some() {
+        return 'Z';
+    }
+    let threads = p.threads();
+    if threads.iter().any(|t| t.state.load(Ordering::Relaxed) == TaskState::Runnable as u8) { 'R' } else { 'S' }
+}
+
+fn process(pid: u32) -> KResult<Arc<Process>> {
+    task::find_process(pid).ok_or(ENOENT)
+}
+
+/// (virtual size in bytes, resident pages): resident is not tracked; the writable
+/// private areas stand in for it.
+fn sizes(p: &Process) -> (u64, u64) {
+    let Some(mm) = p.mm() else { return (0, 0) };
+    let mm = mm.lock();
+    let vsize = mm.vmas().map(|v| v.end - v.start).sum::<u64>();
+    let rss = mm.vmas().filter(|v| v.shared.is_none() && v.prot & 2 != 0).map(|v| (v.end - v.start) / PAGE_SIZE).sum();
+    (vsize, rss)
+}
+
+fn pid_stat(pid: u32) -> KResult<String> {
+    let p = process(pid)?;
+    let (session, fg) = crate::tty::console().owner();
+    let sid = p.sid.load(Ordering::Relaxed);
+    let (tty_nr, tpgid) = if session != 0 && session == sid { ((4 << 8) | 64, fg as i64) } else { (0, -1) };
+    let (vsize, rss) = sizes(&p);
+    // CPU time in clock ticks (USER_HZ 100), all of it counted as user time.
+    let utime = crate::task::sched::process_cpu_ns(&p) / 10_000_000;
+    Ok(format!(
+        "{pid} ({}) {} {} {} {sid} {tty_nr} {tpgid} 4194560 0 0 0 0 {utime} 0 0 0 20 0 {} 0 0 {vsize} {rss} 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+        p.name.lock().as_str(),
+        state_char(&p),
+        p.ppid.load(Ordering::Relaxed),
+        p.pgid.load(Ordering::Relaxed),
+        p.thread_count().max(1),
+    ))
+}
+
+fn pid_status(pid: u32) -> KResult<String> {
+    let p = process(pid)?;
+    let (vsize, rss) = sizes(&p);
+    let state = match state_char(&p) {
+        'R' => "R (running)",
+        'Z' => "Z (zombie)",
+        _ => "S (sleeping)",
+    };
+    Ok(format!(
+        "Name:\t{}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{} kB\nVmRSS:\t{} kB\nThreads:\t{}\n",
+        p.name.lock().as_str(),
+        p.ppid.load(Ordering::Relaxed),
+        vsize / 1024,
+        rss * PAGE_SIZE / 1024,
+        p.thread_count()
+    ))
+}
+
+fn pid_cmdline(pid: u32) -> KResult<String> {
+    let p = process(pid)?;
+    let Some(mm) = p.mm() else { return Ok(String::new()) };
+    let mut mm = mm.lock();
+    let (start, end) = mm.args;
+    let mut bytes = alloc::vec![0u8; (end - start).min(4096) as usize];
+    if crate::mm::uaccess::copy_from_user(&mut mm, &mut bytes, start).is_err() {
+        bytes.clear();
+    }
+    // The text type is a String; argv bytes that are not UTF-8 are shown replaced.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn pid_maps(pid: u32) -> KResult<String> {
+    let p = process(pid)?;
+    let Some(mm) = p.mm() else { return Ok(String::new()) };
+    let mm = mm.lock();
+    let mut s = String::new();
+    for v in mm.vmas() {
+        let flag = |bit: u32, c: char| if v.prot & bit != 0 { c } else { '-' };
+        let name = if v.start == mm.brk_start && v.start != 0 {
+            "[heap]"
+        } else if v.end == task::exec::STACK_TOP {
+            "[stack]"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "{:08x}-{:08x} {}{}{}{} 00000000 00:00 0{}{name}",
+            v.start,
+            v.end,
+            flag(1, 'r'),
+            flag(2, 'w'),
+            flag(4, 'x'),
+            if v.shared.is_some() { 's' } else { 'p' },
+            if name.is_empty() { "" } else { "                          " },
+        );
+    }
+    Ok(s)
+}
+
+const PID_FILES: [&str; 7] = ["cmdline", "comm", "exe", "maps", "mounts", "stat", "status"];
+
+/// `/proc/PID`.
+struct PidDir {
+    ino: u64,
+    pid: u32,
+}
+
+impl Node for PidDir {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | 0o555, nlink: 2, ..Stat::default() }
+    }
+
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
+        let pid = self.pid;
+        process(pid)?;
+        Ok(match name {
+            "stat" => text_file(move || pid_stat(pid)),
+            "status" => text_file(move || pid_status(pid)),
+            "cmdline" => text_file(move || pid_cmdline(pid)),
+            "comm" => text_file(move || Ok(format!("{}\n", process(pid)?.name.lock().as_str()))),
+            "maps" => text_file(move || pid_maps(pid)),
+            "mounts" => text_file(mounts),
+            "exe" => Arc::new(ExeLink { ino: alloc_ino(), pid }),
+            _ => return Err(ENOENT),
+        })
+    }
+
+    fn entries(&self) -> KResult<Vec<DirEntry>> {
+        let kind = |n: &str| if n == "exe" { FileType::Symlink } else { FileType::Regular };
+        Ok(PID_FILES.iter().map(|n| DirEntry { name: String::from(*n), ino: alloc_ino(), kind: kind(n) }).collect())
+    }
+
+    fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        Err(EISDIR)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `/proc` itself: fixed files, `self`, and a directory per live process.
+struct ProcRoot {
+    ino: u64,
+    files: Vec<(&'static str, Arc<dyn Node>)>,
+}
+
+impl Node for ProcRoot {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | 0o555, nlink: 2, ..Stat::default() }
+    }
+
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
+        if let Some((_, node)) = self.files.iter().find(|(n, _)| *n == name) {
+            return Ok(Arc::clone(node));
+        }
+        let pid: u32 = name.parse().map_err(|_| ENOENT)?;
+        process(pid)?;
+        // The same inode number for the same pid: `ps` and `find` compare them.
+        Ok(Arc::new(PidDir { ino: 1 << 32 | u64::from(pid), pid }))
+    }
+
+    fn entries(&self) -> KResult<Vec<DirEntry>> {
+        let mut out: Vec<DirEntry> =
+            self.files.iter().map(|(n, node)| DirEntry { name: String::from(*n), ino: node.stat().ino, kind: node.file_type() }).collect();
+        for p in task::all_processes() {
+            out.push(DirEntry { name: p.pid.to_string(), ino: 1 << 32 | u64::from(p.pid), kind: FileType::Directory });
+        }
+        Ok(out)
+    }
+
+    fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        Err(EISDIR)
+    }
+
+    fn statfs(&self) -> KResult<super::StatFs> {
+        Ok(super::StatFs { kind: 0x9fa0, bsize: 4096, namelen: 255, ..super::StatFs::default() })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A `/proc` (boot makes one; `mount -t proc` another).
+pub fn new_root() -> Arc<dyn Node> {
+    let files: Vec<(&'static str, Arc<dyn Node>)> = alloc::vec![
+        ("meminfo", text_file(meminfo)),
+        ("mounts", text_file(mounts)),
+        ("uptime", text_file(uptime)),
+        ("loadavg", text_file(loadavg)),
+        ("stat", text_file(stat)),
+        ("self", Arc::new(SelfLink { ino: alloc_ino() }) as Arc<dyn Node>),
+    ];
+    Arc::new(ProcRoot { ino: alloc_ino(), files })
+}
+
+/// Makes `/proc` (replacing a directory of that name from the initramfs).
+pub fn populate(root: &RamDir) {
+    let _ = root.detach("proc");
+    let _ = root.add("proc", new_root());
 }

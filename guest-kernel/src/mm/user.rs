@@ -111,11 +111,20 @@ pub struct UserSpace {
     vmas: BTreeMap<u64, Vma>,
     pub brk_start: u64,
     pub brk: u64,
+    /// Where exec put argv's strings (`/proc/PID/cmdline` reads them).
+    pub args: (u64, u64),
+    /// The executable's path as exec was given it, made absolute (`/proc/PID/exe`).
+    pub exe: alloc::string::String,
 }
 
 impl UserSpace {
     pub fn new() -> KResult<Self> {
-        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0 })
+        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0, args: (0, 0), exe: alloc::string::String::new() })
+    }
+
+    /// Every area, lowest first.
+    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
+        self.vmas.values()
     }
 
     /// The area containing `addr`.
@@ -315,7 +324,8 @@ impl UserSpace {
     /// A copy of this address space for a forked child: private pages are copied, shared
     /// pages are mapped to the same frames.
     pub fn fork(&self) -> KResult<Self> {
-        let mut child = Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk };
+        let mut child =
+            Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk, args: self.args, exe: self.exe.clone() };
         let mut result = Ok(());
         for v in self.vmas.values() {
             self.pt.for_each_page(v.start, v.end, &mut |va, pte| {

@@ -11,6 +11,7 @@ pub mod fs;
 pub mod futex;
 mod io_uring;
 pub mod mm;
+mod mount;
 mod process;
 pub mod restart;
 mod signal;
@@ -127,8 +128,9 @@ syscall_table! {
     110 getppid => process::getppid,
     111 getpgrp => process::getpgrp,
     112 setsid => process::setsid,
+    115 getgroups => process::getgroups,
     121 getpgid => process::getpgid,
-    124 getsid => process::getpid,
+    124 getsid => process::getsid,
     127 rt_sigpending => signal::rt_sigpending,
     128 rt_sigtimedwait => signal::rt_sigtimedwait,
     129 rt_sigqueueinfo => signal::rt_sigqueueinfo,
@@ -151,6 +153,8 @@ syscall_table! {
     152 munlockall => mm::munlockall,
     157 prctl => prctl::prctl,
     158 arch_prctl => process::arch_prctl,
+    165 mount => mount::mount,
+    166 umount2 => mount::umount2,
     186 gettid => process::gettid,
     187 readahead => rw::readahead,
     188 setxattr => xattr::setxattr,

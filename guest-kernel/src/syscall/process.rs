@@ -267,11 +267,31 @@ pub fn getpgrp(_: &mut Ctx) -> KResult<u64> {
     Ok(u64::from(current_process().pgid.load(Ordering::Relaxed)))
 }
 
-/// `setsid()`: sessions are not modelled; the caller leads a new process group.
+/// `setsid()`: the caller leads a new session and group, without a controlling
+/// terminal; EPERM when a group with its pid exists (it leads one already).
 pub fn setsid(_: &mut Ctx) -> KResult<u64> {
     let me = current_process();
+    if task::all_processes().iter().any(|p| p.pgid.load(Ordering::Relaxed) == me.pid) {
+        return Err(EPERM);
+    }
     me.pgid.store(me.pid, Ordering::Relaxed);
+    me.sid.store(me.pid, Ordering::Relaxed);
     Ok(u64::from(me.pid))
+}
+
+/// `getgroups(size, list)`: no supplementary groups (init's, on Linux, are none either).
+pub fn getgroups(c: &mut Ctx) -> KResult<u64> {
+    if c.int(0) < 0 {
+        return Err(EINVAL);
+    }
+    Ok(0)
+}
+
+/// `getsid(pid)` (0: the caller).
+pub fn getsid(c: &mut Ctx) -> KResult<u64> {
+    let pid = c.int(0);
+    let p = if pid == 0 { current_process() } else { task::find_process(pid as u32).ok_or(ESRCH)? };
+    Ok(u64::from(p.sid.load(Ordering::Relaxed)))
 }
 
 // --- pidfds and clone3 ---

@@ -13,7 +13,7 @@ use crate::mm::uaccess;
 use crate::mm::user::{Backing, UserSpace, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mm::{page_down, page_up};
 
-const STACK_TOP: u64 = 0x7fff_ffff_f000;
+pub const STACK_TOP: u64 = 0x7fff_ffff_f000;
 const STACK_SIZE: u64 = 8 << 20;
 /// Where a static-PIE executable is placed (Linux uses a similar base).
 const PIE_BASE: u64 = 0x5555_5555_4000;
@@ -149,6 +149,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
     if image_end == 0 {
         return Err(ENOEXEC);
     }
+    mm.exe = if path.starts_with('/') { String::from(path) } else { alloc::format!("{}/{path}", cwd.trim_end_matches('/')) };
     mm.brk_start = page_up(image_end);
     mm.brk = mm.brk_start;
 
@@ -201,6 +202,7 @@ fn build_stack(mm: &mut UserSpace, execfn: &[u8], argv: &[&[u8]], envp: &[&[u8]]
         addr
     };
     let argv_ptrs: Vec<u64> = argv.iter().map(|s| place(s, &mut area)).collect();
+    mm.args = (area_start, area_start + area.len() as u64);
     let envp_ptrs: Vec<u64> = envp.iter().map(|s| place(s, &mut area)).collect();
     let execfn_ptr = place(execfn, &mut area);
     let random_ptr = area_start + area.len() as u64;

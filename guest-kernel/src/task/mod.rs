@@ -56,6 +56,8 @@ pub struct Process {
     pub ppid: AtomicU32,
     /// Process group (inherited at fork; setpgid, setsid).
     pub pgid: AtomicU32,
+    /// Session (inherited at fork; setsid). Init leads session 1.
+    pub sid: AtomicU32,
     /// The signal the parent gets when this process ends (clone's CSIGNAL; 0: none).
     pub exit_signal: AtomicU32,
     mm: SpinLock<Option<Mm>>,
@@ -164,6 +166,7 @@ impl Process {
             pid,
             ppid: AtomicU32::new(ppid),
             pgid: AtomicU32::new(pid),
+            sid: AtomicU32::new(pid),
             exit_signal: AtomicU32::new(signal::SIGCHLD),
             mm: SpinLock::new(mm),
             files: SpinLock::new(files),
@@ -405,6 +408,7 @@ pub fn spawn_init(path: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<()> {
     let files = FdTable::with_console();
     let process = Process::new(pid, 0, Arc::new(SpinLock::new(image.mm)), files, String::from("/"), image.name);
     let task = Task::new(pid, &process, &image.frame, FpuState::initial())?;
+    crate::tty::console().set_controlling(&process);
     sched::spawn(task);
     Ok(())
 }
@@ -454,6 +458,7 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         let name = parent.name.lock().clone();
         let child = Process::new(tid, parent.pid, mm, files, cwd, name);
         child.pgid.store(parent.pgid.load(Ordering::Relaxed), Ordering::Relaxed);
+        child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
         child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
         *child.memlock.lock() = *parent.memlock.lock();
@@ -515,6 +520,7 @@ fn exit_process(process: &Arc<Process>) {
     process.mm.lock().take();
     let closed = process.files.lock().close_all();
     drop(closed);
+    crate::tty::console().session_leader_exited(process);
     process.vfork_released.store(true, Ordering::Relaxed);
     process.vfork_done.wake_all();
     // Orphans get their parent-death signal (PR_SET_PDEATHSIG) and go to the nearest

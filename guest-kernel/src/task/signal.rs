@@ -67,9 +67,11 @@ const _: () = assert!(size_of::<SigAction>() == 32);
 // SAFETY: four u64 fields, no padding.
 unsafe impl crate::mm::uaccess::Pod for SigAction {}
 
-/// Whether the default action of `sig` is to ignore it.
+/// Whether the default action of `sig` is to ignore it. The stop signals (SIGTSTP,
+/// SIGTTIN, SIGTTOU: ^Z and background terminal I/O) are dropped too, as SIGSTOP: stopping
+/// is not implemented, and ending the process instead would lose a shell's job.
 fn ignored_by_default(sig: u32) -> bool {
-    matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH)
+    matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH | 20..=22)
 }
 
 /// The signal an exception in user mode raises.

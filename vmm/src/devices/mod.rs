@@ -70,6 +70,11 @@ impl IoBus {
         }
     }
 
+    /// The console UART (the stdin feeder puts input into it).
+    pub fn serial(&self) -> &Mutex<SerialConsole> {
+        &self.serial
+    }
+
     /// Writes out whatever the console has buffered.
     pub fn flush(&self) {
         let _ = self.serial.lock().unwrap_or_else(|e| e.into_inner()).writer_mut().flush();

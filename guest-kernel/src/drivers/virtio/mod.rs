@@ -146,7 +146,10 @@ fn mount_9p(transport: mmio::Mmio, irq: u32) {
     };
     let tag = p9.tag.clone();
     match mnt.link(&tag, crate::fs::p9::P9Node::root(Arc::clone(&p9), qid)) {
-        Ok(()) => log::info!("virtio-9p: share {tag:?} mounted at /mnt/{tag} (msize {})", p9.msize()),
+        Ok(()) => {
+            crate::fs::proc::add_mount(&tag, &alloc::format!("/mnt/{tag}"), "9p", "rw,trans=virtio");
+            log::info!("virtio-9p: share {tag:?} mounted at /mnt/{tag} (msize {})", p9.msize())
+        }
         Err(e) => log::warn!("virtio-9p: cannot mount /mnt/{tag}: error {}", e.0),
     }
 }

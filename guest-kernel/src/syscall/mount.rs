@@ -1,0 +1,104 @@
+//! `mount` and `umount2` for what lives in memory: a new `proc`, an empty `tmpfs` or
+//! `ramfs` (a RAM directory), `devtmpfs` (the kernel's `/dev`), and bind mounts of a
+//! directory (MS_BIND); MS_REMOUNT of a mount point succeeds and changes nothing. The
+//! mount point must be a directory of the RAM tree: its entry in the parent directory is
+//! swapped for the mounted one, and `umount2` swaps it back. Disk file systems are not
+//! supported (ENODEV), and a mount does not pin the files open under it (no EBUSY).
+
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::Ctx;
+use crate::errno::*;
+use crate::fs::ramfs::RamDir;
+use crate::fs::{self, FileType, Node};
+use crate::mm::uaccess;
+use crate::sync::SpinLock;
+use crate::task::{current_process, with_mm};
+
+const MS_REMOUNT: u64 = 0x20;
+const MS_BIND: u64 = 0x1000;
+
+struct Mount {
+    path: String,
+    parent: Arc<dyn Node>,
+    name: String,
+    /// What the mount point's entry held before.
+    covered: Arc<dyn Node>,
+}
+
+static MOUNTS: SpinLock<Vec<Mount>> = SpinLock::new(Vec::new());
+
+fn cwd() -> String {
+    current_process().cwd.lock().clone()
+}
+
+fn user_string(addr: u64) -> KResult<String> {
+    if addr == 0 {
+        return Ok(String::new());
+    }
+    let bytes = with_mm(|mm| uaccess::read_cstring(mm, addr, 4095))?;
+    String::from_utf8(bytes).map_err(|_| EINVAL)
+}
+
+/// `mount(source, target, fstype, flags, data)`.
+pub fn mount(c: &mut Ctx) -> KResult<u64> {
+    let cwd = cwd();
+    let (source, target, kind, flags) = (user_string(c.a[0])?, super::fs::user_path(c.a[1])?, user_string(c.a[2])?, c.a[3]);
+    let (node, path) = fs::path::lookup_with_path(&cwd, &target, true)?;
+    if node.file_type() != FileType::Directory {
+        return Err(ENOTDIR);
+    }
+    if flags & MS_REMOUNT != 0 {
+        return if fs::proc::is_mount_point(&path) { Ok(0) } else { Err(EINVAL) };
+    }
+    let (new, kind): (Arc<dyn Node>, &'static str) = if flags & MS_BIND != 0 {
+        let from = fs::lookup(&cwd, &source, true)?;
+        if from.file_type() != FileType::Directory {
+            return Err(ENOTDIR);
+        }
+        (from, "none")
+    } else {
+        match kind.as_str() {
+            "proc" => (fs::proc::new_root(), "proc"),
+            "tmpfs" => (RamDir::new(0o1777), "tmpfs"),
+            "ramfs" => (RamDir::new(0o755), "ramfs"),
+            "devtmpfs" => (fs::lookup("/", "/dev", true)?, "devtmpfs"),
+            _ => return Err(ENODEV),
+        }
+    };
+    if path == "/" {
+        return Err(EBUSY);
+    }
+    let (parent, name, _) = fs::path::lookup_parent("/", &path)?;
+    let Some(dir) = parent.as_any().downcast_ref::<RamDir>() else {
+        log::info!("mount on {path}: only directories of the RAM tree can be mount points");
+        return Err(EINVAL);
+    };
+    let covered = dir.detach(&name)?;
+    if let Err(e) = dir.link(&name, new) {
+        let _ = dir.link(&name, covered);
+        return Err(e);
+    }
+    let device = if source.is_empty() { String::from("none") } else { source };
+    fs::proc::add_mount(&device, &path, kind, "rw");
+    MOUNTS.lock().push(Mount { path, parent, name, covered });
+    Ok(0)
+}
+
+/// `umount2(target, flags)`: the latest mount at `target` goes.
+pub fn umount2(c: &mut Ctx) -> KResult<u64> {
+    let target = super::fs::user_path(c.a[0])?;
+    let (_, path) = fs::path::lookup_with_path(&cwd(), &target, true)?;
+    let mount = {
+        let mut mounts = MOUNTS.lock();
+        let i = mounts.iter().rposition(|m| m.path == path).ok_or(EINVAL)?;
+        mounts.remove(i)
+    };
+    let dir = mount.parent.as_any().downcast_ref::<RamDir>().ok_or(EINVAL)?;
+    let _ = dir.detach(&mount.name);
+    dir.link(&mount.name, mount.covered)?;
+    fs::proc::remove_mount(&path);
+    Ok(0)
+}
