@@ -14,7 +14,7 @@ extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_fsync, ut_family_link, ut_family_overflow, ut_family_register,
 	ut_family_enter, ut_family_errors, ut_family_fs, ut_family_advise,
 	ut_family_timeout, ut_family_poll, ut_family_cancel, ut_family_sqpoll,
-	ut_family_nonblock, ut_family_taskrun, ut_family_linkfail, ut_family_teardown, ut_family_teardown2,
+	ut_family_nonblock, ut_family_taskrun, ut_family_linkfail, ut_family_teardown, ut_family_teardown2, ut_family_teardown3,
 	ut_family_threads, ut_family_cancel2, ut_family_eventfd2, ut_family_rsrc, ut_family_linktimeout,
 	ut_family_fileops, ut_family_kbuf, ut_family_nopflags, ut_family_msgring,
 	ut_family_pipeop, ut_family_fixedfd, ut_family_vfixed, ut_family_disabled,
@@ -35,7 +35,7 @@ static const struct ut_family *families[] = {
 	&ut_family_fs,	     &ut_family_advise,	  &ut_family_timeout,
 	&ut_family_poll,     &ut_family_cancel,    &ut_family_sqpoll,
 	&ut_family_nonblock, &ut_family_taskrun,  &ut_family_linkfail,
-	&ut_family_teardown, &ut_family_teardown2, &ut_family_threads,  &ut_family_cancel2,
+	&ut_family_teardown, &ut_family_teardown2, &ut_family_teardown3, &ut_family_threads,  &ut_family_cancel2,
 	&ut_family_eventfd2, &ut_family_rsrc,    &ut_family_linktimeout,
 	&ut_family_fileops,  &ut_family_kbuf,     &ut_family_nopflags,
 	&ut_family_msgring,  &ut_family_pipeop,   &ut_family_fixedfd,
@@ -53,7 +53,7 @@ static const struct ut_family *families[] = {
 #define NFAM (int)(sizeof families / sizeof families[0])
 
 /* Seconds a test may take before it is reported as hung (the guest is slow). */
-#define TEST_TIMEOUT 60
+#define TEST_TIMEOUT 90
 
 static int passed, failed;
 static char current[128];
