@@ -7,7 +7,7 @@ use core::any::Any;
 use super::{alloc_ino, FileType, IoBuf, Node, Stat};
 use crate::errno::*;
 use crate::sync::SpinLock;
-use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::wait::WaitQueue;
 
 pub const EFD_SEMAPHORE: u32 = 1;
 const MAX: u64 = u64::MAX - 1;
@@ -28,10 +28,6 @@ pub fn new(initial: u32, semaphore: bool) -> Arc<EventFd> {
         readable: WaitQueue::new(),
         writable: WaitQueue::new(),
     })
-}
-
-fn wait_error(e: WaitError) -> Errno {
-    if e == WaitError::Interrupted { EINTR } else { EAGAIN }
 }
 
 impl EventFd {
@@ -57,14 +53,7 @@ impl Node for EventFd {
         if buf.len() < 8 {
             return Err(EINVAL);
         }
-        let ready = || *self.count.lock() > 0;
-        if nonblock {
-            if !ready() {
-                return Err(EAGAIN);
-            }
-        } else {
-            self.readable.wait_until(None, ready).map_err(wait_error)?;
-        }
+        super::wait_ready(&self.readable, nonblock, || *self.count.lock() > 0)?;
         let value = {
             let mut c = self.count.lock();
             let v = if self.semaphore { 1 } else { *c };
@@ -86,14 +75,7 @@ impl Node for EventFd {
         if value == u64::MAX {
             return Err(EINVAL);
         }
-        let ready = || MAX - *self.count.lock() >= value;
-        if nonblock {
-            if !ready() {
-                return Err(EAGAIN);
-            }
-        } else {
-            self.writable.wait_until(None, ready).map_err(wait_error)?;
-        }
+        super::wait_ready(&self.writable, nonblock, || MAX - *self.count.lock() >= value)?;
         *self.count.lock() += value;
         self.readable.wake_all();
         Ok(8)

@@ -448,6 +448,16 @@ pub struct StatFs {
     pub namelen: u64,
 }
 
+/// Waits on `queue` until `ready()` (a blocking read or write of eventfds and timerfds):
+/// EAGAIN at once for a nonblocking file, EINTR when a signal comes first.
+pub fn wait_ready(queue: &crate::task::wait::WaitQueue, nonblock: bool, ready: impl FnMut() -> bool) -> KResult<()> {
+    let mut ready = ready;
+    if nonblock {
+        return if ready() { Ok(()) } else { Err(EAGAIN) };
+    }
+    queue.wait_until(None, ready).map_err(|e| if e == crate::task::wait::WaitError::Interrupted { EINTR } else { EAGAIN })
+}
+
 /// Largest file read whole into kernel memory (an executable being loaded).
 const MAX_CONTENTS: usize = 16 << 20;
 

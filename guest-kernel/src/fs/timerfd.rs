@@ -12,7 +12,7 @@ use core::any::Any;
 use super::{alloc_ino, FileType, IoBuf, Node, Stat, POLLIN, POLLRDNORM};
 use crate::errno::*;
 use crate::sync::SpinLock;
-use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::wait::WaitQueue;
 use crate::time::{self, TimerId};
 
 pub const CLOCK_REALTIME: u32 = 0;
@@ -143,14 +143,7 @@ impl Node for TimerFd {
         if buf.len() < 8 {
             return Err(EINVAL);
         }
-        let ready = || self.state.lock().ticks > 0;
-        if nonblock {
-            if !ready() {
-                return Err(EAGAIN);
-            }
-        } else {
-            self.readable.wait_until(None, ready).map_err(|e| if e == WaitError::Interrupted { EINTR } else { EAGAIN })?;
-        }
+        super::wait_ready(&self.readable, nonblock, || self.state.lock().ticks > 0)?;
         let ticks = core::mem::take(&mut self.state.lock().ticks);
         buf.put(0, &ticks.to_le_bytes())?;
         Ok(8)

@@ -82,8 +82,9 @@ fn deadline_ms(ms: i32) -> Option<u64> {
     }
 }
 
-/// The temporary signal mask of a p-variant (none when `addr` is 0; its size must be 8).
-fn sigmask(addr: u64, size: u64) -> KResult<Option<u64>> {
+/// The temporary signal mask of a p-variant (none when `addr` is 0; its size must be 8):
+/// epoll_pwait's, ppoll's, pselect6's.
+pub fn sigmask(addr: u64, size: u64) -> KResult<Option<u64>> {
     if addr == 0 {
         return Ok(None);
     }

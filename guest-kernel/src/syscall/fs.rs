@@ -1287,12 +1287,16 @@ pub fn splice(c: &mut Ctx) -> KResult<u64> {
     let (fin, fout) = (file(c.int(0))?, file(c.int(2))?);
     let (off_in, off_out) = (user_offset(c.a[1])?, user_offset(c.a[3])?);
     let n = splice_files(&fin, off_in, &fout, off_out, c.a[4] as usize, c.a[5] as u32)?;
-    // The offsets given move past what was moved.
-    if let Some(o) = off_in {
-        task::write_user(c.a[1], &(o + n as u64))?;
-    }
-    if let Some(o) = off_out {
-        task::write_user(c.a[3], &(o + n as u64))?;
+    advance_offsets([(c.a[1], off_in), (c.a[3], off_out)], n)
+}
+
+/// The offsets a splice-like call was given (at user addresses, `None` when not given)
+/// move past the `n` bytes moved; `n` is the call's answer.
+pub fn advance_offsets(offsets: [(u64, Option<u64>); 2], n: usize) -> KResult<u64> {
+    for (addr, off) in offsets {
+        if let Some(o) = off {
+            task::write_user(addr, &(o + n as u64))?;
+        }
     }
     Ok(n as u64)
 }

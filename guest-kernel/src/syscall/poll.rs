@@ -8,6 +8,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::epoll::sigmask;
 use super::fs::file;
 use super::Ctx;
 use crate::errno::*;
@@ -87,18 +88,6 @@ fn write_back_left(addr: u64, deadline: Option<u64>, usec: bool) {
     let left = d.saturating_sub(monotonic_ns());
     let frac = if usec { left % NSEC / 1000 } else { left % NSEC };
     let _ = task::write_user(addr, &[left / NSEC, frac]);
-}
-
-/// The temporary signal mask of ppoll and pselect6 (none when `addr` is 0; its size
-/// must be 8).
-fn sigmask(addr: u64, size: u64) -> KResult<Option<u64>> {
-    if addr == 0 {
-        return Ok(None);
-    }
-    if size != 8 {
-        return Err(EINVAL);
-    }
-    task::read_user(addr).map(Some)
 }
 
 // --- poll ---

@@ -248,13 +248,7 @@ pub fn copy_file_range(c: &mut Ctx) -> KResult<u64> {
         return Ok(0);
     }
     let n = copy(&fin, off_in, &fout, off_out, len)?;
-    if let Some(o) = off_in {
-        task::write_user(c.a[1], &(o + n as u64))?;
-    }
-    if let Some(o) = off_out {
-        task::write_user(c.a[3], &(o + n as u64))?;
-    }
-    Ok(n as u64)
+    super::fs::advance_offsets([(c.a[1], off_in), (c.a[3], off_out)], n)
 }
 
 /// fadvise64(fd, offset, len, advice): advice 0..=5 (EINVAL otherwise), not on a pipe
