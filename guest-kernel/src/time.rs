@@ -145,6 +145,12 @@ pub fn realtime_ns() -> u64 {
     BOOT_EPOCH_NS.load(Ordering::Relaxed) + monotonic_ns()
 }
 
+/// The TSC's rate in kHz (from the ns-per-cycle factor).
+pub fn tsc_khz() -> u64 {
+    let ns_per_cycle = NS_PER_CYCLE.load(Ordering::Relaxed).max(1);
+    ((1_000_000u128 << 32) / u128::from(ns_per_cycle)) as u64
+}
+
 /// What the vDSO's vvar page holds (its `Vvar`): the TSC at boot, ns per cycle (32.32
 /// fixed point), and CLOCK_REALTIME at boot in ns.
 pub fn vdso_data() -> [u64; 3] {

@@ -165,6 +165,11 @@ impl FdTable {
         closed
     }
 
+    /// The open descriptors, in order, with their files (for `/proc/PID/fd`).
+    pub fn open_fds(&self) -> Vec<(i32, Arc<OpenFile>)> {
+        self.fds.iter().enumerate().filter_map(|(i, e)| e.as_ref().map(|e| (i as i32, Arc::clone(&e.file)))).collect()
+    }
+
     /// One past the highest descriptor the table has room for now.
     pub fn len(&self) -> usize {
         self.fds.len()

@@ -146,6 +146,37 @@ fn meminfo() -> KResult<String> {
     ))
 }
 
+/// `/proc/cpuinfo`: the one CPU, from CPUID (vendor, family, model, stepping, name) and
+/// the TSC's rate.
+fn cpuinfo() -> KResult<String> {
+    use crate::arch::cpu::cpuid;
+    let v = cpuid(0, 0);
+    let mut vendor = [0u8; 12];
+    for (i, r) in [v[1], v[3], v[2]].iter().enumerate() {
+        vendor[i * 4..i * 4 + 4].copy_from_slice(&r.to_le_bytes());
+    }
+    let sig = cpuid(1, 0)[0];
+    let (stepping, base_model, base_family) = (sig & 0xf, (sig >> 4) & 0xf, (sig >> 8) & 0xf);
+    let family = if base_family == 0xf { base_family + ((sig >> 20) & 0xff) } else { base_family };
+    let model = if base_family >= 6 { base_model | ((sig >> 16) & 0xf) << 4 } else { base_model };
+    let mut name = alloc::vec::Vec::new();
+    if cpuid(0x8000_0000, 0)[0] >= 0x8000_0004 {
+        for leaf in 0x8000_0002..=0x8000_0004 {
+            for r in cpuid(leaf, 0) {
+                name.extend_from_slice(&r.to_le_bytes());
+            }
+        }
+    }
+    let name = String::from_utf8_lossy(&name).trim_matches(|c: char| c == '\0' || c == ' ').to_string();
+    let khz = crate::time::tsc_khz();
+    Ok(format!(
+        "processor\t: 0\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\nstepping\t: {stepping}\ncpu MHz\t\t: {}.{:03}\nphysical id\t: 0\nsiblings\t: 1\ncore id\t\t: 0\ncpu cores\t: 1\n\n",
+        String::from_utf8_lossy(&vendor),
+        khz / 1000,
+        khz % 1000
+    ))
+}
+
 fn uptime() -> KResult<String> {
     let ms = crate::time::uptime_ms();
     Ok(format!("{}.{:02} 0.00\n", ms / 1000, ms % 1000 / 10))
@@ -276,7 +307,7 @@ fn pid_maps(pid: u32) -> KResult<String> {
     Ok(s)
 }
 
-const PID_FILES: [&str; 7] = ["cmdline", "comm", "exe", "maps", "mounts", "stat", "status"];
+const PID_FILES: [&str; 9] = ["cmdline", "comm", "exe", "fd", "fdinfo", "maps", "mounts", "stat", "status"];
 
 /// `/proc/PID`.
 struct PidDir {
@@ -300,13 +331,94 @@ impl Node for PidDir {
             "maps" => text_file(move || pid_maps(pid)),
             "mounts" => text_file(mounts),
             "exe" => Arc::new(ExeLink { ino: alloc_ino(), pid }),
+            "fd" => Arc::new(FdDir { ino: alloc_ino(), pid, info: false }),
+            "fdinfo" => Arc::new(FdDir { ino: alloc_ino(), pid, info: true }),
             _ => return Err(ENOENT),
         })
     }
 
     fn entries(&self) -> KResult<Vec<DirEntry>> {
-        let kind = |n: &str| if n == "exe" { FileType::Symlink } else { FileType::Regular };
+        let kind = |n: &str| match n {
+            "exe" => FileType::Symlink,
+            "fd" | "fdinfo" => FileType::Directory,
+            _ => FileType::Regular,
+        };
         Ok(PID_FILES.iter().map(|n| DirEntry { name: String::from(*n), ino: alloc_ino(), kind: kind(n) }).collect())
+    }
+
+    fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        Err(EISDIR)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// `/proc/PID/fd` (a link per open descriptor, to the path it was opened by or its kind,
+/// `anon_inode:[io_uring]`, `pipe:[INO]`...) and `/proc/PID/fdinfo` (a text per
+/// descriptor: position, flags, inode, and what the file adds: an io_uring's rings).
+struct FdDir {
+    ino: u64,
+    pid: u32,
+    info: bool,
+}
+
+fn open_file(pid: u32, fd: i32) -> KResult<Arc<super::OpenFile>> {
+    process(pid)?.files.lock().get(fd).map_err(|_| ENOENT)
+}
+
+fn fdinfo(pid: u32, fd: i32) -> KResult<String> {
+    let f = open_file(pid, fd)?;
+    let pos = *f.offset.lock();
+    let mut text = format!("pos:\t{pos}\nflags:\t0{:o}\nmnt_id:\t{}\nino:\t{}\n", f.flags(), f.node.mount_id(), f.node.stat().ino);
+    if let Some(more) = f.node.fdinfo() {
+        text.push_str(&more);
+    }
+    Ok(text)
+}
+
+/// `/proc/PID/fd/N`.
+struct FdLink {
+    ino: u64,
+    pid: u32,
+    fd: i32,
+}
+
+impl Node for FdLink {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o700, nlink: 1, ..Stat::default() }
+    }
+
+    fn readlink(&self) -> KResult<String> {
+        let f = open_file(self.pid, self.fd)?;
+        Ok(match f.node.file_type() {
+            FileType::Fifo if f.path.is_empty() || f.path.starts_with("pipe") => format!("pipe:[{}]", f.node.stat().ino),
+            _ => f.path.clone(),
+        })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Node for FdDir {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | 0o500, nlink: 2, ..Stat::default() }
+    }
+
+    fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
+        let fd: i32 = name.parse().map_err(|_| ENOENT)?;
+        let pid = self.pid;
+        open_file(pid, fd)?;
+        Ok(if self.info { text_file(move || fdinfo(pid, fd)) } else { Arc::new(FdLink { ino: alloc_ino(), pid, fd }) })
+    }
+
+    fn entries(&self) -> KResult<Vec<DirEntry>> {
+        let kind = if self.info { FileType::Regular } else { FileType::Symlink };
+        let fds = process(self.pid)?.files.lock().open_fds();
+        Ok(fds.into_iter().map(|(fd, _)| DirEntry { name: fd.to_string(), ino: alloc_ino(), kind }).collect())
     }
 
     fn read(&self, _offset: u64, _buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
@@ -365,6 +477,7 @@ impl Node for ProcRoot {
 pub fn new_root() -> Arc<dyn Node> {
     let files: Vec<(&'static str, Arc<dyn Node>)> = alloc::vec![
         ("meminfo", text_file(meminfo)),
+        ("cpuinfo", text_file(cpuinfo)),
         ("mounts", text_file(mounts)),
         ("uptime", text_file(uptime)),
         ("loadavg", text_file(loadavg)),

@@ -206,6 +206,11 @@ impl Rings {
         self.word(CQ_OVERFLOW).fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The CQ head and tail as user space sees them (fdinfo).
+    pub fn cq_indices(&self) -> (u32, u32) {
+        (self.word(CQ_HEAD).load(Ordering::Acquire), self.word(CQ_TAIL).load(Ordering::Relaxed))
+    }
+
     /// CQEs posted and not yet consumed by user space.
     pub fn cq_ready(&self) -> u32 {
         self.word(CQ_TAIL).load(Ordering::Relaxed).wrapping_sub(self.word(CQ_HEAD).load(Ordering::Acquire))

@@ -164,7 +164,7 @@ pub struct Old(#[allow(dead_code)] Option<FixedFile>);
 
 #[derive(Default)]
 pub struct Resources {
-    files: Option<Vec<Option<FixedFile>>>,
+    pub files: Option<Vec<Option<FixedFile>>>,
     /// Where the search for a free slot starts (Linux's `alloc_hint`): just past the
     /// slot filled last, or on the slot emptied last.
     file_hint: usize,

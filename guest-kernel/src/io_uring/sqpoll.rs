@@ -34,6 +34,8 @@ pub struct SqPoll {
     pub tctx: SpinLock<Option<Arc<Tctx>>>,
     /// Woken when the poller consumed SQEs (IORING_ENTER_SQ_WAIT waits here).
     pub consumed: WaitQueue,
+    /// The poller task's id, once it runs (fdinfo's SqThread).
+    tid: core::sync::atomic::AtomicU32,
 }
 
 impl SqPoll {
@@ -48,7 +50,13 @@ impl SqPoll {
             sleeping: AtomicBool::new(false),
             tctx: SpinLock::new(None),
             consumed: WaitQueue::new(),
+            tid: core::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// The poller's task id (0 before it has started).
+    pub fn tid(&self) -> u32 {
+        self.tid.load(Ordering::Relaxed)
     }
 }
 
@@ -56,7 +64,9 @@ impl SqPoll {
 pub fn start(ring: &Arc<IoUring>, sq: &Arc<SqPoll>) -> KResult<()> {
     sq.rings.lock().push(Arc::downgrade(ring));
     let arg = Box::into_raw(Box::new(Arc::clone(sq))) as usize;
-    task::spawn_worker(&task::current_process(), poller, arg).map(|_| ())
+    let tid = task::spawn_worker(&task::current_process(), poller, arg)?;
+    sq.tid.store(tid, Ordering::Relaxed);
+    Ok(())
 }
 
 /// IORING_SETUP_ATTACH_WQ: the poller of the ring behind `wq_fd`, for a new SQPOLL ring

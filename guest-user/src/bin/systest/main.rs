@@ -29,6 +29,7 @@ mod pipe;
 mod poll;
 mod prctl;
 mod proc;
+mod procfs;
 mod rusage;
 mod rw;
 mod sched;
@@ -55,6 +56,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("mm", mm::TESTS),
     ("mlock", mlock::TESTS),
     ("proc", proc::TESTS),
+    ("procfs", procfs::TESTS),
     ("rw", rw::TESTS),
     ("pipe", pipe::TESTS),
     ("pidfd", pidfd::TESTS),
