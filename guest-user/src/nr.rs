@@ -141,3 +141,4 @@ pub const TIMES: usize = 100;
 pub const FLOCK: usize = 73;
 pub const UTIMES: usize = 235;
 pub const UTIMENSAT: usize = 280;
+pub const MEMFD_CREATE: usize = 319;

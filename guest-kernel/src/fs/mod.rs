@@ -10,6 +10,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod file;
 pub mod flock;
+pub mod memfd;
 pub mod p9;
 pub mod path;
 pub mod pidfd;
@@ -385,6 +386,11 @@ pub trait Node: Send + Sync + Any {
 
     fn readlink(&self) -> KResult<String> {
         Err(EINVAL)
+    }
+
+    /// File seals (memfd's F_SEAL_*): 0 for files that take none.
+    fn seals(&self) -> u32 {
+        0
     }
 
     /// What `/proc/PID/fdinfo/FD` adds for this kind of file after the common lines

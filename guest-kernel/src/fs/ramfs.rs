@@ -83,6 +83,15 @@ pub struct RamFile {
 }
 
 impl RamFile {
+    /// Whether a shared mapping holds the file's pages (their only other holder is the
+    /// file itself).
+    pub fn shared_mappings(&self) -> bool {
+        match &*self.data.lock() {
+            Data::Paged { pages, .. } => Arc::strong_count(pages) > 1,
+            Data::Static(_) => false,
+        }
+    }
+
     pub fn new(mode: u32, data: &'static [u8]) -> Arc<Self> {
         Arc::new(Self {
             ino: alloc_ino(),
@@ -247,6 +256,7 @@ impl Node for RamFile {
     }
 
     fn mmap_pages(&self, offset: u64, _len: u64) -> KResult<(Arc<SharedPages>, usize)> {
+        // (`shared_mappings` counts the references this hands out.)
         Ok((self.data.lock().paged()?, (offset / PAGE_SIZE) as usize))
     }
 

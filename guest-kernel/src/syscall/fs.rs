@@ -455,6 +455,26 @@ pub fn close_range(c: &mut Ctx) -> KResult<u64> {
     Ok(0)
 }
 
+/// memfd_create(name, flags): MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL (mode
+/// 0666 and F_SEAL_EXEC; sealing allowed) or MFD_EXEC; huge pages (MFD_HUGETLB) are not
+/// offered (EINVAL). The name, at most 249 bytes, shows as `/memfd:NAME (deleted)`.
+pub fn memfd_create(c: &mut Ctx) -> KResult<u64> {
+    const MFD_CLOEXEC: u64 = 1;
+    const MFD_ALLOW_SEALING: u64 = 2;
+    const MFD_NOEXEC_SEAL: u64 = 8;
+    const MFD_EXEC: u64 = 0x10;
+    let flags = c.a[1];
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC) != 0 || flags & (MFD_EXEC | MFD_NOEXEC_SEAL) == MFD_EXEC | MFD_NOEXEC_SEAL {
+        return Err(EINVAL);
+    }
+    let name = with_mm(|mm| uaccess::read_cstring(mm, c.a[0], 249)).map_err(|e| if e == ENAMETOOLONG { EINVAL } else { e })?;
+    let noexec = flags & MFD_NOEXEC_SEAL != 0;
+    let (mode, seals) = if noexec { (0o666, fs::memfd::F_SEAL_EXEC) } else { (0o777, 0) };
+    let node = fs::memfd::new(mode, noexec || flags & MFD_ALLOW_SEALING != 0, seals);
+    let path = alloc::format!("/memfd:{} (deleted)", String::from_utf8_lossy(&name));
+    install(OpenFile::new(node, O_RDWR | O_LARGEFILE, path), flags & MFD_CLOEXEC != 0)
+}
+
 /// flock(fd, op): see `fs::flock`. O_PATH descriptors cannot lock (EBADF).
 pub fn flock(c: &mut Ctx) -> KResult<u64> {
     let f = file(c.int(0))?;
@@ -1068,6 +1088,8 @@ pub fn fcntl(c: &mut Ctx) -> KResult<u64> {
     const F_GETFL: i32 = 3;
     const F_SETFL: i32 = 4;
     const F_DUPFD_CLOEXEC: i32 = 1030;
+    const F_ADD_SEALS: i32 = 1033;
+    const F_GET_SEALS: i32 = 1034;
     const SETTABLE: u32 = O_APPEND | O_NONBLOCK | O_DIRECT;
     let (fd, cmd, arg) = (c.int(0), c.int(1), c.a[2]);
     let p = current_process();
@@ -1085,6 +1107,17 @@ pub fn fcntl(c: &mut Ctx) -> KResult<u64> {
             let new = (f.flags() & !SETTABLE) | (arg as u32 & SETTABLE);
             f.flags.store(new, Ordering::Relaxed);
             Ok(0)
+        }
+        // Seals: memfds only (EINVAL for other files); adding needs a writable descriptor.
+        F_ADD_SEALS | F_GET_SEALS => {
+            let m = f.node.as_any().downcast_ref::<fs::memfd::MemFd>().ok_or(EINVAL)?;
+            if cmd == F_GET_SEALS {
+                return Ok(u64::from(m.seals()));
+            }
+            if !f.writable() {
+                return Err(EPERM);
+            }
+            m.add_seals(arg as u32).map(|()| 0)
         }
         _ => Err(EINVAL),
     }

@@ -49,7 +49,16 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         }
         if shared {
             let (pages, first) = f.node.mmap_pages(off, len)?;
-            backing = Backing::Shared(pages, first);
+            // A write-sealed memfd maps only read-only, for good (Linux clears
+            // VM_MAYWRITE).
+            backing = if f.node.seals() & crate::fs::memfd::WRITE_SEALS != 0 {
+                if prot & PROT_WRITE != 0 {
+                    return Err(EPERM);
+                }
+                Backing::Sealed(pages, first)
+            } else {
+                Backing::Shared(pages, first)
+            };
         } else if f.node.file_type() != FileType::Regular {
             return Err(ENODEV);
         } else {

@@ -222,6 +222,7 @@ syscall_table! {
     302 prlimit64 => sys::prlimit64,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
+    319 memfd_create => fs::memfd_create,
     324 membarrier => sys::membarrier,
     325 mlock2 => mm::mlock2,
     326 copy_file_range => rw::copy_file_range,

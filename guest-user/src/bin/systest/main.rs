@@ -21,6 +21,7 @@
 mod flock;
 mod fs;
 mod itimer;
+mod memfd;
 mod misc;
 mod mlock;
 mod mm;
@@ -55,6 +56,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("flock", flock::TESTS),
     ("mm", mm::TESTS),
     ("mlock", mlock::TESTS),
+    ("memfd", memfd::TESTS),
     ("proc", proc::TESTS),
     ("procfs", procfs::TESTS),
     ("rw", rw::TESTS),
