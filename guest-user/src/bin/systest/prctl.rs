@@ -56,10 +56,10 @@ fn get_name() -> Result<[u8; 16], Failure> {
 
 fn prctl_name_is_set_truncated_and_read_back() -> TestResult {
     let old = get_name()?;
-    check_eq!(prctl(PR_SET_NAME, b"worker\0".as_ptr() as usize), Ok(0));
+    check_eq!(prctl(PR_SET_NAME, c"worker".as_ptr() as usize), Ok(0));
     check_eq!(&get_name()?[..7], b"worker\0");
     // At most 15 bytes are kept, and a NUL ends the name.
-    check_eq!(prctl(PR_SET_NAME, b"a-name-longer-than-fifteen\0".as_ptr() as usize), Ok(0));
+    check_eq!(prctl(PR_SET_NAME, c"a-name-longer-than-fifteen".as_ptr() as usize), Ok(0));
     check_eq!(&get_name()?, b"a-name-longer-t\0");
     check_err!(prctl(PR_SET_NAME, UNMAPPED_ADDR), EFAULT);
     check_err!(prctl(PR_GET_NAME, UNMAPPED_ADDR), EFAULT);
@@ -69,7 +69,7 @@ fn prctl_name_is_set_truncated_and_read_back() -> TestResult {
 
 fn prctl_name_is_inherited_by_fork() -> TestResult {
     let old = get_name()?;
-    check_eq!(prctl(PR_SET_NAME, b"parent-name\0".as_ptr() as usize), Ok(0));
+    check_eq!(prctl(PR_SET_NAME, c"parent-name".as_ptr() as usize), Ok(0));
     let status = run_child(|| {
         let mut name = [0u8; 16];
         let _ = prctl(PR_GET_NAME, name.as_mut_ptr() as usize);
@@ -260,7 +260,7 @@ fn subreaper_adopts_orphaned_grandchildren() -> TestResult {
 }
 
 fn close_range_closes_or_marks_cloexec() -> TestResult {
-    let base = lowest_free_fd(10).max(10) as i32;
+    let base = lowest_free_fd(10).max(10);
     let mut fds = [-1; 2];
     check_eq!(sys::pipe(&mut fds), Ok(0));
     for i in 0..4 {

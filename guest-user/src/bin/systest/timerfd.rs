@@ -55,7 +55,7 @@ fn read_before_expiry_is_eagain_when_nonblocking() -> TestResult {
     check_err!(ticks(fd), EAGAIN);
     check_eq!(sys::timerfd_settime(fd, 0, &spec(10_000 * MS, 0), None), Ok(0));
     check_err!(ticks(fd), EAGAIN);
-    check_eq!(sys::fcntl(fd, F_GETFD, 0), Ok(FD_CLOEXEC as usize));
+    check_eq!(sys::fcntl(fd, F_GETFD, 0), Ok(FD_CLOEXEC));
     check_ok!(sys::close(fd));
     Ok(())
 }
