@@ -142,3 +142,4 @@ pub const FLOCK: usize = 73;
 pub const UTIMES: usize = 235;
 pub const UTIMENSAT: usize = 280;
 pub const MEMFD_CREATE: usize = 319;
+pub const MREMAP: usize = 25;

@@ -6,7 +6,7 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::errno::{KResult, EACCES, EINVAL, ENOMEM};
+use crate::errno::{KResult, EACCES, EFAULT, EINVAL, ENOMEM};
 use crate::mm::paging::{pte_addr, PageTable, NOT_OWNED, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use crate::mm::{frame, page_up, PAGE_SIZE, USER_END};
 use crate::sync::SpinLock;
@@ -189,6 +189,72 @@ impl UserSpace {
             top = top.min(v.start);
         }
         top.checked_sub(len).filter(|&a| a >= MMAP_MIN).ok_or(ENOMEM)
+    }
+
+    /// mremap: `[old, old + old_len)` (inside one area, EFAULT otherwise) becomes
+    /// `new_len` bytes: cut at the end, grown in place when the space after it is free,
+    /// else (with `may_move`) moved to a free range or to `fixed`, its pages going along
+    /// (no copy). With `keep_old` (MREMAP_DONTUNMAP) the old range stays mapped, empty.
+    /// Returns the new address.
+    pub fn remap(&mut self, old: u64, old_len: u64, new_len: u64, may_move: bool, fixed: Option<u64>, keep_old: bool) -> KResult<u64> {
+        let v = self.vma(old).cloned().ok_or(EFAULT)?;
+        if old + old_len > v.end {
+            return Err(EFAULT);
+        }
+        if let Some(dst) = fixed {
+            if dst < old + old_len && old < dst + new_len {
+                return Err(EINVAL);
+            }
+            if dst < MIN_ADDR || dst.checked_add(new_len).is_none_or(|e| e > USER_END) {
+                return Err(EINVAL);
+            }
+            self.unmap_range(dst, dst + new_len);
+            return self.move_area(&v, old, old_len, dst, new_len, keep_old);
+        }
+        if !keep_old && new_len <= old_len {
+            self.unmap_range(old + new_len, old + old_len);
+            return Ok(old);
+        }
+        let end = old + new_len;
+        if !keep_old && old + old_len == v.end && end <= MMAP_TOP && !self.overlaps(v.end, end) {
+            if let Some((pages, first)) = &v.shared {
+                pages.grow(first + ((end - v.start) / PAGE_SIZE) as usize);
+            }
+            self.vmas.get_mut(&v.start).expect("found above").end = end;
+            return Ok(old);
+        }
+        if !may_move {
+            return Err(ENOMEM);
+        }
+        let dst = self.find_free(0, new_len)?;
+        self.move_area(&v, old, old_len, dst, new_len, keep_old)
+    }
+
+    /// Moves `[old, old + old_len)` of area `v` to the free range at `dst` as `new_len`
+    /// bytes, the page table entries going along.
+    fn move_area(&mut self, v: &Vma, old: u64, old_len: u64, dst: u64, new_len: u64, keep_old: bool) -> KResult<u64> {
+        let shared = v.shared.as_ref().map(|(pages, first)| {
+            let first = first + ((old - v.start) / PAGE_SIZE) as usize;
+            pages.grow(first + (new_len / PAGE_SIZE) as usize);
+            (Arc::clone(pages), first)
+        });
+        let mut present = Vec::new();
+        self.pt.for_each_page(old, old + old_len.min(new_len), &mut |va, _| present.push(va));
+        for va in present {
+            let pte = self.pt.unmap(va);
+            if self.pt.map(dst + (va - old), pte_addr(pte), pte & !(0x000f_ffff_ffff_f000 | PRESENT)).is_err() {
+                // Out of page-table memory: the page goes back where it was.
+                let _ = self.pt.map(va, pte_addr(pte), pte & !(0x000f_ffff_ffff_f000 | PRESENT));
+                return Err(ENOMEM);
+            }
+        }
+        let keep = keep_old.then(|| (v.prot, v.shared.as_ref().map(|(p, f)| (Arc::clone(p), f + ((old - v.start) / PAGE_SIZE) as usize)), v.sealed));
+        self.unmap_range(old, old + old_len);
+        if let Some((prot, kept, sealed)) = keep {
+            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, sealed });
+        }
+        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, sealed: v.sealed });
+        Ok(dst)
     }
 
     /// Whether every page of `[start, end)` is in some area.

@@ -253,3 +253,35 @@ pub fn mincore(c: &mut Ctx) -> KResult<u64> {
     })?;
     crate::task::copy_to_user(vec, &out).map(|()| 0)
 }
+
+/// mremap(old, old_size, new_size, flags, new_addr): MREMAP_MAYMOVE, MREMAP_FIXED (with
+/// MAYMOVE) and MREMAP_DONTUNMAP (with MAYMOVE and an unchanged size), see
+/// `UserSpace::remap`. A zero old size (a second mapping of shared pages) is not offered
+/// (EINVAL).
+pub fn mremap(c: &mut Ctx) -> KResult<u64> {
+    const MREMAP_MAYMOVE: u64 = 1;
+    const MREMAP_FIXED: u64 = 2;
+    const MREMAP_DONTUNMAP: u64 = 4;
+    let [old, old_len, new_len, flags, new_addr, _] = c.a;
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 || !old.is_multiple_of(PAGE_SIZE) {
+        return Err(EINVAL);
+    }
+    let may_move = flags & MREMAP_MAYMOVE != 0;
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 && !may_move {
+        return Err(EINVAL);
+    }
+    let (old_len, new_len) = (page_up(old_len), page_up(new_len));
+    let keep_old = flags & MREMAP_DONTUNMAP != 0;
+    if new_len == 0 || old_len == 0 || (keep_old && old_len != new_len) {
+        return Err(EINVAL);
+    }
+    let fixed = if flags & MREMAP_FIXED != 0 {
+        if !new_addr.is_multiple_of(PAGE_SIZE) {
+            return Err(EINVAL);
+        }
+        Some(new_addr)
+    } else {
+        None
+    };
+    with_mm(|mm| mm.remap(old, old_len, new_len, may_move, fixed, keep_old))
+}

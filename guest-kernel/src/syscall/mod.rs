@@ -76,6 +76,7 @@ syscall_table! {
     22 pipe => fs::pipe,
     23 select => poll::select,
     24 sched_yield => process::sched_yield,
+    25 mremap => mm::mremap,
     26 msync => mm::msync,
     27 mincore => mm::mincore,
     28 madvise => mm::madvise,

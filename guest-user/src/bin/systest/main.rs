@@ -23,6 +23,7 @@ mod fs;
 mod itimer;
 mod memfd;
 mod misc;
+mod mremap;
 mod mlock;
 mod mm;
 mod pidfd;
@@ -56,6 +57,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("flock", flock::TESTS),
     ("mm", mm::TESTS),
     ("mlock", mlock::TESTS),
+    ("mremap", mremap::TESTS),
     ("memfd", memfd::TESTS),
     ("proc", proc::TESTS),
     ("procfs", procfs::TESTS),
