@@ -143,3 +143,4 @@ pub const UTIMES: usize = 235;
 pub const UTIMENSAT: usize = 280;
 pub const MEMFD_CREATE: usize = 319;
 pub const MREMAP: usize = 25;
+pub const VMSPLICE: usize = 278;

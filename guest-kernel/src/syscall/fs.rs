@@ -1232,6 +1232,31 @@ fn as_pipe(f: &OpenFile) -> Option<&pipe::PipeEnd> {
     f.node.as_any().downcast_ref::<pipe::PipeEnd>()
 }
 
+/// vmsplice(fd, iov, nr_segs, flags): user memory into a pipe's write end, or out of its
+/// read end, as writev and readv (Linux may give pages to the pipe; the bytes are the
+/// same). SPLICE_F_NONBLOCK makes it nonblocking; a file that is no pipe is EBADF.
+pub fn vmsplice(c: &mut Ctx) -> KResult<u64> {
+    let f = file(c.int(0))?;
+    let flags = c.a[3] as u32;
+    if flags & !SPLICE_F_ALL != 0 {
+        return Err(EINVAL);
+    }
+    as_pipe(&f).ok_or(EBADF)?;
+    let iovs = read_iovecs(c.a[1], c.a[2])?;
+    let nonblock = flags & SPLICE_F_NONBLOCK != 0 || f.nonblock();
+    let write = f.writable();
+    if !write && !f.readable() {
+        return Err(EBADF);
+    }
+    vectored(&iovs, |addr, len| {
+        if write {
+            f.node.write(0, &IoBuf::User { addr, len }, nonblock)
+        } else {
+            f.node.read(0, &mut IoBuf::User { addr, len }, nonblock)
+        }
+    })
+}
+
 /// splice(2) (also io_uring's SPLICE): moves up to `len` bytes from `fin` to `fout`, one
 /// of which is a pipe; a file side reads or writes at its offset, or at (and advancing)
 /// its position when the offset is None. The bytes go through a kernel buffer here,

@@ -204,6 +204,7 @@ syscall_table! {
     275 splice => fs::splice,
     276 tee => fs::tee,
     277 sync_file_range => fs::sync_file_range,
+    278 vmsplice => fs::vmsplice,
     280 utimensat => fs::utimensat,
     281 epoll_pwait => epoll::epoll_pwait,
     282 signalfd => signal::signalfd,

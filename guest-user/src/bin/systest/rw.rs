@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = tests![
     copy_file_range_refuses_overlap_flags_and_non_files,
     fadvise64_checks_advice_length_and_pipes,
     readahead_wants_a_readable_regular_file,
+    vmsplice_moves_user_memory_through_a_pipe,
 ];
 
 /// A scratch file holding `data`, opened with `flags`.
@@ -323,6 +324,36 @@ fn readahead_wants_a_readable_regular_file() -> TestResult {
     check_eq!(sys::pipe(&mut p), Ok(0));
     check_err!(readahead(p[0]), EINVAL);
     for f in [fd, wr, p[0], p[1]] {
+        check_ok!(sys::close(f));
+    }
+    Ok(())
+}
+
+fn vmsplice_moves_user_memory_through_a_pipe() -> TestResult {
+    const SPLICE_F_NONBLOCK: usize = 2;
+    let mut p = [-1; 2];
+    check_eq!(sys::pipe(&mut p), Ok(0));
+    let iov = [IoVec::new(b"gift"), IoVec::new(b"ed")];
+    // SAFETY: the kernel reads the iovecs and their buffers.
+    let n = sys::ret(unsafe { syscall4(nr::VMSPLICE, p[1] as usize, iov.as_ptr() as usize, 2, 0) });
+    check_eq!(n, Ok(6));
+    let (mut a, mut b) = ([0u8; 3], [0u8; 3]);
+    let mut out = [IoVecMut::new(&mut a), IoVecMut::new(&mut b)];
+    // SAFETY: the kernel writes into the two buffers.
+    let n = sys::ret(unsafe { syscall4(nr::VMSPLICE, p[0] as usize, out.as_mut_ptr() as usize, 2, 0) });
+    check_eq!(n, Ok(6));
+    check_eq!((&a, &b), (b"gif", b"ted"));
+    // Empty, nonblocking: EAGAIN. Not a pipe: EBADF. Unknown flags: EINVAL.
+    let mut out = [IoVecMut::new(&mut a)];
+    // SAFETY: as above.
+    let r = sys::ret(unsafe { syscall4(nr::VMSPLICE, p[0] as usize, out.as_mut_ptr() as usize, 1, SPLICE_F_NONBLOCK) });
+    check_err!(r, EAGAIN);
+    let fd = file_with("vmsplice", b"x", O_RDWR)?;
+    // SAFETY: refused before any memory is touched.
+    check_err!(sys::ret(unsafe { syscall4(nr::VMSPLICE, fd as usize, iov.as_ptr() as usize, 1, 0) }), EBADF);
+    // SAFETY: as above.
+    check_err!(sys::ret(unsafe { syscall4(nr::VMSPLICE, p[1] as usize, iov.as_ptr() as usize, 1, 0x100) }), EINVAL);
+    for f in [fd, p[0], p[1]] {
         check_ok!(sys::close(f));
     }
     Ok(())
