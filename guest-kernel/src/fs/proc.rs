@@ -285,16 +285,15 @@ fn pid_maps(pid: u32) -> KResult<String> {
     let mut s = String::new();
     for v in mm.vmas() {
         let flag = |bit: u32, c: char| if v.prot & bit != 0 { c } else { '-' };
-        let name = if v.start == mm.brk_start && v.start != 0 {
-            "[heap]"
-        } else if v.end == task::exec::STACK_TOP {
-            "[stack]"
-        } else {
-            ""
+        let (name, offset) = match &v.label {
+            Some((name, off)) => (&**name, *off),
+            None if mm.brk_start != 0 && v.start >= mm.brk_start && v.start < mm.brk => ("[heap]", 0),
+            None if v.end == task::exec::STACK_TOP => ("[stack]", 0),
+            None => ("", 0),
         };
         let _ = writeln!(
             s,
-            "{:08x}-{:08x} {}{}{}{} 00000000 00:00 0{}{name}",
+            "{:08x}-{:08x} {}{}{}{} {offset:08x} 00:00 0{}{name}",
             v.start,
             v.end,
             flag(1, 'r'),

@@ -91,6 +91,9 @@ pub struct Vma {
     pub shared: Option<(Arc<SharedPages>, usize)>,
     /// Never writable (`Backing::Sealed`).
     pub sealed: bool,
+    /// What `/proc/PID/maps` names it by: a file's path and the file offset of `start`,
+    /// or `[vdso]`, `[vvar]` (offset 0). Set by `label`.
+    pub label: Option<(Arc<str>, u64)>,
 }
 
 impl Vma {
@@ -141,6 +144,11 @@ impl UserSpace {
         let Some(v) = self.vma(addr).filter(|v| v.start < addr).cloned() else { return };
         let mut high = v.clone();
         high.start = addr;
+        if let Some((name, off)) = &v.label
+            && !name.starts_with('[')
+        {
+            high.label = Some((Arc::clone(name), off + (addr - v.start)));
+        }
         if let Some((pages, first)) = &v.shared {
             high.shared = Some((Arc::clone(pages), first + ((addr - v.start) / PAGE_SIZE) as usize));
         }
@@ -171,7 +179,7 @@ impl UserSpace {
             Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
             Backing::Shared(pages, first) | Backing::Sealed(pages, first) => Some((pages, first)),
         };
-        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed });
+        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed, label: None });
         Ok(start)
     }
 
@@ -251,10 +259,20 @@ impl UserSpace {
         let keep = keep_old.then(|| (v.prot, v.shared.as_ref().map(|(p, f)| (Arc::clone(p), f + ((old - v.start) / PAGE_SIZE) as usize)), v.sealed));
         self.unmap_range(old, old + old_len);
         if let Some((prot, kept, sealed)) = keep {
-            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, sealed });
+            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, sealed, label: None });
         }
-        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, sealed: v.sealed });
+        let label = v.label.as_ref().map(|(name, off)| (Arc::clone(name), if name.starts_with('[') { 0 } else { off + (old - v.start) }));
+        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, sealed: v.sealed, label });
         Ok(dst)
+    }
+
+    /// Names the areas that start at `start` and end by `end` (just mapped there):
+    /// `name`, with file offset `offset` at `start` (`/proc/PID/maps`).
+    pub fn label(&mut self, start: u64, end: u64, name: &str, offset: u64) {
+        let name: Arc<str> = Arc::from(name);
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.label = Some((Arc::clone(&name), offset + (v.start - start)));
+        }
     }
 
     /// Whether every page of `[start, end)` is in some area.

@@ -49,5 +49,7 @@ pub fn map(mm: &mut UserSpace) -> KResult<u64> {
     let base = mm.find_free(0, (n + 1) * PAGE_SIZE)?;
     mm.map_fixed(base, base + n * PAGE_SIZE, PROT_READ | PROT_EXEC, Backing::Sealed(Arc::clone(&pages), 0))?;
     mm.map_fixed(base + n * PAGE_SIZE, base + (n + 1) * PAGE_SIZE, PROT_READ, Backing::Sealed(pages, n as usize))?;
+    mm.label(base, base + n * PAGE_SIZE, "[vdso]", 0);
+    mm.label(base + n * PAGE_SIZE, base + (n + 1) * PAGE_SIZE, "[vvar]", 0);
     Ok(base)
 }

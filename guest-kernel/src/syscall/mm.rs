@@ -42,8 +42,10 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
     // file's bytes at mmap time.
     let mut backing = if shared { Backing::SharedAnonymous } else { Backing::Private };
     let mut private_file = None;
+    let mut label = None;
     if flags & MAP_ANONYMOUS == 0 {
         let f = super::fs::file(fd)?;
+        label = Some(f.path.clone());
         if !f.readable() || (shared && prot & PROT_WRITE != 0 && !f.writable()) {
             return Err(EACCES);
         }
@@ -79,7 +81,11 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         } else {
             mm.find_free(addr & !(PAGE_SIZE - 1), len)?
         };
-        mm.map_fixed(start, start + len, prot, backing).map_err(|_| ENOMEM)
+        mm.map_fixed(start, start + len, prot, backing).map_err(|_| ENOMEM)?;
+        if let Some(name) = &label {
+            mm.label(start, start + len, name, off);
+        }
+        Ok(start)
     })?;
     if let Some(f) = private_file {
         // Fill the private copy through a temporarily writable mapping.

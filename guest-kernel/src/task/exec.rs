@@ -112,6 +112,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
     let bias = if etype == ET_DYN { PIE_BASE } else { 0 };
 
     let mut mm = UserSpace::new()?;
+    let exe = if path.starts_with('/') { String::from(path) } else { alloc::format!("{}/{path}", cwd.trim_end_matches('/')) };
     let mut last_end = 0u64;
     let mut image_end = 0u64;
     let mut phdr_addr = 0u64;
@@ -137,6 +138,9 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
             mm.map_fixed(first_page, end_page, prot, Backing::Private).map_err(|_| ENOEXEC)?;
         }
         uaccess::copy_to_new_image(&mut mm, start, &elf[p.offset as usize..file_end as usize])?;
+        if first_page < end_page {
+            mm.label(first_page, end_page, &exe, p.offset.wrapping_add(first_page).wrapping_sub(start));
+        }
         if p.offset <= phoff as u64 && phdrs_end as u64 <= file_end {
             phdr_addr = start + (phoff as u64 - p.offset);
         }
@@ -149,7 +153,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
     if image_end == 0 {
         return Err(ENOEXEC);
     }
-    mm.exe = if path.starts_with('/') { String::from(path) } else { alloc::format!("{}/{path}", cwd.trim_end_matches('/')) };
+    mm.exe = exe;
     mm.brk_start = page_up(image_end);
     mm.brk = mm.brk_start;
 

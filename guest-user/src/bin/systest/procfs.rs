@@ -13,12 +13,13 @@ pub const TESTS: &[Test] = tests![
     fdinfo_shows_position_and_flags,
     fdinfo_of_an_io_uring_shows_its_rings,
     cpuinfo_and_online_cpus,
+    maps_name_the_program_stack_and_vdso,
 ];
 
 /// The contents of a (small) file at `path`.
-fn read_text(path: &Path) -> Result<([u8; 2048], usize), Failure> {
+fn read_text(path: &Path) -> Result<([u8; 4096], usize), Failure> {
     let fd = check_ok!(sys::open(path.as_cstr(), O_RDONLY, 0)) as i32;
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 4096];
     let mut n = 0;
     loop {
         let got = check_ok!(sys::read(fd, &mut buf[n..]));
@@ -94,5 +95,27 @@ fn cpuinfo_and_online_cpus() -> TestResult {
     check!(contains(text, b"\nmodel name\t: "), "no model name");
     let (online, n) = read_text(&Path::from_fmt(format_args!("/sys/devices/system/cpu/online")))?;
     check!(n >= 2 && online[0] == b'0' && online[n - 1] == b'\n', "online {:?}", core::str::from_utf8(&online[..n]));
+    Ok(())
+}
+
+fn maps_name_the_program_stack_and_vdso() -> TestResult {
+    let mut exe = [0u8; 256];
+    let n = check_ok!(sys::readlink(c"/proc/self/exe", &mut exe));
+    let (text, len) = read_text(&Path::from_fmt(format_args!("/proc/self/maps")))?;
+    let text = &text[..len];
+    check!(contains(text, &exe[..n]), "the program's path is not in its maps");
+    check!(contains(text, b"r-xp"), "no executable private mapping");
+    for name in [&b"[stack]"[..], b"[vdso]"] {
+        check!(contains(text, name), "{:?} missing", core::str::from_utf8(name));
+    }
+    // A file mapping is named by its path.
+    let path = make_file("procfs-mapped", b"mapped")?;
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDONLY, 0)) as i32;
+    // SAFETY: not MAP_FIXED: the kernel picks the address.
+    let m = check_ok!(unsafe { sys::mmap(0, 4096, PROT_READ, MAP_PRIVATE, fd, 0) });
+    let (text, len) = read_text(&Path::from_fmt(format_args!("/proc/self/maps")))?;
+    check!(contains(&text[..len], path.as_str().as_bytes()), "the mapped file is not named");
+    unmap(m, 4096)?;
+    check_ok!(sys::close(fd));
     Ok(())
 }
