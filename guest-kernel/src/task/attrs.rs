@@ -79,6 +79,13 @@ pub struct ProcessAttrs {
     pub exited: crate::task::wait::WaitQueue,
     /// CPU time (ns) of the children it has reaped, and of theirs (RUSAGE_CHILDREN).
     pub reaped_cpu_ns: AtomicU64,
+    /// Job control: the signal that stopped the process (0: running), whether its parent
+    /// has been told of the stop (WUNTRACED) and of a continue (WCONTINUED) yet, and the
+    /// queue its stopped threads sleep on.
+    pub stop_signal: AtomicU32,
+    pub stop_unreported: AtomicBool,
+    pub continue_unreported: AtomicBool,
+    pub stopped_wait: crate::task::wait::WaitQueue,
     pub pdeath_signal: AtomicU32,
     pub dumpable: AtomicU8,
     pub no_new_privs: AtomicBool,

@@ -1,6 +1,6 @@
 //! Waiting for children (Linux's kernel/exit.c `do_wait`): what wait4, waitid and
-//! io_uring's WAITID share. Children here never stop or continue (there is no job
-//! control), so WSTOPPED and WCONTINUED are accepted but never report anything.
+//! io_uring's WAITID share: exits, and with WSTOPPED (WUNTRACED) and WCONTINUED the
+//! stops and continues of job control, each reported once.
 
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
@@ -26,6 +26,8 @@ pub const P_PIDFD: u32 = 3;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
+pub const CLD_STOPPED: i32 = 5;
+pub const CLD_CONTINUED: i32 = 6;
 
 /// Which children a wait is for.
 #[derive(Clone, Copy, Debug)]
@@ -137,7 +139,12 @@ pub fn try_wait(parent: &Arc<Process>, wo: &WaitOpts) -> KResult<Option<ChildInf
                     break;
                 }
                 Some(_) => {}
-                None => may_change = true,
+                None => {
+                    may_change = true;
+                    if let Some(info) = job_change(child, wo.options) {
+                        return Ok(Some(info));
+                    }
+                }
             }
         }
         found
@@ -155,6 +162,24 @@ pub fn try_wait(parent: &Arc<Process>, wo: &WaitOpts) -> KResult<Option<ChildInf
     let (code, st) = cld_code(status);
     let cpu_ns = child.cpu_ns.load(Ordering::Relaxed) + child.attrs.reaped_cpu_ns.load(Ordering::Relaxed);
     Ok(Some(ChildInfo { pid: child.pid, uid: 0, code, status: st, wstatus: status, cpu_ns }))
+}
+
+/// A stop (WSTOPPED/WUNTRACED) or continue (WCONTINUED) of a living child not yet
+/// reported, reported now (and marked so, unless WNOWAIT).
+fn job_change(child: &Process, options: u32) -> Option<ChildInfo> {
+    let a = &child.attrs;
+    let cpu_ns = child.cpu_ns.load(Ordering::Relaxed);
+    let keep = options & WNOWAIT != 0;
+    let sig = a.stop_signal.load(Ordering::Relaxed);
+    if options & WSTOPPED != 0 && sig != 0 && a.stop_unreported.load(Ordering::Relaxed) {
+        a.stop_unreported.store(keep, Ordering::Relaxed);
+        return Some(ChildInfo { pid: child.pid, uid: 0, code: CLD_STOPPED, status: sig as i32, wstatus: (sig as i32) << 8 | 0x7f, cpu_ns });
+    }
+    if options & WCONTINUED != 0 && a.continue_unreported.load(Ordering::Relaxed) {
+        a.continue_unreported.store(keep, Ordering::Relaxed);
+        return Some(ChildInfo { pid: child.pid, uid: 0, code: CLD_CONTINUED, status: super::signal::SIGCONT as i32, wstatus: 0xffff, cpu_ns });
+    }
+    None
 }
 
 /// A wait status as SIGCHLD's si_code and si_status.

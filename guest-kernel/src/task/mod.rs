@@ -602,6 +602,10 @@ pub fn return_to_user(frame: &mut TrapFrame) {
     if me.signal_pending() && !me.process.exiting() {
         signal::deliver(frame);
     }
+    // A stopped process's threads wait here for SIGCONT (or SIGKILL).
+    if me.process.attrs.stop_signal.load(Ordering::Relaxed) != 0 && !me.process.exiting() {
+        signal::wait_while_stopped(&me);
+    }
     // An interrupted syscall that no handler took (the signal was ignored) starts again.
     if me.restart.load(Ordering::Relaxed) != 0 {
         crate::syscall::restart::without_handler(frame, me.restart.swap(0, Ordering::Relaxed));

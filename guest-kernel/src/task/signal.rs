@@ -9,7 +9,7 @@
 //! FPU state) built on the user stack or the alternate stack, and `rt_sigreturn` restores
 //! what the frame saved. rt_sigtimedwait and signalfd take pending signals the same way
 //! ([`dequeue`]) without running a handler. SIGKILL ends the process at once. Stop and
-//! continue are not implemented (SIGSTOP is dropped).
+//! continue: stop signals stop the whole process, SIGCONT continues it (`job_control`).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -67,11 +67,78 @@ const _: () = assert!(size_of::<SigAction>() == 32);
 // SAFETY: four u64 fields, no padding.
 unsafe impl crate::mm::uaccess::Pod for SigAction {}
 
-/// Whether the default action of `sig` is to ignore it. The stop signals (SIGTSTP,
-/// SIGTTIN, SIGTTOU: ^Z and background terminal I/O) are dropped too, as SIGSTOP: stopping
-/// is not implemented, and ending the process instead would lose a shell's job.
+/// Whether the default action of `sig` is to ignore it.
 fn ignored_by_default(sig: u32) -> bool {
-    matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH | 20..=22)
+    matches!(sig, SIGCHLD | SIGCONT | SIGURG | SIGWINCH)
+}
+
+/// The stop signals: SIGSTOP, and SIGTSTP, SIGTTIN, SIGTTOU (^Z, background terminal
+/// I/O), whose default action is to stop the process.
+fn is_stop(sig: u32) -> bool {
+    matches!(sig, SIGSTOP | 20..=22)
+}
+
+/// A stop or continue signal arriving (Linux's prepare_signal): a stop signal drops a
+/// pending SIGCONT; SIGCONT drops pending stop signals and continues a stopped process,
+/// telling its parent.
+fn job_control(process: &Arc<Process>, sig: u32) {
+    const STOPS: u64 = bit(SIGSTOP) | bit(20) | bit(21) | bit(22);
+    if is_stop(sig) {
+        process.pending.discard(bit(SIGCONT));
+        for t in process.threads() {
+            t.pending.discard(bit(SIGCONT));
+        }
+    } else if sig == SIGCONT {
+        process.pending.discard(STOPS);
+        for t in process.threads() {
+            t.pending.discard(STOPS);
+        }
+        if process.attrs.stop_signal.swap(0, Ordering::Relaxed) != 0 {
+            process.attrs.stop_unreported.store(false, Ordering::Relaxed);
+            process.attrs.continue_unreported.store(true, Ordering::Relaxed);
+            process.attrs.stopped_wait.wake_all();
+            notify_parent(process, super::exit::CLD_CONTINUED, SIGCONT as i32);
+        }
+    }
+}
+
+/// SIGCHLD to the parent of `process` for a stop or a continue (unless the parent asked
+/// for none with SA_NOCLDSTOP), and a wakeup for its waits.
+fn notify_parent(process: &Process, code: i32, status: i32) {
+    const SA_NOCLDSTOP: u64 = 1;
+    let Some(parent) = super::find_process(process.ppid.load(Ordering::Relaxed)) else { return };
+    if parent.sigactions.lock()[SIGCHLD as usize - 1].flags & SA_NOCLDSTOP == 0 {
+        let cpu = super::sched::process_cpu_ns(process);
+        let _ = send_info(&parent, SigInfo::child(process.pid, 0, code, status, (cpu / 10_000_000, 0)), false);
+    }
+    parent.child_exited.wake_all();
+}
+
+/// Stops the current task's process for `sig` (a stop signal's default action) and
+/// sleeps until SIGCONT or SIGKILL. Init is not stopped by a signal it does not handle.
+fn stop_current(sig: u32) {
+    let me = sched::current();
+    let process = &me.process;
+    if process.pid == 1 {
+        return;
+    }
+    if process.attrs.stop_signal.swap(sig, Ordering::Relaxed) == 0 {
+        process.attrs.stop_unreported.store(true, Ordering::Relaxed);
+        process.attrs.continue_unreported.store(false, Ordering::Relaxed);
+        // The other threads stop on their way to user mode (`wait_while_stopped`).
+        for t in process.threads() {
+            sched::wake(&t);
+        }
+        notify_parent(process, super::exit::CLD_STOPPED, sig as i32);
+    }
+    wait_while_stopped(&me);
+}
+
+/// Sleeps while the process is stopped (a thread of a stopped process on its way to user
+/// mode); SIGKILL ends the wait.
+pub fn wait_while_stopped(me: &Task) {
+    let process = &me.process;
+    process.attrs.stopped_wait.wait_uninterruptible(|| process.attrs.stop_signal.load(Ordering::Relaxed) == 0 || process.exiting());
 }
 
 /// The signal an exception in user mode raises.
@@ -159,7 +226,11 @@ pub fn send(process: &Arc<Process>, sig: u32) {
 pub fn send_info(process: &Arc<Process>, info: SigInfo, must_queue: bool) -> KResult<()> {
     let sig = info.signo;
     let threads = process.threads();
-    if sig == SIGSTOP || process.exiting() || ignored(process, sig, &threads) {
+    if process.exiting() {
+        return Ok(());
+    }
+    job_control(process, sig);
+    if ignored(process, sig, &threads) {
         return Ok(());
     }
     if sig == SIGKILL {
@@ -184,7 +255,11 @@ pub fn send_thread(task: &Arc<Task>, sig: u32) {
 /// Sends `info` to one thread.
 pub fn send_thread_info(task: &Arc<Task>, info: SigInfo, must_queue: bool) -> KResult<()> {
     let sig = info.signo;
-    if sig == SIGSTOP || task.process.exiting() || ignored(&task.process, sig, core::slice::from_ref(task)) {
+    if task.process.exiting() {
+        return Ok(());
+    }
+    job_control(&task.process, sig);
+    if ignored(&task.process, sig, core::slice::from_ref(task)) {
         return Ok(());
     }
     if sig == SIGKILL {
@@ -222,6 +297,7 @@ pub fn deliver(frame: &mut TrapFrame) {
     match action.handler {
         SIG_IGN => {}
         SIG_DFL if ignored_by_default(sig) => {}
+        SIG_DFL if is_stop(sig) => stop_current(sig),
         SIG_DFL => me.process.begin_exit(sig as i32),
         _ => {
             crate::syscall::restart::before_handler(frame, me.restart.swap(0, Ordering::Relaxed), action.flags);

@@ -21,6 +21,7 @@
 mod flock;
 mod fs;
 mod itimer;
+mod jobctl;
 mod memfd;
 mod misc;
 mod mremap;
@@ -74,6 +75,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("utime", utime::TESTS),
     ("misc", misc::TESTS),
     ("wait", wait::TESTS),
+    ("jobctl", jobctl::TESTS),
     ("itimer", itimer::TESTS),
     ("sigwait", sigwait::TESTS),
     ("signalfd", signalfd::TESTS),

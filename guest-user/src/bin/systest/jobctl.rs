@@ -1,0 +1,111 @@
+//! Job control: SIGSTOP and SIGTSTP (default action) stop a process, wait4 with
+//! WUNTRACED and waitid with WSTOPPED report the stop once, SIGCONT continues it
+//! (WCONTINUED), and SIGKILL ends a stopped process.
+
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use ulib::sys;
+use ulib::uapi::*;
+use ulib::{check, check_eq, check_ok};
+
+use crate::util::*;
+
+pub const TESTS: &[Test] = tests![
+    sigstop_stops_and_sigcont_continues,
+    sigtstp_stops_by_default,
+    waitid_reports_a_stop_once_unless_wnowait,
+    sigkill_ends_a_stopped_process,
+];
+
+const WUNTRACED: i32 = 2;
+const SIGTSTP: i32 = 20;
+const CLD_STOPPED: i32 = 5;
+
+/// A child that counts in shared memory forever; returns (pid, its counter).
+fn counting_child() -> Result<(i32, &'static AtomicU64), Failure> {
+    let m = map_anon_shared(4096)?;
+    // SAFETY: a fresh shared page, used only as this counter.
+    let counter: &'static AtomicU64 = unsafe { &*(m as *const AtomicU64) };
+    let pid = fork_child(move || loop {
+        counter.fetch_add(1, SeqCst);
+        core::hint::spin_loop();
+    })?;
+    // It runs.
+    let start = counter.load(SeqCst);
+    for _ in 0..500 {
+        if counter.load(SeqCst) > start {
+            break;
+        }
+        sleep_ms(2);
+    }
+    Ok((pid, counter))
+}
+
+fn map_anon_shared(len: usize) -> Result<usize, Failure> {
+    // SAFETY: not MAP_FIXED: the kernel picks the address.
+    Ok(check_ok!(unsafe { sys::mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) }))
+}
+
+fn wait_status(pid: i32, options: i32) -> Result<i32, Failure> {
+    let mut status = 0;
+    check_eq!(sys::wait4(pid, Some(&mut status), options), Ok(pid as usize));
+    Ok(status)
+}
+
+fn sigstop_stops_and_sigcont_continues() -> TestResult {
+    let (pid, counter) = counting_child()?;
+    check_ok!(sys::kill(pid, SIGSTOP));
+    let st = wait_status(pid, WUNTRACED)?;
+    check_eq!((st & 0xff, (st >> 8) & 0xff), (0x7f, SIGSTOP));
+    let frozen = counter.load(SeqCst);
+    sleep_ms(50);
+    check_eq!(counter.load(SeqCst), frozen);
+    // Reported once: a second WNOHANG wait finds nothing new.
+    let mut status = 0;
+    check_eq!(sys::wait4(pid, Some(&mut status), WUNTRACED | WNOHANG), Ok(0));
+    check_ok!(sys::kill(pid, SIGCONT));
+    let st = wait_status(pid, WCONTINUED)?;
+    check_eq!(st, 0xffff);
+    sleep_ms(30);
+    check!(counter.load(SeqCst) > frozen, "it did not go on after SIGCONT");
+    check_ok!(sys::kill(pid, SIGKILL));
+    check_eq!(wait_child(pid)?.term_signal(), Some(SIGKILL));
+    Ok(())
+}
+
+fn sigtstp_stops_by_default() -> TestResult {
+    let (pid, _) = counting_child()?;
+    check_ok!(sys::kill(pid, SIGTSTP));
+    let st = wait_status(pid, WUNTRACED)?;
+    check_eq!((st & 0xff, (st >> 8) & 0xff), (0x7f, SIGTSTP));
+    check_ok!(sys::kill(pid, SIGKILL));
+    check_eq!(wait_child(pid)?.term_signal(), Some(SIGKILL));
+    Ok(())
+}
+
+fn waitid_reports_a_stop_once_unless_wnowait() -> TestResult {
+    let (pid, _) = counting_child()?;
+    check_ok!(sys::kill(pid, SIGSTOP));
+    let mut si = Siginfo([0; 128]);
+    check_eq!(sys::waitid(P_PID, pid, Some(&mut si), WSTOPPED | WNOWAIT), Ok(0));
+    check_eq!((si.pid(), si.code(), si.status()), (pid, CLD_STOPPED, SIGSTOP));
+    let mut si = Siginfo([0; 128]);
+    check_eq!(sys::waitid(P_PID, pid, Some(&mut si), WSTOPPED), Ok(0));
+    check_eq!((si.code(), si.status()), (CLD_STOPPED, SIGSTOP));
+    let mut si = Siginfo([0; 128]);
+    check_eq!(sys::waitid(P_PID, pid, Some(&mut si), WSTOPPED | WNOHANG), Ok(0));
+    check_eq!(si.pid(), 0);
+    check_ok!(sys::kill(pid, SIGKILL));
+    check_eq!(wait_child(pid)?.term_signal(), Some(SIGKILL));
+    Ok(())
+}
+
+fn sigkill_ends_a_stopped_process() -> TestResult {
+    let (pid, _) = counting_child()?;
+    check_ok!(sys::kill(pid, SIGSTOP));
+    let st = wait_status(pid, WUNTRACED)?;
+    check_eq!(st & 0xff, 0x7f);
+    check_ok!(sys::kill(pid, SIGKILL));
+    check_eq!(wait_child(pid)?.term_signal(), Some(SIGKILL));
+    Ok(())
+}
