@@ -10,7 +10,9 @@ pub mod server;
 pub mod sys;
 pub mod wire;
 
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Arc;
 
 use vm_memory::GuestMemoryMmap;
 
@@ -26,7 +28,9 @@ pub const MAX_TAG_LEN: usize = 255;
 pub const QUEUE_SIZE: u16 = 128;
 
 pub struct P9Device {
-    root: PathBuf,
+    /// The share's root, opened once at startup: a reset never looks the path up again
+    /// (the guest may have replaced it, e.g. by a symlink, if it can write its parent).
+    root: Arc<OwnedFd>,
     read_only: bool,
     config: Vec<u8>,
 }
@@ -37,11 +41,17 @@ impl P9Device {
         if tag.is_empty() || tag.len() > MAX_TAG_LEN {
             return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
         }
-        // Open once now so that a bad directory is reported at startup.
-        Server::new(root, read_only)?;
+        let root = server::open_root(root)?;
+        // /proc/self/fd too is opened once, now, if it is there.
+        let _ = sys::proc_self_fd();
         let mut config = (tag.len() as u16).to_le_bytes().to_vec();
         config.extend_from_slice(tag.as_bytes());
-        Ok(Self { root: root.to_owned(), read_only, config })
+        Ok(Self { root, read_only, config })
+    }
+
+    /// A server for a fresh activation: a device reset forgets every fid.
+    fn server(&self) -> Server {
+        Server::with_root(Arc::clone(&self.root), self.read_only)
     }
 }
 
@@ -63,14 +73,7 @@ impl VirtioDevice for P9Device {
     }
 
     fn activate(&mut self, _features: u64) -> Box<dyn QueueHandler> {
-        // A fresh server per activation: a device reset forgets every fid.
-        match Server::new(&self.root, self.read_only) {
-            Ok(server) => Box::new(P9Handler { server: Some(server) }),
-            Err(e) => {
-                log::warn!("9p: cannot open {}: {e}", self.root.display());
-                Box::new(P9Handler { server: None })
-            }
-        }
+        Box::new(P9Handler::new(self.server()))
     }
 
     fn poll_stats(&self) -> Option<&'static crate::devices::virtio::poll::PollStats> {
@@ -80,12 +83,12 @@ impl VirtioDevice for P9Device {
 }
 
 pub struct P9Handler {
-    server: Option<Server>,
+    server: Server,
 }
 
 impl P9Handler {
     pub fn new(server: Server) -> Self {
-        Self { server: Some(server) }
+        Self { server }
     }
 }
 
@@ -97,9 +100,7 @@ impl QueueHandler for P9Handler {
                 "9p request without headers ({in_len} bytes to read, {out_len} to write)"
             )));
         }
-        let Some(server) = self.server.as_mut() else {
-            return Err(DeviceError::Request("9p share unavailable".to_owned()));
-        };
+        let server = &mut self.server;
         let mut size = [0u8; 4];
         chain.read_at(mem, 0, &mut size)?;
         // A size larger than the buffers (or than msize) is passed on truncated; the

@@ -5,13 +5,25 @@
 //! any system call ([`check_name`]: no `/`, no NUL, not empty, not `.` or `..`), so a
 //! lookup can never cross more than one directory level, and it never follows a symlink
 //! (`O_NOFOLLOW`; a walk *through* a symlink fails with ENOTDIR because the O_PATH fd of a
-//! link is not a directory). `..` in a walk is handled here: at the root it stays at the
-//! root, below it `openat(fd, "..")` can only reach a directory that was walked through.
+//! link is not a directory). `..` is never asked of the host: each fid keeps the chain of
+//! directories it was walked through from the root ([`Node::up`]), and `..` steps back
+//! along it (at the root it stays at the root), so a directory moved out of the share, by
+//! the host or through another share, is never a way out. The root is a descriptor opened
+//! once when the VMM starts, never a path looked up again.
+//!
 //! Creation uses `O_CREAT | O_NOFOLLOW` (a dangling link is not followed out of the
-//! share). Files are reopened for I/O through `/proc/self/fd/N`, which names exactly the
-//! fid's inode, and only regular files and directories are opened at all. Symlink targets
-//! are the guest's to interpret: the server stores and returns them, never follows them.
-//! `read_only` refuses every change with EROFS.
+//! share). Files are reopened for I/O through `/proc/self/fd` (opened once at startup;
+//! it names exactly the fid's inode), or without /proc by their name in their parent,
+//! checked to still be the fid's inode; only regular files and directories are opened at
+//! all. Calls that act on a fid's (parent, name) (remove, rename, link or set the times of
+//! a symlink) first check that the name still is the fid's inode (ESTALE if not). Symlink
+//! targets are the guest's to interpret: the server stores and returns them, never follows
+//! them. `read_only` refuses every change with EROFS.
+//!
+//! Limits and privileges: at most [`MAX_FIDS`] fids per device (then EMFILE). Writes
+//! and truncations drop setuid (and setgid with group-exec) bits as Linux does for a
+//! writer without CAP_FSETID, even when the VMM has it; when it does (runs as root),
+//! ownership changes are ignored rather than passed on.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -28,6 +40,9 @@ use super::wire::{self, Qid, Reply, SetAttr, Tmessage, HEADER, NOTAG, QID_SIZE};
 /// The largest msize offered: 128 KiB of payload plus headers.
 pub const MAX_MSIZE: u32 = (128 << 10) + 4096;
 const MIN_MSIZE: u32 = 4096;
+/// Most fids one device holds at once (Linux's default RLIMIT_NOFILE hard limit, 2^16).
+/// Fids cost host memory, and most a host descriptor, so the guest cannot have more.
+pub const MAX_FIDS: usize = 65536;
 
 const QTDIR: u8 = 0x80;
 const QTSYMLINK: u8 = 0x02;
@@ -84,9 +99,8 @@ fn qid_of(st: &libc::stat) -> Qid {
 /// Extended attributes are served for regular files and directories only, and only in
 /// the `user.` namespace: the others (`trusted.`, `security.`: file capabilities, LSM
 /// labels) would let the guest change what the host trusts.
-fn xattr_target(node: &Node) -> io::Result<()> {
-    let st = sys::stat(node.fd.as_fd())?;
-    if is(&st, libc::S_IFREG) || is(&st, libc::S_IFDIR) { Ok(()) } else { Err(err(libc::EPERM)) }
+fn xattr_target(st: &libc::stat) -> io::Result<()> {
+    if is(st, libc::S_IFREG) || is(st, libc::S_IFDIR) { Ok(()) } else { Err(err(libc::EPERM)) }
 }
 
 /// A guest's attribute name, if it is one the server serves (EOPNOTSUPP otherwise).
@@ -97,33 +111,58 @@ fn xattr_name(name: &[u8]) -> io::Result<CString> {
     CString::new(name).map_err(|_| err(libc::EINVAL))
 }
 
-/// Txattrwalk's data: attribute `name`'s value, or with an empty name the list of the
-/// `user.` names (NUL-terminated).
-fn xattr_get(node: &Node, name: &[u8]) -> io::Result<Vec<u8>> {
-    let path = sys::proc_path(node.fd.as_fd());
-    if name.is_empty() {
-        if xattr_target(node).is_err() {
-            return Ok(Vec::new());
-        }
-        let all = sys::getxattr(&path, None)?;
-        let user = all.split(|&b| b == 0).filter(|n| n.starts_with(b"user.")).flat_map(|n| n.iter().copied().chain([0]));
-        return Ok(user.collect());
-    }
-    let name = xattr_name(name)?;
-    xattr_target(node).map_err(|_| err(libc::ENODATA))?;
-    sys::getxattr(&path, Some(&name)).map_err(|e| if e.raw_os_error() == Some(libc::ERANGE) { err(libc::E2BIG) } else { e })
-}
-
 fn is(st: &libc::stat, fmt: libc::mode_t) -> bool {
     st.st_mode & libc::S_IFMT == fmt
 }
 
-/// One file of the share: an O_PATH fd, and where it was found (for remove, rename, and
-/// operations on symlinks, which cannot be reached through /proc).
+/// One file of the share: an O_PATH fd, and where it was found.
 #[derive(Clone)]
 struct Node {
     fd: Arc<OwnedFd>,
-    parent: Option<(Arc<OwnedFd>, CString)>,
+    /// The directory it was walked from and its name there; None only for the root. The
+    /// whole chain up to the root answers `..` and is never asked of the host.
+    up: Option<Arc<Link>>,
+}
+
+struct Link {
+    dir: Node,
+    name: CString,
+}
+
+impl Node {
+    fn child(&self, fd: OwnedFd, name: CString) -> Node {
+        Node { fd: Arc::new(fd), up: Some(Arc::new(Link { dir: self.clone(), name })) }
+    }
+
+    /// (parent, name) once checked to still name this fid's inode: ENOENT if the name is
+    /// gone, ESTALE if it is now another file; EBUSY for the root.
+    fn located(&self) -> io::Result<(BorrowedFd<'_>, &CStr)> {
+        let link = self.up.as_ref().ok_or_else(|| err(libc::EBUSY))?;
+        let st = sys::stat(self.fd.as_fd())?;
+        let now = sys::statat(link.dir.fd.as_fd(), &link.name)?;
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(err(libc::ESTALE));
+        }
+        Ok((link.dir.fd.as_fd(), &link.name))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Unlink the chain one level at a time: a fid can be thousands of directories
+        // deep, and dropping it recursively could overflow the stack.
+        let mut up = self.up.take();
+        while let Some(link) = up {
+            up = Arc::try_unwrap(link).ok().and_then(|mut l| l.dir.up.take());
+        }
+    }
+}
+
+/// How a path call reaches a fid's inode: (dir, name, follow the final symlink).
+struct Target<'a> {
+    dir: BorrowedFd<'a>,
+    name: CString,
+    follow: bool,
 }
 
 struct Fid {
@@ -141,20 +180,38 @@ enum XattrFid {
 }
 
 pub struct Server {
-    root: Arc<OwnedFd>,
-    root_id: (u64, u64),
+    root: Node,
     read_only: bool,
     msize: u32,
     fids: HashMap<u32, Fid>,
+    /// `/proc/self/fd`, if it was there at startup.
+    proc: Option<BorrowedFd<'static>>,
+    /// The VMM may keep setuid/setgid bits on write (CAP_FSETID): the server drops them.
+    privileged: bool,
+}
+
+/// Opens a share's root directory (the host's choice, so `path` may cross symlinks): the
+/// descriptor a device keeps for the VM's life.
+pub fn open_root(path: &Path) -> io::Result<Arc<OwnedFd>> {
+    let path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| err(libc::EINVAL))?;
+    Ok(Arc::new(sys::openat(sys::at_fdcwd(), &path, libc::O_PATH | libc::O_DIRECTORY, 0)?))
 }
 
 impl Server {
     pub fn new(root: &Path, read_only: bool) -> io::Result<Self> {
-        let path = CString::new(root.as_os_str().as_encoded_bytes()).map_err(|_| err(libc::EINVAL))?;
-        // The root path is the host's choice (--share), so it may cross symlinks.
-        let fd = sys::openat(cwd(), &path, libc::O_PATH | libc::O_DIRECTORY, 0)?;
-        let st = sys::stat(fd.as_fd())?;
-        Ok(Self { root: Arc::new(fd), root_id: (st.st_dev, st.st_ino), read_only, msize: MAX_MSIZE, fids: HashMap::new() })
+        Ok(Self::with_root(open_root(root)?, read_only))
+    }
+
+    /// A server for the directory `root` (from [`open_root`]).
+    pub fn with_root(root: Arc<OwnedFd>, read_only: bool) -> Self {
+        Self {
+            root: Node { fd: root, up: None },
+            read_only,
+            msize: MAX_MSIZE,
+            fids: HashMap::new(),
+            proc: sys::proc_self_fd(),
+            privileged: sys::has_cap_fsetid(),
+        }
     }
 
     /// The msize agreed with Tversion.
@@ -195,6 +252,17 @@ impl Server {
         self.fids.get(&fid).ok_or_else(|| err(libc::EBADF))
     }
 
+    /// Checks that `fid` can be made: not in use, and fewer than [`MAX_FIDS`] held.
+    fn check_new_fid(&self, fid: u32) -> io::Result<()> {
+        if self.fids.contains_key(&fid) {
+            return Err(err(libc::EBADF));
+        }
+        if self.fids.len() >= MAX_FIDS {
+            return Err(err(libc::EMFILE));
+        }
+        Ok(())
+    }
+
     fn writable(&self) -> io::Result<()> {
         if self.read_only { Err(err(libc::EROFS)) } else { Ok(()) }
     }
@@ -213,18 +281,15 @@ impl Server {
             }
             Tmessage::Auth => return Err(err(libc::EOPNOTSUPP)),
             Tmessage::Attach { fid } => {
-                if self.fids.contains_key(&fid) {
-                    return Err(err(libc::EBADF));
-                }
-                let st = sys::stat(self.root.as_fd())?;
-                let node = Node { fd: Arc::clone(&self.root), parent: None };
-                self.fids.insert(fid, Fid { node, open: None, xattr: None });
+                self.check_new_fid(fid)?;
+                let st = sys::stat(self.root.fd.as_fd())?;
+                self.fids.insert(fid, Fid { node: self.root.clone(), open: None, xattr: None });
                 r.qid(qid_of(&st)).finish()
             }
             Tmessage::Flush => r.finish(), // every request completes before the next
             Tmessage::Walk { fid, newfid, names } => {
-                if newfid != fid && self.fids.contains_key(&newfid) {
-                    return Err(err(libc::EBADF));
+                if newfid != fid {
+                    self.check_new_fid(newfid)?;
                 }
                 let mut node = self.fid(fid)?.node.clone();
                 let mut qids = Vec::new();
@@ -267,17 +332,20 @@ impl Server {
                     return Ok(r.u32(data.len() as u32).finish());
                 }
                 let file = self.fid(fid)?.open.as_ref().ok_or_else(|| err(libc::EBADF))?;
+                self.remove_privs(file)?;
                 let n = file.write_at(data, offset)?;
                 r.u32(n as u32).finish()
             }
             Tmessage::Clunk { fid } => {
                 let f = self.fids.remove(&fid).ok_or_else(|| err(libc::EBADF))?;
                 if let Some(XattrFid::Write { name, size, flags, data }) = f.xattr {
-                    let path = sys::proc_path(f.node.fd.as_fd());
+                    if size != 0 && data.len() != size {
+                        return Err(err(libc::EINVAL));
+                    }
+                    let file = self.xattr_file(&f.node, true)?;
                     match size {
-                        0 => sys::setxattr(&path, &name, None, 0)?,
-                        _ if data.len() != size => return Err(err(libc::EINVAL)),
-                        _ => sys::setxattr(&path, &name, Some(&data), flags)?,
+                        0 => sys::setxattr(&file, &name, None, 0)?,
+                        _ => sys::setxattr(&file, &name, Some(&data), flags)?,
                     }
                 }
                 r.finish()
@@ -285,14 +353,10 @@ impl Server {
             Tmessage::Remove { fid } => {
                 let f = self.fids.remove(&fid).ok_or_else(|| err(libc::EBADF))?;
                 self.writable()?;
-                let (parent, name) = f.node.parent.as_ref().ok_or_else(|| err(libc::EBUSY))?;
                 let st = sys::stat(f.node.fd.as_fd())?;
-                let now = sys::statat(parent.as_fd(), name)?;
-                if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
-                    return Err(err(libc::ESTALE));
-                }
+                let (parent, name) = f.node.located()?;
                 let flags = if is(&st, libc::S_IFDIR) { libc::AT_REMOVEDIR } else { 0 };
-                sys::unlinkat(parent.as_fd(), name, flags)?;
+                sys::unlinkat(parent, name, flags)?;
                 r.finish()
             }
             Tmessage::Statfs { fid } => {
@@ -318,7 +382,7 @@ impl Server {
             Tmessage::Lcreate { fid, name, flags, mode } => {
                 self.writable()?;
                 let name = check_name(name)?;
-                let dir = Arc::clone(&self.fid(fid)?.node.fd);
+                let dir = self.fid(fid)?.node.clone();
                 // O_NONBLOCK: an existing FIFO must not block the worker; then anything
                 // but a regular file is refused (no FIFOs or device nodes opened here).
                 let oflags = (flags as i32 & OPEN_FLAGS_KEPT)
@@ -326,14 +390,17 @@ impl Server {
                     | libc::O_CREAT
                     | libc::O_NOFOLLOW
                     | libc::O_NONBLOCK;
-                let file = File::from(sys::openat(dir.as_fd(), &name, oflags, mode & SAFE_MODE)?);
+                let file = File::from(sys::openat(dir.fd.as_fd(), &name, oflags, mode & SAFE_MODE)?);
                 if !is(&sys::stat(file.as_fd())?, libc::S_IFREG) {
                     return Err(err(libc::EOPNOTSUPP));
                 }
                 sys::clear_nonblock(file.as_fd())?;
-                let fd = sys::openat(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+                if oflags & libc::O_TRUNC != 0 {
+                    self.remove_privs(&file)?;
+                }
+                let fd = sys::openat(dir.fd.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
                 let st = sys::stat(fd.as_fd())?;
-                let node = Node { fd: Arc::new(fd), parent: Some((dir, name)) };
+                let node = dir.child(fd, name);
                 self.fids.insert(fid, Fid { node, open: Some(file), xattr: None });
                 r.qid(qid_of(&st)).u32(0).finish()
             }
@@ -358,11 +425,11 @@ impl Server {
             Tmessage::Rename { fid, dfid, name } => {
                 self.writable()?;
                 let name = check_name(name)?;
-                let newdir = Arc::clone(&self.fid(dfid)?.node.fd);
+                let newdir = self.fid(dfid)?.node.clone();
                 let f = self.fids.get_mut(&fid).ok_or_else(|| err(libc::EBADF))?;
-                let (olddir, oldname) = f.node.parent.as_ref().ok_or_else(|| err(libc::EBUSY))?;
-                sys::renameat(olddir.as_fd(), oldname, newdir.as_fd(), &name)?;
-                f.node.parent = Some((newdir, name));
+                let (olddir, oldname) = f.node.located()?;
+                sys::renameat(olddir, oldname, newdir.fd.as_fd(), &name)?;
+                f.node.up = Some(Arc::new(Link { dir: newdir, name }));
                 r.finish()
             }
             Tmessage::Readlink { fid } => {
@@ -399,11 +466,11 @@ impl Server {
                 r.finish()
             }
             Tmessage::XattrWalk { fid, newfid, name } => {
-                if newfid != fid && self.fids.contains_key(&newfid) {
-                    return Err(err(libc::EBADF));
+                if newfid != fid {
+                    self.check_new_fid(newfid)?;
                 }
                 let node = self.fid(fid)?.node.clone();
-                let data = xattr_get(&node, name)?;
+                let data = self.xattr_get(&node, name)?;
                 let size = data.len() as u64;
                 self.fids.insert(newfid, Fid { node, open: None, xattr: Some(XattrFid::Read(data)) });
                 r.u64(size).finish()
@@ -418,7 +485,7 @@ impl Server {
                     return Err(err(libc::EINVAL));
                 }
                 let f = self.fids.get_mut(&fid).ok_or_else(|| err(libc::EBADF))?;
-                xattr_target(&f.node)?;
+                xattr_target(&sys::stat(f.node.fd.as_fd())?)?;
                 f.open = None;
                 f.xattr = Some(XattrFid::Write { name, size: size as usize, flags: flags as libc::c_int, data: Vec::new() });
                 r.finish()
@@ -465,14 +532,9 @@ impl Server {
                 if is(&st, libc::S_IFDIR) {
                     return Err(err(libc::EPERM));
                 }
-                if is(&st, libc::S_IFLNK) {
-                    // Link the symlink itself (flags 0: never follow it).
-                    let (parent, pname) = node.parent.as_ref().ok_or_else(|| err(libc::EPERM))?;
-                    sys::linkat(Some(parent.as_fd()), pname, dir, &name, 0)?;
-                } else {
-                    let path = sys::proc_path(node.fd.as_fd());
-                    sys::linkat(None, &path, dir, &name, libc::AT_SYMLINK_FOLLOW)?;
-                }
+                // A symlink is linked itself (never followed), by its checked name.
+                let t = self.target(node, &st)?;
+                sys::linkat(t.dir, &t.name, dir, &name, if t.follow { libc::AT_SYMLINK_FOLLOW } else { 0 })?;
                 r.finish()
             }
             Tmessage::Mkdir { dfid, name, mode } => {
@@ -485,9 +547,9 @@ impl Server {
             Tmessage::Renameat { olddirfid, oldname, newdirfid, newname } => {
                 self.writable()?;
                 let (oldname, newname) = (check_name(oldname)?, check_name(newname)?);
-                let olddir = Arc::clone(&self.fid(olddirfid)?.node.fd);
-                let newdir = Arc::clone(&self.fid(newdirfid)?.node.fd);
-                sys::renameat(olddir.as_fd(), &oldname, newdir.as_fd(), &newname)?;
+                let olddir = self.fid(olddirfid)?.node.clone();
+                let newdir = self.fid(newdirfid)?.node.clone();
+                sys::renameat(olddir.fd.as_fd(), &oldname, newdir.fd.as_fd(), &newname)?;
                 self.renamed(&olddir, &oldname, &newdir, &newname);
                 r.finish()
             }
@@ -509,12 +571,11 @@ impl Server {
             return Err(err(libc::ENOTDIR));
         }
         if name == b".." {
-            if (st.st_dev, st.st_ino) == self.root_id {
-                return Ok((Node { fd: Arc::clone(&self.root), parent: None }, st));
-            }
-            let fd = sys::openat(node.fd.as_fd(), c"..", libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY, 0)?;
-            let st = sys::stat(fd.as_fd())?;
-            return Ok((Node { fd: Arc::new(fd), parent: None }, st));
+            // Back along the walked chain; the root is its own parent.
+            let Some(link) = &node.up else { return Ok((node.clone(), st)) };
+            let up = link.dir.clone();
+            let st = sys::stat(up.fd.as_fd())?;
+            return Ok((up, st));
         }
         if name == b"." {
             return Ok((node.clone(), st));
@@ -522,10 +583,50 @@ impl Server {
         let name = check_name(name)?;
         let fd = sys::openat(node.fd.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
         let st = sys::stat(fd.as_fd())?;
-        Ok((Node { fd: Arc::new(fd), parent: Some((Arc::clone(&node.fd), name)) }, st))
+        Ok((node.child(fd, name), st))
     }
 
-    /// Tlopen: a regular file through /proc/self/fd, a directory through openat(".").
+    /// Where path calls reach `node` (whose stat is `st`): a directory as `.` of its own
+    /// fd; a symlink, or anything when /proc is missing, by its checked name in its
+    /// parent (not followed); the rest through /proc/self/fd.
+    fn target<'a>(&self, node: &'a Node, st: &libc::stat) -> io::Result<Target<'a>> {
+        if is(st, libc::S_IFDIR) {
+            return Ok(Target { dir: node.fd.as_fd(), name: c".".to_owned(), follow: true });
+        }
+        if let (Some(proc), false) = (self.proc, is(st, libc::S_IFLNK)) {
+            return Ok(Target { dir: proc, name: sys::fd_name(node.fd.as_fd()), follow: true });
+        }
+        let (dir, name) = node.located()?;
+        Ok(Target { dir, name: name.to_owned(), follow: false })
+    }
+
+    /// Opens `node`, a regular file or directory (stat `st`), for I/O with `flags`.
+    fn reopen(&self, node: &Node, st: &libc::stat, flags: i32) -> io::Result<File> {
+        if is(st, libc::S_IFDIR) {
+            return Ok(File::from(sys::openat(node.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?));
+        }
+        if !is(st, libc::S_IFREG) {
+            return Err(err(libc::EOPNOTSUPP)); // fifos and devices are not opened here
+        }
+        if let Some(proc) = self.proc {
+            return Ok(File::from(sys::openat(proc, &sys::fd_name(node.fd.as_fd()), flags, 0)?));
+        }
+        // By name: O_NONBLOCK and no O_TRUNC until the file is known to be the fid's.
+        let (dir, name) = node.located()?;
+        let open = (flags & !libc::O_TRUNC) | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let file = File::from(sys::openat(dir, name, open, 0)?);
+        let now = sys::stat(file.as_fd())?;
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) {
+            return Err(err(libc::ESTALE));
+        }
+        sys::clear_nonblock(file.as_fd())?;
+        if flags & libc::O_TRUNC != 0 {
+            file.set_len(0)?;
+        }
+        Ok(file)
+    }
+
+    /// Tlopen: a regular file or a directory.
     fn open(&self, fid: u32, flags: u32) -> io::Result<(File, libc::stat)> {
         let node = &self.fid(fid)?.node;
         let st = sys::stat(node.fd.as_fd())?;
@@ -534,31 +635,83 @@ impl Server {
         if writes {
             self.writable()?;
         }
-        let file = match st.st_mode & libc::S_IFMT {
+        match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR if writes => return Err(err(libc::EISDIR)),
-            libc::S_IFDIR => File::from(sys::openat(node.fd.as_fd(), c".", libc::O_RDONLY | libc::O_DIRECTORY, 0)?),
-            libc::S_IFREG => sys::open(&sys::proc_path(node.fd.as_fd()), flags)?,
             libc::S_IFLNK => return Err(err(libc::ELOOP)),
-            _ => return Err(err(libc::EOPNOTSUPP)), // fifos and devices are not opened here
-        };
+            _ => {}
+        }
+        let file = self.reopen(node, &st, flags)?;
+        if flags & libc::O_TRUNC != 0 {
+            self.remove_privs(&file)?;
+        }
         Ok((file, st))
+    }
+
+    /// A regular file or directory opened for its extended attributes (`set`: to change
+    /// them, which needs only write permission).
+    fn xattr_file(&self, node: &Node, set: bool) -> io::Result<File> {
+        let st = sys::stat(node.fd.as_fd())?;
+        xattr_target(&st)?;
+        match self.reopen(node, &st, libc::O_RDONLY) {
+            Err(e) if set && is(&st, libc::S_IFREG) && e.raw_os_error() == Some(libc::EACCES) => {
+                self.reopen(node, &st, libc::O_WRONLY)
+            }
+            other => other,
+        }
+    }
+
+    /// Txattrwalk's data: attribute `name`'s value, or with an empty name the list of the
+    /// `user.` names (NUL-terminated).
+    fn xattr_get(&self, node: &Node, name: &[u8]) -> io::Result<Vec<u8>> {
+        if name.is_empty() {
+            if xattr_target(&sys::stat(node.fd.as_fd())?).is_err() {
+                return Ok(Vec::new());
+            }
+            let all = sys::getxattr(&self.xattr_file(node, false)?, None)?;
+            let user = all.split(|&b| b == 0).filter(|n| n.starts_with(b"user.")).flat_map(|n| n.iter().copied().chain([0]));
+            return Ok(user.collect());
+        }
+        let name = xattr_name(name)?;
+        xattr_target(&sys::stat(node.fd.as_fd())?).map_err(|_| err(libc::ENODATA))?;
+        let file = self.xattr_file(node, false)?;
+        sys::getxattr(&file, Some(&name)).map_err(|e| if e.raw_os_error() == Some(libc::ERANGE) { err(libc::E2BIG) } else { e })
+    }
+
+    /// Before a write or truncation: drops setuid, and setgid if group-exec is set, as
+    /// Linux's file_remove_privs does for a writer without CAP_FSETID. Only needed when
+    /// the VMM has it (else the host kernel already does this).
+    fn remove_privs(&self, file: &File) -> io::Result<()> {
+        if !self.privileged {
+            return Ok(());
+        }
+        let mode = sys::stat(file.as_fd())?.st_mode;
+        let mut kill = libc::S_ISUID;
+        if mode & libc::S_IXGRP != 0 {
+            kill |= libc::S_ISGID;
+        }
+        if is_reg(mode) && mode & kill != 0 && sys::access_mode(file.as_fd())? != libc::O_RDONLY {
+            sys::fchmod(file, mode & !kill & 0o7777)?;
+        }
+        Ok(())
     }
 
     fn setattr(&self, fid: u32, a: &SetAttr) -> io::Result<()> {
         let node = &self.fid(fid)?.node;
         let st = sys::stat(node.fd.as_fd())?;
         let link = is(&st, libc::S_IFLNK);
-        let path = sys::proc_path(node.fd.as_fd());
         if a.valid & SETATTR_MODE != 0 {
             if link {
                 return Err(err(libc::EOPNOTSUPP));
             }
-            sys::chmod(&path, a.mode & SAFE_MODE)?;
+            let t = self.target(node, &st)?;
+            sys::chmodat(t.dir, &t.name, a.mode & SAFE_MODE)?;
         }
-        if a.valid & (SETATTR_UID | SETATTR_GID) != 0 {
+        if a.valid & (SETATTR_UID | SETATTR_GID) != 0 && !self.privileged {
             let uid = if a.valid & SETATTR_UID != 0 { a.uid } else { u32::MAX };
             let gid = if a.valid & SETATTR_GID != 0 { a.gid } else { u32::MAX };
-            // Like QEMU's security_model=none: ownership changes the host refuses are ignored.
+            // Like QEMU's security_model=none: ownership changes the host refuses are
+            // ignored. A privileged VMM would refuse none, so it makes none (see the
+            // module doc).
             match sys::chown(node.fd.as_fd(), uid, gid) {
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
                 other => other?,
@@ -568,7 +721,10 @@ impl Server {
             if !is(&st, libc::S_IFREG) {
                 return Err(err(if is(&st, libc::S_IFDIR) { libc::EISDIR } else { libc::EINVAL }));
             }
-            sys::truncate(&path, a.size)?;
+            let size = i64::try_from(a.size).map_err(|_| err(libc::EFBIG))?;
+            let file = self.reopen(node, &st, libc::O_WRONLY)?;
+            self.remove_privs(&file)?;
+            file.set_len(size as u64)?;
         }
         if a.valid & (SETATTR_ATIME | SETATTR_MTIME) != 0 {
             let time = |valid: u32, set: u32, (sec, nsec): (u64, u64)| {
@@ -581,35 +737,29 @@ impl Server {
                 }
             };
             let times = [time(SETATTR_ATIME, SETATTR_ATIME_SET, a.atime), time(SETATTR_MTIME, SETATTR_MTIME_SET, a.mtime)];
-            if link {
-                let (parent, name) = node.parent.as_ref().ok_or_else(|| err(libc::EOPNOTSUPP))?;
-                sys::utimensat(Some(parent.as_fd()), name, &times, libc::AT_SYMLINK_NOFOLLOW)?;
-            } else {
-                sys::utimensat(None, &path, &times, 0)?;
-            }
+            let t = self.target(node, &st)?;
+            sys::utimensat(t.dir, &t.name, &times, if t.follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW })?;
         }
         Ok(())
     }
 
     /// After a renameat, fids that were found as `olddir/oldname` are `newdir/newname`.
-    fn renamed(&mut self, olddir: &OwnedFd, oldname: &CStr, newdir: &Arc<OwnedFd>, newname: &CString) {
-        let Ok(old) = sys::stat(olddir.as_fd()) else { return };
+    fn renamed(&mut self, olddir: &Node, oldname: &CStr, newdir: &Node, newname: &CString) {
+        let Ok(old) = sys::stat(olddir.fd.as_fd()) else { return };
         for f in self.fids.values_mut() {
-            let Some((dir, name)) = &f.node.parent else { continue };
-            if name.as_c_str() != oldname {
+            let Some(link) = &f.node.up else { continue };
+            if link.name.as_c_str() != oldname {
                 continue;
             }
-            if sys::stat(dir.as_fd()).is_ok_and(|s| (s.st_dev, s.st_ino) == (old.st_dev, old.st_ino)) {
-                f.node.parent = Some((Arc::clone(newdir), newname.clone()));
+            if sys::stat(link.dir.fd.as_fd()).is_ok_and(|s| (s.st_dev, s.st_ino) == (old.st_dev, old.st_ino)) {
+                f.node.up = Some(Arc::new(Link { dir: newdir.clone(), name: newname.clone() }));
             }
         }
     }
 }
 
-fn cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is a valid "fd" for the *at calls for the whole process lifetime;
-    // it is never closed (it is not a real descriptor).
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+fn is_reg(mode: libc::mode_t) -> bool {
+    mode & libc::S_IFMT == libc::S_IFREG
 }
 
 /// The two words of an fsid_t.

@@ -1,14 +1,16 @@
 //! Safe wrappers around the `*at` system calls the 9P server needs.
 //!
 //! Every path argument here is a single name (checked by the caller: no `/`, not `.` or
-//! `..`) resolved relative to a directory fd, or the empty path with `AT_EMPTY_PATH`, or
-//! `/proc/self/fd/N`, a magic link that names exactly the inode behind fd N. Nothing
-//! here ever resolves a multi-component path chosen by the guest.
+//! `..`) resolved relative to a directory fd, or `.` relative to a directory's own fd, or
+//! the empty path with `AT_EMPTY_PATH`, or a number relative to [`proc_self_fd`] (a magic
+//! link that names exactly the inode behind that fd). Nothing here ever resolves a
+//! multi-component path chosen by the guest.
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
@@ -16,9 +18,32 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 const EMPTY: &CStr = c"";
 
-/// `/proc/self/fd/N` for `fd`: reopening it reaches exactly fd's inode.
-pub fn proc_path(fd: BorrowedFd<'_>) -> CString {
-    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in a number")
+/// `/proc/self/fd`, opened once (the first call; the VMM makes it at startup) and kept:
+/// None if /proc was not mounted then. `openat(dir, "N")` on it reaches exactly fd N's inode.
+pub fn proc_self_fd() -> Option<BorrowedFd<'static>> {
+    static PROC: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    let fd = PROC.get_or_init(|| {
+        let cwd = at_fdcwd();
+        openat(cwd, c"/proc/self/fd", libc::O_PATH | libc::O_DIRECTORY, 0)
+            .inspect_err(|e| log::warn!("9p: /proc/self/fd: {e}; files are reopened by name"))
+            .ok()
+    });
+    fd.as_ref().map(|fd| {
+        use std::os::fd::AsFd;
+        fd.as_fd()
+    })
+}
+
+/// The name of `fd` in [`proc_self_fd`].
+pub fn fd_name(fd: BorrowedFd<'_>) -> CString {
+    CString::new(fd.as_raw_fd().to_string()).expect("no NUL in a number")
+}
+
+/// AT_FDCWD as a descriptor for the `*at` calls.
+pub fn at_fdcwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is a valid "fd" for the *at calls for the whole process lifetime;
+    // it is never closed (it is not a real descriptor).
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
 }
 
 pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<OwnedFd> {
@@ -26,14 +51,6 @@ pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int, mode: libc::
     let fd = check(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
     // SAFETY: `fd` was just returned by openat and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Opens `path` (a `/proc/self/fd/N` link) with `flags`.
-pub fn open(path: &CStr, flags: libc::c_int) -> io::Result<File> {
-    // SAFETY: `path` is a valid C string; the kernel only reads it.
-    let fd = check(unsafe { libc::open(path.as_ptr(), flags | libc::O_CLOEXEC) })?;
-    // SAFETY: `fd` was just returned by open and is owned by nobody else.
-    Ok(unsafe { File::from_raw_fd(fd) })
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`; an empty `name` stats `dir` itself.
@@ -83,18 +100,9 @@ pub fn renameat(olddir: BorrowedFd<'_>, old: &CStr, newdir: BorrowedFd<'_>, new:
     check(unsafe { libc::renameat(olddir.as_raw_fd(), old.as_ptr(), newdir.as_raw_fd(), new.as_ptr()) }).map(drop)
 }
 
-/// `linkat(olddir, old, newdir, new, flags)`; `olddir` None means AT_FDCWD (with `old` a
-/// `/proc/self/fd/N` link and `flags` AT_SYMLINK_FOLLOW).
-pub fn linkat(
-    olddir: Option<BorrowedFd<'_>>,
-    old: &CStr,
-    newdir: BorrowedFd<'_>,
-    new: &CStr,
-    flags: libc::c_int,
-) -> io::Result<()> {
-    let olddir = olddir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+pub fn linkat(olddir: BorrowedFd<'_>, old: &CStr, newdir: BorrowedFd<'_>, new: &CStr, flags: libc::c_int) -> io::Result<()> {
     // SAFETY: valid fds and C strings, only read by the kernel.
-    check(unsafe { libc::linkat(olddir, old.as_ptr(), newdir.as_raw_fd(), new.as_ptr(), flags) }).map(drop)
+    check(unsafe { libc::linkat(olddir.as_raw_fd(), old.as_ptr(), newdir.as_raw_fd(), new.as_ptr(), flags) }).map(drop)
 }
 
 /// The target of the symlink `fd` (an O_PATH fd of the link itself).
@@ -115,22 +123,47 @@ pub fn chown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
     check(unsafe { libc::fchownat(fd.as_raw_fd(), EMPTY.as_ptr(), uid, gid, libc::AT_EMPTY_PATH) }).map(drop)
 }
 
-pub fn chmod(path: &CStr, mode: libc::mode_t) -> io::Result<()> {
-    // SAFETY: valid C string, only read by the kernel.
-    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+/// `fchmodat(dir, name, mode, 0)` (it follows a final symlink: callers name a magic link,
+/// `.`, or a name just checked not to be a symlink).
+pub fn chmodat(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: valid fd and C string, only read by the kernel.
+    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
 }
 
-pub fn truncate(path: &CStr, size: u64) -> io::Result<()> {
-    let size = libc::off_t::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
-    // SAFETY: valid C string, only read by the kernel.
-    check(unsafe { libc::truncate(path.as_ptr(), size) }).map(drop)
+/// `fchmod` on an open file.
+pub fn fchmod(file: &File, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: fchmod on a live fd with an integer argument.
+    check(unsafe { libc::fchmod(file.as_raw_fd(), mode) }).map(drop)
 }
 
-/// `utimensat(dir, name, times, flags)`; `dir` None means AT_FDCWD.
-pub fn utimensat(dir: Option<BorrowedFd<'_>>, name: &CStr, times: &[libc::timespec; 2], flags: libc::c_int) -> io::Result<()> {
-    let dir = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: valid C string and a two-element timespec array, only read by the kernel.
-    check(unsafe { libc::utimensat(dir, name.as_ptr(), times.as_ptr(), flags) }).map(drop)
+pub fn utimensat(dir: BorrowedFd<'_>, name: &CStr, times: &[libc::timespec; 2], flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: valid fd, C string and a two-element timespec array, only read by the kernel.
+    check(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times.as_ptr(), flags) }).map(drop)
+}
+
+/// Whether this process may keep setuid/setgid bits when it writes or truncates a file
+/// (it has CAP_FSETID, e.g. it runs as root); on any doubt, true.
+pub fn has_cap_fsetid() -> bool {
+    const CAP_FSETID: u32 = 4;
+    // struct __user_cap_header_struct and __user_cap_data_struct (version 3: two words).
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header { version: 0x2008_0522, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget writes at most two Data structs (version 3) into `data` and reads
+    // `header`; both live for the call.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) };
+    r != 0 || data[0].effective & (1 << CAP_FSETID) != 0
 }
 
 /// One directory entry from getdents64.
@@ -177,6 +210,13 @@ pub fn read_dir(dir: &File, offset: u64, bytes: usize) -> io::Result<Vec<Dirent>
     Ok(out)
 }
 
+/// The access mode (O_RDONLY, O_WRONLY or O_RDWR) an open file was opened with.
+pub fn access_mode(fd: BorrowedFd) -> io::Result<libc::c_int> {
+    // SAFETY: fcntl on a valid descriptor with integer arguments only.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    Ok(flags & libc::O_ACCMODE)
+}
+
 /// Clears O_NONBLOCK on an open file.
 pub fn clear_nonblock(fd: BorrowedFd) -> io::Result<()> {
     // SAFETY: fcntl on a valid descriptor with integer arguments only.
@@ -195,27 +235,30 @@ pub fn clear_nonblock(fd: BorrowedFd) -> io::Result<()> {
 /// XATTR_LIST_MAX).
 pub const XATTR_MAX: usize = 65536;
 
-/// `getxattr(path, name)` (`name` None: `listxattr(path)`): the value or the name list.
-pub fn getxattr(path: &CStr, name: Option<&CStr>) -> io::Result<Vec<u8>> {
+/// `fgetxattr(file, name)` (`name` None: `flistxattr(file)`): the value or the name list.
+pub fn getxattr(file: &File, name: Option<&CStr>) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; XATTR_MAX];
-    // SAFETY: valid C strings and a buffer of the length given, which the kernel writes.
+    let fd = file.as_raw_fd();
+    // SAFETY: a live fd, valid C strings and a buffer of the length given, which the
+    // kernel writes.
     let n = unsafe {
         match name {
-            Some(name) => libc::getxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
-            None => libc::listxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
+            Some(name) => libc::fgetxattr(fd, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()),
+            None => libc::flistxattr(fd, buf.as_mut_ptr().cast(), buf.len()),
         }
     };
     buf.truncate(usize::try_from(check_size(n)?).unwrap_or(0));
     Ok(buf)
 }
 
-/// `setxattr(path, name, value, flags)`, or with `value` None `removexattr(path, name)`.
-pub fn setxattr(path: &CStr, name: &CStr, value: Option<&[u8]>, flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: valid C strings and a value buffer of the length given, only read.
+/// `fsetxattr(file, name, value, flags)`, or with `value` None `fremovexattr(file, name)`.
+pub fn setxattr(file: &File, name: &CStr, value: Option<&[u8]>, flags: libc::c_int) -> io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: a live fd, valid C strings and a value buffer of the length given, only read.
     let r = unsafe {
         match value {
-            Some(v) => libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), flags),
-            None => libc::removexattr(path.as_ptr(), name.as_ptr()),
+            Some(v) => libc::fsetxattr(fd, name.as_ptr(), v.as_ptr().cast(), v.len(), flags),
+            None => libc::fremovexattr(fd, name.as_ptr()),
         }
     };
     check(r).map(drop)
