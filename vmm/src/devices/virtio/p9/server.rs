@@ -781,7 +781,7 @@ mod tests {
     /// Rlerror errno.
     struct Client {
         server: Server,
-        _dir: TempDir,
+        _dir: Option<TempDir>,
         outside: std::path::PathBuf,
         root: std::path::PathBuf,
     }
@@ -812,6 +812,11 @@ mod tests {
             std::fs::write(root.join("hello"), b"hello world").unwrap();
             std::fs::create_dir(root.join("sub")).unwrap();
             let server = Server::new(&root, read_only).unwrap();
+            Client::start(server, Some(dir), outside, root)
+        }
+
+        /// A client of `server`, whose share is `root`.
+        fn start(server: Server, dir: Option<TempDir>, outside: std::path::PathBuf, root: std::path::PathBuf) -> Self {
             let mut c = Client { server, _dir: dir, outside, root };
             let mut body = 65536u32.to_le_bytes().to_vec();
             body.extend(s("9P2000.L"));
@@ -867,6 +872,33 @@ mod tests {
             self.call(op::TSYMLINK, &[u32s(&[dfid]), s(name), s(target), u32s(&[0])].concat())
         }
 
+        /// The qid Tgetattr reports for `fid`.
+        fn qid(&mut self, fid: u32) -> Vec<u8> {
+            let attr = self.call(op::TGETATTR, &[u32s(&[fid]), 0u64.to_le_bytes().to_vec()].concat()).unwrap();
+            attr[8..21].to_vec()
+        }
+
+        /// Twalk of one name, returning the qid it reached.
+        fn walk_qid(&mut self, fid: u32, newfid: u32, name: &str) -> Result<Vec<u8>, i32> {
+            let r = self.call(op::TWALK, &[u32s(&[fid, newfid]), 1u16.to_le_bytes().to_vec(), s(name)].concat())?;
+            Ok(r[2..].to_vec())
+        }
+
+        /// Tsetattr with `valid`, the given uid and size, and mtime `mtime` seconds.
+        fn setattr(&mut self, fid: u32, valid: u32, mode: u32, uid: u32, size: u64, mtime: u64) -> Result<Vec<u8>, i32> {
+            let mut body = u32s(&[fid, valid, mode, uid, u32::MAX]);
+            body.extend(size.to_le_bytes());
+            body.extend([0u8; 16]);
+            body.extend(mtime.to_le_bytes());
+            body.extend(0u64.to_le_bytes());
+            self.call(op::TSETATTR, &body)
+        }
+
+        fn write(&mut self, fid: u32, data: &[u8]) -> Result<Vec<u8>, i32> {
+            let body = [u32s(&[fid]), 0u64.to_le_bytes().to_vec(), u32s(&[data.len() as u32]), data.to_vec()].concat();
+            self.call(op::TWRITE, &body)
+        }
+
         fn readdir(&mut self, fid: u32) -> Vec<String> {
             let mut names = Vec::new();
             let mut offset = 0u64;
@@ -887,11 +919,22 @@ mod tests {
         }
     }
 
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn files_and_directories() {
+        files_and_directories_on(Client::new(false));
+    }
+
+    /// Without /proc, files are reopened by their checked names: everything still works.
+    #[test]
+    fn files_and_directories_without_proc() {
         let mut c = Client::new(false);
+        c.server.proc = None;
+        files_and_directories_on(c);
+    }
+
+    fn files_and_directories_on(mut c: Client) {
         assert_eq!(c.walk(ROOT, 1, &["hello"]), Ok(1));
         c.lopen(1, libc::O_RDONLY).unwrap();
         assert_eq!(c.read(1).unwrap(), b"hello world");
@@ -947,7 +990,17 @@ mod tests {
 
     #[test]
     fn user_xattrs_round_trip_and_others_are_refused() {
+        user_xattrs_on(Client::new(false));
+    }
+
+    #[test]
+    fn user_xattrs_without_proc() {
         let mut c = Client::new(false);
+        c.server.proc = None;
+        user_xattrs_on(c);
+    }
+
+    fn user_xattrs_on(mut c: Client) {
         // A fid turned into an attribute: value announced, written, set at clunk.
         c.walk(ROOT, 2, &["hello"]).unwrap();
         let create = |name: &str, size: u64| [u32s(&[2]), s(name), size.to_le_bytes().to_vec(), u32s(&[0])].concat();
@@ -1113,6 +1166,158 @@ mod tests {
         assert_eq!((reply[4], u16::from_le_bytes([reply[5], reply[6]])), (op::RLERROR, 9));
         let reply = c.server.handle(&[1, 2, 3], 1000);
         assert_eq!((reply[4], u16::from_le_bytes([reply[5], reply[6]])), (op::RLERROR, NOTAG));
+    }
+
+    /// Shares A = `root` and B = `root/y` overlap (the VMM now refuses that, but the host
+    /// can move directories just the same): a fid of B moved through A, out of B, must
+    /// still find B's root by `..`, never the host's parent of where it is now.
+    #[test]
+    fn dotdot_follows_the_walk_not_the_host() {
+        let mut a = Client::new(false);
+        std::fs::create_dir_all(a.root.join("y/sub")).unwrap();
+        let broot = a.root.join("y");
+        let mut b = Client::start(Server::new(&broot, false).unwrap(), None, a.outside.clone(), broot);
+        let root_qid = b.qid(ROOT);
+        b.walk(ROOT, 1, &["sub"]).unwrap();
+        a.walk(ROOT, 1, &["y"]).unwrap();
+        a.call(op::TRENAMEAT, &[u32s(&[1]), s("sub"), u32s(&[ROOT]), s("sub")].concat()).unwrap();
+        // root/sub now: its host parent is A's root, then <tmp> with the secret.
+        assert_eq!(b.walk_qid(1, 2, ".."), Ok(root_qid.clone()));
+        assert_eq!(b.walk(1, 3, &["..", "..", "secret"]), Ok(2));
+        assert_eq!(b.walk(1, 3, &["..", "..", "..", "hello"]), Ok(3), "B's root has no hello");
+        assert_eq!(b.lopen(3, 0), Err(libc::EBADF));
+
+        // The host moves a directory out from under a fid: `..` climbs back the way it came.
+        let mut c = Client::new(false);
+        std::fs::create_dir_all(c.root.join("sub/deep")).unwrap();
+        c.walk(ROOT, 1, &["sub", "deep"]).unwrap();
+        let root_qid = c.qid(ROOT);
+        std::fs::rename(c.root.join("sub"), c.outside.join("sub")).unwrap();
+        assert_eq!(c.walk(1, 2, &["..", "..", "file"]), Ok(2), "outside/file must not be found");
+        c.walk(1, 2, &["..", ".."]).unwrap();
+        assert_eq!(c.qid(2), root_qid);
+        assert_eq!(c.walk_qid(2, 3, ".."), Ok(root_qid));
+    }
+
+    /// The root is the descriptor opened when the device was made: swapping the directory
+    /// for a symlink to elsewhere before a reset changes nothing.
+    #[test]
+    fn share_root_is_opened_once() {
+        let c = Client::new(false);
+        let device = crate::devices::virtio::p9::P9Device::new(&c.root, "t", false).unwrap();
+        let kept = c.root.with_file_name("kept");
+        std::fs::rename(&c.root, &kept).unwrap();
+        std::os::unix::fs::symlink(&c.outside, &c.root).unwrap();
+        let mut after = Client::start(device.server(), None, c.outside.clone(), c.root.clone());
+        assert_eq!(after.walk(ROOT, 1, &["hello"]), Ok(1));
+        assert_eq!(after.walk(ROOT, 2, &["file"]), Err(libc::ENOENT));
+        after.lcreate(ROOT, "made").unwrap();
+        assert!(kept.join("made").exists() && !c.outside.join("made").exists());
+    }
+
+    #[test]
+    fn fids_are_capped() {
+        let mut c = Client::new(false);
+        // Clones (walks of no names) hold no host descriptor, only memory: capped too.
+        for fid in 1..MAX_FIDS as u32 {
+            c.walk(ROOT, fid, &[]).unwrap();
+        }
+        let next = MAX_FIDS as u32;
+        assert_eq!(c.walk(ROOT, next, &[]), Err(libc::EMFILE));
+        assert_eq!(c.walk(ROOT, next, &["hello"]), Err(libc::EMFILE));
+        assert_eq!(c.call(op::TXATTRWALK, &[u32s(&[ROOT, next]), s("")].concat()), Err(libc::EMFILE));
+        let attach = [u32s(&[next, u32::MAX]), s("root"), s(""), u32s(&[0])].concat();
+        assert_eq!(c.call(op::TATTACH, &attach), Err(libc::EMFILE));
+        // A walk onto itself or onto an existing fid makes none; a clunk frees one.
+        assert_eq!(c.walk(5, 5, &["sub"]), Ok(1));
+        c.clunk(7);
+        assert_eq!(c.walk(ROOT, next, &["hello"]), Ok(1));
+        assert_eq!(c.walk(ROOT, next + 1, &[]), Err(libc::EMFILE));
+    }
+
+    /// Calls on a fid's (parent, name) act only while the name is still that fid's file.
+    #[test]
+    fn names_are_rechecked_before_acting() {
+        for proc in [true, false] {
+            let mut c = Client::new(false);
+            if !proc {
+                c.server.proc = None;
+            }
+            let root = c.root.clone();
+            // Rename: the host moved the file away and put another in its place.
+            c.walk(ROOT, 1, &["hello"]).unwrap();
+            std::fs::rename(root.join("hello"), root.join("was-hello")).unwrap();
+            std::fs::write(root.join("hello"), b"impostor").unwrap();
+            let rename = [u32s(&[1, ROOT]), s("renamed")].concat();
+            assert_eq!(c.call(op::TRENAME, &rename), Err(libc::ESTALE));
+            assert_eq!(std::fs::read(root.join("hello")).unwrap(), b"impostor");
+            assert!(!root.join("renamed").exists());
+            std::fs::remove_file(root.join("hello")).unwrap();
+            assert_eq!(c.call(op::TRENAME, &rename), Err(libc::ENOENT));
+            // Link and times of a symlink, which only its name reaches.
+            std::os::unix::fs::symlink("a", root.join("l")).unwrap();
+            c.walk(ROOT, 2, &["l"]).unwrap();
+            std::fs::remove_file(root.join("l")).unwrap();
+            std::os::unix::fs::symlink("b", root.join("l")).unwrap();
+            assert_eq!(c.call(op::TLINK, &[u32s(&[ROOT, 2]), s("hard")].concat()), Err(libc::ESTALE));
+            assert!(!root.join("hard").exists());
+            std::fs::remove_file(root.join("l")).unwrap();
+            std::fs::write(root.join("l"), b"a file now").unwrap();
+            assert_eq!(c.setattr(2, SETATTR_MTIME | SETATTR_MTIME_SET, 0, 0, 0, 12345), Err(libc::ESTALE));
+            let mtime = std::fs::metadata(root.join("l")).unwrap().modified().unwrap();
+            assert_ne!(mtime, std::time::UNIX_EPOCH + std::time::Duration::from_secs(12345));
+            // A regular file: through /proc it is reached by its descriptor (still the
+            // moved file); without, by its checked name (now another file: ESTALE).
+            c.walk(ROOT, 3, &["sub"]).unwrap();
+            c.lcreate(3, "f").unwrap();
+            c.walk(ROOT, 4, &["sub", "f"]).unwrap();
+            std::fs::rename(root.join("sub/f"), root.join("f-moved")).unwrap();
+            std::fs::write(root.join("sub/f"), b"impostor").unwrap();
+            let r = c.setattr(4, SETATTR_MTIME | SETATTR_MTIME_SET, 0, 0, 0, 12345);
+            assert_eq!(r.map_err(|e| e == libc::ESTALE), if proc { Ok(Vec::new()) } else { Err(true) });
+            let moved = std::fs::metadata(root.join("f-moved")).unwrap().modified().unwrap();
+            assert_eq!(moved == std::time::UNIX_EPOCH + std::time::Duration::from_secs(12345), proc);
+            assert_eq!(c.lopen(4, libc::O_RDWR | libc::O_TRUNC).map(drop), if proc { Ok(()) } else { Err(libc::ESTALE) });
+            assert_eq!(std::fs::read(root.join("sub/f")).unwrap(), b"impostor", "never truncated");
+        }
+    }
+
+    /// A privileged VMM (root) would keep setuid/setgid bits on write and pass any owner
+    /// on: the server drops the bits as Linux does for other writers and makes no
+    /// ownership change. (Unprivileged, the host kernel does the same.)
+    #[test]
+    fn writes_drop_setuid_and_chown_is_not_passed_on_when_privileged() {
+        let mut c = Client::new(false);
+        let mode_of = |c: &Client, name: &str| std::fs::metadata(c.root.join(name)).unwrap().permissions().mode() & 0o7777;
+        for (name, mode) in [("w", 0o6755), ("t", 0o4755), ("o", 0o6755), ("g", 0o2644), ("r", 0o4755)] {
+            std::fs::write(c.root.join(name), b"data").unwrap();
+            std::fs::set_permissions(c.root.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        c.walk(ROOT, 1, &["w"]).unwrap();
+        c.lopen(1, libc::O_RDWR).unwrap();
+        c.write(1, b"x").unwrap();
+        assert_eq!(mode_of(&c, "w"), 0o755);
+        c.walk(ROOT, 2, &["t"]).unwrap();
+        c.setattr(2, SETATTR_SIZE, 0, 0, 1, 0).unwrap();
+        assert_eq!(mode_of(&c, "t"), 0o755);
+        c.walk(ROOT, 3, &["o"]).unwrap();
+        c.lopen(3, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        assert_eq!(mode_of(&c, "o"), 0o755);
+        // setgid without group-exec is kept (it is not a set-group-ID program), as in Linux.
+        c.walk(ROOT, 4, &["g"]).unwrap();
+        c.lopen(4, libc::O_WRONLY).unwrap();
+        c.write(4, b"x").unwrap();
+        assert_eq!(mode_of(&c, "g"), 0o2644);
+        // Reading changes nothing.
+        c.walk(ROOT, 5, &["r"]).unwrap();
+        c.lopen(5, libc::O_RDONLY).unwrap();
+        assert_eq!(c.write(5, b"x"), Err(libc::EBADF));
+        assert_eq!(mode_of(&c, "r"), 0o4755);
+        // Ownership: the guest's uid is not applied by a privileged VMM (nor, refused by
+        // the host, by an unprivileged one); the call succeeds either way.
+        let uid = std::fs::metadata(c.root.join("w")).unwrap().uid();
+        assert_eq!(c.setattr(1, SETATTR_UID, 0, 4242, 0, 0).map(drop), Ok(()));
+        assert_eq!(std::fs::metadata(c.root.join("w")).unwrap().uid(), uid);
     }
 
     mod prop {
