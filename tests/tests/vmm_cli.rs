@@ -145,3 +145,17 @@ fn bad_blk_poll_us() {
         assert_one_line_error(&vmm(&["run", &guest(), "--blk-poll-us", value]), 2, needle);
     }
 }
+
+#[test]
+fn overlapping_shares() {
+    let dir = tests::scratch_dir("overlap");
+    let inner = dir.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let (outer, inner) = (dir.to_str().unwrap(), inner.to_str().unwrap());
+    // Refused before anything is loaded: the image need not exist.
+    for (a, b) in [(outer, inner), (inner, outer), (outer, outer)] {
+        let out = vmm(&["run", "/nonexistent/guest.elf", "--share", a, "--share", &format!("{b},tag=two")]);
+        assert_one_line_error(&out, 2, "overlap");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

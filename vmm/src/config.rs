@@ -91,6 +91,8 @@ pub enum OptionError {
     TagNeeded(String),
     #[error("two shares have the tag {0:?}")]
     DuplicateTag(String),
+    #[error("--share {0} and --share {1} overlap (one contains the other)")]
+    Overlap(String, String),
 }
 
 /// Splits `PATH[,opt]...`; a path cannot contain commas.
@@ -177,6 +179,32 @@ pub fn resolve_share_tags(shares: &mut [ShareConfig]) -> Result<(), OptionError>
             return Err(OptionError::DuplicateTag(tag));
         }
         share.tag = Some(tag);
+    }
+    Ok(())
+}
+
+/// Refuses two shares of which one contains the other (or both are the same directory):
+/// through the outer one the guest could move a directory out of the inner one under a
+/// fid of it. Directories are compared by identity (device and inode) along each share's
+/// resolved path, so symlinks do not hide an overlap. Paths that cannot be resolved are
+/// left for opening the shares to report.
+pub fn check_share_overlap(shares: &[ShareConfig]) -> Result<(), OptionError> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    // Each share: its own identity, and those of it and all its ancestors.
+    let resolved: Vec<_> = shares
+        .iter()
+        .filter_map(|s| {
+            let real = std::fs::canonicalize(&s.path).ok()?;
+            Some((s, id(&real)?, real.ancestors().filter_map(id).collect::<Vec<_>>()))
+        })
+        .collect();
+    for (i, (a, a_id, a_up)) in resolved.iter().enumerate() {
+        for (b, b_id, b_up) in &resolved[i + 1..] {
+            if a_up.contains(b_id) || b_up.contains(a_id) {
+                return Err(OptionError::Overlap(a.path.display().to_string(), b.path.display().to_string()));
+            }
+        }
     }
     Ok(())
 }
@@ -272,5 +300,29 @@ mod tests {
         assert_eq!(resolve_share_tags(&mut v), Err(OptionError::TagNeeded("/b".into())));
         let mut v = vec![parse_share("/a").unwrap(), parse_share("/b,tag=share").unwrap()];
         assert_eq!(resolve_share_tags(&mut v), Err(OptionError::DuplicateTag("share".into())));
+    }
+
+    #[test]
+    fn overlapping_shares() {
+        let tmp = crate::devices::virtio::test_util::TempDir::new("overlap");
+        let (a, b, c) = (tmp.path().join("a"), tmp.path().join("a/b"), tmp.path().join("c"));
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::create_dir(&c).unwrap();
+        std::os::unix::fs::symlink(&b, tmp.path().join("link")).unwrap();
+        let shares = |paths: &[&std::path::Path]| -> Vec<ShareConfig> {
+            paths.iter().map(|p| ShareConfig { path: p.to_path_buf(), tag: None, read_only: false }).collect()
+        };
+        let overlap = |x: &std::path::Path, y: &std::path::Path| Err(OptionError::Overlap(x.display().to_string(), y.display().to_string()));
+        assert_eq!(check_share_overlap(&shares(&[&a, &b])), overlap(&a, &b));
+        assert_eq!(check_share_overlap(&shares(&[&c, &b, &a])), overlap(&b, &a));
+        assert_eq!(check_share_overlap(&shares(&[&a, &a])), overlap(&a, &a));
+        let link = tmp.path().join("link");
+        assert_eq!(check_share_overlap(&shares(&[&a, &link])), overlap(&a, &link));
+        let dotted = tmp.path().join("c/../a/b/..");
+        assert_eq!(check_share_overlap(&shares(&[&b, &dotted])), overlap(&b, &dotted));
+        // Siblings, and a name that shares a prefix but not a directory, are fine.
+        std::fs::create_dir(tmp.path().join("ab")).unwrap();
+        assert_eq!(check_share_overlap(&shares(&[&a, &c, &tmp.path().join("ab")])), Ok(()));
+        assert_eq!(check_share_overlap(&shares(&[&b, &c, &tmp.path().join("missing")])), Ok(()));
     }
 }

@@ -134,7 +134,7 @@ fn main() -> ExitCode {
         }
     };
     let Command::Run(mut args) = cli.command;
-    if let Err(e) = config::resolve_share_tags(&mut args.share) {
+    if let Err(e) = config::resolve_share_tags(&mut args.share).and_then(|()| config::check_share_overlap(&args.share)) {
         eprintln!("vmm: {e}");
         return ExitCode::from(2);
     }
