@@ -1235,6 +1235,20 @@ mod tests {
         assert_eq!(c.walk(ROOT, next + 1, &[]), Err(libc::EMFILE));
     }
 
+    /// A fid's chain of directories can be very deep; dropping it must not recurse.
+    #[test]
+    fn deep_chains_drop_without_recursion() {
+        let fd = open_root(&std::env::temp_dir()).unwrap();
+        let mut node = Node { fd: Arc::clone(&fd), up: None };
+        for _ in 0..1_000_000 {
+            node = Node { fd: Arc::clone(&fd), up: Some(Arc::new(Link { dir: node, name: c"d".to_owned() })) };
+        }
+        let copy = node.clone();
+        drop(node);
+        drop(copy);
+        assert_eq!(Arc::strong_count(&fd), 1);
+    }
+
     /// Calls on a fid's (parent, name) act only while the name is still that fid's file.
     #[test]
     fn names_are_rechecked_before_acting() {
