@@ -22,8 +22,9 @@
 //!
 //! Limits and privileges: at most [`MAX_FIDS`] fids per device (then EMFILE). Writes
 //! and truncations drop setuid (and setgid with group-exec) bits as Linux does for a
-//! writer without CAP_FSETID, even when the VMM has it; when it does (runs as root),
-//! ownership changes are ignored rather than passed on.
+//! writer without CAP_FSETID, even when the VMM has it (runs as root). Ownership changes
+//! are passed on only when the VMM lacks CAP_CHOWN, so the host kernel decides; with it
+//! they are ignored (as refused ones are), or the guest could give files to anyone.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
@@ -187,7 +188,9 @@ pub struct Server {
     /// `/proc/self/fd`, if it was there at startup.
     proc: Option<BorrowedFd<'static>>,
     /// The VMM may keep setuid/setgid bits on write (CAP_FSETID): the server drops them.
-    privileged: bool,
+    keeps_privs: bool,
+    /// The VMM may give files to anyone (CAP_CHOWN): the server changes no owner.
+    chowns_anything: bool,
 }
 
 /// Opens a share's root directory (the host's choice, so `path` may cross symlinks): the
@@ -210,7 +213,8 @@ impl Server {
             msize: MAX_MSIZE,
             fids: HashMap::new(),
             proc: sys::proc_self_fd(),
-            privileged: sys::has_cap_fsetid(),
+            keeps_privs: sys::has_cap(sys::CAP_FSETID),
+            chowns_anything: sys::has_cap(sys::CAP_CHOWN),
         }
     }
 
@@ -681,7 +685,7 @@ impl Server {
     /// Linux's file_remove_privs does for a writer without CAP_FSETID. Only needed when
     /// the VMM has it (else the host kernel already does this).
     fn remove_privs(&self, file: &File) -> io::Result<()> {
-        if !self.privileged {
+        if !self.keeps_privs {
             return Ok(());
         }
         let mode = sys::stat(file.as_fd())?.st_mode;
@@ -706,12 +710,11 @@ impl Server {
             let t = self.target(node, &st)?;
             sys::chmodat(t.dir, &t.name, a.mode & SAFE_MODE)?;
         }
-        if a.valid & (SETATTR_UID | SETATTR_GID) != 0 && !self.privileged {
+        if a.valid & (SETATTR_UID | SETATTR_GID) != 0 && !self.chowns_anything {
             let uid = if a.valid & SETATTR_UID != 0 { a.uid } else { u32::MAX };
             let gid = if a.valid & SETATTR_GID != 0 { a.gid } else { u32::MAX };
             // Like QEMU's security_model=none: ownership changes the host refuses are
-            // ignored. A privileged VMM would refuse none, so it makes none (see the
-            // module doc).
+            // ignored. A VMM with CAP_CHOWN would refuse none, so it makes none.
             match sys::chown(node.fd.as_fd(), uid, gid) {
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
                 other => other?,
@@ -1332,6 +1335,13 @@ mod tests {
         let uid = std::fs::metadata(c.root.join("w")).unwrap().uid();
         assert_eq!(c.setattr(1, SETATTR_UID, 0, 4242, 0, 0).map(drop), Ok(()));
         assert_eq!(std::fs::metadata(c.root.join("w")).unwrap().uid(), uid);
+        // Without CAP_CHOWN the host decides: as root (told it lacks it) that is a yes.
+        c.server.chowns_anything = false;
+        c.setattr(1, SETATTR_UID, 0, 4242, 0, 0).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert_eq!(std::fs::metadata(c.root.join("w")).unwrap().uid(), 4242);
+        }
     }
 
     mod prop {

@@ -141,11 +141,15 @@ pub fn utimensat(dir: BorrowedFd<'_>, name: &CStr, times: &[libc::timespec; 2], 
     check(unsafe { libc::utimensat(dir.as_raw_fd(), name.as_ptr(), times.as_ptr(), flags) }).map(drop)
 }
 
-/// Whether this process may keep setuid/setgid bits when it writes or truncates a file
-/// (it has CAP_FSETID, e.g. it runs as root); on any doubt, true.
-pub fn has_cap_fsetid() -> bool {
-    const CAP_FSETID: u32 = 4;
-    // struct __user_cap_header_struct and __user_cap_data_struct (version 3: two words).
+/// CAP_CHOWN: change any file's owner and group.
+pub const CAP_CHOWN: u32 = 0;
+/// CAP_FSETID: keep setuid/setgid bits when writing or truncating a file.
+pub const CAP_FSETID: u32 = 4;
+
+/// Whether this process has capability `cap` in its effective set (as root it has them
+/// all); on any doubt, true.
+pub fn has_cap(cap: u32) -> bool {
+    // struct __user_cap_header_struct and __user_cap_data_struct (version 3: two of them).
     #[repr(C)]
     struct Header {
         version: u32,
@@ -160,10 +164,11 @@ pub fn has_cap_fsetid() -> bool {
     }
     let mut header = Header { version: 0x2008_0522, pid: 0 };
     let mut data = [Data::default(); 2];
-    // SAFETY: capget writes at most two Data structs (version 3) into `data` and reads
-    // `header`; both live for the call.
+    // SAFETY: capget reads `header` and writes at most two Data structs (version 3) into
+    // `data`; both live for the call.
     let r = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut Header, data.as_mut_ptr()) };
-    r != 0 || data[0].effective & (1 << CAP_FSETID) != 0
+    let word = data[(cap / 32) as usize % 2].effective;
+    r != 0 || word & (1 << (cap % 32)) != 0
 }
 
 /// One directory entry from getdents64.
