@@ -312,7 +312,9 @@ mod tests {
         let shares = |paths: &[&std::path::Path]| -> Vec<ShareConfig> {
             paths.iter().map(|p| ShareConfig { path: p.to_path_buf(), tag: None, read_only: false }).collect()
         };
-        let overlap = |x: &std::path::Path, y: &std::path::Path| Err(OptionError::Overlap(x.display().to_string(), y.display().to_string()));
+        let overlap = |x: &std::path::Path, y: &std::path::Path| {
+            Err(OptionError::Overlap(x.display().to_string(), y.display().to_string()))
+        };
         assert_eq!(check_share_overlap(&shares(&[&a, &b])), overlap(&a, &b));
         assert_eq!(check_share_overlap(&shares(&[&c, &b, &a])), overlap(&b, &a));
         assert_eq!(check_share_overlap(&shares(&[&a, &a])), overlap(&a, &a));
