@@ -33,7 +33,7 @@ pub struct MemFd {
 /// F_SEAL_SEAL (no seal can be added), as Linux's.
 pub fn new(mode: u32, allow_sealing: bool, seals: u32) -> Arc<MemFd> {
     let seals = seals | if allow_sealing { 0 } else { F_SEAL_SEAL };
-    Arc::new(MemFd { file: RamFile::new(mode, &[]), seals: AtomicU32::new(seals) })
+    Arc::new(MemFd { file: RamFile::with_owner(mode, &[], super::Owner::of_creator(None)), seals: AtomicU32::new(seals) })
 }
 
 impl MemFd {
@@ -126,6 +126,10 @@ impl Node for MemFd {
 
     fn set_times(&self, atime: TimeSet, mtime: TimeSet) -> KResult<()> {
         self.file.set_times(atime, mtime)
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        self.file.set_owner(uid, gid)
     }
 
     fn contents(&self) -> KResult<super::FileBytes> {

@@ -13,6 +13,7 @@ pub mod flock;
 pub mod memfd;
 pub mod p9;
 pub mod path;
+pub mod perm;
 pub mod pidfd;
 pub mod pipe;
 pub mod proc;
@@ -74,6 +75,8 @@ impl FileType {
 pub struct Stat {
     pub ino: u64,
     pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
     pub nlink: u32,
     pub size: u64,
     pub rdev: u64,
@@ -89,6 +92,46 @@ pub enum TimeSet {
     Keep,
     Now,
     At(u64),
+}
+
+/// A node's owner, kept by memory file systems: its creator's fsuid, and its fsgid or,
+/// in a set-group-ID directory, the directory's group (Linux's inode_init_owner).
+pub struct Owner {
+    uid: core::sync::atomic::AtomicU32,
+    gid: core::sync::atomic::AtomicU32,
+}
+
+impl Owner {
+    pub const fn new(uid: u32, gid: u32) -> Self {
+        Self { uid: core::sync::atomic::AtomicU32::new(uid), gid: core::sync::atomic::AtomicU32::new(gid) }
+    }
+
+    /// root's (what the kernel itself makes: the initramfs, `/dev`, mount points).
+    pub const fn root() -> Self {
+        Self::new(0, 0)
+    }
+
+    /// The creating task's, in a directory owned by `dir_gid` (`Some` when the
+    /// directory is set-group-ID).
+    pub fn of_creator(sgid_dir_gid: Option<u32>) -> Self {
+        let cred = crate::task::cred::current();
+        Self::new(cred.fsuid, sgid_dir_gid.unwrap_or(cred.fsgid))
+    }
+
+    pub fn fill(&self, stat: &mut Stat) {
+        stat.uid = self.uid.load(Ordering::Relaxed);
+        stat.gid = self.gid.load(Ordering::Relaxed);
+    }
+
+    /// chown: the ids given (None: unchanged).
+    pub fn set(&self, uid: Option<u32>, gid: Option<u32>) {
+        if let Some(uid) = uid {
+            self.uid.store(uid, Ordering::Relaxed);
+        }
+        if let Some(gid) = gid {
+            self.gid.store(gid, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A node's timestamps, kept by memory file systems (ns since the epoch).
@@ -406,6 +449,12 @@ pub trait Node: Send + Sync + Any {
     }
 
     fn set_mode(&self, _mode: u32) -> KResult<()> {
+        Err(EPERM)
+    }
+
+    /// chown: the owner and group given (None: unchanged); the caller checked the
+    /// caller may, and clears set-ID bits itself.
+    fn set_owner(&self, _uid: Option<u32>, _gid: Option<u32>) -> KResult<()> {
         Err(EPERM)
     }
 

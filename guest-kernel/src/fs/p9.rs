@@ -1,4 +1,5 @@
-//! A 9P2000.L share as part of the file tree (mounted at `/mnt/TAG`).
+//! A 9P2000.L share as part of the file tree (mounted at `/mnt/TAG` at boot, and
+//! wherever `mount -t 9p TAG DIR -o trans=virtio` puts it).
 //!
 //! Each node holds a fid walked to its file; reads and writes use a second fid opened
 //! with Tlopen on first use. The server (our VMM or QEMU) confines everything to the
@@ -23,11 +24,29 @@ const O_DIRECTORY: u32 = 0o200000;
 const AT_REMOVEDIR: u32 = 0x200;
 const GETATTR_BASIC: u64 = 0x7ff;
 const SETATTR_MODE: u32 = 0x1;
+const SETATTR_UID: u32 = 0x2;
+const SETATTR_GID: u32 = 0x4;
 const SETATTR_SIZE: u32 = 0x8;
 const SETATTR_ATIME: u32 = 0x10;
 const SETATTR_MTIME: u32 = 0x20;
 const SETATTR_ATIME_SET: u32 = 0x80;
 const SETATTR_MTIME_SET: u32 = 0x100;
+
+/// The shares the devices offer, by tag, with their root's qid.
+static SHARES: SpinLock<Vec<(Arc<P9>, Qid)>> = SpinLock::new(Vec::new());
+
+/// Records a device's share once it is attached.
+pub fn add_share(p9: Arc<P9>, qid: Qid) {
+    SHARES.lock().push((p9, qid));
+}
+
+/// The root directory of the share tagged `tag` (ENOENT: no device has it, as Linux's
+/// virtio transport answers).
+pub fn share_root(tag: &str) -> KResult<Arc<dyn Node>> {
+    let shares = SHARES.lock();
+    let (p9, qid) = shares.iter().find(|(p9, _)| p9.tag == tag).ok_or(ENOENT)?;
+    Ok(P9Node::root(Arc::clone(p9), *qid))
+}
 
 pub struct P9Node {
     p9: Arc<P9>,
@@ -105,23 +124,24 @@ impl P9Node {
         let _valid = r.u64()?;
         let qid = r.qid()?;
         let mode = r.u32()?;
-        let (_uid, _gid) = (r.u32()?, r.u32()?);
+        let (uid, gid) = (r.u32()?, r.u32()?);
         let nlink = r.u64()?;
         let rdev = r.u64()?;
         let size = r.u64()?;
         let (_blksize, _blocks) = (r.u64()?, r.u64()?);
         let mut time = || -> KResult<u64> { Ok(r.u64()? * 1_000_000_000 + r.u64()?) };
         let (atime_ns, mtime_ns, ctime_ns) = (time()?, time()?, time()?);
-        Ok(Stat { ino: qid.path, mode, nlink: nlink as u32, size, rdev, atime_ns, mtime_ns, ctime_ns })
+        Ok(Stat { ino: qid.path, mode, uid, gid, nlink: nlink as u32, size, rdev, atime_ns, mtime_ns, ctime_ns })
     }
 
     fn setattr(&self, valid: u32, mode: u32, size: u64) -> KResult<()> {
-        self.setattr_times(valid, mode, size, [0; 4])
+        self.setattr_full(valid, mode, [0; 2], size, [0; 4])
     }
 
-    /// Tsetattr with the access and modification times (seconds, nanoseconds each).
-    fn setattr_times(&self, valid: u32, mode: u32, size: u64, t: [u64; 4]) -> KResult<()> {
-        let msg = Msg::new(TSETATTR).u32(self.fid).u32(valid).u32(mode).u32(0).u32(0).u64(size);
+    /// Tsetattr: mode, owner and group, size, and the access and modification times
+    /// (seconds, nanoseconds each), those `valid` names.
+    fn setattr_full(&self, valid: u32, mode: u32, [uid, gid]: [u32; 2], size: u64, t: [u64; 4]) -> KResult<()> {
+        let msg = Msg::new(TSETATTR).u32(self.fid).u32(valid).u32(mode).u32(uid).u32(gid).u64(size);
         self.p9.rpc(msg.u64(t[0]).u64(t[1]).u64(t[2]).u64(t[3]), 64).map(|_| ())
     }
 }
@@ -237,7 +257,13 @@ impl Node for P9Node {
                 }
             }
         }
-        self.setattr_times(valid, 0, 0, t)
+        self.setattr_full(valid, 0, [0; 2], 0, t)
+    }
+
+    /// The host changes the owner (what it allows: the VMM's own rights decide).
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        let valid = uid.map_or(0, |_| SETATTR_UID) | gid.map_or(0, |_| SETATTR_GID);
+        self.setattr_full(valid, 0, [uid.unwrap_or(0), gid.unwrap_or(0)], 0, [0; 4])
     }
 
     fn getxattr(&self, name: &str) -> KResult<Vec<u8>> {

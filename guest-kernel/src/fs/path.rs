@@ -1,11 +1,12 @@
 //! Path resolution: from the root or the working directory, through `.`, `..` and
-//! symbolic links (at most 40, then ELOOP), as Linux's namei does.
+//! symbolic links (at most 40, then ELOOP), as Linux's namei does, with search
+//! permission needed on each directory passed through.
 
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::{ramfs, FileType, Node};
+use super::{perm, ramfs, FileType, Node};
 use crate::errno::*;
 
 const MAX_SYMLINKS: u32 = 40;
@@ -99,11 +100,14 @@ fn walk(start: &str, path: &str, follow_last: bool, depth: &mut u32, scope: &Sco
     let mut stack: Vec<(Arc<dyn Node>, String)> = Vec::new();
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let trailing_slash = path.ends_with('/');
+    let walker = perm::walker();
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
         if node.file_type() != FileType::Directory {
             return Err(ENOTDIR);
         }
+        // Every directory passed through must be searchable (`.` and `..` too).
+        perm::may_search(&walker, &*node)?;
         match *part {
             "." => continue,
             ".." => {

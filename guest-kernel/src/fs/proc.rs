@@ -255,13 +255,21 @@ fn pid_status(pid: u32) -> KResult<String> {
         'Z' => "Z (zombie)",
         _ => "S (sleeping)",
     };
+    // The ids and capabilities of its main thread (a zombie's: root's, as nothing is left).
+    let c = p.threads().first().map_or_else(crate::task::cred::Cred::root, |t| t.cred.lock().clone());
+    let groups: String = c.groups.iter().map(|g| format!("{g} ")).collect();
     Ok(format!(
-        "Name:\t{}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nVmSize:\t{} kB\nVmRSS:\t{} kB\nThreads:\t{}\n",
+        "Name:\t{}\nState:\t{state}\nTgid:\t{pid}\nPid:\t{pid}\nPPid:\t{}\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nGroups:\t{groups}\nVmSize:\t{} kB\nVmRSS:\t{} kB\nThreads:\t{}\n\
+         CapInh:\t{:016x}\nCapPrm:\t{:016x}\nCapEff:\t{:016x}\nCapBnd:\t{:016x}\nCapAmb:\t{:016x}\nNoNewPrivs:\t{}\n",
         p.name.lock().as_str(),
         p.ppid.load(Ordering::Relaxed),
+        c.uid, c.euid, c.suid, c.fsuid,
+        c.gid, c.egid, c.sgid, c.fsgid,
         vsize / 1024,
         rss * PAGE_SIZE / 1024,
-        p.thread_count()
+        p.thread_count(),
+        c.cap_inheritable, c.cap_permitted, c.cap_effective, c.cap_bset, 0,
+        u8::from(p.attrs.no_new_privs.load(Ordering::Relaxed)),
     ))
 }
 

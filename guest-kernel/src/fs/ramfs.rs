@@ -9,7 +9,7 @@ use core::any::Any;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::xattr::{stored_xattrs, Xattrs};
-use super::{alloc_ino, DirEntry, FileBytes, FileType, IoBuf, Node, Stat, TimeSet, Times};
+use super::{alloc_ino, DirEntry, FileBytes, FileType, IoBuf, Node, Owner, Stat, TimeSet, Times};
 use crate::errno::*;
 use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
@@ -76,6 +76,7 @@ fn page_bytes(frame: u64, from: usize, to: usize) -> &'static [u8] {
 pub struct RamFile {
     ino: u64,
     mode: AtomicU32,
+    owner: Owner,
     nlink: AtomicU32,
     data: SpinLock<Data>,
     xattrs: Xattrs,
@@ -83,6 +84,15 @@ pub struct RamFile {
 }
 
 impl RamFile {
+    /// A write or truncate by a caller without CAP_FSETID clears the set-ID bits.
+    fn remove_privs(&self) {
+        let mode = self.mode.load(Ordering::Relaxed);
+        if mode & 0o6000 != 0
+            && let Some(m) = super::perm::mode_after_write(mode) {
+                self.mode.store(m, Ordering::Relaxed);
+            }
+    }
+
     /// Whether a shared mapping holds the file's pages (their only other holder is the
     /// file itself).
     pub fn shared_mappings(&self) -> bool {
@@ -92,10 +102,16 @@ impl RamFile {
         }
     }
 
+    /// A file of root's (the initramfs', the kernel's).
     pub fn new(mode: u32, data: &'static [u8]) -> Arc<Self> {
+        Self::with_owner(mode, data, Owner::root())
+    }
+
+    pub fn with_owner(mode: u32, data: &'static [u8], owner: Owner) -> Arc<Self> {
         Arc::new(Self {
             ino: alloc_ino(),
             mode: AtomicU32::new(mode),
+            owner,
             nlink: AtomicU32::new(0),
             data: SpinLock::new(Data::Static(data)),
             xattrs: Xattrs::default(),
@@ -116,6 +132,7 @@ impl Node for RamFile {
         let size = self.data.lock().len();
         let mut st = Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() };
         self.times.fill(&mut st);
+        self.owner.fill(&mut st);
         st
     }
 
@@ -171,6 +188,7 @@ impl Node for RamFile {
             *len = (*len).max(offset + done as u64);
         }
         self.times.modified();
+        self.remove_privs();
         Ok(done)
     }
 
@@ -198,6 +216,7 @@ impl Node for RamFile {
         pages.grow((new_len as usize).div_ceil(PAGE));
         *len = new_len;
         self.times.modified();
+        self.remove_privs();
         Ok(())
     }
 
@@ -266,6 +285,12 @@ impl Node for RamFile {
         Ok(())
     }
 
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        self.owner.set(uid, gid);
+        self.times.changed();
+        Ok(())
+    }
+
     fn set_times(&self, atime: TimeSet, mtime: TimeSet) -> KResult<()> {
         self.times.set(atime, mtime);
         Ok(())
@@ -278,6 +303,7 @@ impl Node for RamFile {
 
 pub struct RamSymlink {
     ino: u64,
+    owner: Owner,
     target: String,
     xattrs: Xattrs,
     times: Times,
@@ -289,6 +315,7 @@ impl Node for RamSymlink {
     fn stat(&self) -> Stat {
         let mut st = Stat { ino: self.ino, mode: FileType::Symlink.mode_bits() | 0o777, nlink: 1, size: self.target.len() as u64, ..Stat::default() };
         self.times.fill(&mut st);
+        self.owner.fill(&mut st);
         st
     }
 
@@ -301,6 +328,12 @@ impl Node for RamSymlink {
         Ok(self.target.clone())
     }
 
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        self.owner.set(uid, gid);
+        self.times.changed();
+        Ok(())
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -309,14 +342,20 @@ impl Node for RamSymlink {
 pub struct RamDir {
     ino: u64,
     mode: AtomicU32,
+    owner: Owner,
     entries: SpinLock<BTreeMap<String, Arc<dyn Node>>>,
     xattrs: Xattrs,
     times: Times,
 }
 
 impl RamDir {
+    /// A directory of root's (the root, mount points).
     pub fn new(mode: u32) -> Arc<Self> {
-        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), entries: SpinLock::new(BTreeMap::new()), xattrs: Xattrs::default(), times: Times::now() })
+        Self::with_owner(mode, Owner::root())
+    }
+
+    pub fn with_owner(mode: u32, owner: Owner) -> Arc<Self> {
+        Arc::new(Self { ino: alloc_ino(), mode: AtomicU32::new(mode), owner, entries: SpinLock::new(BTreeMap::new()), xattrs: Xattrs::default(), times: Times::now() })
     }
 
 
@@ -348,6 +387,7 @@ impl Node for RamDir {
         let subdirs = self.entries.lock().values().filter(|n| n.file_type() == FileType::Directory).count();
         let mut st = Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: 2 + subdirs as u32, size: 4096, ..Stat::default() };
         self.times.fill(&mut st);
+        self.owner.fill(&mut st);
         st
     }
 
@@ -367,10 +407,13 @@ impl Node for RamDir {
         self.entries.lock().get(name).cloned().ok_or(ENOENT)
     }
 
+    /// A new node is its creator's (`Owner::of_creator`).
     fn create(&self, name: &str, kind: FileType, mode: u32) -> KResult<Arc<dyn Node>> {
+        let mut mode = mode & 0o7777;
+        let owner = Owner::of_creator(super::perm::inherit_group(&self.stat(), kind, &mut mode));
         let node: Arc<dyn Node> = match kind {
-            FileType::Directory => RamDir::new(mode & 0o7777),
-            FileType::Regular => RamFile::new(mode & 0o7777, &[]),
+            FileType::Directory => RamDir::with_owner(mode, owner),
+            FileType::Regular => RamFile::with_owner(mode, &[], owner),
             _ => return Err(EINVAL),
         };
         self.link(name, Arc::clone(&node))?;
@@ -405,7 +448,8 @@ impl Node for RamDir {
     }
 
     fn symlink(&self, name: &str, target: &str) -> KResult<()> {
-        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), target: target.to_string(), xattrs: Xattrs::default(), times: Times::now() });
+        let owner = Owner::of_creator(super::perm::inherit_group(&self.stat(), FileType::Symlink, &mut 0));
+        let node: Arc<dyn Node> = Arc::new(RamSymlink { ino: alloc_ino(), owner, target: target.to_string(), xattrs: Xattrs::default(), times: Times::now() });
         self.link(name, node)
     }
 
@@ -427,6 +471,12 @@ impl Node for RamDir {
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
         self.mode.store(mode & 0o7777, Ordering::Relaxed);
+        self.times.changed();
+        Ok(())
+    }
+
+    fn set_owner(&self, uid: Option<u32>, gid: Option<u32>) -> KResult<()> {
+        self.owner.set(uid, gid);
         self.times.changed();
         Ok(())
     }

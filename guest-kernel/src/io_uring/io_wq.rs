@@ -266,7 +266,11 @@ extern "C" fn worker(arg: usize) {
             }
         };
         match work {
-            Some((ring, req, id)) => {
+            Some((ring, mut req, id)) => {
+                // It runs as its submitter (Linux's REQ_F_CREDS at punt time).
+                if req.creds.is_none() {
+                    req.creds = req.tctx.as_ref().and_then(|t| t.cred());
+                }
                 ring.issue(req);
                 drop(ring);
                 let done = {

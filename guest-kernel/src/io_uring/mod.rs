@@ -94,8 +94,7 @@ pub struct Request {
     /// The submitter's address space (buffers are in it).
     pub mm: Option<Mm>,
     /// The credentials it runs with when the SQE named a registered personality (None:
-    /// the submitter's own). Nothing reads them yet: every task is root (`task::cred`).
-    #[expect(dead_code, reason = "read once tasks have credentials of their own")]
+    /// the submitter's own; io-wq sets the submitter's).
     pub creds: Option<Arc<crate::task::cred::Cred>>,
     /// The submitting task's io_uring context: where its task work runs, whose io-wq
     /// serves it, and whose exit or exec cancels it.
@@ -412,7 +411,9 @@ impl IoUring {
                 continue;
             }
             let worker = req.in_iowq;
-            if let Some((req, res)) = (def.issue)(self, req) {
+            // Under the request's personality, or its submitter's credentials in io-wq.
+            let creds = req.creds.clone();
+            if let Some((req, res)) = crate::task::cred::override_with(creds.as_ref(), || (def.issue)(self, req)) {
                 next = self.finish(req, res, worker);
             }
         }

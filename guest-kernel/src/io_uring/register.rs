@@ -242,7 +242,7 @@ pub struct Personalities {
 impl Personalities {
     /// Stores `cred` under the first free id from the last one given plus one, wrapping
     /// to 1 (id 0 means "none" in an SQE); -EBUSY when all are taken.
-    fn register(&mut self, cred: Cred) -> KResult<u64> {
+    fn register(&mut self, cred: Arc<Cred>) -> KResult<u64> {
         let free_from = |start: u32| {
             let mut id = start;
             for &k in self.creds.range(start as u16..).map(|(k, _)| k) {
@@ -256,7 +256,7 @@ impl Personalities {
         let start = self.next.max(1);
         let id = if start <= u32::from(u16::MAX) { free_from(start) } else { None };
         let id = id.or_else(|| free_from(1)).ok_or(EBUSY)?;
-        self.creds.insert(id, Arc::new(cred));
+        self.creds.insert(id, cred);
         self.next = u32::from(id) + 1;
         Ok(u64::from(id))
     }

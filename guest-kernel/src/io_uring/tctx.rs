@@ -51,6 +51,11 @@ const RINGFD_MAX: usize = 16;
 const BOUNDED_PER_CPU: u32 = 4;
 
 impl Tctx {
+    /// The credentials of the task this context belongs to (None once it is gone).
+    pub fn cred(&self) -> Option<Arc<crate::task::cred::Cred>> {
+        self.task.upgrade().map(|t| t.cred.lock().clone())
+    }
+
     /// A task's context; its io-wq has at most `bounded` bounded workers.
     fn new(task: &Arc<Task>, bounded: u32) -> Arc<Self> {
         Arc::new(Self {

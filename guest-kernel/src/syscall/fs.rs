@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::Ctx;
 use crate::errno::*;
 use crate::fs::file::*;
-use crate::fs::{self, eventfd, path, pipe, FileType, IoBuf, Node, OpenFile, Stat};
+use crate::fs::{self, eventfd, path, perm, pipe, FileType, IoBuf, Node, OpenFile, Stat};
 use crate::task::{self, current_process, with_mm};
 use crate::mm::uaccess;
 
@@ -373,20 +373,21 @@ pub fn open_node(base: &str, path: &str, flags: u32, mode: u32, resolve: u64) ->
     // O_CREAT | O_EXCL never follows a final symlink.
     let follow = flags & O_NOFOLLOW == 0 && flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL;
     let found = path::resolve(base, path, follow, resolve);
-    let (node, canonical) = match found {
+    let ((node, canonical), created) = match found {
         Ok(found) => {
             if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
                 return Err(EEXIST);
             }
-            found
+            (found, false)
         }
         Err(ENOENT) if flags & O_CREAT != 0 => {
             if path.ends_with('/') {
                 return Err(EISDIR);
             }
             let (dir, name, dir_path) = path::resolve_parent(base, path, resolve)?;
+            perm::may_create(&*dir)?;
             let node = dir.create(&name, FileType::Regular, mode & !UMASK.load(Ordering::Relaxed))?;
-            (node, path::normalize(&dir_path, &name))
+            ((node, path::normalize(&dir_path, &name)), true)
         }
         Err(e) => return Err(e),
     };
@@ -403,6 +404,18 @@ pub fn open_node(base: &str, path: &str, flags: u32, mode: u32, resolve: u64) ->
     }
     if accmode == 3 {
         return Err(EINVAL);
+    }
+    // The file's own permissions (a file this open created is not checked, as Linux).
+    if !created && flags & O_PATH == 0 {
+        let mut mask = match accmode {
+            O_RDONLY => perm::MAY_READ,
+            O_WRONLY => perm::MAY_WRITE,
+            _ => perm::MAY_READ | perm::MAY_WRITE,
+        };
+        if flags & O_TRUNC != 0 {
+            mask |= perm::MAY_WRITE;
+        }
+        perm::permission(&*node, mask)?;
     }
     if flags & O_PATH == 0 {
         node.open(flags)?;
@@ -516,6 +529,8 @@ fn to_kstat(s: &Stat) -> KStat {
         ino: s.ino,
         nlink: u64::from(s.nlink),
         mode: s.mode,
+        uid: s.uid,
+        gid: s.gid,
         rdev: s.rdev,
         size: s.size as i64,
         blksize: 4096,
@@ -563,6 +578,8 @@ fn set_times(dirfd: i32, path: Option<&str>, flags: u64, atime: fs::TimeSet, mti
     if atime == fs::TimeSet::Keep && mtime == fs::TimeSet::Keep {
         return Ok(0);
     }
+    let explicit = [atime, mtime].iter().any(|t| matches!(t, fs::TimeSet::At(_)));
+    perm::may_set_times(&*node, explicit)?;
     node.set_times(atime, mtime).map(|()| 0)
 }
 
@@ -663,6 +680,8 @@ pub fn do_statx(dirfd: i32, path: &str, flags: u64, mask: u64, buf_addr: u64) ->
     put32(&mut buf, 0, 0x7ff); // STATX_BASIC_STATS
     put32(&mut buf, 4, 4096);
     put32(&mut buf, 16, s.nlink);
+    put32(&mut buf, 20, s.uid);
+    put32(&mut buf, 24, s.gid);
     buf[28..30].copy_from_slice(&(s.mode as u16).to_le_bytes());
     put64(&mut buf, 32, s.ino);
     put64(&mut buf, 40, s.size);
@@ -679,23 +698,34 @@ pub fn do_statx(dirfd: i32, path: &str, flags: u64, mask: u64, buf_addr: u64) ->
 }
 
 pub fn access(c: &mut Ctx) -> KResult<u64> {
-    faccess(AT_FDCWD, c.a[0], c.a[1])
+    faccess(AT_FDCWD, c.a[0], c.a[1], 0)
 }
 
 pub fn faccessat(c: &mut Ctx) -> KResult<u64> {
-    faccess(c.int(0), c.a[1], c.a[2])
+    faccess(c.int(0), c.a[1], c.a[2], 0)
 }
 
-fn faccess(dirfd: i32, path_addr: u64, mode: u64) -> KResult<u64> {
-    if mode & !7 != 0 {
+pub fn faccessat2(c: &mut Ctx) -> KResult<u64> {
+    faccess(c.int(0), c.a[1], c.a[2], c.a[3])
+}
+
+const AT_EACCESS: u64 = 0x200;
+
+/// access(2) and faccessat2: the whole lookup and the check run with the real ids
+/// (unless AT_EACCESS), as Linux's do_faccessat.
+fn faccess(dirfd: i32, path_addr: u64, mode: u64, flags: u64) -> KResult<u64> {
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(EINVAL);
     }
-    let s = stat_path(dirfd, path_addr, 0)?;
-    // Everyone is root here: only execute needs an x bit somewhere (or a directory).
-    if mode & 1 != 0 && s.mode & 0o111 == 0 && s.mode & 0o170000 != 0o040000 {
-        return Err(EACCES);
-    }
-    Ok(0)
+    let path = user_path(path_addr)?;
+    let cred = Arc::new(perm::access_cred(flags & AT_EACCESS != 0));
+    crate::task::cred::override_with(Some(&cred), || {
+        let s = stat_at(dirfd, &path, flags)?;
+        if mode == 0 {
+            return Ok(0);
+        }
+        perm::check(&cred, &s, mode as u32).map(|()| 0)
+    })
 }
 
 // --- directories ---
@@ -748,6 +778,10 @@ pub fn do_mkdir(dirfd: i32, path: &str, mode: u32) -> KResult<u64> {
     if name == "." || name == ".." {
         return Err(EEXIST);
     }
+    if dir.lookup(&name).is_ok() {
+        return Err(EEXIST);
+    }
+    perm::may_create(&*dir)?;
     dir.create(&name, FileType::Directory, mode & !UMASK.load(Ordering::Relaxed) & 0o7777).map(|_| 0)
 }
 
@@ -759,10 +793,11 @@ pub fn do_unlink(dirfd: i32, path: &str, dir: bool) -> KResult<u64> {
         ".." if dir => return Err(ENOTEMPTY),
         _ => {}
     }
+    let node = parent.lookup(&name)?;
     if !dir && path.ends_with('/') {
-        let node = parent.lookup(&name)?;
         return Err(if node.file_type() == FileType::Directory { EISDIR } else { ENOTDIR });
     }
+    perm::may_delete(&*parent, &*node)?;
     parent.unlink(&name, dir).map(|()| 0)
 }
 
@@ -810,16 +845,24 @@ pub fn do_rename(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64)
     if is_dir && dst.starts_with(&src) && dst.as_bytes().get(src.len()) == Some(&b'/') {
         return Err(EINVAL);
     }
+    perm::may_delete(&*odir, &*node)?;
     if let Ok(existing) = ndir.lookup(&nname) {
         if flags & RENAME_NOREPLACE != 0 {
             return Err(EEXIST);
         }
+        perm::may_delete(&*ndir, &*existing)?;
         match (is_dir, existing.file_type() == FileType::Directory) {
             (true, false) => return Err(ENOTDIR),
             (false, true) => return Err(EISDIR),
             (true, true) if !existing.entries()?.is_empty() => return Err(ENOTEMPTY),
             _ => {}
         }
+    } else {
+        perm::may_create(&*ndir)?;
+    }
+    // A directory moving to another parent has its `..` rewritten: it must be writable.
+    if is_dir && opath != npath {
+        perm::permission(&*node, perm::MAY_WRITE)?;
     }
     odir.rename(&oname, &ndir, &nname).map(|()| 0)
 }
@@ -852,6 +895,10 @@ pub fn do_link(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64) -
         return Err(EPERM);
     }
     let (dir, name, _) = path::lookup_parent(&at_dir(newdirfd, new)?, new)?;
+    if dir.lookup(&name).is_ok() {
+        return Err(EEXIST);
+    }
+    perm::may_create(&*dir)?;
     dir.link(&name, node).map(|()| 0)
 }
 
@@ -879,6 +926,7 @@ pub fn do_symlink(target: &str, dirfd: i32, path: &str) -> KResult<u64> {
     if dir.lookup(&name).is_ok() {
         return Err(EEXIST);
     }
+    perm::may_create(&*dir)?;
     dir.symlink(&name, target).map(|()| 0)
 }
 
@@ -909,18 +957,53 @@ pub fn readlinkat(c: &mut Ctx) -> KResult<u64> {
     do_readlink(c.int(0), c.a[1], c.a[2], c.a[3])
 }
 
+fn do_chmod(node: &dyn Node, mode: u32) -> KResult<u64> {
+    let mode = perm::chmod_mode(node, mode)?;
+    node.set_mode(mode).map(|()| 0)
+}
+
 pub fn chmod(c: &mut Ctx) -> KResult<u64> {
     let path = user_path(c.a[0])?;
-    fs::lookup(&cwd(), &path, true)?.set_mode(c.a[1] as u32).map(|()| 0)
+    do_chmod(&*fs::lookup(&cwd(), &path, true)?, c.a[1] as u32)
 }
 
 pub fn fchmodat(c: &mut Ctx) -> KResult<u64> {
     let path = user_path(c.a[1])?;
-    fs::lookup(&at_dir(c.int(0), &path)?, &path, true)?.set_mode(c.a[2] as u32).map(|()| 0)
+    do_chmod(&*fs::lookup(&at_dir(c.int(0), &path)?, &path, true)?, c.a[2] as u32)
 }
 
 pub fn fchmod(c: &mut Ctx) -> KResult<u64> {
-    file(c.int(0))?.node.set_mode(c.a[1] as u32).map(|()| 0)
+    do_chmod(&*file(c.int(0))?.node, c.a[1] as u32)
+}
+
+/// An id argument of the chown family: -1 leaves it.
+fn chown_id(v: u64) -> Option<u32> {
+    (v as u32 != u32::MAX).then_some(v as u32)
+}
+
+pub fn chown(c: &mut Ctx) -> KResult<u64> {
+    let path = user_path(c.a[0])?;
+    perm::chown(&*fs::lookup(&cwd(), &path, true)?, chown_id(c.a[1]), chown_id(c.a[2])).map(|()| 0)
+}
+
+pub fn lchown(c: &mut Ctx) -> KResult<u64> {
+    let path = user_path(c.a[0])?;
+    perm::chown(&*fs::lookup(&cwd(), &path, false)?, chown_id(c.a[1]), chown_id(c.a[2])).map(|()| 0)
+}
+
+pub fn fchown(c: &mut Ctx) -> KResult<u64> {
+    perm::chown(&*file(c.int(0))?.node, chown_id(c.a[1]), chown_id(c.a[2])).map(|()| 0)
+}
+
+/// fchownat(dirfd, path, uid, gid, flags): AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH.
+pub fn fchownat(c: &mut Ctx) -> KResult<u64> {
+    let flags = c.a[4];
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
+    let path = user_path(c.a[1])?;
+    let node = stat_node(c.int(0), &path, flags)?;
+    perm::chown(&*node, chown_id(c.a[2]), chown_id(c.a[3])).map(|()| 0)
 }
 
 pub fn umask(c: &mut Ctx) -> KResult<u64> {
@@ -940,6 +1023,7 @@ fn set_cwd(node: &Arc<dyn Node>, path: String) -> KResult<u64> {
     if node.file_type() != FileType::Directory {
         return Err(ENOTDIR);
     }
+    perm::permission(&**node, perm::MAY_EXEC)?;
     *current_process().cwd.lock() = path;
     Ok(0)
 }
@@ -1033,7 +1117,21 @@ pub fn truncate(c: &mut Ctx) -> KResult<u64> {
     if node.file_type() == FileType::Directory {
         return Err(EISDIR);
     }
+    perm::permission(&*node, perm::MAY_WRITE)?;
     node.truncate(c.a[1]).map(|()| 0)
+}
+
+/// sync(2): every disk's write cache flushed (9p writes reach the host as they are made).
+pub fn sync(_: &mut Ctx) -> KResult<u64> {
+    crate::drivers::virtio::blk::sync_all();
+    Ok(0)
+}
+
+/// syncfs(fd): as sync, for the file system of `fd`.
+pub fn syncfs(c: &mut Ctx) -> KResult<u64> {
+    file(c.int(0))?;
+    crate::drivers::virtio::blk::sync_all();
+    Ok(0)
 }
 
 pub fn fsync(c: &mut Ctx) -> KResult<u64> {

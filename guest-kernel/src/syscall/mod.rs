@@ -9,12 +9,13 @@ pub mod rw;
 pub mod sched;
 pub mod fs;
 pub mod futex;
+mod cred;
 mod io_uring;
 pub mod mm;
 mod mount;
 mod process;
 pub mod restart;
-mod signal;
+pub mod signal;
 mod sys;
 mod time;
 pub mod xattr;
@@ -115,23 +116,39 @@ syscall_table! {
     89 readlink => fs::readlink,
     90 chmod => fs::chmod,
     91 fchmod => fs::fchmod,
+    92 chown => fs::chown,
+    93 fchown => fs::fchown,
+    94 lchown => fs::lchown,
     95 umask => fs::umask,
     96 gettimeofday => time::gettimeofday,
     97 getrlimit => sys::getrlimit,
     98 getrusage => process::getrusage,
     99 sysinfo => sys::sysinfo,
     100 times => process::times,
-    102 getuid => process::getid,
-    104 getgid => process::getid,
-    107 geteuid => process::getid,
-    108 getegid => process::getid,
+    102 getuid => cred::getuid,
+    104 getgid => cred::getgid,
+    105 setuid => cred::setuid,
+    106 setgid => cred::setgid,
+    107 geteuid => cred::geteuid,
+    108 getegid => cred::getegid,
     109 setpgid => process::setpgid,
     110 getppid => process::getppid,
     111 getpgrp => process::getpgrp,
     112 setsid => process::setsid,
-    115 getgroups => process::getgroups,
+    113 setreuid => cred::setreuid,
+    114 setregid => cred::setregid,
+    115 getgroups => cred::getgroups,
+    116 setgroups => cred::setgroups,
+    117 setresuid => cred::setresuid,
+    118 getresuid => cred::getresuid,
+    119 setresgid => cred::setresgid,
+    120 getresgid => cred::getresgid,
     121 getpgid => process::getpgid,
+    122 setfsuid => cred::setfsuid,
+    123 setfsgid => cred::setfsgid,
     124 getsid => process::getsid,
+    125 capget => cred::capget,
+    126 capset => cred::capset,
     127 rt_sigpending => signal::rt_sigpending,
     128 rt_sigtimedwait => signal::rt_sigtimedwait,
     129 rt_sigqueueinfo => signal::rt_sigqueueinfo,
@@ -154,6 +171,7 @@ syscall_table! {
     152 munlockall => mm::munlockall,
     157 prctl => prctl::prctl,
     158 arch_prctl => process::arch_prctl,
+    162 sync => fs::sync,
     165 mount => mount::mount,
     166 umount2 => mount::umount2,
     186 gettid => process::gettid,
@@ -189,6 +207,7 @@ syscall_table! {
     247 waitid => process::waitid,
     257 openat => fs::openat,
     258 mkdirat => fs::mkdirat,
+    260 fchownat => fs::fchownat,
     261 futimesat => fs::futimesat,
     262 newfstatat => fs::newfstatat,
     263 unlinkat => fs::unlinkat,
@@ -222,6 +241,7 @@ syscall_table! {
     296 pwritev => rw::pwritev,
     297 rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo,
     302 prlimit64 => sys::prlimit64,
+    306 syncfs => fs::syncfs,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,
     319 memfd_create => fs::memfd_create,
@@ -239,7 +259,7 @@ syscall_table! {
     435 clone3 => process::clone3,
     436 close_range => fs::close_range,
     437 openat2 => fs::openat2,
-    439 faccessat2 => fs::faccessat,
+    439 faccessat2 => fs::faccessat2,
     441 epoll_pwait2 => epoll::epoll_pwait2,
     449 futex_waitv => futex::futex_waitv,
     454 futex_wake => futex::futex_wake,

@@ -1,6 +1,8 @@
-//! `mount` and `umount2` for what lives in memory: a new `proc`, an empty `tmpfs` or
-//! `ramfs` (a RAM directory), `devtmpfs` (the kernel's `/dev`), and bind mounts of a
-//! directory (MS_BIND); MS_REMOUNT of a mount point succeeds and changes nothing. The
+//! `mount` and `umount2` (CAP_SYS_ADMIN) for what lives in memory: a new `proc`, an
+//! empty `tmpfs` or `ramfs` (a RAM directory), `devtmpfs` (the kernel's `/dev`), bind
+//! mounts of a directory (MS_BIND), and a virtio 9p share by its tag (`9p`, options
+//! `trans=virtio`, `version=9p2000.L`, `access=client`, `cache=none`: what this client
+//! does; others EINVAL); MS_REMOUNT of a mount point succeeds and changes nothing. The
 //! mount point must be a directory of the RAM tree: its entry in the parent directory is
 //! swapped for the mounted one, and `umount2` swaps it back. Disk file systems are not
 //! supported (ENODEV), and a mount does not pin the files open under it (no EBUSY).
@@ -15,7 +17,7 @@ use crate::fs::ramfs::RamDir;
 use crate::fs::{self, FileType, Node};
 use crate::mm::uaccess;
 use crate::sync::SpinLock;
-use crate::task::{current_process, with_mm};
+use crate::task::{cred, current_process, with_mm};
 
 const MS_REMOUNT: u64 = 0x20;
 const MS_BIND: u64 = 0x1000;
@@ -50,6 +52,9 @@ pub fn mount(c: &mut Ctx) -> KResult<u64> {
     if node.file_type() != FileType::Directory {
         return Err(ENOTDIR);
     }
+    if !cred::capable(cred::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
     if flags & MS_REMOUNT != 0 {
         return if fs::proc::is_mount_point(&path) { Ok(0) } else { Err(EINVAL) };
     }
@@ -65,6 +70,10 @@ pub fn mount(c: &mut Ctx) -> KResult<u64> {
             "tmpfs" => (RamDir::new(0o1777), "tmpfs"),
             "ramfs" => (RamDir::new(0o755), "ramfs"),
             "devtmpfs" => (fs::lookup("/", "/dev", true)?, "devtmpfs"),
+            "9p" => {
+                nine_p_options(&user_string(c.a[4])?)?;
+                (fs::p9::share_root(&source)?, "9p")
+            }
             _ => return Err(ENODEV),
         }
     };
@@ -82,15 +91,32 @@ pub fn mount(c: &mut Ctx) -> KResult<u64> {
         return Err(e);
     }
     let device = if source.is_empty() { String::from("none") } else { source };
-    fs::proc::add_mount(&device, &path, kind, "rw");
+    fs::proc::add_mount(&device, &path, kind, if kind == "9p" { "rw,trans=virtio" } else { "rw" });
     MOUNTS.lock().push(Mount { path, parent, name, covered });
     Ok(0)
+}
+
+/// The options of a 9p mount: only those that describe what this client does.
+fn nine_p_options(data: &str) -> KResult<()> {
+    for opt in data.split(',').filter(|o| !o.is_empty()) {
+        match opt {
+            "trans=virtio" | "version=9p2000.L" | "access=client" | "cache=none" | "rw" => {}
+            _ => {
+                log::info!("mount -t 9p: option {opt:?} is not supported");
+                return Err(EINVAL);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `umount2(target, flags)`: the latest mount at `target` goes.
 pub fn umount2(c: &mut Ctx) -> KResult<u64> {
     let target = super::fs::user_path(c.a[0])?;
     let (_, path) = fs::path::lookup_with_path(&cwd(), &target, true)?;
+    if !cred::capable(cred::CAP_SYS_ADMIN) {
+        return Err(EPERM);
+    }
     let mount = {
         let mut mounts = MOUNTS.lock();
         let i = mounts.iter().rposition(|m| m.path == path).ok_or(EINVAL)?;

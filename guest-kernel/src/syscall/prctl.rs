@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering::Relaxed;
 use super::Ctx;
 use crate::errno::*;
 use crate::task::attrs::TIMER_SLACK_DEFAULT;
-use crate::task::{self, sched};
+use crate::task::{self, cred, sched};
 
 const PR_SET_PDEATHSIG: u64 = 1;
 const PR_GET_PDEATHSIG: u64 = 2;
@@ -20,6 +20,7 @@ const PR_SET_NAME: u64 = 15;
 const PR_GET_NAME: u64 = 16;
 const PR_GET_SECCOMP: u64 = 21;
 const PR_CAPBSET_READ: u64 = 23;
+const PR_CAPBSET_DROP: u64 = 24;
 const PR_SET_TIMERSLACK: u64 = 29;
 const PR_GET_TIMERSLACK: u64 = 30;
 const PR_SET_CHILD_SUBREAPER: u64 = 36;
@@ -27,9 +28,6 @@ const PR_GET_CHILD_SUBREAPER: u64 = 37;
 const PR_SET_NO_NEW_PRIVS: u64 = 38;
 const PR_GET_NO_NEW_PRIVS: u64 = 39;
 const PR_GET_TID_ADDRESS: u64 = 40;
-/// The highest capability number (CAP_CHECKPOINT_RESTORE); every one is in the bounding
-/// set of root, which every process here is.
-const CAP_LAST_CAP: u64 = 40;
 
 pub fn prctl(c: &mut Ctx) -> KResult<u64> {
     let [option, arg2, arg3, arg4, arg5, _] = c.a;
@@ -53,12 +51,14 @@ pub fn prctl(c: &mut Ctx) -> KResult<u64> {
             process.attrs.dumpable.store(arg2 as u8, Relaxed);
             Ok(0)
         }
-        PR_GET_KEEPCAPS => Ok(u64::from(process.attrs.keepcaps.load(Relaxed))),
+        PR_GET_KEEPCAPS => Ok(u64::from(cred::current().keep_caps)),
         PR_SET_KEEPCAPS => {
             if arg2 > 1 {
                 return Err(EINVAL);
             }
-            process.attrs.keepcaps.store(arg2 == 1, Relaxed);
+            let mut new = (*cred::current()).clone();
+            new.keep_caps = arg2 == 1;
+            cred::commit(new);
             Ok(0)
         }
         PR_SET_NAME => {
@@ -77,10 +77,23 @@ pub fn prctl(c: &mut Ctx) -> KResult<u64> {
         // Seccomp is not implemented: every process is in mode 0 (SECCOMP_MODE_DISABLED).
         PR_GET_SECCOMP => Ok(0),
         PR_CAPBSET_READ => {
-            if arg2 > CAP_LAST_CAP {
+            if arg2 > u64::from(cred::CAP_LAST_CAP) {
                 return Err(EINVAL);
             }
-            Ok(1)
+            Ok(cred::current().cap_bset >> arg2 & 1)
+        }
+        PR_CAPBSET_DROP => {
+            let old = cred::current();
+            if !old.capable(cred::CAP_SETPCAP) {
+                return Err(EPERM);
+            }
+            if arg2 > u64::from(cred::CAP_LAST_CAP) {
+                return Err(EINVAL);
+            }
+            let mut new = (*old).clone();
+            new.cap_bset &= !(1 << arg2);
+            cred::commit(new);
+            Ok(0)
         }
         PR_SET_TIMERSLACK => {
             let slack = if (arg2 as i64) <= 0 { TIMER_SLACK_DEFAULT } else { arg2 };

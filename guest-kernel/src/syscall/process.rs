@@ -24,11 +24,6 @@ pub fn getppid(_: &mut Ctx) -> KResult<u64> {
     Ok(u64::from(current_process().ppid.load(Ordering::Relaxed)))
 }
 
-/// getuid, geteuid, getgid, getegid: everyone is root.
-pub fn getid(_: &mut Ctx) -> KResult<u64> {
-    Ok(0)
-}
-
 pub fn sched_yield(_: &mut Ctx) -> KResult<u64> {
     sched::yield_now();
     Ok(0)
@@ -172,6 +167,13 @@ pub fn execve(c: &mut Ctx) -> KResult<u64> {
     let me = sched::current();
     me.attrs.set_comm(image.name.as_bytes());
     process.attrs.exec();
+    // A program that changes ids is not dumpable and loses the parent-death signal (as
+    // Linux's commit_creds).
+    if image.secure || image.cred.euid != image.cred.uid || image.cred.egid != image.cred.gid {
+        process.attrs.dumpable.store(0, Ordering::Relaxed);
+        process.attrs.pdeath_signal.store(0, Ordering::Relaxed);
+    }
+    crate::task::cred::commit(image.cred);
     *process.name.lock() = image.name;
     me.fs_base.store(0, Ordering::Relaxed);
     crate::arch::switch::set_fs_base(0);
@@ -279,14 +281,6 @@ pub fn setsid(_: &mut Ctx) -> KResult<u64> {
     Ok(u64::from(me.pid))
 }
 
-/// `getgroups(size, list)`: no supplementary groups (init's, on Linux, are none either).
-pub fn getgroups(c: &mut Ctx) -> KResult<u64> {
-    if c.int(0) < 0 {
-        return Err(EINVAL);
-    }
-    Ok(0)
-}
-
 /// `getsid(pid)` (0: the caller).
 pub fn getsid(c: &mut Ctx) -> KResult<u64> {
     let pid = c.int(0);
@@ -342,15 +336,11 @@ pub fn pidfd_send_signal(c: &mut Ctx) -> KResult<u64> {
     if process.zombie.lock().is_some() {
         return Err(ESRCH);
     }
-    if sig == 0 {
-        return Ok(0);
-    }
     if flags & PIDFD_SIGNAL_PROCESS_GROUP != 0 {
-        let pgid = process.pgid.load(Ordering::Relaxed);
-        for p in task::all_processes().iter().filter(|p| p.pgid.load(Ordering::Relaxed) == pgid && p.zombie.lock().is_none()) {
-            signal::send(p, sig);
-        }
-    } else {
+        return super::signal::send_group(process.pgid.load(Ordering::Relaxed), sig);
+    }
+    signal::may_send(&process, None, sig)?;
+    if sig != 0 {
         signal::send(&process, sig);
     }
     Ok(0)

@@ -13,7 +13,7 @@ use core::sync::atomic::Ordering::Relaxed;
 
 use super::Ctx;
 use crate::errno::*;
-use crate::task::{self, sched, Task};
+use crate::task::{self, cred, sched, Task};
 
 const PRIO_PROCESS: u64 = 0;
 const PRIO_PGRP: u64 = 1;
@@ -29,7 +29,7 @@ const SCHED_DEADLINE: u32 = 6;
 pub const SCHED_RESET_ON_FORK: u32 = 0x4000_0000;
 
 /// The threads `which`/`who` names (PRIO_PROCESS: a thread id; PRIO_PGRP: a process
-/// group; PRIO_USER: a user id, and every process here is root's); 0 is the caller's.
+/// group; PRIO_USER: those whose real uid is `who`); 0 is the caller's.
 fn targets(which: u64, who: u32) -> KResult<Vec<Arc<Task>>> {
     let me = sched::current();
     Ok(match which {
@@ -39,8 +39,10 @@ fn targets(which: u64, who: u32) -> KResult<Vec<Arc<Task>>> {
             let pgid = if who == 0 { me.process.pgid.load(Relaxed) } else { who };
             task::all_processes().iter().filter(|p| p.pgid.load(Relaxed) == pgid).flat_map(|p| p.threads()).collect()
         }
-        PRIO_USER if who == 0 => task::all_processes().iter().flat_map(|p| p.threads()).collect(),
-        PRIO_USER => Vec::new(),
+        PRIO_USER => {
+            let uid = if who == 0 { me.cred.lock().uid } else { who };
+            task::all_processes().iter().flat_map(|p| p.threads()).filter(|t| t.cred.lock().uid == uid).collect()
+        }
         _ => return Err(EINVAL),
     })
 }
@@ -60,10 +62,22 @@ pub fn setpriority(c: &mut Ctx) -> KResult<u64> {
         return Err(ESRCH);
     }
     let nice = c.int(2).clamp(-20, 19);
+    // Linux's set_one_prio: another user's thread needs CAP_SYS_NICE (EPERM), and so
+    // does a lower nice value than the thread has (EACCES; RLIMIT_NICE is 0 here).
+    let me = cred::current();
+    let privileged = me.capable(cred::CAP_SYS_NICE);
+    let mut result = Ok(0);
     for t in tasks {
-        t.attrs.nice.store(nice, Relaxed);
+        let target = t.cred.lock().clone();
+        if !privileged && target.uid != me.euid && target.euid != me.euid {
+            result = Err(EPERM);
+        } else if !privileged && nice < t.attrs.nice.load(Relaxed) {
+            result = Err(EACCES);
+        } else {
+            t.attrs.nice.store(nice, Relaxed);
+        }
     }
-    Ok(0)
+    result
 }
 
 /// The thread `pid` names (0: the caller); a negative one is EINVAL.

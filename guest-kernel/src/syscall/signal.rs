@@ -108,35 +108,47 @@ pub fn sigaltstack(c: &mut Ctx) -> KResult<u64> {
 pub fn kill(c: &mut Ctx) -> KResult<u64> {
     let (pid, sig) = (c.int(0), signal::check(c.a[1])?);
     let me = current_process();
-    // A process group: every live process in it (none: -ESRCH).
-    let group = |pgid: u32| {
-        let members: alloc::vec::Vec<_> = task::all_processes()
-            .into_iter()
-            .filter(|p| p.pgid.load(Ordering::Relaxed) == pgid && p.zombie.lock().is_none())
-            .collect();
-        for p in &members {
-            signal::send(p, sig);
-        }
-        if members.is_empty() { Err(ESRCH) } else { Ok(0) }
-    };
     let target = match pid {
-        0 => return group(me.pgid.load(Ordering::Relaxed)),
-        p if p < -1 => return group(p.unsigned_abs()),
+        0 => return send_group(me.pgid.load(Ordering::Relaxed), sig),
+        p if p < -1 => return send_group(p.unsigned_abs(), sig),
         -1 => {
-            // Every process but init and the caller.
+            // Every process but init and the caller: 0 if there was one, even if
+            // none could be signalled (Linux).
+            let mut any = false;
             for p in task::all_processes() {
                 if p.pid != 1 && p.pid != me.pid {
-                    signal::send(&p, sig);
+                    any = true;
+                    if signal::may_send(&p, None, sig).is_ok() {
+                        signal::send(&p, sig);
+                    }
                 }
             }
-            return Ok(0);
+            return if any { Ok(0) } else { Err(ESRCH) };
         }
         p => find_target(p as u32),
     };
     // A zombie (not yet reaped) takes the signal and drops it, as on Linux.
     let target = target.ok_or(ESRCH)?;
+    signal::may_send(&target, None, sig)?;
     signal::send(&target, sig);
     Ok(0)
+}
+
+/// Sends `sig` to every live process in group `pgid`: success if any took it, else the
+/// last error (ESRCH for an empty group), as Linux's __kill_pgrp_info.
+pub fn send_group(pgid: u32, sig: u32) -> KResult<u64> {
+    let mut result = Err(ESRCH);
+    for p in task::all_processes().iter().filter(|p| p.pgid.load(Ordering::Relaxed) == pgid && p.zombie.lock().is_none()) {
+        match signal::may_send(p, None, sig) {
+            Ok(()) => {
+                signal::send(p, sig);
+                result = Ok(0);
+            }
+            Err(e) if result.is_err() => result = Err(e),
+            Err(_) => {}
+        }
+    }
+    result
 }
 
 /// The process a pid names: its own, or that of the thread with that id (never the
@@ -152,6 +164,7 @@ pub fn tgkill(c: &mut Ctx) -> KResult<u64> {
         return Err(EINVAL);
     }
     let t = task::find_task(tid as u32).filter(|t| t.process.pid == tgid as u32).ok_or(ESRCH)?;
+    signal::may_send(&t.process, Some(&t), sig)?;
     signal::send_thread(&t, sig);
     Ok(0)
 }
@@ -162,6 +175,7 @@ pub fn tkill(c: &mut Ctx) -> KResult<u64> {
         return Err(EINVAL);
     }
     let t = task::find_task(tid as u32).ok_or(ESRCH)?;
+    signal::may_send(&t.process, Some(&t), sig)?;
     signal::send_thread(&t, sig);
     Ok(0)
 }
@@ -249,6 +263,7 @@ pub fn rt_sigqueueinfo(c: &mut Ctx) -> KResult<u64> {
     // Any thread's id names its process; a zombie takes (and drops) the signal.
     let target = (pid > 0).then(|| find_target(pid as u32)).flatten().ok_or(ESRCH)?;
     let sig = signal::check(sig as u32 as u64)?;
+    signal::may_send(&target, None, sig)?;
     if sig == 0 {
         return Ok(0);
     }
@@ -265,6 +280,7 @@ pub fn rt_tgsigqueueinfo(c: &mut Ctx) -> KResult<u64> {
     check_forged(&raw, tid, sched::current().tid)?;
     let t = task::find_task(tid as u32).filter(|t| t.process.pid == tgid as u32).ok_or(ESRCH)?;
     let sig = signal::check(sig as u32 as u64)?;
+    signal::may_send(&t.process, Some(&t), sig)?;
     if sig == 0 {
         return Ok(0);
     }

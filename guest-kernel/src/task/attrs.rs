@@ -71,7 +71,7 @@ pub const MEMBARRIER_SYNC_CORE: u32 = 1 << 2;
 
 /// A process's: the signal it gets when its parent dies (PR_SET_PDEATHSIG), whether it
 /// may dump core, no_new_privs, whether it reaps orphaned descendants
-/// (PR_SET_CHILD_SUBREAPER), keepcaps, its membarrier registrations, and the queue its
+/// (PR_SET_CHILD_SUBREAPER), its membarrier registrations, and the queue its
 /// pidfds wait on.
 #[derive(Default)]
 pub struct ProcessAttrs {
@@ -90,7 +90,6 @@ pub struct ProcessAttrs {
     pub dumpable: AtomicU8,
     pub no_new_privs: AtomicBool,
     pub subreaper: AtomicBool,
-    pub keepcaps: AtomicBool,
     pub membarrier: AtomicU32,
 }
 
@@ -99,12 +98,11 @@ impl ProcessAttrs {
         Self { dumpable: AtomicU8::new(1), ..Self::default() }
     }
 
-    /// A forked child takes its parent's dumpable, no_new_privs and keepcaps; not the
+    /// A forked child takes its parent's dumpable and no_new_privs; not the
     /// parent-death signal, the subreaper mark nor membarrier registrations.
     pub fn inherit(&self, parent: &ProcessAttrs) {
         self.dumpable.store(parent.dumpable.load(Relaxed), Relaxed);
         self.no_new_privs.store(parent.no_new_privs.load(Relaxed), Relaxed);
-        self.keepcaps.store(parent.keepcaps.load(Relaxed), Relaxed);
     }
 
     /// execve: the process may dump core again and its membarrier registrations go with

@@ -9,6 +9,7 @@ use crate::arch::gdt::{USER_CS, USER_DS};
 use crate::arch::interrupts::TrapFrame;
 use crate::errno::{KResult, E2BIG, EACCES, ENOEXEC};
 use crate::fs;
+use super::cred::{self, Cred};
 use crate::mm::uaccess;
 use crate::mm::user::{Backing, UserSpace, PROT_EXEC, PROT_READ, PROT_WRITE};
 use crate::mm::{page_down, page_up};
@@ -50,6 +51,10 @@ pub struct Image {
     pub mm: UserSpace,
     pub frame: TrapFrame,
     pub name: String,
+    /// The credentials the program runs with (`Cred::exec`).
+    pub cred: Cred,
+    /// Whether they differ from the caller's ids or add capabilities (AT_SECURE).
+    pub secure: bool,
 }
 
 struct Phdr {
@@ -71,12 +76,28 @@ fn u64_at(b: &[u8], o: usize) -> u64 {
     u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
 }
 
+/// The credentials a program with attributes `st` runs with: a set-user-ID file gives
+/// its owner as the effective uid, a set-group-ID (and group-executable) one its group,
+/// unless no_new_privs is set; then capabilities as `Cred::exec` says.
+fn exec_cred(st: &fs::Stat) -> (Cred, bool) {
+    let old = cred::current();
+    let nnp = super::sched::try_current().is_some_and(|t| t.process.attrs.no_new_privs.load(core::sync::atomic::Ordering::Relaxed));
+    let setuid = (st.mode & 0o4000 != 0 && !nnp).then_some(st.uid);
+    let setgid = (st.mode & 0o2010 == 0o2010 && !nnp).then_some(st.gid);
+    let mut new = (*old).clone();
+    new.exec(setuid, setgid);
+    let secure = new.secure_exec(&old);
+    (new, secure)
+}
+
 /// Loads `path` (resolved from `cwd`) with the given arguments and environment.
 pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Image> {
     let node = fs::lookup(cwd, path, true)?;
     if !node.is_executable() {
         return Err(EACCES);
     }
+    fs::perm::permission(&*node, fs::perm::MAY_EXEC)?;
+    let (cred, secure) = exec_cred(&node.stat());
     let bytes = node.contents()?;
     let elf: &[u8] = &bytes;
     if elf.len() < 64 || &elf[..4] != b"\x7fELF" {
@@ -168,11 +189,11 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
         (AT_BASE, 0),
         (AT_FLAGS, 0),
         (AT_ENTRY, bias + entry),
-        (AT_UID, 0),
-        (AT_EUID, 0),
-        (AT_GID, 0),
-        (AT_EGID, 0),
-        (AT_SECURE, 0),
+        (AT_UID, u64::from(cred.uid)),
+        (AT_EUID, u64::from(cred.euid)),
+        (AT_GID, u64::from(cred.gid)),
+        (AT_EGID, u64::from(cred.egid)),
+        (AT_SECURE, u64::from(secure)),
         (AT_HWCAP, u64::from(crate::arch::cpu::cpuid(1, 0)[3])),
         (AT_CLKTCK, 100),
     ];
@@ -186,7 +207,7 @@ pub fn load(path: &str, cwd: &str, argv: &[&[u8]], envp: &[&[u8]]) -> KResult<Im
         ..TrapFrame::default()
     };
     let name = String::from(path.rsplit('/').next().unwrap_or(path));
-    Ok(Image { mm, frame, name })
+    Ok(Image { mm, frame, name, cred, secure })
 }
 
 /// Writes strings, AT_RANDOM bytes, auxv, envp, argv and argc below `STACK_TOP`; returns

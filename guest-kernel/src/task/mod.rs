@@ -134,6 +134,8 @@ pub struct Task {
     pub restore_sigmask: core::sync::atomic::AtomicBool,
     /// Name, nice value, scheduling policy, timer slack.
     pub attrs: attrs::ThreadAttrs,
+    /// Its credentials (`cred`): its creator's to begin with.
+    pub cred: SpinLock<Arc<cred::Cred>>,
 }
 
 // SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
@@ -283,6 +285,11 @@ impl Task {
             saved_sigmask: SpinLock::new(None),
             restore_sigmask: core::sync::atomic::AtomicBool::new(false),
             attrs: attrs::ThreadAttrs::new(&process.name.lock()),
+            // Kernel threads are root whoever starts them.
+            cred: SpinLock::new(match sched::try_current() {
+                Some(me) if process.pid != KERNEL_PID => me.cred.lock().clone(),
+                _ => cred::Cred::root(),
+            }),
         });
         // SAFETY: the stack belongs to the new task, which has never run.
         unsafe { *task.saved_rsp.get() = switch::prepare_stack(task.kstack_top(), frame) };

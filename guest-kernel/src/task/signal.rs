@@ -215,6 +215,35 @@ pub fn from_current(sig: u32, code: i32) -> SigInfo {
     }
 }
 
+/// Whether the caller may send `sig` to `process` (`thread`: to that thread), as Linux's
+/// check_kill_permission: within its own process, with CAP_KILL, when its real or
+/// effective uid is the target's real or saved uid, or SIGCONT within its session;
+/// else EPERM.
+pub fn may_send(process: &Process, thread: Option<&Task>, sig: u32) -> KResult<()> {
+    let me = sched::current();
+    if core::ptr::eq(&*me.process, process) {
+        return Ok(());
+    }
+    let cred = task::cred::current();
+    if cred.capable(task::cred::CAP_KILL) {
+        return Ok(());
+    }
+    let target = match thread {
+        Some(t) => t.cred.lock().clone(),
+        None => match process.threads().first() {
+            Some(t) => t.cred.lock().clone(),
+            None => return Ok(()), // a zombie: the signal is dropped anyway
+        },
+    };
+    if [cred.uid, cred.euid].iter().any(|&u| u == target.uid || u == target.suid) {
+        return Ok(());
+    }
+    if sig == SIGCONT && process.sid.load(Ordering::Relaxed) == me.process.sid.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    Err(crate::errno::EPERM)
+}
+
 /// Sends `sig` to `process` (kill): any of its threads may take it.
 pub fn send(process: &Arc<Process>, sig: u32) {
     if sig != 0 {

@@ -283,6 +283,14 @@ pub fn poll_all() -> usize {
     disks.iter().map(|d| d.poll()).sum()
 }
 
+/// sync(2): flushes every disk's write cache (errors are not sync's to report).
+pub fn sync_all() {
+    let disks: Vec<Arc<Blk>> = BLOCK_DEVICES.lock().clone();
+    for d in disks {
+        let _ = d.transfer(T_FLUSH, 0, &mut []);
+    }
+}
+
 pub fn probe(mmio: Mmio, irq: u32) {
     let wanted = F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_MQ | F_DISCARD | VIRTIO_RING_F_EVENT_IDX;
     let Some(features) = mmio.negotiate(wanted) else {

@@ -145,6 +145,7 @@ fn mount_9p(transport: mmio::Mmio, irq: u32) {
         },
     };
     let tag = p9.tag.clone();
+    crate::fs::p9::add_share(Arc::clone(&p9), qid);
     match mnt.link(&tag, crate::fs::p9::P9Node::root(Arc::clone(&p9), qid)) {
         Ok(()) => {
             crate::fs::proc::add_mount(&tag, &alloc::format!("/mnt/{tag}"), "9p", "rw,trans=virtio");

@@ -21,6 +21,18 @@ const WUNTRACED: i32 = 2;
 const SIGTSTP: i32 = 20;
 const CLD_STOPPED: i32 = 5;
 
+/// Waits up to 5 s for the counter to pass `from` (a loaded host may not run the child
+/// at once).
+fn counts_past(counter: &AtomicU64, from: u64) -> bool {
+    for _ in 0..2500 {
+        if counter.load(SeqCst) > from {
+            return true;
+        }
+        sleep_ms(2);
+    }
+    false
+}
+
 /// A child that counts in shared memory forever; returns (pid, its counter).
 fn counting_child() -> Result<(i32, &'static AtomicU64), Failure> {
     let m = map_anon_shared(4096)?;
@@ -31,13 +43,7 @@ fn counting_child() -> Result<(i32, &'static AtomicU64), Failure> {
         core::hint::spin_loop();
     })?;
     // It runs.
-    let start = counter.load(SeqCst);
-    for _ in 0..500 {
-        if counter.load(SeqCst) > start {
-            break;
-        }
-        sleep_ms(2);
-    }
+    counts_past(counter, counter.load(SeqCst));
     Ok((pid, counter))
 }
 
@@ -54,6 +60,7 @@ fn wait_status(pid: i32, options: i32) -> Result<i32, Failure> {
 
 fn sigstop_stops_and_sigcont_continues() -> TestResult {
     let (pid, counter) = counting_child()?;
+    let _reaper = Reaper(pid);
     check_ok!(sys::kill(pid, SIGSTOP));
     let st = wait_status(pid, WUNTRACED)?;
     check_eq!((st & 0xff, (st >> 8) & 0xff), (0x7f, SIGSTOP));
@@ -66,8 +73,7 @@ fn sigstop_stops_and_sigcont_continues() -> TestResult {
     check_ok!(sys::kill(pid, SIGCONT));
     let st = wait_status(pid, WCONTINUED)?;
     check_eq!(st, 0xffff);
-    sleep_ms(30);
-    check!(counter.load(SeqCst) > frozen, "it did not go on after SIGCONT");
+    check!(counts_past(counter, frozen), "it did not go on after SIGCONT");
     check_ok!(sys::kill(pid, SIGKILL));
     check_eq!(wait_child(pid)?.term_signal(), Some(SIGKILL));
     Ok(())
@@ -75,6 +81,7 @@ fn sigstop_stops_and_sigcont_continues() -> TestResult {
 
 fn sigtstp_stops_by_default() -> TestResult {
     let (pid, _) = counting_child()?;
+    let _reaper = Reaper(pid);
     check_ok!(sys::kill(pid, SIGTSTP));
     let st = wait_status(pid, WUNTRACED)?;
     check_eq!((st & 0xff, (st >> 8) & 0xff), (0x7f, SIGTSTP));
@@ -85,6 +92,7 @@ fn sigtstp_stops_by_default() -> TestResult {
 
 fn waitid_reports_a_stop_once_unless_wnowait() -> TestResult {
     let (pid, _) = counting_child()?;
+    let _reaper = Reaper(pid);
     check_ok!(sys::kill(pid, SIGSTOP));
     let mut si = Siginfo([0; 128]);
     check_eq!(sys::waitid(P_PID, pid, Some(&mut si), WSTOPPED | WNOWAIT), Ok(0));
@@ -102,6 +110,7 @@ fn waitid_reports_a_stop_once_unless_wnowait() -> TestResult {
 
 fn sigkill_ends_a_stopped_process() -> TestResult {
     let (pid, _) = counting_child()?;
+    let _reaper = Reaper(pid);
     check_ok!(sys::kill(pid, SIGSTOP));
     let st = wait_status(pid, WUNTRACED)?;
     check_eq!(st & 0xff, 0x7f);

@@ -18,6 +18,7 @@
 // A Failure is its message, formatted on the stack (there is no allocator): ~330 bytes.
 #![allow(clippy::result_large_err)]
 
+mod cred;
 mod flock;
 mod fs;
 mod itimer;
@@ -56,6 +57,7 @@ ulib::entry!(main);
 const FAMILIES: &[(&str, &[util::Test])] = &[
     ("fs", fs::TESTS),
     ("flock", flock::TESTS),
+    ("cred", cred::TESTS),
     ("mm", mm::TESTS),
     ("mlock", mlock::TESTS),
     ("mremap", mremap::TESTS),

@@ -109,6 +109,18 @@ pub fn run_child(f: impl FnOnce() -> i32) -> Result<WaitStatus, Failure> {
     wait_child(pid)
 }
 
+/// Kills and reaps a child however the test ends: a failed check must not leave a
+/// process running that holds the runner's output open.
+pub struct Reaper(pub i32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if sys::kill(self.0, SIGKILL).is_ok() {
+            let _ = sys::wait4(self.0, None, 0);
+        }
+    }
+}
+
 /// A new private anonymous mapping.
 pub fn map_anon(len: usize, prot: usize) -> Result<usize, Failure> {
     // SAFETY: not MAP_FIXED: the kernel picks free addresses.
