@@ -7,11 +7,16 @@
  * not registered on its ring fails with -EINVAL (after the flag and restriction checks);
  * a registered one runs the request with those credentials. MSG_RING refuses any
  * personality. Setup reports IORING_FEAT_CUR_PERSONALITY; REGISTER_RESTRICTIONS can
- * leave both opcodes out (-EACCES).
+ * leave both opcodes out (-EACCES). The credentials are real: a file the personality's
+ * uid may not open is -EACCES, whoever submits.
  */
 #include "ut.h"
 
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define REG_PERS 9
 #define UNREG_PERS 10
@@ -255,5 +260,71 @@ static int restricted(void)
 	return UT_OK;
 }
 
+/* An OPENAT of `path` for reading, with `personality` and sqe `flags`: its result. */
+static int open_as(struct io_uring *r, const char *path, unsigned personality, unsigned flags, uint64_t ud)
+{
+	struct io_uring_sqe *s = ut_sqe(r);
+	io_uring_prep_openat(s, AT_FDCWD, path, O_RDONLY, 0);
+	s->personality = (uint16_t)personality;
+	s->flags = (uint8_t)flags;
+	int res = ut_run_sqe(r, s, ud, NULL);
+	if (res >= 0)
+		close(res);
+	return res < 0 ? res : 0;
+}
+
+static int acts_as(const char *path)
+{
+	/* Run in a child whose saved uid is root: the effective uid moves back and forth. */
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 8));
+	CHECK_OK(setresuid(-1, 1000, -1));
+	int user = reg(r.ring_fd);
+	CHECK(user > 0);
+	CHECK_OK(setresuid(-1, 0, -1));
+	int root = reg(r.ring_fd);
+	CHECK(root > 0);
+	/* As root, a user personality cannot open a root-only file, inline or in io-wq. */
+	CHECK_RES(open_as(&r, path, 0, 0, 1), 0);
+	CHECK_RES(open_as(&r, path, user, 0, 2), -EACCES);
+	CHECK_RES(open_as(&r, path, user, IOSQE_ASYNC, 3), -EACCES);
+	/* As the user, the root personality can. */
+	CHECK_OK(setresuid(-1, 1000, -1));
+	CHECK_RES(open_as(&r, path, 0, 0, 4), -EACCES);
+	CHECK_RES(open_as(&r, path, root, 0, 5), 0);
+	CHECK_RES(open_as(&r, path, root, IOSQE_ASYNC, 6), 0);
+	/* The caller's own credentials are untouched by what its requests ran as. */
+	CHECK_EQ(geteuid(), 1000);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int credentials(void)
+{
+	/*
+	 * A request runs with the credentials its personality recorded: a personality
+	 * registered as uid 1000 is refused a root-only file (-EACCES) even when root
+	 * submits it, through io-wq too; a root personality opens it for a uid-1000 task.
+	 */
+	char path[256];
+	int f = ut_tmpfile("secret", O_RDWR, path);
+	CHECK_OK(f);
+	close(f);
+	CHECK_OK(chmod(path, 0600));
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		int ret = acts_as(path);
+		if (ret != UT_OK)
+			fprintf(stderr, "  child: %s\n", ut_msg);
+		_exit(ret == UT_OK ? 0 : 1);
+	}
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+	return UT_OK;
+}
+
 UT_FAMILY(personality, T(feature), T(ids), T(sqe_field), T(in_link), T(sqpoll), T(msg_ring),
-	  T(restricted));
+	  T(restricted), T(credentials));

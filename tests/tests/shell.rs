@@ -68,6 +68,15 @@ on_both_platforms!(busybox_shell_over_the_console, |p| {
     let out = run(&mut c, "cat /mnt/t/f && umount /mnt/t && ls /mnt/t | wc -l");
     assert!(out.contains("in-tmpfs\n0\n"), "{p:?}: tmpfs and umount:\n{out}");
 
+    // The share mounted again by its tag, as on Linux.
+    run(&mut c, "mkdir /mnt/again");
+    let out = run(&mut c, "mount -t 9p -o trans=virtio share /mnt/again; echo status=$?");
+    assert!(out.contains("status=0"), "{p:?}: mount -t 9p:\n{out}");
+    let out = run(&mut c, "cat /mnt/again/greeting.txt && umount /mnt/again && echo unmounted");
+    assert!(out.contains("hello from the host") && out.contains("unmounted"), "{p:?}: the share mounted again:\n{out}");
+    let out = run(&mut c, "mount -t 9p nosuchtag /mnt/again; echo status=$?");
+    assert!(out.contains("status=255") || out.contains("status=1"), "{p:?}: mount of an unknown tag:\n{out}");
+
     let maps = run(&mut c, "cat /proc/self/maps");
     assert!(maps.contains("r-xp") && maps.contains("[stack]"), "{p:?}: /proc/self/maps:\n{maps}");
 
