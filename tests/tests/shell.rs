@@ -4,6 +4,7 @@
 //! `vmm run` (KVM) and QEMU (TCG).
 
 use std::path::Path;
+use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tests::console::{busybox_image, Console};
@@ -26,6 +27,18 @@ fn run(c: &mut Console, command: &str) -> String {
 }
 
 /// Whether `line` is one of the kernel's log lines: `[ seconds.millis] LEVEL ...`.
+/// `jobs` until the background job has stopped (up to 20 s): its last output.
+fn stopped_job(c: &mut Console) -> String {
+    let start = Instant::now();
+    loop {
+        let jobs = run(c, "jobs");
+        if jobs.contains("Stopped") || start.elapsed() > Duration::from_secs(20) {
+            return jobs;
+        }
+        sleep(Duration::from_millis(200));
+    }
+}
+
 fn is_kernel_log(line: &str) -> bool {
     let Some(rest) = line.strip_prefix('[') else { return false };
     let Some((stamp, _)) = rest.split_once("] ") else { return false };
@@ -94,6 +107,30 @@ on_both_platforms!(busybox_shell_over_the_console, |p| {
     let status = run(&mut c, "echo status=$?");
     assert!(status.contains("status=130"), "{p:?}: ^C of sleep:\n{status}");
     assert!(start.elapsed() < Duration::from_secs(60), "{p:?}: sleep ran to its end");
+
+    // A background job reading the terminal is stopped by SIGTTIN; in the foreground it
+    // reads. With `stty tostop`, a background write is stopped by SIGTTOU.
+    // (`head` reads the terminal at once, where the shell's `read` would poll until
+    // input; the job is one process, so every process of it gets the signal.)
+    c.send(b"sh -c 'head -n 1 | sed s/^/got-/' &\n");
+    c.expect(PROMPT, STEP);
+    let jobs = stopped_job(&mut c);
+    assert!(jobs.contains("Stopped (tty input)"), "{p:?}: a background read is not stopped:\n{jobs}");
+    c.send(b"fg\n");
+    sleep(Duration::from_millis(500));
+    c.send(b"typed\n");
+    c.expect("got-typed", STEP);
+    c.expect(PROMPT, STEP);
+    run(&mut c, "stty tostop");
+    c.send(b"echo from-the-background &\n");
+    c.expect(PROMPT, STEP);
+    let jobs = stopped_job(&mut c);
+    assert!(jobs.contains("Stopped (tty output)"), "{p:?}: a background write with tostop:\n{jobs}");
+    assert!(!jobs.lines().any(|l| l.trim() == "from-the-background"), "{p:?}: it wrote:\n{jobs}");
+    c.send(b"fg\n");
+    c.expect("from-the-background", STEP);
+    c.expect(PROMPT, STEP);
+    run(&mut c, "stty -tostop");
 
     let ps = run(&mut c, "ps");
     let pid1 = ps.lines().find(|l| l.split_whitespace().next() == Some("1"));

@@ -211,6 +211,9 @@ fn state_char(p: &Process) -> char {
     if p.zombie.lock().is_some() {
         return 'Z';
     }
+    if p.attrs.stop_signal.load(Ordering::Relaxed) != 0 {
+        return 'T';
+    }
     let threads = p.threads();
     if threads.iter().any(|t| t.state.load(Ordering::Relaxed) == TaskState::Runnable as u8) { 'R' } else { 'S' }
 }
@@ -253,6 +256,7 @@ fn pid_status(pid: u32) -> KResult<String> {
     let state = match state_char(&p) {
         'R' => "R (running)",
         'Z' => "Z (zombie)",
+        'T' => "T (stopped)",
         _ => "S (sleeping)",
     };
     // The ids and capabilities of its main thread (a zombie's: root's, as nothing is left).

@@ -31,9 +31,10 @@ fn policy(nr: u64, a: &[u64; 6]) -> Option<Restart> {
     const FUTEX_WAIT: u64 = 0;
     const FUTEX_WAIT_BITSET: u64 = 9;
     match nr {
-        // read, write, pread64, pwrite64, readv, writev, sendfile, wait4, splice, tee,
-        // waitid, preadv, pwritev, copy_file_range, preadv2, pwritev2
-        0 | 1 | 17 | 18 | 19 | 20 | 40 | 61 | 275 | 276 | 247 | 295 | 296 | 326 | 327 | 328 => Some(Restart::Sys),
+        // read, write, ioctl (a tty's job control), pread64, pwrite64, readv, writev,
+        // sendfile, wait4, splice, tee, waitid, preadv, pwritev, copy_file_range,
+        // preadv2, pwritev2
+        0 | 1 | 16 | 17 | 18 | 19 | 20 | 40 | 61 | 275 | 276 | 247 | 295 | 296 | 326 | 327 | 328 => Some(Restart::Sys),
         // A futex wait with no timeout, or FUTEX_WAIT_BITSET's absolute one.
         202 => match a[1] & 127 {
             FUTEX_WAIT if a[3] == 0 => Some(Restart::Sys),

@@ -5,9 +5,11 @@
 //! turns them into readable input, echo and signals; this file is the device: reads that
 //! block (and poll), cooked writes, the termios ioctls, and job control's bookkeeping: the
 //! session the tty controls and its foreground process group. ^C, ^\ and ^Z signal the
-//! foreground group; a background group's read gets SIGTTIN when it handles that signal
-//! and EIO otherwise (stopping a process is not implemented, so the default action, stop,
-//! cannot be honoured).
+//! foreground group. A background group that reads gets SIGTTIN (which stops it unless
+//! handled; the read starts again once it is continued); one that writes with TOSTOP
+//! set, or changes the terminal (TCSETS*, TCFLSH, TCXONC, TCSBRK, TIOCSPGRP), gets
+//! SIGTTOU. As Linux's __tty_check_change: an ignored or blocked SIGTTIN is EIO and an
+//! ignored or blocked SIGTTOU lets the call through; an orphaned group gets EIO.
 //!
 //! Unlike Linux, where `/dev/console` never becomes a controlling terminal, the console is
 //! the controlling terminal of init's session from the start, with init's group in the
@@ -48,6 +50,9 @@ const TIOCGSID: u64 = 0x5429;
 const TCSBRKP: u64 = 0x5425;
 
 const SIGTTIN: u32 = 21;
+const SIGTTOU: u32 = 22;
+/// termios lflag: background writes get SIGTTOU.
+const TOSTOP: u32 = 0o400;
 
 // SAFETY: integers and bytes only; every bit pattern is a value, no padding (36 = 4*4+1+19).
 unsafe impl crate::mm::uaccess::Pod for Termios {}
@@ -86,6 +91,16 @@ pub fn signal_group(pgrp: u32, sig: u32) {
             signal::send(&p, sig);
         }
     }
+}
+
+/// Whether process group `pgrp` of session `sid` is orphaned: no live member has a
+/// parent in another group of the same session (POSIX; Linux's will_become_orphaned_pgrp).
+fn orphaned(pgrp: u32, sid: u32) -> bool {
+    let all = task::all_processes();
+    !all.iter().filter(|p| p.pgid.load(Ordering::Relaxed) == pgrp && p.zombie.lock().is_none()).any(|p| {
+        let ppid = p.ppid.load(Ordering::Relaxed);
+        all.iter().any(|q| q.pid == ppid && q.pgid.load(Ordering::Relaxed) != pgrp && q.sid.load(Ordering::Relaxed) == sid)
+    })
 }
 
 fn wait_error(e: WaitError) -> Errno {
@@ -153,29 +168,34 @@ impl Tty {
         }
     }
 
-    /// A read from a process outside the foreground group of the session the tty
-    /// controls: SIGTTIN when the process handles it, else EIO (Linux stops the group).
-    fn check_background_read(&self) -> KResult<()> {
+    /// Job control for a process outside the foreground group of the session the tty
+    /// controls, about to read (`sig` SIGTTIN) or write or change the terminal (SIGTTOU):
+    /// Linux's __tty_check_change. EINTR after signalling the group: the syscall starts
+    /// again once the group is continued (or is EINTR for a handler without SA_RESTART).
+    fn check_change(&self, sig: u32) -> KResult<()> {
         let me = task::current_process();
         let (session, pgrp) = {
             let s = self.state.lock();
             (s.session, s.pgrp)
         };
         let mine = me.pgid.load(Ordering::Relaxed);
-        if session == 0 || session != me.sid.load(Ordering::Relaxed) || pgrp == mine {
+        if session == 0 || session != me.sid.load(Ordering::Relaxed) || pgrp == 0 || pgrp == mine {
             return Ok(());
         }
-        let handler = me.sigactions.lock()[SIGTTIN as usize - 1].handler;
-        let blocked = task::sched::current().sigmask.load(Ordering::Relaxed) & signal::bit(SIGTTIN) != 0;
-        if handler > signal::SIG_IGN && !blocked {
-            signal_group(mine, SIGTTIN);
-            return Err(EINTR);
+        let ignored = me.sigactions.lock()[sig as usize - 1].handler == signal::SIG_IGN;
+        let blocked = task::sched::current().sigmask.load(Ordering::Relaxed) & signal::bit(sig) != 0;
+        if ignored || blocked {
+            return if sig == SIGTTIN { Err(EIO) } else { Ok(()) };
         }
-        Err(EIO)
+        if orphaned(mine, session) {
+            return Err(EIO);
+        }
+        signal_group(mine, sig);
+        Err(EINTR)
     }
 
     fn read(&self, buf: &mut IoBuf, nonblock: bool) -> KResult<usize> {
-        self.check_background_read()?;
+        self.check_change(SIGTTIN)?;
         if buf.len() == 0 {
             return Ok(0);
         }
@@ -221,7 +241,13 @@ impl Tty {
     }
 
     fn write(&self, buf: &IoBuf) -> KResult<usize> {
-        let oflag = self.state.lock().ldisc.termios.oflag;
+        let (oflag, lflag) = {
+            let s = self.state.lock();
+            (s.ldisc.termios.oflag, s.ldisc.termios.lflag)
+        };
+        if lflag & TOSTOP != 0 {
+            self.check_change(SIGTTOU)?;
+        }
         let onlcr = oflag & (termios::OPOST | termios::ONLCR) == termios::OPOST | termios::ONLCR;
         let mut chunk = [0u8; 256];
         let mut done = 0;
@@ -245,6 +271,9 @@ impl Tty {
 
     fn ioctl(&self, cmd: u64, arg: u64) -> KResult<u64> {
         let me = task::current_process();
+        if matches!(cmd, TCSETS | TCSETSW | TCSETSF | TCFLSH | TCXONC | TCSBRK | TCSBRKP) {
+            self.check_change(SIGTTOU)?;
+        }
         match cmd {
             TCGETS => {
                 let t = self.state.lock().ldisc.termios;
@@ -305,6 +334,7 @@ impl Tty {
                 if !self.controls(&me) {
                     return Err(ENOTTY);
                 }
+                self.check_change(SIGTTOU)?;
                 let pgrp: i32 = task::read_user(arg)?;
                 if pgrp < 0 {
                     return Err(EINVAL);

@@ -52,6 +52,18 @@ fn map_anon_shared(len: usize) -> Result<usize, Failure> {
     Ok(check_ok!(unsafe { sys::mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) }))
 }
 
+/// The state letter of /proc/PID/stat (after the parenthesised name).
+fn proc_state(pid: i32) -> Result<u8, Failure> {
+    let path = Path::from_fmt(format_args!("/proc/{pid}/stat"));
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDONLY, 0)) as i32;
+    let mut buf = [0u8; 512];
+    let n = check_ok!(sys::read(fd, &mut buf));
+    check_ok!(sys::close(fd));
+    let close = buf[..n].iter().rposition(|&b| b == b')');
+    check!(close.is_some_and(|i| i + 2 < n), "stat: {:?}", core::str::from_utf8(&buf[..n]));
+    Ok(buf[close.unwrap_or(0) + 2])
+}
+
 fn wait_status(pid: i32, options: i32) -> Result<i32, Failure> {
     let mut status = 0;
     check_eq!(sys::wait4(pid, Some(&mut status), options), Ok(pid as usize));
@@ -67,6 +79,7 @@ fn sigstop_stops_and_sigcont_continues() -> TestResult {
     let frozen = counter.load(SeqCst);
     sleep_ms(50);
     check_eq!(counter.load(SeqCst), frozen);
+    check_eq!(proc_state(pid)?, b'T');
     // Reported once: a second WNOHANG wait finds nothing new.
     let mut status = 0;
     check_eq!(sys::wait4(pid, Some(&mut status), WUNTRACED | WNOHANG), Ok(0));
