@@ -221,6 +221,9 @@ pub struct IoUring {
     /// else holds a reference while using them, so old rings live until their last use.
     rings: SpinLock<Arc<Rings>>,
     pub setup_flags: u32,
+    /// Registered buffers count against RLIMIT_MEMLOCK: the creator lacked CAP_IPC_LOCK
+    /// (Linux's `ctx->user`).
+    pub account_mem: bool,
     submit: Mutex<Submit>,
     state: SpinLock<State>,
     cq_wait: WaitQueue,
@@ -1181,6 +1184,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
         ino: alloc_ino(),
         rings: SpinLock::new(Arc::clone(&rings)),
         setup_flags: p.flags,
+        account_mem: !crate::task::cred::capable(crate::task::cred::CAP_IPC_LOCK),
         submit: Mutex::new(Submit { rings: Arc::clone(&rings), head: 0, seq: 0, drain_next: false, drain_disabled: false, chain: Vec::new() }),
         state: SpinLock::new(State {
             overflow: VecDeque::new(),

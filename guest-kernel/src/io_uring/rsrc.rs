@@ -81,10 +81,10 @@ pub struct FixedBuf {
 
 impl FixedBuf {
     /// Pins user memory `[addr, addr + len)` of the current process, charging its pages
-    /// to RLIMIT_MEMLOCK (ENOMEM past it, or when the pin table is full).
-    pub fn pin(addr: u64, len: u64, tag: Option<Arc<Tag>>) -> KResult<Self> {
+    /// to RLIMIT_MEMLOCK when `account` (ENOMEM past it, or when the pin table is full).
+    pub fn pin(addr: u64, len: u64, tag: Option<Arc<Tag>>, account: bool) -> KResult<Self> {
         let pages = if len == 0 { 0 } else { (addr + len).div_ceil(PAGE_SIZE) - addr / PAGE_SIZE };
-        let limit = crate::task::current_process().memlock.lock()[0] / PAGE_SIZE;
+        let limit = if account { crate::task::current_process().memlock.lock()[0] / PAGE_SIZE } else { u64::MAX };
         LOCKED_PAGES
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n + pages <= limit).then_some(n + pages))
             .map_err(|_| ENOMEM)?;
@@ -424,14 +424,14 @@ fn validate_buffer(base: u64, len: u64) -> KResult<()> {
 
 /// Slot `i` of a buffer registration or update: the iovec at `iovs` (0: none), pinned,
 /// and its tag from `tags` (0: none); the tag is returned apart (see register_files).
-fn buffer_slot(iovs: u64, tags: u64, i: u32) -> KResult<(Option<FixedBuf>, u64)> {
+fn buffer_slot(ring: &IoUring, iovs: u64, tags: u64, i: u32) -> KResult<(Option<FixedBuf>, u64)> {
     let [base, len]: [u64; 2] = element(iovs, i)?;
     let tag: u64 = element(tags, i)?;
     validate_buffer(base, len)?;
     if base == 0 {
         return if tag != 0 { Err(EINVAL) } else { Ok((None, 0)) };
     }
-    Ok((Some(FixedBuf::pin(base, len, None)?), tag))
+    Ok((Some(FixedBuf::pin(base, len, None, ring.account_mem)?), tag))
 }
 
 /// A fixed-buffer table of `nr` slots from the iovecs at `iovs` (0: all empty; a null
@@ -447,7 +447,7 @@ pub fn register_buffers(ring: &IoUring, iovs: u64, nr: u32, tags: u64) -> KResul
     table.try_reserve_exact(nr as usize).map_err(|_| ENOMEM)?;
     let mut tag_values = Vec::new();
     for i in 0..nr {
-        let (buf, tag) = buffer_slot(iovs, tags, i)?;
+        let (buf, tag) = buffer_slot(ring, iovs, tags, i)?;
         table.push(buf);
         tag_values.push(tag);
     }
@@ -544,7 +544,7 @@ pub fn update(ring: &IoUring, kind: Kind, up: RsrcUpdate2) -> KResult<u64> {
         let index = (up.offset + done) as usize;
         let result = match kind {
             Kind::Files => update_file(ring, index, element(up.data, done), element(up.tags, done)),
-            Kind::Buffers => buffer_slot(up.data, up.tags, done).map(|(buf, tag)| {
+            Kind::Buffers => buffer_slot(ring, up.data, up.tags, done).map(|(buf, tag)| {
                 let slot = buf.map(|mut b| {
                     b._tag = Tag::new(ring, tag);
                     Arc::new(b)
