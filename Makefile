@@ -21,7 +21,7 @@ URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 
-.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test bench deps rust-target clean
+.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test bench fuzz deps rust-target clean
 
 all: vmm $(GUEST) $(ROOTFS) $(BUSYBOX)
 
@@ -97,6 +97,11 @@ deps:
 # Unit tests of the VMM, then host tests that boot the real guest under vmm (KVM) and QEMU (TCG).
 test: deps all
 	scripts/run-tests.sh
+
+# The guest kernel fuzzed from user space under QEMU and vmm (see scripts/fuzz.sh for
+# FUZZ_SEED, FUZZ_OPS, FUZZ_VMM_OPS, FUZZ_MS).
+fuzz: deps all
+	scripts/fuzz.sh
 
 bench: deps all
 	$(CARGO) run --release -q -p tests --bin bench

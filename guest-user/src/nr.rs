@@ -52,6 +52,7 @@ pub const UMASK: usize = 95;
 pub const GETTIMEOFDAY: usize = 96;
 pub const GETUID: usize = 102;
 pub const SETPGID: usize = 109;
+pub const SETSID: usize = 112;
 pub const GETGID: usize = 104;
 pub const GETEUID: usize = 107;
 pub const GETEGID: usize = 108;

@@ -239,6 +239,18 @@ impl Process {
     }
 }
 
+/// Whether process group `pgrp` of session `sid` is orphaned: no live member has a
+/// parent in another group of the same session (POSIX; Linux's will_become_orphaned_pgrp).
+/// The terminal's job control and the stop signals SIGTSTP, SIGTTIN and SIGTTOU spare
+/// such a group: nothing would be left to continue it.
+pub fn pgrp_orphaned(pgrp: Pid, sid: Pid) -> bool {
+    let all = all_processes();
+    !all.iter().filter(|p| p.pgid.load(Ordering::Relaxed) == pgrp && p.zombie.lock().is_none()).any(|p| {
+        let ppid = p.ppid.load(Ordering::Relaxed);
+        all.iter().any(|q| q.pid == ppid && q.pgid.load(Ordering::Relaxed) != pgrp && q.sid.load(Ordering::Relaxed) == sid)
+    })
+}
+
 pub fn find_process(pid: Pid) -> Option<Arc<Process>> {
     PROCESSES.lock().get(&pid).cloned()
 }

@@ -122,6 +122,11 @@ fn stop_current(sig: u32) {
     if process.pid == 1 {
         return;
     }
+    // SIGTSTP, SIGTTIN and SIGTTOU do not stop an orphaned process group (Linux's
+    // do_signal_stop): nobody would continue it.
+    if sig != SIGSTOP && super::pgrp_orphaned(process.pgid.load(Ordering::Relaxed), process.sid.load(Ordering::Relaxed)) {
+        return;
+    }
     if process.attrs.stop_signal.swap(sig, Ordering::Relaxed) == 0 {
         process.attrs.stop_unreported.store(true, Ordering::Relaxed);
         process.attrs.continue_unreported.store(false, Ordering::Relaxed);

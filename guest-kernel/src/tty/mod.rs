@@ -93,16 +93,6 @@ pub fn signal_group(pgrp: u32, sig: u32) {
     }
 }
 
-/// Whether process group `pgrp` of session `sid` is orphaned: no live member has a
-/// parent in another group of the same session (POSIX; Linux's will_become_orphaned_pgrp).
-fn orphaned(pgrp: u32, sid: u32) -> bool {
-    let all = task::all_processes();
-    !all.iter().filter(|p| p.pgid.load(Ordering::Relaxed) == pgrp && p.zombie.lock().is_none()).any(|p| {
-        let ppid = p.ppid.load(Ordering::Relaxed);
-        all.iter().any(|q| q.pid == ppid && q.pgid.load(Ordering::Relaxed) != pgrp && q.sid.load(Ordering::Relaxed) == sid)
-    })
-}
-
 fn wait_error(e: WaitError) -> Errno {
     match e {
         WaitError::Interrupted => EINTR,
@@ -187,7 +177,7 @@ impl Tty {
         if ignored || blocked {
             return if sig == SIGTTIN { Err(EIO) } else { Ok(()) };
         }
-        if orphaned(mine, session) {
+        if task::pgrp_orphaned(mine, session) {
             return Err(EIO);
         }
         signal_group(mine, sig);

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use ulib::sys;
 use ulib::uapi::*;
-use ulib::{check, check_eq, check_ok};
+use ulib::{check, check_eq, check_ok, nr};
 
 use crate::util::*;
 
@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = tests![
     sigtstp_stops_by_default,
     waitid_reports_a_stop_once_unless_wnowait,
     sigkill_ends_a_stopped_process,
+    an_orphaned_group_ignores_sigtstp,
 ];
 
 const WUNTRACED: i32 = 2;
@@ -38,9 +39,14 @@ fn counting_child() -> Result<(i32, &'static AtomicU64), Failure> {
     let m = map_anon_shared(4096)?;
     // SAFETY: a fresh shared page, used only as this counter.
     let counter: &'static AtomicU64 = unsafe { &*(m as *const AtomicU64) };
-    let pid = fork_child(move || loop {
-        counter.fetch_add(1, SeqCst);
-        core::hint::spin_loop();
+    // In a group of its own under this process's (another group of the session), so
+    // the group is not orphaned and the terminal stop signals apply to it.
+    let pid = fork_child(move || {
+        let _ = sys::setpgid(0, 0);
+        loop {
+            counter.fetch_add(1, SeqCst);
+            core::hint::spin_loop();
+        }
     })?;
     // It runs.
     counts_past(counter, counter.load(SeqCst));
@@ -129,5 +135,34 @@ fn sigkill_ends_a_stopped_process() -> TestResult {
     check_eq!(st & 0xff, 0x7f);
     check_ok!(sys::kill(pid, SIGKILL));
     check_eq!(wait_child(pid)?.term_signal(), Some(SIGKILL));
+    Ok(())
+}
+
+/// A new session's leader is an orphaned group (its parent is in another session):
+/// SIGTSTP does not stop it, SIGSTOP does.
+fn an_orphaned_group_ignores_sigtstp() -> TestResult {
+    let m = map_anon_shared(4096)?;
+    // SAFETY: a fresh shared page, used only as this counter.
+    let counter: &'static AtomicU64 = unsafe { &*(m as *const AtomicU64) };
+    let pid = fork_child(move || {
+        // SAFETY: no memory is passed.
+        let _ = unsafe { sys::syscall0(nr::SETSID) };
+        loop {
+            counter.fetch_add(1, SeqCst);
+            core::hint::spin_loop();
+        }
+    })?;
+    let _reaper = Reaper(pid);
+    // The counter moves only after setsid.
+    check!(counts_past(counter, 0), "the child never ran");
+    check_ok!(sys::kill(pid, SIGTSTP));
+    sleep_ms(100);
+    let mut status = 0;
+    check_eq!(sys::wait4(pid, Some(&mut status), WUNTRACED | WNOHANG), Ok(0));
+    let before = counter.load(SeqCst);
+    check!(counts_past(counter, before), "SIGTSTP stopped an orphaned group");
+    check_ok!(sys::kill(pid, SIGSTOP));
+    let st = wait_status(pid, WUNTRACED)?;
+    check_eq!((st & 0xff, (st >> 8) & 0xff), (0x7f, SIGSTOP));
     Ok(())
 }
