@@ -148,4 +148,30 @@ static int poller_does_not_starve_timers(void)
 	return UT_OK;
 }
 
-UT_FAMILY(sqpoll, T(poller_does_not_starve_timers), T(submit_without_enter), T(need_wakeup_then_wake), T(sq_aff_rules), T(close_and_reopen));
+/* Two pollers waiting out their idle time yield to each other, and still timers fire:
+ * a 20 ms sleep of the program takes about 20 ms (found by the fuzzer: two pollers
+ * kept the CPU between them with interrupts off). */
+static int two_pollers_do_not_starve_timers(void)
+{
+	struct io_uring r1, r2;
+	CHECK_OK(sqpoll_ring(&r1, 5000));
+	CHECK_OK(sqpoll_ring(&r2, 5000));
+	/* A NOP on each: both pollers are awake and busy-wait their idle time. */
+	io_uring_prep_nop(io_uring_get_sqe(&r1));
+	io_uring_prep_nop(io_uring_get_sqe(&r2));
+	CHECK_EQ(io_uring_submit(&r1), 1);
+	CHECK_EQ(io_uring_submit(&r2), 1);
+	struct io_uring_cqe c;
+	CHECK_OK(ut_reap(&r1, 1, &c));
+	CHECK_OK(ut_reap(&r2, 1, &c));
+	long long start = ut_now_ms();
+	sleep_ms(20);
+	long long took = ut_now_ms() - start;
+	if (took > 1500)
+		FAIL("a 20 ms sleep took %lld ms beside two pollers", took);
+	io_uring_queue_exit(&r1);
+	io_uring_queue_exit(&r2);
+	return UT_OK;
+}
+
+UT_FAMILY(sqpoll, T(poller_does_not_starve_timers), T(two_pollers_do_not_starve_timers), T(submit_without_enter), T(need_wakeup_then_wake), T(sq_aff_rules), T(close_and_reopen));

@@ -67,6 +67,8 @@ pub fn block_current() {
 
 /// Lets other runnable tasks go first.
 pub fn yield_now() {
+    // Tasks that yield in a loop (the SQ poller) must not keep timers and devices out.
+    crate::arch::cpu::take_pending_interrupts();
     let me = current();
     let mut s = SCHED.lock();
     if s.run_queue.is_empty() {

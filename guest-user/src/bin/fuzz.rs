@@ -1,8 +1,10 @@
 //! A syzkaller-style fuzzer for the kernel's system calls and io_uring, run from user
 //! space in disposable children.
 //!
-//! `fuzz [--seed S] [--ops N] [--per-child C] [--ms T]` (the old form `fuzz ROUNDS CALLS
-//! SEED` still works). Each child runs C operations generated from its own seed, derived
+//! `fuzz [--seed S] [--ops N] [--per-child C] [--ms T] [--first K] [--trace]` (the old
+//! form `fuzz ROUNDS CALLS SEED` still works). `--first K` starts at child K (replaying
+//! one child of a run); `--trace` prints each child and each operation before it runs
+//! (to the console, so the last line before a hang names the operation). Each child runs C operations generated from its own seed, derived
 //! from S and its number, so a seed replays the same programs. An operation is drawn
 //! from a table of weighted kinds that build on what earlier ones made: files, pipes,
 //! eventfds and memfds in a descriptor pool; io_uring rings with random setup flags,
@@ -87,6 +89,8 @@ impl RingMap {
 
 struct World {
     rng: Rng,
+    /// Print each operation before it runs.
+    trace: bool,
     fds: [i32; MAX_FDS],
     nfds: usize,
     rings: [Option<RingMap>; MAX_RINGS],
@@ -294,6 +298,9 @@ fn op_submit(w: &mut World) {
             if w.rng.chance(128) {
                 write_volatile((sqe + 40) as *mut u16, w.rng.below(4) as u16); // buf_index / group
             }
+            if w.trace {
+                ulib::eprintln!("fuzz:   sqe op {opcode} flags {flags:#x} fd {fd} off {off:#x} addr {addr:#x} len {len:#x} op_flags {op_flags:#x} ring flags {:#x}", r.p.flags);
+            }
             if !no_array {
                 let index = if w.rng.chance(16) { w.rng.next() as u32 } else { slot as u32 };
                 write_volatile((r.word(r.p.sq_off[6]) as *mut u32).add(slot), index);
@@ -304,6 +311,9 @@ fn op_submit(w: &mut World) {
     unsafe { write_volatile(r.word(r.p.sq_off[1]) as *mut u32, tail.wrapping_add(n)) };
     let wait = if w.rng.chance(12) { 1 } else { 0 };
     let flags = if w.rng.chance(32) { w.rng.below(64) as usize } else { usize::from(wait == 1) };
+    if w.trace {
+        ulib::eprintln!("fuzz:   enter {n} wait {wait} flags {flags:#x}");
+    }
     let _ = call(nr::IO_URING_ENTER, [r.fd as usize, n as usize, wait, flags, 0, 0]);
 }
 
@@ -481,28 +491,40 @@ fn step(w: &mut World) {
         (4, op_close),
         (2, op_fork),
     ];
+    const NAMES: [&str; 12] = ["raw", "make_fd", "setup", "submit", "reap", "register", "enter", "corrupt", "race", "unmap", "close", "fork"];
     let total: u64 = KINDS.iter().map(|k| k.0).sum();
     let mut pick = w.rng.below(total);
-    for (weight, op) in KINDS {
+    for (i, (weight, op)) in KINDS.into_iter().enumerate() {
         if pick < weight {
+            if w.trace {
+                let state = w.rng.0;
+                ulib::eprintln!("fuzz: op {} (rng {state:#x})", NAMES[i]);
+            }
             return op(w);
         }
         pick -= weight;
     }
 }
 
-fn child(seed: u64, ops: u64) -> ! {
-    // Output goes nowhere: random writes must not reach the console.
+fn child(seed: u64, ops: u64, trace: bool) -> ! {
+    // Output goes nowhere: random writes must not reach the console (with --trace the
+    // trace goes to a copy of stderr kept at fd 99... which the child may close).
+    if trace {
+        let _ = sys::dup2(2, 99);
+    }
     if let Ok(null) = sys::open(c"/dev/null", O_RDWR, 0) {
         for fd in 0..3 {
             let _ = sys::dup2(null as i32, fd);
         }
     }
+    if trace {
+        let _ = sys::dup2(99, 2);
+    }
     // SAFETY: a fresh private mapping.
     let Ok(buf) = (unsafe { sys::mmap(0, BUF_LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) }) else {
         sys::exit_group(99)
     };
-    let mut w = World { rng: Rng::new(seed), fds: [-1; MAX_FDS], nfds: 0, rings: [None; MAX_RINGS], buf, racer: None, forks: 0 };
+    let mut w = World { rng: Rng::new(seed), trace, fds: [-1; MAX_FDS], nfds: 0, rings: [None; MAX_RINGS], buf, racer: None, forks: 0 };
     for _ in 0..ops {
         step(&mut w);
     }
@@ -514,10 +536,12 @@ struct Config {
     ops: u64,
     per_child: u64,
     ms: u64,
+    first: u64,
+    trace: bool,
 }
 
 fn parse(args: &Args) -> Option<Config> {
-    let mut c = Config { seed: 0x5eed, ops: 1000, per_child: 50, ms: 200 };
+    let mut c = Config { seed: 0x5eed, ops: 1000, per_child: 50, ms: 200, first: 0, trace: false };
     let mut positional = [None; 3];
     let mut npos = 0;
     let mut it = args.iter().skip(1);
@@ -528,6 +552,8 @@ fn parse(args: &Args) -> Option<Config> {
             "--ops" => c.ops = value()?,
             "--per-child" => c.per_child = value()?.max(1),
             "--ms" => c.ms = value()?.max(1),
+            "--first" => c.first = value()?,
+            "--trace" => c.trace = true,
             n if npos < 3 => {
                 positional[npos] = Some(n.parse::<u64>().ok()?);
                 npos += 1;
@@ -552,10 +578,13 @@ fn main(args: &Args) -> i32 {
     println!("fuzz: seed {} ops {} per-child {} ms {}", c.seed, c.ops, c.per_child, c.ms);
     let children = c.ops.div_ceil(c.per_child);
     let (mut killed, mut crashed) = (0u64, 0u64);
-    for n in 0..children {
+    for n in c.first..children {
         let child_seed = splitmix(c.seed ^ splitmix(n));
+        if c.trace {
+            println!("fuzz: child {n}");
+        }
         let pid = match sys::fork() {
-            Ok(0) => child(child_seed, c.per_child),
+            Ok(0) => child(child_seed, c.per_child, c.trace),
             Ok(pid) => pid as i32,
             Err(e) => {
                 println!("fuzz: fork failed: {e} (seed {}, child {n})", c.seed);

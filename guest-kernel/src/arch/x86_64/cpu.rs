@@ -87,6 +87,15 @@ pub fn wait_for_interrupt() {
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
 
+/// Lets interrupts that are pending in (the kernel runs with them off): a preemption
+/// point for kernel code that yields without sleeping, so timers and devices are served
+/// even when two such tasks only ever yield to each other.
+pub fn take_pending_interrupts() {
+    // SAFETY: the caller holds no lock an interrupt handler takes; `sti` takes effect
+    // after the `nop`, which is the one window where a pending interrupt is delivered.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
+}
+
 /// Halts forever with interrupts off.
 pub fn halt_forever() -> ! {
     loop {
