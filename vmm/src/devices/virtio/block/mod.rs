@@ -241,6 +241,11 @@ impl Block {
         Self { backend, read_only, id: id_bytes, config: config.to_bytes(), poll: std::time::Duration::ZERO }
     }
 
+    /// The GET_ID answer (zero-padded to 20 bytes).
+    pub fn id(&self) -> &[u8; ID_BYTES] {
+        &self.id
+    }
+
     /// Busy-polls the queues whose driver polls (the IOPOLL queue) for `window` after
     /// their last work, with their kicks suppressed (`vmm run --blk-poll-us`; see
     /// [`super::poll`]). Zero: never.
