@@ -13,11 +13,12 @@ use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-/// Bytes buffered before the guest's UART waits for stdout.
-pub const CAPACITY: usize = 64 << 10;
+/// Bytes buffered before the guest's UART waits for stdout: a few of the writes the
+/// guest's kernel makes, enough to keep the writer thread busy.
+pub const CAPACITY: usize = 16 << 10;
 /// Bytes the buffer may exceed [`CAPACITY`] by: the writes that found room before their
 /// vCPU took the serial lock (each a few bytes, one per vCPU); beyond it bytes are dropped.
-const SLACK: usize = 4 << 10;
+const SLACK: usize = 1 << 10;
 
 #[derive(Default)]
 struct State {
