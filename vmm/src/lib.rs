@@ -1,9 +1,9 @@
 //! `vmm`: a KVM micro-VMM that boots a PVH ELF kernel.
 //!
 //! `main.rs` parses the command line into a [`VmConfig`]; [`vm::run`] builds the VM
-//! (`boot` loads the kernel, `cpuid` describes the vCPUs, `devices` emulate the console (`console` feeds it stdin,
-//! `console_out` writes its output), the exit port, the RTC and the
-//! virtio-mmio disks and shares) and runs it.
+//! (`boot` loads the kernel, `cpuid` describes the vCPUs' topology, `devices` emulate the
+//! console (`console` feeds it stdin, `console_out` writes its output to stdout), the exit
+//! port, the RTC and the virtio-mmio disks and shares) and runs it.
 
 pub mod boot;
 pub mod config;

@@ -42,8 +42,11 @@ impl IoBus {
 
     pub fn write(&self, port: u16, data: &[u8]) -> IoAction {
         if let Some(offset) = serial::offset(port) {
-            // Waits (when stdout is slow) before the serial lock, never while holding it.
-            self.out.wait_for_room();
+            if offset == 0 {
+                // THR (or the divisor latch): when stdout is slow, wait for room before
+                // taking the serial lock, never while holding it.
+                self.out.wait_for_room();
+            }
             let mut serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
             for &byte in data {
                 if let Err(e) = serial.write(offset, byte) {
