@@ -97,11 +97,15 @@ impl ConsoleOut {
         if state.broken {
             return;
         }
+        // The writer sleeps only on an empty buffer: wake it only for the first bytes.
+        let was_empty = state.buf.is_empty();
         let n = bytes.len().min((CAPACITY + SLACK).saturating_sub(state.buf.len()));
         state.buf.extend(&bytes[..n]);
         state.dropped += (bytes.len() - n) as u64;
         drop(state);
-        self.data.notify_one();
+        if was_empty {
+            self.data.notify_one();
+        }
     }
 
     /// The VM is ending: releases the vCPUs that wait for room. Output still buffered is

@@ -207,7 +207,8 @@ pub trait AsyncQueue: Send {
     /// A file descriptor that becomes readable when completions may be waiting.
     fn completion_fd(&self) -> std::os::fd::RawFd;
     /// Appends the ops that finished (without blocking). A result is final: the engine
-    /// itself continues short transfers and retries EINTR/EAGAIN.
+    /// itself continues short transfers and retries EINTR/EAGAIN (a bounded number of
+    /// times).
     fn reap(&mut self, done: &mut Vec<AsyncDone>) -> io::Result<()>;
     /// Blocks until no op is in flight; appends their results.
     fn drain(&mut self, done: &mut Vec<AsyncDone>);
