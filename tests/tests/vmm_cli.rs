@@ -159,3 +159,78 @@ fn overlapping_shares() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A pipe whose buffer is as small as Linux allows (a page): (read end, write end).
+fn small_pipe() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors, which we own from here on.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: a valid descriptor; F_SETPIPE_SZ only resizes the pipe's buffer.
+    unsafe { libc::fcntl(fds[0], libc::F_SETPIPE_SZ, 4096) };
+    // SAFETY: fresh descriptors owned by nobody else.
+    unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) }
+}
+
+/// A guest that prints without end into a stdout nobody reads: the console output blocks,
+/// and --timeout still stops vmm on time, with 124 (it used to hang: the vCPU held the
+/// serial lock in a blocked write, and the timeout path waited for that lock).
+#[test]
+fn timeout_with_a_blocked_stdout() {
+    if !kvm_available() {
+        return;
+    }
+    let (read_end, write_end) = small_pipe();
+    let mut cmd = Command::new(vmm_bin());
+    cmd.args(["run", &guest(), "--initrd"]).arg(tests::console::busybox_image());
+    // cat prints the 2 MB busybox binary: far more than the pipe and vmm's buffer hold.
+    cmd.args(["--cmdline", "init=/bin/cat loglevel=error -- /bin/busybox", "--timeout", "5"]);
+    cmd.stdin(std::process::Stdio::null()).stdout(write_end).stderr(std::process::Stdio::piped());
+    let start = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("start vmm");
+    drop(cmd); // our copy of the pipe's write end
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("vmm still running 30 s after a 5 s timeout, its stdout blocked");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let elapsed = start.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(124), "{stderr}");
+    assert!(stderr.contains("timeout"), "{stderr}");
+    assert!(elapsed < std::time::Duration::from_secs(9), "took {elapsed:?}");
+    // The pipe is full: stdout was blocked when the timeout came.
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&read_end), libc::FIONREAD, &mut queued) };
+    assert_eq!(queued, 4096, "stdout did not block before the timeout: the test proves nothing");
+}
+
+/// --exit-status-file holds the guest's status, and tells a guest's 124 from a timeout.
+#[test]
+fn exit_status_file() {
+    if !kvm_available() {
+        return;
+    }
+    let file = std::env::temp_dir().join(format!("vmm-exit-status-{}", std::process::id()));
+    let path = file.to_str().unwrap();
+    let out = vmm(&["run", &guest(), "--cmdline", "test=exit:124", "--exit-status-file", path]);
+    assert_eq!(out.code, Some(124), "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "124\n");
+    let out = vmm(&["run", &guest(), "--cmdline", "test=exit:300", "--exit-status-file", path]);
+    assert_eq!(out.code, Some(255), "a status above 255 is not taken for another\n{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "300\n");
+    let out = vmm(&["run", &guest(), "--cmdline", "test=spin", "--timeout", "1", "--exit-status-file", path]);
+    assert_eq!(out.code, Some(124), "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "", "a timeout leaves the file empty");
+    let _ = std::fs::remove_file(&file);
+    let out = vmm(&["run", &guest(), "--exit-status-file", "/nonexistent/dir/status"]);
+    assert_one_line_error(&out, 2, "--exit-status-file");
+}

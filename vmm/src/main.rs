@@ -1,8 +1,9 @@
 //! `vmm` command line: parse, build a [`VmConfig`], run, map the outcome to an exit code.
 //!
-//! Exit codes: the guest's own status when it writes to the exit device (port 0xf4);
-//! 0 after Ctrl-A x; 124 when `--timeout` stops it; 2 for bad command-line input; 1 for everything else
-//! (KVM unavailable, the guest crashed).
+//! Exit codes: the guest's own status when it writes to the exit device (port 0xf4; 255
+//! for a status above 255); 0 after Ctrl-A x; 124 when `--timeout` stops it; 2 for bad
+//! input; 1 for everything else (KVM unavailable, the guest crashed, a vCPU vanished).
+//! A guest may itself exit with 1, 2 or 124: `--exit-status-file` tells them apart.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,8 +29,12 @@ enum Command {
     /// mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A). Each --disk and --share is a
     /// virtio-mmio device in a QEMU-microvm slot (the first at 0xfeb00e00, GSI 12, then
     /// downwards), announced on the kernel command line as virtio_mmio.device=512@BASE:GSI.
-    /// vmm exits with the status the guest writes to port 0xf4 (QEMU's isa-debug-exit gives (status << 1) | 1 instead), 124 on
-    /// --timeout, 2 on bad input, 1 on other errors.
+    ///
+    /// Exit codes: the status the guest writes to port 0xf4 (255 for a status above 255;
+    /// QEMU's isa-debug-exit gives (status << 1) | 1 instead); 0 after Ctrl-A x; 124 when
+    /// --timeout stopped the guest; 2 for bad input (arguments, image, disks, shares); 1
+    /// for other errors (KVM unavailable, the guest crashed, a vCPU thread vanished). A
+    /// guest can exit with 1, 2 or 124 too: --exit-status-file tells which it was.
     Run(RunArgs),
 }
 
@@ -50,14 +55,22 @@ struct RunArgs {
     /// A file to load as the initrd (PVH module 0).
     #[arg(long, value_name = "FILE")]
     initrd: Option<PathBuf>,
-    /// Stop the guest after this many seconds and exit with 124.
+    /// Stop the guest after this many seconds and exit with 124. Also bounds how long
+    /// console output may then take to drain into a stdout that blocks.
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// Write the guest's exit status here (decimal, a newline, all 32 bits) when the guest
+    /// exits through port 0xf4. The file is created (emptied) at start and stays empty
+    /// when vmm ends any other way (timeout, Ctrl-A x, an error).
+    #[arg(long, value_name = "PATH")]
+    exit_status_file: Option<PathBuf>,
     /// Print the number of VM exits by kind (port I/O, of which the console's, MMIO, other)
     /// on stderr at the end; with disks and shares, their queue notifications (kicks, which
     /// KVM serves through ioeventfds: not in the exits above), with disks busy-polling
     /// rounds; with
-    /// direct=on disks, how many requests needed a bounce buffer.
+    /// direct=on disks, how many requests needed a bounce buffer; and the warnings the guest
+    /// caused, by kind (bad MMIO accesses, bad virtio-blk requests, bad 9p messages,
+    /// devices needing a reset, host I/O errors), which the log shows rate-limited.
     #[arg(long)]
     stats: bool,
     /// The KVM device to open.
@@ -138,6 +151,13 @@ fn main() -> ExitCode {
         eprintln!("vmm: {e}");
         return ExitCode::from(2);
     }
+    // Created (emptied) first: a stale status must never be taken for this run's.
+    if let Some(path) = &args.exit_status_file
+        && let Err(e) = std::fs::write(path, "")
+    {
+        eprintln!("vmm: --exit-status-file {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
     let args_stats = args.stats;
     let config = VmConfig {
         kernel: args.image,
@@ -173,14 +193,21 @@ fn main() -> ExitCode {
             let (kicks, by_mmio) = (p.kicks.load(Relaxed), p.kicks_by_mmio.load(Relaxed));
             eprintln!("vmm: virtio-9p: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above)", kicks.saturating_sub(by_mmio));
         }
+        eprintln!("{}", vmm::devices::guest_errors::stats_line());
         if config.disks.iter().any(|d| d.direct) {
             let d = &vmm::devices::virtio::block::direct::STATS;
             let (n, bounced, buffered) = (d.requests.load(Relaxed), d.bounced.load(Relaxed), d.buffered.load(Relaxed));
             eprintln!("vmm: direct I/O: {n} requests, {bounced} through a bounce buffer, {buffered} without O_DIRECT (misaligned range)");
         }
     }
+    if let (Ok(VmExit::Exited(status)), Some(path)) = (&result, &args.exit_status_file)
+        && let Err(e) = std::fs::write(path, format!("{status}\n"))
+    {
+        eprintln!("vmm: --exit-status-file {}: {e}", path.display());
+        return ExitCode::from(1);
+    }
     match result {
-        Ok(VmExit::Exited(status)) => ExitCode::from(status as u8),
+        Ok(VmExit::Exited(status)) => ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX)),
         Ok(VmExit::Quit) => {
             eprintln!("vmm: quit (C-a x)");
             ExitCode::SUCCESS

@@ -4,20 +4,28 @@
 //! flat segments, `ebx` = `hvm_start_info`). Other vCPUs wait for INIT/SIPI from the guest,
 //! as on hardware. Each vCPU runs in its own thread and reports how it ended on a channel;
 //! the first report (or the timeout) ends the VM.
+//!
+//! Guest memory is unmapped only after no vCPU can run: [`Vcpus`] kicks every vCPU thread
+//! out of KVM_RUN (a signal whose handler sets `immediate_exit`, so a kick that comes
+//! just before KVM_RUN is not lost) and joins it, on every way out of [`run`], and the
+//! VM is closed before the memory is dropped.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::thread;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Once};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use kvm_bindings::{kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{kvm_run, kvm_segment, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{IoEventAddress, Kvm, VcpuExit, VcpuFd, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::boot::{self, BootError, BOOT_GDT_ADDR, START_INFO_ADDR};
 use crate::config::{DiskEngine, VmConfig};
+use crate::console_out::ConsoleOut;
 use crate::devices::virtio::{self, block, mmio::MmioTransport, p9, VirtioDevice};
 use crate::devices::{serial, IoAction, IoBus, MmioBus};
 
@@ -45,6 +53,12 @@ pub enum VmError {
     TooManyDevices(usize),
     #[error("cannot set up a virtio device: {0}")]
     Device(std::io::Error),
+    #[error("vCPU {0} stopped without saying why (its thread ended)")]
+    VcpuVanished(u8),
+    #[error("every vCPU thread ended without saying why")]
+    VcpusGone,
+    #[error("cannot install the vCPU kick signal handler: {0}")]
+    Signal(std::io::Error),
 }
 
 impl VmError {
@@ -73,13 +87,17 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
     move |source| VmError::Kvm { what, source }
 }
 
+/// After the VM ends, how long the console's output may still take to reach a stdout
+/// that is slow, beyond `--timeout` (without a timeout there is no bound).
+const FLUSH_GRACE: Duration = Duration::from_millis(500);
+
 /// Boots the configured guest and runs it until it exits, crashes or times out.
 pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let kvm = open_kvm(&config.kvm_device)?;
-    let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
-
+    // Declared before the VM and the vCPUs: dropped after them (see `Vcpus`).
     let mem = GuestMemoryMmap::<()>::from_ranges(&boot::ram_ranges(config.mem_bytes))
         .map_err(|e| VmError::Memory(config.mem_bytes, e.to_string()))?;
+    let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
     register_memory(&vm, &mem)?;
     let devices = build_devices(config)?;
     let cmdline = announce_devices(&config.cmdline, devices.len());
@@ -92,30 +110,28 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let serial_irq = EventFd::new(libc::EFD_NONBLOCK).map_err(VmError::EventFd)?;
     vm.register_irqfd(&serial_irq, serial::COM1_IRQ).map_err(kvm_err("IRQFD"))?;
     let rx_space = serial::RxSpace::new().map_err(VmError::EventFd)?;
-    let bus = Arc::new(IoBus::new(serial::new(serial_irq, Arc::clone(&rx_space), Box::new(std::io::stdout()))));
+    let console = ConsoleOut::spawn(Box::new(std::io::stdout())).map_err(VmError::Thread)?;
+    let serial = serial::new(serial_irq, Arc::clone(&rx_space), Box::new(console.writer()));
+    let bus = Arc::new(IoBus::new(serial, Arc::clone(&console)));
     let mmio = Arc::new(attach_devices(&vm, &mem, devices)?);
 
-    let cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
+    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
+    install_kick_handler()?;
     let (tx, rx) = mpsc::channel();
+    // From here on every way out of this function stops and joins the vCPU threads
+    // (`vcpus` is dropped before `mmio`, `vm` and `mem`).
+    let mut vcpus = Vcpus::new(&mem, Arc::clone(&console));
     for index in 0..config.vcpus {
         let vcpu = vm.create_vcpu(u64::from(index)).map_err(kvm_err("CREATE_VCPU"))?;
-        let mut cpuid = cpuid.clone();
-        for e in cpuid.as_mut_slice() {
-            if e.function == 1 {
-                e.ebx = (e.ebx & 0x00ff_ffff) | (u32::from(index) << 24); // initial APIC ID
-            }
-        }
+        let mut entries = supported.as_slice().to_vec();
+        crate::cpuid::patch(&mut entries, index, config.vcpus);
+        let cpuid = kvm_bindings::CpuId::from_entries(&entries)
+            .map_err(|_| VmError::Kvm { what: "SET_CPUID2", source: kvm_ioctls::Error::new(libc::E2BIG) })?;
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("SET_CPUID2"))?;
         if index == 0 {
             setup_boot_vcpu(&vcpu, entry.entry)?;
         }
-        let (bus, mmio, tx) = (Arc::clone(&bus), Arc::clone(&mmio), tx.clone());
-        thread::Builder::new()
-            .name(format!("vcpu{index}"))
-            .spawn(move || {
-                let _ = tx.send(run_vcpu(index, vcpu, &bus, &mmio));
-            })
-            .map_err(VmError::Thread)?;
+        vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone())?;
     }
     // Raw mode (a terminal on stdin) until this function returns.
     let terminal = crate::console::raw_mode();
@@ -130,17 +146,185 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     }
     drop(tx);
 
-    let result = match config.timeout {
+    let started = Instant::now();
+    let result = wait_for_end(&rx, config.timeout);
+    vcpus.stop();
+    // A stdout that does not drain must not keep vmm from ending after --timeout.
+    if !bus.flush(config.timeout.map(|t| started + t + FLUSH_GRACE)) {
+        log::warn!("console output not all written: stdout does not drain");
+    }
+    drop(terminal);
+    result
+}
+
+/// Waits for the first vCPU's report (or the stdin thread's Ctrl-A x), at most `timeout`.
+fn wait_for_end(rx: &mpsc::Receiver<Result<VmExit, VmError>>, timeout: Option<Duration>) -> Result<VmExit, VmError> {
+    match timeout {
         Some(timeout) => match rx.recv_timeout(timeout) {
             Ok(result) => result,
-            Err(_) => Ok(VmExit::TimedOut),
+            Err(RecvTimeoutError::Timeout) => Ok(VmExit::TimedOut),
+            Err(RecvTimeoutError::Disconnected) => Err(VmError::VcpusGone),
         },
-        None => rx.recv().unwrap_or(Ok(VmExit::TimedOut)),
-    };
-    bus.flush();
-    drop(terminal);
-    // Returning ends the process, and with it the vCPU threads and the VM.
+        None => rx.recv().unwrap_or(Err(VmError::VcpusGone)),
+    }
+}
+
+/// How long [`Vcpus::stop`] kicks the vCPU threads before it gives up on one.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The vCPU threads. KVM reads and writes guest memory while a vCPU runs, so the memory
+/// must outlive them: [`Vcpus::stop`] (also on drop) kicks each thread out of KVM_RUN and
+/// joins it; a thread that does not stop within [`STOP_TIMEOUT`] (blocked outside
+/// KVM_RUN) is left running, and guest memory stays mapped until the process ends.
+struct Vcpus {
+    threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    console: Arc<ConsoleOut>,
+    mem: GuestMemoryMmap,
+}
+
+impl Vcpus {
+    fn new(mem: &GuestMemoryMmap, console: Arc<ConsoleOut>) -> Self {
+        Self { threads: Vec::new(), stop: Arc::new(AtomicBool::new(false)), console, mem: mem.clone() }
+    }
+
+    /// Starts vCPU `index`'s thread; it sends how the guest ended on `tx`.
+    fn spawn(
+        &mut self,
+        index: u8,
+        vcpu: VcpuFd,
+        bus: Arc<IoBus>,
+        mmio: Arc<MmioBus>,
+        tx: mpsc::Sender<Result<VmExit, VmError>>,
+    ) -> Result<(), VmError> {
+        let stop = Arc::clone(&self.stop);
+        let handle = thread::Builder::new()
+            .name(format!("vcpu{index}"))
+            .spawn(move || {
+                let mut report = Report { index, tx: Some(tx) };
+                match run_vcpu(index, vcpu, &bus, &mmio, &stop) {
+                    Some(result) => report.send(result),
+                    None => report.tx = None, // stopped: the VM is ending anyway
+                }
+            })
+            .map_err(VmError::Thread)?;
+        self.threads.push(handle);
+        Ok(())
+    }
+
+    /// Stops every vCPU thread: kicked out of KVM_RUN (again and again, until it is seen
+    /// to end) and joined. False if one did not end in time (it is left running).
+    fn stop(&mut self) -> bool {
+        let mut all = true;
+        use std::os::unix::thread::JoinHandleExt;
+        self.stop.store(true, Ordering::SeqCst);
+        // A vCPU waiting for room in the console's buffer gives up waiting.
+        self.console.close();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        for handle in self.threads.drain(..) {
+            while !handle.is_finished() {
+                if Instant::now() >= deadline {
+                    log::error!("{} does not stop; guest memory stays mapped", handle.thread().name().unwrap_or("a vCPU"));
+                    std::mem::forget(self.mem.clone());
+                    all = false;
+                    break;
+                }
+                // SAFETY: the thread is not joined yet, so its pthread_t is valid; the kick
+                // signal has a handler (`install_kick_handler`).
+                unsafe { libc::pthread_kill(handle.as_pthread_t(), kick_signal()) };
+                thread::sleep(Duration::from_millis(2));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Vcpus {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What a vCPU thread sends on the channel: its result, or, should it end without one
+/// (a panic that unwinds), that it vanished.
+struct Report {
+    index: u8,
+    tx: Option<mpsc::Sender<Result<VmExit, VmError>>>,
+}
+
+impl Report {
+    fn send(&mut self, result: Result<VmExit, VmError>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(result);
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let index = self.index;
+        self.send(Err(VmError::VcpuVanished(index)));
+    }
+}
+
+thread_local! {
+    /// This vCPU thread's `kvm_run` page, for the kick signal's handler; null outside
+    /// [`run_vcpu`].
+    static KVM_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// The signal that kicks a vCPU thread out of KVM_RUN.
+fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn on_kick(_: libc::c_int) {
+    let run = KVM_RUN.with(Cell::get);
+    if !run.is_null() {
+        // SAFETY: `KickTarget` set it on this thread (the handler runs on the thread the
+        // signal was sent to) to its vCPU's kvm_run mapping, and clears it before that
+        // vCPU is dropped. Only KVM reads immediate_exit; the write is one aligned byte.
+        unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+    }
+}
+
+fn install_kick_handler() -> Result<(), VmError> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        // SAFETY: sigaction is plain data, zeroed then filled; the handler only touches a
+        // thread-local pointer and one byte (async-signal-safe), and no flags ask for
+        // SA_RESTART, so KVM_RUN returns EINTR.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_kick as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(kick_signal(), &action, std::ptr::null_mut()) != 0 {
+                result = Err(VmError::Signal(std::io::Error::last_os_error()));
+            }
+        }
+    });
     result
+}
+
+/// Publishes a vCPU's kvm_run page to the kick handler while it lives.
+struct KickTarget;
+
+impl KickTarget {
+    fn set(vcpu: &mut VcpuFd) -> Self {
+        let run: *mut kvm_run = vcpu.get_kvm_run();
+        KVM_RUN.with(|c| c.set(run));
+        KickTarget
+    }
+}
+
+impl Drop for KickTarget {
+    fn drop(&mut self) {
+        KVM_RUN.with(|c| c.set(std::ptr::null_mut()));
+    }
 }
 
 /// Opens every --disk and --share, in command-line order (disks first).
@@ -150,17 +334,8 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         return Err(VmError::TooManyDevices(count));
     }
     let mut devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
-    for disk in &config.disks {
-        let err = |source| VmError::Disk { path: disk.path.clone(), source };
-        let engine: Arc<dyn block::BlockBackend> = match disk.engine.unwrap_or_else(default_engine) {
-            DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
-            DiskEngine::Uring => {
-                Arc::new(block::engine_uring::UringEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?)
-            }
-        };
-        // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
-        let id = disk.path.file_name().map(|n| n.as_encoded_bytes().to_vec()).unwrap_or_default();
-        devices.push(Box::new(block::Block::new(engine, disk.read_only, &id).with_poll(config.blk_poll)));
+    for (n, disk) in config.disks.iter().enumerate() {
+        devices.push(Box::new(open_disk(disk, n)?.with_poll(config.blk_poll)));
     }
     for share in &config.shares {
         let err = |source| VmError::Share { path: share.path.clone(), source };
@@ -174,6 +349,17 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         devices.push(Box::new(p9::P9Device::new(&share.path, tag, share.read_only).map_err(err)?));
     }
     Ok(devices)
+}
+
+/// Opens the `n`-th disk. Its GET_ID answer is `vmm-diskN`, a neutral serial: never the
+/// host's path or file name.
+fn open_disk(disk: &crate::config::DiskConfig, n: usize) -> Result<block::Block, VmError> {
+    let err = |source| VmError::Disk { path: disk.path.clone(), source };
+    let engine: Arc<dyn block::BlockBackend> = match disk.engine.unwrap_or_else(default_engine) {
+        DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
+        DiskEngine::Uring => Arc::new(block::engine_uring::UringEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
+    };
+    Ok(block::Block::new(engine, disk.read_only, format!("vmm-disk{n}").as_bytes()))
 }
 
 /// io_uring when the host allows it (probed once), else the synchronous engine.
@@ -254,8 +440,9 @@ fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<(), VmError> {
             memory_size: region.len(),
             userspace_addr: region.as_ptr() as u64,
         };
-        // SAFETY: the region is a live mmap owned by `mem`, which outlives the VM: `run`
-        // keeps it until the process ends, and no two slots overlap.
+        // SAFETY: the region is a live mmap owned by `mem`, and no two slots overlap. `run`
+        // drops `mem` only after the VM is closed and every vCPU thread has been joined
+        // (`Vcpus`); should a thread not stop, a leaked clone keeps the mapping.
         unsafe { vm.set_user_memory_region(region_info) }.map_err(kvm_err("SET_USER_MEMORY_REGION"))?;
     }
     Ok(())
@@ -298,7 +485,6 @@ fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> Result<(), VmError> {
     vcpu.set_fpu(&fpu).map_err(kvm_err("SET_FPU"))
 }
 
-/// Runs one vCPU until the guest exits or something goes wrong.
 /// VM exits seen by all vCPUs, by kind (`vmm run --stats` prints them).
 pub struct ExitCounts {
     pub io: AtomicU64,
@@ -325,14 +511,20 @@ fn count_exit(exit: &Result<VcpuExit, kvm_ioctls::Error>) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus) -> Result<VmExit, VmError> {
-    loop {
+/// Runs one vCPU until the guest exits or something goes wrong; `None` once `stop` is set
+/// (the VM is ending).
+fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus, stop: &AtomicBool) -> Option<Result<VmExit, VmError>> {
+    let _kick = KickTarget::set(&mut vcpu);
+    Some(loop {
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
         let exit = vcpu.run();
         count_exit(&exit);
         let reason = match exit {
             Ok(VcpuExit::IoOut(port, data)) => match bus.write(port, data) {
                 IoAction::Continue => continue,
-                IoAction::Exit(status) => return Ok(VmExit::Exited(status)),
+                IoAction::Exit(status) => break Ok(VmExit::Exited(status)),
             },
             Ok(VcpuExit::IoIn(port, data)) => {
                 bus.read(port, data);
@@ -356,17 +548,92 @@ fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus) -> Result<
             Ok(VcpuExit::FailEntry(reason, _)) => format!("VM entry failed (hardware reason {reason:#x})"),
             Ok(VcpuExit::SystemEvent(kind, _)) => format!("system event {kind}"),
             Ok(other) => format!("unexpected exit {other:?}"),
-            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => continue,
+            Err(e) if e.errno() == libc::EINTR => {
+                // A kick: the loop's check sees `stop`. (Another signal: run again.)
+                vcpu.set_kvm_immediate_exit(0);
+                continue;
+            }
+            Err(e) if e.errno() == libc::EAGAIN => continue,
             Err(e) => format!("KVM_RUN failed: {e}"),
         };
         let rip = vcpu.get_regs().map(|r| r.rip).unwrap_or(0);
-        return Err(VmError::GuestCrashed { reason, vcpu: index, rip });
-    }
+        break Err(VmError::GuestCrashed { reason, vcpu: index, rip });
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::announce_devices;
+    use super::*;
+    use crate::config::DiskConfig;
+    use crate::devices::virtio::test_util::TempDir;
+
+    /// GET_ID says nothing of the host's file.
+    #[test]
+    fn disk_id_is_neutral() {
+        let dir = TempDir::new("diskid");
+        let path = dir.path().join("secret-customer.img");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let disk = DiskConfig { path, read_only: true, engine: Some(DiskEngine::Sync), direct: false };
+        let id = *open_disk(&disk, 1).unwrap().id();
+        assert_eq!(&id, b"vmm-disk1\0\0\0\0\0\0\0\0\0\0\0");
+    }
+
+    /// A vCPU thread that ends without a report (a panic) is not a timeout, nor is a
+    /// channel whose senders are all gone.
+    #[test]
+    fn a_vanished_vcpu_is_an_error_not_a_timeout() {
+        let (tx, rx) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let _report = Report { index: 3, tx: Some(tx) };
+            panic!("a vCPU thread dies");
+        });
+        assert!(thread.join().is_err());
+        assert!(matches!(wait_for_end(&rx, Some(Duration::from_secs(5))), Err(VmError::VcpuVanished(3))));
+        let (tx, rx) = mpsc::channel::<Result<VmExit, VmError>>();
+        drop(tx);
+        assert!(matches!(wait_for_end(&rx, Some(Duration::from_secs(5))), Err(VmError::VcpusGone)));
+        assert!(matches!(wait_for_end(&rx, None), Err(VmError::VcpusGone)));
+        let (_tx, rx) = mpsc::channel::<Result<VmExit, VmError>>();
+        assert!(matches!(wait_for_end(&rx, Some(Duration::from_millis(10))), Ok(VmExit::TimedOut)));
+    }
+
+    /// A vCPU spinning in guest mode (no exits) is kicked out of KVM_RUN and joined, also
+    /// when the kick comes before it entered KVM_RUN (skipped without /dev/kvm).
+    #[test]
+    fn stop_kicks_vcpus_out_of_kvm_run_and_joins_them() {
+        let Ok(kvm) = Kvm::new() else { return };
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(vm_memory::GuestAddress(0), 1 << 20)]).unwrap();
+        vm_memory::Bytes::write_slice(&mem, &[0xeb, 0xfe], vm_memory::GuestAddress(0x1000)).unwrap(); // jmp $
+        let vm = kvm.create_vm().unwrap();
+        register_memory(&vm, &mem).unwrap();
+        install_kick_handler().unwrap();
+        let console = ConsoleOut::spawn(Box::new(std::io::sink())).unwrap();
+        let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let serial = serial::new(irq, serial::RxSpace::new().unwrap(), Box::new(console.writer()));
+        let bus = Arc::new(IoBus::new(serial, Arc::clone(&console)));
+        let mmio = Arc::new(MmioBus::default());
+        let (tx, rx) = mpsc::channel();
+        let mut id = 0u64;
+        for round in 0..10 {
+            let mut vcpus = Vcpus::new(&mem, Arc::clone(&console));
+            for index in 0..2 {
+                let vcpu = vm.create_vcpu(id).unwrap();
+                id += 1;
+                let mut sregs = vcpu.get_sregs().unwrap();
+                (sregs.cs.base, sregs.cs.selector) = (0, 0);
+                vcpu.set_sregs(&sregs).unwrap();
+                vcpu.set_regs(&kvm_bindings::kvm_regs { rip: 0x1000, rflags: 2, ..Default::default() }).unwrap();
+                vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone()).unwrap();
+            }
+            if round % 2 == 1 {
+                thread::sleep(Duration::from_millis(50)); // well inside KVM_RUN by now
+            }
+            let start = Instant::now();
+            assert!(vcpus.stop(), "round {round}: a vCPU thread did not stop");
+            assert!(start.elapsed() < Duration::from_secs(1), "round {round}: {:?}", start.elapsed());
+            assert!(rx.try_recv().is_err(), "a stopped vCPU reports nothing");
+        }
+    }
 
     #[test]
     fn devices_are_announced_before_init_args() {

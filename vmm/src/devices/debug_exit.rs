@@ -1,7 +1,8 @@
 //! An isa-debug-exit-compatible device: a write to port 0xf4 ends the VM.
 //!
-//! The guest writes a status (1, 2 or 4 bytes). `vmm` exits with that status itself
-//! (the shell sees its low 8 bits); QEMU's device exits with `(status << 1) | 1`.
+//! The guest writes a status (1, 2 or 4 bytes). `vmm` exits with that status itself (255
+//! for a status above 255; `--exit-status-file` gets all of it); QEMU's device exits with
+//! `(status << 1) | 1`.
 
 use super::IoAction;
 

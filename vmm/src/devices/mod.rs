@@ -2,17 +2,20 @@
 //! MMIO ([`MmioBus`]: the virtio-mmio slots).
 
 pub mod debug_exit;
+pub mod guest_errors;
 pub mod rtc;
 pub mod serial;
 pub mod virtio;
 
-use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use debug_exit::DebugExit;
 use rtc::Rtc;
 use serial::SerialConsole;
 use virtio::mmio::MmioTransport;
+
+use crate::console_out::ConsoleOut;
 
 /// What a port write asks of the vCPU loop.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,17 +28,25 @@ pub enum IoAction {
 /// The legacy I/O ports the VMM emulates (everything else is in KVM's irqchip or absent).
 pub struct IoBus {
     serial: Mutex<SerialConsole>,
+    /// The buffer the serial port's output goes to (see [`crate::console_out`]).
+    out: Arc<ConsoleOut>,
     debug_exit: DebugExit,
     rtc: Mutex<Rtc>,
 }
 
 impl IoBus {
-    pub fn new(serial: SerialConsole) -> Self {
-        Self { serial: Mutex::new(serial), debug_exit: DebugExit, rtc: Mutex::new(Rtc::default()) }
+    /// `serial` writes its output to `out`'s writer.
+    pub fn new(serial: SerialConsole, out: Arc<ConsoleOut>) -> Self {
+        Self { serial: Mutex::new(serial), out, debug_exit: DebugExit, rtc: Mutex::new(Rtc::default()) }
     }
 
     pub fn write(&self, port: u16, data: &[u8]) -> IoAction {
         if let Some(offset) = serial::offset(port) {
+            if offset == 0 {
+                // THR (or the divisor latch): when stdout is slow, wait for room before
+                // taking the serial lock, never while holding it.
+                self.out.wait_for_room();
+            }
             let mut serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
             for &byte in data {
                 if let Err(e) = serial.write(offset, byte) {
@@ -75,9 +86,15 @@ impl IoBus {
         &self.serial
     }
 
-    /// Writes out whatever the console has buffered.
-    pub fn flush(&self) {
-        let _ = self.serial.lock().unwrap_or_else(|e| e.into_inner()).writer_mut().flush();
+    /// The console's output buffer.
+    pub fn console_out(&self) -> &Arc<ConsoleOut> {
+        &self.out
+    }
+
+    /// Waits until the console's output is written out, or until `deadline`; returns
+    /// whether it was.
+    pub fn flush(&self, deadline: Option<Instant>) -> bool {
+        self.out.flush_until(deadline)
     }
 }
 

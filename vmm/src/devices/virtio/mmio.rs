@@ -6,21 +6,32 @@
 //! driver writes; at DRIVER_OK it builds virtio-queue `Queue`s from it, checks them
 //! against guest memory, and hands them to a [`Worker`] thread with the device's request
 //! handler. A write of 0 to Status stops that thread and resets everything.
+//!
+//! The reset waits for the worker at most [`RESET_TIMEOUT`]: a worker stuck in host I/O
+//! (a file on a hung NFS or FUSE mount) must not hold the vCPU. The reset then completes
+//! later, as the spec allows (the driver waits for Status to read 0): until the worker
+//! has ended, Status reads DEVICE_NEEDS_RESET with the old bits, and every write is
+//! ignored, so the worker can only touch the rings the driver had given it.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::time::Duration;
 
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 
-use super::worker::Worker;
+use super::worker::{Worker, WorkerHandle};
+use crate::devices::guest_errors;
+use crate::guest_warn;
 use super::{status, Interrupt, VirtioDevice, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
 
 pub const MAGIC: u32 = 0x7472_6976; // "virt"
 pub const VERSION: u32 = 2;
 /// The vendor id QEMU's virtio-mmio reports ("QEMU").
 pub const VENDOR_ID: u32 = 0x554d_4551;
+
+/// How long a reset waits for the device's worker to stop before it completes later.
+pub const RESET_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Register offsets (section 4.2.2).
 pub mod reg {
@@ -86,7 +97,10 @@ pub struct MmioTransport {
     driver_features_sel: u32,
     driver_features: u64,
     queue_sel: u32,
-    worker: Option<(EventFd, JoinHandle<()>)>,
+    worker: Option<(EventFd, WorkerHandle)>,
+    /// A worker told to stop that had not stopped when the driver reset the device: the
+    /// reset completes once it has.
+    stopping: Option<WorkerHandle>,
 }
 
 impl MmioTransport {
@@ -118,6 +132,7 @@ impl MmioTransport {
             driver_features: 0,
             queue_sel: 0,
             worker: None,
+            stopping: None,
         })
     }
 
@@ -139,9 +154,10 @@ impl MmioTransport {
     }
 
     pub fn read(&mut self, offset: u64, data: &mut [u8]) {
+        self.poll_stopping();
         if offset >= reg::CONFIG {
             if !matches!(data.len(), 1 | 2 | 4 | 8) {
-                log::warn!("{}: config read of {} bytes refused", self.name, data.len());
+                guest_warn!(guest_errors::MMIO, "{}: config read of {} bytes refused", self.name, data.len());
                 data.fill(0);
                 return;
             }
@@ -149,7 +165,7 @@ impl MmioTransport {
             return;
         }
         if data.len() != 4 || !offset.is_multiple_of(4) {
-            log::warn!("{}: register read at {offset:#x} of {} bytes refused", self.name, data.len());
+            guest_warn!(guest_errors::MMIO, "{}: register read at {offset:#x} of {} bytes refused", self.name, data.len());
             data.fill(0);
             return;
         }
@@ -181,7 +197,7 @@ impl MmioTransport {
             reg::SHM_BASE_LOW | reg::SHM_BASE_HIGH => 0,
             reg::CONFIG_GENERATION => 0,
             _ => {
-                log::warn!("{}: read of write-only or unknown register {offset:#x}", self.name);
+                guest_warn!(guest_errors::MMIO, "{}: read of write-only or unknown register {offset:#x}", self.name);
                 0
             }
         };
@@ -189,16 +205,20 @@ impl MmioTransport {
     }
 
     pub fn write(&mut self, offset: u64, data: &[u8]) {
+        if !self.poll_stopping() {
+            guest_warn!(guest_errors::MMIO, "{}: register write at {offset:#x} while the reset is under way, ignored", self.name);
+            return;
+        }
         if offset >= reg::CONFIG {
-            log::warn!("{}: write to read-only config space at {:#x} refused", self.name, offset - reg::CONFIG);
+            guest_warn!(guest_errors::MMIO, "{}: write to read-only config space at {:#x} refused", self.name, offset - reg::CONFIG);
             return;
         }
         let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-            log::warn!("{}: register write at {offset:#x} of {} bytes refused", self.name, data.len());
+            guest_warn!(guest_errors::MMIO, "{}: register write at {offset:#x} of {} bytes refused", self.name, data.len());
             return;
         };
         if !offset.is_multiple_of(4) {
-            log::warn!("{}: unaligned register write at {offset:#x} refused", self.name);
+            guest_warn!(guest_errors::MMIO, "{}: unaligned register write at {offset:#x} refused", self.name);
             return;
         }
         let value = u32::from_le_bytes(bytes);
@@ -207,13 +227,13 @@ impl MmioTransport {
             reg::DRIVER_FEATURES_SEL => self.driver_features_sel = value,
             reg::DRIVER_FEATURES => {
                 if self.status() & (status::FEATURES_OK | status::DRIVER_OK) != 0 {
-                    log::warn!("{}: DriverFeatures written after FEATURES_OK, ignored", self.name);
+                    guest_warn!(guest_errors::MMIO, "{}: DriverFeatures written after FEATURES_OK, ignored", self.name);
                     return;
                 }
                 match self.driver_features_sel {
                     0 => set_low(&mut self.driver_features, value),
                     1 => set_high(&mut self.driver_features, value),
-                    sel => log::warn!("{}: DriverFeatures with select {sel} ignored", self.name),
+                    sel => guest_warn!(guest_errors::MMIO, "{}: DriverFeatures with select {sel} ignored", self.name),
                 }
             }
             reg::QUEUE_SEL => self.queue_sel = value,
@@ -234,35 +254,35 @@ impl MmioTransport {
                         log::warn!("{}: cannot notify queue {value}: {e}", self.name);
                     }
                 }
-                None => log::warn!("{}: notification of queue {value}, which does not exist", self.name),
+                None => guest_warn!(guest_errors::MMIO, "{}: notification of queue {value}, which does not exist", self.name),
             },
             reg::INTERRUPT_ACK => self.interrupt.ack(value),
             reg::STATUS => self.write_status(value),
             reg::SHM_SEL => {}
-            _ => log::warn!("{}: write to read-only or unknown register {offset:#x} refused", self.name),
+            _ => guest_warn!(guest_errors::MMIO, "{}: write to read-only or unknown register {offset:#x} refused", self.name),
         }
     }
 
     fn write_queue(&mut self, offset: u64, value: u32) {
         let name = self.name.clone();
         if self.status() & status::DRIVER_OK != 0 {
-            log::warn!("{name}: queue register {offset:#x} written after DRIVER_OK, ignored");
+            guest_warn!(guest_errors::MMIO, "{name}: queue register {offset:#x} written after DRIVER_OK, ignored");
             return;
         }
         let sel = self.queue_sel;
         let Some(q) = self.selected_queue() else {
-            log::warn!("{name}: queue register {offset:#x} written for queue {sel}, which does not exist");
+            guest_warn!(guest_errors::MMIO, "{name}: queue register {offset:#x} written for queue {sel}, which does not exist");
             return;
         };
         if q.ready && offset != reg::QUEUE_READY {
-            log::warn!("{name}: queue {sel} register {offset:#x} written while the queue is ready, ignored");
+            guest_warn!(guest_errors::MMIO, "{name}: queue {sel} register {offset:#x} written while the queue is ready, ignored");
             return;
         }
         match offset {
             reg::QUEUE_NUM => match u16::try_from(value) {
                 Ok(size) => q.size = size,
                 Err(_) => {
-                    log::warn!("{name}: queue {sel} size {value} refused");
+                    guest_warn!(guest_errors::MMIO, "{name}: queue {sel} size {value} refused");
                     q.size = 0; // invalid: caught at DRIVER_OK
                 }
             },
@@ -286,7 +306,7 @@ impl MmioTransport {
         let mut new = value & !status::DEVICE_NEEDS_RESET;
         let kept = old & !status::DEVICE_NEEDS_RESET;
         if new & kept != kept {
-            log::warn!("{}: status {value:#x} clears bits of {old:#x}, ignored", self.name);
+            guest_warn!(guest_errors::MMIO, "{}: status {value:#x} clears bits of {old:#x}, ignored", self.name);
             return;
         }
         let added = new & !kept;
@@ -294,7 +314,8 @@ impl MmioTransport {
             let offered = self.device.features();
             let unknown = self.driver_features & !offered;
             if unknown != 0 || self.driver_features & (1 << VIRTIO_F_VERSION_1) == 0 {
-                log::warn!(
+                guest_warn!(
+                    guest_errors::MMIO,
                     "{}: features {:#x} refused (offered {offered:#x}; VERSION_1 is required)",
                     self.name,
                     self.driver_features
@@ -303,7 +324,7 @@ impl MmioTransport {
             }
         }
         if added & status::DRIVER_OK != 0 && new & status::FEATURES_OK == 0 {
-            log::warn!("{}: DRIVER_OK without FEATURES_OK, ignored", self.name);
+            guest_warn!(guest_errors::MMIO, "{}: DRIVER_OK without FEATURES_OK, ignored", self.name);
             new &= !status::DRIVER_OK;
         }
         self.interrupt.set_device_status(new | (old & status::DEVICE_NEEDS_RESET));
@@ -331,7 +352,7 @@ impl MmioTransport {
                     }
                 },
                 Err(why) => {
-                    log::warn!("{}: queue {index} refused at DRIVER_OK: {why}", self.name);
+                    guest_warn!(guest_errors::MMIO, "{}: queue {index} refused at DRIVER_OK: {why}", self.name);
                     self.interrupt.needs_reset();
                     return;
                 }
@@ -364,12 +385,41 @@ impl MmioTransport {
         }
     }
 
-    /// Status 0: stop the worker and forget everything the driver set.
+    /// Status 0: stop the worker and forget everything the driver set; if the worker does
+    /// not stop within [`RESET_TIMEOUT`], the reset completes when it has (see the module
+    /// docs).
     pub fn reset(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
         if let Some((stop, handle)) = self.worker.take() {
             let _ = stop.write(1);
-            let _ = handle.join();
+            if let Err(handle) = handle.join_within(RESET_TIMEOUT) {
+                log::warn!("{}: the device thread is still busy (host I/O?); the reset completes when it is done", self.name);
+                self.stopping = Some(handle);
+                self.interrupt.needs_reset();
+                return;
+            }
         }
+        self.finish_reset();
+    }
+
+    /// Completes a reset whose worker has stopped meanwhile. False while it has not.
+    fn poll_stopping(&mut self) -> bool {
+        let Some(handle) = self.stopping.take() else { return true };
+        match handle.join_within(Duration::ZERO) {
+            Ok(()) => {
+                self.finish_reset();
+                true
+            }
+            Err(handle) => {
+                self.stopping = Some(handle);
+                false
+            }
+        }
+    }
+
+    fn finish_reset(&mut self) {
         for q in &mut self.queues {
             *q = QueueConfig { max_size: q.max_size, size: q.max_size, ..Default::default() };
         }
@@ -814,5 +864,97 @@ mod tests {
         // A request without a header needs a reset.
         d.submit(&[(HDR, 3, false), (DATA, 8192, true)]);
         assert!(d.wait_status(status::DEVICE_NEEDS_RESET));
+    }
+
+    /// A guest hammering the registers with bad accesses: every one is counted, few are
+    /// logged.
+    #[test]
+    fn a_flood_of_bad_accesses_is_counted_but_rate_limited() {
+        use crate::devices::guest_errors::{BURST, MMIO};
+        let mut d = Driver::block(&disk(8), true);
+        let (count, logged) = (MMIO.count(), MMIO.logged());
+        for _ in 0..10_000 {
+            d.t.write(0x3, &[1, 2, 3, 4]); // unaligned
+            let mut b = [0u8; 2];
+            d.t.read(reg::STATUS, &mut b); // wrong width
+        }
+        assert!(MMIO.count() - count >= 20_000);
+        // Other tests may log too, but the whole process logs at most the burst and one
+        // line per interval.
+        assert!(MMIO.logged() - logged <= BURST + 2, "{} logged", MMIO.logged() - logged);
+    }
+
+    /// A device whose request handler blocks in host I/O (a read of a pipe nobody
+    /// writes, as a file on a hung NFS mount would).
+    struct Stuck(Arc<std::fs::File>);
+
+    struct StuckHandler(Arc<std::fs::File>);
+
+    impl VirtioDevice for Stuck {
+        fn device_type(&self) -> u32 {
+            42
+        }
+        fn features(&self) -> u64 {
+            V1
+        }
+        fn queue_max_sizes(&self) -> &[u16] {
+            &[QSIZE]
+        }
+        fn config(&self) -> &[u8] {
+            &[]
+        }
+        fn activate(&mut self, _features: u64) -> Box<dyn crate::devices::virtio::QueueHandler> {
+            Box::new(StuckHandler(Arc::clone(&self.0)))
+        }
+    }
+
+    impl crate::devices::virtio::QueueHandler for StuckHandler {
+        fn process(
+            &mut self,
+            _queue: usize,
+            _mem: &GuestMemoryMmap,
+            _chain: &crate::devices::virtio::chain::Chain,
+        ) -> Result<u32, crate::devices::virtio::DeviceError> {
+            let mut byte = [0u8; 1];
+            let _ = std::io::Read::read(&mut &*self.0, &mut byte);
+            Ok(0)
+        }
+    }
+
+    /// A reset does not wait for a worker stuck in host I/O longer than RESET_TIMEOUT:
+    /// the device reads DEVICE_NEEDS_RESET and ignores the driver until the worker is
+    /// done, then the reset completes and the device works again.
+    #[test]
+    fn reset_does_not_wait_for_a_stuck_worker() {
+        use std::os::fd::FromRawFd;
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors, which we own from here on.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: fresh descriptors owned by nobody else.
+        let (r, mut w) = unsafe { (std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])) };
+        let mut d = Driver::new(Box::new(Stuck(Arc::new(r))));
+        d.init(V1);
+        d.submit(&[(HDR, 16, false)]);
+        std::thread::sleep(Duration::from_millis(50)); // the worker is in its read
+        // Unblocks the worker after a while, whatever happens (so a failing test ends).
+        let unblock = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(2));
+            std::io::Write::write_all(&mut w, b"x").unwrap();
+        });
+        let start = Instant::now();
+        d.w(reg::STATUS, 0);
+        assert!(start.elapsed() < RESET_TIMEOUT + Duration::from_millis(500), "reset took {:?}", start.elapsed());
+        let before = d.r(reg::STATUS);
+        assert_ne!(before & status::DEVICE_NEEDS_RESET, 0, "the reset is not complete");
+        assert_ne!(before & status::DRIVER_OK, 0, "the old bits stay");
+        d.negotiate(V1);
+        assert_eq!(d.r(reg::STATUS), before, "the driver is ignored meanwhile");
+        unblock.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while d.r(reg::STATUS) != 0 {
+            assert!(Instant::now() < deadline, "the reset never completed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(d.negotiate(V1), "the device works again");
     }
 }

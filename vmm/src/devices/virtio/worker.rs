@@ -93,9 +93,39 @@ const STOP_TOKEN: u64 = u64::MAX;
 const RESAMPLE_TOKEN: u64 = u64::MAX - 1;
 const COMPLETION_TOKEN: u64 = u64::MAX - 2;
 
+/// A running worker thread, which can be waited for with a bound.
+pub struct WorkerHandle {
+    thread: JoinHandle<()>,
+    /// Disconnected when the thread ends (its sender is dropped last thing).
+    ended: std::sync::mpsc::Receiver<()>,
+}
+
+impl WorkerHandle {
+    /// Joins the thread if it ends within `timeout`; gives the handle back if not.
+    pub fn join_within(self, timeout: std::time::Duration) -> Result<(), Self> {
+        match self.ended.recv_timeout(timeout) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(self),
+            _ => {
+                let _ = self.thread.join();
+                Ok(())
+            }
+        }
+    }
+
+    /// Joins the thread, however long it takes.
+    pub fn join(self) -> std::thread::Result<()> {
+        self.thread.join()
+    }
+}
+
 impl Worker {
-    pub fn spawn(self) -> std::io::Result<JoinHandle<()>> {
-        std::thread::Builder::new().name(self.name.clone()).spawn(move || self.run())
+    pub fn spawn(self) -> std::io::Result<WorkerHandle> {
+        let (tx, ended) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new().name(self.name.clone()).spawn(move || {
+            let _ended = tx;
+            self.run()
+        })?;
+        Ok(WorkerHandle { thread, ended })
     }
 
     fn run(mut self) {
@@ -103,7 +133,7 @@ impl Worker {
         // No host I/O may still target guest memory once the device is reset.
         self.handler.quiesce();
         if let Err(e) = result {
-            log::warn!("{}: {e}; the device needs a reset", self.name);
+            crate::guest_warn!(crate::devices::guest_errors::DEVICE, "{}: {e}; the device needs a reset", self.name);
             self.interrupt.needs_reset();
         }
     }
@@ -349,7 +379,7 @@ mod tests {
         kick: EventFd,
         stop: EventFd,
         served: Arc<Mutex<Vec<u16>>>,
-        thread: Option<JoinHandle<()>>,
+        thread: Option<WorkerHandle>,
         event_idx: bool,
     }
 

@@ -22,7 +22,9 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap};
 
 use super::direct::AlignedBuf;
 use super::*;
+use crate::devices::guest_errors;
 use crate::devices::virtio::chain::{self, Chain, ChainError, Segment};
+use crate::guest_warn;
 use crate::devices::virtio::{DeviceError, QueueHandler};
 
 /// Largest bounce buffer between the backing file and guest memory.
@@ -53,12 +55,12 @@ pub fn parse_request(header: &RequestHeader, readable: u64, writable: u64, capac
     let out_data = readable.saturating_sub(16);
     let range = |len: u64| -> Result<u64, u8> {
         if !len.is_multiple_of(SECTOR_SIZE) {
-            log::warn!("virtio-blk: data length {len} is not a multiple of {SECTOR_SIZE}");
+            guest_warn!(guest_errors::BLK, "virtio-blk: data length {len} is not a multiple of {SECTOR_SIZE}");
             return Err(VIRTIO_BLK_S_IOERR);
         }
         let end = header.sector.checked_add(len / SECTOR_SIZE);
         if end.is_none_or(|end| end > capacity) {
-            log::warn!("virtio-blk: sectors {}+{} beyond the end ({capacity})", header.sector, len / SECTOR_SIZE);
+            guest_warn!(guest_errors::BLK, "virtio-blk: sectors {}+{} beyond the end ({capacity})", header.sector, len / SECTOR_SIZE);
             return Err(VIRTIO_BLK_S_IOERR);
         }
         Ok(header.sector * SECTOR_SIZE)
@@ -66,18 +68,18 @@ pub fn parse_request(header: &RequestHeader, readable: u64, writable: u64, capac
     match header.type_ {
         VIRTIO_BLK_T_IN => {
             if out_data != 0 {
-                log::warn!("virtio-blk: read request with {out_data} device-readable data bytes");
+                guest_warn!(guest_errors::BLK, "virtio-blk: read request with {out_data} device-readable data bytes");
                 return Err(VIRTIO_BLK_S_IOERR);
             }
             Ok(Request::Read { offset: range(in_data)?, len: in_data })
         }
         VIRTIO_BLK_T_OUT => {
             if in_data != 0 {
-                log::warn!("virtio-blk: write request with {in_data} device-writable data bytes");
+                guest_warn!(guest_errors::BLK, "virtio-blk: write request with {in_data} device-writable data bytes");
                 return Err(VIRTIO_BLK_S_IOERR);
             }
             if read_only {
-                log::warn!("virtio-blk: write to a read-only disk");
+                guest_warn!(guest_errors::BLK, "virtio-blk: write to a read-only disk");
                 return Err(VIRTIO_BLK_S_IOERR);
             }
             Ok(Request::Write { offset: range(out_data)?, len: out_data })
@@ -85,7 +87,7 @@ pub fn parse_request(header: &RequestHeader, readable: u64, writable: u64, capac
         VIRTIO_BLK_T_FLUSH => Ok(Request::Flush),
         VIRTIO_BLK_T_GET_ID => {
             if out_data != 0 {
-                log::warn!("virtio-blk: GET_ID with {out_data} device-readable data bytes");
+                guest_warn!(guest_errors::BLK, "virtio-blk: GET_ID with {out_data} device-readable data bytes");
                 return Err(VIRTIO_BLK_S_IOERR);
             }
             Ok(Request::GetId { len: in_data.min(ID_BYTES as u64) })
@@ -95,12 +97,12 @@ pub fn parse_request(header: &RequestHeader, readable: u64, writable: u64, capac
         // Not offered on a read-only disk.
         VIRTIO_BLK_T_DISCARD if read_only => Err(VIRTIO_BLK_S_UNSUPP),
         VIRTIO_BLK_T_DISCARD if out_data != DISCARD_SEGMENT || in_data != 0 => {
-            log::warn!("virtio-blk: discard with {out_data} bytes of segments and {in_data} to write");
+            guest_warn!(guest_errors::BLK, "virtio-blk: discard with {out_data} bytes of segments and {in_data} to write");
             Err(VIRTIO_BLK_S_UNSUPP)
         }
         VIRTIO_BLK_T_DISCARD => Ok(Request::Discard { offset: 0, len: 0 }),
         other => {
-            log::warn!("virtio-blk: unsupported request type {other}");
+            guest_warn!(guest_errors::BLK, "virtio-blk: unsupported request type {other}");
             Err(VIRTIO_BLK_S_UNSUPP)
         }
     }
@@ -120,7 +122,7 @@ pub fn parse_discard(seg: &[u8; 16], capacity: u64) -> Result<Request, u8> {
         return Err(VIRTIO_BLK_S_UNSUPP);
     }
     if sectors > super::MAX_DISCARD_SECTORS || sector.checked_add(u64::from(sectors)).is_none_or(|end| end > capacity) {
-        log::warn!("virtio-blk: discard of sectors {sector}+{sectors} beyond the end ({capacity}) or the limit");
+        guest_warn!(guest_errors::BLK, "virtio-blk: discard of sectors {sector}+{sectors} beyond the end ({capacity}) or the limit");
         return Err(VIRTIO_BLK_S_IOERR);
     }
     Ok(Request::Discard { offset: sector * SECTOR_SIZE, len: u64::from(sectors) * SECTOR_SIZE })
@@ -201,9 +203,11 @@ impl BlockHandler {
     }
 
     /// Writes the status byte; returns the used length (data bytes written + the status).
+    /// [`Chain::parse`] refuses chains longer than a used length can say, so saturating
+    /// never happens; it only keeps a huge count from wrapping to a small one.
     fn finish(mem: &GuestMemoryMmap, chain: &Chain, status: u8, written: u64) -> Result<u32, DeviceError> {
         chain.write_at(mem, chain.writable_len() - 1, &[status])?;
-        Ok((written + 1) as u32)
+        Ok(u32::try_from(written.saturating_add(1)).unwrap_or(u32::MAX))
     }
 
     /// Carries out a checked request; returns the status and the data bytes written.
@@ -255,7 +259,7 @@ impl BlockHandler {
 }
 
 fn io_err(e: std::io::Error) -> u8 {
-    log::warn!("virtio-blk: host I/O error: {e}");
+    guest_warn!(guest_errors::HOST_IO, "virtio-blk: host I/O error: {e}");
     VIRTIO_BLK_S_IOERR
 }
 
@@ -657,6 +661,17 @@ pub(crate) mod tests {
             s.t.mem.read_slice(&mut id, GuestAddress(DATA)).unwrap();
             assert_eq!(&id[..9], b"disk-id!\0");
         }
+    }
+
+    /// The used length of a request that wrote more than 4 GiB (which `Chain::parse`
+    /// refuses) would saturate, not wrap to a small count.
+    #[test]
+    fn used_length_does_not_wrap() {
+        let s = setup(Engine::Sync, 8, false);
+        let chain = Chain { head: 0, readable: vec![], writable: vec![Segment { addr: GuestAddress(STATUS), len: 1 }] };
+        assert_eq!(BlockHandler::finish(&s.t.mem, &chain, VIRTIO_BLK_S_OK, 1 << 32), Ok(u32::MAX));
+        assert_eq!(BlockHandler::finish(&s.t.mem, &chain, VIRTIO_BLK_S_OK, u64::MAX), Ok(u32::MAX));
+        assert_eq!(BlockHandler::finish(&s.t.mem, &chain, VIRTIO_BLK_S_OK, 511), Ok(512));
     }
 
     #[test]

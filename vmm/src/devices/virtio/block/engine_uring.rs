@@ -13,7 +13,9 @@
 //! starts after every op submitted before it completed, and later ops start after it),
 //! and completes only when fdatasync returned; a short transfer is continued and a read
 //! that meets the end of the file is an error, as `read_exact_at`/`write_all_at` do;
-//! EINTR and EAGAIN are retried. The blocking [`BlockBackend`] calls stay those of
+//! EINTR, EAGAIN and EBUSY are retried, [`MAX_RETRIES`] times in a row at most, with a
+//! growing pause (see [`backoff`]), then the op fails with that error (the guest sees
+//! IOERR). The blocking [`BlockBackend`] calls stay those of
 //! [`SyncEngine`] on the same file.
 //!
 //! With direct I/O ([`super::direct`]) the ring's ops use the O_DIRECT descriptor, and an
@@ -146,6 +148,8 @@ struct Slot {
     /// The op's aligned buffer (direct I/O, misaligned buffers), which `iovecs` points
     /// into, and the caller's buffers.
     bounce: Option<(AlignedBuf, Vec<libc::iovec>)>,
+    /// Retries in a row (EINTR, EAGAIN, EBUSY) since the op last made progress.
+    retries: u32,
 }
 
 // SAFETY: the raw pointers in `iovecs` point into guest memory, which every thread of the
@@ -178,6 +182,19 @@ pub struct UringQueue {
 
 fn is_retry(errno: i32) -> bool {
     errno == libc::EINTR || errno == libc::EAGAIN || errno == libc::EBUSY
+}
+
+/// Retries in a row before an op fails with its EINTR, EAGAIN or EBUSY.
+pub const MAX_RETRIES: u32 = 10;
+
+/// The pause before retry `n` (1-based): none for the first two, then 100 us doubling up
+/// to 10 ms (about 23 ms in all). The worker thread waits: a host that keeps refusing
+/// slows this device down rather than spinning it.
+fn backoff(n: u32) -> Duration {
+    if n <= 2 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(100u64 << (n - 3).min(16)).min(Duration::from_millis(10))
 }
 
 impl UringQueue {
@@ -227,13 +244,16 @@ impl UringQueue {
             return Ok(());
         };
         let result = if res < 0 {
-            if is_retry(-res) {
+            if is_retry(-res) && slot.retries < MAX_RETRIES {
+                slot.retries += 1;
+                std::thread::sleep(backoff(slot.retries));
                 return self.queue_sqe(index);
             }
             Err(io::Error::from_raw_os_error(-res))
         } else if slot.kind == Kind::Flush {
             Ok(())
         } else {
+            slot.retries = 0;
             let n = res as u64;
             slot.transferred += n;
             slot.offset += n;
@@ -346,7 +366,7 @@ impl AsyncQueue for UringQueue {
                 }
             }
         }
-        self.slots[index] = Some(Slot { token, kind, offset, iovecs, transferred: 0, buffered, bounce });
+        self.slots[index] = Some(Slot { token, kind, offset, iovecs, transferred: 0, buffered, bounce, retries: 0 });
         if kind != Kind::Flush && self.slots[index].as_ref().is_some_and(|s| s.iovecs.is_empty()) {
             // Nothing to transfer: the op is done now, announced as any other.
             let mut done = Vec::new();
@@ -602,6 +622,38 @@ mod tests {
             assert_eq!(done[2].transferred, 512);
             assert!(aligned[..512].iter().all(|&x| x == 7));
         }
+    }
+
+    /// A host that answers EAGAIN (or EBUSY) forever: the op is retried a bounded number of
+    /// times, then fails with that error instead of being retried without end.
+    #[test]
+    fn retries_are_bounded() {
+        let dir = TempDir::new("uring-retry");
+        let path = disk(&dir, 4096);
+        for errno in [libc::EAGAIN, libc::EBUSY] {
+            let mut q = UringQueue::new(File::open(&path).unwrap(), 4).unwrap();
+            let mut buf = vec![0u8; 512];
+            // SAFETY: `buf` outlives the op, which ends in this test (failed below).
+            unsafe { q.push(7, AsyncOp::Read { offset: 0, iovecs: vec![iov(&mut buf)] }) }.unwrap();
+            let mut done = Vec::new();
+            let start = std::time::Instant::now();
+            let mut answered = 0;
+            while done.is_empty() {
+                assert!(answered <= MAX_RETRIES, "still retried after {answered} refusals");
+                // The real op runs; its CQE is replaced by a refusal.
+                q.submit().unwrap();
+                q.ring.submit_and_wait(1).unwrap();
+                let cqe = q.ring.completion().next().expect("a CQE");
+                q.complete(cqe.user_data() as usize, -errno, &mut done).unwrap();
+                answered += 1;
+            }
+            assert_eq!(answered, MAX_RETRIES + 1);
+            assert_eq!(done[0].token, 7);
+            assert_eq!(done[0].result.as_ref().unwrap_err().raw_os_error(), Some(errno));
+            assert_eq!(q.in_flight(), 0);
+            assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        }
+        assert_eq!((backoff(1), backoff(3), backoff(MAX_RETRIES)), (Duration::ZERO, Duration::from_micros(100), Duration::from_millis(10)));
     }
 
     #[test]

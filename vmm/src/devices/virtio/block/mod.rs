@@ -207,7 +207,8 @@ pub trait AsyncQueue: Send {
     /// A file descriptor that becomes readable when completions may be waiting.
     fn completion_fd(&self) -> std::os::fd::RawFd;
     /// Appends the ops that finished (without blocking). A result is final: the engine
-    /// itself continues short transfers and retries EINTR/EAGAIN.
+    /// itself continues short transfers and retries EINTR/EAGAIN (a bounded number of
+    /// times).
     fn reap(&mut self, done: &mut Vec<AsyncDone>) -> io::Result<()>;
     /// Blocks until no op is in flight; appends their results.
     fn drain(&mut self, done: &mut Vec<AsyncDone>);
@@ -239,6 +240,11 @@ impl Block {
         let n = id.len().min(ID_BYTES);
         id_bytes[..n].copy_from_slice(&id[..n]);
         Self { backend, read_only, id: id_bytes, config: config.to_bytes(), poll: std::time::Duration::ZERO }
+    }
+
+    /// The GET_ID answer (zero-padded to 20 bytes).
+    pub fn id(&self) -> &[u8; ID_BYTES] {
+        &self.id
     }
 
     /// Busy-polls the queues whose driver polls (the IOPOLL queue) for `window` after

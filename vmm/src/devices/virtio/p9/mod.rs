@@ -111,7 +111,7 @@ impl QueueHandler for P9Handler {
         let room = usize::try_from(out_len).unwrap_or(usize::MAX);
         let reply = server.handle(&msg, room);
         if reply.len() > room || !chain.write_at(mem, 0, &reply)? {
-            log::warn!("9p: reply of {} bytes does not fit in {room}", reply.len());
+            crate::guest_warn!(crate::devices::guest_errors::P9, "9p: reply of {} bytes does not fit in {room}", reply.len());
             return Ok(0);
         }
         Ok(reply.len() as u32)

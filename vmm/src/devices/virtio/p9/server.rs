@@ -229,7 +229,7 @@ impl Server {
         let (ty, tag) = match wire::header(msg) {
             Ok(h) => h,
             Err(e) => {
-                log::warn!("9p: bad message: {e}");
+                crate::guest_warn!(crate::devices::guest_errors::P9, "9p: bad message: {e}");
                 return Reply::error(NOTAG, libc::EINVAL);
             }
         };
@@ -237,11 +237,11 @@ impl Server {
         let reply = match wire::parse(msg) {
             Ok(m) => self.dispatch(ty + 1, tag, m, max_reply),
             Err(e @ wire::WireError::Unknown(_)) => {
-                log::warn!("9p: {e}");
+                crate::guest_warn!(crate::devices::guest_errors::P9, "9p: {e}");
                 Err(err(libc::EOPNOTSUPP))
             }
             Err(e) => {
-                log::warn!("9p: bad message of type {ty}: {e}");
+                crate::guest_warn!(crate::devices::guest_errors::P9, "9p: bad message of type {ty}: {e}");
                 Err(err(libc::EINVAL))
             }
         };
