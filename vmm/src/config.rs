@@ -38,6 +38,8 @@ pub struct VmConfig {
     /// How long virtio-blk devices busy-poll a polled queue after its last work (zero:
     /// never; `--blk-poll-us`).
     pub blk_poll: Duration,
+    /// Whether each thread runs under its seccomp filter (`--no-seccomp` turns them off).
+    pub seccomp: bool,
 }
 
 /// `--disk FILE[,ro][,engine=sync|uring][,direct=on|off]`.

@@ -8,6 +8,7 @@ pub mod boot;
 pub mod config;
 pub mod console;
 pub mod devices;
+pub mod seccomp;
 pub mod vm;
 
 pub use config::VmConfig;

@@ -87,6 +87,12 @@ struct RunArgs {
     /// the first share's tag defaults to "share", the others need tag=NAME.
     #[arg(long, value_name = "DIR[,tag=NAME][,ro]", value_parser = parse_share)]
     share: Vec<ShareConfig>,
+    /// Run without the seccomp filters. By default each thread (main, vCPUs, stdin,
+    /// device workers) may make only the system calls its code makes, and any other kills
+    /// vmm with SIGSYS; the host io_uring rings accept only the opcodes the disk engine
+    /// uses either way.
+    #[arg(long)]
+    no_seccomp: bool,
 }
 
 fn parse_mem(s: &str) -> Result<u64, String> {
@@ -150,6 +156,7 @@ fn main() -> ExitCode {
         disks: args.disk,
         shares: args.share,
         blk_poll: Duration::from_micros(u64::from(args.blk_poll_us)),
+        seccomp: !args.no_seccomp,
     };
     let stats = args_stats;
     let result = vm::run(&config);

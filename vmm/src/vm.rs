@@ -20,6 +20,7 @@ use crate::boot::{self, BootError, BOOT_GDT_ADDR, START_INFO_ADDR};
 use crate::config::{DiskEngine, VmConfig};
 use crate::devices::virtio::{self, block, mmio::MmioTransport, p9, VirtioDevice};
 use crate::devices::{serial, IoAction, IoBus, MmioBus};
+use crate::seccomp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -45,6 +46,10 @@ pub enum VmError {
     TooManyDevices(usize),
     #[error("cannot set up a virtio device: {0}")]
     Device(std::io::Error),
+    #[error("{0}")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("cannot start the device thread launcher: {0}")]
+    Launcher(std::io::Error),
 }
 
 impl VmError {
@@ -75,6 +80,11 @@ fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
 
 /// Boots the configured guest and runs it until it exits, crashes or times out.
 pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
+    if config.seccomp {
+        // Before any thread is created: each installs its own filter.
+        seccomp::enable();
+        seccomp::start_launcher().map_err(VmError::Launcher)?;
+    }
     let kvm = open_kvm(&config.kvm_device)?;
     let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
 
@@ -113,7 +123,8 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         thread::Builder::new()
             .name(format!("vcpu{index}"))
             .spawn(move || {
-                let _ = tx.send(run_vcpu(index, vcpu, &bus, &mmio));
+                let result = seccomp::install(seccomp::Thread::Vcpu).map_err(VmError::from);
+                let _ = tx.send(result.and_then(|()| run_vcpu(index, vcpu, &bus, &mmio)));
             })
             .map_err(VmError::Thread)?;
     }
@@ -129,6 +140,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         .map_err(VmError::Thread)?;
     }
     drop(tx);
+    seccomp::install(seccomp::Thread::Main)?;
 
     let result = match config.timeout {
         Some(timeout) => match rx.recv_timeout(timeout) {
