@@ -166,8 +166,14 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         let err = |source| VmError::Disk { path: disk.path.clone(), source };
         let engine: Arc<dyn block::BlockBackend> = match disk.engine.unwrap_or_else(default_engine) {
             DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
-            DiskEngine::Uring => {
+            DiskEngine::Uring if disk.eio.is_none() => {
                 Arc::new(block::engine_uring::UringEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?)
+            }
+            // Test-only (see block::engine_test).
+            engine => {
+                let sync = block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?;
+                let eio = disk.eio.map(|(first, last)| first..=last);
+                Arc::new(block::engine_test::TestEngine::new(sync, engine == DiskEngine::Volatile, eio))
             }
         };
         // GET_ID answers the file's name (its first 20 bytes), like a drive serial.
