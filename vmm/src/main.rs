@@ -70,6 +70,8 @@ struct RunArgs {
     /// direct=on opens FILE with O_DIRECT, bypassing the host's page cache (QEMU's
     /// cache=none), with either engine; requests whose guest buffers O_DIRECT cannot take
     /// are copied through aligned buffers. direct=off (the default) uses the page cache.
+    /// For tests only: engine=volatile (writes kept in memory until a flush) and
+    /// eio=FIRST-LAST (I/O on those sectors fails with EIO); see the README.
     #[arg(long, value_name = "FILE[,ro][,engine=sync|uring][,direct=on|off]", value_parser = parse_disk)]
     disk: Vec<DiskConfig>,
     /// Busy polling by virtio-blk devices, in microseconds (0: off; at most 1000000): after
