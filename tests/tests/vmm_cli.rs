@@ -143,7 +143,7 @@ fn kvm_device_not_permitted() {
 fn help_describes_run() {
     let out = vmm(&["run", "--help"]);
     assert_eq!(out.code, Some(0), "{out}");
-    for flag in ["--mem", "--vcpus", "--cmdline", "--initrd", "--timeout", "--blk-poll-us", "(status << 1) | 1"] {
+    for flag in ["--mem", "--vcpus", "--cmdline", "--initrd", "--timeout", "--blk-poll-us", "--no-seccomp", "(status << 1) | 1"] {
         assert!(out.stdout.contains(flag), "help lacks {flag}\n{out}");
     }
 }

@@ -172,6 +172,7 @@ fn ioctl(rules: &mut Rules, request: u64) -> RuleResult<()> {
 }
 
 const TCSETS: u64 = libc::TCSETS;
+const TCGETS: u64 = libc::TCGETS;
 
 /// Linux's _IOC for KVM's ioctls (type 0xAE).
 const fn kvm_ioc(dir: u64, nr: u64, size: usize) -> u64 {
@@ -213,7 +214,11 @@ fn common(rules: &mut Rules) -> RuleResult<()> {
     rules.allow_if(libc::SYS_tgkill, vec![arg_eq(0, pid)?])?;
     // std checks a descriptor is open before closing it (in debug builds).
     rules.allow_if(libc::SYS_fcntl, vec![arg_eq(1, libc::F_GETFD as u64)?])?;
-    rules.allow_if(libc::SYS_ioctl, vec![arg_eq(0, libc::STDIN_FILENO as u64)?, arg_eq(1, TCSETS)?])
+    // glibc's tcsetattr reads the settings back (TCGETS) after TCSETS.
+    for request in [TCSETS, TCGETS] {
+        rules.allow_if(libc::SYS_ioctl, vec![arg_eq(0, libc::STDIN_FILENO as u64)?, arg_eq(1, request)?])?;
+    }
+    Ok(())
 }
 
 /// After setup: wait for the vCPUs' reports (or the timeout), flush the console, restore
@@ -236,10 +241,10 @@ fn vcpu(rules: &mut Rules) -> RuleResult<()> {
     ioctl(rules, KVM_GET_REGS)
 }
 
-/// read(0), then into the UART (waiting on its eventfd with poll); the help text.
+/// read(0), then into the UART (waiting for room on its eventfd: poll, read); the help
+/// text.
 fn stdin(rules: &mut Rules) -> RuleResult<()> {
-    rules.allow_if(libc::SYS_read, vec![arg_eq(0, libc::STDIN_FILENO as u64)?])?;
-    rules.allow(&[libc::SYS_poll, libc::SYS_ppoll]);
+    rules.allow(&[libc::SYS_read, libc::SYS_poll, libc::SYS_ppoll]);
     Ok(())
 }
 
@@ -385,7 +390,7 @@ mod tests {
     fn kvm_ioctl_numbers() {
         assert_eq!(KVM_RUN, 0xae80);
         assert_eq!(KVM_GET_REGS, 0x8090_ae81);
-        assert_eq!(TCSETS, 0x5402);
+        assert_eq!((TCGETS, TCSETS), (0x5401, 0x5402));
     }
 
     /// A thread under the virtio-blk filter may make its calls (a forbidden one would
