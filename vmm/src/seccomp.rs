@@ -273,9 +273,8 @@ fn launcher(rules: &mut Rules) -> RuleResult<()> {
     rules.allow_if(libc::SYS_fcntl, vec![arg_eq(1, libc::F_DUPFD_CLOEXEC as u64)?])
 }
 
-/// The device loop (epoll on the queues' eventfds, the interrupt), and the disk's I/O:
-/// pread/pwrite/fdatasync/fallocate (sync engine and blocking calls), io_uring_enter on
-/// the worker's ring (uring engine, which sleeps briefly while draining on reset).
+/// A worker's loop: epoll on the queues' eventfds, the stop and resample eventfds and the
+/// ring's completion eventfd, which it reads (the interrupt eventfd is written).
 fn device_loop(rules: &mut Rules) {
     rules.allow(&[
         libc::SYS_epoll_create1,
@@ -286,6 +285,9 @@ fn device_loop(rules: &mut Rules) {
     ]);
 }
 
+/// The disk's I/O: pread/pwrite/fdatasync/fallocate (the sync and test engines, and the
+/// uring engine's blocking calls), io_uring_enter on the worker's own ring (the uring
+/// engine, which sleeps briefly while draining on reset), sched_yield while busy polling.
 fn block(rules: &mut Rules) -> RuleResult<()> {
     device_loop(rules);
     rules.allow(&[
