@@ -92,11 +92,31 @@ pub fn rootfs() -> PathBuf {
     built(root().join("images/rootfs.cpio"))
 }
 
-/// Whether KVM tests should run: true with /dev/kvm; false (printed) with `NO_KVM=1`;
-/// otherwise a failure, so a machine without KVM never passes silently.
+/// Records that the running test skips itself (it returns at once and libtest counts it
+/// as passed): its name and `why` on stderr and, under `scripts/run-tests.sh`, in the file
+/// `$TESTS_SKIPPED_FILE`, from which the summary counts it as skipped, not passed, and
+/// lists it by name. The name is the test binary's and libtest's (its thread's name).
+pub fn skip(why: &str) {
+    let exe = std::env::current_exe().ok();
+    let binary = exe.as_ref().and_then(|p| p.file_stem()).and_then(|s| s.to_str()).unwrap_or("?");
+    let binary = binary.rsplit_once('-').map_or(binary, |(name, _hash)| name);
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let line = format!("{binary}::{test}: {why}");
+    eprintln!("SKIPPED: {line}");
+    if let Ok(path) = std::env::var("TESTS_SKIPPED_FILE") {
+        use std::io::Write;
+        let file = std::fs::OpenOptions::new().append(true).create(true).open(&path);
+        // One write per line: tests in parallel append whole lines.
+        let _ = file.and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    }
+}
+
+/// Whether KVM tests should run: true with /dev/kvm; false with `NO_KVM=1` (the test is
+/// recorded as skipped, see [`skip`]); otherwise a failure, so a machine without KVM never
+/// passes silently.
 pub fn kvm_available() -> bool {
     if std::env::var("NO_KVM").is_ok_and(|v| v == "1") {
-        eprintln!("SKIPPED: KVM test not run because NO_KVM=1 is set");
+        skip("KVM test not run because NO_KVM=1 is set");
         return false;
     }
     assert!(

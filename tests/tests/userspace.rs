@@ -17,8 +17,11 @@ on_both_platforms!(default_init_is_the_io_uring_demo, |p| {
     let out = boot_rootfs(p, "");
     out.assert_init_status(p, 0)
         .assert_stdout("demo: pid 1, io_uring_setup(8)")
+        .assert_stdout("demo: submitted 2 (WRITE linked to FSYNC)")
         .assert_stdout("demo: cqe user_data=1 res=20")
+        .assert_stdout("demo: cqe user_data=2 res=0") // the FSYNC
         .assert_stdout("demo: READV res=20: \"written by io_uring\\n\"")
+        .assert_stdout("demo: 8 NOPs completed (user_data sum 828, 8 with res=0)") // 100 + ... + 107
         .assert_stdout("demo: io_uring works");
 });
 

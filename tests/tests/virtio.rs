@@ -110,35 +110,98 @@ on_both_platforms!(malformed_request_leaves_the_vmm_running, |p| {
     let _ = std::fs::remove_dir_all(&dir);
 });
 
-/// fsync returned in the guest, then the VMM is killed with SIGKILL: the data is on disk.
-#[test]
-fn fsynced_data_survives_kill_9_of_the_vmm() {
-    if !kvm_available() {
-        return;
-    }
-    let dir = scratch_dir("kill9");
+/// Boots blktest's spin mode on a fresh disk (`--disk IMG{disk_opts}`): it writes block 1
+/// and fsyncs it, then writes block 2 without a sync and spins; once it says so the VMM is
+/// killed with SIGKILL. The whole run is bounded: no line for 60 s fails the test (and
+/// kills the VMM). Returns the image.
+fn kill_9_after_unsynced_write(name: &str, disk_opts: &str) -> std::path::PathBuf {
+    let dir = scratch_dir(name);
     let img = disk(&dir);
     let mut child = Command::new(vmm_bin())
         .args(["run", guest_elf().to_str().unwrap(), "--initrd", rootfs().to_str().unwrap()])
-        .args(["--disk", img.to_str().unwrap(), "--cmdline", "init=/bin/blktest -- /dev/vda spin"])
+        .args(["--disk", &format!("{}{disk_opts}", img.display()), "--cmdline", "init=/bin/blktest -- /dev/vda spin"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start vmm");
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let start = Instant::now();
-    let mut synced = false;
-    for line in stdout.lines() {
-        let line = line.expect("read guest console");
-        if line.contains("blktest: synced") {
-            synced = true;
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "no sync within 60 s");
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut synced, mut written) = (false, false);
+    while !written {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                synced |= line.contains("blktest: synced");
+                written |= line.contains("blktest: unsynced written");
+            }
+            Err(_) => break, // timed out, or the VMM ended
+        }
     }
     child.kill().expect("SIGKILL the vmm");
     let _ = child.wait();
-    assert!(synced, "the guest never reported its fsync");
+    assert!(synced && written, "the guest did not report its writes within 60 s (synced: {synced})");
+    img
+}
+
+/// fsync returned in the guest, then the VMM is killed with SIGKILL: the data is on disk.
+/// The unsynced write reached the host too (its page cache), so the volatile test below
+/// shows that mode dropping it, not a guest that never sent it.
+#[test]
+fn fsynced_data_survives_kill_9_of_the_vmm() {
+    if !kvm_available() {
+        return;
+    }
+    let img = kill_9_after_unsynced_write("kill9", "");
     assert_block(&img, 1);
+    assert_block(&img, 2);
+    let _ = std::fs::remove_dir_all(img.parent().unwrap());
+}
+
+/// With the test engine's volatile cache (writes reach the file only on FLUSH), a kill -9
+/// keeps exactly what the guest fsynced: block 1 is there, block 2 is not.
+#[test]
+fn only_flushed_data_survives_kill_9_with_a_volatile_cache() {
+    if !kvm_available() {
+        return;
+    }
+    let img = kill_9_after_unsynced_write("volatile", ",engine=volatile");
+    assert_block(&img, 1);
+    let bytes = std::fs::read(&img).expect("read disk image");
+    assert!(bytes[2 * BLOCK..3 * BLOCK].iter().all(|&b| b == 0), "the unflushed block 2 reached the image");
+    let _ = std::fs::remove_dir_all(img.parent().unwrap());
+}
+
+/// A host read error (the test engine fails sectors 24-31, block 3) is -EIO for the
+/// guest's read(2) and in its io_uring CQE, and nothing hangs.
+#[test]
+fn host_eio_reaches_the_guest() {
+    if !kvm_available() {
+        return;
+    }
+    let dir = scratch_dir("eio");
+    let img = disk(&dir);
+    let out = tests::vmm(&[
+        "run",
+        guest_elf().to_str().unwrap(),
+        "--initrd",
+        rootfs().to_str().unwrap(),
+        "--disk",
+        &format!("{},eio=24-31", img.display()),
+        "--cmdline",
+        "init=/bin/blktest -- /dev/vda eio",
+        "--timeout",
+        "60",
+    ]);
+    out.assert_stdout(&format!("blktest: pread block 3: error {}", libc::EIO))
+        .assert_stdout(&format!("blktest: io_uring read block 3: res {}", -libc::EIO))
+        .assert_stdout("blktest: eio done")
+        .assert_init_status(Platform::Vmm, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }

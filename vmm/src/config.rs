@@ -38,9 +38,11 @@ pub struct VmConfig {
     /// How long virtio-blk devices busy-poll a polled queue after its last work (zero:
     /// never; `--blk-poll-us`).
     pub blk_poll: Duration,
+    /// Whether each thread runs under its seccomp filter (`--no-seccomp` turns them off).
+    pub seccomp: bool,
 }
 
-/// `--disk FILE[,ro][,engine=sync|uring][,direct=on|off]`.
+/// `--disk FILE[,ro][,engine=sync|uring|volatile][,direct=on|off][,eio=FIRST-LAST]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskConfig {
     pub path: PathBuf,
@@ -49,6 +51,9 @@ pub struct DiskConfig {
     pub engine: Option<DiskEngine>,
     /// `direct=on`: the file is opened with O_DIRECT (the host's page cache is bypassed).
     pub direct: bool,
+    /// For tests: `eio=FIRST-LAST`, sectors whose reads and writes fail with EIO (served
+    /// by the test engine).
+    pub eio: Option<(u64, u64)>,
 }
 
 /// How a disk's host I/O is done.
@@ -58,6 +63,9 @@ pub enum DiskEngine {
     Sync,
     /// The host's io_uring, many requests in flight.
     Uring,
+    /// For tests: the sync engine holding writes in memory until FLUSH (lost when the
+    /// VMM dies; see `block::engine_test`).
+    Volatile,
 }
 
 /// `--share DIR[,tag=NAME][,ro]`. `tag` is None until [`resolve_share_tags`].
@@ -81,8 +89,12 @@ pub enum OptionError {
     Unknown(String, &'static str),
     #[error("{0:?} is given twice")]
     Twice(&'static str),
-    #[error("engine {0:?} is not sync or uring")]
+    #[error("engine {0:?} is not sync, uring or volatile")]
     BadEngine(String),
+    #[error("eio {0:?} is not FIRST-LAST (sectors, FIRST <= LAST)")]
+    BadEio(String),
+    #[error("eio= is served by the test engine: engine=uring cannot go with it")]
+    EioWithUring,
     #[error("direct {0:?} is not on or off")]
     BadDirect(String),
     #[error("tag {0:?} is not 1 to 255 characters without commas, '=' or spaces")]
@@ -104,8 +116,16 @@ fn split_options(text: &str) -> Result<(PathBuf, Vec<&str>), OptionError> {
 
 pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
     let (path, options) = split_options(text)?;
-    let (mut read_only, mut engine, mut direct) = (false, None, None);
+    let (mut read_only, mut engine, mut direct, mut eio) = (false, None, None, None);
     for opt in options {
+        if let Some(value) = opt.strip_prefix("eio=") {
+            if eio.is_some() {
+                return Err(OptionError::Twice("eio"));
+            }
+            let range = value.split_once('-').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+            eio = Some(range.filter(|(a, b)| a <= b).ok_or_else(|| OptionError::BadEio(value.to_owned()))?);
+            continue;
+        }
         if let Some(value) = opt.strip_prefix("direct=") {
             if direct.is_some() {
                 return Err(OptionError::Twice("direct"));
@@ -124,6 +144,7 @@ pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
             engine = Some(match name {
                 "sync" => DiskEngine::Sync,
                 "uring" => DiskEngine::Uring,
+                "volatile" => DiskEngine::Volatile,
                 _ => return Err(OptionError::BadEngine(name.to_owned())),
             });
             continue;
@@ -134,7 +155,10 @@ pub fn parse_disk(text: &str) -> Result<DiskConfig, OptionError> {
             other => return Err(OptionError::Unknown(other.to_owned(), "ro, engine=sync|uring, direct=on|off")),
         }
     }
-    Ok(DiskConfig { path, read_only, engine, direct: direct.unwrap_or(false) })
+    if eio.is_some() && engine == Some(DiskEngine::Uring) {
+        return Err(OptionError::EioWithUring);
+    }
+    Ok(DiskConfig { path, read_only, engine, direct: direct.unwrap_or(false), eio })
 }
 
 fn valid_tag(tag: &str) -> bool {
@@ -261,8 +285,8 @@ mod tests {
 
     #[test]
     fn disks() {
-        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false, engine: None, direct: false }));
-        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true, engine: None, direct: false }));
+        assert_eq!(parse_disk("d.img"), Ok(DiskConfig { path: "d.img".into(), read_only: false, engine: None, direct: false, eio: None }));
+        assert_eq!(parse_disk("/x/d.img,ro"), Ok(DiskConfig { path: "/x/d.img".into(), read_only: true, engine: None, direct: false, eio: None }));
         let d = parse_disk("d,engine=uring,ro").unwrap();
         assert_eq!((d.read_only, d.engine), (true, Some(DiskEngine::Uring)));
         assert_eq!(parse_disk("d,engine=sync").unwrap().engine, Some(DiskEngine::Sync));
@@ -281,6 +305,11 @@ mod tests {
         assert_eq!(parse_disk("d,direct="), Err(OptionError::BadDirect(String::new())));
         assert_eq!(parse_disk("d,direct=on,direct=off"), Err(OptionError::Twice("direct")));
         assert!(matches!(parse_disk("d,direct"), Err(OptionError::Unknown(..))));
+        let d = parse_disk("d,engine=volatile,eio=8-15").unwrap();
+        assert_eq!((d.engine, d.eio), (Some(DiskEngine::Volatile), Some((8, 15))));
+        assert_eq!(parse_disk("d,eio=3").unwrap_err(), OptionError::BadEio("3".into()));
+        assert_eq!(parse_disk("d,eio=9-8").unwrap_err(), OptionError::BadEio("9-8".into()));
+        assert_eq!(parse_disk("d,eio=1-2,engine=uring").unwrap_err(), OptionError::EioWithUring);
     }
 
     #[test]

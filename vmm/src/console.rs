@@ -145,6 +145,10 @@ pub fn spawn_input(
     quit: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<()> {
     thread::Builder::new().name("stdin".into()).spawn(move || {
+        if let Err(e) = crate::seccomp::install(crate::seccomp::Thread::Stdin) {
+            eprintln!("vmm: {e}");
+            std::process::exit(1);
+        }
         let serial = bus.serial();
         let mut esc = Escape::default();
         let mut buf = [0u8; 64];

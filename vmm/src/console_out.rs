@@ -59,6 +59,9 @@ impl ConsoleOut {
 
     /// The writer thread: takes what is buffered, writes it outside the lock.
     fn write_out(&self, mut out: Box<dyn Write + Send>) {
+        if let Err(e) = crate::seccomp::install(crate::seccomp::Thread::ConsoleOut) {
+            log::error!("{e}");
+        }
         let mut chunk = Vec::with_capacity(CAPACITY);
         loop {
             let mut state = self.lock();

@@ -11,6 +11,7 @@ pub mod console;
 pub mod console_out;
 pub mod cpuid;
 pub mod devices;
+pub mod seccomp;
 pub mod vm;
 
 pub use config::VmConfig;

@@ -28,6 +28,7 @@ use crate::config::{DiskEngine, VmConfig};
 use crate::console_out::ConsoleOut;
 use crate::devices::virtio::{self, block, mmio::MmioTransport, p9, VirtioDevice};
 use crate::devices::{serial, IoAction, IoBus, MmioBus};
+use crate::seccomp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
@@ -59,6 +60,10 @@ pub enum VmError {
     VcpusGone,
     #[error("cannot install the vCPU kick signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    #[error("cannot start the device thread launcher: {0}")]
+    Launcher(std::io::Error),
 }
 
 impl VmError {
@@ -93,6 +98,11 @@ const FLUSH_GRACE: Duration = Duration::from_millis(500);
 
 /// Boots the configured guest and runs it until it exits, crashes or times out.
 pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
+    if config.seccomp {
+        // Before any thread is created: each installs its own filter.
+        seccomp::enable();
+        seccomp::start_launcher().map_err(VmError::Launcher)?;
+    }
     let kvm = open_kvm(&config.kvm_device)?;
     // Declared before the VM and the vCPUs: dropped after them (see `Vcpus`).
     let mem = GuestMemoryMmap::<()>::from_ranges(&boot::ram_ranges(config.mem_bytes))
@@ -145,6 +155,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         .map_err(VmError::Thread)?;
     }
     drop(tx);
+    seccomp::install(seccomp::Thread::Main)?;
 
     let started = Instant::now();
     let result = wait_for_end(&rx, config.timeout);
@@ -202,6 +213,9 @@ impl Vcpus {
             .name(format!("vcpu{index}"))
             .spawn(move || {
                 let mut report = Report { index, tx: Some(tx) };
+                if let Err(e) = seccomp::install(seccomp::Thread::Vcpu) {
+                    return report.send(Err(e.into()));
+                }
                 match run_vcpu(index, vcpu, &bus, &mmio, &stop) {
                     Some(result) => report.send(result),
                     None => report.tx = None, // stopped: the VM is ending anyway
@@ -357,7 +371,15 @@ fn open_disk(disk: &crate::config::DiskConfig, n: usize) -> Result<block::Block,
     let err = |source| VmError::Disk { path: disk.path.clone(), source };
     let engine: Arc<dyn block::BlockBackend> = match disk.engine.unwrap_or_else(default_engine) {
         DiskEngine::Sync => Arc::new(block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
-        DiskEngine::Uring => Arc::new(block::engine_uring::UringEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?),
+        DiskEngine::Uring if disk.eio.is_none() => {
+            Arc::new(block::engine_uring::UringEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?)
+        }
+        // Test-only (see block::engine_test).
+        engine => {
+            let sync = block::engine_sync::SyncEngine::open_with(&disk.path, disk.read_only, disk.direct).map_err(err)?;
+            let eio = disk.eio.map(|(first, last)| first..=last);
+            Arc::new(block::engine_test::TestEngine::new(sync, engine == DiskEngine::Volatile, eio))
+        }
     };
     Ok(block::Block::new(engine, disk.read_only, format!("vmm-disk{n}").as_bytes()))
 }

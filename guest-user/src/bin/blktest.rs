@@ -3,7 +3,10 @@
 //! at 4 KiB with write+fsync and reads it back, then reads 8 blocks at once through
 //! io_uring (8 in flight), writes one with WRITE_FIXED and FSYNCs through the ring.
 //! Prints `blktest: ok` and exits 0 when every check passes. `blktest DEVICE spin` stops
-//! after the fsync, prints `blktest: synced` and spins (a test then kills the VMM).
+//! after the fsync, prints `blktest: synced`, writes block 2 without syncing it, prints
+//! `blktest: unsynced written` and spins (a test then kills the VMM). `blktest DEVICE
+//! eio` reads block 3 with pread and with an io_uring READ and prints both results (a
+//! host that fails that range answers -EIO), then exits 0.
 #![no_std]
 #![no_main]
 
@@ -21,6 +24,15 @@ fn pattern(block: usize, i: usize) -> u8 {
 fn main(args: &Args) -> i32 {
     let dev = args.iter().nth(1).unwrap_or("/dev/vda");
     let spin = args.iter().nth(2) == Some("spin");
+    if args.iter().nth(2) == Some("eio") {
+        return match read_errors(dev) {
+            Ok(()) => 0,
+            Err((what, e)) => {
+                println!("blktest: {what}: {e}");
+                1
+            }
+        };
+    }
     match run(dev, spin) {
         Ok(()) => {
             println!("blktest: ok");
@@ -38,11 +50,36 @@ struct Page([u8; BLOCK]);
 
 static mut BUFS: [Page; 9] = [const { Page([0; BLOCK]) }; 9];
 
-fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
+fn open(dev: &str) -> Result<i32, (&'static str, Errno)> {
     let mut path = [0u8; 64];
-    path[..dev.len()].copy_from_slice(dev.as_bytes());
+    let len = dev.len().min(path.len() - 1);
+    path[..len].copy_from_slice(&dev.as_bytes()[..len]);
     let cpath = core::ffi::CStr::from_bytes_until_nul(&path).map_err(|_| ("path", Errno::EINVAL))?;
-    let fd = sys::open(cpath, ulib::uapi::O_RDWR, 0).map_err(|e| ("open", e))? as i32;
+    Ok(sys::open(cpath, ulib::uapi::O_RDWR, 0).map_err(|e| ("open", e))? as i32)
+}
+
+/// Block 3 by pread and by io_uring: prints each result (bytes or errno).
+fn read_errors(dev: &str) -> Result<(), (&'static str, Errno)> {
+    let fd = open(dev)?;
+    let mut buf = [0u8; BLOCK];
+    match sys::pread64(fd, &mut buf, (3 * BLOCK) as i64) {
+        Ok(n) => println!("blktest: pread block 3: {n} bytes"),
+        Err(e) => println!("blktest: pread block 3: error {}", e.0),
+    }
+    let mut ring = Ring::new(4).map_err(|e| ("io_uring_setup", e))?;
+    let sqe = ring.get_sqe().ok_or(("get_sqe", Errno::EBUSY))?;
+    uring::prep_rw(sqe, uring::IORING_OP_READ, fd, buf.as_mut_ptr() as usize, BLOCK as u32, (3 * BLOCK) as u64);
+    ring.submit_and_wait(1).map_err(|e| ("submit read", e))?;
+    let cqe = ring.wait_cqe().map_err(|e| ("wait", e))?;
+    println!("blktest: io_uring read block 3: res {}", cqe.res);
+    // The blocks around it still read.
+    sys::pread64(fd, &mut buf, (4 * BLOCK) as i64).map_err(|e| ("pread block 4", e))?;
+    println!("blktest: eio done");
+    Ok(())
+}
+
+fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
+    let fd = open(dev)?;
 
     let mut head = [0u8; 16];
     sys::pread64(fd, &mut head, 0).map_err(|e| ("pread head", e))?;
@@ -64,6 +101,9 @@ fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
     println!("blktest: write + fsync + read back ok");
     if spin {
         println!("blktest: synced");
+        let data: [u8; BLOCK] = core::array::from_fn(|i| pattern(2, i));
+        sys::pwrite64(fd, &data, (2 * BLOCK) as i64).map_err(|e| ("pwrite unsynced", e))?;
+        println!("blktest: unsynced written");
         loop {
             core::hint::spin_loop();
         }

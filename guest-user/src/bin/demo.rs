@@ -62,11 +62,13 @@ fn run() -> Result<(), ulib::Errno> {
         }
     }
     ring.submit_and_wait(8)?;
-    let mut sum = 0;
+    let (mut sum, mut zero) = (0, 0);
     for _ in 0..8 {
-        sum += ring.wait_cqe()?.user_data;
+        let cqe = ring.wait_cqe()?;
+        sum += cqe.user_data;
+        zero += usize::from(cqe.res == 0);
     }
-    println!("demo: 8 NOPs completed (user_data sum {sum})");
+    println!("demo: 8 NOPs completed (user_data sum {sum}, {zero} with res=0)");
     sys::close(fd)?;
     Ok(())
 }

@@ -365,7 +365,7 @@ impl MmioTransport {
             self.interrupt.needs_reset();
             return;
         };
-        let worker = Worker::new(
+        let mut worker = Worker::new(
             self.name.clone(),
             self.mem.clone(),
             queues,
@@ -376,6 +376,10 @@ impl MmioTransport {
             self.device.poll_window(),
             self.device.poll_stats(),
         );
+        worker.filter = Some(match self.device.device_type() {
+            super::TYPE_BLOCK => crate::seccomp::Thread::Block,
+            _ => crate::seccomp::Thread::P9,
+        });
         match worker.spawn() {
             Ok(handle) => self.worker = Some((stop, handle)),
             Err(e) => {

@@ -220,6 +220,11 @@ pub trait QueueHandler: Send {
     /// Waits for the host I/O of the requests in flight and forgets them (the device is
     /// reset or broken: their used entries are never published).
     fn quiesce(&mut self) {}
+
+    /// Called once on the worker thread before it serves anything, and before it
+    /// installs its seccomp filter: the place to create host resources that the filter
+    /// then forbids creating (the uring engine's ring).
+    fn prepare(&mut self) {}
 }
 
 /// Reads little-endian bytes `offset..offset + data.len()` of `config` into `data`;

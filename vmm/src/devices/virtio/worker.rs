@@ -56,6 +56,9 @@ pub struct Worker {
     pub polling: Vec<bool>,
     /// Per queue slot: chains popped or requests completed since the last poll step.
     pub worked: Vec<bool>,
+    /// The seccomp filter the thread installs after [`QueueHandler::prepare`] (none in
+    /// unit tests).
+    pub filter: Option<crate::seccomp::Thread>,
 }
 
 impl Worker {
@@ -85,6 +88,7 @@ impl Worker {
             stats,
             polling: vec![false; n],
             worked: vec![false; n],
+            filter: None,
         }
     }
 }
@@ -119,9 +123,10 @@ impl WorkerHandle {
 }
 
 impl Worker {
+    /// Starts the worker's thread (through the seccomp launcher when filters are on).
     pub fn spawn(self) -> std::io::Result<WorkerHandle> {
         let (tx, ended) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new().name(self.name.clone()).spawn(move || {
+        let thread = crate::seccomp::spawn_worker(self.name.clone(), move || {
             let _ended = tx;
             self.run()
         })?;
@@ -129,6 +134,14 @@ impl Worker {
     }
 
     fn run(mut self) {
+        self.handler.prepare();
+        if let Some(filter) = self.filter
+            && let Err(e) = crate::seccomp::install(filter)
+        {
+            log::error!("{}: {e}", self.name);
+            self.interrupt.needs_reset();
+            return;
+        }
         let result = self.serve();
         // No host I/O may still target guest memory once the device is reset.
         self.handler.quiesce();

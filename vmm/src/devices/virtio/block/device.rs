@@ -152,9 +152,30 @@ pub struct BlockHandler {
 }
 
 impl BlockHandler {
+    /// A handler that serves requests synchronously until [`QueueHandler::prepare`]
+    /// creates the engine's asynchronous queue, if it has one.
     pub fn new(backend: Arc<dyn BlockBackend>, read_only: bool, id: [u8; ID_BYTES]) -> Self {
         let capacity = backend.size() / SECTOR_SIZE;
-        let aio = match backend.async_queue() {
+        Self {
+            backend,
+            read_only,
+            id,
+            capacity,
+            aio: None,
+            in_flight: Vec::new(),
+            free_tokens: Vec::new(),
+            reaped: Vec::new(),
+            mem: None,
+        }
+    }
+
+    /// Creates the engine's asynchronous queue (on the worker thread, before its
+    /// seccomp filter forbids creating rings).
+    fn create_queue(&mut self) {
+        if self.aio.is_some() {
+            return;
+        }
+        self.aio = match self.backend.async_queue() {
             Some(Ok(q)) => Some(q),
             Some(Err(e)) => {
                 log::warn!("virtio-blk: asynchronous I/O unavailable ({e}); serving requests synchronously");
@@ -162,18 +183,9 @@ impl BlockHandler {
             }
             None => None,
         };
-        let slots = aio.as_ref().map_or(0, |q| q.capacity());
-        Self {
-            backend,
-            read_only,
-            id,
-            capacity,
-            aio,
-            in_flight: (0..slots).map(|_| None).collect(),
-            free_tokens: (0..slots).rev().collect(),
-            reaped: Vec::new(),
-            mem: None,
-        }
+        let slots = self.aio.as_ref().map_or(0, |q| q.capacity());
+        self.in_flight = (0..slots).map(|_| None).collect();
+        self.free_tokens = (0..slots).rev().collect();
     }
 
     /// Whether requests are served through an asynchronous queue.
@@ -377,6 +389,10 @@ impl QueueHandler for BlockHandler {
         Ok(())
     }
 
+    fn prepare(&mut self) {
+        self.create_queue();
+    }
+
     fn quiesce(&mut self) {
         if let Some(aio) = &mut self.aio {
             aio.drain(&mut self.reaped);
@@ -538,7 +554,8 @@ pub(crate) mod tests {
         let disk = TestDisk::new(engine, sectors, open_ro);
         let mut id = [0u8; ID_BYTES];
         id[..8].copy_from_slice(b"disk-id!");
-        let handler = BlockHandler::new(disk.backend.clone(), read_only, id);
+        let mut handler = BlockHandler::new(disk.backend.clone(), read_only, id);
+        handler.prepare();
         assert_eq!(handler.is_async(), engine.is_uring());
         Setup { t, q, disk, handler, next: 0 }
     }

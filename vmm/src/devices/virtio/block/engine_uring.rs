@@ -31,6 +31,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use io_uring::register::Restriction;
 use io_uring::{opcode, squeue, types, IoUring};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -180,6 +181,24 @@ pub struct UringQueue {
     pending_done: Vec<AsyncDone>,
 }
 
+/// The opcodes the engine submits: all that its rings accept.
+pub const ALLOWED_OPS: [u8; 3] = [opcode::Readv::CODE, opcode::Writev::CODE, opcode::Fsync::CODE];
+
+/// A ring that accepts only [`ALLOWED_OPS`], with IO_DRAIN the only SQE flag, and no
+/// io_uring_register call once enabled (seccomp cannot see what a ring does): created
+/// disabled (IORING_SETUP_R_DISABLED), `eventfd` registered, the restrictions
+/// registered, then enabled. An SQE outside the list completes with -EACCES.
+pub fn restricted_ring(entries: u32, eventfd: &EventFd) -> io::Result<IoUring> {
+    let ring = IoUring::builder().setup_r_disabled().build(entries)?;
+    let submitter = ring.submitter();
+    submitter.register_eventfd(eventfd.as_raw_fd())?;
+    let mut restrictions: Vec<Restriction> = ALLOWED_OPS.iter().map(|&op| Restriction::sqe_op(op)).collect();
+    restrictions.push(Restriction::sqe_flags_allowed(squeue::Flags::IO_DRAIN.bits()));
+    submitter.register_restrictions(&mut restrictions)?;
+    submitter.register_enable_rings()?;
+    Ok(ring)
+}
+
 fn is_retry(errno: i32) -> bool {
     errno == libc::EINTR || errno == libc::EAGAIN || errno == libc::EBUSY
 }
@@ -201,9 +220,8 @@ impl UringQueue {
     /// A ring of `entries` SQEs (and twice as many CQEs, so that the CQ cannot overflow:
     /// each op has at most one SQE in flight).
     pub fn new(file: File, entries: u32) -> io::Result<Self> {
-        let ring = IoUring::new(entries)?;
         let eventfd = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?;
-        ring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let ring = restricted_ring(entries, &eventfd)?;
         let capacity = ring.params().sq_entries() as usize;
         Ok(Self {
             ring,
@@ -654,6 +672,34 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
         }
         assert_eq!((backoff(1), backoff(3), backoff(MAX_RETRIES)), (Duration::ZERO, Duration::from_micros(100), Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn ring_refuses_other_opcodes() {
+        let eventfd = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let mut ring = restricted_ring(4, &eventfd).unwrap();
+        let file = File::open("/proc/self/exe").unwrap();
+        let mut buf = [0u8; 4];
+        let mut iov = [iov(&mut buf)];
+        let fd = types::Fd(file.as_raw_fd());
+        let read = opcode::Readv::new(fd, iov.as_mut_ptr(), 1).offset(0).build().user_data(1);
+        let nop = opcode::Nop::new().build().user_data(2);
+        let read_fixed = opcode::Read::new(fd, buf.as_mut_ptr(), 4).build().user_data(3);
+        let linked = opcode::Fsync::new(fd).build().flags(squeue::Flags::IO_LINK).user_data(4);
+        // One at a time: the kernel stops submitting at an SQE it refuses.
+        let mut results = Vec::new();
+        for entry in [read, nop, read_fixed, linked] {
+            // SAFETY: `iov` and `buf` outlive the op, which is reaped before the next push.
+            unsafe { ring.submission().push(&entry) }.unwrap();
+            ring.submit_and_wait(1).unwrap();
+            results.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        }
+        assert_eq!(results, [(1, 4), (2, -libc::EACCES), (3, -libc::EACCES), (4, -libc::EACCES)]);
+        assert_eq!(&buf, b"\x7fELF");
+        // No register call is allowed any more.
+        let mut probe = io_uring::Probe::new();
+        let err = ring.submitter().register_probe(&mut probe).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod device;
 pub mod direct;
 pub mod engine_sync;
+pub mod engine_test;
 pub mod engine_uring;
 
 use std::io;
