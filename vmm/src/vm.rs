@@ -595,7 +595,7 @@ mod tests {
         let dir = TempDir::new("diskid");
         let path = dir.path().join("secret-customer.img");
         std::fs::write(&path, [0u8; 4096]).unwrap();
-        let disk = DiskConfig { path, read_only: true, engine: Some(DiskEngine::Sync), direct: false };
+        let disk = DiskConfig { path, read_only: true, engine: Some(DiskEngine::Sync), direct: false, eio: None };
         let id = *open_disk(&disk, 1).unwrap().id();
         assert_eq!(&id, b"vmm-disk1\0\0\0\0\0\0\0\0\0\0\0");
     }
