@@ -132,6 +132,10 @@ on_both_platforms!(busybox_shell_over_the_console, |p| {
     c.expect(PROMPT, STEP);
     run(&mut c, "stty -tostop");
 
+    // Init takes no signal it does not handle, not even SIGKILL from another process.
+    let out = run(&mut c, "sh -c 'kill -9 1'; kill -TERM 1; echo init-alive");
+    assert!(out.contains("init-alive"), "{p:?}: kill -9 1:\n{out}");
+
     let ps = run(&mut c, "ps");
     let pid1 = ps.lines().find(|l| l.split_whitespace().next() == Some("1"));
     assert!(pid1.is_some_and(|l| l.ends_with("/bin/sh")), "{p:?}: ps lacks PID 1, the shell:\n{ps}");

@@ -246,18 +246,26 @@ pub fn mincore(c: &mut Ctx) -> KResult<u64> {
         return Err(EFAULT);
     }
     let end = page_up(end);
-    let mut out = alloc::vec![0u8; pages];
-    with_mm(|mm| {
-        for (i, b) in out.iter_mut().enumerate() {
-            let page = start + i as u64 * PAGE_SIZE;
-            if page >= end || mm.vma(page).is_none() {
-                return Err(ENOMEM);
+    // A chunk at a time, as Linux (the length is the caller's: nothing is allocated
+    // for it); an unmapped page ends the walk with ENOMEM.
+    let mut chunk = [0u8; 256];
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(chunk.len());
+        with_mm(|mm| {
+            for (i, b) in chunk[..n].iter_mut().enumerate() {
+                let page = start + (done + i) as u64 * PAGE_SIZE;
+                if page >= end || mm.vma(page).is_none() {
+                    return Err(ENOMEM);
+                }
+                *b = u8::from(mm.resident(page));
             }
-            *b = u8::from(mm.resident(page));
-        }
-        Ok(())
-    })?;
-    crate::task::copy_to_user(vec, &out).map(|()| 0)
+            Ok(())
+        })?;
+        crate::task::copy_to_user(vec + done as u64, &chunk[..n])?;
+        done += n;
+    }
+    Ok(0)
 }
 
 /// mremap(old, old_size, new_size, flags, new_addr): MREMAP_MAYMOVE, MREMAP_FIXED (with

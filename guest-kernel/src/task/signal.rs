@@ -184,12 +184,18 @@ pub const UNBLOCKABLE: u64 = bit(SIGKILL) | bit(SIGSTOP);
 /// stays pending: the action may change before it is unblocked, or sigwaitinfo or a
 /// signalfd may take it.
 fn ignored(process: &Process, sig: u32, threads: &[Arc<Task>]) -> bool {
+    // Init takes only the signals it handles or blocks (Linux's SIGNAL_UNKILLABLE): not
+    // even SIGKILL or SIGSTOP from a process (its own faults end it another way).
+    let init = process.pid == 1;
     if sig == SIGKILL {
-        return false;
+        return init;
     }
     let blocked = |t: &Arc<Task>| (t.sigmask.load(Ordering::Relaxed) | t.real_blocked.load(Ordering::Relaxed)) & bit(sig) != 0;
     if threads.iter().any(blocked) {
         return false;
+    }
+    if init && process.sigactions.lock()[sig as usize - 1].handler == SIG_DFL {
+        return true;
     }
     action_ignores(sig, &process.sigactions.lock()[sig as usize - 1])
 }
@@ -332,6 +338,8 @@ pub fn deliver(frame: &mut TrapFrame) {
         SIG_IGN => {}
         SIG_DFL if ignored_by_default(sig) => {}
         SIG_DFL if is_stop(sig) => stop_current(sig),
+        // Init does not die of a signal it does not handle (one it had blocked).
+        SIG_DFL if me.process.pid == 1 => {}
         SIG_DFL => me.process.begin_exit(sig as i32),
         _ => {
             crate::syscall::restart::before_handler(frame, me.restart.swap(0, Ordering::Relaxed), action.flags);

@@ -185,6 +185,9 @@ fn op_raw_syscall(w: &mut World) {
         return;
     }
     let a: [usize; 6] = core::array::from_fn(|_| hostile(w));
+    if w.trace {
+        ulib::eprintln!("fuzz:   syscall {nr} ({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x})", a[0], a[1], a[2], a[3], a[4], a[5]);
+    }
     let _ = call(nr, a);
 }
 
@@ -507,6 +510,8 @@ fn step(w: &mut World) {
 }
 
 fn child(seed: u64, ops: u64, trace: bool) -> ! {
+    // A group of its own: a kill(0, ...) its corrupted memory may make stays in it.
+    let _ = sys::setpgid(0, 0);
     // Output goes nowhere: random writes must not reach the console (with --trace the
     // trace goes to a copy of stderr kept at fd 99... which the child may close).
     if trace {
