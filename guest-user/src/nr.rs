@@ -173,3 +173,5 @@ pub const UMOUNT2: usize = 166;
 pub const FCHOWNAT: usize = 260;
 pub const SYNCFS: usize = 306;
 pub const FACCESSAT2: usize = 439;
+pub const GETRLIMIT: usize = 97;
+pub const SETRLIMIT: usize = 160;

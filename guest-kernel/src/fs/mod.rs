@@ -202,6 +202,28 @@ impl IoBuf<'_> {
         }
     }
 
+    /// The first `n` bytes as a buffer of their own (a write cut short by RLIMIT_FSIZE);
+    /// None for a kernel buffer, which cannot be lent twice.
+    pub fn prefix(&self, n: usize) -> Option<IoBuf<'static>> {
+        match self {
+            IoBuf::User { addr, len } => Some(IoBuf::User { addr: *addr, len: n.min(*len) }),
+            IoBuf::UserOf { mm, addr, len } => Some(IoBuf::UserOf { mm: mm.clone(), addr: *addr, len: n.min(*len) }),
+            IoBuf::Kernel(_) => None,
+            IoBuf::Frames(segs) => {
+                let (mut left, mut out) = (n, Vec::new());
+                for &(phys, len) in segs {
+                    if left == 0 {
+                        break;
+                    }
+                    let take = (len as usize).min(left);
+                    out.push((phys, take as u32));
+                    left -= take;
+                }
+                Some(IoBuf::Frames(out))
+            }
+        }
+    }
+
     /// Calls `f(kernel pointer, length, offset in the range)` for each piece of pinned
     /// memory covering `[at, at + len)` of a `Frames` buffer.
     fn frames_chunks(segs: &[(u64, u32)], at: usize, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) {

@@ -84,7 +84,7 @@ impl FixedBuf {
     /// to RLIMIT_MEMLOCK when `account` (ENOMEM past it, or when the pin table is full).
     pub fn pin(addr: u64, len: u64, tag: Option<Arc<Tag>>, account: bool) -> KResult<Self> {
         let pages = if len == 0 { 0 } else { (addr + len).div_ceil(PAGE_SIZE) - addr / PAGE_SIZE };
-        let limit = if account { crate::task::current_process().memlock.lock()[0] / PAGE_SIZE } else { u64::MAX };
+        let limit = if account { crate::task::current_process().rlimits.get(crate::task::rlimit::RLIMIT_MEMLOCK)[0] / PAGE_SIZE } else { u64::MAX };
         LOCKED_PAGES
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n + pages <= limit).then_some(n + pages))
             .map_err(|_| ENOMEM)?;

@@ -93,16 +93,30 @@ pub fn write_file(f: &OpenFile, buf: &IoBuf, at: Option<u64>) -> KResult<usize> 
         return Err(EBADF);
     }
     let node = &f.node;
+    let regular = node.file_type() == FileType::Regular;
+    // RLIMIT_FSIZE: a regular file grows no further than the limit.
+    let write_at = |off: u64| -> KResult<usize> {
+        if !regular {
+            return node.write(off, buf, f.nonblock());
+        }
+        let allowed = crate::task::rlimit::fsize_allows(off, off.saturating_add(buf.len() as u64))? as usize;
+        if allowed == buf.len() {
+            return node.write(off, buf, f.nonblock());
+        }
+        // A kernel buffer (splice, sendfile) cannot be cut: the whole write is refused.
+        let part = buf.prefix(allowed).ok_or(EFBIG)?;
+        node.write(off, &part, f.nonblock())
+    };
     match at {
         // As on Linux, an O_APPEND file is written at its end even by pwrite.
-        Some(_) if f.flags() & O_APPEND != 0 && node.seekable() => node.write(node.stat().size, buf, f.nonblock()),
-        Some(off) => node.write(off, buf, f.nonblock()),
+        Some(_) if f.flags() & O_APPEND != 0 && node.seekable() => write_at(node.stat().size),
+        Some(off) => write_at(off),
         None if node.seekable() => {
             let mut off = f.offset.lock();
             if f.flags() & O_APPEND != 0 {
                 *off = node.stat().size;
             }
-            let n = node.write(*off, buf, f.nonblock())?;
+            let n = write_at(*off)?;
             *off += n as u64;
             Ok(n)
         }
@@ -1050,6 +1064,7 @@ pub fn truncate_file(f: &OpenFile, len: u64) -> KResult<()> {
     if (len as i64) < 0 || !f.writable() || f.node.file_type() != FileType::Regular {
         return Err(EINVAL);
     }
+    crate::task::rlimit::fsize_allows(len, len)?;
     f.node.truncate(len)
 }
 
@@ -1118,6 +1133,7 @@ pub fn truncate(c: &mut Ctx) -> KResult<u64> {
         return Err(EISDIR);
     }
     perm::permission(&*node, perm::MAY_WRITE)?;
+    crate::task::rlimit::fsize_allows(c.a[1], c.a[1])?;
     node.truncate(c.a[1]).map(|()| 0)
 }
 

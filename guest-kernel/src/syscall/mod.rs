@@ -171,6 +171,7 @@ syscall_table! {
     152 munlockall => mm::munlockall,
     157 prctl => prctl::prctl,
     158 arch_prctl => process::arch_prctl,
+    160 setrlimit => sys::setrlimit,
     162 sync => fs::sync,
     165 mount => mount::mount,
     166 umount2 => mount::umount2,

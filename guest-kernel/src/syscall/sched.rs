@@ -63,7 +63,8 @@ pub fn setpriority(c: &mut Ctx) -> KResult<u64> {
     }
     let nice = c.int(2).clamp(-20, 19);
     // Linux's set_one_prio: another user's thread needs CAP_SYS_NICE (EPERM), and so
-    // does a lower nice value than the thread has (EACCES; RLIMIT_NICE is 0 here).
+    // does a lower nice value than the thread has, beyond what RLIMIT_NICE allows
+    // (20 - nice at most; EACCES).
     let me = cred::current();
     let privileged = me.capable(cred::CAP_SYS_NICE);
     let mut result = Ok(0);
@@ -71,7 +72,7 @@ pub fn setpriority(c: &mut Ctx) -> KResult<u64> {
         let target = t.cred.lock().clone();
         if !privileged && target.uid != me.euid && target.euid != me.euid {
             result = Err(EPERM);
-        } else if !privileged && nice < t.attrs.nice.load(Relaxed) {
+        } else if !privileged && nice < t.attrs.nice.load(Relaxed) && (20 - nice) as u64 > t.process.rlimits.get(crate::task::rlimit::RLIMIT_NICE)[0] {
             result = Err(EACCES);
         } else {
             t.attrs.nice.store(nice, Relaxed);

@@ -35,61 +35,75 @@ pub fn getrandom(c: &mut Ctx) -> KResult<u64> {
     Ok(len as u64)
 }
 
-const RLIM_INFINITY: u64 = u64::MAX;
-const RLIMIT_STACK: u64 = 3;
-const RLIMIT_NOFILE: u64 = 7;
-const RLIMIT_MEMLOCK: u64 = 8;
-const RLIM_NLIMITS: u64 = 16;
+use crate::task::rlimit::{RLIMIT_CPU, RLIMIT_NOFILE, RLIM_NLIMITS};
 
-fn limit(resource: u64) -> [u64; 2] {
+/// `resource`'s limits in `p` (RLIMIT_NOFILE's soft one is the descriptor table's).
+fn limit(p: &task::Process, resource: usize) -> [u64; 2] {
+    let [soft, hard] = p.rlimits.get(resource);
     match resource {
-        RLIMIT_STACK => [8 << 20, RLIM_INFINITY],
-        RLIMIT_NOFILE => {
-            let soft = task::current_process().files.lock().limit() as u64;
-            [soft, crate::fs::file::FD_LIMIT as u64]
-        }
-        RLIMIT_MEMLOCK => *task::current_process().memlock.lock(),
-        _ => [RLIM_INFINITY, RLIM_INFINITY],
+        RLIMIT_NOFILE => [p.files.lock().limit() as u64, hard],
+        _ => [soft, hard],
     }
 }
 
 pub fn getrlimit(c: &mut Ctx) -> KResult<u64> {
-    if c.a[0] >= RLIM_NLIMITS {
-        return Err(EINVAL);
-    }
-    task::write_user(c.a[1], &limit(c.a[0])).map(|()| 0)
+    let resource = usize::try_from(c.a[0]).ok().filter(|&r| r < RLIM_NLIMITS).ok_or(EINVAL)?;
+    task::write_user(c.a[1], &limit(&task::current_process(), resource)).map(|()| 0)
 }
 
-/// Limits are fixed except RLIMIT_NOFILE's soft limit and RLIMIT_MEMLOCK (io_uring's
-/// registered buffers); setting another one is accepted when it does not exceed the hard
-/// limit, and has no further effect.
-pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
-    let (pid, resource, new, old) = (c.int(0), c.a[1], c.a[2], c.a[3]);
-    if resource >= RLIM_NLIMITS {
+pub fn setrlimit(c: &mut Ctx) -> KResult<u64> {
+    let resource = usize::try_from(c.a[0]).ok().filter(|&r| r < RLIM_NLIMITS).ok_or(EINVAL)?;
+    let new: [u64; 2] = task::read_user(c.a[1])?;
+    set_limit(&task::current_process(), resource, new)
+}
+
+/// Sets `resource` of `p` as Linux's do_prlimit: EINVAL when soft exceeds hard, EPERM
+/// for a hard limit raised without CAP_SYS_RESOURCE (or RLIMIT_NOFILE's past the table's
+/// size, Linux's nr_open, 1024 here).
+fn set_limit(p: &task::Process, resource: usize, [soft, hard]: [u64; 2]) -> KResult<u64> {
+    if soft > hard {
         return Err(EINVAL);
     }
-    if pid != 0 && task::find_process(pid as u32).is_none() {
-        return Err(ESRCH);
+    if resource == RLIMIT_NOFILE && hard > crate::fs::file::FD_LIMIT as u64 {
+        return Err(EPERM);
     }
-    if new != 0 {
-        let [soft, hard]: [u64; 2] = task::read_user(new)?;
-        if soft > hard || hard > limit(resource)[1] {
-            return Err(if soft > hard { EINVAL } else { EPERM });
+    if hard > limit(p, resource)[1] && !task::cred::capable(task::cred::CAP_SYS_RESOURCE) {
+        return Err(EPERM);
+    }
+    p.rlimits.set(resource, [soft, hard]);
+    match resource {
+        RLIMIT_NOFILE => p.files.lock().set_limit(soft as usize),
+        RLIMIT_CPU => task::itimer::set_cpu_limit(p, [soft, hard]),
+        _ => {}
+    }
+    Ok(0)
+}
+
+/// `prlimit64(pid, resource, new, old)`: another process's limits too, for a caller whose
+/// ids are all the target's (or with CAP_SYS_RESOURCE).
+pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
+    let (pid, new, old) = (c.int(0), c.a[2], c.a[3]);
+    let resource = usize::try_from(c.a[1]).ok().filter(|&r| r < RLIM_NLIMITS).ok_or(EINVAL)?;
+    let new = if new != 0 { Some(task::read_user::<[u64; 2]>(new)?) } else { None };
+    let p = match pid {
+        ..0 => return Err(ESRCH),
+        0 => task::current_process(),
+        pid => task::find_process(pid as u32).or_else(|| task::find_task(pid as u32).map(|t| t.process.clone())).ok_or(ESRCH)?,
+    };
+    if !core::ptr::eq(&*p, &*task::current_process()) {
+        let me = task::cred::current();
+        let them = p.threads().first().map_or_else(task::cred::Cred::root, |t| t.cred.lock().clone());
+        let same = [them.uid, them.euid, them.suid].iter().all(|&u| u == me.uid) && [them.gid, them.egid, them.sgid].iter().all(|&g| g == me.gid);
+        if !same && !me.capable(task::cred::CAP_SYS_RESOURCE) {
+            return Err(EPERM);
         }
-        let old_value = limit(resource);
-        if resource == RLIMIT_NOFILE {
-            task::current_process().files.lock().set_limit(soft as usize);
-        }
-        if resource == RLIMIT_MEMLOCK {
-            *task::current_process().memlock.lock() = [soft, hard];
-        }
-        if old != 0 {
-            task::write_user(old, &old_value)?;
-        }
-        return Ok(0);
+    }
+    let before = limit(&p, resource);
+    if let Some(new) = new {
+        set_limit(&p, resource, new)?;
     }
     if old != 0 {
-        task::write_user(old, &limit(resource))?;
+        task::write_user(old, &before)?;
     }
     Ok(0)
 }

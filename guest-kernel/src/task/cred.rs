@@ -27,6 +27,7 @@ pub const CAP_LINUX_IMMUTABLE: u32 = 9;
 pub const CAP_IPC_LOCK: u32 = 14;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_SYS_NICE: u32 = 23;
+pub const CAP_SYS_RESOURCE: u32 = 24;
 pub const CAP_MKNOD: u32 = 27;
 pub const CAP_MAC_OVERRIDE: u32 = 32;
 /// The highest capability (CAP_CHECKPOINT_RESTORE, Linux 5.9+).

@@ -38,6 +38,9 @@ pub struct ITimers {
 
 #[derive(Default)]
 struct State {
+    /// RLIMIT_CPU as CPU times (ns; 0: none): when SIGXCPU is next due, and SIGKILL.
+    xcpu_at: u64,
+    kill_at: u64,
     /// ITIMER_REAL: the last expiry set (monotonic ns), the kernel timer while armed, and
     /// the period.
     real_expires: u64,
@@ -107,7 +110,7 @@ pub fn set(process: &Arc<Process>, which: u32, value: u64, interval: u64) -> KRe
         // One tick more, as Linux's set_cpu_itimer adds.
         let expires = if value == 0 { 0 } else { sched::process_cpu_ns(process).saturating_add(value).saturating_add(TICK_NS) };
         st.cpu[which as usize - 1] = (expires, interval);
-        process.itimers.cpu_armed.store(st.cpu.iter().any(|c| c.0 != 0), Ordering::Relaxed);
+        process.itimers.cpu_armed.store(st.armed(), Ordering::Relaxed);
     }
     Ok(old)
 }
@@ -152,10 +155,27 @@ pub fn rearm_real(process: &Arc<Process>) {
     arm_real(process, &mut st, at);
 }
 
-/// Sends SIGVTALRM and SIGPROF for the CPU timers that are due (`return_to_user`).
+impl State {
+    fn armed(&self) -> bool {
+        self.cpu.iter().any(|c| c.0 != 0) || self.xcpu_at != 0 || self.kill_at != 0
+    }
+}
+
+/// RLIMIT_CPU became `[soft, hard]` (seconds): SIGXCPU once the process has used the
+/// soft limit's CPU time and every second after, SIGKILL at the hard limit (Linux's
+/// check_process_timers). A soft limit of 0 counts as 1 s, as on Linux.
+pub fn set_cpu_limit(process: &Process, [soft, hard]: [u64; 2]) {
+    let ns = |s: u64| if s == super::rlimit::RLIM_INFINITY { 0 } else { s.max(1).saturating_mul(1_000_000_000) };
+    let mut st = process.itimers.state.lock();
+    (st.xcpu_at, st.kill_at) = (ns(soft), ns(hard));
+    process.itimers.cpu_armed.store(st.armed(), Ordering::Relaxed);
+}
+
+/// Sends SIGVTALRM and SIGPROF for the CPU timers that are due, and RLIMIT_CPU's SIGXCPU
+/// and SIGKILL (`return_to_user`).
 pub fn check_cpu(process: &Arc<Process>) {
     let now = sched::process_cpu_ns(process);
-    let mut due = [0u32; 2];
+    let mut due = [0u32; 4];
     {
         let mut st = process.itimers.state.lock();
         for (i, sig) in [SIGVTALRM, SIGPROF].into_iter().enumerate() {
@@ -165,7 +185,13 @@ pub fn check_cpu(process: &Arc<Process>) {
                 due[i] = sig;
             }
         }
-        process.itimers.cpu_armed.store(st.cpu.iter().any(|c| c.0 != 0), Ordering::Relaxed);
+        if st.kill_at != 0 && now >= st.kill_at {
+            due[3] = super::signal::SIGKILL;
+        } else if st.xcpu_at != 0 && now >= st.xcpu_at {
+            st.xcpu_at = now + 1_000_000_000;
+            due[2] = super::signal::SIGXCPU;
+        }
+        process.itimers.cpu_armed.store(st.armed(), Ordering::Relaxed);
     }
     for sig in due.into_iter().filter(|&s| s != 0) {
         let _ = signal::send_info(process, SigInfo::kernel(sig), false);

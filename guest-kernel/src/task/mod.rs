@@ -11,6 +11,7 @@ pub mod cred;
 pub mod exec;
 pub mod exit;
 pub mod itimer;
+pub mod rlimit;
 pub mod sched;
 pub mod signal;
 pub mod sigqueue;
@@ -84,8 +85,8 @@ pub struct Process {
     /// Woken when a vfork child execs or exits.
     pub vfork_done: WaitQueue,
     pub vfork_released: core::sync::atomic::AtomicBool,
-    /// RLIMIT_MEMLOCK (soft, hard): what io_uring's registered buffers may pin.
-    pub memlock: SpinLock<[u64; 2]>,
+    /// Resource limits (`rlimit`).
+    pub rlimits: rlimit::Rlimits,
     /// prctl's and membarrier's settings.
     pub attrs: attrs::ProcessAttrs,
 }
@@ -186,7 +187,7 @@ impl Process {
             cpu_ns: AtomicU64::new(0),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
-            memlock: SpinLock::new([MEMLOCK_DEFAULT, MEMLOCK_DEFAULT]),
+            rlimits: rlimit::Rlimits::new(),
             attrs: attrs::ProcessAttrs::new(),
         })
     }
@@ -480,7 +481,8 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         child.sid.store(parent.sid.load(Ordering::Relaxed), Ordering::Relaxed);
         child.exit_signal.store((args.flags & 0xff) as u32, Ordering::Relaxed);
         *child.sigactions.lock() = *parent.sigactions.lock();
-        *child.memlock.lock() = *parent.memlock.lock();
+        child.rlimits.copy_from(&parent.rlimits);
+        itimer::set_cpu_limit(&child, child.rlimits.get(rlimit::RLIMIT_CPU));
         child.attrs.inherit(&parent.attrs);
         parent.children.lock().push(Arc::clone(&child));
         (Task::new(tid, &child, &child_frame, fpu)?, Some(child))

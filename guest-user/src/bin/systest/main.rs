@@ -34,6 +34,7 @@ mod poll;
 mod prctl;
 mod proc;
 mod procfs;
+mod rlimit;
 mod rusage;
 mod rw;
 mod sched;
@@ -70,6 +71,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("poll", poll::TESTS),
     ("prctl", prctl::TESTS),
     ("sched", sched::TESTS),
+    ("rlimit", rlimit::TESTS),
     ("rusage", rusage::TESTS),
     ("time", time::TESTS),
     ("timerfd", timerfd::TESTS),
