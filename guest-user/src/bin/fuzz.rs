@@ -139,6 +139,19 @@ fn add_fd(w: &mut World, fd: i32) {
     }
 }
 
+/// Writes `v` at `addr`, an address inside one of the child's own mappings (a ring, its
+/// SQEs, the buffer); one that went away faults and kills the child, which is allowed.
+fn poke<T>(addr: usize, v: T) {
+    // SAFETY: as the doc says: the child's own memory, or a fault that ends it.
+    unsafe { write_volatile(addr as *mut T, v) }
+}
+
+/// Reads the u32 at `addr` (as `poke`).
+fn peek(addr: usize) -> u32 {
+    // SAFETY: as `poke`.
+    unsafe { read_volatile(addr as *const u32) }
+}
+
 fn call(nr: usize, a: [usize; 6]) -> isize {
     // SAFETY: deliberately hostile; the child is disposable, and the pointers it means
     // to be valid point into its own buffer.
@@ -213,7 +226,7 @@ fn op_make_fd(w: &mut World) {
             }
         }
         3 => call(nr::EVENTFD2, [w.rng.below(4) as usize, [0, 0o4000, 1][w.rng.below(3) as usize], 0, 0, 0, 0]),
-        4 => call(nr::MEMFD_CREATE, [b"fz\0".as_ptr() as usize, w.rng.below(8) as usize, 0, 0, 0, 0]),
+        4 => call(nr::MEMFD_CREATE, [c"fz".as_ptr() as usize, w.rng.below(8) as usize, 0, 0, 0, 0]),
         5 => call(nr::DUP, [pick_fd(w) as usize, 0, 0, 0, 0, 0]),
         _ => -1,
     };
@@ -227,8 +240,8 @@ fn op_setup_ring(w: &mut World) {
     let Some(slot) = (0..MAX_RINGS).find(|&i| w.rings[i].is_none()) else {
         return op_close_ring(w);
     };
-    let mut p = Params::default();
-    p.flags = if w.rng.chance(32) { w.rng.next() as u32 } else { (w.rng.next() as u32) & ((1 << 20) - 1) & !0x4000 };
+    let flags = if w.rng.chance(32) { w.rng.next() as u32 } else { (w.rng.next() as u32) & ((1 << 20) - 1) & !0x4000 };
+    let mut p = Params { flags, ..Params::default() };
     if w.rng.chance(160) {
         p.flags &= 0x3f00 | 8 | 16; // mostly the common ones
     }
@@ -271,9 +284,9 @@ fn op_submit(w: &mut World) {
     let Some(r) = pick_ring(w) else { return op_setup_ring(w) };
     let entries = r.p.sq_entries.max(1);
     let no_array = r.p.flags & 0x10000 != 0;
-    // SAFETY (every access below): the words and slots lie inside the ring's own
-    // mappings, at the offsets the kernel gave; the kernel treats them as hostile.
-    let tail = unsafe { read_volatile(r.word(r.p.sq_off[1]) as *const u32) };
+    // The words and slots lie inside the ring's own mappings, at the offsets the kernel
+    // gave; the kernel treats them as hostile.
+    let tail = peek(r.word(r.p.sq_off[1]));
     let n = 1 + w.rng.below(8) as u32;
     for k in 0..n {
         let t = tail.wrapping_add(k);
@@ -281,7 +294,7 @@ fn op_submit(w: &mut World) {
         let sqe = r.sqes + slot * r.sqe_size;
         for i in 0..r.sqe_size / 8 {
             let v = if w.rng.chance(40) { w.rng.next() } else { 0 };
-            unsafe { write_volatile((sqe as *mut u64).add(i), v) };
+            poke(sqe + 8 * i, v);
         }
         let opcode = if w.rng.chance(8) { w.rng.next() as u8 } else { w.rng.below(64) as u8 };
         let flags = if w.rng.chance(64) { w.rng.next() as u8 } else { 0 };
@@ -289,29 +302,27 @@ fn op_submit(w: &mut World) {
         let (off, addr) = (if w.rng.chance(128) { w.rng.below(1 << 20) } else { hostile(w) as u64 }, hostile(w) as u64);
         let len = if w.rng.chance(128) { w.rng.below(8192) as u32 } else { hostile(w) as u32 };
         let op_flags = if w.rng.chance(128) { 0 } else { w.rng.next() as u32 };
-        unsafe {
-            write_volatile(sqe as *mut u8, opcode);
-            write_volatile((sqe + 1) as *mut u8, flags);
-            write_volatile((sqe + 4) as *mut i32, fd);
-            write_volatile((sqe + 8) as *mut u64, off);
-            write_volatile((sqe + 16) as *mut u64, addr);
-            write_volatile((sqe + 24) as *mut u32, len);
-            write_volatile((sqe + 28) as *mut u32, op_flags);
-            write_volatile((sqe + 32) as *mut u64, w.rng.next());
-            if w.rng.chance(128) {
-                write_volatile((sqe + 40) as *mut u16, w.rng.below(4) as u16); // buf_index / group
-            }
-            if w.trace {
-                ulib::eprintln!("fuzz:   sqe op {opcode} flags {flags:#x} fd {fd} off {off:#x} addr {addr:#x} len {len:#x} op_flags {op_flags:#x} ring flags {:#x}", r.p.flags);
-            }
-            if !no_array {
-                let index = if w.rng.chance(16) { w.rng.next() as u32 } else { slot as u32 };
-                write_volatile((r.word(r.p.sq_off[6]) as *mut u32).add(slot), index);
-            }
+        poke(sqe, opcode);
+        poke(sqe + 1, flags);
+        poke(sqe + 4, fd);
+        poke(sqe + 8, off);
+        poke(sqe + 16, addr);
+        poke(sqe + 24, len);
+        poke(sqe + 28, op_flags);
+        poke(sqe + 32, w.rng.next());
+        if w.rng.chance(128) {
+            poke(sqe + 40, w.rng.below(4) as u16); // buf_index / group
+        }
+        if w.trace {
+            ulib::eprintln!("fuzz:   sqe op {opcode} flags {flags:#x} fd {fd} off {off:#x} addr {addr:#x} len {len:#x} op_flags {op_flags:#x} ring flags {:#x}", r.p.flags);
+        }
+        if !no_array {
+            let index = if w.rng.chance(16) { w.rng.next() as u32 } else { slot as u32 };
+            poke(r.word(r.p.sq_off[6]) + 4 * slot, index);
         }
     }
     scramble_buf(w);
-    unsafe { write_volatile(r.word(r.p.sq_off[1]) as *mut u32, tail.wrapping_add(n)) };
+    poke(r.word(r.p.sq_off[1]), tail.wrapping_add(n));
     let wait = if w.rng.chance(12) { 1 } else { 0 };
     let flags = if w.rng.chance(32) { w.rng.below(64) as usize } else { usize::from(wait == 1) };
     if w.trace {
@@ -478,30 +489,33 @@ fn op_fork(w: &mut World) {
     }
 }
 
+/// An operation kind: its weight, its name (for --trace) and its generator.
+type Kind = (u64, &'static str, fn(&mut World));
+
+const KINDS: [Kind; 12] = [
+    (15, "raw", op_raw_syscall),
+    (10, "make_fd", op_make_fd),
+    (8, "setup", op_setup_ring),
+    (30, "submit", op_submit),
+    (5, "reap", op_reap),
+    (8, "register", op_register),
+    (6, "enter", op_enter),
+    (4, "corrupt", op_corrupt),
+    (2, "race", op_race),
+    (2, "unmap", op_unmap),
+    (4, "close", op_close),
+    (2, "fork", op_fork),
+];
+
 /// One operation, drawn by weight.
 fn step(w: &mut World) {
-    const KINDS: [(u64, fn(&mut World)); 12] = [
-        (15, op_raw_syscall),
-        (10, op_make_fd),
-        (8, op_setup_ring),
-        (30, op_submit),
-        (5, op_reap),
-        (8, op_register),
-        (6, op_enter),
-        (4, op_corrupt),
-        (2, op_race),
-        (2, op_unmap),
-        (4, op_close),
-        (2, op_fork),
-    ];
-    const NAMES: [&str; 12] = ["raw", "make_fd", "setup", "submit", "reap", "register", "enter", "corrupt", "race", "unmap", "close", "fork"];
     let total: u64 = KINDS.iter().map(|k| k.0).sum();
     let mut pick = w.rng.below(total);
-    for (i, (weight, op)) in KINDS.into_iter().enumerate() {
+    for (weight, name, op) in KINDS {
         if pick < weight {
             if w.trace {
                 let state = w.rng.0;
-                ulib::eprintln!("fuzz: op {} (rng {state:#x})", NAMES[i]);
+                ulib::eprintln!("fuzz: op {name} (rng {state:#x})");
             }
             return op(w);
         }
