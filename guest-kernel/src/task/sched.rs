@@ -69,6 +69,7 @@ pub fn block_current() {
 pub fn yield_now() {
     // Tasks that yield in a loop (the SQ poller) must not keep timers and devices out.
     crate::arch::cpu::take_pending_interrupts();
+    time::run_expired();
     let me = current();
     let mut s = SCHED.lock();
     if s.run_queue.is_empty() {
