@@ -215,11 +215,13 @@ fn timeout_with_a_blocked_stdout() {
     assert_eq!(status.code(), Some(124), "{stderr}");
     assert!(stderr.contains("timeout"), "{stderr}");
     assert!(elapsed < std::time::Duration::from_secs(9), "took {elapsed:?}");
-    // The pipe is full: stdout was blocked when the timeout came.
+    // The pipe is full: stdout was blocked when the timeout came. (Nearly full counts: a
+    // write of up to PIPE_BUF bytes waits until all of it fits, so the last one may wait
+    // with less than a page queued.)
     let mut queued: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
     unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&read_end), libc::FIONREAD, &mut queued) };
-    assert_eq!(queued, 4096, "stdout did not block before the timeout: the test proves nothing");
+    assert!(queued >= 3072, "stdout did not block before the timeout ({queued} bytes queued): the test proves nothing");
 }
 
 /// --exit-status-file holds the guest's status, and tells a guest's 124 from a timeout.
