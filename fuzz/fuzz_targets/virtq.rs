@@ -1,43 +1,4 @@
-//! Descriptor chains against each device: the input is the first byte of flags and then
-//! guest memory itself (the rings packed from address 0 as `layout` says, buffers
-//! anywhere), and the device's worker serves the queue as it does after
-//! a kick: `Worker::process_queue` pops each chain, `Chain::parse` checks it, and the
-//! virtio-blk handler (over an in-memory disk) or the 9p handler (over a temporary share
-//! with a sentinel beside it) serves it.
-//!
-//! flags: bit 0 device (0 block, 1 9p), bit 1 EVENT_IDX, bit 2 read-only, bits 3..7 the
-//! queue size (2^(n % 9)).
+//! The `virtq` fuzz target: see `src/targets/virtq.rs` for what an input is.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
-use vmm_fuzz::*;
-
-fn share() -> &'static Share {
-    static SHARE: OnceLock<Share> = OnceLock::new();
-    SHARE.get_or_init(|| Share::new("virtq"))
-}
-
-fuzz_target!(|data: &[u8]| {
-    let Some((&flags, image)) = data.split_first() else { return };
-    let p9 = flags & 1 != 0;
-    let event_idx = flags & 2 != 0;
-    let read_only = flags & 4 != 0;
-    let size = 1u16 << ((flags >> 3) % 9);
-    let mem = guest_memory();
-    load_image(&mem, image);
-    let disk = MemDisk::new(64);
-    let handler = if p9 { share().handler(read_only) } else { block_handler(&disk, read_only) };
-    let Some(mut worker) = worker(&mem, size, event_idx, handler) else { return };
-    // Twice: the second pass starts where the first left the avail ring.
-    for _ in 0..2 {
-        if worker.process_queue(0).is_err() {
-            break; // DEVICE_NEEDS_RESET: the worker stops serving
-        }
-    }
-    drop(worker);
-    if p9 {
-        share().check();
-        share().reset();
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vmm_fuzz::targets::virtq::run(data));

@@ -5,6 +5,14 @@
 //! (`MmioTransport::{read,write}`, `Worker::process_queue`, `Server::handle`) on
 //! vm-memory's `GuestMemoryMmap`; nothing reaches into device internals.
 
+pub mod targets {
+    //! One module per fuzz target (`fuzz_targets/<name>.rs` calls `run`), so that
+    //! `tests/replay.rs` can replay the corpora without libFuzzer.
+    pub mod mmio;
+    pub mod p9;
+    pub mod virtq;
+}
+
 use std::collections::BTreeMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
