@@ -62,6 +62,10 @@ impl MemDisk {
         Arc::new(Self(Mutex::new(data)))
     }
 
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+
     fn range(&self, offset: u64, len: usize) -> std::ops::Range<usize> {
         let size = self.0.lock().unwrap().len() as u64;
         let end = offset.checked_add(len as u64).expect("disk offset overflows");
@@ -184,6 +188,24 @@ impl Share {
         let mut out = BTreeMap::new();
         walk(&self.base, &self.root(), &mut out);
         out
+    }
+
+    /// Everything inside the share, times included (but not atimes): a read-only share
+    /// must look the same after any input.
+    pub fn contents(&self) -> BTreeMap<PathBuf, String> {
+        let mut out = BTreeMap::new();
+        walk(&self.root(), Path::new("/nonexistent/skip"), &mut out);
+        out
+    }
+
+    /// Panics unless the share is as `before` said (a read-only share).
+    pub fn check_unchanged(&self, before: Option<BTreeMap<PathBuf, String>>) {
+        if let Some(before) = before {
+            let now = self.contents();
+            if now != before {
+                panic!("9p: a read-only share changed:\nbefore {before:#?}\nafter {now:#?}");
+            }
+        }
     }
 
     /// Panics if anything outside the share changed.

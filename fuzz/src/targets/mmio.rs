@@ -1,5 +1,6 @@
 //! virtio-mmio register sequences: the input is a flags byte (bit 0: a 9p share instead
-//! of a block disk) and then 7-byte operations `op[1] offset[2] value[4]` played against
+//! of a block disk; bit 1: read-only, and then the disk or share must not change) and
+//! then 7-byte operations `op[1] offset[2] value[4]` played against
 //! `MmioTransport::{read,write}` as vCPU exits would, with guest memory pokes in between
 //! so that rings and requests can be laid out. After DRIVER_OK the device's real worker
 //! thread serves kicked queues; the transport is dropped (reset) at the end.
@@ -50,12 +51,15 @@ fn share() -> &'static Share {
 pub fn run(data: &[u8]) {
     let Some((&flags, ops)) = data.split_first() else { return };
     let p9 = flags & 1 != 0;
+    let read_only = flags & 2 != 0;
+    let disk: Arc<MemDisk> = MemDisk::new(64);
+    let disk_before = disk.contents();
+    let share_before = (p9 && read_only).then(|| share().contents());
     let mem = guest_memory();
     let device: Box<dyn VirtioDevice> = if p9 {
-        Box::new(P9Device::new(&share().root(), "fuzz", flags & 2 != 0).expect("9p device"))
+        Box::new(P9Device::new(&share().root(), "fuzz", read_only).expect("9p device"))
     } else {
-        let disk: Arc<MemDisk> = MemDisk::new(64);
-        Box::new(Block::new(disk, flags & 2 != 0, b"fuzz"))
+        Box::new(Block::new(disk.clone(), read_only, b"fuzz"))
     };
     let irq = EventFd::new(libc::EFD_NONBLOCK).unwrap();
     let mut t = MmioTransport::new("fuzz".into(), device, mem.clone(), irq, None).unwrap();
@@ -79,8 +83,12 @@ pub fn run(data: &[u8]) {
         }
     }
     drop(t);
+    if read_only {
+        assert!(disk.contents() == disk_before, "a read-only disk was written");
+    }
     if p9 {
         share().check();
+        share().check_unchanged(share_before);
         share().reset();
     }
 }

@@ -1,6 +1,7 @@
-//! 9P2000.L messages against a real temporary share: the input is a sequence of
-//! messages, each framed by its own size[4] field (clamped to what is left), handed to
-//! `Server::handle` as the virtio-9p handler does. After each input nothing outside the
+//! 9P2000.L messages against a real temporary share: the input is a flags byte (bit 0:
+//! a read-only share, which must then not change at all; bits 1..3 shrink the room for
+//! replies from 8 KiB) and a sequence of messages, each framed by its own size[4] field
+//! (clamped to what is left), handed to `Server::handle` as the virtio-9p handler does. After each input nothing outside the
 //! share may have changed (a sentinel directory, a sentinel file and the listing of the
 //! share's parent), and the share is laid anew.
 use std::sync::OnceLock;
@@ -14,7 +15,9 @@ fn share() -> &'static Share {
 /// Plays one input.
 pub fn run(data: &[u8]) {
     let Some((&flags, mut rest)) = data.split_first() else { return };
-    let mut server = share().server(flags & 1 != 0);
+    let read_only = flags & 1 != 0;
+    let before = read_only.then(|| share().contents());
+    let mut server = share().server(read_only);
     let max_reply = 8192usize >> (flags >> 1 & 7);
     while rest.len() >= 4 {
         let size = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
@@ -30,5 +33,6 @@ pub fn run(data: &[u8]) {
     }
     drop(server);
     share().check();
+    share().check_unchanged(before);
     share().reset();
 }

@@ -25,6 +25,8 @@ pub fn run(data: &[u8]) {
     let mem = guest_memory();
     load_image(&mem, image);
     let disk = MemDisk::new(64);
+    let disk_before = disk.contents();
+    let share_before = (p9 && read_only).then(|| share().contents());
     let handler = if p9 { share().handler(read_only) } else { block_handler(&disk, read_only) };
     let Some(mut worker) = worker(&mem, size, event_idx, handler) else { return };
     // Twice: the second pass starts where the first left the avail ring.
@@ -34,8 +36,12 @@ pub fn run(data: &[u8]) {
         }
     }
     drop(worker);
+    if read_only {
+        assert!(disk.contents() == disk_before, "a read-only disk was written");
+    }
     if p9 {
         share().check();
+        share().check_unchanged(share_before);
         share().reset();
     }
 }
