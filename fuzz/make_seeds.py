@@ -46,8 +46,8 @@ def write(target, name, data):
 def blk(ty, sector=0): return struct.pack("<IIQ", ty, 0, sector)
 IN, OUT_, FLUSH, GET_ID, DISCARD = 0, 1, 4, 8, 11
 
-def qflags(size, p9=False, event_idx=True, ro=False):
-    return (size.bit_length() - 1) << 3 | (4 if ro else 0) | (2 if event_idx else 0) | (1 if p9 else 0)
+def qflags(size, p9=False, event_idx=True, ro=False, engine=0):  # engine: 0 mem, 1 sync, 2 uring, 3 uring O_DIRECT
+    return engine << 6 | (size.bit_length() - 1) << 3 | (4 if ro else 0) | (2 if event_idx else 0) | (1 if p9 else 0)
 
 def blk_seeds():
     seeds = {}
@@ -65,6 +65,8 @@ def blk_seeds():
 for name, m in blk_seeds().items():
     write("virtq", name, bytes([qflags(m.size)]) + m.b)
     write("virtq", name + "-noidx-ro", bytes([qflags(m.size, event_idx=False, ro=True)]) + m.b)
+    for engine, ename in ((1, "sync"), (2, "uring"), (3, "uring-direct")):
+        write("virtq", name + "-" + ename, bytes([qflags(m.size, engine=engine)]) + m.b)
 
 # ---- 9P2000.L ----
 def s(x): x = x.encode() if isinstance(x, str) else x; return struct.pack("<H", len(x)) + x

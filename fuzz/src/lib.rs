@@ -105,6 +105,99 @@ pub fn block_handler(disk: &Arc<MemDisk>, read_only: bool) -> Box<dyn QueueHandl
     Box::new(handler)
 }
 
+/// The disk engines the virtq target can put behind virtio-blk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// [`MemDisk`]: synchronous, and any access beyond the disk panics.
+    Mem,
+    /// The synchronous engine on a temporary file.
+    Sync,
+    /// The io_uring engine (asynchronous requests) on a temporary file, 8 ring entries
+    /// (so that the queue also fills up).
+    Uring,
+    /// The same with O_DIRECT (buffered when the file system refuses it).
+    UringDirect,
+}
+
+/// A temporary disk file of `sectors` sectors (the same pattern as [`MemDisk`]), laid
+/// anew by [`DiskFile::reset`].
+pub struct DiskFile(PathBuf);
+
+impl DiskFile {
+    pub fn new(what: &str) -> Self {
+        Self(std::env::temp_dir().join(format!("vmm-fuzz-{what}-{}.img", std::process::id())))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn reset(&self, sectors: usize) {
+        let data: Vec<u8> = (0..sectors * 512).map(|i| (i / 512) as u8).collect();
+        std::fs::write(&self.0, data).expect("disk file");
+    }
+
+    pub fn contents(&self) -> Vec<u8> {
+        std::fs::read(&self.0).expect("disk file")
+    }
+}
+
+impl Drop for DiskFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A block handler on `file` through `engine` (not [`Engine::Mem`]), prepared as the
+/// worker thread prepares it (the io_uring engine's ring is made then).
+pub fn file_handler(file: &DiskFile, engine: Engine, read_only: bool) -> Box<dyn QueueHandler> {
+    use vmm::devices::virtio::block::engine_sync::SyncEngine;
+    use vmm::devices::virtio::block::engine_uring::UringEngine;
+    let backend: Arc<dyn BlockBackend> = match engine {
+        Engine::Mem => unreachable!("MemDisk has block_handler"),
+        Engine::Sync => Arc::new(SyncEngine::open(file.path(), read_only).expect("sync engine")),
+        Engine::Uring | Engine::UringDirect => {
+            let direct = engine == Engine::UringDirect;
+            let uring = UringEngine::open_with(file.path(), read_only, direct)
+                .or_else(|_| UringEngine::open(file.path(), read_only))
+                .expect("io_uring engine");
+            Arc::new(uring.with_ring_entries(8))
+        }
+    };
+    let mut handler = BlockHandler::new(backend, read_only, *b"fuzz-disk-0123456789");
+    handler.prepare();
+    if engine != Engine::Sync {
+        assert!(handler.is_async(), "the io_uring engine gave no asynchronous queue");
+    }
+    Box::new(handler)
+}
+
+/// Serves a worker's queue 0 as its thread would, asynchronous completions included:
+/// drain the avail ring, then, while requests are in flight (popped and not yet used),
+/// wait for completions, publish them and drain again (room was freed). A request still
+/// in flight after a second is left to `quiesce`. Stops at the first device error
+/// (DEVICE_NEEDS_RESET), as the worker does.
+pub fn serve(worker: &mut Worker) {
+    let in_flight = |w: &Worker| w.queues[0].1.next_avail() != w.queues[0].1.next_used();
+    let mut ok = worker.process_queue(0).is_ok();
+    if let Some(fd) = worker.handler.completion_fd() {
+        let mut done = Vec::new();
+        while ok && in_flight(worker) {
+            let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: `pfd` is one valid pollfd that outlives the call.
+            if unsafe { libc::poll(&mut pfd, 1, 1000) } <= 0 {
+                break;
+            }
+            done.clear();
+            ok = worker.handler.complete(&worker.mem, &mut done).is_ok();
+            let (mem, queue) = (&worker.mem, &mut worker.queues[0].1);
+            ok = ok && done.iter().all(|&(_, head, len)| queue.add_used(mem, head, len).is_ok());
+            ok = ok && worker.process_queue(0).is_ok();
+        }
+    }
+    worker.handler.quiesce();
+}
+
 /// A worker (not spawned: the target calls `process_queue` itself) serving one queue
 /// laid out as [`layout`] says.
 pub fn worker(mem: &GuestMemoryMmap, size: u16, event_idx: bool, handler: Box<dyn QueueHandler>) -> Option<Worker> {

@@ -1,5 +1,5 @@
 //! The seeds do what make_seeds.py means them to: every block request of the valid seeds
-//! is served with VIRTIO_BLK_S_OK, and every 9p message of the basic seeds gets a reply
+//! is served (through each engine) with VIRTIO_BLK_S_OK, and every 9p message of the basic seeds gets a reply
 //! other than Rlerror. (Seeds that fail early would leave the fuzzer far from the code.)
 
 use vm_memory::{Bytes, GuestAddress};
@@ -11,14 +11,24 @@ fn corpus(target: &str, name: &str) -> Vec<u8> {
 
 #[test]
 fn block_seeds_are_served() {
-    for name in ["blk-read", "blk-write", "blk-flush-id", "blk-discard"] {
-        let data = corpus("virtq", name);
-        let size = 1u16 << (data[0] >> 3);
+    let file = DiskFile::new("seeds");
+    let names = ["blk-read", "blk-write", "blk-flush-id", "blk-discard"];
+    let engines = ["", "-sync", "-uring", "-uring-direct"];
+    for name in engines.iter().flat_map(|e| names.map(|n| format!("{n}{e}"))) {
+        let data = corpus("virtq", &name);
+        let size = 1u16 << ((data[0] >> 3) & 7);
         let mem = guest_memory();
         load_image(&mem, &data[1..]);
         let disk = MemDisk::new(64);
-        let mut w = worker(&mem, size, true, block_handler(&disk, false)).unwrap();
-        w.process_queue(0).unwrap();
+        file.reset(64);
+        let handler = match data[0] >> 6 {
+            0 => block_handler(&disk, false),
+            1 => file_handler(&file, Engine::Sync, false),
+            2 => file_handler(&file, Engine::Uring, false),
+            _ => file_handler(&file, Engine::UringDirect, false),
+        };
+        let mut w = worker(&mem, size, true, handler).unwrap();
+        serve(&mut w);
         let (desc, avail, used, _) = layout(size);
         let chains: u16 = mem.read_obj(GuestAddress(avail + 2)).unwrap();
         assert_eq!(mem.read_obj::<u16>(GuestAddress(used + 2)).unwrap(), chains, "{name}");
