@@ -125,6 +125,7 @@ pub struct DiskFile(PathBuf);
 
 impl DiskFile {
     pub fn new(what: &str) -> Self {
+        clean_up_at_exit();
         Self(std::env::temp_dir().join(format!("vmm-fuzz-{what}-{}.img", std::process::id())))
     }
 
@@ -235,8 +236,30 @@ pub struct Share {
     snapshot: BTreeMap<PathBuf, String>,
 }
 
+/// Removes this process's temporary shares and disk files at exit: libFuzzer ends the
+/// process with `exit()`, so the statics that own them are never dropped.
+fn clean_up_at_exit() {
+    extern "C" fn clean_up() {
+        let suffix = format!("-{}", std::process::id());
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for path in entries.flatten().map(|e| e.path()) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            if name.starts_with("vmm-fuzz-") && (name.ends_with(&suffix) || name.ends_with(&format!("{suffix}.img"))) {
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+        }
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `clean_up` is an `extern "C" fn()` that lives as long as the process and
+        // touches nothing that exit() has torn down (it only lists and removes files).
+        unsafe { libc::atexit(clean_up) };
+    });
+}
+
 impl Share {
     pub fn new(what: &str) -> Self {
+        clean_up_at_exit();
         let base = std::env::temp_dir().join(format!("vmm-fuzz-{what}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(base.join("sentinel")).unwrap();
