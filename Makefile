@@ -21,7 +21,7 @@ URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 
-.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test bench fuzz deps rust-target clean
+.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test bench fuzz fuzz-vmm deps rust-target clean
 
 all: vmm $(GUEST) $(ROOTFS) $(BUSYBOX)
 
@@ -102,6 +102,11 @@ test: deps all
 # FUZZ_SEED, FUZZ_OPS, FUZZ_VMM_OPS, FUZZ_MS).
 fuzz: deps all
 	scripts/fuzz.sh
+
+# The VMM's device emulation under libFuzzer, FUZZ_VMM_SECONDS (default 60) per target
+# (see scripts/fuzz-vmm.sh and fuzz/). Builds only the fuzz crate: no guest, no images.
+fuzz-vmm:
+	scripts/fuzz-vmm.sh
 
 bench: deps all
 	$(CARGO) run --release -q -p tests --bin bench
