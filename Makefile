@@ -94,9 +94,11 @@ run-shell-qemu: all
 deps:
 	@scripts/install-deps.sh
 
-# Unit tests of the VMM, then host tests that boot the real guest under vmm (KVM) and QEMU (TCG).
+# Unit tests of the VMM, then host tests that boot the real guest under vmm (KVM) and QEMU
+# (TCG), then each VMM fuzz target: its seeds replayed and 10 s of fuzzing.
 test: deps all
 	scripts/run-tests.sh
+	FUZZ_VMM_SECONDS=10 scripts/fuzz-vmm.sh
 
 # The guest kernel fuzzed from user space under QEMU and vmm (see scripts/fuzz.sh for
 # FUZZ_SEED, FUZZ_OPS, FUZZ_VMM_OPS, FUZZ_MS).

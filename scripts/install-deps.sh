@@ -10,6 +10,8 @@ command -v musl-gcc >/dev/null || packages+=(musl-tools)
 [ -f /usr/lib/x86_64-linux-gnu/liburing.a ] || packages+=(liburing-dev)
 # The static build (the dynamic `busybox` package also installs /bin/busybox).
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || packages+=(busybox-static)
+# libFuzzer (the VMM's fuzz targets, run briefly by `make test`) is C++.
+command -v g++ >/dev/null || packages+=(g++)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 
