@@ -81,19 +81,6 @@ fn become_user(uid: u32, gid: u32, groups: &[u32]) -> TestResult {
     Ok(())
 }
 
-/// Runs `f` in a child; its failure is reported (the message printed by the child).
-fn in_child(f: impl FnOnce() -> TestResult) -> TestResult {
-    let status = run_child(|| match f() {
-        Ok(()) => 0,
-        Err(e) => {
-            ulib::eprintln!("  child: {}", e.message());
-            1
-        }
-    })?;
-    check_eq!(status.exit_code(), Some(0));
-    Ok(())
-}
-
 /// (effective, permitted, inheritable) of thread `pid` (0: the caller).
 fn capget(pid: i32) -> Result<(u64, u64, u64), Failure> {
     let mut hdr = [VERSION_3, pid as u32];

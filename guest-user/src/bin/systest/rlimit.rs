@@ -47,19 +47,6 @@ fn prlimit(pid: i32, resource: usize, new: Option<[u64; 2]>, old: Option<&mut [u
     sys::ret(unsafe { syscall4(nr::PRLIMIT64, pid as usize, resource, new_ptr, old_ptr) })
 }
 
-/// Runs `f` in a child; its failure is reported (printed by the child).
-fn in_child(f: impl FnOnce() -> TestResult) -> TestResult {
-    let status = run_child(|| match f() {
-        Ok(()) => 0,
-        Err(e) => {
-            ulib::eprintln!("  child: {}", e.message());
-            1
-        }
-    })?;
-    check_eq!(status.exit_code(), Some(0));
-    Ok(())
-}
-
 fn limits_are_kept_and_inherited() -> TestResult {
     in_child(|| {
         let [_, hard] = getrlimit(RLIMIT_CORE)?;

@@ -121,6 +121,20 @@ impl Drop for Reaper {
     }
 }
 
+/// Runs `f` in a child (a test changing ids or limits for good); its failure fails the
+/// test, the message printed by the child.
+pub fn in_child(f: impl FnOnce() -> TestResult) -> TestResult {
+    let status = run_child(|| match f() {
+        Ok(()) => 0,
+        Err(e) => {
+            ulib::eprintln!("  child: {}", e.message());
+            1
+        }
+    })?;
+    check_eq!(status.exit_code(), Some(0));
+    Ok(())
+}
+
 /// A new private anonymous mapping.
 pub fn map_anon(len: usize, prot: usize) -> Result<usize, Failure> {
     // SAFETY: not MAP_FIXED: the kernel picks free addresses.
