@@ -34,28 +34,29 @@ fn counts_past(counter: &AtomicU64, from: u64) -> bool {
     false
 }
 
-/// A child that counts in shared memory forever; returns (pid, its counter).
-fn counting_child() -> Result<(i32, &'static AtomicU64), Failure> {
+/// A child that counts in shared memory forever, after `setup` (its process group);
+/// returns (pid, its counter) once the counter moves.
+fn spawn_counter(setup: fn()) -> Result<(i32, &'static AtomicU64), Failure> {
     let m = map_anon_shared(4096)?;
     // SAFETY: a fresh shared page, used only as this counter.
     let counter: &'static AtomicU64 = unsafe { &*(m as *const AtomicU64) };
-    // In a group of its own under this process's (another group of the session), so
-    // the group is not orphaned and the terminal stop signals apply to it.
     let pid = fork_child(move || {
-        let _ = sys::setpgid(0, 0);
+        setup();
         loop {
             counter.fetch_add(1, SeqCst);
             core::hint::spin_loop();
         }
     })?;
-    // It runs.
-    counts_past(counter, counter.load(SeqCst));
+    counts_past(counter, 0);
     Ok((pid, counter))
 }
 
-fn map_anon_shared(len: usize) -> Result<usize, Failure> {
-    // SAFETY: not MAP_FIXED: the kernel picks the address.
-    Ok(check_ok!(unsafe { sys::mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) }))
+/// A counting child in a group of its own under this process's (another group of the
+/// session), so the group is not orphaned and the terminal stop signals apply to it.
+fn counting_child() -> Result<(i32, &'static AtomicU64), Failure> {
+    spawn_counter(|| {
+        let _ = sys::setpgid(0, 0);
+    })
 }
 
 /// The state letter of /proc/PID/stat (after the parenthesised name).
@@ -141,20 +142,13 @@ fn sigkill_ends_a_stopped_process() -> TestResult {
 /// A new session's leader is an orphaned group (its parent is in another session):
 /// SIGTSTP does not stop it, SIGSTOP does.
 fn an_orphaned_group_ignores_sigtstp() -> TestResult {
-    let m = map_anon_shared(4096)?;
-    // SAFETY: a fresh shared page, used only as this counter.
-    let counter: &'static AtomicU64 = unsafe { &*(m as *const AtomicU64) };
-    let pid = fork_child(move || {
+    let (pid, counter) = spawn_counter(|| {
         // SAFETY: no memory is passed.
         let _ = unsafe { sys::syscall0(nr::SETSID) };
-        loop {
-            counter.fetch_add(1, SeqCst);
-            core::hint::spin_loop();
-        }
     })?;
     let _reaper = Reaper(pid);
     // The counter moves only after setsid.
-    check!(counts_past(counter, 0), "the child never ran");
+    check!(counter.load(SeqCst) > 0, "the child never ran");
     check_ok!(sys::kill(pid, SIGTSTP));
     sleep_ms(100);
     let mut status = 0;

@@ -121,8 +121,7 @@ extern "C" fn on_xcpu(_: i32) {
 }
 
 fn cpu_limit_sends_sigxcpu_then_sigkill() -> TestResult {
-    // SAFETY: not MAP_FIXED: the kernel picks the address.
-    let m = check_ok!(unsafe { sys::mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) });
+    let m = map_anon_shared(4096)?;
     // SAFETY: a fresh shared page, used only as this counter.
     let seen: &'static AtomicU32 = unsafe { &*(m as *const AtomicU32) };
     let start = now_ns();

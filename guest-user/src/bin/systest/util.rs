@@ -135,6 +135,12 @@ pub fn in_child(f: impl FnOnce() -> TestResult) -> TestResult {
     Ok(())
 }
 
+/// A new shared anonymous mapping (seen by forked children too).
+pub fn map_anon_shared(len: usize) -> Result<usize, Failure> {
+    // SAFETY: not MAP_FIXED: the kernel picks the address.
+    Ok(check_ok!(unsafe { sys::mmap(0, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) }))
+}
+
 /// A new private anonymous mapping.
 pub fn map_anon(len: usize, prot: usize) -> Result<usize, Failure> {
     // SAFETY: not MAP_FIXED: the kernel picks free addresses.
