@@ -267,6 +267,19 @@ syscall_table! {
     455 futex_wait => futex::futex_wait,
 }
 
+/// Logs an unknown syscall number the first time a program uses it: libcs probe some
+/// (glibc's rseq at every start) and a warning per call would flood the console.
+fn warn_unknown_once(nr: u64) {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static SEEN: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+    // Numbers past the table share the last bit.
+    let bit = nr.min(8 * 64 - 1);
+    let mask = 1 << (bit % 64);
+    if SEEN[(bit / 64) as usize].fetch_or(mask, Ordering::Relaxed) & mask == 0 {
+        log::warn!("unknown syscall {nr}: -ENOSYS (logged once per number)");
+    }
+}
+
 /// Runs the syscall in `frame` and stores its result in `frame.rax`.
 pub fn dispatch(frame: &mut TrapFrame) {
     let nr = frame.rax;
@@ -277,7 +290,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
             handler(&mut Ctx { a, frame })
         }
         None => {
-            log::warn!("unknown syscall {nr}: -ENOSYS");
+            warn_unknown_once(nr);
             Err(ENOSYS)
         }
     };
