@@ -32,6 +32,19 @@ impl<T> SpinLock<T> {
         }
         SpinGuard { lock: self, irq_was_on }
     }
+
+    /// Takes the lock if it is free (the shrinker, which may run inside a holder's
+    /// allocation, skips what it cannot take).
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        let irq_was_on = cpu::disable_interrupts();
+        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            if irq_was_on {
+                cpu::enable_interrupts();
+            }
+            return None;
+        }
+        Some(SpinGuard { lock: self, irq_was_on })
+    }
 }
 
 /// Out of line, so `lock` stays small enough to inline.

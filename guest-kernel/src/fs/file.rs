@@ -65,6 +65,15 @@ impl OpenFile {
     pub fn nonblock(&self) -> bool {
         self.flags() & O_NONBLOCK != 0
     }
+
+    /// Reads the node at `offset`: around the page cache with O_DIRECT.
+    pub fn read_node(&self, offset: u64, buf: &mut super::IoBuf, nonblock: bool) -> crate::errno::KResult<usize> {
+        if self.flags() & O_DIRECT != 0 {
+            self.node.read_direct(offset, buf, nonblock)
+        } else {
+            self.node.read(offset, buf, nonblock)
+        }
+    }
 }
 
 impl Drop for OpenFile {

@@ -343,6 +343,16 @@ pub trait Node: Send + Sync + Any {
         Err(EINVAL)
     }
 
+    /// An O_DIRECT read, around the page cache (by default the file has none).
+    fn read_direct(&self, offset: u64, buf: &mut IoBuf, nonblock: bool) -> KResult<usize> {
+        self.read(offset, buf, nonblock)
+    }
+
+    /// Writes back what shared mappings of the file changed (msync, munmap).
+    fn writeback(&self) -> KResult<()> {
+        Ok(())
+    }
+
     /// False for pipes, sockets and the like: `lseek` and `pread` give ESPIPE.
     fn seekable(&self) -> bool {
         true

@@ -8,14 +8,17 @@
 //! the guest's own tree.
 
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{DirEntry, FileType, IoBuf, Node, Stat, TimeSet};
 use crate::drivers::virtio::p9::*;
 use crate::errno::*;
+use crate::mm::filemap::{FileCache, PageIo, ReadDone};
 use crate::sync::SpinLock;
 
 const O_RDONLY: u32 = 0;
@@ -48,21 +51,142 @@ pub fn share_root(tag: &str) -> KResult<Arc<dyn Node>> {
     Ok(P9Node::root(Arc::clone(p9), *qid))
 }
 
+/// What every node of one host file shares (nodes come and go with each walk): the
+/// file's page cache, and what this client knows of the file.
+pub struct P9Inode {
+    pub cache: FileCache,
+    /// The size reads stop at (`UNKNOWN` until asked; kept as this client writes).
+    size: AtomicU64,
+    /// The host's (mtime, size) when the cache was last known to match the file: an open
+    /// that finds them changed drops the cache (close-to-open consistency, as NFS). None
+    /// after our own writes (whose times only the host knows).
+    stamp: SpinLock<Option<(u64, u64)>>,
+}
+
+const UNKNOWN: u64 = u64::MAX;
+
+/// The inodes of regular files by (share, qid.path).
+static INODES: SpinLock<BTreeMap<(usize, u64), Weak<P9Inode>>> = SpinLock::new(BTreeMap::new());
+
+fn inode_of(p9: &Arc<P9>, qid: Qid) -> Option<Arc<P9Inode>> {
+    if qid.kind & (QTDIR | QTSYMLINK) != 0 {
+        return None;
+    }
+    let key = (Arc::as_ptr(p9) as usize, qid.path);
+    let mut inodes = INODES.lock();
+    if let Some(inode) = inodes.get(&key).and_then(Weak::upgrade) {
+        return Some(inode);
+    }
+    if inodes.len().is_power_of_two() {
+        inodes.retain(|_, w| w.strong_count() > 0);
+    }
+    let inode = Arc::new(P9Inode { cache: FileCache::new(), size: AtomicU64::new(UNKNOWN), stamp: SpinLock::new(None) });
+    inodes.insert(key, Arc::downgrade(&inode));
+    Some(inode)
+}
+
 pub struct P9Node {
     p9: Arc<P9>,
     fid: u32,
     qid: Qid,
     /// An opened fid for I/O, and whether it allows writing.
     io: SpinLock<Option<(u32, bool)>>,
+    /// A regular file's shared state (its page cache).
+    inode: Option<Arc<P9Inode>>,
 }
 
 impl P9Node {
     pub fn root(p9: Arc<P9>, qid: Qid) -> Arc<Self> {
-        Arc::new(Self { p9, fid: 0, qid: Qid { kind: qid.kind | QTDIR, ..qid }, io: SpinLock::new(None) })
+        Arc::new(Self { p9, fid: 0, qid: Qid { kind: qid.kind | QTDIR, ..qid }, io: SpinLock::new(None), inode: None })
     }
 
     fn child(&self, fid: u32, qid: Qid) -> Arc<Self> {
-        Arc::new(Self { p9: Arc::clone(&self.p9), fid, qid, io: SpinLock::new(None) })
+        let inode = inode_of(&self.p9, qid);
+        Arc::new(Self { p9: Arc::clone(&self.p9), fid, qid, io: SpinLock::new(None), inode })
+    }
+
+    /// The file's size as this client knows it (asked of the host the first time).
+    fn known_size(&self, inode: &P9Inode) -> KResult<u64> {
+        match inode.size.load(Ordering::Relaxed) {
+            UNKNOWN => {
+                let size = self.getattr()?.size;
+                inode.size.store(size, Ordering::Relaxed);
+                Ok(size)
+            }
+            size => Ok(size),
+        }
+    }
+
+    /// At open: if the host's file changed since the cache was filled (another client
+    /// wrote it), the cache is read again.
+    fn revalidate(&self, inode: &P9Inode) -> KResult<()> {
+        let st = self.getattr()?;
+        let now = (st.mtime_ns, st.size);
+        let before = inode.stamp.lock().replace(now);
+        inode.size.store(st.size, Ordering::Relaxed);
+        if before.is_some_and(|b| b != now) {
+            inode.cache.invalidate(self, 0, u64::MAX)?;
+        }
+        Ok(())
+    }
+
+    /// Tread straight from the host into `buf` (O_DIRECT, and the page cache's fills).
+    fn read_uncached(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
+        let fid = self.io_fid(false)?;
+        let chunk = (self.p9.msize() - 11) as usize;
+        let mut done = 0;
+        while done < buf.len() {
+            let want = (buf.len() - done).min(chunk);
+            let mut r = self.p9.rpc(Msg::new(TREAD).u32(fid).u64(offset + done as u64).u32(want as u32), want + 11)?;
+            let n = (r.u32()? as usize).min(want);
+            buf.put(done, r.bytes(n)?)?;
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Twrite of `len` bytes at `offset`, each message's bytes from `get(done, chunk)`.
+    fn write_uncached(&self, offset: u64, len: usize, mut get: impl FnMut(usize, &mut [u8]) -> KResult<()>) -> KResult<usize> {
+        let fid = self.io_fid(true)?;
+        let chunk = (self.p9.msize() - 23) as usize;
+        let mut done = 0;
+        let mut data = Vec::new();
+        while done < len {
+            let want = (len - done).min(chunk);
+            data.resize(want, 0);
+            get(done, &mut data)?;
+            let msg = Msg::new(TWRITE).u32(fid).u64(offset + done as u64).u32(want as u32).bytes(&data);
+            let n = (self.p9.rpc(msg, 64)?.u32()? as usize).min(want);
+            done += n;
+            if n < want {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// The cache learns of a write of `n` bytes of `buf` at `offset` (write-through).
+    fn wrote(&self, offset: u64, buf: &IoBuf, n: usize) {
+        if let Some(inode) = &self.inode {
+            inode.cache.wrote(offset, buf, n);
+            if inode.size.load(Ordering::Relaxed) != UNKNOWN {
+                inode.size.fetch_max(offset + n as u64, Ordering::Relaxed);
+            }
+            *inode.stamp.lock() = None;
+        }
+    }
+
+    /// The regular file's state, for io_uring's cached reads.
+    pub fn inode(&self) -> Option<&Arc<P9Inode>> {
+        self.inode.as_ref()
+    }
+
+    /// The size io_uring's cached reads stop at.
+    pub fn size_for_read(&self) -> KResult<u64> {
+        self.inode.as_ref().map_or(Err(EINVAL), |i| self.known_size(i))
     }
 
     /// The I/O fid, opened for writing when `write` is asked (read-only otherwise).
@@ -178,64 +302,91 @@ impl Node for P9Node {
         if self.qid.kind & (QTDIR | QTSYMLINK) == 0 {
             self.io_fid(flags & 3 != 0)?;
         }
+        if let Some(inode) = &self.inode {
+            self.revalidate(inode)?;
+        }
         Ok(())
     }
 
+    /// Through the page cache.
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
         if self.qid.kind & QTDIR != 0 {
             return Err(EISDIR);
         }
-        let fid = self.io_fid(false)?;
-        let chunk = (self.p9.msize() - 11) as usize;
-        let mut done = 0;
-        while done < buf.len() {
-            let want = (buf.len() - done).min(chunk);
-            let mut r = self.p9.rpc(Msg::new(TREAD).u32(fid).u64(offset + done as u64).u32(want as u32), want + 11)?;
-            let n = (r.u32()? as usize).min(want);
-            buf.put(done, r.bytes(n)?)?;
-            done += n;
-            if n < want {
-                break;
-            }
+        match &self.inode {
+            Some(inode) => inode.cache.read(self, offset, buf, self.known_size(inode)?),
+            None => self.read_uncached(offset, buf),
         }
-        Ok(done)
     }
 
+    /// O_DIRECT: from the host, after the cache's changed pages went there.
+    fn read_direct(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        if self.qid.kind & QTDIR != 0 {
+            return Err(EISDIR);
+        }
+        if let Some(inode) = &self.inode {
+            inode.cache.writeback(self, self.known_size(inode)?)?;
+        }
+        self.read_uncached(offset, buf)
+    }
+
+    /// Write-through: the host gets the bytes at once, and cached pages take them.
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
         if self.qid.kind & QTDIR != 0 {
             return Err(EISDIR);
         }
-        let fid = self.io_fid(true)?;
-        let chunk = (self.p9.msize() - 23) as usize;
-        let mut done = 0;
-        let mut data = Vec::new();
-        while done < buf.len() {
-            let want = (buf.len() - done).min(chunk);
-            data.resize(want, 0);
-            buf.get(done, &mut data)?;
-            let msg = Msg::new(TWRITE).u32(fid).u64(offset + done as u64).u32(want as u32).bytes(&data);
-            let n = (self.p9.rpc(msg, 64)?.u32()? as usize).min(want);
-            done += n;
-            if n < want {
-                break;
-            }
-        }
-        Ok(done)
+        let n = self.write_uncached(offset, buf.len(), |at, chunk| buf.get(at, chunk))?;
+        self.wrote(offset, buf, n);
+        Ok(n)
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
         if self.qid.kind & QTDIR != 0 {
             return Err(EISDIR);
         }
-        self.setattr(SETATTR_SIZE, 0, len)
+        self.setattr(SETATTR_SIZE, 0, len)?;
+        if let Some(inode) = &self.inode {
+            inode.cache.truncate(len);
+            inode.size.store(len, Ordering::Relaxed);
+            *inode.stamp.lock() = None;
+        }
+        Ok(())
     }
 
+    /// Writes back what mappings changed, then Tfsync.
     fn sync(&self) -> KResult<()> {
+        if let Some(inode) = &self.inode {
+            inode.cache.writeback(self, self.known_size(inode)?)?;
+        }
         let fid = match *self.io.lock() {
             Some((fid, _)) => fid,
             None => return Ok(()),
         };
         self.p9.rpc(Msg::new(TFSYNC).u32(fid).u32(0), 64).map(|_| ())
+    }
+
+    /// The last close writes back what mappings changed (errors are fsync's to report).
+    fn release(&self) {
+        if let Some(inode) = &self.inode
+            && let Ok(size) = self.known_size(inode)
+        {
+            let _ = inode.cache.writeback(self, size);
+        }
+    }
+
+    /// The cache's pages, read in for the range now (a fault cannot wait for the host).
+    fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
+        let inode = self.inode.as_ref().ok_or(ENODEV)?;
+        inode.cache.populate(self, offset, len, self.known_size(inode)?)?;
+        Ok((inode.cache.pages(), (offset / 4096) as usize))
+    }
+
+    /// A write to the mapping's file through a mapping of it (msync, munmap).
+    fn writeback(&self) -> KResult<()> {
+        match &self.inode {
+            Some(inode) => inode.cache.writeback(self, self.known_size(inode)?),
+            None => Ok(()),
+        }
     }
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
@@ -437,7 +588,18 @@ impl P9Node {
                 return Ok(());
             }
             let msg = Msg::new(TWRITE).u32(fid).u64(offset).u32(len as u32).bytes(&data);
-            self.p9.rpc_async(msg, 64, Box::new(move |r| done(r.and_then(|mut r| Ok((r.u32()? as usize).min(len))))), wait)
+            // The cache takes the bytes now (write-through); a failed or short write drops
+            // the pages it covered, whose bytes on the host are then unknown.
+            self.wrote(offset, &IoBuf::Kernel(&mut data), len);
+            let inode = self.inode.clone();
+            self.p9.rpc_async(msg, 64, Box::new(move |r| {
+                let r = r.and_then(|mut r| Ok((r.u32()? as usize).min(len)));
+                if let Some(inode) = inode.filter(|_| r.as_ref().is_ok_and(|&n| n < len) || r.is_err()) {
+                    let n = *r.as_ref().unwrap_or(&0);
+                    inode.cache.forget(offset + n as u64, (len - n) as u64);
+                }
+                done(r)
+            }), wait)
         } else {
             let mut buf = buf;
             let msg = Msg::new(TREAD).u32(fid).u64(offset).u32(len as u32);
@@ -450,5 +612,46 @@ impl P9Node {
             }), wait)
         };
         if queued { Ok(()) } else { Err(None) }
+    }
+}
+
+impl PageIo for P9Node {
+    /// One Tread's worth, at most 32 pages (128 KiB).
+    fn max_pages(&self) -> usize {
+        (((self.p9.msize() - 11) / 4096) as usize).clamp(1, 32)
+    }
+
+    fn read_at(&self, pos: u64, dst: &mut [u8]) -> KResult<usize> {
+        self.read_uncached(pos, &mut IoBuf::Kernel(dst))
+    }
+
+    fn read_at_async(&self, pos: u64, len: usize, done: ReadDone) -> Result<(), ReadDone> {
+        let Some((fid, _)) = *self.io.lock() else { return Err(done) };
+        if len == 0 || len > (self.p9.msize() - 11) as usize {
+            return Err(done);
+        }
+        let msg = Msg::new(TREAD).u32(fid).u64(pos).u32(len as u32);
+        // rpc_async drops the callback unrun when the queue is full: keep `done` until
+        // it is known to be queued.
+        let slot = Arc::new(SpinLock::new(Some(done)));
+        let slot2 = Arc::clone(&slot);
+        let queued = self.p9.rpc_async(msg, len + 11, Box::new(move |r| {
+            let Some(done) = slot2.lock().take() else { return };
+            match r {
+                Ok(mut r) => match r.u32().and_then(|n| r.bytes((n as usize).min(len))) {
+                    Ok(bytes) => done(Ok(bytes)),
+                    Err(e) => done(Err(e)),
+                },
+                Err(e) => done(Err(e)),
+            }
+        }), false);
+        if queued { Ok(()) } else { Err(slot.lock().take().expect("not queued: not run")) }
+    }
+
+    fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize> {
+        self.write_uncached(pos, src.len(), |at, chunk| {
+            chunk.copy_from_slice(&src[at..at + chunk.len()]);
+            Ok(())
+        })
     }
 }

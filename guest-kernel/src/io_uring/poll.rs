@@ -25,6 +25,7 @@ use super::cancel::{self, Slot};
 use super::uapi::{Sqe, IOSQE_CQE_SKIP_SUCCESS};
 use super::{tctx, IoUring, Issued, Op, Request};
 use crate::errno::*;
+use crate::task::wait::WaitQueue;
 use crate::fs::{OpenFile, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM};
 
 pub const IORING_OP_POLL_REMOVE: u8 = 7;
@@ -142,6 +143,27 @@ pub fn arm_retry(ring: &Arc<IoUring>, mut req: Box<Request>, write: bool) -> Opt
     arm(ring, &file, &slot, events, false);
     // It may have become ready between the failed attempt and the arming.
     if file.node.poll_mask() & events != 0
+        && let Some(req) = cancel::unpark(ring, &slot)
+    {
+        tctx::queue(ring, req);
+    }
+    None
+}
+
+/// Parks a read until `queue` is woken with `settled()` true (the page it needs has
+/// arrived in the page cache: Linux's IOCB_WAITQ), then hands it back to its submitter
+/// to be issued again. Returns it if it should go to io-wq.
+pub fn arm_wait(ring: &Arc<IoUring>, mut req: Box<Request>, queue: &WaitQueue, settled: impl Fn() -> bool) -> Option<Box<Request>> {
+    if req.poll_retries >= MAX_RETRIES {
+        return Some(req);
+    }
+    req.poll_retries += 1;
+    let slot = cancel::park(ring, req, false);
+    // One-shot and not recorded on the slot: after a cancel it finds the slot empty.
+    let (ring2, slot2) = (Arc::clone(ring), Arc::clone(&slot));
+    queue.add_callback_as(Box::new(move || woken(&ring2, &slot2)), false);
+    // The page may have arrived between the miss and the arming.
+    if settled()
         && let Some(req) = cancel::unpark(ring, &slot)
     {
         tctx::queue(ring, req);

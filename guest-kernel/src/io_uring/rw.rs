@@ -242,7 +242,7 @@ fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
             continue;
         }
         let mut buf = rw.buf(&req.mm, addr, len)?;
-        let result = if rw.write { node.write(pos, &buf, nonblock) } else { node.read(pos, &mut buf, nonblock) };
+        let result = if rw.write { node.write(pos, &buf, nonblock) } else { file.read_node(pos, &mut buf, nonblock) };
         match result {
             Ok(n) => {
                 total += n;
@@ -368,6 +368,59 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
     }
 }
 
+/// A buffered read of a 9p file through the page cache, as Linux's filemap_read with
+/// IOCB_NOWAIT and then IOCB_WAITQ: cached pages are copied at once (the request
+/// completes inline); on a miss the page (and its readahead) is read from the host
+/// without waiting, and the request parks on the cache's wait queue until it arrives,
+/// to be issued again from task work. RWF_NOWAIT makes a miss -EAGAIN; in io-wq a miss
+/// takes the sleeping path. Err(req): not such a read.
+fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: bool) -> Result<Issued, Box<Request>> {
+    let Op::Rw(rw) = &req.op else { return Err(req) };
+    let file = req.file.clone().expect("opdef: rw needs a file");
+    let Some(node) = file.node.as_any().downcast_ref::<P9Node>() else { return Err(req) };
+    let (Some(inode), Some(offset)) = (node.inode().cloned(), rw.offset) else { return Err(req) };
+    if rw.write || file.flags() & O_DIRECT != 0 {
+        return Err(req);
+    }
+    let size = match node.size_for_read() {
+        Ok(size) => size,
+        Err(e) => return Ok(Some((req, -e.0))),
+    };
+    let mut done = 0usize;
+    let mut missing = None;
+    for &(addr, len) in &rw.iovecs {
+        let mut buf = match rw.buf(&req.mm, addr, len) {
+            Ok(buf) => buf,
+            Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
+        };
+        match inode.cache.read_cached(offset + done as u64, &mut buf, size) {
+            Ok(Ok(n)) => {
+                done += n;
+                if n < len {
+                    break;
+                }
+            }
+            Ok(Err(e)) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
+            Err(index) => {
+                missing = Some(index);
+                break;
+            }
+        }
+    }
+    let Some(index) = missing else { return Ok(Some((req, done as i32))) };
+    if nowait {
+        return Ok(Some((req, -EAGAIN.0)));
+    }
+    if may_sleep || !inode.cache.start_read(node, index, size) {
+        return Err(req);
+    }
+    let waiting = Arc::clone(&inode);
+    if let Some(req) = poll::arm_wait(ring, req, inode.cache.wait_queue(), move || waiting.cache.settled(index)) {
+        io_wq::enqueue(ring, req);
+    }
+    Ok(None)
+}
+
 /// The asynchronous path for a 9p file: one Tread/Twrite, completed from the interrupt
 /// handler. Err(req): not a 9p file, not one message's worth, or (without `wait`) the
 /// queue is full: take another path.
@@ -376,6 +429,14 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
     let file = req.file.clone().expect("opdef: rw needs a file");
     let Some(node) = file.node.as_any().downcast_ref::<P9Node>() else { return Err(req) };
     let (Some(offset), [(addr, len)]) = (rw.offset, rw.iovecs.as_slice()) else { return Err(req) };
+    // Reads go through the page cache (`read_cached`), except O_DIRECT ones of a file
+    // no mapping could have changed.
+    if let Some(inode) = node.inode()
+        && !rw.write
+        && (file.flags() & O_DIRECT == 0 || inode.cache.in_use())
+    {
+        return Err(req);
+    }
     let buf = match rw.buf(&req.mm, *addr, *len) {
         Ok(buf) => buf,
         Err(e) => return Ok(Some((req, -e.0))),
@@ -480,6 +541,10 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     }
     if !appends && !syncs {
         req = match issue_to_disk(ring, req, may_sleep) {
+            Ok(issued) => return issued,
+            Err(req) => req,
+        };
+        req = match read_cached(ring, req, may_sleep, nowait) {
             Ok(issued) => return issued,
             Err(req) => req,
         };

@@ -88,6 +88,11 @@ pub fn alloc_contiguous(count: u64) -> Option<u64> {
 
 /// One frame, contents undefined.
 pub fn alloc() -> Option<u64> {
+    // Out of memory: the page cache gives back clean pages, then try once more.
+    take().or_else(|| (super::filemap::shrink() > 0).then(take).flatten())
+}
+
+fn take() -> Option<u64> {
     let mut frames = FRAMES.lock();
     if frames.free != 0 {
         let frame = frames.free;

@@ -20,6 +20,7 @@ pub fn phys_to_virt(paddr: u64, len: u64) -> Option<*mut u8> {
     (end <= DIRECT_MAP_SIZE).then_some((PHYS_OFFSET + paddr) as *mut u8)
 }
 
+pub mod filemap;
 pub mod frame;
 pub mod heap;
 pub mod paging;

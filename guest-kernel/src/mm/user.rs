@@ -22,49 +22,107 @@ const MMAP_TOP: u64 = 0x7f00_0000_0000;
 pub const MIN_ADDR: u64 = 0x10000;
 
 /// Page frames shared by every mapping of them: a `MAP_SHARED` anonymous area (after
-/// fork), or a RAM file's contents (its page cache, mapped by `MAP_SHARED` file mappings).
-/// Frames are allocated zeroed on first use and freed with the last user.
+/// fork), a RAM file's contents, or a file's page cache (`mm::filemap`), which mapped
+/// files map directly. Pages are kept sparsely by index, each with its state; frames are
+/// allocated zeroed on first use (where there is nothing to read) and freed with the
+/// last user.
 pub struct SharedPages {
-    frames: SpinLock<Vec<u64>>,
+    map: SpinLock<PageMap>,
+    /// Woken when a page's read finishes (`PG_LOCKED` cleared): Linux's page wait queue,
+    /// one per file here.
+    pub io_wait: crate::task::wait::WaitQueue,
+    /// Tasks copying out of these frames right now: the shrinker leaves them alone.
+    pub readers: core::sync::atomic::AtomicUsize,
+}
+
+/// The page's bytes are the file's (or, for memory that has no file, simply valid).
+pub const PG_UPTODATE: u8 = 1;
+/// Changed in memory and not yet written to the file.
+pub const PG_DIRTY: u8 = 2;
+/// A read into the page is in flight; its bytes are not yet valid.
+pub const PG_LOCKED: u8 = 4;
+/// Mapped into a writable shared area: stores may have changed it without a fault,
+/// so writeback treats it as dirty.
+pub const PG_MAPPED_W: u8 = 8;
+/// The file changed under an in-flight read (a write through the cache): its result is
+/// stale and the page is dropped when it arrives.
+pub const PG_STALE: u8 = 16;
+
+#[derive(Clone, Copy)]
+pub struct Slot {
+    pub frame: u64,
+    pub flags: u8,
+}
+
+/// The pages by index, and how many there may be (an index past `len` is EINVAL).
+pub struct PageMap {
+    pub slots: BTreeMap<usize, Slot>,
+    pub len: usize,
 }
 
 impl SharedPages {
     pub fn new(pages: usize) -> Arc<Self> {
-        Arc::new(Self { frames: SpinLock::new(alloc::vec![0; pages]) })
+        Arc::new(Self {
+            map: SpinLock::new(PageMap { slots: BTreeMap::new(), len: pages }),
+            io_wait: crate::task::wait::WaitQueue::new(),
+            readers: core::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The pages, locked (the page cache works on them directly).
+    pub fn lock(&self) -> crate::sync::SpinGuard<'_, PageMap> {
+        self.map.lock()
+    }
+
+    pub fn try_lock(&self) -> Option<crate::sync::SpinGuard<'_, PageMap>> {
+        self.map.try_lock()
     }
 
     /// The frame of page `index`, allocated and zeroed on first use; EINVAL past the end.
     pub fn frame(&self, index: usize) -> KResult<u64> {
-        let mut frames = self.frames.lock();
-        let slot = frames.get_mut(index).ok_or(EINVAL)?;
-        if *slot == 0 {
-            *slot = frame::alloc_zeroed().ok_or(ENOMEM)?;
+        self.frame_for_map(index, false)
+    }
+
+    /// As `frame`, for a mapping; `writable`: a writable shared mapping, whose stores
+    /// writeback must take as changes.
+    pub fn frame_for_map(&self, index: usize, writable: bool) -> KResult<u64> {
+        let mut map = self.map.lock();
+        if index >= map.len {
+            return Err(EINVAL);
         }
-        Ok(*slot)
+        let slot = match map.slots.get_mut(&index) {
+            Some(slot) => slot,
+            None => {
+                let frame = frame::alloc_zeroed().ok_or(ENOMEM)?;
+                map.slots.entry(index).or_insert(Slot { frame, flags: PG_UPTODATE })
+            }
+        };
+        if writable {
+            slot.flags |= PG_MAPPED_W;
+        }
+        Ok(slot.frame)
     }
 
     /// The frame of page `index` if it has one (0 otherwise: the page reads as zeros).
     pub fn existing(&self, index: usize) -> u64 {
-        self.frames.lock().get(index).copied().unwrap_or(0)
+        self.map.lock().slots.get(&index).map_or(0, |s| s.frame)
     }
 
     /// Makes room for at least `pages` pages.
     pub fn grow(&self, pages: usize) {
-        let mut frames = self.frames.lock();
-        if frames.len() < pages {
-            frames.resize(pages, 0);
-        }
+        let mut map = self.map.lock();
+        map.len = map.len.max(pages);
     }
 
     pub fn len(&self) -> usize {
-        self.frames.lock().len()
+        self.map.lock().len
     }
 }
 
 impl Drop for SharedPages {
     fn drop(&mut self) {
-        for &f in self.frames.lock().iter().filter(|&&f| f != 0) {
-            frame::free(f);
+        for slot in self.map.lock().slots.values() {
+            frame::free(slot.frame);
         }
     }
 }
@@ -94,6 +152,9 @@ pub struct Vma {
     /// What `/proc/PID/maps` names it by: a file's path and the file offset of `start`,
     /// or `[vdso]`, `[vvar]` (offset 0). Set by `label`.
     pub label: Option<(Arc<str>, u64)>,
+    /// The file a writable shared mapping stores into (Linux's vm_file): msync, munmap
+    /// and exit write its changed pages back. Set by `set_file`.
+    pub file: Option<Arc<dyn crate::fs::Node>>,
 }
 
 impl Vma {
@@ -179,7 +240,7 @@ impl UserSpace {
             Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
             Backing::Shared(pages, first) | Backing::Sealed(pages, first) => Some((pages, first)),
         };
-        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed, label: None });
+        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed, label: None, file: None });
         Ok(start)
     }
 
@@ -259,10 +320,10 @@ impl UserSpace {
         let keep = keep_old.then(|| (v.prot, v.shared.as_ref().map(|(p, f)| (Arc::clone(p), f + ((old - v.start) / PAGE_SIZE) as usize)), v.sealed));
         self.unmap_range(old, old + old_len);
         if let Some((prot, kept, sealed)) = keep {
-            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, sealed, label: None });
+            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, sealed, label: None, file: v.file.clone() });
         }
         let label = v.label.as_ref().map(|(name, off)| (Arc::clone(name), if name.starts_with('[') { 0 } else { off + (old - v.start) }));
-        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, sealed: v.sealed, label });
+        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, sealed: v.sealed, label, file: v.file.clone() });
         Ok(dst)
     }
 
@@ -273,6 +334,27 @@ impl UserSpace {
         for (_, v) in self.vmas.range_mut(start..end) {
             v.label = Some((Arc::clone(&name), offset + (v.start - start)));
         }
+    }
+
+    /// Records that the areas from `start` to `end` (just mapped there) store into `file`.
+    pub fn set_file(&mut self, start: u64, end: u64, file: Arc<dyn crate::fs::Node>) {
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.file = Some(Arc::clone(&file));
+        }
+    }
+
+    /// The files that areas overlapping `[start, end)` store into, each once: their
+    /// changes are written back (outside the address space's lock: that may sleep).
+    pub fn files_in(&self, start: u64, end: u64) -> Vec<Arc<dyn crate::fs::Node>> {
+        let mut out: Vec<Arc<dyn crate::fs::Node>> = Vec::new();
+        for v in self.vmas.values().filter(|v| v.start < end && start < v.end) {
+            if let Some(f) = &v.file
+                && !out.iter().any(|o| Arc::ptr_eq(o, f))
+            {
+                out.push(Arc::clone(f));
+            }
+        }
+        out
     }
 
     /// Whether every page of `[start, end)` is in some area.
@@ -356,9 +438,14 @@ impl UserSpace {
             let v = self.vmas.get_mut(&k).expect("key from the map");
             v.prot = prot;
             let (flags, vs, ve) = (v.pte_flags(), v.start, v.end);
+            let shared = v.shared.clone().filter(|_| prot & PROT_WRITE != 0);
             let mut present = Vec::new();
             self.pt.for_each_page(vs, ve, &mut |va, _| present.push(va));
             for va in present {
+                if let Some((pages, first)) = &shared {
+                    // Made writable without a fault: writeback must see its stores.
+                    let _ = pages.frame_for_map(first + ((va - vs) / PAGE_SIZE) as usize, true);
+                }
                 if prot == 0 {
                     // No access: keep the frame but drop USER, so user accesses fault and
                     // `fault` refuses them.
@@ -387,7 +474,7 @@ impl UserSpace {
         }
         let flags = v.pte_flags();
         let frame = match &v.shared {
-            Some((pages, first)) => match pages.frame(first + ((page - v.start) / PAGE_SIZE) as usize) {
+            Some((pages, first)) => match pages.frame_for_map(first + ((page - v.start) / PAGE_SIZE) as usize, v.prot & PROT_WRITE != 0) {
                 Ok(f) => (f, NOT_OWNED),
                 Err(_) => return false,
             },

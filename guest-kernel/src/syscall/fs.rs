@@ -74,16 +74,15 @@ pub fn read_file(f: &OpenFile, buf: &mut IoBuf, at: Option<u64>) -> KResult<usiz
     if !f.readable() {
         return Err(EBADF);
     }
-    let node = &f.node;
     match at {
-        Some(off) => node.read(off, buf, f.nonblock()),
-        None if node.seekable() => {
+        Some(off) => f.read_node(off, buf, f.nonblock()),
+        None if f.node.seekable() => {
             let mut off = f.offset.lock();
-            let n = node.read(*off, buf, f.nonblock())?;
+            let n = f.read_node(*off, buf, f.nonblock())?;
             *off += n as u64;
             Ok(n)
         }
-        None => node.read(0, buf, f.nonblock()),
+        None => f.read_node(0, buf, f.nonblock()),
     }
 }
 

@@ -1,5 +1,8 @@
 //! Memory syscalls: mmap, munmap, mprotect, madvise, brk.
 
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
 use super::Ctx;
 use crate::errno::*;
 use crate::fs::{FileType, IoBuf};
@@ -43,6 +46,7 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
     let mut backing = if shared { Backing::SharedAnonymous } else { Backing::Private };
     let mut private_file = None;
     let mut label = None;
+    let mut stores_into = None;
     if flags & MAP_ANONYMOUS == 0 {
         let f = super::fs::file(fd)?;
         label = Some(f.path.clone());
@@ -59,6 +63,9 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
                 }
                 Backing::Sealed(pages, first)
             } else {
+                if prot & PROT_WRITE != 0 {
+                    stores_into = Some(Arc::clone(&f.node));
+                }
                 Backing::Shared(pages, first)
             };
         } else if f.node.file_type() != FileType::Regular {
@@ -85,6 +92,9 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         if let Some(name) = &label {
             mm.label(start, start + len, name, off);
         }
+        if let Some(node) = stores_into {
+            mm.set_file(start, start + len, node);
+        }
         Ok(start)
     })?;
     if let Some(f) = private_file {
@@ -100,10 +110,21 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
 
 pub fn munmap(c: &mut Ctx) -> KResult<u64> {
     let (s, e) = range(c.a[0], c.a[1])?;
-    with_mm(|mm| {
+    let files = with_mm(|mm| {
+        let files = mm.files_in(s, e);
         mm.unmap_range(s, e);
-        Ok(0)
-    })
+        Ok(files)
+    })?;
+    writeback(files);
+    Ok(0)
+}
+
+/// Writes back what shared mappings stored into `files` (errors are fsync's to report,
+/// as Linux keeps them on the file).
+pub fn writeback(files: Vec<Arc<dyn crate::fs::Node>>) {
+    for f in files {
+        let _ = f.writeback();
+    }
 }
 
 pub fn mprotect(c: &mut Ctx) -> KResult<u64> {
@@ -231,7 +252,14 @@ pub fn msync(c: &mut Ctx) -> KResult<u64> {
     if end == start {
         return Ok(0);
     }
-    with_mm(|mm| if mm.covered(start, end) { Ok(0) } else { Err(ENOMEM) })
+    let files = with_mm(|mm| if mm.covered(start, end) { Ok(mm.files_in(start, end)) } else { Err(ENOMEM) })?;
+    if flags & MS_SYNC != 0 || flags & MS_ASYNC != 0 {
+        // MS_ASYNC is done at once too: there is no writeback thread to hand it to.
+        for f in files {
+            f.writeback()?;
+        }
+    }
+    Ok(0)
 }
 
 /// mincore: one byte per page, 1 when the page is in memory.

@@ -156,7 +156,11 @@ pub fn execve(c: &mut Ctx) -> KResult<u64> {
     crate::io_uring::tctx::task_cancel(&sched::current());
     let new = Arc::new(crate::sync::SpinLock::new(image.mm));
     new.lock().pt.activate();
-    process.set_mm(new);
+    if let Some(old) = process.set_mm(new) {
+        let files = old.lock().files_in(0, crate::mm::USER_END);
+        drop(old);
+        super::mm::writeback(files);
+    }
     let closed = process.files.lock().close_on_exec();
     drop(closed);
     for a in process.sigactions.lock().iter_mut() {

@@ -538,7 +538,13 @@ fn exit_process(process: &Arc<Process>) {
     crate::ktest::process_exiting(process.pid);
     process.itimers.cancel_real();
     paging::activate_kernel();
-    process.mm.lock().take();
+    let mm = process.mm.lock().take();
+    // Stores through shared file mappings reach their files (Linux writes them back later).
+    if let Some(mm) = mm {
+        let files = mm.lock().files_in(0, crate::mm::USER_END);
+        drop(mm);
+        crate::syscall::mm::writeback(files);
+    }
     let closed = process.files.lock().close_all();
     drop(closed);
     crate::tty::console().session_leader_exited(process);

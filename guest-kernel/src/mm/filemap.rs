@@ -1,0 +1,436 @@
+//! The page cache (Linux's mm/filemap.c): a file's data kept in page frames that
+//! read(2), write(2), mmap and io_uring all use.
+//!
+//! A [`FileCache`] is the set of a file's cached pages ([`SharedPages`], which a
+//! `MAP_SHARED` mapping maps directly), filled and written back through the file
+//! system's [`PageIo`]:
+//! - A read copies from pages that are up to date; a missing page is read with the pages
+//!   after it (readahead, up to what one request can carry) while the reader sleeps.
+//!   io_uring instead starts the read ([`FileCache::start_read`]), parks the request on
+//!   the cache's wait queue and retries it from task work when the page arrives (Linux's
+//!   IOCB_WAITQ): the submitter never waits for the device.
+//! - A write is sent to the file system and copied into the cached pages it covers
+//!   ([`FileCache::wrote`]: write-through, so the host sees it at once), and a page
+//!   whose read was in flight is marked stale.
+//! - Stores through a writable shared mapping are written back on msync, munmap, fsync
+//!   and the file's last close ([`FileCache::writeback`]).
+//! - Clean pages no mapping uses are given back when memory runs out ([`shrink`]).
+
+use alloc::boxed::Box;
+use alloc::sync::{Arc, Weak};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use super::user::{SharedPages, Slot, PG_DIRTY, PG_LOCKED, PG_MAPPED_W, PG_STALE, PG_UPTODATE};
+use super::{frame, frame_ptr};
+use crate::errno::*;
+use crate::fs::IoBuf;
+use crate::sync::SpinLock;
+
+const PAGE: u64 = 4096;
+
+/// What an asynchronous read calls with the bytes read (in any context).
+pub type ReadDone = Box<dyn FnOnce(KResult<&[u8]>) + Send>;
+
+/// How a file system moves a file's bytes (Linux's address_space_operations).
+pub trait PageIo: Send + Sync {
+    /// Most pages one read brings in: the readahead window.
+    fn max_pages(&self) -> usize;
+    /// Reads up to `dst.len()` bytes at `pos` (page-aligned); fewer only at the end of the
+    /// file. May sleep.
+    fn read_at(&self, pos: u64, dst: &mut [u8]) -> KResult<usize>;
+    /// Starts the same read without sleeping; `done` gets the bytes. Err(done): it cannot
+    /// start now (queue full), and `done` was not called.
+    fn read_at_async(&self, _pos: u64, _len: usize, done: ReadDone) -> Result<(), ReadDone> {
+        Err(done)
+    }
+    /// Writes `src` at `pos`. May sleep.
+    fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize>;
+}
+
+/// Every file cache, for the shrinker.
+static CACHES: SpinLock<Vec<Weak<SharedPages>>> = SpinLock::new(Vec::new());
+
+pub struct FileCache {
+    pages: Arc<SharedPages>,
+}
+
+/// A counted reader of the cache's frames: the shrinker skips the cache meanwhile.
+struct Reading<'a>(&'a SharedPages);
+
+impl<'a> Reading<'a> {
+    fn new(pages: &'a SharedPages) -> Self {
+        pages.readers.fetch_add(1, Ordering::Acquire);
+        Self(pages)
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.readers.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// The bytes of the frame at `frame`.
+fn frame_bytes<'a>(frame: u64) -> &'a mut [u8] {
+    // SAFETY: a frame of the cache, reached through the direct map; the caller keeps it
+    // from being freed (a `Reading`, or a LOCKED slot that only its reader completes).
+    unsafe { core::slice::from_raw_parts_mut(frame_ptr(frame), PAGE as usize) }
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FileCache {
+    pub fn new() -> Self {
+        let pages = SharedPages::new(usize::MAX);
+        let mut caches = CACHES.lock();
+        caches.retain(|w| w.strong_count() > 0);
+        caches.push(Arc::downgrade(&pages));
+        Self { pages }
+    }
+
+    /// The pages, for a shared mapping.
+    pub fn pages(&self) -> Arc<SharedPages> {
+        Arc::clone(&self.pages)
+    }
+
+    /// Whether anything besides this cache holds its pages (a mapping, a read in flight):
+    /// such pages must keep their frames.
+    pub fn in_use(&self) -> bool {
+        Arc::strong_count(&self.pages) > 1
+    }
+
+    /// Reads `[pos, pos + buf.len())` of a file of `size` bytes into `buf`, filling
+    /// missing pages from `io` (sleeping).
+    pub fn read(&self, io: &dyn PageIo, pos: u64, buf: &mut IoBuf, size: u64) -> KResult<usize> {
+        let end = size.min(pos.saturating_add(buf.len() as u64));
+        let mut at = pos;
+        while at < end {
+            let index = at / PAGE;
+            let frame = self.uptodate(index).map_or_else(|| self.fill(io, index, size), Ok)?;
+            let _reading = Reading::new(&self.pages);
+            // Still this page's frame: nothing frees a page between here and the copy but
+            // truncate and invalidate, which a concurrent reader races as on Linux.
+            let from = (at % PAGE) as usize;
+            let n = (PAGE as usize - from).min((end - at) as usize);
+            buf.put((at - pos) as usize, &frame_bytes(frame)[from..from + n])?;
+            at += n as u64;
+        }
+        Ok((at.max(pos) - pos) as usize)
+    }
+
+    /// The read without sleeping: all of it from cached pages, or Err(index of the first
+    /// page that is missing or still being read).
+    pub fn read_cached(&self, pos: u64, buf: &mut IoBuf, size: u64) -> Result<KResult<usize>, u64> {
+        let end = size.min(pos.saturating_add(buf.len() as u64));
+        let mut frames = Vec::new();
+        {
+            let map = self.pages.lock();
+            let mut index = pos / PAGE;
+            while index * PAGE < end {
+                match map.slots.get(&(index as usize)) {
+                    Some(s) if s.flags & PG_UPTODATE != 0 => frames.push(s.frame),
+                    _ => return Err(index),
+                }
+                index += 1;
+            }
+        }
+        let _reading = Reading::new(&self.pages);
+        let mut at = pos;
+        for frame in frames {
+            let from = (at % PAGE) as usize;
+            let n = (PAGE as usize - from).min((end - at) as usize);
+            if let Err(e) = buf.put((at - pos) as usize, &frame_bytes(frame)[from..from + n]) {
+                return Ok(Err(e));
+            }
+            at += n as u64;
+        }
+        Ok(Ok((at.max(pos) - pos) as usize))
+    }
+
+    fn uptodate(&self, index: u64) -> Option<u64> {
+        self.pages.lock().slots.get(&(index as usize)).filter(|s| s.flags & PG_UPTODATE != 0).map(|s| s.frame)
+    }
+
+    /// Claims the pages from `index` for a read: up to the readahead window, the end of
+    /// the file, or the first page already there. Their slots are inserted LOCKED with
+    /// fresh frames. None: `index` itself is there (up to date or being read).
+    fn claim(&self, io: &dyn PageIo, index: u64, size: u64) -> Option<Vec<u64>> {
+        let last = size.saturating_sub(1) / PAGE;
+        let want = (io.max_pages().max(1) as u64).min(last.saturating_sub(index) + 1) as usize;
+        let mut frames = Vec::with_capacity(want);
+        while frames.len() < want {
+            match frame::alloc() {
+                Some(f) => frames.push(f),
+                None => break,
+            }
+        }
+        let mut map = self.pages.lock();
+        let mut taken = 0;
+        while taken < frames.len() && !map.slots.contains_key(&(index as usize + taken)) {
+            map.slots.insert(index as usize + taken, Slot { frame: frames[taken], flags: PG_LOCKED });
+            taken += 1;
+        }
+        drop(map);
+        for &f in &frames[taken..] {
+            frame::free(f);
+        }
+        frames.truncate(taken);
+        (taken > 0).then_some(frames)
+    }
+
+    /// A read into claimed pages from `index` ended with `result` (the bytes read, fewer
+    /// past the end of the file): they become up to date, or go away on an error or when
+    /// a write made them stale. Wakes whoever waits. Any context.
+    fn finish(pages: &SharedPages, index: u64, frames: &[u64], result: KResult<&[u8]>) {
+        let data = result.as_ref().ok();
+        if let Some(data) = data {
+            for (i, &f) in frames.iter().enumerate() {
+                let page = frame_bytes(f);
+                let from = (i * PAGE as usize).min(data.len());
+                let n = (data.len() - from).min(PAGE as usize);
+                page[..n].copy_from_slice(&data[from..from + n]);
+                page[n..].fill(0);
+            }
+        }
+        let mut map = pages.lock();
+        for (i, &f) in frames.iter().enumerate() {
+            let key = index as usize + i;
+            let stale = map.slots.get(&key).is_none_or(|s| s.flags & PG_STALE != 0);
+            if data.is_none() || stale {
+                map.slots.remove(&key);
+                frame::free(f);
+            } else if let Some(s) = map.slots.get_mut(&key) {
+                s.flags = (s.flags & !PG_LOCKED) | PG_UPTODATE;
+            }
+        }
+        drop(map);
+        pages.io_wait.wake_all();
+    }
+
+    /// Brings page `index` in, sleeping (with readahead), and returns its frame.
+    fn fill(&self, io: &dyn PageIo, index: u64, size: u64) -> KResult<u64> {
+        loop {
+            if let Some(f) = self.uptodate(index) {
+                return Ok(f);
+            }
+            let Some(frames) = self.claim(io, index, size) else {
+                // Being read by someone else: wait for it to finish (or fail).
+                self.pages.io_wait.wait_uninterruptible(|| {
+                    self.pages.lock().slots.get(&(index as usize)).is_none_or(|s| s.flags & PG_LOCKED == 0)
+                });
+                continue;
+            };
+            let mut bounce = Vec::new();
+            bounce.try_reserve_exact(frames.len() * PAGE as usize).map_err(|_| ENOMEM)?;
+            bounce.resize(frames.len() * PAGE as usize, 0);
+            let result = io.read_at(index * PAGE, &mut bounce);
+            let failed = result.as_ref().err().copied();
+            Self::finish(&self.pages, index, &frames, result.map(|n| &bounce[..n.min(bounce.len())]));
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Starts reading page `index` (and its readahead) without sleeping; the cache's
+    /// wait queue is woken when it arrives. True when the page is on its way or already
+    /// there; false when the read cannot start now (take a path that may sleep).
+    pub fn start_read(&self, io: &dyn PageIo, index: u64, size: u64) -> bool {
+        let Some(frames) = self.claim(io, index, size) else { return true };
+        let pages = Arc::clone(&self.pages);
+        let (frames2, len) = (frames.clone(), frames.len() * PAGE as usize);
+        let done: ReadDone = Box::new(move |r| Self::finish(&pages, index, &frames2, r));
+        match io.read_at_async(index * PAGE, len, done) {
+            Ok(()) => true,
+            Err(done) => {
+                drop(done);
+                Self::finish(&self.pages, index, &frames, Err(EAGAIN));
+                false
+            }
+        }
+    }
+
+    /// Whether page `index` is no longer being read (up to date, or gone after an error):
+    /// a request parked on the wait queue may try again.
+    pub fn settled(&self, index: u64) -> bool {
+        self.pages.lock().slots.get(&(index as usize)).is_none_or(|s| s.flags & PG_LOCKED == 0)
+    }
+
+    pub fn wait_queue(&self) -> &crate::task::wait::WaitQueue {
+        &self.pages.io_wait
+    }
+
+    /// `data` was written to the file at `pos`: cached pages it covers take it (a page
+    /// being read is marked stale, so the old bytes the read brings are dropped).
+    pub fn wrote(&self, pos: u64, data: &IoBuf, n: usize) {
+        let _reading = Reading::new(&self.pages);
+        let mut at = pos;
+        let end = pos + n as u64;
+        while at < end {
+            let index = (at / PAGE) as usize;
+            let from = (at % PAGE) as usize;
+            let len = (PAGE as usize - from).min((end - at) as usize);
+            let frame = {
+                let mut map = self.pages.lock();
+                match map.slots.get_mut(&index) {
+                    Some(s) if s.flags & PG_UPTODATE != 0 => Some(s.frame),
+                    Some(s) => {
+                        s.flags |= PG_STALE;
+                        None
+                    }
+                    None => None,
+                }
+            };
+            if let Some(f) = frame
+                && data.get((at - pos) as usize, &mut frame_bytes(f)[from..from + len]).is_err()
+            {
+                // The buffer went away under us: the page cannot be trusted.
+                self.forget(at, len as u64);
+            }
+            at += len as u64;
+        }
+    }
+
+    /// Drops the pages of `[pos, pos + len)` that no mapping uses and are not being read
+    /// (a write that failed part way: the file's bytes there are unknown).
+    pub fn forget(&self, pos: u64, len: u64) {
+        let in_use = self.in_use();
+        let (first, last) = ((pos / PAGE) as usize, (pos.saturating_add(len).div_ceil(PAGE)) as usize);
+        let mut freed = Vec::new();
+        let mut map = self.pages.lock();
+        for (&i, s) in map.slots.range_mut(first..last) {
+            if s.flags & PG_LOCKED != 0 {
+                s.flags |= PG_STALE;
+            } else if !in_use && s.flags & (PG_DIRTY | PG_MAPPED_W) == 0 {
+                freed.push(i);
+            }
+        }
+        for i in freed {
+            if let Some(s) = map.slots.remove(&i) {
+                frame::free(s.frame);
+            }
+        }
+    }
+
+    /// Reads the cached pages of `[pos, pos + len)` again from `io` (the file changed
+    /// behind the cache: O_DIRECT, or another client). Pages no mapping uses are simply
+    /// dropped; mapped ones are refreshed in place so mappings see the new bytes.
+    pub fn invalidate(&self, io: &dyn PageIo, pos: u64, len: u64) -> KResult<()> {
+        if !self.in_use() {
+            self.forget(pos, len);
+            return Ok(());
+        }
+        let (first, last) = ((pos / PAGE) as usize, (pos.saturating_add(len).div_ceil(PAGE)) as usize);
+        let present: Vec<(usize, u64)> =
+            self.pages.lock().slots.range(first..last).filter(|(_, s)| s.flags & PG_UPTODATE != 0).map(|(&i, s)| (i, s.frame)).collect();
+        let _reading = Reading::new(&self.pages);
+        for (i, f) in present {
+            let page = frame_bytes(f);
+            let n = io.read_at(i as u64 * PAGE, page)?;
+            page[n..].fill(0);
+        }
+        Ok(())
+    }
+
+    /// Writes the pages stores may have changed (dirty, or mapped writable) back through
+    /// `io`, each up to the end of a file of `size` bytes.
+    pub fn writeback(&self, io: &dyn PageIo, size: u64) -> KResult<()> {
+        let targets: Vec<(usize, u64)> = {
+            let mut map = self.pages.lock();
+            let mapped = Arc::strong_count(&self.pages) > 1;
+            let mut out = Vec::new();
+            for (&i, s) in map.slots.iter_mut() {
+                if s.flags & (PG_DIRTY | PG_MAPPED_W) != 0 && s.flags & PG_UPTODATE != 0 && (i as u64) * PAGE < size {
+                    out.push((i, s.frame));
+                    s.flags &= !PG_DIRTY;
+                    if !mapped {
+                        // No mapping is left to store into it.
+                        s.flags &= !PG_MAPPED_W;
+                    }
+                }
+            }
+            out
+        };
+        let _reading = Reading::new(&self.pages);
+        for (i, f) in targets {
+            let pos = i as u64 * PAGE;
+            let n = (size - pos).min(PAGE) as usize;
+            if let Err(e) = io.write_at(pos, &frame_bytes(f)[..n]) {
+                if let Some(s) = self.pages.lock().slots.get_mut(&i) {
+                    s.flags |= PG_DIRTY;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The file is now `size` bytes: the page holding the new end is zeroed past it, and
+    /// the pages after it dropped (zeroed where a mapping still uses them).
+    pub fn truncate(&self, size: u64) {
+        let in_use = self.in_use();
+        let first_gone = size.div_ceil(PAGE) as usize;
+        let mut map = self.pages.lock();
+        if !size.is_multiple_of(PAGE)
+            && let Some(s) = map.slots.get(&((size / PAGE) as usize)).filter(|s| s.flags & PG_UPTODATE != 0)
+        {
+            frame_bytes(s.frame)[(size % PAGE) as usize..].fill(0);
+        }
+        let gone: Vec<usize> = map.slots.range(first_gone..).map(|(&i, _)| i).collect();
+        for i in gone {
+            let s = map.slots.get_mut(&i).expect("listed above");
+            if s.flags & PG_LOCKED != 0 {
+                s.flags |= PG_STALE;
+            } else if in_use {
+                frame_bytes(s.frame).fill(0);
+                s.flags &= !PG_DIRTY;
+            } else {
+                frame::free(s.frame);
+                map.slots.remove(&i);
+            }
+        }
+    }
+
+    /// Reads the missing pages of `[pos, pos + len)` of a file of `size` bytes (a shared
+    /// mapping is filled when it is made: faults cannot sleep for I/O).
+    pub fn populate(&self, io: &dyn PageIo, pos: u64, len: u64, size: u64) -> KResult<()> {
+        let end = size.min(pos.saturating_add(len));
+        let mut index = pos / PAGE;
+        while index * PAGE < end {
+            if self.uptodate(index).is_none() {
+                self.fill(io, index, size)?;
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Gives back clean page-cache pages that nothing maps or reads (memory ran out);
+/// returns how many. Caches in use at the moment are skipped, never waited for.
+pub fn shrink() -> usize {
+    let Some(caches) = CACHES.try_lock() else { return 0 };
+    let mut freed = 0;
+    for weak in caches.iter() {
+        let Some(pages) = weak.upgrade() else { continue };
+        // Ours and its file's: anything more is a mapping or a read in flight.
+        if Arc::strong_count(&pages) > 2 || pages.readers.load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        let Some(mut map) = pages.try_lock() else { continue };
+        map.slots.retain(|_, s| {
+            let clean = s.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0;
+            if clean {
+                frame::free(s.frame);
+                freed += 1;
+            }
+            !clean
+        });
+    }
+    freed
+}
