@@ -82,7 +82,7 @@ on_both_platforms!(file_syscalls_on_a_share, |p| {
     let dir = scratch_dir(&format!("share-sys-{p:?}"));
     let out = boot_with_devices(
         p,
-        "init=/bin/systest -- --dir /mnt/share --exec /bin/hello fs pipe",
+        "init=/bin/systest -- --dir /mnt/share --exec /bin/hello fs pipe filemap",
         &[Device::Share { dir: &dir, tag: "share" }],
     );
     out.assert_stdout(" passed, 0 failed").assert_init_status(p, 0);

@@ -348,6 +348,13 @@ pub trait Node: Send + Sync + Any {
         self.read(offset, buf, nonblock)
     }
 
+    /// posix_fadvise's `advice` (checked) for `len` bytes at `offset` (0: to the end):
+    /// WILLNEED reads ahead, DONTNEED drops clean cached pages; files without a page
+    /// cache take any advice and do nothing.
+    fn advise(&self, _offset: u64, _len: u64, _advice: u32) -> KResult<()> {
+        Ok(())
+    }
+
     /// Writes back what shared mappings of the file changed (msync, munmap).
     fn writeback(&self) -> KResult<()> {
         Ok(())

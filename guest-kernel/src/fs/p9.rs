@@ -381,6 +381,26 @@ impl Node for P9Node {
         Ok((inode.cache.pages(), (offset / 4096) as usize))
     }
 
+    /// WILLNEED starts reading the range into the cache (without waiting for it);
+    /// DONTNEED writes back what mappings changed and drops the clean pages no mapping
+    /// uses.
+    fn advise(&self, offset: u64, len: u64, advice: u32) -> KResult<()> {
+        const WILLNEED: u32 = 3;
+        const DONTNEED: u32 = 4;
+        let Some(inode) = &self.inode else { return Ok(()) };
+        let size = self.known_size(inode)?;
+        let end = if len == 0 { size } else { size.min(offset.saturating_add(len)) };
+        match advice {
+            WILLNEED => inode.cache.read_ahead(self, offset, end, size),
+            DONTNEED => {
+                inode.cache.writeback(self, size)?;
+                inode.cache.forget(offset, end.saturating_sub(offset));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// A write to the mapping's file through a mapping of it (msync, munmap).
     fn writeback(&self) -> KResult<()> {
         match &self.inode {

@@ -122,7 +122,7 @@ pub enum Op {
     Rw(rw::Rw),
     Sync(sync::SyncOp),
     Fs(fs::FsOp),
-    Fadvise { advice: u32 },
+    Fadvise { advice: u32, offset: u64, len: u64 },
     Madvise { addr: u64, len: u64, advice: u32 },
     /// When it fires, and completions that fire it early (0: none).
     Timeout { when: timeout::When, count: u32 },

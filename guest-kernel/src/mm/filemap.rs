@@ -255,6 +255,19 @@ impl FileCache {
         }
     }
 
+    /// Starts reading `[pos, end)` of a file of `size` bytes into the cache, window by
+    /// window, without waiting (WILLNEED, readahead(2)); stops where a read cannot start.
+    pub fn read_ahead(&self, io: &dyn PageIo, pos: u64, end: u64, size: u64) {
+        let mut index = pos / PAGE;
+        while index * PAGE < end {
+            let present = self.pages.lock().slots.contains_key(&(index as usize));
+            if !present && !self.start_read(io, index, size) {
+                break;
+            }
+            index += 1;
+        }
+    }
+
     /// Whether page `index` is no longer being read (up to date, or gone after an error):
     /// a request parked on the wait queue may try again.
     pub fn settled(&self, index: u64) -> bool {

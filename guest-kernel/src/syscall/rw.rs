@@ -261,7 +261,7 @@ pub fn fadvise64(c: &mut Ctx) -> KResult<u64> {
     if (c.a[2] as i64) < 0 || c.int(3) as u32 > 5 {
         return Err(EINVAL);
     }
-    Ok(0)
+    f.node.advise(c.a[1], c.a[2], c.int(3) as u32).map(|()| 0)
 }
 
 /// readahead(fd, offset, count): a readable regular file (EBADF, EINVAL).
@@ -273,5 +273,6 @@ pub fn readahead(c: &mut Ctx) -> KResult<u64> {
     if f.node.file_type() != FileType::Regular || !f.node.seekable() {
         return Err(EINVAL);
     }
-    Ok(0)
+    const POSIX_FADV_WILLNEED: u32 = 3;
+    f.node.advise(c.a[1], c.a[2], POSIX_FADV_WILLNEED).map(|()| 0)
 }

@@ -19,6 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cred;
+mod filemap;
 mod flock;
 mod fs;
 mod itimer;
@@ -63,6 +64,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("mlock", mlock::TESTS),
     ("mremap", mremap::TESTS),
     ("memfd", memfd::TESTS),
+    ("filemap", filemap::TESTS),
     ("proc", proc::TESTS),
     ("procfs", procfs::TESTS),
     ("rw", rw::TESTS),

@@ -1,0 +1,239 @@
+//! The page cache as programs see it: a shared file mapping and read(2)/write(2) see the
+//! same bytes at once; stores reach the file on msync and munmap (an O_DIRECT read, which
+//! goes around the cache, finds them); an O_DIRECT write is seen by mappings and buffered
+//! reads; private mappings are copies; truncation zeroes; reads of odd sizes across many
+//! pages (readahead) match what was written. Run in DIR: the RAM file system in the
+//! guest by default, a 9p share with `--dir /mnt/share`, the host's disk on Linux.
+
+use ulib::sys::{self, syscall3};
+use ulib::uapi::*;
+use ulib::{check, check_eq, check_ok, fail, nr};
+
+use crate::util::*;
+
+pub const TESTS: &[Test] = tests![
+    shared_mapping_and_read_see_the_same_bytes,
+    stores_reach_the_file_on_msync_and_munmap,
+    direct_write_is_seen_by_mappings_and_reads,
+    private_mapping_is_a_copy,
+    mappings_outlive_close_and_share_pages,
+    child_stores_through_a_shared_file_mapping,
+    truncate_then_extend_reads_zeros,
+    reads_of_odd_sizes_match_what_was_written,
+];
+
+const PAGE: usize = 4096;
+const O_DIRECT: i32 = 0o40000;
+const MS_SYNC: usize = 4;
+const POSIX_FADV_DONTNEED: usize = 4;
+
+/// The byte at `offset` of the test pattern (not periodic in pages).
+fn pattern(offset: usize) -> u8 {
+    (offset % 251) as u8
+}
+
+/// A file of `len` pattern bytes, open read-write.
+fn pattern_file(name: &str, len: usize) -> Result<i32, Failure> {
+    let path = make_file(name, b"")?;
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDWR, 0)) as i32;
+    let mut chunk = [0u8; PAGE];
+    let mut at = 0;
+    while at < len {
+        let n = PAGE.min(len - at);
+        for (i, b) in chunk[..n].iter_mut().enumerate() {
+            *b = pattern(at + i);
+        }
+        check_eq!(sys::pwrite64(fd, &chunk[..n], at as i64), Ok(n));
+        at += n;
+    }
+    Ok(fd)
+}
+
+/// A private anonymous buffer of `len` bytes, as a slice (unmapped by the caller).
+fn buffer(len: usize) -> Result<&'static mut [u8], Failure> {
+    let addr = map_anon(len, PROT_READ | PROT_WRITE)?;
+    // SAFETY: the pages just mapped, used by the test alone until it unmaps them.
+    Ok(unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len) })
+}
+
+fn map_file(fd: i32, len: usize, prot: usize, flags: usize) -> Result<usize, Failure> {
+    // SAFETY: not MAP_FIXED: the kernel picks the address.
+    Ok(check_ok!(unsafe { sys::mmap(0, len, prot, flags, fd, 0) }))
+}
+
+fn byte(addr: usize, at: usize) -> u8 {
+    // SAFETY: `addr` is a live mapping of the test covering `at`.
+    unsafe { ((addr + at) as *const u8).read_volatile() }
+}
+
+fn store(addr: usize, at: usize, value: u8) {
+    // SAFETY: `addr` is a live writable mapping of the test covering `at`.
+    unsafe { ((addr + at) as *mut u8).write_volatile(value) }
+}
+
+fn msync(addr: usize, len: usize) -> ulib::errno::Result {
+    // SAFETY: no memory is passed.
+    sys::ret(unsafe { syscall3(nr::MSYNC, addr, len, MS_SYNC) })
+}
+
+/// Page `index` of the file read with O_DIRECT (around the page cache), into an aligned
+/// buffer as O_DIRECT needs.
+fn direct_page(path: &Path, index: usize) -> Result<[u8; PAGE], Failure> {
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDONLY | O_DIRECT, 0)) as i32;
+    let buf = buffer(PAGE)?;
+    check_eq!(sys::pread64(fd, buf, (index * PAGE) as i64), Ok(PAGE));
+    let mut out = [0u8; PAGE];
+    out.copy_from_slice(buf);
+    unmap(buf.as_ptr() as usize, PAGE)?;
+    check_ok!(sys::close(fd));
+    Ok(out)
+}
+
+fn shared_mapping_and_read_see_the_same_bytes() -> TestResult {
+    let fd = pattern_file("filemap-same", 3 * PAGE)?;
+    let m = map_file(fd, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED)?;
+    for at in [0, 1, PAGE - 1, PAGE, 2 * PAGE + 7, 3 * PAGE - 1] {
+        check_eq!(byte(m, at), pattern(at));
+    }
+    // A store is what read(2) returns, with no msync.
+    store(m, 5000, b'X');
+    let mut buf = [0u8; 3];
+    check_eq!(sys::pread64(fd, &mut buf, 4999), Ok(3));
+    check_eq!(buf, [pattern(4999), b'X', pattern(5001)]);
+    // A write is what the mapping shows.
+    check_eq!(sys::pwrite64(fd, b"abc", 100), Ok(3));
+    check_eq!([byte(m, 100), byte(m, 101), byte(m, 102)], *b"abc");
+    unmap(m, 3 * PAGE)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn stores_reach_the_file_on_msync_and_munmap() -> TestResult {
+    let fd = pattern_file("filemap-sync", 2 * PAGE)?;
+    let path = scratch("filemap-sync");
+    let m = map_file(fd, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED)?;
+    store(m, 10, b'S');
+    check_eq!(msync(m, 2 * PAGE), Ok(0));
+    check_eq!(direct_page(&path, 0)?[10], b'S');
+    // munmap without msync: an O_DIRECT read still finds the store (Linux writes the
+    // range back before a direct read; we write back at munmap).
+    store(m, PAGE + 20, b'U');
+    unmap(m, 2 * PAGE)?;
+    let page = direct_page(&path, 1)?;
+    check_eq!((page[20], page[21]), (b'U', pattern(PAGE + 21)));
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn direct_write_is_seen_by_mappings_and_reads() -> TestResult {
+    let fd = pattern_file("filemap-direct", 2 * PAGE)?;
+    let path = scratch("filemap-direct");
+    let m = map_file(fd, 2 * PAGE, PROT_READ, MAP_SHARED)?;
+    let mut buf = [0u8; 8];
+    check_eq!(sys::pread64(fd, &mut buf, PAGE as i64), Ok(8)); // cached now
+    check_eq!(byte(m, PAGE), pattern(PAGE));
+    let dfd = check_ok!(sys::open(path.as_cstr(), O_RDWR | O_DIRECT, 0)) as i32;
+    let data = buffer(PAGE)?;
+    data.fill(b'D');
+    check_eq!(sys::pwrite64(dfd, data, PAGE as i64), Ok(PAGE));
+    check_eq!((byte(m, PAGE), byte(m, 2 * PAGE - 1), byte(m, PAGE - 1)), (b'D', b'D', pattern(PAGE - 1)));
+    check_eq!(sys::pread64(fd, &mut buf, PAGE as i64 + 100), Ok(8));
+    check_eq!(buf, [b'D'; 8]);
+    unmap(data.as_ptr() as usize, PAGE)?;
+    unmap(m, 2 * PAGE)?;
+    check_ok!(sys::close(dfd));
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn private_mapping_is_a_copy() -> TestResult {
+    let fd = pattern_file("filemap-private", PAGE)?;
+    let p = map_file(fd, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let s = map_file(fd, PAGE, PROT_READ, MAP_SHARED)?;
+    check_eq!(byte(p, 9), pattern(9));
+    store(p, 9, b'P');
+    check_eq!(byte(p, 9), b'P');
+    check_eq!(byte(s, 9), pattern(9));
+    let mut buf = [0u8; 1];
+    check_eq!(sys::pread64(fd, &mut buf, 9), Ok(1));
+    check_eq!(buf[0], pattern(9));
+    unmap(p, PAGE)?;
+    unmap(s, PAGE)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn mappings_outlive_close_and_share_pages() -> TestResult {
+    let fd = pattern_file("filemap-close", PAGE)?;
+    let path = scratch("filemap-close");
+    let a = map_file(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED)?;
+    check_ok!(sys::close(fd));
+    // The same file opened again: its mapping has the same pages.
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDWR, 0)) as i32;
+    let b = map_file(fd, PAGE, PROT_READ, MAP_SHARED)?;
+    store(a, 77, b'A');
+    check_eq!(byte(b, 77), b'A');
+    check_eq!(msync(a, PAGE), Ok(0));
+    check_eq!(direct_page(&path, 0)?[77], b'A');
+    unmap(a, PAGE)?;
+    unmap(b, PAGE)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn child_stores_through_a_shared_file_mapping() -> TestResult {
+    let fd = pattern_file("filemap-fork", PAGE)?;
+    let m = map_file(fd, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED)?;
+    let status = run_child(|| {
+        store(m, 1, b'C');
+        0
+    })?;
+    check_eq!(status.exit_code(), Some(0));
+    check_eq!(byte(m, 1), b'C');
+    let mut buf = [0u8; 1];
+    check_eq!(sys::pread64(fd, &mut buf, 1), Ok(1));
+    check_eq!(buf[0], b'C');
+    unmap(m, PAGE)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn truncate_then_extend_reads_zeros() -> TestResult {
+    let fd = pattern_file("filemap-trunc", 2 * PAGE)?;
+    let buf = buffer(2 * PAGE)?;
+    check_eq!(sys::pread64(fd, buf, 0), Ok(2 * PAGE)); // cached
+    check_ok!(sys::ftruncate(fd, 100));
+    check_ok!(sys::ftruncate(fd, 2 * PAGE as i64));
+    buf.fill(0xee);
+    check_eq!(sys::pread64(fd, buf, 0), Ok(2 * PAGE));
+    check_eq!(buf[99], pattern(99));
+    check!(buf[100..].iter().all(|&b| b == 0), "bytes past the truncation are not zero");
+    unmap(buf.as_ptr() as usize, 2 * PAGE)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn reads_of_odd_sizes_match_what_was_written() -> TestResult {
+    const LEN: usize = 600 * 1024 + 123;
+    let fd = pattern_file("filemap-odd", LEN)?;
+    check_ok!(sys::fsync(fd));
+    // Drop what is cached (where the kernel can), so the reads below fill the cache.
+    // SAFETY: no memory is passed.
+    check_eq!(sys::ret(unsafe { ulib::sys::syscall4(nr::FADVISE64, fd as usize, 0, 0, POSIX_FADV_DONTNEED) }), Ok(0));
+    let buf = &mut buffer(72 * 1024)?[..70001];
+    let mut at = 3usize;
+    while at < LEN {
+        let n = check_ok!(sys::pread64(fd, buf, at as i64));
+        check_eq!(n, buf.len().min(LEN - at));
+        if let Some(i) = (0..n).find(|&i| buf[i] != pattern(at + i)) {
+            fail!("byte {} reads {:#x}, wrote {:#x}", at + i, buf[i], pattern(at + i));
+        }
+        at += n + 4097;
+    }
+    let mut tail = [0u8; 16];
+    check_eq!(sys::pread64(fd, &mut tail, (LEN - 5) as i64), Ok(5));
+    check_eq!(sys::pread64(fd, &mut tail, LEN as i64), Ok(0));
+    unmap(buf.as_ptr() as usize, 72 * 1024)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
