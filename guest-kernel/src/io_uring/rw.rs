@@ -372,8 +372,9 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
 /// IOCB_NOWAIT and then IOCB_WAITQ: cached pages are copied at once (the request
 /// completes inline); on a miss the page (and its readahead) is read from the host
 /// without waiting, and the request parks on the cache's wait queue until it arrives,
-/// to be issued again from task work. RWF_NOWAIT makes a miss -EAGAIN; in io-wq a miss
-/// takes the sleeping path. Err(req): not such a read.
+/// to be issued again from task work (and copies it all again then). With RWF_NOWAIT a
+/// miss ends the read short (-EAGAIN if nothing was cached); in io-wq a miss takes the
+/// sleeping path. Err(req): not such a read.
 fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: bool) -> Result<Issued, Box<Request>> {
     let Op::Rw(rw) = &req.op else { return Err(req) };
     let file = req.file.clone().expect("opdef: rw needs a file");
@@ -394,22 +395,24 @@ fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: 
             Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
         };
         match inode.cache.read_cached(offset + done as u64, &mut buf, size) {
-            Ok(Ok(n)) => {
+            Ok((n, None)) => {
                 done += n;
                 if n < len {
                     break;
                 }
             }
-            Ok(Err(e)) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
-            Err(index) => {
+            Ok((n, Some(index))) => {
+                done += n;
                 missing = Some(index);
                 break;
             }
+            Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
         }
     }
     let Some(index) = missing else { return Ok(Some((req, done as i32))) };
     if nowait {
-        return Ok(Some((req, -EAGAIN.0)));
+        // What was cached, as Linux's short read; nothing: EAGAIN.
+        return Ok(Some((req, if done > 0 { done as i32 } else { -EAGAIN.0 })));
     }
     if may_sleep || !inode.cache.start_read(node, index, size) {
         return Err(req);

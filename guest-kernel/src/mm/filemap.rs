@@ -123,18 +123,22 @@ impl FileCache {
         Ok((at.max(pos) - pos) as usize)
     }
 
-    /// The read without sleeping: all of it from cached pages, or Err(index of the first
-    /// page that is missing or still being read).
-    pub fn read_cached(&self, pos: u64, buf: &mut IoBuf, size: u64) -> Result<KResult<usize>, u64> {
+    /// The read without sleeping: what the cached pages from `pos` on hold, and the index
+    /// of the page it stopped at if one was missing or still being read (None: done).
+    pub fn read_cached(&self, pos: u64, buf: &mut IoBuf, size: u64) -> KResult<(usize, Option<u64>)> {
         let end = size.min(pos.saturating_add(buf.len() as u64));
         let mut frames = Vec::new();
+        let mut missing = None;
         {
             let map = self.pages.lock();
             let mut index = pos / PAGE;
             while index * PAGE < end {
                 match map.slots.get(&(index as usize)) {
                     Some(s) if s.flags & PG_UPTODATE != 0 => frames.push(s.frame),
-                    _ => return Err(index),
+                    _ => {
+                        missing = Some(index);
+                        break;
+                    }
                 }
                 index += 1;
             }
@@ -144,12 +148,10 @@ impl FileCache {
         for frame in frames {
             let from = (at % PAGE) as usize;
             let n = (PAGE as usize - from).min((end - at) as usize);
-            if let Err(e) = buf.put((at - pos) as usize, &frame_bytes(frame)[from..from + n]) {
-                return Ok(Err(e));
-            }
+            buf.put((at - pos) as usize, &frame_bytes(frame)[from..from + n])?;
             at += n as u64;
         }
-        Ok(Ok((at.max(pos) - pos) as usize))
+        Ok(((at.max(pos) - pos) as usize, missing))
     }
 
     fn uptodate(&self, index: u64) -> Option<u64> {
