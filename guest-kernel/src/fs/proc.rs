@@ -1,6 +1,7 @@
 //! `/proc`: what the kernel tells about itself and its processes, as text made at each read.
 //!
-//! - `meminfo`: Linux's first lines (MemTotal, MemFree, MemAvailable) and our own
+//! - `meminfo`: Linux's first lines (MemTotal, MemFree, MemAvailable, Buffers, Cached:
+//!   the page cache) and our own
 //!   `KernelHeap` (bytes of kernel heap in use), which leak tests compare before and after
 //!   a workload;
 //! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (the live processes' CPU
@@ -133,14 +134,16 @@ fn mounts() -> KResult<String> {
 
 fn meminfo() -> KResult<String> {
     let (total, free) = frame::stats();
+    // The page cache counts as available: its clean pages go when memory runs out.
+    let (cached, reclaimable) = crate::mm::filemap::cached_pages();
     let kib = |frames: u64| frames * PAGE_SIZE / 1024;
     Ok(format!(
         "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nKernelHeap:     {:8} kB\nKernelHeapBytes: {}\n",
         kib(total),
         kib(free),
-        kib(free),
+        kib(free + reclaimable),
         0,
-        0,
+        kib(cached),
         heap::in_use() / 1024,
         heap::in_use()
     ))

@@ -55,26 +55,33 @@ pub struct FileCache {
     pages: Arc<SharedPages>,
 }
 
-/// A counted reader of the cache's frames: the shrinker skips the cache meanwhile.
-struct Reading<'a>(&'a SharedPages);
+/// A cache frame kept from reuse while its bytes are copied (the copy may fault and
+/// allocate, and the shrinker or a truncate may drop the page meanwhile: the frame is
+/// then freed at the unpin).
+struct Pinned(u64);
 
-impl<'a> Reading<'a> {
-    fn new(pages: &'a SharedPages) -> Self {
-        pages.readers.fetch_add(1, Ordering::Acquire);
-        Self(pages)
+impl Pinned {
+    /// Pins `frame`, which the caller found in a slot with the page map locked.
+    fn new(frame: u64) -> KResult<Self> {
+        if frame::pin(frame) { Ok(Self(frame)) } else { Err(ENOMEM) }
+    }
+
+    fn bytes(&self) -> &mut [u8] {
+        frame_bytes(self.0)
     }
 }
 
-impl Drop for Reading<'_> {
+impl Drop for Pinned {
     fn drop(&mut self) {
-        self.0.readers.fetch_sub(1, Ordering::Release);
+        frame::unpin(self.0);
     }
 }
 
 /// The bytes of the frame at `frame`.
 fn frame_bytes<'a>(frame: u64) -> &'a mut [u8] {
     // SAFETY: a frame of the cache, reached through the direct map; the caller keeps it
-    // from being freed (a `Reading`, or a LOCKED slot that only its reader completes).
+    // from being reused (`Pinned`, the page map's lock, or a LOCKED slot that only its
+    // reader completes).
     unsafe { core::slice::from_raw_parts_mut(frame_ptr(frame), PAGE as usize) }
 }
 
@@ -111,16 +118,25 @@ impl FileCache {
         let mut at = pos;
         while at < end {
             let index = at / PAGE;
-            let frame = self.uptodate(index).map_or_else(|| self.fill(io, index, size), Ok)?;
-            let _reading = Reading::new(&self.pages);
-            // Still this page's frame: nothing frees a page between here and the copy but
-            // truncate and invalidate, which a concurrent reader races as on Linux.
+            let Some(page) = self.pin_uptodate(index)? else {
+                self.fill(io, index, size)?;
+                continue; // pinned on the next round (unless dropped again meanwhile)
+            };
             let from = (at % PAGE) as usize;
             let n = (PAGE as usize - from).min((end - at) as usize);
-            buf.put((at - pos) as usize, &frame_bytes(frame)[from..from + n])?;
+            buf.put((at - pos) as usize, &page.bytes()[from..from + n])?;
             at += n as u64;
         }
         Ok((at.max(pos) - pos) as usize)
+    }
+
+    /// Page `index` pinned, if it is up to date.
+    fn pin_uptodate(&self, index: u64) -> KResult<Option<Pinned>> {
+        let map = self.pages.lock();
+        match map.slots.get(&(index as usize)) {
+            Some(s) if s.flags & PG_UPTODATE != 0 => Pinned::new(s.frame).map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// The read without sleeping: what the cached pages from `pos` on hold, and the index
@@ -134,7 +150,7 @@ impl FileCache {
             let mut index = pos / PAGE;
             while index * PAGE < end {
                 match map.slots.get(&(index as usize)) {
-                    Some(s) if s.flags & PG_UPTODATE != 0 => frames.push(s.frame),
+                    Some(s) if s.flags & PG_UPTODATE != 0 => frames.push(Pinned::new(s.frame)?),
                     _ => {
                         missing = Some(index);
                         break;
@@ -143,12 +159,11 @@ impl FileCache {
                 index += 1;
             }
         }
-        let _reading = Reading::new(&self.pages);
         let mut at = pos;
-        for frame in frames {
+        for page in frames {
             let from = (at % PAGE) as usize;
             let n = (PAGE as usize - from).min((end - at) as usize);
-            buf.put((at - pos) as usize, &frame_bytes(frame)[from..from + n])?;
+            buf.put((at - pos) as usize, &page.bytes()[from..from + n])?;
             at += n as u64;
         }
         Ok(((at.max(pos) - pos) as usize, missing))
@@ -214,11 +229,11 @@ impl FileCache {
         pages.io_wait.wake_all();
     }
 
-    /// Brings page `index` in, sleeping (with readahead), and returns its frame.
-    fn fill(&self, io: &dyn PageIo, index: u64, size: u64) -> KResult<u64> {
+    /// Brings page `index` in, sleeping (with readahead).
+    fn fill(&self, io: &dyn PageIo, index: u64, size: u64) -> KResult<()> {
         loop {
-            if let Some(f) = self.uptodate(index) {
-                return Ok(f);
+            if self.uptodate(index).is_some() {
+                return Ok(());
             }
             let Some(frames) = self.claim(io, index, size) else {
                 // Being read by someone else: wait for it to finish (or fail).
@@ -283,17 +298,16 @@ impl FileCache {
     /// `data` was written to the file at `pos`: cached pages it covers take it (a page
     /// being read is marked stale, so the old bytes the read brings are dropped).
     pub fn wrote(&self, pos: u64, data: &IoBuf, n: usize) {
-        let _reading = Reading::new(&self.pages);
         let mut at = pos;
         let end = pos + n as u64;
         while at < end {
             let index = (at / PAGE) as usize;
             let from = (at % PAGE) as usize;
             let len = (PAGE as usize - from).min((end - at) as usize);
-            let frame = {
+            let page = {
                 let mut map = self.pages.lock();
                 match map.slots.get_mut(&index) {
-                    Some(s) if s.flags & PG_UPTODATE != 0 => Some(s.frame),
+                    Some(s) if s.flags & PG_UPTODATE != 0 => Pinned::new(s.frame).ok(),
                     Some(s) => {
                         s.flags |= PG_STALE;
                         None
@@ -301,10 +315,11 @@ impl FileCache {
                     None => None,
                 }
             };
-            if let Some(f) = frame
-                && data.get((at - pos) as usize, &mut frame_bytes(f)[from..from + len]).is_err()
-            {
-                // The buffer went away under us: the page cannot be trusted.
+            let copied = page.as_ref().map(|p| data.get((at - pos) as usize, &mut p.bytes()[from..from + len]));
+            if !matches!(copied, None | Some(Ok(()))) || (page.is_none() && self.uptodate(index as u64).is_some()) {
+                // The buffer went away under us, or the page could not be pinned: it
+                // cannot be trusted.
+                drop(page);
                 self.forget(at, len as u64);
             }
             at += len as u64;
@@ -341,13 +356,17 @@ impl FileCache {
             return Ok(());
         }
         let (first, last) = ((pos / PAGE) as usize, (pos.saturating_add(len).div_ceil(PAGE)) as usize);
-        let present: Vec<(usize, u64)> =
-            self.pages.lock().slots.range(first..last).filter(|(_, s)| s.flags & PG_UPTODATE != 0).map(|(&i, s)| (i, s.frame)).collect();
-        let _reading = Reading::new(&self.pages);
-        for (i, f) in present {
-            let page = frame_bytes(f);
-            let n = io.read_at(i as u64 * PAGE, page)?;
-            page[n..].fill(0);
+        let present: Vec<(usize, Pinned)> = {
+            let map = self.pages.lock();
+            let mut out = Vec::new();
+            for (&i, s) in map.slots.range(first..last).filter(|(_, s)| s.flags & PG_UPTODATE != 0) {
+                out.push((i, Pinned::new(s.frame)?));
+            }
+            out
+        };
+        for (i, page) in present {
+            let n = io.read_at(i as u64 * PAGE, page.bytes())?;
+            page.bytes()[n..].fill(0);
         }
         Ok(())
     }
@@ -355,13 +374,13 @@ impl FileCache {
     /// Writes the pages stores may have changed (dirty, or mapped writable) back through
     /// `io`, each up to the end of a file of `size` bytes.
     pub fn writeback(&self, io: &dyn PageIo, size: u64) -> KResult<()> {
-        let targets: Vec<(usize, u64)> = {
+        let targets: Vec<(usize, Pinned)> = {
             let mut map = self.pages.lock();
             let mapped = Arc::strong_count(&self.pages) > 1;
             let mut out = Vec::new();
             for (&i, s) in map.slots.iter_mut() {
                 if s.flags & (PG_DIRTY | PG_MAPPED_W) != 0 && s.flags & PG_UPTODATE != 0 && (i as u64) * PAGE < size {
-                    out.push((i, s.frame));
+                    out.push((i, Pinned::new(s.frame)?));
                     s.flags &= !PG_DIRTY;
                     if !mapped {
                         // No mapping is left to store into it.
@@ -371,11 +390,10 @@ impl FileCache {
             }
             out
         };
-        let _reading = Reading::new(&self.pages);
-        for (i, f) in targets {
+        for (i, page) in targets {
             let pos = i as u64 * PAGE;
             let n = (size - pos).min(PAGE) as usize;
-            if let Err(e) = io.write_at(pos, &frame_bytes(f)[..n]) {
+            if let Err(e) = io.write_at(pos, &page.bytes()[..n]) {
                 if let Some(s) = self.pages.lock().slots.get_mut(&i) {
                     s.flags |= PG_DIRTY;
                 }
@@ -426,25 +444,55 @@ impl FileCache {
     }
 }
 
-/// Gives back clean page-cache pages that nothing maps or reads (memory ran out);
-/// returns how many. Caches in use at the moment are skipped, never waited for.
+/// Pages in file caches now (`/proc/meminfo`'s Cached), and how many of them are clean
+/// and unmapped (what `shrink` could give back).
+pub fn cached_pages() -> (u64, u64) {
+    let caches = CACHES.lock();
+    let (mut all, mut clean) = (0, 0);
+    for pages in caches.iter().filter_map(Weak::upgrade) {
+        let unmapped = Arc::strong_count(&pages) <= 2;
+        let map = pages.lock();
+        all += map.slots.len() as u64;
+        if unmapped {
+            clean += map.slots.values().filter(|s| s.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0).count() as u64;
+        }
+    }
+    (all, clean)
+}
+
+/// Most pages one call of `shrink` gives back: memory runs out again soon after, and
+/// the rest of the cache stays useful meanwhile.
+const SHRINK_BATCH: usize = 512;
+
+/// Where the next `shrink` starts in the list of caches (each gives in turn).
+static SHRINK_NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Gives back up to `SHRINK_BATCH` clean page-cache pages that nothing maps or reads
+/// (memory ran out), the lowest file offsets first; returns how many. Caches locked at
+/// the moment are skipped, never waited for; a frame being copied is freed when its
+/// copy ends (`Pinned`).
 pub fn shrink() -> usize {
     let Some(caches) = CACHES.try_lock() else { return 0 };
     let mut freed = 0;
-    for weak in caches.iter() {
-        let Some(pages) = weak.upgrade() else { continue };
+    let count = caches.len();
+    let first = SHRINK_NEXT.fetch_add(1, Ordering::Relaxed);
+    for k in 0..count {
+        if freed >= SHRINK_BATCH {
+            break;
+        }
+        let Some(pages) = caches[(first + k) % count].upgrade() else { continue };
         // Ours and its file's: anything more is a mapping or a read in flight.
-        if Arc::strong_count(&pages) > 2 || pages.readers.load(Ordering::Acquire) != 0 {
+        if Arc::strong_count(&pages) > 2 {
             continue;
         }
         let Some(mut map) = pages.try_lock() else { continue };
         map.slots.retain(|_, s| {
-            let clean = s.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0;
-            if clean {
+            let evict = freed < SHRINK_BATCH && s.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0;
+            if evict {
                 frame::free(s.frame);
                 freed += 1;
             }
-            !clean
+            !evict
         });
     }
     freed

@@ -31,8 +31,6 @@ pub struct SharedPages {
     /// Woken when a page's read finishes (`PG_LOCKED` cleared): Linux's page wait queue,
     /// one per file here.
     pub io_wait: crate::task::wait::WaitQueue,
-    /// Tasks copying out of these frames right now: the shrinker leaves them alone.
-    pub readers: core::sync::atomic::AtomicUsize,
 }
 
 /// The page's bytes are the file's (or, for memory that has no file, simply valid).
@@ -65,7 +63,6 @@ impl SharedPages {
         Arc::new(Self {
             map: SpinLock::new(PageMap { slots: BTreeMap::new(), len: pages }),
             io_wait: crate::task::wait::WaitQueue::new(),
-            readers: core::sync::atomic::AtomicUsize::new(0),
         })
     }
 
