@@ -8,6 +8,7 @@ pub mod cpio;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
+pub mod ext2;
 pub mod file;
 pub mod flock;
 pub mod memfd;

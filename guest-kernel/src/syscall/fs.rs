@@ -1137,8 +1137,10 @@ pub fn truncate(c: &mut Ctx) -> KResult<u64> {
     node.truncate(c.a[1]).map(|()| 0)
 }
 
-/// sync(2): every disk's write cache flushed (9p writes reach the host as they are made).
+/// sync(2): every mounted ext2 written back, every disk's write cache flushed (9p writes
+/// reach the host as they are made).
 pub fn sync(_: &mut Ctx) -> KResult<u64> {
+    fs::ext2::sync_all();
     crate::drivers::virtio::blk::sync_all();
     Ok(0)
 }
@@ -1146,6 +1148,7 @@ pub fn sync(_: &mut Ctx) -> KResult<u64> {
 /// syncfs(fd): as sync, for the file system of `fd`.
 pub fn syncfs(c: &mut Ctx) -> KResult<u64> {
     file(c.int(0))?;
+    fs::ext2::sync_all();
     crate::drivers::virtio::blk::sync_all();
     Ok(0)
 }
