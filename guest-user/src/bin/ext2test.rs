@@ -9,9 +9,9 @@
 //! (`ext2test: sum NAME SIZE HEX`), unmounts, mounts again, reads big.bin back and
 //! prints `ext2test: ok`.
 //!
-//! `ext2test DEV DIR corrupt`: mounts a damaged image and walks all of it, printing each
-//! error; a corrupt image must give errors, never a kernel panic. Prints
-//! `ext2test: survived`.
+//! `ext2test DEV[,DEV...] DIR corrupt`: mounts each damaged image in turn (after an
+//! `ext2test: disk DEV` line) and walks all of it, printing each error; a corrupt image
+//! must give errors, never a kernel panic. Prints `ext2test: survived`.
 #![no_std]
 #![no_main]
 
@@ -101,7 +101,10 @@ fn main(args: &Args) -> i32 {
     let _ = sys::mkdir(c"/mnt", 0o755);
     let _ = sys::mkdir(Path::new(dir, "").c(), 0o755);
     if mode == "corrupt" {
-        corrupt(dev, dir);
+        for dev in dev.split(',') {
+            println!("ext2test: disk {dev}");
+            corrupt(dev, dir);
+        }
         println!("ext2test: survived");
         return 0;
     }
