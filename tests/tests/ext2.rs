@@ -222,3 +222,15 @@ on_both_platforms!(corrupt_images_give_errors_not_panics, |p| {
     }
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+on_both_platforms!(root_parameter_mounts_the_disk_at_mnt_root, |p| {
+    need_e2fsprogs();
+    let dir = scratch_dir(&format!("ext2-root-{p:?}"));
+    let tree = host_tree(&dir);
+    let img = dir.join("root.img");
+    mke2fs(&img, &tree, 4096, 256, "16M");
+    let out = boot_with_devices(p, "root=/dev/vda ro init=/bin/ext2test -- /dev/vda /mnt/root root", &[Device::Disk { path: &img, read_only: false }]);
+    out.assert_stdout("root=/dev/vda: mounted at /mnt/root").assert_stdout("ext2test: root ok").assert_init_status(p, 0);
+    fsck_clean(&img);
+    let _ = std::fs::remove_dir_all(&dir);
+});

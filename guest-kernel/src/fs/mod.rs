@@ -454,6 +454,12 @@ pub trait Node: Send + Sync + Any {
         Err(EINVAL)
     }
 
+    /// The 512-byte units the file occupies (`st_blocks`) where the file system counts
+    /// them (a sparse file takes fewer than its size); None: its size rounded up.
+    fn blocks(&self) -> Option<u64> {
+        None
+    }
+
     /// File seals (memfd's F_SEAL_*): 0 for files that take none.
     fn seals(&self) -> u32 {
         0

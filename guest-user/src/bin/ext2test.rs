@@ -9,6 +9,9 @@
 //! (`ext2test: sum NAME SIZE HEX`), unmounts, mounts again, reads big.bin back and
 //! prints `ext2test: ok`.
 //!
+//! `ext2test DEV DIR root`: checks the mount `root=DEV ro` made at DIR (read-only, in
+//! /proc/mounts) and prints `ext2test: root ok`.
+//!
 //! `ext2test DEV[,DEV...] DIR corrupt`: mounts each damaged image in turn (after an
 //! `ext2test: disk DEV` line) and walks all of it, printing each error; a corrupt image
 //! must give errors, never a kernel panic. Prints `ext2test: survived`.
@@ -107,6 +110,18 @@ fn main(args: &Args) -> i32 {
         }
         println!("ext2test: survived");
         return 0;
+    }
+    if mode == "root" {
+        return match check_root(dev, dir) {
+            Ok(()) => {
+                println!("ext2test: root ok");
+                0
+            }
+            Err((what, e)) => {
+                println!("ext2test: {what}: {e}");
+                1
+            }
+        };
     }
     let big_kib: u64 = mode.parse().unwrap_or(1024);
     match run(dev, dir, big_kib) {
@@ -244,6 +259,7 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     let mut st = Stat::default();
     sys::fstat(fd, &mut st).map_err(|e| ("fstat", e))?;
     expect(st.st_size == far + 4096, "sparse size")?;
+    expect(st.st_blocks > 0 && st.st_blocks <= 64, "st_blocks of a sparse file counts its blocks")?;
     let mut back = [0xffu8; 4096];
     sys::pread64(fd, &mut back, 1 << 30).map_err(|e| ("pread hole", e))?;
     expect(back.iter().all(|&b| b == 0), "a hole reads as zeros")?;
@@ -309,6 +325,27 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     expect(sys::open(p("hello.txt").c(), O_WRONLY, 0) == Err(Errno::EROFS), "read-only mount refuses writes")?;
     list(&p("newdir"))?;
     umount(dir).map_err(|e| ("umount again", e))?;
+    Ok(())
+}
+
+/// `root=DEV ro` mounted the disk at DIR before init ran: read-only, in /proc/mounts.
+fn check_root(dev: &str, dir: &str) -> Res<()> {
+    let mut text = [0u8; 1024];
+    let n = read_string(&Path::new(dir, "hello.txt"), &mut text)?;
+    expect(&text[..n] == b"hello from the host\n", "hello.txt under root=")?;
+    let n = read_string(&Path::new("/proc/mounts", ""), &mut text)?;
+    let mounts = core::str::from_utf8(&text[..n]).unwrap_or("");
+    let mut want = [0u8; 128];
+    let line = Path::new(dev, "");
+    let (d, m) = (line.str(), dir);
+    let mut at = 0;
+    for part in [d, " ", m, " ext2 ro"] {
+        want[at..at + part.len()].copy_from_slice(part.as_bytes());
+        at += part.len();
+    }
+    let want = core::str::from_utf8(&want[..at]).unwrap_or("");
+    expect(mounts.lines().any(|l| l.starts_with(want)), "the root= mount in /proc/mounts")?;
+    expect(sys::open(Path::new(dir, "new").c(), O_CREAT | O_WRONLY, 0o644) == Err(Errno::EROFS), "a read-only root= refuses writes")?;
     Ok(())
 }
 

@@ -283,6 +283,12 @@ impl Node for Ext2Node {
         self.kind
     }
 
+    /// i_blocks: data, indirect and xattr blocks, in 512-byte units.
+    fn blocks(&self) -> Option<u64> {
+        let mut st = self.lock();
+        self.inode(&mut st).ok().map(|i| u64::from(i.blocks))
+    }
+
     fn open(&self, flags: u32) -> KResult<()> {
         use crate::fs::file::{O_ACCMODE, O_RDONLY};
         if self.fs.read_only && flags & O_ACCMODE != O_RDONLY && self.kind == FileType::Regular {
