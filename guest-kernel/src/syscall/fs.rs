@@ -857,6 +857,10 @@ pub fn do_rename(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64)
     if [&oname, &nname].iter().any(|n| *n == "." || *n == "..") {
         return Err(EBUSY);
     }
+    // Across mounted file systems (a disk, a share, the RAM tree): EXDEV, as Linux.
+    if odir.mount_id() != ndir.mount_id() {
+        return Err(EXDEV);
+    }
     let node = odir.lookup(&oname)?;
     let src = path::normalize(&opath, &oname);
     let dst = path::normalize(&npath, &nname);
@@ -919,6 +923,9 @@ pub fn do_link(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64) -
     let (dir, name, _) = path::lookup_parent(&at_dir(newdirfd, new)?, new)?;
     if dir.lookup(&name).is_ok() {
         return Err(EEXIST);
+    }
+    if node.mount_id() != dir.mount_id() {
+        return Err(EXDEV);
     }
     perm::may_create(&*dir)?;
     dir.link(&name, node).map(|()| 0)

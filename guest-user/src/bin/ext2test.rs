@@ -248,6 +248,10 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     let n = sys::read(fd, &mut text).map_err(|e| ("read unlinked", e))?;
     expect(&text[..n] == b"still here", "open unlinked file")?;
     sys::close(fd).map_err(|e| ("close", e))?;
+    // Across file systems: EXDEV, and the file stays where it was.
+    write_file(&Path::new("/tmp/ext2test-x", ""), b"x")?;
+    expect(sys::rename(c"/tmp/ext2test-x", p("x").c()) == Err(Errno::EXDEV), "rename across file systems: EXDEV")?;
+    stat(&Path::new("/tmp/ext2test-x", ""))?;
     println!("ext2test: namespace ok");
 
     // Sparse: 4 KiB at 5 GiB.

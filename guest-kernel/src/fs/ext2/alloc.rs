@@ -56,18 +56,17 @@ impl Ext2Fs {
             let base = geo.first_data_block + g * geo.blocks_per_group;
             let nbits = geo.blocks_in_group(g);
             let start = if i == 0 { goal - base } else { 0 };
-            let bitmap = st.block_bitmap(g);
-            let map = st.cache.get(bitmap)?;
+            let (bitmap, ibitmap, table) = (st.block_bitmap(g), st.inode_bitmap(g), st.inode_table(g));
+            let map = st.cache.get_mut(bitmap)?;
             let Some(bit) = scan(map, start, nbits).or_else(|| scan(map, 0, start)) else {
                 log::warn!("ext2: group {g} counts free blocks but its bitmap has none");
                 continue;
             };
             let b = base + bit;
-            let table = st.inode_table(g);
-            if b == bitmap || b == st.inode_bitmap(g) || (b >= table && b - table < geo.itable_blocks) {
+            if b == bitmap || b == ibitmap || (b >= table && b - table < geo.itable_blocks) {
                 return Err(corrupt(format_args!("block bitmap of group {g} marks metadata block {b} free")));
             }
-            set_bit(st.cache.get_mut(bitmap)?, bit, true);
+            set_bit(map, bit, true);
             st.count_blocks(g, -1);
             return Ok(b);
         }

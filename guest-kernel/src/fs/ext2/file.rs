@@ -119,13 +119,7 @@ impl Ext2Fs {
             let mut blocks = 1u64;
             let mut last_new = first_new;
             while (fb + blocks) * bs < end && ((blocks + 1) * bs) as usize <= MAX_RUN {
-                let next = match self.bmap(st, inode, fb + blocks)? {
-                    0 => match self.bmap_alloc(st, inode, fb + blocks, goal) {
-                        Ok((p, _)) => (p, true),
-                        Err(_) => break,
-                    },
-                    p => (p, false),
-                };
+                let Ok(next) = self.bmap_alloc(st, inode, fb + blocks, goal) else { break };
                 if next.0 != phys + blocks as u32 {
                     if next.1 {
                         fresh = Some((fb + blocks, next.0));
