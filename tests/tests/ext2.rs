@@ -50,7 +50,18 @@ fn host_tree(dir: &Path) -> PathBuf {
     std::fs::write(tree.join("host.bin"), noise(300_000, 7)).unwrap();
     std::os::unix::fs::symlink("hello.txt", tree.join("link")).unwrap();
     std::fs::hard_link(tree.join("hello.txt"), tree.join("dir/hard")).unwrap();
+    std::fs::create_dir_all(tree.join("many")).unwrap();
+    for i in 1..=300 {
+        std::fs::write(tree.join(format!("many/name-{i}")), format!("{i}\n")).unwrap();
+    }
     tree
+}
+
+/// Gives the image's large directories an htree index (`e2fsck -D`), as Linux's ext4
+/// would have made them.
+fn index_dirs(img: &Path) {
+    let out = Command::new(E2FSCK).arg("-fyD").arg(img).output().expect("run e2fsck -D");
+    assert!(matches!(out.status.code(), Some(0 | 1)), "e2fsck -fyD: {}", String::from_utf8_lossy(&out.stdout));
 }
 
 fn mke2fs(img: &Path, tree: &Path, block: u32, inode: u32, size: &str) {
@@ -103,6 +114,8 @@ fn round_trip(p: Platform, block: u32, inode: u32, size: &str, big_kib: u64) {
     let tree = host_tree(&dir);
     let img = dir.join("ext2.img");
     mke2fs(&img, &tree, block, inode, size);
+    index_dirs(&img);
+    assert!(debugfs_text(&img, "stat /many").contains("Flags: 0x1000"), "many/ has an htree index");
     let start = std::time::Instant::now();
     let out = boot_with_devices(p, &format!("init=/bin/ext2test -- /dev/vda /mnt/e2 {big_kib}"), &[Device::Disk { path: &img, read_only: false }]);
     let took = start.elapsed();
@@ -138,6 +151,9 @@ fn round_trip(p: Platform, block: u32, inode: u32, size: &str, big_kib: u64) {
     assert!(!root.contains("doomed.txt") && !root.contains("emptydir") && !root.contains("open-unlinked"), "removed names are gone:\n{root}");
     assert!(root.contains("slow") && root.contains("sparse.bin"), "new names are there:\n{root}");
     assert!(debugfs_text(&img, "stat /newdir/fast").contains("Fast link dest: \"moved.txt\""));
+    assert!(debugfs_text(&img, "stat /many").contains("Flags: 0x0"), "a changed directory loses its htree flag");
+    assert_eq!(debugfs(&img, "cat /many/added-by-the-guest"), b"added\n");
+    assert_eq!(debugfs(&img, "cat /many/name-300"), b"300\n");
     assert!(debugfs_text(&img, "stat /newdir/moved.txt").contains("Links: 2"));
 
     // The sparse file: 5 GiB + 4 KiB long, one data block at 5 GiB, holes elsewhere.
@@ -232,5 +248,51 @@ on_both_platforms!(root_parameter_mounts_the_disk_at_mnt_root, |p| {
     let out = boot_with_devices(p, "root=/dev/vda ro init=/bin/ext2test -- /dev/vda /mnt/root root", &[Device::Disk { path: &img, read_only: false }]);
     out.assert_stdout("root=/dev/vda: mounted at /mnt/root").assert_stdout("ext2test: root ok").assert_init_status(p, 0);
     fsck_clean(&img);
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+on_both_platforms!(full_disk_gives_enospc_and_stays_consistent, |p| {
+    need_e2fsprogs();
+    let dir = scratch_dir(&format!("ext2-full-{p:?}"));
+    let tree = host_tree(&dir);
+    let img = dir.join("full.img");
+    mke2fs(&img, &tree, 4096, 256, "4M");
+    let out = boot_with_devices(p, "init=/bin/ext2test -- /dev/vda /mnt/e2 fill", &[Device::Disk { path: &img, read_only: false }]);
+    out.assert_stdout("then ENOSPC").assert_stdout("ext2test: fill ok").assert_init_status(p, 0);
+    fsck_clean(&img);
+    assert_eq!(debugfs(&img, "cat /after"), b"room again\n");
+    let _ = std::fs::remove_dir_all(&dir);
+});
+
+// Random bytes over the metadata at the start of 1 KiB-block images (superblock magic
+// kept, so most still mount): whatever the damage, errors and no panic.
+on_both_platforms!(random_metadata_damage_never_panics, |p| {
+    need_e2fsprogs();
+    let dir = scratch_dir(&format!("ext2-random-{p:?}"));
+    let tree = host_tree(&dir);
+    let mut disks = Vec::new();
+    for i in 0..8u64 {
+        let img = dir.join(format!("rnd{i}.img"));
+        mke2fs(&img, &tree, 1024, 128, "8M");
+        let mut bytes = std::fs::read(&img).unwrap();
+        let r = noise(160, 0xd00d + i);
+        for k in 0..32 {
+            let at = 1024 + (u32::from_le_bytes([r[k * 4], r[k * 4 + 1], r[k * 4 + 2], 0]) as usize % (300 * 1024));
+            let len = 16 + r[128 + k] as usize;
+            let junk = noise(len, 0xbad + i * 8 + k as u64);
+            let end = (at + len).min(bytes.len());
+            bytes[at..end].copy_from_slice(&junk[..end - at]);
+        }
+        bytes[1024 + 56..1024 + 58].copy_from_slice(&0xEF53u16.to_le_bytes());
+        std::fs::write(&img, bytes).unwrap();
+        disks.push(img);
+    }
+    let devices: Vec<Device> = disks.iter().map(|path| Device::Disk { path, read_only: false }).collect();
+    let names: Vec<String> = (0..disks.len()).map(|i| format!("/dev/vd{}", (b'a' + i as u8) as char)).collect();
+    let out = boot_with_devices(p, &format!("init=/bin/ext2test -- {} /mnt/e2 corrupt", names.join(",")), &devices);
+    assert!(!out.stdout.contains("kernel panic"), "damaged metadata panicked the kernel:\n{}", out.stdout);
+    let mounted = out.stdout.matches("ext2test: mounted").count();
+    eprintln!("{p:?}: {mounted} of {} damaged images mounted, {} EUCLEAN errors", disks.len(), out.stdout.matches("EUCLEAN").count());
+    out.assert_stdout("ext2test: survived").assert_init_status(p, 0);
     let _ = std::fs::remove_dir_all(&dir);
 });

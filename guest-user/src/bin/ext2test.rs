@@ -3,11 +3,15 @@
 //!
 //! `ext2test DEV DIR BIG_KIB`: mounts the ext2 on DEV at DIR and checks the tree the
 //! host made (`mke2fs -d`: hello.txt, dir/nested/deep.txt, link -> hello.txt, the hard
-//! link dir/hard, host.bin, doomed.txt, emptydir); then creates, renames, links and
+//! link dir/hard, host.bin, doomed.txt, emptydir, many/name-1..300 indexed by the host),
+//! adds and removes an entry of many/; then creates, renames, links and
 //! removes files and directories, writes 4 KiB at 5 GiB of sparse.bin, writes big.bin
 //! (BIG_KIB KiB), truncates, fsyncs, prints an FNV-1a sum of each file it wrote
 //! (`ext2test: sum NAME SIZE HEX`), unmounts, mounts again, reads big.bin back and
 //! prints `ext2test: ok`.
+//!
+//! `ext2test DEV DIR fill`: writes until ENOSPC, removes that file, writes a small one,
+//! unmounts; prints `ext2test: fill ok`.
 //!
 //! `ext2test DEV DIR root`: checks the mount `root=DEV ro` made at DIR (read-only, in
 //! /proc/mounts) and prints `ext2test: root ok`.
@@ -111,6 +115,18 @@ fn main(args: &Args) -> i32 {
         println!("ext2test: survived");
         return 0;
     }
+    if mode == "fill" {
+        return match fill(dev, dir) {
+            Ok(()) => {
+                println!("ext2test: fill ok");
+                0
+            }
+            Err((what, e)) => {
+                println!("ext2test: {what}: {e}");
+                1
+            }
+        };
+    }
     if mode == "root" {
         return match check_root(dev, dir) {
             Ok(()) => {
@@ -177,6 +193,26 @@ fn stat(path: &Path) -> Res<Stat> {
     Ok(st)
 }
 
+/// How many entries directory `path` has (`.` and `..` included).
+fn count(path: &Path) -> Res<usize> {
+    let fd = sys::open(path.c(), O_RDONLY | O_DIRECTORY, 0).map_err(|e| ("opendir", e))? as i32;
+    let mut dents = [0u8; 4096];
+    let mut total = 0;
+    loop {
+        let n = sys::getdents64(fd, &mut dents).map_err(|e| ("getdents64", e))?;
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        while at < n {
+            at += u16::from_le_bytes([dents[at + 16], dents[at + 17]]) as usize;
+            total += 1;
+        }
+    }
+    sys::close(fd).map_err(|e| ("close dir", e))?;
+    Ok(total)
+}
+
 /// Names in directory `path`, printed.
 fn list(path: &Path) -> Res<()> {
     let fd = sys::open(path.c(), O_RDONLY | O_DIRECTORY, 0).map_err(|e| ("opendir", e))? as i32;
@@ -219,6 +255,13 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     let (size, sum) = read_all(&p("host.bin"))?;
     println!("ext2test: host.bin {size} bytes, sum {sum:016x}");
     list(&p(""))?;
+    // many/: 300 entries the host indexed (dir_index); read linearly, changed here.
+    expect(count(&p("many"))? == 302, "entries of many/")?;
+    let n = read_string(&p("many/name-200"), &mut text)?;
+    expect(&text[..n] == b"200\n", "many/name-200")?;
+    write_file(&p("many/added-by-the-guest"), b"added\n")?;
+    sys::unlink(p("many/name-7").c()).map_err(|e| ("unlink in many/", e))?;
+    expect(count(&p("many"))? == 302, "entries of many/ after a create and an unlink")?;
     println!("ext2test: host tree ok");
 
     // New files and directories.
@@ -329,6 +372,33 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     expect(sys::open(p("hello.txt").c(), O_WRONLY, 0) == Err(Errno::EROFS), "read-only mount refuses writes")?;
     list(&p("newdir"))?;
     umount(dir).map_err(|e| ("umount again", e))?;
+    Ok(())
+}
+
+/// Writes until the disk is full (ENOSPC), then frees it all again.
+fn fill(dev: &str, dir: &str) -> Res<()> {
+    mount(dev, dir, 0).map_err(|e| ("mount", e))?;
+    let fd = sys::open(Path::new(dir, "fill").c(), O_CREAT | O_WRONLY, 0o644).map_err(|e| ("create", e))? as i32;
+    let b = buf();
+    b.fill(0xa5);
+    let mut total = 0u64;
+    let err = loop {
+        match sys::write(fd, &b[..]) {
+            Ok(n) => total += n as u64,
+            Err(e) => break e,
+        }
+    };
+    println!("ext2test: filled {} KiB, then {err}", total / 1024);
+    expect(err == Errno::ENOSPC, "a full disk gives ENOSPC")?;
+    sys::fsync(fd).map_err(|e| ("fsync", e))?;
+    let mut st = Stat::default();
+    sys::fstat(fd, &mut st).map_err(|e| ("fstat", e))?;
+    expect(st.st_size as u64 == total, "the size is what was written")?;
+    sys::close(fd).map_err(|e| ("close", e))?;
+    expect(sys::mkdir(Path::new(dir, "d").c(), 0o755) == Err(Errno::ENOSPC), "mkdir on a full disk: ENOSPC")?;
+    sys::unlink(Path::new(dir, "fill").c()).map_err(|e| ("unlink", e))?;
+    write_file(&Path::new(dir, "after"), b"room again\n")?;
+    umount(dir).map_err(|e| ("umount", e))?;
     Ok(())
 }
 
