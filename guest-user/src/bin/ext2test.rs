@@ -153,6 +153,11 @@ fn main(args: &Args) -> i32 {
 }
 
 fn read_all(path: &Path) -> Res<(u64, u64)> {
+    read_upto(path, u64::MAX)
+}
+
+/// Reads the file's first `max` bytes (or all of it); its size read and sum.
+fn read_upto(path: &Path, max: u64) -> Res<(u64, u64)> {
     let fd = sys::open(path.c(), O_RDONLY, 0).map_err(|e| ("open for reading", e))? as i32;
     let mut sum = Fnv::new();
     let mut size = 0u64;
@@ -164,6 +169,9 @@ fn read_all(path: &Path) -> Res<(u64, u64)> {
         }
         sum.add(&b[..n]);
         size += n as u64;
+        if size >= max {
+            break;
+        }
     }
     sys::close(fd).map_err(|e| ("close", e))?;
     Ok((size, sum.0))
@@ -423,10 +431,27 @@ fn check_root(dev: &str, dir: &str) -> Res<()> {
     Ok(())
 }
 
-/// Walks everything under `path` (depth-limited), reading files and links, printing
-/// errors; writes a little where it can.
+/// Directories already walked (a damaged entry can point back up the tree).
+static mut SEEN: [u64; 256] = [0; 256];
+static mut NSEEN: usize = 0;
+
+/// Whether directory inode `ino` was walked before (and records it).
+fn seen(ino: u64) -> bool {
+    // SAFETY: single-threaded program; only `walk` uses these.
+    let (list, n) = unsafe { (&mut *(&raw mut SEEN), &mut *(&raw mut NSEEN)) };
+    if list[..*n].contains(&ino) || *n == list.len() {
+        return true;
+    }
+    list[*n] = ino;
+    *n += 1;
+    false
+}
+
+/// Walks everything under `path` (each directory once, depth-limited), reading files and
+/// links, printing errors; writes a little where it can.
 fn walk(path: &Path, depth: u32) {
-    if depth > 8 {
+    let mut st = Stat::default();
+    if depth > 8 || sys::stat(path.c(), &mut st).is_err() || seen(st.st_ino) {
         return;
     }
     let fd = match sys::open(path.c(), O_RDONLY | O_DIRECTORY, 0) {
@@ -474,7 +499,8 @@ fn walk(path: &Path, depth: u32) {
                     println!("ext2test: readlink {}: {e}", child.str());
                 }
             }
-            _ => match read_all(&child) {
+            // A damaged size can make a file terabytes of holes: its first MiB will do.
+            _ => match read_upto(&child, 1 << 20) {
                 Ok((size, _)) => println!("ext2test: read {} ({size} bytes)", child.str()),
                 Err((what, e)) => println!("ext2test: {what} {}: {e}", child.str()),
             },
@@ -490,6 +516,8 @@ fn corrupt(dev: &str, dir: &str) {
         Err(e) => println!("ext2test: mount: {e}"),
         Ok(()) => {
             println!("ext2test: mounted");
+            // SAFETY: single-threaded program; `walk` is not running.
+            unsafe { *(&raw mut NSEEN) = 0 };
             walk(&Path::new(dir, ""), 0);
             match umount(dir) {
                 Ok(()) => println!("ext2test: unmounted"),
