@@ -39,13 +39,7 @@ impl Ext2Fs {
         while done < total {
             let pos = offset + done as u64;
             let (fb, within) = (pos / bs, (pos % bs) as usize);
-            let phys = self.bmap(st, inode, fb)?;
-            let mut blocks = 1u64;
-            if phys != 0 {
-                while fb + blocks <= last && ((blocks + 1) * bs) as usize <= MAX_RUN && self.bmap(st, inode, fb + blocks)? == phys + blocks as u32 {
-                    blocks += 1;
-                }
-            }
+            let (phys, blocks) = self.bmap_run(st, inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
             let n = ((blocks * bs) as usize - within).min(total - done);
             if phys == 0 {
                 put_zeros(buf, done, n)?;

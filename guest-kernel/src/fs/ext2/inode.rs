@@ -257,6 +257,46 @@ impl Ext2Fs {
         Ok(b)
     }
 
+    /// The disk block of file block `fb` and how many of the next file blocks (at most
+    /// `max`, within one indirect block) follow it contiguously on disk; for a hole
+    /// (block 0), how many holes follow.
+    pub fn bmap_run(&self, st: &mut State, inode: &Inode, fb: u64, max: u64) -> KResult<(u32, u64)> {
+        let (path, n) = self.path(fb)?;
+        let run = |ptrs: &mut dyn FnMut(usize) -> Option<u32>, first: u32| -> KResult<(u32, u64)> {
+            let mut k = 1u64;
+            while k < max {
+                match ptrs(k as usize) {
+                    Some(c) if (first == 0 && c == 0) || (first != 0 && u64::from(c) == u64::from(first) + k) => k += 1,
+                    _ => break,
+                }
+            }
+            if first != 0 && !self.geo.valid_block((u64::from(first) + k - 1) as u32) {
+                return Err(corrupt(format_args!("block pointer {first}")));
+            }
+            Ok((first, k))
+        };
+        if n == 1 {
+            let first = self.check_ptr(inode.block[path[0]])?;
+            return run(&mut |k| inode.block.get(path[0] + k).copied().filter(|_| path[0] + k < 12), first);
+        }
+        let mut b = self.check_ptr(inode.block[path[0]])?;
+        for &i in &path[1..n - 1] {
+            if b == 0 {
+                return Ok((0, 1));
+            }
+            b = self.check_ptr(le32(st.cache.get(b)?, i * 4))?;
+        }
+        if b == 0 {
+            return Ok((0, 1));
+        }
+        let data = st.cache.get(b)?;
+        let idx = path[n - 1];
+        let first = le32(data, idx * 4);
+        let ptrs = self.geo.ptrs() as usize;
+        let first = self.check_ptr(first)?;
+        run(&mut |k| (idx + k < ptrs).then(|| le32(data, (idx + k) * 4)), first)
+    }
+
     /// Allocates a block for `inode` near `goal` and counts it in i_blocks.
     pub fn alloc_for(&self, st: &mut State, inode: &mut Inode, goal: u32) -> KResult<u32> {
         let sectors = (self.geo.block_size / 512) as u32;

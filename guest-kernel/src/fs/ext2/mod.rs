@@ -304,7 +304,14 @@ impl Ext2Fs {
         }
         let bs = geo.block_size;
         let gdt_blocks = (geo.groups as usize * GD_SIZE).div_ceil(bs);
-        let mut gdt = ::alloc::vec![0u8; gdt_blocks * bs];
+        // Without meta_bg the descriptors sit in group 0, after its superblock.
+        if gdt_blocks as u64 + 2 > u64::from(geo.blocks_per_group) {
+            log::warn!("ext2: not mountable: {} groups' descriptors do not fit in a group", geo.groups);
+            return Err(EINVAL);
+        }
+        let mut gdt = Vec::new();
+        gdt.try_reserve_exact(gdt_blocks * bs).map_err(|_| ENOMEM)?;
+        gdt.resize(gdt_blocks * bs, 0);
         let cache = BlockCache::new(Arc::clone(&disk), bs);
         cache.read_disk(geo.first_data_block + 1, &mut gdt)?;
         let state = State { cache, sb, gdt, clean_on_disk: false, meta_dirty: false, nodes: BTreeMap::new() };
