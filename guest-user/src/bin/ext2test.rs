@@ -370,8 +370,12 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     expect(fs[0] == 0xEF53, "statfs type")?;
     println!("ext2test: statfs block size {} blocks {} free {} inodes {} free {}", fs[1], fs[2], fs[3], fs[5], fs[6]);
 
+    let held = sys::open(p("newdir/moved.txt").c(), O_WRONLY, 0).map_err(|e| ("open held", e))? as i32;
     umount(dir).map_err(|e| ("umount", e))?;
     println!("ext2test: unmounted");
+    // A file still open from the unmounted file system is not changed any more.
+    expect(sys::write(held, b"late") == Err(Errno::EIO), "a write after umount: EIO")?;
+    sys::close(held).map_err(|e| ("close held", e))?;
     mount(dev, dir, 1).map_err(|e| ("mount again read-only", e))?;
     let t0 = now_ms();
     let (size, again) = read_all(&p("big.bin"))?;

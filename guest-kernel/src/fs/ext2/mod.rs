@@ -274,6 +274,9 @@ pub struct Ext2Fs {
     pub id: usize,
     pub st: Mutex<State>,
     disk: Arc<Blk>,
+    /// Unmounted while files of it were still open: they may be read, not changed (the
+    /// disk may be mounted again, with a cache of its own).
+    gone: AtomicBool,
 }
 
 impl Ext2Fs {
@@ -319,7 +322,7 @@ impl Ext2Fs {
         if le16(&state.sb[..], S_STATE) & STATE_VALID == 0 {
             log::warn!("ext2: {}: not cleanly unmounted; run e2fsck", disk.name);
         }
-        let fs = Arc::new(Ext2Fs { geo, read_only, id: NEXT_ID.fetch_add(1, Ordering::Relaxed), st: Mutex::new(state), disk });
+        let fs = Arc::new(Ext2Fs { geo, read_only, id: NEXT_ID.fetch_add(1, Ordering::Relaxed), st: Mutex::new(state), disk, gone: AtomicBool::new(false) });
         if !read_only {
             let mut st = fs.st.lock();
             let count = le16(&st.sb[..], S_MNT_COUNT);
@@ -357,6 +360,9 @@ impl Ext2Fs {
         if self.read_only {
             return Err(EROFS);
         }
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(EIO);
+        }
         if st.clean_on_disk {
             let s = le16(&st.sb[..], S_STATE) & !STATE_VALID;
             put16(&mut st.sb[..], S_STATE, s);
@@ -374,7 +380,7 @@ impl Ext2Fs {
     /// Writes back every dirty metadata block, the group descriptors and the superblock
     /// (marked clean), then flushes the disk's cache.
     pub fn sync(&self, st: &mut State) -> KResult<()> {
-        if self.read_only {
+        if self.read_only || self.gone.load(Ordering::Relaxed) {
             return Ok(());
         }
         st.cache.flush()?;
@@ -396,6 +402,7 @@ impl Ext2Fs {
     pub fn unmount(&self) -> KResult<()> {
         let mut st = self.st.lock();
         let r = self.sync(&mut st);
+        self.gone.store(true, Ordering::Relaxed);
         MOUNTED.lock().retain(|w| w.strong_count() > 0 && !core::ptr::eq(w.as_ptr(), self));
         r
     }
