@@ -435,14 +435,17 @@ fn check_root(dev: &str, dir: &str) -> Res<()> {
     Ok(())
 }
 
-/// Directories already walked (a damaged entry can point back up the tree).
-static mut SEEN: [u64; 256] = [0; 256];
-static mut NSEEN: usize = 0;
+/// Directories already walked (a damaged entry can point back up the tree), and how many.
+static mut SEEN: ([u64; 256], usize) = ([0; 256], 0);
+
+fn seen_list() -> &'static mut ([u64; 256], usize) {
+    // SAFETY: single-threaded program; one user at a time (`walk`, `corrupt`).
+    unsafe { (&raw mut SEEN).as_mut() }.expect("a static is never null")
+}
 
 /// Whether directory inode `ino` was walked before (and records it).
 fn seen(ino: u64) -> bool {
-    // SAFETY: single-threaded program; only `walk` uses these.
-    let (list, n) = unsafe { (&mut *(&raw mut SEEN), &mut *(&raw mut NSEEN)) };
+    let (list, n) = seen_list();
     if list[..*n].contains(&ino) || *n == list.len() {
         return true;
     }
@@ -520,8 +523,7 @@ fn corrupt(dev: &str, dir: &str) {
         Err(e) => println!("ext2test: mount: {e}"),
         Ok(()) => {
             println!("ext2test: mounted");
-            // SAFETY: single-threaded program; `walk` is not running.
-            unsafe { *(&raw mut NSEEN) = 0 };
+            seen_list().1 = 0;
             walk(&Path::new(dir, ""), 0);
             match umount(dir) {
                 Ok(()) => println!("ext2test: unmounted"),
