@@ -381,7 +381,7 @@ impl Node for Ext2Node {
 
     fn create(&self, name: &str, kind: FileType, mode: u32) -> KResult<Arc<dyn Node>> {
         match kind {
-            FileType::Regular | FileType::Fifo => self.make(name, kind, mode, |_, _, _, _| Ok(())),
+            FileType::Regular => self.make(name, kind, mode, |_, _, _, _| Ok(())),
             FileType::Directory => self.make(name, kind, mode, |fs, st, ino, inode| {
                 let b = fs.alloc_for(st, inode, fs.group_start(ino))?;
                 inode.block[0] = b;
