@@ -296,3 +296,16 @@ on_both_platforms!(random_metadata_damage_never_panics, |p| {
     out.assert_stdout("ext2test: survived").assert_init_status(p, 0);
     let _ = std::fs::remove_dir_all(&dir);
 });
+
+// The seam a page cache will use (read_page, write_page, block_map), by a kernel test.
+on_both_platforms!(page_seam_by_a_kernel_test, |p| {
+    need_e2fsprogs();
+    let dir = scratch_dir(&format!("ext2-pages-{p:?}"));
+    let tree = host_tree(&dir);
+    let img = dir.join("pages.img");
+    mke2fs(&img, &tree, 1024, 256, "16M");
+    let out = boot_with_devices(p, "test=ext2-pages init=/bin/hello -- 0", &[Device::Disk { path: &img, read_only: false }]);
+    out.assert_stdout("ktest ext2-pages: ok").assert_init_status(p, 0);
+    fsck_clean(&img);
+    let _ = std::fs::remove_dir_all(&dir);
+});

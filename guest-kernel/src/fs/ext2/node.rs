@@ -48,8 +48,8 @@ fn check_name(name: &str) -> KResult<()> {
     Ok(())
 }
 
-// `ino`, `block_size`, `read_page`, `write_page` and `block_map` are the seam for a page
-// cache and O_DIRECT, which do not call them yet.
+// `read_page`, `write_page` and `block_map` are the seam for a page cache and O_DIRECT
+// (only `test=ext2-pages` calls them yet); `ino` is for them too.
 #[allow(dead_code)]
 impl Ext2Node {
     pub(super) fn new(fs: Arc<Ext2Fs>, ino: u32, kind: FileType, orphan: Arc<AtomicBool>) -> Self {
