@@ -299,6 +299,39 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     let n = sys::read(fd, &mut text).map_err(|e| ("read unlinked", e))?;
     expect(&text[..n] == b"still here", "open unlinked file")?;
     sys::close(fd).map_err(|e| ("close", e))?;
+    // Rename over an open file: the open one keeps its data until closed.
+    write_file(&p("a.txt"), b"new contents")?;
+    write_file(&p("b.txt"), b"old contents")?;
+    let fd = sys::open(p("b.txt").c(), O_RDONLY, 0).map_err(|e| ("open b.txt", e))? as i32;
+    sys::rename(p("a.txt").c(), p("b.txt").c()).map_err(|e| ("rename over a file", e))?;
+    let n = sys::read(fd, &mut text).map_err(|e| ("read replaced", e))?;
+    expect(&text[..n] == b"old contents", "a replaced open file")?;
+    sys::close(fd).map_err(|e| ("close", e))?;
+    // Rename a directory over an empty one.
+    sys::mkdir(p("d1").c(), 0o755).map_err(|e| ("mkdir d1", e))?;
+    write_file(&p("d1/inside"), b"in d1\n")?;
+    sys::mkdir(p("newdir/d2").c(), 0o755).map_err(|e| ("mkdir d2", e))?;
+    sys::rename(p("d1").c(), p("newdir/d2").c()).map_err(|e| ("rename over a directory", e))?;
+    // Attributes.
+    let ids = p("newdir/sub/f.txt");
+    // SAFETY: NUL-terminated paths; a null times pointer is "now".
+    unsafe {
+        sys::ret(sys::syscall2(90, ids.c().as_ptr() as usize, 0o640)).map_err(|e| ("chmod", e))?;
+        sys::ret(sys::syscall3(92, ids.c().as_ptr() as usize, 1234, 5678)).map_err(|e| ("chown", e))?;
+        let times: [i64; 4] = [1_000_000_000, 0, 1_234_567_890, 500];
+        sys::ret(sys::syscall4(280, (-100i32) as usize, ids.c().as_ptr() as usize, times.as_ptr() as usize, 0)).map_err(|e| ("utimensat", e))?;
+    }
+    let st = stat(&ids)?;
+    expect(st.st_mode == 0o100640 && st.st_uid == 1234 && st.st_gid == 5678 && st.st_mtime == 1_234_567_890, "chmod, chown, utimensat")?;
+    // A sparse file cut back: the triple indirect tree goes.
+    let fd = sys::open(p("cut.bin").c(), O_CREAT | O_RDWR, 0o644).map_err(|e| ("create cut", e))? as i32;
+    sys::pwrite64(fd, b"far away", 5i64 << 30).map_err(|e| ("pwrite cut", e))?;
+    sys::pwrite64(fd, b"near", 100).map_err(|e| ("pwrite cut", e))?;
+    sys::ftruncate(fd, 8192).map_err(|e| ("ftruncate cut", e))?;
+    let mut st = Stat::default();
+    sys::fstat(fd, &mut st).map_err(|e| ("fstat cut", e))?;
+    expect(st.st_size == 8192 && st.st_blocks <= 16, "a cut sparse file")?;
+    sys::close(fd).map_err(|e| ("close", e))?;
     // Across file systems: EXDEV, and the file stays where it was.
     write_file(&Path::new("/tmp/ext2test-x", ""), b"x")?;
     expect(sys::rename(c"/tmp/ext2test-x", p("x").c()) == Err(Errno::EXDEV), "rename across file systems: EXDEV")?;
