@@ -4,7 +4,7 @@
 //! `trans=virtio`, `version=9p2000.L`, `access=client`, `cache=none`: what this client
 //! does; others EINVAL); and one disk file system, `ext2` on a virtio disk
 //! (`mount -t ext2 /dev/vda DIR`, MS_RDONLY honoured; `ext3` and `ext4` by name mount
-//! only an image that needs nothing ext2 lacks, else ENODEV). MS_REMOUNT of a mount
+//! only an image that needs nothing ext2 lacks and has no journal, else ENODEV). MS_REMOUNT of a mount
 //! point succeeds and changes nothing. The mount point must be a directory of the RAM
 //! tree: its entry in the parent directory is swapped for the mounted one, and
 //! `umount2` swaps it back (an ext2 is written back and marked clean first). A mount

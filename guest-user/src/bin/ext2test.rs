@@ -10,6 +10,9 @@
 //! (`ext2test: sum NAME SIZE HEX`), unmounts, mounts again, reads big.bin back and
 //! prints `ext2test: ok`.
 //!
+//! `ext2test DEV[,DEV...] DIR types`: mounts each disk as ext2, ext3 and ext4 in turn,
+//! printing `ext2test: DEV as TYPE: ok` (and hello.txt) or the error.
+//!
 //! `ext2test DEV DIR fill`: writes until ENOSPC, removes that file, writes a small one,
 //! unmounts; prints `ext2test: fill ok`.
 //!
@@ -89,9 +92,13 @@ fn now_ms() -> u64 {
 }
 
 fn mount(dev: &str, dir: &str, flags: usize) -> Result<(), Errno> {
+    mount_as(dev, dir, c"ext2", flags)
+}
+
+fn mount_as(dev: &str, dir: &str, fstype: &core::ffi::CStr, flags: usize) -> Result<(), Errno> {
     let (d, m) = (Path::new(dev, ""), Path::new(dir, ""));
     // SAFETY: NUL-terminated strings; no data argument.
-    let r = unsafe { sys::syscall5(165, d.c().as_ptr() as usize, m.c().as_ptr() as usize, c"ext2".as_ptr() as usize, flags, 0) };
+    let r = unsafe { sys::syscall5(165, d.c().as_ptr() as usize, m.c().as_ptr() as usize, fstype.as_ptr() as usize, flags, 0) };
     sys::ret(r).map(drop)
 }
 
@@ -113,6 +120,22 @@ fn main(args: &Args) -> i32 {
             corrupt(dev, dir);
         }
         println!("ext2test: survived");
+        return 0;
+    }
+    if mode == "types" {
+        for dev in dev.split(',') {
+            for (name, fstype) in [("ext2", c"ext2"), ("ext3", c"ext3"), ("ext4", c"ext4")] {
+                match mount_as(dev, dir, fstype, 0) {
+                    Ok(()) => {
+                        let mut text = [0u8; 64];
+                        let n = read_string(&Path::new(dir, "hello.txt"), &mut text).map_or(0, |n| n);
+                        let _ = umount(dir);
+                        println!("ext2test: {dev} as {name}: ok, hello.txt {:?}", core::str::from_utf8(&text[..n]).unwrap_or("?"));
+                    }
+                    Err(e) => println!("ext2test: {dev} as {name}: {e}"),
+                }
+            }
+        }
         return 0;
     }
     if mode == "fill" {

@@ -54,12 +54,14 @@ const S_STATE: usize = 58;
 const S_REV_LEVEL: usize = 76;
 const S_FIRST_INO: usize = 84;
 const S_INODE_SIZE: usize = 88;
+const S_FEATURE_COMPAT: usize = 92;
 const S_FEATURE_INCOMPAT: usize = 96;
 const S_FEATURE_RO_COMPAT: usize = 100;
 
 /// s_state: cleanly unmounted.
 const STATE_VALID: u16 = 1;
 
+const COMPAT_HAS_JOURNAL: u32 = 0x4;
 const INCOMPAT_FILETYPE: u32 = 0x2;
 const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 pub(crate) const RO_COMPAT_LARGE_FILE: u32 = 0x2;
@@ -283,7 +285,9 @@ impl Ext2Fs {
     /// Mounts the ext2 on `disk`: checks the superblock and group descriptors, and on a
     /// writable mount counts the mount and marks the file system not clean on disk.
     /// `ext2_only`: the caller asked for ext3 or ext4 by name, which this driver takes
-    /// only when the image needs nothing ext2 lacks (else ENODEV).
+    /// only when the image needs nothing ext2 lacks and has no journal (else ENODEV).
+    /// As ext2 (Linux's ext2 does the same) an ext3 image mounts, its journal unused;
+    /// one that needs recovery does not (an incompatible feature).
     pub fn mount(disk: Arc<Blk>, read_only: bool, ext2_only: bool) -> KResult<Arc<Ext2Fs>> {
         if MOUNTED.lock().iter().filter_map(Weak::upgrade).any(|fs| Arc::ptr_eq(&fs.disk, &disk)) {
             return Err(EBUSY);
@@ -296,6 +300,11 @@ impl Ext2Fs {
         if incompat & !INCOMPAT_SUPPORTED != 0 {
             log::warn!("ext2: {}: unsupported incompatible features {:#x}", disk.name, incompat & !INCOMPAT_SUPPORTED);
             return Err(if ext2_only { ENODEV } else { EINVAL });
+        }
+        // ext3 or ext4 by name promise a journal this driver would not keep.
+        if ext2_only && le32(&sb[..], S_FEATURE_COMPAT) & COMPAT_HAS_JOURNAL != 0 {
+            log::warn!("ext2: {}: has a journal: mount it as ext2 (the journal is left alone)", disk.name);
+            return Err(ENODEV);
         }
         let mut read_only = read_only || disk.read_only;
         if ro_compat & !RO_COMPAT_SUPPORTED != 0 {
