@@ -14,7 +14,7 @@ RUN_CMDLINE  ?= loglevel=info
 # for the host's Linux target, without PIE) and C programs linked with musl.
 USER_TARGET   = x86_64-unknown-linux-gnu
 USER_OUT      = target/$(USER_TARGET)/release
-USER_BINS     = blktest demo fuzz hello init segv sharetest spin systest timertest ttytest uringrs
+USER_BINS     = blktest demo ext2test fuzz hello init segv sharetest spin systest timertest ttytest uringrs
 C_OUT         = target/guest-c
 C_PROGS       = hello-musl static-pie
 URING_PROGS   = uring-test uring-bench uring-leak

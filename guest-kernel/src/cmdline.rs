@@ -4,6 +4,7 @@
 //! `loglevel=N` (0-7, as Linux) or a level name sets the console log level,
 //! `virtio_mmio.device=SIZE@BASE:IRQ` announces a virtio-mmio device (as QEMU microvm
 //! and our VMM do), and `test=NAME[,NAME...]` runs built-in kernel tests (see `ktest`).
+//! `root=/dev/vdX` mounts the ext2 on that disk at `/mnt/root` (read-only with `ro`).
 //! Values may be double-quoted to hold spaces. `virtio_mmio.device=` is taken even after
 //! `--`, because QEMU microvm appends it after the user's whole command line.
 
@@ -22,6 +23,9 @@ pub struct Cmdline {
     pub init: Option<&'static str>,
     pub loglevel: log::LevelFilter,
     pub tests: Option<&'static str>,
+    /// `root=`: the disk whose ext2 is mounted at `/mnt/root`; `ro`: read-only.
+    pub root: Option<&'static str>,
+    pub root_ro: bool,
     /// `tsc_khz=`: the TSC frequency, instead of measuring it.
     pub tsc_khz: Option<u64>,
     /// `epoch=`: wall-clock seconds at boot, when there is no RTC.
@@ -44,6 +48,8 @@ impl Cmdline {
             init: None,
             loglevel: log::LevelFilter::Info,
             tests: None,
+            root: None,
+            root_ro: false,
             tsc_khz: None,
             epoch: None,
             tsc_deadline: true,
@@ -79,6 +85,14 @@ impl Cmdline {
                 "epoch" => parse_u64(value).map(|v| cmd.epoch = Some(v)).is_some(),
                 "lapic" if value == "notscdeadline" => {
                     cmd.tsc_deadline = false;
+                    true
+                }
+                "root" => {
+                    cmd.root = Some(value);
+                    true
+                }
+                "ro" | "rw" if value.is_empty() => {
+                    cmd.root_ro = key == "ro";
                     true
                 }
                 "test" => {

@@ -16,6 +16,8 @@
 //! |            | runs and as each process exits (before its files close)            |
 //! | `virtio-bad` | sends the first disk a malformed request (after device probing)   |
 //! | `kthread`  | two kernel threads take turns through a wait queue, 5 times each     |
+//! | `ext2-pages` | the page seam of ext2 files on `/dev/vda` (read_page, write_page, |
+//! |            | block_map: holes, a short last page, past the end), then unmounts  |
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -147,7 +149,45 @@ pub fn run(cmd: &Cmdline) {
 }
 
 /// Tests that need the devices (run after driver probing).
+/// `test=ext2-pages`: what a page cache will call on an ext2 file, on the ext2 of
+/// `/dev/vda`; the file is removed again and the file system unmounted (clean).
+fn ext2_pages() -> crate::errno::KResult<()> {
+    use crate::errno::{EINVAL, EIO};
+    use crate::fs::ext2::{mount_device, Ext2Node};
+    use crate::fs::{FileType, Node};
+    let check = |ok: bool, what: &str| if ok { Ok(()) } else { kprintln!("ktest ext2-pages: {what} is wrong"); Err(EIO) };
+    let dev = crate::fs::lookup("/", "/dev/vda", true)?;
+    let (fs, root) = mount_device(&dev, false, false)?;
+    let node = root.create("pages", FileType::Regular, 0o644)?;
+    let file = node.as_any().downcast_ref::<Ext2Node>().ok_or(EINVAL)?;
+    let page: Vec<u8> = (0..4096).map(|i| (i % 251) as u8).collect();
+    file.write_page(2, &page, 4096)?;
+    file.write_page(3, &page, 100)?;
+    check(node.stat().size == 3 * 4096 + 100, "the size")?;
+    let mut buf = alloc::vec![0xffu8; 4096];
+    let buf: &mut [u8; 4096] = buf.as_mut_slice().try_into().map_err(|_| EINVAL)?;
+    file.read_page(0, buf)?;
+    check(buf.iter().all(|&b| b == 0), "a hole")?;
+    file.read_page(2, buf)?;
+    check(buf[..] == page[..], "page 2")?;
+    file.read_page(3, buf)?;
+    check(buf[..100] == page[..100] && buf[100..].iter().all(|&b| b == 0), "the short last page")?;
+    file.read_page(9, buf)?;
+    check(buf.iter().all(|&b| b == 0), "a page past the end")?;
+    let per_page = 4096 / file.block_size() as u64;
+    check(file.block_map(0)?.is_none() && file.block_map(2 * per_page)?.is_some(), "block_map")?;
+    drop(node);
+    root.unlink("pages", false)?;
+    fs.unmount()
+}
+
 pub fn run_with_devices(cmd: &Cmdline) {
+    if cmd.test("ext2-pages").is_some() {
+        match ext2_pages() {
+            Ok(()) => kprintln!("ktest ext2-pages: ok"),
+            Err(e) => kprintln!("ktest ext2-pages: error {}", e.0),
+        }
+    }
     if cmd.test("virtio-bad").is_some() {
         match crate::drivers::virtio::blk::send_malformed_request() {
             Some(status) => kprintln!(

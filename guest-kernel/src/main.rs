@@ -70,6 +70,12 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     });
     let have_rootfs = fs::init(initrd);
     drivers::virtio::probe_all(cmd.virtio_devices());
+    if let Some(dev) = cmd.root {
+        match syscall::mount::mount_root(dev, cmd.root_ro) {
+            Ok(()) => log::info!("root={dev}: mounted at /mnt/root"),
+            Err(e) => log::error!("root={dev}: cannot mount: error {}", e.0),
+        }
+    }
     tty::uart::init();
     ktest::run_with_devices(&cmd);
     ktest::run_threads(&cmd);

@@ -66,6 +66,7 @@ errnos! {
     EOVERFLOW = 75,
     EOPNOTSUPP = 95,
     ETIMEDOUT = 110,
+    EUCLEAN = 117,
 }
 
 impl Errno {

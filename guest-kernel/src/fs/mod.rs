@@ -8,6 +8,7 @@ pub mod cpio;
 pub mod dev;
 pub mod epoll;
 pub mod eventfd;
+pub mod ext2;
 pub mod file;
 pub mod flock;
 pub mod memfd;
@@ -468,6 +469,12 @@ pub trait Node: Send + Sync + Any {
 
     fn readlink(&self) -> KResult<String> {
         Err(EINVAL)
+    }
+
+    /// The 512-byte units the file occupies (`st_blocks`) where the file system counts
+    /// them (a sparse file takes fewer than its size); None: its size rounded up.
+    fn blocks(&self) -> Option<u64> {
+        None
     }
 
     /// File seals (memfd's F_SEAL_*): 0 for files that take none.

@@ -534,7 +534,15 @@ const _: () = assert!(size_of::<KStat>() == 144);
 // SAFETY: integers only, no implicit padding (pad0 is explicit).
 unsafe impl uaccess::Pod for KStat {}
 
-fn to_kstat(s: &Stat) -> KStat {
+/// A node's attributes with its `st_blocks` (512-byte units in use, where the file
+/// system counts them; else the size rounded up).
+fn stat_of(node: &dyn Node) -> (Stat, u64) {
+    let s = node.stat();
+    let blocks = node.blocks().unwrap_or(s.size.div_ceil(512));
+    (s, blocks)
+}
+
+fn to_kstat((s, blocks): &(Stat, u64)) -> KStat {
     let split = |ns: u64| (ns / 1_000_000_000, ns % 1_000_000_000);
     let ((asec, ansec), (msec, mnsec), (csec, cnsec)) = (split(s.atime_ns), split(s.mtime_ns), split(s.ctime_ns));
     KStat {
@@ -547,22 +555,22 @@ fn to_kstat(s: &Stat) -> KStat {
         rdev: s.rdev,
         size: s.size as i64,
         blksize: 4096,
-        blocks: s.size.div_ceil(512) as i64,
+        blocks: *blocks as i64,
         times: [asec, ansec, msec, mnsec, csec, cnsec],
         ..KStat::default()
     }
 }
 
-fn stat_path(dirfd: i32, path_addr: u64, flags: u64) -> KResult<Stat> {
+fn stat_path(dirfd: i32, path_addr: u64, flags: u64) -> KResult<(Stat, u64)> {
     stat_at(dirfd, &user_path(path_addr)?, flags)
 }
 
-fn stat_at(dirfd: i32, path: &str, flags: u64) -> KResult<Stat> {
+fn stat_at(dirfd: i32, path: &str, flags: u64) -> KResult<(Stat, u64)> {
     if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
-        return Ok(file(dirfd)?.node.stat());
+        return Ok(stat_of(&*file(dirfd)?.node));
     }
     let base = at_dir(dirfd, path)?;
-    Ok(fs::lookup(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)?.stat())
+    Ok(stat_of(&*fs::lookup(&base, path, flags & AT_SYMLINK_NOFOLLOW == 0)?))
 }
 
 // --- timestamps ---
@@ -656,7 +664,7 @@ pub fn lstat(c: &mut Ctx) -> KResult<u64> {
 }
 
 pub fn fstat(c: &mut Ctx) -> KResult<u64> {
-    let s = file(c.int(0))?.node.stat();
+    let s = stat_of(&*file(c.int(0))?.node);
     task::write_user(c.a[1], &to_kstat(&s)).map(|()| 0)
 }
 
@@ -686,7 +694,7 @@ pub fn check_statx(flags: u64, mask: u64) -> KResult<()> {
 /// statx(dirfd, path, flags, mask, buf): the basic statistics, whatever the mask asks.
 pub fn do_statx(dirfd: i32, path: &str, flags: u64, mask: u64, buf_addr: u64) -> KResult<u64> {
     check_statx(flags, mask)?;
-    let s = stat_at(dirfd, path, flags)?;
+    let (s, blocks) = stat_at(dirfd, path, flags)?;
     let mut buf = [0u8; 256];
     let put32 = |b: &mut [u8; 256], o: usize, v: u32| b[o..o + 4].copy_from_slice(&v.to_le_bytes());
     let put64 = |b: &mut [u8; 256], o: usize, v: u64| b[o..o + 8].copy_from_slice(&v.to_le_bytes());
@@ -698,7 +706,7 @@ pub fn do_statx(dirfd: i32, path: &str, flags: u64, mask: u64, buf_addr: u64) ->
     buf[28..30].copy_from_slice(&(s.mode as u16).to_le_bytes());
     put64(&mut buf, 32, s.ino);
     put64(&mut buf, 40, s.size);
-    put64(&mut buf, 48, s.size.div_ceil(512));
+    put64(&mut buf, 48, blocks);
     // stx_atime, stx_btime (not kept: 0), stx_ctime, stx_mtime.
     for (t, ns) in [(64, s.atime_ns), (96, s.ctime_ns), (112, s.mtime_ns)] {
         put64(&mut buf, t, ns / 1_000_000_000);
@@ -733,7 +741,7 @@ fn faccess(dirfd: i32, path_addr: u64, mode: u64, flags: u64) -> KResult<u64> {
     let path = user_path(path_addr)?;
     let cred = Arc::new(perm::access_cred(flags & AT_EACCESS != 0));
     crate::task::cred::override_with(Some(&cred), || {
-        let s = stat_at(dirfd, &path, flags)?;
+        let (s, _) = stat_at(dirfd, &path, flags)?;
         if mode == 0 {
             return Ok(0);
         }
@@ -848,6 +856,10 @@ pub fn do_rename(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64)
     if [&oname, &nname].iter().any(|n| *n == "." || *n == "..") {
         return Err(EBUSY);
     }
+    // Across mounted file systems (a disk, a share, the RAM tree): EXDEV, as Linux.
+    if odir.mount_id() != ndir.mount_id() {
+        return Err(EXDEV);
+    }
     let node = odir.lookup(&oname)?;
     let src = path::normalize(&opath, &oname);
     let dst = path::normalize(&npath, &nname);
@@ -910,6 +922,9 @@ pub fn do_link(olddirfd: i32, old: &str, newdirfd: i32, new: &str, flags: u64) -
     let (dir, name, _) = path::lookup_parent(&at_dir(newdirfd, new)?, new)?;
     if dir.lookup(&name).is_ok() {
         return Err(EEXIST);
+    }
+    if node.mount_id() != dir.mount_id() {
+        return Err(EXDEV);
     }
     perm::may_create(&*dir)?;
     dir.link(&name, node).map(|()| 0)
@@ -1136,8 +1151,10 @@ pub fn truncate(c: &mut Ctx) -> KResult<u64> {
     node.truncate(c.a[1]).map(|()| 0)
 }
 
-/// sync(2): every disk's write cache flushed (9p writes reach the host as they are made).
+/// sync(2): every mounted ext2 written back, every disk's write cache flushed (9p writes
+/// reach the host as they are made).
 pub fn sync(_: &mut Ctx) -> KResult<u64> {
+    fs::ext2::sync_all();
     crate::drivers::virtio::blk::sync_all();
     Ok(0)
 }
@@ -1145,6 +1162,7 @@ pub fn sync(_: &mut Ctx) -> KResult<u64> {
 /// syncfs(fd): as sync, for the file system of `fd`.
 pub fn syncfs(c: &mut Ctx) -> KResult<u64> {
     file(c.int(0))?;
+    fs::ext2::sync_all();
     crate::drivers::virtio::blk::sync_all();
     Ok(0)
 }

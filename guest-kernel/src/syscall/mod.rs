@@ -12,7 +12,7 @@ pub mod futex;
 mod cred;
 mod io_uring;
 pub mod mm;
-mod mount;
+pub mod mount;
 mod process;
 pub mod restart;
 pub mod signal;

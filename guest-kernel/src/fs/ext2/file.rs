@@ -1,0 +1,170 @@
+//! Regular file data: straight between the disk and the caller's buffer (never through
+//! the metadata cache), in runs of physically contiguous blocks of up to `MAX_RUN`
+//! bytes. Holes read as zeros and stay holes until written.
+
+use alloc::vec::Vec;
+
+use super::inode::Inode;
+use super::{Ext2Fs, State};
+use crate::errno::*;
+use crate::fs::IoBuf;
+
+/// Largest single disk transfer.
+const MAX_RUN: usize = 64 * 1024;
+
+static ZEROS: [u8; 4096] = [0; 4096];
+
+/// Puts `n` zero bytes into `buf` at `at`.
+fn put_zeros(buf: &mut IoBuf, at: usize, n: usize) -> KResult<()> {
+    let mut done = 0;
+    while done < n {
+        let k = (n - done).min(ZEROS.len());
+        buf.put(at + done, &ZEROS[..k])?;
+        done += k;
+    }
+    Ok(())
+}
+
+impl Ext2Fs {
+    /// Reads up to `buf.len()` bytes at `offset` (short at end of file).
+    pub fn read_data(&self, st: &mut State, inode: &Inode, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
+        if offset >= inode.size {
+            return Ok(0);
+        }
+        let bs = self.geo.block_size as u64;
+        let total = (buf.len() as u64).min(inode.size - offset) as usize;
+        let last = (offset + total as u64 - 1) / bs;
+        let mut bounce = Vec::new();
+        let mut done = 0;
+        while done < total {
+            let pos = offset + done as u64;
+            let (fb, within) = (pos / bs, (pos % bs) as usize);
+            let (phys, blocks) = self.bmap_run(st, inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
+            let n = ((blocks * bs) as usize - within).min(total - done);
+            if phys == 0 {
+                put_zeros(buf, done, n)?;
+            } else {
+                bounce.resize((blocks * bs) as usize, 0);
+                st.cache.read_disk(phys, &mut bounce)?;
+                buf.put(done, &bounce[within..within + n])?;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Zeroes the rest of the block holding byte `size` (the old end of file, before the
+    /// file grows past it), so that stale bytes there never become file contents.
+    pub fn zero_tail(&self, st: &mut State, inode: &Inode, size: u64) -> KResult<()> {
+        let bs = self.geo.block_size as u64;
+        let within = (size % bs) as usize;
+        if within == 0 {
+            return Ok(());
+        }
+        let phys = self.bmap(st, inode, size / bs)?;
+        if phys == 0 {
+            return Ok(());
+        }
+        let mut block = alloc::vec![0u8; bs as usize];
+        st.cache.read_disk(phys, &mut block)?;
+        if block[within..].iter().any(|&b| b != 0) {
+            block[within..].fill(0);
+            st.cache.write_disk(phys, &mut block)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `buf` at `offset`, allocating blocks near `goal` for holes; returns the
+    /// bytes written and the last block allocated (the next goal). The caller updates
+    /// the size and times and writes the inode back (whatever the result: blocks may
+    /// have been allocated).
+    pub fn write_data(&self, st: &mut State, inode: &mut Inode, offset: u64, buf: &IoBuf, goal: u32) -> KResult<(usize, u32)> {
+        let len = buf.len();
+        let end = offset.checked_add(len as u64).ok_or(EFBIG)?;
+        if end > self.max_size() {
+            return Err(EFBIG);
+        }
+        if offset > inode.size {
+            self.zero_tail(st, inode, inode.size)?;
+        }
+        let bs = self.geo.block_size as u64;
+        let bsz = bs as usize;
+        let mut goal = goal;
+        let mut bounce = Vec::new();
+        let mut done = 0;
+        // A block allocated while looking ahead that did not join the run before it.
+        let mut fresh: Option<(u64, u32)> = None;
+        let mut result = Ok(());
+        while done < len {
+            let pos = offset + done as u64;
+            let (fb, within) = (pos / bs, (pos % bs) as usize);
+            let (phys, first_new) = match fresh.take() {
+                Some((f, p)) if f == fb => (p, true),
+                _ => match self.bmap_alloc(st, inode, fb, goal) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            };
+            goal = phys + 1;
+            // Grow the run while the next block is (or can be allocated) right after.
+            let mut blocks = 1u64;
+            let mut last_new = first_new;
+            while (fb + blocks) * bs < end && ((blocks + 1) * bs) as usize <= MAX_RUN {
+                let Ok(next) = self.bmap_alloc(st, inode, fb + blocks, goal) else { break };
+                if next.0 != phys + blocks as u32 {
+                    if next.1 {
+                        fresh = Some((fb + blocks, next.0));
+                    }
+                    break;
+                }
+                last_new = next.1;
+                goal = next.0 + 1;
+                blocks += 1;
+            }
+            let run = (blocks * bs) as usize;
+            let n = (run - within).min(len - done);
+            bounce.resize(run, 0);
+            // Bytes of the first and last blocks outside the write keep their contents
+            // (zeros for a new block).
+            let head_partial = within != 0 || (blocks == 1 && n < bsz);
+            let tail_partial = !(within + n).is_multiple_of(bsz);
+            let mut io = Ok(());
+            if head_partial {
+                if first_new {
+                    bounce[..bsz].fill(0);
+                } else {
+                    io = st.cache.read_disk(phys, &mut bounce[..bsz]);
+                }
+            }
+            if io.is_ok() && tail_partial && blocks > 1 {
+                let last = run - bsz;
+                if last_new {
+                    bounce[last..].fill(0);
+                } else {
+                    io = st.cache.read_disk(phys + blocks as u32 - 1, &mut bounce[last..]);
+                }
+            }
+            let io = io.and_then(|()| buf.get(done, &mut bounce[within..within + n])).and_then(|()| st.cache.write_disk(phys, &mut bounce));
+            if let Err(e) = io {
+                result = Err(e);
+                break;
+            }
+            done += n;
+        }
+        match result {
+            Err(e) if done == 0 => Err(e),
+            _ => Ok((done, goal)),
+        }
+    }
+
+    /// Frees the blocks past the end of file (after a write that failed part way, so
+    /// no allocated, unwritten block stays past the end; a hole inside the file that
+    /// such a write filled keeps its block).
+    pub fn trim_to_size(&self, st: &mut State, inode: &mut Inode) -> KResult<()> {
+        let bs = self.geo.block_size as u64;
+        self.free_from(st, inode, inode.size.div_ceil(bs))
+    }
+}
