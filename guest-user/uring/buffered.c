@@ -2,7 +2,8 @@
  * Buffered reads through the page cache, as Linux serves them to io_uring: a read of
  * cached pages completes inside the submit; one that misses starts the read and
  * completes later, with RWF_NOWAIT it is -EAGAIN instead; many misses at once all get
- * their bytes; reads stop at the end of the file.
+ * their bytes, after the submit returned (nothing is copied in it); reads stop at the end
+ * of the file.
  *
  * posix_fadvise(POSIX_FADV_DONTNEED) empties the cache first. On a file system that keeps
  * every page in memory (statfs says TMPFS_MAGIC or RAMFS_MAGIC: the guest's RAM /tmp)
@@ -131,6 +132,50 @@ static int many_misses_complete_with_their_data(void)
 	return UT_OK;
 }
 
+static int misses_complete_after_the_submit_returns(void)
+{
+	GATE(IORING_OP_READ);
+	if (in_memory()) {
+		ut_unsup_reason = "every page in memory, none can miss";
+		return UT_UNSUP;
+	}
+	enum { N = 8, LEN = 4 * KIB };
+	static char data[1024 * KIB], bufs[N][LEN];
+	struct io_uring r;
+	/* DEFER_TASKRUN: a read retried when its page arrives completes only in a wait. */
+	int ret = io_uring_queue_init(N, &r, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (ret == -EINVAL) {
+		ut_unsup_reason = "no DEFER_TASKRUN (Linux before 6.1)";
+		return UT_UNSUP;
+	}
+	CHECK_OK(ret);
+	int fd = cold_file(data, sizeof data);
+	CHECK_OK(fd);
+	memset(bufs, 0xee, sizeof bufs);
+	for (int i = 0; i < N; i++)
+		q_read(&r, fd, bufs[i], LEN, (uint64_t)i * 128 * KIB, 0, 100 + i);
+	CHECK_EQ(io_uring_submit(&r), N);
+	/* The pages are on their way: nothing completed, nothing copied yet. */
+	CHECK_EQ(io_uring_cq_ready(&r), 0);
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < LEN; k++)
+			if ((unsigned char)bufs[i][k] != 0xee)
+				FAIL("read %d: bytes copied before the submit returned", i);
+	for (int n = 0; n < N; n++) {
+		struct io_uring_cqe *cqe;
+		CHECK_OK(io_uring_wait_cqe(&r, &cqe));
+		int i = (int)cqe->user_data - 100;
+		CHECK(i >= 0 && i < N);
+		CHECK_RES(cqe->res, LEN);
+		io_uring_cqe_seen(&r, cqe);
+		if (memcmp(bufs[i], data + (size_t)i * 128 * KIB, LEN) != 0)
+			FAIL("read %d: wrong bytes", i);
+	}
+	close(fd);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 static int readv_across_pages_after_willneed(void)
 {
 	GATE(IORING_OP_READV);
@@ -175,5 +220,6 @@ static int reads_stop_at_the_end_of_the_file(void)
 }
 
 UT_FAMILY(buffered, T(cached_read_completes_in_submit), T(miss_with_nowait_is_eagain_then_read_fills_cache),
-	  T(many_misses_complete_with_their_data), T(readv_across_pages_after_willneed),
+	  T(many_misses_complete_with_their_data), T(misses_complete_after_the_submit_returns),
+	  T(readv_across_pages_after_willneed),
 	  T(reads_stop_at_the_end_of_the_file));

@@ -168,7 +168,7 @@ fn guest_and_host_run_the_same_tests() {
     let gaps: [&str; 0] = [];
     // Tests that need a page to miss the cache, which the guest's RAM /tmp never does:
     // they report unsupported there (`buffered_reads_on_a_9p_share` runs them).
-    let in_memory = ["buffered::miss_with_nowait_is_eagain_then_read_fills_cache"];
+    let in_memory = ["buffered::miss_with_nowait_is_eagain_then_read_fills_cache", "buffered::misses_complete_after_the_submit_returns"];
     // Features newer than the host's Linux (6.18), which the guest has: the host's probe
     // says unsupported, and the test says so; the guest runs it.
     let newer = [

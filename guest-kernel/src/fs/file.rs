@@ -74,6 +74,15 @@ impl OpenFile {
             self.node.read(offset, buf, nonblock)
         }
     }
+
+    /// Writes the node at `offset`: around the page cache with O_DIRECT.
+    pub fn write_node(&self, offset: u64, buf: &super::IoBuf, nonblock: bool) -> crate::errno::KResult<usize> {
+        if self.flags() & O_DIRECT != 0 {
+            self.node.write_direct(offset, buf, nonblock)
+        } else {
+            self.node.write(offset, buf, nonblock)
+        }
+    }
 }
 
 impl Drop for OpenFile {

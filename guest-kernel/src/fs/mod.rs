@@ -195,6 +195,18 @@ pub enum IoBuf<'a> {
 }
 
 impl IoBuf<'_> {
+    /// Whether an O_DIRECT transfer of this buffer at `offset` is in whole `unit`s (a
+    /// power of two) at aligned offsets and addresses, as a disk needs (Linux: EINVAL).
+    pub fn direct_aligned(&self, offset: u64, unit: u64) -> bool {
+        let mask = unit - 1;
+        let addr_ok = match self {
+            IoBuf::User { addr, .. } | IoBuf::UserOf { addr, .. } => addr & mask == 0,
+            IoBuf::Kernel(b) => b.as_ptr() as u64 & mask == 0,
+            IoBuf::Frames(segs) => segs.iter().all(|&(a, n)| a & mask == 0 && u64::from(n) & mask == 0),
+        };
+        addr_ok && offset & mask == 0 && self.len() as u64 & mask == 0
+    }
+
     pub fn len(&self) -> usize {
         match self {
             IoBuf::User { len, .. } | IoBuf::UserOf { len, .. } => *len,
@@ -349,6 +361,11 @@ pub trait Node: Send + Sync + Any {
         self.read(offset, buf, nonblock)
     }
 
+    /// An O_DIRECT write, around the page cache (by default the file has none).
+    fn write_direct(&self, offset: u64, buf: &IoBuf, nonblock: bool) -> KResult<usize> {
+        self.write(offset, buf, nonblock)
+    }
+
     /// posix_fadvise's `advice` (checked) for `len` bytes at `offset` (0: to the end):
     /// WILLNEED reads ahead, DONTNEED drops clean cached pages; files without a page
     /// cache take any advice and do nothing.
@@ -359,6 +376,12 @@ pub trait Node: Send + Sync + Any {
     /// Writes back what shared mappings of the file changed (msync, munmap).
     fn writeback(&self) -> KResult<()> {
         Ok(())
+    }
+
+    /// A regular file's page cache and the I/O that fills it (io_uring's cached reads);
+    /// None: reads go to the file system.
+    fn page_cache(&self) -> Option<(&crate::mm::filemap::FileCache, &dyn crate::mm::filemap::PageIo)> {
+        None
     }
 
     /// False for pipes, sockets and the like: `lseek` and `pread` give ESPIPE.

@@ -10,7 +10,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
-use alloc::sync::{Arc, Weak};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -65,8 +65,9 @@ pub struct P9Inode {
 
 const UNKNOWN: u64 = u64::MAX;
 
-/// The inodes of regular files by (share, qid.path).
-static INODES: SpinLock<BTreeMap<(usize, u64), Weak<P9Inode>>> = SpinLock::new(BTreeMap::new());
+/// The inodes of regular files by (share, qid.path), kept while nodes use them or their
+/// cache holds pages (the next open finds the pages, after checking them).
+static INODES: SpinLock<BTreeMap<(usize, u64), Arc<P9Inode>>> = SpinLock::new(BTreeMap::new());
 
 fn inode_of(p9: &Arc<P9>, qid: Qid) -> Option<Arc<P9Inode>> {
     if qid.kind & (QTDIR | QTSYMLINK) != 0 {
@@ -74,14 +75,14 @@ fn inode_of(p9: &Arc<P9>, qid: Qid) -> Option<Arc<P9Inode>> {
     }
     let key = (Arc::as_ptr(p9) as usize, qid.path);
     let mut inodes = INODES.lock();
-    if let Some(inode) = inodes.get(&key).and_then(Weak::upgrade) {
-        return Some(inode);
+    if let Some(inode) = inodes.get(&key) {
+        return Some(Arc::clone(inode));
     }
     if inodes.len().is_power_of_two() {
-        inodes.retain(|_, w| w.strong_count() > 0);
+        inodes.retain(|_, i| Arc::strong_count(i) > 1 || !i.cache.is_empty());
     }
     let inode = Arc::new(P9Inode { cache: FileCache::new(), size: AtomicU64::new(UNKNOWN), stamp: SpinLock::new(None) });
-    inodes.insert(key, Arc::downgrade(&inode));
+    inodes.insert(key, Arc::clone(&inode));
     Some(inode)
 }
 
@@ -118,13 +119,18 @@ impl P9Node {
     }
 
     /// At open: if the host's file changed since the cache was filled (another client
-    /// wrote it), the cache is read again.
+    /// wrote it, or replaced it), the cache is read again.
     fn revalidate(&self, inode: &P9Inode) -> KResult<()> {
         let st = self.getattr()?;
         let now = (st.mtime_ns, st.size);
         let before = inode.stamp.lock().replace(now);
-        inode.size.store(st.size, Ordering::Relaxed);
-        if before.is_some_and(|b| b != now) {
+        let known = inode.size.swap(st.size, Ordering::Relaxed);
+        // After our own writes only the size can tell (the host stamped the times).
+        let changed = match before {
+            Some(b) => b != now,
+            None => known != UNKNOWN && known != st.size,
+        };
+        if changed {
             inode.cache.invalidate(self, 0, u64::MAX)?;
         }
         Ok(())
@@ -171,22 +177,12 @@ impl P9Node {
     /// The cache learns of a write of `n` bytes of `buf` at `offset` (write-through).
     fn wrote(&self, offset: u64, buf: &IoBuf, n: usize) {
         if let Some(inode) = &self.inode {
-            inode.cache.wrote(offset, buf, n);
-            if inode.size.load(Ordering::Relaxed) != UNKNOWN {
-                inode.size.fetch_max(offset + n as u64, Ordering::Relaxed);
-            }
+            let end = offset + n as u64;
+            let known = inode.size.load(Ordering::Relaxed) != UNKNOWN;
+            let size = known.then(|| inode.size.fetch_max(end, Ordering::Relaxed).max(end));
+            inode.cache.wrote(offset, buf, n, size);
             *inode.stamp.lock() = None;
         }
-    }
-
-    /// The regular file's state, for io_uring's cached reads.
-    pub fn inode(&self) -> Option<&Arc<P9Inode>> {
-        self.inode.as_ref()
-    }
-
-    /// The size io_uring's cached reads stop at.
-    pub fn size_for_read(&self) -> KResult<u64> {
-        self.inode.as_ref().map_or(Err(EINVAL), |i| self.known_size(i))
     }
 
     /// The I/O fid, opened for writing when `write` is asked (read-only otherwise).
@@ -314,7 +310,7 @@ impl Node for P9Node {
             return Err(EISDIR);
         }
         match &self.inode {
-            Some(inode) => inode.cache.read(self, offset, buf, self.known_size(inode)?),
+            Some(inode) => inode.cache.read_file(self, offset, buf),
             None => self.read_uncached(offset, buf),
         }
     }
@@ -325,7 +321,7 @@ impl Node for P9Node {
             return Err(EISDIR);
         }
         if let Some(inode) = &self.inode {
-            inode.cache.writeback(self, self.known_size(inode)?)?;
+            inode.cache.sync(self)?;
         }
         self.read_uncached(offset, buf)
     }
@@ -334,6 +330,10 @@ impl Node for P9Node {
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
         if self.qid.kind & QTDIR != 0 {
             return Err(EISDIR);
+        }
+        if let Some(inode) = &self.inode {
+            // Known, so the pages the write fills can join the cache.
+            self.known_size(inode)?;
         }
         let n = self.write_uncached(offset, buf.len(), |at, chunk| buf.get(at, chunk))?;
         self.wrote(offset, buf, n);
@@ -356,7 +356,7 @@ impl Node for P9Node {
     /// Writes back what mappings changed, then Tfsync.
     fn sync(&self) -> KResult<()> {
         if let Some(inode) = &self.inode {
-            inode.cache.writeback(self, self.known_size(inode)?)?;
+            inode.cache.sync(self)?;
         }
         let fid = match *self.io.lock() {
             Some((fid, _)) => fid,
@@ -367,46 +367,33 @@ impl Node for P9Node {
 
     /// The last close writes back what mappings changed (errors are fsync's to report).
     fn release(&self) {
-        if let Some(inode) = &self.inode
-            && let Ok(size) = self.known_size(inode)
-        {
-            let _ = inode.cache.writeback(self, size);
+        if let Some(inode) = &self.inode {
+            let _ = inode.cache.sync(self);
         }
     }
 
-    /// The cache's pages, read in for the range now (a fault cannot wait for the host).
+    /// The cache's pages, read in for the range now.
     fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
-        let inode = self.inode.as_ref().ok_or(ENODEV)?;
-        inode.cache.populate(self, offset, len, self.known_size(inode)?)?;
-        Ok((inode.cache.pages(), (offset / 4096) as usize))
+        self.inode.as_ref().ok_or(ENODEV)?.cache.map(self, offset, len)
     }
 
-    /// WILLNEED starts reading the range into the cache (without waiting for it);
-    /// DONTNEED writes back what mappings changed and drops the clean pages no mapping
-    /// uses.
     fn advise(&self, offset: u64, len: u64, advice: u32) -> KResult<()> {
-        const WILLNEED: u32 = 3;
-        const DONTNEED: u32 = 4;
-        let Some(inode) = &self.inode else { return Ok(()) };
-        let size = self.known_size(inode)?;
-        let end = if len == 0 { size } else { size.min(offset.saturating_add(len)) };
-        match advice {
-            WILLNEED => inode.cache.read_ahead(self, offset, end, size),
-            DONTNEED => {
-                inode.cache.writeback(self, size)?;
-                inode.cache.forget(offset, end.saturating_sub(offset));
-            }
-            _ => {}
+        match &self.inode {
+            Some(inode) => inode.cache.advise(self, offset, len, advice),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A write to the mapping's file through a mapping of it (msync, munmap).
     fn writeback(&self) -> KResult<()> {
         match &self.inode {
-            Some(inode) => inode.cache.writeback(self, self.known_size(inode)?),
+            Some(inode) => inode.cache.sync(self),
             None => Ok(()),
         }
+    }
+
+    fn page_cache(&self) -> Option<(&FileCache, &dyn PageIo)> {
+        self.inode.as_ref().map(|i| (&i.cache, self as &dyn PageIo))
     }
 
     fn set_mode(&self, mode: u32) -> KResult<()> {
@@ -673,5 +660,9 @@ impl PageIo for P9Node {
             chunk.copy_from_slice(&src[at..at + chunk.len()]);
             Ok(())
         })
+    }
+
+    fn size(&self) -> KResult<u64> {
+        self.inode.as_ref().map_or(Err(EINVAL), |i| self.known_size(i))
     }
 }

@@ -242,7 +242,7 @@ fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
             continue;
         }
         let mut buf = rw.buf(&req.mm, addr, len)?;
-        let result = if rw.write { node.write(pos, &buf, nonblock) } else { file.read_node(pos, &mut buf, nonblock) };
+        let result = if rw.write { file.write_node(pos, &buf, nonblock) } else { file.read_node(pos, &mut buf, nonblock) };
         match result {
             Ok(n) => {
                 total += n;
@@ -368,22 +368,22 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
     }
 }
 
-/// A buffered read of a 9p file through the page cache, as Linux's filemap_read with
-/// IOCB_NOWAIT and then IOCB_WAITQ: cached pages are copied at once (the request
-/// completes inline); on a miss the page (and its readahead) is read from the host
+/// A buffered read through the page cache (9p and ext2 files), as Linux's filemap_read
+/// with IOCB_NOWAIT and then IOCB_WAITQ: cached pages are copied at once (the request
+/// completes inline); on a miss the page (and its readahead) is read from the device
 /// without waiting, and the request parks on the cache's wait queue until it arrives,
 /// to be issued again from task work (and copies it all again then). With RWF_NOWAIT a
-/// miss ends the read short (-EAGAIN if nothing was cached); in io-wq a miss takes the
-/// sleeping path. Err(req): not such a read.
+/// miss ends the read short (-EAGAIN if nothing was cached); in io-wq, or where the read
+/// cannot start without sleeping, a miss takes the sleeping path. Err(req): not such a
+/// read.
 fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: bool) -> Result<Issued, Box<Request>> {
     let Op::Rw(rw) = &req.op else { return Err(req) };
     let file = req.file.clone().expect("opdef: rw needs a file");
-    let Some(node) = file.node.as_any().downcast_ref::<P9Node>() else { return Err(req) };
-    let (Some(inode), Some(offset)) = (node.inode().cloned(), rw.offset) else { return Err(req) };
+    let (Some((cache, io)), Some(offset)) = (file.node.page_cache(), rw.offset) else { return Err(req) };
     if rw.write || file.flags() & O_DIRECT != 0 {
         return Err(req);
     }
-    let size = match node.size_for_read() {
+    let size = match io.size() {
         Ok(size) => size,
         Err(e) => return Ok(Some((req, -e.0))),
     };
@@ -394,7 +394,7 @@ fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: 
             Ok(buf) => buf,
             Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
         };
-        match inode.cache.read_cached(offset + done as u64, &mut buf, size) {
+        match cache.read_cached(offset + done as u64, &mut buf, size) {
             Ok((n, None)) => {
                 done += n;
                 if n < len {
@@ -414,11 +414,10 @@ fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: 
         // What was cached, as Linux's short read; nothing: EAGAIN.
         return Ok(Some((req, if done > 0 { done as i32 } else { -EAGAIN.0 })));
     }
-    if may_sleep || !inode.cache.start_read(node, index, size) {
+    if may_sleep || !cache.start_read(io, index, size) {
         return Err(req);
     }
-    let waiting = Arc::clone(&inode);
-    if let Some(req) = poll::arm_wait(ring, req, inode.cache.wait_queue(), move || waiting.cache.settled(index)) {
+    if let Some(req) = poll::arm_wait(ring, req, cache.wait_queue(), || cache.settled(index)) {
         io_wq::enqueue(ring, req);
     }
     Ok(None)
@@ -434,9 +433,9 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
     let (Some(offset), [(addr, len)]) = (rw.offset, rw.iovecs.as_slice()) else { return Err(req) };
     // Reads go through the page cache (`read_cached`), except O_DIRECT ones of a file
     // no mapping could have changed.
-    if let Some(inode) = node.inode()
+    if let Some((cache, _)) = crate::fs::Node::page_cache(node)
         && !rw.write
-        && (file.flags() & O_DIRECT == 0 || inode.cache.in_use())
+        && (file.flags() & O_DIRECT == 0 || cache.in_use())
     {
         return Err(req);
     }

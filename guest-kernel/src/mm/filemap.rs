@@ -46,6 +46,8 @@ pub trait PageIo: Send + Sync {
     }
     /// Writes `src` at `pos`. May sleep.
     fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize>;
+    /// The file's size: where reads stop.
+    fn size(&self) -> KResult<u64>;
 }
 
 /// Every file cache, for the shrinker.
@@ -103,6 +105,11 @@ impl FileCache {
     /// The pages, for a shared mapping.
     pub fn pages(&self) -> Arc<SharedPages> {
         Arc::clone(&self.pages)
+    }
+
+    /// Whether no page is cached.
+    pub fn is_empty(&self) -> bool {
+        self.pages.lock().slots.is_empty()
     }
 
     /// Whether anything besides this cache holds its pages (a mapping, a read in flight):
@@ -296,25 +303,35 @@ impl FileCache {
     }
 
     /// `data` was written to the file at `pos`: cached pages it covers take it (a page
-    /// being read is marked stale, so the old bytes the read brings are dropped).
-    pub fn wrote(&self, pos: u64, data: &IoBuf, n: usize) {
+    /// being read is marked stale, so the old bytes the read brings are dropped). With
+    /// `size` (the file's size after the write), pages not cached that the write fills
+    /// up to the end of the file are added, as a buffered write leaves them on Linux.
+    pub fn wrote(&self, pos: u64, data: &IoBuf, n: usize, size: Option<u64>) {
         let mut at = pos;
         let end = pos + n as u64;
         while at < end {
             let index = (at / PAGE) as usize;
             let from = (at % PAGE) as usize;
             let len = (PAGE as usize - from).min((end - at) as usize);
-            let page = {
+            let (page, absent) = {
                 let mut map = self.pages.lock();
                 match map.slots.get_mut(&index) {
-                    Some(s) if s.flags & PG_UPTODATE != 0 => Pinned::new(s.frame).ok(),
+                    Some(s) if s.flags & PG_UPTODATE != 0 => (Pinned::new(s.frame).ok(), false),
                     Some(s) => {
                         s.flags |= PG_STALE;
-                        None
+                        (None, false)
                     }
-                    None => None,
+                    None => (None, true),
                 }
             };
+            if absent && let Some(size) = size {
+                let filled = (index as u64 * PAGE).min(size)..((index as u64 + 1) * PAGE).min(size);
+                if filled.start >= pos && filled.end <= end && !filled.is_empty() {
+                    self.add_written(index, &data, (filled.start - pos) as usize, (filled.end - filled.start) as usize);
+                }
+                at += len as u64;
+                continue;
+            }
             let copied = page.as_ref().map(|p| data.get((at - pos) as usize, &mut p.bytes()[from..from + len]));
             if !matches!(copied, None | Some(Ok(()))) || (page.is_none() && self.uptodate(index as u64).is_some()) {
                 // The buffer went away under us, or the page could not be pinned: it
@@ -323,6 +340,25 @@ impl FileCache {
                 self.forget(at, len as u64);
             }
             at += len as u64;
+        }
+    }
+
+    /// Adds page `index` holding the `len` bytes of `data` from `from` (zeros after
+    /// them), unless memory is short or the page appeared meanwhile.
+    fn add_written(&self, index: usize, data: &IoBuf, from: usize, len: usize) {
+        let Some(f) = frame::alloc() else { return };
+        let page = frame_bytes(f);
+        if data.get(from, &mut page[..len]).is_err() {
+            frame::free(f);
+            return;
+        }
+        page[len..].fill(0);
+        let mut map = self.pages.lock();
+        if map.slots.contains_key(&index) {
+            drop(map);
+            frame::free(f);
+        } else {
+            map.slots.insert(index, Slot { frame: f, flags: PG_UPTODATE });
         }
     }
 
@@ -439,6 +475,42 @@ impl FileCache {
                 self.fill(io, index, size)?;
             }
             index += 1;
+        }
+        Ok(())
+    }
+
+    /// A buffered read(2): through the cache, up to the file's size.
+    pub fn read_file(&self, io: &dyn PageIo, pos: u64, buf: &mut IoBuf) -> KResult<usize> {
+        self.read(io, pos, buf, io.size()?)
+    }
+
+    /// Writes back what mappings changed (fsync, msync, munmap, the last close).
+    pub fn sync(&self, io: &dyn PageIo) -> KResult<()> {
+        self.writeback(io, io.size()?)
+    }
+
+    /// What a `MAP_SHARED` mapping of `[offset, offset + len)` maps: the cache's pages,
+    /// read in now (a fault cannot wait for the device), and the first one's index.
+    pub fn map(&self, io: &dyn PageIo, offset: u64, len: u64) -> KResult<(Arc<SharedPages>, usize)> {
+        self.populate(io, offset, len, io.size()?)?;
+        Ok((self.pages(), (offset / PAGE) as usize))
+    }
+
+    /// posix_fadvise: WILLNEED starts reading the range into the cache (without waiting
+    /// for it); DONTNEED writes back what mappings changed and drops the clean pages no
+    /// mapping uses; the rest change nothing here.
+    pub fn advise(&self, io: &dyn PageIo, offset: u64, len: u64, advice: u32) -> KResult<()> {
+        const WILLNEED: u32 = 3;
+        const DONTNEED: u32 = 4;
+        let size = io.size()?;
+        let end = if len == 0 { size } else { size.min(offset.saturating_add(len)) };
+        match advice {
+            WILLNEED => self.read_ahead(io, offset, end, size),
+            DONTNEED => {
+                self.writeback(io, size)?;
+                self.forget(offset, end.saturating_sub(offset));
+            }
+            _ => {}
         }
         Ok(())
     }

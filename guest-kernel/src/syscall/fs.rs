@@ -96,15 +96,15 @@ pub fn write_file(f: &OpenFile, buf: &IoBuf, at: Option<u64>) -> KResult<usize> 
     // RLIMIT_FSIZE: a regular file grows no further than the limit.
     let write_at = |off: u64| -> KResult<usize> {
         if !regular {
-            return node.write(off, buf, f.nonblock());
+            return f.write_node(off, buf, f.nonblock());
         }
         let allowed = crate::task::rlimit::fsize_allows(off, off.saturating_add(buf.len() as u64))? as usize;
         if allowed == buf.len() {
-            return node.write(off, buf, f.nonblock());
+            return f.write_node(off, buf, f.nonblock());
         }
         // A kernel buffer (splice, sendfile) cannot be cut: the whole write is refused.
         let part = buf.prefix(allowed).ok_or(EFBIG)?;
-        node.write(off, &part, f.nonblock())
+        f.write_node(off, &part, f.nonblock())
     };
     match at {
         // As on Linux, an O_APPEND file is written at its end even by pwrite.
@@ -119,7 +119,7 @@ pub fn write_file(f: &OpenFile, buf: &IoBuf, at: Option<u64>) -> KResult<usize> 
             *off += n as u64;
             Ok(n)
         }
-        None => node.write(0, buf, f.nonblock()),
+        None => f.write_node(0, buf, f.nonblock()),
     }
 }
 
@@ -1152,8 +1152,12 @@ pub fn truncate(c: &mut Ctx) -> KResult<u64> {
 }
 
 /// sync(2): every mounted ext2 written back, every disk's write cache flushed (9p writes
-/// reach the host as they are made).
+/// reach the host as they are made; what the caller's shared mappings stored is written
+/// back too).
 pub fn sync(_: &mut Ctx) -> KResult<u64> {
+    if let Ok(files) = crate::task::with_mm(|mm| Ok(mm.files_in(0, crate::mm::USER_END))) {
+        super::mm::writeback(files);
+    }
     fs::ext2::sync_all();
     crate::drivers::virtio::blk::sync_all();
     Ok(0)

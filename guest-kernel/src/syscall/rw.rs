@@ -1,14 +1,14 @@
 //! More ways to read and write: preadv, pwritev, preadv2 and pwritev2 (with RWF_*
 //! flags), sendfile, copy_file_range, and the advice calls fadvise64 and readahead
-//! (there is no page cache to act on: they check their arguments as Linux does and
-//! succeed, which is also what Linux's advice amounts to on tmpfs).
+//! (which act on the page cache of files that have one, and elsewhere check their
+//! arguments and succeed, as Linux's advice amounts to on tmpfs).
 
 use alloc::sync::Arc;
 
 use super::fs::{file, read_file, read_iovecs, write_file, MAX_RW};
 use super::Ctx;
 use crate::errno::*;
-use crate::fs::file::O_APPEND;
+use crate::fs::file::{O_APPEND, O_DIRECT};
 use crate::fs::{FileType, IoBuf, OpenFile};
 use crate::task;
 
@@ -46,7 +46,7 @@ fn mode(f: &OpenFile, write: bool, at: Option<u64>, flags: u64) -> KResult<Mode>
     if flags & RWF_APPEND != 0 && flags & RWF_NOAPPEND != 0 {
         return Err(EINVAL);
     }
-    if flags & RWF_NOWAIT != 0 && !f.node.nowait() {
+    if flags & RWF_NOWAIT != 0 && !f.node.nowait() && f.node.page_cache().is_none() {
         return Err(EOPNOTSUPP);
     }
     if flags & (RWF_ATOMIC | RWF_DONTCACHE) != 0 {
@@ -81,10 +81,12 @@ fn transfer(f: &OpenFile, iov: u64, count: u64, m: &Mode) -> KResult<u64> {
         let at = base.map(|p| p + total as u64);
         let done = if !direct {
             read_file(f, &mut IoBuf::User { addr, len }, at)
+        } else if m.nowait && !f.node.nowait() {
+            nowait_cached(f, m.write, at.unwrap_or(0), &mut IoBuf::User { addr, len })
         } else if m.write {
-            f.node.write(at.unwrap_or(0), &IoBuf::User { addr, len }, m.nowait || f.nonblock())
+            f.write_node(at.unwrap_or(0), &IoBuf::User { addr, len }, m.nowait || f.nonblock())
         } else {
-            f.node.read(at.unwrap_or(0), &mut IoBuf::User { addr, len }, true)
+            f.read_node(at.unwrap_or(0), &mut IoBuf::User { addr, len }, true)
         };
         match done {
             Ok(n) => {
@@ -105,6 +107,24 @@ fn transfer(f: &OpenFile, iov: u64, count: u64, m: &Mode) -> KResult<u64> {
         f.node.sync()?;
     }
     Ok(total as u64)
+}
+
+/// RWF_NOWAIT on a file with a page cache (Linux's IOCB_NOWAIT): a read copies what is
+/// cached and starts reading the page it stopped at (EAGAIN when nothing was cached); a
+/// write, or an O_DIRECT read, would wait for the device: EAGAIN.
+fn nowait_cached(f: &OpenFile, write: bool, at: u64, buf: &mut IoBuf) -> KResult<usize> {
+    let Some((cache, io)) = f.node.page_cache() else { return Err(EAGAIN) };
+    if write || f.flags() & O_DIRECT != 0 {
+        return Err(EAGAIN);
+    }
+    let size = io.size()?;
+    match cache.read_cached(at, buf, size)? {
+        (0, Some(index)) => {
+            cache.start_read(io, index, size);
+            Err(EAGAIN)
+        }
+        (n, _) => Ok(n),
+    }
 }
 
 /// A positioned transfer's offset: not on a pipe (ESPIPE), not negative (EINVAL).

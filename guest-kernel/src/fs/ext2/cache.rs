@@ -3,9 +3,9 @@
 //!
 //! Write-back: a changed block stays dirty in memory until it is evicted (least recently
 //! used first), or until `flush` (fsync, sync, umount). File data never passes through
-//! here: it goes straight between the disk and the caller's buffer. A block that is
-//! freed is forgotten without being written, so a stale copy can never overwrite the
-//! data of whoever gets that block next.
+//! here (it has the page cache, `mm::filemap`). A block that is freed is forgotten
+//! without being written, so a stale copy can never overwrite the data of whoever gets
+//! that block next.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -31,11 +31,13 @@ pub struct BlockCache {
     sectors: u64,
     blocks: BTreeMap<u32, Entry>,
     clock: u64,
+    /// A block not cached is EAGAIN rather than read (for callers that must not sleep).
+    pub nowait: bool,
 }
 
 impl BlockCache {
     pub fn new(disk: Arc<Blk>, block_size: usize) -> Self {
-        Self { disk, block_size, sectors: block_size as u64 / 512, blocks: BTreeMap::new(), clock: 0 }
+        Self { disk, block_size, sectors: block_size as u64 / 512, blocks: BTreeMap::new(), clock: 0, nowait: false }
     }
 
     /// Reads whole blocks from `block` into `buf` (its length a multiple of the block size).
@@ -46,6 +48,11 @@ impl BlockCache {
     /// Writes whole blocks from `buf` at `block`.
     pub fn write_disk(&self, block: u32, buf: &mut [u8]) -> KResult<()> {
         self.disk.transfer(T_OUT, u64::from(block) * self.sectors, buf)
+    }
+
+    /// The disk, and its sectors per block.
+    pub fn disk(&self) -> (&Arc<Blk>, u64) {
+        (&self.disk, self.sectors)
     }
 
     fn tick(&mut self) -> u64 {
@@ -75,6 +82,9 @@ impl BlockCache {
     fn load(&mut self, block: u32) -> KResult<&mut Entry> {
         let now = self.tick();
         if !self.blocks.contains_key(&block) {
+            if self.nowait {
+                return Err(EAGAIN);
+            }
             self.make_room()?;
             let mut data = alloc::vec![0u8; self.block_size].into_boxed_slice();
             self.read_disk(block, &mut data)?;

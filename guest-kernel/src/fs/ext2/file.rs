@@ -1,5 +1,5 @@
-//! Regular file data: straight between the disk and the caller's buffer (never through
-//! the metadata cache), in runs of physically contiguous blocks of up to `MAX_RUN`
+//! Regular file data: between the disk and the page cache (or an O_DIRECT caller's
+//! buffer), never through the metadata cache, in runs of physically contiguous blocks of up to `MAX_RUN`
 //! bytes. Holes read as zeros and stay holes until written.
 
 use alloc::vec::Vec;
@@ -51,6 +51,38 @@ impl Ext2Fs {
             done += n;
         }
         Ok(done)
+    }
+
+    /// Plans a read of `len` bytes at `pos` (a multiple of the block size) without I/O:
+    /// the inode and block map must be in the metadata cache, else EAGAIN. Returns the
+    /// file's bytes there (fewer at its end) and the runs of disk blocks holding them, as
+    /// (offset in the read, first block, blocks); holes are left out (they read as zeros).
+    pub fn plan_read(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Vec<(usize, u32, u64)>)> {
+        st.cache.nowait = true;
+        let r = self.plan_runs(st, ino, pos, len);
+        st.cache.nowait = false;
+        r
+    }
+
+    fn plan_runs(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Vec<(usize, u32, u64)>)> {
+        let inode = self.read_inode(st, ino)?;
+        let bs = self.geo.block_size as u64;
+        if pos >= inode.size || len == 0 || !pos.is_multiple_of(bs) {
+            return Ok((0, Vec::new()));
+        }
+        let total = (len as u64).min(inode.size - pos) as usize;
+        let last = (pos + total as u64 - 1) / bs;
+        let mut runs = Vec::new();
+        let mut at = 0;
+        while at < total {
+            let fb = (pos + at as u64) / bs;
+            let (phys, blocks) = self.bmap_run(st, &inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
+            if phys != 0 {
+                runs.push((at, phys, blocks));
+            }
+            at += (blocks * bs) as usize;
+        }
+        Ok((total, runs))
     }
 
     /// Zeroes the rest of the block holding byte `size` (the old end of file, before the

@@ -417,6 +417,7 @@ impl Ext2Fs {
         inode.blocks = 0;
         inode.size = 0;
         inode.dtime = super::now_secs().max(1);
+        st.caches.remove(&ino);
         self.write_inode(st, ino, &inode)?;
         self.free_inode(st, ino, inode.kind() == Some(FileType::Directory))
     }

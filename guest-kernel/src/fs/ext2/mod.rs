@@ -21,6 +21,7 @@ mod file;
 mod inode;
 mod node;
 
+use crate::mm::filemap::FileCache;
 use ::alloc::boxed::Box;
 use ::alloc::collections::BTreeMap;
 use ::alloc::sync::{Arc, Weak};
@@ -201,6 +202,9 @@ pub struct State {
     /// Nodes handed out, so one inode has one node; each with its "unlinked while open"
     /// flag, shared with the node (its last drop frees the inode).
     nodes: BTreeMap<u32, (Weak<Ext2Node>, Arc<AtomicBool>)>,
+    /// Regular files' page caches, kept after their nodes go (the next open finds the
+    /// pages); dropped when the inode is freed, or when empty and unused.
+    pub caches: BTreeMap<u32, Arc<FileCache>>,
 }
 
 impl State {
@@ -326,7 +330,7 @@ impl Ext2Fs {
         gdt.resize(gdt_blocks * bs, 0);
         let cache = BlockCache::new(Arc::clone(&disk), bs);
         cache.read_disk(geo.first_data_block + 1, &mut gdt)?;
-        let state = State { cache, sb, gdt, clean_on_disk: false, meta_dirty: false, nodes: BTreeMap::new() };
+        let state = State { cache, sb, gdt, clean_on_disk: false, meta_dirty: false, nodes: BTreeMap::new(), caches: BTreeMap::new() };
         check_groups(&geo, &state, gdt_blocks as u32)?;
         if le16(&state.sb[..], S_STATE) & STATE_VALID == 0 {
             log::warn!("ext2: {}: not cleanly unmounted; run e2fsck", disk.name);
@@ -441,7 +445,13 @@ impl Ext2Fs {
             st.nodes.retain(|_, (w, _)| w.strong_count() > 0);
         }
         let orphan = Arc::new(AtomicBool::new(false));
-        let n = Arc::new(Ext2Node::new(Arc::clone(self), ino, kind, Arc::clone(&orphan)));
+        let cache = (kind == crate::fs::FileType::Regular).then(|| {
+            if st.caches.len() >= 256 {
+                st.caches.retain(|_, c| Arc::strong_count(c) > 1 || !c.is_empty());
+            }
+            Arc::clone(st.caches.entry(ino).or_insert_with(|| Arc::new(FileCache::new())))
+        });
+        let n = Arc::new(Ext2Node::new(Arc::clone(self), ino, kind, Arc::clone(&orphan), cache));
         st.nodes.insert(ino, (Arc::downgrade(&n), orphan));
         n
     }
@@ -476,10 +486,20 @@ pub fn mount_device(dev: &Arc<dyn crate::fs::Node>, read_only: bool, ext2_only: 
     Ok((fs, root))
 }
 
-/// sync(2): writes back every mounted ext2 (errors are not sync's to report).
+/// sync(2): writes back every mounted ext2, with what mappings stored into its files
+/// (errors are not sync's to report).
 pub fn sync_all() {
     let all: Vec<Arc<Ext2Fs>> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
     for fs in all {
+        // Only a mapped file's cache can hold stores not on the disk yet.
+        let mapped: Vec<Arc<Ext2Node>> = {
+            let mut st = fs.st.lock();
+            let inos: Vec<u32> = st.caches.iter().filter(|(_, c)| c.in_use()).map(|(&ino, _)| ino).collect();
+            inos.into_iter().map(|ino| fs.node(&mut st, ino, crate::fs::FileType::Regular)).collect()
+        };
+        for node in mapped {
+            let _ = crate::fs::Node::writeback(&*node);
+        }
         let mut st = fs.st.lock();
         let _ = fs.sync(&mut st);
     }

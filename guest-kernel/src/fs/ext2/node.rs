@@ -5,18 +5,20 @@
 //! "orphan" flag), as Linux frees an open, unlinked file at its last close. Nothing here
 //! drops a node while holding the lock (a node's drop may take it).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 
 use super::dir::kind_of;
 use super::inode::Inode;
 use super::{corrupt, Ext2Fs, State};
 use crate::errno::*;
 use crate::fs::{perm, DirEntry, FileType, IoBuf, Node, Stat, StatFs, TimeSet};
-use crate::sync::MutexGuard;
+use crate::mm::filemap::{FileCache, PageIo, ReadDone};
+use crate::sync::{MutexGuard, SpinLock};
 
 /// Most links to one inode (Linux's EXT2_LINK_MAX).
 const LINK_MAX: u16 = 32000;
@@ -31,6 +33,8 @@ pub struct Ext2Node {
     orphan: Arc<AtomicBool>,
     /// Where this file's next new block is best allocated (after its last one).
     goal: AtomicU32,
+    /// A regular file's page cache (the file system keeps it while the inode lives).
+    cache: Option<Arc<FileCache>>,
 }
 
 fn now_ns() -> u64 {
@@ -52,9 +56,9 @@ fn check_name(name: &str) -> KResult<()> {
 // (only `test=ext2-pages` calls them yet); `ino` is for them too.
 #[allow(dead_code)]
 impl Ext2Node {
-    pub(super) fn new(fs: Arc<Ext2Fs>, ino: u32, kind: FileType, orphan: Arc<AtomicBool>) -> Self {
+    pub(super) fn new(fs: Arc<Ext2Fs>, ino: u32, kind: FileType, orphan: Arc<AtomicBool>, cache: Option<Arc<FileCache>>) -> Self {
         let goal = fs.group_start(ino);
-        Self { fs, ino, kind, orphan, goal: AtomicU32::new(goal) }
+        Self { fs, ino, kind, orphan, goal: AtomicU32::new(goal), cache }
     }
 
     pub fn ino(&self) -> u32 {
@@ -113,7 +117,7 @@ impl Ext2Node {
         let len = len.min(buf.len()).min(PAGE);
         let mut copy = Vec::from(&buf[..len]);
         let offset = index.checked_mul(PAGE as u64).ok_or(EFBIG)?;
-        let n = self.write_at(offset, &IoBuf::Kernel(&mut copy))?;
+        let n = self.write_blocks(offset, &IoBuf::Kernel(&mut copy))?;
         if n < len { Err(ENOSPC) } else { Ok(()) }
     }
 
@@ -126,7 +130,45 @@ impl Ext2Node {
         Ok((b != 0).then_some(u64::from(b)))
     }
 
-    fn write_at(&self, offset: u64, buf: &IoBuf) -> KResult<usize> {
+    /// Reads from the disk into `buf` (O_DIRECT, and the page cache's fills).
+    fn read_uncached(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
+        let mut st = self.lock();
+        let inode = self.inode(&mut st)?;
+        self.fs.read_data(&mut st, &inode, offset, buf)
+    }
+
+    /// O_DIRECT goes to the disk in whole sectors, from aligned addresses (as Linux's
+    /// ext2, EINVAL otherwise).
+    fn check_direct(&self, offset: u64, buf: &IoBuf) -> KResult<()> {
+        match self.kind {
+            FileType::Directory => Err(EISDIR),
+            FileType::Regular if buf.direct_aligned(offset, 512) => Ok(()),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// A write: to the disk, then into the pages cached (and with `add`, into new pages
+    /// it fills).
+    fn write_through(&self, offset: u64, buf: &IoBuf, add: bool) -> KResult<usize> {
+        match self.kind {
+            FileType::Directory => return Err(EISDIR),
+            FileType::Regular => {}
+            _ => return Err(EINVAL),
+        }
+        let r = self.write_blocks(offset, buf);
+        if let Some(cache) = &self.cache {
+            match r {
+                Ok(n) => cache.wrote(offset, buf, n, if add { self.size().ok() } else { None }),
+                // Blocks may have been written: what the cache holds there is unknown.
+                Err(_) => cache.forget(offset, buf.len() as u64),
+            }
+        }
+        r
+    }
+
+    /// Writes `buf` at `offset` to the disk (allocating blocks for holes), and updates
+    /// the size and times.
+    fn write_blocks(&self, offset: u64, buf: &IoBuf) -> KResult<usize> {
         let mut st = self.lock_rw()?;
         let st = &mut *st;
         let mut inode = self.inode(st)?;
@@ -303,18 +345,30 @@ impl Node for Ext2Node {
             FileType::Regular => {}
             _ => return Err(EINVAL),
         }
-        let mut st = self.lock();
-        let inode = self.inode(&mut st)?;
-        self.fs.read_data(&mut st, &inode, offset, buf)
+        match &self.cache {
+            Some(cache) => cache.read_file(self, offset, buf),
+            None => self.read_uncached(offset, buf),
+        }
     }
 
-    fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
-        match self.kind {
-            FileType::Directory => return Err(EISDIR),
-            FileType::Regular => {}
-            _ => return Err(EINVAL),
+    /// O_DIRECT: from the disk, after the cache's changed pages went there.
+    fn read_direct(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        self.check_direct(offset, buf)?;
+        if let Some(cache) = &self.cache {
+            cache.sync(self)?;
         }
-        self.write_at(offset, buf)
+        self.read_uncached(offset, buf)
+    }
+
+    /// Write-through: the disk gets the bytes at once, and the cache takes them.
+    fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        self.write_through(offset, buf, true)
+    }
+
+    /// O_DIRECT: in whole sectors, and only cached pages take the bytes.
+    fn write_direct(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        self.check_direct(offset, buf)?;
+        self.write_through(offset, buf, false)
     }
 
     fn truncate(&self, len: u64) -> KResult<()> {
@@ -338,6 +392,9 @@ impl Node for Ext2Node {
         };
         if r.is_ok() {
             inode.size = len;
+            if let Some(cache) = &self.cache {
+                cache.truncate(len);
+            }
         }
         let t = now_ns();
         (inode.mtime, inode.ctime) = (t, t);
@@ -346,10 +403,43 @@ impl Node for Ext2Node {
         r
     }
 
-    /// fsync: the whole file system's metadata is written back, then the disk flushed.
+    /// fsync: what mappings changed, then the whole file system's metadata, are written
+    /// back, then the disk flushed.
     fn sync(&self) -> KResult<()> {
+        if let Some(cache) = &self.cache {
+            cache.sync(self)?;
+        }
         let mut st = self.lock();
         self.fs.sync(&mut st)
+    }
+
+    /// The last close writes back what mappings changed (errors are fsync's to report).
+    fn release(&self) {
+        if let Some(cache) = &self.cache {
+            let _ = cache.sync(self);
+        }
+    }
+
+    fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
+        self.cache.as_ref().ok_or(ENODEV)?.map(self, offset, len)
+    }
+
+    fn advise(&self, offset: u64, len: u64, advice: u32) -> KResult<()> {
+        match &self.cache {
+            Some(cache) => cache.advise(self, offset, len, advice),
+            None => Ok(()),
+        }
+    }
+
+    fn writeback(&self) -> KResult<()> {
+        match &self.cache {
+            Some(cache) => cache.sync(self),
+            None => Ok(()),
+        }
+    }
+
+    fn page_cache(&self) -> Option<(&FileCache, &dyn PageIo)> {
+        self.cache.as_deref().map(|c| (c, self as &dyn PageIo))
     }
 
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
@@ -636,5 +726,91 @@ impl Node for Ext2Node {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+impl PageIo for Ext2Node {
+    /// 128 KiB: two disk runs of the longest kind.
+    fn max_pages(&self) -> usize {
+        32
+    }
+
+    fn read_at(&self, pos: u64, dst: &mut [u8]) -> KResult<usize> {
+        self.read_uncached(pos, &mut IoBuf::Kernel(dst))
+    }
+
+    /// The disk reads start now when the inode and its block map are cached and the
+    /// lock is free (a path that would sleep is the caller's to take otherwise).
+    fn read_at_async(&self, pos: u64, len: usize, done: ReadDone) -> Result<(), ReadDone> {
+        let Some(mut st) = self.fs.st.try_lock() else { return Err(done) };
+        let Ok((total, runs)) = self.fs.plan_read(&mut st, self.ino, pos, len) else { return Err(done) };
+        let (disk, sectors) = st.cache.disk();
+        let disk = Arc::clone(disk);
+        drop(st);
+        let mut buf = Vec::new();
+        if buf.try_reserve_exact(len).is_err() {
+            return Err(done);
+        }
+        buf.resize(len, 0);
+        let bs = self.fs.geo.block_size;
+        // One count for each run and one for this submitter: the last to finish calls
+        // `done`. Holes stay zeros.
+        let read = Arc::new(AsyncRead { buf: SpinLock::new(buf), total, left: AtomicU32::new(runs.len() as u32 + 1), failed: AtomicI32::new(0), done: SpinLock::new(Some(done)) });
+        for &(at, block, blocks) in &runs {
+            let n = blocks as usize * bs;
+            let addr = crate::mm::virt_to_phys(read.buf.lock()[at..].as_ptr());
+            let r = Arc::clone(&read);
+            let submitted = disk.submit(crate::drivers::virtio::blk::T_IN, u64::from(block) * sectors, &[(addr, n as u32)], Box::new(move |res| {
+                if res.is_err() {
+                    r.failed.store(EIO.0, Ordering::Relaxed);
+                }
+                r.one_done();
+            }), false);
+            if submitted.is_err() {
+                // The queue is full: the read fails (EAGAIN), and is tried again later.
+                read.failed.store(EAGAIN.0, Ordering::Relaxed);
+                read.one_done();
+            }
+        }
+        read.one_done();
+        Ok(())
+    }
+
+    fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize> {
+        let mut copy = Vec::from(src);
+        self.write_blocks(pos, &IoBuf::Kernel(&mut copy))
+    }
+
+    fn size(&self) -> KResult<u64> {
+        let mut st = self.lock();
+        self.inode(&mut st).map(|i| i.size)
+    }
+}
+
+/// A page-cache read split into disk requests (`read_at_async`).
+struct AsyncRead {
+    /// What the device writes into (its heap memory does not move while requests run).
+    buf: SpinLock<Vec<u8>>,
+    /// The file's bytes in it.
+    total: usize,
+    left: AtomicU32,
+    /// The errno of a request that failed (0: none).
+    failed: AtomicI32,
+    done: SpinLock<Option<ReadDone>>,
+}
+
+impl AsyncRead {
+    fn one_done(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some(done) = self.done.lock().take() else { return };
+        match self.failed.load(Ordering::Relaxed) {
+            0 => {
+                let buf = core::mem::take(&mut *self.buf.lock());
+                done(Ok(&buf[..self.total]));
+            }
+            e => done(Err(Errno(e))),
+        }
     }
 }
