@@ -1,7 +1,8 @@
 //! ext2 on a virtio disk: an image the host made with `mke2fs -d` is read in the guest,
 //! changed there (new files and directories, renames, links, unlinks, a sparse file with
-//! 4 KiB at 5 GiB, a large file, truncation), and afterwards `e2fsck -fn` finds it clean
-//! and `debugfs` reads back what the guest wrote. Damaged images give errors, never a
+//! 4 KiB at 5 GiB, a large file written with O_DIRECT, truncation), and afterwards
+//! `e2fsck -fn` finds it clean and `debugfs` reads back what the guest wrote. The
+//! syscall and io_uring suites' file families run on an ext2 root. Damaged images give errors, never a
 //! kernel panic. Under `vmm run` (KVM) and QEMU (TCG).
 //!
 //! Needs e2fsprogs on the host (`scripts/install-deps.sh` installs it).
@@ -265,6 +266,39 @@ on_both_platforms!(root_parameter_mounts_the_disk_at_mnt_root, |p| {
     out.assert_stdout("root=/dev/vda: mounted at /mnt/root").assert_stdout("ext2test: root ok").assert_init_status(p, 0);
     fsck_clean(&img);
     let _ = std::fs::remove_dir_all(&dir);
+});
+
+/// Boots with a fresh, empty ext2 as the root disk (`root=/dev/vda`, at /mnt/root) and
+/// runs `init` with `args` there; the image must be clean afterwards (init's exit
+/// writes the file system back, as a shutdown does).
+fn families_on_ext2(p: Platform, name: &str, init_and_args: &str) -> tests::Outcome {
+    need_e2fsprogs();
+    let dir = scratch_dir(&format!("ext2-{name}-{p:?}"));
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let img = dir.join("root.img");
+    mke2fs(&img, &empty, 4096, 256, "64M");
+    let out = boot_with_devices(p, &format!("root=/dev/vda init={init_and_args}"), &[Device::Disk { path: &img, read_only: false }]);
+    out.assert_stdout(" passed, 0 failed").assert_init_status(p, 0);
+    assert!(!out.stdout.contains("FAILED"), "{out}");
+    fsck_clean(&img);
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+// The syscall suite's file families on ext2 (files through the page cache, mmap shared
+// and private, O_DIRECT coherence, RWF_NOWAIT, times), as the host passes them on its
+// own disk file system.
+on_both_platforms!(file_syscalls_on_ext2, |p| {
+    families_on_ext2(p, "sys", "/bin/systest -- --dir /mnt/root --exec /bin/hello fs pipe filemap rw utime");
+});
+
+// The io_uring suite's file families on ext2: buffered reads that hit complete in the
+// submit, misses complete after it returned (parked on the page cache), as on the host.
+on_both_platforms!(io_uring_suite_on_ext2, |p| {
+    let out = families_on_ext2(p, "uring", "/bin/uring-test -- --dir /mnt/root buffered rw fsync link advise fs");
+    out.assert_stdout("test buffered::misses_complete_after_the_submit_returns ... ok\n")
+        .assert_stdout("test buffered::miss_with_nowait_is_eagain_then_read_fills_cache ... ok\n");
 });
 
 on_both_platforms!(full_disk_gives_enospc_and_stays_consistent, |p| {
