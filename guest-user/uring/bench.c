@@ -1,5 +1,5 @@
 /*
- * uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--only NAME,...]
+ * uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--warm|--cold] [--only NAME,...]
  *
  * 4 KiB random-offset reads of PATH (created with BYTES of data if missing; default
  * 8 MiB) by pread, io_uring at queue depth 1 and 32, and at depth 32 with a registered
@@ -7,7 +7,12 @@
  * an IOPOLL+SQPOLL ring (those two need --direct on a disk with a polled queue, and run
  * only when --only names them); then NOP throughput in batches of 1 and 32, and a null
  * syscall. With --warmup N, each benchmark first runs N operations untimed and
- * unreported (same code, its own ring). One line per benchmark on stdout:
+ * unreported (same code, its own ring). With --warm, the file (its first BYTES with
+ * --size) is read once before the benchmarks: every read then hits the page cache. With
+ * --cold, each read benchmark (and warm-up)
+ * starts with the file out of the page cache (POSIX_FADV_DONTNEED) and readahead off
+ * (POSIX_FADV_RANDOM), and reads distinct blocks (a permutation, while N does not exceed
+ * the file's blocks): every read misses the cache. One line per benchmark on stdout:
  *   bench NAME ops=N total_ns=T ns_per_op=X
  * Exit 0, or 1 with a message on stderr on any failure (a failed CQE included).
  */
@@ -34,6 +39,8 @@ static uint64_t nwarmup;
 static int quiet; /* a warm-up run: report nothing */
 static uint64_t nblocks;
 static uint64_t rng;
+static int cold_fd = -1; /* --cold: the file to drop from the page cache */
+static uint64_t cold_next;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -59,9 +66,19 @@ static uint64_t now_ns(void)
 static void seed(void)
 {
 	rng = 0x2545f4914f6cdd1dull;
+	cold_next = 0;
+	if (cold_fd >= 0) {
+		int err = posix_fadvise(cold_fd, 0, 0, POSIX_FADV_DONTNEED);
+		if (!err)
+			err = posix_fadvise(cold_fd, 0, 0, POSIX_FADV_RANDOM);
+		if (err)
+			die("posix_fadvise: %s", strerror(err));
+	}
 }
 static uint64_t next_off(void)
 {
+	if (cold_fd >= 0) /* a prime stride: distinct blocks until it wraps */
+		return (cold_next++ * 1000003ull + 12345) % nblocks * BS;
 	rng ^= rng >> 12;
 	rng ^= rng << 25;
 	rng ^= rng >> 27;
@@ -362,7 +379,7 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL;
 	uint64_t size = 8 << 20;
-	int size_given = 0, direct = 0;
+	int size_given = 0, direct = 0, cold = 0, warm = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--size") && i + 1 < argc) {
 			size = parse_size(argv[++i]);
@@ -373,18 +390,22 @@ int main(int argc, char **argv)
 			nwarmup = parse_size(argv[++i]);
 		} else if (!strcmp(argv[i], "--direct")) {
 			direct = 1;
+		} else if (!strcmp(argv[i], "--cold")) {
+			cold = 1;
+		} else if (!strcmp(argv[i], "--warm")) {
+			warm = 1;
 		} else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
 			only = argv[++i];
 		} else if (argv[i][0] != '-' && !path) {
 			path = argv[i];
 		} else {
 			fprintf(stderr,
-				"usage: uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--only NAME,...]\n");
+				"usage: uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--warm|--cold] [--only NAME,...]\n");
 			return 2;
 		}
 	}
 	if (!path) {
-		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--only NAME,...]\n");
+		fprintf(stderr, "usage: uring-bench PATH [--size BYTES] [--ops N] [--warmup N] [--direct] [--warm|--cold] [--only NAME,...]\n");
 		return 2;
 	}
 	if (nops == 0)
@@ -408,6 +429,8 @@ int main(int argc, char **argv)
 	if (size_given && size < len)
 		len = size;
 	nblocks = len / BS;
+	if (cold)
+		cold_fd = fd;
 	if (nblocks == 0)
 		die("%s holds %llu bytes: less than one %d-byte block", path,
 		    (unsigned long long)len, BS);
@@ -417,6 +440,13 @@ int main(int argc, char **argv)
 	if (err)
 		die("posix_memalign: %s", strerror(err));
 	memset(bufs, 0, (size_t)QD * BS);
+	if (warm && cold)
+		die("--warm and --cold: choose one");
+	for (uint64_t b = 0; warm && b < nblocks; b++) {
+		ssize_t n = pread(fd, bufs, BS, (off_t)(b * BS));
+		if (n != BS)
+			die("--warm: pread at %llu: %zd", (unsigned long long)(b * BS), n);
+	}
 
 	/* each selected benchmark: its warm-up (if any), then the timed run */
 #define RUN(name, call)                           \

@@ -182,6 +182,10 @@ impl Times {
     }
 }
 
+/// A transfer's place on a disk (`Node::direct_extent`): the disk, the first sector, and
+/// a hold released when the transfer ends.
+pub type DirectExtent = (Arc<crate::drivers::virtio::blk::Blk>, u64, Option<alloc::boxed::Box<dyn Send>>);
+
 /// A buffer a file reads into or writes from: user memory of the current process, or
 /// kernel memory. Files copy straight between their data and the buffer (one copy).
 pub enum IoBuf<'a> {
@@ -367,7 +371,8 @@ pub trait Node: Send + Sync + Any {
     }
 
     /// posix_fadvise's `advice` (checked) for `len` bytes at `offset` (0: to the end):
-    /// WILLNEED reads ahead, DONTNEED drops clean cached pages; files without a page
+    /// WILLNEED reads ahead, DONTNEED drops clean cached pages, RANDOM turns readahead
+    /// off; files without a page
     /// cache take any advice and do nothing.
     fn advise(&self, _offset: u64, _len: u64, _advice: u32) -> KResult<()> {
         Ok(())
@@ -376,6 +381,15 @@ pub trait Node: Send + Sync + Any {
     /// Writes back what shared mappings of the file changed (msync, munmap).
     fn writeback(&self) -> KResult<()> {
         Ok(())
+    }
+
+    /// Where a transfer of `len` bytes at `offset` lies on a disk, when it is one run of
+    /// sectors found without sleeping: the disk, the first sector, and what to keep until
+    /// the transfer ends (a file's blocks are not freed meanwhile). io_uring sends it to
+    /// the device with the user's own pages. A block device answers for any transfer
+    /// inside it, a file system for O_DIRECT ones (`direct`) only.
+    fn direct_extent(&self, _offset: u64, _len: usize, _write: bool, _direct: bool) -> Option<DirectExtent> {
+        None
     }
 
     /// A regular file's page cache and the I/O that fills it (io_uring's cached reads);

@@ -21,7 +21,7 @@ use super::uapi::*;
 use super::kbuf::Buf;
 use super::rsrc::FixedBuf;
 use super::{io_wq, poll, IoUring, Issued, Op, Request};
-use crate::drivers::virtio::blk::{BlockNode, SECTOR, T_IN, T_OUT};
+use crate::drivers::virtio::blk::{BlockNode, T_IN, T_OUT};
 use crate::errno::*;
 use crate::fs::file::{O_APPEND, O_DIRECT, O_DSYNC};
 use crate::fs::p9::P9Node;
@@ -264,26 +264,26 @@ fn attempt(req: &Request, rw: &Rw, nonblock: bool) -> KResult<usize> {
     Ok(total)
 }
 
-/// The asynchronous path for a virtio disk: the request goes to the device with the
-/// user's own pages as its buffers (zero copy, pinned until it completes), and completes
-/// from the interrupt handler. Err: not a disk, not sector-aligned, or (without `wait`)
-/// the queue is full: take another path.
+/// The asynchronous path for a virtio disk, and for O_DIRECT on a file whose blocks
+/// there are one run on a disk: the request goes to the device with the user's own
+/// pages as its buffers (zero copy, pinned until it completes), and completes from the
+/// interrupt handler. Err: not such a transfer (not sector-aligned, past the end, a
+/// hole, blocks not known without I/O), or (without `wait`) the queue is full: take
+/// another path.
 fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<Issued, Box<Request>> {
     let Op::Rw(rw) = &req.op else { return Err(req) };
     let file = req.file.clone().expect("opdef: rw needs a file");
-    let Some(disk) = file.node.as_any().downcast_ref::<BlockNode>() else { return Err(req) };
     let Some(offset) = rw.offset else { return Err(req) };
     let len: usize = rw.iovecs.iter().map(|v| v.1).sum();
-    if offset % SECTOR != 0 || !(len as u64).is_multiple_of(SECTOR) || len == 0 || rw.iovecs.len() > 64 {
+    if len == 0 || rw.iovecs.len() > 64 {
         return Err(req);
     }
-    let size = disk.dev.sectors * SECTOR;
-    if offset >= size {
-        return Ok(Some((req, 0)));
+    let direct = file.flags() & O_DIRECT != 0;
+    // Misaligned O_DIRECT buffers: the synchronous path says what the file says.
+    if direct && rw.iovecs.iter().any(|&(a, n)| a % 512 != 0 || n % 512 != 0) {
+        return Err(req);
     }
-    if offset + len as u64 > size {
-        return Err(req); // a short transfer at the end: the synchronous path trims it
-    }
+    let Some((dev, sector, hold)) = file.node.direct_extent(offset, len, rw.write, direct) else { return Err(req) };
     // A registered buffer's frames are pinned already; user pages are pinned here.
     let pinned = rw.fixed.is_none();
     let mut segments = Vec::new();
@@ -317,7 +317,6 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
         &long
     };
     let kind = if rw.write { T_OUT } else { T_IN };
-    let dev = Arc::clone(&disk.dev);
     let ring2 = Arc::clone(ring);
     let slot = Arc::new(SpinLock::new(Some(req)));
     let slot2 = Arc::clone(&slot);
@@ -325,12 +324,13 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
     let polled = ring.flag(IORING_SETUP_IOPOLL);
     let submitted = dev.submit_to(
         kind,
-        offset / SECTOR,
+        sector,
         copy,
         Box::new(move |result| {
             if pinned {
                 unpin_segments(&segments);
             }
+            drop(hold);
             // The slot lock ends here, before completing (which may take other locks).
             let taken = slot2.lock().take();
             if let Some(req) = taken {

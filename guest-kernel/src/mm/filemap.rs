@@ -55,6 +55,9 @@ static CACHES: SpinLock<Vec<Weak<SharedPages>>> = SpinLock::new(Vec::new());
 
 pub struct FileCache {
     pages: Arc<SharedPages>,
+    /// POSIX_FADV_RANDOM: a miss reads its page alone (no readahead). Linux keeps this
+    /// per open file (FMODE_RANDOM); here it is the file's.
+    random: core::sync::atomic::AtomicBool,
 }
 
 /// A cache frame kept from reuse while its bytes are copied (the copy may fault and
@@ -99,7 +102,7 @@ impl FileCache {
         let mut caches = CACHES.lock();
         caches.retain(|w| w.strong_count() > 0);
         caches.push(Arc::downgrade(&pages));
-        Self { pages }
+        Self { pages, random: core::sync::atomic::AtomicBool::new(false) }
     }
 
     /// The pages, for a shared mapping.
@@ -185,7 +188,8 @@ impl FileCache {
     /// fresh frames. None: `index` itself is there (up to date or being read).
     fn claim(&self, io: &dyn PageIo, index: u64, size: u64) -> Option<Vec<u64>> {
         let last = size.saturating_sub(1) / PAGE;
-        let want = (io.max_pages().max(1) as u64).min(last.saturating_sub(index) + 1) as usize;
+        let window = if self.random.load(Ordering::Relaxed) { 1 } else { io.max_pages().max(1) };
+        let want = (window as u64).min(last.saturating_sub(index) + 1) as usize;
         let mut frames = Vec::with_capacity(want);
         while frames.len() < want {
             match frame::alloc() {
@@ -498,10 +502,19 @@ impl FileCache {
 
     /// posix_fadvise: WILLNEED starts reading the range into the cache (without waiting
     /// for it); DONTNEED writes back what mappings changed and drops the clean pages no
-    /// mapping uses; the rest change nothing here.
+    /// mapping uses; RANDOM turns readahead off, NORMAL and SEQUENTIAL back on; NOREUSE
+    /// changes nothing.
     pub fn advise(&self, io: &dyn PageIo, offset: u64, len: u64, advice: u32) -> KResult<()> {
+        const NORMAL: u32 = 0;
+        const RANDOM: u32 = 1;
+        const SEQUENTIAL: u32 = 2;
         const WILLNEED: u32 = 3;
         const DONTNEED: u32 = 4;
+        match advice {
+            RANDOM => self.random.store(true, Ordering::Relaxed),
+            NORMAL | SEQUENTIAL => self.random.store(false, Ordering::Relaxed),
+            _ => {}
+        }
         let size = io.size()?;
         let end = if len == 0 { size } else { size.min(offset.saturating_add(len)) };
         match advice {

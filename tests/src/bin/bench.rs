@@ -8,8 +8,11 @@
 //!    random reads by sync pread, io_uring QD1, QD32, and QD32 with READ_FIXED on a
 //!    registered file and buffers; on a disk (the same image file everywhere, read with
 //!    O_DIRECT everywhere: `--direct` on the host, `--disk ...,direct=on` under vmm with
-//!    each of its engines, `cache=none` under QEMU) and on a file of a 9p share (page
-//!    cache everywhere); NOPs in batches of 1 and 32; a null syscall.
+//!    each of its engines, `cache=none` under QEMU) and on a file of a 9p share (its first
+//!    MiB, in the page cache everywhere); NOPs in batches of 1 and 32; a null syscall.
+//! 2b. The page cache: 4 KiB reads (pread, io_uring QD1 and QD32) of one 8 MiB file on 9p
+//!    and on ext2, cached, uncached (every read a miss) and O_DIRECT, beside the host
+//!    reading the same file on its own file system the same way.
 //! 3. VM exits per operation under `vmm run`, from the same runs, less those of a run that
 //!    does no operation: the exits KVM_RUN returns to the VMM (but the console's output:
 //!    the result line alone takes ~100) and the queue notifications
@@ -28,7 +31,9 @@
 //! ([`host_tsc_khz`]), so that all boots keep the same time.
 //!
 //! `BENCH_ROUNDS=N` changes the number of rounds; `BENCH_ONLY=SECTION[,SECTION]` runs only
-//! those sections (`boot`, `disk`, `polled disk`, `9p file`, `syscalls`), for a quick look.
+//! those sections (`boot`, `disk`, `polled disk`, `9p file`, `9p uncached`,
+//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`), for a
+//! quick look.
 //!
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
 //! is reported and fails `make bench` (exit 1) after the tables.
@@ -69,7 +74,21 @@ enum Where {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Disk,
-    Share,
+    /// bench.dat on a 9p share (the host reads the share's file).
+    Share(Cache),
+    /// bench.dat on an ext2 disk, mounted by `root=/dev/vda ro` (the host reads the
+    /// share's copy, on its own file system).
+    Ext2(Cache),
+}
+
+/// How a file is read: through the page cache once it holds the file (`Warm`: its first
+/// MiB, read once first: uring-bench --warm --size 1M), with every read a miss (`Cold`:
+/// uring-bench --cold), or around the cache (`Direct`: O_DIRECT).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    Warm,
+    Cold,
+    Direct,
 }
 
 struct Platform {
@@ -134,26 +153,40 @@ impl Bench {
         self.dir.join("share")
     }
 
+    fn ext2_image(&self) -> PathBuf {
+        self.dir.join("ext2.img")
+    }
+
     /// The command that runs uring-bench with `args` on `target` at `at`, and the exit
     /// code that means success.
     fn command(&self, at: Where, target: Target, args: &[String]) -> (Command, i32) {
-        let direct = target == Target::Disk;
+        let cache = match target {
+            Target::Disk => Cache::Direct,
+            Target::Share(c) | Target::Ext2(c) => c,
+        };
+        let flag = match cache {
+            Cache::Warm => " --warm --size 1048576",
+            Cache::Cold => " --cold",
+            Cache::Direct => " --direct",
+        };
         match at {
             Where::Host => {
                 let mut cmd = Command::new(root().join("target/guest-c/uring-bench"));
                 match target {
                     Target::Disk => cmd.arg(self.image()),
-                    Target::Share => cmd.arg(self.share().join("bench.dat")),
+                    Target::Share(_) | Target::Ext2(_) => cmd.arg(self.share().join("bench.dat")),
                 };
-                if direct {
-                    cmd.arg("--direct");
-                }
+                cmd.args(flag.split_whitespace());
                 cmd.args(args);
                 (cmd, 0)
             }
             Where::Vmm(..) | Where::Qemu => {
-                let path = if direct { "/dev/vda --direct" } else { "/mnt/share/bench.dat" };
-                let cmdline = format!("loglevel=warn tsc_khz={} init=/bin/uring-bench -- {path} {}", self.tsc_khz, args.join(" "));
+                let (root_disk, path) = match target {
+                    Target::Disk => ("", "/dev/vda"),
+                    Target::Share(_) => ("", "/mnt/share/bench.dat"),
+                    Target::Ext2(_) => ("root=/dev/vda ro ", "/mnt/root/bench.dat"),
+                };
+                let cmdline = format!("loglevel=warn tsc_khz={} {root_disk}init=/bin/uring-bench -- {path}{flag} {}", self.tsc_khz, args.join(" "));
                 if let Where::Vmm(engine, poll) = at {
                     let mut cmd = Command::new(vmm_bin());
                     cmd.arg("run").arg(guest_elf()).arg("--initrd").arg(rootfs()).arg("--stats");
@@ -162,7 +195,8 @@ impl Bench {
                     }
                     match target {
                         Target::Disk => cmd.arg("--disk").arg(format!("{},ro,engine={engine},direct=on", self.image().display())),
-                        Target::Share => cmd.arg("--share").arg(self.share()),
+                        Target::Ext2(_) => cmd.arg("--disk").arg(format!("{},ro,engine={engine},direct=on", self.ext2_image().display())),
+                        Target::Share(_) => cmd.arg("--share").arg(self.share()),
                     };
                     cmd.args(["--cmdline", &cmdline, "--timeout", VMM_TIMEOUT_SECS]);
                     (cmd, 0)
@@ -170,11 +204,12 @@ impl Bench {
                     let mut cmd = qemu_command(&guest_elf(), &cmdline, "tcg");
                     cmd.arg("-initrd").arg(rootfs());
                     match target {
-                        Target::Disk => {
-                            let drive = format!("id=d0,file={},format=raw,if=none,readonly=on,cache=none", self.image().display());
+                        Target::Disk | Target::Ext2(_) => {
+                            let image = if target == Target::Disk { self.image() } else { self.ext2_image() };
+                            let drive = format!("id=d0,file={},format=raw,if=none,readonly=on,cache=none", image.display());
                             cmd.arg("-drive").arg(drive).args(["-device", "virtio-blk-device,drive=d0,num-queues=2"])
                         }
-                        Target::Share => {
+                        Target::Share(_) => {
                             let fsdev = format!("local,id=fs0,path={},security_model=none", self.share().display());
                             cmd.arg("-fsdev").arg(fsdev).args(["-device", "virtio-9p-device,fsdev=fs0,mount_tag=share"])
                         }
@@ -470,6 +505,17 @@ fn make_files(dir: &Path) {
     std::fs::write(dir.join("disk.img"), &bytes).expect("write image");
     std::fs::create_dir(dir.join("share")).expect("share dir");
     std::fs::write(dir.join("share/bench.dat"), &bytes).expect("write share file");
+    // The ext2 image: the same file, in a file system e2fsprogs made.
+    std::fs::create_dir(dir.join("ext2")).expect("ext2 tree");
+    std::fs::write(dir.join("ext2/bench.dat"), &bytes).expect("write ext2 file");
+    let out = Command::new("/usr/sbin/mke2fs")
+        .args(["-q", "-F", "-t", "ext2", "-b", "4096", "-d"])
+        .arg(dir.join("ext2"))
+        .arg(dir.join("ext2.img"))
+        .arg("16M")
+        .output()
+        .expect("run mke2fs (scripts/install-deps.sh installs e2fsprogs)");
+    assert!(out.status.success(), "mke2fs: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn main() {
@@ -550,12 +596,37 @@ fn main() {
     ];
     bench.section(
         "9p file",
-        "io: 4 KiB random reads from a 9p file\n  (host Linux: the file; our guest on vmm and QEMU: /mnt/share/bench.dat; the host's page cache everywhere)",
-        Target::Share,
+        "io: 4 KiB random reads from a 9p file, cached (its first MiB, read once first)\n  (host Linux: the file; our guest on vmm and QEMU: /mnt/share/bench.dat, through the guest's page cache)",
+        Target::Share(Cache::Warm),
         &share_platforms,
         &READS,
         &read_ratios,
     );
+    // The page cache: the same 8 MiB file on 9p and on ext2, read cached, with every
+    // read a miss, and with O_DIRECT.
+    let file_ratios = [("uring_qd1", "pread", "pread/this"), ("uring_qd32", "pread", "pread/this")];
+    let file_figures = ["pread", "uring_qd1", "uring_qd32"];
+    let ext2_platforms = [
+        Platform { name: "host Linux", at: Where::Host, ops: 2000 },
+        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), ops: 200 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
+    ];
+    for (short, fs, target_of, platforms) in [
+        ("9p", "a 9p file (/mnt/share/bench.dat; the host's page cache under it)", Target::Share as fn(Cache) -> Target, &share_platforms),
+        ("ext2", "an ext2 file (/mnt/root/bench.dat, root=/dev/vda ro; the disk direct=on under vmm, cache=none under QEMU)", Target::Ext2 as fn(Cache) -> Target, &ext2_platforms),
+    ] {
+        for (mode, cache, how) in [
+            ("cached", Cache::Warm, "through the page cache, holding them (the file's first MiB, read once first)"),
+            ("uncached", Cache::Cold, "every read a page-cache miss (uring-bench --cold: DONTNEED, RANDOM, distinct blocks)"),
+            ("O_DIRECT", Cache::Direct, "O_DIRECT, around the page cache"),
+        ] {
+            if short == "9p" && cache == Cache::Warm {
+                continue; // the "9p file" section above
+            }
+            let title = format!("io: 4 KiB reads of {fs},\n  {how}; the host reads the same bytes from its own file system");
+            bench.section(&format!("{short} {mode}"), &title, target_of(cache), platforms, &file_figures, &file_ratios);
+        }
+    }
     bench.section(
         "syscalls",
         "syscalls, the rings and the vDSO, per operation (host Linux, and our guest on vmm and QEMU)",

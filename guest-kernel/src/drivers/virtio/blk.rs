@@ -415,6 +415,13 @@ impl Node for BlockNode {
         self.dev.transfer(T_FLUSH, 0, &mut [])
     }
 
+    /// Any whole-sector transfer inside the disk (one past its end is trimmed by the
+    /// synchronous path).
+    fn direct_extent(&self, offset: u64, len: usize, _write: bool, _direct: bool) -> Option<crate::fs::DirectExtent> {
+        let inside = offset.checked_add(len as u64).is_some_and(|end| end <= self.dev.sectors * SECTOR);
+        (offset.is_multiple_of(SECTOR) && (len as u64).is_multiple_of(SECTOR) && inside).then(|| (Arc::clone(&self.dev), offset / SECTOR, None))
+    }
+
     fn ioctl(&self, file: &crate::fs::OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
         const BLKGETSIZE64: u64 = 0x8008_1272;
         const BLKSSZGET: u64 = 0x1268;

@@ -64,6 +64,27 @@ impl Ext2Fs {
         r
     }
 
+    /// The disk block where an O_DIRECT read of `len` bytes at `offset` starts, when the
+    /// bytes lie inside the file on one run of allocated blocks and the inode and block
+    /// map are cached (found without I/O).
+    pub fn direct_run(&self, st: &mut State, ino: u32, offset: u64, len: usize) -> Option<u64> {
+        st.cache.nowait = true;
+        let r = self.find_run(st, ino, offset, len);
+        st.cache.nowait = false;
+        r
+    }
+
+    fn find_run(&self, st: &mut State, ino: u32, offset: u64, len: usize) -> Option<u64> {
+        let inode = self.read_inode(st, ino).ok()?;
+        if offset.checked_add(len as u64)? > inode.size {
+            return None;
+        }
+        let bs = self.geo.block_size as u64;
+        let blocks = ((offset % bs) + len as u64).div_ceil(bs);
+        let (phys, run) = self.bmap_run(st, &inode, offset / bs, blocks).ok()?;
+        (phys != 0 && run >= blocks).then_some(u64::from(phys))
+    }
+
     fn plan_runs(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Vec<(usize, u32, u64)>)> {
         let inode = self.read_inode(st, ino)?;
         let bs = self.geo.block_size as u64;

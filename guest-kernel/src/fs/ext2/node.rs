@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use super::dir::kind_of;
 use super::inode::Inode;
@@ -35,6 +35,38 @@ pub struct Ext2Node {
     goal: AtomicU32,
     /// A regular file's page cache (the file system keeps it while the inode lives).
     cache: Option<Arc<FileCache>>,
+    /// O_DIRECT reads in flight straight from this file's blocks.
+    dio: Arc<DirectReads>,
+    /// The file's size, as reads need it at every call (`UNKNOWN_SIZE` until read from
+    /// the inode; kept by this node, the only one of its inode, as it changes it).
+    size: AtomicU64,
+}
+
+const UNKNOWN_SIZE: u64 = u64::MAX;
+
+/// Counts O_DIRECT reads in flight; a truncate frees blocks only when none is.
+#[derive(Default)]
+struct DirectReads {
+    count: core::sync::atomic::AtomicUsize,
+    ended: crate::task::wait::WaitQueue,
+}
+
+/// One O_DIRECT read in flight (dropped when it completes).
+struct DirectRead(Arc<DirectReads>);
+
+impl DirectRead {
+    fn start(dio: &Arc<DirectReads>) -> Self {
+        dio.count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(dio))
+    }
+}
+
+impl Drop for DirectRead {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.ended.wake_all();
+        }
+    }
 }
 
 fn now_ns() -> u64 {
@@ -58,7 +90,7 @@ fn check_name(name: &str) -> KResult<()> {
 impl Ext2Node {
     pub(super) fn new(fs: Arc<Ext2Fs>, ino: u32, kind: FileType, orphan: Arc<AtomicBool>, cache: Option<Arc<FileCache>>) -> Self {
         let goal = fs.group_start(ino);
-        Self { fs, ino, kind, orphan, goal: AtomicU32::new(goal), cache }
+        Self { fs, ino, kind, orphan, goal: AtomicU32::new(goal), cache, dio: Arc::default(), size: AtomicU64::new(UNKNOWN_SIZE) }
     }
 
     pub fn ino(&self) -> u32 {
@@ -188,9 +220,16 @@ impl Ext2Node {
             remove_privs(&mut inode);
         }
         let trimmed = if n < buf.len() { fs.trim_to_size(st, &mut inode) } else { Ok(()) };
-        fs.write_inode(st, self.ino, &inode)?;
+        self.put_inode(st, &inode)?;
         trimmed?;
         r.map(|_| n)
+    }
+
+    /// Writes this file's changed inode (its size kept in memory for reads).
+    fn put_inode(&self, st: &mut State, inode: &Inode) -> KResult<()> {
+        let r = self.fs.write_inode(st, self.ino, inode);
+        self.size.store(if r.is_ok() { inode.size } else { UNKNOWN_SIZE }, Ordering::Relaxed);
+        r
     }
 
     /// The new node's inode: allocated near this directory, owned by the caller (the
@@ -380,7 +419,16 @@ impl Node for Ext2Node {
         if len > self.fs.max_size() {
             return Err(EFBIG);
         }
-        let mut st = self.lock_rw()?;
+        // No block is freed while an O_DIRECT read from it is in flight (a read starts
+        // under the lock).
+        let mut st = loop {
+            let st = self.lock_rw()?;
+            if self.dio.count.load(Ordering::Acquire) == 0 {
+                break st;
+            }
+            drop(st);
+            self.dio.ended.wait_uninterruptible(|| self.dio.count.load(Ordering::Acquire) == 0);
+        };
         let st = &mut *st;
         let fs = &self.fs;
         let mut inode = self.inode(st)?;
@@ -399,7 +447,7 @@ impl Node for Ext2Node {
         let t = now_ns();
         (inode.mtime, inode.ctime) = (t, t);
         remove_privs(&mut inode);
-        fs.write_inode(st, self.ino, &inode)?;
+        self.put_inode(st, &inode)?;
         r
     }
 
@@ -436,6 +484,24 @@ impl Node for Ext2Node {
             Some(cache) => cache.sync(self),
             None => Ok(()),
         }
+    }
+
+    /// An O_DIRECT read inside the file, on one run of blocks, of a file no mapping
+    /// could have changed (writes take the synchronous path, which keeps the cache
+    /// coherent).
+    fn direct_extent(&self, offset: u64, len: usize, write: bool, direct: bool) -> Option<crate::fs::DirectExtent> {
+        if !direct || write || self.kind != FileType::Regular || self.cache.as_ref().is_some_and(|c| c.in_use()) {
+            return None;
+        }
+        if !offset.is_multiple_of(512) || !(len as u64).is_multiple_of(512) {
+            return None;
+        }
+        let mut st = self.fs.st.try_lock()?;
+        let block = self.fs.direct_run(&mut st, self.ino, offset, len)?;
+        let (disk, sectors) = st.cache.disk();
+        // Counted under the lock: a truncate waits for it before freeing blocks.
+        let hold = DirectRead::start(&self.dio);
+        Some((Arc::clone(disk), block * sectors + (offset % self.fs.geo.block_size as u64) / 512, Some(Box::new(hold))))
     }
 
     fn page_cache(&self) -> Option<(&FileCache, &dyn PageIo)> {
@@ -782,8 +848,15 @@ impl PageIo for Ext2Node {
     }
 
     fn size(&self) -> KResult<u64> {
-        let mut st = self.lock();
-        self.inode(&mut st).map(|i| i.size)
+        match self.size.load(Ordering::Relaxed) {
+            UNKNOWN_SIZE => {
+                let mut st = self.lock();
+                let size = self.inode(&mut st)?.size;
+                self.size.store(size, Ordering::Relaxed);
+                Ok(size)
+            }
+            size => Ok(size),
+        }
     }
 }
 
