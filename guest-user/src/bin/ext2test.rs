@@ -16,6 +16,9 @@
 //! `ext2test DEV DIR fill`: writes until ENOSPC, removes that file, writes a small one,
 //! unmounts; prints `ext2test: fill ok`.
 //!
+//! `ext2test DEV DIR stream:NAME`: reads NAME twice (a file larger than memory: the
+//! page cache gives pages back as it goes) and prints its size and sum each time.
+//!
 //! `ext2test DEV DIR root`: checks the mount `root=DEV ro` made at DIR (read-only, in
 //! /proc/mounts) and prints `ext2test: root ok`.
 //!
@@ -156,6 +159,18 @@ fn main(args: &Args) -> i32 {
             }
         };
     }
+    if let Some(name) = mode.strip_prefix("stream:") {
+        return match stream(dev, dir, name) {
+            Ok(()) => {
+                println!("ext2test: stream ok");
+                0
+            }
+            Err((what, e)) => {
+                println!("ext2test: {what}: {e}");
+                1
+            }
+        };
+    }
     if mode == "root" {
         return match check_root(dev, dir) {
             Ok(()) => {
@@ -204,6 +219,23 @@ fn read_upto(path: &Path, max: u64) -> Res<(u64, u64)> {
     }
     sys::close(fd).map_err(|e| ("close", e))?;
     Ok((size, sum.0))
+}
+
+/// Reads `name` (larger than memory) through the page cache twice, printing its size
+/// and sum each time (`ext2test: stream SIZE HEX`) and the cache's size after.
+fn stream(dev: &str, dir: &str, name: &str) -> Res<()> {
+    mount(dev, dir, 1).map_err(|e| ("mount", e))?;
+    for _ in 0..2 {
+        let (size, sum) = read_all(&Path::new(dir, name))?;
+        println!("ext2test: stream {size} {sum:016x}");
+    }
+    let mut text = [0u8; 2048];
+    let n = read_string(&Path::new("/proc", "meminfo"), &mut text)?;
+    let info = core::str::from_utf8(&text[..n]).unwrap_or("");
+    for line in info.lines().filter(|l| l.starts_with("MemTotal") || l.starts_with("Cached")) {
+        println!("ext2test: {line}");
+    }
+    umount(dir).map_err(|e| ("umount", e))
 }
 
 fn read_string(path: &Path, out: &mut [u8]) -> Res<usize> {
