@@ -1,6 +1,7 @@
 //! IORING_OP_FADVISE and IORING_OP_MADVISE: advice about file and memory use.
-//! Our files keep no page cache to tune, so valid file advice is accepted as a no-op;
-//! memory advice runs madvise(2) (MADV_DONTNEED really drops the pages).
+//! File advice acts on the page cache of files that have one (`Node::advise`; WILLNEED
+//! reads ahead, so it runs in io-wq) and is accepted as a no-op elsewhere; memory advice
+//! runs madvise(2) (MADV_DONTNEED really drops the pages).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;

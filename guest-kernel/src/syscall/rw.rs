@@ -38,7 +38,9 @@ struct Mode {
 /// Linux's kiocb_set_rw_flags: unknown flags and what the file cannot do are
 /// EOPNOTSUPP. RWF_HIPRI asks for polled completion, which a synchronous call on these
 /// files does not have: as on Linux it changes nothing. RWF_ATOMIC needs a device that
-/// writes atomically and RWF_DONTCACHE a page cache: neither exists here.
+/// writes atomically, and RWF_DONTCACHE a file system that drops the pages after the
+/// I/O (Linux's FOP_DONTCACHE): none here does. RWF_NOWAIT needs a file that can answer
+/// without sleeping, or a page cache to answer from.
 fn mode(f: &OpenFile, write: bool, at: Option<u64>, flags: u64) -> KResult<Mode> {
     if flags & !RWF_SUPPORTED != 0 {
         return Err(EOPNOTSUPP);
