@@ -97,9 +97,9 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     // The status a shell would show: the exit code, or 128 + the signal that killed init.
     let code = if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) };
     log::info!("init exited with status {code}");
-    // As a shutdown would: the disks' file systems written back and marked clean.
+    // As a shutdown would: mounted disk file systems written back and marked clean
+    // (their disks flushed; a raw disk is not, as Linux does not without sync).
     fs::ext2::sync_all();
-    drivers::virtio::blk::sync_all();
     exit_vm(code as u32)
 }
 

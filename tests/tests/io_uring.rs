@@ -55,7 +55,7 @@ on_both_platforms!(buffered_reads_on_a_9p_share, |p| {
     let share = scratch_dir(&format!("buffered-share-{p:?}"));
     let out = tests::boot_with_devices(p, "init=/bin/uring-test -- --dir /mnt/share buffered", &[tests::Device::Share { dir: &share, tag: "share" }]);
     let _ = std::fs::remove_dir_all(&share);
-    out.assert_stdout("test buffered::miss_with_nowait_is_eagain_then_read_fills_cache ... ok\n").assert_stdout("5 passed, 0 failed");
+    out.assert_stdout("test buffered::miss_with_nowait_is_eagain_then_read_fills_cache ... ok\n").assert_stdout("6 passed, 0 failed");
     out.assert_init_status(p, 0);
 });
 

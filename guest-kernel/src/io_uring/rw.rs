@@ -423,6 +423,41 @@ fn read_cached(ring: &Arc<IoUring>, req: Box<Request>, may_sleep: bool, nowait: 
     Ok(None)
 }
 
+/// A buffered write into a write-back page cache (ext2), as Linux's buffered write with
+/// IOCB_NOWAIT: the bytes are copied into the file's pages, which become dirty, and the
+/// request completes in the submit. Where that would sleep (a page to read first, the
+/// file system's lock taken, metadata not cached, the dirty limits reached) it goes to
+/// io-wq, or with RWF_NOWAIT ends with what was written (-EAGAIN if nothing). Err(req):
+/// not such a write.
+fn write_cached(req: Box<Request>, may_sleep: bool, nowait: bool) -> Result<Issued, Box<Request>> {
+    let Op::Rw(rw) = &req.op else { return Err(req) };
+    let file = req.file.clone().expect("opdef: rw needs a file");
+    let (Some((_, io)), Some(offset)) = (file.node.page_cache(), rw.offset) else { return Err(req) };
+    if !rw.write || may_sleep || file.flags() & O_DIRECT != 0 {
+        return Err(req);
+    }
+    let mut done = 0usize;
+    for &(addr, len) in &rw.iovecs {
+        let buf = match rw.buf(&req.mm, addr, len) {
+            Ok(buf) => buf,
+            Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
+        };
+        match io.write_nowait(offset + done as u64, &buf) {
+            Ok(n) => {
+                done += n;
+                if n < len {
+                    break;
+                }
+            }
+            Err(EAGAIN) if done == 0 && !nowait => return Err(req),
+            Err(EAGAIN) if done == 0 => return Ok(Some((req, -EAGAIN.0))),
+            Err(EAGAIN) => break,
+            Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
+        }
+    }
+    Ok(Some((req, done as i32)))
+}
+
 /// The asynchronous path for a 9p file: one Tread/Twrite, completed from the interrupt
 /// handler. Err(req): not a 9p file, not one message's worth, or (without `wait`) the
 /// queue is full: take another path.
@@ -547,6 +582,10 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
             Err(req) => req,
         };
         req = match read_cached(ring, req, may_sleep, nowait) {
+            Ok(issued) => return issued,
+            Err(req) => req,
+        };
+        req = match write_cached(req, may_sleep, nowait) {
             Ok(issued) => return issued,
             Err(req) => req,
         };

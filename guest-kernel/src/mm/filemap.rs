@@ -9,9 +9,12 @@
 //!   io_uring instead starts the read ([`FileCache::start_read`]), parks the request on
 //!   the cache's wait queue and retries it from task work when the page arrives (Linux's
 //!   IOCB_WAITQ): the submitter never waits for the device.
-//! - A write is sent to the file system and copied into the cached pages it covers
-//!   ([`FileCache::wrote`]: write-through, so the host sees it at once), and a page
-//!   whose read was in flight is marked stale.
+//! - A write is either sent to the file system and copied into the cached pages it
+//!   covers ([`FileCache::wrote`]: write-through, as 9p does, so the host sees it at
+//!   once; a page whose read was in flight is marked stale), or copied into the pages
+//!   alone, which become dirty ([`FileCache::prepare_write`], [`FileCache::copy_in`]:
+//!   write-back, as ext2 does) and are written back by fsync, sync, the last close,
+//!   umount, or the writer itself past the dirty limits.
 //! - Stores through a writable shared mapping are written back on msync, munmap, fsync
 //!   and the file's last close ([`FileCache::writeback`]).
 //! - Clean pages no mapping uses are given back when memory runs out ([`shrink`]).
@@ -19,7 +22,7 @@
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::user::{SharedPages, Slot, PG_DIRTY, PG_LOCKED, PG_MAPPED_W, PG_STALE, PG_UPTODATE};
 use super::{frame, frame_ptr};
@@ -48,10 +51,22 @@ pub trait PageIo: Send + Sync {
     fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize>;
     /// The file's size: where reads stop.
     fn size(&self) -> KResult<u64>;
+    /// A buffered write that does not sleep (io_uring's inline try, RWF_NOWAIT): EAGAIN
+    /// where it would.
+    fn write_nowait(&self, _pos: u64, _buf: &IoBuf) -> KResult<usize> {
+        Err(EAGAIN)
+    }
 }
 
 /// Every file cache, for the shrinker.
 static CACHES: SpinLock<Vec<Weak<SharedPages>>> = SpinLock::new(Vec::new());
+
+/// Dirty pages in all caches.
+static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Most dirty pages one file keeps before its writer writes them back (16 MiB).
+const FILE_DIRTY_LIMIT: usize = 4096;
+/// Most pages one writeback write carries (64 KiB, a disk run).
+const WRITEBACK_RUN: usize = 16;
 
 pub struct FileCache {
     pages: Arc<SharedPages>,
@@ -63,7 +78,7 @@ pub struct FileCache {
 /// A cache frame kept from reuse while its bytes are copied (the copy may fault and
 /// allocate, and the shrinker or a truncate may drop the page meanwhile: the frame is
 /// then freed at the unpin).
-struct Pinned(u64);
+pub struct Pinned(u64);
 
 impl Pinned {
     /// Pins `frame`, which the caller found in a slot with the page map locked.
@@ -90,6 +105,15 @@ fn frame_bytes<'a>(frame: u64) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(frame_ptr(frame), PAGE as usize) }
 }
 
+impl Drop for FileCache {
+    /// Dirty pages go with the cache unwritten (the file was deleted).
+    fn drop(&mut self) {
+        let mut map = self.pages.lock();
+        DIRTY_PAGES.fetch_sub(map.dirty, Ordering::Relaxed);
+        map.dirty = 0;
+    }
+}
+
 impl Default for FileCache {
     fn default() -> Self {
         Self::new()
@@ -108,6 +132,55 @@ impl FileCache {
     /// The pages, for a shared mapping.
     pub fn pages(&self) -> Arc<SharedPages> {
         Arc::clone(&self.pages)
+    }
+
+    /// Pages written but not yet on the file's storage.
+    pub fn dirty_pages(&self) -> usize {
+        self.pages.lock().dirty
+    }
+
+    /// Whether this file's dirty pages, or all files', are past what a writer may leave
+    /// behind (a quarter of memory in all): it writes its file back then (Linux's
+    /// balance_dirty_pages, simply).
+    pub fn over_dirty_limit(&self) -> bool {
+        let all = frame::stats().0 as usize;
+        self.dirty_pages() >= FILE_DIRTY_LIMIT || DIRTY_PAGES.load(Ordering::Relaxed) >= all / 4
+    }
+
+    /// Readies page `index` for a buffered write: pinned, if it is up to date, or made
+    /// (zeros) when `fresh` (the write covers every file byte in it). EAGAIN: it must
+    /// be read first (missing), or its read is in flight.
+    pub fn prepare_write(&self, index: u64, fresh: bool) -> KResult<Pinned> {
+        {
+            let map = self.pages.lock();
+            match map.slots.get(&(index as usize)) {
+                Some(s) if s.flags & PG_UPTODATE != 0 => return Pinned::new(s.frame),
+                Some(_) => return Err(EAGAIN),
+                None if !fresh => return Err(EAGAIN),
+                None => {}
+            }
+        }
+        let f = frame::alloc_zeroed().ok_or(ENOMEM)?;
+        let mut map = self.pages.lock();
+        if map.slots.contains_key(&(index as usize)) {
+            drop(map);
+            frame::free(f);
+            return Err(EAGAIN);
+        }
+        map.slots.insert(index as usize, Slot { frame: f, flags: PG_UPTODATE });
+        Pinned::new(f)
+    }
+
+    /// Marks page `index` dirty (its bytes are newer than the file's storage).
+    pub fn mark_dirty(&self, index: u64) {
+        self.redirty(core::iter::once(index as usize));
+    }
+
+    /// A buffered write: `len` bytes of `data` from `from` into the prepared page
+    /// `index` at `at`; the page becomes dirty (first, so nothing drops it meanwhile).
+    pub fn copy_in(&self, index: u64, page: &Pinned, at: usize, data: &IoBuf, from: usize, len: usize) -> KResult<()> {
+        self.mark_dirty(index);
+        data.get(from, &mut page.bytes()[at..at + len])
     }
 
     /// Whether no page is cached.
@@ -296,6 +369,14 @@ impl FileCache {
         }
     }
 
+    /// Sleeps until no page of `[pos, end)` is being read.
+    pub fn wait_settled(&self, pos: u64, end: u64) {
+        let (first, last) = ((pos / PAGE) as usize, end.div_ceil(PAGE) as usize);
+        self.pages.io_wait.wait_uninterruptible(|| {
+            self.pages.lock().slots.range(first..last).all(|(_, s)| s.flags & PG_LOCKED == 0)
+        });
+    }
+
     /// Whether page `index` is no longer being read (up to date, or gone after an error):
     /// a request parked on the wait queue may try again.
     pub fn settled(&self, index: u64) -> bool {
@@ -412,35 +493,87 @@ impl FileCache {
     }
 
     /// Writes the pages stores may have changed (dirty, or mapped writable) back through
-    /// `io`, each up to the end of a file of `size` bytes.
+    /// `io`, each up to the end of a file of `size` bytes, consecutive ones together (up
+    /// to `WRITEBACK_RUN` pages a write).
     pub fn writeback(&self, io: &dyn PageIo, size: u64) -> KResult<()> {
-        let targets: Vec<(usize, Pinned)> = {
+        let mut result = Ok(());
+        // (index, page, whether it was dirty)
+        let targets: Vec<(usize, Pinned, bool)> = {
             let mut map = self.pages.lock();
+            let map = &mut *map;
             let mapped = Arc::strong_count(&self.pages) > 1;
             let mut out = Vec::new();
+            let mut past_end = 0;
             for (&i, s) in map.slots.iter_mut() {
-                if s.flags & (PG_DIRTY | PG_MAPPED_W) != 0 && s.flags & PG_UPTODATE != 0 && (i as u64) * PAGE < size {
-                    out.push((i, Pinned::new(s.frame)?));
+                if (i as u64) * PAGE >= size && s.flags & PG_DIRTY != 0 {
+                    // Nothing of the file is left there to write.
                     s.flags &= !PG_DIRTY;
-                    if !mapped {
-                        // No mapping is left to store into it.
-                        s.flags &= !PG_MAPPED_W;
-                    }
+                    past_end += 1;
+                }
+                if s.flags & (PG_DIRTY | PG_MAPPED_W) == 0 || s.flags & PG_UPTODATE == 0 || (i as u64) * PAGE >= size {
+                    continue;
+                }
+                let Ok(page) = Pinned::new(s.frame) else {
+                    result = Err(ENOMEM); // the rest stays dirty
+                    break;
+                };
+                let dirty = s.flags & PG_DIRTY != 0;
+                out.push((i, page, dirty));
+                s.flags &= !PG_DIRTY;
+                if !mapped {
+                    // No mapping is left to store into it.
+                    s.flags &= !PG_MAPPED_W;
                 }
             }
+            let cleaned = out.iter().filter(|t| t.2).count() + past_end;
+            map.dirty -= cleaned;
+            DIRTY_PAGES.fetch_sub(cleaned, Ordering::Relaxed);
             out
         };
-        for (i, page) in targets {
-            let pos = i as u64 * PAGE;
-            let n = (size - pos).min(PAGE) as usize;
-            if let Err(e) = io.write_at(pos, &page.bytes()[..n]) {
-                if let Some(s) = self.pages.lock().slots.get_mut(&i) {
-                    s.flags |= PG_DIRTY;
+        let mut k = 0;
+        while k < targets.len() {
+            let mut j = k + 1;
+            while j < targets.len() && targets[j].0 == targets[j - 1].0 + 1 && j - k < WRITEBACK_RUN {
+                j += 1;
+            }
+            let pos = targets[k].0 as u64 * PAGE;
+            let n = (((targets[j - 1].0 as u64 + 1) * PAGE).min(size) - pos) as usize;
+            let written = if j == k + 1 {
+                io.write_at(pos, &targets[k].1.bytes()[..n])
+            } else {
+                let mut run = Vec::new();
+                match run.try_reserve_exact(n) {
+                    Ok(()) => {
+                        for t in &targets[k..j] {
+                            run.extend_from_slice(t.1.bytes());
+                        }
+                        io.write_at(pos, &run[..n])
+                    }
+                    Err(_) => Err(ENOMEM),
                 }
+            };
+            if let Err(e) = written {
+                self.redirty(targets[k..].iter().filter(|t| t.2).map(|t| t.0));
                 return Err(e);
             }
+            k = j;
         }
-        Ok(())
+        result
+    }
+
+    /// Marks pages dirty again (their writeback failed).
+    fn redirty(&self, indices: impl Iterator<Item = usize>) {
+        let mut map = self.pages.lock();
+        let map = &mut *map;
+        for i in indices {
+            if let Some(s) = map.slots.get_mut(&i)
+                && s.flags & PG_DIRTY == 0
+            {
+                s.flags |= PG_DIRTY;
+                map.dirty += 1;
+                DIRTY_PAGES.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The file is now `size` bytes: the page holding the new end is zeroed past it, and
@@ -449,24 +582,31 @@ impl FileCache {
         let in_use = self.in_use();
         let first_gone = size.div_ceil(PAGE) as usize;
         let mut map = self.pages.lock();
+        let map = &mut *map;
         if !size.is_multiple_of(PAGE)
             && let Some(s) = map.slots.get(&((size / PAGE) as usize)).filter(|s| s.flags & PG_UPTODATE != 0)
         {
             frame_bytes(s.frame)[(size % PAGE) as usize..].fill(0);
         }
         let gone: Vec<usize> = map.slots.range(first_gone..).map(|(&i, _)| i).collect();
+        let mut cleaned = 0;
         for i in gone {
             let s = map.slots.get_mut(&i).expect("listed above");
+            if s.flags & PG_DIRTY != 0 {
+                cleaned += 1;
+                s.flags &= !PG_DIRTY;
+            }
             if s.flags & PG_LOCKED != 0 {
                 s.flags |= PG_STALE;
             } else if in_use {
                 frame_bytes(s.frame).fill(0);
-                s.flags &= !PG_DIRTY;
             } else {
                 frame::free(s.frame);
                 map.slots.remove(&i);
             }
         }
+        map.dirty -= cleaned;
+        DIRTY_PAGES.fetch_sub(cleaned, Ordering::Relaxed);
     }
 
     /// Reads the missing pages of `[pos, pos + len)` of a file of `size` bytes (a shared
@@ -543,6 +683,11 @@ pub fn cached_pages() -> (u64, u64) {
         }
     }
     (all, clean)
+}
+
+/// Dirty pages in all caches now (`/proc/meminfo`'s Dirty).
+pub fn dirty_pages() -> usize {
+    DIRTY_PAGES.load(Ordering::Relaxed)
 }
 
 /// Most pages one call of `shrink` gives back: memory runs out again soon after, and

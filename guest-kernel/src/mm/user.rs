@@ -56,12 +56,14 @@ pub struct Slot {
 pub struct PageMap {
     pub slots: BTreeMap<usize, Slot>,
     pub len: usize,
+    /// How many slots are `PG_DIRTY` (the page cache keeps it).
+    pub dirty: usize,
 }
 
 impl SharedPages {
     pub fn new(pages: usize) -> Arc<Self> {
         Arc::new(Self {
-            map: SpinLock::new(PageMap { slots: BTreeMap::new(), len: pages }),
+            map: SpinLock::new(PageMap { slots: BTreeMap::new(), len: pages, dirty: 0 }),
             io_wait: crate::task::wait::WaitQueue::new(),
         })
     }

@@ -113,11 +113,15 @@ fn transfer(f: &OpenFile, iov: u64, count: u64, m: &Mode) -> KResult<u64> {
 
 /// RWF_NOWAIT on a file with a page cache (Linux's IOCB_NOWAIT): a read copies what is
 /// cached and starts reading the page it stopped at (EAGAIN when nothing was cached); a
-/// write, or an O_DIRECT read, would wait for the device: EAGAIN.
+/// write goes into a write-back cache if it can without sleeping; O_DIRECT would wait
+/// for the device: EAGAIN.
 fn nowait_cached(f: &OpenFile, write: bool, at: u64, buf: &mut IoBuf) -> KResult<usize> {
     let Some((cache, io)) = f.node.page_cache() else { return Err(EAGAIN) };
-    if write || f.flags() & O_DIRECT != 0 {
+    if f.flags() & O_DIRECT != 0 {
         return Err(EAGAIN);
+    }
+    if write {
+        return io.write_nowait(at, buf);
     }
     let size = io.size()?;
     match cache.read_cached(at, buf, size)? {

@@ -412,11 +412,12 @@ impl Ext2Fs {
     }
 
     /// umount: everything written back, the disk marked clean.
-    pub fn unmount(&self) -> KResult<()> {
+    pub fn unmount(self: &Arc<Self>) -> KResult<()> {
+        self.write_back_files();
         let mut st = self.st.lock();
         let r = self.sync(&mut st);
         self.gone.store(true, Ordering::Relaxed);
-        MOUNTED.lock().retain(|w| w.strong_count() > 0 && !core::ptr::eq(w.as_ptr(), self));
+        MOUNTED.lock().retain(|w| w.strong_count() > 0 && !core::ptr::eq(w.as_ptr(), Arc::as_ptr(self)));
         r
     }
 
@@ -486,21 +487,28 @@ pub fn mount_device(dev: &Arc<dyn crate::fs::Node>, read_only: bool, ext2_only: 
     Ok((fs, root))
 }
 
-/// sync(2): writes back every mounted ext2, with what mappings stored into its files
-/// (errors are not sync's to report).
+/// sync(2): writes back every mounted ext2, with its files' dirty pages and what
+/// mappings stored into them (errors are not sync's to report).
 pub fn sync_all() {
     let all: Vec<Arc<Ext2Fs>> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
     for fs in all {
-        // Only a mapped file's cache can hold stores not on the disk yet.
-        let mapped: Vec<Arc<Ext2Node>> = {
-            let mut st = fs.st.lock();
-            let inos: Vec<u32> = st.caches.iter().filter(|(_, c)| c.in_use()).map(|(&ino, _)| ino).collect();
-            inos.into_iter().map(|ino| fs.node(&mut st, ino, crate::fs::FileType::Regular)).collect()
-        };
-        for node in mapped {
-            let _ = crate::fs::Node::writeback(&*node);
-        }
+        fs.write_back_files();
         let mut st = fs.st.lock();
         let _ = fs.sync(&mut st);
+    }
+}
+
+impl Ext2Fs {
+    /// Writes back the files' dirty pages and what mappings stored into them (errors
+    /// stay with the pages, for fsync).
+    pub fn write_back_files(self: &Arc<Self>) {
+        let changed: Vec<Arc<Ext2Node>> = {
+            let mut st = self.st.lock();
+            let inos: Vec<u32> = st.caches.iter().filter(|(_, c)| c.in_use() || c.dirty_pages() > 0).map(|(&ino, _)| ino).collect();
+            inos.into_iter().map(|ino| self.node(&mut st, ino, crate::fs::FileType::Regular)).collect()
+        };
+        for node in changed {
+            let _ = crate::fs::Node::writeback(&*node);
+        }
     }
 }

@@ -179,6 +179,146 @@ impl Ext2Node {
         }
     }
 
+    /// A buffered write into the page cache: the blocks are allocated now (so ENOSPC
+    /// comes with the write, as on Linux's ext2), the bytes copied into the file's pages,
+    /// which become dirty and go to the disk on fsync, sync, the last close, umount, or
+    /// here past the dirty limits. `nowait` (io_uring's inline try, RWF_NOWAIT): EAGAIN
+    /// wherever it would sleep (the lock held, a page to read first, metadata not in the
+    /// cache, the dirty limits reached).
+    fn write_cached(&self, cache: &FileCache, offset: u64, buf: &IoBuf, nowait: bool) -> KResult<usize> {
+        let len = buf.len();
+        let end = offset.checked_add(len as u64).ok_or(EFBIG)?;
+        if end > self.fs.max_size() {
+            return Err(EFBIG);
+        }
+        if len == 0 {
+            return Ok(0);
+        }
+        if nowait && cache.over_dirty_limit() {
+            return Err(EAGAIN);
+        }
+        let mut done = 0;
+        loop {
+            if !nowait {
+                self.read_partial_pages(cache, offset + done as u64, end)?;
+            }
+            let mut st = if nowait {
+                let mut st = self.fs.st.try_lock().ok_or(EAGAIN)?;
+                if st.clean_on_disk {
+                    return Err(EAGAIN); // the superblock must be written first
+                }
+                self.fs.changing(&mut st)?;
+                st
+            } else {
+                self.lock_rw()?
+            };
+            st.cache.nowait = nowait;
+            let (n, r) = self.copy_into_pages(&mut st, cache, offset, buf, done);
+            st.cache.nowait = false;
+            drop(st);
+            done += n;
+            match r {
+                Ok(()) => break,
+                // A page being read, or given back since it was read: wait, again.
+                Err(EAGAIN) if !nowait => cache.wait_settled(offset + done as u64, end),
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+        }
+        if !nowait && cache.over_dirty_limit() {
+            // Errors are fsync's to report (the pages stay dirty).
+            let _ = cache.sync(self);
+        }
+        Ok(done)
+    }
+
+    /// Reads in the first and last pages of a write to `[pos, end)` where the write
+    /// covers them only in part and they hold file bytes.
+    fn read_partial_pages(&self, cache: &FileCache, pos: u64, end: u64) -> KResult<()> {
+        let size = self.size()?;
+        for page in [pos / PAGE as u64, (end - 1) / PAGE as u64] {
+            let start = page * PAGE as u64;
+            let covered = pos <= start && end >= (start + PAGE as u64).min(size);
+            if start < size && !covered {
+                cache.populate(self, start, PAGE as u64, size)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The locked part of a buffered write: bytes `done..` of `buf` go to their pages
+    /// from `offset + done`. Returns how many went, and why it stopped short (EAGAIN: a
+    /// page must be read or settle first).
+    fn copy_into_pages(&self, st: &mut State, cache: &FileCache, offset: u64, buf: &IoBuf, done: usize) -> (usize, KResult<()>) {
+        let fs = &self.fs;
+        let mut inode = match self.inode(st) {
+            Ok(inode) => inode,
+            Err(e) => return (0, Err(e)),
+        };
+        let old_size = inode.size;
+        let start = offset + done as u64;
+        let bs = fs.geo.block_size as u64;
+        if start > old_size && !old_size.is_multiple_of(bs) {
+            // The old last block is zeroed past the end before the file grows over it
+            // (disk I/O: not for a caller that must not sleep).
+            if st.cache.nowait {
+                return (0, Err(EAGAIN));
+            }
+            if let Err(e) = fs.zero_tail(st, &inode, old_size) {
+                return (0, Err(e));
+            }
+        }
+        let page_size = PAGE as u64;
+        let mut goal = self.goal.load(Ordering::Relaxed);
+        let mut copied = 0usize;
+        let mut stop = Ok(());
+        'pages: while done + copied < buf.len() {
+            let pos = start + copied as u64;
+            let (index, at) = (pos / page_size, (pos % page_size) as usize);
+            let n = (PAGE - at).min(buf.len() - done - copied);
+            let page_start = index * page_size;
+            // Fresh: the page holds no file byte the write leaves (it starts as zeros).
+            let file_end = (page_start + page_size).min(old_size);
+            let fresh = old_size <= page_start || (at == 0 && pos + n as u64 >= file_end);
+            let page = match cache.prepare_write(index, fresh) {
+                Ok(page) => page,
+                Err(e) => {
+                    stop = Err(e);
+                    break;
+                }
+            };
+            // Dirty before its blocks exist: what the page holds is what they must get.
+            cache.mark_dirty(index);
+            for fb in pos / bs..=(pos + n as u64 - 1) / bs {
+                match fs.bmap_alloc(st, &mut inode, fb, goal) {
+                    Ok((block, _)) => goal = block + 1,
+                    Err(e) => {
+                        stop = Err(e);
+                        break 'pages;
+                    }
+                }
+            }
+            if let Err(e) = cache.copy_in(index, &page, at, buf, done + copied, n) {
+                stop = Err(e);
+                break;
+            }
+            copied += n;
+        }
+        self.goal.store(goal, Ordering::Relaxed);
+        if copied > 0 {
+            inode.size = old_size.max(start + copied as u64);
+            let t = now_ns();
+            (inode.mtime, inode.ctime) = (t, t);
+            remove_privs(&mut inode);
+        }
+        // Blocks allocated past the end for a page that was not written go again.
+        let trimmed = if stop.is_err() { fs.trim_to_size(st, &mut inode) } else { Ok(()) };
+        if let Err(e) = self.put_inode(st, &inode).and(trimmed) {
+            return (copied, Err(e));
+        }
+        (copied, stop)
+    }
+
     /// A write: to the disk, then into the pages cached (and with `add`, into new pages
     /// it fills).
     fn write_through(&self, offset: u64, buf: &IoBuf, add: bool) -> KResult<usize> {
@@ -399,9 +539,12 @@ impl Node for Ext2Node {
         self.read_uncached(offset, buf)
     }
 
-    /// Write-through: the disk gets the bytes at once, and the cache takes them.
+    /// Write-back: into the page cache (blocks allocated now), to the disk later.
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
-        self.write_through(offset, buf, true)
+        match (&self.cache, self.kind) {
+            (Some(cache), FileType::Regular) => self.write_cached(cache, offset, buf, false),
+            _ => self.write_through(offset, buf, true),
+        }
     }
 
     /// O_DIRECT: in whole sectors, and only cached pages take the bytes.
@@ -490,7 +633,7 @@ impl Node for Ext2Node {
     /// could have changed (writes take the synchronous path, which keeps the cache
     /// coherent).
     fn direct_extent(&self, offset: u64, len: usize, write: bool, direct: bool) -> Option<crate::fs::DirectExtent> {
-        if !direct || write || self.kind != FileType::Regular || self.cache.as_ref().is_some_and(|c| c.in_use()) {
+        if !direct || write || self.kind != FileType::Regular || self.cache.as_ref().is_some_and(|c| c.in_use() || c.dirty_pages() > 0) {
             return None;
         }
         if !offset.is_multiple_of(512) || !(len as u64).is_multiple_of(512) {
@@ -842,9 +985,32 @@ impl PageIo for Ext2Node {
         Ok(())
     }
 
+    /// Writeback: the bytes of cached pages to their blocks (allocated for a mapping's
+    /// store into a hole), never past the end of the file; the times stay.
     fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize> {
-        let mut copy = Vec::from(src);
-        self.write_blocks(pos, &IoBuf::Kernel(&mut copy))
+        let mut st = self.lock_rw()?;
+        let st = &mut *st;
+        let mut inode = self.inode(st)?;
+        let n = (src.len() as u64).min(inode.size.saturating_sub(pos)) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(n).map_err(|_| ENOMEM)?;
+        copy.extend_from_slice(&src[..n]);
+        let r = self.fs.write_data(st, &mut inode, pos, &IoBuf::Kernel(&mut copy), self.goal.load(Ordering::Relaxed));
+        if let Ok((_, goal)) = r {
+            self.goal.store(goal, Ordering::Relaxed);
+        }
+        self.put_inode(st, &inode)?;
+        r.map(|(n, _)| n)
+    }
+
+    fn write_nowait(&self, pos: u64, buf: &IoBuf) -> KResult<usize> {
+        match (&self.cache, self.kind) {
+            (Some(cache), FileType::Regular) => self.write_cached(cache, pos, buf, true),
+            _ => Err(EAGAIN),
+        }
     }
 
     fn size(&self) -> KResult<u64> {
