@@ -40,6 +40,7 @@ on_both_platforms!(disk_round_trip_with_syscalls_and_io_uring, |p| {
         .assert_stdout("blktest: host wrote \"HELLO-DISK\"")
         .assert_stdout("blktest: 8 io_uring reads in flight ok")
         .assert_stdout("blktest: WRITE_FIXED + FSYNC ok")
+        .assert_stdout("blktest: page cache and O_DIRECT agree")
         .assert_stdout("blktest: ok")
         .assert_init_status(p, 0);
     assert_block(&img, 1); // write + fsync

@@ -64,10 +64,15 @@ pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let ring2 = Arc::clone(ring);
     let slot = Arc::new(crate::sync::SpinLock::new(Some(req)));
     let slot2 = Arc::clone(&slot);
+    // The disk's cached pages there are stale once the discard is done.
+    disk.dev.page_cache.forget(cmd.start, cmd.len);
+    let cache = Arc::clone(&disk.dev.page_cache);
+    let (start, len) = (cmd.start, cmd.len);
     let sent = disk.dev.discard(
         sector,
         sectors,
         Box::new(move |r| {
+            cache.forget(start, len);
             let taken = slot2.lock().take();
             if let Some(req) = taken {
                 ring2.complete_async(req, r.map_or_else(|e| -e.0, |_| 0));

@@ -1,7 +1,8 @@
 //! Disk round trip through /dev/vda, with plain syscalls and with io_uring.
 //! `blktest [DEVICE]`: reads what the host put at offset 0 and prints it, writes a pattern
 //! at 4 KiB with write+fsync and reads it back, then reads 8 blocks at once through
-//! io_uring (8 in flight), writes one with WRITE_FIXED and FSYNCs through the ring.
+//! io_uring (8 in flight), writes one with WRITE_FIXED and FSYNCs through the ring, and
+//! checks that the disk's page cache and O_DIRECT agree (blocks 13-15).
 //! Prints `blktest: ok` and exits 0 when every check passes. `blktest DEVICE spin` stops
 //! after the fsync, prints `blktest: synced`, writes block 2 without syncing it, prints
 //! `blktest: unsynced written` and spins (a test then kills the VMM). `blktest DEVICE
@@ -51,11 +52,67 @@ struct Page([u8; BLOCK]);
 static mut BUFS: [Page; 9] = [const { Page([0; BLOCK]) }; 9];
 
 fn open(dev: &str) -> Result<i32, (&'static str, Errno)> {
+    open_with(dev, 0)
+}
+
+/// Linux's O_DIRECT on x86-64.
+const O_DIRECT: i32 = 0o40000;
+
+fn open_with(dev: &str, flags: i32) -> Result<i32, (&'static str, Errno)> {
     let mut path = [0u8; 64];
     let len = dev.len().min(path.len() - 1);
     path[..len].copy_from_slice(&dev.as_bytes()[..len]);
     let cpath = core::ffi::CStr::from_bytes_until_nul(&path).map_err(|_| ("path", Errno::EINVAL))?;
-    Ok(sys::open(cpath, ulib::uapi::O_RDWR, 0).map_err(|e| ("open", e))? as i32)
+    Ok(sys::open(cpath, ulib::uapi::O_RDWR | flags, 0).map_err(|e| ("open", e))? as i32)
+}
+
+/// Whether `buf` holds block `blk`'s pattern.
+fn holds(buf: &[u8], blk: usize) -> bool {
+    buf.iter().enumerate().all(|(i, &b)| b == pattern(blk, i))
+}
+
+/// The disk's page cache and O_DIRECT agree, as on Linux: a buffered write is seen by
+/// an O_DIRECT read; an O_DIRECT write (pwrite, and an io_uring WRITE) by a buffered read
+/// of a block that was cached before it.
+fn coherence(dev: &str, fd: i32, bufs: &mut [Page; 9], ring: &mut Ring) -> Result<(), (&'static str, Errno)> {
+    let dfd = open_with(dev, O_DIRECT)?;
+    let [out, back, ..] = bufs;
+    for (i, b) in out.0.iter_mut().enumerate() {
+        *b = pattern(13, i);
+    }
+    sys::pwrite64(fd, &out.0, (13 * BLOCK) as i64).map_err(|e| ("pwrite 13", e))?;
+    sys::pread64(dfd, &mut back.0, (13 * BLOCK) as i64).map_err(|e| ("O_DIRECT pread 13", e))?;
+    if !holds(&back.0, 13) {
+        return Err(("an O_DIRECT read after a buffered write", Errno::EIO));
+    }
+    sys::pread64(fd, &mut back.0, (14 * BLOCK) as i64).map_err(|e| ("pread 14", e))?;
+    for (i, b) in out.0.iter_mut().enumerate() {
+        *b = pattern(14, i);
+    }
+    sys::pwrite64(dfd, &out.0, (14 * BLOCK) as i64).map_err(|e| ("O_DIRECT pwrite 14", e))?;
+    sys::pread64(fd, &mut back.0, (14 * BLOCK) as i64).map_err(|e| ("pread 14 again", e))?;
+    if !holds(&back.0, 14) {
+        return Err(("a buffered read after an O_DIRECT write", Errno::EIO));
+    }
+    sys::pread64(fd, &mut back.0, (15 * BLOCK) as i64).map_err(|e| ("pread 15", e))?;
+    for (i, b) in out.0.iter_mut().enumerate() {
+        *b = pattern(15, i);
+    }
+    let sqe = ring.get_sqe().ok_or(("get_sqe", Errno::EBUSY))?;
+    uring::prep_rw(sqe, uring::IORING_OP_WRITE, dfd, out.0.as_ptr() as usize, BLOCK as u32, (15 * BLOCK) as u64);
+    ring.submit_and_wait(1).map_err(|e| ("submit O_DIRECT write", e))?;
+    let cqe = ring.wait_cqe().map_err(|e| ("wait", e))?;
+    if cqe.res != BLOCK as i32 {
+        println!("blktest: O_DIRECT io_uring write: res {}", cqe.res);
+        return Err(("O_DIRECT io_uring write", Errno::EIO));
+    }
+    sys::pread64(fd, &mut back.0, (15 * BLOCK) as i64).map_err(|e| ("pread 15 again", e))?;
+    if !holds(&back.0, 15) {
+        return Err(("a buffered read after an io_uring O_DIRECT write", Errno::EIO));
+    }
+    sys::close(dfd).map_err(|e| ("close O_DIRECT", e))?;
+    println!("blktest: page cache and O_DIRECT agree");
+    Ok(())
 }
 
 /// Block 3 by pread and by io_uring: prints each result (bytes or errno).
@@ -157,6 +214,7 @@ fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
         }
     }
     println!("blktest: WRITE_FIXED + FSYNC ok");
+    coherence(dev, fd, bufs, &mut ring)?;
     sys::close(fd).map_err(|e| ("close", e))?;
     Ok(())
 }

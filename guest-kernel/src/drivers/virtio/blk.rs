@@ -6,6 +6,11 @@
 //! (the `/dev/vdX` file) submit and sleep until their callback wakes them. A device with
 //! several queues (VIRTIO_BLK_F_MQ) gives its second one to polled I/O (io_uring's IOPOLL,
 //! as Linux's `poll_queues`): no interrupts there; [`Blk::poll`] reaps it.
+//!
+//! `/dev/vdX` opened without O_DIRECT reads through the disk's page cache
+//! (`mm::filemap`) and writes through it (write-through: the disk gets each write at
+//! once); O_DIRECT goes around it, and io_uring's O_DIRECT requests go to the device
+//! with the user's pages.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -13,12 +18,13 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use super::mmio::{Mmio, VIRTIO_RING_F_EVENT_IDX};
 use super::queue::{Buffer, VirtQueue};
 use crate::errno::*;
 use crate::fs::{alloc_ino, FileType, IoBuf, Node, Stat};
+use crate::mm::filemap::{FileCache, PageIo, ReadDone};
 use crate::mm::virt_to_phys;
 use crate::sync::SpinLock;
 
@@ -50,6 +56,9 @@ pub struct Blk {
     flush: bool,
     /// Most sectors one discard may cover (0: the device cannot discard).
     pub max_discard: u64,
+    /// The disk's page cache (`/dev/vdX` without O_DIRECT). A file system mounted on the
+    /// disk goes around it: mount and umount drop it.
+    pub page_cache: Arc<FileCache>,
 }
 
 /// The result of a request: bytes transferred, or the error.
@@ -243,6 +252,37 @@ impl Blk {
         }
     }
 
+    /// Reads `runs` (offset in a buffer of `len` bytes, first sector, bytes) into one
+    /// buffer without sleeping, and calls `done` with its first `total` bytes when all
+    /// have arrived (what no run covers is zeros). A queue that fills part way fails the
+    /// read (EAGAIN: the caller tries again later); Err(done): nothing was queued.
+    pub fn read_runs(&self, len: usize, total: usize, runs: &[(usize, u64, usize)], done: ReadDone) -> Result<(), ReadDone> {
+        let mut buf = Vec::new();
+        if buf.try_reserve_exact(len).is_err() || runs.iter().any(|&(at, _, n)| at + n > len) {
+            return Err(done);
+        }
+        buf.resize(len, 0);
+        // One count for each run and one for this submitter: the last to finish calls
+        // `done`.
+        let read = Arc::new(RunsRead { buf: SpinLock::new(buf), total, left: AtomicU32::new(runs.len() as u32 + 1), failed: AtomicI32::new(0), done: SpinLock::new(Some(done)) });
+        for &(at, sector, n) in runs {
+            let addr = virt_to_phys(read.buf.lock()[at..].as_ptr());
+            let r = Arc::clone(&read);
+            let done: BlkDone = Box::new(move |res| {
+                if res.is_err() {
+                    r.failed.store(EIO.0, Ordering::Relaxed);
+                }
+                r.one_done();
+            });
+            if self.submit(T_IN, sector, &[(addr, n as u32)], done, false).is_err() {
+                read.failed.store(EAGAIN.0, Ordering::Relaxed);
+                read.one_done();
+            }
+        }
+        read.one_done();
+        Ok(())
+    }
+
     /// Synchronous transfer of whole sectors to or from kernel memory.
     pub fn transfer(&self, kind: u32, sector: u64, buf: &mut [u8]) -> KResult<()> {
         let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
@@ -326,6 +366,7 @@ pub fn probe(mmio: Mmio, irq: u32) {
         read_only: features & F_RO != 0,
         flush: features & F_FLUSH != 0,
         max_discard,
+        page_cache: Arc::new(FileCache::new()),
     });
     blk.dev.mmio.driver_ok();
     super::register_irq(irq, blk.clone());
@@ -361,7 +402,36 @@ fn for_each_span(
     Ok(done)
 }
 
-/// `/dev/vdX`: byte-addressed access to the disk, through sector-aligned bounce buffers.
+/// A read split into disk requests ([`Blk::read_runs`]).
+struct RunsRead {
+    /// What the device writes into (its heap memory does not move while requests run).
+    buf: SpinLock<Vec<u8>>,
+    /// The bytes wanted of it.
+    total: usize,
+    left: AtomicU32,
+    /// The errno of a request that failed (0: none).
+    failed: AtomicI32,
+    done: SpinLock<Option<ReadDone>>,
+}
+
+impl RunsRead {
+    fn one_done(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let Some(done) = self.done.lock().take() else { return };
+        match self.failed.load(Ordering::Relaxed) {
+            0 => {
+                let buf = core::mem::take(&mut *self.buf.lock());
+                done(Ok(&buf[..self.total]));
+            }
+            e => done(Err(Errno(e))),
+        }
+    }
+}
+
+/// `/dev/vdX`: byte-addressed access to the disk, through its page cache, or with
+/// O_DIRECT through sector-aligned bounce buffers.
 pub struct BlockNode {
     ino: u64,
     pub dev: Arc<Blk>,
@@ -379,32 +449,24 @@ impl Node for BlockNode {
         }
     }
 
+    /// Through the page cache.
     fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
-        let size = self.dev.sectors * SECTOR;
-        let total = (buf.len() as u64).min(size.saturating_sub(offset)) as usize;
-        for_each_span(offset, total, |first, skip, n, done, bounce| {
-            self.dev.transfer(T_IN, first, bounce)?;
-            buf.put(done, &bounce[skip..skip + n])
-        })
+        self.dev.page_cache.read_file(self, offset, buf)
     }
 
+    /// O_DIRECT: from the disk (the cache never holds bytes the disk lacks).
+    fn read_direct(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        self.read_uncached(offset, buf)
+    }
+
+    /// Write-through: the disk gets the bytes, then the cache takes them.
     fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
-        if self.dev.read_only {
-            return Err(EROFS);
-        }
-        let size = self.dev.sectors * SECTOR;
-        if offset >= size && buf.len() > 0 {
-            return Err(ENOSPC);
-        }
-        let total = (buf.len() as u64).min(size - offset.min(size)) as usize;
-        for_each_span(offset, total, |first, skip, n, done, bounce| {
-            if skip != 0 || !n.is_multiple_of(SECTOR as usize) {
-                // Partial sectors: read-modify-write.
-                self.dev.transfer(T_IN, first, bounce)?;
-            }
-            buf.get(done, &mut bounce[skip..skip + n])?;
-            self.dev.transfer(T_OUT, first, bounce)
-        })
+        self.write_through(offset, buf, true)
+    }
+
+    /// O_DIRECT: the same, but only pages already cached take the bytes.
+    fn write_direct(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        self.write_through(offset, buf, false)
     }
 
     fn truncate(&self, _len: u64) -> KResult<()> {
@@ -415,11 +477,23 @@ impl Node for BlockNode {
         self.dev.transfer(T_FLUSH, 0, &mut [])
     }
 
-    /// Any whole-sector transfer inside the disk (one past its end is trimmed by the
-    /// synchronous path).
-    fn direct_extent(&self, offset: u64, len: usize, _write: bool, _direct: bool) -> Option<crate::fs::DirectExtent> {
+    /// An O_DIRECT whole-sector transfer inside the disk (one past its end is trimmed by
+    /// the synchronous path). A write drops the cached pages it covers, now and when it
+    /// is done (a read may have brought the old bytes back meanwhile).
+    fn direct_extent(&self, offset: u64, len: usize, write: bool, direct: bool) -> Option<crate::fs::DirectExtent> {
         let inside = offset.checked_add(len as u64).is_some_and(|end| end <= self.dev.sectors * SECTOR);
-        (offset.is_multiple_of(SECTOR) && (len as u64).is_multiple_of(SECTOR) && inside).then(|| (Arc::clone(&self.dev), offset / SECTOR, None))
+        if !direct || !offset.is_multiple_of(SECTOR) || !(len as u64).is_multiple_of(SECTOR) || !inside {
+            return None;
+        }
+        let hold: Option<Box<dyn Send>> = write.then(|| {
+            self.dev.page_cache.forget(offset, len as u64);
+            Box::new(Forget(Arc::clone(&self.dev.page_cache), offset, len as u64)) as Box<dyn Send>
+        });
+        Some((Arc::clone(&self.dev), offset / SECTOR, hold))
+    }
+
+    fn page_cache(&self) -> Option<(&FileCache, &dyn PageIo)> {
+        Some((&self.dev.page_cache, self))
     }
 
     fn ioctl(&self, file: &crate::fs::OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
@@ -445,6 +519,7 @@ impl Node for BlockNode {
                     return Err(EINVAL);
                 }
                 let (sector, sectors) = self.dev.discard_range(start, len)?;
+                self.dev.page_cache.forget(start, len);
                 let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
                 let s = Arc::clone(&state);
                 self.dev.discard(sector, sectors, Box::new(move |r| {
@@ -463,6 +538,87 @@ impl Node for BlockNode {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+impl BlockNode {
+    fn read_uncached(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
+        let size = self.dev.sectors * SECTOR;
+        let total = (buf.len() as u64).min(size.saturating_sub(offset)) as usize;
+        for_each_span(offset, total, |first, skip, n, done, bounce| {
+            self.dev.transfer(T_IN, first, bounce)?;
+            buf.put(done, &bounce[skip..skip + n])
+        })
+    }
+
+    /// Writes to the disk (partial sectors read, changed and written), then into the
+    /// pages cached (and with `add`, into new pages the write fills).
+    fn write_through(&self, offset: u64, buf: &IoBuf, add: bool) -> KResult<usize> {
+        if self.dev.read_only {
+            return Err(EROFS);
+        }
+        let size = self.dev.sectors * SECTOR;
+        if offset >= size && buf.len() > 0 {
+            return Err(ENOSPC);
+        }
+        let total = (buf.len() as u64).min(size - offset.min(size)) as usize;
+        let r = for_each_span(offset, total, |first, skip, n, done, bounce| {
+            if skip != 0 || !n.is_multiple_of(SECTOR as usize) {
+                // Partial sectors: read-modify-write.
+                self.dev.transfer(T_IN, first, bounce)?;
+            }
+            buf.get(done, &mut bounce[skip..skip + n])?;
+            self.dev.transfer(T_OUT, first, bounce)
+        });
+        match r {
+            Ok(n) => self.dev.page_cache.wrote(offset, buf, n, add.then_some(size)),
+            // Sectors may have been written: what the cache holds there is unknown.
+            Err(_) => self.dev.page_cache.forget(offset, total as u64),
+        }
+        r
+    }
+}
+
+/// Drops a range of a disk's cached pages when an O_DIRECT write to it is done.
+struct Forget(Arc<FileCache>, u64, u64);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.forget(self.1, self.2);
+    }
+}
+
+impl PageIo for BlockNode {
+    /// 128 KiB: two of the largest synchronous requests.
+    fn max_pages(&self) -> usize {
+        32
+    }
+
+    fn read_at(&self, pos: u64, dst: &mut [u8]) -> KResult<usize> {
+        self.read_uncached(pos, &mut IoBuf::Kernel(dst))
+    }
+
+    fn read_at_async(&self, pos: u64, len: usize, done: ReadDone) -> Result<(), ReadDone> {
+        let size = self.dev.sectors * SECTOR;
+        let total = (len as u64).min(size.saturating_sub(pos)) as usize;
+        if !pos.is_multiple_of(SECTOR) || total == 0 {
+            return Err(done);
+        }
+        // In requests of at most MAX_SYNC bytes (whole sectors: the disk's size is).
+        let runs: Vec<(usize, u64, usize)> =
+            (0..total).step_by(MAX_SYNC).map(|at| (at, (pos + at as u64) / SECTOR, (total - at).min(MAX_SYNC))).collect();
+        self.dev.read_runs(len, total, &runs, done)
+    }
+
+    fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize> {
+        let mut copy = Vec::new();
+        copy.try_reserve_exact(src.len()).map_err(|_| ENOMEM)?;
+        copy.extend_from_slice(src);
+        self.write_through(pos, &IoBuf::Kernel(&mut copy), false)
+    }
+
+    fn size(&self) -> KResult<u64> {
+        Ok(self.dev.sectors * SECTOR)
     }
 }
 

@@ -296,6 +296,9 @@ impl Ext2Fs {
         if MOUNTED.lock().iter().filter_map(Weak::upgrade).any(|fs| Arc::ptr_eq(&fs.disk, &disk)) {
             return Err(EBUSY);
         }
+        // The file system reads and writes the disk around its page cache: what that
+        // holds is stale from now on (and again after umount).
+        disk.page_cache.forget(0, u64::MAX);
         let mut sb = Box::new([0u8; 1024]);
         disk.transfer(crate::drivers::virtio::blk::T_IN, 2, &mut sb[..])?;
         let geo = Geometry::parse(&sb[..], disk.sectors * 512)?;
@@ -416,6 +419,7 @@ impl Ext2Fs {
         self.write_back_files();
         let mut st = self.st.lock();
         let r = self.sync(&mut st);
+        self.disk.page_cache.forget(0, u64::MAX);
         self.gone.store(true, Ordering::Relaxed);
         MOUNTED.lock().retain(|w| w.strong_count() > 0 && !core::ptr::eq(w.as_ptr(), Arc::as_ptr(self)));
         r

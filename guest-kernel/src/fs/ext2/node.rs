@@ -10,7 +10,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::dir::kind_of;
 use super::inode::Inode;
@@ -18,7 +18,7 @@ use super::{corrupt, Ext2Fs, State};
 use crate::errno::*;
 use crate::fs::{perm, DirEntry, FileType, IoBuf, Node, Stat, StatFs, TimeSet};
 use crate::mm::filemap::{FileCache, PageIo, ReadDone};
-use crate::sync::{MutexGuard, SpinLock};
+use crate::sync::MutexGuard;
 
 /// Most links to one inode (Linux's EXT2_LINK_MAX).
 const LINK_MAX: u16 = 32000;
@@ -956,33 +956,9 @@ impl PageIo for Ext2Node {
         let (disk, sectors) = st.cache.disk();
         let disk = Arc::clone(disk);
         drop(st);
-        let mut buf = Vec::new();
-        if buf.try_reserve_exact(len).is_err() {
-            return Err(done);
-        }
-        buf.resize(len, 0);
         let bs = self.fs.geo.block_size;
-        // One count for each run and one for this submitter: the last to finish calls
-        // `done`. Holes stay zeros.
-        let read = Arc::new(AsyncRead { buf: SpinLock::new(buf), total, left: AtomicU32::new(runs.len() as u32 + 1), failed: AtomicI32::new(0), done: SpinLock::new(Some(done)) });
-        for &(at, block, blocks) in &runs {
-            let n = blocks as usize * bs;
-            let addr = crate::mm::virt_to_phys(read.buf.lock()[at..].as_ptr());
-            let r = Arc::clone(&read);
-            let submitted = disk.submit(crate::drivers::virtio::blk::T_IN, u64::from(block) * sectors, &[(addr, n as u32)], Box::new(move |res| {
-                if res.is_err() {
-                    r.failed.store(EIO.0, Ordering::Relaxed);
-                }
-                r.one_done();
-            }), false);
-            if submitted.is_err() {
-                // The queue is full: the read fails (EAGAIN), and is tried again later.
-                read.failed.store(EAGAIN.0, Ordering::Relaxed);
-                read.one_done();
-            }
-        }
-        read.one_done();
-        Ok(())
+        let runs: Vec<(usize, u64, usize)> = runs.iter().map(|&(at, block, blocks)| (at, u64::from(block) * sectors, blocks as usize * bs)).collect();
+        disk.read_runs(len, total, &runs, done)
     }
 
     /// Writeback: the bytes of cached pages to their blocks (allocated for a mapping's
@@ -1022,34 +998,6 @@ impl PageIo for Ext2Node {
                 Ok(size)
             }
             size => Ok(size),
-        }
-    }
-}
-
-/// A page-cache read split into disk requests (`read_at_async`).
-struct AsyncRead {
-    /// What the device writes into (its heap memory does not move while requests run).
-    buf: SpinLock<Vec<u8>>,
-    /// The file's bytes in it.
-    total: usize,
-    left: AtomicU32,
-    /// The errno of a request that failed (0: none).
-    failed: AtomicI32,
-    done: SpinLock<Option<ReadDone>>,
-}
-
-impl AsyncRead {
-    fn one_done(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) != 1 {
-            return;
-        }
-        let Some(done) = self.done.lock().take() else { return };
-        match self.failed.load(Ordering::Relaxed) {
-            0 => {
-                let buf = core::mem::take(&mut *self.buf.lock());
-                done(Ok(&buf[..self.total]));
-            }
-            e => done(Err(Errno(e))),
         }
     }
 }
