@@ -412,7 +412,7 @@ impl FileCache {
             if absent && let Some(size) = size {
                 let filled = (index as u64 * PAGE).min(size)..((index as u64 + 1) * PAGE).min(size);
                 if filled.start >= pos && filled.end <= end && !filled.is_empty() {
-                    self.add_written(index, &data, (filled.start - pos) as usize, (filled.end - filled.start) as usize);
+                    self.add_written(index, data, (filled.start - pos) as usize, (filled.end - filled.start) as usize);
                 }
                 at += len as u64;
                 continue;
@@ -439,11 +439,16 @@ impl FileCache {
         }
         page[len..].fill(0);
         let mut map = self.pages.lock();
-        if map.slots.contains_key(&index) {
-            drop(map);
+        let added = match map.slots.entry(index) {
+            alloc::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Slot { frame: f, flags: PG_UPTODATE });
+                true
+            }
+            alloc::collections::btree_map::Entry::Occupied(_) => false,
+        };
+        drop(map);
+        if !added {
             frame::free(f);
-        } else {
-            map.slots.insert(index, Slot { frame: f, flags: PG_UPTODATE });
         }
     }
 

@@ -1121,10 +1121,12 @@ pub fn sync_file_range(c: &mut Ctx) -> KResult<u64> {
     sync_range(&*file(c.int(0))?, c.a[1], c.a[2], c.a[3] as u32).map(|()| 0)
 }
 
-/// sync_file_range(2): Linux's checks; then nothing to do, as no file here keeps dirty
-/// data in memory that a device has not seen (fsync still flushes the devices).
+/// sync_file_range(2): Linux's checks; with SYNC_FILE_RANGE_WRITE the file's dirty
+/// pages (and what mappings stored) are written back, all of them rather than the range
+/// alone, and waited for; no metadata, no device flush (fsync does those).
 pub fn sync_range(f: &OpenFile, off: u64, len: u64, flags: u32) -> KResult<()> {
     const VALID: u32 = 1 | 2 | 4; // WAIT_BEFORE, WRITE, WAIT_AFTER
+    const WRITE: u32 = 2;
     if flags & !VALID != 0 || (off as i64) < 0 || (len as i64) < 0 {
         return Err(EINVAL);
     }
@@ -1132,6 +1134,7 @@ pub fn sync_range(f: &OpenFile, off: u64, len: u64, flags: u32) -> KResult<()> {
         return Err(EINVAL);
     }
     match f.node.file_type() {
+        FileType::Regular if flags & WRITE != 0 => f.node.writeback(),
         FileType::Regular | FileType::BlockDevice | FileType::Directory | FileType::Symlink => Ok(()),
         _ => Err(ESPIPE),
     }

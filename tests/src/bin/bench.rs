@@ -10,9 +10,10 @@
 //!    O_DIRECT everywhere: `--direct` on the host, `--disk ...,direct=on` under vmm with
 //!    each of its engines, `cache=none` under QEMU) and on a file of a 9p share (its first
 //!    MiB, in the page cache everywhere); NOPs in batches of 1 and 32; a null syscall.
-//! 2b. The page cache: 4 KiB reads (pread, io_uring QD1 and QD32) of one 8 MiB file on 9p
-//!    and on ext2, cached, uncached (every read a miss) and O_DIRECT, beside the host
-//!    reading the same file on its own file system the same way.
+//!
+//!    Then the page cache: 4 KiB reads (pread, io_uring QD1 and QD32) of one 8 MiB file
+//!    on 9p and on ext2, cached, uncached (every read a miss) and O_DIRECT, beside the
+//!    host reading the same file on its own file system the same way.
 //! 3. VM exits per operation under `vmm run`, from the same runs, less those of a run that
 //!    does no operation: the exits KVM_RUN returns to the VMM (but the console's output:
 //!    the result line alone takes ~100) and the queue notifications

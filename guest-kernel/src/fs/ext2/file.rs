@@ -25,6 +25,9 @@ fn put_zeros(buf: &mut IoBuf, at: usize, n: usize) -> KResult<()> {
     Ok(())
 }
 
+/// A read's runs of disk blocks: (offset in the read, first block, blocks).
+pub type Runs = Vec<(usize, u32, u64)>;
+
 impl Ext2Fs {
     /// Reads up to `buf.len()` bytes at `offset` (short at end of file).
     pub fn read_data(&self, st: &mut State, inode: &Inode, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
@@ -57,7 +60,7 @@ impl Ext2Fs {
     /// the inode and block map must be in the metadata cache, else EAGAIN. Returns the
     /// file's bytes there (fewer at its end) and the runs of disk blocks holding them, as
     /// (offset in the read, first block, blocks); holes are left out (they read as zeros).
-    pub fn plan_read(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Vec<(usize, u32, u64)>)> {
+    pub fn plan_read(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Runs)> {
         st.cache.nowait = true;
         let r = self.plan_runs(st, ino, pos, len);
         st.cache.nowait = false;
@@ -85,7 +88,7 @@ impl Ext2Fs {
         (phys != 0 && run >= blocks).then_some(u64::from(phys))
     }
 
-    fn plan_runs(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Vec<(usize, u32, u64)>)> {
+    fn plan_runs(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Runs)> {
         let inode = self.read_inode(st, ino)?;
         let bs = self.geo.block_size as u64;
         if pos >= inode.size || len == 0 || !pos.is_multiple_of(bs) {
