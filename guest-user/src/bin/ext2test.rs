@@ -148,45 +148,23 @@ fn main(args: &Args) -> i32 {
         return 0;
     }
     if mode == "fill" {
-        return match fill(dev, dir) {
-            Ok(()) => {
-                println!("ext2test: fill ok");
-                0
-            }
-            Err((what, e)) => {
-                println!("ext2test: {what}: {e}");
-                1
-            }
-        };
+        return report(fill(dev, dir), "fill ok");
     }
     if let Some(name) = mode.strip_prefix("stream:") {
-        return match stream(dev, dir, name) {
-            Ok(()) => {
-                println!("ext2test: stream ok");
-                0
-            }
-            Err((what, e)) => {
-                println!("ext2test: {what}: {e}");
-                1
-            }
-        };
+        return report(stream(dev, dir, name), "stream ok");
     }
     if mode == "root" {
-        return match check_root(dev, dir) {
-            Ok(()) => {
-                println!("ext2test: root ok");
-                0
-            }
-            Err((what, e)) => {
-                println!("ext2test: {what}: {e}");
-                1
-            }
-        };
+        return report(check_root(dev, dir), "root ok");
     }
     let big_kib: u64 = mode.parse().unwrap_or(1024);
-    match run(dev, dir, big_kib) {
+    report(run(dev, dir, big_kib), "ok")
+}
+
+/// Prints `ext2test: DONE`, or what failed; the exit status.
+fn report(r: Res<()>, done: &str) -> i32 {
+    match r {
         Ok(()) => {
-            println!("ext2test: ok");
+            println!("ext2test: {done}");
             0
         }
         Err((what, e)) => {
