@@ -127,6 +127,7 @@ fn round_trip(p: Platform, block: u32, inode: u32, size: &str, big_kib: u64) {
     out.assert_stdout("ext2test: host tree ok")
         .assert_stdout("ext2test: namespace ok")
         .assert_stdout("ext2test: sparse ok")
+        .assert_stdout("ext2test: private mapping ok")
         .assert_stdout("ext2test: unmounted")
         .assert_stdout("ext2test: ok")
         .assert_init_status(p, 0);

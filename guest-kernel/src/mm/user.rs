@@ -134,6 +134,10 @@ pub enum Backing {
     SharedAnonymous,
     /// Existing shared pages (a file's), from page `.1` on.
     Shared(Arc<SharedPages>, usize),
+    /// A file's pages mapped privately (MAP_PRIVATE), from page `.1` on: mapped
+    /// read-only from them until the process writes a page, which is then copied
+    /// (copy-on-write): until then the mapping sees the file change, as on Linux.
+    PrivateFile(Arc<SharedPages>, usize),
     /// Pages every process shares and none may write (the vDSO and its vvar page):
     /// mprotect cannot make them writable.
     Sealed(Arc<SharedPages>, usize),
@@ -145,7 +149,11 @@ pub struct Vma {
     pub end: u64,
     pub prot: u32,
     /// For shared mappings: the pages, and the index of this area's first page in them.
+    /// For a private file mapping (`cow`), the file's pages it copies on write.
     pub shared: Option<(Arc<SharedPages>, usize)>,
+    /// A private mapping of `shared`'s pages: they are mapped read-only, and a write
+    /// fault copies the page into the process's own frame.
+    pub cow: bool,
     /// Never writable (`Backing::Sealed`).
     pub sealed: bool,
     /// What `/proc/PID/maps` names it by: a file's path and the file offset of `start`,
@@ -234,12 +242,13 @@ impl UserSpace {
         }
         self.unmap_range(start, end);
         let sealed = matches!(backing, Backing::Sealed(..));
+        let cow = matches!(backing, Backing::PrivateFile(..));
         let shared = match backing {
             Backing::Private => None,
             Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
-            Backing::Shared(pages, first) | Backing::Sealed(pages, first) => Some((pages, first)),
+            Backing::Shared(pages, first) | Backing::Sealed(pages, first) | Backing::PrivateFile(pages, first) => Some((pages, first)),
         };
-        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, sealed, label: None, file: None });
+        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, cow, sealed, label: None, file: None });
         Ok(start)
     }
 
@@ -319,10 +328,10 @@ impl UserSpace {
         let keep = keep_old.then(|| (v.prot, v.shared.as_ref().map(|(p, f)| (Arc::clone(p), f + ((old - v.start) / PAGE_SIZE) as usize)), v.sealed));
         self.unmap_range(old, old + old_len);
         if let Some((prot, kept, sealed)) = keep {
-            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, sealed, label: None, file: v.file.clone() });
+            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, cow: v.cow, sealed, label: None, file: v.file.clone() });
         }
         let label = v.label.as_ref().map(|(name, off)| (Arc::clone(name), if name.starts_with('[') { 0 } else { off + (old - v.start) }));
-        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, sealed: v.sealed, label, file: v.file.clone() });
+        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, cow: v.cow, sealed: v.sealed, label, file: v.file.clone() });
         Ok(dst)
     }
 
@@ -437,15 +446,18 @@ impl UserSpace {
             let v = self.vmas.get_mut(&k).expect("key from the map");
             v.prot = prot;
             let (flags, vs, ve) = (v.pte_flags(), v.start, v.end);
-            let shared = v.shared.clone().filter(|_| prot & PROT_WRITE != 0);
+            let shared = v.shared.clone().filter(|_| prot & PROT_WRITE != 0 && !v.cow);
             let mut present = Vec::new();
-            self.pt.for_each_page(vs, ve, &mut |va, _| present.push(va));
-            for va in present {
+            self.pt.for_each_page(vs, ve, &mut |va, pte| present.push((va, pte)));
+            for (va, pte) in present {
                 if let Some((pages, first)) = &shared {
                     // Made writable without a fault: writeback must see its stores.
                     let _ = pages.frame_for_map(first + ((va - vs) / PAGE_SIZE) as usize, true);
                 }
-                if prot == 0 {
+                if v.cow && pte & NOT_OWNED != 0 && prot != 0 {
+                    // Still the file's page: a write must fault and copy it.
+                    self.pt.protect(va, flags & !WRITABLE);
+                } else if prot == 0 {
                     // No access: keep the frame but drop USER, so user accesses fault and
                     // `fault` refuses them.
                     self.pt.protect(va, NO_EXECUTE);
@@ -467,11 +479,39 @@ impl UserSpace {
             return false;
         }
         let page = addr & !(PAGE_SIZE - 1);
-        if self.pt.lookup(page) & PRESENT != 0 {
-            // Present and allowed: a stale TLB entry or a race; nothing to do.
+        let pte = self.pt.lookup(page);
+        let flags = v.pte_flags();
+        if pte & PRESENT != 0 {
+            if write && v.cow && pte & NOT_OWNED != 0 {
+                // Copy-on-write: the process's own copy of the file's page.
+                let Some(copy) = frame::alloc() else { return false };
+                frame::copy(copy, pte_addr(pte));
+                if self.pt.map(page, copy, flags).is_err() {
+                    frame::free(copy);
+                    return false;
+                }
+            }
+            // Otherwise present and allowed: a stale TLB entry or a race.
             return true;
         }
-        let flags = v.pte_flags();
+        if v.cow {
+            let Some((pages, first)) = &v.shared else { return false };
+            let Ok(file_page) = pages.frame(first + ((page - v.start) / PAGE_SIZE) as usize) else { return false };
+            let (frame, flags) = if write {
+                let Some(copy) = frame::alloc() else { return false };
+                frame::copy(copy, file_page);
+                (copy, flags)
+            } else {
+                (file_page, (flags & !WRITABLE) | NOT_OWNED)
+            };
+            if self.pt.map(page, frame, flags).is_err() {
+                if write {
+                    frame::free(frame);
+                }
+                return false;
+            }
+            return true;
+        }
         let frame = match &v.shared {
             Some((pages, first)) => match pages.frame_for_map(first + ((page - v.start) / PAGE_SIZE) as usize, v.prot & PROT_WRITE != 0) {
                 Ok(f) => (f, NOT_OWNED),

@@ -41,7 +41,8 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         return Err(ENOMEM);
     }
     let shared = kind != MAP_PRIVATE;
-    // File mappings: shared ones map the file's own pages; private ones get a copy of the
+    // File mappings: shared ones map the file's own pages; private ones of a file with a
+    // page cache map its pages copy-on-write, other private ones get a copy of the
     // file's bytes at mmap time.
     let mut backing = if shared { Backing::SharedAnonymous } else { Backing::Private };
     let mut private_file = None;
@@ -70,6 +71,9 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
             };
         } else if f.node.file_type() != FileType::Regular {
             return Err(ENODEV);
+        } else if f.node.page_cache().is_some() {
+            let (pages, first) = f.node.mmap_pages(off, len)?;
+            backing = Backing::PrivateFile(pages, first);
         } else {
             private_file = Some(f);
         }

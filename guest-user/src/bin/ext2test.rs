@@ -28,7 +28,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::uapi::{Stat, Timespec, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY};
+use ulib::uapi::{Stat, Timespec, MAP_PRIVATE, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, PROT_READ, PROT_WRITE};
 use ulib::{Args, Errno, println, sys};
 
 ulib::entry!(main);
@@ -197,6 +197,35 @@ fn read_upto(path: &Path, max: u64) -> Res<(u64, u64)> {
     }
     sys::close(fd).map_err(|e| ("close", e))?;
     Ok((size, sum.0))
+}
+
+/// MAP_PRIVATE is copy-on-write, as on Linux: the mapping reads the file's pages, and
+/// sees a write to the file, until it stores into a page, which is then its own.
+fn private_mapping(path: &Path) -> Res<()> {
+    const PAGE: usize = 4096;
+    let fd = sys::open(path.c(), O_CREAT | O_RDWR | O_TRUNC, 0o644).map_err(|e| ("create cow.bin", e))? as i32;
+    let b = &mut buf()[..2 * PAGE];
+    b.fill(b'a');
+    sys::pwrite64(fd, b, 0).map_err(|e| ("write cow.bin", e))?;
+    // SAFETY: a new mapping of our own file, used only here and unmapped below.
+    let m = unsafe { sys::mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) }.map_err(|e| ("mmap private", e))?;
+    // SAFETY: `m` is 2 pages, readable and writable, until the munmap below.
+    let map = unsafe { core::slice::from_raw_parts_mut(m as *mut u8, 2 * PAGE) };
+    expect(map[0] == b'a' && map[PAGE] == b'a', "private mapping reads the file")?;
+    sys::pwrite64(fd, b"b", 0).map_err(|e| ("pwrite 0", e))?;
+    sys::pwrite64(fd, b"c", (PAGE + 1) as i64).map_err(|e| ("pwrite 4097", e))?;
+    expect(map[0] == b'b', "a page not stored into sees the file's change")?;
+    map[PAGE + 2] = b'P';
+    expect(map[PAGE + 1] == b'c' && map[PAGE + 2] == b'P', "the copy is made at the store")?;
+    sys::pwrite64(fd, b"d", (PAGE + 3) as i64).map_err(|e| ("pwrite 4099", e))?;
+    expect(map[PAGE + 3] == b'a', "a copied page no longer sees the file")?;
+    let mut one = [0u8; 1];
+    sys::pread64(fd, &mut one, (PAGE + 2) as i64).map_err(|e| ("pread 4098", e))?;
+    expect(one[0] == b'a', "the store stays out of the file")?;
+    // SAFETY: unmapping the mapping made above; `map` is not used after.
+    unsafe { sys::munmap(m, 2 * PAGE) }.map_err(|e| ("munmap", e))?;
+    sys::close(fd).map_err(|e| ("close cow.bin", e))?;
+    Ok(())
 }
 
 /// Reads `name` (larger than memory) through the page cache twice, printing its size
@@ -411,6 +440,9 @@ fn run(dev: &str, dir: &str, big_kib: u64) -> Res<()> {
     let n = sys::pread64(fd, &mut b[..], 0).map_err(|e| ("read trunc", e))?;
     expect(n == 9000 && b[..5000].iter().all(|&x| x == 0x5a) && b[5000..9000].iter().all(|&x| x == 0), "truncated contents")?;
     sys::close(fd).map_err(|e| ("close", e))?;
+
+    private_mapping(&p("cow.bin"))?;
+    println!("ext2test: private mapping ok");
 
     // The big file, written with O_DIRECT (around the page cache: whole sectors only).
     let t0 = now_ms();
