@@ -111,6 +111,44 @@ pub fn skip(why: &str) {
     }
 }
 
+/// Runs `vmm run IMAGE --initrd ROOTFS` with `args` until its console has shown each of
+/// `marks` in turn (or 60 s passed, or it ended), then kills it with SIGKILL, as a power
+/// cut would; how many of the marks it saw.
+pub fn vmm_until_then_kill_9(args: &[&str], marks: &[&str]) -> usize {
+    use std::io::BufRead;
+    let mut child = Command::new(vmm_bin())
+        .args(["run", guest_elf().to_str().unwrap(), "--initrd", rootfs().to_str().unwrap()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start vmm");
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = 0;
+    while seen < marks.len() {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                if line.contains(marks[seen]) {
+                    seen += 1;
+                }
+            }
+            Err(_) => break, // timed out, or the VMM ended
+        }
+    }
+    child.kill().expect("SIGKILL the vmm");
+    let _ = child.wait();
+    seen
+}
+
 /// Whether KVM tests should run: true with /dev/kvm; false with `NO_KVM=1` (the test is
 /// recorded as skipped, see [`skip`]); otherwise a failure, so a machine without KVM never
 /// passes silently.

@@ -329,6 +329,34 @@ fn qemu_tcg_file_larger_than_memory_streams_through_the_cache() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// fsync returned in the guest, then the VMM is killed (SIGKILL) with the test engine's
+/// volatile cache (only flushed writes reach the image): the file's dirty pages and the
+/// metadata went to the disk and were flushed, so the image is clean and holds the file;
+/// the file written after, without a sync, is not there.
+#[test]
+fn fsynced_file_survives_kill_9_of_the_vmm() {
+    need_e2fsprogs();
+    if !tests::kvm_available() {
+        return;
+    }
+    let dir = scratch_dir("ext2-durable");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let img = dir.join("durable.img");
+    mke2fs(&img, &empty, 4096, 256, "16M");
+    let disk = format!("{},engine=volatile", img.display());
+    let seen = tests::vmm_until_then_kill_9(
+        &["--disk", &disk, "--cmdline", "init=/bin/ext2test -- /dev/vda /mnt/e2 durable"],
+        &["ext2test: synced", "ext2test: unsynced written"],
+    );
+    assert_eq!(seen, 2, "the guest did not report its writes within 60 s");
+    fsck_clean(&img);
+    let want: Vec<u8> = (0..256 * 1024u64).map(|i| ((i % 65536).wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    assert!(debugfs(&img, "cat /synced.bin") == want, "synced.bin is not what the guest fsynced");
+    assert!(!debugfs_text(&img, "ls /").contains("unsynced.bin"), "a file never synced reached the image");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 on_both_platforms!(full_disk_gives_enospc_and_stays_consistent, |p| {
     need_e2fsprogs();
     let dir = scratch_dir(&format!("ext2-full-{p:?}"));

@@ -2,12 +2,9 @@
 //! there is what the guest reads, read-only means read-only, and a misbehaving driver
 //! does not bring the VMM down. Under `vmm run` (KVM) and QEMU (TCG).
 
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use tests::{boot_with_devices, guest_elf, kvm_available, on_both_platforms, rootfs, scratch_dir, vmm_bin, Device, Platform};
+use tests::{boot_with_devices, guest_elf, kvm_available, on_both_platforms, rootfs, scratch_dir, Device, Platform};
 
 const BLOCK: usize = 4096;
 
@@ -118,36 +115,12 @@ on_both_platforms!(malformed_request_leaves_the_vmm_running, |p| {
 fn kill_9_after_unsynced_write(name: &str, disk_opts: &str) -> std::path::PathBuf {
     let dir = scratch_dir(name);
     let img = disk(&dir);
-    let mut child = Command::new(vmm_bin())
-        .args(["run", guest_elf().to_str().unwrap(), "--initrd", rootfs().to_str().unwrap()])
-        .args(["--disk", &format!("{}{disk_opts}", img.display()), "--cmdline", "init=/bin/blktest -- /dev/vda spin"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start vmm");
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut synced, mut written) = (false, false);
-    while !written {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                synced |= line.contains("blktest: synced");
-                written |= line.contains("blktest: unsynced written");
-            }
-            Err(_) => break, // timed out, or the VMM ended
-        }
-    }
-    child.kill().expect("SIGKILL the vmm");
-    let _ = child.wait();
-    assert!(synced && written, "the guest did not report its writes within 60 s (synced: {synced})");
+    let disk_arg = format!("{}{disk_opts}", img.display());
+    let seen = tests::vmm_until_then_kill_9(
+        &["--disk", &disk_arg, "--cmdline", "init=/bin/blktest -- /dev/vda spin"],
+        &["blktest: synced", "blktest: unsynced written"],
+    );
+    assert!(seen == 2, "the guest did not report its writes within 60 s (synced: {})", seen >= 1);
     img
 }
 

@@ -16,6 +16,9 @@
 //! `ext2test DEV DIR fill`: writes until ENOSPC, removes that file, writes a small one,
 //! unmounts; prints `ext2test: fill ok`.
 //!
+//! `ext2test DEV DIR durable`: writes and fsyncs synced.bin, writes unsynced.bin without
+//! a sync, and spins (the VMM is then killed).
+//!
 //! `ext2test DEV DIR stream:NAME`: reads NAME twice (a file larger than memory: the
 //! page cache gives pages back as it goes) and prints its size and sum each time.
 //!
@@ -150,6 +153,9 @@ fn main(args: &Args) -> i32 {
     if mode == "fill" {
         return report(fill(dev, dir), "fill ok");
     }
+    if mode == "durable" {
+        return report(durable(dev, dir), "durable");
+    }
     if let Some(name) = mode.strip_prefix("stream:") {
         return report(stream(dev, dir, name), "stream ok");
     }
@@ -197,6 +203,31 @@ fn read_upto(path: &Path, max: u64) -> Res<(u64, u64)> {
     }
     sys::close(fd).map_err(|e| ("close", e))?;
     Ok((size, sum.0))
+}
+
+/// Writes synced.bin (256 KiB of big.bin's bytes, into the page cache) and fsyncs it,
+/// prints `ext2test: synced`, writes unsynced.bin without a sync, prints `ext2test:
+/// unsynced written` and spins until the VMM is killed.
+fn durable(dev: &str, dir: &str) -> Res<()> {
+    mount(dev, dir, 0).map_err(|e| ("mount", e))?;
+    let b = buf();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = big_byte(i as u64);
+    }
+    let fd = sys::open(Path::new(dir, "synced.bin").c(), O_CREAT | O_WRONLY | O_TRUNC, 0o644).map_err(|e| ("create synced.bin", e))? as i32;
+    for k in 0..4 {
+        // The same 64 KiB at each 64 KiB: byte i of the file is big_byte(i % 65536).
+        let n = sys::pwrite64(fd, b, (k * CHUNK) as i64).map_err(|e| ("write synced.bin", e))?;
+        expect(n == CHUNK, "short write")?;
+    }
+    sys::fsync(fd).map_err(|e| ("fsync synced.bin", e))?;
+    println!("ext2test: synced");
+    let fd2 = sys::open(Path::new(dir, "unsynced.bin").c(), O_CREAT | O_WRONLY | O_TRUNC, 0o644).map_err(|e| ("create unsynced.bin", e))? as i32;
+    sys::write(fd2, b).map_err(|e| ("write unsynced.bin", e))?;
+    println!("ext2test: unsynced written");
+    loop {
+        core::hint::spin_loop();
+    }
 }
 
 /// MAP_PRIVATE is copy-on-write, as on Linux: the mapping reads the file's pages, and
