@@ -226,30 +226,16 @@ impl FileCache {
     /// of the page it stopped at if one was missing or still being read (None: done).
     pub fn read_cached(&self, pos: u64, buf: &mut IoBuf, size: u64) -> KResult<(usize, Option<u64>)> {
         let end = size.min(pos.saturating_add(buf.len() as u64));
-        let mut frames = Vec::new();
-        let mut missing = None;
-        {
-            let map = self.pages.lock();
-            let mut index = pos / PAGE;
-            while index * PAGE < end {
-                match map.slots.get(&(index as usize)) {
-                    Some(s) if s.flags & PG_UPTODATE != 0 => frames.push(Pinned::new(s.frame)?),
-                    _ => {
-                        missing = Some(index);
-                        break;
-                    }
-                }
-                index += 1;
-            }
-        }
         let mut at = pos;
-        for page in frames {
+        while at < end {
+            let index = at / PAGE;
+            let Some(page) = self.pin_uptodate(index)? else { return Ok(((at - pos) as usize, Some(index))) };
             let from = (at % PAGE) as usize;
             let n = (PAGE as usize - from).min((end - at) as usize);
             buf.put((at - pos) as usize, &page.bytes()[from..from + n])?;
             at += n as u64;
         }
-        Ok(((at.max(pos) - pos) as usize, missing))
+        Ok(((at.max(pos) - pos) as usize, None))
     }
 
     fn uptodate(&self, index: u64) -> Option<u64> {
