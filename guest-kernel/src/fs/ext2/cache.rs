@@ -31,7 +31,8 @@ pub struct BlockCache {
     sectors: u64,
     blocks: BTreeMap<u32, Entry>,
     clock: u64,
-    /// A block not cached is EAGAIN rather than read (for callers that must not sleep).
+    /// For callers that must not sleep: a block not cached, or room that only writing a
+    /// dirty block back would make, is EAGAIN.
     pub nowait: bool,
 }
 
@@ -65,8 +66,11 @@ impl BlockCache {
         if self.blocks.len() < CAPACITY {
             return Ok(());
         }
-        let victim = self.blocks.iter().min_by_key(|(_, e)| e.used).map(|(&b, _)| b);
-        if let Some(b) = victim {
+        let victim = self.blocks.iter().min_by_key(|(_, e)| e.used).map(|(&b, e)| (b, e.dirty));
+        if let Some((b, dirty)) = victim {
+            if dirty && self.nowait {
+                return Err(EAGAIN); // writing it back would sleep
+            }
             let mut e = self.blocks.remove(&b).expect("found above");
             if e.dirty
                 && let Err(err) = self.write_disk(b, &mut e.data)
