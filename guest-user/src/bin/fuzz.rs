@@ -1,8 +1,10 @@
 //! A syzkaller-style fuzzer for the kernel's system calls and io_uring, run from user
 //! space in disposable children.
 //!
-//! `fuzz [--seed S] [--ops N] [--per-child C] [--ms T] [--first K] [--trace]` (the old
-//! form `fuzz ROUNDS CALLS SEED` still works). `--first K` starts at child K (replaying
+//! `fuzz [--seed S] [--ops N] [--per-child C] [--ms T] [--first K] [--trace] [--dir D]`
+//! (the old form `fuzz ROUNDS CALLS SEED` still works). `--dir D` puts the two files
+//! the children open in D (default /tmp): an ext2 root or a 9p share puts their page
+//! caches under fire; the programs a seed makes do not depend on it. `--first K` starts at child K (replaying
 //! one child of a run); `--trace` prints each child and each operation before it runs
 //! (to the console, so the last line before a hang names the operation). Each child runs C operations generated from its own seed, derived
 //! from S and its number, so a seed replays the same programs. An operation is drawn
@@ -204,12 +206,21 @@ fn op_raw_syscall(w: &mut World) {
     let _ = call(nr, a);
 }
 
+/// The files the children open (`--dir`), NUL-terminated: set once by `main` before any
+/// child exists, read only after.
+static mut FILES: [[u8; 128]; 2] = [[0; 128]; 2];
+
+fn file_name(k: usize) -> &'static [u8] {
+    // SAFETY: `FILES` is written only by `main`, before any child or thread starts.
+    unsafe { &(*(&raw const FILES))[k] }
+}
+
 fn op_make_fd(w: &mut World) {
     let r = match w.rng.below(7) {
         0 | 1 => {
             let name: &[u8] = match w.rng.below(3) {
-                0 => b"/tmp/fuzz-a\0",
-                1 => b"/tmp/fuzz-b\0",
+                0 => file_name(0),
+                1 => file_name(1),
                 _ => b"/dev/null\0",
             };
             let flags = [O_RDWR | O_CREAT, O_RDONLY, O_WRONLY | O_CREAT | 0o2000, O_RDWR | 0o4000][w.rng.below(4) as usize];
@@ -550,7 +561,9 @@ fn child(seed: u64, ops: u64, trace: bool) -> ! {
     sys::exit_group(0)
 }
 
-struct Config {
+struct Config<'a> {
+    /// Where the children's files are.
+    dir: &'a str,
     seed: u64,
     ops: u64,
     per_child: u64,
@@ -559,8 +572,8 @@ struct Config {
     trace: bool,
 }
 
-fn parse(args: &Args) -> Option<Config> {
-    let mut c = Config { seed: 0x5eed, ops: 1000, per_child: 50, ms: 200, first: 0, trace: false };
+fn parse<'a>(args: &'a Args) -> Option<Config<'a>> {
+    let mut c = Config { dir: "/tmp", seed: 0x5eed, ops: 1000, per_child: 50, ms: 200, first: 0, trace: false };
     let mut positional = [None; 3];
     let mut npos = 0;
     let mut it = args.iter().skip(1);
@@ -573,6 +586,7 @@ fn parse(args: &Args) -> Option<Config> {
             "--ms" => c.ms = value()?.max(1),
             "--first" => c.first = value()?,
             "--trace" => c.trace = true,
+            "--dir" => c.dir = it.next()?,
             n if npos < 3 => {
                 positional[npos] = Some(n.parse::<u64>().ok()?);
                 npos += 1;
@@ -591,9 +605,24 @@ fn parse(args: &Args) -> Option<Config> {
 
 fn main(args: &Args) -> i32 {
     let Some(c) = parse(args) else {
-        println!("usage: fuzz [--seed S] [--ops N] [--per-child C] [--ms T] | fuzz ROUNDS CALLS SEED");
+        println!("usage: fuzz [--seed S] [--ops N] [--per-child C] [--ms T] [--first K] [--trace] [--dir D] | fuzz ROUNDS CALLS SEED");
         return 2;
     };
+    for (k, name) in ["fuzz-a", "fuzz-b"].iter().enumerate() {
+        let path = [c.dir.as_bytes(), b"/", name.as_bytes()];
+        let len: usize = path.iter().map(|p| p.len()).sum();
+        if len >= 128 {
+            println!("fuzz: --dir {}: too long", c.dir);
+            return 2;
+        }
+        // SAFETY: no child or thread exists yet; `FILES` is only read after this.
+        let file = unsafe { &mut (*(&raw mut FILES))[k] };
+        let mut at = 0;
+        for part in path {
+            file[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+    }
     println!("fuzz: seed {} ops {} per-child {} ms {}", c.seed, c.ops, c.per_child, c.ms);
     let children = c.ops.div_ceil(c.per_child);
     let (mut killed, mut crashed) = (0u64, 0u64);
