@@ -60,6 +60,29 @@ static void q_read(struct io_uring *r, int fd, void *buf, unsigned len, uint64_t
 	sqe->user_data = ud;
 }
 
+/* Queues n reads of len bytes into bufs + i * len from offs[i], user_data 100 + i. */
+static void queue_reads(struct io_uring *r, int fd, int n, char *bufs, unsigned len, const uint64_t *offs)
+{
+	for (int i = 0; i < n; i++)
+		q_read(r, fd, bufs + (size_t)i * len, len, offs[i], 0, 100 + i);
+}
+
+/* Reaps the n reads `queue_reads` queued: each brought its len bytes of data. */
+static int reap_reads(struct io_uring *r, int n, const char *bufs, unsigned len, const char *data, const uint64_t *offs)
+{
+	for (int k = 0; k < n; k++) {
+		struct io_uring_cqe *cqe;
+		CHECK_OK(io_uring_wait_cqe(r, &cqe));
+		int i = (int)cqe->user_data - 100;
+		CHECK(i >= 0 && i < n);
+		CHECK_RES(cqe->res, (int)len);
+		io_uring_cqe_seen(r, cqe);
+		if (memcmp(bufs + (size_t)i * len, data + offs[i], len) != 0)
+			FAIL("read %d at %llu: wrong bytes", i, (unsigned long long)offs[i]);
+	}
+	return UT_OK;
+}
+
 static int cached_read_completes_in_submit(void)
 {
 	GATE(IORING_OP_READ);
@@ -119,20 +142,12 @@ static int many_misses_complete_with_their_data(void)
 	int fd = cold_file(data, sizeof data);
 	CHECK_OK(fd);
 	/* Scattered, some sharing pages, some past the readahead of others. */
+	uint64_t offs[N];
 	for (int i = 0; i < N; i++)
-		q_read(&r, fd, bufs[i], LEN, (uint64_t)(i * 37 % N) * 128 * KIB + (i % 3) * 1000, 0, 100 + i);
+		offs[i] = (uint64_t)(i * 37 % N) * 128 * KIB + (i % 3) * 1000;
+	queue_reads(&r, fd, N, &bufs[0][0], LEN, offs);
 	CHECK_EQ(io_uring_submit(&r), N);
-	for (int n = 0; n < N; n++) {
-		struct io_uring_cqe *cqe;
-		CHECK_OK(io_uring_wait_cqe(&r, &cqe));
-		int i = (int)cqe->user_data - 100;
-		CHECK(i >= 0 && i < N);
-		CHECK_RES(cqe->res, LEN);
-		io_uring_cqe_seen(&r, cqe);
-		uint64_t off = (uint64_t)(i * 37 % N) * 128 * KIB + (i % 3) * 1000;
-		if (memcmp(bufs[i], data + off, LEN) != 0)
-			FAIL("read %d at %llu: wrong bytes", i, (unsigned long long)off);
-	}
+	TRY(reap_reads(&r, N, &bufs[0][0], LEN, data, offs));
 	close(fd);
 	io_uring_queue_exit(&r);
 	return UT_OK;
@@ -155,8 +170,10 @@ static int misses_complete_after_the_submit_returns(void)
 	int fd = cold_file(data, sizeof data);
 	CHECK_OK(fd);
 	memset(bufs, 0xee, sizeof bufs);
+	uint64_t offs[N];
 	for (int i = 0; i < N; i++)
-		q_read(&r, fd, bufs[i], LEN, (uint64_t)i * 128 * KIB, 0, 100 + i);
+		offs[i] = (uint64_t)i * 128 * KIB;
+	queue_reads(&r, fd, N, &bufs[0][0], LEN, offs);
 	CHECK_EQ(io_uring_submit(&r), N);
 	/* The pages are on their way: nothing completed, nothing copied yet. */
 	CHECK_EQ(io_uring_cq_ready(&r), 0);
@@ -164,16 +181,7 @@ static int misses_complete_after_the_submit_returns(void)
 		for (int k = 0; k < LEN; k++)
 			if ((unsigned char)bufs[i][k] != 0xee)
 				FAIL("read %d: bytes copied before the submit returned", i);
-	for (int n = 0; n < N; n++) {
-		struct io_uring_cqe *cqe;
-		CHECK_OK(io_uring_wait_cqe(&r, &cqe));
-		int i = (int)cqe->user_data - 100;
-		CHECK(i >= 0 && i < N);
-		CHECK_RES(cqe->res, LEN);
-		io_uring_cqe_seen(&r, cqe);
-		if (memcmp(bufs[i], data + (size_t)i * 128 * KIB, LEN) != 0)
-			FAIL("read %d: wrong bytes", i);
-	}
+	TRY(reap_reads(&r, N, &bufs[0][0], LEN, data, offs));
 	close(fd);
 	io_uring_queue_exit(&r);
 	return UT_OK;
