@@ -47,6 +47,13 @@ pub trait PageIo: Send + Sync {
     fn read_at_async(&self, _pos: u64, _len: usize, done: ReadDone) -> Result<(), ReadDone> {
         Err(done)
     }
+    /// Reads `frames.len()` pages at `pos` (page-aligned) straight into `frames` (the
+    /// device writes them), as `read_at` (fewer bytes only at the end of the file; what
+    /// is past them need not be written). None: not done so here (`read_at` is used).
+    /// May sleep.
+    fn read_frames(&self, _pos: u64, _frames: &[u64]) -> Option<KResult<usize>> {
+        None
+    }
     /// Writes `src` at `pos`. May sleep.
     fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize>;
     /// The file's size: where reads stop.
@@ -274,21 +281,33 @@ impl FileCache {
     /// past the end of the file): they become up to date, or go away on an error or when
     /// a write made them stale. Wakes whoever waits. Any context.
     fn finish(pages: &SharedPages, index: u64, frames: &[u64], result: KResult<&[u8]>) {
-        let data = result.as_ref().ok();
-        if let Some(data) = data {
+        if let Ok(data) = result {
             for (i, &f) in frames.iter().enumerate() {
                 let page = frame_bytes(f);
                 let from = (i * PAGE as usize).min(data.len());
                 let n = (data.len() - from).min(PAGE as usize);
                 page[..n].copy_from_slice(&data[from..from + n]);
-                page[n..].fill(0);
+            }
+        }
+        Self::settle(pages, index, frames, result.map(<[u8]>::len));
+    }
+
+    /// A read into claimed pages from `index` ended with `result`, the bytes now in the
+    /// frames (the rest of them is zeroed here): they become up to date, or go away on
+    /// an error or when a write made them stale. Wakes whoever waits. Any context.
+    fn settle(pages: &SharedPages, index: u64, frames: &[u64], result: KResult<usize>) {
+        let ok = result.is_ok();
+        if let Ok(n) = result {
+            for (i, &f) in frames.iter().enumerate() {
+                let from = (n.saturating_sub(i * PAGE as usize)).min(PAGE as usize);
+                frame_bytes(f)[from..].fill(0);
             }
         }
         let mut map = pages.lock();
         for (i, &f) in frames.iter().enumerate() {
             let key = index as usize + i;
             let stale = map.slots.get(&key).is_none_or(|s| s.flags & PG_STALE != 0);
-            if data.is_none() || stale {
+            if !ok || stale {
                 map.slots.remove(&key);
                 frame::free(f);
             } else if let Some(s) = map.slots.get_mut(&key) {
@@ -312,8 +331,21 @@ impl FileCache {
                 });
                 continue;
             };
+            // Straight into the frames where the file system can; else through a buffer.
+            if let Some(result) = io.read_frames(index * PAGE, &frames) {
+                let result = result.map(|n| n.min(frames.len() * PAGE as usize));
+                let failed = result.as_ref().err().copied();
+                Self::settle(&self.pages, index, &frames, result);
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                continue;
+            }
             let mut bounce = Vec::new();
-            bounce.try_reserve_exact(frames.len() * PAGE as usize).map_err(|_| ENOMEM)?;
+            if bounce.try_reserve_exact(frames.len() * PAGE as usize).is_err() {
+                Self::settle(&self.pages, index, &frames, Err(ENOMEM));
+                return Err(ENOMEM);
+            }
             bounce.resize(frames.len() * PAGE as usize, 0);
             let result = io.read_at(index * PAGE, &mut bounce);
             let failed = result.as_ref().err().copied();

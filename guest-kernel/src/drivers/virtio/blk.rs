@@ -45,6 +45,8 @@ const S_UNSUPP: u8 = 2;
 pub const SECTOR: u64 = 512;
 /// Largest transfer of one synchronous request.
 const MAX_SYNC: usize = 64 * 1024;
+/// The page cache's page.
+const PAGE: usize = 4096;
 
 pub struct Blk {
     dev: super::Device,
@@ -285,21 +287,28 @@ impl Blk {
 
     /// Synchronous transfer of whole sectors to or from kernel memory.
     pub fn transfer(&self, kind: u32, sector: u64, buf: &mut [u8]) -> KResult<()> {
-        let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
-        let s = Arc::clone(&state);
         let segment = [(virt_to_phys(buf.as_ptr()), buf.len() as u32)];
         let data: &[(u64, u32)] = if buf.is_empty() { &[] } else { &segment };
+        self.transfer_segments(kind, sector, data)
+    }
+
+    /// Synchronous transfer of whole sectors to or from physical `segments` (frames the
+    /// caller keeps until it returns).
+    pub fn transfer_segments(&self, kind: u32, sector: u64, segments: &[(u64, u32)]) -> KResult<()> {
+        let state = Arc::new((AtomicBool::new(false), AtomicU32::new(0)));
+        let s = Arc::clone(&state);
         self.submit(
             kind,
             sector,
-            data,
+            segments,
             Box::new(move |r| {
                 s.1.store(match r { Ok(_) => 0, Err(e) => e.0 as u32 }, Ordering::Relaxed);
                 s.0.store(true, Ordering::Release);
             }),
             true,
         )?;
-        // Not interruptible: the device writes into `buf`, which must outlive the request.
+        // Not interruptible: the device writes into the segments, which must outlive the
+        // request.
         self.dev.completions.wait_uninterruptible(|| state.0.load(Ordering::Acquire));
         match state.1.load(Ordering::Relaxed) {
             0 => Ok(()),
@@ -596,6 +605,25 @@ impl PageIo for BlockNode {
 
     fn read_at(&self, pos: u64, dst: &mut [u8]) -> KResult<usize> {
         self.read_uncached(pos, &mut IoBuf::Kernel(dst))
+    }
+
+    /// Into the frames, in requests of at most MAX_SYNC bytes.
+    fn read_frames(&self, pos: u64, frames: &[u64]) -> Option<KResult<usize>> {
+        let size = self.dev.sectors * SECTOR;
+        let total = ((frames.len() * PAGE) as u64).min(size.saturating_sub(pos)) as usize;
+        let per = MAX_SYNC / PAGE;
+        for (k, chunk) in frames.chunks(per).enumerate() {
+            let at = k * MAX_SYNC;
+            if at >= total {
+                break;
+            }
+            let n = (total - at).min(MAX_SYNC);
+            let segments: Vec<(u64, u32)> = chunk.iter().enumerate().filter(|(i, _)| i * PAGE < n).map(|(i, &f)| (f, (n - i * PAGE).min(PAGE) as u32)).collect();
+            if let Err(e) = self.dev.transfer_segments(T_IN, (pos + at as u64) / SECTOR, &segments) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(total))
     }
 
     fn read_at_async(&self, pos: u64, len: usize, done: ReadDone) -> Result<(), ReadDone> {

@@ -109,6 +109,54 @@ impl Ext2Fs {
         Ok((total, runs))
     }
 
+    /// Reads file bytes at `pos` (a multiple of the page size) straight into the page
+    /// frames `frames`: each run of contiguous disk blocks is one request whose segments
+    /// are the frames' parts; holes are zeroed. Returns the file's bytes there (fewer at
+    /// its end).
+    pub fn read_into_frames(&self, st: &mut State, inode: &Inode, pos: u64, frames: &[u64]) -> KResult<usize> {
+        const PAGE: usize = 4096;
+        if pos >= inode.size {
+            return Ok(0);
+        }
+        let bs = self.geo.block_size as u64;
+        let total = ((frames.len() * PAGE) as u64).min(inode.size - pos) as usize;
+        let last = (pos + total as u64 - 1) / bs;
+        let (disk, sectors) = st.cache.disk();
+        let disk = alloc::sync::Arc::clone(disk);
+        let mut done = 0;
+        while done < total {
+            let fb = (pos + done as u64) / bs;
+            let (phys, blocks) = self.bmap_run(st, inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
+            let n = ((blocks * bs) as usize).min(total - done);
+            // The run's bytes, page by page: [done, done + n) of the read.
+            let mut segments = Vec::new();
+            let mut at = done;
+            while at < done + n {
+                let (page, off) = (at / PAGE, at % PAGE);
+                let len = (PAGE - off).min(done + n - at);
+                segments.push((frames[page] + off as u64, len as u32));
+                at += len;
+            }
+            if phys == 0 {
+                for &(seg, len) in &segments {
+                    let ptr = crate::mm::phys_to_virt(seg, u64::from(len)).ok_or(EFAULT)?;
+                    // SAFETY: a part of one of the caller's frames, claimed for this read
+                    // (nothing else touches them until it settles), in the direct map.
+                    unsafe { core::ptr::write_bytes(ptr, 0, len as usize) };
+                }
+            } else {
+                // Whole sectors: a run ends on a block boundary, or at the end of the file
+                // (rounded up, the rest of its block being in the same frame).
+                if let Some(last_seg) = segments.last_mut() {
+                    last_seg.1 = last_seg.1.next_multiple_of(512);
+                }
+                disk.transfer_segments(crate::drivers::virtio::blk::T_IN, u64::from(phys) * sectors, &segments)?;
+            }
+            done += n;
+        }
+        Ok(total)
+    }
+
     /// Zeroes the rest of the block holding byte `size` (the old end of file, before the
     /// file grows past it), so that stale bytes there never become file contents.
     pub fn zero_tail(&self, st: &mut State, inode: &Inode, size: u64) -> KResult<()> {

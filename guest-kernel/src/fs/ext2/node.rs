@@ -948,6 +948,11 @@ impl PageIo for Ext2Node {
         self.read_uncached(pos, &mut IoBuf::Kernel(dst))
     }
 
+    fn read_frames(&self, pos: u64, frames: &[u64]) -> Option<KResult<usize>> {
+        let mut st = self.lock();
+        Some(self.inode(&mut st).and_then(|inode| self.fs.read_into_frames(&mut st, &inode, pos, frames)))
+    }
+
     /// The disk reads start now when the inode and its block map are cached and the
     /// lock is free (a path that would sleep is the caller's to take otherwise).
     fn read_at_async(&self, pos: u64, len: usize, done: ReadDone) -> Result<(), ReadDone> {
