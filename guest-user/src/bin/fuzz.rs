@@ -208,11 +208,16 @@ fn op_raw_syscall(w: &mut World) {
 
 /// The files the children open (`--dir`), NUL-terminated: set once by `main` before any
 /// child exists, read only after.
-static mut FILES: [[u8; 128]; 2] = [[0; 128]; 2];
+struct Files(core::cell::UnsafeCell<[[u8; 128]; 2]>);
+
+// SAFETY: written only by `main` before any child or thread starts; read only after.
+unsafe impl Sync for Files {}
+
+static FILES: Files = Files(core::cell::UnsafeCell::new([[0; 128]; 2]));
 
 fn file_name(k: usize) -> &'static [u8] {
-    // SAFETY: `FILES` is written only by `main`, before any child or thread starts.
-    unsafe { &(*(&raw const FILES))[k] }
+    // SAFETY: no one writes `FILES` any more (see `Files`).
+    unsafe { &(*FILES.0.get())[k] }
 }
 
 fn op_make_fd(w: &mut World) {
@@ -616,7 +621,7 @@ fn main(args: &Args) -> i32 {
             return 2;
         }
         // SAFETY: no child or thread exists yet; `FILES` is only read after this.
-        let file = unsafe { &mut (*(&raw mut FILES))[k] };
+        let file = unsafe { &mut (*FILES.0.get())[k] };
         let mut at = 0;
         for part in path {
             file[at..at + part.len()].copy_from_slice(part);
