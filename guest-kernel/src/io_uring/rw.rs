@@ -442,7 +442,8 @@ fn write_cached(req: Box<Request>, may_sleep: bool, nowait: bool) -> Result<Issu
             Ok(buf) => buf,
             Err(e) => return Ok(Some((req, if done > 0 { done as i32 } else { -e.0 }))),
         };
-        match io.write_nowait(offset + done as u64, &buf) {
+        let Some(written) = io.write_nowait(offset + done as u64, &buf) else { return Err(req) };
+        match written {
             Ok(n) => {
                 done += n;
                 if n < len {

@@ -58,10 +58,11 @@ pub trait PageIo: Send + Sync {
     fn write_at(&self, pos: u64, src: &[u8]) -> KResult<usize>;
     /// The file's size: where reads stop.
     fn size(&self) -> KResult<u64>;
-    /// A buffered write that does not sleep (io_uring's inline try, RWF_NOWAIT): EAGAIN
-    /// where it would.
-    fn write_nowait(&self, _pos: u64, _buf: &IoBuf) -> KResult<usize> {
-        Err(EAGAIN)
+    /// A buffered write into a write-back cache that does not sleep (io_uring's inline
+    /// try, RWF_NOWAIT): EAGAIN where it would. None: the file's writes are not
+    /// written back from the cache (they take their own path).
+    fn write_nowait(&self, _pos: u64, _buf: &IoBuf) -> Option<KResult<usize>> {
+        None
     }
 }
 
@@ -168,14 +169,28 @@ impl FileCache {
             }
         }
         let f = frame::alloc_zeroed().ok_or(ENOMEM)?;
-        let mut map = self.pages.lock();
-        if map.slots.contains_key(&(index as usize)) {
-            drop(map);
-            frame::free(f);
+        if !self.insert_new(index as usize, f) {
             return Err(EAGAIN);
         }
-        map.slots.insert(index as usize, Slot { frame: f, flags: PG_UPTODATE });
         Pinned::new(f)
+    }
+
+    /// Adds `frame` as up-to-date page `index`, unless the page appeared meanwhile (the
+    /// frame is then freed): whether it was added.
+    fn insert_new(&self, index: usize, frame: u64) -> bool {
+        let mut map = self.pages.lock();
+        let added = match map.slots.entry(index) {
+            alloc::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Slot { frame, flags: PG_UPTODATE });
+                true
+            }
+            alloc::collections::btree_map::Entry::Occupied(_) => false,
+        };
+        drop(map);
+        if !added {
+            frame::free(frame);
+        }
+        added
     }
 
     /// Marks page `index` dirty (its bytes are newer than the file's storage).
@@ -204,20 +219,17 @@ impl FileCache {
     /// Reads `[pos, pos + buf.len())` of a file of `size` bytes into `buf`, filling
     /// missing pages from `io` (sleeping).
     pub fn read(&self, io: &dyn PageIo, pos: u64, buf: &mut IoBuf, size: u64) -> KResult<usize> {
-        let end = size.min(pos.saturating_add(buf.len() as u64));
-        let mut at = pos;
-        while at < end {
-            let index = at / PAGE;
-            let Some(page) = self.pin_uptodate(index)? else {
-                self.fill(io, index, size)?;
-                continue; // pinned on the next round (unless dropped again meanwhile)
-            };
-            let from = (at % PAGE) as usize;
-            let n = (PAGE as usize - from).min((end - at) as usize);
-            buf.put((at - pos) as usize, &page.bytes()[from..from + n])?;
-            at += n as u64;
+        let mut done = 0;
+        loop {
+            match self.copy_out(pos, buf, done, size)? {
+                (n, None) => return Ok(n),
+                (n, Some(index)) => {
+                    done = n;
+                    // Copied on the next round (unless dropped again meanwhile).
+                    self.fill(io, index, size)?;
+                }
+            }
         }
-        Ok((at.max(pos) - pos) as usize)
     }
 
     /// Page `index` pinned, if it is up to date.
@@ -232,14 +244,21 @@ impl FileCache {
     /// The read without sleeping: what the cached pages from `pos` on hold, and the index
     /// of the page it stopped at if one was missing or still being read (None: done).
     pub fn read_cached(&self, pos: u64, buf: &mut IoBuf, size: u64) -> KResult<(usize, Option<u64>)> {
+        self.copy_out(pos, buf, 0, size)
+    }
+
+    /// Copies the cached bytes of a file of `size` bytes from `pos + from` into `buf` at
+    /// `from`, a page at a time: the bytes from `pos` now in `buf`, and the page it
+    /// stopped at if one was missing or still being read.
+    fn copy_out(&self, pos: u64, buf: &mut IoBuf, from: usize, size: u64) -> KResult<(usize, Option<u64>)> {
         let end = size.min(pos.saturating_add(buf.len() as u64));
-        let mut at = pos;
+        let mut at = pos + from as u64;
         while at < end {
             let index = at / PAGE;
             let Some(page) = self.pin_uptodate(index)? else { return Ok(((at - pos) as usize, Some(index))) };
-            let from = (at % PAGE) as usize;
-            let n = (PAGE as usize - from).min((end - at) as usize);
-            buf.put((at - pos) as usize, &page.bytes()[from..from + n])?;
+            let within = (at % PAGE) as usize;
+            let n = (PAGE as usize - within).min((end - at) as usize);
+            buf.put((at - pos) as usize, &page.bytes()[within..within + n])?;
             at += n as u64;
         }
         Ok(((at.max(pos) - pos) as usize, None))
@@ -326,9 +345,7 @@ impl FileCache {
             }
             let Some(frames) = self.claim(io, index, size) else {
                 // Being read by someone else: wait for it to finish (or fail).
-                self.pages.io_wait.wait_uninterruptible(|| {
-                    self.pages.lock().slots.get(&(index as usize)).is_none_or(|s| s.flags & PG_LOCKED == 0)
-                });
+                self.pages.io_wait.wait_uninterruptible(|| self.settled(index));
                 continue;
             };
             // Straight into the frames where the file system can; else through a buffer.
@@ -456,18 +473,7 @@ impl FileCache {
             return;
         }
         page[len..].fill(0);
-        let mut map = self.pages.lock();
-        let added = match map.slots.entry(index) {
-            alloc::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(Slot { frame: f, flags: PG_UPTODATE });
-                true
-            }
-            alloc::collections::btree_map::Entry::Occupied(_) => false,
-        };
-        drop(map);
-        if !added {
-            frame::free(f);
-        }
+        self.insert_new(index, f);
     }
 
     /// Drops the pages of `[pos, pos + len)` that no mapping uses and are not being read

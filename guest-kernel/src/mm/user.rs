@@ -480,51 +480,43 @@ impl UserSpace {
         }
         let page = addr & !(PAGE_SIZE - 1);
         let pte = self.pt.lookup(page);
-        let flags = v.pte_flags();
-        if pte & PRESENT != 0 {
-            if write && v.cow && pte & NOT_OWNED != 0 {
-                // Copy-on-write: the process's own copy of the file's page.
-                let Some(copy) = frame::alloc() else { return false };
-                frame::copy(copy, pte_addr(pte));
-                if self.pt.map(page, copy, flags).is_err() {
-                    frame::free(copy);
-                    return false;
-                }
-            }
-            // Otherwise present and allowed: a stale TLB entry or a race.
-            return true;
+        // A store into a file's page a private mapping reads: copy-on-write.
+        let cow_break = pte & PRESENT != 0;
+        if cow_break && !(write && v.cow && pte & NOT_OWNED != 0) {
+            return true; // present and allowed: a stale TLB entry or a race
         }
-        if v.cow {
-            let Some((pages, first)) = &v.shared else { return false };
-            let Ok(file_page) = pages.frame(first + ((page - v.start) / PAGE_SIZE) as usize) else { return false };
-            let (frame, flags) = if write {
-                let Some(copy) = frame::alloc() else { return false };
-                frame::copy(copy, file_page);
-                (copy, flags)
-            } else {
-                (file_page, (flags & !WRITABLE) | NOT_OWNED)
-            };
-            if self.pt.map(page, frame, flags).is_err() {
-                if write {
-                    frame::free(frame);
-                }
-                return false;
-            }
-            return true;
-        }
-        let frame = match &v.shared {
-            Some((pages, first)) => match pages.frame_for_map(first + ((page - v.start) / PAGE_SIZE) as usize, v.prot & PROT_WRITE != 0) {
-                Ok(f) => (f, NOT_OWNED),
-                Err(_) => return false,
-            },
-            None => match frame::alloc_zeroed() {
-                Some(f) => (f, 0),
-                None => return false,
-            },
+        let index = |first: usize| first + ((page - v.start) / PAGE_SIZE) as usize;
+        let copy_of = |src: u64| {
+            let copy = frame::alloc()?;
+            frame::copy(copy, src);
+            Some(copy)
         };
-        if self.pt.map(page, frame.0, flags | frame.1).is_err() {
-            if frame.1 == 0 {
-                frame::free(frame.0);
+        // The frame, and whether the process owns it (else it is the shared pages' or
+        // the file's, mapped NOT_OWNED; read-only in a private mapping).
+        let found = if cow_break {
+            copy_of(pte_addr(pte)).map(|f| (f, true))
+        } else {
+            match (&v.shared, v.cow) {
+                (Some((pages, first)), true) => match pages.frame(index(*first)) {
+                    Ok(f) if write => copy_of(f).map(|copy| (copy, true)),
+                    Ok(f) => Some((f, false)),
+                    Err(_) => None,
+                },
+                (Some((pages, first)), false) => pages.frame_for_map(index(*first), v.prot & PROT_WRITE != 0).ok().map(|f| (f, false)),
+                (None, _) => frame::alloc_zeroed().map(|f| (f, true)),
+            }
+        };
+        let Some((frame, owned)) = found else { return false };
+        let mut flags = v.pte_flags();
+        if !owned {
+            flags |= NOT_OWNED;
+            if v.cow {
+                flags &= !WRITABLE;
+            }
+        }
+        if self.pt.map(page, frame, flags).is_err() {
+            if owned {
+                frame::free(frame);
             }
             return false;
         }

@@ -121,7 +121,7 @@ fn nowait_cached(f: &OpenFile, write: bool, at: u64, buf: &mut IoBuf) -> KResult
         return Err(EAGAIN);
     }
     if write {
-        return io.write_nowait(at, buf);
+        return io.write_nowait(at, buf).unwrap_or(Err(EAGAIN));
     }
     let size = io.size()?;
     match cache.read_cached(at, buf, size)? {

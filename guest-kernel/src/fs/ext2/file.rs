@@ -28,6 +28,34 @@ fn put_zeros(buf: &mut IoBuf, at: usize, n: usize) -> KResult<()> {
 /// A read's runs of disk blocks: (offset in the read, first block, blocks).
 pub type Runs = Vec<(usize, u32, u64)>;
 
+/// The page cache's page.
+const PAGE: usize = 4096;
+
+/// The parts of `frames` (pages, in order) that bytes `[from, to)` of them fill, as
+/// (physical address, length) segments.
+fn frame_parts(frames: &[u64], from: usize, to: usize) -> Vec<(u64, u32)> {
+    let mut parts = Vec::new();
+    let mut at = from;
+    while at < to {
+        let (page, off) = (at / PAGE, at % PAGE);
+        let len = (PAGE - off).min(to - at);
+        parts.push((frames[page] + off as u64, len as u32));
+        at += len;
+    }
+    parts
+}
+
+/// Zeroes `parts` of frames being filled (a hole's bytes).
+fn zero_parts(parts: &[(u64, u32)]) -> KResult<()> {
+    for &(addr, len) in parts {
+        let ptr = crate::mm::phys_to_virt(addr, u64::from(len)).ok_or(EFAULT)?;
+        // SAFETY: part of a frame claimed for this read (nothing else touches it until
+        // the read settles), in the direct map.
+        unsafe { core::ptr::write_bytes(ptr, 0, len as usize) };
+    }
+    Ok(())
+}
+
 impl Ext2Fs {
     /// Reads up to `buf.len()` bytes at `offset` (short at end of file).
     pub fn read_data(&self, st: &mut State, inode: &Inode, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
@@ -90,6 +118,12 @@ impl Ext2Fs {
 
     fn plan_runs(&self, st: &mut State, ino: u32, pos: u64, len: usize) -> KResult<(usize, Runs)> {
         let inode = self.read_inode(st, ino)?;
+        self.runs_of(st, &inode, pos, len)
+    }
+
+    /// The file's bytes in `[pos, pos + len)` (`pos` a multiple of the block size; fewer
+    /// at the end of the file) and the runs of disk blocks holding them, as `plan_read`.
+    fn runs_of(&self, st: &mut State, inode: &Inode, pos: u64, len: usize) -> KResult<(usize, Runs)> {
         let bs = self.geo.block_size as u64;
         if pos >= inode.size || len == 0 || !pos.is_multiple_of(bs) {
             return Ok((0, Vec::new()));
@@ -100,7 +134,7 @@ impl Ext2Fs {
         let mut at = 0;
         while at < total {
             let fb = (pos + at as u64) / bs;
-            let (phys, blocks) = self.bmap_run(st, &inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
+            let (phys, blocks) = self.bmap_run(st, inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
             if phys != 0 {
                 runs.push((at, phys, blocks));
             }
@@ -114,46 +148,24 @@ impl Ext2Fs {
     /// are the frames' parts; holes are zeroed. Returns the file's bytes there (fewer at
     /// its end).
     pub fn read_into_frames(&self, st: &mut State, inode: &Inode, pos: u64, frames: &[u64]) -> KResult<usize> {
-        const PAGE: usize = 4096;
-        if pos >= inode.size {
-            return Ok(0);
-        }
-        let bs = self.geo.block_size as u64;
-        let total = ((frames.len() * PAGE) as u64).min(inode.size - pos) as usize;
-        let last = (pos + total as u64 - 1) / bs;
+        let (total, runs) = self.runs_of(st, inode, pos, frames.len() * PAGE)?;
+        let bs = self.geo.block_size;
         let (disk, sectors) = st.cache.disk();
         let disk = alloc::sync::Arc::clone(disk);
-        let mut done = 0;
-        while done < total {
-            let fb = (pos + done as u64) / bs;
-            let (phys, blocks) = self.bmap_run(st, inode, fb, (last - fb + 1).min(MAX_RUN as u64 / bs))?;
-            let n = ((blocks * bs) as usize).min(total - done);
-            // The run's bytes, page by page: [done, done + n) of the read.
-            let mut segments = Vec::new();
-            let mut at = done;
-            while at < done + n {
-                let (page, off) = (at / PAGE, at % PAGE);
-                let len = (PAGE - off).min(done + n - at);
-                segments.push((frames[page] + off as u64, len as u32));
-                at += len;
+        let mut covered = 0;
+        for &(at, phys, blocks) in &runs {
+            zero_parts(&frame_parts(frames, covered, at))?; // the hole before the run
+            let n = (blocks as usize * bs).min(total - at);
+            let mut segments = frame_parts(frames, at, at + n);
+            // Whole sectors: a run ends on a block boundary, or at the end of the file
+            // (rounded up: the rest of its block is in the same frame).
+            if let Some(last) = segments.last_mut() {
+                last.1 = last.1.next_multiple_of(512);
             }
-            if phys == 0 {
-                for &(seg, len) in &segments {
-                    let ptr = crate::mm::phys_to_virt(seg, u64::from(len)).ok_or(EFAULT)?;
-                    // SAFETY: a part of one of the caller's frames, claimed for this read
-                    // (nothing else touches them until it settles), in the direct map.
-                    unsafe { core::ptr::write_bytes(ptr, 0, len as usize) };
-                }
-            } else {
-                // Whole sectors: a run ends on a block boundary, or at the end of the file
-                // (rounded up, the rest of its block being in the same frame).
-                if let Some(last_seg) = segments.last_mut() {
-                    last_seg.1 = last_seg.1.next_multiple_of(512);
-                }
-                disk.transfer_segments(crate::drivers::virtio::blk::T_IN, u64::from(phys) * sectors, &segments)?;
-            }
-            done += n;
+            disk.transfer_segments(crate::drivers::virtio::blk::T_IN, u64::from(phys) * sectors, &segments)?;
+            covered = at + n;
         }
+        zero_parts(&frame_parts(frames, covered, total))?;
         Ok(total)
     }
 

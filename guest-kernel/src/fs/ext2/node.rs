@@ -987,10 +987,10 @@ impl PageIo for Ext2Node {
         r.map(|(n, _)| n)
     }
 
-    fn write_nowait(&self, pos: u64, buf: &IoBuf) -> KResult<usize> {
+    fn write_nowait(&self, pos: u64, buf: &IoBuf) -> Option<KResult<usize>> {
         match (&self.cache, self.kind) {
-            (Some(cache), FileType::Regular) => self.write_cached(cache, pos, buf, true),
-            _ => Err(EAGAIN),
+            (Some(cache), FileType::Regular) => Some(self.write_cached(cache, pos, buf, true)),
+            _ => None,
         }
     }
 
