@@ -81,6 +81,11 @@ static SELFTEST: OnceLock<Option<Thread>> = OnceLock::new();
 
 /// Turns filters on for threads that install theirs from now on, and reads the test hook.
 pub fn enable() {
+    // glibc gives threads arenas of their own, and reads /proc/sys/vm/overcommit_memory
+    // the first time one shrinks: an openat no filter allows (it killed the VMM when a
+    // disk thread freed its buffers). One arena for every thread, shrunk with brk.
+    // SAFETY: mallopt sets a malloc tunable; no other thread exists yet.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let hook = std::env::var(SELFTEST_ENV).ok();
     let _ = SELFTEST.set(hook.and_then(|name| Thread::ALL.into_iter().find(|t| t.name() == name)));
     ENABLED.store(true, Ordering::Release);
