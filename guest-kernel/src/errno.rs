@@ -22,6 +22,10 @@ errnos! {
     ELOOP = 40, ENODATA = 61, ETIME = 62, EOVERFLOW = 75, EBADFD = 77, EOPNOTSUPP = 95, ENOBUFS = 105, ETIMEDOUT = 110, EALREADY = 114, ECANCELED = 125, EUCLEAN = 117,
 }
 
+/// Kernel-internal, never seen by user space: a user access needs a file page read in
+/// first, which may sleep (`mm::uaccess::with_user` reads it and tries again).
+pub const EFILL: Errno = Errno(600);
+
 impl From<crate::mm::paging::OutOfMemory> for Errno {
     fn from(_: crate::mm::paging::OutOfMemory) -> Self {
         ENOMEM

@@ -261,11 +261,25 @@ impl IoBuf<'_> {
         }
     }
 
+    /// Brings user memory of the buffer in (for the device or the kernel to write it,
+    /// with `write`): see `uaccess::prefault`.
+    pub fn prefault(&self, write: bool) {
+        match self {
+            IoBuf::User { addr, len } => {
+                if let Some(mm) = task::current_process().mm() {
+                    crate::mm::uaccess::prefault(&mm, *addr, *len, write);
+                }
+            }
+            IoBuf::UserOf { mm, addr, len } => crate::mm::uaccess::prefault(mm, *addr, *len, write),
+            IoBuf::Kernel(_) | IoBuf::Frames(_) => {}
+        }
+    }
+
     /// Copies `src` into the buffer at `at`.
     pub fn put(&mut self, at: usize, src: &[u8]) -> KResult<()> {
         match self {
             IoBuf::User { addr, .. } => task::copy_to_user(*addr + at as u64, src),
-            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_to_user(&mut mm.lock(), *addr + at as u64, src),
+            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::with_user(mm, |mm| crate::mm::uaccess::copy_to_user(mm, *addr + at as u64, src)),
             IoBuf::Kernel(b) => {
                 b[at..at + src.len()].copy_from_slice(src);
                 Ok(())
@@ -285,7 +299,7 @@ impl IoBuf<'_> {
     pub fn get(&self, at: usize, dst: &mut [u8]) -> KResult<()> {
         match self {
             IoBuf::User { addr, .. } => task::copy_from_user(dst, *addr + at as u64),
-            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_from_user(&mut mm.lock(), dst, *addr + at as u64),
+            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::with_user(mm, |mm| crate::mm::uaccess::copy_from_user(mm, dst, *addr + at as u64)),
             IoBuf::Kernel(b) => {
                 dst.copy_from_slice(&b[at..at + dst.len()]);
                 Ok(())

@@ -372,9 +372,9 @@ impl Node for P9Node {
         }
     }
 
-    /// The cache's pages, read in for the range now.
-    fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
-        self.inode.as_ref().ok_or(ENODEV)?.cache.map(self, offset, len)
+    /// The cache's pages (faults read them in).
+    fn mmap_pages(&self, offset: u64, _len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
+        Ok(self.inode.as_ref().ok_or(ENODEV)?.cache.map(offset))
     }
 
     fn advise(&self, offset: u64, len: u64, advice: u32) -> KResult<()> {

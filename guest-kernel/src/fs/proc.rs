@@ -284,10 +284,9 @@ fn pid_status(pid: u32) -> KResult<String> {
 fn pid_cmdline(pid: u32) -> KResult<String> {
     let p = process(pid)?;
     let Some(mm) = p.mm() else { return Ok(String::new()) };
-    let mut mm = mm.lock();
-    let (start, end) = mm.args;
+    let (start, end) = mm.lock().args;
     let mut bytes = alloc::vec![0u8; (end - start).min(4096) as usize];
-    if crate::mm::uaccess::copy_from_user(&mut mm, &mut bytes, start).is_err() {
+    if crate::mm::uaccess::with_user(&mm, |mm| crate::mm::uaccess::copy_from_user(mm, &mut bytes, start)).is_err() {
         bytes.clear();
     }
     // The text type is a String; argv bytes that are not UTF-8 are shown replaced.

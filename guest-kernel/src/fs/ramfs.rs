@@ -15,10 +15,11 @@ use crate::mm::user::SharedPages;
 use crate::mm::{frame_ptr, PAGE_SIZE};
 use crate::sync::SpinLock;
 
-/// Largest file size accepted: the guest's memory (a sparse file may be that large; its
-/// pages come from free memory, and a write finding none is ENOSPC, as on a full tmpfs).
+/// Largest file size accepted: Linux's MAX_LFS_FILESIZE, as tmpfs (files are sparse;
+/// their pages come from free memory, and a write finding none is ENOSPC, as on a full
+/// tmpfs).
 fn max_file() -> u64 {
-    crate::mm::frame::stats().0 * PAGE_SIZE
+    i64::MAX as u64
 }
 
 /// Whether a file may take another page: files leave a sixteenth of memory to the
@@ -202,15 +203,11 @@ impl Node for RamFile {
         if new_len < *len {
             // Bytes past the new end must read as zeros if the file grows again. Frames
             // stay with the file (a shared mapping may still map them).
-            let first = new_len as usize / PAGE;
-            for index in first..(*len as usize).div_ceil(PAGE) {
-                let frame = pages.existing(index);
-                if frame == 0 {
-                    continue;
-                }
+            let first = (new_len / PAGE_SIZE) as usize;
+            for (&index, slot) in pages.lock().slots.range(first..) {
                 let from = if index == first { new_len as usize % PAGE } else { 0 };
                 // SAFETY: the file's frame, in the direct map; the range is in the page.
-                unsafe { core::ptr::write_bytes(frame_ptr(frame).add(from), 0, PAGE - from) };
+                unsafe { core::ptr::write_bytes(frame_ptr(slot.frame).add(from), 0, PAGE - from) };
             }
         }
         pages.grow((new_len as usize).div_ceil(PAGE));
@@ -225,6 +222,11 @@ impl Node for RamFile {
     fn fallocate(&self, mode: u32, offset: u64, len: u64) -> KResult<()> {
         use crate::syscall::fs::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE};
         let end = offset.checked_add(len).filter(|&e| e <= max_file()).ok_or(EFBIG)?;
+        // Pages are not set aside, but a range no free memory could hold is ENOSPC, as a
+        // tmpfs too small for it.
+        if mode & FALLOC_FL_PUNCH_HOLE == 0 && len.div_ceil(PAGE_SIZE) > crate::mm::frame::stats().1 {
+            return Err(ENOSPC);
+        }
         match mode {
             0 => {
                 if end > self.stat().size {
@@ -237,17 +239,17 @@ impl Node for RamFile {
                 let mut data = self.data.lock();
                 let pages = data.paged()?;
                 let Data::Paged { len: size, .. } = &*data else { unreachable!("paged above") };
-                let end = end.min(*size) as usize;
-                let mut pos = offset as usize;
-                while pos < end {
-                    let (index, from) = (pos / PAGE, pos % PAGE);
-                    let to = PAGE.min(from + end - pos);
-                    let frame = pages.existing(index);
-                    if frame != 0 {
-                        // SAFETY: the file's frame, in the direct map; the range is in the page.
-                        unsafe { core::ptr::write_bytes(frame_ptr(frame).add(from), 0, to - from) };
-                    }
-                    pos += to - from;
+                let end = end.min(*size);
+                if offset >= end {
+                    return Ok(());
+                }
+                let (first, last) = ((offset / PAGE_SIZE) as usize, ((end - 1) / PAGE_SIZE) as usize);
+                for (&index, slot) in pages.lock().slots.range(first..=last) {
+                    let page_start = index as u64 * PAGE_SIZE;
+                    let from = offset.saturating_sub(page_start) as usize;
+                    let to = (end - page_start).min(PAGE_SIZE) as usize;
+                    // SAFETY: the file's frame, in the direct map; the range is in the page.
+                    unsafe { core::ptr::write_bytes(frame_ptr(slot.frame).add(from), 0, to - from) };
                 }
                 Ok(())
             }

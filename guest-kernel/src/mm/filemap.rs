@@ -24,7 +24,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::user::{SharedPages, Slot, PG_DIRTY, PG_LOCKED, PG_MAPPED_W, PG_STALE, PG_UPTODATE};
+use super::user::{SharedPages, Slot, PG_DIRTY, PG_LOCKED, PG_MAPPED, PG_MAPPED_W, PG_STALE, PG_UPTODATE};
 use super::{frame, frame_ptr};
 use crate::errno::*;
 use crate::fs::IoBuf;
@@ -606,7 +606,8 @@ impl FileCache {
     }
 
     /// The file is now `size` bytes: the page holding the new end is zeroed past it, and
-    /// the pages after it dropped (zeroed where a mapping still uses them).
+    /// the pages after it dropped (zeroed where a page table may still map them; a fault
+    /// on the others is a SIGBUS).
     pub fn truncate(&self, size: u64) {
         let in_use = self.in_use();
         let first_gone = size.div_ceil(PAGE) as usize;
@@ -627,7 +628,7 @@ impl FileCache {
             }
             if s.flags & PG_LOCKED != 0 {
                 s.flags |= PG_STALE;
-            } else if in_use {
+            } else if in_use && s.flags & (PG_MAPPED | PG_MAPPED_W) != 0 {
                 frame_bytes(s.frame).fill(0);
             } else {
                 frame::free(s.frame);
@@ -638,8 +639,7 @@ impl FileCache {
         DIRTY_PAGES.fetch_sub(cleaned, Ordering::Relaxed);
     }
 
-    /// Reads the missing pages of `[pos, pos + len)` of a file of `size` bytes (a shared
-    /// mapping is filled when it is made: faults cannot sleep for I/O).
+    /// Reads the missing pages of `[pos, pos + len)` of a file of `size` bytes.
     pub fn populate(&self, io: &dyn PageIo, pos: u64, len: u64, size: u64) -> KResult<()> {
         let end = size.min(pos.saturating_add(len));
         let mut index = pos / PAGE;
@@ -652,6 +652,17 @@ impl FileCache {
         Ok(())
     }
 
+    /// Brings page `index` in for a fault on a mapping (sleeping, with readahead):
+    /// EFAULT when it lies wholly past the end of the file (the fault is a SIGBUS, as on
+    /// Linux).
+    pub fn fault_in(&self, io: &dyn PageIo, index: u64) -> KResult<()> {
+        let size = io.size()?;
+        if index.checked_mul(PAGE).is_none_or(|pos| pos >= size) {
+            return Err(EFAULT);
+        }
+        self.fill(io, index, size)
+    }
+
     /// A buffered read(2): through the cache, up to the file's size.
     pub fn read_file(&self, io: &dyn PageIo, pos: u64, buf: &mut IoBuf) -> KResult<usize> {
         self.read(io, pos, buf, io.size()?)
@@ -662,11 +673,10 @@ impl FileCache {
         self.writeback(io, io.size()?)
     }
 
-    /// What a `MAP_SHARED` mapping of `[offset, offset + len)` maps: the cache's pages,
-    /// read in now (a fault cannot wait for the device), and the first one's index.
-    pub fn map(&self, io: &dyn PageIo, offset: u64, len: u64) -> KResult<(Arc<SharedPages>, usize)> {
-        self.populate(io, offset, len, io.size()?)?;
-        Ok((self.pages(), (offset / PAGE) as usize))
+    /// What a mapping of the file from `offset` maps: the cache's pages, and the first
+    /// one's index. Nothing is read now: faults bring the pages in.
+    pub fn map(&self, offset: u64) -> (Arc<SharedPages>, usize) {
+        (self.pages(), (offset / PAGE) as usize)
     }
 
     /// posix_fadvise: WILLNEED starts reading the range into the cache (without waiting
@@ -704,14 +714,18 @@ pub fn cached_pages() -> (u64, u64) {
     let caches = CACHES.lock();
     let (mut all, mut clean) = (0, 0);
     for pages in caches.iter().filter_map(Weak::upgrade) {
-        let unmapped = Arc::strong_count(&pages) <= 2;
+        let mapped = Arc::strong_count(&pages) > 2;
         let map = pages.lock();
         all += map.slots.len() as u64;
-        if unmapped {
-            clean += map.slots.values().filter(|s| s.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0).count() as u64;
-        }
+        clean += map.slots.values().filter(|s| evictable(s, mapped)).count() as u64;
     }
     (all, clean)
+}
+
+/// Whether the shrinker may drop a page: clean, not being read, and not in any page
+/// table (`mapped`: some area maps its file, and pages faulted in since stay).
+fn evictable(slot: &Slot, mapped: bool) -> bool {
+    slot.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0 && !(mapped && slot.flags & PG_MAPPED != 0)
 }
 
 /// Dirty pages in all caches now (`/proc/meminfo`'s Dirty).
@@ -726,10 +740,10 @@ const SHRINK_BATCH: usize = 512;
 /// Where the next `shrink` starts in the list of caches (each gives in turn).
 static SHRINK_NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
-/// Gives back up to `SHRINK_BATCH` clean page-cache pages that nothing maps or reads
-/// (memory ran out), the lowest file offsets first; returns how many. Caches locked at
-/// the moment are skipped, never waited for; a frame being copied is freed when its
-/// copy ends (`Pinned`).
+/// Gives back up to `SHRINK_BATCH` clean page-cache pages that no page table maps and
+/// nothing reads (memory ran out), the lowest file offsets first; returns how many.
+/// Caches locked at the moment are skipped, never waited for; a frame being copied is
+/// freed when its copy ends (`Pinned`).
 pub fn shrink() -> usize {
     let Some(caches) = CACHES.try_lock() else { return 0 };
     let mut freed = 0;
@@ -741,12 +755,14 @@ pub fn shrink() -> usize {
         }
         let Some(pages) = caches[(first + k) % count].upgrade() else { continue };
         // Ours and its file's: anything more is a mapping or a read in flight.
-        if Arc::strong_count(&pages) > 2 {
-            continue;
-        }
+        let mapped = Arc::strong_count(&pages) > 2;
         let Some(mut map) = pages.try_lock() else { continue };
         map.slots.retain(|_, s| {
-            let evict = freed < SHRINK_BATCH && s.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0;
+            if !mapped {
+                // No area maps the file now: no page table holds its pages.
+                s.flags &= !PG_MAPPED;
+            }
+            let evict = freed < SHRINK_BATCH && evictable(s, mapped);
             if evict {
                 frame::free(s.frame);
                 freed += 1;

@@ -8,13 +8,20 @@
 //! then copied through the kernel's direct map of the frame, so the kernel itself never
 //! takes a page fault on user memory, whatever user space passes (or unmaps concurrently
 //! from another thread: the address space lock is held across each page's copy).
+//!
+//! A page of a mapped file that is not cached cannot be read with the address space
+//! locked (a spin lock): the access ends with `EFILL`, and [`with_user`] unlocks, reads
+//! the page in and runs the access again (copies are safe to repeat). Linux's
+//! equivalent is the fault handler's VM_FAULT_RETRY, which drops mmap_lock to wait for
+//! the page.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::errno::{KResult, EFAULT, ENAMETOOLONG};
+use crate::errno::{KResult, EFAULT, EFILL, ENAMETOOLONG};
 use crate::mm::paging::{pte_addr, PRESENT, USER, WRITABLE};
-use crate::mm::user::UserSpace;
+use crate::mm::user::{Fault, UserSpace};
+use crate::sync::SpinLock;
 use crate::mm::{frame_ptr, PAGE_SIZE, USER_END};
 
 /// Plain-data types that may be copied to and from user memory byte for byte.
@@ -67,8 +74,13 @@ fn for_each_chunk(
         let mut pte = mm.pt.lookup(page);
         let ok = |pte: u64| pte & PRESENT != 0 && pte & USER != 0 && (!write || pte & WRITABLE != 0);
         if !ok(pte) {
-            if !mm.fault(va, write, false) {
-                return Err(EFAULT);
+            match mm.fault(va, write, false) {
+                Fault::Mapped => {}
+                Fault::Denied | Fault::Bus => return Err(EFAULT),
+                Fault::Missing(file, index) => {
+                    mm.pending_fill = Some((file, index));
+                    return Err(EFILL);
+                }
             }
             pte = mm.pt.lookup(page);
             if !ok(pte) {
@@ -81,6 +93,59 @@ fn for_each_chunk(
         done += chunk;
     }
     Ok(())
+}
+
+/// Runs `f` on the address space `mm` locked, reading in (unlocked, sleeping) any file
+/// page it ends at with `EFILL` and running it again; `f` must be safe to repeat. A page
+/// past the end of its file, or whose read fails, is EFAULT (where a user access gets
+/// SIGBUS), as is any with fills held off ([`NoFill`]).
+pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) -> KResult<R>) -> KResult<R> {
+    loop {
+        let mut guard = mm.lock();
+        match f(&mut guard) {
+            Err(EFILL) => {
+                let pending = guard.pending_fill.take();
+                drop(guard);
+                let Some((file, index)) = pending else { return Err(EFAULT) };
+                if NoFill::active() {
+                    return Err(EFAULT);
+                }
+                crate::mm::user::fault_in_file(&*file, index).map_err(|_| EFAULT)?;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// While alive, the current task's user accesses do not read file pages in: a page not
+/// in memory is EFAULT (the caller holds a lock the read may need, as ext2 holds its
+/// state while copying between a user buffer and the disk or cache; it brings the
+/// buffer in with [`prefault`] first, so only a concurrent munmap meets this).
+pub struct NoFill(());
+
+impl NoFill {
+    pub fn new() -> Self {
+        crate::task::sched::current().no_fill.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        Self(())
+    }
+
+    fn active() -> bool {
+        crate::task::sched::try_current().is_some_and(|t| t.no_fill.load(core::sync::atomic::Ordering::Relaxed) > 0)
+    }
+}
+
+impl Drop for NoFill {
+    fn drop(&mut self) {
+        crate::task::sched::current().no_fill.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Brings the pages of user range `[addr, addr + len)` in for reading (or writing, with
+/// `write`) as an access would (Linux's fault_in_readable and fault_in_writeable), so a
+/// copy made with fills held off finds them; errors are left for that copy to meet.
+pub fn prefault(mm: &SpinLock<UserSpace>, addr: u64, len: usize, write: bool) {
+    let access = if write { Access::Write } else { Access::Read };
+    let _ = with_user(mm, |mm| for_each_chunk(mm, addr, len, access, &mut |_, _, _| {}));
 }
 
 /// Copies `src` to user address `dst`.

@@ -1,12 +1,14 @@
 //! A process's user address space: page tables plus the areas (VMAs) that say what may be
 //! mapped where. Pages are filled on first touch (demand paging): a fault inside an area
-//! with the right permission gets a zeroed frame; anything else is a SIGSEGV.
+//! with the right permission gets a zeroed frame, or the file's page when the area maps a
+//! file (read in first, with the address space unlocked, when it is not cached:
+//! [`Fault::Missing`]); anything else is a SIGSEGV.
 
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use crate::errno::{KResult, EACCES, EFAULT, EINVAL, ENOMEM};
+use crate::errno::{KResult, EACCES, EFAULT, EFILL, EINVAL, ENOMEM};
 use crate::mm::paging::{pte_addr, PageTable, NOT_OWNED, NO_EXECUTE, PRESENT, USER, WRITABLE};
 use crate::mm::{frame, page_up, PAGE_SIZE, USER_END};
 use crate::sync::SpinLock;
@@ -42,6 +44,9 @@ pub const PG_LOCKED: u8 = 4;
 /// Mapped into a writable shared area: stores may have changed it without a fault,
 /// so writeback treats it as dirty.
 pub const PG_MAPPED_W: u8 = 8;
+/// Mapped into some page table since the cache last had no mapping: the shrinker keeps
+/// it while any area maps the file (there is no reverse map to unmap it with).
+pub const PG_MAPPED: u8 = 32;
 /// The file changed under an in-flight read (a write through the cache): its result is
 /// stale and the page is dropped when it arrives.
 pub const PG_STALE: u8 = 16;
@@ -100,6 +105,16 @@ impl SharedPages {
             slot.flags |= PG_MAPPED_W;
         }
         Ok(slot.frame)
+    }
+
+    /// For a fault in an area mapping a file's cache: the frame of page `index` if it is
+    /// up to date (None: it must be read first), marked mapped (and written through a
+    /// mapping, with `writable`) so the shrinker leaves it.
+    pub fn cached_for_map(&self, index: usize, writable: bool) -> Option<u64> {
+        let mut map = self.map.lock();
+        let slot = map.slots.get_mut(&index).filter(|s| s.flags & PG_UPTODATE != 0)?;
+        slot.flags |= PG_MAPPED | if writable { PG_MAPPED_W } else { 0 };
+        Some(slot.frame)
     }
 
     /// The frame of page `index` if it has one (0 otherwise: the page reads as zeros).
@@ -162,6 +177,24 @@ pub struct Vma {
     /// The file a writable shared mapping stores into (Linux's vm_file): msync, munmap
     /// and exit write its changed pages back. Set by `set_file`.
     pub file: Option<Arc<dyn crate::fs::Node>>,
+    /// The file whose page cache `shared` is: a page not cached is read from it on
+    /// fault. Set by `set_source`.
+    pub source: Option<Arc<dyn crate::fs::Node>>,
+}
+
+/// How a fault ended.
+pub enum Fault {
+    /// The page is mapped.
+    Mapped,
+    /// The access is not allowed (SIGSEGV; EFAULT for a kernel access).
+    Denied,
+    /// The area is there but its object ends before the page (SIGBUS; EFAULT for a
+    /// kernel access).
+    Bus,
+    /// The page of a file's cache at this index must be read in first
+    /// ([`fault_in_file`]), with the address space unlocked; then the access is tried
+    /// again.
+    Missing(Arc<dyn crate::fs::Node>, u64),
 }
 
 impl Vma {
@@ -186,11 +219,13 @@ pub struct UserSpace {
     pub args: (u64, u64),
     /// The executable's path as exec was given it, made absolute (`/proc/PID/exe`).
     pub exe: alloc::string::String,
+    /// The file page an access ended with [`EFILL`] for: read it in, then try again.
+    pub pending_fill: Option<(Arc<dyn crate::fs::Node>, u64)>,
 }
 
 impl UserSpace {
     pub fn new() -> KResult<Self> {
-        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0, args: (0, 0), exe: alloc::string::String::new() })
+        Ok(Self { pt: PageTable::new()?, vmas: BTreeMap::new(), brk_start: 0, brk: 0, args: (0, 0), exe: alloc::string::String::new(), pending_fill: None })
     }
 
     /// Every area, lowest first.
@@ -248,7 +283,7 @@ impl UserSpace {
             Backing::SharedAnonymous => Some((SharedPages::new(((end - start) / PAGE_SIZE) as usize), 0)),
             Backing::Shared(pages, first) | Backing::Sealed(pages, first) | Backing::PrivateFile(pages, first) => Some((pages, first)),
         };
-        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, cow, sealed, label: None, file: None });
+        self.vmas.insert(start, Vma { start, end, prot: if sealed { prot & !PROT_WRITE } else { prot }, shared, cow, sealed, label: None, file: None, source: None });
         Ok(start)
     }
 
@@ -328,10 +363,10 @@ impl UserSpace {
         let keep = keep_old.then(|| (v.prot, v.shared.as_ref().map(|(p, f)| (Arc::clone(p), f + ((old - v.start) / PAGE_SIZE) as usize)), v.sealed));
         self.unmap_range(old, old + old_len);
         if let Some((prot, kept, sealed)) = keep {
-            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, cow: v.cow, sealed, label: None, file: v.file.clone() });
+            self.vmas.insert(old, Vma { start: old, end: old + old_len, prot, shared: kept, cow: v.cow, sealed, label: None, file: v.file.clone(), source: v.source.clone() });
         }
         let label = v.label.as_ref().map(|(name, off)| (Arc::clone(name), if name.starts_with('[') { 0 } else { off + (old - v.start) }));
-        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, cow: v.cow, sealed: v.sealed, label, file: v.file.clone() });
+        self.vmas.insert(dst, Vma { start: dst, end: dst + new_len, prot: v.prot, shared, cow: v.cow, sealed: v.sealed, label, file: v.file.clone(), source: v.source.clone() });
         Ok(dst)
     }
 
@@ -348,6 +383,14 @@ impl UserSpace {
     pub fn set_file(&mut self, start: u64, end: u64, file: Arc<dyn crate::fs::Node>) {
         for (_, v) in self.vmas.range_mut(start..end) {
             v.file = Some(Arc::clone(&file));
+        }
+    }
+
+    /// Records that the areas from `start` to `end` (just mapped there) map `file`'s page
+    /// cache: pages not in it are read from `file` on fault.
+    pub fn set_source(&mut self, start: u64, end: u64, file: Arc<dyn crate::fs::Node>) {
+        for (_, v) in self.vmas.range_mut(start..end) {
+            v.source = Some(Arc::clone(&file));
         }
     }
 
@@ -391,6 +434,8 @@ impl UserSpace {
 
     /// Brings in the pages of `[start, end)` that are not yet in memory, as an access
     /// the area allows would (mlock's populate); stops at the first that cannot be.
+    /// A file page that must be read first ends it with [`EFILL`] (see
+    /// `uaccess::with_user`, which reads it and calls again).
     pub fn populate(&mut self, start: u64, end: u64) -> KResult<()> {
         let mut page = start;
         while page < end {
@@ -398,8 +443,15 @@ impl UserSpace {
             let (prot, vend) = (v.prot, v.end);
             if prot != 0 {
                 while page < vend.min(end) {
-                    if !self.resident(page) && !self.fault(page, prot & PROT_WRITE != 0, false) {
-                        return Err(ENOMEM);
+                    if self.pt.lookup(page) & PRESENT == 0 {
+                        match self.fault(page, prot & PROT_WRITE != 0, false) {
+                            Fault::Mapped => {}
+                            Fault::Denied | Fault::Bus => return Err(ENOMEM),
+                            Fault::Missing(file, index) => {
+                                self.pending_fill = Some((file, index));
+                                return Err(EFILL);
+                            }
+                        }
                     }
                     page += PAGE_SIZE;
                 }
@@ -452,7 +504,12 @@ impl UserSpace {
             for (va, pte) in present {
                 if let Some((pages, first)) = &shared {
                     // Made writable without a fault: writeback must see its stores.
-                    let _ = pages.frame_for_map(first + ((va - vs) / PAGE_SIZE) as usize, true);
+                    let i = first + ((va - vs) / PAGE_SIZE) as usize;
+                    if v.source.is_some() {
+                        pages.cached_for_map(i, true);
+                    } else {
+                        let _ = pages.frame_for_map(i, true);
+                    }
                 }
                 if v.cow && pte & NOT_OWNED != 0 && prot != 0 {
                     // Still the file's page: a write must fault and copy it.
@@ -469,21 +526,21 @@ impl UserSpace {
         Ok(())
     }
 
-    /// Handles a user fault at `addr`; false means the access is not allowed (SIGSEGV).
-    pub fn fault(&mut self, addr: u64, write: bool, exec: bool) -> bool {
-        let Some(v) = self.vma(addr) else { return false };
+    /// Handles a user fault at `addr`.
+    pub fn fault(&mut self, addr: u64, write: bool, exec: bool) -> Fault {
+        let Some(v) = self.vma(addr) else { return Fault::Denied };
         let allowed = v.prot != 0
             && (!write || v.prot & PROT_WRITE != 0)
             && (!exec || v.prot & PROT_EXEC != 0);
         if !allowed {
-            return false;
+            return Fault::Denied;
         }
         let page = addr & !(PAGE_SIZE - 1);
         let pte = self.pt.lookup(page);
         // A store into a file's page a private mapping reads: copy-on-write.
         let cow_break = pte & PRESENT != 0;
         if cow_break && !(write && v.cow && pte & NOT_OWNED != 0) {
-            return true; // present and allowed: a stale TLB entry or a race
+            return Fault::Mapped; // present and allowed: a stale TLB entry or a race
         }
         let index = |first: usize| first + ((page - v.start) / PAGE_SIZE) as usize;
         let copy_of = |src: u64| {
@@ -491,22 +548,28 @@ impl UserSpace {
             frame::copy(copy, src);
             Some(copy)
         };
+        let shared_writable = v.prot & PROT_WRITE != 0 && !v.cow;
+        // The frame of the shared pages (a file's cache: only if the page is cached).
+        let shared_frame = |pages: &SharedPages, i: usize| match &v.source {
+            Some(file) => pages.cached_for_map(i, shared_writable).ok_or_else(|| Fault::Missing(Arc::clone(file), i as u64)),
+            None => (if v.cow { pages.frame(i) } else { pages.frame_for_map(i, shared_writable) })
+                .map_err(|e| if e == EINVAL { Fault::Bus } else { Fault::Denied }),
+        };
         // The frame, and whether the process owns it (else it is the shared pages' or
         // the file's, mapped NOT_OWNED; read-only in a private mapping).
         let found = if cow_break {
             copy_of(pte_addr(pte)).map(|f| (f, true))
         } else {
-            match (&v.shared, v.cow) {
-                (Some((pages, first)), true) => match pages.frame(index(*first)) {
-                    Ok(f) if write => copy_of(f).map(|copy| (copy, true)),
+            match &v.shared {
+                Some((pages, first)) => match shared_frame(pages, index(*first)) {
+                    Ok(f) if v.cow && write => copy_of(f).map(|copy| (copy, true)),
                     Ok(f) => Some((f, false)),
-                    Err(_) => None,
+                    Err(fault) => return fault,
                 },
-                (Some((pages, first)), false) => pages.frame_for_map(index(*first), v.prot & PROT_WRITE != 0).ok().map(|f| (f, false)),
-                (None, _) => frame::alloc_zeroed().map(|f| (f, true)),
+                None => frame::alloc_zeroed().map(|f| (f, true)),
             }
         };
-        let Some((frame, owned)) = found else { return false };
+        let Some((frame, owned)) = found else { return Fault::Denied };
         let mut flags = v.pte_flags();
         if !owned {
             flags |= NOT_OWNED;
@@ -518,16 +581,16 @@ impl UserSpace {
             if owned {
                 frame::free(frame);
             }
-            return false;
+            return Fault::Denied;
         }
-        true
+        Fault::Mapped
     }
 
     /// A copy of this address space for a forked child: private pages are copied, shared
     /// pages are mapped to the same frames.
     pub fn fork(&self) -> KResult<Self> {
         let mut child =
-            Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk, args: self.args, exe: self.exe.clone() };
+            Self { pt: PageTable::new()?, vmas: self.vmas.clone(), brk_start: self.brk_start, brk: self.brk, args: self.args, exe: self.exe.clone(), pending_fill: None };
         let mut result = Ok(());
         for v in self.vmas.values() {
             self.pt.for_each_page(v.start, v.end, &mut |va, pte| {
@@ -593,4 +656,12 @@ impl Drop for UserSpace {
             release_pages(&mut self.pt, s, e);
         }
     }
+}
+
+/// Reads page `index` of `file`'s cache in for a fault (sleeping; no address space lock
+/// may be held). EFAULT: the page is wholly past the end of the file (Linux's SIGBUS);
+/// the read's error otherwise.
+pub fn fault_in_file(file: &dyn crate::fs::Node, index: u64) -> KResult<()> {
+    let (cache, io) = file.page_cache().ok_or(EFAULT)?;
+    cache.fault_in(io, index)
 }

@@ -128,13 +128,14 @@ pub fn key(uaddr: u64, flags: u32) -> KResult<Key> {
     if flags & FUTEX2_PRIVATE != 0 {
         return Ok(Key { kind: KeyKind::Private, mm: me, addr: uaddr });
     }
-    let mut mm = space.lock();
-    let _: u32 = uaccess::read(&mut mm, uaddr)?;
-    if mm.vma(uaddr).is_some_and(|v| v.shared.is_some()) {
-        let phys = pte_addr(mm.pt.lookup(uaddr & !0xfff)) | (uaddr & 0xfff);
-        return Ok(Key { kind: KeyKind::SharedMapping, mm: 0, addr: phys });
-    }
-    Ok(Key { kind: KeyKind::SharedInPrivateMapping, mm: me, addr: uaddr })
+    uaccess::with_user(&space, |mm| {
+        let _: u32 = uaccess::read(mm, uaddr)?;
+        if mm.vma(uaddr).is_some_and(|v| v.shared.is_some()) {
+            let phys = pte_addr(mm.pt.lookup(uaddr & !0xfff)) | (uaddr & 0xfff);
+            return Ok(Key { kind: KeyKind::SharedMapping, mm: 0, addr: phys });
+        }
+        Ok(Key { kind: KeyKind::SharedInPrivateMapping, mm: me, addr: uaddr })
+    })
 }
 
 fn read_word(uaddr: u64) -> KResult<u32> {

@@ -41,15 +41,20 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         return Err(ENOMEM);
     }
     let shared = kind != MAP_PRIVATE;
-    // File mappings: shared ones map the file's own pages; private ones of a file with a
-    // page cache map its pages copy-on-write, other private ones get a copy of the
-    // file's bytes at mmap time.
+    // File mappings: shared ones map the file's own pages; private ones of a file with
+    // pages (a page cache, or the RAM file system's) map them copy-on-write, other
+    // private ones get a copy of the file's bytes at mmap time.
     let mut backing = if shared { Backing::SharedAnonymous } else { Backing::Private };
     let mut private_file = None;
     let mut label = None;
     let mut stores_into = None;
+    let mut source = None;
     if flags & MAP_ANONYMOUS == 0 {
         let f = super::fs::file(fd)?;
+        if f.node.page_cache().is_some() {
+            // Pages not yet cached are read from the file on fault.
+            source = Some(Arc::clone(&f.node));
+        }
         label = Some(f.path.clone());
         if !f.readable() || (shared && prot & PROT_WRITE != 0 && !f.writable()) {
             return Err(EACCES);
@@ -71,13 +76,14 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
             };
         } else if f.node.file_type() != FileType::Regular {
             return Err(ENODEV);
-        } else if f.node.page_cache().is_some() {
-            let (pages, first) = f.node.mmap_pages(off, len)?;
+        } else if let Ok((pages, first)) = f.node.mmap_pages(off, len) {
             backing = Backing::PrivateFile(pages, first);
         } else {
             private_file = Some(f);
         }
     }
+    // Mapping reads no file page (never EFILL): the closure runs once.
+    let mut backing = Some(backing);
     let start = with_mm(|mm| {
         let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
             if addr % PAGE_SIZE != 0 {
@@ -92,12 +98,15 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         } else {
             mm.find_free(addr & !(PAGE_SIZE - 1), len)?
         };
-        mm.map_fixed(start, start + len, prot, backing).map_err(|_| ENOMEM)?;
+        mm.map_fixed(start, start + len, prot, backing.take().ok_or(EINVAL)?).map_err(|_| ENOMEM)?;
         if let Some(name) = &label {
             mm.label(start, start + len, name, off);
         }
-        if let Some(node) = stores_into {
-            mm.set_file(start, start + len, node);
+        if let Some(node) = &stores_into {
+            mm.set_file(start, start + len, Arc::clone(node));
+        }
+        if let Some(node) = &source {
+            mm.set_source(start, start + len, Arc::clone(node));
         }
         Ok(start)
     })?;
@@ -106,8 +115,13 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
         let size = f.node.stat().size.saturating_sub(off).min(len) as usize;
         with_mm(|mm| mm.protect(start, start + len, PROT_READ | PROT_WRITE))?;
         let r = f.node.read(off, &mut IoBuf::User { addr: start, len: size }, false);
-        with_mm(|mm| mm.protect(start, start + len, prot))?;
-        r?;
+        with_mm(|mm| match r {
+            Ok(_) => mm.protect(start, start + len, prot),
+            Err(e) => {
+                mm.unmap_range(start, start + len);
+                Err(e)
+            }
+        })?;
     }
     Ok(start)
 }
@@ -230,7 +244,9 @@ pub fn mlockall(c: &mut Ctx) -> KResult<u64> {
         // As Linux's mlockall, what cannot be brought in now is left to fault in later.
         with_mm(|mm| {
             for (s, e) in mm.extents() {
-                let _ = mm.populate(s, e);
+                if let Err(EFILL) = mm.populate(s, e) {
+                    return Err(EFILL); // with_mm reads the page in and walks again
+                }
             }
             Ok(0)
         })?;

@@ -116,6 +116,8 @@ pub struct Task {
     pub real_blocked: AtomicU64,
     /// Set when another thread execs: this thread ends on its way back to user mode.
     pub killed: core::sync::atomic::AtomicBool,
+    /// User accesses may not read file pages in (`mm::uaccess::NoFill`), nested count.
+    pub no_fill: core::sync::atomic::AtomicU32,
     /// Runs kernel code only (a kernel thread, or a process's io_uring SQ poller or
     /// io-wq worker).
     kernel_only: bool,
@@ -291,6 +293,7 @@ impl Task {
             cpu_ns: AtomicU64::new(0),
             restart: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),
+            no_fill: core::sync::atomic::AtomicU32::new(0),
             kernel_only,
             interruptible: core::sync::atomic::AtomicBool::new(false),
             task_work: core::sync::atomic::AtomicBool::new(false),
@@ -359,11 +362,11 @@ pub fn current_process() -> Arc<Process> {
     Arc::clone(&sched::current().process)
 }
 
-/// Runs `f` on the current process's address space.
-pub fn with_mm<R>(f: impl FnOnce(&mut UserSpace) -> KResult<R>) -> KResult<R> {
+/// Runs `f` on the current process's address space (again after reading in a file page
+/// it needed: see `uaccess::with_user`).
+pub fn with_mm<R>(f: impl FnMut(&mut UserSpace) -> KResult<R>) -> KResult<R> {
     let mm = current_process().mm().ok_or(crate::errno::EFAULT)?;
-    let mut guard = mm.lock();
-    f(&mut guard)
+    uaccess::with_user(&mm, f)
 }
 
 /// Copies to user memory of the current process.
@@ -495,7 +498,7 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
     }
     if args.flags & CLONE_CHILD_SETTID != 0
         && let Some(mm) = task.process.mm() {
-            let _ = uaccess::write(&mut mm.lock(), args.child_tid, &tid);
+            let _ = uaccess::with_user(&mm, |mm| uaccess::write(mm, args.child_tid, &tid));
         }
     sched::spawn(task);
     Ok((tid, process))
@@ -512,7 +515,7 @@ pub fn exit_thread(status: i32) -> ! {
     let ctid = me.clear_child_tid.load(Ordering::Relaxed);
     if ctid != 0 {
         if let Some(mm) = process.mm() {
-            let _ = uaccess::write(&mut mm.lock(), ctid, &0u32);
+            let _ = uaccess::with_user(&mm, |mm| uaccess::write(mm, ctid, &0u32));
         }
         crate::syscall::futex::wake_address(ctid, 1);
     }
@@ -659,14 +662,31 @@ pub fn return_to_user(frame: &mut TrapFrame) {
 /// An exception in user mode: resolve a page fault, or kill the process with a signal.
 pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
     let me = sched::current();
-    if frame.vector == 14 {
+    let mut sig = signal::signal_for_exception(frame.vector);
+    if frame.vector == 14
+        && let Some(mm) = me.process.mm()
+    {
         let (write, exec) = (frame.error_code & 2 != 0, frame.error_code & 16 != 0);
-        if let Some(mm) = me.process.mm()
-            && mm.lock().fault(cr2, write, exec) {
-                return;
+        loop {
+            let fault = mm.lock().fault(cr2, write, exec);
+            match fault {
+                crate::mm::user::Fault::Mapped => return,
+                crate::mm::user::Fault::Denied => break,
+                crate::mm::user::Fault::Bus => {
+                    sig = signal::SIGBUS;
+                    break;
+                }
+                // Read the file's page with the address space unlocked, then fault again.
+                crate::mm::user::Fault::Missing(file, index) => {
+                    if crate::mm::user::fault_in_file(&*file, index).is_err() {
+                        // Past the end of the file, or the read failed.
+                        sig = signal::SIGBUS;
+                        break;
+                    }
+                }
             }
+        }
     }
-    let sig = signal::signal_for_exception(frame.vector);
     log::info!(
         "{}[{}]: {name} at {:#x} rip {:#x} sp {:#x} error {:#x}: killed by signal {sig}",
         *me.process.name.lock(),

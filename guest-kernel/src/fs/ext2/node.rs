@@ -16,6 +16,7 @@ use super::dir::kind_of;
 use super::inode::Inode;
 use super::{corrupt, Ext2Fs, State};
 use crate::errno::*;
+use crate::mm::uaccess::NoFill;
 use crate::fs::{perm, DirEntry, FileType, IoBuf, Node, Stat, StatFs, TimeSet};
 use crate::mm::filemap::{FileCache, PageIo, ReadDone};
 use crate::sync::MutexGuard;
@@ -113,6 +114,15 @@ impl Ext2Node {
         Ok(st)
     }
 
+    /// Readies a copy between `buf` and the file made with the lock held: the buffer's
+    /// pages are brought in now (for writing them, with `write`), and until the guard
+    /// goes the copy reads no file page in, since that may need this lock (a buffer
+    /// mapping a file of this file system).
+    fn copy_guard(buf: &IoBuf, write: bool) -> NoFill {
+        buf.prefault(write);
+        NoFill::new()
+    }
+
     fn inode(&self, st: &mut State) -> KResult<Inode> {
         self.fs.read_inode(st, self.ino)
     }
@@ -164,6 +174,7 @@ impl Ext2Node {
 
     /// Reads from the disk into `buf` (O_DIRECT, and the page cache's fills).
     fn read_uncached(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
+        let _guard = Self::copy_guard(buf, true);
         let mut st = self.lock();
         let inode = self.inode(&mut st)?;
         self.fs.read_data(&mut st, &inode, offset, buf)
@@ -202,6 +213,8 @@ impl Ext2Node {
             if !nowait {
                 self.read_partial_pages(cache, offset + done as u64, end)?;
             }
+            // (A write that must not sleep does not bring the buffer in.)
+            let _guard = if nowait { NoFill::new() } else { Self::copy_guard(buf, false) };
             let mut st = if nowait {
                 let mut st = self.fs.st.try_lock().ok_or(EAGAIN)?;
                 if st.clean_on_disk {
@@ -341,6 +354,7 @@ impl Ext2Node {
     /// Writes `buf` at `offset` to the disk (allocating blocks for holes), and updates
     /// the size and times.
     fn write_blocks(&self, offset: u64, buf: &IoBuf) -> KResult<usize> {
+        let _guard = Self::copy_guard(buf, false);
         let mut st = self.lock_rw()?;
         let st = &mut *st;
         let mut inode = self.inode(st)?;
@@ -611,8 +625,8 @@ impl Node for Ext2Node {
         }
     }
 
-    fn mmap_pages(&self, offset: u64, len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
-        self.cache.as_ref().ok_or(ENODEV)?.map(self, offset, len)
+    fn mmap_pages(&self, offset: u64, _len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {
+        Ok(self.cache.as_ref().ok_or(ENODEV)?.map(offset))
     }
 
     fn advise(&self, offset: u64, len: u64, advice: u32) -> KResult<()> {

@@ -2,13 +2,15 @@
 //! same bytes at once; stores reach the file on msync and munmap (an O_DIRECT read, which
 //! goes around the cache, finds them); an O_DIRECT write is seen by mappings and buffered
 //! reads, a buffered write by an O_DIRECT read; private mappings are copies; truncation zeroes; reads of odd sizes across many
-//! pages (readahead) match what was written. Run in DIR: the RAM file system in the
+//! pages (readahead) match what was written; faults read pages not cached (a mapping
+//! may be larger than memory), and a page wholly past the end of the file is SIGBUS;
+//! syscalls copy from and into such mappings. Run in DIR: the RAM file system in the
 //! guest by default, a 9p share with `--dir /mnt/share`, an ext2 root with `--dir
 //! /mnt/root`, the host's disk on Linux.
 
 use ulib::sys::{self, syscall3};
 use ulib::uapi::*;
-use ulib::{check, check_eq, check_ok, fail, nr};
+use ulib::{check, check_eq, check_err, check_ok, fail, nr};
 
 use crate::util::*;
 
@@ -22,6 +24,10 @@ pub const TESTS: &[Test] = tests![
     child_stores_through_a_shared_file_mapping,
     truncate_then_extend_reads_zeros,
     reads_of_odd_sizes_match_what_was_written,
+    faults_read_pages_of_a_file_not_cached,
+    touching_a_mapping_past_the_end_of_the_file_is_sigbus,
+    mapping_larger_than_memory_reads_only_what_it_touches,
+    copies_from_and_into_mappings_of_files_not_cached,
 ];
 
 const PAGE: usize = 4096;
@@ -250,5 +256,119 @@ fn reads_of_odd_sizes_match_what_was_written() -> TestResult {
     check_eq!(sys::pread64(fd, &mut tail, LEN as i64), Ok(0));
     unmap(buf.as_ptr() as usize, 72 * 1024)?;
     check_ok!(sys::close(fd));
+    Ok(())
+}
+
+/// Drops the file's clean cached pages where the kernel can (POSIX_FADV_DONTNEED after
+/// fsync), so what follows reads them from the file system.
+fn drop_cache(fd: i32) -> TestResult {
+    check_ok!(sys::fsync(fd));
+    // SAFETY: no memory is passed.
+    check_eq!(sys::ret(unsafe { ulib::sys::syscall4(nr::FADVISE64, fd as usize, 0, 0, POSIX_FADV_DONTNEED) }), Ok(0));
+    Ok(())
+}
+
+/// `len` bytes at `addr`, a live mapping of the test.
+fn mapped(addr: usize, len: usize) -> &'static mut [u8] {
+    // SAFETY: the caller's mapping covers the range and outlives the use.
+    unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len) }
+}
+
+fn faults_read_pages_of_a_file_not_cached() -> TestResult {
+    const LEN: usize = 40 * PAGE + 100;
+    const MAPPED: usize = 41 * PAGE;
+    let fd = pattern_file("filemap-fault", LEN)?;
+    drop_cache(fd)?;
+    let shared = map_file(fd, MAPPED, PROT_READ, MAP_SHARED)?;
+    let private = map_file(fd, MAPPED, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    // Last page first, so faults meet pages readahead has not brought.
+    for page in (0..41).rev() {
+        let at = (page * PAGE + page * 37 % PAGE).min(LEN - 1);
+        check_eq!(byte(shared, at), pattern(at));
+        check_eq!(byte(private, at), pattern(at));
+    }
+    // The bytes of the last page past the end read as zeros.
+    check_eq!(byte(shared, LEN), 0);
+    check_eq!(byte(private, MAPPED - 1), 0);
+    // A store into the private mapping copies the page; the file keeps its byte.
+    store(private, 5, 0xaa);
+    check_eq!(byte(shared, 5), pattern(5));
+    check_eq!(byte(private, 5), 0xaa);
+    unmap(shared, MAPPED)?;
+    unmap(private, MAPPED)?;
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn touching_a_mapping_past_the_end_of_the_file_is_sigbus() -> TestResult {
+    let fd = pattern_file("filemap-sigbus", PAGE + 10)?;
+    for flags in [MAP_SHARED, MAP_PRIVATE] {
+        let m = map_file(fd, 3 * PAGE, PROT_READ, flags)?;
+        check_eq!(byte(m, PAGE + 9), pattern(PAGE + 9));
+        check_eq!(byte(m, PAGE + 10), 0);
+        let status = run_child(|| i32::from(byte(m, 2 * PAGE)))?;
+        check_eq!(status.term_signal(), Some(SIGBUS));
+        // A syscall copying from there gets EFAULT.
+        check_err!(sys::pwrite64(fd, mapped(m + 2 * PAGE, 16), 0), EFAULT);
+        unmap(m, 3 * PAGE)?;
+    }
+    check_ok!(sys::close(fd));
+    Ok(())
+}
+
+fn mapping_larger_than_memory_reads_only_what_it_touches() -> TestResult {
+    // More than the memory of any VM the tests boot.
+    const SIZE: usize = 8 << 30;
+    let path = make_file("filemap-huge", b"")?;
+    let fd = check_ok!(sys::open(path.as_cstr(), O_RDWR, 0)) as i32;
+    check_eq!(sys::pwrite64(fd, b"tail", (SIZE - 4) as i64), Ok(4));
+    for flags in [MAP_SHARED, MAP_PRIVATE] {
+        let m = map_file(fd, SIZE, PROT_READ, flags)?;
+        check_eq!(byte(m, 0), 0);
+        check_eq!(byte(m, SIZE / 2 + 1), 0);
+        check_eq!(mapped(m + SIZE - 4, 4), b"tail");
+        unmap(m, SIZE)?;
+    }
+    check_ok!(sys::close(fd));
+    check_ok!(sys::unlink(path.as_cstr()));
+    Ok(())
+}
+
+fn copies_from_and_into_mappings_of_files_not_cached() -> TestResult {
+    const LEN: usize = 16 * PAGE;
+    let out_path = make_file("filemap-out", b"")?;
+    let out = check_ok!(sys::open(out_path.as_cstr(), O_RDWR, 0)) as i32;
+    let direct = check_ok!(sys::open(out_path.as_cstr(), O_RDWR | O_DIRECT, 0)) as i32;
+    // A buffered write, then an O_DIRECT one, from mappings of files just dropped from
+    // the cache (the write's copy faults them in).
+    for (name, fd, at) in [("filemap-src", out, 0), ("filemap-src-direct", direct, LEN)] {
+        let src = pattern_file(name, LEN)?;
+        drop_cache(src)?;
+        let m = map_file(src, LEN, PROT_READ, MAP_SHARED)?;
+        check_eq!(sys::pwrite64(fd, mapped(m, LEN), at as i64), Ok(LEN));
+        unmap(m, LEN)?;
+        check_ok!(sys::close(src));
+    }
+    let buf = buffer(2 * LEN)?;
+    check_eq!(sys::pread64(out, buf, 0), Ok(2 * LEN));
+    if let Some(i) = (0..2 * LEN).find(|&i| buf[i] != pattern(i % LEN)) {
+        fail!("byte {} reads {:#x}, wrote {:#x}", i, buf[i], pattern(i % LEN));
+    }
+    // A read(2) into a private mapping of a file not cached: each page is copied on
+    // the write fault, and the file keeps its bytes.
+    let zs = make_file("filemap-zs", &[b'Z'; 2 * PAGE])?;
+    let z = check_ok!(sys::open(zs.as_cstr(), O_RDONLY, 0)) as i32;
+    let src = pattern_file("filemap-cow", 2 * PAGE)?;
+    drop_cache(src)?;
+    let m = map_file(src, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    check_eq!(sys::pread64(z, mapped(m, 2 * PAGE), 0), Ok(2 * PAGE));
+    check!(mapped(m, 2 * PAGE).iter().all(|&b| b == b'Z'), "the private mapping does not hold what was read");
+    check_eq!(sys::pread64(src, &mut buf[..2 * PAGE], 0), Ok(2 * PAGE));
+    check!((0..2 * PAGE).all(|i| buf[i] == pattern(i)), "a read into a private mapping changed the file");
+    unmap(m, 2 * PAGE)?;
+    unmap(buf.as_ptr() as usize, 2 * LEN)?;
+    for fd in [z, src, out, direct] {
+        check_ok!(sys::close(fd));
+    }
     Ok(())
 }
