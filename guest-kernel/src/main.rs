@@ -92,6 +92,8 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     if let Err(e) = task::spawn_init(init, &argv, &envp) {
         panic!("cannot run init {init}: error {}", e.0);
     }
+    // After init, which is pid 1.
+    mm::writeback::start();
     task::sched::idle_loop(|| task::INIT_EXIT.lock().is_some());
     let status = task::INIT_EXIT.lock().unwrap_or(0);
     // The status a shell would show: the exit code, or 128 + the signal that killed init.

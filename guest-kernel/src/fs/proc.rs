@@ -6,8 +6,10 @@
 //!   a workload;
 //! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (the live processes' CPU
 //!   time as user time, the rest idle), `self` (a link to the caller's directory);
-//! - `PID/`: `stat`, `status`, `cmdline`, `comm`, `maps` (areas without file names:
-//!   mappings do not remember their file), as `ps` and `top` read them; `exe`, a link to the executable.
+//! - `sys/vm/dirty_expire_centisecs` and `dirty_writeback_centisecs`: the flusher's
+//!   timing (`mm::writeback`), which root may change;
+//! - `PID/`: `stat`, `status`, `cmdline`, `comm`, `maps` (with the paths files were
+//!   mapped by), as `ps` and `top` read them; `exe`, a link to the executable.
 
 use alloc::boxed::Box;
 use alloc::format;
@@ -445,12 +447,14 @@ impl Node for FdDir {
 }
 
 /// `/proc` itself: fixed files, `self`, and a directory per live process.
-struct ProcRoot {
+/// A directory of `/proc`: its files, and (the root) a directory per process.
+struct ProcDir {
     ino: u64,
     files: Vec<(&'static str, Arc<dyn Node>)>,
+    pids: bool,
 }
 
-impl Node for ProcRoot {
+impl Node for ProcDir {
     fn stat(&self) -> Stat {
         Stat { ino: self.ino, mode: FileType::Directory.mode_bits() | 0o555, nlink: 2, ..Stat::default() }
     }
@@ -458,6 +462,9 @@ impl Node for ProcRoot {
     fn lookup(&self, name: &str) -> KResult<Arc<dyn Node>> {
         if let Some((_, node)) = self.files.iter().find(|(n, _)| *n == name) {
             return Ok(Arc::clone(node));
+        }
+        if !self.pids {
+            return Err(ENOENT);
         }
         let pid: u32 = name.parse().map_err(|_| ENOENT)?;
         process(pid)?;
@@ -468,7 +475,7 @@ impl Node for ProcRoot {
     fn entries(&self) -> KResult<Vec<DirEntry>> {
         let mut out: Vec<DirEntry> =
             self.files.iter().map(|(n, node)| DirEntry { name: String::from(*n), ino: node.stat().ino, kind: node.file_type() }).collect();
-        for p in task::all_processes() {
+        for p in task::all_processes().into_iter().filter(|_| self.pids) {
             out.push(DirEntry { name: p.pid.to_string(), ino: 1 << 32 | u64::from(p.pid), kind: FileType::Directory });
         }
         Ok(out)
@@ -497,8 +504,60 @@ pub fn new_root() -> Arc<dyn Node> {
         ("loadavg", text_file(loadavg)),
         ("stat", text_file(stat)),
         ("self", Arc::new(SelfLink { ino: alloc_ino() }) as Arc<dyn Node>),
+        ("sys", proc_dir(alloc::vec![("vm", proc_dir(alloc::vec![
+            ("dirty_expire_centisecs", Arc::new(Sysctl { ino: alloc_ino(), value: &crate::mm::writeback::EXPIRE_CS }) as Arc<dyn Node>),
+            ("dirty_writeback_centisecs", Arc::new(Sysctl { ino: alloc_ino(), value: &crate::mm::writeback::INTERVAL_CS })),
+        ]))])),
     ];
-    Arc::new(ProcRoot { ino: alloc_ino(), files })
+    Arc::new(ProcDir { ino: alloc_ino(), files, pids: true })
+}
+
+fn proc_dir(files: Vec<(&'static str, Arc<dyn Node>)>) -> Arc<dyn Node> {
+    Arc::new(ProcDir { ino: alloc_ino(), files, pids: false })
+}
+
+/// A `/proc/sys` number root may change: read as text, written as decimal text (EINVAL
+/// otherwise, as Linux's proc_dointvec).
+struct Sysctl {
+    ino: u64,
+    value: &'static core::sync::atomic::AtomicU64,
+}
+
+impl Node for Sysctl {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | 0o644, nlink: 1, ..Stat::default() }
+    }
+
+    fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        let text = format!("{}\n", self.value.load(Ordering::Relaxed));
+        let start = (offset as usize).min(text.len());
+        let n = (text.len() - start).min(buf.len());
+        buf.put(0, &text.as_bytes()[start..start + n])?;
+        Ok(n)
+    }
+
+    fn write(&self, _offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        let mut bytes = [0u8; 24];
+        let n = buf.len().min(bytes.len());
+        buf.get(0, &mut bytes[..n])?;
+        let text = core::str::from_utf8(&bytes[..n]).map_err(|_| EINVAL)?;
+        let value: u64 = text.trim().parse().map_err(|_| EINVAL)?;
+        self.value.store(value, Ordering::Relaxed);
+        Ok(buf.len())
+    }
+
+    /// O_TRUNC (a shell's `>`) changes nothing, as on Linux.
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Ok(())
+    }
+
+    fn nowait(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// Makes `/proc` (replacing a directory of that name from the initramfs).

@@ -201,13 +201,16 @@ impl Node for RamFile {
         let pages = data.paged()?;
         let Data::Paged { len, .. } = &mut *data else { unreachable!("paged above") };
         if new_len < *len {
-            // Bytes past the new end must read as zeros if the file grows again. Frames
-            // stay with the file (a shared mapping may still map them).
-            let first = (new_len / PAGE_SIZE) as usize;
-            for (&index, slot) in pages.lock().slots.range(first..) {
-                let from = if index == first { new_len as usize % PAGE } else { 0 };
-                // SAFETY: the file's frame, in the direct map; the range is in the page.
-                unsafe { core::ptr::write_bytes(frame_ptr(slot.frame).add(from), 0, PAGE - from) };
+            // Bytes past the new end must read as zeros if the file grows again; the
+            // pages past it go (unmapped: a fault there is a SIGBUS).
+            pages.truncate(new_len.div_ceil(PAGE_SIZE) as usize);
+            if !new_len.is_multiple_of(PAGE_SIZE) {
+                let frame = pages.existing((new_len / PAGE_SIZE) as usize);
+                if frame != 0 {
+                    let from = new_len as usize % PAGE;
+                    // SAFETY: the file's frame, in the direct map; the range is in the page.
+                    unsafe { core::ptr::write_bytes(frame_ptr(frame).add(from), 0, PAGE - from) };
+                }
             }
         }
         pages.grow((new_len as usize).div_ceil(PAGE));

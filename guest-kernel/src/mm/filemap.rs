@@ -13,11 +13,12 @@
 //!   covers ([`FileCache::wrote`]: write-through, as 9p does, so the host sees it at
 //!   once; a page whose read was in flight is marked stale), or copied into the pages
 //!   alone, which become dirty ([`FileCache::prepare_write`], [`FileCache::copy_in`]:
-//!   write-back, as ext2 does) and are written back by fsync, sync, the last close,
-//!   umount, or the writer itself past the dirty limits.
+//!   write-back, as ext2 does) and are written back by fsync, sync, umount, the
+//!   flusher (`mm::writeback`), or the writer itself past the dirty limits.
 //! - Stores through a writable shared mapping are written back on msync, munmap, fsync
-//!   and the file's last close ([`FileCache::writeback`]).
-//! - Clean pages no mapping uses are given back when memory runs out ([`shrink`]).
+//!   and by the flusher ([`FileCache::writeback`]).
+//! - Mappings fault pages in ([`FileCache::fault_in`]); clean pages are given back when
+//!   memory runs out, unmapped first from the address spaces that map them ([`shrink`]).
 
 use alloc::boxed::Box;
 use alloc::sync::{Arc, Weak};
@@ -270,8 +271,9 @@ impl FileCache {
 
     /// Claims the pages from `index` for a read: up to the readahead window, the end of
     /// the file, or the first page already there. Their slots are inserted LOCKED with
-    /// fresh frames. None: `index` itself is there (up to date or being read).
-    fn claim(&self, io: &dyn PageIo, index: u64, size: u64) -> Option<Vec<u64>> {
+    /// fresh frames. None: `index` itself is there (up to date or being read); ENOMEM:
+    /// it is not, and no frame is free.
+    fn claim(&self, io: &dyn PageIo, index: u64, size: u64) -> KResult<Option<Vec<u64>>> {
         let last = size.saturating_sub(1) / PAGE;
         let window = if self.random.load(Ordering::Relaxed) { 1 } else { io.max_pages().max(1) };
         let want = (window as u64).min(last.saturating_sub(index) + 1) as usize;
@@ -283,6 +285,9 @@ impl FileCache {
             }
         }
         let mut map = self.pages.lock();
+        if frames.is_empty() && !map.slots.contains_key(&(index as usize)) {
+            return Err(ENOMEM);
+        }
         let mut taken = 0;
         while taken < frames.len() && !map.slots.contains_key(&(index as usize + taken)) {
             map.slots.insert(index as usize + taken, Slot { frame: frames[taken], flags: PG_LOCKED });
@@ -293,7 +298,7 @@ impl FileCache {
             frame::free(f);
         }
         frames.truncate(taken);
-        (taken > 0).then_some(frames)
+        Ok((taken > 0).then_some(frames))
     }
 
     /// A read into claimed pages from `index` ended with `result` (the bytes read, fewer
@@ -339,14 +344,24 @@ impl FileCache {
 
     /// Brings page `index` in, sleeping (with readahead).
     fn fill(&self, io: &dyn PageIo, index: u64, size: u64) -> KResult<()> {
+        let mut reclaimed = false;
         loop {
             if self.uptodate(index).is_some() {
                 return Ok(());
             }
-            let Some(frames) = self.claim(io, index, size) else {
-                // Being read by someone else: wait for it to finish (or fail).
-                self.pages.io_wait.wait_uninterruptible(|| self.settled(index));
-                continue;
+            let frames = match self.claim(io, index, size) {
+                Ok(Some(frames)) => frames,
+                Ok(None) => {
+                    // Being read by someone else: wait for it to finish (or fail).
+                    self.pages.io_wait.wait_uninterruptible(|| self.settled(index));
+                    continue;
+                }
+                // Out of memory: once, have dirty pages written back so clean ones can go.
+                Err(e) if reclaimed || !super::writeback::reclaim_wait() => return Err(e),
+                Err(_) => {
+                    reclaimed = true;
+                    continue;
+                }
             };
             // Straight into the frames where the file system can; else through a buffer.
             if let Some(result) = io.read_frames(index * PAGE, &frames) {
@@ -377,7 +392,11 @@ impl FileCache {
     /// wait queue is woken when it arrives. True when the page is on its way or already
     /// there; false when the read cannot start now (take a path that may sleep).
     pub fn start_read(&self, io: &dyn PageIo, index: u64, size: u64) -> bool {
-        let Some(frames) = self.claim(io, index, size) else { return true };
+        let frames = match self.claim(io, index, size) {
+            Ok(Some(frames)) => frames,
+            Ok(None) => return true,
+            Err(_) => return false, // out of memory: the path that may sleep finds some
+        };
         let pages = Arc::clone(&self.pages);
         let (frames2, len) = (frames.clone(), frames.len() * PAGE as usize);
         let done: ReadDone = Box::new(move |r| Self::finish(&pages, index, &frames2, r));
@@ -601,15 +620,14 @@ impl FileCache {
                 s.flags |= PG_DIRTY;
                 map.dirty += 1;
                 DIRTY_PAGES.fetch_add(1, Ordering::Relaxed);
+                super::writeback::dirtied();
             }
         }
     }
 
     /// The file is now `size` bytes: the page holding the new end is zeroed past it, and
-    /// the pages after it dropped (zeroed where a page table may still map them; a fault
-    /// on the others is a SIGBUS).
+    /// the pages after it unmapped and dropped (a fault there is a SIGBUS, as on Linux).
     pub fn truncate(&self, size: u64) {
-        let in_use = self.in_use();
         let first_gone = size.div_ceil(PAGE) as usize;
         let mut map = self.pages.lock();
         let map = &mut *map;
@@ -628,7 +646,8 @@ impl FileCache {
             }
             if s.flags & PG_LOCKED != 0 {
                 s.flags |= PG_STALE;
-            } else if in_use && s.flags & (PG_MAPPED | PG_MAPPED_W) != 0 {
+            } else if s.flags & (PG_MAPPED | PG_MAPPED_W) != 0 && !self.pages.unmap_everywhere(i, s.frame) {
+                // An address space is busy: the page stays mapped there, reading zeros.
                 frame_bytes(s.frame).fill(0);
             } else {
                 frame::free(s.frame);
@@ -668,7 +687,7 @@ impl FileCache {
         self.read(io, pos, buf, io.size()?)
     }
 
-    /// Writes back what mappings changed (fsync, msync, munmap, the last close).
+    /// Writes back what mappings changed (fsync, msync, munmap, the flusher).
     pub fn sync(&self, io: &dyn PageIo) -> KResult<()> {
         self.writeback(io, io.size()?)
     }
@@ -709,23 +728,22 @@ impl FileCache {
 }
 
 /// Pages in file caches now (`/proc/meminfo`'s Cached), and how many of them are clean
-/// and unmapped (what `shrink` could give back).
+/// (what `shrink` could give back).
 pub fn cached_pages() -> (u64, u64) {
     let caches = CACHES.lock();
     let (mut all, mut clean) = (0, 0);
     for pages in caches.iter().filter_map(Weak::upgrade) {
-        let mapped = Arc::strong_count(&pages) > 2;
         let map = pages.lock();
         all += map.slots.len() as u64;
-        clean += map.slots.values().filter(|s| evictable(s, mapped)).count() as u64;
+        clean += map.slots.values().filter(|s| evictable(s)).count() as u64;
     }
     (all, clean)
 }
 
-/// Whether the shrinker may drop a page: clean, not being read, and not in any page
-/// table (`mapped`: some area maps its file, and pages faulted in since stay).
-fn evictable(slot: &Slot, mapped: bool) -> bool {
-    slot.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0 && !(mapped && slot.flags & PG_MAPPED != 0)
+/// Whether the shrinker may drop a page: clean and not being read (a page mapped
+/// writable is taken as changed).
+fn evictable(slot: &Slot) -> bool {
+    slot.flags & (PG_DIRTY | PG_LOCKED | PG_MAPPED_W) == 0
 }
 
 /// Dirty pages in all caches now (`/proc/meminfo`'s Dirty).
@@ -740,10 +758,10 @@ const SHRINK_BATCH: usize = 512;
 /// Where the next `shrink` starts in the list of caches (each gives in turn).
 static SHRINK_NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
-/// Gives back up to `SHRINK_BATCH` clean page-cache pages that no page table maps and
-/// nothing reads (memory ran out), the lowest file offsets first; returns how many.
-/// Caches locked at the moment are skipped, never waited for; a frame being copied is
-/// freed when its copy ends (`Pinned`).
+/// Gives back up to `SHRINK_BATCH` clean page-cache pages that nothing reads (memory ran
+/// out), the lowest file offsets first, unmapping them from page tables that map them;
+/// returns how many. Caches and address spaces locked at the moment are skipped, never
+/// waited for; a frame being copied is freed when its copy ends (`Pinned`).
 pub fn shrink() -> usize {
     let Some(caches) = CACHES.try_lock() else { return 0 };
     let mut freed = 0;
@@ -754,15 +772,14 @@ pub fn shrink() -> usize {
             break;
         }
         let Some(pages) = caches[(first + k) % count].upgrade() else { continue };
-        // Ours and its file's: anything more is a mapping or a read in flight.
-        let mapped = Arc::strong_count(&pages) > 2;
         let Some(mut map) = pages.try_lock() else { continue };
-        map.slots.retain(|_, s| {
-            if !mapped {
-                // No area maps the file now: no page table holds its pages.
-                s.flags &= !PG_MAPPED;
-            }
-            let evict = freed < SHRINK_BATCH && evictable(s, mapped);
+        map.slots.retain(|&index, s| {
+            // A pinned frame stays: a device or a registered buffer uses it (mapped, it
+            // would then no longer be the file's page).
+            let evict = freed < SHRINK_BATCH
+                && evictable(s)
+                && !frame::is_pinned(s.frame)
+                && (s.flags & PG_MAPPED == 0 || pages.unmap_everywhere(index, s.frame));
             if evict {
                 frame::free(s.frame);
                 freed += 1;

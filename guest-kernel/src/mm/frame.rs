@@ -201,6 +201,12 @@ fn rehash_after(table: &mut [Pin; PIN_SLOTS], mut hole: usize) {
     }
 }
 
+/// Whether `frame` is pinned now (a device or a registered buffer uses it).
+pub fn is_pinned(frame: u64) -> bool {
+    let table = PINNED.lock();
+    pin_slot(&table, frame).is_some_and(|i| table[i].count > 0 && table[i].frame == frame)
+}
+
 /// Returns a frame to the allocator (later, if it is pinned).
 pub fn free(frame: u64) {
     {

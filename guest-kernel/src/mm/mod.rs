@@ -27,6 +27,7 @@ pub mod paging;
 pub mod uaccess;
 pub mod user;
 pub mod vdso;
+pub mod writeback;
 
 pub const PAGE_SIZE: u64 = 4096;
 

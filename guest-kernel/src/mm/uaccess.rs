@@ -77,6 +77,10 @@ fn for_each_chunk(
             match mm.fault(va, write, false) {
                 Fault::Mapped => {}
                 Fault::Denied | Fault::Bus => return Err(EFAULT),
+                Fault::NoMemory => {
+                    mm.pending_fill = None; // EFILL with nothing to read: reclaim
+                    return Err(EFILL);
+                }
                 Fault::Missing(file, index) => {
                     mm.pending_fill = Some((file, index));
                     return Err(EFILL);
@@ -98,35 +102,49 @@ fn for_each_chunk(
 /// Runs `f` on the address space `mm` locked, reading in (unlocked, sleeping) any file
 /// page it ends at with `EFILL` and running it again; `f` must be safe to repeat. A page
 /// past the end of its file, or whose read fails, is EFAULT (where a user access gets
-/// SIGBUS), as is any with fills held off ([`NoFill`]).
+/// SIGBUS), as is any with fills held off ([`NoFill`]). Out of memory, it waits for
+/// dirty pages to be written back (`writeback::reclaim_wait`) and tries again.
 pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) -> KResult<R>) -> KResult<R> {
+    let mut reclaims = 0;
     loop {
         let mut guard = mm.lock();
         match f(&mut guard) {
             Err(EFILL) => {
                 let pending = guard.pending_fill.take();
                 drop(guard);
-                let Some((file, index)) = pending else { return Err(EFAULT) };
                 if NoFill::active() {
                     return Err(EFAULT);
                 }
-                crate::mm::user::fault_in_file(&*file, index).map_err(|_| EFAULT)?;
+                match pending {
+                    Some((file, index)) => crate::mm::user::fault_in_file(&*file, index).map_err(|_| EFAULT)?,
+                    // Out of memory: a few times, wait for dirty pages to be written back.
+                    None if reclaims < RECLAIM_TRIES && crate::mm::writeback::reclaim_wait() => reclaims += 1,
+                    None => return Err(EFAULT),
+                }
             }
             result => return result,
         }
     }
 }
 
+/// How many times one access waits for writeback to free memory before it gives up.
+pub const RECLAIM_TRIES: u32 = 3;
+
 /// While alive, the current task's user accesses do not read file pages in: a page not
 /// in memory is EFAULT (the caller holds a lock the read may need, as ext2 holds its
 /// state while copying between a user buffer and the disk or cache; it brings the
 /// buffer in with [`prefault`] first, so only a concurrent munmap meets this).
-pub struct NoFill(());
+/// (Outside any task, as in the kernel's own tests, there is no user memory: nothing to
+/// hold off.)
+pub struct NoFill(Option<alloc::sync::Arc<crate::task::Task>>);
 
 impl NoFill {
     pub fn new() -> Self {
-        crate::task::sched::current().no_fill.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        Self(())
+        let task = crate::task::sched::try_current();
+        if let Some(t) = &task {
+            t.no_fill.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+        Self(task)
     }
 
     fn active() -> bool {
@@ -136,7 +154,9 @@ impl NoFill {
 
 impl Drop for NoFill {
     fn drop(&mut self) {
-        crate::task::sched::current().no_fill.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = &self.0 {
+            t.no_fill.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

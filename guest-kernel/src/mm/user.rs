@@ -5,7 +5,7 @@
 //! [`Fault::Missing`]); anything else is a SIGSEGV.
 
 use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
+use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 
 use crate::errno::{KResult, EACCES, EFAULT, EFILL, EINVAL, ENOMEM};
@@ -33,6 +33,9 @@ pub struct SharedPages {
     /// Woken when a page's read finishes (`PG_LOCKED` cleared): Linux's page wait queue,
     /// one per file here.
     pub io_wait: crate::task::wait::WaitQueue,
+    /// For a file's cache: the address spaces with areas that map it (Linux's i_mmap,
+    /// by address space rather than by area), so the shrinker can unmap a page.
+    mappers: SpinLock<Vec<Weak<SpinLock<UserSpace>>>>,
 }
 
 /// The page's bytes are the file's (or, for memory that has no file, simply valid).
@@ -44,8 +47,9 @@ pub const PG_LOCKED: u8 = 4;
 /// Mapped into a writable shared area: stores may have changed it without a fault,
 /// so writeback treats it as dirty.
 pub const PG_MAPPED_W: u8 = 8;
-/// Mapped into some page table since the cache last had no mapping: the shrinker keeps
-/// it while any area maps the file (there is no reverse map to unmap it with).
+/// Mapped into some page table since the cache last had no mapping: the shrinker unmaps
+/// it from the address spaces that map the file (`SharedPages::mappers`) before it
+/// drops it.
 pub const PG_MAPPED: u8 = 32;
 /// The file changed under an in-flight read (a write through the cache): its result is
 /// stale and the page is dropped when it arrives.
@@ -70,7 +74,43 @@ impl SharedPages {
         Arc::new(Self {
             map: SpinLock::new(PageMap { slots: BTreeMap::new(), len: pages, dirty: 0 }),
             io_wait: crate::task::wait::WaitQueue::new(),
+            mappers: SpinLock::new(Vec::new()),
         })
+    }
+
+    /// Records that `mm` has (or is about to have) areas mapping these pages, before any
+    /// page of them is mapped there.
+    pub fn add_mapper(&self, mm: &Arc<SpinLock<UserSpace>>) {
+        let mut mappers = self.mappers.lock();
+        mappers.retain(|w| w.strong_count() > 0);
+        if !mappers.iter().any(|w| core::ptr::eq(w.as_ptr(), Arc::as_ptr(mm))) {
+            mappers.push(Arc::downgrade(mm));
+        }
+    }
+
+    /// Takes page `index` (at `frame`) out of every page table that maps it, without
+    /// waiting: false (nothing changed) when an address space is busy (locked) now.
+    /// The caller holds the page map locked.
+    ///
+    /// Every address space that maps the pages is in `mappers`: mmap adds it before it
+    /// maps a page, fork before its parent is unlocked.
+    pub fn unmap_everywhere(&self, index: usize, frame: u64) -> bool {
+        let Some(mappers) = self.mappers.try_lock() else { return false };
+        let mut spaces = Vec::new();
+        for mm in mappers.iter().filter_map(Weak::upgrade) {
+            spaces.push(mm);
+        }
+        let mut guards = Vec::new();
+        for mm in &spaces {
+            match mm.try_lock() {
+                Some(guard) => guards.push(guard),
+                None => return false,
+            }
+        }
+        for guard in &mut guards {
+            guard.unmap_shared_page(self, index, frame);
+        }
+        true
     }
 
     /// The pages, locked (the page cache works on them directly).
@@ -114,12 +154,36 @@ impl SharedPages {
         let mut map = self.map.lock();
         let slot = map.slots.get_mut(&index).filter(|s| s.flags & PG_UPTODATE != 0)?;
         slot.flags |= PG_MAPPED | if writable { PG_MAPPED_W } else { 0 };
+        if writable {
+            // Stores may come: the flusher writes the page back in its time.
+            super::writeback::dirtied();
+        }
         Some(slot.frame)
     }
 
     /// The frame of page `index` if it has one (0 otherwise: the page reads as zeros).
     pub fn existing(&self, index: usize) -> u64 {
         self.map.lock().slots.get(&index).map_or(0, |s| s.frame)
+    }
+
+    /// A file shrank to `pages` pages: the pages past them are unmapped everywhere and
+    /// dropped, so a fault there is a SIGBUS (those an address space busy now keeps
+    /// mapped are zeroed, and the size stops after them).
+    pub fn truncate(&self, pages: usize) {
+        let mut map = self.map.lock();
+        let gone: Vec<(usize, u64)> = map.slots.range(pages..).map(|(&i, s)| (i, s.frame)).collect();
+        let mut len = pages;
+        for (i, frame) in gone {
+            if self.unmap_everywhere(i, frame) {
+                map.slots.remove(&i);
+                frame::free(frame);
+            } else {
+                // SAFETY: a frame of these pages, in the direct map, one page long.
+                unsafe { core::ptr::write_bytes(crate::mm::frame_ptr(frame), 0, PAGE_SIZE as usize) };
+                len = i + 1;
+            }
+        }
+        map.len = len;
     }
 
     /// Makes room for at least `pages` pages.
@@ -191,6 +255,9 @@ pub enum Fault {
     /// The area is there but its object ends before the page (SIGBUS; EFAULT for a
     /// kernel access).
     Bus,
+    /// No frame was free: try again after dirty pages were written back
+    /// (`writeback::reclaim_wait`), else the process is out of memory.
+    NoMemory,
     /// The page of a file's cache at this index must be read in first
     /// ([`fault_in_file`]), with the address space unlocked; then the access is tried
     /// again.
@@ -219,7 +286,8 @@ pub struct UserSpace {
     pub args: (u64, u64),
     /// The executable's path as exec was given it, made absolute (`/proc/PID/exe`).
     pub exe: alloc::string::String,
-    /// The file page an access ended with [`EFILL`] for: read it in, then try again.
+    /// What an access that ended with [`EFILL`] waits for before it tries again: a file
+    /// page to read in, or (None) dirty pages written back so memory can be found.
     pub pending_fill: Option<(Arc<dyn crate::fs::Node>, u64)>,
 }
 
@@ -394,6 +462,35 @@ impl UserSpace {
         }
     }
 
+    /// Unmaps the page of `pages` at `index` (frame `frame`) from every area here that
+    /// maps it.
+    fn unmap_shared_page(&mut self, pages: &SharedPages, index: usize, frame: u64) {
+        let mut at = Vec::new();
+        for v in self.vmas.values() {
+            let Some((p, first)) = &v.shared else { continue };
+            let count = ((v.end - v.start) / PAGE_SIZE) as usize;
+            if core::ptr::eq(Arc::as_ptr(p), pages) && index >= *first && index < first + count {
+                at.push(v.start + (index - first) as u64 * PAGE_SIZE);
+            }
+        }
+        for va in at {
+            let pte = self.pt.lookup(va);
+            // A private area's own copy stays; only the cache's frame goes.
+            if pte & PRESENT != 0 && pte & NOT_OWNED != 0 && pte_addr(pte) == frame {
+                self.pt.unmap(va);
+            }
+        }
+    }
+
+    /// Registers `mm` with the shared pages its areas map (a forked copy, before its
+    /// parent's lock is let go: see `SharedPages::add_mapper`).
+    pub fn register_mapper(mm: &Arc<SpinLock<UserSpace>>) {
+        let caches: Vec<Arc<SharedPages>> = mm.lock().vmas.values().filter_map(|v| v.shared.as_ref().map(|(p, _)| Arc::clone(p))).collect();
+        for pages in caches {
+            pages.add_mapper(mm);
+        }
+    }
+
     /// The files that areas overlapping `[start, end)` store into, each once: their
     /// changes are written back (outside the address space's lock: that may sleep).
     pub fn files_in(&self, start: u64, end: u64) -> Vec<Arc<dyn crate::fs::Node>> {
@@ -446,7 +543,7 @@ impl UserSpace {
                     if self.pt.lookup(page) & PRESENT == 0 {
                         match self.fault(page, prot & PROT_WRITE != 0, false) {
                             Fault::Mapped => {}
-                            Fault::Denied | Fault::Bus => return Err(ENOMEM),
+                            Fault::Denied | Fault::Bus | Fault::NoMemory => return Err(ENOMEM),
                             Fault::Missing(file, index) => {
                                 self.pending_fill = Some((file, index));
                                 return Err(EFILL);
@@ -569,7 +666,7 @@ impl UserSpace {
                 None => frame::alloc_zeroed().map(|f| (f, true)),
             }
         };
-        let Some((frame, owned)) = found else { return Fault::Denied };
+        let Some((frame, owned)) = found else { return Fault::NoMemory };
         let mut flags = v.pte_flags();
         if !owned {
             flags |= NOT_OWNED;
@@ -581,7 +678,7 @@ impl UserSpace {
             if owned {
                 frame::free(frame);
             }
-            return Fault::Denied;
+            return Fault::NoMemory;
         }
         Fault::Mapped
     }

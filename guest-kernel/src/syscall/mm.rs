@@ -82,6 +82,11 @@ pub fn mmap(c: &mut Ctx) -> KResult<u64> {
             private_file = Some(f);
         }
     }
+    if let Backing::Shared(pages, _) | Backing::PrivateFile(pages, _) | Backing::Sealed(pages, _) = &backing {
+        // Before any page of the file is mapped here: the shrinker and truncate must find
+        // this space to unmap a page.
+        pages.add_mapper(&crate::task::current_process().mm().ok_or(EFAULT)?);
+    }
     // Mapping reads no file page (never EFILL): the closure runs once.
     let mut backing = Some(backing);
     let start = with_mm(|mm| {

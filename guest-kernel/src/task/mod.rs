@@ -473,8 +473,13 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         let mm = if args.flags & CLONE_VM != 0 {
             parent_mm
         } else {
-            let copy = parent_mm.lock().fork()?;
-            Arc::new(SpinLock::new(copy))
+            // Registered with the file caches it maps before the parent is unlocked: the
+            // shrinker could otherwise drop a page the copy maps (`UserSpace::register_mapper`).
+            let parent_space = parent_mm.lock();
+            let copy = Arc::new(SpinLock::new(parent_space.fork()?));
+            UserSpace::register_mapper(&copy);
+            drop(parent_space);
+            copy
         };
         let files = parent.files.lock().clone();
         let cwd = parent.cwd.lock().clone();
@@ -667,6 +672,7 @@ pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
         && let Some(mm) = me.process.mm()
     {
         let (write, exec) = (frame.error_code & 2 != 0, frame.error_code & 16 != 0);
+        let mut reclaims = 0;
         loop {
             let fault = mm.lock().fault(cr2, write, exec);
             match fault {
@@ -674,6 +680,15 @@ pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
                 crate::mm::user::Fault::Denied => break,
                 crate::mm::user::Fault::Bus => {
                     sig = signal::SIGBUS;
+                    break;
+                }
+                crate::mm::user::Fault::NoMemory => {
+                    if reclaims < uaccess::RECLAIM_TRIES && crate::mm::writeback::reclaim_wait() {
+                        reclaims += 1;
+                        continue;
+                    }
+                    // Out of memory: Linux's OOM killer would end a process; this one.
+                    sig = signal::SIGKILL;
                     break;
                 }
                 // Read the file's page with the address space unlocked, then fault again.

@@ -19,8 +19,18 @@
 //! `ext2test DEV DIR durable`: writes and fsyncs synced.bin, writes unsynced.bin without
 //! a sync, and spins (the VMM is then killed).
 //!
+//! `ext2test DEV DIR expire`: sets the flusher's timing to 1 s (expiry) and 0.5 s (period)
+//! in /proc/sys/vm, writes expire.bin (256 KiB, no sync), waits until /proc/meminfo shows
+//! no dirty page, prints `ext2test: written back` and spins (the VMM is then killed).
+//!
+//! `ext2test DEV DIR pressure`: leaves 4 files of 15 MiB dirty, then touches more
+//! anonymous memory than is free (the flusher writes the files back so their pages can be
+//! given back), reads the files back and prints `ext2test: pressure ok`.
+//!
 //! `ext2test DEV DIR stream:NAME`: reads NAME twice (a file larger than memory: the
-//! page cache gives pages back as it goes) and prints its size and sum each time.
+//! page cache gives pages back as it goes), then once through a shared mapping of all of
+//! it (faults read the pages; the cache unmaps and gives back the older ones), and
+//! prints its size and sum each time.
 //!
 //! `ext2test DEV DIR root`: checks the mount `root=DEV ro` made at DIR (read-only, in
 //! /proc/mounts) and prints `ext2test: root ok`.
@@ -31,7 +41,7 @@
 #![no_std]
 #![no_main]
 
-use ulib::uapi::{Stat, Timespec, MAP_PRIVATE, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, PROT_READ, PROT_WRITE};
+use ulib::uapi::{Stat, Timespec, MAP_PRIVATE, MAP_SHARED, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, PROT_READ, PROT_WRITE};
 use ulib::{Args, Errno, println, sys};
 
 ulib::entry!(main);
@@ -156,6 +166,12 @@ fn main(args: &Args) -> i32 {
     if mode == "durable" {
         return report(durable(dev, dir), "durable");
     }
+    if mode == "expire" {
+        return report(expire(dev, dir), "expire");
+    }
+    if mode == "pressure" {
+        return report(pressure(dev, dir), "pressure ok");
+    }
     if let Some(name) = mode.strip_prefix("stream:") {
         return report(stream(dev, dir, name), "stream ok");
     }
@@ -230,6 +246,90 @@ fn durable(dev: &str, dir: &str) -> Res<()> {
     }
 }
 
+/// Writes `len` bytes of big.bin's pattern to `path` (created), without a sync.
+fn write_pattern(path: &Path, len: usize) -> Res<()> {
+    let b = buf();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = big_byte(i as u64);
+    }
+    let fd = sys::open(path.c(), O_CREAT | O_WRONLY | O_TRUNC, 0o644).map_err(|e| ("create", e))? as i32;
+    let mut at = 0;
+    while at < len {
+        // The same 64 KiB at each 64 KiB: byte i of the file is big_byte(i % 65536).
+        let n = sys::pwrite64(fd, b, at as i64).map_err(|e| ("write", e))?;
+        expect(n == CHUNK, "short write")?;
+        at += CHUNK;
+    }
+    sys::close(fd).map_err(|e| ("close", e))?;
+    Ok(())
+}
+
+/// A number from /proc/meminfo's line `name:` (kB).
+fn meminfo_kb(name: &str) -> Res<u64> {
+    let mut text = [0u8; 2048];
+    let n = read_string(&Path::new("/proc", "meminfo"), &mut text)?;
+    let info = core::str::from_utf8(&text[..n]).unwrap_or("");
+    let line = info.lines().find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(':'))).ok_or(("meminfo line", Errno::ENOENT))?;
+    line[name.len() + 1..].trim().trim_end_matches("kB").trim().parse().map_err(|_| ("meminfo number", Errno::EINVAL))
+}
+
+fn expire(dev: &str, dir: &str) -> Res<()> {
+    mount(dev, dir, 0).map_err(|e| ("mount", e))?;
+    write_file(&Path::new("/proc/sys/vm", "dirty_expire_centisecs"), b"100\n")?;
+    write_file(&Path::new("/proc/sys/vm", "dirty_writeback_centisecs"), b"50\n")?;
+    let mut text = [0u8; 16];
+    let n = read_string(&Path::new("/proc/sys/vm", "dirty_expire_centisecs"), &mut text)?;
+    expect(&text[..n] == b"100\n", "dirty_expire_centisecs reads back")?;
+    write_pattern(&Path::new(dir, "expire.bin"), 4 * CHUNK)?;
+    expect(meminfo_kb("Dirty")? > 0, "the write left dirty pages")?;
+    let start = now_ms();
+    while meminfo_kb("Dirty")? > 0 {
+        expect(now_ms() - start < 20_000, "dirty pages written back within 20 s")?;
+        let _ = sys::nanosleep(&Timespec { tv_sec: 0, tv_nsec: 100_000_000 }, None);
+    }
+    println!("ext2test: written back");
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+fn pressure(dev: &str, dir: &str) -> Res<()> {
+    const FILE: usize = 15 << 20;
+    mount(dev, dir, 0).map_err(|e| ("mount", e))?;
+    let names = ["p0.bin", "p1.bin", "p2.bin", "p3.bin"];
+    for name in names {
+        write_pattern(&Path::new(dir, name), FILE)?;
+    }
+    let dirty = meminfo_kb("Dirty")?;
+    let free = meminfo_kb("MemFree")?;
+    println!("ext2test: {dirty} kB dirty, {free} kB free");
+    expect(dirty >= 40 << 10, "the files are still dirty")?;
+    // More than is free: only written-back pages of the files can make the difference.
+    let len = ((free + dirty / 2) << 10) as usize;
+    // SAFETY: a new private anonymous mapping, used only here and unmapped below.
+    let m = unsafe { sys::mmap(0, len, PROT_READ | PROT_WRITE, 0x22, -1, 0) }.map_err(|e| ("mmap anonymous", e))?;
+    // SAFETY: `m` maps `len` writable bytes until the munmap below.
+    let mem = unsafe { core::slice::from_raw_parts_mut(m as *mut u8, len) };
+    for page in mem.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { sys::munmap(m, len) }.map_err(|e| ("munmap", e))?;
+    let want = {
+        let mut sum = Fnv::new();
+        let b = buf();
+        for _ in 0..FILE / CHUNK {
+            sum.add(&b[..]);
+        }
+        sum.0
+    };
+    for name in names {
+        let (size, sum) = read_all(&Path::new(dir, name))?;
+        expect(size == FILE as u64 && sum == want, "a file reads back as written")?;
+    }
+    umount(dir).map_err(|e| ("umount", e))
+}
+
 /// MAP_PRIVATE is copy-on-write, as on Linux: the mapping reads the file's pages, and
 /// sees a write to the file, until it stores into a page, which is then its own.
 fn private_mapping(path: &Path) -> Res<()> {
@@ -267,6 +367,8 @@ fn stream(dev: &str, dir: &str, name: &str) -> Res<()> {
         let (size, sum) = read_all(&Path::new(dir, name))?;
         println!("ext2test: stream {size} {sum:016x}");
     }
+    let (size, sum) = map_sum(&Path::new(dir, name))?;
+    println!("ext2test: stream {size} {sum:016x}");
     let mut text = [0u8; 2048];
     let n = read_string(&Path::new("/proc", "meminfo"), &mut text)?;
     let info = core::str::from_utf8(&text[..n]).unwrap_or("");
@@ -274,6 +376,24 @@ fn stream(dev: &str, dir: &str, name: &str) -> Res<()> {
         println!("ext2test: {line}");
     }
     umount(dir).map_err(|e| ("umount", e))
+}
+
+/// The size and sum of the file at `path`, read through a shared mapping of all of it.
+fn map_sum(path: &Path) -> Res<(u64, u64)> {
+    let fd = sys::open(path.c(), O_RDONLY, 0).map_err(|e| ("open for mapping", e))? as i32;
+    let mut st = Stat::default();
+    sys::fstat(fd, &mut st).map_err(|e| ("fstat", e))?;
+    let size = st.st_size as usize;
+    // SAFETY: not MAP_FIXED: the kernel picks the address.
+    let m = unsafe { sys::mmap(0, size, PROT_READ, MAP_SHARED, fd, 0) }.map_err(|e| ("mmap shared", e))?;
+    // SAFETY: `m` maps `size` readable bytes until the munmap below.
+    let bytes = unsafe { core::slice::from_raw_parts(m as *const u8, size) };
+    let mut sum = Fnv::new();
+    sum.add(bytes);
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { sys::munmap(m, size) }.map_err(|e| ("munmap", e))?;
+    sys::close(fd).map_err(|e| ("close", e))?;
+    Ok((size as u64, sum.0))
 }
 
 fn read_string(path: &Path, out: &mut [u8]) -> Res<usize> {

@@ -399,6 +399,16 @@ impl Ext2Fs {
         if self.read_only || self.gone.load(Ordering::Relaxed) {
             return Ok(());
         }
+        self.write_meta(st)?;
+        let s = le16(&st.sb[..], S_STATE) | STATE_VALID;
+        put16(&mut st.sb[..], S_STATE, s);
+        self.write_super(st)?;
+        st.clean_on_disk = true;
+        self.disk.transfer(T_FLUSH, 0, &mut [])
+    }
+
+    /// Writes the changed metadata blocks and group descriptors.
+    fn write_meta(&self, st: &mut State) -> KResult<()> {
         st.cache.flush()?;
         if st.meta_dirty {
             let mut gdt = core::mem::take(&mut st.gdt);
@@ -407,11 +417,7 @@ impl Ext2Fs {
             r?;
             st.meta_dirty = false;
         }
-        let s = le16(&st.sb[..], S_STATE) | STATE_VALID;
-        put16(&mut st.sb[..], S_STATE, s);
-        self.write_super(st)?;
-        st.clean_on_disk = true;
-        self.disk.transfer(T_FLUSH, 0, &mut [])
+        Ok(())
     }
 
     /// umount: everything written back, the disk marked clean.
@@ -493,6 +499,20 @@ pub fn mount_device(dev: &Arc<dyn crate::fs::Node>, read_only: bool, ext2_only: 
 
 /// sync(2): writes back every mounted ext2, with its files' dirty pages and what
 /// mappings stored into them (errors are not sync's to report).
+/// The flusher's pass: every mounted file system's dirty file pages and metadata go to
+/// the disk (no cache flush, and the file system stays marked in use, as Linux's
+/// periodic writeback).
+pub fn write_back_all() {
+    let all: Vec<Arc<Ext2Fs>> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
+    for fs in all {
+        fs.write_back_files();
+        let mut st = fs.st.lock();
+        if !fs.read_only && !fs.gone.load(Ordering::Relaxed) {
+            let _ = fs.write_meta(&mut st);
+        }
+    }
+}
+
 pub fn sync_all() {
     let all: Vec<Arc<Ext2Fs>> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
     for fs in all {

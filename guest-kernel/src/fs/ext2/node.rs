@@ -192,8 +192,8 @@ impl Ext2Node {
 
     /// A buffered write into the page cache: the blocks are allocated now (so ENOSPC
     /// comes with the write, as on Linux's ext2), the bytes copied into the file's pages,
-    /// which become dirty and go to the disk on fsync, sync, the last close, umount, or
-    /// here past the dirty limits. `nowait` (io_uring's inline try, RWF_NOWAIT): EAGAIN
+    /// which become dirty and go to the disk on fsync, sync, umount, from the flusher,
+    /// or here past the dirty limits. `nowait` (io_uring's inline try, RWF_NOWAIT): EAGAIN
     /// wherever it would sleep (the lock held, a page to read first, metadata not in the
     /// cache, the dirty limits reached).
     fn write_cached(&self, cache: &FileCache, offset: u64, buf: &IoBuf, nowait: bool) -> KResult<usize> {
@@ -616,13 +616,6 @@ impl Node for Ext2Node {
         }
         let mut st = self.lock();
         self.fs.sync(&mut st)
-    }
-
-    /// The last close writes back what mappings changed (errors are fsync's to report).
-    fn release(&self) {
-        if let Some(cache) = &self.cache {
-            let _ = cache.sync(self);
-        }
     }
 
     fn mmap_pages(&self, offset: u64, _len: u64) -> KResult<(Arc<crate::mm::user::SharedPages>, usize)> {

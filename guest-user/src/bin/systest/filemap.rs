@@ -3,7 +3,8 @@
 //! goes around the cache, finds them); an O_DIRECT write is seen by mappings and buffered
 //! reads, a buffered write by an O_DIRECT read; private mappings are copies; truncation zeroes; reads of odd sizes across many
 //! pages (readahead) match what was written; faults read pages not cached (a mapping
-//! may be larger than memory), and a page wholly past the end of the file is SIGBUS;
+//! may be larger than memory), and a page wholly past the end of the file (or cut off by
+//! truncation) is SIGBUS;
 //! syscalls copy from and into such mappings. Run in DIR: the RAM file system in the
 //! guest by default, a 9p share with `--dir /mnt/share`, an ext2 root with `--dir
 //! /mnt/root`, the host's disk on Linux.
@@ -313,6 +314,19 @@ fn touching_a_mapping_past_the_end_of_the_file_is_sigbus() -> TestResult {
         unmap(m, 3 * PAGE)?;
     }
     check_ok!(sys::close(fd));
+    // A page truncation cuts off is unmapped: touching it is a SIGBUS too.
+    for (name, flags) in [("filemap-cut-shared", MAP_SHARED), ("filemap-cut-private", MAP_PRIVATE)] {
+        let fd = pattern_file(name, 2 * PAGE)?;
+        let m = map_file(fd, 2 * PAGE, PROT_READ, flags)?;
+        check_eq!(byte(m, PAGE + 1), pattern(PAGE + 1));
+        check_ok!(sys::ftruncate(fd, 10));
+        check_eq!(byte(m, 9), pattern(9));
+        check_eq!(byte(m, 10), 0);
+        let status = run_child(|| i32::from(byte(m, PAGE + 1)))?;
+        check_eq!(status.term_signal(), Some(SIGBUS));
+        unmap(m, 2 * PAGE)?;
+        check_ok!(sys::close(fd));
+    }
     Ok(())
 }
 
