@@ -1,7 +1,8 @@
 //! `/proc`: what the kernel tells about itself and its processes, as text made at each read.
 //!
 //! - `meminfo`: Linux's first lines (MemTotal, MemFree, MemAvailable, Buffers, Cached:
-//!   the page cache), Dirty (cache pages not yet written back), and our own
+//!   the page cache), Dirty (cache pages not yet written back), Writeback (being
+//!   written back), and our own
 //!   `KernelHeap` (bytes of kernel heap in use), which leak tests compare before and after
 //!   a workload;
 //! - `mounts` (and `self/mounts`), `uptime`, `loadavg`, `stat` (the live processes' CPU
@@ -140,13 +141,14 @@ fn meminfo() -> KResult<String> {
     let (cached, reclaimable) = crate::mm::filemap::cached_pages();
     let kib = |frames: u64| frames * PAGE_SIZE / 1024;
     Ok(format!(
-        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nDirty:          {:8} kB\nKernelHeap:     {:8} kB\nKernelHeapBytes: {}\n",
+        "MemTotal:       {:8} kB\nMemFree:        {:8} kB\nMemAvailable:   {:8} kB\nBuffers:        {:8} kB\nCached:         {:8} kB\nDirty:          {:8} kB\nWriteback:      {:8} kB\nKernelHeap:     {:8} kB\nKernelHeapBytes: {}\n",
         kib(total),
         kib(free),
         kib(free + reclaimable),
         0,
         kib(cached),
         kib(crate::mm::filemap::dirty_pages() as u64),
+        kib(crate::mm::filemap::writeback_pages() as u64),
         heap::in_use() / 1024,
         heap::in_use()
     ))

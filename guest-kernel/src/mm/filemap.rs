@@ -72,6 +72,8 @@ static CACHES: SpinLock<Vec<Weak<SharedPages>>> = SpinLock::new(Vec::new());
 
 /// Dirty pages in all caches.
 static DIRTY_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Pages being written back now (no longer dirty, not yet on the file's storage).
+static WRITEBACK_PAGES: AtomicUsize = AtomicUsize::new(0);
 /// Most dirty pages one file keeps before its writer writes them back (16 MiB).
 const FILE_DIRTY_LIMIT: usize = 4096;
 /// Most pages one writeback write carries (64 KiB, a disk run).
@@ -578,6 +580,8 @@ impl FileCache {
             DIRTY_PAGES.fetch_sub(cleaned, Ordering::Relaxed);
             out
         };
+        // Linux's PG_writeback, counted: /proc/meminfo's Writeback.
+        WRITEBACK_PAGES.fetch_add(targets.len(), Ordering::Relaxed);
         let mut k = 0;
         while k < targets.len() {
             let mut j = k + 1;
@@ -602,8 +606,10 @@ impl FileCache {
             };
             if let Err(e) = written {
                 self.redirty(targets[k..].iter().filter(|t| t.2).map(|t| t.0));
+                WRITEBACK_PAGES.fetch_sub(targets.len() - k, Ordering::Relaxed);
                 return Err(e);
             }
+            WRITEBACK_PAGES.fetch_sub(j - k, Ordering::Relaxed);
             k = j;
         }
         result
@@ -749,6 +755,11 @@ fn evictable(slot: &Slot) -> bool {
 /// Dirty pages in all caches now (`/proc/meminfo`'s Dirty).
 pub fn dirty_pages() -> usize {
     DIRTY_PAGES.load(Ordering::Relaxed)
+}
+
+/// Pages being written back now (`/proc/meminfo`'s Writeback).
+pub fn writeback_pages() -> usize {
+    WRITEBACK_PAGES.load(Ordering::Relaxed)
 }
 
 /// Most pages one call of `shrink` gives back: memory runs out again soon after, and

@@ -34,9 +34,12 @@ static WAKE: WaitQueue = WaitQueue::new();
 static DONE: WaitQueue = WaitQueue::new();
 
 /// A page became dirty (or writable through a mapping): starts its age if nothing older
-/// is waiting. Any context.
+/// is waiting, and then wakes the flusher, which sleeps without a timer while nothing is
+/// dirty. Task context.
 pub fn dirtied() {
-    let _ = DIRTY_SINCE.compare_exchange(0, time::monotonic_ns().max(1), Ordering::Relaxed, Ordering::Relaxed);
+    if DIRTY_SINCE.compare_exchange(0, time::monotonic_ns().max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        WAKE.wake_all();
+    }
 }
 
 /// Starts the flusher (at boot, once init runs).
@@ -56,9 +59,12 @@ pub fn start() {
 
 extern "C" fn flusher(_: usize) {
     loop {
+        let asked = || ASKED.load(Ordering::Relaxed) > SERVED.load(Ordering::Relaxed);
+        // Nothing dirty: no timer until something is.
+        let _ = WAKE.wait_until(None, || asked() || DIRTY_SINCE.load(Ordering::Relaxed) != 0);
         let interval = INTERVAL_CS.load(Ordering::Relaxed).saturating_mul(10_000_000);
         let deadline = (interval != 0).then(|| time::monotonic_ns().saturating_add(interval));
-        let _ = WAKE.wait_until(deadline, || ASKED.load(Ordering::Relaxed) > SERVED.load(Ordering::Relaxed));
+        let _ = WAKE.wait_until(deadline, asked);
         let asked = ASKED.load(Ordering::Relaxed);
         let pressure = asked > SERVED.load(Ordering::Relaxed);
         let since = DIRTY_SINCE.load(Ordering::Relaxed);
