@@ -12,6 +12,15 @@ pub struct SpinLock<T> {
     value: UnsafeCell<T>,
 }
 
+/// Spin locks held now (on the one CPU): code that would sleep checks it is 0 (a holder
+/// must not sleep: the next task to take the lock would find it taken).
+static HELD: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// How many spin locks are held now.
+pub fn spinlocks_held() -> u32 {
+    HELD.load(Ordering::Relaxed)
+}
+
 // SAFETY: the lock serialises all access to `value`.
 unsafe impl<T: Send> Sync for SpinLock<T> {}
 
@@ -30,6 +39,7 @@ impl<T> SpinLock<T> {
         if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
             taken_twice(core::panic::Location::caller());
         }
+        HELD.fetch_add(1, Ordering::Relaxed);
         SpinGuard { lock: self, irq_was_on }
     }
 
@@ -43,6 +53,7 @@ impl<T> SpinLock<T> {
             }
             return None;
         }
+        HELD.fetch_add(1, Ordering::Relaxed);
         Some(SpinGuard { lock: self, irq_was_on })
     }
 }
@@ -79,6 +90,7 @@ impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // Release pairs with the Acquire in `SpinLock::lock` of the next holder.
         self.lock.locked.store(false, Ordering::Release);
+        HELD.fetch_sub(1, Ordering::Relaxed);
         if self.irq_was_on {
             cpu::enable_interrupts();
         }

@@ -149,18 +149,33 @@ impl Node for PipeEnd {
         } else {
             p.readable.wait_until(None, ready).map_err(wait_error)?;
         }
-        let n = {
+        let mut prefaulted = false;
+        let n = loop {
             let mut r = p.ring.lock();
             // Packet mode: one packet at most; what the buffer cannot take is dropped.
-            let packet = r.packets.as_mut().and_then(VecDeque::pop_front);
+            let packet = r.packets.as_ref().and_then(|q| q.front().copied());
             let n = r.len.min(buf.len()).min(packet.unwrap_or(usize::MAX));
             let first = n.min(CAPACITY - r.head);
-            buf.put(0, &r.data[r.head..r.head + first])?;
-            buf.put(first, &r.data[..n - first])?;
+            let copied = buf.put(0, &r.data[r.head..r.head + first]).and_then(|()| buf.put(first, &r.data[..n - first]));
+            match copied {
+                // A page of the buffer must be read in (a mapped file's), which cannot
+                // happen under the lock: once, bring the buffer in and copy again.
+                Err(EFAULT) if !prefaulted => {
+                    drop(r);
+                    buf.prefault(true);
+                    prefaulted = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+            if let Some(packets) = r.packets.as_mut() {
+                packets.pop_front();
+            }
             let consumed = packet.map_or(n, |size| size.min(r.len));
             r.head = (r.head + consumed) % CAPACITY;
             r.len -= consumed;
-            n
+            break n;
         };
         p.writable.wake_all();
         Ok(n)
@@ -173,6 +188,7 @@ impl Node for PipeEnd {
         let p = &self.pipe;
         let total = buf.len();
         let mut done = 0;
+        let mut prefaulted = false;
         while done < total {
             let want = if total - done <= PIPE_BUF { total - done } else { 1 };
             let ready = || {
@@ -201,8 +217,19 @@ impl Node for PipeEnd {
             let n = (CAPACITY - r.len).min(total - done);
             let tail = (r.head + r.len) % CAPACITY;
             let first = n.min(CAPACITY - tail);
-            buf.get(done, &mut r.data[tail..tail + first])?;
-            buf.get(done + first, &mut r.data[..n - first])?;
+            let ring = &mut *r;
+            let (low, high) = ring.data.split_at_mut(tail);
+            match buf.get(done, &mut high[..first]).and_then(|()| buf.get(done + first, &mut low[..n - first])) {
+                // As in `read`: bring the buffer in unlocked, once, and copy again.
+                Err(EFAULT) if !prefaulted => {
+                    drop(r);
+                    buf.prefault(false);
+                    prefaulted = true;
+                    continue;
+                }
+                Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+                Ok(()) => {}
+            }
             r.len += n;
             if let Some(packets) = r.packets.as_mut() {
                 let mut left = n;

@@ -102,8 +102,9 @@ fn for_each_chunk(
 /// Runs `f` on the address space `mm` locked, reading in (unlocked, sleeping) any file
 /// page it ends at with `EFILL` and running it again; `f` must be safe to repeat. A page
 /// past the end of its file, or whose read fails, is EFAULT (where a user access gets
-/// SIGBUS), as is any with fills held off ([`NoFill`]). Out of memory, it waits for
-/// dirty pages to be written back (`writeback::reclaim_wait`) and tries again.
+/// SIGBUS), as is any with fills held off ([`NoFill`]) or under a spin lock. Out of
+/// memory, it waits for dirty pages to be written back (`writeback::reclaim_wait`) and
+/// tries again.
 pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) -> KResult<R>) -> KResult<R> {
     let mut reclaims = 0;
     loop {
@@ -112,7 +113,10 @@ pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) 
             Err(EFILL) => {
                 let pending = guard.pending_fill.take();
                 drop(guard);
-                if NoFill::active() {
+                // Reading a page (or waiting for writeback) sleeps: not with fills held
+                // off, nor under a spin lock (the caller brings the buffer in first, or
+                // retries after `prefault`).
+                if NoFill::active() || crate::sync::spinlocks_held() > 0 {
                     return Err(EFAULT);
                 }
                 match pending {

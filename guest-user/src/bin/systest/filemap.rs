@@ -384,5 +384,24 @@ fn copies_from_and_into_mappings_of_files_not_cached() -> TestResult {
     for fd in [z, src, out, direct] {
         check_ok!(sys::close(fd));
     }
+    // Through a pipe: a write from a mapping of a file not cached, and a read into a
+    // private mapping of another.
+    let from = pattern_file("filemap-pipe-from", PAGE)?;
+    let into = make_file("filemap-pipe-into", &[0u8; PAGE])?;
+    let into = check_ok!(sys::open(into.as_cstr(), O_RDONLY, 0)) as i32;
+    drop_cache(from)?;
+    drop_cache(into)?;
+    let src = map_file(from, PAGE, PROT_READ, MAP_SHARED)?;
+    let dst = map_file(into, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    let mut fds = [0i32; 2];
+    check_ok!(sys::pipe(&mut fds));
+    check_eq!(sys::write(fds[1], mapped(src, PAGE)), Ok(PAGE));
+    check_eq!(sys::read(fds[0], mapped(dst, PAGE)), Ok(PAGE));
+    check!((0..PAGE).all(|i| byte(dst, i) == pattern(i)), "the pipe did not carry the mapped bytes");
+    unmap(src, PAGE)?;
+    unmap(dst, PAGE)?;
+    for fd in [fds[0], fds[1], from, into] {
+        check_ok!(sys::close(fd));
+    }
     Ok(())
 }
