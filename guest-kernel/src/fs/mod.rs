@@ -222,19 +222,33 @@ impl IoBuf<'_> {
     /// The first `n` bytes as a buffer of their own (a write cut short by RLIMIT_FSIZE);
     /// None for a kernel buffer, which cannot be lent twice.
     pub fn prefix(&self, n: usize) -> Option<IoBuf<'static>> {
+        self.window(0, n)
+    }
+
+    /// Up to `n` bytes from `from` as a buffer of their own (a copy made a piece at a
+    /// time); None for a kernel buffer.
+    pub fn window(&self, from: usize, n: usize) -> Option<IoBuf<'static>> {
+        let from = from.min(self.len());
+        let n = n.min(self.len() - from);
         match self {
-            IoBuf::User { addr, len } => Some(IoBuf::User { addr: *addr, len: n.min(*len) }),
-            IoBuf::UserOf { mm, addr, len } => Some(IoBuf::UserOf { mm: mm.clone(), addr: *addr, len: n.min(*len) }),
+            IoBuf::User { addr, .. } => Some(IoBuf::User { addr: *addr + from as u64, len: n }),
+            IoBuf::UserOf { mm, addr, .. } => Some(IoBuf::UserOf { mm: mm.clone(), addr: *addr + from as u64, len: n }),
             IoBuf::Kernel(_) => None,
             IoBuf::Frames(segs) => {
-                let (mut left, mut out) = (n, Vec::new());
+                let (mut skip, mut left, mut out) = (from, n, Vec::new());
                 for &(phys, len) in segs {
+                    let len = len as usize;
+                    if skip >= len {
+                        skip -= len;
+                        continue;
+                    }
                     if left == 0 {
                         break;
                     }
-                    let take = (len as usize).min(left);
-                    out.push((phys, take as u32));
+                    let take = (len - skip).min(left);
+                    out.push((phys + skip as u64, take as u32));
                     left -= take;
+                    skip = 0;
                 }
                 Some(IoBuf::Frames(out))
             }
@@ -279,7 +293,7 @@ impl IoBuf<'_> {
     pub fn put(&mut self, at: usize, src: &[u8]) -> KResult<()> {
         match self {
             IoBuf::User { addr, .. } => task::copy_to_user(*addr + at as u64, src),
-            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::with_user(mm, |mm| crate::mm::uaccess::copy_to_user(mm, *addr + at as u64, src)),
+            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_out(mm, *addr + at as u64, src),
             IoBuf::Kernel(b) => {
                 b[at..at + src.len()].copy_from_slice(src);
                 Ok(())
@@ -299,7 +313,7 @@ impl IoBuf<'_> {
     pub fn get(&self, at: usize, dst: &mut [u8]) -> KResult<()> {
         match self {
             IoBuf::User { addr, .. } => task::copy_from_user(dst, *addr + at as u64),
-            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::with_user(mm, |mm| crate::mm::uaccess::copy_from_user(mm, dst, *addr + at as u64)),
+            IoBuf::UserOf { mm, addr, .. } => crate::mm::uaccess::copy_in(mm, dst, *addr + at as u64),
             IoBuf::Kernel(b) => {
                 dst.copy_from_slice(&b[at..at + dst.len()]);
                 Ok(())

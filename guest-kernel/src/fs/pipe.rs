@@ -142,15 +142,15 @@ impl Node for PipeEnd {
             let r = p.ring.lock();
             r.len > 0 || r.writers == 0
         };
-        if nonblock {
-            if !ready() {
-                return Err(EAGAIN);
-            }
-        } else {
-            p.readable.wait_until(None, ready).map_err(wait_error)?;
-        }
         let mut prefaulted = false;
         let n = loop {
+            if nonblock {
+                if !ready() {
+                    return Err(EAGAIN);
+                }
+            } else {
+                p.readable.wait_until(None, ready).map_err(wait_error)?;
+            }
             let mut r = p.ring.lock();
             // Packet mode: one packet at most; what the buffer cannot take is dropped.
             let packet = r.packets.as_ref().and_then(|q| q.front().copied());
@@ -159,7 +159,8 @@ impl Node for PipeEnd {
             let copied = buf.put(0, &r.data[r.head..r.head + first]).and_then(|()| buf.put(first, &r.data[..n - first]));
             match copied {
                 // A page of the buffer must be read in (a mapped file's), which cannot
-                // happen under the lock: once, bring the buffer in and copy again.
+                // happen under the lock: once, bring the buffer in and try again (from
+                // the wait: another reader may have emptied the pipe meanwhile).
                 Err(EFAULT) if !prefaulted => {
                     drop(r);
                     buf.prefault(true);

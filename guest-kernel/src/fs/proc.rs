@@ -545,6 +545,7 @@ impl Node for Sysctl {
         let text = core::str::from_utf8(&bytes[..n]).map_err(|_| EINVAL)?;
         let value: u64 = text.trim().parse().map_err(|_| EINVAL)?;
         self.value.store(value, Ordering::Relaxed);
+        crate::mm::writeback::timing_changed();
         Ok(buf.len())
     }
 

@@ -121,23 +121,8 @@ impl RamFile {
     }
 }
 
-impl Node for RamFile {
-    stored_xattrs!();
-
-    /// File data is in memory: reads and writes never sleep.
-    fn nowait(&self) -> bool {
-        true
-    }
-
-    fn stat(&self) -> Stat {
-        let size = self.data.lock().len();
-        let mut st = Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() };
-        self.times.fill(&mut st);
-        self.owner.fill(&mut st);
-        st
-    }
-
-    fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+impl RamFile {
+    fn read_locked(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
         let data = self.data.lock();
         let len = data.len();
         let offset = offset.min(len);
@@ -158,13 +143,15 @@ impl Node for RamFile {
         Ok(n)
     }
 
-    fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+    /// Writes bytes `start..` of `buf` at `offset + start`: how many from `offset` on are
+    /// written.
+    fn write_from(&self, offset: u64, buf: &IoBuf, start: usize) -> KResult<usize> {
         let n = buf.len();
         let end = offset.checked_add(n as u64).filter(|&e| e <= max_file()).ok_or(EFBIG)?;
         let mut data = self.data.lock();
         let pages = data.paged()?;
         pages.grow((end as usize).div_ceil(PAGE));
-        let mut done = 0;
+        let mut done = start;
         while done < n {
             let pos = offset as usize + done;
             let (index, from) = (pos / PAGE, pos % PAGE);
@@ -191,6 +178,50 @@ impl Node for RamFile {
         self.times.modified();
         self.remove_privs();
         Ok(done)
+    }
+}
+
+impl Node for RamFile {
+    stored_xattrs!();
+
+    /// File data is in memory: reads and writes never sleep.
+    fn nowait(&self) -> bool {
+        true
+    }
+
+    fn stat(&self) -> Stat {
+        let size = self.data.lock().len();
+        let mut st = Stat { ino: self.ino, mode: FileType::Regular.mode_bits() | self.mode.load(Ordering::Relaxed), nlink: self.nlink.load(Ordering::Relaxed), size, ..Stat::default() };
+        self.times.fill(&mut st);
+        self.owner.fill(&mut st);
+        st
+    }
+
+    /// (The copies run under the file's spin lock, where a page of the buffer that must be
+    /// read in first, a mapped file's, is EFAULT: once, the buffer is brought in unlocked
+    /// and the copy made again.)
+    fn read(&self, offset: u64, buf: &mut IoBuf, _nonblock: bool) -> KResult<usize> {
+        match self.read_locked(offset, buf) {
+            Err(EFAULT) => {
+                buf.prefault(true);
+                self.read_locked(offset, buf)
+            }
+            r => r,
+        }
+    }
+
+    fn write(&self, offset: u64, buf: &IoBuf, _nonblock: bool) -> KResult<usize> {
+        match self.write_from(offset, buf, 0) {
+            Ok(n) if n < buf.len() => {
+                buf.prefault(false);
+                self.write_from(offset, buf, n)
+            }
+            Err(EFAULT) => {
+                buf.prefault(false);
+                self.write_from(offset, buf, 0)
+            }
+            r => r,
+        }
     }
 
     fn truncate(&self, new_len: u64) -> KResult<()> {

@@ -299,9 +299,11 @@ fn issue_to_disk(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<I
                 Ok(s) => segments.extend(s),
                 Err(e) => {
                     unpin_segments(&segments);
+                    space.pending_fill = None;
                     drop(space);
-                    // The pin table is full: the synchronous path needs no pins.
-                    return if e == EAGAIN { Err(req) } else { Ok(Some((req, -e.0))) };
+                    // The pin table is full, or a page must be read in first (EFILL): the
+                    // path that may sleep takes it.
+                    return if e == EAGAIN || e == EFILL { Err(req) } else { Ok(Some((req, -e.0))) };
                 }
             }
         }
@@ -479,6 +481,11 @@ fn issue_to_share(ring: &Arc<IoUring>, req: Box<Request>, wait: bool) -> Result<
         Ok(buf) => buf,
         Err(e) => return Ok(Some((req, -e.0))),
     };
+    // The reply is copied into the buffer from the interrupt, which cannot read in a page
+    // of a mapped file: the buffer is brought in now.
+    if !rw.write {
+        buf.prefault(true);
+    }
     let write = rw.write;
     let ring2 = Arc::clone(ring);
     let slot = Arc::new(SpinLock::new(Some(req)));

@@ -84,6 +84,10 @@ pub struct FileCache {
     /// POSIX_FADV_RANDOM: a miss reads its page alone (no readahead). Linux keeps this
     /// per open file (FMODE_RANDOM); here it is the file's.
     random: core::sync::atomic::AtomicBool,
+    /// Held across a writeback: pages it cleaned are on their way to the disk until it
+    /// ends, so an fsync that finds nothing dirty must wait for it (Linux waits on
+    /// PG_writeback).
+    wb: crate::sync::Mutex<()>,
 }
 
 /// A cache frame kept from reuse while its bytes are copied (the copy may fault and
@@ -137,7 +141,7 @@ impl FileCache {
         let mut caches = CACHES.lock();
         caches.retain(|w| w.strong_count() > 0);
         caches.push(Arc::downgrade(&pages));
-        Self { pages, random: core::sync::atomic::AtomicBool::new(false) }
+        Self { pages, random: core::sync::atomic::AtomicBool::new(false), wb: crate::sync::Mutex::new(()) }
     }
 
     /// The pages, for a shared mapping.
@@ -546,6 +550,7 @@ impl FileCache {
     /// `io`, each up to the end of a file of `size` bytes, consecutive ones together (up
     /// to `WRITEBACK_RUN` pages a write).
     pub fn writeback(&self, io: &dyn PageIo, size: u64) -> KResult<()> {
+        let _writing = self.wb.lock();
         let mut result = Ok(());
         // (index, page, whether it was dirty)
         let targets: Vec<(usize, Pinned, bool)> = {
@@ -570,8 +575,10 @@ impl FileCache {
                 let dirty = s.flags & PG_DIRTY != 0;
                 out.push((i, page, dirty));
                 s.flags &= !PG_DIRTY;
-                if !mapped {
-                    // No mapping is left to store into it.
+                // No mapping is left to store into it, or none is now: unmapped, a store
+                // must fault first, which marks it again (Linux write-protects it,
+                // page_mkclean); until then it is clean, and the shrinker may take it.
+                if !mapped || (s.flags & PG_MAPPED_W != 0 && self.pages.unmap_everywhere(i, s.frame)) {
                     s.flags &= !PG_MAPPED_W;
                 }
             }

@@ -65,11 +65,23 @@ fn for_each_chunk(
     access: Access,
     f: &mut dyn FnMut(*mut u8, usize, usize),
 ) -> KResult<()> {
+    walk_from(mm, addr, len, access, &mut 0, f)
+}
+
+/// As `for_each_chunk`, from byte `*done` of the range on, counting in `*done` the bytes
+/// done: a walk that stopped (EFILL) goes on from there.
+fn walk_from(
+    mm: &mut UserSpace,
+    addr: u64,
+    len: usize,
+    access: Access,
+    done: &mut usize,
+    f: &mut dyn FnMut(*mut u8, usize, usize),
+) -> KResult<()> {
     let write = access == Access::Write;
     check_range(addr, len)?;
-    let mut done = 0;
-    while done < len {
-        let va = addr + done as u64;
+    while *done < len {
+        let va = addr + *done as u64;
         let page = va & !(PAGE_SIZE - 1);
         let mut pte = mm.pt.lookup(page);
         let ok = |pte: u64| pte & PRESENT != 0 && pte & USER != 0 && (!write || pte & WRITABLE != 0);
@@ -92,19 +104,44 @@ fn for_each_chunk(
             }
         }
         let offset = (va - page) as usize;
-        let chunk = (PAGE_SIZE as usize - offset).min(len - done);
-        f(frame_ptr(pte_addr(pte)).wrapping_add(offset), chunk, done);
-        done += chunk;
+        let chunk = (PAGE_SIZE as usize - offset).min(len - *done);
+        f(frame_ptr(pte_addr(pte)).wrapping_add(offset), chunk, *done);
+        *done += chunk;
     }
     Ok(())
+}
+
+/// Walks the user range of `mm` (locked for each step) as `walk_from`, reading in what
+/// pages it needs between steps (`with_user`): each page read in is used before the next,
+/// so a range larger than memory goes through.
+fn walk(mm: &SpinLock<UserSpace>, addr: u64, len: usize, access: Access, f: &mut dyn FnMut(*mut u8, usize, usize)) -> KResult<()> {
+    let mut done = 0;
+    with_user(mm, |space| walk_from(space, addr, len, access, &mut done, f))
+}
+
+/// Copies `src` to user address `dst` of `mm`, reading pages in as needed.
+pub fn copy_out(mm: &SpinLock<UserSpace>, dst: u64, src: &[u8]) -> KResult<()> {
+    walk(mm, dst, src.len(), Access::Write, &mut |kptr, n, off| {
+        // SAFETY: as in `copy_to_user`.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(off), kptr, n) };
+    })
+}
+
+/// Copies from user address `src` of `mm` into `dst`, reading pages in as needed.
+pub fn copy_in(mm: &SpinLock<UserSpace>, dst: &mut [u8], src: u64) -> KResult<()> {
+    let out = dst.as_mut_ptr();
+    walk(mm, src, dst.len(), Access::Read, &mut |kptr, n, off| {
+        // SAFETY: as in `copy_from_user`.
+        unsafe { core::ptr::copy_nonoverlapping(kptr, out.add(off), n) };
+    })
 }
 
 /// Runs `f` on the address space `mm` locked, reading in (unlocked, sleeping) any file
 /// page it ends at with `EFILL` and running it again; `f` must be safe to repeat. A page
 /// past the end of its file, or whose read fails, is EFAULT (where a user access gets
-/// SIGBUS), as is any with fills held off ([`NoFill`]) or under a spin lock. Out of
-/// memory, it waits for dirty pages to be written back (`writeback::reclaim_wait`) and
-/// tries again.
+/// SIGBUS), as is any under a spin lock or in an interrupt handler (which must not
+/// sleep); with fills held off ([`NoFill`]) it is EFILL. Out of memory, it waits for
+/// dirty pages to be written back (`writeback::reclaim_wait`) and tries again.
 pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) -> KResult<R>) -> KResult<R> {
     let mut reclaims = 0;
     loop {
@@ -116,8 +153,11 @@ pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) 
                 // Reading a page (or waiting for writeback) sleeps: not with fills held
                 // off, nor under a spin lock (the caller brings the buffer in first, or
                 // retries after `prefault`).
-                if NoFill::active() || crate::sync::spinlocks_held() > 0 {
+                if crate::sync::spinlocks_held() > 0 || crate::arch::interrupts::in_irq() {
                     return Err(EFAULT);
+                }
+                if NoFill::active() {
+                    return Err(EFILL);
                 }
                 match pending {
                     Some((file, index)) => crate::mm::user::fault_in_file(&*file, index).map_err(|_| EFAULT)?,
@@ -135,9 +175,10 @@ pub fn with_user<R>(mm: &SpinLock<UserSpace>, mut f: impl FnMut(&mut UserSpace) 
 pub const RECLAIM_TRIES: u32 = 3;
 
 /// While alive, the current task's user accesses do not read file pages in: a page not
-/// in memory is EFAULT (the caller holds a lock the read may need, as ext2 holds its
-/// state while copying between a user buffer and the disk or cache; it brings the
-/// buffer in with [`prefault`] first, so only a concurrent munmap meets this).
+/// in memory ends the copy with EFILL (the caller holds a lock the read may need, as
+/// ext2 holds its state while copying between a user buffer and the disk or cache; it
+/// brings the buffer in with [`prefault`] first, and on EFILL lets go of the lock,
+/// brings the rest in again and goes on).
 /// (Outside any task, as in the kernel's own tests, there is no user memory: nothing to
 /// hold off.)
 pub struct NoFill(Option<alloc::sync::Arc<crate::task::Task>>);
@@ -169,7 +210,7 @@ impl Drop for NoFill {
 /// copy made with fills held off finds them; errors are left for that copy to meet.
 pub fn prefault(mm: &SpinLock<UserSpace>, addr: u64, len: usize, write: bool) {
     let access = if write { Access::Write } else { Access::Read };
-    let _ = with_user(mm, |mm| for_each_chunk(mm, addr, len, access, &mut |_, _, _| {}));
+    let _ = walk(mm, addr, len, access, &mut |_, _, _| {});
 }
 
 /// Copies `src` to user address `dst`.
@@ -187,6 +228,8 @@ pub fn copy_to_new_image(mm: &mut UserSpace, dst: u64, src: &[u8]) -> KResult<()
         // SAFETY: as in `copy_to_user`.
         unsafe { core::ptr::copy_nonoverlapping(src.as_ptr().add(off), kptr, n) };
     })
+    // A new image maps no file: EFILL is only a frame not found.
+    .map_err(|e| if e == EFILL { crate::errno::ENOMEM } else { e })
 }
 
 /// Copies from user address `src` into `dst`.

@@ -420,11 +420,16 @@ impl UserSpace {
         });
         let mut present = Vec::new();
         self.pt.for_each_page(old, old + old_len.min(new_len), &mut |va, _| present.push(va));
-        for va in present {
+        for (k, &va) in present.iter().enumerate() {
             let pte = self.pt.unmap(va);
             if self.pt.map(dst + (va - old), pte_addr(pte), pte & !(0x000f_ffff_ffff_f000 | PRESENT)).is_err() {
-                // Out of page-table memory: the page goes back where it was.
+                // Out of page-table memory: every page moved goes back where it was (no
+                // area covers `dst`, where nothing could find them).
                 let _ = self.pt.map(va, pte_addr(pte), pte & !(0x000f_ffff_ffff_f000 | PRESENT));
+                for &back in &present[..k] {
+                    let moved = self.pt.unmap(dst + (back - old));
+                    let _ = self.pt.map(back, pte_addr(moved), moved & !(0x000f_ffff_ffff_f000 | PRESENT));
+                }
                 return Err(ENOMEM);
             }
         }
@@ -532,16 +537,16 @@ impl UserSpace {
     /// Brings in the pages of `[start, end)` that are not yet in memory, as an access
     /// the area allows would (mlock's populate); stops at the first that cannot be.
     /// A file page that must be read first ends it with [`EFILL`] (see
-    /// `uaccess::with_user`, which reads it and calls again).
-    pub fn populate(&mut self, start: u64, end: u64) -> KResult<()> {
-        let mut page = start;
-        while page < end {
-            let Some(v) = self.vma(page) else { return Err(ENOMEM) };
+    /// `uaccess::with_user`, which reads it and calls again); `*at` is where it got to,
+    /// and where the next call goes on from.
+    pub fn populate(&mut self, at: &mut u64, end: u64) -> KResult<()> {
+        while *at < end {
+            let Some(v) = self.vma(*at) else { return Err(ENOMEM) };
             let (prot, vend) = (v.prot, v.end);
             if prot != 0 {
-                while page < vend.min(end) {
-                    if self.pt.lookup(page) & PRESENT == 0 {
-                        match self.fault(page, prot & PROT_WRITE != 0, false) {
+                while *at < vend.min(end) {
+                    if self.pt.lookup(*at) & PRESENT == 0 {
+                        match self.fault(*at, prot & PROT_WRITE != 0, false) {
                             Fault::Mapped => {}
                             Fault::Denied | Fault::Bus | Fault::NoMemory => return Err(ENOMEM),
                             Fault::Missing(file, index) => {
@@ -550,10 +555,10 @@ impl UserSpace {
                             }
                         }
                     }
-                    page += PAGE_SIZE;
+                    *at += PAGE_SIZE;
                 }
             }
-            page = vend.max(page);
+            *at = vend.max(*at);
         }
         Ok(())
     }
@@ -650,7 +655,7 @@ impl UserSpace {
         let shared_frame = |pages: &SharedPages, i: usize| match &v.source {
             Some(file) => pages.cached_for_map(i, shared_writable).ok_or_else(|| Fault::Missing(Arc::clone(file), i as u64)),
             None => (if v.cow { pages.frame(i) } else { pages.frame_for_map(i, shared_writable) })
-                .map_err(|e| if e == EINVAL { Fault::Bus } else { Fault::Denied }),
+                .map_err(|e| if e == EINVAL { Fault::Bus } else { Fault::NoMemory }),
         };
         // The frame, and whether the process owns it (else it is the shared pages' or
         // the file's, mapped NOT_OWNED; read-only in a private mapping).

@@ -29,6 +29,8 @@ static ASKED: AtomicU64 = AtomicU64::new(0);
 static SERVED: AtomicU64 = AtomicU64::new(0);
 /// The flusher's task id (0: not started).
 static FLUSHER: AtomicU32 = AtomicU32::new(0);
+/// Bumped when root changes the timing: the flusher's wait starts over with it.
+static SETTINGS: AtomicU64 = AtomicU64::new(0);
 /// The queues the flusher sleeps on and announces its passes on.
 static WAKE: WaitQueue = WaitQueue::new();
 static DONE: WaitQueue = WaitQueue::new();
@@ -40,6 +42,12 @@ pub fn dirtied() {
     if DIRTY_SINCE.compare_exchange(0, time::monotonic_ns().max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         WAKE.wake_all();
     }
+}
+
+/// `/proc/sys/vm` changed the timing: the flusher waits by the new one from now.
+pub fn timing_changed() {
+    SETTINGS.fetch_add(1, Ordering::Relaxed);
+    WAKE.wake_all();
 }
 
 /// Starts the flusher (at boot, once init runs).
@@ -64,7 +72,8 @@ extern "C" fn flusher(_: usize) {
         let _ = WAKE.wait_until(None, || asked() || DIRTY_SINCE.load(Ordering::Relaxed) != 0);
         let interval = INTERVAL_CS.load(Ordering::Relaxed).saturating_mul(10_000_000);
         let deadline = (interval != 0).then(|| time::monotonic_ns().saturating_add(interval));
-        let _ = WAKE.wait_until(deadline, asked);
+        let settings = SETTINGS.load(Ordering::Relaxed);
+        let _ = WAKE.wait_until(deadline, || asked() || SETTINGS.load(Ordering::Relaxed) != settings);
         let asked = ASKED.load(Ordering::Relaxed);
         let pressure = asked > SERVED.load(Ordering::Relaxed);
         let since = DIRTY_SINCE.load(Ordering::Relaxed);
@@ -75,7 +84,7 @@ extern "C" fn flusher(_: usize) {
             DIRTY_SINCE.store(0, Ordering::Relaxed);
             crate::fs::ext2::write_back_all();
             if super::filemap::dirty_pages() > 0 {
-                dirtied(); // left dirty (a failed write): tried again a period on
+                dirtied(); // left dirty (a failed write): tried again when it expires
             }
         }
         SERVED.store(asked, Ordering::Relaxed);
@@ -90,7 +99,9 @@ extern "C" fn flusher(_: usize) {
 pub fn reclaim_wait() -> bool {
     let flusher = FLUSHER.load(Ordering::Relaxed);
     let me = crate::task::sched::try_current().map(|t| t.tid);
-    if flusher == 0 || me.is_none_or(|tid| tid == flusher) || super::filemap::dirty_pages() == 0 {
+    // (Pages a writable mapping may have changed count as dirty: `DIRTY_SINCE`.)
+    let dirty = super::filemap::dirty_pages() > 0 || DIRTY_SINCE.load(Ordering::Relaxed) != 0;
+    if flusher == 0 || me.is_none_or(|tid| tid == flusher) || !dirty {
         return false;
     }
     let ticket = ASKED.fetch_add(1, Ordering::Relaxed) + 1;

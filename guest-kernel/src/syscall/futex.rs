@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::Ctx;
 use crate::errno::*;
-use crate::mm::paging::pte_addr;
+use crate::mm::paging::NOT_OWNED;
 use crate::mm::{uaccess, USER_END};
 use crate::sync::SpinLock;
 use crate::task::{sched, with_mm, Task};
@@ -65,9 +65,9 @@ pub fn check_flags2(flags: u32, values: &[u64]) -> KResult<()> {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct Key {
     kind: KeyKind,
-    /// The address space (0 for a shared mapping).
+    /// The address space (the shared pages, for a shared mapping).
     mm: usize,
-    /// The virtual address (the physical one in a shared mapping).
+    /// The virtual address (the byte offset in the shared pages, for a shared mapping).
     addr: u64,
 }
 
@@ -130,9 +130,16 @@ pub fn key(uaddr: u64, flags: u32) -> KResult<Key> {
     }
     uaccess::with_user(&space, |mm| {
         let _: u32 = uaccess::read(mm, uaddr)?;
-        if mm.vma(uaddr).is_some_and(|v| v.shared.is_some()) {
-            let phys = pte_addr(mm.pt.lookup(uaddr & !0xfff)) | (uaddr & 0xfff);
-            return Ok(Key { kind: KeyKind::SharedMapping, mm: 0, addr: phys });
+        let pte = mm.pt.lookup(uaddr & !0xfff);
+        if let Some(v) = mm.vma(uaddr)
+            && let Some((pages, first)) = &v.shared
+            && !(v.cow && pte & NOT_OWNED == 0)
+        {
+            // The shared pages and the offset in them (Linux keys by inode and page
+            // offset): a page of a file's cache may be given back and read again into
+            // another frame between the wait and the wake.
+            let index = (*first as u64) + ((uaddr & !0xfff) - v.start) / 4096;
+            return Ok(Key { kind: KeyKind::SharedMapping, mm: Arc::as_ptr(pages) as usize, addr: index * 4096 + (uaddr & 0xfff) });
         }
         Ok(Key { kind: KeyKind::SharedInPrivateMapping, mm: me, addr: uaddr })
     })

@@ -194,9 +194,10 @@ pub fn brk(c: &mut Ctx) -> KResult<u64> {
 
 // --- locking, syncing and residency ---
 //
-// There is no swap: pages once in memory stay there, so a locked range is one whose
-// pages have been brought in. mlock and friends check their ranges as Linux does and
-// populate them; munlock has nothing to undo.
+// There is no swap: a locked range is one whose pages have been brought in. mlock and
+// friends check their ranges as Linux does and populate them; munlock has nothing to
+// undo. (Pages of a mapped file may still be given back under memory pressure and read
+// again on the next fault: Linux's mlock makes them unevictable, this one does not.)
 
 const MLOCK_ONFAULT: u64 = 1;
 const MCL_CURRENT: u64 = 1;
@@ -213,15 +214,19 @@ fn lock_range(addr: u64, len: u64) -> KResult<Option<(u64, u64)>> {
 
 fn lock(addr: u64, len: u64, populate: bool) -> KResult<u64> {
     let Some((start, end)) = lock_range(addr, len)? else { return Ok(0) };
+    // Where populating got to: a retry after a page was read in goes on from there.
+    let mut at = start;
     with_mm(|mm| {
         if !mm.covered(start, end) {
             return Err(ENOMEM);
         }
         if populate {
-            mm.populate(start, end)?;
+            mm.populate(&mut at, end)?;
         }
         Ok(0)
     })
+    // A page that cannot be brought in (past the end of its file): ENOMEM, as Linux.
+    .map_err(|e| if e == EFAULT { ENOMEM } else { e })
 }
 
 pub fn mlock(c: &mut Ctx) -> KResult<u64> {
@@ -247,14 +252,20 @@ pub fn mlockall(c: &mut Ctx) -> KResult<u64> {
     }
     if flags & MCL_CURRENT != 0 && flags & MCL_ONFAULT == 0 {
         // As Linux's mlockall, what cannot be brought in now is left to fault in later.
-        with_mm(|mm| {
+        let mut at = 0;
+        let _ = with_mm(|mm| {
             for (s, e) in mm.extents() {
-                if let Err(EFILL) = mm.populate(s, e) {
-                    return Err(EFILL); // with_mm reads the page in and walks again
+                at = at.max(s);
+                if at >= e {
+                    continue;
                 }
+                if let Err(EFILL) = mm.populate(&mut at, e) {
+                    return Err(EFILL); // with_mm reads the page in and goes on from `at`
+                }
+                at = e;
             }
             Ok(0)
-        })?;
+        });
     }
     Ok(0)
 }

@@ -371,12 +371,14 @@ pub fn with_mm<R>(f: impl FnMut(&mut UserSpace) -> KResult<R>) -> KResult<R> {
 
 /// Copies to user memory of the current process.
 pub fn copy_to_user(dst: u64, src: &[u8]) -> KResult<()> {
-    with_mm(|mm| uaccess::copy_to_user(mm, dst, src))
+    let mm = current_process().mm().ok_or(crate::errno::EFAULT)?;
+    uaccess::copy_out(&mm, dst, src)
 }
 
 /// Copies from user memory of the current process.
 pub fn copy_from_user(dst: &mut [u8], src: u64) -> KResult<()> {
-    with_mm(|mm| uaccess::copy_from_user(mm, dst, src))
+    let mm = current_process().mm().ok_or(crate::errno::EFAULT)?;
+    uaccess::copy_in(&mm, dst, src)
 }
 
 pub fn read_user<T: uaccess::Pod>(addr: u64) -> KResult<T> {
@@ -693,10 +695,18 @@ pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
                 }
                 // Read the file's page with the address space unlocked, then fault again.
                 crate::mm::user::Fault::Missing(file, index) => {
-                    if crate::mm::user::fault_in_file(&*file, index).is_err() {
+                    match crate::mm::user::fault_in_file(&*file, index) {
+                        Ok(()) => {}
+                        // Out of memory even after writeback: as an OOM kill.
+                        Err(crate::errno::ENOMEM) => {
+                            sig = signal::SIGKILL;
+                            break;
+                        }
                         // Past the end of the file, or the read failed.
-                        sig = signal::SIGBUS;
-                        break;
+                        Err(_) => {
+                            sig = signal::SIGBUS;
+                            break;
+                        }
                     }
                 }
             }

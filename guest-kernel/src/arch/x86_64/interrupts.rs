@@ -187,6 +187,22 @@ const EXCEPTION_NAMES: [&str; 32] = [
     "reserved",
 ];
 
+/// Device and timer interrupt handlers running now (their callbacks must not sleep:
+/// a user copy there never reads a page in, see `mm::uaccess::with_user`).
+static IN_IRQ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Whether an interrupt handler is running.
+pub fn in_irq() -> bool {
+    IN_IRQ.load(core::sync::atomic::Ordering::Relaxed) > 0
+}
+
+/// Runs an interrupt handler, counted in `IN_IRQ`.
+fn as_irq(handler: impl FnOnce()) {
+    IN_IRQ.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    handler();
+    IN_IRQ.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+}
+
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
     let from_user = frame.cs & 3 == 3;
     if frame.vector == 14 && from_user && syscall::as_fault_syscall(frame, cpu::cr2()) {
@@ -201,11 +217,11 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
         0..32 => exception(frame),
         v if v == u64::from(lapic::TIMER_VECTOR) => {
             lapic::eoi();
-            crate::time::interrupt();
+            as_irq(crate::time::interrupt);
         }
         v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
         v if (u64::from(ioapic::IRQ_VECTOR_BASE)..u64::from(ioapic::IRQ_VECTOR_BASE) + u64::from(ioapic::MAX_GSI)).contains(&v) => {
-            crate::drivers::irq((v - u64::from(ioapic::IRQ_VECTOR_BASE)) as u32);
+            as_irq(|| crate::drivers::irq((v - u64::from(ioapic::IRQ_VECTOR_BASE)) as u32));
             lapic::eoi();
         }
         v => {

@@ -497,8 +497,6 @@ pub fn mount_device(dev: &Arc<dyn crate::fs::Node>, read_only: bool, ext2_only: 
     Ok((fs, root))
 }
 
-/// sync(2): writes back every mounted ext2, with its files' dirty pages and what
-/// mappings stored into them (errors are not sync's to report).
 /// The flusher's pass: every mounted file system's dirty file pages and metadata go to
 /// the disk (no cache flush, and the file system stays marked in use, as Linux's
 /// periodic writeback).
@@ -513,6 +511,8 @@ pub fn write_back_all() {
     }
 }
 
+/// sync(2): writes back every mounted ext2, with its files' dirty pages and what
+/// mappings stored into them (errors are not sync's to report).
 pub fn sync_all() {
     let all: Vec<Arc<Ext2Fs>> = MOUNTED.lock().iter().filter_map(Weak::upgrade).collect();
     for fs in all {

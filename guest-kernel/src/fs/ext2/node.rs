@@ -17,6 +17,12 @@ use super::inode::Inode;
 use super::{corrupt, Ext2Fs, State};
 use crate::errno::*;
 use crate::mm::uaccess::NoFill;
+
+/// How much of a user buffer one locked copy takes (brought in first: `copy_guard`).
+const COPY_CHUNK: usize = 256 * 1024;
+/// Times a copy starts again without progress after pages of its buffer went (memory
+/// short) before it gives up with EFAULT.
+const COPY_RETRIES: u32 = 4;
 use crate::fs::{perm, DirEntry, FileType, IoBuf, Node, Stat, StatFs, TimeSet};
 use crate::mm::filemap::{FileCache, PageIo, ReadDone};
 use crate::sync::MutexGuard;
@@ -117,9 +123,14 @@ impl Ext2Node {
     /// Readies a copy between `buf` and the file made with the lock held: the buffer's
     /// pages are brought in now (for writing them, with `write`), and until the guard
     /// goes the copy reads no file page in, since that may need this lock (a buffer
-    /// mapping a file of this file system).
-    fn copy_guard(buf: &IoBuf, write: bool) -> NoFill {
-        buf.prefault(write);
+    /// mapping a file of this file system): a page gone meanwhile ends the copy with
+    /// EFILL, and the caller lets go of the lock and goes on. Callers copy a user buffer
+    /// `COPY_CHUNK` bytes at a time, so what was brought in is used before memory runs
+    /// out, however large the buffer.
+    fn copy_guard(buf: &IoBuf, from: usize, write: bool) -> NoFill {
+        if let Some(part) = buf.window(from, COPY_CHUNK) {
+            part.prefault(write);
+        }
         NoFill::new()
     }
 
@@ -172,9 +183,33 @@ impl Ext2Node {
         Ok((b != 0).then_some(u64::from(b)))
     }
 
-    /// Reads from the disk into `buf` (O_DIRECT, and the page cache's fills).
+    /// Reads from the disk into `buf` (O_DIRECT, and the page cache's fills): a user
+    /// buffer `COPY_CHUNK` bytes at a time (see `copy_guard`).
     fn read_uncached(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
-        let _guard = Self::copy_guard(buf, true);
+        let (len, mut done, mut retries) = (buf.len(), 0, 0);
+        loop {
+            let mut part = buf.window(done, COPY_CHUNK);
+            let r = match part.as_mut() {
+                Some(p) => self.read_locked(offset + done as u64, p).map(|n| (done + n, n < p.len())),
+                None => self.read_locked(offset, buf).map(|n| (n, true)),
+            };
+            match r {
+                Ok((d, end)) => {
+                    done = d;
+                    if end || done >= len {
+                        return Ok(done);
+                    }
+                    retries = 0;
+                }
+                // A page of the buffer went since it was brought in: again.
+                Err(EFILL) if retries < COPY_RETRIES => retries += 1,
+                Err(e) => return if done > 0 { Ok(done) } else { Err(if e == EFILL { EFAULT } else { e }) },
+            }
+        }
+    }
+
+    fn read_locked(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
+        let _guard = Self::copy_guard(buf, 0, true);
         let mut st = self.lock();
         let inode = self.inode(&mut st)?;
         self.fs.read_data(&mut st, &inode, offset, buf)
@@ -208,13 +243,16 @@ impl Ext2Node {
         if nowait && cache.over_dirty_limit() {
             return Err(EAGAIN);
         }
-        let mut done = 0;
+        let (mut done, mut retries) = (0, 0);
         loop {
             if !nowait {
                 self.read_partial_pages(cache, offset + done as u64, end)?;
             }
-            // (A write that must not sleep does not bring the buffer in.)
-            let _guard = if nowait { NoFill::new() } else { Self::copy_guard(buf, false) };
+            // A user buffer a chunk at a time; a write that must not sleep does not bring
+            // it in.
+            let part = buf.prefix(done + COPY_CHUNK);
+            let piece = part.as_ref().unwrap_or(buf);
+            let _guard = if nowait { NoFill::new() } else { Self::copy_guard(buf, done, false) };
             let mut st = if nowait {
                 let mut st = self.fs.st.try_lock().ok_or(EAGAIN)?;
                 if st.clean_on_disk {
@@ -226,14 +264,21 @@ impl Ext2Node {
                 self.lock_rw()?
             };
             st.cache.nowait = nowait;
-            let (n, r) = self.copy_into_pages(&mut st, cache, offset, buf, done);
+            let (n, r) = self.copy_into_pages(&mut st, cache, offset, piece, done);
             st.cache.nowait = false;
             drop(st);
             done += n;
+            if n > 0 {
+                retries = 0;
+            }
             match r {
+                Ok(()) if done < len => {} // the next chunk
                 Ok(()) => break,
                 // A page being read, or given back since it was read: wait, again.
                 Err(EAGAIN) if !nowait => cache.wait_settled(offset + done as u64, end),
+                // A page of the buffer went since it was brought in: again.
+                Err(EFILL) if !nowait && retries < COPY_RETRIES => retries += 1,
+                Err(EFILL) if done == 0 => return Err(if nowait { EAGAIN } else { EFAULT }),
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             }
@@ -352,9 +397,34 @@ impl Ext2Node {
     }
 
     /// Writes `buf` at `offset` to the disk (allocating blocks for holes), and updates
-    /// the size and times.
+    /// the size and times: a user buffer `COPY_CHUNK` bytes at a time (see `copy_guard`).
     fn write_blocks(&self, offset: u64, buf: &IoBuf) -> KResult<usize> {
-        let _guard = Self::copy_guard(buf, false);
+        let (len, mut done, mut retries) = (buf.len(), 0, 0);
+        while done < len {
+            let part = buf.window(done, COPY_CHUNK);
+            let (base, piece) = match &part {
+                Some(p) => (done, p),
+                None => (0, buf),
+            };
+            match self.write_locked(offset + base as u64, piece) {
+                Ok(n) if n > 0 => {
+                    done = base + n;
+                    if part.is_none() {
+                        break;
+                    }
+                    retries = 0;
+                }
+                Ok(_) => break,
+                // A page of the buffer went since it was brought in: again.
+                Err(EFILL) if retries < COPY_RETRIES => retries += 1,
+                Err(e) => return if done > 0 { Ok(done) } else { Err(if e == EFILL { EFAULT } else { e }) },
+            }
+        }
+        Ok(done)
+    }
+
+    fn write_locked(&self, offset: u64, buf: &IoBuf) -> KResult<usize> {
+        let _guard = Self::copy_guard(buf, 0, false);
         let mut st = self.lock_rw()?;
         let st = &mut *st;
         let mut inode = self.inode(st)?;

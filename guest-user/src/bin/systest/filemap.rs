@@ -400,7 +400,19 @@ fn copies_from_and_into_mappings_of_files_not_cached() -> TestResult {
     check!((0..PAGE).all(|i| byte(dst, i) == pattern(i)), "the pipe did not carry the mapped bytes");
     unmap(src, PAGE)?;
     unmap(dst, PAGE)?;
-    for fd in [fds[0], fds[1], from, into] {
+    // And a memory file (tmpfs on Linux, the RAM file system here).
+    drop_cache(from)?;
+    drop_cache(into)?;
+    let src = map_file(from, PAGE, PROT_READ, MAP_SHARED)?;
+    let dst = map_file(into, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE)?;
+    // SAFETY: a NUL-terminated name; no other memory is passed.
+    let mem = check_ok!(sys::ret(unsafe { ulib::sys::syscall2(nr::MEMFD_CREATE, c"filemap".as_ptr() as usize, 0) })) as i32;
+    check_eq!(sys::pwrite64(mem, mapped(src, PAGE), 0), Ok(PAGE));
+    check_eq!(sys::pread64(mem, mapped(dst, PAGE), 0), Ok(PAGE));
+    check!((0..PAGE).all(|i| byte(dst, i) == pattern(i)), "the memory file did not carry the mapped bytes");
+    unmap(src, PAGE)?;
+    unmap(dst, PAGE)?;
+    for fd in [fds[0], fds[1], from, into, mem] {
         check_ok!(sys::close(fd));
     }
     Ok(())
