@@ -552,8 +552,8 @@ impl FileCache {
     pub fn writeback(&self, io: &dyn PageIo, size: u64) -> KResult<()> {
         let _writing = self.wb.lock();
         let mut result = Ok(());
-        // (index, page, whether it was dirty)
-        let targets: Vec<(usize, Pinned, bool)> = {
+        // (index, page, whether it was dirty, whether it was taken out of the mappings)
+        let targets: Vec<(usize, Pinned, bool, bool)> = {
             let mut map = self.pages.lock();
             let map = &mut *map;
             let mapped = Arc::strong_count(&self.pages) > 1;
@@ -568,19 +568,22 @@ impl FileCache {
                 if s.flags & (PG_DIRTY | PG_MAPPED_W) == 0 || s.flags & PG_UPTODATE == 0 || (i as u64) * PAGE >= size {
                     continue;
                 }
+                // Pinned by another (a registered buffer, DMA): written without a fault.
+                let pinned = frame::is_pinned(s.frame);
                 let Ok(page) = Pinned::new(s.frame) else {
                     result = Err(ENOMEM); // the rest stays dirty
                     break;
                 };
                 let dirty = s.flags & PG_DIRTY != 0;
-                out.push((i, page, dirty));
                 s.flags &= !PG_DIRTY;
                 // No mapping is left to store into it, or none is now: unmapped, a store
                 // must fault first, which marks it again (Linux write-protects it,
                 // page_mkclean); until then it is clean, and the shrinker may take it.
-                if !mapped || (s.flags & PG_MAPPED_W != 0 && self.pages.unmap_everywhere(i, s.frame)) {
+                let unmapped = s.flags & PG_MAPPED_W != 0 && !pinned && (!mapped || self.pages.unmap_everywhere(i, s.frame));
+                if unmapped {
                     s.flags &= !PG_MAPPED_W;
                 }
+                out.push((i, page, dirty, unmapped));
             }
             let cleaned = out.iter().filter(|t| t.2).count() + past_end;
             map.dirty -= cleaned;
@@ -612,7 +615,8 @@ impl FileCache {
                 }
             };
             if let Err(e) = written {
-                self.redirty(targets[k..].iter().filter(|t| t.2).map(|t| t.0));
+                // Pages no mapping marks any more hold stores too: dirty now.
+                self.redirty(targets[k..].iter().filter(|t| t.2 || t.3).map(|t| t.0));
                 WRITEBACK_PAGES.fetch_sub(targets.len() - k, Ordering::Relaxed);
                 return Err(e);
             }

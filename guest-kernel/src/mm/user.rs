@@ -639,6 +639,17 @@ impl UserSpace {
         }
         let page = addr & !(PAGE_SIZE - 1);
         let pte = self.pt.lookup(page);
+        // A store into a file's page that a shared writable area maps read-only (read
+        // first, or unmapped by writeback and read since): from now on stores may change
+        // it, and writeback must know (Linux's page_mkwrite).
+        if pte & PRESENT != 0 && write && !v.cow && v.source.is_some() && pte & WRITABLE == 0 && pte & USER != 0 {
+            let Some((pages, first)) = &v.shared else { return Fault::Denied };
+            if pages.cached_for_map(first + ((page - v.start) / PAGE_SIZE) as usize, true).is_none() {
+                return Fault::Denied; // not reached: a mapped page stays cached
+            }
+            self.pt.protect(page, v.pte_flags());
+            return Fault::Mapped;
+        }
         // A store into a file's page a private mapping reads: copy-on-write.
         let cow_break = pte & PRESENT != 0;
         if cow_break && !(write && v.cow && pte & NOT_OWNED != 0) {
@@ -651,9 +662,11 @@ impl UserSpace {
             Some(copy)
         };
         let shared_writable = v.prot & PROT_WRITE != 0 && !v.cow;
+        // A file's page a read brings in is mapped read-only: the first store marks it.
+        let read_only_first = v.source.is_some() && !v.cow && !write;
         // The frame of the shared pages (a file's cache: only if the page is cached).
         let shared_frame = |pages: &SharedPages, i: usize| match &v.source {
-            Some(file) => pages.cached_for_map(i, shared_writable).ok_or_else(|| Fault::Missing(Arc::clone(file), i as u64)),
+            Some(file) => pages.cached_for_map(i, shared_writable && write).ok_or_else(|| Fault::Missing(Arc::clone(file), i as u64)),
             None => (if v.cow { pages.frame(i) } else { pages.frame_for_map(i, shared_writable) })
                 .map_err(|e| if e == EINVAL { Fault::Bus } else { Fault::NoMemory }),
         };
@@ -675,7 +688,7 @@ impl UserSpace {
         let mut flags = v.pte_flags();
         if !owned {
             flags |= NOT_OWNED;
-            if v.cow {
+            if v.cow || read_only_first {
                 flags &= !WRITABLE;
             }
         }

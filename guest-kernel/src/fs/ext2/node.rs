@@ -245,12 +245,18 @@ impl Ext2Node {
         }
         let (mut done, mut retries) = (0, 0);
         loop {
-            if !nowait {
-                self.read_partial_pages(cache, offset + done as u64, end)?;
+            if !nowait
+                && let Err(e) = self.read_partial_pages(cache, offset + done as u64, end)
+            {
+                if done > 0 {
+                    break;
+                }
+                return Err(e);
             }
-            // A user buffer a chunk at a time; a write that must not sleep does not bring
-            // it in.
-            let part = buf.prefix(done + COPY_CHUNK);
+            // A user buffer a chunk at a time, ending on a page of the file; a write that
+            // must not sleep does not bring it in.
+            let chunk_end = ((offset + (done + COPY_CHUNK) as u64) & !(PAGE as u64 - 1)).saturating_sub(offset) as usize;
+            let part = buf.prefix(chunk_end.max(done + 1));
             let piece = part.as_ref().unwrap_or(buf);
             let _guard = if nowait { NoFill::new() } else { Self::copy_guard(buf, done, false) };
             let mut st = if nowait {
