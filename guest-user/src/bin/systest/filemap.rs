@@ -124,6 +124,11 @@ fn stores_reach_the_file_on_msync_and_munmap() -> TestResult {
     store(m, 10, b'S');
     check_eq!(msync(m, 2 * PAGE), Ok(0));
     check_eq!(direct_page(&path, 0)?[10], b'S');
+    // A store after the writeback reaches the file at the next msync too (the page is
+    // marked again when it is stored into).
+    store(m, 11, b'T');
+    check_eq!(msync(m, 2 * PAGE), Ok(0));
+    check_eq!(direct_page(&path, 0)?[10..12], *b"ST");
     // munmap without msync: an O_DIRECT read still finds the store (Linux writes the
     // range back before a direct read; we write back at munmap).
     store(m, PAGE + 20, b'U');
