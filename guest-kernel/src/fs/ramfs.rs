@@ -119,9 +119,7 @@ impl RamFile {
             times: Times::now(),
         })
     }
-}
 
-impl RamFile {
     fn read_locked(&self, offset: u64, buf: &mut IoBuf) -> KResult<usize> {
         let data = self.data.lock();
         let len = data.len();
