@@ -401,6 +401,24 @@ fn qemu_tcg_memory_pressure_writes_dirty_pages_back() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// 300 MiB written through a shared mapping in a 256 MiB guest: the flusher writes the
+// mapped pages back (taking them out of the mapping) and the shrinker gives them up, so
+// the stores go on; after a remount every page holds its word. QEMU only, as above.
+#[test]
+fn qemu_tcg_writing_through_a_mapping_larger_than_memory() {
+    need_e2fsprogs();
+    let p = Platform::QemuTcg;
+    let dir = scratch_dir("ext2-mapwrite");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let img = dir.join("mapwrite.img");
+    mke2fs(&img, &empty, 4096, 256, "340M");
+    let out = boot_with_devices(p, "init=/bin/ext2test -- /dev/vda /mnt/e2 mapwrite", &[Device::Disk { path: &img, read_only: false }]);
+    out.assert_stdout("ext2test: mapwrite ok").assert_init_status(p, 0);
+    fsck_clean(&img);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // The fuzzer with its files on an ext2 root (page cache, write-back, O_DIRECT, mmap of
 // ext2 files under random calls and io_uring requests): no panic, no hang, the kernel
 // works after, and the image is e2fsck-clean (init's exit writes it back).

@@ -78,6 +78,8 @@ static WRITEBACK_PAGES: AtomicUsize = AtomicUsize::new(0);
 const FILE_DIRTY_LIMIT: usize = 4096;
 /// Most pages one writeback write carries (64 KiB, a disk run).
 const WRITEBACK_RUN: usize = 16;
+/// Most pages one writeback pins at a time (the pin table is shared and small).
+const WRITEBACK_BATCH: usize = 512;
 
 pub struct FileCache {
     pages: Arc<SharedPages>,
@@ -551,7 +553,17 @@ impl FileCache {
     /// to `WRITEBACK_RUN` pages a write).
     pub fn writeback(&self, io: &dyn PageIo, size: u64) -> KResult<()> {
         let _writing = self.wb.lock();
-        let mut result = Ok(());
+        // A batch at a time: each page is pinned while it is written, and pins are few.
+        let mut from = 0;
+        while let Some(next) = self.writeback_batch(io, size, from)? {
+            from = next;
+        }
+        Ok(())
+    }
+
+    /// Writes back up to `WRITEBACK_BATCH` pages from index `from` on (see `writeback`):
+    /// the index to go on from, None when no page is left.
+    fn writeback_batch(&self, io: &dyn PageIo, size: u64, from: usize) -> KResult<Option<usize>> {
         // (index, page, whether it was dirty, whether it was taken out of the mappings)
         let targets: Vec<(usize, Pinned, bool, bool)> = {
             let mut map = self.pages.lock();
@@ -559,7 +571,10 @@ impl FileCache {
             let mapped = Arc::strong_count(&self.pages) > 1;
             let mut out = Vec::new();
             let mut past_end = 0;
-            for (&i, s) in map.slots.iter_mut() {
+            for (&i, s) in map.slots.range_mut(from..) {
+                if out.len() == WRITEBACK_BATCH {
+                    break;
+                }
                 if (i as u64) * PAGE >= size && s.flags & PG_DIRTY != 0 {
                     // Nothing of the file is left there to write.
                     s.flags &= !PG_DIRTY;
@@ -571,8 +586,7 @@ impl FileCache {
                 // Pinned by another (a registered buffer, DMA): written without a fault.
                 let pinned = frame::is_pinned(s.frame);
                 let Ok(page) = Pinned::new(s.frame) else {
-                    result = Err(ENOMEM); // the rest stays dirty
-                    break;
+                    break; // the pin table is full: this batch ends here
                 };
                 let dirty = s.flags & PG_DIRTY != 0;
                 s.flags &= !PG_DIRTY;
@@ -589,6 +603,11 @@ impl FileCache {
             map.dirty -= cleaned;
             DIRTY_PAGES.fetch_sub(cleaned, Ordering::Relaxed);
             out
+        };
+        let Some(last) = targets.last().map(|t| t.0) else {
+            // Nothing to write from here, or not one page could be pinned.
+            let left = self.pages.lock().slots.range(from..).any(|(&i, s)| s.flags & (PG_DIRTY | PG_MAPPED_W) != 0 && (i as u64) * PAGE < size);
+            return if left { Err(ENOMEM) } else { Ok(None) };
         };
         // Linux's PG_writeback, counted: /proc/meminfo's Writeback.
         WRITEBACK_PAGES.fetch_add(targets.len(), Ordering::Relaxed);
@@ -623,7 +642,7 @@ impl FileCache {
             WRITEBACK_PAGES.fetch_sub(j - k, Ordering::Relaxed);
             k = j;
         }
-        result
+        Ok(Some(last + 1))
     }
 
     /// Marks pages dirty again (their writeback failed).

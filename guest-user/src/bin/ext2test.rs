@@ -28,6 +28,11 @@
 //! anonymous memory than is free (the flusher writes the files back so their pages can be
 //! given back), reads the files back and prints `ext2test: pressure ok`.
 //!
+//! `ext2test DEV DIR mapwrite`: writes a 300 MiB file (more than the guest's memory)
+//! through a shared mapping of all of it, a word per page (the flusher writes the pages
+//! back and the cache gives them up as it goes), msyncs, unmounts, mounts again, checks every
+//! page's word with read(2) and prints `ext2test: mapwrite ok`.
+//!
 //! `ext2test DEV DIR stream:NAME`: reads NAME twice (a file larger than memory: the
 //! page cache gives pages back as it goes), then once through a shared mapping of all of
 //! it (faults read the pages; the cache unmaps and gives back the older ones), and
@@ -170,6 +175,9 @@ fn main(args: &Args) -> i32 {
     if mode == "expire" {
         return report(expire(dev, dir), "expire");
     }
+    if mode == "mapwrite" {
+        return report(map_write(dev, dir), "mapwrite ok");
+    }
     if mode == "pressure" {
         return report(pressure(dev, dir), "pressure ok");
     }
@@ -294,6 +302,47 @@ fn expire(dev: &str, dir: &str) -> Res<()> {
     loop {
         core::hint::spin_loop();
     }
+}
+
+fn map_write(dev: &str, dir: &str) -> Res<()> {
+    const SIZE: usize = 300 << 20;
+    const PAGE: usize = 4096;
+    mount(dev, dir, 0).map_err(|e| ("mount", e))?;
+    let path = Path::new(dir, "map.bin");
+    let fd = sys::open(path.c(), O_CREAT | O_RDWR | O_TRUNC, 0o644).map_err(|e| ("create map.bin", e))? as i32;
+    sys::ftruncate(fd, SIZE as i64).map_err(|e| ("ftruncate", e))?;
+    // SAFETY: not MAP_FIXED: the kernel picks the address.
+    let m = unsafe { sys::mmap(0, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) }.map_err(|e| ("mmap shared", e))?;
+    for page in 0..SIZE / PAGE {
+        // SAFETY: `m` maps SIZE writable bytes until the munmap below; the word is inside.
+        unsafe { ((m + page * PAGE) as *mut u64).write_volatile(page as u64 ^ 0x5a5a_0000) };
+    }
+    // SAFETY: no memory is passed but the mapping's range.
+    sys::ret(unsafe { sys::syscall3(ulib::nr::MSYNC, m, SIZE, 4) }).map_err(|e| ("msync", e))?;
+    // SAFETY: the mapping made above, no longer used.
+    unsafe { sys::munmap(m, SIZE) }.map_err(|e| ("munmap", e))?;
+    sys::fsync(fd).map_err(|e| ("fsync", e))?;
+    sys::close(fd).map_err(|e| ("close", e))?;
+    umount(dir).map_err(|e| ("umount", e))?;
+    mount(dev, dir, 0).map_err(|e| ("mount again", e))?;
+    let fd = sys::open(path.c(), O_RDONLY, 0).map_err(|e| ("open map.bin", e))? as i32;
+    let b = buf();
+    let mut at = 0;
+    while at < SIZE {
+        let n = sys::pread64(fd, b, at as i64).map_err(|e| ("read map.bin", e))?;
+        expect(n == CHUNK, "a full read")?;
+        for (k, page) in b.chunks(PAGE).enumerate() {
+            let word = u64::from_le_bytes(page[..8].try_into().expect("8 bytes"));
+            if word != ((at / PAGE + k) as u64 ^ 0x5a5a_0000) {
+                println!("ext2test: page {} holds {word:#x}", at / PAGE + k);
+            }
+            expect(word == ((at / PAGE + k) as u64 ^ 0x5a5a_0000), "each page holds the word stored through the mapping")?;
+            expect(page[8..].iter().all(|&x| x == 0), "the rest of each page is zeros")?;
+        }
+        at += n;
+    }
+    sys::close(fd).map_err(|e| ("close", e))?;
+    umount(dir).map_err(|e| ("umount", e))
 }
 
 fn pressure(dev: &str, dir: &str) -> Res<()> {
