@@ -163,7 +163,10 @@ impl Node for PipeEnd {
                 // the wait: another reader may have emptied the pipe meanwhile).
                 Err(EFAULT) if !prefaulted => {
                     drop(r);
-                    buf.prefault(true);
+                    // (No read takes more than the pipe holds.)
+                    if let Some(part) = buf.window(0, CAPACITY) {
+                        part.prefault(true);
+                    }
                     prefaulted = true;
                     continue;
                 }
@@ -224,7 +227,10 @@ impl Node for PipeEnd {
                 // As in `read`: bring the buffer in unlocked, once, and copy again.
                 Err(EFAULT) if !prefaulted => {
                     drop(r);
-                    buf.prefault(false);
+                    // The part this round can take (the pipe holds no more).
+                    if let Some(part) = buf.window(done, CAPACITY) {
+                        part.prefault(false);
+                    }
                     prefaulted = true;
                     continue;
                 }
@@ -240,6 +246,7 @@ impl Node for PipeEnd {
                 }
             }
             done += n;
+            prefaulted = false; // the next round may bring its part in again
             drop(r);
             p.readable.wake_all();
         }

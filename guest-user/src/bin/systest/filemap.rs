@@ -405,6 +405,35 @@ fn copies_from_and_into_mappings_of_files_not_cached() -> TestResult {
     check!((0..PAGE).all(|i| byte(dst, i) == pattern(i)), "the pipe did not carry the mapped bytes");
     unmap(src, PAGE)?;
     unmap(dst, PAGE)?;
+    // More than the pipe holds, from a mapping of a file not cached, to a reader in a child.
+    const BIG: usize = 64 * PAGE;
+    let big = pattern_file("filemap-pipe-big", BIG)?;
+    drop_cache(big)?;
+    let bm = map_file(big, BIG, PROT_READ, MAP_SHARED)?;
+    let mut bfds = [0i32; 2];
+    check_ok!(sys::pipe(&mut bfds));
+    let reader = fork_child(|| {
+        let mut chunk = [0u8; PAGE];
+        let mut at = 0;
+        while at < BIG {
+            match sys::read(bfds[0], &mut chunk) {
+                Ok(0) | Err(_) => return 1,
+                Ok(n) => {
+                    if (0..n).any(|i| chunk[i] != pattern(at + i)) {
+                        return 2;
+                    }
+                    at += n;
+                }
+            }
+        }
+        0
+    })?;
+    check_eq!(sys::write(bfds[1], mapped(bm, BIG)), Ok(BIG));
+    check_eq!(wait_child(reader)?.exit_code(), Some(0));
+    unmap(bm, BIG)?;
+    for fd in [bfds[0], bfds[1], big] {
+        check_ok!(sys::close(fd));
+    }
     // And a memory file (tmpfs on Linux, the RAM file system here).
     drop_cache(from)?;
     drop_cache(into)?;
