@@ -14,7 +14,9 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #define KIB 1024
 #define TMPFS_MAGIC 0x01021994
@@ -38,17 +40,38 @@ static int in_memory(void)
 		}                                                            \
 	} while (0)
 
-/* A file of `n` pattern bytes (seed 7) in `data`, on the device and out of the cache. */
+/* Whether any page of the first `n` bytes of `fd` is in memory (mincore). */
+static int any_resident(int fd, size_t n)
+{
+	void *m = mmap(NULL, n, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	unsigned char vec[1024];
+	size_t pages = (n + 4095) / 4096;
+	int any = pages > sizeof vec || mincore(m, n, vec) != 0;
+	for (size_t i = 0; !any && i < pages; i++)
+		any = vec[i] & 1;
+	munmap(m, n);
+	return any;
+}
+
+/* A file of `n` pattern bytes (seed 7) in `data`, on the device and out of the cache.
+ * DONTNEED may leave a page a moment (a host's per-CPU page lists): it is asked again
+ * until mincore finds none. */
 static int cold_file(char *data, size_t n)
 {
 	int fd = ut_data_file(data, n, 7);
 	if (fd < 0)
 		return fd;
-	if (fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
-		close(fd);
-		return -EIO;
+	for (int tries = 0;; tries++) {
+		if (fsync(fd) != 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0 || tries == 50) {
+			close(fd);
+			return -EIO;
+		}
+		if (!any_resident(fd, n))
+			return fd;
+		usleep(10000);
 	}
-	return fd;
 }
 
 static void q_read(struct io_uring *r, int fd, void *buf, unsigned len, uint64_t off,
