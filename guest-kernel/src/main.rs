@@ -31,6 +31,8 @@ use exit::{exit_vm, EXIT_PANIC};
 
 /// Called from `arch::x86_64::boot` on the boot stack, in long mode, `.bss` zeroed.
 extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
+    // First: spin locks (the console's too) find this CPU through its per-CPU data.
+    arch::percpu::init(0, 0);
     console::init();
     kprintln!("guest-kernel {}: booted by PVH", env!("CARGO_PKG_VERSION"));
 
@@ -44,6 +46,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     mm::init(&info);
     arch::init();
     time::init(cmd.tsc_khz, cmd.epoch, cmd.tsc_deadline);
+    arch::smp::start_aps();
 
     kprintln!("memory map ({} MiB usable):", info.ram_bytes() >> 20);
     for r in info.memory_map() {

@@ -1,24 +1,26 @@
 //! A spinlock that also keeps interrupts off while held, so interrupt handlers can take
-//! the same locks as the code they interrupt (the kernel runs on one CPU).
+//! the same locks as the code they interrupt, on this CPU or another.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::cpu;
 
 pub struct SpinLock<T> {
-    locked: AtomicBool,
+    /// 0 when free, else the holder's CPU index + 1 (so a CPU that finds itself the
+    /// holder knows it is a re-entrant use, a deadlock, and says so).
+    owner: AtomicU32,
     value: UnsafeCell<T>,
 }
 
-/// Spin locks held now (on the one CPU): code that would sleep checks it is 0 (a holder
-/// must not sleep: the next task to take the lock would find it taken).
-static HELD: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// Spin locks held now on each CPU: code that would sleep checks it is 0 (a holder must
+/// not sleep: the next task to take the lock would find it taken).
+static HELD: [AtomicU32; cpu::MAX_CPUS] = [const { AtomicU32::new(0) }; cpu::MAX_CPUS];
 
-/// How many spin locks are held now.
+/// How many spin locks this CPU holds now.
 pub fn spinlocks_held() -> u32 {
-    HELD.load(Ordering::Relaxed)
+    HELD[cpu::index()].load(Ordering::Relaxed)
 }
 
 // SAFETY: the lock serialises all access to `value`.
@@ -26,34 +28,54 @@ unsafe impl<T: Send> Sync for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     pub const fn new(value: T) -> Self {
-        Self { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        Self { owner: AtomicU32::new(0), value: UnsafeCell::new(value) }
     }
 
     #[track_caller]
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
         let irq_was_on = cpu::disable_interrupts();
-        // Acquire pairs with the Release in `SpinGuard::drop` of the previous holder. With
-        // one CPU and interrupts off, a held lock can never be released while we spin: it
-        // is a re-entrant use, a kernel bug worth a clear panic rather than a hang.
-        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            taken_twice(core::panic::Location::caller());
+        let me = cpu::index();
+        // Acquire pairs with the Release in `SpinGuard::drop` of the previous holder.
+        if let Err(owner) = self.owner.compare_exchange(0, me as u32 + 1, Ordering::Acquire, Ordering::Relaxed) {
+            self.spin(owner, me, core::panic::Location::caller());
         }
-        HELD.fetch_add(1, Ordering::Relaxed);
+        HELD[me].fetch_add(1, Ordering::Relaxed);
         SpinGuard { lock: self, irq_was_on }
+    }
+
+    /// Waits for another CPU to release the lock (reading only, so the holder's line is
+    /// not stolen), then takes it. Held by this CPU, which has interrupts off, it can never
+    /// be released: a re-entrant use, a kernel bug worth a clear panic rather than a hang.
+    #[cold]
+    #[inline(never)]
+    fn spin(&self, mut owner: u32, me: usize, at: &core::panic::Location) {
+        loop {
+            if owner == me as u32 + 1 {
+                taken_twice(at);
+            }
+            while self.owner.load(Ordering::Relaxed) != 0 {
+                cpu::relax();
+            }
+            match self.owner.compare_exchange(0, me as u32 + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return,
+                Err(o) => owner = o,
+            }
+        }
     }
 
     /// Takes the lock if it is free (the shrinker, which may run inside a holder's
     /// allocation, skips what it cannot take).
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
         let irq_was_on = cpu::disable_interrupts();
-        if self.locked.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        let me = cpu::index();
+        if self.owner.compare_exchange(0, me as u32 + 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
             if irq_was_on {
                 cpu::enable_interrupts();
             }
             return None;
         }
-        HELD.fetch_add(1, Ordering::Relaxed);
+        HELD[me].fetch_add(1, Ordering::Relaxed);
         Some(SpinGuard { lock: self, irq_was_on })
     }
 }
@@ -89,8 +111,8 @@ impl<T> Drop for SpinGuard<'_, T> {
     #[inline]
     fn drop(&mut self) {
         // Release pairs with the Acquire in `SpinLock::lock` of the next holder.
-        self.lock.locked.store(false, Ordering::Release);
-        HELD.fetch_sub(1, Ordering::Relaxed);
+        self.lock.owner.store(0, Ordering::Release);
+        HELD[cpu::index()].fetch_sub(1, Ordering::Relaxed);
         if self.irq_was_on {
             cpu::enable_interrupts();
         }

@@ -7,7 +7,10 @@
 //! | `0x500`      | boot GDT for the 32-bit entry                     |
 //! | `0x6000`     | `hvm_start_info`, then the module list            |
 //! | `0x7000`     | memory map (E820-style entries)                   |
+//! | `0x8000`     | (the guest's AP trampoline; nothing written here) |
 //! | `0x20000`    | kernel command line (NUL-terminated)              |
+//! | `0x9fc00`    | MP floating pointer (`mptable`)                   |
+//! | `0xf0000`    | MP configuration table                            |
 //! | `1 MiB ..`   | kernel segments, at their `p_paddr`               |
 //! | end of RAM   | initrd, page-aligned, as module 0                 |
 //!

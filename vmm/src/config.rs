@@ -10,7 +10,7 @@ pub const MIN_MEM: u64 = 2 << 20;
 /// Largest guest memory accepted.
 pub const MAX_MEM: u64 = 64 << 30;
 /// Most vCPUs accepted.
-pub const MAX_VCPUS: u8 = 32;
+pub const MAX_VCPUS: u8 = 64;
 /// Default `--blk-poll-us`: how long a virtio-blk device busy-polls a polled queue (the
 /// guest's IOPOLL queue) after its last work, in microseconds. Measured on our KVM host
 /// (docs/DESIGN.md, "Busy polling"): the guest's kernel takes ~1-4 ms between two

@@ -112,6 +112,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let devices = build_devices(config)?;
     let cmdline = announce_devices(&config.cmdline, devices.len());
     let entry = boot::load(&mem, config.mem_bytes, &config.kernel, config.initrd.as_deref(), &cmdline)?;
+    crate::mptable::write(&mem, config.vcpus).map_err(|e| VmError::Boot(boot::BootError::Memory(e.to_string())))?;
 
     // Intel needs a TSS area for real-mode emulation; harmless elsewhere.
     vm.set_tss_address(0xfffb_d000).map_err(kvm_err("SET_TSS_ADDR"))?;

@@ -63,7 +63,7 @@ impl Notify for Waiter {
     }
 
     fn woken(&self, index: usize) {
-        self.woken.store(index as i64, Ordering::Relaxed);
+        self.woken.store(index as i64, Ordering::SeqCst);
         let (Some(ring), Some(slot)) = (self.ring.upgrade(), self.slot.lock().clone()) else { return };
         if let Some(req) = cancel::unpark(&ring, &slot) {
             tctx::queue(&ring, req);
@@ -143,14 +143,19 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         queued: SpinLock::new(Vec::new()),
     });
     let who: Arc<dyn Notify> = waiter.clone();
-    // Nothing can wake the entries before the request is parked: one CPU, and no
-    // preemption in the kernel.
     match fx::setup(entries, &who) {
         Ok(queued) => *waiter.queued.lock() = queued,
         Err(e) => return Some((req, -e.0)),
     }
     op.waiter = Some(Arc::clone(&waiter));
     let slot = cancel::park(ring, req, false);
-    *waiter.slot.lock() = Some(slot);
+    *waiter.slot.lock() = Some(slot.clone());
+    // A wake on another CPU between `setup` and here found no slot to unpark (it stores
+    // `woken` before it looks at the slot, under the slot's lock): finish it here.
+    if waiter.woken.load(Ordering::SeqCst) >= 0
+        && let Some(req) = cancel::unpark(ring, &slot)
+    {
+        tctx::queue(ring, req);
+    }
     None
 }

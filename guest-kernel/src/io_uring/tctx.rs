@@ -129,18 +129,22 @@ pub fn queue(ring: &Arc<IoUring>, req: Box<Request>) {
         ring.rings().set_sq_flag(IORING_SQ_TASKRUN, true);
     }
     // Release: the queued work is visible to whoever sees the flag (Acquire in
-    // `Task::task_work_pending`).
-    task.task_work.store(true, Ordering::Release);
+    // `Task::task_work_pending`); SeqCst, as the look at `interruptible` below must not
+    // pass it (the waiter stores that, then looks at this).
+    task.task_work.store(true, Ordering::SeqCst);
     if let Some(sq) = &ring.sqpoll {
         super::sqpoll::wake(sq);
     }
     if ring.flag(IORING_SETUP_COOP_TASKRUN) {
         // Cooperative: only a wait for this ring's completions is cut short.
         ring.cq_wait.wake_all();
-    } else if task.interruptible.load(Ordering::Relaxed) {
+    } else if task.interruptible.load(Ordering::SeqCst) {
         // As Linux's TWA_SIGNAL: the task leaves whatever wait it is in, runs the work,
         // and goes back to waiting.
         sched::wake(&task);
+    } else {
+        // Running on another CPU, maybe in user mode: it runs the work on its way back.
+        sched::kick(&task);
     }
 }
 

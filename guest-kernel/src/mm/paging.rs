@@ -44,13 +44,39 @@ pub fn init() {
     KERNEL_ROOT.store(read_cr3(), core::sync::atomic::Ordering::Relaxed);
 }
 
+/// The tables each CPU has loaded (CR3), for TLB shootdowns: a CPU publishes the root
+/// before it loads it, so a CPU that changes an entry and then finds another CPU not on
+/// those tables knows that CPU will walk the changed entry when it gets there.
+static LOADED_ROOT: [core::sync::atomic::AtomicU64; crate::arch::cpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::arch::cpu::MAX_CPUS];
+
+/// Loads `root` into CR3 (after publishing it in `LOADED_ROOT`).
+fn load_cr3(root: u64) {
+    // SeqCst: pairs with the fence in `PageTable::flush` (see `LOADED_ROOT`).
+    LOADED_ROOT[crate::arch::cpu::index()].store(root, core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: the kernel half is identical in every address space (and the boot tables
+    // map the whole kernel), so the kernel keeps running across the switch.
+    unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+}
+
 /// Switches to the kernel's own tables (used before a user space is torn down).
 pub fn activate_kernel() {
     let root = KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed);
     if read_cr3() != root {
-        // SAFETY: the boot tables map the whole kernel.
-        unsafe { core::arch::asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
+        load_cr3(root);
     }
+}
+
+/// The CPUs other than this one that have `root` loaded.
+fn other_cpus_on(root: u64) -> u64 {
+    let me = crate::arch::cpu::index();
+    let mut mask = 0;
+    for cpu in crate::arch::smp::online_cpus() {
+        if cpu != me && LOADED_ROOT[cpu].load(core::sync::atomic::Ordering::SeqCst) == root {
+            mask |= 1 << cpu;
+        }
+    }
+    mask
 }
 
 #[derive(Debug)]
@@ -78,9 +104,7 @@ impl PageTable {
     /// Loads these tables into CR3.
     pub fn activate(&self) {
         if read_cr3() != self.root {
-            // SAFETY: the kernel half is identical in every address space, so the kernel
-            // keeps running across the switch.
-            unsafe { core::arch::asm!("mov cr3, {}", in(reg) self.root, options(nostack, preserves_flags)) };
+            load_cr3(self.root);
         }
     }
 
@@ -162,10 +186,21 @@ impl PageTable {
         }
     }
 
+    /// Drops `va`'s old entry from every TLB that may hold it: this CPU's, and those of
+    /// other CPUs on these tables (a shootdown: they flush and answer before this
+    /// returns, so the old frame may be reused at once).
     fn flush(&self, va: u64) {
         if self.is_active() {
             // SAFETY: invalidating a TLB entry is always safe.
             unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
+        }
+        if crate::arch::smp::online_count() > 1 {
+            // The entry's store before the look at `LOADED_ROOT` (pairs with `load_cr3`).
+            core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+            let others = other_cpus_on(self.root);
+            if others != 0 {
+                crate::arch::smp::flush_tlbs(others);
+            }
         }
     }
 
@@ -218,6 +253,11 @@ impl Drop for PageTable {
     fn drop(&mut self) {
         if self.is_active() {
             activate_kernel();
+        }
+        // A thread that exited on another CPU may still be switching away from these
+        // tables (its CPU walks them until it loads the next task's).
+        while other_cpus_on(self.root) != 0 {
+            crate::arch::cpu::relax();
         }
         self.free_tables();
     }

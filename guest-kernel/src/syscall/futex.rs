@@ -218,18 +218,42 @@ pub type Queued = Vec<(Key, u64)>;
 
 /// Linux's futex_wait_multiple_setup: finds every key (errors first), then checks each
 /// word in order (-EFAULT, or -EAGAIN when it no longer holds its value), and queues
-/// them all for `who`. Nothing can wake them in between: one CPU, no preemption here.
+/// them all for `who`. The final check runs under the table's lock, which a waker on
+/// another CPU takes too: a word changed and woken after that check finds us queued.
 pub fn setup(entries: &[WaitEntry], who: &Arc<dyn Notify>) -> KResult<Queued> {
     let mut keys = Vec::with_capacity(entries.len());
     for e in entries {
         keys.push(key(e.uaddr, e.flags)?);
     }
-    for e in entries {
-        if read_word(e.uaddr)? != e.val {
-            return Err(EAGAIN);
+    let mut tries = 0;
+    let mut map = loop {
+        // Unlocked first: this may read a file page in (sleeping), which the locked pass
+        // below cannot.
+        for e in entries {
+            if read_word(e.uaddr)? != e.val {
+                return Err(EAGAIN);
+            }
         }
-    }
-    let mut map = WAITERS.lock();
+        let map = WAITERS.lock();
+        let mut changed = None;
+        for e in entries {
+            match read_word(e.uaddr) {
+                Ok(v) if v == e.val => {}
+                Ok(_) => changed = Some(EAGAIN),
+                // Evicted since the unlocked pass: bring it in again.
+                Err(_) if tries < 3 => changed = Some(EFILL),
+                Err(e) => changed = Some(e),
+            }
+            if changed.is_some() {
+                break;
+            }
+        }
+        match changed {
+            None => break map,
+            Some(EFILL) => tries += 1,
+            Some(e) => return Err(e),
+        }
+    };
     let mut queued = Vec::with_capacity(entries.len());
     for (index, (e, k)) in entries.iter().zip(keys).enumerate() {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -309,10 +333,8 @@ pub fn wait_multiple(entries: &[WaitEntry], deadline: Option<u64>) -> KResult<us
         if let (Some(d), None) = (deadline, timer) {
             timer = Some(time::wake_at(d, &me));
         }
-        me.interruptible.store(true, Ordering::Relaxed);
-        if !me.task_work_pending() {
-            sched::block_current();
-        }
+        me.interruptible.store(true, Ordering::SeqCst);
+        sched::block_unless(&me, || waiter.woken.load(Ordering::SeqCst) >= 0 || me.task_work_pending() || me.signal_pending());
         me.interruptible.store(false, Ordering::Relaxed);
     };
     if let Some(t) = timer {

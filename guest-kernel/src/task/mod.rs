@@ -82,6 +82,8 @@ pub struct Process {
     pub cpu_ns: AtomicU64,
     /// The alternate signal stack (`stack_t`: sp, flags, size).
     pub altstack: SpinLock<[u64; 3]>,
+    /// Woken when one of its threads has left (execve waits here for the others).
+    pub threads_gone: WaitQueue,
     /// Woken when a vfork child execs or exits.
     pub vfork_done: WaitQueue,
     pub vfork_released: core::sync::atomic::AtomicBool,
@@ -100,6 +102,17 @@ pub struct Task {
     kstack: Box<[u8]>,
     saved_rsp: UnsafeCell<u64>,
     pub state: AtomicU8,
+    /// Queued to run or running (`sched`: changed under the run queue's lock).
+    pub on_rq: core::sync::atomic::AtomicBool,
+    /// A CPU is on its kernel stack (`sched`: set by the CPU switching to it, cleared by
+    /// that CPU once it has switched away).
+    pub on_cpu: core::sync::atomic::AtomicBool,
+    /// The CPU it runs on, or ran on last.
+    pub cpu: AtomicU32,
+    /// When it was last switched in (monotonic ns).
+    pub run_start: AtomicU64,
+    /// The CPUs it may run on (bit N: CPU N), `sched_setaffinity`.
+    pub affinity: AtomicU64,
     pub fpu: UnsafeCell<FpuState>,
     pub fs_base: AtomicU64,
     pub clear_child_tid: AtomicU64,
@@ -141,8 +154,9 @@ pub struct Task {
     pub cred: SpinLock<Arc<cred::Cred>>,
 }
 
-// SAFETY: the UnsafeCell fields are only touched by the scheduler on the single CPU with
-// interrupts off, for a task that is not running (or is the one switching away).
+// SAFETY: the UnsafeCell fields (saved rsp, FPU area) are touched only by the CPU that
+// runs the task or switches away from it, or, for a task that is not running, by the one
+// CPU that took it off the run queue (`sched`'s `on_cpu` hand-over orders the two).
 unsafe impl Sync for Task {}
 // SAFETY: as above.
 unsafe impl Send for Task {}
@@ -187,6 +201,7 @@ impl Process {
             pending: sigqueue::SigQueue::new(),
             itimers: itimer::ITimers::default(),
             cpu_ns: AtomicU64::new(0),
+            threads_gone: WaitQueue::new(),
             vfork_done: WaitQueue::new(),
             vfork_released: core::sync::atomic::AtomicBool::new(false),
             rlimits: rlimit::Rlimits::new(),
@@ -233,12 +248,8 @@ impl Process {
             t.killed.store(true, Ordering::Relaxed);
             sched::wake(t);
         }
-        while self.thread_count() > 1 {
-            sched::yield_now();
-            if !sched::others_runnable() && self.thread_count() > 1 {
-                crate::arch::cpu::wait_for_interrupt();
-            }
-        }
+        // Each thread that leaves wakes `threads_gone` (`exit_thread`).
+        self.threads_gone.wait_uninterruptible(|| self.thread_count() <= 1);
     }
 }
 
@@ -284,6 +295,12 @@ impl Task {
             kstack: kstack.into_boxed_slice(),
             saved_rsp: UnsafeCell::new(0),
             state: AtomicU8::new(TaskState::New as u8),
+            on_rq: core::sync::atomic::AtomicBool::new(false),
+            on_cpu: core::sync::atomic::AtomicBool::new(false),
+            cpu: AtomicU32::new(0),
+            run_start: AtomicU64::new(0),
+            // Inherited, as Linux's cpus_mask is at fork.
+            affinity: AtomicU64::new(sched::try_current().map_or(u64::MAX, |me| me.affinity.load(Ordering::Relaxed))),
             fpu: UnsafeCell::new(fpu),
             fs_base: AtomicU64::new(0),
             clear_child_tid: AtomicU64::new(0),
@@ -532,6 +549,7 @@ pub fn exit_thread(status: i32) -> ! {
         threads.retain(|t| !Arc::ptr_eq(t, &me));
         threads.is_empty()
     };
+    process.threads_gone.wake_all();
     drop(me);
     if last {
         let _ = process.group_exit.compare_exchange(-1, status, Ordering::Relaxed, Ordering::Relaxed);

@@ -1,67 +1,142 @@
-//! The scheduler: one CPU, a round-robin run queue, and an idle context (the boot stack)
-//! that halts when nothing can run.
+//! The scheduler: one run queue shared by all CPUs, round-robin, and on each CPU an idle
+//! context (its boot stack) that halts when nothing can run there.
 //!
 //! Tasks switch only at well-defined points: when they block, exit or yield, and on the
 //! way back to user space when their time slice is used up (see `task::return_to_user`):
 //! the timer interrupt marks the slice's end (`time::take_resched`).
+//!
+//! # One global queue
+//! A single queue under one lock, not per-CPU queues with load balancing: with the few
+//! CPUs a micro-VM has (up to 64, mostly 1 to 4) the lock is short and rarely contended,
+//! an idle CPU finds work at once, and there is no balancing policy to get wrong. Each
+//! task carries an affinity mask (`sched_setaffinity`); a CPU takes the first queued task
+//! allowed on it.
+//!
+//! # Waking and blocking across CPUs (Linux's `try_to_wake_up` protocol, simplified)
+//! - A task that blocks first sets its state to Blocked, then checks its condition once
+//!   more, and only then calls [`schedule`] ([`block_unless`]). A waker on another CPU
+//!   makes the condition true first, then calls [`wake`]: either the blocker sees the
+//!   condition, or the waker sees Blocked. `state` is changed with full barriers.
+//! - `on_rq` (under the queue lock) says the task is queued or running. [`wake`] queues a
+//!   Blocked task only if it is not; a task woken before its `schedule` took it off the
+//!   CPU stays there, and `schedule` keeps it (as a yield).
+//! - `on_cpu` says a CPU is still on the task's stack. It is cleared by the CPU that
+//!   switched away, right after the switch (`finish_switch`); a CPU that picks the task
+//!   waits for that before switching to it, so two CPUs never share a stack.
+//! - Queuing a task kicks an idle CPU (an IPI wakes it from `hlt`); waking a task that
+//!   runs on another CPU kicks that CPU, so it re-enters the kernel and sees signals or
+//!   task work on its way back to user mode.
 
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Task, TaskState, TIME_SLICE_NS};
-use crate::arch::{cpu, switch, syscall};
+use crate::arch::{cpu, smp, switch, syscall};
 use crate::mm::paging;
 use crate::sync::SpinLock;
 use crate::time;
 
-struct Scheduler {
-    run_queue: VecDeque<Arc<Task>>,
+/// What one CPU's scheduler keeps. Only its own CPU touches it, with interrupts off.
+struct CpuSched {
     current: Option<Arc<Task>>,
-    /// Exited tasks whose kernel stacks can be freed once we are off them.
+    /// The task this CPU just switched away from: `finish_switch` clears its `on_cpu`.
+    switched_from: Option<Arc<Task>>,
+    /// Exited tasks whose kernel stacks can be freed once this CPU is off them.
     dead: Vec<Arc<Task>>,
     /// Saved stack pointer of the idle context.
     idle_rsp: u64,
 }
 
-/// When the running task was switched in (monotonic ns): CPU time it has used since then
-/// is not yet in its `cpu_ns` and its process's.
-static RUN_START: AtomicU64 = AtomicU64::new(0);
+struct PerCpu(UnsafeCell<CpuSched>);
+// SAFETY: each entry is touched only by its own CPU with interrupts off (see `with_cpu`).
+unsafe impl Sync for PerCpu {}
 
-static SCHED: SpinLock<Scheduler> =
-    SpinLock::new(Scheduler { run_queue: VecDeque::new(), current: None, dead: Vec::new(), idle_rsp: 0 });
+static CPUS: [PerCpu; cpu::MAX_CPUS] = [const {
+    PerCpu(UnsafeCell::new(CpuSched { current: None, switched_from: None, dead: Vec::new(), idle_rsp: 0 }))
+}; cpu::MAX_CPUS];
+
+/// Whether each CPU is idle (halted or about to halt): the CPUs a queued task may kick.
+static IDLE: [AtomicBool; cpu::MAX_CPUS] = [const { AtomicBool::new(false) }; cpu::MAX_CPUS];
+
+/// Runs `f` on this CPU's scheduler state. The borrow never outlives `f`, and `f` never
+/// switches tasks or lets interrupts in, so no two borrows overlap.
+fn with_cpu<R>(f: impl FnOnce(&mut CpuSched) -> R) -> R {
+    // SAFETY: see the function doc and `PerCpu`.
+    f(unsafe { &mut *CPUS[cpu::index()].0.get() })
+}
+
+static RUN_QUEUE: SpinLock<VecDeque<Arc<Task>>> = SpinLock::new(VecDeque::new());
 
 /// The running task. Panics in the idle context, which never calls it.
 pub fn current() -> Arc<Task> {
-    SCHED.lock().current.clone().expect("called from a task")
+    try_current().expect("called from a task")
 }
 
 pub fn try_current() -> Option<Arc<Task>> {
-    SCHED.lock().current.clone()
+    with_cpu(|c| c.current.clone())
 }
 
-/// Makes a blocked or new task runnable.
+/// Makes a blocked or new task runnable; a task running on another CPU is kicked there
+/// (it re-enters the kernel and sees what it was woken for).
 pub fn wake(task: &Arc<Task>) {
-    let was = task.state.swap(TaskState::Runnable as u8, Ordering::Relaxed);
-    if was == TaskState::Blocked as u8 {
-        SCHED.lock().run_queue.push_back(Arc::clone(task));
-    } else if was == TaskState::Dead as u8 {
-        task.state.store(was, Ordering::Relaxed);
+    let mut queue = RUN_QUEUE.lock();
+    let was = task.state.swap(TaskState::Runnable as u8, Ordering::SeqCst);
+    if was == TaskState::Dead as u8 {
+        task.state.store(was, Ordering::SeqCst);
+        return;
+    }
+    if was == TaskState::Blocked as u8 && !task.on_rq.load(Ordering::Relaxed) {
+        task.on_rq.store(true, Ordering::Relaxed);
+        queue.push_back(Arc::clone(task));
+        drop(queue);
+        kick_idle(task);
+        return;
+    }
+    drop(queue);
+    kick(task);
+}
+
+/// Makes a task that runs on another CPU enter the kernel (an IPI): on its way back to
+/// user mode it runs its task work and takes its signals.
+pub fn kick(task: &Task) {
+    let target = task.cpu.load(Ordering::Relaxed) as usize;
+    if task.on_cpu.load(Ordering::SeqCst) && target != cpu::index() {
+        smp::send_kick(target);
+    }
+}
+
+/// Wakes an idle CPU that may run `task` (none if this CPU is the only one allowed).
+fn kick_idle(task: &Task) {
+    let me = cpu::index();
+    let allowed = task.affinity.load(Ordering::Relaxed);
+    for c in smp::online_cpus() {
+        if c != me && allowed & (1 << c) != 0 && IDLE[c].load(Ordering::SeqCst) {
+            smp::send_kick(c);
+            return;
+        }
     }
 }
 
 /// Queues a new task.
 pub fn spawn(task: Arc<Task>) {
-    task.state.store(TaskState::Runnable as u8, Ordering::Relaxed);
-    SCHED.lock().run_queue.push_back(task);
+    task.state.store(TaskState::Runnable as u8, Ordering::SeqCst);
+    task.on_rq.store(true, Ordering::Relaxed);
+    RUN_QUEUE.lock().push_back(Arc::clone(&task));
+    kick_idle(&task);
 }
 
-/// Blocks the current task until someone calls [`wake`] on it.
-pub fn block_current() {
-    let me = current();
-    me.state.store(TaskState::Blocked as u8, Ordering::Relaxed);
-    drop(me);
+/// Blocks the current task until someone calls [`wake`] on it, unless `done()` is true
+/// once the task is marked Blocked (see the module doc: a wakeup between the caller's
+/// last check and the block is never lost).
+pub fn block_unless(me: &Arc<Task>, done: impl FnOnce() -> bool) {
+    me.state.store(TaskState::Blocked as u8, Ordering::SeqCst);
+    if done() {
+        me.state.store(TaskState::Runnable as u8, Ordering::SeqCst);
+        return;
+    }
     schedule();
 }
 
@@ -70,113 +145,133 @@ pub fn yield_now() {
     // Tasks that yield in a loop (the SQ poller) must not keep timers and devices out.
     crate::arch::cpu::take_pending_interrupts();
     time::run_expired();
-    let me = current();
-    let mut s = SCHED.lock();
-    if s.run_queue.is_empty() {
-        return;
+    smp::poll_requests();
+    if others_runnable() {
+        schedule();
     }
-    s.run_queue.push_back(Arc::clone(&me));
-    drop(s);
-    drop(me);
-    schedule();
 }
 
 /// Ends the current task for good (its memory is freed after the switch).
 pub fn exit_current() -> ! {
-    let me = current();
-    me.state.store(TaskState::Dead as u8, Ordering::Relaxed);
-    SCHED.lock().dead.push(me);
+    current().state.store(TaskState::Dead as u8, Ordering::SeqCst);
     schedule();
     unreachable!("a dead task was resumed");
 }
 
-/// The CPU time `process`'s tasks have used, the running one's up to now.
+/// The CPU time `process`'s tasks have used, its running ones' up to now.
 pub fn process_cpu_ns(process: &super::Process) -> u64 {
     let used = process.cpu_ns.load(Ordering::Relaxed);
-    match &SCHED.lock().current {
-        Some(t) if core::ptr::eq(&*t.process, process) => {
-            used + time::monotonic_ns().saturating_sub(RUN_START.load(Ordering::Relaxed))
-        }
-        _ => used,
-    }
+    let now = time::monotonic_ns();
+    let running: u64 = process
+        .threads()
+        .iter()
+        .filter(|t| t.on_cpu.load(Ordering::Relaxed))
+        .map(|t| now.saturating_sub(t.run_start.load(Ordering::Relaxed)))
+        .sum();
+    used + running
 }
 
 /// The CPU time `task` has used, up to now if it is running.
 pub fn task_cpu_ns(task: &Task) -> u64 {
     let used = task.cpu_ns.load(Ordering::Relaxed);
-    match &SCHED.lock().current {
-        Some(t) if core::ptr::eq(&**t, task) => used + time::monotonic_ns().saturating_sub(RUN_START.load(Ordering::Relaxed)),
-        _ => used,
+    if task.on_cpu.load(Ordering::Relaxed) {
+        used + time::monotonic_ns().saturating_sub(task.run_start.load(Ordering::Relaxed))
+    } else {
+        used
     }
 }
 
-/// Whether another task is waiting to run.
+/// Whether a task allowed on this CPU is waiting to run.
 pub fn others_runnable() -> bool {
-    !SCHED.lock().run_queue.is_empty()
+    let me = 1u64 << cpu::index();
+    RUN_QUEUE.lock().iter().any(|t| t.affinity.load(Ordering::Relaxed) & me != 0)
 }
 
-/// Switches to the next runnable task, or to the idle context if none. Returns when the
-/// current task is scheduled again.
+/// Takes the first queued task allowed on CPU `me`.
+fn pick(queue: &mut VecDeque<Arc<Task>>, me: usize) -> Option<Arc<Task>> {
+    let at = queue.iter().position(|t| t.affinity.load(Ordering::Relaxed) & (1 << me) != 0)?;
+    queue.remove(at)
+}
+
+/// Switches to the next runnable task, or to the idle context if none. The current task
+/// goes back in the queue if it is still runnable (a yield, or a wakeup that came before
+/// it could block). Returns when the current task is scheduled again.
 pub fn schedule() {
-    let (save, next_rsp, slice) = {
-        let mut s = SCHED.lock();
-        let prev = s.current.take();
-        let next = loop {
-            match s.run_queue.pop_front() {
-                Some(t) if t.state.load(Ordering::Relaxed) == TaskState::Runnable as u8 => break Some(t),
-                Some(_) => continue,
-                None => break None,
-            }
-        };
-        match (&prev, &next) {
-            (Some(p), Some(n)) if Arc::ptr_eq(p, n) => {
-                s.current = next;
-                return;
-            }
-            (None, None) => return,
-            _ => {}
-        }
-        // The CPU time `prev` used goes to it and its process; `next`'s starts now.
-        let now = time::monotonic_ns();
+    let me = cpu::index();
+    let prev = with_cpu(|c| c.current.take());
+    let next = {
+        let mut queue = RUN_QUEUE.lock();
         if let Some(p) = &prev {
-            let used = now.saturating_sub(RUN_START.load(Ordering::Relaxed));
-            p.cpu_ns.fetch_add(used, Ordering::Relaxed);
-            p.process.cpu_ns.fetch_add(used, Ordering::Relaxed);
-        }
-        RUN_START.store(now, Ordering::Relaxed);
-        if let Some(p) = &prev
-            && p.has_user() {
-                // SAFETY: single CPU; nobody else touches the running task's FPU area.
-                unsafe { (*p.fpu.get()).save() };
-            }
-        let save: *mut u64 = match &prev {
-            // SAFETY: the saved rsp slot lives as long as the task (kept alive by the
-            // run queue, a wait queue, or the dead list until after the switch).
-            Some(p) => p.saved_rsp.get(),
-            None => &raw mut s.idle_rsp,
-        };
-        let next_rsp = match &next {
-            Some(n) => {
-                syscall::set_kernel_stack(n.kstack_top());
-                n.activate_memory();
-                if n.has_user() {
-                    // SAFETY: as above, for the next task.
-                    unsafe { (*n.fpu.get()).restore() };
-                    switch::set_fs_base(n.fs_base.load(Ordering::Relaxed));
+            let state = p.state.load(Ordering::SeqCst);
+            if state == TaskState::Runnable as u8 {
+                queue.push_back(Arc::clone(p));
+            } else {
+                p.on_rq.store(false, Ordering::Relaxed);
+                if state == TaskState::Dead as u8 {
+                    with_cpu(|c| c.dead.push(Arc::clone(p)));
                 }
-                // SAFETY: the task is not running, so its saved rsp is stable.
-                unsafe { *n.saved_rsp.get() }
             }
-            None => {
-                paging::activate_kernel();
-                s.idle_rsp
-            }
-        };
-        // A task's slice follows its nice value (`attrs::ThreadAttrs::slice`).
-        let slice = next.as_ref().map(|n| n.attrs.slice(TIME_SLICE_NS));
-        s.current = next;
-        (save, next_rsp, slice)
+        }
+        pick(&mut queue, me)
     };
+    match (&prev, &next) {
+        (Some(p), Some(n)) if Arc::ptr_eq(p, n) => {
+            with_cpu(|c| c.current = next);
+            return;
+        }
+        (None, None) => return,
+        _ => {}
+    }
+    // The CPU time `prev` used goes to it and its process; `next`'s starts now.
+    let now = time::monotonic_ns();
+    if let Some(p) = &prev {
+        let used = now.saturating_sub(p.run_start.load(Ordering::Relaxed));
+        p.cpu_ns.fetch_add(used, Ordering::Relaxed);
+        p.process.cpu_ns.fetch_add(used, Ordering::Relaxed);
+        if p.has_user() {
+            // SAFETY: `prev` runs here, so no other CPU touches its FPU area until
+            // `finish_switch` clears its `on_cpu`.
+            unsafe { (*p.fpu.get()).save() };
+        }
+    }
+    let next_rsp = match &next {
+        Some(n) => {
+            // Another CPU may still be on its stack (it blocked and was woken at once).
+            // Acquire pairs with the Release in `finish_switch` of that CPU.
+            while n.on_cpu.load(Ordering::Acquire) {
+                cpu::relax();
+            }
+            n.on_cpu.store(true, Ordering::SeqCst);
+            n.cpu.store(me as u32, Ordering::Relaxed);
+            n.run_start.store(now, Ordering::Relaxed);
+            syscall::set_kernel_stack(n.kstack_top());
+            n.activate_memory();
+            if n.has_user() {
+                // SAFETY: as above, for the next task, now ours.
+                unsafe { (*n.fpu.get()).restore() };
+                switch::set_fs_base(n.fs_base.load(Ordering::Relaxed));
+            }
+            // SAFETY: the task is not running anywhere, so its saved rsp is stable.
+            unsafe { *n.saved_rsp.get() }
+        }
+        None => {
+            paging::activate_kernel();
+            with_cpu(|c| c.idle_rsp)
+        }
+    };
+    // A task's slice follows its nice value (`attrs::ThreadAttrs::slice`).
+    let slice = next.as_ref().map(|n| n.attrs.slice(TIME_SLICE_NS));
+    let save: *mut u64 = match &prev {
+        // SAFETY: the saved rsp slot lives as long as the task (kept alive by
+        // `switched_from` until after the switch).
+        Some(p) => p.saved_rsp.get(),
+        // SAFETY: this CPU's own entry, which lives forever.
+        None => unsafe { &raw mut (*CPUS[me].0.get()).idle_rsp },
+    };
+    with_cpu(|c| {
+        c.current = next;
+        c.switched_from = prev;
+    });
     // The next task's slice starts now (the idle context has none: no interrupt is
     // armed for it, so an idle CPU sleeps until a deadline or a device needs it).
     match slice {
@@ -189,25 +284,35 @@ pub fn schedule() {
     finish_switch();
 }
 
-/// Runs on the new task's stack right after a switch: frees tasks that died.
+/// Runs on the new context's stack right after a switch: the task switched away from is
+/// off this CPU now, and tasks that died can be freed.
 pub extern "C" fn finish_switch() {
-    let dead = core::mem::take(&mut SCHED.lock().dead);
-    let me = SCHED.lock().current.clone();
-    for t in dead {
-        if me.as_ref().is_some_and(|m| Arc::ptr_eq(m, &t)) {
-            SCHED.lock().dead.push(t);
-        }
+    let (from, dead) = with_cpu(|c| (c.switched_from.take(), core::mem::take(&mut c.dead)));
+    if let Some(p) = from {
+        // Release pairs with the Acquire in `schedule` of the CPU that runs it next: its
+        // saved registers and FPU state are written.
+        p.on_cpu.store(false, Ordering::Release);
     }
+    // Dropped here, on another stack than theirs.
+    drop(dead);
 }
 
-/// The idle loop, run on the boot stack once the first task exists: runs tasks until
-/// none is left, halting while all are blocked.
+/// The idle loop, run on each CPU's boot stack: runs tasks until `done()`, halting while
+/// none may run here.
 pub fn idle_loop(mut done: impl FnMut() -> bool) {
+    let me = cpu::index();
     while !done() {
         if others_runnable() {
             schedule();
-        } else {
+            continue;
+        }
+        // Announce idleness, then look once more: a task queued meanwhile either sees
+        // this CPU idle and kicks it (the IPI ends the halt), or is seen here.
+        IDLE[me].store(true, Ordering::SeqCst);
+        if !others_runnable() {
             cpu::wait_for_interrupt();
         }
+        IDLE[me].store(false, Ordering::SeqCst);
+        smp::poll_requests();
     }
 }

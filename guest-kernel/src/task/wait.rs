@@ -1,8 +1,10 @@
 //! Wait queues: a task blocks until a condition holds, a signal arrives or a deadline
 //! passes; wakers (syscalls of other tasks, interrupt handlers) make it runnable again.
 //!
-//! The kernel runs with interrupts off and on one CPU, so "check the condition, then
-//! block" cannot miss a wakeup: nothing else runs between the two.
+//! "Check the condition, then block" cannot miss a wakeup, even from another CPU: the
+//! task queues itself here and marks itself Blocked before it checks the condition a
+//! last time (`sched::block_unless`); a waker makes the condition true before it wakes
+//! the queue.
 //!
 //! A wait with a deadline arms one timer (`time::wake_at`) the first time it blocks and
 //! cancels it when the wait ends, however it ends: the timer structure holds only the
@@ -91,10 +93,10 @@ impl WaitQueue {
             if let (Some(d), None) = (deadline, timer) {
                 timer = Some(time::wake_at(d, &me));
             }
-            me.interruptible.store(true, core::sync::atomic::Ordering::Relaxed);
-            if !me.task_work_pending() {
-                sched::block_current();
-            }
+            // SeqCst: pairs with the task-work and signal senders, which set their flag
+            // and then look at this one.
+            me.interruptible.store(true, core::sync::atomic::Ordering::SeqCst);
+            sched::block_unless(&me, || ready() || me.task_work_pending() || me.signal_pending());
             me.interruptible.store(false, core::sync::atomic::Ordering::Relaxed);
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
         };
@@ -116,7 +118,7 @@ impl WaitQueue {
         };
         while !ready() {
             self.waiters.lock().push(Arc::clone(&me));
-            sched::block_current();
+            sched::block_unless(&me, &mut ready);
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
         }
     }

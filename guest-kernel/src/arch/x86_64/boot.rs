@@ -131,6 +131,52 @@ pvh_start64:
     hlt
     jmp 4b
 
+    /* The 32-bit entry of the other CPUs (see smp): from the trampoline in protected
+       mode with flat 32-bit segments, paging off, interrupts off. */
+    .code32
+    .global ap_start32
+ap_start32:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    lea esp, [boot_stack32_top]         /* one AP starts at a time: the boot CPU's is free */
+    lea eax, [boot_pml4]                /* built by the boot CPU; the kernel's own tables */
+    mov cr3, eax
+    mov eax, cr4
+    or eax, 0x20                        /* PAE */
+    mov cr4, eax
+    mov ecx, 0xc0000080                 /* EFER */
+    rdmsr
+    or eax, 0x900                       /* LME | NXE */
+    wrmsr
+    mov eax, cr0
+    or eax, 0x80010001                  /* PG | WP | PE */
+    mov cr0, eax
+    lgdt [boot_gdt_ptr]
+    push 0x08
+    lea eax, [ap_start64]
+    push eax
+    retf
+
+    .code64
+ap_start64:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    movabs rax, offset AP_BOOT          /* its first field: the stack top */
+    mov rsp, [rax]
+    xor ebp, ebp
+    movabs rax, offset {ap_main}
+    call rax
+5:
+    hlt
+    jmp 5b
+
     .section .boot.data, "aw"
     .balign 4096
 boot_pml4:
@@ -156,4 +202,5 @@ boot_stack32_top:
     stack = sym BOOT_STACK,
     stack_size = const BOOT_STACK_SIZE,
     main = sym crate::kernel_main,
+    ap_main = sym super::smp::ap_main,
 );

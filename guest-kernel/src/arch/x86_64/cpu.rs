@@ -63,6 +63,12 @@ pub fn cr2() -> u64 {
     value
 }
 
+/// Flushes this CPU's TLB of user entries (reloads CR3).
+pub fn flush_tlb() {
+    // SAFETY: reloading CR3 with its own value only drops cached translations.
+    unsafe { asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack, preserves_flags)) };
+}
+
 /// Enables interrupts.
 #[inline]
 pub fn enable_interrupts() {
@@ -111,14 +117,13 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 
-/// How many CPUs per-CPU tables have room for.
-pub const MAX_CPUS: usize = 8;
+pub use super::percpu::{index, MAX_CPUS};
 
-/// The index (0..MAX_CPUS) of the CPU running this code, for per-CPU tables.
-///
-/// Only the boot CPU runs the kernel today (secondary vCPUs are never started), so it is
-/// 0; bringing up more CPUs means giving each its own index here (its GS base, say), and
-/// code that keeps per-CPU state already goes through this function.
-pub fn index() -> usize {
-    0
+/// Spins once politely (`pause`), and does what other CPUs asked of this one meanwhile
+/// (a TLB flush): every busy-wait loop in the kernel calls this, so a CPU that waits with
+/// interrupts off still answers a CPU that waits for it.
+#[inline]
+pub fn relax() {
+    core::hint::spin_loop();
+    super::smp::poll_requests();
 }

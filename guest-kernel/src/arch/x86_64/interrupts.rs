@@ -2,7 +2,8 @@
 //!
 //! Each of the 256 stubs is 16-byte aligned at `isr_stubs + 16 * vector`. A stub pushes a
 //! zero when the CPU pushes no error code, then the vector number, and jumps to
-//! `isr_common`, which saves the general registers into a [`TrapFrame`] and calls
+//! `isr_common`, which swaps in the kernel's GS base when it came from user mode (see
+//! `percpu`), saves the general registers into a [`TrapFrame`] and calls
 //! [`interrupt_dispatch`].
 
 use core::arch::global_asm;
@@ -61,6 +62,11 @@ isr_stubs:
 
     .global isr_common
 isr_common:
+    testb $3, 24(%rsp)          /* the saved CS: from user mode? */
+    jz isr_common_swapped
+    swapgs
+    .global isr_common_swapped
+isr_common_swapped:
     pushq %r15
     pushq %r14
     pushq %r13
@@ -97,6 +103,10 @@ isr_return:
     popq %r14
     popq %r15
     addq $16, %rsp
+    testb $3, 8(%rsp)           /* back to user mode: its GS base again */
+    jz 1f
+    swapgs
+1:
     iretq
     "#,
     dispatch = sym interrupt_dispatch,
@@ -144,9 +154,15 @@ pub fn init() {
             offset_high: (handler >> 32) as u32,
             reserved: 0,
         };
-        // SAFETY: boot-time initialisation on the only CPU, before interrupts are enabled.
+        // SAFETY: boot-time initialisation on the boot CPU, before interrupts are
+        // enabled and before other CPUs start.
         unsafe { IDT[vector] = entry };
     }
+    load();
+}
+
+/// Loads the IDT (every CPU shares the one `init` built).
+pub fn load() {
     let ptr = DescriptorPointer { limit: (size_of::<[IdtEntry; 256]>() - 1) as u16, base: addr_of!(IDT) as u64 };
     // SAFETY: the IDT is static and every entry points at a stub above.
     unsafe { core::arch::asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) };
@@ -187,20 +203,22 @@ const EXCEPTION_NAMES: [&str; 32] = [
     "reserved",
 ];
 
-/// Device and timer interrupt handlers running now (their callbacks must not sleep:
-/// a user copy there never reads a page in, see `mm::uaccess::with_user`).
-static IN_IRQ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+/// Device and timer interrupt handlers running now on each CPU (their callbacks must
+/// not sleep: a user copy there never reads a page in, see `mm::uaccess::with_user`).
+static IN_IRQ: [core::sync::atomic::AtomicU32; super::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU32::new(0) }; super::percpu::MAX_CPUS];
 
-/// Whether an interrupt handler is running.
+/// Whether an interrupt handler is running on this CPU.
 pub fn in_irq() -> bool {
-    IN_IRQ.load(core::sync::atomic::Ordering::Relaxed) > 0
+    IN_IRQ[cpu::index()].load(core::sync::atomic::Ordering::Relaxed) > 0
 }
 
 /// Runs an interrupt handler, counted in `IN_IRQ`.
 fn as_irq(handler: impl FnOnce()) {
-    IN_IRQ.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    let me = cpu::index();
+    IN_IRQ[me].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     handler();
-    IN_IRQ.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    IN_IRQ[me].fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
 }
 
 extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
@@ -220,6 +238,10 @@ extern "C" fn interrupt_dispatch(frame: &mut TrapFrame) {
             as_irq(crate::time::interrupt);
         }
         v if v == u64::from(lapic::SPURIOUS_VECTOR) => {}
+        v if v == u64::from(super::smp::KICK_VECTOR) => {
+            lapic::eoi();
+            super::smp::poll_requests();
+        }
         v if (u64::from(ioapic::IRQ_VECTOR_BASE)..u64::from(ioapic::IRQ_VECTOR_BASE) + u64::from(ioapic::MAX_GSI)).contains(&v) => {
             as_irq(|| crate::drivers::irq((v - u64::from(ioapic::IRQ_VECTOR_BASE)) as u32));
             lapic::eoi();

@@ -16,7 +16,11 @@ use super::cpu;
 use crate::mm::phys_to_virt;
 
 const LAPIC_BASE: u64 = 0xfee0_0000;
+const REG_ID: usize = 0x20;
 const REG_EOI: usize = 0xb0;
+const REG_ICR_LOW: usize = 0x300;
+const REG_ICR_HIGH: usize = 0x310;
+const ICR_PENDING: u32 = 1 << 12;
 const REG_SVR: usize = 0xf0;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_TIMER_INIT: usize = 0x380;
@@ -105,6 +109,21 @@ pub fn disarm() {
         unsafe { cpu::wrmsr(MSR_TSC_DEADLINE, 0) };
     } else {
         write(REG_TIMER_INIT, 0);
+    }
+}
+
+/// This CPU's local APIC ID.
+pub fn id() -> u32 {
+    read(REG_ID) >> 24
+}
+
+/// Sends an inter-processor interrupt to the CPU with `apic_id`; `command` is the ICR's
+/// low word (vector, delivery mode, level). Waits until the APIC has taken it.
+pub fn send_ipi(apic_id: u32, command: u32) {
+    write(REG_ICR_HIGH, apic_id << 24);
+    write(REG_ICR_LOW, command);
+    while read(REG_ICR_LOW) & ICR_PENDING != 0 {
+        core::hint::spin_loop();
     }
 }
 

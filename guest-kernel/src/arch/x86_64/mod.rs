@@ -8,7 +8,10 @@ pub mod syscall;
 pub mod interrupts;
 pub mod ioapic;
 pub mod lapic;
+mod mptable;
+pub mod percpu;
 mod pic;
+pub mod smp;
 pub mod rtc;
 
 /// Sets up descriptor tables, interrupts, SSE for user space and the syscall entry, and
@@ -18,7 +21,7 @@ pub mod rtc;
 /// waits in [`cpu::wait_for_interrupt`]. Kernel code is therefore never preempted; tasks
 /// switch only when they block or on their way back to user space.
 pub fn init() {
-    gdt::init();
+    gdt::init(None);
     interrupts::init();
     switch::init_fpu();
     syscall::init();

@@ -32,29 +32,25 @@ const MSR_SFMASK: u32 = 0xc000_0084;
 /// Flags cleared on `syscall`: TF, DF, IF, IOPL, AC, NT (as Linux).
 const SFMASK: u64 = 0x47700;
 
-/// The kernel stack top of the running task (the `syscall` path has no TSS switch).
-#[unsafe(no_mangle)]
-static mut SYSCALL_KERNEL_RSP: u64 = 0;
-/// Scratch slot for the user RSP during the switch (one CPU, interrupts off).
-#[unsafe(no_mangle)]
-static mut SYSCALL_USER_RSP: u64 = 0;
-
 global_asm!(
     r#"
     .section .syscall_entry, "ax"
     .global syscall_entry
 syscall_entry:
-    mov [rip + SYSCALL_USER_RSP], rsp
-    mov rsp, [rip + SYSCALL_KERNEL_RSP]
+    swapgs
+    mov gs:[{user_rsp}], rsp
+    mov rsp, gs:[{kernel_rsp}]
     push {user_ds}
-    push qword ptr [rip + SYSCALL_USER_RSP]
+    push qword ptr gs:[{user_rsp}]
     push r11
     push {user_cs}
     push rcx
     push 0
     push {vector}
-    jmp isr_common
+    jmp isr_common_swapped
     "#,
+    user_rsp = const super::percpu::OFFSET_USER_RSP,
+    kernel_rsp = const super::percpu::OFFSET_KERNEL_RSP,
     user_ds = const USER_DS as u64,
     user_cs = const USER_CS as u64,
     vector = const SYSCALL_VECTOR,
@@ -80,10 +76,10 @@ pub fn init() {
     }
 }
 
-/// Sets the kernel stack for the next syscall (called on every task switch).
+/// Sets this CPU's kernel stack for the next entry from user mode (called on every task
+/// switch).
 pub fn set_kernel_stack(top: u64) {
-    // SAFETY: one CPU; read only by `syscall_entry`, which cannot run concurrently.
-    unsafe { SYSCALL_KERNEL_RSP = top };
+    super::percpu::set_kernel_rsp(top);
     super::gdt::set_kernel_stack(top);
 }
 
