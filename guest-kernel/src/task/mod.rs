@@ -544,6 +544,9 @@ pub fn exit_thread(status: i32) -> ! {
         crate::syscall::futex::wake_address(ctid, 1);
     }
     TASKS.lock().remove(&me.tid);
+    // Its CPU time so far counts now: its parent may read it (wait4) on another CPU
+    // before this one switches away.
+    sched::account(&me);
     let last = {
         let mut threads = process.threads.lock();
         threads.retain(|t| !Arc::ptr_eq(t, &me));
@@ -598,6 +601,10 @@ fn exit_process(process: &Arc<Process>) {
     process.attrs.exited.wake_all();
     if process.pid == 1 {
         *INIT_EXIT.lock() = Some(status);
+        // The boot CPU's idle loop ends the VM; it may be halted.
+        if crate::arch::cpu::index() != 0 {
+            crate::arch::smp::send_kick(0);
+        }
     }
     match find_process(process.ppid.load(Ordering::Relaxed)) {
         Some(parent) => {

@@ -158,6 +158,15 @@ pub fn exit_current() -> ! {
     unreachable!("a dead task was resumed");
 }
 
+/// Adds the CPU time the running task `me` has used since it was switched in (or since
+/// the last call) to it and its process.
+pub fn account(me: &Task) {
+    let now = time::monotonic_ns();
+    let used = now.saturating_sub(me.run_start.swap(now, Ordering::Relaxed));
+    me.cpu_ns.fetch_add(used, Ordering::Relaxed);
+    me.process.cpu_ns.fetch_add(used, Ordering::Relaxed);
+}
+
 /// The CPU time `process`'s tasks have used, its running ones' up to now.
 pub fn process_cpu_ns(process: &super::Process) -> u64 {
     let used = process.cpu_ns.load(Ordering::Relaxed);
@@ -225,9 +234,7 @@ pub fn schedule() {
     // The CPU time `prev` used goes to it and its process; `next`'s starts now.
     let now = time::monotonic_ns();
     if let Some(p) = &prev {
-        let used = now.saturating_sub(p.run_start.load(Ordering::Relaxed));
-        p.cpu_ns.fetch_add(used, Ordering::Relaxed);
-        p.process.cpu_ns.fetch_add(used, Ordering::Relaxed);
+        account(p);
         if p.has_user() {
             // SAFETY: `prev` runs here, so no other CPU touches its FPU area until
             // `finish_switch` clears its `on_cpu`.

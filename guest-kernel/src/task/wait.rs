@@ -96,9 +96,18 @@ impl WaitQueue {
             // SeqCst: pairs with the task-work and signal senders, which set their flag
             // and then look at this one.
             me.interruptible.store(true, core::sync::atomic::Ordering::SeqCst);
-            sched::block_unless(&me, || ready() || me.task_work_pending() || me.signal_pending());
+            // `ready` may act when it finds its condition (wait4 reaps the child): once
+            // it has said true it is not asked again.
+            let mut now_ready = false;
+            sched::block_unless(&me, || {
+                now_ready = ready();
+                now_ready || me.task_work_pending() || me.signal_pending()
+            });
             me.interruptible.store(false, core::sync::atomic::Ordering::Relaxed);
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+            if now_ready {
+                break Ok(());
+            }
         };
         // Woken early (or the timer already ran: then this finds nothing).
         if let Some(t) = timer {
@@ -116,10 +125,17 @@ impl WaitQueue {
             }
             return;
         };
-        while !ready() {
+        let mut now_ready = ready();
+        while !now_ready {
             self.waiters.lock().push(Arc::clone(&me));
-            sched::block_unless(&me, &mut ready);
+            sched::block_unless(&me, || {
+                now_ready = ready();
+                now_ready
+            });
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
+            if !now_ready {
+                now_ready = ready();
+            }
         }
     }
 
