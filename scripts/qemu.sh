@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boots a guest ELF under QEMU microvm with TCG, the way the tests do:
 #   scripts/qemu.sh KERNEL.elf [CMDLINE] [extra QEMU args...]
+# QEMU_SMP sets the number of CPUs (default 1).
 # QEMU exits with (status << 1) | 1 when the guest writes status to port 0xf4; this script
 # turns that back into the guest's status, as `vmm run` reports it. QEMU_SERIAL picks the
 # console's backend (default stdio; mon:stdio gives Ctrl-A x and raw mode on a terminal).
@@ -8,7 +9,7 @@ set -uo pipefail
 kernel=$1
 cmdline=${2:-}
 shift $(( $# < 2 ? $# : 2 ))
-qemu-system-x86_64 -M microvm,acpi=off -accel "${QEMU_ACCEL:-tcg}" -m 256M -smp 1 \
+qemu-system-x86_64 -M microvm,acpi=off -accel "${QEMU_ACCEL:-tcg}" -m 256M -smp "${QEMU_SMP:-1}" \
     -nodefaults -no-user-config -nographic -no-reboot -serial "${QEMU_SERIAL:-stdio}" \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -global virtio-mmio.force-legacy=false \

@@ -46,11 +46,13 @@ pub fn cpus() -> Option<Vec<u32>> {
         log::warn!("MP table at {config:#x}: bad checksum");
         return None;
     }
-    let count = u16::from_le_bytes([header[34], header[35]]);
+    // Walked by the table's length, as Linux does: qboot leaves the entry count 0.
     let mut cpus = Vec::new();
     let mut at = 44;
-    for _ in 0..count {
-        let Some(&kind) = table.get(at) else { break };
+    while let Some(&kind) = table.get(at) {
+        if kind > 4 {
+            break; // an entry type we cannot size
+        }
         let size = if kind == ENTRY_PROCESSOR { 20 } else { 8 };
         let Some(entry) = table.get(at..at + size) else { break };
         if kind == ENTRY_PROCESSOR && entry[3] & CPU_ENABLED != 0 {
@@ -60,9 +62,6 @@ pub fn cpus() -> Option<Vec<u32>> {
             } else {
                 cpus.push(id);
             }
-        }
-        if kind > 4 {
-            break; // an entry type we cannot size
         }
         at += size;
     }
