@@ -33,6 +33,8 @@ pub struct Cmdline {
     /// False with `lapic=notscdeadline` (Linux's name): the LAPIC timer stays in one-shot
     /// mode even where the CPU offers TSC-deadline.
     pub tsc_deadline: bool,
+    /// `taskdump=SECS`: print every task's state every SECS seconds (hang hunting).
+    pub taskdump: Option<u64>,
     virtio: [VirtioMmioDevice; MAX_VIRTIO],
     nr_virtio: usize,
     args: [&'static str; MAX_ARGS],
@@ -53,6 +55,7 @@ impl Cmdline {
             tsc_khz: None,
             epoch: None,
             tsc_deadline: true,
+            taskdump: None,
             virtio: [VirtioMmioDevice::default(); MAX_VIRTIO],
             nr_virtio: 0,
             args: [""; MAX_ARGS],
@@ -83,6 +86,7 @@ impl Cmdline {
                 "loglevel" => parse_loglevel(value).map(|l| cmd.loglevel = l).is_some(),
                 "tsc_khz" => parse_u64(value).map(|v| cmd.tsc_khz = Some(v)).is_some(),
                 "epoch" => parse_u64(value).map(|v| cmd.epoch = Some(v)).is_some(),
+                "taskdump" => parse_u64(value).filter(|&v| v > 0).map(|v| cmd.taskdump = Some(v)).is_some(),
                 "lapic" if value == "notscdeadline" => {
                     cmd.tsc_deadline = false;
                     true

@@ -97,6 +97,17 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     }
     // After init, which is pid 1.
     mm::writeback::start();
+    if let Some(secs) = cmd.taskdump {
+        extern "C" fn dumper(secs: usize) {
+            let queue = task::wait::WaitQueue::new();
+            loop {
+                let deadline = time::monotonic_ns() + secs as u64 * 1_000_000_000;
+                let _ = queue.wait_until(Some(deadline), || false);
+                task::dump_tasks();
+            }
+        }
+        let _ = task::spawn_kernel_thread(dumper, secs as usize);
+    }
     task::sched::idle_loop(|| task::INIT_EXIT.lock().is_some());
     let status = task::INIT_EXIT.lock().unwrap_or(0);
     // The status a shell would show: the exit code, or 128 + the signal that killed init.

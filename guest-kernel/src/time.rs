@@ -202,6 +202,17 @@ pub fn cancel(id: TimerId) -> bool {
     removed.is_some()
 }
 
+/// The earliest pending deadline and each online CPU's armed deadline (monotonic ns), for
+/// `task::dump_tasks`.
+pub fn debug_state() -> alloc::string::String {
+    let first = TIMERS.lock().first_key_value().map(|(k, _)| k.0);
+    let mut s = alloc::format!("timers: now {} first {first:?} armed", monotonic_ns());
+    for c in crate::arch::smp::online_cpus() {
+        s.push_str(&alloc::format!(" {}", CPUS[c].armed.load(Ordering::Relaxed) as i64));
+    }
+    s
+}
+
 /// How many timers are pending (for tests: it returns to its old value once the
 /// requests that armed timers have ended).
 pub fn pending() -> usize {

@@ -334,7 +334,12 @@ pub fn wait_multiple(entries: &[WaitEntry], deadline: Option<u64>) -> KResult<us
             timer = Some(time::wake_at(d, &me));
         }
         me.interruptible.store(true, Ordering::SeqCst);
-        sched::block_unless(&me, || waiter.woken.load(Ordering::SeqCst) >= 0 || me.task_work_pending() || me.signal_pending());
+        sched::block_unless(&me, || {
+            waiter.woken.load(Ordering::SeqCst) >= 0
+                || me.task_work_pending()
+                || me.signal_pending()
+                || deadline.is_some_and(|d| time::monotonic_ns() >= d)
+        });
         me.interruptible.store(false, Ordering::Relaxed);
     };
     if let Some(t) = timer {

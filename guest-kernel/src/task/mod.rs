@@ -269,6 +269,49 @@ pub fn find_process(pid: Pid) -> Option<Arc<Process>> {
     PROCESSES.lock().get(&pid).cloned()
 }
 
+/// Prints every task: its state, where it runs, and the kernel code addresses found on
+/// its saved kernel stack (innermost first; `addr2line -e guest.elf` turns them into
+/// lines). For hunting hangs (`taskdump=SECS`); a running task's stack is not read.
+pub fn dump_tasks() {
+    unsafe extern "C" {
+        static __text_start: u8;
+        static __text_end: u8;
+    }
+    let text = (&raw const __text_start) as u64..(&raw const __text_end) as u64;
+    let tasks: Vec<Arc<Task>> = TASKS.lock().values().cloned().collect();
+    crate::kprintln!("{}", crate::time::debug_state());
+    for t in tasks {
+        let on_cpu = t.on_cpu.load(Ordering::Relaxed);
+        let mut line = alloc::format!(
+            "task {} ({}) state {} on_rq {} on_cpu {} cpu {} intr {} work {}:",
+            t.tid,
+            t.process.name.lock().as_str(),
+            t.state.load(Ordering::Relaxed),
+            t.on_rq.load(Ordering::Relaxed),
+            on_cpu,
+            t.cpu.load(Ordering::Relaxed),
+            t.interruptible.load(Ordering::Relaxed),
+            t.task_work.load(Ordering::Relaxed),
+        );
+        if !on_cpu {
+            // SAFETY: the task is not running, so its saved rsp is stable; the words read
+            // lie between it and the top of the task's own stack.
+            let mut sp = unsafe { *t.saved_rsp.get() };
+            let mut found = 0;
+            while sp + 8 <= t.kstack_top() && found < 16 {
+                // SAFETY: as above.
+                let word = unsafe { (sp as *const u64).read() };
+                if text.contains(&word) {
+                    line.push_str(&alloc::format!(" {word:#x}"));
+                    found += 1;
+                }
+                sp += 8;
+            }
+        }
+        crate::kprintln!("{line}");
+    }
+}
+
 pub fn find_task(tid: Pid) -> Option<Arc<Task>> {
     TASKS.lock().get(&tid).cloned()
 }

@@ -99,9 +99,14 @@ impl WaitQueue {
             // `ready` may act when it finds its condition (wait4 reaps the child): once
             // it has said true it is not asked again.
             let mut now_ready = false;
+            // Everything that may wake it from another CPU once it looked above is looked
+            // at again (the deadline too: its timer may have run meanwhile).
             sched::block_unless(&me, || {
                 now_ready = ready();
-                now_ready || me.task_work_pending() || me.signal_pending()
+                now_ready
+                    || me.task_work_pending()
+                    || me.signal_pending()
+                    || deadline.is_some_and(|d| time::monotonic_ns() >= d)
             });
             me.interruptible.store(false, core::sync::atomic::Ordering::Relaxed);
             self.waiters.lock().retain(|t| !Arc::ptr_eq(t, &me));
