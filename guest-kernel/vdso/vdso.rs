@@ -101,14 +101,17 @@ pub extern "C" fn __vdso_time(t: *mut i64) -> i64 {
     sec
 }
 
-/// The CPU and NUMA node: the kernel runs on one CPU, in one node.
+/// The CPU and NUMA node: asks the kernel (the `getcpu` syscall), which knows where the
+/// caller runs. (Linux reads them without entering the kernel, from RDPID or a segment
+/// limit; a syscall is always right, and getcpu is rarely hot.)
 #[unsafe(no_mangle)]
-pub extern "C" fn __vdso_getcpu(cpu: *mut u32, node: *mut u32, _cache: *mut u8) -> i64 {
-    for p in [cpu, node] {
-        if !p.is_null() {
-            // SAFETY: the caller's unsigned int.
-            unsafe { p.write(0) };
-        }
+pub extern "C" fn __vdso_getcpu(cpu: *mut u32, node: *mut u32, cache: *mut u8) -> i64 {
+    const SYS_GETCPU: i64 = 309;
+    let ret: i64;
+    // SAFETY: the getcpu syscall writes only through the caller's pointers.
+    unsafe {
+        core::arch::asm!("syscall", inlateout("rax") SYS_GETCPU => ret, in("rdi") cpu, in("rsi") node, in("rdx") cache,
+                         lateout("rcx") _, lateout("r11") _, options(nostack));
     }
-    0
+    ret
 }

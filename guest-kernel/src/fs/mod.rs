@@ -670,7 +670,7 @@ pub fn init(initrd: Option<&'static [u8]>) -> bool {
 }
 
 /// `/sys/devices/system/cpu/{online,possible,present}`: the CPUs as glibc counts them
-/// (sysconf(_SC_NPROCESSORS_ONLN) reads `online`); the kernel runs on CPU 0 alone.
+/// (sysconf(_SC_NPROCESSORS_ONLN) reads `online`), all started at boot: "0" or "0-N".
 fn sys_cpu(root: &Arc<ramfs::RamDir>) {
     let mut dir: Arc<dyn Node> = Arc::clone(root) as Arc<dyn Node>;
     for name in ["sys", "devices", "system", "cpu"] {
@@ -682,7 +682,10 @@ fn sys_cpu(root: &Arc<ramfs::RamDir>) {
             },
         };
     }
+    let n = crate::arch::smp::online_count();
+    // Leaked once at boot: the files hold static bytes.
+    let list: &'static str = if n == 1 { "0\n" } else { alloc::format!("0-{}\n", n - 1).leak() };
     for name in ["online", "possible", "present"] {
-        let _ = dir.link(name, ramfs::RamFile::new(0o444, b"0\n"));
+        let _ = dir.link(name, ramfs::RamFile::new(0o444, list.as_bytes()));
     }
 }

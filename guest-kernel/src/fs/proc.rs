@@ -154,7 +154,7 @@ fn meminfo() -> KResult<String> {
     ))
 }
 
-/// `/proc/cpuinfo`: the one CPU, from CPUID (vendor, family, model, stepping, name) and
+/// `/proc/cpuinfo`: each online CPU, from CPUID (vendor, family, model, stepping, name) and
 /// the TSC's rate.
 fn cpuinfo() -> KResult<String> {
     use crate::arch::cpu::cpuid;
@@ -177,12 +177,18 @@ fn cpuinfo() -> KResult<String> {
     }
     let name = String::from_utf8_lossy(&name).trim_matches(|c: char| c == '\0' || c == ' ').to_string();
     let khz = crate::time::tsc_khz();
-    Ok(format!(
-        "processor\t: 0\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\nstepping\t: {stepping}\ncpu MHz\t\t: {}.{:03}\nphysical id\t: 0\nsiblings\t: 1\ncore id\t\t: 0\ncpu cores\t: 1\n\n",
-        String::from_utf8_lossy(&vendor),
-        khz / 1000,
-        khz % 1000
-    ))
+    let n = crate::arch::smp::online_count();
+    let mut out = String::new();
+    for cpu in crate::arch::smp::online_cpus() {
+        out.push_str(&format!(
+            "processor\t: {cpu}\nvendor_id\t: {}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: {name}\nstepping\t: {stepping}\ncpu MHz\t\t: {}.{:03}\nphysical id\t: 0\nsiblings\t: {n}\ncore id\t\t: {cpu}\ncpu cores\t: {n}\napicid\t\t: {}\n\n",
+            String::from_utf8_lossy(&vendor),
+            khz / 1000,
+            khz % 1000,
+            crate::arch::percpu::apic_id(cpu),
+        ));
+    }
+    Ok(out)
 }
 
 fn uptime() -> KResult<String> {

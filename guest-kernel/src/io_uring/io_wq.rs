@@ -55,8 +55,8 @@ struct State {
     workers: [u32; 2],
     idle: [u32; 2],
     max: [u32; 2],
-    /// CPUs workers may run on (IORING_REGISTER_IOWQ_AFF); None: the task's.
-    affinity: Option<Vec<u8>>,
+    /// CPUs workers may run on (IORING_REGISTER_IOWQ_AFF, bit N: CPU N); None: the task's.
+    affinity: Option<u64>,
     exiting: bool,
 }
 
@@ -120,7 +120,8 @@ impl IoWq {
         }
         let started = self.process.upgrade().ok_or(ESRCH).and_then(|p| {
             let arg = Box::into_raw(Box::new((Arc::clone(self), class))) as usize;
-            task::spawn_worker(&p, worker, arg).inspect_err(|_| {
+            let affinity = self.worker_affinity(self.state.lock().affinity);
+            task::spawn_worker_on(&p, worker, arg, Some(affinity)).inspect_err(|_| {
                 // SAFETY: the task was not created, so the Box made above is still ours.
                 drop(unsafe { Box::from_raw(arg as *mut (Arc<IoWq>, usize)) });
             })
@@ -208,8 +209,28 @@ impl IoWq {
     }
 
     /// IORING_REGISTER_IOWQ_AFF: the CPUs workers may run on (None: back to the task's).
-    pub fn set_affinity(&self, mask: Option<Vec<u8>>) {
-        self.state.lock().affinity = mask;
+    pub fn set_affinity(&self, mask: Option<u64>) {
+        let cpus = self.worker_affinity(mask);
+        let mut st = self.state.lock();
+        st.affinity = mask;
+        // Busy workers move when they next switch; idle ones keep theirs until they end.
+        for r in &st.running {
+            r.worker.affinity.store(cpus, Relaxed);
+        }
+    }
+
+    /// The CPUs a worker runs on: the mask's, within its process's first thread's.
+    fn worker_affinity(&self, mask: Option<u64>) -> u64 {
+        let task_mask = self
+            .process
+            .upgrade()
+            .and_then(|p| p.threads().first().map(|t| t.affinity.load(Relaxed)))
+            .unwrap_or(u64::MAX);
+        match mask {
+            Some(m) if m & task_mask != 0 => m & task_mask,
+            Some(m) => m,
+            None => task_mask,
+        }
     }
 }
 

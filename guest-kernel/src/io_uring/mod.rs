@@ -1136,8 +1136,10 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     if p.flags & IORING_SETUP_TASKRUN_FLAG != 0 && p.flags & (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_DEFER_TASKRUN) == 0 {
         return Err(EINVAL);
     }
-    // One CPU here: CPU 0 is the only one an SQ poller can be bound to.
-    if p.flags & IORING_SETUP_SQ_AFF != 0 && (p.flags & IORING_SETUP_SQPOLL == 0 || p.sq_thread_cpu != 0) {
+    // Linux: SQ_AFF without SQPOLL, or a CPU that is not online, is -EINVAL.
+    if p.flags & IORING_SETUP_SQ_AFF != 0
+        && (p.flags & IORING_SETUP_SQPOLL == 0 || p.sq_thread_cpu >= 64 || crate::arch::smp::online_mask() & (1 << p.sq_thread_cpu) == 0)
+    {
         return Err(EINVAL);
     }
     // Nonsensical with 128-byte SQEs throughout (Linux too); SQ_REWIND indexes SQEs
@@ -1215,7 +1217,7 @@ pub fn setup(entries: u32, params_addr: u64) -> KResult<u64> {
     });
     match &ring.sqpoll {
         Some(sq) if attached => sqpoll::attach(&ring, sq),
-        Some(sq) => sqpoll::start(&ring, sq)?,
+        Some(sq) => sqpoll::start(&ring, sq, (p.flags & IORING_SETUP_SQ_AFF != 0).then_some(p.sq_thread_cpu))?,
         // The creator's context exists from now on (Linux: __io_uring_add_tctx_node at
         // creation), so its io-wq can be configured before the first submission.
         None => drop(tctx::current(&ring)?),

@@ -175,13 +175,23 @@ pub fn register(fd: i32, opcode: u32, arg: u64, nr_args: u32) -> KResult<u64> {
             if arg == 0 || nr_args == 0 {
                 return Err(EINVAL);
             }
-            // A CPU mask of nr_args bytes; only CPU 0 exists here.
+            // A CPU mask of nr_args bytes: Linux refuses CPUs that cannot exist; the
+            // workers then run on those of them their task may use.
             let mut mask = alloc::vec![0u8; (nr_args as usize).min(128)];
             task::copy_from_user(&mut mask, arg)?;
-            if mask.iter().enumerate().any(|(i, &b)| b & if i == 0 { !1 } else { 0xff } != 0) {
+            let online = crate::arch::smp::online_mask();
+            let mut bits = 0u64;
+            for (i, &b) in mask.iter().enumerate() {
+                if i < 8 {
+                    bits |= u64::from(b) << (8 * i);
+                } else if b != 0 {
+                    return Err(EINVAL);
+                }
+            }
+            if bits & !online != 0 {
                 return Err(EINVAL);
             }
-            iowq_of(&ring)?.set_affinity(Some(mask));
+            iowq_of(&ring)?.set_affinity(Some(bits));
             Ok(0)
         }
         IORING_UNREGISTER_IOWQ_AFF => {

@@ -60,11 +60,12 @@ impl SqPoll {
     }
 }
 
-/// Starts the poller for `ring` in the current process.
-pub fn start(ring: &Arc<IoUring>, sq: &Arc<SqPoll>) -> KResult<()> {
+/// Starts the poller for `ring` in the current process, bound to CPU `cpu` if given
+/// (IORING_SETUP_SQ_AFF), else on its creator's CPUs.
+pub fn start(ring: &Arc<IoUring>, sq: &Arc<SqPoll>, cpu: Option<u32>) -> KResult<()> {
     sq.rings.lock().push(Arc::downgrade(ring));
     let arg = Box::into_raw(Box::new(Arc::clone(sq))) as usize;
-    let tid = task::spawn_worker(&task::current_process(), poller, arg)?;
+    let tid = task::spawn_worker_on(&task::current_process(), poller, arg, cpu.map(|c| 1u64 << c))?;
     sq.tid.store(tid, Ordering::Relaxed);
     Ok(())
 }

@@ -108,15 +108,58 @@ pub fn prlimit64(c: &mut Ctx) -> KResult<u64> {
     Ok(0)
 }
 
+/// The thread `pid` names for the affinity calls (0: the caller).
+fn affinity_target(pid: i32) -> KResult<alloc::sync::Arc<task::Task>> {
+    match pid {
+        0 => Ok(crate::task::sched::current()),
+        p if p > 0 => task::find_task(p as u32).ok_or(ESRCH),
+        _ => Err(ESRCH),
+    }
+}
+
+/// `sched_getaffinity(pid, len, mask)`: the CPUs the thread may run on, as one 64-bit
+/// word (the kernel's cpumask size: Linux returns that many bytes).
 pub fn sched_getaffinity(c: &mut Ctx) -> KResult<u64> {
     let (pid, len, mask) = (c.int(0), c.a[1], c.a[2]);
-    if pid < 0 || (pid != 0 && task::find_process(pid as u32).is_none() && task::find_task(pid as u32).is_none()) {
-        return Err(ESRCH);
-    }
+    let t = affinity_target(pid)?;
     if len < 8 || len % 8 != 0 {
         return Err(EINVAL);
     }
-    task::write_user(mask, &1u64).map(|()| 8)
+    let cpus = t.affinity.load(core::sync::atomic::Ordering::Relaxed) & crate::arch::smp::online_mask();
+    task::write_user(mask, &cpus).map(|()| 8)
+}
+
+/// `sched_setaffinity(pid, len, mask)`: bits past the first 64 are ignored, CPUs that
+/// are not online dropped; none left is -EINVAL. A caller no longer allowed where it runs
+/// moves at once.
+pub fn sched_setaffinity(c: &mut Ctx) -> KResult<u64> {
+    let (pid, len, mask) = (c.int(0), c.a[1] as usize, c.a[2]);
+    let t = affinity_target(pid)?;
+    let mut bytes = [0u8; 8];
+    let n = len.min(8);
+    task::copy_from_user(&mut bytes[..n], mask)?;
+    let cpus = u64::from_le_bytes(bytes) & crate::arch::smp::online_mask();
+    if cpus == 0 {
+        return Err(EINVAL);
+    }
+    t.affinity.store(cpus, core::sync::atomic::Ordering::Relaxed);
+    if cpus & (1 << crate::arch::cpu::index()) == 0 && alloc::sync::Arc::ptr_eq(&t, &crate::task::sched::current()) {
+        // Back in the queue, where only an allowed CPU takes it (an idle one is kicked).
+        crate::task::sched::schedule();
+    }
+    Ok(0)
+}
+
+/// `getcpu(cpu, node, cache)`: the CPU the caller runs on, and node 0.
+pub fn getcpu(c: &mut Ctx) -> KResult<u64> {
+    let (cpu, node) = (c.a[0], c.a[1]);
+    if cpu != 0 {
+        task::write_user(cpu, &(crate::arch::cpu::index() as u32))?;
+    }
+    if node != 0 {
+        task::write_user(node, &0u32)?;
+    }
+    Ok(0)
 }
 
 pub fn set_robust_list(c: &mut Ctx) -> KResult<u64> {

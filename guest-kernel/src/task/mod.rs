@@ -469,8 +469,16 @@ pub fn spawn_kernel_thread(entry: extern "C" fn(usize), arg: usize) -> KResult<P
 /// Starts a kernel-mode task of `process` running `entry(arg)`: it sees the process's
 /// files and memory (as an io_uring SQ poller must) but is not one of its threads.
 pub fn spawn_worker(process: &Arc<Process>, entry: extern "C" fn(usize), arg: usize) -> KResult<Pid> {
+    spawn_worker_on(process, entry, arg, None)
+}
+
+/// As [`spawn_worker`], on the CPUs in `affinity` (None: its creator's).
+pub fn spawn_worker_on(process: &Arc<Process>, entry: extern "C" fn(usize), arg: usize, affinity: Option<u64>) -> KResult<Pid> {
     let tid = alloc_pid();
     let task = Task::create(tid, process, &TrapFrame::default(), FpuState::initial(), true)?;
+    if let Some(mask) = affinity {
+        task.affinity.store(mask, Ordering::Relaxed);
+    }
     // SAFETY: the task has never run; its stack is its own.
     unsafe { *task.saved_rsp.get() = switch::prepare_kernel_stack(task.kstack_top(), entry, arg) };
     sched::spawn(task);

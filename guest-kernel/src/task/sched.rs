@@ -208,12 +208,14 @@ fn pick(queue: &mut VecDeque<Arc<Task>>, me: usize) -> Option<Arc<Task>> {
 pub fn schedule() {
     let me = cpu::index();
     let prev = with_cpu(|c| c.current.take());
+    let mut moved = false;
     let next = {
         let mut queue = RUN_QUEUE.lock();
         if let Some(p) = &prev {
             let state = p.state.load(Ordering::SeqCst);
             if state == TaskState::Runnable as u8 {
                 queue.push_back(Arc::clone(p));
+                moved = p.affinity.load(Ordering::Relaxed) & (1 << me) == 0;
             } else {
                 p.on_rq.store(false, Ordering::Relaxed);
                 if state == TaskState::Dead as u8 {
@@ -223,6 +225,10 @@ pub fn schedule() {
         }
         pick(&mut queue, me)
     };
+    if moved {
+        // No longer allowed here (sched_setaffinity): an idle CPU that may run it should.
+        kick_idle(prev.as_ref().expect("moved is about prev"));
+    }
     match (&prev, &next) {
         (Some(p), Some(n)) if Arc::ptr_eq(p, n) => {
             with_cpu(|c| c.current = next);

@@ -42,6 +42,7 @@ mod sched;
 mod sigrestart;
 mod sigutil;
 mod signalfd;
+mod smp;
 mod sigwait;
 mod time;
 mod timerfd;
@@ -73,6 +74,7 @@ const FAMILIES: &[(&str, &[util::Test])] = &[
     ("poll", poll::TESTS),
     ("prctl", prctl::TESTS),
     ("sched", sched::TESTS),
+    ("smp", smp::TESTS),
     ("rlimit", rlimit::TESTS),
     ("rusage", rusage::TESTS),
     ("time", time::TESTS),
