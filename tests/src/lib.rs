@@ -218,10 +218,21 @@ pub fn vmm(args: &[&str]) -> Outcome {
     Outcome { code, guest_status: code.map(|c| c as u32), stdout, stderr }
 }
 
-/// The QEMU command line that matches `vmm run`'s machine.
+/// CPUs of the guests that run the suites (`boot_rootfs`, `boot_with_devices`):
+/// `vmm run --vcpus` and QEMU's `-smp`, so each suite runs on several CPUs. Other boots
+/// keep one CPU, `vmm run`'s default.
+pub const VMM_VCPUS: &str = "2";
+pub const QEMU_SMP: &str = "4";
+
+/// The QEMU command line that matches `vmm run`'s machine, with one CPU.
 pub fn qemu_command(kernel: &Path, cmdline: &str, accel: &str) -> Command {
+    qemu_command_smp(kernel, cmdline, accel, "1")
+}
+
+/// As [`qemu_command`], with `smp` CPUs.
+pub fn qemu_command_smp(kernel: &Path, cmdline: &str, accel: &str, smp: &str) -> Command {
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-M", "microvm,acpi=off", "-accel", accel, "-m", "256M", "-smp", "1"])
+    cmd.args(["-M", "microvm,acpi=off", "-accel", accel, "-m", "256M", "-smp", smp])
         .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot", "-serial", "stdio"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .args(["-global", "virtio-mmio.force-legacy=false"])
@@ -234,6 +245,11 @@ pub fn qemu_command(kernel: &Path, cmdline: &str, accel: &str) -> Command {
 /// Boots the guest kernel on `platform` with `cmdline` and extra arguments for the
 /// platform (`vmm run` flags, or QEMU flags).
 pub fn boot(platform: Platform, cmdline: &str, extra: &[&str]) -> Outcome {
+    boot_smp(platform, cmdline, extra, "1")
+}
+
+/// As [`boot`]; QEMU gets `smp` CPUs (`vmm run` takes `--vcpus` in `extra`).
+pub fn boot_smp(platform: Platform, cmdline: &str, extra: &[&str], smp: &str) -> Outcome {
     let kernel = guest_elf();
     match platform {
         Platform::Vmm => {
@@ -242,7 +258,7 @@ pub fn boot(platform: Platform, cmdline: &str, extra: &[&str]) -> Outcome {
             vmm(&args)
         }
         Platform::QemuTcg => {
-            let mut cmd = qemu_command(&kernel, cmdline, "tcg");
+            let mut cmd = qemu_command_smp(&kernel, cmdline, "tcg", smp);
             cmd.args(extra);
             let (code, stdout, stderr) = run(cmd);
             // isa-debug-exit: QEMU exits with (status << 1) | 1.
@@ -257,8 +273,8 @@ pub fn boot_rootfs(platform: Platform, cmdline: &str) -> Outcome {
     let rootfs = rootfs();
     let path = rootfs.to_str().expect("utf-8 path");
     match platform {
-        Platform::Vmm => boot(platform, cmdline, &["--initrd", path, "--timeout", "100"]),
-        Platform::QemuTcg => boot(platform, cmdline, &["-initrd", path]),
+        Platform::Vmm => boot(platform, cmdline, &["--initrd", path, "--timeout", "100", "--vcpus", VMM_VCPUS]),
+        Platform::QemuTcg => boot_smp(platform, cmdline, &["-initrd", path], QEMU_SMP),
     }
 }
 
@@ -275,11 +291,11 @@ pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) 
     let rootfs = rootfs();
     let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
     match platform {
-        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into()]),
+        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into(), "--vcpus".into(), VMM_VCPUS.into()]),
         Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
     }
     let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-    boot(platform, cmdline, &refs)
+    boot_smp(platform, cmdline, &refs, QEMU_SMP)
 }
 
 /// The arguments that attach `devices` on `platform` (`--disk`/`--share`, or QEMU's

@@ -74,9 +74,25 @@ on_both_platforms!(bad_cmdline_words_are_reported, |p| {
 on_both_platforms!(two_vcpus_boot, |p| {
     let extra: &[&str] = match p {
         Platform::Vmm => &["--vcpus", "2"],
-        Platform::QemuTcg => &["-smp", "2"],
+        Platform::QemuTcg => &[],
     };
-    boot(p, "test=timer", extra).assert_status(0).assert_stdout("ktest timer: 10 ticks");
+    tests::boot_smp(p, "test=timer", extra, "2")
+        .assert_status(0)
+        .assert_stdout("smp: 2 of 2 CPUs online")
+        .assert_stdout("ktest timer: 10 ticks");
+});
+
+on_both_platforms!(one_vcpu_is_one_cpu, |p| {
+    boot(p, "test=timer", &[]).assert_status(0).assert_stdout("smp: 1 of 1 CPUs online");
+});
+
+// As many vCPUs as host cores and more (the host has 2): every one comes up.
+on_both_platforms!(eight_vcpus_boot, |p| {
+    let extra: &[&str] = match p {
+        Platform::Vmm => &["--vcpus", "8"],
+        Platform::QemuTcg => &[],
+    };
+    tests::boot_smp(p, "test=timer", extra, "8").assert_status(0).assert_stdout("smp: 8 of 8 CPUs online");
 });
 
 on_both_platforms!(kernel_threads_take_turns_through_a_wait_queue, |p| {
