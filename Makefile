@@ -21,7 +21,7 @@ URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 
-.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test bench fuzz fuzz-vmm deps rust-target clean
+.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test test-smp bench fuzz fuzz-vmm deps rust-target clean
 
 all: vmm $(GUEST) $(ROOTFS) $(BUSYBOX)
 
@@ -99,6 +99,11 @@ deps:
 test: deps all
 	scripts/run-tests.sh
 	FUZZ_VMM_SECONDS=10 scripts/fuzz-vmm.sh
+
+# The guest suites (systest, uring-test, fuzz, blktest, sharetest, ext2) with 1, 2 and 4
+# CPUs under vmm and QEMU TCG (make test runs them with 2 and 4): longer than CI's budget.
+test-smp: deps all
+	for n in 1 2 4; do TEST_VMM_VCPUS=$$n TEST_QEMU_SMP=$$n scripts/run-tests.sh --test userspace --test io_uring --test virtio --test ext2 || exit 1; done
 
 # The guest kernel fuzzed from user space under QEMU and vmm (see scripts/fuzz.sh for
 # FUZZ_SEED, FUZZ_OPS, FUZZ_VMM_OPS, FUZZ_MS).

@@ -219,10 +219,17 @@ pub fn vmm(args: &[&str]) -> Outcome {
 }
 
 /// CPUs of the guests that run the suites (`boot_rootfs`, `boot_with_devices`):
-/// `vmm run --vcpus` and QEMU's `-smp`, so each suite runs on several CPUs. Other boots
-/// keep one CPU, `vmm run`'s default.
-pub const VMM_VCPUS: &str = "2";
-pub const QEMU_SMP: &str = "4";
+/// `vmm run --vcpus` (2, or `$TEST_VMM_VCPUS`) and QEMU's `-smp` (4, or `$TEST_QEMU_SMP`),
+/// so each suite runs on several CPUs (`make test-smp` runs them on 1, 2 and 4). Other
+/// boots keep one CPU, `vmm run`'s default.
+pub fn vmm_vcpus() -> String {
+    std::env::var("TEST_VMM_VCPUS").unwrap_or_else(|_| "2".into())
+}
+
+/// See [`vmm_vcpus`].
+pub fn qemu_smp() -> String {
+    std::env::var("TEST_QEMU_SMP").unwrap_or_else(|_| "4".into())
+}
 
 /// The QEMU command line that matches `vmm run`'s machine, with one CPU.
 pub fn qemu_command(kernel: &Path, cmdline: &str, accel: &str) -> Command {
@@ -273,8 +280,8 @@ pub fn boot_rootfs(platform: Platform, cmdline: &str) -> Outcome {
     let rootfs = rootfs();
     let path = rootfs.to_str().expect("utf-8 path");
     match platform {
-        Platform::Vmm => boot(platform, cmdline, &["--initrd", path, "--timeout", "100", "--vcpus", VMM_VCPUS]),
-        Platform::QemuTcg => boot_smp(platform, cmdline, &["-initrd", path], QEMU_SMP),
+        Platform::Vmm => boot(platform, cmdline, &["--initrd", path, "--timeout", "100", "--vcpus", &vmm_vcpus()]),
+        Platform::QemuTcg => boot_smp(platform, cmdline, &["-initrd", path], &qemu_smp()),
     }
 }
 
@@ -291,11 +298,11 @@ pub fn boot_with_devices(platform: Platform, cmdline: &str, devices: &[Device]) 
     let rootfs = rootfs();
     let rootfs = rootfs.to_str().expect("utf-8 path").to_owned();
     match platform {
-        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into(), "--vcpus".into(), VMM_VCPUS.into()]),
+        Platform::Vmm => extra.extend(["--initrd".into(), rootfs, "--timeout".into(), "100".into(), "--vcpus".into(), vmm_vcpus()]),
         Platform::QemuTcg => extra.extend(["-initrd".into(), rootfs]),
     }
     let refs: Vec<&str> = extra.iter().map(String::as_str).collect();
-    boot_smp(platform, cmdline, &refs, QEMU_SMP)
+    boot_smp(platform, cmdline, &refs, &qemu_smp())
 }
 
 /// The arguments that attach `devices` on `platform` (`--disk`/`--share`, or QEMU's

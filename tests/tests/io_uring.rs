@@ -27,7 +27,7 @@ macro_rules! uring_family {
 mod guest {
     use super::*;
     uring_family!(setup, nop, rw, fsync, link, overflow, register, enter, errors, fs, advise, timeout, poll, cancel, sqpoll,
-        nonblock, taskrun, linkfail, teardown, teardown2, teardown3, threads, cancel2, eventfd2, rsrc, linktimeout,
+        nonblock, taskrun, linkfail, teardown, teardown2, teardown3, threads, smp, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
         futex, waitid, xattr, iopoll, blkcmd, attachwq, cqemixed, sqe128ops,
         memregion, resize, sqemixed, query, personality, buffered);

@@ -69,7 +69,7 @@ mod systest {
     use tests::{root, run, scratch_dir};
 
     use super::*;
-    systest_family!(fs, filemap, flock, cred, rlimit, rw, mm, mlock, mremap, memfd, proc, procfs, pidfd, pipe, poll, prctl, sched, rusage, time, timerfd, vdso, utime, misc, wait, jobctl, itimer, sigwait, signalfd, sigrestart);
+    systest_family!(fs, filemap, flock, cred, rlimit, rw, mm, mlock, mremap, memfd, proc, procfs, pidfd, pipe, poll, prctl, sched, smp, rusage, time, timerfd, vdso, utime, misc, wait, jobctl, itimer, sigwait, signalfd, sigrestart);
 
     /// A program as `make` built it for the host (the same file the rootfs holds in /bin).
     fn built_for_host(name: &str) -> PathBuf {

@@ -743,6 +743,32 @@ pub fn return_to_user(frame: &mut TrapFrame) {
 }
 
 /// An exception in user mode: resolve a page fault, or kill the process with a signal.
+/// Queues the signal of a fault for `me`'s handler, with the siginfo Linux gives it
+/// (si_code and si_addr); false if no handler would run (blocked, ignored or default:
+/// then the fault kills, as Linux's force_sig_fault does).
+fn deliver_fault(me: &Arc<Task>, sig: u32, frame: &TrapFrame, cr2: u64) -> bool {
+    const SEGV_MAPERR: i32 = 1;
+    const SEGV_ACCERR: i32 = 2;
+    const BUS_ADRERR: i32 = 2;
+    const ILL_ILLOPN: i32 = 2;
+    const FPE_INTDIV: i32 = 1;
+    let action = me.process.sigactions.lock()[sig as usize - 1];
+    let blocked = me.sigmask.load(Ordering::Relaxed) & (1 << (sig - 1)) != 0;
+    if blocked || action.handler == signal::SIG_DFL || action.handler == signal::SIG_IGN {
+        return false;
+    }
+    let (code, addr) = match (frame.vector, sig) {
+        // A present page refused the access: ACCERR; nothing mapped there: MAPERR.
+        (14, signal::SIGBUS) => (BUS_ADRERR, cr2),
+        (14, _) => (if frame.error_code & 1 != 0 { SEGV_ACCERR } else { SEGV_MAPERR }, cr2),
+        (6, _) => (ILL_ILLOPN, frame.rip),
+        (0, _) => (FPE_INTDIV, frame.rip),
+        _ => (sigqueue::SI_KERNEL, 0),
+    };
+    let info = sigqueue::SigInfo { signo: sig, errno: 0, code, fields: [addr, 0, 0, 0] };
+    me.pending.push(info, true).is_ok()
+}
+
 pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
     let me = sched::current();
     let mut sig = signal::signal_for_exception(frame.vector);
@@ -787,6 +813,9 @@ pub fn user_exception(frame: &mut TrapFrame, name: &str, cr2: u64) {
                 }
             }
         }
+    }
+    if sig != signal::SIGKILL && deliver_fault(&me, sig, frame, cr2) {
+        return;
     }
     log::info!(
         "{}[{}]: {name} at {:#x} rip {:#x} sp {:#x} error {:#x}: killed by signal {sig}",
