@@ -41,7 +41,7 @@ impl<T> SpinLock<T> {
             self.spin(owner, me, core::panic::Location::caller());
         }
         HELD[me].fetch_add(1, Ordering::Relaxed);
-        SpinGuard { lock: self, irq_was_on }
+        SpinGuard { lock: self, irq_was_on, cpu: me as u32 }
     }
 
     /// Waits for another CPU to release the lock (reading only, so the holder's line is
@@ -76,7 +76,7 @@ impl<T> SpinLock<T> {
             return None;
         }
         HELD[me].fetch_add(1, Ordering::Relaxed);
-        Some(SpinGuard { lock: self, irq_was_on })
+        Some(SpinGuard { lock: self, irq_was_on, cpu: me as u32 })
     }
 }
 
@@ -90,6 +90,8 @@ fn taken_twice(at: &core::panic::Location) -> ! {
 pub struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
     irq_was_on: bool,
+    /// The holder's CPU (interrupts stay off while held: the task cannot move).
+    cpu: u32,
 }
 
 impl<T> Deref for SpinGuard<'_, T> {
@@ -112,7 +114,7 @@ impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // Release pairs with the Acquire in `SpinLock::lock` of the next holder.
         self.lock.owner.store(0, Ordering::Release);
-        HELD[cpu::index()].fetch_sub(1, Ordering::Relaxed);
+        HELD[self.cpu as usize].fetch_sub(1, Ordering::Relaxed);
         if self.irq_was_on {
             cpu::enable_interrupts();
         }

@@ -6,7 +6,11 @@
  * file and buffers (READ_FIXED), with a ring of provided buffers, on an IOPOLL ring and on
  * an IOPOLL+SQPOLL ring (those two need --direct on a disk with a polled queue, and run
  * only when --only names them); then NOP throughput in batches of 1 and 32, and a null
- * syscall. With --warmup N, each benchmark first runs N operations untimed and
+ * syscall. Only when --only names them: `nop_threads`, one thread per online CPU, each
+ * pinned to its CPU with a ring of its own doing its share of batch-32 NOPs (ns_per_op is
+ * wall time over all NOPs: throughput), and `nop_sqpoll_aff`, batch-32 NOPs to an SQ
+ * poller bound to the last CPU (SQ_AFF) from a submitter on the first, which publishes
+ * the SQ tail and peeks at the CQ without entering the kernel while the poller is awake. With --warmup N, each benchmark first runs N operations untimed and
  * unreported (same code, its own ring). With --warm, the file (its first BYTES with
  * --size) is read once before the benchmarks: every read then hits the page cache. With
  * --cold, each read benchmark (and warm-up)
@@ -30,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
 
 #define BS 4096
 #define QD 32
@@ -301,6 +307,120 @@ static void bench_nop(unsigned batch)
 	io_uring_queue_exit(&r);
 }
 
+static int pin_to(int cpu)
+{
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof one, &one);
+}
+
+/* The CPUs the caller may use (all online ones: nothing narrowed it), in order. */
+static int cpu_list(int *cpus, int max)
+{
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	if (sched_getaffinity(0, sizeof all, &all) < 0)
+		die("sched_getaffinity: %s", strerror(errno));
+	int n = 0;
+	for (int c = 0; c < CPU_SETSIZE && n < max; c++)
+		if (CPU_ISSET(c, &all))
+			cpus[n++] = c;
+	return n;
+}
+
+struct nop_thread {
+	pthread_t th;
+	int cpu;
+	uint64_t ops;
+};
+
+static void *nop_thread_main(void *arg)
+{
+	struct nop_thread *t = arg;
+	if (pin_to(t->cpu) < 0)
+		die("nop_threads: pin to CPU %d: %s", t->cpu, strerror(errno));
+	struct io_uring r;
+	ring_init(&r, QD);
+	for (uint64_t left = t->ops; left > 0;) {
+		unsigned n = left < 32 ? (unsigned)left : 32;
+		for (unsigned k = 0; k < n; k++)
+			io_uring_prep_nop(get_sqe(&r));
+		int ret = io_uring_submit_and_wait(&r, n);
+		if (ret != (int)n)
+			die("nop_threads: submit_and_wait: %d", ret);
+		struct io_uring_cqe *cqe;
+		for (unsigned seen = 0; seen < n; seen++) {
+			if (io_uring_wait_cqe(&r, &cqe) < 0)
+				die("nop_threads: wait");
+			check_cqe("nop", cqe, 0);
+			io_uring_cqe_seen(&r, cqe);
+		}
+		left -= n;
+	}
+	io_uring_queue_exit(&r);
+	return NULL;
+}
+
+static void bench_nop_threads(void)
+{
+	int cpus[64];
+	int n = cpu_list(cpus, 64);
+	struct nop_thread th[64];
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < n; i++) {
+		th[i] = (struct nop_thread){ .cpu = cpus[i], .ops = nops / n + (i < (int)(nops % n)) };
+		if (pthread_create(&th[i].th, NULL, nop_thread_main, &th[i]) != 0)
+			die("nop_threads: pthread_create");
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i].th, NULL);
+	report("nop_threads", nops, t0, now_ns());
+}
+
+static void bench_nop_sqpoll_aff(void)
+{
+	int cpus[64];
+	int n = cpu_list(cpus, 64);
+	if (pin_to(cpus[0]) < 0)
+		die("nop_sqpoll_aff: pin: %s", strerror(errno));
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF;
+	p.sq_thread_cpu = cpus[n - 1];
+	p.sq_thread_idle = 1000;
+	struct io_uring r;
+	int ret = io_uring_queue_init_params(QD, &r, &p);
+	if (ret < 0)
+		die("nop_sqpoll_aff: setup: %s", strerror(-ret));
+	uint64_t t0 = now_ns(), sent = 0, seen = 0;
+	while (seen < nops) {
+		struct io_uring_sqe *sqe;
+		while (sent < nops && sent - seen < 32 && (sqe = io_uring_get_sqe(&r))) {
+			io_uring_prep_nop(sqe);
+			sent++;
+		}
+		io_uring_smp_store_release(r.sq.ktail, r.sq.sqe_tail);
+		r.sq.sqe_head = r.sq.sqe_tail;
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (IO_URING_READ_ONCE(*r.sq.kflags) & IORING_SQ_NEED_WAKEUP)
+			io_uring_enter(r.ring_fd, 0, 0, IORING_ENTER_SQ_WAKEUP, NULL);
+		struct io_uring_cqe *cqe;
+		while (io_uring_peek_cqe(&r, &cqe) == 0) {
+			check_cqe("nop", cqe, 0);
+			io_uring_cqe_seen(&r, cqe);
+			seen++;
+		}
+	}
+	report("nop_sqpoll_aff", nops, t0, now_ns());
+	io_uring_queue_exit(&r);
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	for (int i = 0; i < n; i++)
+		CPU_SET(cpus[i], &all);
+	sched_setaffinity(0, sizeof all, &all);
+}
+
 static void bench_getppid(void)
 {
 	uint64_t t0 = now_ns();
@@ -367,7 +487,8 @@ static const char *only;
 static int want(const char *name)
 {
 	if (!only)
-		return strncmp(name, "uring_qd32_iopoll", 17) != 0;
+		return strncmp(name, "uring_qd32_iopoll", 17) != 0 && strncmp(name, "nop_threads", 11) != 0 &&
+		       strncmp(name, "nop_sqpoll_aff", 14) != 0;
 	size_t n = strlen(name);
 	for (const char *p = only; (p = strstr(p, name)) != NULL; p += n)
 		if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
@@ -472,6 +593,8 @@ int main(int argc, char **argv)
 	RUN("uring_qd32_iopoll_sqpoll", bench_qd32(fd, bufs, IOPOLL_SQPOLL));
 	RUN("nop_batch1", bench_nop(1));
 	RUN("nop_batch32", bench_nop(32));
+	RUN("nop_threads", bench_nop_threads());
+	RUN("nop_sqpoll_aff", bench_nop_sqpoll_aff());
 	RUN("getppid", bench_getppid());
 	RUN("clock_syscall", bench_clock(0));
 	RUN("clock_vdso", bench_clock(1));

@@ -155,9 +155,14 @@ fn poll_loop(sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>) {
             drop(rings);
             if sched::others_runnable() {
                 sched::yield_now();
+            } else if crate::arch::smp::online_count() > 1 {
+                // A submitter on another CPU may fill the SQ at any moment: spin, as
+                // Linux's SQ thread does, letting pending interrupts in.
+                crate::arch::cpu::take_pending_interrupts();
+                crate::arch::cpu::relax();
             } else {
-                // Nothing else to run: let interrupts in (the kernel runs with them off)
-                // until the next one, then look at the SQ again.
+                // One CPU: nothing can fill the SQ while we run. Let interrupts in (the
+                // kernel runs with them off) until the next one, then look again.
                 crate::arch::cpu::wait_for_interrupt();
             }
             continue;
