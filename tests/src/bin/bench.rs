@@ -14,6 +14,10 @@
 //!    Then the page cache: 4 KiB reads (pread, io_uring QD1 and QD32) of one 8 MiB file
 //!    on 9p and on ext2, cached, uncached (every read a miss) and O_DIRECT, beside the
 //!    host reading the same file on its own file system the same way.
+//!
+//!    Then scaling with CPUs: NOPs from one thread, from one pinned thread per CPU with a
+//!    ring each, and through an SQ poller on its own CPU, under `vmm run` with 1, 2 and 4
+//!    vCPUs and QEMU multi-threaded TCG with 1, 2 and 4 CPUs.
 //! 3. VM exits per operation under `vmm run`, from the same runs, less those of a run that
 //!    does no operation: the exits KVM_RUN returns to the VMM (but the console's output:
 //!    the result line alone takes ~100) and the queue notifications
@@ -33,7 +37,7 @@
 //!
 //! `BENCH_ROUNDS=N` changes the number of rounds; `BENCH_ONLY=SECTION[,SECTION]` runs only
 //! those sections (`boot`, `disk`, `polled disk`, `9p file`, `9p uncached`,
-//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`), for a
+//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`, `scaling`), for a
 //! quick look.
 //!
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
@@ -47,7 +51,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tests::{guest_elf, qemu_command, root, rootfs, scratch_dir, try_run, vmm_bin};
+use tests::{guest_elf, qemu_command, qemu_command_smp, root, rootfs, scratch_dir, try_run, vmm_bin};
 
 /// Measured rounds of every figure (`BENCH_ROUNDS=N` overrides it, for a quick look).
 const ROUNDS: usize = 5;
@@ -61,6 +65,9 @@ const READS: [&str; 5] = ["pread", "uring_qd1", "uring_qd32", "uring_qd32_fixed"
 /// Polled reads need a disk with a polled queue: our guest's (the host's has none).
 const POLLED: [&str; 4] = ["pread", "uring_qd32", "uring_qd32_iopoll", "uring_qd32_iopoll_sqpoll"];
 const CALLS: [&str; 5] = ["getppid", "nop_batch1", "nop_batch32", "clock_syscall", "clock_vdso"];
+/// NOPs on one ring from one thread, on one ring per CPU from a thread pinned to each,
+/// and through an SQ poller on its own CPU (uring-bench's `nop_threads`, `nop_sqpoll_aff`).
+const SCALING: [&str; 3] = ["nop_batch32", "nop_threads", "nop_sqpoll_aff"];
 
 /// Where uring-bench runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -95,6 +102,9 @@ enum Cache {
 struct Platform {
     name: &'static str,
     at: Where,
+    /// CPUs of the guest (`vmm run --vcpus`, QEMU `-smp` with multi-threaded TCG); the
+    /// host has what it has.
+    cpus: u32,
     /// Timed operations per run (the guest's kernel is emulated on our KVM hosts: fewer
     /// there); a tenth as many untimed first.
     ops: u32,
@@ -160,7 +170,7 @@ impl Bench {
 
     /// The command that runs uring-bench with `args` on `target` at `at`, and the exit
     /// code that means success.
-    fn command(&self, at: Where, target: Target, args: &[String]) -> (Command, i32) {
+    fn command(&self, at: Where, cpus: u32, target: Target, args: &[String]) -> (Command, i32) {
         let cache = match target {
             Target::Disk => Cache::Direct,
             Target::Share(c) | Target::Ext2(c) => c,
@@ -190,7 +200,7 @@ impl Bench {
                 let cmdline = format!("loglevel=warn tsc_khz={} {root_disk}init=/bin/uring-bench -- {path}{flag} {}", self.tsc_khz, args.join(" "));
                 if let Where::Vmm(engine, poll) = at {
                     let mut cmd = Command::new(vmm_bin());
-                    cmd.arg("run").arg(guest_elf()).arg("--initrd").arg(rootfs()).arg("--stats");
+                    cmd.arg("run").arg(guest_elf()).arg("--initrd").arg(rootfs()).arg("--stats").arg("--vcpus").arg(cpus.to_string());
                     if let Some(us) = poll {
                         cmd.arg("--blk-poll-us").arg(us.to_string());
                     }
@@ -202,7 +212,9 @@ impl Bench {
                     cmd.args(["--cmdline", &cmdline, "--timeout", VMM_TIMEOUT_SECS]);
                     (cmd, 0)
                 } else {
-                    let mut cmd = qemu_command(&guest_elf(), &cmdline, "tcg");
+                    // Multi-threaded TCG: one host thread per vCPU (QEMU's default for an
+                    // x86 guest on an x86 host, named here).
+                    let mut cmd = qemu_command_smp(&guest_elf(), &cmdline, "tcg,thread=multi", &cpus.to_string());
                     cmd.arg("-initrd").arg(rootfs());
                     match target {
                         Target::Disk | Target::Ext2(_) => {
@@ -228,7 +240,7 @@ impl Bench {
     fn run(&self, p: &Platform, target: Target, only: &[&str], ops: u32, warmup: u32) -> Result<Sample, String> {
         let list = if only.is_empty() { "none".to_owned() } else { only.join(",") };
         let args = ["--ops".to_owned(), ops.to_string(), "--warmup".to_owned(), warmup.to_string(), "--only".to_owned(), list];
-        let (cmd, expect) = self.command(p.at, target, &args);
+        let (cmd, expect) = self.command(p.at, p.cpus, target, &args);
         let (code, stdout, stderr) = try_run(cmd, RUN_TIMEOUT)?;
         let transcript = || format!("    stdout:\n{}    stderr:\n{}", excerpt(&stdout), excerpt(&stderr));
         if code != Some(expect) {
@@ -540,8 +552,8 @@ fn main() {
         "\nEvery guest below boots with tsc_khz={} (the host's TSC rate, measured now), so that each boot's clock counts alike.",
         bench.tsc_khz
     );
-    let host = Platform { name: "host Linux", at: Where::Host, ops: 2000 };
-    let qemu = Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 };
+    let host = Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 2000 };
+    let qemu = Platform { name: "QEMU (TCG)", at: Where::Qemu, cpus: 1, ops: 2000 };
     let read_ratios = [
         ("uring_qd1", "pread", "pread/this"),
         ("uring_qd32", "pread", "pread/this"),
@@ -551,8 +563,8 @@ fn main() {
     ];
     let disk_platforms = [
         host,
-        Platform { name: "vmm engine=sync", at: Where::Vmm("sync", None), ops: 200 },
-        Platform { name: "vmm engine=uring", at: Where::Vmm("uring", None), ops: 200 },
+        Platform { name: "vmm engine=sync", at: Where::Vmm("sync", None), cpus: 1, ops: 200 },
+        Platform { name: "vmm engine=uring", at: Where::Vmm("uring", None), cpus: 1, ops: 200 },
         qemu,
     ];
     bench.section(
@@ -565,10 +577,10 @@ fn main() {
         &read_ratios,
     );
     let polled_platforms = [
-        Platform { name: "vmm sync, no poll", at: Where::Vmm("sync", Some(0)), ops: 200 },
-        Platform { name: "vmm uring, no poll", at: Where::Vmm("uring", Some(0)), ops: 200 },
-        Platform { name: "vmm uring, busy poll", at: Where::Vmm("uring", None), ops: 200 },
-        Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
+        Platform { name: "vmm sync, no poll", at: Where::Vmm("sync", Some(0)), cpus: 1, ops: 200 },
+        Platform { name: "vmm uring, no poll", at: Where::Vmm("uring", Some(0)), cpus: 1, ops: 200 },
+        Platform { name: "vmm uring, busy poll", at: Where::Vmm("uring", None), cpus: 1, ops: 200 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, cpus: 1, ops: 2000 },
     ];
     let poll_us = vmm_default_poll_us();
     let polled_title = format!(
@@ -591,9 +603,9 @@ fn main() {
         ],
     );
     let share_platforms = [
-        Platform { name: "host Linux", at: Where::Host, ops: 2000 },
-        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), ops: 200 },
-        Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
+        Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 2000 },
+        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), cpus: 1, ops: 200 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, cpus: 1, ops: 2000 },
     ];
     bench.section(
         "9p file",
@@ -608,9 +620,9 @@ fn main() {
     let file_ratios = [("uring_qd1", "pread", "pread/this"), ("uring_qd32", "pread", "pread/this")];
     let file_figures = ["pread", "uring_qd1", "uring_qd32"];
     let ext2_platforms = [
-        Platform { name: "host Linux", at: Where::Host, ops: 2000 },
-        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), ops: 200 },
-        Platform { name: "QEMU (TCG)", at: Where::Qemu, ops: 2000 },
+        Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 2000 },
+        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), cpus: 1, ops: 200 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, cpus: 1, ops: 2000 },
     ];
     for (short, fs, target_of, platforms) in [
         ("9p", "a 9p file (/mnt/share/bench.dat; the host's page cache under it)", Target::Share as fn(Cache) -> Target, &share_platforms),
@@ -640,6 +652,27 @@ fn main() {
             ("nop_batch32", "nop_batch1", "nop_batch1/this"),
             ("clock_vdso", "clock_syscall", "syscall/this"),
         ],
+    );
+    let cpus_of = |name, at, cpus, ops| Platform { name, at, cpus, ops };
+    let scaling_platforms = [
+        cpus_of("host Linux", Where::Host, 1, 20000),
+        cpus_of("vmm 1 vCPU", Where::Vmm("uring", None), 1, 2000),
+        cpus_of("vmm 2 vCPUs", Where::Vmm("uring", None), 2, 2000),
+        cpus_of("vmm 4 vCPUs", Where::Vmm("uring", None), 4, 2000),
+        cpus_of("QEMU MTTCG 1 CPU", Where::Qemu, 1, 20000),
+        cpus_of("QEMU MTTCG 2 CPUs", Where::Qemu, 2, 20000),
+        cpus_of("QEMU MTTCG 4 CPUs", Where::Qemu, 4, 20000),
+    ];
+    bench.section(
+        "scaling",
+        "scaling with CPUs: io_uring NOPs in batches of 32 from one thread on one ring, from one thread per CPU (each pinned, a ring\n  \
+         each: ns/op is wall time over all NOPs, so batch32/this is the speed-up over one thread), and through an SQ poller bound to\n  \
+         the last CPU (SQ_AFF) fed by a thread on the first without syscalls (the host: all its CPUs; this host has 2 cores, so 4\n  \
+         vCPUs share them)",
+        Target::Disk,
+        &scaling_platforms,
+        &SCALING,
+        &[("nop_threads", "nop_batch32", "batch32/this"), ("nop_sqpoll_aff", "nop_batch32", "batch32/this")],
     );
     println!("\n(a ratio a/this above 1: this is faster than a. exits/op: VM exits per operation under vmm, less those of a run");
     println!(" without operations: those KVM_RUN returned to vmm but the console's output, and the virtqueue notifications");
