@@ -85,6 +85,16 @@ pvh_start32:
     lea eax, [boot_pdpt_high + 0x3]
     mov [boot_pml4 + 511 * 8], eax
 
+    call enable_long_mode
+    push 0x08
+    lea eax, [pvh_start64]
+    push eax
+    retf
+
+    /* Every CPU's way from 32-bit protected mode into long mode: the boot page tables
+       (the kernel's own), PAE, LME and NXE, paging, then the boot GDT. Returns in
+       compatibility mode; the caller far-jumps to its 64-bit code. */
+enable_long_mode:
     lea eax, [boot_pml4]
     mov cr3, eax
     mov eax, cr4
@@ -97,15 +107,12 @@ pvh_start32:
     mov eax, cr0
     or eax, 0x80010001                  /* PG | WP | PE */
     mov cr0, eax
-
     lgdt [boot_gdt_ptr]
-    push 0x08
-    lea eax, [pvh_start64]
-    push eax
-    retf
+    ret
 
     .code64
-pvh_start64:
+    /* Flat data segments, null FS and GS (their bases come from MSRs later). */
+flat_segments64:
     mov ax, 0x10
     mov ds, ax
     mov es, ax
@@ -113,6 +120,10 @@ pvh_start64:
     xor eax, eax
     mov fs, ax
     mov gs, ax
+    ret
+
+pvh_start64:
+    call flat_segments64
 
     /* Zero .bss (linked high, reached through the kernel mapping). */
     movabs rdi, offset __bss_start
@@ -141,19 +152,7 @@ ap_start32:
     mov es, ax
     mov ss, ax
     lea esp, [boot_stack32_top]         /* one AP starts at a time: the boot CPU's is free */
-    lea eax, [boot_pml4]                /* built by the boot CPU; the kernel's own tables */
-    mov cr3, eax
-    mov eax, cr4
-    or eax, 0x20                        /* PAE */
-    mov cr4, eax
-    mov ecx, 0xc0000080                 /* EFER */
-    rdmsr
-    or eax, 0x900                       /* LME | NXE */
-    wrmsr
-    mov eax, cr0
-    or eax, 0x80010001                  /* PG | WP | PE */
-    mov cr0, eax
-    lgdt [boot_gdt_ptr]
+    call enable_long_mode               /* the tables the boot CPU built */
     push 0x08
     lea eax, [ap_start64]
     push eax
@@ -161,13 +160,7 @@ ap_start32:
 
     .code64
 ap_start64:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    call flat_segments64
     movabs rax, offset AP_BOOT          /* its first field: the stack top */
     mov rsp, [rax]
     xor ebp, ebp
