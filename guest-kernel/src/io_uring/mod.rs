@@ -670,6 +670,13 @@ impl IoUring {
                 .and_then(|()| self.check_restrictions(&sqe))
                 .and_then(|()| check_link_timeout(&sqe, chain.last().map(|r| r.opcode)))
                 .and_then(|()| opdef::prep(self, &sqe, &mm));
+            // The SQE is copied: its slot goes back to user space before the request is
+            // issued, so a CQE it posts is never seen with the SQ head behind it (a
+            // reader on another CPU relies on that, as on Linux, which commits the head
+            // before it flushes the batch's completions).
+            if !rewind {
+                rings.set_sq_head(sub.head);
+            }
             let (mut req, failed) = match prepped {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),

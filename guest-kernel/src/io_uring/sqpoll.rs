@@ -97,6 +97,11 @@ pub fn attach(ring: &Arc<IoUring>, sq: &SqPoll) {
     wake(sq);
 }
 
+/// How long an awake poller with other CPUs online spins after its last work, and how
+/// often it looks at the SQ after that (until `idle_ns` ends its waking time).
+const SPIN_NS: u64 = 1_000_000;
+const NAP_NS: u64 = 1_000_000;
+
 extern "C" fn poller(arg: usize) {
     // SAFETY: `arg` is the Box made by `start`, handed to this task alone.
     let sq: Box<Arc<SqPoll>> = unsafe { Box::from_raw(arg as *mut Arc<SqPoll>) };
@@ -156,10 +161,18 @@ fn poll_loop(sq: &Arc<SqPoll>, me: &Arc<crate::task::Task>) {
             if sched::others_runnable() {
                 sched::yield_now();
             } else if crate::arch::smp::online_count() > 1 {
-                // A submitter on another CPU may fill the SQ at any moment: spin, as
-                // Linux's SQ thread does, letting pending interrupts in.
-                crate::arch::cpu::take_pending_interrupts();
-                crate::arch::cpu::relax();
+                // A submitter on another CPU fills the SQ without telling anyone: spin,
+                // as Linux's SQ thread does, for SPIN_NS after the last work; then look
+                // every NAP_NS, halted between looks (the CPU is then free for the
+                // host's other work).
+                if time::monotonic_ns().saturating_sub(last_work) < SPIN_NS {
+                    crate::arch::cpu::take_pending_interrupts();
+                    crate::arch::cpu::relax();
+                } else {
+                    let tick = time::call_at(time::monotonic_ns() + NAP_NS, Box::new(|| {}));
+                    crate::arch::cpu::wait_for_interrupt();
+                    time::cancel(tick);
+                }
             } else {
                 // One CPU: nothing can fill the SQ while we run. Let interrupts in (the
                 // kernel runs with them off) until the next one, then look again.
