@@ -141,7 +141,15 @@ static int miss_with_nowait_is_eagain_then_read_fills_cache(void)
 	CHECK_OK(fd);
 	struct io_uring_cqe cqe;
 	q_read(&r, fd, buf, sizeof buf, 256 * KIB, RWF_NOWAIT, 1);
-	CHECK_RES(ut_submit1_ud(&r, 1, &cqe), -EAGAIN);
+	/* RWF_NOWAIT never waits for the disk: -EAGAIN. Linux (6.18) also starts reading the
+	 * missing pages before it answers, and when that read has already finished (a fast
+	 * host disk) the data is there and comes back: one kernel, two timings. Either way
+	 * the answer is all or nothing, and right. */
+	int res = ut_submit1_ud(&r, 1, &cqe);
+	if (res != -EAGAIN) {
+		CHECK_RES(res, sizeof buf);
+		CHECK(memcmp(buf, data + 256 * KIB, sizeof buf) == 0);
+	}
 	memset(buf, 0, sizeof buf);
 	q_read(&r, fd, buf, sizeof buf, 256 * KIB, 0, 2);
 	CHECK_RES(ut_submit1_ud(&r, 2, &cqe), sizeof buf);

@@ -76,11 +76,9 @@ fn do_clone(c: &mut Ctx, flags: u64, stack: u64, parent_tid: u64, child_tid: u64
         stack,
         tls: (flags & CLONE_SETTLS != 0).then_some(tls),
         child_tid,
+        parent_tid,
     };
     let (tid, child) = task::clone_current(c.frame, &args)?;
-    if flags & CLONE_PARENT_SETTID != 0 {
-        let _ = task::write_user(parent_tid, &tid);
-    }
     if flags & CLONE_VFORK != 0
         && let Some(child) = child {
             // The parent waits until the child execs or exits, as vfork promises.

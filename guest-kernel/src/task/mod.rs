@@ -512,6 +512,8 @@ pub struct CloneArgs {
     pub stack: u64,
     pub tls: Option<u64>,
     pub child_tid: u64,
+    /// Where CLONE_PARENT_SETTID writes the new tid (in the parent's memory).
+    pub parent_tid: u64,
 }
 
 pub const CLONE_VM: u64 = 0x100;
@@ -575,6 +577,11 @@ pub fn clone_current(frame: &TrapFrame, args: &CloneArgs) -> KResult<(Pid, Optio
         && let Some(mm) = task.process.mm() {
             let _ = uaccess::with_user(&mm, |mm| uaccess::write(mm, args.child_tid, &tid));
         }
+    // Before the child can run (on another CPU, at once): a thread that exits clears
+    // this very word (CLONE_CHILD_CLEARTID), which must not be written after that.
+    if args.flags & CLONE_PARENT_SETTID != 0 {
+        let _ = write_user(args.parent_tid, &tid);
+    }
     sched::spawn(task);
     Ok((tid, process))
 }
