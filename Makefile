@@ -101,7 +101,7 @@ test: deps all
 	FUZZ_VMM_SECONDS=10 scripts/fuzz-vmm.sh
 
 # The guest suites (systest, uring-test, fuzz, blktest, sharetest, ext2) with 1, 2 and 4
-# CPUs under vmm and QEMU TCG (make test runs them with 2 and 4): longer than CI's budget.
+# CPUs under vmm and QEMU TCG (make test: 1 under vmm, 4 under QEMU): longer than CI's budget.
 test-smp: deps all
 	for n in 1 2 4; do TEST_VMM_VCPUS=$$n TEST_QEMU_SMP=$$n scripts/run-tests.sh --test userspace --test io_uring --test virtio --test ext2 || exit 1; done
 
