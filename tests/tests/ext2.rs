@@ -69,6 +69,15 @@ fn mke2fs(img: &Path, tree: &Path, block: u32, inode: u32, size: &str) {
     mkfs_as(img, tree, "ext2", block, inode, size);
 }
 
+/// An empty ext2 image of `size` (4 KiB blocks) at `dir/name`.
+fn empty_image(dir: &Path, name: &str, size: &str) -> std::path::PathBuf {
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let img = dir.join(name);
+    mke2fs(&img, &empty, 4096, 256, size);
+    img
+}
+
 fn mkfs_as(img: &Path, tree: &Path, kind: &str, block: u32, inode: u32, size: &str) {
     let out = Command::new(MKE2FS)
         .args(["-q", "-F", "-t", kind, "-b", &block.to_string(), "-I", &inode.to_string(), "-d"])
@@ -275,10 +284,7 @@ on_both_platforms!(root_parameter_mounts_the_disk_at_mnt_root, |p| {
 fn families_on_ext2(p: Platform, name: &str, init_and_args: &str) -> tests::Outcome {
     need_e2fsprogs();
     let dir = scratch_dir(&format!("ext2-{name}-{p:?}"));
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let img = dir.join("root.img");
-    mke2fs(&img, &empty, 4096, 256, "64M");
+    let img = empty_image(&dir, "root.img", "64M");
     let out = boot_with_devices(p, &format!("root=/dev/vda init={init_and_args}"), &[Device::Disk { path: &img, read_only: false }]);
     out.assert_stdout(" passed, 0 failed").assert_init_status(p, 0);
     assert!(!out.stdout.contains("FAILED"), "{out}");
@@ -341,10 +347,7 @@ fn fsynced_file_survives_kill_9_of_the_vmm() {
         return;
     }
     let dir = scratch_dir("ext2-durable");
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let img = dir.join("durable.img");
-    mke2fs(&img, &empty, 4096, 256, "16M");
+    let img = empty_image(&dir, "durable.img", "16M");
     let disk = format!("{},engine=volatile", img.display());
     let seen = tests::vmm_until_then_kill_9(
         &["--disk", &disk, "--cmdline", "init=/bin/ext2test -- /dev/vda /mnt/e2 durable"],
@@ -368,10 +371,7 @@ fn flusher_writes_back_expired_dirty_pages() {
         return;
     }
     let dir = scratch_dir("ext2-expire");
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let img = dir.join("expire.img");
-    mke2fs(&img, &empty, 4096, 256, "16M");
+    let img = empty_image(&dir, "expire.img", "16M");
     let seen = tests::vmm_until_then_kill_9(
         &["--disk", img.to_str().unwrap(), "--cmdline", "init=/bin/ext2test -- /dev/vda /mnt/e2 expire"],
         &["ext2test: written back"],
@@ -391,10 +391,7 @@ fn qemu_tcg_memory_pressure_writes_dirty_pages_back() {
     need_e2fsprogs();
     let p = Platform::QemuTcg;
     let dir = scratch_dir("ext2-pressure");
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let img = dir.join("pressure.img");
-    mke2fs(&img, &empty, 4096, 256, "128M");
+    let img = empty_image(&dir, "pressure.img", "128M");
     let out = boot_with_devices(p, "init=/bin/ext2test -- /dev/vda /mnt/e2 pressure", &[Device::Disk { path: &img, read_only: false }]);
     out.assert_stdout("ext2test: pressure ok").assert_init_status(p, 0);
     fsck_clean(&img);
@@ -409,10 +406,7 @@ fn qemu_tcg_writing_through_a_mapping_larger_than_memory() {
     need_e2fsprogs();
     let p = Platform::QemuTcg;
     let dir = scratch_dir("ext2-mapwrite");
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let img = dir.join("mapwrite.img");
-    mke2fs(&img, &empty, 4096, 256, "340M");
+    let img = empty_image(&dir, "mapwrite.img", "340M");
     let out = boot_with_devices(p, "init=/bin/ext2test -- /dev/vda /mnt/e2 mapwrite", &[Device::Disk { path: &img, read_only: false }]);
     out.assert_stdout("ext2test: mapwrite ok").assert_init_status(p, 0);
     fsck_clean(&img);
@@ -425,10 +419,7 @@ fn qemu_tcg_writing_through_a_mapping_larger_than_memory() {
 on_both_platforms!(fuzzer_on_an_ext2_root, |p| {
     need_e2fsprogs();
     let dir = scratch_dir(&format!("ext2-fuzz-{p:?}"));
-    let empty = dir.join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let img = dir.join("fuzz.img");
-    mke2fs(&img, &empty, 4096, 256, "64M");
+    let img = empty_image(&dir, "fuzz.img", "64M");
     // Ring 0 is slow under vmm: a tenth of the operations there.
     let ops = if p == Platform::Vmm { 2000 } else { 20000 };
     let cmdline = format!("loglevel=error root=/dev/vda init=/bin/fuzz -- --seed 12 --ops {ops} --per-child 50 --ms 1000 --dir /mnt/root");

@@ -172,7 +172,8 @@ pub fn process_cpu_ns(process: &super::Process) -> u64 {
     let used = process.cpu_ns.load(Ordering::Relaxed);
     let now = time::monotonic_ns();
     let running: u64 = process
-        .threads()
+        .threads
+        .lock()
         .iter()
         .filter(|t| t.on_cpu.load(Ordering::Relaxed))
         .map(|t| now.saturating_sub(t.run_start.load(Ordering::Relaxed)))

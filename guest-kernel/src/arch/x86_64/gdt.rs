@@ -101,11 +101,11 @@ pub fn init(double_fault_stack_top: Option<u64>) {
     }
 }
 
-/// Sets the stack this CPU switches to on an interrupt from user mode.
-pub fn set_kernel_stack(top: u64) {
+/// Sets the stack CPU `cpu` (this one) switches to on an interrupt from user mode.
+pub fn set_kernel_stack(cpu: usize, top: u64) {
     // SAFETY: only this CPU writes its TSS, and the CPU reads rsp0 only when entering
     // ring 0 from ring 3, which cannot happen while the kernel runs here.
-    unsafe { (*addr_of_mut!(TSS[percpu::index()])).rsp[0] = top };
+    unsafe { (*addr_of_mut!(TSS[cpu])).rsp[0] = top };
 }
 
 /// Size of a double-fault stack (for the CPUs that allocate theirs).

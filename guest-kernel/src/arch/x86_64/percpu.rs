@@ -85,7 +85,7 @@ pub fn apic_id(index: usize) -> u32 {
     CPUS[index].apic_id.load(Ordering::Relaxed)
 }
 
-/// Sets the stack `syscall_entry` switches to on this CPU.
-pub fn set_kernel_rsp(top: u64) {
-    CPUS[index()].kernel_rsp.store(top, Ordering::Relaxed);
+/// Sets the stack `syscall_entry` switches to on CPU `cpu` (this one).
+pub fn set_kernel_rsp(cpu: usize, top: u64) {
+    CPUS[cpu].kernel_rsp.store(top, Ordering::Relaxed);
 }

@@ -79,8 +79,9 @@ pub fn init() {
 /// Sets this CPU's kernel stack for the next entry from user mode (called on every task
 /// switch).
 pub fn set_kernel_stack(top: u64) {
-    super::percpu::set_kernel_rsp(top);
-    super::gdt::set_kernel_stack(top);
+    let cpu = super::percpu::index();
+    super::percpu::set_kernel_rsp(cpu, top);
+    super::gdt::set_kernel_stack(cpu, top);
 }
 
 /// If this user #PF is a `syscall` that stayed at CPL3 (see the module docs), rewrites
