@@ -130,7 +130,8 @@ pub fn spawn(task: Arc<Task>) {
 
 /// Blocks the current task until someone calls [`wake`] on it, unless `done()` is true
 /// once the task is marked Blocked (see the module doc: a wakeup between the caller's
-/// last check and the block is never lost).
+/// last check and the block is never lost). `done` is also where a waiter puts itself
+/// where its wakers find it: only after the Blocked mark, so no wakeup can come before.
 pub fn block_unless(me: &Arc<Task>, done: impl FnOnce() -> bool) {
     me.state.store(TaskState::Blocked as u8, Ordering::SeqCst);
     if done() {

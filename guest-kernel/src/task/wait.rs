@@ -2,9 +2,12 @@
 //! passes; wakers (syscalls of other tasks, interrupt handlers) make it runnable again.
 //!
 //! "Check the condition, then block" cannot miss a wakeup, even from another CPU: the
-//! task queues itself here and marks itself Blocked before it checks the condition a
-//! last time (`sched::block_unless`); a waker makes the condition true before it wakes
-//! the queue.
+//! task marks itself Blocked, then queues itself here, then checks the condition a last
+//! time (`sched::block_unless`); a waker makes the condition true before it wakes the
+//! queue. The order matters because a wakeup takes the task off the queue: queued before
+//! it was Blocked, a wakeup in between would be undone by the Blocked mark, and if the
+//! condition turned false again meanwhile (a third task took a mutex) the task would sleep
+//! off the queue, where no later wakeup finds it (Linux's `prepare_to_wait` order).
 //!
 //! A wait with a deadline arms one timer (`time::wake_at`) the first time it blocks and
 //! cancels it when the wait ends, however it ends: the timer structure holds only the
@@ -89,7 +92,6 @@ impl WaitQueue {
                 super::run_task_work(&me);
                 continue;
             }
-            self.waiters.lock().push(Arc::clone(&me));
             if let (Some(d), None) = (deadline, timer) {
                 timer = Some(time::wake_at(d, &me));
             }
@@ -102,6 +104,7 @@ impl WaitQueue {
             // Everything that may wake it from another CPU once it looked above is looked
             // at again (the deadline too: its timer may have run meanwhile).
             sched::block_unless(&me, || {
+                self.waiters.lock().push(Arc::clone(&me));
                 now_ready = ready();
                 now_ready
                     || me.task_work_pending()
@@ -132,8 +135,8 @@ impl WaitQueue {
         };
         let mut now_ready = ready();
         while !now_ready {
-            self.waiters.lock().push(Arc::clone(&me));
             sched::block_unless(&me, || {
+                self.waiters.lock().push(Arc::clone(&me));
                 now_ready = ready();
                 now_ready
             });
