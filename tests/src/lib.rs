@@ -219,13 +219,11 @@ pub fn vmm(args: &[&str]) -> Outcome {
 }
 
 /// CPUs of the guests that run the suites (`boot_rootfs`, `boot_with_devices`):
-/// `vmm run --vcpus` (1, or `$TEST_VMM_VCPUS`) and QEMU's `-smp` (4, or `$TEST_QEMU_SMP`);
-/// `make test-smp` runs them on 1, 2 and 4 under both. Under `vmm run` the suites stay on
-/// one vCPU in `make test` until a hang seen there with 2 (uring-test `threads`, a
-/// submitter asleep on its ring's submission lock; see the SMP issue) is found. Other
-/// boots keep one CPU, `vmm run`'s default.
+/// `vmm run --vcpus` (2, or `$TEST_VMM_VCPUS`) and QEMU's `-smp` (4, or `$TEST_QEMU_SMP`);
+/// `make test-smp` runs them on 1, 2 and 4 under both. Other boots keep one CPU, `vmm
+/// run`'s default.
 pub fn vmm_vcpus() -> String {
-    std::env::var("TEST_VMM_VCPUS").unwrap_or_else(|_| "1".into())
+    std::env::var("TEST_VMM_VCPUS").unwrap_or_else(|_| "2".into())
 }
 
 /// See [`vmm_vcpus`].
