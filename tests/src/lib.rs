@@ -324,7 +324,9 @@ pub fn device_args(platform: Platform, devices: &[Device]) -> Vec<String> {
                 let ro = if *read_only { ",readonly=on" } else { "" };
                 extra.push(format!("id=d{i},file={},format=raw,if=none,discard=unmap{ro}", path.display()));
                 extra.push("-device".into());
-                extra.push(format!("virtio-blk-device,drive=d{i},num-queues=2"));
+                // A request queue per CPU and the polled one, as `vmm run` offers.
+                let queues = qemu_smp().parse::<u32>().expect("TEST_QEMU_SMP is a number") + 1;
+                extra.push(format!("virtio-blk-device,drive=d{i},num-queues={queues}"));
             }
             (Platform::QemuTcg, Device::Share { dir, tag }) => {
                 extra.push("-fsdev".into());

@@ -59,8 +59,8 @@ on_both_platforms!(buffered_reads_on_a_9p_share, |p| {
     out.assert_init_status(p, 0);
 });
 
-// IOPOLL on a disk with a polled queue (our VMM offers two queues, QEMU is given
-// num-queues=2): O_DIRECT reads and writes reaped by GETEVENTS and by the SQ poller; and
+// IOPOLL on a disk with a polled queue (the last of its queues: our VMM offers one per
+// vCPU and the polled one, QEMU is given as many): O_DIRECT reads and writes reaped by GETEVENTS and by the SQ poller; and
 // discards (URING_CMD, BLKDISCARD) that the host serves with a hole punch.
 on_both_platforms!(iopoll_and_discard_on_a_disk, |p| {
     let dir = scratch_dir(&format!("iopoll-{p:?}"));

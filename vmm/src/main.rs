@@ -201,6 +201,13 @@ fn main() -> ExitCode {
                 "vmm: virtio-blk: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above); {rounds} polling rounds, {polled} requests taken while polling",
                 kicks.saturating_sub(by_mmio)
             );
+            let (requests, per_queue) = p.requests();
+            let per_queue: Vec<String> = per_queue.iter().map(u64::to_string).collect();
+            eprintln!(
+                "vmm: virtio-blk requests: {requests} (by queue: {}), {} interrupts",
+                per_queue.join(" "),
+                p.interrupts.load(Relaxed)
+            );
         }
         if !config.shares.is_empty() {
             let p = &vmm::devices::virtio::poll::P9_STATS;

@@ -350,7 +350,7 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
     }
     let mut devices: Vec<Box<dyn VirtioDevice>> = Vec::new();
     for (n, disk) in config.disks.iter().enumerate() {
-        devices.push(Box::new(open_disk(disk, n)?.with_poll(config.blk_poll)));
+        devices.push(Box::new(open_disk(disk, n)?.with_poll(config.blk_poll).with_request_queues(usize::from(config.vcpus))));
     }
     for share in &config.shares {
         let err = |source| VmError::Share { path: share.path.clone(), source };

@@ -7,7 +7,10 @@
 //! after the fsync, prints `blktest: synced`, writes block 2 without syncing it, prints
 //! `blktest: unsynced written` and spins (a test then kills the VMM). `blktest DEVICE
 //! eio` reads block 3 with pread and with an io_uring READ and prints both results (a
-//! host that fails that range answers -EIO), then exits 0.
+//! host that fails that range answers -EIO), then exits 0. `blktest DEVICE mq` runs one
+//! thread per online CPU, pinned there, each writing its own blocks with O_DIRECT and
+//! reading them back (each CPU submits on its own request queue), then prints `blktest:
+//! mq ok on N CPUs`.
 #![no_std]
 #![no_main]
 
@@ -28,6 +31,18 @@ fn main(args: &Args) -> i32 {
     if args.iter().nth(2) == Some("eio") {
         return match read_errors(dev) {
             Ok(()) => 0,
+            Err((what, e)) => {
+                println!("blktest: {what}: {e}");
+                1
+            }
+        };
+    }
+    if args.iter().nth(2) == Some("mq") {
+        return match mq(dev) {
+            Ok(cpus) => {
+                println!("blktest: mq ok on {cpus} CPUs");
+                0
+            }
             Err((what, e)) => {
                 println!("blktest: {what}: {e}");
                 1
@@ -217,4 +232,56 @@ fn run(dev: &str, spin: bool) -> Result<(), (&'static str, Errno)> {
     coherence(dev, fd, bufs, &mut ring)?;
     sys::close(fd).map_err(|e| ("close", e))?;
     Ok(())
+}
+
+/// Blocks each CPU's thread writes and reads back in `mq`.
+const MQ_ROUNDS: usize = 32;
+
+/// One thread per online CPU, pinned there: O_DIRECT writes of its own blocks (from 64
+/// on), each read back and compared. Returns how many CPUs took part.
+fn mq(dev: &str) -> Result<u32, (&'static str, Errno)> {
+    let mut mask = [0u8; 8];
+    sys::sched_getaffinity(0, &mut mask).map_err(|e| ("sched_getaffinity", e))?;
+    let all = u64::from_le_bytes(mask);
+    let fd = open_with(dev, O_DIRECT)?;
+    let mut threads = [const { None }; 64];
+    for cpu in (0..64usize).filter(|c| all & (1 << c) != 0) {
+        let t = ulib::thread::spawn(move || {
+            let mask = 1u64 << cpu;
+            // SAFETY: the kernel reads 8 bytes of `mask`.
+            let pinned = sys::ret(unsafe { sys::syscall3(ulib::nr::SCHED_SETAFFINITY, 0, 8, &raw const mask as usize) });
+            if pinned.is_err() {
+                return 1;
+            }
+            let mut page = Page([0; BLOCK]);
+            for r in 0..MQ_ROUNDS {
+                let blk = 64 + cpu * MQ_ROUNDS + r;
+                for (i, b) in page.0.iter_mut().enumerate() {
+                    *b = pattern(blk, i);
+                }
+                if sys::pwrite64(fd, &page.0, (blk * BLOCK) as i64) != Ok(BLOCK) {
+                    return 2;
+                }
+                page.0.fill(0);
+                if sys::pread64(fd, &mut page.0, (blk * BLOCK) as i64) != Ok(BLOCK) || !holds(&page.0, blk) {
+                    return 3;
+                }
+            }
+            0
+        });
+        threads[cpu] = Some(t.map_err(|e| ("spawn", e))?);
+    }
+    let mut cpus = 0;
+    for (cpu, t) in threads.into_iter().enumerate() {
+        let Some(t) = t else { continue };
+        match t.join() {
+            0 => cpus += 1,
+            code => {
+                println!("blktest: the thread on CPU {cpu} failed at step {code}");
+                return Err(("mq", Errno::EIO));
+            }
+        }
+    }
+    sys::close(fd).map_err(|e| ("close", e))?;
+    Ok(cpus)
 }

@@ -220,7 +220,7 @@ impl Bench {
                         Target::Disk | Target::Ext2(_) => {
                             let image = if target == Target::Disk { self.image() } else { self.ext2_image() };
                             let drive = format!("id=d0,file={},format=raw,if=none,readonly=on,cache=none", image.display());
-                            cmd.arg("-drive").arg(drive).args(["-device", "virtio-blk-device,drive=d0,num-queues=2"])
+                            cmd.arg("-drive").arg(drive).arg("-device").arg(format!("virtio-blk-device,drive=d0,num-queues={}", cpus + 1))
                         }
                         Target::Share(_) => {
                             let fsdev = format!("local,id=fs0,path={},security_model=none", self.share().display());

@@ -4,8 +4,9 @@
 //! asynchronous: many requests can be in flight, each completed from the interrupt
 //! handler through its callback; io_uring uses it directly. Synchronous reads and writes
 //! (the `/dev/vdX` file) submit and sleep until their callback wakes them. A device with
-//! several queues (VIRTIO_BLK_F_MQ) gives its second one to polled I/O (io_uring's IOPOLL,
-//! as Linux's `poll_queues`): no interrupts there; [`Blk::poll`] reaps it.
+//! several queues (VIRTIO_BLK_F_MQ) gives its last one to polled I/O (io_uring's IOPOLL,
+//! as Linux's `poll_queues`): no interrupts there; [`Blk::poll`] reaps it. The others are
+//! request queues, one per CPU up to their number: each CPU submits on its own.
 //!
 //! `/dev/vdX` opened without O_DIRECT reads through the disk's page cache
 //! (`mm::filemap`) and writes through it (write-through: the disk gets each write at
@@ -50,7 +51,7 @@ const PAGE: usize = 4096;
 
 pub struct Blk {
     dev: super::Device,
-    /// A second request queue without interrupts (VIRTIO_BLK_F_MQ), for polled I/O.
+    /// The last queue, without interrupts (VIRTIO_BLK_F_MQ), for polled I/O.
     poll: Option<SpinLock<VirtQueue>>,
     pub name: String,
     pub sectors: u64,
@@ -163,18 +164,7 @@ impl Blk {
             &long
         };
         match (&self.poll, polled) {
-            (Some(queue), true) => {
-                let added = queue.lock().add(chain, req);
-                match added {
-                    Ok(notify) => {
-                        if notify {
-                            self.dev.mmio.notify(1);
-                        }
-                        Ok(())
-                    }
-                    Err(_) => Err(EAGAIN),
-                }
-            }
+            (Some(queue), true) => super::Device::add_to(&self.dev.mmio, queue, chain, req).map_err(|_| EAGAIN),
             _ => self.dev.add(chain, req, wait).map_err(|(e, _)| e),
         }
     }
@@ -345,30 +335,33 @@ pub fn probe(mmio: Mmio, irq: u32) {
     let Some(features) = mmio.negotiate(wanted) else {
         return log::warn!("virtio-blk: feature negotiation failed");
     };
-    let size = mmio.queue_max(0);
-    let Some(queue) = (size > 0).then(|| VirtQueue::new(0, size, features & VIRTIO_RING_F_EVENT_IDX != 0)).flatten() else {
+    let event_idx = features & VIRTIO_RING_F_EVENT_IDX != 0;
+    let setup = |index: u16, polled: bool| {
+        let size = mmio.queue_max(index);
+        let mut q = (size > 0).then(|| VirtQueue::new(index, size, event_idx)).flatten()?;
+        if polled {
+            q.set_polled();
+        }
+        let (desc, driver, device) = q.areas();
+        mmio.setup_queue(index, q.size(), desc, driver, device);
+        Some(q)
+    };
+    // num_queues (a u16 at 34, read as part of the aligned word at 32). With two or more,
+    // the last is the polled queue and the others serve by interrupt, one per CPU (more
+    // than there are CPUs would stay unused, so they are not set up).
+    let offered = if features & F_MQ != 0 { (mmio.config_u32(32) >> 16).max(1) } else { 1 } as u16;
+    let by_irq = if offered >= 2 { (offered - 1).min(crate::arch::smp::online_count() as u16) } else { 1 };
+    let Some(queues) = (0..by_irq).map(|i| setup(i, false)).collect::<Option<Vec<VirtQueue>>>() else {
         return log::warn!("virtio-blk: no usable queue");
     };
-    let (desc, driver, device) = queue.areas();
-    mmio.setup_queue(0, queue.size(), desc, driver, device);
-    // num_queues (a u16 at 34, read as part of the aligned word at 32).
-    let queues = if features & F_MQ != 0 { mmio.config_u32(32) >> 16 } else { 1 };
-    let poll = (queues >= 2 && mmio.queue_max(1) > 0)
-        .then(|| VirtQueue::new(1, mmio.queue_max(1), features & VIRTIO_RING_F_EVENT_IDX != 0))
-        .flatten()
-        .map(|mut q| {
-            q.set_polled();
-            let (desc, driver, device) = q.areas();
-            mmio.setup_queue(1, q.size(), desc, driver, device);
-            SpinLock::new(q)
-        });
+    let poll = (offered >= 2).then(|| setup(offered - 1, true)).flatten().map(SpinLock::new);
     let sectors = mmio.config_u64(0);
     // max_discard_sectors (a u32 at 36).
     let max_discard = if features & F_DISCARD != 0 { u64::from(mmio.config_u32(36)) } else { 0 };
     let n = DISKS.fetch_add(1, Ordering::Relaxed);
     let name = format!("vd{}", (b'a' + n as u8) as char);
     let blk = Arc::new(Blk {
-        dev: super::Device::new(mmio, queue),
+        dev: super::Device::new(mmio, queues),
         poll,
         name: name.clone(),
         sectors,
@@ -382,10 +375,12 @@ pub fn probe(mmio: Mmio, irq: u32) {
     BLOCK_DEVICES.lock().push(Arc::clone(&blk));
     crate::fs::dev::add(&name, Arc::new(BlockNode { ino: alloc_ino(), dev: Arc::clone(&blk) }));
     log::info!(
-        "virtio-blk: /dev/{name}: {} MiB{}, queue {}{}, features {features:#x}",
+        "virtio-blk: /dev/{name}: {} MiB{}, {} queue{} of {}{}, features {features:#x}",
         (sectors * SECTOR) >> 20,
         if blk.read_only { " (read-only)" } else { "" },
-        blk.dev.queue.lock().size(),
+        blk.dev.queues.len(),
+        if blk.dev.queues.len() == 1 { "" } else { "s (one per CPU)" },
+        blk.dev.queues[0].lock().size(),
         if blk.polls() { " + a polled queue" } else { "" }
     );
 }
@@ -657,7 +652,7 @@ pub fn send_malformed_request() -> Option<u32> {
     let blk = BLOCK_DEVICES.lock().first().cloned()?;
     let hdr = Box::new([0u8; 17]);
     let phys = virt_to_phys(hdr.as_ptr());
-    let (mmio, queue) = (&blk.dev.mmio, &blk.dev.queue);
+    let (mmio, queue) = (&blk.dev.mmio, &blk.dev.queues[0]);
     let chain = [
         Buffer { phys, len: 16, device_writes: false },
         Buffer { phys: 0xdead_0000_0000, len: 512, device_writes: true },

@@ -16,41 +16,50 @@ use crate::sync::SpinLock;
 pub const DEVICE_ID_BLOCK: u32 = 2;
 pub const DEVICE_ID_9P: u32 = 9;
 
-/// What every driver here shares: the transport, its one queue, and a wait queue woken
-/// when requests complete (synchronous callers and submitters waiting for room).
+/// What every driver here shares: the transport, its queues whose completions come by
+/// interrupt, and a wait queue woken when requests complete (synchronous callers and
+/// submitters waiting for room).
+///
+/// A device with several such queues (virtio-blk multiqueue) gets one per CPU: a request
+/// goes on its submitting CPU's queue, so CPUs do not take one queue lock by turns. The
+/// device's one interrupt line (virtio-mmio has no per-queue vectors) reaps them all.
 pub struct Device {
     pub mmio: mmio::Mmio,
-    pub queue: SpinLock<queue::VirtQueue>,
+    /// Virtqueue `i` is `queues[i]`.
+    pub queues: Vec<SpinLock<queue::VirtQueue>>,
     pub completions: crate::task::wait::WaitQueue,
 }
 
 impl Device {
-    pub fn new(mmio: mmio::Mmio, queue: queue::VirtQueue) -> Self {
-        Self { mmio, queue: SpinLock::new(queue), completions: crate::task::wait::WaitQueue::new() }
+    pub fn new(mmio: mmio::Mmio, queues: Vec<queue::VirtQueue>) -> Self {
+        assert!(!queues.is_empty(), "a device has a queue");
+        Self { mmio, queues: queues.into_iter().map(SpinLock::new).collect(), completions: crate::task::wait::WaitQueue::new() }
     }
 
-    /// Adds a chain to the queue and notifies the device if it asks for it. While the
-    /// queue is full it waits, or with `wait` false fails with EAGAIN (io_uring's
+    /// The queue of the CPU this runs on.
+    fn queue(&self) -> &SpinLock<queue::VirtQueue> {
+        &self.queues[crate::arch::cpu::index() % self.queues.len()]
+    }
+
+    /// Adds a chain to this CPU's queue and notifies the device if it asks for it. While
+    /// the queue is full it waits, or with `wait` false fails with EAGAIN (io_uring's
     /// nonblocking issue). On failure (EAGAIN; EINVAL: the chain can never fit; EINTR) the
     /// completion is given back, not run.
     pub fn add(&self, chain: &[queue::Buffer], mut completion: queue::Completion, wait: bool) -> Result<(), (crate::errno::Errno, queue::Completion)> {
-        if chain.len() > usize::from(self.queue.lock().size()) {
+        // The queue is chosen once: a task that moves to another CPU while it waits for
+        // room keeps waiting on the queue it saw full.
+        let queue = self.queue();
+        if chain.len() > usize::from(queue.lock().size()) {
             return Err((crate::errno::EINVAL, completion));
         }
         loop {
-            let added = self.queue.lock().add(chain, completion);
-            match added {
-                Ok(notify) => {
-                    if notify {
-                        self.mmio.notify(0);
-                    }
-                    return Ok(());
-                }
+            match Self::add_to(&self.mmio, queue, chain, completion) {
+                Ok(()) => return Ok(()),
                 Err(back) if !wait => return Err((crate::errno::EAGAIN, back)),
                 Err(back) => {
                     completion = back;
                     let need = chain.len();
-                    if self.completions.wait_until(None, || self.queue.lock().free_descriptors() >= need).is_err() {
+                    if self.completions.wait_until(None, || queue.lock().free_descriptors() >= need).is_err() {
                         return Err((crate::errno::EINTR, completion));
                     }
                 }
@@ -61,25 +70,32 @@ impl Device {
     /// Adds a chain if there is room now (never waits: usable from interrupt handlers and
     /// under locks). False when the queue is full.
     pub fn try_add(&self, chain: &[queue::Buffer], completion: queue::Completion) -> bool {
-        let added = self.queue.lock().add(chain, completion);
-        match added {
-            Ok(notify) => {
-                if notify {
-                    self.mmio.notify(0);
-                }
-                true
-            }
-            Err(_) => false,
-        }
+        Self::add_to(&self.mmio, self.queue(), chain, completion).is_ok()
     }
 
-    /// The interrupt: acknowledge, run the completions of the returned chains, wake.
+    /// Adds a chain to `queue` and notifies the device if it asks for it; the completion
+    /// back when the queue is full.
+    pub fn add_to(mmio: &mmio::Mmio, queue: &SpinLock<queue::VirtQueue>, chain: &[queue::Buffer], completion: queue::Completion) -> Result<(), queue::Completion> {
+        let (added, index) = {
+            let mut q = queue.lock();
+            (q.add(chain, completion), q.index)
+        };
+        if added? {
+            mmio.notify(index);
+        }
+        Ok(())
+    }
+
+    /// The interrupt: acknowledge, run the completions of the returned chains of every
+    /// queue, wake.
     pub fn service(&self) {
         self.mmio.ack_interrupt();
-        loop {
-            let used = self.queue.lock().pop_used();
-            let Some((completion, len)) = used else { break };
-            completion.complete(len);
+        for queue in &self.queues {
+            loop {
+                let used = queue.lock().pop_used();
+                let Some((completion, len)) = used else { break };
+                completion.complete(len);
+            }
         }
         self.completions.wake_all();
     }

@@ -318,7 +318,7 @@ pub fn probe(mmio: Mmio, irq: u32) -> Option<(Arc<P9>, Qid)> {
     };
     mmio.driver_ok();
     let p9 = Arc::new(P9 {
-        dev: super::Device::new(mmio, queue),
+        dev: super::Device::new(mmio, alloc::vec![queue]),
         tag,
         msize: AtomicU32::new(MSIZE),
         next_tag: AtomicU16::new(0),

@@ -159,12 +159,36 @@ pub struct PollStats {
     pub rounds: std::sync::atomic::AtomicU64,
     /// Chains popped while kicks were suppressed (in a polling round).
     pub polled: std::sync::atomic::AtomicU64,
+    /// Chains popped (requests), by queue index; the last entry also counts any higher.
+    pub requests: [std::sync::atomic::AtomicU64; STAT_QUEUES],
+    /// Interrupts raised (irqfd writes, or injections through the transport).
+    pub interrupts: std::sync::atomic::AtomicU64,
 }
+
+/// Queues counted apart in [`PollStats::requests`]: one per vCPU and the polled one.
+pub const STAT_QUEUES: usize = crate::config::MAX_VCPUS as usize + 1;
 
 impl PollStats {
     const fn new() -> Self {
         use std::sync::atomic::AtomicU64;
-        Self { kicks: AtomicU64::new(0), kicks_by_mmio: AtomicU64::new(0), rounds: AtomicU64::new(0), polled: AtomicU64::new(0) }
+        Self {
+            kicks: AtomicU64::new(0),
+            kicks_by_mmio: AtomicU64::new(0),
+            rounds: AtomicU64::new(0),
+            polled: AtomicU64::new(0),
+            requests: [const { AtomicU64::new(0) }; STAT_QUEUES],
+            interrupts: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests of every queue, and per queue up to the last that had any.
+    pub fn requests(&self) -> (u64, Vec<u64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut per: Vec<u64> = self.requests.iter().map(|r| r.load(Relaxed)).collect();
+        while per.len() > 1 && per.last() == Some(&0) {
+            per.pop();
+        }
+        (per.iter().sum(), per)
     }
 }
 

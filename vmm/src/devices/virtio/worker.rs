@@ -339,6 +339,9 @@ impl Worker {
         let popped = queue.next_avail().wrapping_sub(first);
         if popped != 0 {
             self.worked[slot] = true;
+            if let Some(stats) = self.stats {
+                stats.requests[(*index).min(poll::STAT_QUEUES - 1)].fetch_add(u64::from(popped), Ordering::Relaxed);
+            }
             if let (true, Some(stats)) = (polling, self.stats) {
                 // Served while the driver was told not to kick.
                 stats.polled.fetch_add(u64::from(popped), Ordering::Relaxed);
@@ -364,6 +367,9 @@ impl Worker {
         }
         if notify {
             self.interrupt.raise(INT_USED_BUFFER);
+            if let Some(stats) = self.stats {
+                stats.interrupts.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(())
     }

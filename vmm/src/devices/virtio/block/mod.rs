@@ -29,11 +29,9 @@ pub const VIRTIO_BLK_F_SEG_MAX: u32 = 2;
 pub const VIRTIO_BLK_F_RO: u32 = 5;
 pub const VIRTIO_BLK_F_BLK_SIZE: u32 = 6;
 pub const VIRTIO_BLK_F_FLUSH: u32 = 9;
-/// Several request queues (`num_queues` in the config): the driver may use one without
-/// interrupts, for polled I/O (io_uring's IOPOLL).
+/// Several request queues (`num_queues` in the config): one per vCPU, and one more that
+/// the driver may use without interrupts, for polled I/O (io_uring's IOPOLL).
 pub const VIRTIO_BLK_F_MQ: u32 = 12;
-/// Request queues offered.
-pub const NUM_QUEUES: u16 = 2;
 /// VIRTIO_BLK_T_DISCARD: the host punches a hole (the range then reads as zeros).
 pub const VIRTIO_BLK_F_DISCARD: u32 = 13;
 /// Most sectors one discard segment may name (the config's `max_discard_sectors`).
@@ -222,25 +220,39 @@ pub struct Block {
     id: [u8; ID_BYTES],
     config: Vec<u8>,
     poll: std::time::Duration,
+    /// One entry per queue offered (`num_queues` of them).
+    queue_sizes: Vec<u16>,
 }
 
 impl Block {
     /// `id` is the GET_ID answer (at most 20 bytes are kept).
+    /// One request queue and the polled one; see [`Block::with_request_queues`].
     pub fn new(backend: Arc<dyn BlockBackend>, read_only: bool, id: &[u8]) -> Self {
-        let config = BlockConfig {
-            capacity: backend.size() / SECTOR_SIZE,
+        let mut id_bytes = [0u8; ID_BYTES];
+        let n = id.len().min(ID_BYTES);
+        id_bytes[..n].copy_from_slice(&id[..n]);
+        let block =
+            Self { backend, read_only, id: id_bytes, config: Vec::new(), poll: std::time::Duration::ZERO, queue_sizes: Vec::new() };
+        block.with_request_queues(1)
+    }
+
+    /// Offers `n` request queues (one per vCPU: each CPU of the guest submits on its own)
+    /// and one more for polled I/O; `n` is at least 1 and at most `u16::MAX - 1`.
+    pub fn with_request_queues(mut self, n: usize) -> Self {
+        let queues = n.clamp(1, usize::from(u16::MAX) - 1) as u16 + 1;
+        self.queue_sizes = vec![QUEUE_SIZE; usize::from(queues)];
+        self.config = BlockConfig {
+            capacity: self.backend.size() / SECTOR_SIZE,
             seg_max: SEG_MAX,
             blk_size: SECTOR_SIZE as u32,
-            num_queues: NUM_QUEUES,
+            num_queues: queues,
             max_discard_sectors: MAX_DISCARD_SECTORS,
             max_discard_seg: 1,
             discard_sector_alignment: 1,
             ..Default::default()
-        };
-        let mut id_bytes = [0u8; ID_BYTES];
-        let n = id.len().min(ID_BYTES);
-        id_bytes[..n].copy_from_slice(&id[..n]);
-        Self { backend, read_only, id: id_bytes, config: config.to_bytes(), poll: std::time::Duration::ZERO }
+        }
+        .to_bytes();
+        self
     }
 
     /// The GET_ID answer (zero-padded to 20 bytes).
@@ -278,7 +290,7 @@ impl VirtioDevice for Block {
     }
 
     fn queue_max_sizes(&self) -> &[u16] {
-        &[QUEUE_SIZE; NUM_QUEUES as usize]
+        &self.queue_sizes
     }
 
     fn config(&self) -> &[u8] {
