@@ -10,7 +10,12 @@
  * pinned to its CPU with a ring of its own doing its share of batch-32 NOPs (ns_per_op is
  * wall time over all NOPs: throughput), and `nop_sqpoll_aff`, batch-32 NOPs to an SQ
  * poller bound to the last CPU (SQ_AFF) from a submitter on the first, which publishes
- * the SQ tail and peeks at the CQ without entering the kernel while the poller is awake. With --warmup N, each benchmark first runs N operations untimed and
+ * the SQ tail and peeks at the CQ without entering the kernel while the poller is awake;
+ * and for reads, `read_threads` (a reader per CPU, pinned, a QD32 ring each, the reads
+ * shared out: throughput), `read_sqpoll_aff` (QD32 through an SQ poller on the last CPU,
+ * the reader on the first, waiting for CQEs in user space) and `read_iopoll_sqpoll_aff`
+ * (the same on an IOPOLL ring: --direct on a disk with a polled queue). With --warmup N,
+ * each benchmark first runs N operations untimed and
  * unreported (same code, its own ring). With --warm, the file (its first BYTES with
  * --size) is read once before the benchmarks: every read then hits the page cache. With
  * --cold, each read benchmark (and warm-up)
@@ -421,6 +426,113 @@ static void bench_nop_sqpoll_aff(void)
 	sched_setaffinity(0, sizeof all, &all);
 }
 
+/*
+ * Disk reads across CPUs: a reader pinned to `cpu` keeps QD reads in flight on a ring of
+ * its own (with `flags`; SQ_AFF binds the poller to `sq_cpu`), at offsets from its own
+ * generator, until `ops` are done. With SQPOLL it waits for CQEs in user space.
+ */
+struct reader {
+	pthread_t th;
+	int cpu, fd, sq_cpu;
+	unsigned flags;
+	uint64_t ops;
+	const char *name;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *t = arg;
+	if (pin_to(t->cpu) < 0)
+		die("%s: pin to CPU %d: %s", t->name, t->cpu, strerror(errno));
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = t->flags;
+	p.sq_thread_cpu = (unsigned)t->sq_cpu;
+	p.sq_thread_idle = 1000;
+	struct io_uring r;
+	int ret = io_uring_queue_init_params(QD, &r, &p);
+	if (ret < 0)
+		die("%s: setup: %s", t->name, strerror(-ret));
+	char *bufs;
+	if (posix_memalign((void **)&bufs, BS, (size_t)QD * BS))
+		die("%s: posix_memalign", t->name);
+	uint64_t state = 0x2545f4914f6cdd1dull ^ ((uint64_t)t->cpu << 32), issued = 0, done = 0;
+	int free_slots[QD], nfree = QD;
+	for (int i = 0; i < QD; i++)
+		free_slots[i] = i;
+	while (done < t->ops) {
+		while (nfree > 0 && issued < t->ops) {
+			int slot = free_slots[--nfree];
+			state ^= state >> 12;
+			state ^= state << 25;
+			state ^= state >> 27;
+			uint64_t off = ((state * 0x2545f4914f6cdd1dull) >> 11) % nblocks * BS;
+			struct io_uring_sqe *sqe = get_sqe(&r);
+			io_uring_prep_read(sqe, t->fd, bufs + (size_t)slot * BS, BS, off);
+			sqe->user_data = (uint64_t)slot;
+			issued++;
+		}
+		struct io_uring_cqe *cqe;
+		if (t->flags & IORING_SETUP_SQPOLL) {
+			ret = io_uring_submit(&r);
+			while (io_uring_peek_cqe(&r, &cqe) != 0)
+				;
+		} else {
+			ret = io_uring_submit_and_wait(&r, 1);
+		}
+		if (ret < 0)
+			die("%s: submit: %s", t->name, strerror(-ret));
+		while (io_uring_peek_cqe(&r, &cqe) == 0) {
+			check_cqe(t->name, cqe, BS);
+			if (cqe->user_data >= QD)
+				die("%s: CQE with user_data %llu", t->name, (unsigned long long)cqe->user_data);
+			free_slots[nfree++] = (int)cqe->user_data;
+			io_uring_cqe_seen(&r, cqe);
+			done++;
+		}
+	}
+	io_uring_queue_exit(&r);
+	free(bufs);
+	return NULL;
+}
+
+/* `read_threads`: a reader on every CPU, the reads shared out; wall time over all. */
+static void bench_read_threads(int fd)
+{
+	int cpus[64];
+	int n = cpu_list(cpus, 64);
+	struct reader th[64];
+	uint64_t t0 = now_ns();
+	for (int i = 0; i < n; i++) {
+		th[i] = (struct reader){ .cpu = cpus[i], .fd = fd, .ops = nops / n + (i < (int)(nops % n)),
+					 .name = "read_threads" };
+		if (pthread_create(&th[i].th, NULL, reader_main, &th[i]) != 0)
+			die("read_threads: pthread_create");
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i].th, NULL);
+	report("read_threads", nops, t0, now_ns());
+}
+
+/* `read_sqpoll_aff` and `read_iopoll_sqpoll_aff`: one reader on the first CPU, its SQ
+ * poller bound to the last (SQ_AFF), with or without IOPOLL. */
+static void bench_read_sqpoll_aff(int fd, int iopoll)
+{
+	int cpus[64];
+	int n = cpu_list(cpus, 64);
+	const char *name = iopoll ? "read_iopoll_sqpoll_aff" : "read_sqpoll_aff";
+	struct reader t = { .cpu = cpus[0], .fd = fd, .sq_cpu = cpus[n - 1], .ops = nops, .name = name,
+			    .flags = IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF | (iopoll ? IORING_SETUP_IOPOLL : 0) };
+	uint64_t t0 = now_ns();
+	reader_main(&t);
+	report(name, nops, t0, now_ns());
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	for (int i = 0; i < n; i++)
+		CPU_SET(cpus[i], &all);
+	sched_setaffinity(0, sizeof all, &all);
+}
+
 static void bench_getppid(void)
 {
 	uint64_t t0 = now_ns();
@@ -488,7 +600,7 @@ static int want(const char *name)
 {
 	if (!only)
 		return strncmp(name, "uring_qd32_iopoll", 17) != 0 && strncmp(name, "nop_threads", 11) != 0 &&
-		       strncmp(name, "nop_sqpoll_aff", 14) != 0;
+		       strncmp(name, "nop_sqpoll_aff", 14) != 0 && strncmp(name, "read_", 5) != 0;
 	size_t n = strlen(name);
 	for (const char *p = only; (p = strstr(p, name)) != NULL; p += n)
 		if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
@@ -595,6 +707,9 @@ int main(int argc, char **argv)
 	RUN("nop_batch32", bench_nop(32));
 	RUN("nop_threads", bench_nop_threads());
 	RUN("nop_sqpoll_aff", bench_nop_sqpoll_aff());
+	RUN("read_threads", bench_read_threads(fd));
+	RUN("read_sqpoll_aff", bench_read_sqpoll_aff(fd, 0));
+	RUN("read_iopoll_sqpoll_aff", bench_read_sqpoll_aff(fd, 1));
 	RUN("getppid", bench_getppid());
 	RUN("clock_syscall", bench_clock(0));
 	RUN("clock_vdso", bench_clock(1));

@@ -213,6 +213,7 @@ fn main() -> ExitCode {
             let p = &vmm::devices::virtio::poll::P9_STATS;
             let (kicks, by_mmio) = (p.kicks.load(Relaxed), p.kicks_by_mmio.load(Relaxed));
             eprintln!("vmm: virtio-9p: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above)", kicks.saturating_sub(by_mmio));
+            eprintln!("vmm: virtio-9p requests: {}, {} interrupts", p.requests().0, p.interrupts.load(Relaxed));
         }
         eprintln!("{}", vmm::devices::guest_errors::stats_line());
         if config.disks.iter().any(|d| d.direct) {

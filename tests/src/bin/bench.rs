@@ -15,14 +15,15 @@
 //!    on 9p and on ext2, cached, uncached (every read a miss) and O_DIRECT, beside the
 //!    host reading the same file on its own file system the same way.
 //!
-//!    Then scaling with CPUs: NOPs from one thread, from one pinned thread per CPU with a
-//!    ring each, and through an SQ poller on its own CPU, under `vmm run` with 1, 2 and 4
-//!    vCPUs and QEMU multi-threaded TCG with 1, 2 and 4 CPUs.
+//!    Then scaling with CPUs: NOPs, and QD32 disk reads, from one thread, from one pinned
+//!    thread per CPU with a ring each, and through an SQ poller on its own CPU (reads:
+//!    with and without IOPOLL), under `vmm run` with 1, 2 and 4 vCPUs and QEMU
+//!    multi-threaded TCG with 1, 2 and 4 CPUs.
 //! 3. VM exits per operation under `vmm run`, from the same runs, less those of a run that
 //!    does no operation: the exits KVM_RUN returns to the VMM (but the console's output:
-//!    the result line alone takes ~100) and the queue notifications
-//!    (kicks) KVM serves itself through an ioeventfd, both from `--stats`; kicks also on
-//!    their own. The polled-disk section adds our guest under `vmm run` with the VMM's
+//!    the result line alone takes ~100), the queue notifications (kicks) KVM serves
+//!    itself through an ioeventfd and the interrupts injected through an irqfd, all from
+//!    `--stats`; kicks also on their own. The polled-disk section adds our guest under `vmm run` with the VMM's
 //!    busy polling of the polled queue (`--blk-poll-us`, its default) beside the runs
 //!    without it (`--blk-poll-us 0`).
 //!
@@ -37,7 +38,8 @@
 //!
 //! `BENCH_ROUNDS=N` changes the number of rounds; `BENCH_ONLY=SECTION[,SECTION]` runs only
 //! those sections (`boot`, `disk`, `polled disk`, `9p file`, `9p uncached`,
-//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`, `scaling`), for a
+//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`, `scaling`,
+//! `scaling disk`), for a
 //! quick look.
 //!
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
@@ -68,6 +70,9 @@ const CALLS: [&str; 5] = ["getppid", "nop_batch1", "nop_batch32", "clock_syscall
 /// NOPs on one ring from one thread, on one ring per CPU from a thread pinned to each,
 /// and through an SQ poller on its own CPU (uring-bench's `nop_threads`, `nop_sqpoll_aff`).
 const SCALING: [&str; 3] = ["nop_batch32", "nop_threads", "nop_sqpoll_aff"];
+/// QD32 disk reads from one thread, from a pinned thread per CPU with a ring each, and
+/// through an SQ poller on the last CPU, with and without IOPOLL.
+const SCALING_DISK: [&str; 4] = ["uring_qd32", "read_threads", "read_sqpoll_aff", "read_iopoll_sqpoll_aff"];
 
 /// Where uring-bench runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -114,8 +119,8 @@ struct Platform {
 #[derive(Default, Clone, Copy)]
 struct Sample {
     ns_per_op: f64,
-    /// VM exits of the whole run (`vmm run --stats`): those the VMM saw and the kicks KVM
-    /// served through an ioeventfd.
+    /// VM exits of the whole run (`vmm run --stats`): those the VMM saw, the kicks KVM
+    /// served through an ioeventfd and the interrupts injected through an irqfd.
     exits: Option<u64>,
     /// Kicks of the whole run (queue notifications of the disks and shares).
     kicks: Option<u64>,
@@ -280,7 +285,14 @@ impl Bench {
                     (n.first().copied().unwrap_or(0), n.get(1).copied().unwrap_or(0))
                 })
                 .fold((0, 0), |(k, i), (k2, i2)| (k + k2, i + i2));
-            sample.exits = Some(exits + by_ioeventfd);
+            // "vmm: virtio-blk requests: N (by queue: ...), I interrupts" and "vmm: virtio-9p
+            // requests: N, I interrupts": the irqfd injections.
+            let interrupts: u64 = stderr
+                .lines()
+                .filter_map(|l| l.strip_prefix("vmm: virtio-blk requests: ").or_else(|| l.strip_prefix("vmm: virtio-9p requests: ")))
+                .filter_map(|l| l.strip_suffix(" interrupts")?.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            sample.exits = Some(exits + by_ioeventfd + interrupts);
             sample.kicks = Some(kicks);
             sample.direct = stderr.lines().find_map(|l| l.strip_prefix("vmm: direct I/O: ")).and_then(|l| {
                 let words: Vec<&str> = l.split_whitespace().collect();
@@ -363,6 +375,12 @@ impl Bench {
                 let exits = per_op(|s| s.exits);
                 let kicks = per_op(|s| s.kicks);
                 let mut cells = Vec::new();
+                // With more CPUs: the same figure on one CPU of the same kind, round by round.
+                let one_cpu = platforms.iter().zip(&samples).find(|(q, _)| q.cpus == 1 && same_kind(q.at, p.at));
+                if let (true, Some((_, Some(base)))) = (p.cpus > 1, one_cpu) {
+                    let per_round: Vec<f64> = base[&Some(figure)].iter().zip(runs).map(|(b, r)| b.ns_per_op / r.ns_per_op).collect();
+                    cells.push(format!("1cpu/this {}", spread(&per_round, |x| format!("{x:.2}"), "x")));
+                }
                 for &(_, base, label) in ratios.iter().filter(|r| r.0 == figure) {
                     let per_round: Vec<f64> = series[&Some(base)].iter().zip(runs).map(|(b, r)| b.ns_per_op / r.ns_per_op).collect();
                     cells.push(format!("{label} {}", spread(&per_round, |x| format!("{x:.2}"), "x")));
@@ -386,6 +404,14 @@ impl Bench {
         let msg = format!("{section}, {platform}, {what}: {why}");
         eprintln!("make bench: FAILED run: {msg}");
         self.failures.push(msg);
+    }
+}
+
+/// Whether two platforms differ only in their CPUs (the scaling sections' "1cpu/this").
+fn same_kind(a: Where, b: Where) -> bool {
+    match (a, b) {
+        (Where::Vmm(e1, p1), Where::Vmm(e2, p2)) => e1 == e2 && p1 == p2,
+        _ => a == b,
     }
 }
 
@@ -674,9 +700,33 @@ fn main() {
         &SCALING,
         &[("nop_threads", "nop_batch32", "batch32/this"), ("nop_sqpoll_aff", "nop_batch32", "batch32/this")],
     );
-    println!("\n(a ratio a/this above 1: this is faster than a. exits/op: VM exits per operation under vmm, less those of a run");
-    println!(" without operations: those KVM_RUN returned to vmm but the console's output, and the virtqueue notifications");
-    println!(" (kicks) KVM served through an ioeventfd; kicks/op: the kicks alone. The host's other load shows in the ranges.)");
+    let disk_scaling_platforms = [
+        cpus_of("vmm 1 vCPU", Where::Vmm("uring", None), 1, 200),
+        cpus_of("vmm 2 vCPUs", Where::Vmm("uring", None), 2, 200),
+        cpus_of("vmm 4 vCPUs", Where::Vmm("uring", None), 4, 200),
+        cpus_of("QEMU MTTCG 1 CPU", Where::Qemu, 1, 2000),
+        cpus_of("QEMU MTTCG 2 CPUs", Where::Qemu, 2, 2000),
+        cpus_of("QEMU MTTCG 4 CPUs", Where::Qemu, 4, 2000),
+    ];
+    bench.section(
+        "scaling disk",
+        "scaling with CPUs: 4 KiB random disk reads at QD32 (O_DIRECT, devices as in the disk section, a request queue per CPU),
+           from one thread, from one thread per CPU (each pinned, a ring each: ns/op is wall time over all reads), and through an SQ
+           poller bound to the last CPU (SQ_AFF) fed by a thread on the first waiting for CQEs in user space, interrupt-driven and
+           with IOPOLL (the polled queue); our guest only (the host's disk has no poll queues)",
+        Target::Disk,
+        &disk_scaling_platforms,
+        &SCALING_DISK,
+        &[
+            ("read_threads", "uring_qd32", "qd32/this"),
+            ("read_sqpoll_aff", "uring_qd32", "qd32/this"),
+            ("read_iopoll_sqpoll_aff", "uring_qd32", "qd32/this"),
+        ],
+    );
+    println!("\n(a ratio a/this above 1: this is faster than a; 1cpu/this: the same figure with one CPU. exits/op: VM exits per operation under vmm, less those of a run");
+    println!(" without operations: those KVM_RUN returned to vmm but the console's output, the virtqueue notifications (kicks)");
+    println!(" KVM served through an ioeventfd, and the interrupts injected through an irqfd; kicks/op: the kicks alone. The");
+    println!(" host's other load shows in the ranges.)");
     println!("make bench: {:.0} s; host load average (1 min) {load_before} before, {} after", start.elapsed().as_secs_f64(), load());
     let _ = std::fs::remove_dir_all(&bench.dir);
     if !bench.failures.is_empty() {
