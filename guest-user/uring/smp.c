@@ -2,7 +2,8 @@
  * Several CPUs at once: threads pinned one per CPU sharing one ring (every CQE exactly
  * once, with requests finishing in io-wq workers on any CPU); munmap while a thread on
  * another CPU reads the mapping (it faults, and never reads the old page once munmap
- * has returned); and an SQ poller bound to its own CPU (IORING_SETUP_SQ_AFF) serving a
+ * has returned), and mprotect to read-only while it writes (no write lands once
+ * mprotect has returned); and an SQ poller bound to its own CPU (IORING_SETUP_SQ_AFF) serving a
  * submitter pinned elsewhere without a single io_uring_enter while it is awake. On one
  * CPU the tests run all the same, every thread on CPU 0.
  */
@@ -170,6 +171,7 @@ static int map_reading;      /* the reader has seen the magic this round */
 static int map_stale;        /* it read the magic after munmap returned */
 static int map_faulted;      /* rounds that ended in SIGSEGV */
 static int map_round, map_done, map_reader_cpu;
+static int map_write;        /* the thread writes the page rather than reads it */
 static __thread sigjmp_buf map_jump;
 
 static void on_segv(int sig)
@@ -193,7 +195,11 @@ static void *map_reader(void *arg)
 		if (sigsetjmp(map_jump, 1) == 0) {
 			for (;;) {
 				int after = __atomic_load_n(&map_unmapped, __ATOMIC_ACQUIRE);
-				uint64_t v = *map_page;
+				uint64_t v = map_magic;
+				if (map_write)
+					*map_page = v;
+				else
+					v = *map_page;
 				if (v == map_magic) {
 					__atomic_store_n(&map_reading, 1, __ATOMIC_RELEASE);
 					if (after)
@@ -205,10 +211,11 @@ static void *map_reader(void *arg)
 	}
 }
 
-/* 100 rounds: a thread on another CPU reads a page in a loop; munmap takes the page away.
- * The reader must then fault (SIGSEGV), and must never read the page's old contents once
- * munmap has returned (a CPU still using the old translation would). */
-static int munmap_while_another_cpu_reads(void)
+/* 100 rounds: a thread on another CPU reads a page in a loop and munmap takes the page
+ * away, or it writes the page and mprotect makes it read-only (`write`). The thread must
+ * then fault (SIGSEGV), and must never read the page's old contents, or write it, once
+ * munmap or mprotect has returned (a CPU still using the old translation would). */
+static int page_taken_from_another_cpu(int write)
 {
 	cpu_set_t all;
 	int ncpu = online_cpus(&all);
@@ -219,7 +226,7 @@ static int munmap_while_another_cpu_reads(void)
 	sa.sa_flags = SA_NODEFER;
 	CHECK_OK(sigaction(SIGSEGV, &sa, &old));
 	map_reader_cpu = nth_cpu(&all, ncpu - 1);
-	map_done = 0, map_round = 0, map_faulted = 0, map_stale = 0;
+	map_done = 0, map_round = 0, map_faulted = 0, map_stale = 0, map_write = write;
 	CHECK_OK(pin(nth_cpu(&all, 0)));
 	pthread_t th;
 	CHECK_EQ(pthread_create(&th, NULL, map_reader, NULL), 0);
@@ -240,11 +247,16 @@ static int munmap_while_another_cpu_reads(void)
 		long long t0 = ut_now_ms();
 		while (!__atomic_load_n(&map_reading, __ATOMIC_ACQUIRE) && ut_now_ms() - t0 < 5000)
 			sched_yield();
-		munmap(p, 4096);
+		if (write)
+			mprotect(p, 4096, PROT_READ);
+		else
+			munmap(p, 4096);
 		__atomic_store_n(&map_unmapped, 1, __ATOMIC_RELEASE);
 		t0 = ut_now_ms();
 		while (__atomic_load_n(&map_faulted, __ATOMIC_SEQ_CST) == faulted && ut_now_ms() - t0 < 5000)
 			sched_yield();
+		if (write)
+			munmap(p, 4096);
 		if (__atomic_load_n(&map_faulted, __ATOMIC_SEQ_CST) == faulted)
 			ok = 0;
 	}
@@ -256,6 +268,16 @@ static int munmap_while_another_cpu_reads(void)
 	CHECK_EQ(map_stale, 0);
 	CHECK_EQ(map_faulted, rounds);
 	return UT_OK;
+}
+
+static int munmap_while_another_cpu_reads(void)
+{
+	return page_taken_from_another_cpu(0);
+}
+
+static int mprotect_while_another_cpu_writes(void)
+{
+	return page_taken_from_another_cpu(1);
 }
 
 #define SQ_NOPS 20000
@@ -317,5 +339,5 @@ static int sqpoll_on_its_own_cpu_needs_no_enter(void)
 	return UT_OK;
 }
 
-UT_FAMILY(smp, T(one_ring_threads_on_every_cpu), T(munmap_while_another_cpu_reads),
+UT_FAMILY(smp, T(one_ring_threads_on_every_cpu), T(munmap_while_another_cpu_reads), T(mprotect_while_another_cpu_writes),
 	  T(sqpoll_on_its_own_cpu_needs_no_enter));

@@ -85,6 +85,16 @@ pub struct OutOfMemory;
 /// A user address space's page tables (the kernel half shared).
 pub struct PageTable {
     root: u64,
+    /// Open while [`PageTable::batched`] runs: shootdowns gathered into one.
+    batch: Option<Batch>,
+}
+
+/// Changes made under [`PageTable::batched`] (Linux's `mmu_gather`): whether other CPUs
+/// may hold stale entries, and the frames to free once they have flushed them.
+#[derive(Default)]
+struct Batch {
+    stale: bool,
+    frames: alloc::vec::Vec<u64>,
 }
 
 impl PageTable {
@@ -98,7 +108,7 @@ impl PageTable {
             core::arch::asm!("rep movsq", inout("rdi") table(root).add(256) => _, inout("rsi") table(kernel).add(256) => _,
                              inout("rcx") 256u64 => _, options(nostack, preserves_flags));
         }
-        Ok(Self { root })
+        Ok(Self { root, batch: None })
     }
 
     /// Loads these tables into CR3.
@@ -188,19 +198,71 @@ impl PageTable {
 
     /// Drops `va`'s old entry from every TLB that may hold it: this CPU's, and those of
     /// other CPUs on these tables (a shootdown: they flush and answer before this
-    /// returns, so the old frame may be reused at once).
-    fn flush(&self, va: u64) {
+    /// returns, so the old frame may be reused at once). In a batch the other CPUs flush
+    /// once, when it ends.
+    fn flush(&mut self, va: u64) {
         if self.is_active() {
             // SAFETY: invalidating a TLB entry is always safe.
             unsafe { core::arch::asm!("invlpg [{}]", in(reg) va, options(nostack, preserves_flags)) };
         }
+        match &mut self.batch {
+            Some(b) => b.stale = true,
+            None => self.shoot_down(),
+        }
+    }
+
+    /// Makes the other CPUs on these tables flush their TLBs.
+    fn shoot_down(&self) {
         if crate::arch::smp::online_count() > 1 {
-            // The entry's store before the look at `LOADED_ROOT` (pairs with `load_cr3`).
+            // The entries' stores before the look at `LOADED_ROOT` (pairs with `load_cr3`).
             core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
             let others = other_cpus_on(self.root);
             if others != 0 {
                 crate::arch::smp::flush_tlbs(others);
             }
+        }
+    }
+
+    /// Runs `f` with the shootdowns of the pages it changes gathered into one round at
+    /// its end (this CPU's TLB still drops each page at once), after which the frames it
+    /// gave to [`PageTable::free_after_flush`] are freed. For changes of many pages at
+    /// once (munmap, mprotect, exit); a batch inside a batch joins it.
+    pub fn batched<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        if self.batch.is_some() {
+            return f(self);
+        }
+        self.batch = Some(Batch::default());
+        let r = f(self);
+        self.end_batch();
+        self.batch = None;
+        r
+    }
+
+    /// Frees `frame`, which these tables mapped until now, once no TLB can hold it: at
+    /// once outside a batch (its entry was already shot down), else when the batch ends.
+    pub fn free_after_flush(&mut self, frame: u64) {
+        if let Some(b) = &mut self.batch {
+            if b.frames.try_reserve(1).is_ok() {
+                b.frames.push(frame);
+                return;
+            }
+            // No memory to gather more: flush what is gathered now.
+            self.end_batch();
+        }
+        frame::free(frame);
+    }
+
+    /// Flushes the other CPUs if the batch changed entries, then frees its frames; the
+    /// batch stays open (empty).
+    fn end_batch(&mut self) {
+        let Some(b) = &mut self.batch else { return };
+        let stale = core::mem::take(&mut b.stale);
+        let frames = core::mem::take(&mut b.frames);
+        if stale {
+            self.shoot_down();
+        }
+        for f in frames {
+            frame::free(f);
         }
     }
 

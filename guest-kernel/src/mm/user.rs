@@ -332,10 +332,15 @@ impl UserSpace {
         self.split(start);
         self.split(end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
-        for k in keys {
-            let v = self.vmas.remove(&k).expect("key from the map");
-            release_pages(&mut self.pt, v.start, v.end);
-        }
+        // The areas go after the batch's shootdown: the last reference to shared pages
+        // frees their frames, which other CPUs' TLBs may hold until then.
+        let gone: Vec<Vma> = keys.iter().map(|k| self.vmas.remove(k).expect("key from the map")).collect();
+        self.pt.batched(|pt| {
+            for v in &gone {
+                release_pages(pt, v.start, v.end);
+            }
+        });
+        drop(gone);
     }
 
     /// Adds an area at `[start, end)`, replacing whatever was there (MAP_FIXED semantics).
@@ -577,9 +582,12 @@ impl UserSpace {
                 pages.push(va);
             }
         });
-        for va in pages {
-            frame::free(pte_addr(self.pt.unmap(va)));
-        }
+        self.pt.batched(|pt| {
+            for va in pages {
+                let frame = pte_addr(pt.unmap(va));
+                pt.free_after_flush(frame);
+            }
+        });
     }
 
     /// Changes protection of `[start, end)`; every page of it must be mapped, and a
@@ -596,36 +604,44 @@ impl UserSpace {
         self.split(start);
         self.split(end);
         let keys: Vec<u64> = self.vmas.range(start..end).map(|(&k, _)| k).collect();
-        for k in keys {
-            let v = self.vmas.get_mut(&k).expect("key from the map");
-            v.prot = prot;
-            let (flags, vs, ve) = (v.pte_flags(), v.start, v.end);
-            let shared = v.shared.clone().filter(|_| prot & PROT_WRITE != 0 && !v.cow);
-            let mut present = Vec::new();
-            self.pt.for_each_page(vs, ve, &mut |va, pte| present.push((va, pte)));
-            for (va, pte) in present {
-                if let Some((pages, first)) = &shared {
-                    // Made writable without a fault: writeback must see its stores.
-                    let i = first + ((va - vs) / PAGE_SIZE) as usize;
-                    if v.source.is_some() {
-                        pages.cached_for_map(i, true);
-                    } else {
-                        let _ = pages.frame_for_map(i, true);
-                    }
-                }
-                if v.cow && pte & NOT_OWNED != 0 && prot != 0 {
-                    // Still the file's page: a write must fault and copy it.
-                    self.pt.protect(va, flags & !WRITABLE);
-                } else if prot == 0 {
-                    // No access: keep the frame but drop USER, so user accesses fault and
-                    // `fault` refuses them.
-                    self.pt.protect(va, NO_EXECUTE);
+        let vmas = &mut self.vmas;
+        self.pt.batched(|pt| {
+            for k in keys {
+                Self::protect_area(vmas, pt, k, prot);
+            }
+        });
+        Ok(())
+    }
+
+    /// Gives area `k` protection `prot`, its present pages' entries too.
+    fn protect_area(vmas: &mut BTreeMap<u64, Vma>, pt: &mut PageTable, k: u64, prot: u32) {
+        let v = vmas.get_mut(&k).expect("key from the map");
+        v.prot = prot;
+        let (flags, vs, ve) = (v.pte_flags(), v.start, v.end);
+        let shared = v.shared.clone().filter(|_| prot & PROT_WRITE != 0 && !v.cow);
+        let mut present = Vec::new();
+        pt.for_each_page(vs, ve, &mut |va, pte| present.push((va, pte)));
+        for (va, pte) in present {
+            if let Some((pages, first)) = &shared {
+                // Made writable without a fault: writeback must see its stores.
+                let i = first + ((va - vs) / PAGE_SIZE) as usize;
+                if v.source.is_some() {
+                    pages.cached_for_map(i, true);
                 } else {
-                    self.pt.protect(va, flags);
+                    let _ = pages.frame_for_map(i, true);
                 }
             }
+            if v.cow && pte & NOT_OWNED != 0 && prot != 0 {
+                // Still the file's page: a write must fault and copy it.
+                pt.protect(va, flags & !WRITABLE);
+            } else if prot == 0 {
+                // No access: keep the frame but drop USER, so user accesses fault and
+                // `fault` refuses them.
+                pt.protect(va, NO_EXECUTE);
+            } else {
+                pt.protect(va, flags);
+            }
         }
-        Ok(())
     }
 
     /// Handles a user fault at `addr`.
@@ -756,20 +772,24 @@ impl UserSpace {
 fn release_pages(pt: &mut PageTable, start: u64, end: u64) {
     let mut pages = Vec::new();
     pt.for_each_page(start, end, &mut |va, _| pages.push(va));
-    for va in pages {
-        let pte = pt.unmap(va);
-        if pte & NOT_OWNED == 0 {
-            frame::free(pte_addr(pte));
+    pt.batched(|pt| {
+        for va in pages {
+            let pte = pt.unmap(va);
+            if pte & NOT_OWNED == 0 {
+                pt.free_after_flush(pte_addr(pte));
+            }
         }
-    }
+    });
 }
 
 impl Drop for UserSpace {
     fn drop(&mut self) {
         let areas: Vec<(u64, u64)> = self.vmas.values().map(|v| (v.start, v.end)).collect();
-        for (s, e) in areas {
-            release_pages(&mut self.pt, s, e);
-        }
+        self.pt.batched(|pt| {
+            for (s, e) in areas {
+                release_pages(pt, s, e);
+            }
+        });
     }
 }
 

@@ -15,14 +15,16 @@
 //! # Requests between CPUs
 //! One IPI vector, [`KICK_VECTOR`]: it ends a `hlt` (a task was queued for an idle CPU)
 //! or brings a CPU running user code into the kernel (a signal or task work for the task
-//! there; `task::return_to_user` handles it on the way out). A TLB shootdown posts a
-//! generation number in the target's mailbox and kicks it; the target flushes and
-//! answers in the interrupt, or, when it is busy in the kernel with interrupts off, in
-//! the next busy-wait (`cpu::relax`) or idle pass ([`poll_requests`]). The sender waits
-//! for every answer, so the old frames may be reused when it returns.
+//! there; `task::return_to_user` handles it on the way out), and it carries function
+//! calls ([`call_on`], Linux's `smp_call_function_many` with `wait`): the caller posts
+//! the function in each target's mailbox (one slot per calling CPU) and kicks it; the
+//! target runs it in the interrupt, or, when it is busy in the kernel with interrupts
+//! off, in its next busy-wait (`cpu::relax`) or idle pass ([`poll_requests`]). The
+//! caller waits until every target has run it. A TLB shootdown is such a call, so the
+//! old frames may be reused when it returns.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::{cpu, gdt, interrupts, lapic, percpu, switch, syscall};
 use crate::mm::phys_to_virt;
@@ -39,10 +41,18 @@ const ICR_STARTUP: u32 = 0x4600;
 /// The CPUs that are running the kernel (bit N: CPU index N).
 static ONLINE: AtomicU64 = AtomicU64::new(1);
 
-/// TLB flush requests: the newest generation asked of each CPU, and the newest it did.
-static TLB_ASKED: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
-static TLB_DONE: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
-static TLB_GEN: AtomicU64 = AtomicU64::new(0);
+/// A function posted to other CPUs by [`call_on`], and how many have yet to run it.
+struct Call<'a> {
+    f: &'a (dyn Fn() + Sync),
+    left: AtomicUsize,
+}
+
+/// `MAILBOX[target][caller]`: the [`Call`] `caller` waits for `target` to run (null:
+/// none). A caller waits for its call, so it has one slot per target.
+static MAILBOX: [[AtomicPtr<()>; percpu::MAX_CPUS]; percpu::MAX_CPUS] =
+    [const { [const { AtomicPtr::new(core::ptr::null_mut()) }; percpu::MAX_CPUS] }; percpu::MAX_CPUS];
+/// Per target: the callers whose slot is filled (bit N: CPU N).
+static POSTED: [AtomicU64; percpu::MAX_CPUS] = [const { AtomicU64::new(0) }; percpu::MAX_CPUS];
 
 /// What the boot CPU leaves for the AP it is starting.
 #[repr(C)]
@@ -120,31 +130,57 @@ pub fn send_kick(cpu: usize) {
     lapic::send_ipi(percpu::apic_id(cpu), u32::from(KICK_VECTOR));
 }
 
-/// Makes every CPU in `mask` (not this one) flush its TLB, and waits until each has.
-pub fn flush_tlbs(mask: u64) {
-    let generation = TLB_GEN.fetch_add(1, Ordering::SeqCst) + 1;
-    let targets = || (0..percpu::MAX_CPUS).filter(move |c| mask & (1 << c) != 0);
-    for c in targets() {
-        TLB_ASKED[c].fetch_max(generation, Ordering::SeqCst);
+/// Runs `f` on every online CPU in `mask` but this one, and waits until each has run it.
+/// `f` runs with interrupts off, in an interrupt handler or a busy-wait of the target: it
+/// must be short, must not sleep or take a lock the caller may hold, and must not call
+/// `call_on` itself. Not for interrupt handlers (a CPU has one slot per target).
+pub fn call_on(mask: u64, f: &(dyn Fn() + Sync)) {
+    let me = percpu::index();
+    let mask = mask & online_mask() & !(1 << me);
+    if mask == 0 {
+        return;
+    }
+    let call = Call { f, left: AtomicUsize::new(mask.count_ones() as usize) };
+    let posted = (&raw const call).cast_mut().cast::<()>();
+    for c in (0..percpu::MAX_CPUS).filter(|c| mask & (1 << c) != 0) {
+        // Release: `call` is written before the target can read it (pairs with the
+        // Acquire swap in `poll_requests`).
+        let old = MAILBOX[c][me].swap(posted, Ordering::Release);
+        assert!(old.is_null(), "call_on: CPU {me} called again before its call to CPU {c} was taken");
+        POSTED[c].fetch_or(1 << me, Ordering::SeqCst);
         send_kick(c);
     }
-    for c in targets() {
-        // Acquire pairs with the Release in `poll_requests` of that CPU.
-        while TLB_DONE[c].load(Ordering::Acquire) < generation {
-            cpu::relax();
-        }
+    // Answers calls posted to this CPU meanwhile, so two CPUs calling each other both
+    // finish. Acquire pairs with the targets' Release: what `f` did is visible after.
+    while call.left.load(Ordering::Acquire) != 0 {
+        cpu::relax();
     }
 }
 
-/// Does what other CPUs asked of this one (a TLB flush). Called by the kick interrupt,
+/// Makes every CPU in `mask` (not this one) flush its TLB, and waits until each has.
+pub fn flush_tlbs(mask: u64) {
+    call_on(mask, &|| cpu::flush_tlb());
+}
+
+/// Runs what other CPUs posted to this one ([`call_on`]). Called by the kick interrupt,
 /// every busy-wait and the idle loop.
 #[inline]
 pub fn poll_requests() {
     let me = percpu::index();
-    let asked = TLB_ASKED[me].load(Ordering::SeqCst);
-    if asked > TLB_DONE[me].load(Ordering::Relaxed) {
-        cpu::flush_tlb();
-        TLB_DONE[me].store(asked, Ordering::Release);
+    if POSTED[me].load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let callers = POSTED[me].swap(0, Ordering::SeqCst);
+    for c in (0..percpu::MAX_CPUS).filter(|c| callers & (1 << c) != 0) {
+        let posted = MAILBOX[me][c].swap(core::ptr::null_mut(), Ordering::Acquire);
+        if posted.is_null() {
+            continue; // taken by an earlier pass (an interrupt inside a busy-wait's pass)
+        }
+        // SAFETY: the caller keeps its `Call` alive until `left` reaches zero, which
+        // needs this CPU's decrement below; nothing reads it after that.
+        let call = unsafe { &*posted.cast::<Call<'_>>() };
+        (call.f)();
+        call.left.fetch_sub(1, Ordering::Release);
     }
 }
 
