@@ -45,6 +45,10 @@
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
 //! is reported and fails `make bench` (exit 1) after the tables.
 //!
+//! The tables are also written as `bench.csv`, with SVG charts (per-op costs of the
+//! syscalls and disk sections; speed-up with CPUs), into `target/bench` (`BENCH_OUT=DIR`
+//! elsewhere).
+//!
 //! Our KVM hosts emulate guest ring 0 (~2 us an instruction): guest figures there are
 //! dominated by kernel instructions; compare ratios, not absolute times, across platforms.
 
@@ -52,6 +56,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+mod plot;
 
 use tests::{guest_elf, qemu_command, qemu_command_smp, root, rootfs, scratch_dir, try_run, vmm_bin};
 
@@ -136,6 +142,8 @@ struct Bench {
     /// The host's TSC rate, given to every guest (`tsc_khz=`).
     tsc_khz: u64,
     failures: Vec<String>,
+    /// Every table row so far, for the CSV and the charts.
+    rows: Vec<plot::Row>,
 }
 
 /// The first and last lines of a transcript, for an error message.
@@ -161,8 +169,10 @@ fn bench_line(stdout: &str, name: &str) -> Result<(u64, f64), String> {
 }
 
 impl Bench {
+    /// The disk image every disk figure reads (`BENCH_IMAGE=PATH` names another: a test
+    /// gives a missing one to see the bench fail).
     fn image(&self) -> PathBuf {
-        self.dir.join("disk.img")
+        std::env::var_os("BENCH_IMAGE").map(PathBuf::from).unwrap_or_else(|| self.dir.join("disk.img"))
     }
 
     fn share(&self) -> PathBuf {
@@ -361,19 +371,36 @@ impl Bench {
             for (k, &figure) in figures.iter().enumerate() {
                 let runs = &series[&Some(figure)];
                 let ns: Vec<f64> = runs.iter().map(|s| s.ns_per_op).collect();
-                let per_op = |count: fn(&Sample) -> Option<u64>| match series.get(&None) {
-                    Some(base) => {
+                // Per operation, over the rounds; None without a baseline run (not vmm),
+                // Some(None) when a count is missing.
+                let per_op = |count: fn(&Sample) -> Option<u64>| {
+                    series.get(&None).map(|base| {
                         let per: Vec<f64> = runs
                             .iter()
                             .zip(base)
                             .filter_map(|(r, b)| Some(count(r)?.saturating_sub(count(b)?) as f64 / f64::from(p.ops + p.ops / 10)))
                             .collect();
-                        if per.is_empty() { "-".to_owned() } else { format!("{:.2}", median(&per)) }
-                    }
+                        (!per.is_empty()).then(|| median(&per))
+                    })
+                };
+                let cell = |v: Option<Option<f64>>| match v {
+                    Some(Some(x)) => format!("{x:.2}"),
+                    Some(None) => "-".to_owned(),
                     None => String::new(),
                 };
-                let exits = per_op(|s| s.exits);
-                let kicks = per_op(|s| s.kicks);
+                let (exits_op, kicks_op) = (per_op(|s| s.exits), per_op(|s| s.kicks));
+                let (exits, kicks) = (cell(exits_op), cell(kicks_op));
+                self.rows.push(plot::Row {
+                    section: short.to_owned(),
+                    platform: p.name.to_owned(),
+                    cpus: p.cpus,
+                    figure: figure.to_owned(),
+                    median_ns: median(&ns),
+                    min_ns: ns.iter().copied().fold(f64::INFINITY, f64::min),
+                    max_ns: ns.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    exits: exits_op.flatten(),
+                    kicks: kicks_op.flatten(),
+                });
                 let mut cells = Vec::new();
                 // With more CPUs: the same figure on one CPU of the same kind, round by round.
                 let one_cpu = platforms.iter().zip(&samples).find(|(q, _)| q.cpus == 1 && same_kind(q.at, p.at));
@@ -565,7 +592,7 @@ fn main() {
     let dir = scratch_dir("bench");
     make_files(&dir);
     let only = std::env::var("BENCH_ONLY").ok().map(|v| v.split(',').map(str::to_owned).collect());
-    let mut bench = Bench { dir, rounds, only, tsc_khz: host_tsc_khz(), failures: Vec::new() };
+    let mut bench = Bench { dir, rounds, only, tsc_khz: host_tsc_khz(), failures: Vec::new(), rows: Vec::new() };
     if rounds < ROUNDS {
         println!("(BENCH_ROUNDS={rounds}: fewer than {ROUNDS} rounds, a quick look rather than figures to quote)\n");
     }
@@ -729,6 +756,12 @@ fn main() {
     println!(" host's other load shows in the ranges.)");
     println!("make bench: {:.0} s; host load average (1 min) {load_before} before, {} after", start.elapsed().as_secs_f64(), load());
     let _ = std::fs::remove_dir_all(&bench.dir);
+    // The tables as CSV and charts (`BENCH_OUT=DIR`; default target/bench).
+    let out = std::env::var_os("BENCH_OUT").map(PathBuf::from).unwrap_or_else(|| root().join("target/bench"));
+    match plot::write_all(&bench.rows, &out) {
+        Ok(paths) => println!("written: {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+        Err(e) => bench.fail("output", "-", &format!("writing {}", out.display()), &e.to_string()),
+    }
     if !bench.failures.is_empty() {
         eprintln!("\nmake bench: {} run(s) FAILED:", bench.failures.len());
         for f in &bench.failures {
