@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the build and `make test` need when it is missing: QEMU (TCG guest tests,
-# benchmarks), musl-gcc and liburing (C programs for the guest), busybox-static (the shell image), e2fsprogs (ext2 tests). As root it runs apt-get; otherwise
+# benchmarks), musl-gcc and liburing (C programs for the guest), busybox-static (the shell image), e2fsprogs (ext2 tests), gdb (the debugger tests). As root it runs apt-get; otherwise
 # it prints the command and fails.
 set -euo pipefail
 
@@ -14,6 +14,9 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'
 [ -x /usr/sbin/mke2fs ] && [ -x /usr/sbin/e2fsck ] && [ -x /usr/sbin/debugfs ] || packages+=(e2fsprogs)
 # libFuzzer (the VMM's fuzz targets, run briefly by `make test`) is C++.
 command -v g++ >/dev/null || packages+=(g++)
+# gdb and nm (the test of `vmm run --gdb` and QEMU's stub, and `make gdb`).
+command -v gdb >/dev/null || packages+=(gdb)
+command -v nm >/dev/null || packages+=(binutils)
 
 [ ${#packages[@]} -eq 0 ] && exit 0
 

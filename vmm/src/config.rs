@@ -40,6 +40,8 @@ pub struct VmConfig {
     pub blk_poll: Duration,
     /// Whether each thread runs under its seccomp filter (`--no-seccomp` turns them off).
     pub seccomp: bool,
+    /// Serve a GDB remote stub on this local port (`--gdb`; see `gdb`).
+    pub gdb: Option<u16>,
 }
 
 /// `--disk FILE[,ro][,engine=sync|uring|volatile][,direct=on|off][,eio=FIRST-LAST]`.

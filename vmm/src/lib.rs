@@ -12,6 +12,7 @@ pub mod console;
 pub mod console_out;
 pub mod cpuid;
 pub mod devices;
+pub mod gdb;
 pub mod mptable;
 pub mod seccomp;
 pub mod vm;

@@ -1,7 +1,7 @@
 //! `vmm` command line: parse, build a [`VmConfig`], run, map the outcome to an exit code.
 //!
 //! Exit codes: the guest's own status when it writes to the exit device (port 0xf4; 255
-//! for a status above 255); 0 after Ctrl-A x; 124 when `--timeout` stops it; 2 for bad
+//! for a status above 255); 0 after Ctrl-A x (or gdb's kill); 124 when `--timeout` stops it; 2 for bad
 //! input; 1 for everything else (KVM unavailable, the guest crashed, a vCPU vanished).
 //! A guest may itself exit with 1, 2 or 124: `--exit-status-file` tells them apart.
 
@@ -31,7 +31,7 @@ enum Command {
     /// downwards), announced on the kernel command line as virtio_mmio.device=512@BASE:GSI.
     ///
     /// Exit codes: the status the guest writes to port 0xf4 (255 for a status above 255;
-    /// QEMU's isa-debug-exit gives (status << 1) | 1 instead); 0 after Ctrl-A x; 124 when
+    /// QEMU's isa-debug-exit gives (status << 1) | 1 instead); 0 after Ctrl-A x or gdb's kill; 124 when
     /// --timeout stopped the guest; 2 for bad input (arguments, image, disks, shares); 1
     /// for other errors (KVM unavailable, the guest crashed, a vCPU thread vanished). A
     /// guest can exit with 1, 2 or 124 too: --exit-status-file tells which it was.
@@ -108,6 +108,13 @@ struct RunArgs {
     /// uses either way.
     #[arg(long)]
     no_seccomp: bool,
+    /// Serve a GDB remote stub on 127.0.0.1:PORT: the guest waits, stopped before its
+    /// first instruction, until GDB connects (`target remote :PORT`; `make gdb`). Each
+    /// vCPU is a GDB thread. Breakpoints (break and hbreak) use the CPU's four debug
+    /// registers, so four at most; stepping runs only the stepped vCPU. The seccomp filters
+    /// are off with --gdb (the stub's socket and debug ioctls are outside them).
+    #[arg(long, value_name = "PORT")]
+    gdb: Option<u16>,
 }
 
 fn parse_mem(s: &str) -> Result<u64, String> {
@@ -183,7 +190,8 @@ fn main() -> ExitCode {
         disks: args.disk,
         shares: args.share,
         blk_poll: Duration::from_micros(u64::from(args.blk_poll_us)),
-        seccomp: !args.no_seccomp,
+        seccomp: !args.no_seccomp && args.gdb.is_none(),
+        gdb: args.gdb,
     };
     let stats = args_stats;
     let result = vm::run(&config);
@@ -232,6 +240,10 @@ fn main() -> ExitCode {
         Ok(VmExit::Exited(status)) => ExitCode::from(u8::try_from(status).unwrap_or(u8::MAX)),
         Ok(VmExit::Quit) => {
             eprintln!("vmm: quit (C-a x)");
+            ExitCode::SUCCESS
+        }
+        Ok(VmExit::Killed) => {
+            eprintln!("vmm: killed from gdb");
             ExitCode::SUCCESS
         }
         Ok(VmExit::TimedOut) => {

@@ -64,6 +64,8 @@ pub enum VmError {
     Seccomp(#[from] crate::seccomp::SeccompError),
     #[error("cannot start the device thread launcher: {0}")]
     Launcher(std::io::Error),
+    #[error("--gdb: cannot listen on 127.0.0.1: {0}")]
+    Gdb(std::io::Error),
 }
 
 impl VmError {
@@ -71,7 +73,7 @@ impl VmError {
     pub fn is_usage(&self) -> bool {
         match self {
             VmError::Boot(e) => e.is_usage(),
-            VmError::Disk { .. } | VmError::Share { .. } | VmError::TooManyDevices(_) => true,
+            VmError::Disk { .. } | VmError::Share { .. } | VmError::TooManyDevices(_) | VmError::Gdb(_) => true,
             _ => false,
         }
     }
@@ -86,6 +88,8 @@ pub enum VmExit {
     TimedOut,
     /// The user typed Ctrl-A x on the console.
     Quit,
+    /// GDB's `kill` (`--gdb`).
+    Killed,
 }
 
 fn kvm_err(what: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> VmError {
@@ -129,6 +133,22 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).map_err(kvm_err("GET_SUPPORTED_CPUID"))?;
     install_kick_handler()?;
     let (tx, rx) = mpsc::channel();
+    // --gdb: listen first (a port in use is an error before the guest starts); every
+    // vCPU parks before its first instruction until GDB lets it run.
+    let debugger = match config.gdb {
+        Some(port) => {
+            let listener = crate::gdb::listen(port).map_err(VmError::Gdb)?;
+            let dbg = Arc::new(crate::gdb::Debugger::new(mem.clone(), usize::from(config.vcpus), kick_signal()));
+            let served = Arc::clone(&dbg);
+            let quit = tx.clone();
+            let kill = move || {
+                let _ = quit.send(Ok(VmExit::Killed));
+            };
+            thread::Builder::new().name("gdb".into()).spawn(move || crate::gdb::serve(listener, served, kill)).map_err(VmError::Thread)?;
+            Some(dbg)
+        }
+        None => None,
+    };
     // From here on every way out of this function stops and joins the vCPU threads
     // (`vcpus` is dropped before `mmio`, `vm` and `mem`).
     let mut vcpus = Vcpus::new(&mem, Arc::clone(&console));
@@ -142,7 +162,10 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         if index == 0 {
             setup_boot_vcpu(&vcpu, entry.entry)?;
         }
-        vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone())?;
+        vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone(), debugger.clone())?;
+    }
+    if let Some(dbg) = &debugger {
+        dbg.set_threads(vcpus.pthreads());
     }
     // Raw mode (a terminal on stdin) until this function returns.
     let terminal = crate::console::raw_mode();
@@ -160,6 +183,10 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
 
     let started = Instant::now();
     let result = wait_for_end(&rx, config.timeout);
+    if let Some(dbg) = &debugger {
+        // Before the threads are joined: the debugger never kicks them after this.
+        dbg.end();
+    }
     vcpus.stop();
     // A stdout that does not drain must not keep vmm from ending after --timeout.
     if !bus.flush(config.timeout.map(|t| started + t + FLUSH_GRACE)) {
@@ -208,6 +235,7 @@ impl Vcpus {
         bus: Arc<IoBus>,
         mmio: Arc<MmioBus>,
         tx: mpsc::Sender<Result<VmExit, VmError>>,
+        debugger: Option<Arc<crate::gdb::Debugger>>,
     ) -> Result<(), VmError> {
         let stop = Arc::clone(&self.stop);
         let handle = thread::Builder::new()
@@ -217,7 +245,11 @@ impl Vcpus {
                 if let Err(e) = seccomp::install(seccomp::Thread::Vcpu) {
                     return report.send(Err(e.into()));
                 }
-                match run_vcpu(index, vcpu, &bus, &mmio, &stop) {
+                let result = run_vcpu(index, vcpu, &bus, &mmio, &stop, debugger.as_deref());
+                if let Some(dbg) = &debugger {
+                    dbg.vcpu_gone(usize::from(index));
+                }
+                match result {
                     Some(result) => report.send(result),
                     None => report.tx = None, // stopped: the VM is ending anyway
                 }
@@ -225,6 +257,12 @@ impl Vcpus {
             .map_err(VmError::Thread)?;
         self.threads.push(handle);
         Ok(())
+    }
+
+    /// The threads' pthread_t handles (valid until [`Vcpus::stop`] joins them).
+    fn pthreads(&self) -> Vec<libc::pthread_t> {
+        use std::os::unix::thread::JoinHandleExt;
+        self.threads.iter().map(|h| h.as_pthread_t()).collect()
     }
 
     /// Stops every vCPU thread: kicked out of KVM_RUN (again and again, until it is seen
@@ -536,11 +574,24 @@ fn count_exit(exit: &Result<VcpuExit, kvm_ioctls::Error>) {
 
 /// Runs one vCPU until the guest exits or something goes wrong; `None` once `stop` is set
 /// (the VM is ending).
-fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus, stop: &AtomicBool) -> Option<Result<VmExit, VmError>> {
+fn run_vcpu(
+    index: u8,
+    mut vcpu: VcpuFd,
+    bus: &IoBus,
+    mmio: &MmioBus,
+    stop: &AtomicBool,
+    debugger: Option<&crate::gdb::Debugger>,
+) -> Option<Result<VmExit, VmError>> {
     let _kick = KickTarget::set(&mut vcpu);
     Some(loop {
         if stop.load(Ordering::SeqCst) {
             return None;
+        }
+        if let Some(dbg) = debugger {
+            dbg.checkpoint(usize::from(index), &vcpu);
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
         }
         let exit = vcpu.run();
         count_exit(&exit);
@@ -563,6 +614,12 @@ fn run_vcpu(index: u8, mut vcpu: VcpuFd, bus: &IoBus, mmio: &MmioBus, stop: &Ato
             Ok(VcpuExit::MmioWrite(addr, data)) if mmio.write(addr, data) => continue,
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 log::debug!("vcpu{index}: write to unemulated MMIO {addr:#x}: {data:x?}");
+                continue;
+            }
+            Ok(VcpuExit::Debug(arch)) if debugger.is_some() => {
+                if let Some(dbg) = debugger {
+                    dbg.debug_exit(usize::from(index), &vcpu, arch.dr6);
+                }
                 continue;
             }
             Ok(VcpuExit::Hlt) => "halted with interrupts off (HLT)".to_owned(),
@@ -646,7 +703,7 @@ mod tests {
                 (sregs.cs.base, sregs.cs.selector) = (0, 0);
                 vcpu.set_sregs(&sregs).unwrap();
                 vcpu.set_regs(&kvm_bindings::kvm_regs { rip: 0x1000, rflags: 2, ..Default::default() }).unwrap();
-                vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone()).unwrap();
+                vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone(), None).unwrap();
             }
             if round % 2 == 1 {
                 thread::sleep(Duration::from_millis(50)); // well inside KVM_RUN by now
