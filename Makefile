@@ -21,7 +21,7 @@ URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 
-.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-shell run-shell-qemu test test-smp bench fuzz fuzz-vmm deps rust-target clean
+.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-gdb gdb run-shell run-shell-qemu test test-smp bench fuzz fuzz-vmm bench-peer deps rust-target clean
 
 all: vmm $(GUEST) $(ROOTFS) $(BUSYBOX)
 
@@ -82,6 +82,17 @@ run-qemu: all
 	@scripts/install-deps.sh
 	scripts/qemu.sh $(GUEST) "$(RUN_CMDLINE)" -initrd $(ROOTFS)
 
+# Debugging the kernel: `make run-gdb` boots it under vmm stopped before its first
+# instruction, waiting for GDB on GDB_PORT; `make gdb` (another terminal) attaches GDB with
+# the kernel's symbols.
+GDB_PORT ?= 1234
+run-gdb: all
+	$(VMM) run $(GUEST) --initrd $(ROOTFS) --cmdline "$(RUN_CMDLINE)" --gdb $(GDB_PORT)
+
+gdb:
+	@scripts/install-deps.sh
+	gdb $(GUEST) -ex "target remote 127.0.0.1:$(GDB_PORT)"
+
 # An interactive shell on the console (C-a x quits).
 SHELL_CMDLINE ?= init=/bin/sh
 run-shell: all
@@ -101,7 +112,7 @@ test: deps all
 	FUZZ_VMM_SECONDS=10 scripts/fuzz-vmm.sh
 
 # The guest suites (systest, uring-test, fuzz, blktest, sharetest, ext2) with 1, 2 and 4
-# CPUs under vmm and QEMU TCG (make test: 1 under vmm, 4 under QEMU): longer than CI's budget.
+# CPUs under vmm and QEMU TCG (make test: 2 under vmm, 4 under QEMU): longer than CI's budget.
 test-smp: deps all
 	for n in 1 2 4; do TEST_VMM_VCPUS=$$n TEST_QEMU_SMP=$$n scripts/run-tests.sh --test userspace --test io_uring --test virtio --test ext2 || exit 1; done
 
@@ -117,6 +128,11 @@ fuzz-vmm:
 
 bench: deps all
 	$(CARGO) run --release -q -p tests --bin bench
+
+# Linux 6.1 (Debian's kernel, downloaded into target/peer) beside our guest under one QEMU
+# command with -icount shift=0: instructions per operation (see scripts/bench-peer.sh).
+bench-peer: deps all
+	scripts/bench-peer.sh
 
 clean:
 	$(CARGO) clean

@@ -64,7 +64,8 @@ on_both_platforms!(every_cpu_submits_on_its_own_queue, |p| {
             (out, tests::qemu_smp().parse().unwrap())
         }
     };
-    out.assert_stdout(&format!("/dev/vda: 8 MiB, {cpus} queues (one per CPU) of 256 + a polled queue"))
+    let queues = if cpus == 1 { "1 queue".to_owned() } else { format!("{cpus} queues (one per CPU)") };
+    out.assert_stdout(&format!("/dev/vda: 8 MiB, {queues} of 256 + a polled queue"))
         .assert_stdout(&format!("blktest: mq ok on {cpus} CPUs"))
         .assert_init_status(p, 0);
     if p == Platform::Vmm {
