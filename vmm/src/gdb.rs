@@ -185,10 +185,10 @@ impl Debugger {
         if st.ended {
             return;
         }
-        if let Some(s) = snapshot.filter(|s| s.dirty) {
-            if let Err(e) = vcpu.set_regs(&s.regs) {
-                log::warn!("gdb: vCPU {index}: KVM_SET_REGS: {e}");
-            }
+        if let Some(s) = snapshot.filter(|s| s.dirty)
+            && let Err(e) = vcpu.set_regs(&s.regs)
+        {
+            log::warn!("gdb: vCPU {index}: KVM_SET_REGS: {e}");
         }
         let mut debug = kvm_guest_debug::default();
         let mut dr7 = 0;
