@@ -434,6 +434,16 @@ impl Bench {
     }
 }
 
+/// Our guest with 1, 2 and 4 CPUs under `vmm run` and QEMU multi-threaded TCG, with
+/// `vmm_ops` and `qemu_ops` operations per run (the scaling sections).
+fn cpu_platforms(vmm_ops: u32, qemu_ops: u32) -> Vec<Platform> {
+    let vmm = [("vmm 1 vCPU", 1), ("vmm 2 vCPUs", 2), ("vmm 4 vCPUs", 4)];
+    let qemu = [("QEMU MTTCG 1 CPU", 1), ("QEMU MTTCG 2 CPUs", 2), ("QEMU MTTCG 4 CPUs", 4)];
+    let vmm = vmm.map(|(name, cpus)| Platform { name, at: Where::Vmm("uring", None), cpus, ops: vmm_ops });
+    let qemu = qemu.map(|(name, cpus)| Platform { name, at: Where::Qemu, cpus, ops: qemu_ops });
+    vmm.into_iter().chain(qemu).collect()
+}
+
 /// Whether two platforms differ only in their CPUs (the scaling sections' "1cpu/this").
 fn same_kind(a: Where, b: Where) -> bool {
     match (a, b) {
@@ -706,16 +716,8 @@ fn main() {
             ("clock_vdso", "clock_syscall", "syscall/this"),
         ],
     );
-    let cpus_of = |name, at, cpus, ops| Platform { name, at, cpus, ops };
-    let scaling_platforms = [
-        cpus_of("host Linux", Where::Host, 1, 20000),
-        cpus_of("vmm 1 vCPU", Where::Vmm("uring", None), 1, 2000),
-        cpus_of("vmm 2 vCPUs", Where::Vmm("uring", None), 2, 2000),
-        cpus_of("vmm 4 vCPUs", Where::Vmm("uring", None), 4, 2000),
-        cpus_of("QEMU MTTCG 1 CPU", Where::Qemu, 1, 20000),
-        cpus_of("QEMU MTTCG 2 CPUs", Where::Qemu, 2, 20000),
-        cpus_of("QEMU MTTCG 4 CPUs", Where::Qemu, 4, 20000),
-    ];
+    let mut scaling_platforms = vec![Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 20000 }];
+    scaling_platforms.extend(cpu_platforms(2000, 20000));
     bench.section(
         "scaling",
         "scaling with CPUs: io_uring NOPs in batches of 32 from one thread on one ring, from one thread per CPU (each pinned, a ring\n  \
@@ -727,20 +729,13 @@ fn main() {
         &SCALING,
         &[("nop_threads", "nop_batch32", "batch32/this"), ("nop_sqpoll_aff", "nop_batch32", "batch32/this")],
     );
-    let disk_scaling_platforms = [
-        cpus_of("vmm 1 vCPU", Where::Vmm("uring", None), 1, 200),
-        cpus_of("vmm 2 vCPUs", Where::Vmm("uring", None), 2, 200),
-        cpus_of("vmm 4 vCPUs", Where::Vmm("uring", None), 4, 200),
-        cpus_of("QEMU MTTCG 1 CPU", Where::Qemu, 1, 2000),
-        cpus_of("QEMU MTTCG 2 CPUs", Where::Qemu, 2, 2000),
-        cpus_of("QEMU MTTCG 4 CPUs", Where::Qemu, 4, 2000),
-    ];
+    let disk_scaling_platforms = cpu_platforms(200, 2000);
     bench.section(
         "scaling disk",
-        "scaling with CPUs: 4 KiB random disk reads at QD32 (O_DIRECT, devices as in the disk section, a request queue per CPU),
-           from one thread, from one thread per CPU (each pinned, a ring each: ns/op is wall time over all reads), and through an SQ
-           poller bound to the last CPU (SQ_AFF) fed by a thread on the first waiting for CQEs in user space, interrupt-driven and
-           with IOPOLL (the polled queue); our guest only (the host's disk has no poll queues)",
+        "scaling with CPUs: 4 KiB random disk reads at QD32 (O_DIRECT, devices as in the disk section, a request queue per CPU),\n  \
+         from one thread, from one thread per CPU (each pinned, a ring each: ns/op is wall time over all reads), and through an SQ\n  \
+         poller bound to the last CPU (SQ_AFF) fed by a thread on the first waiting for CQEs in user space, interrupt-driven and\n  \
+         with IOPOLL (the polled queue); our guest only (the host's disk has no poll queues)",
         Target::Disk,
         &disk_scaling_platforms,
         &SCALING_DISK,
