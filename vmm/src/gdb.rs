@@ -82,6 +82,9 @@ struct State {
     step: Option<usize>,
     /// The VM is ending: nobody parks, and the vCPU threads may be joined (never kicked).
     ended: bool,
+    /// GDB has gone: nobody parks, and a vCPU still holding breakpoints drops them when
+    /// it hits one.
+    detached: bool,
     /// The vCPU threads, for kicks out of KVM_RUN.
     threads: Vec<libc::pthread_t>,
 }
@@ -107,6 +110,7 @@ impl Debugger {
             slots: [None; SLOTS],
             step: None,
             ended: false,
+            detached: false,
             threads: Vec::new(),
         };
         Self { state: Mutex::new(state), changed: Condvar::new(), mem, vcpus, kick_signal }
@@ -151,7 +155,7 @@ impl Debugger {
     /// (but for the vCPU being stepped).
     pub fn checkpoint(&self, index: usize, vcpu: &VcpuFd) {
         let st = self.lock();
-        if st.halt && !st.ended && st.step != Some(index) {
+        if st.halt && !st.ended && !st.detached && st.step != Some(index) {
             self.park(index, vcpu, st);
         }
     }
@@ -159,6 +163,13 @@ impl Debugger {
     /// vCPU `index` took a debug exit (`dr6` says why): the target stops.
     pub fn debug_exit(&self, index: usize, vcpu: &VcpuFd, dr6: u64) {
         let mut st = self.lock();
+        if st.detached {
+            // Armed before GDB went away: run on without them.
+            if let Err(e) = vcpu.set_guest_debug(&kvm_guest_debug::default()) {
+                log::warn!("gdb: vCPU {index}: KVM_SET_GUEST_DEBUG: {e}");
+            }
+            return;
+        }
         if st.stop.is_none() {
             let hit = (0..SLOTS).find(|&i| dr6 & (1 << i) != 0).and_then(|i| st.slots[i]);
             st.stop = Some(match hit {
@@ -525,7 +536,7 @@ pub fn serve(listener: TcpListener, dbg: Arc<Debugger>, kill: impl FnOnce()) {
         Ok((conn, _)) => conn,
         Err(e) => {
             log::error!("gdb: accept: {e}");
-            return dbg.resume(u64::MAX, None);
+            return detach(&dbg);
         }
     };
     let _ = conn.set_nodelay(true);
@@ -538,7 +549,15 @@ pub fn serve(listener: TcpListener, dbg: Arc<Debugger>, kill: impl FnOnce()) {
         Ok(reason) => log::info!("gdb session ended: {reason:?}"),
         Err(e) => log::error!("gdb: {e}"),
     }
-    // Whatever ended the session, the guest runs without breakpoints from now on.
-    dbg.lock().slots = [None; SLOTS];
+    detach(&dbg);
+}
+
+/// Whatever ended the session, the guest runs on without breakpoints or stops.
+fn detach(dbg: &Debugger) {
+    {
+        let mut st = dbg.lock();
+        st.slots = [None; SLOTS];
+        st.detached = true;
+    }
     dbg.resume(u64::MAX, None);
 }
