@@ -246,8 +246,10 @@ impl Debugger {
                 Some(s) => s == i,
                 None => runners & (1 << i) != 0,
             };
-            if runs {
-                st.wake[i] = st.parked[i].take();
+            // Only a parked vCPU is woken: one still waking from an earlier resume keeps
+            // the snapshot that resume gave it.
+            if runs && let Some(snapshot) = st.parked[i].take() {
+                st.wake[i] = Some(snapshot);
             }
         }
         self.changed.notify_all();
@@ -396,6 +398,9 @@ impl MultiThreadResume for DebugTarget {
         if signal.is_some() {
             return Err("signals cannot be delivered to a vCPU");
         }
+        if tid.get() > self.dbg.vcpus {
+            return Err("no such thread");
+        }
         self.run |= 1 << (tid.get() - 1);
         Ok(())
     }
@@ -420,6 +425,9 @@ impl MultiThreadSingleStep for DebugTarget {
     fn set_resume_action_step(&mut self, tid: Tid, signal: Option<Signal>) -> Result<(), Self::Error> {
         if signal.is_some() {
             return Err("signals cannot be delivered to a vCPU");
+        }
+        if tid.get() > self.dbg.vcpus {
+            return Err("no such thread");
         }
         self.step = Some(tid.get() - 1);
         Ok(())
@@ -518,6 +526,9 @@ impl BlockingEventLoop for EventLoop {
 
     fn on_interrupt(target: &mut Self::Target) -> Result<Option<Self::StopReason>, &'static str> {
         let mut st = target.dbg.lock();
+        // A vCPU being stepped parks too (a step that never ends: an AP waiting for its
+        // start-up IPI, `cli; hlt`).
+        st.step = None;
         target.dbg.halt_all(&mut st);
         Ok(None)
     }

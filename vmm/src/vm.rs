@@ -151,7 +151,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     };
     // From here on every way out of this function stops and joins the vCPU threads
     // (`vcpus` is dropped before `mmio`, `vm` and `mem`).
-    let mut vcpus = Vcpus::new(&mem, Arc::clone(&console));
+    let mut vcpus = Vcpus::new(&mem, Arc::clone(&console), debugger.clone());
     for index in 0..config.vcpus {
         let vcpu = vm.create_vcpu(u64::from(index)).map_err(kvm_err("CREATE_VCPU"))?;
         let mut entries = supported.as_slice().to_vec();
@@ -162,7 +162,7 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         if index == 0 {
             setup_boot_vcpu(&vcpu, entry.entry)?;
         }
-        vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone(), debugger.clone())?;
+        vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone())?;
     }
     if let Some(dbg) = &debugger {
         dbg.set_threads(vcpus.pthreads());
@@ -183,10 +183,6 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
 
     let started = Instant::now();
     let result = wait_for_end(&rx, config.timeout);
-    if let Some(dbg) = &debugger {
-        // Before the threads are joined: the debugger never kicks them after this.
-        dbg.end();
-    }
     vcpus.stop();
     // A stdout that does not drain must not keep vmm from ending after --timeout.
     if !bus.flush(config.timeout.map(|t| started + t + FLUSH_GRACE)) {
@@ -220,11 +216,13 @@ struct Vcpus {
     stop: Arc<AtomicBool>,
     console: Arc<ConsoleOut>,
     mem: GuestMemoryMmap,
+    /// `--gdb`: parked vCPUs are let go (and never kicked by it again) before the joins.
+    debugger: Option<Arc<crate::gdb::Debugger>>,
 }
 
 impl Vcpus {
-    fn new(mem: &GuestMemoryMmap, console: Arc<ConsoleOut>) -> Self {
-        Self { threads: Vec::new(), stop: Arc::new(AtomicBool::new(false)), console, mem: mem.clone() }
+    fn new(mem: &GuestMemoryMmap, console: Arc<ConsoleOut>, debugger: Option<Arc<crate::gdb::Debugger>>) -> Self {
+        Self { threads: Vec::new(), stop: Arc::new(AtomicBool::new(false)), console, mem: mem.clone(), debugger }
     }
 
     /// Starts vCPU `index`'s thread; it sends how the guest ended on `tx`.
@@ -235,9 +233,9 @@ impl Vcpus {
         bus: Arc<IoBus>,
         mmio: Arc<MmioBus>,
         tx: mpsc::Sender<Result<VmExit, VmError>>,
-        debugger: Option<Arc<crate::gdb::Debugger>>,
     ) -> Result<(), VmError> {
         let stop = Arc::clone(&self.stop);
+        let debugger = self.debugger.clone();
         let handle = thread::Builder::new()
             .name(format!("vcpu{index}"))
             .spawn(move || {
@@ -273,6 +271,9 @@ impl Vcpus {
         self.stop.store(true, Ordering::SeqCst);
         // A vCPU waiting for room in the console's buffer gives up waiting.
         self.console.close();
+        if let Some(dbg) = &self.debugger {
+            dbg.end();
+        }
         let deadline = Instant::now() + STOP_TIMEOUT;
         for handle in self.threads.drain(..) {
             while !handle.is_finished() {
@@ -695,7 +696,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let mut id = 0u64;
         for round in 0..10 {
-            let mut vcpus = Vcpus::new(&mem, Arc::clone(&console));
+            let mut vcpus = Vcpus::new(&mem, Arc::clone(&console), None);
             for index in 0..2 {
                 let vcpu = vm.create_vcpu(id).unwrap();
                 id += 1;
@@ -703,7 +704,7 @@ mod tests {
                 (sregs.cs.base, sregs.cs.selector) = (0, 0);
                 vcpu.set_sregs(&sregs).unwrap();
                 vcpu.set_regs(&kvm_bindings::kvm_regs { rip: 0x1000, rflags: 2, ..Default::default() }).unwrap();
-                vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone(), None).unwrap();
+                vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone()).unwrap();
             }
             if round % 2 == 1 {
                 thread::sleep(Duration::from_millis(50)); // well inside KVM_RUN by now

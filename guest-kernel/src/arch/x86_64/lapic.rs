@@ -120,10 +120,16 @@ pub fn id() -> u32 {
 /// Sends an inter-processor interrupt to the CPU with `apic_id`; `command` is the ICR's
 /// low word (vector, delivery mode, level). Waits until the APIC has taken it.
 pub fn send_ipi(apic_id: u32, command: u32) {
+    // Interrupts off: a handler sending its own IPI between the two writes would send
+    // this one to its destination.
+    let were_on = super::cpu::disable_interrupts();
     write(REG_ICR_HIGH, apic_id << 24);
     write(REG_ICR_LOW, command);
     while read(REG_ICR_LOW) & ICR_PENDING != 0 {
         core::hint::spin_loop();
+    }
+    if were_on {
+        super::cpu::enable_interrupts();
     }
 }
 

@@ -140,6 +140,9 @@ pub fn call_on(mask: u64, f: &(dyn Fn() + Sync)) {
     if mask == 0 {
         return;
     }
+    // Interrupts off throughout: a handler on this CPU cannot post a second call into this
+    // CPU's slots while they are in use (the kernel runs with them off anyway).
+    let were_on = cpu::disable_interrupts();
     let call = Call { f, left: AtomicUsize::new(mask.count_ones() as usize) };
     let posted = (&raw const call).cast_mut().cast::<()>();
     for c in (0..percpu::MAX_CPUS).filter(|c| mask & (1 << c) != 0) {
@@ -154,6 +157,9 @@ pub fn call_on(mask: u64, f: &(dyn Fn() + Sync)) {
     // finish. Acquire pairs with the targets' Release: what `f` did is visible after.
     while call.left.load(Ordering::Acquire) != 0 {
         cpu::relax();
+    }
+    if were_on {
+        cpu::enable_interrupts();
     }
 }
 
