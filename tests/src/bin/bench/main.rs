@@ -47,7 +47,7 @@
 //!
 //! The tables are also written as `bench.csv`, with SVG charts (per-op costs of the
 //! syscalls and disk sections; speed-up with CPUs), into `target/bench` (`BENCH_OUT=DIR`
-//! elsewhere).
+//! elsewhere); `bench --plot RUN.csv` draws the charts again from such a CSV.
 //!
 //! Our KVM hosts emulate guest ring 0 (~2 us an instruction): guest figures there are
 //! dominated by kernel instructions; compare ratios, not absolute times, across platforms.
@@ -595,6 +595,22 @@ fn make_files(dir: &Path) {
 }
 
 fn main() {
+    // `bench --plot RUN.csv`: the charts again from a run's CSV, beside it.
+    if let [_, flag, csv] = &std::env::args().collect::<Vec<_>>()[..]
+        && flag == "--plot"
+    {
+        let path = Path::new(csv);
+        let rows = std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| plot::from_csv(&t));
+        let written = rows.and_then(|rows| plot::write_all(&rows, path.parent().unwrap_or(Path::new("."))).map_err(|e| e.to_string()));
+        match written {
+            Ok(paths) => println!("written: {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")),
+            Err(e) => {
+                eprintln!("bench --plot {csv}: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     let rounds = std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROUNDS).max(1);
     let start = Instant::now();
     let load = || std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_owned)).unwrap_or_default();
