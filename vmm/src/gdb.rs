@@ -511,7 +511,7 @@ impl BlockingEventLoop for EventLoop {
                     Stop::Breakpoint { vcpu, sw: true } => MultiThreadStopReason::SwBreak(tid(vcpu)),
                     Stop::Breakpoint { vcpu, sw: false } => MultiThreadStopReason::HwBreak(tid(vcpu)),
                     Stop::Step(vcpu) => MultiThreadStopReason::SignalWithThread { tid: tid(vcpu), signal: Signal::SIGTRAP },
-                    Stop::Interrupted => MultiThreadStopReason::Signal(Signal::SIGINT),
+                    Stop::Interrupted => MultiThreadStopReason::SignalWithThread { tid: tid(0), signal: Signal::SIGINT },
                 }));
             }
             // GDB's next byte (Ctrl-C while running), or a look at the vCPUs every 10 ms.
