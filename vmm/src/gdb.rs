@@ -15,6 +15,9 @@
 //! set on every vCPU with KVM_SET_GUEST_DEBUG): at most four at once. No breakpoint writes
 //! `int3` into the guest: on PVM-based KVM hosts `int3` in ring 0 ends the guest. A step
 //! (`stepi`) runs only the stepped vCPU; the others stay parked (GDB's scheduler locking).
+//! Registers read are all of GDB's x86-64 set (x87 and SSE from KVM_GET_FPU); writes may
+//! change the general registers, RIP and RFLAGS, and any other change is refused (an
+//! error to GDB). There are no watchpoints (GDB is told they are unsupported).
 
 use std::net::{TcpListener, TcpStream};
 use std::num::NonZeroUsize;
@@ -34,7 +37,7 @@ use gdbstub::target::ext::breakpoints::{Breakpoints, BreakpointsOps, HwBreakpoin
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 use gdbstub_arch::x86::X86_64_SSE;
-use kvm_bindings::{kvm_guest_debug, kvm_regs, kvm_sregs, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP};
+use kvm_bindings::{kvm_fpu, kvm_guest_debug, kvm_regs, kvm_sregs, KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP};
 use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -48,6 +51,7 @@ const DR6_BS: u64 = 1 << 14;
 struct Snapshot {
     regs: kvm_regs,
     sregs: kvm_sregs,
+    fpu: kvm_fpu,
     /// GDB changed `regs`: the vCPU loads them before it runs.
     dirty: bool,
 }
@@ -187,7 +191,8 @@ impl Debugger {
     fn park(&self, index: usize, vcpu: &VcpuFd, mut st: MutexGuard<'_, State>) {
         let regs = vcpu.get_regs().unwrap_or_default();
         let sregs = vcpu.get_sregs().unwrap_or_default();
-        st.parked[index] = Some(Snapshot { regs, sregs, dirty: false });
+        let fpu = vcpu.get_fpu().unwrap_or_default();
+        st.parked[index] = Some(Snapshot { regs, sregs, fpu, dirty: false });
         self.changed.notify_all();
         while !st.ended && st.wake[index].is_none() {
             st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -287,6 +292,36 @@ impl Debugger {
     }
 }
 
+/// A parked vCPU's registers as GDB's x86-64 description has them. The x87 tag word is
+/// rebuilt from KVM's abridged one (a register is valid or empty).
+fn core_regs(s: &Snapshot) -> X86_64CoreRegs {
+    let (r, sr, f) = (&s.regs, &s.sregs, &s.fpu);
+    let mut regs = X86_64CoreRegs {
+        regs: [r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15],
+        rip: r.rip,
+        eflags: r.rflags as u32,
+        mxcsr: f.mxcsr,
+        ..Default::default()
+    };
+    let seg = &mut regs.segments;
+    (seg.cs, seg.ss, seg.ds, seg.es, seg.fs, seg.gs) =
+        (sr.cs.selector.into(), sr.ss.selector.into(), sr.ds.selector.into(), sr.es.selector.into(), sr.fs.selector.into(), sr.gs.selector.into());
+    for (st, fpr) in regs.st.iter_mut().zip(&f.fpr) {
+        st.copy_from_slice(&fpr[..10]);
+    }
+    for (xmm, bytes) in regs.xmm.iter_mut().zip(&f.xmm) {
+        *xmm = u128::from_le_bytes(*bytes);
+    }
+    let ftag = (0..8).fold(0u32, |tag, i| tag | if f.ftwx & (1 << i) != 0 { 0 } else { 3 << (2 * i) });
+    regs.fpu.fctrl = f.fcw.into();
+    regs.fpu.fstat = f.fsw.into();
+    regs.fpu.ftag = ftag;
+    regs.fpu.fioff = f.last_ip as u32;
+    regs.fpu.fooff = f.last_dp as u32;
+    regs.fpu.fop = f.last_opcode.into();
+    regs
+}
+
 /// The GDB side of the debugger: the gdbstub target.
 struct DebugTarget {
     dbg: Arc<Debugger>,
@@ -314,24 +349,21 @@ impl Target for DebugTarget {
 impl MultiThreadBase for DebugTarget {
     fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
         let s = self.dbg.with_snapshot(tid, |s| *s).ok_or(TargetError::NonFatal)?;
-        let r = &s.regs;
-        regs.regs = [r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp, r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15];
-        regs.rip = r.rip;
-        regs.eflags = r.rflags as u32;
-        let sr = &s.sregs;
-        regs.segments.cs = u32::from(sr.cs.selector);
-        regs.segments.ss = u32::from(sr.ss.selector);
-        regs.segments.ds = u32::from(sr.ds.selector);
-        regs.segments.es = u32::from(sr.es.selector);
-        regs.segments.fs = u32::from(sr.fs.selector);
-        regs.segments.gs = u32::from(sr.gs.selector);
+        *regs = core_regs(&s);
         Ok(())
     }
 
-    /// The general registers, RIP and RFLAGS (segment and FPU registers stay).
+    /// The general registers, RIP and RFLAGS; a change to any other (segment, x87, SSE)
+    /// is refused, as the stub cannot load it.
     fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
         self.dbg
             .with_snapshot(tid, |s| {
+                let mut writable = core_regs(s);
+                (writable.regs, writable.rip, writable.eflags) = (regs.regs, regs.rip, regs.eflags);
+                if writable != *regs {
+                    log::warn!("gdb: only the general registers, RIP and RFLAGS can be written");
+                    return Err(TargetError::NonFatal);
+                }
                 let g = &regs.regs;
                 let r = &mut s.regs;
                 (r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp, r.rsp) = (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
@@ -339,8 +371,9 @@ impl MultiThreadBase for DebugTarget {
                 r.rip = regs.rip;
                 r.rflags = (r.rflags & !0xffff_ffff) | u64::from(regs.eflags);
                 s.dirty = true;
+                Ok(())
             })
-            .ok_or(TargetError::NonFatal)
+            .ok_or(TargetError::NonFatal)?
     }
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
