@@ -991,6 +991,12 @@ pub fn prlimit64(
     })
 }
 
+/// sched_setaffinity(2) with a mask of the first 64 CPUs.
+pub fn sched_setaffinity(pid: i32, mask: u64) -> Result {
+    // SAFETY: the kernel reads 8 bytes of `mask`.
+    ret(unsafe { syscall3(nr::SCHED_SETAFFINITY, pid as usize, 8, &raw const mask as usize) })
+}
+
 /// sched_getaffinity(2). The raw syscall returns the size of the kernel's CPU mask in
 /// bytes (the libc function returns 0).
 pub fn sched_getaffinity(pid: i32, mask: &mut [u8]) -> Result {

@@ -86,14 +86,20 @@ static void seed(void)
 			die("posix_fadvise: %s", strerror(err));
 	}
 }
+/* A random block's offset from the xorshift64* generator `state`. */
+static uint64_t random_off(uint64_t *state)
+{
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return ((*state * 0x2545f4914f6cdd1dull) >> 11) % nblocks * BS;
+}
+
 static uint64_t next_off(void)
 {
 	if (cold_fd >= 0) /* a prime stride: distinct blocks until it wraps */
 		return (cold_next++ * 1000003ull + 12345) % nblocks * BS;
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return ((rng * 0x2545f4914f6cdd1dull) >> 11) % nblocks * BS;
+	return random_off(&rng);
 }
 
 static void report(const char *name, uint64_t ops, uint64_t t0, uint64_t t1)
@@ -463,12 +469,8 @@ static void *reader_main(void *arg)
 	while (done < t->ops) {
 		while (nfree > 0 && issued < t->ops) {
 			int slot = free_slots[--nfree];
-			state ^= state >> 12;
-			state ^= state << 25;
-			state ^= state >> 27;
-			uint64_t off = ((state * 0x2545f4914f6cdd1dull) >> 11) % nblocks * BS;
 			struct io_uring_sqe *sqe = get_sqe(&r);
-			io_uring_prep_read(sqe, t->fd, bufs + (size_t)slot * BS, BS, off);
+			io_uring_prep_read(sqe, t->fd, bufs + (size_t)slot * BS, BS, random_off(&state));
 			sqe->user_data = (uint64_t)slot;
 			issued++;
 		}

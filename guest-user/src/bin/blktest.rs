@@ -247,10 +247,7 @@ fn mq(dev: &str) -> Result<u32, (&'static str, Errno)> {
     let mut threads = [const { None }; 64];
     for cpu in (0..64usize).filter(|c| all & (1 << c) != 0) {
         let t = ulib::thread::spawn(move || {
-            let mask = 1u64 << cpu;
-            // SAFETY: the kernel reads 8 bytes of `mask`.
-            let pinned = sys::ret(unsafe { sys::syscall3(ulib::nr::SCHED_SETAFFINITY, 0, 8, &raw const mask as usize) });
-            if pinned.is_err() {
+            if sys::sched_setaffinity(0, 1 << cpu).is_err() {
                 return 1;
             }
             let mut page = Page([0; BLOCK]);

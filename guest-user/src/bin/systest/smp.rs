@@ -17,11 +17,6 @@ pub const TESTS: &[Test] = tests![
     pinned_threads_pass_bytes_through_a_pipe,
 ];
 
-fn setaffinity(pid: usize, mask: u64) -> ulib::errno::Result {
-    // SAFETY: the kernel reads 8 bytes of `mask`.
-    sys::ret(unsafe { syscall3(nr::SCHED_SETAFFINITY, pid, 8, &raw const mask as usize) })
-}
-
 fn getaffinity() -> Result<u64, Failure> {
     let mut mask = [0u8; 8];
     check_eq!(sys::sched_getaffinity(0, &mut mask), Ok(8));
@@ -43,11 +38,11 @@ fn cpus() -> Result<u64, Failure> {
 fn setaffinity_moves_the_caller_to_each_cpu() -> TestResult {
     let all = cpus()?;
     for cpu in (0..64).filter(|c| all & (1 << c) != 0) {
-        check_eq!(setaffinity(0, 1 << cpu), Ok(0));
+        check_eq!(sys::sched_setaffinity(0, 1 << cpu), Ok(0));
         check_eq!(getcpu()?, cpu);
         check_eq!(getaffinity()?, 1 << cpu);
     }
-    check_eq!(setaffinity(0, all), Ok(0));
+    check_eq!(sys::sched_setaffinity(0, all), Ok(0));
     check_eq!(getaffinity()?, all);
     Ok(())
 }
@@ -55,8 +50,8 @@ fn setaffinity_moves_the_caller_to_each_cpu() -> TestResult {
 fn setaffinity_without_an_online_cpu_is_einval() -> TestResult {
     let all = cpus()?;
     check!(all & (1 << 63) == 0, "CPU 63 is online");
-    check_err!(setaffinity(0, 1 << 63), EINVAL);
-    check_err!(setaffinity(0, 0), EINVAL);
+    check_err!(sys::sched_setaffinity(0, 1 << 63), EINVAL);
+    check_err!(sys::sched_setaffinity(0, 0), EINVAL);
     check_eq!(getaffinity()?, all);
     Ok(())
 }
@@ -64,21 +59,21 @@ fn setaffinity_without_an_online_cpu_is_einval() -> TestResult {
 fn affinity_is_per_thread_and_inherited() -> TestResult {
     let all = cpus()?;
     let last = 63 - all.leading_zeros();
-    check_eq!(setaffinity(0, 1 << last), Ok(0));
+    check_eq!(sys::sched_setaffinity(0, 1 << last), Ok(0));
     // A thread starts with its creator's mask and may change its own alone.
     let t = check_ok!(thread::spawn(move || {
         let mut mask = [0u8; 8];
         if sys::sched_getaffinity(0, &mut mask) != Ok(8) || u64::from_le_bytes(mask) != 1 << last {
             return 1;
         }
-        if setaffinity(0, all) != Ok(0) {
+        if sys::sched_setaffinity(0, all) != Ok(0) {
             return 2;
         }
         0
     }));
     let r = t.join();
     let mine = getaffinity()?;
-    check_eq!(setaffinity(0, all), Ok(0));
+    check_eq!(sys::sched_setaffinity(0, all), Ok(0));
     check_eq!(r, 0);
     check_eq!(mine, 1 << last);
     Ok(())
@@ -108,7 +103,7 @@ fn on_every_cpu(f: fn(u32, usize) -> i32, arg: usize) -> TestResult {
     let mut handles = [const { None }; 64];
     for cpu in (0..64u32).filter(|c| all & (1 << c) != 0) {
         handles[cpu as usize] = Some(check_ok!(thread::spawn(move || {
-            if setaffinity(0, 1 << cpu) != Ok(0) {
+            if sys::sched_setaffinity(0, 1 << cpu) != Ok(0) {
                 return 100;
             }
             f(cpu, arg)
