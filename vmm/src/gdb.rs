@@ -290,6 +290,22 @@ impl Debugger {
         }
         None
     }
+
+    /// Calls `f(offset, guest-physical address, bytes)` for each page-sized piece of
+    /// `len` bytes at `start` as vCPU `tid` sees them, until a piece does not translate or
+    /// `f` fails; returns the bytes done.
+    fn each_page(&self, tid: Tid, start: u64, len: usize, mut f: impl FnMut(usize, u64, usize) -> bool) -> usize {
+        let mut done = 0;
+        while done < len {
+            let Some((pa, room)) = self.translate(tid, start.wrapping_add(done as u64)) else { break };
+            let n = (len - done).min(room as usize);
+            if !f(done, pa, n) {
+                break;
+            }
+            done += n;
+        }
+        done
+    }
 }
 
 /// A parked vCPU's registers as GDB's x86-64 description has them. The x87 tag word is
@@ -377,15 +393,8 @@ impl MultiThreadBase for DebugTarget {
     }
 
     fn read_addrs(&mut self, start: u64, data: &mut [u8], tid: Tid) -> TargetResult<usize, Self> {
-        let mut done = 0;
-        while done < data.len() {
-            let Some((pa, room)) = self.dbg.translate(tid, start.wrapping_add(done as u64)) else { break };
-            let n = (data.len() - done).min(room as usize);
-            if self.dbg.mem.read_slice(&mut data[done..done + n], GuestAddress(pa)).is_err() {
-                break;
-            }
-            done += n;
-        }
+        let mem = &self.dbg.mem;
+        let done = self.dbg.each_page(tid, start, data.len(), |at, pa, n| mem.read_slice(&mut data[at..at + n], GuestAddress(pa)).is_ok());
         if done == 0 && !data.is_empty() {
             return Err(TargetError::NonFatal);
         }
@@ -393,12 +402,10 @@ impl MultiThreadBase for DebugTarget {
     }
 
     fn write_addrs(&mut self, start: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
-        let mut done = 0;
-        while done < data.len() {
-            let (pa, room) = self.dbg.translate(tid, start.wrapping_add(done as u64)).ok_or(TargetError::NonFatal)?;
-            let n = (data.len() - done).min(room as usize);
-            self.dbg.mem.write_slice(&data[done..done + n], GuestAddress(pa)).map_err(|_| TargetError::NonFatal)?;
-            done += n;
+        let mem = &self.dbg.mem;
+        let done = self.dbg.each_page(tid, start, data.len(), |at, pa, n| mem.write_slice(&data[at..at + n], GuestAddress(pa)).is_ok());
+        if done < data.len() {
+            return Err(TargetError::NonFatal);
         }
         Ok(())
     }
