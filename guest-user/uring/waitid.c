@@ -390,6 +390,37 @@ static int process_group(void)
 	return UT_OK;
 }
 
+static int exit_while_arming(void)
+{
+	/* a child that exits while the request is being parked still completes it: the
+	 * arming looks again once armed. On 2 CPUs the exit lands in that window rarely: this
+	 * sweeps the submit time to make it likelier, it cannot force it */
+	GATE(OP_WAITID);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	for (int i = 0; i < 12; i++) {
+		int go;
+		pid_t pid = child_on_cue(i, &go);
+		CHECK_OK(pid);
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		q_waitid(&r, ID_PID, pid, WEXITED, &si, 1);
+		CHECK_EQ(write(go, "g", 1), 1);
+		/* the exit takes a while: submit a little later each round to sweep the window */
+		for (volatile long spin = 0; spin < i * 300000L; spin++)
+			;
+		struct io_uring_cqe c;
+		CHECK_EQ(io_uring_submit(&r), 1);
+		WAIT_UD(&r, 1, 5000, &c);
+		CHECK_RES(c.res, 0);
+		CHECK_EQ(si.si_pid, pid);
+		CHECK_EQ(si.si_status, i);
+		close(go);
+	}
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 UT_FAMILY(waitid, T(exited_child), T(killed_child), T(wnowait_leaves_zombie), T(bad_siginfo), T(wnohang),
 	  T(no_children), T(bad_arguments), T(pidfd_of_other_file), T(cancel_parked), T(link_timeout),
-	  T(zombie_needs_wexited), T(process_group));
+	  T(zombie_needs_wexited), T(process_group), T(exit_while_arming));

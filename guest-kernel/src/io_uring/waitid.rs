@@ -14,7 +14,7 @@ use super::cancel::{self, Slot};
 use super::uapi::Sqe;
 use super::{tctx, IoUring, Issued, Op, Request};
 use crate::errno::*;
-use crate::task::exit::{self, ChildInfo};
+use crate::task::exit::{self, ChildInfo, WaitOpts};
 use crate::task::{signal, Process};
 
 pub const IORING_OP_WAITID: u8 = 50;
@@ -79,7 +79,16 @@ pub fn issue(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
                 Some(armed) => armed.waits[0] = Some(id),
                 None => {
                     parent.child_exited.remove_callback(id);
+                    return None;
                 }
+            }
+            // A child that changed state between the look above and the arming woke
+            // nobody: look again now that the callback is armed (Linux's io_waitid does
+            // __do_wait once more after add_wait_queue). The look reaps nothing; the
+            // request's own retry does.
+            let peek = WaitOpts { options: wo.options | exit::WNOWAIT, ..wo };
+            if !matches!(exit::try_wait(&parent, &peek), Ok(None)) {
+                woken(ring, &slot);
             }
             None
         }
