@@ -23,6 +23,7 @@ mod sync;
 mod syscall;
 mod task;
 mod time;
+mod trace;
 mod tty;
 
 use boot_info::BootInfo;
@@ -58,6 +59,9 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     }
     for d in cmd.virtio_devices() {
         kprintln!("virtio-mmio: {:#x} bytes at {:#x}, irq {}", d.size, d.base, d.irq);
+    }
+    if let Some((size, base)) = cmd.trace {
+        trace::init(size, base, info.memory_map());
     }
     if let Some(word) = cmd.bad {
         log::warn!("command line: cannot parse {word:?}");

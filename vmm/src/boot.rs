@@ -170,14 +170,21 @@ pub struct BootEntry {
     pub entry: u64,
 }
 
+/// The end of RAM below the 32-bit MMIO gap.
+pub fn low_ram_end(mem_bytes: u64) -> u64 {
+    mem_bytes.min(MMIO_GAP_START)
+}
+
 /// Loads the kernel (and initrd), and writes the command line, memory map and
-/// `hvm_start_info` for the PVH entry.
+/// `hvm_start_info` for the PVH entry. The top `reserved` bytes of low RAM are left out
+/// of the guest's RAM (marked reserved: the trace rings of `vmm run --trace`).
 pub fn load(
     mem: &GuestMemoryMmap,
     mem_bytes: u64,
     kernel: &Path,
     initrd: Option<&Path>,
     cmdline: &str,
+    reserved: u64,
 ) -> Result<BootEntry, BootError> {
     fn open_err(path: &Path) -> impl FnOnce(std::io::Error) -> BootError + '_ {
         move |source| BootError::Open { path: path.to_owned(), source }
@@ -203,8 +210,11 @@ pub fn load(
     let mem_err = |e: vm_memory::GuestMemoryError| BootError::Memory(e.to_string());
     mem.write_slice(&bytes, GuestAddress(CMDLINE_ADDR)).map_err(mem_err)?;
 
-    // The initrd, at the top of low RAM.
-    let low_end = mem_bytes.min(MMIO_GAP_START);
+    // The initrd, at the top of low RAM (below what is reserved).
+    let low_end = low_ram_end(mem_bytes).checked_sub(reserved).filter(|&end| end > kernel_end);
+    let Some(low_end) = low_end else {
+        return Err(BootError::TooSmall { what: format!("the trace rings ({reserved} bytes)"), needed: kernel_end + reserved, mem: mem_bytes });
+    };
     let mut modules = Vec::new();
     if let Some(path) = initrd {
         let mut file = File::open(path).map_err(open_err(path))?;
@@ -224,6 +234,9 @@ pub fn load(
         entry_of(EBDA_START, HIMEM_START - EBDA_START, E820_RESERVED),
         entry_of(HIMEM_START, low_end - HIMEM_START, E820_RAM),
     ];
+    if reserved > 0 {
+        memmap.push(entry_of(low_end, reserved, E820_RESERVED));
+    }
     if mem_bytes > MMIO_GAP_START {
         memmap.push(entry_of(MMIO_GAP_END, mem_bytes - MMIO_GAP_START, E820_RAM));
     }

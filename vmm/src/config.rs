@@ -42,6 +42,8 @@ pub struct VmConfig {
     pub seccomp: bool,
     /// Serve a GDB remote stub on this local port (`--gdb`; see `gdb`).
     pub gdb: Option<u16>,
+    /// Write a Perfetto timeline of the run here (`--trace`; see `trace`).
+    pub trace: Option<PathBuf>,
 }
 
 /// `--disk FILE[,ro][,engine=sync|uring|volatile][,direct=on|off][,eio=FIRST-LAST]`.

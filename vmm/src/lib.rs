@@ -15,6 +15,7 @@ pub mod devices;
 pub mod gdb;
 pub mod mptable;
 pub mod seccomp;
+pub mod trace;
 pub mod vm;
 
 pub use config::VmConfig;

@@ -115,6 +115,13 @@ struct RunArgs {
     /// are off with --gdb (the stub's socket and debug ioctls are outside them).
     #[arg(long, value_name = "PORT")]
     gdb: Option<u16>,
+    /// Write a timeline of the run to FILE.json (Chrome/Perfetto trace-event format: open
+    /// it in ui.perfetto.dev). The guest kernel's tracepoints are turned on (`trace=` is
+    /// added to its command line) and merged with vmm's device events on one clock: each
+    /// io_uring request from SQE to CQE, through the virtqueue, the host I/O and the
+    /// interrupt. The seccomp filters are off with --trace.
+    #[arg(long, value_name = "FILE.json")]
+    trace: Option<PathBuf>,
 }
 
 fn parse_mem(s: &str) -> Result<u64, String> {
@@ -190,8 +197,9 @@ fn main() -> ExitCode {
         disks: args.disk,
         shares: args.share,
         blk_poll: Duration::from_micros(u64::from(args.blk_poll_us)),
-        seccomp: !args.no_seccomp && args.gdb.is_none(),
+        seccomp: !args.no_seccomp && args.gdb.is_none() && args.trace.is_none(),
         gdb: args.gdb,
+        trace: args.trace,
     };
     let stats = args_stats;
     let result = vm::run(&config);

@@ -66,6 +66,8 @@ pub enum VmError {
     Launcher(std::io::Error),
     #[error("--gdb: cannot listen on 127.0.0.1: {0}")]
     Gdb(std::io::Error),
+    #[error("--trace {}: {}", .0.display(), .1)]
+    Trace(std::path::PathBuf, std::io::Error),
 }
 
 impl VmError {
@@ -73,7 +75,7 @@ impl VmError {
     pub fn is_usage(&self) -> bool {
         match self {
             VmError::Boot(e) => e.is_usage(),
-            VmError::Disk { .. } | VmError::Share { .. } | VmError::TooManyDevices(_) | VmError::Gdb(_) => true,
+            VmError::Disk { .. } | VmError::Share { .. } | VmError::TooManyDevices(_) | VmError::Gdb(_) | VmError::Trace(..) => true,
             _ => false,
         }
     }
@@ -114,8 +116,19 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let vm = kvm.create_vm().map_err(kvm_err("CREATE_VM"))?;
     register_memory(&vm, &mem)?;
     let devices = build_devices(config)?;
-    let cmdline = announce_devices(&config.cmdline, devices.len());
-    let entry = boot::load(&mem, config.mem_bytes, &config.kernel, config.initrd.as_deref(), &cmdline)?;
+    // --trace: the guest's trace rings at the top of low RAM, and `trace=` to find them.
+    let trace_region = config.trace.as_ref().map(|_| crate::trace::region(boot::low_ram_end(config.mem_bytes), config.vcpus));
+    let mut cmdline = announce_devices(&config.cmdline, devices.len());
+    if let Some((base, _)) = trace_region {
+        cmdline = kernel_words(&cmdline, &[crate::trace::cmdline_word(base)]);
+    }
+    let entry = boot::load(&mem, config.mem_bytes, &config.kernel, config.initrd.as_deref(), &cmdline, trace_region.map_or(0, |r| r.1))?;
+    let mut trace = match (&config.trace, trace_region) {
+        (Some(path), Some((base, _))) => {
+            Some(crate::trace::Session::start(&mem, base, config.vcpus, path).map_err(|e| VmError::Trace(path.clone(), e))?)
+        }
+        _ => None,
+    };
     crate::mptable::write(&mem, config.vcpus).map_err(|e| VmError::Boot(boot::BootError::Memory(e.to_string())))?;
 
     // Intel needs a TSS area for real-mode emulation; harmless elsewhere.
@@ -161,6 +174,9 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
         vcpu.set_cpuid2(&cpuid).map_err(kvm_err("SET_CPUID2"))?;
         if index == 0 {
             setup_boot_vcpu(&vcpu, entry.entry)?;
+            if let Some(t) = &mut trace {
+                t.set_clock(vcpu.get_tsc_khz().unwrap_or(0), crate::trace::tsc_offset(&vcpu));
+            }
         }
         vcpus.spawn(index, vcpu, Arc::clone(&bus), Arc::clone(&mmio), tx.clone())?;
     }
@@ -184,6 +200,11 @@ pub fn run(config: &VmConfig) -> Result<VmExit, VmError> {
     let started = Instant::now();
     let result = wait_for_end(&rx, config.timeout);
     vcpus.stop();
+    if let Some(t) = trace
+        && let Err(e) = t.finish()
+    {
+        log::error!("--trace: {e}");
+    }
     // A stdout that does not drain must not keep vmm from ending after --timeout.
     if !bus.flush(config.timeout.map(|t| started + t + FLUSH_GRACE)) {
         log::warn!("console output not all written: stdout does not drain");
@@ -443,13 +464,18 @@ fn announce_devices(cmdline: &str, count: usize) -> String {
         .filter_map(virtio::mmio_slot)
         .map(|(base, gsi)| virtio::cmdline_entry(base, gsi))
         .collect();
-    if entries.is_empty() {
+    kernel_words(cmdline, &entries)
+}
+
+/// The command line with `extra` words for the kernel, before any `--`.
+fn kernel_words(cmdline: &str, extra: &[String]) -> String {
+    if extra.is_empty() {
         return cmdline.to_owned();
     }
     let words: Vec<&str> = cmdline.split_whitespace().collect();
     let split = words.iter().position(|w| *w == "--").unwrap_or(words.len());
     let mut out: Vec<&str> = words[..split].to_vec();
-    out.extend(entries.iter().map(String::as_str));
+    out.extend(extra.iter().map(String::as_str));
     out.extend_from_slice(&words[split..]);
     out.join(" ")
 }

@@ -243,6 +243,7 @@ fn interrupt(worker: &Arc<Task>) {
 
 /// Sends `req` to the io-wq of its submitter, to be issued where it may sleep.
 pub fn enqueue(ring: &Arc<IoUring>, mut req: Box<Request>) {
+    crate::trace::emit(crate::trace::Kind::Punt, req.trace, 0, 0, 0);
     req.in_iowq = true;
     let unbounded = req.file.as_ref().is_some_and(|f| !matches!(f.node.file_type(), FileType::Regular | FileType::BlockDevice));
     let class = if unbounded { UNBOUNDED } else { BOUNDED };

@@ -70,6 +70,7 @@ use crate::mm::user::SharedPages;
 use crate::sync::{Mutex, SpinLock};
 use crate::task::wait::{WaitError, WaitQueue};
 use crate::task::{self, Mm};
+use crate::trace::{self as ktrace, Kind};
 use ring::Rings;
 use tctx::Tctx;
 use uapi::*;
@@ -112,6 +113,8 @@ pub struct Request {
     pub cqe_flags: u32,
     /// The extra words of its CQE on a CQE32 ring.
     pub extra: [u64; 2],
+    /// Its id in the trace (`crate::trace`; 0 when tracing is off).
+    pub trace: u64,
 }
 
 /// What prep decoded, per opcode family.
@@ -292,11 +295,14 @@ impl IoUring {
     /// Posts a CQE (to the overflow list if the CQ is full or already overflowing) and
     /// wakes waiters, or leaves that to the end of the current submission batch.
     /// `worker`: posted by an io-wq worker.
-    fn post(&self, cqe: Cqe, worker: bool) {
-        let wake_now = {
+    /// Returns the CQ index it took (u32::MAX: the overflow list; 0 when not tracing).
+    fn post(&self, cqe: Cqe, worker: bool) -> u32 {
+        let (wake_now, at) = {
             let mut st = self.state.lock();
             let State { overflow, rings, .. } = &mut *st;
+            let mut at = if ktrace::on() { rings.cq_indices().1 } else { 0 };
             if !overflow.is_empty() || !rings.push_cqe(&cqe) {
+                at = u32::MAX;
                 if overflow.len() < MAX_OVERFLOW && !crate::mm::heap::under_pressure() {
                     overflow.push_back(cqe);
                 } else {
@@ -311,11 +317,17 @@ impl IoUring {
                 _ => {}
             }
             st.wake_pending = true;
-            !st.batching
+            (!st.batching, at)
         };
         if wake_now {
             self.wake();
         }
+        at
+    }
+
+    /// Its name in the trace.
+    fn trace_id(&self) -> u64 {
+        self as *const Self as u64
     }
 
     /// Posts a CQE for a request that goes on (a multishot poll): IORING_CQE_F_MORE.
@@ -416,7 +428,12 @@ impl IoUring {
             let worker = req.in_iowq;
             // Under the request's personality, or its submitter's credentials in io-wq.
             let creds = req.creds.clone();
-            if let Some((req, res)) = crate::task::cred::override_with(creds.as_ref(), || (def.issue)(self, req)) {
+            let traced = req.trace;
+            ktrace::emit(Kind::Issue, traced, u64::from(worker), 0, 0);
+            let outer = ktrace::set_request(traced);
+            let issued = crate::task::cred::override_with(creds.as_ref(), || (def.issue)(self, req));
+            ktrace::set_request(outer);
+            if let Some((req, res)) = issued {
                 next = self.finish(req, res, worker);
             }
         }
@@ -513,7 +530,8 @@ impl IoUring {
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
         if !skip || failed {
-            self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags, extra: req.extra }, worker);
+            let at = self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags, extra: req.extra }, worker);
+            ktrace::emit(Kind::Cqe, req.trace, req.user_data, res as u64, self.trace_id() | u64::from(at) << 32);
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);
             }
@@ -656,6 +674,11 @@ impl IoUring {
                 break;
             }
             let sqe = rings.read_sqe(index);
+            let traced = ktrace::new_request();
+            if traced != 0 {
+                let what = u64::from(sqe.opcode) | u64::from(sqe.flags) << 8 | u64::from(index) << 16;
+                ktrace::emit(Kind::Sqe, traced, sqe.user_data, what, self.trace_id());
+            }
             submitted += 1;
             left -= 1;
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
@@ -677,10 +700,12 @@ impl IoUring {
             if !rewind {
                 rings.set_sq_head(sub.head);
             }
+            ktrace::emit(Kind::Prep, traced, prepped.as_ref().map_or_else(|e| -e.0 as u64, |_| 0), 0, 0);
             let (mut req, failed) = match prepped {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),
             };
+            req.trace = traced;
             req.seq = seq;
             req.tctx = Some(Arc::clone(tctx));
             // IO_DRAIN on a chain member drains the chain's head, and the next request
@@ -1254,6 +1279,9 @@ pub fn enter(fd: i32, to_submit: u32, min_complete: u32, flags: u32, argp: u64, 
     let (_file, ring) = if flags & IORING_ENTER_REGISTERED_RING != 0 { tctx::registered_ring(fd)? } else { ring_of(fd)? };
     if ring.disabled.load(Relaxed) {
         return Err(EBADFD);
+    }
+    if ktrace::on() {
+        ktrace::emit(Kind::CqHead, ring.trace_id(), u64::from(ring.rings().cq_indices().0), 0, 0);
     }
     let me = crate::task::sched::current();
     let mut submitted = 0;

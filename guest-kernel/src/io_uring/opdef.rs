@@ -218,6 +218,7 @@ pub fn prep(ring: &IoUring, sqe: &Sqe, mm: &Option<crate::task::Mm>) -> KResult<
         cqe_flags: 0,
         file_tag: None,
         extra: [0; 2],
+        trace: 0,
     }))
 }
 
@@ -242,6 +243,7 @@ pub fn failed(sqe: &Sqe, e: Errno) -> Box<Request> {
         poll_retries: 0,
         link_timeout: None,
         cqe_flags: 0,
+        trace: 0,
     })
 }
 

@@ -137,6 +137,7 @@ pub fn arm_retry(ring: &Arc<IoUring>, mut req: Box<Request>, write: bool) -> Opt
         return Some(req);
     }
     req.poll_retries += 1;
+    crate::trace::emit(crate::trace::Kind::PollArm, req.trace, 0, 0, 0);
     let file = req.file.clone().expect("rw needs a file");
     let slot = cancel::park(ring, req, false);
     let events = if write { WRITE_EVENTS } else { READ_EVENTS } | POLLERR | POLLHUP;
@@ -158,6 +159,7 @@ pub fn arm_wait(ring: &Arc<IoUring>, mut req: Box<Request>, queue: &WaitQueue, s
         return Some(req);
     }
     req.poll_retries += 1;
+    crate::trace::emit(crate::trace::Kind::PollArm, req.trace, 0, 0, 0);
     let slot = cancel::park(ring, req, false);
     // One-shot and not recorded on the slot: after a cancel it finds the slot empty.
     let (ring2, slot2) = (Arc::clone(ring), Arc::clone(&slot));

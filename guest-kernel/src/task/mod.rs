@@ -127,6 +127,8 @@ pub struct Task {
     /// The mask from before rt_sigtimedwait unblocked the signals it waits for (Linux's
     /// `real_blocked`); 0 otherwise.
     pub real_blocked: AtomicU64,
+    /// The io_uring request it works for, while it is switched out (`trace`).
+    pub trace_request: AtomicU64,
     /// Set when another thread execs: this thread ends on its way back to user mode.
     pub killed: core::sync::atomic::AtomicBool,
     /// User accesses may not read file pages in (`mm::uaccess::NoFill`), nested count.
@@ -350,6 +352,7 @@ impl Task {
             sigmask: AtomicU64::new(0),
             pending: sigqueue::SigQueue::new(),
             real_blocked: AtomicU64::new(0),
+            trace_request: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
             restart: AtomicU64::new(0),
             killed: core::sync::atomic::AtomicBool::new(false),

@@ -31,7 +31,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{Task, TaskState, TIME_SLICE_NS};
 use crate::arch::{cpu, smp, switch, syscall};
@@ -283,6 +283,14 @@ pub fn schedule() {
         // SAFETY: this CPU's own entry, which lives forever.
         None => unsafe { &raw mut (*CPUS[me].0.get()).idle_rsp },
     };
+    {
+        // The idle context works for no request: what it leaves is dropped.
+        static SCRATCH: AtomicU64 = AtomicU64::new(0);
+        static NONE: AtomicU64 = AtomicU64::new(0);
+        let saved = prev.as_ref().map_or(&SCRATCH, |p| &p.trace_request);
+        let restore = next.as_ref().map_or(&NONE, |n| &n.trace_request);
+        crate::trace::switch(next.as_ref().map_or(0, |n| n.tid), saved, restore);
+    }
     with_cpu(|c| {
         c.current = next;
         c.switched_from = prev;

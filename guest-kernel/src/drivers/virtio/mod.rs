@@ -115,6 +115,7 @@ pub fn register_irq(gsi: u32, handler: Arc<dyn Interrupt>) {
 }
 
 pub fn irq(gsi: u32) {
+    crate::trace::emit(crate::trace::Kind::Irq, u64::from(gsi), 0, 0, 0);
     let handlers: Vec<Arc<dyn Interrupt>> =
         HANDLERS.lock().iter().filter(|(g, _)| *g == gsi).map(|(_, h)| Arc::clone(h)).collect();
     for h in handlers {

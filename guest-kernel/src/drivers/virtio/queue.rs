@@ -31,6 +31,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{fence, AtomicU16, Ordering};
 
 use crate::mm::{frame, frame_ptr};
+use crate::trace::{self, Kind};
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -173,12 +174,19 @@ impl VirtQueue {
         self.avail_word(1).store(self.avail_idx, Ordering::Release);
         // SeqCst: our index store before reading the device's avail_event / flags.
         fence(Ordering::SeqCst);
-        Ok(if self.event_idx {
+        let kick = if self.event_idx {
             let avail_event = self.used_word(4 + 8 * usize::from(self.size)).load(Ordering::Relaxed);
             self.avail_idx.wrapping_sub(avail_event).wrapping_sub(1) < self.avail_idx.wrapping_sub(old)
         } else {
             self.used_word(0).load(Ordering::Relaxed) & 1 == 0 // VIRTQ_USED_F_NO_NOTIFY
-        })
+        };
+        if trace::on() {
+            let (q, i) = (self.desc, u64::from(self.index));
+            trace::emit(Kind::Publish, trace::request(), q, i, u64::from(head) | u64::from(old) << 16);
+            let kind = if kick { Kind::Kick } else { Kind::KickSuppressed };
+            trace::emit(kind, 0, q, i, u64::from(self.avail_idx));
+        }
+        Ok(kick)
     }
 
     /// Takes the next chain the device returned, with the bytes written, freeing its
@@ -198,6 +206,8 @@ impl VirtQueue {
                 // Never trust the id: it must name a chain we handed out.
                 match self.chains.get_mut(id as usize).and_then(Option::take) {
                     Some((completion, n)) => {
+                        let at = u64::from(id) | u64::from(self.last_used.wrapping_sub(1)) << 16 | u64::from(self.polled) << 32;
+                        trace::emit(Kind::Used, 0, self.desc, u64::from(self.index), at);
                         let mut d = id as u16;
                         for _ in 0..n {
                             self.free.push(d);

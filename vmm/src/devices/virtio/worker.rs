@@ -37,6 +37,7 @@ use vmm_sys_util::eventfd::EventFd;
 use super::chain::Chain;
 use super::poll::{self, PollStats, Window, VRING_AVAIL_F_NO_INTERRUPT};
 use super::{DeviceError, Interrupt, QueueHandler, INT_USED_BUFFER};
+use crate::trace::{self, Vmm};
 
 /// Everything a worker owns.
 pub struct Worker {
@@ -163,8 +164,9 @@ impl Worker {
         if let Some(r) = &self.resample {
             add(r.as_raw_fd(), RESAMPLE_TOKEN)?;
         }
-        for (slot, (_, _, evt)) in self.queues.iter().enumerate() {
+        for (slot, (index, queue, evt)) in self.queues.iter().enumerate() {
             add(evt.as_raw_fd(), slot as u64)?;
+            trace::name_queue(queue.desc_table(), format!("{} q{index}", self.name));
         }
         if let Some(fd) = self.handler.completion_fd() {
             add(fd, COMPLETION_TOKEN)?;
@@ -202,6 +204,7 @@ impl Worker {
                         if let Some(stats) = self.stats {
                             stats.kicks.fetch_add(kicks, Ordering::Relaxed);
                         }
+                        trace::event(Vmm::KickReceived, self.queues[slot].1.desc_table(), 0, 0, kicks as i64);
                         self.process_queue(slot)?;
                     }
                 }
@@ -277,7 +280,12 @@ impl Worker {
             let Some(slot) = self.queues.iter().position(|(i, _, _)| *i == index) else {
                 return Err(DeviceError::Queue(format!("a completion for queue {index}, which is not ready")));
             };
-            self.queues[slot].1.add_used(&self.mem, head, len).map_err(qerr)?;
+            let queue = &mut self.queues[slot].1;
+            if trace::on() {
+                trace::event(Vmm::HostComplete, queue.desc_table(), head, 0, i64::from(len));
+                trace::event(Vmm::Used, queue.desc_table(), head, queue.next_used(), 0);
+            }
+            queue.add_used(&self.mem, head, len).map_err(qerr)?;
             touched[slot] = true;
             self.worked[slot] = true;
         }
@@ -307,6 +315,8 @@ impl Worker {
         let polling = self.polling[slot];
         let first = queue.next_avail();
         let mut used = 0usize;
+        // --trace: the chains handed to the host, named when they are submitted.
+        let mut started: Vec<u16> = Vec::new();
         'drain: loop {
             queue.disable_notification(&self.mem).map_err(qerr)?;
             loop {
@@ -315,6 +325,7 @@ impl Worker {
                     // stay off meanwhile.
                     break 'drain;
                 }
+                let at = queue.next_avail();
                 let desc = match queue.iter(&self.mem) {
                     Ok(mut iter) => iter.next(),
                     Err(e) => return Err(qerr(e)),
@@ -322,9 +333,22 @@ impl Worker {
                 let Some(desc) = desc else { break };
                 let chain = Chain::parse(desc, &self.mem, max_descriptors)?;
                 let head = chain.head;
-                if let Some(len) = self.handler.start(*index, &self.mem, chain)? {
-                    queue.add_used(&self.mem, head, len).map_err(qerr)?;
-                    used += 1;
+                let traced = trace::on();
+                if traced {
+                    trace::event(Vmm::Pop, queue.desc_table(), head, at, 0);
+                }
+                match self.handler.start(*index, &self.mem, chain)? {
+                    Some(len) => {
+                        if traced {
+                            // Served at once (no host I/O in flight).
+                            trace::event(Vmm::HostComplete, queue.desc_table(), head, 1, i64::from(len));
+                            trace::event(Vmm::Used, queue.desc_table(), head, queue.next_used(), 0);
+                        }
+                        queue.add_used(&self.mem, head, len).map_err(qerr)?;
+                        used += 1;
+                    }
+                    None if traced => started.push(head),
+                    None => {}
                 }
             }
             if polling {
@@ -348,6 +372,9 @@ impl Worker {
             }
         }
         self.handler.submit()?;
+        for head in started {
+            trace::event(Vmm::HostSubmit, queue.desc_table(), head, 0, 0);
+        }
         Ok(used)
     }
 
@@ -365,6 +392,7 @@ impl Worker {
                 .map_err(|e| DeviceError::Queue(e.to_string()))?;
             notify = u16::from_le(flags) & VRING_AVAIL_F_NO_INTERRUPT == 0;
         }
+        trace::event(if notify { Vmm::Irq } else { Vmm::IrqSuppressed }, queue.desc_table(), 0, 0, 0);
         if notify {
             self.interrupt.raise(INT_USED_BUFFER);
             if let Some(stats) = self.stats {

@@ -1,0 +1,223 @@
+//! Kernel tracepoints: what happens to each io_uring request on its way through the
+//! kernel and the virtqueues, written into a per-CPU ring in memory the VMM reads
+//! (`vmm run --trace FILE.json` merges them with its own events into one timeline).
+//!
+//! Off unless the command line has `trace=SIZE@BASE`: `vmm run --trace` reserves
+//! `SIZE` bytes per vCPU at physical `BASE` (CPU `i` at `BASE + i * SIZE`, outside the
+//! RAM the memory map offers) and passes that. Off, a tracepoint is one load and a branch.
+//!
+//! Each CPU's ring is a single-producer, single-consumer queue, like io_uring's CQ: the
+//! CPU writes a record, then publishes `head` with Release; the VMM reads records up to
+//! `head` (Acquire) and then publishes `tail`. A full ring drops the record and counts it
+//! (the VMM says how many were lost). Records are written with interrupts off, so an
+//! interrupt handler's tracepoint cannot interleave with the one it interrupted.
+//!
+//! The layout is an ABI shared with `vmm/src/trace.rs` (which has the same constants):
+//! a 64-byte header, then 48-byte records.
+//!
+//! | offset | header field | written by |
+//! |--------|--------------|------------|
+//! | 0      | magic `TRC1` (u32), record size (u32) | guest |
+//! | 8      | head: records written (u64) | guest |
+//! | 16     | tail: records read (u64) | VMM |
+//! | 24     | records dropped (u64) | guest |
+//! | 32     | capacity in records (u64) | guest |
+//!
+//! A record: guest TSC (u64), kind (u16), CPU (u16), task id (u32), then four u64
+//! arguments whose meaning depends on the kind (see [`Kind`]).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::arch::cpu::{self, MAX_CPUS};
+
+pub const MAGIC: u32 = u32::from_le_bytes(*b"TRC1");
+pub const HEADER: usize = 64;
+pub const RECORD: usize = 48;
+
+/// What a record says. Arguments `a`..`d` per kind; "queue" is the virtqueue's
+/// descriptor-table address (how the VMM names the same queue) and its index.
+#[derive(Clone, Copy)]
+#[repr(u16)]
+pub enum Kind {
+    /// An SQE consumed: a request, b user_data, c opcode | sqe flags << 8 | SQ slot << 16,
+    /// d the ring.
+    Sqe = 1,
+    /// Prepared: a request, b 0 or -errno.
+    Prep = 2,
+    /// Issued (again after a wakeup or in io-wq, each time): a request, b in io-wq.
+    Issue = 3,
+    /// Parked until its file is ready (poll armed): a request.
+    PollArm = 4,
+    /// Handed to io-wq: a request.
+    Punt = 5,
+    /// A CQE posted: a request, b user_data, c result, d ring | CQ index << 32 (index
+    /// u32::MAX: it went to the overflow list).
+    Cqe = 6,
+    /// io_uring_enter entered: a ring, b the CQ head user space has published.
+    CqHead = 7,
+    /// A chain published on a virtqueue: a request (0: none), b queue, c queue index,
+    /// d head | its avail-ring position << 16.
+    Publish = 8,
+    /// The device notified: b queue, c queue index, d avail index.
+    Kick = 9,
+    /// No notification, the device said it is looking (EVENT_IDX): as Kick.
+    KickSuppressed = 10,
+    /// A device interrupt taken: a the GSI.
+    Irq = 11,
+    /// A used chain reaped: b queue, c queue index, d head | used index << 16 | polled << 32.
+    Used = 12,
+    /// A context switch: a the task switched to (0: idle).
+    Switch = 13,
+}
+
+/// The trace is on (the command line gave a region).
+static ON: AtomicBool = AtomicBool::new(false);
+/// Per CPU: its ring's header (virtual address; 0 when off).
+static RINGS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: the task running there, and the request it is working for (for the virtio
+/// tracepoints, which do not know the request that led to them).
+static TASK: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static REQUEST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Request ids (0 is "none").
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// Turns the trace on with `size` bytes for each online CPU at physical `base`, if that
+/// region is mapped and outside RAM (else warns and leaves it off). After the APs are up.
+pub fn init(size: u64, base: u64, ram: &[crate::boot_info::MemoryRegion]) {
+    let cpus = 64 - u64::from(crate::arch::smp::online_mask().leading_zeros());
+    let bytes = size
+        .checked_mul(cpus)
+        .filter(|b| base.checked_add(*b).is_some());
+    let capacity = (size as usize).saturating_sub(HEADER) / RECORD;
+    let in_ram = |b: u64| {
+        ram.iter().any(|r| {
+            r.kind == crate::boot_info::MEMORY_RAM && base < r.addr + r.size && r.addr < base + b
+        })
+    };
+    let mapped = |b: u64| crate::mm::phys_to_virt(base, b).is_some();
+    match bytes {
+        Some(b)
+            if capacity > 0
+                && base.is_multiple_of(64)
+                && size.is_multiple_of(64)
+                && !in_ram(b)
+                && mapped(b) => {}
+        _ => {
+            log::warn!(
+                "trace={size}@{base:#x}: not a mapped region outside RAM for {cpus} CPUs; tracing stays off"
+            );
+            return;
+        }
+    }
+    for (i, ring) in RINGS.iter().enumerate().take(cpus as usize) {
+        let hdr = crate::mm::phys_to_virt(base + i as u64 * size, size).expect("checked") as u64;
+        // SAFETY: the region is outside RAM (the VMM reserved it) and mapped, both
+        // checked above; the header's words are aligned (base and size are multiples of 64).
+        unsafe {
+            header(hdr, 0).store(u64::from(MAGIC) | (RECORD as u64) << 32, Ordering::Relaxed);
+            header(hdr, 32).store(capacity as u64, Ordering::Relaxed);
+        }
+        ring.store(hdr, Ordering::Relaxed);
+    }
+    ON.store(true, Ordering::Release);
+    log::info!("trace: on, {capacity} records per CPU at {base:#x}");
+}
+
+/// The header word at `offset` of the ring at `hdr`.
+///
+/// # Safety
+/// `hdr` is a ring's header as `init` set it up.
+unsafe fn header<'a>(hdr: u64, offset: u64) -> &'a AtomicU64 {
+    // SAFETY: per the contract, an aligned word of the mapped header.
+    unsafe { &*((hdr + offset) as *const AtomicU64) }
+}
+
+#[inline]
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Records an event (nothing when the trace is off).
+#[inline]
+pub fn emit(kind: Kind, a: u64, b: u64, c: u64, d: u64) {
+    if on() {
+        write(kind, [a, b, c, d]);
+    }
+}
+
+#[inline(never)]
+fn write(kind: Kind, args: [u64; 4]) {
+    let enabled = cpu::disable_interrupts();
+    let me = cpu::index();
+    let hdr = RINGS[me].load(Ordering::Relaxed);
+    // SAFETY: set up by `init` (rings are set before ON).
+    let (head, tail, dropped, cap) = unsafe {
+        (
+            header(hdr, 8),
+            header(hdr, 16),
+            header(hdr, 24),
+            header(hdr, 32),
+        )
+    };
+    let h = head.load(Ordering::Relaxed);
+    let cap = cap.load(Ordering::Relaxed);
+    if h.wrapping_sub(tail.load(Ordering::Acquire)) >= cap {
+        dropped.fetch_add(1, Ordering::Relaxed);
+    } else {
+        let rec = (hdr + HEADER as u64 + (h % cap) * RECORD as u64) as *mut u64;
+        let word0 = u64::from(kind as u16)
+            | (me as u64) << 16
+            | u64::from(TASK[me].load(Ordering::Relaxed)) << 32;
+        // SAFETY: slot h % cap lies in this CPU's ring, which only this CPU writes (with
+        // interrupts off), and the VMM does not read it until `head` passes it.
+        unsafe {
+            rec.write_volatile(crate::time::rdtsc());
+            rec.add(1).write_volatile(word0);
+            for (i, v) in args.into_iter().enumerate() {
+                rec.add(2 + i).write_volatile(v);
+            }
+        }
+        head.store(h + 1, Ordering::Release);
+    }
+    if enabled {
+        cpu::enable_interrupts();
+    }
+}
+
+/// A fresh request id (0 when the trace is off).
+#[inline]
+pub fn new_request() -> u64 {
+    if on() {
+        NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
+    } else {
+        0
+    }
+}
+
+/// The request this CPU works for from now on (0: none); returns the previous one.
+#[inline]
+pub fn set_request(id: u64) -> u64 {
+    if on() {
+        REQUEST[cpu::index()].swap(id, Ordering::Relaxed)
+    } else {
+        0
+    }
+}
+
+pub fn request() -> u64 {
+    REQUEST[cpu::index()].load(Ordering::Relaxed)
+}
+
+/// A context switch to task `next` (0: idle): records it, and swaps the request context
+/// (`saved` is the outgoing task's slot, `restore` the incoming task's).
+#[inline]
+pub fn switch(next: u32, saved: &AtomicU64, restore: &AtomicU64) {
+    if !on() {
+        return;
+    }
+    let me = cpu::index();
+    saved.store(REQUEST[me].load(Ordering::Relaxed), Ordering::Relaxed);
+    REQUEST[me].store(restore.load(Ordering::Relaxed), Ordering::Relaxed);
+    TASK[me].store(next, Ordering::Relaxed);
+    write(Kind::Switch, [u64::from(next), 0, 0, 0]);
+}
