@@ -5,16 +5,29 @@
 # QEMU exits with (status << 1) | 1 when the guest writes status to port 0xf4; this script
 # turns that back into the guest's status, as `vmm run` reports it. QEMU_SERIAL picks the
 # console's backend (default stdio; mon:stdio gives Ctrl-A x and raw mode on a terminal).
+# QEMU_TRACE=FILE.json writes the guest kernel's trace as a timeline (as `vmm run --trace`,
+# with the guest's events only): the guest RAM is kept in a file, the kernel is booted
+# with trace=2M (its trace rings taken from RAM), and `vmm trace-import` reads them after.
 set -uo pipefail
 kernel=$1
 cmdline=${2:-}
 shift $(( $# < 2 ? $# : 2 ))
+trace_args=()
+if [ -n "${QEMU_TRACE:-}" ]; then
+    memfile=$(mktemp /tmp/qemu-ram.XXXXXX)
+    trap 'rm -f "$memfile"' EXIT
+    trace_args=(-object "memory-backend-file,id=ram0,size=256M,mem-path=$memfile,share=on" -machine memory-backend=ram0)
+    cmdline="trace=2M $cmdline"
+fi
 qemu-system-x86_64 -M microvm,acpi=off -accel "${QEMU_ACCEL:-tcg}" -m 256M -smp "${QEMU_SMP:-1}" \
     -nodefaults -no-user-config -nographic -no-reboot -serial "${QEMU_SERIAL:-stdio}" \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -global virtio-mmio.force-legacy=false \
-    -kernel "$kernel" -append "$cmdline" "$@"
+    "${trace_args[@]}" -kernel "$kernel" -append "$cmdline" "$@"
 rc=$?
+if [ -n "${QEMU_TRACE:-}" ]; then
+    "$(dirname "$0")/../target/release/vmm" trace-import "$memfile" "$QEMU_TRACE" || rc=$(( rc & 1 ? rc : 1 ))
+fi
 if [ $((rc & 1)) -eq 1 ]; then exit $((rc >> 1)); fi
 # Quit from the monitor (Ctrl-A x with mon:stdio): QEMU's own 0.
 if [ $rc -eq 0 ] && [ "${QEMU_SERIAL:-}" = mon:stdio ]; then exit 0; fi

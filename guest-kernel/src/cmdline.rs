@@ -5,7 +5,7 @@
 //! `virtio_mmio.device=SIZE@BASE:IRQ` announces a virtio-mmio device (as QEMU microvm
 //! and our VMM do), and `test=NAME[,NAME...]` runs built-in kernel tests (see `ktest`).
 //! `root=/dev/vdX` mounts the ext2 on that disk at `/mnt/root` (read-only with `ro`).
-//! `trace=SIZE@BASE` turns the tracepoints on, in memory the VMM reserved (see `trace`).
+//! `trace=SIZE[@BASE]` turns the tracepoints on (see `trace`).
 //! Values may be double-quoted to hold spaces. `virtio_mmio.device=` is taken even after
 //! `--`, because QEMU microvm appends it after the user's whole command line.
 
@@ -36,8 +36,9 @@ pub struct Cmdline {
     pub tsc_deadline: bool,
     /// `taskdump=SECS`: print every task's state every SECS seconds (hang hunting).
     pub taskdump: Option<u64>,
-    /// `trace=SIZE@BASE`: tracepoints on, each CPU's ring SIZE bytes from BASE (`trace`).
-    pub trace: Option<(u64, u64)>,
+    /// `trace=SIZE[@BASE]`: tracepoints on, a ring of SIZE bytes per CPU, from BASE (memory
+    /// the VMM reserved) or taken from RAM (`trace`).
+    pub trace: Option<(u64, Option<u64>)>,
     virtio: [VirtioMmioDevice; MAX_VIRTIO],
     nr_virtio: usize,
     args: [&'static str; MAX_ARGS],
@@ -91,7 +92,12 @@ impl Cmdline {
                 "tsc_khz" => parse_u64(value).map(|v| cmd.tsc_khz = Some(v)).is_some(),
                 "epoch" => parse_u64(value).map(|v| cmd.epoch = Some(v)).is_some(),
                 "taskdump" => parse_u64(value).filter(|&v| v > 0).map(|v| cmd.taskdump = Some(v)).is_some(),
-                "trace" => parse_size_at(value).map(|(size, base)| cmd.trace = Some((size, base))).is_some(),
+                "trace" => match parse_size_at(value) {
+                    Some((size, base)) => Some((size, Some(base))),
+                    None => parse_size(value).map(|size| (size, None)),
+                }
+                .map(|t| cmd.trace = Some(t))
+                .is_some(),
                 "lapic" if value == "notscdeadline" => {
                     cmd.tsc_deadline = false;
                     true
@@ -201,15 +207,20 @@ fn parse_virtio(value: &str) -> Option<VirtioMmioDevice> {
     Some(VirtioMmioDevice { size, base, irq: u32::try_from(parse_u64(irq)?).ok()? })
 }
 
-/// `SIZE@BASE`, SIZE with an optional K or M suffix.
+/// `SIZE@BASE`.
 fn parse_size_at(value: &str) -> Option<(u64, u64)> {
     let (size, base) = value.split_once('@')?;
+    Some((parse_size(size)?, parse_u64(base)?))
+}
+
+/// A number with an optional K or M suffix.
+fn parse_size(size: &str) -> Option<u64> {
     let (size, mult) = match size.as_bytes().last()? {
         b'K' | b'k' => (&size[..size.len() - 1], 1024),
         b'M' | b'm' => (&size[..size.len() - 1], 1024 * 1024),
         _ => (size, 1),
     };
-    Some((parse_u64(size)?.checked_mul(mult)?, parse_u64(base)?))
+    parse_u64(size)?.checked_mul(mult)
 }
 
 pub fn parse_u64(s: &str) -> Option<u64> {

@@ -2,9 +2,12 @@
 //! kernel and the virtqueues, written into a per-CPU ring in memory the VMM reads
 //! (`vmm run --trace FILE.json` merges them with its own events into one timeline).
 //!
-//! Off unless the command line has `trace=SIZE@BASE`: `vmm run --trace` reserves
-//! `SIZE` bytes per vCPU at physical `BASE` (CPU `i` at `BASE + i * SIZE`, outside the
-//! RAM the memory map offers) and passes that. Off, a tracepoint is one load and a branch.
+//! Off unless the command line has `trace=SIZE[@BASE]`: a ring of `SIZE` bytes per CPU,
+//! CPU `i`'s at `BASE + i * SIZE`. `vmm run --trace` reserves that memory outside the RAM
+//! the memory map offers and reads the rings while the guest runs. Without `@BASE` the
+//! kernel takes the rings from RAM; a host that can read the guest's memory after the run
+//! (QEMU with a file-backed RAM: `vmm trace-import`) finds them by their magic. Off, a
+//! tracepoint is one load and a branch.
 //!
 //! Each CPU's ring is a single-producer, single-consumer queue, like io_uring's CQ: the
 //! CPU writes a record, then publishes `head` with Release; the VMM reads records up to
@@ -22,6 +25,7 @@
 //! | 16     | tail: records read (u64) | VMM |
 //! | 24     | records dropped (u64) | guest |
 //! | 32     | capacity in records (u64) | guest |
+//! | 40     | guest TSC rate in kHz (u64) | guest |
 //!
 //! A record: guest TSC (u64), kind (u16), CPU (u16), task id (u32), then four u64
 //! arguments whose meaning depends on the kind (see [`Kind`]).
@@ -81,41 +85,40 @@ static REQUEST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Request ids (0 is "none").
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
-/// Turns the trace on with `size` bytes for each online CPU at physical `base`, if that
-/// region is mapped and outside RAM (else warns and leaves it off). After the APs are up.
-pub fn init(size: u64, base: u64, ram: &[crate::boot_info::MemoryRegion]) {
+/// Turns the trace on with a ring of `size` bytes for each online CPU: at physical `base`
+/// if given (the VMM reserved that region: it must lie outside RAM), else in frames taken
+/// from RAM (a host that reads the guest's memory after the run finds the rings by their
+/// magic). Warns and leaves it off when that cannot be. After the APs are up.
+pub fn init(size: u64, base: Option<u64>, ram: &[crate::boot_info::MemoryRegion]) {
     let cpus = 64 - u64::from(crate::arch::smp::online_mask().leading_zeros());
-    let bytes = size
-        .checked_mul(cpus)
-        .filter(|b| base.checked_add(*b).is_some());
     let capacity = (size as usize).saturating_sub(HEADER) / RECORD;
-    let in_ram = |b: u64| {
-        ram.iter().any(|r| {
-            r.kind == crate::boot_info::MEMORY_RAM && base < r.addr + r.size && r.addr < base + b
-        })
-    };
-    let mapped = |b: u64| crate::mm::phys_to_virt(base, b).is_some();
-    match bytes {
-        Some(b)
-            if capacity > 0
-                && base.is_multiple_of(64)
-                && size.is_multiple_of(64)
-                && !in_ram(b)
-                && mapped(b) => {}
-        _ => {
-            log::warn!(
-                "trace={size}@{base:#x}: not a mapped region outside RAM for {cpus} CPUs; tracing stays off"
-            );
-            return;
+    let bytes = size.checked_mul(cpus).filter(|_| capacity > 0 && size.is_multiple_of(4096));
+    let base = match (bytes, base) {
+        (Some(b), Some(base)) => {
+            let in_ram = ram.iter().any(|r| r.kind == crate::boot_info::MEMORY_RAM && base < r.addr + r.size && r.addr < base + b);
+            let mapped = base.is_multiple_of(4096) && base.checked_add(b).is_some() && crate::mm::phys_to_virt(base, b).is_some();
+            (mapped && !in_ram).then_some(base)
         }
-    }
+        (Some(b), None) => crate::mm::frame::alloc_contiguous(b / 4096),
+        (None, _) => None,
+    };
+    let Some(base) = base else {
+        log::warn!("trace={size}: no room for {cpus} rings (or not a mapped region outside RAM); tracing stays off");
+        return;
+    };
     for (i, ring) in RINGS.iter().enumerate().take(cpus as usize) {
         let hdr = crate::mm::phys_to_virt(base + i as u64 * size, size).expect("checked") as u64;
-        // SAFETY: the region is outside RAM (the VMM reserved it) and mapped, both
-        // checked above; the header's words are aligned (base and size are multiples of 64).
+        // SAFETY: the region is ours (outside RAM and reserved by the VMM, or frames just
+        // taken from the allocator) and mapped; the header's words are aligned (base and
+        // size are page multiples).
         unsafe {
-            header(hdr, 0).store(u64::from(MAGIC) | (RECORD as u64) << 32, Ordering::Relaxed);
+            for off in (8..HEADER as u64).step_by(8) {
+                header(hdr, off).store(0, Ordering::Relaxed);
+            }
             header(hdr, 32).store(capacity as u64, Ordering::Relaxed);
+            header(hdr, 40).store(crate::time::tsc_khz(), Ordering::Relaxed);
+            // The magic last: a reader that sees it sees the rest.
+            header(hdr, 0).store(u64::from(MAGIC) | (RECORD as u64) << 32, Ordering::Release);
         }
         ring.store(hdr, Ordering::Relaxed);
     }

@@ -36,6 +36,20 @@ enum Command {
     /// for other errors (KVM unavailable, the guest crashed, a vCPU thread vanished). A
     /// guest can exit with 1, 2 or 124 too: --exit-status-file tells which it was.
     Run(RunArgs),
+    /// Make a timeline (as `run --trace` writes) from a guest's memory saved in a file.
+    ///
+    /// For guests run elsewhere: QEMU with its RAM in a file (-object
+    /// memory-backend-file,...,share=on) booting our kernel with trace=SIZE, which takes a
+    /// trace ring of SIZE bytes per CPU from RAM (`QEMU_TRACE=FILE.json scripts/qemu.sh`
+    /// does all this). The timeline has the guest's events only, on the guest's TSC
+    /// (under TCG a virtual clock), and each CPU's first records (the ring is not read
+    /// while the guest runs: what did not fit is counted as dropped).
+    TraceImport {
+        /// The guest's memory, as QEMU's memory-backend-file left it.
+        memory: PathBuf,
+        /// Where the timeline goes.
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -168,7 +182,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Command::Run(mut args) = cli.command;
+    let mut args = match cli.command {
+        Command::Run(args) => args,
+        Command::TraceImport { memory, out } => {
+            return match vmm::trace::import(&memory, &out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vmm: trace-import: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
     if let Err(e) = config::resolve_share_tags(&mut args.share).and_then(|()| config::check_share_overlap(&args.share)) {
         eprintln!("vmm: {e}");
         return ExitCode::from(2);

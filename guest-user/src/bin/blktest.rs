@@ -12,9 +12,9 @@
 //! reading them back (each CPU submits on its own request queue), then prints `blktest:
 //! mq ok on N CPUs`. `blktest DEVICE qd DEPTH COUNT` reads COUNT blocks with O_DIRECT
 //! through io_uring keeping DEPTH (at most 32) in flight, each CQE's buffer checked
-//! against a pread of the same block made first, enters the ring once more at the end
-//! (so a trace sees every CQE consumed), and prints `blktest: qd DEPTH: COUNT reads ok` (what
-//! `vmm run --trace` is tested with).
+//! against a pread of the same block made first (user_data: read number << 8 | buffer),
+//! enters the ring once more at the end (so a trace sees every CQE consumed), and prints
+//! `blktest: qd DEPTH: COUNT reads ok` (what `vmm run --trace` is tested with).
 #![no_std]
 #![no_main]
 
@@ -165,27 +165,33 @@ fn queue_depth(dev: &str, depth: usize, count: usize) -> Result<(), (&'static st
         sys::pread64(fd, &mut page.0, ((16 + i) * BLOCK) as i64).map_err(|e| ("pread", e))?;
     }
     let mut ring = Ring::new(depth as u32).map_err(|e| ("io_uring_setup", e))?;
+    // Reads complete in any order: a buffer is reused only once its read has completed.
+    let mut free: [usize; 32] = core::array::from_fn(|i| i);
+    let mut nfree = depth;
     let (mut queued, mut done) = (0, 0);
     while done < count {
-        // Top the ring up to `depth` reads in flight; buffer i % depth serves read i.
-        while queued < count && queued - done < depth {
-            let buf = bufs[queued % depth].0.as_mut_ptr() as usize;
+        while queued < count && nfree > 0 {
+            nfree -= 1;
+            let b = free[nfree];
+            let buf = bufs[b].0.as_mut_ptr() as usize;
             let sqe = ring.get_sqe().ok_or(("get_sqe", Errno::EBUSY))?;
             uring::prep_rw(sqe, uring::IORING_OP_READ, dfd, buf, BLOCK as u32, ((16 + queued % 64) * BLOCK) as u64);
-            sqe.user_data = queued as u64;
+            sqe.user_data = (queued << 8 | b) as u64;
             queued += 1;
         }
         ring.submit_and_wait(1).map_err(|e| ("submit", e))?;
         while let Some(cqe) = ring.peek_cqe() {
             ring.cqe_seen();
-            let n = cqe.user_data as usize;
+            let (n, b) = ((cqe.user_data >> 8) as usize, (cqe.user_data & 0xff) as usize);
             if cqe.res != BLOCK as i32 {
                 println!("blktest: qd read {n}: res {}", cqe.res);
                 return Err(("qd read", Errno::EIO));
             }
-            if bufs[n % depth].0 != expect[n % 64].0 {
+            if bufs[b].0 != expect[n % 64].0 {
                 return Err(("qd read: data differs from pread", Errno::EIO));
             }
+            free[nfree] = b;
+            nfree += 1;
             done += 1;
         }
     }
