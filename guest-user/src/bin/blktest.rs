@@ -160,7 +160,8 @@ fn queue_depth(dev: &str, depth: usize, count: usize) -> Result<(), (&'static st
     let fd = open(dev)?;
     let dfd = open_with(dev, O_DIRECT)?;
     // SAFETY: this single-threaded mode is the buffers' only user.
-    let (bufs, expect) = unsafe { (&mut *(&raw mut QD_BUFS), &mut *(&raw mut QD_EXPECT)) };
+    let (bufs, expect) = unsafe { ((&raw mut QD_BUFS).as_mut(), (&raw mut QD_EXPECT).as_mut()) };
+    let (bufs, expect) = (bufs.expect("a static is never null"), expect.expect("a static is never null"));
     for (i, page) in expect.iter_mut().enumerate() {
         sys::pread64(fd, &mut page.0, ((16 + i) * BLOCK) as i64).map_err(|e| ("pread", e))?;
     }
