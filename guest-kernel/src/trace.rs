@@ -148,6 +148,7 @@ pub fn emit(kind: Kind, a: u64, b: u64, c: u64, d: u64) {
     }
 }
 
+#[cold]
 #[inline(never)]
 fn write(kind: Kind, args: [u64; 4]) {
     let enabled = cpu::disable_interrupts();
@@ -187,24 +188,27 @@ fn write(kind: Kind, args: [u64; 4]) {
     }
 }
 
-/// A fresh request id (0 when the trace is off).
-#[inline]
-pub fn new_request() -> u64 {
-    if on() {
-        NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
-    } else {
-        0
-    }
+/// An SQE consumed from SQ slot `slot` of `ring` (the trace is on): records it and
+/// returns its request's new id.
+#[cold]
+pub fn sqe(sqe: &crate::io_uring::uapi::Sqe, slot: u32, ring: u64) -> u64 {
+    let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+    let what = u64::from(sqe.opcode) | u64::from(sqe.flags) << 8 | u64::from(slot) << 16;
+    write(Kind::Sqe, [id, sqe.user_data, what, ring]);
+    id
 }
 
-/// The request this CPU works for from now on (0: none); returns the previous one.
-#[inline]
-pub fn set_request(id: u64) -> u64 {
-    if on() {
-        REQUEST[cpu::index()].swap(id, Ordering::Relaxed)
-    } else {
-        0
-    }
+/// Request `id` issued (a traced request; `worker`: by io-wq): records it and makes it
+/// the request this CPU works for; returns the one before, for `set_request` after.
+#[cold]
+pub fn issue(id: u64, worker: bool) -> u64 {
+    write(Kind::Issue, [id, u64::from(worker), 0, 0]);
+    REQUEST[cpu::index()].swap(id, Ordering::Relaxed)
+}
+
+/// The request this CPU works for from now on (0: none).
+pub fn set_request(id: u64) {
+    REQUEST[cpu::index()].store(id, Ordering::Relaxed);
 }
 
 pub fn request() -> u64 {

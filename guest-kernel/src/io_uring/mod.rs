@@ -429,10 +429,12 @@ impl IoUring {
             // Under the request's personality, or its submitter's credentials in io-wq.
             let creds = req.creds.clone();
             let traced = req.trace;
-            ktrace::emit(Kind::Issue, traced, u64::from(worker), 0, 0);
-            let outer = ktrace::set_request(traced);
+            // Traced: the virtio tracepoints it leads to name it.
+            let outer = if traced != 0 { ktrace::issue(traced, worker) } else { 0 };
             let issued = crate::task::cred::override_with(creds.as_ref(), || (def.issue)(self, req));
-            ktrace::set_request(outer);
+            if traced != 0 {
+                ktrace::set_request(outer);
+            }
             if let Some((req, res)) = issued {
                 next = self.finish(req, res, worker);
             }
@@ -531,7 +533,9 @@ impl IoUring {
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
         if !skip || failed {
             let at = self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags, extra: req.extra }, worker);
-            ktrace::emit(Kind::Cqe, req.trace, req.user_data, res as u64, self.trace_id() | u64::from(at) << 32);
+            if req.trace != 0 {
+                ktrace::emit(Kind::Cqe, req.trace, req.user_data, res as u64, self.trace_id() | u64::from(at) << 32);
+            }
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);
             }
@@ -674,11 +678,7 @@ impl IoUring {
                 break;
             }
             let sqe = rings.read_sqe(index);
-            let traced = ktrace::new_request();
-            if traced != 0 {
-                let what = u64::from(sqe.opcode) | u64::from(sqe.flags) << 8 | u64::from(index) << 16;
-                ktrace::emit(Kind::Sqe, traced, sqe.user_data, what, self.trace_id());
-            }
+            let traced = if ktrace::on() { ktrace::sqe(&sqe, index, self.trace_id()) } else { 0 };
             submitted += 1;
             left -= 1;
             let linked = sqe.flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK) != 0;
@@ -700,7 +700,9 @@ impl IoUring {
             if !rewind {
                 rings.set_sq_head(sub.head);
             }
-            ktrace::emit(Kind::Prep, traced, prepped.as_ref().map_or_else(|e| -e.0 as u64, |_| 0), 0, 0);
+            if traced != 0 {
+                ktrace::emit(Kind::Prep, traced, prepped.as_ref().map_or_else(|e| -e.0 as u64, |_| 0), 0, 0);
+            }
             let (mut req, failed) = match prepped {
                 Ok(req) => (req, false),
                 Err(e) => (opdef::failed(&sqe, e), true),
