@@ -151,6 +151,14 @@ pub fn emit(kind: Kind, a: u64, b: u64, c: u64, d: u64) {
 #[cold]
 #[inline(never)]
 fn write(kind: Kind, args: [u64; 4]) {
+    write_at(crate::time::rdtsc(), kind, args);
+}
+
+/// Records an event that happened at guest TSC `tsc` (taken before the step it records
+/// became visible to another CPU or the device: a reader never sees its effect earlier).
+#[cold]
+#[inline(never)]
+pub fn write_at(tsc: u64, kind: Kind, args: [u64; 4]) {
     let enabled = cpu::disable_interrupts();
     let me = cpu::index();
     let hdr = RINGS[me].load(Ordering::Relaxed);
@@ -175,7 +183,7 @@ fn write(kind: Kind, args: [u64; 4]) {
         // SAFETY: slot h % cap lies in this CPU's ring, which only this CPU writes (with
         // interrupts off), and the VMM does not read it until `head` passes it.
         unsafe {
-            rec.write_volatile(crate::time::rdtsc());
+            rec.write_volatile(tsc);
             rec.add(1).write_volatile(word0);
             for (i, v) in args.into_iter().enumerate() {
                 rec.add(2 + i).write_volatile(v);

@@ -532,9 +532,11 @@ impl IoUring {
         // A failure is always reported, even with CQE_SKIP_SUCCESS (Linux's
         // req_set_fail); the CQEs of the links it cancels are then skipped instead.
         if !skip || failed {
+            // Traced: the time is taken before the CQE is visible to user space.
+            let posted = if req.trace != 0 { crate::time::rdtsc() } else { 0 };
             let at = self.post(Cqe { user_data: req.user_data, res, flags: req.cqe_flags, extra: req.extra }, worker);
             if req.trace != 0 {
-                ktrace::emit(Kind::Cqe, req.trace, req.user_data, res as u64, self.trace_id() | u64::from(at) << 32);
+                ktrace::write_at(posted, Kind::Cqe, [req.trace, req.user_data, res as u64, self.trace_id() | u64::from(at) << 32]);
             }
             if req.opcode != timeout::IORING_OP_TIMEOUT {
                 timeout::count_completion(self);

@@ -168,6 +168,8 @@ impl VirtQueue {
         let slot = usize::from(self.avail_idx % self.size);
         self.avail_word(2 + slot).store(head, Ordering::Relaxed);
         let old = self.avail_idx;
+        // The trace's time of the publish: before the device can see it.
+        let published = if trace::on() { crate::time::rdtsc() } else { 0 };
         self.avail_idx = self.avail_idx.wrapping_add(1);
         // Release: the descriptors and the ring entry before the index (pairs with the
         // device's Acquire load of avail.idx).
@@ -182,7 +184,7 @@ impl VirtQueue {
         };
         if trace::on() {
             let (q, i) = (self.desc, u64::from(self.index));
-            trace::emit(Kind::Publish, trace::request(), q, i, u64::from(head) | u64::from(old) << 16);
+            trace::write_at(published, Kind::Publish, [trace::request(), q, i, u64::from(head) | u64::from(old) << 16]);
             let kind = if kick { Kind::Kick } else { Kind::KickSuppressed };
             trace::emit(kind, 0, q, i, u64::from(self.avail_idx));
         }
