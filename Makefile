@@ -21,7 +21,7 @@ URING_PROGS   = uring-test uring-bench uring-leak
 ROOTFS_DIR    = target/rootfs
 
 
-.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-gdb gdb run-shell run-shell-qemu test test-smp bench fuzz fuzz-vmm bench-peer deps rust-target clean
+.PHONY: all kernel vmm user uring rootfs busybox run run-qemu run-gdb gdb trace run-shell run-shell-qemu test test-smp bench fuzz fuzz-vmm bench-peer deps rust-target clean
 
 all: vmm $(GUEST) $(ROOTFS) $(BUSYBOX)
 
@@ -92,6 +92,11 @@ run-gdb: all
 gdb:
 	@scripts/install-deps.sh
 	gdb $(GUEST) -ex "target remote 127.0.0.1:$(GDB_PORT)"
+
+# A QD32 read workload traced under vmm: a Perfetto timeline in TRACE_OUT (default
+# target/trace-qd32.json; docs/DESIGN.md section 3 reads one).
+trace: all
+	scripts/trace-qd32.sh
 
 # An interactive shell on the console (C-a x quits).
 SHELL_CMDLINE ?= init=/bin/sh
