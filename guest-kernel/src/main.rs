@@ -18,6 +18,7 @@ mod fs;
 mod io_uring;
 mod ktest;
 mod mm;
+mod net;
 mod random;
 mod sync;
 mod syscall;

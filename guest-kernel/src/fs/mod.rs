@@ -43,6 +43,7 @@ pub enum FileType {
     CharDevice,
     BlockDevice,
     Fifo,
+    Socket,
 }
 
 impl FileType {
@@ -55,6 +56,7 @@ impl FileType {
             FileType::CharDevice => 0o020000,
             FileType::BlockDevice => 0o060000,
             FileType::Fifo => 0o010000,
+            FileType::Socket => 0o140000,
         }
     }
 
@@ -67,6 +69,7 @@ impl FileType {
             FileType::CharDevice => 2,
             FileType::BlockDevice => 6,
             FileType::Fifo => 1,
+            FileType::Socket => 12,
         }
     }
 }
@@ -365,6 +368,7 @@ pub trait Node: Send + Sync + Any {
             0o020000 => FileType::CharDevice,
             0o060000 => FileType::BlockDevice,
             0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
             _ => FileType::Regular,
         }
     }
@@ -640,6 +644,7 @@ pub const POLLERR: u32 = 0x8;
 pub const POLLHUP: u32 = 0x10;
 pub const POLLRDNORM: u32 = 0x40;
 pub const POLLWRNORM: u32 = 0x100;
+pub const POLLRDHUP: u32 = 0x2000;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(1);
 

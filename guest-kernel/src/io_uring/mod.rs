@@ -39,6 +39,7 @@ mod iopoll;
 mod kbuf;
 mod memmap;
 mod msg_ring;
+mod net;
 mod nop;
 mod openclose;
 mod poll;
@@ -149,6 +150,7 @@ pub enum Op {
     /// FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAITV.
     Futex(futex::FutexOp),
     Waitid(waitid::WaitidOp),
+    Net(net::NetOp),
     /// A link member whose prep failed: it completes with this error.
     Failed(Errno),
 }

@@ -7,7 +7,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 
 use super::uapi::*;
-use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, nop, openclose, poll, rsrc, rw, splice, sync, timeout, uring_cmd, waitid, xattr, IoUring, Issued, Op, Request};
+use super::{advise, cancel, epoll, fs, futex, kbuf, msg_ring, net, nop, openclose, poll, rsrc, rw, splice, sync, timeout, uring_cmd, waitid, xattr, IoUring, Issued, Op, Request};
 use crate::errno::*;
 use crate::task;
 
@@ -86,6 +86,11 @@ const fn path_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, is
     OpDef { name, needs_file: false, user_buffers: false, force_async: true, prep: Some(prep), issue }
 }
 
+/// A network op on the SQE's socket: tried inline, poll-armed when it would block.
+const fn net_op(name: &'static str, prep: fn(&IoUring, &Sqe) -> KResult<Op>, issue: fn(&Arc<IoUring>, Box<Request>) -> Issued) -> OpDef {
+    OpDef { name, needs_file: true, user_buffers: true, force_async: false, prep: Some(prep), issue }
+}
+
 const fn timeout_op(name: &'static str) -> OpDef {
     OpDef { name, needs_file: false, user_buffers: false, force_async: false, prep: Some(timeout::prep), issue: timeout::issue }
 }
@@ -100,14 +105,14 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     file_op("POLL_ADD", poll::prep, poll::issue),
     inline_op("POLL_REMOVE", poll::prep, poll::issue),
     iowq_op("SYNC_FILE_RANGE", sync::sync_range_prep, sync::issue),
-    unsupported("SENDMSG"),
-    unsupported("RECVMSG"),
+    net_op("SENDMSG", net::prep_send, net::issue_send),
+    net_op("RECVMSG", net::prep_recv, net::issue_recv),
     timeout_op("TIMEOUT"),
     timeout_op("TIMEOUT_REMOVE"),
-    unsupported("ACCEPT"),
+    net_op("ACCEPT", net::prep_accept, net::issue_accept),
     inline_op("ASYNC_CANCEL", cancel::prep, cancel::issue),
     timeout_op("LINK_TIMEOUT"),
-    unsupported("CONNECT"),
+    net_op("CONNECT", net::prep_connect, net::issue_connect),
     iowq_op("FALLOCATE", sync::fallocate_prep, sync::issue),
     fs_op("OPENAT"),
     inline_op("CLOSE", fs::prep, fs::issue),
@@ -117,15 +122,15 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     rw_op("WRITE"),
     file_op("FADVISE", advise::prep, advise::issue),
     inline_op("MADVISE", advise::prep, advise::issue),
-    unsupported("SEND"),
-    unsupported("RECV"),
+    net_op("SEND", net::prep_send, net::issue_send),
+    net_op("RECV", net::prep_recv, net::issue_recv),
     fs_op("OPENAT2"),
     inline_op("EPOLL_CTL", epoll::prep, epoll::issue),
     iowq_op("SPLICE", splice::prep, splice::issue),
     inline_op("PROVIDE_BUFFERS", kbuf::prep, kbuf::issue),
     inline_op("REMOVE_BUFFERS", kbuf::prep, kbuf::issue),
     iowq_op("TEE", splice::prep, splice::issue),
-    unsupported("SHUTDOWN"),
+    net_op("SHUTDOWN", net::prep_shutdown, net::issue_bind_listen_shutdown),
     fs_op("RENAMEAT"),
     fs_op("UNLINKAT"),
     fs_op("MKDIRAT"),
@@ -136,10 +141,10 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     path_op("SETXATTR", xattr::prep, xattr::issue),
     iowq_op("FGETXATTR", xattr::prep, xattr::issue),
     path_op("GETXATTR", xattr::prep, xattr::issue),
-    unsupported("SOCKET"),
+    inline_op("SOCKET", net::prep_socket, net::issue_socket),
     file_op("URING_CMD", uring_cmd::prep, uring_cmd::issue),
-    unsupported("SEND_ZC"),
-    unsupported("SENDMSG_ZC"),
+    net_op("SEND_ZC", net::prep_send, net::issue_send),
+    net_op("SENDMSG_ZC", net::prep_send, net::issue_send),
     OpDef { name: "READ_MULTISHOT", needs_file: true, user_buffers: true, force_async: false, prep: Some(rw::prep_mshot), issue: rw::issue_mshot },
     inline_op("WAITID", waitid::prep, waitid::issue),
     inline_op("FUTEX_WAIT", futex::prep, futex::issue),
@@ -147,8 +152,8 @@ pub static OPS: [OpDef; IORING_OP_LAST] = [
     inline_op("FUTEX_WAITV", futex::prep, futex::issue),
     file_op("FIXED_FD_INSTALL", openclose::prep, openclose::issue),
     iowq_op("FTRUNCATE", sync::truncate_prep, sync::issue),
-    unsupported("BIND"),
-    unsupported("LISTEN"),
+    net_op("BIND", net::prep_bind, net::issue_bind_listen_shutdown),
+    net_op("LISTEN", net::prep_listen, net::issue_bind_listen_shutdown),
     unsupported("RECV_ZC"),
     file_op("EPOLL_WAIT", epoll::prep, epoll::issue),
     rw_op("READV_FIXED"),

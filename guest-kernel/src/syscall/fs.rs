@@ -1034,6 +1034,11 @@ pub fn fchownat(c: &mut Ctx) -> KResult<u64> {
     perm::chown(&*node, chown_id(c.a[2]), chown_id(c.a[3])).map(|()| 0)
 }
 
+/// The process's file-mode creation mask.
+pub fn umask_now() -> u32 {
+    UMASK.load(Ordering::Relaxed)
+}
+
 pub fn umask(c: &mut Ctx) -> KResult<u64> {
     Ok(u64::from(UMASK.swap(c.a[0] as u32 & 0o777, Ordering::Relaxed)))
 }

@@ -13,6 +13,7 @@ mod cred;
 mod io_uring;
 pub mod mm;
 pub mod mount;
+pub mod net;
 mod process;
 pub mod restart;
 pub mod signal;
@@ -90,6 +91,21 @@ syscall_table! {
     38 setitimer => time::setitimer,
     39 getpid => process::getpid,
     40 sendfile => rw::sendfile,
+    41 socket => net::socket,
+    42 connect => net::connect,
+    43 accept => net::accept,
+    44 sendto => net::sendto,
+    45 recvfrom => net::recvfrom,
+    46 sendmsg => net::sendmsg,
+    47 recvmsg => net::recvmsg,
+    48 shutdown => net::shutdown,
+    49 bind => net::bind,
+    50 listen => net::listen,
+    51 getsockname => net::getsockname,
+    52 getpeername => net::getpeername,
+    53 socketpair => net::socketpair,
+    54 setsockopt => net::setsockopt,
+    55 getsockopt => net::getsockopt,
     56 clone => process::clone,
     57 fork => process::fork,
     58 vfork => process::vfork,
@@ -234,6 +250,7 @@ syscall_table! {
     285 fallocate => fs::fallocate,
     286 timerfd_settime => time::timerfd_settime,
     287 timerfd_gettime => time::timerfd_gettime,
+    288 accept4 => net::accept4,
     289 signalfd4 => signal::signalfd4,
     290 eventfd2 => fs::eventfd2,
     291 epoll_create1 => epoll::epoll_create1,
@@ -244,6 +261,7 @@ syscall_table! {
     297 rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo,
     302 prlimit64 => sys::prlimit64,
     306 syncfs => fs::syncfs,
+    307 sendmmsg => net::sendmmsg,
     309 getcpu => sys::getcpu,
     316 renameat2 => fs::renameat2,
     318 getrandom => sys::getrandom,

@@ -26,6 +26,7 @@ pub fn ftype_of(kind: FileType) -> u8 {
         FileType::CharDevice => 3,
         FileType::BlockDevice => 4,
         FileType::Fifo => 5,
+        FileType::Socket => 6,
         FileType::Symlink => 7,
     }
 }
@@ -37,6 +38,7 @@ pub fn kind_of(ftype: u8) -> Option<FileType> {
         3 => FileType::CharDevice,
         4 => FileType::BlockDevice,
         5 => FileType::Fifo,
+        6 => FileType::Socket,
         7 => FileType::Symlink,
         _ => return None,
     })

@@ -63,6 +63,7 @@ impl Inode {
             0o020000 => FileType::CharDevice,
             0o060000 => FileType::BlockDevice,
             0o010000 => FileType::Fifo,
+            0o140000 => FileType::Socket,
             _ => return None,
         })
     }

@@ -1,0 +1,365 @@
+//! The network ops (Linux's io_uring/net.c): SOCKET, BIND, LISTEN, CONNECT, ACCEPT,
+//! SEND, RECV, SENDMSG, RECVMSG, SHUTDOWN, SEND_ZC and SENDMSG_ZC, on the kernel's sockets
+//! (`net`).
+//!
+//! Each attempt is nonblocking. One that would block is poll-armed on the socket and
+//! issued again when woken (after too many useless wakeups it goes to io-wq and blocks
+//! there); nothing blocks the submitter. Multishot ACCEPT and RECV post a CQE with
+//! IORING_CQE_F_MORE per connection or message and stay armed. The copies to and from
+//! user memory are made in the submitter's (or its io-wq worker's) context, by the same
+//! helpers as the system calls (`syscall/net.rs`).
+//!
+//! SEND_ZC and SENDMSG_ZC copy (an AF_UNIX message is a copy on Linux too): the result
+//! CQE has IORING_CQE_F_MORE, then a notification CQE (IORING_CQE_F_NOTIF) says the
+//! buffer is free; with IORING_SEND_ZC_REPORT_USAGE it reports the copy.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+
+use super::uapi::*;
+use super::{io_wq, poll, IoUring, Issued, Op, Request};
+use crate::errno::*;
+use crate::net::{self, Socket, SocketFile};
+use crate::syscall::net as sys;
+
+pub const IORING_OP_SENDMSG: u8 = 9;
+pub const IORING_OP_RECVMSG: u8 = 10;
+pub const IORING_OP_RECV: u8 = 27;
+pub const IORING_OP_SEND_ZC: u8 = 47;
+pub const IORING_OP_SENDMSG_ZC: u8 = 48;
+
+/// sqe->ioprio for SEND/RECV: poll before the first attempt; multishot recv; a
+/// registered buffer; report whether zero copy happened; bundles.
+const IORING_RECVSEND_POLL_FIRST: u16 = 1 << 0;
+const IORING_RECV_MULTISHOT: u16 = 1 << 1;
+const IORING_RECVSEND_FIXED_BUF: u16 = 1 << 2;
+const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
+const IORING_RECVSEND_BUNDLE: u16 = 1 << 4;
+/// sqe->ioprio for ACCEPT.
+const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
+const IORING_ACCEPT_DONTWAIT: u16 = 1 << 1;
+const IORING_ACCEPT_POLL_FIRST: u16 = 1 << 2;
+
+const IORING_CQE_F_NOTIF: u32 = 1 << 3;
+const IORING_NOTIF_USAGE_ZC_COPIED: i32 = 1 << 31;
+
+pub enum NetOp {
+    Socket { domain: i32, kind: u32, protocol: i32, slot: u32 },
+    Bind { addr: u64, len: u64 },
+    Listen { backlog: i32 },
+    Connect { addr: u64, len: u64 },
+    Accept { addr: u64, len_ptr: u64, flags: u32, ioprio: u16, slot: u32 },
+    /// SEND, SENDMSG (msghdr at `addr`) and their _ZC forms.
+    Send { addr: u64, len: u32, flags: u32, to: Option<(u64, u64)>, msg: bool, zc: Option<bool> },
+    /// RECV, RECVMSG; `group`: a provided buffer for each message (IOSQE_BUFFER_SELECT).
+    Recv { addr: u64, len: u32, flags: u32, msg: bool, multishot: bool, group: Option<u16> },
+    Shutdown { how: u32 },
+}
+
+fn net(op: NetOp) -> KResult<Op> {
+    Ok(Op::Net(op))
+}
+
+pub fn prep_socket(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    if sqe.flags & IOSQE_FIXED_FILE != 0 {
+        return Err(EINVAL);
+    }
+    net(NetOp::Socket { domain: sqe.fd, kind: sqe.off as u32, protocol: sqe.len as i32, slot: sqe.file_index })
+}
+
+pub fn prep_bind(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.len != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 || sqe.file_index != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    net(NetOp::Bind { addr: sqe.addr, len: sqe.off })
+}
+
+pub fn prep_listen(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.addr != 0 || sqe.off != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 || sqe.file_index != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    net(NetOp::Listen { backlog: sqe.len as i32 })
+}
+
+pub fn prep_connect(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.len != 0 || sqe.buf_index != 0 || sqe.op_flags != 0 || sqe.file_index != 0 || sqe.addr3 != 0 || sqe.ioprio != 0 {
+        return Err(EINVAL);
+    }
+    net(NetOp::Connect { addr: sqe.addr, len: sqe.off })
+}
+
+pub fn prep_accept(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.len != 0 || sqe.buf_index != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    if sqe.ioprio & !(IORING_ACCEPT_MULTISHOT | IORING_ACCEPT_DONTWAIT | IORING_ACCEPT_POLL_FIRST) != 0 {
+        return Err(EINVAL);
+    }
+    let flags = sqe.op_flags;
+    if flags & !(net::SOCK_NONBLOCK | net::SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    // A direct descriptor has no close-on-exec; multishot takes ALLOC slots only.
+    if sqe.file_index != 0 && flags & net::SOCK_CLOEXEC != 0 {
+        return Err(EINVAL);
+    }
+    if sqe.ioprio & IORING_ACCEPT_MULTISHOT != 0 && sqe.file_index != 0 && sqe.file_index != super::openclose::IORING_FILE_INDEX_ALLOC {
+        return Err(EINVAL);
+    }
+    net(NetOp::Accept { addr: sqe.addr, len_ptr: sqe.off, flags, ioprio: sqe.ioprio, slot: sqe.file_index })
+}
+
+fn prep_send_common(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
+    let allowed = IORING_RECVSEND_POLL_FIRST | if zc { IORING_SEND_ZC_REPORT_USAGE } else { 0 };
+    if sqe.ioprio & !allowed != 0 || sqe.buf_index != 0 || sqe.flags & IOSQE_BUFFER_SELECT != 0 {
+        // Registered buffers and bundles are not taken (yet): Linux's EINVAL for flags
+        // it does not know.
+        let _ = (IORING_RECVSEND_FIXED_BUF, IORING_RECVSEND_BUNDLE);
+        return Err(EINVAL);
+    }
+    let to = if !msg && sqe.off != 0 { Some((sqe.off, u64::from(sqe.file_index & 0xffff))) } else { None };
+    if msg && (sqe.len != 1 && sqe.len != 0 || sqe.off != 0) {
+        return Err(EINVAL);
+    }
+    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, to, msg, zc: zc.then_some(sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0) })
+}
+
+pub fn prep_send(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    prep_send_common(sqe, sqe.opcode == IORING_OP_SENDMSG || sqe.opcode == IORING_OP_SENDMSG_ZC, matches!(sqe.opcode, IORING_OP_SEND_ZC | IORING_OP_SENDMSG_ZC))
+}
+
+pub fn prep_recv(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    let msg = sqe.opcode == IORING_OP_RECVMSG;
+    if sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0 || sqe.off != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
+    let group = (sqe.flags & IOSQE_BUFFER_SELECT != 0).then_some(sqe.buf_index);
+    // Multishot takes a provided buffer per message; the io_uring_recvmsg_out layout of
+    // multishot RECVMSG is not built: EINVAL rather than a different layout.
+    if multishot && (group.is_none() || msg || sqe.op_flags & net::MSG_WAITALL != 0) {
+        return Err(EINVAL);
+    }
+    if msg && group.is_some() {
+        return Err(EINVAL);
+    }
+    net(NetOp::Recv { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, msg, multishot, group })
+}
+
+pub fn prep_shutdown(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
+    if sqe.off != 0 || sqe.addr != 0 || sqe.op_flags != 0 || sqe.buf_index != 0 || sqe.ioprio != 0 || sqe.file_index != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    net(NetOp::Shutdown { how: sqe.len })
+}
+
+fn result(r: KResult<usize>) -> i32 {
+    r.map_or_else(|e| -e.0, |n| n as i32)
+}
+
+/// Would block: parked until the socket is ready (`write`: for sending), then issued
+/// again; after too many useless wakeups, to io-wq, where the attempt may sleep.
+fn park(ring: &Arc<IoUring>, req: Box<Request>, write: bool) -> Issued {
+    if let Some(req) = poll::arm_retry(ring, req, write) {
+        io_wq::enqueue(ring, req);
+    }
+    None
+}
+
+/// SOCKET: a new socket, as a descriptor or in the ring's fixed table.
+pub fn issue_socket(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+    let Op::Net(NetOp::Socket { domain, kind, protocol, slot }) = req.op else { return Some((req, -EINVAL.0)) };
+    let res = (|| {
+        if kind & !(net::SOCK_TYPE_MASK | net::SOCK_NONBLOCK | net::SOCK_CLOEXEC) != 0 {
+            return Err(EINVAL);
+        }
+        let sock = net::create(domain, kind & net::SOCK_TYPE_MASK, protocol)?;
+        let file = SocketFile::open(sock, kind & net::SOCK_NONBLOCK != 0);
+        install(ring, file, slot, kind & net::SOCK_CLOEXEC != 0)
+    })();
+    Some((req, res.map_or_else(|e| -e.0, |v| v as i32)))
+}
+
+/// A new file as a descriptor (`slot` 0) or a direct descriptor: the fd, the slot for
+/// IORING_FILE_INDEX_ALLOC, else 0.
+fn install(ring: &IoUring, file: Arc<crate::fs::OpenFile>, slot: u32, cloexec: bool) -> KResult<u64> {
+    if slot == 0 {
+        return crate::syscall::fs::install(file, cloexec);
+    }
+    if cloexec {
+        return Err(EINVAL);
+    }
+    let (res, old) = ring.rsrc.lock().install(file, slot)?;
+    drop(old);
+    Ok(res)
+}
+
+fn socket(req: &Request) -> KResult<Arc<dyn Socket>> {
+    net::socket_of(req.file.as_ref().ok_or(EBADF)?).cloned()
+}
+
+pub fn issue_bind_listen_shutdown(_ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+    let res = (|| {
+        let s = socket(&req)?;
+        match req.op {
+            Op::Net(NetOp::Bind { addr, len }) => s.bind(&sys::read_addr(addr, len)?),
+            Op::Net(NetOp::Listen { backlog }) => s.listen(backlog),
+            Op::Net(NetOp::Shutdown { how }) => s.shutdown(how),
+            _ => Err(EINVAL),
+        }
+    })();
+    Some((req, res.map_or_else(|e| -e.0, |()| 0)))
+}
+
+/// CONNECT: an AF_UNIX connect finishes at once unless the listener's backlog is full;
+/// then it waits in io-wq.
+pub fn issue_connect(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
+    let Op::Net(NetOp::Connect { addr, len }) = req.op else { return Some((req, -EINVAL.0)) };
+    let res = socket(&req).and_then(|s| {
+        let addr = sys::read_addr(addr, len)?;
+        s.connect(&addr, !req.in_iowq)
+    });
+    match res {
+        Err(EAGAIN) if !req.in_iowq => {
+            io_wq::enqueue(ring, req);
+            None
+        }
+        res => Some((req, res.map_or_else(|e| -e.0, |()| 0))),
+    }
+}
+
+/// ACCEPT, once or multishot (a CQE with IORING_CQE_F_MORE per connection; it ends with
+/// an error or a cancellation).
+pub fn issue_accept(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    let Op::Net(NetOp::Accept { addr, len_ptr, flags, ioprio, slot }) = req.op else { return Some((req, -EINVAL.0)) };
+    let multishot = ioprio & IORING_ACCEPT_MULTISHOT != 0;
+    if ioprio & IORING_ACCEPT_POLL_FIRST != 0 && req.poll_retries == 0 {
+        return park(ring, req, false);
+    }
+    let file = match req.file.clone() {
+        Some(f) => f,
+        None => return Some((req, -EBADF.0)),
+    };
+    loop {
+        let s = match net::socket_of(&file) {
+            Ok(s) => Arc::clone(s),
+            Err(e) => return Some((req, -e.0)),
+        };
+        let accepted = sys::accept_file(&file, &*s, flags, !req.in_iowq).and_then(|(conn, peer)| {
+            if !multishot {
+                sys::write_addr(&peer, addr, len_ptr)?;
+            }
+            install(ring, conn, slot, flags & net::SOCK_CLOEXEC != 0)
+        });
+        match accepted {
+            Err(EAGAIN) if ioprio & IORING_ACCEPT_DONTWAIT != 0 => return Some((req, -EAGAIN.0)),
+            Err(EAGAIN) => {
+                req.poll_retries = 0;
+                return park(ring, req, false);
+            }
+            Err(e) => return Some((req, -e.0)),
+            Ok(fd) if !multishot => return Some((req, fd as i32)),
+            Ok(fd) => {
+                if !ring.post_more(req.user_data, fd as i32, 0) {
+                    return Some((req, fd as i32)); // the CQ is full: this is the last CQE
+                }
+            }
+        }
+    }
+}
+
+/// The request's socket, and whether its file is nonblocking.
+fn target(req: &Request) -> KResult<Arc<dyn Socket>> {
+    socket(req)
+}
+
+pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    let Op::Net(NetOp::Send { addr, len, flags, to, msg, zc }) = req.op else { return Some((req, -EINVAL.0)) };
+    let s = match target(&req) {
+        Ok(s) => s,
+        Err(e) => return Some((req, -e.0)),
+    };
+    let nonblock = !req.in_iowq || flags & net::MSG_DONTWAIT != 0;
+    let attempt = || -> KResult<usize> {
+        if msg {
+            return sys::sendmsg_at(&*s, addr, flags, nonblock);
+        }
+        let to = match to {
+            Some((a, l)) => Some(sys::read_addr(a, l)?),
+            None => None,
+        };
+        sys::send_user(&*s, sys::UserMsg { to, iov: alloc::vec![(addr, len as usize)], files: alloc::vec::Vec::new() }, flags, nonblock)
+    };
+    match attempt() {
+        Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => park(ring, req, true),
+        res => {
+            let res = result(res);
+            if let Some(report) = zc {
+                // The result, then the notification: the buffer was copied, so it is free.
+                ring.post(Cqe::new(req.user_data, res, IORING_CQE_F_MORE), false);
+                req.cqe_flags |= IORING_CQE_F_NOTIF;
+                return Some((req, if report { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 }));
+            }
+            Some((req, res))
+        }
+    }
+}
+
+pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group }) = req.op else { return Some((req, -EINVAL.0)) };
+    let s = match target(&req) {
+        Ok(s) => s,
+        Err(e) => return Some((req, -e.0)),
+    };
+    let nonblock = !req.in_iowq || flags & net::MSG_DONTWAIT != 0;
+    loop {
+        // With a provided buffer: the group's next one, given back unless data came.
+        let buf = match group {
+            Some(bgid) => match ring.kbufs.lock().select(bgid) {
+                Ok(b) => Some((bgid, b)),
+                Err(e) => return Some((req, -e.0)),
+            },
+            None => None,
+        };
+        let (at, room) = match &buf {
+            Some((_, b)) => (b.addr, if len == 0 { b.len } else { len.min(b.len) }),
+            None => (addr, len),
+        };
+        let got = if msg { sys::recvmsg_at(&*s, addr, flags, nonblock) } else { sys::recv_user(&*s, &[(at, room as usize)], flags, nonblock).map(|(n, i)| if flags & net::MSG_TRUNC != 0 && s.kind() != net::SOCK_STREAM { i.full_len } else { n }) };
+        let mut cqe_flags = 0;
+        if let (Some((bgid, b)), Ok(n)) = (buf, &got) {
+            let mut groups = ring.kbufs.lock();
+            let more = if groups.is_ring(bgid) { groups.commit(bgid, (*n as u32).min(room)) } else { false };
+            drop(groups);
+            cqe_flags = super::kbuf::IORING_CQE_F_BUFFER | (u32::from(b.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT);
+            if more {
+                cqe_flags |= super::kbuf::IORING_CQE_F_BUF_MORE;
+            }
+        } else if let (Some((bgid, b)), Err(_)) = (buf, &got) {
+            // Not used: a classic buffer goes back to its list (a ring's was never taken).
+            let mut groups = ring.kbufs.lock();
+            if !groups.is_ring(bgid) {
+                groups.recycle(bgid, b);
+            }
+        }
+        match got {
+            Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => {
+                req.poll_retries = 0;
+                return park(ring, req, false);
+            }
+            Ok(n) if multishot && n > 0 => {
+                if !ring.post_more(req.user_data, n as i32, cqe_flags) {
+                    req.cqe_flags |= cqe_flags;
+                    return Some((req, n as i32));
+                }
+            }
+            res => {
+                req.cqe_flags |= cqe_flags;
+                return Some((req, result(res)));
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Sockets: the part every address family shares (Linux's net/socket.c).
+//!
+//! A socket is a file whose node is a [`SocketFile`] around a [`Socket`], the family's
+//! object. The families work on kernel buffers: the system calls (`syscall/net.rs`) and
+//! io_uring's network ops (`io_uring/net.rs`) copy to and from user memory around them, so
+//! no family touches user memory under its locks. Families: `unix` (AF_UNIX).
+
+pub mod unix;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+
+use crate::errno::*;
+use crate::fs::{alloc_ino, FileType, IoBuf, Node, OpenFile, Stat};
+use crate::task::wait::WaitQueue;
+
+pub const AF_UNIX: u16 = 1;
+
+pub const SOCK_STREAM: u32 = 1;
+pub const SOCK_DGRAM: u32 = 2;
+pub const SOCK_SEQPACKET: u32 = 5;
+pub const SOCK_TYPE_MASK: u32 = 0xf;
+pub const SOCK_NONBLOCK: u32 = 0o4000;
+pub const SOCK_CLOEXEC: u32 = 0o2000000;
+
+pub const MSG_OOB: u32 = 1;
+pub const MSG_PEEK: u32 = 2;
+pub const MSG_CTRUNC: u32 = 8;
+pub const MSG_TRUNC: u32 = 0x20;
+pub const MSG_DONTWAIT: u32 = 0x40;
+pub const MSG_WAITALL: u32 = 0x100;
+pub const MSG_NOSIGNAL: u32 = 0x4000;
+pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+
+pub const SOL_SOCKET: i32 = 1;
+pub const SO_REUSEADDR: i32 = 2;
+pub const SO_TYPE: i32 = 3;
+pub const SO_ERROR: i32 = 4;
+pub const SO_SNDBUF: i32 = 7;
+pub const SO_RCVBUF: i32 = 8;
+pub const SO_KEEPALIVE: i32 = 9;
+pub const SO_LINGER: i32 = 13;
+pub const SO_REUSEPORT: i32 = 15;
+pub const SO_PASSCRED: i32 = 16;
+pub const SO_ACCEPTCONN: i32 = 30;
+pub const SO_PROTOCOL: i32 = 38;
+pub const SO_DOMAIN: i32 = 39;
+
+pub const SCM_RIGHTS: i32 = 1;
+
+pub const SHUT_RD: u32 = 0;
+pub const SHUT_WR: u32 = 1;
+pub const SHUT_RDWR: u32 = 2;
+
+/// A message to send: its bytes, where to (an unconnected datagram socket), and the files
+/// it carries (SCM_RIGHTS).
+pub struct Outgoing<'a> {
+    pub data: &'a [u8],
+    pub to: Option<&'a [u8]>,
+    pub files: Vec<Arc<OpenFile>>,
+}
+
+/// What a receive took: the bytes (at most what was asked), the message's full length
+/// (a datagram longer than the buffer is cut: MSG_TRUNC), the sender's address and the
+/// files that came with it.
+#[derive(Default)]
+pub struct Incoming {
+    pub data: Vec<u8>,
+    pub full_len: usize,
+    pub from: Option<Vec<u8>>,
+    pub files: Vec<Arc<OpenFile>>,
+}
+
+/// An address family's socket. Blocking calls wait unless `nonblock` (then EAGAIN).
+pub trait Socket: Send + Sync {
+    /// SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET.
+    fn kind(&self) -> u32;
+    fn family(&self) -> u16;
+    fn bind(&self, addr: &[u8]) -> KResult<()>;
+    fn listen(&self, backlog: i32) -> KResult<()>;
+    fn accept(&self, nonblock: bool) -> KResult<Arc<dyn Socket>>;
+    fn connect(&self, addr: &[u8], nonblock: bool) -> KResult<()>;
+    /// Queues at most `msg.data.len()` bytes (a stream takes what fits; a datagram is all
+    /// or nothing); how many it took.
+    fn send(&self, msg: Outgoing, nonblock: bool) -> KResult<usize>;
+    /// Takes (or with MSG_PEEK copies) at most `max` bytes of the next message or of the
+    /// stream.
+    fn recv(&self, max: usize, flags: u32, nonblock: bool) -> KResult<Incoming>;
+    fn shutdown(&self, how: u32) -> KResult<()>;
+    /// Its own address (`getsockname`) and its peer's (`getpeername`), as sockaddrs.
+    fn name(&self) -> Vec<u8>;
+    fn peer_name(&self) -> KResult<Vec<u8>>;
+    /// SOL_SOCKET options the family keeps itself (the rest are common: `getsockopt`).
+    fn option(&self, name: i32) -> Option<i32>;
+    fn set_option(&self, name: i32, value: i32) -> KResult<()>;
+    fn poll_mask(&self) -> u32;
+    fn queue(&self, write: bool) -> &WaitQueue;
+    /// The last descriptor closed: the peer sees the end.
+    fn release(&self);
+}
+
+/// A socket as a file.
+pub struct SocketFile {
+    pub sock: Arc<dyn Socket>,
+    ino: u64,
+}
+
+impl SocketFile {
+    pub fn open(sock: Arc<dyn Socket>, nonblock: bool) -> Arc<OpenFile> {
+        let node = Arc::new(SocketFile { sock, ino: alloc_ino() });
+        let flags = crate::fs::file::O_RDWR | if nonblock { crate::fs::file::O_NONBLOCK } else { 0 };
+        let path = alloc::format!("socket:[{}]", node.ino);
+        OpenFile::new(node, flags, path)
+    }
+}
+
+/// The socket behind `file` (ENOTSOCK: another kind of file).
+pub fn socket_of(file: &OpenFile) -> KResult<&Arc<dyn Socket>> {
+    file.node.as_any().downcast_ref::<SocketFile>().map(|s| &s.sock).ok_or(ENOTSOCK)
+}
+
+impl Node for SocketFile {
+    fn stat(&self) -> Stat {
+        Stat { ino: self.ino, mode: FileType::Socket.mode_bits() | 0o777, nlink: 1, ..Stat::default() }
+    }
+
+    fn file_type(&self) -> FileType {
+        FileType::Socket
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn read(&self, _offset: u64, buf: &mut IoBuf, nonblock: bool) -> KResult<usize> {
+        let got = self.sock.recv(buf.len(), 0, nonblock)?;
+        buf.put(0, &got.data)?;
+        Ok(got.data.len())
+    }
+
+    fn write(&self, _offset: u64, buf: &IoBuf, nonblock: bool) -> KResult<usize> {
+        let mut data = alloc::vec![0u8; buf.len().min(64 * 1024)];
+        buf.get(0, &mut data)?;
+        send_all(&*self.sock, &data, nonblock, !matches!(buf, IoBuf::User { .. }))
+    }
+
+    fn poll_queue(&self, write: bool) -> Option<&WaitQueue> {
+        Some(self.sock.queue(write))
+    }
+
+    fn poll_mask(&self) -> u32 {
+        self.sock.poll_mask()
+    }
+
+    fn release(&self) {
+        self.sock.release();
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Sends `data` on a connected socket as write(2) and send(2) do: a stream blocks until
+/// all of it is queued (or a signal or error ends it with what was sent). A broken pipe is
+/// EPIPE, and SIGPIPE for the caller unless `nosignal`.
+pub fn send_all(sock: &dyn Socket, data: &[u8], nonblock: bool, nosignal: bool) -> KResult<usize> {
+    let mut done = 0;
+    loop {
+        match sock.send(Outgoing { data: &data[done..], to: None, files: Vec::new() }, nonblock) {
+            Ok(n) => done += n,
+            Err(e) if done > 0 && e != EPIPE => return Ok(done),
+            Err(e) => {
+                if e == EPIPE && !nosignal {
+                    crate::task::signal::send(&crate::task::current_process(), crate::task::signal::SIGPIPE);
+                }
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+        }
+        if done == data.len() || sock.kind() != SOCK_STREAM {
+            return Ok(done);
+        }
+    }
+}
+
+/// A new socket of `family`, `kind` (the type without its flags) and `protocol`.
+pub fn create(family: i32, kind: u32, protocol: i32) -> KResult<Arc<dyn Socket>> {
+    if !(0..=u16::MAX as i32).contains(&family) {
+        return Err(EAFNOSUPPORT);
+    }
+    match family as u16 {
+        AF_UNIX => {
+            if !matches!(kind, SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET) {
+                return Err(ESOCKTNOSUPPORT);
+            }
+            if protocol != 0 && protocol != i32::from(AF_UNIX) {
+                return Err(EPROTONOSUPPORT);
+            }
+            Ok(unix::UnixSocket::new(kind))
+        }
+        _ => Err(EAFNOSUPPORT),
+    }
+}
+
+/// getsockopt at SOL_SOCKET: the family's options first, then those every socket has.
+pub fn get_option(sock: &dyn Socket, name: i32) -> KResult<i32> {
+    if let Some(v) = sock.option(name) {
+        return Ok(v);
+    }
+    match name {
+        SO_TYPE => Ok(sock.kind() as i32),
+        SO_DOMAIN => Ok(i32::from(sock.family())),
+        SO_PROTOCOL => Ok(0),
+        _ => Err(ENOPROTOOPT),
+    }
+}

@@ -1,0 +1,449 @@
+//! Socket system calls (Linux's net/socket.c): user memory in and out around the
+//! families' kernel-buffer calls (`net`). The message helpers here serve io_uring's
+//! network ops too.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::fs::{file, install, read_iovecs};
+use super::Ctx;
+use crate::errno::*;
+use crate::fs::file::O_NONBLOCK;
+use crate::fs::OpenFile;
+use crate::net::*;
+use crate::task;
+
+/// sizeof(struct sockaddr_storage).
+const SOCKADDR_MAX: u64 = 128;
+/// Linux's SCM_MAX_FD: files one message may carry.
+const SCM_MAX_FD: usize = 253;
+/// sizeof(struct msghdr), sizeof(struct cmsghdr).
+const MSGHDR: usize = 56;
+const CMSGHDR: usize = 16;
+
+/// The socket open as `fd`: (its file, its socket).
+pub fn sock_file(fd: i32) -> KResult<(Arc<OpenFile>, Arc<dyn Socket>)> {
+    let f = file(fd)?;
+    let s = Arc::clone(socket_of(&f)?);
+    Ok((f, s))
+}
+
+/// A sockaddr from user memory.
+pub fn read_addr(addr: u64, len: u64) -> KResult<Vec<u8>> {
+    if len as i32 as i64 != len as i64 || (len as i32) < 0 || len > SOCKADDR_MAX {
+        return Err(EINVAL);
+    }
+    let mut buf = alloc::vec![0u8; len as usize];
+    task::copy_from_user(&mut buf, addr)?;
+    Ok(buf)
+}
+
+/// Writes `name` for a caller that gave `addr` and a socklen_t at `len_ptr` holding its
+/// room: as much as fits, and the full length back in `*len_ptr`.
+pub fn write_addr(name: &[u8], addr: u64, len_ptr: u64) -> KResult<()> {
+    if addr == 0 || len_ptr == 0 {
+        return Ok(());
+    }
+    let room: i32 = task::read_user(len_ptr)?;
+    if room < 0 {
+        return Err(EINVAL);
+    }
+    let n = name.len().min(room as usize);
+    task::copy_to_user(addr, &name[..n])?;
+    task::write_user(len_ptr, &(name.len() as u32))
+}
+
+fn nonblocking(f: &OpenFile, flags: u32) -> bool {
+    f.flags() & O_NONBLOCK != 0 || flags & MSG_DONTWAIT != 0
+}
+
+pub fn socket(c: &mut Ctx) -> KResult<u64> {
+    let ty = c.a[1] as u32;
+    if ty & !(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let sock = create(c.int(0), ty & SOCK_TYPE_MASK, c.int(2))?;
+    install(SocketFile::open(sock, ty & SOCK_NONBLOCK != 0), ty & SOCK_CLOEXEC != 0)
+}
+
+pub fn socketpair(c: &mut Ctx) -> KResult<u64> {
+    let ty = c.a[1] as u32;
+    if ty & !(SOCK_TYPE_MASK | SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    // Validates family, type and protocol as socket() does.
+    create(c.int(0), ty & SOCK_TYPE_MASK, c.int(2))?;
+    if c.int(0) != i32::from(AF_UNIX) {
+        return Err(EOPNOTSUPP);
+    }
+    let (a, b) = unix::UnixSocket::pair(ty & SOCK_TYPE_MASK);
+    let nonblock = ty & SOCK_NONBLOCK != 0;
+    let cloexec = ty & SOCK_CLOEXEC != 0;
+    let fa = install(SocketFile::open(a, nonblock), cloexec)?;
+    let fb = match install(SocketFile::open(b, nonblock), cloexec) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = task::current_process().files.lock().remove(fa as i32);
+            return Err(e);
+        }
+    };
+    task::write_user(c.a[3], &[fa as i32, fb as i32]).map(|()| 0)
+}
+
+pub fn bind(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    let addr = read_addr(c.a[1], c.a[2])?;
+    s.bind(&addr).map(|()| 0)
+}
+
+pub fn listen(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    s.listen(c.int(1)).map(|()| 0)
+}
+
+pub fn connect(c: &mut Ctx) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let addr = read_addr(c.a[1], c.a[2])?;
+    s.connect(&addr, nonblocking(&f, 0)).map(|()| 0)
+}
+
+/// accept4's common part (io_uring's ACCEPT too): the connection as a new open file.
+pub fn accept_file(f: &OpenFile, s: &dyn Socket, flags: u32, nonblock: bool) -> KResult<(Arc<OpenFile>, Vec<u8>)> {
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let conn = s.accept(nonblock || f.flags() & O_NONBLOCK != 0)?;
+    let peer = conn.peer_name().unwrap_or_else(|_| AF_UNIX.to_le_bytes().to_vec());
+    Ok((SocketFile::open(conn, flags & SOCK_NONBLOCK != 0), peer))
+}
+
+fn do_accept(c: &mut Ctx, flags: u32) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let (file, peer) = accept_file(&f, &*s, flags, false)?;
+    write_addr(&peer, c.a[1], c.a[2])?;
+    install(file, flags & SOCK_CLOEXEC != 0)
+}
+
+pub fn accept(c: &mut Ctx) -> KResult<u64> {
+    do_accept(c, 0)
+}
+
+pub fn accept4(c: &mut Ctx) -> KResult<u64> {
+    do_accept(c, c.a[3] as u32)
+}
+
+pub fn shutdown(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    s.shutdown(c.a[1] as u32).map(|()| 0)
+}
+
+pub fn getsockname(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    write_addr(&s.name(), c.a[1], c.a[2]).map(|()| 0)
+}
+
+pub fn getpeername(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    write_addr(&s.peer_name()?, c.a[1], c.a[2]).map(|()| 0)
+}
+
+pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    let (level, name, len) = (c.int(1), c.int(2), c.a[4] as i32);
+    if level != SOL_SOCKET {
+        return Err(ENOPROTOOPT);
+    }
+    if len < 4 {
+        return Err(EINVAL);
+    }
+    let value: i32 = task::read_user(c.a[3])?;
+    s.set_option(name, value).map(|()| 0)
+}
+
+pub fn getsockopt(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    let (level, name) = (c.int(1), c.int(2));
+    if level != SOL_SOCKET {
+        return Err(ENOPROTOOPT);
+    }
+    let room: i32 = task::read_user(c.a[4])?;
+    if room < 0 {
+        return Err(EINVAL);
+    }
+    let value = get_option(&*s, name)?.to_le_bytes();
+    let n = value.len().min(room as usize);
+    task::copy_to_user(c.a[3], &value[..n])?;
+    task::write_user(c.a[4], &(n as u32)).map(|()| 0)
+}
+
+/// Copies `iov` in, gathered (at most `limit` bytes).
+fn gather(iov: &[(u64, usize)], limit: usize) -> KResult<Vec<u8>> {
+    let total = iov.iter().map(|v| v.1).sum::<usize>().min(limit);
+    let mut data = alloc::vec![0u8; total];
+    let mut at = 0;
+    for &(base, len) in iov {
+        let n = len.min(total - at);
+        task::copy_from_user(&mut data[at..at + n], base)?;
+        at += n;
+        if at == total {
+            break;
+        }
+    }
+    Ok(data)
+}
+
+/// Copies `data` out over `iov`.
+fn scatter(iov: &[(u64, usize)], data: &[u8]) -> KResult<()> {
+    let mut at = 0;
+    for &(base, len) in iov {
+        let n = len.min(data.len() - at);
+        task::copy_to_user(base, &data[at..at + n])?;
+        at += n;
+        if at == data.len() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// A message to send, as user space described it.
+pub struct UserMsg {
+    pub to: Option<Vec<u8>>,
+    pub iov: Vec<(u64, usize)>,
+    pub files: Vec<Arc<OpenFile>>,
+}
+
+/// Sends a user message (send, sendto, sendmsg; io_uring's SEND and SENDMSG). A stream
+/// sends all of it unless nonblocking; a broken pipe raises SIGPIPE unless MSG_NOSIGNAL.
+pub fn send_user(s: &dyn Socket, msg: UserMsg, flags: u32, nonblock: bool) -> KResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let total: usize = msg.iov.iter().map(|v| v.1).sum();
+    let stream = s.kind() == SOCK_STREAM;
+    // A datagram goes whole; a stream in chunks of what a buffer holds.
+    let chunk = if stream { 64 * 1024 } else { total };
+    let mut files = msg.files;
+    let mut done = 0;
+    let mut iov = msg.iov;
+    while done < total || (total == 0 && done == 0) {
+        let data = gather(&iov, chunk)?;
+        let sent = match s.send(Outgoing { data: &data, to: msg.to.as_deref(), files: core::mem::take(&mut files) }, nonblock) {
+            Ok(n) => n,
+            Err(e) if done > 0 && e != EPIPE => return Ok(done),
+            Err(e) => {
+                if e == EPIPE && flags & MSG_NOSIGNAL == 0 {
+                    task::signal::send(&task::current_process(), task::signal::SIGPIPE);
+                }
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
+        };
+        done += sent;
+        if !stream || total == 0 {
+            return Ok(done);
+        }
+        advance(&mut iov, sent);
+    }
+    Ok(done)
+}
+
+/// Drops the first `n` bytes of `iov`.
+fn advance(iov: &mut Vec<(u64, usize)>, mut n: usize) {
+    while n > 0 && !iov.is_empty() {
+        if iov[0].1 <= n {
+            n -= iov[0].1;
+            iov.remove(0);
+        } else {
+            iov[0].0 += n as u64;
+            iov[0].1 -= n;
+            n = 0;
+        }
+    }
+}
+
+/// Receives into `iov` (recv, recvfrom, recvmsg; io_uring's RECV and RECVMSG): the
+/// bytes written, and what came with them. MSG_WAITALL on a stream gathers until the
+/// buffer is full (or the end, an error or a signal after some data).
+pub fn recv_user(s: &dyn Socket, iov: &[(u64, usize)], flags: u32, nonblock: bool) -> KResult<(usize, Incoming)> {
+    if flags & MSG_OOB != 0 {
+        return Err(EINVAL);
+    }
+    let total: usize = iov.iter().map(|v| v.1).sum();
+    let mut got = s.recv(total, flags, nonblock)?;
+    scatter(iov, &got.data)?;
+    let mut n = got.data.len();
+    if flags & MSG_WAITALL != 0 && s.kind() == SOCK_STREAM && flags & MSG_PEEK == 0 {
+        let mut rest: Vec<(u64, usize)> = iov.to_vec();
+        advance(&mut rest, n);
+        while n < total && n > 0 {
+            let more = match s.recv(total - n, flags, nonblock) {
+                Ok(m) if m.data.is_empty() => break,
+                Ok(m) => m,
+                Err(_) => break,
+            };
+            scatter(&rest, &more.data)?;
+            advance(&mut rest, more.data.len());
+            n += more.data.len();
+            got.files.extend(more.files);
+        }
+    }
+    got.data.clear();
+    Ok((n, got))
+}
+
+pub fn sendto(c: &mut Ctx) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let flags = c.a[3] as u32;
+    let to = if c.a[4] != 0 { Some(read_addr(c.a[4], c.a[5])?) } else { None };
+    let msg = UserMsg { to, iov: alloc::vec![(c.a[1], c.a[2] as usize)], files: Vec::new() };
+    send_user(&*s, msg, flags, nonblocking(&f, flags)).map(|n| n as u64)
+}
+
+pub fn recvfrom(c: &mut Ctx) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let flags = c.a[3] as u32;
+    let (n, got) = recv_user(&*s, &[(c.a[1], c.a[2] as usize)], flags, nonblocking(&f, flags))?;
+    if let Some(from) = got.from.as_ref().filter(|_| s.kind() != SOCK_STREAM) {
+        write_addr(from, c.a[4], c.a[5])?;
+    } else if c.a[4] != 0 && c.a[5] != 0 {
+        task::write_user(c.a[5], &0u32)?;
+    }
+    Ok(if flags & MSG_TRUNC != 0 && s.kind() != SOCK_STREAM { got.full_len } else { n } as u64)
+}
+
+/// A struct msghdr in user memory: (name, namelen, iov, iovlen, control, controllen, flags).
+pub struct MsgHdr {
+    pub name: u64,
+    pub namelen: u32,
+    pub iov: u64,
+    pub iovlen: u64,
+    pub control: u64,
+    pub controllen: u64,
+}
+
+pub fn read_msghdr(addr: u64) -> KResult<MsgHdr> {
+    let mut raw = [0u8; MSGHDR];
+    task::copy_from_user(&mut raw, addr)?;
+    let w = |i: usize| u64::from_le_bytes(raw[i..i + 8].try_into().expect("8 bytes"));
+    Ok(MsgHdr { name: w(0), namelen: w(8) as u32, iov: w(16), iovlen: w(24), control: w(32), controllen: w(40) })
+}
+
+/// The files an SCM_RIGHTS control message names (other control messages are ignored).
+fn control_files(control: u64, len: u64) -> KResult<Vec<Arc<OpenFile>>> {
+    if control == 0 || len == 0 {
+        return Ok(Vec::new());
+    }
+    if len > 64 * 1024 {
+        return Err(ENOBUFS);
+    }
+    let mut raw = alloc::vec![0u8; len as usize];
+    task::copy_from_user(&mut raw, control)?;
+    let mut files = Vec::new();
+    let mut at = 0;
+    while at + CMSGHDR <= raw.len() {
+        let clen = u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes")) as usize;
+        let level = i32::from_le_bytes(raw[at + 8..at + 12].try_into().expect("4 bytes"));
+        let kind = i32::from_le_bytes(raw[at + 12..at + 16].try_into().expect("4 bytes"));
+        if clen < CMSGHDR || at + clen > raw.len() {
+            return Err(EINVAL);
+        }
+        if level == SOL_SOCKET && kind == SCM_RIGHTS {
+            for fd in raw[at + CMSGHDR..at + clen].chunks_exact(4) {
+                if files.len() == SCM_MAX_FD {
+                    return Err(EINVAL);
+                }
+                files.push(file(i32::from_le_bytes(fd.try_into().expect("4 bytes")))?);
+            }
+        }
+        at += clen.next_multiple_of(8);
+    }
+    Ok(files)
+}
+
+/// Installs received files and writes their SCM_RIGHTS message in `control`; what does
+/// not fit is closed and the message marked MSG_CTRUNC. Returns (control bytes, flags).
+pub fn deliver_files(files: Vec<Arc<OpenFile>>, control: u64, room: u64, cloexec: bool) -> KResult<(u64, u32)> {
+    if files.is_empty() {
+        return Ok((0, 0));
+    }
+    let fit = if control == 0 || room < CMSGHDR as u64 { 0 } else { ((room as usize - CMSGHDR) / 4).min(files.len()) };
+    let trunc = if fit < files.len() { MSG_CTRUNC } else { 0 };
+    if fit == 0 {
+        return Ok((0, trunc));
+    }
+    let mut fds = Vec::with_capacity(fit);
+    for f in files.into_iter().take(fit) {
+        fds.push(install(f, cloexec)? as i32);
+    }
+    let clen = CMSGHDR + 4 * fds.len();
+    let mut raw = Vec::with_capacity(clen);
+    raw.extend_from_slice(&(clen as u64).to_le_bytes());
+    raw.extend_from_slice(&SOL_SOCKET.to_le_bytes());
+    raw.extend_from_slice(&SCM_RIGHTS.to_le_bytes());
+    for fd in fds {
+        raw.extend_from_slice(&fd.to_le_bytes());
+    }
+    task::copy_to_user(control, &raw)?;
+    Ok((clen.next_multiple_of(8).min(room as usize) as u64, trunc))
+}
+
+/// sendmsg on a socket with a msghdr at `addr` (io_uring's SENDMSG too).
+pub fn sendmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KResult<usize> {
+    let h = read_msghdr(addr)?;
+    let to = if h.name != 0 && h.namelen != 0 { Some(read_addr(h.name, u64::from(h.namelen))?) } else { None };
+    let iov = read_iovecs(h.iov, h.iovlen)?;
+    let files = control_files(h.control, h.controllen)?;
+    send_user(s, UserMsg { to, iov, files }, flags, nonblock)
+}
+
+/// recvmsg on a socket with a msghdr at `addr`, which it updates (io_uring's RECVMSG too).
+pub fn recvmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KResult<usize> {
+    let h = read_msghdr(addr)?;
+    let iov = read_iovecs(h.iov, h.iovlen)?;
+    let total: usize = iov.iter().map(|v| v.1).sum();
+    let (n, got) = recv_user(s, &iov, flags, nonblock)?;
+    let mut out_flags = 0;
+    if s.kind() != SOCK_STREAM && got.full_len > total {
+        out_flags |= MSG_TRUNC;
+    }
+    let (clen, ctrunc) = deliver_files(got.files, h.control, h.controllen, flags & MSG_CMSG_CLOEXEC != 0)?;
+    out_flags |= ctrunc;
+    if h.name != 0 {
+        let from = got.from.filter(|_| s.kind() != SOCK_STREAM).unwrap_or_default();
+        let n = from.len().min(h.namelen as usize);
+        task::copy_to_user(h.name, &from[..n])?;
+        task::write_user(addr + 8, &(from.len() as u32))?;
+    }
+    task::write_user(addr + 40, &clen)?;
+    task::write_user(addr + 48, &out_flags)?;
+    Ok(if flags & MSG_TRUNC != 0 && s.kind() != SOCK_STREAM { got.full_len } else { n })
+}
+
+pub fn sendmsg(c: &mut Ctx) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let flags = c.a[2] as u32;
+    sendmsg_at(&*s, c.a[1], flags, nonblocking(&f, flags)).map(|n| n as u64)
+}
+
+pub fn recvmsg(c: &mut Ctx) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let flags = c.a[2] as u32;
+    recvmsg_at(&*s, c.a[1], flags, nonblocking(&f, flags)).map(|n| n as u64)
+}
+
+/// sendmmsg: each struct mmsghdr is a msghdr and the count of bytes sent (u32).
+pub fn sendmmsg(c: &mut Ctx) -> KResult<u64> {
+    let (f, s) = sock_file(c.int(0))?;
+    let flags = c.a[3] as u32;
+    let mut sent = 0u64;
+    for i in 0..(c.a[2] as u32).min(1024) {
+        let at = c.a[1] + u64::from(i) * 64;
+        match sendmsg_at(&*s, at, flags, nonblocking(&f, flags)) {
+            Ok(n) => task::write_user(at + 56, &(n as u32))?,
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+        sent += 1;
+    }
+    Ok(sent)
+}
