@@ -51,6 +51,13 @@ static const struct {
 	{ ETIME, "ETIME" },	  { EOVERFLOW, "EOVERFLOW" }, { ENOBUFS, "ENOBUFS" },
 	{ EOPNOTSUPP, "EOPNOTSUPP" }, { ETIMEDOUT, "ETIMEDOUT" },
 	{ ECANCELED, "ECANCELED" }, { EALREADY, "EALREADY" }, { ENOTSUP, "ENOTSUP" },
+	{ ENOTSOCK, "ENOTSOCK" }, { EADDRINUSE, "EADDRINUSE" }, { ECONNREFUSED, "ECONNREFUSED" },
+	{ EISCONN, "EISCONN" },	  { ENOTCONN, "ENOTCONN" }, { EAFNOSUPPORT, "EAFNOSUPPORT" },
+	{ ENOPROTOOPT, "ENOPROTOOPT" }, { EPROTOTYPE, "EPROTOTYPE" },
+	{ ESOCKTNOSUPPORT, "ESOCKTNOSUPPORT" }, { EPROTONOSUPPORT, "EPROTONOSUPPORT" },
+	{ ECONNRESET, "ECONNRESET" }, { EDESTADDRREQ, "EDESTADDRREQ" }, { EMSGSIZE, "EMSGSIZE" },
+	{ EADDRNOTAVAIL, "EADDRNOTAVAIL" }, { EINPROGRESS, "EINPROGRESS" },
+	{ ECONNABORTED, "ECONNABORTED" },
 };
 
 const char *ut_errname(int e)
@@ -182,6 +189,22 @@ int ut_tmpfile(const char *tag, int flags, char *path_out)
 	if (path_out)
 		strcpy(path_out, path);
 	return fd;
+}
+
+int ut_tmppath(const char *tag, char *path_out, size_t size)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%s", ut_current);
+	for (char *c = name; *c; c++)
+		if (*c == ':')
+			*c = '_';
+	int n = snprintf(path_out, size, "%s/uring-test.%s.%s", ut_dir, name, tag);
+	if (n < 0 || (size_t)n >= size || n >= (int)sizeof tmp_paths[0])
+		return -ENAMETOOLONG;
+	unlink(path_out);
+	if (tmp_count < 8)
+		snprintf(tmp_paths[tmp_count++], sizeof tmp_paths[0], "%s", path_out);
+	return 0;
 }
 
 void ut_cleanup_files(void)

@@ -124,6 +124,9 @@ extern unsigned ut_features; /* io_uring_params.features of the probe ring */
 
 /* Files under ut_dir, named after the current test; removed after the test. */
 int ut_tmpfile(const char *tag, int flags, char *path_out);
+/* The name ut_tmpfile would use for `tag` (a stale one unlinked), not created: for bind(2)
+ * of an AF_UNIX socket. Removed after the test like the files; 0 or -ENAMETOOLONG. */
+int ut_tmppath(const char *tag, char *path_out, size_t size);
 void ut_cleanup_files(void);
 /* Fill `n` bytes with a pattern that depends on `seed`. */
 void ut_pattern(void *buf, size_t n, unsigned seed);

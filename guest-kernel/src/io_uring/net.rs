@@ -40,6 +40,7 @@ const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
 const IORING_ACCEPT_DONTWAIT: u16 = 1 << 1;
 const IORING_ACCEPT_POLL_FIRST: u16 = 1 << 2;
 
+const IORING_CQE_F_SOCK_NONEMPTY: u32 = 1 << 2;
 const IORING_CQE_F_NOTIF: u32 = 1 << 3;
 const IORING_NOTIF_USAGE_ZC_COPIED: i32 = 1 << 31;
 
@@ -120,7 +121,7 @@ fn prep_send_common(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
         let _ = (IORING_RECVSEND_FIXED_BUF, IORING_RECVSEND_BUNDLE);
         return Err(EINVAL);
     }
-    let to = if !msg && sqe.off != 0 { Some((sqe.off, u64::from(sqe.file_index & 0xffff))) } else { None };
+    let to = if !msg && sqe.off != 0 && sqe.file_index & 0xffff != 0 { Some((sqe.off, u64::from(sqe.file_index & 0xffff))) } else { None };
     if msg && (sqe.len != 1 && sqe.len != 0 || sqe.off != 0) {
         return Err(EINVAL);
     }
@@ -138,12 +139,12 @@ pub fn prep_recv(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     }
     let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
     let group = (sqe.flags & IOSQE_BUFFER_SELECT != 0).then_some(sqe.buf_index);
-    // Multishot takes a provided buffer per message; the io_uring_recvmsg_out layout of
-    // multishot RECVMSG is not built: EINVAL rather than a different layout.
-    if multishot && (group.is_none() || msg || sqe.op_flags & net::MSG_WAITALL != 0) {
+    // Multishot takes a provided buffer per message (RECVMSG's in the
+    // io_uring_recvmsg_out layout); a single RECVMSG uses its own iovecs.
+    if multishot && (group.is_none() || sqe.op_flags & net::MSG_WAITALL != 0) {
         return Err(EINVAL);
     }
-    if msg && group.is_some() {
+    if msg && group.is_some() && !multishot {
         return Err(EINVAL);
     }
     net(NetOp::Recv { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, msg, multishot, group })
@@ -282,8 +283,15 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
     };
+    // io_uring never raises SIGPIPE (Linux adds MSG_NOSIGNAL).
+    let flags = flags | net::MSG_NOSIGNAL;
     let nonblock = !req.in_iowq || flags & net::MSG_DONTWAIT != 0;
     let attempt = || -> KResult<usize> {
+        // Zero copy needs a socket that can take pages (Linux: SOCK_SUPPORT_ZC, which
+        // AF_UNIX lacks).
+        if zc.is_some() && s.family() == net::AF_UNIX {
+            return Err(EOPNOTSUPP);
+        }
         if msg {
             return sys::sendmsg_at(&*s, addr, flags, nonblock);
         }
@@ -308,6 +316,47 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
     }
 }
 
+/// One receive into `at` (at most `room` bytes): the bytes (or, with MSG_TRUNC on a
+/// datagram, the message's length), and the CQE flags it earns.
+fn recv_into(s: &dyn Socket, at: u64, room: u32, flags: u32, nonblock: bool) -> KResult<(usize, u32)> {
+    let (n, got) = sys::recv_user(s, &[(at, room as usize)], flags, nonblock)?;
+    let n = if flags & net::MSG_TRUNC != 0 && s.kind() != net::SOCK_STREAM { got.full_len } else { n };
+    Ok((n, nonempty(s)))
+}
+
+/// IORING_CQE_F_SOCK_NONEMPTY: a stream with bytes still queued after this receive.
+fn nonempty(s: &dyn Socket) -> u32 {
+    if s.kind() == net::SOCK_STREAM && s.poll_mask() & crate::fs::POLLIN != 0 && s.poll_mask() & crate::fs::POLLRDHUP == 0 {
+        IORING_CQE_F_SOCK_NONEMPTY
+    } else {
+        0
+    }
+}
+
+/// Multishot RECVMSG into provided buffer `b`: the io_uring_recvmsg_out header (name
+/// length, control length, payload length, flags), then room for the name and control
+/// data the request's msghdr gives, then the payload. Returns the bytes of the buffer
+/// used.
+fn recvmsg_out(s: &dyn Socket, b: &super::kbuf::Buf, name_room: u32, control_room: u32, flags: u32, nonblock: bool) -> KResult<usize> {
+    const HEADER: u32 = 16;
+    let head = HEADER + name_room + control_room;
+    if b.len < head {
+        return Err(EFAULT);
+    }
+    let got = s.recv((b.len - head) as usize, flags, nonblock)?;
+    let payload = b.addr + u64::from(head);
+    crate::task::copy_to_user(payload, &got.data)?;
+    let from = got.from.unwrap_or_default();
+    let name = from.len().min(name_room as usize);
+    crate::task::copy_to_user(b.addr + u64::from(HEADER), &from[..name])?;
+    let (control, ctrunc) = sys::deliver_files(got.files, b.addr + u64::from(HEADER + name_room), u64::from(control_room), flags & net::MSG_CMSG_CLOEXEC != 0)?;
+    let truncated = if got.full_len > got.data.len() && s.kind() != net::SOCK_STREAM { net::MSG_TRUNC } else { 0 };
+    let payload_len = if flags & net::MSG_TRUNC != 0 { got.full_len } else { got.data.len() };
+    let out = [from.len() as u32, control as u32, payload_len as u32, truncated | ctrunc];
+    crate::task::write_user(b.addr, &out)?;
+    Ok(head as usize + got.data.len())
+}
+
 pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
     let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group }) = req.op else { return Some((req, -EINVAL.0)) };
     let s = match target(&req) {
@@ -315,8 +364,23 @@ pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         Err(e) => return Some((req, -e.0)),
     };
     let nonblock = !req.in_iowq || flags & net::MSG_DONTWAIT != 0;
+    // Multishot RECVMSG: the msghdr says how much room the name and control data take.
+    let rooms = if msg && multishot {
+        match sys::read_msghdr(addr) {
+            Ok(h) if h.controllen <= u64::from(u32::MAX) => Some((h.namelen, h.controllen as u32)),
+            Ok(_) => return Some((req, -EINVAL.0)),
+            Err(e) => return Some((req, -e.0)),
+        }
+    } else {
+        None
+    };
     loop {
-        // With a provided buffer: the group's next one, given back unless data came.
+        // A provided buffer is taken only once there is something to receive.
+        let ready = crate::fs::POLLIN | crate::fs::POLLRDHUP | crate::fs::POLLHUP | crate::fs::POLLERR;
+        if group.is_some() && s.poll_mask() & ready == 0 && flags & net::MSG_DONTWAIT == 0 {
+            req.poll_retries = 0;
+            return park(ring, req, false);
+        }
         let buf = match group {
             Some(bgid) => match ring.kbufs.lock().select(bgid) {
                 Ok(b) => Some((bgid, b)),
@@ -324,41 +388,47 @@ pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             },
             None => None,
         };
-        let (at, room) = match &buf {
-            Some((_, b)) => (b.addr, if len == 0 { b.len } else { len.min(b.len) }),
-            None => (addr, len),
+        let got = match (&buf, rooms) {
+            (Some((_, b)), Some((name, control))) => recvmsg_out(&*s, b, name, control, flags, nonblock).map(|n| (n, 0)),
+            (Some((_, b)), None) => recv_into(&*s, b.addr, if len == 0 { b.len } else { len.min(b.len) }, flags, nonblock),
+            (None, _) if msg => sys::recvmsg_at(&*s, addr, flags, nonblock).map(|n| (n, nonempty(&*s))),
+            (None, _) => recv_into(&*s, addr, len, flags, nonblock),
         };
-        let got = if msg { sys::recvmsg_at(&*s, addr, flags, nonblock) } else { sys::recv_user(&*s, &[(at, room as usize)], flags, nonblock).map(|(n, i)| if flags & net::MSG_TRUNC != 0 && s.kind() != net::SOCK_STREAM { i.full_len } else { n }) };
-        let mut cqe_flags = 0;
-        if let (Some((bgid, b)), Ok(n)) = (buf, &got) {
-            let mut groups = ring.kbufs.lock();
-            let more = if groups.is_ring(bgid) { groups.commit(bgid, (*n as u32).min(room)) } else { false };
-            drop(groups);
-            cqe_flags = super::kbuf::IORING_CQE_F_BUFFER | (u32::from(b.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT);
-            if more {
-                cqe_flags |= super::kbuf::IORING_CQE_F_BUF_MORE;
+        let mut cqe_flags = got.as_ref().map_or(0, |g| g.1);
+        match (&buf, &got) {
+            (Some((bgid, b)), Ok((n, _))) if *n > 0 => {
+                let mut groups = ring.kbufs.lock();
+                let more = groups.is_ring(*bgid) && groups.commit(*bgid, (*n as u32).min(b.len));
+                drop(groups);
+                cqe_flags |= super::kbuf::IORING_CQE_F_BUFFER | (u32::from(b.bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT);
+                if more {
+                    cqe_flags |= super::kbuf::IORING_CQE_F_BUF_MORE;
+                }
             }
-        } else if let (Some((bgid, b)), Err(_)) = (buf, &got) {
-            // Not used: a classic buffer goes back to its list (a ring's was never taken).
-            let mut groups = ring.kbufs.lock();
-            if !groups.is_ring(bgid) {
-                groups.recycle(bgid, b);
+            (Some((bgid, b)), _) => {
+                // Not used (an error, or the end): a classic buffer goes back to its list
+                // (a ring's stays put).
+                let mut groups = ring.kbufs.lock();
+                if !groups.is_ring(*bgid) {
+                    groups.recycle(*bgid, super::kbuf::Buf { addr: b.addr, len: b.len, bid: b.bid });
+                }
             }
+            _ => {}
         }
         match got {
             Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => {
                 req.poll_retries = 0;
                 return park(ring, req, false);
             }
-            Ok(n) if multishot && n > 0 => {
+            Ok((n, _)) if multishot && n > 0 => {
                 if !ring.post_more(req.user_data, n as i32, cqe_flags) {
                     req.cqe_flags |= cqe_flags;
-                    return Some((req, n as i32));
+                    return Some((req, n as i32)); // the CQ is full: this is the last CQE
                 }
             }
             res => {
                 req.cqe_flags |= cqe_flags;
-                return Some((req, result(res)));
+                return Some((req, result(res.map(|r| r.0))));
             }
         }
     }

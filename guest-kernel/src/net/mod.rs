@@ -40,9 +40,9 @@ pub const SO_ERROR: i32 = 4;
 pub const SO_SNDBUF: i32 = 7;
 pub const SO_RCVBUF: i32 = 8;
 pub const SO_KEEPALIVE: i32 = 9;
-pub const SO_LINGER: i32 = 13;
 pub const SO_REUSEPORT: i32 = 15;
 pub const SO_PASSCRED: i32 = 16;
+pub const SO_PEERCRED: i32 = 17;
 pub const SO_ACCEPTCONN: i32 = 30;
 pub const SO_PROTOCOL: i32 = 38;
 pub const SO_DOMAIN: i32 = 39;
@@ -94,6 +94,10 @@ pub trait Socket: Send + Sync {
     /// SOL_SOCKET options the family keeps itself (the rest are common: `getsockopt`).
     fn option(&self, name: i32) -> Option<i32>;
     fn set_option(&self, name: i32, value: i32) -> KResult<()>;
+    /// SO_ERROR: the pending error (0: none), cleared.
+    fn take_error(&self) -> i32;
+    /// SO_PEERCRED: the peer's (pid, uid, gid) when it connected.
+    fn peer_cred(&self) -> [u32; 3];
     fn poll_mask(&self) -> u32;
     fn queue(&self, write: bool) -> &WaitQueue;
     /// The last descriptor closed: the peer sees the end.
@@ -140,9 +144,23 @@ impl Node for SocketFile {
     }
 
     fn write(&self, _offset: u64, buf: &IoBuf, nonblock: bool) -> KResult<usize> {
-        let mut data = alloc::vec![0u8; buf.len().min(64 * 1024)];
-        buf.get(0, &mut data)?;
-        send_all(&*self.sock, &data, nonblock, !matches!(buf, IoBuf::User { .. }))
+        // A datagram goes whole; a stream in chunks (each sent whole unless nonblocking).
+        let total = buf.len();
+        let chunk = if self.sock.kind() == SOCK_STREAM { 64 * 1024 } else { total };
+        let mut done = 0;
+        loop {
+            let mut data = alloc::vec![0u8; (total - done).min(chunk)];
+            buf.get(done, &mut data)?;
+            let sent = match send_all(&*self.sock, &data, nonblock, !matches!(buf, IoBuf::User { .. })) {
+                Ok(n) => n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => return Ok(done),
+            };
+            done += sent;
+            if sent < data.len() || done >= total {
+                return Ok(done);
+            }
+        }
     }
 
     fn poll_queue(&self, write: bool) -> Option<&WaitQueue> {
@@ -184,20 +202,29 @@ pub fn send_all(sock: &dyn Socket, data: &[u8], nonblock: bool, nosignal: bool) 
     }
 }
 
-/// A new socket of `family`, `kind` (the type without its flags) and `protocol`.
+/// A new socket of `family`, `kind` (the type without its flags) and `protocol`, with
+/// Linux's checks in its order: the family's range, the type's, the family, then the
+/// family's own (AF_UNIX takes protocol 0 or PF_UNIX, and SOCK_RAW as SOCK_DGRAM).
 pub fn create(family: i32, kind: u32, protocol: i32) -> KResult<Arc<dyn Socket>> {
-    if !(0..=u16::MAX as i32).contains(&family) {
+    const NPROTO: i32 = 46;
+    const SOCK_MAX: u32 = 11;
+    const SOCK_RAW: u32 = 3;
+    if !(0..NPROTO).contains(&family) {
         return Err(EAFNOSUPPORT);
+    }
+    if kind >= SOCK_MAX {
+        return Err(EINVAL);
     }
     match family as u16 {
         AF_UNIX => {
-            if !matches!(kind, SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET) {
-                return Err(ESOCKTNOSUPPORT);
-            }
             if protocol != 0 && protocol != i32::from(AF_UNIX) {
                 return Err(EPROTONOSUPPORT);
             }
-            Ok(unix::UnixSocket::new(kind))
+            match kind {
+                SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET => Ok(unix::UnixSocket::create(kind)),
+                SOCK_RAW => Ok(unix::UnixSocket::create(SOCK_DGRAM)),
+                _ => Err(ESOCKTNOSUPPORT),
+            }
         }
         _ => Err(EAFNOSUPPORT),
     }
@@ -209,6 +236,7 @@ pub fn get_option(sock: &dyn Socket, name: i32) -> KResult<i32> {
         return Ok(v);
     }
     match name {
+        SO_ERROR => Ok(sock.take_error()),
         SO_TYPE => Ok(sock.kind() as i32),
         SO_DOMAIN => Ok(i32::from(sock.family())),
         SO_PROTOCOL => Ok(0),

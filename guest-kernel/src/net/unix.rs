@@ -66,11 +66,19 @@ struct State {
     sndbuf: usize,
     rcvbuf: usize,
     passcred: bool,
+    /// SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE as set (AF_UNIX has no use for them).
+    reuseaddr: bool,
+    reuseport: bool,
+    keepalive: bool,
+    /// A pending error (sk_err): ECONNRESET when the peer closed with data unread.
+    error: Option<Errno>,
 }
 
 pub struct UnixSocket {
     kind: u32,
     me: Weak<UnixSocket>,
+    /// Who made it: (pid, euid, egid), what SO_PEERCRED tells its peer.
+    owner: [u32; 3],
     st: SpinLock<State>,
     /// Woken when there is something to read or to accept, or the peer went.
     readable: WaitQueue,
@@ -136,14 +144,20 @@ impl Node for SocketInode {
 }
 
 impl UnixSocket {
-    pub fn new(kind: u32) -> Arc<dyn Socket> {
+    pub fn create(kind: u32) -> Arc<dyn Socket> {
         Self::make(kind)
     }
 
     fn make(kind: u32) -> Arc<UnixSocket> {
+        let cred = crate::task::cred::current();
+        Self::make_for(kind, [crate::task::current_process().pid, cred.euid, cred.egid])
+    }
+
+    fn make_for(kind: u32, owner: [u32; 3]) -> Arc<UnixSocket> {
         Arc::new_cyclic(|me| UnixSocket {
             kind,
             me: me.clone(),
+            owner,
             st: SpinLock::new(State { sndbuf: DEFAULT_BUF, rcvbuf: DEFAULT_BUF, ..State::default() }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
@@ -230,7 +244,8 @@ impl Socket for UnixSocket {
     fn bind(&self, addr: &[u8]) -> KResult<()> {
         let addr = check_addr(addr)?;
         if self.st.lock().name.is_some() {
-            return Err(EINVAL);
+            // Autobinding a bound socket changes nothing.
+            return if addr.len() == 2 { Ok(()) } else { Err(EINVAL) };
         }
         if addr.len() == 2 {
             // Autobind: Linux picks a 5-hex-digit abstract name.
@@ -270,7 +285,11 @@ impl Socket for UnixSocket {
             let inode = Arc::new(SocketInode { sock: self.me.clone(), ino: alloc_ino(), mode, owner });
             dir.link(&name, inode).map_err(|e| if e == EEXIST { EADDRINUSE } else { e })?;
         }
-        self.st.lock().name = Some(addr);
+        let mut name = addr;
+        if name[2] != 0 {
+            name.push(0); // a path's name ends with its NUL, as Linux reports it
+        }
+        self.st.lock().name = Some(name);
         Ok(())
     }
 
@@ -291,6 +310,9 @@ impl Socket for UnixSocket {
     }
 
     fn accept(&self, nonblock: bool) -> KResult<Arc<dyn Socket>> {
+        if !self.stream_like() {
+            return Err(EOPNOTSUPP);
+        }
         loop {
             {
                 let mut st = self.st.lock();
@@ -332,7 +354,7 @@ impl Socket for UnixSocket {
             return Err(EPROTOTYPE);
         }
         loop {
-            let server = UnixSocket::make(self.kind);
+            let server = UnixSocket::make_for(self.kind, target.owner);
             {
                 let mut st = target.st.lock();
                 let name = st.name.clone();
@@ -363,15 +385,19 @@ impl Socket for UnixSocket {
             }
             (Some(addr), false) => Self::lookup(addr)?,
             (None, _) => {
-                let st = self.st.lock();
+                let mut st = self.st.lock();
                 if st.shut_wr {
                     return Err(EPIPE);
                 }
                 match st.peer.as_ref().and_then(Weak::upgrade) {
-                    Some(p) if !st.peer_gone => p,
+                    Some(p) if !st.peer_gone && (self.stream_like() || !p.st.lock().released) => p,
                     _ if st.was_connected && self.stream_like() => return Err(EPIPE),
-                    _ if st.peer.is_some() => return Err(ECONNREFUSED),
-                    _ => return Err(if self.stream_like() { ENOTCONN } else { EDESTADDRREQ }),
+                    // A datagram socket whose peer went: refused once, then unconnected.
+                    _ if st.peer.is_some() => {
+                        st.peer = None;
+                        return Err(ECONNREFUSED);
+                    }
+                    _ => return Err(ENOTCONN),
                 }
             }
         };
@@ -395,7 +421,8 @@ impl Socket for UnixSocket {
         if !self.stream_like() && len > self.st.lock().sndbuf {
             return Err(EMSGSIZE);
         }
-        let from = Some(self.name());
+        // An unnamed sender has no address to report (recvfrom's addrlen 0).
+        let from = Some(self.st.lock().name.clone().unwrap_or_default());
         let mut files = msg.files;
         loop {
             if dest.st.lock().shut_rd || dest.st.lock().released {
@@ -421,7 +448,7 @@ impl Socket for UnixSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            let (me, dest2) = (&*self, &dest);
+            let (me, dest2) = (self, &dest);
             let ready = || {
                 let st = me.st.lock();
                 st.sndbuf.saturating_sub(st.in_flight) >= if me.kind == SOCK_STREAM { 1 } else { len }
@@ -449,19 +476,22 @@ impl Socket for UnixSocket {
                 if st.listening.is_some() {
                     return Err(EINVAL);
                 }
-                if !self.stream_like() || !st.queue.is_empty() {
-                    if let Some(got) = take(&mut st, self.kind, max, peek) {
-                        drop(st);
-                        for (sender, n) in got.1 {
-                            if let Some(s) = sender.upgrade() {
-                                s.uncharge(n);
-                            }
+                if (!self.stream_like() || !st.queue.is_empty())
+                    && let Some(got) = take(&mut st, self.kind, max, peek)
+                {
+                    drop(st);
+                    for (sender, n) in got.1 {
+                        if let Some(s) = sender.upgrade() {
+                            s.uncharge(n);
                         }
-                        return Ok(got.0);
                     }
+                    return Ok(got.0);
                 }
                 if self.stream_like() && !st.was_connected {
-                    return Err(ENOTCONN);
+                    return Err(if self.kind == SOCK_STREAM { EINVAL } else { ENOTCONN });
+                }
+                if let Some(e) = st.error.take() {
+                    return Err(e);
                 }
                 // The end: shut for reading, or the peer will write no more.
                 if st.shut_rd || (self.stream_like() && (st.peer_gone || st.peer_shut_wr)) {
@@ -481,9 +511,6 @@ impl Socket for UnixSocket {
         }
         let peer = {
             let mut st = self.st.lock();
-            if self.stream_like() && !st.was_connected {
-                return Err(ENOTCONN);
-            }
             if how != SHUT_WR {
                 st.shut_rd = true;
             }
@@ -524,13 +551,26 @@ impl Socket for UnixSocket {
         let st = self.st.lock();
         Some(match name {
             SO_ACCEPTCONN => i32::from(st.listening.is_some()),
-            SO_ERROR => 0,
             SO_SNDBUF => st.sndbuf as i32,
             SO_RCVBUF => st.rcvbuf as i32,
             SO_PASSCRED => i32::from(st.passcred),
-            SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE => 0,
+            SO_REUSEADDR => i32::from(st.reuseaddr),
+            SO_REUSEPORT => i32::from(st.reuseport),
+            SO_KEEPALIVE => i32::from(st.keepalive),
             _ => return None,
         })
+    }
+
+    fn take_error(&self) -> i32 {
+        self.st.lock().error.take().map_or(0, |e| e.0)
+    }
+
+    fn peer_cred(&self) -> [u32; 3] {
+        let peer = self.st.lock().peer.as_ref().and_then(Weak::upgrade);
+        match peer {
+            Some(p) if self.stream_like() => p.owner,
+            _ => [0, u32::MAX, u32::MAX],
+        }
     }
 
     fn set_option(&self, name: i32, value: i32) -> KResult<()> {
@@ -541,7 +581,9 @@ impl Socket for UnixSocket {
             SO_SNDBUF => st.sndbuf = size(value),
             SO_RCVBUF => st.rcvbuf = size(value),
             SO_PASSCRED => st.passcred = value != 0,
-            SO_REUSEADDR | SO_REUSEPORT | SO_KEEPALIVE | SO_LINGER => {}
+            SO_REUSEADDR => st.reuseaddr = value != 0,
+            SO_REUSEPORT => st.reuseport = value != 0,
+            SO_KEEPALIVE => st.keepalive = value != 0,
             _ => return Err(ENOPROTOOPT),
         }
         drop(st);
@@ -550,21 +592,31 @@ impl Socket for UnixSocket {
     }
 
     fn poll_mask(&self) -> u32 {
-        use crate::fs::{POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM};
+        use crate::fs::{POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM};
         let st = self.st.lock();
         let mut m = 0;
+        if st.error.is_some() {
+            m |= POLLERR;
+        }
+        // What Linux's sk_shutdown would say: its own shutdowns, and the peer's (a peer
+        // that closed shut both directions).
+        let peer_closed = self.stream_like() && st.peer_gone;
+        let rcv_shut = st.shut_rd || peer_closed || (self.stream_like() && st.peer_shut_wr);
+        let snd_shut = st.shut_wr || peer_closed;
+        if rcv_shut && snd_shut {
+            m |= POLLHUP;
+        }
+        if rcv_shut {
+            m |= POLLRDHUP | POLLIN | POLLRDNORM;
+        }
+        // A connection-based socket never connected (nor listening) is closed: hung up.
+        if self.stream_like() && !st.was_connected && st.listening.is_none() {
+            m |= POLLHUP;
+        }
         if !st.queue.is_empty() || st.listening.as_ref().is_some_and(|(_, q)| !q.is_empty()) {
             m |= POLLIN | POLLRDNORM;
         }
-        let peer_done = self.stream_like() && st.was_connected && (st.peer_gone || st.peer_shut_wr);
-        if st.shut_rd || peer_done {
-            m |= POLLRDHUP | POLLIN | POLLRDNORM;
-        }
-        if (st.shut_rd && st.shut_wr) || (self.stream_like() && st.peer_gone) {
-            m |= POLLHUP;
-        }
-        let connecting_ok = !self.stream_like() || st.was_connected;
-        if st.listening.is_none() && connecting_ok && st.sndbuf.saturating_sub(st.in_flight) > 0 {
+        if st.listening.is_none() && st.sndbuf.saturating_sub(st.in_flight) > 0 {
             m |= POLLOUT | POLLWRNORM;
         }
         m
@@ -587,6 +639,8 @@ impl Socket for UnixSocket {
             let pending = st.listening.take().map(|(_, q)| q).unwrap_or_default();
             (st.peer.take().and_then(|w| w.upgrade()), pending, core::mem::take(&mut st.queue))
         };
+        // Closed with data unread: the peer's next receive says so (ECONNRESET).
+        let unread = !queued.is_empty();
         // What nobody will read gives its senders their room back.
         for m in queued {
             if let Some(s) = m.sender.upgrade() {
@@ -600,6 +654,9 @@ impl Socket for UnixSocket {
         if let Some(p) = peer.filter(|_| self.stream_like()) {
             let mut st = p.st.lock();
             st.peer_gone = true;
+            if unread {
+                st.error = Some(ECONNRESET);
+            }
             drop(st);
             p.readable.wake_all();
             p.writable.wake_all();
@@ -618,7 +675,7 @@ fn take(st: &mut State, kind: u32, max: usize, peek: bool) -> Option<(Incoming, 
     let mut got = Incoming::default();
     let mut freed = Vec::new();
     if kind != SOCK_STREAM {
-        let m = if peek { st.queue.front()? } else { &*st.queue.front()? };
+        let m = st.queue.front()?;
         let n = m.data.len().min(max);
         got.data = m.data[..n].to_vec();
         got.full_len = m.data.len();

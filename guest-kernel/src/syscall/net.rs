@@ -151,7 +151,7 @@ pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
     let (_, s) = sock_file(c.int(0))?;
     let (level, name, len) = (c.int(1), c.int(2), c.a[4] as i32);
     if level != SOL_SOCKET {
-        return Err(ENOPROTOOPT);
+        return Err(EOPNOTSUPP);
     }
     if len < 4 {
         return Err(EINVAL);
@@ -164,11 +164,18 @@ pub fn getsockopt(c: &mut Ctx) -> KResult<u64> {
     let (_, s) = sock_file(c.int(0))?;
     let (level, name) = (c.int(1), c.int(2));
     if level != SOL_SOCKET {
-        return Err(ENOPROTOOPT);
+        return Err(EOPNOTSUPP);
     }
     let room: i32 = task::read_user(c.a[4])?;
     if room < 0 {
         return Err(EINVAL);
+    }
+    if name == SO_PEERCRED {
+        let cred = s.peer_cred();
+        let raw: alloc::vec::Vec<u8> = cred.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n = raw.len().min(room as usize);
+        task::copy_to_user(c.a[3], &raw[..n])?;
+        return task::write_user(c.a[4], &(n as u32)).map(|()| 0);
     }
     let value = get_option(&*s, name)?.to_le_bytes();
     let n = value.len().min(room as usize);
@@ -294,7 +301,8 @@ pub fn recv_user(s: &dyn Socket, iov: &[(u64, usize)], flags: u32, nonblock: boo
 pub fn sendto(c: &mut Ctx) -> KResult<u64> {
     let (f, s) = sock_file(c.int(0))?;
     let flags = c.a[3] as u32;
-    let to = if c.a[4] != 0 { Some(read_addr(c.a[4], c.a[5])?) } else { None };
+    // An address with length 0 is no address (a plain send), as on Linux.
+    let to = if c.a[4] != 0 && c.a[5] != 0 { Some(read_addr(c.a[4], c.a[5])?) } else { None };
     let msg = UserMsg { to, iov: alloc::vec![(c.a[1], c.a[2] as usize)], files: Vec::new() };
     send_user(&*s, msg, flags, nonblocking(&f, flags)).map(|n| n as u64)
 }
@@ -407,7 +415,8 @@ pub fn recvmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KRes
         out_flags |= MSG_TRUNC;
     }
     let (clen, ctrunc) = deliver_files(got.files, h.control, h.controllen, flags & MSG_CMSG_CLOEXEC != 0)?;
-    out_flags |= ctrunc;
+    // (Linux leaves MSG_CMSG_CLOEXEC in the flags it returns.)
+    out_flags |= ctrunc | (flags & MSG_CMSG_CLOEXEC);
     if h.name != 0 {
         let from = got.from.filter(|_| s.kind() != SOCK_STREAM).unwrap_or_default();
         let n = from.len().min(h.namelen as usize);
