@@ -1357,9 +1357,112 @@ static int dgram_addresses(void)
 	return UT_OK;
 }
 
+/* One datagram with SCM_CREDENTIALS stating (pid, uid, gid); 0 or -errno. */
+static int send_cred(int fd, pid_t pid, uid_t uid, gid_t gid)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(struct ucred))];
+	} u;
+	memset(&u, 0, sizeof u);
+	struct iovec v = { "c", 1 };
+	struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_CREDENTIALS;
+	h->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+	struct ucred cr = { pid, uid, gid };
+	memcpy(CMSG_DATA(h), &cr, sizeof cr);
+	return sendmsg(fd, &m, 0) == 1 ? 0 : -errno;
+}
+
+/* Receives one datagram; its SCM_CREDENTIALS in *cr (1) or none (0), or -errno. */
+static int recv_cred(int fd, struct ucred *cr, size_t *controllen)
+{
+	char buf[8];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(struct ucred))];
+	} u;
+	struct iovec v = { buf, sizeof buf };
+	struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b };
+	if (recvmsg(fd, &m, MSG_DONTWAIT) < 0)
+		return -errno;
+	*controllen = m.msg_controllen;
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	if (!h)
+		return 0;
+	if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_CREDENTIALS || h->cmsg_len != CMSG_LEN(sizeof *cr))
+		return -EPROTO;
+	memcpy(cr, CMSG_DATA(h), sizeof *cr);
+	return 1;
+}
+
+static int passcred(void)
+{
+	/* without SO_PASSCRED no control data; with it every message brings the sender's
+	 * pid, uid and gid (SCM_CREDENTIALS), those it stated itself if it did; stating
+	 * another uid than its own is EPERM for a user that is not root */
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+	struct ucred cr;
+	size_t clen;
+	CHECK_EQ(send(sv[0], "a", 1, 0), 1);
+	CHECK_EQ(recv_cred(sv[1], &cr, &clen), 0);
+	CHECK_EQ(clen, 0);
+	int one = 1;
+	CHECK_OK(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one));
+	int v = 0;
+	socklen_t l = sizeof v;
+	CHECK_OK(getsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &v, &l));
+	CHECK_EQ(v, 1);
+	CHECK_EQ(send(sv[0], "b", 1, 0), 1);
+	CHECK_EQ(recv_cred(sv[1], &cr, &clen), 1);
+	CHECK_EQ(clen, CMSG_SPACE(sizeof cr));
+	CHECK_EQ(cr.pid, getpid());
+	CHECK_EQ(cr.uid, getuid());
+	CHECK_EQ(cr.gid, getgid());
+	CHECK_OK(send_cred(sv[0], getpid(), getuid(), getgid()));
+	CHECK_EQ(recv_cred(sv[1], &cr, &clen), 1);
+	CHECK_EQ(cr.pid, getpid());
+	if (geteuid() != 0)
+		CHECK_EQ(send_cred(sv[0], getpid(), getuid() + 1, getgid()), -EPERM);
+	/* too little room for it: MSG_CTRUNC */
+	CHECK_EQ(send(sv[0], "d", 1, 0), 1);
+	char buf[8], small[8];
+	struct iovec io = { buf, sizeof buf };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = small, .msg_controllen = sizeof small };
+	CHECK_EQ(recvmsg(sv[1], &m, 0), 1);
+	CHECK_EQ(m.msg_flags & MSG_CTRUNC, MSG_CTRUNC);
+	close(sv[0]);
+	close(sv[1]);
+	return UT_OK;
+}
+
+static int linger_option(void)
+{
+	/* SO_LINGER is kept as set (on normalised to 0 or 1); a short optlen is EINVAL */
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK_OK(s);
+	struct linger lg = { 0, 0 };
+	socklen_t l = sizeof lg;
+	CHECK_OK(getsockopt(s, SOL_SOCKET, SO_LINGER, &lg, &l));
+	CHECK_EQ(l, sizeof lg);
+	CHECK_EQ(lg.l_onoff, 0);
+	struct linger set = { 5, 7 };
+	CHECK_OK(setsockopt(s, SOL_SOCKET, SO_LINGER, &set, sizeof set));
+	l = sizeof lg;
+	CHECK_OK(getsockopt(s, SOL_SOCKET, SO_LINGER, &lg, &l));
+	CHECK_EQ(lg.l_onoff, 1);
+	CHECK_EQ(lg.l_linger, 7);
+	CHECK_ERR(setsockopt(s, SOL_SOCKET, SO_LINGER, &set, 4), EINVAL);
+	close(s);
+	return UT_OK;
+}
+
 UT_FAMILY(unix, T(stream_pair), T(dgram_boundaries), T(dgram_truncate), T(seqpacket_boundaries),
 	  T(path_connect_accept), T(path_errors), T(abstract_names), T(autobind), T(backlog),
 	  T(nonblocking_recv), T(peek), T(waitall), T(shutdown_write), T(peer_closed),
 	  T(peer_closed_unread), T(poll_bits), T(flow_control), T(dgram_peer_closed), T(sockopts),
 	  T(peercred), T(scm_rights), T(socket_errors), T(addr_errors), T(misuse_errors),
-	  T(not_socket), T(bad_fd), T(dgram_addresses));
+	  T(not_socket), T(bad_fd), T(dgram_addresses), T(passcred), T(linger_option));

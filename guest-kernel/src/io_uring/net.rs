@@ -299,7 +299,7 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             Some((a, l)) => Some(sys::read_addr(a, l)?),
             None => None,
         };
-        sys::send_user(&*s, sys::UserMsg { to, iov: alloc::vec![(addr, len as usize)], files: alloc::vec::Vec::new() }, flags, nonblock)
+        sys::send_user(&*s, sys::UserMsg { to, iov: alloc::vec![(addr, len as usize)], files: alloc::vec::Vec::new(), cred: None }, flags, nonblock)
     };
     match attempt() {
         Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => park(ring, req, true),
@@ -349,7 +349,7 @@ fn recvmsg_out(s: &dyn Socket, b: &super::kbuf::Buf, name_room: u32, control_roo
     let from = got.from.unwrap_or_default();
     let name = from.len().min(name_room as usize);
     crate::task::copy_to_user(b.addr + u64::from(HEADER), &from[..name])?;
-    let (control, ctrunc) = sys::deliver_files(got.files, b.addr + u64::from(HEADER + name_room), u64::from(control_room), flags & net::MSG_CMSG_CLOEXEC != 0)?;
+    let (control, ctrunc) = sys::deliver_control(got.files, got.cred, b.addr + u64::from(HEADER + name_room), u64::from(control_room), flags & net::MSG_CMSG_CLOEXEC != 0)?;
     let truncated = if got.full_len > got.data.len() && s.kind() != net::SOCK_STREAM { net::MSG_TRUNC } else { 0 };
     let payload_len = if flags & net::MSG_TRUNC != 0 { got.full_len } else { got.data.len() };
     let out = [from.len() as u32, control as u32, payload_len as u32, truncated | ctrunc];

@@ -41,6 +41,7 @@ pub const SO_SNDBUF: i32 = 7;
 pub const SO_RCVBUF: i32 = 8;
 pub const SO_KEEPALIVE: i32 = 9;
 pub const SO_REUSEPORT: i32 = 15;
+pub const SO_LINGER: i32 = 13;
 pub const SO_PASSCRED: i32 = 16;
 pub const SO_PEERCRED: i32 = 17;
 pub const SO_ACCEPTCONN: i32 = 30;
@@ -48,6 +49,7 @@ pub const SO_PROTOCOL: i32 = 38;
 pub const SO_DOMAIN: i32 = 39;
 
 pub const SCM_RIGHTS: i32 = 1;
+pub const SCM_CREDENTIALS: i32 = 2;
 
 pub const SHUT_RD: u32 = 0;
 pub const SHUT_WR: u32 = 1;
@@ -59,6 +61,15 @@ pub struct Outgoing<'a> {
     pub data: &'a [u8],
     pub to: Option<&'a [u8]>,
     pub files: Vec<Arc<OpenFile>>,
+    /// SCM_CREDENTIALS the sender gave (checked); None: its own.
+    pub cred: Option<[u32; 3]>,
+}
+
+/// The (pid, uid, gid) a message carries by default: the sender's process and real ids
+/// (Linux's scm_set_cred).
+pub fn own_cred() -> [u32; 3] {
+    let cred = crate::task::cred::current();
+    [crate::task::current_process().pid, cred.uid, cred.gid]
 }
 
 /// What a receive took: the bytes (at most what was asked), the message's full length
@@ -70,6 +81,8 @@ pub struct Incoming {
     pub full_len: usize,
     pub from: Option<Vec<u8>>,
     pub files: Vec<Arc<OpenFile>>,
+    /// The sender's credentials, when the receiver asked for them (SO_PASSCRED).
+    pub cred: Option<[u32; 3]>,
 }
 
 /// An address family's socket. Blocking calls wait unless `nonblock` (then EAGAIN).
@@ -98,6 +111,9 @@ pub trait Socket: Send + Sync {
     fn take_error(&self) -> i32;
     /// SO_PEERCRED: the peer's (pid, uid, gid) when it connected.
     fn peer_cred(&self) -> [u32; 3];
+    /// SO_LINGER: struct linger (on, seconds), as set.
+    fn linger(&self) -> [i32; 2];
+    fn set_linger(&self, linger: [i32; 2]);
     fn poll_mask(&self) -> u32;
     fn queue(&self, write: bool) -> &WaitQueue;
     /// The last descriptor closed: the peer sees the end.
@@ -186,7 +202,7 @@ impl Node for SocketFile {
 pub fn send_all(sock: &dyn Socket, data: &[u8], nonblock: bool, nosignal: bool) -> KResult<usize> {
     let mut done = 0;
     loop {
-        match sock.send(Outgoing { data: &data[done..], to: None, files: Vec::new() }, nonblock) {
+        match sock.send(Outgoing { data: &data[done..], to: None, files: Vec::new(), cred: None }, nonblock) {
             Ok(n) => done += n,
             Err(e) if done > 0 && e != EPIPE => return Ok(done),
             Err(e) => {

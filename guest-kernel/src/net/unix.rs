@@ -38,6 +38,8 @@ struct Msg {
     taken: usize,
     from: Option<Vec<u8>>,
     files: Vec<Arc<OpenFile>>,
+    /// What SCM_CREDENTIALS says of it.
+    cred: [u32; 3],
     /// The sender, whose send buffer the message is charged to.
     sender: Weak<UnixSocket>,
 }
@@ -72,6 +74,8 @@ struct State {
     keepalive: bool,
     /// A pending error (sk_err): ECONNRESET when the peer closed with data unread.
     error: Option<Errno>,
+    /// SO_LINGER as set (AF_UNIX's close never lingers, on Linux either).
+    linger: [i32; 2],
 }
 
 pub struct UnixSocket {
@@ -424,6 +428,7 @@ impl Socket for UnixSocket {
         // An unnamed sender has no address to report (recvfrom's addrlen 0).
         let from = Some(self.st.lock().name.clone().unwrap_or_default());
         let mut files = msg.files;
+        let cred = msg.cred.unwrap_or_else(own_cred);
         loop {
             if dest.st.lock().shut_rd || dest.st.lock().released {
                 return Err(if self.stream_like() { EPIPE } else { ECONNREFUSED });
@@ -435,7 +440,7 @@ impl Socket for UnixSocket {
             };
             let n = if self.kind == SOCK_STREAM { room.min(len) } else if room >= len || len == 0 { len } else { 0 };
             if n > 0 || len == 0 {
-                let m = Msg { data: msg.data[..n].to_vec(), taken: 0, from: from.clone(), files: core::mem::take(&mut files), sender: self.me.clone() };
+                let m = Msg { data: msg.data[..n].to_vec(), taken: 0, from: from.clone(), files: core::mem::take(&mut files), cred, sender: self.me.clone() };
                 self.st.lock().in_flight += n;
                 match dest.deliver(m) {
                     Ok(()) => return Ok(n),
@@ -565,6 +570,14 @@ impl Socket for UnixSocket {
         self.st.lock().error.take().map_or(0, |e| e.0)
     }
 
+    fn linger(&self) -> [i32; 2] {
+        self.st.lock().linger
+    }
+
+    fn set_linger(&self, linger: [i32; 2]) {
+        self.st.lock().linger = [i32::from(linger[0] != 0), linger[1]];
+    }
+
     fn peer_cred(&self) -> [u32; 3] {
         let peer = self.st.lock().peer.as_ref().and_then(Weak::upgrade);
         match peer {
@@ -674,12 +687,14 @@ impl Socket for UnixSocket {
 fn take(st: &mut State, kind: u32, max: usize, peek: bool) -> Option<(Incoming, Vec<(Weak<UnixSocket>, usize)>)> {
     let mut got = Incoming::default();
     let mut freed = Vec::new();
+    let passcred = st.passcred;
     if kind != SOCK_STREAM {
         let m = st.queue.front()?;
         let n = m.data.len().min(max);
         got.data = m.data[..n].to_vec();
         got.full_len = m.data.len();
         got.from = m.from.clone();
+        got.cred = passcred.then_some(m.cred);
         if peek {
             return Some((got, freed));
         }
@@ -698,6 +713,7 @@ fn take(st: &mut State, kind: u32, max: usize, peek: bool) -> Option<(Incoming, 
         got.data.extend_from_slice(&m.data[m.taken..m.taken + n]);
         if got.from.is_none() {
             got.from = m.from.clone();
+            got.cred = passcred.then_some(m.cred);
         }
         if peek {
             i += 1;

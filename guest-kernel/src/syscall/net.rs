@@ -153,6 +153,14 @@ pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
     if level != SOL_SOCKET {
         return Err(EOPNOTSUPP);
     }
+    if name == SO_LINGER {
+        if len < 8 {
+            return Err(EINVAL);
+        }
+        let linger: [i32; 2] = task::read_user(c.a[3])?;
+        s.set_linger(linger);
+        return Ok(0);
+    }
     if len < 4 {
         return Err(EINVAL);
     }
@@ -170,9 +178,12 @@ pub fn getsockopt(c: &mut Ctx) -> KResult<u64> {
     if room < 0 {
         return Err(EINVAL);
     }
-    if name == SO_PEERCRED {
-        let cred = s.peer_cred();
-        let raw: alloc::vec::Vec<u8> = cred.iter().flat_map(|v| v.to_le_bytes()).collect();
+    if name == SO_PEERCRED || name == SO_LINGER {
+        let raw: alloc::vec::Vec<u8> = if name == SO_LINGER {
+            s.linger().iter().flat_map(|v| v.to_le_bytes()).collect()
+        } else {
+            s.peer_cred().iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
         let n = raw.len().min(room as usize);
         task::copy_to_user(c.a[3], &raw[..n])?;
         return task::write_user(c.a[4], &(n as u32)).map(|()| 0);
@@ -218,6 +229,7 @@ pub struct UserMsg {
     pub to: Option<Vec<u8>>,
     pub iov: Vec<(u64, usize)>,
     pub files: Vec<Arc<OpenFile>>,
+    pub cred: Option<[u32; 3]>,
 }
 
 /// Sends a user message (send, sendto, sendmsg; io_uring's SEND and SENDMSG). A stream
@@ -235,7 +247,7 @@ pub fn send_user(s: &dyn Socket, msg: UserMsg, flags: u32, nonblock: bool) -> KR
     let mut iov = msg.iov;
     while done < total || (total == 0 && done == 0) {
         let data = gather(&iov, chunk)?;
-        let sent = match s.send(Outgoing { data: &data, to: msg.to.as_deref(), files: core::mem::take(&mut files) }, nonblock) {
+        let sent = match s.send(Outgoing { data: &data, to: msg.to.as_deref(), files: core::mem::take(&mut files), cred: msg.cred }, nonblock) {
             Ok(n) => n,
             Err(e) if done > 0 && e != EPIPE => return Ok(done),
             Err(e) => {
@@ -303,7 +315,7 @@ pub fn sendto(c: &mut Ctx) -> KResult<u64> {
     let flags = c.a[3] as u32;
     // An address with length 0 is no address (a plain send), as on Linux.
     let to = if c.a[4] != 0 && c.a[5] != 0 { Some(read_addr(c.a[4], c.a[5])?) } else { None };
-    let msg = UserMsg { to, iov: alloc::vec![(c.a[1], c.a[2] as usize)], files: Vec::new() };
+    let msg = UserMsg { to, iov: alloc::vec![(c.a[1], c.a[2] as usize)], files: Vec::new(), cred: None };
     send_user(&*s, msg, flags, nonblocking(&f, flags)).map(|n| n as u64)
 }
 
@@ -336,63 +348,100 @@ pub fn read_msghdr(addr: u64) -> KResult<MsgHdr> {
     Ok(MsgHdr { name: w(0), namelen: w(8) as u32, iov: w(16), iovlen: w(24), control: w(32), controllen: w(40) })
 }
 
-/// The files an SCM_RIGHTS control message names (other control messages are ignored).
-fn control_files(control: u64, len: u64) -> KResult<Vec<Arc<OpenFile>>> {
+/// What a sender's control messages carry: SCM_RIGHTS files, and SCM_CREDENTIALS, which
+/// must be its own pid and one of its user and group ids unless it is root (EPERM). Other
+/// control messages are refused (EINVAL), as AF_UNIX does.
+fn control_in(control: u64, len: u64) -> KResult<(Vec<Arc<OpenFile>>, Option<[u32; 3]>)> {
     if control == 0 || len == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     if len > 64 * 1024 {
         return Err(ENOBUFS);
     }
     let mut raw = alloc::vec![0u8; len as usize];
     task::copy_from_user(&mut raw, control)?;
-    let mut files = Vec::new();
+    let (mut files, mut cred) = (Vec::new(), None);
     let mut at = 0;
     while at + CMSGHDR <= raw.len() {
+        let word = |i: usize| u32::from_le_bytes(raw[i..i + 4].try_into().expect("4 bytes"));
         let clen = u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes")) as usize;
-        let level = i32::from_le_bytes(raw[at + 8..at + 12].try_into().expect("4 bytes"));
-        let kind = i32::from_le_bytes(raw[at + 12..at + 16].try_into().expect("4 bytes"));
-        if clen < CMSGHDR || at + clen > raw.len() {
+        let (level, kind) = (word(at + 8) as i32, word(at + 12) as i32);
+        if clen < CMSGHDR || at + clen > raw.len() || level != SOL_SOCKET {
             return Err(EINVAL);
         }
-        if level == SOL_SOCKET && kind == SCM_RIGHTS {
-            for fd in raw[at + CMSGHDR..at + clen].chunks_exact(4) {
-                if files.len() == SCM_MAX_FD {
-                    return Err(EINVAL);
+        match kind {
+            SCM_RIGHTS => {
+                for fd in raw[at + CMSGHDR..at + clen].chunks_exact(4) {
+                    if files.len() == SCM_MAX_FD {
+                        return Err(EINVAL);
+                    }
+                    files.push(file(i32::from_le_bytes(fd.try_into().expect("4 bytes")))?);
                 }
-                files.push(file(i32::from_le_bytes(fd.try_into().expect("4 bytes")))?);
             }
+            SCM_CREDENTIALS if clen == CMSGHDR + 12 => {
+                let claim = [word(at + 16), word(at + 20), word(at + 24)];
+                let me = task::cred::current();
+                let pid_ok = claim[0] == task::current_process().pid;
+                let uid_ok = [me.uid, me.euid, me.suid].contains(&claim[1]);
+                let gid_ok = [me.gid, me.egid, me.sgid].contains(&claim[2]);
+                if me.euid != 0 && !(pid_ok && uid_ok && gid_ok) {
+                    return Err(EPERM);
+                }
+                cred = Some(claim);
+            }
+            _ => return Err(EINVAL),
         }
         at += clen.next_multiple_of(8);
     }
-    Ok(files)
+    Ok((files, cred))
 }
 
-/// Installs received files and writes their SCM_RIGHTS message in `control`; what does
-/// not fit is closed and the message marked MSG_CTRUNC. Returns (control bytes, flags).
-pub fn deliver_files(files: Vec<Arc<OpenFile>>, control: u64, room: u64, cloexec: bool) -> KResult<(u64, u32)> {
-    if files.is_empty() {
-        return Ok((0, 0));
+/// Writes a received message's control data in `control` (`room` bytes): its sender's
+/// credentials (SCM_CREDENTIALS, when asked for), then its files (SCM_RIGHTS, installed
+/// as new descriptors). What does not fit is left out (files closed) and the message
+/// marked MSG_CTRUNC. Returns (control bytes, flags).
+pub fn deliver_control(files: Vec<Arc<OpenFile>>, cred: Option<[u32; 3]>, control: u64, room: u64, cloexec: bool) -> KResult<(u64, u32)> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut trunc = 0;
+    let header = |out: &mut Vec<u8>, len: usize, kind: i32| {
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        out.extend_from_slice(&SOL_SOCKET.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+    };
+    let room = if control == 0 { 0 } else { room as usize };
+    if let Some(c) = cred {
+        if room >= CMSGHDR + 12 {
+            header(&mut out, CMSGHDR + 12, SCM_CREDENTIALS);
+            for v in c {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.resize(out.len().next_multiple_of(8), 0);
+        } else {
+            trunc = MSG_CTRUNC;
+        }
     }
-    let fit = if control == 0 || room < CMSGHDR as u64 { 0 } else { ((room as usize - CMSGHDR) / 4).min(files.len()) };
-    let trunc = if fit < files.len() { MSG_CTRUNC } else { 0 };
-    if fit == 0 {
-        return Ok((0, trunc));
+    if !files.is_empty() {
+        let left = room.saturating_sub(out.len());
+        let fit = if left < CMSGHDR { 0 } else { ((left - CMSGHDR) / 4).min(files.len()) };
+        if fit < files.len() {
+            trunc = MSG_CTRUNC;
+        }
+        if fit > 0 {
+            let mut fds = Vec::with_capacity(fit);
+            for f in files.into_iter().take(fit) {
+                fds.push(install(f, cloexec)? as i32);
+            }
+            header(&mut out, CMSGHDR + 4 * fds.len(), SCM_RIGHTS);
+            for fd in fds {
+                out.extend_from_slice(&fd.to_le_bytes());
+            }
+            out.resize(out.len().next_multiple_of(8).min(room), 0);
+        }
     }
-    let mut fds = Vec::with_capacity(fit);
-    for f in files.into_iter().take(fit) {
-        fds.push(install(f, cloexec)? as i32);
+    if !out.is_empty() {
+        task::copy_to_user(control, &out)?;
     }
-    let clen = CMSGHDR + 4 * fds.len();
-    let mut raw = Vec::with_capacity(clen);
-    raw.extend_from_slice(&(clen as u64).to_le_bytes());
-    raw.extend_from_slice(&SOL_SOCKET.to_le_bytes());
-    raw.extend_from_slice(&SCM_RIGHTS.to_le_bytes());
-    for fd in fds {
-        raw.extend_from_slice(&fd.to_le_bytes());
-    }
-    task::copy_to_user(control, &raw)?;
-    Ok((clen.next_multiple_of(8).min(room as usize) as u64, trunc))
+    Ok((out.len() as u64, trunc))
 }
 
 /// sendmsg on a socket with a msghdr at `addr` (io_uring's SENDMSG too).
@@ -400,8 +449,8 @@ pub fn sendmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KRes
     let h = read_msghdr(addr)?;
     let to = if h.name != 0 && h.namelen != 0 { Some(read_addr(h.name, u64::from(h.namelen))?) } else { None };
     let iov = read_iovecs(h.iov, h.iovlen)?;
-    let files = control_files(h.control, h.controllen)?;
-    send_user(s, UserMsg { to, iov, files }, flags, nonblock)
+    let (files, cred) = control_in(h.control, h.controllen)?;
+    send_user(s, UserMsg { to, iov, files, cred }, flags, nonblock)
 }
 
 /// recvmsg on a socket with a msghdr at `addr`, which it updates (io_uring's RECVMSG too).
@@ -414,7 +463,7 @@ pub fn recvmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KRes
     if s.kind() != SOCK_STREAM && got.full_len > total {
         out_flags |= MSG_TRUNC;
     }
-    let (clen, ctrunc) = deliver_files(got.files, h.control, h.controllen, flags & MSG_CMSG_CLOEXEC != 0)?;
+    let (clen, ctrunc) = deliver_control(got.files, got.cred, h.control, h.controllen, flags & MSG_CMSG_CLOEXEC != 0)?;
     // (Linux leaves MSG_CMSG_CLOEXEC in the flags it returns.)
     out_flags |= ctrunc | (flags & MSG_CMSG_CLOEXEC);
     if h.name != 0 {
