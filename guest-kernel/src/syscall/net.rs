@@ -348,10 +348,13 @@ pub fn read_msghdr(addr: u64) -> KResult<MsgHdr> {
     Ok(MsgHdr { name: w(0), namelen: w(8) as u32, iov: w(16), iovlen: w(24), control: w(32), controllen: w(40) })
 }
 
+/// Files and stated credentials from a sender's control data.
+type Control = (Vec<Arc<OpenFile>>, Option<[u32; 3]>);
+
 /// What a sender's control messages carry: SCM_RIGHTS files, and SCM_CREDENTIALS, which
 /// must be its own pid and one of its user and group ids unless it is root (EPERM). Other
 /// control messages are refused (EINVAL), as AF_UNIX does.
-fn control_in(control: u64, len: u64) -> KResult<(Vec<Arc<OpenFile>>, Option<[u32; 3]>)> {
+fn control_in(control: u64, len: u64) -> KResult<Control> {
     if control == 0 || len == 0 {
         return Ok((Vec::new(), None));
     }
