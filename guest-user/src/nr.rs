@@ -30,6 +30,7 @@ pub const DUP: usize = 32;
 pub const DUP2: usize = 33;
 pub const NANOSLEEP: usize = 35;
 pub const GETPID: usize = 39;
+pub const SOCKETPAIR: usize = 53;
 pub const CLONE: usize = 56;
 pub const FORK: usize = 57;
 pub const VFORK: usize = 58;

@@ -163,6 +163,10 @@ impl Node for SocketFile {
         // A datagram goes whole; a stream in chunks (each sent whole unless nonblocking).
         let total = buf.len();
         let chunk = if self.sock.kind() == SOCK_STREAM { 64 * 1024 } else { total };
+        // A datagram larger than the send buffer can never go (checked before the copy).
+        if self.sock.kind() != SOCK_STREAM && total > self.sock.option(SO_SNDBUF).unwrap_or(0) as usize {
+            return Err(EMSGSIZE);
+        }
         let mut done = 0;
         loop {
             let mut data = alloc::vec![0u8; (total - done).min(chunk)];

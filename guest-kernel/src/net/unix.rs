@@ -18,6 +18,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::any::Any;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::sync::SpinLock;
@@ -64,7 +65,6 @@ struct State {
     peer_shut_wr: bool,
     /// The peer closed.
     peer_gone: bool,
-    released: bool,
     sndbuf: usize,
     rcvbuf: usize,
     passcred: bool,
@@ -83,6 +83,8 @@ pub struct UnixSocket {
     me: Weak<UnixSocket>,
     /// Who made it: (pid, euid, egid), what SO_PEERCRED tells its peer.
     owner: [u32; 3],
+    /// Its last descriptor closed (read without its lock: a peer may ask under its own).
+    released: AtomicBool,
     st: SpinLock<State>,
     /// Woken when there is something to read or to accept, or the peer went.
     readable: WaitQueue,
@@ -162,6 +164,7 @@ impl UnixSocket {
             kind,
             me: me.clone(),
             owner,
+            released: AtomicBool::new(false),
             st: SpinLock::new(State { sndbuf: DEFAULT_BUF, rcvbuf: DEFAULT_BUF, ..State::default() }),
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
@@ -200,7 +203,7 @@ impl UnixSocket {
         let node = crate::syscall::fs::cwd_lookup(path, true)?;
         let inode = node.as_any().downcast_ref::<SocketInode>().ok_or(ECONNREFUSED)?;
         let sock = inode.sock.upgrade().ok_or(ECONNREFUSED)?;
-        if sock.st.lock().released {
+        if sock.released.load(Ordering::Acquire) {
             return Err(ECONNREFUSED);
         }
         Ok(sock)
@@ -393,8 +396,11 @@ impl Socket for UnixSocket {
                 if st.shut_wr {
                     return Err(EPIPE);
                 }
-                match st.peer.as_ref().and_then(Weak::upgrade) {
-                    Some(p) if !st.peer_gone && (self.stream_like() || !p.st.lock().released) => p,
+                // Whether a datagram peer closed is its lock's to say: not under ours.
+                let peer = st.peer.as_ref().and_then(Weak::upgrade);
+                let peer_closed = peer.as_ref().is_some_and(|p| !self.stream_like() && p.released.load(Ordering::Acquire));
+                match peer {
+                    Some(p) if !st.peer_gone && !peer_closed => p,
                     _ if st.was_connected && self.stream_like() => return Err(EPIPE),
                     // A datagram socket whose peer went: refused once, then unconnected.
                     _ if st.peer.is_some() => {
@@ -430,7 +436,11 @@ impl Socket for UnixSocket {
         let mut files = msg.files;
         let cred = msg.cred.unwrap_or_else(own_cred);
         loop {
-            if dest.st.lock().shut_rd || dest.st.lock().released {
+            let closed = {
+                let st = dest.st.lock();
+                st.shut_rd || dest.released.load(Ordering::Acquire)
+            };
+            if closed {
                 return Err(if self.stream_like() { EPIPE } else { ECONNREFUSED });
             }
             // Room in this socket's send buffer: all of a datagram, some of a stream.
@@ -439,6 +449,11 @@ impl Socket for UnixSocket {
                 st.sndbuf.saturating_sub(st.in_flight)
             };
             let n = if self.kind == SOCK_STREAM { room.min(len) } else if room >= len || len == 0 { len } else { 0 };
+            // Out of kernel memory: no room for the message (Linux: the skb cannot be
+            // allocated).
+            if n > 0 && crate::mm::heap::under_pressure() {
+                return Err(ENOBUFS);
+            }
             if n > 0 || len == 0 {
                 let m = Msg { data: msg.data[..n].to_vec(), taken: 0, from: from.clone(), files: core::mem::take(&mut files), cred, sender: self.me.clone() };
                 self.st.lock().in_flight += n;
@@ -454,12 +469,14 @@ impl Socket for UnixSocket {
                 return Err(EAGAIN);
             }
             let (me, dest2) = (self, &dest);
+            // (One socket's lock at a time: two datagram sockets may send to each other.)
             let ready = || {
-                let st = me.st.lock();
-                st.sndbuf.saturating_sub(st.in_flight) >= if me.kind == SOCK_STREAM { 1 } else { len }
-                    && (me.stream_like() || dest2.st.lock().queue.len() < MAX_DGRAM_QLEN)
-                    || st.peer_gone
-                    || st.shut_wr
+                let (room, gone, shut) = {
+                    let st = me.st.lock();
+                    (st.sndbuf.saturating_sub(st.in_flight), st.peer_gone, st.shut_wr)
+                };
+                let queue_ok = me.stream_like() || dest2.st.lock().queue.len() < MAX_DGRAM_QLEN;
+                room >= if me.kind == SOCK_STREAM { 1 } else { len } && queue_ok || gone || shut
             };
             // A datagram sender waits on the receiver's queue as well as its own buffer.
             let queue = if self.stream_like() { &self.writable } else { &dest.writable };
@@ -489,6 +506,10 @@ impl Socket for UnixSocket {
                         if let Some(s) = sender.upgrade() {
                             s.uncharge(n);
                         }
+                    }
+                    if !self.stream_like() {
+                        // Room in this queue for datagram senders waiting on it.
+                        self.writable.wake_all();
                     }
                     return Ok(got.0);
                 }
@@ -642,7 +663,7 @@ impl Socket for UnixSocket {
     fn release(&self) {
         let (peer, pending, queued) = {
             let mut st = self.st.lock();
-            st.released = true;
+            self.released.store(true, Ordering::Release);
             if let Some(name) = st.name.as_ref().filter(|n| n.len() > 2 && n[2] == 0) {
                 let mut table = ABSTRACT.lock();
                 if table.get(name).is_some_and(|w| w.as_ptr() == self.me.as_ptr()) {

@@ -238,8 +238,12 @@ pub fn send_user(s: &dyn Socket, msg: UserMsg, flags: u32, nonblock: bool) -> KR
     if flags & MSG_OOB != 0 {
         return Err(EOPNOTSUPP);
     }
-    let total: usize = msg.iov.iter().map(|v| v.1).sum();
+    let total = msg.iov.iter().try_fold(0usize, |t, v| t.checked_add(v.1)).ok_or(EINVAL)?;
     let stream = s.kind() == SOCK_STREAM;
+    // A datagram larger than the send buffer can never go (checked before it is copied).
+    if !stream && total > s.option(SO_SNDBUF).unwrap_or(0) as usize {
+        return Err(EMSGSIZE);
+    }
     // A datagram goes whole; a stream in chunks of what a buffer holds.
     let chunk = if stream { 64 * 1024 } else { total };
     let mut files = msg.files;

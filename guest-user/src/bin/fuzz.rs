@@ -9,7 +9,7 @@
 //! (to the console, so the last line before a hang names the operation). Each child runs C operations generated from its own seed, derived
 //! from S and its number, so a seed replays the same programs. An operation is drawn
 //! from a table of weighted kinds that build on what earlier ones made: files, pipes,
-//! eventfds and memfds in a descriptor pool; io_uring rings with random setup flags,
+//! eventfds, memfds and AF_UNIX socket pairs in a descriptor pool; io_uring rings with random setup flags,
 //! mapped and fed SQEs of every opcode with fields from the pool, valid buffers and
 //! hostile values; io_uring_register and io_uring_enter with random arguments; the
 //! rings' shared indices corrupted, by the child and by a second thread racing it;
@@ -244,7 +244,17 @@ fn op_make_fd(w: &mut World) {
         3 => call(nr::EVENTFD2, [w.rng.below(4) as usize, [0, 0o4000, 1][w.rng.below(3) as usize], 0, 0, 0, 0]),
         4 => call(nr::MEMFD_CREATE, [c"fz".as_ptr() as usize, w.rng.below(8) as usize, 0, 0, 0, 0]),
         5 => call(nr::DUP, [pick_fd(w) as usize, 0, 0, 0, 0, 0]),
-        _ => -1,
+        _ => {
+            // An AF_UNIX pair: stream, datagram or seqpacket, maybe nonblocking.
+            let mut p = [0i32; 2];
+            let kind = [1usize, 2, 5][w.rng.below(3) as usize] | [0, 0o4000][w.rng.below(2) as usize];
+            if call(nr::SOCKETPAIR, [1, kind, 0, p.as_mut_ptr() as usize, 0, 0]) == 0 {
+                add_fd(w, p[0]);
+                p[1] as isize
+            } else {
+                -1
+            }
+        }
     };
     if r >= 0 {
         add_fd(w, r as i32);
