@@ -16,6 +16,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1331,7 +1333,75 @@ static int tcp_send_zc(void)
 	return UT_OK;
 }
 
+static int poll_socket(void)
+{
+	/* POLL_ADD and EPOLL_WAIT on sockets: a poll for POLLIN parks until the peer writes,
+	 * a multishot poll fires again for the next write, and an epoll set watching the
+	 * socket reports it readable; the peer closing gives POLLHUP (with POLLIN and
+	 * POLLRDHUP) */
+	GATE(IORING_OP_POLL_ADD);
+	GATE(59 /* IORING_OP_EPOLL_WAIT, Linux 6.15 */);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 8));
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	struct io_uring_sqe *sqe = ut_sqe(&r);
+	io_uring_prep_poll_add(sqe, sv[1], POLLIN);
+	sqe->user_data = 1;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	EMPTY(&r);
+	CHECK_EQ(send(sv[0], "a", 1, 0), 1);
+	struct io_uring_cqe c;
+	EXPECT_CQE(&r, 1, POLLIN, 0, &c);
+	char buf[4];
+	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 1);
+	/* multishot: one CQE per time the socket becomes readable */
+	sqe = ut_sqe(&r);
+	io_uring_prep_poll_multishot(sqe, sv[1], POLLIN);
+	sqe->user_data = 2;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	EMPTY(&r);
+	CHECK_EQ(send(sv[0], "b", 1, 0), 1);
+	EXPECT_CQE(&r, 2, POLLIN, 1, &c);
+	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 1);
+	CHECK_EQ(send(sv[0], "c", 1, 0), 1);
+	EXPECT_CQE(&r, 2, POLLIN, 1, &c);
+	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 1);
+	sqe = ut_sqe(&r);
+	io_uring_prep_poll_remove(sqe, 2);
+	sqe->user_data = 3;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	struct io_uring_cqe cq[2];
+	CHECK_OK(ut_reap(&r, 2, cq));
+	/* epoll: the set says the socket is readable once the peer writes */
+	int ep = epoll_create1(0);
+	CHECK_OK(ep);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0x5e };
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &ev));
+	struct epoll_event got[2];
+	sqe = ut_sqe(&r);
+	io_uring_prep_rw(59 /* IORING_OP_EPOLL_WAIT */, sqe, ep, got, 2, 0);
+	sqe->user_data = 4;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	EMPTY(&r);
+	CHECK_EQ(send(sv[0], "d", 1, 0), 1);
+	EXPECT_CQE(&r, 4, 1, 0, &c);
+	CHECK_EQ(got[0].events, EPOLLIN);
+	CHECK_EQ(got[0].data.u64, 0x5e);
+	/* the peer closes: POLLIN | POLLRDHUP | POLLHUP for a poll asking for POLLIN */
+	close(sv[0]);
+	sqe = ut_sqe(&r);
+	io_uring_prep_poll_add(sqe, sv[1], POLLIN | POLLRDHUP);
+	sqe->user_data = 5;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	EXPECT_CQE(&r, 5, POLLIN | POLLRDHUP | POLLHUP, 0, &c);
+	close(ep);
+	close(sv[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 UT_FAMILY(net, T(socket_op), T(direct_descriptors), T(bind_listen), T(connect_accept),
 	  T(accept_parks), T(multishot_accept), T(send_recv), T(recv_multishot),
 	  T(recv_multishot_cap), T(sendmsg_recvmsg), T(recvmsg_multishot), T(shutdown_op),
-	  T(send_zc_unix), T(errors), T(recv_zc), T(tcp_ops), T(tcp_send_zc));
+	  T(send_zc_unix), T(errors), T(recv_zc), T(poll_socket), T(tcp_ops), T(tcp_send_zc));
