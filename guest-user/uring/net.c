@@ -118,23 +118,6 @@ static int sockopt(int fd, int opt)
 	return v;
 }
 
-/* SIGPIPE: main ignores it; a test that looks for it counts it here meanwhile. */
-static volatile sig_atomic_t sigpipes;
-
-static void on_sigpipe(int sig)
-{
-	(void)sig;
-	sigpipes++;
-}
-
-static void catch_sigpipe(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigpipe;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigpipes = 0;
-}
 
 /* send `msg` on `fd`, then `peer` must read just that (it is there already) */
 static int flows(int fd, int peer, const char *msg, const char *file, int line)
@@ -1125,16 +1108,16 @@ static int errors(void)
 	int sv[2];
 	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	close(sv[1]);
-	catch_sigpipe();
+	ut_catch_sigpipe();
 	q_send(&r, sv[0], "x", 1, 0, 11);
 	int res = RUN(&r, 11);
-	int sigs = sigpipes;
+	int sigs = ut_sigpipes;
 	sqe = ut_sqe(&r);
 	iov.iov_len = 1;
 	io_uring_prep_sendmsg(sqe, sv[0], &m, 0);
 	sqe->user_data = 12;
 	int res2 = RUN(&r, 12);
-	int sigs2 = sigpipes;
+	int sigs2 = ut_sigpipes;
 	signal(SIGPIPE, SIG_IGN);
 	CHECK_RES(res, -EPIPE);
 	CHECK_EQ(sigs, 0);

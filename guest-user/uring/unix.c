@@ -120,23 +120,6 @@ static int sockopt_is(int fd, int opt, int want, const char *name, const char *f
 }
 #define SOCKOPT_IS(fd, opt, want) TRY(sockopt_is((fd), (opt), (want), #opt, __FILE__, __LINE__))
 
-/* SIGPIPE: main ignores it; a test that looks for it counts it here meanwhile. */
-static volatile sig_atomic_t sigpipes;
-
-static void on_sigpipe(int sig)
-{
-	(void)sig;
-	sigpipes++;
-}
-
-static void catch_sigpipe(void)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigpipe;
-	sigaction(SIGPIPE, &sa, NULL);
-	sigpipes = 0;
-}
 
 static void ignore_sigpipe(void)
 {
@@ -653,13 +636,13 @@ static int shutdown_write(void)
 	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 3);
 	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 0);
 	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 0);
-	catch_sigpipe();
+	ut_catch_sigpipe();
 	errno = 0;
 	ssize_t n = send(sv[0], "x", 1, 0);
-	int e = errno, sigs = sigpipes;
-	sigpipes = 0;
+	int e = errno, sigs = ut_sigpipes;
+	ut_sigpipes = 0;
 	ssize_t n2 = send(sv[0], "x", 1, MSG_NOSIGNAL);
-	int e2 = errno, sigs2 = sigpipes;
+	int e2 = errno, sigs2 = ut_sigpipes;
 	ignore_sigpipe();
 	CHECK_EQ(n, -1);
 	CHECK_EQ(e, EPIPE);
@@ -691,13 +674,13 @@ static int peer_closed(void)
 	CHECK_EQ(recv(sv[0], buf, sizeof buf, 0), 4);
 	CHECK_EQ(recv(sv[0], buf, sizeof buf, 0), 0);
 	CHECK_REVENTS(sv[0], POLLIN | POLLOUT | POLLHUP | POLLRDHUP);
-	catch_sigpipe();
+	ut_catch_sigpipe();
 	errno = 0;
 	ssize_t n = write(sv[0], "x", 1);
-	int e = errno, sigs = sigpipes;
-	sigpipes = 0;
+	int e = errno, sigs = ut_sigpipes;
+	ut_sigpipes = 0;
 	ssize_t n2 = send(sv[0], "x", 1, MSG_NOSIGNAL);
-	int e2 = errno, sigs2 = sigpipes;
+	int e2 = errno, sigs2 = ut_sigpipes;
 	ignore_sigpipe();
 	CHECK_EQ(n, -1);
 	CHECK_EQ(e, EPIPE);

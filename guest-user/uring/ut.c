@@ -167,6 +167,25 @@ int ut_gate(int op, const char *file, int line)
 	return UT_UNSUP;
 }
 
+/* ---- signals -------------------------------------------------------------- */
+
+volatile sig_atomic_t ut_sigpipes;
+
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+	ut_sigpipes++;
+}
+
+void ut_catch_sigpipe(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigpipe;
+	sigaction(SIGPIPE, &sa, NULL);
+	ut_sigpipes = 0;
+}
+
 /* ---- files ---------------------------------------------------------------- */
 
 static char tmp_paths[8][256];

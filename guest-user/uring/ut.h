@@ -10,6 +10,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -128,6 +129,10 @@ int ut_tmpfile(const char *tag, int flags, char *path_out);
  * of an AF_UNIX socket. Removed after the test like the files; 0 or -ENAMETOOLONG. */
 int ut_tmppath(const char *tag, char *path_out, size_t size);
 void ut_cleanup_files(void);
+/* SIGPIPE: main ignores it; a test that looks for it counts it in ut_sigpipes from
+ * ut_catch_sigpipe() on (the count starts at 0). */
+extern volatile sig_atomic_t ut_sigpipes;
+void ut_catch_sigpipe(void);
 /* Fill `n` bytes with a pattern that depends on `seed`. */
 void ut_pattern(void *buf, size_t n, unsigned seed);
 
