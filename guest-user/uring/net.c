@@ -1384,7 +1384,41 @@ static int poll_socket(void)
 	return UT_OK;
 }
 
+static int recv_waitall(void)
+{
+	/* RECV with MSG_WAITALL on a stream completes only when its whole buffer is filled
+	 * (3 bytes, then 5: one CQE of 8), or with what came when the peer closes */
+	GATE(IORING_OP_RECV);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	char buf[16];
+	memset(buf, 0, sizeof buf);
+	struct io_uring_sqe *sqe = ut_sqe(&r);
+	io_uring_prep_recv(sqe, sv[1], buf, 8, MSG_WAITALL);
+	sqe->user_data = 1;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	CHECK_EQ(send(sv[0], "abc", 3, 0), 3);
+	EMPTY(&r);
+	CHECK_EQ(send(sv[0], "defgh", 5, 0), 5);
+	struct io_uring_cqe c;
+	EXPECT_CQE(&r, 1, 8, 0, &c);
+	CHECK(!memcmp(buf, "abcdefgh", 8));
+	sqe = ut_sqe(&r);
+	io_uring_prep_recv(sqe, sv[1], buf, 8, MSG_WAITALL);
+	sqe->user_data = 2;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	CHECK_EQ(send(sv[0], "xy", 2, 0), 2);
+	EMPTY(&r);
+	close(sv[0]);
+	EXPECT_CQE(&r, 2, 2, 0, &c);
+	close(sv[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 UT_FAMILY(net, T(socket_op), T(direct_descriptors), T(bind_listen), T(connect_accept),
 	  T(accept_parks), T(multishot_accept), T(send_recv), T(recv_multishot),
 	  T(recv_multishot_cap), T(sendmsg_recvmsg), T(recvmsg_multishot), T(shutdown_op),
-	  T(send_zc_unix), T(errors), T(recv_zc), T(poll_socket), T(tcp_ops), T(tcp_send_zc));
+	  T(send_zc_unix), T(errors), T(recv_zc), T(poll_socket), T(recv_waitall), T(tcp_ops), T(tcp_send_zc));

@@ -51,9 +51,11 @@ pub enum NetOp {
     Connect { addr: u64, len: u64 },
     Accept { addr: u64, len_ptr: u64, flags: u32, ioprio: u16, slot: u32 },
     /// SEND, SENDMSG (msghdr at `addr`) and their _ZC forms.
-    Send { addr: u64, len: u32, flags: u32, to: Option<(u64, u64)>, msg: bool, zc: Option<bool> },
+    /// `done`: bytes sent by earlier attempts (MSG_WAITALL goes on until all are).
+    Send { addr: u64, len: u32, flags: u32, to: Option<(u64, u64)>, msg: bool, zc: Option<bool>, done: u32 },
     /// RECV, RECVMSG; `group`: a provided buffer for each message (IOSQE_BUFFER_SELECT).
-    Recv { addr: u64, len: u32, flags: u32, msg: bool, multishot: bool, group: Option<u16> },
+    /// `done`: bytes received by earlier attempts (MSG_WAITALL, on a plain RECV).
+    Recv { addr: u64, len: u32, flags: u32, msg: bool, multishot: bool, group: Option<u16>, done: u32 },
     Shutdown { how: u32 },
 }
 
@@ -125,7 +127,7 @@ fn prep_send_common(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
     if msg && (sqe.len != 1 && sqe.len != 0 || sqe.off != 0) {
         return Err(EINVAL);
     }
-    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, to, msg, zc: zc.then_some(sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0) })
+    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, to, msg, zc: zc.then_some(sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0), done: 0 })
 }
 
 pub fn prep_send(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -147,7 +149,7 @@ pub fn prep_recv(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if msg && group.is_some() && !multishot {
         return Err(EINVAL);
     }
-    net(NetOp::Recv { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, msg, multishot, group })
+    net(NetOp::Recv { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, msg, multishot, group, done: 0 })
 }
 
 pub fn prep_shutdown(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -155,10 +157,6 @@ pub fn prep_shutdown(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         return Err(EINVAL);
     }
     net(NetOp::Shutdown { how: sqe.len })
-}
-
-fn result(r: KResult<usize>) -> i32 {
-    r.map_or_else(|e| -e.0, |n| n as i32)
 }
 
 /// Would block: parked until the socket is ready (`write`: for sending), then issued
@@ -278,7 +276,7 @@ fn target(req: &Request) -> KResult<Arc<dyn Socket>> {
 }
 
 pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
-    let Op::Net(NetOp::Send { addr, len, flags, to, msg, zc }) = req.op else { return Some((req, -EINVAL.0)) };
+    let Op::Net(NetOp::Send { addr, len, flags, to, msg, zc, done }) = req.op else { return Some((req, -EINVAL.0)) };
     let s = match target(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
@@ -301,10 +299,20 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         };
         sys::send_user(&*s, sys::UserMsg { to, iov: alloc::vec![(addr, len as usize)], files: alloc::vec::Vec::new(), cred: None }, flags, nonblock)
     };
-    match attempt() {
+    let got = attempt();
+    // MSG_WAITALL on a stream: a short send goes on from where it stopped (Linux's
+    // io_net_retry), and the CQE counts every attempt's bytes.
+    if let Ok(n) = got
+        && waits_for_all(&*s, flags, msg) && n > 0 && n < len as usize
+        && let Op::Net(NetOp::Send { addr, len, done, .. }) = &mut req.op
+    {
+        (*addr, *len, *done) = (*addr + n as u64, *len - n as u32, *done + n as u32);
+        return park(ring, req, true);
+    }
+    match got {
         Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => park(ring, req, true),
         res => {
-            let res = result(res);
+            let res = with_done(res, done);
             if let Some(report) = zc {
                 // The result, then the notification: the buffer was copied, so it is free.
                 ring.post(Cqe::new(req.user_data, res, IORING_CQE_F_MORE), false);
@@ -313,6 +321,22 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             }
             Some((req, res))
         }
+    }
+}
+
+/// Whether a short transfer goes on (MSG_WAITALL on a stream or seqpacket socket, for
+/// SEND and RECV; SENDMSG and RECVMSG complete with what one attempt moved).
+fn waits_for_all(s: &dyn Socket, flags: u32, msg: bool) -> bool {
+    flags & net::MSG_WAITALL != 0 && !msg && s.kind() != net::SOCK_DGRAM
+}
+
+/// A result after earlier attempts moved `done` bytes: their sum, or (an error after some
+/// bytes) what was moved.
+fn with_done(r: KResult<usize>, done: u32) -> i32 {
+    match r {
+        Ok(n) => (n + done as usize) as i32,
+        Err(_) if done > 0 => done as i32,
+        Err(e) => -e.0,
     }
 }
 
@@ -358,7 +382,7 @@ fn recvmsg_out(s: &dyn Socket, b: &super::kbuf::Buf, name_room: u32, control_roo
 }
 
 pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
-    let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group }) = req.op else { return Some((req, -EINVAL.0)) };
+    let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group, done }) = req.op else { return Some((req, -EINVAL.0)) };
     let s = match target(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
@@ -415,6 +439,14 @@ pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             }
             _ => {}
         }
+        if let Ok((n, _)) = got
+            && group.is_none() && !multishot && waits_for_all(&*s, flags, msg) && n > 0 && n < len as usize
+            && let Op::Net(NetOp::Recv { addr, len, done, .. }) = &mut req.op
+        {
+            (*addr, *len, *done) = (*addr + n as u64, *len - n as u32, *done + n as u32);
+            req.poll_retries = 0;
+            return park(ring, req, false);
+        }
         match got {
             Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => {
                 req.poll_retries = 0;
@@ -428,7 +460,7 @@ pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
             }
             res => {
                 req.cqe_flags |= cqe_flags;
-                return Some((req, result(res.map(|r| r.0))));
+                return Some((req, with_done(res.map(|r| r.0), done)));
             }
         }
     }
