@@ -13,11 +13,13 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stddef.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1418,7 +1420,73 @@ static int recv_waitall(void)
 	return UT_OK;
 }
 
+/* A socket command (URING_CMD, Linux's SOCKET_URING_OP_*), filled by hand (liburing 2.3
+ * has no io_uring_prep_cmd_sock): level and optname in addr, optlen in file_index, optval
+ * in addr3. */
+static int sock_cmd(struct io_uring *r, int fd, unsigned op, int level, int optname, void *optval, unsigned optlen)
+{
+	struct io_uring_sqe *sqe = ut_sqe(r);
+	io_uring_prep_nop(sqe);
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = fd;
+	sqe->off = op;
+	sqe->addr = (uint32_t)level | (uint64_t)(uint32_t)optname << 32;
+	sqe->file_index = optlen;
+	sqe->addr3 = (uint64_t)(uintptr_t)optval;
+	sqe->user_data = 0xc0 + op;
+	return ut_submit1_ud(r, 0xc0 + op, NULL);
+}
+
+static int socket_commands(void)
+{
+	/* On AF_UNIX, SIOCINQ and SIOCOUTQ through URING_CMD are -EOPNOTSUPP (Linux asks the
+	 * protocol's ioctl, which AF_UNIX's has not), while ioctl(2) answers: a stream's
+	 * unread bytes, a datagram socket's next message; SIOCOUTQ more than 0 while the peer
+	 * has not read (Linux counts its buffers' overhead too, so only that), 0 once it has.
+	 * GETSOCKOPT answers the length written, SETSOCKOPT 0; another command -EOPNOTSUPP */
+	GATE(IORING_OP_URING_CMD);
+	struct io_uring r;
+	CHECK_OK(ut_ring(&r, 4));
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	CHECK_EQ(send(sv[0], "hello", 5, 0), 5);
+	CHECK_RES(sock_cmd(&r, sv[1], 0, 0, 0, NULL, 0), -EOPNOTSUPP);
+	CHECK_RES(sock_cmd(&r, sv[0], 1, 0, 0, NULL, 0), -EOPNOTSUPP);
+	int n = -1;
+	CHECK_OK(ioctl(sv[1], SIOCINQ, &n));
+	CHECK_EQ(n, 5);
+	CHECK_OK(ioctl(sv[0], SIOCOUTQ, &n));
+	CHECK(n > 0);
+	char buf[8];
+	CHECK_EQ(recv(sv[1], buf, sizeof buf, 0), 5);
+	CHECK_OK(ioctl(sv[1], SIOCINQ, &n));
+	CHECK_EQ(n, 0);
+	CHECK_OK(ioctl(sv[0], SIOCOUTQ, &n));
+	CHECK_EQ(n, 0);
+	int v = 0;
+	CHECK_RES(sock_cmd(&r, sv[0], 2, SOL_SOCKET, SO_TYPE, &v, sizeof v), (int)sizeof v);
+	CHECK_EQ(v, SOCK_STREAM);
+	int one = 1;
+	CHECK_RES(sock_cmd(&r, sv[0], 3, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one), 0);
+	v = 0;
+	CHECK_RES(sock_cmd(&r, sv[0], 2, SOL_SOCKET, SO_KEEPALIVE, &v, sizeof v), (int)sizeof v);
+	CHECK_EQ(v, 1);
+	CHECK_RES(sock_cmd(&r, sv[0], 99, 0, 0, NULL, 0), -EOPNOTSUPP);
+	int d[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, d));
+	CHECK_EQ(send(d[0], "abc", 3, 0), 3);
+	CHECK_EQ(send(d[0], "defgh", 5, 0), 5);
+	CHECK_OK(ioctl(d[1], SIOCINQ, &n));
+	CHECK_EQ(n, 3);
+	close(d[0]);
+	close(d[1]);
+	close(sv[0]);
+	close(sv[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 UT_FAMILY(net, T(socket_op), T(direct_descriptors), T(bind_listen), T(connect_accept),
 	  T(accept_parks), T(multishot_accept), T(send_recv), T(recv_multishot),
 	  T(recv_multishot_cap), T(sendmsg_recvmsg), T(recvmsg_multishot), T(shutdown_op),
-	  T(send_zc_unix), T(errors), T(recv_zc), T(poll_socket), T(recv_waitall), T(tcp_ops), T(tcp_send_zc));
+	  T(send_zc_unix), T(errors), T(recv_zc), T(poll_socket), T(recv_waitall), T(socket_commands), T(tcp_ops), T(tcp_send_zc));

@@ -2,7 +2,8 @@
 //! The one driver with commands here is virtio-blk's, and its one command is
 //! BLOCK_URING_CMD_DISCARD (bytes `addr` .. `addr + addr3`, as a VIRTIO_BLK_T_DISCARD the
 //! VMM serves with a hole punch), checked as Linux's blkdev_uring_cmd does. Other files
-//! have no commands (-EOPNOTSUPP).
+//! have no commands (-EOPNOTSUPP), but sockets: SIOCINQ, SIOCOUTQ, GETSOCKOPT and
+//! SETSOCKOPT (Linux's io_uring_cmd_sock).
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -25,6 +26,31 @@ pub struct UringCmd {
     stray: bool,
     start: u64,
     len: u64,
+    /// `optlen` of a socket's get/setsockopt (the SQE's `file_index` word).
+    optlen: u32,
+}
+
+/// Linux's SOCKET_URING_OP_*: the socket's unread and unsent bytes, and get/setsockopt
+/// (level and option name in `addr`, the value at `addr3`, its length by value in
+/// `file_index`; GETSOCKOPT answers the length written).
+const SOCKET_URING_OP_SIOCINQ: u32 = 0;
+const SOCKET_URING_OP_SIOCOUTQ: u32 = 1;
+const SOCKET_URING_OP_GETSOCKOPT: u32 = 2;
+const SOCKET_URING_OP_SETSOCKOPT: u32 = 3;
+
+fn socket_cmd(s: &dyn crate::net::Socket, cmd: &UringCmd) -> KResult<u64> {
+    use crate::syscall::net as sys;
+    let (level, name) = (cmd.start as u32 as i32, (cmd.start >> 32) as u32 as i32);
+    // SIOCINQ and SIOCOUTQ go to the protocol's ioctl, which AF_UNIX's lacks on Linux
+    // (ioctl(2) answers them on the socket itself).
+    let protocol_ioctl = s.family() != crate::net::AF_UNIX;
+    match cmd.cmd_op {
+        SOCKET_URING_OP_SIOCINQ if protocol_ioctl => Ok(s.unread() as u64),
+        SOCKET_URING_OP_SIOCOUTQ if protocol_ioctl => Ok(s.unsent() as u64),
+        SOCKET_URING_OP_GETSOCKOPT => sys::get_sockopt(s, level, name, cmd.len, cmd.optlen as i32).map(u64::from),
+        SOCKET_URING_OP_SETSOCKOPT => sys::set_sockopt(s, level, name, cmd.len, cmd.optlen as i32).map(|()| 0),
+        _ => Err(EOPNOTSUPP),
+    }
 }
 
 pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -37,12 +63,16 @@ pub fn prep(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
         return Err(EINVAL);
     }
     let stray = sqe.ioprio != 0 || sqe.len != 0 || flags != 0 || sqe.file_index != 0;
-    Ok(Op::UringCmd(UringCmd { cmd_op: sqe.off as u32, stray, start: sqe.addr, len: sqe.addr3 }))
+    Ok(Op::UringCmd(UringCmd { cmd_op: sqe.off as u32, stray, start: sqe.addr, len: sqe.addr3, optlen: sqe.file_index }))
 }
 
 pub fn issue(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::UringCmd(cmd) = req.op else { return Some((req, -EINVAL.0)) };
     let file = req.file.clone().expect("opdef: URING_CMD needs a file");
+    if let Ok(s) = crate::net::socket_of(&file) {
+        let res = socket_cmd(&**s, &cmd);
+        return Some((req, res.map_or_else(|e| -e.0, |v| v as i32)));
+    }
     let Some(disk) = file.node.as_any().downcast_ref::<BlockNode>() else { return Some((req, -EOPNOTSUPP.0)) };
     let checked = (|| {
         if cmd.stray || cmd.cmd_op != BLOCK_URING_CMD_DISCARD {

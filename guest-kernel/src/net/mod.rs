@@ -111,6 +111,10 @@ pub trait Socket: Send + Sync {
     fn take_error(&self) -> i32;
     /// SO_PEERCRED: the peer's (pid, uid, gid) when it connected.
     fn peer_cred(&self) -> [u32; 3];
+    /// Bytes a read could take now (SIOCINQ: a stream's queued bytes, a datagram
+    /// socket's next message), and bytes sent but not yet read by the peer (SIOCOUTQ).
+    fn unread(&self) -> usize;
+    fn unsent(&self) -> usize;
     /// SO_LINGER: struct linger (on, seconds), as set.
     fn linger(&self) -> [i32; 2];
     fn set_linger(&self, linger: [i32; 2]);
@@ -189,6 +193,17 @@ impl Node for SocketFile {
 
     fn poll_mask(&self) -> u32 {
         self.sock.poll_mask()
+    }
+
+    fn ioctl(&self, _file: &OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
+        const SIOCINQ: u64 = 0x541b; // FIONREAD
+        const SIOCOUTQ: u64 = 0x5411; // TIOCOUTQ
+        let n = match cmd {
+            SIOCINQ => self.sock.unread(),
+            SIOCOUTQ => self.sock.unsent(),
+            _ => return Err(ENOTTY),
+        };
+        crate::task::write_user(arg, &(n as i32)).map(|()| 0)
     }
 
     fn release(&self) {

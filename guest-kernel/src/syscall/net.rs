@@ -147,9 +147,9 @@ pub fn getpeername(c: &mut Ctx) -> KResult<u64> {
     write_addr(&s.peer_name()?, c.a[1], c.a[2]).map(|()| 0)
 }
 
-pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
-    let (_, s) = sock_file(c.int(0))?;
-    let (level, name, len) = (c.int(1), c.int(2), c.a[4] as i32);
+/// setsockopt with the option's value at `optval` (`len` bytes); io_uring's
+/// SOCKET_URING_OP_SETSOCKOPT too.
+pub fn set_sockopt(s: &dyn Socket, level: i32, name: i32, optval: u64, len: i32) -> KResult<()> {
     if level != SOL_SOCKET {
         return Err(EOPNOTSUPP);
     }
@@ -157,41 +157,47 @@ pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
         if len < 8 {
             return Err(EINVAL);
         }
-        let linger: [i32; 2] = task::read_user(c.a[3])?;
-        s.set_linger(linger);
-        return Ok(0);
+        s.set_linger(task::read_user(optval)?);
+        return Ok(());
     }
     if len < 4 {
         return Err(EINVAL);
     }
-    let value: i32 = task::read_user(c.a[3])?;
-    s.set_option(name, value).map(|()| 0)
+    s.set_option(name, task::read_user(optval)?)
+}
+
+/// getsockopt into `optval` with room for `room` bytes: the bytes written (io_uring's
+/// SOCKET_URING_OP_GETSOCKOPT too).
+pub fn get_sockopt(s: &dyn Socket, level: i32, name: i32, optval: u64, room: i32) -> KResult<u32> {
+    if level != SOL_SOCKET {
+        return Err(EOPNOTSUPP);
+    }
+    if room < 0 {
+        return Err(EINVAL);
+    }
+    let raw: Vec<u8> = match name {
+        SO_LINGER => s.linger().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        SO_PEERCRED => s.peer_cred().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        _ => get_option(s, name)?.to_le_bytes().to_vec(),
+    };
+    let n = raw.len().min(room as usize);
+    task::copy_to_user(optval, &raw[..n])?;
+    Ok(n as u32)
+}
+
+pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
+    let (_, s) = sock_file(c.int(0))?;
+    set_sockopt(&*s, c.int(1), c.int(2), c.a[3], c.a[4] as i32).map(|()| 0)
 }
 
 pub fn getsockopt(c: &mut Ctx) -> KResult<u64> {
     let (_, s) = sock_file(c.int(0))?;
-    let (level, name) = (c.int(1), c.int(2));
-    if level != SOL_SOCKET {
+    if c.int(1) != SOL_SOCKET {
         return Err(EOPNOTSUPP);
     }
     let room: i32 = task::read_user(c.a[4])?;
-    if room < 0 {
-        return Err(EINVAL);
-    }
-    if name == SO_PEERCRED || name == SO_LINGER {
-        let raw: alloc::vec::Vec<u8> = if name == SO_LINGER {
-            s.linger().iter().flat_map(|v| v.to_le_bytes()).collect()
-        } else {
-            s.peer_cred().iter().flat_map(|v| v.to_le_bytes()).collect()
-        };
-        let n = raw.len().min(room as usize);
-        task::copy_to_user(c.a[3], &raw[..n])?;
-        return task::write_user(c.a[4], &(n as u32)).map(|()| 0);
-    }
-    let value = get_option(&*s, name)?.to_le_bytes();
-    let n = value.len().min(room as usize);
-    task::copy_to_user(c.a[3], &value[..n])?;
-    task::write_user(c.a[4], &(n as u32)).map(|()| 0)
+    let n = get_sockopt(&*s, c.int(1), c.int(2), c.a[3], room)?;
+    task::write_user(c.a[4], &n).map(|()| 0)
 }
 
 /// Copies `iov` in, gathered (at most `limit` bytes).
