@@ -34,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -595,6 +598,174 @@ static void create_file(const char *path, uint64_t size)
 		die("close %s: %s", path, strerror(errno));
 }
 
+/*
+ * An echo server over AF_UNIX stream sockets: ECHO_CONNS socketpairs, the client ends
+ * written and read with plain syscalls, the server ends served two ways for the same
+ * work. `unix_echo_epoll`: epoll_wait, then recv and send per message. `unix_echo_uring`:
+ * a multishot RECV per connection from a ring of provided buffers, and the replies as
+ * SENDs, all submitted in one io_uring_enter per round. Each round the client writes one
+ * 16-byte message on every connection (the last round on as many as are left of --ops) and
+ * reads every reply; ns_per_op is per message echoed (client side included, the same on
+ * both).
+ */
+#define ECHO_CONNS 64
+#define ECHO_MSG 16
+#define ECHO_BGID 7
+
+static void echo_client_round(int (*sv)[2], int k, const char *msg)
+{
+	for (int i = 0; i < k; i++)
+		if (write(sv[i][0], msg, ECHO_MSG) != ECHO_MSG)
+			die("unix_echo: client write: %s", strerror(errno));
+}
+
+static void echo_client_replies(int (*sv)[2], int k)
+{
+	char buf[ECHO_MSG];
+	for (int i = 0; i < k; i++)
+		for (int got = 0; got < ECHO_MSG;) {
+			ssize_t n = read(sv[i][0], buf + got, ECHO_MSG - got);
+			if (n <= 0)
+				die("unix_echo: client read: %s", n < 0 ? strerror(errno) : "EOF");
+			got += (int)n;
+		}
+}
+
+static void echo_pairs(int (*sv)[2])
+{
+	for (int i = 0; i < ECHO_CONNS; i++)
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]))
+			die("unix_echo: socketpair: %s", strerror(errno));
+}
+
+static void echo_close(int (*sv)[2])
+{
+	for (int i = 0; i < ECHO_CONNS; i++) {
+		close(sv[i][0]);
+		close(sv[i][1]);
+	}
+}
+
+static void bench_unix_echo_epoll(void)
+{
+	int sv[ECHO_CONNS][2];
+	echo_pairs(sv);
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		die("unix_echo_epoll: epoll_create1: %s", strerror(errno));
+	for (int i = 0; i < ECHO_CONNS; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, sv[i][1], &ev))
+			die("unix_echo_epoll: epoll_ctl: %s", strerror(errno));
+	}
+	const char msg[ECHO_MSG] = "echo echo echo!";
+	uint64_t t0 = now_ns();
+	for (uint64_t done = 0; done < nops;) {
+		int k = nops - done < ECHO_CONNS ? (int)(nops - done) : ECHO_CONNS;
+		echo_client_round(sv, k, msg);
+		for (int served = 0; served < k;) {
+			struct epoll_event evs[ECHO_CONNS];
+			int n = epoll_wait(ep, evs, ECHO_CONNS, -1);
+			if (n < 0)
+				die("unix_echo_epoll: epoll_wait: %s", strerror(errno));
+			for (int k = 0; k < n; k++) {
+				int fd = sv[evs[k].data.u32][1];
+				char buf[256];
+				ssize_t got = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+				if (got <= 0)
+					die("unix_echo_epoll: recv: %s", got < 0 ? strerror(errno) : "EOF");
+				if (send(fd, buf, (size_t)got, 0) != got)
+					die("unix_echo_epoll: send: %s", strerror(errno));
+				served += (int)(got / ECHO_MSG);
+			}
+		}
+		echo_client_replies(sv, k);
+		done += (uint64_t)k;
+	}
+	report("unix_echo_epoll", nops, t0, now_ns());
+	close(ep);
+	echo_close(sv);
+}
+
+static void bench_unix_echo_uring(void)
+{
+	int sv[ECHO_CONNS][2];
+	echo_pairs(sv);
+	struct io_uring r;
+	ring_init(&r, 4 * ECHO_CONNS);
+	/* the provided buffers: 2 per connection, each room for several messages */
+	enum { NBUF = 2 * ECHO_CONNS, BUFSZ = 256 };
+	static char bufs[NBUF][BUFSZ];
+	struct io_uring_buf_ring *br = mmap(NULL, NBUF * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (br == MAP_FAILED)
+		die("unix_echo_uring: mmap: %s", strerror(errno));
+	struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br, .ring_entries = NBUF, .bgid = ECHO_BGID };
+	int ret = io_uring_register_buf_ring(&r, &reg, 0);
+	if (ret)
+		die("unix_echo_uring: register_buf_ring: %s", strerror(-ret));
+	io_uring_buf_ring_init(br);
+	for (int b = 0; b < NBUF; b++)
+		io_uring_buf_ring_add(br, bufs[b], BUFSZ, (unsigned short)b, io_uring_buf_ring_mask(NBUF), b);
+	io_uring_buf_ring_advance(br, NBUF);
+	for (int i = 0; i < ECHO_CONNS; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+		io_uring_prep_recv_multishot(sqe, sv[i][1], NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = ECHO_BGID;
+		sqe->user_data = (uint64_t)i;
+	}
+	if (io_uring_submit(&r) != ECHO_CONNS)
+		die("unix_echo_uring: submitting the receives");
+	const char msg[ECHO_MSG] = "echo echo echo!";
+	uint64_t t0 = now_ns();
+	for (uint64_t done = 0; done < nops;) {
+		int k = nops - done < ECHO_CONNS ? (int)(nops - done) : ECHO_CONNS;
+		echo_client_round(sv, k, msg);
+		/* every message received (a CQE per receive), its reply queued as a SEND from the
+		 * same buffer; the buffers go back once the sends completed */
+		int served = 0, sends = 0, returned[NBUF], nret = 0;
+		while (served < k || sends > 0) {
+			struct io_uring_cqe *cqe;
+			ret = io_uring_submit_and_wait(&r, 1);
+			if (ret < 0)
+				die("unix_echo_uring: submit_and_wait: %s", strerror(-ret));
+			unsigned head, seen = 0;
+			io_uring_for_each_cqe(&r, head, cqe) {
+				seen++;
+				if (cqe->user_data & (1ull << 32)) { /* a reply sent */
+					if (cqe->res < 0)
+						die("unix_echo_uring: send: %s", strerror(-cqe->res));
+					returned[nret++] = (int)(cqe->user_data & 0xffff);
+					sends--;
+					continue;
+				}
+				if (cqe->res <= 0 || !(cqe->flags & IORING_CQE_F_BUFFER) || !(cqe->flags & IORING_CQE_F_MORE))
+					die("unix_echo_uring: recv: res %d flags %#x", cqe->res, cqe->flags);
+				int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+				int conn = (int)cqe->user_data;
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+				if (!sqe)
+					die("unix_echo_uring: no SQE");
+				io_uring_prep_send(sqe, sv[conn][1], bufs[bid], (size_t)cqe->res, 0);
+				sqe->user_data = (1ull << 32) | (uint64_t)bid;
+				sends++;
+				served += cqe->res / ECHO_MSG;
+			}
+			io_uring_cq_advance(&r, seen);
+		}
+		for (int k = 0; k < nret; k++)
+			io_uring_buf_ring_add(br, bufs[returned[k]], BUFSZ, (unsigned short)returned[k], io_uring_buf_ring_mask(NBUF), k);
+		io_uring_buf_ring_advance(br, nret);
+		echo_client_replies(sv, k);
+		done += (uint64_t)k;
+	}
+	report("unix_echo_uring", nops, t0, now_ns());
+	echo_close(sv);
+	io_uring_queue_exit(&r);
+	munmap(br, NBUF * sizeof(struct io_uring_buf));
+}
+
 /* --only NAME[,NAME...]: run just these benchmarks (an unknown name runs none). */
 static const char *only;
 
@@ -712,6 +883,8 @@ int main(int argc, char **argv)
 	RUN("read_threads", bench_read_threads(fd));
 	RUN("read_sqpoll_aff", bench_read_sqpoll_aff(fd, 0));
 	RUN("read_iopoll_sqpoll_aff", bench_read_sqpoll_aff(fd, 1));
+	RUN("unix_echo_epoll", bench_unix_echo_epoll());
+	RUN("unix_echo_uring", bench_unix_echo_uring());
 	RUN("getppid", bench_getppid());
 	RUN("clock_syscall", bench_clock(0));
 	RUN("clock_vdso", bench_clock(1));

@@ -15,6 +15,9 @@
 //!    on 9p and on ext2, cached, uncached (every read a miss) and O_DIRECT, beside the
 //!    host reading the same file on its own file system the same way.
 //!
+//!    Then sockets: an echo server over 64 AF_UNIX connections on epoll and on io_uring
+//!    (multishot RECV from a provided-buffer ring, SENDs), host Linux and our guest.
+//!
 //!    Then scaling with CPUs: NOPs, and QD32 disk reads, from one thread, from one pinned
 //!    thread per CPU with a ring each, and through an SQ poller on its own CPU (reads:
 //!    with and without IOPOLL), under `vmm run` with 1, 2 and 4 vCPUs and QEMU
@@ -38,8 +41,8 @@
 //!
 //! `BENCH_ROUNDS=N` changes the number of rounds; `BENCH_ONLY=SECTION[,SECTION]` runs only
 //! those sections (`boot`, `disk`, `polled disk`, `9p file`, `9p uncached`,
-//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`, `scaling`,
-//! `scaling disk`), for a
+//! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`, `unix echo`,
+//! `scaling`, `scaling disk`), for a
 //! quick look.
 //!
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
@@ -731,6 +734,16 @@ fn main() {
             ("nop_batch32", "nop_batch1", "nop_batch1/this"),
             ("clock_vdso", "clock_syscall", "syscall/this"),
         ],
+    );
+    bench.section(
+        "unix echo",
+        "sockets: an echo server over 64 AF_UNIX stream connections, per message echoed (16 bytes; the client ends written and read\n  \
+         with plain syscalls alike): the server on epoll (epoll_wait, recv, send) and on io_uring (a multishot RECV per connection\n  \
+         from a provided-buffer ring, the replies as SENDs, one io_uring_enter per round); host Linux, and our guest on vmm and QEMU",
+        Target::Disk,
+        &share_platforms,
+        &["unix_echo_epoll", "unix_echo_uring"],
+        &[("unix_echo_uring", "unix_echo_epoll", "epoll/this")],
     );
     let mut scaling_platforms = vec![Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 20000 }];
     scaling_platforms.extend(cpu_platforms(2000, 20000));
