@@ -58,7 +58,8 @@ pub const SHUT_RDWR: u32 = 2;
 /// A message to send: its bytes, where to (an unconnected datagram socket), and the files
 /// it carries (SCM_RIGHTS).
 pub struct Outgoing<'a> {
-    pub data: &'a [u8],
+    /// The bytes, handed over (a stream takes a prefix of them).
+    pub data: Vec<u8>,
     pub to: Option<&'a [u8]>,
     pub files: Vec<Arc<OpenFile>>,
     /// SCM_CREDENTIALS the sender gave (checked); None: its own.
@@ -164,27 +165,10 @@ impl Node for SocketFile {
     }
 
     fn write(&self, _offset: u64, buf: &IoBuf, nonblock: bool) -> KResult<usize> {
-        // A datagram goes whole; a stream in chunks (each sent whole unless nonblocking).
-        let total = buf.len();
-        let chunk = if self.sock.kind() == SOCK_STREAM { 64 * 1024 } else { total };
-        // A datagram larger than the send buffer can never go (checked before the copy).
-        if self.sock.kind() != SOCK_STREAM && total > self.sock.option(SO_SNDBUF).unwrap_or(0) as usize {
-            return Err(EMSGSIZE);
-        }
-        let mut done = 0;
-        loop {
-            let mut data = alloc::vec![0u8; (total - done).min(chunk)];
-            buf.get(done, &mut data)?;
-            let sent = match send_all(&*self.sock, &data, nonblock, !matches!(buf, IoBuf::User { .. })) {
-                Ok(n) => n,
-                Err(e) if done == 0 => return Err(e),
-                Err(_) => return Ok(done),
-            };
-            done += sent;
-            if sent < data.len() || done >= total {
-                return Ok(done);
-            }
-        }
+        // SIGPIPE goes to a write(2) caller, not to an io_uring write (Linux's too).
+        let nosignal = !matches!(buf, IoBuf::User { .. });
+        let head = Outgoing { data: Vec::new(), to: None, files: Vec::new(), cred: None };
+        send_from(&*self.sock, buf.len(), head, nonblock, nosignal, &mut |at, dst| buf.get(at, dst))
     }
 
     fn poll_queue(&self, write: bool) -> Option<&WaitQueue> {
@@ -215,13 +199,26 @@ impl Node for SocketFile {
     }
 }
 
-/// Sends `data` on a connected socket as write(2) and send(2) do: a stream blocks until
-/// all of it is queued (or a signal or error ends it with what was sent). A broken pipe is
-/// EPIPE, and SIGPIPE for the caller unless `nosignal`.
-pub fn send_all(sock: &dyn Socket, data: &[u8], nonblock: bool, nosignal: bool) -> KResult<usize> {
+/// Sends `total` bytes, which `fill(offset, dst)` copies in, as send(2) and write(2) do:
+/// a datagram whole (EMSGSIZE, before any copy, if the send buffer can never hold it), a
+/// stream in chunks until all are queued (a nonblocking one: what fits; an error or a
+/// signal after some bytes ends it with those). `head` gives the address, files and
+/// credentials (its data is ignored). A broken pipe is EPIPE, and SIGPIPE for the caller
+/// unless `nosignal`.
+pub fn send_from(s: &dyn Socket, total: usize, head: Outgoing, nonblock: bool, nosignal: bool, fill: &mut dyn FnMut(usize, &mut [u8]) -> KResult<()>) -> KResult<usize> {
+    let stream = s.kind() == SOCK_STREAM;
+    if !stream && total > s.option(SO_SNDBUF).unwrap_or(0) as usize {
+        return Err(EMSGSIZE);
+    }
+    let chunk = if stream { 64 * 1024 } else { total };
+    let Outgoing { to, mut files, cred, .. } = head;
     let mut done = 0;
     loop {
-        match sock.send(Outgoing { data: &data[done..], to: None, files: Vec::new(), cred: None }, nonblock) {
+        let mut data = alloc::vec![0u8; (total - done).min(chunk)];
+        if let Err(e) = fill(done, &mut data) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        match s.send(Outgoing { data, to, files: core::mem::take(&mut files), cred }, nonblock) {
             Ok(n) => done += n,
             Err(e) if done > 0 && e != EPIPE => return Ok(done),
             Err(e) => {
@@ -231,7 +228,7 @@ pub fn send_all(sock: &dyn Socket, data: &[u8], nonblock: bool, nosignal: bool) 
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
         }
-        if done == data.len() || sock.kind() != SOCK_STREAM {
+        if done >= total || !stream {
             return Ok(done);
         }
     }

@@ -427,7 +427,11 @@ impl Socket for UnixSocket {
                 return Err(EPERM);
             }
         }
-        let len = msg.data.len();
+        let mut data = msg.data;
+        let len = data.len();
+        if self.kind == SOCK_STREAM && len == 0 {
+            return Ok(0); // nothing to queue (a stream has no empty messages)
+        }
         if !self.stream_like() && len > self.st.lock().sndbuf {
             return Err(EMSGSIZE);
         }
@@ -455,13 +459,16 @@ impl Socket for UnixSocket {
                 return Err(ENOBUFS);
             }
             if n > 0 || len == 0 {
-                let m = Msg { data: msg.data[..n].to_vec(), taken: 0, from: from.clone(), files: core::mem::take(&mut files), cred, sender: self.me.clone() };
+                // A stream queues the part that fits; the caller sends the rest again.
+                let mut part = core::mem::take(&mut data);
+                part.truncate(n);
+                let m = Msg { data: part, taken: 0, from: from.clone(), files: core::mem::take(&mut files), cred, sender: self.me.clone() };
                 self.st.lock().in_flight += n;
                 match dest.deliver(m) {
                     Ok(()) => return Ok(n),
                     Err(back) => {
                         self.st.lock().in_flight -= n;
-                        files = back.files;
+                        (files, data) = (back.files, back.data);
                     }
                 }
             }

@@ -200,20 +200,22 @@ pub fn getsockopt(c: &mut Ctx) -> KResult<u64> {
     task::write_user(c.a[4], &n).map(|()| 0)
 }
 
-/// Copies `iov` in, gathered (at most `limit` bytes).
-fn gather(iov: &[(u64, usize)], limit: usize) -> KResult<Vec<u8>> {
-    let total = iov.iter().map(|v| v.1).sum::<usize>().min(limit);
-    let mut data = alloc::vec![0u8; total];
+/// Copies `dst.len()` bytes in from `iov`, from byte `offset` of it on.
+fn read_iov(iov: &[(u64, usize)], mut offset: usize, dst: &mut [u8]) -> KResult<()> {
     let mut at = 0;
     for &(base, len) in iov {
-        let n = len.min(total - at);
-        task::copy_from_user(&mut data[at..at + n], base)?;
-        at += n;
-        if at == total {
+        if at == dst.len() {
             break;
         }
+        if offset >= len {
+            offset -= len;
+            continue;
+        }
+        let n = (len - offset).min(dst.len() - at);
+        task::copy_from_user(&mut dst[at..at + n], base + offset as u64)?;
+        (at, offset) = (at + n, 0);
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Copies `data` out over `iov`.
@@ -245,35 +247,8 @@ pub fn send_user(s: &dyn Socket, msg: UserMsg, flags: u32, nonblock: bool) -> KR
         return Err(EOPNOTSUPP);
     }
     let total = msg.iov.iter().try_fold(0usize, |t, v| t.checked_add(v.1)).ok_or(EINVAL)?;
-    let stream = s.kind() == SOCK_STREAM;
-    // A datagram larger than the send buffer can never go (checked before it is copied).
-    if !stream && total > s.option(SO_SNDBUF).unwrap_or(0) as usize {
-        return Err(EMSGSIZE);
-    }
-    // A datagram goes whole; a stream in chunks of what a buffer holds.
-    let chunk = if stream { 64 * 1024 } else { total };
-    let mut files = msg.files;
-    let mut done = 0;
-    let mut iov = msg.iov;
-    while done < total || (total == 0 && done == 0) {
-        let data = gather(&iov, chunk)?;
-        let sent = match s.send(Outgoing { data: &data, to: msg.to.as_deref(), files: core::mem::take(&mut files), cred: msg.cred }, nonblock) {
-            Ok(n) => n,
-            Err(e) if done > 0 && e != EPIPE => return Ok(done),
-            Err(e) => {
-                if e == EPIPE && flags & MSG_NOSIGNAL == 0 {
-                    task::signal::send(&task::current_process(), task::signal::SIGPIPE);
-                }
-                return if done > 0 { Ok(done) } else { Err(e) };
-            }
-        };
-        done += sent;
-        if !stream || total == 0 {
-            return Ok(done);
-        }
-        advance(&mut iov, sent);
-    }
-    Ok(done)
+    let head = Outgoing { data: Vec::new(), to: msg.to.as_deref(), files: msg.files, cred: msg.cred };
+    send_from(s, total, head, nonblock, flags & MSG_NOSIGNAL != 0, &mut |at, dst| read_iov(&msg.iov, at, dst))
 }
 
 /// Drops the first `n` bytes of `iov`.
