@@ -39,6 +39,8 @@ pub struct Cmdline {
     /// `trace=SIZE[@BASE]`: tracepoints on, a ring of SIZE bytes per CPU, from BASE (memory
     /// the VMM reserved) or taken from RAM (`trace`).
     pub trace: Option<(u64, Option<u64>)>,
+    /// `ip=`: eth0's address, in Linux's form (net::inet::stack::parse_ip).
+    pub ip: Option<&'static str>,
     virtio: [VirtioMmioDevice; MAX_VIRTIO],
     nr_virtio: usize,
     args: [&'static str; MAX_ARGS],
@@ -61,6 +63,7 @@ impl Cmdline {
             tsc_deadline: true,
             taskdump: None,
             trace: None,
+            ip: None,
             virtio: [VirtioMmioDevice::default(); MAX_VIRTIO],
             nr_virtio: 0,
             args: [""; MAX_ARGS],
@@ -100,6 +103,10 @@ impl Cmdline {
                 .is_some(),
                 "lapic" if value == "notscdeadline" => {
                     cmd.tsc_deadline = false;
+                    true
+                }
+                "ip" => {
+                    cmd.ip = Some(value);
                     true
                 }
                 "root" => {

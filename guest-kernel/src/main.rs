@@ -78,6 +78,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     });
     let have_rootfs = fs::init(initrd);
     drivers::virtio::probe_all(cmd.virtio_devices());
+    net::inet::stack::init(drivers::virtio::take_net(), cmd.ip);
     if let Some(dev) = cmd.root {
         match syscall::mount::mount_root(dev, cmd.root_ro) {
             Ok(()) => log::info!("root={dev}: mounted at /mnt/root"),
@@ -102,6 +103,7 @@ extern "C" fn kernel_main(start_info_paddr: u32) -> ! {
     }
     // After init, which is pid 1.
     mm::writeback::start();
+    net::inet::stack::start();
     if let Some(secs) = cmd.taskdump {
         extern "C" fn dumper(secs: usize) {
             let queue = task::wait::WaitQueue::new();

@@ -213,19 +213,25 @@ pub fn issue_bind_listen_shutdown(_ring: &Arc<IoUring>, req: Box<Request>) -> Is
     Some((req, res.map_or_else(|e| -e.0, |()| 0)))
 }
 
-/// CONNECT: an AF_UNIX connect finishes at once unless the listener's backlog is full;
-/// then it waits in io-wq.
+/// CONNECT, as Linux's io_connect: a nonblocking attempt; one in progress (TCP's
+/// EINPROGRESS) is poll-armed for POLLOUT and, once woken, asked again, where "already
+/// connected" means done and the socket's error tells how it ended. An AF_UNIX connect
+/// whose listener's backlog is full (EAGAIN) waits in io-wq.
 pub fn issue_connect(ring: &Arc<IoUring>, req: Box<Request>) -> Issued {
     let Op::Net(NetOp::Connect { addr, len }) = req.op else { return Some((req, -EINVAL.0)) };
-    let res = socket(&req).and_then(|s| {
-        let addr = sys::read_addr(addr, len)?;
-        s.connect(&addr, !req.in_iowq)
-    });
+    let in_progress = req.poll_retries > 0;
+    let s = match socket(&req) {
+        Ok(s) => s,
+        Err(e) => return Some((req, -e.0)),
+    };
+    let res = sys::read_addr(addr, len).and_then(|addr| s.connect(&addr, !req.in_iowq));
     match res {
+        Err(EINPROGRESS | EALREADY) if !req.in_iowq => park(ring, req, true),
         Err(EAGAIN) if !req.in_iowq => {
             io_wq::enqueue(ring, req);
             None
         }
+        Err(EISCONN) if in_progress => Some((req, -s.take_error())),
         res => Some((req, res.map_or_else(|e| -e.0, |()| 0))),
     }
 }
@@ -350,6 +356,9 @@ fn recv_into(s: &dyn Socket, at: u64, room: u32, flags: u32, nonblock: bool) -> 
 
 /// IORING_CQE_F_SOCK_NONEMPTY: a stream with bytes still queued after this receive.
 fn nonempty(s: &dyn Socket) -> u32 {
+    if let Some(n) = s.inq_hint() {
+        return if n > 0 { IORING_CQE_F_SOCK_NONEMPTY } else { 0 };
+    }
     if s.kind() == net::SOCK_STREAM && s.poll_mask() & crate::fs::POLLIN != 0 && s.poll_mask() & crate::fs::POLLRDHUP == 0 {
         IORING_CQE_F_SOCK_NONEMPTY
     } else {

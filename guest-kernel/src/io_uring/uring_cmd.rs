@@ -45,8 +45,8 @@ fn socket_cmd(s: &dyn crate::net::Socket, cmd: &UringCmd) -> KResult<u64> {
     // (ioctl(2) answers them on the socket itself).
     let protocol_ioctl = s.family() != crate::net::AF_UNIX;
     match cmd.cmd_op {
-        SOCKET_URING_OP_SIOCINQ if protocol_ioctl => Ok(s.unread() as u64),
-        SOCKET_URING_OP_SIOCOUTQ if protocol_ioctl => Ok(s.unsent() as u64),
+        SOCKET_URING_OP_SIOCINQ if protocol_ioctl => Ok(s.unread()? as u64),
+        SOCKET_URING_OP_SIOCOUTQ if protocol_ioctl => Ok(s.unsent()? as u64),
         SOCKET_URING_OP_GETSOCKOPT => sys::get_sockopt(s, level, name, cmd.len, cmd.optlen as i32).map(u64::from),
         SOCKET_URING_OP_SETSOCKOPT => sys::set_sockopt(s, level, name, cmd.len, cmd.optlen as i32).map(|()| 0),
         _ => Err(EOPNOTSUPP),

@@ -3,8 +3,11 @@
 //! A socket is a file whose node is a [`SocketFile`] around a [`Socket`], the family's
 //! object. The families work on kernel buffers: the system calls (`syscall/net.rs`) and
 //! io_uring's network ops (`io_uring/net.rs`) copy to and from user memory around them, so
-//! no family touches user memory under its locks. Families: `unix` (AF_UNIX).
+//! no family touches user memory under its locks. Families: `unix` (AF_UNIX), `inet`
+//! (AF_INET and AF_INET6: TCP and UDP over smoltcp); `netlink` (NETLINK_ROUTE's dumps).
 
+pub mod inet;
+pub mod netlink;
 pub mod unix;
 
 use alloc::sync::Arc;
@@ -15,6 +18,7 @@ use crate::errno::*;
 use crate::fs::{alloc_ino, FileType, IoBuf, Node, OpenFile, Stat};
 use crate::task::wait::WaitQueue;
 
+pub const AF_UNSPEC: u16 = 0;
 pub const AF_UNIX: u16 = 1;
 
 pub const SOCK_STREAM: u32 = 1;
@@ -44,6 +48,10 @@ pub const SO_REUSEPORT: i32 = 15;
 pub const SO_LINGER: i32 = 13;
 pub const SO_PASSCRED: i32 = 16;
 pub const SO_PEERCRED: i32 = 17;
+pub const SO_RCVTIMEO: i32 = 20;
+pub const SO_SNDTIMEO: i32 = 21;
+pub const SO_RCVTIMEO_NEW: i32 = 66;
+pub const SO_SNDTIMEO_NEW: i32 = 67;
 pub const SO_ACCEPTCONN: i32 = 30;
 pub const SO_PROTOCOL: i32 = 38;
 pub const SO_DOMAIN: i32 = 39;
@@ -108,14 +116,36 @@ pub trait Socket: Send + Sync {
     /// SOL_SOCKET options the family keeps itself (the rest are common: `getsockopt`).
     fn option(&self, name: i32) -> Option<i32>;
     fn set_option(&self, name: i32, value: i32) -> KResult<()>;
+    /// Options at other levels (IPPROTO_TCP, IPPROTO_IP, ...): Linux's EOPNOTSUPP for a
+    /// family without them.
+    fn proto_option(&self, _level: i32, _name: i32) -> KResult<i32> {
+        Err(EOPNOTSUPP)
+    }
+    fn set_proto_option(&self, _level: i32, _name: i32, _value: i32) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+    /// SO_RCVTIMEO (`send` false) and SO_SNDTIMEO: how long a blocking call waits, in ns
+    /// (0: for ever). ENOPROTOOPT for a family whose waits do not honour them.
+    fn timeout(&self, _send: bool) -> KResult<u64> {
+        Err(ENOPROTOOPT)
+    }
+    fn set_timeout(&self, _send: bool, _ns: u64) -> KResult<()> {
+        Err(ENOPROTOOPT)
+    }
     /// SO_ERROR: the pending error (0: none), cleared.
     fn take_error(&self) -> i32;
     /// SO_PEERCRED: the peer's (pid, uid, gid) when it connected.
     fn peer_cred(&self) -> [u32; 3];
     /// Bytes a read could take now (SIOCINQ: a stream's queued bytes, a datagram
     /// socket's next message), and bytes sent but not yet read by the peer (SIOCOUTQ).
-    fn unread(&self) -> usize;
-    fn unsent(&self) -> usize;
+    /// A listening stream socket has neither (EINVAL).
+    fn unread(&self) -> KResult<usize>;
+    fn unsent(&self) -> KResult<usize>;
+    /// What a receive reports in msg_inq (io_uring's IORING_CQE_F_SOCK_NONEMPTY): None
+    /// where the family reports none.
+    fn inq_hint(&self) -> Option<usize> {
+        None
+    }
     /// SO_LINGER: struct linger (on, seconds), as set.
     fn linger(&self) -> [i32; 2];
     fn set_linger(&self, linger: [i32; 2]);
@@ -182,9 +212,12 @@ impl Node for SocketFile {
     fn ioctl(&self, _file: &OpenFile, cmd: u64, arg: u64) -> KResult<u64> {
         const SIOCINQ: u64 = 0x541b; // FIONREAD
         const SIOCOUTQ: u64 = 0x5411; // TIOCOUTQ
+        if inet::ifconf::handles(cmd) {
+            return inet::ifconf::ioctl(cmd, arg);
+        }
         let n = match cmd {
-            SIOCINQ => self.sock.unread(),
-            SIOCOUTQ => self.sock.unsent(),
+            SIOCINQ => self.sock.unread()?,
+            SIOCOUTQ => self.sock.unsent()?,
             _ => return Err(ENOTTY),
         };
         crate::task::write_user(arg, &(n as i32)).map(|()| 0)
@@ -258,6 +291,19 @@ pub fn create(family: i32, kind: u32, protocol: i32) -> KResult<Arc<dyn Socket>>
                 _ => Err(ESOCKTNOSUPPORT),
             }
         }
+        inet::AF_INET | inet::AF_INET6 => {
+            let family = family as u16;
+            const IPPROTO_TCP: i32 = inet::IPPROTO_TCP;
+            const IPPROTO_UDP: i32 = inet::IPPROTO_UDP;
+            match (kind, protocol) {
+                (SOCK_STREAM, 0 | IPPROTO_TCP) => Ok(inet::tcp::TcpSocket::create(family)),
+                (SOCK_DGRAM, 0 | IPPROTO_UDP) => Ok(inet::udp::UdpSocket::create(family)),
+                (SOCK_STREAM | SOCK_DGRAM, _) => Err(EPROTONOSUPPORT),
+                // No raw IP sockets here, and no SCTP for SEQPACKET.
+                _ => Err(ESOCKTNOSUPPORT),
+            }
+        }
+        netlink::AF_NETLINK => netlink::create(kind, protocol),
         _ => Err(EAFNOSUPPORT),
     }
 }

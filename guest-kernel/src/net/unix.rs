@@ -598,16 +598,19 @@ impl Socket for UnixSocket {
         self.st.lock().error.take().map_or(0, |e| e.0)
     }
 
-    fn unread(&self) -> usize {
+    fn unread(&self) -> KResult<usize> {
         let st = self.st.lock();
-        match self.kind {
+        if st.listening.is_some() {
+            return Err(EINVAL);
+        }
+        Ok(match self.kind {
             SOCK_STREAM => st.queue.iter().map(|m| m.data.len() - m.taken).sum(),
             _ => st.queue.front().map_or(0, |m| m.data.len()),
-        }
+        })
     }
 
-    fn unsent(&self) -> usize {
-        self.st.lock().in_flight
+    fn unsent(&self) -> KResult<usize> {
+        Ok(self.st.lock().in_flight)
     }
 
     fn linger(&self) -> [i32; 2] {

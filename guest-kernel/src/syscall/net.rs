@@ -113,7 +113,7 @@ pub fn accept_file(f: &OpenFile, s: &dyn Socket, flags: u32, nonblock: bool) -> 
         return Err(EINVAL);
     }
     let conn = s.accept(nonblock || f.flags() & O_NONBLOCK != 0)?;
-    let peer = conn.peer_name().unwrap_or_else(|_| AF_UNIX.to_le_bytes().to_vec());
+    let peer = conn.peer_name().unwrap_or_else(|_| conn.family().to_le_bytes().to_vec());
     Ok((SocketFile::open(conn, flags & SOCK_NONBLOCK != 0), peer))
 }
 
@@ -151,7 +151,23 @@ pub fn getpeername(c: &mut Ctx) -> KResult<u64> {
 /// SOCKET_URING_OP_SETSOCKOPT too.
 pub fn set_sockopt(s: &dyn Socket, level: i32, name: i32, optval: u64, len: i32) -> KResult<()> {
     if level != SOL_SOCKET {
-        return Err(EOPNOTSUPP);
+        if len < 4 {
+            return Err(EINVAL);
+        }
+        return s.set_proto_option(level, name, task::read_user(optval)?);
+    }
+    if matches!(name, SO_RCVTIMEO | SO_SNDTIMEO | SO_RCVTIMEO_NEW | SO_SNDTIMEO_NEW) {
+        // struct timeval (the same as __kernel_sock_timeval on x86-64).
+        if len < 16 {
+            return Err(EINVAL);
+        }
+        let [sec, usec]: [i64; 2] = task::read_user(optval)?;
+        if !(0..1_000_000).contains(&usec) {
+            return Err(EDOM);
+        }
+        // Linux: a negative time is "do not wait"; zero is "for ever".
+        let ns = if sec < 0 { 1 } else { (sec as u64).saturating_mul(1_000_000_000).saturating_add(usec as u64 * 1000) };
+        return s.set_timeout(matches!(name, SO_SNDTIMEO | SO_SNDTIMEO_NEW), ns);
     }
     if name == SO_LINGER {
         if len < 8 {
@@ -169,15 +185,18 @@ pub fn set_sockopt(s: &dyn Socket, level: i32, name: i32, optval: u64, len: i32)
 /// getsockopt into `optval` with room for `room` bytes: the bytes written (io_uring's
 /// SOCKET_URING_OP_GETSOCKOPT too).
 pub fn get_sockopt(s: &dyn Socket, level: i32, name: i32, optval: u64, room: i32) -> KResult<u32> {
-    if level != SOL_SOCKET {
-        return Err(EOPNOTSUPP);
-    }
     if room < 0 {
         return Err(EINVAL);
     }
     let raw: Vec<u8> = match name {
+        _ if level != SOL_SOCKET => s.proto_option(level, name)?.to_le_bytes().to_vec(),
         SO_LINGER => s.linger().iter().flat_map(|v| v.to_le_bytes()).collect(),
         SO_PEERCRED => s.peer_cred().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        SO_RCVTIMEO | SO_SNDTIMEO | SO_RCVTIMEO_NEW | SO_SNDTIMEO_NEW => {
+            let ns = s.timeout(matches!(name, SO_SNDTIMEO | SO_SNDTIMEO_NEW))?;
+            let tv = [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000 / 1000) as i64];
+            tv.iter().flat_map(|v| v.to_le_bytes()).collect()
+        }
         _ => get_option(s, name)?.to_le_bytes().to_vec(),
     };
     let n = raw.len().min(room as usize);
@@ -192,9 +211,6 @@ pub fn setsockopt(c: &mut Ctx) -> KResult<u64> {
 
 pub fn getsockopt(c: &mut Ctx) -> KResult<u64> {
     let (_, s) = sock_file(c.int(0))?;
-    if c.int(1) != SOL_SOCKET {
-        return Err(EOPNOTSUPP);
-    }
     let room: i32 = task::read_user(c.a[4])?;
     let n = get_sockopt(&*s, c.int(1), c.int(2), c.a[3], room)?;
     task::write_user(c.a[4], &n).map(|()| 0)

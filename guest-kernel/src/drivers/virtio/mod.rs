@@ -4,6 +4,7 @@
 
 pub mod blk;
 pub mod mmio;
+pub mod net;
 pub mod p9;
 pub mod queue;
 
@@ -13,6 +14,7 @@ use alloc::vec::Vec;
 use crate::cmdline::VirtioMmioDevice;
 use crate::sync::SpinLock;
 
+pub const DEVICE_ID_NET: u32 = 1;
 pub const DEVICE_ID_BLOCK: u32 = 2;
 pub const DEVICE_ID_9P: u32 = 9;
 
@@ -123,6 +125,14 @@ pub fn irq(gsi: u32) {
     }
 }
 
+/// The first virtio-net device, started, until the network stack takes it.
+static NET: SpinLock<Option<(net::NetPhy, [u8; 6])>> = SpinLock::new(None);
+
+/// The virtio-net device probing found (the first; others are left alone).
+pub fn take_net() -> Option<(net::NetPhy, [u8; 6])> {
+    NET.lock().take()
+}
+
 /// Probes every announced device and starts the drivers we have. Devices are listed in
 /// the order of the command line; QEMU and our VMM both fill slots from the top, so the
 /// first disk on their command line is the highest slot: we name disks in that order.
@@ -138,6 +148,10 @@ pub fn probe_all(devices: &[VirtioMmioDevice]) {
             0 => {}
             DEVICE_ID_BLOCK => blk::probe(transport, d.irq),
             DEVICE_ID_9P => mount_9p(transport, d.irq),
+            DEVICE_ID_NET if NET.lock().is_none() => match net::probe(transport, d.irq) {
+                Some(n) => *NET.lock() = Some(n),
+                None => log::warn!("virtio-net: device setup failed"),
+            },
             other => log::info!("virtio-mmio at {:#x}: device type {other} has no driver", d.base),
         }
     }

@@ -1,0 +1,210 @@
+//! virtio-net (virtio 1.x section 5.1), as smoltcp's device for `eth0`.
+//!
+//! - **Receive queue (0).** Filled with page-sized buffers at start. A frame comes back
+//!   as a used entry: the interrupt moves it to `received`, where smoltcp's `receive`
+//!   finds it; once smoltcp has read it, the buffer goes back on the queue. With
+//!   VIRTIO_NET_F_MRG_RXBUF a frame may span several buffers (the header's
+//!   `num_buffers`); they are gathered before smoltcp sees the frame.
+//! - **Transmit queue (1).** Each frame is copied behind a zeroed 12-byte header
+//!   (virtio_net_hdr_v1: no checksum or segmentation offload is negotiated) into a page
+//!   of its own, freed when the device is done. The queue is reaped when frames are
+//!   sent, never by interrupt.
+//! - The interrupt wakes the stack's `netd`, which polls.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use super::mmio::Mmio;
+use super::queue::{Buffer, VirtQueue};
+use crate::mm::{frame, frame_ptr, PAGE_SIZE};
+use crate::sync::SpinLock;
+
+const F_MAC: u64 = 1 << 5;
+const F_MRG_RXBUF: u64 = 1 << 15;
+const F_STATUS: u64 = 1 << 16;
+const VIRTIO_RING_F_EVENT_IDX: u64 = 1 << 29;
+/// sizeof(struct virtio_net_hdr_v1).
+const HDR: usize = 12;
+const MTU: usize = 1500;
+/// An Ethernet header before the MTU's payload.
+const FRAME_MAX: usize = MTU + 14;
+const RX: u16 = 0;
+const TX: u16 = 1;
+
+pub struct NetDev {
+    dev: super::Device,
+    /// Used receive buffers not yet given to smoltcp: (page, bytes written).
+    received: SpinLock<VecDeque<(u64, u32)>>,
+    mrg: bool,
+}
+
+impl NetDev {
+    /// Puts a page on the receive queue (freed if the queue has no room, which cannot
+    /// happen: there are never more pages than entries).
+    fn post_rx(self: &Arc<Self>, page: u64) {
+        let me = Arc::clone(self);
+        let buf = [Buffer { phys: page, len: PAGE_SIZE as u32, device_writes: true }];
+        let done = alloc::boxed::Box::new(move |len: u32| me.received.lock().push_back((page, len)));
+        if super::Device::add_to(&self.dev.mmio, &self.dev.queues[usize::from(RX)], &buf, done).is_err() {
+            frame::free(page);
+        }
+    }
+
+    /// Frees the transmit buffers the device is done with.
+    fn reap_tx(&self) {
+        loop {
+            let used = self.dev.queues[usize::from(TX)].lock().pop_used();
+            let Some((done, len)) = used else { break };
+            done.complete(len);
+        }
+    }
+}
+
+impl super::Interrupt for NetDev {
+    fn interrupt(&self) {
+        self.dev.mmio.ack_interrupt();
+        loop {
+            let used = self.dev.queues[usize::from(RX)].lock().pop_used();
+            let Some((done, len)) = used else { break };
+            done.complete(len);
+        }
+        crate::net::inet::stack::kick();
+    }
+}
+
+/// smoltcp's handle on the device.
+pub struct NetPhy {
+    dev: Arc<NetDev>,
+}
+
+impl NetPhy {
+    pub fn mtu(&self) -> usize {
+        MTU
+    }
+}
+
+pub struct RxToken {
+    dev: Arc<NetDev>,
+    /// The frame's pages and the bytes of each (the first still with its header).
+    pages: Vec<(u64, u32)>,
+}
+
+pub struct TxToken<'a> {
+    dev: &'a Arc<NetDev>,
+}
+
+impl phy::RxToken for RxToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let r = if let [(page, len)] = self.pages[..] {
+            // SAFETY: the device wrote `len` bytes (checked against the page) into the page
+            // we gave it and has handed it back; we hold it until it is posted again.
+            let bytes = unsafe { core::slice::from_raw_parts(frame_ptr(page), (len as usize).min(PAGE_SIZE as usize)) };
+            f(bytes.get(HDR..).unwrap_or(&[]))
+        } else {
+            let mut frame = Vec::new();
+            for (k, &(page, len)) in self.pages.iter().enumerate() {
+                // SAFETY: as above.
+                let bytes = unsafe { core::slice::from_raw_parts(frame_ptr(page), (len as usize).min(PAGE_SIZE as usize)) };
+                frame.extend_from_slice(if k == 0 { bytes.get(HDR..).unwrap_or(&[]) } else { bytes });
+            }
+            f(&frame)
+        };
+        for &(page, _) in &self.pages {
+            self.dev.post_rx(page);
+        }
+        r
+    }
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let len = len.min(FRAME_MAX);
+        let Some(page) = frame::alloc_zeroed() else {
+            // Out of frames: the frame is built and dropped (TCP will resend it).
+            let mut scratch = alloc::vec![0u8; len];
+            return f(&mut scratch);
+        };
+        // SAFETY: a page of our own, zeroed (the header stays zero), not shared yet.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(frame_ptr(page), PAGE_SIZE as usize) };
+        let r = f(&mut bytes[HDR..HDR + len]);
+        let buf = [Buffer { phys: page, len: (HDR + len) as u32, device_writes: false }];
+        let done = alloc::boxed::Box::new(move |_| frame::free(page));
+        if let Err(done) = super::Device::add_to(&self.dev.dev.mmio, &self.dev.dev.queues[usize::from(TX)], &buf, done) {
+            done.complete(0);
+        }
+        r
+    }
+}
+
+impl Device for NetPhy {
+    type RxToken<'a> = RxToken;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
+        let mut got = self.dev.received.lock();
+        let &(first, len) = got.front()?;
+        // SAFETY: the device wrote this page and gave it back; `num_buffers` is at
+        // bytes 10..12 of the header it wrote (checked: at least a header came back).
+        let count = if self.dev.mrg && len as usize >= HDR { unsafe { core::ptr::read_unaligned(frame_ptr(first).add(10).cast::<u16>()) }.max(1) as usize } else { 1 };
+        if got.len() < count {
+            // The rest of the frame is still on its way.
+            return None;
+        }
+        let pages: Vec<(u64, u32)> = got.drain(..count).collect();
+        drop(got);
+        Some((RxToken { dev: Arc::clone(&self.dev), pages }, TxToken { dev: &self.dev }))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
+        self.dev.reap_tx();
+        let room = self.dev.dev.queues[usize::from(TX)].lock().free_descriptors() > 0;
+        room.then_some(TxToken { dev: &self.dev })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = FRAME_MAX;
+        caps.max_burst_size = Some(64);
+        caps
+    }
+}
+
+/// Starts the device: its MAC and smoltcp's handle on it.
+pub fn probe(mmio: Mmio, irq: u32) -> Option<(NetPhy, [u8; 6])> {
+    let features = mmio.negotiate(F_MAC | F_STATUS | F_MRG_RXBUF | VIRTIO_RING_F_EVENT_IDX)?;
+    let event_idx = features & VIRTIO_RING_F_EVENT_IDX != 0;
+    let mut queues = Vec::new();
+    for index in [RX, TX] {
+        let size = mmio.queue_max(index);
+        let mut q = (size > 0).then(|| VirtQueue::new(index, size, event_idx)).flatten()?;
+        if index == TX {
+            q.set_polled();
+        }
+        let (desc, driver, device) = q.areas();
+        mmio.setup_queue(index, q.size(), desc, driver, device);
+        queues.push(q);
+    }
+    let mut mac = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+    if features & F_MAC != 0 {
+        for (i, b) in mac.iter_mut().enumerate() {
+            *b = mmio.config_u8(i);
+        }
+    }
+    mmio.driver_ok();
+    let rx_size = queues[0].size();
+    let dev = Arc::new(NetDev { dev: super::Device::new(mmio, queues), received: SpinLock::new(VecDeque::new()), mrg: features & F_MRG_RXBUF != 0 });
+    for _ in 0..rx_size {
+        match frame::alloc() {
+            Some(page) => dev.post_rx(page),
+            None => break,
+        }
+    }
+    super::register_irq(irq, dev.clone());
+    log::info!("virtio-net: eth0, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    Some((NetPhy { dev }, mac))
+}

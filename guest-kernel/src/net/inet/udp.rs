@@ -1,0 +1,470 @@
+//! UDP sockets (Linux's net/ipv4/udp.c as user space sees it) over smoltcp's UDP.
+//!
+//! A bound socket has a smoltcp socket on each interface it receives on (all of them for
+//! the wildcard address); a send leaves by the interface its route gives. connect() sets
+//! the default destination and filters what is received, as on Linux. Datagrams larger
+//! than an interface's MTU are refused (EMSGSIZE) where Linux would fragment them.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::task::Waker;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::udp;
+use smoltcp::wire::IpListenEndpoint;
+
+use super::stack::{self, Stack, Wakeup};
+use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
+use crate::errno::*;
+use crate::net::*;
+use crate::sync::SpinLock;
+use crate::task::wait::{WaitError, WaitQueue};
+
+/// Linux's net.core.[rw]mem_default.
+const DEFAULT_BUF: usize = 212_992;
+/// Datagrams each smoltcp socket queues each way.
+const QUEUED: usize = 64;
+/// The largest UDP payload over IPv4 and over IPv6 (a 65535-byte packet).
+const MAX_V4: usize = 65507;
+const MAX_V6: usize = 65527;
+const IP_TOS: i32 = 1;
+const IP_TTL: i32 = 2;
+const IPV6_V6ONLY: i32 = 26;
+const SO_BROADCAST: i32 = 6;
+
+type At = (usize, SocketHandle);
+
+struct Udp {
+    local: Option<SockAddr>,
+    socks: Vec<At>,
+    peer: Option<SockAddr>,
+    reuseaddr: bool,
+    reuseport: bool,
+    broadcast: bool,
+    sndbuf: usize,
+    rcvbuf: usize,
+    ttl: i32,
+    tos: i32,
+    v6only: bool,
+    shut_rd: bool,
+    shut_wr: bool,
+    /// SO_RCVTIMEO, SO_SNDTIMEO (ns; 0: for ever).
+    rcvtimeo: u64,
+    sndtimeo: u64,
+}
+
+pub struct UdpSocket {
+    family: u16,
+    id: u64,
+    wake: Arc<Wakeup>,
+    waker: Waker,
+    st: SpinLock<Udp>,
+}
+
+fn wait_error(e: WaitError) -> Errno {
+    match e {
+        WaitError::Interrupted => EINTR,
+        WaitError::TimedOut => EAGAIN,
+    }
+}
+
+fn sock(stack: &mut Stack, at: At) -> &mut udp::Socket<'static> {
+    stack.ifs[at.0].sockets.get_mut::<udp::Socket>(at.1)
+}
+
+impl UdpSocket {
+    pub fn create(family: u16) -> Arc<dyn Socket> {
+        let wake = Wakeup::new();
+        let waker = Waker::from(Arc::clone(&wake));
+        let st = Udp {
+            local: None,
+            socks: Vec::new(),
+            peer: None,
+            reuseaddr: false,
+            reuseport: false,
+            broadcast: false,
+            sndbuf: DEFAULT_BUF,
+            rcvbuf: DEFAULT_BUF,
+            ttl: 64,
+            tos: 0,
+            v6only: false,
+            shut_rd: false,
+            shut_wr: false,
+            rcvtimeo: 0,
+            sndtimeo: 0,
+        };
+        Arc::new(UdpSocket { family, id: ports::new_id(), wake, waker, st: SpinLock::new(st) })
+    }
+
+    fn max_payload(&self) -> usize {
+        if self.family == AF_INET6 { MAX_V6 } else { MAX_V4 }
+    }
+
+    /// Takes the port and opens a smoltcp socket on each interface `at` receives on.
+    fn do_bind(&self, st: &mut Udp, stack: &mut Stack, at: SockAddr) -> KResult<()> {
+        let b = ports::Binding { id: self.id, addr: at.addr, v6: self.family == AF_INET6 && !st.v6only, reuseaddr: st.reuseaddr, reuseport: st.reuseport, listening: false };
+        let port = ports::bind(17, false, at, b)?;
+        let endpoint = IpListenEndpoint { addr: (!at.is_any()).then_some(at.addr), port };
+        for ifi in stack.ifs_for(at.addr) {
+            let rx = udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; QUEUED], alloc::vec![0u8; (st.rcvbuf / 2).clamp(MAX_V6 + 1, 1 << 20)]);
+            let tx = udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; QUEUED], alloc::vec![0u8; (MAX_V6 + 1).max(st.sndbuf / 2).min(1 << 20)]);
+            let mut s = udp::Socket::new(rx, tx);
+            s.set_hop_limit(Some(st.ttl.clamp(1, 255) as u8));
+            if s.bind(endpoint).is_err() {
+                continue;
+            }
+            s.register_recv_waker(&self.waker);
+            s.register_send_waker(&self.waker);
+            st.socks.push((ifi, stack.ifs[ifi].sockets.add(s)));
+        }
+        st.local = Some(SockAddr { addr: at.addr, port });
+        Ok(())
+    }
+
+    fn autobind(&self, st: &mut Udp, stack: &mut Stack) -> KResult<()> {
+        if st.local.is_none() {
+            self.do_bind(st, stack, SockAddr::any(self.family))?;
+        }
+        Ok(())
+    }
+
+    /// Whether a datagram waits (one from the connected peer, when connected; others are
+    /// dropped here, as Linux drops them on arrival).
+    fn pending(&self, st: &Udp, stack: &mut Stack) -> Option<At> {
+        for &at in &st.socks {
+            let s = sock(stack, at);
+            s.register_recv_waker(&self.waker);
+            while let Ok((_, meta)) = s.peek() {
+                match st.peer {
+                    Some(p) if SockAddr::from(meta.endpoint) != p => {
+                        let _ = s.recv();
+                    }
+                    _ => return Some(at),
+                }
+            }
+        }
+        None
+    }
+
+    fn deadline(&self, send: bool) -> Option<u64> {
+        let st = self.st.lock();
+        let t = if send { st.sndtimeo } else { st.rcvtimeo };
+        (t != 0).then(|| crate::time::monotonic_ns().saturating_add(t))
+    }
+
+    fn wait(&self, deadline: Option<u64>, mut ready: impl FnMut(&UdpSocket, &Udp, &mut Stack) -> bool) -> KResult<()> {
+        self.wake
+            .queue
+            .wait_until(deadline, || {
+                stack::look(|stack| {
+                    let st = self.st.lock();
+                    ready(self, &st, stack)
+                })
+            })
+            .map_err(wait_error)
+    }
+}
+
+impl Socket for UdpSocket {
+    fn kind(&self) -> u32 {
+        SOCK_DGRAM
+    }
+
+    fn family(&self) -> u16 {
+        self.family
+    }
+
+    fn bind(&self, raw: &[u8]) -> KResult<()> {
+        let at = parse_addr(self.family, raw)?;
+        stack::with(|stack| {
+            let mut st = self.st.lock();
+            if st.local.is_some() {
+                return Err(EINVAL);
+            }
+            let at = match at {
+                Some(a) => a,
+                None if self.family != AF_INET6 && raw.len() >= 8 && raw[4..8] == [0; 4] => SockAddr { port: u16::from_be_bytes([raw[2], raw[3]]), ..SockAddr::any(self.family) },
+                None => return Err(EAFNOSUPPORT),
+            };
+            if !stack.is_local(at.addr) {
+                return Err(EADDRNOTAVAIL);
+            }
+            self.do_bind(&mut st, stack, at)
+        })
+    }
+
+    fn listen(&self, _backlog: i32) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+
+    fn accept(&self, _nonblock: bool) -> KResult<Arc<dyn Socket>> {
+        Err(EOPNOTSUPP)
+    }
+
+    fn connect(&self, raw: &[u8], _nonblock: bool) -> KResult<()> {
+        let to = parse_addr(self.family, raw)?;
+        stack::with(|stack| {
+            let mut st = self.st.lock();
+            let Some(to) = to else {
+                // AF_UNSPEC: no default destination any more.
+                st.peer = None;
+                return Ok(());
+            };
+            stack.route(to.addr)?;
+            self.autobind(&mut st, stack)?;
+            st.peer = Some(to);
+            Ok(())
+        })
+    }
+
+    fn send(&self, msg: Outgoing, nonblock: bool) -> KResult<usize> {
+        let to = match msg.to {
+            Some(raw) => parse_addr(self.family, raw)?,
+            None => None,
+        };
+        if msg.data.len() > self.max_payload() {
+            return Err(EMSGSIZE);
+        }
+        let deadline = self.deadline(true);
+        loop {
+            let sent = stack::with(|stack| {
+                let mut st = self.st.lock();
+                if st.shut_wr {
+                    return Err(EPIPE);
+                }
+                let to = to.or(st.peer).ok_or(EDESTADDRREQ)?;
+                if to.port == 0 {
+                    return Err(EINVAL);
+                }
+                let ifi = stack.route(to.addr)?;
+                if !stack.ifs[ifi].is_loopback() && msg.data.len() + 28 > stack.ifs[ifi].mtu {
+                    return Err(EMSGSIZE);
+                }
+                self.autobind(&mut st, stack)?;
+                let at = *st.socks.iter().find(|a| a.0 == ifi).ok_or(ENETUNREACH)?;
+                let s = sock(stack, at);
+                s.register_send_waker(&self.waker);
+                match s.send_slice(&msg.data, to.endpoint()) {
+                    Ok(()) => Ok(true),
+                    Err(udp::SendError::BufferFull) => Ok(false),
+                    Err(udp::SendError::Unaddressable) => Err(EINVAL),
+                }
+            })?;
+            if sent {
+                return Ok(msg.data.len());
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            self.wait(deadline, |_, st, stack| st.socks.iter().all(|&at| sock(stack, at).can_send()))?;
+        }
+    }
+
+    fn recv(&self, max: usize, flags: u32, nonblock: bool) -> KResult<Incoming> {
+        let deadline = self.deadline(false);
+        loop {
+            let got = stack::with(|stack| {
+                let st = self.st.lock();
+                let Some(at) = self.pending(&st, stack) else {
+                    return KResult::Ok(if st.shut_rd { Some(Incoming::default()) } else { None });
+                };
+                let s = sock(stack, at);
+                let (data, meta) = if flags & MSG_PEEK != 0 {
+                    s.peek().map(|(d, m)| (d, *m)).map_err(|_| EAGAIN)?
+                } else {
+                    s.recv().map_err(|_| EAGAIN)?
+                };
+                let n = data.len().min(max);
+                Ok(Some(Incoming { data: data[..n].to_vec(), full_len: data.len(), from: Some(format_addr(self.family, meta.endpoint.into())), ..Incoming::default() }))
+            })?;
+            if let Some(got) = got {
+                return Ok(got);
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            self.wait(deadline, |me, st, stack| st.shut_rd || me.pending(st, stack).is_some())?;
+        }
+    }
+
+    fn shutdown(&self, how: u32) -> KResult<()> {
+        if how > SHUT_RDWR {
+            return Err(EINVAL);
+        }
+        let mut st = self.st.lock();
+        if how != SHUT_WR {
+            st.shut_rd = true;
+        }
+        if how != SHUT_RD {
+            st.shut_wr = true;
+        }
+        let connected = st.peer.is_some();
+        drop(st);
+        self.wake.queue.wake_all();
+        // Linux sets the flags, then says an unconnected socket was not connected.
+        if connected { Ok(()) } else { Err(ENOTCONN) }
+    }
+
+    fn name(&self) -> Vec<u8> {
+        stack::look(|stack| {
+            let st = self.st.lock();
+            let mut a = st.local.unwrap_or(SockAddr::any(self.family));
+            // Connected on the wildcard: the address the route would send from.
+            if let (Some(p), true) = (st.peer, a.is_any()) {
+                if let Ok(ifi) = stack.route(p.addr) {
+                    if let Some(src) = stack.ifs[ifi].iface.get_source_address(&p.addr) {
+                        a.addr = src;
+                    }
+                }
+            }
+            format_addr(self.family, a)
+        })
+    }
+
+    fn peer_name(&self) -> KResult<Vec<u8>> {
+        let st = self.st.lock();
+        st.peer.map(|p| format_addr(self.family, p)).ok_or(ENOTCONN)
+    }
+
+    fn option(&self, name: i32) -> Option<i32> {
+        let st = self.st.lock();
+        Some(match name {
+            SO_SNDBUF => st.sndbuf as i32,
+            SO_RCVBUF => st.rcvbuf as i32,
+            SO_REUSEADDR => i32::from(st.reuseaddr),
+            SO_REUSEPORT => i32::from(st.reuseport),
+            SO_BROADCAST => i32::from(st.broadcast),
+            SO_KEEPALIVE => 0,
+            SO_ACCEPTCONN => 0,
+            SO_PROTOCOL => IPPROTO_UDP,
+            _ => return None,
+        })
+    }
+
+    fn set_option(&self, name: i32, value: i32) -> KResult<()> {
+        let mut st = self.st.lock();
+        let size = |v: i32| (v.max(0) as usize).clamp(2304, DEFAULT_BUF) * 2;
+        match name {
+            SO_SNDBUF => st.sndbuf = size(value),
+            SO_RCVBUF => st.rcvbuf = size(value),
+            SO_REUSEADDR => st.reuseaddr = value != 0,
+            SO_REUSEPORT => st.reuseport = value != 0,
+            SO_BROADCAST => st.broadcast = value != 0,
+            // Accepted and meaningless for UDP, as on Linux.
+            SO_KEEPALIVE => {}
+            _ => return Err(ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    fn proto_option(&self, level: i32, name: i32) -> KResult<i32> {
+        let st = self.st.lock();
+        match (level, name) {
+            (IPPROTO_IP, IP_TTL) => Ok(st.ttl),
+            (IPPROTO_IP, IP_TOS) => Ok(st.tos),
+            (IPPROTO_IPV6, IPV6_V6ONLY) if self.family == AF_INET6 => Ok(i32::from(st.v6only)),
+            (IPPROTO_UDP | IPPROTO_IP | IPPROTO_IPV6, _) => Err(ENOPROTOOPT),
+            _ if self.family == AF_INET6 => Err(ENOPROTOOPT),
+            _ => Err(EOPNOTSUPP),
+        }
+    }
+
+    fn set_proto_option(&self, level: i32, name: i32, value: i32) -> KResult<()> {
+        let mut st = self.st.lock();
+        match (level, name) {
+            (IPPROTO_IP, IP_TTL) if value == -1 => st.ttl = 64,
+            (IPPROTO_IP, IP_TTL) if (1..=255).contains(&value) => st.ttl = value,
+            (IPPROTO_IP, IP_TTL) => return Err(EINVAL),
+            (IPPROTO_IP, IP_TOS) => st.tos = value & 0xff,
+            (IPPROTO_IPV6, IPV6_V6ONLY) if self.family == AF_INET6 => {
+                if st.local.is_some() {
+                    return Err(EINVAL);
+                }
+                st.v6only = value != 0;
+            }
+            _ => return Err(ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    fn timeout(&self, send: bool) -> KResult<u64> {
+        let st = self.st.lock();
+        Ok(if send { st.sndtimeo } else { st.rcvtimeo })
+    }
+
+    fn set_timeout(&self, send: bool, ns: u64) -> KResult<()> {
+        let mut st = self.st.lock();
+        *(if send { &mut st.sndtimeo } else { &mut st.rcvtimeo }) = ns;
+        Ok(())
+    }
+
+    fn take_error(&self) -> i32 {
+        0
+    }
+
+    fn peer_cred(&self) -> [u32; 3] {
+        [0, u32::MAX, u32::MAX]
+    }
+
+    fn unread(&self) -> KResult<usize> {
+        Ok(stack::look(|stack| {
+            let st = self.st.lock();
+            self.pending(&st, stack).and_then(|at| sock(stack, at).peek().ok().map(|(d, _)| d.len())).unwrap_or(0)
+        }))
+    }
+
+    fn unsent(&self) -> KResult<usize> {
+        Ok(stack::look(|stack| {
+            let st = self.st.lock();
+            st.socks.iter().map(|&at| sock(stack, at).send_queue()).sum()
+        }))
+    }
+
+    fn linger(&self) -> [i32; 2] {
+        [0, 0]
+    }
+
+    fn set_linger(&self, _linger: [i32; 2]) {}
+
+    fn poll_mask(&self) -> u32 {
+        use crate::fs::{POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM};
+        stack::look(|stack| {
+            let st = self.st.lock();
+            let mut m = 0;
+            if st.shut_rd {
+                m |= POLLIN | POLLRDNORM | POLLRDHUP;
+            }
+            if st.shut_rd && st.shut_wr {
+                m |= POLLHUP;
+            }
+            if self.pending(&st, stack).is_some() {
+                m |= POLLIN | POLLRDNORM;
+            }
+            let room = st.socks.iter().all(|&at| {
+                let s = sock(stack, at);
+                s.register_send_waker(&self.waker);
+                s.can_send()
+            });
+            if room {
+                m |= POLLOUT | POLLWRNORM;
+            }
+            m
+        })
+    }
+
+    fn queue(&self, _write: bool) -> &WaitQueue {
+        &self.wake.queue
+    }
+
+    fn release(&self) {
+        stack::with(|stack| {
+            let mut st = self.st.lock();
+            for (ifi, h) in st.socks.drain(..) {
+                stack.ifs[ifi].sockets.remove(h);
+            }
+            if let Some(local) = st.local.take() {
+                ports::release(17, local.port, self.id);
+            }
+        });
+    }
+}
