@@ -1,8 +1,8 @@
-//! virtio-net (virtio 1.x section 5.1), as smoltcp's device for `eth0`.
+//! virtio-net (virtio 1.x section 5.1): the link under `eth0`.
 //!
 //! - **Receive queue (0).** Filled with page-sized buffers at start. A frame comes back
-//!   as a used entry: the interrupt moves it to `received`, where smoltcp's `receive`
-//!   finds it; once smoltcp has read it, the buffer goes back on the queue. With
+//!   as a used entry: the interrupt moves it to `received`, where the stack's `recv`
+//!   finds it; once the frame is dropped, its buffer goes back on the queue. With
 //!   VIRTIO_NET_F_MRG_RXBUF a frame may span several buffers (the header's
 //!   `num_buffers`); they are gathered before smoltcp sees the frame.
 //! - **Transmit queue (1).** Each frame is copied behind a zeroed 12-byte header
@@ -15,8 +15,7 @@ use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::time::Instant;
+use smoltcp::phy::{DeviceCapabilities, Medium};
 
 use super::mmio::Mmio;
 use super::queue::{Buffer, VirtQueue};
@@ -76,52 +75,75 @@ impl super::Interrupt for NetDev {
     }
 }
 
-/// smoltcp's handle on the device.
+/// The stack's handle on the device.
 pub struct NetPhy {
     dev: Arc<NetDev>,
+}
+
+/// A received frame; its buffers go back on the receive queue when it is dropped.
+pub struct RxFrame {
+    dev: Arc<NetDev>,
+    /// The frame's pages and the bytes of each (the first still with its header).
+    pages: Vec<(u64, u32)>,
+}
+
+impl RxFrame {
+    /// Runs `f` on the Ethernet frame (without the virtio header).
+    pub fn with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let page_bytes = |page: u64, len: u32| {
+            // SAFETY: the device wrote `len` bytes (bounded by the page) into a page we
+            // gave it and handed it back; we own it until it is posted again on drop.
+            unsafe { core::slice::from_raw_parts(frame_ptr(page), (len as usize).min(PAGE_SIZE as usize)) }
+        };
+        if let [(page, len)] = self.pages[..] {
+            return f(page_bytes(page, len).get(HDR..).unwrap_or(&[]));
+        }
+        let mut frame = Vec::new();
+        for (k, &(page, len)) in self.pages.iter().enumerate() {
+            let bytes = page_bytes(page, len);
+            frame.extend_from_slice(if k == 0 { bytes.get(HDR..).unwrap_or(&[]) } else { bytes });
+        }
+        f(&frame)
+    }
+}
+
+impl Drop for RxFrame {
+    fn drop(&mut self) {
+        for &(page, _) in &self.pages {
+            self.dev.post_rx(page);
+        }
+    }
 }
 
 impl NetPhy {
     pub fn mtu(&self) -> usize {
         MTU
     }
-}
 
-pub struct RxToken {
-    dev: Arc<NetDev>,
-    /// The frame's pages and the bytes of each (the first still with its header).
-    pages: Vec<(u64, u32)>,
-}
-
-pub struct TxToken<'a> {
-    dev: &'a Arc<NetDev>,
-}
-
-impl phy::RxToken for RxToken {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = if let [(page, len)] = self.pages[..] {
-            // SAFETY: the device wrote `len` bytes (checked against the page) into the page
-            // we gave it and has handed it back; we hold it until it is posted again.
-            let bytes = unsafe { core::slice::from_raw_parts(frame_ptr(page), (len as usize).min(PAGE_SIZE as usize)) };
-            f(bytes.get(HDR..).unwrap_or(&[]))
-        } else {
-            let mut frame = Vec::new();
-            for (k, &(page, len)) in self.pages.iter().enumerate() {
-                // SAFETY: as above.
-                let bytes = unsafe { core::slice::from_raw_parts(frame_ptr(page), (len as usize).min(PAGE_SIZE as usize)) };
-                frame.extend_from_slice(if k == 0 { bytes.get(HDR..).unwrap_or(&[]) } else { bytes });
-            }
-            f(&frame)
-        };
-        for &(page, _) in &self.pages {
-            self.dev.post_rx(page);
+    /// The next whole frame received, if any.
+    pub fn recv(&mut self) -> Option<RxFrame> {
+        let mut got = self.dev.received.lock();
+        let &(first, len) = got.front()?;
+        // SAFETY: the device wrote this page and gave it back; `num_buffers` is at bytes
+        // 10..12 of the header it wrote (checked: at least a header came back).
+        let count = if self.dev.mrg && len as usize >= HDR { unsafe { core::ptr::read_unaligned(frame_ptr(first).add(10).cast::<u16>()) }.max(1) as usize } else { 1 };
+        if got.len() < count {
+            // The rest of the frame is still on its way.
+            return None;
         }
-        r
+        let pages: Vec<(u64, u32)> = got.drain(..count).collect();
+        drop(got);
+        Some(RxFrame { dev: Arc::clone(&self.dev), pages })
     }
-}
 
-impl phy::TxToken for TxToken<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+    /// Whether a frame can be sent now (reaping what the device has sent).
+    pub fn can_send(&mut self) -> bool {
+        self.dev.reap_tx();
+        self.dev.dev.queues[usize::from(TX)].lock().free_descriptors() > 0
+    }
+
+    /// Sends a frame of `len` bytes that `f` writes.
+    pub fn send<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         let len = len.min(FRAME_MAX);
         let Some(page) = frame::alloc_zeroed() else {
             // Out of frames: the frame is built and dropped (TCP will resend it).
@@ -138,34 +160,8 @@ impl phy::TxToken for TxToken<'_> {
         }
         r
     }
-}
 
-impl Device for NetPhy {
-    type RxToken<'a> = RxToken;
-    type TxToken<'a> = TxToken<'a>;
-
-    fn receive(&mut self, _now: Instant) -> Option<(RxToken, TxToken<'_>)> {
-        let mut got = self.dev.received.lock();
-        let &(first, len) = got.front()?;
-        // SAFETY: the device wrote this page and gave it back; `num_buffers` is at
-        // bytes 10..12 of the header it wrote (checked: at least a header came back).
-        let count = if self.dev.mrg && len as usize >= HDR { unsafe { core::ptr::read_unaligned(frame_ptr(first).add(10).cast::<u16>()) }.max(1) as usize } else { 1 };
-        if got.len() < count {
-            // The rest of the frame is still on its way.
-            return None;
-        }
-        let pages: Vec<(u64, u32)> = got.drain(..count).collect();
-        drop(got);
-        Some((RxToken { dev: Arc::clone(&self.dev), pages }, TxToken { dev: &self.dev }))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<TxToken<'_>> {
-        self.dev.reap_tx();
-        let room = self.dev.dev.queues[usize::from(TX)].lock().free_descriptors() > 0;
-        room.then_some(TxToken { dev: &self.dev })
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
+    pub fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = FRAME_MAX;

@@ -1,68 +1,299 @@
-//! The TCP/IP stack: smoltcp interfaces and their socket sets, under one lock.
+//! The TCP/IP stack: smoltcp interfaces and their sockets, under one lock.
 //!
-//! - **Interfaces.** `lo` (smoltcp's loopback device, 127.0.0.1/8 and ::1) always; `eth0`
-//!   on the first virtio-net device, addressed by the kernel command line's
+//! - **Interfaces.** `lo` (a queue of IP packets: 127.0.0.1/8 and ::1) always; `eth0` on
+//!   the first virtio-net device, addressed by the kernel command line's
 //!   `ip=client:server:gw:netmask:hostname:device:autoconf` (Linux's form; no DHCP).
-//!   Each interface has its own socket set: a smoltcp socket belongs to one interface,
-//!   chosen by its addresses. `lo` also holds `eth0`'s addresses, so traffic from this
-//!   machine to its own address stays on `lo`, as on Linux.
-//! - **Polling.** Every socket operation polls the interfaces after it acts (so loopback
-//!   traffic flows at once, in the caller); the `netd` kernel thread polls when the
-//!   device interrupts and when smoltcp's next timer (retransmit, delayed ACK,
-//!   TIME-WAIT, keepalive) is due.
+//!   `lo` also holds `eth0`'s addresses, so traffic from this machine to its own address
+//!   stays on `lo`, as on Linux.
+//! - **Groups.** smoltcp's poll visits every socket of the set it is given, so one set
+//!   would make each call cost as much as all connections. Sockets live in small groups
+//!   instead (a connection, with its peer on lo; a listener's pool; a UDP socket), and
+//!   the stack steers each received packet to its group by its addresses and ports
+//!   ([`NetIf::demux`]), as Linux's socket lookup does. Egress visits only the groups a
+//!   call touched or whose timer is due.
+//! - **Polling.** Every socket operation polls after it acts (so loopback traffic flows
+//!   at once, in the caller); the `netd` kernel thread polls when the device interrupts
+//!   and when smoltcp's next timer (retransmit, delayed ACK, TIME-WAIT, keepalive) is due.
 //! - **Wakeups.** smoltcp wakes a socket's registered [`Waker`](core::task::Waker) when
 //!   it becomes readable, writable or changes state. Ours ([`Wakeup`]) only notes the
 //!   socket; its wait queue is woken once the stack lock is dropped, so waiters and
 //!   io_uring's poll callbacks may take the lock again.
 
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
-use smoltcp::phy::{Loopback, Medium};
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::{tcp, udp, AnySocket};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address, Ipv6Address};
 
 use super::is_loopback;
-use crate::drivers::virtio::net::NetPhy;
+use crate::drivers::virtio::net::{NetPhy, RxFrame};
 use crate::errno::*;
 use crate::sync::SpinLock;
 use crate::task::wait::WaitQueue;
 use crate::time;
 
-/// A network device.
-pub enum Phy {
-    Loopback(Loopback),
+/// Where a smoltcp socket lives: (interface, group, handle).
+pub type At = (usize, usize, SocketHandle);
+
+/// A link: lo's queue of IP packets, or a virtio-net device.
+pub enum Link {
+    Loopback(VecDeque<Vec<u8>>),
     Virtio(NetPhy),
 }
 
-/// An interface: its smoltcp state, its device and the sockets on it.
+/// A received packet.
+enum Frame {
+    Owned(Vec<u8>),
+    Virtio(RxFrame),
+}
+
+impl Frame {
+    fn with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Frame::Owned(v) => f(v),
+            Frame::Virtio(r) => r.with(f),
+        }
+    }
+}
+
+impl Link {
+    fn recv(&mut self) -> Option<Frame> {
+        match self {
+            Link::Loopback(q) => q.pop_front().map(Frame::Owned),
+            Link::Virtio(p) => p.recv().map(Frame::Virtio),
+        }
+    }
+}
+
+/// smoltcp's view of a link for one call: at most the one packet the stack chose to
+/// give it (ingress is steered by the stack, [`NetIf::demux`]), and the link to send on.
+struct Dev<'a> {
+    link: &'a mut Link,
+    frame: Option<Frame>,
+}
+
+struct Rx(Frame);
+struct Tx<'a>(&'a mut Link);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        self.0.with(f)
+    }
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        match self.0 {
+            Link::Loopback(q) => {
+                let mut v = alloc::vec![0u8; len];
+                let r = f(&mut v);
+                q.push_back(v);
+                r
+            }
+            Link::Virtio(p) => p.send(len, f),
+        }
+    }
+}
+
+impl Device for Dev<'_> {
+    type RxToken<'a>
+        = Rx
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = Tx<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _now: Instant) -> Option<(Rx, Tx<'_>)> {
+        let f = self.frame.take()?;
+        Some((Rx(f), Tx(self.link)))
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<Tx<'_>> {
+        if let Link::Virtio(p) = &mut *self.link
+            && !p.can_send()
+        {
+            return None;
+        }
+        Some(Tx(self.link))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        match &*self.link {
+            Link::Loopback(_) => {
+                let mut caps = DeviceCapabilities::default();
+                caps.medium = Medium::Ip;
+                caps.max_transmission_unit = 65535;
+                caps.checksum = ChecksumCapabilities::ignored();
+                caps
+            }
+            Link::Virtio(p) => p.capabilities(),
+        }
+    }
+}
+
+/// A key that steers a received packet: a connection's (protocol, local, remote), or a
+/// bound port's (protocol, port).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Key {
+    Flow(u8, IpEndpoint, IpEndpoint),
+    Port(u8, u16),
+}
+
+/// A few smoltcp sockets polled together: a connection's (on lo, both of its ends), a
+/// listener's pool on one interface, a UDP socket's. smoltcp's poll visits every socket
+/// of the set it is given; groups keep that to the sockets a packet or a call concerns.
+pub struct Group {
+    pub set: SocketSet<'static>,
+    count: usize,
+    /// Touched since its last egress pass.
+    dirty: bool,
+    /// When smoltcp wants it polled next (monotonic ns; MAX: not for a timer).
+    due: u64,
+    /// The steering keys that lead here (a flow's with its socket, to go with it).
+    keys: Vec<(Option<SocketHandle>, Key)>,
+}
+
+/// An interface: its smoltcp state, its link and its socket groups.
 pub struct NetIf {
     pub name: &'static str,
     /// Its ifindex (lo is 1, as on Linux).
     pub index: u32,
     pub iface: Interface,
-    phy: Phy,
-    pub sockets: SocketSet<'static>,
+    link: Link,
+    /// Group 0 has no sockets: packets nobody takes go there (smoltcp answers them with
+    /// a RST or an ICMP error).
+    groups: Vec<Option<Group>>,
+    flows: BTreeMap<Key, usize>,
+    ports: BTreeMap<Key, Vec<(usize, Option<IpAddress>)>>,
     pub mac: Option<[u8; 6]>,
     pub mtu: usize,
     /// The IPv4 address and prefix length it was given (for the interface ioctls).
     pub v4: Option<(Ipv4Address, u8)>,
 }
 
+fn new_group() -> Group {
+    Group { set: SocketSet::new(Vec::new()), count: 0, dirty: false, due: u64::MAX, keys: Vec::new() }
+}
+
+/// The steering facts of an IP packet: (protocol, destination, source) for TCP and UDP.
+fn steer(ip: &[u8]) -> Option<(u8, IpEndpoint, IpEndpoint)> {
+    let (proto, dst, src, l4) = match ip.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(ip[0] & 0xf) * 4;
+            if ip.len() < 20 || ihl < 20 {
+                return None;
+            }
+            let a = |o: usize| IpAddress::Ipv4(Ipv4Address::new(ip[o], ip[o + 1], ip[o + 2], ip[o + 3]));
+            (ip[9], a(16), a(12), ip.get(ihl..)?)
+        }
+        6 => {
+            if ip.len() < 40 {
+                return None;
+            }
+            let a = |o: usize| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&ip[o..o + 16]);
+                IpAddress::Ipv6(Ipv6Address::from(b))
+            };
+            // Extension headers are not followed: such packets go to group 0.
+            (ip[6], a(24), a(8), &ip[40..])
+        }
+        _ => return None,
+    };
+    if (proto != 6 && proto != 17) || l4.len() < 4 {
+        return None;
+    }
+    let sport = u16::from_be_bytes([l4[0], l4[1]]);
+    let dport = u16::from_be_bytes([l4[2], l4[3]]);
+    Some((proto, IpEndpoint::new(dst, dport), IpEndpoint::new(src, sport)))
+}
+
 impl NetIf {
-    pub fn is_loopback(&self) -> bool {
-        matches!(self.phy, Phy::Loopback(_))
+    fn new(name: &'static str, index: u32, iface: Interface, link: Link) -> Self {
+        NetIf { name, index, iface, link, groups: alloc::vec![Some(new_group())], flows: BTreeMap::new(), ports: BTreeMap::new(), mac: None, mtu: 65536, v4: None }
     }
 
-    /// One smoltcp poll: whether anything happened.
-    fn poll_once(&mut self, now: Instant) -> bool {
-        let r = match &mut self.phy {
-            Phy::Loopback(d) => self.iface.poll(now, d, &mut self.sockets),
-            Phy::Virtio(d) => self.iface.poll(now, d, &mut self.sockets),
-        };
-        r != PollResult::None
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.link, Link::Loopback(_))
+    }
+
+    fn group(&mut self, g: usize) -> &mut Group {
+        self.groups[g].as_mut().expect("a live socket group")
+    }
+
+    /// The group a received packet belongs to: its connection's, else its port's (a
+    /// listener or a UDP socket bound to its address or the wildcard), else 0.
+    fn demux(&self, frame: &Frame) -> usize {
+        let eth = !self.is_loopback();
+        let facts = frame.with(|b| {
+            if !eth {
+                return steer(b);
+            }
+            match b.get(12..14)? {
+                [0x08, 0x00] | [0x86, 0xdd] => steer(b.get(14..)?),
+                _ => None,
+            }
+        });
+        let Some((proto, dst, src)) = facts else { return 0 };
+        if let Some(&g) = self.flows.get(&Key::Flow(proto, dst, src)) {
+            return g;
+        }
+        self.ports
+            .get(&Key::Port(proto, dst.port))
+            .and_then(|l| l.iter().find(|(_, a)| a.is_none_or(|a| a == dst.addr)).map(|&(g, _)| g))
+            .unwrap_or(0)
+    }
+
+    /// Polls until nothing moves (or [`POLL_ROUNDS`]): egress for the groups touched or
+    /// due, then each received packet into its group. Returns whether packets moved.
+    fn poll(&mut self, now: Instant, now_ns: u64) -> bool {
+        let mut moved = false;
+        self.iface.poll_maintenance(now);
+        for _ in 0..POLL_ROUNDS {
+            let mut round = false;
+            for g in self.groups.iter_mut().flatten() {
+                if !(g.dirty || g.due <= now_ns) {
+                    continue;
+                }
+                g.dirty = false;
+                let mut dev = Dev { link: &mut self.link, frame: None };
+                for _ in 0..POLL_ROUNDS {
+                    if self.iface.poll_egress(now, &mut dev, &mut g.set) == PollResult::None {
+                        break;
+                    }
+                    round = true;
+                }
+                g.due = self.iface.poll_at(now, &g.set).map_or(u64::MAX, |t| t.total_micros().max(0) as u64 * 1000);
+            }
+            while let Some(frame) = self.link.recv() {
+                round = true;
+                let g = self.demux(&frame);
+                let group = self.groups[g].as_mut().expect("a live socket group");
+                let mut dev = Dev { link: &mut self.link, frame: Some(frame) };
+                self.iface.poll_ingress_single(now, &mut dev, &mut group.set);
+                group.dirty = true;
+                if g == 0 {
+                    // ARP and the like may let any socket's waiting packet go.
+                    self.groups.iter_mut().flatten().for_each(|g| g.dirty = true);
+                }
+            }
+            if !round {
+                break;
+            }
+            moved = true;
+        }
+        moved
+    }
+
+    fn next_due(&self) -> u64 {
+        self.groups.iter().flatten().map(|g| g.due).min().unwrap_or(u64::MAX)
     }
 }
 
@@ -77,8 +308,8 @@ pub struct Stack {
     pub ifs: Vec<NetIf>,
     maintained: Vec<Weak<dyn Maintain>>,
     /// Connections their owners closed, still ending (FIN exchange, TIME-WAIT): removed
-    /// from their sets once closed.
-    orphans: Vec<(usize, SocketHandle)>,
+    /// once closed.
+    orphans: Vec<At>,
 }
 
 static STACK: SpinLock<Option<Stack>> = SpinLock::new(None);
@@ -146,39 +377,32 @@ pub fn look<R>(f: impl FnOnce(&mut Stack) -> R) -> R {
     f(g.get_or_insert_with(Stack::new))
 }
 
-/// How many polls in a row may find work before the rest is left to `netd` (bounds one
-/// caller's time in the stack; each loopback hop is one poll).
+/// How many passes in a row may find work before the rest is left to `netd` (bounds one
+/// caller's time in the stack; each loopback hop is one pass).
 const POLL_ROUNDS: usize = 64;
 
 impl Stack {
     fn new() -> Self {
-        let mut lo = Loopback::new(Medium::Ip);
         let mut config = Config::new(HardwareAddress::Ip);
         config.random_seed = seed();
-        let mut iface = Interface::new(config, &mut lo, now());
+        let mut link = Link::Loopback(VecDeque::new());
+        let mut iface = Interface::new(config, &mut Dev { link: &mut link, frame: None }, now());
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
             let _ = a.push(IpCidr::new(IpAddress::Ipv6(Ipv6Address::LOCALHOST), 128));
         });
-        let lo = NetIf {
-            name: "lo",
-            index: 1,
-            iface,
-            phy: Phy::Loopback(lo),
-            sockets: SocketSet::new(Vec::new()),
-            mac: None,
-            mtu: 65536,
-            v4: Some((Ipv4Address::new(127, 0, 0, 1), 8)),
-        };
+        let mut lo = NetIf::new("lo", 1, iface, link);
+        lo.v4 = Some((Ipv4Address::new(127, 0, 0, 1), 8));
         Self { ifs: alloc::vec![lo], maintained: Vec::new(), orphans: Vec::new() }
     }
 
     /// Adds `eth0` on a virtio-net device, addressed as `ip` says.
-    fn add_ethernet(&mut self, mut phy: NetPhy, mac: [u8; 6], ip: Option<IpConfig>) {
+    fn add_ethernet(&mut self, phy: NetPhy, mac: [u8; 6], ip: Option<IpConfig>) {
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         config.random_seed = seed();
         let mtu = phy.mtu();
-        let mut iface = Interface::new(config, &mut phy, now());
+        let mut link = Link::Virtio(phy);
+        let mut iface = Interface::new(config, &mut Dev { link: &mut link, frame: None }, now());
         let mut v4 = None;
         if let Some(ip) = ip {
             iface.update_ip_addrs(|a| {
@@ -194,7 +418,11 @@ impl Stack {
             v4 = Some((ip.addr, ip.prefix));
         }
         let index = self.ifs.len() as u32 + 1;
-        self.ifs.push(NetIf { name: "eth0", index, iface, phy: Phy::Virtio(phy), sockets: SocketSet::new(Vec::new()), mac: Some(mac), mtu, v4 });
+        let mut nif = NetIf::new("eth0", index, iface, link);
+        nif.mac = Some(mac);
+        nif.mtu = mtu;
+        nif.v4 = v4;
+        self.ifs.push(nif);
     }
 
     /// The interface traffic to `dst` leaves by: lo for loopback and local addresses,
@@ -221,44 +449,149 @@ impl Stack {
         a.is_unspecified() || self.ifs.iter().any(|i| i.iface.has_ip_addr(a))
     }
 
+    /// A new, empty socket group on interface `ifi`.
+    pub fn new_group(&mut self, ifi: usize) -> usize {
+        let nif = &mut self.ifs[ifi];
+        match nif.groups.iter().skip(1).position(Option::is_none) {
+            Some(k) => {
+                nif.groups[k + 1] = Some(new_group());
+                k + 1
+            }
+            None => {
+                nif.groups.push(Some(new_group()));
+                nif.groups.len() - 1
+            }
+        }
+    }
+
+    /// Adds a smoltcp socket to group `g` of interface `ifi` (None: a new group).
+    pub fn add<T: AnySocket<'static>>(&mut self, ifi: usize, g: Option<usize>, s: T) -> At {
+        let g = g.unwrap_or_else(|| self.new_group(ifi));
+        let group = self.ifs[ifi].group(g);
+        let h = group.set.add(s);
+        group.count += 1;
+        group.dirty = true;
+        (ifi, g, h)
+    }
+
+    /// Removes a smoltcp socket (and the keys that led to it); an emptied group goes.
+    pub fn remove(&mut self, at: At) -> smoltcp::socket::Socket<'static> {
+        let nif = &mut self.ifs[at.0];
+        let group = nif.groups[at.1].as_mut().expect("a live socket group");
+        let s = group.set.remove(at.2);
+        group.count -= 1;
+        let mut gone: Vec<Key> = Vec::new();
+        group.keys.retain(|&(h, k)| {
+            let keep = h != Some(at.2);
+            if !keep {
+                gone.push(k);
+            }
+            keep
+        });
+        if group.count == 0 && at.1 != 0 {
+            gone.extend(group.keys.drain(..).map(|(_, k)| k));
+            nif.groups[at.1] = None;
+        }
+        for k in gone {
+            match k {
+                Key::Flow(..) => {
+                    nif.flows.remove(&k);
+                }
+                Key::Port(..) => {
+                    if let Some(l) = nif.ports.get_mut(&k) {
+                        l.retain(|&(g, _)| g != at.1);
+                        if l.is_empty() {
+                            nif.ports.remove(&k);
+                        }
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// Moves a smoltcp socket into group `g`.
+    pub fn migrate(&mut self, at: At, g: usize) -> At {
+        let s = self.remove(at);
+        self.add(at.0, Some(g), s)
+    }
+
+    pub fn tcp(&mut self, at: At) -> &mut tcp::Socket<'static> {
+        let group = self.ifs[at.0].group(at.1);
+        group.dirty = true;
+        group.set.get_mut::<tcp::Socket>(at.2)
+    }
+
+    /// A TCP socket, to look at only (its group is not marked for egress).
+    pub fn peek_tcp(&self, at: At) -> &tcp::Socket<'static> {
+        self.ifs[at.0].groups[at.1].as_ref().expect("a live socket group").set.get::<tcp::Socket>(at.2)
+    }
+
+    pub fn udp(&mut self, at: At) -> &mut udp::Socket<'static> {
+        let group = self.ifs[at.0].group(at.1);
+        group.dirty = true;
+        group.set.get_mut::<udp::Socket>(at.2)
+    }
+
+    /// Steers packets of the connection (`proto`, `local`, `remote`) to `at`'s group.
+    pub fn steer_flow(&mut self, at: At, proto: u8, local: IpEndpoint, remote: IpEndpoint) {
+        let nif = &mut self.ifs[at.0];
+        let k = Key::Flow(proto, local, remote);
+        nif.flows.insert(k, at.1);
+        nif.group(at.1).keys.push((Some(at.2), k));
+    }
+
+    /// Steers packets to `port` (for `addr`, or any address) to group `g` of `ifi`.
+    pub fn steer_port(&mut self, ifi: usize, g: usize, proto: u8, port: u16, addr: Option<IpAddress>) {
+        let nif = &mut self.ifs[ifi];
+        let k = Key::Port(proto, port);
+        nif.ports.entry(k).or_default().push((g, addr));
+        nif.group(g).keys.push((None, k));
+    }
+
+    /// The group of the connection (`proto`, `local`, `remote`) on `ifi`, if any.
+    pub fn flow_group(&self, ifi: usize, proto: u8, local: IpEndpoint, remote: IpEndpoint) -> Option<usize> {
+        self.ifs[ifi].flows.get(&Key::Flow(proto, local, remote)).copied()
+    }
+
     /// Registers `m` to be maintained after every poll.
     pub fn maintain(&mut self, m: Weak<dyn Maintain>) {
         self.maintained.push(m);
     }
 
     /// A connection its owner closed: the stack forgets it once it is closed.
-    pub fn orphan(&mut self, at: (usize, SocketHandle)) {
+    pub fn orphan(&mut self, at: At) {
         self.orphans.push(at);
     }
 
-    /// Polls every interface until nothing moves (or [`POLL_ROUNDS`]), looks after the
-    /// listeners and orphans, and sets `netd`'s next deadline.
+    /// Polls every interface until nothing moves, looks after the listeners and
+    /// orphans, and sets `netd`'s next deadline.
     fn poll(&mut self) {
         let t = now();
-        for i in 0..self.ifs.len() {
-            for _ in 0..POLL_ROUNDS {
-                if !self.ifs[i].poll_once(t) {
-                    break;
-                }
-                self.run_maintenance();
+        let t_ns = time::monotonic_ns();
+        for _ in 0..POLL_ROUNDS {
+            let mut moved = false;
+            for nif in &mut self.ifs {
+                moved |= nif.poll(t, t_ns);
+            }
+            // A listener whose pool took a SYN moves the new connection to a group of
+            // its own, due for egress: poll again for it.
+            self.run_maintenance();
+            if !moved && !self.ifs.iter().any(|i| i.groups.iter().flatten().any(|g| g.dirty)) {
+                break;
             }
         }
-        self.run_maintenance();
-        self.orphans.retain(|&(i, h)| {
-            let s = self.ifs[i].sockets.get::<smoltcp::socket::tcp::Socket>(h);
-            if s.state() == smoltcp::socket::tcp::State::Closed {
-                self.ifs[i].sockets.remove(h);
-                false
+        let mut i = 0;
+        while i < self.orphans.len() {
+            let at = self.orphans[i];
+            if self.ifs[at.0].group(at.1).set.get::<tcp::Socket>(at.2).state() == tcp::State::Closed {
+                self.remove(at);
+                self.orphans.swap_remove(i);
             } else {
-                true
-            }
-        });
-        let mut next = u64::MAX;
-        for nif in &mut self.ifs {
-            if let Some(at) = nif.iface.poll_at(t, &nif.sockets) {
-                next = next.min(at.total_micros().max(0) as u64 * 1000);
+                i += 1;
             }
         }
+        let next = self.ifs.iter().map(NetIf::next_due).min().unwrap_or(u64::MAX);
         netd_deadline(next);
     }
 

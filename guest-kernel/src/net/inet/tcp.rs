@@ -21,12 +21,11 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::task::Waker;
 
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::stack::{self, Maintain, Stack, Wakeup};
+use super::stack::{self, At, Maintain, Stack, Wakeup};
 use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP};
 use crate::errno::*;
 use crate::net::*;
@@ -54,7 +53,6 @@ const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
 const IPV6_V6ONLY: i32 = 26;
 
-type At = (usize, SocketHandle);
 
 #[derive(Clone, Copy)]
 struct Opts {
@@ -105,8 +103,8 @@ struct Listen {
     embryos: Vec<At>,
     /// Established, waiting for accept.
     ready: VecDeque<At>,
-    /// The interfaces it listens on.
-    ifs: Vec<usize>,
+    /// Its pool's group on each interface it listens on.
+    groups: Vec<(usize, usize)>,
 }
 
 #[derive(Default)]
@@ -153,7 +151,7 @@ fn wait_error(e: WaitError) -> Errno {
 }
 
 fn sock(stack: &mut Stack, at: At) -> &mut tcp::Socket<'static> {
-    stack.ifs[at.0].sockets.get_mut::<tcp::Socket>(at.1)
+    stack.tcp(at)
 }
 
 /// A smoltcp socket with the buffers and options `o` asks for.
@@ -257,8 +255,9 @@ impl TcpSocket {
         Self::make(family, st)
     }
 
-    /// Listener upkeep after a poll: moves pool sockets a SYN took to the embryos,
-    /// established embryos to the accept queue, and refills the pool.
+    /// Listener upkeep after a poll: a pool socket a SYN took moves to a group of its
+    /// own (on lo, its client's) and to the embryos; established embryos go to the
+    /// accept queue; the pool is refilled while the backlog has room.
     fn tend(&self, st: &mut Tcp, stack: &mut Stack) -> bool {
         let Some(l) = st.listen.as_mut() else { return false };
         let port = st.local.map_or(0, |a| a.port);
@@ -266,28 +265,38 @@ impl TcpSocket {
         let v4only = self.family != AF_INET6;
         let mut i = 0;
         while i < l.pool.len() {
-            if sock(stack, l.pool[i]).state() != State::Listen {
-                l.embryos.push(l.pool.swap_remove(i));
-            } else {
+            let at = l.pool[i];
+            let s = stack.peek_tcp(at);
+            if s.state() == State::Listen {
                 i += 1;
+                continue;
             }
+            l.pool.swap_remove(i);
+            let (Some(local), Some(remote)) = (s.local_endpoint(), s.remote_endpoint()) else {
+                stack.remove(at);
+                continue;
+            };
+            let g = stack.flow_group(at.0, 6, remote, local).unwrap_or_else(|| stack.new_group(at.0));
+            let at = stack.migrate(at, g);
+            stack.steer_flow(at, 6, local, remote);
+            l.embryos.push(at);
         }
         let mut i = 0;
         while i < l.embryos.len() {
             let at = l.embryos[i];
-            let s = sock(stack, at);
+            let s = stack.peek_tcp(at);
             match s.state() {
                 State::SynReceived => i += 1,
-                State::Listen => l.pool.push(l.embryos.swap_remove(i)),
-                State::Closed => {
-                    stack.ifs[at.0].sockets.remove(at.1);
+                State::Listen | State::Closed => {
+                    // Reset before it was established.
+                    stack.remove(at);
                     l.embryos.swap_remove(i);
                 }
                 _ => {
                     // An AF_INET listener on the wildcard also heard IPv6 (smoltcp's
                     // wildcard is both): refuse those.
                     if v4only && s.remote_endpoint().is_some_and(|e| matches!(e.addr, smoltcp::wire::IpAddress::Ipv6(_))) {
-                        s.abort();
+                        stack.tcp(at).abort();
                         stack.orphan(at);
                     } else {
                         l.ready.push_back(at);
@@ -299,7 +308,7 @@ impl TcpSocket {
         }
         let local = st.local.unwrap_or(SockAddr::any(self.family));
         let endpoint = IpListenEndpoint { addr: (!local.is_any()).then_some(local.addr), port };
-        for &ifi in &l.ifs.clone() {
+        for &(ifi, g) in &l.groups {
             let queued = l.embryos.len() + l.ready.len();
             let have = l.pool.iter().filter(|a| a.0 == ifi).count();
             let room = (l.backlog + 1).saturating_sub(queued + l.pool.len());
@@ -308,8 +317,7 @@ impl TcpSocket {
                 if s.listen(endpoint).is_err() {
                     break;
                 }
-                let h = stack.ifs[ifi].sockets.add(s);
-                l.pool.push((ifi, h));
+                l.pool.push(stack.add(ifi, Some(g), s));
             }
         }
         if woke {
@@ -403,8 +411,17 @@ impl Socket for TcpSocket {
             }
             let local = st.local.ok_or(EINVAL)?;
             ports::listen(6, local.port, self.id)?;
-            let ifs = stack.ifs_for(local.addr);
-            st.listen = Some(Listen { backlog, pool: Vec::new(), embryos: Vec::new(), ready: VecDeque::new(), ifs });
+            let addr = (!local.is_any()).then_some(local.addr);
+            let groups = stack
+                .ifs_for(local.addr)
+                .into_iter()
+                .map(|ifi| {
+                    let g = stack.new_group(ifi);
+                    stack.steer_port(ifi, g, 6, local.port, addr);
+                    (ifi, g)
+                })
+                .collect();
+            st.listen = Some(Listen { backlog, pool: Vec::new(), embryos: Vec::new(), ready: VecDeque::new(), groups });
             self.tend(&mut st, stack);
             let me: Weak<dyn Maintain> = self.me.clone();
             stack.maintain(me);
@@ -468,7 +485,7 @@ impl Socket for TcpSocket {
             match (st.conn, state) {
                 // A connect that failed: the socket may try again.
                 (Some(at), Some(State::Closed)) if !st.connected => {
-                    stack.ifs[at.0].sockets.remove(at.1);
+                    stack.remove(at);
                     st.conn = None;
                     st.done = false;
                     st.error = None;
@@ -487,13 +504,16 @@ impl Socket for TcpSocket {
             let mut s = new_smol(&st.opts, stack.ifs[ifi].is_loopback());
             s.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT)));
             let endpoint = IpListenEndpoint { addr: (!local.is_any()).then_some(local.addr), port: local.port };
-            let nif = &mut stack.ifs[ifi];
-            s.connect(nif.iface.context(), to.endpoint(), endpoint).map_err(|e| match e {
+            s.connect(stack.ifs[ifi].iface.context(), to.endpoint(), endpoint).map_err(|e| match e {
                 tcp::ConnectError::Unaddressable => EADDRNOTAVAIL,
                 tcp::ConnectError::InvalidState => EISCONN,
             })?;
-            let h = nif.sockets.add(s);
-            st.conn = Some((ifi, h));
+            let (me, peer) = (s.local_endpoint(), s.remote_endpoint());
+            let at = stack.add(ifi, None, s);
+            if let (Some(me), Some(peer)) = (me, peer) {
+                stack.steer_flow(at, 6, me, peer);
+            }
+            st.conn = Some(at);
             st.connecting = true;
             st.unreported = true;
             st.connect_started = crate::time::monotonic_ns();

@@ -9,11 +9,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::task::Waker;
 
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::stack::{self, Stack, Wakeup};
+use super::stack::{self, At, Stack, Wakeup};
 use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
 use crate::errno::*;
 use crate::net::*;
@@ -32,7 +31,6 @@ const IP_TTL: i32 = 2;
 const IPV6_V6ONLY: i32 = 26;
 const SO_BROADCAST: i32 = 6;
 
-type At = (usize, SocketHandle);
 
 struct Udp {
     local: Option<SockAddr>,
@@ -69,7 +67,7 @@ fn wait_error(e: WaitError) -> Errno {
 }
 
 fn sock(stack: &mut Stack, at: At) -> &mut udp::Socket<'static> {
-    stack.ifs[at.0].sockets.get_mut::<udp::Socket>(at.1)
+    stack.udp(at)
 }
 
 impl UdpSocket {
@@ -115,7 +113,9 @@ impl UdpSocket {
             }
             s.register_recv_waker(&self.waker);
             s.register_send_waker(&self.waker);
-            st.socks.push((ifi, stack.ifs[ifi].sockets.add(s)));
+            let g = stack.new_group(ifi);
+            stack.steer_port(ifi, g, 17, port, endpoint.addr);
+            st.socks.push(stack.add(ifi, Some(g), s));
         }
         st.local = Some(SockAddr { addr: at.addr, port });
         Ok(())
@@ -459,8 +459,8 @@ impl Socket for UdpSocket {
     fn release(&self) {
         stack::with(|stack| {
             let mut st = self.st.lock();
-            for (ifi, h) in st.socks.drain(..) {
-                stack.ifs[ifi].sockets.remove(h);
+            for at in st.socks.drain(..) {
+                stack.remove(at);
             }
             if let Some(local) = st.local.take() {
                 ports::release(17, local.port, self.id);
