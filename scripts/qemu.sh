@@ -8,6 +8,8 @@
 # QEMU_TRACE=FILE.json writes the guest kernel's trace as a timeline (as `vmm run --trace`,
 # with the guest's events only): the guest RAM is kept in a file, the kernel is booted
 # with trace=2M (its trace rings taken from RAM), and `vmm trace-import` reads them after.
+# QEMU_NET=TAPNAME adds a virtio-net device on that host tap, as `vmm run --net tap=TAPNAME`
+# (MAC 52:54:00:12:34:56, the 12-byte header carried by the tap: vnet_hdr=on).
 set -uo pipefail
 kernel=$1
 cmdline=${2:-}
@@ -19,11 +21,16 @@ if [ -n "${QEMU_TRACE:-}" ]; then
     trace_args=(-object "memory-backend-file,id=ram0,size=256M,mem-path=$memfile,share=on" -machine memory-backend=ram0)
     cmdline="trace=2M $cmdline"
 fi
+net_args=()
+if [ -n "${QEMU_NET:-}" ]; then
+    net_args=(-netdev "tap,id=net0,ifname=$QEMU_NET,script=no,downscript=no,vnet_hdr=on"
+              -device virtio-net-device,netdev=net0,mac=52:54:00:12:34:56)
+fi
 qemu-system-x86_64 -M microvm,acpi=off -accel "${QEMU_ACCEL:-tcg}" -m 256M -smp "${QEMU_SMP:-1}" \
     -nodefaults -no-user-config -nographic -no-reboot -serial "${QEMU_SERIAL:-stdio}" \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -global virtio-mmio.force-legacy=false \
-    "${trace_args[@]}" -kernel "$kernel" -append "$cmdline" "$@"
+    "${trace_args[@]}" "${net_args[@]}" -kernel "$kernel" -append "$cmdline" "$@"
 rc=$?
 if [ -n "${QEMU_TRACE:-}" ]; then
     "$(dirname "$0")/../target/release/vmm" trace-import "$memfile" "$QEMU_TRACE" || rc=$(( rc & 1 ? rc : 1 ))

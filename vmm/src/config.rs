@@ -44,6 +44,8 @@ pub struct VmConfig {
     pub gdb: Option<u16>,
     /// Write a Perfetto timeline of the run here (`--trace`; see `trace`).
     pub trace: Option<PathBuf>,
+    /// A virtio-net device on a host tap (`--net`; at most one).
+    pub net: Option<NetConfig>,
 }
 
 /// `--disk FILE[,ro][,engine=sync|uring|volatile][,direct=on|off][,eio=FIRST-LAST]`.
@@ -80,6 +82,21 @@ pub struct ShareConfig {
     pub read_only: bool,
 }
 
+/// `--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The host tap interface: opened if it exists, else created (which takes
+    /// CAP_NET_ADMIN).
+    pub tap: String,
+    /// The guest's MAC address (the device's config space).
+    pub mac: [u8; 6],
+}
+
+/// The guest's MAC address when `--net` names none (QEMU's default).
+pub const DEFAULT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+/// Longest interface name (Linux's IFNAMSIZ less the terminating NUL).
+pub const MAX_IFNAME_LEN: usize = 15;
+
 /// The tag of the first share when it names none.
 pub const DEFAULT_SHARE_TAG: &str = "share";
 /// Longest mount tag (QEMU's limit).
@@ -109,6 +126,16 @@ pub enum OptionError {
     DuplicateTag(String),
     #[error("--share {0} and --share {1} overlap (one contains the other)")]
     Overlap(String, String),
+    #[error("tap=NAME is needed")]
+    NoTap,
+    #[error("tap name {0:?} is not 1 to 15 characters without '/', ':', '%' or spaces (nor . or ..)")]
+    BadTapName(String),
+    #[error("mac {0:?} is not six hex bytes XX:XX:XX:XX:XX:XX")]
+    BadMac(String),
+    #[error("mac {0} is not a unicast address (the first byte must be even, and not all zeros)")]
+    MacNotUnicast(String),
+    #[error("--net is given twice: one network device at most")]
+    NetTwice,
 }
 
 /// Splits `PATH[,opt]...`; a path cannot contain commas.
@@ -209,6 +236,66 @@ pub fn resolve_share_tags(shares: &mut [ShareConfig]) -> Result<(), OptionError>
         share.tag = Some(tag);
     }
     Ok(())
+}
+
+/// Whether `name` is a name Linux accepts for a network interface (`dev_valid_name`),
+/// without `%` (which would make TUNSETIFF pick a new name of its own).
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_IFNAME_LEN
+        && name != "."
+        && name != ".."
+        && !name.contains(|c: char| c == '/' || c == ':' || c == '%' || c == '\0' || c.is_whitespace())
+}
+
+/// Parses `XX:XX:XX:XX:XX:XX` (hex, either case); only unicast addresses.
+fn parse_mac(text: &str) -> Result<[u8; 6], OptionError> {
+    let bad = || OptionError::BadMac(text.to_owned());
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        // Two hex digits (from_str_radix alone would take "+f").
+        let part = parts.next().filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit())).ok_or_else(bad)?;
+        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+    }
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    if mac[0] & 1 != 0 || mac == [0; 6] {
+        return Err(OptionError::MacNotUnicast(text.to_owned()));
+    }
+    Ok(mac)
+}
+
+pub fn parse_net(text: &str) -> Result<NetConfig, OptionError> {
+    let (mut tap, mut mac) = (None, None);
+    for opt in text.split(',') {
+        if let Some(name) = opt.strip_prefix("tap=") {
+            if tap.is_some() {
+                return Err(OptionError::Twice("tap"));
+            }
+            if !valid_ifname(name) {
+                return Err(OptionError::BadTapName(name.to_owned()));
+            }
+            tap = Some(name.to_owned());
+        } else if let Some(value) = opt.strip_prefix("mac=") {
+            if mac.is_some() {
+                return Err(OptionError::Twice("mac"));
+            }
+            mac = Some(parse_mac(value)?);
+        } else {
+            return Err(OptionError::Unknown(opt.to_owned(), "tap=NAME, mac=XX:XX:XX:XX:XX:XX"));
+        }
+    }
+    Ok(NetConfig { tap: tap.ok_or(OptionError::NoTap)?, mac: mac.unwrap_or(DEFAULT_MAC) })
+}
+
+/// The one `--net` of the command line, if any: a second is refused.
+pub fn single_net(mut nets: Vec<NetConfig>) -> Result<Option<NetConfig>, OptionError> {
+    if nets.len() > 1 {
+        return Err(OptionError::NetTwice);
+    }
+    Ok(nets.pop())
 }
 
 /// Refuses two shares of which one contains the other (or both are the same directory):
@@ -333,6 +420,36 @@ mod tests {
         assert_eq!(resolve_share_tags(&mut v), Err(OptionError::TagNeeded("/b".into())));
         let mut v = vec![parse_share("/a").unwrap(), parse_share("/b,tag=share").unwrap()];
         assert_eq!(resolve_share_tags(&mut v), Err(OptionError::DuplicateTag("share".into())));
+    }
+
+    #[test]
+    fn nets() {
+        let n = parse_net("tap=vt0").unwrap();
+        assert_eq!(n, NetConfig { tap: "vt0".into(), mac: DEFAULT_MAC });
+        let n = parse_net("mac=02:AB:cd:00:01:ff,tap=tap-guest.15").unwrap();
+        assert_eq!(n, NetConfig { tap: "tap-guest.15".into(), mac: [0x02, 0xab, 0xcd, 0x00, 0x01, 0xff] });
+        assert_eq!(parse_net(&format!("tap={}", "x".repeat(15))).unwrap().tap.len(), 15);
+        assert_eq!(parse_net(""), Err(OptionError::Unknown(String::new(), "tap=NAME, mac=XX:XX:XX:XX:XX:XX")));
+        assert_eq!(parse_net("mac=02:00:00:00:00:01"), Err(OptionError::NoTap));
+        assert!(matches!(parse_net("vt0"), Err(OptionError::Unknown(..))));
+        assert!(matches!(parse_net("tap=vt0,"), Err(OptionError::Unknown(..))));
+        assert!(matches!(parse_net("tap=vt0,queues=2"), Err(OptionError::Unknown(..))));
+        assert_eq!(parse_net("tap=a,tap=b"), Err(OptionError::Twice("tap")));
+        assert_eq!(parse_net("tap=a,mac=02:00:00:00:00:01,mac=02:00:00:00:00:02"), Err(OptionError::Twice("mac")));
+        for name in ["", ".", "..", "a/b", "a:1", "tap%d", "a b", "a\tb", "sixteen-chars-xx"] {
+            assert_eq!(parse_net(&format!("tap={name}")), Err(OptionError::BadTapName(name.into())), "{name:?}");
+        }
+        for mac in ["", "52:54:00:12:34", "52:54:00:12:34:56:78", "52:54:00:12:34:5", "52:54:00:12:34:567", "52-54-00-12-34-56", "52:54:00:12:34:zz", "+2:54:00:12:34:56"] {
+            assert_eq!(parse_net(&format!("tap=t,mac={mac}")), Err(OptionError::BadMac(mac.into())), "{mac:?}");
+        }
+        for mac in ["01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00"] {
+            assert_eq!(parse_net(&format!("tap=t,mac={mac}")), Err(OptionError::MacNotUnicast(mac.into())), "{mac:?}");
+        }
+        // One line each, naming what is wrong.
+        assert_eq!(OptionError::NetTwice.to_string(), "--net is given twice: one network device at most");
+        assert_eq!(single_net(vec![]), Ok(None));
+        assert_eq!(single_net(vec![n.clone()]), Ok(Some(n.clone())));
+        assert_eq!(single_net(vec![n.clone(), n]), Err(OptionError::NetTwice));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use vmm::config::{self, DiskConfig, ShareConfig, VmConfig};
+use vmm::config::{self, DiskConfig, NetConfig, ShareConfig, VmConfig};
 use vmm::vm::{self, VmExit};
 
 /// A KVM micro-VMM that boots PVH ELF kernels.
@@ -26,16 +26,18 @@ enum Command {
     /// Boot IMAGE (a PVH ELF kernel) and run it until it exits.
     ///
     /// The guest console (COM1) is printed on stdout and reads stdin (a terminal in raw
-    /// mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A). Each --disk and --share is a
-    /// virtio-mmio device in a QEMU-microvm slot (the first at 0xfeb00e00, GSI 12, then
-    /// downwards), announced on the kernel command line as virtio_mmio.device=512@BASE:GSI.
+    /// mode; Ctrl-A x quits, Ctrl-A Ctrl-A sends Ctrl-A). Each --disk, --share and --net is
+    /// a virtio-mmio device in a QEMU-microvm slot (the first at 0xfeb00e00, GSI 12, then
+    /// downwards, in that order), announced on the kernel command line as
+    /// virtio_mmio.device=512@BASE:GSI.
     ///
     /// Exit codes: the status the guest writes to port 0xf4 (255 for a status above 255;
     /// QEMU's isa-debug-exit gives (status << 1) | 1 instead); 0 after Ctrl-A x or gdb's kill; 124 when
-    /// --timeout stopped the guest; 2 for bad input (arguments, image, disks, shares); 1
+    /// --timeout stopped the guest; 2 for bad input (arguments, image, disks, shares, the
+    /// tap); 1
     /// for other errors (KVM unavailable, the guest crashed, a vCPU thread vanished). A
     /// guest can exit with 1, 2 or 124 too: --exit-status-file tells which it was.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Make a timeline (as `run --trace` writes) from a guest's memory saved in a file.
     ///
     /// For guests run elsewhere: QEMU with its RAM in a file (-object
@@ -79,12 +81,14 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     exit_status_file: Option<PathBuf>,
     /// Print the number of VM exits by kind (port I/O, of which the console's, MMIO, other)
-    /// on stderr at the end; with disks and shares, their queue notifications (kicks, which
-    /// KVM serves through ioeventfds: not in the exits above), with disks busy-polling
-    /// rounds; with
-    /// direct=on disks, how many requests needed a bounce buffer; and the warnings the guest
+    /// on stderr at the end; with disks, shares and --net, their queue notifications (kicks,
+    /// which KVM serves through ioeventfds: not in the exits above), with disks
+    /// busy-polling rounds; with
+    /// direct=on disks, how many requests needed a bounce buffer; with --net, frames
+    /// received, sent and dropped; and the warnings the guest
     /// caused, by kind (bad MMIO accesses, bad virtio-blk requests, bad 9p messages,
-    /// devices needing a reset, host I/O errors), which the log shows rate-limited.
+    /// devices needing a reset, host I/O errors, bad virtio-net frames), which the log
+    /// shows rate-limited.
     #[arg(long)]
     stats: bool,
     /// The KVM device to open.
@@ -116,6 +120,14 @@ struct RunArgs {
     /// the first share's tag defaults to "share", the others need tag=NAME.
     #[arg(long, value_name = "DIR[,tag=NAME][,ro]", value_parser = parse_share)]
     share: Vec<ShareConfig>,
+    /// A virtio-net device on the host tap interface NAME (one at most). The tap is opened
+    /// if it exists (create it for your user with `ip tuntap add dev NAME mode tap user
+    /// $USER`, then `ip link set NAME up`), else created, which takes CAP_NET_ADMIN. mac=
+    /// sets the guest's MAC address (default 52:54:00:12:34:56). The device offers no
+    /// checksum or segmentation offloads: the host hands the guest complete frames of at
+    /// most the tap's MTU.
+    #[arg(long, value_name = "tap=NAME[,mac=XX:XX:XX:XX:XX:XX]", value_parser = parse_net)]
+    net: Vec<NetConfig>,
     /// Run without the seccomp filters. By default each thread (main, vCPUs, stdin,
     /// device workers) may make only the system calls its code makes, and any other kills
     /// vmm with SIGSYS; the host io_uring rings accept only the opcodes the disk engine
@@ -157,6 +169,10 @@ fn parse_share(s: &str) -> Result<ShareConfig, String> {
     config::parse_share(s).map_err(|e| e.to_string())
 }
 
+fn parse_net(s: &str) -> Result<NetConfig, String> {
+    config::parse_net(s).map_err(|e| e.to_string())
+}
+
 fn parse_timeout(s: &str) -> Result<Duration, String> {
     let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     Duration::try_from_secs_f64(secs)
@@ -183,7 +199,7 @@ fn main() -> ExitCode {
         }
     };
     let mut args = match cli.command {
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
         Command::TraceImport { memory, out } => {
             return match vmm::trace::import(&memory, &out) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -198,6 +214,13 @@ fn main() -> ExitCode {
         eprintln!("vmm: {e}");
         return ExitCode::from(2);
     }
+    let net = match config::single_net(std::mem::take(&mut args.net)) {
+        Ok(net) => net,
+        Err(e) => {
+            eprintln!("vmm: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Created (emptied) first: a stale status must never be taken for this run's. It
     // stays open, so the main thread needs no open(2) at the end (its seccomp filter).
     let mut status_file = match &args.exit_status_file {
@@ -225,6 +248,7 @@ fn main() -> ExitCode {
         seccomp: !args.no_seccomp && args.gdb.is_none() && args.trace.is_none(),
         gdb: args.gdb,
         trace: args.trace,
+        net,
     };
     let stats = args_stats;
     let result = vm::run(&config);
@@ -255,6 +279,22 @@ fn main() -> ExitCode {
             let (kicks, by_mmio) = (p.kicks.load(Relaxed), p.kicks_by_mmio.load(Relaxed));
             eprintln!("vmm: virtio-9p: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above)", kicks.saturating_sub(by_mmio));
             eprintln!("vmm: virtio-9p requests: {}, {} interrupts", p.requests().0, p.interrupts.load(Relaxed));
+        }
+        if config.net.is_some() {
+            let p = &vmm::devices::virtio::poll::NET_STATS;
+            let (kicks, by_mmio) = (p.kicks.load(Relaxed), p.kicks_by_mmio.load(Relaxed));
+            eprintln!("vmm: virtio-net: {kicks} kicks, {} by ioeventfd (exits KVM served itself, not counted above)", kicks.saturating_sub(by_mmio));
+            let n = &vmm::devices::virtio::net::STATS;
+            eprintln!(
+                "vmm: virtio-net frames: {} received ({} bytes), {} dropped; {} sent ({} bytes), {} dropped; {} interrupts",
+                n.rx_frames.load(Relaxed),
+                n.rx_bytes.load(Relaxed),
+                n.rx_dropped.load(Relaxed),
+                n.tx_frames.load(Relaxed),
+                n.tx_bytes.load(Relaxed),
+                n.tx_dropped.load(Relaxed),
+                p.interrupts.load(Relaxed)
+            );
         }
         eprintln!("{}", vmm::devices::guest_errors::stats_line());
         if config.disks.iter().any(|d| d.direct) {

@@ -48,12 +48,15 @@ pub enum Thread {
     Block,
     /// A virtio-9p worker.
     P9,
+    /// A virtio-net worker.
+    Net,
     /// Writes the guest console's buffered output to stdout.
     ConsoleOut,
 }
 
 impl Thread {
-    pub const ALL: [Thread; 7] = [Thread::Main, Thread::Vcpu, Thread::Stdin, Thread::Launcher, Thread::Block, Thread::P9, Thread::ConsoleOut];
+    pub const ALL: [Thread; 8] =
+        [Thread::Main, Thread::Vcpu, Thread::Stdin, Thread::Launcher, Thread::Block, Thread::P9, Thread::Net, Thread::ConsoleOut];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -63,6 +66,7 @@ impl Thread {
             Thread::Launcher => "launcher",
             Thread::Block => "virtio-blk",
             Thread::P9 => "virtio-9p",
+            Thread::Net => "virtio-net",
             Thread::ConsoleOut => "console-out",
         }
     }
@@ -130,6 +134,7 @@ pub fn program(thread: Thread) -> Result<BpfProgram, SeccompError> {
         Thread::Launcher => launcher(&mut rules),
         Thread::Block => block(&mut rules),
         Thread::P9 => p9(&mut rules),
+        Thread::Net => net(&mut rules),
         // write(1) and the buffer's condition variables: the common list.
         Thread::ConsoleOut => Ok(()),
     }
@@ -266,6 +271,7 @@ fn stdin(rules: &mut Rules) -> RuleResult<()> {
 fn launcher(rules: &mut Rules) -> RuleResult<()> {
     block(rules)?;
     p9(rules)?;
+    net(rules)?;
     rules.allow(&[
         libc::SYS_clone3,
         libc::SYS_set_robust_list,
@@ -285,7 +291,8 @@ fn launcher(rules: &mut Rules) -> RuleResult<()> {
 }
 
 /// A worker's loop: epoll on the queues' eventfds, the stop and resample eventfds and the
-/// ring's completion eventfd, which it reads (the interrupt eventfd is written).
+/// ring's completion eventfd (or virtio-net's epoll), which it reads (the interrupt
+/// eventfd is written).
 fn device_loop(rules: &mut Rules) {
     rules.allow(&[
         libc::SYS_epoll_create1,
@@ -358,6 +365,14 @@ fn p9(rules: &mut Rules) -> RuleResult<()> {
     Ok(())
 }
 
+/// The tap: one readv or writev per frame (nonblocking), its own epoll (the tap added
+/// and removed with epoll_ctl) and wake eventfd (written, read), made before the filter.
+fn net(rules: &mut Rules) -> RuleResult<()> {
+    device_loop(rules);
+    rules.allow(&[libc::SYS_readv, libc::SYS_writev]);
+    Ok(())
+}
+
 /// A job for the launcher: a thread's name and body, and where to send its handle.
 type Job = (String, Box<dyn FnOnce() + Send>, mpsc::Sender<io::Result<JoinHandle<()>>>);
 
@@ -417,6 +432,40 @@ mod tests {
             let mut buf = vec![0u8; 1 << 20];
             std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf[..4], 0).unwrap();
             assert_eq!(&buf[..4], b"\x7fELF");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A thread under the virtio-net filter may move frames with readv and writev and
+    /// add and remove descriptors of an epoll made before (as `Watch` does).
+    #[test]
+    fn a_net_thread_runs_its_calls() {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair fills two descriptors, closed at the end of the test.
+        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0, fds.as_mut_ptr()) }, 0);
+        let epoll = vmm_sys_util::epoll::Epoll::new().unwrap();
+        let program = program(Thread::Net).unwrap();
+        std::thread::spawn(move || {
+            use vmm_sys_util::epoll::{ControlOperation, EpollEvent, EventSet};
+            seccompiler::apply_filter(&program).unwrap();
+            let out = *b"frame";
+            let iov = libc::iovec { iov_base: out.as_ptr().cast_mut().cast(), iov_len: out.len() };
+            // SAFETY: one iovec on our own buffer.
+            assert_eq!(unsafe { libc::writev(fds[0], &iov, 1) }, 5);
+            epoll.ctl(ControlOperation::Add, fds[1], EpollEvent::new(EventSet::IN, 1)).unwrap();
+            let mut events = [EpollEvent::default(); 1];
+            assert_eq!(epoll.wait(0, &mut events).unwrap(), 1);
+            epoll.ctl(ControlOperation::Delete, fds[1], EpollEvent::default()).unwrap();
+            let mut back = [0u8; 8];
+            let iov = libc::iovec { iov_base: back.as_mut_ptr().cast(), iov_len: back.len() };
+            // SAFETY: one iovec on our own buffer.
+            assert_eq!(unsafe { libc::readv(fds[1], &iov, 1) }, 5);
+            assert_eq!(&back[..5], b"frame");
+            // SAFETY: the descriptors are ours and used no more.
+            unsafe { libc::close(fds[0]) };
+            // SAFETY: as above.
+            unsafe { libc::close(fds[1]) };
         })
         .join()
         .unwrap();

@@ -26,7 +26,7 @@ use vmm_sys_util::eventfd::EventFd;
 use crate::boot::{self, BootError, BOOT_GDT_ADDR, START_INFO_ADDR};
 use crate::config::{DiskEngine, VmConfig};
 use crate::console_out::ConsoleOut;
-use crate::devices::virtio::{self, block, mmio::MmioTransport, p9, VirtioDevice};
+use crate::devices::virtio::{self, block, mmio::MmioTransport, net, p9, VirtioDevice};
 use crate::devices::{serial, IoAction, IoBus, MmioBus};
 use crate::seccomp;
 
@@ -50,7 +50,9 @@ pub enum VmError {
     Disk { path: PathBuf, source: std::io::Error },
     #[error("--share {path}: {source}")]
     Share { path: PathBuf, source: std::io::Error },
-    #[error("too many devices: {0} (at most {max} disks and shares)", max = virtio::MMIO_SLOTS)]
+    #[error("--net tap={tap}: {source}")]
+    Net { tap: String, source: std::io::Error },
+    #[error("too many devices: {0} (at most {max} disks, shares and network devices)", max = virtio::MMIO_SLOTS)]
     TooManyDevices(usize),
     #[error("cannot set up a virtio device: {0}")]
     Device(std::io::Error),
@@ -75,7 +77,12 @@ impl VmError {
     pub fn is_usage(&self) -> bool {
         match self {
             VmError::Boot(e) => e.is_usage(),
-            VmError::Disk { .. } | VmError::Share { .. } | VmError::TooManyDevices(_) | VmError::Gdb(_) | VmError::Trace(..) => true,
+            VmError::Disk { .. }
+            | VmError::Share { .. }
+            | VmError::Net { .. }
+            | VmError::TooManyDevices(_)
+            | VmError::Gdb(_)
+            | VmError::Trace(..) => true,
             _ => false,
         }
     }
@@ -402,9 +409,10 @@ impl Drop for KickTarget {
     }
 }
 
-/// Opens every --disk and --share, in command-line order (disks first).
+/// Opens every --disk and --share, in command-line order (disks first), then the --net
+/// tap.
 fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmError> {
-    let count = config.disks.len() + config.shares.len();
+    let count = config.disks.len() + config.shares.len() + usize::from(config.net.is_some());
     if count > virtio::MMIO_SLOTS {
         return Err(VmError::TooManyDevices(count));
     }
@@ -422,6 +430,10 @@ fn build_devices(config: &VmConfig) -> Result<Vec<Box<dyn VirtioDevice>>, VmErro
         }
         let tag = share.tag.as_deref().unwrap_or(crate::config::DEFAULT_SHARE_TAG);
         devices.push(Box::new(p9::P9Device::new(&share.path, tag, share.read_only).map_err(err)?));
+    }
+    if let Some(cfg) = &config.net {
+        let tap = net::tap::Tap::open(&cfg.tap).map_err(|source| VmError::Net { tap: cfg.tap.clone(), source })?;
+        devices.push(Box::new(net::Net::new(tap, cfg.mac)));
     }
     Ok(devices)
 }
@@ -496,7 +508,12 @@ fn attach_devices(vm: &VmFd, mem: &GuestMemoryMmap, devices: Vec<Box<dyn VirtioD
                 None
             }
         };
-        let name = format!("virtio-{}@{base:#x}", if device.device_type() == virtio::TYPE_BLOCK { "blk" } else { "9p" });
+        let kind = match device.device_type() {
+            virtio::TYPE_BLOCK => "blk",
+            virtio::TYPE_NET => "net",
+            _ => "9p",
+        };
+        let name = format!("virtio-{kind}@{base:#x}");
         let transport = MmioTransport::new(name, device, mem.clone(), irqfd, resample).map_err(VmError::Device)?;
         let notify = IoEventAddress::Mmio(base + virtio::mmio::reg::QUEUE_NOTIFY);
         for (index, evt) in transport.queue_evts().iter().enumerate() {

@@ -141,6 +141,11 @@ pub trait Socket: Send + Sync {
     /// A listening stream socket has neither (EINVAL).
     fn unread(&self) -> KResult<usize>;
     fn unsent(&self) -> KResult<usize>;
+    /// How many bytes a stream send would take now (0: it would wait), so a sender copies
+    /// in no more than that; None where the family does not say.
+    fn send_room(&self) -> Option<usize> {
+        None
+    }
     /// What a receive reports in msg_inq (io_uring's IORING_CQE_F_SOCK_NONEMPTY): None
     /// where the family reports none.
     fn inq_hint(&self) -> Option<usize> {
@@ -247,7 +252,9 @@ pub fn send_from(s: &dyn Socket, total: usize, head: Outgoing, nonblock: bool, n
     let Outgoing { to, mut files, cred, .. } = head;
     let mut done = 0;
     loop {
-        let mut data = alloc::vec![0u8; (total - done).min(chunk)];
+        // A stream takes what it has room for (at least a byte, or it waits for room).
+        let room = if stream { s.send_room().map_or(chunk, |r| r.max(1)) } else { chunk };
+        let mut data = alloc::vec![0u8; (total - done).min(chunk).min(room)];
         if let Err(e) = fill(done, &mut data) {
             return if done > 0 { Ok(done) } else { Err(e) };
         }

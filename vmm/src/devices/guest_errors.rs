@@ -40,11 +40,14 @@ pub static BLK: GuestErrors = GuestErrors::new("virtio-blk", "bad virtio-blk req
 pub static P9: GuestErrors = GuestErrors::new("9p", "bad 9p messages");
 /// Broken descriptor chains and other errors that put a device in DEVICE_NEEDS_RESET.
 pub static DEVICE: GuestErrors = GuestErrors::new("needs-reset", "virtio devices needing a reset");
-/// Host I/O errors of disk requests (answered with IOERR).
+/// Host I/O errors of disk requests (answered with IOERR), and frames the tap refused.
 pub static HOST_IO: GuestErrors = GuestErrors::new("host-io", "host I/O errors");
+/// virtio-net frames the device dropped for the driver's mistakes (bad length, offloads
+/// asked for); logged at debug level only.
+pub static NET: GuestErrors = GuestErrors::new("virtio-net", "bad virtio-net frames");
 
 /// Every kind, in the order `--stats` prints them.
-pub static ALL: [&GuestErrors; 5] = [&MMIO, &BLK, &P9, &DEVICE, &HOST_IO];
+pub static ALL: [&GuestErrors; 6] = [&MMIO, &BLK, &P9, &DEVICE, &HOST_IO, &NET];
 
 fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();

@@ -191,16 +191,19 @@ pub fn probe(mmio: Mmio, irq: u32) -> Option<(NetPhy, [u8; 6])> {
             *b = mmio.config_u8(i);
         }
     }
-    mmio.driver_ok();
     let rx_size = queues[0].size();
     let dev = Arc::new(NetDev { dev: super::Device::new(mmio, queues), received: SpinLock::new(VecDeque::new()), mrg: features & F_MRG_RXBUF != 0 });
+    // The handler first: a frame may come as soon as buffers are posted, and with
+    // EVENT_IDX an interrupt nobody serviced is the last one.
+    super::register_irq(irq, dev.clone());
+    dev.dev.mmio.driver_ok();
     for _ in 0..rx_size {
         match frame::alloc() {
             Some(page) => dev.post_rx(page),
             None => break,
         }
     }
-    super::register_irq(irq, dev.clone());
+    super::Interrupt::interrupt(&*dev);
     log::info!("virtio-net: eth0, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
     Some((NetPhy { dev }, mac))
 }

@@ -799,6 +799,16 @@ impl Socket for TcpSocket {
         })
     }
 
+    fn send_room(&self) -> Option<usize> {
+        Some(stack::look(|stack| {
+            let st = self.st.lock();
+            st.conn.map_or(0, |at| {
+                let s = stack.peek_tcp(at);
+                s.send_capacity() - s.send_queue()
+            })
+        }))
+    }
+
     fn inq_hint(&self) -> Option<usize> {
         // Linux's tcp_inq_hint: the bytes queued, or 1 once the peer's FIN is in (so a
         // reader reads on to see the end).

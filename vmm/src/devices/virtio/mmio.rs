@@ -378,6 +378,7 @@ impl MmioTransport {
         );
         worker.filter = Some(match self.device.device_type() {
             super::TYPE_BLOCK => crate::seccomp::Thread::Block,
+            super::TYPE_NET => crate::seccomp::Thread::Net,
             _ => crate::seccomp::Thread::P9,
         });
         match worker.spawn() {

@@ -1,9 +1,10 @@
 //! Virtio devices over the virtio-mmio transport (virtio 1.x, "modern" only).
 //!
 //! Three layers, as in rust-vmm's vmm-reference:
-//! - spec types and features of each device (`block/mod.rs`, `p9/mod.rs`);
+//! - spec types and features of each device (`block/mod.rs`, `p9/mod.rs`, `net/mod.rs`);
 //! - request processing that knows nothing of the transport (`block/device.rs`,
-//!   `p9/server.rs`): it gets a validated [`chain::Chain`] and guest memory;
+//!   `p9/server.rs`, `net/device.rs`): it gets a validated [`chain::Chain`] and guest
+//!   memory;
 //! - the glue: [`mmio::MmioTransport`] (registers, feature negotiation, status),
 //!   [`worker`] (one thread per device that serves the queues and raises interrupts, and
 //!   busy-polls the queues of polling drivers: [`poll`]) and [`chain`] (descriptor chains
@@ -16,6 +17,7 @@
 pub mod block;
 pub mod chain;
 pub mod mmio;
+pub mod net;
 pub mod p9;
 pub mod poll;
 pub mod worker;
@@ -28,6 +30,7 @@ use vmm_sys_util::eventfd::EventFd;
 use chain::Chain;
 
 /// Device type ids (virtio 1.x section 5).
+pub const TYPE_NET: u32 = 1;
 pub const TYPE_BLOCK: u32 = 2;
 pub const TYPE_9P: u32 = 9;
 

@@ -196,6 +196,8 @@ impl PollStats {
 pub static BLK_STATS: PollStats = PollStats::new();
 /// The counters of every virtio-9p device (kicks only).
 pub static P9_STATS: PollStats = PollStats::new();
+/// The counters of every virtio-net device (kicks and interrupts: never busy-polled).
+pub static NET_STATS: PollStats = PollStats::new();
 
 #[cfg(test)]
 mod tests {
