@@ -17,7 +17,7 @@ USER_OUT      = target/$(USER_TARGET)/release
 USER_BINS     = blktest demo ext2test fuzz hello init segv sharetest spin systest timertest ttytest uringrs
 C_OUT         = target/guest-c
 C_PROGS       = hello-musl static-pie
-URING_PROGS   = uring-test uring-bench uring-leak
+URING_PROGS   = uring-test uring-bench uring-leak nettest
 ROOTFS_DIR    = target/rootfs
 
 

@@ -36,6 +36,8 @@
 #include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -638,6 +640,80 @@ static void echo_pairs(int (*sv)[2])
 			die("unix_echo: socketpair: %s", strerror(errno));
 }
 
+/* A TCP listener on 127.0.0.1 (a port of its own) and its address. */
+static int tcp_listener(struct sockaddr_in *a)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		die("tcp: socket: %s", strerror(errno));
+	memset(a, 0, sizeof *a);
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t alen = sizeof *a;
+	if (bind(l, (struct sockaddr *)a, sizeof *a) || listen(l, 128) || getsockname(l, (struct sockaddr *)a, &alen))
+		die("tcp: listener: %s", strerror(errno));
+	return l;
+}
+
+static int tcp_client(const struct sockaddr_in *a)
+{
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (c < 0 || connect(c, (const struct sockaddr *)a, sizeof *a) || setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one))
+		die("tcp: connect: %s", strerror(errno));
+	return c;
+}
+
+/*
+ * ECHO_CONNS TCP connections over 127.0.0.1: sv[i][0] a client, sv[i][1] a server end.
+ * The server ends are accepted with accept4, or with one multishot ACCEPT on `r`.
+ */
+static void echo_pairs_tcp(int (*sv)[2], struct io_uring *r)
+{
+	struct sockaddr_in a;
+	int l = tcp_listener(&a);
+	if (r) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+		io_uring_prep_multishot_accept(sqe, l, NULL, NULL, SOCK_CLOEXEC);
+		sqe->user_data = 0xacce;
+		io_uring_submit(r);
+	}
+	for (int i = 0; i < ECHO_CONNS; i++)
+		sv[i][0] = tcp_client(&a);
+	for (int i = 0; i < ECHO_CONNS; i++) {
+		if (!r) {
+			sv[i][1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+			if (sv[i][1] < 0)
+				die("tcp_echo: accept4: %s", strerror(errno));
+			continue;
+		}
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_wait_cqe(r, &cqe);
+		if (ret || cqe->user_data != 0xacce || cqe->res < 0 || !(cqe->flags & IORING_CQE_F_MORE))
+			die("tcp_echo: multishot accept: %d res %d flags %#x", ret, ret ? 0 : cqe->res, ret ? 0 : cqe->flags);
+		sv[i][1] = cqe->res;
+		io_uring_cqe_seen(r, cqe);
+	}
+	for (int i = 0; i < ECHO_CONNS; i++) {
+		int one = 1;
+		setsockopt(sv[i][1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	if (r) {
+		/* the multishot accept ends with the listener's cancellation */
+		struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+		io_uring_prep_cancel64(sqe, 0xacce, 0);
+		sqe->user_data = 0xcace;
+		io_uring_submit(r);
+		for (int k = 0; k < 2; k++) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(r, &cqe))
+				die("tcp_echo: cancel");
+			io_uring_cqe_seen(r, cqe);
+		}
+	}
+	close(l);
+}
+
 static void echo_close(int (*sv)[2])
 {
 	for (int i = 0; i < ECHO_CONNS; i++) {
@@ -646,10 +722,13 @@ static void echo_close(int (*sv)[2])
 	}
 }
 
-static void bench_unix_echo_epoll(void)
+static void bench_echo_epoll(int tcp, const char *name)
 {
 	int sv[ECHO_CONNS][2];
-	echo_pairs(sv);
+	if (tcp)
+		echo_pairs_tcp(sv, NULL);
+	else
+		echo_pairs(sv);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		die("unix_echo_epoll: epoll_create1: %s", strerror(errno));
@@ -682,17 +761,20 @@ static void bench_unix_echo_epoll(void)
 		echo_client_replies(sv, k);
 		done += (uint64_t)k;
 	}
-	report("unix_echo_epoll", nops, t0, now_ns());
+	report(name, nops, t0, now_ns());
 	close(ep);
 	echo_close(sv);
 }
 
-static void bench_unix_echo_uring(void)
+static void bench_echo_uring(int tcp, const char *name)
 {
 	int sv[ECHO_CONNS][2];
-	echo_pairs(sv);
 	struct io_uring r;
 	ring_init(&r, 4 * ECHO_CONNS);
+	if (tcp)
+		echo_pairs_tcp(sv, &r);
+	else
+		echo_pairs(sv);
 	/* the provided buffers: 2 per connection, each room for several messages */
 	enum { NBUF = 2 * ECHO_CONNS, BUFSZ = 256 };
 	static char bufs[NBUF][BUFSZ];
@@ -760,10 +842,116 @@ static void bench_unix_echo_uring(void)
 		echo_client_replies(sv, k);
 		done += (uint64_t)k;
 	}
-	report("unix_echo_uring", nops, t0, now_ns());
+	report(name, nops, t0, now_ns());
 	echo_close(sv);
 	io_uring_queue_exit(&r);
 	munmap(br, NBUF * sizeof(struct io_uring_buf));
+}
+
+/*
+ * TCP ping-pong over 127.0.0.1 on one connection, per round trip of a 16-byte message:
+ * the client writes it, the server end reads it and sends it back, the client reads the
+ * reply. `tcp_pingpong_sync`: the server end by recv and send. `tcp_pingpong_uring`: by a
+ * multishot RECV (armed once, from a provided-buffer ring) and a
+ * SEND, one io_uring_enter for the reply and the next receive's wait. The client side is
+ * plain syscalls on both.
+ */
+static void bench_tcp_pingpong(int uring)
+{
+	int sv[1][2];
+	struct sockaddr_in a;
+	int l = tcp_listener(&a);
+	sv[0][0] = tcp_client(&a);
+	sv[0][1] = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+	if (sv[0][1] < 0)
+		die("tcp_pingpong: accept4: %s", strerror(errno));
+	close(l);
+	int one = 1;
+	setsockopt(sv[0][1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct io_uring r;
+	enum { NBUF = 8, BUFSZ = 256 };
+	static char bufs[NBUF][BUFSZ];
+	struct io_uring_buf_ring *br = NULL;
+	if (uring) {
+		ring_init(&r, 8);
+		br = mmap(NULL, NBUF * sizeof(struct io_uring_buf), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (br == MAP_FAILED)
+			die("tcp_pingpong: mmap: %s", strerror(errno));
+		struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br, .ring_entries = NBUF, .bgid = ECHO_BGID };
+		if (io_uring_register_buf_ring(&r, &reg, 0))
+			die("tcp_pingpong: register_buf_ring");
+		io_uring_buf_ring_init(br);
+		for (int b = 0; b < NBUF; b++)
+			io_uring_buf_ring_add(br, bufs[b], BUFSZ, (unsigned short)b, io_uring_buf_ring_mask(NBUF), b);
+		io_uring_buf_ring_advance(br, NBUF);
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+		io_uring_prep_recv_multishot(sqe, sv[0][1], NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = ECHO_BGID;
+		sqe->user_data = 1;
+		io_uring_submit(&r);
+	}
+	const char msg[ECHO_MSG] = "ping pong ping!";
+	char buf[ECHO_MSG];
+	uint64_t t0 = now_ns();
+	for (uint64_t done = 0; done < nops; done++) {
+		if (write(sv[0][0], msg, ECHO_MSG) != ECHO_MSG)
+			die("tcp_pingpong: client write: %s", strerror(errno));
+		if (!uring) {
+			int got = 0;
+			while (got < ECHO_MSG) {
+				ssize_t n = recv(sv[0][1], buf + got, ECHO_MSG - got, 0);
+				if (n <= 0)
+					die("tcp_pingpong: recv: %s", n < 0 ? strerror(errno) : "EOF");
+				got += (int)n;
+			}
+			if (send(sv[0][1], buf, ECHO_MSG, 0) != ECHO_MSG)
+				die("tcp_pingpong: send: %s", strerror(errno));
+		} else {
+			/* the message's CQE, then its reply sent (a CQE each) */
+			int got = 0, sent = 0;
+			while (got < ECHO_MSG || sent < got) {
+				struct io_uring_cqe *cqe;
+				int ret = io_uring_submit_and_wait(&r, 1);
+				if (ret < 0)
+					die("tcp_pingpong: submit_and_wait: %s", strerror(-ret));
+				unsigned head, seen = 0;
+				io_uring_for_each_cqe(&r, head, cqe) {
+					seen++;
+					if (cqe->user_data & (1ull << 32)) {
+						if (cqe->res <= 0)
+							die("tcp_pingpong: send: %d", cqe->res);
+						sent += cqe->res;
+						int bid = (int)(cqe->user_data & 0xffff);
+						io_uring_buf_ring_add(br, bufs[bid], BUFSZ, (unsigned short)bid, io_uring_buf_ring_mask(NBUF), 0);
+						io_uring_buf_ring_advance(br, 1);
+						continue;
+					}
+					if (cqe->res <= 0 || !(cqe->flags & IORING_CQE_F_MORE))
+						die("tcp_pingpong: recv: res %d flags %#x", cqe->res, cqe->flags);
+					int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+					struct io_uring_sqe *sqe = io_uring_get_sqe(&r);
+					io_uring_prep_send(sqe, sv[0][1], bufs[bid], (size_t)cqe->res, 0);
+					sqe->user_data = (1ull << 32) | (uint64_t)bid;
+					got += cqe->res;
+				}
+				io_uring_cq_advance(&r, seen);
+			}
+		}
+		for (int got = 0; got < ECHO_MSG;) {
+			ssize_t n = read(sv[0][0], buf + got, ECHO_MSG - got);
+			if (n <= 0)
+				die("tcp_pingpong: client read: %s", n < 0 ? strerror(errno) : "EOF");
+			got += (int)n;
+		}
+	}
+	report(uring ? "tcp_pingpong_uring" : "tcp_pingpong_sync", nops, t0, now_ns());
+	if (uring) {
+		io_uring_queue_exit(&r);
+		munmap(br, NBUF * sizeof(struct io_uring_buf));
+	}
+	close(sv[0][0]);
+	close(sv[0][1]);
 }
 
 /* --only NAME[,NAME...]: run just these benchmarks (an unknown name runs none). */
@@ -883,8 +1071,12 @@ int main(int argc, char **argv)
 	RUN("read_threads", bench_read_threads(fd));
 	RUN("read_sqpoll_aff", bench_read_sqpoll_aff(fd, 0));
 	RUN("read_iopoll_sqpoll_aff", bench_read_sqpoll_aff(fd, 1));
-	RUN("unix_echo_epoll", bench_unix_echo_epoll());
-	RUN("unix_echo_uring", bench_unix_echo_uring());
+	RUN("unix_echo_epoll", bench_echo_epoll(0, "unix_echo_epoll"));
+	RUN("unix_echo_uring", bench_echo_uring(0, "unix_echo_uring"));
+	RUN("tcp_echo_epoll", bench_echo_epoll(1, "tcp_echo_epoll"));
+	RUN("tcp_echo_uring", bench_echo_uring(1, "tcp_echo_uring"));
+	RUN("tcp_pingpong_sync", bench_tcp_pingpong(0));
+	RUN("tcp_pingpong_uring", bench_tcp_pingpong(1));
 	RUN("getppid", bench_getppid());
 	RUN("clock_syscall", bench_clock(0));
 	RUN("clock_vdso", bench_clock(1));

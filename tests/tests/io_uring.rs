@@ -30,7 +30,7 @@ mod guest {
         nonblock, taskrun, linkfail, teardown, teardown2, teardown3, threads, smp, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
         futex, waitid, xattr, iopoll, blkcmd, attachwq, cqemixed, sqe128ops,
-        memregion, resize, sqemixed, query, personality, buffered, unix, net);
+        memregion, resize, sqemixed, query, personality, buffered, unix, net, inet);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to
@@ -166,9 +166,8 @@ fn guest_and_host_run_the_same_tests() {
     // report as unsupported, the way a program finds out (the io_uring breadth issue
     // tracks them). Anything else must match to the letter. RECV_ZC needs a NIC with a
     // zero-copy receive queue (Linux's answer without one is -EINVAL, which the host's
-    // probe hides as "supported"); the TCP tests need AF_INET, which the network issue
-    // (smoltcp over virtio-net) brings.
-    let gaps = ["net::recv_zc", "net::tcp_ops", "net::tcp_send_zc"];
+    // probe hides as "supported").
+    let gaps = ["net::recv_zc"];
     // Tests that need a page to miss the cache, which the guest's RAM /tmp never does:
     // they report unsupported there (`buffered_reads_on_a_9p_share` runs them).
     let in_memory = ["buffered::miss_with_nowait_is_eagain_then_read_fills_cache", "buffered::misses_complete_after_the_submit_returns"];

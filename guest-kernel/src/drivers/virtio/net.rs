@@ -145,14 +145,16 @@ impl NetPhy {
     /// Sends a frame of `len` bytes that `f` writes.
     pub fn send<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
         let len = len.min(FRAME_MAX);
-        let Some(page) = frame::alloc_zeroed() else {
+        let Some(page) = frame::alloc() else {
             // Out of frames: the frame is built and dropped (TCP will resend it).
             let mut scratch = alloc::vec![0u8; len];
             return f(&mut scratch);
         };
-        // SAFETY: a page of our own, zeroed (the header stays zero), not shared yet.
-        let bytes = unsafe { core::slice::from_raw_parts_mut(frame_ptr(page), PAGE_SIZE as usize) };
-        let r = f(&mut bytes[HDR..HDR + len]);
+        // SAFETY: a page of our own, not shared yet. smoltcp writes the whole frame; the
+        // header is zeroed here (no offloads asked), and nothing past the frame is sent.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(frame_ptr(page), HDR + len) };
+        bytes[..HDR].fill(0);
+        let r = f(&mut bytes[HDR..]);
         let buf = [Buffer { phys: page, len: (HDR + len) as u32, device_writes: false }];
         let done = alloc::boxed::Box::new(move |_| frame::free(page));
         if let Err(done) = super::Device::add_to(&self.dev.dev.mmio, &self.dev.dev.queues[usize::from(TX)], &buf, done) {

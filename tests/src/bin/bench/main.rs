@@ -42,7 +42,7 @@
 //! `BENCH_ROUNDS=N` changes the number of rounds; `BENCH_ONLY=SECTION[,SECTION]` runs only
 //! those sections (`boot`, `disk`, `polled disk`, `9p file`, `9p uncached`,
 //! `9p O_DIRECT`, `ext2 cached`, `ext2 uncached`, `ext2 O_DIRECT`, `syscalls`, `unix echo`,
-//! `scaling`, `scaling disk`), for a
+//! `tcp echo`, `tcp ping-pong`, `scaling`, `scaling disk`), for a
 //! quick look.
 //!
 //! Any failed run (a non-zero exit, a missing `bench` line, a guest that did not finish)
@@ -744,6 +744,34 @@ fn main() {
         &share_platforms,
         &["unix_echo_epoll", "unix_echo_uring"],
         &[("unix_echo_uring", "unix_echo_epoll", "epoll/this")],
+    );
+    // TCP over 127.0.0.1: our guest's is smoltcp's, each segment many kernel instructions,
+    // so fewer operations under vmm's emulated ring 0.
+    let tcp_platforms = [
+        Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 2000 },
+        Platform { name: "vmm (KVM)", at: Where::Vmm("uring", None), cpus: 1, ops: 100 },
+        Platform { name: "QEMU (TCG)", at: Where::Qemu, cpus: 1, ops: 2000 },
+    ];
+    bench.section(
+        "tcp echo",
+        "sockets: an echo server over 64 TCP connections on 127.0.0.1, per message echoed (16 bytes, TCP_NODELAY; the client ends\n  \
+         written and read with plain syscalls alike): the server on epoll (accept4; epoll_wait, recv, send) and on io_uring (one\n  \
+         multishot ACCEPT; a multishot RECV per connection from a provided-buffer ring, the replies as SENDs, one io_uring_enter per\n  \
+         round); host Linux, and our guest on vmm and QEMU",
+        Target::Disk,
+        &tcp_platforms,
+        &["tcp_echo_epoll", "tcp_echo_uring"],
+        &[("tcp_echo_uring", "tcp_echo_epoll", "epoll/this")],
+    );
+    bench.section(
+        "tcp ping-pong",
+        "sockets: TCP ping-pong on one connection over 127.0.0.1, per round trip of 16 bytes (the client writes, the server end\n  \
+         echoes, the client reads): the server end by recv and send, or by a multishot RECV from a provided-buffer ring and a SEND\n  \
+         (one io_uring_enter per reply); host Linux, and our guest on vmm and QEMU",
+        Target::Disk,
+        &tcp_platforms,
+        &["tcp_pingpong_sync", "tcp_pingpong_uring"],
+        &[("tcp_pingpong_uring", "tcp_pingpong_sync", "sync/this")],
     );
     let mut scaling_platforms = vec![Platform { name: "host Linux", at: Where::Host, cpus: 1, ops: 20000 }];
     scaling_platforms.extend(cpu_platforms(2000, 20000));
