@@ -9,8 +9,8 @@
 //! (to the console, so the last line before a hang names the operation). Each child runs C operations generated from its own seed, derived
 //! from S and its number, so a seed replays the same programs. An operation is drawn
 //! from a table of weighted kinds that build on what earlier ones made: files, pipes,
-//! eventfds, memfds and AF_UNIX socket pairs in a descriptor pool; io_uring rings with random setup flags,
-//! mapped and fed SQEs of every opcode with fields from the pool, valid buffers and
+//! eventfds, memfds, AF_UNIX socket pairs, TCP connections and UDP sockets over
+//! loopback in a descriptor pool; io_uring rings with random setup flags, mapped and fed SQEs of every opcode with fields from the pool, valid buffers and
 //! hostile values; io_uring_register and io_uring_enter with random arguments; the
 //! rings' shared indices corrupted, by the child and by a second thread racing it;
 //! ring memory unmapped mid-flight; fork with rings alive; and raw system calls with
@@ -221,7 +221,7 @@ fn file_name(k: usize) -> &'static [u8] {
 }
 
 fn op_make_fd(w: &mut World) {
-    let r = match w.rng.below(7) {
+    let r = match w.rng.below(9) {
         0 | 1 => {
             let name: &[u8] = match w.rng.below(3) {
                 0 => file_name(0),
@@ -244,6 +244,17 @@ fn op_make_fd(w: &mut World) {
         3 => call(nr::EVENTFD2, [w.rng.below(4) as usize, [0, 0o4000, 1][w.rng.below(3) as usize], 0, 0, 0, 0]),
         4 => call(nr::MEMFD_CREATE, [c"fz".as_ptr() as usize, w.rng.below(8) as usize, 0, 0, 0, 0]),
         5 => call(nr::DUP, [pick_fd(w) as usize, 0, 0, 0, 0, 0]),
+        7 => inet_pair(w),
+        8 => {
+            // A UDP socket on 127.0.0.1 or ::1, maybe bound.
+            let v6 = w.rng.chance(2);
+            let fd = call(nr::SOCKET, [if v6 { 10 } else { 2 }, 2 | [0, 0o4000][w.rng.below(2) as usize], 0, 0, 0, 0]);
+            if fd >= 0 && w.rng.chance(2) {
+                let a = loopback(v6);
+                call(nr::BIND, [fd as usize, a.as_ptr() as usize, if v6 { 28 } else { 16 }, 0, 0, 0]);
+            }
+            fd
+        }
         _ => {
             // An AF_UNIX pair: stream, datagram or seqpacket, maybe nonblocking.
             let mut p = [0i32; 2];
@@ -259,6 +270,45 @@ fn op_make_fd(w: &mut World) {
     if r >= 0 {
         add_fd(w, r as i32);
     }
+}
+
+/// sockaddr_in 127.0.0.1:0 or sockaddr_in6 [::1]:0.
+fn loopback(v6: bool) -> [u8; 28] {
+    let mut a = [0u8; 28];
+    if v6 {
+        a[0] = 10;
+        a[23] = 1;
+    } else {
+        a[0] = 2;
+        a[4..8].copy_from_slice(&[127, 0, 0, 1]);
+    }
+    a
+}
+
+/// A TCP connection over loopback: its listener and both ends join the pool (the client
+/// end is returned); some steps may fail, which is fine.
+fn inet_pair(w: &mut World) -> isize {
+    let v6 = w.rng.chance(2);
+    let (family, len) = if v6 { (10, 28) } else { (2, 16) };
+    let l = call(nr::SOCKET, [family, 1, 0, 0, 0, 0]);
+    if l < 0 {
+        return -1;
+    }
+    let mut a = loopback(v6);
+    let mut alen: u32 = len as u32;
+    call(nr::BIND, [l as usize, a.as_ptr() as usize, len, 0, 0, 0]);
+    call(nr::LISTEN, [l as usize, w.rng.below(8) as usize, 0, 0, 0, 0]);
+    call(nr::GETSOCKNAME, [l as usize, a.as_mut_ptr() as usize, &raw mut alen as usize, 0, 0, 0]);
+    let c = call(nr::SOCKET, [family, 1 | 0o4000, 0, 0, 0, 0]);
+    if c >= 0 {
+        call(nr::CONNECT, [c as usize, a.as_ptr() as usize, len, 0, 0, 0]);
+        let s = call(nr::ACCEPT4, [l as usize, 0, 0, 0o4000, 0, 0]);
+        if s >= 0 {
+            add_fd(w, s as i32);
+        }
+    }
+    add_fd(w, l as i32);
+    c
 }
 
 /// io_uring_setup with random entries and flags, then the mappings.

@@ -152,6 +152,8 @@ enum Key {
 pub struct Group {
     pub set: SocketSet<'static>,
     count: usize,
+    /// Kept while empty (a listener's pool group, until it stops listening).
+    pinned: bool,
     /// Touched since its last egress pass.
     dirty: bool,
     /// When smoltcp wants it polled next (monotonic ns; MAX: not for a timer).
@@ -178,8 +180,8 @@ pub struct NetIf {
     pub v4: Option<(Ipv4Address, u8)>,
 }
 
-fn new_group() -> Group {
-    Group { set: SocketSet::new(Vec::new()), count: 0, dirty: false, due: u64::MAX, keys: Vec::new() }
+fn new_group(pinned: bool) -> Group {
+    Group { set: SocketSet::new(Vec::new()), count: 0, pinned, dirty: false, due: u64::MAX, keys: Vec::new() }
 }
 
 /// The steering facts of an IP packet: (protocol, destination, source) for TCP and UDP.
@@ -217,7 +219,7 @@ fn steer(ip: &[u8]) -> Option<(u8, IpEndpoint, IpEndpoint)> {
 
 impl NetIf {
     fn new(name: &'static str, index: u32, iface: Interface, link: Link) -> Self {
-        NetIf { name, index, iface, link, groups: alloc::vec![Some(new_group())], flows: BTreeMap::new(), ports: BTreeMap::new(), mac: None, mtu: 65536, v4: None }
+        NetIf { name, index, iface, link, groups: alloc::vec![Some(new_group(true))], flows: BTreeMap::new(), ports: BTreeMap::new(), mac: None, mtu: 65536, v4: None }
     }
 
     pub fn is_loopback(&self) -> bool {
@@ -449,24 +451,53 @@ impl Stack {
         a.is_unspecified() || self.ifs.iter().any(|i| i.iface.has_ip_addr(a))
     }
 
-    /// A new, empty socket group on interface `ifi`.
-    pub fn new_group(&mut self, ifi: usize) -> usize {
+    /// A new, empty socket group on interface `ifi`: freed when its last socket goes, or
+    /// if `pinned`, only once [`unpin_group`](Self::unpin_group) lets it go.
+    pub fn new_group(&mut self, ifi: usize, pinned: bool) -> usize {
         let nif = &mut self.ifs[ifi];
         match nif.groups.iter().skip(1).position(Option::is_none) {
             Some(k) => {
-                nif.groups[k + 1] = Some(new_group());
+                nif.groups[k + 1] = Some(new_group(pinned));
                 k + 1
             }
             None => {
-                nif.groups.push(Some(new_group()));
+                nif.groups.push(Some(new_group(pinned)));
                 nif.groups.len() - 1
             }
         }
     }
 
+    /// A pinned group's owner is done with it: packets to its ports stop coming, and it
+    /// goes with its last socket (at once if it has none).
+    pub fn unpin_group(&mut self, ifi: usize, g: usize) {
+        let nif = &mut self.ifs[ifi];
+        let group = nif.group(g);
+        group.pinned = false;
+        let mut ports = Vec::new();
+        group.keys.retain(|&(h, k)| {
+            let port = h.is_none();
+            if port {
+                ports.push(k);
+            }
+            !port
+        });
+        let empty = group.count == 0;
+        for k in ports {
+            if let Some(l) = nif.ports.get_mut(&k) {
+                l.retain(|&(x, _)| x != g);
+                if l.is_empty() {
+                    nif.ports.remove(&k);
+                }
+            }
+        }
+        if empty {
+            nif.groups[g] = None;
+        }
+    }
+
     /// Adds a smoltcp socket to group `g` of interface `ifi` (None: a new group).
     pub fn add<T: AnySocket<'static>>(&mut self, ifi: usize, g: Option<usize>, s: T) -> At {
-        let g = g.unwrap_or_else(|| self.new_group(ifi));
+        let g = g.unwrap_or_else(|| self.new_group(ifi, false));
         let group = self.ifs[ifi].group(g);
         let h = group.set.add(s);
         group.count += 1;
@@ -488,7 +519,7 @@ impl Stack {
             }
             keep
         });
-        if group.count == 0 && at.1 != 0 {
+        if group.count == 0 && !group.pinned {
             gone.extend(group.keys.drain(..).map(|(_, k)| k));
             nif.groups[at.1] = None;
         }

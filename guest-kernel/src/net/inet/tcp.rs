@@ -276,7 +276,7 @@ impl TcpSocket {
                 stack.remove(at);
                 continue;
             };
-            let g = stack.flow_group(at.0, 6, remote, local).unwrap_or_else(|| stack.new_group(at.0));
+            let g = stack.flow_group(at.0, 6, remote, local).unwrap_or_else(|| stack.new_group(at.0, false));
             let at = stack.migrate(at, g);
             stack.steer_flow(at, 6, local, remote);
             l.embryos.push(at);
@@ -416,7 +416,7 @@ impl Socket for TcpSocket {
                 .ifs_for(local.addr)
                 .into_iter()
                 .map(|ifi| {
-                    let g = stack.new_group(ifi);
+                    let g = stack.new_group(ifi, true);
                     stack.steer_port(ifi, g, 6, local.port, addr);
                     (ifi, g)
                 })
@@ -868,6 +868,9 @@ impl TcpSocket {
         for at in l.pool.into_iter().chain(l.embryos).chain(l.ready) {
             sock(stack, at).abort();
             stack.orphan(at);
+        }
+        for (ifi, g) in l.groups {
+            stack.unpin_group(ifi, g);
         }
         self.wake.note();
     }

@@ -113,7 +113,7 @@ impl UdpSocket {
             }
             s.register_recv_waker(&self.waker);
             s.register_send_waker(&self.waker);
-            let g = stack.new_group(ifi);
+            let g = stack.new_group(ifi, false);
             stack.steer_port(ifi, g, 17, port, endpoint.addr);
             st.socks.push(stack.add(ifi, Some(g), s));
         }
