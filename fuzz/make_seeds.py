@@ -129,6 +129,96 @@ for name in ("basic", "escape"):
         m.chain([(x, 0), (512, 1)])
     write("virtq", "p9-" + name, bytes([qflags(32, p9=True)]) + m.b)
 
+# ---- virtio-net: a flags byte, then 8-byte operations (src/targets/net.rs) ----
+N_DESC, N_POST, N_KICK, N_FRAME, N_WAKE, N_POKE, N_EVENT, N_HOST = range(8)
+RXQ, TXQ = 0, 1
+D_NEXT, D_WRITE, D_INDIRECT = 1, 2, 4
+NET_INDIRECT = (0x4000, 0x5000)  # as src/targets/net.rs INDIRECT
+def nflags(rx=16, tx=16, mrg=True, event_idx=True):
+    return (tx.bit_length() - 1) << 5 | (rx.bit_length() - 1) << 2 | (2 if event_idx else 0) | (1 if mrg else 0)
+def ndesc(q, i, addr, n, flags=0, nxt=0, indirect=False):
+    return struct.pack("<BBBHHB", N_DESC, q | flags << 1 | (0x10 if indirect else 0), i, addr, n, nxt)
+def npost(q, head): return struct.pack("<BBH4x", N_POST, q, head)
+def nkick(q): return struct.pack("<BB6x", N_KICK, q)
+def nframe(total, flags=0, gso=0, fill=0, field=0):  # total: the datagram, header included
+    return struct.pack("<BBBHBBB", N_FRAME, flags, gso, total & 0xffff, total >> 16, fill, field)
+def nwake(times=4): return struct.pack("<BB6x", N_WAKE, times - 1)
+def npoke(addr, value): return struct.pack("<BHI1x", N_POKE, addr, value)
+def nevent(q, value, used_event=False): return struct.pack("<BBH4x", N_EVENT, q | (2 if used_event else 0), value)
+def nhost(): return struct.pack("<B7x", N_HOST)
+def rxb(k): return 0x8000 + 0x800 * k  # receive buffers, 2 KiB apart
+def rx_post(d, n, addr=None, kick=True):
+    return ndesc(RXQ, d, rxb(d) if addr is None else addr, n, D_WRITE) + npost(RXQ, d) + (nkick(RXQ) if kick else b"")
+def tx_chain(d, bufs):  # bufs: [(addr, len[, writable])] chained from descriptor d, then posted
+    ops = b""
+    for i, b in enumerate(bufs):
+        last = i == len(bufs) - 1
+        flags = (0 if last else D_NEXT) | (D_WRITE if len(b) > 2 and b[2] else 0)
+        ops += ndesc(TXQ, d + i, b[0], b[1], flags, 0 if last else d + i + 1)
+    return ops + npost(TXQ, d)
+HDR, TXH, TXD = 12, 0x6000, 0x6100
+NEEDS_CSUM, DATA_VALID = 1, 2
+
+net = {}
+basic_tx = tx_chain(0, [(TXH, HDR), (TXD, 60)]) + nkick(TXQ) + nhost()
+net["basic"] = (nflags(), rx_post(0, 1526) + nframe(HDR + 60, fill=1) + nwake() + basic_tx)
+net["basic-noidx-noirq"] = (nflags(mrg=False, event_idx=False),
+                            nevent(RXQ, 1) + nevent(TXQ, 1) + rx_post(0, 1526) + nframe(HDR + 60) + nwake() + basic_tx)
+net["basic-used-event"] = (nflags(), nevent(RXQ, 3, used_event=True) + nevent(TXQ, 0, used_event=True) + rx_post(0, 1526)
+                           + nframe(HDR + 60) + nwake() + rx_post(1, 1526) + nframe(HDR + 70) + nwake() + basic_tx)
+# A frame over three chains, then a small one in the fourth (MRG_RXBUF).
+net["mrg-spread"] = (nflags(), b"".join(rx_post(k, 1024, kick=False) for k in range(4)) + nkick(RXQ)
+                     + nframe(HDR + 3000, fill=2) + nframe(HDR + 50, fill=3) + nwake())
+# A frame waits for the driver to post enough chains.
+net["mrg-pending"] = (nflags(), rx_post(0, 1024) + nframe(HDR + 3000) + nwake() + rx_post(1, 1024) + nwake()
+                      + rx_post(2, 2048) + nwake())
+# Without MRG_RXBUF: a frame too big for the first chain is dropped, the chain kept.
+net["nomrg"] = (nflags(mrg=False), rx_post(0, 100) + rx_post(1, 1526) + nframe(HDR + 200) + nwake()
+                + nframe(HDR + 60) + nframe(HDR + 1400) + nwake())
+# Tap headers that ask for offloads, DATA_VALID (delivered, cleared), a header alone, a short datagram.
+net["tap-odd"] = (nflags(), b"".join(rx_post(k, 2048, kick=False) for k in range(4)) + nkick(RXQ)
+                  + nframe(HDR + 100, flags=NEEDS_CSUM, field=20) + nframe(HDR + 100, gso=1, field=0x40)
+                  + nframe(HDR + 100, gso=0x80) + nframe(HDR + 100, flags=DATA_VALID) + nframe(HDR) + nframe(5)
+                  + nframe(HDR + 80, flags=0xff, gso=0xff, field=0xff) + nframe(HDR + 90) + nwake())
+# Frames longer than the bounce buffer: one descriptor posted thrice (aliased buffers).
+net["tap-long"] = (nflags(), ndesc(RXQ, 0, 0x8000, 0x6000, D_WRITE) + npost(RXQ, 0) + npost(RXQ, 0) + npost(RXQ, 0)
+                   + nkick(RXQ) + nframe(HDR + 70000) + nwake() + nframe(HDR + 65550) + nwake() + rx_post(1, 2048) + nwake())
+# More frames than one wake takes (RX_BUDGET 64), on chains posted over and over.
+net["rx-flood"] = (nflags(rx=128), b"".join(ndesc(RXQ, k, rxb(k), 256, D_WRITE) for k in range(4))
+                   + b"".join(npost(RXQ, k % 4) for k in range(100)) + nkick(RXQ)
+                   + b"".join(nframe(HDR + 60 + k, fill=k) for k in range(80)) + nwake(1) + nwake(1) + nwake())
+# A receive chain through an indirect table, its header split over two buffers.
+net["rx-indirect"] = (nflags(), ndesc(RXQ, 0, NET_INDIRECT[RXQ], 32, D_INDIRECT)
+                      + ndesc(RXQ, 0, rxb(0), 6, D_WRITE | D_NEXT, 1, indirect=True)
+                      + ndesc(RXQ, 1, rxb(0) + 6, 1500, D_WRITE, indirect=True) + npost(RXQ, 0) + nkick(RXQ)
+                      + nframe(HDR + 100) + nwake())
+# Driver bugs on the receive queue: each needs a reset.
+net["rx-readable"] = (nflags(), ndesc(RXQ, 0, rxb(0), 64, D_NEXT, 1) + rx_post(1, 1500)[:8] + npost(RXQ, 0) + nkick(RXQ))
+net["rx-short"] = (nflags(), rx_post(0, 11))
+net["rx-overpost"] = (nflags(), ndesc(RXQ, 0, rxb(0), 1526, D_WRITE) + (npost(RXQ, 0) + nkick(RXQ)) * 257)
+# Transmit chains: good ones (split header, header and frame in one buffer, indirect, the
+# longest frame), and refused ones (no frame, offloads, flags, hdr_len, too long); then a
+# writable buffer, which needs a reset.
+tx = (tx_chain(0, [(TXH, HDR)])
+      + tx_chain(1, [(TXH, 5), (TXH + 5, 7), (TXD, 60)])
+      + npoke(0x6040, NEEDS_CSUM) + tx_chain(4, [(0x6040, HDR), (TXD, 60)])
+      + npoke(0x6080, 61 << 16) + tx_chain(6, [(0x6080, HDR), (TXD, 60)])
+      + npoke(0x60c0, DATA_VALID) + tx_chain(8, [(0x60c0, HDR), (TXD, 60)])
+      + npoke(0x6200, 1 << 8) + tx_chain(10, [(0x6200, HDR), (TXD, 60)])
+      + tx_chain(12, [(TXH, HDR + 48)])
+      + ndesc(TXQ, 13, NET_INDIRECT[TXQ], 32, D_INDIRECT) + ndesc(TXQ, 0, TXH, HDR, D_NEXT, 1, indirect=True)
+      + ndesc(TXQ, 1, TXD, 100, indirect=True) + npost(TXQ, 13)
+      + tx_chain(14, [(TXH, HDR), (0x6000, 40000), (0x6000, 40000)])
+      + tx_chain(17, [(TXH, HDR), (0x6000, 32768), (0x6000, 32767)])
+      + nkick(TXQ) + nhost()
+      + tx_chain(20, [(TXH, HDR), (TXD, 60, True)]) + nkick(TXQ))
+net["tx-odd"] = (nflags(tx=32), tx)
+# The host's side of the socket fills (the host does not read): frames refused, counted.
+net["tx-full"] = (nflags(), b"".join(tx_chain(k, [(TXH, HDR), (0x6000, 0x8000)]) for k in range(0, 16, 2)) + nkick(TXQ)
+                  + b"".join(tx_chain(k, [(TXH, HDR), (0x6000, 0x8000)]) for k in range(0, 16, 2)) + nkick(TXQ) + nhost())
+for name, (flags, ops) in net.items():
+    write("net", name, bytes([flags]) + ops)
+
 # ---- virtio-mmio register sequences ----
 W32, W8, W16, W64, R, POKE, WAIT, REGW = range(8)
 def op(kind, offset, value): return struct.pack("<BHI", kind, offset, value)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make fuzz-vmm`: coverage-guided fuzzing (libFuzzer, through libfuzzer-sys) of what a
-# guest controls in the VMM: fuzz/fuzz_targets/{mmio,virtq,p9}.rs.
+# guest controls in the VMM: fuzz/fuzz_targets/{mmio,virtq,p9,net}.rs.
 #   FUZZ_VMM_SECONDS  time per target (default 60)
-#   FUZZ_VMM_TARGETS  which targets (default "mmio virtq p9")
+#   FUZZ_VMM_TARGETS  which targets (default "mmio virtq p9 net")
 # Stable Rust only: the instrumentation is libFuzzer's SanitizerCoverage, asked for with
 # stable -C flags (what `cargo fuzz build -s none` passes), without a sanitizer (those
 # need nightly -Z flags). Each target first replays its seed corpus (fuzz/corpus/<t>),
@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../fuzz"
 secs=${FUZZ_VMM_SECONDS:-60}
-targets=${FUZZ_VMM_TARGETS:-mmio virtq p9}
+targets=${FUZZ_VMM_TARGETS:-mmio virtq p9 net}
 host=x86_64-unknown-linux-gnu
 # --target keeps the flags off build scripts and proc macros (they must not be instrumented).
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \

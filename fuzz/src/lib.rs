@@ -2,13 +2,15 @@
 //! temporary 9p share with a sentinel beside it that no input may change.
 //!
 //! Everything here drives the devices through the entry points the VMM itself uses
-//! (`MmioTransport::{read,write}`, `Worker::process_queue`, `Server::handle`) on
-//! vm-memory's `GuestMemoryMmap`; nothing reaches into device internals.
+//! (`MmioTransport::{read,write}`, `Worker::{process_queue,complete}`, `Server::handle`)
+//! on vm-memory's `GuestMemoryMmap`; nothing reaches into device internals. The
+//! targets: `mmio`, `virtq`, `p9` and `net` (virtio-net on a socket-pair tap).
 
 pub mod targets {
     //! One module per fuzz target (`fuzz_targets/<name>.rs` calls `run`), so that
     //! `tests/replay.rs` can replay the corpora without libFuzzer.
     pub mod mmio;
+    pub mod net;
     pub mod p9;
     pub mod virtq;
 }

@@ -29,3 +29,8 @@ fn virtq() {
 fn p9() {
     replay("p9", vmm_fuzz::targets::p9::run);
 }
+
+#[test]
+fn net() {
+    replay("net", vmm_fuzz::targets::net::run);
+}

@@ -270,8 +270,11 @@ impl Worker {
     }
 
     /// Publishes the used entries of the requests whose host I/O finished, interrupts
-    /// where the driver asked, and serves the queues again (room was freed).
-    fn complete(&mut self, done: &mut Vec<(usize, u16, u32)>) -> Result<(), DeviceError> {
+    /// where the driver asked, and serves the queues again (room was freed). What the
+    /// thread calls when the handler's completion fd is readable; public, as
+    /// `process_queue` is, for the fuzz targets (`fuzz/src/targets/net.rs`), which play
+    /// the thread's loop themselves and check the entries left in `done`.
+    pub fn complete(&mut self, done: &mut Vec<(usize, u16, u32)>) -> Result<(), DeviceError> {
         let qerr = |e: virtio_queue::Error| DeviceError::Queue(e.to_string());
         done.clear();
         self.handler.complete(&self.mem, done)?;
