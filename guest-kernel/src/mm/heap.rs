@@ -53,11 +53,19 @@ pub fn under_pressure() -> bool {
     in_use() > size - size / 8
 }
 
+/// Whether `bytes` more could be allocated and leave the heap out of pressure (see
+/// [`under_pressure`]): for allocations user space can ask for in bulk.
+pub fn can_spare(bytes: usize) -> bool {
+    let size = SIZE.load(core::sync::atomic::Ordering::Relaxed);
+    in_use() + bytes.next_power_of_two() <= size - size / 8
+}
+
 /// The bytes a block of `layout` takes from the heap.
 fn charge(layout: &Layout) -> usize {
     match class_of(layout) {
         Some(class) => 1 << (class + MIN_CLASS_SHIFT),
-        None => layout.size(),
+        // The buddy allocator hands out powers of two.
+        None => layout.size().max(layout.align()).next_power_of_two(),
     }
 }
 

@@ -48,12 +48,18 @@ const NLMSGHDR: usize = 16;
 const SOCKADDR_NL: usize = 12;
 /// The most a reply datagram carries (a reader's buffer of a page takes it whole).
 const DATAGRAM: usize = 4096;
+/// The receive buffer (net.core.rmem_default): replies past it are dropped.
+const RCVBUF: usize = 212_992;
 
 struct State {
     queue: VecDeque<Vec<u8>>,
     /// Its port id (the process id, once bound or first used, as Linux's autobind).
     pid: u32,
     shut_rd: bool,
+    /// Bytes queued, and whether replies were dropped for want of room since the last
+    /// receive (Linux's netlink_overrun: the next receive fails with ENOBUFS).
+    queued: usize,
+    overrun: bool,
 }
 
 pub struct NetlinkSocket {
@@ -69,7 +75,7 @@ pub fn create(kind: u32, protocol: i32) -> KResult<Arc<dyn Socket>> {
     if protocol != NETLINK_ROUTE {
         return Err(EPROTONOSUPPORT);
     }
-    Ok(Arc::new(NetlinkSocket { kind, st: SpinLock::new(State { queue: VecDeque::new(), pid: 0, shut_rd: false }), readable: WaitQueue::new() }))
+    Ok(Arc::new(NetlinkSocket { kind, st: SpinLock::new(State { queue: VecDeque::new(), pid: 0, shut_rd: false, queued: 0, overrun: false }), readable: WaitQueue::new() }))
 }
 
 /// A message being built: header, fixed part, attributes (each padded to 4 bytes).
@@ -262,6 +268,11 @@ impl Socket for NetlinkSocket {
                 break;
             }
             for d in answer(&data[at..at + len], pid) {
+                if st.queued + d.len() > RCVBUF {
+                    st.overrun = true;
+                    continue;
+                }
+                st.queued += d.len();
                 st.queue.push_back(d);
             }
             at += len.next_multiple_of(4);
@@ -275,18 +286,28 @@ impl Socket for NetlinkSocket {
         let take = || {
             let mut st = self.st.lock();
             let d = if flags & MSG_PEEK != 0 { st.queue.front().cloned() } else { st.queue.pop_front() };
+            if let Some(d) = d.as_ref().filter(|_| flags & MSG_PEEK == 0) {
+                st.queued -= d.len();
+            }
+            if d.is_none() && core::mem::take(&mut st.overrun) {
+                return Some(Err(ENOBUFS));
+            }
             let from = alloc::vec![16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
             d.map(|d| Incoming { full_len: d.len(), data: d[..d.len().min(max)].to_vec(), from: Some(from), ..Incoming::default() })
                 .or_else(|| st.shut_rd.then(Incoming::default))
+                .map(Ok)
         };
         loop {
             if let Some(got) = take() {
-                return Ok(got);
+                return got;
             }
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.readable.wait_until(None, || !self.st.lock().queue.is_empty()).map_err(|e| match e {
+            self.readable.wait_until(None, || {
+                let st = self.st.lock();
+                !st.queue.is_empty() || st.shut_rd || st.overrun
+            }).map_err(|e| match e {
                 WaitError::Interrupted => EINTR,
                 WaitError::TimedOut => EAGAIN,
             })?;

@@ -291,7 +291,9 @@ pub fn recv_user(s: &dyn Socket, iov: &[(u64, usize)], flags: u32, nonblock: boo
     let total: usize = iov.iter().map(|v| v.1).sum();
     let mut got = s.recv(total, flags, nonblock)?;
     scatter(iov, &got.data)?;
-    let mut n = got.data.len();
+    // MSG_TRUNC on a stream: the bytes were dropped, and their count is the result.
+    let dropped = s.kind() == SOCK_STREAM && flags & MSG_TRUNC != 0 && got.data.is_empty();
+    let mut n = if dropped { got.full_len } else { got.data.len() };
     if flags & MSG_WAITALL != 0 && s.kind() == SOCK_STREAM && flags & MSG_PEEK == 0 {
         let mut rest: Vec<(u64, usize)> = iov.to_vec();
         advance(&mut rest, n);

@@ -20,7 +20,7 @@ pub struct Binding {
     pub id: u64,
     /// The local address (unspecified: every address).
     pub addr: IpAddress,
-    /// An AF_INET6 socket: its wildcard covers IPv4 too.
+    /// An AF_INET6 socket without IPV6_V6ONLY: its wildcard covers IPv4 too.
     pub v6: bool,
     pub reuseaddr: bool,
     pub reuseport: bool,
@@ -30,9 +30,9 @@ pub struct Binding {
 impl Binding {
     /// Whether the two bindings can receive for the same address.
     fn overlaps(&self, o: &Binding) -> bool {
-        let covers = |w: &Binding, x: &Binding| {
-            w.addr.is_unspecified() && (w.v6 || matches!(x.addr, IpAddress::Ipv4(_)) || (x.addr.is_unspecified() && !x.v6))
-        };
+        // A wildcard covers its own family's addresses, and a dual-stack IPv6 one IPv4's.
+        let v4 = |a: IpAddress| matches!(a, IpAddress::Ipv4(_));
+        let covers = |w: &Binding, x: &Binding| w.addr.is_unspecified() && (v4(w.addr) == v4(x.addr) || (w.v6 && v4(x.addr)));
         self.addr == o.addr || covers(self, o) || covers(o, self)
     }
 }

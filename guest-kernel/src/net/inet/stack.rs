@@ -172,12 +172,23 @@ pub struct NetIf {
     /// Group 0 has no sockets: packets nobody takes go there (smoltcp answers them with
     /// a RST or an ICMP error).
     groups: Vec<Option<Group>>,
-    flows: BTreeMap<Key, usize>,
-    ports: BTreeMap<Key, Vec<(usize, Option<IpAddress>)>>,
+    /// A connection's key: its group and its socket (only that socket's removal drops it).
+    flows: BTreeMap<Key, (usize, SocketHandle)>,
+    ports: BTreeMap<Key, Vec<PortSteer>>,
     pub mac: Option<[u8; 6]>,
     pub mtu: usize,
     /// The IPv4 address and prefix length it was given (for the interface ioctls).
     pub v4: Option<(Ipv4Address, u8)>,
+}
+
+/// Who takes packets to a port: a group, for one local address or any, for IPv4, IPv6
+/// or both (an AF_INET6 socket without IPV6_V6ONLY).
+#[derive(Clone, Copy)]
+pub struct PortSteer {
+    pub group: usize,
+    pub addr: Option<IpAddress>,
+    pub v4: bool,
+    pub v6: bool,
 }
 
 fn new_group(pinned: bool) -> Group {
@@ -244,12 +255,13 @@ impl NetIf {
             }
         });
         let Some((proto, dst, src)) = facts else { return 0 };
-        if let Some(&g) = self.flows.get(&Key::Flow(proto, dst, src)) {
+        if let Some(&(g, _)) = self.flows.get(&Key::Flow(proto, dst, src)) {
             return g;
         }
+        let v4 = matches!(dst.addr, IpAddress::Ipv4(_));
         self.ports
             .get(&Key::Port(proto, dst.port))
-            .and_then(|l| l.iter().find(|(_, a)| a.is_none_or(|a| a == dst.addr)).map(|&(g, _)| g))
+            .and_then(|l| l.iter().find(|p| (if v4 { p.v4 } else { p.v6 }) && p.addr.is_none_or(|a| a == dst.addr)).map(|p| p.group))
             .unwrap_or(0)
     }
 
@@ -484,7 +496,7 @@ impl Stack {
         let empty = group.count == 0;
         for k in ports {
             if let Some(l) = nif.ports.get_mut(&k) {
-                l.retain(|&(x, _)| x != g);
+                l.retain(|p| p.group != g);
                 if l.is_empty() {
                     nif.ports.remove(&k);
                 }
@@ -526,11 +538,15 @@ impl Stack {
         for k in gone {
             match k {
                 Key::Flow(..) => {
-                    nif.flows.remove(&k);
+                    // Only if it still leads to this socket (a new connection on the same
+                    // addresses may have taken the key over).
+                    if nif.flows.get(&k) == Some(&(at.1, at.2)) {
+                        nif.flows.remove(&k);
+                    }
                 }
                 Key::Port(..) => {
                     if let Some(l) = nif.ports.get_mut(&k) {
-                        l.retain(|&(g, _)| g != at.1);
+                        l.retain(|p| p.group != at.1);
                         if l.is_empty() {
                             nif.ports.remove(&k);
                         }
@@ -568,21 +584,21 @@ impl Stack {
     pub fn steer_flow(&mut self, at: At, proto: u8, local: IpEndpoint, remote: IpEndpoint) {
         let nif = &mut self.ifs[at.0];
         let k = Key::Flow(proto, local, remote);
-        nif.flows.insert(k, at.1);
+        nif.flows.insert(k, (at.1, at.2));
         nif.group(at.1).keys.push((Some(at.2), k));
     }
 
     /// Steers packets to `port` (for `addr`, or any address) to group `g` of `ifi`.
-    pub fn steer_port(&mut self, ifi: usize, g: usize, proto: u8, port: u16, addr: Option<IpAddress>) {
+    pub fn steer_port(&mut self, ifi: usize, proto: u8, port: u16, steer: PortSteer) {
         let nif = &mut self.ifs[ifi];
-        let k = Key::Port(proto, port);
-        nif.ports.entry(k).or_default().push((g, addr));
+        let (g, k) = (steer.group, Key::Port(proto, port));
+        nif.ports.entry(k).or_default().push(steer);
         nif.group(g).keys.push((None, k));
     }
 
     /// The group of the connection (`proto`, `local`, `remote`) on `ifi`, if any.
     pub fn flow_group(&self, ifi: usize, proto: u8, local: IpEndpoint, remote: IpEndpoint) -> Option<usize> {
-        self.ifs[ifi].flows.get(&Key::Flow(proto, local, remote)).copied()
+        self.ifs[ifi].flows.get(&Key::Flow(proto, local, remote)).map(|&(g, _)| g)
     }
 
     /// Registers `m` to be maintained after every poll.

@@ -25,7 +25,7 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::stack::{self, At, Maintain, Stack, Wakeup};
+use super::stack::{self, At, Maintain, PortSteer, Stack, Wakeup};
 use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP};
 use crate::errno::*;
 use crate::net::*;
@@ -39,9 +39,13 @@ const DEFAULT_RCVBUF: usize = 131072;
 /// Linux's SOMAXCONN.
 const SOMAXCONN: usize = 4096;
 /// Listening smoltcp sockets a listener keeps ready per interface.
-const POOL: usize = 8;
+const POOL: usize = 4;
 /// How long a connect waits for the peer (Linux: about 127 s of SYN retries).
 const CONNECT_TIMEOUT: u64 = 127;
+/// How long a half-open connection on a listener, or one its owner closed, may go
+/// without hearing from its peer before it is dropped (Linux: tcp_synack_retries,
+/// tcp_fin_timeout).
+const ORPHAN_TIMEOUT: u64 = 60;
 /// TCP_NODELAY, TCP_MAXSEG, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT.
 const TCP_NODELAY: i32 = 1;
 const TCP_MAXSEG: i32 = 2;
@@ -154,18 +158,30 @@ fn sock(stack: &mut Stack, at: At) -> &mut tcp::Socket<'static> {
     stack.tcp(at)
 }
 
-/// A smoltcp socket with the buffers and options `o` asks for.
-fn new_smol(o: &Opts, loopback: bool) -> tcp::Socket<'static> {
+/// A buffer of `n` zeroed bytes, or ENOBUFS when the kernel heap is short (a socket's
+/// buffers are what user space can make the kernel allocate most of).
+pub fn try_buffer(n: usize) -> KResult<Vec<u8>> {
+    if !crate::mm::heap::can_spare(n) {
+        return Err(ENOBUFS);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| ENOBUFS)?;
+    v.resize(n, 0);
+    Ok(v)
+}
+
+/// A smoltcp socket with the buffers and options `o` asks for (ENOBUFS: no memory).
+fn new_smol(o: &Opts, loopback: bool) -> KResult<tcp::Socket<'static>> {
     // Linux reports double the buffer it uses for data; about half of SO_RCVBUF is window.
     let rx = (o.rcvbuf / 2).clamp(2048, 1 << 20);
     let tx = o.sndbuf.clamp(4096, 1 << 20);
-    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(alloc::vec![0; rx]), tcp::SocketBuffer::new(alloc::vec![0; tx]));
+    let mut s = tcp::Socket::new(tcp::SocketBuffer::new(try_buffer(rx)?), tcp::SocketBuffer::new(try_buffer(tx)?));
     apply(&mut s, o);
     if loopback {
         // No delayed ACKs on lo: the ACK costs nothing and a waiting sender would wait.
         s.set_ack_delay(None);
     }
-    s
+    Ok(s)
 }
 
 fn apply(s: &mut tcp::Socket, o: &Opts) {
@@ -219,6 +235,8 @@ impl TcpSocket {
                 if st.connecting {
                     st.connecting = false;
                     st.connected = true;
+                    // The connect timeout is the handshake's only.
+                    sock(stack, at).set_timeout(None);
                 }
                 if matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait) {
                     st.peer_fin = true;
@@ -299,6 +317,7 @@ impl TcpSocket {
                         stack.tcp(at).abort();
                         stack.orphan(at);
                     } else {
+                        stack.tcp(at).set_timeout(None);
                         l.ready.push_back(at);
                         woke = true;
                     }
@@ -308,12 +327,15 @@ impl TcpSocket {
         }
         let local = st.local.unwrap_or(SockAddr::any(self.family));
         let endpoint = IpListenEndpoint { addr: (!local.is_any()).then_some(local.addr), port };
+        // Linux's backlog bounds the connections waiting for accept (and half-open ones
+        // here); each interface keeps up to POOL listening sockets while there is room.
+        let room = (l.backlog + 1).saturating_sub(l.embryos.len() + l.ready.len());
         for &(ifi, g) in &l.groups {
-            let queued = l.embryos.len() + l.ready.len();
             let have = l.pool.iter().filter(|a| a.0 == ifi).count();
-            let room = (l.backlog + 1).saturating_sub(queued + l.pool.len());
-            for _ in 0..POOL.saturating_sub(have).min(room) {
-                let mut s = new_smol(&st.opts, stack.ifs[ifi].is_loopback());
+            for _ in 0..POOL.min(room).saturating_sub(have) {
+                let Ok(mut s) = new_smol(&st.opts, stack.ifs[ifi].is_loopback()) else { break };
+                // A half-open connection whose peer goes quiet is dropped.
+                s.set_timeout(Some(Duration::from_secs(ORPHAN_TIMEOUT)));
                 if s.listen(endpoint).is_err() {
                     break;
                 }
@@ -362,6 +384,10 @@ impl TcpSocket {
 impl Maintain for TcpSocket {
     fn maintain(&self, stack: &mut Stack) -> bool {
         let mut st = self.st.lock();
+        if st.connecting {
+            self.observe(&mut st, stack);
+            return st.connecting;
+        }
         self.tend(&mut st, stack)
     }
 }
@@ -412,12 +438,13 @@ impl Socket for TcpSocket {
             let local = st.local.ok_or(EINVAL)?;
             ports::listen(6, local.port, self.id)?;
             let addr = (!local.is_any()).then_some(local.addr);
+            let v6only = st.opts.v6only;
             let groups = stack
                 .ifs_for(local.addr)
                 .into_iter()
                 .map(|ifi| {
                     let g = stack.new_group(ifi, true);
-                    stack.steer_port(ifi, g, 6, local.port, addr);
+                    stack.steer_port(ifi, 6, local.port, PortSteer { group: g, addr, v4: self.family != AF_INET6 || !v6only, v6: self.family == AF_INET6 });
                     (ifi, g)
                 })
                 .collect();
@@ -501,7 +528,7 @@ impl Socket for TcpSocket {
                 self.do_bind(&mut st, SockAddr::any(self.family))?;
             }
             let local = st.local.ok_or(EINVAL)?;
-            let mut s = new_smol(&st.opts, stack.ifs[ifi].is_loopback());
+            let mut s = new_smol(&st.opts, stack.ifs[ifi].is_loopback())?;
             s.set_timeout(Some(Duration::from_secs(CONNECT_TIMEOUT)));
             let endpoint = IpListenEndpoint { addr: (!local.is_any()).then_some(local.addr), port: local.port };
             s.connect(stack.ifs[ifi].iface.context(), to.endpoint(), endpoint).map_err(|e| match e {
@@ -518,6 +545,10 @@ impl Socket for TcpSocket {
             st.unreported = true;
             st.connect_started = crate::time::monotonic_ns();
             self.observe(&mut st, stack);
+            // Looked after until the handshake ends, so its timeout goes in time even if
+            // nobody calls (see `maintain`).
+            let me: Weak<dyn Maintain> = self.me.clone();
+            stack.maintain(me);
             Ok(true)
         })?;
         if !wait {
@@ -584,13 +615,13 @@ impl Socket for TcpSocket {
                 }
                 let Some(at) = st.conn else { return Err(ENOTCONN) };
                 let s = sock(stack, at);
-                if s.recv_queue() > 0 && max > 0 && !st.shut_rd {
+                if s.recv_queue() > 0 && max > 0 {
                     let mut data = alloc::vec![0u8; max.min(s.recv_queue())];
                     let n = if flags & MSG_PEEK != 0 { s.peek_slice(&mut data) } else { s.recv_slice(&mut data) }.unwrap_or(0);
                     data.truncate(n);
                     if flags & MSG_TRUNC != 0 {
                         // Linux's MSG_TRUNC on TCP: the bytes are dropped, not copied.
-                        data.iter_mut().for_each(|b| *b = 0);
+                        data.clear();
                     }
                     return Ok(Some(Incoming { full_len: n, data, ..Incoming::default() }));
                 }
@@ -624,15 +655,23 @@ impl Socket for TcpSocket {
         stack::with(|stack| {
             let mut st = self.st.lock();
             let state = self.observe(&mut st, stack);
+            // As Linux's inet_shutdown: a listener shut for reading stops (its queue is
+            // reset); a connect in progress is abandoned; a closed socket is ENOTCONN.
             if st.listen.is_some() {
-                // Linux: shutting a listener down stops it (its queue is reset).
                 if how != SHUT_WR {
                     self.stop_listening(&mut st, stack);
-                    return Ok(());
                 }
-                return Err(ENOTCONN);
+                return Ok(());
             }
-            if st.conn.is_none() || matches!(state, Some(State::SynSent)) {
+            if let (Some(at), Some(State::SynSent)) = (st.conn, state) {
+                sock(stack, at).abort();
+                stack.orphan(at);
+                st.conn = None;
+                (st.connecting, st.unreported) = (false, false);
+                self.wake.note();
+                return Ok(());
+            }
+            if st.conn.is_none() || matches!(state, Some(State::Closed)) {
                 return Err(ENOTCONN);
             }
             if how != SHUT_WR {
@@ -851,6 +890,8 @@ impl Socket for TcpSocket {
                     s.abort();
                 } else {
                     s.close();
+                    // FIN-WAIT-2 or a FIN nobody acknowledges does not last for ever.
+                    s.set_timeout(Some(Duration::from_secs(ORPHAN_TIMEOUT)));
                 }
                 stack.orphan(at);
             }

@@ -12,7 +12,7 @@ use core::task::Waker;
 use smoltcp::socket::udp;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::stack::{self, At, Stack, Wakeup};
+use super::stack::{self, At, PortSteer, Stack, Wakeup};
 use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
 use crate::errno::*;
 use crate::net::*;
@@ -104,8 +104,20 @@ impl UdpSocket {
         let port = ports::bind(17, false, at, b)?;
         let endpoint = IpListenEndpoint { addr: (!at.is_any()).then_some(at.addr), port };
         for ifi in stack.ifs_for(at.addr) {
-            let rx = udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; QUEUED], alloc::vec![0u8; (st.rcvbuf / 2).clamp(MAX_V6 + 1, 1 << 20)]);
-            let tx = udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; QUEUED], alloc::vec![0u8; (MAX_V6 + 1).max(st.sndbuf / 2).min(1 << 20)]);
+            let (rx_bytes, tx_bytes) = ((st.rcvbuf / 2).clamp(MAX_V6 + 1, 1 << 20), (MAX_V6 + 1).max(st.sndbuf / 2).min(1 << 20));
+            let (rx_data, tx_data) = match (super::tcp::try_buffer(rx_bytes), super::tcp::try_buffer(tx_bytes)) {
+                (Ok(r), Ok(t)) => (r, t),
+                _ => {
+                    // Out of memory: what this bind took goes back.
+                    for at in st.socks.drain(..) {
+                        stack.remove(at);
+                    }
+                    ports::release(17, port, self.id);
+                    return Err(ENOBUFS);
+                }
+            };
+            let rx = udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; QUEUED], rx_data);
+            let tx = udp::PacketBuffer::new(alloc::vec![udp::PacketMetadata::EMPTY; QUEUED], tx_data);
             let mut s = udp::Socket::new(rx, tx);
             s.set_hop_limit(Some(st.ttl.clamp(1, 255) as u8));
             if s.bind(endpoint).is_err() {
@@ -114,7 +126,8 @@ impl UdpSocket {
             s.register_recv_waker(&self.waker);
             s.register_send_waker(&self.waker);
             let g = stack.new_group(ifi, false);
-            stack.steer_port(ifi, g, 17, port, endpoint.addr);
+            let steer = PortSteer { group: g, addr: endpoint.addr, v4: self.family != AF_INET6 || !st.v6only, v6: self.family == AF_INET6 };
+            stack.steer_port(ifi, 17, port, steer);
             st.socks.push(stack.add(ifi, Some(g), s));
         }
         st.local = Some(SockAddr { addr: at.addr, port });
@@ -226,6 +239,8 @@ impl Socket for UdpSocket {
             return Err(EMSGSIZE);
         }
         let deadline = self.deadline(true);
+        // The socket the datagram would leave by, once known (to wait on its room).
+        let mut via: Option<At> = None;
         loop {
             let sent = stack::with(|stack| {
                 let mut st = self.st.lock();
@@ -242,6 +257,7 @@ impl Socket for UdpSocket {
                 }
                 self.autobind(&mut st, stack)?;
                 let at = *st.socks.iter().find(|a| a.0 == ifi).ok_or(ENETUNREACH)?;
+                via = Some(at);
                 let s = sock(stack, at);
                 s.register_send_waker(&self.waker);
                 match s.send_slice(&msg.data, to.endpoint()) {
@@ -256,7 +272,15 @@ impl Socket for UdpSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.wait(deadline, |_, st, stack| st.socks.iter().all(|&at| sock(stack, at).can_send()))?;
+            // Until the queue it would join has drained: an empty queue takes any datagram
+            // (smoltcp wants its bytes in one piece of its ring, so "enough bytes free" is
+            // not enough to know).
+            self.wait(deadline, |me, st, stack| {
+                let Some(at) = via.filter(|at| st.socks.contains(at)) else { return true };
+                let s = sock(stack, at);
+                s.register_send_waker(&me.waker);
+                st.shut_wr || s.send_queue() == 0
+            })?;
         }
     }
 
