@@ -48,10 +48,11 @@ pub fn new_id() -> u64 {
 
 fn conflicts(tcp: bool, held: &[Binding], b: &Binding) -> bool {
     held.iter().any(|o| {
-        o.id != b.id
-            && o.overlaps(b)
-            && !(o.reuseport && b.reuseport)
-            && !(o.reuseaddr && b.reuseaddr && (!tcp || !o.listening))
+        // Both SO_REUSEPORT share; both SO_REUSEADDR share unless the other is a TCP
+        // listener (Linux's inet_csk_bind_conflict).
+        let reuseport = o.reuseport && b.reuseport;
+        let reuseaddr = o.reuseaddr && b.reuseaddr && !(tcp && o.listening);
+        o.id != b.id && o.overlaps(b) && !reuseport && !reuseaddr
     })
 }
 

@@ -334,12 +334,11 @@ impl Socket for UdpSocket {
             let st = self.st.lock();
             let mut a = st.local.unwrap_or(SockAddr::any(self.family));
             // Connected on the wildcard: the address the route would send from.
-            if let (Some(p), true) = (st.peer, a.is_any()) {
-                if let Ok(ifi) = stack.route(p.addr) {
-                    if let Some(src) = stack.ifs[ifi].iface.get_source_address(&p.addr) {
-                        a.addr = src;
-                    }
-                }
+            if let (Some(p), true) = (st.peer, a.is_any())
+                && let Ok(ifi) = stack.route(p.addr)
+                && let Some(src) = stack.ifs[ifi].iface.get_source_address(&p.addr)
+            {
+                a.addr = src;
             }
             format_addr(self.family, a)
         })
