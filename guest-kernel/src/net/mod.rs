@@ -63,6 +63,15 @@ pub const SHUT_RD: u32 = 0;
 pub const SHUT_WR: u32 = 1;
 pub const SHUT_RDWR: u32 = 2;
 
+/// A blocking socket call's wait that ended early: a signal (EINTR), or SO_RCVTIMEO /
+/// SO_SNDTIMEO running out (EAGAIN).
+pub fn wait_error(e: crate::task::wait::WaitError) -> Errno {
+    match e {
+        crate::task::wait::WaitError::Interrupted => EINTR,
+        crate::task::wait::WaitError::TimedOut => EAGAIN,
+    }
+}
+
 /// A message to send: its bytes, where to (an unconnected datagram socket), and the files
 /// it carries (SCM_RIGHTS).
 pub struct Outgoing<'a> {

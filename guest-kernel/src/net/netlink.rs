@@ -13,7 +13,7 @@ use super::inet::stack::{interfaces, IfInfo};
 use super::inet::{AF_INET, AF_INET6};
 use super::*;
 use crate::sync::SpinLock;
-use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::wait::WaitQueue;
 
 pub const AF_NETLINK: u16 = 16;
 const NETLINK_ROUTE: i32 = 0;
@@ -304,13 +304,11 @@ impl Socket for NetlinkSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.readable.wait_until(None, || {
+            let ready = || {
                 let st = self.st.lock();
                 !st.queue.is_empty() || st.shut_rd || st.overrun
-            }).map_err(|e| match e {
-                WaitError::Interrupted => EINTR,
-                WaitError::TimedOut => EAGAIN,
-            })?;
+            };
+            self.readable.wait_until(None, ready).map_err(wait_error)?;
         }
     }
 

@@ -22,7 +22,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 use crate::sync::SpinLock;
-use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::wait::WaitQueue;
 
 /// Linux's default send and receive buffers (net.core.wmem_default).
 const DEFAULT_BUF: usize = 212_992;
@@ -94,13 +94,6 @@ pub struct UnixSocket {
 
 /// Abstract names (a sockaddr_un whose path starts with NUL), by name.
 static ABSTRACT: SpinLock<BTreeMap<Vec<u8>, Weak<UnixSocket>>> = SpinLock::new(BTreeMap::new());
-
-fn wait_error(e: WaitError) -> Errno {
-    match e {
-        WaitError::Interrupted => EINTR,
-        WaitError::TimedOut => EAGAIN,
-    }
-}
 
 /// The family-only address of an unnamed socket.
 fn unnamed() -> Vec<u8> {

@@ -99,6 +99,20 @@ pub fn parse_addr(family: u16, raw: &[u8]) -> KResult<Option<SockAddr>> {
     Ok(Some(SockAddr { addr, port }))
 }
 
+/// The address bind() asks for: `raw` parsed (Linux takes AF_UNSPEC with INADDR_ANY as
+/// the wildcard, for AF_INET only), EADDRNOTAVAIL unless it is one of ours.
+pub fn bind_addr(family: u16, raw: &[u8], stack: &stack::Stack) -> KResult<SockAddr> {
+    let at = match parse_addr(family, raw)? {
+        Some(a) => a,
+        None if family != AF_INET6 && raw.len() >= 8 && raw[4..8] == [0; 4] => SockAddr { port: u16::from_be_bytes([raw[2], raw[3]]), ..SockAddr::any(family) },
+        None => return Err(EAFNOSUPPORT),
+    };
+    if !stack.is_local(at.addr) {
+        return Err(EADDRNOTAVAIL);
+    }
+    Ok(at)
+}
+
 /// A sockaddr of `family` for `a` (an IPv4 address v4-mapped for AF_INET6).
 pub fn format_addr(family: u16, a: SockAddr) -> Vec<u8> {
     let mut raw = alloc::vec![0u8; if family == AF_INET6 { SIN6_LEN } else { SIN_LEN }];

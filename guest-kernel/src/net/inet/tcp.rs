@@ -26,11 +26,11 @@ use smoltcp::time::Duration;
 use smoltcp::wire::IpListenEndpoint;
 
 use super::stack::{self, At, Maintain, PortSteer, Stack, Wakeup};
-use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP};
+use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP};
 use crate::errno::*;
 use crate::net::*;
 use crate::sync::SpinLock;
-use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::wait::WaitQueue;
 
 /// Linux's defaults: net.ipv4.tcp_wmem[1] and tcp_rmem[1] (what SO_SNDBUF and SO_RCVBUF
 /// report before they are set).
@@ -145,13 +145,6 @@ pub struct TcpSocket {
     wake: Arc<Wakeup>,
     waker: Waker,
     st: SpinLock<Tcp>,
-}
-
-fn wait_error(e: WaitError) -> Errno {
-    match e {
-        WaitError::Interrupted => EINTR,
-        WaitError::TimedOut => EAGAIN,
-    }
 }
 
 fn sock(stack: &mut Stack, at: At) -> &mut tcp::Socket<'static> {
@@ -402,21 +395,13 @@ impl Socket for TcpSocket {
     }
 
     fn bind(&self, raw: &[u8]) -> KResult<()> {
-        let at = parse_addr(self.family, raw)?;
+        parse_addr(self.family, raw)?;
         stack::with(|stack| {
             let mut st = self.st.lock();
             if st.local.is_some() || st.conn.is_some() {
                 return Err(EINVAL);
             }
-            let at = match at {
-                Some(a) => a,
-                // AF_UNSPEC: Linux takes it as INADDR_ANY for AF_INET only.
-                None if self.family != AF_INET6 && raw.len() >= 8 && raw[4..8] == [0; 4] => SockAddr { port: u16::from_be_bytes([raw[2], raw[3]]), ..SockAddr::any(self.family) },
-                None => return Err(EAFNOSUPPORT),
-            };
-            if !stack.is_local(at.addr) {
-                return Err(EADDRNOTAVAIL);
-            }
+            let at = bind_addr(self.family, raw, stack)?;
             self.do_bind(&mut st, at)
         })
     }

@@ -13,11 +13,11 @@ use smoltcp::socket::udp;
 use smoltcp::wire::IpListenEndpoint;
 
 use super::stack::{self, At, PortSteer, Stack, Wakeup};
-use super::{format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
+use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
 use crate::errno::*;
 use crate::net::*;
 use crate::sync::SpinLock;
-use crate::task::wait::{WaitError, WaitQueue};
+use crate::task::wait::WaitQueue;
 
 /// Linux's net.core.[rw]mem_default.
 const DEFAULT_BUF: usize = 212_992;
@@ -57,13 +57,6 @@ pub struct UdpSocket {
     wake: Arc<Wakeup>,
     waker: Waker,
     st: SpinLock<Udp>,
-}
-
-fn wait_error(e: WaitError) -> Errno {
-    match e {
-        WaitError::Interrupted => EINTR,
-        WaitError::TimedOut => EAGAIN,
-    }
 }
 
 fn sock(stack: &mut Stack, at: At) -> &mut udp::Socket<'static> {
@@ -188,20 +181,13 @@ impl Socket for UdpSocket {
     }
 
     fn bind(&self, raw: &[u8]) -> KResult<()> {
-        let at = parse_addr(self.family, raw)?;
+        parse_addr(self.family, raw)?;
         stack::with(|stack| {
             let mut st = self.st.lock();
             if st.local.is_some() {
                 return Err(EINVAL);
             }
-            let at = match at {
-                Some(a) => a,
-                None if self.family != AF_INET6 && raw.len() >= 8 && raw[4..8] == [0; 4] => SockAddr { port: u16::from_be_bytes([raw[2], raw[3]]), ..SockAddr::any(self.family) },
-                None => return Err(EAFNOSUPPORT),
-            };
-            if !stack.is_local(at.addr) {
-                return Err(EADDRNOTAVAIL);
-            }
+            let at = bind_addr(self.family, raw, stack)?;
             self.do_bind(&mut st, stack, at)
         })
     }
