@@ -259,6 +259,7 @@ syscall_table! {
     295 preadv => rw::preadv,
     296 pwritev => rw::pwritev,
     297 rt_tgsigqueueinfo => signal::rt_tgsigqueueinfo,
+    299 recvmmsg => net::recvmmsg,
     302 prlimit64 => sys::prlimit64,
     306 syncfs => fs::syncfs,
     307 sendmmsg => net::sendmmsg,

@@ -496,6 +496,45 @@ pub fn recvmsg(c: &mut Ctx) -> KResult<u64> {
 }
 
 /// sendmmsg: each struct mmsghdr is a msghdr and the count of bytes sent (u32).
+/// recvmmsg: up to `vlen` messages (at most UIO_MAXIOV), each into its mmsghdr, its
+/// length in msg_len. MSG_WAITFORONE makes every receive after the first nonblocking. As
+/// on Linux the timeout is looked at only after each message (it does not bound a wait)
+/// and what is left of it is written back. An error after some messages ends the batch
+/// with them.
+pub fn recvmmsg(c: &mut Ctx) -> KResult<u64> {
+    const MSG_WAITFORONE: u32 = 0x10000;
+    let (f, s) = sock_file(c.int(0))?;
+    let flags = c.a[3] as u32;
+    let deadline = if c.a[4] != 0 {
+        let [sec, nsec]: [i64; 2] = task::read_user(c.a[4])?;
+        if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+            return Err(EINVAL);
+        }
+        Some(crate::time::monotonic_ns().saturating_add((sec as u64).saturating_mul(1_000_000_000) + nsec as u64))
+    } else {
+        None
+    };
+    let mut got = 0u64;
+    for i in 0..(c.a[2] as u32).min(1024) {
+        let at = c.a[1] + u64::from(i) * 64;
+        let fl = if got > 0 && flags & MSG_WAITFORONE != 0 { flags | MSG_DONTWAIT } else { flags } & !MSG_WAITFORONE;
+        match recvmsg_at(&*s, at, fl, nonblocking(&f, fl)) {
+            Ok(n) => task::write_user(at + 56, &(n as u32))?,
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+        got += 1;
+        if deadline.is_some_and(|d| crate::time::monotonic_ns() >= d) {
+            break;
+        }
+    }
+    if let Some(d) = deadline {
+        let left = d.saturating_sub(crate::time::monotonic_ns());
+        task::write_user(c.a[4], &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64])?;
+    }
+    Ok(got)
+}
+
 pub fn sendmmsg(c: &mut Ctx) -> KResult<u64> {
     let (f, s) = sock_file(c.int(0))?;
     let flags = c.a[3] as u32;
