@@ -76,6 +76,9 @@ struct State {
     error: Option<Errno>,
     /// SO_LINGER as set (AF_UNIX's close never lingers, on Linux either).
     linger: [i32; 2],
+    /// SO_RCVTIMEO, SO_SNDTIMEO (ns; 0: for ever).
+    rcvtimeo: u64,
+    sndtimeo: u64,
 }
 
 pub struct UnixSocket {
@@ -177,6 +180,13 @@ impl UnixSocket {
             st.peer = Some(Arc::downgrade(y));
             st.was_connected = true;
         }
+    }
+
+    /// When a blocking call that starts now gives up (SO_RCVTIMEO, SO_SNDTIMEO).
+    fn deadline(&self, send: bool) -> Option<u64> {
+        let st = self.st.lock();
+        let t = if send { st.sndtimeo } else { st.rcvtimeo };
+        (t != 0).then(|| crate::time::monotonic_ns().saturating_add(t))
     }
 
     fn stream_like(&self) -> bool {
@@ -313,6 +323,7 @@ impl Socket for UnixSocket {
         if !self.stream_like() {
             return Err(EOPNOTSUPP);
         }
+        let deadline = self.deadline(false);
         loop {
             {
                 let mut st = self.st.lock();
@@ -327,7 +338,7 @@ impl Socket for UnixSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.readable.wait_until(None, || self.readable_now()).map_err(wait_error)?;
+            self.readable.wait_until(deadline, || self.readable_now()).map_err(wait_error)?;
         }
     }
 
@@ -373,11 +384,16 @@ impl Socket for UnixSocket {
                 return Err(EAGAIN);
             }
             let room = || target.st.lock().listening.as_ref().is_none_or(|(b, q)| q.len() <= *b);
-            target.writable.wait_until(None, room).map_err(wait_error)?;
+            // A connect that times out (SO_SNDTIMEO) is EINPROGRESS, as on Linux.
+            target.writable.wait_until(self.deadline(true), room).map_err(|e| match wait_error(e) {
+                EAGAIN => EINPROGRESS,
+                e => e,
+            })?;
         }
     }
 
     fn send(&self, msg: Outgoing, nonblock: bool) -> KResult<usize> {
+        let deadline = self.deadline(true);
         let dest = match (msg.to, self.stream_like()) {
             (Some(_), true) => {
                 let st = self.st.lock();
@@ -480,7 +496,7 @@ impl Socket for UnixSocket {
             };
             // A datagram sender waits on the receiver's queue as well as its own buffer.
             let queue = if self.stream_like() { &self.writable } else { &dest.writable };
-            queue.wait_until(None, ready).map_err(wait_error)?;
+            queue.wait_until(deadline, ready).map_err(wait_error)?;
             if self.stream_like() && self.st.lock().peer_gone {
                 return Err(EPIPE);
             }
@@ -492,6 +508,7 @@ impl Socket for UnixSocket {
         if max == 0 && self.kind == SOCK_STREAM {
             return Ok(Incoming::default());
         }
+        let deadline = self.deadline(false);
         loop {
             {
                 let mut st = self.st.lock();
@@ -527,7 +544,7 @@ impl Socket for UnixSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.readable.wait_until(None, || self.readable_now()).map_err(wait_error)?;
+            self.readable.wait_until(deadline, || self.readable_now()).map_err(wait_error)?;
         }
     }
 
@@ -608,6 +625,17 @@ impl Socket for UnixSocket {
 
     fn linger(&self) -> [i32; 2] {
         self.st.lock().linger
+    }
+
+    fn timeout(&self, send: bool) -> KResult<u64> {
+        let st = self.st.lock();
+        Ok(if send { st.sndtimeo } else { st.rcvtimeo })
+    }
+
+    fn set_timeout(&self, send: bool, ns: u64) -> KResult<()> {
+        let mut st = self.st.lock();
+        *(if send { &mut st.sndtimeo } else { &mut st.rcvtimeo }) = ns;
+        Ok(())
     }
 
     fn set_linger(&self, linger: [i32; 2]) {
