@@ -13,7 +13,7 @@
  * Loopback delivery is not assumed to be synchronous: a test waits (at most 5 s) for the
  * state it is about to check, then checks it exactly.
  */
-#include "ut.h"
+#include "sockut.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -25,22 +25,12 @@
 #include <poll.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 
-#define OP_BIND 56
-#define OP_LISTEN 57
 #define OP_FIXED_FD_INSTALL 54
 
-#define SA(a) ((struct sockaddr *)(a))
-/* every poll(2) bit a socket can show when asked for these (POLLERR/POLLHUP always can) */
-#define ALL_EVENTS (POLLIN | POLLPRI | POLLOUT | POLLRDHUP)
 /* what a TCP socket that was reset (or refused) polls as until its error is read */
 #define RESET_BITS (POLLIN | POLLOUT | POLLERR | POLLHUP | POLLRDHUP)
-/* a CQE's flags: exactly F_BUFFER with buffer `bid`, plus F_MORE if `more` */
-#define BUF_FLAGS(bid, more)                                                   \
-	(IORING_CQE_F_BUFFER | ((unsigned)(bid) << IORING_CQE_BUFFER_SHIFT) |  \
-	 ((more) ? IORING_CQE_F_MORE : 0))
 
 union sa {
 	struct sockaddr sa;
@@ -226,22 +216,6 @@ static int sockname(int fd, union sa *a, const char *file, int line)
 }
 #define SOCKNAME(fd, a) TRY(sockname((fd), (a), __FILE__, __LINE__))
 
-/* poll(2) `fd` for ALL_EVENTS without waiting: its revents. */
-static int revents(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = ALL_EVENTS };
-	if (poll(&p, 1, 0) < 0)
-		return -1;
-	return p.revents;
-}
-#define CHECK_REVENTS(fd, want)                                                \
-	do {                                                                   \
-		int _rv = revents(fd);                                         \
-		if (_rv != (want))                                             \
-			FAIL("poll(%s) revents 0x%x, expected 0x%x (%s)", #fd, _rv, \
-			     (unsigned)(want), #want);                         \
-	} while (0)
-
 /* Wait at most 5 s for poll(2) of `fd` (ALL_EVENTS) to show exactly `want`. */
 static int wait_revents(int fd, int want, const char *name, const char *wname, const char *file,
 			int line)
@@ -319,61 +293,10 @@ static int echo(int fd, int peer, const char *msg, const char *file, int line)
 }
 #define ECHO(fd, peer, msg) TRY(echo((fd), (peer), (msg), __FILE__, __LINE__))
 
-/* getsockopt(level, opt) of an int: must answer `want` with optlen 4. */
-static int opt_is(int fd, int level, int opt, int want, const char *name, const char *file,
-		  int line)
-{
-	int v = -12345;
-	socklen_t l = sizeof v;
-	if (getsockopt(fd, level, opt, &v, &l) < 0)
-		return ut_fail(file, line, "getsockopt(%s): %s", name, ut_errname(errno));
-	if (l != sizeof v || v != want)
-		return ut_fail(file, line, "getsockopt(%s) = %d (optlen %u), expected %d", name, v,
-			       (unsigned)l, want);
-	return UT_OK;
-}
-#define OPT_IS(fd, level, opt, want)                                           \
-	TRY(opt_is((fd), (level), (opt), (want), #opt, __FILE__, __LINE__))
-#define SOCKOPT_IS(fd, opt, want) OPT_IS((fd), SOL_SOCKET, (opt), (want))
-
 static int set_int(int fd, int level, int opt, int v)
 {
 	return setsockopt(fd, level, opt, &v, sizeof v);
 }
-
-/* ---- io_uring helpers (liburing 2.3 has none for BIND, LISTEN, FIXED_FD_INSTALL) ---- */
-
-/* A zeroed SQE of opcode `op` on `fd` with user_data `ud`. */
-static struct io_uring_sqe *q_op(struct io_uring *r, int op, int fd, uint64_t ud)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_nop(sqe); /* zeroes the SQE */
-	sqe->opcode = (uint8_t)op;
-	sqe->fd = fd;
-	sqe->user_data = ud;
-	return sqe;
-}
-
-static struct io_uring_sqe *q_send(struct io_uring *r, int fd, const void *buf, size_t len,
-				   int flags, uint64_t ud)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_send(sqe, fd, buf, len, flags);
-	sqe->user_data = ud;
-	return sqe;
-}
-
-static struct io_uring_sqe *q_recv(struct io_uring *r, int fd, void *buf, size_t len, int flags,
-				   uint64_t ud)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_recv(sqe, fd, buf, len, flags);
-	sqe->user_data = ud;
-	return sqe;
-}
-
-/* Submit what is queued (one SQE, user_data `ud`) and wait for its CQE: its res. */
-#define RUN(r, ud) ut_run_ud((r), (ud))
 
 /* Wait at most 5 s for each of `n` CQEs, copied to out[] in arrival order. */
 static int reap_ms(struct io_uring *r, unsigned n, struct io_uring_cqe *out, const char *file,
@@ -388,63 +311,6 @@ static int reap_ms(struct io_uring *r, unsigned n, struct io_uring_cqe *out, con
 	return UT_OK;
 }
 #define REAP(r, n, out) TRY(reap_ms((r), (n), (out), __FILE__, __LINE__))
-
-/* A socket command (URING_CMD, Linux's SOCKET_URING_OP_*: 0 SIOCINQ, 1 SIOCOUTQ) on `fd`:
- * its res. */
-static int sock_cmd(struct io_uring *r, int fd, unsigned op)
-{
-	struct io_uring_sqe *sqe = q_op(r, IORING_OP_URING_CMD, fd, 0xc0 + op);
-	sqe->off = op;
-	return RUN(r, 0xc0 + op);
-}
-
-/* ---- a provided-buffer ring (liburing 2.3's register call and ring helpers) ---- */
-
-struct bufring {
-	struct io_uring_buf_ring *br;
-	size_t size;
-	unsigned entries;
-	int bgid;
-};
-
-static int bufring_setup(struct io_uring *r, struct bufring *b, unsigned entries, int bgid,
-			 const char *file, int line)
-{
-	b->entries = entries;
-	b->bgid = bgid;
-	b->size = (size_t)sysconf(_SC_PAGESIZE);
-	void *m = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
-		return ut_fail(file, line, "mmap: %s", ut_errname(errno));
-	b->br = m;
-	io_uring_buf_ring_init(b->br);
-	struct io_uring_buf_reg reg;
-	memset(&reg, 0, sizeof reg);
-	reg.ring_addr = (uint64_t)(uintptr_t)m;
-	reg.ring_entries = entries;
-	reg.bgid = (uint16_t)bgid;
-	int ret = io_uring_register_buf_ring(r, &reg, 0);
-	if (ret < 0)
-		return ut_fail(file, line, "io_uring_register_buf_ring: %s", ut_errname(-ret));
-	return UT_OK;
-}
-#define BUFRING(r, b, entries, bgid)                                           \
-	TRY(bufring_setup((r), (b), (entries), (bgid), __FILE__, __LINE__))
-
-/* Hand the kernel buffers bufs[i] (each `len` bytes, id i) for i in [0, n). */
-static void bufring_fill(struct bufring *b, void *bufs, unsigned len, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		io_uring_buf_ring_add(b->br, (char *)bufs + i * len, len, (unsigned short)i,
-				      io_uring_buf_ring_mask(b->entries), (int)i);
-	io_uring_buf_ring_advance(b->br, (int)n);
-}
-
-static void bufring_free(struct io_uring *r, struct bufring *b)
-{
-	io_uring_unregister_buf_ring(r, b->bgid);
-	munmap(b->br, b->size);
-}
 
 /* ---- tests ----------------------------------------------------------------------- */
 
@@ -1668,14 +1534,14 @@ static int ioctls(void)
 	int n = -1;
 	CHECK_OK(ioctl(s, FIONREAD, &n));
 	CHECK_EQ(n, 100);
-	CHECK_RES(sock_cmd(&r, s, 0), 100);
+	CHECK_RES(sock_cmd(&r, s, 0, 0, 0, NULL, 0), 100);
 	CHECK_EQ(ioctl_until(c, SIOCOUTQ, 0), 0);
-	CHECK_RES(sock_cmd(&r, c, 1), 0);
+	CHECK_RES(sock_cmd(&r, c, 1, 0, 0, NULL, 0), 0);
 	char buf[64];
 	CHECK_EQ(recv(s, buf, 40, 0), 40);
 	CHECK_OK(ioctl(s, SIOCINQ, &n));
 	CHECK_EQ(n, 60);
-	CHECK_RES(sock_cmd(&r, s, 0), 60);
+	CHECK_RES(sock_cmd(&r, s, 0, 0, 0, NULL, 0), 60);
 	close(c);
 	close(s);
 	union sa a;
@@ -1691,7 +1557,7 @@ static int ioctls(void)
 	CHECK_EQ(sendto(u, "abc", 3, 0, &ub.sa, sizeof ub.in), 3);
 	CHECK_EQ(sendto(u, "defgh", 5, 0, &ub.sa, sizeof ub.in), 5);
 	CHECK_EQ(ioctl_until(v, SIOCINQ, 3), 3);
-	CHECK_RES(sock_cmd(&r, v, 0), 3);
+	CHECK_RES(sock_cmd(&r, v, 0, 0, 0, NULL, 0), 3);
 	close(u);
 	io_uring_queue_exit(&r);
 	/* interfaces */

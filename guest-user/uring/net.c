@@ -9,7 +9,7 @@
  * RECV_ZC (opcode 58) without a zero-copy queue; and their errors. Sends never raise
  * SIGPIPE (io_uring adds MSG_NOSIGNAL). The tcp_* tests need AF_INET on 127.0.0.1.
  */
-#include "ut.h"
+#include "sockut.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,21 +20,11 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#define OP_BIND 56
-#define OP_LISTEN 57
 #define OP_RECV_ZC 58
-
-#define SA(a) ((struct sockaddr *)(a))
-#define FAMILY_LEN ((socklen_t)offsetof(struct sockaddr_un, sun_path))
-/* a CQE's flags: exactly F_BUFFER with buffer `bid`, plus F_MORE if `more` */
-#define BUF_FLAGS(bid, more)                                                   \
-	(IORING_CQE_F_BUFFER | ((unsigned)(bid) << IORING_CQE_BUFFER_SHIFT) |  \
-	 ((more) ? IORING_CQE_F_MORE : 0))
 
 /* An abstract name (sun_path[0] == 0) made of `tag` and our pid; returns its exact length. */
 static socklen_t abs_addr(struct sockaddr_un *a, const char *tag)
@@ -60,17 +50,6 @@ static int listener(const char *tag, struct sockaddr_un *a, socklen_t *alen)
 	return fd;
 }
 
-/* A zeroed SQE of opcode `op` on `fd` with user_data `ud`. */
-static struct io_uring_sqe *q_op(struct io_uring *r, int op, int fd, uint64_t ud)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_nop(sqe); /* zeroes the SQE */
-	sqe->opcode = (uint8_t)op;
-	sqe->fd = fd;
-	sqe->user_data = ud;
-	return sqe;
-}
-
 /* IORING_OP_BIND: addr the sockaddr, addr2 its length */
 static struct io_uring_sqe *q_bind(struct io_uring *r, int fd, const void *addr, socklen_t len,
 				   uint64_t ud)
@@ -88,27 +67,6 @@ static struct io_uring_sqe *q_listen(struct io_uring *r, int fd, unsigned backlo
 	sqe->len = backlog;
 	return sqe;
 }
-
-static struct io_uring_sqe *q_send(struct io_uring *r, int fd, const void *buf, size_t len,
-				   int flags, uint64_t ud)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_send(sqe, fd, buf, len, flags);
-	sqe->user_data = ud;
-	return sqe;
-}
-
-static struct io_uring_sqe *q_recv(struct io_uring *r, int fd, void *buf, size_t len, int flags,
-				   uint64_t ud)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_recv(sqe, fd, buf, len, flags);
-	sqe->user_data = ud;
-	return sqe;
-}
-
-/* Submit what is queued (one SQE, user_data `ud`) and wait for its CQE: its res. */
-#define RUN(r, ud) ut_run_ud((r), (ud))
 
 /* getsockopt(SOL_SOCKET) of an int */
 static int sockopt(int fd, int opt)
@@ -135,54 +93,6 @@ static int flows(int fd, int peer, const char *msg, const char *file, int line)
 	return UT_OK;
 }
 #define FLOWS(fd, peer, msg) TRY(flows((fd), (peer), (msg), __FILE__, __LINE__))
-
-/* ---- a provided-buffer ring (liburing 2.3's register call and ring helpers) ---- */
-
-struct bufring {
-	struct io_uring_buf_ring *br;
-	size_t size;
-	unsigned entries;
-	int bgid;
-};
-
-static int bufring_setup(struct io_uring *r, struct bufring *b, unsigned entries, int bgid,
-			 const char *file, int line)
-{
-	b->entries = entries;
-	b->bgid = bgid;
-	b->size = (size_t)sysconf(_SC_PAGESIZE);
-	void *m = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
-		return ut_fail(file, line, "mmap: %s", ut_errname(errno));
-	b->br = m;
-	io_uring_buf_ring_init(b->br);
-	struct io_uring_buf_reg reg;
-	memset(&reg, 0, sizeof reg);
-	reg.ring_addr = (uint64_t)(uintptr_t)m;
-	reg.ring_entries = entries;
-	reg.bgid = (uint16_t)bgid;
-	int ret = io_uring_register_buf_ring(r, &reg, 0);
-	if (ret < 0)
-		return ut_fail(file, line, "io_uring_register_buf_ring: %s", ut_errname(-ret));
-	return UT_OK;
-}
-#define BUFRING(r, b, entries, bgid)                                           \
-	TRY(bufring_setup((r), (b), (entries), (bgid), __FILE__, __LINE__))
-
-/* Hand the kernel buffers bufs[i] (each `len` bytes, id i) for i in [0, n). */
-static void bufring_fill(struct bufring *b, void *bufs, unsigned len, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		io_uring_buf_ring_add(b->br, (char *)bufs + i * len, len, (unsigned short)i,
-				      io_uring_buf_ring_mask(b->entries), (int)i);
-	io_uring_buf_ring_advance(b->br, (int)n);
-}
-
-static void bufring_free(struct io_uring *r, struct bufring *b)
-{
-	io_uring_unregister_buf_ring(r, b->bgid);
-	munmap(b->br, b->size);
-}
 
 /* ---- tests ----------------------------------------------------------------------- */
 
@@ -1418,23 +1328,6 @@ static int recv_waitall(void)
 	close(sv[1]);
 	io_uring_queue_exit(&r);
 	return UT_OK;
-}
-
-/* A socket command (URING_CMD, Linux's SOCKET_URING_OP_*), filled by hand (liburing 2.3
- * has no io_uring_prep_cmd_sock): level and optname in addr, optlen in file_index, optval
- * in addr3. */
-static int sock_cmd(struct io_uring *r, int fd, unsigned op, int level, int optname, void *optval, unsigned optlen)
-{
-	struct io_uring_sqe *sqe = ut_sqe(r);
-	io_uring_prep_nop(sqe);
-	sqe->opcode = IORING_OP_URING_CMD;
-	sqe->fd = fd;
-	sqe->off = op;
-	sqe->addr = (uint32_t)level | (uint64_t)(uint32_t)optname << 32;
-	sqe->file_index = optlen;
-	sqe->addr3 = (uint64_t)(uintptr_t)optval;
-	sqe->user_data = 0xc0 + op;
-	return ut_submit1_ud(r, 0xc0 + op, NULL);
 }
 
 static int socket_commands(void)

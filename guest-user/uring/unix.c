@@ -7,7 +7,7 @@
  * the errno of each misuse, all as Linux 6.18 answers them. The net family runs the
  * io_uring opcodes on the same sockets.
  */
-#include "ut.h"
+#include "sockut.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,12 +17,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-
-#define SA(a) ((struct sockaddr *)(a))
-/* the length of a sockaddr_un holding only the family (an unbound socket's name) */
-#define FAMILY_LEN ((socklen_t)offsetof(struct sockaddr_un, sun_path))
-/* every poll(2) bit a socket can show */
-#define ALL_EVENTS (POLLIN | POLLPRI | POLLOUT | POLLRDHUP)
 
 /*
  * A path name under ut_dir for `tag` in *a (removed after the test); *len is what
@@ -89,37 +83,6 @@ static int name_is(int fd, int peer, const struct sockaddr_un *want, socklen_t l
 	return UT_OK;
 }
 #define NAME_IS(fd, peer, want, len) TRY(name_is((fd), (peer), (want), (len), __FILE__, __LINE__))
-
-/* poll(2) `fd` for ALL_EVENTS without waiting: its revents. */
-static int revents(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = ALL_EVENTS };
-	if (poll(&p, 1, 0) < 0)
-		return -1;
-	return p.revents;
-}
-#define CHECK_REVENTS(fd, want)                                                \
-	do {                                                                   \
-		int _rv = revents(fd);                                         \
-		if (_rv != (want))                                             \
-			FAIL("poll(%s) revents 0x%x, expected 0x%x (%s)", #fd, _rv, \
-			     (unsigned)(want), #want);                         \
-	} while (0)
-
-/* getsockopt(SOL_SOCKET, opt) of an int: must answer `want` with optlen 4. */
-static int sockopt_is(int fd, int opt, int want, const char *name, const char *file, int line)
-{
-	int v = -12345;
-	socklen_t l = sizeof v;
-	if (getsockopt(fd, SOL_SOCKET, opt, &v, &l) < 0)
-		return ut_fail(file, line, "getsockopt(%s): %s", name, ut_errname(errno));
-	if (l != sizeof v || v != want)
-		return ut_fail(file, line, "getsockopt(%s) = %d (optlen %u), expected %d", name, v,
-			       (unsigned)l, want);
-	return UT_OK;
-}
-#define SOCKOPT_IS(fd, opt, want) TRY(sockopt_is((fd), (opt), (want), #opt, __FILE__, __LINE__))
-
 
 static void ignore_sigpipe(void)
 {
