@@ -1829,7 +1829,83 @@ static int errors(void)
 	return UT_OK;
 }
 
+static int timeouts_and_recvmmsg(void)
+{
+	/*
+	 * SO_RCVTIMEO of 100 ms: recv on an idle TCP connection and on an idle UDP socket
+	 * fail with EAGAIN after at least 100 ms (and well before 5 s; an EINTR from pending
+	 * task work is asked again, see unix.c's rcvtimeo); SO_SNDTIMEO reads back. recvmmsg takes 3 waiting datagrams into a vector of 4 with
+	 * MSG_WAITFORONE (the 4th would block: the batch ends with 3), each msg_len right
+	 * and the sender's name in each; with nothing waiting and MSG_DONTWAIT it is EAGAIN.
+	 */
+	NEED(AF_INET);
+	int c, s;
+	PAIR(AF_INET, c, s);
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 }, back;
+	socklen_t blen = sizeof back;
+	CHECK_OK(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+	CHECK_OK(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv));
+	CHECK_OK(getsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &back, &blen));
+	CHECK_EQ(blen, sizeof back);
+	CHECK(back.tv_sec == 0 && back.tv_usec == 100000);
+	char buf[64];
+	long long t0 = ut_now_ms();
+	CHECK_ERR(recv_again(s, buf, sizeof buf), EAGAIN);
+	long long took = ut_now_ms() - t0;
+	CHECK(took >= 90 && took < 5000);
+	close(c);
+	close(s);
+
+	union sa ua, ub;
+	int u = bound(AF_INET, SOCK_DGRAM, -1, &ua), v = bound(AF_INET, SOCK_DGRAM, -1, &ub);
+	CHECK_OK(u);
+	CHECK_OK(v);
+	CHECK_OK(setsockopt(v, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+	t0 = ut_now_ms();
+	CHECK_ERR(recv_again(v, buf, sizeof buf), EAGAIN);
+	took = ut_now_ms() - t0;
+	CHECK(took >= 90 && took < 5000);
+	const char *msgs[] = { "one", "two two", "three three three" };
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(sendto(u, msgs[i], strlen(msgs[i]), 0, &ub.sa, sizeof ub.in), (ssize_t)strlen(msgs[i]));
+	CHECK_OK(wait_for(v, POLLIN));
+	struct mmsghdr mm[4];
+	struct iovec iov[4];
+	char bufs[4][32];
+	union sa from[4];
+	memset(mm, 0, sizeof mm);
+	for (int i = 0; i < 4; i++) {
+		iov[i].iov_base = bufs[i];
+		iov[i].iov_len = sizeof bufs[i];
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+		mm[i].msg_hdr.msg_name = &from[i];
+		mm[i].msg_hdr.msg_namelen = sizeof from[i];
+	}
+	/* Loopback delivers in order, but not necessarily at once: gather until all 3 came
+	 * (each batch takes what waits, MSG_WAITFORONE ending it there). */
+	int total = recvmmsg(v, mm, 4, MSG_WAITFORONE, NULL);
+	CHECK(total >= 1 && total <= 3);
+	while (total < 3) {
+		CHECK_OK(wait_for(v, POLLIN));
+		int more = recvmmsg(v, mm + total, 4 - total, MSG_WAITFORONE, NULL);
+		CHECK(more >= 1);
+		total += more;
+	}
+	CHECK_EQ(total, 3);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(mm[i].msg_len, strlen(msgs[i]));
+		CHECK(!memcmp(bufs[i], msgs[i], strlen(msgs[i])));
+		CHECK_EQ(mm[i].msg_hdr.msg_namelen, sizeof(struct sockaddr_in));
+		CHECK_EQ(from[i].in.sin_port, ua.in.sin_port);
+	}
+	CHECK_ERR(recvmmsg(v, mm, 4, MSG_DONTWAIT, NULL), EAGAIN);
+	close(u);
+	close(v);
+	return UT_OK;
+}
+
 UT_FAMILY(inet, T(tcp_echo4), T(tcp_echo6), T(uring_tcp), T(accept_multishot_100),
 	  T(recv_multishot_bufring_tcp), T(linger_reset), T(peer_vanishes), T(refused),
 	  T(nonblock_connect), T(sockopts), T(addr_in_use), T(udp4), T(udp6), T(poll_bits),
-	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors));
+	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors), T(timeouts_and_recvmmsg));

@@ -101,3 +101,12 @@ int opt_is(int fd, int level, int opt, int want, const char *name, const char *f
 			       (unsigned)l, want);
 	return UT_OK;
 }
+
+ssize_t recv_again(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	do
+		n = recv(fd, buf, len, 0);
+	while (n < 0 && errno == EINTR);
+	return n;
+}

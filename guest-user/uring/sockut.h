@@ -77,4 +77,7 @@ int opt_is(int fd, int level, int opt, int want, const char *name, const char *f
 #define SOCKOPT_IS(fd, opt, want)                                              \
 	TRY(opt_is((fd), SOL_SOCKET, (opt), (want), #opt, __FILE__, __LINE__))
 
+/* recv that asks again after EINTR (pending task work on Linux); its result. */
+ssize_t recv_again(int fd, void *buf, size_t len);
+
 #endif

@@ -1406,9 +1406,45 @@ static int linger_option(void)
 	return UT_OK;
 }
 
+static int rcvtimeo(void)
+{
+	/*
+	 * SO_RCVTIMEO of 100 ms on an AF_UNIX stream: recv with nothing queued fails with
+	 * EAGAIN after at least 100 ms (well before 5 s), and the value reads back; on a
+	 * datagram socket the same; SO_SNDTIMEO with tv_usec 1000000 is EDOM. (On Linux a
+	 * wait with a timeout ends in EINTR when task work is pending, such as the teardown
+	 * of a ring closed just before: the receive is then asked again, as programs do.)
+	 */
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	struct timeval tv = { .tv_sec = 0, .tv_usec = 100000 }, back;
+	socklen_t blen = sizeof back;
+	CHECK_OK(setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+	CHECK_OK(getsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &back, &blen));
+	CHECK(blen == sizeof back && back.tv_sec == 0 && back.tv_usec == 100000);
+	char buf[8];
+	long long t0 = ut_now_ms();
+	CHECK_ERR(recv_again(sv[0], buf, sizeof buf), EAGAIN);
+	long long took = ut_now_ms() - t0;
+	CHECK(took >= 90 && took < 5000);
+	struct timeval bad = { .tv_sec = 0, .tv_usec = 1000000 };
+	CHECK_ERR(setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &bad, sizeof bad), EDOM);
+	close(sv[0]);
+	close(sv[1]);
+	CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+	CHECK_OK(setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+	t0 = ut_now_ms();
+	CHECK_ERR(recv_again(sv[1], buf, sizeof buf), EAGAIN);
+	took = ut_now_ms() - t0;
+	CHECK(took >= 90 && took < 5000);
+	close(sv[0]);
+	close(sv[1]);
+	return UT_OK;
+}
+
 UT_FAMILY(unix, T(stream_pair), T(dgram_boundaries), T(dgram_truncate), T(seqpacket_boundaries),
 	  T(path_connect_accept), T(path_errors), T(abstract_names), T(autobind), T(backlog),
 	  T(nonblocking_recv), T(peek), T(waitall), T(shutdown_write), T(peer_closed),
 	  T(peer_closed_unread), T(poll_bits), T(flow_control), T(dgram_peer_closed), T(sockopts),
 	  T(peercred), T(scm_rights), T(socket_errors), T(addr_errors), T(misuse_errors),
-	  T(not_socket), T(bad_fd), T(dgram_addresses), T(passcred), T(linger_option));
+	  T(not_socket), T(bad_fd), T(dgram_addresses), T(passcred), T(linger_option), T(rcvtimeo));
