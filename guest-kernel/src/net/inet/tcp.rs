@@ -136,6 +136,9 @@ struct Tcp {
     unreported: bool,
     /// Refused or reset: both directions are shut (Linux's tcp_done).
     done: bool,
+    /// Bytes taken out of a connection in TIME-WAIT, not yet read: smoltcp's TIME-WAIT
+    /// timer empties the socket, where Linux keeps them for the owner to read.
+    stash: VecDeque<u8>,
 }
 
 pub struct TcpSocket {
@@ -364,7 +367,7 @@ impl TcpSocket {
             return m;
         }
         let s = st.conn.map(|at| sock(stack, at));
-        if s.as_ref().is_some_and(|s| s.recv_queue() > 0) {
+        if s.as_ref().is_some_and(|s| s.recv_queue() > 0) || !st.stash.is_empty() {
             m |= POLLIN | POLLRDNORM;
         }
         if snd_shut || s.is_none_or(|s| closed || s.send_capacity() - s.send_queue() > 0) {
@@ -380,6 +383,26 @@ impl Maintain for TcpSocket {
         if st.connecting {
             self.observe(&mut st, stack);
             return st.connecting;
+        }
+        if st.listen.is_none() {
+            // Shut for writing: watched until TIME-WAIT, whose data is kept before its
+            // timer drops it.
+            let Some(at) = st.conn else { return false };
+            return match self.observe(&mut st, stack) {
+                Some(State::TimeWait) => {
+                    let mut stash = core::mem::take(&mut st.stash);
+                    let s = sock(stack, at);
+                    while let Ok(n) = s.recv(|b| {
+                        stash.extend(b.iter());
+                        (b.len(), b.len())
+                    }) && n > 0
+                    {}
+                    st.stash = stash;
+                    false
+                }
+                Some(State::FinWait1 | State::FinWait2 | State::Closing) => true,
+                _ => false,
+            };
         }
         self.tend(&mut st, stack)
     }
@@ -599,6 +622,13 @@ impl Socket for TcpSocket {
                     return Err(ENOTCONN);
                 }
                 let Some(at) = st.conn else { return Err(ENOTCONN) };
+                if !st.stash.is_empty() && max > 0 {
+                    // What TIME-WAIT left (see `maintain`).
+                    let n = max.min(st.stash.len());
+                    let data: Vec<u8> = if flags & MSG_PEEK != 0 { st.stash.iter().take(n).copied().collect() } else { st.stash.drain(..n).collect() };
+                    let data = if flags & MSG_TRUNC != 0 { Vec::new() } else { data };
+                    return Ok(Some(Incoming { full_len: n, data, ..Incoming::default() }));
+                }
                 let s = sock(stack, at);
                 if s.recv_queue() > 0 && max > 0 {
                     let mut data = alloc::vec![0u8; max.min(s.recv_queue())];
@@ -666,6 +696,8 @@ impl Socket for TcpSocket {
                 st.shut_wr = true;
                 if let Some(at) = st.conn {
                     sock(stack, at).close();
+                    let me: Weak<dyn Maintain> = self.me.clone();
+                    stack.maintain(me);
                 }
             }
             self.wake.note();
@@ -809,7 +841,7 @@ impl Socket for TcpSocket {
             if st.listen.is_some() {
                 return Err(EINVAL);
             }
-            Ok(st.conn.map_or(0, |at| sock(stack, at).recv_queue()))
+            Ok(st.stash.len() + st.conn.map_or(0, |at| sock(stack, at).recv_queue()))
         })
     }
 
@@ -839,7 +871,7 @@ impl Socket for TcpSocket {
         Some(stack::look(|stack| {
             let mut st = self.st.lock();
             self.observe(&mut st, stack);
-            let n = st.conn.map_or(0, |at| sock(stack, at).recv_queue());
+            let n = st.stash.len() + st.conn.map_or(0, |at| sock(stack, at).recv_queue());
             if n == 0 && st.peer_fin { 1 } else { n }
         }))
     }
