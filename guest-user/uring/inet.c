@@ -1829,6 +1829,32 @@ static int errors(void)
 	return UT_OK;
 }
 
+static int backlog_zero(void)
+{
+	/*
+	 * listen(fd, 0) admits one connection at a time (Linux's backlog + 1): three rounds of
+	 * connect, accept and a byte each way. (Our kernel once freed a listener's pool when
+	 * its only listening socket became a connection, and the next accept panicked.)
+	 */
+	NEED(AF_INET);
+	union sa a;
+	int l = bound(AF_INET, SOCK_STREAM, 0, &a);
+	CHECK_OK(l);
+	for (int i = 0; i < 3; i++) {
+		int c = socket(AF_INET, SOCK_STREAM, 0);
+		CHECK_OK(c);
+		CHECK_OK(connect(c, &a.sa, sizeof a.in));
+		int s = accept4(l, NULL, NULL, 0);
+		CHECK_OK(s);
+		ECHO(c, s, "x");
+		ECHO(s, c, "y");
+		close(s);
+		close(c);
+	}
+	close(l);
+	return UT_OK;
+}
+
 static int timeouts_and_recvmmsg(void)
 {
 	/*
@@ -1908,4 +1934,4 @@ static int timeouts_and_recvmmsg(void)
 UT_FAMILY(inet, T(tcp_echo4), T(tcp_echo6), T(uring_tcp), T(accept_multishot_100),
 	  T(recv_multishot_bufring_tcp), T(linger_reset), T(peer_vanishes), T(refused),
 	  T(nonblock_connect), T(sockopts), T(addr_in_use), T(udp4), T(udp6), T(poll_bits),
-	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors), T(timeouts_and_recvmmsg));
+	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors), T(timeouts_and_recvmmsg), T(backlog_zero));
