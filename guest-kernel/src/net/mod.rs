@@ -63,6 +63,29 @@ pub const SHUT_RD: u32 = 0;
 pub const SHUT_WR: u32 = 1;
 pub const SHUT_RDWR: u32 = 2;
 
+/// SO_RCVTIMEO and SO_SNDTIMEO as set (ns; 0: for ever).
+#[derive(Clone, Copy, Default)]
+pub struct Timeouts {
+    rcv: u64,
+    snd: u64,
+}
+
+impl Timeouts {
+    pub fn get(&self, send: bool) -> u64 {
+        if send { self.snd } else { self.rcv }
+    }
+
+    pub fn set(&mut self, send: bool, ns: u64) {
+        *(if send { &mut self.snd } else { &mut self.rcv }) = ns;
+    }
+
+    /// When a blocking call that starts now gives up.
+    pub fn deadline(&self, send: bool) -> Option<u64> {
+        let t = self.get(send);
+        (t != 0).then(|| crate::time::monotonic_ns().saturating_add(t))
+    }
+}
+
 /// A blocking socket call's wait that ended early: a signal (EINTR), or SO_RCVTIMEO /
 /// SO_SNDTIMEO running out (EAGAIN).
 pub fn wait_error(e: crate::task::wait::WaitError) -> Errno {

@@ -77,8 +77,7 @@ struct State {
     /// SO_LINGER as set (AF_UNIX's close never lingers, on Linux either).
     linger: [i32; 2],
     /// SO_RCVTIMEO, SO_SNDTIMEO (ns; 0: for ever).
-    rcvtimeo: u64,
-    sndtimeo: u64,
+    timeouts: Timeouts,
 }
 
 pub struct UnixSocket {
@@ -184,9 +183,7 @@ impl UnixSocket {
 
     /// When a blocking call that starts now gives up (SO_RCVTIMEO, SO_SNDTIMEO).
     fn deadline(&self, send: bool) -> Option<u64> {
-        let st = self.st.lock();
-        let t = if send { st.sndtimeo } else { st.rcvtimeo };
-        (t != 0).then(|| crate::time::monotonic_ns().saturating_add(t))
+        self.st.lock().timeouts.deadline(send)
     }
 
     fn stream_like(&self) -> bool {
@@ -628,13 +625,11 @@ impl Socket for UnixSocket {
     }
 
     fn timeout(&self, send: bool) -> KResult<u64> {
-        let st = self.st.lock();
-        Ok(if send { st.sndtimeo } else { st.rcvtimeo })
+        Ok(self.st.lock().timeouts.get(send))
     }
 
     fn set_timeout(&self, send: bool, ns: u64) -> KResult<()> {
-        let mut st = self.st.lock();
-        *(if send { &mut st.sndtimeo } else { &mut st.rcvtimeo }) = ns;
+        self.st.lock().timeouts.set(send, ns);
         Ok(())
     }
 

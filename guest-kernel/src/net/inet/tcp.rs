@@ -74,8 +74,7 @@ struct Opts {
     tos: i32,
     v6only: bool,
     /// SO_RCVTIMEO, SO_SNDTIMEO (ns; 0: for ever).
-    rcvtimeo: u64,
-    sndtimeo: u64,
+    timeouts: Timeouts,
 }
 
 impl Default for Opts {
@@ -94,8 +93,7 @@ impl Default for Opts {
             ttl: 64,
             tos: 0,
             v6only: false,
-            rcvtimeo: 0,
-            sndtimeo: 0,
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -244,9 +242,7 @@ impl TcpSocket {
 
     /// When a blocking call that starts now gives up (SO_RCVTIMEO, SO_SNDTIMEO).
     fn deadline(&self, send: bool) -> Option<u64> {
-        let o = self.st.lock().opts;
-        let t = if send { o.sndtimeo } else { o.rcvtimeo };
-        (t != 0).then(|| crate::time::monotonic_ns().saturating_add(t))
+        self.st.lock().opts.timeouts.deadline(send)
     }
 
     /// Waits on the socket's queue until `ready` (looked at without polling) is true, or
@@ -813,13 +809,11 @@ impl Socket for TcpSocket {
     }
 
     fn timeout(&self, send: bool) -> KResult<u64> {
-        let o = self.st.lock().opts;
-        Ok(if send { o.sndtimeo } else { o.rcvtimeo })
+        Ok(self.st.lock().opts.timeouts.get(send))
     }
 
     fn set_timeout(&self, send: bool, ns: u64) -> KResult<()> {
-        let mut st = self.st.lock();
-        *(if send { &mut st.opts.sndtimeo } else { &mut st.opts.rcvtimeo }) = ns;
+        self.st.lock().opts.timeouts.set(send, ns);
         Ok(())
     }
 

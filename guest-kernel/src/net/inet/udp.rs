@@ -47,8 +47,7 @@ struct Udp {
     shut_rd: bool,
     shut_wr: bool,
     /// SO_RCVTIMEO, SO_SNDTIMEO (ns; 0: for ever).
-    rcvtimeo: u64,
-    sndtimeo: u64,
+    timeouts: Timeouts,
 }
 
 pub struct UdpSocket {
@@ -81,8 +80,7 @@ impl UdpSocket {
             v6only: false,
             shut_rd: false,
             shut_wr: false,
-            rcvtimeo: 0,
-            sndtimeo: 0,
+            timeouts: Timeouts::default(),
         };
         Arc::new(UdpSocket { family, id: ports::new_id(), wake, waker, st: SpinLock::new(st) })
     }
@@ -153,9 +151,7 @@ impl UdpSocket {
     }
 
     fn deadline(&self, send: bool) -> Option<u64> {
-        let st = self.st.lock();
-        let t = if send { st.sndtimeo } else { st.rcvtimeo };
-        (t != 0).then(|| crate::time::monotonic_ns().saturating_add(t))
+        self.st.lock().timeouts.deadline(send)
     }
 
     fn wait(&self, deadline: Option<u64>, mut ready: impl FnMut(&UdpSocket, &Udp, &mut Stack) -> bool) -> KResult<()> {
@@ -397,13 +393,11 @@ impl Socket for UdpSocket {
     }
 
     fn timeout(&self, send: bool) -> KResult<u64> {
-        let st = self.st.lock();
-        Ok(if send { st.sndtimeo } else { st.rcvtimeo })
+        Ok(self.st.lock().timeouts.get(send))
     }
 
     fn set_timeout(&self, send: bool, ns: u64) -> KResult<()> {
-        let mut st = self.st.lock();
-        *(if send { &mut st.sndtimeo } else { &mut st.rcvtimeo }) = ns;
+        self.st.lock().timeouts.set(send, ns);
         Ok(())
     }
 
