@@ -350,6 +350,35 @@ impl Wakeup {
     }
 }
 
+/// A socket's two wait queues as smoltcp wakers: readers wait on `rx` (smoltcp's
+/// receive waker: data, a FIN, a state change), writers on `tx` (its send waker: room, a
+/// state change). Two, so that room to send does not wake a parked receive (Linux's
+/// wakeups carry the events; ours do not).
+pub struct Wakers {
+    pub rx: Arc<Wakeup>,
+    pub tx: Arc<Wakeup>,
+    pub rx_waker: core::task::Waker,
+    pub tx_waker: core::task::Waker,
+}
+
+impl Wakers {
+    pub fn new() -> Self {
+        let (rx, tx) = (Wakeup::new(), Wakeup::new());
+        let (rx_waker, tx_waker) = (core::task::Waker::from(Arc::clone(&rx)), core::task::Waker::from(Arc::clone(&tx)));
+        Self { rx, tx, rx_waker, tx_waker }
+    }
+
+    pub fn queue(&self, write: bool) -> &WaitQueue {
+        if write { &self.tx.queue } else { &self.rx.queue }
+    }
+
+    /// Both queues, once the stack lock is dropped.
+    pub fn note(&self) {
+        self.rx.note();
+        self.tx.note();
+    }
+}
+
 impl alloc::task::Wake for Wakeup {
     fn wake(self: Arc<Self>) {
         self.note();
@@ -567,6 +596,17 @@ impl Stack {
         let group = self.ifs[at.0].group(at.1);
         group.dirty = true;
         group.set.get_mut::<tcp::Socket>(at.2)
+    }
+
+    /// A TCP socket to look at, or to register a waker with: its group is not marked
+    /// for egress (only what may give the socket something to send should be).
+    pub fn tcp_quiet(&mut self, at: At) -> &mut tcp::Socket<'static> {
+        self.ifs[at.0].group(at.1).set.get_mut::<tcp::Socket>(at.2)
+    }
+
+    /// A UDP socket to look at, or to register a waker with (see [`tcp_quiet`](Self::tcp_quiet)).
+    pub fn udp_quiet(&mut self, at: At) -> &mut udp::Socket<'static> {
+        self.ifs[at.0].group(at.1).set.get_mut::<udp::Socket>(at.2)
     }
 
     /// A TCP socket, to look at only (its group is not marked for egress).

@@ -19,13 +19,12 @@
 use alloc::collections::VecDeque;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
-use core::task::Waker;
 
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Duration;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::stack::{self, At, Maintain, PortSteer, Stack, Wakeup};
+use super::stack::{self, At, Maintain, PortSteer, Stack, Wakers};
 use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP};
 use crate::errno::*;
 use crate::net::*;
@@ -143,8 +142,7 @@ pub struct TcpSocket {
     family: u16,
     id: u64,
     me: Weak<TcpSocket>,
-    wake: Arc<Wakeup>,
-    waker: Waker,
+    wake: Wakers,
     st: SpinLock<Tcp>,
 }
 
@@ -190,9 +188,7 @@ impl TcpSocket {
     }
 
     fn make(family: u16, st: Tcp) -> Arc<TcpSocket> {
-        let wake = Wakeup::new();
-        let waker = Waker::from(Arc::clone(&wake));
-        Arc::new_cyclic(|me| TcpSocket { family, id: ports::new_id(), me: me.clone(), wake, waker, st: SpinLock::new(st) })
+        Arc::new_cyclic(|me| TcpSocket { family, id: ports::new_id(), me: me.clone(), wake: Wakers::new(), st: SpinLock::new(st) })
     }
 
     /// Binds to `at` (port 0: an ephemeral port) with the options as they are now.
@@ -207,9 +203,9 @@ impl TcpSocket {
     /// wakeups. Returns its state.
     fn observe(&self, st: &mut Tcp, stack: &mut Stack) -> Option<State> {
         let at = st.conn?;
-        let s = sock(stack, at);
-        s.register_recv_waker(&self.waker);
-        s.register_send_waker(&self.waker);
+        let s = stack.tcp_quiet(at);
+        s.register_recv_waker(&self.wake.rx_waker);
+        s.register_send_waker(&self.wake.tx_waker);
         let state = s.state();
         match state {
             State::SynSent | State::SynReceived | State::Listen => {}
@@ -245,11 +241,11 @@ impl TcpSocket {
         self.st.lock().opts.timeouts.deadline(send)
     }
 
-    /// Waits on the socket's queue until `ready` (looked at without polling) is true, or
-    /// `deadline` (EAGAIN).
-    fn wait(&self, deadline: Option<u64>, mut ready: impl FnMut(&TcpSocket, &mut Tcp, &mut Stack) -> bool) -> KResult<()> {
+    /// Waits on the socket's reading or writing queue until `ready` (looked at without
+    /// polling) is true, or `deadline` (EAGAIN).
+    fn wait(&self, write: bool, deadline: Option<u64>, mut ready: impl FnMut(&TcpSocket, &mut Tcp, &mut Stack) -> bool) -> KResult<()> {
         self.wake
-            .queue
+            .queue(write)
             .wait_until(deadline, || {
                 stack::look(|stack| {
                     let mut st = self.st.lock();
@@ -362,7 +358,7 @@ impl TcpSocket {
         if matches!(state, Some(State::SynSent | State::SynReceived)) {
             return m;
         }
-        let s = st.conn.map(|at| sock(stack, at));
+        let s = st.conn.map(|at| stack.tcp_quiet(at));
         if s.as_ref().is_some_and(|s| s.recv_queue() > 0) || !st.stash.is_empty() {
             m |= POLLIN | POLLRDNORM;
         }
@@ -476,7 +472,7 @@ impl Socket for TcpSocket {
                     let s = TcpSocket::accepted(self.family, at, opts);
                     let mut cst = s.st.lock();
                     s.observe(&mut cst, stack);
-                    cst.local = sock(stack, at).local_endpoint().map(SockAddr::from);
+                    cst.local = stack.tcp_quiet(at).local_endpoint().map(SockAddr::from);
                     drop(cst);
                     s
                 }))
@@ -487,7 +483,7 @@ impl Socket for TcpSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.wait(deadline, |_, st, _| st.listen.as_ref().is_none_or(|l| !l.ready.is_empty()))?;
+            self.wait(false, deadline, |_, st, _| st.listen.as_ref().is_none_or(|l| !l.ready.is_empty()))?;
         }
     }
 
@@ -562,7 +558,7 @@ impl Socket for TcpSocket {
             return Err(EINPROGRESS);
         }
         // A connect that times out (SO_SNDTIMEO) goes on: EINPROGRESS, as on Linux.
-        self.wait(self.deadline(true), |_, st, _| !st.connecting).map_err(|e| if e == EAGAIN { EINPROGRESS } else { e })?;
+        self.wait(true, self.deadline(true), |_, st, _| !st.connecting).map_err(|e| if e == EAGAIN { EINPROGRESS } else { e })?;
         let mut st = self.st.lock();
         st.unreported = false;
         match st.error.take() {
@@ -599,11 +595,11 @@ impl Socket for TcpSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.wait(deadline, |_, st, stack| {
+            self.wait(true, deadline, |_, st, stack| {
                 st.error.is_some()
                     || st.reset
                     || st.shut_wr
-                    || (!st.connecting && st.conn.is_none_or(|at| sock(stack, at).can_send() || !sock(stack, at).may_send()))
+                    || (!st.connecting && st.conn.is_none_or(|at| stack.tcp_quiet(at).can_send() || !stack.tcp_quiet(at).may_send()))
             })?;
         }
     }
@@ -653,8 +649,8 @@ impl Socket for TcpSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.wait(deadline, |_, st, stack| {
-                st.error.is_some() || st.shut_rd || st.peer_fin || st.reset || st.conn.is_none_or(|at| sock(stack, at).recv_queue() > 0 || sock(stack, at).state() == State::Closed)
+            self.wait(false, deadline, |_, st, stack| {
+                st.error.is_some() || st.shut_rd || st.peer_fin || st.reset || st.conn.is_none_or(|at| stack.tcp_quiet(at).recv_queue() > 0 || stack.tcp_quiet(at).state() == State::Closed)
             })?;
         }
     }
@@ -706,7 +702,7 @@ impl Socket for TcpSocket {
             let st = self.st.lock();
             let mut a = st.local.unwrap_or(SockAddr::any(self.family));
             // A connection's own address is the one its route chose.
-            if let Some(e) = st.conn.and_then(|at| sock(stack, at).local_endpoint()) {
+            if let Some(e) = st.conn.and_then(|at| stack.tcp_quiet(at).local_endpoint()) {
                 a = e.into();
             }
             format_addr(self.family, a)
@@ -717,7 +713,7 @@ impl Socket for TcpSocket {
         stack::look(|stack| {
             let st = self.st.lock();
             let at = st.conn.filter(|_| st.connected || !st.connecting).ok_or(ENOTCONN)?;
-            let peer = sock(stack, at).remote_endpoint().ok_or(ENOTCONN)?;
+            let peer = stack.tcp_quiet(at).remote_endpoint().ok_or(ENOTCONN)?;
             Ok(format_addr(self.family, peer.into()))
         })
     }
@@ -835,7 +831,7 @@ impl Socket for TcpSocket {
             if st.listen.is_some() {
                 return Err(EINVAL);
             }
-            Ok(st.stash.len() + st.conn.map_or(0, |at| sock(stack, at).recv_queue()))
+            Ok(st.stash.len() + st.conn.map_or(0, |at| stack.tcp_quiet(at).recv_queue()))
         })
     }
 
@@ -845,7 +841,7 @@ impl Socket for TcpSocket {
             if st.listen.is_some() {
                 return Err(EINVAL);
             }
-            Ok(st.conn.map_or(0, |at| sock(stack, at).send_queue()))
+            Ok(st.conn.map_or(0, |at| stack.tcp_quiet(at).send_queue()))
         })
     }
 
@@ -865,7 +861,7 @@ impl Socket for TcpSocket {
         Some(stack::look(|stack| {
             let mut st = self.st.lock();
             self.observe(&mut st, stack);
-            let n = st.stash.len() + st.conn.map_or(0, |at| sock(stack, at).recv_queue());
+            let n = st.stash.len() + st.conn.map_or(0, |at| stack.tcp_quiet(at).recv_queue());
             if n == 0 && st.peer_fin { 1 } else { n }
         }))
     }
@@ -885,8 +881,8 @@ impl Socket for TcpSocket {
         })
     }
 
-    fn queue(&self, _write: bool) -> &WaitQueue {
-        &self.wake.queue
+    fn queue(&self, write: bool) -> &WaitQueue {
+        self.wake.queue(write)
     }
 
     fn release(&self) {

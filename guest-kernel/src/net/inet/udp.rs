@@ -7,12 +7,11 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::task::Waker;
 
 use smoltcp::socket::udp;
 use smoltcp::wire::IpListenEndpoint;
 
-use super::stack::{self, At, PortSteer, Stack, Wakeup};
+use super::stack::{self, At, PortSteer, Stack, Wakers};
 use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
 use crate::errno::*;
 use crate::net::*;
@@ -53,8 +52,7 @@ struct Udp {
 pub struct UdpSocket {
     family: u16,
     id: u64,
-    wake: Arc<Wakeup>,
-    waker: Waker,
+    wake: Wakers,
     st: SpinLock<Udp>,
 }
 
@@ -64,8 +62,6 @@ fn sock(stack: &mut Stack, at: At) -> &mut udp::Socket<'static> {
 
 impl UdpSocket {
     pub fn create(family: u16) -> Arc<dyn Socket> {
-        let wake = Wakeup::new();
-        let waker = Waker::from(Arc::clone(&wake));
         let st = Udp {
             local: None,
             socks: Vec::new(),
@@ -82,7 +78,7 @@ impl UdpSocket {
             shut_wr: false,
             timeouts: Timeouts::default(),
         };
-        Arc::new(UdpSocket { family, id: ports::new_id(), wake, waker, st: SpinLock::new(st) })
+        Arc::new(UdpSocket { family, id: ports::new_id(), wake: Wakers::new(), st: SpinLock::new(st) })
     }
 
     fn max_payload(&self) -> usize {
@@ -114,8 +110,8 @@ impl UdpSocket {
             if s.bind(endpoint).is_err() {
                 continue;
             }
-            s.register_recv_waker(&self.waker);
-            s.register_send_waker(&self.waker);
+            s.register_recv_waker(&self.wake.rx_waker);
+            s.register_send_waker(&self.wake.tx_waker);
             let g = stack.new_group(ifi, false);
             let steer = PortSteer { group: g, addr: endpoint.addr, v4: self.family != AF_INET6 || !st.v6only, v6: self.family == AF_INET6 };
             stack.steer_port(ifi, 17, port, steer);
@@ -136,8 +132,8 @@ impl UdpSocket {
     /// dropped here, as Linux drops them on arrival).
     fn pending(&self, st: &Udp, stack: &mut Stack) -> Option<At> {
         for &at in &st.socks {
-            let s = sock(stack, at);
-            s.register_recv_waker(&self.waker);
+            let s = stack.udp_quiet(at);
+            s.register_recv_waker(&self.wake.rx_waker);
             while let Ok((_, meta)) = s.peek() {
                 match st.peer {
                     Some(p) if SockAddr::from(meta.endpoint) != p => {
@@ -154,9 +150,9 @@ impl UdpSocket {
         self.st.lock().timeouts.deadline(send)
     }
 
-    fn wait(&self, deadline: Option<u64>, mut ready: impl FnMut(&UdpSocket, &Udp, &mut Stack) -> bool) -> KResult<()> {
+    fn wait(&self, write: bool, deadline: Option<u64>, mut ready: impl FnMut(&UdpSocket, &Udp, &mut Stack) -> bool) -> KResult<()> {
         self.wake
-            .queue
+            .queue(write)
             .wait_until(deadline, || {
                 stack::look(|stack| {
                     let st = self.st.lock();
@@ -241,7 +237,7 @@ impl Socket for UdpSocket {
                 let at = *st.socks.iter().find(|a| a.0 == ifi).ok_or(ENETUNREACH)?;
                 via = Some(at);
                 let s = sock(stack, at);
-                s.register_send_waker(&self.waker);
+                s.register_send_waker(&self.wake.tx_waker);
                 match s.send_slice(&msg.data, to.endpoint()) {
                     Ok(()) => Ok(true),
                     Err(udp::SendError::BufferFull) => Ok(false),
@@ -257,10 +253,10 @@ impl Socket for UdpSocket {
             // Until the queue it would join has drained: an empty queue takes any datagram
             // (smoltcp wants its bytes in one piece of its ring, so "enough bytes free" is
             // not enough to know).
-            self.wait(deadline, |me, st, stack| {
+            self.wait(true, deadline, |me, st, stack| {
                 let Some(at) = via.filter(|at| st.socks.contains(at)) else { return true };
-                let s = sock(stack, at);
-                s.register_send_waker(&me.waker);
+                let s = stack.udp_quiet(at);
+                s.register_send_waker(&me.wake.tx_waker);
                 st.shut_wr || s.send_queue() == 0
             })?;
         }
@@ -289,7 +285,7 @@ impl Socket for UdpSocket {
             if nonblock {
                 return Err(EAGAIN);
             }
-            self.wait(deadline, |me, st, stack| st.shut_rd || me.pending(st, stack).is_some())?;
+            self.wait(false, deadline, |me, st, stack| st.shut_rd || me.pending(st, stack).is_some())?;
         }
     }
 
@@ -306,7 +302,8 @@ impl Socket for UdpSocket {
         }
         let connected = st.peer.is_some();
         drop(st);
-        self.wake.queue.wake_all();
+        self.wake.rx.queue.wake_all();
+        self.wake.tx.queue.wake_all();
         // Linux sets the flags, then says an unconnected socket was not connected.
         if connected { Ok(()) } else { Err(ENOTCONN) }
     }
@@ -412,14 +409,14 @@ impl Socket for UdpSocket {
     fn unread(&self) -> KResult<usize> {
         Ok(stack::look(|stack| {
             let st = self.st.lock();
-            self.pending(&st, stack).and_then(|at| sock(stack, at).peek().ok().map(|(d, _)| d.len())).unwrap_or(0)
+            self.pending(&st, stack).and_then(|at| stack.udp_quiet(at).peek().ok().map(|(d, _)| d.len())).unwrap_or(0)
         }))
     }
 
     fn unsent(&self) -> KResult<usize> {
         Ok(stack::look(|stack| {
             let st = self.st.lock();
-            st.socks.iter().map(|&at| sock(stack, at).send_queue()).sum()
+            st.socks.iter().map(|&at| stack.udp_quiet(at).send_queue()).sum()
         }))
     }
 
@@ -444,8 +441,8 @@ impl Socket for UdpSocket {
                 m |= POLLIN | POLLRDNORM;
             }
             let room = st.socks.iter().all(|&at| {
-                let s = sock(stack, at);
-                s.register_send_waker(&self.waker);
+                let s = stack.udp_quiet(at);
+                s.register_send_waker(&self.wake.tx_waker);
                 s.can_send()
             });
             if room {
@@ -455,8 +452,8 @@ impl Socket for UdpSocket {
         })
     }
 
-    fn queue(&self, _write: bool) -> &WaitQueue {
-        &self.wake.queue
+    fn queue(&self, write: bool) -> &WaitQueue {
+        self.wake.queue(write)
     }
 
     fn release(&self) {
