@@ -14,10 +14,11 @@
 //! - **Polling.** Every socket operation polls after it acts (so loopback traffic flows
 //!   at once, in the caller); the `netd` kernel thread polls when the device interrupts
 //!   and when smoltcp's next timer (retransmit, delayed ACK, TIME-WAIT, keepalive) is due.
-//! - **Wakeups.** smoltcp wakes a socket's registered [`Waker`](core::task::Waker) when
-//!   it becomes readable, writable or changes state. Ours ([`Wakeup`]) only notes the
-//!   socket; its wait queue is woken once the stack lock is dropped, so waiters and
-//!   io_uring's poll callbacks may take the lock again.
+//! - **Wakeups.** smoltcp wakes a socket's registered [`Waker`](core::task::Waker)s when
+//!   it becomes readable (the receive waker), writable (the send waker) or changes state
+//!   (both). Ours ([`Wakers`]) only note the socket's reading or writing queue, woken once
+//!   the stack lock is dropped, so waiters and io_uring's poll callbacks may take the lock
+//!   again.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::{Arc, Weak};
