@@ -27,7 +27,7 @@ extern const struct ut_family ut_family_setup, ut_family_nop, ut_family_rw,
 	ut_family_attachwq, ut_family_cqemixed, ut_family_sqe128ops,
 	ut_family_memregion, ut_family_resize, ut_family_sqemixed,
 	ut_family_query, ut_family_personality, ut_family_buffered,
-	ut_family_unix, ut_family_net, ut_family_inet;
+	ut_family_unix, ut_family_net, ut_family_inet, ut_family_netbuf;
 
 static const struct ut_family *families[] = {
 	&ut_family_setup,    &ut_family_nop,	  &ut_family_rw,
@@ -50,7 +50,7 @@ static const struct ut_family *families[] = {
 	&ut_family_attachwq, &ut_family_cqemixed, &ut_family_sqe128ops,
 	&ut_family_memregion, &ut_family_resize, &ut_family_sqemixed,
 	&ut_family_query, &ut_family_personality, &ut_family_buffered,
-	&ut_family_unix, &ut_family_net, &ut_family_inet,
+	&ut_family_unix, &ut_family_net, &ut_family_inet, &ut_family_netbuf,
 };
 #define NFAM (int)(sizeof families / sizeof families[0])
 

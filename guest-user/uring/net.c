@@ -1083,35 +1083,6 @@ static int recv_zc(void)
 /* ---- TCP on 127.0.0.1 -------------------------------------------------------------- */
 
 /* A TCP socket listening on 127.0.0.1 at a port the kernel picks (in *a); or -1. */
-static int tcp_listener(struct sockaddr_in *a)
-{
-	memset(a, 0, sizeof *a);
-	a->sin_family = AF_INET;
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	socklen_t l = sizeof *a;
-	if (bind(fd, SA(a), sizeof *a) < 0 || listen(fd, 8) < 0 || getsockname(fd, SA(a), &l) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* Read exactly `len` bytes from nonblocking `fd` within 5 s; 0 or -1. */
-static int read_all(int fd, void *buf, size_t len)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = ut_read_within(fd, (char *)buf + got, len - got, 5000);
-		if (n <= 0)
-			return -1;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 static int tcp_ops(void)
 {
 	/*

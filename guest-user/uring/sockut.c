@@ -1,6 +1,8 @@
 /* Helpers shared by the socket families (see sockut.h). */
 #include "sockut.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 
 struct io_uring_sqe *q_op(struct io_uring *r, int op, int fd, uint64_t ud)
@@ -109,4 +111,34 @@ ssize_t recv_again(int fd, void *buf, size_t len)
 		n = recv(fd, buf, len, 0);
 	while (n < 0 && errno == EINTR);
 	return n;
+}
+
+/* ---- TCP over 127.0.0.1 ---------------------------------------------------------- */
+
+int tcp_listener(struct sockaddr_in *a)
+{
+	memset(a, 0, sizeof *a);
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	socklen_t l = sizeof *a;
+	if (bind(fd, SA(a), sizeof *a) < 0 || listen(fd, 8) < 0 || getsockname(fd, SA(a), &l) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int read_all(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = ut_read_within(fd, (char *)buf + got, len - got, 5000);
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
 }

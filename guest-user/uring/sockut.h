@@ -77,6 +77,13 @@ int opt_is(int fd, int level, int opt, int want, const char *name, const char *f
 #define SOCKOPT_IS(fd, opt, want)                                              \
 	TRY(opt_is((fd), SOL_SOCKET, (opt), (want), #opt, __FILE__, __LINE__))
 
+/* A TCP socket listening (backlog 8) on 127.0.0.1, port chosen by the kernel and put in
+ * *a; or -1 with errno. */
+struct sockaddr_in;
+int tcp_listener(struct sockaddr_in *a);
+/* Read exactly `len` bytes from nonblocking `fd` within 5 s; 0 or -1. */
+int read_all(int fd, void *buf, size_t len);
+
 /* recv that asks again after EINTR (pending task work on Linux); its result. */
 ssize_t recv_again(int fd, void *buf, size_t len);
 

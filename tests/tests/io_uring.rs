@@ -30,7 +30,7 @@ mod guest {
         nonblock, taskrun, linkfail, teardown, teardown2, teardown3, threads, smp, cancel2, eventfd2, rsrc, linktimeout,
         fileops, kbuf, nopflags, msgring, pipeop, fixedfd, vfixed, disabled, nosqarray, regring, splice, pbuf, openat2, rsrctags, readmshot, mtimeout, pollupd, epoll, enter2, nommap, bigring, regmisc,
         futex, waitid, xattr, iopoll, blkcmd, attachwq, cqemixed, sqe128ops,
-        memregion, resize, sqemixed, query, personality, buffered, unix, net, inet);
+        memregion, resize, sqemixed, query, personality, buffered, unix, net, inet, netbuf);
 }
 
 // The xattr family on a 9p share: the attributes go through Txattrwalk/Txattrcreate to

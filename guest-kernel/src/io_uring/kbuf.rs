@@ -106,19 +106,55 @@ impl BufRing {
 
     /// The entry at the head, if the ring is not empty.
     fn peek(&self) -> Option<Buf> {
-        if self.tail() == self.head {
-            return None;
-        }
-        let slot = self.head_slot();
+        (self.tail() != self.head).then(|| self.entry(0))
+    }
+
+    /// The entry `i` places past the head (the caller knows it is published).
+    fn entry(&self, i: u16) -> Buf {
+        let slot = (u32::from(self.head.wrapping_add(i)) & (self.entries - 1)) as usize * 16;
         // SAFETY: an entry inside the ring's frames; a plain copy of integers the program
         // may be writing (a torn value is its own error, never ours).
         let (addr, len, bid) = unsafe {
             let p = self.at(slot);
             (p.cast::<u64>().read_volatile(), p.add(8).cast::<u32>().read_volatile(), p.add(12).cast::<u16>().read_volatile())
         };
-        Some(Buf { addr, len, bid })
+        Buf { addr, len, bid }
+    }
+
+    /// A bundle's buffers from the head (see [`Groups::select_bundle`]).
+    fn peek_bundle(&self, max: Option<u32>) -> KResult<(Vec<Buf>, bool)> {
+        let avail = self.tail().wrapping_sub(self.head);
+        if avail == 0 {
+            return Err(ENOBUFS);
+        }
+        let limit = if max.is_some() { avail.min(BUNDLE_MAX) } else { 1 };
+        let mut left = max.unwrap_or(u32::MAX);
+        let mut out = Vec::new();
+        for i in 0..limit {
+            let buf = self.entry(i);
+            if i == 0 && buf.len == 0 {
+                return Err(ENOBUFS);
+            }
+            if buf.len > left {
+                // Cut to fit: the first buffer, or any of an incremental ring.
+                if i == 0 || self.inc {
+                    out.push(Buf { len: left, ..buf });
+                }
+                break;
+            }
+            out.push(buf);
+            left -= buf.len;
+            if left == 0 {
+                break;
+            }
+        }
+        let empty = out.len() == usize::from(avail);
+        Ok((out, empty))
     }
 }
+
+/// Most buffers one bundle pass takes (Linux's PEEK_MAX_IMPORT).
+const BUNDLE_MAX: u16 = 256;
 
 /// One group of provided buffers.
 pub enum Group {
@@ -153,6 +189,42 @@ impl Groups {
             Some(Group::Ring(ring)) => ring.consume(used),
             _ => false,
         }
+    }
+
+    /// The buffers of one bundle pass (IORING_RECVSEND_BUNDLE; Linux's io_buffers_peek):
+    /// from the head of group `bgid`, the ones `max` bytes fill whole, at most
+    /// [`BUNDLE_MAX`] (when not even the first is filled: that one, cut to `max`); with
+    /// `max` None, the head buffer alone. A classic group gives its first buffer, taken
+    /// off its list, whole (the caller cuts it to `max`). Also says whether they are all the group had (Linux's
+    /// REQ_F_BL_EMPTY). A ring's stay at its head until [`commit_bundle`](Self::commit_bundle).
+    pub fn select_bundle(&mut self, bgid: u16, max: Option<u32>) -> KResult<(Vec<Buf>, bool)> {
+        match self.0.get_mut(&bgid) {
+            Some(Group::Classic(list)) => {
+                let buf = list.pop_front().ok_or(ENOBUFS)?;
+                Ok((alloc::vec![buf], list.is_empty()))
+            }
+            Some(Group::Ring(ring)) => ring.peek_bundle(max),
+            None => Err(ENOBUFS),
+        }
+    }
+
+    /// `used` bytes went into (or out of) bundle `bufs` of group `bgid`: a ring's head
+    /// moves past each buffer they reach (with IOU_PBUF_RING_INC, past the bytes).
+    /// Returns whether part of the last buffer reached is left (IORING_CQE_F_BUF_MORE).
+    pub fn commit_bundle(&mut self, bgid: u16, bufs: &[Buf], used: usize) -> bool {
+        let Some(Group::Ring(ring)) = self.0.get_mut(&bgid) else { return false };
+        let mut left = used;
+        for b in bufs {
+            if left == 0 {
+                break;
+            }
+            let take = left.min(b.len as usize);
+            if ring.consume(take as u32) {
+                return true;
+            }
+            left -= take;
+        }
+        false
     }
 
     /// Gives back a classic buffer a request did not use; it is the next one handed out.

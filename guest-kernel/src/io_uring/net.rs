@@ -24,6 +24,7 @@ use crate::syscall::net as sys;
 
 pub const IORING_OP_SENDMSG: u8 = 9;
 pub const IORING_OP_RECVMSG: u8 = 10;
+pub const IORING_OP_SEND: u8 = 26;
 pub const IORING_OP_RECV: u8 = 27;
 pub const IORING_OP_SEND_ZC: u8 = 47;
 pub const IORING_OP_SENDMSG_ZC: u8 = 48;
@@ -52,10 +53,25 @@ pub enum NetOp {
     Accept { addr: u64, len_ptr: u64, flags: u32, ioprio: u16, slot: u32 },
     /// SEND, SENDMSG (msghdr at `addr`) and their _ZC forms.
     /// `done`: bytes sent by earlier attempts (MSG_WAITALL goes on until all are).
-    Send { addr: u64, len: u32, flags: u32, to: Option<(u64, u64)>, msg: bool, zc: Option<bool>, done: u32 },
-    /// RECV, RECVMSG; `group`: a provided buffer for each message (IOSQE_BUFFER_SELECT).
+    /// `group`: SEND's data is a provided buffer, or with `bundle` a run of them
+    /// (`picked` once chosen); `fixed`: SEND_ZC's data lies in that registered buffer.
+    Send {
+        addr: u64,
+        len: u32,
+        flags: u32,
+        to: Option<(u64, u64)>,
+        msg: bool,
+        zc: Option<bool>,
+        done: u32,
+        group: Option<u16>,
+        bundle: bool,
+        picked: Option<Box<Picked>>,
+        fixed: Option<u16>,
+    },
+    /// RECV, RECVMSG; `group`: a provided buffer for each message (IOSQE_BUFFER_SELECT),
+    /// or with `bundle` (RECV) a run of them per CQE.
     /// `done`: bytes received by earlier attempts (MSG_WAITALL, on a plain RECV).
-    Recv { addr: u64, len: u32, flags: u32, msg: bool, multishot: bool, group: Option<u16>, done: u32 },
+    Recv { addr: u64, len: u32, flags: u32, msg: bool, multishot: bool, group: Option<u16>, bundle: bool, done: u32 },
     Shutdown { how: u32 },
 }
 
@@ -115,19 +131,37 @@ pub fn prep_accept(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     net(NetOp::Accept { addr: sqe.addr, len_ptr: sqe.off, flags, ioprio: sqe.ioprio, slot: sqe.file_index })
 }
 
+/// The buffers a SEND took from its group: their iovecs (what is left to send) and the
+/// CQE flags naming the first; `last`: they were all the group had.
+pub struct Picked {
+    iov: alloc::vec::Vec<(u64, usize)>,
+    cqe_flags: u32,
+    last: bool,
+}
+
 fn prep_send_common(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
-    let allowed = IORING_RECVSEND_POLL_FIRST | if zc { IORING_SEND_ZC_REPORT_USAGE } else { 0 };
-    if sqe.ioprio & !allowed != 0 || sqe.buf_index != 0 || sqe.flags & IOSQE_BUFFER_SELECT != 0 {
-        // Registered buffers and bundles are not taken (yet): Linux's EINVAL for flags
-        // it does not know.
-        let _ = (IORING_RECVSEND_FIXED_BUF, IORING_RECVSEND_BUNDLE);
+    // Registered buffers for the _ZC sends (SENDMSG_ZC's vectored form, Linux 6.15, is
+    // not taken: the EINVAL of the kernels before it); bundles for SEND.
+    let allowed = IORING_RECVSEND_POLL_FIRST
+        | if zc { IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF } else { IORING_RECVSEND_BUNDLE };
+    if sqe.ioprio & !allowed != 0 {
         return Err(EINVAL);
     }
+    let fixed = (sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0).then_some(sqe.buf_index);
+    let bundle = sqe.ioprio & IORING_RECVSEND_BUNDLE != 0;
+    if msg && (bundle || fixed.is_some()) {
+        return Err(EINVAL);
+    }
+    // Only SEND selects (the opdef check refused the others).
+    let group = (sqe.flags & IOSQE_BUFFER_SELECT != 0).then_some(sqe.buf_index);
     let to = if !msg && sqe.off != 0 && sqe.file_index & 0xffff != 0 { Some((sqe.off, u64::from(sqe.file_index & 0xffff))) } else { None };
     if msg && (sqe.len != 1 && sqe.len != 0 || sqe.off != 0) {
         return Err(EINVAL);
     }
-    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, to, msg, zc: zc.then_some(sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0), done: 0 })
+    // A bundle must send all it took (Linux adds MSG_WAITALL).
+    let flags = sqe.op_flags | if bundle { net::MSG_WAITALL } else { 0 };
+    let zc = zc.then_some(sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0);
+    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags, to, msg, zc, done: 0, group, bundle, picked: None, fixed })
 }
 
 pub fn prep_send(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -136,7 +170,10 @@ pub fn prep_send(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
 
 pub fn prep_recv(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     let msg = sqe.opcode == IORING_OP_RECVMSG;
-    if sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT) != 0 || sqe.off != 0 || sqe.addr3 != 0 {
+    if sqe.ioprio & !(IORING_RECVSEND_POLL_FIRST | IORING_RECV_MULTISHOT | IORING_RECVSEND_BUNDLE) != 0 || sqe.off != 0 || sqe.addr3 != 0 {
+        return Err(EINVAL);
+    }
+    if msg && sqe.ioprio & IORING_RECVSEND_BUNDLE != 0 {
         return Err(EINVAL);
     }
     let multishot = sqe.ioprio & IORING_RECV_MULTISHOT != 0;
@@ -149,7 +186,9 @@ pub fn prep_recv(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     if msg && group.is_some() && !multishot {
         return Err(EINVAL);
     }
-    net(NetOp::Recv { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, msg, multishot, group, done: 0 })
+    // A bundle without provided buffers is a plain receive.
+    let bundle = sqe.ioprio & IORING_RECVSEND_BUNDLE != 0 && group.is_some();
+    net(NetOp::Recv { addr: sqe.addr, len: sqe.len, flags: sqe.op_flags, msg, multishot, group, bundle, done: 0 })
 }
 
 pub fn prep_shutdown(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -282,52 +321,113 @@ fn target(req: &Request) -> KResult<Arc<dyn Socket>> {
 }
 
 pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
-    let Op::Net(NetOp::Send { addr, len, flags, to, msg, zc, done }) = req.op else { return Some((req, -EINVAL.0)) };
     let s = match target(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
     };
-    // io_uring never raises SIGPIPE (Linux adds MSG_NOSIGNAL).
-    let flags = flags | net::MSG_NOSIGNAL;
-    let nonblock = !req.in_iowq || flags & net::MSG_DONTWAIT != 0;
-    let attempt = || -> KResult<usize> {
-        // Zero copy needs a socket that can take pages (Linux: SOCK_SUPPORT_ZC, which
-        // AF_UNIX lacks).
-        if zc.is_some() && s.family() == net::AF_UNIX {
-            return Err(EOPNOTSUPP);
-        }
-        if msg {
-            return sys::sendmsg_at(&*s, addr, flags, nonblock);
-        }
-        let to = match to {
-            Some((a, l)) => Some(sys::read_addr(a, l)?),
-            None => None,
+    loop {
+        let Op::Net(NetOp::Send { addr, len, flags, to, msg, zc, done, group, bundle, ref mut picked, fixed }) = req.op else {
+            return Some((req, -EINVAL.0));
         };
-        sys::send_user(&*s, sys::UserMsg { to, iov: alloc::vec![(addr, len as usize)], files: alloc::vec::Vec::new(), cred: None }, flags, nonblock)
-    };
-    let got = attempt();
-    // MSG_WAITALL on a stream: a short send goes on from where it stopped (Linux's
-    // io_net_retry), and the CQE counts every attempt's bytes.
-    if let Ok(n) = got
-        && waits_for_all(&*s, flags, msg) && n > 0 && n < len as usize
-        && let Op::Net(NetOp::Send { addr, len, done, .. }) = &mut req.op
-    {
-        (*addr, *len, *done) = (*addr + n as u64, *len - n as u32, *done + n as u32);
-        return park(ring, req, true);
-    }
-    match got {
-        Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => park(ring, req, true),
-        res => {
-            let res = with_done(res, done);
-            if let Some(report) = zc {
-                // The result, then the notification: the buffer was copied, so it is free.
-                ring.post(Cqe::new(req.user_data, res, IORING_CQE_F_MORE), false);
-                req.cqe_flags |= IORING_CQE_F_NOTIF;
-                return Some((req, if report { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 }));
+        // io_uring never raises SIGPIPE (Linux adds MSG_NOSIGNAL).
+        let flags = flags | net::MSG_NOSIGNAL;
+        let nonblock = !req.in_iowq || flags & net::MSG_DONTWAIT != 0;
+        // Provided buffers are taken at the first attempt and kept while it waits.
+        if let Some(bgid) = group
+            && picked.is_none()
+        {
+            match pick(ring, bgid, len, bundle) {
+                Ok(p) => *picked = Some(Box::new(p)),
+                Err(e) => return Some((req, -e.0)),
             }
-            Some((req, res))
         }
+        let picked_iov = picked.as_ref().map(|p| p.iov.clone());
+        let attempt = || -> KResult<usize> {
+            // Zero copy needs a socket that can take pages (Linux: SOCK_SUPPORT_ZC, which
+            // AF_UNIX lacks).
+            if zc.is_some() && s.family() == net::AF_UNIX {
+                return Err(EOPNOTSUPP);
+            }
+            if msg {
+                return sys::sendmsg_at(&*s, addr, flags, nonblock);
+            }
+            let to = match to {
+                Some((a, l)) => Some(sys::read_addr(a, l)?),
+                None => None,
+            };
+            if let Some(index) = fixed {
+                return send_fixed(ring, &*s, index, addr, len, to, nonblock);
+            }
+            let iov = picked_iov.unwrap_or_else(|| alloc::vec![(addr, len as usize)]);
+            sys::send_user(&*s, sys::UserMsg { to, iov, files: alloc::vec::Vec::new(), cred: None }, flags, nonblock)
+        };
+        let got = attempt();
+        let Op::Net(NetOp::Send { addr, len, done: done_at, picked, .. }) = &mut req.op else { unreachable!() };
+        let left = picked.as_ref().map_or(*len as usize, |p| p.iov.iter().map(|v| v.1).sum());
+        // MSG_WAITALL on a stream: a short send goes on from where it stopped (Linux's
+        // io_net_retry), and the CQE counts every attempt's bytes.
+        if let Ok(n) = got
+            && waits_for_all(&*s, flags, msg) && n > 0 && n < left
+        {
+            match picked {
+                Some(p) => sys::advance(&mut p.iov, n),
+                None => (*addr, *len) = (*addr + n as u64, *len - n as u32),
+            }
+            *done_at += n as u32;
+            return park(ring, req, true);
+        }
+        if let Err(EAGAIN) = got
+            && flags & net::MSG_DONTWAIT == 0
+        {
+            return park(ring, req, true);
+        }
+        let res = with_done(got, done);
+        if let Some(report) = zc {
+            // The result, then the notification: the buffer was copied, so it is free.
+            ring.post(Cqe::new(req.user_data, res, IORING_CQE_F_MORE), false);
+            req.cqe_flags |= IORING_CQE_F_NOTIF;
+            return Some((req, if report { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 }));
+        }
+        let taken = picked.take();
+        let cqe_flags = taken.as_ref().map_or(0, |p| p.cqe_flags);
+        // A bundle posts each pass's CQE with F_MORE and goes on with the buffers added
+        // since, uncapped, until a pass empties the group (Linux's io_send_finish).
+        // Without provided buffers (as Linux 6.18 takes it) the next pass has nothing
+        // to send: it ends with 0.
+        if bundle && res > 0 && !taken.is_some_and(|p| p.last) && ring.post_more(req.user_data, res, cqe_flags) {
+            if group.is_none() {
+                return Some((req, 0));
+            }
+            *len = 0;
+            *done_at = 0;
+            continue;
+        }
+        req.cqe_flags |= cqe_flags;
+        return Some((req, res));
     }
+}
+
+/// SEND's buffers from group `bgid`: the head buffer (at most `len` bytes of it), or for
+/// a bundle the run of buffers `len` bytes (0: any number) fill. A send uses them up at
+/// once, whatever it then sends (Linux commits them when it selects them).
+fn pick(ring: &IoUring, bgid: u16, len: u32, bundle: bool) -> KResult<Picked> {
+    let mut groups = ring.kbufs.lock();
+    let cap = if len == 0 { u32::MAX } else { len };
+    let (mut bufs, last) = groups.select_bundle(bgid, if bundle { Some(cap) } else { None })?;
+    bufs[0].len = bufs[0].len.min(cap);
+    let total = bufs.iter().map(|b| b.len as usize).sum();
+    groups.commit_bundle(bgid, &bufs, total);
+    let cqe_flags = super::kbuf::IORING_CQE_F_BUFFER | (u32::from(bufs[0].bid) << super::kbuf::IORING_CQE_BUFFER_SHIFT);
+    Ok(Picked { iov: bufs.iter().map(|b| (b.addr, b.len as usize)).collect(), cqe_flags, last })
+}
+
+/// SEND_ZC from registered buffer `index`: `[addr, addr + len)` must lie in it (EFAULT).
+/// The bytes are copied from its pinned frames.
+fn send_fixed(ring: &IoUring, s: &dyn Socket, index: u16, addr: u64, len: u32, to: Option<alloc::vec::Vec<u8>>, nonblock: bool) -> KResult<usize> {
+    let buf = ring.rsrc.lock().fixed(index, addr, u64::from(len))?;
+    let frames = crate::fs::IoBuf::Frames(buf.slice(addr, len as usize));
+    let head = net::Outgoing { data: alloc::vec::Vec::new(), to: to.as_deref(), files: alloc::vec::Vec::new(), cred: None };
+    net::send_from(s, len as usize, head, nonblock, true, &mut |at, dst| frames.get(at, dst))
 }
 
 /// Whether a short transfer goes on (MSG_WAITALL on a stream or seqpacket socket, for
@@ -390,8 +490,59 @@ fn recvmsg_out(s: &dyn Socket, b: &super::kbuf::Buf, name_room: u32, control_roo
     Ok(head as usize + got.data.len())
 }
 
+/// One bundle receive from group `bgid` (Linux 6.18's io_recv with
+/// IORING_RECVSEND_BUNDLE), in up to two passes and one CQE naming the first buffer. The
+/// first pass fills the head buffer (or the buffers `len` bytes fill). Only when it
+/// filled them, did not take the group's last buffer, and more than one byte waits does
+/// a second pass take the buffers the waiting bytes (at most `len`) fill whole, or the
+/// first of them in part. Returns the bytes, the CQE flags, and whether the first pass
+/// emptied the group (which ends a multishot receive).
+fn recv_bundle(ring: &IoUring, s: &dyn Socket, bgid: u16, len: u32, flags: u32, nonblock: bool) -> KResult<(usize, u32, bool)> {
+    let cap = (len != 0).then_some(len);
+    let (n, mapped, first, last) = bundle_pass(ring, s, bgid, cap, flags, nonblock)?;
+    if n == 0 {
+        return Ok((0, 0, last));
+    }
+    let mut total = n;
+    let waiting = s.inq_hint().unwrap_or(0);
+    if n == mapped && !last && waiting > 1 {
+        let max = cap.map_or(waiting, |c| (c as usize).min(waiting)) as u32;
+        // An error here leaves the first pass's bytes as the result.
+        if let Ok((more, ..)) = bundle_pass(ring, s, bgid, Some(max), flags, true) {
+            total += more;
+        }
+    }
+    let cqe_flags = super::kbuf::IORING_CQE_F_BUFFER | (u32::from(first) << super::kbuf::IORING_CQE_BUFFER_SHIFT) | nonempty(s);
+    Ok((total, cqe_flags, last))
+}
+
+/// One pass of a bundle receive into the buffers of group `bgid` that `max` picks (see
+/// `Groups::select_bundle`): the bytes, the room the buffers had, the first buffer's id,
+/// and whether they were the group's last. The buffers written are used up; a classic
+/// buffer left unused goes back to its list.
+fn bundle_pass(ring: &IoUring, s: &dyn Socket, bgid: u16, max: Option<u32>, flags: u32, nonblock: bool) -> KResult<(usize, usize, u16, bool)> {
+    let (bufs, last) = ring.kbufs.lock().select_bundle(bgid, max)?;
+    let mut iov: alloc::vec::Vec<(u64, usize)> = bufs.iter().map(|b| (b.addr, b.len as usize)).collect();
+    iov[0].1 = iov[0].1.min(max.unwrap_or(u32::MAX) as usize);
+    let mapped = iov.iter().map(|v| v.1).sum();
+    let got = sys::recv_user(s, &iov, flags, nonblock).map(|(n, _)| n);
+    let mut groups = ring.kbufs.lock();
+    match got {
+        Ok(n) if n > 0 => {
+            groups.commit_bundle(bgid, &bufs, n);
+            Ok((n, mapped, bufs[0].bid, last))
+        }
+        got => {
+            if !groups.is_ring(bgid) {
+                groups.recycle(bgid, bufs[0]);
+            }
+            got.map(|n| (n, mapped, bufs[0].bid, last))
+        }
+    }
+}
+
 pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
-    let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group, done }) = req.op else { return Some((req, -EINVAL.0)) };
+    let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group, bundle, done }) = req.op else { return Some((req, -EINVAL.0)) };
     let s = match target(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
@@ -413,6 +564,28 @@ pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         if group.is_some() && s.poll_mask() & ready == 0 && flags & net::MSG_DONTWAIT == 0 {
             req.poll_retries = 0;
             return park(ring, req, false);
+        }
+        if let Some(bgid) = group
+            && bundle
+        {
+            match recv_bundle(ring, &*s, bgid, len, flags, nonblock) {
+                Err(EAGAIN) if flags & net::MSG_DONTWAIT == 0 => {
+                    req.poll_retries = 0;
+                    return park(ring, req, false);
+                }
+                Ok((n, cqe_flags, last)) if multishot && n > 0 && !last => {
+                    if !ring.post_more(req.user_data, n as i32, cqe_flags) {
+                        req.cqe_flags |= cqe_flags;
+                        return Some((req, n as i32));
+                    }
+                    continue;
+                }
+                Ok((n, cqe_flags, _)) => {
+                    req.cqe_flags |= cqe_flags;
+                    return Some((req, n as i32));
+                }
+                Err(e) => return Some((req, -e.0)),
+            }
         }
         let buf = match group {
             Some(bgid) => match ring.kbufs.lock().select(bgid) {

@@ -68,7 +68,7 @@ pub struct Rw {
 
 /// Whether `opcode` may take a provided buffer (IOSQE_BUFFER_SELECT).
 pub fn selects_buffer(opcode: u8) -> bool {
-    matches!(opcode, IORING_OP_READ | IORING_OP_READV | IORING_OP_READ_MULTISHOT | super::net::IORING_OP_RECV | super::net::IORING_OP_RECVMSG)
+    matches!(opcode, IORING_OP_READ | IORING_OP_READV | IORING_OP_READ_MULTISHOT | super::net::IORING_OP_SEND | super::net::IORING_OP_RECV | super::net::IORING_OP_RECVMSG)
 }
 
 pub fn prep(ring: &IoUring, sqe: &Sqe) -> KResult<Op> {

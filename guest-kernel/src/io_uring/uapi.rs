@@ -330,6 +330,8 @@ pub const IORING_FEAT_RSRC_TAGS: u32 = 1 << 10;
 pub const IORING_FEAT_LINKED_FILE: u32 = 1 << 12;
 /// io_uring_register takes IORING_REGISTER_USE_REGISTERED_RING.
 pub const IORING_FEAT_REG_REG_RING: u32 = 1 << 13;
+/// SEND and RECV take IORING_RECVSEND_BUNDLE.
+pub const IORING_FEAT_RECVSEND_BUNDLE: u32 = 1 << 14;
 /// EXT_ARG's min_wait_usec.
 pub const IORING_FEAT_MIN_TIMEOUT: u32 = 1 << 15;
 pub const IORING_FEAT_NO_IOWAIT: u32 = 1 << 17;

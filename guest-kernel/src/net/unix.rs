@@ -620,6 +620,12 @@ impl Socket for UnixSocket {
         Ok(self.st.lock().in_flight)
     }
 
+    /// A stream's queued bytes (Linux's unix_stream_read_generic sets msg_inq); the
+    /// datagram kinds report none.
+    fn inq_hint(&self) -> Option<usize> {
+        (self.kind == SOCK_STREAM).then(|| self.unread().unwrap_or(0))
+    }
+
     fn linger(&self) -> [i32; 2] {
         self.st.lock().linger
     }

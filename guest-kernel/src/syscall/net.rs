@@ -268,7 +268,7 @@ pub fn send_user(s: &dyn Socket, msg: UserMsg, flags: u32, nonblock: bool) -> KR
 }
 
 /// Drops the first `n` bytes of `iov`.
-fn advance(iov: &mut Vec<(u64, usize)>, mut n: usize) {
+pub fn advance(iov: &mut Vec<(u64, usize)>, mut n: usize) {
     while n > 0 && !iov.is_empty() {
         if iov[0].1 <= n {
             n -= iov[0].1;
