@@ -2,8 +2,9 @@
  * Sends and receives with buffers the kernel picks: SEND from a provided-buffer ring
  * (IOSQE_BUFFER_SELECT, Linux 6.10), bundles (IORING_RECVSEND_BUNDLE, Linux 6.10: one CQE
  * for a run of ring buffers, naming the first) for SEND and RECV, once and multishot, and
- * SEND_ZC from a registered buffer (IORING_RECVSEND_FIXED_BUF). liburing 2.3 knows neither
- * the bundle flag nor its feature bit: both are defined here.
+ * SEND_ZC and SENDMSG_ZC from a registered buffer (IORING_RECVSEND_FIXED_BUF), and SEND and
+ * SEND_ZC of an iovec array (IORING_SEND_VECTORIZED, Linux 6.18). liburing 2.3 knows
+ * neither the bundle and vectorized flags nor the bundle feature bit: they are defined here.
  */
 #include "sockut.h"
 
@@ -13,6 +14,9 @@
 
 #ifndef IORING_RECVSEND_BUNDLE
 #define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif
+#ifndef IORING_SEND_VECTORIZED
+#define IORING_SEND_VECTORIZED (1U << 5)
 #endif
 #ifndef IORING_FEAT_RECVSEND_BUNDLE
 #define IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
@@ -341,8 +345,7 @@ static int send_zc_fixed(void)
 	 * SEND_ZC with IORING_RECVSEND_FIXED_BUF sends from registered buffer buf_index (addr
 	 * and len must lie inside it) on a TCP connection over 127.0.0.1: the result CQE with
 	 * F_MORE, then the notification. A range past the buffer's end, or an index with no
-	 * buffer: -EFAULT. SENDMSG_ZC takes FIXED_BUF since Linux 6.15 (its iovecs name
-	 * parts of the buffer); plain SEND does not take it: -EINVAL.
+	 * buffer: -EFAULT. Plain SEND does not take it: -EINVAL.
 	 */
 	GATE(IORING_OP_SEND_ZC);
 	struct io_uring r;
@@ -400,5 +403,167 @@ static int send_zc_fixed(void)
 	return UT_OK;
 }
 
+/* A connected TCP pair over 127.0.0.1: *c connected, *s accepted (nonblocking). */
+static int tcp_pair(int *c, int *s, const char *file, int line)
+{
+	struct sockaddr_in a;
+	int l = tcp_listener(&a);
+	if (l < 0)
+		return ut_fail(file, line, "listener: %s", ut_errname(errno));
+	*c = socket(AF_INET, SOCK_STREAM, 0);
+	if (*c < 0 || connect(*c, SA(&a), sizeof a) < 0)
+		return ut_fail(file, line, "connect: %s", ut_errname(errno));
+	*s = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+	close(l);
+	if (*s < 0)
+		return ut_fail(file, line, "accept4: %s", ut_errname(errno));
+	return UT_OK;
+}
+#define TCP_PAIR(c, s) TRY(tcp_pair(&(c), &(s), __FILE__, __LINE__))
+
+/* A _ZC send's two CQEs: the result (res, F_MORE), then the notification. */
+static int zc_pair(struct io_uring *r, uint64_t ud, int res, const char *file, int line)
+{
+	struct io_uring_cqe cq;
+	TRY(ut_expect_cqe(r, ud, res, 1, &cq, file, line));
+	if (cq.flags != IORING_CQE_F_MORE)
+		return ut_fail(file, line, "result CQE flags 0x%x, expected F_MORE", cq.flags);
+	TRY(ut_expect_cqe(r, ud, 0, 0, &cq, file, line));
+	if (cq.flags != IORING_CQE_F_NOTIF)
+		return ut_fail(file, line, "notification CQE flags 0x%x, expected F_NOTIF", cq.flags);
+	return UT_OK;
+}
+#define ZC_PAIR(r, ud, res) TRY(zc_pair((r), (ud), (res), __FILE__, __LINE__))
+
+static int send_vectorized(void)
+{
+	/*
+	 * IORING_SEND_VECTORIZED (Linux 6.18): SEND's addr is an iovec array and len its
+	 * count; the iovecs go out in order (10 bytes from two). A count of 0 sends nothing
+	 * (res 0); more than 1024 iovecs: -EINVAL. SENDMSG ignores the flag. An unknown flag
+	 * (1 << 6): -EINVAL.
+	 */
+	GATE(IORING_OP_SEND);
+	struct io_uring r;
+	BUNDLE_RING(&r, 8);
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	struct iovec iov[2] = { { "hello", 5 }, { "world", 5 } };
+	struct io_uring_sqe *sqe = q_send(&r, sv[0], iov, 2, 0, 0x60);
+	sqe->ioprio = IORING_SEND_VECTORIZED;
+	CHECK_RES(RUN(&r, 0x60), 10);
+	GOT_BYTES(sv[1], "helloworld");
+	sqe = q_send(&r, sv[0], iov, 0, 0, 0x61);
+	sqe->ioprio = IORING_SEND_VECTORIZED;
+	CHECK_RES(RUN(&r, 0x61), 0);
+	sqe = q_send(&r, sv[0], iov, 2000, 0, 0x62);
+	sqe->ioprio = IORING_SEND_VECTORIZED;
+	CHECK_RES(RUN(&r, 0x62), -EINVAL);
+	struct msghdr m;
+	memset(&m, 0, sizeof m);
+	m.msg_iov = iov;
+	m.msg_iovlen = 2;
+	sqe = ut_sqe(&r);
+	io_uring_prep_sendmsg(sqe, sv[0], &m, 0);
+	sqe->ioprio = IORING_SEND_VECTORIZED;
+	sqe->user_data = 0x63;
+	CHECK_RES(RUN(&r, 0x63), 10);
+	GOT_BYTES(sv[1], "helloworld");
+	sqe = q_send(&r, sv[0], iov, 2, 0, 0x64);
+	sqe->ioprio = 1U << 6;
+	CHECK_RES(RUN(&r, 0x64), -EINVAL);
+	char one;
+	CHECK_ERR(recv(sv[1], &one, 1, MSG_DONTWAIT), EAGAIN);
+	EMPTY(&r);
+	close(sv[0]);
+	close(sv[1]);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
+static int zc_vectorized_and_fixed(void)
+{
+	/*
+	 * On TCP over 127.0.0.1: SEND_ZC with IORING_SEND_VECTORIZED sends an iovec array;
+	 * SENDMSG_ZC with IORING_RECVSEND_FIXED_BUF (Linux 6.15) sends iovecs that lie in
+	 * registered buffer buf_index (one that reaches past its end, or an index with no
+	 * buffer: -EFAULT); SENDMSG_ZC ignores VECTORIZED. SEND_ZC with both VECTORIZED and
+	 * FIXED_BUF, or an unknown flag: -EINVAL. Every one is a result CQE with F_MORE and
+	 * a notification, errors too.
+	 */
+	GATE(IORING_OP_SENDMSG_ZC);
+	struct io_uring r;
+	BUNDLE_RING(&r, 8);
+	static char reg[4096];
+	memcpy(reg, "helloworld", 10);
+	struct iovec riov = { reg, sizeof reg };
+	CHECK_OK(io_uring_register_buffers(&r, &riov, 1));
+	int c = -1, s = -1;
+	TCP_PAIR(c, s);
+	struct iovec iov[2] = { { reg, 5 }, { reg + 5, 5 } };
+	struct io_uring_sqe *sqe = ut_sqe(&r);
+	io_uring_prep_send_zc(sqe, c, iov, 2, 0, 0);
+	sqe->ioprio = IORING_SEND_VECTORIZED;
+	sqe->user_data = 0x70;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x70, 10);
+	GOT_BYTES(s, "helloworld");
+	struct msghdr m;
+	memset(&m, 0, sizeof m);
+	m.msg_iov = iov;
+	m.msg_iovlen = 2;
+	sqe = ut_sqe(&r);
+	io_uring_prep_sendmsg_zc(sqe, c, &m, 0);
+	sqe->ioprio = IORING_RECVSEND_FIXED_BUF;
+	sqe->user_data = 0x71;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x71, 10);
+	GOT_BYTES(s, "helloworld");
+	struct iovec past = { reg + 4090, 10 };
+	m.msg_iov = &past;
+	m.msg_iovlen = 1;
+	sqe = ut_sqe(&r);
+	io_uring_prep_sendmsg_zc(sqe, c, &m, 0);
+	sqe->ioprio = IORING_RECVSEND_FIXED_BUF;
+	sqe->user_data = 0x72;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x72, -EFAULT);
+	m.msg_iov = iov;
+	m.msg_iovlen = 2;
+	sqe = ut_sqe(&r);
+	io_uring_prep_sendmsg_zc(sqe, c, &m, 0);
+	sqe->ioprio = IORING_RECVSEND_FIXED_BUF;
+	sqe->buf_index = 1;
+	sqe->user_data = 0x73;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x73, -EFAULT);
+	sqe = ut_sqe(&r);
+	io_uring_prep_sendmsg_zc(sqe, c, &m, 0);
+	sqe->ioprio = IORING_SEND_VECTORIZED;
+	sqe->user_data = 0x74;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x74, 10);
+	GOT_BYTES(s, "helloworld");
+	sqe = ut_sqe(&r);
+	io_uring_prep_send_zc(sqe, c, iov, 2, 0, 0);
+	sqe->ioprio = IORING_SEND_VECTORIZED | IORING_RECVSEND_FIXED_BUF;
+	sqe->user_data = 0x75;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x75, -EINVAL);
+	sqe = ut_sqe(&r);
+	io_uring_prep_send_zc(sqe, c, reg, 10, 0, 0);
+	sqe->ioprio = 1U << 6;
+	sqe->user_data = 0x76;
+	CHECK_EQ(io_uring_submit(&r), 1);
+	ZC_PAIR(&r, 0x76, -EINVAL);
+	EMPTY(&r);
+	char one;
+	CHECK_ERR(recv(s, &one, 1, MSG_DONTWAIT), EAGAIN);
+	close(s);
+	close(c);
+	io_uring_queue_exit(&r);
+	return UT_OK;
+}
+
 UT_FAMILY(netbuf, T(send_select), T(send_bundle), T(recv_bundle), T(recv_bundle_multishot),
-	  T(send_zc_fixed));
+	  T(send_zc_fixed), T(send_vectorized), T(zc_vectorized_and_fixed));

@@ -36,6 +36,8 @@ const IORING_RECV_MULTISHOT: u16 = 1 << 1;
 const IORING_RECVSEND_FIXED_BUF: u16 = 1 << 2;
 const IORING_SEND_ZC_REPORT_USAGE: u16 = 1 << 3;
 const IORING_RECVSEND_BUNDLE: u16 = 1 << 4;
+/// SEND and SEND_ZC: `addr` is an iovec array, `len` its count (Linux 6.18).
+const IORING_SEND_VECTORIZED: u16 = 1 << 5;
 /// sqe->ioprio for ACCEPT.
 const IORING_ACCEPT_MULTISHOT: u16 = 1 << 0;
 const IORING_ACCEPT_DONTWAIT: u16 = 1 << 1;
@@ -73,6 +75,9 @@ pub enum NetOp {
     /// `done`: bytes received by earlier attempts (MSG_WAITALL, on a plain RECV).
     Recv { addr: u64, len: u32, flags: u32, msg: bool, multishot: bool, group: Option<u16>, bundle: bool, done: u32 },
     Shutdown { how: u32 },
+    /// A _ZC send whose prep failed after Linux made its notification: the error comes
+    /// as a result CQE with F_MORE, then the notification.
+    ZcFailed(i32),
 }
 
 fn net(op: NetOp) -> KResult<Op> {
@@ -131,8 +136,9 @@ pub fn prep_accept(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
     net(NetOp::Accept { addr: sqe.addr, len_ptr: sqe.off, flags, ioprio: sqe.ioprio, slot: sqe.file_index })
 }
 
-/// The buffers a SEND took from its group: their iovecs (what is left to send) and the
-/// CQE flags naming the first; `last`: they were all the group had.
+/// The iovecs of a SEND (what is left to send): the buffers it took from its group, with
+/// the CQE flags naming the first (`last`: they were all the group had), or a
+/// VECTORIZED send's own.
 pub struct Picked {
     iov: alloc::vec::Vec<(u64, usize)>,
     cqe_flags: u32,
@@ -140,28 +146,44 @@ pub struct Picked {
 }
 
 fn prep_send_common(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
-    // Registered buffers for the _ZC sends (SENDMSG_ZC's vectored form, Linux 6.15, is
-    // not taken: the EINVAL of the kernels before it); bundles for SEND.
+    match prep_send_checked(sqe, msg, zc) {
+        // Linux's _ZC prep made the notification before these checks.
+        Err(e) if zc => net(NetOp::ZcFailed(e.0)),
+        op => op,
+    }
+}
+
+fn prep_send_checked(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
+    // Registered buffers for the _ZC sends; bundles for SEND; iovec arrays for both
+    // (the SENDMSG forms ignore that flag).
     let allowed = IORING_RECVSEND_POLL_FIRST
+        | IORING_SEND_VECTORIZED
         | if zc { IORING_SEND_ZC_REPORT_USAGE | IORING_RECVSEND_FIXED_BUF } else { IORING_RECVSEND_BUNDLE };
     if sqe.ioprio & !allowed != 0 {
         return Err(EINVAL);
     }
     let fixed = (sqe.ioprio & IORING_RECVSEND_FIXED_BUF != 0).then_some(sqe.buf_index);
     let bundle = sqe.ioprio & IORING_RECVSEND_BUNDLE != 0;
-    if msg && (bundle || fixed.is_some()) {
+    let vectorized = !msg && sqe.ioprio & IORING_SEND_VECTORIZED != 0;
+    if msg && bundle || vectorized && fixed.is_some() {
         return Err(EINVAL);
     }
-    // Only SEND selects (the opdef check refused the others).
+    // Only SEND selects (the opdef check refused the others); its data is then the
+    // buffers', whatever VECTORIZED says.
     let group = (sqe.flags & IOSQE_BUFFER_SELECT != 0).then_some(sqe.buf_index);
     let to = if !msg && sqe.off != 0 && sqe.file_index & 0xffff != 0 { Some((sqe.off, u64::from(sqe.file_index & 0xffff))) } else { None };
     if msg && (sqe.len != 1 && sqe.len != 0 || sqe.off != 0) {
         return Err(EINVAL);
     }
+    // The iovecs are copied now (FEAT_SUBMIT_STABLE).
+    let picked = match vectorized && group.is_none() {
+        true => Some(Box::new(Picked { iov: crate::syscall::fs::read_iovecs(sqe.addr, u64::from(sqe.len))?, cqe_flags: 0, last: false })),
+        false => None,
+    };
     // A bundle must send all it took (Linux adds MSG_WAITALL).
     let flags = sqe.op_flags | if bundle { net::MSG_WAITALL } else { 0 };
     let zc = zc.then_some(sqe.ioprio & IORING_SEND_ZC_REPORT_USAGE != 0);
-    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags, to, msg, zc, done: 0, group, bundle, picked: None, fixed })
+    net(NetOp::Send { addr: sqe.addr, len: sqe.len, flags, to, msg, zc, done: 0, group, bundle, picked, fixed })
 }
 
 pub fn prep_send(_ring: &IoUring, sqe: &Sqe) -> KResult<Op> {
@@ -321,6 +343,9 @@ fn target(req: &Request) -> KResult<Arc<dyn Socket>> {
 }
 
 pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
+    if let Op::Net(NetOp::ZcFailed(e)) = req.op {
+        return zc_complete(ring, req, -e, false);
+    }
     let s = match target(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
@@ -349,14 +374,17 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
                 return Err(EOPNOTSUPP);
             }
             if msg {
-                return sys::sendmsg_at(&*s, addr, flags, nonblock);
+                let Some(index) = fixed else { return sys::sendmsg_at(&*s, addr, flags, nonblock) };
+                let buf = ring.rsrc.lock().fixed_at(index)?;
+                return sys::sendmsg_from(&*s, addr, flags, nonblock, Some(&|a, l| buf.segments(a, l)));
             }
             let to = match to {
                 Some((a, l)) => Some(sys::read_addr(a, l)?),
                 None => None,
             };
             if let Some(index) = fixed {
-                return send_fixed(ring, &*s, index, addr, len, to, nonblock);
+                let segs = ring.rsrc.lock().fixed_at(index)?.segments(addr, len as usize)?;
+                return sys::send_frames(&*s, segs, sys::UserMsg { to, iov: alloc::vec::Vec::new(), files: alloc::vec::Vec::new(), cred: None }, flags, nonblock);
             }
             let iov = picked_iov.unwrap_or_else(|| alloc::vec![(addr, len as usize)]);
             sys::send_user(&*s, sys::UserMsg { to, iov, files: alloc::vec::Vec::new(), cred: None }, flags, nonblock)
@@ -383,10 +411,7 @@ pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
         }
         let res = with_done(got, done);
         if let Some(report) = zc {
-            // The result, then the notification: the buffer was copied, so it is free.
-            ring.post(Cqe::new(req.user_data, res, IORING_CQE_F_MORE), false);
-            req.cqe_flags |= IORING_CQE_F_NOTIF;
-            return Some((req, if report { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 }));
+            return zc_complete(ring, req, res, report);
         }
         let taken = picked.take();
         let cqe_flags = taken.as_ref().map_or(0, |p| p.cqe_flags);
@@ -421,13 +446,13 @@ fn pick(ring: &IoUring, bgid: u16, len: u32, bundle: bool) -> KResult<Picked> {
     Ok(Picked { iov: bufs.iter().map(|b| (b.addr, b.len as usize)).collect(), cqe_flags, last })
 }
 
-/// SEND_ZC from registered buffer `index`: `[addr, addr + len)` must lie in it (EFAULT).
-/// The bytes are copied from its pinned frames.
-fn send_fixed(ring: &IoUring, s: &dyn Socket, index: u16, addr: u64, len: u32, to: Option<alloc::vec::Vec<u8>>, nonblock: bool) -> KResult<usize> {
-    let buf = ring.rsrc.lock().fixed(index, addr, u64::from(len))?;
-    let frames = crate::fs::IoBuf::Frames(buf.slice(addr, len as usize));
-    let head = net::Outgoing { data: alloc::vec::Vec::new(), to: to.as_deref(), files: alloc::vec::Vec::new(), cred: None };
-    net::send_from(s, len as usize, head, nonblock, true, &mut |at, dst| frames.get(at, dst))
+/// A _ZC send's end: the result CQE with F_MORE, then the notification saying the buffer
+/// is free (it was copied: with `report`, IORING_SEND_ZC_REPORT_USAGE, its res says so
+/// when bytes went out).
+fn zc_complete(ring: &IoUring, mut req: Box<Request>, res: i32, report: bool) -> Issued {
+    ring.post(Cqe::new(req.user_data, res, IORING_CQE_F_MORE), false);
+    req.cqe_flags |= IORING_CQE_F_NOTIF;
+    Some((req, if report && res > 0 { IORING_NOTIF_USAGE_ZC_COPIED } else { 0 }))
 }
 
 /// Whether a short transfer goes on (MSG_WAITALL on a stream or seqpacket socket, for

@@ -106,6 +106,15 @@ impl FixedBuf {
 }
 
 impl FixedBuf {
+    /// The segments of `[addr, addr + len)` if it lies inside the buffer (EFAULT if not).
+    pub fn segments(&self, addr: u64, len: usize) -> KResult<Vec<(u64, u32)>> {
+        let end = addr.checked_add(len as u64).ok_or(EFAULT)?;
+        if addr < self.addr || end > self.addr + self.len {
+            return Err(EFAULT);
+        }
+        Ok(self.slice(addr, len))
+    }
+
     /// The segments covering `[addr, addr + len)`, which lies inside the buffer.
     pub fn slice(&self, addr: u64, len: usize) -> Vec<(u64, u32)> {
         let (mut skip, mut left) = ((addr - self.addr) as usize, len);

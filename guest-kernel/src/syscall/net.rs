@@ -452,11 +452,39 @@ pub fn deliver_control(files: Vec<Arc<OpenFile>>, cred: Option<[u32; 3]>, contro
 
 /// sendmsg on a socket with a msghdr at `addr` (io_uring's SENDMSG too).
 pub fn sendmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KResult<usize> {
+    sendmsg_from(s, addr, flags, nonblock, None)
+}
+
+/// Physical segments for a user range (a registered buffer's), or EFAULT.
+pub type Segments<'a> = &'a dyn Fn(u64, usize) -> KResult<Vec<(u64, u32)>>;
+
+/// sendmsg of the msghdr at `addr`; with `fixed`, its iovecs name parts of a registered
+/// buffer and the bytes come from its frames (io_uring's SENDMSG_ZC with FIXED_BUF).
+pub fn sendmsg_from(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool, fixed: Option<Segments>) -> KResult<usize> {
     let h = read_msghdr(addr)?;
     let to = if h.name != 0 && h.namelen != 0 { Some(read_addr(h.name, u64::from(h.namelen))?) } else { None };
     let iov = read_iovecs(h.iov, h.iovlen)?;
     let (files, cred) = control_in(h.control, h.controllen)?;
-    send_user(s, UserMsg { to, iov, files, cred }, flags, nonblock)
+    let Some(segments) = fixed else {
+        return send_user(s, UserMsg { to, iov, files, cred }, flags, nonblock);
+    };
+    let mut segs = Vec::new();
+    for (a, l) in iov {
+        segs.extend(segments(a, l)?);
+    }
+    send_frames(s, segs, UserMsg { to, iov: Vec::new(), files, cred }, flags, nonblock)
+}
+
+/// Sends the bytes of pinned frames `segs` (an io_uring registered buffer), with the
+/// address, files and credentials of `head` (its iovecs unused), as `send_user` does.
+pub fn send_frames(s: &dyn Socket, segs: Vec<(u64, u32)>, head: UserMsg, flags: u32, nonblock: bool) -> KResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let total = segs.iter().map(|v| v.1 as usize).sum();
+    let frames = crate::fs::IoBuf::Frames(segs);
+    let out = Outgoing { data: Vec::new(), to: head.to.as_deref(), files: head.files, cred: head.cred };
+    send_from(s, total, out, nonblock, flags & MSG_NOSIGNAL != 0, &mut |at, dst| frames.get(at, dst))
 }
 
 /// recvmsg on a socket with a msghdr at `addr`, which it updates (io_uring's RECVMSG too).
