@@ -20,7 +20,7 @@
 //!   the stack lock is dropped, so waiters and io_uring's poll callbacks may take the lock
 //!   again.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,12 +155,16 @@ pub struct Group {
     count: usize,
     /// Kept while empty (a listener's pool group, until it stops listening).
     pinned: bool,
-    /// Touched since its last egress pass.
+    /// Touched since its last egress pass (and so in its interface's `dirty` list).
     dirty: bool,
-    /// When smoltcp wants it polled next (monotonic ns; MAX: not for a timer).
+    /// When smoltcp wants it polled next (monotonic ns; MAX: not for a timer); in its
+    /// interface's `timers` when not MAX.
     due: u64,
     /// The steering keys that lead here (a flow's with its socket, to go with it).
     keys: Vec<(Option<SocketHandle>, Key)>,
+    /// Its connections whose owners closed them: looked at after each poll of the
+    /// group (only a poll moves them on), forgotten once closed.
+    orphans: Vec<SocketHandle>,
 }
 
 /// An interface: its smoltcp state, its link and its socket groups.
@@ -173,6 +177,12 @@ pub struct NetIf {
     /// Group 0 has no sockets: packets nobody takes go there (smoltcp answers them with
     /// a RST or an ICMP error).
     groups: Vec<Option<Group>>,
+    /// The groups touched since their last egress pass, and the groups' timers (due,
+    /// group): a poll visits these, not every group.
+    dirty: Vec<usize>,
+    timers: BTreeSet<(u64, usize)>,
+    /// Orphans found closed by the last poll, for the stack to remove.
+    ended: Vec<(usize, SocketHandle)>,
     /// A connection's key: its group and its socket (only that socket's removal drops it).
     flows: BTreeMap<Key, (usize, SocketHandle)>,
     ports: BTreeMap<Key, Vec<PortSteer>>,
@@ -193,7 +203,7 @@ pub struct PortSteer {
 }
 
 fn new_group(pinned: bool) -> Group {
-    Group { set: SocketSet::new(Vec::new()), count: 0, pinned, dirty: false, due: u64::MAX, keys: Vec::new() }
+    Group { set: SocketSet::new(Vec::new()), count: 0, pinned, dirty: false, due: u64::MAX, keys: Vec::new(), orphans: Vec::new() }
 }
 
 /// The steering facts of an IP packet: (protocol, destination, source) for TCP and UDP.
@@ -231,7 +241,21 @@ fn steer(ip: &[u8]) -> Option<(u8, IpEndpoint, IpEndpoint)> {
 
 impl NetIf {
     fn new(name: &'static str, index: u32, iface: Interface, link: Link) -> Self {
-        NetIf { name, index, iface, link, groups: alloc::vec![Some(new_group(true))], flows: BTreeMap::new(), ports: BTreeMap::new(), mac: None, mtu: 65536, v4: None }
+        NetIf {
+            name,
+            index,
+            iface,
+            link,
+            groups: alloc::vec![Some(new_group(true))],
+            dirty: Vec::new(),
+            timers: BTreeSet::new(),
+            ended: Vec::new(),
+            flows: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            mac: None,
+            mtu: 65536,
+            v4: None,
+        }
     }
 
     pub fn is_loopback(&self) -> bool {
@@ -240,6 +264,24 @@ impl NetIf {
 
     fn group(&mut self, g: usize) -> &mut Group {
         self.groups[g].as_mut().expect("a live socket group")
+    }
+
+    /// Marks group `g` for the next egress pass.
+    fn touch(&mut self, g: usize) {
+        let group = self.groups[g].as_mut().expect("a live socket group");
+        if !group.dirty {
+            group.dirty = true;
+            self.dirty.push(g);
+        }
+    }
+
+    /// Group `g` goes (its timer with it; a stale `dirty` entry is skipped).
+    fn free_group(&mut self, g: usize) {
+        if let Some(group) = self.groups[g].take()
+            && group.due != u64::MAX
+        {
+            self.timers.remove(&(group.due, g));
+        }
     }
 
     /// The group a received packet belongs to: its connection's, else its port's (a
@@ -273,19 +315,34 @@ impl NetIf {
         self.iface.poll_maintenance(now);
         for _ in 0..POLL_ROUNDS {
             let mut round = false;
-            for g in self.groups.iter_mut().flatten() {
-                if !(g.dirty || g.due <= now_ns) {
-                    continue;
-                }
-                g.dirty = false;
+            while let Some(&(due, g)) = self.timers.first()
+                && due <= now_ns
+            {
+                self.timers.pop_first();
+                self.group(g).due = u64::MAX;
+                self.touch(g);
+            }
+            for g in core::mem::take(&mut self.dirty) {
+                let Some(group) = self.groups[g].as_mut().filter(|grp| grp.dirty) else { continue };
+                group.dirty = false;
                 let mut dev = Dev { link: &mut self.link, frame: None };
                 for _ in 0..POLL_ROUNDS {
-                    if self.iface.poll_egress(now, &mut dev, &mut g.set) == PollResult::None {
+                    if self.iface.poll_egress(now, &mut dev, &mut group.set) == PollResult::None {
                         break;
                     }
                     round = true;
                 }
-                g.due = self.iface.poll_at(now, &g.set).map_or(u64::MAX, |t| t.total_micros().max(0) as u64 * 1000);
+                let due = self.iface.poll_at(now, &group.set).map_or(u64::MAX, |t| t.total_micros().max(0) as u64 * 1000);
+                if due != group.due {
+                    if group.due != u64::MAX {
+                        self.timers.remove(&(group.due, g));
+                    }
+                    if due != u64::MAX {
+                        self.timers.insert((due, g));
+                    }
+                    group.due = due;
+                }
+                Self::find_ended(&mut self.ended, g, group);
             }
             while let Some(frame) = self.link.recv() {
                 round = true;
@@ -293,10 +350,15 @@ impl NetIf {
                 let group = self.groups[g].as_mut().expect("a live socket group");
                 let mut dev = Dev { link: &mut self.link, frame: Some(frame) };
                 self.iface.poll_ingress_single(now, &mut dev, &mut group.set);
-                group.dirty = true;
+                Self::find_ended(&mut self.ended, g, group);
+                self.touch(g);
                 if g == 0 {
                     // ARP and the like may let any socket's waiting packet go.
-                    self.groups.iter_mut().flatten().for_each(|g| g.dirty = true);
+                    for k in 0..self.groups.len() {
+                        if self.groups[k].is_some() {
+                            self.touch(k);
+                        }
+                    }
                 }
             }
             if !round {
@@ -307,8 +369,17 @@ impl NetIf {
         moved
     }
 
+    /// Notes group `g`'s orphans that are closed now, in `ended`.
+    fn find_ended(ended: &mut Vec<(usize, SocketHandle)>, g: usize, group: &Group) {
+        for &h in &group.orphans {
+            if group.set.get::<tcp::Socket>(h).state() == tcp::State::Closed && !ended.contains(&(g, h)) {
+                ended.push((g, h));
+            }
+        }
+    }
+
     fn next_due(&self) -> u64 {
-        self.groups.iter().flatten().map(|g| g.due).min().unwrap_or(u64::MAX)
+        self.timers.first().map_or(u64::MAX, |t| t.0)
     }
 }
 
@@ -322,9 +393,6 @@ pub trait Maintain: Send + Sync {
 pub struct Stack {
     pub ifs: Vec<NetIf>,
     maintained: Vec<Weak<dyn Maintain>>,
-    /// Connections their owners closed, still ending (FIN exchange, TIME-WAIT): removed
-    /// once closed.
-    orphans: Vec<At>,
 }
 
 static STACK: SpinLock<Option<Stack>> = SpinLock::new(None);
@@ -437,7 +505,7 @@ impl Stack {
         });
         let mut lo = NetIf::new("lo", 1, iface, link);
         lo.v4 = Some((Ipv4Address::new(127, 0, 0, 1), 8));
-        Self { ifs: alloc::vec![lo], maintained: Vec::new(), orphans: Vec::new() }
+        Self { ifs: alloc::vec![lo], maintained: Vec::new() }
     }
 
     /// Adds `eth0` on a virtio-net device, addressed as `ip` says.
@@ -533,7 +601,7 @@ impl Stack {
             }
         }
         if empty {
-            nif.groups[g] = None;
+            nif.free_group(g);
         }
     }
 
@@ -543,7 +611,7 @@ impl Stack {
         let group = self.ifs[ifi].group(g);
         let h = group.set.add(s);
         group.count += 1;
-        group.dirty = true;
+        self.ifs[ifi].touch(g);
         (ifi, g, h)
     }
 
@@ -553,6 +621,7 @@ impl Stack {
         let group = nif.groups[at.1].as_mut().expect("a live socket group");
         let s = group.set.remove(at.2);
         group.count -= 1;
+        group.orphans.retain(|&h| h != at.2);
         let mut gone: Vec<Key> = Vec::new();
         group.keys.retain(|&(h, k)| {
             let keep = h != Some(at.2);
@@ -563,7 +632,7 @@ impl Stack {
         });
         if group.count == 0 && !group.pinned {
             gone.extend(group.keys.drain(..).map(|(_, k)| k));
-            nif.groups[at.1] = None;
+            nif.free_group(at.1);
         }
         for k in gone {
             match k {
@@ -594,9 +663,8 @@ impl Stack {
     }
 
     pub fn tcp(&mut self, at: At) -> &mut tcp::Socket<'static> {
-        let group = self.ifs[at.0].group(at.1);
-        group.dirty = true;
-        group.set.get_mut::<tcp::Socket>(at.2)
+        self.ifs[at.0].touch(at.1);
+        self.ifs[at.0].group(at.1).set.get_mut::<tcp::Socket>(at.2)
     }
 
     /// A TCP socket to look at, or to register a waker with: its group is not marked
@@ -616,9 +684,8 @@ impl Stack {
     }
 
     pub fn udp(&mut self, at: At) -> &mut udp::Socket<'static> {
-        let group = self.ifs[at.0].group(at.1);
-        group.dirty = true;
-        group.set.get_mut::<udp::Socket>(at.2)
+        self.ifs[at.0].touch(at.1);
+        self.ifs[at.0].group(at.1).set.get_mut::<udp::Socket>(at.2)
     }
 
     /// Steers packets of the connection (`proto`, `local`, `remote`) to `at`'s group.
@@ -647,9 +714,11 @@ impl Stack {
         self.maintained.push(m);
     }
 
-    /// A connection its owner closed: the stack forgets it once it is closed.
+    /// A connection its owner closed: the stack forgets it once it is closed (its group
+    /// is polled now, and looked at after every poll of it).
     pub fn orphan(&mut self, at: At) {
-        self.orphans.push(at);
+        self.ifs[at.0].group(at.1).orphans.push(at.2);
+        self.ifs[at.0].touch(at.1);
     }
 
     /// Polls every interface until nothing moves, looks after the listeners and
@@ -665,18 +734,16 @@ impl Stack {
             // A listener whose pool took a SYN moves the new connection to a group of
             // its own, due for egress: poll again for it.
             self.run_maintenance();
-            if !moved && !self.ifs.iter().any(|i| i.groups.iter().flatten().any(|g| g.dirty)) {
+            if !moved && self.ifs.iter().all(|i| i.dirty.is_empty()) {
                 break;
             }
         }
-        let mut i = 0;
-        while i < self.orphans.len() {
-            let at = self.orphans[i];
-            if self.ifs[at.0].group(at.1).set.get::<tcp::Socket>(at.2).state() == tcp::State::Closed {
-                self.remove(at);
-                self.orphans.swap_remove(i);
-            } else {
-                i += 1;
+        for ifi in 0..self.ifs.len() {
+            for (g, h) in core::mem::take(&mut self.ifs[ifi].ended) {
+                // (Unless something removed it since.)
+                if self.ifs[ifi].groups[g].as_ref().is_some_and(|grp| grp.orphans.contains(&h)) {
+                    self.remove((ifi, g, h));
+                }
             }
         }
         let next = self.ifs.iter().map(NetIf::next_due).min().unwrap_or(u64::MAX);
