@@ -291,8 +291,8 @@ fn launcher(rules: &mut Rules) -> RuleResult<()> {
 }
 
 /// A worker's loop: epoll on the queues' eventfds, the stop and resample eventfds and the
-/// ring's completion eventfd (or virtio-net's epoll), which it reads (the interrupt
-/// eventfd is written).
+/// ring's completion eventfd (or virtio-net's epoll without io_uring), which it reads
+/// (the interrupt eventfd is written).
 fn device_loop(rules: &mut Rules) {
     rules.allow(&[
         libc::SYS_epoll_create1,
@@ -365,11 +365,13 @@ fn p9(rules: &mut Rules) -> RuleResult<()> {
     Ok(())
 }
 
-/// The tap: one readv or writev per frame (nonblocking), its own epoll (the tap added
-/// and removed with epoll_ctl) and wake eventfd (written, read), made before the filter.
+/// The tap: io_uring_enter on the worker's own ring (made before the filter: frames
+/// written in batches, the tap polled), a readv per frame received, and the ring's
+/// eventfd (read, written). Without io_uring: a writev per frame sent, and its own epoll
+/// (the tap added and removed with epoll_ctl) and wake eventfd.
 fn net(rules: &mut Rules) -> RuleResult<()> {
     device_loop(rules);
-    rules.allow(&[libc::SYS_readv, libc::SYS_writev]);
+    rules.allow(&[libc::SYS_readv, libc::SYS_writev, libc::SYS_io_uring_enter]);
     Ok(())
 }
 
@@ -437,18 +439,39 @@ mod tests {
         .unwrap();
     }
 
-    /// A thread under the virtio-net filter may move frames with readv and writev and
-    /// add and remove descriptors of an epoll made before (as `Watch` does).
+    /// A thread under the virtio-net filter may move frames with readv and writev, add
+    /// and remove descriptors of an epoll made before (as `Watch` does), and poll and
+    /// write through a ring made before (as the device's `Uring` does).
     #[test]
     fn a_net_thread_runs_its_calls() {
         let mut fds = [0; 2];
         // SAFETY: socketpair fills two descriptors, closed at the end of the test.
         assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK, 0, fds.as_mut_ptr()) }, 0);
         let epoll = vmm_sys_util::epoll::Epoll::new().unwrap();
+        let eventfd = vmm_sys_util::eventfd::EventFd::new(libc::EFD_NONBLOCK).unwrap();
+        let ops = crate::devices::virtio::net::device::RING_OPS;
+        let ring = crate::devices::virtio::block::engine_uring::restricted_ring_for(4, &eventfd, &ops, io_uring::squeue::Flags::empty());
         let program = program(Thread::Net).unwrap();
         std::thread::spawn(move || {
+            use io_uring::{opcode, types};
             use vmm_sys_util::epoll::{ControlOperation, EpollEvent, EventSet};
             seccompiler::apply_filter(&program).unwrap();
+            if let Ok(mut ring) = ring {
+                let out = *b"ring";
+                let iov = libc::iovec { iov_base: out.as_ptr().cast_mut().cast(), iov_len: out.len() };
+                let write = opcode::Writev::new(types::Fd(fds[0]), &iov, 1).offset(u64::MAX).rw_flags(libc::RWF_NOWAIT).build().user_data(1);
+                let poll = opcode::PollAdd::new(types::Fd(fds[1]), libc::POLLIN as u32).build().user_data(2);
+                // SAFETY: `iov` and `out` outlive the ops, which are reaped below.
+                unsafe { ring.submission().push_multiple(&[write, poll]) }.unwrap();
+                ring.submit_and_wait(2).unwrap();
+                let mut cqes: Vec<(u64, i32)> = ring.completion().map(|c| (c.user_data(), c.result())).collect();
+                cqes.sort_unstable();
+                assert_eq!(cqes, [(1, 4), (2, i32::from(libc::POLLIN))]);
+                assert!(eventfd.read().unwrap() >= 1);
+                let mut back = [0u8; 8];
+                // SAFETY: a read into our own buffer.
+                assert_eq!(unsafe { libc::read(fds[1], back.as_mut_ptr().cast(), back.len()) }, 4);
+            }
             let out = *b"frame";
             let iov = libc::iovec { iov_base: out.as_ptr().cast_mut().cast(), iov_len: out.len() };
             // SAFETY: one iovec on our own buffer.

@@ -13,9 +13,11 @@
 //! A handler with asynchronous host I/O (virtio-blk on io_uring) starts requests instead:
 //! the worker hands the whole batch to the host after draining the avail ring, and also
 //! waits on the handler's completion fd; each finished request's used entry is added
-//! then, followed by the same interrupt decision. When the handler has no room for more
-//! requests, the worker stops popping chains until completions free some. On stop (reset)
-//! or a device error, the worker waits for the host I/O in flight before it exits.
+//! then, followed by the same interrupt decision. Host I/O that is done once submitted
+//! (virtio-net's batch of frames to the tap) is published with the drain itself. When the
+//! handler has no room for more requests, the worker stops popping chains until
+//! completions free some. On stop (reset) or a device error, the worker waits for the
+//! host I/O in flight before it exits.
 //!
 //! With a polling window (virtio-blk's `--blk-poll-us`), a queue whose driver reaps by
 //! polling is also busy-polled after it had work: the worker suppresses its kicks and,
@@ -377,6 +379,19 @@ impl Worker {
         self.handler.submit()?;
         for head in started {
             trace::event(Vmm::HostSubmit, queue.desc_table(), head, 0, 0);
+        }
+        let mut finished = Vec::new();
+        self.handler.finished(&mut finished);
+        for (q, head, len) in finished {
+            if q != *index {
+                return Err(DeviceError::Queue(format!("a request of queue {q} finished while serving queue {index}")));
+            }
+            if trace::on() {
+                trace::event(Vmm::HostComplete, queue.desc_table(), head, 0, i64::from(len));
+                trace::event(Vmm::Used, queue.desc_table(), head, queue.next_used(), 0);
+            }
+            queue.add_used(&self.mem, head, len).map_err(qerr)?;
+            used += 1;
         }
         Ok(used)
     }

@@ -189,11 +189,17 @@ pub const ALLOWED_OPS: [u8; 3] = [opcode::Readv::CODE, opcode::Writev::CODE, opc
 /// disabled (IORING_SETUP_R_DISABLED), `eventfd` registered, the restrictions
 /// registered, then enabled. An SQE outside the list completes with -EACCES.
 pub fn restricted_ring(entries: u32, eventfd: &EventFd) -> io::Result<IoUring> {
+    restricted_ring_for(entries, eventfd, &ALLOWED_OPS, squeue::Flags::IO_DRAIN)
+}
+
+/// A ring made as [`restricted_ring`] makes the disk's, that accepts only the opcodes
+/// `ops` and the SQE flags `flags` (virtio-net's ring has its own list).
+pub fn restricted_ring_for(entries: u32, eventfd: &EventFd, ops: &[u8], flags: squeue::Flags) -> io::Result<IoUring> {
     let ring = IoUring::builder().setup_r_disabled().build(entries)?;
     let submitter = ring.submitter();
     submitter.register_eventfd(eventfd.as_raw_fd())?;
-    let mut restrictions: Vec<Restriction> = ALLOWED_OPS.iter().map(|&op| Restriction::sqe_op(op)).collect();
-    restrictions.push(Restriction::sqe_flags_allowed(squeue::Flags::IO_DRAIN.bits()));
+    let mut restrictions: Vec<Restriction> = ops.iter().map(|&op| Restriction::sqe_op(op)).collect();
+    restrictions.push(Restriction::sqe_flags_allowed(flags.bits()));
     submitter.register_restrictions(&mut restrictions)?;
     submitter.register_enable_rings()?;
     Ok(ring)

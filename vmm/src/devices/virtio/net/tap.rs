@@ -8,10 +8,12 @@
 //! left on a persistent tap: the host then hands us only complete, checksummed frames.
 //! The descriptor is nonblocking: a read with no frame waiting fails with EAGAIN, which
 //! the device worker takes as "wait for the descriptor to be readable" (see
-//! [`super::device`]).
+//! [`super::device`]). io_uring does not go by O_NONBLOCK alone: its writes to the tap
+//! carry RWF_NOWAIT.
 //!
-//! Frames leave and enter with one `readv`/`writev` each ([`FrameIo`]), on iovecs that
-//! point into guest memory.
+//! Frames enter with one `readv` each ([`FrameIo`]), on iovecs that point into guest
+//! memory; they leave as WRITEVs on the device's io_uring, or with one `writev` each
+//! without it.
 
 use std::fs::{File, OpenOptions};
 use std::io;

@@ -11,11 +11,14 @@
 //!   must not be told that a checksum the guest never computed is valid; or whose
 //!   `hdr_len` (a hint) exceeds the frame, which the tap would refuse.
 //!
-//! The header is copied out of guest memory once and checked there; the tap gets that
-//! copy (as the guest wrote it, `num_buffers` zeroed: it means nothing on transmit) and
-//! the frame straight from guest memory, in one `writev`. A frame the tap refuses (the
-//! interface is down: EIO; gone: EBADFD) is dropped and counted as a host I/O error.
+//! The header is copied out of guest memory once and checked there ([`check`]); the tap
+//! gets that copy (as the guest wrote it, `num_buffers` zeroed: it means nothing on
+//! transmit) and the frame straight from guest memory, in one write: a WRITEV on the
+//! device's io_uring, batched with the other frames of the drained queue, or a `writev`
+//! ([`transmit`], without io_uring). A frame the tap refuses (the interface is down: EIO;
+//! gone: EBADFD) is dropped and counted as a host I/O error ([`sent`]).
 
+use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 
 use vm_memory::GuestMemoryMmap;
@@ -39,8 +42,31 @@ pub fn check_header(hdr: &NetHdr) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Sends the frame of one transmit chain; returns the used length (0).
-pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo) -> Result<u32, DeviceError> {
+/// A transmit chain checked and ready for the tap: our copy of its header, then its
+/// frame in guest memory.
+pub struct Frame {
+    hdr: [u8; HDR_LEN],
+    /// The header's iovec (set by [`Frame::iovecs`]), then the frame's.
+    iov: Vec<libc::iovec>,
+    /// The frame's bytes, header excluded.
+    pub len: u64,
+}
+
+// SAFETY: the raw pointers in `iov` point into guest memory, which every thread of the
+// VMM may access (through vm-memory), or into `hdr`; a frame is used by one thread.
+unsafe impl Send for Frame {}
+
+impl Frame {
+    /// The iovecs of the whole write, header first. They stay valid while the frame is
+    /// not moved (the first points into it) and guest memory stays mapped (`mem` lives).
+    pub fn iovecs(&mut self) -> &[libc::iovec] {
+        self.iov[0].iov_base = self.hdr.as_mut_ptr().cast();
+        &self.iov
+    }
+}
+
+/// Checks one transmit chain: the frame to send, or `None` when it is dropped (counted).
+pub fn check(mem: &GuestMemoryMmap, chain: &Chain) -> Result<Option<Frame>, DeviceError> {
     if !chain.writable.is_empty() {
         return Err(DeviceError::Request("virtio-net: a transmit chain with device-writable buffers".into()));
     }
@@ -48,7 +74,7 @@ pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo) -> Resul
     if total <= HDR_LEN as u64 || total > (HDR_LEN + MAX_TX_FRAME) as u64 {
         STATS.tx_dropped.fetch_add(1, Relaxed);
         frame_refused!("virtio-net: a transmit chain of {total} bytes (a header of {HDR_LEN} and 1 to {MAX_TX_FRAME} bytes of frame expected), dropped");
-        return Ok(0);
+        return Ok(None);
     }
     let mut bytes = [0u8; HDR_LEN];
     chain.read_at(mem, 0, &mut bytes)?;
@@ -56,30 +82,31 @@ pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo) -> Resul
     if let Err(why) = check_header(&hdr) {
         STATS.tx_dropped.fetch_add(1, Relaxed);
         frame_refused!("virtio-net: a transmit header that {why} ({hdr:?}), dropped");
-        return Ok(0);
+        return Ok(None);
     }
     let len = total - HDR_LEN as u64;
     if u64::from(hdr.hdr_len) > len {
         // The tap would refuse it (EINVAL); the guest's mistake, not the host's.
         STATS.tx_dropped.fetch_add(1, Relaxed);
         frame_refused!("virtio-net: a transmit header whose hdr_len {} exceeds the frame's {len} bytes, dropped", hdr.hdr_len);
-        return Ok(0);
+        return Ok(None);
     }
     hdr.num_buffers = 0;
-    let bytes = hdr.to_bytes();
-    let mut iov = vec![libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: HDR_LEN }];
+    let mut iov = vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: HDR_LEN }];
     push_guest_iovecs(mem, &chain.readable, HDR_LEN as u64, len, false, &mut iov)?;
     if iov.len() > IOV_MAX {
         // Cannot happen with our queues (a chain has at most QUEUE_SIZE descriptors, each
         // inside one memory region): refused rather than split over two writes.
         STATS.tx_dropped.fetch_add(1, Relaxed);
         frame_refused!("virtio-net: a transmit chain in {} pieces, more than one writev takes, dropped", iov.len() - 1);
-        return Ok(0);
+        return Ok(None);
     }
-    // SAFETY: `bytes` is ours and lives through the call; the other iovecs are host
-    // addresses of the chain's device-readable buffers, checked inside guest memory by
-    // vm-memory and mapped while `mem` lives. The kernel only reads them.
-    match unsafe { io.write_frame(&iov) } {
+    Ok(Some(Frame { hdr: hdr.to_bytes(), iov, len }))
+}
+
+/// Counts a frame of `len` bytes as sent, or as dropped when the tap refused it.
+pub fn sent(len: u64, result: io::Result<usize>) {
+    match result {
         Ok(_) => {
             STATS.tx_frames.fetch_add(1, Relaxed);
             STATS.tx_bytes.fetch_add(len, Relaxed);
@@ -89,6 +116,24 @@ pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo) -> Resul
             let hint = if e.raw_os_error() == Some(libc::EIO) { " (is the tap up?)" } else { "" };
             guest_warn!(guest_errors::HOST_IO, "virtio-net: the tap refused a frame of {len} bytes: {e}{hint}");
         }
+    }
+}
+
+/// Writes `frame` to `io` at once (one `writev`), and counts it.
+pub fn write_now(frame: &mut Frame, io: &dyn FrameIo) {
+    let len = frame.len;
+    // SAFETY: the first iovec is the frame's header copy, which lives through the call;
+    // the others are host addresses of the chain's device-readable buffers, checked
+    // inside guest memory by vm-memory and mapped while `mem` lives. The kernel only
+    // reads them.
+    let result = unsafe { io.write_frame(frame.iovecs()) };
+    sent(len, result);
+}
+
+/// Sends the frame of one transmit chain with one `writev`; returns the used length (0).
+pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo) -> Result<u32, DeviceError> {
+    if let Some(mut frame) = check(mem, chain)? {
+        write_now(&mut frame, io);
     }
     Ok(0)
 }
