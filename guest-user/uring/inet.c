@@ -1242,6 +1242,110 @@ static int udp6(void)
 	return udp(AF_INET6);
 }
 
+/* recvmsg of one datagram on `fd` with a control buffer of `room` bytes (0: none): its
+ * payload length; *clen the control bytes and *mflags msg_flags. */
+static ssize_t recv_ctl(int fd, void *ctl, size_t room, size_t *clen, int *mflags)
+{
+	char buf[64];
+	struct iovec iov = { buf, sizeof buf };
+	struct msghdr m;
+	memset(&m, 0, sizeof m);
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = room ? ctl : NULL;
+	m.msg_controllen = room;
+	ssize_t n = recvmsg(fd, &m, MSG_DONTWAIT);
+	*clen = m.msg_controllen;
+	*mflags = m.msg_flags;
+	return n;
+}
+
+static int pktinfo(void)
+{
+	/*
+	 * IP_PKTINFO on a UDP socket over 127.0.0.1: getsockopt says 1 once set, and each
+	 * datagram comes with one IPPROTO_IP/IP_PKTINFO message of CMSG_LEN(12): interface 1
+	 * (lo), ipi_spec_dst and ipi_addr 127.0.0.1; unset, none. A control buffer too small
+	 * for it: MSG_CTRUNC and no control bytes. IPV6_RECVPKTINFO over ::1: one
+	 * IPPROTO_IPV6/IPV6_PKTINFO message (::1, interface 1).
+	 */
+	NEED(AF_INET);
+	union sa a;
+	int r = bound(AF_INET, SOCK_DGRAM, -1, &a);
+	CHECK_OK(r);
+	int w = socket(AF_INET, SOCK_DGRAM, 0);
+	CHECK_OK(w);
+	OPT_IS(r, IPPROTO_IP, IP_PKTINFO, 0);
+	int one = 1;
+	CHECK_OK(setsockopt(r, IPPROTO_IP, IP_PKTINFO, &one, sizeof one));
+	OPT_IS(r, IPPROTO_IP, IP_PKTINFO, 1);
+	CHECK_EQ(sendto(w, "pkt", 3, 0, &a.sa, sizeof a.in), 3);
+	union {
+		struct cmsghdr h;
+		char b[256];
+	} ctl;
+	size_t clen;
+	int mflags;
+	CHECK_EQ(recv_ctl(r, &ctl, sizeof ctl, &clen, &mflags), 3);
+	CHECK_EQ(clen, CMSG_SPACE(sizeof(struct in_pktinfo)));
+	CHECK_EQ(mflags, 0);
+	struct msghdr m;
+	memset(&m, 0, sizeof m);
+	m.msg_control = &ctl;
+	m.msg_controllen = clen;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	CHECK(c != NULL);
+	CHECK_EQ(c->cmsg_level, IPPROTO_IP);
+	CHECK_EQ(c->cmsg_type, IP_PKTINFO);
+	CHECK_EQ(c->cmsg_len, CMSG_LEN(sizeof(struct in_pktinfo)));
+	struct in_pktinfo pi;
+	memcpy(&pi, CMSG_DATA(c), sizeof pi);
+	CHECK_EQ(pi.ipi_ifindex, 1);
+	CHECK_EQ(ntohl(pi.ipi_spec_dst.s_addr), INADDR_LOOPBACK);
+	CHECK_EQ(ntohl(pi.ipi_addr.s_addr), INADDR_LOOPBACK);
+	CHECK(CMSG_NXTHDR(&m, c) == NULL);
+	/* too small a control buffer */
+	CHECK_EQ(sendto(w, "pkt", 3, 0, &a.sa, sizeof a.in), 3);
+	CHECK_EQ(recv_ctl(r, &ctl, 8, &clen, &mflags), 3);
+	CHECK_EQ(clen, 0);
+	CHECK_EQ(mflags, MSG_CTRUNC);
+	/* off again */
+	int zero = 0;
+	CHECK_OK(setsockopt(r, IPPROTO_IP, IP_PKTINFO, &zero, sizeof zero));
+	CHECK_EQ(sendto(w, "pkt", 3, 0, &a.sa, sizeof a.in), 3);
+	CHECK_EQ(recv_ctl(r, &ctl, sizeof ctl, &clen, &mflags), 3);
+	CHECK_EQ(clen, 0);
+	CHECK_EQ(mflags, 0);
+	close(r);
+	close(w);
+	if (!have(AF_INET6))
+		return UT_OK;
+	r = bound(AF_INET6, SOCK_DGRAM, -1, &a);
+	CHECK_OK(r);
+	w = socket(AF_INET6, SOCK_DGRAM, 0);
+	CHECK_OK(w);
+	OPT_IS(r, IPPROTO_IPV6, IPV6_RECVPKTINFO, 0);
+	CHECK_OK(setsockopt(r, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one));
+	OPT_IS(r, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+	CHECK_EQ(sendto(w, "pkt6", 4, 0, &a.sa, sizeof a.in6), 4);
+	CHECK_EQ(recv_ctl(r, &ctl, sizeof ctl, &clen, &mflags), 4);
+	CHECK_EQ(clen, CMSG_SPACE(sizeof(struct in6_pktinfo)));
+	m.msg_control = &ctl;
+	m.msg_controllen = clen;
+	c = CMSG_FIRSTHDR(&m);
+	CHECK(c != NULL);
+	CHECK_EQ(c->cmsg_level, IPPROTO_IPV6);
+	CHECK_EQ(c->cmsg_type, IPV6_PKTINFO);
+	CHECK_EQ(c->cmsg_len, CMSG_LEN(sizeof(struct in6_pktinfo)));
+	struct in6_pktinfo pi6;
+	memcpy(&pi6, CMSG_DATA(c), sizeof pi6);
+	CHECK_EQ(pi6.ipi6_ifindex, 1);
+	CHECK(!memcmp(&pi6.ipi6_addr, &in6addr_loopback, 16));
+	close(r);
+	close(w);
+	return UT_OK;
+}
+
 static int poll_bits(void)
 {
 	/*
@@ -1934,4 +2038,5 @@ static int timeouts_and_recvmmsg(void)
 UT_FAMILY(inet, T(tcp_echo4), T(tcp_echo6), T(uring_tcp), T(accept_multishot_100),
 	  T(recv_multishot_bufring_tcp), T(linger_reset), T(peer_vanishes), T(refused),
 	  T(nonblock_connect), T(sockopts), T(addr_in_use), T(udp4), T(udp6), T(poll_bits),
-	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors), T(timeouts_and_recvmmsg), T(backlog_zero));
+	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors), T(timeouts_and_recvmmsg), T(backlog_zero),
+	  T(pktinfo));

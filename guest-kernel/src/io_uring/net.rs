@@ -501,13 +501,13 @@ fn recvmsg_out(s: &dyn Socket, b: &super::kbuf::Buf, name_room: u32, control_roo
     if b.len < head {
         return Err(EFAULT);
     }
-    let got = s.recv((b.len - head) as usize, flags, nonblock)?;
+    let mut got = s.recv((b.len - head) as usize, flags, nonblock)?;
     let payload = b.addr + u64::from(head);
     crate::task::copy_to_user(payload, &got.data)?;
-    let from = got.from.unwrap_or_default();
+    let from = got.from.take().unwrap_or_default();
     let name = from.len().min(name_room as usize);
     crate::task::copy_to_user(b.addr + u64::from(HEADER), &from[..name])?;
-    let (control, ctrunc) = sys::deliver_control(got.files, got.cred, b.addr + u64::from(HEADER + name_room), u64::from(control_room), flags & net::MSG_CMSG_CLOEXEC != 0)?;
+    let (control, ctrunc) = sys::deliver_control(&mut got, b.addr + u64::from(HEADER + name_room), u64::from(control_room), flags & net::MSG_CMSG_CLOEXEC != 0)?;
     let truncated = if got.full_len > got.data.len() && s.kind() != net::SOCK_STREAM { net::MSG_TRUNC } else { 0 };
     let payload_len = if flags & net::MSG_TRUNC != 0 { got.full_len } else { got.data.len() };
     let out = [from.len() as u32, control as u32, payload_len as u32, truncated | ctrunc];

@@ -124,6 +124,8 @@ pub struct Incoming {
     pub files: Vec<Arc<OpenFile>>,
     /// The sender's credentials, when the receiver asked for them (SO_PASSCRED).
     pub cred: Option<[u32; 3]>,
+    /// Other control messages that came with it: (level, type, data).
+    pub cmsgs: Vec<(i32, i32, Vec<u8>)>,
 }
 
 /// An address family's socket. Blocking calls wait unless `nonblock` (then EAGAIN).

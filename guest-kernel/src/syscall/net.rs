@@ -406,7 +406,8 @@ fn control_in(control: u64, len: u64) -> KResult<Control> {
 /// credentials (SCM_CREDENTIALS, when asked for), then its files (SCM_RIGHTS, installed
 /// as new descriptors). What does not fit is left out (files closed) and the message
 /// marked MSG_CTRUNC. Returns (control bytes, flags).
-pub fn deliver_control(files: Vec<Arc<OpenFile>>, cred: Option<[u32; 3]>, control: u64, room: u64, cloexec: bool) -> KResult<(u64, u32)> {
+pub fn deliver_control(got: &mut Incoming, control: u64, room: u64, cloexec: bool) -> KResult<(u64, u32)> {
+    let (files, cred) = (core::mem::take(&mut got.files), got.cred);
     let mut out: Vec<u8> = Vec::new();
     let mut trunc = 0;
     let header = |out: &mut Vec<u8>, len: usize, kind: i32| {
@@ -443,6 +444,18 @@ pub fn deliver_control(files: Vec<Arc<OpenFile>>, cred: Option<[u32; 3]>, contro
             }
             out.resize(out.len().next_multiple_of(8).min(room), 0);
         }
+    }
+    for (level, kind, data) in &got.cmsgs {
+        let len = CMSGHDR + data.len();
+        if room.saturating_sub(out.len()) < len {
+            trunc = MSG_CTRUNC;
+            continue;
+        }
+        out.extend_from_slice(&(len as u64).to_le_bytes());
+        out.extend_from_slice(&level.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(8).min(room), 0);
     }
     if !out.is_empty() {
         task::copy_to_user(control, &out)?;
@@ -492,12 +505,12 @@ pub fn recvmsg_at(s: &dyn Socket, addr: u64, flags: u32, nonblock: bool) -> KRes
     let h = read_msghdr(addr)?;
     let iov = read_iovecs(h.iov, h.iovlen)?;
     let total: usize = iov.iter().map(|v| v.1).sum();
-    let (n, got) = recv_user(s, &iov, flags, nonblock)?;
+    let (n, mut got) = recv_user(s, &iov, flags, nonblock)?;
     let mut out_flags = 0;
     if s.kind() != SOCK_STREAM && got.full_len > total {
         out_flags |= MSG_TRUNC;
     }
-    let (clen, ctrunc) = deliver_control(got.files, got.cred, h.control, h.controllen, flags & MSG_CMSG_CLOEXEC != 0)?;
+    let (clen, ctrunc) = deliver_control(&mut got, h.control, h.controllen, flags & MSG_CMSG_CLOEXEC != 0)?;
     // (Linux leaves MSG_CMSG_CLOEXEC in the flags it returns.)
     out_flags |= ctrunc | (flags & MSG_CMSG_CLOEXEC);
     if h.name != 0 {

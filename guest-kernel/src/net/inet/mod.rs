@@ -30,6 +30,16 @@ pub const IPPROTO_TCP: i32 = 6;
 pub const IPPROTO_UDP: i32 = 17;
 pub const IPPROTO_IPV6: i32 = 41;
 
+/// IP-level options (IPPROTO_IP, IPPROTO_IPV6) the sockets take.
+pub const IP_TOS: i32 = 1;
+pub const IP_TTL: i32 = 2;
+/// UDP: each datagram comes with an IP_PKTINFO message (struct in_pktinfo).
+pub const IP_PKTINFO: i32 = 8;
+pub const IPV6_V6ONLY: i32 = 26;
+/// UDP: each datagram comes with an IPV6_PKTINFO message (struct in6_pktinfo).
+pub const IPV6_RECVPKTINFO: i32 = 49;
+pub const IPV6_PKTINFO: i32 = 50;
+
 /// sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6), and the RFC 2133 size
 /// Linux still takes (without sin6_scope_id).
 const SIN_LEN: usize = 16;

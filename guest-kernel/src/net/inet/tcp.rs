@@ -25,7 +25,7 @@ use smoltcp::time::Duration;
 use smoltcp::wire::IpListenEndpoint;
 
 use super::stack::{self, At, Maintain, PortSteer, Stack, Wakers};
-use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP};
+use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPV6_V6ONLY, IP_TOS, IP_TTL};
 use crate::errno::*;
 use crate::net::*;
 use crate::sync::SpinLock;
@@ -51,10 +51,6 @@ const TCP_MAXSEG: i32 = 2;
 const TCP_KEEPIDLE: i32 = 4;
 const TCP_KEEPINTVL: i32 = 5;
 const TCP_KEEPCNT: i32 = 6;
-/// IP_TOS, IP_TTL; IPV6_V6ONLY.
-const IP_TOS: i32 = 1;
-const IP_TTL: i32 = 2;
-const IPV6_V6ONLY: i32 = 26;
 
 
 #[derive(Clone, Copy)]

@@ -9,10 +9,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use smoltcp::socket::udp;
-use smoltcp::wire::IpListenEndpoint;
+use smoltcp::wire::{IpAddress, IpListenEndpoint};
 
 use super::stack::{self, At, PortSteer, Stack, Wakers};
-use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP};
+use super::{bind_addr, format_addr, parse_addr, ports, SockAddr, AF_INET6, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_UDP, IPV6_PKTINFO, IPV6_RECVPKTINFO, IPV6_V6ONLY, IP_PKTINFO, IP_TOS, IP_TTL};
 use crate::errno::*;
 use crate::net::*;
 use crate::sync::SpinLock;
@@ -25,9 +25,6 @@ const QUEUED: usize = 64;
 /// The largest UDP payload over IPv4 and over IPv6 (a 65535-byte packet).
 const MAX_V4: usize = 65507;
 const MAX_V6: usize = 65527;
-const IP_TOS: i32 = 1;
-const IP_TTL: i32 = 2;
-const IPV6_V6ONLY: i32 = 26;
 const SO_BROADCAST: i32 = 6;
 
 
@@ -43,6 +40,9 @@ struct Udp {
     ttl: i32,
     tos: i32,
     v6only: bool,
+    /// IP_PKTINFO, IPV6_RECVPKTINFO: datagrams come with where they were sent.
+    pktinfo: bool,
+    pktinfo6: bool,
     shut_rd: bool,
     shut_wr: bool,
     /// SO_RCVTIMEO, SO_SNDTIMEO (ns; 0: for ever).
@@ -74,6 +74,8 @@ impl UdpSocket {
             ttl: 64,
             tos: 0,
             v6only: false,
+            pktinfo: false,
+            pktinfo6: false,
             shut_rd: false,
             shut_wr: false,
             timeouts: Timeouts::default(),
@@ -270,6 +272,7 @@ impl Socket for UdpSocket {
                 let Some(at) = self.pending(&st, stack) else {
                     return KResult::Ok(if st.shut_rd { Some(Incoming::default()) } else { None });
                 };
+                let ifindex = stack.ifs[at.0].index;
                 let s = sock(stack, at);
                 let (data, meta) = if flags & MSG_PEEK != 0 {
                     s.peek().map(|(d, m)| (d, *m)).map_err(|_| EAGAIN)?
@@ -277,7 +280,8 @@ impl Socket for UdpSocket {
                     s.recv().map_err(|_| EAGAIN)?
                 };
                 let n = data.len().min(max);
-                Ok(Some(Incoming { data: data[..n].to_vec(), full_len: data.len(), from: Some(format_addr(self.family, meta.endpoint.into())), ..Incoming::default() }))
+                let cmsgs = pktinfo(&st, ifindex, meta.local_address);
+                Ok(Some(Incoming { data: data[..n].to_vec(), full_len: data.len(), from: Some(format_addr(self.family, meta.endpoint.into())), cmsgs, ..Incoming::default() }))
             })?;
             if let Some(got) = got {
                 return Ok(got);
@@ -365,6 +369,8 @@ impl Socket for UdpSocket {
             (IPPROTO_IP, IP_TTL) => Ok(st.ttl),
             (IPPROTO_IP, IP_TOS) => Ok(st.tos),
             (IPPROTO_IPV6, IPV6_V6ONLY) if self.family == AF_INET6 => Ok(i32::from(st.v6only)),
+            (IPPROTO_IP, IP_PKTINFO) => Ok(i32::from(st.pktinfo)),
+            (IPPROTO_IPV6, IPV6_RECVPKTINFO) if self.family == AF_INET6 => Ok(i32::from(st.pktinfo6)),
             (IPPROTO_UDP | IPPROTO_IP | IPPROTO_IPV6, _) => Err(ENOPROTOOPT),
             _ if self.family == AF_INET6 => Err(ENOPROTOOPT),
             _ => Err(EOPNOTSUPP),
@@ -378,6 +384,8 @@ impl Socket for UdpSocket {
             (IPPROTO_IP, IP_TTL) if (1..=255).contains(&value) => st.ttl = value,
             (IPPROTO_IP, IP_TTL) => return Err(EINVAL),
             (IPPROTO_IP, IP_TOS) => st.tos = value & 0xff,
+            (IPPROTO_IP, IP_PKTINFO) => st.pktinfo = value != 0,
+            (IPPROTO_IPV6, IPV6_RECVPKTINFO) if self.family == AF_INET6 => st.pktinfo6 = value != 0,
             (IPPROTO_IPV6, IPV6_V6ONLY) if self.family == AF_INET6 => {
                 if st.local.is_some() {
                     return Err(EINVAL);
@@ -467,4 +475,34 @@ impl Socket for UdpSocket {
             }
         });
     }
+}
+
+/// The IP_PKTINFO or IPV6_PKTINFO message a datagram sent to `dst` on interface `ifindex`
+/// comes with, if asked for. An IPv4 datagram gives struct in_pktinfo (the interface,
+/// the local address a reply would come from, the destination: both `dst` for unicast)
+/// with IP_PKTINFO, or struct in6_pktinfo with the v4-mapped address with
+/// IPV6_RECVPKTINFO on an AF_INET6 socket; an IPv6 one, struct in6_pktinfo.
+fn pktinfo(st: &Udp, ifindex: u32, dst: Option<IpAddress>) -> Vec<(i32, i32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let v6 = |a: [u8; 16]| {
+        let mut b = a.to_vec();
+        b.extend_from_slice(&ifindex.to_le_bytes());
+        (IPPROTO_IPV6, IPV6_PKTINFO, b)
+    };
+    match dst {
+        Some(IpAddress::Ipv4(a)) => {
+            if st.pktinfo {
+                let mut b = ifindex.to_le_bytes().to_vec();
+                b.extend_from_slice(&a.octets());
+                b.extend_from_slice(&a.octets());
+                out.push((IPPROTO_IP, IP_PKTINFO, b));
+            }
+            if st.pktinfo6 {
+                out.push(v6(a.to_ipv6_mapped().octets()));
+            }
+        }
+        Some(IpAddress::Ipv6(a)) if st.pktinfo6 => out.push(v6(a.octets())),
+        _ => {}
+    }
+    out
 }
