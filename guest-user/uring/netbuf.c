@@ -52,6 +52,17 @@ static int bundle_ring(struct io_uring *r, unsigned entries)
 		CHECK_OK(_br);                                                 \
 	} while (0)
 
+/* The end of a test: the socket pair closed, the buffer ring (if any) and the ring gone. */
+static int finish(struct io_uring *r, struct bufring *b, int sv[2])
+{
+	close(sv[0]);
+	close(sv[1]);
+	if (b)
+		bufring_free(r, b);
+	io_uring_queue_exit(r);
+	return UT_OK;
+}
+
 /* A SEND or RECV of `fd` taking its buffer from group `bgid`; `ioprio` its flags. */
 static struct io_uring_sqe *q_sel(struct io_uring *r, int op, int fd, unsigned len, int bgid,
 				  unsigned ioprio, uint64_t ud)
@@ -121,11 +132,7 @@ static int send_select(void)
 	CHECK_EQ(cq.flags, 0);
 	CHECK_ERR(recv(sv[1], a, sizeof a, MSG_DONTWAIT), EAGAIN);
 	EMPTY(&r);
-	close(sv[0]);
-	close(sv[1]);
-	bufring_free(&r, &b);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return finish(&r, &b, sv);
 }
 
 static int send_bundle(void)
@@ -191,11 +198,7 @@ static int send_bundle(void)
 	CHECK_RES(RUN(&r, 0x24), -EINVAL);
 	CHECK_ERR(recv(sv[1], buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
 	EMPTY(&r);
-	close(sv[0]);
-	close(sv[1]);
-	bufring_free(&r, &b);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return finish(&r, &b, sv);
 }
 
 /* RECV bundle of `fd` from group `bgid`, once: its CQE must be (res, flags). */
@@ -275,11 +278,7 @@ static int recv_bundle(void)
 	sqe->user_data = 0x34;
 	CHECK_RES(RUN(&r, 0x34), -EINVAL);
 	EMPTY(&r);
-	close(sv[0]);
-	close(sv[1]);
-	bufring_free(&r, &b);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return finish(&r, &b, sv);
 }
 
 static int recv_bundle_multishot(void)
@@ -332,11 +331,7 @@ static int recv_bundle_multishot(void)
 	CHECK_EQ(cq.flags, BUF_FLAGS(1, 0));
 	CHECK(!memcmp(bufs[1], "eight!!!", 8));
 	EMPTY(&r);
-	close(sv[0]);
-	close(sv[1]);
-	bufring_free(&r, &b);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return finish(&r, &b, sv);
 }
 
 static int send_zc_fixed(void)
@@ -475,10 +470,7 @@ static int send_vectorized(void)
 	char one;
 	CHECK_ERR(recv(sv[1], &one, 1, MSG_DONTWAIT), EAGAIN);
 	EMPTY(&r);
-	close(sv[0]);
-	close(sv[1]);
-	io_uring_queue_exit(&r);
-	return UT_OK;
+	return finish(&r, NULL, sv);
 }
 
 static int zc_vectorized_and_fixed(void)
