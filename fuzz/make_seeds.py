@@ -129,7 +129,7 @@ for name in ("basic", "escape"):
         m.chain([(x, 0), (512, 1)])
     write("virtq", "p9-" + name, bytes([qflags(32, p9=True)]) + m.b)
 
-# ---- virtio-net: a flags byte, then 8-byte operations (src/targets/net.rs) ----
+# ---- virtio-net: a flags byte, a host byte, then 8-byte operations (src/targets/net.rs) ----
 N_DESC, N_POST, N_KICK, N_FRAME, N_WAKE, N_POKE, N_EVENT, N_HOST = range(8)
 RXQ, TXQ = 0, 1
 D_NEXT, D_WRITE, D_INDIRECT = 1, 2, 4
@@ -216,8 +216,11 @@ net["tx-odd"] = (nflags(tx=32), tx)
 # The host's side of the socket fills (the host does not read): frames refused, counted.
 net["tx-full"] = (nflags(), b"".join(tx_chain(k, [(TXH, HDR), (0x6000, 0x8000)]) for k in range(0, 16, 2)) + nkick(TXQ)
                   + b"".join(tx_chain(k, [(TXH, HDR), (0x6000, 0x8000)]) for k in range(0, 16, 2)) + nkick(TXQ) + nhost())
+# Each seed twice: on the host's io_uring (host byte 0), and on the fallback (1: epoll,
+# readv, writev) as "<name>-epoll".
 for name, (flags, ops) in net.items():
-    write("net", name, bytes([flags]) + ops)
+    write("net", name, bytes([flags, 0]) + ops)
+    write("net", name + "-epoll", bytes([flags, 1]) + ops)
 
 # ---- virtio-mmio register sequences ----
 W32, W8, W16, W64, R, POKE, WAIT, REGW = range(8)

@@ -3,7 +3,10 @@
 //! This binary also defines `readv` and `writev`, in front of libc's: every call the
 //! VMM makes goes through `vmm_fuzz::targets::net::{readv,writev}`, which check the
 //! iovecs the virtio-net device hands the kernel for its tap (inside guest memory but
-//! its own header and bounce buffer) and then make the system call.
+//! its own header and bounce buffer) and then make the system call. That covers every
+//! frame read (both paths) and every frame written without io_uring; the WRITEVs the
+//! device puts on its io_uring never reach libc, and the target checks their iovecs
+//! through the device's write hook instead (in every build).
 #![no_main]
 
 /// libc's readv, checked.

@@ -5,27 +5,37 @@
 //! unit tests do), whose other end plays the host (it sends frames, header included,
 //! and receives what the guest transmits). A `Worker` serves the receive queue (0) and
 //! the transmit queue (1) through the entry points its thread uses: `process_queue`
-//! after a kick, and `complete` when the handler's epoll (the tap, its wake eventfd) is
-//! readable, which the target asks with `poll(0)` as the thread's epoll would.
+//! after a kick, and `complete` when the handler's completion fd is readable, which the
+//! target asks with `poll(0)` as the thread's epoll would.
 //!
-//! The input is a flags byte, then 8-byte operations, the guest's and the host's
-//! interleaved. flags: bit 0 MRG_RXBUF, bit 1 EVENT_IDX, bits 2..4 the receive queue's
-//! size and bits 5..7 the transmit queue's (2^n). Guest memory is [`MEM_SIZE`] bytes:
-//! the receive queue's rings from 0 and the transmit queue's from 0x2000 (each packed as
-//! [`layout`] says), an area for indirect tables per queue at 0x4000 and 0x5000, and
-//! buffers anywhere. `q` below is bit 0 of the operation's second byte.
+//! The handler serves its tap one of two ways, as the input chooses: through the host's
+//! io_uring (transmit frames as a batch of WRITEVs submitted when a queue is drained,
+//! receive readiness from a POLL_ADD on the tap; the completion fd is the ring's
+//! eventfd), or the fallback for hosts without one (`NetHandler::without_uring`: one
+//! `writev` per transmit frame, and an epoll of the handler's own, the completion fd,
+//! on the tap and a wake eventfd). Both read frames with one `readv` each. (On a host
+//! whose io_uring is unavailable both are the fallback.)
+//!
+//! The input is a flags byte, a host byte, then 8-byte operations, the guest's and the
+//! host's interleaved. flags: bit 0 MRG_RXBUF, bit 1 EVENT_IDX, bits 2..4 the receive
+//! queue's size and bits 5..7 the transmit queue's (2^n). host: bit 0 the fallback
+//! (epoll, `readv`, `writev`) rather than the ring; the other bits are ignored. Guest
+//! memory is [`MEM_SIZE`] bytes: the receive queue's rings from 0 and the transmit
+//! queue's from 0x2000 (each packed as [`layout`] says), an area for indirect tables
+//! per queue at 0x4000 and 0x5000, and buffers anywhere. `q` below is bit 0 of the
+//! operation's second byte.
 //!
 //! op[0] % 8:
 //! - 0 descriptor: byte 1 = q | flags << 1 (NEXT 1, WRITE 2, INDIRECT 4) | 0x10 (in
 //!   q's indirect area rather than its table) | 0x20 (the address counted down from
 //!   2^64, outside memory); byte 2 index; bytes 3..5 address; 5..7 length; 7 next.
 //! - 1 post: the head (bytes 2..4) in q's avail ring, and its idx + 1.
-//! - 2 kick q: `process_queue`.
+//! - 2 kick q: `process_queue` (on the ring, the transmit batch is written there).
 //! - 3 a frame from the host: byte 1 the tap header's flags, 2 its gso_type, 3..5 and
 //!   bit 0 of 5 the datagram's length (header included, 1..2^17), 6 the data's first
 //!   byte, 7 the low and high byte of every other header field.
 //! - 4 the worker wakes: up to byte 1 % 4 + 1 times, `complete` while the handler's
-//!   epoll is readable.
+//!   completion fd is readable.
 //! - 5 poke the u32 of bytes 3..7 at the guest address of bytes 1..3.
 //! - 6 q's avail flags (byte 1 bit 1 clear) or used_event (set) := bytes 2..4.
 //! - 7 the host reads every frame the device transmitted.
@@ -40,12 +50,17 @@
 //!   header without offloads (NEEDS_CSUM, a GSO type) may reach the guest, every byte of
 //!   which is accounted for by the used entries (their lengths total the frames' and a
 //!   header each), and each used entry names a head of the receive queue;
-//! - in the fuzz binary (`fuzz_targets/net.rs` puts [`readv`] and [`writev`] in front of
-//!   libc's), every iovec the device hands the kernel for the tap lies inside guest
-//!   memory, but the device's own header (first) and bounce buffer (last, receive).
+//! - every iovec the device hands the kernel for the tap lies inside guest memory, but
+//!   the device's own header (first) and bounce buffer (last, receive), at most
+//!   [`IOV_MAX`] of them (`check_iovecs`): those of each WRITEV the ring path submits,
+//!   seen through the handler's write hook (`NetHandler::with_write_hook`, called as the
+//!   SQE is built), in every build; and, in the fuzz binary only
+//!   (`fuzz_targets/net.rs` puts [`readv`] and [`writev`] in front of libc's), those of
+//!   every `readv` (both paths) and `writev` (the fallback, and a ring write retried
+//!   with `writev`).
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use virtio_queue::{Queue, QueueT};
@@ -110,6 +125,10 @@ pub struct Report {
     pub host_bytes: u64,
     /// The device stopped on an error (it needs a reset).
     pub broken: bool,
+    /// The handler served the tap through io_uring (not the fallback).
+    pub uring: bool,
+    /// WRITEVs the ring path submitted, each with its iovecs checked.
+    pub ring_writes: u64,
 }
 
 /// One input at a time: the device's counters are global (`cargo test` runs tests on
@@ -130,17 +149,23 @@ pub fn run(data: &[u8]) {
 /// Plays one input, and says what it did.
 pub fn play(data: &[u8]) -> Report {
     let _one = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some((&flags, ops)) = data.split_first() else { return Report::default() };
+    let Some((&flags, rest)) = data.split_first() else { return Report::default() };
+    let Some((&host_flags, ops)) = rest.split_first() else { return Report::default() };
     let mrg = flags & 1 != 0;
     let event_idx = flags & 2 != 0;
     let sizes = [1u16 << (flags >> 2 & 7), 1u16 << (flags >> 5 & 7)];
     let mem = guest_memory();
     let (tap, host) = fake_tap();
     let tap_fd = tap.fd();
-    let mut handler = NetHandler::new(Arc::new(tap), mrg);
-    // What the worker thread does first (the handler's epoll and wake eventfd).
+    let mut handler = NetHandler::new(Arc::new(tap), mrg).with_write_hook(check_ring_write);
+    if host_flags & 1 != 0 {
+        handler = handler.without_uring();
+    }
+    // What the worker thread does first (the ring, or the epoll and its wake eventfd).
     handler.prepare();
-    let completion = handler.completion_fd().expect("virtio-net: no epoll after prepare");
+    let uring = handler.uses_uring();
+    assert!(!uring || host_flags & 1 == 0, "the handler chose io_uring when told not to");
+    let completion = handler.completion_fd().expect("virtio-net: no completion fd after prepare");
     let queues = (0..2).map(|q| (q, queue(&mem, RINGS[q], sizes[q], event_idx), eventfd())).collect();
     let interrupt = Arc::new(Interrupt::new(eventfd()));
     let mut worker = Worker::new(
@@ -156,7 +181,8 @@ pub fn play(data: &[u8]) -> Report {
     );
     let _checked = CheckIovecs::arm(tap_fd, &mem);
     let start = Counters::now();
-    let mut report = Report::default();
+    let ring_writes = RING_WRITES.load(Relaxed);
+    let mut report = Report { uring, ..Report::default() };
     let mut sent = VecDeque::new();
     let mut buf = vec![0u8; HDR_LEN + MAX_TX_FRAME + 1];
     let mut broken = false;
@@ -236,6 +262,7 @@ pub fn play(data: &[u8]) -> Report {
     host_receive(&host, &mut buf, &mut report);
     drop(worker);
     report.counters = Counters::now().since(start);
+    report.ring_writes = RING_WRITES.load(Relaxed) - ring_writes;
     report.broken = broken;
     assert_eq!(
         (report.host_received, report.host_bytes),
@@ -344,7 +371,8 @@ fn host_receive(host: &OwnedFd, buf: &mut [u8], report: &mut Report) {
     }
 }
 
-/// Whether `fd` is readable now (the worker's level-triggered epoll would wake).
+/// Whether `fd` (the handler's completion fd: the ring's eventfd, or the fallback's epoll)
+/// is readable now (the worker's level-triggered epoll would wake).
 fn readable(fd: i32) -> bool {
     let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd that outlives the call.
@@ -354,10 +382,12 @@ fn readable(fd: i32) -> bool {
 // ---- The iovecs the device gives the kernel for the tap ----
 
 /// The stand-in tap's descriptor while an input plays (-1: none), guest memory's host
-/// address, and whether [`readv`] has ever been called (the fuzz binary interposes it).
+/// address, whether [`readv`] has ever been called (the fuzz binary interposes it), and
+/// the WRITEVs [`check_ring_write`] has seen.
 static TAP_FD: AtomicI32 = AtomicI32::new(-1);
 static GUEST_BASE: AtomicUsize = AtomicUsize::new(0);
 static INTERPOSED: AtomicBool = AtomicBool::new(false);
+static RING_WRITES: AtomicU64 = AtomicU64::new(0);
 
 struct CheckIovecs;
 
@@ -395,6 +425,15 @@ fn check_iovecs(iov: &[libc::iovec], bounce: bool) {
         };
         assert!(want, "iovec {i} of {}: {start:#x}+{len:#x}, guest memory at {base:#x}+{MEM_SIZE:#x}", iov.len());
     }
+}
+
+/// The handler's write hook: the iovecs of a WRITEV about to go on the ring, which must
+/// be for the stand-in tap and pass [`check_iovecs`]. (No interposition needed: every
+/// build checks them, `cargo test` too.)
+fn check_ring_write(fd: i32, iov: &[libc::iovec]) {
+    assert!(fd >= 0 && fd == TAP_FD.load(Relaxed), "a WRITEV for descriptor {fd}, not the tap's");
+    check_iovecs(iov, false);
+    RING_WRITES.fetch_add(1, Relaxed);
 }
 
 /// libc's `readv`, after [`check_iovecs`] when `fd` is the stand-in tap.

@@ -6,9 +6,9 @@
 //!
 //! The host side is the host's io_uring, one ring per activated device ([`Uring`], made
 //! in [`QueueHandler::prepare`] on the worker thread), restricted as the disk's is: it
-//! accepts only POLL_ADD and WRITEV ([`RING_OPS`]), no SQE flag, and no register call once
-//! enabled. Its registered eventfd is [`QueueHandler::completion_fd`], which the worker
-//! waits on (level-triggered) beside the queues' eventfds, calling
+//! accepts only POLL_ADD, POLL_REMOVE and WRITEV ([`RING_OPS`]), no SQE flag, and no
+//! register call once enabled. Its registered eventfd is [`QueueHandler::completion_fd`],
+//! which the worker waits on (level-triggered) beside the queues' eventfds, calling
 //! [`QueueHandler::complete`] when it is readable.
 //!
 //! Transmitting. The frames of one drained transmit queue go out together: `start` checks
@@ -21,22 +21,30 @@
 //! drops the frame as a `writev` would. The used entries keep the avail ring's order (a
 //! refused chain waits in the batch). The eventfd is off while `submit` waits
 //! (IORING_CQ_EVENTFD_DISABLED): the writes' completions, reaped there, must not wake the
-//! worker; a poll that completes meanwhile is announced by writing it.
+//! worker; a poll CQE posted meanwhile is announced by writing it.
 //!
 //! Receiving. Frames arrive without a kick, so the worker must also wait on the tap: a
-//! one-shot POLL_ADD (POLLIN) on the ring, in flight only while chains are held and no
-//! frame waits for more ("armed"). With no chain to fill the device does not read the
+//! multishot POLL_ADD (POLLIN) on the ring, which posts a CQE each time the tap is woken
+//! (a frame came), in flight only while chains are held and no frame waits for more
+//! ("armed"). It is armed once, not after every wake: when the driver posts chains while
+//! the tap is not armed, `submit` arms it (a frame already waiting completes it at once);
+//! when the device stops wanting frames (no chain to fill, or a frame waits for chains)
+//! `complete` removes it with a POLL_REMOVE, whose CQEs (and the poll's -ECANCELED) are
+//! reaped at once, the eventfd off, and are stale by the poll's generation in its
+//! `user_data` should any come later. With no chain to fill the device does not read the
 //! tap: the frames wait in the host kernel's tap queue, which bounds them (txqueuelen;
-//! beyond it the host drops), and a poll that fires then is not armed again. A poll
-//! holds no guest memory: a reset drops the ring with any poll in flight, and nothing is
-//! cancelled or waited for. When the driver posts chains while the tap is not armed,
-//! `submit` arms it (a frame already waiting completes the poll at once); when a frame
-//! waits for chains, it writes the eventfd itself so that `complete` finishes it.
+//! beyond it the host drops). A poll holds no guest memory: a reset drops the ring with
+//! any poll in flight, and nothing is cancelled or waited for. When a frame waits for
+//! chains, `submit` writes the eventfd itself so that `complete` finishes it.
 //! `complete` reads at most [`RX_BUDGET`] frames per call, with one nonblocking `readv`
 //! each, so that a flood from the host cannot keep the worker from the transmit queue
-//! and from interrupting; it then arms the poll again, which completes at once if the
-//! tap is still readable. A tap that is gone (POLLERR, a failing read) stops receiving:
-//! the poll is not armed again, so it cannot spin the worker.
+//! and from interrupting; a multishot poll does not fire again for frames already
+//! waiting, so when the budget runs out `complete` writes the eventfd to be called
+//! again. A poll the kernel ends (a CQE without IORING_CQE_F_MORE; a kernel before 5.13
+//! refuses multishot polls with EINVAL, and gets one-shot polls from then on) is armed
+//! again by `complete` while frames are wanted. A tap that is gone (POLLERR or POLLHUP
+//! and no frame, a failing read) stops receiving: the poll is removed and not armed
+//! again, so it cannot spin the worker.
 //!
 //! Why `readv` rather than a READV on the ring: a read names its buffers (the receive
 //! chains) before the frame's length is known, so on the ring it too would need
@@ -70,7 +78,7 @@ use crate::devices::virtio::{DeviceError, QueueHandler};
 pub const RX_BUDGET: usize = 64;
 
 /// The opcodes the device submits: all that its ring accepts.
-pub const RING_OPS: [u8; 2] = [opcode::PollAdd::CODE, opcode::Writev::CODE];
+pub const RING_OPS: [u8; 3] = [opcode::PollAdd::CODE, opcode::PollRemove::CODE, opcode::Writev::CODE];
 
 /// Most transmit frames written with one `io_uring_enter` (a full queue).
 const TX_BATCH: usize = QUEUE_SIZE as usize;
@@ -78,8 +86,22 @@ const TX_BATCH: usize = QUEUE_SIZE as usize;
 /// SQEs of the ring: a batch and the poll, with room to spare (twice as many CQEs).
 const RING_ENTRIES: u32 = 2 * QUEUE_SIZE as u32;
 
-/// The poll's `user_data` (a write's is its place in the batch).
-const POLL: u64 = u64::MAX;
+/// A poll's `user_data` is POLL | its generation (a write's is its place in the batch):
+/// the CQEs of a poll removed or ended are known for stale when a newer one is armed.
+const POLL: u64 = 1 << 63;
+
+/// A POLL_REMOVE's `user_data`.
+const REMOVE: u64 = 1 << 62;
+
+/// What a CQE of the device's ring is.
+enum Cqe {
+    /// The current poll's (noted in `Uring`).
+    Poll,
+    /// The write at this place of the batch.
+    Write(usize),
+    /// A poll removed or ended, or a POLL_REMOVE: nothing to do.
+    Stale,
+}
 
 /// How the host side waits and writes (made by `prepare`).
 enum HostIo {
@@ -92,9 +114,19 @@ struct Uring {
     ring: IoUring,
     /// Registered with the ring (the completion fd).
     eventfd: EventFd,
-    /// A POLL_ADD on the tap is in flight.
+    poll: PollState,
+}
+
+/// The poll on the tap, as its CQEs tell it.
+struct PollState {
+    /// A POLL_ADD on the tap is in flight (it has not posted its last CQE).
     armed: bool,
-    /// What the last poll answered (its revents, or -errno), for `complete`.
+    /// The generation of the current poll (in its `user_data`).
+    generation: u64,
+    /// Polls are multishot (false once the kernel refused one: before Linux 5.13).
+    multishot: bool,
+    /// What the polls answered since `complete` last looked (their revents together,
+    /// or the first -errno).
     fired: Option<i32>,
 }
 
@@ -107,7 +139,7 @@ impl Uring {
         engine_uring::probe().map_err(|e| io::Error::other(format!("io_uring unavailable: {e}")))?;
         let eventfd = EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?;
         let ring = engine_uring::restricted_ring_for(RING_ENTRIES, &eventfd, &RING_OPS, squeue::Flags::empty())?;
-        Ok(Self { ring, eventfd, armed: false, fired: None })
+        Ok(Self { ring, eventfd, poll: PollState { armed: false, generation: 0, multishot: true, fired: None } })
     }
 
     /// Hands the SQEs queued to the kernel (retrying EINTR, EAGAIN and EBUSY a while).
@@ -126,21 +158,74 @@ impl Uring {
         Ok(())
     }
 
-    /// Arms the one-shot poll on the tap.
+    /// Arms the (multishot) poll on the tap.
     fn arm(&mut self, tap: RawFd) -> io::Result<()> {
-        let poll = opcode::PollAdd::new(types::Fd(tap), libc::POLLIN as u32).build().user_data(POLL);
+        let p = &mut self.poll;
+        p.generation = p.generation.wrapping_add(1) & (REMOVE - 1);
+        let poll = opcode::PollAdd::new(types::Fd(tap), libc::POLLIN as u32)
+            .multi(p.multishot)
+            .build()
+            .user_data(POLL | p.generation);
         // SAFETY: a poll refers to no memory of ours; the tap outlives the ring (the
         // handler holds both, and a poll left in flight ends with the ring).
         unsafe { self.ring.submission().push(&poll) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
         self.submit()?;
-        self.armed = true;
+        self.poll.armed = true;
         Ok(())
     }
 
-    /// Notes a CQE of the poll.
-    fn polled(&mut self, res: i32) {
-        self.armed = false;
-        self.fired = Some(res);
+    /// Removes the poll in flight: its CQEs from here on, and the POLL_REMOVE's, are
+    /// stale. They are posted before `io_uring_enter` returns (the poll's -ECANCELED by
+    /// task work on the way out), with the eventfd off so that they do not wake the
+    /// worker, and reaped here. (A poll refers to no guest memory: nothing is waited for.)
+    fn disarm(&mut self) -> io::Result<()> {
+        let remove = opcode::PollRemove::new(POLL | self.poll.generation).build().user_data(REMOVE);
+        // SAFETY: a POLL_REMOVE refers to no memory, only to the poll's user_data.
+        unsafe { self.ring.submission().push(&remove) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
+        self.poll.armed = false;
+        self.ring.completion().disable_eventfd();
+        let submitted = self.submit();
+        self.ring.completion().enable_eventfd();
+        for cqe in self.ring.completion() {
+            // No poll is armed and no write is in flight: every CQE is stale. (ENOENT or
+            // EALREADY: the poll had ended, or was ending.)
+            let (data, res) = (cqe.user_data(), cqe.result());
+            if data == REMOVE && res < 0 && res != -libc::ENOENT && res != -libc::EALREADY {
+                log::warn!("virtio-net: io_uring: removing the poll on the tap: {}", io::Error::from_raw_os_error(-res));
+            }
+            let _ = self.poll.note(data, res, cqe.flags());
+        }
+        submitted
+    }
+}
+
+impl PollState {
+    /// Sorts a CQE, and notes it if it is the current poll's: what it answered goes to
+    /// `fired`, and without IORING_CQE_F_MORE the poll has ended (one-shot, or a
+    /// multishot poll the kernel ended).
+    fn note(&mut self, data: u64, res: i32, flags: u32) -> Cqe {
+        if data & POLL == 0 {
+            return if data & REMOVE == 0 { Cqe::Write(data as usize) } else { Cqe::Stale };
+        }
+        if data != POLL | self.generation || !self.armed {
+            return Cqe::Stale;
+        }
+        if !io_uring::cqueue::more(flags) {
+            self.armed = false;
+            if res == -libc::EINVAL && self.multishot {
+                // A kernel without multishot polls: one-shot ones from now on, armed again
+                // by `complete` (the eventfd, written by this CQE, brings it).
+                log::info!("virtio-net: the host's io_uring has no multishot poll: one-shot polls");
+                self.multishot = false;
+                return Cqe::Poll;
+            }
+        }
+        self.fired = Some(match self.fired {
+            Some(before) if before < 0 => before,
+            Some(before) if res >= 0 => before | res,
+            _ => res,
+        });
+        Cqe::Poll
     }
 }
 
@@ -227,7 +312,13 @@ pub struct NetHandler {
     posted: bool,
     /// Reading the tap failed for good (it was deleted): nothing more is received.
     rx_closed: bool,
+    /// Shown each WRITEV's iovecs before it goes on the ring (the fuzz target).
+    write_hook: Option<WriteHook>,
 }
+
+/// What [`NetHandler::with_write_hook`] calls: the tap's descriptor and the iovecs of one
+/// WRITEV, header first, as the SQE about to be submitted points at them.
+pub type WriteHook = fn(RawFd, &[libc::iovec]);
 
 impl NetHandler {
     /// A handler on `tap`; `mrg`: VIRTIO_NET_F_MRG_RXBUF was negotiated.
@@ -245,13 +336,23 @@ impl NetHandler {
             mem: None,
             posted: false,
             rx_closed: false,
+            write_hook: None,
         }
     }
 
-    /// Without io_uring, as on a host that has none (tests).
-    #[cfg(test)]
-    pub(crate) fn without_uring(mut self) -> Self {
+    /// Without io_uring, as on a host that has none: `prepare` chooses the epoll, `readv`
+    /// and `writev` path (the unit tests and the fuzz target serve both paths).
+    pub fn without_uring(mut self) -> Self {
         self.try_uring = false;
+        self
+    }
+
+    /// Calls `hook` with the iovecs of every WRITEV just before it is queued on the ring,
+    /// where an interposed `writev` cannot see them: the fuzz target
+    /// (`fuzz/src/targets/net.rs`) checks there that they lie in guest memory but the
+    /// header. One untaken branch per frame without a hook.
+    pub fn with_write_hook(mut self, hook: WriteHook) -> Self {
+        self.write_hook = Some(hook);
         self
     }
 
@@ -263,7 +364,7 @@ impl NetHandler {
     }
 
     /// Whether `prepare` chose the ring.
-    fn uses_uring(&self) -> bool {
+    pub fn uses_uring(&self) -> bool {
         matches!(self.host, Ok(HostIo::Uring(_)))
     }
 
@@ -274,7 +375,7 @@ impl NetHandler {
     /// Writes the batch's frames with one `io_uring_enter` and waits for them all; their
     /// used entries go to `finished`, in order.
     fn flush(&mut self) -> Result<(), DeviceError> {
-        let Self { tap, host, batch, finished, full, ring_writes, .. } = self;
+        let Self { tap, host, batch, finished, full, ring_writes, write_hook, .. } = self;
         if batch.is_empty() {
             return Ok(());
         }
@@ -294,6 +395,9 @@ impl NetHandler {
                 for (i, (_, frame, _)) in batch.iter_mut().enumerate() {
                     let Some(frame) = frame else { continue };
                     let iov = frame.iovecs();
+                    if let Some(hook) = write_hook {
+                        hook(fd.0, iov);
+                    }
                     let write = opcode::Writev::new(fd, iov.as_ptr(), iov.len() as u32)
                         .offset(u64::MAX)
                         .rw_flags(libc::RWF_NOWAIT)
@@ -326,21 +430,17 @@ impl NetHandler {
                         return Err(uerr(e));
                     }
                 }
-                let mut polled = None;
                 for cqe in u.ring.completion() {
-                    match cqe.user_data() {
-                        POLL => polled = Some(cqe.result()),
-                        i => {
-                            if let Some(p) = batch.get_mut(i as usize).filter(|p| p.1.is_some()) {
+                    match u.poll.note(cqe.user_data(), cqe.result(), cqe.flags()) {
+                        Cqe::Poll => wake = true,
+                        Cqe::Write(i) => {
+                            if let Some(p) = batch.get_mut(i).filter(|p| p.1.is_some()) {
                                 p.2 = cqe.result();
                                 left -= 1;
                             }
                         }
+                        Cqe::Stale => {}
                     }
-                }
-                if let Some(res) = polled {
-                    u.polled(res);
-                    wake = true;
                 }
             }
             u.ring.completion().enable_eventfd();
@@ -426,7 +526,7 @@ impl QueueHandler for NetHandler {
             // A frame waits for chains: `complete` finishes it. Not armed: chains have come,
             // so the tap is watched again (a frame already there completes the poll).
             HostIo::Uring(u) if pending => u.eventfd.write(1).map_err(|e| err("eventfd", e)),
-            HostIo::Uring(u) if !u.armed => u.arm(tap).map_err(|e| err("io_uring", e)),
+            HostIo::Uring(u) if !u.poll.armed => u.arm(tap).map_err(|e| err("io_uring", e)),
             HostIo::Uring(_) => Ok(()),
             // Armed and nothing waiting: the tap's readiness brings `complete` when a frame
             // comes, and the new chains are there for it.
@@ -451,15 +551,12 @@ impl QueueHandler for NetHandler {
         let fired = match self.host()? {
             HostIo::Uring(u) => {
                 let _ = u.eventfd.read();
-                let cqes: Vec<(u64, i32)> = u.ring.completion().map(|c| (c.user_data(), c.result())).collect();
-                for (data, res) in cqes {
-                    if data == POLL {
-                        u.polled(res);
-                    } else {
-                        log::warn!("virtio-net: io_uring: a completion for unknown op {data}");
+                for cqe in u.ring.completion() {
+                    if let Cqe::Write(i) = u.poll.note(cqe.user_data(), cqe.result(), cqe.flags()) {
+                        log::warn!("virtio-net: io_uring: a completion for unknown op {i}");
                     }
                 }
-                u.fired.take()
+                u.poll.fired.take()
             }
             HostIo::Epoll(w) => {
                 let _ = w.wake.read();
@@ -470,29 +567,37 @@ impl QueueHandler for NetHandler {
             log::warn!("virtio-net: polling tap {}: {}; the guest receives nothing more", self.tap.name(), io::Error::from_raw_os_error(-res));
             self.rx_closed = true;
         }
+        // The budget ran out: frames may still wait, and a multishot poll fires only when
+        // another comes.
+        let mut spent = true;
         if !self.rx_closed {
             for _ in 0..RX_BUDGET {
                 match self.rx.receive(mem, &*self.tap, done)? {
-                    Outcome::Delivered | Outcome::Dropped => {}
+                    Outcome::Delivered | Outcome::Dropped => continue,
                     Outcome::NoFrame if fired.is_some_and(|r| r & i32::from(libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0) => {
                         // The tap reports an error and no frame: watching it would spin.
                         log::warn!("virtio-net: tap {} reports an error; the guest receives nothing more", self.tap.name());
                         self.rx_closed = true;
-                        break;
                     }
-                    Outcome::Pending | Outcome::NoBuffers | Outcome::NoFrame => break,
+                    Outcome::Pending | Outcome::NoBuffers | Outcome::NoFrame => {}
                     Outcome::Failed(e) => {
                         log::warn!("virtio-net: reading tap {}: {e}; the guest receives nothing more", self.tap.name());
                         self.rx_closed = true;
-                        break;
                     }
                 }
+                spent = false;
+                break;
             }
         }
         let want = !self.rx_closed && self.rx.wants_frames();
         let tap = self.tap.fd();
+        let uerr = |e: io::Error| DeviceError::Queue(format!("virtio-net: io_uring: {e}"));
         match self.host()? {
-            HostIo::Uring(u) if want && !u.armed => u.arm(tap).map_err(|e| DeviceError::Queue(format!("virtio-net: io_uring: {e}"))),
+            // (A frame already waiting completes a new poll at once.)
+            HostIo::Uring(u) if want && !u.poll.armed => u.arm(tap).map_err(uerr),
+            HostIo::Uring(u) if want && spent => u.eventfd.write(1).map_err(uerr),
+            // No chain to fill, or a frame waits for chains: the tap is not watched.
+            HostIo::Uring(u) if !want && u.poll.armed => u.disarm().map_err(uerr),
             HostIo::Uring(_) => Ok(()),
             HostIo::Epoll(w) => w.arm(tap, want).map_err(|e| DeviceError::Queue(format!("virtio-net: epoll: {e}"))),
         }
@@ -811,8 +916,18 @@ mod tests {
     /// waiting completes it at once).
     #[test]
     fn the_poll_is_armed_again_when_chains_come() {
+        for multishot in [true, false] {
+            the_poll_is_armed_again_on(multishot);
+        }
+    }
+
+    /// (With one-shot polls, as a kernel without multishot ones gets.)
+    fn the_poll_is_armed_again_on(multishot: bool) {
         let (tap, host) = fake_tap();
         let (mut h, mut t, mut q) = ring_handler(Arc::new(tap));
+        if let Ok(HostIo::Uring(u)) = &mut h.host {
+            u.poll.multishot = multishot;
+        }
         let fd = h.completion_fd().unwrap();
         let mut done = Vec::new();
         host_send(&host, &pattern(100, 1));
@@ -838,6 +953,99 @@ mod tests {
         h.complete(&t.mem, &mut done).unwrap();
         assert_eq!(done, [(RX_QUEUE, 2, HDR_LEN as u32 + 300)]);
         assert!(!readable_within(fd, 50));
+    }
+
+    /// A kernel that refuses multishot polls (EINVAL, before Linux 5.13) gets one-shot
+    /// ones; stale CQEs (an older poll's, a POLL_REMOVE's) are ignored; revents add up
+    /// until `complete` takes them, an error first.
+    #[test]
+    fn poll_cqes_are_sorted() {
+        let more = 1 << 1; // IORING_CQE_F_MORE
+        let mut p = PollState { armed: true, generation: 5, multishot: true, fired: None };
+        assert!(matches!(p.note(3, 0, 0), Cqe::Write(3)));
+        assert!(matches!(p.note(REMOVE, 0, 0), Cqe::Stale));
+        assert!(matches!(p.note(POLL | 4, libc::POLLIN.into(), more), Cqe::Stale));
+        assert!(matches!(p.note(POLL | 5, libc::POLLIN.into(), more), Cqe::Poll));
+        assert!(matches!(p.note(POLL | 5, libc::POLLHUP.into(), more), Cqe::Poll));
+        assert!(p.armed);
+        assert_eq!(p.fired.take(), Some(i32::from(libc::POLLIN | libc::POLLHUP)));
+        assert!(matches!(p.note(POLL | 5, -libc::EINVAL, 0), Cqe::Poll));
+        assert!(!p.armed && !p.multishot && p.fired.is_none(), "EINVAL: one-shot polls from now on");
+        p.armed = true;
+        assert!(matches!(p.note(POLL | 5, -libc::EBADF, 0), Cqe::Poll));
+        assert!(matches!(p.note(POLL | 5, libc::POLLIN.into(), 0), Cqe::Stale), "ended");
+        assert_eq!(p.fired, Some(-libc::EBADF));
+    }
+
+    /// The poll's generation and whether it is armed.
+    fn poll_state(h: &NetHandler) -> (u64, bool) {
+        match &h.host {
+            Ok(HostIo::Uring(u)) => (u.poll.generation, u.poll.armed),
+            _ => panic!("not on the ring"),
+        }
+    }
+
+    /// The multishot poll is armed once while chains are held, not after every wake; more
+    /// frames than one `complete` takes bring it back (the poll does not fire again for
+    /// frames already waiting); and once no chain is left it is removed, quietly.
+    #[test]
+    fn the_multishot_poll_stays_armed_while_chains_are_held() {
+        let (tap, host) = fake_tap();
+        let mut h = NetHandler::new(Arc::new(tap), false);
+        h.prepare();
+        assert!(h.uses_uring(), "this host has io_uring");
+        let mut t = TestQueue::with_ram(128, 4 << 20);
+        let mut q = t.queue();
+        let fd = h.completion_fd().unwrap();
+        let chains = RX_BUDGET as u16 + 10;
+        for d in 0..chains {
+            t.chain(d, &[(0x10_0000 + 0x1000 * u64::from(d), 2048, true)]);
+            t.publish(d);
+            assert_eq!(h.start(RX_QUEUE, &t.mem, t.pop(&mut q).unwrap()).unwrap(), None);
+            h.submit().unwrap();
+        }
+        let (generation, armed) = poll_state(&h);
+        assert!(armed);
+        let mut done = Vec::new();
+        for n in 1..=3 {
+            host_send(&host, &pattern(100 + n, n as u8));
+            assert!(readable_within(fd, 2000), "frame {n}");
+            h.complete(&t.mem, &mut done).unwrap();
+            assert_eq!(done.len(), n);
+            assert_eq!(poll_state(&h), (generation, true), "armed once");
+        }
+        // More frames than the budget: a second call, which the first asks for.
+        for n in 0..RX_BUDGET + 4 {
+            host_send(&host, &pattern(60 + n, n as u8));
+        }
+        assert!(readable_within(fd, 2000));
+        h.complete(&t.mem, &mut done).unwrap();
+        assert_eq!(done.len(), 3 + RX_BUDGET);
+        assert!(readable_within(fd, 2000), "the frames left after the budget bring complete back");
+        h.complete(&t.mem, &mut done).unwrap();
+        assert_eq!(done.len(), 3 + RX_BUDGET + 4);
+        assert_eq!(poll_state(&h), (generation, true));
+        // The last chains taken: the poll is removed, and its CQEs wake nobody.
+        for n in 0..3 {
+            host_send(&host, &pattern(200, n));
+        }
+        assert!(readable_within(fd, 2000));
+        h.complete(&t.mem, &mut done).unwrap();
+        assert_eq!(done.len(), usize::from(chains));
+        assert!(!poll_state(&h).1, "no chain: not armed");
+        assert!(!readable_within(fd, 50), "the removed poll's CQEs are reaped quietly");
+        host_send(&host, &pattern(300, 9));
+        assert!(!readable_within(fd, 50), "no chain: the tap is not watched");
+        // A chain again: a new poll, which the waiting frames complete at once.
+        t.chain(0, &[(0x10_0000, 2048, true)]);
+        t.publish(0);
+        assert_eq!(h.start(RX_QUEUE, &t.mem, t.pop(&mut q).unwrap()).unwrap(), None);
+        h.submit().unwrap();
+        assert_eq!(poll_state(&h), (generation + 1, true));
+        assert!(readable_within(fd, 2000));
+        done.clear();
+        h.complete(&t.mem, &mut done).unwrap();
+        assert_eq!(done, [(RX_QUEUE, 0, HDR_LEN as u32 + 300)]);
     }
 
     /// A reset (the handler dropped) with a poll in flight leaves nothing behind: the next
