@@ -267,7 +267,7 @@ fn stdin(rules: &mut Rules) -> RuleResult<()> {
 /// Creating threads (their stacks, TLS and name) that then set up and narrow their own
 /// filter; everything the workers may do, since filters stack; and what a worker does
 /// before narrowing it: create its host io_uring (with its eventfd, restrictions and
-/// duplicated disk descriptors).
+/// duplicated disk descriptors), set its tap's offloads (TUNSETOFFLOAD).
 fn launcher(rules: &mut Rules) -> RuleResult<()> {
     block(rules)?;
     p9(rules)?;
@@ -284,6 +284,7 @@ fn launcher(rules: &mut Rules) -> RuleResult<()> {
         libc::SYS_seccomp,
     ]);
     rules.allow_if(libc::SYS_clone, vec![Cond::new(0, Len::Qword, Op::MaskedEq(libc::CLONE_THREAD as u64), libc::CLONE_THREAD as u64)?])?;
+    ioctl(rules, libc::TUNSETOFFLOAD)?;
     for option in [libc::PR_SET_NAME, libc::PR_SET_NO_NEW_PRIVS] {
         rules.allow_if(libc::SYS_prctl, vec![arg_eq(0, option as u64)?])?;
     }

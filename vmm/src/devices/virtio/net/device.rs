@@ -314,6 +314,10 @@ pub struct NetHandler {
     rx_closed: bool,
     /// Shown each WRITEV's iovecs before it goes on the ring (the fuzz target).
     write_hook: Option<WriteHook>,
+    /// VIRTIO_NET_F_CSUM: transmit headers may ask for a checksum.
+    csum: bool,
+    /// Set by `with_checksum_offload`: whether `prepare` turns the tap's TUN_F_CSUM on.
+    tap_offload: Option<bool>,
 }
 
 /// What [`NetHandler::with_write_hook`] calls: the tap's descriptor and the iovecs of one
@@ -337,7 +341,19 @@ impl NetHandler {
             posted: false,
             rx_closed: false,
             write_hook: None,
+            csum: false,
+            tap_offload: None,
         }
+    }
+
+    /// The checksum offloads negotiated: `csum` (VIRTIO_NET_F_CSUM, the guest's frames
+    /// may ask the host for their checksum), `guest_csum` (VIRTIO_NET_F_GUEST_CSUM, the
+    /// tap's partly checksummed or checked frames go to the guest as such).
+    pub fn with_checksum_offload(mut self, csum: bool, guest_csum: bool) -> Self {
+        self.csum = csum;
+        self.rx.set_guest_csum(guest_csum);
+        self.tap_offload = Some(guest_csum);
+        self
     }
 
     /// Without io_uring, as on a host that has none: `prepare` chooses the epoll, `readv`
@@ -471,7 +487,7 @@ impl NetHandler {
 impl QueueHandler for NetHandler {
     fn process(&mut self, queue: usize, mem: &GuestMemoryMmap, chain: &Chain) -> Result<u32, DeviceError> {
         match queue {
-            TX_QUEUE => tx::transmit(mem, chain, &*self.tap),
+            TX_QUEUE => tx::transmit(mem, chain, &*self.tap, self.csum),
             _ => Err(DeviceError::Queue(format!("virtio-net: queue {queue} is not the transmit queue"))),
         }
     }
@@ -486,7 +502,7 @@ impl QueueHandler for NetHandler {
         if queue != TX_QUEUE || !self.ring_writes || !self.uses_uring() {
             return self.process(queue, mem, &chain).map(Some);
         }
-        let frame = match tx::check(mem, &chain) {
+        let frame = match tx::check(mem, &chain, self.csum) {
             Ok(frame) => frame,
             Err(e) => {
                 // The device needs a reset; the frames before this chain go out first, as
@@ -605,6 +621,13 @@ impl QueueHandler for NetHandler {
 
     fn prepare(&mut self) {
         self.host = HostIo::new(self.try_uring).map_err(|e| e.to_string());
+        // The tap hands partly checksummed frames only to a guest that takes them (each
+        // activation says again; a reset's renegotiation may turn it off).
+        if let Some(guest_csum) = self.tap_offload
+            && let Err(e) = self.tap.set_offload(if guest_csum { super::tap::TUN_F_CSUM } else { 0 })
+        {
+            log::warn!("virtio-net: tap {}: TUNSETOFFLOAD: {e}", self.tap.name());
+        }
     }
 }
 

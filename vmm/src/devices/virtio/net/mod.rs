@@ -34,7 +34,11 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap};
 use super::chain::{self, ChainError, Segment};
 use super::{QueueHandler, VirtioDevice, TYPE_NET, VIRTIO_F_VERSION_1, VIRTIO_RING_F_EVENT_IDX};
 
-/// Feature bits (section 5.1.3).
+/// Feature bits (section 5.1.3). CSUM: the driver may leave a TCP/UDP checksum to the
+/// device (NEEDS_CSUM); GUEST_CSUM: the driver takes frames whose checksum is partial
+/// (NEEDS_CSUM) or checked (DATA_VALID).
+pub const VIRTIO_NET_F_CSUM: u32 = 0;
+pub const VIRTIO_NET_F_GUEST_CSUM: u32 = 1;
 pub const VIRTIO_NET_F_MTU: u32 = 3;
 pub const VIRTIO_NET_F_MAC: u32 = 5;
 /// Receive buffers may be merged: a frame larger than one buffer spreads over several,
@@ -117,12 +121,6 @@ impl NetHdr {
         put(offset_of!(Self, csum_offset), self.csum_offset);
         put(offset_of!(Self, num_buffers), self.num_buffers);
         b
-    }
-
-    /// Whether the header asks for an offload: a checksum to fill in or a segmentation,
-    /// neither of which is negotiated in either direction.
-    pub fn wants_offload(&self) -> bool {
-        self.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 || self.gso_type != VIRTIO_NET_HDR_GSO_NONE
     }
 }
 
@@ -247,6 +245,8 @@ impl VirtioDevice for Net {
     fn features(&self) -> u64 {
         1 << VIRTIO_F_VERSION_1
             | 1 << VIRTIO_RING_F_EVENT_IDX
+            | 1 << VIRTIO_NET_F_CSUM
+            | 1 << VIRTIO_NET_F_GUEST_CSUM
             | 1 << VIRTIO_NET_F_MAC
             | 1 << VIRTIO_NET_F_STATUS
             | 1 << VIRTIO_NET_F_MRG_RXBUF
@@ -261,7 +261,10 @@ impl VirtioDevice for Net {
     }
 
     fn activate(&mut self, features: u64) -> Box<dyn QueueHandler> {
-        Box::new(device::NetHandler::new(Arc::clone(&self.tap), features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0))
+        let has = |bit: u32| features & (1 << bit) != 0;
+        let handler = device::NetHandler::new(Arc::clone(&self.tap), has(VIRTIO_NET_F_MRG_RXBUF))
+            .with_checksum_offload(has(VIRTIO_NET_F_CSUM), has(VIRTIO_NET_F_GUEST_CSUM));
+        Box::new(handler)
     }
 
     fn poll_stats(&self) -> Option<&'static super::poll::PollStats> {
@@ -280,9 +283,6 @@ mod tests {
         let b = h.to_bytes();
         assert_eq!(b, [1, 3, 2, 1, 4, 3, 6, 5, 8, 7, 0x0a, 9]);
         assert_eq!(NetHdr::from_bytes(&b), h);
-        assert!(h.wants_offload());
-        assert!(!NetHdr { flags: VIRTIO_NET_HDR_F_DATA_VALID, ..Default::default() }.wants_offload());
-        assert!(NetHdr { gso_type: 1, ..Default::default() }.wants_offload());
     }
 
     #[test]

@@ -25,10 +25,13 @@
 //!   waits in the bounce buffer (its first part already in the first chains) until the
 //!   driver posts more; a full queue's worth that still cannot take it drops it.
 //!
-//! The header the guest sees is ours: zero but `num_buffers` (1 without MRG_RXBUF). The
-//! tap's own header may say DATA_VALID (the host checked the checksum), which the guest,
-//! not having negotiated GUEST_CSUM, must not get; a tap header that asks for a checksum
-//! or a segmentation (impossible with the tap's offloads off) drops the frame.
+//! The header the guest sees is ours: zero but `num_buffers` (1 without MRG_RXBUF) and,
+//! when the guest negotiated VIRTIO_NET_F_GUEST_CSUM (and the tap's TUNSETOFFLOAD has
+//! TUN_F_CSUM), the tap's checksum state: NEEDS_CSUM with its `csum_start` and
+//! `csum_offset` (a frame from the host's own stack, checksum left partial), or
+//! DATA_VALID (checked). Without GUEST_CSUM neither reaches the guest: DATA_VALID is
+//! dropped from the header and a frame asking for a checksum is dropped whole, as is one
+//! asking for a segmentation (the tap's TSO is never turned on).
 //!
 //! Memory: the chains held (at most [`QUEUE_SIZE`]) and one bounce buffer; when no chain
 //! is held, or a frame waits for chains, the device stops reading the tap, whose queue in
@@ -41,7 +44,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use vm_memory::GuestMemoryMmap;
 
 use super::tap::FrameIo;
-use super::{frame_refused, mark_dirty, push_guest_iovecs, NetHdr, HDR_LEN, MAX_RX_FRAME, QUEUE_SIZE, RX_QUEUE, STATS};
+use super::{
+    frame_refused, mark_dirty, push_guest_iovecs, NetHdr, HDR_LEN, MAX_RX_FRAME, QUEUE_SIZE, RX_QUEUE, STATS, VIRTIO_NET_HDR_F_DATA_VALID,
+    VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE,
+};
 use crate::devices::virtio::chain::{Chain, ChainError};
 use crate::devices::virtio::DeviceError;
 
@@ -70,6 +76,9 @@ pub enum Outcome {
 struct Frame {
     /// Its bytes, header excluded.
     len: usize,
+    /// The checksum state the guest is told (GUEST_CSUM): the tap's NEEDS_CSUM with
+    /// `csum_start` and `csum_offset`, or DATA_VALID; else none.
+    csum: NetHdr,
     /// Of those, the first ones, which the host wrote straight into the chains; the
     /// others are at the start of the bounce buffer.
     direct: usize,
@@ -78,6 +87,8 @@ struct Frame {
 /// The receive side of one activated device.
 pub struct Receiver {
     mrg: bool,
+    /// VIRTIO_NET_F_GUEST_CSUM: partly checksummed and checked frames go to the guest.
+    guest_csum: bool,
     chains: VecDeque<Chain>,
     bounce: Vec<u8>,
     pending: Option<Frame>,
@@ -108,7 +119,12 @@ pub fn spread(caps: impl IntoIterator<Item = u64>, total: u64, mrg: bool) -> Opt
 
 impl Receiver {
     pub fn new(mrg: bool) -> Self {
-        Self { mrg, chains: VecDeque::new(), bounce: vec![0; MAX_RX_FRAME], pending: None, iov_max: IOV_MAX }
+        Self { mrg, guest_csum: false, chains: VecDeque::new(), bounce: vec![0; MAX_RX_FRAME], pending: None, iov_max: IOV_MAX }
+    }
+
+    /// VIRTIO_NET_F_GUEST_CSUM was negotiated (the tap then hands partial checksums).
+    pub fn set_guest_csum(&mut self, on: bool) {
+        self.guest_csum = on;
     }
 
     /// Fewer iovecs per read (tests: the bounce path without a huge chain).
@@ -204,12 +220,19 @@ impl Receiver {
             log::debug!("virtio-net: a frame of {len} bytes from the tap, more than {MAX_RX_FRAME}: dropped");
             return Ok(Outcome::Dropped);
         }
-        if NetHdr::from_bytes(&hdr).wants_offload() {
+        let tap_hdr = NetHdr::from_bytes(&hdr);
+        let partial = tap_hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0;
+        if tap_hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE || partial && !self.guest_csum {
             STATS.rx_dropped.fetch_add(1, Relaxed);
-            log::debug!("virtio-net: a frame from the tap asks for an offload ({:?}), dropped", NetHdr::from_bytes(&hdr));
+            log::debug!("virtio-net: a frame from the tap asks for an offload the guest did not take ({tap_hdr:?}), dropped");
             return Ok(Outcome::Dropped);
         }
-        self.pending = Some(Frame { len, direct: len.min(direct_cap) });
+        let csum = match (self.guest_csum, partial) {
+            (false, _) => NetHdr::default(),
+            (true, true) => NetHdr { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: tap_hdr.csum_start, csum_offset: tap_hdr.csum_offset, ..NetHdr::default() },
+            (true, false) => NetHdr { flags: tap_hdr.flags & VIRTIO_NET_HDR_F_DATA_VALID, ..NetHdr::default() },
+        };
+        self.pending = Some(Frame { len, csum, direct: len.min(direct_cap) });
         self.deliver(mem, done)
     }
 
@@ -228,7 +251,7 @@ impl Receiver {
         };
         let rest = &self.bounce[..frame.len - frame.direct];
         write_frame(mem, &self.chains, &lens, frame.direct, rest)?;
-        let hdr = NetHdr { num_buffers: lens.len() as u16, ..NetHdr::default() };
+        let hdr = NetHdr { num_buffers: lens.len() as u16, ..frame.csum };
         self.chains[0].write_at(mem, 0, &hdr.to_bytes())?;
         for &len in &lens {
             let chain = self.chains.pop_front().expect("spread used held chains only");
@@ -465,6 +488,27 @@ pub(crate) mod tests {
         let back = [read(&t, 0, 12, 88), read(&t, 1, 0, 100), read(&t, 2, 0, 100), read(&t, 3, 0, 62)].concat();
         assert_eq!(back, frame);
         assert_eq!(header(&t, 0).num_buffers, 4);
+    }
+
+    /// With GUEST_CSUM the tap's checksum state reaches the guest: NEEDS_CSUM with its
+    /// start and offset, or DATA_VALID; without it neither (see `odd_frames...`).
+    #[test]
+    fn checksum_state_goes_to_the_guest_with_guest_csum() {
+        let (mut t, mut q, mut rx, tap) = setup(true);
+        rx.set_guest_csum(true);
+        post(&mut t, &mut q, &mut rx, 0, &[2048, 2048, 2048]);
+        let mut done = Vec::new();
+        let partial = NetHdr { flags: super::super::VIRTIO_NET_HDR_F_NEEDS_CSUM, csum_start: 34, csum_offset: 16, ..Default::default() };
+        tap.incoming.lock().unwrap().push_back([&partial.to_bytes()[..], &pattern(100, 0)].concat());
+        tap.frame(super::super::VIRTIO_NET_HDR_F_DATA_VALID, 0, &pattern(100, 1));
+        tap.frame(0, 1, &pattern(100, 2));
+        for _ in 0..2 {
+            assert!(matches!(rx.receive(&t.mem, &tap, &mut done).unwrap(), Outcome::Delivered));
+        }
+        assert_eq!(header(&t, 0), NetHdr { num_buffers: 1, ..partial });
+        assert_eq!(header(&t, 1), NetHdr { flags: super::super::VIRTIO_NET_HDR_F_DATA_VALID, num_buffers: 1, ..Default::default() });
+        // A segmentation is still dropped.
+        assert!(matches!(rx.receive(&t.mem, &tap, &mut done).unwrap(), Outcome::Dropped));
     }
 
     /// A frame longer than the bounce buffer and the chains together (the tap truncated

@@ -48,6 +48,9 @@ pub struct Tap {
     name: String,
 }
 
+/// TUNSETOFFLOAD's flag for partial checksums (linux/if_tun.h).
+pub const TUN_F_CSUM: libc::c_uint = 0x01;
+
 /// `struct ifreq` as TUNSETIFF reads and writes it: the name and the flags (the rest of
 /// the union unused).
 #[repr(C)]
@@ -100,6 +103,16 @@ impl Tap {
             return Err(io::Error::new(e.kind(), format!("TUNSETOFFLOAD: {e}")));
         }
         Ok(Tap { file, name: name.to_owned() })
+    }
+
+    /// TUNSETOFFLOAD: which offloads the frames the tap hands us may use (TUN_F_CSUM:
+    /// partial checksums, NEEDS_CSUM in the header); 0 for none.
+    pub fn set_offload(&self, flags: libc::c_uint) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes an integer argument and touches no memory of ours.
+        if unsafe { libc::ioctl(self.file.as_raw_fd(), libc::TUNSETOFFLOAD, libc::c_ulong::from(flags)) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// A stand-in for a tap: a descriptor that keeps message boundaries, as a datagram

@@ -31,10 +31,21 @@ use crate::devices::virtio::chain::Chain;
 use crate::devices::virtio::DeviceError;
 use crate::guest_warn;
 
-/// Why a transmit header is refused, if it is.
-pub fn check_header(hdr: &NetHdr) -> Result<(), &'static str> {
-    if hdr.wants_offload() {
-        return Err("asks for an offload (checksum or segmentation), none negotiated");
+/// Why a transmit header for a frame of `len` bytes is refused, if it is. With `csum`
+/// (VIRTIO_NET_F_CSUM) it may ask for a checksum (NEEDS_CSUM) whose field lies in the
+/// frame; a segmentation is never negotiated.
+pub fn check_header(hdr: &NetHdr, csum: bool, len: u64) -> Result<(), &'static str> {
+    if hdr.gso_type != super::VIRTIO_NET_HDR_GSO_NONE {
+        return Err("asks for segmentation, not negotiated");
+    }
+    if hdr.flags == super::VIRTIO_NET_HDR_F_NEEDS_CSUM {
+        if !csum {
+            return Err("asks for a checksum, not negotiated");
+        }
+        if u64::from(hdr.csum_start) + u64::from(hdr.csum_offset) + 2 > len {
+            return Err("puts its checksum past the frame");
+        }
+        return Ok(());
     }
     if hdr.flags != 0 {
         return Err("sets flags only the device may set");
@@ -66,7 +77,8 @@ impl Frame {
 }
 
 /// Checks one transmit chain: the frame to send, or `None` when it is dropped (counted).
-pub fn check(mem: &GuestMemoryMmap, chain: &Chain) -> Result<Option<Frame>, DeviceError> {
+/// `csum`: VIRTIO_NET_F_CSUM was negotiated.
+pub fn check(mem: &GuestMemoryMmap, chain: &Chain, csum: bool) -> Result<Option<Frame>, DeviceError> {
     if !chain.writable.is_empty() {
         return Err(DeviceError::Request("virtio-net: a transmit chain with device-writable buffers".into()));
     }
@@ -79,12 +91,12 @@ pub fn check(mem: &GuestMemoryMmap, chain: &Chain) -> Result<Option<Frame>, Devi
     let mut bytes = [0u8; HDR_LEN];
     chain.read_at(mem, 0, &mut bytes)?;
     let mut hdr = NetHdr::from_bytes(&bytes);
-    if let Err(why) = check_header(&hdr) {
+    let len = total - HDR_LEN as u64;
+    if let Err(why) = check_header(&hdr, csum, len) {
         STATS.tx_dropped.fetch_add(1, Relaxed);
         frame_refused!("virtio-net: a transmit header that {why} ({hdr:?}), dropped");
         return Ok(None);
     }
-    let len = total - HDR_LEN as u64;
     if u64::from(hdr.hdr_len) > len {
         // The tap would refuse it (EINVAL); the guest's mistake, not the host's.
         STATS.tx_dropped.fetch_add(1, Relaxed);
@@ -131,8 +143,8 @@ pub fn write_now(frame: &mut Frame, io: &dyn FrameIo) {
 }
 
 /// Sends the frame of one transmit chain with one `writev`; returns the used length (0).
-pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo) -> Result<u32, DeviceError> {
-    if let Some(mut frame) = check(mem, chain)? {
+pub fn transmit(mem: &GuestMemoryMmap, chain: &Chain, io: &dyn FrameIo, csum: bool) -> Result<u32, DeviceError> {
+    if let Some(mut frame) = check(mem, chain, csum)? {
         write_now(&mut frame, io);
     }
     Ok(0)
@@ -153,7 +165,7 @@ mod tests {
         t.mem.write_slice(&hdr.to_bytes(), GuestAddress(HDR)).unwrap();
         t.chain(0, bufs);
         t.publish(0);
-        transmit(&t.mem, &t.pop(q).unwrap(), tap)
+        transmit(&t.mem, &t.pop(q).unwrap(), tap, false)
     }
 
     #[test]
@@ -207,5 +219,22 @@ mod tests {
             Err(DeviceError::Request(_))
         ));
         assert!(tap.sent.lock().unwrap().is_empty());
+    }
+
+    /// With VIRTIO_NET_F_CSUM a header may ask for a checksum whose field lies in the
+    /// frame; one past it, a segmentation, or other flags are still refused.
+    #[test]
+    fn checksum_requests_with_csum() {
+        use super::super::VIRTIO_NET_HDR_F_NEEDS_CSUM as NEEDS;
+        let ok = NetHdr::default();
+        let asks = |start, offset| NetHdr { flags: NEEDS, csum_start: start, csum_offset: offset, ..ok };
+        assert_eq!(check_header(&asks(34, 16), true, 60), Ok(()));
+        assert_eq!(check_header(&asks(34, 24), true, 60), Ok(()), "the field's last byte is the frame's");
+        assert!(check_header(&asks(34, 25), true, 60).is_err());
+        assert!(check_header(&asks(0xffff, 0xffff), true, 60).is_err());
+        assert!(check_header(&asks(34, 16), false, 60).is_err());
+        assert!(check_header(&NetHdr { gso_type: 1, gso_size: 1448, ..asks(34, 16) }, true, 60).is_err());
+        assert!(check_header(&NetHdr { flags: NEEDS | 2, ..asks(34, 16) }, true, 60).is_err());
+        assert_eq!(check_header(&ok, true, 60), Ok(()));
     }
 }
