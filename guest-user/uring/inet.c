@@ -1346,6 +1346,29 @@ static int pktinfo(void)
 	return UT_OK;
 }
 
+static int link_local_scope(void)
+{
+	/*
+	 * An IPv6 link-local address means nothing without its interface: connect and bind
+	 * to fe80::1 with sin6_scope_id 0 are EINVAL (on TCP and UDP alike), before any
+	 * route is looked for.
+	 */
+	NEED(AF_INET6);
+	union sa a;
+	memset(&a, 0, sizeof a);
+	a.in6.sin6_family = AF_INET6;
+	a.in6.sin6_port = htons(9);
+	CHECK_EQ(inet_pton(AF_INET6, "fe80::1", &a.in6.sin6_addr), 1);
+	for (int type = SOCK_STREAM; type <= SOCK_DGRAM; type++) {
+		int s = socket(AF_INET6, type, 0);
+		CHECK_OK(s);
+		CHECK_ERR(connect(s, &a.sa, sizeof a.in6), EINVAL);
+		CHECK_ERR(bind(s, &a.sa, sizeof a.in6), EINVAL);
+		close(s);
+	}
+	return UT_OK;
+}
+
 static int poll_bits(void)
 {
 	/*
@@ -2039,4 +2062,4 @@ UT_FAMILY(inet, T(tcp_echo4), T(tcp_echo6), T(uring_tcp), T(accept_multishot_100
 	  T(recv_multishot_bufring_tcp), T(linger_reset), T(peer_vanishes), T(refused),
 	  T(nonblock_connect), T(sockopts), T(addr_in_use), T(udp4), T(udp6), T(poll_bits),
 	  T(bulk_checksum), T(ioctls), T(sendmsg_zc_tcp), T(autobind), T(errors), T(timeouts_and_recvmmsg), T(backlog_zero),
-	  T(pktinfo));
+	  T(pktinfo), T(link_local_scope));

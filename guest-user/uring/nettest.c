@@ -5,6 +5,9 @@
  *
  *   nettest SERVER TCP_PORT UDP_PORT MIB
  *
+ * SERVER is an IPv4 address, or an IPv6 one (a link-local one with its interface's index
+ * after a '%', as in fe80::2%2).
+ *
  * The server (the test's) speaks a one-byte command per TCP connection:
  *   'E'           echo every byte until EOF
  *   'S' len(u64)  read len bytes, answer their FNV-1a (u64)
@@ -35,7 +38,31 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static struct sockaddr_in server;
+/* The server's address (port set per use) and its family. */
+static union {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+} server;
+static int family;
+static socklen_t server_len;
+
+/* The server's address with `port`, for error messages. */
+static const char *server_name(void)
+{
+	static char name[INET6_ADDRSTRLEN + 8];
+	const void *a = family == AF_INET ? (const void *)&server.in.sin_addr : (const void *)&server.in6.sin6_addr;
+	inet_ntop(family, a, name, sizeof name);
+	return name;
+}
+
+static void set_port(int port)
+{
+	if (family == AF_INET)
+		server.in.sin_port = htons((uint16_t)port);
+	else
+		server.in6.sin6_port = htons((uint16_t)port);
+}
 
 #define FAIL(...)                                                                  \
 	do {                                                                       \
@@ -63,11 +90,11 @@ static unsigned char pattern(uint64_t i)
 
 static int tcp_connect(char cmd)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = socket(family, SOCK_STREAM, 0);
 	if (fd < 0)
 		FAIL("socket");
-	if (connect(fd, (struct sockaddr *)&server, sizeof server) < 0)
-		FAIL("connect to %s:%d", inet_ntoa(server.sin_addr), ntohs(server.sin_port));
+	if (connect(fd, &server.sa, server_len) < 0)
+		FAIL("connect to %s", server_name());
 	if (write(fd, &cmd, 1) != 1)
 		FAIL("write command");
 	return fd;
@@ -124,9 +151,9 @@ static void tcp_echo(struct io_uring *r)
 		FAIL("no EOF after shutdown");
 	close(fd);
 
-	fd = socket(AF_INET, SOCK_STREAM, 0);
+	fd = socket(family, SOCK_STREAM, 0);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&server, sizeof server);
+	io_uring_prep_connect(sqe, fd, &server.sa, server_len);
 	sqe->user_data = 1;
 	if (run(r, 1) != 0)
 		FAIL("io_uring CONNECT");
@@ -151,28 +178,33 @@ static void tcp_echo(struct io_uring *r)
 
 static void udp_echo(int port)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	int fd = socket(family, SOCK_DGRAM, 0);
 	struct timeval tv = { .tv_sec = 2 };
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
 		FAIL("SO_RCVTIMEO");
-	struct sockaddr_in to = server;
-	to.sin_port = htons(port);
+	int tcp_port = family == AF_INET ? server.in.sin_port : server.in6.sin6_port;
+	set_port(port);
 	const char msg[] = "a datagram over the tap";
 	char buf[64];
 	/* UDP may be lost: three tries. */
 	for (int i = 0; i < 3; i++) {
-		if (sendto(fd, msg, sizeof msg, 0, (struct sockaddr *)&to, sizeof to) != (ssize_t)sizeof msg)
+		if (sendto(fd, msg, sizeof msg, 0, &server.sa, server_len) != (ssize_t)sizeof msg)
 			FAIL("sendto");
-		struct sockaddr_in from;
+		struct sockaddr_storage from;
 		socklen_t flen = sizeof from;
 		ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen);
 		if (n < 0 && errno == EAGAIN)
 			continue;
 		if (n != (ssize_t)sizeof msg || memcmp(buf, msg, sizeof msg))
 			FAIL("udp echo differs (%zd)", n);
-		if (from.sin_addr.s_addr != to.sin_addr.s_addr || from.sin_port != to.sin_port)
+		/* the reply comes from the server's address (and scope), exactly */
+		if (flen != server_len || memcmp(&from, &server, server_len))
 			FAIL("reply from another address");
 		close(fd);
+		if (family == AF_INET)
+			server.in.sin_port = (uint16_t)tcp_port;
+		else
+			server.in6.sin6_port = (uint16_t)tcp_port;
 		printf("nettest: udp echo ok\n");
 		return;
 	}
@@ -327,12 +359,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	server.sin_family = AF_INET;
-	server.sin_port = htons(atoi(argv[2]));
-	if (inet_pton(AF_INET, argv[1], &server.sin_addr) != 1) {
+	char host[INET6_ADDRSTRLEN + 16];
+	snprintf(host, sizeof host, "%s", argv[1]);
+	char *scope = strchr(host, '%');
+	if (scope)
+		*scope++ = 0;
+	family = strchr(host, ':') ? AF_INET6 : AF_INET;
+	server.sa.sa_family = (sa_family_t)family;
+	void *a = family == AF_INET ? (void *)&server.in.sin_addr : (void *)&server.in6.sin6_addr;
+	if (inet_pton(family, host, a) != 1) {
 		fprintf(stderr, "nettest: bad address %s\n", argv[1]);
 		return 2;
 	}
+	server_len = family == AF_INET ? sizeof server.in : sizeof server.in6;
+	if (scope)
+		server.in6.sin6_scope_id = (uint32_t)atoi(scope);
+	set_port(atoi(argv[2]));
 	struct io_uring r;
 	int ret = io_uring_queue_init(16, &r, 0);
 	if (ret < 0) {

@@ -8,7 +8,7 @@
 //! unless `NO_NET=1` says to skip them (loudly, like `NO_KVM=1`).
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,9 +18,13 @@ use std::time::Duration;
 
 use tests::{guest_elf, qemu_command_smp, qemu_smp, rootfs, root, run, skip, vmm_bin, vmm_vcpus, Platform};
 
-/// The guest's and the host's addresses on the tap's subnet.
+/// The guest's and the host's addresses on the tap's subnet; the host's IPv6 link-local
+/// address on the tap (the guest's is its MAC's EUI-64, fe80::5054:ff:fe12:3456).
 const GUEST_IP: &str = "10.0.2.15";
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+const HOST_IP6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+/// eth0's ifindex in the guest (lo is 1): the scope of a link-local address there.
+const GUEST_ETH0: u32 = 2;
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
@@ -54,6 +58,7 @@ impl Netns {
             &["-n", n, "link", "set", "lo", "up"][..],
             &["-n", n, "tuntap", "add", "dev", "tap0", "mode", "tap", "vnet_hdr"],
             &["-n", n, "addr", "add", "10.0.2.2/24", "dev", "tap0"],
+            &["-n", n, "-6", "addr", "add", "fe80::2/64", "dev", "tap0", "nodad"],
             &["-n", n, "link", "set", "tap0", "up"],
         ] {
             ip(args).unwrap_or_else(|e| panic!("setting up the namespace: {e}"));
@@ -168,8 +173,17 @@ fn server(ns: Option<&Netns>, addr: IpAddr) -> (u16, u16, Arc<AtomicBool>) {
         if let Some(name) = ns_name {
             Netns { name: name.clone() }.enter_and_forget();
         }
-        let tcp = TcpListener::bind(SocketAddr::new(addr, 0)).expect("bind the TCP server");
-        let udp = UdpSocket::bind(SocketAddr::new(addr, 0)).expect("bind the UDP server");
+        let at = match addr {
+            // A link-local address is the tap's (its ifindex in the namespace).
+            IpAddr::V6(a) if a.is_unicast_link_local() => {
+                // SAFETY: a NUL-terminated name; if_nametoindex only reads it.
+                let tap = unsafe { libc::if_nametoindex(c"tap0".as_ptr()) };
+                SocketAddr::V6(SocketAddrV6::new(a, 0, 0, tap))
+            }
+            a => SocketAddr::new(a, 0),
+        };
+        let tcp = TcpListener::bind(at).expect("bind the TCP server");
+        let udp = UdpSocket::bind(at).expect("bind the UDP server");
         tx.send((tcp.local_addr().unwrap().port(), udp.local_addr().unwrap().port())).unwrap();
         tcp.set_nonblocking(true).unwrap();
         udp.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
@@ -233,17 +247,33 @@ fn nettest_on_the_host() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 }
 
+/// nettest's IPv6 path on the host, over ::1 (1 MiB each way).
+#[test]
+fn nettest_on_the_host_ipv6() {
+    let (tcp, udp, stop) = server(None, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    let mut cmd = Command::new(root().join("target/guest-c/nettest"));
+    cmd.args(["::1", &tcp.to_string(), &udp.to_string(), "1"]);
+    let (code, stdout, stderr) = run(cmd);
+    stop.store(true, Ordering::Relaxed);
+    expect_all_ok("host, IPv6", "1", code, &stdout, &stderr);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+}
+
 /// nettest through a tap; `offload`: QEMU's virtio-net offers its checksum offloads (its
-/// default), or none.
-fn through_the_tap(p: Platform, offload: bool) {
-    let tag = match (p, offload) {
-        (Platform::Vmm, _) => "vmm",
-        (_, true) => "qemu",
-        (_, false) => "qemu-nocsum",
+/// default), or none; `v6`: to the host's IPv6 link-local address on the tap (1 MiB each
+/// way), else to its IPv4 address.
+fn through_the_tap(p: Platform, offload: bool, v6: bool) {
+    let tag = match (p, offload, v6) {
+        (Platform::Vmm, _, false) => "vmm",
+        (Platform::Vmm, _, true) => "vmm6",
+        (_, _, true) => "qemu6",
+        (_, true, _) => "qemu",
+        (_, false, _) => "qemu-nocsum",
     };
     let Some(ns) = Netns::new(tag) else { return };
-    let (tcp, udp, stop) = server(Some(&ns), IpAddr::V4(HOST_IP));
-    let cmdline = format!("ip={GUEST_IP}::{HOST_IP}:255.255.255.0::eth0:off init=/bin/nettest -- {HOST_IP} {tcp} {udp} {}", mib(Some(p)));
+    let (tcp, udp, stop) = server(Some(&ns), if v6 { IpAddr::V6(HOST_IP6) } else { IpAddr::V4(HOST_IP) });
+    let (target, mib) = if v6 { (format!("{HOST_IP6}%{GUEST_ETH0}"), "1".to_owned()) } else { (HOST_IP.to_string(), mib(Some(p))) };
+    let cmdline = format!("ip={GUEST_IP}::{HOST_IP}:255.255.255.0::eth0:off init=/bin/nettest -- {target} {tcp} {udp} {mib}");
     let rootfs = rootfs();
     let cmd = match p {
         Platform::Vmm => {
@@ -261,24 +291,38 @@ fn through_the_tap(p: Platform, offload: bool) {
     };
     let (code, stdout, stderr) = run(ns.wrap(&cmd));
     stop.store(true, Ordering::Relaxed);
-    expect_all_ok(&format!("{p:?}"), &mib(Some(p)), code, &stdout, &stderr);
+    expect_all_ok(&format!("{p:?}"), &mib, code, &stdout, &stderr);
     drop(ns);
 }
 
 #[test]
 fn through_the_tap_vmm_kvm() {
     if tests::kvm_available() {
-        through_the_tap(Platform::Vmm, true);
+        through_the_tap(Platform::Vmm, true, false);
     }
 }
 
 #[test]
 fn through_the_tap_qemu_tcg() {
-    through_the_tap(Platform::QemuTcg, true);
+    through_the_tap(Platform::QemuTcg, true, false);
+}
+
+/// TCP and UDP over IPv6 through the tap: the guest's link-local address on eth0 to the
+/// host's (fe80::2, sin6_scope_id eth0's index).
+#[test]
+fn ipv6_through_the_tap_vmm_kvm() {
+    if tests::kvm_available() {
+        through_the_tap(Platform::Vmm, true, true);
+    }
+}
+
+#[test]
+fn ipv6_through_the_tap_qemu_tcg() {
+    through_the_tap(Platform::QemuTcg, true, true);
 }
 
 /// The same without checksum offload: smoltcp computes and checks every checksum.
 #[test]
 fn through_the_tap_qemu_tcg_no_offload() {
-    through_the_tap(Platform::QemuTcg, false);
+    through_the_tap(Platform::QemuTcg, false, false);
 }

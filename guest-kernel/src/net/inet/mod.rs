@@ -76,6 +76,14 @@ impl From<IpEndpoint> for SockAddr {
 
 /// An IPv6 address as IPv4 when it is v4-mapped (::ffff:a.b.c.d), else as it is; the
 /// unspecified address stays IPv6 (it is the wildcard of both).
+/// The ifindex of the interface holding our IPv6 link-local address (eth0's; 0: none):
+/// a link-local sockaddr names it in sin6_scope_id (lo has no link-local address).
+pub static LINK_SCOPE: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+fn link_local(a: IpAddress) -> bool {
+    matches!(a, IpAddress::Ipv6(v6) if v6.is_unicast_link_local())
+}
+
 fn unmap(a: Ipv6Address) -> IpAddress {
     match a.to_ipv4_mapped() {
         Some(v4) => IpAddress::Ipv4(v4),
@@ -106,6 +114,17 @@ pub fn parse_addr(family: u16, raw: &[u8]) -> KResult<Option<SockAddr>> {
     } else {
         IpAddress::Ipv4(Ipv4Address::new(raw[4], raw[5], raw[6], raw[7]))
     };
+    // A link-local address means nothing without its interface (sin6_scope_id): Linux's
+    // EINVAL without one, ENODEV for an interface that has no such address.
+    if link_local(addr) {
+        let scope = raw.get(24..28).map_or(0, |s| u32::from_le_bytes(s.try_into().expect("4 bytes")));
+        if scope == 0 {
+            return Err(EINVAL);
+        }
+        if scope != LINK_SCOPE.load(core::sync::atomic::Ordering::Relaxed) {
+            return Err(ENODEV);
+        }
+    }
     Ok(Some(SockAddr { addr, port }))
 }
 
@@ -129,7 +148,12 @@ pub fn format_addr(family: u16, a: SockAddr) -> Vec<u8> {
     raw[0..2].copy_from_slice(&family.to_le_bytes());
     raw[2..4].copy_from_slice(&a.port.to_be_bytes());
     match (family, a.addr) {
-        (AF_INET6, IpAddress::Ipv6(v6)) => raw[8..24].copy_from_slice(&v6.octets()),
+        (AF_INET6, IpAddress::Ipv6(v6)) => {
+            raw[8..24].copy_from_slice(&v6.octets());
+            if link_local(a.addr) {
+                raw[24..28].copy_from_slice(&LINK_SCOPE.load(core::sync::atomic::Ordering::Relaxed).to_le_bytes());
+            }
+        }
         (AF_INET6, IpAddress::Ipv4(v4)) if v4.is_unspecified() => {}
         (AF_INET6, IpAddress::Ipv4(v4)) => raw[8..24].copy_from_slice(&v4.to_ipv6_mapped().octets()),
         (_, IpAddress::Ipv4(v4)) => raw[4..8].copy_from_slice(&v4.octets()),

@@ -523,13 +523,34 @@ impl Stack {
             if let Some(gw) = ip.gateway {
                 let _ = iface.routes_mut().add_default_ipv4_route(gw);
             }
-            // Traffic to our own address stays on lo.
+            // Traffic to our own address stays on lo (which has room for it: smoltcp's
+            // iface-max-addr-count-4 feature, lo's four being 127.0.0.1/8, ::1 and
+            // eth0's two).
             self.ifs[0].iface.update_ip_addrs(|a| {
                 let _ = a.push(IpCidr::new(IpAddress::Ipv4(ip.addr), 32));
             });
             v4 = Some((ip.addr, ip.prefix));
         }
         let index = self.ifs.len() as u32 + 1;
+        // IPv6: the link-local address every Linux interface gets, fe80::/64 with the
+        // MAC's modified EUI-64 (RFC 4291 2.5.1); it stays on lo too when it is ours.
+        let ll = Ipv6Address::new(
+            0xfe80,
+            0,
+            0,
+            0,
+            u16::from_be_bytes([mac[0] ^ 2, mac[1]]),
+            u16::from_be_bytes([mac[2], 0xff]),
+            u16::from_be_bytes([0xfe, mac[3]]),
+            u16::from_be_bytes([mac[4], mac[5]]),
+        );
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv6(ll), 64));
+        });
+        self.ifs[0].iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(IpAddress::Ipv6(ll), 128));
+        });
+        super::LINK_SCOPE.store(index, Ordering::Relaxed);
         let mut nif = NetIf::new("eth0", index, iface, link);
         nif.mac = Some(mac);
         nif.mtu = mtu;
@@ -538,17 +559,19 @@ impl Stack {
     }
 
     /// The interface traffic to `dst` leaves by: lo for loopback and local addresses,
-    /// else the first other interface with an address of that family (its routes decide
-    /// the next hop); ENETUNREACH when there is none.
+    /// else the first other interface with an address that can reach it: of its family,
+    /// and for IPv6 beyond the link, not link-local (its routes decide the next hop);
+    /// ENETUNREACH when there is none.
     pub fn route(&self, dst: IpAddress) -> KResult<usize> {
         if is_loopback(dst) || self.ifs[0].iface.has_ip_addr(dst) {
             return Ok(0);
         }
-        let v4 = matches!(dst, IpAddress::Ipv4(_));
-        self.ifs
-            .iter()
-            .position(|i| !i.is_loopback() && i.iface.ip_addrs().iter().any(|c| matches!(c.address(), IpAddress::Ipv4(_)) == v4))
-            .ok_or(ENETUNREACH)
+        let reaches = |c: &IpCidr| match (dst, c.address()) {
+            (IpAddress::Ipv4(_), IpAddress::Ipv4(_)) => true,
+            (IpAddress::Ipv6(d), IpAddress::Ipv6(a)) => d.is_unicast_link_local() || !a.is_unicast_link_local(),
+            _ => false,
+        };
+        self.ifs.iter().position(|i| !i.is_loopback() && i.iface.ip_addrs().iter().any(reaches)).ok_or(ENETUNREACH)
     }
 
     /// The interfaces a socket bound to `local` receives on: all for the wildcard.
@@ -876,12 +899,13 @@ pub fn interfaces() -> Vec<IfInfo> {
                 mtu: i.mtu,
                 mac: i.mac.unwrap_or_default(),
                 v4: i.v4,
+                // (lo also holds eth0's link-local address, which is not lo's to show.)
                 v6: i.iface
                     .ip_addrs()
                     .iter()
                     .filter_map(|c| match c.address() {
-                        IpAddress::Ipv6(a) => Some((a, c.prefix_len())),
-                        IpAddress::Ipv4(_) => None,
+                        IpAddress::Ipv6(a) if !(i.is_loopback() && a.is_unicast_link_local()) => Some((a, c.prefix_len())),
+                        _ => None,
                     })
                     .collect(),
             })
