@@ -201,11 +201,11 @@ static int send_bundle(void)
 	return finish(&r, &b, sv);
 }
 
-/* RECV bundle of `fd` from group `bgid`, once: its CQE must be (res, flags). */
-static int bundle_once(struct io_uring *r, int fd, int bgid, int res, unsigned flags,
+/* RECV bundle of `fd` from group `bgid` (with `len`), once: its CQE must be (res, flags). */
+static int bundle_once(struct io_uring *r, int fd, int bgid, unsigned len, int res, unsigned flags,
 		       const char *file, int line)
 {
-	q_sel(r, IORING_OP_RECV, fd, 0, bgid, IORING_RECVSEND_BUNDLE, 0x30);
+	q_sel(r, IORING_OP_RECV, fd, len, bgid, IORING_RECVSEND_BUNDLE, 0x30);
 	if (io_uring_submit(r) != 1)
 		return ut_fail(file, line, "submit");
 	struct io_uring_cqe cq;
@@ -214,8 +214,9 @@ static int bundle_once(struct io_uring *r, int fd, int bgid, int res, unsigned f
 		return ut_fail(file, line, "CQE flags 0x%x, expected 0x%x", cq.flags, flags);
 	return UT_OK;
 }
-#define BUNDLE_ONCE(r, fd, bgid, res, flags)                                   \
-	TRY(bundle_once((r), (fd), (bgid), (res), (flags), __FILE__, __LINE__))
+#define BUNDLE_ONCE(r, fd, bgid, res, flags) BUNDLE_LEN(r, fd, bgid, 0, res, flags)
+#define BUNDLE_LEN(r, fd, bgid, len, res, flags)                               \
+	TRY(bundle_once((r), (fd), (bgid), (len), (res), (flags), __FILE__, __LINE__))
 
 static int recv_bundle(void)
 {
@@ -227,8 +228,10 @@ static int recv_bundle(void)
 	 * in part. Buffers of 8: 20 bytes waiting give 16 (8 + 8; 4 stay, F_SOCK_NONEMPTY);
 	 * 12 give 12 (8 + 4 in the next buffer, used up); 9 give 8 (1 byte is not worth a
 	 * pass). A pass that takes the ring's last buffer is the only one. Each buffer a
-	 * pass wrote is used up: the next RECV gets the following id. An empty ring:
-	 * -ENOBUFS. RECVMSG with a bundle: -EINVAL.
+	 * pass wrote is used up: the next RECV gets the following id. With a len (Linux 6.18)
+	 * there is one pass, into the buffers len fills whole or the first cut to it: len 20
+	 * with 20 waiting gives 16, len 3 gives 3. An empty ring: -ENOBUFS. RECVMSG with a
+	 * bundle: -EINVAL.
 	 */
 	GATE(IORING_OP_RECV);
 	struct io_uring r;
@@ -266,6 +269,17 @@ static int recv_bundle(void)
 	CHECK_EQ(send(sv[0], twenty, 9, 0), 9);
 	BUNDLE_ONCE(&r, sv[1], 5, 8, BUF_FLAGS(2, 0) | IORING_CQE_F_SOCK_NONEMPTY);
 	CHECK_EQ(recv(sv[1], rest, sizeof rest, MSG_DONTWAIT), 1);
+	/* with a len: one pass */
+	struct bufring b2;
+	BUFRING(&r, &b2, 4, 6);
+	static char bufs2[4][8];
+	bufring_fill(&b2, bufs2, 8, 4);
+	CHECK_EQ(send(sv[0], twenty, 20, 0), 20);
+	BUNDLE_LEN(&r, sv[1], 6, 20, 16, BUF_FLAGS(0, 0) | IORING_CQE_F_SOCK_NONEMPTY);
+	BUNDLE_LEN(&r, sv[1], 6, 3, 3, BUF_FLAGS(2, 0) | IORING_CQE_F_SOCK_NONEMPTY);
+	CHECK(!memcmp(bufs2, twenty, 16) && !memcmp(bufs2[2], twenty + 16, 3));
+	CHECK_EQ(recv(sv[1], rest, sizeof rest, MSG_DONTWAIT), 1);
+	bufring_free(&r, &b2);
 	struct iovec iov = { rest, sizeof rest };
 	struct msghdr m;
 	memset(&m, 0, sizeof m);
@@ -481,7 +495,8 @@ static int zc_vectorized_and_fixed(void)
 	 * registered buffer buf_index (one that reaches past its end, or an index with no
 	 * buffer: -EFAULT); SENDMSG_ZC ignores VECTORIZED. SEND_ZC with both VECTORIZED and
 	 * FIXED_BUF, or an unknown flag: -EINVAL. Every one is a result CQE with F_MORE and
-	 * a notification, errors too.
+	 * a notification, errors too, but for a nonzero addr3 or IOSQE_CQE_SKIP_SUCCESS, refused (-EINVAL, one CQE)
+	 * before the notification is made.
 	 */
 	GATE(IORING_OP_SENDMSG_ZC);
 	struct io_uring r;
@@ -548,6 +563,18 @@ static int zc_vectorized_and_fixed(void)
 	sqe->user_data = 0x76;
 	CHECK_EQ(io_uring_submit(&r), 1);
 	ZC_PAIR(&r, 0x76, -EINVAL);
+	/* addr3 set: refused before the notification exists, one CQE */
+	sqe = ut_sqe(&r);
+	io_uring_prep_send_zc(sqe, c, reg, 10, 0, 0);
+	sqe->addr3 = 1;
+	sqe->user_data = 0x77;
+	CHECK_RES(RUN(&r, 0x77), -EINVAL);
+	/* nor does a _ZC send take IOSQE_CQE_SKIP_SUCCESS */
+	sqe = ut_sqe(&r);
+	io_uring_prep_send_zc(sqe, c, reg, 10, 0, 0);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	sqe->user_data = 0x78;
+	CHECK_RES(RUN(&r, 0x78), -EINVAL);
 	EMPTY(&r);
 	char one;
 	CHECK_ERR(recv(s, &one, 1, MSG_DONTWAIT), EAGAIN);

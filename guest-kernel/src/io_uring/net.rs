@@ -146,6 +146,10 @@ pub struct Picked {
 }
 
 fn prep_send_common(sqe: &Sqe, msg: bool, zc: bool) -> KResult<Op> {
+    // Checked before Linux's _ZC prep makes its notification: a plain error.
+    if zc && (sqe.addr3 != 0 || sqe.flags & IOSQE_CQE_SKIP_SUCCESS != 0) {
+        return Err(EINVAL);
+    }
     match prep_send_checked(sqe, msg, zc) {
         // Linux's _ZC prep made the notification before these checks.
         Err(e) if zc => net(NetOp::ZcFailed(e.0)),
@@ -337,16 +341,11 @@ pub fn issue_accept(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
     }
 }
 
-/// The request's socket, and whether its file is nonblocking.
-fn target(req: &Request) -> KResult<Arc<dyn Socket>> {
-    socket(req)
-}
-
 pub fn issue_send(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
     if let Op::Net(NetOp::ZcFailed(e)) = req.op {
         return zc_complete(ring, req, -e, false);
     }
-    let s = match target(&req) {
+    let s = match socket(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
     };
@@ -516,12 +515,12 @@ fn recvmsg_out(s: &dyn Socket, b: &super::kbuf::Buf, name_room: u32, control_roo
 }
 
 /// One bundle receive from group `bgid` (Linux 6.18's io_recv with
-/// IORING_RECVSEND_BUNDLE), in up to two passes and one CQE naming the first buffer. The
-/// first pass fills the head buffer (or the buffers `len` bytes fill). Only when it
-/// filled them, did not take the group's last buffer, and more than one byte waits does
-/// a second pass take the buffers the waiting bytes (at most `len`) fill whole, or the
-/// first of them in part. Returns the bytes, the CQE flags, and whether the first pass
-/// emptied the group (which ends a multishot receive).
+/// IORING_RECVSEND_BUNDLE), one CQE naming the first buffer. With a `len`, one pass
+/// into the buffers `len` bytes fill whole (or the first, cut to `len`). Without, the
+/// first pass fills the head buffer; only when it filled it, did not take the group's
+/// last buffer, and more than one byte waits does a second pass take the buffers the
+/// waiting bytes fill whole, or the first of them in part. Returns the bytes, the CQE
+/// flags, and whether the first pass emptied the group (which ends a multishot receive).
 fn recv_bundle(ring: &IoUring, s: &dyn Socket, bgid: u16, len: u32, flags: u32, nonblock: bool) -> KResult<(usize, u32, bool)> {
     let cap = (len != 0).then_some(len);
     let (n, mapped, first, last) = bundle_pass(ring, s, bgid, cap, flags, nonblock)?;
@@ -530,10 +529,9 @@ fn recv_bundle(ring: &IoUring, s: &dyn Socket, bgid: u16, len: u32, flags: u32, 
     }
     let mut total = n;
     let waiting = s.inq_hint().unwrap_or(0);
-    if n == mapped && !last && waiting > 1 {
-        let max = cap.map_or(waiting, |c| (c as usize).min(waiting)) as u32;
+    if cap.is_none() && n == mapped && !last && waiting > 1 {
         // An error here leaves the first pass's bytes as the result.
-        if let Ok((more, ..)) = bundle_pass(ring, s, bgid, Some(max), flags, true) {
+        if let Ok((more, ..)) = bundle_pass(ring, s, bgid, Some(waiting as u32), flags, true) {
             total += more;
         }
     }
@@ -568,7 +566,7 @@ fn bundle_pass(ring: &IoUring, s: &dyn Socket, bgid: u16, max: Option<u32>, flag
 
 pub fn issue_recv(ring: &Arc<IoUring>, mut req: Box<Request>) -> Issued {
     let Op::Net(NetOp::Recv { addr, len, flags, msg, multishot, group, bundle, done }) = req.op else { return Some((req, -EINVAL.0)) };
-    let s = match target(&req) {
+    let s = match socket(&req) {
         Ok(s) => s,
         Err(e) => return Some((req, -e.0)),
     };
